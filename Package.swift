@@ -1,0 +1,105 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "switchboard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SwitchboardRPC", targets: ["SwitchboardRPC"]),
+        .library(name: "SwitchboardProtos", targets: ["SwitchboardProtos"]),
+        .library(name: "SwitchboardHTTP2", targets: ["SwitchboardHTTP2"]),
+        .library(name: "SwitchboardBuiltins", targets: ["SwitchboardBuiltins"]),
+        .executable(name: "protoc-gen-switchboard", targets: ["protoc-gen-switchboard"]),
+        .executable(name: "interop-server", targets: ["interop-server"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+    ],
+    targets: [
+        // C shims: module maps only, one per system library.
+        .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2"),
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c"),
+
+        // protoc-c output for every proto in Protos/ (DO NOT EDIT; `make generate`).
+        .target(name: "CSwitchboardProtos", dependencies: ["CProtobufC"]),
+        // protoc-c output for descriptor.proto and plugin.proto, used only by the code generator.
+        .target(name: "CProtocPlugin", dependencies: ["CProtobufC"]),
+
+        // RPC core: status, errors, metadata, deadlines, interceptors, router. Imports no C.
+        .target(
+            name: "SwitchboardRPC",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Generated Swift message types and service stubs, bridged to protoc-c's pack/unpack.
+        .target(
+            name: "SwitchboardProtos",
+            dependencies: [
+                "CSwitchboardProtos", "CProtobufC", "SwitchboardRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // HTTP/2 transport on nghttp2 + SwiftNIO: the gRPC server and client.
+        .target(
+            name: "SwitchboardHTTP2",
+            dependencies: [
+                "CNghttp2", "SwitchboardRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Built-in services every server carries: health and reflection.
+        .target(
+            name: "SwitchboardBuiltins",
+            dependencies: ["SwitchboardRPC", "SwitchboardProtos"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "protoc-gen-switchboard",
+            dependencies: ["CProtocPlugin", "CProtobufC"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "interop-server",
+            dependencies: [
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .target(
+            name: "SwitchboardTestSupport",
+            dependencies: [
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/SwitchboardTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchboardRPCTests",
+            dependencies: ["SwitchboardRPC", "SwitchboardHTTP2", "SwitchboardProtos"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchboardIntegrationTests",
+            dependencies: ["SwitchboardTestSupport"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+    ]
+)

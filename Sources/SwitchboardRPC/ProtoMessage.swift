@@ -1,0 +1,57 @@
+public import NIOCore
+
+/// A protobuf message that can be carried in an RPC.
+///
+/// Generated message types conform; handlers and clients only ever see these Swift values.
+public protocol ProtoMessage: Sendable, Equatable {
+    /// The fully-qualified protobuf name, e.g. `grpc.testing.SimpleRequest`.
+    static var protoMessageName: String { get }
+
+    /// Creates the message with every field at its default value.
+    init()
+
+    /// Decodes the protobuf wire format.
+    /// - Parameter bytes: the readable bytes of a buffer, exactly one message.
+    /// - Throws: ``ProtoDecodingError`` when the bytes are not a valid encoding of this message.
+    init(decoding bytes: ByteBuffer) throws
+
+    /// Appends the protobuf wire format of this message to a buffer.
+    /// - Parameter buffer: the buffer to write to.
+    func encode(into buffer: inout ByteBuffer)
+}
+
+/// Thrown when bytes do not decode as the expected message.
+public struct ProtoDecodingError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The message type that failed to decode.
+    public let messageName: String
+    /// Creates the error.
+    /// - Parameter messageName: the message type that failed to decode.
+    public init(messageName: String) { self.messageName = messageName }
+    /// A description naming the type.
+    public var description: String { "bytes are not a valid \(messageName)" }
+}
+
+extension ProtoMessage {
+    /// Decodes the protobuf wire format from bytes.
+    /// - Parameter bytes: exactly one encoded message.
+    /// - Throws: ``ProtoDecodingError`` when the bytes are invalid.
+    public init(serializedBytes bytes: [UInt8]) throws {
+        try self.init(decoding: ByteBuffer(bytes: bytes))
+    }
+
+    /// The protobuf wire format of this message.
+    public func serializedBytes() -> [UInt8] {
+        var buffer = ByteBuffer()
+        encode(into: &buffer)
+        return Array(buffer.readableBytesView)
+    }
+}
+
+/// A protobuf enum: keeps values it does not know, as proto3 requires.
+public protocol ProtoEnum: Sendable, Hashable {
+    /// Creates the enum from its wire value; unknown values become `.unrecognized`.
+    /// - Parameter protoValue: the wire value.
+    init(protoValue: Int32)
+    /// The wire value.
+    var protoValue: Int32 { get }
+}

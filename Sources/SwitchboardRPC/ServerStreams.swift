@@ -1,0 +1,84 @@
+public import NIOCore
+
+/// Where a handler's response messages go: implemented by the transport.
+public protocol ServerResponseSink: Sendable {
+    /// Sends one message (and the response headers first, if not sent yet).
+    ///
+    /// Suspends while the peer's flow-control window and the transport's buffer are full, so a slow client
+    /// slows the handler down rather than making the server buffer without bound.
+    /// - Parameters:
+    ///   - message: the encoded message.
+    ///   - compress: overrides the call's compression setting for this message; nil keeps it.
+    /// - Throws: when the call has ended (cancelled, reset, deadline passed).
+    func write(_ message: ByteBuffer, compress: Bool?) async throws
+}
+
+/// A handler's typed view of the response stream.
+public struct RPCWriter<Message: ProtoMessage>: Sendable {
+    private let sink: any ServerResponseSink
+
+    /// Wraps a raw sink.
+    /// - Parameter sink: the transport's sink.
+    public init(sink: any ServerResponseSink) { self.sink = sink }
+
+    /// Sends one message.
+    /// - Parameters:
+    ///   - message: the message.
+    ///   - compress: overrides the call's compression for this message.
+    /// - Throws: when the call has ended.
+    public func write(_ message: Message, compress: Bool? = nil) async throws {
+        var buffer = ByteBuffer()
+        message.encode(into: &buffer)
+        try await sink.write(buffer, compress: compress)
+    }
+
+    /// Sends several messages in order.
+    /// - Parameter messages: the messages.
+    /// - Throws: when the call has ended.
+    public func write<S: Sequence>(contentsOf messages: S) async throws where S.Element == Message {
+        for message in messages { try await write(message) }
+    }
+}
+
+/// A typed, decoded view of a stream of incoming messages.
+public struct RPCAsyncSequence<Message: ProtoMessage>: AsyncSequence, Sendable {
+    /// Each element is one decoded message.
+    public typealias Element = Message
+    private let raw: InboundMessages
+
+    /// Wraps raw messages.
+    /// - Parameter raw: the transport's stream.
+    public init(raw: InboundMessages) { self.raw = raw }
+
+    /// Decodes as it iterates.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: InboundMessages.AsyncIterator
+        /// The next message; throws `INVALID_ARGUMENT` for bytes that do not decode.
+        public mutating func next() async throws -> Message? {
+            guard let bytes = try await base.next() else { return nil }
+            return try decodeMessage(Message.self, from: bytes)
+        }
+    }
+
+    /// Returns the iterator.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: raw.makeAsyncIterator()) }
+}
+
+/// Decodes a message, mapping a failure to an `RPCError` the caller understands.
+/// - Parameters:
+///   - type: the message type.
+///   - bytes: the encoded message.
+/// - Returns: the message.
+/// - Throws: `RPCError` `INVALID_ARGUMENT` naming the type.
+@inlinable
+public func decodeMessage<M: ProtoMessage>(_ type: M.Type, from bytes: ByteBuffer) throws -> M {
+    do {
+        return try M(decoding: bytes)
+    } catch {
+        throw RPCError(
+            code: .invalidArgument,
+            message: "message is not a valid \(M.protoMessageName)",
+            cause: error
+        )
+    }
+}

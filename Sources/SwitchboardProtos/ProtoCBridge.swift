@@ -117,15 +117,16 @@ final class _CArena {
 /// Reads fields of an unpacked protoc-c message by field index.
 struct _CMessageReader {
     let base: UnsafeRawPointer
-    let fields: UnsafePointer<ProtobufCFieldDescriptor>
+    // nil for a message without fields (protoc-c emits no field table for it).
+    let fields: UnsafePointer<ProtobufCFieldDescriptor>?
 
     init(_ message: UnsafeRawPointer) {
         self.base = message
         self.fields = message.load(as: ProtobufCMessage.self).descriptor.pointee.fields
     }
 
-    private func offset(_ i: Int) -> Int { Int(fields[i].offset) }
-    private func count(_ i: Int) -> Int { base.load(fromByteOffset: Int(fields[i].quantifier_offset), as: Int.self) }
+    private func offset(_ i: Int) -> Int { Int(fields.unsafelyUnwrapped[i].offset) }
+    private func count(_ i: Int) -> Int { base.load(fromByteOffset: Int(fields.unsafelyUnwrapped[i].quantifier_offset), as: Int.self) }
 
     func scalar<T>(_ i: Int) -> T { base.load(fromByteOffset: offset(i), as: T.self) }
     func bool(_ i: Int) -> Bool { base.load(fromByteOffset: offset(i), as: Int32.self) != 0 }
@@ -141,7 +142,7 @@ struct _CMessageReader {
         guard let p = base.load(fromByteOffset: offset(i), as: UnsafeRawPointer?.self) else { return nil }
         return M(_cReader: _CMessageReader(p))
     }
-    func oneofCase(_ i: Int) -> Int32 { base.load(fromByteOffset: Int(fields[i].quantifier_offset), as: Int32.self) }
+    func oneofCase(_ i: Int) -> Int32 { base.load(fromByteOffset: Int(fields.unsafelyUnwrapped[i].quantifier_offset), as: Int32.self) }
 
     private func array<T>(_ i: Int, _ transform: (UnsafeRawPointer, Int) -> T, stride: Int) -> [T] {
         let n = count(i)
@@ -192,7 +193,8 @@ struct _CMessageReader {
 /// Writes fields into a protoc-c message allocated from an arena, by field index.
 struct _CMessageWriter {
     let base: UnsafeMutableRawPointer
-    let fields: UnsafePointer<ProtobufCFieldDescriptor>
+    // nil for a message without fields (protoc-c emits no field table for it).
+    let fields: UnsafePointer<ProtobufCFieldDescriptor>?
     let arena: _CArena
 
     init(_ message: UnsafeMutableRawPointer, arena: _CArena) {
@@ -201,8 +203,8 @@ struct _CMessageWriter {
         self.arena = arena
     }
 
-    private func offset(_ i: Int) -> Int { Int(fields[i].offset) }
-    private func setCount(_ i: Int, _ n: Int) { base.storeBytes(of: n, toByteOffset: Int(fields[i].quantifier_offset), as: Int.self) }
+    private func offset(_ i: Int) -> Int { Int(fields.unsafelyUnwrapped[i].offset) }
+    private func setCount(_ i: Int, _ n: Int) { base.storeBytes(of: n, toByteOffset: Int(fields.unsafelyUnwrapped[i].quantifier_offset), as: Int.self) }
 
     func setScalar<T>(_ i: Int, _ v: T) { base.storeBytes(of: v, toByteOffset: offset(i), as: T.self) }
     func setBool(_ i: Int, _ v: Bool) { base.storeBytes(of: v ? 1 : 0, toByteOffset: offset(i), as: Int32.self) }
@@ -221,11 +223,11 @@ struct _CMessageWriter {
         base.storeBytes(of: UnsafeRawPointer(newMessage(i, v)), toByteOffset: offset(i), as: UnsafeRawPointer.self)
     }
     func setOneofCase(_ i: Int, _ number: Int32) {
-        base.storeBytes(of: number, toByteOffset: Int(fields[i].quantifier_offset), as: Int32.self)
+        base.storeBytes(of: number, toByteOffset: Int(fields.unsafelyUnwrapped[i].quantifier_offset), as: Int32.self)
     }
 
     private func newMessage<M: _CBridgedMessage>(_ i: Int, _ v: M) -> UnsafeMutableRawPointer {
-        let descriptor = fields[i].descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
+        let descriptor = fields.unsafelyUnwrapped[i].descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
         let p = arena.newMessage(descriptor)
         v._write(to: _CMessageWriter(p, arena: arena))
         return p
@@ -267,7 +269,7 @@ struct _CMessageWriter {
     func setMap<K, V>(
         _ i: Int, _ v: [K: V], key: (_CMessageWriter, K) -> Void, value: (_CMessageWriter, V) -> Void
     ) {
-        let descriptor = fields[i].descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
+        let descriptor = fields.unsafelyUnwrapped[i].descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
         let entries = Array(v)
         _ = setArray(i, count: entries.count, stride: MemoryLayout<UnsafeRawPointer>.stride) {
             let entry = arena.newMessage(descriptor)

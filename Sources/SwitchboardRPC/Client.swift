@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 
 /// Per-call options for a client call.
 public struct CallOptions: Sendable {

@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 import Synchronization
 
 /// The messages arriving on one call, in order, as raw bytes.
@@ -19,20 +19,28 @@ public final class InboundMessages: AsyncSequence, Sendable {
     }
 
     private let state: Mutex<State>
-    private let onConsume: (@Sendable (Int) -> Void)?
+    private let consumeCallback: Mutex<(@Sendable (Int) -> Void)?>
+
+    private var onConsume: (@Sendable (Int) -> Void)? { consumeCallback.withLock { $0 } }
+
+    /// Sets the callback told the size of each message taken (for a stream created before its transport knew it).
+    /// - Parameter callback: the callback.
+    public func setOnConsume(_ callback: @escaping @Sendable (Int) -> Void) {
+        consumeCallback.withLock { $0 = callback }
+    }
 
     /// Creates an open stream.
     /// - Parameter onConsume: called (from the consumer's task) with the wire size of each message taken.
     public init(onConsume: (@Sendable (Int) -> Void)? = nil) {
         self.state = Mutex(State())
-        self.onConsume = onConsume
+        self.consumeCallback = Mutex(onConsume)
     }
 
     /// Creates a stream that already holds every message and is finished.
     /// - Parameter messages: the messages.
     public init(finishedWith messages: [ByteBuffer]) {
         self.state = Mutex(State(buffered: messages, end: .success(())))
-        self.onConsume = nil
+        self.consumeCallback = Mutex(nil)
     }
 
     /// Adds a message (producer side).

@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 
 /// A protobuf message that can be carried in an RPC.
 ///

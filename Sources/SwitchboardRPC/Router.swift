@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 
 /// A service implementation the server can route calls to.
 ///

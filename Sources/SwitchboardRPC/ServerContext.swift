@@ -1,4 +1,4 @@
-public import Logging
+import Logging
 import Synchronization
 
 /// What a handler knows about the call it serves, and what it may set on the response.

@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 
 /// Where a handler's response messages go: implemented by the transport.
 public protocol ServerResponseSink: Sendable {

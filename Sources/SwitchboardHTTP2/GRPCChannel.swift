@@ -1,0 +1,244 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import SwitchboardRPC
+
+/// Client settings.
+public struct ClientConfiguration: Sendable {
+    /// Connections opened per target address (calls are spread over them).
+    public var connectionsPerTarget: Int
+    /// Largest response message accepted.
+    public var maxReceiveMessageSize: Int
+    /// HTTP/2 stream window for responses.
+    public var initialWindowSize: Int
+    /// First wait after a failed connection attempt; grows by `backoffMultiplier` up to `maxBackoff`.
+    public var initialBackoff: Duration
+    /// Largest wait between connection attempts.
+    public var maxBackoff: Duration
+    /// Growth of the wait after each failure.
+    public var backoffMultiplier: Double
+    /// Time allowed for one TCP connect.
+    public var connectTimeout: Duration
+    /// Sent as `user-agent`.
+    public var userAgent: String
+
+    /// Creates a configuration with gRPC's customary defaults.
+    public init() {
+        connectionsPerTarget = 1
+        maxReceiveMessageSize = 4 * 1024 * 1024
+        initialWindowSize = 1 << 20
+        initialBackoff = .seconds(1)
+        maxBackoff = .seconds(120)
+        backoffMultiplier = 1.6
+        connectTimeout = .seconds(20)
+        userAgent = "switchboard-swift/0.1"
+    }
+}
+
+/// A client transport over one or more `host:port` targets: lazily connected HTTP/2 connections, round-robin
+/// across them, reconnecting with exponential backoff after failures. Calls fail fast with UNAVAILABLE while
+/// every target is backing off.
+public final class GRPCChannel: ClientTransport, Sendable {
+    /// One target.
+    public struct Target: Sendable, Hashable {
+        /// Host name or address.
+        public var host: String
+        /// Port.
+        public var port: Int
+        /// Creates a target.
+        /// - Parameters:
+        ///   - host: host name or address.
+        ///   - port: port.
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    private enum SlotState {
+        case idle
+        case connecting(EventLoopFuture<Connection>)
+        case ready(Connection)
+        case backingOff(until: ContinuousClock.Instant)
+    }
+
+    private struct Connection: @unchecked Sendable {
+        // @unchecked: the handler is only used on `channel.eventLoop` (through `NIOLoopBound`-style hops below).
+        let channel: any Channel
+        let handler: ClientConnectionHandler
+    }
+
+    private struct Slot {
+        let target: Target
+        var state: SlotState = .idle
+        var failures = 0
+    }
+
+    /// The configuration.
+    public let configuration: ClientConfiguration
+    private let group: any EventLoopGroup
+    private let slots: Mutex<[Slot]>
+    private let next = Atomic<Int>(0)
+    private let closed = Atomic<Bool>(false)
+
+    /// Creates a channel; no connection is made until the first call.
+    /// - Parameters:
+    ///   - targets: the addresses to spread calls over.
+    ///   - configuration: client settings.
+    ///   - group: event loops; defaults to NIO's shared group.
+    public init(
+        targets: [Target],
+        configuration: ClientConfiguration = ClientConfiguration(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        precondition(!targets.isEmpty, "a channel needs at least one target")
+        self.configuration = configuration
+        self.group = group
+        var slots: [Slot] = []
+        for target in targets {
+            for _ in 0..<max(1, configuration.connectionsPerTarget) { slots.append(Slot(target: target)) }
+        }
+        self.slots = Mutex(slots)
+    }
+
+    /// Creates a channel to one address.
+    /// - Parameters:
+    ///   - host: the host.
+    ///   - port: the port.
+    ///   - configuration: client settings.
+    public convenience init(host: String, port: Int, configuration: ClientConfiguration = ClientConfiguration()) {
+        self.init(targets: [Target(host: host, port: port)], configuration: configuration)
+    }
+
+    /// Starts a call on the next usable connection.
+    /// - Parameters:
+    ///   - method: the method.
+    ///   - options: call options.
+    /// - Returns: the call.
+    /// - Throws: `UNAVAILABLE` when no target can be reached.
+    public func startCall(_ method: MethodDescriptor, options: CallOptions) async throws -> any ClientCallStream {
+        guard !closed.load(ordering: .relaxed) else {
+            throw RPCError(code: .unavailable, message: "the channel is closed")
+        }
+        let connection = try await pickConnection()
+        let loop = connection.channel.eventLoop
+        let call = HTTP2ClientCall(
+            eventLoop: loop, maxMessageSize: configuration.maxReceiveMessageSize,
+            requestEncoding: options.compressRequests ? .gzip : .identity)
+        let handler = NIOLoopBound(connection.handler, eventLoop: loop)
+        let userAgent = configuration.userAgent
+        try await loop.submit {
+            handler.value.start(call, method: method, options: options, userAgent: userAgent)
+        }.get()
+        return call
+    }
+
+    private func pickConnection() async throws -> Connection {
+        let count = slots.withLock { $0.count }
+        var lastError: (any Error)?
+        for attempt in 0..<count {
+            let index = (next.wrappingAdd(1, ordering: .relaxed).oldValue + attempt) % count
+            enum Step { case use(Connection), wait(EventLoopFuture<Connection>), skip }
+            let step: Step = slots.withLock { slots in
+                switch slots[index].state {
+                case .ready(let connection):
+                    return .use(connection)
+                case .connecting(let future):
+                    return .wait(future)
+                case .backingOff(let until) where ContinuousClock.now < until:
+                    return .skip
+                case .idle, .backingOff:
+                    let future = connect(slots[index].target, slotIndex: index)
+                    slots[index].state = .connecting(future)
+                    return .wait(future)
+                }
+            }
+            switch step {
+            case .use(let connection):
+                return connection
+            case .wait(let future):
+                do {
+                    return try await future.get()
+                } catch {
+                    lastError = error
+                }
+            case .skip:
+                continue
+            }
+        }
+        throw RPCError(
+            code: .unavailable,
+            message: "no connection to \(slots.withLock { $0.map { "\($0.target.host):\($0.target.port)" } }.joined(separator: ", "))",
+            cause: lastError)
+    }
+
+    private func connect(_ target: Target, slotIndex: Int) -> EventLoopFuture<Connection> {
+        let authority = "\(target.host):\(target.port)"
+        let windowSize = configuration.initialWindowSize
+        let bootstrap = ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = ClientConnectionHandler(authority: authority, windowSize: windowSize) { [self] in
+                        self.connectionLost(slotIndex: slotIndex, channel: channel)
+                    }
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+        let future = bootstrap.connect(host: target.host, port: target.port).flatMapThrowing { channel -> Connection in
+            let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
+            return Connection(channel: channel, handler: handler)
+        }
+        future.whenComplete { [self] result in
+            slots.withLock { slots in
+                switch result {
+                case .success(let connection):
+                    slots[slotIndex].state = .ready(connection)
+                    slots[slotIndex].failures = 0
+                case .failure:
+                    let failures = slots[slotIndex].failures
+                    slots[slotIndex].failures += 1
+                    slots[slotIndex].state = .backingOff(until: ContinuousClock.now + backoff(afterFailures: failures))
+                }
+            }
+        }
+        return future
+    }
+
+    private func backoff(afterFailures failures: Int) -> Duration {
+        let base = Double(configuration.initialBackoff.nanoseconds) * pow(configuration.backoffMultiplier, Double(failures))
+        let capped = min(base, Double(configuration.maxBackoff.nanoseconds))
+        // ±20% jitter so that many clients do not reconnect in lockstep.
+        let jittered = capped * Double.random(in: 0.8...1.2)
+        return .nanoseconds(Int64(jittered))
+    }
+
+    private func connectionLost(slotIndex: Int, channel: any Channel) {
+        slots.withLock { slots in
+            if case .ready(let connection) = slots[slotIndex].state, connection.channel === channel {
+                slots[slotIndex].state = .idle
+            }
+        }
+    }
+
+    /// Closes every connection; calls in flight fail with UNAVAILABLE.
+    public func close() async {
+        closed.store(true, ordering: .relaxed)
+        let channels: [any Channel] = slots.withLock { slots in
+            var channels: [any Channel] = []
+            for i in slots.indices {
+                if case .ready(let connection) = slots[i].state { channels.append(connection.channel) }
+                slots[i].state = .idle
+            }
+            return channels
+        }
+        for channel in channels { try? await channel.close() }
+    }
+}
+
+private func pow(_ base: Double, _ exponent: Double) -> Double {
+    var result = 1.0
+    for _ in 0..<Int(exponent) { result *= base }
+    return result
+}

@@ -1,0 +1,406 @@
+import NIOCore
+import SwitchboardRPC
+import Synchronization
+
+/// One client call's shared state: written on the connection's event loop, read by the caller's task.
+final class HTTP2ClientCall: ClientCallStream, @unchecked Sendable {
+    // @unchecked: the mutable fields below are only touched on `eventLoop`; what callers read is behind promises
+    // and `InboundMessages`, which are themselves thread-safe.
+    let eventLoop: any EventLoop
+    let responses: InboundMessages
+    let initialMetadataPromise: EventLoopPromise<Metadata>
+    let trailersPromise: EventLoopPromise<(Status, Metadata)>
+    let maxMessageSize: Int
+    let requestEncoding: MessageEncoding
+    weak var connection: ClientConnectionHandler?
+
+    // Event-loop state.
+    var streamID: Int32 = 0
+    var deframer: GRPCMessageDeframer
+    var responseEncoding: MessageEncoding = .identity
+    var receivedHeaders = false
+    var headerBlock: [(String, String)] = []
+    var finished = false
+    var bufferedBytes = 0
+    var owedWindow = 0
+    var writeWaiters: [CheckedContinuation<Void, any Error>] = []
+    var deadlineTimer: Scheduled<Void>?
+
+    init(eventLoop: any EventLoop, maxMessageSize: Int, requestEncoding: MessageEncoding) {
+        self.eventLoop = eventLoop
+        self.maxMessageSize = maxMessageSize
+        self.requestEncoding = requestEncoding
+        self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
+        self.initialMetadataPromise = eventLoop.makePromise()
+        self.trailersPromise = eventLoop.makePromise()
+        self.responses = InboundMessages()
+    }
+
+    func send(_ message: ByteBuffer) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            eventLoop.execute {
+                guard let connection = self.connection else {
+                    continuation.resume(throwing: RPCError(code: .unavailable, message: "the connection closed"))
+                    return
+                }
+                connection.send(message, on: self, continuation: continuation)
+            }
+        }
+    }
+
+    func finishSending() async throws {
+        try await eventLoop.submit {
+            guard let connection = self.connection else { return }
+            connection.finishSending(self)
+        }.get()
+    }
+
+    func initialMetadata() async throws -> Metadata { try await initialMetadataPromise.futureResult.get() }
+
+    func trailers() async throws -> (Status, Metadata) { try await trailersPromise.futureResult.get() }
+
+    func cancel() {
+        eventLoop.execute {
+            self.connection?.cancel(self, with: RPCError(code: .cancelled, message: "the call was cancelled"))
+        }
+    }
+
+    /// Ends the call (on the event loop).
+    func complete(status: Status, trailers: Metadata) {
+        guard !finished else { return }
+        finished = true
+        deadlineTimer?.cancel()
+        if status.code == .ok {
+            responses.finish()
+        } else {
+            responses.finish(throwing: RPCError(code: status.code, message: status.message, metadata: trailers))
+        }
+        initialMetadataPromise.succeed(Metadata())  // ignored if already completed
+        trailersPromise.succeed((status, trailers))
+        let waiters = writeWaiters
+        writeWaiters = []
+        let error = RPCError(code: status.code == .ok ? .cancelled : status.code, message: "the call has ended")
+        waiters.forEach { $0.resume(throwing: error) }
+    }
+}
+
+/// Drives one client HTTP/2 connection: opens streams for calls, routes frames back to them.
+final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var session: NGHTTP2Session!
+    private var calls: [Int32: HTTP2ClientCall] = [:]
+    private var context: ChannelHandlerContext?
+    private var outputBuffer = ByteBuffer()
+    private let authority: String
+    private let windowSize: Int
+    private let writeHighWatermark = 256 * 1024
+    /// Set when the peer sent GOAWAY or the channel closed: no new calls here.
+    private(set) var isDraining = false
+    let onDraining: @Sendable () -> Void
+
+    init(authority: String, windowSize: Int, onDraining: @escaping @Sendable () -> Void) {
+        self.authority = authority
+        self.windowSize = windowSize
+        self.onDraining = onDraining
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        var settings = HTTP2Settings()
+        settings.initialWindowSize = UInt32(windowSize)
+        settings.maxConcurrentStreams = 0
+        session = NGHTTP2Session(isServer: false, settings: settings)
+        session.delegate = self
+        flush()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failAll(RPCError(code: .unavailable, message: "the connection closed"))
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        markDraining()
+        failAll(RPCError(code: .unavailable, message: "the connection closed"))
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        do {
+            try session.receive(unwrapInboundIn(data))
+        } catch {
+            markDraining()
+            failAll(RPCError(code: .internal, message: "HTTP/2 protocol error: \(error)"))
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) { flush() }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flush() }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        markDraining()
+        failAll(RPCError(code: .unavailable, message: "connection error: \(error)"))
+        context.close(promise: nil)
+    }
+
+    private func markDraining() {
+        guard !isDraining else { return }
+        isDraining = true
+        onDraining()
+    }
+
+    private func failAll(_ error: RPCError) {
+        let all = calls.values
+        calls.removeAll()
+        for call in all { call.complete(status: error.status, trailers: error.metadata) }
+    }
+
+    func flush() {
+        guard let context else { return }
+        do {
+            try session.drainOutput(into: &outputBuffer)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if outputBuffer.readableBytes > 0 {
+            let out = outputBuffer
+            outputBuffer = context.channel.allocator.buffer(capacity: 0)
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+    }
+
+    // MARK: - Calls (all on the event loop)
+
+    func start(_ call: HTTP2ClientCall, method: MethodDescriptor, options: CallOptions, userAgent: String) {
+        guard !isDraining, let context else {
+            call.complete(status: Status(code: .unavailable, message: "the connection is closing"), trailers: [:])
+            return
+        }
+        var headers: [(String, String)] = [
+            (":method", "POST"), (":scheme", "http"), (":path", method.path), (":authority", authority),
+            ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", userAgent),
+            ("grpc-accept-encoding", MessageEncoding.acceptHeader),
+        ]
+        if let timeout = options.timeout { headers.append(("grpc-timeout", GRPCTimeout.encode(timeout))) }
+        if call.requestEncoding != .identity { headers.append(("grpc-encoding", call.requestEncoding.rawValue)) }
+        headers.append(contentsOf: options.metadata.wireHeaders.filter { !Metadata.isReserved($0.name) })
+        guard let id = session.submitRequest(headers: headers) else {
+            call.complete(status: Status(code: .unavailable, message: "no stream could be opened"), trailers: [:])
+            return
+        }
+        call.streamID = id
+        call.connection = self
+        calls[id] = call
+        if let timeout = options.timeout {
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            call.deadlineTimer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+                loopBound.value.cancel(call, with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
+            }
+        }
+        // Return window as the caller takes response messages (backpressure toward the server).
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        call.responses.setOnConsume { bytes in
+            call.eventLoop.execute { loopBound.value.consumed(bytes, on: call) }
+        }
+        flush()
+    }
+
+    func send(_ message: ByteBuffer, on call: HTTP2ClientCall, continuation: CheckedContinuation<Void, any Error>) {
+        guard !call.finished, calls[call.streamID] === call else {
+            continuation.resume(throwing: RPCError(code: .cancelled, message: "the call has ended"))
+            return
+        }
+        var framed = ByteBuffer()
+        do {
+            if call.requestEncoding != .identity {
+                GRPCFraming.frame(try call.requestEncoding.compress(message), compressed: true, into: &framed)
+            } else {
+                GRPCFraming.frame(message, compressed: false, into: &framed)
+            }
+        } catch {
+            continuation.resume(throwing: RPCError(code: .internal, message: "compression failed", cause: error))
+            return
+        }
+        session.enqueue(framed, on: call.streamID)
+        if session.queuedBytes(on: call.streamID) < writeHighWatermark {
+            continuation.resume()
+        } else {
+            call.writeWaiters.append(continuation)
+        }
+        flush()
+    }
+
+    func finishSending(_ call: HTTP2ClientCall) {
+        guard calls[call.streamID] === call else { return }
+        session.enqueueEndStream(on: call.streamID)
+        flush()
+    }
+
+    func cancel(_ call: HTTP2ClientCall, with error: RPCError) {
+        guard !call.finished else { return }
+        if calls.removeValue(forKey: call.streamID) != nil {
+            session.resetStream(call.streamID, code: .cancel)
+        }
+        call.complete(status: error.status, trailers: error.metadata)
+        flush()
+    }
+
+    private func consumed(_ bytes: Int, on call: HTTP2ClientCall) {
+        call.bufferedBytes -= bytes
+        if call.owedWindow > 0, call.bufferedBytes < windowSize {
+            session.consume(call.owedWindow, on: call.streamID)
+            call.owedWindow = 0
+            flush()
+        }
+    }
+
+    // MARK: - Session events
+
+    func session(_ session: NGHTTP2Session, beginHeadersOn streamID: Int32) {
+        calls[streamID]?.headerBlock = []
+    }
+
+    func session(_ session: NGHTTP2Session, header name: String, value: String, on streamID: Int32) {
+        calls[streamID]?.headerBlock.append((name, value))
+    }
+
+    func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool) {
+        guard let call = calls[streamID] else { return }
+        let block = call.headerBlock
+        call.headerBlock = []
+        if !call.receivedHeaders {
+            call.receivedHeaders = true
+            var httpStatus = 0
+            var contentType = ""
+            var metadata = Metadata()
+            for (name, value) in block {
+                switch name {
+                case ":status": httpStatus = Int(value) ?? 0
+                case "content-type": contentType = value
+                case "grpc-encoding": call.responseEncoding = MessageEncoding(rawValue: value) ?? .identity
+                default:
+                    if !Metadata.isReserved(name) { try? metadata.addWire(value, forKey: name) }
+                }
+            }
+            guard httpStatus == 200 else {
+                finish(call, status: Status(code: Self.code(forHTTPStatus: httpStatus), message: "HTTP status \(httpStatus)"), trailers: [:])
+                return
+            }
+            if endStream {
+                // Trailers-Only.
+                processTrailers(block, on: call)
+                return
+            }
+            guard contentType.hasPrefix("application/grpc") else {
+                finish(call, status: Status(code: .unknown, message: "unexpected content-type \(contentType)"), trailers: [:])
+                return
+            }
+            call.initialMetadataPromise.succeed(metadata)
+        } else {
+            processTrailers(block, on: call)
+        }
+    }
+
+    private func processTrailers(_ block: [(String, String)], on call: HTTP2ClientCall) {
+        var code: StatusCode?
+        var message = ""
+        var metadata = Metadata()
+        for (name, value) in block {
+            switch name {
+            case "grpc-status": code = Int(value).map(StatusCode.init(rawValue:))
+            case "grpc-message": message = PercentEncoding.decode(value)
+            case "grpc-status-details-bin": try? metadata.addWire(value, forKey: name)
+            default:
+                if !Metadata.isReserved(name) { try? metadata.addWire(value, forKey: name) }
+            }
+        }
+        if call.deframer.hasPartialMessage {
+            finish(call, status: Status(code: .internal, message: "the response ended inside a message"), trailers: metadata)
+            return
+        }
+        finish(call, status: Status(code: code ?? .unknown, message: code == nil ? "no grpc-status received" : message),
+               trailers: metadata)
+    }
+
+    private func finish(_ call: HTTP2ClientCall, status: Status, trailers: Metadata) {
+        call.complete(status: status, trailers: trailers)
+    }
+
+    func session(_ session: NGHTTP2Session, data: UnsafeRawBufferPointer, on streamID: Int32) {
+        guard let call = calls[streamID], !call.finished else {
+            session.consumeConnection(data.count)
+            return
+        }
+        call.deframer.append(data)
+        do {
+            while let message = try call.deframer.next() {
+                var payload = message.payload
+                if message.compressed {
+                    guard call.responseEncoding != .identity else {
+                        throw RPCError(code: .internal, message: "compressed response without grpc-encoding")
+                    }
+                    payload = try call.responseEncoding.decompress(payload, maxSize: call.maxMessageSize)
+                }
+                call.bufferedBytes += payload.readableBytes
+                call.responses.yield(payload)
+            }
+        } catch {
+            session.consume(data.count, on: streamID)
+            cancel(call, with: RPCError.from(error))
+            return
+        }
+        if call.bufferedBytes < windowSize {
+            session.consume(data.count, on: streamID)
+        } else {
+            call.owedWindow += data.count
+        }
+    }
+
+    func session(_ session: NGHTTP2Session, endStreamOn streamID: Int32) {}
+
+    func session(_ session: NGHTTP2Session, streamClosed streamID: Int32, errorCode: UInt32) {
+        guard let call = calls.removeValue(forKey: streamID) else { return }
+        if !call.finished {
+            let code: StatusCode = errorCode == HTTP2ErrorCode.refusedStream.rawValue ? .unavailable
+                : errorCode == HTTP2ErrorCode.cancel.rawValue ? .cancelled : .internal
+            call.complete(status: Status(code: code, message: "stream closed without status (HTTP/2 error \(errorCode))"), trailers: [:])
+        }
+    }
+
+    func sessionReceivedPing(_ session: NGHTTP2Session) {}
+    func sessionReceivedPingAck(_ session: NGHTTP2Session) {}
+
+    func session(_ session: NGHTTP2Session, goAwayWithLastStreamID lastStreamID: Int32, errorCode: UInt32) {
+        markDraining()
+        for (id, call) in calls where id > lastStreamID {
+            calls[id] = nil
+            call.complete(status: Status(code: .unavailable, message: "the server went away before processing the call"), trailers: [:])
+        }
+    }
+
+    func session(_ session: NGHTTP2Session, didDrainOutboundOn streamID: Int32, remaining: Int) {
+        guard let call = calls[streamID], remaining < writeHighWatermark, !call.writeWaiters.isEmpty else { return }
+        let waiters = call.writeWaiters
+        call.writeWaiters = []
+        waiters.forEach { $0.resume() }
+    }
+
+    /// gRPC's mapping of HTTP statuses for responses that are not gRPC.
+    static func code(forHTTPStatus status: Int) -> StatusCode {
+        switch status {
+        case 400: return .internal
+        case 401: return .unauthenticated
+        case 403: return .permissionDenied
+        case 404: return .unimplemented
+        case 429, 502, 503, 504: return .unavailable
+        default: return .unknown
+        }
+    }
+}

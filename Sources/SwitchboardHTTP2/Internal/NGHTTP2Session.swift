@@ -1,0 +1,397 @@
+// The only file that imports nghttp2. It owns one `nghttp2_session *` and turns nghttp2's callbacks into calls on a
+// Swift delegate carrying Swift values; bytes go in through `receive` and come out of `drainOutput`, so the
+// protocol engine runs without sockets (and is driven by a NIO channel handler on its event loop).
+//
+// nghttp2 calls back only synchronously inside mem_recv / mem_send / resume_data, so confining an instance to one
+// event loop makes every callback run there too.
+private import CNghttp2
+import NIOCore
+
+/// HTTP/2 error codes this transport sends or interprets.
+enum HTTP2ErrorCode: UInt32 {
+    case noError = 0x0
+    case protocolError = 0x1
+    case internalError = 0x2
+    case flowControlError = 0x3
+    case refusedStream = 0x7
+    case cancel = 0x8
+    case enhanceYourCalm = 0xb
+}
+
+/// What the session reports to its owner. Every call happens on the owner's event loop.
+protocol NGHTTP2SessionDelegate: AnyObject {
+    /// A header block started on a stream (a new request on a server; response headers or trailers on a client).
+    func session(_ session: NGHTTP2Session, beginHeadersOn streamID: Int32)
+    /// One header field.
+    func session(_ session: NGHTTP2Session, header name: String, value: String, on streamID: Int32)
+    /// A header block ended.
+    func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool)
+    /// A chunk of DATA payload.
+    func session(_ session: NGHTTP2Session, data: UnsafeRawBufferPointer, on streamID: Int32)
+    /// A DATA frame carried END_STREAM.
+    func session(_ session: NGHTTP2Session, endStreamOn streamID: Int32)
+    /// The stream is closed; `errorCode` is non-zero for a reset.
+    func session(_ session: NGHTTP2Session, streamClosed streamID: Int32, errorCode: UInt32)
+    /// A PING (not an ACK) arrived.
+    func sessionReceivedPing(_ session: NGHTTP2Session)
+    /// A PING ACK arrived.
+    func sessionReceivedPingAck(_ session: NGHTTP2Session)
+    /// The peer sent GOAWAY.
+    func session(_ session: NGHTTP2Session, goAwayWithLastStreamID lastStreamID: Int32, errorCode: UInt32)
+    /// The outbound queue of a stream has room again (bytes were taken by nghttp2).
+    func session(_ session: NGHTTP2Session, didDrainOutboundOn streamID: Int32, remaining: Int)
+}
+
+/// Settings sent to the peer at start.
+struct HTTP2Settings {
+    var maxConcurrentStreams: UInt32 = 100
+    var initialWindowSize: UInt32 = 1 << 20
+    var maxFrameSize: UInt32 = 16_384
+    var maxHeaderListSize: UInt32 = 16_384
+}
+
+/// Owns one nghttp2 session.
+final class NGHTTP2Session {
+    /// Data queued for one stream's DATA frames, plus what ends it.
+    private struct Outbound {
+        var chunks: [ByteBuffer] = []
+        var queuedBytes = 0
+        /// Trailers to send after the data (END_STREAM on the trailers HEADERS frame).
+        var trailers: [(String, String)]?
+        /// End the stream with the last DATA frame (client half-close).
+        var endStream = false
+        /// nghttp2 returned DEFERRED and waits for resume_data.
+        var deferred = false
+    }
+
+    private var session: OpaquePointer?
+    private var outbound: [Int32: Outbound] = [:]
+    weak var delegate: (any NGHTTP2SessionDelegate)?
+    let isServer: Bool
+
+    /// Creates a session and queues the initial SETTINGS.
+    /// - Parameters:
+    ///   - isServer: server or client side.
+    ///   - settings: the local settings.
+    init(isServer: Bool, settings: HTTP2Settings) {
+        self.isServer = isServer
+        var callbacks: OpaquePointer?
+        nghttp2_session_callbacks_new(&callbacks)
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameRecv)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
+
+        var option: OpaquePointer?
+        nghttp2_option_new(&option)
+        defer { nghttp2_option_del(option) }
+        // Window is returned only when the application has taken a message, which is what gives backpressure.
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        nghttp2_option_set_peer_max_concurrent_streams(option, 100)
+
+        let userData = Unmanaged.passUnretained(self).toOpaque()
+        if isServer {
+            nghttp2_session_server_new2(&session, callbacks, userData, option)
+        } else {
+            nghttp2_session_client_new2(&session, callbacks, userData, option)
+        }
+        var entries = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialWindowSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: settings.maxFrameSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
+        // Open the connection-level window as wide as the stream windows so one stream can use its whole window.
+        if settings.initialWindowSize > 65_535 {
+            nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(settings.initialWindowSize) * 4)
+        }
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    struct ProtocolError: Error, CustomStringConvertible {
+        let code: Int
+        var description: String { String(cString: nghttp2_strerror(Int32(code))) }
+    }
+
+    /// Feeds received bytes.
+    /// - Throws: ``ProtocolError`` when the peer violated HTTP/2 (nghttp2 has queued a GOAWAY: drain, then close).
+    func receive(_ buffer: ByteBuffer) throws {
+        let result = buffer.withUnsafeReadableBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
+            return nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), raw.count)
+        }
+        if result < 0 { throw ProtocolError(code: result) }
+    }
+
+    /// Moves everything nghttp2 wants to send into a buffer.
+    /// - Parameter buffer: the buffer to append to.
+    /// - Throws: ``ProtocolError`` on a fatal session error.
+    func drainOutput(into buffer: inout ByteBuffer) throws {
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 { throw ProtocolError(code: n) }
+            if n == 0 { return }
+            buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+        }
+    }
+
+    /// Whether either side still wants the connection.
+    var isActive: Bool { nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0 }
+
+    /// The highest stream id the peer opened that this side processed.
+    var lastProcessedStreamID: Int32 { nghttp2_session_get_last_proc_stream_id(session) }
+
+    /// Bytes queued for a stream and not yet taken by nghttp2.
+    func queuedBytes(on streamID: Int32) -> Int { outbound[streamID]?.queuedBytes ?? 0 }
+
+    // MARK: - Submitting
+
+    private func withNV<R>(_ headers: [(String, String)], _ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> R) -> R {
+        // nghttp2 copies names and values during the submit call, so temporaries suffice.
+        var storage: [[UInt8]] = []
+        storage.reserveCapacity(headers.count * 2)
+        for (name, value) in headers {
+            storage.append(Array(name.utf8))
+            storage.append(Array(value.utf8))
+        }
+        var nva = [nghttp2_nv]()
+        nva.reserveCapacity(headers.count)
+        return storage.withUnsafeMutableBufferPointer { parts in
+            var pointers: [UnsafeMutablePointer<UInt8>] = []
+            for i in 0..<parts.count {
+                let count = parts[i].count
+                let p = UnsafeMutablePointer<UInt8>.allocate(capacity: max(count, 1))
+                parts[i].withUnsafeBufferPointer { if let b = $0.baseAddress { p.initialize(from: b, count: count) } }
+                pointers.append(p)
+            }
+            defer { pointers.forEach { $0.deallocate() } }
+            for i in 0..<headers.count {
+                nva.append(nghttp2_nv(
+                    name: pointers[2 * i], value: pointers[2 * i + 1], namelen: parts[2 * i].count,
+                    valuelen: parts[2 * i + 1].count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            }
+            return nva.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
+        }
+    }
+
+    private func dataProvider() -> nghttp2_data_provider {
+        nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readCallback)
+    }
+
+    /// Server: sends response headers and opens the body (messages and trailers follow via the queue).
+    func submitResponse(streamID: Int32, headers: [(String, String)]) {
+        outbound[streamID, default: Outbound()] = outbound[streamID] ?? Outbound()
+        var provider = dataProvider()
+        _ = withNV(headers) { nghttp2_submit_response(session, streamID, $0, $1, &provider) }
+    }
+
+    /// Server: sends a single HEADERS frame with END_STREAM (gRPC Trailers-Only).
+    func submitTrailersOnly(streamID: Int32, headers: [(String, String)]) {
+        outbound[streamID] = nil
+        _ = withNV(headers) { nghttp2_submit_response(session, streamID, $0, $1, nil) }
+    }
+
+    /// Client: starts a request; returns the stream id or nil when no stream can be opened.
+    func submitRequest(headers: [(String, String)]) -> Int32? {
+        var provider = dataProvider()
+        let id = withNV(headers) { nghttp2_submit_request(session, nil, $0, $1, &provider, nil) }
+        guard id > 0 else { return nil }
+        outbound[id] = Outbound()
+        return id
+    }
+
+    /// Queues DATA for a stream.
+    func enqueue(_ data: ByteBuffer, on streamID: Int32) {
+        guard var state = outbound[streamID] else { return }
+        state.queuedBytes += data.readableBytes
+        state.chunks.append(data)
+        outbound[streamID] = state
+        resumeIfDeferred(streamID)
+    }
+
+    /// Queues trailers to end the stream after its data.
+    func enqueueTrailers(_ trailers: [(String, String)], on streamID: Int32) {
+        guard var state = outbound[streamID] else { return }
+        state.trailers = trailers
+        outbound[streamID] = state
+        resumeIfDeferred(streamID)
+    }
+
+    /// Queues END_STREAM after the data (client half-close).
+    func enqueueEndStream(on streamID: Int32) {
+        guard var state = outbound[streamID] else { return }
+        state.endStream = true
+        outbound[streamID] = state
+        resumeIfDeferred(streamID)
+    }
+
+    private func resumeIfDeferred(_ streamID: Int32) {
+        guard outbound[streamID]?.deferred == true else { return }
+        outbound[streamID]?.deferred = false
+        nghttp2_session_resume_data(session, streamID)
+    }
+
+    /// Resets a stream.
+    func resetStream(_ streamID: Int32, code: HTTP2ErrorCode) {
+        outbound[streamID] = nil
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, code.rawValue)
+    }
+
+    /// Returns window for bytes the application has consumed.
+    func consume(_ bytes: Int, on streamID: Int32) {
+        guard bytes > 0 else { return }
+        if nghttp2_session_consume(session, streamID, bytes) != 0 {
+            // The stream is gone; still return the connection-level window.
+            nghttp2_session_consume_connection(session, bytes)
+        }
+    }
+
+    /// Returns connection-level window only (for bytes of streams already closed).
+    func consumeConnection(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        nghttp2_session_consume_connection(session, bytes)
+    }
+
+    /// Sends GOAWAY.
+    /// - Parameters:
+    ///   - lastStreamID: the last stream this side will process.
+    ///   - code: the error code.
+    func submitGoAway(lastStreamID: Int32, code: HTTP2ErrorCode) {
+        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStreamID, code.rawValue, nil, 0)
+    }
+
+    /// Sends a PING.
+    func submitPing() {
+        nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+    }
+
+    // MARK: - Callback targets
+
+    fileprivate func read(streamID: Int32, into buf: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard var state = outbound[streamID] else {
+            return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        var written = 0
+        while written < length, !state.chunks.isEmpty {
+            let n = min(length - written, state.chunks[0].readableBytes)
+            state.chunks[0].withUnsafeReadableBytes { raw in
+                (buf + written).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n)
+            }
+            state.chunks[0].moveReaderIndex(forwardBy: n)
+            if state.chunks[0].readableBytes == 0 { state.chunks.removeFirst() }
+            written += n
+        }
+        state.queuedBytes -= written
+        if state.chunks.isEmpty {
+            if let trailers = state.trailers {
+                flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue) | UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
+                outbound[streamID] = nil
+                _ = withNV(trailers) { nghttp2_submit_trailer(session, streamID, $0, $1) }
+                if written > 0 { delegate?.session(self, didDrainOutboundOn: streamID, remaining: 0) }
+                return written
+            }
+            if state.endStream {
+                flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+                outbound[streamID] = nil
+                if written > 0 { delegate?.session(self, didDrainOutboundOn: streamID, remaining: 0) }
+                return written
+            }
+            if written == 0 {
+                state.deferred = true
+                outbound[streamID] = state
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
+        }
+        outbound[streamID] = state
+        delegate?.session(self, didDrainOutboundOn: streamID, remaining: state.queuedBytes)
+        return written
+    }
+
+    fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
+        let hd = frame.pointee.hd
+        let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch UInt32(hd.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            delegate?.session(self, endHeadersOn: hd.stream_id, endStream: endStream)
+        case NGHTTP2_DATA.rawValue:
+            if endStream { delegate?.session(self, endStreamOn: hd.stream_id) }
+        case NGHTTP2_PING.rawValue:
+            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 {
+                delegate?.sessionReceivedPingAck(self)
+            } else {
+                delegate?.sessionReceivedPing(self)
+            }
+        case NGHTTP2_GOAWAY.rawValue:
+            delegate?.session(self, goAwayWithLastStreamID: frame.pointee.goaway.last_stream_id,
+                              errorCode: frame.pointee.goaway.error_code)
+        default:
+            break
+        }
+    }
+
+    fileprivate func streamClosed(_ streamID: Int32, errorCode: UInt32) {
+        outbound[streamID] = nil
+        delegate?.session(self, streamClosed: streamID, errorCode: errorCode)
+    }
+}
+
+// MARK: - C callbacks (non-capturing; recover the owner from user_data)
+
+private func owner(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session? {
+    guard let userData else { return nil }
+    return Unmanaged<NGHTTP2Session>.fromOpaque(userData).takeUnretainedValue()
+}
+
+private func onBeginHeaders(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let owner = owner(userData), let frame else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    owner.delegate?.session(owner, beginHeadersOn: frame.pointee.hd.stream_id)
+    return 0
+}
+
+private func onHeader(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ name: UnsafePointer<UInt8>?, _ namelen: Int,
+    _ value: UnsafePointer<UInt8>?, _ valuelen: Int, _ flags: UInt8, _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let owner = owner(userData), let frame, let name else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    let n = String(decoding: UnsafeBufferPointer(start: name, count: namelen), as: UTF8.self)
+    let v = value.map { String(decoding: UnsafeBufferPointer(start: $0, count: valuelen), as: UTF8.self) } ?? ""
+    owner.delegate?.session(owner, header: n, value: v, on: frame.pointee.hd.stream_id)
+    return 0
+}
+
+private func onFrameRecv(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let owner = owner(userData), let frame else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    owner.frameReceived(frame)
+    return 0
+}
+
+private func onDataChunk(
+    _ session: OpaquePointer?, _ flags: UInt8, _ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ len: Int,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let owner = owner(userData) else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    owner.delegate?.session(owner, data: UnsafeRawBufferPointer(start: data, count: len), on: streamID)
+    return 0
+}
+
+private func onStreamClose(_ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let owner = owner(userData) else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    owner.streamClosed(streamID, errorCode: errorCode)
+    return 0
+}
+
+private func readCallback(
+    _ session: OpaquePointer?, _ streamID: Int32, _ buf: UnsafeMutablePointer<UInt8>?, _ length: Int,
+    _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int {
+    guard let owner = owner(userData), let buf, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    return owner.read(streamID: streamID, into: buf, length: length, flags: flags)
+}

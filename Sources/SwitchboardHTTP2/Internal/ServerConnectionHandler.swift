@@ -1,0 +1,640 @@
+import Logging
+import NIOCore
+import SwitchboardRPC
+
+/// Sent through the pipeline to start a graceful shutdown of one connection.
+struct GracefulShutdownEvent: Sendable {
+    /// When to stop waiting for accepted calls and close.
+    let deadline: NIODeadline
+}
+
+/// Serves gRPC on one HTTP/2 connection: nghttp2 frames in, calls dispatched to handler tasks, responses out.
+///
+/// Per-stream states: *headers* (request HEADERS being read) → *open* (handler running; request messages may still
+/// arrive) → *responded* (trailers queued; waiting for nghttp2 to close the stream) → removed. A handler's completion
+/// after *responded* (deadline passed, or the client reset the stream) is ignored.
+final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private final class Stream {
+        let id: Int32
+        var headers: [(String, String)] = []
+        var handler: RPCRouter.Handler?
+        var context: ServerContext?
+        var deframer: GRPCMessageDeframer
+        var requestEncoding: MessageEncoding = .identity
+        var responseEncoding: MessageEncoding = .identity
+        /// Messages of a single-request call, collected until the client half-closes.
+        var collected: [ByteBuffer] = []
+        /// The request stream of a streaming call.
+        var inbound: InboundMessages?
+        /// Bytes yielded to the handler and not yet taken: bounded by `maxBufferedRequestBytes`.
+        var bufferedBytes = 0
+        /// Window not yet returned because the handler is behind.
+        var owedWindow = 0
+        var requestEnded = false
+        var responded = false
+        var headersSent = false
+        var task: Task<Void, Never>?
+        var deadlineTimer: Scheduled<Void>?
+        var writeWaiters: [CheckedContinuation<Void, any Error>] = []
+
+        init(id: Int32, maxMessageSize: Int) {
+            self.id = id
+            self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
+        }
+    }
+
+    private let router: RPCRouter
+    private let interceptors: [any ServerInterceptor]
+    private let configuration: ServerConfiguration
+    private let logger: Logger
+    private var session: NGHTTP2Session!
+    private var streams: [Int32: Stream] = [:]
+    private var context: ChannelHandlerContext!
+    private var outputBuffer = ByteBuffer()
+    private var inReceive = false
+    private var shuttingDown = false
+    private var shutdownTimer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
+    private var keepaliveTimer: Scheduled<Void>?
+    private var keepaliveAckTimer: Scheduled<Void>?
+    private var pingStrikes = 0
+    private var lastPingReceived: NIODeadline?
+    private var peer = "unknown"
+
+    init(router: RPCRouter, interceptors: [any ServerInterceptor], configuration: ServerConfiguration, logger: Logger) {
+        self.router = router
+        self.interceptors = interceptors
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: - Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        var settings = HTTP2Settings()
+        settings.maxConcurrentStreams = UInt32(configuration.maxConcurrentStreams)
+        settings.initialWindowSize = UInt32(configuration.initialWindowSize)
+        session = NGHTTP2Session(isServer: true, settings: settings)
+        session.delegate = self
+        if let address = context.channel.remoteAddress {
+            peer = "\(address.protocol == .inet6 ? "ipv6" : "ipv4"):\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        }
+        resetIdleTimer()
+        scheduleKeepalive()
+        flush()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failEverything()
+        idleTimer?.cancel()
+        keepaliveTimer?.cancel()
+        keepaliveAckTimer?.cancel()
+        shutdownTimer?.cancel()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failEverything()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        inReceive = true
+        do {
+            try session.receive(bytes)
+        } catch {
+            logger.debug("HTTP/2 protocol error from peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        }
+        inReceive = false
+        rescheduleKeepalive()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flush() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let shutdown = event as? GracefulShutdownEvent {
+            beginGracefulShutdown(deadline: shutdown.deadline)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Writes what nghttp2 has queued, while the channel accepts writes; closes when the session is done.
+    private func flush() {
+        guard let context, !inReceive || true else { return }
+        guard context.channel.isWritable || outputBuffer.readableBytes == 0 else { return }
+        do {
+            try session.drainOutput(into: &outputBuffer)
+        } catch {
+            logger.debug("HTTP/2 session error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        if outputBuffer.readableBytes > 0 {
+            let out = outputBuffer
+            outputBuffer = context.channel.allocator.buffer(capacity: 0)
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        if !session.isActive || (shuttingDown && streams.isEmpty) {
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Lifecycle timers
+
+    private func resetIdleTimer() {
+        idleTimer?.cancel()
+        idleTimer = nil
+        guard let idle = configuration.idleTimeout, streams.isEmpty, let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: .nanoseconds(idle.nanoseconds)) {
+            let handler = loopBound.value
+            guard handler.streams.isEmpty else { return }
+            handler.logger.debug("closing idle connection", metadata: ["peer": "\(handler.peer)"])
+            handler.beginGracefulShutdown(deadline: .now())
+        }
+    }
+
+    private func scheduleKeepalive() {
+        guard let interval = configuration.keepaliveInterval, let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        keepaliveTimer = context.eventLoop.scheduleTask(in: .nanoseconds(interval.nanoseconds)) {
+            let handler = loopBound.value
+            handler.session.submitPing()
+            handler.flush()
+            handler.keepaliveAckTimer = handler.context?.eventLoop.scheduleTask(
+                in: .nanoseconds(handler.configuration.keepaliveTimeout.nanoseconds)
+            ) {
+                loopBound.value.logger.debug("keepalive PING not acknowledged; closing")
+                loopBound.value.context?.close(promise: nil)
+            }
+        }
+    }
+
+    private func rescheduleKeepalive() {
+        keepaliveTimer?.cancel()
+        scheduleKeepalive()
+    }
+
+    func sessionReceivedPingAck(_ session: NGHTTP2Session) {
+        keepaliveAckTimer?.cancel()
+        keepaliveAckTimer = nil
+    }
+
+    func sessionReceivedPing(_ session: NGHTTP2Session) {
+        // Ping-abuse policy as in gRPC: while we send nothing, PINGs closer together than minPingInterval earn
+        // strikes; too many and the client is told to calm down.
+        let now = NIODeadline.now()
+        if let last = lastPingReceived, now - last < .nanoseconds(configuration.minPingInterval.nanoseconds) {
+            pingStrikes += 1
+            if pingStrikes > configuration.maxPingStrikes {
+                logger.info("too many PINGs; sending GOAWAY ENHANCE_YOUR_CALM", metadata: ["peer": "\(peer)"])
+                session.submitGoAway(lastStreamID: session.lastProcessedStreamID, code: .enhanceYourCalm)
+                flush()
+                context?.close(promise: nil)
+                return
+            }
+        }
+        lastPingReceived = now
+    }
+
+    private func resetPingStrikes() {
+        pingStrikes = 0
+        lastPingReceived = nil
+    }
+
+    func session(_ session: NGHTTP2Session, goAwayWithLastStreamID lastStreamID: Int32, errorCode: UInt32) {
+        shuttingDown = true
+    }
+
+    private func beginGracefulShutdown(deadline: NIODeadline) {
+        guard !shuttingDown, let context else { return }
+        shuttingDown = true
+        session.submitGoAway(lastStreamID: session.lastProcessedStreamID, code: .noError)
+        flush()
+        if streams.isEmpty {
+            context.close(promise: nil)
+            return
+        }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        shutdownTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let handler = loopBound.value
+            for stream in handler.streams.values {
+                stream.task?.cancel()
+                handler.finish(stream, with: RPCError(code: .unavailable, message: "the server is shutting down"))
+            }
+            handler.flush()
+            handler.context?.close(promise: nil)
+        }
+    }
+
+    private func failEverything() {
+        for stream in streams.values {
+            stream.task?.cancel()
+            stream.deadlineTimer?.cancel()
+            stream.inbound?.finish(throwing: CancellationError())
+            let waiters = stream.writeWaiters
+            stream.writeWaiters = []
+            waiters.forEach { $0.resume(throwing: RPCError(code: .unavailable, message: "the connection closed")) }
+        }
+        streams.removeAll()
+    }
+
+    // MARK: - Requests
+
+    func session(_ session: NGHTTP2Session, beginHeadersOn streamID: Int32) {
+        if streams[streamID] == nil {
+            streams[streamID] = Stream(id: streamID, maxMessageSize: configuration.maxReceiveMessageSize)
+            idleTimer?.cancel()
+            idleTimer = nil
+        }
+    }
+
+    func session(_ session: NGHTTP2Session, header name: String, value: String, on streamID: Int32) {
+        guard let stream = streams[streamID], stream.handler == nil, !stream.responded else { return }
+        stream.headers.append((name, value))
+    }
+
+    func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool) {
+        guard let stream = streams[streamID] else { return }
+        if stream.context == nil && !stream.responded {
+            startCall(stream)
+        }
+        if endStream { requestEnded(stream) }
+    }
+
+    private func startCall(_ stream: Stream) {
+        var method = "", path = "", contentType = ""
+        var timeout: String?
+        var encoding: String?
+        var acceptEncoding: String?
+        var metadata = Metadata()
+        for (name, value) in stream.headers {
+            switch name {
+            case ":method": method = value
+            case ":path": path = value
+            case "content-type": contentType = value
+            case "grpc-timeout": timeout = value
+            case "grpc-encoding": encoding = value
+            case "grpc-accept-encoding": acceptEncoding = value
+            default:
+                if !Metadata.isReserved(name) {
+                    do {
+                        try metadata.addWire(value, forKey: name)
+                    } catch {
+                        respondTrailersOnly(stream, RPCError.from(error))
+                        return
+                    }
+                }
+            }
+        }
+        stream.headers = []
+        guard method == "POST" else {
+            respondHTTP(stream, status: 405)
+            return
+        }
+        guard contentType == "application/grpc" || contentType.hasPrefix("application/grpc+")
+            || contentType.hasPrefix("application/grpc;")
+        else {
+            respondHTTP(stream, status: 415)
+            return
+        }
+        if shuttingDown {
+            respondTrailersOnly(stream, RPCError(code: .unavailable, message: "the server is shutting down"))
+            return
+        }
+        guard let handler = router[path] else {
+            respondTrailersOnly(stream, RPCError(code: .unimplemented, message: "unknown method \(path)"))
+            return
+        }
+        if let encoding, encoding != "identity" {
+            guard let supported = MessageEncoding(rawValue: encoding) else {
+                var error = RPCError(code: .unimplemented, message: "unsupported grpc-encoding \(encoding)")
+                error.metadata.addString(MessageEncoding.acceptHeader, forKey: "grpc-accept-encoding")
+                respondTrailersOnly(stream, error)
+                return
+            }
+            stream.requestEncoding = supported
+        }
+        let accepted = MessageEncoding.parseAccept(acceptEncoding)
+        stream.responseEncoding = accepted.contains(.gzip) ? .gzip : (accepted.contains(.deflate) ? .deflate : .identity)
+
+        let deadline = timeout.flatMap(GRPCTimeout.parse).map { ContinuousClock.now + $0 }
+        var callLogger = logger
+        callLogger[metadataKey: "rpc.method"] = "\(handler.method)"
+        let callContext = ServerContext(
+            method: handler.method, requestMetadata: metadata, deadline: deadline, peer: peer,
+            compressResponses: configuration.compressResponses, logger: callLogger)
+        stream.handler = handler
+        stream.context = callContext
+
+        if let timeout = timeout.flatMap(GRPCTimeout.parse), let context {
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let id = stream.id
+            stream.deadlineTimer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+                let handler = loopBound.value
+                guard let stream = handler.streams[id], !stream.responded else { return }
+                stream.task?.cancel()
+                handler.finish(stream, with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
+                handler.flush()
+            }
+        }
+
+        if !handler.method.kind.isSingleRequest {
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let id = stream.id
+            let eventLoop = context.eventLoop
+            stream.inbound = InboundMessages { bytes in
+                eventLoop.execute { loopBound.value.messageConsumed(id, bytes: bytes) }
+            }
+            launch(stream, requests: stream.inbound!)
+        }
+    }
+
+    func session(_ session: NGHTTP2Session, data: UnsafeRawBufferPointer, on streamID: Int32) {
+        guard let stream = streams[streamID], stream.handler != nil, !stream.responded else {
+            session.consumeConnection(data.count)
+            return
+        }
+        stream.deframer.append(data)
+        do {
+            while let message = try stream.deframer.next() {
+                var payload = message.payload
+                if message.compressed {
+                    guard stream.requestEncoding != .identity else {
+                        throw RPCError(code: .internal, message: "compressed message without grpc-encoding")
+                    }
+                    payload = try stream.requestEncoding.decompress(payload, maxSize: configuration.maxReceiveMessageSize)
+                }
+                stream.context?.requestMessageCompressed = message.compressed
+                if let inbound = stream.inbound {
+                    stream.bufferedBytes += payload.readableBytes
+                    inbound.yield(payload)
+                } else {
+                    stream.collected.append(payload)
+                }
+            }
+        } catch {
+            stream.task?.cancel()
+            finish(stream, with: RPCError.from(error))
+            session.consume(data.count, on: streamID)
+            return
+        }
+        // Return window at once while the handler keeps up; hold it back when it falls behind.
+        if stream.bufferedBytes < configuration.initialWindowSize {
+            session.consume(data.count, on: streamID)
+        } else {
+            stream.owedWindow += data.count
+        }
+    }
+
+    private func messageConsumed(_ id: Int32, bytes: Int) {
+        guard let stream = streams[id] else { return }
+        stream.bufferedBytes -= bytes
+        if stream.owedWindow > 0, stream.bufferedBytes < configuration.initialWindowSize {
+            session.consume(stream.owedWindow, on: id)
+            stream.owedWindow = 0
+            flush()
+        }
+    }
+
+    func session(_ session: NGHTTP2Session, endStreamOn streamID: Int32) {
+        guard let stream = streams[streamID] else { return }
+        requestEnded(stream)
+    }
+
+    private func requestEnded(_ stream: Stream) {
+        guard !stream.requestEnded else { return }
+        stream.requestEnded = true
+        guard !stream.responded else { return }
+        if stream.deframer.hasPartialMessage {
+            stream.task?.cancel()
+            finish(stream, with: RPCError(code: .internal, message: "the request ended inside a message"))
+            return
+        }
+        if let inbound = stream.inbound {
+            inbound.finish()
+        } else if stream.handler != nil {
+            launch(stream, requests: InboundMessages(finishedWith: stream.collected))
+            stream.collected = []
+        }
+    }
+
+    func session(_ session: NGHTTP2Session, streamClosed streamID: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        stream.deadlineTimer?.cancel()
+        if !stream.responded || errorCode != 0 {
+            // The client reset the stream (or went away): stop the handler.
+            stream.task?.cancel()
+            stream.inbound?.finish(throwing: RPCError(code: .cancelled, message: "the client cancelled the call"))
+        }
+        let waiters = stream.writeWaiters
+        stream.writeWaiters = []
+        waiters.forEach { $0.resume(throwing: RPCError(code: .cancelled, message: "the call has ended")) }
+        if streams.isEmpty {
+            resetIdleTimer()
+        }
+    }
+
+    // MARK: - Running handlers
+
+    private func launch(_ stream: Stream, requests: InboundMessages) {
+        guard let handler = stream.handler, let callContext = stream.context, let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let sink = StreamResponseSink(handler: loopBound, eventLoop: eventLoop, streamID: stream.id)
+        let interceptors = self.interceptors
+        let id = stream.id
+        stream.task = Task {
+            let result: Result<ByteBuffer?, any Error>
+            do {
+                let response = try await interceptors.run(context: callContext) { callContext in
+                    try await handler.run(requests, sink, callContext)
+                }
+                result = .success(response)
+            } catch {
+                result = .failure(error)
+            }
+            eventLoop.execute {
+                let handler = loopBound.value
+                guard let stream = handler.streams[id] else { return }
+                switch result {
+                case .success(let message): handler.finish(stream, message: message)
+                case .failure(let error): handler.finish(stream, with: RPCError.from(error), original: error)
+                }
+                handler.flush()
+            }
+        }
+    }
+
+    fileprivate func write(
+        _ message: ByteBuffer, compress: Bool?, on id: Int32, continuation: CheckedContinuation<Void, any Error>
+    ) {
+        guard let stream = streams[id], !stream.responded else {
+            continuation.resume(throwing: RPCError(code: .cancelled, message: "the call has ended"))
+            return
+        }
+        guard message.readableBytes <= configuration.maxSendMessageSize else {
+            continuation.resume(throwing: RPCError(
+                code: .resourceExhausted,
+                message: "response message of \(message.readableBytes) bytes exceeds the limit of \(configuration.maxSendMessageSize)"))
+            return
+        }
+        do {
+            try sendMessage(message, compress: compress, on: stream)
+        } catch {
+            continuation.resume(throwing: error)
+            return
+        }
+        if session.queuedBytes(on: id) < configuration.streamWriteHighWatermark {
+            continuation.resume()
+        } else {
+            stream.writeWaiters.append(continuation)
+        }
+        flush()
+    }
+
+    private func sendHeadersIfNeeded(_ stream: Stream) {
+        guard !stream.headersSent else { return }
+        stream.headersSent = true
+        var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
+        // Announce the encoding whenever the client accepts one, so any later message may be compressed; each
+        // message's flag still says whether it is.
+        if stream.responseEncoding != .identity {
+            headers.append(("grpc-encoding", stream.responseEncoding.rawValue))
+        }
+        headers.append(("grpc-accept-encoding", MessageEncoding.acceptHeader))
+        if let initial = stream.context?.initialMetadata {
+            headers.append(contentsOf: initial.wireHeaders.filter { !Metadata.isReserved($0.name) })
+        }
+        session.submitResponse(streamID: stream.id, headers: headers)
+        resetPingStrikes()
+    }
+
+    private func sendMessage(_ message: ByteBuffer, compress: Bool?, on stream: Stream) throws {
+        let wanted = compress ?? stream.context?.compressResponses ?? false
+        sendHeadersIfNeeded(stream)
+        let compressed = wanted && stream.responseEncoding != .identity
+        var framed = context.channel.allocator.buffer(capacity: message.readableBytes + GRPCFraming.prefixLength)
+        if compressed {
+            GRPCFraming.frame(try stream.responseEncoding.compress(message), compressed: true, into: &framed)
+        } else {
+            GRPCFraming.frame(message, compressed: false, into: &framed)
+        }
+        session.enqueue(framed, on: stream.id)
+    }
+
+    func session(_ session: NGHTTP2Session, didDrainOutboundOn streamID: Int32, remaining: Int) {
+        guard let stream = streams[streamID], remaining < configuration.streamWriteHighWatermark,
+              !stream.writeWaiters.isEmpty
+        else { return }
+        let waiters = stream.writeWaiters
+        stream.writeWaiters = []
+        waiters.forEach { $0.resume() }
+    }
+
+    private func finish(_ stream: Stream, message: ByteBuffer?) {
+        guard !stream.responded else { return }
+        if let message {
+            guard message.readableBytes <= configuration.maxSendMessageSize else {
+                finish(stream, with: RPCError(
+                    code: .resourceExhausted,
+                    message: "response message of \(message.readableBytes) bytes exceeds the limit of \(configuration.maxSendMessageSize)"))
+                return
+            }
+            do {
+                try sendMessage(message, compress: nil, on: stream)
+            } catch {
+                finish(stream, with: RPCError.from(error), original: error)
+                return
+            }
+        }
+        sendHeadersIfNeeded(stream)
+        var trailers: [(String, String)] = [("grpc-status", "0")]
+        if let trailing = stream.context?.trailingMetadata {
+            trailers.append(contentsOf: trailing.wireHeaders.filter { !Metadata.isReserved($0.name) || $0.name == "grpc-status-details-bin" })
+        }
+        stream.responded = true
+        stream.deadlineTimer?.cancel()
+        session.enqueueTrailers(trailers, on: stream.id)
+    }
+
+    private func finish(_ stream: Stream, with error: RPCError, original: (any Error)? = nil) {
+        guard !stream.responded else { return }
+        if let cause = error.cause ?? original, error.code == .unknown || error.code == .internal {
+            logger.error("call failed", metadata: ["rpc.method": "\(stream.handler?.method.description ?? "?")", "error": "\(cause)"])
+        }
+        var trailers: [(String, String)] = [("grpc-status", String(error.code.rawValue))]
+        if !error.message.isEmpty { trailers.append(("grpc-message", PercentEncoding.encode(error.message))) }
+        var metadata = stream.context?.trailingMetadata ?? Metadata()
+        metadata.add(contentsOf: error.metadata)
+        trailers.append(contentsOf: metadata.wireHeaders.filter {
+            !Metadata.isReserved($0.name) || $0.name == "grpc-status-details-bin" || $0.name == "grpc-accept-encoding"
+        })
+        stream.responded = true
+        stream.deadlineTimer?.cancel()
+        stream.inbound?.finish(throwing: error)
+        if stream.headersSent {
+            session.enqueueTrailers(trailers, on: stream.id)
+        } else {
+            session.submitTrailersOnly(
+                streamID: stream.id, headers: [(":status", "200"), ("content-type", "application/grpc")] + trailers)
+        }
+        // No RST_STREAM here even if the client is still sending: nghttp2 would put it on the wire before the
+        // queued trailers and the client would see a reset instead of the status. Further DATA is discarded and
+        // the client closes its side once it has the status.
+        let waiters = stream.writeWaiters
+        stream.writeWaiters = []
+        waiters.forEach { $0.resume(throwing: error) }
+    }
+
+    private func respondTrailersOnly(_ stream: Stream, _ error: RPCError) {
+        finish(stream, with: error)
+    }
+
+    private func respondHTTP(_ stream: Stream, status: Int) {
+        stream.responded = true
+        session.submitTrailersOnly(streamID: stream.id, headers: [(":status", String(status))])
+    }
+}
+
+/// The response sink handed to a handler: hops to the connection's event loop for every write.
+private struct StreamResponseSink: ServerResponseSink {
+    let handler: NIOLoopBound<ServerConnectionHandler>
+    let eventLoop: any EventLoop
+    let streamID: Int32
+
+    func write(_ message: ByteBuffer, compress: Bool?) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            eventLoop.execute {
+                handler.value.write(message, compress: compress, on: streamID, continuation: continuation)
+            }
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds (saturating).
+    var nanoseconds: Int64 {
+        let (s, a) = components
+        let (ns, overflow) = s.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : ns + a / 1_000_000_000
+    }
+}

@@ -1,0 +1,71 @@
+import SwitchboardRPC
+
+/// How a server listens and what it allows.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind, e.g. `127.0.0.1` or `0.0.0.0`.
+    public var host: String
+    /// Port to bind; 0 picks a free port.
+    public var port: Int
+    /// Largest request message accepted (after decompression); larger ones end the call with RESOURCE_EXHAUSTED.
+    public var maxReceiveMessageSize: Int
+    /// Largest response message a handler may send.
+    public var maxSendMessageSize: Int
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised per connection.
+    public var maxConcurrentStreams: Int
+    /// The HTTP/2 stream window (bytes the peer may send on one stream before we return window).
+    public var initialWindowSize: Int
+    /// Compress responses (when the client accepts gzip) unless a handler says otherwise.
+    public var compressResponses: Bool
+    /// Send a PING after this long without frames, to detect dead peers; nil disables.
+    public var keepaliveInterval: Duration?
+    /// Close the connection if a keepalive PING is not acknowledged within this time.
+    public var keepaliveTimeout: Duration
+    /// Close a connection that has had no open stream for this long; nil disables.
+    public var idleTimeout: Duration?
+    /// Minimum interval between client PINGs the server tolerates while it sends nothing.
+    public var minPingInterval: Duration
+    /// PINGs arriving faster than `minPingInterval` tolerated before GOAWAY ENHANCE_YOUR_CALM.
+    public var maxPingStrikes: Int
+    /// Queued response bytes per stream above which a handler's write waits.
+    public var streamWriteHighWatermark: Int
+    /// TLS; nil for plaintext HTTP/2 (h2c with prior knowledge).
+    public var tls: TLSConfiguration?
+
+    /// Creates a configuration with production defaults.
+    /// - Parameters:
+    ///   - host: address to bind.
+    ///   - port: port to bind.
+    public init(host: String = "127.0.0.1", port: Int = 0) {
+        self.host = host
+        self.port = port
+        self.maxReceiveMessageSize = 4 * 1024 * 1024
+        self.maxSendMessageSize = 4 * 1024 * 1024
+        self.maxConcurrentStreams = 100
+        self.initialWindowSize = 1 << 20
+        self.compressResponses = false
+        self.keepaliveInterval = .seconds(7200)
+        self.keepaliveTimeout = .seconds(20)
+        self.idleTimeout = nil
+        self.minPingInterval = .seconds(300)
+        self.maxPingStrikes = 2
+        self.streamWriteHighWatermark = 256 * 1024
+        self.tls = nil
+    }
+}
+
+/// Certificate and key for serving TLS with ALPN `h2`.
+public struct TLSConfiguration: Sendable {
+    /// PEM file with the certificate chain.
+    public var certificateChainPath: String
+    /// PEM file with the private key.
+    public var privateKeyPath: String
+
+    /// Creates a TLS configuration.
+    /// - Parameters:
+    ///   - certificateChainPath: PEM certificate chain.
+    ///   - privateKeyPath: PEM private key.
+    public init(certificateChainPath: String, privateKeyPath: String) {
+        self.certificateChainPath = certificateChainPath
+        self.privateKeyPath = privateKeyPath
+    }
+}

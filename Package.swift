@@ -71,10 +71,16 @@ let package = Package(
             dependencies: ["CProtocPlugin", "CProtobufC"],
             swiftSettings: strict
         ),
+        // grpc.testing.TestService, as the interop descriptions require.
+        .target(
+            name: "SwitchboardInterop",
+            dependencies: ["SwitchboardRPC", "SwitchboardProtos"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "interop-server",
             dependencies: [
-                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins",
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins", "SwitchboardInterop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -84,7 +90,7 @@ let package = Package(
         .target(
             name: "SwitchboardTestSupport",
             dependencies: [
-                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins",
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins", "SwitchboardInterop",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/SwitchboardTestSupport",

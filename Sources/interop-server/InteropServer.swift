@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import SwitchboardBuiltins
 import SwitchboardHTTP2
+import SwitchboardInterop
 import SwitchboardProtos
 import SwitchboardRPC
 
@@ -26,7 +27,7 @@ struct InteropServer: AsyncParsableCommand {
             return handler
         }
         let health = HealthService(services: [Grpc_Testing_TestService.serviceName])
-        let services: [any RPCService] = [TestServiceImplementation()]
+        let services: [any RPCService] = [TestService()]
             + BuiltinServices.make(health: health, applicationServices: [Grpc_Testing_TestService.serviceName])
         let server = GRPCServer(configuration: ServerConfiguration(host: host, port: port), services: services)
         try await server.run()

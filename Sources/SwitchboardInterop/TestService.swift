@@ -1,8 +1,12 @@
 import SwitchboardProtos
 import SwitchboardRPC
 
-/// `grpc.testing.TestService` as gRPC's interop test descriptions require.
-struct TestServiceImplementation: Grpc_Testing_TestService_ServiceProtocol {
+/// `grpc.testing.TestService` as gRPC's interop test descriptions require: served by `interop-server` and used by
+/// the integration tests.
+public struct TestService: Grpc_Testing_TestService_ServiceProtocol {
+    /// Creates the service.
+    public init() {}
+
     private static let echoInitialKey = "x-grpc-test-echo-initial"
     private static let echoTrailingKey = "x-grpc-test-echo-trailing-bin"
 
@@ -39,12 +43,12 @@ struct TestServiceImplementation: Grpc_Testing_TestService_ServiceProtocol {
         }
     }
 
-    func emptyCall(request: Grpc_Testing_Empty, context: ServerContext) async throws -> Grpc_Testing_Empty {
+    public func emptyCall(request: Grpc_Testing_Empty, context: ServerContext) async throws -> Grpc_Testing_Empty {
         echoMetadata(context)
         return Grpc_Testing_Empty()
     }
 
-    func unaryCall(request: Grpc_Testing_SimpleRequest, context: ServerContext) async throws -> Grpc_Testing_SimpleResponse {
+    public func unaryCall(request: Grpc_Testing_SimpleRequest, context: ServerContext) async throws -> Grpc_Testing_SimpleResponse {
         echoMetadata(context)
         try checkCompression(expected: request.expectCompressed, context: context)
         try checkEchoStatus(request.responseStatus)
@@ -54,11 +58,11 @@ struct TestServiceImplementation: Grpc_Testing_TestService_ServiceProtocol {
         return response
     }
 
-    func cacheableUnaryCall(request: Grpc_Testing_SimpleRequest, context: ServerContext) async throws -> Grpc_Testing_SimpleResponse {
+    public func cacheableUnaryCall(request: Grpc_Testing_SimpleRequest, context: ServerContext) async throws -> Grpc_Testing_SimpleResponse {
         try await unaryCall(request: request, context: context)
     }
 
-    func streamingOutputCall(
+    public func streamingOutputCall(
         request: Grpc_Testing_StreamingOutputCallRequest,
         responses: RPCWriter<Grpc_Testing_StreamingOutputCallResponse>,
         context: ServerContext
@@ -67,7 +71,7 @@ struct TestServiceImplementation: Grpc_Testing_TestService_ServiceProtocol {
         try await respond(to: request, responses: responses)
     }
 
-    func streamingInputCall(
+    public func streamingInputCall(
         requests: RPCAsyncSequence<Grpc_Testing_StreamingInputCallRequest>,
         context: ServerContext
     ) async throws -> Grpc_Testing_StreamingInputCallResponse {
@@ -82,7 +86,7 @@ struct TestServiceImplementation: Grpc_Testing_TestService_ServiceProtocol {
         return response
     }
 
-    func fullDuplexCall(
+    public func fullDuplexCall(
         requests: RPCAsyncSequence<Grpc_Testing_StreamingOutputCallRequest>,
         responses: RPCWriter<Grpc_Testing_StreamingOutputCallResponse>,
         context: ServerContext
@@ -93,7 +97,7 @@ struct TestServiceImplementation: Grpc_Testing_TestService_ServiceProtocol {
         }
     }
 
-    func halfDuplexCall(
+    public func halfDuplexCall(
         requests: RPCAsyncSequence<Grpc_Testing_StreamingOutputCallRequest>,
         responses: RPCWriter<Grpc_Testing_StreamingOutputCallResponse>,
         context: ServerContext
@@ -104,7 +108,7 @@ struct TestServiceImplementation: Grpc_Testing_TestService_ServiceProtocol {
         for request in buffered { try await respond(to: request, responses: responses) }
     }
 
-    func unimplementedCall(request: Grpc_Testing_Empty, context: ServerContext) async throws -> Grpc_Testing_Empty {
+    public func unimplementedCall(request: Grpc_Testing_Empty, context: ServerContext) async throws -> Grpc_Testing_Empty {
         throw RPCError(code: .unimplemented, message: "UnimplementedCall is never implemented")
     }
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test: generated-code drift check, unit, integration (HTTP/2 loopback) and interop (grpcio) tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+
+# Generated code must be exactly what `make generate` produces from Protos/.
+GENERATED=(Sources/CSwitchboardProtos Sources/CProtocPlugin Sources/SwitchboardProtos/Generated)
+scripts/generate.sh
+if [ -n "$(git status --porcelain -- "${GENERATED[@]}")" ]; then
+    echo "generated code is stale: run 'make generate' and commit the result" >&2
+    git status --porcelain -- "${GENERATED[@]}" >&2
+    exit 1
+fi
+
+export SWITCHBOARD_PYTHON="$PWD/.venv/bin/python"
+export SWITCHBOARD_INTEROP_STUBS="$(Tests/Interop/gen_stubs.sh "$PWD/.build/interop-stubs")"
+swift build --product interop-server
+export SWITCHBOARD_INTEROP_SERVER="$(swift build --show-bin-path)/interop-server"
+swift test "$@"

@@ -1,13 +1,17 @@
 import Foundation
 
 extension Google_Protobuf_Timestamp {
-    /// Creates a timestamp from a date (nanosecond precision, rounded down).
+    /// Creates a timestamp from a date, rounded to the microsecond.
+    ///
+    /// `Date` is a `Double` of seconds, exact to roughly a tenth of a microsecond today, so finer digits would be
+    /// noise; microseconds are also what PostgreSQL stores. A timestamp with microsecond precision survives
+    /// Timestamp → Date → Timestamp unchanged.
     /// - Parameter date: the date.
     public init(date: Date) {
         self.init()
         let interval = date.timeIntervalSince1970
         var secs = interval.rounded(.down)
-        var nanos = ((interval - secs) * 1e9).rounded()
+        var nanos = ((interval - secs) * 1e6).rounded() * 1000
         if nanos >= 1e9 {
             secs += 1
             nanos -= 1e9

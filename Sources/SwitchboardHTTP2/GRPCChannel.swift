@@ -125,10 +125,10 @@ public final class GRPCChannel: ClientTransport, Sendable {
         let call = HTTP2ClientCall(
             eventLoop: loop, maxMessageSize: configuration.maxReceiveMessageSize,
             requestEncoding: options.compressRequests ? .gzip : .identity)
-        let handler = NIOLoopBound(connection.handler, eventLoop: loop)
         let userAgent = configuration.userAgent
         try await loop.submit {
-            handler.value.start(call, method: method, options: options, userAgent: userAgent)
+            // On the connection's loop, where its handler lives.
+            connection.handler.start(call, method: method, options: options, userAgent: userAgent)
         }.get()
         return call
     }
@@ -180,15 +180,29 @@ public final class GRPCChannel: ClientTransport, Sendable {
             .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = ClientConnectionHandler(authority: authority, windowSize: windowSize) { [self] in
+                    let handler = ClientConnectionHandler(
+                        authority: authority, windowSize: windowSize, ready: channel.eventLoop.makePromise()
+                    ) { [self] in
                         self.connectionLost(slotIndex: slotIndex, channel: channel)
                     }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-        let future = bootstrap.connect(host: target.host, port: target.port).flatMapThrowing { channel -> Connection in
-            let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
-            return Connection(channel: channel, handler: handler)
+        let timeout = configuration.connectTimeout
+        let future = bootstrap.connect(host: target.host, port: target.port).flatMap { channel -> EventLoopFuture<Connection> in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
+            }.flatMap { handler in
+                let connection = Connection(channel: channel, handler: handler)
+                let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+                    handler.ready.fail(RPCError(code: .unavailable, message: "no SETTINGS from the server"))
+                    channel.close(promise: nil)
+                }
+                return handler.ready.futureResult.map {
+                    timer.cancel()
+                    return connection
+                }
+            }
         }
         future.whenComplete { [self] result in
             slots.withLock { slots in

@@ -54,6 +54,9 @@ public final class GRPCServer: Sendable {
     /// The registered methods.
     public var methods: [MethodDescriptor] { router.methods }
 
+    /// The number of open client connections.
+    public var connectionCount: Int { state.withLock { $0.connections.count } }
+
     /// The address the server is listening on, once it is.
     /// - Returns: the bound address.
     /// - Throws: if the server failed to bind.

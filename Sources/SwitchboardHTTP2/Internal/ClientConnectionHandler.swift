@@ -25,6 +25,7 @@ final class HTTP2ClientCall: ClientCallStream, @unchecked Sendable {
     var owedWindow = 0
     var writeWaiters: [CheckedContinuation<Void, any Error>] = []
     var deadlineTimer: Scheduled<Void>?
+    var finalStatus: Status?
 
     init(eventLoop: any EventLoop, maxMessageSize: Int, requestEncoding: MessageEncoding) {
         self.eventLoop = eventLoop
@@ -69,6 +70,7 @@ final class HTTP2ClientCall: ClientCallStream, @unchecked Sendable {
     func complete(status: Status, trailers: Metadata) {
         guard !finished else { return }
         finished = true
+        finalStatus = status
         deadlineTimer?.cancel()
         if status.code == .ok {
             responses.finish()
@@ -99,11 +101,19 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Set when the peer sent GOAWAY or the channel closed: no new calls here.
     private(set) var isDraining = false
     let onDraining: @Sendable () -> Void
+    /// Succeeds when the server's first SETTINGS arrives: only then does nghttp2 know how many streams it may open,
+    /// so calls started earlier could be refused.
+    let ready: EventLoopPromise<Void>
 
-    init(authority: String, windowSize: Int, onDraining: @escaping @Sendable () -> Void) {
+    init(authority: String, windowSize: Int, ready: EventLoopPromise<Void>, onDraining: @escaping @Sendable () -> Void) {
         self.authority = authority
         self.windowSize = windowSize
+        self.ready = ready
         self.onDraining = onDraining
+    }
+
+    func sessionReceivedSettings(_ session: NGHTTP2Session) {
+        ready.succeed(())
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -117,11 +127,13 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        ready.fail(RPCError(code: .unavailable, message: "the connection closed before the server's SETTINGS"))
         failAll(RPCError(code: .unavailable, message: "the connection closed"))
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        ready.fail(RPCError(code: .unavailable, message: "the connection closed before the server's SETTINGS"))
         markDraining()
         failAll(RPCError(code: .unavailable, message: "the connection closed"))
         context.fireChannelInactive()
@@ -214,7 +226,10 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func send(_ message: ByteBuffer, on call: HTTP2ClientCall, continuation: CheckedContinuation<Void, any Error>) {
         guard !call.finished, calls[call.streamID] === call else {
-            continuation.resume(throwing: RPCError(code: .cancelled, message: "the call has ended"))
+            let status = call.finalStatus ?? Status(code: .cancelled, message: "the call has ended")
+            continuation.resume(throwing: RPCError(
+                code: status.code == .ok ? .cancelled : status.code,
+                message: status.code == .ok ? "the call has ended" : status.message))
             return
         }
         var framed = ByteBuffer()

@@ -40,6 +40,12 @@ protocol NGHTTP2SessionDelegate: AnyObject {
     func session(_ session: NGHTTP2Session, goAwayWithLastStreamID lastStreamID: Int32, errorCode: UInt32)
     /// The outbound queue of a stream has room again (bytes were taken by nghttp2).
     func session(_ session: NGHTTP2Session, didDrainOutboundOn streamID: Int32, remaining: Int)
+    /// The peer's SETTINGS (not an ACK) arrived.
+    func sessionReceivedSettings(_ session: NGHTTP2Session)
+}
+
+extension NGHTTP2SessionDelegate {
+    func sessionReceivedSettings(_ session: NGHTTP2Session) {}
 }
 
 /// Settings sent to the peer at start.
@@ -328,6 +334,8 @@ final class NGHTTP2Session {
             } else {
                 delegate?.sessionReceivedPing(self)
             }
+        case NGHTTP2_SETTINGS.rawValue:
+            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { delegate?.sessionReceivedSettings(self) }
         case NGHTTP2_GOAWAY.rawValue:
             delegate?.session(self, goAwayWithLastStreamID: frame.pointee.goaway.last_stream_id,
                               errorCode: frame.pointee.goaway.error_code)

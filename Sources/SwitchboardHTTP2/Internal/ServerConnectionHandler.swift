@@ -578,7 +578,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private func finish(_ stream: Stream, with error: RPCError, original: (any Error)? = nil) {
         guard !stream.responded else { return }
-        if let cause = error.cause ?? original, error.code == .unknown || error.code == .internal {
+        // Only failures the handler did not turn into a status on purpose are logged: their cause is never sent.
+        if let cause = error.cause, error.code == .unknown || error.code == .internal {
             logger.error("call failed", metadata: ["rpc.method": "\(stream.handler?.method.description ?? "?")", "error": "\(cause)"])
         }
         var trailers: [(String, String)] = [("grpc-status", String(error.code.rawValue))]

@@ -1,0 +1,368 @@
+import Foundation
+import NIOCore
+import SwitchboardBuiltins
+import SwitchboardHTTP2
+import SwitchboardInterop
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardTestSupport
+import Synchronization
+import Testing
+
+/// A service whose handlers report what the server did to them.
+private struct ProbeService: Grpc_Testing_TestService_ServiceProtocol {
+    let started = Counter()
+    let cancelled = Counter()
+    let running = Counter()
+    let written = Counter()
+    let read = Counter()
+    let sleep: Duration
+
+    init(sleep: Duration = .milliseconds(300)) { self.sleep = sleep }
+
+    func emptyCall(request: Grpc_Testing_Empty, context: ServerContext) async throws -> Grpc_Testing_Empty {
+        started.add()
+        running.add()
+        defer { running.add(-1) }
+        do {
+            try await Task.sleep(for: sleep)
+        } catch {
+            cancelled.add()
+            throw error
+        }
+        return Grpc_Testing_Empty()
+    }
+
+    func unaryCall(request: Grpc_Testing_SimpleRequest, context: ServerContext) async throws -> Grpc_Testing_SimpleResponse {
+        if request.fillUsername {
+            throw RPCError.invalidArgument(violations: [FieldViolation(field: "username", description: "must be empty", reason: "INVALID")])
+        }
+        var response = Grpc_Testing_SimpleResponse()
+        response.username = context.requestMetadata.firstString("x-user") ?? ""
+        response.hostname = context[AuthenticatedUser.self]?.name ?? ""
+        return response
+    }
+
+    func cacheableUnaryCall(request: Grpc_Testing_SimpleRequest, context: ServerContext) async throws -> Grpc_Testing_SimpleResponse {
+        try await unaryCall(request: request, context: context)
+    }
+
+    func streamingOutputCall(
+        request: Grpc_Testing_StreamingOutputCallRequest, responses: RPCWriter<Grpc_Testing_StreamingOutputCallResponse>,
+        context: ServerContext
+    ) async throws {
+        var response = Grpc_Testing_StreamingOutputCallResponse()
+        var p = Grpc_Testing_Payload()
+        p.body = [UInt8](repeating: 1, count: 64 * 1024)
+        response.payload = p
+        do {
+            for _ in 0..<request.responseParameters.count {
+                try await responses.write(response)
+                written.add()
+            }
+        } catch {
+            cancelled.add()
+            throw error
+        }
+    }
+
+    func streamingInputCall(
+        requests: RPCAsyncSequence<Grpc_Testing_StreamingInputCallRequest>, context: ServerContext
+    ) async throws -> Grpc_Testing_StreamingInputCallResponse {
+        try await Task.sleep(for: sleep)
+        var total: Int32 = 0
+        for try await r in requests {
+            read.add()
+            total += Int32(r.payload?.body.count ?? 0)
+        }
+        var response = Grpc_Testing_StreamingInputCallResponse()
+        response.aggregatedPayloadSize = total
+        return response
+    }
+
+    func fullDuplexCall(
+        requests: RPCAsyncSequence<Grpc_Testing_StreamingOutputCallRequest>,
+        responses: RPCWriter<Grpc_Testing_StreamingOutputCallResponse>, context: ServerContext
+    ) async throws {
+        started.add()
+        do {
+            for try await _ in requests { try await responses.write(Grpc_Testing_StreamingOutputCallResponse()) }
+        } catch {
+            cancelled.add()
+            throw error
+        }
+    }
+
+    func halfDuplexCall(
+        requests: RPCAsyncSequence<Grpc_Testing_StreamingOutputCallRequest>,
+        responses: RPCWriter<Grpc_Testing_StreamingOutputCallResponse>, context: ServerContext
+    ) async throws {}
+
+    func unimplementedCall(request: Grpc_Testing_Empty, context: ServerContext) async throws -> Grpc_Testing_Empty {
+        throw RPCError(code: .unimplemented, message: "no")
+    }
+}
+
+private struct AuthenticatedUser: Sendable {
+    var name: String
+}
+
+/// Rejects calls without `authorization`, and attaches the caller for the handler.
+private struct AuthInterceptor: ServerInterceptor {
+    func intercept<Result: Sendable>(
+        context: ServerContext, next: @Sendable (ServerContext) async throws -> Result
+    ) async throws -> Result {
+        guard let token = context.requestMetadata.firstString("authorization") else {
+            throw RPCError(code: .unauthenticated, message: "authorization is required")
+        }
+        context[AuthenticatedUser.self] = AuthenticatedUser(name: String(token.dropFirst("Bearer ".count)))
+        return try await next(context)
+    }
+}
+
+private struct TokenInterceptor: ClientInterceptor {
+    let token: String
+    func intercept<Result: Sendable>(
+        method: MethodDescriptor, options: CallOptions, next: @Sendable (CallOptions) async throws -> Result
+    ) async throws -> Result {
+        var options = options
+        options.metadata.addString("Bearer \(token)", forKey: "authorization")
+        return try await next(options)
+    }
+}
+
+private func code(of body: () async throws -> Void) async -> StatusCode? {
+    do {
+        try await body()
+        return nil
+    } catch let error as RPCError {
+        return error.code
+    } catch {
+        return .unknown
+    }
+}
+
+@Suite("Deadlines, cancellation, backpressure, shutdown, interceptors", .serialized)
+struct LifecycleTests {
+    @Test("a deadline ends the call with DEADLINE_EXCEEDED and cancels the handler task")
+    func deadline() async throws {
+        let probe = ProbeService(sleep: .seconds(5))
+        try await withServerAndClient(services: [probe]) { client, _ in
+            let stub = Grpc_Testing_TestService_Client(client: client)
+            let started = ContinuousClock.now
+            let result = await code { _ = try await stub.emptyCall(Grpc_Testing_Empty(), options: CallOptions(timeout: .milliseconds(200))) }
+            #expect(result == .deadlineExceeded)
+            #expect(ContinuousClock.now - started < .seconds(3))
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(probe.cancelled.current == 1)
+        }
+    }
+
+    @Test("a client cancelling a stream cancels the server's handler")
+    func clientCancellation() async throws {
+        let probe = ProbeService()
+        try await withServerAndClient(services: [probe]) { client, _ in
+            let stub = Grpc_Testing_TestService_Client(client: client)
+            try await stub.fullDuplexCall { call in
+                try await call.send(Grpc_Testing_StreamingOutputCallRequest())
+                var iterator = call.responses.makeAsyncIterator()
+                _ = try await iterator.next()
+                // Returning from the body without finishing cancels the call (RST_STREAM CANCEL).
+            }
+            for _ in 0..<50 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(probe.started.current == 1)
+            #expect(probe.cancelled.current == 1)
+        }
+    }
+
+    @Test("a slow reader holds a fast server-streaming writer back (bounded buffering)")
+    func serverBackpressure() async throws {
+        let probe = ProbeService()
+        try await withServerAndClient(services: [probe]) { client, _ in
+            var request = Grpc_Testing_StreamingOutputCallRequest()
+            request.responseParameters = Array(repeating: Grpc_Testing_ResponseParameters(), count: 1000)  // 64 MiB
+            try await Grpc_Testing_TestService_Client(client: client).streamingOutputCall(request) { responses in
+                var iterator = responses.makeAsyncIterator()
+                _ = try await iterator.next()
+                try await Task.sleep(for: .milliseconds(500))
+                // Window (1 MiB) + client buffer (1 MiB) + server queue (256 KiB) bound what can be written ahead.
+                #expect(probe.written.current < 60, "the server wrote \(probe.written.current) messages ahead of the reader")
+                var count = 1
+                while try await iterator.next() != nil { count += 1 }
+                #expect(count == 1000)
+            }
+        }
+    }
+
+    @Test("a slow handler holds a fast client-streaming sender back")
+    func clientBackpressure() async throws {
+        let probe = ProbeService(sleep: .milliseconds(500))
+        let sent = Counter()
+        try await withServerAndClient(services: [probe]) { client, _ in
+            let stub = Grpc_Testing_TestService_Client(client: client)
+            let call = Task {
+                try await stub.streamingInputCall { call in
+                    var r = Grpc_Testing_StreamingInputCallRequest()
+                    var p = Grpc_Testing_Payload()
+                    p.body = [UInt8](repeating: 2, count: 64 * 1024)
+                    r.payload = p
+                    for _ in 0..<500 {
+                        try await call.send(r)
+                        sent.add()
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(sent.current < 60, "the client sent \(sent.current) messages to a handler that reads none")
+            let response = try await call.value
+            #expect(response.message.aggregatedPayloadSize == 500 * 64 * 1024)
+        }
+    }
+
+    @Test("graceful shutdown lets accepted calls finish, then refuses new ones")
+    func gracefulShutdown() async throws {
+        let probe = ProbeService(sleep: .milliseconds(400))
+        let running = try await startServer(services: [probe])
+        let channel = running.channel()
+        let stub = Grpc_Testing_TestService_Client(client: RPCClient(transport: channel))
+        let inFlight = Task { try await stub.emptyCall(Grpc_Testing_Empty()) }
+        while probe.started.current == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let shutdown = Task { await running.server.shutDown(grace: .seconds(5)) }
+        _ = try await inFlight.value
+        await shutdown.value
+        _ = await running.task.result
+        #expect(await code { _ = try await stub.emptyCall(Grpc_Testing_Empty()) } == .unavailable)
+        await channel.close()
+    }
+
+    @Test("calls still running when the grace period ends are cancelled")
+    func graceExpiry() async throws {
+        let probe = ProbeService(sleep: .seconds(10))
+        let running = try await startServer(services: [probe])
+        let channel = running.channel()
+        let stub = Grpc_Testing_TestService_Client(client: RPCClient(transport: channel))
+        let inFlight = Task { await code { _ = try await stub.emptyCall(Grpc_Testing_Empty()) } }
+        while probe.started.current == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        await running.server.shutDown(grace: .milliseconds(200))
+        #expect(await inFlight.value == .unavailable)
+        #expect(probe.cancelled.current == 1)
+        await channel.close()
+    }
+
+    @Test("interceptors authenticate on the server and add credentials on the client")
+    func interceptors() async throws {
+        let probe = ProbeService()
+        try await withServerAndClient(services: [probe], interceptors: [AuthInterceptor()]) { client, running in
+            let anonymous = Grpc_Testing_TestService_Client(client: client)
+            #expect(await code { _ = try await anonymous.unaryCall(Grpc_Testing_SimpleRequest()) } == .unauthenticated)
+            let authenticated = Grpc_Testing_TestService_Client(
+                client: RPCClient(transport: client.transport, interceptors: [TokenInterceptor(token: "ada")]))
+            let response = try await authenticated.unaryCall(Grpc_Testing_SimpleRequest())
+            #expect(response.hostname == "ada")
+        }
+    }
+
+    @Test("rich errors carry BadRequest field violations to the client")
+    func richErrors() async throws {
+        try await withServerAndClient(services: [ProbeService()]) { client, _ in
+            var request = Grpc_Testing_SimpleRequest()
+            request.fillUsername = true
+            do {
+                _ = try await Grpc_Testing_TestService_Client(client: client).unaryCall(request)
+                Issue.record("expected INVALID_ARGUMENT")
+            } catch let error as RPCError {
+                #expect(error.code == .invalidArgument)
+                #expect(error.fieldViolations == [FieldViolation(field: "username", description: "must be empty", reason: "INVALID")])
+            }
+        }
+    }
+
+    @Test("max concurrent streams bounds the handlers running at once; excess calls wait, none fail")
+    func maxConcurrentStreams() async throws {
+        let probe = ProbeService(sleep: .milliseconds(100))
+        try await withServerAndClient(services: [probe], configure: { $0.maxConcurrentStreams = 2 }) { client, _ in
+            let stub = Grpc_Testing_TestService_Client(client: client)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<6 { group.addTask { _ = try await stub.emptyCall(Grpc_Testing_Empty()) } }
+                try await group.waitForAll()
+            }
+            #expect(probe.started.current == 6)
+            #expect(probe.running.highest <= 2)
+        }
+    }
+
+    @Test("calls are spread round-robin over several servers")
+    func roundRobin() async throws {
+        let a = ProbeService(sleep: .zero), b = ProbeService(sleep: .zero)
+        let serverA = try await startServer(services: [a])
+        let serverB = try await startServer(services: [b])
+        let channel = GRPCChannel(targets: [.init(host: "127.0.0.1", port: serverA.port), .init(host: "127.0.0.1", port: serverB.port)])
+        let stub = Grpc_Testing_TestService_Client(client: RPCClient(transport: channel))
+        for _ in 0..<10 { _ = try await stub.emptyCall(Grpc_Testing_Empty()) }
+        #expect(a.started.current == 5)
+        #expect(b.started.current == 5)
+        await channel.close()
+        await serverA.stop()
+        await serverB.stop()
+    }
+
+    @Test("the client reconnects with backoff after the server comes back")
+    func reconnect() async throws {
+        let probe = ProbeService(sleep: .zero)
+        let first = try await startServer(services: [probe])
+        let port = first.port
+        var configuration = ClientConfiguration()
+        configuration.initialBackoff = .milliseconds(50)
+        configuration.maxBackoff = .milliseconds(200)
+        let channel = first.channel(configuration: configuration)
+        let stub = Grpc_Testing_TestService_Client(client: RPCClient(transport: channel))
+        _ = try await stub.emptyCall(Grpc_Testing_Empty())
+        await first.stop()
+        #expect(await code { _ = try await stub.emptyCall(Grpc_Testing_Empty()) } == .unavailable)
+        let second = try await startServer(services: [probe], port: port)
+        var succeeded = false
+        for _ in 0..<40 where !succeeded {
+            succeeded = await code { _ = try await stub.emptyCall(Grpc_Testing_Empty()) } == nil
+            if !succeeded { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(succeeded)
+        await channel.close()
+        await second.stop()
+    }
+
+    @Test("an idle connection is closed by the server and the client transparently reconnects")
+    func idleTimeout() async throws {
+        let probe = ProbeService(sleep: .zero)
+        try await withServerAndClient(services: [probe], configure: { $0.idleTimeout = .milliseconds(150) }) { client, running in
+            let stub = Grpc_Testing_TestService_Client(client: client)
+            _ = try await stub.emptyCall(Grpc_Testing_Empty())
+            #expect(running.server.connectionCount == 1)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(running.server.connectionCount == 0)
+            _ = try await stub.emptyCall(Grpc_Testing_Empty())
+            #expect(probe.started.current == 2)
+        }
+    }
+
+    @Test("health status changes are visible to Check and streamed by Watch")
+    func health() async throws {
+        let health = HealthService(services: ["grpc.testing.TestService"])
+        try await withServerAndClient(services: [health]) { client, _ in
+            let stub = Grpc_Health_V1_Health_Client(client: client)
+            var request = Grpc_Health_V1_HealthCheckRequest()
+            request.service = "grpc.testing.TestService"
+            #expect(try await stub.check(request).status == .serving)
+            let seen = try await stub.watch(request) { responses in
+                var seen: [Grpc_Health_V1_HealthCheckResponse.ServingStatus] = []
+                for try await r in responses {
+                    seen.append(r.status)
+                    if seen.count == 1 { health.setStatus(.notServing, for: "grpc.testing.TestService") }
+                    if seen.count == 2 { break }
+                }
+                return seen
+            }
+            #expect(seen == [.serving, .notServing])
+            #expect(try await stub.check(request).status == .notServing)
+        }
+    }
+}

@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SwitchboardBuiltins", targets: ["SwitchboardBuiltins"]),
         .executable(name: "protoc-gen-switchboard", targets: ["protoc-gen-switchboard"]),
         .executable(name: "interop-server", targets: ["interop-server"]),
+        .executable(name: "echo-server", targets: ["echo-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -82,6 +83,15 @@ let package = Package(
             dependencies: [
                 "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins", "SwitchboardInterop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The Switchboard side of Benchmarks/run.sh.
+        .executableTarget(
+            name: "echo-server",
+            dependencies: [
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -191,14 +191,14 @@ public final class GRPCChannel: ClientTransport, Sendable {
         let timeout = configuration.connectTimeout
         let future = bootstrap.connect(host: target.host, port: target.port).flatMap { channel -> EventLoopFuture<Connection> in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
-            }.flatMap { handler in
-                let connection = Connection(channel: channel, handler: handler)
+                Connection(channel: channel, handler: try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self))
+            }.flatMap { connection in
+                let ready = connection.handler.ready
                 let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
-                    handler.ready.fail(RPCError(code: .unavailable, message: "no SETTINGS from the server"))
+                    ready.fail(RPCError(code: .unavailable, message: "no SETTINGS from the server"))
                     channel.close(promise: nil)
                 }
-                return handler.ready.futureResult.map {
+                return ready.futureResult.map {
                     timer.cancel()
                     return connection
                 }

@@ -28,6 +28,17 @@ struct InteropTests {
         #expect(status == 0, "\(name): \(output)")
         #expect(output.contains("PASS \(name)"), "\(name): \(output)")
     }
+
+    @Test(
+        "raw HTTP/2 probe: ping abuse gets GOAWAY ENHANCE_YOUR_CALM, non-gRPC requests get 415/405, garbage gets GOAWAY",
+        arguments: ["ping_abuse", "unsupported_media_type", "method_not_allowed", "malformed_frames"])
+    func http2Probe(name: String) throws {
+        let port = try Self.server.port()
+        let (status, output) = try runProcess(
+            pythonPath,
+            [repositoryRoot.appendingPathComponent("Tests/Interop/h2_probe.py").path, "--port", String(port), "--case", name])
+        #expect(status == 0, "\(name): \(output)")
+    }
 }
 
 /// Starts `interop-server` on a free port once and stops it when the test process exits.

@@ -45,6 +45,7 @@ CLK_TCK="$(getconf CLK_TCK)"
 run() { # run <name> <pid> <port> <c> <m>
     local name=$1 pid=$2 port=$3 c=$4 m=$5
     local before after out
+    rm -f "$WORK/log"
     before=$(cpu_ticks "$pid")
     out="$(h2load -D "$SECONDS_PER_RUN" -c "$c" -m "$m" -t 1 "${H2ARGS[@]}" --log-file="$WORK/log" "http://127.0.0.1:$port$URL_PATH")"
     after=$(cpu_ticks "$pid")

@@ -160,30 +160,31 @@ final class NGHTTP2Session {
     // MARK: - Submitting
 
     private func withNV<R>(_ headers: [(String, String)], _ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> R) -> R {
-        // nghttp2 copies names and values during the submit call, so temporaries suffice.
-        var storage: [[UInt8]] = []
-        storage.reserveCapacity(headers.count * 2)
-        for (name, value) in headers {
-            storage.append(Array(name.utf8))
-            storage.append(Array(value.utf8))
+        // nghttp2 copies names and values during the submit call, so one temporary buffer holding them all suffices.
+        var total = 0
+        for (name, value) in headers { total += name.utf8.count + value.utf8.count }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { bytes in
+            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
+                var offset = 0
+                for (i, (name, value)) in headers.enumerated() {
+                    let base = bytes.baseAddress! + offset
+                    let nameCount = copyUTF8(name, to: base)
+                    let valueCount = copyUTF8(value, to: base + nameCount)
+                    nva.initializeElement(at: i, to: nghttp2_nv(
+                        name: base, value: base + nameCount, namelen: nameCount, valuelen: valueCount,
+                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                    offset += nameCount + valueCount
+                }
+                return body(nva.baseAddress!, headers.count)
+            }
         }
-        var nva = [nghttp2_nv]()
-        nva.reserveCapacity(headers.count)
-        return storage.withUnsafeMutableBufferPointer { parts in
-            var pointers: [UnsafeMutablePointer<UInt8>] = []
-            for i in 0..<parts.count {
-                let count = parts[i].count
-                let p = UnsafeMutablePointer<UInt8>.allocate(capacity: max(count, 1))
-                parts[i].withUnsafeBufferPointer { if let b = $0.baseAddress { p.initialize(from: b, count: count) } }
-                pointers.append(p)
-            }
-            defer { pointers.forEach { $0.deallocate() } }
-            for i in 0..<headers.count {
-                nva.append(nghttp2_nv(
-                    name: pointers[2 * i], value: pointers[2 * i + 1], namelen: parts[2 * i].count,
-                    valuelen: parts[2 * i + 1].count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-            }
-            return nva.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
+    }
+
+    private func copyUTF8(_ string: String, to destination: UnsafeMutablePointer<UInt8>) -> Int {
+        var string = string
+        return string.withUTF8 { utf8 in
+            if let source = utf8.baseAddress { destination.update(from: source, count: utf8.count) }
+            return utf8.count
         }
     }
 

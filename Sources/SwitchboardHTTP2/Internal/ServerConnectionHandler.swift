@@ -136,6 +136,20 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
+    private var flushScheduled = false
+
+    /// Flushes once after the tasks already queued on the event loop have run, so that many calls completing
+    /// together leave in one write (one syscall) instead of one each.
+    private func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            loopBound.value.flushScheduled = false
+            loopBound.value.flush()
+        }
+    }
+
     /// Writes what nghttp2 has queued, while the channel accepts writes; closes when the session is done.
     private func flush() {
         guard let context, !inReceive || true else { return }
@@ -479,7 +493,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 case .success(let message): handler.finish(stream, message: message)
                 case .failure(let error): handler.finish(stream, with: RPCError.from(error), original: error)
                 }
-                handler.flush()
+                handler.scheduleFlush()
             }
         }
     }
@@ -508,7 +522,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         } else {
             stream.writeWaiters.append(continuation)
         }
-        flush()
+        scheduleFlush()
     }
 
     private func sendHeadersIfNeeded(_ stream: Stream) {

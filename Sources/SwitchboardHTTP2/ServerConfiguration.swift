@@ -30,6 +30,10 @@ public struct ServerConfiguration: Sendable {
     public var streamWriteHighWatermark: Int
     /// TLS; nil for plaintext HTTP/2 (h2c with prior knowledge).
     public var tls: TLSConfiguration?
+    /// Start each handler task on its connection's event loop (a task-executor preference) instead of the global
+    /// cooperative pool. It saves two cross-thread hops per call; handlers must not block either way (blocking
+    /// work, such as libpq calls, belongs on dedicated threads).
+    public var runHandlersOnEventLoop: Bool
 
     /// Creates a configuration with production defaults.
     /// - Parameters:
@@ -50,6 +54,7 @@ public struct ServerConfiguration: Sendable {
         self.maxPingStrikes = 2
         self.streamWriteHighWatermark = 256 * 1024
         self.tls = nil
+        self.runHandlersOnEventLoop = true
     }
 }
 

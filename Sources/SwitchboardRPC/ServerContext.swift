@@ -18,8 +18,14 @@ public final class ServerContext: Sendable {
         get { mutable.withLock { $0.requestMessageCompressed } }
         set { mutable.withLock { $0.requestMessageCompressed = newValue } }
     }
-    /// A logger carrying the call's method and request id.
-    public let logger: Logger
+    private let baseLogger: Logger
+
+    /// A logger carrying the call's method (built on access: most calls never log).
+    public var logger: Logger {
+        var logger = baseLogger
+        logger[metadataKey: "rpc.method"] = "\(method)"
+        return logger
+    }
 
     private struct Mutable {
         var initialMetadata = Metadata()
@@ -51,7 +57,7 @@ public final class ServerContext: Sendable {
         self.requestMetadata = requestMetadata
         self.deadline = deadline
         self.peer = peer
-        self.logger = logger
+        self.baseLogger = logger
         self.mutable = Mutex(Mutable(compressResponses: compressResponses))
     }
 

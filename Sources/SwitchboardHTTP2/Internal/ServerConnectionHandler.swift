@@ -19,7 +19,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private final class Stream {
         let id: Int32
-        var headers: [(String, String)] = []
+        // Request headers, parsed as nghttp2 delivers them.
+        var method = ""
+        var path = ""
+        var contentType = ""
+        var timeout: String?
+        var encoding: String?
+        var acceptEncoding: String?
+        var metadata = Metadata()
+        var metadataError: RPCError?
         var handler: RPCRouter.Handler?
         var context: ServerContext?
         var deframer: GRPCMessageDeframer
@@ -63,6 +71,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var pingStrikes = 0
     private var lastPingReceived: NIODeadline?
     private var peer = "unknown"
+    private var taskExecutor: EventLoopTaskExecutor?
 
     init(router: RPCRouter, interceptors: [any ServerInterceptor], configuration: ServerConfiguration, logger: Logger) {
         self.router = router
@@ -75,6 +84,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        taskExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
         var settings = HTTP2Settings()
         settings.maxConcurrentStreams = UInt32(configuration.maxConcurrentStreams)
         settings.initialWindowSize = UInt32(configuration.initialWindowSize)
@@ -282,8 +292,22 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func session(_ session: NGHTTP2Session, header name: String, value: String, on streamID: Int32) {
-        guard let stream = streams[streamID], stream.handler == nil, !stream.responded else { return }
-        stream.headers.append((name, value))
+        guard let stream = streams[streamID], stream.context == nil, !stream.responded else { return }
+        switch name {
+        case ":method": stream.method = value
+        case ":path": stream.path = value
+        case "content-type": stream.contentType = value
+        case "grpc-timeout": stream.timeout = value
+        case "grpc-encoding": stream.encoding = value
+        case "grpc-accept-encoding": stream.acceptEncoding = value
+        default:
+            guard !Metadata.isReserved(name), stream.metadataError == nil else { return }
+            do {
+                try stream.metadata.addWire(value, forKey: name)
+            } catch {
+                stream.metadataError = RPCError.from(error)
+            }
+        }
     }
 
     func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool) {
@@ -295,31 +319,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func startCall(_ stream: Stream) {
-        var method = "", path = "", contentType = ""
-        var timeout: String?
-        var encoding: String?
-        var acceptEncoding: String?
-        var metadata = Metadata()
-        for (name, value) in stream.headers {
-            switch name {
-            case ":method": method = value
-            case ":path": path = value
-            case "content-type": contentType = value
-            case "grpc-timeout": timeout = value
-            case "grpc-encoding": encoding = value
-            case "grpc-accept-encoding": acceptEncoding = value
-            default:
-                if !Metadata.isReserved(name) {
-                    do {
-                        try metadata.addWire(value, forKey: name)
-                    } catch {
-                        respondTrailersOnly(stream, RPCError.from(error))
-                        return
-                    }
-                }
-            }
+        let method = stream.method, path = stream.path, contentType = stream.contentType
+        let timeout = stream.timeout, encoding = stream.encoding, acceptEncoding = stream.acceptEncoding
+        let metadata = stream.metadata
+        if let error = stream.metadataError {
+            respondTrailersOnly(stream, error)
+            return
         }
-        stream.headers = []
         guard method == "POST" else {
             respondHTTP(stream, status: 405)
             return
@@ -351,11 +357,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         stream.responseEncoding = accepted.contains(.gzip) ? .gzip : (accepted.contains(.deflate) ? .deflate : .identity)
 
         let deadline = timeout.flatMap(GRPCTimeout.parse).map { ContinuousClock.now + $0 }
-        var callLogger = logger
-        callLogger[metadataKey: "rpc.method"] = "\(handler.method)"
         let callContext = ServerContext(
             method: handler.method, requestMetadata: metadata, deadline: deadline, peer: peer,
-            compressResponses: configuration.compressResponses, logger: callLogger)
+            compressResponses: configuration.compressResponses, logger: logger)
         stream.handler = handler
         stream.context = callContext
 
@@ -476,7 +480,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let sink = StreamResponseSink(handler: loopBound, eventLoop: eventLoop, streamID: stream.id)
         let interceptors = self.interceptors
         let id = stream.id
-        stream.task = Task {
+        stream.task = Task(executorPreference: configuration.runHandlersOnEventLoop ? taskExecutor : nil) {
             let result: Result<ByteBuffer?, any Error>
             do {
                 let response = try await interceptors.run(context: callContext) { callContext in

@@ -18,6 +18,20 @@ public enum GRPCFraming {
         var payload = payload
         buffer.writeBuffer(&payload)
     }
+
+    /// Frames an uncompressed message without copying it, when it was encoded after 5 bytes of headroom (see
+    /// `ByteBuffer.withFramingHeadroom()`).
+    /// - Parameter payload: the message.
+    /// - Returns: the framed message, or nil when there is no headroom.
+    public static func frameInPlace(_ payload: ByteBuffer) -> ByteBuffer? {
+        guard payload.readerIndex >= prefixLength, payload.readableBytes <= Int(UInt32.max) else { return nil }
+        var framed = payload
+        let start = payload.readerIndex - prefixLength
+        framed.setInteger(UInt8(0), at: start)
+        framed.setInteger(UInt32(payload.readableBytes), at: start + 1)
+        framed.moveReaderIndex(to: start)
+        return framed
+    }
 }
 
 /// Splits a byte stream into gRPC messages; refuses messages above a size limit before buffering them.

@@ -38,43 +38,62 @@ final class _ProtoBox<Value: ProtoMessage>: Equatable, @unchecked Sendable {
 }
 
 func _decodeMessage<M: _CBridgedMessage>(_ type: M.Type, from bytes: ByteBuffer) throws -> M {
-    let unpacked = bytes.withUnsafeReadableBytes { raw -> UnsafeMutablePointer<ProtobufCMessage>? in
-        // protobuf-c wants a non-null pointer even for an empty message.
-        var empty: UInt8 = 0
-        guard let base = raw.baseAddress, raw.count > 0 else {
-            return protobuf_c_message_unpack(M._cDescriptor, nil, 0, &empty)
+    // protoc-c allocates the unpacked tree through an arena whose first chunk is on the stack, so a typical
+    // request decodes without touching malloc and is released in one go.
+    try withUnsafeTemporaryAllocation(byteCount: _CArena.stackChunkSize, alignment: 16) { stack in
+        let arena = _CArena(initial: stack)
+        defer { arena.release() }
+        var allocator = ProtobufCAllocator(
+            alloc: { data, size in Unmanaged<_CArena>.fromOpaque(data!).takeUnretainedValue().allocate(size) },
+            free: { _, _ in },
+            allocator_data: Unmanaged.passUnretained(arena).toOpaque())
+        let unpacked = bytes.withUnsafeReadableBytes { raw -> UnsafeMutablePointer<ProtobufCMessage>? in
+            // protobuf-c wants a non-null pointer even for an empty message.
+            var empty: UInt8 = 0
+            guard let base = raw.baseAddress, raw.count > 0 else {
+                return protobuf_c_message_unpack(M._cDescriptor, &allocator, 0, &empty)
+            }
+            return protobuf_c_message_unpack(M._cDescriptor, &allocator, raw.count, base.assumingMemoryBound(to: UInt8.self))
         }
-        return protobuf_c_message_unpack(M._cDescriptor, nil, raw.count, base.assumingMemoryBound(to: UInt8.self))
+        guard let unpacked else { throw ProtoDecodingError(messageName: M.protoMessageName) }
+        return M(_cReader: _CMessageReader(UnsafeRawPointer(unpacked)))
     }
-    guard let unpacked else { throw ProtoDecodingError(messageName: M.protoMessageName) }
-    defer { protobuf_c_message_free_unpacked(unpacked, nil) }
-    return M(_cReader: _CMessageReader(UnsafeRawPointer(unpacked)))
 }
 
 func _encodeMessage<M: _CBridgedMessage>(_ message: M, into buffer: inout ByteBuffer) {
-    let arena = _CArena()
-    defer { arena.release() }
-    let root = arena.newMessage(M._cDescriptor)
-    message._write(to: _CMessageWriter(root, arena: arena))
-    let message = root.assumingMemoryBound(to: ProtobufCMessage.self)
-    let size = protobuf_c_message_get_packed_size(message)
-    guard size > 0 else { return }
-    buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
-        protobuf_c_message_pack(message, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+    withUnsafeTemporaryAllocation(byteCount: _CArena.stackChunkSize, alignment: 16) { stack in
+        let arena = _CArena(initial: stack)
+        defer { arena.release() }
+        let root = arena.newMessage(M._cDescriptor)
+        message._write(to: _CMessageWriter(root, arena: arena))
+        let packed = root.assumingMemoryBound(to: ProtobufCMessage.self)
+        let size = protobuf_c_message_get_packed_size(packed)
+        guard size > 0 else { return }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            protobuf_c_message_pack(packed, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
     }
 }
 
-/// Bump allocator for the C struct tree of one encode; everything is freed at once after packing.
+/// Bump allocator for the C struct tree of one encode or decode; everything is freed at once afterwards. The first
+/// chunk is caller-provided stack memory; larger trees spill into malloc'd chunks.
 final class _CArena {
+    static let stackChunkSize = 2048
     private var chunks: [UnsafeMutableRawPointer] = []
     private var current: UnsafeMutableRawPointer?
     private var remaining = 0
-    private static let chunkSize = 4096
+    private static let chunkSize = 16384
+
+    init(initial: UnsafeMutableRawBufferPointer) {
+        current = initial.baseAddress
+        remaining = initial.count
+    }
 
     func allocate(_ size: Int) -> UnsafeMutableRawPointer {
         let aligned = (max(size, 1) + 15) & ~15
         if aligned > remaining {
             let chunk = Swift.max(aligned, Self.chunkSize)
+            // Small requests never get here: the stack chunk serves them.
             let p = malloc(chunk)!
             chunks.append(p)
             current = p

@@ -53,7 +53,7 @@ public struct RPCRouter: Sendable {
     ) {
         register(Handler(method: method) { requests, _, context in
             let request = try await Self.single(Request.self, from: requests)
-            var buffer = ByteBuffer()
+            var buffer = ByteBuffer.withFramingHeadroom()
             try await handler(request, context).encode(into: &buffer)
             return buffer
         })
@@ -68,7 +68,7 @@ public struct RPCRouter: Sendable {
         handler: @escaping @Sendable (RPCAsyncSequence<Request>, ServerContext) async throws -> Response
     ) {
         register(Handler(method: method) { requests, _, context in
-            var buffer = ByteBuffer()
+            var buffer = ByteBuffer.withFramingHeadroom()
             try await handler(RPCAsyncSequence(raw: requests), context).encode(into: &buffer)
             return buffer
         })
@@ -112,5 +112,16 @@ public struct RPCRouter: Sendable {
             throw RPCError(code: .unimplemented, message: "expected one request message, received several")
         }
         return try decodeMessage(M.self, from: first)
+    }
+}
+
+extension ByteBuffer {
+    /// An empty buffer whose first 5 bytes are reserved (and skipped), so that the transport can write the gRPC
+    /// message prefix in front of the encoded message without copying it.
+    public static func withFramingHeadroom(capacity: Int = 256) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: capacity)
+        buffer.writeRepeatingByte(0, count: 5)
+        buffer.moveReaderIndex(forwardBy: 5)
+        return buffer
     }
 }

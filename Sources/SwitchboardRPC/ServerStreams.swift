@@ -27,7 +27,7 @@ public struct RPCWriter<Message: ProtoMessage>: Sendable {
     ///   - compress: overrides the call's compression for this message.
     /// - Throws: when the call has ended.
     public func write(_ message: Message, compress: Bool? = nil) async throws {
-        var buffer = ByteBuffer()
+        var buffer = ByteBuffer.withFramingHeadroom()
         message.encode(into: &buffer)
         try await sink.write(buffer, compress: compress)
     }

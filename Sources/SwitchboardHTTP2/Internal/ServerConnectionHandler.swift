@@ -490,7 +490,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             } catch {
                 result = .failure(error)
             }
-            eventLoop.execute {
+            let complete: @Sendable () -> Void = {
                 let handler = loopBound.value
                 guard let stream = handler.streams[id] else { return }
                 switch result {
@@ -499,6 +499,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 }
                 handler.scheduleFlush()
             }
+            // A handler task that prefers this loop usually ends on it: finish inline rather than hop.
+            if eventLoop.inEventLoop { complete() } else { eventLoop.execute(complete) }
         }
     }
 
@@ -550,13 +552,17 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let wanted = compress ?? stream.context?.compressResponses ?? false
         sendHeadersIfNeeded(stream)
         let compressed = wanted && stream.responseEncoding != .identity
-        var framed = context.channel.allocator.buffer(capacity: message.readableBytes + GRPCFraming.prefixLength)
         if compressed {
+            var framed = context.channel.allocator.buffer(capacity: message.readableBytes / 2 + GRPCFraming.prefixLength)
             GRPCFraming.frame(try stream.responseEncoding.compress(message), compressed: true, into: &framed)
+            session.enqueue(framed, on: stream.id)
+        } else if let framed = GRPCFraming.frameInPlace(message) {
+            session.enqueue(framed, on: stream.id)
         } else {
+            var framed = context.channel.allocator.buffer(capacity: message.readableBytes + GRPCFraming.prefixLength)
             GRPCFraming.frame(message, compressed: false, into: &framed)
+            session.enqueue(framed, on: stream.id)
         }
-        session.enqueue(framed, on: stream.id)
     }
 
     func session(_ session: NGHTTP2Session, didDrainOutboundOn streamID: Int32, remaining: Int) {

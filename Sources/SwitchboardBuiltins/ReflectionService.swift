@@ -63,8 +63,10 @@ struct ReflectionIndex: Sendable {
     }
 }
 
-/// `grpc.reflection.v1.ServerReflection`.
-public struct ReflectionServiceV1: Grpc_Reflection_V1_ServerReflection_ServiceProtocol {
+/// Server reflection, served as `grpc.reflection.v1.ServerReflection` and, for older tools such as grpcurl's
+/// fallback and grpcio-reflection's descriptor database, as `grpc.reflection.v1alpha.ServerReflection`. The two
+/// versions' messages are identical on the wire, so one implementation with the v1 types serves both paths.
+public struct ReflectionService: Grpc_Reflection_V1_ServerReflection_ServiceProtocol {
     private let index: ReflectionIndex
 
     /// Creates the service.
@@ -73,6 +75,19 @@ public struct ReflectionServiceV1: Grpc_Reflection_V1_ServerReflection_ServicePr
     ///   - services: the fully-qualified names of the services the server serves.
     public init(files: [EmbeddedProtoFile] = SwitchboardProtoFiles.all, services: [String]) {
         self.index = ReflectionIndex(files: files, services: services)
+    }
+
+    /// Registers the v1 and v1alpha methods.
+    /// - Parameter router: the router.
+    public func registerMethods(with router: inout RPCRouter) {
+        for method in [
+            Grpc_Reflection_V1_ServerReflection.Method.serverReflectionInfo,
+            Grpc_Reflection_V1Alpha_ServerReflection.Method.serverReflectionInfo,
+        ] {
+            router.registerBidirectionalStreaming(method) { requests, responses, context in
+                try await self.serverReflectionInfo(requests: requests, responses: responses, context: context)
+            }
+        }
     }
 
     public func serverReflectionInfo(
@@ -81,94 +96,47 @@ public struct ReflectionServiceV1: Grpc_Reflection_V1_ServerReflection_ServicePr
         context: ServerContext
     ) async throws {
         for try await request in requests {
-            let answer: ReflectionIndex.Answer
-            switch request.messageRequest {
-            case .fileByFilename(let name): answer = index.fileByName(name)
-            case .fileContainingSymbol(let symbol): answer = index.fileContainingSymbol(symbol)
-            case .fileContainingExtension: answer = .error(code: 5, message: "extensions are not used")
-            case .allExtensionNumbersOfType(let type): answer = index.extensionNumbers(of: type)
-            case .listServices: answer = index.listServices()
-            case nil: answer = .error(code: 3, message: "message_request must be set")
-            }
             var response = Grpc_Reflection_V1_ServerReflectionResponse()
             response.validHost = request.host
             response.originalRequest = request
-            switch answer {
-            case .files(let files):
-                var r = Grpc_Reflection_V1_FileDescriptorResponse()
-                r.fileDescriptorProto = files
-                response.messageResponse = .fileDescriptorResponse(r)
-            case .services(let names):
-                var r = Grpc_Reflection_V1_ListServiceResponse()
-                r.service = names.map { var s = Grpc_Reflection_V1_ServiceResponse(); s.name = $0; return s }
-                response.messageResponse = .listServicesResponse(r)
-            case .extensionNumbers(let type, let numbers):
-                var r = Grpc_Reflection_V1_ExtensionNumberResponse()
-                r.baseTypeName = type
-                r.extensionNumber = numbers
-                response.messageResponse = .allExtensionNumbersResponse(r)
-            case .error(let code, let message):
-                var r = Grpc_Reflection_V1_ErrorResponse()
-                r.errorCode = code
-                r.errorMessage = message
-                response.messageResponse = .errorResponse(r)
-            }
+            response.messageResponse = Self.messageResponse(for: answer(to: request.messageRequest))
             try await responses.write(response)
         }
     }
-}
 
-/// `grpc.reflection.v1alpha.ServerReflection`, for older tools.
-public struct ReflectionServiceV1Alpha: Grpc_Reflection_V1Alpha_ServerReflection_ServiceProtocol {
-    private let index: ReflectionIndex
-
-    /// Creates the service.
-    /// - Parameters:
-    ///   - files: the embedded descriptors (usually `SwitchboardProtoFiles.all`).
-    ///   - services: the fully-qualified names of the services the server serves.
-    public init(files: [EmbeddedProtoFile] = SwitchboardProtoFiles.all, services: [String]) {
-        self.index = ReflectionIndex(files: files, services: services)
+    private func answer(to request: Grpc_Reflection_V1_ServerReflectionRequest.OneOf_MessageRequest?) -> ReflectionIndex.Answer {
+        switch request {
+        case .fileByFilename(let name): return index.fileByName(name)
+        case .fileContainingSymbol(let symbol): return index.fileContainingSymbol(symbol)
+        case .fileContainingExtension: return .error(code: 5, message: "extensions are not used")
+        case .allExtensionNumbersOfType(let type): return index.extensionNumbers(of: type)
+        case .listServices: return index.listServices()
+        case nil: return .error(code: 3, message: "message_request must be set")
+        }
     }
 
-    public func serverReflectionInfo(
-        requests: RPCAsyncSequence<Grpc_Reflection_V1Alpha_ServerReflectionRequest>,
-        responses: RPCWriter<Grpc_Reflection_V1Alpha_ServerReflectionResponse>,
-        context: ServerContext
-    ) async throws {
-        for try await request in requests {
-            let answer: ReflectionIndex.Answer
-            switch request.messageRequest {
-            case .fileByFilename(let name): answer = index.fileByName(name)
-            case .fileContainingSymbol(let symbol): answer = index.fileContainingSymbol(symbol)
-            case .fileContainingExtension: answer = .error(code: 5, message: "extensions are not used")
-            case .allExtensionNumbersOfType(let type): answer = index.extensionNumbers(of: type)
-            case .listServices: answer = index.listServices()
-            case nil: answer = .error(code: 3, message: "message_request must be set")
-            }
-            var response = Grpc_Reflection_V1Alpha_ServerReflectionResponse()
-            response.validHost = request.host
-            response.originalRequest = request
-            switch answer {
-            case .files(let files):
-                var r = Grpc_Reflection_V1Alpha_FileDescriptorResponse()
-                r.fileDescriptorProto = files
-                response.messageResponse = .fileDescriptorResponse(r)
-            case .services(let names):
-                var r = Grpc_Reflection_V1Alpha_ListServiceResponse()
-                r.service = names.map { var s = Grpc_Reflection_V1Alpha_ServiceResponse(); s.name = $0; return s }
-                response.messageResponse = .listServicesResponse(r)
-            case .extensionNumbers(let type, let numbers):
-                var r = Grpc_Reflection_V1Alpha_ExtensionNumberResponse()
-                r.baseTypeName = type
-                r.extensionNumber = numbers
-                response.messageResponse = .allExtensionNumbersResponse(r)
-            case .error(let code, let message):
-                var r = Grpc_Reflection_V1Alpha_ErrorResponse()
-                r.errorCode = code
-                r.errorMessage = message
-                response.messageResponse = .errorResponse(r)
-            }
-            try await responses.write(response)
+    private static func messageResponse(
+        for answer: ReflectionIndex.Answer
+    ) -> Grpc_Reflection_V1_ServerReflectionResponse.OneOf_MessageResponse {
+        switch answer {
+        case .files(let files):
+            var r = Grpc_Reflection_V1_FileDescriptorResponse()
+            r.fileDescriptorProto = files
+            return .fileDescriptorResponse(r)
+        case .services(let names):
+            var r = Grpc_Reflection_V1_ListServiceResponse()
+            r.service = names.map { var s = Grpc_Reflection_V1_ServiceResponse(); s.name = $0; return s }
+            return .listServicesResponse(r)
+        case .extensionNumbers(let type, let numbers):
+            var r = Grpc_Reflection_V1_ExtensionNumberResponse()
+            r.baseTypeName = type
+            r.extensionNumber = numbers
+            return .allExtensionNumbersResponse(r)
+        case .error(let code, let message):
+            var r = Grpc_Reflection_V1_ErrorResponse()
+            r.errorCode = code
+            r.errorMessage = message
+            return .errorResponse(r)
         }
     }
 }
@@ -185,8 +153,6 @@ public enum BuiltinServices {
             Grpc_Health_V1_Health.serviceName, Grpc_Reflection_V1_ServerReflection.serviceName,
             Grpc_Reflection_V1Alpha_ServerReflection.serviceName,
         ]
-        return [
-            health, ReflectionServiceV1(services: all), ReflectionServiceV1Alpha(services: all),
-        ]
+        return [health, ReflectionService(services: all)]
     }
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 import SwitchboardRPC
 
@@ -21,6 +22,8 @@ public struct ClientConfiguration: Sendable {
     public var connectTimeout: Duration
     /// Sent as `user-agent`.
     public var userAgent: String
+    /// TLS (ALPN `h2`); nil for plaintext HTTP/2.
+    public var tls: ClientTLS?
 
     /// Creates a configuration with gRPC's customary defaults.
     public init() {
@@ -32,6 +35,24 @@ public struct ClientConfiguration: Sendable {
         backoffMultiplier = 1.6
         connectTimeout = .seconds(20)
         userAgent = "switchboard-swift/0.1"
+        tls = nil
+    }
+}
+
+/// How a client verifies servers over TLS.
+public struct ClientTLS: Sendable {
+    /// PEM file of certificates to trust; nil trusts the system's roots.
+    public var trustRootsPath: String?
+    /// The name to verify the server's certificate against (and send as SNI); nil uses the target host.
+    public var serverHostname: String?
+
+    /// Creates the settings.
+    /// - Parameters:
+    ///   - trustRootsPath: PEM roots to trust, or nil for the system's.
+    ///   - serverHostname: the expected certificate name.
+    public init(trustRootsPath: String? = nil, serverHostname: String? = nil) {
+        self.trustRootsPath = trustRootsPath
+        self.serverHostname = serverHostname
     }
 }
 
@@ -175,13 +196,27 @@ public final class GRPCChannel: ClientTransport, Sendable {
     private func connect(_ target: Target, slotIndex: Int) -> EventLoopFuture<Connection> {
         let authority = "\(target.host):\(target.port)"
         let windowSize = configuration.initialWindowSize
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try configuration.tls.map(Self.makeSSLContext)
+        } catch {
+            return group.next().makeFailedFuture(RPCError(code: .unavailable, message: "TLS setup failed: \(error)", cause: error))
+        }
+        let tlsHostname = configuration.tls.map { $0.serverHostname ?? target.host }
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        // SNI must not be an IP address.
+                        let sni = tlsHostname.flatMap { $0.first?.isNumber == true || $0.contains(":") ? nil : $0 }
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: sslContext, serverHostname: sni))
+                    }
                     let handler = ClientConnectionHandler(
-                        authority: authority, windowSize: windowSize, ready: channel.eventLoop.makePromise()
+                        authority: authority, scheme: sslContext == nil ? "http" : "https", windowSize: windowSize,
+                        ready: channel.eventLoop.makePromise()
                     ) { [self] in
                         self.connectionLost(slotIndex: slotIndex, channel: channel)
                     }
@@ -218,6 +253,16 @@ public final class GRPCChannel: ClientTransport, Sendable {
             }
         }
         return future
+    }
+
+    private static func makeSSLContext(_ tls: ClientTLS) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.applicationProtocols = ["h2"]
+        configuration.minimumTLSVersion = .tlsv12
+        if let path = tls.trustRootsPath {
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path))
+        }
+        return try NIOSSLContext(configuration: configuration)
     }
 
     private func backoff(afterFailures failures: Int) -> Duration {

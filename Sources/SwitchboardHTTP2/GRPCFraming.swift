@@ -73,6 +73,19 @@ public struct GRPCMessageDeframer {
     /// Whether bytes of an incomplete message are buffered.
     public var hasPartialMessage: Bool { buffer.readableBytes > 0 }
 
+    /// The next complete message, decompressed.
+    /// - Parameter encoding: the stream's `grpc-encoding`; a compressed message on an identity stream is an error.
+    /// - Returns: the message and whether it arrived compressed, or nil when no complete message is buffered.
+    /// - Throws: ``RPCError`` for oversized, badly flagged or undecompressable messages.
+    public mutating func nextDecoded(encoding: MessageEncoding) throws -> (payload: ByteBuffer, compressed: Bool)? {
+        guard let message = try next() else { return nil }
+        guard message.compressed else { return (message.payload, false) }
+        guard encoding != .identity else {
+            throw RPCError(code: .internal, message: "compressed message without grpc-encoding")
+        }
+        return (try encoding.decompress(message.payload, maxSize: maxMessageSize), true)
+    }
+
     /// The next complete message, if any.
     /// - Throws: ``RPCError`` `RESOURCE_EXHAUSTED` for a message above the limit, `INTERNAL` for a bad flag.
     public mutating func next() throws -> Message? {

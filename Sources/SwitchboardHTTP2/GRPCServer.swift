@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 import SwitchboardRPC
 
@@ -75,6 +76,7 @@ public final class GRPCServer: Sendable {
     /// with a short grace period).
     /// - Throws: when binding fails.
     public func run() async throws {
+        let sslContext = try configuration.tls.map(Self.makeSSLContext)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -82,7 +84,7 @@ public final class GRPCServer: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try self.configureConnection(channel)
+                    try self.configureConnection(channel, sslContext: sslContext)
                 }
             }
         let listener: any Channel
@@ -118,7 +120,17 @@ public final class GRPCServer: Sendable {
         }
     }
 
-    private func configureConnection(_ channel: any Channel) throws {
+    private static func makeSSLContext(_ tls: ServerTLS) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChainPath).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: tls.privateKeyPath, format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        // gRPC runs over HTTP/2 only: offer nothing else.
+        configuration.applicationProtocols = ["h2"]
+        configuration.minimumTLSVersion = .tlsv12
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    private func configureConnection(_ channel: any Channel, sslContext: NIOSSLContext?) throws {
         let accepted: Bool = state.withLock { state in
             guard !state.shuttingDown else { return false }
             state.connections[ObjectIdentifier(channel)] = channel
@@ -130,6 +142,9 @@ public final class GRPCServer: Sendable {
         }
         channel.closeFuture.whenComplete { [self] _ in
             _ = state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+        }
+        if let sslContext {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
         }
         try channel.pipeline.syncOperations.addHandler(
             ServerConnectionHandler(router: router, interceptors: interceptors, configuration: configuration, logger: logger))

@@ -28,8 +28,8 @@ public struct ServerConfiguration: Sendable {
     public var maxPingStrikes: Int
     /// Queued response bytes per stream above which a handler's write waits.
     public var streamWriteHighWatermark: Int
-    /// TLS; nil for plaintext HTTP/2 (h2c with prior knowledge).
-    public var tls: TLSConfiguration?
+    /// TLS with ALPN `h2`; nil for plaintext HTTP/2 (h2c with prior knowledge).
+    public var tls: ServerTLS?
     /// Start each handler task on its connection's event loop (a task-executor preference) instead of the global
     /// cooperative pool. It saves two cross-thread hops per call; handlers must not block either way (blocking
     /// work, such as libpq calls, belongs on dedicated threads).
@@ -59,7 +59,7 @@ public struct ServerConfiguration: Sendable {
 }
 
 /// Certificate and key for serving TLS with ALPN `h2`.
-public struct TLSConfiguration: Sendable {
+public struct ServerTLS: Sendable {
     /// PEM file with the certificate chain.
     public var certificateChainPath: String
     /// PEM file with the private key.

@@ -20,6 +20,18 @@ struct InteropServer: AsyncParsableCommand {
     @Option(help: "Address to bind.")
     var host: String = "127.0.0.1"
 
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve TLS (ALPN h2) instead of plaintext.")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
+    func validate() throws {
+        if (tlsCertificate == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key must be given together")
+        }
+    }
+
     func run() async throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -29,7 +41,11 @@ struct InteropServer: AsyncParsableCommand {
         let health = HealthService(services: [Grpc_Testing_TestService.serviceName])
         let services: [any RPCService] = [TestService()]
             + BuiltinServices.make(health: health, applicationServices: [Grpc_Testing_TestService.serviceName])
-        let server = GRPCServer(configuration: ServerConfiguration(host: host, port: port), services: services)
+        var configuration = ServerConfiguration(host: host, port: port)
+        if let tlsCertificate, let tlsKey {
+            configuration.tls = ServerTLS(certificateChainPath: tlsCertificate, privateKeyPath: tlsKey)
+        }
+        let server = GRPCServer(configuration: configuration, services: services)
         try await server.run()
     }
 }

@@ -1,11 +1,12 @@
 """Raw HTTP/2 probes (Python's h2 library) for behaviour a gRPC client cannot trigger on purpose.
 
-    h2_probe.py --port N --case ping_abuse|unsupported_media_type|method_not_allowed|malformed_frames
+    h2_probe.py --port N --case ping_abuse|unsupported_media_type|method_not_allowed|malformed_frames|keepalive_dead_peer
 Exits 0 when the server behaved as gRPC's HTTP/2 protocol requires.
 """
 import argparse
 import socket
 import sys
+import time
 
 import h2.config
 import h2.connection
@@ -96,12 +97,39 @@ def malformed_frames(port):
     return 0 if request_status(port, "POST", "text/plain") == "415" else 1
 
 
+def keepalive_dead_peer(port):
+    # A peer that completes the preface and then never answers: the server must PING it and, with no ACK, close.
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    data = b""
+    started = time.monotonic()
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        print("the server kept a dead peer's connection open", file=sys.stderr)
+        return 1
+    types = []
+    i = 0
+    while i + 9 <= len(data):
+        length = int.from_bytes(data[i:i + 3], "big")
+        types.append(data[i + 3])
+        i += 9 + length
+    if 6 not in types:
+        print(f"connection closed after {time.monotonic() - started:.1f}s without a PING (frames {types})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--case", required=True)
     args = parser.parse_args()
-    cases = {f.__name__: f for f in (ping_abuse, unsupported_media_type, method_not_allowed, malformed_frames)}
+    cases = {f.__name__: f for f in (ping_abuse, unsupported_media_type, method_not_allowed, malformed_frames, keepalive_dead_peer)}
     result = cases[args.case](args.port)
     if result == 0:
         print(f"PASS {args.case}")

@@ -293,6 +293,7 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--test_case", default="all")
+    parser.add_argument("--tls_ca", help="PEM file to trust: connect with TLS (ALPN h2) instead of plaintext")
     args = parser.parse_args()
     cases = CASES if args.test_case == "all" else [c for c in CASES if c.__name__ == args.test_case]
     if not cases:
@@ -301,7 +302,12 @@ def main():
     options = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
                ("grpc.max_send_message_length", 8 * 1024 * 1024)]
     failed = 0
-    with grpc.insecure_channel(f"{args.host}:{args.port}", options=options) as channel:
+    if args.tls_ca:
+        credentials = grpc.ssl_channel_credentials(root_certificates=open(args.tls_ca, "rb").read())
+        channel = grpc.secure_channel(f"{args.host}:{args.port}", credentials, options=options)
+    else:
+        channel = grpc.insecure_channel(f"{args.host}:{args.port}", options=options)
+    with channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         stub = test_pb2_grpc.TestServiceStub(channel)
         for case in cases:

@@ -344,6 +344,20 @@ struct LifecycleTests {
         }
     }
 
+    @Test("keepalive: a peer that never acknowledges the server's PING is disconnected")
+    func keepaliveDeadPeer() async throws {
+        let running = try await startServer(services: [ProbeService()]) {
+            $0.keepaliveInterval = .milliseconds(200)
+            $0.keepaliveTimeout = .milliseconds(200)
+        }
+        let (status, output) = try runProcess(
+            pythonPath,
+            [repositoryRoot.appendingPathComponent("Tests/Interop/h2_probe.py").path, "--port", String(running.port),
+             "--case", "keepalive_dead_peer"])
+        #expect(status == 0, "\(output)")
+        await running.stop()
+    }
+
     @Test("health status changes are visible to Check and streamed by Watch")
     func health() async throws {
         let health = HealthService(services: ["grpc.testing.TestService"])

@@ -96,6 +96,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var context: ChannelHandlerContext?
     private var outputBuffer = ByteBuffer()
     private let authority: String
+    private let scheme: String
     private let windowSize: Int
     private let writeHighWatermark = 256 * 1024
     /// Set when the peer sent GOAWAY or the channel closed: no new calls here.
@@ -105,8 +106,12 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// so calls started earlier could be refused.
     let ready: EventLoopPromise<Void>
 
-    init(authority: String, windowSize: Int, ready: EventLoopPromise<Void>, onDraining: @escaping @Sendable () -> Void) {
+    init(
+        authority: String, scheme: String, windowSize: Int, ready: EventLoopPromise<Void>,
+        onDraining: @escaping @Sendable () -> Void
+    ) {
         self.authority = authority
+        self.scheme = scheme
         self.windowSize = windowSize
         self.ready = ready
         self.onDraining = onDraining
@@ -196,7 +201,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         var headers: [(String, String)] = [
-            (":method", "POST"), (":scheme", "http"), (":path", method.path), (":authority", authority),
+            (":method", "POST"), (":scheme", scheme), (":path", method.path), (":authority", authority),
             ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", userAgent),
             ("grpc-accept-encoding", MessageEncoding.acceptHeader),
         ]
@@ -355,14 +360,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         call.deframer.append(data)
         do {
-            while let message = try call.deframer.next() {
-                var payload = message.payload
-                if message.compressed {
-                    guard call.responseEncoding != .identity else {
-                        throw RPCError(code: .internal, message: "compressed response without grpc-encoding")
-                    }
-                    payload = try call.responseEncoding.decompress(payload, maxSize: call.maxMessageSize)
-                }
+            while let (payload, _) = try call.deframer.nextDecoded(encoding: call.responseEncoding) {
                 call.bufferedBytes += payload.readableBytes
                 call.responses.yield(payload)
             }

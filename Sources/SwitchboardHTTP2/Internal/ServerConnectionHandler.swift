@@ -393,15 +393,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         stream.deframer.append(data)
         do {
-            while let message = try stream.deframer.next() {
-                var payload = message.payload
-                if message.compressed {
-                    guard stream.requestEncoding != .identity else {
-                        throw RPCError(code: .internal, message: "compressed message without grpc-encoding")
-                    }
-                    payload = try stream.requestEncoding.decompress(payload, maxSize: configuration.maxReceiveMessageSize)
-                }
-                stream.context?.requestMessageCompressed = message.compressed
+            while let (payload, compressed) = try stream.deframer.nextDecoded(encoding: stream.requestEncoding) {
+                stream.context?.requestMessageCompressed = compressed
                 if let inbound = stream.inbound {
                     stream.bufferedBytes += payload.readableBytes
                     inbound.yield(payload)

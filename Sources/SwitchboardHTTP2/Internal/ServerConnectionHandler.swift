@@ -62,7 +62,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var streams: [Int32: Stream] = [:]
     private var context: ChannelHandlerContext!
     private var outputBuffer = ByteBuffer()
-    private var inReceive = false
+    private var lastReadTime = NIODeadline.now()
     private var shuttingDown = false
     private var shutdownTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
@@ -114,14 +114,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
-        inReceive = true
         do {
             try session.receive(bytes)
         } catch {
             logger.debug("HTTP/2 protocol error from peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
         }
-        inReceive = false
-        rescheduleKeepalive()
+        lastReadTime = .now()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -162,7 +160,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// Writes what nghttp2 has queued, while the channel accepts writes; closes when the session is done.
     private func flush() {
-        guard let context, !inReceive || true else { return }
+        guard let context else { return }
         guard context.channel.isWritable || outputBuffer.readableBytes == 0 else { return }
         do {
             try session.drainOutput(into: &outputBuffer)
@@ -196,11 +194,19 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
-    private func scheduleKeepalive() {
+    /// Arms the keepalive timer. Reads only stamp `lastReadTime`; the timer re-arms itself for the rest of the
+    /// interval when the peer was heard from meanwhile, so the hot path schedules nothing.
+    private func scheduleKeepalive(in delay: TimeAmount? = nil) {
         guard let interval = configuration.keepaliveInterval, let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        keepaliveTimer = context.eventLoop.scheduleTask(in: .nanoseconds(interval.nanoseconds)) {
+        let period = TimeAmount.nanoseconds(interval.nanoseconds)
+        keepaliveTimer = context.eventLoop.scheduleTask(in: delay ?? period) {
             let handler = loopBound.value
+            let quiet = NIODeadline.now() - handler.lastReadTime
+            if quiet < period {
+                handler.scheduleKeepalive(in: period - quiet)
+                return
+            }
             handler.session.submitPing()
             handler.flush()
             handler.keepaliveAckTimer = handler.context?.eventLoop.scheduleTask(
@@ -212,14 +218,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
-    private func rescheduleKeepalive() {
-        keepaliveTimer?.cancel()
-        scheduleKeepalive()
-    }
-
     func sessionReceivedPingAck(_ session: NGHTTP2Session) {
         keepaliveAckTimer?.cancel()
         keepaliveAckTimer = nil
+        scheduleKeepalive()
     }
 
     func sessionReceivedPing(_ session: NGHTTP2Session) {

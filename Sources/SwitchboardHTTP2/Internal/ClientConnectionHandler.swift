@@ -287,8 +287,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         calls[streamID]?.headerBlock = []
     }
 
-    func session(_ session: NGHTTP2Session, header name: String, value: String, on streamID: Int32) {
-        calls[streamID]?.headerBlock.append((name, value))
+    func session(_ session: NGHTTP2Session, header name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, on streamID: Int32) {
+        calls[streamID]?.headerBlock.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
     }
 
     func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool) {

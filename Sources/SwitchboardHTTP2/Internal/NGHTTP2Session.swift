@@ -22,8 +22,8 @@ enum HTTP2ErrorCode: UInt32 {
 protocol NGHTTP2SessionDelegate: AnyObject {
     /// A header block started on a stream (a new request on a server; response headers or trailers on a client).
     func session(_ session: NGHTTP2Session, beginHeadersOn streamID: Int32)
-    /// One header field.
-    func session(_ session: NGHTTP2Session, header name: String, value: String, on streamID: Int32)
+    /// One header field, as raw bytes valid only during the call (so ignored headers cost no String).
+    func session(_ session: NGHTTP2Session, header name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, on streamID: Int32)
     /// A header block ended.
     func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool)
     /// A chunk of DATA payload.
@@ -58,8 +58,9 @@ struct HTTP2Settings {
 
 /// Owns one nghttp2 session.
 final class NGHTTP2Session {
-    /// Data queued for one stream's DATA frames, plus what ends it.
-    private struct Outbound {
+    /// Data queued for one stream's DATA frames, plus what ends it. A class so that queueing mutates in place
+    /// (a struct in the dictionary copied its array on every change).
+    private final class Outbound {
         var chunks: [ByteBuffer] = []
         var queuedBytes = 0
         /// Trailers to send after the data (END_STREAM on the trailers HEADERS frame).
@@ -196,7 +197,7 @@ final class NGHTTP2Session {
 
     /// Server: sends response headers and opens the body (messages and trailers follow via the queue).
     func submitResponse(streamID: Int32, headers: [(String, String)]) {
-        outbound[streamID, default: Outbound()] = outbound[streamID] ?? Outbound()
+        if outbound[streamID] == nil { outbound[streamID] = Outbound() }
         var provider = dataProvider()
         _ = withNV(headers) { nghttp2_submit_response(session, streamID, $0, $1, &provider) }
     }
@@ -218,32 +219,29 @@ final class NGHTTP2Session {
 
     /// Queues DATA for a stream.
     func enqueue(_ data: ByteBuffer, on streamID: Int32) {
-        guard var state = outbound[streamID] else { return }
+        guard let state = outbound[streamID] else { return }
         state.queuedBytes += data.readableBytes
         state.chunks.append(data)
-        outbound[streamID] = state
-        resumeIfDeferred(streamID)
+        resumeIfDeferred(state, streamID)
     }
 
     /// Queues trailers to end the stream after its data.
     func enqueueTrailers(_ trailers: [(String, String)], on streamID: Int32) {
-        guard var state = outbound[streamID] else { return }
+        guard let state = outbound[streamID] else { return }
         state.trailers = trailers
-        outbound[streamID] = state
-        resumeIfDeferred(streamID)
+        resumeIfDeferred(state, streamID)
     }
 
     /// Queues END_STREAM after the data (client half-close).
     func enqueueEndStream(on streamID: Int32) {
-        guard var state = outbound[streamID] else { return }
+        guard let state = outbound[streamID] else { return }
         state.endStream = true
-        outbound[streamID] = state
-        resumeIfDeferred(streamID)
+        resumeIfDeferred(state, streamID)
     }
 
-    private func resumeIfDeferred(_ streamID: Int32) {
-        guard outbound[streamID]?.deferred == true else { return }
-        outbound[streamID]?.deferred = false
+    private func resumeIfDeferred(_ state: Outbound, _ streamID: Int32) {
+        guard state.deferred else { return }
+        state.deferred = false
         nghttp2_session_resume_data(session, streamID)
     }
 
@@ -284,7 +282,7 @@ final class NGHTTP2Session {
     // MARK: - Callback targets
 
     fileprivate func read(streamID: Int32, into buf: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard var state = outbound[streamID] else {
+        guard let state = outbound[streamID] else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         var written = 0
@@ -314,11 +312,9 @@ final class NGHTTP2Session {
             }
             if written == 0 {
                 state.deferred = true
-                outbound[streamID] = state
                 return Int(NGHTTP2_ERR_DEFERRED.rawValue)
             }
         }
-        outbound[streamID] = state
         delegate?.session(self, didDrainOutboundOn: streamID, remaining: state.queuedBytes)
         return written
     }
@@ -371,9 +367,9 @@ private func onHeader(
     _ value: UnsafePointer<UInt8>?, _ valuelen: Int, _ flags: UInt8, _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let owner = owner(userData), let frame, let name else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-    let n = String(decoding: UnsafeBufferPointer(start: name, count: namelen), as: UTF8.self)
-    let v = value.map { String(decoding: UnsafeBufferPointer(start: $0, count: valuelen), as: UTF8.self) } ?? ""
-    owner.delegate?.session(owner, header: n, value: v, on: frame.pointee.hd.stream_id)
+    owner.delegate?.session(
+        owner, header: UnsafeRawBufferPointer(start: name, count: namelen),
+        value: UnsafeRawBufferPointer(start: value, count: value == nil ? 0 : valuelen), on: frame.pointee.hd.stream_id)
     return 0
 }
 

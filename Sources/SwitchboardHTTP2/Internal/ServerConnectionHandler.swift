@@ -20,9 +20,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private final class Stream {
         let id: Int32
         // Request headers, parsed as nghttp2 delivers them.
-        var method = ""
+        var isPost = false
         var path = ""
-        var contentType = ""
+        var isGRPCContentType = false
         var timeout: String?
         var encoding: String?
         var acceptEncoding: String?
@@ -293,23 +293,42 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
-    func session(_ session: NGHTTP2Session, header name: String, value: String, on streamID: Int32) {
+    func session(_ session: NGHTTP2Session, header name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, on streamID: Int32) {
         guard let stream = streams[streamID], stream.context == nil, !stream.responded else { return }
-        switch name {
-        case ":method": stream.method = value
-        case ":path": stream.path = value
-        case "content-type": stream.contentType = value
-        case "grpc-timeout": stream.timeout = value
-        case "grpc-encoding": stream.encoding = value
-        case "grpc-accept-encoding": stream.acceptEncoding = value
+        // Compare bytes first: most requests carry headers we never need as Strings (user-agent, te, ...).
+        if name.first == UInt8(ascii: ":") {
+            if name.elementsEqual(":method".utf8) {
+                stream.isPost = value.elementsEqual("POST".utf8)
+            } else if name.elementsEqual(":path".utf8) {
+                stream.path = String(decoding: value, as: UTF8.self)
+            }
+            return
+        }
+        if name.elementsEqual("content-type".utf8) {
+            stream.isGRPCContentType = Self.isGRPCContentType(value)
+            return
+        }
+        if name.elementsEqual("te".utf8) || name.elementsEqual("user-agent".utf8) { return }
+        let nameString = String(decoding: name, as: UTF8.self)
+        switch nameString {
+        case "grpc-timeout": stream.timeout = String(decoding: value, as: UTF8.self)
+        case "grpc-encoding": stream.encoding = String(decoding: value, as: UTF8.self)
+        case "grpc-accept-encoding": stream.acceptEncoding = String(decoding: value, as: UTF8.self)
         default:
-            guard !Metadata.isReserved(name), stream.metadataError == nil else { return }
+            guard !Metadata.isReserved(nameString), stream.metadataError == nil else { return }
             do {
-                try stream.metadata.addWire(value, forKey: name)
+                try stream.metadata.addWire(String(decoding: value, as: UTF8.self), forKey: nameString)
             } catch {
                 stream.metadataError = RPCError.from(error)
             }
         }
+    }
+
+    /// `application/grpc`, optionally followed by `+format` or `;parameters`.
+    private static func isGRPCContentType(_ value: UnsafeRawBufferPointer) -> Bool {
+        let prefix = "application/grpc".utf8
+        guard value.count >= prefix.count, value.prefix(prefix.count).elementsEqual(prefix) else { return false }
+        return value.count == prefix.count || value[prefix.count] == UInt8(ascii: "+") || value[prefix.count] == UInt8(ascii: ";")
     }
 
     func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool) {
@@ -321,20 +340,18 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func startCall(_ stream: Stream) {
-        let method = stream.method, path = stream.path, contentType = stream.contentType
+        let path = stream.path
         let timeout = stream.timeout, encoding = stream.encoding, acceptEncoding = stream.acceptEncoding
         let metadata = stream.metadata
         if let error = stream.metadataError {
             respondTrailersOnly(stream, error)
             return
         }
-        guard method == "POST" else {
+        guard stream.isPost else {
             respondHTTP(stream, status: 405)
             return
         }
-        guard contentType == "application/grpc" || contentType.hasPrefix("application/grpc+")
-            || contentType.hasPrefix("application/grpc;")
-        else {
+        guard stream.isGRPCContentType else {
             respondHTTP(stream, status: 415)
             return
         }

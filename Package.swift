@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "SwitchboardProtos", targets: ["SwitchboardProtos"]),
         .library(name: "SwitchboardHTTP2", targets: ["SwitchboardHTTP2"]),
         .library(name: "SwitchboardBuiltins", targets: ["SwitchboardBuiltins"]),
+        .library(name: "SwitchboardPostgres", targets: ["SwitchboardPostgres"]),
         .executable(name: "protoc-gen-switchboard", targets: ["protoc-gen-switchboard"]),
         .executable(name: "interop-server", targets: ["interop-server"]),
         .executable(name: "echo-server", targets: ["echo-server"]),
@@ -26,6 +27,7 @@ let package = Package(
         // C shims: module maps only, one per system library.
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2"),
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c"),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq"),
 
         // protoc-c output for every proto in Protos/ (DO NOT EDIT; `make generate`).
         .target(name: "CSwitchboardProtos", dependencies: ["CProtobufC"]),
@@ -61,6 +63,12 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        // PostgreSQL through libpq: connections, pool, transactions, COPY, LISTEN/NOTIFY, migrations.
+        .target(
+            name: "SwitchboardPostgres",
+            dependencies: ["CLibPQ"],
             swiftSettings: strict
         ),
         // Built-in services every server carries: health and reflection.
@@ -111,6 +119,11 @@ let package = Package(
         .testTarget(
             name: "SwitchboardRPCTests",
             dependencies: ["SwitchboardRPC", "SwitchboardHTTP2", "SwitchboardProtos"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchboardPostgresTests",
+            dependencies: ["SwitchboardPostgres"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: generated-code drift check, unit, integration (HTTP/2 loopback) and interop (grpcio) tests.
+# Runs every test: generated-code drift check, unit, integration (HTTP/2 loopback, real PostgreSQL) and interop
+# (grpcio) tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -12,6 +13,9 @@ if [ -n "$(git status --porcelain -- "${GENERATED[@]}")" ]; then
     git status --porcelain -- "${GENERATED[@]}" >&2
     exit 1
 fi
+
+# A real PostgreSQL for the data-layer tests, run by the project itself.
+export SWITCHBOARD_PG_URL="$(scripts/postgres.sh start)"
 
 export SWITCHBOARD_PYTHON="$PWD/.venv/bin/python"
 export SWITCHBOARD_INTEROP_STUBS="$(Tests/Interop/gen_stubs.sh "$PWD/.build/interop-stubs")"

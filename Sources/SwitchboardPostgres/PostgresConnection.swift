@@ -1,0 +1,135 @@
+import Dispatch
+import Foundation
+
+/// One PostgreSQL connection with an async API.
+///
+/// libpq is blocking; every call runs on this connection's own serial dispatch queue, so no NIO event loop and no
+/// thread of the Swift cooperative pool ever waits on the database. Cancelling the calling task sends the server a
+/// cancel request for the running statement.
+public final class PostgresConnection: @unchecked Sendable {
+    // @unchecked: `raw` is touched only on `queue` (serially), except `cancel()`, which libpq allows from any thread.
+    private let raw: LibPQConnection
+    private let queue: DispatchQueue
+
+    /// The server process serving this connection.
+    public let backendPID: Int32
+
+    private init(raw: LibPQConnection, queue: DispatchQueue) {
+        self.raw = raw
+        self.queue = queue
+        self.backendPID = raw.backendPID
+    }
+
+    /// Connects.
+    /// - Parameter conninfo: a libpq connection string, e.g. `host=db1,db2 port=5432 dbname=crm
+    ///   target_session_attrs=read-write`. Sessions use UTC and ISO dates whatever the server's defaults.
+    /// - Returns: the connection.
+    /// - Throws: ``PostgresError`` of kind `.connection`.
+    public static func connect(_ conninfo: String) async throws -> PostgresConnection {
+        let queue = DispatchQueue(label: "switchboard.postgres.connection")
+        let conninfo = conninfo + " options='-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=iso_8601'"
+        let raw: LibPQConnection = try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try LibPQConnection(conninfo: conninfo) })
+            }
+        }
+        return PostgresConnection(raw: raw, queue: queue)
+    }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable (LibPQConnection) throws -> T) async throws -> T {
+        let raw = self.raw
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                queue.async { continuation.resume(with: Result { try body(raw) }) }
+            }
+        } onCancel: {
+            raw.cancel()
+        }
+    }
+
+    /// Runs a statement with bound parameters.
+    /// - Parameters:
+    ///   - sql: the statement with `$1`... placeholders; values are never spliced into it.
+    ///   - binds: the parameter values.
+    ///   - prepared: prepare once per connection and reuse (the default). Pass false for statements whose plan
+    ///     must depend on the values (e.g. `LIKE $1` on a big table, where a generic plan skips the index).
+    /// - Returns: the rows and affected-row count.
+    /// - Throws: ``PostgresError``.
+    @discardableResult
+    public func query(_ sql: String, _ binds: [PostgresValue] = [], prepared: Bool = true) async throws -> PostgresResult {
+        let params = binds.map(\.parameter)
+        let raw = try await run { try $0.execute(sql, params: params, prepared: prepared) }
+        return try PostgresResult(raw: raw)
+    }
+
+    /// Runs SQL text without parameters, possibly several statements (migrations, DDL).
+    /// - Parameter sql: the script.
+    /// - Throws: ``PostgresError``.
+    public func executeScript(_ sql: String) async throws {
+        try await run { try $0.executeScript(sql) }
+    }
+
+    /// Bulk-loads rows with `COPY table (columns) FROM STDIN`.
+    /// - Parameters:
+    ///   - table: the (schema-qualified) table, as an identifier this code controls — not user input.
+    ///   - columns: the columns, likewise.
+    ///   - rows: the values, one array per row in column order.
+    /// - Returns: rows copied.
+    /// - Throws: ``PostgresError``.
+    @discardableResult
+    public func copy(into table: String, columns: [String], rows: [[PostgresValue]]) async throws -> Int {
+        let data = PostgresCopy.encode(rows)
+        let quotedColumns = try await run { raw in try columns.map { try raw.quoteIdentifier($0) } }
+        let quotedTable = try await run { raw in
+            try table.split(separator: ".").map { try raw.quoteIdentifier(String($0)) }.joined(separator: ".")
+        }
+        let sql = "COPY \(quotedTable) (\(quotedColumns.joined(separator: ", "))) FROM STDIN"
+        return try await run { try $0.copyIn(sql, data: data) }
+    }
+
+    /// Whether the connection is still usable.
+    public var isHealthy: Bool { raw.isHealthy }
+
+    // LISTEN support, used by `PostgresListener` on a connection it owns.
+    func listen(_ channel: String) async throws {
+        try await run { raw in try raw.executeScript("LISTEN \(try raw.quoteIdentifier(channel))") }
+    }
+
+    var socket: Int32 { raw.socket }
+
+    func consumeNotifications() async throws -> [RawNotification] {
+        try await run { try $0.consumeNotifications() }
+    }
+}
+
+/// COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
+enum PostgresCopy {
+    static func encode(_ rows: [[PostgresValue]]) -> [UInt8] {
+        var out: [UInt8] = []
+        for row in rows {
+            for (i, value) in row.enumerated() {
+                if i > 0 { out.append(0x09) }
+                switch value {
+                case .null:
+                    out.append(contentsOf: Array("\\N".utf8))
+                case .bytes(let b):
+                    // bytea in COPY text: the hex form, with its backslash escaped.
+                    out.append(contentsOf: Array("\\\\x".utf8))
+                    for byte in b { out.append(contentsOf: Array(String(format: "%02x", byte).utf8)) }
+                default:
+                    for byte in value.parameter.value ?? [] {
+                        switch byte {
+                        case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+                        case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+                        case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+                        case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+                        default: out.append(byte)
+                        }
+                    }
+                }
+            }
+            out.append(0x0A)
+        }
+        return out
+    }
+}

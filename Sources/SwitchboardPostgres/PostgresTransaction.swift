@@ -1,0 +1,52 @@
+/// Transaction isolation levels.
+public enum IsolationLevel: String, Sendable {
+    /// READ COMMITTED (PostgreSQL's default).
+    case readCommitted = "READ COMMITTED"
+    /// REPEATABLE READ.
+    case repeatableRead = "REPEATABLE READ"
+    /// SERIALIZABLE.
+    case serializable = "SERIALIZABLE"
+}
+
+extension PostgresPool {
+    /// Runs `body` in a transaction, committing when it returns and rolling back when it throws. A serialization
+    /// failure (40001) or deadlock (40P01) rolls back and runs `body` again, up to `maxAttempts` times, after a
+    /// short jittered pause.
+    /// - Parameters:
+    ///   - isolation: the isolation level.
+    ///   - maxAttempts: attempts before the retryable error is rethrown.
+    ///   - settings: transaction-local settings (`SET LOCAL` through `set_config(name, value, true)`), e.g.
+    ///     `["app.tenant_id": tenant]` for row-level security; values are bound, never spliced.
+    ///   - body: the work; it may run more than once, so it must not have effects outside the database.
+    /// - Returns: what `body` returned.
+    /// - Throws: ``PostgresError`` or what `body` threw.
+    public func transaction<T: Sendable>(
+        isolation: IsolationLevel = .readCommitted,
+        maxAttempts: Int = 5,
+        settings: [String: String] = [:],
+        _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await withConnection { connection in
+                    try await connection.query("BEGIN ISOLATION LEVEL \(isolation.rawValue)", prepared: false)
+                    do {
+                        for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
+                            try await connection.query("SELECT set_config($1, $2, true)", [.text(name), .text(value)])
+                        }
+                        let result = try await body(connection)
+                        try await connection.query("COMMIT", prepared: false)
+                        return result
+                    } catch {
+                        if connection.isHealthy { _ = try? await connection.query("ROLLBACK", prepared: false) }
+                        throw error
+                    }
+                }
+            } catch let error as PostgresError where error.isRetryableTransactionFailure && attempt < maxAttempts {
+                try await Task.sleep(for: .milliseconds(Int64.random(in: 5...(20 * Int64(attempt)))))
+            }
+        }
+    }
+}

@@ -1,0 +1,294 @@
+import Foundation
+
+/// A calendar date without a time zone (PostgreSQL `date`).
+public struct PostgresDate: Sendable, Hashable, CustomStringConvertible {
+    /// The year.
+    public var year: Int
+    /// The month, 1...12.
+    public var month: Int
+    /// The day, 1...31.
+    public var day: Int
+    /// Creates a date.
+    public init(year: Int, month: Int, day: Int) {
+        self.year = year
+        self.month = month
+        self.day = day
+    }
+    /// `YYYY-MM-DD`.
+    public var description: String {
+        String(format: "%04d-%02d-%02d", year, month, day)
+    }
+}
+
+/// A value bound to a statement parameter or read from a column.
+///
+/// Parameters are always bound (`$1`, `$2`...), never spliced into SQL text.
+public enum PostgresValue: Sendable, Hashable {
+    /// SQL NULL.
+    case null
+    /// `text` / `varchar`.
+    case text(String)
+    /// `int2`, `int4`, `int8`.
+    case int(Int64)
+    /// `bool`.
+    case bool(Bool)
+    /// `float4`, `float8`.
+    case double(Double)
+    /// `numeric`, kept as its exact decimal text.
+    case numeric(String)
+    /// `uuid`.
+    case uuid(UUID)
+    /// `timestamptz` (microsecond precision on the server).
+    case timestamp(Date)
+    /// `date`.
+    case date(PostgresDate)
+    /// `jsonb`, as JSON text.
+    case jsonb(String)
+    /// `bytea`.
+    case bytes([UInt8])
+    /// A one-dimensional array of one element type.
+    case array([PostgresValue], elementType: ElementType)
+
+    /// Element types of arrays this layer binds and decodes.
+    public enum ElementType: Sendable, Hashable {
+        /// `text[]`.
+        case text
+        /// `int8[]`.
+        case int
+        /// `bool[]`.
+        case bool
+        /// `float8[]`.
+        case double
+        /// `uuid[]`.
+        case uuid
+    }
+
+    /// Type OIDs (pg_type) this layer knows.
+    enum OID {
+        static let bool: UInt32 = 16, bytea: UInt32 = 17, int8: UInt32 = 20, int2: UInt32 = 21, int4: UInt32 = 23
+        static let text: UInt32 = 25, oid: UInt32 = 26, json: UInt32 = 114, float4: UInt32 = 700, float8: UInt32 = 701
+        static let varchar: UInt32 = 1043, bpchar: UInt32 = 1042, date: UInt32 = 1082, timestamp: UInt32 = 1114
+        static let timestamptz: UInt32 = 1184, numeric: UInt32 = 1700, uuid: UInt32 = 2950, jsonb: UInt32 = 3802
+        static let boolArray: UInt32 = 1000, int2Array: UInt32 = 1005, int4Array: UInt32 = 1007, textArray: UInt32 = 1009
+        static let varcharArray: UInt32 = 1015, int8Array: UInt32 = 1016, float8Array: UInt32 = 1022, uuidArray: UInt32 = 2951
+        static let float4Array: UInt32 = 1021, name: UInt32 = 19
+    }
+
+    /// The wire form for binding: text bytes (or raw bytes for bytea, sent in binary format) and the type OID.
+    var parameter: (value: [UInt8]?, oid: UInt32, binary: Bool) {
+        switch self {
+        case .null: return (nil, 0, false)
+        case .text(let s): return (Array(s.utf8), OID.text, false)
+        case .int(let i): return (Array(String(i).utf8), OID.int8, false)
+        case .bool(let b): return (Array((b ? "t" : "f").utf8), OID.bool, false)
+        case .double(let d): return (Array(Self.formatDouble(d).utf8), OID.float8, false)
+        case .numeric(let n): return (Array(n.utf8), OID.numeric, false)
+        case .uuid(let u): return (Array(u.uuidString.lowercased().utf8), OID.uuid, false)
+        case .timestamp(let d): return (Array(PostgresTime.format(d).utf8), OID.timestamptz, false)
+        case .date(let d): return (Array(d.description.utf8), OID.date, false)
+        case .jsonb(let j): return (Array(j.utf8), OID.jsonb, false)
+        case .bytes(let b): return (b, OID.bytea, true)
+        case .array(let elements, let type):
+            let oid: UInt32
+            switch type {
+            case .text: oid = OID.textArray
+            case .int: oid = OID.int8Array
+            case .bool: oid = OID.boolArray
+            case .double: oid = OID.float8Array
+            case .uuid: oid = OID.uuidArray
+            }
+            return (Array(PostgresArray.format(elements).utf8), oid, false)
+        }
+    }
+
+    static func formatDouble(_ d: Double) -> String {
+        if d.isNaN { return "NaN" }
+        if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
+        return "\(d)"
+    }
+
+    /// Decodes a text-format column value by its type OID.
+    static func decode(_ text: String?, oid: UInt32) throws -> PostgresValue {
+        guard let text else { return .null }
+        func fail() -> PostgresError {
+            PostgresError(kind: .decoding, message: "cannot decode a value of type OID \(oid)")
+        }
+        switch oid {
+        case OID.bool: return .bool(text == "t")
+        case OID.int2, OID.int4, OID.int8, OID.oid:
+            guard let i = Int64(text) else { throw fail() }
+            return .int(i)
+        case OID.float4, OID.float8:
+            switch text {
+            case "NaN": return .double(.nan)
+            case "Infinity": return .double(.infinity)
+            case "-Infinity": return .double(-.infinity)
+            default:
+                guard let d = Double(text) else { throw fail() }
+                return .double(d)
+            }
+        case OID.numeric: return .numeric(text)
+        case OID.uuid:
+            guard let u = UUID(uuidString: text) else { throw fail() }
+            return .uuid(u)
+        case OID.timestamptz, OID.timestamp:
+            guard let d = PostgresTime.parse(text) else { throw fail() }
+            return .timestamp(d)
+        case OID.date:
+            let parts = text.split(separator: "-").compactMap { Int($0) }
+            guard parts.count == 3 else { throw fail() }
+            return .date(PostgresDate(year: parts[0], month: parts[1], day: parts[2]))
+        case OID.json, OID.jsonb: return .jsonb(text)
+        case OID.bytea:
+            guard text.hasPrefix("\\x"), let bytes = Self.hex(text.dropFirst(2)) else { throw fail() }
+            return .bytes(bytes)
+        case OID.textArray, OID.varcharArray:
+            return .array(try PostgresArray.parse(text).map { $0.map(PostgresValue.text) ?? .null }, elementType: .text)
+        case OID.int2Array, OID.int4Array, OID.int8Array:
+            return .array(try PostgresArray.parse(text).map { try decode($0, oid: OID.int8) }, elementType: .int)
+        case OID.boolArray:
+            return .array(try PostgresArray.parse(text).map { try decode($0, oid: OID.bool) }, elementType: .bool)
+        case OID.float4Array, OID.float8Array:
+            return .array(try PostgresArray.parse(text).map { try decode($0, oid: OID.float8) }, elementType: .double)
+        case OID.uuidArray:
+            return .array(try PostgresArray.parse(text).map { try decode($0, oid: OID.uuid) }, elementType: .uuid)
+        default:
+            return .text(text)
+        }
+    }
+
+    private static func hex<S: StringProtocol>(_ s: S) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count / 2)
+        var high: UInt8?
+        for c in s.utf8 {
+            let v: UInt8
+            switch c {
+            case 48...57: v = c - 48
+            case 97...102: v = c - 87
+            case 65...70: v = c - 55
+            default: return nil
+            }
+            if let h = high {
+                out.append(h << 4 | v)
+                high = nil
+            } else {
+                high = v
+            }
+        }
+        return high == nil ? out : nil
+    }
+}
+
+/// `timestamptz` text, always exchanged in UTC ISO form (connections set `TimeZone=UTC`, `DateStyle=ISO`).
+enum PostgresTime {
+    static func format(_ date: Date) -> String {
+        let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        let seconds = Int64((micros / 1_000_000).rounded(.down))
+        let fraction = Int64(micros) - seconds * 1_000_000
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        return String(
+            format: "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), fraction)
+    }
+
+    /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]`.
+    static func parse(_ text: String) -> Date? {
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= bytes.count else { return nil }
+            var n = 0
+            for i in range {
+                guard bytes[i] >= 48, bytes[i] <= 57 else { return nil }
+                n = n * 10 + Int(bytes[i] - 48)
+            }
+            return n
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
+        else { return nil }
+        var i = 19
+        var micros = 0
+        if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+            i += 1
+            var digits = 0
+            while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 {
+                if digits < 6 { micros = micros * 10 + Int(bytes[i] - 48) }
+                digits += 1
+                i += 1
+            }
+            while digits < 6 {
+                micros *= 10
+                digits += 1
+            }
+        }
+        var offset = 0
+        if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") {
+            let sign = bytes[i] == UInt8(ascii: "-") ? -1 : 1
+            guard let h = number((i + 1)..<(i + 3)) else { return nil }
+            var m = 0
+            if i + 6 <= bytes.count, bytes[i + 3] == UInt8(ascii: ":") { m = number((i + 4)..<(i + 6)) ?? 0 }
+            offset = sign * (h * 3600 + m * 60)
+        }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        let seconds = timegm(&parts) - offset
+        return Date(timeIntervalSince1970: Double(seconds) + Double(micros) / 1_000_000)
+    }
+}
+
+/// PostgreSQL's text form of one-dimensional arrays: `{a,"b c",NULL}`.
+enum PostgresArray {
+    static func format(_ elements: [PostgresValue]) -> String {
+        var out = "{"
+        for (i, element) in elements.enumerated() {
+            if i > 0 { out += "," }
+            switch element {
+            case .null: out += "NULL"
+            default:
+                let text = String(decoding: element.parameter.value ?? [], as: UTF8.self)
+                out += "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            }
+        }
+        return out + "}"
+    }
+
+    static func parse(_ text: String) throws -> [String?] {
+        let chars = Array(text.unicodeScalars)
+        guard chars.first == "{", chars.last == "}" else {
+            throw PostgresError(kind: .decoding, message: "not a one-dimensional array literal")
+        }
+        var out: [String?] = []
+        var i = 1
+        while i < chars.count - 1 {
+            if chars[i] == "\"" {
+                var s = String.UnicodeScalarView()
+                i += 1
+                while i < chars.count - 1, chars[i] != "\"" {
+                    if chars[i] == "\\" { i += 1 }
+                    s.append(chars[i])
+                    i += 1
+                }
+                out.append(String(s))
+                i += 1
+            } else {
+                var s = String.UnicodeScalarView()
+                while i < chars.count - 1, chars[i] != "," {
+                    s.append(chars[i])
+                    i += 1
+                }
+                let value = String(s)
+                out.append(value == "NULL" ? nil : value)
+            }
+            if i < chars.count - 1, chars[i] == "," { i += 1 }
+        }
+        return out
+    }
+}

@@ -1,0 +1,294 @@
+import Foundation
+import SwitchboardPostgres
+import Synchronization
+import Testing
+
+/// The test database: the cluster `scripts/postgres.sh` runs (the test command starts it).
+let testConninfo = ProcessInfo.processInfo.environment["SWITCHBOARD_PG_URL"]
+    ?? "host=127.0.0.1 port=54329 user=postgres dbname=postgres"
+
+/// Runs `body` with a pool and a fresh schema that is dropped afterwards.
+func withTestSchema<T: Sendable>(maxConnections: Int = 4, _ body: (PostgresPool, String) async throws -> T) async throws -> T {
+    let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: maxConnections))
+    let schema = "t_" + UUID().uuidString.prefix(8).lowercased()
+    try await pool.withConnection { try await $0.executeScript("CREATE SCHEMA \(schema)") }
+    do {
+        let result = try await body(pool, schema)
+        try await pool.withConnection { try await $0.executeScript("DROP SCHEMA \(schema) CASCADE") }
+        pool.close()
+        return result
+    } catch {
+        _ = try? await pool.withConnection { try await $0.executeScript("DROP SCHEMA \(schema) CASCADE") }
+        pool.close()
+        throw error
+    }
+}
+
+@Suite("Postgres layer against a real PostgreSQL", .serialized)
+struct PostgresTests {
+    @Test("every supported type round-trips through a bound parameter")
+    func typesRoundTrip() async throws {
+        try await withTestSchema { pool, _ in
+            let uuid = UUID()
+            let now = Date(timeIntervalSince1970: 1_700_000_000.123456)
+            let values: [(PostgresValue, String)] = [
+                (.text("héllo ☺ 'quoted' \"double\" \\ back"), "text"),
+                (.int(Int64.max), "int8"), (.int(Int64.min), "int8"),
+                (.bool(true), "bool"), (.bool(false), "bool"),
+                (.double(3.141592653589793), "float8"), (.double(.infinity), "float8"),
+                (.numeric("12345678901234567890.123456789"), "numeric"),
+                (.uuid(uuid), "uuid"),
+                (.timestamp(now), "timestamptz"),
+                (.date(PostgresDate(year: 2026, month: 2, day: 28)), "date"),
+                (.bytes(Array(0...255)), "bytea"),
+                (.array([.text("a"), .text("b,c"), .text("d \"e\""), .null, .text("NULL")], elementType: .text), "text[]"),
+                (.array([.int(1), .int(-2), .int(Int64.max)], elementType: .int), "int8[]"),
+                (.array([.uuid(uuid)], elementType: .uuid), "uuid[]"),
+                (.array([], elementType: .text), "text[]"),
+            ]
+            for (value, type) in values {
+                let row = try await pool.query("SELECT $1::\(type) AS v", [value]).first!
+                #expect(row["v"] == value, "\(type): sent \(value), got \(row["v"])")
+            }
+            let json = try await pool.query("SELECT $1::jsonb AS v", [.jsonb(#"{"b": [1, 2], "a": "x"}"#)]).first!
+            #expect(json["v"] == .jsonb(#"{"a": "x", "b": [1, 2]}"#))
+            let null = try await pool.query("SELECT $1::text AS v", [.null]).first!
+            #expect(null["v"] == .null)
+            #expect(try null.optionalString("v") == nil)
+            #expect(throws: PostgresError.self) { try null.string("v") }
+        }
+    }
+
+    @Test("server errors carry SQLSTATE, constraint and detail, and describe themselves without the detail")
+    func errors() async throws {
+        try await withTestSchema { pool, schema in
+            try await pool.withConnection {
+                try await $0.executeScript("CREATE TABLE \(schema).people (email text CONSTRAINT people_email_key UNIQUE)")
+            }
+            try await pool.query("INSERT INTO \(schema).people VALUES ($1)", [.text("secret@example.com")])
+            do {
+                try await pool.query("INSERT INTO \(schema).people VALUES ($1)", [.text("secret@example.com")])
+                Issue.record("duplicate accepted")
+            } catch let error as PostgresError {
+                #expect(error.isUniqueViolation)
+                #expect(error.constraint == "people_email_key")
+                #expect(error.detail?.contains("secret@example.com") == true)
+                #expect(!error.description.contains("secret@example.com"))
+            }
+            do {
+                try await pool.query("SELEKT 1")
+                Issue.record("syntax error accepted")
+            } catch let error as PostgresError {
+                #expect(error.sqlState == "42601")
+                #expect(error.kind == .server)
+            }
+            // The pool still works after errors.
+            #expect(try await pool.query("SELECT count(*) AS n FROM \(schema).people").first?.int("n") == 1)
+        }
+    }
+
+    @Test("an exhausted pool times out callers, then serves them again once connections return")
+    func poolExhaustion() async throws {
+        let pool = PostgresPool(configuration: {
+            var c = PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 2)
+            c.acquireTimeout = .milliseconds(200)
+            return c
+        }())
+        let holders = (0..<2).map { _ in Task { try await pool.query("SELECT pg_sleep(0.6)") } }
+        try await Task.sleep(for: .milliseconds(150))
+        do {
+            try await pool.query("SELECT 1")
+            Issue.record("acquired beyond the pool's limit")
+        } catch let error as PostgresError {
+            #expect(error.kind == .poolTimeout)
+        }
+        for holder in holders { _ = try await holder.value }
+        #expect(try await pool.query("SELECT 1 AS one").first?.int("one") == 1)
+        #expect(pool.statistics.timeouts == 1)
+        #expect(pool.statistics.open <= 2)
+        pool.close()
+    }
+
+    @Test("waiters are served in turn as connections are released")
+    func poolWaiters() async throws {
+        let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 2))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<10 { group.addTask { try await pool.query("SELECT pg_sleep(0.02)") } }
+            try await group.waitForAll()
+        }
+        #expect(pool.statistics.open == 2)
+        #expect(pool.statistics.acquired >= 10)
+        pool.close()
+    }
+
+    @Test("transactions commit, roll back on error, and retry serialization failures")
+    func transactions() async throws {
+        try await withTestSchema { pool, schema in
+            try await pool.query("CREATE TABLE \(schema).t (n int)", prepared: false)
+            struct Abort: Error {}
+            await #expect(throws: Abort.self) {
+                try await pool.transaction { c in
+                    try await c.query("INSERT INTO \(schema).t VALUES (1)", prepared: false)
+                    throw Abort()
+                }
+            }
+            #expect(try await pool.query("SELECT count(*) AS n FROM \(schema).t").first?.int("n") == 0)
+
+            let attempts = Mutex(0)
+            try await pool.transaction(isolation: .serializable) { c in
+                let attempt = attempts.withLock { $0 += 1; return $0 }
+                try await c.query("INSERT INTO \(schema).t VALUES ($1)", [.int(Int64(attempt))], prepared: false)
+                if attempt == 1 {
+                    try await c.executeScript("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$")
+                }
+            }
+            #expect(attempts.withLock { $0 } == 2)
+            #expect(try await pool.query("SELECT array_agg(n)::int8[] AS ns FROM \(schema).t").first?["ns"]
+                == .array([.int(2)], elementType: .int))
+        }
+    }
+
+    @Test("transaction-local settings are visible inside and gone after")
+    func localSettings() async throws {
+        try await withTestSchema { pool, _ in
+            let inside = try await pool.transaction(settings: ["app.tenant_id": "tenant-a"]) { c in
+                try await c.query("SELECT current_setting('app.tenant_id', true) AS t").first!.string("t")
+            }
+            #expect(inside == "tenant-a")
+            let after = try await pool.query("SELECT coalesce(current_setting('app.tenant_id', true), '') AS t").first!
+            #expect(try after.string("t") == "")
+        }
+    }
+
+    @Test("COPY FROM STDIN loads rows with awkward text, NULLs and bytes exactly")
+    func copy() async throws {
+        try await withTestSchema { pool, schema in
+            try await pool.query("CREATE TABLE \(schema).bulk (id int8, name text, data bytea)", prepared: false)
+            let rows: [[PostgresValue]] = (0..<10_000).map { i in
+                [.int(Int64(i)), i % 100 == 0 ? .null : .text("row\t\(i)\nline \\ two"), .bytes([UInt8(i % 256), 0, 255])]
+            }
+            let copied = try await pool.withConnection { try await $0.copy(into: "\(schema).bulk", columns: ["id", "name", "data"], rows: rows) }
+            #expect(copied == 10_000)
+            let row = try await pool.query("SELECT name, data FROM \(schema).bulk WHERE id = 7").first!
+            #expect(try row.string("name") == "row\t7\nline \\ two")
+            #expect(try row.bytes("data") == [7, 0, 255])
+            #expect(try await pool.query("SELECT count(*) AS n FROM \(schema).bulk WHERE name IS NULL").first?.int("n") == 100)
+        }
+    }
+
+    @Test("LISTEN receives NOTIFY, and the listener comes back after its connection is killed")
+    func listenNotify() async throws {
+        let channel = "sb_test_" + UUID().uuidString.prefix(8).lowercased()
+        let listener = PostgresListener(conninfo: testConninfo, channels: [channel])
+        let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 2))
+        var events = listener.events().makeAsyncIterator()
+        #expect(await events.next() == .connected)
+        try await pool.query("SELECT pg_notify($1, $2)", [.text(channel), .text("hello")])
+        #expect(await events.next() == .notification(PostgresNotification(channel: channel, payload: "hello")))
+        try await pool.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1", [.text("LISTEN \"\(channel)\"")])
+        #expect(await events.next() == .connected)
+        try await pool.query("SELECT pg_notify($1, $2)", [.text(channel), .text("again")])
+        #expect(await events.next() == .notification(PostgresNotification(channel: channel, payload: "again")))
+        pool.close()
+    }
+
+    @Test("cancelling the calling task cancels the running statement")
+    func cancellation() async throws {
+        let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
+        let started = ContinuousClock.now
+        let task = Task { try await pool.query("SELECT pg_sleep(10)") }
+        try await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        do {
+            _ = try await task.value
+            Issue.record("the sleep was not cancelled")
+        } catch let error as PostgresError {
+            #expect(error.sqlState == "57014")
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try await pool.query("SELECT 1 AS one").first?.int("one") == 1)
+        pool.close()
+    }
+
+    @Test("an unreachable database fails fast with a connection error while backing off")
+    func unreachable() async throws {
+        let pool = PostgresPool(configuration: {
+            var c = PostgresPoolConfiguration(conninfo: "host=127.0.0.1 port=1 user=postgres connect_timeout=2")
+            c.reconnectBackoff = .seconds(1)
+            return c
+        }())
+        for _ in 0..<3 {
+            do {
+                try await pool.query("SELECT 1")
+                Issue.record("connected to nothing")
+            } catch let error as PostgresError {
+                #expect(error.kind == .connection)
+            }
+        }
+        #expect(pool.statistics.connectFailures == 1, "backoff should prevent repeated attempts")
+        pool.close()
+    }
+
+    @Test("multi-host connection strings skip an unreachable host")
+    func multiHost() async throws {
+        let pool = PostgresPool(configuration: PostgresPoolConfiguration(
+            conninfo: "host=127.0.0.1,127.0.0.1 port=1,\(testPort) user=postgres dbname=postgres target_session_attrs=read-write"))
+        #expect(try await pool.query("SELECT 1 AS one").first?.int("one") == 1)
+        pool.close()
+    }
+}
+
+private var testPort: String {
+    testConninfo.split(separator: " ").first { $0.hasPrefix("port=") }.map { String($0.dropFirst(5)) } ?? "5432"
+}
+
+@Suite("Migrations", .serialized)
+struct MigrationTests {
+    @Test("apply in order, are idempotent, and refuse a changed applied migration")
+    func lifecycle() async throws {
+        try await withTestSchema { pool, schema in
+            try await pool.query("DROP SCHEMA \(schema) CASCADE", prepared: false)
+            let v1 = Migration(version: 1, name: "create_things", sql: "CREATE TABLE \(schema).things (id int8 PRIMARY KEY);")
+            let v2 = Migration(version: 2, name: "add_name", sql: "ALTER TABLE \(schema).things ADD COLUMN name text;")
+            #expect(try await MigrationRunner(schema: schema, migrations: [v2, v1]).migrate(pool) == [1, 2])
+            #expect(try await MigrationRunner(schema: schema, migrations: [v1, v2]).migrate(pool) == [])
+            try await pool.query("INSERT INTO \(schema).things (id, name) VALUES (1, 'x')", prepared: false)
+
+            var edited = v1
+            edited.sql += " -- edited"
+            do {
+                try await MigrationRunner(schema: schema, migrations: [edited, v2]).migrate(pool)
+                Issue.record("a changed migration was accepted")
+            } catch let error as MigrationError {
+                #expect(error.description.contains("migration 1 (create_things) was changed"))
+            }
+        }
+    }
+
+    @Test("a failing migration rolls back entirely and is not recorded")
+    func failure() async throws {
+        try await withTestSchema { pool, schema in
+            let bad = Migration(version: 1, name: "bad", sql: "CREATE TABLE \(schema).a (id int); SELEKT;")
+            await #expect(throws: PostgresError.self) { try await MigrationRunner(schema: schema, migrations: [bad]).migrate(pool) }
+            let exists = try await pool.query("SELECT to_regclass($1)::text AS t", [.text("\(schema).a")]).first!
+            #expect(exists["t"] == .null)
+            let recorded = try await pool.query("SELECT count(*) AS n FROM \(schema).schema_migrations").first!
+            #expect(try recorded.int("n") == 0)
+        }
+    }
+
+    @Test("concurrent runners apply each migration exactly once")
+    func concurrent() async throws {
+        try await withTestSchema(maxConnections: 6) { pool, schema in
+            let migrations = (1...5).map { Migration(version: $0, name: "m\($0)", sql: "CREATE TABLE \(schema).m\($0) (id int);") }
+            let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<4 { group.addTask { try await MigrationRunner(schema: schema, migrations: migrations).migrate(pool) } }
+                var all: [Int] = []
+                for try await done in group { all += done }
+                return all
+            }
+            #expect(applied.sorted() == [1, 2, 3, 4, 5])
+        }
+    }
+}

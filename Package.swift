@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "SwitchboardHTTP2", targets: ["SwitchboardHTTP2"]),
         .library(name: "SwitchboardBuiltins", targets: ["SwitchboardBuiltins"]),
         .library(name: "SwitchboardPostgres", targets: ["SwitchboardPostgres"]),
+        .library(name: "SwitchboardRuntime", targets: ["SwitchboardRuntime"]),
         .executable(name: "protoc-gen-switchboard", targets: ["protoc-gen-switchboard"]),
         .executable(name: "interop-server", targets: ["interop-server"]),
         .executable(name: "echo-server", targets: ["echo-server"]),
@@ -22,6 +23,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // C shims: module maps only, one per system library.
@@ -69,6 +74,23 @@ let package = Package(
         .target(
             name: "SwitchboardPostgres",
             dependencies: ["CLibPQ"],
+            swiftSettings: strict
+        ),
+        // What every service shares: configuration, JSON logs, metrics and the admin endpoint, health that follows
+        // the database, JWT identity and tenancy, the change feed, lifecycle.
+        .target(
+            name: "SwitchboardRuntime",
+            dependencies: [
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins", "SwitchboardPostgres",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         // Built-in services every server carries: health and reflection.

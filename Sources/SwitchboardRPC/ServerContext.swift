@@ -20,11 +20,21 @@ public final class ServerContext: Sendable {
     }
     private let baseLogger: Logger
 
-    /// A logger carrying the call's method (built on access: most calls never log).
+    /// A logger carrying the call's method and what interceptors attached (request and trace ids), built on access:
+    /// most calls never log.
     public var logger: Logger {
         var logger = baseLogger
         logger[metadataKey: "rpc.method"] = "\(method)"
+        for (key, value) in mutable.withLock({ $0.loggerMetadata }) { logger[metadataKey: key] = value }
         return logger
+    }
+
+    /// Adds metadata to every log line of this call.
+    /// - Parameters:
+    ///   - key: the key, e.g. `request_id`.
+    ///   - value: the value.
+    public func addLoggerMetadata(_ key: String, _ value: String) {
+        mutable.withLock { $0.loggerMetadata[key] = .string(value) }
     }
 
     private struct Mutable {
@@ -33,6 +43,7 @@ public final class ServerContext: Sendable {
         var compressResponses: Bool
         var requestMessageCompressed = false
         var values: [ObjectIdentifier: any Sendable] = [:]
+        var loggerMetadata: Logger.Metadata = [:]
     }
 
     private let mutable: Mutex<Mutable>

@@ -1,0 +1,272 @@
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+
+/// One change to record in the outbox.
+public struct ChangeRecord: Sendable {
+    /// e.g. `contacts.v1.Contact`.
+    public var resourceType: String
+    /// The resource's id.
+    public var resourceID: String
+    /// What happened.
+    public var kind: Switchboard_Common_V1_ChangeKind
+    /// Fields that changed (updates).
+    public var changedFields: [String]
+    /// The resource after the change, as JSON.
+    public var resourceJSON: String
+    /// Who made the change.
+    public var actorID: String
+
+    /// Creates a record.
+    public init(resourceType: String, resourceID: String, kind: Switchboard_Common_V1_ChangeKind, changedFields: [String] = [],
+                resourceJSON: String, actorID: String) {
+        self.resourceType = resourceType
+        self.resourceID = resourceID
+        self.kind = kind
+        self.changedFields = changedFields
+        self.resourceJSON = resourceJSON
+        self.actorID = actorID
+    }
+}
+
+/// A service's change feed: an outbox table written in the same transaction as each change, numbered by a
+/// per-tenant sequence, replayed and then followed live by `WatchChanges` (at-least-once), pruned after the
+/// retention period.
+public struct ChangeFeed: Sendable {
+    /// The service's schema.
+    public let schema: String
+
+    /// Creates the feed for a schema.
+    public init(schema: String) { self.schema = schema }
+
+    /// The NOTIFY channel.
+    public var channel: String { "\(schema)_changes" }
+
+    /// The SQL that creates the outbox, for the service's migrations. Tenant rows are protected by row-level
+    /// security keyed on `app.tenant_id`, forced for the table owner too.
+    public static func migrationSQL(schema: String) -> String {
+        """
+        CREATE TABLE \(schema).change_sequences (
+            tenant_id text PRIMARY KEY,
+            last_sequence bigint NOT NULL
+        );
+        CREATE TABLE \(schema).changes (
+            tenant_id text NOT NULL,
+            sequence bigint NOT NULL,
+            resource_type text NOT NULL,
+            resource_id text NOT NULL,
+            kind smallint NOT NULL,
+            changed_fields text[] NOT NULL DEFAULT '{}',
+            resource jsonb NOT NULL,
+            actor_id text NOT NULL,
+            commit_time timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (tenant_id, sequence)
+        );
+        CREATE INDEX changes_commit_time ON \(schema).changes (commit_time);
+        ALTER TABLE \(schema).change_sequences ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE \(schema).change_sequences FORCE ROW LEVEL SECURITY;
+        CREATE POLICY tenant_isolation ON \(schema).change_sequences
+            USING (tenant_id = current_setting('app.tenant_id', true))
+            WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+        ALTER TABLE \(schema).changes ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE \(schema).changes FORCE ROW LEVEL SECURITY;
+        CREATE POLICY tenant_isolation ON \(schema).changes
+            USING (tenant_id = current_setting('app.tenant_id', true))
+            WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+        -- Retention pruning spans tenants; it is allowed only in a transaction that says so explicitly.
+        CREATE POLICY retention_purge ON \(schema).changes FOR DELETE
+            USING (current_setting('app.retention_purge', true) = 'on');
+        """
+    }
+
+    /// Records a change inside the caller's transaction (which has `app.tenant_id` set): the per-tenant sequence
+    /// row is locked until commit, so sequences commit in order; NOTIFY is delivered at commit.
+    /// - Returns: the change's sequence number.
+    @discardableResult
+    public func record(_ change: ChangeRecord, tenantID: String, on connection: PostgresConnection) async throws -> Int64 {
+        let sequence = try await connection.query("""
+            INSERT INTO \(schema).change_sequences (tenant_id, last_sequence) VALUES ($1, 1)
+            ON CONFLICT (tenant_id) DO UPDATE SET last_sequence = \(schema).change_sequences.last_sequence + 1
+            RETURNING last_sequence
+            """, [.text(tenantID)]).first!.int("last_sequence")
+        try await connection.query("""
+            INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            """, [
+                .text(tenantID), .int(sequence), .text(change.resourceType), .text(change.resourceID),
+                .int(Int64(change.kind.protoValue)), .array(change.changedFields.map(PostgresValue.text), elementType: .text),
+                .jsonb(change.resourceJSON), .text(change.actorID),
+            ])
+        try await connection.query("SELECT pg_notify($1, $2)", [.text(channel), .text(tenantID)])
+        return sequence
+    }
+
+    /// Events after a sequence, oldest first.
+    public func events(
+        tenantID: String, after sequence: Int64, resourceTypes: [String], limit: Int, pool: PostgresPool
+    ) async throws -> [Switchboard_Common_V1_ChangeEvent] {
+        try await pool.transaction(settings: ["app.tenant_id": tenantID]) { connection in
+            let rows = try await connection.query("""
+                SELECT sequence, resource_type, resource_id, kind, changed_fields, resource::text AS resource, actor_id, commit_time
+                FROM \(schema).changes
+                WHERE tenant_id = $1 AND sequence > $2 AND (cardinality($3::text[]) = 0 OR resource_type = ANY($3))
+                ORDER BY sequence LIMIT $4
+                """, [.text(tenantID), .int(sequence), .array(resourceTypes.map(PostgresValue.text), elementType: .text), .int(Int64(limit))]).rows
+            return try rows.map { row in
+                var event = Switchboard_Common_V1_ChangeEvent()
+                event.sequence = try row.int("sequence")
+                event.tenantId = tenantID
+                event.resourceType = try row.string("resource_type")
+                event.resourceId = try row.string("resource_id")
+                event.kind = .init(protoValue: Int32(try row.int("kind")))
+                event.changedFields = try row.strings("changed_fields")
+                event.actorId = try row.string("actor_id")
+                event.commitTime = try row.date("commit_time")
+                event.resource = try StructJSON.decode(try row.string("resource"))
+                return event
+            }
+        }
+    }
+
+    /// Deletes changes older than the retention period, across tenants (through the `retention_purge` policy).
+    /// - Returns: rows removed.
+    @discardableResult
+    public func purge(olderThan days: Int, pool: PostgresPool) async throws -> Int {
+        try await pool.transaction(settings: ["app.retention_purge": "on"]) { connection in
+            try await connection.query(
+                "DELETE FROM \(schema).changes WHERE commit_time < now() - make_interval(days => $1::int)", [.int(Int64(days))]
+            ).affectedRows
+        }
+    }
+}
+
+/// Fans database notifications out to the watchers of each tenant.
+public final class ChangeNotifier: Service, Sendable {
+    private let listener: PostgresListener
+    private let subscribers = Mutex<[UUID: (tenant: String, continuation: AsyncStream<Void>.Continuation)]>([:])
+
+    /// Creates the notifier.
+    /// - Parameters:
+    ///   - conninfo: the connection string.
+    ///   - feed: the feed whose channel to LISTEN on.
+    public init(conninfo: String, feed: ChangeFeed) {
+        self.listener = PostgresListener(conninfo: conninfo, channels: [feed.channel])
+    }
+
+    /// A stream that yields whenever the tenant may have new changes, when the listener reconnects, and every
+    /// `heartbeat` regardless — so a missed notification delays an event but never loses it.
+    public func wakeups(tenantID: String, heartbeat: Duration = .seconds(5)) -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let id = UUID()
+        subscribers.withLock { $0[id] = (tenantID, continuation) }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: heartbeat)
+                continuation.yield()
+            }
+        }
+        continuation.onTermination = { [weak self] _ in
+            ticker.cancel()
+            _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            for await event in self.listener.events() {
+                let targets: [AsyncStream<Void>.Continuation] = self.subscribers.withLock { subscribers in
+                    switch event {
+                    case .connected: return subscribers.values.map(\.continuation)
+                    case .notification(let n): return subscribers.values.filter { $0.tenant == n.payload }.map(\.continuation)
+                    }
+                }
+                targets.forEach { $0.yield() }
+            }
+        }
+    }
+}
+
+extension ChangeFeed {
+    /// Streams a tenant's changes after `from`: replays history in batches, then waits for notifications (with a
+    /// periodic re-check, so a missed notification delays but never loses an event). At-least-once: a consumer
+    /// resumes from the last sequence it processed.
+    public func watch(
+        tenantID: String, from sequence: Int64, resourceTypes: [String], pool: PostgresPool, notifier: ChangeNotifier,
+        writer: RPCWriter<Switchboard_Common_V1_ChangeEvent>
+    ) async throws {
+        var cursor = sequence
+        var iterator = notifier.wakeups(tenantID: tenantID).makeAsyncIterator()
+        while !Task.isCancelled {
+            let batch = try await events(tenantID: tenantID, after: cursor, resourceTypes: resourceTypes, limit: 500, pool: pool)
+            for event in batch {
+                try await writer.write(event)
+                cursor = event.sequence
+            }
+            if let last = batch.last {
+                Gauge(label: "change_feed_lag_seconds", dimensions: [("schema", schema)])
+                    .record(max(0, Date().timeIntervalSince(last.commitTime ?? Date())))
+            }
+            if batch.count == 500 { continue }
+            guard await iterator.next() != nil else { break }
+        }
+        throw CancellationError()
+    }
+}
+
+/// google.protobuf.Struct ⇄ JSON text.
+public enum StructJSON {
+    /// Encodes a Struct as JSON text.
+    public static func encode(_ value: Google_Protobuf_Struct) -> String {
+        let object = value.fields.mapValues(any)
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Decodes JSON object text into a Struct.
+    public static func decode(_ json: String) throws -> Google_Protobuf_Struct {
+        guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed]) as? [String: Any] else {
+            return Google_Protobuf_Struct()
+        }
+        var result = Google_Protobuf_Struct()
+        result.fields = object.mapValues(value)
+        return result
+    }
+
+    static func any(_ value: Google_Protobuf_Value) -> Any {
+        switch value.kind {
+        case .nullValue, nil: return NSNull()
+        case .numberValue(let n): return n
+        case .stringValue(let s): return s
+        case .boolValue(let b): return b
+        case .structValue(let s): return s.fields.mapValues(any)
+        case .listValue(let l): return l.values.map(any)
+        }
+    }
+
+    static func value(_ any: Any) -> Google_Protobuf_Value {
+        var v = Google_Protobuf_Value()
+        switch any {
+        case is NSNull: v.kind = .nullValue(.nullValue)
+        case let n as NSNumber where String(cString: n.objCType) == "c": v.kind = .boolValue(n.boolValue)
+        case let b as Bool: v.kind = .boolValue(b)
+        case let n as NSNumber: v.kind = .numberValue(n.doubleValue)
+        case let s as String: v.kind = .stringValue(s)
+        case let a as [Any]:
+            var list = Google_Protobuf_ListValue()
+            list.values = a.map(value)
+            v.kind = .listValue(list)
+        case let o as [String: Any]:
+            var s = Google_Protobuf_Struct()
+            s.fields = o.mapValues(value)
+            v.kind = .structValue(s)
+        default: v.kind = .nullValue(.nullValue)
+        }
+        return v
+    }
+}

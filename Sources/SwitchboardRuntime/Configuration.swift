@@ -1,0 +1,172 @@
+import Foundation
+
+/// One setting read from an environment variable.
+public struct EnvironmentSetting: Sendable {
+    /// The variable, e.g. `SWITCHBOARD_GRPC_PORT`.
+    public let name: String
+    /// The value used when it is unset; nil means the setting is optional with no default.
+    public let defaultValue: String?
+    /// What it does, for `--help`.
+    public let help: String
+
+    /// Creates a setting.
+    public init(_ name: String, default defaultValue: String?, help: String) {
+        self.name = name
+        self.defaultValue = defaultValue
+        self.help = help
+    }
+}
+
+/// A setting whose value is invalid; the message names the variable.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    /// The variable.
+    public let variable: String
+    /// What is wrong.
+    public let problem: String
+    /// `SWITCHBOARD_GRPC_PORT: must be an integer from 1 to 65535 (got "x")`.
+    public var description: String { "\(variable): \(problem)" }
+}
+
+/// Reads settings from an environment, validating each and naming the variable in every error.
+public struct EnvironmentReader: Sendable {
+    private let environment: [String: String]
+
+    /// Creates a reader.
+    /// - Parameter environment: the variables (usually the process environment).
+    public init(_ environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.environment = environment
+    }
+
+    /// The raw value, or the default.
+    public func string(_ setting: EnvironmentSetting) -> String? {
+        environment[setting.name].flatMap { $0.isEmpty ? nil : $0 } ?? setting.defaultValue
+    }
+
+    /// A required string.
+    public func requiredString(_ setting: EnvironmentSetting) throws -> String {
+        guard let value = string(setting) else { throw ConfigurationError(variable: setting.name, problem: "must be set") }
+        return value
+    }
+
+    /// An integer within a range.
+    public func int(_ setting: EnvironmentSetting, in range: ClosedRange<Int>) throws -> Int {
+        let raw = try requiredString(setting)
+        guard let value = Int(raw), range.contains(value) else {
+            throw ConfigurationError(
+                variable: setting.name, problem: "must be an integer from \(range.lowerBound) to \(range.upperBound) (got \"\(raw)\")")
+        }
+        return value
+    }
+
+    /// A duration given in (possibly fractional) seconds.
+    public func seconds(_ setting: EnvironmentSetting, in range: ClosedRange<Double>) throws -> Duration {
+        let raw = try requiredString(setting)
+        guard let value = Double(raw), range.contains(value) else {
+            throw ConfigurationError(
+                variable: setting.name, problem: "must be a number of seconds from \(range.lowerBound) to \(range.upperBound) (got \"\(raw)\")")
+        }
+        return .milliseconds(Int64(value * 1000))
+    }
+
+    /// One of a fixed set of words.
+    public func choice(_ setting: EnvironmentSetting, from choices: [String]) throws -> String {
+        let raw = try requiredString(setting).lowercased()
+        guard choices.contains(raw) else {
+            throw ConfigurationError(variable: setting.name, problem: "must be one of \(choices.joined(separator: ", ")) (got \"\(raw)\")")
+        }
+        return raw
+    }
+
+    /// A path to a readable file, if set.
+    public func file(_ setting: EnvironmentSetting) throws -> String? {
+        guard let path = string(setting) else { return nil }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw ConfigurationError(variable: setting.name, problem: "file \(path) does not exist or is not readable")
+        }
+        return path
+    }
+}
+
+/// The settings every Switchboard service shares. Each is an environment variable with a safe default.
+public struct RuntimeConfiguration: Sendable {
+    /// Address the gRPC server binds.
+    public var grpcHost: String
+    /// gRPC port.
+    public var grpcPort: Int
+    /// Admin HTTP port (`/metrics`, `/livez`, `/readyz`); 0 disables it.
+    public var adminPort: Int
+    /// libpq connection string for the service's database.
+    public var databaseURL: String
+    /// Pool size.
+    public var databasePoolSize: Int
+    /// Log level.
+    public var logLevel: String
+    /// Development HS256 secret; any of the three key settings enables JWT verification.
+    public var jwtHS256Secret: String?
+    /// PEM public key file (RS256 or ES256, by its content).
+    public var jwtPublicKeyFile: String?
+    /// JWKS file of public keys.
+    public var jwtJWKSFile: String?
+    /// How long in-flight calls may run after SIGTERM.
+    public var shutdownGrace: Duration
+    /// Days of change-feed history kept.
+    public var changeRetentionDays: Int
+    /// Largest request message.
+    public var maxMessageBytes: Int
+
+    /// Every setting, for `--help` and validation.
+    public static let settings: [EnvironmentSetting] = [
+        .init("SWITCHBOARD_GRPC_HOST", default: "127.0.0.1", help: "Address the gRPC server binds (0.0.0.0 for all)."),
+        .init("SWITCHBOARD_GRPC_PORT", default: "50061", help: "gRPC port."),
+        .init("SWITCHBOARD_ADMIN_PORT", default: "9461", help: "Admin HTTP port for /metrics, /livez, /readyz; 0 disables."),
+        .init("SWITCHBOARD_DATABASE_URL", default: "host=127.0.0.1 port=54329 user=postgres dbname=postgres",
+              help: "libpq connection string; several hosts with target_session_attrs=read-write survive a failover."),
+        .init("SWITCHBOARD_DB_POOL_SIZE", default: "10", help: "Database connections (1-200)."),
+        .init("SWITCHBOARD_LOG_LEVEL", default: "info", help: "trace, debug, info, notice, warning, error or critical."),
+        .init("SWITCHBOARD_JWT_HS256_SECRET", default: nil, help: "Development only: HS256 secret for tokens (min 32 bytes)."),
+        .init("SWITCHBOARD_JWT_PUBLIC_KEY_FILE", default: nil, help: "PEM public key (RSA for RS256, P-256 for ES256)."),
+        .init("SWITCHBOARD_JWT_JWKS_FILE", default: nil, help: "JWKS file with the public keys tokens may be signed with."),
+        .init("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default: "20", help: "Time in-flight calls get after SIGTERM."),
+        .init("SWITCHBOARD_CHANGE_RETENTION_DAYS", default: "90", help: "Days of change-feed history kept (1-3650)."),
+        .init("SWITCHBOARD_MAX_MESSAGE_BYTES", default: "4194304", help: "Largest request message in bytes."),
+    ]
+
+    private static func setting(_ name: String) -> EnvironmentSetting { settings.first { $0.name == name }! }
+
+    /// Reads and validates the configuration.
+    /// - Parameter environment: the variables.
+    /// - Throws: ``ConfigurationError`` naming the first invalid variable.
+    public static func load(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RuntimeConfiguration {
+        let env = EnvironmentReader(environment)
+        let config = RuntimeConfiguration(
+            grpcHost: try env.requiredString(setting("SWITCHBOARD_GRPC_HOST")),
+            grpcPort: try env.int(setting("SWITCHBOARD_GRPC_PORT"), in: 0...65535),
+            adminPort: try env.int(setting("SWITCHBOARD_ADMIN_PORT"), in: 0...65535),
+            databaseURL: try env.requiredString(setting("SWITCHBOARD_DATABASE_URL")),
+            databasePoolSize: try env.int(setting("SWITCHBOARD_DB_POOL_SIZE"), in: 1...200),
+            logLevel: try env.choice(setting("SWITCHBOARD_LOG_LEVEL"), from: ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
+            jwtHS256Secret: env.string(setting("SWITCHBOARD_JWT_HS256_SECRET")),
+            jwtPublicKeyFile: try env.file(setting("SWITCHBOARD_JWT_PUBLIC_KEY_FILE")),
+            jwtJWKSFile: try env.file(setting("SWITCHBOARD_JWT_JWKS_FILE")),
+            shutdownGrace: try env.seconds(setting("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS"), in: 0...3600),
+            changeRetentionDays: try env.int(setting("SWITCHBOARD_CHANGE_RETENTION_DAYS"), in: 1...3650),
+            maxMessageBytes: try env.int(setting("SWITCHBOARD_MAX_MESSAGE_BYTES"), in: 1024...(64 << 20)))
+        if let secret = config.jwtHS256Secret, secret.utf8.count < 32 {
+            throw ConfigurationError(variable: "SWITCHBOARD_JWT_HS256_SECRET", problem: "must be at least 32 bytes")
+        }
+        if config.jwtHS256Secret == nil, config.jwtPublicKeyFile == nil, config.jwtJWKSFile == nil {
+            throw ConfigurationError(
+                variable: "SWITCHBOARD_JWT_HS256_SECRET",
+                problem: "no token key configured: set it (development) or SWITCHBOARD_JWT_PUBLIC_KEY_FILE / SWITCHBOARD_JWT_JWKS_FILE")
+        }
+        return config
+    }
+
+    /// The `--help` text listing every variable, its default and what it does.
+    /// - Parameter extra: service-specific settings to list after the shared ones.
+    public static func helpText(extra: [EnvironmentSetting] = []) -> String {
+        (settings + extra).map { s in
+            "  \(s.name)\(s.defaultValue.map { " (default: \($0))" } ?? "")\n      \(s.help)"
+        }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,162 @@
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import SwitchboardBuiltins
+import SwitchboardHTTP2
+import SwitchboardPostgres
+import SwitchboardRPC
+
+/// What a service's handlers get from the runtime.
+public struct ServiceDependencies: Sendable {
+    /// The database pool (the service's own role and schema).
+    public let pool: PostgresPool
+    /// The service's change feed.
+    public let changeFeed: ChangeFeed
+    /// Wakes `WatchChanges` streams.
+    public let notifier: ChangeNotifier
+    /// The service's logger.
+    public let logger: Logger
+    /// The configuration.
+    public let configuration: RuntimeConfiguration
+}
+
+/// Describes one Switchboard service to the runtime.
+public struct ServiceDescription: Sendable {
+    /// Short name, e.g. `contacts`.
+    public var name: String
+    /// The PostgreSQL schema it owns.
+    public var schema: String
+    /// Its migrations (embedded in the binary).
+    public var migrations: [Migration]
+    /// Fully-qualified gRPC service names it serves.
+    public var grpcServices: [String]
+    /// Which role each RPC needs.
+    public var requiredRoles: [MethodDescriptor: Role]
+    /// Builds the RPC services.
+    public var makeServices: @Sendable (ServiceDependencies) -> [any RPCService]
+
+    /// Creates a description.
+    public init(
+        name: String, schema: String, migrations: [Migration], grpcServices: [String],
+        requiredRoles: [MethodDescriptor: Role], makeServices: @escaping @Sendable (ServiceDependencies) -> [any RPCService]
+    ) {
+        self.name = name
+        self.schema = schema
+        self.migrations = migrations
+        self.grpcServices = grpcServices
+        self.requiredRoles = requiredRoles
+        self.makeServices = makeServices
+    }
+}
+
+/// Runs a service: the shape every executable's `main` shares.
+public enum ServiceRunner {
+    /// Logs as JSON lines and exports metrics to Prometheus; call once, first.
+    /// - Returns: the metrics registry for the admin endpoint.
+    public static func bootstrap(logLevel: String) -> PrometheusCollectorRegistry {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }
+
+    /// Applies the service's migrations, retrying while the database is unreachable (up to `patience`).
+    public static func migrate(_ description: ServiceDescription, pool: PostgresPool, logger: Logger, patience: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            do {
+                let applied = try await MigrationRunner(schema: description.schema, migrations: description.migrations).migrate(pool)
+                logger.info("migrations up to date", metadata: ["applied": "\(applied)", "schema": "\(description.schema)"])
+                return
+            } catch let error as PostgresError where error.isConnectionFailure && ContinuousClock.now < deadline {
+                logger.warning("database unreachable; retrying migrations", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// Runs the service until SIGTERM/SIGINT: then health goes NOT_SERVING, the server sends GOAWAY and drains
+    /// in-flight calls for the grace period, the other parts stop, the pool closes, and the process can exit 0.
+    public static func run(_ description: ServiceDescription, configuration: RuntimeConfiguration, registry: PrometheusCollectorRegistry) async throws {
+        let logger = Logger(label: "switchboard.\(description.name)")
+        var poolConfiguration = PostgresPoolConfiguration(conninfo: configuration.databaseURL, maxConnections: configuration.databasePoolSize)
+        poolConfiguration.acquireTimeout = .seconds(5)
+        let pool = PostgresPool(configuration: poolConfiguration)
+        defer { pool.close() }
+        try await migrate(description, pool: pool, logger: logger)
+
+        let feed = ChangeFeed(schema: description.schema)
+        let notifier = ChangeNotifier(conninfo: configuration.databaseURL, feed: feed)
+        let dependencies = ServiceDependencies(pool: pool, changeFeed: feed, notifier: notifier, logger: logger, configuration: configuration)
+        let health = HealthService(services: description.grpcServices)
+        let monitor = DatabaseHealthMonitor(pool: pool, health: health, services: description.grpcServices, logger: logger)
+        await monitor.check()
+
+        let verifier = try await TokenVerifier.make(from: configuration)
+        let policy = AccessPolicy(
+            required: description.requiredRoles,
+            publicServices: ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"])
+        var serverConfiguration = ServerConfiguration(host: configuration.grpcHost, port: configuration.grpcPort)
+        serverConfiguration.maxReceiveMessageSize = configuration.maxMessageBytes
+        let server = GRPCServer(
+            configuration: serverConfiguration,
+            services: description.makeServices(dependencies) + BuiltinServices.make(health: health, applicationServices: description.grpcServices),
+            interceptors: [CallContextInterceptor(), AuthInterceptor(verifier: verifier, policy: policy)],
+            logger: logger)
+
+        var services: [any Service] = [
+            GRPCServerService(server: server, monitor: monitor, grace: configuration.shutdownGrace),
+            monitor, notifier,
+            RetentionService(feed: feed, pool: pool, days: configuration.changeRetentionDays, logger: logger),
+        ]
+        if configuration.adminPort != 0 {
+            services.append(AdminServer(host: configuration.grpcHost, port: configuration.adminPort, registry: registry, logger: logger) {
+                monitor.isReady
+            })
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+        logger.info("stopped")
+    }
+}
+
+/// The gRPC server as a lifecycle service.
+struct GRPCServerService: Service {
+    let server: GRPCServer
+    let monitor: DatabaseHealthMonitor
+    let grace: Duration
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.run()
+        } onGracefulShutdown: {
+            monitor.markShuttingDown()
+            Task { await server.shutDown(grace: grace) }
+        }
+    }
+}
+
+/// Prunes change-feed history older than the retention period, hourly.
+struct RetentionService: Service {
+    let feed: ChangeFeed
+    let pool: PostgresPool
+    let days: Int
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelledOrShuttingDown {
+            do {
+                let removed = try await feed.purge(olderThan: days, pool: pool)
+                if removed > 0 { logger.info("pruned change feed", metadata: ["rows": "\(removed)"]) }
+            } catch {
+                logger.warning("change-feed pruning failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(3600))
+        }
+    }
+}

@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "protoc-gen-switchboard", targets: ["protoc-gen-switchboard"]),
         .executable(name: "interop-server", targets: ["interop-server"]),
         .executable(name: "echo-server", targets: ["echo-server"]),
+        .executable(name: "contacts", targets: ["contacts"]),
+        .executable(name: "crmctl", targets: ["crmctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -90,6 +92,33 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The contacts service: Handlers (proto ⇄ domain), Domain (rules, store protocol), Store (SQL).
+        .target(
+            name: "ContactsService",
+            dependencies: [
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardPostgres", "SwitchboardRuntime",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "contacts",
+            dependencies: [
+                "ContactsService", "SwitchboardRuntime", "SwitchboardPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "crmctl",
+            dependencies: [
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: strict
         ),

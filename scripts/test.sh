@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 
 # Generated code must be exactly what `make generate` produces from Protos/.
-GENERATED=(Sources/CSwitchboardProtos Sources/CProtocPlugin Sources/SwitchboardProtos/Generated)
+GENERATED=(Sources/CSwitchboardProtos Sources/CProtocPlugin Sources/SwitchboardProtos/Generated Sources/*Service/Generated)
 scripts/generate.sh
 if [ -n "$(git status --porcelain -- "${GENERATED[@]}")" ]; then
     echo "generated code is stale: run 'make generate' and commit the result" >&2

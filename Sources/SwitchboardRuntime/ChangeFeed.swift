@@ -7,6 +7,11 @@ import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 
+/// What happened to a resource.
+public enum ChangeKind: Int32, Sendable, Hashable {
+    case created = 1, updated = 2, deleted = 3, undeleted = 4
+}
+
 /// One change to record in the outbox.
 public struct ChangeRecord: Sendable {
     /// e.g. `contacts.v1.Contact`.
@@ -14,7 +19,7 @@ public struct ChangeRecord: Sendable {
     /// The resource's id.
     public var resourceID: String
     /// What happened.
-    public var kind: Switchboard_Common_V1_ChangeKind
+    public var kind: ChangeKind
     /// Fields that changed (updates).
     public var changedFields: [String]
     /// The resource after the change, as JSON.
@@ -23,7 +28,7 @@ public struct ChangeRecord: Sendable {
     public var actorID: String
 
     /// Creates a record.
-    public init(resourceType: String, resourceID: String, kind: Switchboard_Common_V1_ChangeKind, changedFields: [String] = [],
+    public init(resourceType: String, resourceID: String, kind: ChangeKind, changedFields: [String] = [],
                 resourceJSON: String, actorID: String) {
         self.resourceType = resourceType
         self.resourceID = resourceID
@@ -47,42 +52,8 @@ public struct ChangeFeed: Sendable {
     /// The NOTIFY channel.
     public var channel: String { "\(schema)_changes" }
 
-    /// The SQL that creates the outbox, for the service's migrations. Tenant rows are protected by row-level
-    /// security keyed on `app.tenant_id`, forced for the table owner too.
-    public static func migrationSQL(schema: String) -> String {
-        """
-        CREATE TABLE \(schema).change_sequences (
-            tenant_id text PRIMARY KEY,
-            last_sequence bigint NOT NULL
-        );
-        CREATE TABLE \(schema).changes (
-            tenant_id text NOT NULL,
-            sequence bigint NOT NULL,
-            resource_type text NOT NULL,
-            resource_id text NOT NULL,
-            kind smallint NOT NULL,
-            changed_fields text[] NOT NULL DEFAULT '{}',
-            resource jsonb NOT NULL,
-            actor_id text NOT NULL,
-            commit_time timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (tenant_id, sequence)
-        );
-        CREATE INDEX changes_commit_time ON \(schema).changes (commit_time);
-        ALTER TABLE \(schema).change_sequences ENABLE ROW LEVEL SECURITY;
-        ALTER TABLE \(schema).change_sequences FORCE ROW LEVEL SECURITY;
-        CREATE POLICY tenant_isolation ON \(schema).change_sequences
-            USING (tenant_id = current_setting('app.tenant_id', true))
-            WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
-        ALTER TABLE \(schema).changes ENABLE ROW LEVEL SECURITY;
-        ALTER TABLE \(schema).changes FORCE ROW LEVEL SECURITY;
-        CREATE POLICY tenant_isolation ON \(schema).changes
-            USING (tenant_id = current_setting('app.tenant_id', true))
-            WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
-        -- Retention pruning spans tenants; it is allowed only in a transaction that says so explicitly.
-        CREATE POLICY retention_purge ON \(schema).changes FOR DELETE
-            USING (current_setting('app.retention_purge', true) = 'on');
-        """
-    }
+    // The outbox tables (`<schema>.change_sequences`, `<schema>.changes`) come from each service's migrations;
+    // see services/contacts/migrations/002_change_feed.sql for the shape this code expects.
 
     /// Records a change inside the caller's transaction (which has `app.tenant_id` set): the per-tenant sequence
     /// row is locked until commit, so sequences commit in order; NOTIFY is delivered at commit.
@@ -99,7 +70,7 @@ public struct ChangeFeed: Sendable {
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             """, [
                 .text(tenantID), .int(sequence), .text(change.resourceType), .text(change.resourceID),
-                .int(Int64(change.kind.protoValue)), .array(change.changedFields.map(PostgresValue.text), elementType: .text),
+                .int(Int64(change.kind.rawValue)), .array(change.changedFields.map(PostgresValue.text), elementType: .text),
                 .jsonb(change.resourceJSON), .text(change.actorID),
             ])
         try await connection.query("SELECT pg_notify($1, $2)", [.text(channel), .text(tenantID)])

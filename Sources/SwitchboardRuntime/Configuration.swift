@@ -119,8 +119,8 @@ public struct RuntimeConfiguration: Sendable {
         .init("SWITCHBOARD_GRPC_HOST", default: "127.0.0.1", help: "Address the gRPC server binds (0.0.0.0 for all)."),
         .init("SWITCHBOARD_GRPC_PORT", default: "50061", help: "gRPC port."),
         .init("SWITCHBOARD_ADMIN_PORT", default: "9461", help: "Admin HTTP port for /metrics, /livez, /readyz; 0 disables."),
-        .init("SWITCHBOARD_DATABASE_URL", default: "host=127.0.0.1 port=54329 user=postgres dbname=postgres",
-              help: "libpq connection string; several hosts with target_session_attrs=read-write survive a failover."),
+        .init("SWITCHBOARD_DATABASE_URL", default: "host=127.0.0.1 port=54329 dbname=switchboard user=<service>_service",
+              help: "libpq connection string, as the service's own role; several hosts with target_session_attrs=read-write survive a failover."),
         .init("SWITCHBOARD_DB_POOL_SIZE", default: "10", help: "Database connections (1-200)."),
         .init("SWITCHBOARD_LOG_LEVEL", default: "info", help: "trace, debug, info, notice, warning, error or critical."),
         .init("SWITCHBOARD_JWT_HS256_SECRET", default: nil, help: "Development only: HS256 secret for tokens (min 32 bytes)."),
@@ -136,7 +136,13 @@ public struct RuntimeConfiguration: Sendable {
     /// Reads and validates the configuration.
     /// - Parameter environment: the variables.
     /// - Throws: ``ConfigurationError`` naming the first invalid variable.
-    public static func load(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RuntimeConfiguration {
+    public static func load(
+        service: String, _ environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> RuntimeConfiguration {
+        var environment = environment
+        if (environment["SWITCHBOARD_DATABASE_URL"] ?? "").isEmpty {
+            environment["SWITCHBOARD_DATABASE_URL"] = "host=127.0.0.1 port=54329 dbname=switchboard user=\(service)_service"
+        }
         let env = EnvironmentReader(environment)
         let config = RuntimeConfiguration(
             grpcHost: try env.requiredString(setting("SWITCHBOARD_GRPC_HOST")),

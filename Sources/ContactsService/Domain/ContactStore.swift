@@ -1,0 +1,87 @@
+import Foundation
+
+/// The result of a write that may have been made before under the same request id.
+public enum WriteOutcome<Value: Sendable>: Sendable {
+    /// The write happened now.
+    case fresh(Value)
+    /// A retry: the first response, as the handler encoded it then.
+    case replayed([UInt8])
+}
+
+/// Idempotency for one write: the request id, the method, and how to encode its response for replays.
+public struct WriteOptions<Value: Sendable>: Sendable {
+    /// The caller's request id; empty disables idempotency.
+    public var requestID: String
+    /// The RPC, so a request id reused for another method is refused.
+    public var method: String
+    /// Encodes the response as the handler will return it.
+    public var encode: @Sendable (Value) -> [UInt8]
+
+    /// Creates options.
+    public init(requestID: String, method: String, encode: @escaping @Sendable (Value) -> [UInt8]) {
+        self.requestID = requestID
+        self.method = method
+        self.encode = encode
+    }
+}
+
+/// Sort orders for listing.
+public enum ContactOrder: String, Sendable, Codable {
+    case createTime = "c", updateTime = "u", familyName = "f"
+}
+
+/// Where the previous page ended (keyset pagination).
+public struct ContactCursor: Sendable, Codable, Hashable {
+    /// The last row's sort key (a timestamp in microseconds since 1970, or a family name).
+    public var key: String
+    /// The last row's id, breaking ties.
+    public var id: UUID
+}
+
+/// Filters, order and page of a list.
+public struct ContactQuery: Sendable, Hashable {
+    public var statuses: [ContactStatus] = []
+    public var kinds: [ContactKind] = []
+    public var tag: String?
+    public var ownerID: String?
+    public var createdAfter: Date?
+    public var createdBefore: Date?
+    public var updatedAfter: Date?
+    public var updatedBefore: Date?
+    public var order: ContactOrder = .createTime
+    public var descending = false
+    public var includeDeleted = false
+    public var after: ContactCursor?
+    public var limit = 50
+    public init() {}
+}
+
+/// Persistence of contacts. Every call runs inside the actor's tenant; implementations must not see other
+/// tenants' rows (the PostgreSQL store relies on row-level security for that, not only on its WHERE clauses).
+public protocol ContactStore: Sendable {
+    /// The first response of a request id, if the request was already made.
+    func replay(requestID: String, method: String, actor: Actor) async throws -> [UInt8]?
+    /// The tenant's custom field definitions.
+    func fieldDefinitions(actor: Actor, includeRetired: Bool) async throws -> [FieldDefinition]
+    /// Stores a new contact; `ContactsError.emailTaken` when an address belongs to another live contact.
+    func insert(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord>
+    /// A contact by id, deleted or not.
+    func fetch(id: UUID, actor: Actor) async throws -> ContactRecord?
+    /// Contacts by id, deleted ones left out.
+    func fetch(ids: [UUID], actor: Actor) async throws -> [ContactRecord]
+    /// Replaces a contact's data if its version is still `expectedVersion` (`ContactsError.etagMismatch` otherwise).
+    func replace(
+        id: UUID, expectedVersion: Int64, data: ContactData, changedFields: [String], actor: Actor,
+        write: WriteOptions<ContactRecord>
+    ) async throws -> WriteOutcome<ContactRecord>
+    /// Soft-deletes or restores a contact.
+    func setDeleted(
+        id: UUID, deleted: Bool, expectedVersion: Int64?, actor: Actor, write: WriteOptions<ContactRecord>
+    ) async throws -> WriteOutcome<ContactRecord>
+    /// Lists contacts; returns up to `query.limit + 1` rows so the caller can tell whether more follow.
+    func list(_ query: ContactQuery, actor: Actor) async throws -> [ContactRecord]
+    /// Adds a field definition (`ContactsError.fieldExists` if the key is taken).
+    func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>
+    /// Retires a field definition.
+    func retire(key: String, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>
+}

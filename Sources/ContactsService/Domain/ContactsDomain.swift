@@ -1,0 +1,144 @@
+import Foundation
+
+/// The contacts use cases: validation and rules here, persistence behind ``ContactStore``.
+public struct ContactsDomain: Sendable {
+    let store: any ContactStore
+    /// Largest page.
+    public static let maxPageSize = 500
+    /// Page size when the caller gives none.
+    public static let defaultPageSize = 50
+
+    /// Creates the domain over a store.
+    public init(store: any ContactStore) { self.store = store }
+
+    /// Creates a contact.
+    public func create(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord> {
+        if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
+        var data = data
+        if data.ownerID.isEmpty { data.ownerID = actor.userID }
+        let definitions = try await store.fieldDefinitions(actor: actor, includeRetired: true)
+        try ContactRules.validate(&data, definitions: definitions, requireAllRequiredFields: true)
+        return try await store.insert(data, actor: actor, write: write)
+    }
+
+    /// A live contact (or a deleted one when asked).
+    public func get(id: UUID, includeDeleted: Bool, actor: Actor) async throws -> ContactRecord {
+        guard let record = try await store.fetch(id: id, actor: actor), includeDeleted || record.deletedAt == nil else {
+            throw ContactsError.notFound(id.uuidString.lowercased())
+        }
+        return record
+    }
+
+    /// Updates the fields named by `paths`, if `etag` (when given) still matches.
+    public func update(
+        id: UUID, from source: ContactData, paths: [String], etag: String, actor: Actor, write: WriteOptions<ContactRecord>
+    ) async throws -> WriteOutcome<ContactRecord> {
+        if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
+        let current = try await get(id: id, includeDeleted: false, actor: actor)
+        if !etag.isEmpty, etag != current.etag { throw ContactsError.etagMismatch(current: current.etag) }
+        var data = current.data
+        let changed = try ContactRules.apply(paths: paths, from: source, to: &data)
+        let definitions = try await store.fieldDefinitions(actor: actor, includeRetired: true)
+        try ContactRules.validate(&data, definitions: definitions, requireAllRequiredFields: false)
+        if data.ownerID.isEmpty {
+            throw ContactsError.invalid([Violation("contact.owner_id", "must not be empty", reason: "REQUIRED")])
+        }
+        return try await store.replace(
+            id: id, expectedVersion: current.version, data: data, changedFields: changed, actor: actor, write: write)
+    }
+
+    /// Soft-deletes (`deleted`) or restores a contact.
+    public func setDeleted(
+        id: UUID, deleted: Bool, etag: String, actor: Actor, write: WriteOptions<ContactRecord>
+    ) async throws -> WriteOutcome<ContactRecord> {
+        if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
+        let current = try await get(id: id, includeDeleted: true, actor: actor)
+        if deleted, current.deletedAt != nil { throw ContactsError.notFound(id.uuidString.lowercased()) }
+        if !etag.isEmpty, etag != current.etag { throw ContactsError.etagMismatch(current: current.etag) }
+        return try await store.setDeleted(
+            id: id, deleted: deleted, expectedVersion: etag.isEmpty ? nil : current.version, actor: actor, write: write)
+    }
+
+    /// A page of contacts and the token for the next one.
+    public func list(_ query: ContactQuery, pageSize: Int, pageToken: String, actor: Actor) async throws -> ([ContactRecord], String) {
+        var query = query
+        guard pageSize >= 0 else { throw ContactsError.invalid([Violation("page.page_size", "must not be negative")]) }
+        query.limit = pageSize == 0 ? Self.defaultPageSize : min(pageSize, Self.maxPageSize)
+        let fingerprint = PageToken.fingerprint(of: query)
+        if !pageToken.isEmpty {
+            guard let token = PageToken.decode(pageToken) else {
+                throw ContactsError.invalid([Violation("page.page_token", "is not a token this service issued", reason: "INVALID_FORMAT")])
+            }
+            guard token.fingerprint == fingerprint else {
+                throw ContactsError.invalid([Violation("page.page_token", "was issued for different filters or order", reason: "MISMATCH")])
+            }
+            query.after = token.cursor
+        }
+        var rows = try await store.list(query, actor: actor)
+        var next = ""
+        if rows.count > query.limit {
+            rows.removeLast(rows.count - query.limit)
+            let last = rows[rows.count - 1]
+            let key: String
+            switch query.order {
+            case .createTime: key = String(Int64((last.createdAt.timeIntervalSince1970 * 1_000_000).rounded()))
+            case .updateTime: key = String(Int64((last.updatedAt.timeIntervalSince1970 * 1_000_000).rounded()))
+            case .familyName: key = last.data.name.family
+            }
+            next = PageToken(cursor: ContactCursor(key: key, id: last.id), fingerprint: fingerprint).encoded
+        }
+        return (rows, next)
+    }
+
+    /// Defines a custom field.
+    public func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
+        if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
+        var definition = definition
+        definition.retired = false
+        try ContactRules.validate(definition)
+        return try await store.define(definition, actor: actor, write: write)
+    }
+
+    /// Retires a custom field.
+    public func retire(key: String, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
+        if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
+        return try await store.retire(key: key, actor: actor, write: write)
+    }
+}
+
+/// The opaque page token: a cursor plus a fingerprint of the filters it belongs to.
+struct PageToken: Codable, Hashable {
+    var cursor: ContactCursor
+    var fingerprint: String
+
+    var encoded: String {
+        let data = (try? JSONEncoder().encode(self)) ?? Data()
+        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ token: String) -> PageToken? {
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64) else { return nil }
+        return try? JSONDecoder().decode(PageToken.self, from: data)
+    }
+
+    static func fingerprint(of query: ContactQuery) -> String {
+        var q = query
+        q.after = nil
+        q.limit = 0
+        let parts: [String] = [
+            q.statuses.map { String($0.rawValue) }.joined(separator: ","), q.kinds.map { String($0.rawValue) }.joined(separator: ","),
+            q.tag ?? "", q.ownerID ?? "", "\(q.createdAfter?.timeIntervalSince1970 ?? 0)", "\(q.createdBefore?.timeIntervalSince1970 ?? 0)",
+            "\(q.updatedAfter?.timeIntervalSince1970 ?? 0)", "\(q.updatedBefore?.timeIntervalSince1970 ?? 0)", q.order.rawValue,
+            "\(q.descending)", "\(q.includeDeleted)",
+        ]
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in parts.joined(separator: "|").utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        return String(hash, radix: 36)
+    }
+}

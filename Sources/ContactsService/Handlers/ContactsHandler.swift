@@ -1,0 +1,260 @@
+import Foundation
+import Logging
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+
+/// `switchboard.contacts.v1.ContactsService`: turns protobuf requests into domain calls and domain errors into
+/// precise gRPC statuses. No SQL here.
+public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
+    public typealias Proto = Switchboard_Contacts_V1_Contact
+    private let domain: ContactsDomain
+    private let feed: ChangeFeed
+    private let pool: PostgresPool
+    private let notifier: ChangeNotifier
+
+    /// Creates the handler.
+    public init(dependencies: ServiceDependencies) {
+        self.domain = ContactsDomain(store: PostgresContactStore(pool: dependencies.pool, feed: dependencies.changeFeed))
+        self.feed = dependencies.changeFeed
+        self.pool = dependencies.pool
+        self.notifier = dependencies.notifier
+    }
+
+    private func actor(_ context: ServerContext) throws -> Actor {
+        let caller = try context.caller()
+        return Actor(tenantID: caller.tenantID, userID: caller.userID)
+    }
+
+    /// Runs a handler body, mapping domain and database errors to statuses.
+    private func run<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as ContactsError {
+            throw Self.rpcError(error)
+        } catch let error as PostgresError {
+            if error.isConnectionFailure || error.kind == .poolTimeout || error.kind == .poolClosed {
+                throw RPCError(code: .unavailable, message: "the contacts database is unavailable; retry later", cause: error)
+            }
+            throw RPCError(code: .internal, message: "the contacts service failed to process the request", cause: error)
+        }
+    }
+
+    static func rpcError(_ error: ContactsError) -> RPCError {
+        switch error {
+        case .invalid(let violations):
+            return .invalidArgument(violations: violations.map { FieldViolation(field: $0.field, description: $0.description, reason: $0.reason) })
+        case .notFound(let id):
+            return RPCError(code: .notFound, message: "contact \(id) not found")
+        case .emailTaken(let email, let existing):
+            var info = Google_Rpc_ResourceInfo()
+            info.resourceType = "switchboard.contacts.v1.Contact"
+            info.resourceName = existing.uuidString.lowercased()
+            info.description = "already uses \(email)"
+            return RPCError(code: .alreadyExists, message: "email \(email) already belongs to contact \(existing.uuidString.lowercased())")
+                .withDetails([Google_Protobuf_Any(packing: info)])
+        case .etagMismatch(let current):
+            return RPCError(code: .aborted, message: "the contact changed since it was read (current etag \(current)); read it again and retry")
+        case .requestIDReused(let method):
+            return .invalidArgument(violations: [FieldViolation(field: "request_id", description: "was already used for \(method)", reason: "REUSED")])
+        case .fieldExists(let key):
+            return RPCError(code: .alreadyExists, message: "custom field \(key) is already defined")
+        case .fieldNotFound(let key):
+            return RPCError(code: .notFound, message: "custom field \(key) is not defined")
+        }
+    }
+
+    private static func uuid(_ text: String, field: String) throws -> UUID {
+        guard let id = UUID(uuidString: text) else {
+            throw ContactsError.invalid([Violation(field, text.isEmpty ? "is required" : "\"\(text)\" is not a contact id (UUID)",
+                                                   reason: text.isEmpty ? "REQUIRED" : "INVALID_FORMAT")])
+        }
+        return id
+    }
+
+    private static func write(_ requestID: String, _ method: MethodDescriptor) throws -> WriteOptions<ContactRecord> {
+        guard requestID.count <= 128 else {
+            throw ContactsError.invalid([Violation("request_id", "must be at most 128 characters", reason: "TOO_LONG")])
+        }
+        return WriteOptions(requestID: requestID, method: method.method) { ContactsMapping.proto($0).serializedBytes() }
+    }
+
+    private static func decode(_ outcome: WriteOutcome<ContactRecord>) throws -> Proto {
+        switch outcome {
+        case .fresh(let record): return ContactsMapping.proto(record)
+        case .replayed(let bytes): return try Proto(serializedBytes: bytes)
+        }
+    }
+
+    typealias Methods = Switchboard_Contacts_V1_ContactsService.Method
+
+    public func createContact(request: Switchboard_Contacts_V1_CreateContactRequest, context: ServerContext) async throws -> Proto {
+        try await run {
+            guard let contact = request.contact else {
+                throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])
+            }
+            let data = try ContactsMapping.data(contact, prefix: "contact", defaults: true)
+            return try Self.decode(try await domain.create(data, actor: try actor(context), write: try Self.write(request.requestId, Methods.createContact)))
+        }
+    }
+
+    public func getContact(request: Switchboard_Contacts_V1_GetContactRequest, context: ServerContext) async throws -> Proto {
+        try await run {
+            ContactsMapping.proto(try await domain.get(
+                id: try Self.uuid(request.id, field: "id"), includeDeleted: request.includeDeleted, actor: try actor(context)))
+        }
+    }
+
+    public func batchGetContacts(
+        request: Switchboard_Contacts_V1_BatchGetContactsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_BatchGetContactsResponse {
+        try await run {
+            guard request.ids.count <= 100 else { throw ContactsError.invalid([Violation("ids", "at most 100 ids", reason: "TOO_MANY")]) }
+            let ids = try request.ids.enumerated().map { try Self.uuid($1, field: "ids[\($0)]") }
+            let found = Dictionary(uniqueKeysWithValues: try await domain.store.fetch(ids: ids, actor: try actor(context)).map { ($0.id, $0) })
+            var response = Switchboard_Contacts_V1_BatchGetContactsResponse()
+            for (text, id) in zip(request.ids, ids) {
+                if let record = found[id] { response.contacts.append(ContactsMapping.proto(record)) } else { response.missingIds.append(text) }
+            }
+            return response
+        }
+    }
+
+    public func updateContact(request: Switchboard_Contacts_V1_UpdateContactRequest, context: ServerContext) async throws -> Proto {
+        try await run {
+            guard let contact = request.contact else {
+                throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])
+            }
+            let id = try Self.uuid(contact.id, field: "contact.id")
+            let source = try ContactsMapping.data(contact, prefix: "contact", defaults: false)
+            let paths = request.updateMask?.paths ?? []
+            if paths.contains("type"), contact.type == .unspecified {
+                throw ContactsError.invalid([Violation("contact.type", "must be PERSON or COMPANY", reason: "REQUIRED")])
+            }
+            if paths.contains("status"), contact.status == .unspecified {
+                throw ContactsError.invalid([Violation("contact.status", "must be set", reason: "REQUIRED")])
+            }
+            return try Self.decode(try await domain.update(
+                id: id, from: source, paths: paths, etag: request.etag, actor: try actor(context),
+                write: try Self.write(request.requestId, Methods.updateContact)))
+        }
+    }
+
+    public func deleteContact(request: Switchboard_Contacts_V1_DeleteContactRequest, context: ServerContext) async throws -> Proto {
+        try await run {
+            try Self.decode(try await domain.setDeleted(
+                id: try Self.uuid(request.id, field: "id"), deleted: true, etag: request.etag, actor: try actor(context),
+                write: try Self.write(request.requestId, Methods.deleteContact)))
+        }
+    }
+
+    public func undeleteContact(request: Switchboard_Contacts_V1_UndeleteContactRequest, context: ServerContext) async throws -> Proto {
+        try await run {
+            try Self.decode(try await domain.setDeleted(
+                id: try Self.uuid(request.id, field: "id"), deleted: false, etag: "", actor: try actor(context),
+                write: try Self.write(request.requestId, Methods.undeleteContact)))
+        }
+    }
+
+    public func listContacts(
+        request: Switchboard_Contacts_V1_ListContactsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_ListContactsResponse {
+        try await run {
+            var query = ContactQuery()
+            var violations: [Violation] = []
+            for (i, status) in request.statuses.enumerated() {
+                if let s = ContactsMapping.status(status) { query.statuses.append(s) } else { violations.append(Violation("statuses[\(i)]", "is not a status")) }
+            }
+            for (i, type) in request.types.enumerated() {
+                if let k = ContactsMapping.kind(type) { query.kinds.append(k) } else { violations.append(Violation("types[\(i)]", "is not a contact type")) }
+            }
+            if !violations.isEmpty { throw ContactsError.invalid(violations) }
+            query.tag = request.tag.isEmpty ? nil : request.tag
+            query.ownerID = request.ownerId.isEmpty ? nil : request.ownerId
+            query.createdAfter = request.createdAfter
+            query.createdBefore = request.createdBefore
+            query.updatedAfter = request.updatedAfter
+            query.updatedBefore = request.updatedBefore
+            switch request.orderBy {
+            case .unspecified, .createTime: query.order = .createTime
+            case .updateTime: query.order = .updateTime
+            case .familyName: query.order = .familyName
+            case .unrecognized: throw ContactsError.invalid([Violation("order_by", "is not a known order")])
+            }
+            query.descending = request.descending
+            query.includeDeleted = request.includeDeleted
+            let (rows, next) = try await domain.list(
+                query, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try actor(context))
+            var response = Switchboard_Contacts_V1_ListContactsResponse()
+            response.contacts = rows.map(ContactsMapping.proto)
+            var page = Switchboard_Common_V1_PageResponse()
+            page.nextPageToken = next
+            response.page = page
+            return response
+        }
+    }
+
+    public func defineField(
+        request: Switchboard_Contacts_V1_DefineFieldRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_FieldDefinition {
+        try await run {
+            guard let proto = request.definition else {
+                throw ContactsError.invalid([Violation("definition", "is required", reason: "REQUIRED")])
+            }
+            guard let type = ContactsMapping.fieldType(proto.type) else {
+                throw ContactsError.invalid([Violation("definition.type", "must be STRING, NUMBER, BOOL, DATE or ENUM", reason: "REQUIRED")])
+            }
+            let definition = FieldDefinition(
+                key: proto.key, displayName: proto.displayName, type: type, allowedValues: proto.allowedValues, required: proto.required)
+            return try Self.decodeDefinition(try await domain.define(
+                definition, actor: try actor(context), write: Self.definitionWrite(request.requestId, Methods.defineField)))
+        }
+    }
+
+    public func listFieldDefinitions(
+        request: Switchboard_Contacts_V1_ListFieldDefinitionsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_ListFieldDefinitionsResponse {
+        try await run {
+            var response = Switchboard_Contacts_V1_ListFieldDefinitionsResponse()
+            response.definitions = try await domain.store.fieldDefinitions(actor: try actor(context), includeRetired: request.includeRetired)
+                .map(ContactsMapping.proto)
+            return response
+        }
+    }
+
+    public func retireField(
+        request: Switchboard_Contacts_V1_RetireFieldRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_FieldDefinition {
+        try await run {
+            guard !request.key.isEmpty else { throw ContactsError.invalid([Violation("key", "is required", reason: "REQUIRED")]) }
+            return try Self.decodeDefinition(try await domain.retire(
+                key: request.key, actor: try actor(context), write: Self.definitionWrite(request.requestId, Methods.retireField)))
+        }
+    }
+
+    private static func definitionWrite(_ requestID: String, _ method: MethodDescriptor) -> WriteOptions<FieldDefinition> {
+        WriteOptions(requestID: requestID, method: method.method) { ContactsMapping.proto($0).serializedBytes() }
+    }
+
+    private static func decodeDefinition(_ outcome: WriteOutcome<FieldDefinition>) throws -> Switchboard_Contacts_V1_FieldDefinition {
+        switch outcome {
+        case .fresh(let d): return ContactsMapping.proto(d)
+        case .replayed(let bytes): return try Switchboard_Contacts_V1_FieldDefinition(serializedBytes: bytes)
+        }
+    }
+
+    public func watchChanges(
+        request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>,
+        context: ServerContext
+    ) async throws {
+        try await run {
+            guard request.fromSequence >= 0 else {
+                throw ContactsError.invalid([Violation("from_sequence", "must not be negative")])
+            }
+            try await feed.watch(
+                tenantID: try actor(context).tenantID, from: request.fromSequence, resourceTypes: request.resourceTypes, pool: pool,
+                notifier: notifier, writer: responses)
+        }
+    }
+}

@@ -1,0 +1,315 @@
+import Foundation
+import SwitchboardPostgres
+import SwitchboardRuntime
+
+/// ``ContactStore`` on PostgreSQL. Every statement binds its values; every transaction sets `app.tenant_id`, and the
+/// tables' row-level security admits only that tenant's rows, so a query that forgot its tenant filter still
+/// cannot reach another tenant.
+public struct PostgresContactStore: ContactStore {
+    let pool: PostgresPool
+    let feed: ChangeFeed
+    static let resourceType = "switchboard.contacts.v1.Contact"
+    static let columns = """
+        id, given_name, family_name, middle_name, name_prefix, name_suffix, display_name, emails::text AS emails, \
+        phones::text AS phones, addresses::text AS addresses, contact_type, status, tags, owner_id, \
+        custom_fields::text AS custom_fields, version, created_at, created_by, updated_at, updated_by, deleted_at
+        """
+
+    /// Creates the store.
+    public init(pool: PostgresPool, feed: ChangeFeed) {
+        self.pool = pool
+        self.feed = feed
+    }
+
+    private func transaction<T: Sendable>(_ actor: Actor, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await pool.transaction(settings: ["app.tenant_id": actor.tenantID], body)
+    }
+
+    // MARK: Idempotency
+
+    public func replay(requestID: String, method: String, actor: Actor) async throws -> [UInt8]? {
+        guard !requestID.isEmpty else { return nil }
+        return try await transaction(actor) { c in try await storedResponse(requestID, method: method, actor: actor, on: c) }
+    }
+
+    private func storedResponse(_ requestID: String, method: String, actor: Actor, on c: PostgresConnection) async throws -> [UInt8]? {
+        guard let row = try await c.query(
+            "SELECT method, response FROM contacts.idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
+            [.text(actor.tenantID), .text(requestID)]).first else { return nil }
+        guard try row.string("method") == method else { throw ContactsError.requestIDReused(method: try row.string("method")) }
+        if case .bytes(let b) = row["response"] { return b }
+        return nil
+    }
+
+    /// Claims the request id inside the write's transaction; returns the stored response when it was taken.
+    private func claim(_ requestID: String, method: String, actor: Actor, on c: PostgresConnection) async throws -> [UInt8]? {
+        guard !requestID.isEmpty else { return nil }
+        let inserted = try await c.query("""
+            INSERT INTO contacts.idempotency_keys (tenant_id, request_id, method) VALUES ($1, $2, $3)
+            ON CONFLICT (tenant_id, request_id) DO NOTHING RETURNING 1 AS claimed
+            """, [.text(actor.tenantID), .text(requestID), .text(method)])
+        if inserted.rows.isEmpty {
+            return try await storedResponse(requestID, method: method, actor: actor, on: c) ?? []
+        }
+        return nil
+    }
+
+    private func remember<T>(_ value: T, write: WriteOptions<T>, actor: Actor, on c: PostgresConnection) async throws {
+        guard !write.requestID.isEmpty else { return }
+        try await c.query(
+            "UPDATE contacts.idempotency_keys SET response = $3 WHERE tenant_id = $1 AND request_id = $2",
+            [.text(actor.tenantID), .text(write.requestID), .bytes(write.encode(value))])
+    }
+
+    // MARK: Field definitions
+
+    public func fieldDefinitions(actor: Actor, includeRetired: Bool) async throws -> [FieldDefinition] {
+        try await transaction(actor) { c in
+            try await c.query("""
+                SELECT key, display_name, field_type, allowed_values, required, retired_at IS NOT NULL AS retired
+                FROM contacts.field_definitions WHERE tenant_id = $1 AND ($2 OR retired_at IS NULL) ORDER BY key
+                """, [.text(actor.tenantID), .bool(includeRetired)]).rows.map(Self.definition)
+        }
+    }
+
+    static func definition(_ row: PostgresRow) throws -> FieldDefinition {
+        FieldDefinition(
+            key: try row.string("key"), displayName: try row.string("display_name"),
+            type: FieldType(rawValue: Int(try row.int("field_type"))) ?? .string, allowedValues: try row.strings("allowed_values"),
+            required: try row.bool("required"), retired: try row.bool("retired"))
+    }
+
+    public func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
+        try await transaction(actor) { c in
+            if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+            let inserted = try await c.query("""
+                INSERT INTO contacts.field_definitions (tenant_id, key, display_name, field_type, allowed_values, required)
+                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key
+                """, [.text(actor.tenantID), .text(definition.key), .text(definition.displayName), .int(Int64(definition.type.rawValue)),
+                      .array(definition.allowedValues.map(PostgresValue.text), elementType: .text), .bool(definition.required)])
+            guard !inserted.rows.isEmpty else { throw ContactsError.fieldExists(key: definition.key) }
+            try await remember(definition, write: write, actor: actor, on: c)
+            return .fresh(definition)
+        }
+    }
+
+    public func retire(key: String, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
+        try await transaction(actor) { c in
+            if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+            guard let row = try await c.query("""
+                UPDATE contacts.field_definitions SET retired_at = coalesce(retired_at, now()) WHERE tenant_id = $1 AND key = $2
+                RETURNING key, display_name, field_type, allowed_values, required, true AS retired
+                """, [.text(actor.tenantID), .text(key)]).first else { throw ContactsError.fieldNotFound(key: key) }
+            let definition = try Self.definition(row)
+            try await remember(definition, write: write, actor: actor, on: c)
+            return .fresh(definition)
+        }
+    }
+
+    // MARK: Contacts
+
+    static func json<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
+    }
+
+    static func record(_ row: PostgresRow) throws -> ContactRecord {
+        let decoder = JSONDecoder()
+        var data = ContactData()
+        data.name.given = try row.string("given_name")
+        data.name.family = try row.string("family_name")
+        data.name.middle = try row.string("middle_name")
+        data.name.prefix = try row.string("name_prefix")
+        data.name.suffix = try row.string("name_suffix")
+        data.name.display = try row.string("display_name")
+        data.emails = try decoder.decode([EmailAddress].self, from: Data(try row.string("emails").utf8))
+        data.phones = try decoder.decode([PhoneNumber].self, from: Data(try row.string("phones").utf8))
+        data.addresses = try decoder.decode([PostalAddress].self, from: Data(try row.string("addresses").utf8))
+        data.kind = ContactKind(rawValue: Int(try row.int("contact_type"))) ?? .person
+        data.status = ContactStatus(rawValue: Int(try row.int("status"))) ?? .lead
+        data.tags = try row.strings("tags")
+        data.ownerID = try row.string("owner_id")
+        data.customFields = try decoder.decode([String: JSONValue].self, from: Data(try row.string("custom_fields").utf8))
+        return ContactRecord(
+            id: try row.uuid("id"), data: data, version: try row.int("version"), createdAt: try row.date("created_at"),
+            createdBy: try row.string("created_by"), updatedAt: try row.date("updated_at"), updatedBy: try row.string("updated_by"),
+            deletedAt: try row.optionalDate("deleted_at"))
+    }
+
+    private static func dataBinds(_ data: ContactData) -> [PostgresValue] {
+        [
+            .text(data.name.given), .text(data.name.family), .text(data.name.middle), .text(data.name.prefix),
+            .text(data.name.suffix), .text(data.name.display), .jsonb(json(data.emails)), .jsonb(json(data.phones)),
+            .jsonb(json(data.addresses)), .int(Int64(data.kind.rawValue)), .int(Int64(data.status.rawValue)),
+            .array(data.tags.map(PostgresValue.text), elementType: .text), .text(data.ownerID), .jsonb(json(data.customFields)),
+        ]
+    }
+
+    /// Reserves the contact's addresses; a clash names the contact that holds the address.
+    private func reserveEmails(_ data: ContactData, id: UUID, actor: Actor, on c: PostgresConnection) async throws {
+        for email in data.emails {
+            let address = email.address.lowercased()
+            let taken = try await c.query("""
+                INSERT INTO contacts.contact_emails (tenant_id, address, contact_id) VALUES ($1, $2, $3)
+                ON CONFLICT (tenant_id, address) DO NOTHING RETURNING 1 AS reserved
+                """, [.text(actor.tenantID), .text(address), .uuid(id)]).rows.isEmpty
+            if taken {
+                let holder = try await c.query(
+                    "SELECT contact_id FROM contacts.contact_emails WHERE tenant_id = $1 AND address = $2",
+                    [.text(actor.tenantID), .text(address)]).first
+                throw ContactsError.emailTaken(email: email.address, existingContactID: try holder?.uuid("contact_id") ?? id)
+            }
+        }
+    }
+
+    private func releaseEmails(id: UUID, actor: Actor, on c: PostgresConnection) async throws {
+        try await c.query("DELETE FROM contacts.contact_emails WHERE tenant_id = $1 AND contact_id = $2", [.text(actor.tenantID), .uuid(id)])
+    }
+
+    private func recordChange(_ record: ContactRecord, kind: ChangeKind, fields: [String], actor: Actor, on c: PostgresConnection) async throws {
+        try await feed.record(
+            ChangeRecord(resourceType: Self.resourceType, resourceID: record.id.uuidString.lowercased(), kind: kind,
+                         changedFields: fields, resourceJSON: Self.json(record), actorID: actor.userID),
+            tenantID: actor.tenantID, on: c)
+    }
+
+    public func insert(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord> {
+        try await transaction(actor) { c in
+            if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+            let id = UUID()
+            let row = try await c.query("""
+                INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, middle_name, name_prefix, name_suffix,
+                    display_name, emails, phones, addresses, contact_type, status, tags, owner_id, custom_fields,
+                    created_at, created_by, updated_at, updated_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now(), $17, now(), $17)
+                RETURNING \(Self.columns)
+                """, [.text(actor.tenantID), .uuid(id)] + Self.dataBinds(data) + [.text(actor.userID)]).first!
+            try await reserveEmails(data, id: id, actor: actor, on: c)
+            let record = try Self.record(row)
+            try await recordChange(record, kind: .created, fields: [], actor: actor, on: c)
+            try await remember(record, write: write, actor: actor, on: c)
+            return .fresh(record)
+        }
+    }
+
+    public func fetch(id: UUID, actor: Actor) async throws -> ContactRecord? {
+        try await transaction(actor) { c in
+            try await c.query("SELECT \(Self.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2",
+                              [.text(actor.tenantID), .uuid(id)]).first.map(Self.record)
+        }
+    }
+
+    public func fetch(ids: [UUID], actor: Actor) async throws -> [ContactRecord] {
+        try await transaction(actor) { c in
+            try await c.query("""
+                SELECT \(Self.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = ANY($2) AND deleted_at IS NULL
+                """, [.text(actor.tenantID), .array(ids.map(PostgresValue.uuid), elementType: .uuid)]).rows.map(Self.record)
+        }
+    }
+
+    public func replace(
+        id: UUID, expectedVersion: Int64, data: ContactData, changedFields: [String], actor: Actor, write: WriteOptions<ContactRecord>
+    ) async throws -> WriteOutcome<ContactRecord> {
+        try await transaction(actor) { c in
+            if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+            guard let row = try await c.query("""
+                UPDATE contacts.contacts SET given_name = $4, family_name = $5, middle_name = $6, name_prefix = $7,
+                    name_suffix = $8, display_name = $9, emails = $10, phones = $11, addresses = $12, contact_type = $13,
+                    status = $14, tags = $15, owner_id = $16, custom_fields = $17, version = version + 1,
+                    updated_at = now(), updated_by = $18
+                WHERE tenant_id = $1 AND id = $2 AND version = $3 AND deleted_at IS NULL
+                RETURNING \(Self.columns)
+                """, [.text(actor.tenantID), .uuid(id), .int(expectedVersion)] + Self.dataBinds(data) + [.text(actor.userID)]).first
+            else {
+                try await throwVersionConflict(id: id, actor: actor, on: c)
+            }
+            try await releaseEmails(id: id, actor: actor, on: c)
+            try await reserveEmails(data, id: id, actor: actor, on: c)
+            let record = try Self.record(row)
+            try await recordChange(record, kind: .updated, fields: changedFields, actor: actor, on: c)
+            try await remember(record, write: write, actor: actor, on: c)
+            return .fresh(record)
+        }
+    }
+
+    private func throwVersionConflict(id: UUID, actor: Actor, on c: PostgresConnection) async throws -> Never {
+        let current = try await c.query(
+            "SELECT version, deleted_at FROM contacts.contacts WHERE tenant_id = $1 AND id = $2", [.text(actor.tenantID), .uuid(id)]).first
+        guard let current, try current.optionalDate("deleted_at") == nil else { throw ContactsError.notFound(id.uuidString.lowercased()) }
+        throw ContactsError.etagMismatch(current: "\"\(try current.int("version"))\"")
+    }
+
+    public func setDeleted(
+        id: UUID, deleted: Bool, expectedVersion: Int64?, actor: Actor, write: WriteOptions<ContactRecord>
+    ) async throws -> WriteOutcome<ContactRecord> {
+        try await transaction(actor) { c in
+            if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+            guard let row = try await c.query("""
+                UPDATE contacts.contacts SET deleted_at = CASE WHEN $3 THEN now() ELSE NULL END, version = version + 1,
+                    updated_at = now(), updated_by = $5
+                WHERE tenant_id = $1 AND id = $2 AND (deleted_at IS NULL) = $3 AND ($4::int8 IS NULL OR version = $4)
+                RETURNING \(Self.columns)
+                """, [.text(actor.tenantID), .uuid(id), .bool(deleted), expectedVersion.map(PostgresValue.int) ?? .null, .text(actor.userID)]).first
+            else {
+                if expectedVersion != nil { try await throwVersionConflict(id: id, actor: actor, on: c) }
+                throw ContactsError.notFound(id.uuidString.lowercased())
+            }
+            let record = try Self.record(row)
+            if deleted {
+                try await releaseEmails(id: id, actor: actor, on: c)
+            } else {
+                try await reserveEmails(record.data, id: id, actor: actor, on: c)
+            }
+            try await recordChange(record, kind: deleted ? .deleted : .undeleted, fields: [], actor: actor, on: c)
+            try await remember(record, write: write, actor: actor, on: c)
+            return .fresh(record)
+        }
+    }
+
+    public func list(_ query: ContactQuery, actor: Actor) async throws -> [ContactRecord] {
+        var conditions = ["tenant_id = $1"]
+        var binds: [PostgresValue] = [.text(actor.tenantID)]
+        func bind(_ value: PostgresValue) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        if !query.includeDeleted { conditions.append("deleted_at IS NULL") }
+        if !query.statuses.isEmpty {
+            conditions.append("status = ANY(\(bind(.array(query.statuses.map { .int(Int64($0.rawValue)) }, elementType: .int))))")
+        }
+        if !query.kinds.isEmpty {
+            conditions.append("contact_type = ANY(\(bind(.array(query.kinds.map { .int(Int64($0.rawValue)) }, elementType: .int))))")
+        }
+        if let tag = query.tag { conditions.append("tags @> ARRAY[\(bind(.text(tag.lowercased())))]::text[]") }
+        if let owner = query.ownerID { conditions.append("owner_id = \(bind(.text(owner)))") }
+        if let d = query.createdAfter { conditions.append("created_at > \(bind(.timestamp(d)))") }
+        if let d = query.createdBefore { conditions.append("created_at < \(bind(.timestamp(d)))") }
+        if let d = query.updatedAfter { conditions.append("updated_at > \(bind(.timestamp(d)))") }
+        if let d = query.updatedBefore { conditions.append("updated_at < \(bind(.timestamp(d)))") }
+        let sortColumn: String
+        switch query.order {
+        case .createTime: sortColumn = "created_at"
+        case .updateTime: sortColumn = "updated_at"
+        case .familyName: sortColumn = "family_name"
+        }
+        let direction = query.descending ? "DESC" : "ASC"
+        if let cursor = query.after {
+            let key: String
+            if query.order == .familyName {
+                key = bind(.text(cursor.key))
+            } else {
+                // Microseconds as an exact integer: a double of seconds would lose the last digit.
+                key = "('epoch'::timestamptz + \(bind(.int(Int64(cursor.key) ?? 0))) * interval '1 microsecond')"
+            }
+            conditions.append("(\(sortColumn), id) \(query.descending ? "<" : ">") (\(key), \(bind(.uuid(cursor.id))))")
+        }
+        let limit = bind(.int(Int64(query.limit + 1)))
+        // Only fixed column names and placeholders are spliced; every value above is bound.
+        let sql = """
+            SELECT \(Self.columns) FROM contacts.contacts WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY \(sortColumn) \(direction), id \(direction) LIMIT \(limit)
+            """
+        return try await transaction(actor) { c in try await c.query(sql, binds, prepared: false).rows.map(Self.record) }
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import ContactsService
+import Foundation
+import Logging
+import SwitchboardPostgres
+import SwitchboardRuntime
+
+/// The contacts service executable: `contacts` (or `contacts serve`) runs it, `contacts migrate` only migrates.
+@main
+struct ContactsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "contacts",
+        abstract: "Switchboard contacts service (switchboard.contacts.v1.ContactsService over gRPC).",
+        discussion: "Configured by environment variables:\n\n" + RuntimeConfiguration.helpText(),
+        subcommands: [Serve.self, Migrate.self],
+        defaultSubcommand: Serve.self)
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Migrate, then serve until SIGTERM (the default).")
+
+        func run() async throws {
+            let configuration = try loadConfiguration()
+            let registry = ServiceRunner.bootstrap(logLevel: configuration.logLevel)
+            try await ServiceRunner.run(ContactsService.description, configuration: configuration, registry: registry)
+        }
+    }
+
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Apply the contacts schema's migrations and exit.")
+
+        func run() async throws {
+            let configuration = try loadConfiguration()
+            _ = ServiceRunner.bootstrap(logLevel: configuration.logLevel)
+            let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: configuration.databaseURL, maxConnections: 1))
+            defer { pool.close() }
+            try await ServiceRunner.migrate(ContactsService.description, pool: pool, logger: Logger(label: "switchboard.contacts"))
+        }
+    }
+}
+
+/// Reads the environment, turning an invalid setting into a usage error that names the variable.
+func loadConfiguration() throws -> RuntimeConfiguration {
+    do {
+        return try RuntimeConfiguration.load(service: "contacts")
+    } catch let error as ConfigurationError {
+        throw ValidationError("invalid configuration: \(error)")
+    }
+}

@@ -1,0 +1,298 @@
+import ArgumentParser
+import Foundation
+import JWTKit
+import SwitchboardHTTP2
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+
+/// `crmctl`: a command-line client for Switchboard over the generated typed clients.
+@main
+struct Crmctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crmctl",
+        abstract: "Command-line client for Switchboard.",
+        subcommands: [Token.self, Contacts.self])
+}
+
+/// Connection options shared by every RPC command.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "host:port of the service (env CRMCTL_CONTACTS_ADDR).")
+    var server: String = ProcessInfo.processInfo.environment["CRMCTL_CONTACTS_ADDR"] ?? "127.0.0.1:50061"
+
+    @Option(help: "Bearer token (env CRMCTL_TOKEN); `crmctl token` mints development tokens.")
+    var token: String = ProcessInfo.processInfo.environment["CRMCTL_TOKEN"] ?? ""
+
+    @Option(help: "Output: table or json.")
+    var output: OutputFormat = .table
+
+    @Option(help: "Call timeout in seconds.")
+    var timeout: Double = 10
+
+    func client() throws -> (Switchboard_Contacts_V1_ContactsService_Client, CallOptions) {
+        let parts = server.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--server must be host:port") }
+        guard !token.isEmpty else { throw ValidationError("a token is required: pass --token or set CRMCTL_TOKEN (see `crmctl token`)") }
+        var options = CallOptions(timeout: .milliseconds(Int64(timeout * 1000)))
+        options.metadata.addString("Bearer \(token)", forKey: "authorization")
+        let channel = GRPCChannel(host: String(parts[0]), port: port)
+        return (Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: channel)), options)
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument {
+    case table, json
+}
+
+/// Prints RPC errors the way a person wants to read them, then exits non-zero.
+func reporting<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as RPCError {
+        var lines = ["error: \(error.code): \(error.message)"]
+        for v in error.fieldViolations { lines.append("  \(v.field): \(v.description)") }
+        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        throw ExitCode(Int32(min(error.code.rawValue, 100)))
+    }
+}
+
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Mint a development token (HS256).")
+
+    @Option(help: "HS256 secret (env SWITCHBOARD_JWT_HS256_SECRET, or .data/dev-jwt-secret).")
+    var secret: String?
+    @Option(help: "Tenant id.") var tenant: String = "demo"
+    @Option(help: "User id.") var user: String = "dev-user"
+    @Option(help: "Comma-separated roles: admin, manager, user, read-only.") var roles: String = "user"
+    @Option(help: "Lifetime in seconds.") var ttl: Int = 3600
+
+    func run() async throws {
+        let secret = self.secret ?? ProcessInfo.processInfo.environment["SWITCHBOARD_JWT_HS256_SECRET"]
+            ?? (try? String(contentsOfFile: ".data/dev-jwt-secret", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let secret, secret.utf8.count >= 32 else {
+            throw ValidationError("a secret of at least 32 bytes is required (--secret or SWITCHBOARD_JWT_HS256_SECRET)")
+        }
+        var parsed: [Role] = []
+        for name in roles.split(separator: ",") {
+            guard let role = Role(rawValue: String(name)) else { throw ValidationError("unknown role \(name)") }
+            parsed.append(role)
+        }
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        let claims = SwitchboardClaims(userID: user, tenantID: tenant, roles: parsed, expires: Date().addingTimeInterval(Double(ttl)))
+        print(try await keys.sign(claims))
+    }
+}
+
+struct Contacts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create, find, change and delete contacts.",
+        subcommands: [Create.self, Get.self, Update.self, Delete.self, Undelete.self, List.self, Watch.self])
+
+    /// Contact fields settable from the command line.
+    struct Fields: ParsableArguments {
+        @Option(help: "Given name.") var given: String?
+        @Option(help: "Family name.") var family: String?
+        @Option(help: "Display name (companies).") var display: String?
+        @Option(help: "Email address (repeatable; the first is primary).") var email: [String] = []
+        @Option(help: "Phone number in international format (repeatable).") var phone: [String] = []
+        @Option(help: "Tag (repeatable).") var tag: [String] = []
+        @Option(help: "person or company.") var type: String?
+        @Option(help: "lead, prospect, customer or inactive.") var status: String?
+        @Option(help: "Owner user id.") var owner: String?
+
+        func apply(to contact: inout Switchboard_Contacts_V1_Contact) throws -> [String] {
+            var paths: [String] = []
+            var name = contact.name ?? Switchboard_Contacts_V1_PersonName()
+            if let given { name.given = given; paths.append("name.given") }
+            if let family { name.family = family; paths.append("name.family") }
+            if let display { name.display = display; paths.append("name.display") }
+            contact.name = name
+            if !email.isEmpty {
+                contact.emails = email.enumerated().map { i, a in var e = Switchboard_Contacts_V1_Email(); e.address = a; e.primary = i == 0; return e }
+                paths.append("emails")
+            }
+            if !phone.isEmpty {
+                contact.phones = phone.map { var p = Switchboard_Contacts_V1_Phone(); p.number = $0; return p }
+                paths.append("phones")
+            }
+            if !tag.isEmpty { contact.tags = tag; paths.append("tags") }
+            if let type {
+                switch type {
+                case "person": contact.type = .person
+                case "company": contact.type = .company
+                default: throw ValidationError("--type must be person or company")
+                }
+                paths.append("type")
+            }
+            if let status {
+                let map: [String: Switchboard_Contacts_V1_ContactStatus] = ["lead": .lead, "prospect": .prospect, "customer": .customer, "inactive": .inactive]
+                guard let s = map[status] else { throw ValidationError("--status must be lead, prospect, customer or inactive") }
+                contact.status = s
+                paths.append("status")
+            }
+            if let owner { contact.ownerId = owner; paths.append("owner_id") }
+            return paths
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var fields: Fields
+        @Option(help: "Idempotency key (a retry with the same key changes nothing).") var requestId: String = UUID().uuidString
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_CreateContactRequest()
+            var contact = Switchboard_Contacts_V1_Contact()
+            _ = try fields.apply(to: &contact)
+            request.contact = contact
+            request.requestId = requestId
+            let created = try await reporting { try await client.createContact(request, options: options) }
+            Printer.contacts([created], format: connection.output)
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Contact id.") var id: String
+        @Flag(help: "Also show a deleted contact.") var includeDeleted = false
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_GetContactRequest()
+            request.id = id
+            request.includeDeleted = includeDeleted
+            let contact = try await reporting { try await client.getContact(request, options: options) }
+            Printer.contacts([contact], format: connection.output)
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Contact id.") var id: String
+        @OptionGroup var fields: Fields
+        @Option(help: "Only update this version (etag from get).") var etag: String = ""
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_UpdateContactRequest()
+            var contact = Switchboard_Contacts_V1_Contact()
+            contact.id = id
+            let paths = try fields.apply(to: &contact)
+            guard !paths.isEmpty else { throw ValidationError("name at least one field to change") }
+            request.contact = contact
+            request.updateMask = Google_Protobuf_FieldMask(paths: paths)
+            request.etag = etag
+            request.requestId = UUID().uuidString
+            let updated = try await reporting { try await client.updateContact(request, options: options) }
+            Printer.contacts([updated], format: connection.output)
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Contact id.") var id: String
+        @Option(help: "Only delete this version (etag from get).") var etag: String = ""
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_DeleteContactRequest()
+            request.id = id
+            request.etag = etag
+            request.requestId = UUID().uuidString
+            let deleted = try await reporting { try await client.deleteContact(request, options: options) }
+            Printer.contacts([deleted], format: connection.output)
+        }
+    }
+
+    struct Undelete: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Contact id.") var id: String
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_UndeleteContactRequest()
+            request.id = id
+            request.requestId = UUID().uuidString
+            let restored = try await reporting { try await client.undeleteContact(request, options: options) }
+            Printer.contacts([restored], format: connection.output)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Only this tag.") var tag: String = ""
+        @Option(help: "Only this owner.") var owner: String = ""
+        @Option(help: "Page size.") var pageSize: Int32 = 50
+        @Option(help: "Page token from a previous list.") var pageToken: String = ""
+        @Flag(help: "Fetch every page.") var all = false
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_ListContactsRequest()
+            request.tag = tag
+            request.ownerId = owner
+            var page = Switchboard_Common_V1_PageRequest()
+            page.pageSize = pageSize
+            page.pageToken = pageToken
+            var everything: [Switchboard_Contacts_V1_Contact] = []
+            while true {
+                request.page = page
+                let response = try await reporting { try await client.listContacts(request, options: options) }
+                everything += response.contacts
+                let next = response.page?.nextPageToken ?? ""
+                if !all || next.isEmpty {
+                    Printer.contacts(everything, format: connection.output)
+                    if !next.isEmpty { FileHandle.standardError.write(Data("next page: --page-token \(next)\n".utf8)) }
+                    return
+                }
+                page.pageToken = next
+            }
+        }
+    }
+
+    struct Watch: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Replay changes after this sequence.") var from: Int64 = 0
+
+        func run() async throws {
+            var (client, options) = try connection.client()
+            options.timeout = nil
+            var request = Switchboard_Common_V1_WatchChangesRequest()
+            request.fromSequence = from
+            try await reporting {
+                try await client.watchChanges(request, options: options) { events in
+                    for try await event in events {
+                        print("\(event.sequence)\t\(event.kind)\t\(event.resourceType)\t\(event.resourceId)\t\(event.actorId)\t\(event.changedFields.joined(separator: ","))")
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Printer {
+    static func contacts(_ contacts: [Switchboard_Contacts_V1_Contact], format: OutputFormat) {
+        switch format {
+        case .json:
+            let objects: [[String: Any]] = contacts.map { c in
+                [
+                    "id": c.id, "given": c.name?.given ?? "", "family": c.name?.family ?? "", "display": c.name?.display ?? "",
+                    "emails": c.emails.map(\.address), "phones": c.phones.map(\.e164), "tags": c.tags,
+                    "type": "\(c.type)", "status": "\(c.status)", "owner_id": c.ownerId, "etag": c.etag,
+                    "deleted": c.audit?.deleteTime != nil,
+                ]
+            }
+            let data = (try? JSONSerialization.data(withJSONObject: contacts.count == 1 ? objects[0] : objects, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+            print(String(decoding: data, as: UTF8.self))
+        case .table:
+            print(["ID", "NAME", "EMAIL", "STATUS", "TAGS", "ETAG"].joined(separator: "\t"))
+            for c in contacts {
+                let primary = c.emails.first(where: \.primary)?.address ?? ""
+                let deleted = c.audit?.deleteTime != nil ? " (deleted)" : ""
+                print([c.id, (c.name?.display ?? "") + deleted, primary, "\(c.status)", c.tags.joined(separator: ","), c.etag].joined(separator: "\t"))
+            }
+        }
+    }
+}

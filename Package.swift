@@ -178,6 +178,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ContactsServiceTests",
+            dependencies: [
+                "ContactsService", "SwitchboardRuntime", "SwitchboardTestSupport", "SwitchboardPostgres",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "SwitchboardIntegrationTests",
             dependencies: ["SwitchboardTestSupport"],
             resources: [.copy("Fixtures")],

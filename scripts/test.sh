@@ -20,5 +20,11 @@ export SWITCHBOARD_PG_URL="$(scripts/postgres.sh start)"
 export SWITCHBOARD_PYTHON="$PWD/.venv/bin/python"
 export SWITCHBOARD_INTEROP_STUBS="$(Tests/Interop/gen_stubs.sh "$PWD/.build/interop-stubs")"
 swift build --product interop-server
+swift build --product contacts
 export SWITCHBOARD_INTEROP_SERVER="$(swift build --show-bin-path)/interop-server"
+export SWITCHBOARD_CONTACTS_BIN="$(swift build --show-bin-path)/contacts"
+# Databases left by an earlier, interrupted run.
+for db in $(psql "$SWITCHBOARD_PG_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'sb\_test\_%'"); do
+    psql "$SWITCHBOARD_PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+done
 swift test "$@"

@@ -76,9 +76,11 @@ public final class DatabaseHealthMonitor: Service, Sendable {
     }
 
     public func run() async throws {
-        while !Task.isCancelledOrShuttingDown {
-            await check()
-            try? await Task.sleep(for: interval)
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await self.check()
+                try? await Task.sleep(for: self.interval)
+            }
         }
     }
 }

@@ -19,6 +19,15 @@ public struct ServiceDependencies: Sendable {
     public let logger: Logger
     /// The configuration.
     public let configuration: RuntimeConfiguration
+
+    /// Creates the dependencies (done by ``ServiceRunner``, and by tests that run a service in-process).
+    public init(pool: PostgresPool, changeFeed: ChangeFeed, notifier: ChangeNotifier, logger: Logger, configuration: RuntimeConfiguration) {
+        self.pool = pool
+        self.changeFeed = changeFeed
+        self.notifier = notifier
+        self.logger = logger
+        self.configuration = configuration
+    }
 }
 
 /// Describes one Switchboard service to the runtime.
@@ -120,7 +129,12 @@ public enum ServiceRunner {
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("stopped on error", metadata: ["error": "\(error)"])
+            throw error
+        }
         logger.info("stopped")
     }
 }
@@ -149,14 +163,17 @@ struct RetentionService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isCancelledOrShuttingDown {
-            do {
-                let removed = try await feed.purge(olderThan: days, pool: pool)
-                if removed > 0 { logger.info("pruned change feed", metadata: ["rows": "\(removed)"]) }
-            } catch {
-                logger.warning("change-feed pruning failed", metadata: ["error": "\(error)"])
+        // The hour-long sleep must end at shutdown, so graceful shutdown cancels this loop.
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let removed = try await feed.purge(olderThan: days, pool: pool)
+                    if removed > 0 { logger.info("pruned change feed", metadata: ["rows": "\(removed)"]) }
+                } catch {
+                    logger.warning("change-feed pruning failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(3600))
             }
-            try? await Task.sleep(for: .seconds(3600))
         }
     }
 }

@@ -126,12 +126,19 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
+    // Output goes through a file, not a pipe: a daemon the process starts (pg_ctl's postmaster) may keep a pipe
+    // open forever, and reading to EOF would hang.
+    let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-process-\(UUID()).log")
+    FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: outputURL) }
+    let output = try FileHandle(forWritingTo: outputURL)
+    process.standardOutput = output
+    process.standardError = output
+    process.standardInput = FileHandle.nullDevice
     try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
+    try? output.close()
+    let data = (try? Data(contentsOf: outputURL)) ?? Data()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
@@ -143,4 +150,57 @@ public var pythonPath: String {
 /// The generated grpcio stubs (Tests/Interop/gen_stubs.sh).
 public var interopStubsPath: String {
     ProcessInfo.processInfo.environment["SWITCHBOARD_INTEROP_STUBS"] ?? repositoryRoot.appendingPathComponent(".build/interop-stubs").path
+}
+
+/// Like ``runProcess(_:_:environment:)`` for async code: waits through `terminationHandler`, because
+/// `Process.waitUntilExit()` can hang when called from a Swift concurrency thread.
+public func runProcessAsync(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-process-\(UUID()).log")
+    FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: outputURL) }
+    let output = try FileHandle(forWritingTo: outputURL)
+    process.standardOutput = output
+    process.standardError = output
+    process.standardInput = FileHandle.nullDevice
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do {
+            try process.run()
+        } catch {
+            process.terminationHandler = nil
+            continuation.resume(throwing: error)
+        }
+    }
+    try? output.close()
+    let data = (try? Data(contentsOf: outputURL)) ?? Data()
+    return (status, String(decoding: data, as: UTF8.self))
+}
+
+/// Runs a program to completion with `posix_spawn` and `waitpid`, output discarded. For scripts that start
+/// daemons (pg_ctl), where Foundation's `Process` has been seen to miss the exit.
+/// - Returns: the exit status (or 128 + signal).
+public func spawnAndWait(_ arguments: [String], environment: [String: String] = [:]) -> Int32 {
+    let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    var envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        argv.forEach { free($0) }
+        envp.forEach { free($0) }
+    }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    var pid = pid_t()
+    guard posix_spawn(&pid, arguments[0], &actions, nil, &argv, &envp) == 0 else { return 127 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+    let exited = status & 0x7f == 0
+    return exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }

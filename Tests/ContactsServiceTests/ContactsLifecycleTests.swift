@@ -1,0 +1,91 @@
+import Foundation
+import SwitchboardBuiltins
+import SwitchboardHTTP2
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardTestSupport
+import Testing
+
+@Suite("Contacts service lifecycle", .serialized)
+struct ContactsLifecycleTests {
+    @Test("the contacts executable serves, and exits 0 on SIGTERM after draining")
+    func sigterm() async throws {
+        let harness = try await ContactsHarness.start()
+        await harness.stop()
+        let port = harness.running.port + 1000 < 65000 ? harness.running.port + 1000 : 40123
+        let binary = ProcessInfo.processInfo.environment["SWITCHBOARD_CONTACTS_BIN"]
+            ?? repositoryRoot.appendingPathComponent(".build/debug/contacts").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.environment = ProcessInfo.processInfo.environment.merging([
+            "SWITCHBOARD_GRPC_PORT": String(port), "SWITCHBOARD_ADMIN_PORT": "0",
+            "SWITCHBOARD_DATABASE_URL": harness.serviceConninfo, "SWITCHBOARD_JWT_HS256_SECRET": testSecret,
+            "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "2", "SWITCHBOARD_LOG_LEVEL": "warning",
+        ]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let channel = GRPCChannel(host: "127.0.0.1", port: port, configuration: {
+            var c = ClientConfiguration()
+            c.initialBackoff = .milliseconds(50)
+            c.maxBackoff = .milliseconds(100)
+            return c
+        }())
+        let health = Grpc_Health_V1_Health_Client(client: RPCClient(transport: channel))
+        var serving = false
+        for _ in 0..<100 where !serving {
+            serving = (try? await health.check(Grpc_Health_V1_HealthCheckRequest()).status) == .serving
+            if !serving { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(serving, "the service never reported SERVING")
+        await channel.close()
+        process.terminate()  // SIGTERM
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!process.isRunning, "still running 15 s after SIGTERM")
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test("database stopped mid-test: calls fail UNAVAILABLE and health is NOT_SERVING, then both recover")
+    func databaseOutage() async throws {
+        // A cluster of its own, so stopping it disturbs no other test.
+        let port = "54339"
+        let script = repositoryRoot.appendingPathComponent("scripts/postgres.sh").path
+        let env = ["SWITCHBOARD_PG_PORT": port]
+        try #require(spawnAndWait(["/bin/bash", script, "start"], environment: env) == 0, "second cluster did not start")
+        let admin = "host=127.0.0.1 port=\(port) user=postgres dbname=postgres"
+        let harness = try await ContactsHarness.start(adminConninfo: admin)
+        do {
+            let client = try await harness.client(tenant: "outage")
+            _ = try await client.create()
+            await harness.monitor.check()
+            #expect(harness.health.status(of: "") == .serving)
+
+            #expect(spawnAndWait(["/bin/bash", script, "stop"], environment: env) == 0)
+            let down = await rpcError { _ = try await client.create(given: "During") }
+            #expect(down?.code == .unavailable, "got \(String(describing: down))")
+            await harness.monitor.check()
+            #expect(harness.health.status(of: "") == .notServing)
+            #expect(harness.health.status(of: "switchboard.contacts.v1.ContactsService") == .notServing)
+
+            #expect(spawnAndWait(["/bin/bash", script, "start"], environment: env) == 0)
+            var recovered = false
+            for _ in 0..<60 where !recovered {
+                recovered = (try? await client.create(given: "After")) != nil
+                if !recovered { try await Task.sleep(for: .milliseconds(250)) }
+            }
+            #expect(recovered, "calls did not recover after the database came back")
+            await harness.monitor.check()
+            #expect(harness.health.status(of: "") == .serving)
+            #expect(try await client.list().contacts.map { $0.name?.given ?? "" }.sorted() == ["Ada", "After"])
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+}

@@ -264,7 +264,9 @@ struct Contacts: AsyncParsableCommand {
             try await reporting {
                 try await client.watchChanges(request, options: options) { events in
                     for try await event in events {
-                        print("\(event.sequence)\t\(event.kind)\t\(event.resourceType)\t\(event.resourceId)\t\(event.actorId)\t\(event.changedFields.joined(separator: ","))")
+                        // Unbuffered, one line per event: a watch is read live, often through a pipe.
+                        let line = "\(event.sequence)\t\(event.kind)\t\(event.resourceType)\t\(event.resourceId)\t\(event.actorId)\t\(event.changedFields.joined(separator: ","))\n"
+                        FileHandle.standardOutput.write(Data(line.utf8))
                     }
                 }
             }

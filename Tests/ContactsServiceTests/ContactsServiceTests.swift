@@ -270,4 +270,18 @@ final class ContactsServiceTests {
         #expect(seen.allSatisfy { $0.resourceId == first.id })
         #expect(seen[1].resource?.fields["data"] != nil)
     }
+
+    @Test("a stock grpcio client calls the contacts RPCs from stubs generated from Protos/")
+    func grpcioClient() async throws {
+        let token = try await ContactsHarness.token(tenant: tenant(), roles: [.user])
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("contacts-grpcio-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let status = spawnAndWait(
+            [pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/contacts_client.py").path,
+             "--port", String(harness.running.port), "--token", token],
+            environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath], outputPath: output)
+        let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(log)")
+        #expect(log.contains("PASS contacts_client"), "\(log)")
+    }
 }

@@ -183,7 +183,7 @@ public func runProcessAsync(_ executable: String, _ arguments: [String], environ
 /// Runs a program to completion with `posix_spawn` and `waitpid`, output discarded. For scripts that start
 /// daemons (pg_ctl), where Foundation's `Process` has been seen to miss the exit.
 /// - Returns: the exit status (or 128 + signal).
-public func spawnAndWait(_ arguments: [String], environment: [String: String] = [:]) -> Int32 {
+public func spawnAndWait(_ arguments: [String], environment: [String: String] = [:], outputPath: String = "/dev/null") -> Int32 {
     let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     var envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -195,8 +195,8 @@ public func spawnAndWait(_ arguments: [String], environment: [String: String] = 
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
     var pid = pid_t()
     guard posix_spawn(&pid, arguments[0], &actions, nil, &argv, &envp) == 0 else { return 127 }
     var status: Int32 = 0

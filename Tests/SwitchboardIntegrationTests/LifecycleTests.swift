@@ -153,7 +153,7 @@ struct LifecycleTests {
             let result = await code { _ = try await stub.emptyCall(Grpc_Testing_Empty(), options: CallOptions(timeout: .milliseconds(200))) }
             #expect(result == .deadlineExceeded)
             #expect(ContinuousClock.now - started < .seconds(3))
-            try await Task.sleep(for: .milliseconds(200))
+            for _ in 0..<250 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(probe.cancelled.current == 1)
         }
     }
@@ -169,7 +169,7 @@ struct LifecycleTests {
                 _ = try await iterator.next()
                 // Returning from the body without finishing cancels the call (RST_STREAM CANCEL).
             }
-            for _ in 0..<50 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            for _ in 0..<250 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(probe.started.current == 1)
             #expect(probe.cancelled.current == 1)
         }
@@ -321,7 +321,7 @@ struct LifecycleTests {
         #expect(await code { _ = try await stub.emptyCall(Grpc_Testing_Empty()) } == .unavailable)
         let second = try await startServer(services: [probe], port: port)
         var succeeded = false
-        for _ in 0..<40 where !succeeded {
+        for _ in 0..<200 where !succeeded {
             succeeded = await code { _ = try await stub.emptyCall(Grpc_Testing_Empty()) } == nil
             if !succeeded { try await Task.sleep(for: .milliseconds(50)) }
         }
@@ -337,7 +337,7 @@ struct LifecycleTests {
             let stub = Grpc_Testing_TestService_Client(client: client)
             _ = try await stub.emptyCall(Grpc_Testing_Empty())
             #expect(running.server.connectionCount == 1)
-            try await Task.sleep(for: .milliseconds(500))
+            for _ in 0..<250 where running.server.connectionCount != 0 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(running.server.connectionCount == 0)
             _ = try await stub.emptyCall(Grpc_Testing_Empty())
             #expect(probe.started.current == 2)

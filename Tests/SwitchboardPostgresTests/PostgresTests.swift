@@ -94,8 +94,12 @@ struct PostgresTests {
             c.acquireTimeout = .milliseconds(200)
             return c
         }())
-        let holders = (0..<2).map { _ in Task { try await pool.query("SELECT pg_sleep(0.6)") } }
-        try await Task.sleep(for: .milliseconds(150))
+        let holders = (0..<2).map { _ in Task { try await pool.query("SELECT pg_sleep(1.5)") } }
+        // Wait until both holders have their connections (connecting may be slow on a loaded machine).
+        for _ in 0..<200 where !(pool.statistics.open == 2 && pool.statistics.idle == 0) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try #require(pool.statistics.open == 2 && pool.statistics.idle == 0)
         do {
             try await pool.query("SELECT 1")
             Issue.record("acquired beyond the pool's limit")
@@ -196,9 +200,18 @@ struct PostgresTests {
     @Test("cancelling the calling task cancels the running statement")
     func cancellation() async throws {
         let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
+        let observer = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
+        defer { observer.close() }
+        let marker = "SELECT pg_sleep(10) -- \(UUID())"
         let started = ContinuousClock.now
-        let task = Task { try await pool.query("SELECT pg_sleep(10)") }
-        try await Task.sleep(for: .milliseconds(200))
+        let task = Task { try await pool.query(marker) }
+        // Cancel only once the statement is running on the server.
+        for _ in 0..<250 {
+            let running = try await observer.query(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE query = $1 AND state = 'active'", [.text(marker)]).first!.int("n")
+            if running > 0 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
         task.cancel()
         do {
             _ = try await task.value
@@ -206,7 +219,7 @@ struct PostgresTests {
         } catch let error as PostgresError {
             #expect(error.sqlState == "57014")
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(8))
         #expect(try await pool.query("SELECT 1 AS one").first?.int("one") == 1)
         pool.close()
     }

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# GetContact and CreateContact through the contacts service (h2load, gRPC over HTTP/2, JWT auth, RLS) side by side
+# with pgbench running the same SQL on the same database with 1,000,000 contacts; plus the service's idle RSS.
+#   Benchmarks/contacts.sh     (BENCH_SECONDS=10 per run, BENCH_ROUNDS=3 → A B A B A B)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+ROUNDS="${BENCH_ROUNDS:-3}"
+PORT=50071
+WORK="$(mktemp -d)"
+trap 'kill $SVC_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+swift build -c release --product contacts >&2
+swift build -c release --product crmctl >&2
+BIN="$(swift build -c release --show-bin-path)"
+ADMIN="$(scripts/postgres.sh start)"
+DB=switchboard_bench
+psql "$ADMIN" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 || psql "$ADMIN" -qc "CREATE DATABASE $DB"
+DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
+psql "$DBADMIN" -q -v DBNAME=$DB -f services/contacts/provision.sql >/dev/null
+SERVICE_URL="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=$DB user=contacts_service"
+SECRET=bench-secret-0123456789abcdef0123456789
+SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/contacts" migrate >/dev/null 2>&1
+
+# 1,000,000 contacts for tenant "bench" (loaded as the administrator: COPY and bulk INSERT sidestep RLS).
+COUNT="$(psql "$DBADMIN" -qtAc "SELECT count(*) FROM contacts.contacts WHERE tenant_id = 'bench'")"
+if [ "$COUNT" -lt 1000000 ]; then
+    echo "loading 1,000,000 contacts..." >&2
+    psql "$DBADMIN" -qc "
+        INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, emails, contact_type, status, tags, owner_id,
+            created_at, created_by, updated_at, updated_by)
+        SELECT 'bench', gen_random_uuid(), 'Given' || g, 'Family' || g, jsonb_build_array(jsonb_build_object('address',
+            'c' || g || '@example.com', 'label', '', 'primary', true)), 1, 1 + g % 4, ARRAY['t' || g % 100], 'owner' || g % 50,
+            now() - (g || ' seconds')::interval, 'loader', now(), 'loader'
+        FROM generate_series(1, 1000000 - $COUNT) g;
+        ANALYZE contacts.contacts;"
+fi
+ID="$(psql "$DBADMIN" -qtAc "SELECT id FROM contacts.contacts WHERE tenant_id = 'bench' ORDER BY id LIMIT 1 OFFSET 500000")"
+
+SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
+    SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning "$BIN/contacts" >"$WORK/service.log" 2>&1 &
+SVC_PID=$!
+sleep 3
+RSS_KB="$(ps -o rss= -p $SVC_PID | tr -d ' ')"
+TOKEN="$("$BIN/crmctl" token --secret $SECRET --tenant bench --user bench --roles user --ttl 86400)"
+
+python3 - "$WORK" "$ID" <<'PY'
+import struct, sys
+work, cid = sys.argv[1], sys.argv[2]
+def frame(msg): return b"\x00" + struct.pack(">I", len(msg)) + msg
+def field(n, payload): return bytes([n << 3 | 2, len(payload)]) + payload
+open(f"{work}/get.bin", "wb").write(frame(field(1, cid.encode())))
+name = field(1, b"Bench") + field(2, b"Create")
+open(f"{work}/create.bin", "wb").write(frame(field(1, field(2, name))))
+PY
+
+cat > "$WORK/get.sql" <<SQL
+BEGIN;
+SELECT set_config('app.tenant_id', 'bench', true);
+SELECT id, given_name, family_name, middle_name, name_prefix, name_suffix, display_name, emails::text, phones::text,
+    addresses::text, contact_type, status, tags, owner_id, custom_fields::text, version, created_at, created_by,
+    updated_at, updated_by, deleted_at FROM contacts.contacts WHERE tenant_id = 'bench' AND id = '$ID';
+COMMIT;
+SQL
+cat > "$WORK/create.sql" <<'SQL'
+BEGIN;
+SELECT set_config('app.tenant_id', 'bench', true);
+SELECT definition FROM (SELECT key AS definition FROM contacts.field_definitions WHERE tenant_id = 'bench') d;
+INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, contact_type, status, owner_id, created_at,
+    created_by, updated_at, updated_by) VALUES ('bench', gen_random_uuid(), 'Bench', 'Create', 1, 1, 'bench', now(),
+    'bench', now(), 'bench') RETURNING id;
+INSERT INTO contacts.change_sequences (tenant_id, last_sequence) VALUES ('bench', 1)
+    ON CONFLICT (tenant_id) DO UPDATE SET last_sequence = contacts.change_sequences.last_sequence + 1 RETURNING last_sequence;
+INSERT INTO contacts.changes (tenant_id, sequence, resource_type, resource_id, kind, resource, actor_id)
+    SELECT 'bench', last_sequence, 'switchboard.contacts.v1.Contact', 'x', 1, '{}', 'bench'
+    FROM contacts.change_sequences WHERE tenant_id = 'bench';
+SELECT pg_notify('contacts_changes', 'bench');
+COMMIT;
+SQL
+
+METHOD_PATH=/switchboard.contacts.v1.ContactsService
+H2=(-c 8 -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN")
+# h2load counts gRPC errors as successes: check one call of each answers grpc-status 0.
+for rpc in GetContact:get CreateContact:create; do
+    out="$(nghttp -v --data="$WORK/${rpc#*:}.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$METHOD_PATH/${rpc%%:*}" 2>&1)"
+    echo "$out" | grep -q "grpc-status: 0" || { echo "${rpc%%:*} failed:"; echo "$out" | tail -5; exit 1; } >&2
+done
+
+run_h2() { # run_h2 <name> <rpc> <body>
+    rm -f "$WORK/log"
+    local out
+    out="$(h2load -D "$SECONDS_PER_RUN" "${H2[@]}" --data="$WORK/$3.bin" --log-file="$WORK/log" "http://127.0.0.1:$PORT$METHOD_PATH/$2")"
+    python3 - "$1" "$WORK/log" "$SECONDS_PER_RUN" "$out" <<'PY'
+import sys, re
+name, log, secs, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+ok = int(re.search(r"(\d+) succeeded", out).group(1))
+d = sorted(int(l.split()[2]) for l in open(log) if l.strip())
+p = lambda q: d[min(len(d) - 1, int(q * len(d)))] / 1000.0
+print(f"RESULT {name} tps={ok / secs:.0f} p50_ms={p(0.5):.3f} p99_ms={p(0.99):.3f}")
+PY
+}
+
+run_pgbench() { # run_pgbench <name> <script>
+    local out
+    out="$(pgbench -n -c 8 -j 2 -T "$SECONDS_PER_RUN" -M prepared -r -f "$WORK/$2.sql" "$SERVICE_URL" 2>/dev/null)"
+    local tps lat
+    tps="$(echo "$out" | grep -oP 'tps = \K[0-9.]+' | head -1)"
+    lat="$(echo "$out" | grep -oP 'latency average = \K[0-9.]+')"
+    echo "RESULT $1 tps=${tps%.*} avg_ms=$lat"
+}
+
+RESULTS="$WORK/results"
+for ((round = 1; round <= ROUNDS; round++)); do
+    run_h2 service-get GetContact get | tee -a "$RESULTS"
+    run_pgbench pgbench-get get | tee -a "$RESULTS"
+done
+for ((round = 1; round <= ROUNDS; round++)); do
+    run_h2 service-create CreateContact create | tee -a "$RESULTS"
+    run_pgbench pgbench-create create | tee -a "$RESULTS"
+done
+echo "RESULT idle-rss rss_mb=$((RSS_KB / 1024))" | tee -a "$RESULTS"
+python3 - "$RESULTS" <<'PY'
+import sys, statistics, collections
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    parts = line.split()
+    rows[parts[1]].append(dict(p.split("=") for p in parts[2:]))
+med = {k: {f: statistics.median(float(r[f]) for r in v) for f in v[0]} for k, v in rows.items()}
+print("\nSUMMARY (medians)")
+for k, v in med.items(): print(k, " ".join(f"{f}={x:g}" for f, x in v.items()))
+for op in ("get", "create"):
+    s, p = med.get(f"service-{op}"), med.get(f"pgbench-{op}")
+    if s and p: print(f"ratio service/pgbench {op}: {s['tps'] / p['tps']:.2f}x")
+PY

@@ -27,15 +27,23 @@ final class ContactsHarness: Sendable {
 
     static func start(adminConninfo: String = adminConninfo) async throws -> ContactsHarness {
         let database = "sb_test_" + UUID().uuidString.prefix(8).lowercased()
-        let admin = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: adminConninfo, maxConnections: 1))
-        try await admin.withConnection { try await $0.executeScript("CREATE DATABASE \(database)") }
-        admin.close()
-        let dbAdmin = adminConninfo.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(database)")
         let provision = try String(contentsOf: repositoryRoot.appendingPathComponent("services/contacts/provision.sql"), encoding: .utf8)
             .replacingOccurrences(of: ":\"DBNAME\"", with: database)
-        let adminPool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: dbAdmin, maxConnections: 1))
-        try await adminPool.withConnection { try await $0.executeScript(provision) }
-        adminPool.close()
+        let admin = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: adminConninfo, maxConnections: 1))
+        try await admin.withConnection { connection in
+            try await connection.executeScript("CREATE DATABASE \(database)")
+            // The role is cluster-wide: suites provisioning at once would collide on its catalog row.
+            try await connection.query("SELECT pg_advisory_lock(7424242)", prepared: false)
+            do {
+                try await connection.executeScript(provision)
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(7424242)", prepared: false)
+                throw error
+            }
+            try await connection.query("SELECT pg_advisory_unlock(7424242)", prepared: false)
+        }
+        admin.close()
+        let dbAdmin = adminConninfo.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(database)")
 
         let serviceConninfo = dbAdmin.replacingOccurrences(of: "user=postgres", with: "user=contacts_service")
         let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: serviceConninfo, maxConnections: 8))

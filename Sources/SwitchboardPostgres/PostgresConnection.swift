@@ -62,6 +62,17 @@ public final class PostgresConnection: @unchecked Sendable {
         return try PostgresResult(raw: raw)
     }
 
+    /// Runs several statements in one round trip and one implicit transaction (libpq pipeline mode): if one fails,
+    /// the earlier ones roll back and the later ones are skipped.
+    /// - Parameter statements: SQL with bound parameters.
+    /// - Returns: one result per statement.
+    /// - Throws: ``PostgresError``.
+    public func pipeline(_ statements: [(sql: String, binds: [PostgresValue])]) async throws -> [PostgresResult] {
+        let prepared = statements.map { (sql: $0.sql, params: $0.binds.map(\.parameter)) }
+        let raw = try await run { try $0.executePipeline(prepared) }
+        return try raw.map(PostgresResult.init(raw:))
+    }
+
     /// Runs SQL text without parameters, possibly several statements (migrations, DDL).
     /// - Parameter sql: the script.
     /// - Throws: ``PostgresError``.

@@ -50,3 +50,22 @@ extension PostgresPool {
         }
     }
 }
+
+extension PostgresPool {
+    /// Runs one statement with transaction-local settings in a single round trip: `set_config(name, value, true)` for
+    /// each setting, then the statement, pipelined into one implicit transaction. For reads under row-level security,
+    /// where BEGIN / set_config / query / COMMIT would cost four round trips.
+    /// - Parameters:
+    ///   - settings: e.g. `["app.tenant_id": tenant]`; values are bound.
+    ///   - sql: the statement.
+    ///   - binds: its parameters.
+    /// - Returns: the statement's result.
+    /// - Throws: ``PostgresError``.
+    public func query(settings: [String: String], _ sql: String, _ binds: [PostgresValue] = []) async throws -> PostgresResult {
+        var statements: [(sql: String, binds: [PostgresValue])] = settings.sorted { $0.key < $1.key }.map {
+            (sql: "SELECT set_config($1, $2, true)", binds: [.text($0.key), .text($0.value)])
+        }
+        statements.append((sql: sql, binds: binds))
+        return try await withConnection { try await $0.pipeline(statements) }.last!
+    }
+}

@@ -164,6 +164,35 @@ struct PostgresTests {
         }
     }
 
+    @Test("a pipeline runs in one implicit transaction: a failure rolls back what came before and skips what follows")
+    func pipeline() async throws {
+        try await withTestSchema { pool, schema in
+            try await pool.query("CREATE TABLE \(schema).p (n int)", prepared: false)
+            let ok = try await pool.withConnection { c in
+                try await c.pipeline([
+                    (sql: "INSERT INTO \(schema).p VALUES ($1)", binds: [.int(1)]),
+                    (sql: "SELECT count(*) AS n FROM \(schema).p", binds: []),
+                ])
+            }
+            #expect(try ok.last?.first?.int("n") == 1)
+            await #expect(throws: PostgresError.self) {
+                try await pool.withConnection { c in
+                    try await c.pipeline([
+                        (sql: "INSERT INTO \(schema).p VALUES ($1)", binds: [.int(2)]),
+                        (sql: "SELECT 1 / 0", binds: []),
+                        (sql: "INSERT INTO \(schema).p VALUES ($1)", binds: [.int(3)]),
+                    ])
+                }
+            }
+            #expect(try await pool.query("SELECT array_agg(n ORDER BY n)::int8[] AS ns FROM \(schema).p").first?["ns"]
+                == .array([.int(1)], elementType: .int))
+            // Settings given to a pipelined query are local to it.
+            let seen = try await pool.query(settings: ["app.tenant_id": "pipelined"], "SELECT current_setting('app.tenant_id', true) AS t")
+            #expect(try seen.first?.string("t") == "pipelined")
+            #expect(try await pool.query("SELECT coalesce(current_setting('app.tenant_id', true), '') AS t").first?.string("t") == "")
+        }
+    }
+
     @Test("COPY FROM STDIN loads rows with awkward text, NULLs and bytes exactly")
     func copy() async throws {
         try await withTestSchema { pool, schema in

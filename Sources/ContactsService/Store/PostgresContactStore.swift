@@ -29,7 +29,16 @@ public struct PostgresContactStore: ContactStore {
 
     public func replay(requestID: String, method: String, actor: Actor) async throws -> [UInt8]? {
         guard !requestID.isEmpty else { return nil }
-        return try await transaction(actor) { c in try await storedResponse(requestID, method: method, actor: actor, on: c) }
+        guard let row = try await read(actor, "SELECT method, response FROM contacts.idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
+                                       [.text(actor.tenantID), .text(requestID)]).first else { return nil }
+        guard try row.string("method") == method else { throw ContactsError.requestIDReused(method: try row.string("method")) }
+        if case .bytes(let b) = row["response"] { return b }
+        return nil
+    }
+
+    /// One read in one round trip: the tenant setting and the statement pipelined into one implicit transaction.
+    private func read(_ actor: Actor, _ sql: String, _ binds: [PostgresValue]) async throws -> [PostgresRow] {
+        try await pool.query(settings: ["app.tenant_id": actor.tenantID], sql, binds).rows
     }
 
     private func storedResponse(_ requestID: String, method: String, actor: Actor, on c: PostgresConnection) async throws -> [UInt8]? {
@@ -64,12 +73,10 @@ public struct PostgresContactStore: ContactStore {
     // MARK: Field definitions
 
     public func fieldDefinitions(actor: Actor, includeRetired: Bool) async throws -> [FieldDefinition] {
-        try await transaction(actor) { c in
-            try await c.query("""
-                SELECT key, display_name, field_type, allowed_values, required, retired_at IS NOT NULL AS retired
-                FROM contacts.field_definitions WHERE tenant_id = $1 AND ($2 OR retired_at IS NULL) ORDER BY key
-                """, [.text(actor.tenantID), .bool(includeRetired)]).rows.map(Self.definition)
-        }
+        try await read(actor, """
+            SELECT key, display_name, field_type, allowed_values, required, retired_at IS NOT NULL AS retired
+            FROM contacts.field_definitions WHERE tenant_id = $1 AND ($2 OR retired_at IS NULL) ORDER BY key
+            """, [.text(actor.tenantID), .bool(includeRetired)]).map(Self.definition)
     }
 
     static func definition(_ row: PostgresRow) throws -> FieldDefinition {
@@ -194,18 +201,14 @@ public struct PostgresContactStore: ContactStore {
     }
 
     public func fetch(id: UUID, actor: Actor) async throws -> ContactRecord? {
-        try await transaction(actor) { c in
-            try await c.query("SELECT \(Self.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2",
-                              [.text(actor.tenantID), .uuid(id)]).first.map(Self.record)
-        }
+        try await read(actor, "SELECT \(Self.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2",
+                       [.text(actor.tenantID), .uuid(id)]).first.map(Self.record)
     }
 
     public func fetch(ids: [UUID], actor: Actor) async throws -> [ContactRecord] {
-        try await transaction(actor) { c in
-            try await c.query("""
-                SELECT \(Self.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = ANY($2) AND deleted_at IS NULL
-                """, [.text(actor.tenantID), .array(ids.map(PostgresValue.uuid), elementType: .uuid)]).rows.map(Self.record)
-        }
+        try await read(actor, """
+            SELECT \(Self.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = ANY($2) AND deleted_at IS NULL
+            """, [.text(actor.tenantID), .array(ids.map(PostgresValue.uuid), elementType: .uuid)]).map(Self.record)
     }
 
     public func replace(
@@ -310,6 +313,6 @@ public struct PostgresContactStore: ContactStore {
             SELECT \(Self.columns) FROM contacts.contacts WHERE \(conditions.joined(separator: " AND "))
             ORDER BY \(sortColumn) \(direction), id \(direction) LIMIT \(limit)
             """
-        return try await transaction(actor) { c in try await c.query(sql, binds, prepared: false).rows.map(Self.record) }
+        return try await read(actor, sql, binds).map(Self.record)
     }
 }

@@ -74,11 +74,89 @@ final class LibPQConnection: @unchecked Sendable {
     ///   - prepared: cache a prepared statement for this SQL text on this connection.
     func execute(_ sql: String, params: [(value: [UInt8]?, oid: UInt32, binary: Bool)], prepared: Bool) throws -> RawResult {
         guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
-        let count = Int32(params.count)
-        var oids = params.map { Oid($0.oid) }
-        var lengths = params.map { Int32($0.value?.count ?? 0) }
-        var formats = params.map { Int32($0.binary ? 1 : 0) }
-        // Text parameters are NUL-terminated copies; binary ones (bytea) carry their length.
+        var prepareError: (any Error)?
+        let result: OpaquePointer? = Self.withParameters(params) { count, oids, values, lengths, formats in
+            guard prepared else { return PQexecParams(conn, sql, count, oids, values, lengths, formats, 0) }
+            let name: String
+            if let existing = statementNames[sql] {
+                name = existing
+            } else {
+                name = "s\(statementNames.count + 1)"
+                let prepareResult = PQprepare(conn, name, sql, count, oids)
+                defer { PQclear(prepareResult) }
+                do {
+                    try check(prepareResult)
+                } catch {
+                    prepareError = error
+                    return nil
+                }
+                statementNames[sql] = name
+            }
+            return PQexecPrepared(conn, name, count, values, lengths, formats, 0)
+        }
+        if let prepareError { throw prepareError }
+        defer { PQclear(result) }
+        try check(result)
+        return read(result!)
+    }
+
+    /// Runs statements in one round trip (libpq pipeline mode) and one implicit transaction: if one fails, the
+    /// ones before it roll back and the ones after it are skipped.
+    /// - Returns: one result per statement.
+    func executePipeline(_ statements: [(sql: String, params: [(value: [UInt8]?, oid: UInt32, binary: Bool)])]) throws -> [RawResult] {
+        guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
+        guard PQenterPipelineMode(conn) == 1 else { throw connectionError() }
+        defer { PQexitPipelineMode(conn) }
+        for statement in statements {
+            let sent = Self.withParameters(statement.params) { count, oids, values, lengths, formats in
+                PQsendQueryParams(conn, statement.sql, count, oids, values, lengths, formats, 0)
+            }
+            guard sent == 1 else { throw connectionError() }
+        }
+        guard PQpipelineSync(conn) == 1 else { throw connectionError() }
+        var results: [RawResult] = []
+        var firstError: (any Error)?
+        for _ in statements {
+            if let result = PQgetResult(conn) {
+                if PQresultStatus(result) != PGRES_PIPELINE_ABORTED {
+                    do {
+                        try check(result)
+                        results.append(read(result))
+                    } catch {
+                        firstError = firstError ?? error
+                    }
+                }
+                PQclear(result)
+            } else if firstError == nil {
+                firstError = connectionError()
+            }
+            // Each statement's results end with a NULL.
+            while let extra = PQgetResult(conn) {
+                if PQresultStatus(extra) == PGRES_PIPELINE_SYNC {
+                    PQclear(extra)
+                    break
+                }
+                PQclear(extra)
+            }
+        }
+        // The synchronisation point.
+        while let result = PQgetResult(conn) {
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { break }
+        }
+        if let firstError { throw firstError }
+        return results
+    }
+
+    /// Marshals text/binary parameters for libpq for the duration of `body`.
+    private static func withParameters<R>(
+        _ params: [(value: [UInt8]?, oid: UInt32, binary: Bool)],
+        _ body: (Int32, UnsafePointer<Oid>?, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+    ) -> R {
+        let oids = params.map { Oid($0.oid) }
+        let lengths = params.map { Int32($0.value?.count ?? 0) }
+        let formats = params.map { Int32($0.binary ? 1 : 0) }
         let storage: [UnsafeMutablePointer<CChar>?] = params.map { param in
             guard let bytes = param.value else { return nil }
             let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
@@ -89,27 +167,16 @@ final class LibPQConnection: @unchecked Sendable {
             return p
         }
         defer { storage.forEach { $0?.deallocate() } }
-        var values = storage.map { UnsafePointer($0) }
-
-        let result: OpaquePointer?
-        if prepared {
-            let name: String
-            if let existing = statementNames[sql] {
-                name = existing
-            } else {
-                name = "s\(statementNames.count + 1)"
-                let prepareResult = PQprepare(conn, name, sql, count, &oids)
-                defer { PQclear(prepareResult) }
-                try check(prepareResult)
-                statementNames[sql] = name
+        let values = storage.map { UnsafePointer($0) }
+        return oids.withUnsafeBufferPointer { o in
+            values.withUnsafeBufferPointer { v in
+                lengths.withUnsafeBufferPointer { l in
+                    formats.withUnsafeBufferPointer { f in
+                        body(Int32(params.count), o.baseAddress, v.baseAddress, l.baseAddress, f.baseAddress)
+                    }
+                }
             }
-            result = PQexecPrepared(conn, name, count, &values, &lengths, &formats, 0)
-        } else {
-            result = PQexecParams(conn, sql, count, &oids, &values, &lengths, &formats, 0)
         }
-        defer { PQclear(result) }
-        try check(result)
-        return read(result!)
     }
 
     /// Runs a statement without parameters (may hold several statements, e.g. a migration file).

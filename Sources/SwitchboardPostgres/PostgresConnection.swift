@@ -126,7 +126,8 @@ enum PostgresCopy {
                 case .bytes(let b):
                     // bytea in COPY text: the hex form, with its backslash escaped.
                     out.append(contentsOf: Array("\\\\x".utf8))
-                    for byte in b { out.append(contentsOf: Array(String(format: "%02x", byte).utf8)) }
+                    let digits = Array("0123456789abcdef".utf8)
+                    for byte in b { out.append(contentsOf: [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]]) }
                 default:
                     for byte in value.parameter.value ?? [] {
                         switch byte {

@@ -15,7 +15,6 @@ public final class InboundMessages: AsyncSequence, Sendable {
         var head = 0
         var end: Result<Void, any Error>?
         var waiter: CheckedContinuation<ByteBuffer?, any Error>?
-        var iterating = false
     }
 
     private let state: Mutex<State>

@@ -84,7 +84,3 @@ public final class DatabaseHealthMonitor: Service, Sendable {
         }
     }
 }
-
-extension Task where Success == Never, Failure == Never {
-    static var isCancelledOrShuttingDown: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
-}

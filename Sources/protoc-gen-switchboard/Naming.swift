@@ -27,7 +27,7 @@ enum Naming {
     /// `foo_bar_baz` → `fooBarBaz`; `FooBar` → `fooBar`.
     static func lowerCamel(_ s: String) -> String {
         let upper = upperCamel(s)
-        guard let first = upper.first else { return upper }
+        guard !upper.isEmpty else { return upper }
         // Lower a leading run of capitals (`URLValue` → `urlValue`).
         var chars = Array(upper)
         var i = 0
@@ -36,7 +36,6 @@ enum Naming {
             chars[i] = Character(chars[i].lowercased())
             i += 1
         }
-        _ = first
         return String(chars)
     }
 

@@ -94,7 +94,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             guard let contact = request.contact else {
                 throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])
             }
-            let data = try ContactsMapping.data(contact, prefix: "contact", defaults: true)
+            let data = try ContactsMapping.data(contact, prefix: "contact")
             return try Self.decode(try await domain.create(data, actor: try actor(context), write: try Self.write(request.requestId, Methods.createContact)))
         }
     }
@@ -127,7 +127,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
                 throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])
             }
             let id = try Self.uuid(contact.id, field: "contact.id")
-            let source = try ContactsMapping.data(contact, prefix: "contact", defaults: false)
+            let source = try ContactsMapping.data(contact, prefix: "contact")
             let paths = request.updateMask?.paths ?? []
             if paths.contains("type"), contact.type == .unspecified {
                 throw ContactsError.invalid([Violation("contact.type", "must be PERSON or COMPANY", reason: "REQUIRED")])

@@ -33,8 +33,8 @@ enum ContactsMapping {
         }
     }
 
-    /// Domain data from a request's contact; `defaults` fills UNSPECIFIED type/status (create).
-    static func data(_ contact: Switchboard_Contacts_V1_Contact, prefix: String, defaults: Bool) throws -> ContactData {
+    /// Domain data from a request's contact.
+    static func data(_ contact: Switchboard_Contacts_V1_Contact, prefix: String) throws -> ContactData {
         var data = ContactData()
         var violations: [Violation] = []
         if let n = contact.name {
@@ -57,10 +57,17 @@ enum ContactsMapping {
             address.regionCode = a.regionCode
             return address
         }
-        if let k = kind(contact.type) { data.kind = k }
-        else if contact.type != .unspecified || !defaults { if contact.type != .unspecified { violations.append(Violation("\(prefix).type", "is not a contact type")) } }
-        if let s = status(contact.status) { data.status = s }
-        else if contact.status != .unspecified { violations.append(Violation("\(prefix).status", "is not a contact status")) }
+        // UNSPECIFIED keeps the domain default (PERSON, LEAD); an update that names the field rejects it earlier.
+        if let k = kind(contact.type) {
+            data.kind = k
+        } else if contact.type != .unspecified {
+            violations.append(Violation("\(prefix).type", "is not a contact type"))
+        }
+        if let s = status(contact.status) {
+            data.status = s
+        } else if contact.status != .unspecified {
+            violations.append(Violation("\(prefix).status", "is not a contact status"))
+        }
         data.tags = contact.tags
         data.ownerID = contact.ownerId
         if let fields = contact.customFields {

@@ -15,34 +15,88 @@ public struct TraceContext: Sendable, Hashable {
     /// Parses a `traceparent` header (`00-<trace>-<parent>-<flags>`), starting a new trace when it is absent or invalid.
     /// - Parameter header: the header value.
     public init(traceparent header: String?) {
+        var random = RandomBytes(count: 24)
+        self.init(traceparent: header, random: &random)
+    }
+
+    init(traceparent header: String?, random: inout RandomBytes) {
         let parts = header?.split(separator: "-").map(String.init) ?? []
         func isHex(_ s: String, _ n: Int) -> Bool { s.count == n && s.allSatisfy(\.isHexDigit) && s.contains { $0 != "0" } }
         if parts.count == 4, parts[0] == "00", isHex(parts[1], 32), isHex(parts[2], 16) {
             traceID = parts[1].lowercased()
             parentSpanID = parts[2].lowercased()
         } else {
-            traceID = Self.randomHex(16)
+            traceID = random.hex(16)
             parentSpanID = nil
         }
-        spanID = Self.randomHex(8)
+        spanID = random.hex(8)
     }
 
     /// The header to send downstream: this call as the parent.
     public var traceparent: String { "00-\(traceID)-\(spanID)-01" }
 
-    /// Runs on every call: a lookup table, not `String(format:)` per byte (which showed up in profiles).
-    static func randomHex(_ bytes: Int) -> String {
-        let digits = Array("0123456789abcdef".utf8)
+}
+
+/// Random bytes for ids, read from the kernel in one system call: ids are made on every RPC, and
+/// `SystemRandomNumberGenerator` costs a system call per 8 bytes (`UUID()` even opens `/dev/urandom`), which showed
+/// up in the contacts profile.
+struct RandomBytes {
+    private var bytes: [UInt8]
+    private var position = 0
+
+    init(count: Int) {
+        bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        if Self.urandom >= 0 {
+            bytes.withUnsafeMutableBytes { buffer in
+                while filled < count {
+                    let n = read(Self.urandom, buffer.baseAddress! + filled, count - filled)
+                    if n > 0 { filled += n } else if n == 0 || errno != EINTR { break }
+                }
+            }
+        }
+        if filled < count {
+            var generator = SystemRandomNumberGenerator()
+            for i in filled..<count { bytes[i] = generator.next() }
+        }
+    }
+
+    /// Opened once for the life of the process (Glibc's module map does not offer `getrandom`).
+    private static let urandom: Int32 = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+
+    private mutating func take(_ n: Int) -> ArraySlice<UInt8> {
+        precondition(position + n <= bytes.count, "RandomBytes exhausted")
+        defer { position += n }
+        return bytes[position..<position + n]
+    }
+
+    /// `n` random bytes as 2n lower-case hex digits; a lookup table, not `String(format:)` per byte.
+    mutating func hex(_ n: Int) -> String {
         var out = [UInt8]()
-        out.reserveCapacity(bytes * 2)
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<bytes {
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
+        out.reserveCapacity(n * 2)
+        for byte in take(n) {
+            out.append(Self.digits[Int(byte >> 4)])
+            out.append(Self.digits[Int(byte & 0xF)])
         }
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// A version 4 (random) UUID in its lower-case text form.
+    mutating func uuidString() -> String {
+        var b = Array(take(16))
+        b[6] = (b[6] & 0x0F) | 0x40
+        b[8] = (b[8] & 0x3F) | 0x80
+        var out = [UInt8]()
+        out.reserveCapacity(36)
+        for (i, byte) in b.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+            out.append(Self.digits[Int(byte >> 4)])
+            out.append(Self.digits[Int(byte & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let digits = Array("0123456789abcdef".utf8)
 }
 
 /// Gives each call a request id (the caller's `x-request-id`, or a new one, echoed back) and a trace context
@@ -55,9 +109,10 @@ public struct CallContextInterceptor: ServerInterceptor {
     public func intercept<Result: Sendable>(
         context: ServerContext, next: @Sendable (ServerContext) async throws -> Result
     ) async throws -> Result {
+        var random = RandomBytes(count: 40)
         let requestID = context.requestMetadata.firstString("x-request-id").flatMap { $0.count <= 128 ? $0 : nil }
-            ?? UUID().uuidString.lowercased()
-        let trace = TraceContext(traceparent: context.requestMetadata.firstString("traceparent"))
+            ?? random.uuidString()
+        let trace = TraceContext(traceparent: context.requestMetadata.firstString("traceparent"), random: &random)
         context[TraceContext.self] = trace
         context.addLoggerMetadata("request_id", requestID)
         context.addLoggerMetadata("trace_id", trace.traceID)
@@ -91,5 +146,14 @@ public struct CallContextInterceptor: ServerInterceptor {
             code = RPCError.from(error).code
             throw error
         }
+    }
+}
+
+extension UUID {
+    /// A random (version 4) UUID from one `getrandom` call: on Linux `UUID()` opens and reads `/dev/urandom` every
+    /// time, which showed up on the contacts write path.
+    public static func random() -> UUID {
+        var random = RandomBytes(count: 16)
+        return UUID(uuidString: random.uuidString())!
     }
 }

@@ -198,7 +198,10 @@ public struct AuthInterceptor: ServerInterceptor {
         guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
             throw RPCError(code: .unauthenticated, message: "authorization must be a Bearer token")
         }
-        let identity = try await verifier.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        // Trimmed by hand: Foundation's `trimmingCharacters` bridges through NSString and showed up in profiles.
+        let token = header.utf8.dropFirst(7).drop { $0 == 0x20 || $0 == 0x09 }
+        let end = token.lastIndex { $0 != 0x20 && $0 != 0x09 }.map { token.index(after: $0) } ?? token.startIndex
+        let identity = try await verifier.verify(String(decoding: token[token.startIndex..<end], as: UTF8.self))
         guard let needed = policy.requiredRole(context.method) else {
             throw RPCError(code: .permissionDenied, message: "\(context.method) is not open to any role")
         }

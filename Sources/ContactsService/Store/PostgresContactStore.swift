@@ -122,7 +122,6 @@ public struct PostgresContactStore: ContactStore {
     }
 
     static func record(_ row: PostgresRow) throws -> ContactRecord {
-        let decoder = JSONDecoder()
         var data = ContactData()
         data.name.given = try row.string("given_name")
         data.name.family = try row.string("family_name")
@@ -130,14 +129,14 @@ public struct PostgresContactStore: ContactStore {
         data.name.prefix = try row.string("name_prefix")
         data.name.suffix = try row.string("name_suffix")
         data.name.display = try row.string("display_name")
-        data.emails = try decoder.decode([EmailAddress].self, from: Data(try row.string("emails").utf8))
-        data.phones = try decoder.decode([PhoneNumber].self, from: Data(try row.string("phones").utf8))
-        data.addresses = try decoder.decode([PostalAddress].self, from: Data(try row.string("addresses").utf8))
+        data.emails = try JSONText.emails(try row.string("emails"))
+        data.phones = try JSONText.phones(try row.string("phones"))
+        data.addresses = try JSONText.addresses(try row.string("addresses"))
         data.kind = ContactKind(rawValue: Int(try row.int("contact_type"))) ?? .person
         data.status = ContactStatus(rawValue: Int(try row.int("status"))) ?? .lead
         data.tags = try row.strings("tags")
         data.ownerID = try row.string("owner_id")
-        data.customFields = try decoder.decode([String: JSONValue].self, from: Data(try row.string("custom_fields").utf8))
+        data.customFields = try JSONText.object(try row.string("custom_fields"))
         return ContactRecord(
             id: try row.uuid("id"), data: data, version: try row.int("version"), createdAt: try row.date("created_at"),
             createdBy: try row.string("created_by"), updatedAt: try row.date("updated_at"), updatedBy: try row.string("updated_by"),
@@ -184,7 +183,7 @@ public struct PostgresContactStore: ContactStore {
     public func insert(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord> {
         try await transaction(actor) { c in
             if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
-            let id = UUID()
+            let id = UUID.random()
             let row = try await c.query("""
                 INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, middle_name, name_prefix, name_suffix,
                     display_name, emails, phones, addresses, contact_type, status, tags, owner_id, custom_fields,

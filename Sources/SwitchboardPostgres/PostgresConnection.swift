@@ -3,9 +3,12 @@ import Foundation
 
 /// One PostgreSQL connection with an async API.
 ///
-/// libpq is blocking; every call runs on this connection's own serial dispatch queue, so no NIO event loop and no
-/// thread of the Swift cooperative pool ever waits on the database. Cancelling the calling task sends the server a
-/// cancel request for the running statement.
+/// Queries use libpq's non-blocking API: the calling thread sends without waiting and a poller thread (epoll) reads
+/// the answer and resumes the caller. The calls libpq only offers blocking (connect, scripts, COPY) run on this
+/// connection's own serial dispatch queue. Either way no NIO event loop and no thread of the Swift cooperative pool
+/// ever waits on the database. (Measured: a dispatch thread per query cost GetContact 20% of its throughput in
+/// thread wake-ups; see BENCHMARKS.md.) Cancelling the calling task sends the server a cancel request for the
+/// running statement.
 public final class PostgresConnection: @unchecked Sendable {
     // @unchecked: `raw` is touched only on `queue` (serially), except `cancel()`, which libpq allows from any thread.
     private let raw: LibPQConnection
@@ -47,6 +50,24 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    private func send(_ statements: [RawStatement]) async throws -> [RawResult] {
+        let raw = self.raw
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                raw.startPipeline(statements) { continuation.resume(with: $0) }
+            }
+        } onCancel: {
+            raw.cancel()
+        }
+    }
+
+    /// Opens a transaction and applies transaction-local settings in one round trip.
+    func begin(isolation: String, settings: [(key: String, value: String)]) async throws {
+        _ = try await send([RawStatement(sql: "BEGIN ISOLATION LEVEL \(isolation)", params: [], prepared: false)] + settings.map {
+            RawStatement(sql: "SELECT set_config($1, $2, true)", params: [PostgresValue.text($0.key).parameter, PostgresValue.text($0.value).parameter], prepared: true)
+        })
+    }
+
     /// Runs a statement with bound parameters.
     /// - Parameters:
     ///   - sql: the statement with `$1`... placeholders; values are never spliced into it.
@@ -57,19 +78,20 @@ public final class PostgresConnection: @unchecked Sendable {
     /// - Throws: ``PostgresError``.
     @discardableResult
     public func query(_ sql: String, _ binds: [PostgresValue] = [], prepared: Bool = true) async throws -> PostgresResult {
-        let params = binds.map(\.parameter)
-        let raw = try await run { try $0.execute(sql, params: params, prepared: prepared) }
-        return try PostgresResult(raw: raw)
+        let raw = try await send([RawStatement(sql: sql, params: binds.map(\.parameter), prepared: prepared)])
+        return try PostgresResult(raw: raw[0])
     }
 
-    /// Runs several statements in one round trip and one implicit transaction (libpq pipeline mode): if one fails,
-    /// the earlier ones roll back and the later ones are skipped.
-    /// - Parameter statements: SQL with bound parameters.
+    /// Runs several statements in one round trip (libpq pipeline mode). Outside a transaction they form one
+    /// implicit transaction: if one fails, the earlier ones roll back and the later ones are skipped. Inside one
+    /// (after BEGIN), a failure aborts the transaction as usual.
+    /// - Parameters:
+    ///   - statements: SQL with bound parameters.
+    ///   - prepared: prepare each statement once per connection (the default); see ``query(_:_:prepared:)``.
     /// - Returns: one result per statement.
     /// - Throws: ``PostgresError``.
-    public func pipeline(_ statements: [(sql: String, binds: [PostgresValue])]) async throws -> [PostgresResult] {
-        let prepared = statements.map { (sql: $0.sql, params: $0.binds.map(\.parameter)) }
-        let raw = try await run { try $0.executePipeline(prepared) }
+    public func pipeline(_ statements: [(sql: String, binds: [PostgresValue])], prepared: Bool = true) async throws -> [PostgresResult] {
+        let raw = try await send(statements.map { RawStatement(sql: $0.sql, params: $0.binds.map(\.parameter), prepared: prepared) })
         return try raw.map(PostgresResult.init(raw:))
     }
 

@@ -31,11 +31,8 @@ extension PostgresPool {
             attempt += 1
             do {
                 return try await withConnection { connection in
-                    try await connection.query("BEGIN ISOLATION LEVEL \(isolation.rawValue)", prepared: false)
                     do {
-                        for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
-                            try await connection.query("SELECT set_config($1, $2, true)", [.text(name), .text(value)])
-                        }
+                        try await connection.begin(isolation: isolation.rawValue, settings: settings.sorted { $0.key < $1.key })
                         let result = try await body(connection)
                         try await connection.query("COMMIT", prepared: false)
                         return result
@@ -62,10 +59,23 @@ extension PostgresPool {
     /// - Returns: the statement's result.
     /// - Throws: ``PostgresError``.
     public func query(settings: [String: String], _ sql: String, _ binds: [PostgresValue] = []) async throws -> PostgresResult {
-        var statements: [(sql: String, binds: [PostgresValue])] = settings.sorted { $0.key < $1.key }.map {
+        try await pipeline(settings: settings, [(sql: sql, binds: binds)]).last!
+    }
+
+    /// Runs statements with transaction-local settings in a single round trip and one implicit transaction: if one
+    /// fails, the ones before it roll back and the ones after it are skipped. For writes whose statements do not
+    /// depend on each other's results, where BEGIN / set_config / each statement / COMMIT would cost a round trip
+    /// each (and hold their row locks that much longer).
+    /// - Parameters:
+    ///   - settings: e.g. `["app.tenant_id": tenant]`; values are bound.
+    ///   - statements: the statements, in order.
+    /// - Returns: the statements' results (the settings' are left out).
+    /// - Throws: ``PostgresError`` from the first statement that failed.
+    @discardableResult
+    public func pipeline(settings: [String: String], _ statements: [(sql: String, binds: [PostgresValue])]) async throws -> [PostgresResult] {
+        let prefix: [(sql: String, binds: [PostgresValue])] = settings.sorted { $0.key < $1.key }.map {
             (sql: "SELECT set_config($1, $2, true)", binds: [.text($0.key), .text($0.value)])
         }
-        statements.append((sql: sql, binds: binds))
-        return try await withConnection { try await $0.pipeline(statements) }.last!
+        return Array(try await withConnection { try await $0.pipeline(prefix + statements) }.dropFirst(prefix.count))
     }
 }

@@ -77,6 +77,27 @@ public struct ChangeFeed: Sendable {
         return sequence
     }
 
+    /// The same as ``record(_:tenantID:on:)`` as one statement, to send in a pipeline with the change itself (see
+    /// `PostgresPool.pipeline(settings:_:)`); it returns the change's `sequence`.
+    public func recordStatement(_ change: ChangeRecord, tenantID: String) -> (sql: String, binds: [PostgresValue]) {
+        (sql: """
+            WITH s AS (
+                INSERT INTO \(schema).change_sequences (tenant_id, last_sequence) VALUES ($1, 1)
+                ON CONFLICT (tenant_id) DO UPDATE SET last_sequence = \(schema).change_sequences.last_sequence + 1
+                RETURNING last_sequence
+            ), c AS (
+                INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id)
+                SELECT $1, last_sequence, $2, $3, $4, $5, $6, $7 FROM s RETURNING sequence
+            )
+            SELECT sequence, pg_notify($8, $1) FROM c
+            """,
+         binds: [
+            .text(tenantID), .text(change.resourceType), .text(change.resourceID), .int(Int64(change.kind.rawValue)),
+            .array(change.changedFields.map(PostgresValue.text), elementType: .text), .jsonb(change.resourceJSON),
+            .text(change.actorID), .text(channel),
+         ])
+    }
+
     /// Events after a sequence, oldest first.
     public func events(
         tenantID: String, after sequence: Int64, resourceTypes: [String], limit: Int, pool: PostgresPool

@@ -1,8 +1,11 @@
-// The only file that imports libpq. `LibPQConnection` owns one `PGconn *` and frees it; every call here blocks, so
-// callers run them on the connection's own dispatch queue (never a NIO event loop, never the Swift cooperative
-// pool). Results are copied into Swift values before the `PGresult` is cleared: no pointer escapes.
+// The only file that imports libpq. `LibPQConnection` owns one `PGconn *` and frees it. Queries run on libpq's
+// non-blocking API: the caller's thread sends (never waits), and one poller thread (`LibPQPoller`, epoll) reads the
+// answers and completes the call, so a query costs no thread hop on the way out. The remaining calls (connect,
+// scripts, COPY) block; callers run them on the connection's own dispatch queue (never a NIO event loop, never the
+// Swift cooperative pool). Results are copied into Swift values before the `PGresult` is cleared: no pointer escapes.
 private import CLibPQ
 import Foundation
+import Synchronization
 
 /// One result set, already decoded into Swift values.
 struct RawResult {
@@ -10,6 +13,14 @@ struct RawResult {
     var types: [UInt32]
     var rows: [[String?]]
     var affectedRows: Int
+}
+
+/// One statement of a pipeline: SQL, text/binary parameters (nil is NULL) with their type OIDs (0 lets the server
+/// infer), and whether to prepare it once per connection.
+struct RawStatement {
+    var sql: String
+    var params: [(value: [UInt8]?, oid: UInt32, binary: Bool)]
+    var prepared: Bool
 }
 
 /// A notification received on a LISTEN connection.
@@ -21,9 +32,10 @@ struct RawNotification {
 
 /// Owns a libpq connection.
 ///
-/// `@unchecked Sendable`: it moves between threads, but is used by one thread at a time — the owning
-/// `PostgresConnection` only calls it from its serial queue — except `cancel()`, which uses libpq's cancel object,
-/// made for use from another thread, under its own lock.
+/// `@unchecked Sendable`: it moves between threads, but is used by one operation at a time (the owning
+/// `PostgresConnection` awaits each): blocking calls on its serial queue, pipelines under `state`'s lock on the
+/// caller's thread and then the poller's; `cancel()` uses libpq's cancel object, made for use from another thread,
+/// under its own lock.
 final class LibPQConnection: @unchecked Sendable {
     private var conn: OpaquePointer?
     private var statementNames: [String: String] = [:]
@@ -68,108 +80,155 @@ final class LibPQConnection: @unchecked Sendable {
         _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
     }
 
-    /// Runs one statement with parameters.
-    /// - Parameters:
-    ///   - sql: the statement, with `$1`... placeholders.
-    ///   - params: text-format parameter values (nil is SQL NULL) and their type OIDs (0 lets the server infer).
-    ///   - prepared: cache a prepared statement for this SQL text on this connection.
-    func execute(_ sql: String, params: [(value: [UInt8]?, oid: UInt32, binary: Bool)], prepared: Bool) throws -> RawResult {
-        guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
-        var prepareError: (any Error)?
-        let result: OpaquePointer? = Self.withParameters(params) { count, oids, values, lengths, formats in
-            guard prepared else { return PQexecParams(conn, sql, count, oids, values, lengths, formats, 0) }
-            let name: String
-            if let existing = statementNames[sql] {
-                name = existing
-            } else {
-                nextStatementID += 1
-                name = "s\(nextStatementID)"
-                let prepareResult = PQprepare(conn, name, sql, count, oids)
-                defer { PQclear(prepareResult) }
-                do {
-                    try check(prepareResult)
-                } catch {
-                    prepareError = error
-                    return nil
-                }
-                statementNames[sql] = name
-            }
-            return PQexecPrepared(conn, name, count, values, lengths, formats, 0)
-        }
-        if let prepareError { throw prepareError }
-        defer { PQclear(result) }
-        try check(result)
-        return read(result!)
-    }
+    // MARK: Non-blocking pipelines
 
-    /// Runs statements in one round trip (libpq pipeline mode) and one implicit transaction: if one fails, the
-    /// ones before it roll back and the ones after it are skipped. Statements are prepared (in the same round trip,
-    /// the first time this connection sees them) and reused: parsing and planning each time doubled the server's
-    /// CPU per call.
-    /// - Returns: one result per statement.
-    func executePipeline(_ statements: [(sql: String, params: [(value: [UInt8]?, oid: UInt32, binary: Bool)])]) throws -> [RawResult] {
-        guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
-        guard PQenterPipelineMode(conn) == 1 else { throw connectionError() }
-        defer { PQexitPipelineMode(conn) }
-        enum Command { case prepare(sql: String, name: String), query }
-        var commands: [Command] = []
-        var preparing: [String: String] = [:]
-        for statement in statements {
-            let name: String
-            if let existing = statementNames[statement.sql] ?? preparing[statement.sql] {
-                name = existing
-            } else {
-                nextStatementID += 1
-                name = "s\(nextStatementID)"
-                let oids = statement.params.map { Oid($0.oid) }
-                guard PQsendPrepare(conn, name, statement.sql, Int32(oids.count), oids) == 1 else { throw connectionError() }
-                preparing[statement.sql] = name
-                commands.append(.prepare(sql: statement.sql, name: name))
-            }
-            let sent = Self.withParameters(statement.params) { count, _, values, lengths, formats in
-                PQsendQueryPrepared(conn, name, count, values, lengths, formats, 0)
-            }
-            guard sent == 1 else { throw connectionError() }
-            commands.append(.query)
-        }
-        guard PQpipelineSync(conn) == 1 else { throw connectionError() }
+    private enum Command { case prepare(sql: String, name: String), query }
+
+    /// A pipeline in flight: sent, its results being read by the poller.
+    private struct Pending {
+        var commands: [Command]
+        var index = 0
+        var sawResult = false
+        var needsFlush: Bool
         var results: [RawResult] = []
         var firstError: (any Error)?
-        for command in commands {
-            if let result = PQgetResult(conn) {
-                let status = PQresultStatus(result)
-                if status != PGRES_PIPELINE_ABORTED {
-                    do {
-                        try check(result)
-                        switch command {
-                        case .prepare(let sql, let name): statementNames[sql] = name
-                        case .query: results.append(read(result))
+        var completion: @Sendable (Result<[RawResult], any Error>) -> Void
+    }
+
+    /// Guards `pending` and the libpq calls of the non-blocking path, which run on the caller's thread (send) and on
+    /// the poller thread (receive).
+    private let state = Mutex<Pending?>(nil)
+    private var registeredWithPoller = false
+
+    /// Sends statements as one pipeline (one round trip, one implicit transaction unless a transaction is open: if
+    /// one fails, the earlier ones roll back and the later ones are skipped) and returns without waiting; the
+    /// poller thread calls `completion` with one result per statement. Prepared statements are prepared in the same
+    /// round trip the first time this connection sees them: parsing and planning on every call doubled the
+    /// server's CPU per read.
+    func startPipeline(_ statements: [RawStatement], completion: @escaping @Sendable (Result<[RawResult], any Error>) -> Void) {
+        guard let conn else {
+            completion(.failure(PostgresError(kind: .connection, message: "the connection is closed")))
+            return
+        }
+        let outcome: Result<Bool, any Error> = state.withLock { pending in
+            precondition(pending == nil, "one operation at a time per connection")
+            do {
+                guard PQsetnonblocking(conn, 1) == 0, PQenterPipelineMode(conn) == 1 else { throw connectionError() }
+                var commands: [Command] = []
+                var preparing: [String: String] = [:]
+                for statement in statements {
+                    var name = ""
+                    if statement.prepared {
+                        if let existing = statementNames[statement.sql] ?? preparing[statement.sql] {
+                            name = existing
+                        } else {
+                            nextStatementID += 1
+                            name = "s\(nextStatementID)"
+                            let oids = statement.params.map { Oid($0.oid) }
+                            guard PQsendPrepare(conn, name, statement.sql, Int32(oids.count), oids) == 1 else { throw connectionError() }
+                            preparing[statement.sql] = name
+                            commands.append(.prepare(sql: statement.sql, name: name))
                         }
-                    } catch {
-                        firstError = firstError ?? error
                     }
+                    let sent = Self.withParameters(statement.params) { count, oids, values, lengths, formats in
+                        statement.prepared
+                            ? PQsendQueryPrepared(conn, name, count, values, lengths, formats, 0)
+                            : PQsendQueryParams(conn, statement.sql, count, oids, values, lengths, formats, 0)
+                    }
+                    guard sent == 1 else { throw connectionError() }
+                    commands.append(.query)
                 }
-                PQclear(result)
-            } else if firstError == nil {
-                firstError = connectionError()
+                guard PQpipelineSync(conn) == 1 else { throw connectionError() }
+                let flushed = PQflush(conn)
+                guard flushed >= 0 else { throw connectionError() }
+                pending = Pending(commands: commands, needsFlush: flushed == 1, completion: completion)
+                return .success(flushed == 1)
+            } catch {
+                // Whatever was queued is unusable; the connection reports itself broken or is reset by the pool.
+                _ = PQexitPipelineMode(conn)
+                return .failure(error)
             }
-            // Each command's results end with a NULL.
-            while let extra = PQgetResult(conn) {
-                if PQresultStatus(extra) == PGRES_PIPELINE_SYNC {
-                    PQclear(extra)
+        }
+        switch outcome {
+        case .success(let needsFlush):
+            arm(write: needsFlush)
+        case .failure(let error):
+            completion(.failure(error))
+        }
+    }
+
+    private func arm(write: Bool) {
+        let first = !registeredWithPoller
+        registeredWithPoller = true
+        LibPQPoller.shared.arm(self, socket: socket, write: write, first: first)
+    }
+
+    /// Called by the poller when the socket is ready: flushes what is left to send, reads what arrived, and either
+    /// completes the pipeline or waits again.
+    func socketReady() {
+        guard let conn else { return }
+        enum Next { case wait(write: Bool), done(Pending, Result<[RawResult], any Error>) }
+        let next: Next? = state.withLock { slot -> Next? in
+            guard var p = slot else { return nil }
+            func finish(_ result: Result<[RawResult], any Error>) -> Next {
+                slot = nil
+                if case .failure = result, PQpipelineStatus(conn) != PQ_PIPELINE_OFF {
+                    // Drain a broken pipeline so the connection is left out of pipeline mode if it can be.
+                    while PQisBusy(conn) == 0, let r = PQgetResult(conn) { PQclear(r) }
+                }
+                _ = PQexitPipelineMode(conn)
+                return .done(p, result)
+            }
+            if p.needsFlush {
+                let flushed = PQflush(conn)
+                if flushed < 0 { return finish(.failure(connectionError())) }
+                if flushed == 1 {
+                    slot = p
+                    return .wait(write: true)
+                }
+                p.needsFlush = false
+            }
+            guard PQconsumeInput(conn) == 1 else { return finish(.failure(connectionError())) }
+            while PQisBusy(conn) == 0 {
+                guard let result = PQgetResult(conn) else {
+                    // NULL ends one command's results.
+                    if p.index < p.commands.count {
+                        p.index += 1
+                        p.sawResult = false
+                        continue
+                    }
                     break
                 }
-                PQclear(extra)
+                defer { PQclear(result) }
+                let status = PQresultStatus(result)
+                if status == PGRES_PIPELINE_SYNC {
+                    if let error = p.firstError { return finish(.failure(error)) }
+                    return finish(.success(p.results))
+                }
+                guard p.index < p.commands.count, !p.sawResult else { continue }
+                p.sawResult = true
+                if status == PGRES_PIPELINE_ABORTED { continue }
+                do {
+                    try check(result)
+                    switch p.commands[p.index] {
+                    case .prepare(let sql, let name): statementNames[sql] = name
+                    case .query: p.results.append(read(result))
+                    }
+                } catch {
+                    p.firstError = p.firstError ?? error
+                }
             }
+            slot = p
+            return .wait(write: false)
         }
-        // The synchronisation point.
-        while let result = PQgetResult(conn) {
-            let status = PQresultStatus(result)
-            PQclear(result)
-            if status == PGRES_PIPELINE_SYNC { break }
+        switch next {
+        case .none:
+            return
+        case .wait(let write)?:
+            LibPQPoller.shared.arm(self, socket: socket, write: write, first: false)
+        case .done(let p, let result)?:
+            p.completion(result)
         }
-        if let firstError { throw firstError }
-        return results
     }
 
     /// Marshals text/binary parameters for libpq for the duration of `body`.
@@ -202,9 +261,10 @@ final class LibPQConnection: @unchecked Sendable {
         }
     }
 
-    /// Runs a statement without parameters (may hold several statements, e.g. a migration file).
+    /// Runs a statement without parameters (may hold several statements, e.g. a migration file). Blocks.
     func executeScript(_ sql: String) throws {
         guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
+        PQsetnonblocking(conn, 0)
         let result = PQexec(conn, sql)
         defer { PQclear(result) }
         try check(result)
@@ -217,6 +277,7 @@ final class LibPQConnection: @unchecked Sendable {
     /// - Returns: the number of rows copied.
     func copyIn(_ sql: String, data: [UInt8]) throws -> Int {
         guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
+        PQsetnonblocking(conn, 0)
         let start = PQexec(conn, sql)
         guard PQresultStatus(start) == PGRES_COPY_IN else {
             defer { PQclear(start) }

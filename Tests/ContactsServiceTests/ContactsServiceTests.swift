@@ -114,6 +114,20 @@ final class ContactsServiceTests {
         #expect(reused?.fieldViolations.first?.field == "request_id")
     }
 
+    @Test("concurrent creates with one request id store one contact and all answer with it")
+    func concurrentIdempotentCreates() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let requestID = UUID().uuidString
+        let responses = try await withThrowingTaskGroup(of: Switchboard_Contacts_V1_Contact.self) { group in
+            for _ in 0..<8 { group.addTask { try await client.create(emails: ["race@example.com"], requestID: requestID) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(responses.map(\.id)).count == 1)
+        #expect(responses.allSatisfy { $0 == responses[0] })
+        #expect(try await client.list().contacts.map(\.id) == [responses[0].id])
+        #expect(try await client.get(responses[0].id) == responses[0])
+    }
+
     @Test("a stale etag is ABORTED and the newer data survives")
     func etagConflict() async throws {
         let client = try await harness.client(tenant: tenant())

@@ -193,6 +193,77 @@ struct PostgresTests {
         }
     }
 
+    @Test("a statement larger than the socket buffers is sent and read back in pieces")
+    func largeStatement() async throws {
+        try await withTestSchema(maxConnections: 1) { pool, schema in
+            try await pool.query("CREATE TABLE \(schema).blob (data bytea)", prepared: false)
+            // 8 MiB: several times the socket buffers, so the send waits for the socket to drain (EPOLLOUT) and the
+            // answer arrives over many reads.
+            let data = (0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+            try await pool.query("INSERT INTO \(schema).blob VALUES ($1)", [.bytes(data)])
+            let back = try await pool.query("SELECT data FROM \(schema).blob").first!
+            #expect(try back.bytes("data") == data)
+        }
+    }
+
+    @Test("many concurrent queries over few connections each get their own answer")
+    func concurrentQueries() async throws {
+        let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 3))
+        defer { pool.close() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<300 {
+                group.addTask {
+                    let rows = try await pool.query(settings: ["app.n": "\(i)"], "SELECT $1::int8 AS n, current_setting('app.n') AS s", [.int(Int64(i))])
+                    #expect(try rows.first?.int("n") == Int64(i))
+                    #expect(try rows.first?.string("s") == "\(i)")
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    @Test("after a failed pipeline the connection still works, and statements it never prepared are prepared again")
+    func failedPipelineLeavesConnectionUsable() async throws {
+        let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
+        defer { pool.close() }
+        let fresh = "SELECT $1::int8 + 1 AS n -- \(UUID())"
+        await #expect(throws: PostgresError.self) {
+            try await pool.withConnection { c in
+                // The division fails first, so the server skips the second statement's PREPARE.
+                try await c.pipeline([(sql: "SELECT 1 / $1::int AS x", binds: [.int(0)]), (sql: fresh, binds: [.int(1)])])
+            }
+        }
+        #expect(try await pool.query(fresh, [.int(41)]).first?.int("n") == 42)
+        #expect(try await pool.query("SELECT 1 / $1::int AS x", [.int(1)]).first?.int("x") == 1)
+        let error = await #expect(throws: PostgresError.self) { try await pool.query("SELECT nonsense FROM nowhere") }
+        #expect(error?.sqlState == "42P01")
+        #expect(try await pool.query(fresh, [.int(1)]).first?.int("n") == 2)
+    }
+
+    @Test("a connection killed mid-query fails that query as a connection error, and the pool replaces it")
+    func killedMidQuery() async throws {
+        let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
+        let observer = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
+        defer { pool.close(); observer.close() }
+        let marker = "SELECT pg_sleep(10) -- \(UUID())"
+        let task = Task { try await pool.query(marker) }
+        var killed = false
+        for _ in 0..<250 where !killed {
+            killed = try await observer.query(
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE query = $1 AND state = 'active'",
+                [.text(marker)]).first!.int("n") > 0
+            if !killed { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(killed)
+        do {
+            _ = try await task.value
+            Issue.record("the query survived its connection")
+        } catch let error as PostgresError {
+            #expect(error.kind == .connection || error.sqlState == "57P01")
+        }
+        #expect(try await pool.query("SELECT 1 AS one").first?.int("one") == 1)
+    }
+
     @Test("COPY FROM STDIN loads rows with awkward text, NULLs and bytes exactly")
     func copy() async throws {
         try await withTestSchema { pool, schema in

@@ -83,7 +83,7 @@ public enum PostgresValue: Sendable, Hashable {
         case .bool(let b): return (Array((b ? "t" : "f").utf8), OID.bool, false)
         case .double(let d): return (Array(Self.formatDouble(d).utf8), OID.float8, false)
         case .numeric(let n): return (Array(n.utf8), OID.numeric, false)
-        case .uuid(let u): return (Array(u.uuidString.lowercased().utf8), OID.uuid, false)
+        case .uuid(let u): return (Array(u.lowercaseText.utf8), OID.uuid, false)
         case .timestamp(let d): return (Array(PostgresTime.format(d).utf8), OID.timestamptz, false)
         case .date(let d): return (Array(d.description.utf8), OID.date, false)
         case .jsonb(let j): return (Array(j.utf8), OID.jsonb, false)
@@ -129,7 +129,7 @@ public enum PostgresValue: Sendable, Hashable {
             }
         case OID.numeric: return .numeric(text)
         case OID.uuid:
-            guard let u = UUID(uuidString: text) else { throw fail() }
+            guard let u = UUID(text: text) else { throw fail() }
             return .uuid(u)
         case OID.timestamptz, OID.timestamp:
             guard let d = PostgresTime.parse(text) else { throw fail() }

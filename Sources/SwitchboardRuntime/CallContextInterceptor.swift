@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import Metrics
+import Synchronization
+import SwitchboardPostgres
 import SwitchboardRPC
 
 /// W3C trace context of a call: the caller's trace id (or a new one) and a new span id for this call.
@@ -122,21 +124,26 @@ public struct CallContextInterceptor: ServerInterceptor {
         context.initialMetadata = initial
 
         let method = context.method.description
-        let inFlight = Meter(label: "rpc_in_flight", dimensions: [("method", method)])
-        inFlight.increment()
+        let metrics = CallMetrics.for(method)
+        metrics.inFlight.increment()
         let started = ContinuousClock.now
         let code: StatusCode
         defer {
-            inFlight.decrement()
+            metrics.inFlight.decrement()
             let elapsed = ContinuousClock.now - started
-            Counter(label: "rpc_requests_total", dimensions: [("method", method), ("code", code.description)]).increment()
-            Timer(label: "rpc_duration_seconds", dimensions: [("method", method), ("code", code.description)])
-                .recordNanoseconds(Int64(elapsed.components.seconds) * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-            var callLogger = context.logger
-            callLogger[metadataKey: "grpc.code"] = "\(code)"
-            callLogger[metadataKey: "duration_ms"] = "\(Double(elapsed.components.attoseconds / 1_000_000_000 + elapsed.components.seconds * 1_000_000_000) / 1e6)"
-            callLogger[metadataKey: "peer"] = "\(context.peer)"
-            callLogger.log(level: code == .unknown || code == .internal ? .error : .info, "rpc")
+            let nanoseconds = Int64(elapsed.components.seconds) * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+            let (requests, duration) = metrics.completed(code)
+            requests.increment()
+            duration.recordNanoseconds(nanoseconds)
+            let level: Logger.Level = code == .unknown || code == .internal ? .error : .info
+            // The access line's metadata is only built when the line will be written.
+            if context.logger.logLevel <= level {
+                var callLogger = context.logger
+                callLogger[metadataKey: "grpc.code"] = "\(code)"
+                callLogger[metadataKey: "duration_ms"] = "\(Double(nanoseconds) / 1e6)"
+                callLogger[metadataKey: "peer"] = "\(context.peer)"
+                callLogger.log(level: level, "rpc")
+            }
         }
         do {
             let result = try await next(context)
@@ -149,11 +156,44 @@ public struct CallContextInterceptor: ServerInterceptor {
     }
 }
 
+/// A method's metric handles, made once: creating them per call (a factory lookup with label hashing under the
+/// registry's lock) showed up in the contacts profile.
+final class CallMetrics: Sendable {
+    let inFlight: Meter
+    private let method: String
+    private let byCode = Mutex<[StatusCode: (Counter, Timer)]>([:])
+    private static let all = Mutex<[String: CallMetrics]>([:])
+
+    private init(method: String) {
+        self.method = method
+        inFlight = Meter(label: "rpc_in_flight", dimensions: [("method", method)])
+    }
+
+    static func `for`(_ method: String) -> CallMetrics {
+        all.withLock { all in
+            if let existing = all[method] { return existing }
+            let made = CallMetrics(method: method)
+            all[method] = made
+            return made
+        }
+    }
+
+    func completed(_ code: StatusCode) -> (Counter, Timer) {
+        byCode.withLock { byCode in
+            if let existing = byCode[code] { return existing }
+            let dimensions = [("method", method), ("code", code.description)]
+            let made = (Counter(label: "rpc_requests_total", dimensions: dimensions), Timer(label: "rpc_duration_seconds", dimensions: dimensions))
+            byCode[code] = made
+            return made
+        }
+    }
+}
+
 extension UUID {
     /// A random (version 4) UUID from one `getrandom` call: on Linux `UUID()` opens and reads `/dev/urandom` every
     /// time, which showed up on the contacts write path.
     public static func random() -> UUID {
         var random = RandomBytes(count: 16)
-        return UUID(uuidString: random.uuidString())!
+        return UUID(text: random.uuidString())!
     }
 }

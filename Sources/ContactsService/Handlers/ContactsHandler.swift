@@ -66,7 +66,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     }
 
     private static func uuid(_ text: String, field: String) throws -> UUID {
-        guard let id = UUID(uuidString: text) else {
+        guard let id = UUID(text: text) else {
             throw ContactsError.invalid([Violation(field, text.isEmpty ? "is required" : "\"\(text)\" is not a contact id (UUID)",
                                                    reason: text.isEmpty ? "REQUIRED" : "INVALID_FORMAT")])
         }

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRuntime
 
@@ -110,7 +111,7 @@ enum ContactsMapping {
     static func proto(_ record: ContactRecord) -> Switchboard_Contacts_V1_Contact {
         var c = Switchboard_Contacts_V1_Contact()
         let d = record.data
-        c.id = record.id.uuidString.lowercased()
+        c.id = record.id.lowercaseText
         var name = Switchboard_Contacts_V1_PersonName()
         name.given = d.name.given
         name.family = d.name.family

@@ -175,7 +175,7 @@ public struct PostgresContactStore: ContactStore {
 
     private func recordChange(_ record: ContactRecord, kind: ChangeKind, fields: [String], actor: Actor, on c: PostgresConnection) async throws {
         try await feed.record(
-            ChangeRecord(resourceType: Self.resourceType, resourceID: record.id.uuidString.lowercased(), kind: kind,
+            ChangeRecord(resourceType: Self.resourceType, resourceID: record.id.lowercaseText, kind: kind,
                          changedFields: fields, resourceJSON: Self.json(record), actorID: actor.userID),
             tenantID: actor.tenantID, on: c)
     }
@@ -218,7 +218,7 @@ public struct PostgresContactStore: ContactStore {
                 """, binds: [.text(actor.tenantID), .array(data.emails.map { .text($0.address.lowercased()) }, elementType: .text), .uuid(record.id)]))
         }
         statements.append(feed.recordStatement(
-            ChangeRecord(resourceType: Self.resourceType, resourceID: record.id.uuidString.lowercased(), kind: .created,
+            ChangeRecord(resourceType: Self.resourceType, resourceID: record.id.lowercaseText, kind: .created,
                          resourceJSON: Self.json(record), actorID: actor.userID),
             tenantID: actor.tenantID))
         try await pool.pipeline(settings: ["app.tenant_id": actor.tenantID], statements)

@@ -58,6 +58,7 @@ final class LibPQConnection: @unchecked Sendable {
     }
 
     deinit {
+        if let pollerID, let conn { LibPQPoller.shared.unregister(socket: PQsocket(conn), id: pollerID) }
         cancelLock.lock()
         if let cancelHandle { PQfreeCancel(cancelHandle) }
         cancelHandle = nil
@@ -98,7 +99,10 @@ final class LibPQConnection: @unchecked Sendable {
     /// Guards `pending` and the libpq calls of the non-blocking path, which run on the caller's thread (send) and on
     /// the poller thread (receive).
     private let state = Mutex<Pending?>(nil)
-    private var registeredWithPoller = false
+    /// The poller's registration, made when the first pipeline is sent.
+    private var pollerID: UInt64?
+    /// Set while a blocking call runs on the connection's queue: the poller must not touch the connection then.
+    private var inBlockingCall = false
 
     /// Sends statements as one pipeline (one round trip, one implicit transaction unless a transaction is open: if
     /// one fails, the earlier ones roll back and the later ones are skipped) and returns without waiting; the
@@ -110,9 +114,15 @@ final class LibPQConnection: @unchecked Sendable {
             completion(.failure(PostgresError(kind: .connection, message: "the connection is closed")))
             return
         }
-        let outcome: Result<Bool, any Error> = state.withLock { pending in
+        let outcome: Result<Void, any Error> = state.withLock { pending in
             precondition(pending == nil, "one operation at a time per connection")
             do {
+                if pollerID == nil {
+                    guard let id = LibPQPoller.shared.register(self, socket: PQsocket(conn)) else {
+                        throw PostgresError(kind: .connection, message: "cannot watch the connection's socket (errno \(errno))")
+                    }
+                    pollerID = id
+                }
                 guard PQsetnonblocking(conn, 1) == 0, PQenterPipelineMode(conn) == 1 else { throw connectionError() }
                 var commands: [Command] = []
                 var preparing: [String: String] = [:]
@@ -142,51 +152,55 @@ final class LibPQConnection: @unchecked Sendable {
                 let flushed = PQflush(conn)
                 guard flushed >= 0 else { throw connectionError() }
                 pending = Pending(commands: commands, needsFlush: flushed == 1, completion: completion)
-                return .success(flushed == 1)
+                if flushed == 1 { watch(output: true) }
+                return .success(())
             } catch {
                 // Whatever was queued is unusable; the connection reports itself broken or is reset by the pool.
                 _ = PQexitPipelineMode(conn)
                 return .failure(error)
             }
         }
-        switch outcome {
-        case .success(let needsFlush):
-            arm(write: needsFlush)
-        case .failure(let error):
-            completion(.failure(error))
-        }
+        if case .failure(let error) = outcome { completion(.failure(error)) }
     }
 
-    private func arm(write: Bool) {
-        let first = !registeredWithPoller
-        registeredWithPoller = true
-        LibPQPoller.shared.arm(self, socket: socket, write: write, first: first)
+    /// Waits for input, and for output too while a send is unfinished. Called under `state`'s lock.
+    private func watch(output: Bool) {
+        guard let conn, let pollerID else { return }
+        LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: true, output: output)
     }
 
     /// Called by the poller when the socket is ready: flushes what is left to send, reads what arrived, and either
     /// completes the pipeline or waits again.
     func socketReady() {
         guard let conn else { return }
-        enum Next { case wait(write: Bool), done(Pending, Result<[RawResult], any Error>) }
-        let next: Next? = state.withLock { slot -> Next? in
-            guard var p = slot else { return nil }
-            func finish(_ result: Result<[RawResult], any Error>) -> Next {
+        let done: (Pending, Result<[RawResult], any Error>)? = state.withLock { slot in
+            if inBlockingCall { return nil }
+            guard var p = slot else {
+                // Input with no pipeline in flight (a notice, or the server closing): let libpq buffer it so the
+                // level-triggered registration settles; a dead socket stops being watched.
+                if PQconsumeInput(conn) == 0, let pollerID {
+                    LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: false, output: false)
+                }
+                return nil
+            }
+            func finish(_ result: Result<[RawResult], any Error>) -> (Pending, Result<[RawResult], any Error>) {
                 slot = nil
                 if case .failure = result, PQpipelineStatus(conn) != PQ_PIPELINE_OFF {
                     // Drain a broken pipeline so the connection is left out of pipeline mode if it can be.
                     while PQisBusy(conn) == 0, let r = PQgetResult(conn) { PQclear(r) }
                 }
                 _ = PQexitPipelineMode(conn)
-                return .done(p, result)
+                return (p, result)
             }
             if p.needsFlush {
                 let flushed = PQflush(conn)
                 if flushed < 0 { return finish(.failure(connectionError())) }
                 if flushed == 1 {
                     slot = p
-                    return .wait(write: true)
+                    return nil
                 }
                 p.needsFlush = false
+                watch(output: false)
             }
             guard PQconsumeInput(conn) == 1 else { return finish(.failure(connectionError())) }
             while PQisBusy(conn) == 0 {
@@ -219,16 +233,26 @@ final class LibPQConnection: @unchecked Sendable {
                 }
             }
             slot = p
-            return .wait(write: false)
+            return nil
         }
-        switch next {
-        case .none:
-            return
-        case .wait(let write)?:
-            LibPQPoller.shared.arm(self, socket: socket, write: write, first: false)
-        case .done(let p, let result)?:
-            p.completion(result)
+        if let (p, result) = done { p.completion(result) }
+    }
+
+    /// Runs a blocking libpq call (on the connection's queue) with the poller kept away from the connection.
+    private func blocking<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
+        guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
+        state.withLock { _ in
+            inBlockingCall = true
+            if let pollerID { LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: false, output: false) }
         }
+        defer {
+            state.withLock { _ in
+                inBlockingCall = false
+                if let pollerID { LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: true, output: false) }
+            }
+        }
+        PQsetnonblocking(conn, 0)
+        return try body(conn)
     }
 
     /// Marshals text/binary parameters for libpq for the duration of `body`.
@@ -263,11 +287,11 @@ final class LibPQConnection: @unchecked Sendable {
 
     /// Runs a statement without parameters (may hold several statements, e.g. a migration file). Blocks.
     func executeScript(_ sql: String) throws {
-        guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
-        PQsetnonblocking(conn, 0)
-        let result = PQexec(conn, sql)
-        defer { PQclear(result) }
-        try check(result)
+        try blocking { conn in
+            let result = PQexec(conn, sql)
+            defer { PQclear(result) }
+            try check(result)
+        }
     }
 
     /// Bulk-loads rows with `COPY ... FROM STDIN` (text format).
@@ -276,32 +300,32 @@ final class LibPQConnection: @unchecked Sendable {
     ///   - data: the rows, already in COPY text format.
     /// - Returns: the number of rows copied.
     func copyIn(_ sql: String, data: [UInt8]) throws -> Int {
-        guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
-        PQsetnonblocking(conn, 0)
-        let start = PQexec(conn, sql)
-        guard PQresultStatus(start) == PGRES_COPY_IN else {
-            defer { PQclear(start) }
-            try check(start)
-            throw PostgresError(kind: .server, message: "statement did not start COPY FROM STDIN")
-        }
-        PQclear(start)
-        var offset = 0
-        while offset < data.count {
-            let chunk = min(1 << 16, data.count - offset)
-            let sent = data.withUnsafeBufferPointer { b in
-                b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: data.count) { PQputCopyData(conn, $0 + offset, Int32(chunk)) }
+        try blocking { conn in
+            let start = PQexec(conn, sql)
+            guard PQresultStatus(start) == PGRES_COPY_IN else {
+                defer { PQclear(start) }
+                try check(start)
+                throw PostgresError(kind: .server, message: "statement did not start COPY FROM STDIN")
             }
-            guard sent == 1 else { throw connectionError() }
-            offset += chunk
+            PQclear(start)
+            var offset = 0
+            while offset < data.count {
+                let chunk = min(1 << 16, data.count - offset)
+                let sent = data.withUnsafeBufferPointer { b in
+                    b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: data.count) { PQputCopyData(conn, $0 + offset, Int32(chunk)) }
+                }
+                guard sent == 1 else { throw connectionError() }
+                offset += chunk
+            }
+            guard PQputCopyEnd(conn, nil) == 1 else { throw connectionError() }
+            var copied = 0
+            while let result = PQgetResult(conn) {
+                defer { PQclear(result) }
+                try check(result)
+                copied = Int(String(cString: PQcmdTuples(result))) ?? copied
+            }
+            return copied
         }
-        guard PQputCopyEnd(conn, nil) == 1 else { throw connectionError() }
-        var copied = 0
-        while let result = PQgetResult(conn) {
-            defer { PQclear(result) }
-            try check(result)
-            copied = Int(String(cString: PQcmdTuples(result))) ?? copied
-        }
-        return copied
     }
 
     /// The socket to wait on for notifications.
@@ -309,16 +333,17 @@ final class LibPQConnection: @unchecked Sendable {
 
     /// Reads what arrived on the socket and returns pending notifications.
     func consumeNotifications() throws -> [RawNotification] {
-        guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
-        guard PQconsumeInput(conn) == 1 else { throw connectionError() }
-        var out: [RawNotification] = []
-        while let notify = PQnotifies(conn) {
-            out.append(RawNotification(
-                channel: String(cString: notify.pointee.relname), payload: String(cString: notify.pointee.extra),
-                pid: notify.pointee.be_pid))
-            PQfreemem(notify)
+        try blocking { conn in
+            guard PQconsumeInput(conn) == 1 else { throw connectionError() }
+            var out: [RawNotification] = []
+            while let notify = PQnotifies(conn) {
+                out.append(RawNotification(
+                    channel: String(cString: notify.pointee.relname), payload: String(cString: notify.pointee.extra),
+                    pid: notify.pointee.be_pid))
+                PQfreemem(notify)
+            }
+            return out
         }
-        return out
     }
 
     /// Quotes an identifier (for LISTEN, which takes no parameters).

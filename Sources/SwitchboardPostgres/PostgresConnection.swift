@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// One PostgreSQL connection with an async API.
 ///
@@ -50,14 +51,23 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    private func send(_ statements: [RawStatement]) async throws -> [RawResult] {
+    private func send(_ statements: [RawStatement]) async throws -> [PostgresResult] {
         let raw = self.raw
+        let ticket = Mutex<UInt64>(0)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                raw.startPipeline(statements) { continuation.resume(with: $0) }
+                // Rows are decoded on the poller thread, before the caller resumes: less work on the caller's
+                // thread (often a NIO event loop serving many calls).
+                let id = raw.startPipeline(statements) { result in
+                    continuation.resume(with: result.flatMap { raws in Result { try raws.map(PostgresResult.init(raw:)) } })
+                }
+                ticket.withLock { $0 = id }
             }
         } onCancel: {
-            raw.cancel()
+            // A cancel request stops whatever the server is running for this connection: send it only when this
+            // call's pipeline is the only one in flight (a shared connection may be running another caller's).
+            let id = ticket.withLock { $0 }
+            if id != 0, raw.isAlone(pipeline: id) { raw.cancel() }
         }
     }
 
@@ -78,8 +88,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// - Throws: ``PostgresError``.
     @discardableResult
     public func query(_ sql: String, _ binds: [PostgresValue] = [], prepared: Bool = true) async throws -> PostgresResult {
-        let raw = try await send([RawStatement(sql: sql, params: binds.map(\.parameter), prepared: prepared)])
-        return try PostgresResult(raw: raw[0])
+        try await send([RawStatement(sql: sql, params: binds.map(\.parameter), prepared: prepared)])[0]
     }
 
     /// Runs several statements in one round trip (libpq pipeline mode). Outside a transaction they form one
@@ -91,8 +100,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// - Returns: one result per statement.
     /// - Throws: ``PostgresError``.
     public func pipeline(_ statements: [(sql: String, binds: [PostgresValue])], prepared: Bool = true) async throws -> [PostgresResult] {
-        let raw = try await send(statements.map { RawStatement(sql: $0.sql, params: $0.binds.map(\.parameter), prepared: prepared) })
-        return try raw.map(PostgresResult.init(raw:))
+        try await send(statements.map { RawStatement(sql: $0.sql, params: $0.binds.map(\.parameter), prepared: prepared) })
     }
 
     /// Runs SQL text without parameters, possibly several statements (migrations, DDL).

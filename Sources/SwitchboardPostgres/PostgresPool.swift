@@ -15,6 +15,14 @@ public struct PostgresPoolConfiguration: Sendable {
     public var reconnectBackoff: Duration
     /// Longest wait between connection attempts.
     public var maxReconnectBackoff: Duration
+    /// How many single-shot calls (``PostgresPool/query(_:_:prepared:)``, ``PostgresPool/pipeline(settings:_:)``)
+    /// may be in flight on one connection at once, pipelined, before another connection is used; 1 gives each call
+    /// a connection of its own. Sharing saves the server a wake-up per call under load; the price is that a call
+    /// queued behind a slow one on the same connection waits for it.
+    public var pipelineDepth: Int
+    /// A shared connection that has answered nothing for this long is probably running something slow: new calls
+    /// go elsewhere rather than queue behind it.
+    public var sharedStallLimit: Duration
 
     /// Creates a configuration.
     public init(conninfo: String, maxConnections: Int = 10) {
@@ -24,6 +32,8 @@ public struct PostgresPoolConfiguration: Sendable {
         self.healthCheckAfter = .seconds(30)
         self.reconnectBackoff = .milliseconds(100)
         self.maxReconnectBackoff = .seconds(5)
+        self.pipelineDepth = 1
+        self.sharedStallLimit = .milliseconds(5)
     }
 }
 
@@ -43,6 +53,9 @@ public struct PostgresPoolStatistics: Sendable, Hashable {
     public var connectFailures: Int
     /// Total time callers spent waiting for a connection.
     public var totalWait: Duration
+    /// Single-shot calls that joined a connection other calls were using (see
+    /// ``PostgresPoolConfiguration/pipelineDepth``).
+    public var sharedCalls: Int = 0
 }
 
 /// A bounded pool of connections with async acquisition, health checks and reconnection with backoff.
@@ -57,11 +70,31 @@ public final class PostgresPool: Sendable {
 
     private struct Waiter {
         var id: Int
-        var continuation: CheckedContinuation<PostgresConnection?, any Error>
+        /// A single-shot call, which may also be served by joining a shared connection.
+        var sharing: Bool
+        /// Resumed with a connection (already entered in `shared` for a sharing waiter), or nil when a slot opened
+        /// (try again).
+        var continuation: CheckedContinuation<Handoff?, any Error>
+    }
+
+    /// What a waiter is given: a connection of its own, or a place on a shared one.
+    private enum Handoff: Sendable {
+        case own(PostgresConnection)
+        case joined(PostgresConnection)
+    }
+
+    /// A connection lent to single-shot calls, several at a time.
+    private struct Shared {
+        var connection: PostgresConnection
+        var inFlight: Int
+        var usable = true
+        /// When it was lent or last answered a call.
+        var lastProgress: ContinuousClock.Instant
     }
 
     private struct State {
         var idle: [Idle] = []
+        var shared: [Shared] = []
         var open = 0
         var waiters: [Waiter] = []
         var nextWaiter = 0
@@ -106,13 +139,71 @@ public final class PostgresPool: Sendable {
         }
     }
 
-    /// Runs one statement on a pooled connection.
+    /// Runs one statement on a pooled connection (shared with other single-shot calls up to
+    /// ``PostgresPoolConfiguration/pipelineDepth``).
     @discardableResult
     public func query(_ sql: String, _ binds: [PostgresValue] = [], prepared: Bool = true) async throws -> PostgresResult {
-        try await withConnection { try await $0.query(sql, binds, prepared: prepared) }
+        try await withSharedConnection { try await $0.query(sql, binds, prepared: prepared) }
+    }
+
+    /// Runs one pipeline (one round trip, no transaction left open) on a connection other such calls may use at the
+    /// same time: one with room under ``PostgresPoolConfiguration/pipelineDepth`` if there is one, else a connection
+    /// of its own. `body` must send exactly one pipeline or statement.
+    func withSharedConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        guard configuration.pipelineDepth > 1 else { return try await withConnection(body) }
+        let connection = try await acquire(sharing: true)
+        do {
+            let result = try await body(connection)
+            releaseShared(connection)
+            return result
+        } catch {
+            releaseShared(connection)
+            throw error
+        }
+    }
+
+    /// The shared connection a single-shot call should join, if any has room: the least busy, skipping ones that
+    /// seem stuck on something slow. Takes the place (under the lock).
+    private func join(_ state: inout State) -> PostgresConnection? {
+        // With a transaction waiting for a connection of its own, shared ones must be able to drain and return.
+        guard !state.waiters.contains(where: { !$0.sharing }) else { return nil }
+        var best: Int?
+        let now = ContinuousClock.now
+        for (i, lease) in state.shared.enumerated()
+        where lease.usable && lease.inFlight < configuration.pipelineDepth && now - lease.lastProgress < configuration.sharedStallLimit {
+            if best.map({ lease.inFlight < state.shared[$0].inFlight }) ?? true { best = i }
+        }
+        guard let best else { return nil }
+        state.shared[best].inFlight += 1
+        state.stats.acquired += 1
+        state.stats.sharedCalls += 1
+        return state.shared[best].connection
+    }
+
+    private func releaseShared(_ connection: PostgresConnection) {
+        let healthy = connection.isHealthy
+        let (last, served): (Bool, [(Waiter, PostgresConnection)]) = state.withLock { state in
+            guard let i = state.shared.firstIndex(where: { $0.connection === connection }) else { return (false, []) }
+            state.shared[i].inFlight -= 1
+            state.shared[i].lastProgress = .now
+            if !healthy { state.shared[i].usable = false }
+            if state.shared[i].inFlight == 0 {
+                state.shared.remove(at: i)
+                return (true, [])
+            }
+            // Room opened on a connection in use: single-shot callers waiting may take it.
+            var served: [(Waiter, PostgresConnection)] = []
+            while let w = state.waiters.firstIndex(where: \.sharing), let joined = join(&state) {
+                served.append((state.waiters.remove(at: w), joined))
+            }
+            return (false, served)
+        }
+        for (waiter, joined) in served { waiter.continuation.resume(returning: .joined(joined)) }
+        if last { release(connection) }
     }
 
     private enum Decision {
+        case joined(PostgresConnection)
         case use(PostgresConnection, checkHealth: Bool)
         case create
         case wait
@@ -120,11 +211,13 @@ public final class PostgresPool: Sendable {
         case closed
     }
 
-    func acquire() async throws -> PostgresConnection {
+    /// A connection of the caller's own, or (`sharing`) a place on a connection single-shot calls share.
+    func acquire(sharing: Bool = false) async throws -> PostgresConnection {
         let started = ContinuousClock.now
         while true {
             let decision: Decision = state.withLock { state in
                 if state.closed { return .closed }
+                if sharing, let joined = join(&state) { return .joined(joined) }
                 if let idle = state.idle.popLast() {
                     state.stats.acquired += 1
                     return .use(idle.connection, checkHealth: ContinuousClock.now - idle.since > configuration.healthCheckAfter)
@@ -141,6 +234,9 @@ public final class PostgresPool: Sendable {
             switch decision {
             case .closed:
                 throw PostgresError(kind: .poolClosed, message: "the pool is closed")
+            case .joined(let connection):
+                recordWait(since: started)
+                return connection
             case .use(let connection, let checkHealth):
                 var healthy = connection.isHealthy
                 if healthy, checkHealth { healthy = await ping(connection) }
@@ -148,6 +244,7 @@ public final class PostgresPool: Sendable {
                     discard()
                     continue
                 }
+                if sharing { share(connection) }
                 recordWait(since: started)
                 return connection
             case .create:
@@ -158,6 +255,7 @@ public final class PostgresPool: Sendable {
                         state.retryAfter = nil
                         state.stats.acquired += 1
                     }
+                    if sharing { share(connection) }
                     recordWait(since: started)
                     return connection
                 } catch {
@@ -177,12 +275,32 @@ public final class PostgresPool: Sendable {
                     kind: .connection,
                     message: "the database was unreachable; next connection attempt in \(remaining.formatted(.units(allowed: [.milliseconds])))")
             case .wait:
-                if let connection = try await waitForRelease(started: started) {
+                switch try await waitForRelease(started: started, sharing: sharing) {
+                case .own(let connection)?:
+                    if sharing { share(connection) }
                     recordWait(since: started)
                     return connection
+                case .joined(let connection)?:
+                    recordWait(since: started)
+                    return connection
+                case nil:
+                    continue
                 }
             }
         }
+    }
+
+    /// Lends a connection just acquired to single-shot calls; waiting ones join it up to the depth.
+    private func share(_ connection: PostgresConnection) {
+        let served: [(Waiter, PostgresConnection)] = state.withLock { state in
+            state.shared.append(Shared(connection: connection, inFlight: 1, lastProgress: .now))
+            var served: [(Waiter, PostgresConnection)] = []
+            while let w = state.waiters.firstIndex(where: \.sharing), let joined = join(&state) {
+                served.append((state.waiters.remove(at: w), joined))
+            }
+            return served
+        }
+        for (waiter, joined) in served { waiter.continuation.resume(returning: .joined(joined)) }
     }
 
     private func ping(_ connection: PostgresConnection) async -> Bool {
@@ -195,7 +313,7 @@ public final class PostgresPool: Sendable {
     }
 
     /// Waits for a released connection; nil means a slot opened up (try again).
-    private func waitForRelease(started: ContinuousClock.Instant) async throws -> PostgresConnection? {
+    private func waitForRelease(started: ContinuousClock.Instant, sharing: Bool) async throws -> Handoff? {
         let id = state.withLock { state -> Int in
             state.nextWaiter += 1
             return state.nextWaiter
@@ -214,7 +332,7 @@ public final class PostgresPool: Sendable {
         defer { timer.cancel() }
         return try await withCheckedThrowingContinuation { continuation in
             state.withLock { state in
-                state.waiters.append(Waiter(id: id, continuation: continuation))
+                state.waiters.append(Waiter(id: id, sharing: sharing, continuation: continuation))
             }
         }
     }
@@ -235,7 +353,7 @@ public final class PostgresPool: Sendable {
             return nil
         }
         guard let waiter else { return }
-        waiter.continuation.resume(returning: healthy ? connection : nil)
+        waiter.continuation.resume(returning: healthy ? .own(connection) : nil)
     }
 
     private func discard() {

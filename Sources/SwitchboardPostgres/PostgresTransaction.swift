@@ -76,6 +76,6 @@ extension PostgresPool {
         let prefix: [(sql: String, binds: [PostgresValue])] = settings.sorted { $0.key < $1.key }.map {
             (sql: "SELECT set_config($1, $2, true)", binds: [.text($0.key), .text($0.value)])
         }
-        return Array(try await withConnection { try await $0.pipeline(prefix + statements) }.dropFirst(prefix.count))
+        return Array(try await withSharedConnection { try await $0.pipeline(prefix + statements) }.dropFirst(prefix.count))
     }
 }

@@ -99,6 +99,8 @@ public struct RuntimeConfiguration: Sendable {
     public var databaseURL: String
     /// Pool size.
     public var databasePoolSize: Int
+    /// Single-shot calls pipelined on one connection before another is used.
+    public var databasePipelineDepth: Int
     /// Log level.
     public var logLevel: String
     /// Development HS256 secret; any of the three key settings enables JWT verification.
@@ -113,6 +115,8 @@ public struct RuntimeConfiguration: Sendable {
     public var changeRetentionDays: Int
     /// Largest request message.
     public var maxMessageBytes: Int
+    /// Event loop threads serving gRPC; 0 means one per core.
+    public var eventLoopThreads: Int
 
     /// Every setting, for `--help` and validation.
     public static let settings: [EnvironmentSetting] = [
@@ -122,6 +126,8 @@ public struct RuntimeConfiguration: Sendable {
         .init("SWITCHBOARD_DATABASE_URL", default: "host=127.0.0.1 port=54329 dbname=switchboard user=<service>_service",
               help: "libpq connection string, as the service's own role; several hosts with target_session_attrs=read-write survive a failover."),
         .init("SWITCHBOARD_DB_POOL_SIZE", default: "10", help: "Database connections (1-200)."),
+        .init("SWITCHBOARD_DB_PIPELINE_DEPTH", default: "8",
+              help: "Single-statement reads pipelined on one connection before another is used (1-64; 1: a connection each). More saves the database work under load; a read may then wait behind a slow one."),
         .init("SWITCHBOARD_LOG_LEVEL", default: "info", help: "trace, debug, info, notice, warning, error or critical."),
         .init("SWITCHBOARD_JWT_HS256_SECRET", default: nil, help: "Development only: HS256 secret for tokens (min 32 bytes)."),
         .init("SWITCHBOARD_JWT_PUBLIC_KEY_FILE", default: nil, help: "PEM public key (RSA for RS256, P-256 for ES256)."),
@@ -129,6 +135,8 @@ public struct RuntimeConfiguration: Sendable {
         .init("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default: "20", help: "Time in-flight calls get after SIGTERM."),
         .init("SWITCHBOARD_CHANGE_RETENTION_DAYS", default: "90", help: "Days of change-feed history kept (1-3650)."),
         .init("SWITCHBOARD_MAX_MESSAGE_BYTES", default: "4194304", help: "Largest request message in bytes."),
+        .init("SWITCHBOARD_EVENT_LOOP_THREADS", default: "0",
+              help: "Threads serving gRPC and running handlers (0: one per core). Fewer than the cores helps when the service shares its machine with PostgreSQL."),
     ]
 
     private static func setting(_ name: String) -> EnvironmentSetting { settings.first { $0.name == name }! }
@@ -150,13 +158,15 @@ public struct RuntimeConfiguration: Sendable {
             adminPort: try env.int(setting("SWITCHBOARD_ADMIN_PORT"), in: 0...65535),
             databaseURL: try env.requiredString(setting("SWITCHBOARD_DATABASE_URL")),
             databasePoolSize: try env.int(setting("SWITCHBOARD_DB_POOL_SIZE"), in: 1...200),
+            databasePipelineDepth: try env.int(setting("SWITCHBOARD_DB_PIPELINE_DEPTH"), in: 1...64),
             logLevel: try env.choice(setting("SWITCHBOARD_LOG_LEVEL"), from: ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
             jwtHS256Secret: env.string(setting("SWITCHBOARD_JWT_HS256_SECRET")),
             jwtPublicKeyFile: try env.file(setting("SWITCHBOARD_JWT_PUBLIC_KEY_FILE")),
             jwtJWKSFile: try env.file(setting("SWITCHBOARD_JWT_JWKS_FILE")),
             shutdownGrace: try env.seconds(setting("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS"), in: 0...3600),
             changeRetentionDays: try env.int(setting("SWITCHBOARD_CHANGE_RETENTION_DAYS"), in: 1...3650),
-            maxMessageBytes: try env.int(setting("SWITCHBOARD_MAX_MESSAGE_BYTES"), in: 1024...(64 << 20)))
+            maxMessageBytes: try env.int(setting("SWITCHBOARD_MAX_MESSAGE_BYTES"), in: 1024...(64 << 20)),
+            eventLoopThreads: try env.int(setting("SWITCHBOARD_EVENT_LOOP_THREADS"), in: 0...256))
         if let secret = config.jwtHS256Secret, secret.utf8.count < 32 {
             throw ConfigurationError(variable: "SWITCHBOARD_JWT_HS256_SECRET", problem: "must be at least 32 bytes")
         }

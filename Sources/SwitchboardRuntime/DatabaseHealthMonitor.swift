@@ -72,6 +72,7 @@ public final class DatabaseHealthMonitor: Service, Sendable {
         Gauge(label: "db_pool_waiting").record(stats.waiting)
         Gauge(label: "db_pool_wait_seconds_total").record(Double(stats.totalWait.components.seconds) + Double(stats.totalWait.components.attoseconds) / 1e18)
         Gauge(label: "db_pool_timeouts_total").record(stats.timeouts)
+        Gauge(label: "db_pool_shared_calls_total").record(stats.sharedCalls)
         Gauge(label: "db_up").record(reachable ? 1 : 0)
     }
 

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import Metrics
 import Prometheus
 import ServiceLifecycle
@@ -61,9 +62,14 @@ public struct ServiceDescription: Sendable {
 
 /// Runs a service: the shape every executable's `main` shares.
 public enum ServiceRunner {
-    /// Logs as JSON lines and exports metrics to Prometheus; call once, first.
+    /// Logs as JSON lines, exports metrics to Prometheus and sizes the event loops; call once, first.
+    /// - Parameters:
+    ///   - logLevel: the lowest level written.
+    ///   - eventLoopThreads: threads serving gRPC (and running handlers); 0 means one per core.
     /// - Returns: the metrics registry for the admin endpoint.
-    public static func bootstrap(logLevel: String) -> PrometheusCollectorRegistry {
+    public static func bootstrap(logLevel: String, eventLoopThreads: Int = 0) -> PrometheusCollectorRegistry {
+        // Before anything touches the shared event loop group, which NIO sizes on first use.
+        if eventLoopThreads > 0 { NIOSingletons.groupLoopCountSuggestion = eventLoopThreads }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
         let registry = PrometheusCollectorRegistry()
@@ -92,6 +98,7 @@ public enum ServiceRunner {
         let logger = Logger(label: "switchboard.\(description.name)")
         var poolConfiguration = PostgresPoolConfiguration(conninfo: configuration.databaseURL, maxConnections: configuration.databasePoolSize)
         poolConfiguration.acquireTimeout = .seconds(5)
+        poolConfiguration.pipelineDepth = configuration.databasePipelineDepth
         let pool = PostgresPool(configuration: poolConfiguration)
         defer { pool.close() }
         try await migrate(description, pool: pool, logger: logger)

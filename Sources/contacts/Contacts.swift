@@ -20,7 +20,7 @@ struct ContactsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try loadConfiguration()
-            let registry = ServiceRunner.bootstrap(logLevel: configuration.logLevel)
+            let registry = ServiceRunner.bootstrap(logLevel: configuration.logLevel, eventLoopThreads: configuration.eventLoopThreads)
             try await ServiceRunner.run(ContactsService.description, configuration: configuration, registry: registry)
         }
     }

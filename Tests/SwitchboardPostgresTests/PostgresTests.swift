@@ -264,6 +264,115 @@ struct PostgresTests {
         #expect(try await pool.query("SELECT 1 AS one").first?.int("one") == 1)
     }
 
+    /// A pool whose single-shot calls share connections, several pipelines in flight on each.
+    static func sharingPool(maxConnections: Int, depth: Int = 8) -> PostgresPool {
+        var configuration = PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: maxConnections)
+        configuration.pipelineDepth = depth
+        configuration.sharedStallLimit = .seconds(60)
+        return PostgresPool(configuration: configuration)
+    }
+
+    @Test("shared connections: many pipelines in flight on each, every caller gets its own answer and settings")
+    func sharedConnections() async throws {
+        let pool = Self.sharingPool(maxConnections: 2)
+        defer { pool.close() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<400 {
+                group.addTask {
+                    let rows = try await pool.query(
+                        settings: ["app.n": "\(i)"], "SELECT $1::int8 AS n, current_setting('app.n') AS s, pg_backend_pid() AS pid",
+                        [.int(Int64(i))])
+                    #expect(try rows.first?.int("n") == Int64(i))
+                    #expect(try rows.first?.string("s") == "\(i)")
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(pool.statistics.open <= 2)
+        #expect(pool.statistics.sharedCalls > 0)
+    }
+
+    @Test("shared connections: a failing pipeline fails alone, and the ones around it succeed")
+    func sharedFailureIsolation() async throws {
+        try await withTestSchema { _, schema in
+            let pool = Self.sharingPool(maxConnections: 1)
+            defer { pool.close() }
+            try await pool.query("CREATE TABLE \(schema).s (n int PRIMARY KEY)", prepared: false)
+            let outcomes = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                for i in 0..<60 {
+                    group.addTask {
+                        do {
+                            // Every third call inserts a duplicate key after a good row: its pipeline rolls back.
+                            try await pool.pipeline(settings: [:], [
+                                (sql: "INSERT INTO \(schema).s VALUES ($1)", binds: [.int(Int64(1000 + i))]),
+                                (sql: "INSERT INTO \(schema).s VALUES ($1)", binds: [.int(Int64(i % 3 == 0 ? 1000 + i : 5000 + i))]),
+                            ])
+                            return (i, nil)
+                        } catch let error as PostgresError {
+                            return (i, error.sqlState)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [(Int, String?)]()) { $0.append($1) }.sorted { $0.0 < $1.0 }
+            }
+            #expect(outcomes.map(\.0) == Array(0..<60))
+            for (i, state) in outcomes { #expect(state == (i % 3 == 0 ? "23505" : nil), "call \(i)") }
+            let stored = try await pool.query("SELECT count(*) AS n FROM \(schema).s").first!.int("n")
+            #expect(stored == 80)
+        }
+    }
+
+    @Test("shared connections: cancelling a call queued behind another does not cancel the other's statement")
+    func sharedCancellation() async throws {
+        let pool = Self.sharingPool(maxConnections: 1)
+        defer { pool.close() }
+        let slow = Task { try await pool.query("SELECT pg_sleep(0.3)::text AS slept, 7 AS n") }
+        try await Task.sleep(for: .milliseconds(50))
+        let queued = Task { try await pool.query("SELECT 8 AS n") }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(pool.statistics.sharedCalls == 1)
+        queued.cancel()
+        #expect(try await slow.value.first?.int("n") == 7)
+        _ = try? await queued.value
+        #expect(try await pool.query("SELECT 9 AS n").first?.int("n") == 9)
+    }
+
+    @Test("shared connections: a connection busy with something slow is not joined while another can be used")
+    func sharedStallGuard() async throws {
+        var configuration = PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 2)
+        configuration.pipelineDepth = 8
+        configuration.sharedStallLimit = .milliseconds(5)
+        let pool = PostgresPool(configuration: configuration)
+        defer { pool.close() }
+        let slow = Task { try await pool.query("SELECT pg_backend_pid() AS pid, pg_sleep(0.3)::text AS slept") }
+        try await Task.sleep(for: .milliseconds(50))
+        let quick = try await pool.query("SELECT pg_backend_pid() AS pid").first!.int("pid")
+        #expect(try await slow.value.first!.int("pid") != quick)
+        #expect(pool.statistics.sharedCalls == 0)
+    }
+
+    @Test("shared connections: transactions waiting for a connection are not starved by a stream of reads")
+    func sharedNoStarvation() async throws {
+        var configuration = PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1)
+        configuration.pipelineDepth = 8
+        configuration.acquireTimeout = .seconds(5)
+        let pool = PostgresPool(configuration: configuration)
+        defer { pool.close() }
+        let readers = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask { while !Task.isCancelled { _ = try await pool.query("SELECT pg_sleep(0.002)") } }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let inside = try await pool.transaction { c in try await c.query("SELECT 1 AS one").first?.int("one") }
+        #expect(inside == 1)
+        readers.cancel()
+        _ = try? await readers.value
+    }
+
     @Test("COPY FROM STDIN loads rows with awkward text, NULLs and bytes exactly")
     func copy() async throws {
         try await withTestSchema { pool, schema in

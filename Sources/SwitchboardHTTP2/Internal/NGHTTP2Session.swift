@@ -175,13 +175,17 @@ final class NGHTTP2Session {
                     let valueCount = copyUTF8(value, to: base + nameCount)
                     nva.initializeElement(at: i, to: nghttp2_nv(
                         name: base, value: base + nameCount, namelen: nameCount, valuelen: valueCount,
-                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                        flags: UInt8(Self.uniquePerCall.contains(name) ? NGHTTP2_NV_FLAG_NO_INDEX.rawValue : NGHTTP2_NV_FLAG_NONE.rawValue)))
                     offset += nameCount + valueCount
                 }
                 return body(nva.baseAddress!, headers.count)
             }
         }
     }
+
+    /// Headers whose values differ on every call: indexing them in HPACK's dynamic table would only evict the ones
+    /// that repeat, and cost both ends a table update per response.
+    private static let uniquePerCall: Set<String> = ["x-request-id", "traceparent", "grpc-message", "grpc-status-details-bin"]
 
     private func copyUTF8(_ string: String, to destination: UnsafeMutablePointer<UInt8>) -> Int {
         var string = string

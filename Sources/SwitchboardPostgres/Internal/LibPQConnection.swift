@@ -58,7 +58,7 @@ final class LibPQConnection: @unchecked Sendable {
     }
 
     deinit {
-        if let pollerID, let conn { LibPQPoller.shared.unregister(socket: PQsocket(conn), id: pollerID) }
+        if let pollerID = state.withLock({ $0.pollerID }), let conn { LibPQPoller.shared.unregister(socket: PQsocket(conn), id: pollerID) }
         cancelLock.lock()
         if let cancelHandle { PQfreeCancel(cancelHandle) }
         cancelHandle = nil
@@ -87,44 +87,59 @@ final class LibPQConnection: @unchecked Sendable {
 
     /// A pipeline in flight: sent, its results being read by the poller.
     private struct Pending {
+        var id: UInt64
         var commands: [Command]
         var index = 0
         var sawResult = false
-        var needsFlush: Bool
         var results: [RawResult] = []
         var firstError: (any Error)?
         var completion: @Sendable (Result<[RawResult], any Error>) -> Void
     }
 
-    /// Guards `pending` and the libpq calls of the non-blocking path, which run on the caller's thread (send) and on
-    /// the poller thread (receive).
-    private let state = Mutex<Pending?>(nil)
-    /// The poller's registration, made when the first pipeline is sent.
-    private var pollerID: UInt64?
-    /// Set while a blocking call runs on the connection's queue: the poller must not touch the connection then.
-    private var inBlockingCall = false
+    /// The non-blocking path's state, guarded by `state`'s lock with the libpq calls that use it, which run on the
+    /// callers' threads (send) and on the poller thread (receive).
+    private struct Flight {
+        /// Pipelines sent and not yet answered, oldest first; the server answers them in order.
+        var queue: [Pending] = []
+        var nextID: UInt64 = 1
+        /// A send did not fit in the socket: the poller flushes the rest when it can be written.
+        var sendBlocked = false
+        /// The poller's registration, made when the first pipeline is sent.
+        var pollerID: UInt64?
+        /// Set while a blocking call runs on the connection's queue: the poller must not touch the connection then.
+        var inBlockingCall = false
+    }
+
+    private let state = Mutex(Flight())
 
     /// Sends statements as one pipeline (one round trip, one implicit transaction unless a transaction is open: if
     /// one fails, the earlier ones roll back and the later ones are skipped) and returns without waiting; the
-    /// poller thread calls `completion` with one result per statement. Prepared statements are prepared in the same
-    /// round trip the first time this connection sees them: parsing and planning on every call doubled the
-    /// server's CPU per read.
-    func startPipeline(_ statements: [RawStatement], completion: @escaping @Sendable (Result<[RawResult], any Error>) -> Void) {
+    /// poller thread calls `completion` with one result per statement. Several pipelines may be in flight at once
+    /// (the pool shares a connection between single-shot calls); each is its own transaction, answered in order.
+    /// Prepared statements are prepared in the same round trip the first time this connection sees them: parsing
+    /// and planning on every call doubled the server's CPU per read.
+    /// - Returns: the pipeline's id, for ``cancel(pipeline:)``.
+    @discardableResult
+    func startPipeline(_ statements: [RawStatement], completion: @escaping @Sendable (Result<[RawResult], any Error>) -> Void) -> UInt64 {
         guard let conn else {
             completion(.failure(PostgresError(kind: .connection, message: "the connection is closed")))
-            return
+            return 0
         }
-        let outcome: Result<Void, any Error> = state.withLock { pending in
-            precondition(pending == nil, "one operation at a time per connection")
+        let outcome: Result<UInt64, any Error> = state.withLock { flight in
+            precondition(!flight.inBlockingCall, "a blocking call is running on this connection")
             do {
-                if pollerID == nil {
+                if flight.pollerID == nil {
                     guard let id = LibPQPoller.shared.register(self, socket: PQsocket(conn)) else {
                         throw PostgresError(kind: .connection, message: "cannot watch the connection's socket (errno \(errno))")
                     }
-                    pollerID = id
+                    flight.pollerID = id
                 }
-                guard PQsetnonblocking(conn, 1) == 0, PQenterPipelineMode(conn) == 1 else { throw connectionError() }
+                if flight.queue.isEmpty {
+                    guard PQsetnonblocking(conn, 1) == 0, PQenterPipelineMode(conn) == 1 else { throw connectionError() }
+                }
                 var commands: [Command] = []
+                // Statements another pipeline in flight is still preparing are prepared again under a new name:
+                // if that pipeline fails before its PREPARE, the server skips it, and this one must not depend on it.
                 var preparing: [String: String] = [:]
                 for statement in statements {
                     var name = ""
@@ -149,66 +164,86 @@ final class LibPQConnection: @unchecked Sendable {
                     commands.append(.query)
                 }
                 guard PQpipelineSync(conn) == 1 else { throw connectionError() }
-                let flushed = PQflush(conn)
-                guard flushed >= 0 else { throw connectionError() }
-                pending = Pending(commands: commands, needsFlush: flushed == 1, completion: completion)
-                if flushed == 1 { watch(output: true) }
-                return .success(())
+                let id = flight.nextID
+                flight.nextID += 1
+                flight.queue.append(Pending(id: id, commands: commands, completion: completion))
+                if !flight.sendBlocked {
+                    let flushed = PQflush(conn)
+                    guard flushed >= 0 else {
+                        // Queued and unsendable: the poller sees the broken socket and fails the whole queue.
+                        flight.sendBlocked = true
+                        watch(&flight, output: true)
+                        return .success(id)
+                    }
+                    if flushed == 1 {
+                        flight.sendBlocked = true
+                        watch(&flight, output: true)
+                    }
+                }
+                return .success(id)
             } catch {
-                // Whatever was queued is unusable; the connection reports itself broken or is reset by the pool.
-                _ = PQexitPipelineMode(conn)
+                // Half-sent commands leave the connection unusable: it reports itself broken and the pool drops it.
+                if flight.queue.isEmpty { _ = PQexitPipelineMode(conn) }
                 return .failure(error)
             }
         }
-        if case .failure(let error) = outcome { completion(.failure(error)) }
+        switch outcome {
+        case .success(let id): return id
+        case .failure(let error):
+            completion(.failure(error))
+            return 0
+        }
     }
 
     /// Waits for input, and for output too while a send is unfinished. Called under `state`'s lock.
-    private func watch(output: Bool) {
-        guard let conn, let pollerID else { return }
+    private func watch(_ flight: inout Flight, output: Bool) {
+        guard let conn, let pollerID = flight.pollerID else { return }
         LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: true, output: output)
     }
 
-    /// Called by the poller when the socket is ready: flushes what is left to send, reads what arrived, and either
-    /// completes the pipeline or waits again.
+    /// Whether `pipeline` is the only one in flight (so a cancel request can only stop its statement).
+    func isAlone(pipeline: UInt64) -> Bool {
+        state.withLock { $0.queue.count == 1 && $0.queue[0].id == pipeline }
+    }
+
+    /// Called by the poller when the socket is ready: flushes what is left to send, reads what arrived, and
+    /// completes every pipeline whose answer is complete.
     func socketReady() {
         guard let conn else { return }
-        let done: (Pending, Result<[RawResult], any Error>)? = state.withLock { slot in
-            if inBlockingCall { return nil }
-            guard var p = slot else {
-                // Input with no pipeline in flight (a notice, or the server closing): let libpq buffer it so the
-                // level-triggered registration settles; a dead socket stops being watched.
-                if PQconsumeInput(conn) == 0, let pollerID {
+        var completed: [(Pending, Result<[RawResult], any Error>)] = []
+        state.withLock { flight in
+            if flight.inBlockingCall { return }
+            func failAll(_ error: any Error) {
+                completed += flight.queue.map { ($0, .failure(error)) }
+                flight.queue.removeAll()
+                flight.sendBlocked = false
+                _ = PQexitPipelineMode(conn)
+                // A dead socket stops being watched; the pool drops the connection.
+                if let pollerID = flight.pollerID {
                     LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: false, output: false)
                 }
-                return nil
             }
-            func finish(_ result: Result<[RawResult], any Error>) -> (Pending, Result<[RawResult], any Error>) {
-                slot = nil
-                if case .failure = result, PQpipelineStatus(conn) != PQ_PIPELINE_OFF {
-                    // Drain a broken pipeline so the connection is left out of pipeline mode if it can be.
-                    while PQisBusy(conn) == 0, let r = PQgetResult(conn) { PQclear(r) }
-                }
-                _ = PQexitPipelineMode(conn)
-                return (p, result)
+            if flight.queue.isEmpty {
+                // Input with no pipeline in flight (a notice, or the server closing): let libpq buffer it so the
+                // level-triggered registration settles.
+                if PQconsumeInput(conn) == 0 { failAll(connectionError()) }
+                return
             }
-            if p.needsFlush {
+            if flight.sendBlocked {
                 let flushed = PQflush(conn)
-                if flushed < 0 { return finish(.failure(connectionError())) }
-                if flushed == 1 {
-                    slot = p
-                    return nil
+                if flushed < 0 { return failAll(connectionError()) }
+                if flushed == 0 {
+                    flight.sendBlocked = false
+                    watch(&flight, output: false)
                 }
-                p.needsFlush = false
-                watch(output: false)
             }
-            guard PQconsumeInput(conn) == 1 else { return finish(.failure(connectionError())) }
-            while PQisBusy(conn) == 0 {
+            guard PQconsumeInput(conn) == 1 else { return failAll(connectionError()) }
+            while !flight.queue.isEmpty, PQisBusy(conn) == 0 {
                 guard let result = PQgetResult(conn) else {
                     // NULL ends one command's results.
-                    if p.index < p.commands.count {
-                        p.index += 1
-                        p.sawResult = false
+                    if flight.queue[0].index < flight.queue[0].commands.count {
+                        flight.queue[0].index += 1
+                        flight.queue[0].sawResult = false
                         continue
                     }
                     break
@@ -216,39 +251,40 @@ final class LibPQConnection: @unchecked Sendable {
                 defer { PQclear(result) }
                 let status = PQresultStatus(result)
                 if status == PGRES_PIPELINE_SYNC {
-                    if let error = p.firstError { return finish(.failure(error)) }
-                    return finish(.success(p.results))
+                    let p = flight.queue.removeFirst()
+                    completed.append((p, p.firstError.map { .failure($0) } ?? .success(p.results)))
+                    continue
                 }
-                guard p.index < p.commands.count, !p.sawResult else { continue }
-                p.sawResult = true
+                guard flight.queue[0].index < flight.queue[0].commands.count, !flight.queue[0].sawResult else { continue }
+                flight.queue[0].sawResult = true
                 if status == PGRES_PIPELINE_ABORTED { continue }
                 do {
                     try check(result)
-                    switch p.commands[p.index] {
+                    switch flight.queue[0].commands[flight.queue[0].index] {
                     case .prepare(let sql, let name): statementNames[sql] = name
-                    case .query: p.results.append(read(result))
+                    case .query: flight.queue[0].results.append(read(result))
                     }
                 } catch {
-                    p.firstError = p.firstError ?? error
+                    flight.queue[0].firstError = flight.queue[0].firstError ?? error
                 }
             }
-            slot = p
-            return nil
+            if flight.queue.isEmpty, !flight.sendBlocked { _ = PQexitPipelineMode(conn) }
         }
-        if let (p, result) = done { p.completion(result) }
+        for (p, result) in completed { p.completion(result) }
     }
 
     /// Runs a blocking libpq call (on the connection's queue) with the poller kept away from the connection.
     private func blocking<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
         guard let conn else { throw PostgresError(kind: .connection, message: "the connection is closed") }
-        state.withLock { _ in
-            inBlockingCall = true
-            if let pollerID { LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: false, output: false) }
+        state.withLock { flight in
+            precondition(flight.queue.isEmpty, "a blocking call while pipelines are in flight")
+            flight.inBlockingCall = true
+            if let pollerID = flight.pollerID { LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: false, output: false) }
         }
         defer {
-            state.withLock { _ in
-                inBlockingCall = false
-                if let pollerID { LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: true, output: false) }
+            state.withLock { flight in
+                flight.inBlockingCall = false
+                if let pollerID = flight.pollerID { LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: true, output: false) }
             }
         }
         PQsetnonblocking(conn, 0)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// One ordered SQL migration of a service's schema.
 public struct Migration: Sendable, Hashable {

@@ -1,4 +1,6 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// A notification from `NOTIFY` / `pg_notify`.
 public struct PostgresNotification: Sendable, Hashable {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// Pool settings.
@@ -273,7 +273,7 @@ public final class PostgresPool: Sendable {
                 // The database was unreachable a moment ago: fail fast rather than pile up connection attempts.
                 throw PostgresError(
                     kind: .connection,
-                    message: "the database was unreachable; next connection attempt in \(remaining.formatted(.units(allowed: [.milliseconds])))")
+                    message: "the database was unreachable; next connection attempt in \(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000) ms")
             case .wait:
                 switch try await waitForRelease(started: started, sharing: sharing) {
                 case .own(let connection)?:

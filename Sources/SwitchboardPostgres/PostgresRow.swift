@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The rows a statement returned, with its affected-row count.
 public struct PostgresResult: Sendable {

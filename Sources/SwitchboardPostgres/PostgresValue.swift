@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A calendar date without a time zone (PostgreSQL `date`).
 public struct PostgresDate: Sendable, Hashable, CustomStringConvertible {
@@ -16,7 +17,7 @@ public struct PostgresDate: Sendable, Hashable, CustomStringConvertible {
     }
     /// `YYYY-MM-DD`.
     public var description: String {
-        String(format: "%04d-%02d-%02d", year, month, day)
+        "\(PostgresTime.padded(year, 4))-\(PostgresTime.padded(month, 2))-\(PostgresTime.padded(day, 2))"
     }
 }
 
@@ -189,9 +190,15 @@ enum PostgresTime {
         var t = time_t(seconds)
         var parts = tm()
         gmtime_r(&t, &parts)
-        return String(
-            format: "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), fraction)
+        return "\(padded(Int(parts.tm_year) + 1900, 4))-\(padded(Int(parts.tm_mon) + 1, 2))-\(padded(Int(parts.tm_mday), 2)) "
+            + "\(padded(Int(parts.tm_hour), 2)):\(padded(Int(parts.tm_min), 2)):\(padded(Int(parts.tm_sec), 2)).\(padded(Int(fraction), 6))+00"
+    }
+
+    /// Zero-padded decimal (`String(format:)` needs the full Foundation).
+    static func padded(_ value: Int, _ width: Int) -> String {
+        let digits = String(value.magnitude)
+        let padding = String(repeating: "0", count: max(0, width - digits.count))
+        return (value < 0 ? "-" : "") + padding + digits
     }
 
     /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]`.
@@ -254,7 +261,12 @@ enum PostgresArray {
             case .null: out += "NULL"
             default:
                 let text = String(decoding: element.parameter.value ?? [], as: UTF8.self)
-                out += "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+                out += "\""
+                for character in text.unicodeScalars {
+                    if character == "\\" || character == "\"" { out += "\\" }
+                    out.unicodeScalars.append(character)
+                }
+                out += "\""
             }
         }
         return out + "}"

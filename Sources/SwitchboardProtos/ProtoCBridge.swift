@@ -7,7 +7,8 @@
 // `ProtobufCBinaryData`, bools are `protobuf_c_boolean` (int), enums are int-sized.
 internal import CProtobufC
 internal import CSwitchboardProtos
-import Foundation
+import FoundationEssentials
+import Glibc
 import NIOCore
 import SwitchboardRPC
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 extension Google_Protobuf_Timestamp {
     /// Creates a timestamp from a date, rounded to the microsecond.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -213,51 +213,45 @@ extension ChangeFeed {
 
 /// google.protobuf.Struct ⇄ JSON text.
 public enum StructJSON {
-    /// Encodes a Struct as JSON text.
+    /// Encodes a Struct as JSON text (keys sorted).
     public static func encode(_ value: Google_Protobuf_Struct) -> String {
-        let object = value.fields.mapValues(any)
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        JSON.object(value.fields.mapValues(json)).text
     }
 
-    /// Decodes JSON object text into a Struct.
-    public static func decode(_ json: String) throws -> Google_Protobuf_Struct {
-        guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed]) as? [String: Any] else {
-            return Google_Protobuf_Struct()
-        }
+    /// Decodes JSON object text into a Struct (anything but an object gives an empty one).
+    /// - Throws: ``JSON/SyntaxError``.
+    public static func decode(_ text: String) throws -> Google_Protobuf_Struct {
         var result = Google_Protobuf_Struct()
-        result.fields = object.mapValues(value)
+        if case .object(let object) = try JSON.parse(text) { result.fields = object.mapValues(value) }
         return result
     }
 
-    static func any(_ value: Google_Protobuf_Value) -> Any {
+    static func json(_ value: Google_Protobuf_Value) -> JSON {
         switch value.kind {
-        case .nullValue, nil: return NSNull()
-        case .numberValue(let n): return n
-        case .stringValue(let s): return s
-        case .boolValue(let b): return b
-        case .structValue(let s): return s.fields.mapValues(any)
-        case .listValue(let l): return l.values.map(any)
+        case .nullValue, nil: return .null
+        case .numberValue(let n): return .number(n)
+        case .stringValue(let s): return .string(s)
+        case .boolValue(let b): return .bool(b)
+        case .structValue(let s): return .object(s.fields.mapValues(json))
+        case .listValue(let l): return .array(l.values.map(json))
         }
     }
 
-    static func value(_ any: Any) -> Google_Protobuf_Value {
+    static func value(_ json: JSON) -> Google_Protobuf_Value {
         var v = Google_Protobuf_Value()
-        switch any {
-        case is NSNull: v.kind = .nullValue(.nullValue)
-        case let n as NSNumber where String(cString: n.objCType) == "c": v.kind = .boolValue(n.boolValue)
-        case let b as Bool: v.kind = .boolValue(b)
-        case let n as NSNumber: v.kind = .numberValue(n.doubleValue)
-        case let s as String: v.kind = .stringValue(s)
-        case let a as [Any]:
+        switch json {
+        case .null: v.kind = .nullValue(.nullValue)
+        case .bool(let b): v.kind = .boolValue(b)
+        case .number(let n): v.kind = .numberValue(n)
+        case .string(let s): v.kind = .stringValue(s)
+        case .array(let a):
             var list = Google_Protobuf_ListValue()
             list.values = a.map(value)
             v.kind = .listValue(list)
-        case let o as [String: Any]:
+        case .object(let o):
             var s = Google_Protobuf_Struct()
             s.fields = o.mapValues(value)
             v.kind = .structValue(s)
-        default: v.kind = .nullValue(.nullValue)
         }
         return v
     }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// One setting read from an environment variable.
 public struct EnvironmentSetting: Sendable {

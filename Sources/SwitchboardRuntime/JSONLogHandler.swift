@@ -1,11 +1,12 @@
-import Foundation
+import Glibc
 import Logging
+import Synchronization
 
 /// Writes one JSON object per line to standard error: time, level, label, message, source and metadata (request id,
 /// trace id, method...), so log pipelines can index every field.
 public struct JSONLogHandler: LogHandler {
     /// Serialises writes from all threads so lines never interleave.
-    private static let lock = NSLock()
+    private static let lock = Mutex(())
 
     private let label: String
     /// The log level.
@@ -35,25 +36,33 @@ public struct JSONLogHandler: LogHandler {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
         if let explicit { all.merge(explicit) { $1 } }
-        var object: [String: Any] = [
-            "time": Self.timestamp(), "level": level.rawValue, "label": label, "message": "\(message)", "source": source,
-        ]
+        var object: [String: JSON] = [:]
         for (key, value) in all { object[key] = Self.json(value) }
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            return
+        object["time"] = .string(Self.timestamp())
+        object["level"] = .string(level.rawValue)
+        object["label"] = .string(label)
+        object["message"] = .string("\(message)")
+        object["source"] = .string(source)
+        var line = JSON.object(object).text
+        line += "\n"
+        Self.lock.withLock { _ in
+            var line = line
+            line.withUTF8 { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let n = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                    if n > 0 { offset += n } else if n < 0, errno == EINTR { continue } else { break }
+                }
+            }
         }
-        data.append(0x0A)
-        Self.lock.lock()
-        FileHandle.standardError.write(data)
-        Self.lock.unlock()
     }
 
-    private static func json(_ value: Logger.Metadata.Value) -> Any {
+    private static func json(_ value: Logger.Metadata.Value) -> JSON {
         switch value {
-        case .string(let s): return s
-        case .stringConvertible(let c): return "\(c)"
-        case .array(let a): return a.map(json)
-        case .dictionary(let d): return d.mapValues(json)
+        case .string(let s): return .string(s)
+        case .stringConvertible(let c): return .string("\(c)")
+        case .array(let a): return .array(a.map(json))
+        case .dictionary(let d): return .object(d.mapValues(json))
         }
     }
 
@@ -63,8 +72,11 @@ public struct JSONLogHandler: LogHandler {
         var t = now.tv_sec
         var parts = tm()
         gmtime_r(&t, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(now.tv_nsec / 1000))
+        func padded(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(padded(Int(parts.tm_year) + 1900, 4))-\(padded(Int(parts.tm_mon) + 1, 2))-\(padded(Int(parts.tm_mday), 2))T"
+            + "\(padded(Int(parts.tm_hour), 2)):\(padded(Int(parts.tm_min), 2)):\(padded(Int(parts.tm_sec), 2)).\(padded(Int(now.tv_nsec / 1000), 6))Z"
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import ContactsService
-import Foundation
+import FoundationEssentials
 import Logging
 import SwitchboardPostgres
 import SwitchboardRuntime

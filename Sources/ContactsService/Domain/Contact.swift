@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A JSON value (custom field values).
 public enum JSONValue: Sendable, Hashable, Codable {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Validation and normalisation of contact data, field definitions and update paths. Pure: no I/O.
 public enum ContactRules {
@@ -30,7 +30,7 @@ public enum ContactRules {
         }
         var seenEmails = Set<String>()
         for (i, email) in data.emails.enumerated() {
-            let address = email.address.trimmingCharacters(in: .whitespaces)
+            let address = email.address.trimmingSpaces
             data.emails[i].address = address
             if !isValidEmail(address) {
                 violations.append(Violation("\(prefix).emails[\(i)].address", "\"\(address)\" is not an email address", reason: "INVALID_FORMAT"))
@@ -77,7 +77,7 @@ public enum ContactRules {
 
         var tags: [String] = []
         for (i, tag) in data.tags.enumerated() {
-            let t = tag.trimmingCharacters(in: .whitespaces).lowercased()
+            let t = tag.trimmingSpaces.lowercased()
             if t.isEmpty || t.count > maxTagLength {
                 violations.append(Violation("\(prefix).tags[\(i)]", "must be 1 to \(maxTagLength) characters", reason: "INVALID_FORMAT"))
             } else if !tags.contains(t) {
@@ -149,7 +149,7 @@ public enum ContactRules {
 
     /// `+49 (30) 123-4567` → `+49301234567`; `0049…` → `+49…`. Nil unless it has a country code and 8-15 digits.
     public static func normalizePhone(_ s: String) -> String? {
-        var text = s.trimmingCharacters(in: .whitespaces)
+        var text = s.trimmingSpaces
         if text.hasPrefix("00") { text = "+" + text.dropFirst(2) }
         guard text.hasPrefix("+") else { return nil }
         var digits = ""
@@ -179,7 +179,7 @@ public enum ContactRules {
         if !validKey {
             violations.append(Violation("\(prefix).key", "must be lower-case letters, digits and _, start with a letter, at most 64 characters", reason: "INVALID_FORMAT"))
         }
-        if definition.displayName.trimmingCharacters(in: .whitespaces).isEmpty || definition.displayName.count > 200 {
+        if definition.displayName.trimmingSpaces.isEmpty || definition.displayName.count > 200 {
             violations.append(Violation("\(prefix).display_name", "must be 1 to 200 characters", reason: "REQUIRED"))
         }
         if definition.type == .enumeration {
@@ -233,5 +233,16 @@ public enum ContactRules {
         }
         if !violations.isEmpty { throw ContactsError.invalid(violations) }
         return paths
+    }
+}
+
+extension String {
+    /// Without leading and trailing spaces and tabs (Unicode space separators and U+0009, Foundation's
+    /// `CharacterSet.whitespaces`).
+    var trimmingSpaces: String {
+        func isSpace(_ scalar: Unicode.Scalar) -> Bool { scalar == "\t" || scalar.properties.generalCategory == .spaceSeparator }
+        let scalars = unicodeScalars
+        guard let start = scalars.firstIndex(where: { !isSpace($0) }), let end = scalars.lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(scalars[start...end])
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The result of a write that may have been made before under the same request id.
 public enum WriteOutcome<Value: Sendable>: Sendable {

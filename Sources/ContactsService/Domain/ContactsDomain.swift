@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The contacts use cases: validation and rules here, persistence behind ``ContactStore``.
 public struct ContactsDomain: Sendable {
@@ -113,12 +113,19 @@ struct PageToken: Codable, Hashable {
 
     var encoded: String {
         let data = (try? JSONEncoder().encode(self)) ?? Data()
-        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        // base64url without padding.
+        return String(data.base64EncodedString().compactMap { c -> Character? in
+            switch c {
+            case "+": return "-"
+            case "/": return "_"
+            case "=": return nil
+            default: return c
+            }
+        })
     }
 
     static func decode(_ token: String) -> PageToken? {
-        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        var base64 = String(token.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
         while base64.count % 4 != 0 { base64 += "=" }
         guard let data = Data(base64Encoded: base64) else { return nil }
         return try? JSONDecoder().decode(PageToken.self, from: data)

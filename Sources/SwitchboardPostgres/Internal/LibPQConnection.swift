@@ -4,7 +4,8 @@
 // scripts, COPY) block; callers run them on the connection's own dispatch queue (never a NIO event loop, never the
 // Swift cooperative pool). Results are copied into Swift values before the `PGresult` is cleared: no pointer escapes.
 private import CLibPQ
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// One result set, already decoded into Swift values.
@@ -21,6 +22,15 @@ struct RawStatement {
     var sql: String
     var params: [(value: [UInt8]?, oid: UInt32, binary: Bool)]
     var prepared: Bool
+}
+
+extension String {
+    /// Without leading and trailing white space (libpq's messages end in a newline).
+    var trimmedWhitespace: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[start...end])
+    }
 }
 
 /// A notification received on a LISTEN connection.
@@ -40,8 +50,8 @@ final class LibPQConnection: @unchecked Sendable {
     private var conn: OpaquePointer?
     private var statementNames: [String: String] = [:]
     private var nextStatementID = 0
-    private let cancelLock = NSLock()
-    private var cancelHandle: OpaquePointer?
+    /// libpq's cancel object, made at connect, freed at close; used from whichever thread cancels.
+    private let cancelHandle: Mutex<OpaquePointer?>
 
     /// Connects (blocking).
     /// - Parameter conninfo: a libpq connection string; multi-host strings (`host=a,b target_session_attrs=...`)
@@ -52,17 +62,17 @@ final class LibPQConnection: @unchecked Sendable {
             let message = conn.map { String(cString: PQerrorMessage($0)) } ?? "out of memory"
             PQfinish(conn)
             self.conn = nil
-            throw PostgresError(kind: .connection, message: message.trimmingCharacters(in: .whitespacesAndNewlines))
+            throw PostgresError(kind: .connection, message: message.trimmedWhitespace)
         }
-        cancelHandle = PQgetCancel(conn)
+        cancelHandle = Mutex(PQgetCancel(conn))
     }
 
     deinit {
         if let pollerID = state.withLock({ $0.pollerID }), let conn { LibPQPoller.shared.unregister(socket: PQsocket(conn), id: pollerID) }
-        cancelLock.lock()
-        if let cancelHandle { PQfreeCancel(cancelHandle) }
-        cancelHandle = nil
-        cancelLock.unlock()
+        cancelHandle.withLock { handle in
+            if let handle { PQfreeCancel(handle) }
+            handle = nil
+        }
         PQfinish(conn)
     }
 
@@ -74,11 +84,11 @@ final class LibPQConnection: @unchecked Sendable {
 
     /// Asks the server to cancel the statement now running, from any thread.
     func cancel() {
-        cancelLock.lock()
-        defer { cancelLock.unlock() }
-        guard let cancelHandle else { return }
-        var buffer = [CChar](repeating: 0, count: 256)
-        _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
+        cancelHandle.withLock { handle in
+            guard let handle else { return }
+            var buffer = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(handle, &buffer, Int32(buffer.count))
+        }
     }
 
     // MARK: Non-blocking pipelines
@@ -392,7 +402,7 @@ final class LibPQConnection: @unchecked Sendable {
 
     private func connectionError() -> PostgresError {
         let message = conn.map { String(cString: PQerrorMessage($0)) } ?? "no connection"
-        return PostgresError(kind: .connection, message: message.trimmingCharacters(in: .whitespacesAndNewlines))
+        return PostgresError(kind: .connection, message: message.trimmedWhitespace)
     }
 
     private func check(_ result: OpaquePointer?) throws {

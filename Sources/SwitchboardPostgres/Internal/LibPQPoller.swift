@@ -4,7 +4,8 @@
 // the only wake-ups on a query's path are the server's answer and the caller's resume. (Re-arming a one-shot
 // registration per query cost 3% of GetContact's CPU.)
 private import CLibPQ
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 final class LibPQPoller: Sendable {
@@ -23,9 +24,15 @@ final class LibPQPoller: Sendable {
     private init() {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         precondition(epoll >= 0, "epoll_create1 failed: errno \(errno)")
-        let thread = Thread { [self] in self.run() }
-        thread.name = "switchboard.postgres.poller"
-        thread.start()
+        // A plain pthread: the poller lives as long as the process.
+        var thread = pthread_t()
+        let started = pthread_create(&thread, nil, { argument in
+            let poller = Unmanaged<LibPQPoller>.fromOpaque(argument!).takeRetainedValue()
+            poller.run()
+            return nil
+        }, Unmanaged.passRetained(self).toOpaque())
+        precondition(started == 0, "pthread_create failed: \(started)")
+        pthread_detach(thread)
     }
 
     /// Starts watching a connection's socket for input. - Returns: the registration's id.

@@ -1,0 +1,69 @@
+import FoundationEssentials
+import SwitchboardProtos
+import SwitchboardRuntime
+import Testing
+
+/// The runtime's JSON reader and writer (log lines, change-feed payloads, jsonb columns): no I/O.
+@Suite("JSON text")
+struct JSONTests {
+    @Test("parses every kind of value, with white space, escapes and surrogate pairs")
+    func parses() throws {
+        let text = #" { "a" : [1, -2.5e3, 0.125, true, false, null], "s": "q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "o": {} } "#
+        let value = try JSON.parse(text)
+        #expect(value == .object([
+            "a": .array([.number(1), .number(-2500), .number(0.125), .bool(true), .bool(false), .null]),
+            "s": .string("q\"\\/\u{8}\u{c}\n\r\té😀"),
+            "o": .object([:]),
+        ]))
+    }
+
+    @Test("rejects what is not JSON", arguments: [
+        "", "{", "[1,]", "{\"a\" 1}", "01", "1.", ".5", "+1", "\"\\x\"", "\"\\ud800\"", "\"a\nb\"", "tru", "[1] 2", "{'a': 1}",
+        "\"\\udc00\"", "-", "1e", "[" + String(repeating: "[", count: 600) + String(repeating: "]", count: 601),
+    ])
+    func rejects(_ text: String) {
+        #expect(throws: JSON.SyntaxError.self) { try JSON.parse(text) }
+    }
+
+    @Test("writes compact text with sorted keys, escaped controls, whole numbers without a fraction")
+    func writes() throws {
+        let value = JSON.object([
+            "b": .array([.number(1), .number(1.5), .number(-0.25), .number(1e300), .number(.nan), .null]),
+            "a": .string("line\nquote\" back\\ tab\t bell\u{7} é/"),
+            "c": .bool(false),
+        ])
+        #expect(value.text == #"{"a":"line\nquote\" back\\ tab\t bell\u0007 é/","b":[1,1.5,-0.25,1e+300,null,null],"c":false}"#)
+        // What it writes, it reads back (NaN aside, which JSON cannot hold).
+        var finite = value
+        if case .object(var o) = value {
+            o["b"] = .array([.number(1), .number(1.5), .number(-0.25), .number(1e300), .null])
+            finite = .object(o)
+        }
+        #expect(try JSON.parse(finite.text) == finite)
+    }
+
+    @Test("google.protobuf.Struct round-trips through JSON text")
+    func structRoundTrip() throws {
+        var inner = Google_Protobuf_Struct()
+        var flag = Google_Protobuf_Value()
+        flag.kind = .boolValue(true)
+        inner.fields["flag"] = flag
+        var list = Google_Protobuf_ListValue()
+        var n = Google_Protobuf_Value()
+        n.kind = .numberValue(42)
+        var s = Google_Protobuf_Value()
+        s.kind = .stringValue("x\"y")
+        list.values = [n, s]
+        var outer = Google_Protobuf_Struct()
+        var nested = Google_Protobuf_Value()
+        nested.kind = .structValue(inner)
+        var listValue = Google_Protobuf_Value()
+        listValue.kind = .listValue(list)
+        var null = Google_Protobuf_Value()
+        null.kind = .nullValue(.nullValue)
+        outer.fields = ["nested": nested, "list": listValue, "none": null]
+        let text = StructJSON.encode(outer)
+        #expect(text == #"{"list":[42,"x\"y"],"nested":{"flag":true},"none":null}"#)
+        #expect(try StructJSON.decode(text) == outer)
+    }
+}

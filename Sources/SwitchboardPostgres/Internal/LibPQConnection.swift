@@ -95,13 +95,22 @@ final class LibPQConnection: @unchecked Sendable {
 
     private enum Command { case prepare(sql: String, name: String), query }
 
+    /// A `PGresult` handed from under the lock to the thread that reads and frees it; owned by one thread at a
+    /// time, and independent of the connection once libpq has returned it.
+    private struct KeptResult: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+
     /// A pipeline in flight: sent, its results being read by the poller.
     private struct Pending {
         var id: UInt64
         var commands: [Command]
         var index = 0
         var sawResult = false
-        var results: [RawResult] = []
+        /// The statements' results, kept as libpq's objects until the pipeline completes: they are read into
+        /// Swift values after the lock is released (reading them under it made senders wait; perf showed the
+        /// callers spinning on this lock).
+        var results: [KeptResult] = []
         var firstError: (any Error)?
         var completion: @Sendable (Result<[RawResult], any Error>) -> Void
     }
@@ -220,11 +229,11 @@ final class LibPQConnection: @unchecked Sendable {
     /// completes every pipeline whose answer is complete.
     func socketReady() {
         guard let conn else { return }
-        var completed: [(Pending, Result<[RawResult], any Error>)] = []
+        var completed: [(Pending, (any Error)?)] = []
         state.withLock { flight in
             if flight.inBlockingCall { return }
             func failAll(_ error: any Error) {
-                completed += flight.queue.map { ($0, .failure(error)) }
+                completed += flight.queue.map { ($0, error) }
                 flight.queue.removeAll()
                 flight.sendBlocked = false
                 _ = PQexitPipelineMode(conn)
@@ -258,11 +267,12 @@ final class LibPQConnection: @unchecked Sendable {
                     }
                     break
                 }
-                defer { PQclear(result) }
+                var kept = false
+                defer { if !kept { PQclear(result) } }
                 let status = PQresultStatus(result)
                 if status == PGRES_PIPELINE_SYNC {
                     let p = flight.queue.removeFirst()
-                    completed.append((p, p.firstError.map { .failure($0) } ?? .success(p.results)))
+                    completed.append((p, p.firstError))
                     continue
                 }
                 guard flight.queue[0].index < flight.queue[0].commands.count, !flight.queue[0].sawResult else { continue }
@@ -272,7 +282,9 @@ final class LibPQConnection: @unchecked Sendable {
                     try check(result)
                     switch flight.queue[0].commands[flight.queue[0].index] {
                     case .prepare(let sql, let name): statementNames[sql] = name
-                    case .query: flight.queue[0].results.append(read(result))
+                    case .query:
+                        flight.queue[0].results.append(KeptResult(pointer: result))
+                        kept = true
                     }
                 } catch {
                     flight.queue[0].firstError = flight.queue[0].firstError ?? error
@@ -280,7 +292,17 @@ final class LibPQConnection: @unchecked Sendable {
             }
             if flight.queue.isEmpty, !flight.sendBlocked { _ = PQexitPipelineMode(conn) }
         }
-        for (p, result) in completed { p.completion(result) }
+        for (p, error) in completed {
+            if let error {
+                p.results.forEach { PQclear($0.pointer) }
+                p.completion(.failure(error))
+            } else {
+                p.completion(.success(p.results.map { kept in
+                    defer { PQclear(kept.pointer) }
+                    return read(kept.pointer)
+                }))
+            }
+        }
     }
 
     /// Runs a blocking libpq call (on the connection's queue) with the poller kept away from the connection.

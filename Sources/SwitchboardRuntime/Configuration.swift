@@ -113,6 +113,8 @@ public struct RuntimeConfiguration: Sendable {
     public var shutdownGrace: Duration
     /// Days of change-feed history kept.
     public var changeRetentionDays: Int
+    /// Hours a request id is remembered for idempotent retries.
+    public var idempotencyRetentionHours: Int
     /// Largest request message.
     public var maxMessageBytes: Int
     /// Event loop threads serving gRPC; 0 means one per core.
@@ -134,6 +136,8 @@ public struct RuntimeConfiguration: Sendable {
         .init("SWITCHBOARD_JWT_JWKS_FILE", default: nil, help: "JWKS file with the public keys tokens may be signed with."),
         .init("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default: "20", help: "Time in-flight calls get after SIGTERM."),
         .init("SWITCHBOARD_CHANGE_RETENTION_DAYS", default: "90", help: "Days of change-feed history kept (1-3650)."),
+        .init("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS", default: "24",
+              help: "Hours a mutation's request id is remembered (1-8760); a retry after that is a new request."),
         .init("SWITCHBOARD_MAX_MESSAGE_BYTES", default: "4194304", help: "Largest request message in bytes."),
         .init("SWITCHBOARD_EVENT_LOOP_THREADS", default: "0",
               help: "Threads serving gRPC and running handlers (0: one per core). Fewer than the cores helps when the service shares its machine with PostgreSQL."),
@@ -165,6 +169,7 @@ public struct RuntimeConfiguration: Sendable {
             jwtJWKSFile: try env.file(setting("SWITCHBOARD_JWT_JWKS_FILE")),
             shutdownGrace: try env.seconds(setting("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS"), in: 0...3600),
             changeRetentionDays: try env.int(setting("SWITCHBOARD_CHANGE_RETENTION_DAYS"), in: 1...3650),
+            idempotencyRetentionHours: try env.int(setting("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS"), in: 1...8760),
             maxMessageBytes: try env.int(setting("SWITCHBOARD_MAX_MESSAGE_BYTES"), in: 1024...(64 << 20)),
             eventLoopThreads: try env.int(setting("SWITCHBOARD_EVENT_LOOP_THREADS"), in: 0...256))
         if let secret = config.jwtHS256Secret, secret.utf8.count < 32 {

@@ -125,7 +125,9 @@ public enum ServiceRunner {
         var services: [any Service] = [
             GRPCServerService(server: server, monitor: monitor, grace: configuration.shutdownGrace),
             monitor, notifier,
-            RetentionService(feed: feed, pool: pool, days: configuration.changeRetentionDays, logger: logger),
+            RetentionService(
+                feed: feed, pool: pool, days: configuration.changeRetentionDays,
+                idempotencyHours: configuration.idempotencyRetentionHours, logger: logger),
         ]
         if configuration.adminPort != 0 {
             services.append(AdminServer(host: configuration.grpcHost, port: configuration.adminPort, registry: registry, logger: logger) {
@@ -162,11 +164,12 @@ struct GRPCServerService: Service {
     }
 }
 
-/// Prunes change-feed history older than the retention period, hourly.
+/// Prunes change-feed history and idempotency keys older than their retention periods, hourly.
 struct RetentionService: Service {
     let feed: ChangeFeed
     let pool: PostgresPool
     let days: Int
+    let idempotencyHours: Int
     let logger: Logger
 
     func run() async throws {
@@ -178,6 +181,12 @@ struct RetentionService: Service {
                     if removed > 0 { logger.info("pruned change feed", metadata: ["rows": "\(removed)"]) }
                 } catch {
                     logger.warning("change-feed pruning failed", metadata: ["error": "\(error)"])
+                }
+                do {
+                    let removed = try await IdempotencyKeys.purge(schema: feed.schema, olderThan: idempotencyHours, pool: pool)
+                    if removed > 0 { logger.info("pruned idempotency keys", metadata: ["rows": "\(removed)"]) }
+                } catch {
+                    logger.warning("idempotency-key pruning failed", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: .seconds(3600))
             }

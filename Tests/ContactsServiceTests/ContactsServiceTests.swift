@@ -128,6 +128,30 @@ final class ContactsServiceTests {
         #expect(try await client.get(responses[0].id) == responses[0])
     }
 
+    @Test("request ids are remembered for the retention period, then pruned across tenants, and only by the purge")
+    func idempotencyRetention() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let old = try await client.create(given: "Old", requestID: "old-request")
+        let recent = try await client.create(given: "Recent", requestID: "recent-request")
+        // Age one key (as the administrator: the service's role cannot reach rows outside its tenant).
+        let admin = PostgresPool(configuration: PostgresPoolConfiguration(
+            conninfo: adminConninfo.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(harness.database)"), maxConnections: 1))
+        defer { admin.close() }
+        try await admin.query(
+            "UPDATE contacts.idempotency_keys SET created_at = now() - interval '25 hours' WHERE request_id = $1", [.text("old-request")])
+        // Without the purge setting the service's role deletes nothing, whatever its tenant.
+        let stray = try await harness.pool.query(settings: ["app.tenant_id": "someone-else"], "DELETE FROM contacts.idempotency_keys")
+        #expect(stray.affectedRows == 0)
+        #expect(try await IdempotencyKeys.purge(schema: "contacts", olderThan: 24, pool: harness.pool) == 1)
+        // The pruned id is a new request now; the recent one still replays.
+        #expect(try await client.create(given: "Old", requestID: "old-request").id != old.id)
+        #expect(try await client.create(given: "Recent", requestID: "recent-request") == recent)
+
+        // The change feed's retention works the same way.
+        try await admin.query("UPDATE contacts.changes SET commit_time = now() - interval '10 days' WHERE resource_id = $1", [.text(old.id)])
+        #expect(try await ChangeFeed(schema: "contacts").purge(olderThan: 9, pool: harness.pool) == 1)
+    }
+
     @Test("a stale etag is ABORTED and the newer data survives")
     func etagConflict() async throws {
         let client = try await harness.client(tenant: tenant())

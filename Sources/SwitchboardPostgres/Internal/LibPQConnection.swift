@@ -42,12 +42,14 @@ struct RawNotification {
 
 /// Owns a libpq connection.
 ///
-/// `@unchecked Sendable`: it moves between threads, but is used by one operation at a time (the owning
-/// `PostgresConnection` awaits each): blocking calls on its serial queue, pipelines under `state`'s lock on the
-/// caller's thread and then the poller's; `cancel()` uses libpq's cancel object, made for use from another thread,
-/// under its own lock.
+/// `@unchecked Sendable`: libpq is not thread-safe per connection, so every libpq call on `conn` (and the
+/// prepared-statement names) runs either under `state`'s lock — pipelines, sent from callers' threads, possibly
+/// several callers' at once, and received on the poller's — or in a blocking call on the connection's serial queue,
+/// which the pool only allows with no pipeline in flight and which fences the poller off. `cancel()` uses libpq's
+/// cancel object, made for use from another thread, under its own lock.
 final class LibPQConnection: @unchecked Sendable {
     private var conn: OpaquePointer?
+    /// Prepared statements by SQL text; only touched under `state`'s lock.
     private var statementNames: [String: String] = [:]
     private var nextStatementID = 0
     /// libpq's cancel object, made at connect, freed at close; used from whichever thread cancels.
@@ -76,8 +78,11 @@ final class LibPQConnection: @unchecked Sendable {
         PQfinish(conn)
     }
 
-    /// Whether the connection is still usable.
-    var isHealthy: Bool { conn.map { PQstatus($0) == CONNECTION_OK } ?? false }
+    /// Whether the connection is still usable (from any thread).
+    var isHealthy: Bool { state.withLock { _ in statusOK } }
+
+    /// The same, for code already under `state`'s lock or on the connection's queue.
+    private var statusOK: Bool { conn.map { PQstatus($0) == CONNECTION_OK } ?? false }
 
     /// The server's process id (for tests and logs).
     var backendPID: Int32 { conn.map { PQbackendPID($0) } ?? 0 }
@@ -137,7 +142,7 @@ final class LibPQConnection: @unchecked Sendable {
     /// (the pool shares a connection between single-shot calls); each is its own transaction, answered in order.
     /// Prepared statements are prepared in the same round trip the first time this connection sees them: parsing
     /// and planning on every call doubled the server's CPU per read.
-    /// - Returns: the pipeline's id, for ``cancel(pipeline:)``.
+    /// - Returns: the pipeline's id, for ``isAlone(pipeline:)``.
     @discardableResult
     func startPipeline(_ statements: [RawStatement], completion: @escaping @Sendable (Result<[RawResult], any Error>) -> Void) -> UInt64 {
         guard let conn else {
@@ -437,7 +442,7 @@ final class LibPQConnection: @unchecked Sendable {
                 PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
             }
             let sqlState = field("C")
-            if sqlState == nil || !isHealthy {
+            if sqlState == nil || !statusOK {
                 throw PostgresError(kind: .connection, sqlState: sqlState, message: field("M") ?? connectionError().message)
             }
             throw PostgresError(

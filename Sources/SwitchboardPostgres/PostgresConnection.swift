@@ -5,13 +5,15 @@ import Synchronization
 /// One PostgreSQL connection with an async API.
 ///
 /// Queries use libpq's non-blocking API: the calling thread sends without waiting and a poller thread (epoll) reads
-/// the answer and resumes the caller. The calls libpq only offers blocking (connect, scripts, COPY) run on this
-/// connection's own serial dispatch queue. Either way no NIO event loop and no thread of the Swift cooperative pool
-/// ever waits on the database. (Measured: a dispatch thread per query cost GetContact 20% of its throughput in
-/// thread wake-ups; see BENCHMARKS.md.) Cancelling the calling task sends the server a cancel request for the
-/// running statement.
+/// the answer and resumes the caller. Several single-statement calls may have pipelines in flight on one connection at
+/// once (the pool's shared connections); each is its own implicit transaction. The calls libpq only offers blocking
+/// (connect, scripts, COPY, LISTEN) run on this connection's own serial dispatch queue, and only while nothing else
+/// uses it. Either way no NIO event loop and no thread of the Swift cooperative pool ever waits on the database.
+/// Measured against a dispatch thread per query (BENCHMARKS.md): one wake-up less per query, and sharing a connection
+/// halved PostgreSQL's CPU per call. Cancelling the calling task sends the server a cancel request for the running
+/// statement, when no other caller's pipeline shares the connection.
 public final class PostgresConnection: @unchecked Sendable {
-    // @unchecked: `raw` is touched only on `queue` (serially), except `cancel()`, which libpq allows from any thread.
+    // @unchecked: `raw` guards itself (see `LibPQConnection`); `queue` is only used for its blocking calls.
     private let raw: LibPQConnection
     private let queue: DispatchQueue
 
@@ -47,8 +49,16 @@ public final class PostgresConnection: @unchecked Sendable {
                 queue.async { continuation.resume(with: Result { try body(raw) }) }
             }
         } onCancel: {
-            raw.cancel()
+            Self.cancel(raw)
         }
+    }
+
+    /// `PQcancel` opens a connection to the server and waits for it: never on the cancelling thread (an event loop,
+    /// or the cooperative pool), but on a queue of its own.
+    private static let cancellations = DispatchQueue(label: "switchboard.postgres.cancel", attributes: .concurrent)
+
+    private static func cancel(_ raw: LibPQConnection) {
+        cancellations.async { raw.cancel() }
     }
 
     private func send(_ statements: [RawStatement]) async throws -> [PostgresResult] {
@@ -67,7 +77,7 @@ public final class PostgresConnection: @unchecked Sendable {
             // A cancel request stops whatever the server is running for this connection: send it only when this
             // call's pipeline is the only one in flight (a shared connection may be running another caller's).
             let id = ticket.withLock { $0 }
-            if id != 0, raw.isAlone(pipeline: id) { raw.cancel() }
+            if id != 0, raw.isAlone(pipeline: id) { Self.cancel(raw) }
         }
     }
 

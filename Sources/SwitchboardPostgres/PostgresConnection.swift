@@ -146,10 +146,16 @@ public final class PostgresConnection: @unchecked Sendable {
         try await run { raw in try raw.executeScript("LISTEN \(try raw.quoteIdentifier(channel))") }
     }
 
-    var socket: Int32 { raw.socket }
-
-    func consumeNotifications() async throws -> [RawNotification] {
-        try await run { try $0.consumeNotifications() }
+    /// The next notifications on a LISTEN connection, waited for by the poller thread (no thread blocks).
+    func notifications() async throws -> [RawNotification] {
+        let raw = self.raw
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                raw.waitForNotifications { continuation.resume(with: $0) }
+            }
+        } onCancel: {
+            raw.cancelNotificationWait()
+        }
     }
 }
 

@@ -1,6 +1,4 @@
-import Dispatch
 import FoundationEssentials
-import Glibc
 
 /// A notification from `NOTIFY` / `pg_notify`.
 public struct PostgresNotification: Sendable, Hashable {
@@ -51,12 +49,10 @@ public final class PostgresListener: Sendable {
                     backoff = .milliseconds(100)
                     continuation.yield(.connected)
                     while !Task.isCancelled {
-                        // Wait for the socket off the cooperative pool, then drain what arrived.
-                        try await Self.waitReadable(connection.socket, timeoutMilliseconds: 250)
-                        for n in try await connection.consumeNotifications() {
+                        // The poller thread watches the socket; no thread waits on it.
+                        for n in try await connection.notifications() {
                             continuation.yield(.notification(PostgresNotification(channel: n.channel, payload: n.payload)))
                         }
-                        guard connection.isHealthy else { break }
                     }
                 } catch {
                     try? await Task.sleep(for: backoff)
@@ -67,20 +63,5 @@ public final class PostgresListener: Sendable {
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
-    }
-
-    private static func waitReadable(_ socket: Int32, timeoutMilliseconds: Int32) async throws {
-        guard socket >= 0 else { throw PostgresError(kind: .connection, message: "no socket") }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            DispatchQueue.global().async {
-                var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-                let result = poll(&descriptor, 1, timeoutMilliseconds)
-                if result < 0, errno != EINTR {
-                    continuation.resume(throwing: PostgresError(kind: .connection, message: "poll failed: \(errno)"))
-                } else {
-                    continuation.resume()
-                }
-            }
-        }
     }
 }

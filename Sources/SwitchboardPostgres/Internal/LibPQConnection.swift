@@ -132,6 +132,8 @@ final class LibPQConnection: @unchecked Sendable {
         var pollerID: UInt64?
         /// Set while a blocking call runs on the connection's queue: the poller must not touch the connection then.
         var inBlockingCall = false
+        /// A LISTEN connection's wait for notifications, completed by the poller.
+        var notificationWaiter: (@Sendable (Result<[RawNotification], any Error>) -> Void)?
     }
 
     private let state = Mutex(Flight())
@@ -235,11 +237,16 @@ final class LibPQConnection: @unchecked Sendable {
     func socketReady() {
         guard let conn else { return }
         var completed: [(Pending, (any Error)?)] = []
+        var notified: (@Sendable () -> Void)?
         state.withLock { flight in
             if flight.inBlockingCall { return }
             func failAll(_ error: any Error) {
                 completed += flight.queue.map { ($0, error) }
                 flight.queue.removeAll()
+                if let waiter = flight.notificationWaiter {
+                    flight.notificationWaiter = nil
+                    notified = { waiter(.failure(error)) }
+                }
                 flight.sendBlocked = false
                 _ = PQexitPipelineMode(conn)
                 // A dead socket stops being watched; the pool drops the connection.
@@ -248,9 +255,16 @@ final class LibPQConnection: @unchecked Sendable {
                 }
             }
             if flight.queue.isEmpty {
-                // Input with no pipeline in flight (a notice, or the server closing): let libpq buffer it so the
-                // level-triggered registration settles.
-                if PQconsumeInput(conn) == 0 { failAll(connectionError()) }
+                // Input with no pipeline in flight (a notification, a notice, or the server closing): let libpq
+                // buffer it so the level-triggered registration settles, and hand notifications to their waiter.
+                if PQconsumeInput(conn) == 0 { return failAll(connectionError()) }
+                if let waiter = flight.notificationWaiter {
+                    let notifications = takeNotifications(conn)
+                    if !notifications.isEmpty {
+                        flight.notificationWaiter = nil
+                        notified = { waiter(.success(notifications)) }
+                    }
+                }
                 return
             }
             if flight.sendBlocked {
@@ -297,6 +311,7 @@ final class LibPQConnection: @unchecked Sendable {
             }
             if flight.queue.isEmpty, !flight.sendBlocked { _ = PQexitPipelineMode(conn) }
         }
+        notified?()
         for (p, error) in completed {
             if let error {
                 p.results.forEach { PQclear($0.pointer) }
@@ -401,22 +416,49 @@ final class LibPQConnection: @unchecked Sendable {
         }
     }
 
-    /// The socket to wait on for notifications.
-    var socket: Int32 { conn.map { PQsocket($0) } ?? -1 }
-
-    /// Reads what arrived on the socket and returns pending notifications.
-    func consumeNotifications() throws -> [RawNotification] {
-        try blocking { conn in
-            guard PQconsumeInput(conn) == 1 else { throw connectionError() }
-            var out: [RawNotification] = []
-            while let notify = PQnotifies(conn) {
-                out.append(RawNotification(
-                    channel: String(cString: notify.pointee.relname), payload: String(cString: notify.pointee.extra),
-                    pid: notify.pointee.be_pid))
-                PQfreemem(notify)
-            }
-            return out
+    /// Waits, without a thread, for notifications on a LISTEN connection: `completion` gets the ones already
+    /// buffered at once, otherwise the next ones the poller reads, or the connection's failure.
+    func waitForNotifications(_ completion: @escaping @Sendable (Result<[RawNotification], any Error>) -> Void) {
+        guard let conn else {
+            completion(.failure(PostgresError(kind: .connection, message: "the connection is closed")))
+            return
         }
+        let immediate: Result<[RawNotification], any Error>? = state.withLock { flight in
+            precondition(flight.queue.isEmpty && flight.notificationWaiter == nil, "one wait at a time, on an idle connection")
+            if flight.pollerID == nil {
+                guard let id = LibPQPoller.shared.register(self, socket: PQsocket(conn)) else {
+                    return .failure(PostgresError(kind: .connection, message: "cannot watch the connection's socket (errno \(errno))"))
+                }
+                flight.pollerID = id
+            }
+            guard PQconsumeInput(conn) == 1 else { return .failure(connectionError()) }
+            let buffered = takeNotifications(conn)
+            if !buffered.isEmpty { return .success(buffered) }
+            flight.notificationWaiter = completion
+            return nil
+        }
+        if let immediate { completion(immediate) }
+    }
+
+    /// Ends a wait for notifications (its task was cancelled).
+    func cancelNotificationWait() {
+        let waiter = state.withLock { flight in
+            defer { flight.notificationWaiter = nil }
+            return flight.notificationWaiter
+        }
+        waiter?(.failure(CancellationError()))
+    }
+
+    /// The notifications libpq has buffered. Called under `state`'s lock.
+    private func takeNotifications(_ conn: OpaquePointer) -> [RawNotification] {
+        var out: [RawNotification] = []
+        while let notify = PQnotifies(conn) {
+            out.append(RawNotification(
+                channel: String(cString: notify.pointee.relname), payload: String(cString: notify.pointee.extra),
+                pid: notify.pointee.be_pid))
+            PQfreemem(notify)
+        }
+        return out
     }
 
     /// Quotes an identifier (for LISTEN, which takes no parameters).

@@ -52,8 +52,9 @@ struct ContactsLifecycleTests {
 
     @Test("database stopped mid-test: calls fail UNAVAILABLE and health is NOT_SERVING, then both recover")
     func databaseOutage() async throws {
-        // A cluster of its own, so stopping it disturbs no other test.
-        let port = "54339"
+        // A cluster of its own, so stopping it disturbs no other test: ten ports above the main one.
+        let mainPort = ProcessInfo.processInfo.environment["SWITCHBOARD_PG_PORT"].flatMap(Int.init) ?? 54329
+        let port = "\(mainPort + 10)"
         let script = repositoryRoot.appendingPathComponent("scripts/postgres.sh").path
         let env = ["SWITCHBOARD_PG_PORT": port]
         try #require(spawnAndWait(["/bin/bash", script, "start"], environment: env) == 0, "second cluster did not start")

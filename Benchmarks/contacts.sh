@@ -2,9 +2,9 @@
 # GetContact and CreateContact through the contacts service (h2load, gRPC over HTTP/2, JWT auth, RLS) side by side
 # with pgbench running the same SQL on the same database with 1,000,000 contacts; plus the service's idle RSS.
 #   Benchmarks/contacts.sh     (BENCH_SECONDS=10 per run, BENCH_ROUNDS=3 → A B C A B C ...)
-# Two service processes run: "service" with the defaults (an event loop per core) and "service-1loop" with
-# SWITCHBOARD_EVENT_LOOP_THREADS=1 — on this 2-core machine the service shares the cores with PostgreSQL and h2load,
-# and one loop wastes less in cross-core wake-ups. Both use 8 pooled connections and the default pipeline depth.
+# Two service processes run: "service" with the defaults (event loops: one per core less one — one here) and
+# "service-2loops" with SWITCHBOARD_EVENT_LOOP_THREADS=2 (one per core, NIO's usual choice) for comparison. Both use
+# 8 pooled connections and the default pipeline depth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
@@ -44,8 +44,8 @@ SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$
     SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning "$BIN/contacts" >"$WORK/service.log" 2>&1 &
 SVC_PID=$!
 SWITCHBOARD_GRPC_PORT=$((PORT + 1)) SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
-    SWITCHBOARD_EVENT_LOOP_THREADS=1 SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning \
-    "$BIN/contacts" >"$WORK/service-1loop.log" 2>&1 &
+    SWITCHBOARD_EVENT_LOOP_THREADS=2 SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning \
+    "$BIN/contacts" >"$WORK/service-2loops.log" 2>&1 &
 SVC1_PID=$!
 sleep 3
 RSS_KB="$(ps -o rss= -p $SVC_PID | tr -d ' ')"
@@ -120,12 +120,12 @@ RESULTS="$WORK/results"
 for ((round = 1; round <= ROUNDS; round++)); do
     run_h2 service-get GetContact get | tee -a "$RESULTS"
     run_pgbench pgbench-get get | tee -a "$RESULTS"
-    run_h2 service-1loop-get GetContact get $((PORT + 1)) | tee -a "$RESULTS"
+    run_h2 service-2loops-get GetContact get $((PORT + 1)) | tee -a "$RESULTS"
 done
 for ((round = 1; round <= ROUNDS; round++)); do
     run_h2 service-create CreateContact create | tee -a "$RESULTS"
     run_pgbench pgbench-create create | tee -a "$RESULTS"
-    run_h2 service-1loop-create CreateContact create $((PORT + 1)) | tee -a "$RESULTS"
+    run_h2 service-2loops-create CreateContact create $((PORT + 1)) | tee -a "$RESULTS"
 done
 echo "RESULT idle-rss rss_mb=$((RSS_KB / 1024))" | tee -a "$RESULTS"
 python3 - "$RESULTS" <<'PY'
@@ -138,7 +138,7 @@ med = {k: {f: statistics.median(float(r[f]) for r in v) for f in v[0]} for k, v 
 print("\nSUMMARY (medians)")
 for k, v in med.items(): print(k, " ".join(f"{f}={x:g}" for f, x in v.items()))
 for op in ("get", "create"):
-    for svc in ("service", "service-1loop"):
+    for svc in ("service", "service-2loops"):
         s, p = med.get(f"{svc}-{op}"), med.get(f"pgbench-{op}")
         if s and p: print(f"ratio {svc}/pgbench {op}: {s['tps'] / p['tps']:.2f}x")
 PY

@@ -117,7 +117,7 @@ public struct RuntimeConfiguration: Sendable {
     public var idempotencyRetentionHours: Int
     /// Largest request message.
     public var maxMessageBytes: Int
-    /// Event loop threads serving gRPC; 0 means one per core.
+    /// Event loop threads serving gRPC; 0 means one per core less one (at least one).
     public var eventLoopThreads: Int
 
     /// Every setting, for `--help` and validation.
@@ -140,7 +140,7 @@ public struct RuntimeConfiguration: Sendable {
               help: "Hours a mutation's request id is remembered (1-8760); a retry after that is a new request."),
         .init("SWITCHBOARD_MAX_MESSAGE_BYTES", default: "4194304", help: "Largest request message in bytes."),
         .init("SWITCHBOARD_EVENT_LOOP_THREADS", default: "0",
-              help: "Threads serving gRPC and running handlers (0: one per core). Fewer than the cores helps when the service shares its machine with PostgreSQL."),
+              help: "Threads serving gRPC and running handlers (0: one per core less one, at least one; the database poller thread takes the last core)."),
     ]
 
     private static func setting(_ name: String) -> EnvironmentSetting { settings.first { $0.name == name }! }

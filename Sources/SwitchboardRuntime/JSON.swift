@@ -4,11 +4,17 @@ import Glibc
 /// write JSON text on every call: log lines, change-feed payloads, jsonb columns. Foundation's `JSONSerialization`
 /// would pull the whole of Foundation (and ICU) into every service, several megabytes of resident memory.
 public enum JSON: Sendable, Hashable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// A number (JSON numbers are read as doubles).
     case number(Double)
+    /// A string.
     case string(String)
+    /// An array.
     case array([JSON])
+    /// An object (key order is not kept; the writer sorts keys).
     case object([String: JSON])
 
     /// Invalid JSON text; `offset` is the byte where reading stopped.

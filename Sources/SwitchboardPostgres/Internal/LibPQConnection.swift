@@ -51,6 +51,9 @@ final class LibPQConnection: @unchecked Sendable {
     private var conn: OpaquePointer?
     /// Prepared statements by SQL text; only touched under `state`'s lock.
     private var statementNames: [String: String] = [:]
+    /// A send failed half-way: libpq's queue no longer matches ours, so the connection must not be used again.
+    /// Only touched under `state`'s lock.
+    private var poisoned = false
     private var nextStatementID = 0
     /// libpq's cancel object, made at connect, freed at close; used from whichever thread cancels.
     private let cancelHandle: Mutex<OpaquePointer?>
@@ -82,7 +85,7 @@ final class LibPQConnection: @unchecked Sendable {
     var isHealthy: Bool { state.withLock { _ in statusOK } }
 
     /// The same, for code already under `state`'s lock or on the connection's queue.
-    private var statusOK: Bool { conn.map { PQstatus($0) == CONNECTION_OK } ?? false }
+    private var statusOK: Bool { !poisoned && (conn.map { PQstatus($0) == CONNECTION_OK } ?? false) }
 
     /// The server's process id (for tests and logs).
     var backendPID: Int32 { conn.map { PQbackendPID($0) } ?? 0 }
@@ -154,6 +157,7 @@ final class LibPQConnection: @unchecked Sendable {
         let outcome: Result<UInt64, any Error> = state.withLock { flight in
             precondition(!flight.inBlockingCall, "a blocking call is running on this connection")
             do {
+                if poisoned { throw PostgresError(kind: .connection, message: "the connection is unusable after a failed send") }
                 if flight.pollerID == nil {
                     guard let id = LibPQPoller.shared.register(self, socket: PQsocket(conn)) else {
                         throw PostgresError(kind: .connection, message: "cannot watch the connection's socket (errno \(errno))")
@@ -208,7 +212,9 @@ final class LibPQConnection: @unchecked Sendable {
                 }
                 return .success(id)
             } catch {
-                // Half-sent commands leave the connection unusable: it reports itself broken and the pool drops it.
+                // Half-sent commands would be answered as if they were the next caller's: the connection reports
+                // itself unhealthy from now on and the pool drops it once its pipelines in flight are done.
+                poisoned = true
                 if flight.queue.isEmpty { _ = PQexitPipelineMode(conn) }
                 return .failure(error)
             }

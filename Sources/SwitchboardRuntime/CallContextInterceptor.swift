@@ -84,19 +84,12 @@ struct RandomBytes {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// A version 4 (random) UUID in its lower-case text form.
-    mutating func uuidString() -> String {
+    /// A version 4 (random) UUID.
+    mutating func uuid() -> UUID {
         var b = Array(take(16))
         b[6] = (b[6] & 0x0F) | 0x40
         b[8] = (b[8] & 0x3F) | 0x80
-        var out = [UInt8]()
-        out.reserveCapacity(36)
-        for (i, byte) in b.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(Self.digits[Int(byte >> 4)])
-            out.append(Self.digits[Int(byte & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
     }
 
     private static let digits = Array("0123456789abcdef".utf8)
@@ -114,7 +107,7 @@ public struct CallContextInterceptor: ServerInterceptor {
     ) async throws -> Result {
         var random = RandomBytes(count: 40)
         let requestID = context.requestMetadata.firstString("x-request-id").flatMap { $0.count <= 128 ? $0 : nil }
-            ?? random.uuidString()
+            ?? random.uuid().lowercaseText
         let trace = TraceContext(traceparent: context.requestMetadata.firstString("traceparent"), random: &random)
         context[TraceContext.self] = trace
         context.addLoggerMetadata("request_id", requestID)
@@ -191,10 +184,10 @@ final class CallMetrics: Sendable {
 }
 
 extension UUID {
-    /// A random (version 4) UUID from one `getrandom` call: on Linux `UUID()` opens and reads `/dev/urandom` every
-    /// time, which showed up on the contacts write path.
+    /// A random (version 4) UUID from one read of the already open `/dev/urandom`: on Linux `UUID()` opens, reads
+    /// and closes it every time, which showed up on the contacts write path.
     public static func random() -> UUID {
         var random = RandomBytes(count: 16)
-        return UUID(text: random.uuidString())!
+        return random.uuid()
     }
 }

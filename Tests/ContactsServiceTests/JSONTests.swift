@@ -4,7 +4,7 @@ import SwitchboardRuntime
 import Testing
 
 /// The runtime's JSON reader and writer (log lines, change-feed payloads, jsonb columns): no I/O.
-@Suite("JSON text")
+@Suite("JSON text and random ids")
 struct JSONTests {
     @Test("parses every kind of value, with white space, escapes and surrogate pairs")
     func parses() throws {
@@ -65,5 +65,15 @@ struct JSONTests {
         let text = StructJSON.encode(outer)
         #expect(text == #"{"list":[42,"x\"y"],"nested":{"flag":true},"none":null}"#)
         #expect(try StructJSON.decode(text) == outer)
+    }
+
+    @Test("random ids are version 4, variant 1, and differ")
+    func randomUUIDs() {
+        let ids = (0..<1000).map { _ in UUID.random() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            #expect(id.uuid.6 >> 4 == 4)
+            #expect(id.uuid.8 >> 6 == 2)
+        }
     }
 }

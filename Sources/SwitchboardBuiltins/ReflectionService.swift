@@ -13,6 +13,11 @@ struct ReflectionIndex: Sendable {
     private let filesByName: [String: EmbeddedProtoFile]
     private let fileBySymbol: [String: String]
     private let services: [String]
+    /// The longest known symbol, in UTF-8 bytes: a longer candidate cannot match, so it is never hashed.
+    private let longestSymbol: Int
+
+    /// The longest symbol or file name a query may carry (protobuf names are far shorter).
+    static let maxQueryBytes = 1024
 
     init(files: [EmbeddedProtoFile], services: [String]) {
         var byName: [String: EmbeddedProtoFile] = [:]
@@ -23,6 +28,7 @@ struct ReflectionIndex: Sendable {
         }
         self.filesByName = byName
         self.fileBySymbol = bySymbol
+        self.longestSymbol = bySymbol.keys.map(\.utf8.count).max() ?? 0
         self.services = services.sorted()
     }
 
@@ -41,24 +47,38 @@ struct ReflectionIndex: Sendable {
     }
 
     func fileByName(_ name: String) -> Answer {
-        withDependencies(name).map(Answer.files) ?? .error(code: 5, message: "file not found: \(name)")
+        guard name.utf8.count <= Self.maxQueryBytes else { return Self.tooLong("filename") }
+        return withDependencies(name).map(Answer.files) ?? .error(code: 5, message: "file not found: \(name)")
     }
 
     func fileContainingSymbol(_ symbol: String) -> Answer {
-        var candidate = symbol
-        // A symbol may name a method or field under a known type: walk up to the nearest known one.
-        while !candidate.isEmpty {
+        guard symbol.utf8.count <= Self.maxQueryBytes else { return Self.tooLong("symbol") }
+        // A symbol may name a method or field under a known type: walk up to the nearest known one. One pass over
+        // the bytes finds the dots; only prefixes no longer than the longest known symbol are looked up, so the
+        // walk is linear in the query (a query of 80,000 dots used to copy each prefix: quadratic).
+        let utf8 = symbol.utf8
+        var ends = [utf8.count]
+        var offset = 0
+        for byte in utf8 {
+            if byte == UInt8(ascii: ".") { ends.append(offset) }
+            offset += 1
+        }
+        for end in ends.sorted(by: >) where end > 0 && end <= longestSymbol {
+            let candidate = String(decoding: utf8.prefix(end), as: UTF8.self)
             if let file = fileBySymbol[candidate], let files = withDependencies(file) { return .files(files) }
-            guard let dot = candidate.lastIndex(of: ".") else { break }
-            candidate = String(candidate[..<dot])
         }
         return .error(code: 5, message: "symbol not found: \(symbol)")
+    }
+
+    private static func tooLong(_ what: String) -> Answer {
+        .error(code: 3, message: "\(what) is longer than \(maxQueryBytes) bytes")
     }
 
     func listServices() -> Answer { .services(services) }
 
     func extensionNumbers(of type: String) -> Answer {
-        fileBySymbol[type] != nil ? .extensionNumbers(type: type, numbers: [])
+        guard type.utf8.count <= Self.maxQueryBytes else { return Self.tooLong("type") }
+        return fileBySymbol[type] != nil ? .extensionNumbers(type: type, numbers: [])
             : .error(code: 5, message: "type not found: \(type)")
     }
 }

@@ -70,8 +70,21 @@ public struct GRPCMessageDeframer {
         buffer.writeBuffer(&bytes)
     }
 
-    /// Whether bytes of an incomplete message are buffered.
+    /// Whether any bytes are buffered (of a complete message or not).
     public var hasPartialMessage: Bool { buffer.readableBytes > 0 }
+
+    /// The bytes buffered and not yet cut into messages.
+    public var bufferedBytes: Int { buffer.readableBytes }
+
+    /// Whether ``next()`` would return a message or throw (a complete message, or a prefix that is invalid or
+    /// announces a message above the limit), without consuming anything.
+    public var hasCompleteMessage: Bool {
+        guard buffer.readableBytes >= GRPCFraming.prefixLength,
+              let flag: UInt8 = buffer.getInteger(at: buffer.readerIndex),
+              let length: UInt32 = buffer.getInteger(at: buffer.readerIndex + 1)
+        else { return false }
+        return flag > 1 || Int(length) > maxMessageSize || buffer.readableBytes >= GRPCFraming.prefixLength + Int(length)
+    }
 
     /// The next complete message, decompressed.
     /// - Parameter encoding: the stream's `grpc-encoding`; a compressed message on an identity stream is an error.

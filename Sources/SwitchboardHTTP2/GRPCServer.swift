@@ -20,6 +20,7 @@ public final class GRPCServer: Sendable {
     private let logger: Logger
     private let state: Mutex<State>
     private let boundAddress: Mutex<(SocketAddress?, [CheckedContinuation<SocketAddress, any Error>])>
+    private let requestBytes = BufferedRequestBytes()
 
     private struct State {
         var listener: (any Channel)?
@@ -57,6 +58,10 @@ public final class GRPCServer: Sendable {
 
     /// The number of open client connections.
     public var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    /// Decoded (decompressed) request bytes that handlers have not taken yet, over all connections: bounded by
+    /// `maxBufferedRequestBytesPerConnection` per connection whatever clients send.
+    public var bufferedRequestBytes: Int { requestBytes.current }
 
     /// The address the server is listening on, once it is.
     /// - Returns: the bound address.
@@ -132,11 +137,13 @@ public final class GRPCServer: Sendable {
 
     private func configureConnection(_ channel: any Channel, sslContext: NIOSSLContext?) throws {
         let accepted: Bool = state.withLock { state in
-            guard !state.shuttingDown else { return false }
+            guard !state.shuttingDown, state.connections.count < configuration.maxConnections else { return false }
             state.connections[ObjectIdentifier(channel)] = channel
             return true
         }
         guard accepted else {
+            logger.debug("refusing connection: shutting down or at maxConnections",
+                         metadata: ["maxConnections": "\(configuration.maxConnections)"])
             channel.close(promise: nil)
             return
         }
@@ -147,7 +154,9 @@ public final class GRPCServer: Sendable {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
         }
         try channel.pipeline.syncOperations.addHandler(
-            ServerConnectionHandler(router: router, interceptors: interceptors, configuration: configuration, logger: logger))
+            ServerConnectionHandler(
+                router: router, interceptors: interceptors, configuration: configuration, requestBytes: requestBytes,
+                logger: logger))
     }
 
     /// Stops accepting connections, sends GOAWAY on every connection, lets accepted calls finish for up to
@@ -167,4 +176,15 @@ public final class GRPCServer: Sendable {
         }
         try? await listener?.close()
     }
+}
+
+/// A process-wide tally of decoded request bytes waiting for handlers, kept by every connection of a server.
+final class BufferedRequestBytes: Sendable {
+    private let value = Atomic<Int>(0)
+
+    /// Adds (or, negative, removes) bytes.
+    func add(_ bytes: Int) { value.wrappingAdd(bytes, ordering: .relaxed) }
+
+    /// The current total.
+    var current: Int { value.load(ordering: .relaxed) }
 }

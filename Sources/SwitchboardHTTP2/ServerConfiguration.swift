@@ -28,6 +28,22 @@ public struct ServerConfiguration: Sendable {
     public var maxPingStrikes: Int
     /// Queued response bytes per stream above which a handler's write waits.
     public var streamWriteHighWatermark: Int
+    /// Largest request header block (name + value + 32 bytes per field, as HTTP/2 counts), advertised as
+    /// SETTINGS_MAX_HEADER_LIST_SIZE and enforced: a larger block resets its stream.
+    public var maxHeaderListSize: Int
+    /// Most fields in one request header block; more resets the stream.
+    public var maxHeaderCount: Int
+    /// Decoded (decompressed) request bytes one stream may hold that its handler has not taken yet. Past it the
+    /// server stops decoding that stream's messages and stops returning its flow-control window.
+    public var maxBufferedRequestBytesPerStream: Int
+    /// Decoded request bytes all streams of one connection may hold together (single-request messages count until
+    /// their call ends); past it no stream of the connection decodes more until some are taken.
+    public var maxBufferedRequestBytesPerConnection: Int
+    /// A new connection must send the HTTP/2 preface and SETTINGS, and every request header block must complete,
+    /// within this time; otherwise the connection is closed.
+    public var headerTimeout: Duration
+    /// Most client connections served at once; further connections are closed as soon as they are accepted.
+    public var maxConnections: Int
     /// TLS with ALPN `h2`; nil for plaintext HTTP/2 (h2c with prior knowledge).
     public var tls: ServerTLS?
     /// Start each handler task on its connection's event loop (a task-executor preference) instead of the global
@@ -49,10 +65,16 @@ public struct ServerConfiguration: Sendable {
         self.compressResponses = false
         self.keepaliveInterval = .seconds(7200)
         self.keepaliveTimeout = .seconds(20)
-        self.idleTimeout = nil
+        self.idleTimeout = .seconds(300)
         self.minPingInterval = .seconds(300)
         self.maxPingStrikes = 2
         self.streamWriteHighWatermark = 256 * 1024
+        self.maxHeaderListSize = 16 * 1024
+        self.maxHeaderCount = 256
+        self.maxBufferedRequestBytesPerStream = 1 << 20
+        self.maxBufferedRequestBytesPerConnection = 32 << 20
+        self.headerTimeout = .seconds(10)
+        self.maxConnections = 4096
         self.tls = nil
         self.runHandlersOnEventLoop = true
     }

@@ -48,12 +48,13 @@ func _decodeMessage<M: _CBridgedMessage>(_ type: M.Type, from bytes: ByteBuffer)
             alloc: { data, size in Unmanaged<_CArena>.fromOpaque(data!).takeUnretainedValue().allocate(size) },
             free: { _, _ in },
             allocator_data: Unmanaged.passUnretained(arena).toOpaque())
-        let unpacked = bytes.withUnsafeReadableBytes { raw -> UnsafeMutablePointer<ProtobufCMessage>? in
+        let unpacked = try bytes.withUnsafeReadableBytes { raw -> UnsafeMutablePointer<ProtobufCMessage>? in
             // protobuf-c wants a non-null pointer even for an empty message.
             var empty: UInt8 = 0
             guard let base = raw.baseAddress, raw.count > 0 else {
                 return protobuf_c_message_unpack(M._cDescriptor, &allocator, 0, &empty)
             }
+            try _scanWire(M._cDescriptor, raw, limits: .process)
             return protobuf_c_message_unpack(M._cDescriptor, &allocator, raw.count, base.assumingMemoryBound(to: UInt8.self))
         }
         guard let unpacked else { throw ProtoDecodingError(messageName: M.protoMessageName) }

@@ -24,11 +24,20 @@ public protocol ProtoMessage: Sendable, Equatable {
 public struct ProtoDecodingError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The message type that failed to decode.
     public let messageName: String
+    /// Why, when the bytes were refused for a limit rather than for being malformed.
+    public let reason: String?
     /// Creates the error.
-    /// - Parameter messageName: the message type that failed to decode.
-    public init(messageName: String) { self.messageName = messageName }
-    /// A description naming the type.
-    public var description: String { "bytes are not a valid \(messageName)" }
+    /// - Parameters:
+    ///   - messageName: the message type that failed to decode.
+    ///   - reason: the limit that was passed, if that is why.
+    public init(messageName: String, reason: String? = nil) {
+        self.messageName = messageName
+        self.reason = reason
+    }
+    /// A description naming the type (and the limit, if one was passed).
+    public var description: String {
+        reason.map { "\(messageName) refused: \($0)" } ?? "bytes are not a valid \(messageName)"
+    }
 }
 
 extension ProtoMessage {

@@ -74,6 +74,8 @@ public struct RPCAsyncSequence<Message: ProtoMessage>: AsyncSequence, Sendable {
 public func decodeMessage<M: ProtoMessage>(_ type: M.Type, from bytes: ByteBuffer) throws -> M {
     do {
         return try M(decoding: bytes)
+    } catch let error as ProtoDecodingError where error.reason != nil {
+        throw RPCError(code: .invalidArgument, message: error.description, cause: error)
     } catch {
         throw RPCError(
             code: .invalidArgument,

@@ -26,7 +26,19 @@ struct InteropServer: AsyncParsableCommand {
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.")
     var tlsKey: String?
 
+    @Option(help: "Seconds a connection has to send its preface, and each request its header block, before it is closed.")
+    var headerTimeoutSeconds: Int = 10
+
+    @Option(help: "Most client connections served at once.")
+    var maxConnections: Int = 4096
+
+    @Option(help: "Seconds without an open stream after which a connection is closed (0 disables).")
+    var idleTimeoutSeconds: Int = 300
+
     func validate() throws {
+        guard (1...3600).contains(headerTimeoutSeconds) else { throw ValidationError("--header-timeout-seconds must be 1...3600") }
+        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1...1000000") }
+        guard (0...86_400).contains(idleTimeoutSeconds) else { throw ValidationError("--idle-timeout-seconds must be 0...86400") }
         if (tlsCertificate == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key must be given together")
         }
@@ -42,6 +54,9 @@ struct InteropServer: AsyncParsableCommand {
         let services: [any RPCService] = [TestService()]
             + BuiltinServices.make(health: health, applicationServices: [Grpc_Testing_TestService.serviceName])
         var configuration = ServerConfiguration(host: host, port: port)
+        configuration.headerTimeout = .seconds(headerTimeoutSeconds)
+        configuration.maxConnections = maxConnections
+        configuration.idleTimeout = idleTimeoutSeconds == 0 ? nil : .seconds(idleTimeoutSeconds)
         if let tlsCertificate, let tlsKey {
             configuration.tls = ServerTLS(certificateChainPath: tlsCertificate, privateKeyPath: tlsKey)
         }

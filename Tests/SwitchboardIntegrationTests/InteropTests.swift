@@ -47,6 +47,21 @@ final class InteropServerProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var process: Process?
     private var boundPort: Int?
+    private let arguments: [String]
+
+    /// Every server started, stopped when the test process exits.
+    private static let started = StartedServers()
+
+    /// - Parameter arguments: extra command-line options for the server.
+    init(arguments: [String] = []) {
+        self.arguments = arguments
+    }
+
+    /// The server's process id (it is started if it is not running).
+    func pid() throws -> Int32 {
+        _ = try port()
+        return lock.withLock { process?.processIdentifier ?? 0 }
+    }
 
     func port() throws -> Int {
         lock.lock()
@@ -57,12 +72,12 @@ final class InteropServerProcess: @unchecked Sendable {
         let port = try Self.freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--port", String(port)]
+        process.arguments = ["--port", String(port)] + arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
         self.process = process
-        atexit { InteropTests.server.stop() }
+        Self.started.add(self)
         // Wait until it accepts connections.
         for _ in 0..<100 {
             if Self.canConnect(port) {
@@ -110,6 +125,29 @@ final class InteropServerProcess: @unchecked Sendable {
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         } == 0
+    }
+}
+
+/// The interop servers a test process started; all are stopped at exit.
+private final class StartedServers: @unchecked Sendable {
+    // @unchecked: `lock` guards `servers`.
+    private let lock = NSLock()
+    private var servers: [InteropServerProcess] = []
+
+    func add(_ server: InteropServerProcess) {
+        let first: Bool = lock.withLock {
+            servers.append(server)
+            return servers.count == 1
+        }
+        if first { atexit { InteropServerProcess.stopAll() } }
+    }
+
+    func all() -> [InteropServerProcess] { lock.withLock { servers } }
+}
+
+extension InteropServerProcess {
+    fileprivate static func stopAll() {
+        for server in started.all() { server.stop() }
     }
 }
 

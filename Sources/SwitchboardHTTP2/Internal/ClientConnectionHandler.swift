@@ -178,15 +178,18 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         for call in all { call.complete(status: error.status, trailers: error.metadata) }
     }
 
+    /// Writes what nghttp2 has queued while the channel is writable; the rest stays in nghttp2's per-stream
+    /// queues (which hold back callers' writes) until `channelWritabilityChanged`.
     func flush() {
         guard let context else { return }
-        do {
-            try session.drainOutput(into: &outputBuffer)
-        } catch {
-            context.close(promise: nil)
-            return
-        }
-        if outputBuffer.readableBytes > 0 {
+        while context.channel.isWritable {
+            do {
+                try session.drainOutput(into: &outputBuffer, limit: 64 * 1024)
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+            guard outputBuffer.readableBytes > 0 else { return }
             let out = outputBuffer
             outputBuffer = context.channel.allocator.buffer(capacity: 0)
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)

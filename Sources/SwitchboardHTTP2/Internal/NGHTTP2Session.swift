@@ -48,12 +48,17 @@ extension NGHTTP2SessionDelegate {
     func sessionReceivedSettings(_ session: NGHTTP2Session) {}
 }
 
-/// Settings sent to the peer at start.
+/// Settings sent to the peer at start, and the header budget enforced on what it sends.
 struct HTTP2Settings {
     var maxConcurrentStreams: UInt32 = 100
     var initialWindowSize: UInt32 = 1 << 20
     var maxFrameSize: UInt32 = 16_384
+    /// Advertised as SETTINGS_MAX_HEADER_LIST_SIZE and enforced per header block (name + value + 32 bytes per
+    /// field, as RFC 9113 counts): nghttp2 1.52 advertises it but does not enforce it on receive, so one 16 KB
+    /// HEADERS frame of 1-byte references to a 4 KB dynamic-table entry would deliver ~48 MB of headers.
     var maxHeaderListSize: UInt32 = 16_384
+    /// The most fields one header block may carry.
+    var maxHeaderCount: Int = 256
 }
 
 /// Owns one nghttp2 session.
@@ -73,6 +78,12 @@ final class NGHTTP2Session {
 
     private var session: OpaquePointer?
     private var outbound: [Int32: Outbound] = [:]
+    /// Only one header block is in flight on a connection at a time (CONTINUATION frames may not interleave), so
+    /// one budget serves every stream; it restarts at each block.
+    private var headerBlockBytes = 0
+    private var headerBlockCount = 0
+    private let maxHeaderListSize: Int
+    private let maxHeaderCount: Int
     /// The owner. `unowned(unsafe)` because the owner holds the session and outlives it, and a weak load on every
     /// callback (one per header) showed up in profiles.
     unowned(unsafe) var delegate: (any NGHTTP2SessionDelegate)?
@@ -84,6 +95,8 @@ final class NGHTTP2Session {
     ///   - settings: the local settings.
     init(isServer: Bool, settings: HTTP2Settings) {
         self.isServer = isServer
+        self.maxHeaderListSize = Int(settings.maxHeaderListSize)
+        self.maxHeaderCount = settings.maxHeaderCount
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -138,11 +151,14 @@ final class NGHTTP2Session {
         if result < 0 { throw ProtocolError(code: result) }
     }
 
-    /// Moves everything nghttp2 wants to send into a buffer.
-    /// - Parameter buffer: the buffer to append to.
+    /// Moves what nghttp2 wants to send into a buffer, stopping once the buffer holds `limit` bytes, so a writer
+    /// that respects the channel's writability never pulls more out of nghttp2 than the socket can take.
+    /// - Parameters:
+    ///   - buffer: the buffer to append to.
+    ///   - limit: stop after the buffer holds at least this many bytes.
     /// - Throws: ``ProtocolError`` on a fatal session error.
-    func drainOutput(into buffer: inout ByteBuffer) throws {
-        while true {
+    func drainOutput(into buffer: inout ByteBuffer, limit: Int = .max) throws {
+        while buffer.readableBytes < limit {
             var data: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(session, &data)
             if n < 0 { throw ProtocolError(code: n) }
@@ -323,6 +339,20 @@ final class NGHTTP2Session {
         return written
     }
 
+    fileprivate func beginHeaderBlock(on streamID: Int32) {
+        headerBlockBytes = 0
+        headerBlockCount = 0
+        delegate?.session(self, beginHeadersOn: streamID)
+    }
+
+    /// Counts a field against the header-block budget; false past it (the callback then resets the stream and
+    /// nghttp2 decodes the rest of the block without delivering it).
+    fileprivate func admitHeader(nameCount: Int, valueCount: Int) -> Bool {
+        headerBlockBytes += nameCount + valueCount + 32
+        headerBlockCount += 1
+        return headerBlockBytes <= maxHeaderListSize && headerBlockCount <= maxHeaderCount
+    }
+
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
         let hd = frame.pointee.hd
         let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
@@ -362,7 +392,7 @@ private func owner(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session? {
 
 private func onBeginHeaders(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
     guard let owner = owner(userData), let frame else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-    owner.delegate?.session(owner, beginHeadersOn: frame.pointee.hd.stream_id)
+    owner.beginHeaderBlock(on: frame.pointee.hd.stream_id)
     return 0
 }
 
@@ -371,6 +401,9 @@ private func onHeader(
     _ value: UnsafePointer<UInt8>?, _ valuelen: Int, _ flags: UInt8, _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let owner = owner(userData), let frame, let name else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    guard owner.admitHeader(nameCount: namelen, valueCount: valuelen) else {
+        return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    }
     owner.delegate?.session(
         owner, header: UnsafeRawBufferPointer(start: name, count: namelen),
         value: UnsafeRawBufferPointer(start: value, count: value == nil ? 0 : valuelen), on: frame.pointee.hd.stream_id)

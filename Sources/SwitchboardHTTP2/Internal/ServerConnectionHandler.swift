@@ -13,6 +13,13 @@ struct GracefulShutdownEvent: Sendable {
 /// Per-stream states: *headers* (request HEADERS being read) → *open* (handler running; request messages may still
 /// arrive) → *responded* (trailers queued; waiting for nghttp2 to close the stream) → removed. A handler's completion
 /// after *responded* (deadline passed, or the client reset the stream) is ignored.
+///
+/// Request bytes are budgeted: a stream's DATA goes into its deframer, and messages are decoded (decompressed) only
+/// while the stream and the connection hold fewer undelivered decoded bytes than their limits. Flow-control window
+/// is returned for bytes that left the deframer, and for the tail of a message still arriving, but not for complete
+/// messages waiting for budget, so a client that outpaces the handler is stopped by HTTP/2 flow control.
+/// Response bytes leave nghttp2 only while the channel is writable, so a client that does not read stops the
+/// handlers' writes instead of growing the server's buffers.
 final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -37,11 +44,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         var collected: [ByteBuffer] = []
         /// The request stream of a streaming call.
         var inbound: InboundMessages?
-        /// Bytes yielded to the handler and not yet taken: bounded by `maxBufferedRequestBytes`.
+        /// Decoded bytes delivered and not yet taken by the handler (for single-request calls: until the call
+        /// ends); counted against the stream's and the connection's budgets.
         var bufferedBytes = 0
-        /// Window not yet returned because the handler is behind.
-        var owedWindow = 0
+        /// Received DATA bytes whose flow-control window has not been returned.
+        var heldWindow = 0
         var requestEnded = false
+        /// The request stream was ended (or the single-request call launched) after `requestEnded`.
+        var requestCompleted = false
         var responded = false
         var headersSent = false
         var task: Task<Void, Never>?
@@ -57,14 +67,24 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private let router: RPCRouter
     private let interceptors: [any ServerInterceptor]
     private let configuration: ServerConfiguration
+    private let requestBytes: BufferedRequestBytes
     private let logger: Logger
     private var session: NGHTTP2Session!
     private var streams: [Int32: Stream] = [:]
     private var context: ChannelHandlerContext!
     private var outputBuffer = ByteBuffer()
     private var lastReadTime = NIODeadline.now()
+    /// No new calls are accepted (we sent GOAWAY, or the peer did).
     private var shuttingDown = false
+    /// Our own graceful shutdown has started (its force-close deadline is armed).
+    private var gracefulShutdownStarted = false
     private var shutdownTimer: Scheduled<Void>?
+    /// Armed while the connection preface or a request header block is incomplete.
+    private var headerTimer: Scheduled<Void>?
+    /// Decoded request bytes held by all streams (see `Stream.bufferedBytes`).
+    private var connectionBufferedBytes = 0
+    /// Streams with complete messages waiting for connection budget.
+    private var starvedStreams: Set<Int32> = []
     private var idleTimer: Scheduled<Void>?
     private var keepaliveTimer: Scheduled<Void>?
     private var keepaliveAckTimer: Scheduled<Void>?
@@ -73,10 +93,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var peer = "unknown"
     private var taskExecutor: EventLoopTaskExecutor?
 
-    init(router: RPCRouter, interceptors: [any ServerInterceptor], configuration: ServerConfiguration, logger: Logger) {
+    init(
+        router: RPCRouter, interceptors: [any ServerInterceptor], configuration: ServerConfiguration,
+        requestBytes: BufferedRequestBytes = BufferedRequestBytes(), logger: Logger
+    ) {
         self.router = router
         self.interceptors = interceptors
         self.configuration = configuration
+        self.requestBytes = requestBytes
         self.logger = logger
     }
 
@@ -88,6 +112,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         var settings = HTTP2Settings()
         settings.maxConcurrentStreams = UInt32(configuration.maxConcurrentStreams)
         settings.initialWindowSize = UInt32(configuration.initialWindowSize)
+        settings.maxHeaderListSize = UInt32(clamping: configuration.maxHeaderListSize)
+        settings.maxHeaderCount = configuration.maxHeaderCount
         session = NGHTTP2Session(isServer: true, settings: settings)
         session.delegate = self
         if let address = context.channel.remoteAddress {
@@ -95,6 +121,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         resetIdleTimer()
         scheduleKeepalive()
+        armHeaderTimer()
         flush()
     }
 
@@ -104,6 +131,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         keepaliveTimer?.cancel()
         keepaliveAckTimer?.cancel()
         shutdownTimer?.cancel()
+        headerTimer?.cancel()
         self.context = nil
     }
 
@@ -114,12 +142,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
+        lastReadTime = .now()
         do {
             try session.receive(bytes)
         } catch {
+            // Fatal for the session (a bad preface, e.g. HTTP/1.1 on the gRPC port, or a connection error):
+            // send what nghttp2 queued (its GOAWAY, if any) and close.
             logger.debug("HTTP/2 protocol error from peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            closeAfterFlushing()
         }
-        lastReadTime = .now()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -158,18 +189,25 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
-    /// Writes what nghttp2 has queued, while the channel accepts writes; closes when the session is done.
+    /// Bytes taken out of nghttp2 per write: small enough that writability is checked often, large enough that a
+    /// burst of small responses still leaves in one syscall.
+    private static let writeChunk = 64 * 1024
+
+    /// Writes what nghttp2 has queued while the channel accepts writes; closes when the session is done.
+    ///
+    /// Nothing is taken out of nghttp2 while the channel is not writable: the bytes stay in the per-stream queues,
+    /// which hold back handler writes past `streamWriteHighWatermark`, and `channelWritabilityChanged` resumes.
     private func flush() {
         guard let context else { return }
-        guard context.channel.isWritable || outputBuffer.readableBytes == 0 else { return }
-        do {
-            try session.drainOutput(into: &outputBuffer)
-        } catch {
-            logger.debug("HTTP/2 session error", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
-            return
-        }
-        if outputBuffer.readableBytes > 0 {
+        while context.channel.isWritable {
+            do {
+                try session.drainOutput(into: &outputBuffer, limit: Self.writeChunk)
+            } catch {
+                logger.debug("HTTP/2 session error", metadata: ["error": "\(error)"])
+                context.close(promise: nil)
+                return
+            }
+            guard outputBuffer.readableBytes > 0 else { break }
             let out = outputBuffer
             outputBuffer = context.channel.allocator.buffer(capacity: 0)
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)
@@ -177,6 +215,37 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         if !session.isActive || (shuttingDown && streams.isEmpty) {
             context.close(promise: nil)
         }
+    }
+
+    /// Sends whatever nghttp2 has queued (a GOAWAY, typically), ignoring writability, then closes.
+    private func closeAfterFlushing() {
+        guard let context else { return }
+        try? session.drainOutput(into: &outputBuffer, limit: Self.writeChunk)
+        if outputBuffer.readableBytes > 0 {
+            let out = outputBuffer
+            outputBuffer = context.channel.allocator.buffer(capacity: 0)
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        context.close(promise: nil)
+    }
+
+    /// Arms the timer that closes a connection whose preface or current request header block does not complete
+    /// within `headerTimeout` (a client trickling CONTINUATION frames, or one that never speaks HTTP/2).
+    private func armHeaderTimer() {
+        guard headerTimer == nil, let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        headerTimer = context.eventLoop.scheduleTask(in: .nanoseconds(configuration.headerTimeout.nanoseconds)) {
+            let handler = loopBound.value
+            handler.headerTimer = nil
+            handler.logger.debug("closing connection: headers not received in time", metadata: ["peer": "\(handler.peer)"])
+            handler.session.submitGoAway(lastStreamID: handler.session.lastProcessedStreamID, code: .protocolError)
+            handler.closeAfterFlushing()
+        }
+    }
+
+    private func disarmHeaderTimer() {
+        headerTimer?.cancel()
+        headerTimer = nil
     }
 
     // MARK: - Lifecycle timers
@@ -197,6 +266,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Arms the keepalive timer. Reads only stamp `lastReadTime`; the timer re-arms itself for the rest of the
     /// interval when the peer was heard from meanwhile, so the hot path schedules nothing.
     private func scheduleKeepalive(in delay: TimeAmount? = nil) {
+        keepaliveTimer?.cancel()
+        keepaliveTimer = nil
         guard let interval = configuration.keepaliveInterval, let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let period = TimeAmount.nanoseconds(interval.nanoseconds)
@@ -219,9 +290,18 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func sessionReceivedPingAck(_ session: NGHTTP2Session) {
-        keepaliveAckTimer?.cancel()
+        // Only the ACK of our own outstanding keepalive PING re-arms the keepalive; unsolicited ACKs are ignored
+        // (each one used to schedule another timer).
+        guard let ackTimer = keepaliveAckTimer else { return }
+        ackTimer.cancel()
         keepaliveAckTimer = nil
         scheduleKeepalive()
+    }
+
+    func sessionReceivedSettings(_ session: NGHTTP2Session) {
+        // The first SETTINGS completes the connection preface; no header block can be in progress around a SETTINGS
+        // frame (CONTINUATION frames may not be interleaved), so disarming here never cuts one short.
+        disarmHeaderTimer()
     }
 
     func sessionReceivedPing(_ session: NGHTTP2Session) {
@@ -247,11 +327,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func session(_ session: NGHTTP2Session, goAwayWithLastStreamID lastStreamID: Int32, errorCode: UInt32) {
+        // The peer opens no more streams; the connection closes once the open ones end (see flush).
         shuttingDown = true
     }
 
     private func beginGracefulShutdown(deadline: NIODeadline) {
-        guard !shuttingDown, let context else { return }
+        // A GOAWAY from the peer sets `shuttingDown` too, so only our own start is guarded: otherwise a client that
+        // sent GOAWAY and kept a stream open would leave the force-close deadline unarmed and shutdown waiting.
+        guard !gracefulShutdownStarted, let context else { return }
+        gracefulShutdownStarted = true
         shuttingDown = true
         session.submitGoAway(lastStreamID: session.lastProcessedStreamID, code: .noError)
         flush()
@@ -281,6 +365,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             waiters.forEach { $0.resume(throwing: RPCError(code: .unavailable, message: "the connection closed")) }
         }
         streams.removeAll()
+        starvedStreams.removeAll()
+        requestBytes.add(-connectionBufferedBytes)
+        connectionBufferedBytes = 0
     }
 
     // MARK: - Requests
@@ -291,6 +378,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             idleTimer?.cancel()
             idleTimer = nil
         }
+        armHeaderTimer()
     }
 
     func session(_ session: NGHTTP2Session, header name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, on streamID: Int32) {
@@ -332,6 +420,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool) {
+        disarmHeaderTimer()
         guard let stream = streams[streamID] else { return }
         if stream.context == nil && !stream.responded {
             startCall(stream)
@@ -411,11 +500,45 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         stream.deframer.append(data)
+        stream.heldWindow += data.count
+        deliverMessages(stream)
+    }
+
+    /// Whether a stream may decode another message now. A stream holding nothing may always take one message
+    /// while the connection is under its budget, so every stream makes progress.
+    private func hasBudget(_ stream: Stream) -> Bool {
+        stream.bufferedBytes < configuration.maxBufferedRequestBytesPerStream
+            && connectionBufferedBytes < configuration.maxBufferedRequestBytesPerConnection
+    }
+
+    /// Decodes and hands over the stream's complete messages while the budgets allow, then returns the window of
+    /// every byte not held in a complete, undelivered message.
+    private func deliverMessages(_ stream: Stream) {
+        guard stream.handler != nil, !stream.responded else { return }
+        let singleRequest = stream.inbound == nil
         do {
-            while let (payload, compressed) = try stream.deframer.nextDecoded(encoding: stream.requestEncoding) {
+            while true {
+                if singleRequest, !stream.collected.isEmpty {
+                    // One message is all a unary or server-streaming call takes: a second is an error at once,
+                    // not something to buffer until the client half-closes.
+                    if stream.deframer.hasPartialMessage {
+                        throw RPCError(code: .internal, message: "more than one request message on a single-request method")
+                    }
+                    break
+                }
+                guard stream.deframer.hasCompleteMessage else { break }
+                guard hasBudget(stream) else {
+                    if connectionBufferedBytes >= configuration.maxBufferedRequestBytesPerConnection {
+                        starvedStreams.insert(stream.id)
+                    }
+                    break
+                }
+                guard let (payload, compressed) = try stream.deframer.nextDecoded(encoding: stream.requestEncoding) else { break }
                 stream.context?.requestMessageCompressed = compressed
+                stream.bufferedBytes += payload.readableBytes
+                connectionBufferedBytes += payload.readableBytes
+                requestBytes.add(payload.readableBytes)
                 if let inbound = stream.inbound {
-                    stream.bufferedBytes += payload.readableBytes
                     inbound.yield(payload)
                 } else {
                     stream.collected.append(payload)
@@ -424,25 +547,40 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         } catch {
             stream.task?.cancel()
             finish(stream, with: RPCError.from(error))
-            session.consume(data.count, on: streamID)
+            releaseWindow(stream, keeping: 0)
             return
         }
-        // Return window at once while the handler keeps up; hold it back when it falls behind.
-        if stream.bufferedBytes < configuration.initialWindowSize {
-            session.consume(data.count, on: streamID)
-        } else {
-            stream.owedWindow += data.count
+        releaseWindow(stream, keeping: stream.deframer.hasCompleteMessage ? stream.deframer.bufferedBytes : 0)
+        completeRequestIfEnded(stream)
+    }
+
+    /// Returns the stream's held window except `keeping` bytes (those of complete messages still waiting).
+    private func releaseWindow(_ stream: Stream, keeping: Int) {
+        let release = stream.heldWindow - keeping
+        guard release > 0 else { return }
+        stream.heldWindow -= release
+        session.consume(release, on: stream.id)
+    }
+
+    /// Gives back a stream's decoded bytes to the connection budget and lets streams starved by it continue.
+    private func releaseBuffered(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        connectionBufferedBytes -= bytes
+        requestBytes.add(-bytes)
+        guard !starvedStreams.isEmpty, connectionBufferedBytes < configuration.maxBufferedRequestBytesPerConnection else { return }
+        let waiting = starvedStreams
+        starvedStreams.removeAll()
+        for id in waiting.sorted() {
+            if let stream = streams[id] { deliverMessages(stream) }
         }
     }
 
     private func messageConsumed(_ id: Int32, bytes: Int) {
         guard let stream = streams[id] else { return }
         stream.bufferedBytes -= bytes
-        if stream.owedWindow > 0, stream.bufferedBytes < configuration.initialWindowSize {
-            session.consume(stream.owedWindow, on: id)
-            stream.owedWindow = 0
-            flush()
-        }
+        releaseBuffered(bytes)
+        deliverMessages(stream)
+        flush()
     }
 
     func session(_ session: NGHTTP2Session, endStreamOn streamID: Int32) {
@@ -453,7 +591,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private func requestEnded(_ stream: Stream) {
         guard !stream.requestEnded else { return }
         stream.requestEnded = true
-        guard !stream.responded else { return }
+        deliverMessages(stream)
+    }
+
+    /// Once the client half-closed and every complete message has been delivered, ends the request stream (or
+    /// starts a single-request call with its message).
+    private func completeRequestIfEnded(_ stream: Stream) {
+        guard stream.requestEnded, !stream.requestCompleted, !stream.responded, !stream.deframer.hasCompleteMessage
+        else { return }
+        stream.requestCompleted = true
         if stream.deframer.hasPartialMessage {
             stream.task?.cancel()
             finish(stream, with: RPCError(code: .internal, message: "the request ended inside a message"))
@@ -470,6 +616,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func session(_ session: NGHTTP2Session, streamClosed streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         stream.deadlineTimer?.cancel()
+        starvedStreams.remove(streamID)
+        if stream.context == nil && !stream.responded {
+            // Reset while its header block was being read (e.g. past the header budget).
+            disarmHeaderTimer()
+        }
         if !stream.responded || errorCode != 0 {
             // The client reset the stream (or went away): stop the handler.
             stream.task?.cancel()
@@ -478,6 +629,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let waiters = stream.writeWaiters
         stream.writeWaiters = []
         waiters.forEach { $0.resume(throwing: RPCError(code: .cancelled, message: "the call has ended")) }
+        let buffered = stream.bufferedBytes
+        stream.bufferedBytes = 0
+        releaseBuffered(buffered)
         if streams.isEmpty {
             resetIdleTimer()
         }

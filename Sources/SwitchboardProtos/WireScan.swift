@@ -1,0 +1,155 @@
+// A pass over protobuf wire bytes, before protoc-c unpacks them, that refuses what would hurt the process:
+// protobuf-c 1.4 recurses into nested messages without a depth limit (a ~200,000-deep `google.protobuf.Value`
+// overflows the stack), and it allocates a C struct, plus a Swift value later, for every nested message, string and
+// bytes field, so a message of tiny empty elements grows twenty-fold in memory.
+//
+// The scan follows only the length-delimited fields the descriptor says are messages; it reads each byte once
+// (a parent skips a child's bytes and the child is scanned on its own), and its own recursion is bounded by the
+// depth limit it enforces. Malformed bytes end the scan quietly: protoc-c refuses them afterwards.
+internal import CProtobufC
+import Glibc
+import SwitchboardRPC
+
+/// Limits on a message's shape that the decoder enforces before unpacking.
+public struct ProtoDecodingLimits: Sendable, Hashable {
+    /// The deepest nesting of messages accepted (the top-level message is depth 1).
+    public var maxDepth: Int
+    /// The most nested messages, strings and bytes fields one message may hold, counted over the whole tree.
+    public var maxElements: Int
+
+    /// Creates limits.
+    /// - Parameters:
+    ///   - maxDepth: the deepest nesting accepted.
+    ///   - maxElements: the most nested messages, strings and bytes fields in one message.
+    public init(maxDepth: Int = 100, maxElements: Int = 200_000) {
+        self.maxDepth = maxDepth
+        self.maxElements = maxElements
+    }
+
+    /// The limits every decode in this process uses: the defaults, or `SWITCHBOARD_PROTO_MAX_DEPTH` and
+    /// `SWITCHBOARD_PROTO_MAX_ELEMENTS` from the environment (read once; values outside 1...10,000 and 1...10^8 are
+    /// ignored, since a deeper limit would bring back the stack overflow the depth limit exists for).
+    public static let process: ProtoDecodingLimits = {
+        var limits = ProtoDecodingLimits()
+        if let value = environment("SWITCHBOARD_PROTO_MAX_DEPTH").flatMap(Int.init), (1...10_000).contains(value) {
+            limits.maxDepth = value
+        }
+        if let value = environment("SWITCHBOARD_PROTO_MAX_ELEMENTS").flatMap(Int.init), (1...100_000_000).contains(value) {
+            limits.maxElements = value
+        }
+        return limits
+    }()
+
+    private static func environment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+}
+
+// `ProtobufCType`'s constants do not import into Swift from this module (only the type does), so they are spelled
+// by their values, which protobuf-c's ABI fixes (the declaration order in protobuf-c.h).
+private let protobufCTypeString = ProtobufCType(rawValue: 14)
+private let protobufCTypeBytes = ProtobufCType(rawValue: 15)
+private let protobufCTypeMessage = ProtobufCType(rawValue: 16)
+
+/// Scans the wire bytes of one message against its descriptor.
+/// - Parameters:
+///   - descriptor: the message's descriptor.
+///   - bytes: the encoded message.
+///   - limits: the limits to enforce.
+/// - Throws: ``ProtoDecodingError`` naming the limit that was passed.
+func _scanWire(
+    _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ bytes: UnsafeRawBufferPointer, limits: ProtoDecodingLimits
+) throws {
+    var budget = limits.maxElements
+    try _scanWire(descriptor, bytes, depth: 1, limits: limits, budget: &budget)
+}
+
+private func _scanWire(
+    _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ bytes: UnsafeRawBufferPointer, depth: Int,
+    limits: ProtoDecodingLimits, budget: inout Int
+) throws {
+    var reader = WireReader(bytes: bytes)
+    while !reader.atEnd {
+        guard let tag = reader.varint() else { return }
+        let wireType = tag & 7
+        switch wireType {
+        case 0:
+            guard reader.varint() != nil else { return }
+        case 1:
+            guard reader.skip(8) else { return }
+        case 5:
+            guard reader.skip(4) else { return }
+        case 2:
+            guard let length = reader.varint(), let body = reader.take(length) else { return }
+            guard tag >> 3 <= UInt64(UInt32.max),
+                  let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(tag >> 3))
+            else { continue }
+            switch field.pointee.type {
+            case protobufCTypeMessage:
+                budget -= 1
+                guard budget >= 0 else { throw tooManyElements(descriptor, limits) }
+                guard depth < limits.maxDepth else {
+                    throw ProtoDecodingError(
+                        messageName: messageName(descriptor),
+                        reason: "messages nested deeper than \(limits.maxDepth) levels")
+                }
+                let child = field.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
+                try _scanWire(child, body, depth: depth + 1, limits: limits, budget: &budget)
+            case protobufCTypeString, protobufCTypeBytes:
+                budget -= 1
+                guard budget >= 0 else { throw tooManyElements(descriptor, limits) }
+            default:
+                // Packed repeated scalars: one allocation per field, proportional to the bytes.
+                break
+            }
+        default:
+            // Groups (3, 4) and invalid wire types: protoc-c refuses them.
+            return
+        }
+    }
+}
+
+private func tooManyElements(_ descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ limits: ProtoDecodingLimits) -> ProtoDecodingError {
+    ProtoDecodingError(
+        messageName: messageName(descriptor),
+        reason: "more than \(limits.maxElements) nested messages, strings and bytes fields")
+}
+
+private func messageName(_ descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> String {
+    guard let name = descriptor.pointee.name else { return "message" }
+    return String(cString: name)
+}
+
+/// Reads varints and slices out of wire bytes without copying; every read checks the bounds.
+private struct WireReader {
+    let bytes: UnsafeRawBufferPointer
+    var position = 0
+
+    var atEnd: Bool { position >= bytes.count }
+
+    mutating func varint() -> UInt64? {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while position < bytes.count, shift < 64 {
+            let byte = bytes[position]
+            position += 1
+            result |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
+        return nil
+    }
+
+    mutating func skip(_ count: Int) -> Bool {
+        guard bytes.count - position >= count else { return false }
+        position += count
+        return true
+    }
+
+    mutating func take(_ length: UInt64) -> UnsafeRawBufferPointer? {
+        guard length <= UInt64(bytes.count - position) else { return nil }
+        let start = position
+        position += Int(length)
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<position])
+    }
+}

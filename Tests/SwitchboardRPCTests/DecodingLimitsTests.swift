@@ -1,0 +1,113 @@
+import NIOCore
+import SwitchboardProtos
+import SwitchboardRPC
+import Testing
+
+/// protobuf-c unpacks recursively without a depth limit and allocates per element; the decoder scans the wire
+/// bytes first and refuses what would overflow the stack or blow up in memory.
+@Suite("Protobuf decoding limits")
+struct DecodingLimitsTests {
+    /// `google.protobuf.Value{list_value{values[Value{list_value{…}}]}}` with `lists` list levels: each level is
+    /// two nested messages (a ListValue and the Value inside it). Built inside out in one pass.
+    static func nestedValue(lists: Int) -> [UInt8] {
+        // Sizes from the innermost (empty) Value outwards; then the headers are written outermost first.
+        var levels: [(list: Int, inner: Int)] = []
+        var size = 0
+        for _ in 0..<lists {
+            let list = 1 + varintCount(size) + size   // ListValue.values (1): 0x0A len Value
+            levels.append((list, size))
+            size = 1 + varintCount(list) + list       // Value.list_value (6): 0x32 len ListValue
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        for level in levels.reversed() {
+            out.append(0x32)
+            appendVarint(level.list, to: &out)
+            out.append(0x0A)
+            appendVarint(level.inner, to: &out)
+        }
+        return out
+    }
+
+    private static func varintCount(_ value: Int) -> Int {
+        var value = value, count = 1
+        while value >= 128 { value >>= 7; count += 1 }
+        return count
+    }
+
+    private static func appendVarint(_ value: Int, to out: inout [UInt8]) {
+        var value = value
+        while value >= 128 {
+            out.append(UInt8(value & 0x7F) | 0x80)
+            value >>= 7
+        }
+        out.append(UInt8(value))
+    }
+
+    private static func depth(of value: Google_Protobuf_Value) -> Int {
+        var depth = 1
+        var current = value
+        while case .listValue(let list)? = current.kind, let next = list.values.first {
+            depth += 2
+            current = next
+        }
+        return depth
+    }
+
+    @Test("a 200,000-deep Value (1.6 MB) is refused before protoc-c sees it, instead of overflowing the stack")
+    func deepNestingRefused() throws {
+        let bytes = Self.nestedValue(lists: 200_000)
+        #expect(bytes.count > 1_000_000)
+        #expect(throws: ProtoDecodingError.self) { try Google_Protobuf_Value(serializedBytes: bytes) }
+    }
+
+    @Test("nesting up to the limit (100 messages deep) decodes; one level more is refused with a reason")
+    func depthBoundary() throws {
+        #expect(ProtoDecodingLimits.process.maxDepth == 100)
+        // 49 list levels: 1 + 2 × 49 = 99 messages deep; 50: 101.
+        let accepted = try Google_Protobuf_Value(serializedBytes: Self.nestedValue(lists: 49))
+        #expect(Self.depth(of: accepted) == 99)
+        do {
+            _ = try Google_Protobuf_Value(serializedBytes: Self.nestedValue(lists: 50))
+            Issue.record("a 101-deep message decoded")
+        } catch let error as ProtoDecodingError {
+            #expect(error.reason?.contains("deeper than 100") == true, "\(error)")
+        }
+    }
+
+    @Test("a message of 300,000 empty elements (600 KB that protoc-c and Swift would grow twenty-fold) is refused")
+    func elementBudget() throws {
+        let count = 300_000
+        var list: [UInt8] = []
+        list.reserveCapacity(count * 2)
+        for _ in 0..<count { list += [0x0A, 0x00] }  // ListValue.values: an empty Value each
+        do {
+            _ = try Google_Protobuf_ListValue(serializedBytes: list)
+            Issue.record("300,000 elements decoded")
+        } catch let error as ProtoDecodingError {
+            #expect(error.reason?.contains("more than 200000") == true, "\(error)")
+        }
+        // Under the budget the same shape decodes.
+        let small = try Google_Protobuf_ListValue(serializedBytes: Array(list.prefix(2 * 1000)))
+        #expect(small.values.count == 1000)
+    }
+
+    @Test("the router's decode turns a refused message into INVALID_ARGUMENT naming the limit")
+    func decodeStatus() throws {
+        let bytes = ByteBuffer(bytes: Self.nestedValue(lists: 1000))
+        do {
+            _ = try decodeMessage(Google_Protobuf_Value.self, from: bytes)
+            Issue.record("decoded")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains("nested deeper than 100"), "\(error.message)")
+        }
+    }
+
+    @Test("malformed bytes still fail as malformed (the scan leaves them to protoc-c)")
+    func malformed() {
+        for bytes: [UInt8] in [[0x32, 0x05, 0x0A], [0x32], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], [0x0B]] {
+            #expect(throws: ProtoDecodingError.self) { try Google_Protobuf_Value(serializedBytes: bytes) }
+        }
+    }
+}

@@ -27,6 +27,8 @@ struct InteropServer: AsyncParsableCommand {
     var tlsKey: String?
 
     func validate() throws {
+        // NIO converts the port to a 16-bit value and traps on anything wider.
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535 (got \(port))") }
         if (tlsCertificate == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key must be given together")
         }
@@ -39,9 +41,9 @@ struct InteropServer: AsyncParsableCommand {
             return handler
         }
         let health = HealthService(services: [Grpc_Testing_TestService.serviceName])
-        let services: [any RPCService] = [TestService()]
-            + BuiltinServices.make(health: health, applicationServices: [Grpc_Testing_TestService.serviceName])
         var configuration = ServerConfiguration(host: host, port: port)
+        let services: [any RPCService] = [TestService(maxResponseBytes: configuration.maxSendMessageSize)]
+            + BuiltinServices.make(health: health, applicationServices: [Grpc_Testing_TestService.serviceName])
         if let tlsCertificate, let tlsKey {
             configuration.tls = ServerTLS(certificateChainPath: tlsCertificate, privateKeyPath: tlsKey)
         }

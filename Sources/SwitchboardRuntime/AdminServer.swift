@@ -8,8 +8,10 @@ import ServiceLifecycle
 /// The admin HTTP/1.1 endpoint: `/metrics` (Prometheus text), `/livez` (the process runs) and `/readyz`
 /// (the database is reachable and the service accepts calls).
 public struct AdminServer: Service {
-    private let host: String
-    private let port: Int
+    /// The address it binds.
+    public let host: String
+    /// The port it binds.
+    public let port: Int
     private let registry: PrometheusCollectorRegistry
     private let readiness: @Sendable () -> Bool
     private let logger: Logger

@@ -58,14 +58,18 @@ public struct EnvironmentReader: Sendable {
         return value
     }
 
-    /// A duration given in (possibly fractional) seconds.
+    /// A duration given in (possibly fractional) seconds, kept to the millisecond.
     public func seconds(_ setting: EnvironmentSetting, in range: ClosedRange<Double>) throws -> Duration {
         let raw = try requiredString(setting)
-        guard let value = Double(raw), range.contains(value) else {
+        // `Int64(_: Double)` traps out of range, and a caller's range may reach beyond what milliseconds in an
+        // Int64 can hold: convert with `exactly:` so every value ends in an error naming the variable.
+        guard let value = Double(raw), value.isFinite, range.contains(value),
+              let milliseconds = Int64(exactly: (value * 1000).rounded(.towardZero))
+        else {
             throw ConfigurationError(
                 variable: setting.name, problem: "must be a number of seconds from \(range.lowerBound) to \(range.upperBound) (got \"\(raw)\")")
         }
-        return .milliseconds(Int64(value * 1000))
+        return .milliseconds(milliseconds)
     }
 
     /// One of a fixed set of words.
@@ -93,6 +97,8 @@ public struct RuntimeConfiguration: Sendable {
     public var grpcHost: String
     /// gRPC port.
     public var grpcPort: Int
+    /// Address the admin HTTP endpoint binds; its own setting, so exposing gRPC does not expose metrics too.
+    public var adminHost: String
     /// Admin HTTP port (`/metrics`, `/livez`, `/readyz`); 0 disables it.
     public var adminPort: Int
     /// libpq connection string for the service's database.
@@ -103,12 +109,16 @@ public struct RuntimeConfiguration: Sendable {
     public var databasePipelineDepth: Int
     /// Log level.
     public var logLevel: String
-    /// Development HS256 secret; any of the three key settings enables JWT verification.
+    /// Development HS256 secret; refused together with a production key (a public key or JWKS file).
     public var jwtHS256Secret: String?
-    /// PEM public key file (RS256 or ES256, by its content).
+    /// PEM public key file (RS256 or ES256, by its content); verifies tokens that name no key (`kid`).
     public var jwtPublicKeyFile: String?
-    /// JWKS file of public keys.
+    /// JWKS file of public keys; verifies tokens that name one of its keys by `kid`.
     public var jwtJWKSFile: String?
+    /// The issuer (`iss`) every token must name, if set.
+    public var jwtIssuer: String?
+    /// The audience every token's `aud` must include, if set.
+    public var jwtAudience: String?
     /// How long in-flight calls may run after SIGTERM.
     public var shutdownGrace: Duration
     /// Days of change-feed history kept.
@@ -124,6 +134,8 @@ public struct RuntimeConfiguration: Sendable {
     public static let settings: [EnvironmentSetting] = [
         .init("SWITCHBOARD_GRPC_HOST", default: "127.0.0.1", help: "Address the gRPC server binds (0.0.0.0 for all)."),
         .init("SWITCHBOARD_GRPC_PORT", default: "50061", help: "gRPC port."),
+        .init("SWITCHBOARD_ADMIN_HOST", default: "127.0.0.1",
+              help: "Address the admin endpoint binds (0.0.0.0 for all); separate from the gRPC host, as metrics are not for callers."),
         .init("SWITCHBOARD_ADMIN_PORT", default: "9461", help: "Admin HTTP port for /metrics, /livez, /readyz; 0 disables."),
         .init("SWITCHBOARD_DATABASE_URL", default: "host=127.0.0.1 port=54329 dbname=switchboard user=<service>_service",
               help: "libpq connection string, as the service's own role; several hosts with target_session_attrs=read-write survive a failover."),
@@ -131,9 +143,14 @@ public struct RuntimeConfiguration: Sendable {
         .init("SWITCHBOARD_DB_PIPELINE_DEPTH", default: "8",
               help: "Single-statement reads pipelined on one connection before another is used (1-64; 1: a connection each). More saves the database work under load; a read may then wait behind a slow one."),
         .init("SWITCHBOARD_LOG_LEVEL", default: "info", help: "trace, debug, info, notice, warning, error or critical."),
-        .init("SWITCHBOARD_JWT_HS256_SECRET", default: nil, help: "Development only: HS256 secret for tokens (min 32 bytes)."),
-        .init("SWITCHBOARD_JWT_PUBLIC_KEY_FILE", default: nil, help: "PEM public key (RSA for RS256, P-256 for ES256)."),
-        .init("SWITCHBOARD_JWT_JWKS_FILE", default: nil, help: "JWKS file with the public keys tokens may be signed with."),
+        .init("SWITCHBOARD_JWT_HS256_SECRET", default: nil,
+              help: "Development only: HS256 secret for tokens (min 32 bytes); the service refuses to start with it and a public key or JWKS file."),
+        .init("SWITCHBOARD_JWT_PUBLIC_KEY_FILE", default: nil,
+              help: "PEM public key (RSA for RS256, P-256 for ES256); verifies tokens without a kid header."),
+        .init("SWITCHBOARD_JWT_JWKS_FILE", default: nil,
+              help: "JWKS file with the public keys tokens may be signed with; a token names its key by kid, and an unknown kid is refused."),
+        .init("SWITCHBOARD_JWT_ISSUER", default: nil, help: "If set, every token's iss must equal it."),
+        .init("SWITCHBOARD_JWT_AUDIENCE", default: nil, help: "If set, every token's aud (a string or an array) must include it."),
         .init("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default: "20", help: "Time in-flight calls get after SIGTERM."),
         .init("SWITCHBOARD_CHANGE_RETENTION_DAYS", default: "90", help: "Days of change-feed history kept (1-3650)."),
         .init("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS", default: "24",
@@ -159,6 +176,7 @@ public struct RuntimeConfiguration: Sendable {
         let config = RuntimeConfiguration(
             grpcHost: try env.requiredString(setting("SWITCHBOARD_GRPC_HOST")),
             grpcPort: try env.int(setting("SWITCHBOARD_GRPC_PORT"), in: 0...65535),
+            adminHost: try env.requiredString(setting("SWITCHBOARD_ADMIN_HOST")),
             adminPort: try env.int(setting("SWITCHBOARD_ADMIN_PORT"), in: 0...65535),
             databaseURL: try env.requiredString(setting("SWITCHBOARD_DATABASE_URL")),
             databasePoolSize: try env.int(setting("SWITCHBOARD_DB_POOL_SIZE"), in: 1...200),
@@ -167,6 +185,8 @@ public struct RuntimeConfiguration: Sendable {
             jwtHS256Secret: env.string(setting("SWITCHBOARD_JWT_HS256_SECRET")),
             jwtPublicKeyFile: try env.file(setting("SWITCHBOARD_JWT_PUBLIC_KEY_FILE")),
             jwtJWKSFile: try env.file(setting("SWITCHBOARD_JWT_JWKS_FILE")),
+            jwtIssuer: env.string(setting("SWITCHBOARD_JWT_ISSUER")),
+            jwtAudience: env.string(setting("SWITCHBOARD_JWT_AUDIENCE")),
             shutdownGrace: try env.seconds(setting("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS"), in: 0...3600),
             changeRetentionDays: try env.int(setting("SWITCHBOARD_CHANGE_RETENTION_DAYS"), in: 1...3650),
             idempotencyRetentionHours: try env.int(setting("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS"), in: 1...8760),
@@ -174,6 +194,13 @@ public struct RuntimeConfiguration: Sendable {
             eventLoopThreads: try env.int(setting("SWITCHBOARD_EVENT_LOOP_THREADS"), in: 0...256))
         if let secret = config.jwtHS256Secret, secret.utf8.count < 32 {
             throw ConfigurationError(variable: "SWITCHBOARD_JWT_HS256_SECRET", problem: "must be at least 32 bytes")
+        }
+        // Refused rather than ignored: a development secret beside production keys would let anyone who knows it
+        // (it sits in scripts and compose files) mint tokens, and silently ignoring it would hide the mistake.
+        if config.jwtHS256Secret != nil, config.jwtPublicKeyFile != nil || config.jwtJWKSFile != nil {
+            throw ConfigurationError(
+                variable: "SWITCHBOARD_JWT_HS256_SECRET",
+                problem: "the development secret must not be set together with SWITCHBOARD_JWT_PUBLIC_KEY_FILE or SWITCHBOARD_JWT_JWKS_FILE: unset it")
         }
         if config.jwtHS256Secret == nil, config.jwtPublicKeyFile == nil, config.jwtJWKSFile == nil {
             throw ConfigurationError(

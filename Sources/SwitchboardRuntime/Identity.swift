@@ -58,85 +58,152 @@ public struct SwitchboardClaims: JWTPayload, Equatable {
     public var roles: [String]
     /// Expiry.
     public var exp: ExpirationClaim
+    /// Not valid before (optional).
+    public var nbf: NotBeforeClaim?
     /// Issued at.
     public var iat: IssuedAtClaim?
+    /// Issuer (optional; required to match when `SWITCHBOARD_JWT_ISSUER` is set).
+    public var iss: IssuerClaim?
+    /// Audiences, a string or an array in the token (optional; required to include `SWITCHBOARD_JWT_AUDIENCE` when set).
+    public var aud: AudienceClaim?
 
     enum CodingKeys: String, CodingKey {
-        case sub, roles, exp, iat
+        case sub, roles, exp, nbf, iat, iss, aud
         case tenantID = "tenant_id"
     }
 
     /// Creates claims (used by `crmctl token` and tests).
-    public init(userID: String, tenantID: String, roles: [Role], expires: Date) {
+    public init(
+        userID: String, tenantID: String, roles: [Role], expires: Date,
+        notBefore: Date? = nil, issuer: String? = nil, audience: [String]? = nil
+    ) {
         self.sub = SubjectClaim(value: userID)
         self.tenantID = tenantID
         self.roles = roles.map(\.rawValue)
         self.exp = ExpirationClaim(value: expires)
+        self.nbf = notBefore.map(NotBeforeClaim.init(value:))
         self.iat = IssuedAtClaim(value: Date())
+        self.iss = issuer.map(IssuerClaim.init(value:))
+        self.aud = audience.map(AudienceClaim.init(value:))
     }
 
+    /// Checks the time claims; `iss` and `aud` depend on configuration, so ``TokenVerifier`` checks those.
     public func verify(using algorithm: some JWTAlgorithm) async throws {
-        try exp.verifyNotExpired()
+        // One clock reading for both, so a token is judged at a single instant. No leeway on either.
+        let now = Date()
+        try exp.verifyNotExpired(currentDate: now)
+        try nbf?.verifyNotBefore(currentDate: now)
     }
+}
+
+/// Decodes no claims: lets jwt-kit's parser read a token's header (for its `kid`) before any key is chosen, without
+/// trusting or even interpreting the unverified payload.
+private struct UnverifiedHeaderOnly: JWTPayload {
+    init(from decoder: any Decoder) throws {}
+    func encode(to encoder: any Encoder) throws {}
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
 /// Verifies bearer tokens with the configured keys and caches verified tokens until they expire, so verification
 /// does not dominate a call's cost.
+///
+/// Keys are chosen strictly: a token that names a key (`kid`) is verified only with the JWKS key of that id, and one
+/// that names none only with the key that has no id (the PEM public key, or the development secret). jwt-kit on its
+/// own falls back to a default key when a `kid` is unknown; keeping named keys in a collection with no default makes
+/// it refuse instead.
 public final class TokenVerifier: Sendable {
-    private let keys: JWTKeyCollection
+    private let namedKeys: JWTKeyCollection
+    private let unnamedKey: JWTKeyCollection?
+    private let issuer: String?
+    private let audience: String?
     private let cache = Mutex<[String: (identity: CallerIdentity, expires: Date)]>([:])
     private static let cacheLimit = 10_000
 
-    /// Creates a verifier from keys.
-    /// - Parameter keys: the key collection.
-    public init(keys: JWTKeyCollection) { self.keys = keys }
+    /// Creates a verifier.
+    /// - Parameters:
+    ///   - namedKeys: keys tokens name by `kid`; the collection's default key is cleared, so it is never a fallback.
+    ///   - unnamedKey: a collection whose default key verifies tokens without a `kid`; nil refuses such tokens.
+    ///   - issuer: the `iss` every token must carry, if any.
+    ///   - audience: the value every token's `aud` must include, if any.
+    public init(namedKeys: JWTKeyCollection, unnamedKey: JWTKeyCollection?, issuer: String? = nil, audience: String? = nil) async {
+        await namedKeys.clearDefault()
+        self.namedKeys = namedKeys
+        self.unnamedKey = unnamedKey
+        self.issuer = issuer
+        self.audience = audience
+    }
 
-    /// Builds the key collection from configuration: an HS256 secret (development), a PEM public key (RS256 or
-    /// ES256, told apart by its content), and/or a JWKS file.
+    /// Builds the keys from configuration: an HS256 secret (development) or a PEM public key (RS256 or ES256, told
+    /// apart by its content) for tokens without a `kid`, and/or a JWKS file for tokens that name their key.
     /// - Parameter configuration: the runtime configuration.
     /// - Returns: the verifier.
     /// - Throws: ``ConfigurationError`` naming the variable whose key could not be read.
     public static func make(from configuration: RuntimeConfiguration) async throws -> TokenVerifier {
-        let keys = JWTKeyCollection()
+        // `RuntimeConfiguration.load` already refuses this; checked again for configurations built by hand.
+        if configuration.jwtHS256Secret != nil, configuration.jwtPublicKeyFile != nil || configuration.jwtJWKSFile != nil {
+            throw ConfigurationError(
+                variable: "SWITCHBOARD_JWT_HS256_SECRET",
+                problem: "the development secret must not be set together with SWITCHBOARD_JWT_PUBLIC_KEY_FILE or SWITCHBOARD_JWT_JWKS_FILE: unset it")
+        }
+        var unnamedKey: JWTKeyCollection?
         if let secret = configuration.jwtHS256Secret {
-            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+            unnamedKey = await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         }
         if let path = configuration.jwtPublicKeyFile {
             let pem = try String(contentsOfFile: path, encoding: .utf8)
             if let ecdsa = try? ES256PublicKey(pem: pem) {
-                await keys.add(ecdsa: ecdsa)
+                unnamedKey = await JWTKeyCollection().add(ecdsa: ecdsa)
             } else {
                 do {
-                    await keys.add(rsa: try Insecure.RSA.PublicKey(pem: pem), digestAlgorithm: .sha256)
+                    unnamedKey = await JWTKeyCollection().add(rsa: try Insecure.RSA.PublicKey(pem: pem), digestAlgorithm: .sha256)
                 } catch {
                     throw ConfigurationError(variable: "SWITCHBOARD_JWT_PUBLIC_KEY_FILE", problem: "not an RSA or P-256 public key in PEM form")
                 }
             }
         }
+        let namedKeys = JWTKeyCollection()
         if let path = configuration.jwtJWKSFile {
             do {
-                try await keys.add(jwksJSON: try String(contentsOfFile: path, encoding: .utf8))
+                try await namedKeys.add(jwksJSON: try String(contentsOfFile: path, encoding: .utf8))
             } catch {
                 throw ConfigurationError(variable: "SWITCHBOARD_JWT_JWKS_FILE", problem: "not a valid JWKS document: \(error)")
             }
         }
-        return TokenVerifier(keys: keys)
+        return await TokenVerifier(
+            namedKeys: namedKeys, unnamedKey: unnamedKey, issuer: configuration.jwtIssuer, audience: configuration.jwtAudience)
     }
 
     /// Verifies a token.
     /// - Parameter token: the compact JWT.
     /// - Returns: the caller.
-    /// - Throws: `UNAUTHENTICATED` with a reason (bad signature, expired, malformed, missing claims).
+    /// - Throws: `UNAUTHENTICATED` with a reason (bad signature, unknown key, expired, not yet valid, wrong issuer or
+    ///   audience, malformed, missing claims).
     public func verify(_ token: String) async throws -> CallerIdentity {
         let now = Date()
         if let cached = cache.withLock({ $0[token] }), cached.expires > now { return cached.identity }
         let claims: SwitchboardClaims
         do {
-            claims = try await keys.verify(token, as: SwitchboardClaims.self)
+            claims = try await keys(for: token).verify(token, as: SwitchboardClaims.self)
+        } catch let error as RPCError {
+            throw error
+        } catch let error as JWTError where error.errorType == .noKeyProvided {
+            throw RPCError(code: .unauthenticated, message: "the token's key id (kid) is not one of this service's keys", cause: error)
         } catch let error as JWTError where error.errorType == .claimVerificationFailure {
-            throw RPCError(code: .unauthenticated, message: "the token has expired", cause: error)
+            let reason = error.failedClaim is NotBeforeClaim ? "the token is not valid yet (nbf)" : "the token has expired"
+            throw RPCError(code: .unauthenticated, message: reason, cause: error)
         } catch {
             throw RPCError(code: .unauthenticated, message: "the token is invalid", cause: error)
+        }
+        if let issuer, claims.iss?.value != issuer {
+            throw RPCError(code: .unauthenticated, message: "the token's issuer (iss) is not the one this service trusts")
+        }
+        if let audience {
+            do {
+                guard let aud = claims.aud else { throw JWTError.claimVerificationFailure(failedClaim: nil, reason: "no aud") }
+                try aud.verifyIntendedAudience(includes: audience)
+            } catch {
+                throw RPCError(code: .unauthenticated, message: "the token's audience (aud) does not include this service", cause: error)
+            }
         }
         guard !claims.tenantID.isEmpty, !claims.sub.value.isEmpty else {
             throw RPCError(code: .unauthenticated, message: "the token lacks sub or tenant_id")
@@ -154,6 +221,18 @@ public final class TokenVerifier: Sendable {
             cache[token] = (identity, claims.exp.value)
         }
         return identity
+    }
+
+    /// The collection that may verify `token`, chosen by whether its header names a key.
+    private func keys(for token: String) throws -> JWTKeyCollection {
+        // The parser jwt-kit's collections use by default, so the header is read exactly as verification reads it.
+        let header = try DefaultJWTParser().parse(Array(token.utf8), as: UnverifiedHeaderOnly.self).header
+        // Any `kid` field counts as naming a key, even a non-string one: such a token must not reach the unnamed key.
+        if header.fields["kid"] != nil { return namedKeys }
+        guard let unnamedKey else {
+            throw RPCError(code: .unauthenticated, message: "the token names no key (kid); this service's keys are chosen by kid")
+        }
+        return unnamedKey
     }
 }
 

@@ -131,10 +131,8 @@ public enum ServiceRunner {
                 feed: feed, pool: pool, days: configuration.changeRetentionDays,
                 idempotencyHours: configuration.idempotencyRetentionHours, logger: logger),
         ]
-        if configuration.adminPort != 0 {
-            services.append(AdminServer(host: configuration.grpcHost, port: configuration.adminPort, registry: registry, logger: logger) {
-                monitor.isReady
-            })
+        if let admin = adminServer(configuration: configuration, registry: registry, logger: logger, readiness: { monitor.isReady }) {
+            services.append(admin)
         }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
@@ -147,6 +145,24 @@ public enum ServiceRunner {
             throw error
         }
         logger.info("stopped")
+    }
+}
+
+extension ServiceRunner {
+    /// The admin endpoint the configuration asks for, bound to its own host (never the gRPC host), or nil when
+    /// `SWITCHBOARD_ADMIN_PORT` is 0.
+    /// - Parameters:
+    ///   - configuration: the runtime configuration.
+    ///   - registry: the metrics registry to expose.
+    ///   - logger: the logger.
+    ///   - readiness: whether `/readyz` answers 200.
+    /// - Returns: the admin server, or nil if disabled.
+    public static func adminServer(
+        configuration: RuntimeConfiguration, registry: PrometheusCollectorRegistry, logger: Logger,
+        readiness: @escaping @Sendable () -> Bool
+    ) -> AdminServer? {
+        guard configuration.adminPort != 0 else { return nil }
+        return AdminServer(host: configuration.adminHost, port: configuration.adminPort, registry: registry, logger: logger, readiness: readiness)
     }
 }
 

@@ -36,6 +36,8 @@ struct InteropServer: AsyncParsableCommand {
     var idleTimeoutSeconds: Int = 300
 
     func validate() throws {
+        // NIO converts the port to a 16-bit value and traps on anything wider.
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535 (got \(port))") }
         guard (1...3600).contains(headerTimeoutSeconds) else { throw ValidationError("--header-timeout-seconds must be 1...3600") }
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1...1000000") }
         guard (0...86_400).contains(idleTimeoutSeconds) else { throw ValidationError("--idle-timeout-seconds must be 0...86400") }
@@ -51,9 +53,9 @@ struct InteropServer: AsyncParsableCommand {
             return handler
         }
         let health = HealthService(services: [Grpc_Testing_TestService.serviceName])
-        let services: [any RPCService] = [TestService()]
-            + BuiltinServices.make(health: health, applicationServices: [Grpc_Testing_TestService.serviceName])
         var configuration = ServerConfiguration(host: host, port: port)
+        let services: [any RPCService] = [TestService(maxResponseBytes: configuration.maxSendMessageSize)]
+            + BuiltinServices.make(health: health, applicationServices: [Grpc_Testing_TestService.serviceName])
         configuration.headerTimeout = .seconds(headerTimeoutSeconds)
         configuration.maxConnections = maxConnections
         configuration.idleTimeout = idleTimeoutSeconds == 0 ? nil : .seconds(idleTimeoutSeconds)

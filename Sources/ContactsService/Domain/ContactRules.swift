@@ -87,7 +87,8 @@ public enum ContactRules {
         if n.given.isEmpty, n.family.isEmpty, n.display.isEmpty {
             violations.append(Violation("\(prefix).name", "needs at least one of given, family or display", reason: "REQUIRED"))
         }
-        for (field, value) in [("given", n.given), ("family", n.family), ("middle", n.middle), ("prefix", n.prefix), ("suffix", n.suffix), ("display", n.display)] {
+        for (field, value) in [("given", n.given), ("family", n.family), ("middle", n.middle), ("prefix", n.prefix),
+                               ("suffix", n.suffix), ("display", n.display)] {
             check(value, nameLimit, "\(prefix).name.\(field)")
         }
 
@@ -97,7 +98,8 @@ public enum ContactRules {
                 let address = email.address.trimmingSpaces
                 data.emails[i].address = address
                 if !isValidEmail(address) {
-                    violations.append(Violation("\(prefix).emails[\(i)].address", "\(excerpt(address)) is not an email address", reason: "INVALID_FORMAT"))
+                    violations.append(Violation(
+                        "\(prefix).emails[\(i)].address", "\(excerpt(address)) is not an email address", reason: "INVALID_FORMAT"))
                 } else if !seenEmails.insert(address.lowercased()).inserted {
                     violations.append(Violation("\(prefix).emails[\(i)].address", "\(excerpt(address)) appears twice", reason: "DUPLICATE"))
                 }
@@ -157,7 +159,9 @@ public enum ContactRules {
                 // Bytes before trimming and lower-casing, whose work grows with the text.
                 let t = tag.utf8.count <= tagLimit.bytes ? tag.trimmingSpaces.lowercased() : tag
                 if t.isEmpty || !tagLimit.allows(t) {
-                    violations.append(Violation("\(prefix).tags[\(i)]", "must be 1 to \(tagLimit.characters) characters (\(tagLimit.bytes) bytes of UTF-8)", reason: "INVALID_FORMAT"))
+                    violations.append(Violation(
+                        "\(prefix).tags[\(i)]", "must be 1 to \(tagLimit.characters) characters (\(tagLimit.bytes) bytes of UTF-8)",
+                        reason: "INVALID_FORMAT"))
                 } else if !tags.contains(t) {
                     tags.append(t)
                 }
@@ -173,7 +177,8 @@ public enum ContactRules {
         }
         // The whole only once its parts are known to be bounded (and only then is the estimate cheap).
         if violations.isEmpty, estimatedSize(data) > maxContactBytes {
-            violations.append(Violation(prefix, "is \(estimatedSize(data)) bytes; a contact may be at most \(maxContactBytes) bytes", reason: "TOO_LARGE"))
+            violations.append(Violation(
+                prefix, "is \(estimatedSize(data)) bytes; a contact may be at most \(maxContactBytes) bytes", reason: "TOO_LARGE"))
         }
         if !violations.isEmpty { throw ContactsError.invalid(violations) }
     }
@@ -287,7 +292,9 @@ public enum ContactRules {
                 case .number: expected = "a finite number"
                 case .bool: expected = "true or false"
                 case .date: expected = "a date as YYYY-MM-DD"
-                case .enumeration: expected = "one of \(definition.allowedValues.prefix(10).joined(separator: ", "))\(definition.allowedValues.count > 10 ? ", …" : "")"
+                case .enumeration:
+                    let more = definition.allowedValues.count > 10 ? ", …" : ""
+                    expected = "one of \(definition.allowedValues.prefix(10).joined(separator: ", "))\(more)"
                 }
                 violations.append(Violation("\(prefix).\(key)", "must be \(expected)", reason: "INVALID_VALUE"))
             }

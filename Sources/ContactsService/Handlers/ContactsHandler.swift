@@ -324,7 +324,9 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
                 throw ContactsError.invalid([Violation("resource_types", "at most \(Self.maxFilterValues) values", reason: "TOO_MANY")])
             }
             if let i = request.resourceTypes.firstIndex(where: { $0.utf8.count > Self.maxResourceTypeBytes }) {
-                throw ContactsError.invalid([Violation("resource_types[\(i)]", "must be at most \(Self.maxResourceTypeBytes) bytes", reason: "TOO_LONG")])
+                throw ContactsError.invalid([
+                    Violation("resource_types[\(i)]", "must be at most \(Self.maxResourceTypeBytes) bytes", reason: "TOO_LONG"),
+                ])
             }
             try await feed.watch(
                 tenantID: try actor(context).tenantID, from: request.fromSequence, resourceTypes: request.resourceTypes, pool: pool,

@@ -366,7 +366,8 @@ public struct PostgresContactStore: ContactStore {
         let sql = """
             SELECT * FROM (
                 SELECT r.*, count(*) OVER () AS candidates,
-                       coalesce(sum(octet_length(r::text)) OVER (ORDER BY \(order) ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS bytes_before
+                       coalesce(sum(octet_length(r::text)) OVER (ORDER BY \(order) ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                           AS bytes_before
                 FROM (
                     SELECT \(Self.columns) FROM contacts.contacts WHERE \(conditions.joined(separator: " AND "))
                     ORDER BY \(order) LIMIT \(limit)

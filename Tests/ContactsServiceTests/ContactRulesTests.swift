@@ -48,6 +48,24 @@ struct ContactRulesTests {
         #expect(ContactRules.estimatedSize(Self.largestContact()) > ContactRules.defaultMaxContactBytes)
     }
 
+    @Test("the size settings: defaults, values read from the environment, and out-of-range values naming the variable")
+    func settings() throws {
+        #expect(try ContactsService.limits([:]) == ContactsLimits())
+        let read = try ContactsService.limits(["SWITCHBOARD_CONTACTS_MAX_CONTACT_BYTES": "8192", "SWITCHBOARD_CONTACTS_PAGE_BYTES": "65536"])
+        #expect(read.maxContactBytes == 8192)
+        #expect(read.pageBytes == 65536)
+        #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_PAGE_BYTES": "4194304"]) }
+        #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_MAX_CONTACT_BYTES": "x"]) }
+        // The contact bound is the one validation applies.
+        var data = ContactData()
+        data.name.given = String(repeating: "a", count: 500)
+        data.customFields = [:]
+        #expect(throws: ContactsError.invalid([Violation(
+            "contact", "is \(ContactRules.estimatedSize(data)) bytes; a contact may be at most 1024 bytes", reason: "TOO_LARGE")])) {
+            try ContactRules.validate(&data, definitions: [], requireAllRequiredFields: false, maxContactBytes: 1024)
+        }
+    }
+
     @Test("limits count UTF-8 bytes as well as Characters")
     func byteLimits() {
         let oneCharacter = "e" + String(repeating: "\u{301}", count: 5000)

@@ -1,11 +1,35 @@
+import FoundationEssentials
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
 
 /// The contacts service as the runtime runs it: schema, migrations, RPCs and the role each RPC needs.
 public enum ContactsService {
+    /// The runtime description with the default limits.
+    public static var description: ServiceDescription { description(limits: ContactsLimits()) }
+
+    /// The settings of the contacts service beyond the shared ones.
+    public static let settings: [EnvironmentSetting] = [
+        .init("SWITCHBOARD_CONTACTS_MAX_CONTACT_BYTES", default: String(ContactRules.defaultMaxContactBytes),
+              help: "Largest contact in bytes (4096-1048576); a bigger one is refused with INVALID_ARGUMENT."),
+        .init("SWITCHBOARD_CONTACTS_PAGE_BYTES", default: String(1 << 20),
+              help: "Bytes of contacts in one ListContacts page and of one WatchChanges replay batch (65536-3145728); the response limit is 4 MiB."),
+    ]
+
+    /// Reads ``settings``.
+    /// - Parameter environment: the variables.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func limits(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ContactsLimits {
+        let env = EnvironmentReader(environment)
+        var limits = ContactsLimits()
+        limits.maxContactBytes = try env.int(settings[0], in: 4096...(1 << 20))
+        limits.pageBytes = try env.int(settings[1], in: (64 << 10)...(3 << 20))
+        return limits
+    }
+
     /// The runtime description.
-    public static var description: ServiceDescription {
+    /// - Parameter limits: contact and page size bounds.
+    public static func description(limits: ContactsLimits) -> ServiceDescription {
         typealias M = Switchboard_Contacts_V1_ContactsService.Method
         return ServiceDescription(
             name: "contacts", schema: "contacts", migrations: EmbeddedMigrations.all,
@@ -15,6 +39,6 @@ public enum ContactsService {
                 M.getContact: .readOnly, M.batchGetContacts: .readOnly, M.listContacts: .readOnly, M.watchChanges: .readOnly,
                 M.listFieldDefinitions: .readOnly, M.defineField: .admin, M.retireField: .admin,
             ],
-            makeServices: { [ContactsHandler(dependencies: $0)] })
+            makeServices: { [ContactsHandler(dependencies: $0, limits: limits)] })
     }
 }

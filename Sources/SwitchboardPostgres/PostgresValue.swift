@@ -85,7 +85,7 @@ public enum PostgresValue: Sendable, Hashable {
         case .double(let d): return (Array(Self.formatDouble(d).utf8), OID.float8, false)
         case .numeric(let n): return (Array(n.utf8), OID.numeric, false)
         case .uuid(let u): return (Array(u.lowercaseText.utf8), OID.uuid, false)
-        case .timestamp(let d): return (Array(PostgresTime.format(d).utf8), OID.timestamptz, false)
+        case .timestamp(let d): return (PostgresTime.format(d).map { Array($0.utf8) }, OID.timestamptz, false)
         case .date(let d): return (Array(d.description.utf8), OID.date, false)
         case .jsonb(let j): return (Array(j.utf8), OID.jsonb, false)
         case .bytes(let b): return (b, OID.bytea, true)
@@ -183,15 +183,40 @@ public enum PostgresValue: Sendable, Hashable {
 
 /// `timestamptz` text, always exchanged in UTC ISO form (connections set `TimeZone=UTC`, `DateStyle=ISO`).
 enum PostgresTime {
-    static func format(_ date: Date) -> String {
-        let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
-        let seconds = Int64((micros / 1_000_000).rounded(.down))
-        let fraction = Int64(micros) - seconds * 1_000_000
+    /// PostgreSQL's `timestamptz` range in seconds since 1970: 4714-11-24 00:00:00 BC up to (excluding)
+    /// 294277-01-01 00:00:00.
+    static let representableSeconds: Range<Double> = -210_866_803_200 ..< 9_224_318_016_000
+
+    /// The text PostgreSQL reads back as the same instant, rounded to the microsecond; total over every `Date`.
+    ///
+    /// A date outside PostgreSQL's range is `infinity` or `-infinity` (which sort after and before every other
+    /// timestamp, as the date would); NaN, which names no instant, is nil (bound as SQL NULL). Callers validate
+    /// client dates against their own, narrower ranges first: this only guarantees that no `Date` can trap here.
+    /// - Parameter date: the date.
+    /// - Returns: `YYYY-MM-DD HH:MM:SS.ffffff+00`, with ` BC` for years before 1, or nil for NaN.
+    static func format(_ date: Date) -> String? {
+        let interval = date.timeIntervalSince1970
+        if interval.isNaN { return nil }
+        if interval < representableSeconds.lowerBound { return "-infinity" }
+        if interval >= representableSeconds.upperBound { return "infinity" }
+        // Whole seconds and the rounded fraction separately: microseconds since 1970 near the top of the range do
+        // not fit in an Int64. Every value is in range now, so the conversions below are exact and cannot fail.
+        var wholeSeconds = interval.rounded(.down)
+        var micros = ((interval - wholeSeconds) * 1_000_000).rounded()
+        if micros >= 1_000_000 {
+            wholeSeconds += 1
+            micros -= 1_000_000
+        }
+        guard let seconds = Int64(exactly: wholeSeconds), let fraction = Int(exactly: micros) else { return nil }
+        if seconds >= Int64(representableSeconds.upperBound) { return "infinity" }
         var t = time_t(seconds)
         var parts = tm()
-        gmtime_r(&t, &parts)
-        return "\(padded(Int(parts.tm_year) + 1900, 4))-\(padded(Int(parts.tm_mon) + 1, 2))-\(padded(Int(parts.tm_mday), 2)) "
-            + "\(padded(Int(parts.tm_hour), 2)):\(padded(Int(parts.tm_min), 2)):\(padded(Int(parts.tm_sec), 2)).\(padded(Int(fraction), 6))+00"
+        guard gmtime_r(&t, &parts) != nil else { return nil }
+        // ISO years 0, -1, ... are 1 BC, 2 BC, ...: PostgreSQL reads neither year 0 nor a minus sign.
+        let year = Int(parts.tm_year) + 1900
+        let era = year > 0 ? "" : " BC"
+        return "\(padded(year > 0 ? year : 1 - year, 4))-\(padded(Int(parts.tm_mon) + 1, 2))-\(padded(Int(parts.tm_mday), 2)) "
+            + "\(padded(Int(parts.tm_hour), 2)):\(padded(Int(parts.tm_min), 2)):\(padded(Int(parts.tm_sec), 2)).\(padded(fraction, 6))+00\(era)"
     }
 
     /// Zero-padded decimal (`String(format:)` needs the full Foundation).
@@ -201,10 +226,19 @@ enum PostgresTime {
         return (value < 0 ? "-" : "") + padding + digits
     }
 
-    /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]`.
+    /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]][ BC]` (years of four to six digits), `infinity` and
+    /// `-infinity`: everything ``format(_:)`` writes.
     static func parse(_ text: String) -> Date? {
+        if text == "infinity" { return Date(timeIntervalSince1970: .infinity) }
+        if text == "-infinity" { return Date(timeIntervalSince1970: -.infinity) }
         let bytes = Array(text.utf8)
+        // PostgreSQL writes years past 9999 with more digits: everything after the year shifts by that many.
+        var yearDigits = 0
+        while yearDigits < bytes.count, bytes[yearDigits] >= 48, bytes[yearDigits] <= 57 { yearDigits += 1 }
+        guard (4...6).contains(yearDigits) else { return nil }
+        let shift = yearDigits - 4
         func number(_ range: Range<Int>) -> Int? {
+            let range = (range.lowerBound + shift)..<(range.upperBound + shift)
             guard range.upperBound <= bytes.count else { return nil }
             var n = 0
             for i in range {
@@ -213,10 +247,12 @@ enum PostgresTime {
             }
             return n
         }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+        guard let month = number(5..<7), let day = number(8..<10),
               let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
         else { return nil }
-        var i = 19
+        var year = 0
+        for b in bytes[0..<yearDigits] { year = year * 10 + Int(b - 48) }
+        var i = 19 + shift
         var micros = 0
         if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
             i += 1
@@ -234,11 +270,12 @@ enum PostgresTime {
         var offset = 0
         if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") {
             let sign = bytes[i] == UInt8(ascii: "-") ? -1 : 1
-            guard let h = number((i + 1)..<(i + 3)) else { return nil }
+            guard let h = number((i + 1 - shift)..<(i + 3 - shift)) else { return nil }
             var m = 0
-            if i + 6 <= bytes.count, bytes[i + 3] == UInt8(ascii: ":") { m = number((i + 4)..<(i + 6)) ?? 0 }
+            if i + 6 <= bytes.count, bytes[i + 3] == UInt8(ascii: ":") { m = number((i + 4 - shift)..<(i + 6 - shift)) ?? 0 }
             offset = sign * (h * 3600 + m * 60)
         }
+        if text.hasSuffix(" BC") { year = 1 - year }
         var parts = tm()
         parts.tm_year = Int32(year - 1900)
         parts.tm_mon = Int32(month - 1)
@@ -260,7 +297,12 @@ enum PostgresArray {
             switch element {
             case .null: out += "NULL"
             default:
-                let text = String(decoding: element.parameter.value ?? [], as: UTF8.self)
+                // A value with no text form (a NaN timestamp) is NULL here as it is when bound alone.
+                guard let bytes = element.parameter.value else {
+                    out += "NULL"
+                    continue
+                }
+                let text = String(decoding: bytes, as: UTF8.self)
                 out += "\""
                 for character in text.unicodeScalars {
                     if character == "\\" || character == "\"" { out += "\\" }

@@ -1,27 +1,52 @@
 import FoundationEssentials
 
 extension Google_Protobuf_Timestamp {
+    /// The seconds google.protobuf.Timestamp allows: 0001-01-01T00:00:00Z through 9999-12-31T23:59:59Z.
+    public static let validSeconds: ClosedRange<Int64> = -62_135_596_800 ... 253_402_300_799
+    /// The nanos google.protobuf.Timestamp allows.
+    public static let validNanos: ClosedRange<Int32> = 0 ... 999_999_999
+    /// What ``date`` is for a timestamp outside the allowed range: a date every range check refuses (a `Date`
+    /// cannot say "invalid", and generated code turns timestamp fields into dates while decoding).
+    public static let invalidDate = Date(timeIntervalSince1970: -.infinity)
+
+    /// Whether the seconds and nanos are within the range the Timestamp type defines.
+    public var isValid: Bool { Self.validSeconds.contains(seconds) && Self.validNanos.contains(nanos) }
+
     /// Creates a timestamp from a date, rounded to the microsecond.
     ///
     /// `Date` is a `Double` of seconds, exact to roughly a tenth of a microsecond today, so finer digits would be
     /// noise; microseconds are also what PostgreSQL stores. A timestamp with microsecond precision survives
-    /// Timestamp → Date → Timestamp unchanged.
+    /// Timestamp → Date → Timestamp unchanged. Total: a date beyond Int64 seconds (or infinite) saturates, and NaN
+    /// is the epoch.
     /// - Parameter date: the date.
     public init(date: Date) {
         self.init()
         let interval = date.timeIntervalSince1970
+        if interval.isNaN { return }
         var secs = interval.rounded(.down)
         var nanos = ((interval - secs) * 1e6).rounded() * 1000
+        if !nanos.isFinite { nanos = 0 }
         if nanos >= 1e9 {
             secs += 1
             nanos -= 1e9
         }
-        self.seconds = Int64(secs)
-        self.nanos = Int32(nanos)
+        // 2^63 is the first Double past Int64.max; -2^63 is Int64.min itself.
+        if secs >= 0x1p63 {
+            self.seconds = .max
+        } else if secs < -0x1p63 {
+            self.seconds = .min
+        } else {
+            self.seconds = Int64(exactly: secs) ?? 0
+        }
+        self.nanos = Int32(exactly: nanos) ?? 0
     }
 
-    /// The timestamp as a date.
-    public var date: Date { Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1e9) }
+    /// The timestamp as a date, or ``invalidDate`` when it is outside the range the type defines (which a
+    /// handler reports as INVALID_ARGUMENT naming the field).
+    public var date: Date {
+        guard isValid else { return Self.invalidDate }
+        return Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1e9)
+    }
 }
 
 extension Google_Protobuf_Duration {

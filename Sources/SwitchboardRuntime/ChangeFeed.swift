@@ -98,30 +98,45 @@ public struct ChangeFeed: Sendable {
          ])
     }
 
-    /// Events after a sequence, oldest first.
+    /// Events after a sequence, oldest first: at most `limit`, and no more than the first that brings their stored
+    /// resources' text to `maxBytes` (at least one event), so a batch of large resources stays bounded in memory.
+    /// - Returns: the events, and whether more follow them.
     public func events(
-        tenantID: String, after sequence: Int64, resourceTypes: [String], limit: Int, pool: PostgresPool
-    ) async throws -> [Switchboard_Common_V1_ChangeEvent] {
+        tenantID: String, after sequence: Int64, resourceTypes: [String], limit: Int, maxBytes: Int = 1 << 20, pool: PostgresPool
+    ) async throws -> (events: [Switchboard_Common_V1_ChangeEvent], more: Bool) {
         try await pool.transaction(settings: ["app.tenant_id": tenantID]) { connection in
+            // The innermost query finds the candidates by index; around it each row's resource size and the sizes
+            // before it, so rows past the budget stay in the database (the row crossing it is read).
             let rows = try await connection.query("""
-                SELECT sequence, resource_type, resource_id, kind, changed_fields, resource::text AS resource, actor_id, commit_time
-                FROM \(schema).changes
-                WHERE tenant_id = $1 AND sequence > $2 AND (cardinality($3::text[]) = 0 OR resource_type = ANY($3))
-                ORDER BY sequence LIMIT $4
-                """, [.text(tenantID), .int(sequence), .array(resourceTypes.map(PostgresValue.text), elementType: .text), .int(Int64(limit))]).rows
-            return try rows.map { row in
+                SELECT * FROM (
+                    SELECT c.*, count(*) OVER () AS candidates,
+                           coalesce(sum(octet_length(c.resource)) OVER (ORDER BY sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                               AS bytes_before
+                    FROM (
+                        SELECT sequence, resource_type, resource_id, kind, changed_fields, resource::text AS resource, actor_id, commit_time
+                        FROM \(schema).changes
+                        WHERE tenant_id = $1 AND sequence > $2 AND (cardinality($3::text[]) = 0 OR resource_type = ANY($3))
+                        ORDER BY sequence LIMIT $4
+                    ) c
+                ) w WHERE bytes_before < $5 ORDER BY sequence
+                """, [.text(tenantID), .int(sequence), .array(resourceTypes.map(PostgresValue.text), elementType: .text),
+                      .int(Int64(max(0, limit))), .int(Int64(max(0, maxBytes)))]).rows
+            let candidates = try rows.first?.int("candidates") ?? 0
+            let events = try rows.map { row in
                 var event = Switchboard_Common_V1_ChangeEvent()
                 event.sequence = try row.int("sequence")
                 event.tenantId = tenantID
                 event.resourceType = try row.string("resource_type")
                 event.resourceId = try row.string("resource_id")
-                event.kind = .init(protoValue: Int32(try row.int("kind")))
+                // A smallint column, but no stored number may trap the reader.
+                event.kind = .init(protoValue: Int32(truncatingIfNeeded: try row.int("kind")))
                 event.changedFields = try row.strings("changed_fields")
                 event.actorId = try row.string("actor_id")
                 event.commitTime = try row.date("commit_time")
                 event.resource = try StructJSON.decode(try row.string("resource"))
                 return event
             }
+            return (events, candidates > events.count || events.count >= limit)
         }
     }
 
@@ -188,14 +203,17 @@ extension ChangeFeed {
     /// Streams a tenant's changes after `from`: replays history in batches, then waits for notifications (with a
     /// periodic re-check, so a missed notification delays but never loses an event). At-least-once: a consumer
     /// resumes from the last sequence it processed.
+    ///
+    /// Batches hold at most 500 events and stop after the one whose resource brings the batch to `batchBytes`.
     public func watch(
         tenantID: String, from sequence: Int64, resourceTypes: [String], pool: PostgresPool, notifier: ChangeNotifier,
-        writer: RPCWriter<Switchboard_Common_V1_ChangeEvent>
+        writer: RPCWriter<Switchboard_Common_V1_ChangeEvent>, batchBytes: Int = 1 << 20
     ) async throws {
         var cursor = sequence
         var iterator = notifier.wakeups(tenantID: tenantID).makeAsyncIterator()
         while !Task.isCancelled {
-            let batch = try await events(tenantID: tenantID, after: cursor, resourceTypes: resourceTypes, limit: 500, pool: pool)
+            let (batch, more) = try await events(
+                tenantID: tenantID, after: cursor, resourceTypes: resourceTypes, limit: 500, maxBytes: batchBytes, pool: pool)
             for event in batch {
                 try await writer.write(event)
                 cursor = event.sequence
@@ -204,7 +222,7 @@ extension ChangeFeed {
                 Gauge(label: "change_feed_lag_seconds", dimensions: [("schema", schema)])
                     .record(max(0, Date().timeIntervalSince(last.commitTime ?? Date())))
             }
-            if batch.count == 500 { continue }
+            if more { continue }
             guard await iterator.next() != nil else { break }
         }
         throw CancellationError()

@@ -11,7 +11,7 @@ struct ContactsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "contacts",
         abstract: "Switchboard contacts service (switchboard.contacts.v1.ContactsService over gRPC).",
-        discussion: "Configured by environment variables:\n\n" + RuntimeConfiguration.helpText(),
+        discussion: "Configured by environment variables:\n\n" + RuntimeConfiguration.helpText(extra: ContactsService.settings),
         subcommands: [Serve.self, Migrate.self],
         defaultSubcommand: Serve.self)
 
@@ -20,8 +20,9 @@ struct ContactsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try loadConfiguration()
+            let limits = try loadLimits()
             let registry = ServiceRunner.bootstrap(logLevel: configuration.logLevel, eventLoopThreads: configuration.eventLoopThreads)
-            try await ServiceRunner.run(ContactsService.description, configuration: configuration, registry: registry)
+            try await ServiceRunner.run(ContactsService.description(limits: limits), configuration: configuration, registry: registry)
         }
     }
 
@@ -42,6 +43,15 @@ struct ContactsCommand: AsyncParsableCommand {
 func loadConfiguration() throws -> RuntimeConfiguration {
     do {
         return try RuntimeConfiguration.load(service: "contacts")
+    } catch let error as ConfigurationError {
+        throw ValidationError("invalid configuration: \(error)")
+    }
+}
+
+/// Reads the contacts service's own settings, naming an invalid one as a usage error.
+func loadLimits() throws -> ContactsLimits {
+    do {
+        return try ContactsService.limits()
     } catch let error as ConfigurationError {
         throw ValidationError("invalid configuration: \(error)")
     }

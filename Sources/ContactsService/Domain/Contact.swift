@@ -170,4 +170,6 @@ public enum ContactsError: Error, Sendable, Equatable {
     case requestIDReused(method: String)
     case fieldExists(key: String)
     case fieldNotFound(key: String)
+    /// The tenant has as many field definitions as it may.
+    case tooManyFields(limit: Int)
 }

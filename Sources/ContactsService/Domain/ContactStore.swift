@@ -53,7 +53,24 @@ public struct ContactQuery: Sendable, Hashable {
     public var includeDeleted = false
     public var after: ContactCursor?
     public var limit = 50
+    /// Stop reading rows once they hold about this many bytes (at least one row is read): bounds a page's memory
+    /// and work before its exact encoded size is known.
+    public var maxBytes = 1 << 20
     public init() {}
+}
+
+/// Rows of a list, in order.
+public struct ContactRows: Sendable {
+    /// At most `query.limit` rows.
+    public var records: [ContactRecord]
+    /// Whether more rows match after the last one (cut by the count or the byte budget).
+    public var more: Bool
+
+    /// Creates the rows.
+    public init(records: [ContactRecord], more: Bool) {
+        self.records = records
+        self.more = more
+    }
 }
 
 /// Persistence of contacts. Every call runs inside the actor's tenant; implementations must not see other
@@ -78,9 +95,10 @@ public protocol ContactStore: Sendable {
     func setDeleted(
         id: UUID, deleted: Bool, expectedVersion: Int64?, actor: Actor, write: WriteOptions<ContactRecord>
     ) async throws -> WriteOutcome<ContactRecord>
-    /// Lists contacts; returns up to `query.limit + 1` rows so the caller can tell whether more follow.
-    func list(_ query: ContactQuery, actor: Actor) async throws -> [ContactRecord]
-    /// Adds a field definition (`ContactsError.fieldExists` if the key is taken).
+    /// Lists contacts: up to `query.limit` rows, fewer when they pass `query.maxBytes`, and whether more follow.
+    func list(_ query: ContactQuery, actor: Actor) async throws -> ContactRows
+    /// Adds a field definition (`ContactsError.fieldExists` if the key is taken, `ContactsError.tooManyFields` if the
+    /// tenant has `ContactRules.maxFieldDefinitions` already).
     func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>
     /// Retires a field definition.
     func retire(key: String, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>

@@ -3,13 +3,19 @@ import FoundationEssentials
 /// The contacts use cases: validation and rules here, persistence behind ``ContactStore``.
 public struct ContactsDomain: Sendable {
     let store: any ContactStore
+    let limits: ContactsLimits
     /// Largest page.
     public static let maxPageSize = 500
     /// Page size when the caller gives none.
     public static let defaultPageSize = 50
+    /// Longest page token accepted (the longest issued, for a family-name cursor, is about 3 KB).
+    public static let maxPageTokenBytes = 4096
 
     /// Creates the domain over a store.
-    public init(store: any ContactStore) { self.store = store }
+    public init(store: any ContactStore, limits: ContactsLimits = ContactsLimits()) {
+        self.store = store
+        self.limits = limits
+    }
 
     /// Creates a contact.
     public func create(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord> {
@@ -17,7 +23,7 @@ public struct ContactsDomain: Sendable {
         var data = data
         if data.ownerID.isEmpty { data.ownerID = actor.userID }
         let definitions = try await store.fieldDefinitions(actor: actor, includeRetired: true)
-        try ContactRules.validate(&data, definitions: definitions, requireAllRequiredFields: true)
+        try ContactRules.validate(&data, definitions: definitions, requireAllRequiredFields: true, maxContactBytes: limits.maxContactBytes)
         return try await store.insert(data, actor: actor, write: write)
     }
 
@@ -39,7 +45,7 @@ public struct ContactsDomain: Sendable {
         var data = current.data
         let changed = try ContactRules.apply(paths: paths, from: source, to: &data)
         let definitions = try await store.fieldDefinitions(actor: actor, includeRetired: true)
-        try ContactRules.validate(&data, definitions: definitions, requireAllRequiredFields: false)
+        try ContactRules.validate(&data, definitions: definitions, requireAllRequiredFields: false, maxContactBytes: limits.maxContactBytes)
         if data.ownerID.isEmpty {
             throw ContactsError.invalid([Violation("contact.owner_id", "must not be empty", reason: "REQUIRED")])
         }
@@ -60,13 +66,24 @@ public struct ContactsDomain: Sendable {
     }
 
     /// A page of contacts and the token for the next one.
-    public func list(_ query: ContactQuery, pageSize: Int, pageToken: String, actor: Actor) async throws -> ([ContactRecord], String) {
+    ///
+    /// A page ends at `pageSize` contacts or before the contact that would take the contacts' encoded size past
+    /// ``ContactsLimits/pageBytes`` (a first contact always fits), so no page outgrows the response limit however
+    /// large its rows; the token continues after the last contact returned.
+    /// - Parameters:
+    ///   - encodedSize: the bytes a contact adds to the response.
+    public func list(
+        _ query: ContactQuery, pageSize: Int, pageToken: String, actor: Actor, encodedSize: (ContactRecord) -> Int
+    ) async throws -> ([ContactRecord], String) {
         var query = query
         guard pageSize >= 0 else { throw ContactsError.invalid([Violation("page.page_size", "must not be negative")]) }
         query.limit = pageSize == 0 ? Self.defaultPageSize : min(pageSize, Self.maxPageSize)
+        query.maxBytes = limits.pageBytes
         let fingerprint = PageToken.fingerprint(of: query)
         if !pageToken.isEmpty {
-            guard let token = PageToken.decode(pageToken) else {
+            guard pageToken.utf8.count <= Self.maxPageTokenBytes, let token = PageToken.decode(pageToken),
+                  token.cursor.isValid(for: query.order)
+            else {
                 throw ContactsError.invalid([Violation("page.page_token", "is not a token this service issued", reason: "INVALID_FORMAT")])
             }
             guard token.fingerprint == fingerprint else {
@@ -74,20 +91,26 @@ public struct ContactsDomain: Sendable {
             }
             query.after = token.cursor
         }
-        var rows = try await store.list(query, actor: actor)
+        let rows = try await store.list(query, actor: actor)
+        var page: [ContactRecord] = []
+        var bytes = 0
+        for record in rows.records {
+            let size = encodedSize(record)
+            if !page.isEmpty, size > limits.pageBytes - bytes { break }
+            page.append(record)
+            bytes += size
+        }
         var next = ""
-        if rows.count > query.limit {
-            rows.removeLast(rows.count - query.limit)
-            let last = rows[rows.count - 1]
+        if let last = page.last, rows.more || page.count < rows.records.count {
             let key: String
             switch query.order {
-            case .createTime: key = String(Int64((last.createdAt.timeIntervalSince1970 * 1_000_000).rounded()))
-            case .updateTime: key = String(Int64((last.updatedAt.timeIntervalSince1970 * 1_000_000).rounded()))
+            case .createTime: key = String(ContactCursor.microseconds(last.createdAt))
+            case .updateTime: key = String(ContactCursor.microseconds(last.updatedAt))
             case .familyName: key = last.data.name.family
             }
             next = PageToken(cursor: ContactCursor(key: key, id: last.id), fingerprint: fingerprint).encoded
         }
-        return (rows, next)
+        return (page, next)
     }
 
     /// Defines a custom field.
@@ -103,6 +126,28 @@ public struct ContactsDomain: Sendable {
     public func retire(key: String, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
         if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
         return try await store.retire(key: key, actor: actor, write: write)
+    }
+}
+
+extension ContactCursor {
+    /// The microseconds since 1970 a time cursor holds: whole microseconds are what PostgreSQL stores, and a
+    /// double of seconds would lose the last digit. Saturates rather than trapping (stored times are in range).
+    static func microseconds(_ date: Date) -> Int64 {
+        let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        if let exact = Int64(exactly: micros) { return exact }
+        return micros < 0 ? .min : .max
+    }
+
+    /// Microseconds of the times a stored contact can have (those of a valid google.protobuf.Timestamp).
+    static let validMicroseconds: ClosedRange<Int64> = -62_135_596_800_000_000 ... 253_402_300_799_999_999
+
+    /// Whether a decoded cursor (client-supplied bytes: tokens are not signed) is one this service could have
+    /// issued for `order`, so nothing out of range reaches SQL.
+    func isValid(for order: ContactOrder) -> Bool {
+        switch order {
+        case .familyName: return ContactRules.nameLimit.allows(key)
+        case .createTime, .updateTime: return Int64(key).map(Self.validMicroseconds.contains) ?? false
+        }
     }
 }
 

@@ -13,13 +13,25 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     private let feed: ChangeFeed
     private let pool: PostgresPool
     private let notifier: ChangeNotifier
+    private let limits: ContactsLimits
+    /// Most elements of a repeated filter (`statuses`, `types`, `resource_types`).
+    static let maxFilterValues = 16
+    /// Longest `resource_types` entry, etag and custom field key a request may name.
+    static let maxResourceTypeBytes = 128, maxETagBytes = 64, maxKeyBytes = 64
+    /// Most field violations one error lists: each is repeated in `grpc-message` and the details trailer, and
+    /// clients cap trailers at a few KiB.
+    static let maxReportedViolations = 10
 
     /// Creates the handler.
-    public init(dependencies: ServiceDependencies) {
-        self.domain = ContactsDomain(store: PostgresContactStore(pool: dependencies.pool, feed: dependencies.changeFeed))
+    /// - Parameters:
+    ///   - dependencies: the runtime's pool, feed and notifier.
+    ///   - limits: contact and page size bounds.
+    public init(dependencies: ServiceDependencies, limits: ContactsLimits = ContactsLimits()) {
+        self.domain = ContactsDomain(store: PostgresContactStore(pool: dependencies.pool, feed: dependencies.changeFeed), limits: limits)
         self.feed = dependencies.changeFeed
         self.pool = dependencies.pool
         self.notifier = dependencies.notifier
+        self.limits = limits
     }
 
     private func actor(_ context: ServerContext) throws -> Actor {
@@ -44,7 +56,9 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     static func rpcError(_ error: ContactsError) -> RPCError {
         switch error {
         case .invalid(let violations):
-            return .invalidArgument(violations: violations.map { FieldViolation(field: $0.field, description: $0.description, reason: $0.reason) })
+            return .invalidArgument(violations: violations.prefix(maxReportedViolations).map {
+                FieldViolation(field: $0.field, description: $0.description, reason: $0.reason)
+            })
         case .notFound(let id):
             return RPCError(code: .notFound, message: "contact \(id) not found")
         case .emailTaken(let email, let existing):
@@ -62,21 +76,21 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             return RPCError(code: .alreadyExists, message: "custom field \(key) is already defined")
         case .fieldNotFound(let key):
             return RPCError(code: .notFound, message: "custom field \(key) is not defined")
+        case .tooManyFields(let limit):
+            return RPCError(code: .failedPrecondition, message: "the tenant already has \(limit) custom field definitions, the most it may have")
         }
     }
 
     private static func uuid(_ text: String, field: String) throws -> UUID {
         guard let id = UUID(text: text) else {
-            throw ContactsError.invalid([Violation(field, text.isEmpty ? "is required" : "\"\(text)\" is not a contact id (UUID)",
+            throw ContactsError.invalid([Violation(field, text.isEmpty ? "is required" : "\(ContactRules.excerpt(text)) is not a contact id (UUID)",
                                                    reason: text.isEmpty ? "REQUIRED" : "INVALID_FORMAT")])
         }
         return id
     }
 
     private static func write(_ requestID: String, _ method: MethodDescriptor) throws -> WriteOptions<ContactRecord> {
-        guard requestID.count <= 128 else {
-            throw ContactsError.invalid([Violation("request_id", "must be at most 128 characters", reason: "TOO_LONG")])
-        }
+        if let violation = ContactRules.requestIDViolation(requestID) { throw ContactsError.invalid([violation]) }
         return WriteOptions(requestID: requestID, method: method.method) { ContactsMapping.proto($0).serializedBytes() }
     }
 
@@ -85,6 +99,36 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         case .fresh(let record): return ContactsMapping.proto(record)
         case .replayed(let bytes): return try Proto(serializedBytes: bytes)
         }
+    }
+
+    /// An etag is one this service issued (`"<version>"`) or too long to be one.
+    private static func checkETag(_ etag: String) throws {
+        guard etag.utf8.count <= maxETagBytes else {
+            throw ContactsError.invalid([Violation("etag", "must be at most \(maxETagBytes) bytes", reason: "TOO_LONG")])
+        }
+    }
+
+    /// Checks a repeated enum filter: bounded, no duplicates, every value known.
+    private static func filter<Proto: Equatable, Value>(
+        _ values: [Proto], field: String, what: String, map: (Proto) -> Value?
+    ) -> (values: [Value], violations: [Violation]) {
+        guard values.count <= maxFilterValues else {
+            return ([], [Violation(field, "at most \(maxFilterValues) values", reason: "TOO_MANY")])
+        }
+        var mapped: [Value] = []
+        var violations: [Violation] = []
+        for (i, value) in values.enumerated() {
+            if let m = map(value) {
+                if values[..<i].contains(value) {
+                    violations.append(Violation("\(field)[\(i)]", "appears twice", reason: "DUPLICATE"))
+                } else {
+                    mapped.append(m)
+                }
+            } else {
+                violations.append(Violation("\(field)[\(i)]", "is not \(what)"))
+            }
+        }
+        return (mapped, violations)
     }
 
     typealias Methods = Switchboard_Contacts_V1_ContactsService.Method
@@ -129,6 +173,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             let id = try Self.uuid(contact.id, field: "contact.id")
             let source = try ContactsMapping.data(contact, prefix: "contact")
             let paths = request.updateMask?.paths ?? []
+            try Self.checkETag(request.etag)
             if paths.contains("type"), contact.type == .unspecified {
                 throw ContactsError.invalid([Violation("contact.type", "must be PERSON or COMPANY", reason: "REQUIRED")])
             }
@@ -143,7 +188,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
 
     public func deleteContact(request: Switchboard_Contacts_V1_DeleteContactRequest, context: ServerContext) async throws -> Proto {
         try await run {
-            try Self.decode(try await domain.setDeleted(
+            try Self.checkETag(request.etag)
+            return try Self.decode(try await domain.setDeleted(
                 id: try Self.uuid(request.id, field: "id"), deleted: true, etag: request.etag, actor: try actor(context),
                 write: try Self.write(request.requestId, Methods.deleteContact)))
         }
@@ -163,11 +209,21 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         try await run {
             var query = ContactQuery()
             var violations: [Violation] = []
-            for (i, status) in request.statuses.enumerated() {
-                if let s = ContactsMapping.status(status) { query.statuses.append(s) } else { violations.append(Violation("statuses[\(i)]", "is not a status")) }
+            let statuses = Self.filter(request.statuses, field: "statuses", what: "a status", map: ContactsMapping.status)
+            let kinds = Self.filter(request.types, field: "types", what: "a contact type", map: ContactsMapping.kind)
+            query.statuses = statuses.values
+            query.kinds = kinds.values
+            violations += statuses.violations + kinds.violations
+            if !ContactRules.tagLimit.allows(request.tag) {
+                violations.append(Violation("tag", ContactRules.tagLimit.description, reason: "TOO_LONG"))
             }
-            for (i, type) in request.types.enumerated() {
-                if let k = ContactsMapping.kind(type) { query.kinds.append(k) } else { violations.append(Violation("types[\(i)]", "is not a contact type")) }
+            if !ContactRules.ownerIDLimit.allows(request.ownerId) {
+                violations.append(Violation("owner_id", ContactRules.ownerIDLimit.description, reason: "TOO_LONG"))
+            }
+            // Before any conversion of these dates (to SQL text, to a page token's fingerprint).
+            for (date, field) in [(request.createdAfter, "created_after"), (request.createdBefore, "created_before"),
+                                  (request.updatedAfter, "updated_after"), (request.updatedBefore, "updated_before")] {
+                if let violation = ContactRules.timestampViolation(date, field: field) { violations.append(violation) }
             }
             if !violations.isEmpty { throw ContactsError.invalid(violations) }
             query.tag = request.tag.isEmpty ? nil : request.tag
@@ -184,13 +240,21 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             }
             query.descending = request.descending
             query.includeDeleted = request.includeDeleted
-            let (rows, next) = try await domain.list(
-                query, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try actor(context))
+            var contacts: [Proto] = []
+            let (page, next) = try await domain.list(
+                query, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try actor(context)
+            ) { record in
+                // Each contact is encoded once: the size decides whether it joins the page, and it is kept if so.
+                let proto = ContactsMapping.proto(record)
+                contacts.append(proto)
+                // The field's tag and length prefix.
+                return proto.serializedBytes().count + 6
+            }
             var response = Switchboard_Contacts_V1_ListContactsResponse()
-            response.contacts = rows.map(ContactsMapping.proto)
-            var page = Switchboard_Common_V1_PageResponse()
-            page.nextPageToken = next
-            response.page = page
+            response.contacts = Array(contacts.prefix(page.count))
+            var pageResponse = Switchboard_Common_V1_PageResponse()
+            pageResponse.nextPageToken = next
+            response.page = pageResponse
             return response
         }
     }
@@ -208,7 +272,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             let definition = FieldDefinition(
                 key: proto.key, displayName: proto.displayName, type: type, allowedValues: proto.allowedValues, required: proto.required)
             return try Self.decodeDefinition(try await domain.define(
-                definition, actor: try actor(context), write: Self.definitionWrite(request.requestId, Methods.defineField)))
+                definition, actor: try actor(context), write: try Self.definitionWrite(request.requestId, Methods.defineField)))
         }
     }
 
@@ -228,13 +292,17 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     ) async throws -> Switchboard_Contacts_V1_FieldDefinition {
         try await run {
             guard !request.key.isEmpty else { throw ContactsError.invalid([Violation("key", "is required", reason: "REQUIRED")]) }
+            guard request.key.utf8.count <= Self.maxKeyBytes else {
+                throw ContactsError.invalid([Violation("key", "must be at most \(Self.maxKeyBytes) bytes", reason: "TOO_LONG")])
+            }
             return try Self.decodeDefinition(try await domain.retire(
-                key: request.key, actor: try actor(context), write: Self.definitionWrite(request.requestId, Methods.retireField)))
+                key: request.key, actor: try actor(context), write: try Self.definitionWrite(request.requestId, Methods.retireField)))
         }
     }
 
-    private static func definitionWrite(_ requestID: String, _ method: MethodDescriptor) -> WriteOptions<FieldDefinition> {
-        WriteOptions(requestID: requestID, method: method.method) { ContactsMapping.proto($0).serializedBytes() }
+    private static func definitionWrite(_ requestID: String, _ method: MethodDescriptor) throws -> WriteOptions<FieldDefinition> {
+        if let violation = ContactRules.requestIDViolation(requestID) { throw ContactsError.invalid([violation]) }
+        return WriteOptions(requestID: requestID, method: method.method) { ContactsMapping.proto($0).serializedBytes() }
     }
 
     private static func decodeDefinition(_ outcome: WriteOutcome<FieldDefinition>) throws -> Switchboard_Contacts_V1_FieldDefinition {
@@ -252,9 +320,17 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             guard request.fromSequence >= 0 else {
                 throw ContactsError.invalid([Violation("from_sequence", "must not be negative")])
             }
+            guard request.resourceTypes.count <= Self.maxFilterValues else {
+                throw ContactsError.invalid([Violation("resource_types", "at most \(Self.maxFilterValues) values", reason: "TOO_MANY")])
+            }
+            if let i = request.resourceTypes.firstIndex(where: { $0.utf8.count > Self.maxResourceTypeBytes }) {
+                throw ContactsError.invalid([
+                    Violation("resource_types[\(i)]", "must be at most \(Self.maxResourceTypeBytes) bytes", reason: "TOO_LONG"),
+                ])
+            }
             try await feed.watch(
                 tenantID: try actor(context).tenantID, from: request.fromSequence, resourceTypes: request.resourceTypes, pool: pool,
-                notifier: notifier, writer: responses)
+                notifier: notifier, writer: responses, batchBytes: limits.pageBytes)
         }
     }
 }

@@ -72,20 +72,49 @@ enum ContactsMapping {
         data.tags = contact.tags
         data.ownerID = contact.ownerId
         if let fields = contact.customFields {
-            data.customFields = fields.fields.mapValues(json)
+            // Counted before reading: the rules would refuse more anyway, and reading costs with every value.
+            if fields.fields.count > ContactRules.maxCustomFields {
+                violations.append(Violation("\(prefix).custom_fields", "at most \(ContactRules.maxCustomFields) fields", reason: "TOO_MANY"))
+            } else {
+                for (key, value) in fields.fields {
+                    if let converted = json(value, depth: 1) {
+                        data.customFields[key] = converted
+                    } else {
+                        violations.append(Violation(
+                            "\(prefix).custom_fields.\(ContactRules.fieldKey(key))",
+                            "nests lists and objects more than \(ContactRules.maxCustomFieldDepth) deep", reason: "TOO_DEEP"))
+                    }
+                }
+            }
         }
         if !violations.isEmpty { throw ContactsError.invalid(violations) }
         return data
     }
 
-    static func json(_ value: Google_Protobuf_Value) -> JSONValue {
+    /// A request's value as JSON, or nil when lists and objects nest deeper than
+    /// ``ContactRules/maxCustomFieldDepth`` (the recursion is ours, so it is bounded here).
+    static func json(_ value: Google_Protobuf_Value, depth: Int) -> JSONValue? {
         switch value.kind {
         case .nullValue, nil: return .null
         case .numberValue(let n): return .number(n)
         case .stringValue(let s): return .string(s)
         case .boolValue(let b): return .bool(b)
-        case .structValue(let s): return .object(s.fields.mapValues(json))
-        case .listValue(let l): return .array(l.values.map(json))
+        case .structValue(let s):
+            guard depth < ContactRules.maxCustomFieldDepth else { return nil }
+            var object: [String: JSONValue] = [:]
+            for (key, element) in s.fields {
+                guard let converted = json(element, depth: depth + 1) else { return nil }
+                object[key] = converted
+            }
+            return .object(object)
+        case .listValue(let l):
+            guard depth < ContactRules.maxCustomFieldDepth else { return nil }
+            var array: [JSONValue] = []
+            for element in l.values {
+                guard let converted = json(element, depth: depth + 1) else { return nil }
+                array.append(converted)
+            }
+            return .array(array)
         }
     }
 

@@ -89,6 +89,10 @@ public struct PostgresContactStore: ContactStore {
     public func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
         try await transaction(actor) { c in
             if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+            // Two concurrent defines can both pass this count by one; the bound is about size, not exactness.
+            let existing = try await c.query(
+                "SELECT count(*) AS n FROM contacts.field_definitions WHERE tenant_id = $1", [.text(actor.tenantID)]).first?.int("n") ?? 0
+            guard existing < ContactRules.maxFieldDefinitions else { throw ContactsError.tooManyFields(limit: ContactRules.maxFieldDefinitions) }
             let inserted = try await c.query("""
                 INSERT INTO contacts.field_definitions (tenant_id, key, display_name, field_type, allowed_values, required)
                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key
@@ -314,7 +318,7 @@ public struct PostgresContactStore: ContactStore {
         }
     }
 
-    public func list(_ query: ContactQuery, actor: Actor) async throws -> [ContactRecord] {
+    public func list(_ query: ContactQuery, actor: Actor) async throws -> ContactRows {
         var conditions = ["tenant_id = $1"]
         var binds: [PostgresValue] = [.text(actor.tenantID)]
         func bind(_ value: PostgresValue) -> String {
@@ -346,17 +350,34 @@ public struct PostgresContactStore: ContactStore {
             if query.order == .familyName {
                 key = bind(.text(cursor.key))
             } else {
-                // Microseconds as an exact integer: a double of seconds would lose the last digit.
+                // Microseconds as an exact integer: a double of seconds would lose the last digit. The domain
+                // checked the cursor's range.
                 key = "('epoch'::timestamptz + \(bind(.int(Int64(cursor.key) ?? 0))) * interval '1 microsecond')"
             }
             conditions.append("(\(sortColumn), id) \(query.descending ? "<" : ">") (\(key), \(bind(.uuid(cursor.id))))")
         }
-        let limit = bind(.int(Int64(query.limit + 1)))
+        let limit = bind(.int(Int64(max(0, min(query.limit, ContactsDomain.maxPageSize)) + 1)))
+        let maxBytes = bind(.int(Int64(max(0, query.maxBytes))))
+        let order = "\(sortColumn) \(direction), id \(direction)"
         // Only fixed column names and placeholders are spliced; every value above is bound.
+        // The innermost query finds the candidate rows by index; around it, each row's text size and those before
+        // it: rows that start past the byte budget are left in the database (the row that crosses it is read, so
+        // a page is never empty). `candidates` tells whether rows were left.
         let sql = """
-            SELECT \(Self.columns) FROM contacts.contacts WHERE \(conditions.joined(separator: " AND "))
-            ORDER BY \(sortColumn) \(direction), id \(direction) LIMIT \(limit)
+            SELECT * FROM (
+                SELECT r.*, count(*) OVER () AS candidates,
+                       coalesce(sum(octet_length(r::text)) OVER (ORDER BY \(order) ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                           AS bytes_before
+                FROM (
+                    SELECT \(Self.columns) FROM contacts.contacts WHERE \(conditions.joined(separator: " AND "))
+                    ORDER BY \(order) LIMIT \(limit)
+                ) r
+            ) w WHERE bytes_before < \(maxBytes) ORDER BY \(order)
             """
-        return try await read(actor, sql, binds).map(Self.record)
+        let rows = try await read(actor, sql, binds)
+        let candidates = try rows.first?.int("candidates") ?? 0
+        var records = try rows.map(Self.record)
+        if records.count > query.limit { records.removeLast(records.count - max(0, query.limit)) }
+        return ContactRows(records: records, more: candidates > records.count)
     }
 }

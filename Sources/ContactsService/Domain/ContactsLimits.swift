@@ -1,0 +1,12 @@
+/// The contacts service's size bounds that an operator may need to change (fixed per-field bounds live in
+/// ``ContactRules``).
+public struct ContactsLimits: Sendable, Hashable {
+    /// The most a contact may take (``ContactRules/estimatedSize(_:)``).
+    public var maxContactBytes = ContactRules.defaultMaxContactBytes
+    /// The encoded bytes of contacts in one `ListContacts` page, and the stored bytes of one `WatchChanges` replay
+    /// batch; a page always holds at least one contact, so a page is at most the larger of this and one contact.
+    public var pageBytes = 1 << 20
+
+    /// The defaults: 256 KiB contacts, 1 MiB pages (the response limit is 4 MiB).
+    public init() {}
+}

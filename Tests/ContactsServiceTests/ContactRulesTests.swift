@@ -1,0 +1,138 @@
+@testable import ContactsService
+import Foundation
+import SwitchboardProtos
+import SwitchboardRuntime
+import Testing
+
+/// Pure validation: byte limits, the size estimate and wire timestamps.
+@Suite("Contact rules and limits")
+struct ContactRulesTests {
+    /// Data at the bound of every field.
+    static func largestContact() -> ContactData {
+        let chars = { (n: Int) in String(repeating: "€", count: n) }  // three bytes each
+        var data = ContactData()
+        data.name.given = chars(500)
+        data.name.family = chars(500)
+        data.name.middle = chars(500)
+        data.emails = (0..<20).map { EmailAddress(address: "user\($0)@" + String(repeating: "d", count: 230) + ".com", label: chars(100)) }
+        data.phones = (0..<20).map { PhoneNumber(number: "+49 30 1234567\($0 % 10)", label: chars(100)) }
+        data.addresses = (0..<10).map { _ in
+            var a = PostalAddress()
+            a.label = chars(100)
+            a.lines = Array(repeating: chars(200), count: 10)
+            a.locality = chars(200)
+            a.administrativeArea = chars(200)
+            a.postalCode = chars(21)
+            a.regionCode = "de"
+            return a
+        }
+        data.tags = (0..<50).map { "\($0)" + String(repeating: "t", count: 60) }
+        data.ownerID = String(repeating: "o", count: 256)
+        data.customFields = Dictionary(uniqueKeysWithValues: (0..<100).map { ("field_\($0)", JSONValue.string(chars(2000))) })
+        return data
+    }
+
+    @Test("the size estimate bounds the Contact message and the change event's Struct")
+    func estimateIsAnUpperBound() throws {
+        for data in [Self.largestContact(), ContactData()] {
+            var record = ContactRecord(
+                id: UUID(), data: data, version: Int64.max, createdAt: Date(), createdBy: String(repeating: "u", count: 256),
+                updatedAt: Date(), updatedBy: String(repeating: "u", count: 256), deletedAt: Date())
+            record.data.phones = record.data.phones.map { var p = $0; p.e164 = ContactRules.normalizePhone(p.number) ?? ""; return p }
+            let estimate = ContactRules.estimatedSize(record.data)
+            #expect(ContactsMapping.proto(record).serializedBytes().count <= estimate)
+            let event = try StructJSON.decode(PostgresContactStore.json(record)).serializedBytes().count
+            #expect(event <= estimate)
+        }
+        // And the largest contact the field bounds allow is far over the default total.
+        #expect(ContactRules.estimatedSize(Self.largestContact()) > ContactRules.defaultMaxContactBytes)
+    }
+
+    @Test("the size settings: defaults, values read from the environment, and out-of-range values naming the variable")
+    func settings() throws {
+        #expect(try ContactsService.limits([:]) == ContactsLimits())
+        let read = try ContactsService.limits(["SWITCHBOARD_CONTACTS_MAX_CONTACT_BYTES": "8192", "SWITCHBOARD_CONTACTS_PAGE_BYTES": "65536"])
+        #expect(read.maxContactBytes == 8192)
+        #expect(read.pageBytes == 65536)
+        #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_PAGE_BYTES": "4194304"]) }
+        #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_MAX_CONTACT_BYTES": "x"]) }
+        // The contact bound is the one validation applies.
+        var data = ContactData()
+        data.name.given = String(repeating: "a", count: 500)
+        data.customFields = [:]
+        #expect(throws: ContactsError.invalid([Violation(
+            "contact", "is \(ContactRules.estimatedSize(data)) bytes; a contact may be at most 1024 bytes", reason: "TOO_LARGE")])) {
+            try ContactRules.validate(&data, definitions: [], requireAllRequiredFields: false, maxContactBytes: 1024)
+        }
+    }
+
+    @Test("limits count UTF-8 bytes as well as Characters")
+    func byteLimits() {
+        let oneCharacter = "e" + String(repeating: "\u{301}", count: 5000)
+        #expect(oneCharacter.count == 1)
+        #expect(!ContactRules.nameLimit.allows(oneCharacter))
+        #expect(ContactRules.nameLimit.allows(String(repeating: "€", count: 500)))
+        #expect(!ContactRules.nameLimit.allows(String(repeating: "€", count: 501)))
+        #expect(!ContactRules.isValidEmail(String(repeating: "é", count: 40) + "@example.com"))  // 80-byte local part
+        #expect(ContactRules.isValidEmail(String(repeating: "é", count: 32) + "@example.com"))
+        #expect(ContactRules.excerpt(String(repeating: "x", count: 1_000_000)).utf8.count < 80)
+        #expect(ContactRules.excerpt(oneCharacter).utf8.count < 80)
+    }
+
+    @Test("request ids: at most 128 bytes of printable ASCII")
+    func requestIDs() {
+        #expect(ContactRules.requestIDViolation("") == nil)
+        #expect(ContactRules.requestIDViolation(UUID().uuidString) == nil)
+        #expect(ContactRules.requestIDViolation(String(repeating: "a", count: 128)) == nil)
+        #expect(ContactRules.requestIDViolation(String(repeating: "a", count: 129))?.reason == "TOO_LONG")
+        #expect(ContactRules.requestIDViolation("é")?.reason == "INVALID_FORMAT")
+        #expect(ContactRules.requestIDViolation("a\u{0}b")?.reason == "INVALID_FORMAT")
+    }
+
+    @Test("wire timestamps outside the Timestamp range become a date every range check refuses")
+    func wireTimestamps() {
+        func timestamp(_ seconds: Int64, _ nanos: Int32) -> Google_Protobuf_Timestamp {
+            var t = Google_Protobuf_Timestamp()
+            t.seconds = seconds
+            t.nanos = nanos
+            return t
+        }
+        let invalid = [timestamp(0, -1), timestamp(0, 1_000_000_000), timestamp(253_402_300_800, 0), timestamp(-62_135_596_801, 999_999_999),
+                       timestamp(.max, .max), timestamp(.min, .min)]
+        for t in invalid {
+            #expect(t.date == Google_Protobuf_Timestamp.invalidDate, "\(t.seconds) \(t.nanos)")
+            #expect(ContactRules.timestampViolation(t.date, field: "created_after")?.field == "created_after")
+        }
+        for t in [timestamp(253_402_300_799, 999_999_999), timestamp(-62_135_596_800, 0), timestamp(0, 0)] {
+            #expect(ContactRules.timestampViolation(t.date, field: "created_after") == nil, "\(t.seconds) \(t.nanos)")
+        }
+        // Encoding a date back never traps, whatever the date.
+        #expect(Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: .infinity)).seconds == .max)
+        #expect(Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: -.infinity)).seconds == .min)
+        #expect(Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: .nan)).seconds == 0)
+        #expect(Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: 0x1p63)).seconds == .max)
+        #expect(Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: -0x1p63)).seconds == .min)
+        #expect(Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: 1.5)).nanos == 500_000_000)
+    }
+
+    @Test("custom field values nested deeper than the bound are refused while reading, naming the field")
+    func customFieldDepth() {
+        var value = Google_Protobuf_Value()
+        value.kind = .stringValue("leaf")
+        for _ in 0..<ContactRules.maxCustomFieldDepth {
+            var list = Google_Protobuf_ListValue()
+            list.values = [value]
+            var outer = Google_Protobuf_Value()
+            outer.kind = .listValue(list)
+            value = outer
+        }
+        var contact = Switchboard_Contacts_V1_Contact()
+        var fields = Google_Protobuf_Struct()
+        fields.fields = ["deep": value]
+        contact.customFields = fields
+        #expect(throws: ContactsError.invalid([Violation(
+            "contact.custom_fields.deep", "nests lists and objects more than \(ContactRules.maxCustomFieldDepth) deep", reason: "TOO_DEEP")])) {
+            _ = try ContactsMapping.data(contact, prefix: "contact")
+        }
+    }
+}

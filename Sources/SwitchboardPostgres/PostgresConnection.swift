@@ -10,8 +10,9 @@ import Synchronization
 /// (connect, scripts, COPY, LISTEN) run on this connection's own serial dispatch queue, and only while nothing else
 /// uses it. Either way no NIO event loop and no thread of the Swift cooperative pool ever waits on the database.
 /// Measured against a dispatch thread per query (BENCHMARKS.md): one wake-up less per query, and sharing a connection
-/// halved PostgreSQL's CPU per call. Cancelling the calling task sends the server a cancel request for the running
-/// statement, when no other caller's pipeline shares the connection.
+/// halved PostgreSQL's CPU per call. Cancelling the calling task resumes it at once with `CancellationError` and
+/// retires the connection (``isHealthy`` turns false, so the pool replaces it); the server is sent a cancel request
+/// for the running statement when no other caller's pipeline shares the connection.
 public final class PostgresConnection: @unchecked Sendable {
     // @unchecked: `raw` guards itself (see `LibPQConnection`); `queue` is only used for its blocking calls.
     private let raw: LibPQConnection
@@ -19,6 +20,9 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// The server process serving this connection.
     public let backendPID: Int32
+
+    /// How long a connection attempt waits for each host when the connection string sets no `connect_timeout`.
+    public static let defaultConnectTimeoutSeconds = 10
 
     private init(raw: LibPQConnection, queue: DispatchQueue) {
         self.raw = raw
@@ -28,12 +32,16 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Connects.
     /// - Parameter conninfo: a libpq connection string, e.g. `host=db1,db2 port=5432 dbname=crm
-    ///   target_session_attrs=read-write`. Sessions use UTC and ISO dates whatever the server's defaults.
+    ///   target_session_attrs=read-write`. Sessions use UTC and ISO dates whatever the server's defaults. Without a
+    ///   `connect_timeout`, each host gets ``defaultConnectTimeoutSeconds``.
     /// - Returns: the connection.
     /// - Throws: ``PostgresError`` of kind `.connection`.
     public static func connect(_ conninfo: String) async throws -> PostgresConnection {
         let queue = DispatchQueue(label: "switchboard.postgres.connection")
-        let conninfo = conninfo + " options='-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=iso_8601'"
+        // libpq waits forever by default for a server that accepts the connection and then never answers; a
+        // `connect_timeout` in `conninfo` comes later in the string and so overrides this one.
+        let conninfo = "connect_timeout=\(defaultConnectTimeoutSeconds) " + conninfo
+            + " options='-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=iso_8601'"
         let raw: LibPQConnection = try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 continuation.resume(with: Result { try LibPQConnection(conninfo: conninfo) })
@@ -42,28 +50,31 @@ public final class PostgresConnection: @unchecked Sendable {
         return PostgresConnection(raw: raw, queue: queue)
     }
 
+    /// Runs blocking libpq calls on the connection's queue. A cancelled caller resumes at once with
+    /// `CancellationError` (the queue's thread may be stuck on a server that stopped answering); the connection is
+    /// then retired and the call, if it is talking to the server, cancelled there.
     private func run<T: Sendable>(_ body: @escaping @Sendable (LibPQConnection) throws -> T) async throws -> T {
         let raw = self.raw
+        let id = raw.numberCall()
+        let waiter = CallWaiter<T>()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                queue.async { continuation.resume(with: Result { try body(raw) }) }
+                guard waiter.wait(continuation) else { return }
+                queue.async { waiter.resume(with: Result { try raw.runCall(id) { try body(raw) } }) }
             }
         } onCancel: {
-            Self.cancel(raw)
+            raw.abandon(call: id)
+            waiter.resume(with: .failure(CancellationError()))
         }
     }
 
-    /// `PQcancel` opens a connection to the server and waits for it: never on the cancelling thread (an event loop,
-    /// or the cooperative pool), but on a queue of its own.
-    private static let cancellations = DispatchQueue(label: "switchboard.postgres.cancel", attributes: .concurrent)
-
-    private static func cancel(_ raw: LibPQConnection) {
-        cancellations.async { raw.cancel() }
-    }
-
+    /// Sends statements as one pipeline and waits for its answer on the poller thread. A cancelled caller resumes at
+    /// once with `CancellationError`, even from a server that stopped answering; the connection is then retired
+    /// (see `LibPQConnection`), so a cancel request can never reach a statement sent after it.
     private func send(_ statements: [RawStatement]) async throws -> [PostgresResult] {
         let raw = self.raw
-        let ticket = Mutex<UInt64>(0)
+        // The pipeline's id once sent, and whether the task was cancelled: either may come first.
+        let ticket = Mutex<(id: UInt64, cancelled: Bool)>((0, false))
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 // Rows are decoded on the poller thread, before the caller resumes: less work on the caller's
@@ -71,13 +82,21 @@ public final class PostgresConnection: @unchecked Sendable {
                 let id = raw.startPipeline(statements) { result in
                     continuation.resume(with: result.flatMap { raws in Result { try raws.map(PostgresResult.init(raw:)) } })
                 }
-                ticket.withLock { $0 = id }
+                // Sent even when the task is already cancelled, then given up on: a transaction's ROLLBACK must not be
+                // skipped while the connection would go back to the pool as if it had run.
+                if ticket.withLock({ ticket in
+                    ticket.id = id
+                    return ticket.cancelled
+                }) {
+                    raw.abandon(pipeline: id)
+                }
             }
         } onCancel: {
-            // A cancel request stops whatever the server is running for this connection: send it only when this
-            // call's pipeline is the only one in flight (a shared connection may be running another caller's).
-            let id = ticket.withLock { $0 }
-            if id != 0, raw.isAlone(pipeline: id) { Self.cancel(raw) }
+            let id = ticket.withLock { ticket in
+                ticket.cancelled = true
+                return ticket.id
+            }
+            if id != 0 { raw.abandon(pipeline: id) }
         }
     }
 
@@ -189,5 +208,53 @@ enum PostgresCopy {
             out.append(0x0A)
         }
         return out
+    }
+}
+
+/// The continuation of a call that either its work or its task's cancellation may resume, whichever comes first; the
+/// other finds it gone. A cancellation that comes before the caller starts waiting is remembered.
+private final class CallWaiter<T: Sendable>: Sendable {
+    private enum State {
+        case idle
+        case waiting(CheckedContinuation<T, any Error>)
+        case finished(Result<T, any Error>?)
+    }
+
+    private let state = Mutex(State.idle)
+
+    /// Starts waiting. - Returns: false if the call already ended (it was cancelled), having resumed the continuation.
+    func wait(_ continuation: CheckedContinuation<T, any Error>) -> Bool {
+        let early: Result<T, any Error>?? = state.withLock { state in
+            switch state {
+            case .idle:
+                state = .waiting(continuation)
+                return .none
+            case .finished(let result):
+                state = .finished(nil)
+                return .some(result)
+            case .waiting:
+                preconditionFailure("waited twice")
+            }
+        }
+        guard let early else { return true }
+        continuation.resume(with: early ?? .failure(CancellationError()))
+        return false
+    }
+
+    /// Ends the call with `result`, unless it already ended.
+    func resume(with result: Result<T, any Error>) {
+        let continuation: CheckedContinuation<T, any Error>? = state.withLock { state in
+            switch state {
+            case .idle:
+                state = .finished(result)
+                return nil
+            case .waiting(let continuation):
+                state = .finished(nil)
+                return continuation
+            case .finished:
+                return nil
+            }
+        }
+        continuation?.resume(with: result)
     }
 }

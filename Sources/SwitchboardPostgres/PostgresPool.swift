@@ -169,8 +169,10 @@ public final class PostgresPool: Sendable {
         guard !state.waiters.contains(where: { !$0.sharing }) else { return nil }
         var best: Int?
         let now = ContinuousClock.now
+        // `isHealthy` too: a connection retired by a cancelled call stays shared until its calls in flight return.
         for (i, lease) in state.shared.enumerated()
-        where lease.usable && lease.inFlight < configuration.pipelineDepth && now - lease.lastProgress < configuration.sharedStallLimit {
+        where lease.usable && lease.inFlight < configuration.pipelineDepth && now - lease.lastProgress < configuration.sharedStallLimit
+            && lease.connection.isHealthy {
             if best.map({ lease.inFlight < state.shared[$0].inFlight }) ?? true { best = i }
         }
         guard let best else { return nil }
@@ -303,8 +305,20 @@ public final class PostgresPool: Sendable {
         for (waiter, joined) in served { waiter.continuation.resume(returning: .joined(joined)) }
     }
 
+    /// A round trip on a connection that sat idle, bounded by the acquire timeout: a server that stopped answering
+    /// must not hold the caller (the unanswered ping retires the connection).
     private func ping(_ connection: PostgresConnection) async -> Bool {
-        (try? await connection.query("SELECT 1", prepared: false)) != nil
+        let limit = configuration.acquireTimeout
+        return await withTaskGroup(of: Bool?.self) { group in
+            group.addTask { (try? await connection.query("SELECT 1", prepared: false)) != nil }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? false
+        }
     }
 
     private func recordWait(since started: ContinuousClock.Instant) {
@@ -312,29 +326,58 @@ public final class PostgresPool: Sendable {
         state.withLock { $0.stats.totalWait += waited }
     }
 
-    /// Waits for a released connection; nil means a slot opened up (try again).
+    /// Waits for a released connection; nil means a slot opened up (try again). The waiter is queued, or refused
+    /// because its time is already up, under the same lock that its timer and a release take, and the timer is only
+    /// started once it is queued: whichever comes first, every waiter either gets a connection, times out or sees its
+    /// task cancelled.
     private func waitForRelease(started: ContinuousClock.Instant, sharing: Bool) async throws -> Handoff? {
         let id = state.withLock { state -> Int in
             state.nextWaiter += 1
             return state.nextWaiter
         }
-        let timeout = configuration.acquireTimeout
-        let timer = Task {
-            try await Task.sleep(for: timeout - (ContinuousClock.now - started))
-            let waiter = state.withLock { state -> Waiter? in
-                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                state.stats.timeouts += 1
-                return state.waiters.remove(at: index)
+        let deadline = started + configuration.acquireTimeout
+        let timer = Mutex<Task<Void, Never>?>(nil)
+        defer { timer.withLock { $0?.cancel() } }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let refusal: (any Error)? = state.withLock { state in
+                    if state.closed { return PostgresError(kind: .poolClosed, message: "the pool is closed") }
+                    if ContinuousClock.now >= deadline {
+                        state.stats.timeouts += 1
+                        return timeoutError()
+                    }
+                    // Checked under the lock the cancellation handler takes: a cancel either finds the waiter queued
+                    // or is seen here.
+                    if Task.isCancelled { return CancellationError() }
+                    state.waiters.append(Waiter(id: id, sharing: sharing, continuation: continuation))
+                    return nil
+                }
+                if let refusal { return continuation.resume(throwing: refusal) }
+                timer.withLock { timer in
+                    timer = Task {
+                        try? await Task.sleep(until: deadline)
+                        guard !Task.isCancelled else { return }
+                        let waiter = self.removeWaiter(id) { $0.stats.timeouts += 1 }
+                        waiter?.continuation.resume(throwing: self.timeoutError())
+                    }
+                }
             }
-            waiter?.continuation.resume(throwing: PostgresError(
-                kind: .poolTimeout, message: "no connection free within \(timeout) (max \(configuration.maxConnections))"))
+        } onCancel: {
+            removeWaiter(id)?.continuation.resume(throwing: CancellationError())
         }
-        defer { timer.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            state.withLock { state in
-                state.waiters.append(Waiter(id: id, sharing: sharing, continuation: continuation))
-            }
+    }
+
+    private func removeWaiter(_ id: Int, _ update: (inout State) -> Void = { _ in }) -> Waiter? {
+        state.withLock { state in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            update(&state)
+            return state.waiters.remove(at: index)
         }
+    }
+
+    private func timeoutError() -> PostgresError {
+        PostgresError(
+            kind: .poolTimeout, message: "no connection free within \(configuration.acquireTimeout) (max \(configuration.maxConnections))")
     }
 
     private func release(_ connection: PostgresConnection) {

@@ -12,7 +12,10 @@ public final class DatabaseHealthMonitor: Service, Sendable {
     private let health: HealthService
     private let services: [String]
     private let interval: Duration
+    private let probeTimeout: Duration
     private let logger: Logger
+    /// The probe in flight, if any, and the number of the last one started.
+    private let probe = Mutex<(running: Task<Bool, Never>?, started: Int)>((nil, 0))
     private let ready = Atomic<Bool>(false)
     private let shuttingDown = Atomic<Bool>(false)
 
@@ -22,12 +25,17 @@ public final class DatabaseHealthMonitor: Service, Sendable {
     ///   - health: the health service to update.
     ///   - services: the application services whose status follows the database.
     ///   - interval: time between checks.
+    ///   - probeTimeout: how long a check waits for the database's answer before reporting it unreachable.
     ///   - logger: the logger.
-    public init(pool: PostgresPool, health: HealthService, services: [String], interval: Duration = .seconds(1), logger: Logger) {
+    public init(
+        pool: PostgresPool, health: HealthService, services: [String], interval: Duration = .seconds(1),
+        probeTimeout: Duration = .seconds(2), logger: Logger
+    ) {
         self.pool = pool
         self.health = health
         self.services = services
         self.interval = interval
+        self.probeTimeout = probeTimeout
         self.logger = logger
     }
 
@@ -42,21 +50,7 @@ public final class DatabaseHealthMonitor: Service, Sendable {
 
     /// Runs one check now.
     public func check() async {
-        let reachable: Bool
-        do {
-            reachable = try await withThrowingTaskGroup(of: Bool.self) { group in
-                group.addTask { (try? await self.pool.query("SELECT 1", prepared: false)) != nil }
-                group.addTask {
-                    try await Task.sleep(for: .seconds(2))
-                    return false
-                }
-                let first = try await group.next() ?? false
-                group.cancelAll()
-                return first
-            }
-        } catch {
-            reachable = false
-        }
+        let reachable = await probeDatabase()
         let was = ready.exchange(reachable, ordering: .relaxed)
         if was != reachable {
             logger.log(level: reachable ? .info : .error, reachable ? "database reachable: serving" : "database unreachable: not serving")
@@ -76,6 +70,38 @@ public final class DatabaseHealthMonitor: Service, Sendable {
         Gauge(label: "db_up").record(reachable ? 1 : 0)
     }
 
+    /// Whether the database answers `SELECT 1` within `probeTimeout`. The check never waits longer, even for a probe
+    /// stuck on a server that stopped answering (it is cancelled, but a connection attempt, for one, cannot be): a
+    /// probe still in flight from an earlier check means unreachable, and no second probe is started beside it, so
+    /// stuck probes cannot pile up in the pool.
+    private func probeDatabase() async -> Bool {
+        let started: Task<Bool, Never>? = probe.withLock { probe in
+            guard probe.running == nil else { return nil }
+            probe.started += 1
+            let number = probe.started
+            let task = Task {
+                let answered = (try? await self.pool.query("SELECT 1", prepared: false)) != nil
+                self.probe.withLock { if $0.started == number { $0.running = nil } }
+                return answered
+            }
+            probe.running = task
+            return task
+        }
+        guard let started else { return false }
+        let outcome = FirstOutcome()
+        let answered = await withCheckedContinuation { continuation in
+            outcome.wait(continuation)
+            let timeout = probeTimeout
+            outcome.race(Task {
+                try? await Task.sleep(for: timeout)
+                if !Task.isCancelled { outcome.finish(false) }
+            })
+            outcome.race(Task { outcome.finish(await started.value) })
+        }
+        if !answered { started.cancel() }
+        return answered
+    }
+
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
@@ -83,5 +109,32 @@ public final class DatabaseHealthMonitor: Service, Sendable {
                 try? await Task.sleep(for: self.interval)
             }
         }
+    }
+}
+
+/// Whichever of a probe and its timeout finishes first; the loser is cancelled and not waited for.
+private final class FirstOutcome: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<Bool, Never>?, racers: [Task<Void, Never>])>((nil, []))
+
+    func wait(_ continuation: CheckedContinuation<Bool, Never>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func race(_ task: Task<Void, Never>) {
+        let finished = state.withLock { state in
+            state.racers.append(task)
+            return state.continuation == nil
+        }
+        if finished { task.cancel() }
+    }
+
+    func finish(_ value: Bool) {
+        let (continuation, racers) = state.withLock { state in
+            defer { state.continuation = nil }
+            return (state.continuation, state.racers)
+        }
+        guard let continuation else { return }
+        racers.forEach { $0.cancel() }
+        continuation.resume(returning: value)
     }
 }

@@ -4,6 +4,7 @@
 // scripts, COPY) block; callers run them on the connection's own dispatch queue (never a NIO event loop, never the
 // Swift cooperative pool). Results are copied into Swift values before the `PGresult` is cleared: no pointer escapes.
 private import CLibPQ
+import Dispatch
 import FoundationEssentials
 import Glibc
 import Synchronization
@@ -45,14 +46,21 @@ struct RawNotification {
 /// `@unchecked Sendable`: libpq is not thread-safe per connection, so every libpq call on `conn` (and the
 /// prepared-statement names) runs either under `state`'s lock — pipelines, sent from callers' threads, possibly
 /// several callers' at once, and received on the poller's — or in a blocking call on the connection's serial queue,
-/// which the pool only allows with no pipeline in flight and which fences the poller off. `cancel()` uses libpq's
-/// cancel object, made for use from another thread, under its own lock.
+/// which the pool only allows with no pipeline in flight and which fences the poller off. Cancel requests use
+/// libpq's cancel object, made for use from another thread, under its own lock.
+///
+/// Giving up on a call (its task was cancelled) retires the connection: the caller resumes at once, whether or not
+/// the server ever answers, and no statement is sent on the connection again. That is what keeps a cancel request
+/// on target: `PQcancel` stops whatever the server happens to be running when the request arrives, which may be
+/// well after it was sent (it opens a connection of its own), so a connection that took new work after a cancel
+/// request could lose another caller's statement to it.
 final class LibPQConnection: @unchecked Sendable {
     private var conn: OpaquePointer?
     /// Prepared statements by SQL text; only touched under `state`'s lock.
     private var statementNames: [String: String] = [:]
-    /// A send failed half-way: libpq's queue no longer matches ours, so the connection must not be used again.
-    /// Only touched under `state`'s lock.
+    /// A send failed half-way (libpq's queue no longer matches ours), or a call was given up on (a cancel request
+    /// may still be on its way to the server): the connection must not take new work. Only touched under `state`'s
+    /// lock.
     private var poisoned = false
     private var nextStatementID = 0
     /// libpq's cancel object, made at connect, freed at close; used from whichever thread cancels.
@@ -90,14 +98,31 @@ final class LibPQConnection: @unchecked Sendable {
     /// The server's process id (for tests and logs).
     var backendPID: Int32 { conn.map { PQbackendPID($0) } ?? 0 }
 
-    /// Asks the server to cancel the statement now running, from any thread.
-    func cancel() {
-        cancelHandle.withLock { handle in
-            guard let handle else { return }
-            var buffer = [CChar](repeating: 0, count: 256)
-            _ = PQcancel(handle, &buffer, Int32(buffer.count))
+    /// Asks the server to cancel the statement now running. Only ever sent once the connection is retired (see the
+    /// type's note), from a queue of its own: `PQcancel` opens a connection to the server and waits for it, never on
+    /// a caller's thread (an event loop, or the cooperative pool).
+    private func requestCancel() {
+        // A server that accepts connections but never answers them holds each `PQcancel` (which has no timeout) and
+        // its thread: past a few such requests, skip them. The connection is retired either way; the request only
+        // spares the server the rest of the statement.
+        guard Self.cancelsInFlight.add(1, ordering: .relaxed).newValue <= Self.maxCancelsInFlight else {
+            Self.cancelsInFlight.subtract(1, ordering: .relaxed)
+            return
+        }
+        Self.cancellations.async {
+            self.cancelHandle.withLock { handle in
+                guard let handle else { return }
+                var buffer = [CChar](repeating: 0, count: 256)
+                _ = PQcancel(handle, &buffer, Int32(buffer.count))
+            }
+            Self.cancelsInFlight.subtract(1, ordering: .relaxed)
         }
     }
+
+    private static let cancellations = DispatchQueue(label: "switchboard.postgres.cancel", attributes: .concurrent)
+    private static let cancelsInFlight = Atomic<Int>(0)
+    /// Cancel requests that may wait on the server at once, process-wide.
+    static let maxCancelsInFlight = 4
 
     // MARK: Non-blocking pipelines
 
@@ -120,7 +145,8 @@ final class LibPQConnection: @unchecked Sendable {
         /// callers spinning on this lock).
         var results: [KeptResult] = []
         var firstError: (any Error)?
-        var completion: @Sendable (Result<[RawResult], any Error>) -> Void
+        /// nil once its caller gave up (``abandon(pipeline:)``): the answer is read and dropped.
+        var completion: (@Sendable (Result<[RawResult], any Error>) -> Void)?
     }
 
     /// The non-blocking path's state, guarded by `state`'s lock with the libpq calls that use it, which run on the
@@ -135,6 +161,10 @@ final class LibPQConnection: @unchecked Sendable {
         var pollerID: UInt64?
         /// Set while a blocking call runs on the connection's queue: the poller must not touch the connection then.
         var inBlockingCall = false
+        /// Blocking calls numbered so far, and the one running on the queue (0 for none): giving up on a call
+        /// cancels only that call.
+        var blockingCalls: UInt64 = 0
+        var runningCall: UInt64 = 0
         /// A LISTEN connection's wait for notifications, completed by the poller.
         var notificationWaiter: (@Sendable (Result<[RawNotification], any Error>) -> Void)?
     }
@@ -155,9 +185,10 @@ final class LibPQConnection: @unchecked Sendable {
             return 0
         }
         let outcome: Result<UInt64, any Error> = state.withLock { flight in
+            // Checked first: a blocking call given up on may still be running, on a connection already retired.
+            if poisoned { return .failure(PostgresError(kind: .connection, message: "the connection is retired")) }
             precondition(!flight.inBlockingCall, "a blocking call is running on this connection")
             do {
-                if poisoned { throw PostgresError(kind: .connection, message: "the connection is unusable after a failed send") }
                 if flight.pollerID == nil {
                     guard let id = LibPQPoller.shared.register(self, socket: PQsocket(conn)) else {
                         throw PostgresError(kind: .connection, message: "cannot watch the connection's socket (errno \(errno))")
@@ -233,9 +264,49 @@ final class LibPQConnection: @unchecked Sendable {
         LibPQPoller.shared.watch(socket: PQsocket(conn), id: pollerID, input: true, output: output)
     }
 
-    /// Whether `pipeline` is the only one in flight (so a cancel request can only stop its statement).
-    func isAlone(pipeline: UInt64) -> Bool {
-        state.withLock { $0.queue.count == 1 && $0.queue[0].id == pipeline }
+    /// Gives up on a pipeline whose caller was cancelled: its completion gets `CancellationError` now, whether or not
+    /// the server answers (it may have stopped answering), and the connection is retired. When no pipeline that
+    /// someone still waits for is in flight, the server is also asked to cancel what it runs; otherwise the
+    /// statement runs to its end and its answer is dropped. Does nothing if the pipeline has already completed.
+    func abandon(pipeline id: UInt64) {
+        let (completion, cancel) = state.withLock { flight -> ((@Sendable (Result<[RawResult], any Error>) -> Void)?, Bool) in
+            guard let i = flight.queue.firstIndex(where: { $0.id == id }), let completion = flight.queue[i].completion else {
+                return (nil, false)
+            }
+            flight.queue[i].completion = nil
+            poisoned = true
+            return (completion, flight.queue.allSatisfy { $0.completion == nil })
+        }
+        if cancel { requestCancel() }
+        completion?(.failure(CancellationError()))
+    }
+
+    /// Numbers a call made of blocking libpq calls, before it is queued, so that it can be given up on.
+    func numberCall() -> UInt64 {
+        state.withLock { flight in
+            flight.blockingCalls += 1
+            return flight.blockingCalls
+        }
+    }
+
+    /// Runs call `id` (on the connection's queue), unless the connection was retired meanwhile.
+    func runCall<T>(_ id: UInt64, _ body: () throws -> T) throws -> T {
+        try state.withLock { flight in
+            if poisoned { throw PostgresError(kind: .connection, message: "the connection is retired") }
+            flight.runningCall = id
+        }
+        defer { state.withLock { $0.runningCall = 0 } }
+        return try body()
+    }
+
+    /// Gives up on call `id` (its task was cancelled): retires the connection and, if that call is talking to the
+    /// server now, asks the server to cancel it. Its caller is resumed by ``PostgresConnection``.
+    func abandon(call id: UInt64) {
+        let running = state.withLock { flight in
+            poisoned = true
+            return flight.inBlockingCall && flight.runningCall == id
+        }
+        if running { requestCancel() }
     }
 
     /// Called by the poller when the socket is ready: flushes what is left to send, reads what arrived, and
@@ -319,15 +390,15 @@ final class LibPQConnection: @unchecked Sendable {
         }
         notified?()
         for (p, error) in completed {
-            if let error {
+            guard let completion = p.completion, error == nil else {
                 p.results.forEach { PQclear($0.pointer) }
-                p.completion(.failure(error))
-            } else {
-                p.completion(.success(p.results.map { kept in
-                    defer { PQclear(kept.pointer) }
-                    return read(kept.pointer)
-                }))
+                if let error { p.completion?(.failure(error)) }
+                continue
             }
+            completion(.success(p.results.map { kept in
+                defer { PQclear(kept.pointer) }
+                return read(kept.pointer)
+            }))
         }
     }
 

@@ -129,6 +129,20 @@ public struct RuntimeConfiguration: Sendable {
     public var maxMessageBytes: Int
     /// Event loop threads serving gRPC; 0 means one per core less one (at least one).
     public var eventLoopThreads: Int
+    /// Most client connections served at once.
+    public var maxConnections: Int
+    /// Largest request header block in bytes (advertised and enforced).
+    public var maxHeaderListBytes: Int
+    /// Time a connection has for its preface, and a request for its header block.
+    public var headerTimeout: Duration
+    /// Time without an open stream after which a connection is closed; nil disables.
+    public var idleTimeout: Duration?
+    /// Decoded request bytes one stream may hold before its flow-control window is held back.
+    public var maxBufferedRequestBytesPerStream: Int
+    /// Decoded request bytes one connection may hold before its streams stop decoding.
+    public var maxBufferedRequestBytesPerConnection: Int
+    /// How long a readiness check waits for the database.
+    public var databaseProbeTimeout: Duration
 
     /// Every setting, for `--help` and validation.
     public static let settings: [EnvironmentSetting] = [
@@ -158,6 +172,24 @@ public struct RuntimeConfiguration: Sendable {
         .init("SWITCHBOARD_MAX_MESSAGE_BYTES", default: "4194304", help: "Largest request message in bytes."),
         .init("SWITCHBOARD_EVENT_LOOP_THREADS", default: "0",
               help: "Threads serving gRPC and running handlers (0: one per core less one, at least one; the database poller thread takes the last core)."),
+        .init("SWITCHBOARD_MAX_CONNECTIONS", default: "4096",
+              help: "Client connections served at once (1-1000000); more are closed as soon as they are accepted."),
+        .init("SWITCHBOARD_MAX_HEADER_LIST_BYTES", default: "16384",
+              help: "Largest request header block (1024-1048576 bytes, 32 more per field as HTTP/2 counts); a larger one resets its stream."),
+        .init("SWITCHBOARD_HEADER_TIMEOUT_SECONDS", default: "10",
+              help: "Time a new connection has to send its HTTP/2 preface, and each request its headers, before the connection is closed (0.1-3600)."),
+        .init("SWITCHBOARD_IDLE_TIMEOUT_SECONDS", default: "300",
+              help: "A connection without open calls for this long is closed with GOAWAY (0 disables; up to 86400)."),
+        .init("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM", default: "1048576",
+              help: "Decoded (decompressed) request bytes a call may hold that its handler has not read; past it the client is held back by flow control (65536-268435456)."),
+        .init("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION", default: "33554432",
+              help: "Decoded request bytes all calls of one connection may hold together (65536-4294967296)."),
+        .init("SWITCHBOARD_PROTO_MAX_DEPTH", default: "100",
+              help: "Deepest nesting of messages a request may have (1-10000); deeper is INVALID_ARGUMENT, refused before decoding."),
+        .init("SWITCHBOARD_PROTO_MAX_ELEMENTS", default: "200000",
+              help: "Most nested messages, strings and bytes fields in one request message (1-100000000)."),
+        .init("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", default: "2",
+              help: "How long a readiness check waits for the database before reporting NOT_SERVING (0.1-60)."),
     ]
 
     private static func setting(_ name: String) -> EnvironmentSetting { settings.first { $0.name == name }! }
@@ -191,7 +223,20 @@ public struct RuntimeConfiguration: Sendable {
             changeRetentionDays: try env.int(setting("SWITCHBOARD_CHANGE_RETENTION_DAYS"), in: 1...3650),
             idempotencyRetentionHours: try env.int(setting("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS"), in: 1...8760),
             maxMessageBytes: try env.int(setting("SWITCHBOARD_MAX_MESSAGE_BYTES"), in: 1024...(64 << 20)),
-            eventLoopThreads: try env.int(setting("SWITCHBOARD_EVENT_LOOP_THREADS"), in: 0...256))
+            eventLoopThreads: try env.int(setting("SWITCHBOARD_EVENT_LOOP_THREADS"), in: 0...256),
+            maxConnections: try env.int(setting("SWITCHBOARD_MAX_CONNECTIONS"), in: 1...1_000_000),
+            maxHeaderListBytes: try env.int(setting("SWITCHBOARD_MAX_HEADER_LIST_BYTES"), in: 1024...(1 << 20)),
+            headerTimeout: try env.seconds(setting("SWITCHBOARD_HEADER_TIMEOUT_SECONDS"), in: 0.1...3600),
+            idleTimeout: try Self.optionalDuration(env.seconds(setting("SWITCHBOARD_IDLE_TIMEOUT_SECONDS"), in: 0...86_400)),
+            maxBufferedRequestBytesPerStream: try env.int(
+                setting("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM"), in: (64 << 10)...(256 << 20)),
+            maxBufferedRequestBytesPerConnection: try env.int(
+                setting("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION"), in: (64 << 10)...(4 << 30)),
+            databaseProbeTimeout: try env.seconds(setting("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS"), in: 0.1...60))
+        // Read by the protobuf decoder itself (ProtoDecodingLimits.process); validated here so that a bad value stops
+        // the service at start instead of being ignored.
+        _ = try env.int(setting("SWITCHBOARD_PROTO_MAX_DEPTH"), in: 1...10_000)
+        _ = try env.int(setting("SWITCHBOARD_PROTO_MAX_ELEMENTS"), in: 1...100_000_000)
         if let secret = config.jwtHS256Secret, secret.utf8.count < 32 {
             throw ConfigurationError(variable: "SWITCHBOARD_JWT_HS256_SECRET", problem: "must be at least 32 bytes")
         }
@@ -209,6 +254,8 @@ public struct RuntimeConfiguration: Sendable {
         }
         return config
     }
+
+    private static func optionalDuration(_ duration: Duration) -> Duration? { duration == .zero ? nil : duration }
 
     /// The `--help` text listing every variable, its default and what it does.
     /// - Parameter extra: service-specific settings to list after the shared ones.

@@ -109,7 +109,9 @@ public enum ServiceRunner {
         let notifier = ChangeNotifier(conninfo: configuration.databaseURL, feed: feed)
         let dependencies = ServiceDependencies(pool: pool, changeFeed: feed, notifier: notifier, logger: logger, configuration: configuration)
         let health = HealthService(services: description.grpcServices)
-        let monitor = DatabaseHealthMonitor(pool: pool, health: health, services: description.grpcServices, logger: logger)
+        let monitor = DatabaseHealthMonitor(
+            pool: pool, health: health, services: description.grpcServices, probeTimeout: configuration.databaseProbeTimeout,
+            logger: logger)
         await monitor.check()
 
         let verifier = try await TokenVerifier.make(from: configuration)
@@ -118,6 +120,12 @@ public enum ServiceRunner {
             publicServices: ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"])
         var serverConfiguration = ServerConfiguration(host: configuration.grpcHost, port: configuration.grpcPort)
         serverConfiguration.maxReceiveMessageSize = configuration.maxMessageBytes
+        serverConfiguration.maxConnections = configuration.maxConnections
+        serverConfiguration.maxHeaderListSize = configuration.maxHeaderListBytes
+        serverConfiguration.headerTimeout = configuration.headerTimeout
+        serverConfiguration.idleTimeout = configuration.idleTimeout
+        serverConfiguration.maxBufferedRequestBytesPerStream = configuration.maxBufferedRequestBytesPerStream
+        serverConfiguration.maxBufferedRequestBytesPerConnection = configuration.maxBufferedRequestBytesPerConnection
         let server = GRPCServer(
             configuration: serverConfiguration,
             services: description.makeServices(dependencies) + BuiltinServices.make(health: health, applicationServices: description.grpcServices),

@@ -2,16 +2,17 @@
 # Repeats every transport attack of issue 7 against one interop-server process and prints its resident memory
 # before and after each batch: memory must stay flat (a few MiB) however often an attack is repeated.
 #   Benchmarks/hostile.sh            (HOSTILE_REPEATS=1000 per attack; the two slow attacks run HOSTILE_SLOW_REPEATS=100)
-# The server runs the release build with its defaults, except a 1 s header timeout so the timeout attacks are quick.
+# The server runs the release build (HOSTILE_CONFIGURATION=debug for the debug one) with its defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS="${HOSTILE_REPEATS:-1000}"
 SLOW_REPEATS="${HOSTILE_SLOW_REPEATS:-100}"
 PORT=50081
 scripts/bootstrap.sh >&2
-swift build -c release --product interop-server >&2
-BIN="$(swift build -c release --show-bin-path)"
-"$BIN/interop-server" --port $PORT --header-timeout-seconds 1 2>/dev/null &
+CONFIGURATION="${HOSTILE_CONFIGURATION:-release}"
+swift build -c "$CONFIGURATION" --product interop-server >&2
+BIN="$(swift build -c "$CONFIGURATION" --show-bin-path)"
+"$BIN/interop-server" --port $PORT 2>/dev/null &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done

@@ -249,7 +249,7 @@ def gzip_bomb_stream(port):
     c = Conn(port, settings=struct.pack(">HI", 4, 2**31 - 1))
     c.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 2**31 - 1 - 65535 - (64 << 20))))
     try:
-        one = b"\x10" + varint(65_536)  # ResponseParameters.size
+        one = b"\x08" + varint(65_536)  # ResponseParameters.size (field 1)
         body = b"\x12" + varint((4 << 20) - 64) + b"\0" * ((4 << 20) - 64)  # Payload.body
         request = b"\x12" + varint(len(one)) + one + b"\x1a" + varint(len(body)) + body
         assert len(request) <= 4 << 20
@@ -379,7 +379,7 @@ def slow_reader(port):
     try:
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         # grpc.testing.StreamingOutputCallRequest { response_parameters: [{ size: 1_000_000 }] x 150 }
-        one = b"\x10" + varint(1_000_000)  # ResponseParameters.size = 1_000_000 (field 2)
+        one = b"\x08" + varint(1_000_000)  # ResponseParameters.size (field 1) = 1,000,000
         request = (b"\x12" + varint(len(one)) + one) * 150
         c.send(frame(HEADERS, END_HEADERS, 1, request_headers(b"/grpc.testing.TestService/StreamingOutputCall")))
         c.send(frame(DATA, END_STREAM, 1, grpc_message(request)))

@@ -174,18 +174,6 @@ struct Client: Sendable {
     }
 }
 
-/// The status code a call ended with (nil for success).
-func code(_ body: () async throws -> Void) async -> StatusCode? {
-    do {
-        try await body()
-        return nil
-    } catch let error as RPCError {
-        return error.code
-    } catch {
-        return .unknown
-    }
-}
-
 func rpcError(_ body: () async throws -> Void) async -> RPCError? {
     do {
         try await body()

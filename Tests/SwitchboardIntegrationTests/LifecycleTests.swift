@@ -131,16 +131,6 @@ private struct TokenInterceptor: ClientInterceptor {
     }
 }
 
-private func code(of body: () async throws -> Void) async -> StatusCode? {
-    do {
-        try await body()
-        return nil
-    } catch let error as RPCError {
-        return error.code
-    } catch {
-        return .unknown
-    }
-}
 
 @Suite("Deadlines, cancellation, backpressure, shutdown, interceptors", .serialized)
 struct LifecycleTests {

@@ -6,17 +6,6 @@ import Testing
 
 private typealias TestClient = Grpc_Testing_TestService_Client
 
-/// The status of `body`'s failure, or nil if it succeeded.
-private func status(_ body: () async throws -> Void) async -> StatusCode? {
-    do {
-        try await body()
-        return nil
-    } catch let error as RPCError {
-        return error.code
-    } catch {
-        return .unknown
-    }
-}
 
 /// What a client can ask `grpc.testing.TestService` for is bounded: sizes are checked before anything is allocated,
 /// totals cannot overflow, and buffering has a ceiling.
@@ -54,22 +43,22 @@ struct TestServiceLimitsTests {
             let atLimit = try await stub.unaryCall(request)
             #expect(atLimit.payload?.body.count == 1024)
             request.responseSize = 1025
-            #expect(await status { _ = try await stub.unaryCall(request) } == .resourceExhausted)
+            #expect(await code { _ = try await stub.unaryCall(request) } == .resourceExhausted)
             request.responseSize = Int32.max
-            #expect(await status { _ = try await stub.unaryCall(request) } == .resourceExhausted)
+            #expect(await code { _ = try await stub.unaryCall(request) } == .resourceExhausted)
             request.responseSize = -1
-            #expect(await status { _ = try await stub.unaryCall(request) } == .invalidArgument)
+            #expect(await code { _ = try await stub.unaryCall(request) } == .invalidArgument)
 
             var streaming = Grpc_Testing_StreamingOutputCallRequest()
             var parameters = Grpc_Testing_ResponseParameters()
             parameters.size = Int32.max
             streaming.responseParameters = [parameters]
-            let code = await status {
+            let status = await code {
                 _ = try await stub.streamingOutputCall(streaming) { responses in
                     for try await _ in responses {}
                 }
             }
-            #expect(code == .resourceExhausted)
+            #expect(status == .resourceExhausted)
         }
     }
 
@@ -92,7 +81,7 @@ struct TestServiceLimitsTests {
             }
             let answered = try await call(sizes: [[1, 2], [3]])
             #expect(answered == 3)
-            #expect(await status { _ = try await call(sizes: [[1, 2], [3, 4]]) } == .resourceExhausted)
+            #expect(await code { _ = try await call(sizes: [[1, 2], [3, 4]]) } == .resourceExhausted)
         }
     }
 }

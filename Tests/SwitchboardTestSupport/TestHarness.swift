@@ -129,7 +129,7 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     // Output goes through a file, not a pipe: a daemon the process starts (pg_ctl's postmaster) may keep a pipe
     // open forever, and reading to EOF would hang.
     let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-process-\(UUID()).log")
-    FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: outputURL) }
     let output = try FileHandle(forWritingTo: outputURL)
     process.standardOutput = output
@@ -160,7 +160,7 @@ public func runProcessAsync(_ executable: String, _ arguments: [String], environ
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-process-\(UUID()).log")
-    FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: outputURL) }
     let output = try FileHandle(forWritingTo: outputURL)
     process.standardOutput = output
@@ -203,4 +203,18 @@ public func spawnAndWait(_ arguments: [String], environment: [String: String] = 
     while waitpid(pid, &status, 0) < 0, errno == EINTR {}
     let exited = status & 0x7f == 0
     return exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
+/// The status code a call ended with (nil for success; UNKNOWN for an error that is not an `RPCError`).
+/// - Parameter body: the call.
+/// - Returns: the code.
+public func code(of body: () async throws -> Void) async -> StatusCode? {
+    do {
+        try await body()
+        return nil
+    } catch let error as RPCError {
+        return error.code
+    } catch {
+        return .unknown
+    }
 }

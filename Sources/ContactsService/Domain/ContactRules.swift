@@ -76,6 +76,15 @@ public enum ContactRules {
         func check(_ text: String, _ limit: TextLimit, _ field: String) {
             if !limit.allows(text) { violations.append(Violation(field, limit.description, reason: "TOO_LONG")) }
         }
+        // Two primaries is an error; none makes the first one primary.
+        func makeOnePrimary<Item>(_ items: inout [Item], _ primary: WritableKeyPath<Item, Bool>, _ field: String, _ what: String) {
+            let primaries = items.filter { $0[keyPath: primary] }.count
+            if primaries > 1 {
+                violations.append(Violation(field, "only one \(what) may be primary", reason: "MULTIPLE_PRIMARY"))
+            } else if primaries == 0, !items.isEmpty {
+                items[0][keyPath: primary] = true
+            }
+        }
         // Lists over their bound are reported once, without looking at their elements: a request of a million
         // elements must not cost a million checks, nor answer with a million violations.
         func countAllowed(_ count: Int, _ max: Int, _ field: String, _ what: String) -> Bool {
@@ -105,12 +114,7 @@ public enum ContactRules {
                 }
                 check(email.label, labelLimit, "\(prefix).emails[\(i)].label")
             }
-            let primaryEmails = data.emails.filter(\.primary).count
-            if primaryEmails > 1 {
-                violations.append(Violation("\(prefix).emails", "only one email may be primary", reason: "MULTIPLE_PRIMARY"))
-            } else if primaryEmails == 0, !data.emails.isEmpty {
-                data.emails[0].primary = true
-            }
+            makeOnePrimary(&data.emails, \.primary, "\(prefix).emails", "email")
         }
 
         if countAllowed(data.phones.count, maxPhones, "\(prefix).phones", "numbers") {
@@ -126,12 +130,7 @@ public enum ContactRules {
                 }
                 check(phone.label, labelLimit, "\(prefix).phones[\(i)].label")
             }
-            let primaryPhones = data.phones.filter(\.primary).count
-            if primaryPhones > 1 {
-                violations.append(Violation("\(prefix).phones", "only one phone may be primary", reason: "MULTIPLE_PRIMARY"))
-            } else if primaryPhones == 0, !data.phones.isEmpty {
-                data.phones[0].primary = true
-            }
+            makeOnePrimary(&data.phones, \.primary, "\(prefix).phones", "phone")
         }
 
         if countAllowed(data.addresses.count, maxAddresses, "\(prefix).addresses", "addresses") {

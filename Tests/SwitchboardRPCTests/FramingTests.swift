@@ -61,4 +61,29 @@ struct FramingTests {
         #expect(MessageEncoding.parseAccept("br,snappy") == [])
         #expect(MessageEncoding.parseAccept(nil) == [])
     }
+
+    @Test("decompression never returns more than the limit, whatever the compressed size (FuzzDeframer's find)")
+    func decompressionLimitIsExact() throws {
+        // The fuzzer's reproducer: 11 bytes of zlib that expand past a 300-byte limit.
+        let found = ByteBuffer(bytes: [0x78, 0x9C, 0x13, 0x4A, 0xC9, 0xA7, 0x32, 0x1A, 0x01, 0x00, 0x01])
+        do {
+            let out = try MessageEncoding.deflate.decompress(found, maxSize: 300)
+            #expect(out.readableBytes <= 300)
+        } catch let error as RPCError {
+            #expect(error.code == .resourceExhausted || error.code == .internal)
+        }
+        for encoding in [MessageEncoding.gzip, .deflate] {
+            for size in stride(from: 301, through: 2_000, by: 7) {
+                let compressed = try encoding.compress(ByteBuffer(repeating: 0x61, count: size))
+                do {
+                    let out = try encoding.decompress(compressed, maxSize: 300)
+                    Issue.record("\(encoding) of \(size) bytes decompressed to \(out.readableBytes) under a 300-byte limit")
+                } catch let error as RPCError {
+                    #expect(error.code == .resourceExhausted)
+                }
+            }
+            let exact = try encoding.compress(ByteBuffer(repeating: 0x61, count: 300))
+            #expect(try encoding.decompress(exact, maxSize: 300).readableBytes == 300)
+        }
+    }
 }

@@ -11,6 +11,8 @@
 # crashing input is kept in Fuzz/Crashes/<target>/ for `Fuzz/.build/release/<target> <file>` to reproduce.
 # Environment: FUZZ_JOBS (parallel processes per target, default 1), FUZZ_ARGS (more libFuzzer options).
 set -euo pipefail
+# libFuzzer reports crashes itself; Swift's backtracer would run first and trip AddressSanitizer.
+export SWIFT_BACKTRACE=enable=no
 cd "$(dirname "$0")/.."
 
 SECONDS_EACH=20
@@ -57,7 +59,7 @@ for target in "${TARGETS[@]}"; do
         "-artifact_prefix=$WORK/$target-crash/")
     [ "${FUZZ_JOBS:-1}" != 1 ] && options+=("-jobs=$FUZZ_JOBS" "-workers=$FUZZ_JOBS")
     if [ -n "$RUNS" ]; then options+=("-runs=$RUNS"); else options+=("-max_total_time=$SECONDS_EACH"); fi
-    [ -f "Fuzz/Dictionaries/$target.dict" ] && options+=("-dict=Fuzz/Dictionaries/$target.dict")
+    [ -f "Fuzz/Dictionaries/$target.dict" ] && options+=("-dict=$PWD/Fuzz/Dictionaries/$target.dict")
     log="$WORK/$target.log"
     start=$(date +%s)
     status=0
@@ -67,6 +69,8 @@ for target in "${TARGETS[@]}"; do
     # With -jobs the numbers are in each job's log; add them up.
     logs=("$log"); ls "$WORK"/fuzz-*.log >/dev/null 2>&1 && logs=("$WORK"/fuzz-*.log)
     runs=$(cat "${logs[@]}" | awk '/stat::number_of_executed_units/ {s += $2} END {print s + 0}')
+    # -fork mode prints no final stats: its last status line counts every child's executions.
+    ((runs)) || runs=$(grep -Eo '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
     last=$(cat "${logs[@]}" | grep -E '^#[0-9]+.*cov: ' | tail -1 || true)
     cov=$(sed -nE 's/.*cov: ([0-9]+).*/\1/p' <<<"$last"); ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")
     rate=$(( runs / (elapsed > 0 ? elapsed : 1) ))

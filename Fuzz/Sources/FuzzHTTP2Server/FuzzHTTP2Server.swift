@@ -62,7 +62,7 @@ private let peerAddress = try! SocketAddress(ipAddress: "127.0.0.1", port: 50000
 
 /// Discards what the server wrote: only what it does with the input matters here.
 private func drain(_ channel: EmbeddedChannel) {
-    while let written = try? channel.readOutbound(as: ByteBuffer.self), written != nil {}
+    while (try? channel.readOutbound(as: ByteBuffer.self)) != nil {}
 }
 
 /// Counts calls between the interceptor's entry and exit; only ever touched on the embedded loop's thread.

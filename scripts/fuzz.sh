@@ -8,7 +8,8 @@
 #
 # Fuzz/Corpus/<target>/ is only read: new inputs go to a temporary directory that is deleted afterwards, so a run
 # leaves the work tree unchanged unless --merge asks for the (minimised) additions. A crash fails the script; the
-# crashing input is kept in Fuzz/Crashes/<target>/ for `Fuzz/.build/release/<target> <file>` to reproduce.
+# crashing input is kept in Fuzz/Crashes/<target>/ for `Fuzz/.build/release/<target> <file>` to reproduce, and every
+# input there is run again first on each run, so a fixed bug stays fixed.
 # Environment: FUZZ_JOBS (parallel processes per target, default 1), FUZZ_ARGS (more libFuzzer options).
 set -euo pipefail
 # libFuzzer reports crashes itself; Swift's backtracer would run first and trip AddressSanitizer.
@@ -63,7 +64,9 @@ for target in "${TARGETS[@]}"; do
     log="$WORK/$target.log"
     start=$(date +%s)
     status=0
-    (cd "$WORK" && "$BIN/$target" "${options[@]}" ${FUZZ_ARGS:-} "$WORK/$target" "$OLDPWD/$corpus") >"$log" 2>&1 \
+    inputs=("$PWD/$corpus")
+    [ -d "$crashes" ] && inputs+=("$PWD/$crashes")
+    (cd "$WORK" && "$BIN/$target" "${options[@]}" ${FUZZ_ARGS:-} "$WORK/$target" "${inputs[@]}") >"$log" 2>&1 \
         || status=$?
     elapsed=$(( $(date +%s) - start ))
     # With -jobs the numbers are in each job's log; add them up.
@@ -81,8 +84,9 @@ for target in "${TARGETS[@]}"; do
         mkdir -p "$crashes"
         cp "$WORK/$target-crash"/* "$crashes/" 2>/dev/null || true
         grep -E 'ERROR|SUMMARY|Fatal error|panic|==[0-9]+==' "${logs[@]}" | head -20 >&2 || true
-        echo "full log: Fuzz/Crashes/$target/$(date +%Y%m%d-%H%M%S).log" >&2
-        cp "$log" "$crashes/$(date +%Y%m%d-%H%M%S).log"
+        stamp=$(date +%Y%m%d-%H%M%S)
+        cp "$log" "Fuzz/Crashes/$target-$stamp.log"
+        echo "full log: Fuzz/Crashes/$target-$stamp.log" >&2
     fi
     rm -f "$WORK"/fuzz-*.log
     printf '%-16s %12s %10s %8s %8s %8s %s\n' "$target" "$runs" "$rate" "$elapsed" "${cov:-?}" "${ft:-?}" "$result"

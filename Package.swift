@@ -17,6 +17,10 @@ let package = Package(
         .library(name: "SwitchboardBuiltins", targets: ["SwitchboardBuiltins"]),
         .library(name: "SwitchboardPostgres", targets: ["SwitchboardPostgres"]),
         .library(name: "SwitchboardRuntime", targets: ["SwitchboardRuntime"]),
+        // For the fuzzers in Fuzz/ (a package of their own): the contacts service's page tokens and the interop
+        // TestService behind the HTTP/2 session harness.
+        .library(name: "ContactsService", targets: ["ContactsService"]),
+        .library(name: "SwitchboardInterop", targets: ["SwitchboardInterop"]),
         .executable(name: "protoc-gen-switchboard", targets: ["protoc-gen-switchboard"]),
         .executable(name: "interop-server", targets: ["interop-server"]),
         .executable(name: "echo-server", targets: ["echo-server"]),

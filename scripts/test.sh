@@ -23,6 +23,8 @@ swift build --product interop-server
 swift build --product contacts
 export SWITCHBOARD_INTEROP_SERVER="$(swift build --show-bin-path)/interop-server"
 export SWITCHBOARD_CONTACTS_BIN="$(swift build --show-bin-path)/contacts"
+# A short run of every fuzzer (Fuzz/; 20 s each) over the committed corpora.
+scripts/fuzz.sh --seconds 20
 # Databases left by an earlier, interrupted run.
 for db in $(psql "$SWITCHBOARD_PG_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'sb\_test\_%'"); do
     psql "$SWITCHBOARD_PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null

@@ -69,6 +69,7 @@ class Conn:
         self.initial_stream_window = 65_535
         self.stream_windows = {}
         self.pending = []  # frames read while waiting for window, not yet seen by the caller
+        self.auto_ack = True  # acknowledge the server's SETTINGS as they arrive
         if settings is None:
             settings = struct.pack(">HI", 4, 16 << 20)
         self.send(PREFACE + frame(SETTINGS, 0, 0, settings) + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 64 << 20)))
@@ -98,7 +99,7 @@ class Conn:
                 stream = int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF
                 payload = self.buf[9:9 + length]
                 self.buf = self.buf[9 + length:]
-                if kind == SETTINGS and not flags & ACK:
+                if kind == SETTINGS and not flags & ACK and self.auto_ack:
                     for i in range(0, len(payload) - 5, 6):
                         ident, value = struct.unpack(">HI", payload[i:i + 6])
                         if ident == 4:
@@ -361,6 +362,9 @@ def silent_connection(port):
 def unfinished_headers(port):
     """A HEADERS frame without END_HEADERS and no CONTINUATION: closed after the header timeout."""
     c = Conn(port)
+    # Nothing else may follow the HEADERS frame: any frame but CONTINUATION (a SETTINGS ACK, say) is a protocol
+    # error that closes the connection for another reason.
+    c.auto_ack = False
     try:
         c.send(frame(HEADERS, 0, 1, request_headers(b"/grpc.health.v1.Health/Check")))
         f = c.wait_for(lambda f: f[0] == "closed", timeout=8)

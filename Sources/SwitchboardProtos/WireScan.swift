@@ -27,11 +27,12 @@ public struct ProtoDecodingLimits: Sendable, Hashable {
     }
 
     /// The limits every decode in this process uses: the defaults, or `SWITCHBOARD_PROTO_MAX_DEPTH` and
-    /// `SWITCHBOARD_PROTO_MAX_ELEMENTS` from the environment (read once; values outside 1...10,000 and 1...10^8 are
-    /// ignored, since a deeper limit would bring back the stack overflow the depth limit exists for).
+    /// `SWITCHBOARD_PROTO_MAX_ELEMENTS` from the environment (read once; values outside 1...1,000 and 1...10^8 are
+    /// ignored: protobuf-c's unpack takes about 1 KB of stack per level, so a much deeper limit would bring back the
+    /// stack overflow the depth limit exists for; services refuse such values at start).
     public static let process: ProtoDecodingLimits = {
         var limits = ProtoDecodingLimits()
-        if let value = environment("SWITCHBOARD_PROTO_MAX_DEPTH").flatMap(Int.init), (1...10_000).contains(value) {
+        if let value = environment("SWITCHBOARD_PROTO_MAX_DEPTH").flatMap(Int.init), (1...1_000).contains(value) {
             limits.maxDepth = value
         }
         if let value = environment("SWITCHBOARD_PROTO_MAX_ELEMENTS").flatMap(Int.init), (1...100_000_000).contains(value) {
@@ -50,6 +51,7 @@ public struct ProtoDecodingLimits: Sendable, Hashable {
 private let protobufCTypeString = ProtobufCType(rawValue: 14)
 private let protobufCTypeBytes = ProtobufCType(rawValue: 15)
 private let protobufCTypeMessage = ProtobufCType(rawValue: 16)
+private let protobufCLabelRepeated = ProtobufCLabel(rawValue: 2)
 
 /// Scans the wire bytes of one message against its descriptor.
 /// - Parameters:
@@ -69,6 +71,11 @@ private func _scanWire(
     limits: ProtoDecodingLimits, budget: inout Int
 ) throws {
     var reader = WireReader(bytes: bytes)
+    // Singular message fields already seen in this message. protobuf-c merges a repeated occurrence into the first
+    // (as the protobuf spec says), copying every repeated field inside it into a new array each time: 100,000
+    // copies of a 4-byte field would cost it 40 GB and quadratic time. Encoders never write a singular field twice,
+    // so a second occurrence is refused.
+    var singularMessages: [UInt32] = []
     while !reader.atEnd {
         guard let tag = reader.varint() else { return }
         let wireType = tag & 7
@@ -86,6 +93,14 @@ private func _scanWire(
             else { continue }
             switch field.pointee.type {
             case protobufCTypeMessage:
+                if field.pointee.label != protobufCLabelRepeated {
+                    guard !singularMessages.contains(field.pointee.id) else {
+                        throw ProtoDecodingError(
+                            messageName: messageName(descriptor),
+                            reason: "singular message field \(String(cString: field.pointee.name)) appears more than once")
+                    }
+                    singularMessages.append(field.pointee.id)
+                }
                 budget -= 1
                 guard budget >= 0 else { throw tooManyElements(descriptor, limits) }
                 guard depth < limits.maxDepth else {

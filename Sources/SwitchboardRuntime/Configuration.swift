@@ -185,7 +185,7 @@ public struct RuntimeConfiguration: Sendable {
         .init("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION", default: "33554432",
               help: "Decoded request bytes all calls of one connection may hold together (65536-4294967296)."),
         .init("SWITCHBOARD_PROTO_MAX_DEPTH", default: "100",
-              help: "Deepest nesting of messages a request may have (1-10000); deeper is INVALID_ARGUMENT, refused before decoding."),
+              help: "Deepest nesting of messages a request may have (1-1000); deeper is INVALID_ARGUMENT, refused before decoding."),
         .init("SWITCHBOARD_PROTO_MAX_ELEMENTS", default: "200000",
               help: "Most nested messages, strings and bytes fields in one request message (1-100000000)."),
         .init("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", default: "2",
@@ -235,7 +235,7 @@ public struct RuntimeConfiguration: Sendable {
             databaseProbeTimeout: try env.seconds(setting("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS"), in: 0.1...60))
         // Read by the protobuf decoder itself (ProtoDecodingLimits.process); validated here so that a bad value stops
         // the service at start instead of being ignored.
-        _ = try env.int(setting("SWITCHBOARD_PROTO_MAX_DEPTH"), in: 1...10_000)
+        _ = try env.int(setting("SWITCHBOARD_PROTO_MAX_DEPTH"), in: 1...1_000)
         _ = try env.int(setting("SWITCHBOARD_PROTO_MAX_ELEMENTS"), in: 1...100_000_000)
         if let secret = config.jwtHS256Secret, secret.utf8.count < 32 {
             throw ConfigurationError(variable: "SWITCHBOARD_JWT_HS256_SECRET", problem: "must be at least 32 bytes")

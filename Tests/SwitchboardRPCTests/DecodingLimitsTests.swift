@@ -104,6 +104,26 @@ struct DecodingLimitsTests {
         }
     }
 
+    @Test("a singular message field sent twice is refused (protobuf-c would merge every copy: quadratic memory)")
+    func repeatedSingularMessage() throws {
+        // CreateContactRequest.contact (field 1) 100,000 times, each a Contact with one empty tag.
+        let once: [UInt8] = [0x0A, 0x02, 0x42, 0x00]
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(once.count * 100_000)
+        for _ in 0..<100_000 { bytes += once }
+        do {
+            _ = try Switchboard_Contacts_V1_CreateContactRequest(serializedBytes: bytes)
+            Issue.record("decoded")
+        } catch let error as ProtoDecodingError {
+            #expect(error.reason?.contains("appears more than once") == true, "\(error)")
+        }
+        // Once is fine; a repeated message field may of course repeat.
+        let single = try Switchboard_Contacts_V1_CreateContactRequest(serializedBytes: once)
+        #expect(single.contact?.tags == [""])
+        let list = try Google_Protobuf_ListValue(serializedBytes: [0x0A, 0x00, 0x0A, 0x00, 0x0A, 0x00])
+        #expect(list.values.count == 3)
+    }
+
     @Test("malformed bytes still fail as malformed (the scan leaves them to protoc-c)")
     func malformed() {
         for bytes: [UInt8] in [[0x32, 0x05, 0x0A], [0x32], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], [0x0B]] {

@@ -59,6 +59,8 @@ struct HTTP2Settings {
     var maxHeaderListSize: UInt32 = 16_384
     /// The most fields one header block may carry.
     var maxHeaderCount: Int = 256
+    /// The connection-level receive window; nil: four stream windows.
+    var connectionWindowSize: UInt32?
 }
 
 /// Owns one nghttp2 session.
@@ -126,9 +128,12 @@ final class NGHTTP2Session {
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
         ]
         nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
-        // Open the connection-level window as wide as the stream windows so one stream can use its whole window.
-        if settings.initialWindowSize > 65_535 {
-            nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(settings.initialWindowSize) * 4)
+        // Open the connection-level window wider than one stream's, so one stream can use its whole window and
+        // streams whose window is held (their handler is behind) do not stop the others.
+        let connectionWindow = settings.connectionWindowSize.map { Int($0) } ?? Int(settings.initialWindowSize) * 4
+        if connectionWindow > 65_535 {
+            nghttp2_session_set_local_window_size(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(clamping: connectionWindow))
         }
     }
 

@@ -114,6 +114,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         settings.initialWindowSize = UInt32(configuration.initialWindowSize)
         settings.maxHeaderListSize = UInt32(clamping: configuration.maxHeaderListSize)
         settings.maxHeaderCount = configuration.maxHeaderCount
+        // Room for the whole decoded-bytes budget of held streams plus one stream window, so streams whose window is
+        // held while their handlers catch up never block the connection's other calls.
+        settings.connectionWindowSize = UInt32(clamping: max(
+            4 * configuration.initialWindowSize,
+            configuration.maxBufferedRequestBytesPerConnection + configuration.initialWindowSize))
         session = NGHTTP2Session(isServer: true, settings: settings)
         session.delegate = self
         if let address = context.channel.remoteAddress {
@@ -522,7 +527,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                     // One message is all a unary or server-streaming call takes: a second is an error at once,
                     // not something to buffer until the client half-closes.
                     if stream.deframer.hasPartialMessage {
-                        throw RPCError(code: .internal, message: "more than one request message on a single-request method")
+                        throw RPCError(code: .unimplemented, message: "expected one request message, received several")
                     }
                     break
                 }
@@ -632,6 +637,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let buffered = stream.bufferedBytes
         stream.bufferedBytes = 0
         releaseBuffered(buffered)
+        // Window held for messages that will never be read now: nghttp2 returns no connection-level window for a
+        // closed stream by itself, and a few such streams would otherwise stall the connection for good.
+        releaseWindow(stream, keeping: 0)
         if streams.isEmpty {
             resetIdleTimer()
         }

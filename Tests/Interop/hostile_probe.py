@@ -294,6 +294,40 @@ def gzip_bomb_no_reader(port):
         c.close()
 
 
+def held_window_on_cancel(port):
+    """Streams whose window the server holds (their handler never reads) are cancelled one after another on one
+    connection; then a unary call on the same connection must still get through. Window held for a cancelled
+    stream used to be lost to the connection for good, so a few such streams froze it."""
+    c = Conn(port)
+    try:
+        payload = b"\x12" + varint(16_000) + b"\0" * 16_000  # Payload.body; one message fits one DATA frame
+        message = grpc_message(b"\x0a" + varint(len(payload)) + payload)
+        stream = 1
+        for _ in range(12):
+            c.send(frame(HEADERS, END_HEADERS, stream, request_headers(b"/grpc.testing.TestService/StreamingInputCall")))
+            try:
+                for _ in range(64):
+                    c.send_data(stream, message, timeout=0.5)
+            except socket.timeout:
+                pass  # the server holds this stream's window: its handler is not reading
+            c.send(frame(RST_STREAM, 0, stream, struct.pack(">I", 8)))  # CANCEL
+            stream += 2
+        # A call whose request (40 KB) needs more connection window than the held streams would have left.
+        c.send(frame(HEADERS, END_HEADERS, stream, request_headers(b"/grpc.health.v1.Health/Check")))
+        request = grpc_message(b"\x0a" + varint(40_000) + b"a" * 40_000)  # HealthCheckRequest.service
+        try:
+            for i in range(0, len(request), 16_000):
+                c.send_data(stream, request[i:i + 16_000], END_STREAM if i + 16_000 >= len(request) else 0, timeout=5)
+        except socket.timeout:
+            return fail(f"no window left on the connection for a new call (connection window {c.connection_window})")
+        f = c.wait_for(lambda f: f[0] == HEADERS and f[2] == stream and f[1] & END_STREAM, timeout=5)
+        if f is None or f[0] != HEADERS:
+            return fail(f"the call after the cancelled streams did not complete: {f}")
+        return True
+    finally:
+        c.close()
+
+
 def extreme_timeouts(port):
     """The largest and smallest grpc-timeout values the header allows are served without a trap."""
     for value in (b"99999999H", b"99999999n", b"0n", b"1n"):
@@ -462,7 +496,7 @@ def goaway_hold(port):
         c.close()
 
 
-CASES = {f.__name__: f for f in (hpack_bomb, unary_extra_message, gzip_bomb_unary, gzip_bomb_stream, gzip_bomb_no_reader, extreme_timeouts, ping_ack_flood, http1_request,
+CASES = {f.__name__: f for f in (hpack_bomb, unary_extra_message, gzip_bomb_unary, gzip_bomb_stream, gzip_bomb_no_reader, held_window_on_cancel, extreme_timeouts, ping_ack_flood, http1_request,
                                  silent_connection, unfinished_headers, slow_reader, long_reflection_symbol,
                                  connection_cap, goaway_hold)}
 

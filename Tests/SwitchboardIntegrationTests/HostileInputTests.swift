@@ -82,6 +82,22 @@ struct HostileInputTests {
         #expect(running.server.bufferedRequestBytes == 0)
     }
 
+    @Test("window held for streams that are then cancelled goes back to the connection; later calls get through")
+    func heldWindowReturnedOnCancel() async throws {
+        // Small windows and budgets, so that a dozen held streams would exhaust the connection window.
+        let running = try await startServer(services: [HoldingService(started: Counter()), HealthService(services: [])]) {
+            $0.initialWindowSize = 65_536
+            $0.maxBufferedRequestBytesPerStream = 65_536
+            $0.maxBufferedRequestBytesPerConnection = 131_072
+        }
+        let (status, output) = try await runProcessAsync(
+            pythonPath,
+            [repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
+             String(running.port), "--case", "held_window_on_cancel"])
+        #expect(status == 0, "\(output)")
+        await running.stop()
+    }
+
     @Test("graceful shutdown is not held open forever by a client that sent GOAWAY and keeps a call open")
     func shutdownAfterClientGoAway() async throws {
         let started = Counter()

@@ -81,6 +81,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var shutdownTimer: Scheduled<Void>?
     /// Armed while the connection preface or a request header block is incomplete.
     private var headerTimer: Scheduled<Void>?
+    /// The stream whose header block (request headers or trailers) is being read, if any.
+    private var headerBlockStream: Int32?
+    /// The peer abused PINGs: close once the bytes being read have been processed (not from inside nghttp2's
+    /// callback, which must not re-enter the session).
+    private var closeAfterRead = false
     /// Decoded request bytes held by all streams (see `Stream.bufferedBytes`).
     private var connectionBufferedBytes = 0
     /// Streams with complete messages waiting for connection budget.
@@ -155,7 +160,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             // send what nghttp2 queued (its GOAWAY, if any) and close.
             logger.debug("HTTP/2 protocol error from peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
             closeAfterFlushing()
+            return
         }
+        if closeAfterRead { closeAfterFlushing() }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -318,8 +325,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             if pingStrikes > configuration.maxPingStrikes {
                 logger.info("too many PINGs; sending GOAWAY ENHANCE_YOUR_CALM", metadata: ["peer": "\(peer)"])
                 session.submitGoAway(lastStreamID: session.lastProcessedStreamID, code: .enhanceYourCalm)
-                flush()
-                context?.close(promise: nil)
+                closeAfterRead = true
                 return
             }
         }
@@ -383,6 +389,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             idleTimer?.cancel()
             idleTimer = nil
         }
+        headerBlockStream = streamID
         armHeaderTimer()
     }
 
@@ -425,6 +432,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool) {
+        headerBlockStream = nil
         disarmHeaderTimer()
         guard let stream = streams[streamID] else { return }
         if stream.context == nil && !stream.responded {
@@ -622,8 +630,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         stream.deadlineTimer?.cancel()
         starvedStreams.remove(streamID)
-        if stream.context == nil && !stream.responded {
-            // Reset while its header block was being read (e.g. past the header budget).
+        if headerBlockStream == streamID {
+            // Reset while its header block (request headers or trailers) was being read, e.g. past the header
+            // budget: nghttp2 reports no end of that block.
+            headerBlockStream = nil
             disarmHeaderTimer()
         }
         if !stream.responded || errorCode != 0 {

@@ -59,8 +59,9 @@ public final class GRPCServer: Sendable {
     /// The number of open client connections.
     public var connectionCount: Int { state.withLock { $0.connections.count } }
 
-    /// Decoded (decompressed) request bytes that handlers have not taken yet, over all connections: bounded by
-    /// `maxBufferedRequestBytesPerConnection` per connection whatever clients send.
+    /// Request bytes held for handlers over all connections: decoded (decompressed) messages not taken yet, and
+    /// the raw bytes of messages waiting for budget or still arriving; about `maxBufferedRequestBytesPerConnection`
+    /// per connection at most, whatever clients send.
     public var bufferedRequestBytes: Int { requestBytes.current }
 
     /// The address the server is listening on, once it is.

@@ -328,6 +328,37 @@ def held_window_on_cancel(port):
         c.close()
 
 
+def unfinished_messages(port, limit):
+    """40 unary calls each announce a message of 1 MiB - 5 and send as much of it as the server's flow control
+    allows, never finishing. Unfinished messages used to get window without limit (up to 100 streams x 4 MiB per
+    connection); now, past the connection budget, only one stream at a time gets more. Fails when the server
+    accepted more than `limit` bytes in all."""
+    c = Conn(port)
+    try:
+        accepted = 0
+        announced = struct.pack(">BI", 0, (1 << 20) - 5)
+        chunk = b"\0" * 16_000
+        for i in range(40):
+            stream = 1 + 2 * i
+            c.send(frame(HEADERS, END_HEADERS, stream, request_headers(b"/grpc.health.v1.Health/Check")))
+            try:
+                c.send_data(stream, announced, timeout=0.3)
+                accepted += len(announced)
+                while True:
+                    c.send_data(stream, chunk, timeout=0.3)
+                    accepted += len(chunk)
+                    if accepted > 64 << 20:
+                        break
+            except socket.timeout:
+                pass
+        print(f"the server accepted {accepted} bytes of unfinished messages")
+        if accepted > limit:
+            return fail(f"accepted {accepted} bytes, more than {limit}")
+        return True
+    finally:
+        c.close()
+
+
 def extreme_timeouts(port):
     """The largest and smallest grpc-timeout values the header allows are served without a trap."""
     for value in (b"99999999H", b"99999999n", b"0n", b"1n"):
@@ -496,7 +527,7 @@ def goaway_hold(port):
         c.close()
 
 
-CASES = {f.__name__: f for f in (hpack_bomb, unary_extra_message, gzip_bomb_unary, gzip_bomb_stream, gzip_bomb_no_reader, held_window_on_cancel, extreme_timeouts, ping_ack_flood, http1_request,
+CASES = {f.__name__: f for f in (hpack_bomb, unary_extra_message, gzip_bomb_unary, gzip_bomb_stream, gzip_bomb_no_reader, held_window_on_cancel, unfinished_messages, extreme_timeouts, ping_ack_flood, http1_request,
                                  silent_connection, unfinished_headers, slow_reader, long_reflection_symbol,
                                  connection_cap, goaway_hold)}
 
@@ -508,13 +539,16 @@ def main():
     parser.add_argument("--pid", type=int, help="server process: report its RSS before and after")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--max-growth-mib", type=float, help="fail if the server's RSS grew by more than this")
-    parser.add_argument("--limit", type=int, default=2, help="connection_cap: the server's connection limit")
+    parser.add_argument("--limit", type=int, default=2,
+                        help="connection_cap: the server's connection limit; unfinished_messages: bytes it may accept")
     parser.add_argument("--hold", type=float, default=HOLD_SETTING[0], help="seconds the slow attacks hold without reading")
     args = parser.parse_args()
     HOLD_SETTING[0] = args.hold
     case = CASES[args.case]
     if args.case == "connection_cap":
         case = lambda port: connection_cap(port, args.limit)  # noqa: E731
+    if args.case == "unfinished_messages":
+        case = lambda port: unfinished_messages(port, args.limit)  # noqa: E731
     before = rss_kib(args.pid) if args.pid else 0
     for i in range(args.repeat):
         if not case(args.port):

@@ -98,6 +98,26 @@ struct HostileInputTests {
         await running.stop()
     }
 
+    @Test("unfinished messages on many streams hold about one connection budget, not a message per stream")
+    func unfinishedMessagesBudget() async throws {
+        let running = try await startServer(services: [HealthService(services: [])]) {
+            $0.initialWindowSize = 65_536
+            $0.maxBufferedRequestBytesPerStream = 65_536
+            $0.maxBufferedRequestBytesPerConnection = 262_144
+            $0.maxReceiveMessageSize = 1 << 20
+        }
+        // Budget (256 KiB) + one stream's unfinished message (1 MiB) + the connection window (320 KiB); before,
+        // each of the 40 streams got its whole 1 MiB message's worth of window.
+        let limit = 262_144 + (1 << 20) + 327_680
+        let (status, output) = try await runProcessAsync(
+            pythonPath,
+            [repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
+             String(running.port), "--case", "unfinished_messages", "--limit", String(limit)])
+        #expect(status == 0, "\(output)")
+        #expect(running.server.bufferedRequestBytes <= limit)
+        await running.stop()
+    }
+
     @Test("graceful shutdown is not held open forever by a client that sent GOAWAY and keeps a call open")
     func shutdownAfterClientGoAway() async throws {
         let started = Counter()

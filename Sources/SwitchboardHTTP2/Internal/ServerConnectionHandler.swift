@@ -49,6 +49,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         var bufferedBytes = 0
         /// Received DATA bytes whose flow-control window has not been returned.
         var heldWindow = 0
+        /// Raw (undecoded) bytes in the deframer as last counted into `connectionRawBytes`.
+        var rawBytes = 0
         var requestEnded = false
         /// The request stream was ended (or the single-request call launched) after `requestEnded`.
         var requestCompleted = false
@@ -90,6 +92,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var connectionBufferedBytes = 0
     /// Streams with complete messages waiting for connection budget.
     private var starvedStreams: Set<Int32> = []
+    /// Raw bytes held in all streams' deframers (complete messages waiting for budget, and unfinished ones).
+    private var connectionRawBytes = 0
+    /// Past the connection budget, the one stream still granted window for an unfinished message (the first to
+    /// ask), so that some message always completes; the others wait in `tailWaiters`.
+    private var tailGrantee: Int32?
+    private var tailWaiters: [Int32] = []
     private var idleTimer: Scheduled<Void>?
     private var keepaliveTimer: Scheduled<Void>?
     private var keepaliveAckTimer: Scheduled<Void>?
@@ -377,8 +385,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         streams.removeAll()
         starvedStreams.removeAll()
-        requestBytes.add(-connectionBufferedBytes)
+        requestBytes.add(-connectionBufferedBytes - connectionRawBytes)
         connectionBufferedBytes = 0
+        connectionRawBytes = 0
+        tailGrantee = nil
+        tailWaiters.removeAll()
     }
 
     // MARK: - Requests
@@ -563,8 +574,43 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             releaseWindow(stream, keeping: 0)
             return
         }
-        releaseWindow(stream, keeping: stream.deframer.hasCompleteMessage ? stream.deframer.bufferedBytes : 0)
+        let raw = stream.deframer.bufferedBytes
+        connectionRawBytes += raw - stream.rawBytes
+        requestBytes.add(raw - stream.rawBytes)
+        stream.rawBytes = raw
+        if stream.deframer.hasCompleteMessage {
+            releaseWindow(stream, keeping: raw)
+        } else if raw == 0 || grantsTailWindow(to: stream) {
+            releaseWindow(stream, keeping: 0)
+        } else {
+            // An unfinished message while the connection holds its whole budget: its bytes so far stay
+            // unacknowledged, so the client can send no more on this stream until budget frees.
+            releaseWindow(stream, keeping: raw)
+            if !tailWaiters.contains(stream.id) { tailWaiters.append(stream.id) }
+        }
+        if tailGrantee == stream.id, !stream.deframer.hasPartialMessage || stream.deframer.hasCompleteMessage {
+            tailGrantee = nil
+            wakeTailWaiters()
+        }
         completeRequestIfEnded(stream)
+    }
+
+    /// Whether a stream may get window for more of an unfinished message: always while the connection's decoded
+    /// and raw bytes are under its budget; past it, only the first stream to ask, until its message is complete.
+    private func grantsTailWindow(to stream: Stream) -> Bool {
+        if connectionRawBytes + connectionBufferedBytes < configuration.maxBufferedRequestBytesPerConnection { return true }
+        if tailGrantee == nil { tailGrantee = stream.id }
+        return tailGrantee == stream.id
+    }
+
+    /// Lets streams held back by the connection budget ask again.
+    private func wakeTailWaiters() {
+        guard !tailWaiters.isEmpty else { return }
+        let waiting = tailWaiters
+        tailWaiters.removeAll()
+        for id in waiting {
+            if let stream = streams[id] { deliverMessages(stream) }
+        }
     }
 
     /// Returns the stream's held window except `keeping` bytes (those of complete messages still waiting).
@@ -580,6 +626,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard bytes > 0 else { return }
         connectionBufferedBytes -= bytes
         requestBytes.add(-bytes)
+        wakeTailWaiters()
         guard !starvedStreams.isEmpty, connectionBufferedBytes < configuration.maxBufferedRequestBytesPerConnection else { return }
         let waiting = starvedStreams
         starvedStreams.removeAll()
@@ -650,6 +697,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         // Window held for messages that will never be read now: nghttp2 returns no connection-level window for a
         // closed stream by itself, and a few such streams would otherwise stall the connection for good.
         releaseWindow(stream, keeping: 0)
+        connectionRawBytes -= stream.rawBytes
+        requestBytes.add(-stream.rawBytes)
+        stream.rawBytes = 0
+        tailWaiters.removeAll { $0 == streamID }
+        if tailGrantee == streamID { tailGrantee = nil }
+        wakeTailWaiters()
         if streams.isEmpty {
             resetIdleTimer()
         }

@@ -7,6 +7,30 @@ let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 // of `.rela.dyn` at start-up, which is most of what kept the idle service above 30 MB resident.
 let serviceLinking: [LinkerSetting] = [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
 
+/// A service in one line: its library (`Sources/<Module>`: Handlers, Domain, Store, Generated migrations), its
+/// executable (`Sources/<name>/main.swift`, a few lines) and its tests (`Tests/<Module>Tests`), all on the kit.
+func service(_ name: String, module: String, dependencies: [Target.Dependency] = []) -> [Target] {
+    [
+        .target(
+            name: module,
+            dependencies: ["SwitchboardRPC", "SwitchboardProtos", "SwitchboardPostgres", "SwitchboardRuntime", "SwitchboardServiceKit",
+                           .product(name: "Logging", package: "swift-log")] + dependencies,
+            swiftSettings: strict),
+        .executableTarget(
+            name: name,
+            dependencies: [.target(name: module), "SwitchboardServiceKit"],
+            swiftSettings: strict,
+            linkerSettings: serviceLinking),
+        .testTarget(
+            name: "\(module)Tests",
+            dependencies: [
+                .target(name: module), "SwitchboardServiceKitTestSupport", "SwitchboardTestSupport",
+                .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+    ]
+}
+
 let package = Package(
     name: "switchboard",
     platforms: [.macOS(.v15)],
@@ -17,9 +41,8 @@ let package = Package(
         .library(name: "SwitchboardBuiltins", targets: ["SwitchboardBuiltins"]),
         .library(name: "SwitchboardPostgres", targets: ["SwitchboardPostgres"]),
         .library(name: "SwitchboardRuntime", targets: ["SwitchboardRuntime"]),
-        // For the fuzzers in Fuzz/ (a package of their own): the contacts service's page tokens and the interop
-        // TestService behind the HTTP/2 session harness.
-        .library(name: "ContactsService", targets: ["ContactsService"]),
+        .library(name: "SwitchboardServiceKit", targets: ["SwitchboardServiceKit"]),
+        // For the fuzzers in Fuzz/ (a package of their own): the interop TestService behind the HTTP/2 session harness.
         .library(name: "SwitchboardInterop", targets: ["SwitchboardInterop"]),
         .executable(name: "protoc-gen-switchboard", targets: ["protoc-gen-switchboard"]),
         .executable(name: "interop-server", targets: ["interop-server"]),
@@ -86,12 +109,12 @@ let package = Package(
             dependencies: ["CLibPQ"],
             swiftSettings: strict
         ),
-        // What every service shares: configuration, JSON logs, metrics and the admin endpoint, health that follows
-        // the database, JWT identity and tenancy, the change feed, lifecycle.
+        // What every process shares, with no database (so `crmctl` and the gateway link it without libpq):
+        // configuration, JSON logs, metrics and the admin endpoint, JWT identity and roles, interceptors, lifecycle.
         .target(
             name: "SwitchboardRuntime",
             dependencies: [
-                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins", "SwitchboardPostgres",
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -103,24 +126,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The contacts service: Handlers (proto ⇄ domain), Domain (rules, store protocol), Store (SQL).
+        // What every service with a database shares: the production assembly and `main`, the kit's tables (migrated
+        // into each service's schema), idempotency, the change feed (per tenant and cross-tenant) and its consumer,
+        // page tokens, database error mapping, health that follows the database.
         .target(
-            name: "ContactsService",
+            name: "SwitchboardServiceKit",
             dependencies: [
-                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardPostgres", "SwitchboardRuntime",
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins", "SwitchboardPostgres",
+                "SwitchboardRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
-        ),
-        .executableTarget(
-            name: "contacts",
-            dependencies: [
-                "ContactsService", "SwitchboardRuntime", "SwitchboardPostgres",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: strict,
-            linkerSettings: serviceLinking
         ),
         .executableTarget(
             name: "crmctl",
@@ -167,6 +188,8 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The services, one line each (see `service(_:module:)` and services/README.md).
+    ] + service("contacts", module: "ContactsService") + [
         .target(
             name: "SwitchboardTestSupport",
             dependencies: [
@@ -186,11 +209,34 @@ let package = Package(
             dependencies: ["SwitchboardPostgres"],
             swiftSettings: strict
         ),
-        .testTarget(
-            name: "ContactsServiceTests",
+        // A service on a fresh database, assembled exactly as the executable assembles it.
+        .target(
+            name: "SwitchboardServiceKitTestSupport",
             dependencies: [
-                "ContactsService", "SwitchboardRuntime", "SwitchboardTestSupport", "SwitchboardPostgres",
+                "SwitchboardServiceKit", "SwitchboardTestSupport", "SwitchboardRuntime", "SwitchboardPostgres",
+                "SwitchboardHTTP2", "SwitchboardRPC", "SwitchboardProtos",
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/SwitchboardServiceKitTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchboardRuntimeTests",
+            dependencies: [
+                "SwitchboardRuntime", "SwitchboardProtos", "SwitchboardRPC",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchboardServiceKitTests",
+            dependencies: [
+                "SwitchboardServiceKit", "SwitchboardServiceKitTestSupport", "SwitchboardTestSupport", "SwitchboardPostgres",
+                "SwitchboardRuntime", "SwitchboardBuiltins",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

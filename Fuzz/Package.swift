@@ -21,7 +21,7 @@ let package = Package(
     ],
     targets: [
         fuzzer("FuzzJSON", [.product(name: "SwitchboardRuntime", package: "switchboard")]),
-        fuzzer("FuzzPageToken", [.product(name: "ContactsService", package: "switchboard")]),
+        fuzzer("FuzzPageToken", [.product(name: "SwitchboardServiceKit", package: "switchboard")]),
         fuzzer("FuzzDeframer", [
             .product(name: "SwitchboardHTTP2", package: "switchboard"),
             .product(name: "NIOCore", package: "swift-nio"),

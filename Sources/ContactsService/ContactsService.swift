@@ -2,11 +2,12 @@ import FoundationEssentials
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
+import SwitchboardServiceKit
 
-/// The contacts service as the runtime runs it: schema, migrations, RPCs and the role each RPC needs.
-public enum ContactsService {
-    /// The runtime description with the default limits.
-    public static var description: ServiceDescription { description(limits: ContactsLimits()) }
+/// The contacts service as the kit runs it: defaults, settings, migrations, RPCs and the role each RPC needs.
+public enum ContactsService: ServiceDefinition {
+    /// `contacts`, gRPC 50061, admin 9461.
+    public static let defaults = ServiceDefaults.contacts
 
     /// The settings of the contacts service beyond the shared ones.
     public static let settings: [EnvironmentSetting] = [
@@ -27,18 +28,30 @@ public enum ContactsService {
         return limits
     }
 
-    /// The runtime description.
+    /// The description with the limits the environment sets.
+    public static func description(environment: [String: String]) throws -> ServiceDescription {
+        description(limits: try limits(environment))
+    }
+
+    /// The description with the default limits.
+    public static var description: ServiceDescription { description(limits: ContactsLimits()) }
+
+    /// The description.
     /// - Parameter limits: contact and page size bounds.
     public static func description(limits: ContactsLimits) -> ServiceDescription {
         typealias M = Switchboard_Contacts_V1_ContactsService.Method
         return ServiceDescription(
-            name: "contacts", schema: "contacts", migrations: EmbeddedMigrations.all,
+            defaults: defaults, migrations: EmbeddedMigrations.all,
             grpcServices: [Switchboard_Contacts_V1_ContactsService.serviceName],
             requiredRoles: [
                 M.createContact: .user, M.updateContact: .user, M.deleteContact: .user, M.undeleteContact: .user,
                 M.getContact: .readOnly, M.batchGetContacts: .readOnly, M.listContacts: .readOnly, M.watchChanges: .readOnly,
                 M.listFieldDefinitions: .readOnly, M.defineField: .admin, M.retireField: .admin,
             ],
-            makeServices: { [ContactsHandler(dependencies: $0, limits: limits)] })
+            feedBatchBytes: limits.pageBytes,
+            makeServices: { dependencies in
+                let store = PostgresContactStore(pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency)
+                return [ContactsHandler(domain: ContactsDomain(store: store, limits: limits), changes: dependencies.changes)]
+            })
     }
 }

@@ -41,14 +41,18 @@ public struct MigrationRunner: Sendable {
     public let schema: String
     /// Its migrations.
     public let migrations: [Migration]
+    /// The table in the schema that records which migrations were applied.
+    public let ledger: String
 
     /// Creates a runner.
     /// - Parameters:
     ///   - schema: the service's schema (an identifier this code controls).
     ///   - migrations: the migrations; versions must be unique.
-    public init(schema: String, migrations: [Migration]) {
+    ///   - ledger: the table recording applied versions; a schema may hold several migration sets, each with its own.
+    public init(schema: String, migrations: [Migration], ledger: String = "schema_migrations") {
         self.schema = schema
         self.migrations = migrations.sorted { $0.version < $1.version }
+        self.ledger = ledger
     }
 
     /// Applies what is missing.
@@ -60,10 +64,10 @@ public struct MigrationRunner: Sendable {
         guard Set(migrations.map(\.version)).count == migrations.count else {
             throw MigrationError(description: "\(schema): two migrations share a version number")
         }
-        guard schema.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-            throw MigrationError(description: "schema name \(schema) must be a plain identifier")
+        for name in [schema, ledger] where !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
+            throw MigrationError(description: "\(name) must be a plain identifier")
         }
-        let table = "\(schema).schema_migrations"
+        let table = "\(schema).\(ledger)"
         return try await pool.withConnection { connection in
             // A session-level advisory lock keyed by the schema: concurrent starters wait for each other.
             try await connection.query("SELECT pg_advisory_lock(hashtext($1))", [.text("switchboard.migrate.\(schema)")])

@@ -96,3 +96,21 @@ private final class AdminHandler: ChannelInboundHandler {
         }
     }
 }
+
+extension AdminServer {
+    /// The admin endpoint the configuration asks for, bound to its own host (never the gRPC host), or nil when
+    /// `SWITCHBOARD_ADMIN_PORT` is 0.
+    /// - Parameters:
+    ///   - configuration: the runtime configuration.
+    ///   - registry: the metrics registry to expose.
+    ///   - logger: the logger.
+    ///   - readiness: whether `/readyz` answers 200.
+    /// - Returns: the admin server, or nil if disabled.
+    public static func configured(
+        configuration: RuntimeConfiguration, registry: PrometheusCollectorRegistry, logger: Logger,
+        readiness: @escaping @Sendable () -> Bool
+    ) -> AdminServer? {
+        guard configuration.adminPort != 0 else { return nil }
+        return AdminServer(host: configuration.adminHost, port: configuration.adminPort, registry: registry, logger: logger, readiness: readiness)
+    }
+}

@@ -3,7 +3,6 @@ import Glibc
 import Logging
 import Metrics
 import Synchronization
-import SwitchboardPostgres
 import SwitchboardRPC
 
 /// W3C trace context of a call: the caller's trace id (or a new one) and a new span id for this call.
@@ -92,6 +91,22 @@ struct RandomBytes {
         return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
     }
 
+    /// A version 4 UUID in its canonical lower-case text form (the request id), formatted here rather than through
+    /// the database layer's `UUID.lowercaseText`, which this target does not link.
+    mutating func uuidText() -> String {
+        let u = uuid()
+        var out = [UInt8]()
+        out.reserveCapacity(36)
+        withUnsafeBytes(of: u.uuid) { bytes in
+            for (i, byte) in bytes.enumerated() {
+                if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+                out.append(Self.digits[Int(byte >> 4)])
+                out.append(Self.digits[Int(byte & 0xF)])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     private static let digits = Array("0123456789abcdef".utf8)
 }
 
@@ -107,7 +122,7 @@ public struct CallContextInterceptor: ServerInterceptor {
     ) async throws -> Result {
         var random = RandomBytes(count: 40)
         let requestID = context.requestMetadata.firstString("x-request-id").flatMap { $0.count <= 128 ? $0 : nil }
-            ?? random.uuid().lowercaseText
+            ?? random.uuidText()
         let trace = TraceContext(traceparent: context.requestMetadata.firstString("traceparent"), random: &random)
         context[TraceContext.self] = trace
         context.addLoggerMetadata("request_id", requestID)

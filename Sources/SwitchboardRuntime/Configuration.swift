@@ -101,12 +101,6 @@ public struct RuntimeConfiguration: Sendable {
     public var adminHost: String
     /// Admin HTTP port (`/metrics`, `/livez`, `/readyz`); 0 disables it.
     public var adminPort: Int
-    /// libpq connection string for the service's database.
-    public var databaseURL: String
-    /// Pool size.
-    public var databasePoolSize: Int
-    /// Single-shot calls pipelined on one connection before another is used.
-    public var databasePipelineDepth: Int
     /// Log level.
     public var logLevel: String
     /// Development HS256 secret; refused together with a production key (a public key or JWKS file).
@@ -121,10 +115,6 @@ public struct RuntimeConfiguration: Sendable {
     public var jwtAudience: String?
     /// How long in-flight calls may run after SIGTERM.
     public var shutdownGrace: Duration
-    /// Days of change-feed history kept.
-    public var changeRetentionDays: Int
-    /// Hours a request id is remembered for idempotent retries.
-    public var idempotencyRetentionHours: Int
     /// Largest request message.
     public var maxMessageBytes: Int
     /// Event loop threads serving gRPC; 0 means one per core less one (at least one).
@@ -141,21 +131,16 @@ public struct RuntimeConfiguration: Sendable {
     public var maxBufferedRequestBytesPerStream: Int
     /// Decoded request bytes one connection may hold before its streams stop decoding.
     public var maxBufferedRequestBytesPerConnection: Int
-    /// How long a readiness check waits for the database.
-    public var databaseProbeTimeout: Duration
 
-    /// Every setting, for `--help` and validation.
-    public static let settings: [EnvironmentSetting] = [
+    /// Every setting of an executable with these defaults, for `--help` and validation.
+    /// - Parameter defaults: the executable's ports.
+    /// - Returns: the settings, in `--help` order.
+    public static func settings(for defaults: ServiceDefaults) -> [EnvironmentSetting] { [
         .init("SWITCHBOARD_GRPC_HOST", default: "127.0.0.1", help: "Address the gRPC server binds (0.0.0.0 for all)."),
-        .init("SWITCHBOARD_GRPC_PORT", default: "50061", help: "gRPC port."),
+        .init("SWITCHBOARD_GRPC_PORT", default: String(defaults.grpcPort), help: "gRPC port."),
         .init("SWITCHBOARD_ADMIN_HOST", default: "127.0.0.1",
               help: "Address the admin endpoint binds (0.0.0.0 for all); separate from the gRPC host, as metrics are not for callers."),
-        .init("SWITCHBOARD_ADMIN_PORT", default: "9461", help: "Admin HTTP port for /metrics, /livez, /readyz; 0 disables."),
-        .init("SWITCHBOARD_DATABASE_URL", default: "host=127.0.0.1 port=54329 dbname=switchboard user=<service>_service",
-              help: "libpq connection string, as the service's own role; several hosts with target_session_attrs=read-write survive a failover."),
-        .init("SWITCHBOARD_DB_POOL_SIZE", default: "10", help: "Database connections (1-200)."),
-        .init("SWITCHBOARD_DB_PIPELINE_DEPTH", default: "8",
-              help: "Single-statement reads pipelined on one connection before another is used (1-64; 1: a connection each). More saves the database work under load; a read may then wait behind a slow one."),
+        .init("SWITCHBOARD_ADMIN_PORT", default: String(defaults.adminPort), help: "Admin HTTP port for /metrics, /livez, /readyz; 0 disables."),
         .init("SWITCHBOARD_LOG_LEVEL", default: "info", help: "trace, debug, info, notice, warning, error or critical."),
         .init("SWITCHBOARD_JWT_HS256_SECRET", default: nil,
               help: "Development only: HS256 secret for tokens (min 32 bytes); the service refuses to start with it and a public key or JWKS file."),
@@ -166,9 +151,6 @@ public struct RuntimeConfiguration: Sendable {
         .init("SWITCHBOARD_JWT_ISSUER", default: nil, help: "If set, every token's iss must equal it."),
         .init("SWITCHBOARD_JWT_AUDIENCE", default: nil, help: "If set, every token's aud (a string or an array) must include it."),
         .init("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default: "20", help: "Time in-flight calls get after SIGTERM."),
-        .init("SWITCHBOARD_CHANGE_RETENTION_DAYS", default: "90", help: "Days of change-feed history kept (1-3650)."),
-        .init("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS", default: "24",
-              help: "Hours a mutation's request id is remembered (1-8760); a retry after that is a new request."),
         .init("SWITCHBOARD_MAX_MESSAGE_BYTES", default: "4194304", help: "Largest request message in bytes."),
         .init("SWITCHBOARD_EVENT_LOOP_THREADS", default: "0",
               help: "Threads serving gRPC and running handlers (0: one per core less one, at least one; the database poller thread takes the last core)."),
@@ -188,31 +170,24 @@ public struct RuntimeConfiguration: Sendable {
               help: "Deepest nesting of messages a request may have (1-1000); deeper is INVALID_ARGUMENT, refused before decoding."),
         .init("SWITCHBOARD_PROTO_MAX_ELEMENTS", default: "200000",
               help: "Most nested messages, strings and bytes fields in one request message (1-100000000)."),
-        .init("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", default: "2",
-              help: "How long a readiness check waits for the database before reporting NOT_SERVING (0.1-60)."),
-    ]
-
-    private static func setting(_ name: String) -> EnvironmentSetting { settings.first { $0.name == name }! }
+    ] }
 
     /// Reads and validates the configuration.
-    /// - Parameter environment: the variables.
+    /// - Parameters:
+    ///   - service: the executable's defaults (its ports).
+    ///   - environment: the variables.
     /// - Throws: ``ConfigurationError`` naming the first invalid variable.
     public static func load(
-        service: String, _ environment: [String: String] = ProcessInfo.processInfo.environment
+        service: ServiceDefaults, _ environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> RuntimeConfiguration {
-        var environment = environment
-        if (environment["SWITCHBOARD_DATABASE_URL"] ?? "").isEmpty {
-            environment["SWITCHBOARD_DATABASE_URL"] = "host=127.0.0.1 port=54329 dbname=switchboard user=\(service)_service"
-        }
+        let all = settings(for: service)
+        func setting(_ name: String) -> EnvironmentSetting { all.first { $0.name == name }! }
         let env = EnvironmentReader(environment)
         let config = RuntimeConfiguration(
             grpcHost: try env.requiredString(setting("SWITCHBOARD_GRPC_HOST")),
             grpcPort: try env.int(setting("SWITCHBOARD_GRPC_PORT"), in: 0...65535),
             adminHost: try env.requiredString(setting("SWITCHBOARD_ADMIN_HOST")),
             adminPort: try env.int(setting("SWITCHBOARD_ADMIN_PORT"), in: 0...65535),
-            databaseURL: try env.requiredString(setting("SWITCHBOARD_DATABASE_URL")),
-            databasePoolSize: try env.int(setting("SWITCHBOARD_DB_POOL_SIZE"), in: 1...200),
-            databasePipelineDepth: try env.int(setting("SWITCHBOARD_DB_PIPELINE_DEPTH"), in: 1...64),
             logLevel: try env.choice(setting("SWITCHBOARD_LOG_LEVEL"), from: ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
             jwtHS256Secret: env.string(setting("SWITCHBOARD_JWT_HS256_SECRET")),
             jwtPublicKeyFile: try env.file(setting("SWITCHBOARD_JWT_PUBLIC_KEY_FILE")),
@@ -220,8 +195,6 @@ public struct RuntimeConfiguration: Sendable {
             jwtIssuer: env.string(setting("SWITCHBOARD_JWT_ISSUER")),
             jwtAudience: env.string(setting("SWITCHBOARD_JWT_AUDIENCE")),
             shutdownGrace: try env.seconds(setting("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS"), in: 0...3600),
-            changeRetentionDays: try env.int(setting("SWITCHBOARD_CHANGE_RETENTION_DAYS"), in: 1...3650),
-            idempotencyRetentionHours: try env.int(setting("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS"), in: 1...8760),
             maxMessageBytes: try env.int(setting("SWITCHBOARD_MAX_MESSAGE_BYTES"), in: 1024...(64 << 20)),
             eventLoopThreads: try env.int(setting("SWITCHBOARD_EVENT_LOOP_THREADS"), in: 0...256),
             maxConnections: try env.int(setting("SWITCHBOARD_MAX_CONNECTIONS"), in: 1...1_000_000),
@@ -231,8 +204,7 @@ public struct RuntimeConfiguration: Sendable {
             maxBufferedRequestBytesPerStream: try env.int(
                 setting("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM"), in: (64 << 10)...(256 << 20)),
             maxBufferedRequestBytesPerConnection: try env.int(
-                setting("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION"), in: (64 << 10)...(4 << 30)),
-            databaseProbeTimeout: try env.seconds(setting("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS"), in: 0.1...60))
+                setting("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION"), in: (64 << 10)...(4 << 30)))
         // Read by the protobuf decoder itself (ProtoDecodingLimits.process); validated here so that a bad value stops
         // the service at start instead of being ignored.
         _ = try env.int(setting("SWITCHBOARD_PROTO_MAX_DEPTH"), in: 1...1_000)
@@ -258,10 +230,52 @@ public struct RuntimeConfiguration: Sendable {
     private static func optionalDuration(_ duration: Duration) -> Duration? { duration == .zero ? nil : duration }
 
     /// The `--help` text listing every variable, its default and what it does.
-    /// - Parameter extra: service-specific settings to list after the shared ones.
-    public static func helpText(extra: [EnvironmentSetting] = []) -> String {
-        (settings + extra).map { s in
+    /// - Parameters:
+    ///   - service: the executable's defaults.
+    ///   - extra: more settings (the database's, a service's own) to list after the shared ones.
+    public static func helpText(service: ServiceDefaults, extra: [EnvironmentSetting] = []) -> String {
+        EnvironmentSetting.helpText(settings(for: service) + extra)
+    }
+}
+
+extension EnvironmentSetting {
+    /// `--help` lines for settings: each variable, its default and what it does.
+    /// - Parameter settings: the settings.
+    /// - Returns: the text.
+    public static func helpText(_ settings: [EnvironmentSetting]) -> String {
+        settings.map { s in
             "  \(s.name)\(s.defaultValue.map { " (default: \($0))" } ?? "")\n      \(s.help)"
         }.joined(separator: "\n")
     }
+}
+
+/// What distinguishes one Switchboard executable from another by default: its name and ports (see
+/// `../shared/SERVICES.md`). Every default is still an environment setting.
+public struct ServiceDefaults: Sendable, Hashable {
+    /// Short name, e.g. `contacts`; also the service's schema and the prefix of its database role.
+    public var name: String
+    /// Default gRPC (or, for the gateway, HTTP) port.
+    public var grpcPort: Int
+    /// Default admin HTTP port.
+    public var adminPort: Int
+
+    /// Creates defaults.
+    public init(name: String, grpcPort: Int, adminPort: Int) {
+        self.name = name
+        self.grpcPort = grpcPort
+        self.adminPort = adminPort
+    }
+
+    /// `contacts`: 50061, admin 9461.
+    public static let contacts = ServiceDefaults(name: "contacts", grpcPort: 50061, adminPort: 9461)
+    /// `organization`: 50062, admin 9462.
+    public static let organization = ServiceDefaults(name: "organization", grpcPort: 50062, adminPort: 9462)
+    /// `communication`: 50063, admin 9463.
+    public static let communication = ServiceDefaults(name: "communication", grpcPort: 50063, adminPort: 9463)
+    /// `collaboration`: 50064, admin 9464.
+    public static let collaboration = ServiceDefaults(name: "collaboration", grpcPort: 50064, adminPort: 9464)
+    /// `analytics`: 50065, admin 9465.
+    public static let analytics = ServiceDefaults(name: "analytics", grpcPort: 50065, adminPort: 9465)
+    /// The HTTP/JSON gateway: 8080, admin 9460.
+    public static let gateway = ServiceDefaults(name: "gateway", grpcPort: 8080, adminPort: 9460)
 }

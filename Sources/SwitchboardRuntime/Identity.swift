@@ -26,13 +26,28 @@ public struct CallerIdentity: Sendable, Hashable {
     public var tenantID: String
     /// The roles (`roles`).
     public var roles: Set<Role>
+    /// A service identity (the `service` role, no tenant): it may call only methods the policy opens to services,
+    /// such as the cross-tenant change feed, and no tenant's methods.
+    public var isService: Bool
 
-    /// Creates an identity.
+    /// Creates a user's identity in a tenant.
     public init(userID: String, tenantID: String, roles: Set<Role>) {
         self.userID = userID
         self.tenantID = tenantID
         self.roles = roles
+        self.isService = false
     }
+
+    /// Creates a service identity.
+    /// - Parameter name: the calling service (`sub`).
+    public static func service(_ name: String) -> CallerIdentity {
+        var identity = CallerIdentity(userID: name, tenantID: "", roles: [])
+        identity.isService = true
+        return identity
+    }
+
+    /// The role name a service token carries (alone, and with no tenant).
+    public static let serviceRole = "service"
 
     /// Whether any of the caller's roles is at least `minimum`.
     public func has(atLeast minimum: Role) -> Bool { roles.contains { $0 >= minimum } }
@@ -70,6 +85,18 @@ public struct SwitchboardClaims: JWTPayload, Equatable {
     enum CodingKeys: String, CodingKey {
         case sub, roles, exp, nbf, iat, iss, aud
         case tenantID = "tenant_id"
+    }
+
+    /// Claims of a service identity: the `service` role, no tenant.
+    /// - Parameters:
+    ///   - service: the calling service's name (`sub`).
+    ///   - expires: expiry.
+    ///   - issuer: `iss`, if the receiving services require one.
+    ///   - audience: `aud`, if they require one.
+    public static func service(_ service: String, expires: Date, issuer: String? = nil, audience: [String]? = nil) -> SwitchboardClaims {
+        var claims = SwitchboardClaims(userID: service, tenantID: "", roles: [], expires: expires, issuer: issuer, audience: audience)
+        claims.roles = [CallerIdentity.serviceRole]
+        return claims
     }
 
     /// Creates claims (used by `crmctl token` and tests).
@@ -205,17 +232,26 @@ public final class TokenVerifier: Sendable {
                 throw RPCError(code: .unauthenticated, message: "the token's audience (aud) does not include this service", cause: error)
             }
         }
-        guard !claims.tenantID.isEmpty, !claims.sub.value.isEmpty else {
-            throw RPCError(code: .unauthenticated, message: "the token lacks sub or tenant_id")
-        }
-        var roles = Set<Role>()
-        for name in claims.roles {
-            guard let role = Role(rawValue: name) else {
-                throw RPCError(code: .unauthenticated, message: "the token names an unknown role \(name)")
+        let identity: CallerIdentity
+        if claims.roles.contains(CallerIdentity.serviceRole) {
+            // A service acts for every tenant or none: mixing it with a tenant or a user's roles would be ambiguous.
+            guard claims.roles.count == 1, claims.tenantID.isEmpty, !claims.sub.value.isEmpty else {
+                throw RPCError(code: .unauthenticated, message: "a service token carries the service role alone, a sub and no tenant_id")
             }
-            roles.insert(role)
+            identity = .service(claims.sub.value)
+        } else {
+            guard !claims.tenantID.isEmpty, !claims.sub.value.isEmpty else {
+                throw RPCError(code: .unauthenticated, message: "the token lacks sub or tenant_id")
+            }
+            var roles = Set<Role>()
+            for name in claims.roles {
+                guard let role = Role(rawValue: name) else {
+                    throw RPCError(code: .unauthenticated, message: "the token names an unknown role \(name)")
+                }
+                roles.insert(role)
+            }
+            identity = CallerIdentity(userID: claims.sub.value, tenantID: claims.tenantID, roles: roles)
         }
-        let identity = CallerIdentity(userID: claims.sub.value, tenantID: claims.tenantID, roles: roles)
         cache.withLock { cache in
             if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
             cache[token] = (identity, claims.exp.value)
@@ -240,17 +276,21 @@ public final class TokenVerifier: Sendable {
 public struct AccessPolicy: Sendable {
     private var required: [String: Role]
     private var publicServices: Set<String>
+    private var serviceServices: Set<String>
 
     /// Creates a policy.
     /// - Parameters:
     ///   - required: method → the lowest role allowed.
     ///   - publicServices: services callable without a token.
-    public init(required: [MethodDescriptor: Role], publicServices: Set<String>) {
+    ///   - serviceServices: services callable only by service identities (the cross-tenant change feed).
+    public init(required: [MethodDescriptor: Role], publicServices: Set<String>, serviceServices: Set<String> = []) {
         self.required = Dictionary(uniqueKeysWithValues: required.map { ($0.key.path, $0.value) })
         self.publicServices = publicServices
+        self.serviceServices = serviceServices
     }
 
     func isPublic(_ method: MethodDescriptor) -> Bool { publicServices.contains(method.service) }
+    func isForServices(_ method: MethodDescriptor) -> Bool { serviceServices.contains(method.service) }
     func requiredRole(_ method: MethodDescriptor) -> Role? { required[method.path] }
 }
 
@@ -281,6 +321,16 @@ public struct AuthInterceptor: ServerInterceptor {
         let token = header.utf8.dropFirst(7).drop { $0 == 0x20 || $0 == 0x09 }
         let end = token.lastIndex { $0 != 0x20 && $0 != 0x09 }.map { token.index(after: $0) } ?? token.startIndex
         let identity = try await verifier.verify(String(decoding: token[token.startIndex..<end], as: UTF8.self))
+        if policy.isForServices(context.method) || identity.isService {
+            guard policy.isForServices(context.method), identity.isService else {
+                throw RPCError(code: .permissionDenied, message: identity.isService
+                    ? "\(context.method) acts within a tenant; a service identity may call only the cross-tenant feed"
+                    : "\(context.method) is open to service identities only")
+            }
+            context[CallerIdentity.self] = identity
+            context.addLoggerMetadata("service", identity.userID)
+            return try await next(context)
+        }
         guard let needed = policy.requiredRole(context.method) else {
             throw RPCError(code: .permissionDenied, message: "\(context.method) is not open to any role")
         }

@@ -2,6 +2,7 @@
 import Foundation
 import SwitchboardProtos
 import SwitchboardRuntime
+import SwitchboardServiceKit
 import Testing
 
 /// Pure validation: byte limits, the size estimate and wire timestamps.
@@ -77,16 +78,6 @@ struct ContactRulesTests {
         #expect(ContactRules.isValidEmail(String(repeating: "é", count: 32) + "@example.com"))
         #expect(ContactRules.excerpt(String(repeating: "x", count: 1_000_000)).utf8.count < 80)
         #expect(ContactRules.excerpt(oneCharacter).utf8.count < 80)
-    }
-
-    @Test("request ids: at most 128 bytes of printable ASCII")
-    func requestIDs() {
-        #expect(ContactRules.requestIDViolation("") == nil)
-        #expect(ContactRules.requestIDViolation(UUID().uuidString) == nil)
-        #expect(ContactRules.requestIDViolation(String(repeating: "a", count: 128)) == nil)
-        #expect(ContactRules.requestIDViolation(String(repeating: "a", count: 129))?.reason == "TOO_LONG")
-        #expect(ContactRules.requestIDViolation("é")?.reason == "INVALID_FORMAT")
-        #expect(ContactRules.requestIDViolation("a\u{0}b")?.reason == "INVALID_FORMAT")
     }
 
     @Test("wire timestamps outside the Timestamp range become a date every range check refuses")

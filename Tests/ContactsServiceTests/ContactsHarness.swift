@@ -8,99 +8,38 @@ import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
+import SwitchboardServiceKit
+import SwitchboardServiceKitTestSupport
 import SwitchboardTestSupport
 
-let adminConninfo = ProcessInfo.processInfo.environment["SWITCHBOARD_PG_URL"]
-    ?? "host=127.0.0.1 port=54329 user=postgres dbname=postgres"
-let testSecret = "test-secret-0123456789abcdef0123456789"
-
-/// A contacts server running in-process over real HTTP/2 against a fresh database, as the `contacts_service` role.
+/// The contacts service in-process over real HTTP/2 on a fresh database, as the `contacts_service` role, assembled
+/// as the executable assembles it (the kit's ``ServiceHarness``).
 final class ContactsHarness: Sendable {
-    let database: String
-    let serviceConninfo: String
-    let pool: PostgresPool
-    let running: RunningServer
-    let channel: GRPCChannel
-    let health: HealthService
-    let monitor: DatabaseHealthMonitor
-    let notifierTask: Task<Void, any Error>
+    let service: ServiceHarness
+    var database: String { service.database }
+    var serviceConninfo: String { service.serviceConninfo }
+    var pool: PostgresPool { service.pool }
+    var port: Int { service.port }
+    var channel: GRPCChannel { service.channel }
+    var health: HealthService { service.assembly.health }
+    var monitor: DatabaseHealthMonitor { service.assembly.monitor }
 
-    static func start(adminConninfo: String = adminConninfo) async throws -> ContactsHarness {
-        let database = "sb_test_" + UUID().uuidString.prefix(8).lowercased()
-        let provision = try String(contentsOf: repositoryRoot.appendingPathComponent("services/contacts/provision.sql"), encoding: .utf8)
-            .replacingOccurrences(of: ":\"DBNAME\"", with: database)
-        let admin = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: adminConninfo, maxConnections: 1))
-        try await admin.withConnection { connection in
-            try await connection.executeScript("CREATE DATABASE \(database)")
-            // The role is cluster-wide: suites provisioning at once would collide on its catalog row.
-            try await connection.query("SELECT pg_advisory_lock(7424242)", prepared: false)
-            do {
-                try await connection.executeScript(provision)
-            } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(7424242)", prepared: false)
-                throw error
-            }
-            try await connection.query("SELECT pg_advisory_unlock(7424242)", prepared: false)
-        }
-        admin.close()
-        let dbAdmin = adminConninfo.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(database)")
-
-        let serviceConninfo = dbAdmin.replacingOccurrences(of: "user=postgres", with: "user=contacts_service")
-        let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: serviceConninfo, maxConnections: 8))
-        let description = ContactsService.description
-        try await ServiceRunner.migrate(description, pool: pool, logger: Logger(label: "test"))
-        let feed = ChangeFeed(schema: "contacts")
-        let notifier = ChangeNotifier(conninfo: serviceConninfo, feed: feed)
-        let notifierTask = Task { try await notifier.run() }
-        var configuration = try RuntimeConfiguration.load(service: "contacts", ["SWITCHBOARD_JWT_HS256_SECRET": testSecret])
-        configuration.databaseURL = serviceConninfo
-        let dependencies = ServiceDependencies(pool: pool, changeFeed: feed, notifier: notifier, logger: Logger(label: "test"), configuration: configuration)
-        let health = HealthService(services: description.grpcServices)
-        let monitor = DatabaseHealthMonitor(pool: pool, health: health, services: description.grpcServices, interval: .milliseconds(200), logger: Logger(label: "test"))
-        let verifier = try await TokenVerifier.make(from: configuration)
-        let policy = AccessPolicy(required: description.requiredRoles, publicServices: ["grpc.health.v1.Health"])
-        let running = try await startServer(
-            services: description.makeServices(dependencies) + [health],
-            interceptors: [CallContextInterceptor(), AuthInterceptor(verifier: verifier, policy: policy)])
-        return ContactsHarness(
-            database: database, serviceConninfo: serviceConninfo, pool: pool, running: running, channel: running.channel(),
-            health: health, monitor: monitor, notifierTask: notifierTask)
+    static func start(adminConninfo: String = adminConninfo, limits: ContactsLimits = ContactsLimits()) async throws -> ContactsHarness {
+        ContactsHarness(service: try await ServiceHarness.start(ContactsService.description(limits: limits), adminConninfo: adminConninfo))
     }
 
-    private init(
-        database: String, serviceConninfo: String, pool: PostgresPool, running: RunningServer, channel: GRPCChannel,
-        health: HealthService, monitor: DatabaseHealthMonitor, notifierTask: Task<Void, any Error>
-    ) {
-        self.database = database
-        self.serviceConninfo = serviceConninfo
-        self.pool = pool
-        self.running = running
-        self.channel = channel
-        self.health = health
-        self.monitor = monitor
-        self.notifierTask = notifierTask
-    }
+    private init(service: ServiceHarness) { self.service = service }
 
-    func stop() async {
-        notifierTask.cancel()
-        await channel.close()
-        await running.stop()
-        pool.close()
-    }
+    func stop() async { await service.stop() }
 
     /// A typed client calling as `user` of `tenant` with `roles`.
     func client(tenant: String, user: String = "user-1", roles: [Role] = [.user], token given: String? = nil) async throws -> Client {
-        let token: String
-        if let given { token = given } else { token = try await Self.token(tenant: tenant, user: user, roles: roles) }
-        var options = CallOptions(timeout: .seconds(10))
-        options.metadata.addString("Bearer \(token)", forKey: "authorization")
+        let options = try await service.options(tenant: tenant, user: user, roles: roles, token: given)
         return Client(stub: Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: channel)), options: options)
     }
 
     static func token(tenant: String, user: String = "user-1", roles: [Role], expires: Date = Date().addingTimeInterval(600), secret: String = testSecret) async throws -> String {
-        let keys = JWTKeyCollection()
-        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
-        return try await keys.sign(SwitchboardClaims(userID: user, tenantID: tenant, roles: roles, expires: expires))
+        try await ServiceHarness.token(tenant: tenant, user: user, roles: roles, expires: expires, secret: secret)
     }
 }
 

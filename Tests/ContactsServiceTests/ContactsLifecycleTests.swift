@@ -5,6 +5,8 @@ import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardTestSupport
+import SwitchboardServiceKit
+import SwitchboardServiceKitTestSupport
 import Testing
 
 @Suite("Contacts service lifecycle", .serialized)
@@ -13,7 +15,7 @@ struct ContactsLifecycleTests {
     func sigterm() async throws {
         let harness = try await ContactsHarness.start()
         await harness.stop()
-        let port = harness.running.port + 1000 < 65000 ? harness.running.port + 1000 : 40123
+        let port = harness.port + 1000 < 65000 ? harness.port + 1000 : 40123
         let binary = ProcessInfo.processInfo.environment["SWITCHBOARD_CONTACTS_BIN"]
             ?? repositoryRoot.appendingPathComponent(".build/debug/contacts").path
         let process = Process()

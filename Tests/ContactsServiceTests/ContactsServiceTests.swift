@@ -4,6 +4,8 @@ import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
 import SwitchboardTestSupport
+import SwitchboardServiceKit
+import SwitchboardServiceKitTestSupport
 import Testing
 
 /// Every contacts RPC over real HTTP/2 against a real PostgreSQL, as the service's own (RLS-bound) role.
@@ -142,7 +144,7 @@ final class ContactsServiceTests {
         // Without the purge setting the service's role deletes nothing, whatever its tenant.
         let stray = try await harness.pool.query(settings: ["app.tenant_id": "someone-else"], "DELETE FROM contacts.idempotency_keys")
         #expect(stray.affectedRows == 0)
-        #expect(try await IdempotencyKeys.purge(schema: "contacts", olderThan: 24, pool: harness.pool) == 1)
+        #expect(try await Idempotency(schema: "contacts").purge(olderThan: 24, pool: harness.pool) == 1)
         // The pruned id is a new request now; the recent one still replays.
         #expect(try await client.create(given: "Old", requestID: "old-request").id != old.id)
         #expect(try await client.create(given: "Recent", requestID: "recent-request") == recent)
@@ -323,7 +325,7 @@ final class ContactsServiceTests {
         defer { try? FileManager.default.removeItem(atPath: output) }
         let status = spawnAndWait(
             [pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/contacts_client.py").path,
-             "--port", String(harness.running.port), "--token", token],
+             "--port", String(harness.port), "--token", token],
             environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath], outputPath: output)
         let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         #expect(status == 0, "\(log)")

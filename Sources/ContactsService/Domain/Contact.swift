@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SwitchboardServiceKit
 
 /// A JSON value (custom field values).
 public enum JSONValue: Sendable, Hashable, Codable {
@@ -139,35 +140,12 @@ public struct FieldDefinition: Sendable, Hashable, Codable {
     }
 }
 
-/// Who is calling, within which tenant.
-public struct Actor: Sendable, Hashable {
-    public var tenantID: String
-    public var userID: String
-    public init(tenantID: String, userID: String) {
-        self.tenantID = tenantID
-        self.userID = userID
-    }
-}
-
-/// One invalid field of a request.
-public struct Violation: Sendable, Hashable {
-    public var field: String
-    public var description: String
-    public var reason: String
-    public init(_ field: String, _ description: String, reason: String = "INVALID") {
-        self.field = field
-        self.description = description
-        self.reason = reason
-    }
-}
-
 /// What can go wrong in the contacts domain; handlers map each case to a gRPC status.
 public enum ContactsError: Error, Sendable, Equatable {
     case invalid([Violation])
     case notFound(String)
     case emailTaken(email: String, existingContactID: UUID)
     case etagMismatch(current: String)
-    case requestIDReused(method: String)
     case fieldExists(key: String)
     case fieldNotFound(key: String)
     /// The tenant has as many field definitions as it may.

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SwitchboardServiceKit
 
 /// A bound on one string a client sets: Characters (what a person counts) and UTF-8 bytes (what storage, indexes
 /// and messages count; one Character can be megabytes of combining marks).
@@ -215,22 +216,6 @@ public enum ContactRules {
         }
         size += data.customFields.reduce(perValue) { $0 + text($1.key) + json($1.value) }
         return size
-    }
-
-    /// Longest request id (idempotency key); a UUID takes 36.
-    public static let maxRequestIDBytes = 128
-
-    /// The violation of a request id, if any: at most 128 bytes of printable ASCII (U+0020 to U+007E), so it
-    /// reaches PostgreSQL's index as the short key it is meant to be.
-    public static func requestIDViolation(_ requestID: String) -> Violation? {
-        let bytes = requestID.utf8
-        if bytes.count > maxRequestIDBytes {
-            return Violation("request_id", "must be at most \(maxRequestIDBytes) bytes", reason: "TOO_LONG")
-        }
-        if !bytes.allSatisfy({ (0x20...0x7E).contains($0) }) {
-            return Violation("request_id", "must be printable ASCII (a UUID, say)", reason: "INVALID_FORMAT")
-        }
-        return nil
     }
 
     /// The instants a timestamp filter may name: those of google.protobuf.Timestamp, 0001-01-01T00:00:00Z through

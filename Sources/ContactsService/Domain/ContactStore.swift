@@ -1,29 +1,5 @@
 import FoundationEssentials
-
-/// The result of a write that may have been made before under the same request id.
-public enum WriteOutcome<Value: Sendable>: Sendable {
-    /// The write happened now.
-    case fresh(Value)
-    /// A retry: the first response, as the handler encoded it then.
-    case replayed([UInt8])
-}
-
-/// Idempotency for one write: the request id, the method, and how to encode its response for replays.
-public struct WriteOptions<Value: Sendable>: Sendable {
-    /// The caller's request id; empty disables idempotency.
-    public var requestID: String
-    /// The RPC, so a request id reused for another method is refused.
-    public var method: String
-    /// Encodes the response as the handler will return it.
-    public var encode: @Sendable (Value) -> [UInt8]
-
-    /// Creates options.
-    public init(requestID: String, method: String, encode: @escaping @Sendable (Value) -> [UInt8]) {
-        self.requestID = requestID
-        self.method = method
-        self.encode = encode
-    }
-}
+import SwitchboardServiceKit
 
 /// Sort orders for listing.
 public enum ContactOrder: String, Sendable, Codable {
@@ -77,7 +53,7 @@ public struct ContactRows: Sendable {
 /// tenants' rows (the PostgreSQL store relies on row-level security for that, not only on its WHERE clauses).
 public protocol ContactStore: Sendable {
     /// The first response of a request id, if the request was already made.
-    func replay(requestID: String, method: String, actor: Actor) async throws -> [UInt8]?
+    func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]?
     /// The tenant's custom field definitions.
     func fieldDefinitions(actor: Actor, includeRetired: Bool) async throws -> [FieldDefinition]
     /// Stores a new contact; `ContactsError.emailTaken` when an address belongs to another live contact.

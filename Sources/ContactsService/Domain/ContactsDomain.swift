@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SwitchboardServiceKit
 
 /// The contacts use cases: validation and rules here, persistence behind ``ContactStore``.
 public struct ContactsDomain: Sendable {
@@ -8,8 +9,6 @@ public struct ContactsDomain: Sendable {
     public static let maxPageSize = 500
     /// Page size when the caller gives none.
     public static let defaultPageSize = 50
-    /// Longest page token accepted (the longest issued, for a family-name cursor, is about 3 KB).
-    public static let maxPageTokenBytes = 4096
 
     /// Creates the domain over a store.
     public init(store: any ContactStore, limits: ContactsLimits = ContactsLimits()) {
@@ -19,7 +18,7 @@ public struct ContactsDomain: Sendable {
 
     /// Creates a contact.
     public func create(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord> {
-        if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
         var data = data
         if data.ownerID.isEmpty { data.ownerID = actor.userID }
         let definitions = try await store.fieldDefinitions(actor: actor, includeRetired: true)
@@ -39,7 +38,7 @@ public struct ContactsDomain: Sendable {
     public func update(
         id: UUID, from source: ContactData, paths: [String], etag: String, actor: Actor, write: WriteOptions<ContactRecord>
     ) async throws -> WriteOutcome<ContactRecord> {
-        if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
         let current = try await get(id: id, includeDeleted: false, actor: actor)
         if !etag.isEmpty, etag != current.etag { throw ContactsError.etagMismatch(current: current.etag) }
         var data = current.data
@@ -57,7 +56,7 @@ public struct ContactsDomain: Sendable {
     public func setDeleted(
         id: UUID, deleted: Bool, etag: String, actor: Actor, write: WriteOptions<ContactRecord>
     ) async throws -> WriteOutcome<ContactRecord> {
-        if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
         let current = try await get(id: id, includeDeleted: true, actor: actor)
         if deleted, current.deletedAt != nil { throw ContactsError.notFound(id.uuidString.lowercased()) }
         if !etag.isEmpty, etag != current.etag { throw ContactsError.etagMismatch(current: current.etag) }
@@ -79,17 +78,13 @@ public struct ContactsDomain: Sendable {
         guard pageSize >= 0 else { throw ContactsError.invalid([Violation("page.page_size", "must not be negative")]) }
         query.limit = pageSize == 0 ? Self.defaultPageSize : min(pageSize, Self.maxPageSize)
         query.maxBytes = limits.pageBytes
-        let fingerprint = PageToken.fingerprint(of: query)
-        if !pageToken.isEmpty {
-            guard pageToken.utf8.count <= Self.maxPageTokenBytes, let token = PageToken.decode(pageToken),
-                  token.cursor.isValid(for: query.order)
-            else {
+        let fingerprint = Self.fingerprint(of: query)
+        // Tokens are not signed: the cursor is client input, checked before it reaches SQL.
+        if let cursor = try PageToken.resume(pageToken, fingerprint: fingerprint, parts: 2) {
+            guard let id = UUID(uuidString: cursor[1]), case let after = ContactCursor(key: cursor[0], id: id), after.isValid(for: query.order) else {
                 throw ContactsError.invalid([Violation("page.page_token", "is not a token this service issued", reason: "INVALID_FORMAT")])
             }
-            guard token.fingerprint == fingerprint else {
-                throw ContactsError.invalid([Violation("page.page_token", "was issued for different filters or order", reason: "MISMATCH")])
-            }
-            query.after = token.cursor
+            query.after = after
         }
         let rows = try await store.list(query, actor: actor)
         var page: [ContactRecord] = []
@@ -108,14 +103,14 @@ public struct ContactsDomain: Sendable {
             case .updateTime: key = String(ContactCursor.microseconds(last.updatedAt))
             case .familyName: key = last.data.name.family
             }
-            next = PageToken(cursor: ContactCursor(key: key, id: last.id), fingerprint: fingerprint).encoded
+            next = PageToken(cursor: [key, last.id.uuidString.lowercased()], fingerprint: fingerprint).encoded
         }
         return (page, next)
     }
 
     /// Defines a custom field.
     public func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
-        if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
         var definition = definition
         definition.retired = false
         try ContactRules.validate(definition)
@@ -124,7 +119,7 @@ public struct ContactsDomain: Sendable {
 
     /// Retires a custom field.
     public func retire(key: String, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
-        if let replay = try await store.replay(requestID: write.requestID, method: write.method, actor: actor) { return .replayed(replay) }
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
         return try await store.retire(key: key, actor: actor, write: write)
     }
 }
@@ -151,32 +146,9 @@ extension ContactCursor {
     }
 }
 
-/// The opaque page token: a cursor plus a fingerprint of the filters it belongs to.
-struct PageToken: Codable, Hashable {
-    var cursor: ContactCursor
-    var fingerprint: String
-
-    var encoded: String {
-        let data = (try? JSONEncoder().encode(self)) ?? Data()
-        // base64url without padding.
-        return String(data.base64EncodedString().compactMap { c -> Character? in
-            switch c {
-            case "+": return "-"
-            case "/": return "_"
-            case "=": return nil
-            default: return c
-            }
-        })
-    }
-
-    static func decode(_ token: String) -> PageToken? {
-        var base64 = String(token.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64) else { return nil }
-        return try? JSONDecoder().decode(PageToken.self, from: data)
-    }
-
-    static func fingerprint(of query: ContactQuery) -> String {
+extension ContactsDomain {
+    /// The fingerprint a page token carries: the filters and order of the query it continues.
+    static func fingerprint(of query: ContactQuery) -> UInt64 {
         var q = query
         q.after = nil
         q.limit = 0
@@ -186,11 +158,6 @@ struct PageToken: Codable, Hashable {
             "\(q.updatedAfter?.timeIntervalSince1970 ?? 0)", "\(q.updatedBefore?.timeIntervalSince1970 ?? 0)", q.order.rawValue,
             "\(q.descending)", "\(q.includeDeleted)",
         ]
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in parts.joined(separator: "|").utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01B3
-        }
-        return String(hash, radix: 36)
+        return PageToken.fingerprint(parts)
     }
 }

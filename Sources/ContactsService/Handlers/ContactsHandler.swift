@@ -1,84 +1,35 @@
 import FoundationEssentials
 import Logging
-import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
+import SwitchboardPostgres  // UUID text only (UUID.lowercaseText, UUID(text:)): no pool or database types here
 import SwitchboardRuntime
+import SwitchboardServiceKit
 
 /// `switchboard.contacts.v1.ContactsService`: turns protobuf requests into domain calls and domain errors into
 /// precise gRPC statuses. No SQL here.
 public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
     public typealias Proto = Switchboard_Contacts_V1_Contact
     private let domain: ContactsDomain
-    private let feed: ChangeFeed
-    private let pool: PostgresPool
-    private let notifier: ChangeNotifier
-    private let limits: ContactsLimits
-    /// Most elements of a repeated filter (`statuses`, `types`, `resource_types`).
+    private let changes: TenantChangeWatcher
+    /// Most elements of a repeated filter (`statuses`, `types`).
     static let maxFilterValues = 16
-    /// Longest `resource_types` entry, etag and custom field key a request may name.
-    static let maxResourceTypeBytes = 128, maxETagBytes = 64, maxKeyBytes = 64
-    /// Most field violations one error lists: each is repeated in `grpc-message` and the details trailer, and
-    /// clients cap trailers at a few KiB.
-    static let maxReportedViolations = 10
+    /// Longest etag and custom field key a request may name.
+    static let maxETagBytes = 64, maxKeyBytes = 64
 
     /// Creates the handler.
     /// - Parameters:
-    ///   - dependencies: the runtime's pool, feed and notifier.
-    ///   - limits: contact and page size bounds.
-    public init(dependencies: ServiceDependencies, limits: ContactsLimits = ContactsLimits()) {
-        self.domain = ContactsDomain(store: PostgresContactStore(pool: dependencies.pool, feed: dependencies.changeFeed), limits: limits)
-        self.feed = dependencies.changeFeed
-        self.pool = dependencies.pool
-        self.notifier = dependencies.notifier
-        self.limits = limits
+    ///   - domain: the contacts use cases.
+    ///   - changes: the kit's `WatchChanges`.
+    public init(domain: ContactsDomain, changes: TenantChangeWatcher) {
+        self.domain = domain
+        self.changes = changes
     }
 
-    private func actor(_ context: ServerContext) throws -> Actor {
-        let caller = try context.caller()
-        return Actor(tenantID: caller.tenantID, userID: caller.userID)
-    }
-
-    /// Runs a handler body, mapping domain and database errors to statuses.
+    /// Runs a handler body; domain errors become statuses through ``ContactsError``'s `RPCErrorConvertible`
+    /// conformance, database errors through the kit's interceptor.
     private func run<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as ContactsError {
-            throw Self.rpcError(error)
-        } catch let error as PostgresError {
-            if error.isConnectionFailure || error.kind == .poolTimeout || error.kind == .poolClosed {
-                throw RPCError(code: .unavailable, message: "the contacts database is unavailable; retry later", cause: error)
-            }
-            throw RPCError(code: .internal, message: "the contacts service failed to process the request", cause: error)
-        }
-    }
-
-    static func rpcError(_ error: ContactsError) -> RPCError {
-        switch error {
-        case .invalid(let violations):
-            return .invalidArgument(violations: violations.prefix(maxReportedViolations).map {
-                FieldViolation(field: $0.field, description: $0.description, reason: $0.reason)
-            })
-        case .notFound(let id):
-            return RPCError(code: .notFound, message: "contact \(id) not found")
-        case .emailTaken(let email, let existing):
-            var info = Google_Rpc_ResourceInfo()
-            info.resourceType = "switchboard.contacts.v1.Contact"
-            info.resourceName = existing.uuidString.lowercased()
-            info.description = "already uses \(email)"
-            return RPCError(code: .alreadyExists, message: "email \(email) already belongs to contact \(existing.uuidString.lowercased())")
-                .withDetails([Google_Protobuf_Any(packing: info)])
-        case .etagMismatch(let current):
-            return RPCError(code: .aborted, message: "the contact changed since it was read (current etag \(current)); read it again and retry")
-        case .requestIDReused(let method):
-            return .invalidArgument(violations: [FieldViolation(field: "request_id", description: "was already used for \(method)", reason: "REUSED")])
-        case .fieldExists(let key):
-            return RPCError(code: .alreadyExists, message: "custom field \(key) is already defined")
-        case .fieldNotFound(let key):
-            return RPCError(code: .notFound, message: "custom field \(key) is not defined")
-        case .tooManyFields(let limit):
-            return RPCError(code: .failedPrecondition, message: "the tenant already has \(limit) custom field definitions, the most it may have")
-        }
+        try await body()
     }
 
     private static func uuid(_ text: String, field: String) throws -> UUID {
@@ -89,16 +40,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         return id
     }
 
-    private static func write(_ requestID: String, _ method: MethodDescriptor) throws -> WriteOptions<ContactRecord> {
-        if let violation = ContactRules.requestIDViolation(requestID) { throw ContactsError.invalid([violation]) }
-        return WriteOptions(requestID: requestID, method: method.method) { ContactsMapping.proto($0).serializedBytes() }
-    }
-
-    private static func decode(_ outcome: WriteOutcome<ContactRecord>) throws -> Proto {
-        switch outcome {
-        case .fresh(let record): return ContactsMapping.proto(record)
-        case .replayed(let bytes): return try Proto(serializedBytes: bytes)
-        }
+    private static func write(_ requestID: String, _ method: MethodDescriptor) throws -> IdempotentWrite<ContactRecord, Proto> {
+        try IdempotentWrite(requestID: requestID, method: method, response: { ContactsMapping.proto($0) })
     }
 
     /// An etag is one this service issued (`"<version>"`) or too long to be one.
@@ -139,14 +82,15 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
                 throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])
             }
             let data = try ContactsMapping.data(contact, prefix: "contact")
-            return try Self.decode(try await domain.create(data, actor: try actor(context), write: try Self.write(request.requestId, Methods.createContact)))
+            let write = try Self.write(request.requestId, Methods.createContact)
+            return try write.response(try await domain.create(data, actor: try context.actor(), write: write.options))
         }
     }
 
     public func getContact(request: Switchboard_Contacts_V1_GetContactRequest, context: ServerContext) async throws -> Proto {
         try await run {
             ContactsMapping.proto(try await domain.get(
-                id: try Self.uuid(request.id, field: "id"), includeDeleted: request.includeDeleted, actor: try actor(context)))
+                id: try Self.uuid(request.id, field: "id"), includeDeleted: request.includeDeleted, actor: try context.actor()))
         }
     }
 
@@ -156,7 +100,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         try await run {
             guard request.ids.count <= 100 else { throw ContactsError.invalid([Violation("ids", "at most 100 ids", reason: "TOO_MANY")]) }
             let ids = try request.ids.enumerated().map { try Self.uuid($1, field: "ids[\($0)]") }
-            let found = Dictionary(uniqueKeysWithValues: try await domain.store.fetch(ids: ids, actor: try actor(context)).map { ($0.id, $0) })
+            let found = Dictionary(uniqueKeysWithValues: try await domain.store.fetch(ids: ids, actor: try context.actor()).map { ($0.id, $0) })
             var response = Switchboard_Contacts_V1_BatchGetContactsResponse()
             for (text, id) in zip(request.ids, ids) {
                 if let record = found[id] { response.contacts.append(ContactsMapping.proto(record)) } else { response.missingIds.append(text) }
@@ -180,26 +124,27 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             if paths.contains("status"), contact.status == .unspecified {
                 throw ContactsError.invalid([Violation("contact.status", "must be set", reason: "REQUIRED")])
             }
-            return try Self.decode(try await domain.update(
-                id: id, from: source, paths: paths, etag: request.etag, actor: try actor(context),
-                write: try Self.write(request.requestId, Methods.updateContact)))
+            let write = try Self.write(request.requestId, Methods.updateContact)
+            return try write.response(try await domain.update(
+                id: id, from: source, paths: paths, etag: request.etag, actor: try context.actor(), write: write.options))
         }
     }
 
     public func deleteContact(request: Switchboard_Contacts_V1_DeleteContactRequest, context: ServerContext) async throws -> Proto {
         try await run {
             try Self.checkETag(request.etag)
-            return try Self.decode(try await domain.setDeleted(
-                id: try Self.uuid(request.id, field: "id"), deleted: true, etag: request.etag, actor: try actor(context),
-                write: try Self.write(request.requestId, Methods.deleteContact)))
+            let write = try Self.write(request.requestId, Methods.deleteContact)
+            return try write.response(try await domain.setDeleted(
+                id: try Self.uuid(request.id, field: "id"), deleted: true, etag: request.etag, actor: try context.actor(),
+                write: write.options))
         }
     }
 
     public func undeleteContact(request: Switchboard_Contacts_V1_UndeleteContactRequest, context: ServerContext) async throws -> Proto {
         try await run {
-            try Self.decode(try await domain.setDeleted(
-                id: try Self.uuid(request.id, field: "id"), deleted: false, etag: "", actor: try actor(context),
-                write: try Self.write(request.requestId, Methods.undeleteContact)))
+            let write = try Self.write(request.requestId, Methods.undeleteContact)
+            return try write.response(try await domain.setDeleted(
+                id: try Self.uuid(request.id, field: "id"), deleted: false, etag: "", actor: try context.actor(), write: write.options))
         }
     }
 
@@ -242,7 +187,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             query.includeDeleted = request.includeDeleted
             var contacts: [Proto] = []
             let (page, next) = try await domain.list(
-                query, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try actor(context)
+                query, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor()
             ) { record in
                 // Each contact is encoded once: the size decides whether it joins the page, and it is kept if so.
                 let proto = ContactsMapping.proto(record)
@@ -271,8 +216,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             }
             let definition = FieldDefinition(
                 key: proto.key, displayName: proto.displayName, type: type, allowedValues: proto.allowedValues, required: proto.required)
-            return try Self.decodeDefinition(try await domain.define(
-                definition, actor: try actor(context), write: try Self.definitionWrite(request.requestId, Methods.defineField)))
+            let write = try IdempotentWrite(requestID: request.requestId, method: Methods.defineField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
+            return try write.response(try await domain.define(definition, actor: try context.actor(), write: write.options))
         }
     }
 
@@ -281,7 +226,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     ) async throws -> Switchboard_Contacts_V1_ListFieldDefinitionsResponse {
         try await run {
             var response = Switchboard_Contacts_V1_ListFieldDefinitionsResponse()
-            response.definitions = try await domain.store.fieldDefinitions(actor: try actor(context), includeRetired: request.includeRetired)
+            response.definitions = try await domain.store.fieldDefinitions(actor: try context.actor(), includeRetired: request.includeRetired)
                 .map(ContactsMapping.proto)
             return response
         }
@@ -295,20 +240,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             guard request.key.utf8.count <= Self.maxKeyBytes else {
                 throw ContactsError.invalid([Violation("key", "must be at most \(Self.maxKeyBytes) bytes", reason: "TOO_LONG")])
             }
-            return try Self.decodeDefinition(try await domain.retire(
-                key: request.key, actor: try actor(context), write: try Self.definitionWrite(request.requestId, Methods.retireField)))
-        }
-    }
-
-    private static func definitionWrite(_ requestID: String, _ method: MethodDescriptor) throws -> WriteOptions<FieldDefinition> {
-        if let violation = ContactRules.requestIDViolation(requestID) { throw ContactsError.invalid([violation]) }
-        return WriteOptions(requestID: requestID, method: method.method) { ContactsMapping.proto($0).serializedBytes() }
-    }
-
-    private static func decodeDefinition(_ outcome: WriteOutcome<FieldDefinition>) throws -> Switchboard_Contacts_V1_FieldDefinition {
-        switch outcome {
-        case .fresh(let d): return ContactsMapping.proto(d)
-        case .replayed(let bytes): return try Switchboard_Contacts_V1_FieldDefinition(serializedBytes: bytes)
+            let write = try IdempotentWrite(requestID: request.requestId, method: Methods.retireField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
+            return try write.response(try await domain.retire(key: request.key, actor: try context.actor(), write: write.options))
         }
     }
 
@@ -316,21 +249,6 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>,
         context: ServerContext
     ) async throws {
-        try await run {
-            guard request.fromSequence >= 0 else {
-                throw ContactsError.invalid([Violation("from_sequence", "must not be negative")])
-            }
-            guard request.resourceTypes.count <= Self.maxFilterValues else {
-                throw ContactsError.invalid([Violation("resource_types", "at most \(Self.maxFilterValues) values", reason: "TOO_MANY")])
-            }
-            if let i = request.resourceTypes.firstIndex(where: { $0.utf8.count > Self.maxResourceTypeBytes }) {
-                throw ContactsError.invalid([
-                    Violation("resource_types[\(i)]", "must be at most \(Self.maxResourceTypeBytes) bytes", reason: "TOO_LONG"),
-                ])
-            }
-            try await feed.watch(
-                tenantID: try actor(context).tenantID, from: request.fromSequence, resourceTypes: request.resourceTypes, pool: pool,
-                notifier: notifier, writer: responses, batchBytes: limits.pageBytes)
-        }
+        try await changes.watch(request, responses: responses, context: context)
     }
 }

@@ -2,6 +2,7 @@ import FoundationEssentials
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRuntime
+import SwitchboardServiceKit
 
 /// Protobuf ⇄ domain conversions for the contacts service.
 enum ContactsMapping {

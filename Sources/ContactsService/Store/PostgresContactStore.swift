@@ -1,6 +1,6 @@
 import FoundationEssentials
 import SwitchboardPostgres
-import SwitchboardRuntime
+import SwitchboardServiceKit
 
 /// ``ContactStore`` on PostgreSQL. Every statement binds its values; every transaction sets `app.tenant_id`, and the
 /// tables' row-level security admits only that tenant's rows, so a query that forgot its tenant filter still
@@ -8,6 +8,7 @@ import SwitchboardRuntime
 public struct PostgresContactStore: ContactStore {
     let pool: PostgresPool
     let feed: ChangeFeed
+    let idempotency: Idempotency
     static let resourceType = "switchboard.contacts.v1.Contact"
     static let columns = """
         id, given_name, family_name, middle_name, name_prefix, name_suffix, display_name, emails::text AS emails, \
@@ -16,58 +17,25 @@ public struct PostgresContactStore: ContactStore {
         """
 
     /// Creates the store.
-    public init(pool: PostgresPool, feed: ChangeFeed) {
+    /// - Parameters:
+    ///   - pool: the service's pool.
+    ///   - feed: the change feed written in each change's transaction.
+    ///   - idempotency: the kit's idempotency keys.
+    public init(pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency) {
         self.pool = pool
         self.feed = feed
-    }
-
-    private func transaction<T: Sendable>(_ actor: Actor, _ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await pool.transaction(settings: ["app.tenant_id": actor.tenantID], body)
+        self.idempotency = idempotency
     }
 
     // MARK: Idempotency
 
-    public func replay(requestID: String, method: String, actor: Actor) async throws -> [UInt8]? {
-        guard !requestID.isEmpty else { return nil }
-        guard let row = try await read(actor, "SELECT method, response FROM contacts.idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
-                                       [.text(actor.tenantID), .text(requestID)]).first else { return nil }
-        guard try row.string("method") == method else { throw ContactsError.requestIDReused(method: try row.string("method")) }
-        if case .bytes(let b) = row["response"] { return b }
-        return nil
+    public func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
+        try await idempotency.replay(write, actor: actor, pool: pool)
     }
 
     /// One read in one round trip: the tenant setting and the statement pipelined into one implicit transaction.
     private func read(_ actor: Actor, _ sql: String, _ binds: [PostgresValue]) async throws -> [PostgresRow] {
         try await pool.query(settings: ["app.tenant_id": actor.tenantID], sql, binds).rows
-    }
-
-    private func storedResponse(_ requestID: String, method: String, actor: Actor, on c: PostgresConnection) async throws -> [UInt8]? {
-        guard let row = try await c.query(
-            "SELECT method, response FROM contacts.idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
-            [.text(actor.tenantID), .text(requestID)]).first else { return nil }
-        guard try row.string("method") == method else { throw ContactsError.requestIDReused(method: try row.string("method")) }
-        if case .bytes(let b) = row["response"] { return b }
-        return nil
-    }
-
-    /// Claims the request id inside the write's transaction; returns the stored response when it was taken.
-    private func claim(_ requestID: String, method: String, actor: Actor, on c: PostgresConnection) async throws -> [UInt8]? {
-        guard !requestID.isEmpty else { return nil }
-        let inserted = try await c.query("""
-            INSERT INTO contacts.idempotency_keys (tenant_id, request_id, method) VALUES ($1, $2, $3)
-            ON CONFLICT (tenant_id, request_id) DO NOTHING RETURNING 1 AS claimed
-            """, [.text(actor.tenantID), .text(requestID), .text(method)])
-        if inserted.rows.isEmpty {
-            return try await storedResponse(requestID, method: method, actor: actor, on: c) ?? []
-        }
-        return nil
-    }
-
-    private func remember<T>(_ value: T, write: WriteOptions<T>, actor: Actor, on c: PostgresConnection) async throws {
-        guard !write.requestID.isEmpty else { return }
-        try await c.query(
-            "UPDATE contacts.idempotency_keys SET response = $3 WHERE tenant_id = $1 AND request_id = $2",
-            [.text(actor.tenantID), .text(write.requestID), .bytes(write.encode(value))])
     }
 
     // MARK: Field definitions
@@ -87,8 +55,7 @@ public struct PostgresContactStore: ContactStore {
     }
 
     public func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
-        try await transaction(actor) { c in
-            if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             // Two concurrent defines can both pass this count by one; the bound is about size, not exactness.
             let existing = try await c.query(
                 "SELECT count(*) AS n FROM contacts.field_definitions WHERE tenant_id = $1", [.text(actor.tenantID)]).first?.int("n") ?? 0
@@ -99,21 +66,17 @@ public struct PostgresContactStore: ContactStore {
                 """, [.text(actor.tenantID), .text(definition.key), .text(definition.displayName), .int(Int64(definition.type.rawValue)),
                       .array(definition.allowedValues.map(PostgresValue.text), elementType: .text), .bool(definition.required)])
             guard !inserted.rows.isEmpty else { throw ContactsError.fieldExists(key: definition.key) }
-            try await remember(definition, write: write, actor: actor, on: c)
-            return .fresh(definition)
+            return definition
         }
     }
 
     public func retire(key: String, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
-        try await transaction(actor) { c in
-            if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             guard let row = try await c.query("""
                 UPDATE contacts.field_definitions SET retired_at = coalesce(retired_at, now()) WHERE tenant_id = $1 AND key = $2
                 RETURNING key, display_name, field_type, allowed_values, required, true AS retired
                 """, [.text(actor.tenantID), .text(key)]).first else { throw ContactsError.fieldNotFound(key: key) }
-            let definition = try Self.definition(row)
-            try await remember(definition, write: write, actor: actor, on: c)
-            return .fresh(definition)
+            return try Self.definition(row)
         }
     }
 
@@ -205,11 +168,7 @@ public struct PostgresContactStore: ContactStore {
             id: UUID.random(), data: data, version: 1, createdAt: now, createdBy: actor.userID, updatedAt: now,
             updatedBy: actor.userID, deletedAt: nil)
         var statements: [(sql: String, binds: [PostgresValue])] = []
-        if !write.requestID.isEmpty {
-            statements.append((sql: """
-                INSERT INTO contacts.idempotency_keys (tenant_id, request_id, method, response) VALUES ($1, $2, $3, $4)
-                """, binds: [.text(actor.tenantID), .text(write.requestID), .text(write.method), .bytes(write.encode(record))]))
-        }
+        if let claim = idempotency.claimStatement(write, value: record, actor: actor) { statements.append(claim) }
         statements.append((sql: """
             INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, middle_name, name_prefix, name_suffix,
                 display_name, emails, phones, addresses, contact_type, status, tags, owner_id, custom_fields,
@@ -230,8 +189,7 @@ public struct PostgresContactStore: ContactStore {
     }
 
     private func insertStepByStep(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord> {
-        try await transaction(actor) { c in
-            if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             let id = UUID.random()
             let row = try await c.query("""
                 INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, middle_name, name_prefix, name_suffix,
@@ -243,8 +201,7 @@ public struct PostgresContactStore: ContactStore {
             try await reserveEmails(data, id: id, actor: actor, on: c)
             let record = try Self.record(row)
             try await recordChange(record, kind: .created, fields: [], actor: actor, on: c)
-            try await remember(record, write: write, actor: actor, on: c)
-            return .fresh(record)
+            return record
         }
     }
 
@@ -262,8 +219,7 @@ public struct PostgresContactStore: ContactStore {
     public func replace(
         id: UUID, expectedVersion: Int64, data: ContactData, changedFields: [String], actor: Actor, write: WriteOptions<ContactRecord>
     ) async throws -> WriteOutcome<ContactRecord> {
-        try await transaction(actor) { c in
-            if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             guard let row = try await c.query("""
                 UPDATE contacts.contacts SET given_name = $4, family_name = $5, middle_name = $6, name_prefix = $7,
                     name_suffix = $8, display_name = $9, emails = $10, phones = $11, addresses = $12, contact_type = $13,
@@ -279,8 +235,7 @@ public struct PostgresContactStore: ContactStore {
             try await reserveEmails(data, id: id, actor: actor, on: c)
             let record = try Self.record(row)
             try await recordChange(record, kind: .updated, fields: changedFields, actor: actor, on: c)
-            try await remember(record, write: write, actor: actor, on: c)
-            return .fresh(record)
+            return record
         }
     }
 
@@ -294,8 +249,7 @@ public struct PostgresContactStore: ContactStore {
     public func setDeleted(
         id: UUID, deleted: Bool, expectedVersion: Int64?, actor: Actor, write: WriteOptions<ContactRecord>
     ) async throws -> WriteOutcome<ContactRecord> {
-        try await transaction(actor) { c in
-            if let replay = try await claim(write.requestID, method: write.method, actor: actor, on: c) { return .replayed(replay) }
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             guard let row = try await c.query("""
                 UPDATE contacts.contacts SET deleted_at = CASE WHEN $3 THEN now() ELSE NULL END, version = version + 1,
                     updated_at = now(), updated_by = $5
@@ -313,8 +267,7 @@ public struct PostgresContactStore: ContactStore {
                 try await reserveEmails(record.data, id: id, actor: actor, on: c)
             }
             try await recordChange(record, kind: deleted ? .deleted : .undeleted, fields: [], actor: actor, on: c)
-            try await remember(record, write: write, actor: actor, on: c)
-            return .fresh(record)
+            return record
         }
     }
 

@@ -218,13 +218,17 @@ public enum SwitchboardProtoFiles {
         EmbeddedProtoFile(
             name: "switchboard/common/v1/change.proto",
             dependencies: ["google/protobuf/struct.proto", "google/protobuf/timestamp.proto"],
-            services: [],
+            services: ["switchboard.common.v1.ChangeFeedService"],
             symbols: [
                 "switchboard.common.v1.ChangeEvent",
                 "switchboard.common.v1.WatchChangesRequest",
+                "switchboard.common.v1.WatchAllChangesRequest",
+                "switchboard.common.v1.ChangeBatch",
                 "switchboard.common.v1.ChangeKind",
+                "switchboard.common.v1.ChangeFeedService",
+                "switchboard.common.v1.ChangeFeedService.WatchAllChanges",
             ],
-            descriptorBase64: "CiJzd2l0Y2hib2FyZC9jb21tb24vdjEvY2hhbmdlLnByb3RvEhVzd2l0Y2hib2FyZC5jb21tb24udjEaHGdvb2dsZS9wcm90b2J1Zi9zdHJ1Y3QucHJvdG8aH2dvb2dsZS9wcm90b2J1Zi90aW1lc3RhbXAucHJvdG8i9wIKC0NoYW5nZUV2ZW50EhoKCHNlcXVlbmNlGAEgASgDUghzZXF1ZW5jZRIbCgl0ZW5hbnRfaWQYAiABKAlSCHRlbmFudElkEiMKDXJlc291cmNlX3R5cGUYAyABKAlSDHJlc291cmNlVHlwZRIfCgtyZXNvdXJjZV9pZBgEIAEoCVIKcmVzb3VyY2VJZBI1CgRraW5kGAUgASgOMiEuc3dpdGNoYm9hcmQuY29tbW9uLnYxLkNoYW5nZUtpbmRSBGtpbmQSOwoLY29tbWl0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wUgpjb21taXRUaW1lEhkKCGFjdG9yX2lkGAcgASgJUgdhY3RvcklkEiUKDmNoYW5nZWRfZmllbGRzGAggAygJUg1jaGFuZ2VkRmllbGRzEjMKCHJlc291cmNlGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdFIIcmVzb3VyY2UiYQoTV2F0Y2hDaGFuZ2VzUmVxdWVzdBIjCg1mcm9tX3NlcXVlbmNlGAEgASgDUgxmcm9tU2VxdWVuY2USJQoOcmVzb3VyY2VfdHlwZXMYAiADKAlSDXJlc291cmNlVHlwZXMqjwEKCkNoYW5nZUtpbmQSGwoXQ0hBTkdFX0tJTkRfVU5TUEVDSUZJRUQQABIXChNDSEFOR0VfS0lORF9DUkVBVEVEEAESFwoTQ0hBTkdFX0tJTkRfVVBEQVRFRBACEhcKE0NIQU5HRV9LSU5EX0RFTEVURUQQAxIZChVDSEFOR0VfS0lORF9VTkRFTEVURUQQBGIGcHJvdG8z"
+            descriptorBase64: "CiJzd2l0Y2hib2FyZC9jb21tb24vdjEvY2hhbmdlLnByb3RvEhVzd2l0Y2hib2FyZC5jb21tb24udjEaHGdvb2dsZS9wcm90b2J1Zi9zdHJ1Y3QucHJvdG8aH2dvb2dsZS9wcm90b2J1Zi90aW1lc3RhbXAucHJvdG8isAMKC0NoYW5nZUV2ZW50EhoKCHNlcXVlbmNlGAEgASgDUghzZXF1ZW5jZRIbCgl0ZW5hbnRfaWQYAiABKAlSCHRlbmFudElkEiMKDXJlc291cmNlX3R5cGUYAyABKAlSDHJlc291cmNlVHlwZRIfCgtyZXNvdXJjZV9pZBgEIAEoCVIKcmVzb3VyY2VJZBI1CgRraW5kGAUgASgOMiEuc3dpdGNoYm9hcmQuY29tbW9uLnYxLkNoYW5nZUtpbmRSBGtpbmQSOwoLY29tbWl0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wUgpjb21taXRUaW1lEhkKCGFjdG9yX2lkGAcgASgJUgdhY3RvcklkEiUKDmNoYW5nZWRfZmllbGRzGAggAygJUg1jaGFuZ2VkRmllbGRzEjMKCHJlc291cmNlGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdFIIcmVzb3VyY2USHwoLcmVsYXRlZF9pZHMYCiADKAlSCnJlbGF0ZWRJZHMSFgoGY3Vyc29yGAsgASgJUgZjdXJzb3IiYQoTV2F0Y2hDaGFuZ2VzUmVxdWVzdBIjCg1mcm9tX3NlcXVlbmNlGAEgASgDUgxmcm9tU2VxdWVuY2USJQoOcmVzb3VyY2VfdHlwZXMYAiADKAlSDXJlc291cmNlVHlwZXMiYgoWV2F0Y2hBbGxDaGFuZ2VzUmVxdWVzdBIhCgxhZnRlcl9jdXJzb3IYASABKAlSC2FmdGVyQ3Vyc29yEiUKDnJlc291cmNlX3R5cGVzGAIgAygJUg1yZXNvdXJjZVR5cGVzImEKC0NoYW5nZUJhdGNoEjoKBmV2ZW50cxgBIAMoCzIiLnN3aXRjaGJvYXJkLmNvbW1vbi52MS5DaGFuZ2VFdmVudFIGZXZlbnRzEhYKBmN1cnNvchgCIAEoCVIGY3Vyc29yKtkBCgpDaGFuZ2VLaW5kEhsKF0NIQU5HRV9LSU5EX1VOU1BFQ0lGSUVEEAASFwoTQ0hBTkdFX0tJTkRfQ1JFQVRFRBABEhcKE0NIQU5HRV9LSU5EX1VQREFURUQQAhIXChNDSEFOR0VfS0lORF9ERUxFVEVEEAMSGQoVQ0hBTkdFX0tJTkRfVU5ERUxFVEVEEAQSFgoSQ0hBTkdFX0tJTkRfTUVSR0VEEAUSGAoUQ0hBTkdFX0tJTkRfVU5NRVJHRUQQBhIWChJDSEFOR0VfS0lORF9FUkFTRUQQBzJ7ChFDaGFuZ2VGZWVkU2VydmljZRJmCg9XYXRjaEFsbENoYW5nZXMSLS5zd2l0Y2hib2FyZC5jb21tb24udjEuV2F0Y2hBbGxDaGFuZ2VzUmVxdWVzdBoiLnN3aXRjaGJvYXJkLmNvbW1vbi52MS5DaGFuZ2VCYXRjaDABYgZwcm90bzM="
         ),
         EmbeddedProtoFile(
             name: "switchboard/common/v1/types.proto",

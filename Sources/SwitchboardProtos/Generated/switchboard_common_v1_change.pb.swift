@@ -18,11 +18,17 @@ public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable {
     case deleted
     /// `CHANGE_KIND_UNDELETED` = 4.
     case undeleted
+    /// `CHANGE_KIND_MERGED` = 5.
+    case merged
+    /// `CHANGE_KIND_UNMERGED` = 6.
+    case unmerged
+    /// `CHANGE_KIND_ERASED` = 7.
+    case erased
     /// A value not defined in this version of the contract.
     case unrecognized(Int32)
 
     /// The defined values.
-    public static let allCases: [Switchboard_Common_V1_ChangeKind] = [.unspecified, .created, .updated, .deleted, .undeleted]
+    public static let allCases: [Switchboard_Common_V1_ChangeKind] = [.unspecified, .created, .updated, .deleted, .undeleted, .merged, .unmerged, .erased]
 
     /// Creates the enum from its wire value.
     public init(protoValue: Int32) {
@@ -32,6 +38,9 @@ public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable {
         case 2: self = .updated
         case 3: self = .deleted
         case 4: self = .undeleted
+        case 5: self = .merged
+        case 6: self = .unmerged
+        case 7: self = .erased
         default: self = .unrecognized(protoValue)
         }
     }
@@ -44,6 +53,9 @@ public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable {
         case .updated: return 2
         case .deleted: return 3
         case .undeleted: return 4
+        case .merged: return 5
+        case .unmerged: return 6
+        case .erased: return 7
         case .unrecognized(let value): return value
         }
     }
@@ -82,6 +94,12 @@ public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage 
     /// Field `resource` = 9.
     public var resource: Google_Protobuf_Struct? = nil
 
+    /// Field `related_ids` = 10.
+    public var relatedIds: [String] = []
+
+    /// Field `cursor` = 11.
+    public var cursor: String = ""
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -101,6 +119,8 @@ public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage 
         self.actorId = r.string(6)
         self.changedFields = r.repeatedString(7)
         self.resource = r.message(8)
+        self.relatedIds = r.repeatedString(9)
+        self.cursor = r.string(10)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -113,6 +133,8 @@ public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage 
         w.setString(6, actorId)
         w.setRepeatedString(7, changedFields)
         w.setMessage(8, resource)
+        w.setRepeatedString(9, relatedIds)
+        w.setString(10, cursor)
     }
 }
 
@@ -145,5 +167,113 @@ public struct Switchboard_Common_V1_WatchChangesRequest: ProtoMessage, _CBridged
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, fromSequence)
         w.setRepeatedString(1, resourceTypes)
+    }
+}
+
+/// The `switchboard.common.v1.WatchAllChangesRequest` message.
+public struct Switchboard_Common_V1_WatchAllChangesRequest: ProtoMessage, _CBridgedMessage {
+    /// `switchboard.common.v1.WatchAllChangesRequest`.
+    public static let protoMessageName = "switchboard.common.v1.WatchAllChangesRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__watch_all_changes_request__init)
+
+    /// Field `after_cursor` = 1.
+    public var afterCursor: String = ""
+
+    /// Field `resource_types` = 2.
+    public var resourceTypes: [String] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.afterCursor = r.string(0)
+        self.resourceTypes = r.repeatedString(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, afterCursor)
+        w.setRepeatedString(1, resourceTypes)
+    }
+}
+
+/// The `switchboard.common.v1.ChangeBatch` message.
+public struct Switchboard_Common_V1_ChangeBatch: ProtoMessage, _CBridgedMessage {
+    /// `switchboard.common.v1.ChangeBatch`.
+    public static let protoMessageName = "switchboard.common.v1.ChangeBatch"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__change_batch__init)
+
+    /// Field `events` = 1.
+    public var events: [Switchboard_Common_V1_ChangeEvent] = []
+
+    /// Field `cursor` = 2.
+    public var cursor: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.events = r.repeatedMessage(0)
+        self.cursor = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, events)
+        w.setString(1, cursor)
+    }
+}
+
+/// Names and method descriptors of the `switchboard.common.v1.ChangeFeedService` service.
+public enum Switchboard_Common_V1_ChangeFeedService {
+    /// `switchboard.common.v1.ChangeFeedService`.
+    public static let serviceName = "switchboard.common.v1.ChangeFeedService"
+    /// One descriptor per method.
+    public enum Method {
+        /// `switchboard.common.v1.ChangeFeedService/WatchAllChanges`.
+        public static let watchAllChanges = MethodDescriptor(service: "switchboard.common.v1.ChangeFeedService", method: "WatchAllChanges", kind: .serverStreaming)
+    }
+    /// Every method of the service.
+    public static let methods: [MethodDescriptor] = [Method.watchAllChanges]
+}
+
+/// Implement this to serve `switchboard.common.v1.ChangeFeedService`; register the implementation with the server.
+public protocol Switchboard_Common_V1_ChangeFeedService_ServiceProtocol: RPCService {
+    /// Handles `WatchAllChanges`.
+    func watchAllChanges(request: Switchboard_Common_V1_WatchAllChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeBatch>, context: ServerContext) async throws
+}
+
+extension Switchboard_Common_V1_ChangeFeedService_ServiceProtocol {
+    /// Registers every method of `switchboard.common.v1.ChangeFeedService`.
+    public func registerMethods(with router: inout RPCRouter) {
+        router.registerServerStreaming(Switchboard_Common_V1_ChangeFeedService.Method.watchAllChanges) { try await self.watchAllChanges(request: $0, responses: $1, context: $2) }
+    }
+}
+
+/// A typed client for `switchboard.common.v1.ChangeFeedService`.
+public struct Switchboard_Common_V1_ChangeFeedService_Client: Sendable {
+    /// The underlying client.
+    public let client: RPCClient
+
+    /// Creates a typed client over a client.
+    public init(client: RPCClient) { self.client = client }
+
+    /// Calls `WatchAllChanges`.
+    public func watchAllChanges<Result: Sendable>(
+        _ request: Switchboard_Common_V1_WatchAllChangesRequest,
+        options: CallOptions = .defaults,
+        body: @escaping @Sendable (RPCAsyncSequence<Switchboard_Common_V1_ChangeBatch>) async throws -> Result
+    ) async throws -> Result {
+        try await client.serverStreaming(Switchboard_Common_V1_ChangeFeedService.Method.watchAllChanges, request, options: options, body: body)
     }
 }

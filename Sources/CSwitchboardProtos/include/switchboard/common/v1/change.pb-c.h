@@ -19,6 +19,8 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Switchboard__Common__V1__ChangeEvent Switchboard__Common__V1__ChangeEvent;
 typedef struct Switchboard__Common__V1__WatchChangesRequest Switchboard__Common__V1__WatchChangesRequest;
+typedef struct Switchboard__Common__V1__WatchAllChangesRequest Switchboard__Common__V1__WatchAllChangesRequest;
+typedef struct Switchboard__Common__V1__ChangeBatch Switchboard__Common__V1__ChangeBatch;
 
 
 /* --- enums --- */
@@ -31,7 +33,19 @@ typedef enum _Switchboard__Common__V1__ChangeKind {
   SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_CREATED = 1,
   SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_UPDATED = 2,
   SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_DELETED = 3,
-  SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_UNDELETED = 4
+  SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_UNDELETED = 4,
+  /*
+   * Records were merged into one: resource_id is the loser, related_ids[0] the winner.
+   */
+  SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_MERGED = 5,
+  /*
+   * A merge was reversed: resource_id is the restored record, related_ids[0] the former winner.
+   */
+  SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_UNMERGED = 6,
+  /*
+   * A person's data was erased: resource carries no personal data, related_ids[0] is the erasure request.
+   */
+  SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_ERASED = 7
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMON__V1__CHANGE_KIND)
 } Switchboard__Common__V1__ChangeKind;
 
@@ -65,13 +79,24 @@ struct  Switchboard__Common__V1__ChangeEvent
   size_t n_changed_fields;
   char **changed_fields;
   /*
-   * The resource after the change, as a JSON-like structure.
+   * The resource after the change: the proto3 JSON mapping of the resource message named by resource_type (as
+   * protobuf's json_format prints it: lowerCamel names, enums by name, 64-bit integers as strings), held as a
+   * Struct. Consumers decode it with the resource's proto.
    */
   Google__Protobuf__Struct *resource;
+  /*
+   * Other resources the change involves (the merge winner, the erasure request), by kind.
+   */
+  size_t n_related_ids;
+  char **related_ids;
+  /*
+   * The event's position in the service's cross-tenant feed (WatchAllChanges); empty in a tenant's feed.
+   */
+  char *cursor;
 };
 #define SWITCHBOARD__COMMON__V1__CHANGE_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__common__v1__change_event__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, 0,NULL, NULL }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, 0,NULL, NULL, 0,NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -93,6 +118,45 @@ struct  Switchboard__Common__V1__WatchChangesRequest
 #define SWITCHBOARD__COMMON__V1__WATCH_CHANGES_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__common__v1__watch_changes_request__descriptor) \
     , 0, 0,NULL }
+
+
+/*
+ * Asks for every tenant's changes after a cursor (a service identity only), then live changes.
+ */
+struct  Switchboard__Common__V1__WatchAllChangesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Deliver changes after this position (a ChangeBatch.cursor); empty starts at the oldest retained change.
+   */
+  char *after_cursor;
+  /*
+   * Only these resource types; empty means all.
+   */
+  size_t n_resource_types;
+  char **resource_types;
+};
+#define SWITCHBOARD__COMMON__V1__WATCH_ALL_CHANGES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__common__v1__watch_all_changes_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL }
+
+
+/*
+ * Changes in feed order, delivered together so a consumer can apply them and store the cursor in one transaction.
+ */
+struct  Switchboard__Common__V1__ChangeBatch
+{
+  ProtobufCMessage base;
+  size_t n_events;
+  Switchboard__Common__V1__ChangeEvent **events;
+  /*
+   * The position after the last event: resume with after_cursor = cursor.
+   */
+  char *cursor;
+};
+#define SWITCHBOARD__COMMON__V1__CHANGE_BATCH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__common__v1__change_batch__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
 
 
 /* Switchboard__Common__V1__ChangeEvent methods */
@@ -133,6 +197,44 @@ Switchboard__Common__V1__WatchChangesRequest *
 void   switchboard__common__v1__watch_changes_request__free_unpacked
                      (Switchboard__Common__V1__WatchChangesRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Common__V1__WatchAllChangesRequest methods */
+void   switchboard__common__v1__watch_all_changes_request__init
+                     (Switchboard__Common__V1__WatchAllChangesRequest         *message);
+size_t switchboard__common__v1__watch_all_changes_request__get_packed_size
+                     (const Switchboard__Common__V1__WatchAllChangesRequest   *message);
+size_t switchboard__common__v1__watch_all_changes_request__pack
+                     (const Switchboard__Common__V1__WatchAllChangesRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__common__v1__watch_all_changes_request__pack_to_buffer
+                     (const Switchboard__Common__V1__WatchAllChangesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Common__V1__WatchAllChangesRequest *
+       switchboard__common__v1__watch_all_changes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__common__v1__watch_all_changes_request__free_unpacked
+                     (Switchboard__Common__V1__WatchAllChangesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Common__V1__ChangeBatch methods */
+void   switchboard__common__v1__change_batch__init
+                     (Switchboard__Common__V1__ChangeBatch         *message);
+size_t switchboard__common__v1__change_batch__get_packed_size
+                     (const Switchboard__Common__V1__ChangeBatch   *message);
+size_t switchboard__common__v1__change_batch__pack
+                     (const Switchboard__Common__V1__ChangeBatch   *message,
+                      uint8_t             *out);
+size_t switchboard__common__v1__change_batch__pack_to_buffer
+                     (const Switchboard__Common__V1__ChangeBatch   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Common__V1__ChangeBatch *
+       switchboard__common__v1__change_batch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__common__v1__change_batch__free_unpacked
+                     (Switchboard__Common__V1__ChangeBatch *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__Common__V1__ChangeEvent_Closure)
@@ -141,15 +243,45 @@ typedef void (*Switchboard__Common__V1__ChangeEvent_Closure)
 typedef void (*Switchboard__Common__V1__WatchChangesRequest_Closure)
                  (const Switchboard__Common__V1__WatchChangesRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Common__V1__WatchAllChangesRequest_Closure)
+                 (const Switchboard__Common__V1__WatchAllChangesRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Common__V1__ChangeBatch_Closure)
+                 (const Switchboard__Common__V1__ChangeBatch *message,
+                  void *closure_data);
 
 /* --- services --- */
 
+typedef struct Switchboard__Common__V1__ChangeFeedService_Service Switchboard__Common__V1__ChangeFeedService_Service;
+struct Switchboard__Common__V1__ChangeFeedService_Service
+{
+  ProtobufCService base;
+  void (*watch_all_changes)(Switchboard__Common__V1__ChangeFeedService_Service *service,
+                            const Switchboard__Common__V1__WatchAllChangesRequest *input,
+                            Switchboard__Common__V1__ChangeBatch_Closure closure,
+                            void *closure_data);
+};
+typedef void (*Switchboard__Common__V1__ChangeFeedService_ServiceDestroy)(Switchboard__Common__V1__ChangeFeedService_Service *);
+void switchboard__common__v1__change_feed_service__init (Switchboard__Common__V1__ChangeFeedService_Service *service,
+                                                         Switchboard__Common__V1__ChangeFeedService_ServiceDestroy destroy);
+#define SWITCHBOARD__COMMON__V1__CHANGE_FEED_SERVICE__BASE_INIT \
+    { &switchboard__common__v1__change_feed_service__descriptor, protobuf_c_service_invoke_internal, NULL }
+#define SWITCHBOARD__COMMON__V1__CHANGE_FEED_SERVICE__INIT(function_prefix__) \
+    { SWITCHBOARD__COMMON__V1__CHANGE_FEED_SERVICE__BASE_INIT,\
+      function_prefix__ ## watch_all_changes  }
+void switchboard__common__v1__change_feed_service__watch_all_changes(ProtobufCService *service,
+                                                                     const Switchboard__Common__V1__WatchAllChangesRequest *input,
+                                                                     Switchboard__Common__V1__ChangeBatch_Closure closure,
+                                                                     void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    switchboard__common__v1__change_kind__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__common__v1__change_event__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__common__v1__watch_changes_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__common__v1__watch_all_changes_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__common__v1__change_batch__descriptor;
+extern const ProtobufCServiceDescriptor switchboard__common__v1__change_feed_service__descriptor;
 
 PROTOBUF_C__END_DECLS
 

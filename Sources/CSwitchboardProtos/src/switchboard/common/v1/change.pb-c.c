@@ -97,7 +97,97 @@ void   switchboard__common__v1__watch_changes_request__free_unpacked
   assert(message->base.descriptor == &switchboard__common__v1__watch_changes_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor switchboard__common__v1__change_event__field_descriptors[9] =
+void   switchboard__common__v1__watch_all_changes_request__init
+                     (Switchboard__Common__V1__WatchAllChangesRequest         *message)
+{
+  static const Switchboard__Common__V1__WatchAllChangesRequest init_value = SWITCHBOARD__COMMON__V1__WATCH_ALL_CHANGES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__common__v1__watch_all_changes_request__get_packed_size
+                     (const Switchboard__Common__V1__WatchAllChangesRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__common__v1__watch_all_changes_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__common__v1__watch_all_changes_request__pack
+                     (const Switchboard__Common__V1__WatchAllChangesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__common__v1__watch_all_changes_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__common__v1__watch_all_changes_request__pack_to_buffer
+                     (const Switchboard__Common__V1__WatchAllChangesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__common__v1__watch_all_changes_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Common__V1__WatchAllChangesRequest *
+       switchboard__common__v1__watch_all_changes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Common__V1__WatchAllChangesRequest *)
+     protobuf_c_message_unpack (&switchboard__common__v1__watch_all_changes_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__common__v1__watch_all_changes_request__free_unpacked
+                     (Switchboard__Common__V1__WatchAllChangesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__common__v1__watch_all_changes_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__common__v1__change_batch__init
+                     (Switchboard__Common__V1__ChangeBatch         *message)
+{
+  static const Switchboard__Common__V1__ChangeBatch init_value = SWITCHBOARD__COMMON__V1__CHANGE_BATCH__INIT;
+  *message = init_value;
+}
+size_t switchboard__common__v1__change_batch__get_packed_size
+                     (const Switchboard__Common__V1__ChangeBatch *message)
+{
+  assert(message->base.descriptor == &switchboard__common__v1__change_batch__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__common__v1__change_batch__pack
+                     (const Switchboard__Common__V1__ChangeBatch *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__common__v1__change_batch__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__common__v1__change_batch__pack_to_buffer
+                     (const Switchboard__Common__V1__ChangeBatch *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__common__v1__change_batch__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Common__V1__ChangeBatch *
+       switchboard__common__v1__change_batch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Common__V1__ChangeBatch *)
+     protobuf_c_message_unpack (&switchboard__common__v1__change_batch__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__common__v1__change_batch__free_unpacked
+                     (Switchboard__Common__V1__ChangeBatch *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__common__v1__change_batch__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor switchboard__common__v1__change_event__field_descriptors[11] =
 {
   {
     "sequence",
@@ -207,12 +297,38 @@ static const ProtobufCFieldDescriptor switchboard__common__v1__change_event__fie
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "related_ids",
+    10,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Common__V1__ChangeEvent, n_related_ids),
+    offsetof(Switchboard__Common__V1__ChangeEvent, related_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Common__V1__ChangeEvent, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__common__v1__change_event__field_indices_by_name[] = {
   6,   /* field[6] = actor_id */
   7,   /* field[7] = changed_fields */
   5,   /* field[5] = commit_time */
+  10,   /* field[10] = cursor */
   4,   /* field[4] = kind */
+  9,   /* field[9] = related_ids */
   8,   /* field[8] = resource */
   3,   /* field[3] = resource_id */
   2,   /* field[2] = resource_type */
@@ -222,7 +338,7 @@ static const unsigned switchboard__common__v1__change_event__field_indices_by_na
 static const ProtobufCIntRange switchboard__common__v1__change_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor switchboard__common__v1__change_event__descriptor =
 {
@@ -232,7 +348,7 @@ const ProtobufCMessageDescriptor switchboard__common__v1__change_event__descript
   "Switchboard__Common__V1__ChangeEvent",
   "switchboard.common.v1",
   sizeof(Switchboard__Common__V1__ChangeEvent),
-  9,
+  11,
   switchboard__common__v1__change_event__field_descriptors,
   switchboard__common__v1__change_event__field_indices_by_name,
   1,  switchboard__common__v1__change_event__number_ranges,
@@ -290,22 +406,130 @@ const ProtobufCMessageDescriptor switchboard__common__v1__watch_changes_request_
   (ProtobufCMessageInit) switchboard__common__v1__watch_changes_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue switchboard__common__v1__change_kind__enum_values_by_number[5] =
+static const ProtobufCFieldDescriptor switchboard__common__v1__watch_all_changes_request__field_descriptors[2] =
+{
+  {
+    "after_cursor",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Common__V1__WatchAllChangesRequest, after_cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "resource_types",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Common__V1__WatchAllChangesRequest, n_resource_types),
+    offsetof(Switchboard__Common__V1__WatchAllChangesRequest, resource_types),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__common__v1__watch_all_changes_request__field_indices_by_name[] = {
+  0,   /* field[0] = after_cursor */
+  1,   /* field[1] = resource_types */
+};
+static const ProtobufCIntRange switchboard__common__v1__watch_all_changes_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__common__v1__watch_all_changes_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.common.v1.WatchAllChangesRequest",
+  "WatchAllChangesRequest",
+  "Switchboard__Common__V1__WatchAllChangesRequest",
+  "switchboard.common.v1",
+  sizeof(Switchboard__Common__V1__WatchAllChangesRequest),
+  2,
+  switchboard__common__v1__watch_all_changes_request__field_descriptors,
+  switchboard__common__v1__watch_all_changes_request__field_indices_by_name,
+  1,  switchboard__common__v1__watch_all_changes_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__common__v1__watch_all_changes_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__common__v1__change_batch__field_descriptors[2] =
+{
+  {
+    "events",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Common__V1__ChangeBatch, n_events),
+    offsetof(Switchboard__Common__V1__ChangeBatch, events),
+    &switchboard__common__v1__change_event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Common__V1__ChangeBatch, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__common__v1__change_batch__field_indices_by_name[] = {
+  1,   /* field[1] = cursor */
+  0,   /* field[0] = events */
+};
+static const ProtobufCIntRange switchboard__common__v1__change_batch__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__common__v1__change_batch__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.common.v1.ChangeBatch",
+  "ChangeBatch",
+  "Switchboard__Common__V1__ChangeBatch",
+  "switchboard.common.v1",
+  sizeof(Switchboard__Common__V1__ChangeBatch),
+  2,
+  switchboard__common__v1__change_batch__field_descriptors,
+  switchboard__common__v1__change_batch__field_indices_by_name,
+  1,  switchboard__common__v1__change_batch__number_ranges,
+  (ProtobufCMessageInit) switchboard__common__v1__change_batch__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue switchboard__common__v1__change_kind__enum_values_by_number[8] =
 {
   { "CHANGE_KIND_UNSPECIFIED", "SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_UNSPECIFIED", 0 },
   { "CHANGE_KIND_CREATED", "SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_CREATED", 1 },
   { "CHANGE_KIND_UPDATED", "SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_UPDATED", 2 },
   { "CHANGE_KIND_DELETED", "SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_DELETED", 3 },
   { "CHANGE_KIND_UNDELETED", "SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_UNDELETED", 4 },
+  { "CHANGE_KIND_MERGED", "SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_MERGED", 5 },
+  { "CHANGE_KIND_UNMERGED", "SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_UNMERGED", 6 },
+  { "CHANGE_KIND_ERASED", "SWITCHBOARD__COMMON__V1__CHANGE_KIND__CHANGE_KIND_ERASED", 7 },
 };
 static const ProtobufCIntRange switchboard__common__v1__change_kind__value_ranges[] = {
-{0, 0},{0, 5}
+{0, 0},{0, 8}
 };
-static const ProtobufCEnumValueIndex switchboard__common__v1__change_kind__enum_values_by_name[5] =
+static const ProtobufCEnumValueIndex switchboard__common__v1__change_kind__enum_values_by_name[8] =
 {
   { "CHANGE_KIND_CREATED", 1 },
   { "CHANGE_KIND_DELETED", 3 },
+  { "CHANGE_KIND_ERASED", 7 },
+  { "CHANGE_KIND_MERGED", 5 },
   { "CHANGE_KIND_UNDELETED", 4 },
+  { "CHANGE_KIND_UNMERGED", 6 },
   { "CHANGE_KIND_UNSPECIFIED", 0 },
   { "CHANGE_KIND_UPDATED", 2 },
 };
@@ -316,11 +540,44 @@ const ProtobufCEnumDescriptor switchboard__common__v1__change_kind__descriptor =
   "ChangeKind",
   "Switchboard__Common__V1__ChangeKind",
   "switchboard.common.v1",
-  5,
+  8,
   switchboard__common__v1__change_kind__enum_values_by_number,
-  5,
+  8,
   switchboard__common__v1__change_kind__enum_values_by_name,
   1,
   switchboard__common__v1__change_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
+static const ProtobufCMethodDescriptor switchboard__common__v1__change_feed_service__method_descriptors[1] =
+{
+  { "WatchAllChanges", &switchboard__common__v1__watch_all_changes_request__descriptor, &switchboard__common__v1__change_batch__descriptor },
+};
+const unsigned switchboard__common__v1__change_feed_service__method_indices_by_name[] = {
+  0         /* WatchAllChanges */
+};
+const ProtobufCServiceDescriptor switchboard__common__v1__change_feed_service__descriptor =
+{
+  PROTOBUF_C__SERVICE_DESCRIPTOR_MAGIC,
+  "switchboard.common.v1.ChangeFeedService",
+  "ChangeFeedService",
+  "Switchboard__Common__V1__ChangeFeedService",
+  "switchboard.common.v1",
+  1,
+  switchboard__common__v1__change_feed_service__method_descriptors,
+  switchboard__common__v1__change_feed_service__method_indices_by_name
+};
+void switchboard__common__v1__change_feed_service__watch_all_changes(ProtobufCService *service,
+                                                                     const Switchboard__Common__V1__WatchAllChangesRequest *input,
+                                                                     Switchboard__Common__V1__ChangeBatch_Closure closure,
+                                                                     void *closure_data)
+{
+  assert(service->descriptor == &switchboard__common__v1__change_feed_service__descriptor);
+  service->invoke(service, 0, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__common__v1__change_feed_service__init (Switchboard__Common__V1__ChangeFeedService_Service *service,
+                                                         Switchboard__Common__V1__ChangeFeedService_ServiceDestroy destroy)
+{
+  protobuf_c_service_generated_init (&service->base,
+                                     &switchboard__common__v1__change_feed_service__descriptor,
+                                     (ProtobufCServiceDestroy) destroy);
+}

@@ -11,7 +11,7 @@ import Testing
 @Suite("Token verification with production key types")
 struct IdentityTests {
     private func configuration(_ env: [String: String]) throws -> RuntimeConfiguration {
-        try RuntimeConfiguration.load(service: "contacts", env)
+        try RuntimeConfiguration.load(service: .contacts, env)
     }
 
     @Test("an ES256 public key file verifies tokens signed with its private key and rejects others")
@@ -235,21 +235,21 @@ struct IdentityTests {
         let logger = Logger(label: "test")
         let exposed = try configuration(["SWITCHBOARD_JWT_HS256_SECRET": Self.secret, "SWITCHBOARD_GRPC_HOST": "0.0.0.0"])
         #expect(exposed.adminHost == "127.0.0.1")
-        #expect(ServiceRunner.adminServer(configuration: exposed, registry: registry, logger: logger) { true }?.host == "127.0.0.1")
+        #expect(AdminServer.configured(configuration: exposed, registry: registry, logger: logger) { true }?.host == "127.0.0.1")
 
         let chosen = try configuration(["SWITCHBOARD_JWT_HS256_SECRET": Self.secret, "SWITCHBOARD_ADMIN_HOST": "10.1.2.3"])
         #expect(chosen.grpcHost == "127.0.0.1")
-        let server = ServiceRunner.adminServer(configuration: chosen, registry: registry, logger: logger) { true }
+        let server = AdminServer.configured(configuration: chosen, registry: registry, logger: logger) { true }
         #expect(server?.host == "10.1.2.3")
         #expect(server?.port == 9461)
 
         let off = try configuration(["SWITCHBOARD_JWT_HS256_SECRET": Self.secret, "SWITCHBOARD_ADMIN_PORT": "0"])
-        #expect(ServiceRunner.adminServer(configuration: off, registry: registry, logger: logger) { true } == nil)
+        #expect(AdminServer.configured(configuration: off, registry: registry, logger: logger) { true } == nil)
     }
 
     @Test("`contacts --help` text lists the new settings")
     func helpListsSettings() {
-        let help = RuntimeConfiguration.helpText()
+        let help = RuntimeConfiguration.helpText(service: .contacts)
         for name in ["SWITCHBOARD_ADMIN_HOST", "SWITCHBOARD_JWT_ISSUER", "SWITCHBOARD_JWT_AUDIENCE"] {
             #expect(help.contains(name))
         }
@@ -259,7 +259,7 @@ struct IdentityTests {
     func hugeNumbers() throws {
         let base = ["SWITCHBOARD_JWT_HS256_SECRET": Self.secret]
         for (variable, value) in [
-            ("SWITCHBOARD_GRPC_PORT", "99999999999999999999999"), ("SWITCHBOARD_DB_POOL_SIZE", "-9223372036854775809"),
+            ("SWITCHBOARD_GRPC_PORT", "99999999999999999999999"), ("SWITCHBOARD_MAX_CONNECTIONS", "-9223372036854775809"),
             ("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", "1e308"), ("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", "inf"),
             ("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", "nan"), ("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", "-1"),
         ] {

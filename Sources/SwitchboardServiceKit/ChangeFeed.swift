@@ -6,10 +6,24 @@ import Synchronization
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
+import SwitchboardRuntime
 
-/// What happened to a resource.
+/// What happened to a resource (the values of `switchboard.common.v1.ChangeKind`).
 public enum ChangeKind: Int32, Sendable, Hashable {
-    case created = 1, updated = 2, deleted = 3, undeleted = 4
+    /// Created.
+    case created = 1
+    /// Updated (`changedFields` says which fields).
+    case updated = 2
+    /// Soft-deleted.
+    case deleted = 3
+    /// Restored.
+    case undeleted = 4
+    /// Merged into another record (related: the winner).
+    case merged = 5
+    /// A merge was reversed (related: the former winner).
+    case unmerged = 6
+    /// Erased (related: the erasure request; the payload holds no personal data).
+    case erased = 7
 }
 
 /// One change to record in the outbox.
@@ -22,20 +36,23 @@ public struct ChangeRecord: Sendable {
     public var kind: ChangeKind
     /// Fields that changed (updates).
     public var changedFields: [String]
-    /// The resource after the change, as JSON.
+    /// The resource after the change: the proto3 JSON text of its message (the contract consumers decode).
     public var resourceJSON: String
     /// Who made the change.
     public var actorID: String
+    /// Other resources involved (the merge winner, the erasure request).
+    public var relatedIDs: [String]
 
     /// Creates a record.
     public init(resourceType: String, resourceID: String, kind: ChangeKind, changedFields: [String] = [],
-                resourceJSON: String, actorID: String) {
+                resourceJSON: String, actorID: String, relatedIDs: [String] = []) {
         self.resourceType = resourceType
         self.resourceID = resourceID
         self.kind = kind
         self.changedFields = changedFields
         self.resourceJSON = resourceJSON
         self.actorID = actorID
+        self.relatedIDs = relatedIDs
     }
 }
 
@@ -52,8 +69,8 @@ public struct ChangeFeed: Sendable {
     /// The NOTIFY channel.
     public var channel: String { "\(schema)_changes" }
 
-    // The outbox tables (`<schema>.change_sequences`, `<schema>.changes`) come from each service's migrations;
-    // see services/contacts/migrations/002_change_feed.sql for the shape this code expects.
+    // The outbox tables (`<schema>.change_sequences`, `<schema>.changes`) come from the kit's migrations
+    // (KitMigrations), applied into every service's schema.
 
     /// Records a change inside the caller's transaction (which has `app.tenant_id` set): the per-tenant sequence
     /// row is locked until commit, so sequences commit in order; NOTIFY is delivered at commit.
@@ -66,12 +83,13 @@ public struct ChangeFeed: Sendable {
             RETURNING last_sequence
             """, [.text(tenantID)]).first!.int("last_sequence")
         try await connection.query("""
-            INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id,
+                related_ids)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             """, [
                 .text(tenantID), .int(sequence), .text(change.resourceType), .text(change.resourceID),
                 .int(Int64(change.kind.rawValue)), .array(change.changedFields.map(PostgresValue.text), elementType: .text),
-                .jsonb(change.resourceJSON), .text(change.actorID),
+                .jsonb(change.resourceJSON), .text(change.actorID), .array(change.relatedIDs.map(PostgresValue.text), elementType: .text),
             ])
         try await connection.query("SELECT pg_notify($1, $2)", [.text(channel), .text(tenantID)])
         return sequence
@@ -86,15 +104,16 @@ public struct ChangeFeed: Sendable {
                 ON CONFLICT (tenant_id) DO UPDATE SET last_sequence = \(schema).change_sequences.last_sequence + 1
                 RETURNING last_sequence
             ), c AS (
-                INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id)
-                SELECT $1, last_sequence, $2, $3, $4, $5, $6, $7 FROM s RETURNING sequence
+                INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id,
+                    related_ids)
+                SELECT $1, last_sequence, $2, $3, $4, $5, $6, $7, $9 FROM s RETURNING sequence
             )
             SELECT sequence, pg_notify($8, $1) FROM c
             """,
          binds: [
             .text(tenantID), .text(change.resourceType), .text(change.resourceID), .int(Int64(change.kind.rawValue)),
             .array(change.changedFields.map(PostgresValue.text), elementType: .text), .jsonb(change.resourceJSON),
-            .text(change.actorID), .text(channel),
+            .text(change.actorID), .text(channel), .array(change.relatedIDs.map(PostgresValue.text), elementType: .text),
          ])
     }
 
@@ -113,7 +132,8 @@ public struct ChangeFeed: Sendable {
                            coalesce(sum(octet_length(c.resource)) OVER (ORDER BY sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
                                AS bytes_before
                     FROM (
-                        SELECT sequence, resource_type, resource_id, kind, changed_fields, resource::text AS resource, actor_id, commit_time
+                        SELECT sequence, resource_type, resource_id, kind, changed_fields, resource::text AS resource, actor_id,
+                               commit_time, related_ids
                         FROM \(schema).changes
                         WHERE tenant_id = $1 AND sequence > $2 AND (cardinality($3::text[]) = 0 OR resource_type = ANY($3))
                         ORDER BY sequence LIMIT $4
@@ -122,22 +142,26 @@ public struct ChangeFeed: Sendable {
                 """, [.text(tenantID), .int(sequence), .array(resourceTypes.map(PostgresValue.text), elementType: .text),
                       .int(Int64(max(0, limit))), .int(Int64(max(0, maxBytes)))]).rows
             let candidates = try rows.first?.int("candidates") ?? 0
-            let events = try rows.map { row in
-                var event = Switchboard_Common_V1_ChangeEvent()
-                event.sequence = try row.int("sequence")
-                event.tenantId = tenantID
-                event.resourceType = try row.string("resource_type")
-                event.resourceId = try row.string("resource_id")
-                // A smallint column, but no stored number may trap the reader.
-                event.kind = .init(protoValue: Int32(truncatingIfNeeded: try row.int("kind")))
-                event.changedFields = try row.strings("changed_fields")
-                event.actorId = try row.string("actor_id")
-                event.commitTime = try row.date("commit_time")
-                event.resource = try StructJSON.decode(try row.string("resource"))
-                return event
-            }
+            let events = try rows.map { row in try Self.event(row, tenantID: tenantID) }
             return (events, candidates > events.count || events.count >= limit)
         }
+    }
+
+    /// The event of a row of `changes` (selected with `resource::text AS resource`).
+    static func event(_ row: PostgresRow, tenantID: String) throws -> Switchboard_Common_V1_ChangeEvent {
+        var event = Switchboard_Common_V1_ChangeEvent()
+        event.sequence = try row.int("sequence")
+        event.tenantId = tenantID
+        event.resourceType = try row.string("resource_type")
+        event.resourceId = try row.string("resource_id")
+        // A smallint column, but no stored number may trap the reader.
+        event.kind = .init(protoValue: Int32(truncatingIfNeeded: try row.int("kind")))
+        event.changedFields = try row.strings("changed_fields")
+        event.actorId = try row.string("actor_id")
+        event.commitTime = try row.date("commit_time")
+        event.relatedIds = try row.strings("related_ids")
+        event.resource = try StructJSON.decode(try row.string("resource"))
+        return event
     }
 
     /// Deletes changes older than the retention period, across tenants (through the `retention_purge` policy).
@@ -155,7 +179,7 @@ public struct ChangeFeed: Sendable {
 /// Fans database notifications out to the watchers of each tenant.
 public final class ChangeNotifier: Service, Sendable {
     private let listener: PostgresListener
-    private let subscribers = Mutex<[UUID: (tenant: String, continuation: AsyncStream<Void>.Continuation)]>([:])
+    private let subscribers = Mutex<[UUID: (tenant: String?, continuation: AsyncStream<Void>.Continuation)]>([:])
 
     /// Creates the notifier.
     /// - Parameters:
@@ -165,9 +189,9 @@ public final class ChangeNotifier: Service, Sendable {
         self.listener = PostgresListener(conninfo: conninfo, channels: [feed.channel])
     }
 
-    /// A stream that yields whenever the tenant may have new changes, when the listener reconnects, and every
-    /// `heartbeat` regardless — so a missed notification delays an event but never loses it.
-    public func wakeups(tenantID: String, heartbeat: Duration = .seconds(5)) -> AsyncStream<Void> {
+    /// A stream that yields whenever the tenant (any tenant, for nil) may have new changes, when the listener
+    /// reconnects, and every `heartbeat` regardless — so a missed notification delays an event but never loses it.
+    public func wakeups(tenantID: String?, heartbeat: Duration = .seconds(5)) -> AsyncStream<Void> {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let id = UUID()
         subscribers.withLock { $0[id] = (tenantID, continuation) }
@@ -190,7 +214,8 @@ public final class ChangeNotifier: Service, Sendable {
                 let targets: [AsyncStream<Void>.Continuation] = self.subscribers.withLock { subscribers in
                     switch event {
                     case .connected: return subscribers.values.map(\.continuation)
-                    case .notification(let n): return subscribers.values.filter { $0.tenant == n.payload }.map(\.continuation)
+                    case .notification(let n):
+                        return subscribers.values.filter { $0.tenant == nil || $0.tenant == n.payload }.map(\.continuation)
                     }
                 }
                 targets.forEach { $0.yield() }

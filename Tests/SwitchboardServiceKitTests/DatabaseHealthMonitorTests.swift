@@ -3,6 +3,8 @@ import Logging
 import SwitchboardBuiltins
 import SwitchboardPostgres
 import SwitchboardRuntime
+import SwitchboardServiceKit
+import SwitchboardServiceKitTestSupport
 import Synchronization
 import Testing
 

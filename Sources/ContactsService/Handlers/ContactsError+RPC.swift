@@ -1,0 +1,31 @@
+import FoundationEssentials
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardServiceKit
+
+extension ContactsError: RPCErrorConvertible {
+    /// The status each domain error is sent as.
+    public var rpcError: RPCError {
+        switch self {
+        case .invalid(let violations):
+            return InvalidRequest(violations).rpcError
+        case .notFound(let id):
+            return RPCError(code: .notFound, message: "contact \(id) not found")
+        case .emailTaken(let email, let existing):
+            var info = Google_Rpc_ResourceInfo()
+            info.resourceType = "switchboard.contacts.v1.Contact"
+            info.resourceName = existing.uuidString.lowercased()
+            info.description = "already uses \(email)"
+            return RPCError(code: .alreadyExists, message: "email \(email) already belongs to contact \(existing.uuidString.lowercased())")
+                .withDetails([Google_Protobuf_Any(packing: info)])
+        case .etagMismatch(let current):
+            return RPCError(code: .aborted, message: "the contact changed since it was read (current etag \(current)); read it again and retry")
+        case .fieldExists(let key):
+            return RPCError(code: .alreadyExists, message: "custom field \(key) is already defined")
+        case .fieldNotFound(let key):
+            return RPCError(code: .notFound, message: "custom field \(key) is not defined")
+        case .tooManyFields(let limit):
+            return RPCError(code: .failedPrecondition, message: "the tenant already has \(limit) custom field definitions, the most it may have")
+        }
+    }
+}

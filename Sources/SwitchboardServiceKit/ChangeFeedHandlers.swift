@@ -1,0 +1,93 @@
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+
+/// Bounds on what a feed request may name.
+enum FeedRequestLimits {
+    /// Most `resource_types` entries.
+    static let maxResourceTypes = 16
+    /// Longest `resource_types` entry.
+    static let maxResourceTypeBytes = 128
+
+    static func check(_ resourceTypes: [String]) throws {
+        guard resourceTypes.count <= maxResourceTypes else {
+            throw InvalidRequest("resource_types", "at most \(maxResourceTypes) values", reason: "TOO_MANY")
+        }
+        if let i = resourceTypes.firstIndex(where: { $0.utf8.count > maxResourceTypeBytes }) {
+            throw InvalidRequest("resource_types[\(i)]", "must be at most \(maxResourceTypeBytes) bytes", reason: "TOO_LONG")
+        }
+    }
+}
+
+/// A service's `WatchChanges`: the caller's tenant's changes after `from_sequence`, then live ones. Every service's
+/// handler answers its `WatchChanges` RPC with ``watch(_:responses:context:)``.
+public struct TenantChangeWatcher: Sendable {
+    let feed: ChangeFeed
+    let pool: PostgresPool
+    let notifier: ChangeNotifier
+    /// Bytes of stored resources one replay batch reads at most.
+    public var batchBytes: Int
+
+    /// Creates the watcher (the kit makes it; see ``ServiceDependencies/changes``).
+    init(feed: ChangeFeed, pool: PostgresPool, notifier: ChangeNotifier, batchBytes: Int = 1 << 20) {
+        self.feed = feed
+        self.pool = pool
+        self.notifier = notifier
+        self.batchBytes = batchBytes
+    }
+
+    /// Validates the request and streams the changes until the caller cancels.
+    /// - Throws: ``InvalidRequest`` for a negative `from_sequence` or too many or too long resource types.
+    public func watch(
+        _ request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>,
+        context: ServerContext
+    ) async throws {
+        guard request.fromSequence >= 0 else { throw InvalidRequest("from_sequence", "must not be negative") }
+        try FeedRequestLimits.check(request.resourceTypes)
+        try await feed.watch(
+            tenantID: try context.actor().tenantID, from: request.fromSequence, resourceTypes: request.resourceTypes, pool: pool,
+            notifier: notifier, writer: responses, batchBytes: batchBytes)
+    }
+}
+
+/// `switchboard.common.v1.ChangeFeedService`: every tenant's changes for service identities, which the kit's
+/// access policy admits to nothing else.
+struct CrossTenantFeedHandler: Switchboard_Common_V1_ChangeFeedService_ServiceProtocol {
+    let feed: ChangeFeed
+    let pool: PostgresPool
+    let notifier: ChangeNotifier
+    let batchBytes: Int
+
+    func watchAllChanges(
+        request: Switchboard_Common_V1_WatchAllChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeBatch>,
+        context: ServerContext
+    ) async throws {
+        guard let cursor = FeedCursor(request.afterCursor) else {
+            throw InvalidRequest("after_cursor", "is not a cursor this feed issued", reason: "INVALID_FORMAT")
+        }
+        try FeedRequestLimits.check(request.resourceTypes)
+        try await feed.watchAll(
+            after: cursor, resourceTypes: request.resourceTypes, pool: pool, notifier: notifier, writer: responses,
+            batchBytes: batchBytes)
+    }
+}
+
+/// Turns database failures that reach the RPC layer into statuses: unreachable database or exhausted pool →
+/// UNAVAILABLE (retry later), anything else → INTERNAL with a generic message (the cause is logged, never sent).
+/// Handlers and domains therefore never see PostgreSQL error types.
+struct DatabaseErrorInterceptor: ServerInterceptor {
+    let service: String
+
+    func intercept<Result: Sendable>(
+        context: ServerContext, next: @Sendable (ServerContext) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await next(context)
+        } catch let error as PostgresError {
+            if error.isConnectionFailure || error.kind == .poolTimeout || error.kind == .poolClosed {
+                throw RPCError(code: .unavailable, message: "the \(service) database is unavailable; retry later", cause: error)
+            }
+            throw RPCError(code: .internal, message: "the \(service) service failed to process the request", cause: error)
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import FoundationEssentials
+import Logging
+import Metrics
+import ServiceLifecycle
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import Synchronization
+
+/// Follows another service's cross-tenant change feed (`ChangeFeedService/WatchAllChanges`) and applies it with an
+/// exactly-once effect: each batch's effects and the new cursor are written in one transaction of the consumer's own
+/// database, so a consumer killed at any point redoes no batch it committed and loses none it did not.
+///
+/// Runs as a lifecycle `Service`: reconnects with exponential backoff (with jitter) after any failure, resumes from
+/// the stored cursor, and exports `feed_consumer_lag_seconds` (age of the last applied change; 0 when caught up) and
+/// `feed_consumer_events_total`.
+public struct FeedConsumer: Service {
+    /// How the consumer reaches the source.
+    public struct Source: Sendable {
+        /// The client transport to the source service.
+        public var transport: any ClientTransport
+        /// A bearer token with the `service` role, asked for on each connection (so it can be renewed).
+        public var token: @Sendable () async throws -> String
+        /// Only these resource types; empty for all.
+        public var resourceTypes: [String]
+
+        /// Creates a source.
+        public init(transport: any ClientTransport, token: @escaping @Sendable () async throws -> String, resourceTypes: [String] = []) {
+            self.transport = transport
+            self.token = token
+            self.resourceTypes = resourceTypes
+        }
+    }
+
+    /// Applies a batch inside the consumer's transaction (no tenant is set: a consumer's tables must admit the
+    /// writes it makes for every tenant, e.g. by setting `app.tenant_id` per event with `set_config(..., true)`).
+    public typealias Apply = @Sendable ([Switchboard_Common_V1_ChangeEvent], PostgresConnection) async throws -> Void
+
+    /// The cursor's key in `<schema>.feed_cursors`, e.g. `contacts`.
+    public let feed: String
+    private let schema: String
+    private let source: Source
+    private let pool: PostgresPool
+    private let apply: Apply
+    private let logger: Logger
+    /// First and longest wait between reconnections.
+    public var initialBackoff: Duration = .milliseconds(100)
+    /// Longest wait between reconnections.
+    public var maxBackoff: Duration = .seconds(30)
+
+    /// Creates a consumer.
+    /// - Parameters:
+    ///   - feed: the cursor's key (one per source feed).
+    ///   - schema: the consumer's schema (holding `feed_cursors`, from the kit's migrations).
+    ///   - source: the source service.
+    ///   - pool: the consumer's pool.
+    ///   - logger: the logger.
+    ///   - apply: applies a batch's effects on the given connection, inside the transaction that stores the cursor.
+    public init(feed: String, schema: String, source: Source, pool: PostgresPool, logger: Logger, apply: @escaping Apply) {
+        self.feed = feed
+        self.schema = schema
+        self.source = source
+        self.pool = pool
+        self.logger = logger
+        self.apply = apply
+    }
+
+    /// The stored cursor (empty before the first batch).
+    public func storedCursor() async throws -> String {
+        try await pool.query("SELECT cursor FROM \(schema).feed_cursors WHERE feed = $1", [.text(feed)]).first?.string("cursor") ?? ""
+    }
+
+    /// Follows the feed until cancelled or shut down.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await self.follow()
+        }
+    }
+
+    /// Follows the feed until the task is cancelled.
+    public func follow() async {
+        let lag = Gauge(label: "feed_consumer_lag_seconds", dimensions: [("feed", feed)])
+        let applied = Counter(label: "feed_consumer_events_total", dimensions: [("feed", feed)])
+        var backoff = initialBackoff
+        while !Task.isCancelled {
+            let progressed = Progress()
+            do {
+                try await followOnce(lag: lag, applied: applied, progressed: progressed)
+            } catch {
+                // A connection that delivered a batch was healthy: the next attempt starts from the shortest wait.
+                if progressed.happened.load(ordering: .relaxed) { backoff = initialBackoff }
+                if Task.isCancelled { break }
+                logger.warning("feed consumer failed; reconnecting", metadata: [
+                    "feed": "\(feed)", "error": "\(error)", "backoff_ms": "\(backoff.components.seconds * 1000 + backoff.components.attoseconds / 1_000_000_000_000_000)",
+                ])
+            }
+            // Full jitter: replicas that lost the source together do not return together.
+            let jittered = backoff * Double.random(in: 0.5...1.0)
+            try? await Task.sleep(for: jittered)
+            backoff = min(backoff * 2, maxBackoff)
+        }
+    }
+
+    /// Whether a connection delivered anything.
+    private final class Progress: Sendable {
+        let happened = Atomic<Bool>(false)
+    }
+
+    private func followOnce(lag: Gauge, applied: Counter, progressed: Progress) async throws {
+        let cursor = try await storedCursor()
+        var request = Switchboard_Common_V1_WatchAllChangesRequest()
+        request.afterCursor = cursor
+        request.resourceTypes = source.resourceTypes
+        var options = CallOptions()
+        options.metadata.addString("Bearer \(try await source.token())", forKey: "authorization")
+        let client = Switchboard_Common_V1_ChangeFeedService_Client(client: RPCClient(transport: source.transport))
+        try await client.watchAllChanges(request, options: options) { batches in
+            var expected = cursor
+            for try await batch in batches {
+                try await store(batch, after: expected)
+                progressed.happened.store(true, ordering: .relaxed)
+                expected = batch.cursor
+                applied.increment(by: batch.events.count)
+                let newest = batch.events.last?.commitTime ?? Date()
+                lag.record(max(0, Date().timeIntervalSince(newest)))
+            }
+        }
+    }
+
+    /// Applies a batch and moves the cursor from `after` to the batch's, in one transaction. The cursor row is
+    /// locked and compared first, so two replicas of a consumer never both apply a batch.
+    private func store(_ batch: Switchboard_Common_V1_ChangeBatch, after: String) async throws {
+        try await pool.transaction { c in
+            try await c.query(
+                "INSERT INTO \(schema).feed_cursors (feed, cursor) VALUES ($1, '') ON CONFLICT (feed) DO NOTHING", [.text(feed)])
+            let current = try await c.query(
+                "SELECT cursor FROM \(schema).feed_cursors WHERE feed = $1 FOR UPDATE", [.text(feed)]).first?.string("cursor") ?? ""
+            guard current == after else { throw FeedConsumerError.cursorMoved(expected: after, found: current) }
+            try await apply(batch.events, c)
+            try await c.query(
+                "UPDATE \(schema).feed_cursors SET cursor = $2, updated_at = now() WHERE feed = $1", [.text(feed), .text(batch.cursor)])
+        }
+    }
+}
+
+/// Why a consumer stopped following and reconnects.
+public enum FeedConsumerError: Error, CustomStringConvertible {
+    /// Another replica stored a batch first: reconnect from its cursor.
+    case cursorMoved(expected: String, found: String)
+
+    /// Says what happened.
+    public var description: String {
+        switch self {
+        case .cursorMoved(let expected, let found): return "the cursor moved from \(expected) to \(found) (another consumer); resuming"
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+
+/// The result of a write that may have been made before under the same request id.
+public enum WriteOutcome<Value: Sendable>: Sendable {
+    /// The write happened now.
+    case fresh(Value)
+    /// A retry: the first response, as the handler encoded it then.
+    case replayed([UInt8])
+}
+
+/// Idempotency for one write: the request id, the method, and how to encode its response for replays.
+public struct WriteOptions<Value: Sendable>: Sendable {
+    /// The caller's request id; empty disables idempotency.
+    public var requestID: String
+    /// The RPC, so a request id reused for another method is refused.
+    public var method: String
+    /// Encodes the response as the handler will return it.
+    public var encode: @Sendable (Value) -> [UInt8]
+
+    /// Longest request id accepted.
+    public static var maxRequestIDBytes: Int { 128 }
+
+    /// Creates options, checking the request id: at most ``maxRequestIDBytes`` of printable ASCII.
+    /// - Throws: ``InvalidRequest`` naming `request_id`.
+    public init(requestID: String, method: String, encode: @escaping @Sendable (Value) -> [UInt8]) throws {
+        let bytes = requestID.utf8
+        if bytes.count > Self.maxRequestIDBytes {
+            throw InvalidRequest("request_id", "must be at most \(Self.maxRequestIDBytes) bytes", reason: "TOO_LONG")
+        }
+        if !bytes.allSatisfy({ (0x20...0x7E).contains($0) }) {
+            throw InvalidRequest("request_id", "must be printable ASCII (a UUID, say)", reason: "INVALID_FORMAT")
+        }
+        self.requestID = requestID
+        self.method = method
+        self.encode = encode
+    }
+}
+
+/// A request id used before for another method: INVALID_ARGUMENT naming `request_id`.
+public struct RequestIDReused: Error, Sendable, Hashable, RPCErrorConvertible {
+    /// The method the id was first used for.
+    public var method: String
+    /// Creates the error.
+    public init(method: String) { self.method = method }
+    /// INVALID_ARGUMENT with a `REUSED` violation on `request_id`.
+    public var rpcError: RPCError { InvalidRequest("request_id", "was already used for \(method)", reason: "REUSED").rpcError }
+}
+
+/// The handler's side of an idempotent write: validates the request id, tells the domain how to keep the response,
+/// and turns the outcome (fresh, or a replay of the first response) into the response message.
+public struct IdempotentWrite<Value: Sendable, Response: ProtoMessage>: Sendable {
+    /// What the domain and the store need.
+    public let options: WriteOptions<Value>
+    private let respond: @Sendable (Value) -> Response
+
+    /// Creates the write.
+    /// - Parameters:
+    ///   - requestID: the request's `request_id`.
+    ///   - method: the RPC.
+    ///   - response: maps the written value to the response message.
+    /// - Throws: ``InvalidRequest`` for a malformed request id.
+    public init(requestID: String, method: MethodDescriptor, response: @escaping @Sendable (Value) -> Response) throws {
+        self.options = try WriteOptions(requestID: requestID, method: method.method) { response($0).serializedBytes() }
+        self.respond = response
+    }
+
+    /// The response of an outcome.
+    /// - Throws: when a stored response no longer decodes (it was written by this code, so only on corruption).
+    public func response(_ outcome: WriteOutcome<Value>) throws -> Response {
+        switch outcome {
+        case .fresh(let value): return respond(value)
+        case .replayed(let bytes): return try Response(serializedBytes: bytes)
+        }
+    }
+}
+
+/// The idempotency keys of a service (`<schema>.idempotency_keys`, created by the kit's migrations): the first
+/// response of every mutating request, by tenant and request id, kept for the retention period and then pruned.
+///
+/// A write claims its request id inside its own transaction, so two concurrent retries cannot both write: the second
+/// waits on the first's key row and then replays its response.
+public struct Idempotency: Sendable {
+    /// The service's schema.
+    public let schema: String
+
+    /// Creates the component for a schema (an identifier the service controls).
+    public init(schema: String) { self.schema = schema }
+
+    /// The stored response of a request made before, read without a transaction (a cheap check before a write's
+    /// work); nil when the request is new or has no request id.
+    /// - Throws: ``RequestIDReused`` when the id was used for another method.
+    public func replay<V>(_ write: WriteOptions<V>, actor: Actor, pool: PostgresPool) async throws -> [UInt8]? {
+        guard !write.requestID.isEmpty else { return nil }
+        let rows = try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            "SELECT method, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
+            [.text(actor.tenantID), .text(write.requestID)]).rows
+        return try rows.first.map { try stored($0, method: write.method) } ?? nil
+    }
+
+    /// Runs a write in one transaction of the actor's tenant: claims the request id, runs `body`, keeps its encoded
+    /// result for replays, commits. A request id already claimed replays the stored response instead of running
+    /// `body`.
+    /// - Throws: ``RequestIDReused``, or what `body` throws (the transaction is rolled back).
+    public func transaction<V: Sendable>(
+        _ write: WriteOptions<V>, actor: Actor, pool: PostgresPool, _ body: (PostgresConnection) async throws -> V
+    ) async throws -> WriteOutcome<V> {
+        try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
+            if let replay = try await claim(write, actor: actor, on: c) { return .replayed(replay) }
+            let value = try await body(c)
+            if !write.requestID.isEmpty {
+                try await c.query(
+                    "UPDATE \(schema).idempotency_keys SET response = $3 WHERE tenant_id = $1 AND request_id = $2",
+                    [.text(actor.tenantID), .text(write.requestID), .bytes(write.encode(value))])
+            }
+            return .fresh(value)
+        }
+    }
+
+    /// Claims the request id inside the caller's transaction; returns the stored response when it was taken.
+    /// - Throws: ``RequestIDReused`` when the id was used for another method.
+    public func claim<V>(_ write: WriteOptions<V>, actor: Actor, on c: PostgresConnection) async throws -> [UInt8]? {
+        guard !write.requestID.isEmpty else { return nil }
+        let inserted = try await c.query("""
+            INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method) VALUES ($1, $2, $3)
+            ON CONFLICT (tenant_id, request_id) DO NOTHING RETURNING 1 AS claimed
+            """, [.text(actor.tenantID), .text(write.requestID), .text(write.method)])
+        guard inserted.rows.isEmpty else { return nil }
+        let row = try await c.query(
+            "SELECT method, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
+            [.text(actor.tenantID), .text(write.requestID)]).first
+        return try row.map { try stored($0, method: write.method) ?? [] } ?? []
+    }
+
+    /// The claim and the response as one statement, for a write whose result is known before it runs (sent in a
+    /// pipeline with the write; a clash on the key fails the pipeline with SQLSTATE 23505, and the caller then takes
+    /// the step-by-step path through ``transaction(_:actor:pool:_:)``, which replays). Nil without a request id.
+    public func claimStatement<V>(_ write: WriteOptions<V>, value: V, actor: Actor) -> (sql: String, binds: [PostgresValue])? {
+        guard !write.requestID.isEmpty else { return nil }
+        return (sql: "INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method, response) VALUES ($1, $2, $3, $4)",
+                binds: [.text(actor.tenantID), .text(write.requestID), .text(write.method), .bytes(write.encode(value))])
+    }
+
+    private func stored(_ row: PostgresRow, method: String) throws -> [UInt8]? {
+        let first = try row.string("method")
+        guard first == method else { throw RequestIDReused(method: first) }
+        if case .bytes(let b) = row["response"] { return b }
+        return nil
+    }
+
+    /// Deletes keys older than `hours`, across tenants (through the table's `retention_purge` policy).
+    /// - Returns: rows removed.
+    @discardableResult
+    public func purge(olderThan hours: Int, pool: PostgresPool) async throws -> Int {
+        try await pool.transaction(settings: ["app.retention_purge": "on"]) { connection in
+            try await connection.query(
+                "DELETE FROM \(schema).idempotency_keys WHERE created_at < now() - make_interval(hours => $1::int)", [.int(Int64(hours))]
+            ).affectedRows
+        }
+    }
+}

@@ -1,0 +1,4 @@
+import ContactsService
+import SwitchboardServiceKit
+
+await ServiceCommand<ContactsService>.start()

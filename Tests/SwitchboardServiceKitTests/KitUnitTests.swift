@@ -1,0 +1,86 @@
+import Foundation
+import SwitchboardRuntime
+import SwitchboardServiceKit
+import Testing
+
+/// The kit's pure parts: database settings, request ids, page tokens, feed cursors.
+@Suite("Service kit units")
+struct KitUnitTests {
+    @Test("database settings: per-service role in the default URL, ranges checked naming the variable")
+    func databaseSettings() throws {
+        let organization = try DatabaseConfiguration.load(service: .organization, [:])
+        #expect(organization.url.contains("user=organization_service"))
+        #expect(organization.probeTimeout == .seconds(2))
+        #expect(try DatabaseConfiguration.load(service: .contacts, ["SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS": "0.25"]).probeTimeout == .milliseconds(250))
+        for (variable, value) in [
+            ("SWITCHBOARD_DB_POOL_SIZE", "-9223372036854775809"), ("SWITCHBOARD_DB_POOL_SIZE", "0"),
+            ("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", "nan"), ("SWITCHBOARD_CHANGE_RETENTION_DAYS", "99999"),
+        ] {
+            do {
+                _ = try DatabaseConfiguration.load(service: .contacts, [variable: value])
+                Issue.record("\(variable)=\(value) was accepted")
+            } catch let error as ConfigurationError {
+                #expect(error.variable == variable)
+            }
+        }
+    }
+
+    @Test("request ids: at most 128 bytes of printable ASCII, else INVALID_ARGUMENT naming request_id")
+    func requestIDs() throws {
+        func check(_ id: String) -> String? {
+            do {
+                _ = try WriteOptions<Int>(requestID: id, method: "M") { _ in [] }
+                return nil
+            } catch let error as InvalidRequest {
+                #expect(error.violations.first?.field == "request_id")
+                return error.violations.first?.reason
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(check("") == nil)
+        #expect(check(UUID().uuidString) == nil)
+        #expect(check(String(repeating: "a", count: 128)) == nil)
+        #expect(check(String(repeating: "a", count: 129)) == "TOO_LONG")
+        #expect(check("é") == "INVALID_FORMAT")
+        #expect(check("a\u{0}b") == "INVALID_FORMAT")
+    }
+
+    @Test("page tokens round-trip, and anything else is refused naming the field")
+    func pageTokens() throws {
+        let token = PageToken(cursor: ["1733212800000000", "6f1c1c3e-0000-4000-8000-000000000001", String(repeating: "é", count: 300)],
+                              fingerprint: 0xDEAD_BEEF_0123_4567)
+        #expect(PageToken.decode(token.encoded) == token)
+        #expect(!token.encoded.contains("=") && !token.encoded.contains("+") && !token.encoded.contains("/"))
+        #expect(try PageToken.resume("", fingerprint: 1, parts: 2) == nil)
+        #expect(try PageToken.resume(token.encoded, fingerprint: token.fingerprint, parts: 3) == token.cursor)
+        for (text, fingerprint, reason) in [
+            (token.encoded, token.fingerprint &+ 1, "MISMATCH"), ("not a token", token.fingerprint, "INVALID_FORMAT"),
+            (String(repeating: "A", count: 100_000), token.fingerprint, "INVALID_FORMAT"), ("AA", token.fingerprint, "INVALID_FORMAT"),
+        ] {
+            #expect(throws: InvalidRequest([Violation("page.page_token", reason == "MISMATCH"
+                ? "was issued for different filters or order" : "is not a token this service issued", reason: reason)])) {
+                try PageToken.resume(text, fingerprint: fingerprint, parts: 3)
+            }
+        }
+        // A length prefix past the end, an over-long varint and invalid UTF-8 are refused, not trapped on.
+        for bytes: [UInt8] in [[1, 0, 0, 0, 0, 0, 0, 0, 0, 200], [1, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+                               [1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0xC3, 0x28]] {
+            let text = Data(bytes).base64EncodedString().replacingOccurrences(of: "=", with: "")
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            #expect(PageToken.decode(text) == nil)
+        }
+        #expect(PageToken.fingerprint(["ab", "c"]) != PageToken.fingerprint(["a", "bc"]))
+    }
+
+    @Test("feed cursors: text form, order, and refusal of anything else")
+    func feedCursors() {
+        #expect(FeedCursor("") == .start)
+        #expect(FeedCursor("123.45") == FeedCursor(transaction: 123, position: 45))
+        #expect(FeedCursor("123.45")!.description == "123.45")
+        #expect(FeedCursor(transaction: 1, position: 9) < FeedCursor(transaction: 2, position: 1))
+        for bad in ["x", "1.", ".1", "1.2.3", "-1.2", "1.-2", "18446744073709551616.1", String(repeating: "9", count: 100) + ".1"] {
+            #expect(FeedCursor(bad) == nil, "\(bad)")
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import JWTKit
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
@@ -290,6 +291,18 @@ final class ContactsServiceTests {
         #expect(await code { _ = try await reader.create() } == .permissionDenied)
         let manager = try await harness.client(tenant: t, roles: [.manager])
         #expect(try await manager.create().id.isEmpty == false)
+
+        // A service identity (no tenant) may follow the cross-tenant feed and nothing else; a token that mixes the
+        // service role with a tenant or a user's role is not a valid identity.
+        let service = try await harness.client(tenant: "", token: try await ServiceHarness.serviceToken())
+        let denied = await rpcError { _ = try await service.list() }
+        #expect(denied?.code == .permissionDenied, "\(String(describing: denied))")
+        var mixed = SwitchboardClaims.service("analytics", expires: Date().addingTimeInterval(600))
+        mixed.tenantID = t
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: testSecret), digestAlgorithm: .sha256)
+        let mixedClient = try await harness.client(tenant: t, token: try await keys.sign(mixed))
+        #expect(await code { _ = try await mixedClient.list() } == .unauthenticated)
     }
 
     @Test("WatchChanges replays history, then streams live changes in sequence order")

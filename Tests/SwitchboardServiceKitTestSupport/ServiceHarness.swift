@@ -42,12 +42,15 @@ public final class ServiceHarness: Sendable {
     ///   - description: the service.
     ///   - adminConninfo: the administrator's connection string.
     ///   - environment: runtime settings beyond the test defaults (port 0, no admin endpoint, the test secret).
+    ///   - provisionSQL: the provisioning script (psql's `:"DBNAME"` is replaced); nil reads
+    ///     `services/<name>/provision.sql`.
     public static func start(
-        _ description: ServiceDescription, adminConninfo: String = adminConninfo, environment: [String: String] = [:]
+        _ description: ServiceDescription, adminConninfo: String = adminConninfo, environment: [String: String] = [:],
+        provisionSQL: String? = nil
     ) async throws -> ServiceHarness {
         let database = "sb_test_" + UUID().uuidString.prefix(8).lowercased()
-        let provision = try String(
-            contentsOf: repositoryRoot.appendingPathComponent("services/\(description.name)/provision.sql"), encoding: .utf8)
+        let provision = try (provisionSQL ?? String(
+            contentsOf: repositoryRoot.appendingPathComponent("services/\(description.name)/provision.sql"), encoding: .utf8))
             .replacingOccurrences(of: ":\"DBNAME\"", with: database)
         let admin = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: adminConninfo, maxConnections: 1))
         defer { admin.close() }

@@ -21,6 +21,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Grpc_Testing_StreamingInputCallRequest.protoMessageName, { try decodeMessage(Grpc_Testing_StreamingInputCallRequest.self, from: $0) }),
     // Grpc_Testing_TestService.streamingOutputCall, Grpc_Testing_TestService.fullDuplexCall, Grpc_Testing_TestService.halfDuplexCall
     (Grpc_Testing_StreamingOutputCallRequest.protoMessageName, { try decodeMessage(Grpc_Testing_StreamingOutputCallRequest.self, from: $0) }),
+    // Switchboard_Common_V1_ChangeFeedService.watchAllChanges
+    (Switchboard_Common_V1_WatchAllChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchAllChangesRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.watchChanges
     (Switchboard_Common_V1_WatchChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchChangesRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.batchGetContacts

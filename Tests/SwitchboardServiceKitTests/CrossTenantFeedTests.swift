@@ -1,0 +1,195 @@
+import Foundation
+import Logging
+import SwitchboardHTTP2
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+import SwitchboardServiceKitTestSupport
+import Synchronization
+import Testing
+
+/// A service with no RPCs of its own: the kit's tables, feed and cross-tenant feed service only.
+let feedTestService = ServiceDescription(
+    defaults: ServiceDefaults(name: "kitfeed", grpcPort: 0, adminPort: 0), migrations: [], grpcServices: [], requiredRoles: [:],
+    feedBatchBytes: 4096, makeServices: { _ in [] })
+
+/// The provisioning every service's provision.sql does, for a service that has no folder.
+let genericProvision = """
+    DO $$
+    BEGIN
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kitfeed_service') THEN
+            CREATE ROLE kitfeed_service LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+        END IF;
+    END $$;
+    GRANT CREATE, CONNECT ON DATABASE :"DBNAME" TO kitfeed_service;
+    """
+
+/// A one-shot signal between tasks.
+final class Gate: Sendable {
+    private let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+    init() { (stream, continuation) = AsyncStream<Void>.makeStream() }
+    func open() { continuation.yield(); continuation.finish() }
+    func wait() async { for await _ in stream { return } }
+}
+
+@Suite("Cross-tenant change feed and its consumer", .serialized)
+struct CrossTenantFeedTests {
+    static func change(_ id: String, tenant: String = "") -> ChangeRecord {
+        // About 200 bytes each, so the 4 KiB batches hold about 20 changes and the kill falls inside a later batch.
+        ChangeRecord(resourceType: "test.v1.Thing", resourceID: id, kind: .created,
+                     resourceJSON: #"{"id":"\#(id)","pad":"\#(String(repeating: "x", count: 180))"}"#, actorID: "u")
+    }
+
+    @Test("a transaction that commits after a later one is never skipped: the feed waits for it, then delivers both")
+    func outOfOrderCommits() async throws {
+        let harness = try await ServiceHarness.start(feedTestService, provisionSQL: genericProvision)
+        do {
+            let feed = ChangeFeed(schema: "kitfeed")
+            let pool = harness.pool
+            // T1 (tenant A) starts first and so has the older transaction id, and stays open.
+            let recorded = Gate(), release = Gate()
+            let first = Task {
+                try await pool.transaction(settings: ["app.tenant_id": "tenant-a"]) { c in
+                    try await feed.record(Self.change("first"), tenantID: "tenant-a", on: c)
+                    recorded.open()
+                    await release.wait()
+                }
+            }
+            await recorded.wait()
+            // T2 (tenant B) starts later, gets a newer transaction id, and commits first.
+            try await pool.transaction(settings: ["app.tenant_id": "tenant-b"]) { c in
+                try await feed.record(Self.change("second"), tenantID: "tenant-b", on: c)
+            }
+            // A reader now must not pass T2: it would never see T1's change once T1 commits.
+            let early = try await feed.allEvents(after: .start, resourceTypes: [], limit: 100, pool: pool)
+            #expect(early.events.isEmpty, "\(early.events.map(\.resourceId))")
+            #expect(early.cursor == .start)
+            release.open()
+            try await first.value
+            let late = try await feed.allEvents(after: early.cursor, resourceTypes: [], limit: 100, pool: pool)
+            #expect(late.events.map(\.resourceId) == ["first", "second"])
+            #expect(late.events.map(\.tenantId) == ["tenant-a", "tenant-b"])
+            #expect(late.events.last?.cursor == late.cursor.description)
+            #expect(try await feed.allEvents(after: late.cursor, resourceTypes: [], limit: 100, pool: pool).events.isEmpty)
+            // The tenant's own feed is still isolated: tenant A sees only its change.
+            #expect(try await feed.events(tenantID: "tenant-a", after: 0, resourceTypes: [], limit: 10, pool: pool).events.map(\.resourceId) == ["first"])
+
+            // Over gRPC: a service identity follows every tenant; a user's token may not, even an admin's.
+            let client = Switchboard_Common_V1_ChangeFeedService_Client(client: RPCClient(transport: harness.channel))
+            var service = CallOptions(timeout: .seconds(5))
+            service.metadata.addString("Bearer \(try await ServiceHarness.serviceToken())", forKey: "authorization")
+            let ids = try await client.watchAllChanges(Switchboard_Common_V1_WatchAllChangesRequest(), options: service) { batches in
+                var ids: [String] = []
+                for try await batch in batches {
+                    ids += batch.events.map(\.resourceId)
+                    if ids.count >= 2 { break }
+                }
+                return ids
+            }
+            #expect(ids == ["first", "second"])
+            let user = try await harness.options(tenant: "tenant-a", roles: [.admin])
+            do {
+                try await client.watchAllChanges(Switchboard_Common_V1_WatchAllChangesRequest(), options: user) { batches in
+                    for try await _ in batches {}
+                }
+                Issue.record("a user's token followed every tenant's feed")
+            } catch let error as RPCError {
+                #expect(error.code == .permissionDenied)
+            }
+            var bad = Switchboard_Common_V1_WatchAllChangesRequest()
+            bad.afterCursor = "not-a-cursor"
+            do {
+                try await client.watchAllChanges(bad, options: service) { batches in for try await _ in batches {} }
+                Issue.record("a malformed cursor was accepted")
+            } catch let error as RPCError {
+                #expect(error.code == .invalidArgument)
+                #expect(error.fieldViolations.map(\.field) == ["after_cursor"])
+            }
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+
+    @Test("a consumer killed mid-batch and restarted applies every change exactly once, across tenants")
+    func consumerExactlyOnce() async throws {
+        let harness = try await ServiceHarness.start(feedTestService, provisionSQL: genericProvision)
+        do {
+            let feed = ChangeFeed(schema: "kitfeed")
+            let pool = harness.pool
+            // The consumer's own schema, with the kit's tables (feed_cursors) and an effects table without a unique
+            // key, so a change applied twice shows up as a duplicate row.
+            try await KitMigrations.migrate(schema: "kitsink", service: [
+                Migration(version: 1, name: "effects", sql: "CREATE TABLE kitsink.effects (tenant_id text NOT NULL, sequence bigint NOT NULL)"),
+            ], pool: pool)
+            // 240 changes over 3 tenants, in 80 transactions.
+            for i in 0..<80 {
+                let tenant = "tenant-\(i % 3)"
+                try await pool.transaction(settings: ["app.tenant_id": tenant]) { c in
+                    for j in 0..<3 { try await feed.record(Self.change("thing-\(i)-\(j)"), tenantID: tenant, on: c) }
+                }
+            }
+            let token = try await ServiceHarness.serviceToken()
+            let source = FeedConsumer.Source(transport: harness.channel, token: { token })
+            let applied = Atomic<Int>(0)
+            let failOnce = Atomic<Bool>(true)
+            func consumer(killAfter: Int?) -> (FeedConsumer, Task<Void, Never>?) {
+                var made = FeedConsumer(feed: "kitfeed", schema: "kitsink", source: source, pool: pool, logger: Logger(label: "test")) { events, c in
+                    for (i, event) in events.enumerated() {
+                        try await c.query("INSERT INTO kitsink.effects (tenant_id, sequence) VALUES ($1, $2)",
+                                          [.text(event.tenantId), .int(event.sequence)])
+                        let total = applied.add(1, ordering: .relaxed).newValue
+                        if let killAfter, total >= killAfter, i > 0, i < events.count - 1 {
+                            // Killed mid-batch: this transaction never commits.
+                            withUnsafeCurrentTask { $0?.cancel() }
+                            throw CancellationError()
+                        }
+                        if killAfter == nil, i == 1, failOnce.exchange(false, ordering: .relaxed) {
+                            // A failure mid-batch in a live consumer: rolled back, reconnected, redone.
+                            throw RPCError(code: .unavailable, message: "injected")
+                        }
+                    }
+                }
+                made.initialBackoff = .milliseconds(10)
+                return (made, nil)
+            }
+            let (doomed, _) = consumer(killAfter: 40)
+            let killed = Task { await doomed.follow() }
+            _ = await killed.value
+            let cursorAfterKill = try await doomed.storedCursor()
+            // Batches before the kill were committed; the one it interrupted left nothing behind.
+            #expect(!cursorAfterKill.isEmpty)
+            let committed = try await pool.query("SELECT count(*) AS n FROM kitsink.effects").first?.int("n") ?? 0
+            #expect(committed > 0 && committed < applied.load(ordering: .relaxed), "\(committed) effects stored by the killed consumer")
+            let (survivor, _) = consumer(killAfter: nil)
+            let running = Task { await survivor.follow() }
+            var count = 0
+            for _ in 0..<200 {
+                count = Int(try await pool.query("SELECT count(*) AS n FROM kitsink.effects").first?.int("n") ?? 0)
+                if count >= 240 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            running.cancel()
+            _ = await running.value
+            let rows = try await pool.query("""
+                SELECT count(*) AS n, count(DISTINCT (tenant_id, sequence)) AS distinct_n FROM kitsink.effects
+                """).first
+            #expect(try rows?.int("n") == 240, "applied \(count), cursor after the kill \(cursorAfterKill)")
+            #expect(try rows?.int("distinct_n") == 240)
+            let truth = try await pool.transaction(settings: ["app.feed_reader": "on"]) { c in
+                try await c.query("SELECT count(*) AS n FROM kitfeed.changes").first?.int("n")
+            }
+            #expect(truth == 240)
+            #expect(try await survivor.storedCursor() != cursorAfterKill)
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+}

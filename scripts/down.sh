@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Stops what scripts/up.sh started: the services, then the local PostgreSQL cluster (data is kept).
+# Stops what scripts/up.sh started: every service in services/index and the interop server (SIGTERM: each drains
+# its calls), then the local PostgreSQL cluster (data is kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for pidfile in .data/run/*.pid; do
+source scripts/services.sh
+for name in "${SERVICE_NAMES[@]}" interop-server; do
+    pidfile=".data/run/$name.pid"
     [ -f "$pidfile" ] || continue
     pid="$(cat "$pidfile")"
     if kill -0 "$pid" 2>/dev/null; then

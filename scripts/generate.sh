@@ -60,3 +60,6 @@ for dir in services/*/migrations; do
         echo "}"
     } > "$out"
 done
+
+# The compose file, one container per service in services/index.
+scripts/compose.sh

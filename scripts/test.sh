@@ -3,10 +3,12 @@
 # (grpcio) tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/services.sh
 scripts/bootstrap.sh
 
 # Generated code must be exactly what `make generate` produces from Protos/.
-GENERATED=(Sources/CSwitchboardProtos Sources/CProtocPlugin Sources/SwitchboardProtos/Generated Sources/*Service/Generated)
+GENERATED=(Sources/CSwitchboardProtos Sources/CProtocPlugin Sources/SwitchboardProtos/Generated Sources/*Service/Generated
+    compose/docker-compose.yml)
 scripts/generate.sh
 if [ -n "$(git status --porcelain -- "${GENERATED[@]}")" ]; then
     echo "generated code is stale: run 'make generate' and commit the result" >&2
@@ -20,9 +22,12 @@ export SWITCHBOARD_PG_URL="$(scripts/postgres.sh start)"
 export SWITCHBOARD_PYTHON="$PWD/.venv/bin/python"
 export SWITCHBOARD_INTEROP_STUBS="$(Tests/Interop/gen_stubs.sh "$PWD/.build/interop-stubs")"
 swift build --product interop-server
-swift build --product contacts
 export SWITCHBOARD_INTEROP_SERVER="$(swift build --show-bin-path)/interop-server"
-export SWITCHBOARD_CONTACTS_BIN="$(swift build --show-bin-path)/contacts"
+# Each service's executable, for the tests that run it as a process: SWITCHBOARD_<NAME>_BIN.
+for name in "${SERVICE_NAMES[@]}"; do
+    swift build --product "$name"
+    export "$(service_var "$name")_BIN=$(swift build --show-bin-path)/$name"
+done
 # A short run of every fuzzer (Fuzz/; 20 s each) over the committed corpora.
 scripts/fuzz.sh --seconds 20
 # Databases left by an earlier, interrupted run.

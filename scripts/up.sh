@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Starts the Switchboard platform locally: a PostgreSQL cluster the project runs itself (scripts/postgres.sh), the
-# contacts service on its own role and schema, and the RPC platform's interop server. Stop with scripts/down.sh.
+# Starts the Switchboard platform locally: a PostgreSQL cluster the project runs itself (scripts/postgres.sh), every
+# service in services/index on its own role and schema, and the RPC platform's interop server. Stop with
+# scripts/down.sh. Ports: each service's defaults, or SWITCHBOARD_<NAME>_PORT / SWITCHBOARD_<NAME>_ADMIN_PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/services.sh
 scripts/bootstrap.sh
-for product in contacts crmctl interop-server; do swift build -c release --product "$product" >&2; done
+for product in "${SERVICE_NAMES[@]}" crmctl interop-server; do swift build -c release --product "$product" >&2; done
 BIN="$(swift build -c release --show-bin-path)"
 mkdir -p .data/run
 
@@ -13,7 +15,9 @@ ADMIN_URL="$(scripts/postgres.sh start)"
 psql "$ADMIN_URL" -qtAc "SELECT 1 FROM pg_database WHERE datname = 'switchboard'" | grep -q 1 \
     || psql "$ADMIN_URL" -qc "CREATE DATABASE switchboard"
 DB_ADMIN_URL="${ADMIN_URL/dbname=postgres/dbname=switchboard}"
-psql "$DB_ADMIN_URL" -q -v DBNAME=switchboard -f services/contacts/provision.sql >/dev/null
+for name in "${SERVICE_NAMES[@]}"; do
+    psql "$DB_ADMIN_URL" -q -v DBNAME=switchboard -f "services/$name/provision.sql" >/dev/null
+done
 
 # A development signing secret, made once and kept in .data/ (never committed).
 [ -s .data/dev-jwt-secret ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > .data/dev-jwt-secret
@@ -29,23 +33,31 @@ start() { # start <name> <command...>
     echo $! > ".data/run/$name.pid"
 }
 
-SWITCHBOARD_GRPC_PORT="${SWITCHBOARD_CONTACTS_PORT:-50061}" SWITCHBOARD_ADMIN_PORT="${SWITCHBOARD_CONTACTS_ADMIN_PORT:-9461}" \
-    SWITCHBOARD_DATABASE_URL="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=switchboard user=contacts_service" \
-    start contacts "$BIN/contacts"
+grpc_port() { local v; v="$(service_var "$1")_PORT"; echo "${!v:-${SERVICE_GRPC_PORT[$1]}}"; }
+admin_port() { local v; v="$(service_var "$1")_ADMIN_PORT"; echo "${!v:-${SERVICE_ADMIN_PORT[$1]}}"; }
+for name in "${SERVICE_NAMES[@]}"; do
+    SWITCHBOARD_GRPC_PORT="$(grpc_port "$name")" SWITCHBOARD_ADMIN_PORT="$(admin_port "$name")" \
+        SWITCHBOARD_DATABASE_URL="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=switchboard user=${name}_service" \
+        start "$name" "$BIN/$name"
+done
 start interop-server "$BIN/interop-server" --port "${SWITCHBOARD_INTEROP_PORT:-50051}"
 
-for _ in $(seq 1 60); do
-    curl -sf "http://127.0.0.1:${SWITCHBOARD_CONTACTS_ADMIN_PORT:-9461}/readyz" >/dev/null 2>&1 && break
-    kill -0 "$(cat .data/run/contacts.pid)" 2>/dev/null || { tail -20 .data/run/contacts.log; exit 1; }
-    sleep 0.5
+for name in "${SERVICE_NAMES[@]}"; do
+    ready=0
+    for _ in $(seq 1 60); do
+        if curl -sf "http://127.0.0.1:$(admin_port "$name")/readyz" >/dev/null 2>&1; then ready=1; break; fi
+        kill -0 "$(cat ".data/run/$name.pid")" 2>/dev/null || break
+        sleep 0.5
+    done
+    [ "$ready" = 1 ] || { echo "$name did not become ready:" >&2; tail -20 ".data/run/$name.log" >&2; exit 1; }
 done
-curl -sf "http://127.0.0.1:${SWITCHBOARD_CONTACTS_ADMIN_PORT:-9461}/readyz" >/dev/null || { tail -20 .data/run/contacts.log; exit 1; }
 
 cat <<MSG
 Switchboard is up.
-  contacts        switchboard.contacts.v1.ContactsService  127.0.0.1:${SWITCHBOARD_CONTACTS_PORT:-50061}
-                  admin: http://127.0.0.1:${SWITCHBOARD_CONTACTS_ADMIN_PORT:-9461}/metrics  /livez  /readyz
-  interop-server  grpc.testing.TestService                 127.0.0.1:${SWITCHBOARD_INTEROP_PORT:-50051}
+$(for name in "${SERVICE_NAMES[@]}"; do
+    printf '  %-15s gRPC 127.0.0.1:%s   admin http://127.0.0.1:%s/metrics /livez /readyz\n' "$name" "$(grpc_port "$name")" "$(admin_port "$name")"
+done)
+  interop-server  gRPC 127.0.0.1:${SWITCHBOARD_INTEROP_PORT:-50051} (grpc.testing.TestService)
   PostgreSQL      $DB_ADMIN_URL
   logs            .data/run/*.log        stop: scripts/down.sh
 

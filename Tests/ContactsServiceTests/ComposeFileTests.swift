@@ -13,7 +13,7 @@ struct ComposeFileTests {
 
     @Test("every secret in the compose files is required (${VAR:?…}), never defaulted to a published value")
     func secretsHaveNoDefaults() throws {
-        for file in ["compose/docker-compose.yml", "compose/provision-contacts.sh"] {
+        for file in ["compose/docker-compose.yml"] {
             let text = try read(file)
             // Every `${NAME…}` reference whose name says it is a secret.
             let references = text.components(separatedBy: "${").dropFirst().compactMap { rest -> (String, String)? in
@@ -26,6 +26,25 @@ struct ComposeFileTests {
                 #expect(operation == ":?", "\(file): ${\(name)\(operation)…} must be ${\(name):?message}")
             }
         }
+    }
+
+    @Test("every service in services/index has a container, a role password and a provisioning file; the image checks health itself")
+    func everyServiceDeployed() throws {
+        let compose = try read("compose/docker-compose.yml")
+        let names = try read("services/index").split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.isEmpty }
+            .map { String($0.split(separator: " ")[0]) }
+        #expect(!names.isEmpty)
+        for name in names {
+            #expect(compose.contains("\n  \(name):\n"), "no container for \(name)")
+            #expect(compose.contains("SERVICE: \(name)\n"))
+            #expect(compose.contains("\(name.uppercased())_DB_PASSWORD: ${\(name.uppercased())_DB_PASSWORD:?"))
+            #expect(FileManager.default.fileExists(atPath: repositoryRoot.appendingPathComponent("services/\(name)/provision.sql").path))
+        }
+        let provision = try read("compose/provision.sh")
+        #expect(provision.contains("exit 1"), "a missing role password stops provisioning")
+        let image = try read("services/Containerfile")
+        #expect(image.contains(#"HEALTHCHECK --interval=10s --timeout=3s CMD ["/usr/local/bin/service", "healthcheck"]"#))
+        #expect(!image.contains("/dev/tcp"))
     }
 
     @Test("the admin endpoint is reachable through its published port (it binds all addresses in the container)")

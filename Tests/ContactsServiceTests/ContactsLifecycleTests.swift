@@ -42,6 +42,9 @@ struct ContactsLifecycleTests {
         }
         #expect(serving, "the service never reported SERVING")
         await channel.close()
+        // The container health check: the executable asks its own health endpoint (0 serving, 1 otherwise).
+        #expect(spawnAndWait([binary, "healthcheck"], environment: ["SWITCHBOARD_GRPC_PORT": String(port)]) == 0)
+        #expect(spawnAndWait([binary, "healthcheck", "--timeout", "1"], environment: ["SWITCHBOARD_GRPC_PORT": String(port + 1)]) == 1)
         process.terminate()  // SIGTERM
         let deadline = Date().addingTimeInterval(15)
         while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Writes compose/docker-compose.yml from services/index: PostgreSQL plus one container per service, each built from
+# services/Containerfile with its SERVICE argument. Run by scripts/generate.sh (so the test command notices a stale
+# file); never edit the output by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+upper() { echo "$1" | tr 'a-z-' 'A-Z_'; }
+{
+cat <<'HEAD'
+# DO NOT EDIT: written by scripts/compose.sh from services/index (`make generate`).
+# The Switchboard platform on a machine with a Docker engine: PostgreSQL and every service.
+# Every secret must be supplied (exported, or in compose/.env); there are no defaults, so a published one can never
+# be in use, and compose refuses to start while one is missing. For example:
+#   export POSTGRES_PASSWORD="$(openssl rand -hex 24)" SWITCHBOARD_JWT_HS256_SECRET="$(openssl rand -hex 32)"
+#   export CONTACTS_DB_PASSWORD="$(openssl rand -hex 24)"   # and one <SERVICE>_DB_PASSWORD per service below
+#   docker compose -f compose/docker-compose.yml up --build
+# Then: crmctl token --secret "$SWITCHBOARD_JWT_HS256_SECRET" ... and call a service on its published port.
+version: "3.8"
+
+services:
+  postgres:
+    image: postgres:15-bookworm
+    environment:
+      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD (the database superuser password)}
+      POSTGRES_DB: switchboard
+HEAD
+printf '      SWITCHBOARD_SERVICES: "%s"\n' "${SERVICE_NAMES[*]}"
+for name in "${SERVICE_NAMES[@]}"; do
+    printf '      %s_DB_PASSWORD: ${%s_DB_PASSWORD:?set %s_DB_PASSWORD (the %s_service role password)}\n' \
+        "$(upper "$name")" "$(upper "$name")" "$(upper "$name")" "$name"
+done
+cat <<'MID'
+    volumes:
+      - pgdata:/var/lib/postgresql/data
+      # Creates each service's role (no superuser, no BYPASSRLS) on first start.
+      - ./provision.sh:/docker-entrypoint-initdb.d/10-services.sh:ro
+MID
+for name in "${SERVICE_NAMES[@]}"; do
+    printf '      - ../services/%s/provision.sql:/provision/%s.sql:ro\n' "$name" "$name"
+done
+cat <<'PG'
+    healthcheck:
+      test: ["CMD", "pg_isready", "-U", "postgres", "-d", "switchboard"]
+      interval: 2s
+      retries: 30
+PG
+for name in "${SERVICE_NAMES[@]}"; do
+    grpc=${SERVICE_GRPC_PORT[$name]} admin=${SERVICE_ADMIN_PORT[$name]} up=$(upper "$name")
+    cat <<SERVICE
+
+  $name:
+    build:
+      context: ..
+      dockerfile: services/Containerfile
+      args:
+        SERVICE: $name
+        GRPC_PORT: "$grpc"
+        ADMIN_PORT: "$admin"
+    depends_on:
+      postgres:
+        condition: service_healthy
+    environment:
+      SWITCHBOARD_GRPC_HOST: 0.0.0.0
+      SWITCHBOARD_GRPC_PORT: "$grpc"
+      # Inside the container, so the published port below reaches it; published on the host's loopback only.
+      SWITCHBOARD_ADMIN_HOST: 0.0.0.0
+      SWITCHBOARD_ADMIN_PORT: "$admin"
+      SWITCHBOARD_DATABASE_URL: host=postgres port=5432 dbname=switchboard user=${name}_service password=\${${up}_DB_PASSWORD:?set ${up}_DB_PASSWORD (the ${name}_service role password)}
+      # Development signing secret (32 bytes or more); in production set a public key or JWKS file instead (the
+      # service refuses to start with both).
+      SWITCHBOARD_JWT_HS256_SECRET: \${SWITCHBOARD_JWT_HS256_SECRET:?set SWITCHBOARD_JWT_HS256_SECRET (32 or more random bytes, e.g. openssl rand -hex 32)}
+    ports:
+      - "127.0.0.1:$grpc:$grpc"
+      - "127.0.0.1:$admin:$admin"
+    stop_grace_period: 30s
+SERVICE
+done
+cat <<'TAIL'
+
+volumes:
+  pgdata:
+TAIL
+} > compose/docker-compose.yml

@@ -23,6 +23,12 @@ export SWITCHBOARD_PYTHON="$PWD/.venv/bin/python"
 export SWITCHBOARD_INTEROP_STUBS="$(Tests/Interop/gen_stubs.sh "$PWD/.build/interop-stubs")"
 swift build --product interop-server
 export SWITCHBOARD_INTEROP_SERVER="$(swift build --show-bin-path)/interop-server"
+# The runtime has no database: crmctl (and later the gateway) must not link libpq.
+swift build --product crmctl
+if ldd "$(swift build --show-bin-path)/crmctl" | grep -q libpq; then
+    echo "crmctl links libpq: something in SwitchboardRuntime depends on the database layer" >&2
+    exit 1
+fi
 # Each service's executable, for the tests that run it as a process: SWITCHBOARD_<NAME>_BIN.
 for name in "${SERVICE_NAMES[@]}"; do
     swift build --product "$name"

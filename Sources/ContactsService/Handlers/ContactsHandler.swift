@@ -26,12 +26,6 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         self.changes = changes
     }
 
-    /// Runs a handler body; domain errors become statuses through ``ContactsError``'s `RPCErrorConvertible`
-    /// conformance, database errors through the kit's interceptor.
-    private func run<T>(_ body: () async throws -> T) async throws -> T {
-        try await body()
-    }
-
     private static func uuid(_ text: String, field: String) throws -> UUID {
         guard let id = UUID(text: text) else {
             throw ContactsError.invalid([Violation(field, text.isEmpty ? "is required" : "\(ContactRules.excerpt(text)) is not a contact id (UUID)",
@@ -77,172 +71,152 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     typealias Methods = Switchboard_Contacts_V1_ContactsService.Method
 
     public func createContact(request: Switchboard_Contacts_V1_CreateContactRequest, context: ServerContext) async throws -> Proto {
-        try await run {
-            guard let contact = request.contact else {
-                throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])
-            }
-            let data = try ContactsMapping.data(contact, prefix: "contact")
-            let write = try Self.write(request.requestId, Methods.createContact)
-            return try write.response(try await domain.create(data, actor: try context.actor(), write: write.options))
+        guard let contact = request.contact else {
+            throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])
         }
+        let data = try ContactsMapping.data(contact, prefix: "contact")
+        let write = try Self.write(request.requestId, Methods.createContact)
+        return try write.response(try await domain.create(data, actor: try context.actor(), write: write.options))
     }
 
     public func getContact(request: Switchboard_Contacts_V1_GetContactRequest, context: ServerContext) async throws -> Proto {
-        try await run {
-            ContactsMapping.proto(try await domain.get(
-                id: try Self.uuid(request.id, field: "id"), includeDeleted: request.includeDeleted, actor: try context.actor()))
-        }
+        ContactsMapping.proto(try await domain.get(
+            id: try Self.uuid(request.id, field: "id"), includeDeleted: request.includeDeleted, actor: try context.actor()))
     }
 
     public func batchGetContacts(
         request: Switchboard_Contacts_V1_BatchGetContactsRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_BatchGetContactsResponse {
-        try await run {
-            guard request.ids.count <= 100 else { throw ContactsError.invalid([Violation("ids", "at most 100 ids", reason: "TOO_MANY")]) }
-            let ids = try request.ids.enumerated().map { try Self.uuid($1, field: "ids[\($0)]") }
-            let found = Dictionary(uniqueKeysWithValues: try await domain.store.fetch(ids: ids, actor: try context.actor()).map { ($0.id, $0) })
-            var response = Switchboard_Contacts_V1_BatchGetContactsResponse()
-            for (text, id) in zip(request.ids, ids) {
-                if let record = found[id] { response.contacts.append(ContactsMapping.proto(record)) } else { response.missingIds.append(text) }
-            }
-            return response
+        guard request.ids.count <= 100 else { throw ContactsError.invalid([Violation("ids", "at most 100 ids", reason: "TOO_MANY")]) }
+        let ids = try request.ids.enumerated().map { try Self.uuid($1, field: "ids[\($0)]") }
+        let found = Dictionary(uniqueKeysWithValues: try await domain.store.fetch(ids: ids, actor: try context.actor()).map { ($0.id, $0) })
+        var response = Switchboard_Contacts_V1_BatchGetContactsResponse()
+        for (text, id) in zip(request.ids, ids) {
+            if let record = found[id] { response.contacts.append(ContactsMapping.proto(record)) } else { response.missingIds.append(text) }
         }
+        return response
     }
 
     public func updateContact(request: Switchboard_Contacts_V1_UpdateContactRequest, context: ServerContext) async throws -> Proto {
-        try await run {
-            guard let contact = request.contact else {
-                throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])
-            }
-            let id = try Self.uuid(contact.id, field: "contact.id")
-            let source = try ContactsMapping.data(contact, prefix: "contact")
-            let paths = request.updateMask?.paths ?? []
-            try Self.checkETag(request.etag)
-            if paths.contains("type"), contact.type == .unspecified {
-                throw ContactsError.invalid([Violation("contact.type", "must be PERSON or COMPANY", reason: "REQUIRED")])
-            }
-            if paths.contains("status"), contact.status == .unspecified {
-                throw ContactsError.invalid([Violation("contact.status", "must be set", reason: "REQUIRED")])
-            }
-            let write = try Self.write(request.requestId, Methods.updateContact)
-            return try write.response(try await domain.update(
-                id: id, from: source, paths: paths, etag: request.etag, actor: try context.actor(), write: write.options))
+        guard let contact = request.contact else {
+            throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])
         }
+        let id = try Self.uuid(contact.id, field: "contact.id")
+        let source = try ContactsMapping.data(contact, prefix: "contact")
+        let paths = request.updateMask?.paths ?? []
+        try Self.checkETag(request.etag)
+        if paths.contains("type"), contact.type == .unspecified {
+            throw ContactsError.invalid([Violation("contact.type", "must be PERSON or COMPANY", reason: "REQUIRED")])
+        }
+        if paths.contains("status"), contact.status == .unspecified {
+            throw ContactsError.invalid([Violation("contact.status", "must be set", reason: "REQUIRED")])
+        }
+        let write = try Self.write(request.requestId, Methods.updateContact)
+        return try write.response(try await domain.update(
+            id: id, from: source, paths: paths, etag: request.etag, actor: try context.actor(), write: write.options))
     }
 
     public func deleteContact(request: Switchboard_Contacts_V1_DeleteContactRequest, context: ServerContext) async throws -> Proto {
-        try await run {
-            try Self.checkETag(request.etag)
-            let write = try Self.write(request.requestId, Methods.deleteContact)
-            return try write.response(try await domain.setDeleted(
-                id: try Self.uuid(request.id, field: "id"), deleted: true, etag: request.etag, actor: try context.actor(),
-                write: write.options))
-        }
+        try Self.checkETag(request.etag)
+        let write = try Self.write(request.requestId, Methods.deleteContact)
+        return try write.response(try await domain.setDeleted(
+            id: try Self.uuid(request.id, field: "id"), deleted: true, etag: request.etag, actor: try context.actor(),
+            write: write.options))
     }
 
     public func undeleteContact(request: Switchboard_Contacts_V1_UndeleteContactRequest, context: ServerContext) async throws -> Proto {
-        try await run {
-            let write = try Self.write(request.requestId, Methods.undeleteContact)
-            return try write.response(try await domain.setDeleted(
-                id: try Self.uuid(request.id, field: "id"), deleted: false, etag: "", actor: try context.actor(), write: write.options))
-        }
+        let write = try Self.write(request.requestId, Methods.undeleteContact)
+        return try write.response(try await domain.setDeleted(
+            id: try Self.uuid(request.id, field: "id"), deleted: false, etag: "", actor: try context.actor(), write: write.options))
     }
 
     public func listContacts(
         request: Switchboard_Contacts_V1_ListContactsRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_ListContactsResponse {
-        try await run {
-            var query = ContactQuery()
-            var violations: [Violation] = []
-            let statuses = Self.filter(request.statuses, field: "statuses", what: "a status", map: ContactsMapping.status)
-            let kinds = Self.filter(request.types, field: "types", what: "a contact type", map: ContactsMapping.kind)
-            query.statuses = statuses.values
-            query.kinds = kinds.values
-            violations += statuses.violations + kinds.violations
-            if !ContactRules.tagLimit.allows(request.tag) {
-                violations.append(Violation("tag", ContactRules.tagLimit.description, reason: "TOO_LONG"))
-            }
-            if !ContactRules.ownerIDLimit.allows(request.ownerId) {
-                violations.append(Violation("owner_id", ContactRules.ownerIDLimit.description, reason: "TOO_LONG"))
-            }
-            // Before any conversion of these dates (to SQL text, to a page token's fingerprint).
-            for (date, field) in [(request.createdAfter, "created_after"), (request.createdBefore, "created_before"),
-                                  (request.updatedAfter, "updated_after"), (request.updatedBefore, "updated_before")] {
-                if let violation = ContactRules.timestampViolation(date, field: field) { violations.append(violation) }
-            }
-            if !violations.isEmpty { throw ContactsError.invalid(violations) }
-            query.tag = request.tag.isEmpty ? nil : request.tag
-            query.ownerID = request.ownerId.isEmpty ? nil : request.ownerId
-            query.createdAfter = request.createdAfter
-            query.createdBefore = request.createdBefore
-            query.updatedAfter = request.updatedAfter
-            query.updatedBefore = request.updatedBefore
-            switch request.orderBy {
-            case .unspecified, .createTime: query.order = .createTime
-            case .updateTime: query.order = .updateTime
-            case .familyName: query.order = .familyName
-            case .unrecognized: throw ContactsError.invalid([Violation("order_by", "is not a known order")])
-            }
-            query.descending = request.descending
-            query.includeDeleted = request.includeDeleted
-            var contacts: [Proto] = []
-            let (page, next) = try await domain.list(
-                query, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor()
-            ) { record in
-                // Each contact is encoded once: the size decides whether it joins the page, and it is kept if so.
-                let proto = ContactsMapping.proto(record)
-                contacts.append(proto)
-                // The field's tag and length prefix.
-                return proto.serializedBytes().count + 6
-            }
-            var response = Switchboard_Contacts_V1_ListContactsResponse()
-            response.contacts = Array(contacts.prefix(page.count))
-            var pageResponse = Switchboard_Common_V1_PageResponse()
-            pageResponse.nextPageToken = next
-            response.page = pageResponse
-            return response
+        var query = ContactQuery()
+        var violations: [Violation] = []
+        let statuses = Self.filter(request.statuses, field: "statuses", what: "a status", map: ContactsMapping.status)
+        let kinds = Self.filter(request.types, field: "types", what: "a contact type", map: ContactsMapping.kind)
+        query.statuses = statuses.values
+        query.kinds = kinds.values
+        violations += statuses.violations + kinds.violations
+        if !ContactRules.tagLimit.allows(request.tag) {
+            violations.append(Violation("tag", ContactRules.tagLimit.description, reason: "TOO_LONG"))
         }
+        if !ContactRules.ownerIDLimit.allows(request.ownerId) {
+            violations.append(Violation("owner_id", ContactRules.ownerIDLimit.description, reason: "TOO_LONG"))
+        }
+        // Before any conversion of these dates (to SQL text, to a page token's fingerprint).
+        for (date, field) in [(request.createdAfter, "created_after"), (request.createdBefore, "created_before"),
+                              (request.updatedAfter, "updated_after"), (request.updatedBefore, "updated_before")] {
+            if let violation = ContactRules.timestampViolation(date, field: field) { violations.append(violation) }
+        }
+        if !violations.isEmpty { throw ContactsError.invalid(violations) }
+        query.tag = request.tag.isEmpty ? nil : request.tag
+        query.ownerID = request.ownerId.isEmpty ? nil : request.ownerId
+        query.createdAfter = request.createdAfter
+        query.createdBefore = request.createdBefore
+        query.updatedAfter = request.updatedAfter
+        query.updatedBefore = request.updatedBefore
+        switch request.orderBy {
+        case .unspecified, .createTime: query.order = .createTime
+        case .updateTime: query.order = .updateTime
+        case .familyName: query.order = .familyName
+        case .unrecognized: throw ContactsError.invalid([Violation("order_by", "is not a known order")])
+        }
+        query.descending = request.descending
+        query.includeDeleted = request.includeDeleted
+        var contacts: [Proto] = []
+        let (page, next) = try await domain.list(
+            query, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor()
+        ) { record in
+            // Each contact is encoded once: the size decides whether it joins the page, and it is kept if so.
+            let proto = ContactsMapping.proto(record)
+            contacts.append(proto)
+            // The field's tag and length prefix.
+            return proto.serializedBytes().count + 6
+        }
+        var response = Switchboard_Contacts_V1_ListContactsResponse()
+        response.contacts = Array(contacts.prefix(page.count))
+        var pageResponse = Switchboard_Common_V1_PageResponse()
+        pageResponse.nextPageToken = next
+        response.page = pageResponse
+        return response
     }
 
     public func defineField(
         request: Switchboard_Contacts_V1_DefineFieldRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_FieldDefinition {
-        try await run {
-            guard let proto = request.definition else {
-                throw ContactsError.invalid([Violation("definition", "is required", reason: "REQUIRED")])
-            }
-            guard let type = ContactsMapping.fieldType(proto.type) else {
-                throw ContactsError.invalid([Violation("definition.type", "must be STRING, NUMBER, BOOL, DATE or ENUM", reason: "REQUIRED")])
-            }
-            let definition = FieldDefinition(
-                key: proto.key, displayName: proto.displayName, type: type, allowedValues: proto.allowedValues, required: proto.required)
-            let write = try IdempotentWrite(requestID: request.requestId, method: Methods.defineField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
-            return try write.response(try await domain.define(definition, actor: try context.actor(), write: write.options))
+        guard let proto = request.definition else {
+            throw ContactsError.invalid([Violation("definition", "is required", reason: "REQUIRED")])
         }
+        guard let type = ContactsMapping.fieldType(proto.type) else {
+            throw ContactsError.invalid([Violation("definition.type", "must be STRING, NUMBER, BOOL, DATE or ENUM", reason: "REQUIRED")])
+        }
+        let definition = FieldDefinition(
+            key: proto.key, displayName: proto.displayName, type: type, allowedValues: proto.allowedValues, required: proto.required)
+        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.defineField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
+        return try write.response(try await domain.define(definition, actor: try context.actor(), write: write.options))
     }
 
     public func listFieldDefinitions(
         request: Switchboard_Contacts_V1_ListFieldDefinitionsRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_ListFieldDefinitionsResponse {
-        try await run {
-            var response = Switchboard_Contacts_V1_ListFieldDefinitionsResponse()
-            response.definitions = try await domain.store.fieldDefinitions(actor: try context.actor(), includeRetired: request.includeRetired)
-                .map(ContactsMapping.proto)
-            return response
-        }
+        var response = Switchboard_Contacts_V1_ListFieldDefinitionsResponse()
+        response.definitions = try await domain.store.fieldDefinitions(actor: try context.actor(), includeRetired: request.includeRetired)
+            .map(ContactsMapping.proto)
+        return response
     }
 
     public func retireField(
         request: Switchboard_Contacts_V1_RetireFieldRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_FieldDefinition {
-        try await run {
-            guard !request.key.isEmpty else { throw ContactsError.invalid([Violation("key", "is required", reason: "REQUIRED")]) }
-            guard request.key.utf8.count <= Self.maxKeyBytes else {
-                throw ContactsError.invalid([Violation("key", "must be at most \(Self.maxKeyBytes) bytes", reason: "TOO_LONG")])
-            }
-            let write = try IdempotentWrite(requestID: request.requestId, method: Methods.retireField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
-            return try write.response(try await domain.retire(key: request.key, actor: try context.actor(), write: write.options))
+        guard !request.key.isEmpty else { throw ContactsError.invalid([Violation("key", "is required", reason: "REQUIRED")]) }
+        guard request.key.utf8.count <= Self.maxKeyBytes else {
+            throw ContactsError.invalid([Violation("key", "must be at most \(Self.maxKeyBytes) bytes", reason: "TOO_LONG")])
         }
+        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.retireField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
+        return try write.response(try await domain.retire(key: request.key, actor: try context.actor(), write: write.options))
     }
 
     public func watchChanges(

@@ -26,15 +26,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private final class Stream {
         let id: Int32
-        // Request headers, parsed as nghttp2 delivers them.
-        var isPost = false
-        var path = ""
-        var isGRPCContentType = false
-        var timeout: String?
-        var encoding: String?
-        var acceptEncoding: String?
-        var metadata = Metadata()
-        var metadataError: RPCError?
+        /// Request headers, parsed as nghttp2 delivers them.
+        var fields = RequestHeaderFields()
         /// The routed call, once the request head was accepted.
         var call: ServerCall?
         var machine = ServerStreamStateMachine()
@@ -394,40 +387,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func session(_ session: NGHTTP2Session, header name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, on streamID: Int32) {
         guard let stream = streams[streamID], stream.machine.isReceivingHeaders else { return }
-        // Compare bytes first: most requests carry headers we never need as Strings (user-agent, te, ...).
-        if name.first == UInt8(ascii: ":") {
-            if name.elementsEqual(GRPCHeaderName.method.utf8) {
-                stream.isPost = value.elementsEqual(GRPCHeaderValue.post.utf8)
-            } else if name.elementsEqual(GRPCHeaderName.path.utf8) {
-                stream.path = String(decoding: value, as: UTF8.self)
-            }
-            return
-        }
-        if name.elementsEqual(GRPCHeaderName.contentType.utf8) {
-            stream.isGRPCContentType = Self.isGRPCContentType(value)
-            return
-        }
-        if name.elementsEqual(GRPCHeaderName.te.utf8) || name.elementsEqual(GRPCHeaderName.userAgent.utf8) { return }
-        let nameString = String(decoding: name, as: UTF8.self)
-        switch nameString {
-        case GRPCHeaderName.timeout: stream.timeout = String(decoding: value, as: UTF8.self)
-        case GRPCHeaderName.encoding: stream.encoding = String(decoding: value, as: UTF8.self)
-        case GRPCHeaderName.acceptEncoding: stream.acceptEncoding = String(decoding: value, as: UTF8.self)
-        default:
-            guard !Metadata.isReserved(nameString), stream.metadataError == nil else { return }
-            do {
-                try stream.metadata.addWire(String(decoding: value, as: UTF8.self), forKey: nameString)
-            } catch {
-                stream.metadataError = RPCError.from(error)
-            }
-        }
-    }
-
-    /// `application/grpc`, optionally followed by `+format` or `;parameters`.
-    private static func isGRPCContentType(_ value: UnsafeRawBufferPointer) -> Bool {
-        let prefix = GRPCHeaderValue.contentType.utf8
-        guard value.count >= prefix.count, value.prefix(prefix.count).elementsEqual(prefix) else { return false }
-        return value.count == prefix.count || value[prefix.count] == UInt8(ascii: "+") || value[prefix.count] == UInt8(ascii: ";")
+        stream.fields.add(name: name, value: value)
     }
 
     func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool) {
@@ -443,31 +403,28 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Settles the transport's part of a request head (HTTP method, content type, shutdown, compression), then
     /// hands the rest to the RPC core to route; the call starts at once unless it takes a single request message.
     private func startCall(_ stream: Stream) {
-        if let error = stream.metadataError {
+        switch stream.fields.refusal() {
+        case .rpc(let error)?:
             respondTrailersOnly(stream, error)
             return
-        }
-        guard stream.isPost else {
-            respondHTTP(stream, status: 405)
+        case .http(let status)?:
+            respondHTTP(stream, status: status)
             return
-        }
-        guard stream.isGRPCContentType else {
-            respondHTTP(stream, status: 415)
-            return
+        case nil:
+            break
         }
         if shuttingDown {
             respondTrailersOnly(stream, RPCError(code: .unavailable, message: "the server is shutting down"))
             return
         }
-        let timeout = stream.timeout.flatMap(GRPCTimeout.parse)
         let call: ServerCall
-        switch runner.makeCall(for: ServerRequestHead(path: stream.path, metadata: stream.metadata, timeout: timeout, peer: peer)) {
+        switch runner.makeCall(for: stream.fields.head(peer: peer)) {
         case .success(let routed): call = routed
         case .failure(let error):
             respondTrailersOnly(stream, error)
             return
         }
-        if let encoding = stream.encoding, encoding != "identity" {
+        if let encoding = stream.fields.encoding, encoding != MessageEncoding.identity.rawValue {
             guard let supported = MessageEncoding(rawValue: encoding) else {
                 var error = RPCError(code: .unimplemented, message: "unsupported grpc-encoding \(encoding)")
                 error.metadata.addString(MessageEncoding.acceptHeader, forKey: GRPCHeaderName.acceptEncoding)
@@ -476,7 +433,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             }
             stream.requestEncoding = supported
         }
-        let accepted = MessageEncoding.parseAccept(stream.acceptEncoding)
+        let accepted = MessageEncoding.parseAccept(stream.fields.acceptEncoding)
         stream.responseEncoding = accepted.contains(.gzip) ? .gzip : (accepted.contains(.deflate) ? .deflate : .identity)
         stream.call = call
         stream.machine.callStarted()

@@ -77,7 +77,7 @@ public struct ServerCall: Sendable {
     /// How long the caller waits, from the `grpc-timeout` it sent; the transport enforces it (see
     /// ``ServerCallRunner``).
     public let timeout: Duration?
-    private let interceptors: [any ServerInterceptor]
+    @usableFromInline let interceptors: [any ServerInterceptor]
 
     init(handler: RPCRouter.Handler, context: ServerContext, timeout: Duration?, interceptors: [any ServerInterceptor]) {
         self.handler = handler
@@ -99,7 +99,9 @@ public struct ServerCall: Sendable {
     ///   - responses: where streamed response messages go.
     /// - Returns: the single response message of unary and client-streaming calls (nil for streaming responses),
     ///   or the error the call ends with, already mapped by ``RPCError/from(_:)``.
+    @inlinable
     public func run(requests: InboundMessages, responses: any ServerResponseSink) async -> ServerCallOutcome {
+        // Inlinable so the transport's handler task runs the chain as directly as when it lived there.
         let handler = self.handler
         do {
             let response = try await interceptors.run(context: context) { context in

@@ -69,16 +69,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// The peer abused PINGs: close once the bytes being read have been processed (not from inside nghttp2's
     /// callback, which must not re-enter the session).
     private var closeAfterRead = false
-    /// Decoded request bytes held by all streams (see `ServerStreamStateMachine.bufferedBytes`).
-    private var connectionBufferedBytes = 0
-    /// Streams with complete messages waiting for connection budget.
-    private var starvedStreams: Set<Int32> = []
-    /// Raw bytes held in all streams' deframers (complete messages waiting for budget, and unfinished ones).
-    private var connectionRawBytes = 0
-    /// Past the connection budget, the one stream still granted window for an unfinished message (the first to
-    /// ask), so that some message always completes; the others wait in `tailWaiters`.
-    private var tailGrantee: Int32?
-    private var tailWaiters: [Int32] = []
+    /// Decoded and raw request bytes held by all streams, and the streams waiting for them to free.
+    private var budget: ConnectionRequestBudget
     private var idleTimer: Scheduled<Void>?
     private var keepaliveTimer: Scheduled<Void>?
     private var keepaliveAckTimer: Scheduled<Void>?
@@ -94,6 +86,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         self.runner = ServerCallRunner(
             router: router, interceptors: interceptors, compressResponses: configuration.compressResponses, logger: logger)
         self.configuration = configuration
+        self.budget = ConnectionRequestBudget(
+            connectionLimit: configuration.maxBufferedRequestBytesPerConnection,
+            streamLimit: configuration.maxBufferedRequestBytesPerStream)
         self.requestBytes = requestBytes
         self.logger = logger
     }
@@ -365,12 +360,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             waiters.forEach { $0.resume(throwing: RPCError(code: .unavailable, message: "the connection closed")) }
         }
         streams.removeAll()
-        starvedStreams.removeAll()
-        requestBytes.add(-connectionBufferedBytes - connectionRawBytes)
-        connectionBufferedBytes = 0
-        connectionRawBytes = 0
-        tailGrantee = nil
-        tailWaiters.removeAll()
+        requestBytes.add(-budget.reset())
     }
 
     // MARK: - Requests
@@ -473,13 +463,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         deliverMessages(stream)
     }
 
-    /// Whether a stream may decode another message now. A stream holding nothing may always take one message
-    /// while the connection is under its budget, so every stream makes progress.
-    private func hasBudget(_ stream: Stream) -> Bool {
-        stream.machine.bufferedBytes < configuration.maxBufferedRequestBytesPerStream
-            && connectionBufferedBytes < configuration.maxBufferedRequestBytesPerConnection
-    }
-
     /// Decodes and hands over the stream's complete messages while the budgets allow, then returns the window of
     /// every byte not held in a complete, undelivered message.
     private func deliverMessages(_ stream: Stream) {
@@ -496,16 +479,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                     break
                 }
                 guard stream.deframer.hasCompleteMessage else { break }
-                guard hasBudget(stream) else {
-                    if connectionBufferedBytes >= configuration.maxBufferedRequestBytesPerConnection {
-                        starvedStreams.insert(stream.id)
-                    }
-                    break
-                }
+                guard budget.admitsMessage(on: stream.id, streamBufferedBytes: stream.machine.bufferedBytes) else { break }
                 guard let (payload, compressed) = try stream.deframer.nextDecoded(encoding: stream.requestEncoding) else { break }
                 stream.call?.context.requestMessageCompressed = compressed
                 stream.machine.delivered(payload.readableBytes)
-                connectionBufferedBytes += payload.readableBytes
+                budget.delivered(payload.readableBytes)
                 requestBytes.add(payload.readableBytes)
                 if let inbound = stream.inbound {
                     inbound.yield(payload)
@@ -521,39 +499,19 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         let raw = stream.deframer.bufferedBytes
         let rawDelta = stream.machine.rawBytesChanged(to: raw)
-        connectionRawBytes += rawDelta
+        budget.rawBytesChanged(by: rawDelta)
         requestBytes.add(rawDelta)
-        if stream.deframer.hasCompleteMessage {
-            releaseWindow(stream, keeping: raw)
-        } else if raw == 0 || grantsTailWindow(to: stream) {
-            releaseWindow(stream, keeping: 0)
-        } else {
-            // An unfinished message while the connection holds its whole budget: its bytes so far stay
-            // unacknowledged, so the client can send no more on this stream until budget frees.
-            releaseWindow(stream, keeping: raw)
-            if !tailWaiters.contains(stream.id) { tailWaiters.append(stream.id) }
-        }
-        if tailGrantee == stream.id, !stream.deframer.hasPartialMessage || stream.deframer.hasCompleteMessage {
-            tailGrantee = nil
-            wakeTailWaiters()
-        }
+        let hold = budget.windowToHold(
+            on: stream.id, raw: raw, hasCompleteMessage: stream.deframer.hasCompleteMessage,
+            hasPartialMessage: stream.deframer.hasPartialMessage)
+        releaseWindow(stream, keeping: hold.keeping)
+        if hold.wakeTailWaiters { wakeTailWaiters() }
         completeRequestIfEnded(stream)
-    }
-
-    /// Whether a stream may get window for more of an unfinished message: always while the connection's decoded
-    /// and raw bytes are under its budget; past it, only the first stream to ask, until its message is complete.
-    private func grantsTailWindow(to stream: Stream) -> Bool {
-        if connectionRawBytes + connectionBufferedBytes < configuration.maxBufferedRequestBytesPerConnection { return true }
-        if tailGrantee == nil { tailGrantee = stream.id }
-        return tailGrantee == stream.id
     }
 
     /// Lets streams held back by the connection budget ask again.
     private func wakeTailWaiters() {
-        guard !tailWaiters.isEmpty else { return }
-        let waiting = tailWaiters
-        tailWaiters.removeAll()
-        for id in waiting {
+        for id in budget.takeTailWaiters() {
             if let stream = streams[id] { deliverMessages(stream) }
         }
     }
@@ -568,13 +526,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Gives back a stream's decoded bytes to the connection budget and lets streams starved by it continue.
     private func releaseBuffered(_ bytes: Int) {
         guard bytes > 0 else { return }
-        connectionBufferedBytes -= bytes
+        budget.released(bytes)
         requestBytes.add(-bytes)
         wakeTailWaiters()
-        guard !starvedStreams.isEmpty, connectionBufferedBytes < configuration.maxBufferedRequestBytesPerConnection else { return }
-        let waiting = starvedStreams
-        starvedStreams.removeAll()
-        for id in waiting.sorted() {
+        for id in budget.takeStarvedStreams() {
             if let stream = streams[id] { deliverMessages(stream) }
         }
     }
@@ -621,7 +576,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
               let closed = stream.machine.streamClosed(errorCode: errorCode)
         else { return }
         stream.deadlineTimer?.cancel()
-        starvedStreams.remove(streamID)
+        budget.streamClosing(streamID)
         if headerBlockStream == streamID {
             // Reset while its header block (request headers or trailers) was being read, e.g. past the header
             // budget: nghttp2 reports no end of that block.
@@ -640,10 +595,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         // Window held for messages that will never be read now: nghttp2 returns no connection-level window for a
         // closed stream by itself, and a few such streams would otherwise stall the connection for good.
         if closed.releasedWindow > 0 { session.consume(closed.releasedWindow, on: streamID) }
-        connectionRawBytes -= closed.releasedRawBytes
+        budget.streamClosed(streamID, rawBytes: closed.releasedRawBytes)
         requestBytes.add(-closed.releasedRawBytes)
-        tailWaiters.removeAll { $0 == streamID }
-        if tailGrantee == streamID { tailGrantee = nil }
         wakeTailWaiters()
         if streams.isEmpty {
             resetIdleTimer()

@@ -153,9 +153,10 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
     public static func isReserved(_ name: String) -> Bool {
         if name.hasPrefix(":") { return true }
         switch name {
-        case "content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "grpc-status",
-            "grpc-message", "grpc-status-details-bin", "user-agent", "connection", "host",
-            "transfer-encoding", "keep-alive", "upgrade", "proxy-connection", "content-length":
+        case GRPCHeaderName.contentType, GRPCHeaderName.te, GRPCHeaderName.timeout, GRPCHeaderName.encoding,
+            GRPCHeaderName.acceptEncoding, GRPCHeaderName.status, GRPCHeaderName.message, GRPCHeaderName.statusDetails,
+            GRPCHeaderName.userAgent, "connection", "host", "transfer-encoding", "keep-alive", "upgrade",
+            "proxy-connection", "content-length":
             return true
         default:
             return false

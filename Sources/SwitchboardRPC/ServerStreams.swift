@@ -53,7 +53,7 @@ public struct RPCAsyncSequence<Message: ProtoMessage>: AsyncSequence, Sendable {
     /// Decodes as it iterates.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: InboundMessages.AsyncIterator
-        /// The next message; throws `INVALID_ARGUMENT` for bytes that do not decode.
+        /// The next message; throws `INTERNAL` for bytes that do not decode.
         public mutating func next() async throws -> Message? {
             guard let bytes = try await base.next() else { return nil }
             return try decodeMessage(Message.self, from: bytes)
@@ -65,20 +65,26 @@ public struct RPCAsyncSequence<Message: ProtoMessage>: AsyncSequence, Sendable {
 }
 
 /// Decodes a message, mapping a failure to an `RPCError` the caller understands.
+///
+/// A message that does not decode is `INTERNAL`, as grpc-go and grpc-java answer it: the peer's serializer and
+/// ours disagree, which is not an argument the caller chose. Field validation in handlers stays `INVALID_ARGUMENT`.
 /// - Parameters:
 ///   - type: the message type.
 ///   - bytes: the encoded message.
 /// - Returns: the message.
-/// - Throws: `RPCError` `INVALID_ARGUMENT` naming the type.
+/// - Throws: `RPCError` `INTERNAL` naming the type (and, for a message refused by a decoding limit, the limit).
 @inlinable
 public func decodeMessage<M: ProtoMessage>(_ type: M.Type, from bytes: ByteBuffer) throws -> M {
     do {
         return try M(decoding: bytes)
     } catch let error as ProtoDecodingError where error.reason != nil {
-        throw RPCError(code: .invalidArgument, message: error.description, cause: error)
+        // The scan names the message where the limit was passed, which may be nested deep inside the request.
+        let message = error.messageName == M.protoMessageName
+            ? error.description : "\(M.protoMessageName) refused: \(error.reason!) (at \(error.messageName))"
+        throw RPCError(code: .internal, message: message, cause: error)
     } catch {
         throw RPCError(
-            code: .invalidArgument,
+            code: .internal,
             message: "message is not a valid \(M.protoMessageName)",
             cause: error
         )

@@ -233,6 +233,15 @@ def max_message_size(stub, channel):
     stub.EmptyCall(empty_pb2.Empty())  # the connection survives
 
 
+def undecodable_request(stub, channel):
+    # Bytes that are not a SimpleRequest (a 5-byte field with 1 byte present) sent raw: INTERNAL, as grpc-go and
+    # grpc-java answer a request they cannot deserialize, naming the type; the connection survives.
+    raw = channel.unary_unary("/grpc.testing.TestService/UnaryCall")
+    error = expect_error(lambda: raw(b"\x0a\x05\x61"), grpc.StatusCode.INTERNAL)
+    check("grpc.testing.SimpleRequest" in (error.details() or ""), f"message {error.details()!r}")
+    stub.EmptyCall(empty_pb2.Empty())
+
+
 def health_check(stub, channel):
     health = health_pb2_grpc.HealthStub(channel)
     r = health.Check(health_pb2.HealthCheckRequest(service=""))
@@ -284,7 +293,7 @@ CASES = [
     client_compressed_streaming, server_streaming, server_compressed_streaming, ping_pong, empty_stream,
     timeout_on_sleeping_server, cancel_after_begin, cancel_after_first_response, custom_metadata,
     status_code_and_message, special_status_message, unimplemented_method, unimplemented_service,
-    max_message_size, health_check, reflection,
+    max_message_size, undecodable_request, health_check, reflection,
 ]
 
 

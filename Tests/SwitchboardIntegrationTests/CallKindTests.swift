@@ -180,4 +180,21 @@ struct CallKindTests {
             }
         }
     }
+
+    @Test("a request message that does not decode is INTERNAL naming the type, for unary and streaming calls alike")
+    func undecodableRequest() async throws {
+        try await withServerAndClient(services: [TestService()]) { client, _ in
+            // Field 1 (response_type) as a length-delimited field of 5 bytes with only 1 present: malformed.
+            let garbled = ByteBuffer(bytes: [0x0A, 0x05, 0x61])
+            for method in [Grpc_Testing_TestService.Method.unaryCall, Grpc_Testing_TestService.Method.fullDuplexCall] {
+                let call = try await client.transport.startCall(method, options: CallOptions())
+                try await call.send(garbled)
+                try await call.finishSending()
+                let (status, _) = try await call.trailers()
+                #expect(status.code == .internal, "\(method): \(status)")
+                let type = method.kind == .unary ? "grpc.testing.SimpleRequest" : "grpc.testing.StreamingOutputCallRequest"
+                #expect(status.message.contains(type), "\(method): \(status)")
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ struct InteropTests {
         "client_compressed_streaming", "server_streaming", "server_compressed_streaming", "ping_pong", "empty_stream",
         "timeout_on_sleeping_server", "cancel_after_begin", "cancel_after_first_response", "custom_metadata",
         "status_code_and_message", "special_status_message", "unimplemented_method", "unimplemented_service",
-        "max_message_size", "health_check", "reflection",
+        "max_message_size", "undecodable_request", "health_check", "reflection",
     ]
 
     /// One interop-server process for the whole suite.

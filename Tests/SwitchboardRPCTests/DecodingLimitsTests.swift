@@ -92,15 +92,27 @@ struct DecodingLimitsTests {
         #expect(small.values.count == 1000)
     }
 
-    @Test("the router's decode turns a refused message into INVALID_ARGUMENT naming the limit")
+    @Test("the router's decode turns a refused message into INTERNAL naming the type and the limit")
     func decodeStatus() throws {
         let bytes = ByteBuffer(bytes: Self.nestedValue(lists: 1000))
         do {
             _ = try decodeMessage(Google_Protobuf_Value.self, from: bytes)
             Issue.record("decoded")
         } catch let error as RPCError {
-            #expect(error.code == .invalidArgument)
+            #expect(error.code == .internal)
             #expect(error.message.contains("nested deeper than 100"), "\(error.message)")
+            #expect(error.message.contains(Google_Protobuf_Value.protoMessageName), "\(error.message)")
+        }
+    }
+
+    @Test("the router's decode turns malformed bytes into INTERNAL naming the type, as grpc-go and grpc-java do")
+    func malformedStatus() throws {
+        do {
+            _ = try decodeMessage(Google_Protobuf_Value.self, from: ByteBuffer(bytes: [0x32, 0x05, 0x0A]))
+            Issue.record("decoded")
+        } catch let error as RPCError {
+            #expect(error.code == .internal)
+            #expect(error.message == "message is not a valid google.protobuf.Value", "\(error.message)")
         }
     }
 

@@ -204,12 +204,13 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         var headers: [(String, String)] = [
-            (":method", "POST"), (":scheme", scheme), (":path", method.path), (":authority", authority),
-            ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", userAgent),
-            ("grpc-accept-encoding", MessageEncoding.acceptHeader),
+            (GRPCHeaderName.method, GRPCHeaderValue.post), (GRPCHeaderName.scheme, scheme),
+            (GRPCHeaderName.path, method.path), (GRPCHeaderName.authority, authority),
+            (GRPCHeaderName.contentType, GRPCHeaderValue.contentType), (GRPCHeaderName.te, GRPCHeaderValue.trailers),
+            (GRPCHeaderName.userAgent, userAgent), (GRPCHeaderName.acceptEncoding, MessageEncoding.acceptHeader),
         ]
-        if let timeout = options.timeout { headers.append(("grpc-timeout", GRPCTimeout.encode(timeout))) }
-        if call.requestEncoding != .identity { headers.append(("grpc-encoding", call.requestEncoding.rawValue)) }
+        if let timeout = options.timeout { headers.append((GRPCHeaderName.timeout, GRPCTimeout.encode(timeout))) }
+        if call.requestEncoding != .identity { headers.append((GRPCHeaderName.encoding, call.requestEncoding.rawValue)) }
         headers.append(contentsOf: options.metadata.wireHeaders.filter { !Metadata.isReserved($0.name) })
         guard let id = session.submitRequest(headers: headers) else {
             call.complete(status: Status(code: .unavailable, message: "no stream could be opened"), trailers: [:])
@@ -305,9 +306,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             var metadata = Metadata()
             for (name, value) in block {
                 switch name {
-                case ":status": httpStatus = Int(value) ?? 0
-                case "content-type": contentType = value
-                case "grpc-encoding": call.responseEncoding = MessageEncoding(rawValue: value) ?? .identity
+                case GRPCHeaderName.httpStatus: httpStatus = Int(value) ?? 0
+                case GRPCHeaderName.contentType: contentType = value
+                case GRPCHeaderName.encoding: call.responseEncoding = MessageEncoding(rawValue: value) ?? .identity
                 default:
                     if !Metadata.isReserved(name) { try? metadata.addWire(value, forKey: name) }
                 }
@@ -321,7 +322,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 processTrailers(block, on: call)
                 return
             }
-            guard contentType.hasPrefix("application/grpc") else {
+            guard contentType.hasPrefix(GRPCHeaderValue.contentType) else {
                 finish(call, status: Status(code: .unknown, message: "unexpected content-type \(contentType)"), trailers: [:])
                 return
             }
@@ -337,9 +338,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         var metadata = Metadata()
         for (name, value) in block {
             switch name {
-            case "grpc-status": code = Int(value).map(StatusCode.init(rawValue:))
-            case "grpc-message": message = PercentEncoding.decode(value)
-            case "grpc-status-details-bin": try? metadata.addWire(value, forKey: name)
+            case GRPCHeaderName.status: code = Int(value).map(StatusCode.init(rawValue:))
+            case GRPCHeaderName.message: message = PercentEncoding.decode(value)
+            case GRPCHeaderName.statusDetails: try? metadata.addWire(value, forKey: name)
             default:
                 if !Metadata.isReserved(name) { try? metadata.addWire(value, forKey: name) }
             }

@@ -6,6 +6,7 @@
 // event loop makes every callback run there too.
 private import CNghttp2
 import NIOCore
+import SwitchboardRPC
 
 /// HTTP/2 error codes this transport sends or interprets.
 enum HTTP2ErrorCode: UInt32 {
@@ -206,7 +207,7 @@ final class NGHTTP2Session {
 
     /// Headers whose values differ on every call: indexing them in HPACK's dynamic table would only evict the ones
     /// that repeat, and cost both ends a table update per response.
-    private static let uniquePerCall: Set<String> = ["x-request-id", "traceparent", "grpc-message", "grpc-status-details-bin"]
+    private static let uniquePerCall: Set<String> = ["x-request-id", "traceparent", GRPCHeaderName.message, GRPCHeaderName.statusDetails]
 
     private func copyUTF8(_ string: String, to destination: UnsafeMutablePointer<UInt8>) -> Int {
         var string = string

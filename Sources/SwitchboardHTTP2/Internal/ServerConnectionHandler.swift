@@ -8,11 +8,11 @@ struct GracefulShutdownEvent: Sendable {
     let deadline: NIODeadline
 }
 
-/// Serves gRPC on one HTTP/2 connection: nghttp2 frames in, calls dispatched to handler tasks, responses out.
+/// Serves gRPC on one HTTP/2 connection: nghttp2 frames in, request heads and message bytes to the RPC core's
+/// ``ServerCallRunner`` (routing, interceptors, handler, status), response messages and status out as frames.
 ///
-/// Per-stream states: *headers* (request HEADERS being read) → *open* (handler running; request messages may still
-/// arrive) → *responded* (trailers queued; waiting for nghttp2 to close the stream) → removed. A handler's completion
-/// after *responded* (deadline passed, or the client reset the stream) is ignored.
+/// Each stream's lifecycle and byte bookkeeping is a ``ServerStreamStateMachine``; a handler's completion after the
+/// stream was answered (deadline passed, or the client reset the stream) is ignored.
 ///
 /// Request bytes are budgeted: a stream's DATA goes into its deframer, and messages are decoded (decompressed) only
 /// while the stream and the connection hold fewer undelivered decoded bytes than their limits. Flow-control window
@@ -26,17 +26,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private final class Stream {
         let id: Int32
-        // Request headers, parsed as nghttp2 delivers them.
-        var isPost = false
-        var path = ""
-        var isGRPCContentType = false
-        var timeout: String?
-        var encoding: String?
-        var acceptEncoding: String?
-        var metadata = Metadata()
-        var metadataError: RPCError?
-        var handler: RPCRouter.Handler?
-        var context: ServerContext?
+        /// Request headers, parsed as nghttp2 delivers them.
+        var fields = RequestHeaderFields()
+        /// The routed call, once the request head was accepted.
+        var call: ServerCall?
+        var machine = ServerStreamStateMachine()
         var deframer: GRPCMessageDeframer
         var requestEncoding: MessageEncoding = .identity
         var responseEncoding: MessageEncoding = .identity
@@ -44,18 +38,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         var collected: [ByteBuffer] = []
         /// The request stream of a streaming call.
         var inbound: InboundMessages?
-        /// Decoded bytes delivered and not yet taken by the handler (for single-request calls: until the call
-        /// ends); counted against the stream's and the connection's budgets.
-        var bufferedBytes = 0
-        /// Received DATA bytes whose flow-control window has not been returned.
-        var heldWindow = 0
-        /// Raw (undecoded) bytes in the deframer as last counted into `connectionRawBytes`.
-        var rawBytes = 0
-        var requestEnded = false
-        /// The request stream was ended (or the single-request call launched) after `requestEnded`.
-        var requestCompleted = false
-        var responded = false
-        var headersSent = false
         var task: Task<Void, Never>?
         var deadlineTimer: Scheduled<Void>?
         var writeWaiters: [CheckedContinuation<Void, any Error>] = []
@@ -66,8 +48,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
-    private let router: RPCRouter
-    private let interceptors: [any ServerInterceptor]
+    private let runner: ServerCallRunner
     private let configuration: ServerConfiguration
     private let requestBytes: BufferedRequestBytes
     private let logger: Logger
@@ -88,16 +69,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// The peer abused PINGs: close once the bytes being read have been processed (not from inside nghttp2's
     /// callback, which must not re-enter the session).
     private var closeAfterRead = false
-    /// Decoded request bytes held by all streams (see `Stream.bufferedBytes`).
-    private var connectionBufferedBytes = 0
-    /// Streams with complete messages waiting for connection budget.
-    private var starvedStreams: Set<Int32> = []
-    /// Raw bytes held in all streams' deframers (complete messages waiting for budget, and unfinished ones).
-    private var connectionRawBytes = 0
-    /// Past the connection budget, the one stream still granted window for an unfinished message (the first to
-    /// ask), so that some message always completes; the others wait in `tailWaiters`.
-    private var tailGrantee: Int32?
-    private var tailWaiters: [Int32] = []
+    /// Decoded and raw request bytes held by all streams, and the streams waiting for them to free.
+    private var budget: ConnectionRequestBudget
     private var idleTimer: Scheduled<Void>?
     private var keepaliveTimer: Scheduled<Void>?
     private var keepaliveAckTimer: Scheduled<Void>?
@@ -110,9 +83,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         router: RPCRouter, interceptors: [any ServerInterceptor], configuration: ServerConfiguration,
         requestBytes: BufferedRequestBytes = BufferedRequestBytes(), logger: Logger
     ) {
-        self.router = router
-        self.interceptors = interceptors
+        self.runner = ServerCallRunner(
+            router: router, interceptors: interceptors, compressResponses: configuration.compressResponses, logger: logger)
         self.configuration = configuration
+        self.budget = ConnectionRequestBudget(
+            connectionLimit: configuration.maxBufferedRequestBytesPerConnection,
+            streamLimit: configuration.maxBufferedRequestBytesPerStream)
         self.requestBytes = requestBytes
         self.logger = logger
     }
@@ -384,12 +360,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             waiters.forEach { $0.resume(throwing: RPCError(code: .unavailable, message: "the connection closed")) }
         }
         streams.removeAll()
-        starvedStreams.removeAll()
-        requestBytes.add(-connectionBufferedBytes - connectionRawBytes)
-        connectionBufferedBytes = 0
-        connectionRawBytes = 0
-        tailGrantee = nil
-        tailWaiters.removeAll()
+        requestBytes.add(-budget.reset())
     }
 
     // MARK: - Requests
@@ -405,109 +376,73 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func session(_ session: NGHTTP2Session, header name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, on streamID: Int32) {
-        guard let stream = streams[streamID], stream.context == nil, !stream.responded else { return }
-        // Compare bytes first: most requests carry headers we never need as Strings (user-agent, te, ...).
-        if name.first == UInt8(ascii: ":") {
-            if name.elementsEqual(":method".utf8) {
-                stream.isPost = value.elementsEqual("POST".utf8)
-            } else if name.elementsEqual(":path".utf8) {
-                stream.path = String(decoding: value, as: UTF8.self)
-            }
-            return
-        }
-        if name.elementsEqual("content-type".utf8) {
-            stream.isGRPCContentType = Self.isGRPCContentType(value)
-            return
-        }
-        if name.elementsEqual("te".utf8) || name.elementsEqual("user-agent".utf8) { return }
-        let nameString = String(decoding: name, as: UTF8.self)
-        switch nameString {
-        case "grpc-timeout": stream.timeout = String(decoding: value, as: UTF8.self)
-        case "grpc-encoding": stream.encoding = String(decoding: value, as: UTF8.self)
-        case "grpc-accept-encoding": stream.acceptEncoding = String(decoding: value, as: UTF8.self)
-        default:
-            guard !Metadata.isReserved(nameString), stream.metadataError == nil else { return }
-            do {
-                try stream.metadata.addWire(String(decoding: value, as: UTF8.self), forKey: nameString)
-            } catch {
-                stream.metadataError = RPCError.from(error)
-            }
-        }
-    }
-
-    /// `application/grpc`, optionally followed by `+format` or `;parameters`.
-    private static func isGRPCContentType(_ value: UnsafeRawBufferPointer) -> Bool {
-        let prefix = "application/grpc".utf8
-        guard value.count >= prefix.count, value.prefix(prefix.count).elementsEqual(prefix) else { return false }
-        return value.count == prefix.count || value[prefix.count] == UInt8(ascii: "+") || value[prefix.count] == UInt8(ascii: ";")
+        guard let stream = streams[streamID], stream.machine.isReceivingHeaders else { return }
+        stream.fields.add(name: name, value: value)
     }
 
     func session(_ session: NGHTTP2Session, endHeadersOn streamID: Int32, endStream: Bool) {
         headerBlockStream = nil
         disarmHeaderTimer()
         guard let stream = streams[streamID] else { return }
-        if stream.context == nil && !stream.responded {
+        if stream.machine.isReceivingHeaders {
             startCall(stream)
         }
         if endStream { requestEnded(stream) }
     }
 
+    /// Settles the transport's part of a request head (HTTP method, content type, shutdown, compression), then
+    /// hands the rest to the RPC core to route; the call starts at once unless it takes a single request message.
     private func startCall(_ stream: Stream) {
-        let path = stream.path
-        let timeout = stream.timeout, encoding = stream.encoding, acceptEncoding = stream.acceptEncoding
-        let metadata = stream.metadata
-        if let error = stream.metadataError {
+        switch stream.fields.refusal() {
+        case .rpc(let error)?:
             respondTrailersOnly(stream, error)
             return
-        }
-        guard stream.isPost else {
-            respondHTTP(stream, status: 405)
+        case .http(let status)?:
+            respondHTTP(stream, status: status)
             return
-        }
-        guard stream.isGRPCContentType else {
-            respondHTTP(stream, status: 415)
-            return
+        case nil:
+            break
         }
         if shuttingDown {
             respondTrailersOnly(stream, RPCError(code: .unavailable, message: "the server is shutting down"))
             return
         }
-        guard let handler = router[path] else {
-            respondTrailersOnly(stream, RPCError(code: .unimplemented, message: "unknown method \(path)"))
+        let call: ServerCall
+        switch runner.makeCall(for: stream.fields.head(peer: peer)) {
+        case .success(let routed): call = routed
+        case .failure(let error):
+            respondTrailersOnly(stream, error)
             return
         }
-        if let encoding, encoding != "identity" {
+        if let encoding = stream.fields.encoding, encoding != MessageEncoding.identity.rawValue {
             guard let supported = MessageEncoding(rawValue: encoding) else {
                 var error = RPCError(code: .unimplemented, message: "unsupported grpc-encoding \(encoding)")
-                error.metadata.addString(MessageEncoding.acceptHeader, forKey: "grpc-accept-encoding")
+                error.metadata.addString(MessageEncoding.acceptHeader, forKey: GRPCHeaderName.acceptEncoding)
                 respondTrailersOnly(stream, error)
                 return
             }
             stream.requestEncoding = supported
         }
-        let accepted = MessageEncoding.parseAccept(acceptEncoding)
+        let accepted = MessageEncoding.parseAccept(stream.fields.acceptEncoding)
         stream.responseEncoding = accepted.contains(.gzip) ? .gzip : (accepted.contains(.deflate) ? .deflate : .identity)
+        stream.call = call
+        stream.machine.callStarted()
 
-        let deadline = timeout.flatMap(GRPCTimeout.parse).map { ContinuousClock.now + $0 }
-        let callContext = ServerContext(
-            method: handler.method, requestMetadata: metadata, deadline: deadline, peer: peer,
-            compressResponses: configuration.compressResponses, logger: logger)
-        stream.handler = handler
-        stream.context = callContext
-
-        if let timeout = timeout.flatMap(GRPCTimeout.parse), let context {
+        // The RPC core chose the deadline; it is enforced here, on the connection's event loop, so a call with a
+        // timeout costs one scheduled task and no thread hop.
+        if let timeout = call.timeout, let context {
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             let id = stream.id
             stream.deadlineTimer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
                 let handler = loopBound.value
-                guard let stream = handler.streams[id], !stream.responded else { return }
+                guard let stream = handler.streams[id], stream.machine.canRespond else { return }
                 stream.task?.cancel()
-                handler.finish(stream, with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
+                handler.finish(stream, with: ServerCallRunner.deadlineExceeded)
                 handler.flush()
             }
         }
 
-        if !handler.method.kind.isSingleRequest {
+        if !call.isSingleRequest {
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             let id = stream.id
             let eventLoop = context.eventLoop
@@ -519,26 +454,19 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func session(_ session: NGHTTP2Session, data: UnsafeRawBufferPointer, on streamID: Int32) {
-        guard let stream = streams[streamID], stream.handler != nil, !stream.responded else {
+        guard let stream = streams[streamID], stream.machine.isReceivingMessages else {
             session.consumeConnection(data.count)
             return
         }
         stream.deframer.append(data)
-        stream.heldWindow += data.count
+        stream.machine.receivedData(data.count)
         deliverMessages(stream)
-    }
-
-    /// Whether a stream may decode another message now. A stream holding nothing may always take one message
-    /// while the connection is under its budget, so every stream makes progress.
-    private func hasBudget(_ stream: Stream) -> Bool {
-        stream.bufferedBytes < configuration.maxBufferedRequestBytesPerStream
-            && connectionBufferedBytes < configuration.maxBufferedRequestBytesPerConnection
     }
 
     /// Decodes and hands over the stream's complete messages while the budgets allow, then returns the window of
     /// every byte not held in a complete, undelivered message.
     private func deliverMessages(_ stream: Stream) {
-        guard stream.handler != nil, !stream.responded else { return }
+        guard stream.machine.isReceivingMessages else { return }
         let singleRequest = stream.inbound == nil
         do {
             while true {
@@ -551,16 +479,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                     break
                 }
                 guard stream.deframer.hasCompleteMessage else { break }
-                guard hasBudget(stream) else {
-                    if connectionBufferedBytes >= configuration.maxBufferedRequestBytesPerConnection {
-                        starvedStreams.insert(stream.id)
-                    }
-                    break
-                }
+                guard budget.admitsMessage(on: stream.id, streamBufferedBytes: stream.machine.bufferedBytes) else { break }
                 guard let (payload, compressed) = try stream.deframer.nextDecoded(encoding: stream.requestEncoding) else { break }
-                stream.context?.requestMessageCompressed = compressed
-                stream.bufferedBytes += payload.readableBytes
-                connectionBufferedBytes += payload.readableBytes
+                stream.call?.context.requestMessageCompressed = compressed
+                stream.machine.delivered(payload.readableBytes)
+                budget.delivered(payload.readableBytes)
                 requestBytes.add(payload.readableBytes)
                 if let inbound = stream.inbound {
                     inbound.yield(payload)
@@ -575,69 +498,45 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         let raw = stream.deframer.bufferedBytes
-        connectionRawBytes += raw - stream.rawBytes
-        requestBytes.add(raw - stream.rawBytes)
-        stream.rawBytes = raw
-        if stream.deframer.hasCompleteMessage {
-            releaseWindow(stream, keeping: raw)
-        } else if raw == 0 || grantsTailWindow(to: stream) {
-            releaseWindow(stream, keeping: 0)
-        } else {
-            // An unfinished message while the connection holds its whole budget: its bytes so far stay
-            // unacknowledged, so the client can send no more on this stream until budget frees.
-            releaseWindow(stream, keeping: raw)
-            if !tailWaiters.contains(stream.id) { tailWaiters.append(stream.id) }
-        }
-        if tailGrantee == stream.id, !stream.deframer.hasPartialMessage || stream.deframer.hasCompleteMessage {
-            tailGrantee = nil
-            wakeTailWaiters()
-        }
+        let rawDelta = stream.machine.rawBytesChanged(to: raw)
+        budget.rawBytesChanged(by: rawDelta)
+        requestBytes.add(rawDelta)
+        let hold = budget.windowToHold(
+            on: stream.id, raw: raw, hasCompleteMessage: stream.deframer.hasCompleteMessage,
+            hasPartialMessage: stream.deframer.hasPartialMessage)
+        releaseWindow(stream, keeping: hold.keeping)
+        if hold.wakeTailWaiters { wakeTailWaiters() }
         completeRequestIfEnded(stream)
-    }
-
-    /// Whether a stream may get window for more of an unfinished message: always while the connection's decoded
-    /// and raw bytes are under its budget; past it, only the first stream to ask, until its message is complete.
-    private func grantsTailWindow(to stream: Stream) -> Bool {
-        if connectionRawBytes + connectionBufferedBytes < configuration.maxBufferedRequestBytesPerConnection { return true }
-        if tailGrantee == nil { tailGrantee = stream.id }
-        return tailGrantee == stream.id
     }
 
     /// Lets streams held back by the connection budget ask again.
     private func wakeTailWaiters() {
-        guard !tailWaiters.isEmpty else { return }
-        let waiting = tailWaiters
-        tailWaiters.removeAll()
-        for id in waiting {
+        for id in budget.takeTailWaiters() {
             if let stream = streams[id] { deliverMessages(stream) }
         }
     }
 
     /// Returns the stream's held window except `keeping` bytes (those of complete messages still waiting).
     private func releaseWindow(_ stream: Stream, keeping: Int) {
-        let release = stream.heldWindow - keeping
+        let release = stream.machine.releaseWindow(keeping: keeping)
         guard release > 0 else { return }
-        stream.heldWindow -= release
         session.consume(release, on: stream.id)
     }
 
     /// Gives back a stream's decoded bytes to the connection budget and lets streams starved by it continue.
     private func releaseBuffered(_ bytes: Int) {
         guard bytes > 0 else { return }
-        connectionBufferedBytes -= bytes
+        budget.released(bytes)
         requestBytes.add(-bytes)
         wakeTailWaiters()
-        guard !starvedStreams.isEmpty, connectionBufferedBytes < configuration.maxBufferedRequestBytesPerConnection else { return }
-        let waiting = starvedStreams
-        starvedStreams.removeAll()
-        for id in waiting.sorted() {
+        for id in budget.takeStarvedStreams() {
             if let stream = streams[id] { deliverMessages(stream) }
         }
     }
 
     private func messageConsumed(_ id: Int32, bytes: Int) {
         guard let stream = streams[id] else { return }
-        stream.bufferedBytes -= bytes
+        stream.machine.consumed(bytes)
         releaseBuffered(bytes)
         deliverMessages(stream)
         flush()
@@ -649,41 +548,42 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func requestEnded(_ stream: Stream) {
-        guard !stream.requestEnded else { return }
-        stream.requestEnded = true
+        guard stream.machine.receivedEndStream() else { return }
         deliverMessages(stream)
     }
 
     /// Once the client half-closed and every complete message has been delivered, ends the request stream (or
     /// starts a single-request call with its message).
     private func completeRequestIfEnded(_ stream: Stream) {
-        guard stream.requestEnded, !stream.requestCompleted, !stream.responded, !stream.deframer.hasCompleteMessage
+        guard !stream.deframer.hasCompleteMessage,
+              let action = stream.machine.requestDrained(hasPartialMessage: stream.deframer.hasPartialMessage)
         else { return }
-        stream.requestCompleted = true
-        if stream.deframer.hasPartialMessage {
+        if action == .failIncompleteMessage {
             stream.task?.cancel()
             finish(stream, with: RPCError(code: .internal, message: "the request ended inside a message"))
             return
         }
         if let inbound = stream.inbound {
             inbound.finish()
-        } else if stream.handler != nil {
+        } else {
             launch(stream, requests: InboundMessages(finishedWith: stream.collected))
             stream.collected = []
         }
     }
 
     func session(_ session: NGHTTP2Session, streamClosed streamID: Int32, errorCode: UInt32) {
-        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        guard let stream = streams.removeValue(forKey: streamID),
+              let closed = stream.machine.streamClosed(errorCode: errorCode)
+        else { return }
         stream.deadlineTimer?.cancel()
-        starvedStreams.remove(streamID)
+        budget.streamClosing(streamID)
         if headerBlockStream == streamID {
             // Reset while its header block (request headers or trailers) was being read, e.g. past the header
             // budget: nghttp2 reports no end of that block.
             headerBlockStream = nil
             disarmHeaderTimer()
         }
-        if !stream.responded || errorCode != 0 {
+        if closed.cancelHandler {
             // The client reset the stream (or went away): stop the handler.
             stream.task?.cancel()
             stream.inbound?.finish(throwing: RPCError(code: .cancelled, message: "the client cancelled the call"))
@@ -691,17 +591,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let waiters = stream.writeWaiters
         stream.writeWaiters = []
         waiters.forEach { $0.resume(throwing: RPCError(code: .cancelled, message: "the call has ended")) }
-        let buffered = stream.bufferedBytes
-        stream.bufferedBytes = 0
-        releaseBuffered(buffered)
+        releaseBuffered(closed.releasedBufferedBytes)
         // Window held for messages that will never be read now: nghttp2 returns no connection-level window for a
         // closed stream by itself, and a few such streams would otherwise stall the connection for good.
-        releaseWindow(stream, keeping: 0)
-        connectionRawBytes -= stream.rawBytes
-        requestBytes.add(-stream.rawBytes)
-        stream.rawBytes = 0
-        tailWaiters.removeAll { $0 == streamID }
-        if tailGrantee == streamID { tailGrantee = nil }
+        if closed.releasedWindow > 0 { session.consume(closed.releasedWindow, on: streamID) }
+        budget.streamClosed(streamID, rawBytes: closed.releasedRawBytes)
+        requestBytes.add(-closed.releasedRawBytes)
         wakeTailWaiters()
         if streams.isEmpty {
             resetIdleTimer()
@@ -711,28 +606,19 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     // MARK: - Running handlers
 
     private func launch(_ stream: Stream, requests: InboundMessages) {
-        guard let handler = stream.handler, let callContext = stream.context, let context else { return }
+        guard let call = stream.call, let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         let sink = StreamResponseSink(handler: loopBound, eventLoop: eventLoop, streamID: stream.id)
-        let interceptors = self.interceptors
         let id = stream.id
         stream.task = Task(executorPreference: configuration.runHandlersOnEventLoop ? taskExecutor : nil) {
-            let result: Result<ByteBuffer?, any Error>
-            do {
-                let response = try await interceptors.run(context: callContext) { callContext in
-                    try await handler.run(requests, sink, callContext)
-                }
-                result = .success(response)
-            } catch {
-                result = .failure(error)
-            }
+            let outcome = await call.run(requests: requests, responses: sink)
             let complete: @Sendable () -> Void = {
                 let handler = loopBound.value
                 guard let stream = handler.streams[id] else { return }
-                switch result {
+                switch outcome {
                 case .success(let message): handler.finish(stream, message: message)
-                case .failure(let error): handler.finish(stream, with: RPCError.from(error), original: error)
+                case .failure(let error): handler.finish(stream, with: error)
                 }
                 handler.scheduleFlush()
             }
@@ -744,7 +630,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     fileprivate func write(
         _ message: ByteBuffer, compress: Bool?, on id: Int32, continuation: CheckedContinuation<Void, any Error>
     ) {
-        guard let stream = streams[id], !stream.responded else {
+        guard let stream = streams[id], stream.machine.canRespond else {
             continuation.resume(throwing: RPCError(code: .cancelled, message: "the call has ended"))
             return
         }
@@ -769,16 +655,17 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func sendHeadersIfNeeded(_ stream: Stream) {
-        guard !stream.headersSent else { return }
-        stream.headersSent = true
-        var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
+        guard stream.machine.prepareResponseHeaders() else { return }
+        var headers: [(String, String)] = [
+            (GRPCHeaderName.httpStatus, "200"), (GRPCHeaderName.contentType, GRPCHeaderValue.contentType),
+        ]
         // Announce the encoding whenever the client accepts one, so any later message may be compressed; each
         // message's flag still says whether it is.
         if stream.responseEncoding != .identity {
-            headers.append(("grpc-encoding", stream.responseEncoding.rawValue))
+            headers.append((GRPCHeaderName.encoding, stream.responseEncoding.rawValue))
         }
-        headers.append(("grpc-accept-encoding", MessageEncoding.acceptHeader))
-        if let initial = stream.context?.initialMetadata {
+        headers.append((GRPCHeaderName.acceptEncoding, MessageEncoding.acceptHeader))
+        if let initial = stream.call?.context.initialMetadata {
             headers.append(contentsOf: initial.wireHeaders.filter { !Metadata.isReserved($0.name) })
         }
         session.submitResponse(streamID: stream.id, headers: headers)
@@ -786,7 +673,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func sendMessage(_ message: ByteBuffer, compress: Bool?, on stream: Stream) throws {
-        let wanted = compress ?? stream.context?.compressResponses ?? false
+        let wanted = compress ?? stream.call?.context.compressResponses ?? false
         sendHeadersIfNeeded(stream)
         let compressed = wanted && stream.responseEncoding != .identity
         if compressed {
@@ -812,7 +699,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func finish(_ stream: Stream, message: ByteBuffer?) {
-        guard !stream.responded else { return }
+        guard stream.machine.canRespond else { return }
         if let message {
             guard message.readableBytes <= configuration.maxSendMessageSize else {
                 finish(stream, with: RPCError(
@@ -823,42 +710,18 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             do {
                 try sendMessage(message, compress: nil, on: stream)
             } catch {
-                finish(stream, with: RPCError.from(error), original: error)
+                finish(stream, with: RPCError.from(error))
                 return
             }
         }
         sendHeadersIfNeeded(stream)
-        var trailers: [(String, String)] = [("grpc-status", "0")]
-        if let trailing = stream.context?.trailingMetadata {
-            trailers.append(contentsOf: trailing.wireHeaders.filter { !Metadata.isReserved($0.name) || $0.name == "grpc-status-details-bin" })
-        }
-        stream.responded = true
-        stream.deadlineTimer?.cancel()
-        session.enqueueTrailers(trailers, on: stream.id)
+        respond(stream, runner.finalStatus(nil, of: stream.call))
     }
 
-    private func finish(_ stream: Stream, with error: RPCError, original: (any Error)? = nil) {
-        guard !stream.responded else { return }
-        // Only failures the handler did not turn into a status on purpose are logged: their cause is never sent.
-        if let cause = error.cause, error.code == .unknown || error.code == .internal {
-            logger.error("call failed", metadata: ["rpc.method": "\(stream.handler?.method.description ?? "?")", "error": "\(cause)"])
-        }
-        var trailers: [(String, String)] = [("grpc-status", String(error.code.rawValue))]
-        if !error.message.isEmpty { trailers.append(("grpc-message", PercentEncoding.encode(error.message))) }
-        var metadata = stream.context?.trailingMetadata ?? Metadata()
-        metadata.add(contentsOf: error.metadata)
-        trailers.append(contentsOf: metadata.wireHeaders.filter {
-            !Metadata.isReserved($0.name) || $0.name == "grpc-status-details-bin" || $0.name == "grpc-accept-encoding"
-        })
-        stream.responded = true
-        stream.deadlineTimer?.cancel()
+    private func finish(_ stream: Stream, with error: RPCError) {
+        guard stream.machine.canRespond || stream.machine.isReceivingHeaders else { return }
+        respond(stream, runner.finalStatus(error, of: stream.call))
         stream.inbound?.finish(throwing: error)
-        if stream.headersSent {
-            session.enqueueTrailers(trailers, on: stream.id)
-        } else {
-            session.submitTrailersOnly(
-                streamID: stream.id, headers: [(":status", "200"), ("content-type", "application/grpc")] + trailers)
-        }
         // No RST_STREAM here even if the client is still sending: nghttp2 would put it on the wire before the
         // queued trailers and the client would see a reset instead of the status. Further DATA is discarded and
         // the client closes its side once it has the status.
@@ -867,13 +730,35 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         waiters.forEach { $0.resume(throwing: error) }
     }
 
+    /// Sends the RPC core's final status as trailers (or as Trailers-Only when nothing was sent yet).
+    private func respond(_ stream: Stream, _ final: ServerResponseStatus) {
+        guard let action = stream.machine.respond() else { return }
+        stream.deadlineTimer?.cancel()
+        var trailers: [(String, String)] = [(GRPCHeaderName.status, String(final.status.code.rawValue))]
+        if !final.status.message.isEmpty {
+            trailers.append((GRPCHeaderName.message, PercentEncoding.encode(final.status.message)))
+        }
+        if !final.trailingMetadata.isEmpty {
+            trailers.append(contentsOf: final.trailingMetadata.wireHeaders.filter { final.sends($0.name) })
+        }
+        switch action {
+        case .trailers:
+            session.enqueueTrailers(trailers, on: stream.id)
+        case .trailersOnly:
+            session.submitTrailersOnly(
+                streamID: stream.id,
+                headers: [(GRPCHeaderName.httpStatus, "200"), (GRPCHeaderName.contentType, GRPCHeaderValue.contentType)]
+                    + trailers)
+        }
+    }
+
     private func respondTrailersOnly(_ stream: Stream, _ error: RPCError) {
         finish(stream, with: error)
     }
 
     private func respondHTTP(_ stream: Stream, status: Int) {
-        stream.responded = true
-        session.submitTrailersOnly(streamID: stream.id, headers: [(":status", String(status))])
+        guard stream.machine.respond() != nil else { return }
+        session.submitTrailersOnly(streamID: stream.id, headers: [(GRPCHeaderName.httpStatus, String(status))])
     }
 }
 

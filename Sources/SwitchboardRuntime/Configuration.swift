@@ -167,7 +167,7 @@ public struct RuntimeConfiguration: Sendable {
         .init("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION", default: "33554432",
               help: "Decoded request bytes all calls of one connection may hold together (65536-4294967296)."),
         .init("SWITCHBOARD_PROTO_MAX_DEPTH", default: "100",
-              help: "Deepest nesting of messages a request may have (1-1000); deeper is INVALID_ARGUMENT, refused before decoding."),
+              help: "Deepest nesting of messages a request may have (1-1000); deeper is refused before decoding (INTERNAL, as an undecodable message)."),
         .init("SWITCHBOARD_PROTO_MAX_ELEMENTS", default: "200000",
               help: "Most nested messages, strings and bytes fields in one request message (1-100000000)."),
     ] }

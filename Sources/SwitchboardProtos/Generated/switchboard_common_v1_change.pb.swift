@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `switchboard.common.v1.ChangeKind` enum. Values this version does not know are kept as `.unrecognized`.
-public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable {
+public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `CHANGE_KIND_UNSPECIFIED` = 0.
     case unspecified
     /// `CHANGE_KIND_CREATED` = 1.
@@ -23,6 +23,14 @@ public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable {
 
     /// The defined values.
     public static let allCases: [Switchboard_Common_V1_ChangeKind] = [.unspecified, .created, .updated, .deleted, .undeleted]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("CHANGE_KIND_UNSPECIFIED", 0),
+        ("CHANGE_KIND_CREATED", 1),
+        ("CHANGE_KIND_UPDATED", 2),
+        ("CHANGE_KIND_DELETED", 3),
+        ("CHANGE_KIND_UNDELETED", 4),
+    ]
 
     /// Creates the enum from its wire value.
     public init(protoValue: Int32) {
@@ -50,7 +58,7 @@ public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable {
 }
 
 /// The `switchboard.common.v1.ChangeEvent` message.
-public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.ChangeEvent`.
     public static let protoMessageName = "switchboard.common.v1.ChangeEvent"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__change_event__init)
@@ -114,10 +122,45 @@ public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage 
         w.setRepeatedString(7, changedFields)
         w.setMessage(8, resource)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "sequence", sequence)
+        e.field(&o, "tenantId", tenantId)
+        e.field(&o, "resourceType", resourceType)
+        e.field(&o, "resourceId", resourceId)
+        e.field(&o, "kind", kind)
+        try e.field(&o, "commitTime", commitTime)
+        e.field(&o, "actorId", actorId)
+        e.field(&o, "changedFields", changedFields)
+        try e.field(&o, "resource", resource)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "sequence": try d.field(1, "sequence", value, &self.sequence)
+            case "tenantId", "tenant_id": try d.field(2, "tenantId", value, &self.tenantId)
+            case "resourceType", "resource_type": try d.field(3, "resourceType", value, &self.resourceType)
+            case "resourceId", "resource_id": try d.field(4, "resourceId", value, &self.resourceId)
+            case "kind": try d.field(5, "kind", value, &self.kind)
+            case "commitTime", "commit_time": try d.field(6, "commitTime", value, &self.commitTime)
+            case "actorId", "actor_id": try d.field(7, "actorId", value, &self.actorId)
+            case "changedFields", "changed_fields": try d.field(8, "changedFields", value, &self.changedFields)
+            case "resource": try d.field(9, "resource", value, &self.resource)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.common.v1.WatchChangesRequest` message.
-public struct Switchboard_Common_V1_WatchChangesRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_WatchChangesRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.WatchChangesRequest`.
     public static let protoMessageName = "switchboard.common.v1.WatchChangesRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__watch_changes_request__init)
@@ -145,5 +188,26 @@ public struct Switchboard_Common_V1_WatchChangesRequest: ProtoMessage, _CBridged
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, fromSequence)
         w.setRepeatedString(1, resourceTypes)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "fromSequence", fromSequence)
+        e.field(&o, "resourceTypes", resourceTypes)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "fromSequence", "from_sequence": try d.field(1, "fromSequence", value, &self.fromSequence)
+            case "resourceTypes", "resource_types": try d.field(2, "resourceTypes", value, &self.resourceTypes)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }

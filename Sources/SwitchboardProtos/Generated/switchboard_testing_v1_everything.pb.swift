@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `switchboard.testing.v1.Color` enum. Values this version does not know are kept as `.unrecognized`.
-public enum Switchboard_Testing_V1_Color: ProtoEnum, CaseIterable {
+public enum Switchboard_Testing_V1_Color: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `COLOR_UNSPECIFIED` = 0.
     case unspecified
     /// `COLOR_RED` = 1.
@@ -21,6 +21,13 @@ public enum Switchboard_Testing_V1_Color: ProtoEnum, CaseIterable {
 
     /// The defined values.
     public static let allCases: [Switchboard_Testing_V1_Color] = [.unspecified, .red, .green, .blue]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("COLOR_UNSPECIFIED", 0),
+        ("COLOR_RED", 1),
+        ("COLOR_GREEN", 2),
+        ("COLOR_BLUE", 3),
+    ]
 
     /// Creates the enum from its wire value.
     public init(protoValue: Int32) {
@@ -46,7 +53,7 @@ public enum Switchboard_Testing_V1_Color: ProtoEnum, CaseIterable {
 }
 
 /// The `switchboard.testing.v1.Everything` message.
-public struct Switchboard_Testing_V1_Everything: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Testing_V1_Everything: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.testing.v1.Everything`.
     public static let protoMessageName = "switchboard.testing.v1.Everything"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__testing__v1__everything__init)
@@ -297,8 +304,123 @@ public struct Switchboard_Testing_V1_Everything: ProtoMessage, _CBridgedMessage 
         }
     }
 
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "fDouble", fDouble)
+        e.field(&o, "fFloat", fFloat)
+        e.field(&o, "fInt32", fInt32)
+        e.field(&o, "fInt64", fInt64)
+        e.field(&o, "fUint32", fUint32)
+        e.field(&o, "fUint64", fUint64)
+        e.field(&o, "fSint32", fSint32)
+        e.field(&o, "fSint64", fSint64)
+        e.field(&o, "fFixed32", fFixed32)
+        e.field(&o, "fFixed64", fFixed64)
+        e.field(&o, "fSfixed32", fSfixed32)
+        e.field(&o, "fSfixed64", fSfixed64)
+        e.field(&o, "fBool", fBool)
+        e.field(&o, "fString", fString)
+        e.field(&o, "fBytes", fBytes)
+        e.field(&o, "fEnum", fEnum)
+        try e.field(&o, "fNested", fNested)
+        e.field(&o, "rDouble", rDouble)
+        e.field(&o, "rInt32", rInt32)
+        e.field(&o, "rInt64", rInt64)
+        e.field(&o, "rUint64", rUint64)
+        e.field(&o, "rSint32", rSint32)
+        e.field(&o, "rFixed32", rFixed32)
+        e.field(&o, "rBool", rBool)
+        e.field(&o, "rString", rString)
+        e.field(&o, "rBytes", rBytes)
+        e.field(&o, "rEnum", rEnum)
+        try e.field(&o, "rNested", rNested)
+        e.field(&o, "mStringString", mStringString)
+        try e.field(&o, "mInt32Nested", mInt32Nested)
+        e.field(&o, "mStringEnum", mStringEnum)
+        try e.field(&o, "tTimestamp", tTimestamp)
+        try e.field(&o, "tDuration", tDuration)
+        try e.field(&o, "tFieldMask", tFieldMask)
+        try e.field(&o, "tStruct", tStruct)
+        try e.field(&o, "tValue", tValue)
+        e.field(&o, "tInt32Wrapper", tInt32Wrapper)
+        e.field(&o, "tStringWrapper", tStringWrapper)
+        e.field(&o, "tBoolWrapper", tBoolWrapper)
+        try e.field(&o, "tEmpty", tEmpty)
+        switch choice {
+        case .choiceString(let v)?: e.member(&o, "choiceString", v)
+        case .choiceInt64(let v)?: e.member(&o, "choiceInt64", v)
+        case .choiceNested(let v)?: try e.member(&o, "choiceNested", v)
+        case nil: break
+        }
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "fDouble", "f_double": try d.field(1, "fDouble", value, &self.fDouble)
+            case "fFloat", "f_float": try d.field(2, "fFloat", value, &self.fFloat)
+            case "fInt32", "f_int32": try d.field(3, "fInt32", value, &self.fInt32)
+            case "fInt64", "f_int64": try d.field(4, "fInt64", value, &self.fInt64)
+            case "fUint32", "f_uint32": try d.field(5, "fUint32", value, &self.fUint32)
+            case "fUint64", "f_uint64": try d.field(6, "fUint64", value, &self.fUint64)
+            case "fSint32", "f_sint32": try d.field(7, "fSint32", value, &self.fSint32)
+            case "fSint64", "f_sint64": try d.field(8, "fSint64", value, &self.fSint64)
+            case "fFixed32", "f_fixed32": try d.field(9, "fFixed32", value, &self.fFixed32)
+            case "fFixed64", "f_fixed64": try d.field(10, "fFixed64", value, &self.fFixed64)
+            case "fSfixed32", "f_sfixed32": try d.field(11, "fSfixed32", value, &self.fSfixed32)
+            case "fSfixed64", "f_sfixed64": try d.field(12, "fSfixed64", value, &self.fSfixed64)
+            case "fBool", "f_bool": try d.field(13, "fBool", value, &self.fBool)
+            case "fString", "f_string": try d.field(14, "fString", value, &self.fString)
+            case "fBytes", "f_bytes": try d.field(15, "fBytes", value, &self.fBytes)
+            case "fEnum", "f_enum": try d.field(16, "fEnum", value, &self.fEnum)
+            case "fNested", "f_nested": try d.field(17, "fNested", value, &self.fNested)
+            case "rDouble", "r_double": try d.field(21, "rDouble", value, &self.rDouble)
+            case "rInt32", "r_int32": try d.field(23, "rInt32", value, &self.rInt32)
+            case "rInt64", "r_int64": try d.field(24, "rInt64", value, &self.rInt64)
+            case "rUint64", "r_uint64": try d.field(26, "rUint64", value, &self.rUint64)
+            case "rSint32", "r_sint32": try d.field(27, "rSint32", value, &self.rSint32)
+            case "rFixed32", "r_fixed32": try d.field(29, "rFixed32", value, &self.rFixed32)
+            case "rBool", "r_bool": try d.field(33, "rBool", value, &self.rBool)
+            case "rString", "r_string": try d.field(34, "rString", value, &self.rString)
+            case "rBytes", "r_bytes": try d.field(35, "rBytes", value, &self.rBytes)
+            case "rEnum", "r_enum": try d.field(36, "rEnum", value, &self.rEnum)
+            case "rNested", "r_nested": try d.field(37, "rNested", value, &self.rNested)
+            case "mStringString", "m_string_string": try d.field(50, "mStringString", value, &self.mStringString)
+            case "mInt32Nested", "m_int32_nested": try d.field(51, "mInt32Nested", value, &self.mInt32Nested)
+            case "mStringEnum", "m_string_enum": try d.field(52, "mStringEnum", value, &self.mStringEnum)
+            case "tTimestamp", "t_timestamp": try d.field(60, "tTimestamp", value, &self.tTimestamp)
+            case "tDuration", "t_duration": try d.field(61, "tDuration", value, &self.tDuration)
+            case "tFieldMask", "t_field_mask": try d.field(62, "tFieldMask", value, &self.tFieldMask)
+            case "tStruct", "t_struct": try d.field(63, "tStruct", value, &self.tStruct)
+            case "tValue", "t_value": try d.field(64, "tValue", value, &self.tValue)
+            case "tInt32Wrapper", "t_int32_wrapper": try d.field(65, "tInt32Wrapper", value, &self.tInt32Wrapper)
+            case "tStringWrapper", "t_string_wrapper": try d.field(66, "tStringWrapper", value, &self.tStringWrapper)
+            case "tBoolWrapper", "t_bool_wrapper": try d.field(67, "tBoolWrapper", value, &self.tBoolWrapper)
+            case "tEmpty", "t_empty": try d.field(68, "tEmpty", value, &self.tEmpty)
+            case "choiceString", "choice_string":
+                if let v: String = try d.member(40, "choiceString", oneof: 0, value) {
+                    self.choice = .choiceString(v)
+                }
+            case "choiceInt64", "choice_int64":
+                if let v: Int64 = try d.member(41, "choiceInt64", oneof: 0, value) {
+                    self.choice = .choiceInt64(v)
+                }
+            case "choiceNested", "choice_nested":
+                if let v: Switchboard_Testing_V1_Everything.Nested = try d.member(42, "choiceNested", oneof: 0, value) {
+                    self.choice = .choiceNested(v)
+                }
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
     /// The `switchboard.testing.v1.Everything.Nested` message.
-    public struct Nested: ProtoMessage, _CBridgedMessage {
+    public struct Nested: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
         /// `switchboard.testing.v1.Everything.Nested`.
         public static let protoMessageName = "switchboard.testing.v1.Everything.Nested"
         nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__testing__v1__everything__nested__init)
@@ -326,6 +448,27 @@ public struct Switchboard_Testing_V1_Everything: ProtoMessage, _CBridgedMessage 
         func _write(to w: _CMessageWriter) {
             w.setString(0, name)
             w.setScalar(1, value)
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+            var o: [String: JSON] = [:]
+            e.field(&o, "name", name)
+            e.field(&o, "value", value)
+            return .object(o)
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+            self.init()
+            for (key, value) in try d.enterMessage(json) {
+                switch key {
+                case "name": try d.field(1, "name", value, &self.name)
+                case "value": try d.field(2, "value", value, &self.value)
+                default: try d.unknownField(key)
+                }
+            }
+            d.exitMessage()
         }
     }
 }

@@ -156,3 +156,14 @@ enum _ProtoJSONPathComponent {
         return out
     }
 }
+
+/// The message types generated into this module, looked up by full proto name: what `google.protobuf.Any` in JSON
+/// resolves `@type` against, and what a caller holding only a type name (a test, a gateway) can use.
+public enum ProtoJSONRegistry {
+    /// The generated message type with this full name.
+    /// - Parameter name: e.g. `switchboard.contacts.v1.Contact`.
+    /// - Returns: the type, or nil when this module has none by that name.
+    public static func messageType(named name: String) -> (any ProtoJSONMessage.Type)? {
+        _ProtoJSONRegistry.messageTypesByName[name]
+    }
+}

@@ -4,6 +4,7 @@
 // On input Python is lenient in ways worth copying (integers as strings, integral numbers in exponent form, enum
 // numbers) and in a few that are accidents (enum 1.5 read as 1, garbage dropped from base64); those we refuse.
 import FoundationEssentials
+import Glibc
 import SwitchboardRPC
 
 /// A singular value of a proto3 scalar or enum type, as generated fields hold it.
@@ -245,8 +246,22 @@ extension Double: _ProtoJSONScalar {
 extension Float: _ProtoJSONScalar {
     var _isProtoJSONDefault: Bool { bitPattern == 0 }
     func _protoJSON(_ encoder: inout _ProtoJSONEncoder) -> JSON {
-        // The shortest text that reads back as this float (Python's ToShortestFloat), not the double's digits.
-        _protoJSONFloatingValue(Double(self), shortest: "\(self)")
+        guard isFinite else { return _protoJSONFloatingValue(Double(self), shortest: "") }
+        // Python's ToShortestFloat: the double from the fewest significant digits, six or more, that read back as
+        // this float (`1.4013e-45`, not the shortest `1e-45`); JSON then carries that double.
+        var rounded = Double(self)
+        for precision: Int32 in 6...9 {
+            var buffer = [CChar](repeating: 0, count: 40)
+            let text = buffer.withUnsafeMutableBufferPointer { out in
+                _ = withVaList([precision, Double(self)]) { vsnprintf(out.baseAddress, out.count, "%.*g", $0) }
+                return String(cString: out.baseAddress!)
+            }
+            if let candidate = Double(text), Float(candidate) == self {
+                rounded = candidate
+                break
+            }
+        }
+        return _protoJSONFloatingValue(rounded, shortest: JSON.format(rounded))
     }
     static func _fromProtoJSON(_ json: JSON, _ decoder: inout _ProtoJSONDecoder) throws -> Float? {
         let double = try _protoJSONDouble(json, &decoder)

@@ -28,6 +28,8 @@ from sbproto.switchboard.contacts.v1 import contacts_pb2  # noqa: E402,F401
 from sbproto.switchboard.common.v1 import change_pb2, types_pb2  # noqa: E402,F401
 from sbproto.google.rpc import error_details_pb2, status_pb2  # noqa: E402,F401
 from sbproto.grpc.testing import messages_pb2  # noqa: E402,F401
+from sbproto.grpc.health.v1 import health_pb2  # noqa: E402,F401
+from sbproto.grpc.reflection.v1 import reflection_pb2  # noqa: E402,F401
 
 EV = "switchboard.testing.v1.Everything"
 MS = "switchboard.testing.v1.MoreShapes"
@@ -116,7 +118,18 @@ ENCODE = [
         "createdAfter": "2024-01-01T00:00:00Z", "updatedBefore": "2025-06-30T12:00:00.250Z"}),
     ("update contact request with a mask", "switchboard.contacts.v1.UpdateContactRequest", {
         "contact": {"id": "c-1", "tags": []}, "updateMask": "name.given,customFields,tags"}),
-    ("field definition", "switchboard.contacts.v1.FieldDefinition", {}),
+    ("field definition, empty", "switchboard.contacts.v1.FieldDefinition", {}),
+    ("field definition with a nested enum", "switchboard.contacts.v1.FieldDefinition", {
+        "key": "tier", "displayName": "Tier", "type": "FIELD_TYPE_ENUM", "allowedValues": ["gold", "silver"],
+        "required": True}),
+    ("batch get response", "switchboard.contacts.v1.BatchGetContactsResponse", {
+        "contacts": [{"id": "a"}, {"id": "b", "status": "CONTACT_STATUS_PROSPECT"}], "missingIds": ["c"]}),
+    ("watch changes request", "switchboard.common.v1.WatchChangesRequest", {"fromSequence": "42",
+                                                                             "resourceTypes": ["contact"]}),
+    ("reflection response with bytes in a oneof message", "grpc.reflection.v1.ServerReflectionResponse", {
+        "validHost": "h", "originalRequest": {"fileContainingSymbol": "x.Y"},
+        "fileDescriptorResponse": {"fileDescriptorProto": ["CgVhLnByb3Rv", ""]}}),
+    ("health response", "grpc.health.v1.HealthCheckResponse", {"status": "NOT_SERVING"}),
     ("change event", "switchboard.common.v1.ChangeEvent", {
         "sequence": "9007199254740993", "tenantId": "t", "resourceType": "contact", "kind": "CHANGE_KIND_UPDATED",
         "commitTime": "2024-05-01T12:00:00.000100Z", "changedFields": ["name", "emails"],

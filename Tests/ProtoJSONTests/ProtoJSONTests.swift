@@ -110,6 +110,33 @@ struct ProtoJSONTests {
         }
     }
 
+    @Test("every generated message type: its default is {} (or its well-known form) and reads back")
+    func everyTypeRoundTrips() throws {
+        #expect(ProtoJSONRegistry.messageTypes.count > 60)
+        for type in ProtoJSONRegistry.messageTypes {
+            try Self.roundTripDefault(type)
+        }
+    }
+
+    static func roundTripDefault<M: ProtoJSONMessage>(_ type: M.Type) throws {
+        let json = try M().protoJSON()
+        switch M.protoMessageName {
+        case "google.protobuf.Timestamp": #expect(json == .string("1970-01-01T00:00:00Z"))
+        case "google.protobuf.Duration": #expect(json == .string("0s"))
+        case "google.protobuf.FieldMask": #expect(json == .string(""))
+        case "google.protobuf.Value": #expect(json == .null)
+        case "google.protobuf.ListValue": #expect(json == .array([]))
+        case let name where name.hasPrefix("google.protobuf.") && name.hasSuffix("Value"): #expect(json != .object([:]))
+        default: #expect(json == .object([:]), "\(M.protoMessageName)")
+        }
+        let back = try M(protoJSONText: json.text)
+        if M.protoMessageName == "google.protobuf.Value" {
+            #expect(try back.protoJSON() == .null)
+        } else {
+            #expect(back == M(), "\(M.protoMessageName)")
+        }
+    }
+
     @Test("the JSON value type keeps number text, compares numbers by value, and can refuse repeated keys")
     func jsonNumbers() throws {
         let parsed = try JSON.parse(#"[9007199254740993, 9007199254740992, 1.0, 1e2]"#)

@@ -166,4 +166,7 @@ public enum ProtoJSONRegistry {
     public static func messageType(named name: String) -> (any ProtoJSONMessage.Type)? {
         _ProtoJSONRegistry.messageTypesByName[name]
     }
+
+    /// Every generated message type, in the order protoc listed the files.
+    public static var messageTypes: [any ProtoJSONMessage.Type] { _ProtoJSONRegistry.messageTypes }
 }

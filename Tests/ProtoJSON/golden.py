@@ -238,6 +238,8 @@ REJECT = [
     ("duration without s", EV, '{"tDuration": "1"}', False),
     ("duration out of range", EV, '{"tDuration": "315576000001s"}', False),
     ("duration garbage", EV, '{"tDuration": "1.x s"}', False),
+    ("duration at the most negative int64", EV, '{"tDuration": "-9223372036854775808s"}', False),
+    ("duration with mixed signs", "google.protobuf.Duration", '"-0.5s"'.replace("-0.5", "1.-5"), False),
     ("field mask with an underscore", EV, '{"tFieldMask": "foo_bar"}', False),
     ("struct not an object", EV, '{"tStruct": [1]}', False),
     ("wrapper from the wrong type", EV, '{"tInt32Wrapper": "x"}', False),

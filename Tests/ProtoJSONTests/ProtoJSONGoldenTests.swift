@@ -118,7 +118,51 @@ struct ProtoJSONGoldenTests {
                 "Tests/ProtoJSON/goldens.json is stale: rerun golden.py --write and commit it")
     }
 
+    @Test("mutated golden inputs decode or throw, never trap; what decodes writes out and reads back")
+    func mutatedInputs() throws {
+        // SplitMix64: deterministic, so a failure reproduces.
+        var state: UInt64 = 0x5EED
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let alphabet = Array(#"{}[]:,"0123456789-+.eE nulltruefalse_\/aZ"#.utf8)
+        var decoded = 0
+        for golden in Goldens.decode + Goldens.reject {
+            let type = try #require(ProtoJSONRegistry.messageType(named: golden.type))
+            for _ in 0..<40 {
+                var bytes = Array(golden.text.utf8)
+                for _ in 0..<(1 + Int(next() % 3)) where !bytes.isEmpty {
+                    let at = Int(next() % UInt64(bytes.count))
+                    switch next() % 3 {
+                    case 0: bytes[at] = alphabet[Int(next() % UInt64(alphabet.count))]
+                    case 1: bytes.remove(at: at)
+                    default: bytes.insert(alphabet[Int(next() % UInt64(alphabet.count))], at: at)
+                    }
+                }
+                if try Self.decodeEncodeDecode(type, String(decoding: bytes, as: UTF8.self)) { decoded += 1 }
+            }
+        }
+        #expect(decoded > 0)
+    }
+
     // MARK: - Helpers (generic, so that a type known only by name can be used)
+
+    /// Whether the text decoded; when it did and the message writes out, the output must read back.
+    static func decodeEncodeDecode<M: ProtoJSONMessage>(_ type: M.Type, _ text: String) throws -> Bool {
+        var lenient = ProtoJSONDecodingOptions()
+        lenient.ignoreUnknownFields = true
+        guard let message = (try? M(protoJSONText: text)) ?? (try? M(protoJSONText: text, options: lenient)) else {
+            return false
+        }
+        if let written = try? message.protoJSONText() {
+            #expect(throws: Never.self, "\(text) → \(written)") { _ = try M(protoJSONText: written) }
+        }
+        return true
+    }
 
     static func encode<M: ProtoJSONMessage>(_ type: M.Type, _ binary: [UInt8]) throws -> JSON {
         try M(decoding: ByteBuffer(bytes: binary)).protoJSON()

@@ -64,6 +64,15 @@ struct ProtoJSONTests {
         #expect { _ = try late.protoJSON() } throws: { error in
             (error as? ProtoJSONError).map { $0.path == "tTimestamp" && $0.direction == .encoding && $0.rpcError.code == .internal } ?? false
         }
+        // Off the wire, any Int64 and Int32: the extremes must be refused, not trap.
+        var duration = Google_Protobuf_Duration()
+        duration.seconds = .min
+        duration.nanos = .min
+        #expect(throws: ProtoJSONError.self) { _ = try duration.protoJSON() }
+        var timestamp = Google_Protobuf_Timestamp()
+        timestamp.seconds = .min
+        timestamp.nanos = .min
+        #expect(throws: ProtoJSONError.self) { _ = try timestamp.protoJSON() }
         var nan = Switchboard_Testing_V1_Everything()
         var value = Google_Protobuf_Value()
         value.kind = .numberValue(.nan)

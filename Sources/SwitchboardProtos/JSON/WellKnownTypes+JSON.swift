@@ -132,11 +132,19 @@ enum _ProtoJSONDuration {
     /// ±10,000 years, the range google.protobuf.Duration defines.
     static let maxSeconds: Int64 = 315_576_000_000
 
+    /// Whether seconds and nanos make a Duration the type allows. `magnitude`, not `abs`: `abs(Int64.min)` traps,
+    /// and these numbers come off the wire.
+    static func isValid(seconds: Int64, nanos: Int64) -> Bool {
+        seconds.magnitude <= maxSeconds.magnitude && nanos.magnitude < 1_000_000_000
+            && !(seconds > 0 && nanos < 0) && !(seconds < 0 && nanos > 0)
+    }
+
     static func format(seconds: Int64, nanos: Int32, _ encoder: inout _ProtoJSONEncoder) throws -> JSON {
-        guard abs(seconds) <= maxSeconds, abs(nanos) < 1_000_000_000, !(seconds > 0 && nanos < 0), !(seconds < 0 && nanos > 0)
-        else { throw encoder.error("duration (seconds \(seconds), nanos \(nanos)) outside ±315576000000s or with mixed signs") }
+        guard isValid(seconds: seconds, nanos: Int64(nanos)) else {
+            throw encoder.error("duration (seconds \(seconds), nanos \(nanos)) outside ±315576000000s or with mixed signs")
+        }
         let negative = seconds < 0 || nanos < 0
-        return .string((negative ? "-" : "") + "\(abs(seconds))\(_protoJSONFraction(Int64(abs(nanos))))s")
+        return .string((negative ? "-" : "") + "\(seconds.magnitude)\(_protoJSONFraction(Int64(nanos.magnitude)))s")
     }
 
     static func encode(_ duration: Swift.Duration, _ encoder: inout _ProtoJSONEncoder) throws -> JSON {
@@ -166,8 +174,7 @@ enum _ProtoJSONDuration {
             nanos = Int64((value * 1e9).rounded(.toNearestOrEven))
             if whole.hasPrefix("-") { nanos = -nanos }
         }
-        guard abs(seconds) <= maxSeconds, abs(nanos) < 1_000_000_000, !(seconds > 0 && nanos < 0), !(seconds < 0 && nanos > 0)
-        else { return nil }
+        guard isValid(seconds: seconds, nanos: nanos) else { return nil }
         return (seconds, Int32(nanos))
     }
 }

@@ -479,11 +479,12 @@ struct SwiftGenerator {
         } else {
             out.line("    var o: [String: JSON] = [:]")
             for (f, p) in plans {
-                out.line("    \(jsonEncodeThrows(f) ? "try " : "")e.field(&o, \(literal(f.jsonName)), \(p.property))")
+                // `self.`: a field may be named `e` or `o`, like the locals.
+                out.line("    \(jsonEncodeThrows(f) ? "try " : "")e.field(&o, \(literal(f.jsonName)), self.\(p.property))")
             }
             for (o, name) in m.oneofNames.enumerated() {
                 guard let members = oneofMembers[o] else { continue }
-                out.line("    switch \(Naming.escaped(Naming.lowerCamel(name))) {")
+                out.line("    switch self.\(Naming.escaped(Naming.lowerCamel(name))) {")
                 for f in members {
                     let call = "e.member(&o, \(literal(f.jsonName)), v)"
                     out.line("    case .\(Naming.escaped(Naming.lowerCamel(f.name)))(let v)?: \(f.kind == .message ? "try " : "")\(call)")

@@ -45,9 +45,9 @@ public struct Google_Rpc_ErrorInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMes
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "reason", reason)
-        e.field(&o, "domain", domain)
-        e.field(&o, "metadata", metadata)
+        e.field(&o, "reason", self.reason)
+        e.field(&o, "domain", self.domain)
+        e.field(&o, "metadata", self.metadata)
         return .object(o)
     }
 
@@ -95,7 +95,7 @@ public struct Google_Rpc_RetryInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMes
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "retryDelay", retryDelay)
+        try e.field(&o, "retryDelay", self.retryDelay)
         return .object(o)
     }
 
@@ -146,8 +146,8 @@ public struct Google_Rpc_DebugInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMes
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "stackEntries", stackEntries)
-        e.field(&o, "detail", detail)
+        e.field(&o, "stackEntries", self.stackEntries)
+        e.field(&o, "detail", self.detail)
         return .object(o)
     }
 
@@ -194,7 +194,7 @@ public struct Google_Rpc_QuotaFailure: ProtoMessage, _CBridgedMessage, ProtoJSON
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "violations", violations)
+        try e.field(&o, "violations", self.violations)
         return .object(o)
     }
 
@@ -244,8 +244,8 @@ public struct Google_Rpc_QuotaFailure: ProtoMessage, _CBridgedMessage, ProtoJSON
         /// Proto3 JSON: see ``ProtoJSONMessage``.
         public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
             var o: [String: JSON] = [:]
-            e.field(&o, "subject", subject)
-            e.field(&o, "description", description)
+            e.field(&o, "subject", self.subject)
+            e.field(&o, "description", self.description)
             return .object(o)
         }
 
@@ -293,7 +293,7 @@ public struct Google_Rpc_PreconditionFailure: ProtoMessage, _CBridgedMessage, Pr
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "violations", violations)
+        try e.field(&o, "violations", self.violations)
         return .object(o)
     }
 
@@ -348,9 +348,9 @@ public struct Google_Rpc_PreconditionFailure: ProtoMessage, _CBridgedMessage, Pr
         /// Proto3 JSON: see ``ProtoJSONMessage``.
         public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
             var o: [String: JSON] = [:]
-            e.field(&o, "type", type)
-            e.field(&o, "subject", subject)
-            e.field(&o, "description", description)
+            e.field(&o, "type", self.type)
+            e.field(&o, "subject", self.subject)
+            e.field(&o, "description", self.description)
             return .object(o)
         }
 
@@ -399,7 +399,7 @@ public struct Google_Rpc_BadRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMe
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "fieldViolations", fieldViolations)
+        try e.field(&o, "fieldViolations", self.fieldViolations)
         return .object(o)
     }
 
@@ -459,10 +459,10 @@ public struct Google_Rpc_BadRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMe
         /// Proto3 JSON: see ``ProtoJSONMessage``.
         public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
             var o: [String: JSON] = [:]
-            e.field(&o, "field", field)
-            e.field(&o, "description", description)
-            e.field(&o, "reason", reason)
-            try e.field(&o, "localizedMessage", localizedMessage)
+            e.field(&o, "field", self.field)
+            e.field(&o, "description", self.description)
+            e.field(&o, "reason", self.reason)
+            try e.field(&o, "localizedMessage", self.localizedMessage)
             return .object(o)
         }
 
@@ -517,8 +517,8 @@ public struct Google_Rpc_RequestInfo: ProtoMessage, _CBridgedMessage, ProtoJSONM
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "requestId", requestId)
-        e.field(&o, "servingData", servingData)
+        e.field(&o, "requestId", self.requestId)
+        e.field(&o, "servingData", self.servingData)
         return .object(o)
     }
 
@@ -580,10 +580,10 @@ public struct Google_Rpc_ResourceInfo: ProtoMessage, _CBridgedMessage, ProtoJSON
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "resourceType", resourceType)
-        e.field(&o, "resourceName", resourceName)
-        e.field(&o, "owner", owner)
-        e.field(&o, "description", description)
+        e.field(&o, "resourceType", self.resourceType)
+        e.field(&o, "resourceName", self.resourceName)
+        e.field(&o, "owner", self.owner)
+        e.field(&o, "description", self.description)
         return .object(o)
     }
 
@@ -632,7 +632,7 @@ public struct Google_Rpc_Help: ProtoMessage, _CBridgedMessage, ProtoJSONMessage 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "links", links)
+        try e.field(&o, "links", self.links)
         return .object(o)
     }
 
@@ -682,8 +682,8 @@ public struct Google_Rpc_Help: ProtoMessage, _CBridgedMessage, ProtoJSONMessage 
         /// Proto3 JSON: see ``ProtoJSONMessage``.
         public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
             var o: [String: JSON] = [:]
-            e.field(&o, "description", description)
-            e.field(&o, "url", url)
+            e.field(&o, "description", self.description)
+            e.field(&o, "url", self.url)
             return .object(o)
         }
 
@@ -736,8 +736,8 @@ public struct Google_Rpc_LocalizedMessage: ProtoMessage, _CBridgedMessage, Proto
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "locale", locale)
-        e.field(&o, "message", message)
+        e.field(&o, "locale", self.locale)
+        e.field(&o, "message", self.message)
         return .object(o)
     }
 

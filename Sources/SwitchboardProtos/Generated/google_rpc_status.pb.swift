@@ -45,9 +45,9 @@ public struct Google_Rpc_Status: ProtoMessage, _CBridgedMessage, ProtoJSONMessag
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "code", code)
-        e.field(&o, "message", message)
-        try e.field(&o, "details", details)
+        e.field(&o, "code", self.code)
+        e.field(&o, "message", self.message)
+        try e.field(&o, "details", self.details)
         return .object(o)
     }
 

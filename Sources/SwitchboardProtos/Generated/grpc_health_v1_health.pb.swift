@@ -35,7 +35,7 @@ public struct Grpc_Health_V1_HealthCheckRequest: ProtoMessage, _CBridgedMessage,
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "service", service)
+        e.field(&o, "service", self.service)
         return .object(o)
     }
 
@@ -81,7 +81,7 @@ public struct Grpc_Health_V1_HealthCheckResponse: ProtoMessage, _CBridgedMessage
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "status", status)
+        e.field(&o, "status", self.status)
         return .object(o)
     }
 

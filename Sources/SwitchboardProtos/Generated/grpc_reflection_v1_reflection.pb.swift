@@ -78,8 +78,8 @@ public struct Grpc_Reflection_V1_ServerReflectionRequest: ProtoMessage, _CBridge
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "host", host)
-        switch messageRequest {
+        e.field(&o, "host", self.host)
+        switch self.messageRequest {
         case .fileByFilename(let v)?: e.member(&o, "fileByFilename", v)
         case .fileContainingSymbol(let v)?: e.member(&o, "fileContainingSymbol", v)
         case .fileContainingExtension(let v)?: try e.member(&o, "fileContainingExtension", v)
@@ -157,8 +157,8 @@ public struct Grpc_Reflection_V1_ExtensionRequest: ProtoMessage, _CBridgedMessag
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "containingType", containingType)
-        e.field(&o, "extensionNumber", extensionNumber)
+        e.field(&o, "containingType", self.containingType)
+        e.field(&o, "extensionNumber", self.extensionNumber)
         return .object(o)
     }
 
@@ -247,9 +247,9 @@ public struct Grpc_Reflection_V1_ServerReflectionResponse: ProtoMessage, _CBridg
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "validHost", validHost)
-        try e.field(&o, "originalRequest", originalRequest)
-        switch messageResponse {
+        e.field(&o, "validHost", self.validHost)
+        try e.field(&o, "originalRequest", self.originalRequest)
+        switch self.messageResponse {
         case .fileDescriptorResponse(let v)?: try e.member(&o, "fileDescriptorResponse", v)
         case .allExtensionNumbersResponse(let v)?: try e.member(&o, "allExtensionNumbersResponse", v)
         case .listServicesResponse(let v)?: try e.member(&o, "listServicesResponse", v)
@@ -318,7 +318,7 @@ public struct Grpc_Reflection_V1_FileDescriptorResponse: ProtoMessage, _CBridged
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "fileDescriptorProto", fileDescriptorProto)
+        e.field(&o, "fileDescriptorProto", self.fileDescriptorProto)
         return .object(o)
     }
 
@@ -369,8 +369,8 @@ public struct Grpc_Reflection_V1_ExtensionNumberResponse: ProtoMessage, _CBridge
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "baseTypeName", baseTypeName)
-        e.field(&o, "extensionNumber", extensionNumber)
+        e.field(&o, "baseTypeName", self.baseTypeName)
+        e.field(&o, "extensionNumber", self.extensionNumber)
         return .object(o)
     }
 
@@ -417,7 +417,7 @@ public struct Grpc_Reflection_V1_ListServiceResponse: ProtoMessage, _CBridgedMes
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "service", service)
+        try e.field(&o, "service", self.service)
         return .object(o)
     }
 
@@ -463,7 +463,7 @@ public struct Grpc_Reflection_V1_ServiceResponse: ProtoMessage, _CBridgedMessage
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "name", name)
+        e.field(&o, "name", self.name)
         return .object(o)
     }
 
@@ -514,8 +514,8 @@ public struct Grpc_Reflection_V1_ErrorResponse: ProtoMessage, _CBridgedMessage, 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "errorCode", errorCode)
-        e.field(&o, "errorMessage", errorMessage)
+        e.field(&o, "errorCode", self.errorCode)
+        e.field(&o, "errorMessage", self.errorMessage)
         return .object(o)
     }
 

@@ -107,7 +107,7 @@ public struct Grpc_Testing_BoolValue: ProtoMessage, _CBridgedMessage, ProtoJSONM
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "value", value)
+        e.field(&o, "value", self.value)
         return .object(o)
     }
 
@@ -158,8 +158,8 @@ public struct Grpc_Testing_Payload: ProtoMessage, _CBridgedMessage, ProtoJSONMes
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "type", type)
-        e.field(&o, "body", body)
+        e.field(&o, "type", self.type)
+        e.field(&o, "body", self.body)
         return .object(o)
     }
 
@@ -211,8 +211,8 @@ public struct Grpc_Testing_EchoStatus: ProtoMessage, _CBridgedMessage, ProtoJSON
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "code", code)
-        e.field(&o, "message", message)
+        e.field(&o, "code", self.code)
+        e.field(&o, "message", self.message)
         return .object(o)
     }
 
@@ -309,17 +309,17 @@ public struct Grpc_Testing_SimpleRequest: ProtoMessage, _CBridgedMessage, ProtoJ
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "responseType", responseType)
-        e.field(&o, "responseSize", responseSize)
-        try e.field(&o, "payload", payload)
-        e.field(&o, "fillUsername", fillUsername)
-        e.field(&o, "fillOauthScope", fillOauthScope)
-        try e.field(&o, "responseCompressed", responseCompressed)
-        try e.field(&o, "responseStatus", responseStatus)
-        try e.field(&o, "expectCompressed", expectCompressed)
-        e.field(&o, "fillServerId", fillServerId)
-        e.field(&o, "fillGrpclbRouteType", fillGrpclbRouteType)
-        try e.field(&o, "orcaPerQueryReport", orcaPerQueryReport)
+        e.field(&o, "responseType", self.responseType)
+        e.field(&o, "responseSize", self.responseSize)
+        try e.field(&o, "payload", self.payload)
+        e.field(&o, "fillUsername", self.fillUsername)
+        e.field(&o, "fillOauthScope", self.fillOauthScope)
+        try e.field(&o, "responseCompressed", self.responseCompressed)
+        try e.field(&o, "responseStatus", self.responseStatus)
+        try e.field(&o, "expectCompressed", self.expectCompressed)
+        e.field(&o, "fillServerId", self.fillServerId)
+        e.field(&o, "fillGrpclbRouteType", self.fillGrpclbRouteType)
+        try e.field(&o, "orcaPerQueryReport", self.orcaPerQueryReport)
         return .object(o)
     }
 
@@ -400,12 +400,12 @@ public struct Grpc_Testing_SimpleResponse: ProtoMessage, _CBridgedMessage, Proto
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "payload", payload)
-        e.field(&o, "username", username)
-        e.field(&o, "oauthScope", oauthScope)
-        e.field(&o, "serverId", serverId)
-        e.field(&o, "grpclbRouteType", grpclbRouteType)
-        e.field(&o, "hostname", hostname)
+        try e.field(&o, "payload", self.payload)
+        e.field(&o, "username", self.username)
+        e.field(&o, "oauthScope", self.oauthScope)
+        e.field(&o, "serverId", self.serverId)
+        e.field(&o, "grpclbRouteType", self.grpclbRouteType)
+        e.field(&o, "hostname", self.hostname)
         return .object(o)
     }
 
@@ -461,8 +461,8 @@ public struct Grpc_Testing_StreamingInputCallRequest: ProtoMessage, _CBridgedMes
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "payload", payload)
-        try e.field(&o, "expectCompressed", expectCompressed)
+        try e.field(&o, "payload", self.payload)
+        try e.field(&o, "expectCompressed", self.expectCompressed)
         return .object(o)
     }
 
@@ -509,7 +509,7 @@ public struct Grpc_Testing_StreamingInputCallResponse: ProtoMessage, _CBridgedMe
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "aggregatedPayloadSize", aggregatedPayloadSize)
+        e.field(&o, "aggregatedPayloadSize", self.aggregatedPayloadSize)
         return .object(o)
     }
 
@@ -565,9 +565,9 @@ public struct Grpc_Testing_ResponseParameters: ProtoMessage, _CBridgedMessage, P
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "size", size)
-        e.field(&o, "intervalUs", intervalUs)
-        try e.field(&o, "compressed", compressed)
+        e.field(&o, "size", self.size)
+        e.field(&o, "intervalUs", self.intervalUs)
+        try e.field(&o, "compressed", self.compressed)
         return .object(o)
     }
 
@@ -635,11 +635,11 @@ public struct Grpc_Testing_StreamingOutputCallRequest: ProtoMessage, _CBridgedMe
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "responseType", responseType)
-        try e.field(&o, "responseParameters", responseParameters)
-        try e.field(&o, "payload", payload)
-        try e.field(&o, "responseStatus", responseStatus)
-        try e.field(&o, "orcaOobReport", orcaOobReport)
+        e.field(&o, "responseType", self.responseType)
+        try e.field(&o, "responseParameters", self.responseParameters)
+        try e.field(&o, "payload", self.payload)
+        try e.field(&o, "responseStatus", self.responseStatus)
+        try e.field(&o, "orcaOobReport", self.orcaOobReport)
         return .object(o)
     }
 
@@ -689,7 +689,7 @@ public struct Grpc_Testing_StreamingOutputCallResponse: ProtoMessage, _CBridgedM
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "payload", payload)
+        try e.field(&o, "payload", self.payload)
         return .object(o)
     }
 
@@ -735,7 +735,7 @@ public struct Grpc_Testing_ReconnectParams: ProtoMessage, _CBridgedMessage, Prot
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "maxReconnectBackoffMs", maxReconnectBackoffMs)
+        e.field(&o, "maxReconnectBackoffMs", self.maxReconnectBackoffMs)
         return .object(o)
     }
 
@@ -786,8 +786,8 @@ public struct Grpc_Testing_ReconnectInfo: ProtoMessage, _CBridgedMessage, ProtoJ
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "passed", passed)
-        e.field(&o, "backoffMs", backoffMs)
+        e.field(&o, "passed", self.passed)
+        e.field(&o, "backoffMs", self.backoffMs)
         return .object(o)
     }
 
@@ -849,10 +849,10 @@ public struct Grpc_Testing_TestOrcaReport: ProtoMessage, _CBridgedMessage, Proto
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "cpuUtilization", cpuUtilization)
-        e.field(&o, "memoryUtilization", memoryUtilization)
-        e.field(&o, "requestCost", requestCost)
-        e.field(&o, "utilization", utilization)
+        e.field(&o, "cpuUtilization", self.cpuUtilization)
+        e.field(&o, "memoryUtilization", self.memoryUtilization)
+        e.field(&o, "requestCost", self.requestCost)
+        e.field(&o, "utilization", self.utilization)
         return .object(o)
     }
 

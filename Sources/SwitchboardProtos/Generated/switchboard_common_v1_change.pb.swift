@@ -126,15 +126,15 @@ public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage,
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "sequence", sequence)
-        e.field(&o, "tenantId", tenantId)
-        e.field(&o, "resourceType", resourceType)
-        e.field(&o, "resourceId", resourceId)
-        e.field(&o, "kind", kind)
-        try e.field(&o, "commitTime", commitTime)
-        e.field(&o, "actorId", actorId)
-        e.field(&o, "changedFields", changedFields)
-        try e.field(&o, "resource", resource)
+        e.field(&o, "sequence", self.sequence)
+        e.field(&o, "tenantId", self.tenantId)
+        e.field(&o, "resourceType", self.resourceType)
+        e.field(&o, "resourceId", self.resourceId)
+        e.field(&o, "kind", self.kind)
+        try e.field(&o, "commitTime", self.commitTime)
+        e.field(&o, "actorId", self.actorId)
+        e.field(&o, "changedFields", self.changedFields)
+        try e.field(&o, "resource", self.resource)
         return .object(o)
     }
 
@@ -193,8 +193,8 @@ public struct Switchboard_Common_V1_WatchChangesRequest: ProtoMessage, _CBridged
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "fromSequence", fromSequence)
-        e.field(&o, "resourceTypes", resourceTypes)
+        e.field(&o, "fromSequence", self.fromSequence)
+        e.field(&o, "resourceTypes", self.resourceTypes)
         return .object(o)
     }
 

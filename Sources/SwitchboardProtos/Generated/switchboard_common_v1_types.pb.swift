@@ -55,11 +55,11 @@ public struct Switchboard_Common_V1_AuditStamps: ProtoMessage, _CBridgedMessage,
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "createTime", createTime)
-        e.field(&o, "createdBy", createdBy)
-        try e.field(&o, "updateTime", updateTime)
-        e.field(&o, "updatedBy", updatedBy)
-        try e.field(&o, "deleteTime", deleteTime)
+        try e.field(&o, "createTime", self.createTime)
+        e.field(&o, "createdBy", self.createdBy)
+        try e.field(&o, "updateTime", self.updateTime)
+        e.field(&o, "updatedBy", self.updatedBy)
+        try e.field(&o, "deleteTime", self.deleteTime)
         return .object(o)
     }
 
@@ -114,8 +114,8 @@ public struct Switchboard_Common_V1_PageRequest: ProtoMessage, _CBridgedMessage,
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "pageSize", pageSize)
-        e.field(&o, "pageToken", pageToken)
+        e.field(&o, "pageSize", self.pageSize)
+        e.field(&o, "pageToken", self.pageToken)
         return .object(o)
     }
 
@@ -162,7 +162,7 @@ public struct Switchboard_Common_V1_PageResponse: ProtoMessage, _CBridgedMessage
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "nextPageToken", nextPageToken)
+        e.field(&o, "nextPageToken", self.nextPageToken)
         return .object(o)
     }
 
@@ -218,9 +218,9 @@ public struct Switchboard_Common_V1_Money: ProtoMessage, _CBridgedMessage, Proto
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "currencyCode", currencyCode)
-        e.field(&o, "units", units)
-        e.field(&o, "nanos", nanos)
+        e.field(&o, "currencyCode", self.currencyCode)
+        e.field(&o, "units", self.units)
+        e.field(&o, "nanos", self.nanos)
         return .object(o)
     }
 
@@ -293,12 +293,12 @@ public struct Switchboard_Common_V1_PostalAddress: ProtoMessage, _CBridgedMessag
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "label", label)
-        e.field(&o, "addressLines", addressLines)
-        e.field(&o, "locality", locality)
-        e.field(&o, "administrativeArea", administrativeArea)
-        e.field(&o, "postalCode", postalCode)
-        e.field(&o, "regionCode", regionCode)
+        e.field(&o, "label", self.label)
+        e.field(&o, "addressLines", self.addressLines)
+        e.field(&o, "locality", self.locality)
+        e.field(&o, "administrativeArea", self.administrativeArea)
+        e.field(&o, "postalCode", self.postalCode)
+        e.field(&o, "regionCode", self.regionCode)
         return .object(o)
     }
 

@@ -152,12 +152,12 @@ public struct Switchboard_Contacts_V1_PersonName: ProtoMessage, _CBridgedMessage
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "given", given)
-        e.field(&o, "family", family)
-        e.field(&o, "middle", middle)
-        e.field(&o, "prefix", prefix)
-        e.field(&o, "suffix", suffix)
-        e.field(&o, "display", display)
+        e.field(&o, "given", self.given)
+        e.field(&o, "family", self.family)
+        e.field(&o, "middle", self.middle)
+        e.field(&o, "prefix", self.prefix)
+        e.field(&o, "suffix", self.suffix)
+        e.field(&o, "display", self.display)
         return .object(o)
     }
 
@@ -218,9 +218,9 @@ public struct Switchboard_Contacts_V1_Email: ProtoMessage, _CBridgedMessage, Pro
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "address", address)
-        e.field(&o, "label", label)
-        e.field(&o, "primary", primary)
+        e.field(&o, "address", self.address)
+        e.field(&o, "label", self.label)
+        e.field(&o, "primary", self.primary)
         return .object(o)
     }
 
@@ -283,10 +283,10 @@ public struct Switchboard_Contacts_V1_Phone: ProtoMessage, _CBridgedMessage, Pro
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "number", number)
-        e.field(&o, "label", label)
-        e.field(&o, "primary", primary)
-        e.field(&o, "e164", e164)
+        e.field(&o, "number", self.number)
+        e.field(&o, "label", self.label)
+        e.field(&o, "primary", self.primary)
+        e.field(&o, "e164", self.e164)
         return .object(o)
     }
 
@@ -390,18 +390,18 @@ public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, P
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "id", id)
-        try e.field(&o, "name", name)
-        try e.field(&o, "emails", emails)
-        try e.field(&o, "phones", phones)
-        try e.field(&o, "addresses", addresses)
-        e.field(&o, "type", type)
-        e.field(&o, "status", status)
-        e.field(&o, "tags", tags)
-        e.field(&o, "ownerId", ownerId)
-        try e.field(&o, "customFields", customFields)
-        try e.field(&o, "audit", audit)
-        e.field(&o, "etag", etag)
+        e.field(&o, "id", self.id)
+        try e.field(&o, "name", self.name)
+        try e.field(&o, "emails", self.emails)
+        try e.field(&o, "phones", self.phones)
+        try e.field(&o, "addresses", self.addresses)
+        e.field(&o, "type", self.type)
+        e.field(&o, "status", self.status)
+        e.field(&o, "tags", self.tags)
+        e.field(&o, "ownerId", self.ownerId)
+        try e.field(&o, "customFields", self.customFields)
+        try e.field(&o, "audit", self.audit)
+        e.field(&o, "etag", self.etag)
         return .object(o)
     }
 
@@ -463,8 +463,8 @@ public struct Switchboard_Contacts_V1_CreateContactRequest: ProtoMessage, _CBrid
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "contact", contact)
-        e.field(&o, "requestId", requestId)
+        try e.field(&o, "contact", self.contact)
+        e.field(&o, "requestId", self.requestId)
         return .object(o)
     }
 
@@ -516,8 +516,8 @@ public struct Switchboard_Contacts_V1_GetContactRequest: ProtoMessage, _CBridged
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "id", id)
-        e.field(&o, "includeDeleted", includeDeleted)
+        e.field(&o, "id", self.id)
+        e.field(&o, "includeDeleted", self.includeDeleted)
         return .object(o)
     }
 
@@ -564,7 +564,7 @@ public struct Switchboard_Contacts_V1_BatchGetContactsRequest: ProtoMessage, _CB
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "ids", ids)
+        e.field(&o, "ids", self.ids)
         return .object(o)
     }
 
@@ -615,8 +615,8 @@ public struct Switchboard_Contacts_V1_BatchGetContactsResponse: ProtoMessage, _C
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "contacts", contacts)
-        e.field(&o, "missingIds", missingIds)
+        try e.field(&o, "contacts", self.contacts)
+        e.field(&o, "missingIds", self.missingIds)
         return .object(o)
     }
 
@@ -678,10 +678,10 @@ public struct Switchboard_Contacts_V1_UpdateContactRequest: ProtoMessage, _CBrid
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "contact", contact)
-        try e.field(&o, "updateMask", updateMask)
-        e.field(&o, "etag", etag)
-        e.field(&o, "requestId", requestId)
+        try e.field(&o, "contact", self.contact)
+        try e.field(&o, "updateMask", self.updateMask)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "requestId", self.requestId)
         return .object(o)
     }
 
@@ -740,9 +740,9 @@ public struct Switchboard_Contacts_V1_DeleteContactRequest: ProtoMessage, _CBrid
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "id", id)
-        e.field(&o, "etag", etag)
-        e.field(&o, "requestId", requestId)
+        e.field(&o, "id", self.id)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "requestId", self.requestId)
         return .object(o)
     }
 
@@ -795,8 +795,8 @@ public struct Switchboard_Contacts_V1_UndeleteContactRequest: ProtoMessage, _CBr
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "id", id)
-        e.field(&o, "requestId", requestId)
+        e.field(&o, "id", self.id)
+        e.field(&o, "requestId", self.requestId)
         return .object(o)
     }
 
@@ -898,18 +898,18 @@ public struct Switchboard_Contacts_V1_ListContactsRequest: ProtoMessage, _CBridg
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "page", page)
-        e.field(&o, "statuses", statuses)
-        e.field(&o, "types", types)
-        e.field(&o, "tag", tag)
-        e.field(&o, "ownerId", ownerId)
-        try e.field(&o, "createdAfter", createdAfter)
-        try e.field(&o, "createdBefore", createdBefore)
-        try e.field(&o, "updatedAfter", updatedAfter)
-        try e.field(&o, "updatedBefore", updatedBefore)
-        e.field(&o, "orderBy", orderBy)
-        e.field(&o, "descending", descending)
-        e.field(&o, "includeDeleted", includeDeleted)
+        try e.field(&o, "page", self.page)
+        e.field(&o, "statuses", self.statuses)
+        e.field(&o, "types", self.types)
+        e.field(&o, "tag", self.tag)
+        e.field(&o, "ownerId", self.ownerId)
+        try e.field(&o, "createdAfter", self.createdAfter)
+        try e.field(&o, "createdBefore", self.createdBefore)
+        try e.field(&o, "updatedAfter", self.updatedAfter)
+        try e.field(&o, "updatedBefore", self.updatedBefore)
+        e.field(&o, "orderBy", self.orderBy)
+        e.field(&o, "descending", self.descending)
+        e.field(&o, "includeDeleted", self.includeDeleted)
         return .object(o)
     }
 
@@ -1017,8 +1017,8 @@ public struct Switchboard_Contacts_V1_ListContactsResponse: ProtoMessage, _CBrid
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "contacts", contacts)
-        try e.field(&o, "page", page)
+        try e.field(&o, "contacts", self.contacts)
+        try e.field(&o, "page", self.page)
         return .object(o)
     }
 
@@ -1090,12 +1090,12 @@ public struct Switchboard_Contacts_V1_FieldDefinition: ProtoMessage, _CBridgedMe
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "key", key)
-        e.field(&o, "displayName", displayName)
-        e.field(&o, "type", type)
-        e.field(&o, "allowedValues", allowedValues)
-        e.field(&o, "required", required)
-        e.field(&o, "retired", retired)
+        e.field(&o, "key", self.key)
+        e.field(&o, "displayName", self.displayName)
+        e.field(&o, "type", self.type)
+        e.field(&o, "allowedValues", self.allowedValues)
+        e.field(&o, "required", self.required)
+        e.field(&o, "retired", self.retired)
         return .object(o)
     }
 
@@ -1207,8 +1207,8 @@ public struct Switchboard_Contacts_V1_DefineFieldRequest: ProtoMessage, _CBridge
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "definition", definition)
-        e.field(&o, "requestId", requestId)
+        try e.field(&o, "definition", self.definition)
+        e.field(&o, "requestId", self.requestId)
         return .object(o)
     }
 
@@ -1255,7 +1255,7 @@ public struct Switchboard_Contacts_V1_ListFieldDefinitionsRequest: ProtoMessage,
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "includeRetired", includeRetired)
+        e.field(&o, "includeRetired", self.includeRetired)
         return .object(o)
     }
 
@@ -1301,7 +1301,7 @@ public struct Switchboard_Contacts_V1_ListFieldDefinitionsResponse: ProtoMessage
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        try e.field(&o, "definitions", definitions)
+        try e.field(&o, "definitions", self.definitions)
         return .object(o)
     }
 
@@ -1352,8 +1352,8 @@ public struct Switchboard_Contacts_V1_RetireFieldRequest: ProtoMessage, _CBridge
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
-        e.field(&o, "key", key)
-        e.field(&o, "requestId", requestId)
+        e.field(&o, "key", self.key)
+        e.field(&o, "requestId", self.requestId)
         return .object(o)
     }
 

@@ -21,6 +21,7 @@ let package = Package(
     ],
     targets: [
         fuzzer("FuzzJSON", [.product(name: "SwitchboardProtos", package: "switchboard")]),
+        fuzzer("FuzzProtoJSON", [.product(name: "SwitchboardProtos", package: "switchboard")]),
         fuzzer("FuzzPageToken", [.product(name: "ContactsService", package: "switchboard")]),
         fuzzer("FuzzDeframer", [
             .product(name: "SwitchboardHTTP2", package: "switchboard"),

@@ -1,8 +1,10 @@
 import Glibc
 
 /// A JSON value, with a strict parser (RFC 8259) and a compact writer (sorted keys), for the places that read or
-/// write JSON text on every call: log lines, change-feed payloads, jsonb columns. Foundation's `JSONSerialization`
-/// would pull the whole of Foundation (and ICU) into every service, several megabytes of resident memory.
+/// write JSON text on every call: log lines, change-feed payloads, jsonb columns, and proto3 JSON
+/// (``ProtoJSONMessage``). It lives beside the generated messages so that their JSON mapping can use it. Foundation's
+/// `JSONSerialization` would pull the whole of Foundation (and ICU) into every service, several megabytes of resident
+/// memory.
 public enum JSON: Sendable, Hashable {
     /// `null`.
     case null

@@ -241,6 +241,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Proto3 JSON against Python's json_format goldens (Tests/ProtoJSON): no database, no server.
+        .testTarget(
+            name: "ProtoJSONTests",
+            dependencies: [
+                "SwitchboardProtos", "SwitchboardRPC", "SwitchboardTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SwitchboardIntegrationTests",
             dependencies: ["SwitchboardTestSupport"],

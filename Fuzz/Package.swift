@@ -20,7 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
-        fuzzer("FuzzJSON", [.product(name: "SwitchboardRuntime", package: "switchboard")]),
+        fuzzer("FuzzJSON", [.product(name: "SwitchboardProtos", package: "switchboard")]),
+        fuzzer("FuzzProtoJSON", [.product(name: "SwitchboardProtos", package: "switchboard")]),
         fuzzer("FuzzPageToken", [.product(name: "SwitchboardServiceKit", package: "switchboard")]),
         fuzzer("FuzzDeframer", [
             .product(name: "SwitchboardHTTP2", package: "switchboard"),

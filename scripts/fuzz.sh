@@ -30,7 +30,7 @@ while (($#)); do
         *) TARGETS+=("$1"); shift ;;
     esac
 done
-ALL=(FuzzJSON FuzzPageToken FuzzDeframer FuzzProtoDecode FuzzHTTP2Server)
+ALL=(FuzzJSON FuzzProtoJSON FuzzPageToken FuzzDeframer FuzzProtoDecode FuzzHTTP2Server)
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 
 # The protobuf fuzzer's table of request messages follows the generated services.

@@ -149,7 +149,7 @@ struct _CMessageReader {
     private func offset(_ i: Int) -> Int { Int(fields.unsafelyUnwrapped[i].offset) }
     private func count(_ i: Int) -> Int { base.load(fromByteOffset: Int(fields.unsafelyUnwrapped[i].quantifier_offset), as: Int.self) }
 
-    func scalar<T>(_ i: Int) -> T { base.load(fromByteOffset: offset(i), as: T.self) }
+    func scalar<T: BitwiseCopyable>(_ i: Int) -> T { base.load(fromByteOffset: offset(i), as: T.self) }
     func bool(_ i: Int) -> Bool { base.load(fromByteOffset: offset(i), as: Int32.self) != 0 }
     func string(_ i: Int) -> String {
         guard let p = base.load(fromByteOffset: offset(i), as: UnsafePointer<CChar>?.self) else { return "" }
@@ -227,7 +227,7 @@ struct _CMessageWriter {
     private func offset(_ i: Int) -> Int { Int(fields.unsafelyUnwrapped[i].offset) }
     private func setCount(_ i: Int, _ n: Int) { base.storeBytes(of: n, toByteOffset: Int(fields.unsafelyUnwrapped[i].quantifier_offset), as: Int.self) }
 
-    func setScalar<T>(_ i: Int, _ v: T) { base.storeBytes(of: v, toByteOffset: offset(i), as: T.self) }
+    func setScalar<T: BitwiseCopyable>(_ i: Int, _ v: T) { base.storeBytes(of: v, toByteOffset: offset(i), as: T.self) }
     func setBool(_ i: Int, _ v: Bool) { base.storeBytes(of: v ? 1 : 0, toByteOffset: offset(i), as: Int32.self) }
     func setString(_ i: Int, _ v: String) {
         // Empty strings keep the descriptor's default (protobuf_c_empty_string), which pack skips for proto3.

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import SwitchboardProtos
 import Synchronization
 
 /// Writes one JSON object per line to standard error: time, level, label, message, source and metadata (request id,

@@ -23,7 +23,7 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Bearer token (env CRMCTL_TOKEN); `crmctl token` mints development tokens.")
     var token: String = ProcessInfo.processInfo.environment["CRMCTL_TOKEN"] ?? ""
 
-    @Option(help: "Output: table or json.")
+    @Option(help: "Output: table, or json (the response in proto3 JSON, one object per line).")
     var output: OutputFormat = .table
 
     @Option(help: "Call timeout in seconds.")
@@ -149,7 +149,7 @@ struct Contacts: AsyncParsableCommand {
             request.contact = contact
             request.requestId = requestId
             let created = try await reporting { try await client.createContact(request, options: options) }
-            Printer.contacts([created], format: connection.output)
+            try Printer.contact(created, format: connection.output)
         }
     }
 
@@ -164,7 +164,7 @@ struct Contacts: AsyncParsableCommand {
             request.id = id
             request.includeDeleted = includeDeleted
             let contact = try await reporting { try await client.getContact(request, options: options) }
-            Printer.contacts([contact], format: connection.output)
+            try Printer.contact(contact, format: connection.output)
         }
     }
 
@@ -186,7 +186,7 @@ struct Contacts: AsyncParsableCommand {
             request.etag = etag
             request.requestId = UUID().uuidString
             let updated = try await reporting { try await client.updateContact(request, options: options) }
-            Printer.contacts([updated], format: connection.output)
+            try Printer.contact(updated, format: connection.output)
         }
     }
 
@@ -202,7 +202,7 @@ struct Contacts: AsyncParsableCommand {
             request.etag = etag
             request.requestId = UUID().uuidString
             let deleted = try await reporting { try await client.deleteContact(request, options: options) }
-            Printer.contacts([deleted], format: connection.output)
+            try Printer.contact(deleted, format: connection.output)
         }
     }
 
@@ -216,7 +216,7 @@ struct Contacts: AsyncParsableCommand {
             request.id = id
             request.requestId = UUID().uuidString
             let restored = try await reporting { try await client.undeleteContact(request, options: options) }
-            Printer.contacts([restored], format: connection.output)
+            try Printer.contact(restored, format: connection.output)
         }
     }
 
@@ -241,9 +241,11 @@ struct Contacts: AsyncParsableCommand {
                 request.page = page
                 let response = try await reporting { try await client.listContacts(request, options: options) }
                 everything += response.contacts
+                // JSON prints each page's response as it arrives; the table waits for every page to align columns.
+                if connection.output == .json { try Printer.json(response) }
                 let next = response.page?.nextPageToken ?? ""
                 if !all || next.isEmpty {
-                    Printer.contacts(everything, format: connection.output)
+                    if connection.output == .table { Printer.table(everything) }
                     if !next.isEmpty { FileHandle.standardError.write(Data("next page: --page-token \(next)\n".utf8)) }
                     return
                 }
@@ -261,10 +263,15 @@ struct Contacts: AsyncParsableCommand {
             options.timeout = nil
             var request = Switchboard_Common_V1_WatchChangesRequest()
             request.fromSequence = from
+            let format = connection.output
             try await reporting {
                 try await client.watchChanges(request, options: options) { events in
                     for try await event in events {
                         // Unbuffered, one line per event: a watch is read live, often through a pipe.
+                        if format == .json {
+                            FileHandle.standardOutput.write(Data((try event.protoJSONText() + "\n").utf8))
+                            continue
+                        }
                         let line = "\(event.sequence)\t\(event.kind)\t\(event.resourceType)\t\(event.resourceId)\t\(event.actorId)\t\(event.changedFields.joined(separator: ","))\n"
                         FileHandle.standardOutput.write(Data(line.utf8))
                     }
@@ -275,26 +282,28 @@ struct Contacts: AsyncParsableCommand {
 }
 
 enum Printer {
-    static func contacts(_ contacts: [Switchboard_Contacts_V1_Contact], format: OutputFormat) {
+    /// Prints one contact returned by an RPC.
+    /// - Throws: ``ProtoJSONError`` when the contact cannot be written as JSON.
+    static func contact(_ contact: Switchboard_Contacts_V1_Contact, format: OutputFormat) throws {
         switch format {
-        case .json:
-            let objects: [[String: Any]] = contacts.map { c in
-                [
-                    "id": c.id, "given": c.name?.given ?? "", "family": c.name?.family ?? "", "display": c.name?.display ?? "",
-                    "emails": c.emails.map(\.address), "phones": c.phones.map(\.e164), "tags": c.tags,
-                    "type": "\(c.type)", "status": "\(c.status)", "owner_id": c.ownerId, "etag": c.etag,
-                    "deleted": c.audit?.deleteTime != nil,
-                ]
-            }
-            let data = (try? JSONSerialization.data(withJSONObject: contacts.count == 1 ? objects[0] : objects, options: [.prettyPrinted, .sortedKeys])) ?? Data()
-            print(String(decoding: data, as: UTF8.self))
-        case .table:
-            print(["ID", "NAME", "EMAIL", "STATUS", "TAGS", "ETAG"].joined(separator: "\t"))
-            for c in contacts {
-                let primary = c.emails.first(where: \.primary)?.address ?? ""
-                let deleted = c.audit?.deleteTime != nil ? " (deleted)" : ""
-                print([c.id, (c.name?.display ?? "") + deleted, primary, "\(c.status)", c.tags.joined(separator: ","), c.etag].joined(separator: "\t"))
-            }
+        case .json: try json(contact)
+        case .table: table([contact])
+        }
+    }
+
+    /// Prints a response as proto3 JSON on one line (what a gateway would send; `jq` reads it line by line).
+    /// - Throws: ``ProtoJSONError`` when the message cannot be written as JSON.
+    static func json(_ message: some ProtoJSONMessage) throws {
+        print(try message.protoJSONText())
+    }
+
+    /// Prints contacts as a table for people.
+    static func table(_ contacts: [Switchboard_Contacts_V1_Contact]) {
+        print(["ID", "NAME", "EMAIL", "STATUS", "TAGS", "ETAG"].joined(separator: "\t"))
+        for c in contacts {
+            let primary = c.emails.first(where: \.primary)?.address ?? ""
+            let deleted = c.audit?.deleteTime != nil ? " (deleted)" : ""
+            print([c.id, (c.name?.display ?? "") + deleted, primary, "\(c.status)", c.tags.joined(separator: ","), c.etag].joined(separator: "\t"))
         }
     }
 }

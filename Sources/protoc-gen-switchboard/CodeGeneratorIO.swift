@@ -107,7 +107,8 @@ enum CodeGeneratorIO {
         for i in 0..<m.n_field {
             let fd = m.field[i]!.pointee
             fields.append(ProtoField(
-                name: string(fd.name), number: fd.number,
+                name: string(fd.name), jsonName: fd.json_name.map { String(cString: $0) } ?? string(fd.name),
+                number: fd.number,
                 kind: ProtoField.Kind(rawValue: Int(fd.type.rawValue)) ?? .group,
                 isRepeated: fd.label == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REPEATED,
                 typeName: string(fd.type_name),

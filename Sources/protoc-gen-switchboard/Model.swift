@@ -29,6 +29,8 @@ struct ProtoField {
             enumeration, sfixed32, sfixed64, sint32, sint64
     }
     var name: String
+    /// protoc's lowerCamel JSON name (or the `json_name` option).
+    var jsonName: String
     var number: Int32
     var kind: Kind
     var isRepeated: Bool

@@ -96,6 +96,22 @@ struct SwiftGenerator {
         }
         out.line("    ]")
         out.line("}")
+        out.line("")
+        out.line("/// Every message type generated into this module, for `google.protobuf.Any` in proto3 JSON.")
+        out.line("enum _ProtoJSONRegistry {")
+        out.line("    static let messageTypes: [any ProtoJSONMessage.Type] = [")
+        for name in fileNames {
+            guard let file = files.first(where: { $0.name == name }) else { continue }
+            let prefix = Naming.packagePrefix(file.package)
+            func collect(_ m: ProtoMessageType, _ swiftName: String) {
+                if m.isMapEntry { return }
+                out.line("        \(swiftName).self,")
+                m.nestedMessages.forEach { collect($0, swiftName + "." + $0.name) }
+            }
+            file.messages.forEach { collect($0, prefix + $0.name) }
+        }
+        out.line("    ]")
+        out.line("}")
         return GeneratedFile(name: "SwitchboardProtoFiles.pb.swift", content: out.text)
     }
 
@@ -112,7 +128,7 @@ struct SwiftGenerator {
         }
         out.line("")
         out.line("/// The `\(e.fullName.dropFirst())` enum. Values this version does not know are kept as `.unrecognized`.")
-        out.line("public enum \(shortName): ProtoEnum, CaseIterable {")
+        out.line("public enum \(shortName): ProtoEnum, CaseIterable, _ProtoJSONEnum {")
         out.indent {
             for c in cases { $0.line("/// `\(e.values.first { $0.number == c.number }!.name)` = \(c.number).") ; $0.line("case \(c.name)") }
             $0.line("/// A value not defined in this version of the contract.")
@@ -124,6 +140,10 @@ struct SwiftGenerator {
                 $0.line("/// Alias of the value \(a.number).")
                 $0.line("public static let \(a.name) = \(shortName)(protoValue: \(a.number))")
             }
+            $0.line("")
+            $0.line("static let _protoJSONNames: [(name: String, number: Int32)] = [")
+            for v in e.values { $0.line("    (\(literal(v.name)), \(v.number)),") }
+            $0.line("]")
             $0.line("")
             $0.line("/// Creates the enum from its wire value.")
             $0.line("public init(protoValue: Int32) {")
@@ -319,7 +339,7 @@ struct SwiftGenerator {
         let isWrapper = Self.wrapperTypes[m.fullName] != nil
         out.line("")
         out.line("/// The `\(m.fullName.dropFirst())` message.")
-        out.line("public struct \(shortName): ProtoMessage, _CBridgedMessage {")
+        out.line("public struct \(shortName): ProtoMessage, _CBridgedMessage, ProtoJSONMessage {")
         var plans: [(ProtoField, FieldPlan)] = []
         var oneofMembers: [Int: [ProtoField]] = [:]
         for f in m.fields {
@@ -410,9 +430,102 @@ struct SwiftGenerator {
                 out.line("    }")
             }
             out.line("}")
+            try emitJSON(m, plans: plans, oneofMembers: oneofMembers, into: &out)
             for e in m.nestedEnums { emitEnum(e, swiftName: e.name, into: &out, indent: 0) }
             for nested in m.nestedMessages { try emitMessage(nested, swiftName: nested.name, into: &out) }
         }
+        out.line("}")
+    }
+
+    // MARK: - Proto3 JSON
+
+    /// Well-known types whose JSON is not an object of their fields: `WellKnownTypes+JSON.swift` implements them.
+    private static let handWrittenJSON: Set<String> = [
+        ".google.protobuf.Any", ".google.protobuf.Duration", ".google.protobuf.FieldMask", ".google.protobuf.ListValue",
+        ".google.protobuf.Struct", ".google.protobuf.Timestamp", ".google.protobuf.Value",
+    ]
+
+    /// Whether the encoder's method for this field can throw (anything holding a message may: a timestamp out of
+    /// range, a NaN in a Value); the others are called without `try`, which would otherwise warn.
+    private func jsonEncodeThrows(_ f: ProtoField) -> Bool {
+        guard f.kind == .message else { return false }
+        if let entry = types[f.typeName]?.mapEntry { return entry.value.kind == .message }
+        return f.isRepeated || Self.wrapperTypes[f.typeName] == nil
+    }
+
+    /// The JSON methods of a message: one encoder and one decoder call per field, the runtime choosing by the
+    /// field's Swift type what proto3 JSON it has.
+    private func emitJSON(
+        _ m: ProtoMessageType, plans: [(ProtoField, FieldPlan)], oneofMembers: [Int: [ProtoField]],
+        into out: inout CodeWriter
+    ) throws {
+        if Self.handWrittenJSON.contains(m.fullName) { return }
+        out.line("")
+        out.line("/// Proto3 JSON: see ``ProtoJSONMessage``.")
+        if Self.wrapperTypes[m.fullName] != nil {
+            out.line("public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON { e.wrapped(value) }")
+            out.line("")
+            out.line("/// Proto3 JSON: see ``ProtoJSONMessage``.")
+            out.line("public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {")
+            out.line("    self.init()")
+            out.line("    self.value = try d.wrapped(json)")
+            out.line("}")
+            return
+        }
+        let hasFields = !m.fields.isEmpty
+        out.line("public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {")
+        if !hasFields {
+            out.line("    .object([:])")
+        } else {
+            out.line("    var o: [String: JSON] = [:]")
+            for (f, p) in plans {
+                // `self.`: a field may be named `e` or `o`, like the locals.
+                out.line("    \(jsonEncodeThrows(f) ? "try " : "")e.field(&o, \(literal(f.jsonName)), self.\(p.property))")
+            }
+            for (o, name) in m.oneofNames.enumerated() {
+                guard let members = oneofMembers[o] else { continue }
+                out.line("    switch self.\(Naming.escaped(Naming.lowerCamel(name))) {")
+                for f in members {
+                    let call = "e.member(&o, \(literal(f.jsonName)), v)"
+                    out.line("    case .\(Naming.escaped(Naming.lowerCamel(f.name)))(let v)?: \(f.kind == .message ? "try " : "")\(call)")
+                }
+                out.line("    case nil: break")
+                out.line("    }")
+            }
+            out.line("    return .object(o)")
+        }
+        out.line("}")
+        out.line("")
+        out.line("/// Proto3 JSON: see ``ProtoJSONMessage``.")
+        out.line("public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {")
+        out.line("    self.init()")
+        out.line("    for (key, \(hasFields ? "value" : "_")) in try d.enterMessage(json) {")
+        func labels(_ f: ProtoField) -> String {
+            f.jsonName == f.name ? literal(f.name) : "\(literal(f.jsonName)), \(literal(f.name))"
+        }
+        if hasFields {
+            out.line("        switch key {")
+            for (f, p) in plans {
+                out.line("        case \(labels(f)): try d.field(\(f.number), \(literal(f.jsonName)), value, &self.\(p.property))")
+            }
+            for (o, name) in m.oneofNames.enumerated() {
+                guard let members = oneofMembers[o] else { continue }
+                let prop = Naming.escaped(Naming.lowerCamel(name))
+                for f in members {
+                    let t = try valueType(f)
+                    out.line("        case \(labels(f)):")
+                    out.line("            if let v: \(t) = try d.member(\(f.number), \(literal(f.jsonName)), oneof: \(o), value) {")
+                    out.line("                self.\(prop) = .\(Naming.escaped(Naming.lowerCamel(f.name)))(v)")
+                    out.line("            }")
+                }
+            }
+            out.line("        default: try d.unknownField(key)")
+            out.line("        }")
+        } else {
+            out.line("        try d.unknownField(key)")
+        }
+        out.line("    }")
+        out.line("    d.exitMessage()")
         out.line("}")
     }
 

@@ -60,7 +60,7 @@ struct CrossTenantFeedTests {
             }
             await recorded.wait()
             // T2 (tenant B) starts later, gets a newer transaction id, and commits first.
-            try await pool.transaction(settings: ["app.tenant_id": "tenant-b"]) { c in
+            _ = try await pool.transaction(settings: ["app.tenant_id": "tenant-b"]) { c in
                 try await feed.record(Self.change("second"), tenantID: "tenant-b", on: c)
             }
             // A reader now must not pass T2: it would never see T1's change once T1 commits.

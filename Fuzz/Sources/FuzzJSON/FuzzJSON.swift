@@ -1,4 +1,4 @@
-import SwitchboardRuntime
+import SwitchboardProtos
 
 /// The JSON reader on arbitrary bytes: it must return a value or throw, never trap, and what it returns must write
 /// out as text that reads back to the same text (the writer and the reader agree).

@@ -1,3 +1,4 @@
+import SwitchboardProtos
 import SwitchboardRuntime
 
 /// Reads the JSON text PostgreSQL returns for the contact's jsonb columns (Foundation's `JSONDecoder` was 6% of
@@ -11,7 +12,7 @@ extension JSONValue {
         switch json {
         case .null: self = .null
         case .bool(let b): self = .bool(b)
-        case .number(let n): self = .number(n)
+        case .number(let n): self = .number(n.double)
         case .string(let s): self = .string(s)
         case .array(let a): self = .array(a.map(JSONValue.init))
         case .object(let o): self = .object(o.mapValues(JSONValue.init))

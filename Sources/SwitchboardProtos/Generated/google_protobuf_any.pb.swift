@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `google.protobuf.Any` message.
-public struct Google_Protobuf_Any: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_Any: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.Any`.
     public static let protoMessageName = "google.protobuf.Any"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__any__init)

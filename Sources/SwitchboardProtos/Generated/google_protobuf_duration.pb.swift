@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `google.protobuf.Duration` message.
-public struct Google_Protobuf_Duration: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_Duration: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.Duration`.
     public static let protoMessageName = "google.protobuf.Duration"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__duration__init)

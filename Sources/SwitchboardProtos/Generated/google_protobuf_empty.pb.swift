@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `google.protobuf.Empty` message.
-public struct Google_Protobuf_Empty: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_Empty: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.Empty`.
     public static let protoMessageName = "google.protobuf.Empty"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__empty__init)
@@ -25,5 +25,19 @@ public struct Google_Protobuf_Empty: ProtoMessage, _CBridgedMessage {
     }
 
     func _write(to w: _CMessageWriter) {
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        .object([:])
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, _) in try d.enterMessage(json) {
+            try d.unknownField(key)
+        }
+        d.exitMessage()
     }
 }

@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `google.protobuf.FieldMask` message.
-public struct Google_Protobuf_FieldMask: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_FieldMask: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.FieldMask`.
     public static let protoMessageName = "google.protobuf.FieldMask"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__field_mask__init)

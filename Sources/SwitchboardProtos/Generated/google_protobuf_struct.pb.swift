@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `google.protobuf.NullValue` enum. Values this version does not know are kept as `.unrecognized`.
-public enum Google_Protobuf_NullValue: ProtoEnum, CaseIterable {
+public enum Google_Protobuf_NullValue: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `NULL_VALUE` = 0.
     case nullValue
     /// A value not defined in this version of the contract.
@@ -15,6 +15,10 @@ public enum Google_Protobuf_NullValue: ProtoEnum, CaseIterable {
 
     /// The defined values.
     public static let allCases: [Google_Protobuf_NullValue] = [.nullValue]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("NULL_VALUE", 0),
+    ]
 
     /// Creates the enum from its wire value.
     public init(protoValue: Int32) {
@@ -34,7 +38,7 @@ public enum Google_Protobuf_NullValue: ProtoEnum, CaseIterable {
 }
 
 /// The `google.protobuf.Struct` message.
-public struct Google_Protobuf_Struct: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_Struct: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.Struct`.
     public static let protoMessageName = "google.protobuf.Struct"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__struct__init)
@@ -61,7 +65,7 @@ public struct Google_Protobuf_Struct: ProtoMessage, _CBridgedMessage {
 }
 
 /// The `google.protobuf.Value` message.
-public struct Google_Protobuf_Value: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_Value: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.Value`.
     public static let protoMessageName = "google.protobuf.Value"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__value__init)
@@ -132,7 +136,7 @@ public struct Google_Protobuf_Value: ProtoMessage, _CBridgedMessage {
 }
 
 /// The `google.protobuf.ListValue` message.
-public struct Google_Protobuf_ListValue: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_ListValue: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.ListValue`.
     public static let protoMessageName = "google.protobuf.ListValue"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__list_value__init)

@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `google.protobuf.Timestamp` message.
-public struct Google_Protobuf_Timestamp: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_Timestamp: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.Timestamp`.
     public static let protoMessageName = "google.protobuf.Timestamp"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__timestamp__init)

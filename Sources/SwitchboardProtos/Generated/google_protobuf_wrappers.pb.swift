@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `google.protobuf.DoubleValue` message.
-public struct Google_Protobuf_DoubleValue: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_DoubleValue: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.DoubleValue`.
     public static let protoMessageName = "google.protobuf.DoubleValue"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__double_value__init)
@@ -34,10 +34,19 @@ public struct Google_Protobuf_DoubleValue: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, value)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON { e.wrapped(value) }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        self.value = try d.wrapped(json)
+    }
 }
 
 /// The `google.protobuf.FloatValue` message.
-public struct Google_Protobuf_FloatValue: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_FloatValue: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.FloatValue`.
     public static let protoMessageName = "google.protobuf.FloatValue"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__float_value__init)
@@ -64,10 +73,19 @@ public struct Google_Protobuf_FloatValue: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, value)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON { e.wrapped(value) }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        self.value = try d.wrapped(json)
+    }
 }
 
 /// The `google.protobuf.Int64Value` message.
-public struct Google_Protobuf_Int64Value: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_Int64Value: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.Int64Value`.
     public static let protoMessageName = "google.protobuf.Int64Value"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__int64_value__init)
@@ -94,10 +112,19 @@ public struct Google_Protobuf_Int64Value: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, value)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON { e.wrapped(value) }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        self.value = try d.wrapped(json)
+    }
 }
 
 /// The `google.protobuf.UInt64Value` message.
-public struct Google_Protobuf_UInt64Value: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_UInt64Value: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.UInt64Value`.
     public static let protoMessageName = "google.protobuf.UInt64Value"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__uint64_value__init)
@@ -124,10 +151,19 @@ public struct Google_Protobuf_UInt64Value: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, value)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON { e.wrapped(value) }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        self.value = try d.wrapped(json)
+    }
 }
 
 /// The `google.protobuf.Int32Value` message.
-public struct Google_Protobuf_Int32Value: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_Int32Value: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.Int32Value`.
     public static let protoMessageName = "google.protobuf.Int32Value"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__int32_value__init)
@@ -154,10 +190,19 @@ public struct Google_Protobuf_Int32Value: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, value)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON { e.wrapped(value) }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        self.value = try d.wrapped(json)
+    }
 }
 
 /// The `google.protobuf.UInt32Value` message.
-public struct Google_Protobuf_UInt32Value: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_UInt32Value: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.UInt32Value`.
     public static let protoMessageName = "google.protobuf.UInt32Value"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__uint32_value__init)
@@ -184,10 +229,19 @@ public struct Google_Protobuf_UInt32Value: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, value)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON { e.wrapped(value) }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        self.value = try d.wrapped(json)
+    }
 }
 
 /// The `google.protobuf.BoolValue` message.
-public struct Google_Protobuf_BoolValue: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_BoolValue: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.BoolValue`.
     public static let protoMessageName = "google.protobuf.BoolValue"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__bool_value__init)
@@ -214,10 +268,19 @@ public struct Google_Protobuf_BoolValue: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setBool(0, value)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON { e.wrapped(value) }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        self.value = try d.wrapped(json)
+    }
 }
 
 /// The `google.protobuf.StringValue` message.
-public struct Google_Protobuf_StringValue: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_StringValue: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.StringValue`.
     public static let protoMessageName = "google.protobuf.StringValue"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__string_value__init)
@@ -244,10 +307,19 @@ public struct Google_Protobuf_StringValue: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setString(0, value)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON { e.wrapped(value) }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        self.value = try d.wrapped(json)
+    }
 }
 
 /// The `google.protobuf.BytesValue` message.
-public struct Google_Protobuf_BytesValue: ProtoMessage, _CBridgedMessage {
+public struct Google_Protobuf_BytesValue: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.protobuf.BytesValue`.
     public static let protoMessageName = "google.protobuf.BytesValue"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__protobuf__bytes_value__init)
@@ -273,5 +345,14 @@ public struct Google_Protobuf_BytesValue: ProtoMessage, _CBridgedMessage {
 
     func _write(to w: _CMessageWriter) {
         w.setBytes(0, value)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON { e.wrapped(value) }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        self.value = try d.wrapped(json)
     }
 }

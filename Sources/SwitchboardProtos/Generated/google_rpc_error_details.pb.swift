@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `google.rpc.ErrorInfo` message.
-public struct Google_Rpc_ErrorInfo: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_ErrorInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.ErrorInfo`.
     public static let protoMessageName = "google.rpc.ErrorInfo"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__error_info__init)
@@ -41,10 +41,33 @@ public struct Google_Rpc_ErrorInfo: ProtoMessage, _CBridgedMessage {
         w.setString(1, domain)
         w.setMap(2, metadata, key: { $0.setString(0, $1) }, value: { $0.setString(1, $1) })
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "reason", self.reason)
+        e.field(&o, "domain", self.domain)
+        e.field(&o, "metadata", self.metadata)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "reason": try d.field(1, "reason", value, &self.reason)
+            case "domain": try d.field(2, "domain", value, &self.domain)
+            case "metadata": try d.field(3, "metadata", value, &self.metadata)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `google.rpc.RetryInfo` message.
-public struct Google_Rpc_RetryInfo: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_RetryInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.RetryInfo`.
     public static let protoMessageName = "google.rpc.RetryInfo"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__retry_info__init)
@@ -68,10 +91,29 @@ public struct Google_Rpc_RetryInfo: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setMessage(0, retryDelay.map(Google_Protobuf_Duration.init(duration:)))
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "retryDelay", self.retryDelay)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "retryDelay", "retry_delay": try d.field(1, "retryDelay", value, &self.retryDelay)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `google.rpc.DebugInfo` message.
-public struct Google_Rpc_DebugInfo: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_DebugInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.DebugInfo`.
     public static let protoMessageName = "google.rpc.DebugInfo"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__debug_info__init)
@@ -100,10 +142,31 @@ public struct Google_Rpc_DebugInfo: ProtoMessage, _CBridgedMessage {
         w.setRepeatedString(0, stackEntries)
         w.setString(1, detail)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "stackEntries", self.stackEntries)
+        e.field(&o, "detail", self.detail)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "stackEntries", "stack_entries": try d.field(1, "stackEntries", value, &self.stackEntries)
+            case "detail": try d.field(2, "detail", value, &self.detail)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `google.rpc.QuotaFailure` message.
-public struct Google_Rpc_QuotaFailure: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_QuotaFailure: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.QuotaFailure`.
     public static let protoMessageName = "google.rpc.QuotaFailure"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__quota_failure__init)
@@ -128,8 +191,27 @@ public struct Google_Rpc_QuotaFailure: ProtoMessage, _CBridgedMessage {
         w.setRepeatedMessage(0, violations)
     }
 
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "violations", self.violations)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "violations": try d.field(1, "violations", value, &self.violations)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
     /// The `google.rpc.QuotaFailure.Violation` message.
-    public struct Violation: ProtoMessage, _CBridgedMessage {
+    public struct Violation: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
         /// `google.rpc.QuotaFailure.Violation`.
         public static let protoMessageName = "google.rpc.QuotaFailure.Violation"
         nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__quota_failure__violation__init)
@@ -158,11 +240,32 @@ public struct Google_Rpc_QuotaFailure: ProtoMessage, _CBridgedMessage {
             w.setString(0, subject)
             w.setString(1, description)
         }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+            var o: [String: JSON] = [:]
+            e.field(&o, "subject", self.subject)
+            e.field(&o, "description", self.description)
+            return .object(o)
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+            self.init()
+            for (key, value) in try d.enterMessage(json) {
+                switch key {
+                case "subject": try d.field(1, "subject", value, &self.subject)
+                case "description": try d.field(2, "description", value, &self.description)
+                default: try d.unknownField(key)
+                }
+            }
+            d.exitMessage()
+        }
     }
 }
 
 /// The `google.rpc.PreconditionFailure` message.
-public struct Google_Rpc_PreconditionFailure: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_PreconditionFailure: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.PreconditionFailure`.
     public static let protoMessageName = "google.rpc.PreconditionFailure"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__precondition_failure__init)
@@ -187,8 +290,27 @@ public struct Google_Rpc_PreconditionFailure: ProtoMessage, _CBridgedMessage {
         w.setRepeatedMessage(0, violations)
     }
 
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "violations", self.violations)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "violations": try d.field(1, "violations", value, &self.violations)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
     /// The `google.rpc.PreconditionFailure.Violation` message.
-    public struct Violation: ProtoMessage, _CBridgedMessage {
+    public struct Violation: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
         /// `google.rpc.PreconditionFailure.Violation`.
         public static let protoMessageName = "google.rpc.PreconditionFailure.Violation"
         nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__precondition_failure__violation__init)
@@ -222,11 +344,34 @@ public struct Google_Rpc_PreconditionFailure: ProtoMessage, _CBridgedMessage {
             w.setString(1, subject)
             w.setString(2, description)
         }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+            var o: [String: JSON] = [:]
+            e.field(&o, "type", self.type)
+            e.field(&o, "subject", self.subject)
+            e.field(&o, "description", self.description)
+            return .object(o)
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+            self.init()
+            for (key, value) in try d.enterMessage(json) {
+                switch key {
+                case "type": try d.field(1, "type", value, &self.type)
+                case "subject": try d.field(2, "subject", value, &self.subject)
+                case "description": try d.field(3, "description", value, &self.description)
+                default: try d.unknownField(key)
+                }
+            }
+            d.exitMessage()
+        }
     }
 }
 
 /// The `google.rpc.BadRequest` message.
-public struct Google_Rpc_BadRequest: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_BadRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.BadRequest`.
     public static let protoMessageName = "google.rpc.BadRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__bad_request__init)
@@ -251,8 +396,27 @@ public struct Google_Rpc_BadRequest: ProtoMessage, _CBridgedMessage {
         w.setRepeatedMessage(0, fieldViolations)
     }
 
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "fieldViolations", self.fieldViolations)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "fieldViolations", "field_violations": try d.field(1, "fieldViolations", value, &self.fieldViolations)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
     /// The `google.rpc.BadRequest.FieldViolation` message.
-    public struct FieldViolation: ProtoMessage, _CBridgedMessage {
+    public struct FieldViolation: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
         /// `google.rpc.BadRequest.FieldViolation`.
         public static let protoMessageName = "google.rpc.BadRequest.FieldViolation"
         nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__bad_request__field_violation__init)
@@ -291,11 +455,36 @@ public struct Google_Rpc_BadRequest: ProtoMessage, _CBridgedMessage {
             w.setString(2, reason)
             w.setMessage(3, localizedMessage)
         }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+            var o: [String: JSON] = [:]
+            e.field(&o, "field", self.field)
+            e.field(&o, "description", self.description)
+            e.field(&o, "reason", self.reason)
+            try e.field(&o, "localizedMessage", self.localizedMessage)
+            return .object(o)
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+            self.init()
+            for (key, value) in try d.enterMessage(json) {
+                switch key {
+                case "field": try d.field(1, "field", value, &self.field)
+                case "description": try d.field(2, "description", value, &self.description)
+                case "reason": try d.field(3, "reason", value, &self.reason)
+                case "localizedMessage", "localized_message": try d.field(4, "localizedMessage", value, &self.localizedMessage)
+                default: try d.unknownField(key)
+                }
+            }
+            d.exitMessage()
+        }
     }
 }
 
 /// The `google.rpc.RequestInfo` message.
-public struct Google_Rpc_RequestInfo: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_RequestInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.RequestInfo`.
     public static let protoMessageName = "google.rpc.RequestInfo"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__request_info__init)
@@ -324,10 +513,31 @@ public struct Google_Rpc_RequestInfo: ProtoMessage, _CBridgedMessage {
         w.setString(0, requestId)
         w.setString(1, servingData)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "requestId", self.requestId)
+        e.field(&o, "servingData", self.servingData)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "requestId", "request_id": try d.field(1, "requestId", value, &self.requestId)
+            case "servingData", "serving_data": try d.field(2, "servingData", value, &self.servingData)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `google.rpc.ResourceInfo` message.
-public struct Google_Rpc_ResourceInfo: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_ResourceInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.ResourceInfo`.
     public static let protoMessageName = "google.rpc.ResourceInfo"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__resource_info__init)
@@ -366,10 +576,35 @@ public struct Google_Rpc_ResourceInfo: ProtoMessage, _CBridgedMessage {
         w.setString(2, owner)
         w.setString(3, description)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "resourceType", self.resourceType)
+        e.field(&o, "resourceName", self.resourceName)
+        e.field(&o, "owner", self.owner)
+        e.field(&o, "description", self.description)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "resourceType", "resource_type": try d.field(1, "resourceType", value, &self.resourceType)
+            case "resourceName", "resource_name": try d.field(2, "resourceName", value, &self.resourceName)
+            case "owner": try d.field(3, "owner", value, &self.owner)
+            case "description": try d.field(4, "description", value, &self.description)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `google.rpc.Help` message.
-public struct Google_Rpc_Help: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_Help: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.Help`.
     public static let protoMessageName = "google.rpc.Help"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__help__init)
@@ -394,8 +629,27 @@ public struct Google_Rpc_Help: ProtoMessage, _CBridgedMessage {
         w.setRepeatedMessage(0, links)
     }
 
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "links", self.links)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "links": try d.field(1, "links", value, &self.links)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
     /// The `google.rpc.Help.Link` message.
-    public struct Link: ProtoMessage, _CBridgedMessage {
+    public struct Link: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
         /// `google.rpc.Help.Link`.
         public static let protoMessageName = "google.rpc.Help.Link"
         nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__help__link__init)
@@ -424,11 +678,32 @@ public struct Google_Rpc_Help: ProtoMessage, _CBridgedMessage {
             w.setString(0, description)
             w.setString(1, url)
         }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+            var o: [String: JSON] = [:]
+            e.field(&o, "description", self.description)
+            e.field(&o, "url", self.url)
+            return .object(o)
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+            self.init()
+            for (key, value) in try d.enterMessage(json) {
+                switch key {
+                case "description": try d.field(1, "description", value, &self.description)
+                case "url": try d.field(2, "url", value, &self.url)
+                default: try d.unknownField(key)
+                }
+            }
+            d.exitMessage()
+        }
     }
 }
 
 /// The `google.rpc.LocalizedMessage` message.
-public struct Google_Rpc_LocalizedMessage: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_LocalizedMessage: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.LocalizedMessage`.
     public static let protoMessageName = "google.rpc.LocalizedMessage"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__localized_message__init)
@@ -456,5 +731,26 @@ public struct Google_Rpc_LocalizedMessage: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setString(0, locale)
         w.setString(1, message)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "locale", self.locale)
+        e.field(&o, "message", self.message)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "locale": try d.field(1, "locale", value, &self.locale)
+            case "message": try d.field(2, "message", value, &self.message)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }

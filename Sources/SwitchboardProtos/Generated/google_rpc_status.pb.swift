@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `google.rpc.Status` message.
-public struct Google_Rpc_Status: ProtoMessage, _CBridgedMessage {
+public struct Google_Rpc_Status: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `google.rpc.Status`.
     public static let protoMessageName = "google.rpc.Status"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: google__rpc__status__init)
@@ -40,5 +40,28 @@ public struct Google_Rpc_Status: ProtoMessage, _CBridgedMessage {
         w.setScalar(0, code)
         w.setString(1, message)
         w.setRepeatedMessage(2, details)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "code", self.code)
+        e.field(&o, "message", self.message)
+        try e.field(&o, "details", self.details)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "code": try d.field(1, "code", value, &self.code)
+            case "message": try d.field(2, "message", value, &self.message)
+            case "details": try d.field(3, "details", value, &self.details)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }

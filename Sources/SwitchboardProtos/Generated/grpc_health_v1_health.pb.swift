@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `grpc.health.v1.HealthCheckRequest` message.
-public struct Grpc_Health_V1_HealthCheckRequest: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Health_V1_HealthCheckRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.health.v1.HealthCheckRequest`.
     public static let protoMessageName = "grpc.health.v1.HealthCheckRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__health__v1__health_check_request__init)
@@ -31,10 +31,29 @@ public struct Grpc_Health_V1_HealthCheckRequest: ProtoMessage, _CBridgedMessage 
     func _write(to w: _CMessageWriter) {
         w.setString(0, service)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "service", self.service)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "service": try d.field(1, "service", value, &self.service)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.health.v1.HealthCheckResponse` message.
-public struct Grpc_Health_V1_HealthCheckResponse: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Health_V1_HealthCheckResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.health.v1.HealthCheckResponse`.
     public static let protoMessageName = "grpc.health.v1.HealthCheckResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__health__v1__health_check_response__init)
@@ -59,8 +78,27 @@ public struct Grpc_Health_V1_HealthCheckResponse: ProtoMessage, _CBridgedMessage
         w.setEnumeration(0, status)
     }
 
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "status", self.status)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "status": try d.field(1, "status", value, &self.status)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
     /// The `grpc.health.v1.HealthCheckResponse.ServingStatus` enum. Values this version does not know are kept as `.unrecognized`.
-    public enum ServingStatus: ProtoEnum, CaseIterable {
+    public enum ServingStatus: ProtoEnum, CaseIterable, _ProtoJSONEnum {
         /// `UNKNOWN` = 0.
         case unknown
         /// `SERVING` = 1.
@@ -74,6 +112,13 @@ public struct Grpc_Health_V1_HealthCheckResponse: ProtoMessage, _CBridgedMessage
 
         /// The defined values.
         public static let allCases: [ServingStatus] = [.unknown, .serving, .notServing, .serviceUnknown]
+
+        static let _protoJSONNames: [(name: String, number: Int32)] = [
+            ("UNKNOWN", 0),
+            ("SERVING", 1),
+            ("NOT_SERVING", 2),
+            ("SERVICE_UNKNOWN", 3),
+        ]
 
         /// Creates the enum from its wire value.
         public init(protoValue: Int32) {

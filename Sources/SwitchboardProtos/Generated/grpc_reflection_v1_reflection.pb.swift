@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `grpc.reflection.v1.ServerReflectionRequest` message.
-public struct Grpc_Reflection_V1_ServerReflectionRequest: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Reflection_V1_ServerReflectionRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.reflection.v1.ServerReflectionRequest`.
     public static let protoMessageName = "grpc.reflection.v1.ServerReflectionRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__reflection__v1__server_reflection_request__init)
@@ -74,10 +74,57 @@ public struct Grpc_Reflection_V1_ServerReflectionRequest: ProtoMessage, _CBridge
         case nil: break
         }
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "host", self.host)
+        switch self.messageRequest {
+        case .fileByFilename(let v)?: e.member(&o, "fileByFilename", v)
+        case .fileContainingSymbol(let v)?: e.member(&o, "fileContainingSymbol", v)
+        case .fileContainingExtension(let v)?: try e.member(&o, "fileContainingExtension", v)
+        case .allExtensionNumbersOfType(let v)?: e.member(&o, "allExtensionNumbersOfType", v)
+        case .listServices(let v)?: e.member(&o, "listServices", v)
+        case nil: break
+        }
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "host": try d.field(1, "host", value, &self.host)
+            case "fileByFilename", "file_by_filename":
+                if let v: String = try d.member(3, "fileByFilename", oneof: 0, value) {
+                    self.messageRequest = .fileByFilename(v)
+                }
+            case "fileContainingSymbol", "file_containing_symbol":
+                if let v: String = try d.member(4, "fileContainingSymbol", oneof: 0, value) {
+                    self.messageRequest = .fileContainingSymbol(v)
+                }
+            case "fileContainingExtension", "file_containing_extension":
+                if let v: Grpc_Reflection_V1_ExtensionRequest = try d.member(5, "fileContainingExtension", oneof: 0, value) {
+                    self.messageRequest = .fileContainingExtension(v)
+                }
+            case "allExtensionNumbersOfType", "all_extension_numbers_of_type":
+                if let v: String = try d.member(6, "allExtensionNumbersOfType", oneof: 0, value) {
+                    self.messageRequest = .allExtensionNumbersOfType(v)
+                }
+            case "listServices", "list_services":
+                if let v: String = try d.member(7, "listServices", oneof: 0, value) {
+                    self.messageRequest = .listServices(v)
+                }
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.reflection.v1.ExtensionRequest` message.
-public struct Grpc_Reflection_V1_ExtensionRequest: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Reflection_V1_ExtensionRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.reflection.v1.ExtensionRequest`.
     public static let protoMessageName = "grpc.reflection.v1.ExtensionRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__reflection__v1__extension_request__init)
@@ -106,10 +153,31 @@ public struct Grpc_Reflection_V1_ExtensionRequest: ProtoMessage, _CBridgedMessag
         w.setString(0, containingType)
         w.setScalar(1, extensionNumber)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "containingType", self.containingType)
+        e.field(&o, "extensionNumber", self.extensionNumber)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "containingType", "containing_type": try d.field(1, "containingType", value, &self.containingType)
+            case "extensionNumber", "extension_number": try d.field(2, "extensionNumber", value, &self.extensionNumber)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.reflection.v1.ServerReflectionResponse` message.
-public struct Grpc_Reflection_V1_ServerReflectionResponse: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Reflection_V1_ServerReflectionResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.reflection.v1.ServerReflectionResponse`.
     public static let protoMessageName = "grpc.reflection.v1.ServerReflectionResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__reflection__v1__server_reflection_response__init)
@@ -175,10 +243,54 @@ public struct Grpc_Reflection_V1_ServerReflectionResponse: ProtoMessage, _CBridg
         case nil: break
         }
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "validHost", self.validHost)
+        try e.field(&o, "originalRequest", self.originalRequest)
+        switch self.messageResponse {
+        case .fileDescriptorResponse(let v)?: try e.member(&o, "fileDescriptorResponse", v)
+        case .allExtensionNumbersResponse(let v)?: try e.member(&o, "allExtensionNumbersResponse", v)
+        case .listServicesResponse(let v)?: try e.member(&o, "listServicesResponse", v)
+        case .errorResponse(let v)?: try e.member(&o, "errorResponse", v)
+        case nil: break
+        }
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "validHost", "valid_host": try d.field(1, "validHost", value, &self.validHost)
+            case "originalRequest", "original_request": try d.field(2, "originalRequest", value, &self.originalRequest)
+            case "fileDescriptorResponse", "file_descriptor_response":
+                if let v: Grpc_Reflection_V1_FileDescriptorResponse = try d.member(4, "fileDescriptorResponse", oneof: 0, value) {
+                    self.messageResponse = .fileDescriptorResponse(v)
+                }
+            case "allExtensionNumbersResponse", "all_extension_numbers_response":
+                if let v: Grpc_Reflection_V1_ExtensionNumberResponse = try d.member(5, "allExtensionNumbersResponse", oneof: 0, value) {
+                    self.messageResponse = .allExtensionNumbersResponse(v)
+                }
+            case "listServicesResponse", "list_services_response":
+                if let v: Grpc_Reflection_V1_ListServiceResponse = try d.member(6, "listServicesResponse", oneof: 0, value) {
+                    self.messageResponse = .listServicesResponse(v)
+                }
+            case "errorResponse", "error_response":
+                if let v: Grpc_Reflection_V1_ErrorResponse = try d.member(7, "errorResponse", oneof: 0, value) {
+                    self.messageResponse = .errorResponse(v)
+                }
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.reflection.v1.FileDescriptorResponse` message.
-public struct Grpc_Reflection_V1_FileDescriptorResponse: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Reflection_V1_FileDescriptorResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.reflection.v1.FileDescriptorResponse`.
     public static let protoMessageName = "grpc.reflection.v1.FileDescriptorResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__reflection__v1__file_descriptor_response__init)
@@ -202,10 +314,29 @@ public struct Grpc_Reflection_V1_FileDescriptorResponse: ProtoMessage, _CBridged
     func _write(to w: _CMessageWriter) {
         w.setRepeatedBytes(0, fileDescriptorProto)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "fileDescriptorProto", self.fileDescriptorProto)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "fileDescriptorProto", "file_descriptor_proto": try d.field(1, "fileDescriptorProto", value, &self.fileDescriptorProto)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.reflection.v1.ExtensionNumberResponse` message.
-public struct Grpc_Reflection_V1_ExtensionNumberResponse: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Reflection_V1_ExtensionNumberResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.reflection.v1.ExtensionNumberResponse`.
     public static let protoMessageName = "grpc.reflection.v1.ExtensionNumberResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__reflection__v1__extension_number_response__init)
@@ -234,10 +365,31 @@ public struct Grpc_Reflection_V1_ExtensionNumberResponse: ProtoMessage, _CBridge
         w.setString(0, baseTypeName)
         w.setRepeatedScalar(1, extensionNumber)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "baseTypeName", self.baseTypeName)
+        e.field(&o, "extensionNumber", self.extensionNumber)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "baseTypeName", "base_type_name": try d.field(1, "baseTypeName", value, &self.baseTypeName)
+            case "extensionNumber", "extension_number": try d.field(2, "extensionNumber", value, &self.extensionNumber)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.reflection.v1.ListServiceResponse` message.
-public struct Grpc_Reflection_V1_ListServiceResponse: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Reflection_V1_ListServiceResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.reflection.v1.ListServiceResponse`.
     public static let protoMessageName = "grpc.reflection.v1.ListServiceResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__reflection__v1__list_service_response__init)
@@ -261,10 +413,29 @@ public struct Grpc_Reflection_V1_ListServiceResponse: ProtoMessage, _CBridgedMes
     func _write(to w: _CMessageWriter) {
         w.setRepeatedMessage(0, service)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "service", self.service)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "service": try d.field(1, "service", value, &self.service)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.reflection.v1.ServiceResponse` message.
-public struct Grpc_Reflection_V1_ServiceResponse: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Reflection_V1_ServiceResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.reflection.v1.ServiceResponse`.
     public static let protoMessageName = "grpc.reflection.v1.ServiceResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__reflection__v1__service_response__init)
@@ -288,10 +459,29 @@ public struct Grpc_Reflection_V1_ServiceResponse: ProtoMessage, _CBridgedMessage
     func _write(to w: _CMessageWriter) {
         w.setString(0, name)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "name", self.name)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "name": try d.field(1, "name", value, &self.name)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.reflection.v1.ErrorResponse` message.
-public struct Grpc_Reflection_V1_ErrorResponse: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Reflection_V1_ErrorResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.reflection.v1.ErrorResponse`.
     public static let protoMessageName = "grpc.reflection.v1.ErrorResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__reflection__v1__error_response__init)
@@ -319,6 +509,27 @@ public struct Grpc_Reflection_V1_ErrorResponse: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, errorCode)
         w.setString(1, errorMessage)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "errorCode", self.errorCode)
+        e.field(&o, "errorMessage", self.errorMessage)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "errorCode", "error_code": try d.field(1, "errorCode", value, &self.errorCode)
+            case "errorMessage", "error_message": try d.field(2, "errorMessage", value, &self.errorMessage)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }
 

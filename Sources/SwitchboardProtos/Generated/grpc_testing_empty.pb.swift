@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `grpc.testing.Empty` message.
-public struct Grpc_Testing_Empty: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_Empty: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.Empty`.
     public static let protoMessageName = "grpc.testing.Empty"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__empty__init)
@@ -25,5 +25,19 @@ public struct Grpc_Testing_Empty: ProtoMessage, _CBridgedMessage {
     }
 
     func _write(to w: _CMessageWriter) {
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        .object([:])
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, _) in try d.enterMessage(json) {
+            try d.unknownField(key)
+        }
+        d.exitMessage()
     }
 }

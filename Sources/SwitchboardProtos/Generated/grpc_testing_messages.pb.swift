@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `grpc.testing.PayloadType` enum. Values this version does not know are kept as `.unrecognized`.
-public enum Grpc_Testing_PayloadType: ProtoEnum, CaseIterable {
+public enum Grpc_Testing_PayloadType: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `COMPRESSABLE` = 0.
     case compressable
     /// A value not defined in this version of the contract.
@@ -15,6 +15,10 @@ public enum Grpc_Testing_PayloadType: ProtoEnum, CaseIterable {
 
     /// The defined values.
     public static let allCases: [Grpc_Testing_PayloadType] = [.compressable]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("COMPRESSABLE", 0),
+    ]
 
     /// Creates the enum from its wire value.
     public init(protoValue: Int32) {
@@ -34,7 +38,7 @@ public enum Grpc_Testing_PayloadType: ProtoEnum, CaseIterable {
 }
 
 /// The `grpc.testing.GrpclbRouteType` enum. Values this version does not know are kept as `.unrecognized`.
-public enum Grpc_Testing_GrpclbRouteType: ProtoEnum, CaseIterable {
+public enum Grpc_Testing_GrpclbRouteType: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `GRPCLB_ROUTE_TYPE_UNKNOWN` = 0.
     case unknown
     /// `GRPCLB_ROUTE_TYPE_FALLBACK` = 1.
@@ -46,6 +50,12 @@ public enum Grpc_Testing_GrpclbRouteType: ProtoEnum, CaseIterable {
 
     /// The defined values.
     public static let allCases: [Grpc_Testing_GrpclbRouteType] = [.unknown, .fallback, .backend]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("GRPCLB_ROUTE_TYPE_UNKNOWN", 0),
+        ("GRPCLB_ROUTE_TYPE_FALLBACK", 1),
+        ("GRPCLB_ROUTE_TYPE_BACKEND", 2),
+    ]
 
     /// Creates the enum from its wire value.
     public init(protoValue: Int32) {
@@ -69,7 +79,7 @@ public enum Grpc_Testing_GrpclbRouteType: ProtoEnum, CaseIterable {
 }
 
 /// The `grpc.testing.BoolValue` message.
-public struct Grpc_Testing_BoolValue: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_BoolValue: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.BoolValue`.
     public static let protoMessageName = "grpc.testing.BoolValue"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__bool_value__init)
@@ -93,10 +103,29 @@ public struct Grpc_Testing_BoolValue: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setBool(0, value)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "value", self.value)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "value": try d.field(1, "value", value, &self.value)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.Payload` message.
-public struct Grpc_Testing_Payload: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_Payload: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.Payload`.
     public static let protoMessageName = "grpc.testing.Payload"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__payload__init)
@@ -125,10 +154,31 @@ public struct Grpc_Testing_Payload: ProtoMessage, _CBridgedMessage {
         w.setEnumeration(0, type)
         w.setBytes(1, body)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "type", self.type)
+        e.field(&o, "body", self.body)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "type": try d.field(1, "type", value, &self.type)
+            case "body": try d.field(2, "body", value, &self.body)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.EchoStatus` message.
-public struct Grpc_Testing_EchoStatus: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_EchoStatus: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.EchoStatus`.
     public static let protoMessageName = "grpc.testing.EchoStatus"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__echo_status__init)
@@ -157,10 +207,31 @@ public struct Grpc_Testing_EchoStatus: ProtoMessage, _CBridgedMessage {
         w.setScalar(0, code)
         w.setString(1, message)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "code", self.code)
+        e.field(&o, "message", self.message)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "code": try d.field(1, "code", value, &self.code)
+            case "message": try d.field(2, "message", value, &self.message)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.SimpleRequest` message.
-public struct Grpc_Testing_SimpleRequest: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_SimpleRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.SimpleRequest`.
     public static let protoMessageName = "grpc.testing.SimpleRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__simple_request__init)
@@ -234,10 +305,49 @@ public struct Grpc_Testing_SimpleRequest: ProtoMessage, _CBridgedMessage {
         w.setBool(9, fillGrpclbRouteType)
         w.setMessage(10, orcaPerQueryReport)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "responseType", self.responseType)
+        e.field(&o, "responseSize", self.responseSize)
+        try e.field(&o, "payload", self.payload)
+        e.field(&o, "fillUsername", self.fillUsername)
+        e.field(&o, "fillOauthScope", self.fillOauthScope)
+        try e.field(&o, "responseCompressed", self.responseCompressed)
+        try e.field(&o, "responseStatus", self.responseStatus)
+        try e.field(&o, "expectCompressed", self.expectCompressed)
+        e.field(&o, "fillServerId", self.fillServerId)
+        e.field(&o, "fillGrpclbRouteType", self.fillGrpclbRouteType)
+        try e.field(&o, "orcaPerQueryReport", self.orcaPerQueryReport)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "responseType", "response_type": try d.field(1, "responseType", value, &self.responseType)
+            case "responseSize", "response_size": try d.field(2, "responseSize", value, &self.responseSize)
+            case "payload": try d.field(3, "payload", value, &self.payload)
+            case "fillUsername", "fill_username": try d.field(4, "fillUsername", value, &self.fillUsername)
+            case "fillOauthScope", "fill_oauth_scope": try d.field(5, "fillOauthScope", value, &self.fillOauthScope)
+            case "responseCompressed", "response_compressed": try d.field(6, "responseCompressed", value, &self.responseCompressed)
+            case "responseStatus", "response_status": try d.field(7, "responseStatus", value, &self.responseStatus)
+            case "expectCompressed", "expect_compressed": try d.field(8, "expectCompressed", value, &self.expectCompressed)
+            case "fillServerId", "fill_server_id": try d.field(9, "fillServerId", value, &self.fillServerId)
+            case "fillGrpclbRouteType", "fill_grpclb_route_type": try d.field(10, "fillGrpclbRouteType", value, &self.fillGrpclbRouteType)
+            case "orcaPerQueryReport", "orca_per_query_report": try d.field(11, "orcaPerQueryReport", value, &self.orcaPerQueryReport)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.SimpleResponse` message.
-public struct Grpc_Testing_SimpleResponse: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_SimpleResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.SimpleResponse`.
     public static let protoMessageName = "grpc.testing.SimpleResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__simple_response__init)
@@ -286,10 +396,39 @@ public struct Grpc_Testing_SimpleResponse: ProtoMessage, _CBridgedMessage {
         w.setEnumeration(4, grpclbRouteType)
         w.setString(5, hostname)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "payload", self.payload)
+        e.field(&o, "username", self.username)
+        e.field(&o, "oauthScope", self.oauthScope)
+        e.field(&o, "serverId", self.serverId)
+        e.field(&o, "grpclbRouteType", self.grpclbRouteType)
+        e.field(&o, "hostname", self.hostname)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "payload": try d.field(1, "payload", value, &self.payload)
+            case "username": try d.field(2, "username", value, &self.username)
+            case "oauthScope", "oauth_scope": try d.field(3, "oauthScope", value, &self.oauthScope)
+            case "serverId", "server_id": try d.field(4, "serverId", value, &self.serverId)
+            case "grpclbRouteType", "grpclb_route_type": try d.field(5, "grpclbRouteType", value, &self.grpclbRouteType)
+            case "hostname": try d.field(6, "hostname", value, &self.hostname)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.StreamingInputCallRequest` message.
-public struct Grpc_Testing_StreamingInputCallRequest: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_StreamingInputCallRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.StreamingInputCallRequest`.
     public static let protoMessageName = "grpc.testing.StreamingInputCallRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__streaming_input_call_request__init)
@@ -318,10 +457,31 @@ public struct Grpc_Testing_StreamingInputCallRequest: ProtoMessage, _CBridgedMes
         w.setMessage(0, payload)
         w.setMessage(1, expectCompressed)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "payload", self.payload)
+        try e.field(&o, "expectCompressed", self.expectCompressed)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "payload": try d.field(1, "payload", value, &self.payload)
+            case "expectCompressed", "expect_compressed": try d.field(2, "expectCompressed", value, &self.expectCompressed)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.StreamingInputCallResponse` message.
-public struct Grpc_Testing_StreamingInputCallResponse: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_StreamingInputCallResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.StreamingInputCallResponse`.
     public static let protoMessageName = "grpc.testing.StreamingInputCallResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__streaming_input_call_response__init)
@@ -345,10 +505,29 @@ public struct Grpc_Testing_StreamingInputCallResponse: ProtoMessage, _CBridgedMe
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, aggregatedPayloadSize)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "aggregatedPayloadSize", self.aggregatedPayloadSize)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "aggregatedPayloadSize", "aggregated_payload_size": try d.field(1, "aggregatedPayloadSize", value, &self.aggregatedPayloadSize)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.ResponseParameters` message.
-public struct Grpc_Testing_ResponseParameters: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_ResponseParameters: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.ResponseParameters`.
     public static let protoMessageName = "grpc.testing.ResponseParameters"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__response_parameters__init)
@@ -382,10 +561,33 @@ public struct Grpc_Testing_ResponseParameters: ProtoMessage, _CBridgedMessage {
         w.setScalar(1, intervalUs)
         w.setMessage(2, compressed)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "size", self.size)
+        e.field(&o, "intervalUs", self.intervalUs)
+        try e.field(&o, "compressed", self.compressed)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "size": try d.field(1, "size", value, &self.size)
+            case "intervalUs", "interval_us": try d.field(2, "intervalUs", value, &self.intervalUs)
+            case "compressed": try d.field(3, "compressed", value, &self.compressed)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.StreamingOutputCallRequest` message.
-public struct Grpc_Testing_StreamingOutputCallRequest: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_StreamingOutputCallRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.StreamingOutputCallRequest`.
     public static let protoMessageName = "grpc.testing.StreamingOutputCallRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__streaming_output_call_request__init)
@@ -429,10 +631,37 @@ public struct Grpc_Testing_StreamingOutputCallRequest: ProtoMessage, _CBridgedMe
         w.setMessage(3, responseStatus)
         w.setMessage(4, orcaOobReport)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "responseType", self.responseType)
+        try e.field(&o, "responseParameters", self.responseParameters)
+        try e.field(&o, "payload", self.payload)
+        try e.field(&o, "responseStatus", self.responseStatus)
+        try e.field(&o, "orcaOobReport", self.orcaOobReport)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "responseType", "response_type": try d.field(1, "responseType", value, &self.responseType)
+            case "responseParameters", "response_parameters": try d.field(2, "responseParameters", value, &self.responseParameters)
+            case "payload": try d.field(3, "payload", value, &self.payload)
+            case "responseStatus", "response_status": try d.field(7, "responseStatus", value, &self.responseStatus)
+            case "orcaOobReport", "orca_oob_report": try d.field(8, "orcaOobReport", value, &self.orcaOobReport)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.StreamingOutputCallResponse` message.
-public struct Grpc_Testing_StreamingOutputCallResponse: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_StreamingOutputCallResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.StreamingOutputCallResponse`.
     public static let protoMessageName = "grpc.testing.StreamingOutputCallResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__streaming_output_call_response__init)
@@ -456,10 +685,29 @@ public struct Grpc_Testing_StreamingOutputCallResponse: ProtoMessage, _CBridgedM
     func _write(to w: _CMessageWriter) {
         w.setMessage(0, payload)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "payload", self.payload)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "payload": try d.field(1, "payload", value, &self.payload)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.ReconnectParams` message.
-public struct Grpc_Testing_ReconnectParams: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_ReconnectParams: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.ReconnectParams`.
     public static let protoMessageName = "grpc.testing.ReconnectParams"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__reconnect_params__init)
@@ -483,10 +731,29 @@ public struct Grpc_Testing_ReconnectParams: ProtoMessage, _CBridgedMessage {
     func _write(to w: _CMessageWriter) {
         w.setScalar(0, maxReconnectBackoffMs)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "maxReconnectBackoffMs", self.maxReconnectBackoffMs)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "maxReconnectBackoffMs", "max_reconnect_backoff_ms": try d.field(1, "maxReconnectBackoffMs", value, &self.maxReconnectBackoffMs)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.ReconnectInfo` message.
-public struct Grpc_Testing_ReconnectInfo: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_ReconnectInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.ReconnectInfo`.
     public static let protoMessageName = "grpc.testing.ReconnectInfo"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__reconnect_info__init)
@@ -515,10 +782,31 @@ public struct Grpc_Testing_ReconnectInfo: ProtoMessage, _CBridgedMessage {
         w.setBool(0, passed)
         w.setRepeatedScalar(1, backoffMs)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "passed", self.passed)
+        e.field(&o, "backoffMs", self.backoffMs)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "passed": try d.field(1, "passed", value, &self.passed)
+            case "backoffMs", "backoff_ms": try d.field(2, "backoffMs", value, &self.backoffMs)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `grpc.testing.TestOrcaReport` message.
-public struct Grpc_Testing_TestOrcaReport: ProtoMessage, _CBridgedMessage {
+public struct Grpc_Testing_TestOrcaReport: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `grpc.testing.TestOrcaReport`.
     public static let protoMessageName = "grpc.testing.TestOrcaReport"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: grpc__testing__test_orca_report__init)
@@ -556,5 +844,30 @@ public struct Grpc_Testing_TestOrcaReport: ProtoMessage, _CBridgedMessage {
         w.setScalar(1, memoryUtilization)
         w.setMap(2, requestCost, key: { $0.setString(0, $1) }, value: { $0.setScalar(1, $1) })
         w.setMap(3, utilization, key: { $0.setString(0, $1) }, value: { $0.setScalar(1, $1) })
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "cpuUtilization", self.cpuUtilization)
+        e.field(&o, "memoryUtilization", self.memoryUtilization)
+        e.field(&o, "requestCost", self.requestCost)
+        e.field(&o, "utilization", self.utilization)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "cpuUtilization", "cpu_utilization": try d.field(1, "cpuUtilization", value, &self.cpuUtilization)
+            case "memoryUtilization", "memory_utilization": try d.field(2, "memoryUtilization", value, &self.memoryUtilization)
+            case "requestCost", "request_cost": try d.field(3, "requestCost", value, &self.requestCost)
+            case "utilization": try d.field(4, "utilization", value, &self.utilization)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }

@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `switchboard.common.v1.ChangeKind` enum. Values this version does not know are kept as `.unrecognized`.
-public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable {
+public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `CHANGE_KIND_UNSPECIFIED` = 0.
     case unspecified
     /// `CHANGE_KIND_CREATED` = 1.
@@ -29,6 +29,17 @@ public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable {
 
     /// The defined values.
     public static let allCases: [Switchboard_Common_V1_ChangeKind] = [.unspecified, .created, .updated, .deleted, .undeleted, .merged, .unmerged, .erased]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("CHANGE_KIND_UNSPECIFIED", 0),
+        ("CHANGE_KIND_CREATED", 1),
+        ("CHANGE_KIND_UPDATED", 2),
+        ("CHANGE_KIND_DELETED", 3),
+        ("CHANGE_KIND_UNDELETED", 4),
+        ("CHANGE_KIND_MERGED", 5),
+        ("CHANGE_KIND_UNMERGED", 6),
+        ("CHANGE_KIND_ERASED", 7),
+    ]
 
     /// Creates the enum from its wire value.
     public init(protoValue: Int32) {
@@ -62,7 +73,7 @@ public enum Switchboard_Common_V1_ChangeKind: ProtoEnum, CaseIterable {
 }
 
 /// The `switchboard.common.v1.ChangeEvent` message.
-public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.ChangeEvent`.
     public static let protoMessageName = "switchboard.common.v1.ChangeEvent"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__change_event__init)
@@ -136,10 +147,49 @@ public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage 
         w.setRepeatedString(9, relatedIds)
         w.setString(10, cursor)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "sequence", self.sequence)
+        e.field(&o, "tenantId", self.tenantId)
+        e.field(&o, "resourceType", self.resourceType)
+        e.field(&o, "resourceId", self.resourceId)
+        e.field(&o, "kind", self.kind)
+        try e.field(&o, "commitTime", self.commitTime)
+        e.field(&o, "actorId", self.actorId)
+        e.field(&o, "changedFields", self.changedFields)
+        try e.field(&o, "resource", self.resource)
+        e.field(&o, "relatedIds", self.relatedIds)
+        e.field(&o, "cursor", self.cursor)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "sequence": try d.field(1, "sequence", value, &self.sequence)
+            case "tenantId", "tenant_id": try d.field(2, "tenantId", value, &self.tenantId)
+            case "resourceType", "resource_type": try d.field(3, "resourceType", value, &self.resourceType)
+            case "resourceId", "resource_id": try d.field(4, "resourceId", value, &self.resourceId)
+            case "kind": try d.field(5, "kind", value, &self.kind)
+            case "commitTime", "commit_time": try d.field(6, "commitTime", value, &self.commitTime)
+            case "actorId", "actor_id": try d.field(7, "actorId", value, &self.actorId)
+            case "changedFields", "changed_fields": try d.field(8, "changedFields", value, &self.changedFields)
+            case "resource": try d.field(9, "resource", value, &self.resource)
+            case "relatedIds", "related_ids": try d.field(10, "relatedIds", value, &self.relatedIds)
+            case "cursor": try d.field(11, "cursor", value, &self.cursor)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.common.v1.WatchChangesRequest` message.
-public struct Switchboard_Common_V1_WatchChangesRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_WatchChangesRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.WatchChangesRequest`.
     public static let protoMessageName = "switchboard.common.v1.WatchChangesRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__watch_changes_request__init)
@@ -168,10 +218,31 @@ public struct Switchboard_Common_V1_WatchChangesRequest: ProtoMessage, _CBridged
         w.setScalar(0, fromSequence)
         w.setRepeatedString(1, resourceTypes)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "fromSequence", self.fromSequence)
+        e.field(&o, "resourceTypes", self.resourceTypes)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "fromSequence", "from_sequence": try d.field(1, "fromSequence", value, &self.fromSequence)
+            case "resourceTypes", "resource_types": try d.field(2, "resourceTypes", value, &self.resourceTypes)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.common.v1.WatchAllChangesRequest` message.
-public struct Switchboard_Common_V1_WatchAllChangesRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_WatchAllChangesRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.WatchAllChangesRequest`.
     public static let protoMessageName = "switchboard.common.v1.WatchAllChangesRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__watch_all_changes_request__init)
@@ -200,10 +271,31 @@ public struct Switchboard_Common_V1_WatchAllChangesRequest: ProtoMessage, _CBrid
         w.setString(0, afterCursor)
         w.setRepeatedString(1, resourceTypes)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "afterCursor", self.afterCursor)
+        e.field(&o, "resourceTypes", self.resourceTypes)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "afterCursor", "after_cursor": try d.field(1, "afterCursor", value, &self.afterCursor)
+            case "resourceTypes", "resource_types": try d.field(2, "resourceTypes", value, &self.resourceTypes)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.common.v1.ChangeBatch` message.
-public struct Switchboard_Common_V1_ChangeBatch: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_ChangeBatch: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.ChangeBatch`.
     public static let protoMessageName = "switchboard.common.v1.ChangeBatch"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__change_batch__init)
@@ -231,6 +323,27 @@ public struct Switchboard_Common_V1_ChangeBatch: ProtoMessage, _CBridgedMessage 
     func _write(to w: _CMessageWriter) {
         w.setRepeatedMessage(0, events)
         w.setString(1, cursor)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "events", self.events)
+        e.field(&o, "cursor", self.cursor)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "events": try d.field(1, "events", value, &self.events)
+            case "cursor": try d.field(2, "cursor", value, &self.cursor)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }
 

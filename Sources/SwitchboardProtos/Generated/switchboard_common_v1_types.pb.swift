@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `switchboard.common.v1.AuditStamps` message.
-public struct Switchboard_Common_V1_AuditStamps: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_AuditStamps: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.AuditStamps`.
     public static let protoMessageName = "switchboard.common.v1.AuditStamps"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__audit_stamps__init)
@@ -51,10 +51,37 @@ public struct Switchboard_Common_V1_AuditStamps: ProtoMessage, _CBridgedMessage 
         w.setString(3, updatedBy)
         w.setMessage(4, deleteTime.map(Google_Protobuf_Timestamp.init(date:)))
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "createTime", self.createTime)
+        e.field(&o, "createdBy", self.createdBy)
+        try e.field(&o, "updateTime", self.updateTime)
+        e.field(&o, "updatedBy", self.updatedBy)
+        try e.field(&o, "deleteTime", self.deleteTime)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "createTime", "create_time": try d.field(1, "createTime", value, &self.createTime)
+            case "createdBy", "created_by": try d.field(2, "createdBy", value, &self.createdBy)
+            case "updateTime", "update_time": try d.field(3, "updateTime", value, &self.updateTime)
+            case "updatedBy", "updated_by": try d.field(4, "updatedBy", value, &self.updatedBy)
+            case "deleteTime", "delete_time": try d.field(5, "deleteTime", value, &self.deleteTime)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.common.v1.PageRequest` message.
-public struct Switchboard_Common_V1_PageRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_PageRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.PageRequest`.
     public static let protoMessageName = "switchboard.common.v1.PageRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__page_request__init)
@@ -83,10 +110,31 @@ public struct Switchboard_Common_V1_PageRequest: ProtoMessage, _CBridgedMessage 
         w.setScalar(0, pageSize)
         w.setString(1, pageToken)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "pageSize", self.pageSize)
+        e.field(&o, "pageToken", self.pageToken)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "pageSize", "page_size": try d.field(1, "pageSize", value, &self.pageSize)
+            case "pageToken", "page_token": try d.field(2, "pageToken", value, &self.pageToken)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.common.v1.PageResponse` message.
-public struct Switchboard_Common_V1_PageResponse: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_PageResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.PageResponse`.
     public static let protoMessageName = "switchboard.common.v1.PageResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__page_response__init)
@@ -110,10 +158,29 @@ public struct Switchboard_Common_V1_PageResponse: ProtoMessage, _CBridgedMessage
     func _write(to w: _CMessageWriter) {
         w.setString(0, nextPageToken)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "nextPageToken", self.nextPageToken)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "nextPageToken", "next_page_token": try d.field(1, "nextPageToken", value, &self.nextPageToken)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.common.v1.Money` message.
-public struct Switchboard_Common_V1_Money: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_Money: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.Money`.
     public static let protoMessageName = "switchboard.common.v1.Money"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__money__init)
@@ -147,10 +214,33 @@ public struct Switchboard_Common_V1_Money: ProtoMessage, _CBridgedMessage {
         w.setScalar(1, units)
         w.setScalar(2, nanos)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "currencyCode", self.currencyCode)
+        e.field(&o, "units", self.units)
+        e.field(&o, "nanos", self.nanos)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "currencyCode", "currency_code": try d.field(1, "currencyCode", value, &self.currencyCode)
+            case "units": try d.field(2, "units", value, &self.units)
+            case "nanos": try d.field(3, "nanos", value, &self.nanos)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.common.v1.PostalAddress` message.
-public struct Switchboard_Common_V1_PostalAddress: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Common_V1_PostalAddress: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.common.v1.PostalAddress`.
     public static let protoMessageName = "switchboard.common.v1.PostalAddress"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__common__v1__postal_address__init)
@@ -198,5 +288,34 @@ public struct Switchboard_Common_V1_PostalAddress: ProtoMessage, _CBridgedMessag
         w.setString(3, administrativeArea)
         w.setString(4, postalCode)
         w.setString(5, regionCode)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "label", self.label)
+        e.field(&o, "addressLines", self.addressLines)
+        e.field(&o, "locality", self.locality)
+        e.field(&o, "administrativeArea", self.administrativeArea)
+        e.field(&o, "postalCode", self.postalCode)
+        e.field(&o, "regionCode", self.regionCode)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "label": try d.field(1, "label", value, &self.label)
+            case "addressLines", "address_lines": try d.field(2, "addressLines", value, &self.addressLines)
+            case "locality": try d.field(3, "locality", value, &self.locality)
+            case "administrativeArea", "administrative_area": try d.field(4, "administrativeArea", value, &self.administrativeArea)
+            case "postalCode", "postal_code": try d.field(5, "postalCode", value, &self.postalCode)
+            case "regionCode", "region_code": try d.field(6, "regionCode", value, &self.regionCode)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }

@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `switchboard.contacts.v1.ContactType` enum. Values this version does not know are kept as `.unrecognized`.
-public enum Switchboard_Contacts_V1_ContactType: ProtoEnum, CaseIterable {
+public enum Switchboard_Contacts_V1_ContactType: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `CONTACT_TYPE_UNSPECIFIED` = 0.
     case unspecified
     /// `CONTACT_TYPE_PERSON` = 1.
@@ -19,6 +19,12 @@ public enum Switchboard_Contacts_V1_ContactType: ProtoEnum, CaseIterable {
 
     /// The defined values.
     public static let allCases: [Switchboard_Contacts_V1_ContactType] = [.unspecified, .person, .company]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("CONTACT_TYPE_UNSPECIFIED", 0),
+        ("CONTACT_TYPE_PERSON", 1),
+        ("CONTACT_TYPE_COMPANY", 2),
+    ]
 
     /// Creates the enum from its wire value.
     public init(protoValue: Int32) {
@@ -42,7 +48,7 @@ public enum Switchboard_Contacts_V1_ContactType: ProtoEnum, CaseIterable {
 }
 
 /// The `switchboard.contacts.v1.ContactStatus` enum. Values this version does not know are kept as `.unrecognized`.
-public enum Switchboard_Contacts_V1_ContactStatus: ProtoEnum, CaseIterable {
+public enum Switchboard_Contacts_V1_ContactStatus: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `CONTACT_STATUS_UNSPECIFIED` = 0.
     case unspecified
     /// `CONTACT_STATUS_LEAD` = 1.
@@ -58,6 +64,14 @@ public enum Switchboard_Contacts_V1_ContactStatus: ProtoEnum, CaseIterable {
 
     /// The defined values.
     public static let allCases: [Switchboard_Contacts_V1_ContactStatus] = [.unspecified, .lead, .prospect, .customer, .inactive]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("CONTACT_STATUS_UNSPECIFIED", 0),
+        ("CONTACT_STATUS_LEAD", 1),
+        ("CONTACT_STATUS_PROSPECT", 2),
+        ("CONTACT_STATUS_CUSTOMER", 3),
+        ("CONTACT_STATUS_INACTIVE", 4),
+    ]
 
     /// Creates the enum from its wire value.
     public init(protoValue: Int32) {
@@ -85,7 +99,7 @@ public enum Switchboard_Contacts_V1_ContactStatus: ProtoEnum, CaseIterable {
 }
 
 /// The `switchboard.contacts.v1.PersonName` message.
-public struct Switchboard_Contacts_V1_PersonName: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_PersonName: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.PersonName`.
     public static let protoMessageName = "switchboard.contacts.v1.PersonName"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__person_name__init)
@@ -134,10 +148,39 @@ public struct Switchboard_Contacts_V1_PersonName: ProtoMessage, _CBridgedMessage
         w.setString(4, suffix)
         w.setString(5, display)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "given", self.given)
+        e.field(&o, "family", self.family)
+        e.field(&o, "middle", self.middle)
+        e.field(&o, "prefix", self.prefix)
+        e.field(&o, "suffix", self.suffix)
+        e.field(&o, "display", self.display)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "given": try d.field(1, "given", value, &self.given)
+            case "family": try d.field(2, "family", value, &self.family)
+            case "middle": try d.field(3, "middle", value, &self.middle)
+            case "prefix": try d.field(4, "prefix", value, &self.prefix)
+            case "suffix": try d.field(5, "suffix", value, &self.suffix)
+            case "display": try d.field(6, "display", value, &self.display)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.Email` message.
-public struct Switchboard_Contacts_V1_Email: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_Email: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.Email`.
     public static let protoMessageName = "switchboard.contacts.v1.Email"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__email__init)
@@ -171,10 +214,33 @@ public struct Switchboard_Contacts_V1_Email: ProtoMessage, _CBridgedMessage {
         w.setString(1, label)
         w.setBool(2, primary)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "address", self.address)
+        e.field(&o, "label", self.label)
+        e.field(&o, "primary", self.primary)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "address": try d.field(1, "address", value, &self.address)
+            case "label": try d.field(2, "label", value, &self.label)
+            case "primary": try d.field(3, "primary", value, &self.primary)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.Phone` message.
-public struct Switchboard_Contacts_V1_Phone: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_Phone: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.Phone`.
     public static let protoMessageName = "switchboard.contacts.v1.Phone"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__phone__init)
@@ -213,10 +279,35 @@ public struct Switchboard_Contacts_V1_Phone: ProtoMessage, _CBridgedMessage {
         w.setBool(2, primary)
         w.setString(3, e164)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "number", self.number)
+        e.field(&o, "label", self.label)
+        e.field(&o, "primary", self.primary)
+        e.field(&o, "e164", self.e164)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "number": try d.field(1, "number", value, &self.number)
+            case "label": try d.field(2, "label", value, &self.label)
+            case "primary": try d.field(3, "primary", value, &self.primary)
+            case "e164": try d.field(4, "e164", value, &self.e164)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.Contact` message.
-public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.Contact`.
     public static let protoMessageName = "switchboard.contacts.v1.Contact"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__contact__init)
@@ -295,10 +386,51 @@ public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage {
         w.setMessage(10, audit)
         w.setString(11, etag)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        try e.field(&o, "name", self.name)
+        try e.field(&o, "emails", self.emails)
+        try e.field(&o, "phones", self.phones)
+        try e.field(&o, "addresses", self.addresses)
+        e.field(&o, "type", self.type)
+        e.field(&o, "status", self.status)
+        e.field(&o, "tags", self.tags)
+        e.field(&o, "ownerId", self.ownerId)
+        try e.field(&o, "customFields", self.customFields)
+        try e.field(&o, "audit", self.audit)
+        e.field(&o, "etag", self.etag)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "name": try d.field(2, "name", value, &self.name)
+            case "emails": try d.field(3, "emails", value, &self.emails)
+            case "phones": try d.field(4, "phones", value, &self.phones)
+            case "addresses": try d.field(5, "addresses", value, &self.addresses)
+            case "type": try d.field(6, "type", value, &self.type)
+            case "status": try d.field(7, "status", value, &self.status)
+            case "tags": try d.field(8, "tags", value, &self.tags)
+            case "ownerId", "owner_id": try d.field(9, "ownerId", value, &self.ownerId)
+            case "customFields", "custom_fields": try d.field(10, "customFields", value, &self.customFields)
+            case "audit": try d.field(11, "audit", value, &self.audit)
+            case "etag": try d.field(12, "etag", value, &self.etag)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.CreateContactRequest` message.
-public struct Switchboard_Contacts_V1_CreateContactRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_CreateContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.CreateContactRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.CreateContactRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__create_contact_request__init)
@@ -327,10 +459,31 @@ public struct Switchboard_Contacts_V1_CreateContactRequest: ProtoMessage, _CBrid
         w.setMessage(0, contact)
         w.setString(1, requestId)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "contact", self.contact)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contact": try d.field(1, "contact", value, &self.contact)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.GetContactRequest` message.
-public struct Switchboard_Contacts_V1_GetContactRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_GetContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.GetContactRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.GetContactRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__get_contact_request__init)
@@ -359,10 +512,31 @@ public struct Switchboard_Contacts_V1_GetContactRequest: ProtoMessage, _CBridged
         w.setString(0, id)
         w.setBool(1, includeDeleted)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "includeDeleted", self.includeDeleted)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "includeDeleted", "include_deleted": try d.field(2, "includeDeleted", value, &self.includeDeleted)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.BatchGetContactsRequest` message.
-public struct Switchboard_Contacts_V1_BatchGetContactsRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_BatchGetContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.BatchGetContactsRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.BatchGetContactsRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__batch_get_contacts_request__init)
@@ -386,10 +560,29 @@ public struct Switchboard_Contacts_V1_BatchGetContactsRequest: ProtoMessage, _CB
     func _write(to w: _CMessageWriter) {
         w.setRepeatedString(0, ids)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "ids", self.ids)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "ids": try d.field(1, "ids", value, &self.ids)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.BatchGetContactsResponse` message.
-public struct Switchboard_Contacts_V1_BatchGetContactsResponse: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_BatchGetContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.BatchGetContactsResponse`.
     public static let protoMessageName = "switchboard.contacts.v1.BatchGetContactsResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__batch_get_contacts_response__init)
@@ -418,10 +611,31 @@ public struct Switchboard_Contacts_V1_BatchGetContactsResponse: ProtoMessage, _C
         w.setRepeatedMessage(0, contacts)
         w.setRepeatedString(1, missingIds)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "contacts", self.contacts)
+        e.field(&o, "missingIds", self.missingIds)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contacts": try d.field(1, "contacts", value, &self.contacts)
+            case "missingIds", "missing_ids": try d.field(2, "missingIds", value, &self.missingIds)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.UpdateContactRequest` message.
-public struct Switchboard_Contacts_V1_UpdateContactRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_UpdateContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.UpdateContactRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.UpdateContactRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__update_contact_request__init)
@@ -460,10 +674,35 @@ public struct Switchboard_Contacts_V1_UpdateContactRequest: ProtoMessage, _CBrid
         w.setString(2, etag)
         w.setString(3, requestId)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "contact", self.contact)
+        try e.field(&o, "updateMask", self.updateMask)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contact": try d.field(1, "contact", value, &self.contact)
+            case "updateMask", "update_mask": try d.field(2, "updateMask", value, &self.updateMask)
+            case "etag": try d.field(3, "etag", value, &self.etag)
+            case "requestId", "request_id": try d.field(4, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.DeleteContactRequest` message.
-public struct Switchboard_Contacts_V1_DeleteContactRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_DeleteContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.DeleteContactRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.DeleteContactRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__delete_contact_request__init)
@@ -497,10 +736,33 @@ public struct Switchboard_Contacts_V1_DeleteContactRequest: ProtoMessage, _CBrid
         w.setString(1, etag)
         w.setString(2, requestId)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "etag": try d.field(2, "etag", value, &self.etag)
+            case "requestId", "request_id": try d.field(3, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.UndeleteContactRequest` message.
-public struct Switchboard_Contacts_V1_UndeleteContactRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_UndeleteContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.UndeleteContactRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.UndeleteContactRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__undelete_contact_request__init)
@@ -529,10 +791,31 @@ public struct Switchboard_Contacts_V1_UndeleteContactRequest: ProtoMessage, _CBr
         w.setString(0, id)
         w.setString(1, requestId)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.ListContactsRequest` message.
-public struct Switchboard_Contacts_V1_ListContactsRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_ListContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.ListContactsRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.ListContactsRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__list_contacts_request__init)
@@ -612,8 +895,49 @@ public struct Switchboard_Contacts_V1_ListContactsRequest: ProtoMessage, _CBridg
         w.setBool(11, includeDeleted)
     }
 
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "page", self.page)
+        e.field(&o, "statuses", self.statuses)
+        e.field(&o, "types", self.types)
+        e.field(&o, "tag", self.tag)
+        e.field(&o, "ownerId", self.ownerId)
+        try e.field(&o, "createdAfter", self.createdAfter)
+        try e.field(&o, "createdBefore", self.createdBefore)
+        try e.field(&o, "updatedAfter", self.updatedAfter)
+        try e.field(&o, "updatedBefore", self.updatedBefore)
+        e.field(&o, "orderBy", self.orderBy)
+        e.field(&o, "descending", self.descending)
+        e.field(&o, "includeDeleted", self.includeDeleted)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "page": try d.field(1, "page", value, &self.page)
+            case "statuses": try d.field(2, "statuses", value, &self.statuses)
+            case "types": try d.field(3, "types", value, &self.types)
+            case "tag": try d.field(4, "tag", value, &self.tag)
+            case "ownerId", "owner_id": try d.field(5, "ownerId", value, &self.ownerId)
+            case "createdAfter", "created_after": try d.field(6, "createdAfter", value, &self.createdAfter)
+            case "createdBefore", "created_before": try d.field(7, "createdBefore", value, &self.createdBefore)
+            case "updatedAfter", "updated_after": try d.field(8, "updatedAfter", value, &self.updatedAfter)
+            case "updatedBefore", "updated_before": try d.field(9, "updatedBefore", value, &self.updatedBefore)
+            case "orderBy", "order_by": try d.field(10, "orderBy", value, &self.orderBy)
+            case "descending": try d.field(11, "descending", value, &self.descending)
+            case "includeDeleted", "include_deleted": try d.field(12, "includeDeleted", value, &self.includeDeleted)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
     /// The `switchboard.contacts.v1.ListContactsRequest.OrderBy` enum. Values this version does not know are kept as `.unrecognized`.
-    public enum OrderBy: ProtoEnum, CaseIterable {
+    public enum OrderBy: ProtoEnum, CaseIterable, _ProtoJSONEnum {
         /// `ORDER_BY_UNSPECIFIED` = 0.
         case unspecified
         /// `ORDER_BY_CREATE_TIME` = 1.
@@ -627,6 +951,13 @@ public struct Switchboard_Contacts_V1_ListContactsRequest: ProtoMessage, _CBridg
 
         /// The defined values.
         public static let allCases: [OrderBy] = [.unspecified, .createTime, .updateTime, .familyName]
+
+        static let _protoJSONNames: [(name: String, number: Int32)] = [
+            ("ORDER_BY_UNSPECIFIED", 0),
+            ("ORDER_BY_CREATE_TIME", 1),
+            ("ORDER_BY_UPDATE_TIME", 2),
+            ("ORDER_BY_FAMILY_NAME", 3),
+        ]
 
         /// Creates the enum from its wire value.
         public init(protoValue: Int32) {
@@ -653,7 +984,7 @@ public struct Switchboard_Contacts_V1_ListContactsRequest: ProtoMessage, _CBridg
 }
 
 /// The `switchboard.contacts.v1.ListContactsResponse` message.
-public struct Switchboard_Contacts_V1_ListContactsResponse: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_ListContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.ListContactsResponse`.
     public static let protoMessageName = "switchboard.contacts.v1.ListContactsResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__list_contacts_response__init)
@@ -682,10 +1013,31 @@ public struct Switchboard_Contacts_V1_ListContactsResponse: ProtoMessage, _CBrid
         w.setRepeatedMessage(0, contacts)
         w.setMessage(1, page)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "contacts", self.contacts)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contacts": try d.field(1, "contacts", value, &self.contacts)
+            case "page": try d.field(2, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.FieldDefinition` message.
-public struct Switchboard_Contacts_V1_FieldDefinition: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_FieldDefinition: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.FieldDefinition`.
     public static let protoMessageName = "switchboard.contacts.v1.FieldDefinition"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__field_definition__init)
@@ -735,8 +1087,37 @@ public struct Switchboard_Contacts_V1_FieldDefinition: ProtoMessage, _CBridgedMe
         w.setBool(5, retired)
     }
 
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "key", self.key)
+        e.field(&o, "displayName", self.displayName)
+        e.field(&o, "type", self.type)
+        e.field(&o, "allowedValues", self.allowedValues)
+        e.field(&o, "required", self.required)
+        e.field(&o, "retired", self.retired)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "key": try d.field(1, "key", value, &self.key)
+            case "displayName", "display_name": try d.field(2, "displayName", value, &self.displayName)
+            case "type": try d.field(3, "type", value, &self.type)
+            case "allowedValues", "allowed_values": try d.field(4, "allowedValues", value, &self.allowedValues)
+            case "required": try d.field(5, "required", value, &self.required)
+            case "retired": try d.field(6, "retired", value, &self.retired)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
     /// The `switchboard.contacts.v1.FieldDefinition.FieldType` enum. Values this version does not know are kept as `.unrecognized`.
-    public enum FieldType: ProtoEnum, CaseIterable {
+    public enum FieldType: ProtoEnum, CaseIterable, _ProtoJSONEnum {
         /// `FIELD_TYPE_UNSPECIFIED` = 0.
         case unspecified
         /// `FIELD_TYPE_STRING` = 1.
@@ -754,6 +1135,15 @@ public struct Switchboard_Contacts_V1_FieldDefinition: ProtoMessage, _CBridgedMe
 
         /// The defined values.
         public static let allCases: [FieldType] = [.unspecified, .string, .number, .bool, .date, .enum]
+
+        static let _protoJSONNames: [(name: String, number: Int32)] = [
+            ("FIELD_TYPE_UNSPECIFIED", 0),
+            ("FIELD_TYPE_STRING", 1),
+            ("FIELD_TYPE_NUMBER", 2),
+            ("FIELD_TYPE_BOOL", 3),
+            ("FIELD_TYPE_DATE", 4),
+            ("FIELD_TYPE_ENUM", 5),
+        ]
 
         /// Creates the enum from its wire value.
         public init(protoValue: Int32) {
@@ -784,7 +1174,7 @@ public struct Switchboard_Contacts_V1_FieldDefinition: ProtoMessage, _CBridgedMe
 }
 
 /// The `switchboard.contacts.v1.DefineFieldRequest` message.
-public struct Switchboard_Contacts_V1_DefineFieldRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_DefineFieldRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.DefineFieldRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.DefineFieldRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__define_field_request__init)
@@ -813,10 +1203,31 @@ public struct Switchboard_Contacts_V1_DefineFieldRequest: ProtoMessage, _CBridge
         w.setMessage(0, definition)
         w.setString(1, requestId)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "definition", self.definition)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "definition": try d.field(1, "definition", value, &self.definition)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.ListFieldDefinitionsRequest` message.
-public struct Switchboard_Contacts_V1_ListFieldDefinitionsRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_ListFieldDefinitionsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.ListFieldDefinitionsRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.ListFieldDefinitionsRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__list_field_definitions_request__init)
@@ -840,10 +1251,29 @@ public struct Switchboard_Contacts_V1_ListFieldDefinitionsRequest: ProtoMessage,
     func _write(to w: _CMessageWriter) {
         w.setBool(0, includeRetired)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "includeRetired", self.includeRetired)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "includeRetired", "include_retired": try d.field(1, "includeRetired", value, &self.includeRetired)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.ListFieldDefinitionsResponse` message.
-public struct Switchboard_Contacts_V1_ListFieldDefinitionsResponse: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_ListFieldDefinitionsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.ListFieldDefinitionsResponse`.
     public static let protoMessageName = "switchboard.contacts.v1.ListFieldDefinitionsResponse"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__list_field_definitions_response__init)
@@ -867,10 +1297,29 @@ public struct Switchboard_Contacts_V1_ListFieldDefinitionsResponse: ProtoMessage
     func _write(to w: _CMessageWriter) {
         w.setRepeatedMessage(0, definitions)
     }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "definitions", self.definitions)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "definitions": try d.field(1, "definitions", value, &self.definitions)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
 }
 
 /// The `switchboard.contacts.v1.RetireFieldRequest` message.
-public struct Switchboard_Contacts_V1_RetireFieldRequest: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Contacts_V1_RetireFieldRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.RetireFieldRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.RetireFieldRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__retire_field_request__init)
@@ -898,6 +1347,27 @@ public struct Switchboard_Contacts_V1_RetireFieldRequest: ProtoMessage, _CBridge
     func _write(to w: _CMessageWriter) {
         w.setString(0, key)
         w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "key", self.key)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "key": try d.field(1, "key", value, &self.key)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }
 

@@ -7,7 +7,7 @@ import SwitchboardRPC
 internal import CSwitchboardProtos
 
 /// The `switchboard.testing.v1.Color` enum. Values this version does not know are kept as `.unrecognized`.
-public enum Switchboard_Testing_V1_Color: ProtoEnum, CaseIterable {
+public enum Switchboard_Testing_V1_Color: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `COLOR_UNSPECIFIED` = 0.
     case unspecified
     /// `COLOR_RED` = 1.
@@ -21,6 +21,13 @@ public enum Switchboard_Testing_V1_Color: ProtoEnum, CaseIterable {
 
     /// The defined values.
     public static let allCases: [Switchboard_Testing_V1_Color] = [.unspecified, .red, .green, .blue]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("COLOR_UNSPECIFIED", 0),
+        ("COLOR_RED", 1),
+        ("COLOR_GREEN", 2),
+        ("COLOR_BLUE", 3),
+    ]
 
     /// Creates the enum from its wire value.
     public init(protoValue: Int32) {
@@ -46,7 +53,7 @@ public enum Switchboard_Testing_V1_Color: ProtoEnum, CaseIterable {
 }
 
 /// The `switchboard.testing.v1.Everything` message.
-public struct Switchboard_Testing_V1_Everything: ProtoMessage, _CBridgedMessage {
+public struct Switchboard_Testing_V1_Everything: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.testing.v1.Everything`.
     public static let protoMessageName = "switchboard.testing.v1.Everything"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__testing__v1__everything__init)
@@ -297,8 +304,123 @@ public struct Switchboard_Testing_V1_Everything: ProtoMessage, _CBridgedMessage 
         }
     }
 
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "fDouble", self.fDouble)
+        e.field(&o, "fFloat", self.fFloat)
+        e.field(&o, "fInt32", self.fInt32)
+        e.field(&o, "fInt64", self.fInt64)
+        e.field(&o, "fUint32", self.fUint32)
+        e.field(&o, "fUint64", self.fUint64)
+        e.field(&o, "fSint32", self.fSint32)
+        e.field(&o, "fSint64", self.fSint64)
+        e.field(&o, "fFixed32", self.fFixed32)
+        e.field(&o, "fFixed64", self.fFixed64)
+        e.field(&o, "fSfixed32", self.fSfixed32)
+        e.field(&o, "fSfixed64", self.fSfixed64)
+        e.field(&o, "fBool", self.fBool)
+        e.field(&o, "fString", self.fString)
+        e.field(&o, "fBytes", self.fBytes)
+        e.field(&o, "fEnum", self.fEnum)
+        try e.field(&o, "fNested", self.fNested)
+        e.field(&o, "rDouble", self.rDouble)
+        e.field(&o, "rInt32", self.rInt32)
+        e.field(&o, "rInt64", self.rInt64)
+        e.field(&o, "rUint64", self.rUint64)
+        e.field(&o, "rSint32", self.rSint32)
+        e.field(&o, "rFixed32", self.rFixed32)
+        e.field(&o, "rBool", self.rBool)
+        e.field(&o, "rString", self.rString)
+        e.field(&o, "rBytes", self.rBytes)
+        e.field(&o, "rEnum", self.rEnum)
+        try e.field(&o, "rNested", self.rNested)
+        e.field(&o, "mStringString", self.mStringString)
+        try e.field(&o, "mInt32Nested", self.mInt32Nested)
+        e.field(&o, "mStringEnum", self.mStringEnum)
+        try e.field(&o, "tTimestamp", self.tTimestamp)
+        try e.field(&o, "tDuration", self.tDuration)
+        try e.field(&o, "tFieldMask", self.tFieldMask)
+        try e.field(&o, "tStruct", self.tStruct)
+        try e.field(&o, "tValue", self.tValue)
+        e.field(&o, "tInt32Wrapper", self.tInt32Wrapper)
+        e.field(&o, "tStringWrapper", self.tStringWrapper)
+        e.field(&o, "tBoolWrapper", self.tBoolWrapper)
+        try e.field(&o, "tEmpty", self.tEmpty)
+        switch self.choice {
+        case .choiceString(let v)?: e.member(&o, "choiceString", v)
+        case .choiceInt64(let v)?: e.member(&o, "choiceInt64", v)
+        case .choiceNested(let v)?: try e.member(&o, "choiceNested", v)
+        case nil: break
+        }
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "fDouble", "f_double": try d.field(1, "fDouble", value, &self.fDouble)
+            case "fFloat", "f_float": try d.field(2, "fFloat", value, &self.fFloat)
+            case "fInt32", "f_int32": try d.field(3, "fInt32", value, &self.fInt32)
+            case "fInt64", "f_int64": try d.field(4, "fInt64", value, &self.fInt64)
+            case "fUint32", "f_uint32": try d.field(5, "fUint32", value, &self.fUint32)
+            case "fUint64", "f_uint64": try d.field(6, "fUint64", value, &self.fUint64)
+            case "fSint32", "f_sint32": try d.field(7, "fSint32", value, &self.fSint32)
+            case "fSint64", "f_sint64": try d.field(8, "fSint64", value, &self.fSint64)
+            case "fFixed32", "f_fixed32": try d.field(9, "fFixed32", value, &self.fFixed32)
+            case "fFixed64", "f_fixed64": try d.field(10, "fFixed64", value, &self.fFixed64)
+            case "fSfixed32", "f_sfixed32": try d.field(11, "fSfixed32", value, &self.fSfixed32)
+            case "fSfixed64", "f_sfixed64": try d.field(12, "fSfixed64", value, &self.fSfixed64)
+            case "fBool", "f_bool": try d.field(13, "fBool", value, &self.fBool)
+            case "fString", "f_string": try d.field(14, "fString", value, &self.fString)
+            case "fBytes", "f_bytes": try d.field(15, "fBytes", value, &self.fBytes)
+            case "fEnum", "f_enum": try d.field(16, "fEnum", value, &self.fEnum)
+            case "fNested", "f_nested": try d.field(17, "fNested", value, &self.fNested)
+            case "rDouble", "r_double": try d.field(21, "rDouble", value, &self.rDouble)
+            case "rInt32", "r_int32": try d.field(23, "rInt32", value, &self.rInt32)
+            case "rInt64", "r_int64": try d.field(24, "rInt64", value, &self.rInt64)
+            case "rUint64", "r_uint64": try d.field(26, "rUint64", value, &self.rUint64)
+            case "rSint32", "r_sint32": try d.field(27, "rSint32", value, &self.rSint32)
+            case "rFixed32", "r_fixed32": try d.field(29, "rFixed32", value, &self.rFixed32)
+            case "rBool", "r_bool": try d.field(33, "rBool", value, &self.rBool)
+            case "rString", "r_string": try d.field(34, "rString", value, &self.rString)
+            case "rBytes", "r_bytes": try d.field(35, "rBytes", value, &self.rBytes)
+            case "rEnum", "r_enum": try d.field(36, "rEnum", value, &self.rEnum)
+            case "rNested", "r_nested": try d.field(37, "rNested", value, &self.rNested)
+            case "mStringString", "m_string_string": try d.field(50, "mStringString", value, &self.mStringString)
+            case "mInt32Nested", "m_int32_nested": try d.field(51, "mInt32Nested", value, &self.mInt32Nested)
+            case "mStringEnum", "m_string_enum": try d.field(52, "mStringEnum", value, &self.mStringEnum)
+            case "tTimestamp", "t_timestamp": try d.field(60, "tTimestamp", value, &self.tTimestamp)
+            case "tDuration", "t_duration": try d.field(61, "tDuration", value, &self.tDuration)
+            case "tFieldMask", "t_field_mask": try d.field(62, "tFieldMask", value, &self.tFieldMask)
+            case "tStruct", "t_struct": try d.field(63, "tStruct", value, &self.tStruct)
+            case "tValue", "t_value": try d.field(64, "tValue", value, &self.tValue)
+            case "tInt32Wrapper", "t_int32_wrapper": try d.field(65, "tInt32Wrapper", value, &self.tInt32Wrapper)
+            case "tStringWrapper", "t_string_wrapper": try d.field(66, "tStringWrapper", value, &self.tStringWrapper)
+            case "tBoolWrapper", "t_bool_wrapper": try d.field(67, "tBoolWrapper", value, &self.tBoolWrapper)
+            case "tEmpty", "t_empty": try d.field(68, "tEmpty", value, &self.tEmpty)
+            case "choiceString", "choice_string":
+                if let v: String = try d.member(40, "choiceString", oneof: 0, value) {
+                    self.choice = .choiceString(v)
+                }
+            case "choiceInt64", "choice_int64":
+                if let v: Int64 = try d.member(41, "choiceInt64", oneof: 0, value) {
+                    self.choice = .choiceInt64(v)
+                }
+            case "choiceNested", "choice_nested":
+                if let v: Switchboard_Testing_V1_Everything.Nested = try d.member(42, "choiceNested", oneof: 0, value) {
+                    self.choice = .choiceNested(v)
+                }
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
     /// The `switchboard.testing.v1.Everything.Nested` message.
-    public struct Nested: ProtoMessage, _CBridgedMessage {
+    public struct Nested: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
         /// `switchboard.testing.v1.Everything.Nested`.
         public static let protoMessageName = "switchboard.testing.v1.Everything.Nested"
         nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__testing__v1__everything__nested__init)
@@ -327,5 +449,286 @@ public struct Switchboard_Testing_V1_Everything: ProtoMessage, _CBridgedMessage 
             w.setString(0, name)
             w.setScalar(1, value)
         }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+            var o: [String: JSON] = [:]
+            e.field(&o, "name", self.name)
+            e.field(&o, "value", self.value)
+            return .object(o)
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+            self.init()
+            for (key, value) in try d.enterMessage(json) {
+                switch key {
+                case "name": try d.field(1, "name", value, &self.name)
+                case "value": try d.field(2, "value", value, &self.value)
+                default: try d.unknownField(key)
+                }
+            }
+            d.exitMessage()
+        }
+    }
+}
+
+/// The `switchboard.testing.v1.MoreShapes` message.
+public struct Switchboard_Testing_V1_MoreShapes: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.testing.v1.MoreShapes`.
+    public static let protoMessageName = "switchboard.testing.v1.MoreShapes"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__testing__v1__more_shapes__init)
+
+    /// Field `m_bool_string` = 1.
+    public var mBoolString: [Bool: String] = [:]
+
+    /// Field `m_int64_int64` = 2.
+    public var mInt64Int64: [Int64: Int64] = [:]
+
+    /// Field `m_uint32_bytes` = 3.
+    public var mUint32Bytes: [UInt32: [UInt8]] = [:]
+
+    /// Field `m_uint64_enum` = 4.
+    public var mUint64Enum: [UInt64: Switchboard_Testing_V1_Color] = [:]
+
+    /// Field `m_string_value` = 5.
+    public var mStringValue: [String: Google_Protobuf_Value] = [:]
+
+    /// Field `r_float` = 10.
+    public var rFloat: [Float] = []
+
+    /// Field `r_sint64` = 11.
+    public var rSint64: [Int64] = []
+
+    /// Field `r_fixed64` = 12.
+    public var rFixed64: [UInt64] = []
+
+    /// Field `r_sfixed32` = 13.
+    public var rSfixed32: [Int32] = []
+
+    /// Field `r_sfixed64` = 14.
+    public var rSfixed64: [Int64] = []
+
+    /// Field `r_uint32` = 15.
+    public var rUint32: [UInt32] = []
+
+    /// Field `w_double` = 20.
+    public var wDouble: Double? = nil
+
+    /// Field `w_float` = 21.
+    public var wFloat: Float? = nil
+
+    /// Field `w_int64` = 22.
+    public var wInt64: Int64? = nil
+
+    /// Field `w_uint64` = 23.
+    public var wUint64: UInt64? = nil
+
+    /// Field `w_uint32` = 24.
+    public var wUint32: UInt32? = nil
+
+    /// Field `w_bytes` = 25.
+    public var wBytes: [UInt8]? = nil
+
+    /// Field `t_any` = 30.
+    public var tAny: Google_Protobuf_Any? = nil
+
+    /// Field `t_list` = 31.
+    public var tList: Google_Protobuf_ListValue? = nil
+
+    /// Field `r_timestamp` = 32.
+    public var rTimestamp: [Google_Protobuf_Timestamp] = []
+
+    /// Field `r_value` = 33.
+    public var rValue: [Google_Protobuf_Value] = []
+
+    /// Field `r_duration` = 34.
+    public var rDuration: [Google_Protobuf_Duration] = []
+
+    /// Field `recursive` = 50.
+    public var recursive: Switchboard_Testing_V1_MoreShapes? {
+        get { _recursive?.value }
+        set { _recursive = newValue.map(_ProtoBox.init) }
+    }
+    private var _recursive: _ProtoBox<Switchboard_Testing_V1_MoreShapes>? = nil
+
+    /// Field `json_named` = 51.
+    public var jsonNamed: String = ""
+
+    /// The `pick` oneof: at most one of its fields is set.
+    public var pick: OneOf_Pick? = nil
+
+    /// The fields of the `pick` oneof.
+    public indirect enum OneOf_Pick: Sendable, Equatable {
+        /// Field `pick_bytes` = 40.
+        case pickBytes([UInt8])
+        /// Field `pick_enum` = 41.
+        case pickEnum(Switchboard_Testing_V1_Color)
+        /// Field `pick_timestamp` = 42.
+        case pickTimestamp(Google_Protobuf_Timestamp)
+    }
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.mBoolString = r.map(0, key: { $0.bool(0) }, value: { $0.string(1) })
+        self.mInt64Int64 = r.map(1, key: { $0.scalar(0) }, value: { $0.scalar(1) })
+        self.mUint32Bytes = r.map(2, key: { $0.scalar(0) }, value: { $0.bytes(1) })
+        self.mUint64Enum = r.map(3, key: { $0.scalar(0) }, value: { $0.enumeration(1) })
+        self.mStringValue = r.map(4, key: { $0.string(0) }, value: { $0.message(1) ?? Google_Protobuf_Value() })
+        self.rFloat = r.repeatedScalar(5)
+        self.rSint64 = r.repeatedScalar(6)
+        self.rFixed64 = r.repeatedScalar(7)
+        self.rSfixed32 = r.repeatedScalar(8)
+        self.rSfixed64 = r.repeatedScalar(9)
+        self.rUint32 = r.repeatedScalar(10)
+        self.wDouble = (r.message(11) as Google_Protobuf_DoubleValue?)?.value
+        self.wFloat = (r.message(12) as Google_Protobuf_FloatValue?)?.value
+        self.wInt64 = (r.message(13) as Google_Protobuf_Int64Value?)?.value
+        self.wUint64 = (r.message(14) as Google_Protobuf_UInt64Value?)?.value
+        self.wUint32 = (r.message(15) as Google_Protobuf_UInt32Value?)?.value
+        self.wBytes = (r.message(16) as Google_Protobuf_BytesValue?)?.value
+        self.tAny = r.message(17)
+        self.tList = r.message(18)
+        self.rTimestamp = r.repeatedMessage(19)
+        self.rValue = r.repeatedMessage(20)
+        self.rDuration = r.repeatedMessage(21)
+        self.recursive = r.message(25)
+        self.jsonNamed = r.string(26)
+        switch r.oneofCase(22) {
+        case 40: self.pick = .pickBytes(r.bytes(22))
+        case 41: self.pick = .pickEnum(r.enumeration(23))
+        case 42: self.pick = .pickTimestamp(r.message(24) ?? Google_Protobuf_Timestamp())
+        default: self.pick = nil
+        }
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMap(0, mBoolString, key: { $0.setBool(0, $1) }, value: { $0.setString(1, $1) })
+        w.setMap(1, mInt64Int64, key: { $0.setScalar(0, $1) }, value: { $0.setScalar(1, $1) })
+        w.setMap(2, mUint32Bytes, key: { $0.setScalar(0, $1) }, value: { $0.setBytes(1, $1) })
+        w.setMap(3, mUint64Enum, key: { $0.setScalar(0, $1) }, value: { $0.setEnumeration(1, $1) })
+        w.setMap(4, mStringValue, key: { $0.setString(0, $1) }, value: { $0.setMessage(1, $1) })
+        w.setRepeatedScalar(5, rFloat)
+        w.setRepeatedScalar(6, rSint64)
+        w.setRepeatedScalar(7, rFixed64)
+        w.setRepeatedScalar(8, rSfixed32)
+        w.setRepeatedScalar(9, rSfixed64)
+        w.setRepeatedScalar(10, rUint32)
+        w.setMessage(11, wDouble.map { Google_Protobuf_DoubleValue(value: $0) })
+        w.setMessage(12, wFloat.map { Google_Protobuf_FloatValue(value: $0) })
+        w.setMessage(13, wInt64.map { Google_Protobuf_Int64Value(value: $0) })
+        w.setMessage(14, wUint64.map { Google_Protobuf_UInt64Value(value: $0) })
+        w.setMessage(15, wUint32.map { Google_Protobuf_UInt32Value(value: $0) })
+        w.setMessage(16, wBytes.map { Google_Protobuf_BytesValue(value: $0) })
+        w.setMessage(17, tAny)
+        w.setMessage(18, tList)
+        w.setRepeatedMessage(19, rTimestamp)
+        w.setRepeatedMessage(20, rValue)
+        w.setRepeatedMessage(21, rDuration)
+        w.setMessage(25, recursive)
+        w.setString(26, jsonNamed)
+        switch self.pick {
+        case .pickBytes(let value):
+            w.setOneofCase(22, 40)
+            w.setBytes(22, value)
+        case .pickEnum(let value):
+            w.setOneofCase(23, 41)
+            w.setEnumeration(23, value)
+        case .pickTimestamp(let value):
+            w.setOneofCase(24, 42)
+            w.setMessage(24, Optional(value))
+        case nil: break
+        }
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "mBoolString", self.mBoolString)
+        e.field(&o, "mInt64Int64", self.mInt64Int64)
+        e.field(&o, "mUint32Bytes", self.mUint32Bytes)
+        e.field(&o, "mUint64Enum", self.mUint64Enum)
+        try e.field(&o, "mStringValue", self.mStringValue)
+        e.field(&o, "rFloat", self.rFloat)
+        e.field(&o, "rSint64", self.rSint64)
+        e.field(&o, "rFixed64", self.rFixed64)
+        e.field(&o, "rSfixed32", self.rSfixed32)
+        e.field(&o, "rSfixed64", self.rSfixed64)
+        e.field(&o, "rUint32", self.rUint32)
+        e.field(&o, "wDouble", self.wDouble)
+        e.field(&o, "wFloat", self.wFloat)
+        e.field(&o, "wInt64", self.wInt64)
+        e.field(&o, "wUint64", self.wUint64)
+        e.field(&o, "wUint32", self.wUint32)
+        e.field(&o, "wBytes", self.wBytes)
+        try e.field(&o, "tAny", self.tAny)
+        try e.field(&o, "tList", self.tList)
+        try e.field(&o, "rTimestamp", self.rTimestamp)
+        try e.field(&o, "rValue", self.rValue)
+        try e.field(&o, "rDuration", self.rDuration)
+        try e.field(&o, "recursive", self.recursive)
+        e.field(&o, "customName", self.jsonNamed)
+        switch self.pick {
+        case .pickBytes(let v)?: e.member(&o, "pickBytes", v)
+        case .pickEnum(let v)?: e.member(&o, "pickEnum", v)
+        case .pickTimestamp(let v)?: try e.member(&o, "pickTimestamp", v)
+        case nil: break
+        }
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "mBoolString", "m_bool_string": try d.field(1, "mBoolString", value, &self.mBoolString)
+            case "mInt64Int64", "m_int64_int64": try d.field(2, "mInt64Int64", value, &self.mInt64Int64)
+            case "mUint32Bytes", "m_uint32_bytes": try d.field(3, "mUint32Bytes", value, &self.mUint32Bytes)
+            case "mUint64Enum", "m_uint64_enum": try d.field(4, "mUint64Enum", value, &self.mUint64Enum)
+            case "mStringValue", "m_string_value": try d.field(5, "mStringValue", value, &self.mStringValue)
+            case "rFloat", "r_float": try d.field(10, "rFloat", value, &self.rFloat)
+            case "rSint64", "r_sint64": try d.field(11, "rSint64", value, &self.rSint64)
+            case "rFixed64", "r_fixed64": try d.field(12, "rFixed64", value, &self.rFixed64)
+            case "rSfixed32", "r_sfixed32": try d.field(13, "rSfixed32", value, &self.rSfixed32)
+            case "rSfixed64", "r_sfixed64": try d.field(14, "rSfixed64", value, &self.rSfixed64)
+            case "rUint32", "r_uint32": try d.field(15, "rUint32", value, &self.rUint32)
+            case "wDouble", "w_double": try d.field(20, "wDouble", value, &self.wDouble)
+            case "wFloat", "w_float": try d.field(21, "wFloat", value, &self.wFloat)
+            case "wInt64", "w_int64": try d.field(22, "wInt64", value, &self.wInt64)
+            case "wUint64", "w_uint64": try d.field(23, "wUint64", value, &self.wUint64)
+            case "wUint32", "w_uint32": try d.field(24, "wUint32", value, &self.wUint32)
+            case "wBytes", "w_bytes": try d.field(25, "wBytes", value, &self.wBytes)
+            case "tAny", "t_any": try d.field(30, "tAny", value, &self.tAny)
+            case "tList", "t_list": try d.field(31, "tList", value, &self.tList)
+            case "rTimestamp", "r_timestamp": try d.field(32, "rTimestamp", value, &self.rTimestamp)
+            case "rValue", "r_value": try d.field(33, "rValue", value, &self.rValue)
+            case "rDuration", "r_duration": try d.field(34, "rDuration", value, &self.rDuration)
+            case "recursive": try d.field(50, "recursive", value, &self.recursive)
+            case "customName", "json_named": try d.field(51, "customName", value, &self.jsonNamed)
+            case "pickBytes", "pick_bytes":
+                if let v: [UInt8] = try d.member(40, "pickBytes", oneof: 0, value) {
+                    self.pick = .pickBytes(v)
+                }
+            case "pickEnum", "pick_enum":
+                if let v: Switchboard_Testing_V1_Color = try d.member(41, "pickEnum", oneof: 0, value) {
+                    self.pick = .pickEnum(v)
+                }
+            case "pickTimestamp", "pick_timestamp":
+                if let v: Google_Protobuf_Timestamp = try d.member(42, "pickTimestamp", oneof: 0, value) {
+                    self.pick = .pickTimestamp(v)
+                }
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }

@@ -76,6 +76,81 @@ void   switchboard__testing__v1__everything__free_unpacked
   assert(message->base.descriptor == &switchboard__testing__v1__everything__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__testing__v1__more_shapes__mbool_string_entry__init
+                     (Switchboard__Testing__V1__MoreShapes__MBoolStringEntry         *message)
+{
+  static const Switchboard__Testing__V1__MoreShapes__MBoolStringEntry init_value = SWITCHBOARD__TESTING__V1__MORE_SHAPES__MBOOL_STRING_ENTRY__INIT;
+  *message = init_value;
+}
+void   switchboard__testing__v1__more_shapes__mint64_int64_entry__init
+                     (Switchboard__Testing__V1__MoreShapes__MInt64Int64Entry         *message)
+{
+  static const Switchboard__Testing__V1__MoreShapes__MInt64Int64Entry init_value = SWITCHBOARD__TESTING__V1__MORE_SHAPES__MINT64_INT64_ENTRY__INIT;
+  *message = init_value;
+}
+void   switchboard__testing__v1__more_shapes__muint32_bytes_entry__init
+                     (Switchboard__Testing__V1__MoreShapes__MUint32BytesEntry         *message)
+{
+  static const Switchboard__Testing__V1__MoreShapes__MUint32BytesEntry init_value = SWITCHBOARD__TESTING__V1__MORE_SHAPES__MUINT32_BYTES_ENTRY__INIT;
+  *message = init_value;
+}
+void   switchboard__testing__v1__more_shapes__muint64_enum_entry__init
+                     (Switchboard__Testing__V1__MoreShapes__MUint64EnumEntry         *message)
+{
+  static const Switchboard__Testing__V1__MoreShapes__MUint64EnumEntry init_value = SWITCHBOARD__TESTING__V1__MORE_SHAPES__MUINT64_ENUM_ENTRY__INIT;
+  *message = init_value;
+}
+void   switchboard__testing__v1__more_shapes__mstring_value_entry__init
+                     (Switchboard__Testing__V1__MoreShapes__MStringValueEntry         *message)
+{
+  static const Switchboard__Testing__V1__MoreShapes__MStringValueEntry init_value = SWITCHBOARD__TESTING__V1__MORE_SHAPES__MSTRING_VALUE_ENTRY__INIT;
+  *message = init_value;
+}
+void   switchboard__testing__v1__more_shapes__init
+                     (Switchboard__Testing__V1__MoreShapes         *message)
+{
+  static const Switchboard__Testing__V1__MoreShapes init_value = SWITCHBOARD__TESTING__V1__MORE_SHAPES__INIT;
+  *message = init_value;
+}
+size_t switchboard__testing__v1__more_shapes__get_packed_size
+                     (const Switchboard__Testing__V1__MoreShapes *message)
+{
+  assert(message->base.descriptor == &switchboard__testing__v1__more_shapes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__testing__v1__more_shapes__pack
+                     (const Switchboard__Testing__V1__MoreShapes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__testing__v1__more_shapes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__testing__v1__more_shapes__pack_to_buffer
+                     (const Switchboard__Testing__V1__MoreShapes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__testing__v1__more_shapes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Testing__V1__MoreShapes *
+       switchboard__testing__v1__more_shapes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Testing__V1__MoreShapes *)
+     protobuf_c_message_unpack (&switchboard__testing__v1__more_shapes__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__testing__v1__more_shapes__free_unpacked
+                     (Switchboard__Testing__V1__MoreShapes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__testing__v1__more_shapes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchboard__testing__v1__everything__nested__field_descriptors[2] =
 {
   {
@@ -870,6 +945,642 @@ const ProtobufCMessageDescriptor switchboard__testing__v1__everything__descripto
   switchboard__testing__v1__everything__field_indices_by_name,
   9,  switchboard__testing__v1__everything__number_ranges,
   (ProtobufCMessageInit) switchboard__testing__v1__everything__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__testing__v1__more_shapes__mbool_string_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes__MBoolStringEntry, key),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes__MBoolStringEntry, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__testing__v1__more_shapes__mbool_string_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange switchboard__testing__v1__more_shapes__mbool_string_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__testing__v1__more_shapes__mbool_string_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.testing.v1.MoreShapes.MBoolStringEntry",
+  "MBoolStringEntry",
+  "Switchboard__Testing__V1__MoreShapes__MBoolStringEntry",
+  "switchboard.testing.v1",
+  sizeof(Switchboard__Testing__V1__MoreShapes__MBoolStringEntry),
+  2,
+  switchboard__testing__v1__more_shapes__mbool_string_entry__field_descriptors,
+  switchboard__testing__v1__more_shapes__mbool_string_entry__field_indices_by_name,
+  1,  switchboard__testing__v1__more_shapes__mbool_string_entry__number_ranges,
+  (ProtobufCMessageInit) switchboard__testing__v1__more_shapes__mbool_string_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__testing__v1__more_shapes__mint64_int64_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes__MInt64Int64Entry, key),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes__MInt64Int64Entry, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__testing__v1__more_shapes__mint64_int64_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange switchboard__testing__v1__more_shapes__mint64_int64_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__testing__v1__more_shapes__mint64_int64_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.testing.v1.MoreShapes.MInt64Int64Entry",
+  "MInt64Int64Entry",
+  "Switchboard__Testing__V1__MoreShapes__MInt64Int64Entry",
+  "switchboard.testing.v1",
+  sizeof(Switchboard__Testing__V1__MoreShapes__MInt64Int64Entry),
+  2,
+  switchboard__testing__v1__more_shapes__mint64_int64_entry__field_descriptors,
+  switchboard__testing__v1__more_shapes__mint64_int64_entry__field_indices_by_name,
+  1,  switchboard__testing__v1__more_shapes__mint64_int64_entry__number_ranges,
+  (ProtobufCMessageInit) switchboard__testing__v1__more_shapes__mint64_int64_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__testing__v1__more_shapes__muint32_bytes_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes__MUint32BytesEntry, key),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes__MUint32BytesEntry, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__testing__v1__more_shapes__muint32_bytes_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange switchboard__testing__v1__more_shapes__muint32_bytes_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__testing__v1__more_shapes__muint32_bytes_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.testing.v1.MoreShapes.MUint32BytesEntry",
+  "MUint32BytesEntry",
+  "Switchboard__Testing__V1__MoreShapes__MUint32BytesEntry",
+  "switchboard.testing.v1",
+  sizeof(Switchboard__Testing__V1__MoreShapes__MUint32BytesEntry),
+  2,
+  switchboard__testing__v1__more_shapes__muint32_bytes_entry__field_descriptors,
+  switchboard__testing__v1__more_shapes__muint32_bytes_entry__field_indices_by_name,
+  1,  switchboard__testing__v1__more_shapes__muint32_bytes_entry__number_ranges,
+  (ProtobufCMessageInit) switchboard__testing__v1__more_shapes__muint32_bytes_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__testing__v1__more_shapes__muint64_enum_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes__MUint64EnumEntry, key),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes__MUint64EnumEntry, value),
+    &switchboard__testing__v1__color__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__testing__v1__more_shapes__muint64_enum_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange switchboard__testing__v1__more_shapes__muint64_enum_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__testing__v1__more_shapes__muint64_enum_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.testing.v1.MoreShapes.MUint64EnumEntry",
+  "MUint64EnumEntry",
+  "Switchboard__Testing__V1__MoreShapes__MUint64EnumEntry",
+  "switchboard.testing.v1",
+  sizeof(Switchboard__Testing__V1__MoreShapes__MUint64EnumEntry),
+  2,
+  switchboard__testing__v1__more_shapes__muint64_enum_entry__field_descriptors,
+  switchboard__testing__v1__more_shapes__muint64_enum_entry__field_indices_by_name,
+  1,  switchboard__testing__v1__more_shapes__muint64_enum_entry__number_ranges,
+  (ProtobufCMessageInit) switchboard__testing__v1__more_shapes__muint64_enum_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__testing__v1__more_shapes__mstring_value_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes__MStringValueEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes__MStringValueEntry, value),
+    &google__protobuf__value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__testing__v1__more_shapes__mstring_value_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange switchboard__testing__v1__more_shapes__mstring_value_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__testing__v1__more_shapes__mstring_value_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.testing.v1.MoreShapes.MStringValueEntry",
+  "MStringValueEntry",
+  "Switchboard__Testing__V1__MoreShapes__MStringValueEntry",
+  "switchboard.testing.v1",
+  sizeof(Switchboard__Testing__V1__MoreShapes__MStringValueEntry),
+  2,
+  switchboard__testing__v1__more_shapes__mstring_value_entry__field_descriptors,
+  switchboard__testing__v1__more_shapes__mstring_value_entry__field_indices_by_name,
+  1,  switchboard__testing__v1__more_shapes__mstring_value_entry__number_ranges,
+  (ProtobufCMessageInit) switchboard__testing__v1__more_shapes__mstring_value_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__testing__v1__more_shapes__field_descriptors[27] =
+{
+  {
+    "m_bool_string",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_m_bool_string),
+    offsetof(Switchboard__Testing__V1__MoreShapes, m_bool_string),
+    &switchboard__testing__v1__more_shapes__mbool_string_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "m_int64_int64",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_m_int64_int64),
+    offsetof(Switchboard__Testing__V1__MoreShapes, m_int64_int64),
+    &switchboard__testing__v1__more_shapes__mint64_int64_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "m_uint32_bytes",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_m_uint32_bytes),
+    offsetof(Switchboard__Testing__V1__MoreShapes, m_uint32_bytes),
+    &switchboard__testing__v1__more_shapes__muint32_bytes_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "m_uint64_enum",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_m_uint64_enum),
+    offsetof(Switchboard__Testing__V1__MoreShapes, m_uint64_enum),
+    &switchboard__testing__v1__more_shapes__muint64_enum_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "m_string_value",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_m_string_value),
+    offsetof(Switchboard__Testing__V1__MoreShapes, m_string_value),
+    &switchboard__testing__v1__more_shapes__mstring_value_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "r_float",
+    10,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_r_float),
+    offsetof(Switchboard__Testing__V1__MoreShapes, r_float),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "r_sint64",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_SINT64,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_r_sint64),
+    offsetof(Switchboard__Testing__V1__MoreShapes, r_sint64),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "r_fixed64",
+    12,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FIXED64,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_r_fixed64),
+    offsetof(Switchboard__Testing__V1__MoreShapes, r_fixed64),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "r_sfixed32",
+    13,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_SFIXED32,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_r_sfixed32),
+    offsetof(Switchboard__Testing__V1__MoreShapes, r_sfixed32),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "r_sfixed64",
+    14,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_SFIXED64,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_r_sfixed64),
+    offsetof(Switchboard__Testing__V1__MoreShapes, r_sfixed64),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "r_uint32",
+    15,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_r_uint32),
+    offsetof(Switchboard__Testing__V1__MoreShapes, r_uint32),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "w_double",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes, w_double),
+    &google__protobuf__double_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "w_float",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes, w_float),
+    &google__protobuf__float_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "w_int64",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes, w_int64),
+    &google__protobuf__int64_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "w_uint64",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes, w_uint64),
+    &google__protobuf__uint64_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "w_uint32",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes, w_uint32),
+    &google__protobuf__uint32_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "w_bytes",
+    25,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes, w_bytes),
+    &google__protobuf__bytes_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "t_any",
+    30,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes, t_any),
+    &google__protobuf__any__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "t_list",
+    31,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes, t_list),
+    &google__protobuf__list_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "r_timestamp",
+    32,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_r_timestamp),
+    offsetof(Switchboard__Testing__V1__MoreShapes, r_timestamp),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "r_value",
+    33,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_r_value),
+    offsetof(Switchboard__Testing__V1__MoreShapes, r_value),
+    &google__protobuf__value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "r_duration",
+    34,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Testing__V1__MoreShapes, n_r_duration),
+    offsetof(Switchboard__Testing__V1__MoreShapes, r_duration),
+    &google__protobuf__duration__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pick_bytes",
+    40,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Switchboard__Testing__V1__MoreShapes, pick_case),
+    offsetof(Switchboard__Testing__V1__MoreShapes, pick_bytes),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pick_enum",
+    41,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Switchboard__Testing__V1__MoreShapes, pick_case),
+    offsetof(Switchboard__Testing__V1__MoreShapes, pick_enum),
+    &switchboard__testing__v1__color__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pick_timestamp",
+    42,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Testing__V1__MoreShapes, pick_case),
+    offsetof(Switchboard__Testing__V1__MoreShapes, pick_timestamp),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recursive",
+    50,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes, recursive),
+    &switchboard__testing__v1__more_shapes__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "json_named",
+    51,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Testing__V1__MoreShapes, json_named),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__testing__v1__more_shapes__field_indices_by_name[] = {
+  26,   /* field[26] = json_named */
+  0,   /* field[0] = m_bool_string */
+  1,   /* field[1] = m_int64_int64 */
+  4,   /* field[4] = m_string_value */
+  2,   /* field[2] = m_uint32_bytes */
+  3,   /* field[3] = m_uint64_enum */
+  22,   /* field[22] = pick_bytes */
+  23,   /* field[23] = pick_enum */
+  24,   /* field[24] = pick_timestamp */
+  21,   /* field[21] = r_duration */
+  7,   /* field[7] = r_fixed64 */
+  5,   /* field[5] = r_float */
+  8,   /* field[8] = r_sfixed32 */
+  9,   /* field[9] = r_sfixed64 */
+  6,   /* field[6] = r_sint64 */
+  19,   /* field[19] = r_timestamp */
+  10,   /* field[10] = r_uint32 */
+  20,   /* field[20] = r_value */
+  25,   /* field[25] = recursive */
+  17,   /* field[17] = t_any */
+  18,   /* field[18] = t_list */
+  16,   /* field[16] = w_bytes */
+  11,   /* field[11] = w_double */
+  12,   /* field[12] = w_float */
+  13,   /* field[13] = w_int64 */
+  15,   /* field[15] = w_uint32 */
+  14,   /* field[14] = w_uint64 */
+};
+static const ProtobufCIntRange switchboard__testing__v1__more_shapes__number_ranges[6 + 1] =
+{
+  { 1, 0 },
+  { 10, 5 },
+  { 20, 11 },
+  { 30, 17 },
+  { 40, 22 },
+  { 50, 25 },
+  { 0, 27 }
+};
+const ProtobufCMessageDescriptor switchboard__testing__v1__more_shapes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.testing.v1.MoreShapes",
+  "MoreShapes",
+  "Switchboard__Testing__V1__MoreShapes",
+  "switchboard.testing.v1",
+  sizeof(Switchboard__Testing__V1__MoreShapes),
+  27,
+  switchboard__testing__v1__more_shapes__field_descriptors,
+  switchboard__testing__v1__more_shapes__field_indices_by_name,
+  6,  switchboard__testing__v1__more_shapes__number_ranges,
+  (ProtobufCMessageInit) switchboard__testing__v1__more_shapes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue switchboard__testing__v1__color__enum_values_by_number[4] =

@@ -1,21 +1,72 @@
 import Glibc
 
 /// A JSON value, with a strict parser (RFC 8259) and a compact writer (sorted keys), for the places that read or
-/// write JSON text on every call: log lines, change-feed payloads, jsonb columns. Foundation's `JSONSerialization`
-/// would pull the whole of Foundation (and ICU) into every service, several megabytes of resident memory.
+/// write JSON text on every call: log lines, change-feed payloads, jsonb columns, and proto3 JSON
+/// (``ProtoJSONMessage``). It lives beside the generated messages so that their JSON mapping can use it. Foundation's
+/// `JSONSerialization` would pull the whole of Foundation (and ICU) into every service, several megabytes of resident
+/// memory.
 public enum JSON: Sendable, Hashable {
     /// `null`.
     case null
     /// `true` or `false`.
     case bool(Bool)
-    /// A number (JSON numbers are read as doubles).
-    case number(Double)
+    /// A number: its value as a double, and the text it was read from (proto3 JSON needs 64-bit integers exactly,
+    /// which a double cannot hold past 2^53).
+    case number(Number)
     /// A string.
     case string(String)
     /// An array.
     case array([JSON])
     /// An object (key order is not kept; the writer sorts keys).
     case object([String: JSON])
+
+    /// A JSON number: the double it denotes and, when it was read from text, that text.
+    public struct Number: Sendable, Hashable, CustomStringConvertible {
+        /// The number as a double (the nearest one, as JSON readers usually do).
+        public var double: Double
+        /// The text the number was read from (valid JSON number syntax), or nil for a number made from a double.
+        public var literal: String?
+
+        /// A number made from a double.
+        /// - Parameter double: the value.
+        public init(_ double: Double) {
+            self.double = double
+            self.literal = nil
+        }
+
+        init(double: Double, literal: String) {
+            self.double = double
+            self.literal = literal
+        }
+
+        /// The literal when it is an integer (no fraction or exponent), e.g. `-9007199254740993`: the text from which
+        /// 64-bit integers are read exactly.
+        public var integerLiteral: String? {
+            guard let literal, !literal.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else { return nil }
+            return literal
+        }
+
+        /// Equal doubles, and equal integer texts when both numbers are integers read from text (two integers past
+        /// 2^53 can share a double).
+        public static func == (lhs: Number, rhs: Number) -> Bool {
+            guard lhs.double == rhs.double else { return false }
+            if let l = lhs.integerLiteral, let r = rhs.integerLiteral, l != r {
+                return l.drop { $0 == "-" } == "0" && r.drop { $0 == "-" } == "0"
+            }
+            return true
+        }
+
+        /// Hashes the double (equal numbers have equal doubles).
+        public func hash(into hasher: inout Hasher) { hasher.combine(double) }
+
+        /// The JSON text of the number: the literal it was read from, else the double's.
+        public var description: String { literal ?? JSON.format(double) }
+    }
+
+    /// A number from a double: the spelling code that builds JSON values uses.
+    /// - Parameter value: the number.
+    /// - Returns: `.number(Number(value))`.
+    public static func number(_ value: Double) -> JSON { .number(Number(value)) }
 
     /// Invalid JSON text; `offset` is the byte where reading stopped.
     public struct SyntaxError: Error, CustomStringConvertible {
@@ -28,11 +79,15 @@ public enum JSON: Sendable, Hashable {
     }
 
     /// Parses one JSON value (surrounding white space allowed).
+    /// - Parameters:
+    ///   - text: the JSON text.
+    ///   - rejectingDuplicateKeys: whether an object naming a key twice is an error (proto3 JSON requires it; by
+    ///     default the last one wins).
     /// - Throws: ``SyntaxError``.
-    public static func parse(_ text: String) throws -> JSON {
+    public static func parse(_ text: String, rejectingDuplicateKeys: Bool = false) throws -> JSON {
         var text = text
         return try text.withUTF8 { bytes in
-            var parser = Parser(bytes: bytes)
+            var parser = Parser(bytes: bytes, rejectDuplicateKeys: rejectingDuplicateKeys)
             let value = try parser.value(depth: 0)
             parser.skipSpace()
             guard parser.position == bytes.count else { throw SyntaxError(offset: parser.position) }
@@ -53,7 +108,7 @@ public enum JSON: Sendable, Hashable {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += Self.format(n)
+        case .number(let n): out += n.description
         case .string(let s): Self.quote(s, into: &out)
         case .array(let a):
             out += "["
@@ -103,6 +158,7 @@ public enum JSON: Sendable, Hashable {
 
     private struct Parser {
         let bytes: UnsafeBufferPointer<UInt8>
+        let rejectDuplicateKeys: Bool
         var position = 0
 
         mutating func skipSpace() {
@@ -140,7 +196,11 @@ public enum JSON: Sendable, Hashable {
                     skipSpace()
                     guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw fail() }
                     position += 1
-                    object[key] = try value(depth: depth + 1)
+                    let keyOffset = position
+                    let element = try value(depth: depth + 1)
+                    if object.updateValue(element, forKey: key) != nil, rejectDuplicateKeys {
+                        throw SyntaxError(offset: keyOffset)
+                    }
                     skipSpace()
                     guard position < bytes.count else { throw fail() }
                     if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
@@ -181,7 +241,7 @@ public enum JSON: Sendable, Hashable {
             }
         }
 
-        mutating func number() throws -> Double {
+        mutating func number() throws -> Number {
             let start = position
             func digits() -> Int {
                 let from = position
@@ -201,10 +261,9 @@ public enum JSON: Sendable, Hashable {
                 if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
                 guard digits() > 0 else { throw fail() }
             }
-            guard let number = Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)) else {
-                throw SyntaxError(offset: start)
-            }
-            return number
+            let literal = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+            guard let number = Double(literal) else { throw SyntaxError(offset: start) }
+            return Number(double: number, literal: literal)
         }
 
         /// A string starting at the opening quote.

@@ -50,7 +50,9 @@ public enum ContactsService: ServiceDefinition {
             ],
             feedBatchBytes: limits.pageBytes,
             makeServices: { dependencies in
-                let store = PostgresContactStore(pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency)
+                let store = PostgresContactStore(
+                    pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,
+                    publish: { try ContactsMapping.proto($0).protoJSONText() })
                 return [ContactsHandler(domain: ContactsDomain(store: store, limits: limits), changes: dependencies.changes)]
             })
     }

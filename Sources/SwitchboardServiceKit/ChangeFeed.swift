@@ -160,7 +160,7 @@ public struct ChangeFeed: Sendable {
         event.actorId = try row.string("actor_id")
         event.commitTime = try row.date("commit_time")
         event.relatedIds = try row.strings("related_ids")
-        event.resource = try StructJSON.decode(try row.string("resource"))
+        event.resource = try Google_Protobuf_Struct(protoJSONText: try row.string("resource"))
         return event
     }
 
@@ -251,51 +251,5 @@ extension ChangeFeed {
             guard await iterator.next() != nil else { break }
         }
         throw CancellationError()
-    }
-}
-
-/// google.protobuf.Struct ⇄ JSON text.
-public enum StructJSON {
-    /// Encodes a Struct as JSON text (keys sorted).
-    public static func encode(_ value: Google_Protobuf_Struct) -> String {
-        JSON.object(value.fields.mapValues(json)).text
-    }
-
-    /// Decodes JSON object text into a Struct (anything but an object gives an empty one).
-    /// - Throws: ``JSON/SyntaxError``.
-    public static func decode(_ text: String) throws -> Google_Protobuf_Struct {
-        var result = Google_Protobuf_Struct()
-        if case .object(let object) = try JSON.parse(text) { result.fields = object.mapValues(value) }
-        return result
-    }
-
-    static func json(_ value: Google_Protobuf_Value) -> JSON {
-        switch value.kind {
-        case .nullValue, nil: return .null
-        case .numberValue(let n): return .number(n)
-        case .stringValue(let s): return .string(s)
-        case .boolValue(let b): return .bool(b)
-        case .structValue(let s): return .object(s.fields.mapValues(json))
-        case .listValue(let l): return .array(l.values.map(json))
-        }
-    }
-
-    static func value(_ json: JSON) -> Google_Protobuf_Value {
-        var v = Google_Protobuf_Value()
-        switch json {
-        case .null: v.kind = .nullValue(.nullValue)
-        case .bool(let b): v.kind = .boolValue(b)
-        case .number(let n): v.kind = .numberValue(n)
-        case .string(let s): v.kind = .stringValue(s)
-        case .array(let a):
-            var list = Google_Protobuf_ListValue()
-            list.values = a.map(value)
-            v.kind = .listValue(list)
-        case .object(let o):
-            var s = Google_Protobuf_Struct()
-            s.fields = o.mapValues(value)
-            v.kind = .structValue(s)
-        }
-        return v
     }
 }

@@ -328,7 +328,12 @@ final class ContactsServiceTests {
         #expect(seen.map(\.kind) == [.created, .updated, .deleted])
         #expect(seen[1].changedFields == ["tags"])
         #expect(seen.allSatisfy { $0.resourceId == first.id })
-        #expect(seen[1].resource?.fields["data"] != nil)
+        // The payload is the contract: the Contact's proto3 JSON (carried as a Struct), which decodes into the Contact.
+        let published = try Switchboard_Contacts_V1_Contact(protoJSONText: try #require(seen[1].resource).protoJSONText())
+        #expect(published.id == first.id)
+        #expect(published.tags == ["live"])
+        #expect(published.name == first.name)
+        #expect(published.etag == "\"2\"")
     }
 
     @Test("a stock grpcio client calls the contacts RPCs from stubs generated from Protos/")

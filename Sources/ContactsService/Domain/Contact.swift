@@ -1,40 +1,9 @@
 import FoundationEssentials
+import SwitchboardProtos
 import SwitchboardServiceKit
 
-/// A JSON value (custom field values).
-public enum JSONValue: Sendable, Hashable, Codable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .null: try c.encodeNil()
-        case .bool(let b): try c.encode(b)
-        case .number(let n): try c.encode(n)
-        case .string(let s): try c.encode(s)
-        case .array(let a): try c.encode(a)
-        case .object(let o): try c.encode(o)
-        }
-    }
-}
-
 /// A person's or company's name.
-public struct PersonName: Sendable, Hashable, Codable {
+public struct PersonName: Sendable, Hashable {
     public var given = "", family = "", middle = "", prefix = "", suffix = "", display = ""
     public init() {}
     /// The display name, or one built from the parts.
@@ -45,7 +14,7 @@ public struct PersonName: Sendable, Hashable, Codable {
 }
 
 /// An email address of a contact.
-public struct EmailAddress: Sendable, Hashable, Codable {
+public struct EmailAddress: Sendable, Hashable {
     public var address: String
     public var label: String
     public var primary: Bool
@@ -57,7 +26,7 @@ public struct EmailAddress: Sendable, Hashable, Codable {
 }
 
 /// A phone number of a contact.
-public struct PhoneNumber: Sendable, Hashable, Codable {
+public struct PhoneNumber: Sendable, Hashable {
     public var number: String
     public var label: String
     public var primary: Bool
@@ -72,7 +41,7 @@ public struct PhoneNumber: Sendable, Hashable, Codable {
 }
 
 /// A postal address.
-public struct PostalAddress: Sendable, Hashable, Codable {
+public struct PostalAddress: Sendable, Hashable {
     public var label = "", lines: [String] = [], locality = "", administrativeArea = "", postalCode = "", regionCode = ""
     public init() {}
 }
@@ -88,7 +57,7 @@ public enum ContactStatus: Int, Sendable, Hashable, Codable, CaseIterable {
 }
 
 /// Everything about a contact that callers set.
-public struct ContactData: Sendable, Hashable, Codable {
+public struct ContactData: Sendable, Hashable {
     public var name = PersonName()
     public var emails: [EmailAddress] = []
     public var phones: [PhoneNumber] = []
@@ -97,12 +66,13 @@ public struct ContactData: Sendable, Hashable, Codable {
     public var status: ContactStatus = .lead
     public var tags: [String] = []
     public var ownerID = ""
-    public var customFields: [String: JSONValue] = [:]
+    /// Custom field values by key (JSON: the one JSON value type, shared with proto3 JSON and the jsonb columns).
+    public var customFields: [String: JSON] = [:]
     public init() {}
 }
 
 /// A stored contact.
-public struct ContactRecord: Sendable, Hashable, Codable {
+public struct ContactRecord: Sendable, Hashable {
     public var id: UUID
     public var data: ContactData
     /// Incremented by every change; the etag is derived from it.
@@ -118,12 +88,12 @@ public struct ContactRecord: Sendable, Hashable, Codable {
 }
 
 /// The type of a custom field.
-public enum FieldType: Int, Sendable, Hashable, Codable {
+public enum FieldType: Int, Sendable, Hashable {
     case string = 1, number = 2, bool = 3, date = 4, enumeration = 5
 }
 
 /// A tenant's custom field definition.
-public struct FieldDefinition: Sendable, Hashable, Codable {
+public struct FieldDefinition: Sendable, Hashable {
     public var key: String
     public var displayName: String
     public var type: FieldType

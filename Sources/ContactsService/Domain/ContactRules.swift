@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SwitchboardProtos
 import SwitchboardServiceKit
 
 /// A bound on one string a client sets: Characters (what a person counts) and UTF-8 bytes (what storage, indexes
@@ -204,7 +205,7 @@ public enum ContactRules {
         }
         size += data.tags.reduce(perValue) { $0 + text($1) }
         size += text(data.ownerID)
-        func json(_ value: JSONValue) -> Int {
+        func json(_ value: JSON) -> Int {
             switch value {
             case .null, .bool: return perValue
             // A double's shortest JSON text is at most 24 bytes.
@@ -246,7 +247,7 @@ public enum ContactRules {
     }
 
     static func customFieldViolations(
-        _ values: [String: JSONValue], definitions: [FieldDefinition], prefix: String, requireAll: Bool
+        _ values: [String: JSON], definitions: [FieldDefinition], prefix: String, requireAll: Bool
     ) -> [Violation] {
         var violations: [Violation] = []
         let byKey = Dictionary(definitions.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
@@ -263,7 +264,7 @@ public enum ContactRules {
             switch (definition.type, value) {
             case (_, .null): ok = !definition.required
             case (.string, .string(let s)): ok = customStringLimit.allows(s)
-            case (.number, .number(let n)): ok = n.isFinite
+            case (.number, .number(let n)): ok = n.double.isFinite
             case (.bool, .bool): ok = true
             case (.date, .string(let s)): ok = isValidDate(s)
             case (.enumeration, .string(let s)): ok = definition.allowedValues.contains(s)

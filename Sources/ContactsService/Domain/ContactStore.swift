@@ -2,12 +2,12 @@ import FoundationEssentials
 import SwitchboardServiceKit
 
 /// Sort orders for listing.
-public enum ContactOrder: String, Sendable, Codable {
+public enum ContactOrder: String, Sendable {
     case createTime = "c", updateTime = "u", familyName = "f"
 }
 
 /// Where the previous page ended (keyset pagination).
-public struct ContactCursor: Sendable, Codable, Hashable {
+public struct ContactCursor: Sendable, Hashable {
     /// The last row's sort key (a timestamp in microseconds since 1970, or a family name).
     public var key: String
     /// The last row's id, breaking ties.

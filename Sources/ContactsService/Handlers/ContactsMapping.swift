@@ -94,7 +94,7 @@ enum ContactsMapping {
 
     /// A request's value as JSON, or nil when lists and objects nest deeper than
     /// ``ContactRules/maxCustomFieldDepth`` (the recursion is ours, so it is bounded here).
-    static func json(_ value: Google_Protobuf_Value, depth: Int) -> JSONValue? {
+    static func json(_ value: Google_Protobuf_Value, depth: Int) -> JSON? {
         switch value.kind {
         case .nullValue, nil: return .null
         case .numberValue(let n): return .number(n)
@@ -102,7 +102,7 @@ enum ContactsMapping {
         case .boolValue(let b): return .bool(b)
         case .structValue(let s):
             guard depth < ContactRules.maxCustomFieldDepth else { return nil }
-            var object: [String: JSONValue] = [:]
+            var object: [String: JSON] = [:]
             for (key, element) in s.fields {
                 guard let converted = json(element, depth: depth + 1) else { return nil }
                 object[key] = converted
@@ -110,7 +110,7 @@ enum ContactsMapping {
             return .object(object)
         case .listValue(let l):
             guard depth < ContactRules.maxCustomFieldDepth else { return nil }
-            var array: [JSONValue] = []
+            var array: [JSON] = []
             for element in l.values {
                 guard let converted = json(element, depth: depth + 1) else { return nil }
                 array.append(converted)
@@ -119,7 +119,7 @@ enum ContactsMapping {
         }
     }
 
-    static func value(_ json: JSONValue) -> Google_Protobuf_Value {
+    static func value(_ json: JSON) -> Google_Protobuf_Value {
         var v = Google_Protobuf_Value()
         switch json {
         case .null: v.kind = .nullValue(.nullValue)

@@ -9,6 +9,9 @@ public struct PostgresContactStore: ContactStore {
     let pool: PostgresPool
     let feed: ChangeFeed
     let idempotency: Idempotency
+    /// The published form of a contact in change events: the proto3 JSON of the Contact message (the contract), made
+    /// by the handlers' mapping so that this store never sees protobuf.
+    let publish: @Sendable (ContactRecord) throws -> String
     static let resourceType = "switchboard.contacts.v1.Contact"
     static let columns = """
         id, given_name, family_name, middle_name, name_prefix, name_suffix, display_name, emails::text AS emails, \
@@ -21,10 +24,12 @@ public struct PostgresContactStore: ContactStore {
     ///   - pool: the service's pool.
     ///   - feed: the change feed written in each change's transaction.
     ///   - idempotency: the kit's idempotency keys.
-    public init(pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency) {
+    ///   - publish: a contact's change-event payload (the proto3 JSON of its Contact message).
+    public init(pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, publish: @escaping @Sendable (ContactRecord) throws -> String) {
         self.pool = pool
         self.feed = feed
         self.idempotency = idempotency
+        self.publish = publish
     }
 
     // MARK: Idempotency
@@ -82,12 +87,6 @@ public struct PostgresContactStore: ContactStore {
 
     // MARK: Contacts
 
-    static func json<T: Encodable>(_ value: T) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
-    }
-
     static func record(_ row: PostgresRow) throws -> ContactRecord {
         var data = ContactData()
         data.name.given = try row.string("given_name")
@@ -113,9 +112,9 @@ public struct PostgresContactStore: ContactStore {
     private static func dataBinds(_ data: ContactData) -> [PostgresValue] {
         [
             .text(data.name.given), .text(data.name.family), .text(data.name.middle), .text(data.name.prefix),
-            .text(data.name.suffix), .text(data.name.display), .jsonb(json(data.emails)), .jsonb(json(data.phones)),
-            .jsonb(json(data.addresses)), .int(Int64(data.kind.rawValue)), .int(Int64(data.status.rawValue)),
-            .array(data.tags.map(PostgresValue.text), elementType: .text), .text(data.ownerID), .jsonb(json(data.customFields)),
+            .text(data.name.suffix), .text(data.name.display), .jsonb(JSONText.emails(data.emails)), .jsonb(JSONText.phones(data.phones)),
+            .jsonb(JSONText.addresses(data.addresses)), .int(Int64(data.kind.rawValue)), .int(Int64(data.status.rawValue)),
+            .array(data.tags.map(PostgresValue.text), elementType: .text), .text(data.ownerID), .jsonb(JSONText.object(data.customFields)),
         ]
     }
 
@@ -143,7 +142,7 @@ public struct PostgresContactStore: ContactStore {
     private func recordChange(_ record: ContactRecord, kind: ChangeKind, fields: [String], actor: Actor, on c: PostgresConnection) async throws {
         try await feed.record(
             ChangeRecord(resourceType: Self.resourceType, resourceID: record.id.lowercaseText, kind: kind,
-                         changedFields: fields, resourceJSON: Self.json(record), actorID: actor.userID),
+                         changedFields: fields, resourceJSON: try publish(record), actorID: actor.userID),
             tenantID: actor.tenantID, on: c)
     }
 
@@ -182,7 +181,7 @@ public struct PostgresContactStore: ContactStore {
         }
         statements.append(feed.recordStatement(
             ChangeRecord(resourceType: Self.resourceType, resourceID: record.id.lowercaseText, kind: .created,
-                         resourceJSON: Self.json(record), actorID: actor.userID),
+                         resourceJSON: try publish(record), actorID: actor.userID),
             tenantID: actor.tenantID))
         try await pool.pipeline(settings: ["app.tenant_id": actor.tenantID], statements)
         return .fresh(record)

@@ -1,4 +1,4 @@
-.PHONY: generate build test up down bench
+.PHONY: generate build test up down bench format
 
 generate:
 	scripts/generate.sh
@@ -11,3 +11,6 @@ test:
 
 bench:
 	Benchmarks/run.sh
+
+format:
+	scripts/format.sh

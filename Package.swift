@@ -13,8 +13,10 @@ func service(_ name: String, module: String, dependencies: [Target.Dependency] =
     [
         .target(
             name: module,
-            dependencies: ["SwitchboardRPC", "SwitchboardProtos", "SwitchboardPostgres", "SwitchboardRuntime", "SwitchboardServiceKit",
-                           .product(name: "Logging", package: "swift-log")] + dependencies,
+            dependencies: [
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardPostgres", "SwitchboardRuntime", "SwitchboardServiceKit",
+                .product(name: "Logging", package: "swift-log"),
+            ] + dependencies,
             swiftSettings: strict),
         .executableTarget(
             name: name,

@@ -23,24 +23,30 @@ let package = Package(
         fuzzer("FuzzJSON", [.product(name: "SwitchboardProtos", package: "switchboard")]),
         fuzzer("FuzzProtoJSON", [.product(name: "SwitchboardProtos", package: "switchboard")]),
         fuzzer("FuzzPageToken", [.product(name: "SwitchboardServiceKit", package: "switchboard")]),
-        fuzzer("FuzzDeframer", [
-            .product(name: "SwitchboardHTTP2", package: "switchboard"),
-            .product(name: "NIOCore", package: "swift-nio"),
-        ]),
-        fuzzer("FuzzProtoDecode", [
-            .product(name: "SwitchboardProtos", package: "switchboard"),
-            .product(name: "SwitchboardRPC", package: "switchboard"),
-            .product(name: "NIOCore", package: "swift-nio"),
-        ]),
-        fuzzer("FuzzHTTP2Server", [
-            .product(name: "SwitchboardHTTP2", package: "switchboard"),
-            .product(name: "SwitchboardBuiltins", package: "switchboard"),
-            .product(name: "SwitchboardInterop", package: "switchboard"),
-            .product(name: "SwitchboardProtos", package: "switchboard"),
-            .product(name: "SwitchboardRPC", package: "switchboard"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOEmbedded", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        fuzzer(
+            "FuzzDeframer",
+            [
+                .product(name: "SwitchboardHTTP2", package: "switchboard"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
+        fuzzer(
+            "FuzzProtoDecode",
+            [
+                .product(name: "SwitchboardProtos", package: "switchboard"),
+                .product(name: "SwitchboardRPC", package: "switchboard"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
+        fuzzer(
+            "FuzzHTTP2Server",
+            [
+                .product(name: "SwitchboardHTTP2", package: "switchboard"),
+                .product(name: "SwitchboardBuiltins", package: "switchboard"),
+                .product(name: "SwitchboardInterop", package: "switchboard"),
+                .product(name: "SwitchboardProtos", package: "switchboard"),
+                .product(name: "SwitchboardRPC", package: "switchboard"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
     ]
 )

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 scripts/bootstrap.sh
 
+# Code style: swift-format with .swift-format (scripts/format.sh rewrites; here any violation fails the run).
+scripts/format.sh --check
+
 # Generated code must be exactly what `make generate` produces from Protos/.
 GENERATED=(Sources/CSwitchboardProtos Sources/CProtocPlugin Sources/SwitchboardProtos/Generated Sources/*Service/Generated
     compose/docker-compose.yml)

@@ -11,10 +11,12 @@ public enum ContactsService: ServiceDefinition {
 
     /// The settings of the contacts service beyond the shared ones.
     public static let settings: [EnvironmentSetting] = [
-        .init("SWITCHBOARD_CONTACTS_MAX_CONTACT_BYTES", default: String(ContactRules.defaultMaxContactBytes),
-              help: "Largest contact in bytes (4096-1048576); a bigger one is refused with INVALID_ARGUMENT."),
-        .init("SWITCHBOARD_CONTACTS_PAGE_BYTES", default: String(1 << 20),
-              help: "Bytes of contacts in one ListContacts page and of one WatchChanges replay batch (65536-3145728); the response limit is 4 MiB."),
+        .init(
+            "SWITCHBOARD_CONTACTS_MAX_CONTACT_BYTES", default: String(ContactRules.defaultMaxContactBytes),
+            help: "Largest contact in bytes (4096-1048576); a bigger one is refused with INVALID_ARGUMENT."),
+        .init(
+            "SWITCHBOARD_CONTACTS_PAGE_BYTES", default: String(1 << 20),
+            help: "Bytes of contacts in one ListContacts page and of one WatchChanges replay batch (65536-3145728); the response limit is 4 MiB."),
     ]
 
     /// Reads ``settings``.

@@ -1,6 +1,6 @@
-import Synchronization
 import SwitchboardProtos
 import SwitchboardRPC
+import Synchronization
 
 /// `grpc.health.v1.Health`: reports whether the server (service name "") and each named service can serve.
 ///

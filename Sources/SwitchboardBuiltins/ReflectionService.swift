@@ -78,7 +78,8 @@ struct ReflectionIndex: Sendable {
 
     func extensionNumbers(of type: String) -> Answer {
         guard type.utf8.count <= Self.maxQueryBytes else { return Self.tooLong("type") }
-        return fileBySymbol[type] != nil ? .extensionNumbers(type: type, numbers: [])
+        return fileBySymbol[type] != nil
+            ? .extensionNumbers(type: type, numbers: [])
             : .error(code: 5, message: "type not found: \(type)")
     }
 }
@@ -145,7 +146,11 @@ public struct ReflectionService: Grpc_Reflection_V1_ServerReflection_ServiceProt
             return .fileDescriptorResponse(r)
         case .services(let names):
             var r = Grpc_Reflection_V1_ListServiceResponse()
-            r.service = names.map { var s = Grpc_Reflection_V1_ServiceResponse(); s.name = $0; return s }
+            r.service = names.map {
+                var s = Grpc_Reflection_V1_ServiceResponse()
+                s.name = $0
+                return s
+            }
             return .listServicesResponse(r)
         case .extensionNumbers(let type, let numbers):
             var r = Grpc_Reflection_V1_ExtensionNumberResponse()
@@ -169,10 +174,11 @@ public enum BuiltinServices {
     ///   - applicationServices: fully-qualified names of the application's services.
     /// - Returns: services to register alongside the application's.
     public static func make(health: HealthService, applicationServices: [String]) -> [any RPCService] {
-        let all = applicationServices + [
-            Grpc_Health_V1_Health.serviceName, Grpc_Reflection_V1_ServerReflection.serviceName,
-            Grpc_Reflection_V1Alpha_ServerReflection.serviceName,
-        ]
+        let all =
+            applicationServices + [
+                Grpc_Health_V1_Health.serviceName, Grpc_Reflection_V1_ServerReflection.serviceName,
+                Grpc_Reflection_V1Alpha_ServerReflection.serviceName,
+            ]
         return [health, ReflectionService(services: all)]
     }
 }

@@ -1,8 +1,8 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
-import Synchronization
 import SwitchboardRPC
+import Synchronization
 
 /// Client settings.
 public struct ClientConfiguration: Sendable {

@@ -80,8 +80,8 @@ public struct GRPCMessageDeframer {
     /// announces a message above the limit), without consuming anything.
     public var hasCompleteMessage: Bool {
         guard buffer.readableBytes >= GRPCFraming.prefixLength,
-              let flag: UInt8 = buffer.getInteger(at: buffer.readerIndex),
-              let length: UInt32 = buffer.getInteger(at: buffer.readerIndex + 1)
+            let flag: UInt8 = buffer.getInteger(at: buffer.readerIndex),
+            let length: UInt32 = buffer.getInteger(at: buffer.readerIndex + 1)
         else { return false }
         return flag > 1 || Int(length) > maxMessageSize || buffer.readableBytes >= GRPCFraming.prefixLength + Int(length)
     }
@@ -103,8 +103,8 @@ public struct GRPCMessageDeframer {
     /// - Throws: ``RPCError`` `RESOURCE_EXHAUSTED` for a message above the limit, `INTERNAL` for a bad flag.
     public mutating func next() throws -> Message? {
         guard buffer.readableBytes >= GRPCFraming.prefixLength,
-              let flag: UInt8 = buffer.getInteger(at: buffer.readerIndex),
-              let length: UInt32 = buffer.getInteger(at: buffer.readerIndex + 1)
+            let flag: UInt8 = buffer.getInteger(at: buffer.readerIndex),
+            let length: UInt32 = buffer.getInteger(at: buffer.readerIndex + 1)
         else { return nil }
         guard flag <= 1 else {
             throw RPCError(code: .internal, message: "invalid gRPC message flag \(flag)")

@@ -2,8 +2,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
-import Synchronization
 import SwitchboardRPC
+import Synchronization
 
 /// A gRPC server: HTTP/2 through nghttp2 on SwiftNIO, handlers as Swift tasks.
 ///
@@ -143,8 +143,9 @@ public final class GRPCServer: Sendable {
             return true
         }
         guard accepted else {
-            logger.debug("refusing connection: shutting down or at maxConnections",
-                         metadata: ["maxConnections": "\(configuration.maxConnections)"])
+            logger.debug(
+                "refusing connection: shutting down or at maxConnections",
+                metadata: ["maxConnections": "\(configuration.maxConnections)"])
             channel.close(promise: nil)
             return
         }

@@ -72,7 +72,8 @@ public struct MigrationRunner: Sendable {
             // A session-level advisory lock keyed by the schema: concurrent starters wait for each other.
             try await connection.query("SELECT pg_advisory_lock(hashtext($1))", [.text("switchboard.migrate.\(schema)")])
             do {
-                try await connection.executeScript("""
+                try await connection.executeScript(
+                    """
                     CREATE SCHEMA IF NOT EXISTS \(schema);
                     CREATE TABLE IF NOT EXISTS \(table) (
                         version integer PRIMARY KEY,
@@ -88,11 +89,12 @@ public struct MigrationRunner: Sendable {
                 for migration in migrations {
                     if let existing = applied[migration.version] {
                         guard existing.checksum == migration.checksum else {
-                            throw MigrationError(description: """
-                                \(schema) migration \(migration.version) (\(migration.name)) was changed after it was applied \
-                                (checksum \(existing.checksum) in the database, \(migration.checksum) now). Applied migrations \
-                                must never change: restore the file and add a new migration instead.
-                                """)
+                            throw MigrationError(
+                                description: """
+                                    \(schema) migration \(migration.version) (\(migration.name)) was changed after it was applied \
+                                    (checksum \(existing.checksum) in the database, \(migration.checksum) now). Applied migrations \
+                                    must never change: restore the file and add a new migration instead.
+                                    """)
                         }
                         continue
                     }

@@ -40,7 +40,8 @@ public final class PostgresConnection: @unchecked Sendable {
         let queue = DispatchQueue(label: "switchboard.postgres.connection")
         // libpq waits forever by default for a server that accepts the connection and then never answers; a
         // `connect_timeout` in `conninfo` comes later in the string and so overrides this one.
-        let conninfo = "connect_timeout=\(defaultConnectTimeoutSeconds) " + conninfo
+        let conninfo =
+            "connect_timeout=\(defaultConnectTimeoutSeconds) " + conninfo
             + " options='-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=iso_8601'"
         let raw: LibPQConnection = try await withCheckedThrowingContinuation { continuation in
             queue.async {
@@ -102,9 +103,13 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Opens a transaction and applies transaction-local settings in one round trip.
     func begin(isolation: String, settings: [(key: String, value: String)]) async throws {
-        _ = try await send([RawStatement(sql: "BEGIN ISOLATION LEVEL \(isolation)", params: [], prepared: false)] + settings.map {
-            RawStatement(sql: "SELECT set_config($1, $2, true)", params: [PostgresValue.text($0.key).parameter, PostgresValue.text($0.value).parameter], prepared: true)
-        })
+        _ = try await send(
+            [RawStatement(sql: "BEGIN ISOLATION LEVEL \(isolation)", params: [], prepared: false)]
+                + settings.map {
+                    RawStatement(
+                        sql: "SELECT set_config($1, $2, true)",
+                        params: [PostgresValue.text($0.key).parameter, PostgresValue.text($0.value).parameter], prepared: true)
+                })
     }
 
     /// Runs a statement with bound parameters.

@@ -172,7 +172,8 @@ public final class PostgresPool: Sendable {
         // `isHealthy` too: a connection retired by a cancelled call stays shared until its calls in flight return.
         for (i, lease) in state.shared.enumerated()
         where lease.usable && lease.inFlight < configuration.pipelineDepth && now - lease.lastProgress < configuration.sharedStallLimit
-            && lease.connection.isHealthy {
+            && lease.connection.isHealthy
+        {
             if best.map({ lease.inFlight < state.shared[$0].inFlight }) ?? true { best = i }
         }
         guard let best else { return nil }
@@ -275,7 +276,9 @@ public final class PostgresPool: Sendable {
                 // The database was unreachable a moment ago: fail fast rather than pile up connection attempts.
                 throw PostgresError(
                     kind: .connection,
-                    message: "the database was unreachable; next connection attempt in \(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000) ms")
+                    message:
+                        "the database was unreachable; next connection attempt in \(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000) ms"
+                )
             case .wait:
                 switch try await waitForRelease(started: started, sharing: sharing) {
                 case .own(let connection)?:

@@ -185,7 +185,7 @@ public enum PostgresValue: Sendable, Hashable {
 enum PostgresTime {
     /// PostgreSQL's `timestamptz` range in seconds since 1970: 4714-11-24 00:00:00 BC up to (excluding)
     /// 294277-01-01 00:00:00.
-    static let representableSeconds: Range<Double> = -210_866_803_200 ..< 9_224_318_016_000
+    static let representableSeconds: Range<Double> = -210_866_803_200..<9_224_318_016_000
 
     /// The text PostgreSQL reads back as the same instant, rounded to the microsecond; total over every `Date`.
     ///
@@ -248,7 +248,7 @@ enum PostgresTime {
             return n
         }
         guard let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
         else { return nil }
         var year = 0
         for b in bytes[0..<yearDigits] { year = year * 10 + Int(b - 48) }

@@ -184,20 +184,24 @@ struct _CMessageReader {
         array(i, { E(protoValue: $0.load(fromByteOffset: $1, as: Int32.self)) }, stride: 4)
     }
     func repeatedString(_ i: Int) -> [String] {
-        array(i, { String(cString: $0.load(fromByteOffset: $1, as: UnsafePointer<CChar>.self)) },
-              stride: MemoryLayout<UnsafeRawPointer>.stride)
+        array(
+            i, { String(cString: $0.load(fromByteOffset: $1, as: UnsafePointer<CChar>.self)) },
+            stride: MemoryLayout<UnsafeRawPointer>.stride)
     }
     func repeatedBytes(_ i: Int) -> [[UInt8]] {
-        array(i, { Self.bytes($0.load(fromByteOffset: $1, as: ProtobufCBinaryData.self)) },
-              stride: MemoryLayout<ProtobufCBinaryData>.stride)
+        array(
+            i, { Self.bytes($0.load(fromByteOffset: $1, as: ProtobufCBinaryData.self)) },
+            stride: MemoryLayout<ProtobufCBinaryData>.stride)
     }
     func repeatedMessage<M: _CBridgedMessage>(_ i: Int) -> [M] {
-        array(i, { M(_cReader: _CMessageReader($0.load(fromByteOffset: $1, as: UnsafeRawPointer.self))) },
-              stride: MemoryLayout<UnsafeRawPointer>.stride)
+        array(
+            i, { M(_cReader: _CMessageReader($0.load(fromByteOffset: $1, as: UnsafeRawPointer.self))) },
+            stride: MemoryLayout<UnsafeRawPointer>.stride)
     }
     func map<K: Hashable, V>(_ i: Int, key: (_CMessageReader) -> K, value: (_CMessageReader) -> V) -> [K: V] {
-        let entries = array(i, { _CMessageReader($0.load(fromByteOffset: $1, as: UnsafeRawPointer.self)) },
-                            stride: MemoryLayout<UnsafeRawPointer>.stride)
+        let entries = array(
+            i, { _CMessageReader($0.load(fromByteOffset: $1, as: UnsafeRawPointer.self)) },
+            stride: MemoryLayout<UnsafeRawPointer>.stride)
         var out: [K: V] = [:]
         out.reserveCapacity(entries.count)
         // Later entries win, as the protobuf spec requires for duplicate keys.
@@ -225,7 +229,9 @@ struct _CMessageWriter {
     }
 
     private func offset(_ i: Int) -> Int { Int(fields.unsafelyUnwrapped[i].offset) }
-    private func setCount(_ i: Int, _ n: Int) { base.storeBytes(of: n, toByteOffset: Int(fields.unsafelyUnwrapped[i].quantifier_offset), as: Int.self) }
+    private func setCount(_ i: Int, _ n: Int) {
+        base.storeBytes(of: n, toByteOffset: Int(fields.unsafelyUnwrapped[i].quantifier_offset), as: Int.self)
+    }
 
     func setScalar<T: BitwiseCopyable>(_ i: Int, _ v: T) { base.storeBytes(of: v, toByteOffset: offset(i), as: T.self) }
     func setBool(_ i: Int, _ v: Bool) { base.storeBytes(of: v ? 1 : 0, toByteOffset: offset(i), as: Int32.self) }

@@ -2,9 +2,9 @@ import FoundationEssentials
 
 extension Google_Protobuf_Timestamp {
     /// The seconds google.protobuf.Timestamp allows: 0001-01-01T00:00:00Z through 9999-12-31T23:59:59Z.
-    public static let validSeconds: ClosedRange<Int64> = -62_135_596_800 ... 253_402_300_799
+    public static let validSeconds: ClosedRange<Int64> = -62_135_596_800...253_402_300_799
     /// The nanos google.protobuf.Timestamp allows.
-    public static let validNanos: ClosedRange<Int32> = 0 ... 999_999_999
+    public static let validNanos: ClosedRange<Int32> = 0...999_999_999
     /// What ``date`` is for a timestamp outside the allowed range: a date every range check refuses (a `Date`
     /// cannot say "invalid", and generated code turns timestamp fields into dates while decoding).
     public static let invalidDate = Date(timeIntervalSince1970: -.infinity)

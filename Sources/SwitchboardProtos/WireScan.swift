@@ -89,7 +89,7 @@ private func _scanWire(
         case 2:
             guard let length = reader.varint(), let body = reader.take(length) else { return }
             guard tag >> 3 <= UInt64(UInt32.max),
-                  let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(tag >> 3))
+                let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(tag >> 3))
             else { continue }
             switch field.pointee.type {
             case protobufCTypeMessage:

@@ -51,12 +51,13 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
-        register(Handler(method: method) { requests, _, context in
-            let request = try await Self.single(Request.self, from: requests)
-            var buffer = ByteBuffer.withFramingHeadroom()
-            try await handler(request, context).encode(into: &buffer)
-            return buffer
-        })
+        register(
+            Handler(method: method) { requests, _, context in
+                let request = try await Self.single(Request.self, from: requests)
+                var buffer = ByteBuffer.withFramingHeadroom()
+                try await handler(request, context).encode(into: &buffer)
+                return buffer
+            })
     }
 
     /// Registers a client-streaming method.
@@ -67,11 +68,12 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         handler: @escaping @Sendable (RPCAsyncSequence<Request>, ServerContext) async throws -> Response
     ) {
-        register(Handler(method: method) { requests, _, context in
-            var buffer = ByteBuffer.withFramingHeadroom()
-            try await handler(RPCAsyncSequence(raw: requests), context).encode(into: &buffer)
-            return buffer
-        })
+        register(
+            Handler(method: method) { requests, _, context in
+                var buffer = ByteBuffer.withFramingHeadroom()
+                try await handler(RPCAsyncSequence(raw: requests), context).encode(into: &buffer)
+                return buffer
+            })
     }
 
     /// Registers a server-streaming method.
@@ -82,11 +84,12 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         handler: @escaping @Sendable (Request, RPCWriter<Response>, ServerContext) async throws -> Void
     ) {
-        register(Handler(method: method) { requests, sink, context in
-            let request = try await Self.single(Request.self, from: requests)
-            try await handler(request, RPCWriter(sink: sink), context)
-            return nil
-        })
+        register(
+            Handler(method: method) { requests, sink, context in
+                let request = try await Self.single(Request.self, from: requests)
+                try await handler(request, RPCWriter(sink: sink), context)
+                return nil
+            })
     }
 
     /// Registers a bidirectional-streaming method.
@@ -97,10 +100,11 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         handler: @escaping @Sendable (RPCAsyncSequence<Request>, RPCWriter<Response>, ServerContext) async throws -> Void
     ) {
-        register(Handler(method: method) { requests, sink, context in
-            try await handler(RPCAsyncSequence(raw: requests), RPCWriter(sink: sink), context)
-            return nil
-        })
+        register(
+            Handler(method: method) { requests, sink, context in
+                try await handler(RPCAsyncSequence(raw: requests), RPCWriter(sink: sink), context)
+                return nil
+            })
     }
 
     private static func single<M: ProtoMessage>(_ type: M.Type, from requests: InboundMessages) async throws -> M {

@@ -79,7 +79,8 @@ public func decodeMessage<M: ProtoMessage>(_ type: M.Type, from bytes: ByteBuffe
         return try M(decoding: bytes)
     } catch let error as ProtoDecodingError where error.reason != nil {
         // The scan names the message where the limit was passed, which may be nested deep inside the request.
-        let message = error.messageName == M.protoMessageName
+        let message =
+            error.messageName == M.protoMessageName
             ? error.description : "\(M.protoMessageName) refused: \(error.reason!) (at \(error.messageName))"
         throw RPCError(code: .internal, message: message, cause: error)
     } catch {

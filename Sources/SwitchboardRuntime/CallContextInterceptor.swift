@@ -2,8 +2,8 @@ import FoundationEssentials
 import Glibc
 import Logging
 import Metrics
-import Synchronization
 import SwitchboardRPC
+import Synchronization
 
 /// W3C trace context of a call: the caller's trace id (or a new one) and a new span id for this call.
 public struct TraceContext: Sendable, Hashable {
@@ -121,7 +121,8 @@ public struct CallContextInterceptor: ServerInterceptor {
         context: ServerContext, next: @Sendable (ServerContext) async throws -> Result
     ) async throws -> Result {
         var random = RandomBytes(count: 40)
-        let requestID = context.requestMetadata.firstString("x-request-id").flatMap { $0.count <= 128 ? $0 : nil }
+        let requestID =
+            context.requestMetadata.firstString("x-request-id").flatMap { $0.count <= 128 ? $0 : nil }
             ?? random.uuidText()
         let trace = TraceContext(traceparent: context.requestMetadata.firstString("traceparent"), random: &random)
         context[TraceContext.self] = trace

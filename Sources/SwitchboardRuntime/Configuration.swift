@@ -64,7 +64,7 @@ public struct EnvironmentReader: Sendable {
         // `Int64(_: Double)` traps out of range, and a caller's range may reach beyond what milliseconds in an
         // Int64 can hold: convert with `exactly:` so every value ends in an error naming the variable.
         guard let value = Double(raw), value.isFinite, range.contains(value),
-              let milliseconds = Int64(exactly: (value * 1000).rounded(.towardZero))
+            let milliseconds = Int64(exactly: (value * 1000).rounded(.towardZero))
         else {
             throw ConfigurationError(
                 variable: setting.name, problem: "must be a number of seconds from \(range.lowerBound) to \(range.upperBound) (got \"\(raw)\")")
@@ -135,42 +135,64 @@ public struct RuntimeConfiguration: Sendable {
     /// Every setting of an executable with these defaults, for `--help` and validation.
     /// - Parameter defaults: the executable's ports.
     /// - Returns: the settings, in `--help` order.
-    public static func settings(for defaults: ServiceDefaults) -> [EnvironmentSetting] { [
-        .init("SWITCHBOARD_GRPC_HOST", default: "127.0.0.1", help: "Address the gRPC server binds (0.0.0.0 for all)."),
-        .init("SWITCHBOARD_GRPC_PORT", default: String(defaults.grpcPort), help: "gRPC port."),
-        .init("SWITCHBOARD_ADMIN_HOST", default: "127.0.0.1",
-              help: "Address the admin endpoint binds (0.0.0.0 for all); separate from the gRPC host, as metrics are not for callers."),
-        .init("SWITCHBOARD_ADMIN_PORT", default: String(defaults.adminPort), help: "Admin HTTP port for /metrics, /livez, /readyz; 0 disables."),
-        .init("SWITCHBOARD_LOG_LEVEL", default: "info", help: "trace, debug, info, notice, warning, error or critical."),
-        .init("SWITCHBOARD_JWT_HS256_SECRET", default: nil,
-              help: "Development only: HS256 secret for tokens (min 32 bytes); the service refuses to start with it and a public key or JWKS file."),
-        .init("SWITCHBOARD_JWT_PUBLIC_KEY_FILE", default: nil,
-              help: "PEM public key (RSA for RS256, P-256 for ES256); verifies tokens without a kid header."),
-        .init("SWITCHBOARD_JWT_JWKS_FILE", default: nil,
-              help: "JWKS file with the public keys tokens may be signed with; a token names its key by kid, and an unknown kid is refused."),
-        .init("SWITCHBOARD_JWT_ISSUER", default: nil, help: "If set, every token's iss must equal it."),
-        .init("SWITCHBOARD_JWT_AUDIENCE", default: nil, help: "If set, every token's aud (a string or an array) must include it."),
-        .init("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default: "20", help: "Time in-flight calls get after SIGTERM."),
-        .init("SWITCHBOARD_MAX_MESSAGE_BYTES", default: "4194304", help: "Largest request message in bytes."),
-        .init("SWITCHBOARD_EVENT_LOOP_THREADS", default: "0",
-              help: "Threads serving gRPC and running handlers (0: one per core less one, at least one; the database poller thread takes the last core)."),
-        .init("SWITCHBOARD_MAX_CONNECTIONS", default: "4096",
-              help: "Client connections served at once (1-1000000); more are closed as soon as they are accepted."),
-        .init("SWITCHBOARD_MAX_HEADER_LIST_BYTES", default: "16384",
-              help: "Largest request header block (1024-1048576 bytes, 32 more per field as HTTP/2 counts); a larger one resets its stream."),
-        .init("SWITCHBOARD_HEADER_TIMEOUT_SECONDS", default: "10",
-              help: "Time a new connection has to send its HTTP/2 preface, and each request its headers, before the connection is closed (0.1-3600)."),
-        .init("SWITCHBOARD_IDLE_TIMEOUT_SECONDS", default: "300",
-              help: "A connection without open calls for this long is closed with GOAWAY (0 disables; up to 86400)."),
-        .init("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM", default: "1048576",
-              help: "Decoded (decompressed) request bytes a call may hold that its handler has not read; past it the client is held back by flow control (65536-268435456)."),
-        .init("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION", default: "33554432",
-              help: "Decoded request bytes all calls of one connection may hold together (65536-4294967296)."),
-        .init("SWITCHBOARD_PROTO_MAX_DEPTH", default: "100",
-              help: "Deepest nesting of messages a request may have (1-1000); deeper is refused before decoding (INTERNAL, as an undecodable message)."),
-        .init("SWITCHBOARD_PROTO_MAX_ELEMENTS", default: "200000",
-              help: "Most nested messages, strings and bytes fields in one request message (1-100000000)."),
-    ] }
+    public static func settings(for defaults: ServiceDefaults) -> [EnvironmentSetting] {
+        [
+            .init("SWITCHBOARD_GRPC_HOST", default: "127.0.0.1", help: "Address the gRPC server binds (0.0.0.0 for all)."),
+            .init("SWITCHBOARD_GRPC_PORT", default: String(defaults.grpcPort), help: "gRPC port."),
+            .init(
+                "SWITCHBOARD_ADMIN_HOST", default: "127.0.0.1",
+                help: "Address the admin endpoint binds (0.0.0.0 for all); separate from the gRPC host, as metrics are not for callers."),
+            .init("SWITCHBOARD_ADMIN_PORT", default: String(defaults.adminPort), help: "Admin HTTP port for /metrics, /livez, /readyz; 0 disables."),
+            .init("SWITCHBOARD_LOG_LEVEL", default: "info", help: "trace, debug, info, notice, warning, error or critical."),
+            .init(
+                "SWITCHBOARD_JWT_HS256_SECRET", default: nil,
+                help: "Development only: HS256 secret for tokens (min 32 bytes); the service refuses to start with it and a public key or JWKS file."),
+            .init(
+                "SWITCHBOARD_JWT_PUBLIC_KEY_FILE", default: nil,
+                help: "PEM public key (RSA for RS256, P-256 for ES256); verifies tokens without a kid header."),
+            .init(
+                "SWITCHBOARD_JWT_JWKS_FILE", default: nil,
+                help: "JWKS file with the public keys tokens may be signed with; a token names its key by kid, and an unknown kid is refused."),
+            .init("SWITCHBOARD_JWT_ISSUER", default: nil, help: "If set, every token's iss must equal it."),
+            .init("SWITCHBOARD_JWT_AUDIENCE", default: nil, help: "If set, every token's aud (a string or an array) must include it."),
+            .init("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default: "20", help: "Time in-flight calls get after SIGTERM."),
+            .init("SWITCHBOARD_MAX_MESSAGE_BYTES", default: "4194304", help: "Largest request message in bytes."),
+            .init(
+                "SWITCHBOARD_EVENT_LOOP_THREADS", default: "0",
+                help:
+                    "Threads serving gRPC and running handlers (0: one per core less one, at least one; the database poller thread takes the last core)."
+            ),
+            .init(
+                "SWITCHBOARD_MAX_CONNECTIONS", default: "4096",
+                help: "Client connections served at once (1-1000000); more are closed as soon as they are accepted."),
+            .init(
+                "SWITCHBOARD_MAX_HEADER_LIST_BYTES", default: "16384",
+                help: "Largest request header block (1024-1048576 bytes, 32 more per field as HTTP/2 counts); a larger one resets its stream."),
+            .init(
+                "SWITCHBOARD_HEADER_TIMEOUT_SECONDS", default: "10",
+                help:
+                    "Time a new connection has to send its HTTP/2 preface, and each request its headers, before the connection is closed (0.1-3600)."),
+            .init(
+                "SWITCHBOARD_IDLE_TIMEOUT_SECONDS", default: "300",
+                help: "A connection without open calls for this long is closed with GOAWAY (0 disables; up to 86400)."),
+            .init(
+                "SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM", default: "1048576",
+                help:
+                    "Decoded (decompressed) request bytes a call may hold that its handler has not read; past it the client is held back by flow control (65536-268435456)."
+            ),
+            .init(
+                "SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION", default: "33554432",
+                help: "Decoded request bytes all calls of one connection may hold together (65536-4294967296)."),
+            .init(
+                "SWITCHBOARD_PROTO_MAX_DEPTH", default: "100",
+                help:
+                    "Deepest nesting of messages a request may have (1-1000); deeper is refused before decoding (INTERNAL, as an undecodable message)."
+            ),
+            .init(
+                "SWITCHBOARD_PROTO_MAX_ELEMENTS", default: "200000",
+                help: "Most nested messages, strings and bytes fields in one request message (1-100000000)."),
+        ]
+    }
 
     /// Reads and validates the configuration.
     /// - Parameters:
@@ -217,7 +239,8 @@ public struct RuntimeConfiguration: Sendable {
         if config.jwtHS256Secret != nil, config.jwtPublicKeyFile != nil || config.jwtJWKSFile != nil {
             throw ConfigurationError(
                 variable: "SWITCHBOARD_JWT_HS256_SECRET",
-                problem: "the development secret must not be set together with SWITCHBOARD_JWT_PUBLIC_KEY_FILE or SWITCHBOARD_JWT_JWKS_FILE: unset it")
+                problem: "the development secret must not be set together with SWITCHBOARD_JWT_PUBLIC_KEY_FILE or SWITCHBOARD_JWT_JWKS_FILE: unset it"
+            )
         }
         if config.jwtHS256Secret == nil, config.jwtPublicKeyFile == nil, config.jwtJWKSFile == nil {
             throw ConfigurationError(

@@ -1,7 +1,7 @@
 import FoundationEssentials
 import JWTKit
-import Synchronization
 import SwitchboardRPC
+import Synchronization
 
 /// What a caller may do. Higher roles include what lower ones may do.
 public enum Role: String, Sendable, Hashable, CaseIterable, Comparable {
@@ -170,7 +170,8 @@ public final class TokenVerifier: Sendable {
         if configuration.jwtHS256Secret != nil, configuration.jwtPublicKeyFile != nil || configuration.jwtJWKSFile != nil {
             throw ConfigurationError(
                 variable: "SWITCHBOARD_JWT_HS256_SECRET",
-                problem: "the development secret must not be set together with SWITCHBOARD_JWT_PUBLIC_KEY_FILE or SWITCHBOARD_JWT_JWKS_FILE: unset it")
+                problem: "the development secret must not be set together with SWITCHBOARD_JWT_PUBLIC_KEY_FILE or SWITCHBOARD_JWT_JWKS_FILE: unset it"
+            )
         }
         var unnamedKey: JWTKeyCollection?
         if let secret = configuration.jwtHS256Secret {
@@ -323,9 +324,11 @@ public struct AuthInterceptor: ServerInterceptor {
         let identity = try await verifier.verify(String(decoding: token[token.startIndex..<end], as: UTF8.self))
         if policy.isForServices(context.method) || identity.isService {
             guard policy.isForServices(context.method), identity.isService else {
-                throw RPCError(code: .permissionDenied, message: identity.isService
-                    ? "\(context.method) acts within a tenant; a service identity may call only the cross-tenant feed"
-                    : "\(context.method) is open to service identities only")
+                throw RPCError(
+                    code: .permissionDenied,
+                    message: identity.isService
+                        ? "\(context.method) acts within a tenant; a service identity may call only the cross-tenant feed"
+                        : "\(context.method) is open to service identities only")
             }
             context[CallerIdentity.self] = identity
             context.addLoggerMetadata("service", identity.userID)

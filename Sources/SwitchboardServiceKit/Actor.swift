@@ -61,8 +61,9 @@ public struct InvalidRequest: Error, Sendable, Hashable, RPCErrorConvertible {
 
     /// INVALID_ARGUMENT with the first ``maxReported`` violations.
     public var rpcError: RPCError {
-        .invalidArgument(violations: violations.prefix(Self.maxReported).map {
-            FieldViolation(field: $0.field, description: $0.description, reason: $0.reason)
-        })
+        .invalidArgument(
+            violations: violations.prefix(Self.maxReported).map {
+                FieldViolation(field: $0.field, description: $0.description, reason: $0.reason)
+            })
     }
 }

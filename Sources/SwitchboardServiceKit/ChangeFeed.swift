@@ -2,11 +2,11 @@ import FoundationEssentials
 import Logging
 import Metrics
 import ServiceLifecycle
-import Synchronization
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
+import Synchronization
 
 /// What happened to a resource (the values of `switchboard.common.v1.ChangeKind`).
 public enum ChangeKind: Int32, Sendable, Hashable {
@@ -44,8 +44,10 @@ public struct ChangeRecord: Sendable {
     public var relatedIDs: [String]
 
     /// Creates a record.
-    public init(resourceType: String, resourceID: String, kind: ChangeKind, changedFields: [String] = [],
-                resourceJSON: String, actorID: String, relatedIDs: [String] = []) {
+    public init(
+        resourceType: String, resourceID: String, kind: ChangeKind, changedFields: [String] = [],
+        resourceJSON: String, actorID: String, relatedIDs: [String] = []
+    ) {
         self.resourceType = resourceType
         self.resourceID = resourceID
         self.kind = kind
@@ -77,16 +79,20 @@ public struct ChangeFeed: Sendable {
     /// - Returns: the change's sequence number.
     @discardableResult
     public func record(_ change: ChangeRecord, tenantID: String, on connection: PostgresConnection) async throws -> Int64 {
-        let sequence = try await connection.query("""
+        let sequence = try await connection.query(
+            """
             INSERT INTO \(schema).change_sequences (tenant_id, last_sequence) VALUES ($1, 1)
             ON CONFLICT (tenant_id) DO UPDATE SET last_sequence = \(schema).change_sequences.last_sequence + 1
             RETURNING last_sequence
-            """, [.text(tenantID)]).first!.int("last_sequence")
-        try await connection.query("""
+            """, [.text(tenantID)]
+        ).first!.int("last_sequence")
+        try await connection.query(
+            """
             INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id,
                 related_ids)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            """, [
+            """,
+            [
                 .text(tenantID), .int(sequence), .text(change.resourceType), .text(change.resourceID),
                 .int(Int64(change.kind.rawValue)), .array(change.changedFields.map(PostgresValue.text), elementType: .text),
                 .jsonb(change.resourceJSON), .text(change.actorID), .array(change.relatedIDs.map(PostgresValue.text), elementType: .text),
@@ -98,7 +104,8 @@ public struct ChangeFeed: Sendable {
     /// The same as ``record(_:tenantID:on:)`` as one statement, to send in a pipeline with the change itself (see
     /// `PostgresPool.pipeline(settings:_:)`); it returns the change's `sequence`.
     public func recordStatement(_ change: ChangeRecord, tenantID: String) -> (sql: String, binds: [PostgresValue]) {
-        (sql: """
+        (
+            sql: """
             WITH s AS (
                 INSERT INTO \(schema).change_sequences (tenant_id, last_sequence) VALUES ($1, 1)
                 ON CONFLICT (tenant_id) DO UPDATE SET last_sequence = \(schema).change_sequences.last_sequence + 1
@@ -110,11 +117,12 @@ public struct ChangeFeed: Sendable {
             )
             SELECT sequence, pg_notify($8, $1) FROM c
             """,
-         binds: [
-            .text(tenantID), .text(change.resourceType), .text(change.resourceID), .int(Int64(change.kind.rawValue)),
-            .array(change.changedFields.map(PostgresValue.text), elementType: .text), .jsonb(change.resourceJSON),
-            .text(change.actorID), .text(channel), .array(change.relatedIDs.map(PostgresValue.text), elementType: .text),
-         ])
+            binds: [
+                .text(tenantID), .text(change.resourceType), .text(change.resourceID), .int(Int64(change.kind.rawValue)),
+                .array(change.changedFields.map(PostgresValue.text), elementType: .text), .jsonb(change.resourceJSON),
+                .text(change.actorID), .text(channel), .array(change.relatedIDs.map(PostgresValue.text), elementType: .text),
+            ]
+        )
     }
 
     /// Events after a sequence, oldest first: at most `limit`, and no more than the first that brings their stored
@@ -126,7 +134,8 @@ public struct ChangeFeed: Sendable {
         try await pool.transaction(settings: ["app.tenant_id": tenantID]) { connection in
             // The innermost query finds the candidates by index; around it each row's resource size and the sizes
             // before it, so rows past the budget stay in the database (the row crossing it is read).
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT * FROM (
                     SELECT c.*, count(*) OVER () AS candidates,
                            coalesce(sum(octet_length(c.resource)) OVER (ORDER BY sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
@@ -139,8 +148,12 @@ public struct ChangeFeed: Sendable {
                         ORDER BY sequence LIMIT $4
                     ) c
                 ) w WHERE bytes_before < $5 ORDER BY sequence
-                """, [.text(tenantID), .int(sequence), .array(resourceTypes.map(PostgresValue.text), elementType: .text),
-                      .int(Int64(max(0, limit))), .int(Int64(max(0, maxBytes)))]).rows
+                """,
+                [
+                    .text(tenantID), .int(sequence), .array(resourceTypes.map(PostgresValue.text), elementType: .text),
+                    .int(Int64(max(0, limit))), .int(Int64(max(0, maxBytes))),
+                ]
+            ).rows
             let candidates = try rows.first?.int("candidates") ?? 0
             let events = try rows.map { row in try Self.event(row, tenantID: tenantID) }
             return (events, candidates > events.count || events.count >= limit)

@@ -53,7 +53,8 @@ extension ChangeFeed {
         after cursor: FeedCursor, resourceTypes: [String], limit: Int, maxBytes: Int = 1 << 20, pool: PostgresPool
     ) async throws -> (events: [Switchboard_Common_V1_ChangeEvent], cursor: FeedCursor) {
         try await pool.transaction(settings: ["app.feed_reader": "on"]) { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT * FROM (
                     SELECT c.*, coalesce(sum(octet_length(c.resource)) OVER (ORDER BY txid, position
                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS bytes_before
@@ -67,9 +68,13 @@ extension ChangeFeed {
                         ORDER BY txid, position LIMIT $4
                     ) c
                 ) w WHERE bytes_before < $5 ORDER BY txid, position
-                """, [.text(String(cursor.transaction)), .int(cursor.position),
-                      .array(resourceTypes.map(PostgresValue.text), elementType: .text),
-                      .int(Int64(max(1, limit))), .int(Int64(max(0, maxBytes)))]).rows
+                """,
+                [
+                    .text(String(cursor.transaction)), .int(cursor.position),
+                    .array(resourceTypes.map(PostgresValue.text), elementType: .text),
+                    .int(Int64(max(1, limit))), .int(Int64(max(0, maxBytes))),
+                ]
+            ).rows
             var last = cursor
             let events = try rows.map { row in
                 var event = try Self.event(row, tenantID: try row.string("tenant_id"))

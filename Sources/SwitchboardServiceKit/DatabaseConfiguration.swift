@@ -21,18 +21,26 @@ public struct DatabaseConfiguration: Sendable {
     /// Every database setting of a service, for `--help` and validation.
     /// - Parameter service: the service (its role is `<name>_service`).
     /// - Returns: the settings.
-    public static func settings(for service: ServiceDefaults) -> [EnvironmentSetting] { [
-        .init("SWITCHBOARD_DATABASE_URL", default: "host=127.0.0.1 port=54329 dbname=switchboard user=\(service.name)_service",
-              help: "libpq connection string, as the service's own role; several hosts with target_session_attrs=read-write survive a failover."),
-        .init("SWITCHBOARD_DB_POOL_SIZE", default: "10", help: "Database connections (1-200)."),
-        .init("SWITCHBOARD_DB_PIPELINE_DEPTH", default: "8",
-              help: "Single-statement reads pipelined on one connection before another is used (1-64; 1: a connection each). More saves the database work under load; a read may then wait behind a slow one."),
-        .init("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", default: "2",
-              help: "How long a readiness check waits for the database before reporting NOT_SERVING (0.1-60)."),
-        .init("SWITCHBOARD_CHANGE_RETENTION_DAYS", default: "90", help: "Days of change-feed history kept (1-3650)."),
-        .init("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS", default: "24",
-              help: "Hours a mutation's request id is remembered (1-8760); a retry after that is a new request."),
-    ] }
+    public static func settings(for service: ServiceDefaults) -> [EnvironmentSetting] {
+        [
+            .init(
+                "SWITCHBOARD_DATABASE_URL", default: "host=127.0.0.1 port=54329 dbname=switchboard user=\(service.name)_service",
+                help: "libpq connection string, as the service's own role; several hosts with target_session_attrs=read-write survive a failover."),
+            .init("SWITCHBOARD_DB_POOL_SIZE", default: "10", help: "Database connections (1-200)."),
+            .init(
+                "SWITCHBOARD_DB_PIPELINE_DEPTH", default: "8",
+                help:
+                    "Single-statement reads pipelined on one connection before another is used (1-64; 1: a connection each). More saves the database work under load; a read may then wait behind a slow one."
+            ),
+            .init(
+                "SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", default: "2",
+                help: "How long a readiness check waits for the database before reporting NOT_SERVING (0.1-60)."),
+            .init("SWITCHBOARD_CHANGE_RETENTION_DAYS", default: "90", help: "Days of change-feed history kept (1-3650)."),
+            .init(
+                "SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS", default: "24",
+                help: "Hours a mutation's request id is remembered (1-8760); a retry after that is a new request."),
+        ]
+    }
 
     /// Reads and validates the database settings.
     /// - Parameters:

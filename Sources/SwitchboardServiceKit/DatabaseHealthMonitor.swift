@@ -1,9 +1,9 @@
 import Logging
 import Metrics
 import ServiceLifecycle
-import Synchronization
 import SwitchboardBuiltins
 import SwitchboardPostgres
+import Synchronization
 
 /// Checks the database every `interval` and keeps gRPC health and `/readyz` in step: NOT_SERVING while it is
 /// unreachable, SERVING again on the first successful check after it returns. Also publishes pool gauges.
@@ -64,7 +64,8 @@ public final class DatabaseHealthMonitor: Service, Sendable {
         Gauge(label: "db_pool_open_connections").record(stats.open)
         Gauge(label: "db_pool_idle_connections").record(stats.idle)
         Gauge(label: "db_pool_waiting").record(stats.waiting)
-        Gauge(label: "db_pool_wait_seconds_total").record(Double(stats.totalWait.components.seconds) + Double(stats.totalWait.components.attoseconds) / 1e18)
+        Gauge(label: "db_pool_wait_seconds_total").record(
+            Double(stats.totalWait.components.seconds) + Double(stats.totalWait.components.attoseconds) / 1e18)
         Gauge(label: "db_pool_timeouts_total").record(stats.timeouts)
         Gauge(label: "db_pool_shared_calls_total").record(stats.sharedCalls)
         Gauge(label: "db_up").record(reachable ? 1 : 0)
@@ -92,10 +93,11 @@ public final class DatabaseHealthMonitor: Service, Sendable {
         let answered = await withCheckedContinuation { continuation in
             outcome.wait(continuation)
             let timeout = probeTimeout
-            outcome.race(Task {
-                try? await Task.sleep(for: timeout)
-                if !Task.isCancelled { outcome.finish(false) }
-            })
+            outcome.race(
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    if !Task.isCancelled { outcome.finish(false) }
+                })
             outcome.race(Task { outcome.finish(await started.value) })
         }
         if !answered { started.cancel() }

@@ -90,9 +90,12 @@ public struct FeedConsumer: Service {
                 // A connection that delivered a batch was healthy: the next attempt starts from the shortest wait.
                 if progressed.happened.load(ordering: .relaxed) { backoff = initialBackoff }
                 if Task.isCancelled { break }
-                logger.warning("feed consumer failed; reconnecting", metadata: [
-                    "feed": "\(feed)", "error": "\(error)", "backoff_ms": "\(backoff.components.seconds * 1000 + backoff.components.attoseconds / 1_000_000_000_000_000)",
-                ])
+                logger.warning(
+                    "feed consumer failed; reconnecting",
+                    metadata: [
+                        "feed": "\(feed)", "error": "\(error)",
+                        "backoff_ms": "\(backoff.components.seconds * 1000 + backoff.components.attoseconds / 1_000_000_000_000_000)",
+                    ])
             }
             // Full jitter: replicas that lost the source together do not return together.
             let jittered = backoff * Double.random(in: 0.5...1.0)
@@ -133,8 +136,10 @@ public struct FeedConsumer: Service {
         try await pool.transaction { c in
             try await c.query(
                 "INSERT INTO \(schema).feed_cursors (feed, cursor) VALUES ($1, '') ON CONFLICT (feed) DO NOTHING", [.text(feed)])
-            let current = try await c.query(
-                "SELECT cursor FROM \(schema).feed_cursors WHERE feed = $1 FOR UPDATE", [.text(feed)]).first?.string("cursor") ?? ""
+            let current =
+                try await c.query(
+                    "SELECT cursor FROM \(schema).feed_cursors WHERE feed = $1 FOR UPDATE", [.text(feed)]
+                ).first?.string("cursor") ?? ""
             guard current == after else { throw FeedConsumerError.cursorMoved(expected: after, found: current) }
             try await apply(batch.events, c)
             try await c.query(

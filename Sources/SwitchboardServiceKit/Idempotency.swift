@@ -96,7 +96,8 @@ public struct Idempotency: Sendable {
         let rows = try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],
             "SELECT method, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
-            [.text(actor.tenantID), .text(write.requestID)]).rows
+            [.text(actor.tenantID), .text(write.requestID)]
+        ).rows
         return try rows.first.map { try stored($0, method: write.method) } ?? nil
     }
 
@@ -123,14 +124,16 @@ public struct Idempotency: Sendable {
     /// - Throws: ``RequestIDReused`` when the id was used for another method.
     public func claim<V>(_ write: WriteOptions<V>, actor: Actor, on c: PostgresConnection) async throws -> [UInt8]? {
         guard !write.requestID.isEmpty else { return nil }
-        let inserted = try await c.query("""
+        let inserted = try await c.query(
+            """
             INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method) VALUES ($1, $2, $3)
             ON CONFLICT (tenant_id, request_id) DO NOTHING RETURNING 1 AS claimed
             """, [.text(actor.tenantID), .text(write.requestID), .text(write.method)])
         guard inserted.rows.isEmpty else { return nil }
         let row = try await c.query(
             "SELECT method, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
-            [.text(actor.tenantID), .text(write.requestID)]).first
+            [.text(actor.tenantID), .text(write.requestID)]
+        ).first
         return try row.map { try stored($0, method: write.method) ?? [] } ?? []
     }
 
@@ -139,8 +142,10 @@ public struct Idempotency: Sendable {
     /// the step-by-step path through ``transaction(_:actor:pool:_:)``, which replays). Nil without a request id.
     public func claimStatement<V>(_ write: WriteOptions<V>, value: V, actor: Actor) -> (sql: String, binds: [PostgresValue])? {
         guard !write.requestID.isEmpty else { return nil }
-        return (sql: "INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method, response) VALUES ($1, $2, $3, $4)",
-                binds: [.text(actor.tenantID), .text(write.requestID), .text(write.method), .bytes(write.encode(value))])
+        return (
+            sql: "INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method, response) VALUES ($1, $2, $3, $4)",
+            binds: [.text(actor.tenantID), .text(write.requestID), .text(write.method), .bytes(write.encode(value))]
+        )
     }
 
     private func stored(_ row: PostgresRow, method: String) throws -> [UInt8]? {

@@ -43,9 +43,9 @@ public struct PageToken: Sendable, Hashable {
     /// Decodes token text; nil for anything this codec did not issue (wrong alphabet, version, length or UTF-8).
     public static func decode(_ token: String) -> PageToken? {
         guard !token.isEmpty, token.utf8.count <= maxTokenBytes,
-              token.utf8.allSatisfy({ $0 != UInt8(ascii: "+") && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "=") }),
-              let bytes = Base64.decode(String(token.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })),
-              bytes.count >= 9, bytes[0] == version
+            token.utf8.allSatisfy({ $0 != UInt8(ascii: "+") && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "=") }),
+            let bytes = Base64.decode(String(token.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })),
+            bytes.count >= 9, bytes[0] == version
         else { return nil }
         var fingerprint: UInt64 = 0
         for byte in bytes[1..<9] { fingerprint = fingerprint << 8 | UInt64(byte) }

@@ -27,8 +27,9 @@ public struct ServiceCommand<Definition: ServiceDefinition>: AsyncParsableComman
         CommandConfiguration(
             commandName: Definition.defaults.name,
             abstract: "Switchboard \(Definition.defaults.name) service.",
-            discussion: "Configured by environment variables:\n\n" + RuntimeConfiguration.helpText(
-                service: Definition.defaults, extra: DatabaseConfiguration.settings(for: Definition.defaults) + Definition.settings),
+            discussion: "Configured by environment variables:\n\n"
+                + RuntimeConfiguration.helpText(
+                    service: Definition.defaults, extra: DatabaseConfiguration.settings(for: Definition.defaults) + Definition.settings),
             subcommands: [ServeCommand<Definition>.self, MigrateCommand<Definition>.self, HealthcheckCommand<Definition>.self],
             defaultSubcommand: ServeCommand<Definition>.self)
     }
@@ -135,7 +136,8 @@ public struct HealthcheckCommand<Definition: ServiceDefinition>: AsyncParsableCo
         let status: Grpc_Health_V1_HealthCheckResponse.ServingStatus
         do {
             let client = Grpc_Health_V1_Health_Client(client: RPCClient(transport: channel))
-            status = try await client.check(Grpc_Health_V1_HealthCheckRequest(), options: CallOptions(timeout: .milliseconds(Int64(timeout * 1000)))).status
+            status = try await client.check(Grpc_Health_V1_HealthCheckRequest(), options: CallOptions(timeout: .milliseconds(Int64(timeout * 1000))))
+                .status
         } catch {
             await channel.close()
             print("\(Definition.defaults.name) at \(target):\(port): \(error)")

@@ -1,6 +1,6 @@
 import Logging
-import NIOCore
 import Metrics
+import NIOCore
 import Prometheus
 import ServiceLifecycle
 import SwitchboardBuiltins
@@ -93,8 +93,9 @@ public struct ServiceAssembly: Sendable {
         let pool = PostgresPool(configuration: poolConfiguration)
         do {
             try await ServiceRunner.migrate(description, pool: pool, logger: logger)
-            return try await make(description, pool: pool, configuration: configuration, database: database, registry: registry,
-                                  healthInterval: healthInterval, logger: logger)
+            return try await make(
+                description, pool: pool, configuration: configuration, database: database, registry: registry,
+                healthInterval: healthInterval, logger: logger)
         } catch {
             pool.close()
             throw error
@@ -151,8 +152,10 @@ public struct ServiceAssembly: Sendable {
                 feed: feed, idempotency: idempotency, pool: pool, days: database.changeRetentionDays,
                 idempotencyHours: database.idempotencyRetentionHours, logger: logger),
         ]
-        if let registry, let admin = AdminServer.configured(
-            configuration: configuration, registry: registry, logger: logger, readiness: { monitor.isReady }) {
+        if let registry,
+            let admin = AdminServer.configured(
+                configuration: configuration, registry: registry, logger: logger, readiness: { monitor.isReady })
+        {
             services.append(admin)
         }
         return ServiceAssembly(pool: pool, server: server, health: health, monitor: monitor, services: services)
@@ -183,14 +186,17 @@ public enum ServiceRunner {
 
     /// Applies the service's migrations and then the kit's, retrying while the database is unreachable (up to
     /// `patience`).
-    public static func migrate(_ description: ServiceDescription, pool: PostgresPool, logger: Logger, patience: Duration = .seconds(60)) async throws {
+    public static func migrate(_ description: ServiceDescription, pool: PostgresPool, logger: Logger, patience: Duration = .seconds(60)) async throws
+    {
         let deadline = ContinuousClock.now + patience
         while true {
             do {
                 let applied = try await KitMigrations.migrate(schema: description.schema, service: description.migrations, pool: pool)
-                logger.info("migrations up to date", metadata: [
-                    "applied": "\(applied.service)", "kit_applied": "\(applied.kit)", "schema": "\(description.schema)",
-                ])
+                logger.info(
+                    "migrations up to date",
+                    metadata: [
+                        "applied": "\(applied.service)", "kit_applied": "\(applied.kit)", "schema": "\(description.schema)",
+                    ])
                 return
             } catch let error as PostgresError where error.isConnectionFailure && ContinuousClock.now < deadline {
                 logger.warning("database unreachable; retrying migrations", metadata: ["error": "\(error)"])
@@ -209,10 +215,11 @@ public enum ServiceRunner {
         let assembly = try await ServiceAssembly.make(
             description, configuration: configuration, database: database, registry: registry, logger: logger)
         defer { assembly.close() }
-        let group = ServiceGroup(configuration: .init(
-            services: assembly.services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: assembly.services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         do {
             try await group.run()
         } catch {

@@ -67,7 +67,8 @@ struct Token: AsyncParsableCommand {
     @Option(help: "Lifetime in seconds.") var ttl: Int = 3600
 
     func run() async throws {
-        let secret = self.secret ?? ProcessInfo.processInfo.environment["SWITCHBOARD_JWT_HS256_SECRET"]
+        let secret =
+            self.secret ?? ProcessInfo.processInfo.environment["SWITCHBOARD_JWT_HS256_SECRET"]
             ?? (try? String(contentsOfFile: ".data/dev-jwt-secret", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let secret, secret.utf8.count >= 32 else {
             throw ValidationError("a secret of at least 32 bytes is required (--secret or SWITCHBOARD_JWT_HS256_SECRET)")
@@ -104,19 +105,40 @@ struct Contacts: AsyncParsableCommand {
         func apply(to contact: inout Switchboard_Contacts_V1_Contact) throws -> [String] {
             var paths: [String] = []
             var name = contact.name ?? Switchboard_Contacts_V1_PersonName()
-            if let given { name.given = given; paths.append("name.given") }
-            if let family { name.family = family; paths.append("name.family") }
-            if let display { name.display = display; paths.append("name.display") }
+            if let given {
+                name.given = given
+                paths.append("name.given")
+            }
+            if let family {
+                name.family = family
+                paths.append("name.family")
+            }
+            if let display {
+                name.display = display
+                paths.append("name.display")
+            }
             contact.name = name
             if !email.isEmpty {
-                contact.emails = email.enumerated().map { i, a in var e = Switchboard_Contacts_V1_Email(); e.address = a; e.primary = i == 0; return e }
+                contact.emails = email.enumerated().map { i, a in
+                    var e = Switchboard_Contacts_V1_Email()
+                    e.address = a
+                    e.primary = i == 0
+                    return e
+                }
                 paths.append("emails")
             }
             if !phone.isEmpty {
-                contact.phones = phone.map { var p = Switchboard_Contacts_V1_Phone(); p.number = $0; return p }
+                contact.phones = phone.map {
+                    var p = Switchboard_Contacts_V1_Phone()
+                    p.number = $0
+                    return p
+                }
                 paths.append("phones")
             }
-            if !tag.isEmpty { contact.tags = tag; paths.append("tags") }
+            if !tag.isEmpty {
+                contact.tags = tag
+                paths.append("tags")
+            }
             if let type {
                 switch type {
                 case "person": contact.type = .person
@@ -126,12 +148,17 @@ struct Contacts: AsyncParsableCommand {
                 paths.append("type")
             }
             if let status {
-                let map: [String: Switchboard_Contacts_V1_ContactStatus] = ["lead": .lead, "prospect": .prospect, "customer": .customer, "inactive": .inactive]
+                let map: [String: Switchboard_Contacts_V1_ContactStatus] = [
+                    "lead": .lead, "prospect": .prospect, "customer": .customer, "inactive": .inactive,
+                ]
                 guard let s = map[status] else { throw ValidationError("--status must be lead, prospect, customer or inactive") }
                 contact.status = s
                 paths.append("status")
             }
-            if let owner { contact.ownerId = owner; paths.append("owner_id") }
+            if let owner {
+                contact.ownerId = owner
+                paths.append("owner_id")
+            }
             return paths
         }
     }
@@ -272,7 +299,8 @@ struct Contacts: AsyncParsableCommand {
                             FileHandle.standardOutput.write(Data((try event.protoJSONText() + "\n").utf8))
                             continue
                         }
-                        let line = "\(event.sequence)\t\(event.kind)\t\(event.resourceType)\t\(event.resourceId)\t\(event.actorId)\t\(event.changedFields.joined(separator: ","))\n"
+                        let line =
+                            "\(event.sequence)\t\(event.kind)\t\(event.resourceType)\t\(event.resourceId)\t\(event.actorId)\t\(event.changedFields.joined(separator: ","))\n"
                         FileHandle.standardOutput.write(Data(line.utf8))
                     }
                 }

@@ -54,7 +54,8 @@ struct InteropServer: AsyncParsableCommand {
         }
         let health = HealthService(services: [Grpc_Testing_TestService.serviceName])
         var configuration = ServerConfiguration(host: host, port: port)
-        let services: [any RPCService] = [TestService(maxResponseBytes: configuration.maxSendMessageSize)]
+        let services: [any RPCService] =
+            [TestService(maxResponseBytes: configuration.maxSendMessageSize)]
             + BuiltinServices.make(health: health, applicationServices: [Grpc_Testing_TestService.serviceName])
         configuration.headerTimeout = .seconds(headerTimeoutSeconds)
         configuration.maxConnections = maxConnections

@@ -1,7 +1,7 @@
+private import CProtobufC
 // The only file of the generator that touches protobuf-c: it decodes protoc's CodeGeneratorRequest into the
 // plain model and encodes the CodeGeneratorResponse.
 private import CProtocPlugin
-private import CProtobufC
 import Foundation
 
 enum CodeGeneratorIO {
@@ -79,10 +79,11 @@ enum CodeGeneratorIO {
             var methods: [ProtoMethod] = []
             for j in 0..<s.n_method {
                 let m = s.method[j]!.pointee
-                methods.append(ProtoMethod(
-                    name: string(m.name), inputType: string(m.input_type), outputType: string(m.output_type),
-                    clientStreaming: m.has_client_streaming != 0 && m.client_streaming != 0,
-                    serverStreaming: m.has_server_streaming != 0 && m.server_streaming != 0))
+                methods.append(
+                    ProtoMethod(
+                        name: string(m.name), inputType: string(m.input_type), outputType: string(m.output_type),
+                        clientStreaming: m.has_client_streaming != 0 && m.client_streaming != 0,
+                        serverStreaming: m.has_server_streaming != 0 && m.server_streaming != 0))
             }
             services.append(ProtoService(name: string(s.name), fullName: "\(prefix).\(string(s.name))", methods: methods))
         }
@@ -106,14 +107,15 @@ enum CodeGeneratorIO {
         var fields: [ProtoField] = []
         for i in 0..<m.n_field {
             let fd = m.field[i]!.pointee
-            fields.append(ProtoField(
-                name: string(fd.name), jsonName: fd.json_name.map { String(cString: $0) } ?? string(fd.name),
-                number: fd.number,
-                kind: ProtoField.Kind(rawValue: Int(fd.type.rawValue)) ?? .group,
-                isRepeated: fd.label == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REPEATED,
-                typeName: string(fd.type_name),
-                oneofIndex: fd.has_oneof_index != 0 ? Int(fd.oneof_index) : nil,
-                isProto3Optional: fd.has_proto3_optional != 0 && fd.proto3_optional != 0))
+            fields.append(
+                ProtoField(
+                    name: string(fd.name), jsonName: fd.json_name.map { String(cString: $0) } ?? string(fd.name),
+                    number: fd.number,
+                    kind: ProtoField.Kind(rawValue: Int(fd.type.rawValue)) ?? .group,
+                    isRepeated: fd.label == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REPEATED,
+                    typeName: string(fd.type_name),
+                    oneofIndex: fd.has_oneof_index != 0 ? Int(fd.oneof_index) : nil,
+                    isProto3Optional: fd.has_proto3_optional != 0 && fd.proto3_optional != 0))
         }
         var oneofs: [String] = []
         for i in 0..<m.n_oneof_decl { oneofs.append(string(m.oneof_decl[i]!.pointee.name)) }

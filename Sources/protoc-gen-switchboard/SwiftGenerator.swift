@@ -130,12 +130,17 @@ struct SwiftGenerator {
         out.line("/// The `\(e.fullName.dropFirst())` enum. Values this version does not know are kept as `.unrecognized`.")
         out.line("public enum \(shortName): ProtoEnum, CaseIterable, _ProtoJSONEnum {")
         out.indent {
-            for c in cases { $0.line("/// `\(e.values.first { $0.number == c.number }!.name)` = \(c.number).") ; $0.line("case \(c.name)") }
+            for c in cases {
+                $0.line("/// `\(e.values.first { $0.number == c.number }!.name)` = \(c.number).")
+                $0.line("case \(c.name)")
+            }
             $0.line("/// A value not defined in this version of the contract.")
             $0.line("case unrecognized(Int32)")
             $0.line("")
             $0.line("/// The defined values.")
-            $0.line("public static let allCases: [\(shortName)] = [\(cases.map { "." + $0.name.replacingOccurrences(of: "`", with: "") }.joined(separator: ", "))]")
+            $0.line(
+                "public static let allCases: [\(shortName)] = [\(cases.map { "." + $0.name.replacingOccurrences(of: "`", with: "") }.joined(separator: ", "))]"
+            )
             for a in aliases {
                 $0.line("/// Alias of the value \(a.number).")
                 $0.line("public static let \(a.name) = \(shortName)(protoValue: \(a.number))")
@@ -276,7 +281,8 @@ struct SwiftGenerator {
                 return FieldPlan(
                     property: property, swiftType: "[\(k): \(vType)]", defaultValue: "[:]",
                     read: "r.map(\(i), key: { \(try readValue(entry.key, "0", "$0")) }, value: { \(vRead) })",
-                    write: "w.setMap(\(i), \(property), key: { \(try writeValue(entry.key, "0", "$0", "$1")) }, value: { \(try writeValue(entry.value, "1", "$0", "$1")) })",
+                    write:
+                        "w.setMap(\(i), \(property), key: { \(try writeValue(entry.key, "0", "$0", "$1")) }, value: { \(try writeValue(entry.value, "1", "$0", "$1")) })",
                     boxed: false)
             }
             let t = try valueType(f)
@@ -361,7 +367,8 @@ struct SwiftGenerator {
                     out.line("    get { _\(p.property.replacingOccurrences(of: "`", with: ""))?.value }")
                     out.line("    set { _\(p.property.replacingOccurrences(of: "`", with: "")) = newValue.map(_ProtoBox.init) }")
                     out.line("}")
-                    out.line("private var _\(p.property.replacingOccurrences(of: "`", with: "")): _ProtoBox<\(String(p.swiftType.dropLast()))>? = nil")
+                    out.line(
+                        "private var _\(p.property.replacingOccurrences(of: "`", with: "")): _ProtoBox<\(String(p.swiftType.dropLast()))>? = nil")
                 } else {
                     out.line("public var \(p.property): \(p.swiftType) = \(p.defaultValue)")
                 }
@@ -556,11 +563,15 @@ struct SwiftGenerator {
         out.line("    public enum Method {")
         for m in s.methods {
             out.line("        /// `\(serviceName)/\(m.name)`.")
-            out.line("        public static let \(Naming.escaped(Naming.lowerCamel(m.name))) = MethodDescriptor(service: \(literal(serviceName)), method: \(literal(m.name)), kind: .\(kind(m)))")
+            out.line(
+                "        public static let \(Naming.escaped(Naming.lowerCamel(m.name))) = MethodDescriptor(service: \(literal(serviceName)), method: \(literal(m.name)), kind: .\(kind(m)))"
+            )
         }
         out.line("    }")
         out.line("    /// Every method of the service.")
-        out.line("    public static let methods: [MethodDescriptor] = [\(s.methods.map { "Method." + Naming.escaped(Naming.lowerCamel($0.name)) }.joined(separator: ", "))]")
+        out.line(
+            "    public static let methods: [MethodDescriptor] = [\(s.methods.map { "Method." + Naming.escaped(Naming.lowerCamel($0.name)) }.joined(separator: ", "))]"
+        )
         out.line("}")
         out.line("")
         out.line("/// Implement this to serve `\(serviceName)`; register the implementation with the server.")

@@ -1,6 +1,6 @@
 import Foundation
-import SwitchboardTestSupport
 import SwitchboardServiceKit
+import SwitchboardTestSupport
 import Testing
 
 /// The compose file is validated with `docker-compose config` by hand (no engine here); these checks keep the

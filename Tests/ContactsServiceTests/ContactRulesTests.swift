@@ -1,9 +1,10 @@
-@testable import ContactsService
 import Foundation
 import SwitchboardProtos
 import SwitchboardRuntime
 import SwitchboardServiceKit
 import Testing
+
+@testable import ContactsService
 
 /// Pure validation: byte limits, the size estimate and wire timestamps.
 @Suite("Contact rules and limits")
@@ -39,7 +40,11 @@ struct ContactRulesTests {
             var record = ContactRecord(
                 id: UUID(), data: data, version: Int64.max, createdAt: Date(), createdBy: String(repeating: "u", count: 256),
                 updatedAt: Date(), updatedBy: String(repeating: "u", count: 256), deletedAt: Date())
-            record.data.phones = record.data.phones.map { var p = $0; p.e164 = ContactRules.normalizePhone(p.number) ?? ""; return p }
+            record.data.phones = record.data.phones.map {
+                var p = $0
+                p.e164 = ContactRules.normalizePhone(p.number) ?? ""
+                return p
+            }
             let estimate = ContactRules.estimatedSize(record.data)
             #expect(ContactsMapping.proto(record).serializedBytes().count <= estimate)
             // The change event's payload: the Contact's proto3 JSON, carried as a Struct.
@@ -62,8 +67,12 @@ struct ContactRulesTests {
         var data = ContactData()
         data.name.given = String(repeating: "a", count: 500)
         data.customFields = [:]
-        #expect(throws: ContactsError.invalid([Violation(
-            "contact", "is \(ContactRules.estimatedSize(data)) bytes; a contact may be at most 1024 bytes", reason: "TOO_LARGE")])) {
+        #expect(
+            throws: ContactsError.invalid([
+                Violation(
+                    "contact", "is \(ContactRules.estimatedSize(data)) bytes; a contact may be at most 1024 bytes", reason: "TOO_LARGE")
+            ])
+        ) {
             try ContactRules.validate(&data, definitions: [], requireAllRequiredFields: false, maxContactBytes: 1024)
         }
     }
@@ -89,8 +98,10 @@ struct ContactRulesTests {
             t.nanos = nanos
             return t
         }
-        let invalid = [timestamp(0, -1), timestamp(0, 1_000_000_000), timestamp(253_402_300_800, 0), timestamp(-62_135_596_801, 999_999_999),
-                       timestamp(.max, .max), timestamp(.min, .min)]
+        let invalid = [
+            timestamp(0, -1), timestamp(0, 1_000_000_000), timestamp(253_402_300_800, 0), timestamp(-62_135_596_801, 999_999_999),
+            timestamp(.max, .max), timestamp(.min, .min),
+        ]
         for t in invalid {
             #expect(t.date == Google_Protobuf_Timestamp.invalidDate, "\(t.seconds) \(t.nanos)")
             #expect(ContactRules.timestampViolation(t.date, field: "created_after")?.field == "created_after")
@@ -122,8 +133,12 @@ struct ContactRulesTests {
         var fields = Google_Protobuf_Struct()
         fields.fields = ["deep": value]
         contact.customFields = fields
-        #expect(throws: ContactsError.invalid([Violation(
-            "contact.custom_fields.deep", "nests lists and objects more than \(ContactRules.maxCustomFieldDepth) deep", reason: "TOO_DEEP")])) {
+        #expect(
+            throws: ContactsError.invalid([
+                Violation(
+                    "contact.custom_fields.deep", "nests lists and objects more than \(ContactRules.maxCustomFieldDepth) deep", reason: "TOO_DEEP")
+            ])
+        ) {
             _ = try ContactsMapping.data(contact, prefix: "contact")
         }
     }

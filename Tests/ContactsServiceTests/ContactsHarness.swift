@@ -38,7 +38,9 @@ final class ContactsHarness: Sendable {
         return Client(stub: Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: channel)), options: options)
     }
 
-    static func token(tenant: String, user: String = "user-1", roles: [Role], expires: Date = Date().addingTimeInterval(600), secret: String = testSecret) async throws -> String {
+    static func token(
+        tenant: String, user: String = "user-1", roles: [Role], expires: Date = Date().addingTimeInterval(600), secret: String = testSecret
+    ) async throws -> String {
         try await ServiceHarness.token(tenant: tenant, user: user, roles: roles, expires: expires, secret: secret)
     }
 }
@@ -48,15 +50,21 @@ struct Client: Sendable {
     let stub: Switchboard_Contacts_V1_ContactsService_Client
     let options: CallOptions
 
-    func create(given: String = "Ada", family: String = "Lovelace", emails: [String] = [], requestID: String = "",
-                custom: [String: Google_Protobuf_Value] = [:], tags: [String] = []) async throws -> Switchboard_Contacts_V1_Contact {
+    func create(
+        given: String = "Ada", family: String = "Lovelace", emails: [String] = [], requestID: String = "",
+        custom: [String: Google_Protobuf_Value] = [:], tags: [String] = []
+    ) async throws -> Switchboard_Contacts_V1_Contact {
         var request = Switchboard_Contacts_V1_CreateContactRequest()
         var contact = Switchboard_Contacts_V1_Contact()
         var name = Switchboard_Contacts_V1_PersonName()
         name.given = given
         name.family = family
         contact.name = name
-        contact.emails = emails.map { var e = Switchboard_Contacts_V1_Email(); e.address = $0; return e }
+        contact.emails = emails.map {
+            var e = Switchboard_Contacts_V1_Email()
+            e.address = $0
+            return e
+        }
         contact.tags = tags
         if !custom.isEmpty {
             var s = Google_Protobuf_Struct()
@@ -75,8 +83,11 @@ struct Client: Sendable {
         return try await stub.getContact(request, options: options)
     }
 
-    func list(pageSize: Int32 = 0, token: String = "", configure: (inout Switchboard_Contacts_V1_ListContactsRequest) -> Void = { _ in })
-        async throws -> Switchboard_Contacts_V1_ListContactsResponse {
+    func list(
+        pageSize: Int32 = 0, token: String = "", configure: (inout Switchboard_Contacts_V1_ListContactsRequest) -> Void = { _ in }
+    )
+        async throws -> Switchboard_Contacts_V1_ListContactsResponse
+    {
         var request = Switchboard_Contacts_V1_ListContactsRequest()
         var page = Switchboard_Common_V1_PageRequest()
         page.pageSize = pageSize
@@ -86,8 +97,10 @@ struct Client: Sendable {
         return try await stub.listContacts(request, options: options)
     }
 
-    func update(_ id: String, paths: [String], etag: String = "", requestID: String = "",
-                change: (inout Switchboard_Contacts_V1_Contact) -> Void) async throws -> Switchboard_Contacts_V1_Contact {
+    func update(
+        _ id: String, paths: [String], etag: String = "", requestID: String = "",
+        change: (inout Switchboard_Contacts_V1_Contact) -> Void
+    ) async throws -> Switchboard_Contacts_V1_Contact {
         var request = Switchboard_Contacts_V1_UpdateContactRequest()
         var contact = Switchboard_Contacts_V1_Contact()
         contact.id = id

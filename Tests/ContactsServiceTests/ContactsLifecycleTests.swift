@@ -4,9 +4,9 @@ import SwitchboardHTTP2
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
-import SwitchboardTestSupport
 import SwitchboardServiceKit
 import SwitchboardServiceKitTestSupport
+import SwitchboardTestSupport
 import Testing
 
 @Suite("Contacts service lifecycle", .serialized)
@@ -16,7 +16,8 @@ struct ContactsLifecycleTests {
         let harness = try await ContactsHarness.start()
         await harness.stop()
         let port = harness.port + 1000 < 65000 ? harness.port + 1000 : 40123
-        let binary = ProcessInfo.processInfo.environment["SWITCHBOARD_CONTACTS_BIN"]
+        let binary =
+            ProcessInfo.processInfo.environment["SWITCHBOARD_CONTACTS_BIN"]
             ?? repositoryRoot.appendingPathComponent(".build/debug/contacts").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
@@ -28,12 +29,14 @@ struct ContactsLifecycleTests {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let channel = GRPCChannel(host: "127.0.0.1", port: port, configuration: {
-            var c = ClientConfiguration()
-            c.initialBackoff = .milliseconds(50)
-            c.maxBackoff = .milliseconds(100)
-            return c
-        }())
+        let channel = GRPCChannel(
+            host: "127.0.0.1", port: port,
+            configuration: {
+                var c = ClientConfiguration()
+                c.initialBackoff = .milliseconds(50)
+                c.maxBackoff = .milliseconds(100)
+                return c
+            }())
         let health = Grpc_Health_V1_Health_Client(client: RPCClient(transport: channel))
         var serving = false
         for _ in 0..<100 where !serving {

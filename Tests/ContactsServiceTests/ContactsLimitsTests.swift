@@ -13,7 +13,10 @@ import Testing
 final class ContactsLimitsTests {
     let harness: ContactsHarness
     init() async throws { harness = try await ContactsHarness.start() }
-    deinit { let h = harness; Task { await h.stop() } }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
 
     private func tenant() -> String { "tenant-" + UUID().uuidString.prefix(8).lowercased() }
 
@@ -212,7 +215,11 @@ final class ContactsLimitsTests {
         #expect(fields(manyTypes) == ["types"])
         let tag = await rpcError { _ = try await client.list { $0.tag = String(repeating: "t", count: 100_000) } }
         #expect(fields(tag) == ["tag"])
-        #expect(try await client.list { $0.statuses = [.lead, .customer]; $0.types = [.person] }.contacts.isEmpty)
+        #expect(
+            try await client.list {
+                $0.statuses = [.lead, .customer]
+                $0.types = [.person]
+            }.contacts.isEmpty)
 
         var watch = Switchboard_Common_V1_WatchChangesRequest()
         watch.resourceTypes = Array(repeating: "switchboard.contacts.v1.Contact", count: 1000)

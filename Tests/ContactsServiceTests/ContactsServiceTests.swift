@@ -4,9 +4,9 @@ import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
-import SwitchboardTestSupport
 import SwitchboardServiceKit
 import SwitchboardServiceKitTestSupport
+import SwitchboardTestSupport
 import Testing
 
 /// Every contacts RPC over real HTTP/2 against a real PostgreSQL, as the service's own (RLS-bound) role.
@@ -14,7 +14,10 @@ import Testing
 final class ContactsServiceTests {
     let harness: ContactsHarness
     init() async throws { harness = try await ContactsHarness.start() }
-    deinit { let h = harness; Task { await h.stop() } }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
 
     private func tenant() -> String { "tenant-" + UUID().uuidString.prefix(8).lowercased() }
 
@@ -55,13 +58,23 @@ final class ContactsServiceTests {
         let client = try await harness.client(tenant: tenant())
         var request = Switchboard_Contacts_V1_CreateContactRequest()
         var contact = Switchboard_Contacts_V1_Contact()
-        contact.emails = [("nope", false), ("a@b.co", true), ("c@d.co", true)].map { var e = Switchboard_Contacts_V1_Email(); e.address = $0.0; e.primary = $0.1; return e }
-        contact.phones = ["12345"].map { var p = Switchboard_Contacts_V1_Phone(); p.number = $0; return p }
+        contact.emails = [("nope", false), ("a@b.co", true), ("c@d.co", true)].map {
+            var e = Switchboard_Contacts_V1_Email()
+            e.address = $0.0
+            e.primary = $0.1
+            return e
+        }
+        contact.phones = ["12345"].map {
+            var p = Switchboard_Contacts_V1_Phone()
+            p.number = $0
+            return p
+        }
         request.contact = contact
         let error = await rpcError { _ = try await client.stub.createContact(request, options: client.options) }
         #expect(error?.code == .invalidArgument)
-        #expect(Set(error?.fieldViolations.map(\.field) ?? [])
-            == ["contact.name", "contact.emails[0].address", "contact.emails", "contact.phones[0].number"])
+        #expect(
+            Set(error?.fieldViolations.map(\.field) ?? [])
+                == ["contact.name", "contact.emails[0].address", "contact.emails", "contact.phones[0].number"])
         var badType = Switchboard_Contacts_V1_Contact()
         var name = Switchboard_Contacts_V1_PersonName()
         name.given = "Typed"
@@ -70,7 +83,9 @@ final class ContactsServiceTests {
         request.contact = badType
         let typeError = await rpcError { _ = try await client.stub.createContact(request, options: client.options) }
         #expect(typeError?.fieldViolations.map(\.field) == ["contact.type"])
-        #expect(await code { _ = try await client.stub.createContact(Switchboard_Contacts_V1_CreateContactRequest(), options: client.options) } == .invalidArgument)
+        #expect(
+            await code { _ = try await client.stub.createContact(Switchboard_Contacts_V1_CreateContactRequest(), options: client.options) }
+                == .invalidArgument)
         #expect(await code { _ = try await client.get("not-a-uuid") } == .invalidArgument)
         #expect(await code { _ = try await client.get(UUID().uuidString) } == .notFound)
         let badMask = await rpcError {
@@ -137,8 +152,9 @@ final class ContactsServiceTests {
         let old = try await client.create(given: "Old", requestID: "old-request")
         let recent = try await client.create(given: "Recent", requestID: "recent-request")
         // Age one key (as the administrator: the service's role cannot reach rows outside its tenant).
-        let admin = PostgresPool(configuration: PostgresPoolConfiguration(
-            conninfo: adminConninfo.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(harness.database)"), maxConnections: 1))
+        let admin = PostgresPool(
+            configuration: PostgresPoolConfiguration(
+                conninfo: adminConninfo.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(harness.database)"), maxConnections: 1))
         defer { admin.close() }
         try await admin.query(
             "UPDATE contacts.idempotency_keys SET created_at = now() - interval '25 hours' WHERE request_id = $1", [.text("old-request")])
@@ -183,7 +199,10 @@ final class ContactsServiceTests {
         #expect(Set(seen).count == seen.count, "a row appeared twice")
         #expect(original.isSubset(of: Set(seen)), "a row present before paging was skipped")
         // Descending by family name with a filter, and a token reused with other filters is refused.
-        let filtered = try await client.list(pageSize: 5) { $0.orderBy = .familyName; $0.descending = true }
+        let filtered = try await client.list(pageSize: 5) {
+            $0.orderBy = .familyName
+            $0.descending = true
+        }
         #expect(filtered.contacts.count == 5)
         let tokenForOther = filtered.page?.nextPageToken ?? ""
         #expect(await code { _ = try await client.list(pageSize: 5, token: tokenForOther) } == .invalidArgument)
@@ -235,8 +254,15 @@ final class ContactsServiceTests {
         #expect(try await b.stub.batchGetContacts(batch, options: b.options).missingIds == [contact.id])
         let events = try await b.stub.watchChanges(Switchboard_Common_V1_WatchChangesRequest(), options: b.options) { events in
             try await withThrowingTaskGroup(of: Int.self) { group in
-                group.addTask { var n = 0; for try await _ in events { n += 1 }; return n }
-                group.addTask { try await Task.sleep(for: .milliseconds(500)); return -1 }
+                group.addTask {
+                    var n = 0
+                    for try await _ in events { n += 1 }
+                    return n
+                }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(500))
+                    return -1
+                }
                 let first = try await group.next()!
                 group.cancelAll()
                 return first
@@ -261,7 +287,8 @@ final class ContactsServiceTests {
         await #expect(throws: PostgresError.self) {
             try await harness.pool.transaction(settings: ["app.tenant_id": "rls-b"]) { c in
                 try await c.query("UPDATE contacts.contacts SET tenant_id = 'rls-b'")
-                try await c.query("""
+                try await c.query(
+                    """
                     INSERT INTO contacts.contacts (tenant_id, id, contact_type, status, owner_id, created_at, created_by, updated_at, updated_by)
                     VALUES ('someone-else', gen_random_uuid(), 1, 1, 'x', now(), 'x', now(), 'x')
                     """)
@@ -276,13 +303,16 @@ final class ContactsServiceTests {
     @Test("auth: missing, malformed, badly signed and expired tokens are UNAUTHENTICATED; weak roles PERMISSION_DENIED")
     func authMatrix() async throws {
         let t = tenant()
-        let anonymous = Client(stub: Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: harness.channel)), options: CallOptions())
+        let anonymous = Client(
+            stub: Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: harness.channel)), options: CallOptions())
         #expect(await code { _ = try await anonymous.list() } == .unauthenticated)
         let garbage = try await harness.client(tenant: t, token: "not.a.jwt")
         #expect(await code { _ = try await garbage.list() } == .unauthenticated)
-        let forged = try await harness.client(tenant: t, token: try await ContactsHarness.token(tenant: t, roles: [.admin], secret: "another-secret-0123456789abcdefghijkl"))
+        let forged = try await harness.client(
+            tenant: t, token: try await ContactsHarness.token(tenant: t, roles: [.admin], secret: "another-secret-0123456789abcdefghijkl"))
         #expect(await code { _ = try await forged.list() } == .unauthenticated)
-        let expired = try await harness.client(tenant: t, token: try await ContactsHarness.token(tenant: t, roles: [.admin], expires: Date().addingTimeInterval(-60)))
+        let expired = try await harness.client(
+            tenant: t, token: try await ContactsHarness.token(tenant: t, roles: [.admin], expires: Date().addingTimeInterval(-60)))
         let expiredError = await rpcError { _ = try await expired.list() }
         #expect(expiredError?.code == .unauthenticated)
         #expect(expiredError?.message.contains("expired") == true)
@@ -342,8 +372,10 @@ final class ContactsServiceTests {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("contacts-grpcio-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: output) }
         let status = spawnAndWait(
-            [pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/contacts_client.py").path,
-             "--port", String(harness.port), "--token", token],
+            [
+                pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/contacts_client.py").path,
+                "--port", String(harness.port), "--token", token,
+            ],
             environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath], outputPath: output)
         let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         #expect(status == 0, "\(log)")

@@ -103,8 +103,9 @@ struct ProtoJSONGoldenTests {
 
     @Test(
         "the committed goldens are what golden.py writes today",
-        .enabled(if: FileManager.default.isExecutableFile(atPath: pythonPath)
-            && FileManager.default.fileExists(atPath: interopStubsPath + "/sbproto"))
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: pythonPath)
+                && FileManager.default.fileExists(atPath: interopStubsPath + "/sbproto"))
     )
     func goldensAreCurrent() throws {
         let fresh = FileManager.default.temporaryDirectory.appendingPathComponent("goldens-\(UUID()).json")
@@ -114,8 +115,9 @@ struct ProtoJSONGoldenTests {
             environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath])
         try #require(status == 0, "golden.py failed: \(output)")
         let committed = try String(contentsOf: Goldens.url, encoding: .utf8)
-        #expect(try String(contentsOf: fresh, encoding: .utf8) == committed,
-                "Tests/ProtoJSON/goldens.json is stale: rerun golden.py --write and commit it")
+        #expect(
+            try String(contentsOf: fresh, encoding: .utf8) == committed,
+            "Tests/ProtoJSON/goldens.json is stale: rerun golden.py --write and commit it")
     }
 
     @Test("mutated golden inputs decode or throw, never trap; what decodes writes out and reads back")

@@ -149,7 +149,10 @@ struct ProtoJSONTests {
     @Test("the JSON value type keeps number text, compares numbers by value, and can refuse repeated keys")
     func jsonNumbers() throws {
         let parsed = try JSON.parse(#"[9007199254740993, 9007199254740992, 1.0, 1e2]"#)
-        guard case .array(let numbers) = parsed else { Issue.record("not an array"); return }
+        guard case .array(let numbers) = parsed else {
+            Issue.record("not an array")
+            return
+        }
         #expect(numbers[0] != numbers[1], "two integers past 2^53 that share a double differ")
         #expect(numbers[2] == .number(1))
         #expect(numbers[3] == .number(100))

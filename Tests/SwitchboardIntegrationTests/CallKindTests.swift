@@ -15,7 +15,12 @@ private func payload(_ size: Int) -> Grpc_Testing_Payload {
 }
 
 private func parameters(_ sizes: [Int32], intervalUs: Int32 = 0) -> [Grpc_Testing_ResponseParameters] {
-    sizes.map { var p = Grpc_Testing_ResponseParameters(); p.size = $0; p.intervalUs = intervalUs; return p }
+    sizes.map {
+        var p = Grpc_Testing_ResponseParameters()
+        p.size = $0
+        p.intervalUs = intervalUs
+        return p
+    }
 }
 
 @Suite("Every call kind over HTTP/2 loopback with the Swift client")

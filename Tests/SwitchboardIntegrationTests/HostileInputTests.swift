@@ -38,8 +38,10 @@ struct HostileInputTests {
         let pid = try Self.server.pid()
         let (status, output) = try await runProcessAsync(
             pythonPath,
-            [repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port", String(port),
-             "--case", name, "--pid", String(pid), "--repeat", String(repeats), "--max-growth-mib", String(maxGrowthMiB)])
+            [
+                repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port", String(port),
+                "--case", name, "--pid", String(pid), "--repeat", String(repeats), "--max-growth-mib", String(maxGrowthMiB),
+            ])
         #expect(status == 0, "\(name): \(output)")
         #expect(output.contains("PASS \(name)"), "\(name): \(output)")
     }
@@ -49,8 +51,10 @@ struct HostileInputTests {
         let running = try await startServer(services: [HealthService(services: [])]) { $0.maxConnections = 3 }
         let (status, output) = try await runProcessAsync(
             pythonPath,
-            [repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port", String(running.port),
-             "--case", "connection_cap", "--limit", "3"])
+            [
+                repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port", String(running.port),
+                "--case", "connection_cap", "--limit", "3",
+            ])
         #expect(status == 0, "\(output)")
         await running.stop()
     }
@@ -63,8 +67,10 @@ struct HostileInputTests {
             defer { _ = done.add() }
             return try await runProcessAsync(
                 pythonPath,
-                [repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
-                 String(running.port), "--case", "gzip_bomb_no_reader", "--hold", "2"])
+                [
+                    repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
+                    String(running.port), "--case", "gzip_bomb_no_reader", "--hold", "2",
+                ])
         }
         // The window's worth of bombs (1 MiB of 4 KB messages) expands to about 1 GiB: before the budget every one
         // was decompressed on arrival. Now the stream decodes one message past its 1 MiB budget at most.
@@ -92,8 +98,10 @@ struct HostileInputTests {
         }
         let (status, output) = try await runProcessAsync(
             pythonPath,
-            [repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
-             String(running.port), "--case", "held_window_on_cancel"])
+            [
+                repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
+                String(running.port), "--case", "held_window_on_cancel",
+            ])
         #expect(status == 0, "\(output)")
         await running.stop()
     }
@@ -111,8 +119,10 @@ struct HostileInputTests {
         let limit = 262_144 + (1 << 20) + 327_680
         let (status, output) = try await runProcessAsync(
             pythonPath,
-            [repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
-             String(running.port), "--case", "unfinished_messages", "--limit", String(limit)])
+            [
+                repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
+                String(running.port), "--case", "unfinished_messages", "--limit", String(limit),
+            ])
         #expect(status == 0, "\(output)")
         #expect(running.server.bufferedRequestBytes <= limit)
         await running.stop()
@@ -125,8 +135,10 @@ struct HostileInputTests {
         let probe = Task {
             try await runProcessAsync(
                 pythonPath,
-                [repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
-                 String(running.port), "--case", "goaway_hold"])
+                [
+                    repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
+                    String(running.port), "--case", "goaway_hold",
+                ])
         }
         for _ in 0..<500 where started.current == 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(started.current == 1)

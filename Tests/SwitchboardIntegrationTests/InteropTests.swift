@@ -22,8 +22,10 @@ struct InteropTests {
         let port = try Self.server.port()
         let (status, output) = try runProcess(
             pythonPath,
-            [repositoryRoot.appendingPathComponent("Tests/Interop/interop_client.py").path,
-             "--port", String(port), "--test_case", name],
+            [
+                repositoryRoot.appendingPathComponent("Tests/Interop/interop_client.py").path,
+                "--port", String(port), "--test_case", name,
+            ],
             environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath])
         #expect(status == 0, "\(name): \(output)")
         #expect(output.contains("PASS \(name)"), "\(name): \(output)")
@@ -67,7 +69,8 @@ final class InteropServerProcess: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let boundPort { return boundPort }
-        let executable = ProcessInfo.processInfo.environment["SWITCHBOARD_INTEROP_SERVER"]
+        let executable =
+            ProcessInfo.processInfo.environment["SWITCHBOARD_INTEROP_SERVER"]
             ?? repositoryRoot.appendingPathComponent(".build/debug/interop-server").path
         let port = try Self.freePort()
         let process = Process()

@@ -131,7 +131,6 @@ private struct TokenInterceptor: ClientInterceptor {
     }
 }
 
-
 @Suite("Deadlines, cancellation, backpressure, shutdown, interceptors", .serialized)
 struct LifecycleTests {
     @Test("a deadline ends the call with DEADLINE_EXCEEDED and cancels the handler task")
@@ -342,8 +341,10 @@ struct LifecycleTests {
         }
         let (status, output) = try runProcess(
             pythonPath,
-            [repositoryRoot.appendingPathComponent("Tests/Interop/h2_probe.py").path, "--port", String(running.port),
-             "--case", "keepalive_dead_peer"])
+            [
+                repositoryRoot.appendingPathComponent("Tests/Interop/h2_probe.py").path, "--port", String(running.port),
+                "--case", "keepalive_dead_peer",
+            ])
         #expect(status == 0, "\(output)")
         await running.stop()
     }

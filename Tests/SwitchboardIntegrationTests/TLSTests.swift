@@ -15,12 +15,14 @@ private struct TestCertificate {
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tls-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let (status, output) = try runProcess("/usr/bin/openssl", [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", directory.appendingPathComponent("key.pem").path,
-            "-out", directory.appendingPathComponent("cert.pem").path,
-        ])
+        let (status, output) = try runProcess(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout", directory.appendingPathComponent("key.pem").path,
+                "-out", directory.appendingPathComponent("cert.pem").path,
+            ])
         guard status == 0 else { throw InteropServerError(message: "openssl failed: \(output)") }
     }
 }
@@ -67,8 +69,10 @@ struct TLSTests {
         for name in ["empty_unary", "large_unary", "ping_pong"] {
             let (status, output) = try runProcess(
                 pythonPath,
-                [repositoryRoot.appendingPathComponent("Tests/Interop/interop_client.py").path,
-                 "--host", "localhost", "--port", String(port), "--test_case", name, "--tls_ca", cert.certificate],
+                [
+                    repositoryRoot.appendingPathComponent("Tests/Interop/interop_client.py").path,
+                    "--host", "localhost", "--port", String(port), "--test_case", name, "--tls_ca", cert.certificate,
+                ],
                 environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath])
             #expect(status == 0, "\(name) over TLS: \(output)")
         }

@@ -6,7 +6,6 @@ import Testing
 
 private typealias TestClient = Grpc_Testing_TestService_Client
 
-
 /// What a client can ask `grpc.testing.TestService` for is bounded: sizes are checked before anything is allocated,
 /// totals cannot overflow, and buffering has a ceiling.
 @Suite("TestService limits")
@@ -70,7 +69,11 @@ struct TestServiceLimitsTests {
                 try await stub.halfDuplexCall { call in
                     for group in sizes {
                         var request = Grpc_Testing_StreamingOutputCallRequest()
-                        request.responseParameters = group.map { var p = Grpc_Testing_ResponseParameters(); p.size = $0; return p }
+                        request.responseParameters = group.map {
+                            var p = Grpc_Testing_ResponseParameters()
+                            p.size = $0
+                            return p
+                        }
                         try await call.send(request)
                     }
                     try await call.finishSending()

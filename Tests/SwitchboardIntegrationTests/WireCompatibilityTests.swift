@@ -41,7 +41,12 @@ struct WireCompatibilityTests {
         m.rString = ["a", "", "ç"]
         m.rBytes = [[], [0, 255]]
         m.rEnum = [.red, .green]
-        m.rNested = [("first", Int32(1)), ("second", Int32(2))].map { var n = E.Nested(); n.name = $0.0; n.value = $0.1; return n }
+        m.rNested = [("first", Int32(1)), ("second", Int32(2))].map {
+            var n = E.Nested()
+            n.name = $0.0
+            n.value = $0.1
+            return n
+        }
         var chosen = E.Nested()
         chosen.name = "chosen"
         chosen.value = 42

@@ -34,10 +34,14 @@ struct DatabaseFaultTests {
     func lateCancelMissesNextCaller() async throws {
         let proxy = try HoldingProxy(upstreamPort: Int(testPort)!)
         defer { proxy.close() }
-        let pool = PostgresPool(configuration: PostgresPoolConfiguration(
-            conninfo: "host=127.0.0.1 port=\(proxy.port) user=postgres dbname=postgres", maxConnections: 1))
+        let pool = PostgresPool(
+            configuration: PostgresPoolConfiguration(
+                conninfo: "host=127.0.0.1 port=\(proxy.port) user=postgres dbname=postgres", maxConnections: 1))
         let observer = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
-        defer { pool.close(); observer.close() }
+        defer {
+            pool.close()
+            observer.close()
+        }
         _ = try await pool.query("SELECT 1")
         let first = "SELECT pg_sleep(0.5) -- \(UUID())"
         let cancelled = Task { try await pool.query(first) }
@@ -151,7 +155,8 @@ struct DatabaseFaultTests {
 /// Whether `marker` (a statement's text) is running on the server, as seen from another pool.
 func isActive(_ marker: String, _ observer: PostgresPool) async throws -> Bool {
     try await observer.query(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE query = $1 AND state = 'active'", [.text(marker)]).first!.int("n") > 0
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE query = $1 AND state = 'active'", [.text(marker)]
+    ).first!.int("n") > 0
 }
 
 /// Waits until `condition` holds (checked every 10 ms, for at most 10 s), failing the test if it never does.

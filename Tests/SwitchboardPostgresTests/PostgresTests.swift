@@ -4,7 +4,8 @@ import Synchronization
 import Testing
 
 /// The test database: the cluster `scripts/postgres.sh` runs (the test command starts it).
-let testConninfo = ProcessInfo.processInfo.environment["SWITCHBOARD_PG_URL"]
+let testConninfo =
+    ProcessInfo.processInfo.environment["SWITCHBOARD_PG_URL"]
     ?? "host=127.0.0.1 port=54329 user=postgres dbname=postgres"
 
 /// Runs `body` with a pool and a fresh schema that is dropped afterwards.
@@ -89,11 +90,12 @@ struct PostgresTests {
 
     @Test("an exhausted pool times out callers, then serves them again once connections return")
     func poolExhaustion() async throws {
-        let pool = PostgresPool(configuration: {
-            var c = PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 2)
-            c.acquireTimeout = .milliseconds(200)
-            return c
-        }())
+        let pool = PostgresPool(
+            configuration: {
+                var c = PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 2)
+                c.acquireTimeout = .milliseconds(200)
+                return c
+            }())
         let holders = (0..<2).map { _ in Task { try await pool.query("SELECT pg_sleep(1.5)") } }
         // Wait until both holders have their connections (connecting may be slow on a loaded machine).
         for _ in 0..<200 where !(pool.statistics.open == 2 && pool.statistics.idle == 0) {
@@ -140,15 +142,19 @@ struct PostgresTests {
 
             let attempts = Mutex(0)
             try await pool.transaction(isolation: .serializable) { c in
-                let attempt = attempts.withLock { $0 += 1; return $0 }
+                let attempt = attempts.withLock {
+                    $0 += 1
+                    return $0
+                }
                 try await c.query("INSERT INTO \(schema).t VALUES ($1)", [.int(Int64(attempt))], prepared: false)
                 if attempt == 1 {
                     try await c.executeScript("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$")
                 }
             }
             #expect(attempts.withLock { $0 } == 2)
-            #expect(try await pool.query("SELECT array_agg(n)::int8[] AS ns FROM \(schema).t").first?["ns"]
-                == .array([.int(2)], elementType: .int))
+            #expect(
+                try await pool.query("SELECT array_agg(n)::int8[] AS ns FROM \(schema).t").first?["ns"]
+                    == .array([.int(2)], elementType: .int))
         }
     }
 
@@ -184,8 +190,9 @@ struct PostgresTests {
                     ])
                 }
             }
-            #expect(try await pool.query("SELECT array_agg(n ORDER BY n)::int8[] AS ns FROM \(schema).p").first?["ns"]
-                == .array([.int(1)], elementType: .int))
+            #expect(
+                try await pool.query("SELECT array_agg(n ORDER BY n)::int8[] AS ns FROM \(schema).p").first?["ns"]
+                    == .array([.int(1)], elementType: .int))
             // Settings given to a pipelined query are local to it.
             let seen = try await pool.query(settings: ["app.tenant_id": "pipelined"], "SELECT current_setting('app.tenant_id', true) AS t")
             #expect(try seen.first?.string("t") == "pipelined")
@@ -213,7 +220,8 @@ struct PostgresTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<300 {
                 group.addTask {
-                    let rows = try await pool.query(settings: ["app.n": "\(i)"], "SELECT $1::int8 AS n, current_setting('app.n') AS s", [.int(Int64(i))])
+                    let rows = try await pool.query(
+                        settings: ["app.n": "\(i)"], "SELECT $1::int8 AS n, current_setting('app.n') AS s", [.int(Int64(i))])
                     #expect(try rows.first?.int("n") == Int64(i))
                     #expect(try rows.first?.string("s") == "\(i)")
                 }
@@ -244,14 +252,19 @@ struct PostgresTests {
     func killedMidQuery() async throws {
         let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
         let observer = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
-        defer { pool.close(); observer.close() }
+        defer {
+            pool.close()
+            observer.close()
+        }
         let marker = "SELECT pg_sleep(10) -- \(UUID())"
         let task = Task { try await pool.query(marker) }
         var killed = false
         for _ in 0..<250 where !killed {
-            killed = try await observer.query(
-                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE query = $1 AND state = 'active'",
-                [.text(marker)]).first!.int("n") > 0
+            killed =
+                try await observer.query(
+                    "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE query = $1 AND state = 'active'",
+                    [.text(marker)]
+                ).first!.int("n") > 0
             if !killed { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(killed)
@@ -303,10 +316,12 @@ struct PostgresTests {
                     group.addTask {
                         do {
                             // Every third call inserts a duplicate key after a good row: its pipeline rolls back.
-                            try await pool.pipeline(settings: [:], [
-                                (sql: "INSERT INTO \(schema).s VALUES ($1)", binds: [.int(Int64(1000 + i))]),
-                                (sql: "INSERT INTO \(schema).s VALUES ($1)", binds: [.int(Int64(i % 3 == 0 ? 1000 + i : 5000 + i))]),
-                            ])
+                            try await pool.pipeline(
+                                settings: [:],
+                                [
+                                    (sql: "INSERT INTO \(schema).s VALUES ($1)", binds: [.int(Int64(1000 + i))]),
+                                    (sql: "INSERT INTO \(schema).s VALUES ($1)", binds: [.int(Int64(i % 3 == 0 ? 1000 + i : 5000 + i))]),
+                                ])
                             return (i, nil)
                         } catch let error as PostgresError {
                             return (i, error.sqlState)
@@ -430,11 +445,12 @@ struct PostgresTests {
 
     @Test("an unreachable database fails fast with a connection error while backing off")
     func unreachable() async throws {
-        let pool = PostgresPool(configuration: {
-            var c = PostgresPoolConfiguration(conninfo: "host=127.0.0.1 port=1 user=postgres connect_timeout=2")
-            c.reconnectBackoff = .seconds(1)
-            return c
-        }())
+        let pool = PostgresPool(
+            configuration: {
+                var c = PostgresPoolConfiguration(conninfo: "host=127.0.0.1 port=1 user=postgres connect_timeout=2")
+                c.reconnectBackoff = .seconds(1)
+                return c
+            }())
         for _ in 0..<3 {
             do {
                 try await pool.query("SELECT 1")
@@ -449,8 +465,9 @@ struct PostgresTests {
 
     @Test("multi-host connection strings skip an unreachable host")
     func multiHost() async throws {
-        let pool = PostgresPool(configuration: PostgresPoolConfiguration(
-            conninfo: "host=127.0.0.1,127.0.0.1 port=1,\(testPort) user=postgres dbname=postgres target_session_attrs=read-write"))
+        let pool = PostgresPool(
+            configuration: PostgresPoolConfiguration(
+                conninfo: "host=127.0.0.1,127.0.0.1 port=1,\(testPort) user=postgres dbname=postgres target_session_attrs=read-write"))
         #expect(try await pool.query("SELECT 1 AS one").first?.int("one") == 1)
         pool.close()
     }

@@ -15,11 +15,13 @@ struct UUIDTextTests {
         }
     }
 
-    @Test("rejects what is not the canonical form", arguments: [
-        "", "0f8fad5b-d9cb-469f-a165-70867728950", "0f8fad5b-d9cb-469f-a165-70867728950ee", "0f8fad5bd9cb469fa16570867728950e",
-        "0f8fad5b-d9cb-469f-a165_70867728950e", "0f8fad5b-d9cb-469f-a165-70867728950g", "{0f8fad5b-d9cb-469f-a165-70867728950e}",
-        "0f8fad5b-d9cb-469f-a16-570867728950e",
-    ])
+    @Test(
+        "rejects what is not the canonical form",
+        arguments: [
+            "", "0f8fad5b-d9cb-469f-a165-70867728950", "0f8fad5b-d9cb-469f-a165-70867728950ee", "0f8fad5bd9cb469fa16570867728950e",
+            "0f8fad5b-d9cb-469f-a165_70867728950e", "0f8fad5b-d9cb-469f-a165-70867728950g", "{0f8fad5b-d9cb-469f-a165-70867728950e}",
+            "0f8fad5b-d9cb-469f-a16-570867728950e",
+        ])
     func rejects(_ text: String) {
         #expect(UUID(text: text) == nil)
         #expect(UUID(uuidString: text) == nil)

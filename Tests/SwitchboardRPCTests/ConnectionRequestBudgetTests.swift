@@ -1,5 +1,6 @@
-@testable import SwitchboardHTTP2
 import Testing
+
+@testable import SwitchboardHTTP2
 
 /// The connection's request-byte budget, fed events without sockets.
 @Suite("Connection request budget")

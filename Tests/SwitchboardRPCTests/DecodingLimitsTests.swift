@@ -14,9 +14,9 @@ struct DecodingLimitsTests {
         var levels: [(list: Int, inner: Int)] = []
         var size = 0
         for _ in 0..<lists {
-            let list = 1 + varintCount(size) + size   // ListValue.values (1): 0x0A len Value
+            let list = 1 + varintCount(size) + size  // ListValue.values (1): 0x0A len Value
             levels.append((list, size))
-            size = 1 + varintCount(list) + list       // Value.list_value (6): 0x32 len ListValue
+            size = 1 + varintCount(list) + list  // Value.list_value (6): 0x32 len ListValue
         }
         var out: [UInt8] = []
         out.reserveCapacity(size)
@@ -31,7 +31,10 @@ struct DecodingLimitsTests {
 
     private static func varintCount(_ value: Int) -> Int {
         var value = value, count = 1
-        while value >= 128 { value >>= 7; count += 1 }
+        while value >= 128 {
+            value >>= 7
+            count += 1
+        }
         return count
     }
 

@@ -1,6 +1,7 @@
-@testable import SwitchboardHTTP2
 import SwitchboardRPC
 import Testing
+
+@testable import SwitchboardHTTP2
 
 /// Request header parsing and the transport's verdict, fed bytes without sockets or nghttp2.
 @Suite("Request header fields")
@@ -22,10 +23,11 @@ struct RequestHeaderFieldsTests {
 
     @Test("a gRPC request becomes a head: path, timeout parsed, metadata without reserved headers")
     func head() {
-        let fields = parse(grpc + [
-            ("grpc-timeout", "5010m"), ("grpc-encoding", "gzip"), ("grpc-accept-encoding", "identity, deflate, gzip"),
-            ("authorization", "Bearer x"), ("trace-bin", "AAEC"), ("grpc-status", "0"),
-        ])
+        let fields = parse(
+            grpc + [
+                ("grpc-timeout", "5010m"), ("grpc-encoding", "gzip"), ("grpc-accept-encoding", "identity, deflate, gzip"),
+                ("authorization", "Bearer x"), ("trace-bin", "AAEC"), ("grpc-status", "0"),
+            ])
         #expect(fields.refusal() == nil)
         let head = fields.head(peer: "ipv4:127.0.0.1:1")
         #expect(head.path == "/test.Echo/Say")

@@ -8,7 +8,9 @@ struct RouterTests {
         func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) async throws -> Grpc_Health_V1_HealthCheckResponse {
             Grpc_Health_V1_HealthCheckResponse()
         }
-        func watch(request: Grpc_Health_V1_HealthCheckRequest, responses: RPCWriter<Grpc_Health_V1_HealthCheckResponse>, context: ServerContext) async throws {}
+        func watch(
+            request: Grpc_Health_V1_HealthCheckRequest, responses: RPCWriter<Grpc_Health_V1_HealthCheckResponse>, context: ServerContext
+        ) async throws {}
     }
 
     @Test("a generated service registers every method under its HTTP/2 path with the right kind")

@@ -38,8 +38,9 @@ struct ServerCallRunnerTests {
             (requests: RPCAsyncSequence<Google_Protobuf_StringValue>, _: RPCWriter<Google_Protobuf_StringValue>, _: ServerContext) in
             for try await _ in requests {}
         }
-        return ServerCallRunner(router: router, interceptors: interceptors, compressResponses: false,
-                                logger: Logger(label: "test"))
+        return ServerCallRunner(
+            router: router, interceptors: interceptors, compressResponses: false,
+            logger: Logger(label: "test"))
     }
 
     private func request(_ value: String) -> InboundMessages {

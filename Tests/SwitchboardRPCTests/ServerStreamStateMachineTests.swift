@@ -1,5 +1,6 @@
-@testable import SwitchboardHTTP2
 import Testing
+
+@testable import SwitchboardHTTP2
 
 /// The per-stream state machine, fed events without sockets or nghttp2.
 @Suite("Server stream state machine")
@@ -31,8 +32,10 @@ struct ServerStreamStateMachineTests {
         #expect(machine.state == .responded)
         #expect(!machine.canRespond)
         let closed = machine.streamClosed(errorCode: 0)
-        #expect(closed == ServerStreamStateMachine.CloseAction(
-            cancelHandler: false, releasedBufferedBytes: 5, releasedWindow: 10, releasedRawBytes: 0))
+        #expect(
+            closed
+                == ServerStreamStateMachine.CloseAction(
+                    cancelHandler: false, releasedBufferedBytes: 5, releasedWindow: 10, releasedRawBytes: 0))
         #expect(machine.state == .closed)
     }
 

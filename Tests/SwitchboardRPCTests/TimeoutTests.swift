@@ -3,10 +3,12 @@ import Testing
 
 @Suite("grpc-timeout")
 struct TimeoutTests {
-    @Test("parses every unit", arguments: [
-        ("1H", Duration.seconds(3600)), ("2M", .seconds(120)), ("5S", .seconds(5)), ("5010m", .milliseconds(5010)),
-        ("201m", .milliseconds(201)), ("7u", .microseconds(7)), ("100n", .nanoseconds(100)), ("99999999S", .seconds(99_999_999)),
-    ])
+    @Test(
+        "parses every unit",
+        arguments: [
+            ("1H", Duration.seconds(3600)), ("2M", .seconds(120)), ("5S", .seconds(5)), ("5010m", .milliseconds(5010)),
+            ("201m", .milliseconds(201)), ("7u", .microseconds(7)), ("100n", .nanoseconds(100)), ("99999999S", .seconds(99_999_999)),
+        ])
     func parsesUnits(value: String, expected: Duration) {
         #expect(GRPCTimeout.parse(value) == expected)
     }

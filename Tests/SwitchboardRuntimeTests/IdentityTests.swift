@@ -46,7 +46,8 @@ struct IdentityTests {
         let verifier = try await TokenVerifier.make(from: try configuration(["SWITCHBOARD_JWT_JWKS_FILE": path]))
         let signer = JWTKeyCollection()
         await signer.add(ecdsa: key, kid: "k1")
-        let token = try await signer.sign(SwitchboardClaims(userID: "u", tenantID: "t", roles: [.user], expires: Date().addingTimeInterval(60)), kid: "k1")
+        let token = try await signer.sign(
+            SwitchboardClaims(userID: "u", tenantID: "t", roles: [.user], expires: Date().addingTimeInterval(60)), kid: "k1")
         #expect(try await verifier.verify(token).tenantID == "t")
     }
 
@@ -187,9 +188,10 @@ struct IdentityTests {
             try? FileManager.default.removeItem(atPath: pem)
             try? FileManager.default.removeItem(atPath: set)
         }
-        let verifier = try await TokenVerifier.make(from: try configuration([
-            "SWITCHBOARD_JWT_PUBLIC_KEY_FILE": pem, "SWITCHBOARD_JWT_JWKS_FILE": set,
-        ]))
+        let verifier = try await TokenVerifier.make(
+            from: try configuration([
+                "SWITCHBOARD_JWT_PUBLIC_KEY_FILE": pem, "SWITCHBOARD_JWT_JWKS_FILE": set,
+            ]))
         let signer = JWTKeyCollection()
         await signer.add(ecdsa: key, kid: "made-up")
         let token = try await signer.sign(claims(), kid: "made-up")

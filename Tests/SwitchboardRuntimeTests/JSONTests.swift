@@ -10,17 +10,21 @@ struct JSONTests {
     func parses() throws {
         let text = #" { "a" : [1, -2.5e3, 0.125, true, false, null], "s": "q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "o": {} } "#
         let value = try JSON.parse(text)
-        #expect(value == .object([
-            "a": .array([.number(1), .number(-2500), .number(0.125), .bool(true), .bool(false), .null]),
-            "s": .string("q\"\\/\u{8}\u{c}\n\r\té😀"),
-            "o": .object([:]),
-        ]))
+        #expect(
+            value
+                == .object([
+                    "a": .array([.number(1), .number(-2500), .number(0.125), .bool(true), .bool(false), .null]),
+                    "s": .string("q\"\\/\u{8}\u{c}\n\r\té😀"),
+                    "o": .object([:]),
+                ]))
     }
 
-    @Test("rejects what is not JSON", arguments: [
-        "", "{", "[1,]", "{\"a\" 1}", "01", "1.", ".5", "+1", "\"\\x\"", "\"\\ud800\"", "\"a\nb\"", "tru", "[1] 2", "{'a': 1}",
-        "\"\\udc00\"", "-", "1e", "[" + String(repeating: "[", count: 600) + String(repeating: "]", count: 601),
-    ])
+    @Test(
+        "rejects what is not JSON",
+        arguments: [
+            "", "{", "[1,]", "{\"a\" 1}", "01", "1.", ".5", "+1", "\"\\x\"", "\"\\ud800\"", "\"a\nb\"", "tru", "[1] 2", "{'a': 1}",
+            "\"\\udc00\"", "-", "1e", "[" + String(repeating: "[", count: 600) + String(repeating: "]", count: 601),
+        ])
     func rejects(_ text: String) {
         #expect(throws: JSON.SyntaxError.self) { try JSON.parse(text) }
     }

@@ -19,11 +19,13 @@ struct TransportSettingsTests {
 
     @Test("settings are read from the environment; 0 disables the idle timeout")
     func overrides() throws {
-        let configuration = try RuntimeConfiguration.load(service: .contacts, secret.merging([
-            "SWITCHBOARD_MAX_CONNECTIONS": "10", "SWITCHBOARD_MAX_HEADER_LIST_BYTES": "8192",
-            "SWITCHBOARD_HEADER_TIMEOUT_SECONDS": "0.5", "SWITCHBOARD_IDLE_TIMEOUT_SECONDS": "0",
-            "SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM": "65536",
-        ]) { $1 })
+        let configuration = try RuntimeConfiguration.load(
+            service: .contacts,
+            secret.merging([
+                "SWITCHBOARD_MAX_CONNECTIONS": "10", "SWITCHBOARD_MAX_HEADER_LIST_BYTES": "8192",
+                "SWITCHBOARD_HEADER_TIMEOUT_SECONDS": "0.5", "SWITCHBOARD_IDLE_TIMEOUT_SECONDS": "0",
+                "SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM": "65536",
+            ]) { $1 })
         #expect(configuration.maxConnections == 10)
         #expect(configuration.maxHeaderListBytes == 8192)
         #expect(configuration.headerTimeout == .milliseconds(500))
@@ -31,12 +33,14 @@ struct TransportSettingsTests {
         #expect(configuration.maxBufferedRequestBytesPerStream == 65_536)
     }
 
-    @Test("values out of range are refused naming the variable", arguments: [
-        ("SWITCHBOARD_MAX_CONNECTIONS", "0"), ("SWITCHBOARD_MAX_HEADER_LIST_BYTES", "99999999999999999999"),
-        ("SWITCHBOARD_HEADER_TIMEOUT_SECONDS", "1e300"), ("SWITCHBOARD_IDLE_TIMEOUT_SECONDS", "-1"),
-        ("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION", "10"), ("SWITCHBOARD_PROTO_MAX_DEPTH", "5000"),
-        ("SWITCHBOARD_PROTO_MAX_ELEMENTS", "0"),
-    ])
+    @Test(
+        "values out of range are refused naming the variable",
+        arguments: [
+            ("SWITCHBOARD_MAX_CONNECTIONS", "0"), ("SWITCHBOARD_MAX_HEADER_LIST_BYTES", "99999999999999999999"),
+            ("SWITCHBOARD_HEADER_TIMEOUT_SECONDS", "1e300"), ("SWITCHBOARD_IDLE_TIMEOUT_SECONDS", "-1"),
+            ("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION", "10"), ("SWITCHBOARD_PROTO_MAX_DEPTH", "5000"),
+            ("SWITCHBOARD_PROTO_MAX_ELEMENTS", "0"),
+        ])
     func outOfRange(variable: String, value: String) {
         do {
             _ = try RuntimeConfiguration.load(service: .contacts, secret.merging([variable: value]) { $1 })

@@ -10,7 +10,8 @@ import SwitchboardServiceKit
 import SwitchboardTestSupport
 
 /// The administrator's connection string for tests (`SWITCHBOARD_PG_URL`, as `scripts/postgres.sh` prints it).
-public let adminConninfo = ProcessInfo.processInfo.environment["SWITCHBOARD_PG_URL"]
+public let adminConninfo =
+    ProcessInfo.processInfo.environment["SWITCHBOARD_PG_URL"]
     ?? "host=127.0.0.1 port=54329 user=postgres dbname=postgres"
 /// The development HS256 secret every harness verifies tokens with.
 public let testSecret = "test-secret-0123456789abcdef0123456789"
@@ -49,8 +50,10 @@ public final class ServiceHarness: Sendable {
         provisionSQL: String? = nil
     ) async throws -> ServiceHarness {
         let database = "sb_test_" + UUID().uuidString.prefix(8).lowercased()
-        let provision = try (provisionSQL ?? String(
-            contentsOf: repositoryRoot.appendingPathComponent("services/\(description.name)/provision.sql"), encoding: .utf8))
+        let provision = try
+            (provisionSQL
+            ?? String(
+                contentsOf: repositoryRoot.appendingPathComponent("services/\(description.name)/provision.sql"), encoding: .utf8))
             .replacingOccurrences(of: ":\"DBNAME\"", with: database)
         let admin = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: adminConninfo, maxConnections: 1))
         defer { admin.close() }
@@ -69,17 +72,20 @@ public final class ServiceHarness: Sendable {
         let dbAdmin = adminConninfo.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(database)")
         let serviceConninfo = dbAdmin.replacingOccurrences(of: "user=postgres", with: "user=\(description.name)_service")
 
-        let configuration = try RuntimeConfiguration.load(service: description.defaults, [
-            "SWITCHBOARD_GRPC_PORT": "0", "SWITCHBOARD_ADMIN_PORT": "0", "SWITCHBOARD_JWT_HS256_SECRET": testSecret,
-            "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "2",
-        ].merging(environment) { $1 })
+        let configuration = try RuntimeConfiguration.load(
+            service: description.defaults,
+            [
+                "SWITCHBOARD_GRPC_PORT": "0", "SWITCHBOARD_ADMIN_PORT": "0", "SWITCHBOARD_JWT_HS256_SECRET": testSecret,
+                "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "2",
+            ].merging(environment) { $1 })
         let logger = Logger(label: "test.\(description.name)")
         let assembly = try await ServiceAssembly.make(
             description, configuration: configuration, database: DatabaseConfiguration(url: serviceConninfo), registry: nil,
             healthInterval: .milliseconds(200), logger: logger)
-        let group = ServiceGroup(configuration: .init(
-            services: assembly.services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
-            gracefulShutdownSignals: [], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: assembly.services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
+                gracefulShutdownSignals: [], logger: logger))
         let task = Task { try await group.run() }
         let port: Int
         do {

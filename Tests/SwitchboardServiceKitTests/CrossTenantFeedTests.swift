@@ -31,7 +31,10 @@ final class Gate: Sendable {
     private let stream: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
     init() { (stream, continuation) = AsyncStream<Void>.makeStream() }
-    func open() { continuation.yield(); continuation.finish() }
+    func open() {
+        continuation.yield()
+        continuation.finish()
+    }
     func wait() async { for await _ in stream { return } }
 }
 
@@ -39,8 +42,9 @@ final class Gate: Sendable {
 struct CrossTenantFeedTests {
     static func change(_ id: String, tenant: String = "") -> ChangeRecord {
         // About 200 bytes each, so the 4 KiB batches hold about 20 changes and the kill falls inside a later batch.
-        ChangeRecord(resourceType: "test.v1.Thing", resourceID: id, kind: .created,
-                     resourceJSON: #"{"id":"\#(id)","pad":"\#(String(repeating: "x", count: 180))"}"#, actorID: "u")
+        ChangeRecord(
+            resourceType: "test.v1.Thing", resourceID: id, kind: .created,
+            resourceJSON: #"{"id":"\#(id)","pad":"\#(String(repeating: "x", count: 180))"}"#, actorID: "u")
     }
 
     @Test("a transaction that commits after a later one is never skipped: the feed waits for it, then delivers both")
@@ -84,7 +88,8 @@ struct CrossTenantFeedTests {
             #expect(late.last?.cursor == cursor.description)
             #expect(try await feed.allEvents(after: cursor, resourceTypes: [], limit: 100, pool: pool).events.isEmpty)
             // The tenant's own feed is still isolated: tenant A sees only its change.
-            #expect(try await feed.events(tenantID: "tenant-a", after: 0, resourceTypes: [], limit: 10, pool: pool).events.map(\.resourceId) == ["first"])
+            #expect(
+                try await feed.events(tenantID: "tenant-a", after: 0, resourceTypes: [], limit: 10, pool: pool).events.map(\.resourceId) == ["first"])
 
             // Over gRPC: a service identity follows every tenant; a user's token may not, even an admin's.
             let client = Switchboard_Common_V1_ChangeFeedService_Client(client: RPCClient(transport: harness.channel))
@@ -132,9 +137,11 @@ struct CrossTenantFeedTests {
             let pool = harness.pool
             // The consumer's own schema, with the kit's tables (feed_cursors) and an effects table without a unique
             // key, so a change applied twice shows up as a duplicate row.
-            try await KitMigrations.migrate(schema: "kitsink", service: [
-                Migration(version: 1, name: "effects", sql: "CREATE TABLE kitsink.effects (tenant_id text NOT NULL, sequence bigint NOT NULL)"),
-            ], pool: pool)
+            try await KitMigrations.migrate(
+                schema: "kitsink",
+                service: [
+                    Migration(version: 1, name: "effects", sql: "CREATE TABLE kitsink.effects (tenant_id text NOT NULL, sequence bigint NOT NULL)")
+                ], pool: pool)
             // 240 changes over 3 tenants, in 80 transactions.
             for i in 0..<80 {
                 let tenant = "tenant-\(i % 3)"
@@ -149,8 +156,9 @@ struct CrossTenantFeedTests {
             func consumer(killAfter: Int?) -> (FeedConsumer, Task<Void, Never>?) {
                 var made = FeedConsumer(feed: "kitfeed", schema: "kitsink", source: source, pool: pool, logger: Logger(label: "test")) { events, c in
                     for (i, event) in events.enumerated() {
-                        try await c.query("INSERT INTO kitsink.effects (tenant_id, sequence) VALUES ($1, $2)",
-                                          [.text(event.tenantId), .int(event.sequence)])
+                        try await c.query(
+                            "INSERT INTO kitsink.effects (tenant_id, sequence) VALUES ($1, $2)",
+                            [.text(event.tenantId), .int(event.sequence)])
                         let total = applied.add(1, ordering: .relaxed).newValue
                         if let killAfter, total >= killAfter, i > 0, i < events.count - 1 {
                             // Killed mid-batch: this transaction never commits.
@@ -185,9 +193,11 @@ struct CrossTenantFeedTests {
             try await Task.sleep(for: .milliseconds(300))
             running.cancel()
             _ = await running.value
-            let rows = try await pool.query("""
+            let rows = try await pool.query(
+                """
                 SELECT count(*) AS n, count(DISTINCT (tenant_id, sequence)) AS distinct_n FROM kitsink.effects
-                """).first
+                """
+            ).first
             #expect(try rows?.int("n") == 240, "applied \(count), cursor after the kill \(cursorAfterKill)")
             #expect(try rows?.int("distinct_n") == 240)
             let truth = try await pool.transaction(settings: ["app.feed_reader": "on"]) { c in

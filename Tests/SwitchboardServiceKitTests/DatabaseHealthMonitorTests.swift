@@ -64,8 +64,9 @@ struct DatabaseHealthMonitorTests {
         }
         try #require(listening)
         let port = UInt16(bigEndian: address.sin_port)
-        let pool = PostgresPool(configuration: PostgresPoolConfiguration(
-            conninfo: "host=127.0.0.1 port=\(port) user=postgres dbname=postgres", maxConnections: 4))
+        let pool = PostgresPool(
+            configuration: PostgresPoolConfiguration(
+                conninfo: "host=127.0.0.1 port=\(port) user=postgres dbname=postgres", maxConnections: 4))
         defer { pool.close() }
         let health = HealthService(services: [Self.service])
         let monitor = Self.monitor(pool, health)

@@ -11,7 +11,8 @@ struct KitUnitTests {
         let organization = try DatabaseConfiguration.load(service: .organization, [:])
         #expect(organization.url.contains("user=organization_service"))
         #expect(organization.probeTimeout == .seconds(2))
-        #expect(try DatabaseConfiguration.load(service: .contacts, ["SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS": "0.25"]).probeTimeout == .milliseconds(250))
+        #expect(
+            try DatabaseConfiguration.load(service: .contacts, ["SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS": "0.25"]).probeTimeout == .milliseconds(250))
         for (variable, value) in [
             ("SWITCHBOARD_DB_POOL_SIZE", "-9223372036854775809"), ("SWITCHBOARD_DB_POOL_SIZE", "0"),
             ("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", "nan"), ("SWITCHBOARD_CHANGE_RETENTION_DAYS", "99999"),
@@ -48,8 +49,9 @@ struct KitUnitTests {
 
     @Test("page tokens round-trip, and anything else is refused naming the field")
     func pageTokens() throws {
-        let token = PageToken(cursor: ["1733212800000000", "6f1c1c3e-0000-4000-8000-000000000001", String(repeating: "é", count: 300)],
-                              fingerprint: 0xDEAD_BEEF_0123_4567)
+        let token = PageToken(
+            cursor: ["1733212800000000", "6f1c1c3e-0000-4000-8000-000000000001", String(repeating: "é", count: 300)],
+            fingerprint: 0xDEAD_BEEF_0123_4567)
         #expect(PageToken.decode(token.encoded) == token)
         #expect(!token.encoded.contains("=") && !token.encoded.contains("+") && !token.encoded.contains("/"))
         #expect(try PageToken.resume("", fingerprint: 1, parts: 2) == nil)
@@ -58,14 +60,22 @@ struct KitUnitTests {
             (token.encoded, token.fingerprint &+ 1, "MISMATCH"), ("not a token", token.fingerprint, "INVALID_FORMAT"),
             (String(repeating: "A", count: 100_000), token.fingerprint, "INVALID_FORMAT"), ("AA", token.fingerprint, "INVALID_FORMAT"),
         ] {
-            #expect(throws: InvalidRequest([Violation("page.page_token", reason == "MISMATCH"
-                ? "was issued for different filters or order" : "is not a token this service issued", reason: reason)])) {
+            #expect(
+                throws: InvalidRequest([
+                    Violation(
+                        "page.page_token",
+                        reason == "MISMATCH"
+                            ? "was issued for different filters or order" : "is not a token this service issued", reason: reason)
+                ])
+            ) {
                 try PageToken.resume(text, fingerprint: fingerprint, parts: 3)
             }
         }
         // A length prefix past the end, an over-long varint and invalid UTF-8 are refused, not trapped on.
-        for bytes: [UInt8] in [[1, 0, 0, 0, 0, 0, 0, 0, 0, 200], [1, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
-                               [1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0xC3, 0x28]] {
+        for bytes: [UInt8] in [
+            [1, 0, 0, 0, 0, 0, 0, 0, 0, 200], [1, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+            [1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0xC3, 0x28],
+        ] {
             let text = Data(bytes).base64EncodedString().replacingOccurrences(of: "=", with: "")
                 .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             #expect(PageToken.decode(text) == nil)

@@ -1,8 +1,8 @@
 import Logging
 import NIOCore
 import NIOEmbedded
-@_spi(Fuzzing) import SwitchboardHTTP2
 import SwitchboardBuiltins
+@_spi(Fuzzing) import SwitchboardHTTP2
 import SwitchboardInterop
 import SwitchboardProtos
 import SwitchboardRPC

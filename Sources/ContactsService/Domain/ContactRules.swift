@@ -98,8 +98,10 @@ public enum ContactRules {
         if n.given.isEmpty, n.family.isEmpty, n.display.isEmpty {
             violations.append(Violation("\(prefix).name", "needs at least one of given, family or display", reason: "REQUIRED"))
         }
-        for (field, value) in [("given", n.given), ("family", n.family), ("middle", n.middle), ("prefix", n.prefix),
-                               ("suffix", n.suffix), ("display", n.display)] {
+        for (field, value) in [
+            ("given", n.given), ("family", n.family), ("middle", n.middle), ("prefix", n.prefix),
+            ("suffix", n.suffix), ("display", n.display),
+        ] {
             check(value, nameLimit, "\(prefix).name.\(field)")
         }
 
@@ -109,8 +111,9 @@ public enum ContactRules {
                 let address = email.address.trimmingSpaces
                 data.emails[i].address = address
                 if !isValidEmail(address) {
-                    violations.append(Violation(
-                        "\(prefix).emails[\(i)].address", "\(excerpt(address)) is not an email address", reason: "INVALID_FORMAT"))
+                    violations.append(
+                        Violation(
+                            "\(prefix).emails[\(i)].address", "\(excerpt(address)) is not an email address", reason: "INVALID_FORMAT"))
                 } else if !seenEmails.insert(address.lowercased()).inserted {
                     violations.append(Violation("\(prefix).emails[\(i)].address", "\(excerpt(address)) appears twice", reason: "DUPLICATE"))
                 }
@@ -126,9 +129,11 @@ public enum ContactRules {
                 } else if let e164 = normalizePhone(phone.number) {
                     data.phones[i].e164 = e164
                 } else {
-                    violations.append(Violation(
-                        "\(prefix).phones[\(i)].number",
-                        "\(excerpt(phone.number)) is not an international phone number (+ country code, 8 to 15 digits)", reason: "INVALID_FORMAT"))
+                    violations.append(
+                        Violation(
+                            "\(prefix).phones[\(i)].number",
+                            "\(excerpt(phone.number)) is not an international phone number (+ country code, 8 to 15 digits)", reason: "INVALID_FORMAT"
+                        ))
                 }
                 check(phone.label, labelLimit, "\(prefix).phones[\(i)].label")
             }
@@ -160,9 +165,10 @@ public enum ContactRules {
                 // Bytes before trimming and lower-casing, whose work grows with the text.
                 let t = tag.utf8.count <= tagLimit.bytes ? tag.trimmingSpaces.lowercased() : tag
                 if t.isEmpty || !tagLimit.allows(t) {
-                    violations.append(Violation(
-                        "\(prefix).tags[\(i)]", "must be 1 to \(tagLimit.characters) characters (\(tagLimit.bytes) bytes of UTF-8)",
-                        reason: "INVALID_FORMAT"))
+                    violations.append(
+                        Violation(
+                            "\(prefix).tags[\(i)]", "must be 1 to \(tagLimit.characters) characters (\(tagLimit.bytes) bytes of UTF-8)",
+                            reason: "INVALID_FORMAT"))
                 } else if !tags.contains(t) {
                     tags.append(t)
                 }
@@ -173,13 +179,15 @@ public enum ContactRules {
         check(data.ownerID, ownerIDLimit, "\(prefix).owner_id")
 
         if countAllowed(data.customFields.count, maxCustomFields, "\(prefix).custom_fields", "fields") {
-            violations += customFieldViolations(data.customFields, definitions: definitions, prefix: "\(prefix).custom_fields",
-                                                requireAll: requireAllRequiredFields)
+            violations += customFieldViolations(
+                data.customFields, definitions: definitions, prefix: "\(prefix).custom_fields",
+                requireAll: requireAllRequiredFields)
         }
         // The whole only once its parts are known to be bounded (and only then is the estimate cheap).
         if violations.isEmpty, estimatedSize(data) > maxContactBytes {
-            violations.append(Violation(
-                prefix, "is \(estimatedSize(data)) bytes; a contact may be at most \(maxContactBytes) bytes", reason: "TOO_LARGE"))
+            violations.append(
+                Violation(
+                    prefix, "is \(estimatedSize(data)) bytes; a contact may be at most \(maxContactBytes) bytes", reason: "TOO_LARGE"))
         }
         if !violations.isEmpty { throw ContactsError.invalid(violations) }
     }
@@ -223,7 +231,7 @@ public enum ContactRules {
     /// 9999-12-31T23:59:59.999999999Z. The exact check is on the wire (``Google_Protobuf_Timestamp/isValid``, which
     /// turns an invalid one into a date outside this range); as a `Double` the last valid nanosecond rounds up to
     /// 10000-01-01T00:00:00Z, so the upper bound admits that instant.
-    public static let validTimestampSeconds: ClosedRange<Double> = -62_135_596_800 ... 253_402_300_800
+    public static let validTimestampSeconds: ClosedRange<Double> = -62_135_596_800...253_402_300_800
 
     /// The violation of a timestamp a client gave, if any.
     public static func timestampViolation(_ date: Date?, field: String) -> Violation? {
@@ -317,9 +325,7 @@ public enum ContactRules {
         guard text.hasPrefix("+") else { return nil }
         var digits = ""
         for c in text.dropFirst() {
-            if c.isASCII, c.isNumber { digits.append(c) }
-            else if " -.()/".contains(c) { continue }
-            else { return nil }
+            if c.isASCII, c.isNumber { digits.append(c) } else if " -.()/".contains(c) { continue } else { return nil }
         }
         guard (8...15).contains(digits.count), digits.first != "0" else { return nil }
         return "+" + digits
@@ -328,7 +334,8 @@ public enum ContactRules {
     static func isValidDate(_ s: String) -> Bool {
         let parts = s.split(separator: "-")
         guard s.count == 10, parts.count == 3, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
-              (1...9999).contains(y), (1...12).contains(m) else { return false }
+            (1...9999).contains(y), (1...12).contains(m)
+        else { return false }
         let days = [31, (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
         return (1...days[m - 1]).contains(d)
     }
@@ -345,12 +352,16 @@ public enum ContactRules {
         var violations: [Violation] = []
         let key = definition.key
         if !isValidFieldKey(key) {
-            violations.append(Violation("\(prefix).key", "must be lower-case letters, digits and _, start with a letter, at most 64 characters", reason: "INVALID_FORMAT"))
+            violations.append(
+                Violation(
+                    "\(prefix).key", "must be lower-case letters, digits and _, start with a letter, at most 64 characters", reason: "INVALID_FORMAT")
+            )
         }
         if !displayNameLimit.allows(definition.displayName) || definition.displayName.trimmingSpaces.isEmpty {
-            violations.append(Violation(
-                "\(prefix).display_name", "must be 1 to \(displayNameLimit.characters) characters (\(displayNameLimit.bytes) bytes of UTF-8)",
-                reason: "REQUIRED"))
+            violations.append(
+                Violation(
+                    "\(prefix).display_name", "must be 1 to \(displayNameLimit.characters) characters (\(displayNameLimit.bytes) bytes of UTF-8)",
+                    reason: "REQUIRED"))
         }
         if definition.type == .enumeration {
             if definition.allowedValues.count > maxAllowedValues {

@@ -109,7 +109,9 @@ public struct ContactsDomain: Sendable {
     }
 
     /// Defines a custom field.
-    public func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition> {
+    public func define(
+        _ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>
+    ) async throws -> WriteOutcome<FieldDefinition> {
         if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
         var definition = definition
         definition.retired = false
@@ -134,7 +136,7 @@ extension ContactCursor {
     }
 
     /// Microseconds of the times a stored contact can have (those of a valid google.protobuf.Timestamp).
-    static let validMicroseconds: ClosedRange<Int64> = -62_135_596_800_000_000 ... 253_402_300_799_999_999
+    static let validMicroseconds: ClosedRange<Int64> = -62_135_596_800_000_000...253_402_300_799_999_999
 
     /// Whether a decoded cursor (client-supplied bytes: tokens are not signed) is one this service could have
     /// issued for `order`, so nothing out of range reaches SQL.

@@ -1,8 +1,8 @@
 import FoundationEssentials
 import Logging
+import SwitchboardPostgres  // UUID text only (UUID.lowercaseText, UUID(text:)): no pool or database types here
 import SwitchboardProtos
 import SwitchboardRPC
-import SwitchboardPostgres  // UUID text only (UUID.lowercaseText, UUID(text:)): no pool or database types here
 import SwitchboardRuntime
 import SwitchboardServiceKit
 
@@ -28,8 +28,11 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
 
     private static func uuid(_ text: String, field: String) throws -> UUID {
         guard let id = UUID(text: text) else {
-            throw ContactsError.invalid([Violation(field, text.isEmpty ? "is required" : "\(ContactRules.excerpt(text)) is not a contact id (UUID)",
-                                                   reason: text.isEmpty ? "REQUIRED" : "INVALID_FORMAT")])
+            throw ContactsError.invalid([
+                Violation(
+                    field, text.isEmpty ? "is required" : "\(ContactRules.excerpt(text)) is not a contact id (UUID)",
+                    reason: text.isEmpty ? "REQUIRED" : "INVALID_FORMAT")
+            ])
         }
         return id
     }
@@ -80,8 +83,9 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     }
 
     public func getContact(request: Switchboard_Contacts_V1_GetContactRequest, context: ServerContext) async throws -> Proto {
-        ContactsMapping.proto(try await domain.get(
-            id: try Self.uuid(request.id, field: "id"), includeDeleted: request.includeDeleted, actor: try context.actor()))
+        ContactsMapping.proto(
+            try await domain.get(
+                id: try Self.uuid(request.id, field: "id"), includeDeleted: request.includeDeleted, actor: try context.actor()))
     }
 
     public func batchGetContacts(
@@ -112,22 +116,25 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             throw ContactsError.invalid([Violation("contact.status", "must be set", reason: "REQUIRED")])
         }
         let write = try Self.write(request.requestId, Methods.updateContact)
-        return try write.response(try await domain.update(
-            id: id, from: source, paths: paths, etag: request.etag, actor: try context.actor(), write: write.options))
+        return try write.response(
+            try await domain.update(
+                id: id, from: source, paths: paths, etag: request.etag, actor: try context.actor(), write: write.options))
     }
 
     public func deleteContact(request: Switchboard_Contacts_V1_DeleteContactRequest, context: ServerContext) async throws -> Proto {
         try Self.checkETag(request.etag)
         let write = try Self.write(request.requestId, Methods.deleteContact)
-        return try write.response(try await domain.setDeleted(
-            id: try Self.uuid(request.id, field: "id"), deleted: true, etag: request.etag, actor: try context.actor(),
-            write: write.options))
+        return try write.response(
+            try await domain.setDeleted(
+                id: try Self.uuid(request.id, field: "id"), deleted: true, etag: request.etag, actor: try context.actor(),
+                write: write.options))
     }
 
     public func undeleteContact(request: Switchboard_Contacts_V1_UndeleteContactRequest, context: ServerContext) async throws -> Proto {
         let write = try Self.write(request.requestId, Methods.undeleteContact)
-        return try write.response(try await domain.setDeleted(
-            id: try Self.uuid(request.id, field: "id"), deleted: false, etag: "", actor: try context.actor(), write: write.options))
+        return try write.response(
+            try await domain.setDeleted(
+                id: try Self.uuid(request.id, field: "id"), deleted: false, etag: "", actor: try context.actor(), write: write.options))
     }
 
     public func listContacts(
@@ -147,8 +154,10 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             violations.append(Violation("owner_id", ContactRules.ownerIDLimit.description, reason: "TOO_LONG"))
         }
         // Before any conversion of these dates (to SQL text, to a page token's fingerprint).
-        for (date, field) in [(request.createdAfter, "created_after"), (request.createdBefore, "created_before"),
-                              (request.updatedAfter, "updated_after"), (request.updatedBefore, "updated_before")] {
+        for (date, field) in [
+            (request.createdAfter, "created_after"), (request.createdBefore, "created_before"),
+            (request.updatedAfter, "updated_after"), (request.updatedBefore, "updated_before"),
+        ] {
             if let violation = ContactRules.timestampViolation(date, field: field) { violations.append(violation) }
         }
         if !violations.isEmpty { throw ContactsError.invalid(violations) }
@@ -195,7 +204,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         }
         let definition = FieldDefinition(
             key: proto.key, displayName: proto.displayName, type: type, allowedValues: proto.allowedValues, required: proto.required)
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.defineField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
+        let write = try IdempotentWrite(
+            requestID: request.requestId, method: Methods.defineField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
         return try write.response(try await domain.define(definition, actor: try context.actor(), write: write.options))
     }
 
@@ -215,7 +225,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         guard request.key.utf8.count <= Self.maxKeyBytes else {
             throw ContactsError.invalid([Violation("key", "must be at most \(Self.maxKeyBytes) bytes", reason: "TOO_LONG")])
         }
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.retireField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
+        let write = try IdempotentWrite(
+            requestID: request.requestId, method: Methods.retireField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
         return try write.response(try await domain.retire(key: request.key, actor: try context.actor(), write: write.options))
     }
 

@@ -81,9 +81,10 @@ enum ContactsMapping {
                     if let converted = json(value, depth: 1) {
                         data.customFields[key] = converted
                     } else {
-                        violations.append(Violation(
-                            "\(prefix).custom_fields.\(ContactRules.fieldKey(key))",
-                            "nests lists and objects more than \(ContactRules.maxCustomFieldDepth) deep", reason: "TOO_DEEP"))
+                        violations.append(
+                            Violation(
+                                "\(prefix).custom_fields.\(ContactRules.fieldKey(key))",
+                                "nests lists and objects more than \(ContactRules.maxCustomFieldDepth) deep", reason: "TOO_DEEP"))
                     }
                 }
             }

@@ -10,19 +10,23 @@ enum JSONText {
     }
 
     static func phones(_ phones: [PhoneNumber]) -> String {
-        JSON.array(phones.map {
-            .object(["number": .string($0.number), "label": .string($0.label), "primary": .bool($0.primary), "e164": .string($0.e164)])
-        }).text
+        JSON.array(
+            phones.map {
+                .object(["number": .string($0.number), "label": .string($0.label), "primary": .bool($0.primary), "e164": .string($0.e164)])
+            }
+        ).text
     }
 
     static func addresses(_ addresses: [PostalAddress]) -> String {
-        JSON.array(addresses.map {
-            .object([
-                "label": .string($0.label), "lines": .array($0.lines.map(JSON.string)), "locality": .string($0.locality),
-                "administrativeArea": .string($0.administrativeArea), "postalCode": .string($0.postalCode),
-                "regionCode": .string($0.regionCode),
-            ])
-        }).text
+        JSON.array(
+            addresses.map {
+                .object([
+                    "label": .string($0.label), "lines": .array($0.lines.map(JSON.string)), "locality": .string($0.locality),
+                    "administrativeArea": .string($0.administrativeArea), "postalCode": .string($0.postalCode),
+                    "regionCode": .string($0.regionCode),
+                ])
+            }
+        ).text
     }
 
     static func object(_ object: [String: JSON]) -> String { JSON.object(object).text }
@@ -55,16 +59,18 @@ extension JSONText {
     static func emails(_ text: String) throws -> [EmailAddress] {
         if text == "[]" { return [] }
         return try parse(text).columnElements.map {
-            EmailAddress(address: $0[column: "address"]?.columnString ?? "", label: $0[column: "label"]?.columnString ?? "",
-                         primary: $0[column: "primary"]?.columnBool ?? false)
+            EmailAddress(
+                address: $0[column: "address"]?.columnString ?? "", label: $0[column: "label"]?.columnString ?? "",
+                primary: $0[column: "primary"]?.columnBool ?? false)
         }
     }
 
     static func phones(_ text: String) throws -> [PhoneNumber] {
         if text == "[]" { return [] }
         return try parse(text).columnElements.map {
-            PhoneNumber(number: $0[column: "number"]?.columnString ?? "", label: $0[column: "label"]?.columnString ?? "",
-                        primary: $0[column: "primary"]?.columnBool ?? false, e164: $0[column: "e164"]?.columnString ?? "")
+            PhoneNumber(
+                number: $0[column: "number"]?.columnString ?? "", label: $0[column: "label"]?.columnString ?? "",
+                primary: $0[column: "primary"]?.columnBool ?? false, e164: $0[column: "e164"]?.columnString ?? "")
         }
     }
 

@@ -236,9 +236,10 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func send(_ message: ByteBuffer, on call: HTTP2ClientCall, continuation: CheckedContinuation<Void, any Error>) {
         guard !call.finished, calls[call.streamID] === call else {
             let status = call.finalStatus ?? Status(code: .cancelled, message: "the call has ended")
-            continuation.resume(throwing: RPCError(
-                code: status.code == .ok ? .cancelled : status.code,
-                message: status.code == .ok ? "the call has ended" : status.message))
+            continuation.resume(
+                throwing: RPCError(
+                    code: status.code == .ok ? .cancelled : status.code,
+                    message: status.code == .ok ? "the call has ended" : status.message))
             return
         }
         var framed = ByteBuffer()
@@ -349,8 +350,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             finish(call, status: Status(code: .internal, message: "the response ended inside a message"), trailers: metadata)
             return
         }
-        finish(call, status: Status(code: code ?? .unknown, message: code == nil ? "no grpc-status received" : message),
-               trailers: metadata)
+        finish(
+            call, status: Status(code: code ?? .unknown, message: code == nil ? "no grpc-status received" : message),
+            trailers: metadata)
     }
 
     private func finish(_ call: HTTP2ClientCall, status: Status, trailers: Metadata) {
@@ -385,7 +387,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func session(_ session: NGHTTP2Session, streamClosed streamID: Int32, errorCode: UInt32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
         if !call.finished {
-            let code: StatusCode = errorCode == HTTP2ErrorCode.refusedStream.rawValue ? .unavailable
+            let code: StatusCode =
+                errorCode == HTTP2ErrorCode.refusedStream.rawValue
+                ? .unavailable
                 : errorCode == HTTP2ErrorCode.cancel.rawValue ? .cancelled : .internal
             call.complete(status: Status(code: code, message: "stream closed without status (HTTP/2 error \(errorCode))"), trailers: [:])
         }

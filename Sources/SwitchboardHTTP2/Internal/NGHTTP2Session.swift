@@ -195,9 +195,11 @@ final class NGHTTP2Session {
                     let base = bytes.baseAddress! + offset
                     let nameCount = copyUTF8(name, to: base)
                     let valueCount = copyUTF8(value, to: base + nameCount)
-                    nva.initializeElement(at: i, to: nghttp2_nv(
-                        name: base, value: base + nameCount, namelen: nameCount, valuelen: valueCount,
-                        flags: UInt8(Self.uniquePerCall.contains(name) ? NGHTTP2_NV_FLAG_NO_INDEX.rawValue : NGHTTP2_NV_FLAG_NONE.rawValue)))
+                    nva.initializeElement(
+                        at: i,
+                        to: nghttp2_nv(
+                            name: base, value: base + nameCount, namelen: nameCount, valuelen: valueCount,
+                            flags: UInt8(Self.uniquePerCall.contains(name) ? NGHTTP2_NV_FLAG_NO_INDEX.rawValue : NGHTTP2_NV_FLAG_NONE.rawValue)))
                     offset += nameCount + valueCount
                 }
                 return body(nva.baseAddress!, headers.count)
@@ -376,8 +378,9 @@ final class NGHTTP2Session {
         case NGHTTP2_SETTINGS.rawValue:
             if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { delegate?.sessionReceivedSettings(self) }
         case NGHTTP2_GOAWAY.rawValue:
-            delegate?.session(self, goAwayWithLastStreamID: frame.pointee.goaway.last_stream_id,
-                              errorCode: frame.pointee.goaway.error_code)
+            delegate?.session(
+                self, goAwayWithLastStreamID: frame.pointee.goaway.last_stream_id,
+                errorCode: frame.pointee.goaway.error_code)
         default:
             break
         }

@@ -105,9 +105,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         settings.maxHeaderCount = configuration.maxHeaderCount
         // Room for the whole decoded-bytes budget of held streams plus one stream window, so streams whose window is
         // held while their handlers catch up never block the connection's other calls.
-        settings.connectionWindowSize = UInt32(clamping: max(
-            4 * configuration.initialWindowSize,
-            configuration.maxBufferedRequestBytesPerConnection + configuration.initialWindowSize))
+        settings.connectionWindowSize = UInt32(
+            clamping: max(
+                4 * configuration.initialWindowSize,
+                configuration.maxBufferedRequestBytesPerConnection + configuration.initialWindowSize))
         session = NGHTTP2Session(isServer: true, settings: settings)
         session.delegate = self
         if let address = context.channel.remoteAddress {
@@ -556,7 +557,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// starts a single-request call with its message).
     private func completeRequestIfEnded(_ stream: Stream) {
         guard !stream.deframer.hasCompleteMessage,
-              let action = stream.machine.requestDrained(hasPartialMessage: stream.deframer.hasPartialMessage)
+            let action = stream.machine.requestDrained(hasPartialMessage: stream.deframer.hasPartialMessage)
         else { return }
         if action == .failIncompleteMessage {
             stream.task?.cancel()
@@ -573,7 +574,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func session(_ session: NGHTTP2Session, streamClosed streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID),
-              let closed = stream.machine.streamClosed(errorCode: errorCode)
+            let closed = stream.machine.streamClosed(errorCode: errorCode)
         else { return }
         stream.deadlineTimer?.cancel()
         budget.streamClosing(streamID)
@@ -635,9 +636,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         guard message.readableBytes <= configuration.maxSendMessageSize else {
-            continuation.resume(throwing: RPCError(
-                code: .resourceExhausted,
-                message: "response message of \(message.readableBytes) bytes exceeds the limit of \(configuration.maxSendMessageSize)"))
+            continuation.resume(
+                throwing: RPCError(
+                    code: .resourceExhausted,
+                    message: "response message of \(message.readableBytes) bytes exceeds the limit of \(configuration.maxSendMessageSize)"))
             return
         }
         do {
@@ -691,7 +693,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func session(_ session: NGHTTP2Session, didDrainOutboundOn streamID: Int32, remaining: Int) {
         guard let stream = streams[streamID], remaining < configuration.streamWriteHighWatermark,
-              !stream.writeWaiters.isEmpty
+            !stream.writeWaiters.isEmpty
         else { return }
         let waiters = stream.writeWaiters
         stream.writeWaiters = []
@@ -702,9 +704,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard stream.machine.canRespond else { return }
         if let message {
             guard message.readableBytes <= configuration.maxSendMessageSize else {
-                finish(stream, with: RPCError(
-                    code: .resourceExhausted,
-                    message: "response message of \(message.readableBytes) bytes exceeds the limit of \(configuration.maxSendMessageSize)"))
+                finish(
+                    stream,
+                    with: RPCError(
+                        code: .resourceExhausted,
+                        message: "response message of \(message.readableBytes) bytes exceeds the limit of \(configuration.maxSendMessageSize)"))
                 return
             }
             do {

@@ -395,10 +395,12 @@ final class LibPQConnection: @unchecked Sendable {
                 if let error { p.completion?(.failure(error)) }
                 continue
             }
-            completion(.success(p.results.map { kept in
-                defer { PQclear(kept.pointer) }
-                return read(kept.pointer)
-            }))
+            completion(
+                .success(
+                    p.results.map { kept in
+                        defer { PQclear(kept.pointer) }
+                        return read(kept.pointer)
+                    }))
         }
     }
 
@@ -530,9 +532,10 @@ final class LibPQConnection: @unchecked Sendable {
     private func takeNotifications(_ conn: OpaquePointer) -> [RawNotification] {
         var out: [RawNotification] = []
         while let notify = PQnotifies(conn) {
-            out.append(RawNotification(
-                channel: String(cString: notify.pointee.relname), payload: String(cString: notify.pointee.extra),
-                pid: notify.pointee.be_pid))
+            out.append(
+                RawNotification(
+                    channel: String(cString: notify.pointee.relname), payload: String(cString: notify.pointee.extra),
+                    pid: notify.pointee.be_pid))
             PQfreemem(notify)
         }
         return out
@@ -590,9 +593,10 @@ final class LibPQConnection: @unchecked Sendable {
                 } else {
                     let length = Int(PQgetlength(result, Int32(r), Int32(c)))
                     let value = PQgetvalue(result, Int32(r), Int32(c))!
-                    row.append(value.withMemoryRebound(to: UInt8.self, capacity: length) {
-                        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
-                    })
+                    row.append(
+                        value.withMemoryRebound(to: UInt8.self, capacity: length) {
+                            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+                        })
                 }
             }
             rows.append(row)

@@ -26,11 +26,13 @@ final class LibPQPoller: Sendable {
         precondition(epoll >= 0, "epoll_create1 failed: errno \(errno)")
         // A plain pthread: the poller lives as long as the process.
         var thread = pthread_t()
-        let started = pthread_create(&thread, nil, { argument in
-            let poller = Unmanaged<LibPQPoller>.fromOpaque(argument!).takeRetainedValue()
-            poller.run()
-            return nil
-        }, Unmanaged.passRetained(self).toOpaque())
+        let started = pthread_create(
+            &thread, nil,
+            { argument in
+                let poller = Unmanaged<LibPQPoller>.fromOpaque(argument!).takeRetainedValue()
+                poller.run()
+                return nil
+            }, Unmanaged.passRetained(self).toOpaque())
         precondition(started == 0, "pthread_create failed: \(started)")
         pthread_detach(thread)
     }

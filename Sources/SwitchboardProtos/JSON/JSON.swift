@@ -203,7 +203,10 @@ public enum JSON: Sendable, Hashable {
                     }
                     skipSpace()
                     guard position < bytes.count else { throw fail() }
-                    if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                    if bytes[position] == UInt8(ascii: ",") {
+                        position += 1
+                        continue
+                    }
                     guard bytes[position] == UInt8(ascii: "}") else { throw fail() }
                     position += 1
                     return .object(object)
@@ -220,7 +223,10 @@ public enum JSON: Sendable, Hashable {
                     array.append(try value(depth: depth + 1))
                     skipSpace()
                     guard position < bytes.count else { throw fail() }
-                    if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                    if bytes[position] == UInt8(ascii: ",") {
+                        position += 1
+                        continue
+                    }
                     guard bytes[position] == UInt8(ascii: "]") else { throw fail() }
                     position += 1
                     return .array(array)

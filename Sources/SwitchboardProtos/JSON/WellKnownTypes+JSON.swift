@@ -61,7 +61,8 @@ extension Google_Protobuf_Timestamp {
         }
         let secondOfDay = ((seconds % 86_400) + 86_400) % 86_400
         let (year, month, day) = _ProtoJSONCalendar.civil(fromDays: (seconds - secondOfDay) / 86_400)
-        let text = "\(_padded(year, 4))-\(_padded(month, 2))-\(_padded(day, 2))T\(_padded(secondOfDay / 3600, 2)):"
+        let text =
+            "\(_padded(year, 4))-\(_padded(month, 2))-\(_padded(day, 2))T\(_padded(secondOfDay / 3600, 2)):"
             + "\(_padded(secondOfDay / 60 % 60, 2)):\(_padded(secondOfDay % 60, 2))\(_protoJSONFraction(Int64(nanos)))Z"
         return .string(text)
     }

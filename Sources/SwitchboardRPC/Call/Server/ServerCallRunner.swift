@@ -56,8 +56,9 @@ public struct ServerCallRunner: Sendable {
     /// - Returns: the status and the trailing metadata to send.
     public func finalStatus(_ outcome: RPCError?, of call: ServerCall?) -> ServerResponseStatus {
         guard let error = outcome else {
-            return ServerResponseStatus(status: Status(code: .ok, message: ""),
-                                        trailingMetadata: call?.context.trailingMetadata ?? Metadata())
+            return ServerResponseStatus(
+                status: Status(code: .ok, message: ""),
+                trailingMetadata: call?.context.trailingMetadata ?? Metadata())
         }
         if let cause = error.cause, error.code == .unknown || error.code == .internal {
             logger.error("call failed", metadata: ["rpc.method": "\(call?.method.description ?? "?")", "error": "\(cause)"])

@@ -54,12 +54,21 @@ public struct ServiceCommand<Definition: ServiceDefinition>: AsyncParsableComman
     }
 }
 
-/// Reads one part of the configuration, turning an invalid setting into a usage error that names the variable.
-func configured<T>(_ read: () throws -> T) throws -> T {
-    do {
-        return try read()
-    } catch let error as ConfigurationError {
-        throw ValidationError("invalid configuration: \(error)")
+/// A service's whole configuration from the process environment: an invalid setting becomes a usage error that names
+/// the variable.
+struct LoadedConfiguration<Definition: ServiceDefinition> {
+    let runtime: RuntimeConfiguration
+    let database: DatabaseConfiguration
+    let description: ServiceDescription
+
+    init() throws {
+        do {
+            runtime = try RuntimeConfiguration.load(service: Definition.defaults)
+            database = try DatabaseConfiguration.load(service: Definition.defaults)
+            description = try Definition.description(environment: ProcessInfo.processInfo.environment)
+        } catch let error as ConfigurationError {
+            throw ValidationError("invalid configuration: \(error)")
+        }
     }
 }
 
@@ -75,11 +84,9 @@ public struct ServeCommand<Definition: ServiceDefinition>: AsyncParsableCommand 
 
     /// Runs the service.
     public func run() async throws {
-        let configuration = try configured { try RuntimeConfiguration.load(service: Definition.defaults) }
-        let database = try configured { try DatabaseConfiguration.load(service: Definition.defaults) }
-        let description = try configured { try Definition.description(environment: ProcessInfo.processInfo.environment) }
-        let registry = ServiceRunner.bootstrap(logLevel: configuration.logLevel, eventLoopThreads: configuration.eventLoopThreads)
-        try await ServiceRunner.run(description, configuration: configuration, database: database, registry: registry)
+        let loaded = try LoadedConfiguration<Definition>()
+        let registry = ServiceRunner.bootstrap(logLevel: loaded.runtime.logLevel, eventLoopThreads: loaded.runtime.eventLoopThreads)
+        try await ServiceRunner.run(loaded.description, configuration: loaded.runtime, database: loaded.database, registry: registry)
     }
 }
 
@@ -95,13 +102,11 @@ public struct MigrateCommand<Definition: ServiceDefinition>: AsyncParsableComman
 
     /// Migrates.
     public func run() async throws {
-        let configuration = try configured { try RuntimeConfiguration.load(service: Definition.defaults) }
-        let database = try configured { try DatabaseConfiguration.load(service: Definition.defaults) }
-        let description = try configured { try Definition.description(environment: ProcessInfo.processInfo.environment) }
-        _ = ServiceRunner.bootstrap(logLevel: configuration.logLevel)
-        let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: database.url, maxConnections: 1))
+        let loaded = try LoadedConfiguration<Definition>()
+        _ = ServiceRunner.bootstrap(logLevel: loaded.runtime.logLevel)
+        let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: loaded.database.url, maxConnections: 1))
         defer { pool.close() }
-        try await ServiceRunner.migrate(description, pool: pool, logger: Logger(label: "switchboard.\(description.name)"))
+        try await ServiceRunner.migrate(loaded.description, pool: pool, logger: Logger(label: "switchboard.\(loaded.description.name)"))
     }
 }
 

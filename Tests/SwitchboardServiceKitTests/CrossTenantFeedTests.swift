@@ -7,6 +7,7 @@ import SwitchboardRPC
 import SwitchboardRuntime
 import SwitchboardServiceKit
 import SwitchboardServiceKitTestSupport
+import SwitchboardTestSupport
 import Synchronization
 import Testing
 
@@ -15,16 +16,11 @@ let feedTestService = ServiceDescription(
     defaults: ServiceDefaults(name: "kitfeed", grpcPort: 0, adminPort: 0), migrations: [], grpcServices: [], requiredRoles: [:],
     feedBatchBytes: 4096, makeServices: { _ in [] })
 
-/// The provisioning every service's provision.sql does, for a service that has no folder.
-let genericProvision = """
-    DO $$
-    BEGIN
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kitfeed_service') THEN
-            CREATE ROLE kitfeed_service LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-        END IF;
-    END $$;
-    GRANT CREATE, CONNECT ON DATABASE :"DBNAME" TO kitfeed_service;
-    """
+/// The provisioning every service's provision.sql does (contacts' with the role renamed), for a service without a
+/// folder.
+let genericProvision =
+    (try? String(contentsOf: repositoryRoot.appendingPathComponent("services/contacts/provision.sql"), encoding: .utf8))
+    .map { $0.replacingOccurrences(of: "contacts_service", with: "kitfeed_service") } ?? ""
 
 /// A one-shot signal between tasks.
 final class Gate: Sendable {

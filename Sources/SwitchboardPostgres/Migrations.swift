@@ -72,8 +72,10 @@ public struct MigrationRunner: Sendable {
             // A session-level advisory lock keyed by the schema: concurrent starters wait for each other.
             try await connection.query("SELECT pg_advisory_lock(hashtext($1))", [.text("switchboard.migrate.\(schema)")])
             do {
+                // Quiet: "already exists, skipping" is the expected answer on every start but the first.
                 try await connection.executeScript(
                     """
+                    SET client_min_messages = warning;
                     CREATE SCHEMA IF NOT EXISTS \(schema);
                     CREATE TABLE IF NOT EXISTS \(table) (
                         version integer PRIMARY KEY,
@@ -81,6 +83,7 @@ public struct MigrationRunner: Sendable {
                         checksum text NOT NULL,
                         applied_at timestamptz NOT NULL DEFAULT now()
                     );
+                    RESET client_min_messages;
                     """)
                 let rows = try await connection.query("SELECT version, name, checksum FROM \(table)", prepared: false).rows
                 var applied: [Int: (name: String, checksum: String)] = [:]

@@ -16,6 +16,11 @@ trap 'kill $SVC_PID $SVC1_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 swift build -c release --product contacts >&2
 swift build -c release --product crmctl >&2
 BIN="$(swift build -c release --show-bin-path)"
+# The second process: by default the same binary with two event loops; BENCH_SECOND_BIN (e.g. the contacts binary of
+# an earlier commit), BENCH_SECOND_LOOPS (0: the default) and BENCH_SECOND_NAME make it an A/B regression check.
+SECOND_BIN="${BENCH_SECOND_BIN:-$BIN/contacts}"
+SECOND_LOOPS="${BENCH_SECOND_LOOPS:-2}"
+SECOND="${BENCH_SECOND_NAME:-service-2loops}"
 ADMIN="$(scripts/postgres.sh start)"
 DB=switchboard_bench
 psql "$ADMIN" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 || psql "$ADMIN" -qc "CREATE DATABASE $DB"
@@ -44,8 +49,8 @@ SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$
     SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning "$BIN/contacts" >"$WORK/service.log" 2>&1 &
 SVC_PID=$!
 SWITCHBOARD_GRPC_PORT=$((PORT + 1)) SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
-    SWITCHBOARD_EVENT_LOOP_THREADS=2 SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning \
-    "$BIN/contacts" >"$WORK/service-2loops.log" 2>&1 &
+    SWITCHBOARD_EVENT_LOOP_THREADS=$SECOND_LOOPS SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning \
+    "$SECOND_BIN" >"$WORK/second.log" 2>&1 &
 SVC1_PID=$!
 sleep 3
 RSS_KB="$(ps -o rss= -p $SVC_PID | tr -d ' ')"
@@ -120,15 +125,15 @@ RESULTS="$WORK/results"
 for ((round = 1; round <= ROUNDS; round++)); do
     run_h2 service-get GetContact get | tee -a "$RESULTS"
     run_pgbench pgbench-get get | tee -a "$RESULTS"
-    run_h2 service-2loops-get GetContact get $((PORT + 1)) | tee -a "$RESULTS"
+    run_h2 "$SECOND-get" GetContact get $((PORT + 1)) | tee -a "$RESULTS"
 done
 for ((round = 1; round <= ROUNDS; round++)); do
     run_h2 service-create CreateContact create | tee -a "$RESULTS"
     run_pgbench pgbench-create create | tee -a "$RESULTS"
-    run_h2 service-2loops-create CreateContact create $((PORT + 1)) | tee -a "$RESULTS"
+    run_h2 "$SECOND-create" CreateContact create $((PORT + 1)) | tee -a "$RESULTS"
 done
 echo "RESULT idle-rss rss_mb=$((RSS_KB / 1024))" | tee -a "$RESULTS"
-python3 - "$RESULTS" <<'PY'
+python3 - "$RESULTS" "$SECOND" <<'PY'
 import sys, statistics, collections
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
@@ -138,7 +143,7 @@ med = {k: {f: statistics.median(float(r[f]) for r in v) for f in v[0]} for k, v 
 print("\nSUMMARY (medians)")
 for k, v in med.items(): print(k, " ".join(f"{f}={x:g}" for f, x in v.items()))
 for op in ("get", "create"):
-    for svc in ("service", "service-2loops"):
+    for svc in ("service", sys.argv[2]):
         s, p = med.get(f"{svc}-{op}"), med.get(f"pgbench-{op}")
         if s and p: print(f"ratio {svc}/pgbench {op}: {s['tps'] / p['tps']:.2f}x")
 PY

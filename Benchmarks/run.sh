@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Unary echo, Switchboard vs grpc-swift-2 2.4.3, side by side in one run on loopback, measured with h2load.
 #   Benchmarks/run.sh            (BENCH_SECONDS=8 per run, BENCH_ROUNDS=3 → A B A B A B per configuration)
+#   BENCH_PEER_BIN=/path/echo-server BENCH_PEER_NAME=before Benchmarks/run.sh
+#                                compares against another server taking the same port argument instead, e.g. the
+#                                echo-server built at an earlier commit (a regression check on a noisy machine)
 # Prints one line per run and a summary with medians and ratios. Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +16,14 @@ trap 'kill $SB_PID $GS_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 command -v h2load >/dev/null || { echo "h2load missing: apt-get install nghttp2-client" >&2; exit 1; }
 swift build -c release --product echo-server >&2
-(cd Benchmarks/GRPCSwiftPeer && swift build -c release --scratch-path ../../.build-bench-peer >&2)
 SB_BIN="$(swift build -c release --show-bin-path)/echo-server"
-GS_BIN="$(cd Benchmarks/GRPCSwiftPeer && swift build -c release --scratch-path ../../.build-bench-peer --show-bin-path)/grpc-swift-echo"
+PEER_NAME="${BENCH_PEER_NAME:-grpc-swift-2}"
+if [ -n "${BENCH_PEER_BIN:-}" ]; then
+    GS_BIN="$BENCH_PEER_BIN"
+else
+    (cd Benchmarks/GRPCSwiftPeer && swift build -c release --scratch-path ../../.build-bench-peer >&2)
+    GS_BIN="$(cd Benchmarks/GRPCSwiftPeer && swift build -c release --scratch-path ../../.build-bench-peer --show-bin-path)/grpc-swift-echo"
+fi
 
 # One gRPC-framed grpc.testing.SimpleRequest{payload{body: 64 bytes}}.
 python3 - "$WORK/request.bin" <<'PY'
@@ -72,11 +80,11 @@ for config in "8 32" "1 1"; do
     set -- $config
     for ((round = 1; round <= ROUNDS; round++)); do
         run switchboard $SB_PID $SB_PORT "$1" "$2" | tee -a "$RESULTS"
-        run grpc-swift-2 $GS_PID $GS_PORT "$1" "$2" | tee -a "$RESULTS"
+        run "$PEER_NAME" $GS_PID $GS_PORT "$1" "$2" | tee -a "$RESULTS"
     done
 done
 
-python3 - "$RESULTS" <<'PY'
+python3 - "$RESULTS" "$PEER_NAME" <<'PY'
 import sys, statistics, collections
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
@@ -91,7 +99,7 @@ for (server, cm), runs in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0
     med[(server, cm)] = m
     print(f"{server:<14}{cm:<8}{m['rps']:>10.0f}{m['p50_ms']:>10.3f}{m['p99_ms']:>10.3f}{m['cpu_us_per_req']:>12.1f}")
 for cm in sorted({k[1] for k in med}):
-    a, b = med.get(("switchboard", cm)), med.get(("grpc-swift-2", cm))
+    a, b = med.get(("switchboard", cm)), med.get((sys.argv[2], cm))
     if a and b:
-        print(f"ratio switchboard/grpc-swift-2 at c/m={cm}: req/s {a['rps']/b['rps']:.2f}x, p99 {a['p99_ms']/b['p99_ms']:.2f}x, cpu/req {a['cpu_us_per_req']/b['cpu_us_per_req']:.2f}x")
+        print(f"ratio switchboard/{sys.argv[2]} at c/m={cm}: req/s {a['rps']/b['rps']:.2f}x, p99 {a['p99_ms']/b['p99_ms']:.2f}x, cpu/req {a['cpu_us_per_req']/b['cpu_us_per_req']:.2f}x")
 PY

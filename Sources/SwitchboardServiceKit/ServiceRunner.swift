@@ -139,10 +139,7 @@ public struct ServiceAssembly: Sendable {
             configuration: serverConfiguration,
             services: description.makeServices(dependencies) + [crossTenant]
                 + BuiltinServices.make(health: health, applicationServices: applicationServices),
-            interceptors: [
-                CallContextInterceptor(), AuthInterceptor(verifier: verifier, policy: policy),
-                DatabaseErrorInterceptor(service: description.name),
-            ],
+            interceptors: [CallContextInterceptor(), AuthInterceptor(verifier: verifier, policy: policy)],
             logger: logger)
 
         var services: [any Service] = [

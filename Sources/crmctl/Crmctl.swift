@@ -65,6 +65,8 @@ struct Token: AsyncParsableCommand {
     @Option(help: "User id.") var user: String = "dev-user"
     @Option(help: "Comma-separated roles: admin, manager, user, read-only.") var roles: String = "user"
     @Option(help: "Lifetime in seconds.") var ttl: Int = 3600
+    @Option(help: "Mint a service identity's token instead (the service role, no tenant): the calling service's name.")
+    var service: String?
 
     func run() async throws {
         let secret =
@@ -73,6 +75,15 @@ struct Token: AsyncParsableCommand {
         guard let secret, secret.utf8.count >= 32 else {
             throw ValidationError("a secret of at least 32 bytes is required (--secret or SWITCHBOARD_JWT_HS256_SECRET)")
         }
+        guard (1...31_536_000).contains(ttl) else { throw ValidationError("--ttl must be from 1 to 31536000 seconds") }
+        let expires = Date().addingTimeInterval(Double(ttl))
+        if let service {
+            guard !service.isEmpty else { throw ValidationError("--service needs the calling service's name") }
+            let keys = JWTKeyCollection()
+            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+            print(try await keys.sign(SwitchboardClaims.service(service, expires: expires)))
+            return
+        }
         var parsed: [Role] = []
         for name in roles.split(separator: ",") {
             guard let role = Role(rawValue: String(name)) else { throw ValidationError("unknown role \(name)") }
@@ -80,7 +91,7 @@ struct Token: AsyncParsableCommand {
         }
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
-        let claims = SwitchboardClaims(userID: user, tenantID: tenant, roles: parsed, expires: Date().addingTimeInterval(Double(ttl)))
+        let claims = SwitchboardClaims(userID: user, tenantID: tenant, roles: parsed, expires: expires)
         print(try await keys.sign(claims))
     }
 }

@@ -28,7 +28,7 @@ public enum ChangeKind: Int32, Sendable, Hashable {
 
 /// One change to record in the outbox.
 public struct ChangeRecord: Sendable {
-    /// e.g. `contacts.v1.Contact`.
+    /// The resource message's full name, e.g. `switchboard.contacts.v1.Contact`.
     public var resourceType: String
     /// The resource's id.
     public var resourceID: String

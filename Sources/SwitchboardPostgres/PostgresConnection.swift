@@ -218,7 +218,7 @@ enum PostgresCopy {
 
 /// The continuation of a call that either its work or its task's cancellation may resume, whichever comes first; the
 /// other finds it gone. A cancellation that comes before the caller starts waiting is remembered.
-private final class CallWaiter<T: Sendable>: Sendable {
+final class CallWaiter<T: Sendable>: Sendable {
     private enum State {
         case idle
         case waiting(CheckedContinuation<T, any Error>)

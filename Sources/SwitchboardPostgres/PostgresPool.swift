@@ -23,6 +23,9 @@ public struct PostgresPoolConfiguration: Sendable {
     /// A shared connection that has answered nothing for this long is probably running something slow: new calls
     /// go elsewhere rather than queue behind it.
     public var sharedStallLimit: Duration
+    /// Most keys ``PostgresPool/query(_:settings:_:key:)`` puts in one statement; 1
+    /// turns coalescing off.
+    public var maxCoalescedKeys: Int
 
     /// Creates a configuration.
     public init(conninfo: String, maxConnections: Int = 10) {
@@ -34,6 +37,7 @@ public struct PostgresPoolConfiguration: Sendable {
         self.maxReconnectBackoff = .seconds(5)
         self.pipelineDepth = 1
         self.sharedStallLimit = .milliseconds(5)
+        self.maxCoalescedKeys = 64
     }
 }
 
@@ -105,11 +109,14 @@ public final class PostgresPool: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Point reads being gathered into one statement.
+    let coalescer: ReadCoalescer
 
     /// Creates a pool; connections are opened on demand.
     /// - Parameter configuration: the settings.
     public init(configuration: PostgresPoolConfiguration) {
         self.configuration = configuration
+        self.coalescer = ReadCoalescer(maxKeys: max(1, configuration.maxCoalescedKeys))
     }
 
     /// Current statistics.

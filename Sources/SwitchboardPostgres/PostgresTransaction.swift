@@ -73,7 +73,16 @@ extension PostgresPool {
     /// - Throws: ``PostgresError`` from the first statement that failed.
     @discardableResult
     public func pipeline(settings: [String: String], _ statements: [(sql: String, binds: [PostgresValue])]) async throws -> [PostgresResult] {
-        let prefix: [(sql: String, binds: [PostgresValue])] = settings.sorted { $0.key < $1.key }.map {
+        try await pipeline(sortedSettings: settings.sorted { $0.key < $1.key }, statements)
+    }
+
+    /// ``pipeline(settings:_:)`` with the settings already in name order.
+    func pipeline(
+        sortedSettings settings: [(key: String, value: String)], _ statements: [(sql: String, binds: [PostgresValue])]
+    )
+        async throws -> [PostgresResult]
+    {
+        let prefix: [(sql: String, binds: [PostgresValue])] = settings.map {
             (sql: "SELECT set_config($1, $2, true)", binds: [.text($0.key), .text($0.value)])
         }
         return Array(try await withSharedConnection { try await $0.pipeline(prefix + statements) }.dropFirst(prefix.count))

@@ -122,14 +122,27 @@ public struct RPCClient: Sendable {
         options: CallOptions = .defaults
     ) async throws -> ClientResponse<Response> {
         try await interceptors.run(method: method, options: options) { options in
-            let call = try await transport.startCall(method, options: options)
             var buffer = ByteBuffer()
             request.encode(into: &buffer)
-            try await call.send(buffer)
-            try await call.finishSending()
-            return try await Self.singleResponse(call)
+            // A call the server provably never started (it went away or refused the stream first, e.g. a connection
+            // closed for idleness just as the call was sent) is sent again on another connection, as gRPC's
+            // transparent retry does: at most twice more, so a server refusing everything still fails the call.
+            var attempt = 1
+            while true {
+                let call = try await transport.startCall(method, options: options)
+                do {
+                    try await call.send(buffer)
+                    try await call.finishSending()
+                    return try await Self.singleResponse(call)
+                } catch let error as RPCError where error.cause is CallNotProcessed && attempt < Self.transparentAttempts {
+                    attempt += 1
+                }
+            }
         }
     }
+
+    /// Attempts of a unary call the server never processed (see ``CallNotProcessed``).
+    static var transparentAttempts: Int { 3 }
 
     /// Makes a unary call.
     /// - Parameters:

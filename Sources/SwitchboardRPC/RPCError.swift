@@ -65,3 +65,11 @@ extension RPCError {
         }
     }
 }
+
+/// The cause of an `UNAVAILABLE` that the server provably never started to process (it refused the stream, or its
+/// GOAWAY named a last stream below it): the client may send the call again on another connection, as gRPC's
+/// transparent retry does, without risk of running it twice.
+public struct CallNotProcessed: Error, Sendable {
+    /// Creates the marker.
+    public init() {}
+}

@@ -25,16 +25,22 @@ public final class ServerContext: Sendable {
     public var logger: Logger {
         var logger = baseLogger
         logger[metadataKey: "rpc.method"] = "\(method)"
-        for (key, value) in mutable.withLock({ $0.loggerMetadata }) { logger[metadataKey: key] = value }
+        // In the order added, so a key added twice keeps its last value.
+        for (key, value) in mutable.withLock({ $0.loggerMetadata }) { logger[metadataKey: key] = .string(value) }
         return logger
     }
+
+    /// The level below which the call's log lines are dropped: check it before building a line's metadata, which
+    /// ``logger`` builds on every access.
+    public var logLevel: Logger.Level { baseLogger.logLevel }
 
     /// Adds metadata to every log line of this call.
     /// - Parameters:
     ///   - key: the key, e.g. `request_id`.
     ///   - value: the value.
     public func addLoggerMetadata(_ key: String, _ value: String) {
-        mutable.withLock { $0.loggerMetadata[key] = .string(value) }
+        // Kept as a list (no hashing) until a line is logged: most calls never log.
+        mutable.withLock { $0.loggerMetadata.append((key, value)) }
     }
 
     private struct Mutable {
@@ -43,7 +49,7 @@ public final class ServerContext: Sendable {
         var compressResponses: Bool
         var requestMessageCompressed = false
         var values: [ObjectIdentifier: any Sendable] = [:]
-        var loggerMetadata: Logger.Metadata = [:]
+        var loggerMetadata: [(String, String)] = []
     }
 
     private let mutable: Mutex<Mutable>

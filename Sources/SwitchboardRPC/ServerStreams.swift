@@ -11,6 +11,22 @@ public protocol ServerResponseSink: Sendable {
     ///   - compress: overrides the call's compression setting for this message; nil keeps it.
     /// - Throws: when the call has ended (cancelled, reset, deadline passed).
     func write(_ message: ByteBuffer, compress: Bool?) async throws
+
+    /// Sends several messages in order, as one hand-off to the transport (a server stream of many small messages
+    /// would otherwise pay a suspension and a thread hop per message). Callers keep batches small (see
+    /// ``RPCWriter/write(contentsOf:)``): the flow-control wait comes after the whole batch is queued.
+    /// - Parameters:
+    ///   - messages: the encoded messages.
+    ///   - compress: overrides the call's compression setting; nil keeps it.
+    /// - Throws: when the call has ended.
+    func write(contentsOf messages: [ByteBuffer], compress: Bool?) async throws
+}
+
+extension ServerResponseSink {
+    /// One ``write(_:compress:)`` per message, for transports without a batched path.
+    public func write(contentsOf messages: [ByteBuffer], compress: Bool?) async throws {
+        for message in messages { try await write(message, compress: compress) }
+    }
 }
 
 /// A handler's typed view of the response stream.
@@ -36,8 +52,26 @@ public struct RPCWriter<Message: ProtoMessage>: Sendable {
     /// - Parameter messages: the messages.
     /// - Throws: when the call has ended.
     public func write<S: Sequence>(contentsOf messages: S) async throws where S.Element == Message {
-        for message in messages { try await write(message) }
+        // Handed to the transport in batches of about 64 KiB, so the flow-control wait still comes that often and a
+        // slow client holds back at most one batch more than a message-by-message writer.
+        var batch: [ByteBuffer] = []
+        var bytes = 0
+        for message in messages {
+            var buffer = ByteBuffer.withFramingHeadroom()
+            message.encode(into: &buffer)
+            bytes += buffer.readableBytes
+            batch.append(buffer)
+            if bytes >= Self.batchBytes {
+                try await sink.write(contentsOf: batch, compress: nil)
+                batch.removeAll(keepingCapacity: true)
+                bytes = 0
+            }
+        }
+        if !batch.isEmpty { try await sink.write(contentsOf: batch, compress: nil) }
     }
+
+    /// Encoded bytes handed to the transport at once by ``write(contentsOf:)``.
+    static var batchBytes: Int { 64 * 1024 }
 }
 
 /// A typed, decoded view of a stream of incoming messages.

@@ -25,6 +25,15 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     public let problem: String
     /// `SWITCHBOARD_GRPC_PORT: must be an integer from 1 to 65535 (got "x")`.
     public var description: String { "\(variable): \(problem)" }
+
+    /// Creates the error (for a service's own settings, checked beyond what ``EnvironmentReader`` checks).
+    /// - Parameters:
+    ///   - variable: the variable's name.
+    ///   - problem: what is wrong with its value.
+    public init(variable: String, problem: String) {
+        self.variable = variable
+        self.problem = problem
+    }
 }
 
 /// Reads settings from an environment, validating each and naming the variable in every error.
@@ -131,6 +140,8 @@ public struct RuntimeConfiguration: Sendable {
     public var maxBufferedRequestBytesPerStream: Int
     /// Decoded request bytes one connection may hold before its streams stop decoding.
     public var maxBufferedRequestBytesPerConnection: Int
+    /// How long a call's writes may wait for its client to read before the stream is reset; nil disables.
+    public var writeStallTimeout: Duration?
 
     /// Every setting of an executable with these defaults, for `--help` and validation.
     /// - Parameter defaults: the executable's ports.
@@ -175,6 +186,11 @@ public struct RuntimeConfiguration: Sendable {
             .init(
                 "SWITCHBOARD_IDLE_TIMEOUT_SECONDS", default: "300",
                 help: "A connection without open calls for this long is closed with GOAWAY (0 disables; up to 86400)."),
+            .init(
+                "SWITCHBOARD_WRITE_STALL_SECONDS", default: "30",
+                help:
+                    "A call whose client reads none of its response for this long while the server has more to send is reset, freeing what its handler holds (0 disables; up to 86400)."
+            ),
             .init(
                 "SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM", default: "1048576",
                 help:
@@ -226,7 +242,8 @@ public struct RuntimeConfiguration: Sendable {
             maxBufferedRequestBytesPerStream: try env.int(
                 setting("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM"), in: (64 << 10)...(256 << 20)),
             maxBufferedRequestBytesPerConnection: try env.int(
-                setting("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION"), in: (64 << 10)...(4 << 30)))
+                setting("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION"), in: (64 << 10)...(4 << 30)),
+            writeStallTimeout: try Self.optionalDuration(env.seconds(setting("SWITCHBOARD_WRITE_STALL_SECONDS"), in: 0...86_400)))
         // Read by the protobuf decoder itself (ProtoDecodingLimits.process); validated here so that a bad value stops
         // the service at start instead of being ignored.
         _ = try env.int(setting("SWITCHBOARD_PROTO_MAX_DEPTH"), in: 1...1_000)

@@ -5,7 +5,6 @@ import ServiceLifecycle
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
-import SwitchboardRuntime
 import Synchronization
 
 /// What happened to a resource (the values of `switchboard.common.v1.ChangeKind`).

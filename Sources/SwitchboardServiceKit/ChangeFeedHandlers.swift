@@ -73,7 +73,7 @@ struct CrossTenantFeedHandler: Switchboard_Common_V1_ChangeFeedService_ServicePr
 }
 
 /// Database failures that reach the RPC layer become statuses: an unreachable database or an exhausted pool is
-/// UNAVAILABLE (retry later), anything else INTERNAL with a generic message (the cause is logged, never sent). A
+/// UNAVAILABLE (retry later), a deadlock or serialization failure that outlived its retries ABORTED, anything else INTERNAL with a generic message (the cause is logged, never sent). A
 /// conformance rather than an interceptor: it costs nothing on calls that succeed (an interceptor added an async
 /// frame to every call). Handlers and domains therefore never see PostgreSQL error types.
 extension PostgresError: RPCErrorConvertible {
@@ -81,6 +81,10 @@ extension PostgresError: RPCErrorConvertible {
     public var rpcError: RPCError {
         if isConnectionFailure || kind == .poolTimeout || kind == .poolClosed {
             return RPCError(code: .unavailable, message: "the service's database is unavailable; retry later", cause: self)
+        }
+        // Still failing after the transaction's own retries: the caller may try again, as gRPC's ABORTED says.
+        if isRetryableTransactionFailure {
+            return RPCError(code: .aborted, message: "the request conflicted with concurrent changes; retry it", cause: self)
         }
         return RPCError(code: .internal, message: "the service failed to process the request", cause: self)
     }

@@ -11,6 +11,8 @@ public struct DatabaseConfiguration: Sendable {
     public var poolSize: Int
     /// Single-shot calls pipelined on one connection before another is used.
     public var pipelineDepth: Int
+    /// Most keys concurrent point reads put in one statement (`PostgresPool.query(_:settings:_:key:)`); 1 turns coalescing off.
+    public var coalescedKeys: Int
     /// How long a readiness check waits for the database.
     public var probeTimeout: Duration
     /// Days of change-feed history kept.
@@ -31,6 +33,11 @@ public struct DatabaseConfiguration: Sendable {
                 "SWITCHBOARD_DB_PIPELINE_DEPTH", default: "8",
                 help:
                     "Single-statement reads pipelined on one connection before another is used (1-64; 1: a connection each). More saves the database work under load; a read may then wait behind a slow one."
+            ),
+            .init(
+                "SWITCHBOARD_DB_COALESCED_KEYS", default: "64",
+                help:
+                    "Most keys that concurrent point reads (e.g. GetContact) share in one statement (1-1000; 1: a statement each). Sharing saves the database and the service a statement and a wake-up per read under load."
             ),
             .init(
                 "SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", default: "2",
@@ -57,6 +64,7 @@ public struct DatabaseConfiguration: Sendable {
             url: try env.requiredString(setting("SWITCHBOARD_DATABASE_URL")),
             poolSize: try env.int(setting("SWITCHBOARD_DB_POOL_SIZE"), in: 1...200),
             pipelineDepth: try env.int(setting("SWITCHBOARD_DB_PIPELINE_DEPTH"), in: 1...64),
+            coalescedKeys: try env.int(setting("SWITCHBOARD_DB_COALESCED_KEYS"), in: 1...1000),
             probeTimeout: try env.seconds(setting("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS"), in: 0.1...60),
             changeRetentionDays: try env.int(setting("SWITCHBOARD_CHANGE_RETENTION_DAYS"), in: 1...3650),
             idempotencyRetentionHours: try env.int(setting("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS"), in: 1...8760))
@@ -65,13 +73,19 @@ public struct DatabaseConfiguration: Sendable {
     /// Creates a configuration by hand (tests); the other settings take their defaults.
     /// - Parameter url: the connection string.
     public init(url: String) {
-        self.init(url: url, poolSize: 8, pipelineDepth: 8, probeTimeout: .seconds(2), changeRetentionDays: 90, idempotencyRetentionHours: 24)
+        self.init(
+            url: url, poolSize: 8, pipelineDepth: 8, coalescedKeys: 64, probeTimeout: .seconds(2), changeRetentionDays: 90,
+            idempotencyRetentionHours: 24)
     }
 
-    private init(url: String, poolSize: Int, pipelineDepth: Int, probeTimeout: Duration, changeRetentionDays: Int, idempotencyRetentionHours: Int) {
+    private init(
+        url: String, poolSize: Int, pipelineDepth: Int, coalescedKeys: Int, probeTimeout: Duration, changeRetentionDays: Int,
+        idempotencyRetentionHours: Int
+    ) {
         self.url = url
         self.poolSize = poolSize
         self.pipelineDepth = pipelineDepth
+        self.coalescedKeys = coalescedKeys
         self.probeTimeout = probeTimeout
         self.changeRetentionDays = changeRetentionDays
         self.idempotencyRetentionHours = idempotencyRetentionHours

@@ -72,12 +72,13 @@ public final class DatabaseHealthMonitor: Service, Sendable {
     }
 
     /// Whether the database answers `SELECT 1` within `probeTimeout`. The check never waits longer, even for a probe
-    /// stuck on a server that stopped answering (it is cancelled, but a connection attempt, for one, cannot be): a
-    /// probe still in flight from an earlier check means unreachable, and no second probe is started beside it, so
-    /// stuck probes cannot pile up in the pool.
+    /// stuck on a server that stopped answering (it is cancelled, but a connection attempt, for one, cannot be). A
+    /// check that finds a probe in flight (the periodic one, or one stuck from an earlier check) waits for that probe
+    /// under its own timeout instead of starting a second, so stuck probes cannot pile up in the pool, and two checks
+    /// at the same moment agree (reporting the in-flight probe as a failure made a concurrent check flap).
     private func probeDatabase() async -> Bool {
-        let started: Task<Bool, Never>? = probe.withLock { probe in
-            guard probe.running == nil else { return nil }
+        let started: Task<Bool, Never> = probe.withLock { probe in
+            if let running = probe.running { return running }
             probe.started += 1
             let number = probe.started
             let task = Task {
@@ -88,7 +89,6 @@ public final class DatabaseHealthMonitor: Service, Sendable {
             probe.running = task
             return task
         }
-        guard let started else { return false }
         let outcome = FirstOutcome()
         let answered = await withCheckedContinuation { continuation in
             outcome.wait(continuation)

@@ -12,8 +12,12 @@ import Synchronization
 /// database, so a consumer killed at any point redoes no batch it committed and loses none it did not.
 ///
 /// Runs as a lifecycle `Service`: reconnects with exponential backoff (with jitter) after any failure, resumes from
-/// the stored cursor, and exports `feed_consumer_lag_seconds` (age of the last applied change; 0 when caught up) and
-/// `feed_consumer_events_total`.
+/// the stored cursor, and exports `feed_consumer_lag_seconds` (age of the last applied change; 0 when caught up; it
+/// keeps growing while the consumer fails), `feed_consumer_events_total` and `feed_consumer_dead_letters_total`.
+///
+/// An event the service cannot apply (its payload does not decode, it contradicts itself) must not stop the feed for
+/// every tenant: the service's `apply` sets it aside with ``setAside(_:reason:feed:schema:logger:on:)`` in the same
+/// transaction and goes on.
 public struct FeedConsumer: Service {
     /// How the consumer reaches the source.
     public struct Source: Sendable {
@@ -82,11 +86,14 @@ public struct FeedConsumer: Service {
         let lag = Gauge(label: "feed_consumer_lag_seconds", dimensions: [("feed", feed)])
         let applied = Counter(label: "feed_consumer_events_total", dimensions: [("feed", feed)])
         var backoff = initialBackoff
+        let newest = Newest()
         while !Task.isCancelled {
             let progressed = Progress()
             do {
-                try await followOnce(lag: lag, applied: applied, progressed: progressed)
+                try await followOnce(lag: lag, applied: applied, progressed: progressed, newest: newest)
             } catch {
+                // A stalled consumer must look stalled: the lag is the age of the newest change applied, measured now.
+                if let time = newest.time.withLock({ $0 }) { lag.record(max(0, Date().timeIntervalSince(time))) }
                 // A connection that delivered a batch was healthy: the next attempt starts from the shortest wait.
                 if progressed.happened.load(ordering: .relaxed) { backoff = initialBackoff }
                 if Task.isCancelled { break }
@@ -109,7 +116,12 @@ public struct FeedConsumer: Service {
         let happened = Atomic<Bool>(false)
     }
 
-    private func followOnce(lag: Gauge, applied: Counter, progressed: Progress) async throws {
+    /// The commit time of the newest change applied so far, so that the lag can keep growing while the consumer fails.
+    private final class Newest: Sendable {
+        let time = Mutex<Date?>(nil)
+    }
+
+    private func followOnce(lag: Gauge, applied: Counter, progressed: Progress, newest: Newest) async throws {
         let cursor = try await storedCursor()
         var request = Switchboard_Common_V1_WatchAllChangesRequest()
         request.afterCursor = cursor
@@ -124,8 +136,9 @@ public struct FeedConsumer: Service {
                 progressed.happened.store(true, ordering: .relaxed)
                 expected = batch.cursor
                 applied.increment(by: batch.events.count)
-                let newest = batch.events.last?.commitTime ?? Date()
-                lag.record(max(0, Date().timeIntervalSince(newest)))
+                let time = batch.events.last?.commitTime ?? Date()
+                newest.time.withLock { $0 = time }
+                lag.record(max(0, Date().timeIntervalSince(time)))
             }
         }
     }
@@ -145,6 +158,52 @@ public struct FeedConsumer: Service {
             try await c.query(
                 "UPDATE \(schema).feed_cursors SET cursor = $2, updated_at = now() WHERE feed = $1", [.text(feed), .text(batch.cursor)])
         }
+    }
+}
+
+extension FeedConsumer {
+    /// Sets aside an event the consumer cannot apply, inside the consumer's transaction (so it is recorded exactly once
+    /// with the batch's cursor), counts it in `feed_consumer_dead_letters_total` and logs it; the caller then skips
+    /// the event. A redelivered event is recorded once. The rows are the event's tenant's (row-level security):
+    /// this sets the transaction's `app.tenant_id` to it.
+    /// - Parameters:
+    ///   - event: the event.
+    ///   - reason: why it cannot be applied (kept with it, for an operator).
+    ///   - feed: the consumer's feed name.
+    ///   - schema: the consumer's schema.
+    ///   - logger: where the event's identity (never its payload) is logged.
+    ///   - c: the consumer's transaction.
+    public static func setAside(
+        _ event: Switchboard_Common_V1_ChangeEvent, reason: String, feed: String, schema: String, logger: Logger,
+        on c: PostgresConnection
+    ) async throws {
+        try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(event.tenantId)])
+        try await c.query(
+            """
+            INSERT INTO \(schema).feed_dead_letters (tenant_id, feed, sequence, resource_type, resource_id, reason, event)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+            """,
+            [
+                .text(event.tenantId), .text(feed), .int(event.sequence), .text(event.resourceType), .text(event.resourceId),
+                .text(String(reason.prefix(1000))), .bytes(event.serializedBytes()),
+            ])
+        Counter(label: "feed_consumer_dead_letters_total", dimensions: [("feed", feed)]).increment()
+        logger.error(
+            "feed event set aside: it cannot be applied",
+            metadata: [
+                "feed": "\(feed)", "tenant_id": "\(event.tenantId)", "sequence": "\(event.sequence)", "resource_id": "\(event.resourceId)",
+                "reason": "\(reason)",
+            ])
+    }
+
+    /// Deletes the set-aside events of one resource (an erased person's, say), in the caller's transaction, whose
+    /// `app.tenant_id` must be the tenant's.
+    /// - Returns: how many were deleted.
+    @discardableResult
+    public static func forgetSetAside(tenantID: String, resourceID: String, schema: String, on c: PostgresConnection) async throws -> Int {
+        try await c.query(
+            "DELETE FROM \(schema).feed_dead_letters WHERE tenant_id = $1 AND resource_id = $2", [.text(tenantID), .text(resourceID)]
+        ).affectedRows
     }
 }
 

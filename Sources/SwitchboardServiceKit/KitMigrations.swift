@@ -16,6 +16,7 @@ public enum KitMigrations {
             Migration(version: 1, name: "runtime_tables", sql: runtimeTables),
             Migration(version: 2, name: "cross_tenant_feed", sql: crossTenantFeed),
             Migration(version: 3, name: "feed_cursors", sql: feedCursors),
+            Migration(version: 4, name: "feed_dead_letters", sql: feedDeadLetters),
         ].map { Migration(version: $0.version, name: $0.name, sql: $0.sql.replacingSchema(with: schema)) }
     }
 
@@ -110,6 +111,29 @@ public enum KitMigrations {
             cursor     text        NOT NULL,
             updated_at timestamptz NOT NULL DEFAULT now()
         );
+        """
+
+    // Events of a consumed feed that the consumer could not apply (a payload that does not decode, a merge into
+    // itself), set aside so that one bad event does not stop the feed for every tenant. They hold tenant data (the
+    // event), so they are tenant rows like any other; the consumer sets each event's tenant before writing one.
+    private static let feedDeadLetters = """
+        CREATE TABLE {schema}.feed_dead_letters (
+            tenant_id     text        NOT NULL,
+            feed          text        NOT NULL,
+            sequence      bigint      NOT NULL,
+            resource_type text        NOT NULL,
+            resource_id   text        NOT NULL,
+            reason        text        NOT NULL,
+            event         bytea       NOT NULL,
+            recorded_at   timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (tenant_id, feed, sequence)
+        );
+        CREATE INDEX feed_dead_letters_by_resource ON {schema}.feed_dead_letters (tenant_id, resource_id);
+        ALTER TABLE {schema}.feed_dead_letters ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE {schema}.feed_dead_letters FORCE ROW LEVEL SECURITY;
+        CREATE POLICY tenant_isolation ON {schema}.feed_dead_letters
+            USING (tenant_id = current_setting('app.tenant_id', true))
+            WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
         """
 }
 

@@ -133,7 +133,15 @@ public struct HealthcheckCommand<Definition: ServiceDefinition>: AsyncParsableCo
     /// Asks and exits.
     public func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let port = Int(environment["SWITCHBOARD_GRPC_PORT"] ?? "") ?? Definition.defaults.grpcPort
+        let port: Int
+        if let text = environment["SWITCHBOARD_GRPC_PORT"], !text.isEmpty {
+            guard let value = Int(text), (1...65535).contains(value) else {
+                throw ValidationError("SWITCHBOARD_GRPC_PORT must be a port number (1-65535), not \(text)")
+            }
+            port = value
+        } else {
+            port = Definition.defaults.grpcPort
+        }
         let configuredHost = environment["SWITCHBOARD_GRPC_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
         let target = host ?? (["0.0.0.0", "::", "[::]"].contains(configuredHost) ? "127.0.0.1" : configuredHost)
         guard timeout > 0, timeout <= 60 else { throw ValidationError("--timeout must be between 0 and 60 seconds") }

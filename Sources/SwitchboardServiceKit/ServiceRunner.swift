@@ -41,6 +41,9 @@ public struct ServiceDescription: Sendable {
     public var feedBatchBytes: Int
     /// Builds the RPC services.
     public var makeServices: @Sendable (ServiceDependencies) -> [any RPCService]
+    /// Builds the service's own long-running parts beside the server (a ``FeedConsumer`` of another service's feed,
+    /// say); they start after the server and stop before it. None by default.
+    public var makeBackgroundServices: @Sendable (ServiceDependencies) -> [any Service] = { _ in [] }
 
     /// The service's short name.
     public var name: String { defaults.name }
@@ -90,6 +93,7 @@ public struct ServiceAssembly: Sendable {
         var poolConfiguration = PostgresPoolConfiguration(conninfo: database.url, maxConnections: database.poolSize)
         poolConfiguration.acquireTimeout = .seconds(5)
         poolConfiguration.pipelineDepth = database.pipelineDepth
+        poolConfiguration.maxCoalescedKeys = database.coalescedKeys
         let pool = PostgresPool(configuration: poolConfiguration)
         do {
             try await ServiceRunner.migrate(description, pool: pool, logger: logger)
@@ -132,6 +136,7 @@ public struct ServiceAssembly: Sendable {
         serverConfiguration.maxHeaderListSize = configuration.maxHeaderListBytes
         serverConfiguration.headerTimeout = configuration.headerTimeout
         serverConfiguration.idleTimeout = configuration.idleTimeout
+        serverConfiguration.streamWriteStallTimeout = configuration.writeStallTimeout
         serverConfiguration.maxBufferedRequestBytesPerStream = configuration.maxBufferedRequestBytesPerStream
         serverConfiguration.maxBufferedRequestBytesPerConnection = configuration.maxBufferedRequestBytesPerConnection
         let crossTenant = CrossTenantFeedHandler(feed: feed, pool: pool, notifier: notifier, batchBytes: description.feedBatchBytes)
@@ -149,6 +154,7 @@ public struct ServiceAssembly: Sendable {
                 feed: feed, idempotency: idempotency, pool: pool, days: database.changeRetentionDays,
                 idempotencyHours: database.idempotencyRetentionHours, logger: logger),
         ]
+        services += description.makeBackgroundServices(dependencies)
         if let registry,
             let admin = AdminServer.configured(
                 configuration: configuration, registry: registry, logger: logger, readiness: { monitor.isReady })

@@ -48,6 +48,10 @@ struct ContactsLifecycleTests {
         // The container health check: the executable asks its own health endpoint (0 serving, 1 otherwise).
         #expect(spawnAndWait([binary, "healthcheck"], environment: ["SWITCHBOARD_GRPC_PORT": String(port)]) == 0)
         #expect(spawnAndWait([binary, "healthcheck", "--timeout", "1"], environment: ["SWITCHBOARD_GRPC_PORT": String(port + 1)]) == 1)
+        // A port that cannot be one is a usage error (64), not a probe of some other port.
+        for bad in ["70000", "0", "http"] {
+            #expect(spawnAndWait([binary, "healthcheck"], environment: ["SWITCHBOARD_GRPC_PORT": bad]) == 64, "SWITCHBOARD_GRPC_PORT=\(bad)")
+        }
         process.terminate()  // SIGTERM
         let deadline = Date().addingTimeInterval(15)
         while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }

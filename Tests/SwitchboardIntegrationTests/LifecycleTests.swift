@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOPosix
 import SwitchboardBuiltins
 import SwitchboardHTTP2
 import SwitchboardInterop
@@ -183,6 +184,40 @@ struct LifecycleTests {
         }
     }
 
+    @Test("a client that stops reading a server stream has it reset after the write-stall timeout; the handler's write throws")
+    func writeStall() async throws {
+        let probe = ProbeService()
+        try await withServerAndClient(services: [probe], configure: { $0.streamWriteStallTimeout = .milliseconds(300) }) { client, _ in
+            var request = Grpc_Testing_StreamingOutputCallRequest()
+            request.responseParameters = Array(repeating: Grpc_Testing_ResponseParameters(), count: 1000)  // 64 MiB
+            let result = await code {
+                try await Grpc_Testing_TestService_Client(client: client).streamingOutputCall(request) { responses in
+                    var iterator = responses.makeAsyncIterator()
+                    _ = try await iterator.next()
+                    // Reads nothing more for longer than the stall timeout, then tries to drain the rest.
+                    for _ in 0..<150 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
+                    while try await iterator.next() != nil {}
+                }
+            }
+            #expect(probe.cancelled.current == 1, "the handler's write did not fail")
+            #expect(probe.written.current < 60)
+            #expect(result != nil, "the stream completed although it was reset")
+        }
+        // A reader that keeps up is never reset, however long the stream runs.
+        try await withServerAndClient(services: [probe], configure: { $0.streamWriteStallTimeout = .milliseconds(300) }) { client, _ in
+            var request = Grpc_Testing_StreamingOutputCallRequest()
+            request.responseParameters = Array(repeating: Grpc_Testing_ResponseParameters(), count: 200)
+            try await Grpc_Testing_TestService_Client(client: client).streamingOutputCall(request) { responses in
+                var count = 0
+                for try await _ in responses {
+                    count += 1
+                    if count % 50 == 0 { try await Task.sleep(for: .milliseconds(100)) }
+                }
+                #expect(count == 200)
+            }
+        }
+    }
+
     @Test("a slow handler holds a fast client-streaming sender back")
     func clientBackpressure() async throws {
         let probe = ProbeService(sleep: .milliseconds(500))
@@ -295,6 +330,21 @@ struct LifecycleTests {
         await serverB.stop()
     }
 
+    @Test("a unary call the server never processed (GOAWAY below its stream) is sent again on another connection")
+    func transparentRetry() async throws {
+        let probe = ProbeService(sleep: .zero)
+        let real = try await startServer(services: [probe])
+        let goingAway = try await GoAwayServer.start()
+        let channel = GRPCChannel(targets: [.init(host: "127.0.0.1", port: goingAway.port), .init(host: "127.0.0.1", port: real.port)])
+        let stub = Grpc_Testing_TestService_Client(client: RPCClient(transport: channel))
+        for _ in 0..<4 { _ = try await stub.emptyCall(Grpc_Testing_Empty()) }
+        #expect(probe.started.current == 4)
+        #expect(goingAway.refused.current >= 1, "the first call never reached the going-away server")
+        await channel.close()
+        try await goingAway.stop()
+        await real.stop()
+    }
+
     @Test("the client reconnects with backoff after the server comes back")
     func reconnect() async throws {
         let probe = ProbeService(sleep: .zero)
@@ -368,6 +418,65 @@ struct LifecycleTests {
             }
             #expect(seen == [.serving, .notServing])
             #expect(try await stub.check(request).status == .notServing)
+        }
+    }
+}
+
+/// An HTTP/2 "server" that answers the preface with SETTINGS and every request's HEADERS with GOAWAY naming last
+/// stream 0, i.e. "I processed nothing", then closes: the shape of a server closing an idle connection just as a call
+/// arrives.
+private final class GoAwayServer: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: `seen` is only touched on the channel's event loop.
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let refused: Counter
+    private var seen = ByteBuffer()
+
+    init(refused: Counter) { self.refused = refused }
+
+    struct Running {
+        let port: Int
+        let refused: Counter
+        let channel: any Channel
+        let group: MultiThreadedEventLoopGroup
+
+        func stop() async throws {
+            try await channel.close()
+            try await group.shutdownGracefully()
+        }
+    }
+
+    static func start() async throws -> Running {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let refused = Counter()
+        let channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in channel.pipeline.addHandler(GoAwayServer(refused: refused)) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return Running(port: channel.localAddress!.port!, refused: refused, channel: channel, group: group)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [0, 0, 0, 4, 0, 0, 0, 0, 0])), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        seen.writeBuffer(&bytes)
+        // Frames after the 24-byte client preface: 9-byte headers (length, type, flags, stream).
+        var offset = 24
+        let view = Array(seen.readableBytesView)
+        while offset + 9 <= view.count {
+            let length = Int(view[offset]) << 16 | Int(view[offset + 1]) << 8 | Int(view[offset + 2])
+            if view[offset + 3] == 1 {  // HEADERS
+                refused.add()
+                // GOAWAY: length 8, type 7, stream 0; last stream 0, NO_ERROR.
+                let goAway: [UInt8] = [0, 0, 8, 7, 0, 0, 0, 0, 0] + [0, 0, 0, 0] + [0, 0, 0, 0]
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: goAway))).whenComplete { _ in context.close(promise: nil) }
+                return
+            }
+            offset += 9 + length
         }
     }
 }

@@ -24,13 +24,18 @@ struct TransportSettingsTests {
             secret.merging([
                 "SWITCHBOARD_MAX_CONNECTIONS": "10", "SWITCHBOARD_MAX_HEADER_LIST_BYTES": "8192",
                 "SWITCHBOARD_HEADER_TIMEOUT_SECONDS": "0.5", "SWITCHBOARD_IDLE_TIMEOUT_SECONDS": "0",
-                "SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM": "65536",
+                "SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_STREAM": "65536", "SWITCHBOARD_WRITE_STALL_SECONDS": "2.5",
             ]) { $1 })
         #expect(configuration.maxConnections == 10)
         #expect(configuration.maxHeaderListBytes == 8192)
         #expect(configuration.headerTimeout == .milliseconds(500))
         #expect(configuration.idleTimeout == nil)
         #expect(configuration.maxBufferedRequestBytesPerStream == 65_536)
+        #expect(configuration.writeStallTimeout == .milliseconds(2500))
+        #expect(try RuntimeConfiguration.load(service: .contacts, secret).writeStallTimeout == .seconds(30))
+        #expect(
+            try RuntimeConfiguration.load(service: .contacts, secret.merging(["SWITCHBOARD_WRITE_STALL_SECONDS": "0"]) { $1 }).writeStallTimeout
+                == nil)
     }
 
     @Test(
@@ -39,7 +44,7 @@ struct TransportSettingsTests {
             ("SWITCHBOARD_MAX_CONNECTIONS", "0"), ("SWITCHBOARD_MAX_HEADER_LIST_BYTES", "99999999999999999999"),
             ("SWITCHBOARD_HEADER_TIMEOUT_SECONDS", "1e300"), ("SWITCHBOARD_IDLE_TIMEOUT_SECONDS", "-1"),
             ("SWITCHBOARD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION", "10"), ("SWITCHBOARD_PROTO_MAX_DEPTH", "5000"),
-            ("SWITCHBOARD_PROTO_MAX_ELEMENTS", "0"),
+            ("SWITCHBOARD_PROTO_MAX_ELEMENTS", "0"), ("SWITCHBOARD_WRITE_STALL_SECONDS", "-2"),
         ])
     func outOfRange(variable: String, value: String) {
         do {

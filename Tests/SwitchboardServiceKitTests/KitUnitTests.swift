@@ -11,11 +11,14 @@ struct KitUnitTests {
         let organization = try DatabaseConfiguration.load(service: .organization, [:])
         #expect(organization.url.contains("user=organization_service"))
         #expect(organization.probeTimeout == .seconds(2))
+        #expect(organization.coalescedKeys == 64)
+        #expect(try DatabaseConfiguration.load(service: .contacts, ["SWITCHBOARD_DB_COALESCED_KEYS": "1"]).coalescedKeys == 1)
         #expect(
             try DatabaseConfiguration.load(service: .contacts, ["SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS": "0.25"]).probeTimeout == .milliseconds(250))
         for (variable, value) in [
             ("SWITCHBOARD_DB_POOL_SIZE", "-9223372036854775809"), ("SWITCHBOARD_DB_POOL_SIZE", "0"),
             ("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", "nan"), ("SWITCHBOARD_CHANGE_RETENTION_DAYS", "99999"),
+            ("SWITCHBOARD_DB_COALESCED_KEYS", "0"), ("SWITCHBOARD_DB_COALESCED_KEYS", "1001"),
         ] {
             do {
                 _ = try DatabaseConfiguration.load(service: .contacts, [variable: value])

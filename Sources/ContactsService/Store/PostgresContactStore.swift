@@ -236,11 +236,14 @@ public struct PostgresContactStore: ContactStore {
         }
     }
 
+    /// One contact by id, deleted or not. Concurrent fetches for one tenant share one statement.
+    static let byID = CoalescedRead(
+        one: "SELECT \(columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2",
+        many: "SELECT \(columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = ANY($2)", keyColumn: "id", elementType: .uuid)
+
     public func fetch(id: UUID, actor: Actor) async throws -> ContactRecord? {
-        try await read(
-            actor, "SELECT \(Self.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2",
-            [.text(actor.tenantID), .uuid(id)]
-        ).first.map(Self.record)
+        try await pool.query(Self.byID, settings: ["app.tenant_id": actor.tenantID], [.text(actor.tenantID)], key: .uuid(id))
+            .first.map(Self.record)
     }
 
     public func fetch(ids: [UUID], actor: Actor) async throws -> [ContactRecord] {

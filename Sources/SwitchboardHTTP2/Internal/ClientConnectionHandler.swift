@@ -26,6 +26,8 @@ final class HTTP2ClientCall: ClientCallStream, @unchecked Sendable {
     var writeWaiters: [CheckedContinuation<Void, any Error>] = []
     var deadlineTimer: Scheduled<Void>?
     var finalStatus: Status?
+    /// Set (on the loop) when the server provably never processed the call; read by the caller after a failure.
+    let notProcessed = Atomic<Bool>(false)
 
     init(eventLoop: any EventLoop, maxMessageSize: Int, requestEncoding: MessageEncoding) {
         self.eventLoop = eventLoop
@@ -41,7 +43,10 @@ final class HTTP2ClientCall: ClientCallStream, @unchecked Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             eventLoop.execute {
                 guard let connection = self.connection else {
-                    continuation.resume(throwing: RPCError(code: .unavailable, message: "the connection closed"))
+                    continuation.resume(
+                        throwing: RPCError(
+                            code: .unavailable, message: "the connection closed",
+                            cause: self.notProcessed.load(ordering: .relaxed) ? CallNotProcessed() : nil))
                     return
                 }
                 connection.send(message, on: self, continuation: continuation)
@@ -66,16 +71,19 @@ final class HTTP2ClientCall: ClientCallStream, @unchecked Sendable {
         }
     }
 
-    /// Ends the call (on the event loop).
-    func complete(status: Status, trailers: Metadata) {
+    /// Ends the call with `status` (on the event loop); `notProcessed` when the server provably never started it (see
+    /// ``CallNotProcessed``), which lets the client send it again.
+    func complete(status: Status, trailers: Metadata, notProcessed: Bool = false) {
         guard !finished else { return }
         finished = true
         finalStatus = status
+        if notProcessed { self.notProcessed.store(true, ordering: .relaxed) }
         deadlineTimer?.cancel()
         if status.code == .ok {
             responses.finish()
         } else {
-            responses.finish(throwing: RPCError(code: status.code, message: status.message, metadata: trailers))
+            responses.finish(
+                throwing: RPCError(code: status.code, message: status.message, metadata: trailers, cause: notProcessed ? CallNotProcessed() : nil))
         }
         initialMetadataPromise.succeed(Metadata())  // ignored if already completed
         trailersPromise.succeed((status, trailers))
@@ -200,7 +208,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func start(_ call: HTTP2ClientCall, method: MethodDescriptor, options: CallOptions, userAgent: String) {
         guard !isDraining, let context else {
-            call.complete(status: Status(code: .unavailable, message: "the connection is closing"), trailers: [:])
+            // Nothing was sent: another connection may take the call.
+            call.complete(status: Status(code: .unavailable, message: "the connection is closing"), trailers: [:], notProcessed: true)
             return
         }
         var headers: [(String, String)] = [
@@ -213,7 +222,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         if call.requestEncoding != .identity { headers.append((GRPCHeaderName.encoding, call.requestEncoding.rawValue)) }
         headers.append(contentsOf: options.metadata.wireHeaders.filter { !Metadata.isReserved($0.name) })
         guard let id = session.submitRequest(headers: headers) else {
-            call.complete(status: Status(code: .unavailable, message: "no stream could be opened"), trailers: [:])
+            call.complete(status: Status(code: .unavailable, message: "no stream could be opened"), trailers: [:], notProcessed: true)
             return
         }
         call.streamID = id
@@ -239,7 +248,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             continuation.resume(
                 throwing: RPCError(
                     code: status.code == .ok ? .cancelled : status.code,
-                    message: status.code == .ok ? "the call has ended" : status.message))
+                    message: status.code == .ok ? "the call has ended" : status.message,
+                    cause: call.notProcessed.load(ordering: .relaxed) ? CallNotProcessed() : nil))
             return
         }
         var framed = ByteBuffer()
@@ -387,11 +397,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func session(_ session: NGHTTP2Session, streamClosed streamID: Int32, errorCode: UInt32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
         if !call.finished {
-            let code: StatusCode =
-                errorCode == HTTP2ErrorCode.refusedStream.rawValue
-                ? .unavailable
-                : errorCode == HTTP2ErrorCode.cancel.rawValue ? .cancelled : .internal
-            call.complete(status: Status(code: code, message: "stream closed without status (HTTP/2 error \(errorCode))"), trailers: [:])
+            let refused = errorCode == HTTP2ErrorCode.refusedStream.rawValue
+            let code: StatusCode = refused ? .unavailable : errorCode == HTTP2ErrorCode.cancel.rawValue ? .cancelled : .internal
+            call.complete(
+                status: Status(code: code, message: "stream closed without status (HTTP/2 error \(errorCode))"), trailers: [:],
+                notProcessed: refused)
         }
     }
 
@@ -402,7 +412,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         markDraining()
         for (id, call) in calls where id > lastStreamID {
             calls[id] = nil
-            call.complete(status: Status(code: .unavailable, message: "the server went away before processing the call"), trailers: [:])
+            call.complete(
+                status: Status(code: .unavailable, message: "the server went away before processing the call"), trailers: [:], notProcessed: true)
         }
     }
 

@@ -41,6 +41,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         var task: Task<Void, Never>?
         var deadlineTimer: Scheduled<Void>?
         var writeWaiters: [CheckedContinuation<Void, any Error>] = []
+        /// Armed while writers wait for the client to read (``ServerConfiguration/streamWriteStallTimeout``).
+        var writeStallTimer: Scheduled<Void>?
 
         init(id: Int32, maxMessageSize: Int) {
             self.id = id
@@ -62,8 +64,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Our own graceful shutdown has started (its force-close deadline is armed).
     private var gracefulShutdownStarted = false
     private var shutdownTimer: Scheduled<Void>?
-    /// Armed while the connection preface or a request header block is incomplete.
+    /// Checks `headerDeadline` when it fires; armed while a header block may be pending.
     private var headerTimer: Scheduled<Void>?
+    /// When the incomplete connection preface or request header block must be complete by; nil when none is pending.
+    private var headerDeadline: NIODeadline?
     /// The stream whose header block (request headers or trailers) is being read, if any.
     private var headerBlockStream: Int32?
     /// The peer abused PINGs: close once the bytes being read have been processed (not from inside nghttp2's
@@ -72,6 +76,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Decoded and raw request bytes held by all streams, and the streams waiting for them to free.
     private var budget: ConnectionRequestBudget
     private var idleTimer: Scheduled<Void>?
+    /// When the connection last became idle (no calls); nil while calls run.
+    private var idleSince: NIODeadline?
     private var keepaliveTimer: Scheduled<Void>?
     private var keepaliveAckTimer: Scheduled<Void>?
     private var pingStrikes = 0
@@ -226,14 +232,28 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         context.close(promise: nil)
     }
 
-    /// Arms the timer that closes a connection whose preface or current request header block does not complete
-    /// within `headerTimeout` (a client trickling CONTINUATION frames, or one that never speaks HTTP/2).
+    /// Starts the clock on the connection preface or a request header block, which must complete within
+    /// `headerTimeout` (a client trickling CONTINUATION frames, or one that never speaks HTTP/2 is closed). Blocks
+    /// only stamp their deadline; one timer checks the stamp when it fires and re-arms itself for a later one, so a
+    /// busy connection schedules a timer per `headerTimeout`, not one per request (scheduling and cancelling two
+    /// timers per call showed up in GetContact's profile).
     private func armHeaderTimer() {
-        guard headerTimer == nil, let context else { return }
+        guard headerDeadline == nil else { return }
+        let deadline = NIODeadline.now() + .nanoseconds(configuration.headerTimeout.nanoseconds)
+        headerDeadline = deadline
+        if headerTimer == nil { scheduleHeaderTimer(at: deadline) }
+    }
+
+    private func scheduleHeaderTimer(at deadline: NIODeadline) {
+        guard let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        headerTimer = context.eventLoop.scheduleTask(in: .nanoseconds(configuration.headerTimeout.nanoseconds)) {
+        headerTimer = context.eventLoop.scheduleTask(deadline: deadline) {
             let handler = loopBound.value
             handler.headerTimer = nil
+            // Nothing pending: the next block arms the timer again.
+            guard let pending = handler.headerDeadline else { return }
+            if pending > .now() { return handler.scheduleHeaderTimer(at: pending) }
+            handler.headerDeadline = nil
             handler.logger.debug("closing connection: headers not received in time", metadata: ["peer": "\(handler.peer)"])
             handler.session.submitGoAway(lastStreamID: handler.session.lastProcessedStreamID, code: .protocolError)
             handler.closeAfterFlushing()
@@ -241,20 +261,33 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func disarmHeaderTimer() {
-        headerTimer?.cancel()
-        headerTimer = nil
+        headerDeadline = nil
     }
 
     // MARK: - Lifecycle timers
 
+    /// Starts the idle clock when the last call ends (and at connect). Like the header timer, calls only stamp the
+    /// time; the one timer re-arms itself for the rest of the period when it finds the connection was busy meanwhile.
     private func resetIdleTimer() {
-        idleTimer?.cancel()
-        idleTimer = nil
-        guard let idle = configuration.idleTimeout, streams.isEmpty, let context else { return }
+        guard let idle = configuration.idleTimeout, streams.isEmpty else {
+            idleSince = nil
+            return
+        }
+        let now = NIODeadline.now()
+        idleSince = now
+        if idleTimer == nil { scheduleIdleTimer(at: now + .nanoseconds(idle.nanoseconds)) }
+    }
+
+    private func scheduleIdleTimer(at deadline: NIODeadline) {
+        guard let idle = configuration.idleTimeout, let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(in: .nanoseconds(idle.nanoseconds)) {
+        idleTimer = context.eventLoop.scheduleTask(deadline: deadline) {
             let handler = loopBound.value
-            guard handler.streams.isEmpty else { return }
+            handler.idleTimer = nil
+            // Busy now: the last call's end starts the clock (and the timer) again.
+            guard let since = handler.idleSince, handler.streams.isEmpty else { return }
+            let due = since + .nanoseconds(idle.nanoseconds)
+            if due > .now() { return handler.scheduleIdleTimer(at: due) }
             handler.logger.debug("closing idle connection", metadata: ["peer": "\(handler.peer)"])
             handler.beginGracefulShutdown(deadline: .now())
         }
@@ -355,6 +388,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         for stream in streams.values {
             stream.task?.cancel()
             stream.deadlineTimer?.cancel()
+            stream.writeStallTimer?.cancel()
             stream.inbound?.finish(throwing: CancellationError())
             let waiters = stream.writeWaiters
             stream.writeWaiters = []
@@ -369,8 +403,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func session(_ session: NGHTTP2Session, beginHeadersOn streamID: Int32) {
         if streams[streamID] == nil {
             streams[streamID] = Stream(id: streamID, maxMessageSize: configuration.maxReceiveMessageSize)
-            idleTimer?.cancel()
-            idleTimer = nil
+            idleSince = nil
         }
         headerBlockStream = streamID
         armHeaderTimer()
@@ -577,6 +610,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             let closed = stream.machine.streamClosed(errorCode: errorCode)
         else { return }
         stream.deadlineTimer?.cancel()
+        stream.writeStallTimer?.cancel()
         budget.streamClosing(streamID)
         if headerBlockStream == streamID {
             // Reset while its header block (request headers or trailers) was being read, e.g. past the header
@@ -631,29 +665,65 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     fileprivate func write(
         _ message: ByteBuffer, compress: Bool?, on id: Int32, continuation: CheckedContinuation<Void, any Error>
     ) {
+        write(contentsOf: CollectionOfOne(message), compress: compress, on: id, continuation: continuation)
+    }
+
+    /// Queues the messages in order; resumes the writer at once while the stream's queue is under the high-water
+    /// mark, otherwise once the client has read it down (or the write-stall timeout resets the stream).
+    fileprivate func write<Messages: Collection<ByteBuffer>>(
+        contentsOf messages: Messages, compress: Bool?, on id: Int32, continuation: CheckedContinuation<Void, any Error>
+    ) {
         guard let stream = streams[id], stream.machine.canRespond else {
             continuation.resume(throwing: RPCError(code: .cancelled, message: "the call has ended"))
             return
         }
-        guard message.readableBytes <= configuration.maxSendMessageSize else {
-            continuation.resume(
-                throwing: RPCError(
-                    code: .resourceExhausted,
-                    message: "response message of \(message.readableBytes) bytes exceeds the limit of \(configuration.maxSendMessageSize)"))
-            return
-        }
-        do {
-            try sendMessage(message, compress: compress, on: stream)
-        } catch {
-            continuation.resume(throwing: error)
-            return
+        for message in messages {
+            guard message.readableBytes <= configuration.maxSendMessageSize else {
+                continuation.resume(
+                    throwing: RPCError(
+                        code: .resourceExhausted,
+                        message: "response message of \(message.readableBytes) bytes exceeds the limit of \(configuration.maxSendMessageSize)"))
+                scheduleFlush()
+                return
+            }
+            do {
+                try sendMessage(message, compress: compress, on: stream)
+            } catch {
+                continuation.resume(throwing: error)
+                scheduleFlush()
+                return
+            }
         }
         if session.queuedBytes(on: id) < configuration.streamWriteHighWatermark {
             continuation.resume()
         } else {
             stream.writeWaiters.append(continuation)
+            armWriteStallTimer(stream)
         }
         scheduleFlush()
+    }
+
+    /// A client that stops reading a response would otherwise hold its handler (and what the handler holds) for as
+    /// long as the connection lives: past the stall timeout the stream is reset, which ends the handler's writes.
+    private func armWriteStallTimer(_ stream: Stream) {
+        guard stream.writeStallTimer == nil, let timeout = configuration.streamWriteStallTimeout, let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let id = stream.id
+        stream.writeStallTimer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            let handler = loopBound.value
+            guard let stream = handler.streams[id] else { return }
+            stream.writeStallTimer = nil
+            guard !stream.writeWaiters.isEmpty else { return }
+            handler.logger.debug("stream reset: the client read no response bytes in time", metadata: ["stream_id": "\(id)"])
+            stream.task?.cancel()
+            let waiters = stream.writeWaiters
+            stream.writeWaiters = []
+            let error = RPCError(code: .cancelled, message: "the client stopped reading the response; the stream was reset")
+            waiters.forEach { $0.resume(throwing: error) }
+            // A reset, not trailers: trailers would wait behind the response bytes the client is not reading.
+            handler.session.resetStream(id, code: .cancel)
+            handler.flush()
+        }
     }
 
     private func sendHeadersIfNeeded(_ stream: Stream) {
@@ -695,6 +765,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard let stream = streams[streamID], remaining < configuration.streamWriteHighWatermark,
             !stream.writeWaiters.isEmpty
         else { return }
+        stream.writeStallTimer?.cancel()
+        stream.writeStallTimer = nil
         let waiters = stream.writeWaiters
         stream.writeWaiters = []
         waiters.forEach { $0.resume() }
@@ -776,6 +848,14 @@ private struct StreamResponseSink: ServerResponseSink {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             eventLoop.execute {
                 handler.value.write(message, compress: compress, on: streamID, continuation: continuation)
+            }
+        }
+    }
+
+    func write(contentsOf messages: [ByteBuffer], compress: Bool?) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            eventLoop.execute {
+                handler.value.write(contentsOf: messages, compress: compress, on: streamID, continuation: continuation)
             }
         }
     }

@@ -23,7 +23,7 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Grpc_Testing_StreamingOutputCallRequest.protoMessageName, { try decodeMessage(Grpc_Testing_StreamingOutputCallRequest.self, from: $0) }),
     // Switchboard_Common_V1_ChangeFeedService.watchAllChanges
     (Switchboard_Common_V1_WatchAllChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchAllChangesRequest.self, from: $0) }),
-    // Switchboard_Contacts_V1_ContactsService.watchChanges
+    // Switchboard_Contacts_V1_ContactsService.watchChanges, Switchboard_Organization_V1_OrganizationService.watchChanges
     (Switchboard_Common_V1_WatchChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchChangesRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.batchGetContacts
     (Switchboard_Contacts_V1_BatchGetContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BatchGetContactsRequest.self, from: $0) }),
@@ -45,4 +45,78 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_UndeleteContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_UndeleteContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.updateContact
     (Switchboard_Contacts_V1_UpdateContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_UpdateContactRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.addGroupMembers
+    (Switchboard_Organization_V1_AddGroupMembersRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_AddGroupMembersRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.batchGetOrganizations
+    (Switchboard_Organization_V1_BatchGetOrganizationsRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_BatchGetOrganizationsRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.createGroup
+    (Switchboard_Organization_V1_CreateGroupRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_CreateGroupRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.createMembership
+    (Switchboard_Organization_V1_CreateMembershipRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_CreateMembershipRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.createOrganization
+    (Switchboard_Organization_V1_CreateOrganizationRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_CreateOrganizationRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.createUnit
+    (Switchboard_Organization_V1_CreateUnitRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_CreateUnitRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.defineField
+    (Switchboard_Organization_V1_DefineFieldRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_DefineFieldRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.defineMembershipRole
+    (Switchboard_Organization_V1_DefineMembershipRoleRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_DefineMembershipRoleRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.deleteGroup
+    (Switchboard_Organization_V1_DeleteGroupRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_DeleteGroupRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.deleteMembership
+    (Switchboard_Organization_V1_DeleteMembershipRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_DeleteMembershipRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.deleteOrganization
+    (Switchboard_Organization_V1_DeleteOrganizationRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_DeleteOrganizationRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.deleteUnit
+    (Switchboard_Organization_V1_DeleteUnitRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_DeleteUnitRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.exportSubject
+    (Switchboard_Organization_V1_ExportSubjectRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ExportSubjectRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.getGroup
+    (Switchboard_Organization_V1_GetGroupRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_GetGroupRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.getMembership
+    (Switchboard_Organization_V1_GetMembershipRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_GetMembershipRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.getOrganization
+    (Switchboard_Organization_V1_GetOrganizationRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_GetOrganizationRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.getUnit
+    (Switchboard_Organization_V1_GetUnitRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_GetUnitRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.listAncestors
+    (Switchboard_Organization_V1_ListAncestorsRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ListAncestorsRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.listContactGroups
+    (Switchboard_Organization_V1_ListContactGroupsRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ListContactGroupsRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.listContactMemberships
+    (Switchboard_Organization_V1_ListContactMembershipsRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ListContactMembershipsRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.listFieldDefinitions
+    (Switchboard_Organization_V1_ListFieldDefinitionsRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ListFieldDefinitionsRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.listGroupMembers
+    (Switchboard_Organization_V1_ListGroupMembersRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ListGroupMembersRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.listGroups
+    (Switchboard_Organization_V1_ListGroupsRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ListGroupsRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.listMembershipRoles
+    (Switchboard_Organization_V1_ListMembershipRolesRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ListMembershipRolesRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.listOrganizationMembers
+    (Switchboard_Organization_V1_ListOrganizationMembersRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ListOrganizationMembersRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.listOrganizations
+    (Switchboard_Organization_V1_ListOrganizationsRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ListOrganizationsRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.listUnits
+    (Switchboard_Organization_V1_ListUnitsRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ListUnitsRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.removeGroupMembers
+    (Switchboard_Organization_V1_RemoveGroupMembersRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_RemoveGroupMembersRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.retireField
+    (Switchboard_Organization_V1_RetireFieldRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_RetireFieldRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.streamOrganizationTree
+    (Switchboard_Organization_V1_StreamOrganizationTreeRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_StreamOrganizationTreeRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.undeleteGroup
+    (Switchboard_Organization_V1_UndeleteGroupRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_UndeleteGroupRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.undeleteOrganization
+    (Switchboard_Organization_V1_UndeleteOrganizationRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_UndeleteOrganizationRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.undeleteUnit
+    (Switchboard_Organization_V1_UndeleteUnitRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_UndeleteUnitRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.updateGroup
+    (Switchboard_Organization_V1_UpdateGroupRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_UpdateGroupRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.updateMembership
+    (Switchboard_Organization_V1_UpdateMembershipRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_UpdateMembershipRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.updateOrganization
+    (Switchboard_Organization_V1_UpdateOrganizationRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_UpdateOrganizationRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.updateUnit
+    (Switchboard_Organization_V1_UpdateUnitRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_UpdateUnitRequest.self, from: $0) }),
 ]

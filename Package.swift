@@ -9,7 +9,7 @@ let serviceLinking: [LinkerSetting] = [.unsafeFlags(["-use-ld=lld", "-Xlinker", 
 
 /// A service in one line: its library (`Sources/<Module>`: Handlers, Domain, Store, Generated migrations), its
 /// executable (`Sources/<name>/main.swift`, a few lines) and its tests (`Tests/<Module>Tests`), all on the kit.
-func service(_ name: String, module: String, dependencies: [Target.Dependency] = []) -> [Target] {
+func service(_ name: String, module: String, dependencies: [Target.Dependency] = [], testDependencies: [Target.Dependency] = []) -> [Target] {
     [
         .target(
             name: module,
@@ -28,10 +28,17 @@ func service(_ name: String, module: String, dependencies: [Target.Dependency] =
             dependencies: [
                 .target(name: module), "SwitchboardServiceKitTestSupport", "SwitchboardTestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Logging", package: "swift-log"),
-            ],
+            ] + testDependencies,
             swiftSettings: strict),
     ]
 }
+
+/// The organization service follows the contacts feed (a client channel and a lifecycle service of its own), and its
+/// tests run a contacts service beside it.
+let organizationService = service(
+    "organization", module: "OrganizationService",
+    dependencies: ["SwitchboardHTTP2", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+    testDependencies: ["ContactsService"])
 
 let package = Package(
     name: "switchboard",
@@ -50,6 +57,7 @@ let package = Package(
         .executable(name: "interop-server", targets: ["interop-server"]),
         .executable(name: "echo-server", targets: ["echo-server"]),
         .executable(name: "contacts", targets: ["contacts"]),
+        .executable(name: "organization", targets: ["organization"]),
         .executable(name: "crmctl", targets: ["crmctl"]),
     ],
     dependencies: [
@@ -191,7 +199,7 @@ let package = Package(
         ),
 
         // The services, one line each (see `service(_:module:)` and services/README.md).
-    ] + service("contacts", module: "ContactsService") + [
+    ] + service("contacts", module: "ContactsService") + organizationService + [
         .target(
             name: "SwitchboardTestSupport",
             dependencies: [
@@ -254,7 +262,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardIntegrationTests",
-            dependencies: ["SwitchboardTestSupport"],
+            dependencies: ["SwitchboardTestSupport", .product(name: "NIOPosix", package: "swift-nio")],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),

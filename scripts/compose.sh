@@ -6,6 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 upper() { echo "$1" | tr 'a-z-' 'A-Z_'; }
+# The feeds a service follows (services/<name>/feeds: "SETTING=source-service" lines), as the source's compose address;
+# the service signs its own service tokens with the HS256 secret (it retries until the source is up).
+feeds() {
+    [ -f "services/$1/feeds" ] || return 0
+    echo "      # The feeds it follows (services/$1/feeds), with service tokens it signs itself with the secret above."
+    while IFS='=' read -r setting source; do
+        [[ -z "$setting" || "$setting" == \#* ]] && continue
+        printf '      %s: "%s:%s"\n' "$setting" "$source" "${SERVICE_GRPC_PORT[$source]}"
+    done < "services/$1/feeds"
+}
 {
 cat <<'HEAD'
 # DO NOT EDIT: written by scripts/compose.sh from services/index (`make generate`).
@@ -46,7 +56,7 @@ cat <<'PG'
       retries: 30
 PG
 for name in "${SERVICE_NAMES[@]}"; do
-    grpc=${SERVICE_GRPC_PORT[$name]} admin=${SERVICE_ADMIN_PORT[$name]} up=$(upper "$name")
+    grpc=${SERVICE_GRPC_PORT[$name]} admin=${SERVICE_ADMIN_PORT[$name]} up=$(upper "$name") extra=$(feeds "$name") NL=$'\n'
     cat <<SERVICE
 
   $name:
@@ -69,7 +79,7 @@ for name in "${SERVICE_NAMES[@]}"; do
       SWITCHBOARD_DATABASE_URL: host=postgres port=5432 dbname=switchboard user=${name}_service password=\${${up}_DB_PASSWORD:?set ${up}_DB_PASSWORD (the ${name}_service role password)}
       # Development signing secret (32 bytes or more); in production set a public key or JWKS file instead (the
       # service refuses to start with both).
-      SWITCHBOARD_JWT_HS256_SECRET: \${SWITCHBOARD_JWT_HS256_SECRET:?set SWITCHBOARD_JWT_HS256_SECRET (32 or more random bytes, e.g. openssl rand -hex 32)}
+      SWITCHBOARD_JWT_HS256_SECRET: \${SWITCHBOARD_JWT_HS256_SECRET:?set SWITCHBOARD_JWT_HS256_SECRET (32 or more random bytes, e.g. openssl rand -hex 32)}${extra:+$NL$extra}
     ports:
       - "127.0.0.1:$grpc:$grpc"
       - "127.0.0.1:$admin:$admin"

@@ -22,7 +22,7 @@ emit_c() { # emit_c <proto root> <target dir> <files...>
 emit_c "$PROTOS/plugin" Sources/CProtocPlugin google/protobuf/descriptor.proto google/protobuf/compiler/plugin.proto
 emit_c "$PROTOS" Sources/CSwitchboardProtos "${FILES[@]}"
 
-swift build -c release --product protoc-gen-switchboard ${SWIFT_BUILD_FLAGS:-} >&2
+swift build -c release --static-swift-stdlib --product protoc-gen-switchboard ${SWIFT_BUILD_FLAGS:-} >&2
 PLUGIN="$(swift build -c release --show-bin-path)/protoc-gen-switchboard"
 
 OUT=Sources/SwitchboardProtos/Generated

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 scripts/bootstrap.sh
-for product in "${SERVICE_NAMES[@]}" crmctl interop-server; do swift build -c release --product "$product" >&2; done
+for product in "${SERVICE_NAMES[@]}" crmctl interop-server; do swift build -c release --static-swift-stdlib --product "$product" >&2; done
 BIN="$(swift build -c release --show-bin-path)"
 mkdir -p .data/run
 
@@ -18,6 +18,9 @@ DB_ADMIN_URL="${ADMIN_URL/dbname=postgres/dbname=switchboard}"
 for name in "${SERVICE_NAMES[@]}"; do
     psql "$DB_ADMIN_URL" -q -v DBNAME=switchboard -f "services/$name/provision.sql" >/dev/null
 done
+
+# The project's own cluster has no Kerberos: libpq need not try GSS encryption on every connection.
+export PGGSSENCMODE=disable
 
 # A development signing secret, made once and kept in .data/ (never committed).
 [ -s .data/dev-jwt-secret ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > .data/dev-jwt-secret
@@ -35,6 +38,15 @@ start() { # start <name> <command...>
 
 grpc_port() { local v; v="$(service_var "$1")_PORT"; echo "${!v:-${SERVICE_GRPC_PORT[$1]}}"; }
 admin_port() { local v; v="$(service_var "$1")_ADMIN_PORT"; echo "${!v:-${SERVICE_ADMIN_PORT[$1]}}"; }
+# Where each service finds the feeds it follows (services/<name>/feeds: one "SETTING=service" line per feed); with
+# no token file set, a service signs its own short-lived service tokens with the development secret.
+for name in "${SERVICE_NAMES[@]}"; do
+    [ -f "services/$name/feeds" ] || continue
+    while IFS='=' read -r setting source; do
+        [[ -z "$setting" || "$setting" == \#* ]] && continue
+        export "$setting=127.0.0.1:$(grpc_port "$source")"
+    done < "services/$name/feeds"
+done
 for name in "${SERVICE_NAMES[@]}"; do
     SWITCHBOARD_GRPC_PORT="$(grpc_port "$name")" SWITCHBOARD_ADMIN_PORT="$(admin_port "$name")" \
         SWITCHBOARD_DATABASE_URL="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=switchboard user=${name}_service" \

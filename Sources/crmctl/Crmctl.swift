@@ -12,7 +12,7 @@ struct Crmctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crmctl",
         abstract: "Command-line client for Switchboard.",
-        subcommands: [Token.self, Contacts.self])
+        subcommands: [Token.self, Contacts.self, Orgs.self])
 }
 
 /// Connection options shared by every RPC command.
@@ -20,8 +20,9 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "host:port of the service (env CRMCTL_CONTACTS_ADDR).")
     var server: String = ProcessInfo.processInfo.environment["CRMCTL_CONTACTS_ADDR"] ?? "127.0.0.1:50061"
 
+    // Optional, and read from the environment only when used: a default would print the token in `--help`.
     @Option(help: "Bearer token (env CRMCTL_TOKEN); `crmctl token` mints development tokens.")
-    var token: String = ProcessInfo.processInfo.environment["CRMCTL_TOKEN"] ?? ""
+    var token: String?
 
     @Option(help: "Output: table, or json (the response in proto3 JSON, one object per line).")
     var output: OutputFormat = .table
@@ -30,14 +31,24 @@ struct ConnectionOptions: ParsableArguments {
     var timeout: Double = 10
 
     func client() throws -> (Switchboard_Contacts_V1_ContactsService_Client, CallOptions) {
-        let parts = server.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--server must be host:port") }
-        guard !token.isEmpty else { throw ValidationError("a token is required: pass --token or set CRMCTL_TOKEN (see `crmctl token`)") }
-        var options = CallOptions(timeout: .milliseconds(Int64(timeout * 1000)))
-        options.metadata.addString("Bearer \(token)", forKey: "authorization")
-        let channel = GRPCChannel(host: String(parts[0]), port: port)
-        return (Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: channel)), options)
+        let (host, port, options) = try callSettings(server: server, token: token, timeout: timeout)
+        return (Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: GRPCChannel(host: host, port: port))), options)
     }
+}
+
+/// The target and call options every RPC command uses: `--server` as host:port, the token (`--token` or
+/// CRMCTL_TOKEN) as a bearer credential, and `--timeout` within 1 ms to an hour.
+/// - Throws: `ValidationError` naming the option that is wrong.
+func callSettings(server: String, token: String?, timeout: Double) throws -> (host: String, port: Int, options: CallOptions) {
+    let parts = server.split(separator: ":")
+    guard parts.count == 2, let port = Int(parts[1]), (1...65535).contains(port) else { throw ValidationError("--server must be host:port") }
+    guard let token = token ?? ProcessInfo.processInfo.environment["CRMCTL_TOKEN"], !token.isEmpty else {
+        throw ValidationError("a token is required: pass --token or set CRMCTL_TOKEN (see `crmctl token`)")
+    }
+    guard timeout.isFinite, (0.001...3600).contains(timeout) else { throw ValidationError("--timeout must be from 0.001 to 3600 seconds") }
+    var options = CallOptions(timeout: .milliseconds(Int64(timeout * 1000)))
+    options.metadata.addString("Bearer \(token)", forKey: "authorization")
+    return (String(parts[0]), port, options)
 }
 
 enum OutputFormat: String, ExpressibleByArgument {

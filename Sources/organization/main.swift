@@ -1,0 +1,4 @@
+import OrganizationService
+import SwitchboardServiceKit
+
+await ServiceCommand<OrganizationService>.start()

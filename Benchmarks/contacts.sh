@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GetContact and CreateContact through the contacts service (h2load, gRPC over HTTP/2, JWT auth, RLS) side by side
 # with pgbench running the same SQL on the same database with 1,000,000 contacts; plus the service's idle RSS.
-#   Benchmarks/contacts.sh     (BENCH_SECONDS=10 per run, BENCH_ROUNDS=3 → A B C A B C ...)
+#   Benchmarks/contacts.sh     (BENCH_SECONDS=10 per run, BENCH_ROUNDS=3 → A B C A B C ..., BENCH_OPS="get create")
 # Two service processes run: "service" with the defaults (event loops: one per core less one — one here) and
 # "service-2loops" with SWITCHBOARD_EVENT_LOOP_THREADS=2 (one per core, NIO's usual choice) for comparison. Both use
 # 8 pooled connections and the default pipeline depth.
@@ -9,18 +9,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
+OPS="${BENCH_OPS:-get create}"
 PORT=50071
 WORK="$(mktemp -d)"
 trap 'kill $SVC_PID $SVC1_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-swift build -c release --product contacts >&2
-swift build -c release --product crmctl >&2
+swift build -c release --static-swift-stdlib --product contacts >&2
+swift build -c release --static-swift-stdlib --product crmctl >&2
 BIN="$(swift build -c release --show-bin-path)"
 # The second process: by default the same binary with two event loops; BENCH_SECOND_BIN (e.g. the contacts binary of
-# an earlier commit), BENCH_SECOND_LOOPS (0: the default) and BENCH_SECOND_NAME make it an A/B regression check.
+# an earlier commit), BENCH_SECOND_LOOPS (0: the default) and BENCH_SECOND_NAME make it an A/B regression check;
+# BENCH_SECOND_ENV adds settings to it (e.g. "SWITCHBOARD_DB_COALESCED_KEYS=1" measures reads without coalescing).
 SECOND_BIN="${BENCH_SECOND_BIN:-$BIN/contacts}"
 SECOND_LOOPS="${BENCH_SECOND_LOOPS:-2}"
 SECOND="${BENCH_SECOND_NAME:-service-2loops}"
+read -r -a SECOND_ENV <<<"${BENCH_SECOND_ENV:-}"
 ADMIN="$(scripts/postgres.sh start)"
 DB=switchboard_bench
 psql "$ADMIN" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 || psql "$ADMIN" -qc "CREATE DATABASE $DB"
@@ -49,7 +52,7 @@ SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$
     SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning "$BIN/contacts" >"$WORK/service.log" 2>&1 &
 SVC_PID=$!
 SWITCHBOARD_GRPC_PORT=$((PORT + 1)) SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
-    SWITCHBOARD_EVENT_LOOP_THREADS=$SECOND_LOOPS SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning \
+    SWITCHBOARD_EVENT_LOOP_THREADS=$SECOND_LOOPS SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning env "${SECOND_ENV[@]}" \
     "$SECOND_BIN" >"$WORK/second.log" 2>&1 &
 SVC1_PID=$!
 sleep 3
@@ -98,52 +101,72 @@ for rpc in GetContact:get CreateContact:create; do
     echo "$out" | grep -q "grpc-status: 0" || { echo "${rpc%%:*} failed:"; echo "$out" | tail -5; exit 1; } >&2
 done
 
-run_h2() { # run_h2 <name> <rpc> <body> [port]
+# Counters read around every run, so a regression in wake-ups or CPU shows up as a number: the machine's context
+# switches and CPU time (user + system + irq, without `nice`: a niced background job does not count) per call, and
+# the service process's own (all its threads).
+sys_counters() { awk '/^ctxt/ {c = $2} /^cpu / {t = $2 + $4 + $7 + $8} END {print c, t}' /proc/stat; }
+proc_counters() { # <pid>: context switches (every thread) and CPU ticks
+    local cs
+    cs="$(cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}')"
+    echo "$cs $(awk '{print $14 + $15}' /proc/"$1"/stat)"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+run_h2() { # run_h2 <name> <rpc> <body> <pid> [port]
     rm -f "$WORK/log"
-    local out
-    out="$(h2load -D "$SECONDS_PER_RUN" "${H2[@]}" --data="$WORK/$3.bin" --log-file="$WORK/log" "http://127.0.0.1:${4:-$PORT}$METHOD_PATH/$2")"
-    python3 - "$1" "$WORK/log" "$SECONDS_PER_RUN" "$out" <<'PY'
+    local out before after pbefore pafter
+    before="$(sys_counters)"
+    pbefore="$(proc_counters "$4")"
+    out="$(h2load -D "$SECONDS_PER_RUN" "${H2[@]}" --data="$WORK/$3.bin" --log-file="$WORK/log" "http://127.0.0.1:${5:-$PORT}$METHOD_PATH/$2")"
+    after="$(sys_counters)"
+    pafter="$(proc_counters "$4")"
+    python3 - "$1" "$WORK/log" "$SECONDS_PER_RUN" "$out" "$before" "$after" "$pbefore" "$pafter" "$TICK_US" <<'PY'
 import sys, re
 name, log, secs, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+(c0, t0), (c1, t1), (pc0, pt0), (pc1, pt1) = (map(int, a.split()) for a in sys.argv[5:9])
+tick = int(sys.argv[9])
 ok = int(re.search(r"(\d+) succeeded", out).group(1))
 d = sorted(int(l.split()[2]) for l in open(log) if l.strip())
 p = lambda q: d[min(len(d) - 1, int(q * len(d)))] / 1000.0
-print(f"RESULT {name} tps={ok / secs:.0f} p50_ms={p(0.5):.3f} p99_ms={p(0.99):.3f}")
+n = max(ok, 1)
+print(f"RESULT {name} tps={ok / secs:.0f} p50_ms={p(0.5):.3f} p99_ms={p(0.99):.3f} cs_per_call={(c1 - c0) / n:.2f}"
+      f" cpu_us_per_call={(t1 - t0) * tick / n:.1f} service_cs_per_call={(pc1 - pc0) / n:.2f}"
+      f" service_cpu_us_per_call={(pt1 - pt0) * tick / n:.1f}")
 PY
 }
 
 run_pgbench() { # run_pgbench <name> <script>
-    local out
-    out="$(pgbench -n -c 8 -j 2 -T "$SECONDS_PER_RUN" -M prepared -r -f "$WORK/$2.sql" "$SERVICE_URL" 2>/dev/null)"
-    local tps lat
-    tps="$(echo "$out" | grep -oP 'tps = \K[0-9.]+' | head -1)"
-    lat="$(echo "$out" | grep -oP 'latency average = \K[0-9.]+')"
-    echo "RESULT $1 tps=${tps%.*} avg_ms=$lat"
+    local before after
+    rm -rf "$WORK/pglog" && mkdir "$WORK/pglog"
+    before="$(sys_counters)"
+    (cd "$WORK/pglog" && pgbench -n -c 8 -j 2 -T "$SECONDS_PER_RUN" -M prepared -l -f "$WORK/$2.sql" "$SERVICE_URL" >/dev/null 2>&1)
+    after="$(sys_counters)"
+    python3 - "$1" "$WORK/pglog" "$SECONDS_PER_RUN" "$before" "$after" "$TICK_US" <<'PY'
+import sys, os
+name, logs, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+(c0, t0), (c1, t1) = (map(int, a.split()) for a in sys.argv[4:6])
+tick = int(sys.argv[6])
+# pgbench -l: one line per transaction, its latency in microseconds third.
+d = sorted(int(l.split()[2]) for f in os.listdir(logs) for l in open(os.path.join(logs, f)) if l.strip())
+p = lambda q: d[min(len(d) - 1, int(q * len(d)))] / 1000.0
+n = max(len(d), 1)
+print(f"RESULT {name} tps={len(d) / secs:.0f} p50_ms={p(0.5):.3f} p99_ms={p(0.99):.3f} cs_per_call={(c1 - c0) / n:.2f}"
+      f" cpu_us_per_call={(t1 - t0) * tick / n:.1f}")
+PY
 }
 
 RESULTS="$WORK/results"
-for ((round = 1; round <= ROUNDS; round++)); do
-    run_h2 service-get GetContact get | tee -a "$RESULTS"
+[[ " $OPS " == *" get "* ]] && for ((round = 1; round <= ROUNDS; round++)); do
+    run_h2 service-get GetContact get $SVC_PID | tee -a "$RESULTS"
     run_pgbench pgbench-get get | tee -a "$RESULTS"
-    run_h2 "$SECOND-get" GetContact get $((PORT + 1)) | tee -a "$RESULTS"
+    run_h2 "$SECOND-get" GetContact get $SVC1_PID $((PORT + 1)) | tee -a "$RESULTS"
 done
-for ((round = 1; round <= ROUNDS; round++)); do
-    run_h2 service-create CreateContact create | tee -a "$RESULTS"
+[[ " $OPS " == *" create "* ]] && for ((round = 1; round <= ROUNDS; round++)); do
+    run_h2 service-create CreateContact create $SVC_PID | tee -a "$RESULTS"
     run_pgbench pgbench-create create | tee -a "$RESULTS"
-    run_h2 "$SECOND-create" CreateContact create $((PORT + 1)) | tee -a "$RESULTS"
+    run_h2 "$SECOND-create" CreateContact create $SVC1_PID $((PORT + 1)) | tee -a "$RESULTS"
 done
 echo "RESULT idle-rss rss_mb=$((RSS_KB / 1024))" | tee -a "$RESULTS"
-python3 - "$RESULTS" "$SECOND" <<'PY'
-import sys, statistics, collections
-rows = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    parts = line.split()
-    rows[parts[1]].append(dict(p.split("=") for p in parts[2:]))
-med = {k: {f: statistics.median(float(r[f]) for r in v) for f in v[0]} for k, v in rows.items()}
-print("\nSUMMARY (medians)")
-for k, v in med.items(): print(k, " ".join(f"{f}={x:g}" for f, x in v.items()))
-for op in ("get", "create"):
-    for svc in ("service", sys.argv[2]):
-        s, p = med.get(f"{svc}-{op}"), med.get(f"pgbench-{op}")
-        if s and p: print(f"ratio {svc}/pgbench {op}: {s['tps'] / p['tps']:.2f}x")
-PY
+pairs=()
+for op in get create; do pairs+=("service-$op:pgbench-$op" "$SECOND-$op:pgbench-$op"); done
+python3 Benchmarks/summary.py "$RESULTS" "${pairs[@]}"

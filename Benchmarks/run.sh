@@ -15,7 +15,7 @@ WORK="$(mktemp -d)"
 trap 'kill $SB_PID $GS_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 command -v h2load >/dev/null || { echo "h2load missing: apt-get install nghttp2-client" >&2; exit 1; }
-swift build -c release --product echo-server >&2
+swift build -c release --static-swift-stdlib --product echo-server >&2
 SB_BIN="$(swift build -c release --show-bin-path)/echo-server"
 PEER_NAME="${BENCH_PEER_NAME:-grpc-swift-2}"
 if [ -n "${BENCH_PEER_BIN:-}" ]; then

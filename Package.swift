@@ -211,7 +211,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardRPCTests",
-            dependencies: ["SwitchboardRPC", "SwitchboardHTTP2", "SwitchboardProtos"],
+            dependencies: [
+                "SwitchboardRPC", "SwitchboardHTTP2", "SwitchboardProtos",
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

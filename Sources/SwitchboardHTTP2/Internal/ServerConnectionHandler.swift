@@ -64,6 +64,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Our own graceful shutdown has started (its force-close deadline is armed).
     private var gracefulShutdownStarted = false
     private var shutdownTimer: Scheduled<Void>?
+    /// The connection's clock: its event loop's, so timers compare against the time they are scheduled in (an
+    /// `EmbeddedEventLoop`'s virtual time in tests and fuzzing, where the wall clock would re-arm a timer forever).
+    private var now: NIODeadline { context?.eventLoop.now ?? .now() }
     /// Checks `headerDeadline` when it fires; armed while a header block may be pending.
     private var headerTimer: Scheduled<Void>?
     /// When the incomplete connection preface or request header block must be complete by; nil when none is pending.
@@ -103,6 +106,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        lastReadTime = context.eventLoop.now
         taskExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
         var settings = HTTP2Settings()
         settings.maxConcurrentStreams = UInt32(configuration.maxConcurrentStreams)
@@ -143,7 +147,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
-        lastReadTime = .now()
+        lastReadTime = now
         do {
             try session.receive(bytes)
         } catch {
@@ -239,7 +243,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// timers per call showed up in GetContact's profile).
     private func armHeaderTimer() {
         guard headerDeadline == nil else { return }
-        let deadline = NIODeadline.now() + .nanoseconds(configuration.headerTimeout.nanoseconds)
+        let deadline = now + .nanoseconds(configuration.headerTimeout.nanoseconds)
         headerDeadline = deadline
         if headerTimer == nil { scheduleHeaderTimer(at: deadline) }
     }
@@ -252,7 +256,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             handler.headerTimer = nil
             // Nothing pending: the next block arms the timer again.
             guard let pending = handler.headerDeadline else { return }
-            if pending > .now() { return handler.scheduleHeaderTimer(at: pending) }
+            if pending > handler.now { return handler.scheduleHeaderTimer(at: pending) }
             handler.headerDeadline = nil
             handler.logger.debug("closing connection: headers not received in time", metadata: ["peer": "\(handler.peer)"])
             handler.session.submitGoAway(lastStreamID: handler.session.lastProcessedStreamID, code: .protocolError)
@@ -273,7 +277,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             idleSince = nil
             return
         }
-        let now = NIODeadline.now()
+        let now = self.now
         idleSince = now
         if idleTimer == nil { scheduleIdleTimer(at: now + .nanoseconds(idle.nanoseconds)) }
     }
@@ -287,9 +291,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             // Busy now: the last call's end starts the clock (and the timer) again.
             guard let since = handler.idleSince, handler.streams.isEmpty else { return }
             let due = since + .nanoseconds(idle.nanoseconds)
-            if due > .now() { return handler.scheduleIdleTimer(at: due) }
+            if due > handler.now { return handler.scheduleIdleTimer(at: due) }
             handler.logger.debug("closing idle connection", metadata: ["peer": "\(handler.peer)"])
-            handler.beginGracefulShutdown(deadline: .now())
+            handler.beginGracefulShutdown(deadline: handler.now)
         }
     }
 
@@ -303,7 +307,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let period = TimeAmount.nanoseconds(interval.nanoseconds)
         keepaliveTimer = context.eventLoop.scheduleTask(in: delay ?? period) {
             let handler = loopBound.value
-            let quiet = NIODeadline.now() - handler.lastReadTime
+            let quiet = handler.now - handler.lastReadTime
             if quiet < period {
                 handler.scheduleKeepalive(in: period - quiet)
                 return
@@ -337,7 +341,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func sessionReceivedPing(_ session: NGHTTP2Session) {
         // Ping-abuse policy as in gRPC: while we send nothing, PINGs closer together than minPingInterval earn
         // strikes; too many and the client is told to calm down.
-        let now = NIODeadline.now()
+        let now = self.now
         if let last = lastPingReceived, now - last < .nanoseconds(configuration.minPingInterval.nanoseconds) {
             pingStrikes += 1
             if pingStrikes > configuration.maxPingStrikes {

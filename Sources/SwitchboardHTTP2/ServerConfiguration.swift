@@ -28,9 +28,10 @@ public struct ServerConfiguration: Sendable {
     public var maxPingStrikes: Int
     /// Queued response bytes per stream above which a handler's write waits.
     public var streamWriteHighWatermark: Int
-    /// Longest a handler's write may wait for the client to read (to take queued response bytes below
-    /// ``streamWriteHighWatermark``); past it the stream is reset and the handler's write throws, so a client that
-    /// stops reading cannot hold a handler, and whatever it holds (a database connection, say), for ever. nil: no limit.
+    /// Longest a handler's write may wait while the client reads none of the stream's queued response bytes; past it
+    /// the stream is reset and the handler's write throws, so a client that stops reading cannot hold a handler, and
+    /// whatever it holds (a database connection, say), for ever. A client that reads slowly but steadily is not reset,
+    /// however long it takes. nil: no limit.
     public var streamWriteStallTimeout: Duration?
     /// Largest request header block (name + value + 32 bytes per field, as HTTP/2 counts), advertised as
     /// SETTINGS_MAX_HEADER_LIST_SIZE and enforced: a larger block resets its stream.

@@ -203,17 +203,18 @@ struct LifecycleTests {
             #expect(probe.written.current < 60)
             #expect(result != nil, "the stream completed although it was reset")
         }
-        // A reader that keeps up is never reset, however long the stream runs.
-        try await withServerAndClient(services: [probe], configure: { $0.streamWriteStallTimeout = .milliseconds(300) }) { client, _ in
+        // A reader that reads slowly but steadily is never reset, however long the stream runs: here about 2 s of
+        // pauses against a 500 ms stall timeout, with the handler's writes waiting on the client throughout.
+        try await withServerAndClient(services: [probe], configure: { $0.streamWriteStallTimeout = .milliseconds(500) }) { client, _ in
             var request = Grpc_Testing_StreamingOutputCallRequest()
-            request.responseParameters = Array(repeating: Grpc_Testing_ResponseParameters(), count: 200)
+            request.responseParameters = Array(repeating: Grpc_Testing_ResponseParameters(), count: 400)
             try await Grpc_Testing_TestService_Client(client: client).streamingOutputCall(request) { responses in
                 var count = 0
                 for try await _ in responses {
                     count += 1
-                    if count % 50 == 0 { try await Task.sleep(for: .milliseconds(100)) }
+                    if count % 20 == 0 { try await Task.sleep(for: .milliseconds(100)) }
                 }
-                #expect(count == 200)
+                #expect(count == 400)
             }
         }
     }

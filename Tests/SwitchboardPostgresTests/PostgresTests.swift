@@ -341,11 +341,14 @@ struct PostgresTests {
     func sharedCancellation() async throws {
         let pool = Self.sharingPool(maxConnections: 1)
         defer { pool.close() }
-        let slow = Task { try await pool.query("SELECT pg_sleep(0.3)::text AS slept, 7 AS n") }
-        try await Task.sleep(for: .milliseconds(50))
+        let observer = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
+        defer { observer.close() }
+        let sql = "SELECT pg_sleep(1)::text AS slept, 7 AS n"
+        let slow = Task { try await pool.query(sql) }
+        // On the server before the second call is made, however loaded the host (a fixed sleep was not always enough).
+        try await eventually { try await isActive(sql, observer) }
         let queued = Task { try await pool.query("SELECT 8 AS n") }
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(pool.statistics.sharedCalls == 1)
+        try await eventually { pool.statistics.sharedCalls == 1 }
         queued.cancel()
         #expect(try await slow.value.first?.int("n") == 7)
         _ = try? await queued.value
@@ -359,8 +362,14 @@ struct PostgresTests {
         configuration.sharedStallLimit = .milliseconds(5)
         let pool = PostgresPool(configuration: configuration)
         defer { pool.close() }
-        let slow = Task { try await pool.query("SELECT pg_backend_pid() AS pid, pg_sleep(0.3)::text AS slept") }
-        try await Task.sleep(for: .milliseconds(50))
+        let observer = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 1))
+        defer { observer.close() }
+        let sql = "SELECT pg_backend_pid() AS pid, pg_sleep(1)::text AS slept"
+        let slow = Task { try await pool.query(sql) }
+        // Running on the server, and for longer than the stall limit, when the quick call arrives: a fixed sleep
+        // after starting the task was not always enough on a loaded host.
+        try await eventually { try await isActive(sql, observer) }
+        try await Task.sleep(for: .milliseconds(20))
         let quick = try await pool.query("SELECT pg_backend_pid() AS pid").first!.int("pid")
         #expect(try await slow.value.first!.int("pid") != quick)
         #expect(pool.statistics.sharedCalls == 0)

@@ -43,6 +43,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         var writeWaiters: [CheckedContinuation<Void, any Error>] = []
         /// Armed while writers wait for the client to read (``ServerConfiguration/streamWriteStallTimeout``).
         var writeStallTimer: Scheduled<Void>?
+        /// When response bytes last left this stream's queue: a client that reads slowly but steadily is never reset.
+        var lastDrained: NIODeadline?
 
         init(id: Int32, maxMessageSize: Int) {
             self.id = id
@@ -708,16 +710,27 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     /// A client that stops reading a response would otherwise hold its handler (and what the handler holds) for as
-    /// long as the connection lives: past the stall timeout the stream is reset, which ends the handler's writes.
+    /// long as the connection lives: once no response bytes have left the stream for the stall timeout while a
+    /// writer waits, the stream is reset, which ends the handler's writes. Progress only stamps `lastDrained`; the
+    /// timer re-arms itself for the rest of the period when it finds the client read meanwhile.
     private func armWriteStallTimer(_ stream: Stream) {
-        guard stream.writeStallTimer == nil, let timeout = configuration.streamWriteStallTimeout, let context else { return }
+        guard stream.writeStallTimer == nil, let timeout = configuration.streamWriteStallTimeout else { return }
+        stream.lastDrained = now
+        scheduleWriteStallTimer(stream, at: now + .nanoseconds(timeout.nanoseconds))
+    }
+
+    private func scheduleWriteStallTimer(_ stream: Stream, at deadline: NIODeadline) {
+        guard let timeout = configuration.streamWriteStallTimeout, let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let id = stream.id
-        stream.writeStallTimer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+        stream.writeStallTimer = context.eventLoop.scheduleTask(deadline: deadline) {
             let handler = loopBound.value
             guard let stream = handler.streams[id] else { return }
             stream.writeStallTimer = nil
             guard !stream.writeWaiters.isEmpty else { return }
+            if let drained = stream.lastDrained, drained + .nanoseconds(timeout.nanoseconds) > handler.now {
+                return handler.scheduleWriteStallTimer(stream, at: drained + .nanoseconds(timeout.nanoseconds))
+            }
             handler.logger.debug("stream reset: the client read no response bytes in time", metadata: ["stream_id": "\(id)"])
             stream.task?.cancel()
             let waiters = stream.writeWaiters
@@ -766,9 +779,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func session(_ session: NGHTTP2Session, didDrainOutboundOn streamID: Int32, remaining: Int) {
-        guard let stream = streams[streamID], remaining < configuration.streamWriteHighWatermark,
-            !stream.writeWaiters.isEmpty
-        else { return }
+        guard let stream = streams[streamID], !stream.writeWaiters.isEmpty else { return }
+        guard remaining < configuration.streamWriteHighWatermark else {
+            stream.lastDrained = now
+            return
+        }
         stream.writeStallTimer?.cancel()
         stream.writeStallTimer = nil
         let waiters = stream.writeWaiters

@@ -196,6 +196,19 @@ extension FeedConsumer {
             ])
     }
 
+    /// Deletes set-aside events recorded more than `days` ago, across tenants (through the table's `retention_purge`
+    /// policy); the service runner calls it hourly with the change feed's retention.
+    /// - Returns: how many were deleted.
+    @discardableResult
+    public static func purgeSetAside(olderThan days: Int, schema: String, pool: PostgresPool) async throws -> Int {
+        try await pool.transaction(settings: ["app.retention_purge": "on"]) { connection in
+            try await connection.query(
+                "DELETE FROM \(schema).feed_dead_letters WHERE recorded_at < now() - make_interval(days => $1::int)",
+                [.int(Int64(days))]
+            ).affectedRows
+        }
+    }
+
     /// Deletes the set-aside events of one resource (an erased person's, say), in the caller's transaction, whose
     /// `app.tenant_id` must be the tenant's.
     /// - Returns: how many were deleted.

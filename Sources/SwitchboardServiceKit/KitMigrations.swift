@@ -17,6 +17,7 @@ public enum KitMigrations {
             Migration(version: 2, name: "cross_tenant_feed", sql: crossTenantFeed),
             Migration(version: 3, name: "feed_cursors", sql: feedCursors),
             Migration(version: 4, name: "feed_dead_letters", sql: feedDeadLetters),
+            Migration(version: 5, name: "feed_dead_letters_retention", sql: feedDeadLettersRetention),
         ].map { Migration(version: $0.version, name: $0.name, sql: $0.sql.replacingSchema(with: schema)) }
     }
 
@@ -134,6 +135,16 @@ public enum KitMigrations {
         CREATE POLICY tenant_isolation ON {schema}.feed_dead_letters
             USING (tenant_id = current_setting('app.tenant_id', true))
             WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+        """
+
+    // Set-aside events are kept for an operator to inspect, but not for ever (they hold the event's payload): retention
+    // pruning reaches them across tenants the same way it reaches the change feed.
+    static let feedDeadLettersRetention = """
+        CREATE POLICY retention_purge ON {schema}.feed_dead_letters FOR DELETE
+            USING (current_setting('app.retention_purge', true) = 'on');
+        CREATE POLICY retention_purge_read ON {schema}.feed_dead_letters FOR SELECT
+            USING (current_setting('app.retention_purge', true) = 'on');
+        CREATE INDEX feed_dead_letters_by_time ON {schema}.feed_dead_letters (recorded_at);
         """
 }
 

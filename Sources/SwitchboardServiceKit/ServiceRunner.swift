@@ -249,7 +249,7 @@ struct GRPCServerService: Service {
     }
 }
 
-/// Prunes change-feed history and idempotency keys older than their retention periods, hourly.
+/// Prunes change-feed history, set-aside feed events and idempotency keys older than their retention periods, hourly.
 struct RetentionService: Service {
     let feed: ChangeFeed
     let idempotency: Idempotency
@@ -267,6 +267,12 @@ struct RetentionService: Service {
                     if removed > 0 { logger.info("pruned change feed", metadata: ["rows": "\(removed)"]) }
                 } catch {
                     logger.warning("change-feed pruning failed", metadata: ["error": "\(error)"])
+                }
+                do {
+                    let removed = try await FeedConsumer.purgeSetAside(olderThan: days, schema: feed.schema, pool: pool)
+                    if removed > 0 { logger.info("pruned set-aside feed events", metadata: ["rows": "\(removed)"]) }
+                } catch {
+                    logger.warning("set-aside feed event pruning failed", metadata: ["error": "\(error)"])
                 }
                 do {
                     let removed = try await idempotency.purge(olderThan: idempotencyHours, pool: pool)

@@ -249,6 +249,14 @@ final class ContactsFeedTests {
             try await projection.apply([ContactChange(tenantID: t, contactID: broken, sequence: 5, kind: .erased(request: "e-1"))], on: c)
         }
         #expect(try await setAside(as: t) == ["\(selfMerged.lowercaseText):3"])
+        // Retention: only events older than the period are pruned, across tenants, and only by the purge.
+        #expect(try await FeedConsumer.purgeSetAside(olderThan: 90, schema: "organization", pool: organization.pool) == 0)
+        try await organization.pool.query(
+            settings: ["app.tenant_id": t], "UPDATE organization.feed_dead_letters SET recorded_at = now() - interval '91 days'")
+        let stray = try await organization.pool.query(settings: ["app.tenant_id": other], "DELETE FROM organization.feed_dead_letters")
+        #expect(stray.affectedRows == 0)
+        #expect(try await FeedConsumer.purgeSetAside(olderThan: 90, schema: "organization", pool: organization.pool) == 1)
+        #expect(try await setAside(as: t).isEmpty)
     }
 
     @Test("a consumer killed mid-batch leaves only whole batches behind; the next one resumes and loses nothing")

@@ -47,7 +47,8 @@ public enum ContactsService: ServiceDefinition {
             grpcServices: [Switchboard_Contacts_V1_ContactsService.serviceName],
             requiredRoles: [
                 M.createContact: .user, M.updateContact: .user, M.deleteContact: .user, M.undeleteContact: .user,
-                M.getContact: .readOnly, M.batchGetContacts: .readOnly, M.listContacts: .readOnly, M.watchChanges: .readOnly,
+                M.getContact: .readOnly, M.batchGetContacts: .readOnly, M.lookupContacts: .readOnly, M.listContacts: .readOnly,
+                M.watchChanges: .readOnly,
                 M.listFieldDefinitions: .readOnly, M.defineField: .admin, M.retireField: .admin,
             ],
             feedBatchBytes: limits.pageBytes,

@@ -49,6 +49,18 @@ public struct ContactRows: Sendable {
     }
 }
 
+/// One value of a lookup and the contacts holding it.
+public struct ContactMatch: Sendable, Hashable {
+    /// The value as asked.
+    public var query: String
+    /// The form it was matched by: a lower-cased address or an E.164 number.
+    public var normalized: String
+    /// Live contacts holding it, ascending, at most ``ContactsDomain/maxLookupMatches``.
+    public var contactIDs: [UUID]
+    /// More contacts hold it than `contactIDs` lists.
+    public var truncated: Bool
+}
+
 /// Persistence of contacts. Every call runs inside the actor's tenant; implementations must not see other
 /// tenants' rows (the PostgreSQL store relies on row-level security for that, not only on its WHERE clauses).
 public protocol ContactStore: Sendable {
@@ -62,6 +74,9 @@ public protocol ContactStore: Sendable {
     func fetch(id: UUID, actor: Actor) async throws -> ContactRecord?
     /// Contacts by id, deleted ones left out.
     func fetch(ids: [UUID], actor: Actor) async throws -> [ContactRecord]
+    /// The live contacts holding each lower-cased address and each E.164 number: per value, the ids in ascending order,
+    /// at most `limit` + 1 of them (so the caller can tell more exist).
+    func lookup(emails: [String], phones: [String], limit: Int, actor: Actor) async throws -> (emails: [String: [UUID]], phones: [String: [UUID]])
     /// Replaces a contact's data if its version is still `expectedVersion` (`ContactsError.etagMismatch` otherwise).
     func replace(
         id: UUID, expectedVersion: Int64, data: ContactData, changedFields: [String], actor: Actor,

@@ -26,6 +26,59 @@ public struct ContactsDomain: Sendable {
         return try await store.insert(data, actor: actor, write: write)
     }
 
+    /// Most emails and phones one lookup may ask for, together.
+    public static let maxLookupValues = 100
+    /// Most contact ids returned for one value (a shared phone number).
+    public static let maxLookupMatches = 20
+
+    /// The live contacts holding each email address (case-insensitively) and each phone number (by its E.164 form),
+    /// one match per value in the order asked. A value that is not an email address or an international phone number
+    /// is INVALID_ARGUMENT naming it.
+    public func lookup(emails: [String], phones: [String], actor: Actor) async throws -> (emails: [ContactMatch], phones: [ContactMatch]) {
+        let count = emails.count + phones.count
+        guard count > 0 else {
+            throw ContactsError.invalid([Violation("emails", "give at least one email address or phone number", reason: "REQUIRED")])
+        }
+        guard count <= Self.maxLookupValues else {
+            throw ContactsError.invalid([
+                Violation("emails", "at most \(Self.maxLookupValues) emails and phones together (\(count) given)", reason: "TOO_MANY")
+            ])
+        }
+        var violations: [Violation] = []
+        let addresses = emails.enumerated().map { i, email in
+            let address = email.trimmingSpaces
+            guard ContactRules.isValidEmail(address) else {
+                violations.append(Violation("emails[\(i)]", "\(ContactRules.excerpt(email)) is not an email address", reason: "INVALID_FORMAT"))
+                return ""
+            }
+            return address.lowercased()
+        }
+        let numbers = phones.enumerated().map { i, phone in
+            // The same bound as a stored number's, before any work on the text.
+            guard phone.utf8.count <= 64, let e164 = ContactRules.normalizePhone(phone) else {
+                violations.append(
+                    Violation(
+                        "phones[\(i)]", "\(ContactRules.excerpt(phone)) is not a phone number with its country code (e.g. +49 30 1234567)",
+                        reason: "INVALID_FORMAT"))
+                return ""
+            }
+            return e164
+        }
+        guard violations.isEmpty else { throw ContactsError.invalid(violations) }
+        let found = try await store.lookup(
+            emails: Array(Set(addresses)).sorted(), phones: Array(Set(numbers)).sorted(), limit: Self.maxLookupMatches, actor: actor)
+        func match(_ query: String, _ normalized: String, _ ids: [UUID]?) -> ContactMatch {
+            let ids = ids ?? []
+            return ContactMatch(
+                query: query, normalized: normalized, contactIDs: Array(ids.prefix(Self.maxLookupMatches)),
+                truncated: ids.count > Self.maxLookupMatches)
+        }
+        return (
+            zip(emails, addresses).map { match($0, $1, found.emails[$1]) },
+            zip(phones, numbers).map { match($0, $1, found.phones[$1]) }
+        )
+    }
+
     /// A live contact (or a deleted one when asked).
     public func get(id: UUID, includeDeleted: Bool, actor: Actor) async throws -> ContactRecord {
         guard let record = try await store.fetch(id: id, actor: actor), includeDeleted || record.deletedAt == nil else {

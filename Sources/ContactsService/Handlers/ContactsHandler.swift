@@ -101,6 +101,24 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         return response
     }
 
+    public func lookupContacts(
+        request: Switchboard_Contacts_V1_LookupContactsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_LookupContactsResponse {
+        let found = try await domain.lookup(emails: request.emails, phones: request.phones, actor: try context.actor())
+        func proto(_ match: ContactMatch) -> Switchboard_Contacts_V1_ContactMatch {
+            var m = Switchboard_Contacts_V1_ContactMatch()
+            m.query = match.query
+            m.normalized = match.normalized
+            m.contactIds = match.contactIDs.map(\.lowercaseText)
+            m.truncated = match.truncated
+            return m
+        }
+        var response = Switchboard_Contacts_V1_LookupContactsResponse()
+        response.emails = found.emails.map(proto)
+        response.phones = found.phones.map(proto)
+        return response
+    }
+
     public func updateContact(request: Switchboard_Contacts_V1_UpdateContactRequest, context: ServerContext) async throws -> Proto {
         guard let contact = request.contact else {
             throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])

@@ -255,6 +255,40 @@ public struct PostgresContactStore: ContactStore {
         ).map(Self.record)
     }
 
+    public func lookup(
+        emails: [String], phones: [String], limit: Int, actor: Actor
+    ) async throws -> (emails: [String: [UUID]], phones: [String: [UUID]]) {
+        // One statement: addresses through contact_emails (live contacts only, by its key), numbers through the GIN index
+        // on the phones' E.164 forms (migration 005), each value's ids cut to limit + 1.
+        let rows = try await read(
+            actor,
+            """
+            SELECT kind, value, contact_id FROM (
+                SELECT kind, value, contact_id, row_number() OVER (PARTITION BY kind, value ORDER BY contact_id) AS n FROM (
+                    SELECT 'e' AS kind, address AS value, contact_id FROM contacts.contact_emails
+                    WHERE tenant_id = $1 AND address = ANY($2::text[])
+                    UNION ALL
+                    SELECT DISTINCT 'p', number.value, c.id FROM contacts.contacts c
+                    CROSS JOIN LATERAL jsonb_array_elements_text(jsonb_path_query_array(c.phones, '$[*].e164')) AS number(value)
+                    WHERE c.tenant_id = $1 AND c.deleted_at IS NULL
+                      AND jsonb_path_query_array(c.phones, '$[*].e164') ?| $3::text[] AND number.value = ANY($3::text[])
+                ) matches
+            ) numbered
+            WHERE n <= $4 ORDER BY kind, value, contact_id
+            """,
+            [
+                .text(actor.tenantID), .array(emails.map(PostgresValue.text), elementType: .text),
+                .array(phones.map(PostgresValue.text), elementType: .text), .int(Int64(limit + 1)),
+            ])
+        var found: (emails: [String: [UUID]], phones: [String: [UUID]]) = ([:], [:])
+        for row in rows {
+            let value = try row.string("value")
+            let id = try row.uuid("contact_id")
+            if try row.string("kind") == "e" { found.emails[value, default: []].append(id) } else { found.phones[value, default: []].append(id) }
+        }
+        return found
+    }
+
     public func replace(
         id: UUID, expectedVersion: Int64, data: ContactData, changedFields: [String], actor: Actor, write: WriteOptions<ContactRecord>
     ) async throws -> WriteOutcome<ContactRecord> {

@@ -634,6 +634,179 @@ public struct Switchboard_Contacts_V1_BatchGetContactsResponse: ProtoMessage, _C
     }
 }
 
+/// The `switchboard.contacts.v1.LookupContactsRequest` message.
+public struct Switchboard_Contacts_V1_LookupContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.LookupContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.LookupContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__lookup_contacts_request__init)
+
+    /// Field `emails` = 1.
+    public var emails: [String] = []
+
+    /// Field `phones` = 2.
+    public var phones: [String] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.emails = r.repeatedString(0)
+        self.phones = r.repeatedString(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedString(0, emails)
+        w.setRepeatedString(1, phones)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "emails", self.emails)
+        e.field(&o, "phones", self.phones)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "emails": try d.field(1, "emails", value, &self.emails)
+            case "phones": try d.field(2, "phones", value, &self.phones)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ContactMatch` message.
+public struct Switchboard_Contacts_V1_ContactMatch: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ContactMatch`.
+    public static let protoMessageName = "switchboard.contacts.v1.ContactMatch"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__contact_match__init)
+
+    /// Field `query` = 1.
+    public var query: String = ""
+
+    /// Field `normalized` = 2.
+    public var normalized: String = ""
+
+    /// Field `contact_ids` = 3.
+    public var contactIds: [String] = []
+
+    /// Field `truncated` = 4.
+    public var truncated: Bool = false
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.query = r.string(0)
+        self.normalized = r.string(1)
+        self.contactIds = r.repeatedString(2)
+        self.truncated = r.bool(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, query)
+        w.setString(1, normalized)
+        w.setRepeatedString(2, contactIds)
+        w.setBool(3, truncated)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "query", self.query)
+        e.field(&o, "normalized", self.normalized)
+        e.field(&o, "contactIds", self.contactIds)
+        e.field(&o, "truncated", self.truncated)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "query": try d.field(1, "query", value, &self.query)
+            case "normalized": try d.field(2, "normalized", value, &self.normalized)
+            case "contactIds", "contact_ids": try d.field(3, "contactIds", value, &self.contactIds)
+            case "truncated": try d.field(4, "truncated", value, &self.truncated)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.LookupContactsResponse` message.
+public struct Switchboard_Contacts_V1_LookupContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.LookupContactsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.LookupContactsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__lookup_contacts_response__init)
+
+    /// Field `emails` = 1.
+    public var emails: [Switchboard_Contacts_V1_ContactMatch] = []
+
+    /// Field `phones` = 2.
+    public var phones: [Switchboard_Contacts_V1_ContactMatch] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.emails = r.repeatedMessage(0)
+        self.phones = r.repeatedMessage(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, emails)
+        w.setRepeatedMessage(1, phones)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "emails", self.emails)
+        try e.field(&o, "phones", self.phones)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "emails": try d.field(1, "emails", value, &self.emails)
+            case "phones": try d.field(2, "phones", value, &self.phones)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.contacts.v1.UpdateContactRequest` message.
 public struct Switchboard_Contacts_V1_UpdateContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.UpdateContactRequest`.
@@ -1383,6 +1556,8 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let getContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "GetContact", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/BatchGetContacts`.
         public static let batchGetContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "BatchGetContacts", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/LookupContacts`.
+        public static let lookupContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "LookupContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/UpdateContact`.
         public static let updateContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "UpdateContact", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/DeleteContact`.
@@ -1401,7 +1576,7 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let watchChanges = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.getContact, Method.batchGetContacts, Method.updateContact, Method.deleteContact, Method.undeleteContact, Method.listContacts, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.undeleteContact, Method.listContacts, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
@@ -1412,6 +1587,8 @@ public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCServ
     func getContact(request: Switchboard_Contacts_V1_GetContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
     /// Handles `BatchGetContacts`.
     func batchGetContacts(request: Switchboard_Contacts_V1_BatchGetContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_BatchGetContactsResponse
+    /// Handles `LookupContacts`.
+    func lookupContacts(request: Switchboard_Contacts_V1_LookupContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_LookupContactsResponse
     /// Handles `UpdateContact`.
     func updateContact(request: Switchboard_Contacts_V1_UpdateContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
     /// Handles `DeleteContact`.
@@ -1436,6 +1613,7 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.createContact) { try await self.createContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.getContact) { try await self.getContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.batchGetContacts) { try await self.batchGetContacts(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.lookupContacts) { try await self.lookupContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.updateContact) { try await self.updateContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.deleteContact) { try await self.deleteContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.undeleteContact) { try await self.undeleteContact(request: $0, context: $1) }
@@ -1468,6 +1646,11 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
     /// Calls `BatchGetContacts`.
     public func batchGetContacts(_ request: Switchboard_Contacts_V1_BatchGetContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_BatchGetContactsResponse {
         try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.batchGetContacts, request, options: options)
+    }
+
+    /// Calls `LookupContacts`.
+    public func lookupContacts(_ request: Switchboard_Contacts_V1_LookupContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_LookupContactsResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.lookupContacts, request, options: options)
     }
 
     /// Calls `UpdateContact`.

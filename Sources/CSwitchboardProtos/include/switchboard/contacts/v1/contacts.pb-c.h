@@ -28,6 +28,9 @@ typedef struct Switchboard__Contacts__V1__CreateContactRequest Switchboard__Cont
 typedef struct Switchboard__Contacts__V1__GetContactRequest Switchboard__Contacts__V1__GetContactRequest;
 typedef struct Switchboard__Contacts__V1__BatchGetContactsRequest Switchboard__Contacts__V1__BatchGetContactsRequest;
 typedef struct Switchboard__Contacts__V1__BatchGetContactsResponse Switchboard__Contacts__V1__BatchGetContactsResponse;
+typedef struct Switchboard__Contacts__V1__LookupContactsRequest Switchboard__Contacts__V1__LookupContactsRequest;
+typedef struct Switchboard__Contacts__V1__ContactMatch Switchboard__Contacts__V1__ContactMatch;
+typedef struct Switchboard__Contacts__V1__LookupContactsResponse Switchboard__Contacts__V1__LookupContactsResponse;
 typedef struct Switchboard__Contacts__V1__UpdateContactRequest Switchboard__Contacts__V1__UpdateContactRequest;
 typedef struct Switchboard__Contacts__V1__DeleteContactRequest Switchboard__Contacts__V1__DeleteContactRequest;
 typedef struct Switchboard__Contacts__V1__UndeleteContactRequest Switchboard__Contacts__V1__UndeleteContactRequest;
@@ -240,6 +243,72 @@ struct  Switchboard__Contacts__V1__BatchGetContactsResponse
 };
 #define SWITCHBOARD__CONTACTS__V1__BATCH_GET_CONTACTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__batch_get_contacts_response__descriptor) \
+    , 0,NULL, 0,NULL }
+
+
+struct  Switchboard__Contacts__V1__LookupContactsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Email addresses to match, case-insensitively (surrounding spaces ignored). Together with phones: 1 to 100 values.
+   */
+  size_t n_emails;
+  char **emails;
+  /*
+   * Phone numbers to match by their E.164 form: international format with the country code ("+49 30 1234567",
+   * "0049 30 1234567" and "+49301234567" are one number).
+   */
+  size_t n_phones;
+  char **phones;
+};
+#define SWITCHBOARD__CONTACTS__V1__LOOKUP_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__lookup_contacts_request__descriptor) \
+    , 0,NULL, 0,NULL }
+
+
+struct  Switchboard__Contacts__V1__ContactMatch
+{
+  ProtobufCMessage base;
+  /*
+   * The email or phone as asked.
+   */
+  char *query;
+  /*
+   * The form it was matched by: the lower-cased address, or the E.164 number.
+   */
+  char *normalized;
+  /*
+   * The live (not deleted) contacts holding it, by id in ascending order: at most one for an email (an address
+   * belongs to one contact of a tenant), possibly several for a shared phone, at most 20.
+   */
+  size_t n_contact_ids;
+  char **contact_ids;
+  /*
+   * More than 20 contacts hold this phone number; the first 20 ids are given.
+   */
+  protobuf_c_boolean truncated;
+};
+#define SWITCHBOARD__CONTACTS__V1__CONTACT_MATCH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__contact_match__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+
+
+struct  Switchboard__Contacts__V1__LookupContactsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * One match per asked email, in the order asked (contact_ids empty when nobody holds it).
+   */
+  size_t n_emails;
+  Switchboard__Contacts__V1__ContactMatch **emails;
+  /*
+   * One match per asked phone, in the order asked.
+   */
+  size_t n_phones;
+  Switchboard__Contacts__V1__ContactMatch **phones;
+};
+#define SWITCHBOARD__CONTACTS__V1__LOOKUP_CONTACTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__lookup_contacts_response__descriptor) \
     , 0,NULL, 0,NULL }
 
 
@@ -544,6 +613,63 @@ Switchboard__Contacts__V1__BatchGetContactsResponse *
 void   switchboard__contacts__v1__batch_get_contacts_response__free_unpacked
                      (Switchboard__Contacts__V1__BatchGetContactsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__LookupContactsRequest methods */
+void   switchboard__contacts__v1__lookup_contacts_request__init
+                     (Switchboard__Contacts__V1__LookupContactsRequest         *message);
+size_t switchboard__contacts__v1__lookup_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__LookupContactsRequest   *message);
+size_t switchboard__contacts__v1__lookup_contacts_request__pack
+                     (const Switchboard__Contacts__V1__LookupContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__lookup_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__LookupContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__LookupContactsRequest *
+       switchboard__contacts__v1__lookup_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__lookup_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__LookupContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ContactMatch methods */
+void   switchboard__contacts__v1__contact_match__init
+                     (Switchboard__Contacts__V1__ContactMatch         *message);
+size_t switchboard__contacts__v1__contact_match__get_packed_size
+                     (const Switchboard__Contacts__V1__ContactMatch   *message);
+size_t switchboard__contacts__v1__contact_match__pack
+                     (const Switchboard__Contacts__V1__ContactMatch   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__contact_match__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ContactMatch   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ContactMatch *
+       switchboard__contacts__v1__contact_match__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__contact_match__free_unpacked
+                     (Switchboard__Contacts__V1__ContactMatch *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__LookupContactsResponse methods */
+void   switchboard__contacts__v1__lookup_contacts_response__init
+                     (Switchboard__Contacts__V1__LookupContactsResponse         *message);
+size_t switchboard__contacts__v1__lookup_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__LookupContactsResponse   *message);
+size_t switchboard__contacts__v1__lookup_contacts_response__pack
+                     (const Switchboard__Contacts__V1__LookupContactsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__lookup_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__LookupContactsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__LookupContactsResponse *
+       switchboard__contacts__v1__lookup_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__lookup_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__LookupContactsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Contacts__V1__UpdateContactRequest methods */
 void   switchboard__contacts__v1__update_contact_request__init
                      (Switchboard__Contacts__V1__UpdateContactRequest         *message);
@@ -760,6 +886,15 @@ typedef void (*Switchboard__Contacts__V1__BatchGetContactsRequest_Closure)
 typedef void (*Switchboard__Contacts__V1__BatchGetContactsResponse_Closure)
                  (const Switchboard__Contacts__V1__BatchGetContactsResponse *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__LookupContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__LookupContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ContactMatch_Closure)
+                 (const Switchboard__Contacts__V1__ContactMatch *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__LookupContactsResponse_Closure)
+                 (const Switchboard__Contacts__V1__LookupContactsResponse *message,
+                  void *closure_data);
 typedef void (*Switchboard__Contacts__V1__UpdateContactRequest_Closure)
                  (const Switchboard__Contacts__V1__UpdateContactRequest *message,
                   void *closure_data);
@@ -809,6 +944,10 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                              const Switchboard__Contacts__V1__BatchGetContactsRequest *input,
                              Switchboard__Contacts__V1__BatchGetContactsResponse_Closure closure,
                              void *closure_data);
+  void (*lookup_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                          const Switchboard__Contacts__V1__LookupContactsRequest *input,
+                          Switchboard__Contacts__V1__LookupContactsResponse_Closure closure,
+                          void *closure_data);
   void (*update_contact)(Switchboard__Contacts__V1__ContactsService_Service *service,
                          const Switchboard__Contacts__V1__UpdateContactRequest *input,
                          Switchboard__Contacts__V1__Contact_Closure closure,
@@ -852,6 +991,7 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
       function_prefix__ ## create_contact,\
       function_prefix__ ## get_contact,\
       function_prefix__ ## batch_get_contacts,\
+      function_prefix__ ## lookup_contacts,\
       function_prefix__ ## update_contact,\
       function_prefix__ ## delete_contact,\
       function_prefix__ ## undelete_contact,\
@@ -872,6 +1012,10 @@ void switchboard__contacts__v1__contacts_service__batch_get_contacts(ProtobufCSe
                                                                      const Switchboard__Contacts__V1__BatchGetContactsRequest *input,
                                                                      Switchboard__Contacts__V1__BatchGetContactsResponse_Closure closure,
                                                                      void *closure_data);
+void switchboard__contacts__v1__contacts_service__lookup_contacts(ProtobufCService *service,
+                                                                  const Switchboard__Contacts__V1__LookupContactsRequest *input,
+                                                                  Switchboard__Contacts__V1__LookupContactsResponse_Closure closure,
+                                                                  void *closure_data);
 void switchboard__contacts__v1__contacts_service__update_contact(ProtobufCService *service,
                                                                  const Switchboard__Contacts__V1__UpdateContactRequest *input,
                                                                  Switchboard__Contacts__V1__Contact_Closure closure,
@@ -917,6 +1061,9 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__create_contac
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__get_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_get_contacts_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_get_contacts_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__lookup_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__contact_match__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__lookup_contacts_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__update_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__delete_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__undelete_contact_request__descriptor;

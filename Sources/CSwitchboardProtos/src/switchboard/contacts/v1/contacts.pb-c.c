@@ -367,6 +367,141 @@ void   switchboard__contacts__v1__batch_get_contacts_response__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__batch_get_contacts_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__lookup_contacts_request__init
+                     (Switchboard__Contacts__V1__LookupContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__LookupContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__LOOKUP_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__lookup_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__LookupContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__lookup_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__lookup_contacts_request__pack
+                     (const Switchboard__Contacts__V1__LookupContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__lookup_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__lookup_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__LookupContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__lookup_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__LookupContactsRequest *
+       switchboard__contacts__v1__lookup_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__LookupContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__lookup_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__lookup_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__LookupContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__lookup_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__contact_match__init
+                     (Switchboard__Contacts__V1__ContactMatch         *message)
+{
+  static const Switchboard__Contacts__V1__ContactMatch init_value = SWITCHBOARD__CONTACTS__V1__CONTACT_MATCH__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__contact_match__get_packed_size
+                     (const Switchboard__Contacts__V1__ContactMatch *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__contact_match__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__contact_match__pack
+                     (const Switchboard__Contacts__V1__ContactMatch *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__contact_match__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__contact_match__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ContactMatch *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__contact_match__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ContactMatch *
+       switchboard__contacts__v1__contact_match__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ContactMatch *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__contact_match__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__contact_match__free_unpacked
+                     (Switchboard__Contacts__V1__ContactMatch *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__contact_match__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__lookup_contacts_response__init
+                     (Switchboard__Contacts__V1__LookupContactsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__LookupContactsResponse init_value = SWITCHBOARD__CONTACTS__V1__LOOKUP_CONTACTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__lookup_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__LookupContactsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__lookup_contacts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__lookup_contacts_response__pack
+                     (const Switchboard__Contacts__V1__LookupContactsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__lookup_contacts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__lookup_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__LookupContactsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__lookup_contacts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__LookupContactsResponse *
+       switchboard__contacts__v1__lookup_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__LookupContactsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__lookup_contacts_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__lookup_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__LookupContactsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__lookup_contacts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__contacts__v1__update_contact_request__init
                      (Switchboard__Contacts__V1__UpdateContactRequest         *message)
 {
@@ -1433,6 +1568,185 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_get_contacts_r
   (ProtobufCMessageInit) switchboard__contacts__v1__batch_get_contacts_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__lookup_contacts_request__field_descriptors[2] =
+{
+  {
+    "emails",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__LookupContactsRequest, n_emails),
+    offsetof(Switchboard__Contacts__V1__LookupContactsRequest, emails),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "phones",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__LookupContactsRequest, n_phones),
+    offsetof(Switchboard__Contacts__V1__LookupContactsRequest, phones),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__lookup_contacts_request__field_indices_by_name[] = {
+  0,   /* field[0] = emails */
+  1,   /* field[1] = phones */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__lookup_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__lookup_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.LookupContactsRequest",
+  "LookupContactsRequest",
+  "Switchboard__Contacts__V1__LookupContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__LookupContactsRequest),
+  2,
+  switchboard__contacts__v1__lookup_contacts_request__field_descriptors,
+  switchboard__contacts__v1__lookup_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__lookup_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__lookup_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__contact_match__field_descriptors[4] =
+{
+  {
+    "query",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ContactMatch, query),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "normalized",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ContactMatch, normalized),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact_ids",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__ContactMatch, n_contact_ids),
+    offsetof(Switchboard__Contacts__V1__ContactMatch, contact_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "truncated",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ContactMatch, truncated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__contact_match__field_indices_by_name[] = {
+  2,   /* field[2] = contact_ids */
+  1,   /* field[1] = normalized */
+  0,   /* field[0] = query */
+  3,   /* field[3] = truncated */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__contact_match__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__contact_match__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ContactMatch",
+  "ContactMatch",
+  "Switchboard__Contacts__V1__ContactMatch",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ContactMatch),
+  4,
+  switchboard__contacts__v1__contact_match__field_descriptors,
+  switchboard__contacts__v1__contact_match__field_indices_by_name,
+  1,  switchboard__contacts__v1__contact_match__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__contact_match__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__lookup_contacts_response__field_descriptors[2] =
+{
+  {
+    "emails",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__LookupContactsResponse, n_emails),
+    offsetof(Switchboard__Contacts__V1__LookupContactsResponse, emails),
+    &switchboard__contacts__v1__contact_match__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "phones",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__LookupContactsResponse, n_phones),
+    offsetof(Switchboard__Contacts__V1__LookupContactsResponse, phones),
+    &switchboard__contacts__v1__contact_match__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__lookup_contacts_response__field_indices_by_name[] = {
+  0,   /* field[0] = emails */
+  1,   /* field[1] = phones */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__lookup_contacts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__lookup_contacts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.LookupContactsResponse",
+  "LookupContactsResponse",
+  "Switchboard__Contacts__V1__LookupContactsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__LookupContactsResponse),
+  2,
+  switchboard__contacts__v1__lookup_contacts_response__field_descriptors,
+  switchboard__contacts__v1__lookup_contacts_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__lookup_contacts_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__lookup_contacts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor switchboard__contacts__v1__update_contact_request__field_descriptors[4] =
 {
   {
@@ -2270,11 +2584,12 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__contact_status__descrip
   switchboard__contacts__v1__contact_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[11] =
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[12] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "GetContact", &switchboard__contacts__v1__get_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchGetContacts", &switchboard__contacts__v1__batch_get_contacts_request__descriptor, &switchboard__contacts__v1__batch_get_contacts_response__descriptor },
+  { "LookupContacts", &switchboard__contacts__v1__lookup_contacts_request__descriptor, &switchboard__contacts__v1__lookup_contacts_response__descriptor },
   { "UpdateContact", &switchboard__contacts__v1__update_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "DeleteContact", &switchboard__contacts__v1__delete_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "UndeleteContact", &switchboard__contacts__v1__undelete_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
@@ -2287,15 +2602,16 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
 const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_name[] = {
   2,        /* BatchGetContacts */
   0,        /* CreateContact */
-  7,        /* DefineField */
-  4,        /* DeleteContact */
+  8,        /* DefineField */
+  5,        /* DeleteContact */
   1,        /* GetContact */
-  6,        /* ListContacts */
-  8,        /* ListFieldDefinitions */
-  9,        /* RetireField */
-  5,        /* UndeleteContact */
-  3,        /* UpdateContact */
-  10         /* WatchChanges */
+  7,        /* ListContacts */
+  9,        /* ListFieldDefinitions */
+  3,        /* LookupContacts */
+  10,        /* RetireField */
+  6,        /* UndeleteContact */
+  4,        /* UpdateContact */
+  11         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor =
 {
@@ -2304,7 +2620,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  11,
+  12,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -2332,13 +2648,21 @@ void switchboard__contacts__v1__contacts_service__batch_get_contacts(ProtobufCSe
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__contacts__v1__contacts_service__lookup_contacts(ProtobufCService *service,
+                                                                  const Switchboard__Contacts__V1__LookupContactsRequest *input,
+                                                                  Switchboard__Contacts__V1__LookupContactsResponse_Closure closure,
+                                                                  void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__contacts__v1__contacts_service__update_contact(ProtobufCService *service,
                                                                  const Switchboard__Contacts__V1__UpdateContactRequest *input,
                                                                  Switchboard__Contacts__V1__Contact_Closure closure,
                                                                  void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__delete_contact(ProtobufCService *service,
                                                                  const Switchboard__Contacts__V1__DeleteContactRequest *input,
@@ -2346,7 +2670,7 @@ void switchboard__contacts__v1__contacts_service__delete_contact(ProtobufCServic
                                                                  void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__undelete_contact(ProtobufCService *service,
                                                                    const Switchboard__Contacts__V1__UndeleteContactRequest *input,
@@ -2354,7 +2678,7 @@ void switchboard__contacts__v1__contacts_service__undelete_contact(ProtobufCServ
                                                                    void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__ListContactsRequest *input,
@@ -2362,7 +2686,7 @@ void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__DefineFieldRequest *input,
@@ -2370,7 +2694,7 @@ void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_field_definitions(ProtobufCService *service,
                                                                          const Switchboard__Contacts__V1__ListFieldDefinitionsRequest *input,
@@ -2378,7 +2702,7 @@ void switchboard__contacts__v1__contacts_service__list_field_definitions(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__RetireFieldRequest *input,
@@ -2386,7 +2710,7 @@ void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService *service,
                                                                 const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -2394,7 +2718,7 @@ void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

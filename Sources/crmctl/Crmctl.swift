@@ -110,7 +110,7 @@ struct Token: AsyncParsableCommand {
 struct Contacts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create, find, change and delete contacts.",
-        subcommands: [Create.self, Get.self, Update.self, Delete.self, Undelete.self, List.self, Watch.self])
+        subcommands: [Create.self, Get.self, Lookup.self, Update.self, Delete.self, Undelete.self, List.self, Watch.self])
 
     /// Contact fields settable from the command line.
     struct Fields: ParsableArguments {
@@ -214,6 +214,32 @@ struct Contacts: AsyncParsableCommand {
             request.includeDeleted = includeDeleted
             let contact = try await reporting { try await client.getContact(request, options: options) }
             try Printer.contact(contact, format: connection.output)
+        }
+    }
+
+    struct Lookup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Find the contacts holding email addresses or phone numbers.",
+            discussion: "Emails match case-insensitively; phones by their international form (+49 30 1234567).")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Email address (repeatable).") var email: [String] = []
+        @Option(help: "Phone number with its country code (repeatable).") var phone: [String] = []
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_LookupContactsRequest()
+            request.emails = email
+            request.phones = phone
+            let found = try await reporting { try await client.lookupContacts(request, options: options) }
+            switch connection.output {
+            case .json: try Printer.json(found)
+            case .table:
+                print(["QUERY", "MATCHED AS", "CONTACTS"].joined(separator: "\t"))
+                for match in found.emails + found.phones {
+                    let ids = match.contactIds.joined(separator: ",") + (match.truncated ? ",…" : "")
+                    print([match.query, match.normalized, ids.isEmpty ? "-" : ids].joined(separator: "\t"))
+                }
+            }
         }
     }
 

@@ -4,6 +4,8 @@ import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
+import SwitchboardServiceKitTestSupport
+import SwitchboardTestSupport
 import Testing
 
 /// LookupContacts over HTTP/2 and PostgreSQL: matching by normalised email and phone, live contacts only, per
@@ -98,6 +100,37 @@ final class LookupTests {
         #expect(desk.phones[0].contactIds == Array(ids.sorted().prefix(20)))
         #expect(desk.phones[0].truncated)
         #expect(try await lookup(theirs, phones: ["+49401111111"]).phones[0].contactIds.isEmpty)
+    }
+
+    @Test("crmctl contacts lookup prints each value's contacts, and the response as proto3 JSON")
+    func crmctl() async throws {
+        let t = tenant()
+        let ada = try await create(try await harness.client(tenant: t), given: "Ada", emails: ["ada@example.com"], phones: ["+49 30 1234567"])
+        // crmctl sits beside the service's executable (scripts/test.sh builds both).
+        let binary = URL(
+            fileURLWithPath: ProcessInfo.processInfo.environment["SWITCHBOARD_CONTACTS_BIN"]
+                ?? repositoryRoot.appendingPathComponent(".build/debug/contacts").path
+        ).deletingLastPathComponent().appendingPathComponent("crmctl").path
+        let token = try await ServiceHarness.token(tenant: t, roles: [.readOnly])
+        let env = ["CRMCTL_TOKEN": token, "CRMCTL_CONTACTS_ADDR": "127.0.0.1:\(harness.port)"]
+        let (status, table) = try await runProcessAsync(
+            binary, ["contacts", "lookup", "--email", "ADA@example.com", "--phone", "0049 30 1234567", "--email", "x@example.com"],
+            environment: env)
+        #expect(status == 0, "\(table)")
+        let rows = table.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        #expect(
+            rows.dropFirst().map { $0 } == [
+                ["ADA@example.com", "ada@example.com", ada], ["x@example.com", "x@example.com", "-"], ["0049 30 1234567", "+49301234567", ada],
+            ])
+        let (jsonStatus, json) = try await runProcessAsync(
+            binary, ["contacts", "lookup", "--phone", "+49301234567", "--output", "json"], environment: env)
+        #expect(jsonStatus == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let phones = try #require(object["phones"] as? [[String: Any]])
+        #expect(phones.first?["contactIds"] as? [String] == [ada])
+        // Nothing to look up is the service's INVALID_ARGUMENT, reported with a non-zero status.
+        let (emptyStatus, empty) = try await runProcessAsync(binary, ["contacts", "lookup"], environment: env)
+        #expect(emptyStatus != 0 && empty.contains("INVALID_ARGUMENT"), "\(empty)")
     }
 
     @Test("bad lookups are INVALID_ARGUMENT naming the value: none, too many, not an address, not a number")

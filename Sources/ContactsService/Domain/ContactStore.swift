@@ -61,6 +61,14 @@ public struct ContactMatch: Sendable, Hashable {
     public var truncated: Bool
 }
 
+/// One item of a batch create: the contact made, or why not.
+public enum ContactBatchResult: Sendable {
+    /// Stored.
+    case created(ContactRecord)
+    /// Not stored: invalid, or an address another contact holds.
+    case failed(ContactsError)
+}
+
 /// Persistence of contacts. Every call runs inside the actor's tenant; implementations must not see other
 /// tenants' rows (the PostgreSQL store relies on row-level security for that, not only on its WHERE clauses).
 public protocol ContactStore: Sendable {
@@ -72,6 +80,12 @@ public protocol ContactStore: Sendable {
     func insert(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord>
     /// A contact by id, deleted or not.
     func fetch(id: UUID, actor: Actor) async throws -> ContactRecord?
+    /// Stores validated contacts in one transaction; `results` holds what validation already decided (nil for the
+    /// items to store). An address another contact holds fails its item, or the whole batch (throwing
+    /// `ContactsError.emailTaken`) when `allOrNothing`.
+    func insert(
+        batch: [ContactData], results: [ContactBatchResult?], allOrNothing: Bool, actor: Actor, write: WriteOptions<[ContactBatchResult]>
+    ) async throws -> WriteOutcome<[ContactBatchResult]>
     /// Contacts by id, deleted ones left out.
     func fetch(ids: [UUID], actor: Actor) async throws -> [ContactRecord]
     /// The live contacts holding each lower-cased address and each E.164 number: per value, the ids in ascending order,

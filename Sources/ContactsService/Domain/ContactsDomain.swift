@@ -79,6 +79,49 @@ public struct ContactsDomain: Sendable {
         )
     }
 
+    /// Most contacts one batch may create.
+    public static let maxBatchItems = 1000
+
+    /// Creates contacts in one transaction. `items` are the contacts as mapped from the request (a mapping failure is
+    /// that item's). Each item is validated as CreateContact validates it, its violations named `contacts[i]…`; with
+    /// `allOrNothing` any failure fails the batch and nothing is stored.
+    public func batchCreate(
+        _ items: [Result<ContactData, ContactsError>], allOrNothing: Bool, actor: Actor, write: WriteOptions<[ContactBatchResult]>
+    ) async throws -> WriteOutcome<[ContactBatchResult]> {
+        guard !items.isEmpty else { throw ContactsError.invalid([Violation("contacts", "give at least one contact", reason: "REQUIRED")]) }
+        guard items.count <= Self.maxBatchItems else {
+            throw ContactsError.invalid([
+                Violation("contacts", "at most \(Self.maxBatchItems) contacts per batch (\(items.count) given)", reason: "TOO_MANY")
+            ])
+        }
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
+        let definitions = try await store.fieldDefinitions(actor: actor, includeRetired: true)
+        var batch: [ContactData] = []
+        var results: [ContactBatchResult?] = []
+        for (i, item) in items.enumerated() {
+            do {
+                var data = try item.get()
+                if data.ownerID.isEmpty { data.ownerID = actor.userID }
+                try ContactRules.validate(
+                    &data, definitions: definitions, prefix: "contacts[\(i)]", requireAllRequiredFields: true,
+                    maxContactBytes: limits.maxContactBytes)
+                batch.append(data)
+                results.append(nil)
+            } catch let error as ContactsError {
+                batch.append(ContactData())
+                results.append(.failed(error))
+            }
+        }
+        if allOrNothing {
+            let violations = results.flatMap { result -> [Violation] in
+                if case .failed(.invalid(let violations))? = result { return violations }
+                return []
+            }
+            if !violations.isEmpty { throw ContactsError.invalid(violations) }
+        }
+        return try await store.insert(batch: batch, results: results, allOrNothing: allOrNothing, actor: actor, write: write)
+    }
+
     /// A live contact (or a deleted one when asked).
     public func get(id: UUID, includeDeleted: Bool, actor: Actor) async throws -> ContactRecord {
         guard let record = try await store.fetch(id: id, actor: actor), includeDeleted || record.deletedAt == nil else {

@@ -119,6 +119,43 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         return response
     }
 
+    public func batchCreateContacts(
+        request: Switchboard_Contacts_V1_BatchCreateContactsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_BatchCreateContactsResponse {
+        let items = request.contacts.enumerated().map { i, contact in
+            Result { try ContactsMapping.data(contact, prefix: "contacts[\(i)]") }.mapError { error in
+                error as? ContactsError ?? .invalid([Violation("contacts[\(i)]", "\(error)")])
+            }
+        }
+        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.batchCreateContacts, response: Self.batchResponse)
+        return try write.response(
+            try await domain.batchCreate(items, allOrNothing: request.allOrNothing, actor: try context.actor(), write: write.options))
+    }
+
+    /// The response of a batch create: each item's contact, or its error as the status a single create would have
+    /// returned (code, message and details).
+    @Sendable private static func batchResponse(_ results: [ContactBatchResult]) -> Switchboard_Contacts_V1_BatchCreateContactsResponse {
+        var response = Switchboard_Contacts_V1_BatchCreateContactsResponse()
+        response.results = results.map { result in
+            var item = Switchboard_Contacts_V1_ContactResult()
+            switch result {
+            case .created(let record): item.contact = ContactsMapping.proto(record)
+            case .failed(let error):
+                let rpc = error.rpcError
+                item.error =
+                    rpc.statusDetails
+                    ?? {
+                        var status = Google_Rpc_Status()
+                        status.code = Int32(rpc.code.rawValue)
+                        status.message = rpc.message
+                        return status
+                    }()
+            }
+            return item
+        }
+        return response
+    }
+
     public func updateContact(request: Switchboard_Contacts_V1_UpdateContactRequest, context: ServerContext) async throws -> Proto {
         guard let contact = request.contact else {
             throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])

@@ -236,6 +236,63 @@ public struct PostgresContactStore: ContactStore {
         }
     }
 
+    public func insert(
+        batch: [ContactData], results: [ContactBatchResult?], allOrNothing: Bool, actor: Actor, write: WriteOptions<[ContactBatchResult]>
+    ) async throws -> WriteOutcome<[ContactBatchResult]> {
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            var outcome: [ContactBatchResult] = []
+            outcome.reserveCapacity(batch.count)
+            for (data, decided) in zip(batch, results) {
+                if let decided {
+                    outcome.append(decided)
+                    continue
+                }
+                // A savepoint per item, so an item whose address is taken rolls back alone (unless all or nothing).
+                if !allOrNothing { try await c.query("SAVEPOINT batch_item") }
+                let row = try await c.query(
+                    """
+                    INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, middle_name, name_prefix, name_suffix,
+                        display_name, emails, phones, addresses, contact_type, status, tags, owner_id, custom_fields,
+                        created_at, created_by, updated_at, updated_by)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now(), $17, now(), $17)
+                    RETURNING \(Self.columns)
+                    """, [.text(actor.tenantID), .uuid(UUID.random())] + Self.dataBinds(data) + [.text(actor.userID)]
+                ).first!
+                let record = try Self.record(row)
+                if let clash = try await reserveEmailsOrFindHolder(data, id: record.id, actor: actor, on: c) {
+                    if allOrNothing { throw clash }
+                    try await c.query("ROLLBACK TO SAVEPOINT batch_item")
+                    outcome.append(.failed(clash))
+                    continue
+                }
+                try await recordChange(record, kind: .created, fields: [], actor: actor, on: c)
+                if !allOrNothing { try await c.query("RELEASE SAVEPOINT batch_item") }
+                outcome.append(.created(record))
+            }
+            return outcome
+        }
+    }
+
+    /// Reserves the contact's addresses in one statement; nil when all were free, otherwise the clash (naming the
+    /// contact that holds the first taken address), with the free ones reserved (the caller rolls back).
+    private func reserveEmailsOrFindHolder(_ data: ContactData, id: UUID, actor: Actor, on c: PostgresConnection) async throws -> ContactsError? {
+        guard !data.emails.isEmpty else { return nil }
+        let addresses = data.emails.map { $0.address.lowercased() }
+        let reserved = try await c.query(
+            """
+            INSERT INTO contacts.contact_emails (tenant_id, address, contact_id) SELECT $1, unnest($2::text[]), $3
+            ON CONFLICT (tenant_id, address) DO NOTHING RETURNING address
+            """, [.text(actor.tenantID), .array(addresses.map(PostgresValue.text), elementType: .text), .uuid(id)]
+        ).rows.map { try $0.string("address") }
+        guard reserved.count < addresses.count else { return nil }
+        let free = Set(reserved)
+        let (index, taken) = addresses.enumerated().first { !free.contains($0.element) }!
+        let holder = try await c.query(
+            "SELECT contact_id FROM contacts.contact_emails WHERE tenant_id = $1 AND address = $2", [.text(actor.tenantID), .text(taken)]
+        ).first
+        return .emailTaken(email: data.emails[index].address, existingContactID: try holder?.uuid("contact_id") ?? id)
+    }
+
     /// One contact by id, deleted or not. Concurrent fetches for one tenant share one statement.
     static let byID = CoalescedRead(
         one: "SELECT \(columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2",

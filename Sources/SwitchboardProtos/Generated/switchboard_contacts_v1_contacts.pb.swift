@@ -482,6 +482,165 @@ public struct Switchboard_Contacts_V1_CreateContactRequest: ProtoMessage, _CBrid
     }
 }
 
+/// The `switchboard.contacts.v1.BatchCreateContactsRequest` message.
+public struct Switchboard_Contacts_V1_BatchCreateContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.BatchCreateContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.BatchCreateContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__batch_create_contacts_request__init)
+
+    /// Field `contacts` = 1.
+    public var contacts: [Switchboard_Contacts_V1_Contact] = []
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Field `all_or_nothing` = 3.
+    public var allOrNothing: Bool = false
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contacts = r.repeatedMessage(0)
+        self.requestId = r.string(1)
+        self.allOrNothing = r.bool(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, contacts)
+        w.setString(1, requestId)
+        w.setBool(2, allOrNothing)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "contacts", self.contacts)
+        e.field(&o, "requestId", self.requestId)
+        e.field(&o, "allOrNothing", self.allOrNothing)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contacts": try d.field(1, "contacts", value, &self.contacts)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            case "allOrNothing", "all_or_nothing": try d.field(3, "allOrNothing", value, &self.allOrNothing)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ContactResult` message.
+public struct Switchboard_Contacts_V1_ContactResult: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ContactResult`.
+    public static let protoMessageName = "switchboard.contacts.v1.ContactResult"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__contact_result__init)
+
+    /// Field `contact` = 1.
+    public var contact: Switchboard_Contacts_V1_Contact? = nil
+
+    /// Field `error` = 2.
+    public var error: Google_Rpc_Status? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contact = r.message(0)
+        self.error = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, contact)
+        w.setMessage(1, error)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "contact", self.contact)
+        try e.field(&o, "error", self.error)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contact": try d.field(1, "contact", value, &self.contact)
+            case "error": try d.field(2, "error", value, &self.error)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.BatchCreateContactsResponse` message.
+public struct Switchboard_Contacts_V1_BatchCreateContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.BatchCreateContactsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.BatchCreateContactsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__batch_create_contacts_response__init)
+
+    /// Field `results` = 1.
+    public var results: [Switchboard_Contacts_V1_ContactResult] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.results = r.repeatedMessage(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, results)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "results", self.results)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "results": try d.field(1, "results", value, &self.results)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.contacts.v1.GetContactRequest` message.
 public struct Switchboard_Contacts_V1_GetContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.GetContactRequest`.
@@ -1552,6 +1711,8 @@ public enum Switchboard_Contacts_V1_ContactsService {
     public enum Method {
         /// `switchboard.contacts.v1.ContactsService/CreateContact`.
         public static let createContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "CreateContact", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/BatchCreateContacts`.
+        public static let batchCreateContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "BatchCreateContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/GetContact`.
         public static let getContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "GetContact", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/BatchGetContacts`.
@@ -1576,13 +1737,15 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let watchChanges = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.undeleteContact, Method.listContacts, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.undeleteContact, Method.listContacts, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
 public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCService {
     /// Handles `CreateContact`.
     func createContact(request: Switchboard_Contacts_V1_CreateContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
+    /// Handles `BatchCreateContacts`.
+    func batchCreateContacts(request: Switchboard_Contacts_V1_BatchCreateContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_BatchCreateContactsResponse
     /// Handles `GetContact`.
     func getContact(request: Switchboard_Contacts_V1_GetContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
     /// Handles `BatchGetContacts`.
@@ -1611,6 +1774,7 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
     /// Registers every method of `switchboard.contacts.v1.ContactsService`.
     public func registerMethods(with router: inout RPCRouter) {
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.createContact) { try await self.createContact(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.batchCreateContacts) { try await self.batchCreateContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.getContact) { try await self.getContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.batchGetContacts) { try await self.batchGetContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.lookupContacts) { try await self.lookupContacts(request: $0, context: $1) }
@@ -1636,6 +1800,11 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
     /// Calls `CreateContact`.
     public func createContact(_ request: Switchboard_Contacts_V1_CreateContactRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Contact {
         try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.createContact, request, options: options)
+    }
+
+    /// Calls `BatchCreateContacts`.
+    public func batchCreateContacts(_ request: Switchboard_Contacts_V1_BatchCreateContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_BatchCreateContactsResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.batchCreateContacts, request, options: options)
     }
 
     /// Calls `GetContact`.

@@ -17,6 +17,7 @@ PROTOBUF_C__BEGIN_DECLS
 #include "google/protobuf/field_mask.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 #include "switchboard/common/v1/change.pb-c.h"
 #include "switchboard/common/v1/types.pb-c.h"
 
@@ -25,6 +26,9 @@ typedef struct Switchboard__Contacts__V1__Email Switchboard__Contacts__V1__Email
 typedef struct Switchboard__Contacts__V1__Phone Switchboard__Contacts__V1__Phone;
 typedef struct Switchboard__Contacts__V1__Contact Switchboard__Contacts__V1__Contact;
 typedef struct Switchboard__Contacts__V1__CreateContactRequest Switchboard__Contacts__V1__CreateContactRequest;
+typedef struct Switchboard__Contacts__V1__BatchCreateContactsRequest Switchboard__Contacts__V1__BatchCreateContactsRequest;
+typedef struct Switchboard__Contacts__V1__ContactResult Switchboard__Contacts__V1__ContactResult;
+typedef struct Switchboard__Contacts__V1__BatchCreateContactsResponse Switchboard__Contacts__V1__BatchCreateContactsResponse;
 typedef struct Switchboard__Contacts__V1__GetContactRequest Switchboard__Contacts__V1__GetContactRequest;
 typedef struct Switchboard__Contacts__V1__BatchGetContactsRequest Switchboard__Contacts__V1__BatchGetContactsRequest;
 typedef struct Switchboard__Contacts__V1__BatchGetContactsResponse Switchboard__Contacts__V1__BatchGetContactsResponse;
@@ -200,6 +204,61 @@ struct  Switchboard__Contacts__V1__CreateContactRequest
 #define SWITCHBOARD__CONTACTS__V1__CREATE_CONTACT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__create_contact_request__descriptor) \
     , NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__BatchCreateContactsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * 1 to 1,000 contacts, each as CreateContact takes it.
+   */
+  size_t n_contacts;
+  Switchboard__Contacts__V1__Contact **contacts;
+  /*
+   * Idempotency key for the whole batch: a retry with the same id creates nothing and returns the first response.
+   */
+  char *request_id;
+  /*
+   * One bad item fails the whole batch (INVALID_ARGUMENT naming contacts[i] fields, or ALREADY_EXISTS for a taken
+   * email) and nothing is created. Without it each item succeeds or fails on its own.
+   */
+  protobuf_c_boolean all_or_nothing;
+};
+#define SWITCHBOARD__CONTACTS__V1__BATCH_CREATE_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__batch_create_contacts_request__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__Contacts__V1__ContactResult
+{
+  ProtobufCMessage base;
+  /*
+   * The created contact; unset when error is set.
+   */
+  Switchboard__Contacts__V1__Contact *contact;
+  /*
+   * Why this item was not created: INVALID_ARGUMENT with a google.rpc.BadRequest naming contacts[i] fields, or
+   * ALREADY_EXISTS with a google.rpc.ResourceInfo naming the contact that holds an address.
+   */
+  Google__Rpc__Status *error;
+};
+#define SWITCHBOARD__CONTACTS__V1__CONTACT_RESULT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__contact_result__descriptor) \
+    , NULL, NULL }
+
+
+struct  Switchboard__Contacts__V1__BatchCreateContactsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * One result per contact asked for, in order.
+   */
+  size_t n_results;
+  Switchboard__Contacts__V1__ContactResult **results;
+};
+#define SWITCHBOARD__CONTACTS__V1__BATCH_CREATE_CONTACTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__batch_create_contacts_response__descriptor) \
+    , 0,NULL }
 
 
 struct  Switchboard__Contacts__V1__GetContactRequest
@@ -556,6 +615,63 @@ Switchboard__Contacts__V1__CreateContactRequest *
 void   switchboard__contacts__v1__create_contact_request__free_unpacked
                      (Switchboard__Contacts__V1__CreateContactRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__BatchCreateContactsRequest methods */
+void   switchboard__contacts__v1__batch_create_contacts_request__init
+                     (Switchboard__Contacts__V1__BatchCreateContactsRequest         *message);
+size_t switchboard__contacts__v1__batch_create_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchCreateContactsRequest   *message);
+size_t switchboard__contacts__v1__batch_create_contacts_request__pack
+                     (const Switchboard__Contacts__V1__BatchCreateContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__batch_create_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchCreateContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__BatchCreateContactsRequest *
+       switchboard__contacts__v1__batch_create_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__batch_create_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__BatchCreateContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ContactResult methods */
+void   switchboard__contacts__v1__contact_result__init
+                     (Switchboard__Contacts__V1__ContactResult         *message);
+size_t switchboard__contacts__v1__contact_result__get_packed_size
+                     (const Switchboard__Contacts__V1__ContactResult   *message);
+size_t switchboard__contacts__v1__contact_result__pack
+                     (const Switchboard__Contacts__V1__ContactResult   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__contact_result__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ContactResult   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ContactResult *
+       switchboard__contacts__v1__contact_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__contact_result__free_unpacked
+                     (Switchboard__Contacts__V1__ContactResult *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__BatchCreateContactsResponse methods */
+void   switchboard__contacts__v1__batch_create_contacts_response__init
+                     (Switchboard__Contacts__V1__BatchCreateContactsResponse         *message);
+size_t switchboard__contacts__v1__batch_create_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchCreateContactsResponse   *message);
+size_t switchboard__contacts__v1__batch_create_contacts_response__pack
+                     (const Switchboard__Contacts__V1__BatchCreateContactsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__batch_create_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchCreateContactsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__BatchCreateContactsResponse *
+       switchboard__contacts__v1__batch_create_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__batch_create_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__BatchCreateContactsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Contacts__V1__GetContactRequest methods */
 void   switchboard__contacts__v1__get_contact_request__init
                      (Switchboard__Contacts__V1__GetContactRequest         *message);
@@ -877,6 +993,15 @@ typedef void (*Switchboard__Contacts__V1__Contact_Closure)
 typedef void (*Switchboard__Contacts__V1__CreateContactRequest_Closure)
                  (const Switchboard__Contacts__V1__CreateContactRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__BatchCreateContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__BatchCreateContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ContactResult_Closure)
+                 (const Switchboard__Contacts__V1__ContactResult *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__BatchCreateContactsResponse_Closure)
+                 (const Switchboard__Contacts__V1__BatchCreateContactsResponse *message,
+                  void *closure_data);
 typedef void (*Switchboard__Contacts__V1__GetContactRequest_Closure)
                  (const Switchboard__Contacts__V1__GetContactRequest *message,
                   void *closure_data);
@@ -936,6 +1061,10 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                          const Switchboard__Contacts__V1__CreateContactRequest *input,
                          Switchboard__Contacts__V1__Contact_Closure closure,
                          void *closure_data);
+  void (*batch_create_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                                const Switchboard__Contacts__V1__BatchCreateContactsRequest *input,
+                                Switchboard__Contacts__V1__BatchCreateContactsResponse_Closure closure,
+                                void *closure_data);
   void (*get_contact)(Switchboard__Contacts__V1__ContactsService_Service *service,
                       const Switchboard__Contacts__V1__GetContactRequest *input,
                       Switchboard__Contacts__V1__Contact_Closure closure,
@@ -989,6 +1118,7 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
 #define SWITCHBOARD__CONTACTS__V1__CONTACTS_SERVICE__INIT(function_prefix__) \
     { SWITCHBOARD__CONTACTS__V1__CONTACTS_SERVICE__BASE_INIT,\
       function_prefix__ ## create_contact,\
+      function_prefix__ ## batch_create_contacts,\
       function_prefix__ ## get_contact,\
       function_prefix__ ## batch_get_contacts,\
       function_prefix__ ## lookup_contacts,\
@@ -1004,6 +1134,10 @@ void switchboard__contacts__v1__contacts_service__create_contact(ProtobufCServic
                                                                  const Switchboard__Contacts__V1__CreateContactRequest *input,
                                                                  Switchboard__Contacts__V1__Contact_Closure closure,
                                                                  void *closure_data);
+void switchboard__contacts__v1__contacts_service__batch_create_contacts(ProtobufCService *service,
+                                                                        const Switchboard__Contacts__V1__BatchCreateContactsRequest *input,
+                                                                        Switchboard__Contacts__V1__BatchCreateContactsResponse_Closure closure,
+                                                                        void *closure_data);
 void switchboard__contacts__v1__contacts_service__get_contact(ProtobufCService *service,
                                                               const Switchboard__Contacts__V1__GetContactRequest *input,
                                                               Switchboard__Contacts__V1__Contact_Closure closure,
@@ -1058,6 +1192,9 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__email__descri
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__phone__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__contact__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__create_contact_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_create_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__contact_result__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_create_contacts_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__get_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_get_contacts_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_get_contacts_response__descriptor;

@@ -232,6 +232,141 @@ void   switchboard__contacts__v1__create_contact_request__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__create_contact_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__batch_create_contacts_request__init
+                     (Switchboard__Contacts__V1__BatchCreateContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__BatchCreateContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__BATCH_CREATE_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__batch_create_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchCreateContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_create_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__batch_create_contacts_request__pack
+                     (const Switchboard__Contacts__V1__BatchCreateContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_create_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__batch_create_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchCreateContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_create_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__BatchCreateContactsRequest *
+       switchboard__contacts__v1__batch_create_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__BatchCreateContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__batch_create_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__batch_create_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__BatchCreateContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_create_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__contact_result__init
+                     (Switchboard__Contacts__V1__ContactResult         *message)
+{
+  static const Switchboard__Contacts__V1__ContactResult init_value = SWITCHBOARD__CONTACTS__V1__CONTACT_RESULT__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__contact_result__get_packed_size
+                     (const Switchboard__Contacts__V1__ContactResult *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__contact_result__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__contact_result__pack
+                     (const Switchboard__Contacts__V1__ContactResult *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__contact_result__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__contact_result__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ContactResult *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__contact_result__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ContactResult *
+       switchboard__contacts__v1__contact_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ContactResult *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__contact_result__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__contact_result__free_unpacked
+                     (Switchboard__Contacts__V1__ContactResult *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__contact_result__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__batch_create_contacts_response__init
+                     (Switchboard__Contacts__V1__BatchCreateContactsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__BatchCreateContactsResponse init_value = SWITCHBOARD__CONTACTS__V1__BATCH_CREATE_CONTACTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__batch_create_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchCreateContactsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_create_contacts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__batch_create_contacts_response__pack
+                     (const Switchboard__Contacts__V1__BatchCreateContactsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_create_contacts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__batch_create_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchCreateContactsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_create_contacts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__BatchCreateContactsResponse *
+       switchboard__contacts__v1__batch_create_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__BatchCreateContactsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__batch_create_contacts_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__batch_create_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__BatchCreateContactsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_create_contacts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__contacts__v1__get_contact_request__init
                      (Switchboard__Contacts__V1__GetContactRequest         *message)
 {
@@ -1428,6 +1563,159 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__create_contact_reque
   (ProtobufCMessageInit) switchboard__contacts__v1__create_contact_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__batch_create_contacts_request__field_descriptors[3] =
+{
+  {
+    "contacts",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__BatchCreateContactsRequest, n_contacts),
+    offsetof(Switchboard__Contacts__V1__BatchCreateContactsRequest, contacts),
+    &switchboard__contacts__v1__contact__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BatchCreateContactsRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "all_or_nothing",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BatchCreateContactsRequest, all_or_nothing),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__batch_create_contacts_request__field_indices_by_name[] = {
+  2,   /* field[2] = all_or_nothing */
+  0,   /* field[0] = contacts */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__batch_create_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_create_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.BatchCreateContactsRequest",
+  "BatchCreateContactsRequest",
+  "Switchboard__Contacts__V1__BatchCreateContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__BatchCreateContactsRequest),
+  3,
+  switchboard__contacts__v1__batch_create_contacts_request__field_descriptors,
+  switchboard__contacts__v1__batch_create_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__batch_create_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__batch_create_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__contact_result__field_descriptors[2] =
+{
+  {
+    "contact",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ContactResult, contact),
+    &switchboard__contacts__v1__contact__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ContactResult, error),
+    &google__rpc__status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__contact_result__field_indices_by_name[] = {
+  0,   /* field[0] = contact */
+  1,   /* field[1] = error */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__contact_result__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__contact_result__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ContactResult",
+  "ContactResult",
+  "Switchboard__Contacts__V1__ContactResult",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ContactResult),
+  2,
+  switchboard__contacts__v1__contact_result__field_descriptors,
+  switchboard__contacts__v1__contact_result__field_indices_by_name,
+  1,  switchboard__contacts__v1__contact_result__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__contact_result__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__batch_create_contacts_response__field_descriptors[1] =
+{
+  {
+    "results",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__BatchCreateContactsResponse, n_results),
+    offsetof(Switchboard__Contacts__V1__BatchCreateContactsResponse, results),
+    &switchboard__contacts__v1__contact_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__batch_create_contacts_response__field_indices_by_name[] = {
+  0,   /* field[0] = results */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__batch_create_contacts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_create_contacts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.BatchCreateContactsResponse",
+  "BatchCreateContactsResponse",
+  "Switchboard__Contacts__V1__BatchCreateContactsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__BatchCreateContactsResponse),
+  1,
+  switchboard__contacts__v1__batch_create_contacts_response__field_descriptors,
+  switchboard__contacts__v1__batch_create_contacts_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__batch_create_contacts_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__batch_create_contacts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor switchboard__contacts__v1__get_contact_request__field_descriptors[2] =
 {
   {
@@ -2584,9 +2872,10 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__contact_status__descrip
   switchboard__contacts__v1__contact_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[12] =
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[13] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
+  { "BatchCreateContacts", &switchboard__contacts__v1__batch_create_contacts_request__descriptor, &switchboard__contacts__v1__batch_create_contacts_response__descriptor },
   { "GetContact", &switchboard__contacts__v1__get_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchGetContacts", &switchboard__contacts__v1__batch_get_contacts_request__descriptor, &switchboard__contacts__v1__batch_get_contacts_response__descriptor },
   { "LookupContacts", &switchboard__contacts__v1__lookup_contacts_request__descriptor, &switchboard__contacts__v1__lookup_contacts_response__descriptor },
@@ -2600,18 +2889,19 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
 };
 const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_name[] = {
-  2,        /* BatchGetContacts */
+  1,        /* BatchCreateContacts */
+  3,        /* BatchGetContacts */
   0,        /* CreateContact */
-  8,        /* DefineField */
-  5,        /* DeleteContact */
-  1,        /* GetContact */
-  7,        /* ListContacts */
-  9,        /* ListFieldDefinitions */
-  3,        /* LookupContacts */
-  10,        /* RetireField */
-  6,        /* UndeleteContact */
-  4,        /* UpdateContact */
-  11         /* WatchChanges */
+  9,        /* DefineField */
+  6,        /* DeleteContact */
+  2,        /* GetContact */
+  8,        /* ListContacts */
+  10,        /* ListFieldDefinitions */
+  4,        /* LookupContacts */
+  11,        /* RetireField */
+  7,        /* UndeleteContact */
+  5,        /* UpdateContact */
+  12         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor =
 {
@@ -2620,7 +2910,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  12,
+  13,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -2632,13 +2922,21 @@ void switchboard__contacts__v1__contacts_service__create_contact(ProtobufCServic
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 0, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__contacts__v1__contacts_service__batch_create_contacts(ProtobufCService *service,
+                                                                        const Switchboard__Contacts__V1__BatchCreateContactsRequest *input,
+                                                                        Switchboard__Contacts__V1__BatchCreateContactsResponse_Closure closure,
+                                                                        void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__contacts__v1__contacts_service__get_contact(ProtobufCService *service,
                                                               const Switchboard__Contacts__V1__GetContactRequest *input,
                                                               Switchboard__Contacts__V1__Contact_Closure closure,
                                                               void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__batch_get_contacts(ProtobufCService *service,
                                                                      const Switchboard__Contacts__V1__BatchGetContactsRequest *input,
@@ -2646,7 +2944,7 @@ void switchboard__contacts__v1__contacts_service__batch_get_contacts(ProtobufCSe
                                                                      void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__lookup_contacts(ProtobufCService *service,
                                                                   const Switchboard__Contacts__V1__LookupContactsRequest *input,
@@ -2654,7 +2952,7 @@ void switchboard__contacts__v1__contacts_service__lookup_contacts(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__update_contact(ProtobufCService *service,
                                                                  const Switchboard__Contacts__V1__UpdateContactRequest *input,
@@ -2662,7 +2960,7 @@ void switchboard__contacts__v1__contacts_service__update_contact(ProtobufCServic
                                                                  void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__delete_contact(ProtobufCService *service,
                                                                  const Switchboard__Contacts__V1__DeleteContactRequest *input,
@@ -2670,7 +2968,7 @@ void switchboard__contacts__v1__contacts_service__delete_contact(ProtobufCServic
                                                                  void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__undelete_contact(ProtobufCService *service,
                                                                    const Switchboard__Contacts__V1__UndeleteContactRequest *input,
@@ -2678,7 +2976,7 @@ void switchboard__contacts__v1__contacts_service__undelete_contact(ProtobufCServ
                                                                    void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__ListContactsRequest *input,
@@ -2686,7 +2984,7 @@ void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__DefineFieldRequest *input,
@@ -2694,7 +2992,7 @@ void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_field_definitions(ProtobufCService *service,
                                                                          const Switchboard__Contacts__V1__ListFieldDefinitionsRequest *input,
@@ -2702,7 +3000,7 @@ void switchboard__contacts__v1__contacts_service__list_field_definitions(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__RetireFieldRequest *input,
@@ -2710,7 +3008,7 @@ void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService *service,
                                                                 const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -2718,7 +3016,7 @@ void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

@@ -1,0 +1,130 @@
+import ContactsService
+import Foundation
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import Testing
+
+/// BatchCreateContacts over HTTP/2 and PostgreSQL: a result per item, one transaction, all or nothing on request.
+@Suite("Contacts batch create", .serialized)
+final class BatchCreateTests {
+    let harness: ContactsHarness
+    init() async throws { harness = try await ContactsHarness.start() }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
+
+    private func tenant() -> String { "tenant-" + UUID().uuidString.prefix(8).lowercased() }
+
+    private func contact(_ given: String, emails: [String] = []) -> Switchboard_Contacts_V1_Contact {
+        var contact = Switchboard_Contacts_V1_Contact()
+        var name = Switchboard_Contacts_V1_PersonName()
+        name.given = given
+        contact.name = name
+        contact.emails = emails.map {
+            var e = Switchboard_Contacts_V1_Email()
+            e.address = $0
+            return e
+        }
+        return contact
+    }
+
+    private func batch(
+        _ client: Client, _ contacts: [Switchboard_Contacts_V1_Contact], allOrNothing: Bool = false, requestID: String = ""
+    ) async throws -> Switchboard_Contacts_V1_BatchCreateContactsResponse {
+        var request = Switchboard_Contacts_V1_BatchCreateContactsRequest()
+        request.contacts = contacts
+        request.allOrNothing = allOrNothing
+        request.requestId = requestID
+        return try await client.stub.batchCreateContacts(request, options: client.options)
+    }
+
+    private func violations(_ status: Google_Rpc_Status?) -> [String] {
+        (status?.details ?? []).compactMap { try? $0.unpack(Google_Rpc_BadRequest.self) }.flatMap { $0.fieldViolations.map(\.field) }
+    }
+
+    private func holder(_ status: Google_Rpc_Status?) -> String? {
+        (status?.details ?? []).compactMap { try? $0.unpack(Google_Rpc_ResourceInfo.self) }.first?.resourceName
+    }
+
+    @Test("each item succeeds or fails on its own: bad fields and taken addresses (also within the batch) fail only their item")
+    func partial() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let existing = try await client.create(given: "Existing", emails: ["taken@example.com"])
+        let response = try await batch(
+            client,
+            [
+                contact("Ada", emails: ["ada@example.com"]),
+                contact("Bad", emails: ["not an address"]),
+                contact("Clash", emails: ["fresh@example.com", "TAKEN@example.com"]),
+                contact("Twin", emails: ["ada@example.com"]),
+                contact("Bob"),
+            ])
+        #expect(response.results.count == 5)
+        let ada = try #require(response.results[0].contact)
+        #expect(ada.name?.given == "Ada" && response.results[0].error == nil)
+        #expect(response.results[1].contact == nil)
+        #expect(response.results[1].error?.code == Int32(StatusCode.invalidArgument.rawValue))
+        #expect(violations(response.results[1].error) == ["contacts[1].emails[0].address"])
+        #expect(response.results[2].error?.code == Int32(StatusCode.alreadyExists.rawValue))
+        #expect(holder(response.results[2].error) == existing.id)
+        #expect(holder(response.results[3].error) == ada.id)
+        let bob = try #require(response.results[4].contact)
+
+        // Exactly the created ones are stored, with their addresses; the failed items left nothing behind.
+        let listed = Set(try await client.list().contacts.map(\.id))
+        #expect(listed == [existing.id, ada.id, bob.id])
+        #expect(try await client.get(ada.id) == ada)
+        var lookup = Switchboard_Contacts_V1_LookupContactsRequest()
+        lookup.emails = ["fresh@example.com", "ada@example.com"]
+        let found = try await client.stub.lookupContacts(lookup, options: client.options)
+        #expect(found.emails.map(\.contactIds) == [[], [ada.id]])
+    }
+
+    @Test("all or nothing: one invalid item or one taken address fails the batch and nothing is stored")
+    func allOrNothing() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let existing = try await client.create(given: "Existing", emails: ["taken@example.com"])
+        let invalid = await rpcError {
+            _ = try await self.batch(
+                client, [contact("Ok"), contact("Bad", emails: ["nope"]), contact("Worse", emails: ["no", "pe"])], allOrNothing: true)
+        }
+        #expect(invalid?.code == .invalidArgument)
+        #expect(
+            invalid?.fieldViolations.map(\.field)
+                == ["contacts[1].emails[0].address", "contacts[2].emails[0].address", "contacts[2].emails[1].address"])
+        let taken = await rpcError {
+            _ = try await self.batch(
+                client, [contact("Ok", emails: ["ok@example.com"]), contact("Clash", emails: ["taken@example.com"])], allOrNothing: true)
+        }
+        #expect(taken?.code == .alreadyExists)
+        #expect(try await client.list().contacts.map(\.id) == [existing.id])
+        let created = try await batch(client, [contact("One"), contact("Two", emails: ["ok@example.com"])], allOrNothing: true)
+        #expect(created.results.allSatisfy { $0.contact != nil })
+    }
+
+    @Test("a retried batch with the same request id creates nothing twice and returns the first response")
+    func idempotent() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let first = try await batch(client, [contact("A"), contact("B", emails: ["b@example.com"])], requestID: "batch-1")
+        let again = try await batch(client, [contact("A"), contact("B", emails: ["b@example.com"])], requestID: "batch-1")
+        #expect(again == first)
+        #expect(try await client.list().contacts.count == 2)
+    }
+
+    @Test("bounds and roles: 1 to 1,000 contacts, a full batch of 1,000 is stored, read-only callers are refused")
+    func bounds() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        #expect((await rpcError { _ = try await self.batch(client, []) })?.fieldViolations.map(\.field) == ["contacts"])
+        let tooMany = await rpcError { _ = try await self.batch(client, Array(repeating: self.contact("X"), count: 1001)) }
+        #expect(tooMany?.code == .invalidArgument && tooMany?.fieldViolations.map(\.field) == ["contacts"])
+        #expect(try await client.list().contacts.isEmpty)
+        let full = try await batch(client, (0..<1000).map { contact("P\($0)", emails: ["p\($0)@example.com"]) })
+        #expect(full.results.count == 1000 && full.results.allSatisfy { $0.contact != nil })
+        #expect(full.results.map { $0.contact?.name?.given } == (0..<1000).map { "P\($0)" })
+        let reader = try await harness.client(tenant: t, roles: [.readOnly])
+        #expect((await rpcError { _ = try await self.batch(reader, [self.contact("R")]) })?.code == .permissionDenied)
+    }
+}

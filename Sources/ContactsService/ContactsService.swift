@@ -17,6 +17,9 @@ public enum ContactsService: ServiceDefinition {
         .init(
             "SWITCHBOARD_CONTACTS_PAGE_BYTES", default: String(1 << 20),
             help: "Bytes of contacts in one ListContacts page and of one WatchChanges replay batch (65536-3145728); the response limit is 4 MiB."),
+        .init(
+            "SWITCHBOARD_CONTACTS_BATCH_BYTES", default: String(3 << 20),
+            help: "Bytes the contacts of one BatchCreateContacts may take together (65536-3145728); the response repeats them."),
     ]
 
     /// Reads ``settings``.
@@ -27,6 +30,7 @@ public enum ContactsService: ServiceDefinition {
         var limits = ContactsLimits()
         limits.maxContactBytes = try env.int(settings[0], in: 4096...(1 << 20))
         limits.pageBytes = try env.int(settings[1], in: (64 << 10)...(3 << 20))
+        limits.maxBatchBytes = try env.int(settings[2], in: (64 << 10)...(3 << 20))
         return limits
     }
 

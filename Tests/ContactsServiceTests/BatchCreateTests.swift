@@ -124,7 +124,23 @@ final class BatchCreateTests {
         let full = try await batch(client, (0..<1000).map { contact("P\($0)", emails: ["p\($0)@example.com"]) })
         #expect(full.results.count == 1000 && full.results.allSatisfy { $0.contact != nil })
         #expect(full.results.map { $0.contact?.name?.given } == (0..<1000).map { "P\($0)" })
+        #expect(try await client.list(pageSize: 500).contacts.count == 500)
         let reader = try await harness.client(tenant: t, roles: [.readOnly])
         #expect((await rpcError { _ = try await self.batch(reader, [self.contact("R")]) })?.code == .permissionDenied)
     }
+
+    @Test("contacts that together would not fit the response are refused before anything is stored")
+    func byteBound() async throws {
+        var limits = ContactsLimits()
+        limits.maxBatchBytes = 20_000
+        let small = try await ContactsHarness.start(limits: limits)
+        defer { Task { await small.stop() } }
+        let client = try await small.client(tenant: tenant())
+        let tooBig = await rpcError { _ = try await self.batch(client, (0..<20).map { self.contact("P\($0)") }) }
+        #expect(tooBig?.code == .invalidArgument)
+        #expect(tooBig?.fieldViolations.map(\.reason) == ["TOO_LARGE"])
+        #expect(try await client.list().contacts.isEmpty)
+        #expect(try await batch(client, (0..<5).map { contact("P\($0)") }).results.count == 5)
+    }
+
 }

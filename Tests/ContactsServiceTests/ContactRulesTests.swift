@@ -62,6 +62,8 @@ struct ContactRulesTests {
         #expect(read.maxContactBytes == 8192)
         #expect(read.pageBytes == 65536)
         #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_PAGE_BYTES": "4194304"]) }
+        #expect(try ContactsService.limits(["SWITCHBOARD_CONTACTS_BATCH_BYTES": "65536"]).maxBatchBytes == 65536)
+        #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_BATCH_BYTES": "4194304"]) }
         #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_MAX_CONTACT_BYTES": "x"]) }
         // The contact bound is the one validation applies.
         var data = ContactData()

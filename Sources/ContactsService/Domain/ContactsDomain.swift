@@ -112,6 +112,15 @@ public struct ContactsDomain: Sendable {
                 results.append(.failed(error))
             }
         }
+        // Checked before anything is stored: past the response limit the batch would commit and its caller see an error.
+        let bytes = zip(batch, results).reduce(0) { $0 + ($1.1 == nil ? ContactRules.estimatedSize($1.0) : 0) }
+        guard bytes <= limits.maxBatchBytes else {
+            throw ContactsError.invalid([
+                Violation(
+                    "contacts", "the contacts take about \(bytes) bytes, more than the \(limits.maxBatchBytes) a batch may hold; split the batch",
+                    reason: "TOO_LARGE")
+            ])
+        }
         if allOrNothing {
             let violations = results.flatMap { result -> [Violation] in
                 if case .failed(.invalid(let violations))? = result { return violations }

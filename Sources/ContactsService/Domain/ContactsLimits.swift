@@ -7,6 +7,10 @@ public struct ContactsLimits: Sendable, Hashable {
     /// batch; a page always holds at least one contact, so a page is at most the larger of this and one contact.
     public var pageBytes = 1 << 20
 
-    /// The defaults: 256 KiB contacts, 1 MiB pages (the response limit is 4 MiB).
+    /// The most the contacts of one `BatchCreateContacts` may take together (``ContactRules/estimatedSize(_:)``, an
+    /// overestimate): the response repeats every contact, and must fit the 4 MiB response limit with room to spare.
+    public var maxBatchBytes = 3 << 20
+
+    /// The defaults: 256 KiB contacts, 1 MiB pages, 3 MiB batches (the response limit is 4 MiB).
     public init() {}
 }

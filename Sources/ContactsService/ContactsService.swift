@@ -50,7 +50,8 @@ public enum ContactsService: ServiceDefinition {
             defaults: defaults, migrations: EmbeddedMigrations.all,
             grpcServices: [Switchboard_Contacts_V1_ContactsService.serviceName],
             requiredRoles: [
-                M.createContact: .user, M.batchCreateContacts: .user, M.updateContact: .user, M.deleteContact: .user, M.undeleteContact: .user,
+                M.createContact: .user, M.batchCreateContacts: .user, M.updateContact: .user, M.deleteContact: .user, M.batchUpdateContacts: .user,
+                M.batchDeleteContacts: .user, M.undeleteContact: .user,
                 M.getContact: .readOnly, M.batchGetContacts: .readOnly, M.lookupContacts: .readOnly, M.listContacts: .readOnly,
                 M.watchChanges: .readOnly,
                 M.listFieldDefinitions: .readOnly, M.defineField: .admin, M.retireField: .admin,

@@ -120,4 +120,11 @@ public enum ContactsError: Error, Sendable, Equatable {
     case fieldNotFound(key: String)
     /// The tenant has as many field definitions as it may.
     case tooManyFields(limit: Int)
+
+    /// The error with its violations' fields under `prefix` (a batch item's path), where they are not already.
+    func prefixed(_ prefix: String) -> ContactsError {
+        guard case .invalid(let violations) = self else { return self }
+        return .invalid(
+            violations.map { v in v.field.hasPrefix(prefix) ? v : Violation("\(prefix).\(v.field)", v.description, reason: v.reason) })
+    }
 }

@@ -61,12 +61,20 @@ public struct ContactMatch: Sendable, Hashable {
     public var truncated: Bool
 }
 
-/// One item of a batch create: the contact made, or why not.
+/// One item of a batch: the contact as stored, or why not.
 public enum ContactBatchResult: Sendable {
-    /// Stored.
-    case created(ContactRecord)
+    /// Stored: the contact as created, updated or deleted.
+    case succeeded(ContactRecord)
     /// Not stored: invalid, or an address another contact holds.
     case failed(ContactsError)
+}
+
+/// What a batch does to one contact, decided from its current state.
+public enum ContactModification: Sendable {
+    /// New data, and the fields that changed (for the change event).
+    case replace(ContactData, changedFields: [String])
+    /// A soft delete.
+    case delete
 }
 
 /// Persistence of contacts. Every call runs inside the actor's tenant; implementations must not see other
@@ -80,6 +88,14 @@ public protocol ContactStore: Sendable {
     func insert(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord>
     /// A contact by id, deleted or not.
     func fetch(id: UUID, actor: Actor) async throws -> ContactRecord?
+    /// Changes contacts in one transaction, in order: each contact in `ids` (nil where `results` already holds the
+    /// item's failure) is read and locked, `decide` turns it into a modification or throws the item's
+    /// ``ContactsError``, and the modification is stored with its change event. A failure fails its item, or the whole
+    /// batch (thrown) when `allOrNothing`.
+    func modify(
+        ids: [UUID?], results: [ContactBatchResult?], allOrNothing: Bool, actor: Actor, write: WriteOptions<[ContactBatchResult]>,
+        decide: @Sendable (_ index: Int, _ current: ContactRecord) throws -> ContactModification
+    ) async throws -> WriteOutcome<[ContactBatchResult]>
     /// Stores validated contacts in one transaction; `results` holds what validation already decided (nil for the
     /// items to store). An address another contact holds fails its item, or the whole batch (throwing
     /// `ContactsError.emailTaken`) when `allOrNothing`.

@@ -131,6 +131,99 @@ public struct ContactsDomain: Sendable {
         return try await store.insert(batch: batch, results: results, allOrNothing: allOrNothing, actor: actor, write: write)
     }
 
+    /// One update of a batch, as mapped from the request.
+    public struct UpdateItem: Sendable {
+        /// The contact.
+        public var id: UUID
+        /// The new values of the fields in `paths`.
+        public var source: ContactData
+        /// The update mask's paths.
+        public var paths: [String]
+        /// The etag the contact must still have; empty for any.
+        public var etag: String
+
+        /// Creates the item.
+        public init(id: UUID, source: ContactData, paths: [String], etag: String) {
+            self.id = id
+            self.source = source
+            self.paths = paths
+            self.etag = etag
+        }
+    }
+
+    /// Updates contacts in one transaction, each as ``update(id:from:paths:etag:actor:write:)`` would (violations named
+    /// `requests[i]…`), in order.
+    public func batchUpdate(
+        _ items: [Result<UpdateItem, ContactsError>], allOrNothing: Bool, actor: Actor, write: WriteOptions<[ContactBatchResult]>
+    ) async throws -> WriteOutcome<[ContactBatchResult]> {
+        try Self.checkBatch(count: items.count, field: "requests")
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
+        let (ids, results) = try Self.predecide(items.map { $0.map(\.id) }, allOrNothing: allOrNothing)
+        let definitions = try await store.fieldDefinitions(actor: actor, includeRetired: true)
+        let maxContactBytes = limits.maxContactBytes
+        return try await store.modify(ids: ids, results: results, allOrNothing: allOrNothing, actor: actor, write: write) { index, current in
+            let item = try items[index].get()
+            let prefix = "requests[\(index)]"
+            do {
+                if !item.etag.isEmpty, item.etag != current.etag { throw ContactsError.etagMismatch(current: current.etag) }
+                var data = current.data
+                let changed = try ContactRules.apply(paths: item.paths, from: item.source, to: &data)
+                try ContactRules.validate(
+                    &data, definitions: definitions, prefix: "\(prefix).contact", requireAllRequiredFields: false, maxContactBytes: maxContactBytes)
+                if data.ownerID.isEmpty {
+                    throw ContactsError.invalid([Violation("\(prefix).contact.owner_id", "must not be empty", reason: "REQUIRED")])
+                }
+                return .replace(data, changedFields: changed)
+            } catch let error as ContactsError {
+                throw error.prefixed(prefix)
+            }
+        }
+    }
+
+    /// Soft-deletes contacts in one transaction, each as ``setDeleted(id:deleted:etag:actor:write:)`` would, in order.
+    public func batchDelete(
+        _ items: [Result<(id: UUID, etag: String), ContactsError>], allOrNothing: Bool, actor: Actor, write: WriteOptions<[ContactBatchResult]>
+    ) async throws -> WriteOutcome<[ContactBatchResult]> {
+        try Self.checkBatch(count: items.count, field: "requests")
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
+        let (ids, results) = try Self.predecide(items.map { $0.map(\.id) }, allOrNothing: allOrNothing)
+        return try await store.modify(ids: ids, results: results, allOrNothing: allOrNothing, actor: actor, write: write) { index, current in
+            let etag = try items[index].get().etag
+            if !etag.isEmpty, etag != current.etag { throw ContactsError.etagMismatch(current: current.etag) }
+            return .delete
+        }
+    }
+
+    private static func checkBatch(count: Int, field: String) throws {
+        guard count > 0 else { throw ContactsError.invalid([Violation(field, "give at least one", reason: "REQUIRED")]) }
+        guard count <= maxBatchItems else {
+            throw ContactsError.invalid([Violation(field, "at most \(maxBatchItems) per batch (\(count) given)", reason: "TOO_MANY")])
+        }
+    }
+
+    /// The ids of the items that mapped, and the failures of those that did not; with `allOrNothing`, any failure is
+    /// thrown (every item's violations together).
+    private static func predecide(
+        _ items: [Result<UUID, ContactsError>], allOrNothing: Bool
+    ) throws -> (ids: [UUID?], results: [ContactBatchResult?]) {
+        var ids: [UUID?] = []
+        var results: [ContactBatchResult?] = []
+        var violations: [Violation] = []
+        for item in items {
+            switch item {
+            case .success(let id):
+                ids.append(id)
+                results.append(nil)
+            case .failure(let error):
+                ids.append(nil)
+                results.append(.failed(error))
+                if case .invalid(let v) = error { violations += v } else if allOrNothing { throw error }
+            }
+        }
+        if allOrNothing, !violations.isEmpty { throw ContactsError.invalid(violations) }
+        return (ids, results)
+    }
+
     /// A live contact (or a deleted one when asked).
     public func get(id: UUID, includeDeleted: Bool, actor: Actor) async throws -> ContactRecord {
         guard let record = try await store.fetch(id: id, actor: actor), includeDeleted || record.deletedAt == nil else {

@@ -42,9 +42,9 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     }
 
     /// An etag is one this service issued (`"<version>"`) or too long to be one.
-    private static func checkETag(_ etag: String) throws {
+    private static func checkETag(_ etag: String, field: String = "etag") throws {
         guard etag.utf8.count <= maxETagBytes else {
-            throw ContactsError.invalid([Violation("etag", "must be at most \(maxETagBytes) bytes", reason: "TOO_LONG")])
+            throw ContactsError.invalid([Violation(field, "must be at most \(maxETagBytes) bytes", reason: "TOO_LONG")])
         }
     }
 
@@ -132,14 +132,88 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             try await domain.batchCreate(items, allOrNothing: request.allOrNothing, actor: try context.actor(), write: write.options))
     }
 
+    public func batchUpdateContacts(
+        request: Switchboard_Contacts_V1_BatchUpdateContactsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_BatchUpdateContactsResponse {
+        let items = request.requests.enumerated().map { i, item in
+            Result { try Self.updateItem(item, prefix: "requests[\(i)]") }.mapError { Self.itemError($0, "requests[\(i)]") }
+        }
+        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.batchUpdateContacts) { results in
+            var response = Switchboard_Contacts_V1_BatchUpdateContactsResponse()
+            response.results = Self.batchResults(results)
+            return response
+        }
+        return try write.response(
+            try await domain.batchUpdate(items, allOrNothing: request.allOrNothing, actor: try context.actor(), write: write.options))
+    }
+
+    public func batchDeleteContacts(
+        request: Switchboard_Contacts_V1_BatchDeleteContactsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_BatchDeleteContactsResponse {
+        let items = request.requests.enumerated().map { i, item in
+            Result { () throws -> (id: UUID, etag: String) in
+                let prefix = "requests[\(i)]"
+                try Self.checkNoItemRequestID(item.requestId, prefix: prefix)
+                try Self.checkETag(item.etag, field: "\(prefix).etag")
+                return (try Self.uuid(item.id, field: "\(prefix).id"), item.etag)
+            }.mapError { Self.itemError($0, "requests[\(i)]") }
+        }
+        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.batchDeleteContacts) { results in
+            var response = Switchboard_Contacts_V1_BatchDeleteContactsResponse()
+            response.results = Self.batchResults(results)
+            return response
+        }
+        return try write.response(
+            try await domain.batchDelete(items, allOrNothing: request.allOrNothing, actor: try context.actor(), write: write.options))
+    }
+
+    /// One update of a batch, checked as UpdateContact checks its request, its fields named under `prefix`.
+    private static func updateItem(_ request: Switchboard_Contacts_V1_UpdateContactRequest, prefix: String) throws -> ContactsDomain.UpdateItem {
+        try checkNoItemRequestID(request.requestId, prefix: prefix)
+        guard let contact = request.contact else {
+            throw ContactsError.invalid([Violation("\(prefix).contact", "is required", reason: "REQUIRED")])
+        }
+        let id = try uuid(contact.id, field: "\(prefix).contact.id")
+        let source = try ContactsMapping.data(contact, prefix: "\(prefix).contact")
+        let paths = request.updateMask?.paths ?? []
+        try checkETag(request.etag, field: "\(prefix).etag")
+        if paths.contains("type"), contact.type == .unspecified {
+            throw ContactsError.invalid([Violation("\(prefix).contact.type", "must be PERSON or COMPANY", reason: "REQUIRED")])
+        }
+        if paths.contains("status"), contact.status == .unspecified {
+            throw ContactsError.invalid([Violation("\(prefix).contact.status", "must be set", reason: "REQUIRED")])
+        }
+        return ContactsDomain.UpdateItem(id: id, source: source, paths: paths, etag: request.etag)
+    }
+
+    /// A batch item's own request id would suggest per-item idempotency the batch does not have: the batch's covers all.
+    private static func checkNoItemRequestID(_ requestID: String, prefix: String) throws {
+        guard requestID.isEmpty else {
+            throw ContactsError.invalid([
+                Violation("\(prefix).request_id", "must be empty: the batch's request_id covers every item", reason: "INVALID")
+            ])
+        }
+    }
+
+    /// An item's mapping failure as the item's error, its fields under `prefix`.
+    private static func itemError(_ error: any Error, _ prefix: String) -> ContactsError {
+        (error as? ContactsError)?.prefixed(prefix) ?? .invalid([Violation(prefix, "\(error)")])
+    }
+
     /// The response of a batch create: each item's contact, or its error as the status a single create would have
     /// returned (code, message and details).
     @Sendable private static func batchResponse(_ results: [ContactBatchResult]) -> Switchboard_Contacts_V1_BatchCreateContactsResponse {
         var response = Switchboard_Contacts_V1_BatchCreateContactsResponse()
-        response.results = results.map { result in
+        response.results = batchResults(results)
+        return response
+    }
+
+    /// Each item's contact, or its error as the status the single RPC would have returned (code, message, details).
+    private static func batchResults(_ results: [ContactBatchResult]) -> [Switchboard_Contacts_V1_ContactResult] {
+        results.map { result in
             var item = Switchboard_Contacts_V1_ContactResult()
             switch result {
-            case .created(let record): item.contact = ContactsMapping.proto(record)
+            case .succeeded(let record): item.contact = ContactsMapping.proto(record)
             case .failed(let error):
                 let rpc = error.rpcError
                 item.error =
@@ -153,7 +227,6 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             }
             return item
         }
-        return response
     }
 
     public func updateContact(request: Switchboard_Contacts_V1_UpdateContactRequest, context: ServerContext) async throws -> Proto {

@@ -267,9 +267,78 @@ public struct PostgresContactStore: ContactStore {
                 }
                 try await recordChange(record, kind: .created, fields: [], actor: actor, on: c)
                 if !allOrNothing { try await c.query("RELEASE SAVEPOINT batch_item") }
-                outcome.append(.created(record))
+                outcome.append(.succeeded(record))
             }
             return outcome
+        }
+    }
+
+    public func modify(
+        ids: [UUID?], results: [ContactBatchResult?], allOrNothing: Bool, actor: Actor, write: WriteOptions<[ContactBatchResult]>,
+        decide: @Sendable (_ index: Int, _ current: ContactRecord) throws -> ContactModification
+    ) async throws -> WriteOutcome<[ContactBatchResult]> {
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            var outcome: [ContactBatchResult] = []
+            outcome.reserveCapacity(ids.count)
+            for (index, (id, decided)) in zip(ids, results).enumerated() {
+                if let decided {
+                    outcome.append(decided)
+                    continue
+                }
+                guard let id else { continue }
+                // A savepoint per item, so a failed item rolls back alone (unless all or nothing).
+                if !allOrNothing { try await c.query("SAVEPOINT batch_item") }
+                do {
+                    outcome.append(.succeeded(try await modify(id: id, index: index, actor: actor, on: c, decide: decide)))
+                    if !allOrNothing { try await c.query("RELEASE SAVEPOINT batch_item") }
+                } catch let error as ContactsError where !allOrNothing {
+                    try await c.query("ROLLBACK TO SAVEPOINT batch_item")
+                    outcome.append(.failed(error))
+                }
+            }
+            return outcome
+        }
+    }
+
+    /// One item of ``modify(ids:results:allOrNothing:actor:write:decide:)``: read and lock the live contact, decide,
+    /// store, record the change.
+    private func modify(
+        id: UUID, index: Int, actor: Actor, on c: PostgresConnection, decide: (Int, ContactRecord) throws -> ContactModification
+    ) async throws -> ContactRecord {
+        guard
+            let row = try await c.query(
+                "SELECT \(Self.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE",
+                [.text(actor.tenantID), .uuid(id)]
+            ).first
+        else { throw ContactsError.notFound(id.lowercaseText) }
+        let current = try Self.record(row)
+        switch try decide(index, current) {
+        case .replace(let data, let changedFields):
+            let updated = try await c.query(
+                """
+                UPDATE contacts.contacts SET given_name = $3, family_name = $4, middle_name = $5, name_prefix = $6,
+                    name_suffix = $7, display_name = $8, emails = $9, phones = $10, addresses = $11, contact_type = $12,
+                    status = $13, tags = $14, owner_id = $15, custom_fields = $16, version = version + 1,
+                    updated_at = now(), updated_by = $17
+                WHERE tenant_id = $1 AND id = $2 RETURNING \(Self.columns)
+                """, [.text(actor.tenantID), .uuid(id)] + Self.dataBinds(data) + [.text(actor.userID)]
+            ).first!
+            try await releaseEmails(id: id, actor: actor, on: c)
+            if let clash = try await reserveEmailsOrFindHolder(data, id: id, actor: actor, on: c) { throw clash }
+            let record = try Self.record(updated)
+            try await recordChange(record, kind: .updated, fields: changedFields, actor: actor, on: c)
+            return record
+        case .delete:
+            let deleted = try await c.query(
+                """
+                UPDATE contacts.contacts SET deleted_at = now(), version = version + 1, updated_at = now(), updated_by = $3
+                WHERE tenant_id = $1 AND id = $2 RETURNING \(Self.columns)
+                """, [.text(actor.tenantID), .uuid(id), .text(actor.userID)]
+            ).first!
+            try await releaseEmails(id: id, actor: actor, on: c)
+            let record = try Self.record(deleted)
+            try await recordChange(record, kind: .deleted, fields: [], actor: actor, on: c)
+            return record
         }
     }
 

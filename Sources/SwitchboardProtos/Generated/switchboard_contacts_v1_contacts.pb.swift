@@ -1146,6 +1146,218 @@ public struct Switchboard_Contacts_V1_UndeleteContactRequest: ProtoMessage, _CBr
     }
 }
 
+/// The `switchboard.contacts.v1.BatchUpdateContactsRequest` message.
+public struct Switchboard_Contacts_V1_BatchUpdateContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.BatchUpdateContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.BatchUpdateContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__batch_update_contacts_request__init)
+
+    /// Field `requests` = 1.
+    public var requests: [Switchboard_Contacts_V1_UpdateContactRequest] = []
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Field `all_or_nothing` = 3.
+    public var allOrNothing: Bool = false
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.requests = r.repeatedMessage(0)
+        self.requestId = r.string(1)
+        self.allOrNothing = r.bool(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, requests)
+        w.setString(1, requestId)
+        w.setBool(2, allOrNothing)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "requests", self.requests)
+        e.field(&o, "requestId", self.requestId)
+        e.field(&o, "allOrNothing", self.allOrNothing)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "requests": try d.field(1, "requests", value, &self.requests)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            case "allOrNothing", "all_or_nothing": try d.field(3, "allOrNothing", value, &self.allOrNothing)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.BatchUpdateContactsResponse` message.
+public struct Switchboard_Contacts_V1_BatchUpdateContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.BatchUpdateContactsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.BatchUpdateContactsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__batch_update_contacts_response__init)
+
+    /// Field `results` = 1.
+    public var results: [Switchboard_Contacts_V1_ContactResult] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.results = r.repeatedMessage(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, results)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "results", self.results)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "results": try d.field(1, "results", value, &self.results)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.BatchDeleteContactsRequest` message.
+public struct Switchboard_Contacts_V1_BatchDeleteContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.BatchDeleteContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.BatchDeleteContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__batch_delete_contacts_request__init)
+
+    /// Field `requests` = 1.
+    public var requests: [Switchboard_Contacts_V1_DeleteContactRequest] = []
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Field `all_or_nothing` = 3.
+    public var allOrNothing: Bool = false
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.requests = r.repeatedMessage(0)
+        self.requestId = r.string(1)
+        self.allOrNothing = r.bool(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, requests)
+        w.setString(1, requestId)
+        w.setBool(2, allOrNothing)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "requests", self.requests)
+        e.field(&o, "requestId", self.requestId)
+        e.field(&o, "allOrNothing", self.allOrNothing)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "requests": try d.field(1, "requests", value, &self.requests)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            case "allOrNothing", "all_or_nothing": try d.field(3, "allOrNothing", value, &self.allOrNothing)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.BatchDeleteContactsResponse` message.
+public struct Switchboard_Contacts_V1_BatchDeleteContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.BatchDeleteContactsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.BatchDeleteContactsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__batch_delete_contacts_response__init)
+
+    /// Field `results` = 1.
+    public var results: [Switchboard_Contacts_V1_ContactResult] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.results = r.repeatedMessage(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, results)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "results", self.results)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "results": try d.field(1, "results", value, &self.results)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.contacts.v1.ListContactsRequest` message.
 public struct Switchboard_Contacts_V1_ListContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.ListContactsRequest`.
@@ -1723,6 +1935,10 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let updateContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "UpdateContact", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/DeleteContact`.
         public static let deleteContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "DeleteContact", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/BatchUpdateContacts`.
+        public static let batchUpdateContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "BatchUpdateContacts", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/BatchDeleteContacts`.
+        public static let batchDeleteContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "BatchDeleteContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/UndeleteContact`.
         public static let undeleteContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "UndeleteContact", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/ListContacts`.
@@ -1737,7 +1953,7 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let watchChanges = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.undeleteContact, Method.listContacts, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
@@ -1756,6 +1972,10 @@ public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCServ
     func updateContact(request: Switchboard_Contacts_V1_UpdateContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
     /// Handles `DeleteContact`.
     func deleteContact(request: Switchboard_Contacts_V1_DeleteContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
+    /// Handles `BatchUpdateContacts`.
+    func batchUpdateContacts(request: Switchboard_Contacts_V1_BatchUpdateContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_BatchUpdateContactsResponse
+    /// Handles `BatchDeleteContacts`.
+    func batchDeleteContacts(request: Switchboard_Contacts_V1_BatchDeleteContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_BatchDeleteContactsResponse
     /// Handles `UndeleteContact`.
     func undeleteContact(request: Switchboard_Contacts_V1_UndeleteContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
     /// Handles `ListContacts`.
@@ -1780,6 +2000,8 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.lookupContacts) { try await self.lookupContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.updateContact) { try await self.updateContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.deleteContact) { try await self.deleteContact(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.batchUpdateContacts) { try await self.batchUpdateContacts(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.batchDeleteContacts) { try await self.batchDeleteContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.undeleteContact) { try await self.undeleteContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listContacts) { try await self.listContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.defineField) { try await self.defineField(request: $0, context: $1) }
@@ -1830,6 +2052,16 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
     /// Calls `DeleteContact`.
     public func deleteContact(_ request: Switchboard_Contacts_V1_DeleteContactRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Contact {
         try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.deleteContact, request, options: options)
+    }
+
+    /// Calls `BatchUpdateContacts`.
+    public func batchUpdateContacts(_ request: Switchboard_Contacts_V1_BatchUpdateContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_BatchUpdateContactsResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.batchUpdateContacts, request, options: options)
+    }
+
+    /// Calls `BatchDeleteContacts`.
+    public func batchDeleteContacts(_ request: Switchboard_Contacts_V1_BatchDeleteContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_BatchDeleteContactsResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.batchDeleteContacts, request, options: options)
     }
 
     /// Calls `UndeleteContact`.

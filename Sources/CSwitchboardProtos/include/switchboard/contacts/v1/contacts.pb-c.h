@@ -38,6 +38,10 @@ typedef struct Switchboard__Contacts__V1__LookupContactsResponse Switchboard__Co
 typedef struct Switchboard__Contacts__V1__UpdateContactRequest Switchboard__Contacts__V1__UpdateContactRequest;
 typedef struct Switchboard__Contacts__V1__DeleteContactRequest Switchboard__Contacts__V1__DeleteContactRequest;
 typedef struct Switchboard__Contacts__V1__UndeleteContactRequest Switchboard__Contacts__V1__UndeleteContactRequest;
+typedef struct Switchboard__Contacts__V1__BatchUpdateContactsRequest Switchboard__Contacts__V1__BatchUpdateContactsRequest;
+typedef struct Switchboard__Contacts__V1__BatchUpdateContactsResponse Switchboard__Contacts__V1__BatchUpdateContactsResponse;
+typedef struct Switchboard__Contacts__V1__BatchDeleteContactsRequest Switchboard__Contacts__V1__BatchDeleteContactsRequest;
+typedef struct Switchboard__Contacts__V1__BatchDeleteContactsResponse Switchboard__Contacts__V1__BatchDeleteContactsResponse;
 typedef struct Switchboard__Contacts__V1__ListContactsRequest Switchboard__Contacts__V1__ListContactsRequest;
 typedef struct Switchboard__Contacts__V1__ListContactsResponse Switchboard__Contacts__V1__ListContactsResponse;
 typedef struct Switchboard__Contacts__V1__FieldDefinition Switchboard__Contacts__V1__FieldDefinition;
@@ -418,6 +422,80 @@ struct  Switchboard__Contacts__V1__UndeleteContactRequest
 #define SWITCHBOARD__CONTACTS__V1__UNDELETE_CONTACT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__undelete_contact_request__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__BatchUpdateContactsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * 1 to 1,000 updates, each as UpdateContact takes it (without its own request_id), applied in order: a contact
+   * named twice gets the second update on top of the first.
+   */
+  size_t n_requests;
+  Switchboard__Contacts__V1__UpdateContactRequest **requests;
+  /*
+   * Idempotency key for the whole batch.
+   */
+  char *request_id;
+  /*
+   * One failed update fails the whole batch (its error names requests[i]) and nothing changes.
+   */
+  protobuf_c_boolean all_or_nothing;
+};
+#define SWITCHBOARD__CONTACTS__V1__BATCH_UPDATE_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__batch_update_contacts_request__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__Contacts__V1__BatchUpdateContactsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * One result per update, in order: the updated contact, or why not (INVALID_ARGUMENT naming requests[i] fields,
+   * NOT_FOUND, ABORTED for a stale etag, ALREADY_EXISTS for a taken address).
+   */
+  size_t n_results;
+  Switchboard__Contacts__V1__ContactResult **results;
+};
+#define SWITCHBOARD__CONTACTS__V1__BATCH_UPDATE_CONTACTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__batch_update_contacts_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Switchboard__Contacts__V1__BatchDeleteContactsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * 1 to 1,000 soft deletes, each as DeleteContact takes it (without its own request_id).
+   */
+  size_t n_requests;
+  Switchboard__Contacts__V1__DeleteContactRequest **requests;
+  /*
+   * Idempotency key for the whole batch.
+   */
+  char *request_id;
+  /*
+   * One failed delete fails the whole batch and nothing is deleted.
+   */
+  protobuf_c_boolean all_or_nothing;
+};
+#define SWITCHBOARD__CONTACTS__V1__BATCH_DELETE_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__batch_delete_contacts_request__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__Contacts__V1__BatchDeleteContactsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * One result per delete, in order: the deleted contact, or why not (NOT_FOUND, ABORTED for a stale etag).
+   */
+  size_t n_results;
+  Switchboard__Contacts__V1__ContactResult **results;
+};
+#define SWITCHBOARD__CONTACTS__V1__BATCH_DELETE_CONTACTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__batch_delete_contacts_response__descriptor) \
+    , 0,NULL }
 
 
 struct  Switchboard__Contacts__V1__ListContactsRequest
@@ -843,6 +921,82 @@ Switchboard__Contacts__V1__UndeleteContactRequest *
 void   switchboard__contacts__v1__undelete_contact_request__free_unpacked
                      (Switchboard__Contacts__V1__UndeleteContactRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__BatchUpdateContactsRequest methods */
+void   switchboard__contacts__v1__batch_update_contacts_request__init
+                     (Switchboard__Contacts__V1__BatchUpdateContactsRequest         *message);
+size_t switchboard__contacts__v1__batch_update_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsRequest   *message);
+size_t switchboard__contacts__v1__batch_update_contacts_request__pack
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__batch_update_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__BatchUpdateContactsRequest *
+       switchboard__contacts__v1__batch_update_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__batch_update_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__BatchUpdateContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__BatchUpdateContactsResponse methods */
+void   switchboard__contacts__v1__batch_update_contacts_response__init
+                     (Switchboard__Contacts__V1__BatchUpdateContactsResponse         *message);
+size_t switchboard__contacts__v1__batch_update_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsResponse   *message);
+size_t switchboard__contacts__v1__batch_update_contacts_response__pack
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__batch_update_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__BatchUpdateContactsResponse *
+       switchboard__contacts__v1__batch_update_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__batch_update_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__BatchUpdateContactsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__BatchDeleteContactsRequest methods */
+void   switchboard__contacts__v1__batch_delete_contacts_request__init
+                     (Switchboard__Contacts__V1__BatchDeleteContactsRequest         *message);
+size_t switchboard__contacts__v1__batch_delete_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsRequest   *message);
+size_t switchboard__contacts__v1__batch_delete_contacts_request__pack
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__batch_delete_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__BatchDeleteContactsRequest *
+       switchboard__contacts__v1__batch_delete_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__batch_delete_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__BatchDeleteContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__BatchDeleteContactsResponse methods */
+void   switchboard__contacts__v1__batch_delete_contacts_response__init
+                     (Switchboard__Contacts__V1__BatchDeleteContactsResponse         *message);
+size_t switchboard__contacts__v1__batch_delete_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsResponse   *message);
+size_t switchboard__contacts__v1__batch_delete_contacts_response__pack
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__batch_delete_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__BatchDeleteContactsResponse *
+       switchboard__contacts__v1__batch_delete_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__batch_delete_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__BatchDeleteContactsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Contacts__V1__ListContactsRequest methods */
 void   switchboard__contacts__v1__list_contacts_request__init
                      (Switchboard__Contacts__V1__ListContactsRequest         *message);
@@ -1029,6 +1183,18 @@ typedef void (*Switchboard__Contacts__V1__DeleteContactRequest_Closure)
 typedef void (*Switchboard__Contacts__V1__UndeleteContactRequest_Closure)
                  (const Switchboard__Contacts__V1__UndeleteContactRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__BatchUpdateContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__BatchUpdateContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__BatchUpdateContactsResponse_Closure)
+                 (const Switchboard__Contacts__V1__BatchUpdateContactsResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__BatchDeleteContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__BatchDeleteContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__BatchDeleteContactsResponse_Closure)
+                 (const Switchboard__Contacts__V1__BatchDeleteContactsResponse *message,
+                  void *closure_data);
 typedef void (*Switchboard__Contacts__V1__ListContactsRequest_Closure)
                  (const Switchboard__Contacts__V1__ListContactsRequest *message,
                   void *closure_data);
@@ -1085,6 +1251,14 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                          const Switchboard__Contacts__V1__DeleteContactRequest *input,
                          Switchboard__Contacts__V1__Contact_Closure closure,
                          void *closure_data);
+  void (*batch_update_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                                const Switchboard__Contacts__V1__BatchUpdateContactsRequest *input,
+                                Switchboard__Contacts__V1__BatchUpdateContactsResponse_Closure closure,
+                                void *closure_data);
+  void (*batch_delete_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                                const Switchboard__Contacts__V1__BatchDeleteContactsRequest *input,
+                                Switchboard__Contacts__V1__BatchDeleteContactsResponse_Closure closure,
+                                void *closure_data);
   void (*undelete_contact)(Switchboard__Contacts__V1__ContactsService_Service *service,
                            const Switchboard__Contacts__V1__UndeleteContactRequest *input,
                            Switchboard__Contacts__V1__Contact_Closure closure,
@@ -1124,6 +1298,8 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
       function_prefix__ ## lookup_contacts,\
       function_prefix__ ## update_contact,\
       function_prefix__ ## delete_contact,\
+      function_prefix__ ## batch_update_contacts,\
+      function_prefix__ ## batch_delete_contacts,\
       function_prefix__ ## undelete_contact,\
       function_prefix__ ## list_contacts,\
       function_prefix__ ## define_field,\
@@ -1158,6 +1334,14 @@ void switchboard__contacts__v1__contacts_service__delete_contact(ProtobufCServic
                                                                  const Switchboard__Contacts__V1__DeleteContactRequest *input,
                                                                  Switchboard__Contacts__V1__Contact_Closure closure,
                                                                  void *closure_data);
+void switchboard__contacts__v1__contacts_service__batch_update_contacts(ProtobufCService *service,
+                                                                        const Switchboard__Contacts__V1__BatchUpdateContactsRequest *input,
+                                                                        Switchboard__Contacts__V1__BatchUpdateContactsResponse_Closure closure,
+                                                                        void *closure_data);
+void switchboard__contacts__v1__contacts_service__batch_delete_contacts(ProtobufCService *service,
+                                                                        const Switchboard__Contacts__V1__BatchDeleteContactsRequest *input,
+                                                                        Switchboard__Contacts__V1__BatchDeleteContactsResponse_Closure closure,
+                                                                        void *closure_data);
 void switchboard__contacts__v1__contacts_service__undelete_contact(ProtobufCService *service,
                                                                    const Switchboard__Contacts__V1__UndeleteContactRequest *input,
                                                                    Switchboard__Contacts__V1__Contact_Closure closure,
@@ -1204,6 +1388,10 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__lookup_contac
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__update_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__delete_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__undelete_contact_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_update_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_update_contacts_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_delete_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_delete_contacts_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_contacts_request__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__list_contacts_request__order_by__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_contacts_response__descriptor;

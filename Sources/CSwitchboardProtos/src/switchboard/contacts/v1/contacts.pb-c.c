@@ -772,6 +772,186 @@ void   switchboard__contacts__v1__undelete_contact_request__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__undelete_contact_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__batch_update_contacts_request__init
+                     (Switchboard__Contacts__V1__BatchUpdateContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__BatchUpdateContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__BATCH_UPDATE_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__batch_update_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_update_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__batch_update_contacts_request__pack
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_update_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__batch_update_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_update_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__BatchUpdateContactsRequest *
+       switchboard__contacts__v1__batch_update_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__BatchUpdateContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__batch_update_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__batch_update_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__BatchUpdateContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_update_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__batch_update_contacts_response__init
+                     (Switchboard__Contacts__V1__BatchUpdateContactsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__BatchUpdateContactsResponse init_value = SWITCHBOARD__CONTACTS__V1__BATCH_UPDATE_CONTACTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__batch_update_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_update_contacts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__batch_update_contacts_response__pack
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_update_contacts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__batch_update_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchUpdateContactsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_update_contacts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__BatchUpdateContactsResponse *
+       switchboard__contacts__v1__batch_update_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__BatchUpdateContactsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__batch_update_contacts_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__batch_update_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__BatchUpdateContactsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_update_contacts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__batch_delete_contacts_request__init
+                     (Switchboard__Contacts__V1__BatchDeleteContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__BatchDeleteContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__BATCH_DELETE_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__batch_delete_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_delete_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__batch_delete_contacts_request__pack
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_delete_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__batch_delete_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_delete_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__BatchDeleteContactsRequest *
+       switchboard__contacts__v1__batch_delete_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__BatchDeleteContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__batch_delete_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__batch_delete_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__BatchDeleteContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_delete_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__batch_delete_contacts_response__init
+                     (Switchboard__Contacts__V1__BatchDeleteContactsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__BatchDeleteContactsResponse init_value = SWITCHBOARD__CONTACTS__V1__BATCH_DELETE_CONTACTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__batch_delete_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_delete_contacts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__batch_delete_contacts_response__pack
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_delete_contacts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__batch_delete_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BatchDeleteContactsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_delete_contacts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__BatchDeleteContactsResponse *
+       switchboard__contacts__v1__batch_delete_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__BatchDeleteContactsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__batch_delete_contacts_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__batch_delete_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__BatchDeleteContactsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__batch_delete_contacts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__contacts__v1__list_contacts_request__init
                      (Switchboard__Contacts__V1__ListContactsRequest         *message)
 {
@@ -2227,6 +2407,210 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__undelete_contact_req
   (ProtobufCMessageInit) switchboard__contacts__v1__undelete_contact_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__batch_update_contacts_request__field_descriptors[3] =
+{
+  {
+    "requests",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__BatchUpdateContactsRequest, n_requests),
+    offsetof(Switchboard__Contacts__V1__BatchUpdateContactsRequest, requests),
+    &switchboard__contacts__v1__update_contact_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BatchUpdateContactsRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "all_or_nothing",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BatchUpdateContactsRequest, all_or_nothing),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__batch_update_contacts_request__field_indices_by_name[] = {
+  2,   /* field[2] = all_or_nothing */
+  1,   /* field[1] = request_id */
+  0,   /* field[0] = requests */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__batch_update_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_update_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.BatchUpdateContactsRequest",
+  "BatchUpdateContactsRequest",
+  "Switchboard__Contacts__V1__BatchUpdateContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__BatchUpdateContactsRequest),
+  3,
+  switchboard__contacts__v1__batch_update_contacts_request__field_descriptors,
+  switchboard__contacts__v1__batch_update_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__batch_update_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__batch_update_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__batch_update_contacts_response__field_descriptors[1] =
+{
+  {
+    "results",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__BatchUpdateContactsResponse, n_results),
+    offsetof(Switchboard__Contacts__V1__BatchUpdateContactsResponse, results),
+    &switchboard__contacts__v1__contact_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__batch_update_contacts_response__field_indices_by_name[] = {
+  0,   /* field[0] = results */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__batch_update_contacts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_update_contacts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.BatchUpdateContactsResponse",
+  "BatchUpdateContactsResponse",
+  "Switchboard__Contacts__V1__BatchUpdateContactsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__BatchUpdateContactsResponse),
+  1,
+  switchboard__contacts__v1__batch_update_contacts_response__field_descriptors,
+  switchboard__contacts__v1__batch_update_contacts_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__batch_update_contacts_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__batch_update_contacts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__batch_delete_contacts_request__field_descriptors[3] =
+{
+  {
+    "requests",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__BatchDeleteContactsRequest, n_requests),
+    offsetof(Switchboard__Contacts__V1__BatchDeleteContactsRequest, requests),
+    &switchboard__contacts__v1__delete_contact_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BatchDeleteContactsRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "all_or_nothing",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BatchDeleteContactsRequest, all_or_nothing),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__batch_delete_contacts_request__field_indices_by_name[] = {
+  2,   /* field[2] = all_or_nothing */
+  1,   /* field[1] = request_id */
+  0,   /* field[0] = requests */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__batch_delete_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_delete_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.BatchDeleteContactsRequest",
+  "BatchDeleteContactsRequest",
+  "Switchboard__Contacts__V1__BatchDeleteContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__BatchDeleteContactsRequest),
+  3,
+  switchboard__contacts__v1__batch_delete_contacts_request__field_descriptors,
+  switchboard__contacts__v1__batch_delete_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__batch_delete_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__batch_delete_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__batch_delete_contacts_response__field_descriptors[1] =
+{
+  {
+    "results",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__BatchDeleteContactsResponse, n_results),
+    offsetof(Switchboard__Contacts__V1__BatchDeleteContactsResponse, results),
+    &switchboard__contacts__v1__contact_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__batch_delete_contacts_response__field_indices_by_name[] = {
+  0,   /* field[0] = results */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__batch_delete_contacts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_delete_contacts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.BatchDeleteContactsResponse",
+  "BatchDeleteContactsResponse",
+  "Switchboard__Contacts__V1__BatchDeleteContactsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__BatchDeleteContactsResponse),
+  1,
+  switchboard__contacts__v1__batch_delete_contacts_response__field_descriptors,
+  switchboard__contacts__v1__batch_delete_contacts_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__batch_delete_contacts_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__batch_delete_contacts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__contacts__v1__list_contacts_request__order_by__enum_values_by_number[4] =
 {
   { "ORDER_BY_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__LIST_CONTACTS_REQUEST__ORDER_BY__ORDER_BY_UNSPECIFIED", 0 },
@@ -2872,7 +3256,7 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__contact_status__descrip
   switchboard__contacts__v1__contact_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[13] =
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[15] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchCreateContacts", &switchboard__contacts__v1__batch_create_contacts_request__descriptor, &switchboard__contacts__v1__batch_create_contacts_response__descriptor },
@@ -2881,6 +3265,8 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
   { "LookupContacts", &switchboard__contacts__v1__lookup_contacts_request__descriptor, &switchboard__contacts__v1__lookup_contacts_response__descriptor },
   { "UpdateContact", &switchboard__contacts__v1__update_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "DeleteContact", &switchboard__contacts__v1__delete_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
+  { "BatchUpdateContacts", &switchboard__contacts__v1__batch_update_contacts_request__descriptor, &switchboard__contacts__v1__batch_update_contacts_response__descriptor },
+  { "BatchDeleteContacts", &switchboard__contacts__v1__batch_delete_contacts_request__descriptor, &switchboard__contacts__v1__batch_delete_contacts_response__descriptor },
   { "UndeleteContact", &switchboard__contacts__v1__undelete_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "ListContacts", &switchboard__contacts__v1__list_contacts_request__descriptor, &switchboard__contacts__v1__list_contacts_response__descriptor },
   { "DefineField", &switchboard__contacts__v1__define_field_request__descriptor, &switchboard__contacts__v1__field_definition__descriptor },
@@ -2890,18 +3276,20 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
 };
 const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_name[] = {
   1,        /* BatchCreateContacts */
+  8,        /* BatchDeleteContacts */
   3,        /* BatchGetContacts */
+  7,        /* BatchUpdateContacts */
   0,        /* CreateContact */
-  9,        /* DefineField */
+  11,        /* DefineField */
   6,        /* DeleteContact */
   2,        /* GetContact */
-  8,        /* ListContacts */
-  10,        /* ListFieldDefinitions */
+  10,        /* ListContacts */
+  12,        /* ListFieldDefinitions */
   4,        /* LookupContacts */
-  11,        /* RetireField */
-  7,        /* UndeleteContact */
+  13,        /* RetireField */
+  9,        /* UndeleteContact */
   5,        /* UpdateContact */
-  12         /* WatchChanges */
+  14         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor =
 {
@@ -2910,7 +3298,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  13,
+  15,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -2970,13 +3358,29 @@ void switchboard__contacts__v1__contacts_service__delete_contact(ProtobufCServic
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__contacts__v1__contacts_service__batch_update_contacts(ProtobufCService *service,
+                                                                        const Switchboard__Contacts__V1__BatchUpdateContactsRequest *input,
+                                                                        Switchboard__Contacts__V1__BatchUpdateContactsResponse_Closure closure,
+                                                                        void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__batch_delete_contacts(ProtobufCService *service,
+                                                                        const Switchboard__Contacts__V1__BatchDeleteContactsRequest *input,
+                                                                        Switchboard__Contacts__V1__BatchDeleteContactsResponse_Closure closure,
+                                                                        void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__contacts__v1__contacts_service__undelete_contact(ProtobufCService *service,
                                                                    const Switchboard__Contacts__V1__UndeleteContactRequest *input,
                                                                    Switchboard__Contacts__V1__Contact_Closure closure,
                                                                    void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__ListContactsRequest *input,
@@ -2984,7 +3388,7 @@ void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__DefineFieldRequest *input,
@@ -2992,7 +3396,7 @@ void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_field_definitions(ProtobufCService *service,
                                                                          const Switchboard__Contacts__V1__ListFieldDefinitionsRequest *input,
@@ -3000,7 +3404,7 @@ void switchboard__contacts__v1__contacts_service__list_field_definitions(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__RetireFieldRequest *input,
@@ -3008,7 +3412,7 @@ void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService *service,
                                                                 const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -3016,7 +3420,7 @@ void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

@@ -63,3 +63,6 @@ done
 
 # The compose file, one container per service in services/index.
 scripts/compose.sh
+
+# The fuzzers' list of request messages (Fuzz/Sources/FuzzProtoDecode/Generated), from the protos.
+python3 Fuzz/generate.py

@@ -25,8 +25,14 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Common_V1_WatchAllChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchAllChangesRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.watchChanges, Switchboard_Organization_V1_OrganizationService.watchChanges
     (Switchboard_Common_V1_WatchChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchChangesRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.batchCreateContacts
+    (Switchboard_Contacts_V1_BatchCreateContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BatchCreateContactsRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.batchDeleteContacts
+    (Switchboard_Contacts_V1_BatchDeleteContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BatchDeleteContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.batchGetContacts
     (Switchboard_Contacts_V1_BatchGetContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BatchGetContactsRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.batchUpdateContacts
+    (Switchboard_Contacts_V1_BatchUpdateContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BatchUpdateContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.createContact
     (Switchboard_Contacts_V1_CreateContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_CreateContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.defineField
@@ -39,6 +45,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_ListContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.listFieldDefinitions
     (Switchboard_Contacts_V1_ListFieldDefinitionsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListFieldDefinitionsRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.lookupContacts
+    (Switchboard_Contacts_V1_LookupContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_LookupContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.retireField
     (Switchboard_Contacts_V1_RetireFieldRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_RetireFieldRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.undeleteContact

@@ -58,6 +58,7 @@ let package = Package(
         .executable(name: "echo-server", targets: ["echo-server"]),
         .executable(name: "contacts", targets: ["contacts"]),
         .executable(name: "organization", targets: ["organization"]),
+        .executable(name: "communication", targets: ["communication"]),
         .executable(name: "crmctl", targets: ["crmctl"]),
     ],
     dependencies: [
@@ -199,7 +200,7 @@ let package = Package(
         ),
 
         // The services, one line each (see `service(_:module:)` and services/README.md).
-    ] + service("contacts", module: "ContactsService") + organizationService + [
+    ] + service("contacts", module: "ContactsService") + organizationService + service("communication", module: "CommunicationService") + [
         .target(
             name: "SwitchboardTestSupport",
             dependencies: [

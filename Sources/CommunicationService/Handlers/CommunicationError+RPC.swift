@@ -1,0 +1,28 @@
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardServiceKit
+
+extension CommunicationError: RPCErrorConvertible {
+    /// The message type of each kind of resource a NOT_FOUND names.
+    static let resourceTypes = ["interaction": "switchboard.communication.v1.Interaction"]
+
+    /// The status each domain error is sent as.
+    public var rpcError: RPCError {
+        switch self {
+        case .invalid(let violations):
+            return InvalidRequest(violations).rpcError
+        case .notFound(let kind, let id):
+            var info = Google_Rpc_ResourceInfo()
+            info.resourceType = Self.resourceTypes[kind] ?? kind
+            info.resourceName = id
+            info.description = "not found in the caller's tenant"
+            return RPCError(code: .notFound, message: "\(kind) \(id) not found").withDetails([Google_Protobuf_Any(packing: info)])
+        case .etagMismatch(let current):
+            return RPCError(code: .aborted, message: "the resource changed since it was read (current etag \(current)); read it again and retry")
+        case .forbidden(let message):
+            return RPCError(code: .permissionDenied, message: message)
+        case .searchTooExpensive:
+            return RPCError(code: .resourceExhausted, message: "the search took too long; use more specific words")
+        }
+    }
+}

@@ -43,6 +43,7 @@ public enum CommunicationService: ServiceDefinition {
             requiredRoles: [
                 M.logInteraction: .user, M.updateInteraction: .user, M.deleteInteraction: .user, M.undeleteInteraction: .user,
                 M.getInteraction: .readOnly, M.listInteractions: .readOnly, M.searchInteractions: .readOnly, M.listFollowUpsDue: .readOnly,
+                M.recordConsent: .user, M.listConsentHistory: .readOnly, M.checkConsent: .readOnly,
                 M.watchChanges: .readOnly,
             ],
             feedBatchBytes: pageBytes,
@@ -50,7 +51,13 @@ public enum CommunicationService: ServiceDefinition {
                 let store = PostgresInteractionStore(
                     pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,
                     searchTimeoutMilliseconds: searchTimeoutMilliseconds, publish: { try InteractionMapping.published($0) })
-                return [CommunicationHandler(interactions: InteractionDomain(store: store), changes: dependencies.changes)]
+                let consent = PostgresConsentStore(
+                    pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,
+                    publish: { try ConsentMapping.proto($0).protoJSONText() })
+                return [
+                    CommunicationHandler(
+                        interactions: InteractionDomain(store: store), consent: ConsentDomain(store: consent), changes: dependencies.changes)
+                ]
             })
     }
 }

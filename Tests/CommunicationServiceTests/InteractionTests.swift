@@ -431,6 +431,7 @@ final class InteractionTests {
         let tenantA = "rls-a-" + UUID().uuidString.prefix(6)
         let a = try await harness.client(tenant: tenantA)
         _ = try await a.log(.email, subject: "Seen only by A", requestID: UUID().uuidString) { $0.contactIds = [newID()] }
+        _ = try await a.recordConsent(contact: newID())
         _ = try await harness.pool.transaction(settings: ["app.tenant_id": tenantA]) { c in
             try await c.query(
                 """
@@ -438,7 +439,9 @@ final class InteractionTests {
                 VALUES ($1, 'contacts', 1, 'switchboard.contacts.v1.Contact', 'x', 'test', '\\x00'::bytea)
                 """, [.text(tenantA)])
         }
-        let tables = ["interactions", "interaction_contacts", "feed_dead_letters", "changes", "change_sequences", "idempotency_keys"]
+        let tables = [
+            "interactions", "interaction_contacts", "consent_ledger", "feed_dead_letters", "changes", "change_sequences", "idempotency_keys",
+        ]
         let all = try await harness.pool.query(
             "SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = 'communication' ORDER BY 1"
         ).rows.map { try $0.string("name") }

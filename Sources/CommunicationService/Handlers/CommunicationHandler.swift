@@ -12,6 +12,8 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     public typealias Proto = Switchboard_Communication_V1_Interaction
     typealias Methods = Switchboard_Communication_V1_CommunicationService.Method
     let interactions: InteractionDomain
+    /// The consent ledger.
+    let ledger: ConsentDomain
     let changes: TenantChangeWatcher
     /// Longest etag a request may name.
     static let maxETagBytes = 64
@@ -19,9 +21,11 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     /// Creates the handler.
     /// - Parameters:
     ///   - interactions: the interaction use cases.
+    ///   - consent: the consent ledger's use cases.
     ///   - changes: the kit's `WatchChanges`.
-    public init(interactions: InteractionDomain, changes: TenantChangeWatcher) {
+    public init(interactions: InteractionDomain, consent: ConsentDomain, changes: TenantChangeWatcher) {
         self.interactions = interactions
+        self.ledger = consent
         self.changes = changes
     }
 

@@ -144,6 +144,154 @@ public enum Switchboard_Communication_V1_Visibility: ProtoEnum, CaseIterable, _P
     }
 }
 
+/// The `switchboard.communication.v1.Channel` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Communication_V1_Channel: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `CHANNEL_UNSPECIFIED` = 0.
+    case unspecified
+    /// `CHANNEL_EMAIL` = 1.
+    case email
+    /// `CHANNEL_SMS` = 2.
+    case sms
+    /// `CHANNEL_CALL` = 3.
+    case call
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Communication_V1_Channel] = [.unspecified, .email, .sms, .call]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("CHANNEL_UNSPECIFIED", 0),
+        ("CHANNEL_EMAIL", 1),
+        ("CHANNEL_SMS", 2),
+        ("CHANNEL_CALL", 3),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .email
+        case 2: self = .sms
+        case 3: self = .call
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .email: return 1
+        case .sms: return 2
+        case .call: return 3
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
+/// The `switchboard.communication.v1.ConsentStatus` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Communication_V1_ConsentStatus: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `CONSENT_STATUS_UNSPECIFIED` = 0.
+    case unspecified
+    /// `CONSENT_STATUS_GRANTED` = 1.
+    case granted
+    /// `CONSENT_STATUS_WITHDRAWN` = 2.
+    case withdrawn
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Communication_V1_ConsentStatus] = [.unspecified, .granted, .withdrawn]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("CONSENT_STATUS_UNSPECIFIED", 0),
+        ("CONSENT_STATUS_GRANTED", 1),
+        ("CONSENT_STATUS_WITHDRAWN", 2),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .granted
+        case 2: self = .withdrawn
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .granted: return 1
+        case .withdrawn: return 2
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
+/// The `switchboard.communication.v1.LegalBasis` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Communication_V1_LegalBasis: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `LEGAL_BASIS_UNSPECIFIED` = 0.
+    case unspecified
+    /// `LEGAL_BASIS_CONSENT` = 1.
+    case consent
+    /// `LEGAL_BASIS_CONTRACT` = 2.
+    case contract
+    /// `LEGAL_BASIS_LEGAL_OBLIGATION` = 3.
+    case legalObligation
+    /// `LEGAL_BASIS_VITAL_INTERESTS` = 4.
+    case vitalInterests
+    /// `LEGAL_BASIS_PUBLIC_TASK` = 5.
+    case publicTask
+    /// `LEGAL_BASIS_LEGITIMATE_INTERESTS` = 6.
+    case legitimateInterests
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Communication_V1_LegalBasis] = [.unspecified, .consent, .contract, .legalObligation, .vitalInterests, .publicTask, .legitimateInterests]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("LEGAL_BASIS_UNSPECIFIED", 0),
+        ("LEGAL_BASIS_CONSENT", 1),
+        ("LEGAL_BASIS_CONTRACT", 2),
+        ("LEGAL_BASIS_LEGAL_OBLIGATION", 3),
+        ("LEGAL_BASIS_VITAL_INTERESTS", 4),
+        ("LEGAL_BASIS_PUBLIC_TASK", 5),
+        ("LEGAL_BASIS_LEGITIMATE_INTERESTS", 6),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .consent
+        case 2: self = .contract
+        case 3: self = .legalObligation
+        case 4: self = .vitalInterests
+        case 5: self = .publicTask
+        case 6: self = .legitimateInterests
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .consent: return 1
+        case .contract: return 2
+        case .legalObligation: return 3
+        case .vitalInterests: return 4
+        case .publicTask: return 5
+        case .legitimateInterests: return 6
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// The `switchboard.communication.v1.Interaction` message.
 public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.communication.v1.Interaction`.
@@ -969,6 +1117,461 @@ public struct Switchboard_Communication_V1_ListFollowUpsDueResponse: ProtoMessag
     }
 }
 
+/// The `switchboard.communication.v1.ConsentRecord` message.
+public struct Switchboard_Communication_V1_ConsentRecord: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ConsentRecord`.
+    public static let protoMessageName = "switchboard.communication.v1.ConsentRecord"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__consent_record__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `contact_id` = 2.
+    public var contactId: String = ""
+
+    /// Field `channel` = 3.
+    public var channel: Switchboard_Communication_V1_Channel = .init(protoValue: 0)
+
+    /// Field `purpose` = 4.
+    public var purpose: String = ""
+
+    /// Field `status` = 5.
+    public var status: Switchboard_Communication_V1_ConsentStatus = .init(protoValue: 0)
+
+    /// Field `legal_basis` = 6.
+    public var legalBasis: Switchboard_Communication_V1_LegalBasis = .init(protoValue: 0)
+
+    /// Field `source` = 7.
+    public var source: String = ""
+
+    /// Field `stated_at` = 8.
+    public var statedAt: Date? = nil
+
+    /// Field `recorded_at` = 9.
+    public var recordedAt: Date? = nil
+
+    /// Field `recorded_by` = 10.
+    public var recordedBy: String = ""
+
+    /// Field `sequence` = 11.
+    public var sequence: Int64 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.contactId = r.string(1)
+        self.channel = r.enumeration(2)
+        self.purpose = r.string(3)
+        self.status = r.enumeration(4)
+        self.legalBasis = r.enumeration(5)
+        self.source = r.string(6)
+        self.statedAt = (r.message(7) as Google_Protobuf_Timestamp?)?.date
+        self.recordedAt = (r.message(8) as Google_Protobuf_Timestamp?)?.date
+        self.recordedBy = r.string(9)
+        self.sequence = r.scalar(10)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, contactId)
+        w.setEnumeration(2, channel)
+        w.setString(3, purpose)
+        w.setEnumeration(4, status)
+        w.setEnumeration(5, legalBasis)
+        w.setString(6, source)
+        w.setMessage(7, statedAt.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(8, recordedAt.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setString(9, recordedBy)
+        w.setScalar(10, sequence)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "channel", self.channel)
+        e.field(&o, "purpose", self.purpose)
+        e.field(&o, "status", self.status)
+        e.field(&o, "legalBasis", self.legalBasis)
+        e.field(&o, "source", self.source)
+        try e.field(&o, "statedAt", self.statedAt)
+        try e.field(&o, "recordedAt", self.recordedAt)
+        e.field(&o, "recordedBy", self.recordedBy)
+        e.field(&o, "sequence", self.sequence)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "contactId", "contact_id": try d.field(2, "contactId", value, &self.contactId)
+            case "channel": try d.field(3, "channel", value, &self.channel)
+            case "purpose": try d.field(4, "purpose", value, &self.purpose)
+            case "status": try d.field(5, "status", value, &self.status)
+            case "legalBasis", "legal_basis": try d.field(6, "legalBasis", value, &self.legalBasis)
+            case "source": try d.field(7, "source", value, &self.source)
+            case "statedAt", "stated_at": try d.field(8, "statedAt", value, &self.statedAt)
+            case "recordedAt", "recorded_at": try d.field(9, "recordedAt", value, &self.recordedAt)
+            case "recordedBy", "recorded_by": try d.field(10, "recordedBy", value, &self.recordedBy)
+            case "sequence": try d.field(11, "sequence", value, &self.sequence)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.RecordConsentRequest` message.
+public struct Switchboard_Communication_V1_RecordConsentRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.RecordConsentRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.RecordConsentRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__record_consent_request__init)
+
+    /// Field `consent` = 1.
+    public var consent: Switchboard_Communication_V1_ConsentRecord? = nil
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.consent = r.message(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, consent)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "consent", self.consent)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "consent": try d.field(1, "consent", value, &self.consent)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ListConsentHistoryRequest` message.
+public struct Switchboard_Communication_V1_ListConsentHistoryRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ListConsentHistoryRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.ListConsentHistoryRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__list_consent_history_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `channel` = 2.
+    public var channel: Switchboard_Communication_V1_Channel = .init(protoValue: 0)
+
+    /// Field `purpose` = 3.
+    public var purpose: String = ""
+
+    /// Field `page` = 4.
+    public var page: Switchboard_Common_V1_PageRequest? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.channel = r.enumeration(1)
+        self.purpose = r.string(2)
+        self.page = r.message(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setEnumeration(1, channel)
+        w.setString(2, purpose)
+        w.setMessage(3, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "channel", self.channel)
+        e.field(&o, "purpose", self.purpose)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "channel": try d.field(2, "channel", value, &self.channel)
+            case "purpose": try d.field(3, "purpose", value, &self.purpose)
+            case "page": try d.field(4, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ListConsentHistoryResponse` message.
+public struct Switchboard_Communication_V1_ListConsentHistoryResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ListConsentHistoryResponse`.
+    public static let protoMessageName = "switchboard.communication.v1.ListConsentHistoryResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__list_consent_history_response__init)
+
+    /// Field `records` = 1.
+    public var records: [Switchboard_Communication_V1_ConsentRecord] = []
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.records = r.repeatedMessage(0)
+        self.page = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, records)
+        w.setMessage(1, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "records", self.records)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "records": try d.field(1, "records", value, &self.records)
+            case "page": try d.field(2, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.CheckConsentRequest` message.
+public struct Switchboard_Communication_V1_CheckConsentRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.CheckConsentRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.CheckConsentRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__check_consent_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `channel` = 2.
+    public var channel: Switchboard_Communication_V1_Channel = .init(protoValue: 0)
+
+    /// Field `purpose` = 3.
+    public var purpose: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.channel = r.enumeration(1)
+        self.purpose = r.string(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setEnumeration(1, channel)
+        w.setString(2, purpose)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "channel", self.channel)
+        e.field(&o, "purpose", self.purpose)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "channel": try d.field(2, "channel", value, &self.channel)
+            case "purpose": try d.field(3, "purpose", value, &self.purpose)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.CheckConsentResponse` message.
+public struct Switchboard_Communication_V1_CheckConsentResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.CheckConsentResponse`.
+    public static let protoMessageName = "switchboard.communication.v1.CheckConsentResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__check_consent_response__init)
+
+    /// Field `allowed` = 1.
+    public var allowed: Bool = false
+
+    /// Field `reason` = 2.
+    public var reason: Switchboard_Communication_V1_CheckConsentResponse.Reason = .init(protoValue: 0)
+
+    /// Field `decided_by` = 3.
+    public var decidedBy: Switchboard_Communication_V1_ConsentRecord? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.allowed = r.bool(0)
+        self.reason = r.enumeration(1)
+        self.decidedBy = r.message(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setBool(0, allowed)
+        w.setEnumeration(1, reason)
+        w.setMessage(2, decidedBy)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "allowed", self.allowed)
+        e.field(&o, "reason", self.reason)
+        try e.field(&o, "decidedBy", self.decidedBy)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "allowed": try d.field(1, "allowed", value, &self.allowed)
+            case "reason": try d.field(2, "reason", value, &self.reason)
+            case "decidedBy", "decided_by": try d.field(3, "decidedBy", value, &self.decidedBy)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
+    /// The `switchboard.communication.v1.CheckConsentResponse.Reason` enum. Values this version does not know are kept as `.unrecognized`.
+    public enum Reason: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+        /// `REASON_UNSPECIFIED` = 0.
+        case unspecified
+        /// `REASON_GRANTED` = 1.
+        case granted
+        /// `REASON_WITHDRAWN` = 2.
+        case withdrawn
+        /// `REASON_NO_CONSENT` = 3.
+        case noConsent
+        /// A value not defined in this version of the contract.
+        case unrecognized(Int32)
+
+        /// The defined values.
+        public static let allCases: [Reason] = [.unspecified, .granted, .withdrawn, .noConsent]
+
+        static let _protoJSONNames: [(name: String, number: Int32)] = [
+            ("REASON_UNSPECIFIED", 0),
+            ("REASON_GRANTED", 1),
+            ("REASON_WITHDRAWN", 2),
+            ("REASON_NO_CONSENT", 3),
+        ]
+
+        /// Creates the enum from its wire value.
+        public init(protoValue: Int32) {
+            switch protoValue {
+            case 0: self = .unspecified
+            case 1: self = .granted
+            case 2: self = .withdrawn
+            case 3: self = .noConsent
+            default: self = .unrecognized(protoValue)
+            }
+        }
+
+        /// The wire value.
+        public var protoValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .granted: return 1
+            case .withdrawn: return 2
+            case .noConsent: return 3
+            case .unrecognized(let value): return value
+            }
+        }
+    }
+}
+
 /// Names and method descriptors of the `switchboard.communication.v1.CommunicationService` service.
 public enum Switchboard_Communication_V1_CommunicationService {
     /// `switchboard.communication.v1.CommunicationService`.
@@ -991,11 +1594,17 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let searchInteractions = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "SearchInteractions", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/ListFollowUpsDue`.
         public static let listFollowUpsDue = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ListFollowUpsDue", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/RecordConsent`.
+        public static let recordConsent = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "RecordConsent", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/ListConsentHistory`.
+        public static let listConsentHistory = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ListConsentHistory", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/CheckConsent`.
+        public static let checkConsent = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CheckConsent", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/WatchChanges`.
         public static let watchChanges = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.checkConsent, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.communication.v1.CommunicationService`; register the implementation with the server.
@@ -1016,6 +1625,12 @@ public protocol Switchboard_Communication_V1_CommunicationService_ServiceProtoco
     func searchInteractions(request: Switchboard_Communication_V1_SearchInteractionsRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_SearchInteractionsResponse
     /// Handles `ListFollowUpsDue`.
     func listFollowUpsDue(request: Switchboard_Communication_V1_ListFollowUpsDueRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ListFollowUpsDueResponse
+    /// Handles `RecordConsent`.
+    func recordConsent(request: Switchboard_Communication_V1_RecordConsentRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ConsentRecord
+    /// Handles `ListConsentHistory`.
+    func listConsentHistory(request: Switchboard_Communication_V1_ListConsentHistoryRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ListConsentHistoryResponse
+    /// Handles `CheckConsent`.
+    func checkConsent(request: Switchboard_Communication_V1_CheckConsentRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_CheckConsentResponse
     /// Handles `WatchChanges`.
     func watchChanges(request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext) async throws
 }
@@ -1031,6 +1646,9 @@ extension Switchboard_Communication_V1_CommunicationService_ServiceProtocol {
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listInteractions) { try await self.listInteractions(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.searchInteractions) { try await self.searchInteractions(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listFollowUpsDue) { try await self.listFollowUpsDue(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.recordConsent) { try await self.recordConsent(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listConsentHistory) { try await self.listConsentHistory(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.checkConsent) { try await self.checkConsent(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Communication_V1_CommunicationService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
     }
 }
@@ -1081,6 +1699,21 @@ public struct Switchboard_Communication_V1_CommunicationService_Client: Sendable
     /// Calls `ListFollowUpsDue`.
     public func listFollowUpsDue(_ request: Switchboard_Communication_V1_ListFollowUpsDueRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ListFollowUpsDueResponse {
         try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.listFollowUpsDue, request, options: options)
+    }
+
+    /// Calls `RecordConsent`.
+    public func recordConsent(_ request: Switchboard_Communication_V1_RecordConsentRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ConsentRecord {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.recordConsent, request, options: options)
+    }
+
+    /// Calls `ListConsentHistory`.
+    public func listConsentHistory(_ request: Switchboard_Communication_V1_ListConsentHistoryRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ListConsentHistoryResponse {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.listConsentHistory, request, options: options)
+    }
+
+    /// Calls `CheckConsent`.
+    public func checkConsent(_ request: Switchboard_Communication_V1_CheckConsentRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_CheckConsentResponse {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.checkConsent, request, options: options)
     }
 
     /// Calls `WatchChanges`.

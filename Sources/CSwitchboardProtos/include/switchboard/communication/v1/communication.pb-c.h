@@ -31,10 +31,32 @@ typedef struct Switchboard__Communication__V1__SearchInteractionsRequest Switchb
 typedef struct Switchboard__Communication__V1__SearchInteractionsResponse Switchboard__Communication__V1__SearchInteractionsResponse;
 typedef struct Switchboard__Communication__V1__ListFollowUpsDueRequest Switchboard__Communication__V1__ListFollowUpsDueRequest;
 typedef struct Switchboard__Communication__V1__ListFollowUpsDueResponse Switchboard__Communication__V1__ListFollowUpsDueResponse;
+typedef struct Switchboard__Communication__V1__ConsentRecord Switchboard__Communication__V1__ConsentRecord;
+typedef struct Switchboard__Communication__V1__RecordConsentRequest Switchboard__Communication__V1__RecordConsentRequest;
+typedef struct Switchboard__Communication__V1__ListConsentHistoryRequest Switchboard__Communication__V1__ListConsentHistoryRequest;
+typedef struct Switchboard__Communication__V1__ListConsentHistoryResponse Switchboard__Communication__V1__ListConsentHistoryResponse;
+typedef struct Switchboard__Communication__V1__CheckConsentRequest Switchboard__Communication__V1__CheckConsentRequest;
+typedef struct Switchboard__Communication__V1__CheckConsentResponse Switchboard__Communication__V1__CheckConsentResponse;
 
 
 /* --- enums --- */
 
+typedef enum _Switchboard__Communication__V1__CheckConsentResponse__Reason {
+  SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_UNSPECIFIED = 0,
+  /*
+   * The latest entry for the channel and the purpose (or "all") grants it.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_GRANTED = 1,
+  /*
+   * The latest entry for the channel and the purpose (or "all") withdraws it.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_WITHDRAWN = 2,
+  /*
+   * No entry for the channel and the purpose (or "all"): nothing was granted, so nothing may be sent.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_NO_CONSENT = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON)
+} Switchboard__Communication__V1__CheckConsentResponse__Reason;
 typedef enum _Switchboard__Communication__V1__InteractionKind {
   SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED = 0,
   SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_EMAIL = 1,
@@ -68,6 +90,35 @@ typedef enum _Switchboard__Communication__V1__Visibility {
   SWITCHBOARD__COMMUNICATION__V1__VISIBILITY__VISIBILITY_PRIVATE = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__VISIBILITY)
 } Switchboard__Communication__V1__Visibility;
+/*
+ * A channel messages go out on.
+ */
+typedef enum _Switchboard__Communication__V1__Channel {
+  SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED = 0,
+  SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_EMAIL = 1,
+  SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_SMS = 2,
+  SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_CALL = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__CHANNEL)
+} Switchboard__Communication__V1__Channel;
+typedef enum _Switchboard__Communication__V1__ConsentStatus {
+  SWITCHBOARD__COMMUNICATION__V1__CONSENT_STATUS__CONSENT_STATUS_UNSPECIFIED = 0,
+  SWITCHBOARD__COMMUNICATION__V1__CONSENT_STATUS__CONSENT_STATUS_GRANTED = 1,
+  SWITCHBOARD__COMMUNICATION__V1__CONSENT_STATUS__CONSENT_STATUS_WITHDRAWN = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__CONSENT_STATUS)
+} Switchboard__Communication__V1__ConsentStatus;
+/*
+ * The GDPR Art. 6(1) basis a grant rests on.
+ */
+typedef enum _Switchboard__Communication__V1__LegalBasis {
+  SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_UNSPECIFIED = 0,
+  SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT = 1,
+  SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_CONTRACT = 2,
+  SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_LEGAL_OBLIGATION = 3,
+  SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_VITAL_INTERESTS = 4,
+  SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_PUBLIC_TASK = 5,
+  SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_LEGITIMATE_INTERESTS = 6
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS)
+} Switchboard__Communication__V1__LegalBasis;
 
 /* --- messages --- */
 
@@ -330,6 +381,150 @@ struct  Switchboard__Communication__V1__ListFollowUpsDueResponse
     , 0,NULL, NULL }
 
 
+/*
+ * One entry of a contact's consent ledger. Entries are never changed or removed: a change of mind is a new entry.
+ */
+struct  Switchboard__Communication__V1__ConsentRecord
+{
+  ProtobufCMessage base;
+  /*
+   * Output only: a UUID.
+   */
+  char *id;
+  /*
+   * Required: the contact (a UUID).
+   */
+  char *contact_id;
+  /*
+   * Required.
+   */
+  Switchboard__Communication__V1__Channel channel;
+  /*
+   * Required: what the messages are for, e.g. "marketing", "transactional": lower-case letters, digits and
+   * underscores, starting with a letter, at most 64 characters. "all" applies to every purpose.
+   */
+  char *purpose;
+  /*
+   * Required.
+   */
+  Switchboard__Communication__V1__ConsentStatus status;
+  /*
+   * Required for GRANTED; optional for WITHDRAWN.
+   */
+  Switchboard__Communication__V1__LegalBasis legal_basis;
+  /*
+   * Where the statement came from, e.g. "web form /newsletter", "call with agent 12"; required, at most 256 bytes.
+   */
+  char *source;
+  /*
+   * When the person made the statement; defaults to now. Between 1900-01-01 and now (+ 5 minutes of clock skew).
+   */
+  Google__Protobuf__Timestamp *stated_at;
+  /*
+   * Output only: when the service recorded it (the database clock).
+   */
+  Google__Protobuf__Timestamp *recorded_at;
+  /*
+   * Output only: who recorded it.
+   */
+  char *recorded_by;
+  /*
+   * Output only: the entry's position in the tenant's ledger (increasing).
+   */
+  int64_t sequence;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CONSENT_RECORD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__consent_record__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CONSENT_STATUS__CONSENT_STATUS_UNSPECIFIED, SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__Communication__V1__RecordConsentRequest
+{
+  ProtobufCMessage base;
+  Switchboard__Communication__V1__ConsentRecord *consent;
+  char *request_id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__RECORD_CONSENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__record_consent_request__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__ListConsentHistoryRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required.
+   */
+  char *contact_id;
+  /*
+   * Only this channel (UNSPECIFIED: all).
+   */
+  Switchboard__Communication__V1__Channel channel;
+  /*
+   * Only this purpose (empty: all).
+   */
+  char *purpose;
+  /*
+   * Default 50, at most 200.
+   */
+  Switchboard__Common__V1__PageRequest *page;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__LIST_CONSENT_HISTORY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_consent_history_request__descriptor) \
+    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Switchboard__Communication__V1__ListConsentHistoryResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Oldest first (the order they were recorded).
+   */
+  size_t n_records;
+  Switchboard__Communication__V1__ConsentRecord **records;
+  Switchboard__Common__V1__PageResponse *page;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__LIST_CONSENT_HISTORY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_consent_history_response__descriptor) \
+    , 0,NULL, NULL }
+
+
+struct  Switchboard__Communication__V1__CheckConsentRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required.
+   */
+  char *contact_id;
+  /*
+   * Required.
+   */
+  Switchboard__Communication__V1__Channel channel;
+  /*
+   * Required: a purpose key (not "all").
+   */
+  char *purpose;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__check_consent_request__descriptor) \
+    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__CheckConsentResponse
+{
+  ProtobufCMessage base;
+  protobuf_c_boolean allowed;
+  Switchboard__Communication__V1__CheckConsentResponse__Reason reason;
+  /*
+   * The entry that decided (absent for NO_CONSENT).
+   */
+  Switchboard__Communication__V1__ConsentRecord *decided_by;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__check_consent_response__descriptor) \
+    , 0, SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_UNSPECIFIED, NULL }
+
+
 /* Switchboard__Communication__V1__Interaction methods */
 void   switchboard__communication__v1__interaction__init
                      (Switchboard__Communication__V1__Interaction         *message);
@@ -558,6 +753,120 @@ Switchboard__Communication__V1__ListFollowUpsDueResponse *
 void   switchboard__communication__v1__list_follow_ups_due_response__free_unpacked
                      (Switchboard__Communication__V1__ListFollowUpsDueResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ConsentRecord methods */
+void   switchboard__communication__v1__consent_record__init
+                     (Switchboard__Communication__V1__ConsentRecord         *message);
+size_t switchboard__communication__v1__consent_record__get_packed_size
+                     (const Switchboard__Communication__V1__ConsentRecord   *message);
+size_t switchboard__communication__v1__consent_record__pack
+                     (const Switchboard__Communication__V1__ConsentRecord   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__consent_record__pack_to_buffer
+                     (const Switchboard__Communication__V1__ConsentRecord   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ConsentRecord *
+       switchboard__communication__v1__consent_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__consent_record__free_unpacked
+                     (Switchboard__Communication__V1__ConsentRecord *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__RecordConsentRequest methods */
+void   switchboard__communication__v1__record_consent_request__init
+                     (Switchboard__Communication__V1__RecordConsentRequest         *message);
+size_t switchboard__communication__v1__record_consent_request__get_packed_size
+                     (const Switchboard__Communication__V1__RecordConsentRequest   *message);
+size_t switchboard__communication__v1__record_consent_request__pack
+                     (const Switchboard__Communication__V1__RecordConsentRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__record_consent_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__RecordConsentRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__RecordConsentRequest *
+       switchboard__communication__v1__record_consent_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__record_consent_request__free_unpacked
+                     (Switchboard__Communication__V1__RecordConsentRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ListConsentHistoryRequest methods */
+void   switchboard__communication__v1__list_consent_history_request__init
+                     (Switchboard__Communication__V1__ListConsentHistoryRequest         *message);
+size_t switchboard__communication__v1__list_consent_history_request__get_packed_size
+                     (const Switchboard__Communication__V1__ListConsentHistoryRequest   *message);
+size_t switchboard__communication__v1__list_consent_history_request__pack
+                     (const Switchboard__Communication__V1__ListConsentHistoryRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__list_consent_history_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListConsentHistoryRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ListConsentHistoryRequest *
+       switchboard__communication__v1__list_consent_history_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__list_consent_history_request__free_unpacked
+                     (Switchboard__Communication__V1__ListConsentHistoryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ListConsentHistoryResponse methods */
+void   switchboard__communication__v1__list_consent_history_response__init
+                     (Switchboard__Communication__V1__ListConsentHistoryResponse         *message);
+size_t switchboard__communication__v1__list_consent_history_response__get_packed_size
+                     (const Switchboard__Communication__V1__ListConsentHistoryResponse   *message);
+size_t switchboard__communication__v1__list_consent_history_response__pack
+                     (const Switchboard__Communication__V1__ListConsentHistoryResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__list_consent_history_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListConsentHistoryResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ListConsentHistoryResponse *
+       switchboard__communication__v1__list_consent_history_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__list_consent_history_response__free_unpacked
+                     (Switchboard__Communication__V1__ListConsentHistoryResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__CheckConsentRequest methods */
+void   switchboard__communication__v1__check_consent_request__init
+                     (Switchboard__Communication__V1__CheckConsentRequest         *message);
+size_t switchboard__communication__v1__check_consent_request__get_packed_size
+                     (const Switchboard__Communication__V1__CheckConsentRequest   *message);
+size_t switchboard__communication__v1__check_consent_request__pack
+                     (const Switchboard__Communication__V1__CheckConsentRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__check_consent_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__CheckConsentRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__CheckConsentRequest *
+       switchboard__communication__v1__check_consent_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__check_consent_request__free_unpacked
+                     (Switchboard__Communication__V1__CheckConsentRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__CheckConsentResponse methods */
+void   switchboard__communication__v1__check_consent_response__init
+                     (Switchboard__Communication__V1__CheckConsentResponse         *message);
+size_t switchboard__communication__v1__check_consent_response__get_packed_size
+                     (const Switchboard__Communication__V1__CheckConsentResponse   *message);
+size_t switchboard__communication__v1__check_consent_response__pack
+                     (const Switchboard__Communication__V1__CheckConsentResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__check_consent_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__CheckConsentResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__CheckConsentResponse *
+       switchboard__communication__v1__check_consent_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__check_consent_response__free_unpacked
+                     (Switchboard__Communication__V1__CheckConsentResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__Communication__V1__Interaction_Closure)
@@ -595,6 +904,24 @@ typedef void (*Switchboard__Communication__V1__ListFollowUpsDueRequest_Closure)
                   void *closure_data);
 typedef void (*Switchboard__Communication__V1__ListFollowUpsDueResponse_Closure)
                  (const Switchboard__Communication__V1__ListFollowUpsDueResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ConsentRecord_Closure)
+                 (const Switchboard__Communication__V1__ConsentRecord *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__RecordConsentRequest_Closure)
+                 (const Switchboard__Communication__V1__RecordConsentRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ListConsentHistoryRequest_Closure)
+                 (const Switchboard__Communication__V1__ListConsentHistoryRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ListConsentHistoryResponse_Closure)
+                 (const Switchboard__Communication__V1__ListConsentHistoryResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__CheckConsentRequest_Closure)
+                 (const Switchboard__Communication__V1__CheckConsentRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__CheckConsentResponse_Closure)
+                 (const Switchboard__Communication__V1__CheckConsentResponse *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -635,6 +962,18 @@ struct Switchboard__Communication__V1__CommunicationService_Service
                               const Switchboard__Communication__V1__ListFollowUpsDueRequest *input,
                               Switchboard__Communication__V1__ListFollowUpsDueResponse_Closure closure,
                               void *closure_data);
+  void (*record_consent)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                         const Switchboard__Communication__V1__RecordConsentRequest *input,
+                         Switchboard__Communication__V1__ConsentRecord_Closure closure,
+                         void *closure_data);
+  void (*list_consent_history)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                               const Switchboard__Communication__V1__ListConsentHistoryRequest *input,
+                               Switchboard__Communication__V1__ListConsentHistoryResponse_Closure closure,
+                               void *closure_data);
+  void (*check_consent)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                        const Switchboard__Communication__V1__CheckConsentRequest *input,
+                        Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
+                        void *closure_data);
   void (*watch_changes)(Switchboard__Communication__V1__CommunicationService_Service *service,
                         const Switchboard__Common__V1__WatchChangesRequest *input,
                         Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -655,6 +994,9 @@ void switchboard__communication__v1__communication_service__init (Switchboard__C
       function_prefix__ ## list_interactions,\
       function_prefix__ ## search_interactions,\
       function_prefix__ ## list_follow_ups_due,\
+      function_prefix__ ## record_consent,\
+      function_prefix__ ## list_consent_history,\
+      function_prefix__ ## check_consent,\
       function_prefix__ ## watch_changes  }
 void switchboard__communication__v1__communication_service__log_interaction(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__LogInteractionRequest *input,
@@ -688,6 +1030,18 @@ void switchboard__communication__v1__communication_service__list_follow_ups_due(
                                                                                 const Switchboard__Communication__V1__ListFollowUpsDueRequest *input,
                                                                                 Switchboard__Communication__V1__ListFollowUpsDueResponse_Closure closure,
                                                                                 void *closure_data);
+void switchboard__communication__v1__communication_service__record_consent(ProtobufCService *service,
+                                                                           const Switchboard__Communication__V1__RecordConsentRequest *input,
+                                                                           Switchboard__Communication__V1__ConsentRecord_Closure closure,
+                                                                           void *closure_data);
+void switchboard__communication__v1__communication_service__list_consent_history(ProtobufCService *service,
+                                                                                 const Switchboard__Communication__V1__ListConsentHistoryRequest *input,
+                                                                                 Switchboard__Communication__V1__ListConsentHistoryResponse_Closure closure,
+                                                                                 void *closure_data);
+void switchboard__communication__v1__communication_service__check_consent(ProtobufCService *service,
+                                                                          const Switchboard__Communication__V1__CheckConsentRequest *input,
+                                                                          Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
+                                                                          void *closure_data);
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -698,6 +1052,9 @@ void switchboard__communication__v1__communication_service__watch_changes(Protob
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__interaction_kind__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__direction__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__visibility__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__communication__v1__channel__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__communication__v1__consent_status__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__communication__v1__legal_basis__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__interaction__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__log_interaction_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_interaction_request__descriptor;
@@ -710,6 +1067,13 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__search_i
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__search_interactions_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_follow_ups_due_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_follow_ups_due_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__consent_record__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__record_consent_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_consent_history_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_consent_history_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__check_consent_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__check_consent_response__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__communication__v1__check_consent_response__reason__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor;
 
 PROTOBUF_C__END_DECLS

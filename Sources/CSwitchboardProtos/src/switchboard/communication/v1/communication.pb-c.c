@@ -547,6 +547,276 @@ void   switchboard__communication__v1__list_follow_ups_due_response__free_unpack
   assert(message->base.descriptor == &switchboard__communication__v1__list_follow_ups_due_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__communication__v1__consent_record__init
+                     (Switchboard__Communication__V1__ConsentRecord         *message)
+{
+  static const Switchboard__Communication__V1__ConsentRecord init_value = SWITCHBOARD__COMMUNICATION__V1__CONSENT_RECORD__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__consent_record__get_packed_size
+                     (const Switchboard__Communication__V1__ConsentRecord *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__consent_record__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__consent_record__pack
+                     (const Switchboard__Communication__V1__ConsentRecord *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__consent_record__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__consent_record__pack_to_buffer
+                     (const Switchboard__Communication__V1__ConsentRecord *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__consent_record__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ConsentRecord *
+       switchboard__communication__v1__consent_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ConsentRecord *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__consent_record__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__consent_record__free_unpacked
+                     (Switchboard__Communication__V1__ConsentRecord *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__consent_record__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__record_consent_request__init
+                     (Switchboard__Communication__V1__RecordConsentRequest         *message)
+{
+  static const Switchboard__Communication__V1__RecordConsentRequest init_value = SWITCHBOARD__COMMUNICATION__V1__RECORD_CONSENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__record_consent_request__get_packed_size
+                     (const Switchboard__Communication__V1__RecordConsentRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__record_consent_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__record_consent_request__pack
+                     (const Switchboard__Communication__V1__RecordConsentRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__record_consent_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__record_consent_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__RecordConsentRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__record_consent_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__RecordConsentRequest *
+       switchboard__communication__v1__record_consent_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__RecordConsentRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__record_consent_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__record_consent_request__free_unpacked
+                     (Switchboard__Communication__V1__RecordConsentRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__record_consent_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__list_consent_history_request__init
+                     (Switchboard__Communication__V1__ListConsentHistoryRequest         *message)
+{
+  static const Switchboard__Communication__V1__ListConsentHistoryRequest init_value = SWITCHBOARD__COMMUNICATION__V1__LIST_CONSENT_HISTORY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__list_consent_history_request__get_packed_size
+                     (const Switchboard__Communication__V1__ListConsentHistoryRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_consent_history_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__list_consent_history_request__pack
+                     (const Switchboard__Communication__V1__ListConsentHistoryRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_consent_history_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__list_consent_history_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListConsentHistoryRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_consent_history_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ListConsentHistoryRequest *
+       switchboard__communication__v1__list_consent_history_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ListConsentHistoryRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__list_consent_history_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__list_consent_history_request__free_unpacked
+                     (Switchboard__Communication__V1__ListConsentHistoryRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__list_consent_history_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__list_consent_history_response__init
+                     (Switchboard__Communication__V1__ListConsentHistoryResponse         *message)
+{
+  static const Switchboard__Communication__V1__ListConsentHistoryResponse init_value = SWITCHBOARD__COMMUNICATION__V1__LIST_CONSENT_HISTORY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__list_consent_history_response__get_packed_size
+                     (const Switchboard__Communication__V1__ListConsentHistoryResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_consent_history_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__list_consent_history_response__pack
+                     (const Switchboard__Communication__V1__ListConsentHistoryResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_consent_history_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__list_consent_history_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListConsentHistoryResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_consent_history_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ListConsentHistoryResponse *
+       switchboard__communication__v1__list_consent_history_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ListConsentHistoryResponse *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__list_consent_history_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__list_consent_history_response__free_unpacked
+                     (Switchboard__Communication__V1__ListConsentHistoryResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__list_consent_history_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__check_consent_request__init
+                     (Switchboard__Communication__V1__CheckConsentRequest         *message)
+{
+  static const Switchboard__Communication__V1__CheckConsentRequest init_value = SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__check_consent_request__get_packed_size
+                     (const Switchboard__Communication__V1__CheckConsentRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__check_consent_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__check_consent_request__pack
+                     (const Switchboard__Communication__V1__CheckConsentRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__check_consent_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__check_consent_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__CheckConsentRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__check_consent_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__CheckConsentRequest *
+       switchboard__communication__v1__check_consent_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__CheckConsentRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__check_consent_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__check_consent_request__free_unpacked
+                     (Switchboard__Communication__V1__CheckConsentRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__check_consent_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__check_consent_response__init
+                     (Switchboard__Communication__V1__CheckConsentResponse         *message)
+{
+  static const Switchboard__Communication__V1__CheckConsentResponse init_value = SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__check_consent_response__get_packed_size
+                     (const Switchboard__Communication__V1__CheckConsentResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__check_consent_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__check_consent_response__pack
+                     (const Switchboard__Communication__V1__CheckConsentResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__check_consent_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__check_consent_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__CheckConsentResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__check_consent_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__CheckConsentResponse *
+       switchboard__communication__v1__check_consent_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__CheckConsentResponse *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__check_consent_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__check_consent_response__free_unpacked
+                     (Switchboard__Communication__V1__CheckConsentResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__check_consent_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchboard__communication__v1__interaction__field_descriptors[18] =
 {
   {
@@ -1510,6 +1780,513 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__list_follow_ups
   (ProtobufCMessageInit) switchboard__communication__v1__list_follow_ups_due_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__communication__v1__consent_record__field_descriptors[11] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "channel",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, channel),
+    &switchboard__communication__v1__channel__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purpose",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, purpose),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, status),
+    &switchboard__communication__v1__consent_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "legal_basis",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, legal_basis),
+    &switchboard__communication__v1__legal_basis__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stated_at",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, stated_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recorded_at",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, recorded_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recorded_by",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, recorded_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sequence",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ConsentRecord, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__consent_record__field_indices_by_name[] = {
+  2,   /* field[2] = channel */
+  1,   /* field[1] = contact_id */
+  0,   /* field[0] = id */
+  5,   /* field[5] = legal_basis */
+  3,   /* field[3] = purpose */
+  8,   /* field[8] = recorded_at */
+  9,   /* field[9] = recorded_by */
+  10,   /* field[10] = sequence */
+  6,   /* field[6] = source */
+  7,   /* field[7] = stated_at */
+  4,   /* field[4] = status */
+};
+static const ProtobufCIntRange switchboard__communication__v1__consent_record__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 11 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__consent_record__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ConsentRecord",
+  "ConsentRecord",
+  "Switchboard__Communication__V1__ConsentRecord",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ConsentRecord),
+  11,
+  switchboard__communication__v1__consent_record__field_descriptors,
+  switchboard__communication__v1__consent_record__field_indices_by_name,
+  1,  switchboard__communication__v1__consent_record__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__consent_record__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__record_consent_request__field_descriptors[2] =
+{
+  {
+    "consent",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RecordConsentRequest, consent),
+    &switchboard__communication__v1__consent_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RecordConsentRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__record_consent_request__field_indices_by_name[] = {
+  0,   /* field[0] = consent */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__communication__v1__record_consent_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__record_consent_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.RecordConsentRequest",
+  "RecordConsentRequest",
+  "Switchboard__Communication__V1__RecordConsentRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__RecordConsentRequest),
+  2,
+  switchboard__communication__v1__record_consent_request__field_descriptors,
+  switchboard__communication__v1__record_consent_request__field_indices_by_name,
+  1,  switchboard__communication__v1__record_consent_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__record_consent_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__list_consent_history_request__field_descriptors[4] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListConsentHistoryRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "channel",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListConsentHistoryRequest, channel),
+    &switchboard__communication__v1__channel__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purpose",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListConsentHistoryRequest, purpose),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListConsentHistoryRequest, page),
+    &switchboard__common__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__list_consent_history_request__field_indices_by_name[] = {
+  1,   /* field[1] = channel */
+  0,   /* field[0] = contact_id */
+  3,   /* field[3] = page */
+  2,   /* field[2] = purpose */
+};
+static const ProtobufCIntRange switchboard__communication__v1__list_consent_history_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__list_consent_history_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ListConsentHistoryRequest",
+  "ListConsentHistoryRequest",
+  "Switchboard__Communication__V1__ListConsentHistoryRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ListConsentHistoryRequest),
+  4,
+  switchboard__communication__v1__list_consent_history_request__field_descriptors,
+  switchboard__communication__v1__list_consent_history_request__field_indices_by_name,
+  1,  switchboard__communication__v1__list_consent_history_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__list_consent_history_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__list_consent_history_response__field_descriptors[2] =
+{
+  {
+    "records",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__ListConsentHistoryResponse, n_records),
+    offsetof(Switchboard__Communication__V1__ListConsentHistoryResponse, records),
+    &switchboard__communication__v1__consent_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListConsentHistoryResponse, page),
+    &switchboard__common__v1__page_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__list_consent_history_response__field_indices_by_name[] = {
+  1,   /* field[1] = page */
+  0,   /* field[0] = records */
+};
+static const ProtobufCIntRange switchboard__communication__v1__list_consent_history_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__list_consent_history_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ListConsentHistoryResponse",
+  "ListConsentHistoryResponse",
+  "Switchboard__Communication__V1__ListConsentHistoryResponse",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ListConsentHistoryResponse),
+  2,
+  switchboard__communication__v1__list_consent_history_response__field_descriptors,
+  switchboard__communication__v1__list_consent_history_response__field_indices_by_name,
+  1,  switchboard__communication__v1__list_consent_history_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__list_consent_history_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__check_consent_request__field_descriptors[3] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CheckConsentRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "channel",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CheckConsentRequest, channel),
+    &switchboard__communication__v1__channel__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purpose",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CheckConsentRequest, purpose),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__check_consent_request__field_indices_by_name[] = {
+  1,   /* field[1] = channel */
+  0,   /* field[0] = contact_id */
+  2,   /* field[2] = purpose */
+};
+static const ProtobufCIntRange switchboard__communication__v1__check_consent_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__check_consent_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CheckConsentRequest",
+  "CheckConsentRequest",
+  "Switchboard__Communication__V1__CheckConsentRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__CheckConsentRequest),
+  3,
+  switchboard__communication__v1__check_consent_request__field_descriptors,
+  switchboard__communication__v1__check_consent_request__field_indices_by_name,
+  1,  switchboard__communication__v1__check_consent_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__check_consent_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue switchboard__communication__v1__check_consent_response__reason__enum_values_by_number[4] =
+{
+  { "REASON_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_UNSPECIFIED", 0 },
+  { "REASON_GRANTED", "SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_GRANTED", 1 },
+  { "REASON_WITHDRAWN", "SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_WITHDRAWN", 2 },
+  { "REASON_NO_CONSENT", "SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_NO_CONSENT", 3 },
+};
+static const ProtobufCIntRange switchboard__communication__v1__check_consent_response__reason__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex switchboard__communication__v1__check_consent_response__reason__enum_values_by_name[4] =
+{
+  { "REASON_GRANTED", 1 },
+  { "REASON_NO_CONSENT", 3 },
+  { "REASON_UNSPECIFIED", 0 },
+  { "REASON_WITHDRAWN", 2 },
+};
+const ProtobufCEnumDescriptor switchboard__communication__v1__check_consent_response__reason__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CheckConsentResponse.Reason",
+  "Reason",
+  "Switchboard__Communication__V1__CheckConsentResponse__Reason",
+  "switchboard.communication.v1",
+  4,
+  switchboard__communication__v1__check_consent_response__reason__enum_values_by_number,
+  4,
+  switchboard__communication__v1__check_consent_response__reason__enum_values_by_name,
+  1,
+  switchboard__communication__v1__check_consent_response__reason__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__check_consent_response__field_descriptors[3] =
+{
+  {
+    "allowed",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CheckConsentResponse, allowed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CheckConsentResponse, reason),
+    &switchboard__communication__v1__check_consent_response__reason__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "decided_by",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CheckConsentResponse, decided_by),
+    &switchboard__communication__v1__consent_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__check_consent_response__field_indices_by_name[] = {
+  0,   /* field[0] = allowed */
+  2,   /* field[2] = decided_by */
+  1,   /* field[1] = reason */
+};
+static const ProtobufCIntRange switchboard__communication__v1__check_consent_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__check_consent_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CheckConsentResponse",
+  "CheckConsentResponse",
+  "Switchboard__Communication__V1__CheckConsentResponse",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__CheckConsentResponse),
+  3,
+  switchboard__communication__v1__check_consent_response__field_descriptors,
+  switchboard__communication__v1__check_consent_response__field_indices_by_name,
+  1,  switchboard__communication__v1__check_consent_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__check_consent_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__communication__v1__interaction_kind__enum_values_by_number[6] =
 {
   { "INTERACTION_KIND_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED", 0 },
@@ -1606,7 +2383,107 @@ const ProtobufCEnumDescriptor switchboard__communication__v1__visibility__descri
   switchboard__communication__v1__visibility__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[9] =
+static const ProtobufCEnumValue switchboard__communication__v1__channel__enum_values_by_number[4] =
+{
+  { "CHANNEL_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED", 0 },
+  { "CHANNEL_EMAIL", "SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_EMAIL", 1 },
+  { "CHANNEL_SMS", "SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_SMS", 2 },
+  { "CHANNEL_CALL", "SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_CALL", 3 },
+};
+static const ProtobufCIntRange switchboard__communication__v1__channel__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex switchboard__communication__v1__channel__enum_values_by_name[4] =
+{
+  { "CHANNEL_CALL", 3 },
+  { "CHANNEL_EMAIL", 1 },
+  { "CHANNEL_SMS", 2 },
+  { "CHANNEL_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__communication__v1__channel__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.Channel",
+  "Channel",
+  "Switchboard__Communication__V1__Channel",
+  "switchboard.communication.v1",
+  4,
+  switchboard__communication__v1__channel__enum_values_by_number,
+  4,
+  switchboard__communication__v1__channel__enum_values_by_name,
+  1,
+  switchboard__communication__v1__channel__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue switchboard__communication__v1__consent_status__enum_values_by_number[3] =
+{
+  { "CONSENT_STATUS_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__CONSENT_STATUS__CONSENT_STATUS_UNSPECIFIED", 0 },
+  { "CONSENT_STATUS_GRANTED", "SWITCHBOARD__COMMUNICATION__V1__CONSENT_STATUS__CONSENT_STATUS_GRANTED", 1 },
+  { "CONSENT_STATUS_WITHDRAWN", "SWITCHBOARD__COMMUNICATION__V1__CONSENT_STATUS__CONSENT_STATUS_WITHDRAWN", 2 },
+};
+static const ProtobufCIntRange switchboard__communication__v1__consent_status__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex switchboard__communication__v1__consent_status__enum_values_by_name[3] =
+{
+  { "CONSENT_STATUS_GRANTED", 1 },
+  { "CONSENT_STATUS_UNSPECIFIED", 0 },
+  { "CONSENT_STATUS_WITHDRAWN", 2 },
+};
+const ProtobufCEnumDescriptor switchboard__communication__v1__consent_status__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ConsentStatus",
+  "ConsentStatus",
+  "Switchboard__Communication__V1__ConsentStatus",
+  "switchboard.communication.v1",
+  3,
+  switchboard__communication__v1__consent_status__enum_values_by_number,
+  3,
+  switchboard__communication__v1__consent_status__enum_values_by_name,
+  1,
+  switchboard__communication__v1__consent_status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue switchboard__communication__v1__legal_basis__enum_values_by_number[7] =
+{
+  { "LEGAL_BASIS_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_UNSPECIFIED", 0 },
+  { "LEGAL_BASIS_CONSENT", "SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT", 1 },
+  { "LEGAL_BASIS_CONTRACT", "SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_CONTRACT", 2 },
+  { "LEGAL_BASIS_LEGAL_OBLIGATION", "SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_LEGAL_OBLIGATION", 3 },
+  { "LEGAL_BASIS_VITAL_INTERESTS", "SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_VITAL_INTERESTS", 4 },
+  { "LEGAL_BASIS_PUBLIC_TASK", "SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_PUBLIC_TASK", 5 },
+  { "LEGAL_BASIS_LEGITIMATE_INTERESTS", "SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_LEGITIMATE_INTERESTS", 6 },
+};
+static const ProtobufCIntRange switchboard__communication__v1__legal_basis__value_ranges[] = {
+{0, 0},{0, 7}
+};
+static const ProtobufCEnumValueIndex switchboard__communication__v1__legal_basis__enum_values_by_name[7] =
+{
+  { "LEGAL_BASIS_CONSENT", 1 },
+  { "LEGAL_BASIS_CONTRACT", 2 },
+  { "LEGAL_BASIS_LEGAL_OBLIGATION", 3 },
+  { "LEGAL_BASIS_LEGITIMATE_INTERESTS", 6 },
+  { "LEGAL_BASIS_PUBLIC_TASK", 5 },
+  { "LEGAL_BASIS_UNSPECIFIED", 0 },
+  { "LEGAL_BASIS_VITAL_INTERESTS", 4 },
+};
+const ProtobufCEnumDescriptor switchboard__communication__v1__legal_basis__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.LegalBasis",
+  "LegalBasis",
+  "Switchboard__Communication__V1__LegalBasis",
+  "switchboard.communication.v1",
+  7,
+  switchboard__communication__v1__legal_basis__enum_values_by_number,
+  7,
+  switchboard__communication__v1__legal_basis__enum_values_by_name,
+  1,
+  switchboard__communication__v1__legal_basis__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[12] =
 {
   { "LogInteraction", &switchboard__communication__v1__log_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
   { "GetInteraction", &switchboard__communication__v1__get_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
@@ -1616,18 +2493,24 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "ListInteractions", &switchboard__communication__v1__list_interactions_request__descriptor, &switchboard__communication__v1__list_interactions_response__descriptor },
   { "SearchInteractions", &switchboard__communication__v1__search_interactions_request__descriptor, &switchboard__communication__v1__search_interactions_response__descriptor },
   { "ListFollowUpsDue", &switchboard__communication__v1__list_follow_ups_due_request__descriptor, &switchboard__communication__v1__list_follow_ups_due_response__descriptor },
+  { "RecordConsent", &switchboard__communication__v1__record_consent_request__descriptor, &switchboard__communication__v1__consent_record__descriptor },
+  { "ListConsentHistory", &switchboard__communication__v1__list_consent_history_request__descriptor, &switchboard__communication__v1__list_consent_history_response__descriptor },
+  { "CheckConsent", &switchboard__communication__v1__check_consent_request__descriptor, &switchboard__communication__v1__check_consent_response__descriptor },
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
 };
 const unsigned switchboard__communication__v1__communication_service__method_indices_by_name[] = {
+  10,        /* CheckConsent */
   3,        /* DeleteInteraction */
   1,        /* GetInteraction */
+  9,        /* ListConsentHistory */
   7,        /* ListFollowUpsDue */
   5,        /* ListInteractions */
   0,        /* LogInteraction */
+  8,        /* RecordConsent */
   6,        /* SearchInteractions */
   4,        /* UndeleteInteraction */
   2,        /* UpdateInteraction */
-  8         /* WatchChanges */
+  11         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor =
 {
@@ -1636,7 +2519,7 @@ const ProtobufCServiceDescriptor switchboard__communication__v1__communication_s
   "CommunicationService",
   "Switchboard__Communication__V1__CommunicationService",
   "switchboard.communication.v1",
-  9,
+  12,
   switchboard__communication__v1__communication_service__method_descriptors,
   switchboard__communication__v1__communication_service__method_indices_by_name
 };
@@ -1704,13 +2587,37 @@ void switchboard__communication__v1__communication_service__list_follow_ups_due(
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
   service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__communication__v1__communication_service__record_consent(ProtobufCService *service,
+                                                                           const Switchboard__Communication__V1__RecordConsentRequest *input,
+                                                                           Switchboard__Communication__V1__ConsentRecord_Closure closure,
+                                                                           void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__list_consent_history(ProtobufCService *service,
+                                                                                 const Switchboard__Communication__V1__ListConsentHistoryRequest *input,
+                                                                                 Switchboard__Communication__V1__ListConsentHistoryResponse_Closure closure,
+                                                                                 void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__check_consent(ProtobufCService *service,
+                                                                          const Switchboard__Communication__V1__CheckConsentRequest *input,
+                                                                          Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
+                                                                          void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__init (Switchboard__Communication__V1__CommunicationService_Service *service,
                                                                   Switchboard__Communication__V1__CommunicationService_ServiceDestroy destroy)

@@ -44,6 +44,8 @@ public enum CommunicationService: ServiceDefinition {
                 M.logInteraction: .user, M.updateInteraction: .user, M.deleteInteraction: .user, M.undeleteInteraction: .user,
                 M.getInteraction: .readOnly, M.listInteractions: .readOnly, M.searchInteractions: .readOnly, M.listFollowUpsDue: .readOnly,
                 M.recordConsent: .user, M.listConsentHistory: .readOnly, M.checkConsent: .readOnly,
+                M.createTemplate: .user, M.updateTemplate: .user, M.getTemplate: .readOnly, M.listTemplates: .readOnly,
+                M.renderTemplate: .readOnly,
                 M.watchChanges: .readOnly,
             ],
             feedBatchBytes: pageBytes,
@@ -54,9 +56,13 @@ public enum CommunicationService: ServiceDefinition {
                 let consent = PostgresConsentStore(
                     pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,
                     publish: { try ConsentMapping.proto($0).protoJSONText() })
+                let templates = PostgresTemplateStore(
+                    pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,
+                    publish: { try TemplateMapping.proto($0).protoJSONText() })
                 return [
                     CommunicationHandler(
-                        interactions: InteractionDomain(store: store), consent: ConsentDomain(store: consent), changes: dependencies.changes)
+                        interactions: InteractionDomain(store: store), consent: ConsentDomain(store: consent),
+                        templates: TemplateDomain(store: templates), changes: dependencies.changes)
                 ]
             })
     }

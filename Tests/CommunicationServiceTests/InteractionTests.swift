@@ -432,6 +432,7 @@ final class InteractionTests {
         let a = try await harness.client(tenant: tenantA)
         _ = try await a.log(.email, subject: "Seen only by A", requestID: UUID().uuidString) { $0.contactIds = [newID()] }
         _ = try await a.recordConsent(contact: newID())
+        _ = try await a.createTemplate("T", body: "b")
         _ = try await harness.pool.transaction(settings: ["app.tenant_id": tenantA]) { c in
             try await c.query(
                 """
@@ -440,7 +441,8 @@ final class InteractionTests {
                 """, [.text(tenantA)])
         }
         let tables = [
-            "interactions", "interaction_contacts", "consent_ledger", "feed_dead_letters", "changes", "change_sequences", "idempotency_keys",
+            "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "feed_dead_letters", "changes",
+            "change_sequences", "idempotency_keys",
         ]
         let all = try await harness.pool.query(
             "SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = 'communication' ORDER BY 1"

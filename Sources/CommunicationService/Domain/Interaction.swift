@@ -51,9 +51,25 @@ public struct InteractionData: Sendable, Hashable {
     public var visibility: Visibility = .tenant
     /// The owning user; empty on create means the caller.
     public var ownerID = ""
+    /// The template version the message was rendered from.
+    public var template: TemplateReference?
 
     /// Creates interaction data of a kind.
     public init(kind: InteractionKind) { self.kind = kind }
+}
+
+/// A template version an interaction names.
+public struct TemplateReference: Sendable, Hashable {
+    /// The template.
+    public var id: UUID
+    /// Its version, from 1.
+    public var version: Int
+
+    /// Creates a reference.
+    public init(id: UUID, version: Int) {
+        self.id = id
+        self.version = version
+    }
 }
 
 /// A stored interaction.

@@ -36,7 +36,7 @@ public enum InteractionRules {
     /// The update paths callers may name.
     public static let updatablePaths: [String] = [
         "kind", "direction", "contact_ids", "addresses", "organization_id", "thread_id", "subject", "body", "occurred_at",
-        "duration_seconds", "outcome", "follow_up_at", "follow_up_done", "visibility", "owner_id",
+        "duration_seconds", "outcome", "follow_up_at", "follow_up_done", "visibility", "owner_id", "template_id", "template_version",
     ]
 
     /// Paths only the owner or an admin may change.
@@ -130,6 +130,8 @@ public enum InteractionRules {
             case "follow_up_done": target.followUpDone = source.followUpDone
             case "visibility": target.visibility = source.visibility
             case "owner_id": target.ownerID = source.ownerID
+            // The reference is one value: naming either field replaces both.
+            case "template_id", "template_version": target.template = source.template
             default:
                 violations.append(
                     Violation("update_mask.paths[\(i)]", "\(CustomFieldRules.excerpt(path)) is not an updatable field", reason: "UNKNOWN_FIELD"))

@@ -4,7 +4,9 @@ import SwitchboardServiceKit
 
 extension CommunicationError: RPCErrorConvertible {
     /// The message type of each kind of resource a NOT_FOUND names.
-    static let resourceTypes = ["interaction": "switchboard.communication.v1.Interaction"]
+    static let resourceTypes = [
+        "interaction": "switchboard.communication.v1.Interaction", "template": "switchboard.communication.v1.Template",
+    ]
 
     /// The status each domain error is sent as.
     public var rpcError: RPCError {

@@ -14,6 +14,8 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     let interactions: InteractionDomain
     /// The consent ledger.
     let ledger: ConsentDomain
+    /// The templates.
+    let templates: TemplateDomain
     let changes: TenantChangeWatcher
     /// Longest etag a request may name.
     static let maxETagBytes = 64
@@ -22,10 +24,12 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     /// - Parameters:
     ///   - interactions: the interaction use cases.
     ///   - consent: the consent ledger's use cases.
+    ///   - templates: the template use cases.
     ///   - changes: the kit's `WatchChanges`.
-    public init(interactions: InteractionDomain, consent: ConsentDomain, changes: TenantChangeWatcher) {
+    public init(interactions: InteractionDomain, consent: ConsentDomain, templates: TemplateDomain, changes: TenantChangeWatcher) {
         self.interactions = interactions
         self.ledger = consent
+        self.templates = templates
         self.changes = changes
     }
 

@@ -84,6 +84,15 @@ enum InteractionMapping {
         data.followUpAt = p.followUpAt
         data.followUpDone = p.followUpDone
         data.ownerID = p.ownerId
+        if let template = optionalID(p.templateId, field: "\(prefix).template_id", violations: &violations) {
+            if p.templateVersion < 1 {
+                violations.append(Violation("\(prefix).template_version", "is required (from 1) with template_id", reason: "REQUIRED"))
+            } else {
+                data.template = TemplateReference(id: template, version: Int(p.templateVersion))
+            }
+        } else if p.templateId.isEmpty, p.templateVersion != 0 {
+            violations.append(Violation("\(prefix).template_id", "is required with template_version", reason: "REQUIRED"))
+        }
         if !violations.isEmpty { throw CommunicationError.invalid(violations) }
         return data
     }
@@ -107,6 +116,8 @@ enum InteractionMapping {
         p.followUpDone = d.followUpDone
         p.visibility = .init(protoValue: Int32(d.visibility.rawValue))
         p.ownerId = d.ownerID
+        p.templateId = d.template?.id.lowercaseText ?? ""
+        p.templateVersion = Int32(clamping: d.template?.version ?? 0)
         var audit = Switchboard_Common_V1_AuditStamps()
         audit.createTime = record.createdAt
         audit.createdBy = record.createdBy

@@ -22,7 +22,7 @@ public struct PostgresInteractionStore: InteractionStore {
     static let columns = """
         i.id, i.kind, i.direction, i.contact_ids::text[] AS contact_ids, i.addresses, i.organization_id, i.thread_id, i.subject, \
         i.body, i.occurred_at, i.duration_seconds, i.outcome, i.follow_up_at, i.follow_up_done, i.visibility, i.owner_id, i.version, \
-        i.created_at, i.created_by, i.updated_at, i.updated_by, i.deleted_at
+        i.created_at, i.created_by, i.updated_at, i.updated_by, i.deleted_at, i.template_id, i.template_version
         """
 
     /// Creates the store.
@@ -63,6 +63,9 @@ public struct PostgresInteractionStore: InteractionStore {
         data.followUpDone = try row.bool("follow_up_done")
         data.visibility = Visibility(rawValue: Int(try row.int("visibility"))) ?? .private
         data.ownerID = try row.string("owner_id")
+        if case .uuid(let template) = row["template_id"], case .int(let version) = row["template_version"] {
+            data.template = TemplateReference(id: template, version: Int(version))
+        }
         var record = InteractionRecord(
             id: try row.uuid("id"), data: data, version: try row.int("version"), createdAt: try row.date("created_at"),
             createdBy: try row.string("created_by"), updatedAt: try row.date("updated_at"), updatedBy: try row.string("updated_by"),
@@ -71,7 +74,7 @@ public struct PostgresInteractionStore: InteractionStore {
         return record
     }
 
-    /// Binds $3 … $17 of the insert and update statements, in column order.
+    /// Binds $3 … $19 of the insert and update statements, in column order.
     private static func dataBinds(_ data: InteractionData) -> [PostgresValue] {
         [
             .int(Int64(data.kind.rawValue)), .int(Int64(data.direction.rawValue)),
@@ -80,7 +83,8 @@ public struct PostgresInteractionStore: InteractionStore {
             data.threadID.map(PostgresValue.uuid) ?? .null, .text(data.subject), .text(data.body),
             data.occurredAt.map(PostgresValue.timestamp) ?? .null,
             .int(data.durationSeconds), .text(data.outcome), data.followUpAt.map(PostgresValue.timestamp) ?? .null, .bool(data.followUpDone),
-            .int(Int64(data.visibility.rawValue)), .text(data.ownerID),
+            .int(Int64(data.visibility.rawValue)), .text(data.ownerID), data.template.map { .uuid($0.id) } ?? .null,
+            data.template.map { .int(Int64($0.version)) } ?? .null,
         ]
     }
 
@@ -90,6 +94,17 @@ public struct PostgresInteractionStore: InteractionStore {
                 resourceType: Self.interactionType, resourceID: record.id.lowercaseText, kind: kind, changedFields: fields,
                 resourceJSON: try publish(record), actorID: actor.userID),
             tenantID: actor.tenantID, on: c)
+    }
+
+    /// Checks that a template version exists in the tenant (`notFound`); versions are never deleted, so the check
+    /// holds after it (the foreign key backs it anyway).
+    private func checkTemplate(_ template: TemplateReference?, actor: Actor, on c: PostgresConnection) async throws {
+        guard let template else { return }
+        let found = try await c.query(
+            "SELECT 1 AS found FROM communication.templates WHERE tenant_id = $1 AND id = $2 AND version = $3",
+            [.text(actor.tenantID), .uuid(template.id), .int(Int64(template.version))]
+        ).first
+        if found == nil { throw CommunicationError.notFound(kind: "template", id: "\(template.id.lowercaseText) version \(template.version)") }
     }
 
     /// Rewrites the contact index rows of an interaction.
@@ -114,12 +129,14 @@ public struct PostgresInteractionStore: InteractionStore {
     public func insert(_ data: InteractionData, actor: Actor, write: WriteOptions<InteractionRecord>) async throws -> WriteOutcome<InteractionRecord>
     {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            try await checkTemplate(data.template, actor: actor, on: c)
             let row = try await c.query(
                 """
                 INSERT INTO communication.interactions AS i (tenant_id, id, kind, direction, contact_ids, addresses, organization_id,
                     thread_id, subject, body, occurred_at, duration_seconds, outcome, follow_up_at, follow_up_done, visibility, owner_id,
-                    created_at, created_by, updated_at, updated_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11, now()), $12, $13, $14, $15, $16, $17, now(), $18, now(), $18)
+                    template_id, template_version, created_at, created_by, updated_at, updated_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11, now()), $12, $13, $14, $15, $16, $17, $18, $19, now(), $20, now(),
+                    $20)
                 RETURNING \(Self.columns)
                 """, [.text(actor.tenantID), .uuid(UUID.random())] + Self.dataBinds(data) + [.text(actor.userID)]
             ).first!
@@ -141,13 +158,16 @@ public struct PostgresInteractionStore: InteractionStore {
         id: UUID, expectedVersion: Int64, data: InteractionData, changedFields: [String], actor: Actor, write: WriteOptions<InteractionRecord>
     ) async throws -> WriteOutcome<InteractionRecord> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            if changedFields.contains("template_id") || changedFields.contains("template_version") {
+                try await checkTemplate(data.template, actor: actor, on: c)
+            }
             guard
                 let row = try await c.query(
                     """
                     UPDATE communication.interactions AS i SET kind = $4, direction = $5, contact_ids = $6, addresses = $7,
                         organization_id = $8, thread_id = $9, subject = $10, body = $11, occurred_at = coalesce($12, occurred_at),
                         duration_seconds = $13, outcome = $14, follow_up_at = $15, follow_up_done = $16, visibility = $17, owner_id = $18,
-                        version = version + 1, updated_at = now(), updated_by = $19
+                        template_id = $19, template_version = $20, version = version + 1, updated_at = now(), updated_by = $21
                     WHERE tenant_id = $1 AND id = $2 AND version = $3 AND deleted_at IS NULL
                     RETURNING \(Self.columns)
                     """,

@@ -352,6 +352,12 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
     /// Field `etag` = 18.
     public var etag: String = ""
 
+    /// Field `template_id` = 19.
+    public var templateId: String = ""
+
+    /// Field `template_version` = 20.
+    public var templateVersion: Int32 = 0
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -380,6 +386,8 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
         self.ownerId = r.string(15)
         self.audit = r.message(16)
         self.etag = r.string(17)
+        self.templateId = r.string(18)
+        self.templateVersion = r.scalar(19)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -401,6 +409,8 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
         w.setString(15, ownerId)
         w.setMessage(16, audit)
         w.setString(17, etag)
+        w.setString(18, templateId)
+        w.setScalar(19, templateVersion)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -424,6 +434,8 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
         e.field(&o, "ownerId", self.ownerId)
         try e.field(&o, "audit", self.audit)
         e.field(&o, "etag", self.etag)
+        e.field(&o, "templateId", self.templateId)
+        e.field(&o, "templateVersion", self.templateVersion)
         return .object(o)
     }
 
@@ -450,6 +462,8 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
             case "ownerId", "owner_id": try d.field(16, "ownerId", value, &self.ownerId)
             case "audit": try d.field(17, "audit", value, &self.audit)
             case "etag": try d.field(18, "etag", value, &self.etag)
+            case "templateId", "template_id": try d.field(19, "templateId", value, &self.templateId)
+            case "templateVersion", "template_version": try d.field(20, "templateVersion", value, &self.templateVersion)
             default: try d.unknownField(key)
             }
         }
@@ -1572,6 +1586,500 @@ public struct Switchboard_Communication_V1_CheckConsentResponse: ProtoMessage, _
     }
 }
 
+/// The `switchboard.communication.v1.Template` message.
+public struct Switchboard_Communication_V1_Template: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.Template`.
+    public static let protoMessageName = "switchboard.communication.v1.Template"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__template__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `version` = 2.
+    public var version: Int32 = 0
+
+    /// Field `name` = 3.
+    public var name: String = ""
+
+    /// Field `channel` = 4.
+    public var channel: Switchboard_Communication_V1_Channel = .init(protoValue: 0)
+
+    /// Field `subject` = 5.
+    public var subject: String = ""
+
+    /// Field `body` = 6.
+    public var body: String = ""
+
+    /// Field `variables` = 7.
+    public var variables: [String] = []
+
+    /// Field `audit` = 8.
+    public var audit: Switchboard_Common_V1_AuditStamps? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.version = r.scalar(1)
+        self.name = r.string(2)
+        self.channel = r.enumeration(3)
+        self.subject = r.string(4)
+        self.body = r.string(5)
+        self.variables = r.repeatedString(6)
+        self.audit = r.message(7)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setScalar(1, version)
+        w.setString(2, name)
+        w.setEnumeration(3, channel)
+        w.setString(4, subject)
+        w.setString(5, body)
+        w.setRepeatedString(6, variables)
+        w.setMessage(7, audit)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "version", self.version)
+        e.field(&o, "name", self.name)
+        e.field(&o, "channel", self.channel)
+        e.field(&o, "subject", self.subject)
+        e.field(&o, "body", self.body)
+        e.field(&o, "variables", self.variables)
+        try e.field(&o, "audit", self.audit)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "version": try d.field(2, "version", value, &self.version)
+            case "name": try d.field(3, "name", value, &self.name)
+            case "channel": try d.field(4, "channel", value, &self.channel)
+            case "subject": try d.field(5, "subject", value, &self.subject)
+            case "body": try d.field(6, "body", value, &self.body)
+            case "variables": try d.field(7, "variables", value, &self.variables)
+            case "audit": try d.field(8, "audit", value, &self.audit)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.CreateTemplateRequest` message.
+public struct Switchboard_Communication_V1_CreateTemplateRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.CreateTemplateRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.CreateTemplateRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__create_template_request__init)
+
+    /// Field `template` = 1.
+    public var template: Switchboard_Communication_V1_Template? = nil
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.template = r.message(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, template)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "template", self.template)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "template": try d.field(1, "template", value, &self.template)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.UpdateTemplateRequest` message.
+public struct Switchboard_Communication_V1_UpdateTemplateRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.UpdateTemplateRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.UpdateTemplateRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__update_template_request__init)
+
+    /// Field `template` = 1.
+    public var template: Switchboard_Communication_V1_Template? = nil
+
+    /// Field `expected_version` = 2.
+    public var expectedVersion: Int32 = 0
+
+    /// Field `request_id` = 3.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.template = r.message(0)
+        self.expectedVersion = r.scalar(1)
+        self.requestId = r.string(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, template)
+        w.setScalar(1, expectedVersion)
+        w.setString(2, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "template", self.template)
+        e.field(&o, "expectedVersion", self.expectedVersion)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "template": try d.field(1, "template", value, &self.template)
+            case "expectedVersion", "expected_version": try d.field(2, "expectedVersion", value, &self.expectedVersion)
+            case "requestId", "request_id": try d.field(3, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.GetTemplateRequest` message.
+public struct Switchboard_Communication_V1_GetTemplateRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.GetTemplateRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.GetTemplateRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__get_template_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `version` = 2.
+    public var version: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.version = r.scalar(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setScalar(1, version)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "version", self.version)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "version": try d.field(2, "version", value, &self.version)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ListTemplatesRequest` message.
+public struct Switchboard_Communication_V1_ListTemplatesRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ListTemplatesRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.ListTemplatesRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__list_templates_request__init)
+
+    /// Field `page` = 1.
+    public var page: Switchboard_Common_V1_PageRequest? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.page = r.message(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "page": try d.field(1, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ListTemplatesResponse` message.
+public struct Switchboard_Communication_V1_ListTemplatesResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ListTemplatesResponse`.
+    public static let protoMessageName = "switchboard.communication.v1.ListTemplatesResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__list_templates_response__init)
+
+    /// Field `templates` = 1.
+    public var templates: [Switchboard_Communication_V1_Template] = []
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.templates = r.repeatedMessage(0)
+        self.page = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, templates)
+        w.setMessage(1, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "templates", self.templates)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "templates": try d.field(1, "templates", value, &self.templates)
+            case "page": try d.field(2, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.RenderTemplateRequest` message.
+public struct Switchboard_Communication_V1_RenderTemplateRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.RenderTemplateRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.RenderTemplateRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__render_template_request__init)
+
+    /// Field `template_id` = 1.
+    public var templateId: String = ""
+
+    /// Field `version` = 2.
+    public var version: Int32 = 0
+
+    /// Field `values` = 3.
+    public var values: [String: String] = [:]
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.templateId = r.string(0)
+        self.version = r.scalar(1)
+        self.values = r.map(2, key: { $0.string(0) }, value: { $0.string(1) })
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, templateId)
+        w.setScalar(1, version)
+        w.setMap(2, values, key: { $0.setString(0, $1) }, value: { $0.setString(1, $1) })
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "templateId", self.templateId)
+        e.field(&o, "version", self.version)
+        e.field(&o, "values", self.values)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "templateId", "template_id": try d.field(1, "templateId", value, &self.templateId)
+            case "version": try d.field(2, "version", value, &self.version)
+            case "values": try d.field(3, "values", value, &self.values)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.RenderTemplateResponse` message.
+public struct Switchboard_Communication_V1_RenderTemplateResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.RenderTemplateResponse`.
+    public static let protoMessageName = "switchboard.communication.v1.RenderTemplateResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__render_template_response__init)
+
+    /// Field `version` = 1.
+    public var version: Int32 = 0
+
+    /// Field `complete` = 2.
+    public var complete: Bool = false
+
+    /// Field `missing_variables` = 3.
+    public var missingVariables: [String] = []
+
+    /// Field `subject` = 4.
+    public var subject: String = ""
+
+    /// Field `body` = 5.
+    public var body: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.version = r.scalar(0)
+        self.complete = r.bool(1)
+        self.missingVariables = r.repeatedString(2)
+        self.subject = r.string(3)
+        self.body = r.string(4)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setScalar(0, version)
+        w.setBool(1, complete)
+        w.setRepeatedString(2, missingVariables)
+        w.setString(3, subject)
+        w.setString(4, body)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "version", self.version)
+        e.field(&o, "complete", self.complete)
+        e.field(&o, "missingVariables", self.missingVariables)
+        e.field(&o, "subject", self.subject)
+        e.field(&o, "body", self.body)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "version": try d.field(1, "version", value, &self.version)
+            case "complete": try d.field(2, "complete", value, &self.complete)
+            case "missingVariables", "missing_variables": try d.field(3, "missingVariables", value, &self.missingVariables)
+            case "subject": try d.field(4, "subject", value, &self.subject)
+            case "body": try d.field(5, "body", value, &self.body)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// Names and method descriptors of the `switchboard.communication.v1.CommunicationService` service.
 public enum Switchboard_Communication_V1_CommunicationService {
     /// `switchboard.communication.v1.CommunicationService`.
@@ -1600,11 +2108,21 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let listConsentHistory = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ListConsentHistory", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/CheckConsent`.
         public static let checkConsent = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CheckConsent", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/CreateTemplate`.
+        public static let createTemplate = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CreateTemplate", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/UpdateTemplate`.
+        public static let updateTemplate = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "UpdateTemplate", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/GetTemplate`.
+        public static let getTemplate = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "GetTemplate", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/ListTemplates`.
+        public static let listTemplates = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ListTemplates", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/RenderTemplate`.
+        public static let renderTemplate = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "RenderTemplate", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/WatchChanges`.
         public static let watchChanges = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.checkConsent, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.communication.v1.CommunicationService`; register the implementation with the server.
@@ -1631,6 +2149,16 @@ public protocol Switchboard_Communication_V1_CommunicationService_ServiceProtoco
     func listConsentHistory(request: Switchboard_Communication_V1_ListConsentHistoryRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ListConsentHistoryResponse
     /// Handles `CheckConsent`.
     func checkConsent(request: Switchboard_Communication_V1_CheckConsentRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_CheckConsentResponse
+    /// Handles `CreateTemplate`.
+    func createTemplate(request: Switchboard_Communication_V1_CreateTemplateRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Template
+    /// Handles `UpdateTemplate`.
+    func updateTemplate(request: Switchboard_Communication_V1_UpdateTemplateRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Template
+    /// Handles `GetTemplate`.
+    func getTemplate(request: Switchboard_Communication_V1_GetTemplateRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Template
+    /// Handles `ListTemplates`.
+    func listTemplates(request: Switchboard_Communication_V1_ListTemplatesRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ListTemplatesResponse
+    /// Handles `RenderTemplate`.
+    func renderTemplate(request: Switchboard_Communication_V1_RenderTemplateRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_RenderTemplateResponse
     /// Handles `WatchChanges`.
     func watchChanges(request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext) async throws
 }
@@ -1649,6 +2177,11 @@ extension Switchboard_Communication_V1_CommunicationService_ServiceProtocol {
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.recordConsent) { try await self.recordConsent(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listConsentHistory) { try await self.listConsentHistory(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.checkConsent) { try await self.checkConsent(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.createTemplate) { try await self.createTemplate(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.updateTemplate) { try await self.updateTemplate(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getTemplate) { try await self.getTemplate(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listTemplates) { try await self.listTemplates(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.renderTemplate) { try await self.renderTemplate(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Communication_V1_CommunicationService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
     }
 }
@@ -1714,6 +2247,31 @@ public struct Switchboard_Communication_V1_CommunicationService_Client: Sendable
     /// Calls `CheckConsent`.
     public func checkConsent(_ request: Switchboard_Communication_V1_CheckConsentRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_CheckConsentResponse {
         try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.checkConsent, request, options: options)
+    }
+
+    /// Calls `CreateTemplate`.
+    public func createTemplate(_ request: Switchboard_Communication_V1_CreateTemplateRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Template {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.createTemplate, request, options: options)
+    }
+
+    /// Calls `UpdateTemplate`.
+    public func updateTemplate(_ request: Switchboard_Communication_V1_UpdateTemplateRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Template {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.updateTemplate, request, options: options)
+    }
+
+    /// Calls `GetTemplate`.
+    public func getTemplate(_ request: Switchboard_Communication_V1_GetTemplateRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Template {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.getTemplate, request, options: options)
+    }
+
+    /// Calls `ListTemplates`.
+    public func listTemplates(_ request: Switchboard_Communication_V1_ListTemplatesRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ListTemplatesResponse {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.listTemplates, request, options: options)
+    }
+
+    /// Calls `RenderTemplate`.
+    public func renderTemplate(_ request: Switchboard_Communication_V1_RenderTemplateRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_RenderTemplateResponse {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.renderTemplate, request, options: options)
     }
 
     /// Calls `WatchChanges`.

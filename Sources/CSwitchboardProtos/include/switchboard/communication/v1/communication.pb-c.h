@@ -37,6 +37,15 @@ typedef struct Switchboard__Communication__V1__ListConsentHistoryRequest Switchb
 typedef struct Switchboard__Communication__V1__ListConsentHistoryResponse Switchboard__Communication__V1__ListConsentHistoryResponse;
 typedef struct Switchboard__Communication__V1__CheckConsentRequest Switchboard__Communication__V1__CheckConsentRequest;
 typedef struct Switchboard__Communication__V1__CheckConsentResponse Switchboard__Communication__V1__CheckConsentResponse;
+typedef struct Switchboard__Communication__V1__Template Switchboard__Communication__V1__Template;
+typedef struct Switchboard__Communication__V1__CreateTemplateRequest Switchboard__Communication__V1__CreateTemplateRequest;
+typedef struct Switchboard__Communication__V1__UpdateTemplateRequest Switchboard__Communication__V1__UpdateTemplateRequest;
+typedef struct Switchboard__Communication__V1__GetTemplateRequest Switchboard__Communication__V1__GetTemplateRequest;
+typedef struct Switchboard__Communication__V1__ListTemplatesRequest Switchboard__Communication__V1__ListTemplatesRequest;
+typedef struct Switchboard__Communication__V1__ListTemplatesResponse Switchboard__Communication__V1__ListTemplatesResponse;
+typedef struct Switchboard__Communication__V1__RenderTemplateRequest Switchboard__Communication__V1__RenderTemplateRequest;
+typedef struct Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry;
+typedef struct Switchboard__Communication__V1__RenderTemplateResponse Switchboard__Communication__V1__RenderTemplateResponse;
 
 
 /* --- enums --- */
@@ -194,10 +203,18 @@ struct  Switchboard__Communication__V1__Interaction
    * Output only: changes on every update.
    */
   char *etag;
+  /*
+   * The template this interaction's message was rendered from (a UUID), if any; it must exist in the tenant.
+   */
+  char *template_id;
+  /*
+   * The template's version used; required with template_id.
+   */
+  int32_t template_version;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__INTERACTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__interaction__descriptor) \
-    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED, SWITCHBOARD__COMMUNICATION__V1__DIRECTION__DIRECTION_UNSPECIFIED, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, (char *)protobuf_c_empty_string, NULL, 0, SWITCHBOARD__COMMUNICATION__V1__VISIBILITY__VISIBILITY_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED, SWITCHBOARD__COMMUNICATION__V1__DIRECTION__DIRECTION_UNSPECIFIED, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, (char *)protobuf_c_empty_string, NULL, 0, SWITCHBOARD__COMMUNICATION__V1__VISIBILITY__VISIBILITY_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Switchboard__Communication__V1__LogInteractionRequest
@@ -234,7 +251,8 @@ struct  Switchboard__Communication__V1__UpdateInteractionRequest
   Switchboard__Communication__V1__Interaction *interaction;
   /*
    * kind, direction, contact_ids, addresses, organization_id, thread_id, subject, body, occurred_at,
-   * duration_seconds, outcome, follow_up_at, follow_up_done, visibility, owner_id.
+   * duration_seconds, outcome, follow_up_at, follow_up_done, visibility, owner_id, template_id and template_version (either
+   * replaces both).
    */
   Google__Protobuf__FieldMask *update_mask;
   /*
@@ -523,6 +541,177 @@ struct  Switchboard__Communication__V1__CheckConsentResponse
 #define SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__check_consent_response__descriptor) \
     , 0, SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_UNSPECIFIED, NULL }
+
+
+/*
+ * A message template. Every change makes a new version; old versions stay readable (an interaction names the version
+ * it was rendered from). Placeholders are `{{name}}` (spaces allowed inside the braces): a name is a letter or
+ * underscore, then letters, digits, underscores and dots, at most 64 characters, e.g. `{{contact.first_name}}`,
+ * `{{custom.tier}}`. A `{{` that does not start a well-formed placeholder is refused when the template is saved.
+ */
+struct  Switchboard__Communication__V1__Template
+{
+  ProtobufCMessage base;
+  /*
+   * Output only: a UUID.
+   */
+  char *id;
+  /*
+   * Output only: 1 for the first version, incremented by every update.
+   */
+  int32_t version;
+  /*
+   * Required, at most 200 bytes.
+   */
+  char *name;
+  /*
+   * Required: the channel the template is written for.
+   */
+  Switchboard__Communication__V1__Channel channel;
+  /*
+   * At most 998 bytes.
+   */
+  char *subject;
+  /*
+   * Required, at most 65536 bytes.
+   */
+  char *body;
+  /*
+   * Output only: the placeholders used in subject and body, in order of first appearance (at most 100).
+   */
+  size_t n_variables;
+  char **variables;
+  /*
+   * Output only.
+   */
+  Switchboard__Common__V1__AuditStamps *audit;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__TEMPLATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__template__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL }
+
+
+struct  Switchboard__Communication__V1__CreateTemplateRequest
+{
+  ProtobufCMessage base;
+  Switchboard__Communication__V1__Template *template_;
+  char *request_id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CREATE_TEMPLATE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__create_template_request__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__UpdateTemplateRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The template's id and its new name, channel, subject and body: a new version (every field is replaced).
+   */
+  Switchboard__Communication__V1__Template *template_;
+  /*
+   * When set, the update applies only if the latest version is still this one (ABORTED otherwise).
+   */
+  int32_t expected_version;
+  char *request_id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__UPDATE_TEMPLATE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__update_template_request__descriptor) \
+    , NULL, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__GetTemplateRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  /*
+   * 0: the latest version.
+   */
+  int32_t version;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__GET_TEMPLATE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__get_template_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__Communication__V1__ListTemplatesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Latest versions, in name order then id; default 50, at most 200.
+   */
+  Switchboard__Common__V1__PageRequest *page;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__LIST_TEMPLATES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_templates_request__descriptor) \
+    , NULL }
+
+
+struct  Switchboard__Communication__V1__ListTemplatesResponse
+{
+  ProtobufCMessage base;
+  size_t n_templates;
+  Switchboard__Communication__V1__Template **templates;
+  Switchboard__Common__V1__PageResponse *page;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__LIST_TEMPLATES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_templates_response__descriptor) \
+    , 0,NULL, NULL }
+
+
+struct  Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__RENDER_TEMPLATE_REQUEST__VALUES_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__render_template_request__values_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__RenderTemplateRequest
+{
+  ProtobufCMessage base;
+  char *template_id;
+  /*
+   * 0: the latest version.
+   */
+  int32_t version;
+  /*
+   * The values of the placeholders, e.g. "contact.first_name" → "Ada", "custom.tier" → "gold": contact fields and
+   * custom fields as the caller read them. At most 200 entries; keys as placeholder names, values at most 4096 bytes.
+   */
+  size_t n_values;
+  Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry **values;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__RENDER_TEMPLATE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__render_template_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0,NULL }
+
+
+struct  Switchboard__Communication__V1__RenderTemplateResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The version rendered.
+   */
+  int32_t version;
+  /*
+   * True when every placeholder had a value; only then are subject and body filled.
+   */
+  protobuf_c_boolean complete;
+  /*
+   * Placeholders with no value (or an empty one), in order of first appearance: nothing is rendered with blanks.
+   */
+  size_t n_missing_variables;
+  char **missing_variables;
+  char *subject;
+  char *body;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__RENDER_TEMPLATE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__render_template_response__descriptor) \
+    , 0, 0, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /* Switchboard__Communication__V1__Interaction methods */
@@ -867,6 +1056,161 @@ Switchboard__Communication__V1__CheckConsentResponse *
 void   switchboard__communication__v1__check_consent_response__free_unpacked
                      (Switchboard__Communication__V1__CheckConsentResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__Template methods */
+void   switchboard__communication__v1__template__init
+                     (Switchboard__Communication__V1__Template         *message);
+size_t switchboard__communication__v1__template__get_packed_size
+                     (const Switchboard__Communication__V1__Template   *message);
+size_t switchboard__communication__v1__template__pack
+                     (const Switchboard__Communication__V1__Template   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__template__pack_to_buffer
+                     (const Switchboard__Communication__V1__Template   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__Template *
+       switchboard__communication__v1__template__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__template__free_unpacked
+                     (Switchboard__Communication__V1__Template *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__CreateTemplateRequest methods */
+void   switchboard__communication__v1__create_template_request__init
+                     (Switchboard__Communication__V1__CreateTemplateRequest         *message);
+size_t switchboard__communication__v1__create_template_request__get_packed_size
+                     (const Switchboard__Communication__V1__CreateTemplateRequest   *message);
+size_t switchboard__communication__v1__create_template_request__pack
+                     (const Switchboard__Communication__V1__CreateTemplateRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__create_template_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__CreateTemplateRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__CreateTemplateRequest *
+       switchboard__communication__v1__create_template_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__create_template_request__free_unpacked
+                     (Switchboard__Communication__V1__CreateTemplateRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__UpdateTemplateRequest methods */
+void   switchboard__communication__v1__update_template_request__init
+                     (Switchboard__Communication__V1__UpdateTemplateRequest         *message);
+size_t switchboard__communication__v1__update_template_request__get_packed_size
+                     (const Switchboard__Communication__V1__UpdateTemplateRequest   *message);
+size_t switchboard__communication__v1__update_template_request__pack
+                     (const Switchboard__Communication__V1__UpdateTemplateRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__update_template_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__UpdateTemplateRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__UpdateTemplateRequest *
+       switchboard__communication__v1__update_template_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__update_template_request__free_unpacked
+                     (Switchboard__Communication__V1__UpdateTemplateRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__GetTemplateRequest methods */
+void   switchboard__communication__v1__get_template_request__init
+                     (Switchboard__Communication__V1__GetTemplateRequest         *message);
+size_t switchboard__communication__v1__get_template_request__get_packed_size
+                     (const Switchboard__Communication__V1__GetTemplateRequest   *message);
+size_t switchboard__communication__v1__get_template_request__pack
+                     (const Switchboard__Communication__V1__GetTemplateRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__get_template_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__GetTemplateRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__GetTemplateRequest *
+       switchboard__communication__v1__get_template_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__get_template_request__free_unpacked
+                     (Switchboard__Communication__V1__GetTemplateRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ListTemplatesRequest methods */
+void   switchboard__communication__v1__list_templates_request__init
+                     (Switchboard__Communication__V1__ListTemplatesRequest         *message);
+size_t switchboard__communication__v1__list_templates_request__get_packed_size
+                     (const Switchboard__Communication__V1__ListTemplatesRequest   *message);
+size_t switchboard__communication__v1__list_templates_request__pack
+                     (const Switchboard__Communication__V1__ListTemplatesRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__list_templates_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListTemplatesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ListTemplatesRequest *
+       switchboard__communication__v1__list_templates_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__list_templates_request__free_unpacked
+                     (Switchboard__Communication__V1__ListTemplatesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ListTemplatesResponse methods */
+void   switchboard__communication__v1__list_templates_response__init
+                     (Switchboard__Communication__V1__ListTemplatesResponse         *message);
+size_t switchboard__communication__v1__list_templates_response__get_packed_size
+                     (const Switchboard__Communication__V1__ListTemplatesResponse   *message);
+size_t switchboard__communication__v1__list_templates_response__pack
+                     (const Switchboard__Communication__V1__ListTemplatesResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__list_templates_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListTemplatesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ListTemplatesResponse *
+       switchboard__communication__v1__list_templates_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__list_templates_response__free_unpacked
+                     (Switchboard__Communication__V1__ListTemplatesResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry methods */
+void   switchboard__communication__v1__render_template_request__values_entry__init
+                     (Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry         *message);
+/* Switchboard__Communication__V1__RenderTemplateRequest methods */
+void   switchboard__communication__v1__render_template_request__init
+                     (Switchboard__Communication__V1__RenderTemplateRequest         *message);
+size_t switchboard__communication__v1__render_template_request__get_packed_size
+                     (const Switchboard__Communication__V1__RenderTemplateRequest   *message);
+size_t switchboard__communication__v1__render_template_request__pack
+                     (const Switchboard__Communication__V1__RenderTemplateRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__render_template_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__RenderTemplateRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__RenderTemplateRequest *
+       switchboard__communication__v1__render_template_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__render_template_request__free_unpacked
+                     (Switchboard__Communication__V1__RenderTemplateRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__RenderTemplateResponse methods */
+void   switchboard__communication__v1__render_template_response__init
+                     (Switchboard__Communication__V1__RenderTemplateResponse         *message);
+size_t switchboard__communication__v1__render_template_response__get_packed_size
+                     (const Switchboard__Communication__V1__RenderTemplateResponse   *message);
+size_t switchboard__communication__v1__render_template_response__pack
+                     (const Switchboard__Communication__V1__RenderTemplateResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__render_template_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__RenderTemplateResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__RenderTemplateResponse *
+       switchboard__communication__v1__render_template_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__render_template_response__free_unpacked
+                     (Switchboard__Communication__V1__RenderTemplateResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__Communication__V1__Interaction_Closure)
@@ -923,6 +1267,33 @@ typedef void (*Switchboard__Communication__V1__CheckConsentRequest_Closure)
 typedef void (*Switchboard__Communication__V1__CheckConsentResponse_Closure)
                  (const Switchboard__Communication__V1__CheckConsentResponse *message,
                   void *closure_data);
+typedef void (*Switchboard__Communication__V1__Template_Closure)
+                 (const Switchboard__Communication__V1__Template *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__CreateTemplateRequest_Closure)
+                 (const Switchboard__Communication__V1__CreateTemplateRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__UpdateTemplateRequest_Closure)
+                 (const Switchboard__Communication__V1__UpdateTemplateRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__GetTemplateRequest_Closure)
+                 (const Switchboard__Communication__V1__GetTemplateRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ListTemplatesRequest_Closure)
+                 (const Switchboard__Communication__V1__ListTemplatesRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ListTemplatesResponse_Closure)
+                 (const Switchboard__Communication__V1__ListTemplatesResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry_Closure)
+                 (const Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__RenderTemplateRequest_Closure)
+                 (const Switchboard__Communication__V1__RenderTemplateRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__RenderTemplateResponse_Closure)
+                 (const Switchboard__Communication__V1__RenderTemplateResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -974,6 +1345,26 @@ struct Switchboard__Communication__V1__CommunicationService_Service
                         const Switchboard__Communication__V1__CheckConsentRequest *input,
                         Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
                         void *closure_data);
+  void (*create_template)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                          const Switchboard__Communication__V1__CreateTemplateRequest *input,
+                          Switchboard__Communication__V1__Template_Closure closure,
+                          void *closure_data);
+  void (*update_template)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                          const Switchboard__Communication__V1__UpdateTemplateRequest *input,
+                          Switchboard__Communication__V1__Template_Closure closure,
+                          void *closure_data);
+  void (*get_template)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                       const Switchboard__Communication__V1__GetTemplateRequest *input,
+                       Switchboard__Communication__V1__Template_Closure closure,
+                       void *closure_data);
+  void (*list_templates)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                         const Switchboard__Communication__V1__ListTemplatesRequest *input,
+                         Switchboard__Communication__V1__ListTemplatesResponse_Closure closure,
+                         void *closure_data);
+  void (*render_template)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                          const Switchboard__Communication__V1__RenderTemplateRequest *input,
+                          Switchboard__Communication__V1__RenderTemplateResponse_Closure closure,
+                          void *closure_data);
   void (*watch_changes)(Switchboard__Communication__V1__CommunicationService_Service *service,
                         const Switchboard__Common__V1__WatchChangesRequest *input,
                         Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -997,6 +1388,11 @@ void switchboard__communication__v1__communication_service__init (Switchboard__C
       function_prefix__ ## record_consent,\
       function_prefix__ ## list_consent_history,\
       function_prefix__ ## check_consent,\
+      function_prefix__ ## create_template,\
+      function_prefix__ ## update_template,\
+      function_prefix__ ## get_template,\
+      function_prefix__ ## list_templates,\
+      function_prefix__ ## render_template,\
       function_prefix__ ## watch_changes  }
 void switchboard__communication__v1__communication_service__log_interaction(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__LogInteractionRequest *input,
@@ -1042,6 +1438,26 @@ void switchboard__communication__v1__communication_service__check_consent(Protob
                                                                           const Switchboard__Communication__V1__CheckConsentRequest *input,
                                                                           Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
                                                                           void *closure_data);
+void switchboard__communication__v1__communication_service__create_template(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__CreateTemplateRequest *input,
+                                                                            Switchboard__Communication__V1__Template_Closure closure,
+                                                                            void *closure_data);
+void switchboard__communication__v1__communication_service__update_template(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__UpdateTemplateRequest *input,
+                                                                            Switchboard__Communication__V1__Template_Closure closure,
+                                                                            void *closure_data);
+void switchboard__communication__v1__communication_service__get_template(ProtobufCService *service,
+                                                                         const Switchboard__Communication__V1__GetTemplateRequest *input,
+                                                                         Switchboard__Communication__V1__Template_Closure closure,
+                                                                         void *closure_data);
+void switchboard__communication__v1__communication_service__list_templates(ProtobufCService *service,
+                                                                           const Switchboard__Communication__V1__ListTemplatesRequest *input,
+                                                                           Switchboard__Communication__V1__ListTemplatesResponse_Closure closure,
+                                                                           void *closure_data);
+void switchboard__communication__v1__communication_service__render_template(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__RenderTemplateRequest *input,
+                                                                            Switchboard__Communication__V1__RenderTemplateResponse_Closure closure,
+                                                                            void *closure_data);
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -1074,6 +1490,15 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_con
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__check_consent_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__check_consent_response__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__check_consent_response__reason__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__template__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__create_template_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__update_template_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_template_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_templates_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_templates_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__render_template_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__render_template_request__values_entry__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__render_template_response__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -817,7 +817,373 @@ void   switchboard__communication__v1__check_consent_response__free_unpacked
   assert(message->base.descriptor == &switchboard__communication__v1__check_consent_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor switchboard__communication__v1__interaction__field_descriptors[18] =
+void   switchboard__communication__v1__template__init
+                     (Switchboard__Communication__V1__Template         *message)
+{
+  static const Switchboard__Communication__V1__Template init_value = SWITCHBOARD__COMMUNICATION__V1__TEMPLATE__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__template__get_packed_size
+                     (const Switchboard__Communication__V1__Template *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__template__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__template__pack
+                     (const Switchboard__Communication__V1__Template *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__template__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__template__pack_to_buffer
+                     (const Switchboard__Communication__V1__Template *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__template__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__Template *
+       switchboard__communication__v1__template__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__Template *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__template__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__template__free_unpacked
+                     (Switchboard__Communication__V1__Template *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__template__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__create_template_request__init
+                     (Switchboard__Communication__V1__CreateTemplateRequest         *message)
+{
+  static const Switchboard__Communication__V1__CreateTemplateRequest init_value = SWITCHBOARD__COMMUNICATION__V1__CREATE_TEMPLATE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__create_template_request__get_packed_size
+                     (const Switchboard__Communication__V1__CreateTemplateRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__create_template_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__create_template_request__pack
+                     (const Switchboard__Communication__V1__CreateTemplateRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__create_template_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__create_template_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__CreateTemplateRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__create_template_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__CreateTemplateRequest *
+       switchboard__communication__v1__create_template_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__CreateTemplateRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__create_template_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__create_template_request__free_unpacked
+                     (Switchboard__Communication__V1__CreateTemplateRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__create_template_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__update_template_request__init
+                     (Switchboard__Communication__V1__UpdateTemplateRequest         *message)
+{
+  static const Switchboard__Communication__V1__UpdateTemplateRequest init_value = SWITCHBOARD__COMMUNICATION__V1__UPDATE_TEMPLATE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__update_template_request__get_packed_size
+                     (const Switchboard__Communication__V1__UpdateTemplateRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__update_template_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__update_template_request__pack
+                     (const Switchboard__Communication__V1__UpdateTemplateRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__update_template_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__update_template_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__UpdateTemplateRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__update_template_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__UpdateTemplateRequest *
+       switchboard__communication__v1__update_template_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__UpdateTemplateRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__update_template_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__update_template_request__free_unpacked
+                     (Switchboard__Communication__V1__UpdateTemplateRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__update_template_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__get_template_request__init
+                     (Switchboard__Communication__V1__GetTemplateRequest         *message)
+{
+  static const Switchboard__Communication__V1__GetTemplateRequest init_value = SWITCHBOARD__COMMUNICATION__V1__GET_TEMPLATE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__get_template_request__get_packed_size
+                     (const Switchboard__Communication__V1__GetTemplateRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_template_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__get_template_request__pack
+                     (const Switchboard__Communication__V1__GetTemplateRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_template_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__get_template_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__GetTemplateRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_template_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__GetTemplateRequest *
+       switchboard__communication__v1__get_template_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__GetTemplateRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__get_template_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__get_template_request__free_unpacked
+                     (Switchboard__Communication__V1__GetTemplateRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__get_template_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__list_templates_request__init
+                     (Switchboard__Communication__V1__ListTemplatesRequest         *message)
+{
+  static const Switchboard__Communication__V1__ListTemplatesRequest init_value = SWITCHBOARD__COMMUNICATION__V1__LIST_TEMPLATES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__list_templates_request__get_packed_size
+                     (const Switchboard__Communication__V1__ListTemplatesRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_templates_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__list_templates_request__pack
+                     (const Switchboard__Communication__V1__ListTemplatesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_templates_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__list_templates_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListTemplatesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_templates_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ListTemplatesRequest *
+       switchboard__communication__v1__list_templates_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ListTemplatesRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__list_templates_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__list_templates_request__free_unpacked
+                     (Switchboard__Communication__V1__ListTemplatesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__list_templates_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__list_templates_response__init
+                     (Switchboard__Communication__V1__ListTemplatesResponse         *message)
+{
+  static const Switchboard__Communication__V1__ListTemplatesResponse init_value = SWITCHBOARD__COMMUNICATION__V1__LIST_TEMPLATES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__list_templates_response__get_packed_size
+                     (const Switchboard__Communication__V1__ListTemplatesResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_templates_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__list_templates_response__pack
+                     (const Switchboard__Communication__V1__ListTemplatesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_templates_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__list_templates_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListTemplatesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_templates_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ListTemplatesResponse *
+       switchboard__communication__v1__list_templates_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ListTemplatesResponse *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__list_templates_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__list_templates_response__free_unpacked
+                     (Switchboard__Communication__V1__ListTemplatesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__list_templates_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__render_template_request__values_entry__init
+                     (Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry         *message)
+{
+  static const Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry init_value = SWITCHBOARD__COMMUNICATION__V1__RENDER_TEMPLATE_REQUEST__VALUES_ENTRY__INIT;
+  *message = init_value;
+}
+void   switchboard__communication__v1__render_template_request__init
+                     (Switchboard__Communication__V1__RenderTemplateRequest         *message)
+{
+  static const Switchboard__Communication__V1__RenderTemplateRequest init_value = SWITCHBOARD__COMMUNICATION__V1__RENDER_TEMPLATE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__render_template_request__get_packed_size
+                     (const Switchboard__Communication__V1__RenderTemplateRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__render_template_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__render_template_request__pack
+                     (const Switchboard__Communication__V1__RenderTemplateRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__render_template_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__render_template_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__RenderTemplateRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__render_template_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__RenderTemplateRequest *
+       switchboard__communication__v1__render_template_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__RenderTemplateRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__render_template_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__render_template_request__free_unpacked
+                     (Switchboard__Communication__V1__RenderTemplateRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__render_template_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__render_template_response__init
+                     (Switchboard__Communication__V1__RenderTemplateResponse         *message)
+{
+  static const Switchboard__Communication__V1__RenderTemplateResponse init_value = SWITCHBOARD__COMMUNICATION__V1__RENDER_TEMPLATE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__render_template_response__get_packed_size
+                     (const Switchboard__Communication__V1__RenderTemplateResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__render_template_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__render_template_response__pack
+                     (const Switchboard__Communication__V1__RenderTemplateResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__render_template_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__render_template_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__RenderTemplateResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__render_template_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__RenderTemplateResponse *
+       switchboard__communication__v1__render_template_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__RenderTemplateResponse *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__render_template_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__render_template_response__free_unpacked
+                     (Switchboard__Communication__V1__RenderTemplateResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__render_template_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor switchboard__communication__v1__interaction__field_descriptors[20] =
 {
   {
     "id",
@@ -1035,6 +1401,30 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__interactio
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "template_id",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Interaction, template_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "template_version",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Interaction, template_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__interaction__field_indices_by_name[] = {
   4,   /* field[4] = addresses */
@@ -1053,13 +1443,15 @@ static const unsigned switchboard__communication__v1__interaction__field_indices
   11,   /* field[11] = outcome */
   15,   /* field[15] = owner_id */
   7,   /* field[7] = subject */
+  18,   /* field[18] = template_id */
+  19,   /* field[19] = template_version */
   6,   /* field[6] = thread_id */
   14,   /* field[14] = visibility */
 };
 static const ProtobufCIntRange switchboard__communication__v1__interaction__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 18 }
+  { 0, 20 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__interaction__descriptor =
 {
@@ -1069,7 +1461,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__interaction__de
   "Switchboard__Communication__V1__Interaction",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__Interaction),
-  18,
+  20,
   switchboard__communication__v1__interaction__field_descriptors,
   switchboard__communication__v1__interaction__field_indices_by_name,
   1,  switchboard__communication__v1__interaction__number_ranges,
@@ -2287,6 +2679,595 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__check_consent_r
   (ProtobufCMessageInit) switchboard__communication__v1__check_consent_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__communication__v1__template__field_descriptors[8] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Template, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Template, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Template, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "channel",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Template, channel),
+    &switchboard__communication__v1__channel__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Template, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "body",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Template, body),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "variables",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Communication__V1__Template, n_variables),
+    offsetof(Switchboard__Communication__V1__Template, variables),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "audit",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Template, audit),
+    &switchboard__common__v1__audit_stamps__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__template__field_indices_by_name[] = {
+  7,   /* field[7] = audit */
+  5,   /* field[5] = body */
+  3,   /* field[3] = channel */
+  0,   /* field[0] = id */
+  2,   /* field[2] = name */
+  4,   /* field[4] = subject */
+  6,   /* field[6] = variables */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange switchboard__communication__v1__template__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__template__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.Template",
+  "Template",
+  "Switchboard__Communication__V1__Template",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__Template),
+  8,
+  switchboard__communication__v1__template__field_descriptors,
+  switchboard__communication__v1__template__field_indices_by_name,
+  1,  switchboard__communication__v1__template__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__template__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__create_template_request__field_descriptors[2] =
+{
+  {
+    "template",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CreateTemplateRequest, template_),
+    &switchboard__communication__v1__template__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CreateTemplateRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__create_template_request__field_indices_by_name[] = {
+  1,   /* field[1] = request_id */
+  0,   /* field[0] = template */
+};
+static const ProtobufCIntRange switchboard__communication__v1__create_template_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__create_template_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CreateTemplateRequest",
+  "CreateTemplateRequest",
+  "Switchboard__Communication__V1__CreateTemplateRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__CreateTemplateRequest),
+  2,
+  switchboard__communication__v1__create_template_request__field_descriptors,
+  switchboard__communication__v1__create_template_request__field_indices_by_name,
+  1,  switchboard__communication__v1__create_template_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__create_template_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__update_template_request__field_descriptors[3] =
+{
+  {
+    "template",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__UpdateTemplateRequest, template_),
+    &switchboard__communication__v1__template__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__UpdateTemplateRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__UpdateTemplateRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__update_template_request__field_indices_by_name[] = {
+  1,   /* field[1] = expected_version */
+  2,   /* field[2] = request_id */
+  0,   /* field[0] = template */
+};
+static const ProtobufCIntRange switchboard__communication__v1__update_template_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__update_template_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.UpdateTemplateRequest",
+  "UpdateTemplateRequest",
+  "Switchboard__Communication__V1__UpdateTemplateRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__UpdateTemplateRequest),
+  3,
+  switchboard__communication__v1__update_template_request__field_descriptors,
+  switchboard__communication__v1__update_template_request__field_indices_by_name,
+  1,  switchboard__communication__v1__update_template_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__update_template_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__get_template_request__field_descriptors[2] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__GetTemplateRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__GetTemplateRequest, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__get_template_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange switchboard__communication__v1__get_template_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__get_template_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.GetTemplateRequest",
+  "GetTemplateRequest",
+  "Switchboard__Communication__V1__GetTemplateRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__GetTemplateRequest),
+  2,
+  switchboard__communication__v1__get_template_request__field_descriptors,
+  switchboard__communication__v1__get_template_request__field_indices_by_name,
+  1,  switchboard__communication__v1__get_template_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__get_template_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__list_templates_request__field_descriptors[1] =
+{
+  {
+    "page",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListTemplatesRequest, page),
+    &switchboard__common__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__list_templates_request__field_indices_by_name[] = {
+  0,   /* field[0] = page */
+};
+static const ProtobufCIntRange switchboard__communication__v1__list_templates_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__list_templates_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ListTemplatesRequest",
+  "ListTemplatesRequest",
+  "Switchboard__Communication__V1__ListTemplatesRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ListTemplatesRequest),
+  1,
+  switchboard__communication__v1__list_templates_request__field_descriptors,
+  switchboard__communication__v1__list_templates_request__field_indices_by_name,
+  1,  switchboard__communication__v1__list_templates_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__list_templates_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__list_templates_response__field_descriptors[2] =
+{
+  {
+    "templates",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__ListTemplatesResponse, n_templates),
+    offsetof(Switchboard__Communication__V1__ListTemplatesResponse, templates),
+    &switchboard__communication__v1__template__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListTemplatesResponse, page),
+    &switchboard__common__v1__page_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__list_templates_response__field_indices_by_name[] = {
+  1,   /* field[1] = page */
+  0,   /* field[0] = templates */
+};
+static const ProtobufCIntRange switchboard__communication__v1__list_templates_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__list_templates_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ListTemplatesResponse",
+  "ListTemplatesResponse",
+  "Switchboard__Communication__V1__ListTemplatesResponse",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ListTemplatesResponse),
+  2,
+  switchboard__communication__v1__list_templates_response__field_descriptors,
+  switchboard__communication__v1__list_templates_response__field_indices_by_name,
+  1,  switchboard__communication__v1__list_templates_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__list_templates_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__render_template_request__values_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__render_template_request__values_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange switchboard__communication__v1__render_template_request__values_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__render_template_request__values_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.RenderTemplateRequest.ValuesEntry",
+  "ValuesEntry",
+  "Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry),
+  2,
+  switchboard__communication__v1__render_template_request__values_entry__field_descriptors,
+  switchboard__communication__v1__render_template_request__values_entry__field_indices_by_name,
+  1,  switchboard__communication__v1__render_template_request__values_entry__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__render_template_request__values_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__render_template_request__field_descriptors[3] =
+{
+  {
+    "template_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RenderTemplateRequest, template_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RenderTemplateRequest, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "values",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__RenderTemplateRequest, n_values),
+    offsetof(Switchboard__Communication__V1__RenderTemplateRequest, values),
+    &switchboard__communication__v1__render_template_request__values_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__render_template_request__field_indices_by_name[] = {
+  0,   /* field[0] = template_id */
+  2,   /* field[2] = values */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange switchboard__communication__v1__render_template_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__render_template_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.RenderTemplateRequest",
+  "RenderTemplateRequest",
+  "Switchboard__Communication__V1__RenderTemplateRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__RenderTemplateRequest),
+  3,
+  switchboard__communication__v1__render_template_request__field_descriptors,
+  switchboard__communication__v1__render_template_request__field_indices_by_name,
+  1,  switchboard__communication__v1__render_template_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__render_template_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__render_template_response__field_descriptors[5] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RenderTemplateResponse, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "complete",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RenderTemplateResponse, complete),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "missing_variables",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Communication__V1__RenderTemplateResponse, n_missing_variables),
+    offsetof(Switchboard__Communication__V1__RenderTemplateResponse, missing_variables),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RenderTemplateResponse, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "body",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RenderTemplateResponse, body),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__render_template_response__field_indices_by_name[] = {
+  4,   /* field[4] = body */
+  1,   /* field[1] = complete */
+  2,   /* field[2] = missing_variables */
+  3,   /* field[3] = subject */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange switchboard__communication__v1__render_template_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__render_template_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.RenderTemplateResponse",
+  "RenderTemplateResponse",
+  "Switchboard__Communication__V1__RenderTemplateResponse",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__RenderTemplateResponse),
+  5,
+  switchboard__communication__v1__render_template_response__field_descriptors,
+  switchboard__communication__v1__render_template_response__field_indices_by_name,
+  1,  switchboard__communication__v1__render_template_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__render_template_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__communication__v1__interaction_kind__enum_values_by_number[6] =
 {
   { "INTERACTION_KIND_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED", 0 },
@@ -2483,7 +3464,7 @@ const ProtobufCEnumDescriptor switchboard__communication__v1__legal_basis__descr
   switchboard__communication__v1__legal_basis__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[12] =
+static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[17] =
 {
   { "LogInteraction", &switchboard__communication__v1__log_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
   { "GetInteraction", &switchboard__communication__v1__get_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
@@ -2496,21 +3477,31 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "RecordConsent", &switchboard__communication__v1__record_consent_request__descriptor, &switchboard__communication__v1__consent_record__descriptor },
   { "ListConsentHistory", &switchboard__communication__v1__list_consent_history_request__descriptor, &switchboard__communication__v1__list_consent_history_response__descriptor },
   { "CheckConsent", &switchboard__communication__v1__check_consent_request__descriptor, &switchboard__communication__v1__check_consent_response__descriptor },
+  { "CreateTemplate", &switchboard__communication__v1__create_template_request__descriptor, &switchboard__communication__v1__template__descriptor },
+  { "UpdateTemplate", &switchboard__communication__v1__update_template_request__descriptor, &switchboard__communication__v1__template__descriptor },
+  { "GetTemplate", &switchboard__communication__v1__get_template_request__descriptor, &switchboard__communication__v1__template__descriptor },
+  { "ListTemplates", &switchboard__communication__v1__list_templates_request__descriptor, &switchboard__communication__v1__list_templates_response__descriptor },
+  { "RenderTemplate", &switchboard__communication__v1__render_template_request__descriptor, &switchboard__communication__v1__render_template_response__descriptor },
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
 };
 const unsigned switchboard__communication__v1__communication_service__method_indices_by_name[] = {
   10,        /* CheckConsent */
+  11,        /* CreateTemplate */
   3,        /* DeleteInteraction */
   1,        /* GetInteraction */
+  13,        /* GetTemplate */
   9,        /* ListConsentHistory */
   7,        /* ListFollowUpsDue */
   5,        /* ListInteractions */
+  14,        /* ListTemplates */
   0,        /* LogInteraction */
   8,        /* RecordConsent */
+  15,        /* RenderTemplate */
   6,        /* SearchInteractions */
   4,        /* UndeleteInteraction */
   2,        /* UpdateInteraction */
-  11         /* WatchChanges */
+  12,        /* UpdateTemplate */
+  16         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor =
 {
@@ -2519,7 +3510,7 @@ const ProtobufCServiceDescriptor switchboard__communication__v1__communication_s
   "CommunicationService",
   "Switchboard__Communication__V1__CommunicationService",
   "switchboard.communication.v1",
-  12,
+  17,
   switchboard__communication__v1__communication_service__method_descriptors,
   switchboard__communication__v1__communication_service__method_indices_by_name
 };
@@ -2611,13 +3602,53 @@ void switchboard__communication__v1__communication_service__check_consent(Protob
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
   service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__communication__v1__communication_service__create_template(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__CreateTemplateRequest *input,
+                                                                            Switchboard__Communication__V1__Template_Closure closure,
+                                                                            void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__update_template(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__UpdateTemplateRequest *input,
+                                                                            Switchboard__Communication__V1__Template_Closure closure,
+                                                                            void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__get_template(ProtobufCService *service,
+                                                                         const Switchboard__Communication__V1__GetTemplateRequest *input,
+                                                                         Switchboard__Communication__V1__Template_Closure closure,
+                                                                         void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__list_templates(ProtobufCService *service,
+                                                                           const Switchboard__Communication__V1__ListTemplatesRequest *input,
+                                                                           Switchboard__Communication__V1__ListTemplatesResponse_Closure closure,
+                                                                           void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__render_template(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__RenderTemplateRequest *input,
+                                                                            Switchboard__Communication__V1__RenderTemplateResponse_Closure closure,
+                                                                            void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__init (Switchboard__Communication__V1__CommunicationService_Service *service,
                                                                   Switchboard__Communication__V1__CommunicationService_ServiceDestroy destroy)

@@ -125,6 +125,10 @@ public enum CommunicationError: Error, Sendable, Equatable {
     case etagMismatch(current: String)
     /// The caller may not make this change: PERMISSION_DENIED.
     case forbidden(String)
+    /// Consent for the send's contact, channel and purpose is missing or withdrawn: FAILED_PRECONDITION saying which.
+    case consentRefused(ConsentDecision.Reason)
+    /// The send is past the point where it can be cancelled: FAILED_PRECONDITION with its status.
+    case notCancellable(SendStatus)
     /// A search ran past the service's statement timeout (too broad a query): RESOURCE_EXHAUSTED, asking for more
     /// specific words.
     case searchTooExpensive

@@ -6,6 +6,7 @@ extension CommunicationError: RPCErrorConvertible {
     /// The message type of each kind of resource a NOT_FOUND names.
     static let resourceTypes = [
         "interaction": "switchboard.communication.v1.Interaction", "template": "switchboard.communication.v1.Template",
+        "send": "switchboard.communication.v1.Send",
     ]
 
     /// The status each domain error is sent as.
@@ -23,6 +24,11 @@ extension CommunicationError: RPCErrorConvertible {
             return RPCError(code: .aborted, message: "the resource changed since it was read (current etag \(current)); read it again and retry")
         case .forbidden(let message):
             return RPCError(code: .permissionDenied, message: message)
+        case .consentRefused(let reason):
+            let why = reason == .withdrawn ? "was withdrawn" : "was never given"
+            return RPCError(code: .failedPrecondition, message: "consent for this contact, channel and purpose \(why); nothing was scheduled")
+        case .notCancellable(let status):
+            return RPCError(code: .failedPrecondition, message: "the send is \(status) and can no longer be cancelled")
         case .searchTooExpensive:
             return RPCError(code: .resourceExhausted, message: "the search took too long; use more specific words")
         }

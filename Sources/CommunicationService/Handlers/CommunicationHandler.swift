@@ -16,6 +16,8 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     let ledger: ConsentDomain
     /// The templates.
     let templates: TemplateDomain
+    /// The sends.
+    let sends: SendDomain
     let changes: TenantChangeWatcher
     /// Longest etag a request may name.
     static let maxETagBytes = 64
@@ -25,11 +27,15 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     ///   - interactions: the interaction use cases.
     ///   - consent: the consent ledger's use cases.
     ///   - templates: the template use cases.
+    ///   - sends: the send use cases.
     ///   - changes: the kit's `WatchChanges`.
-    public init(interactions: InteractionDomain, consent: ConsentDomain, templates: TemplateDomain, changes: TenantChangeWatcher) {
+    public init(
+        interactions: InteractionDomain, consent: ConsentDomain, templates: TemplateDomain, sends: SendDomain, changes: TenantChangeWatcher
+    ) {
         self.interactions = interactions
         self.ledger = consent
         self.templates = templates
+        self.sends = sends
         self.changes = changes
     }
 

@@ -92,7 +92,14 @@ public struct PostgresConsentStore: ConsentStore {
     }
 
     public func latest(contactID: UUID, channel: Channel, purpose: String, actor: Actor) async throws -> ConsentRecord? {
-        try await pool.query(
+        try await Self.latest(pool: pool, contactID: contactID, channel: channel, purpose: purpose, tenantID: actor.tenantID)
+    }
+
+    /// The latest entry for a contact, channel and purpose (or all purposes) in a tenant: the check the request side
+    /// and the dispatcher share.
+    static func latest(pool: PostgresPool, contactID: UUID, channel: Channel, purpose: String, tenantID: String) async throws -> ConsentRecord? {
+        let actor = Actor(tenantID: tenantID, userID: "")
+        return try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],
             """
             SELECT \(Self.columns) FROM communication.consent_ledger

@@ -292,6 +292,67 @@ public enum Switchboard_Communication_V1_LegalBasis: ProtoEnum, CaseIterable, _P
     }
 }
 
+/// The `switchboard.communication.v1.SendStatus` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Communication_V1_SendStatus: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `SEND_STATUS_UNSPECIFIED` = 0.
+    case unspecified
+    /// `SEND_STATUS_SCHEDULED` = 1.
+    case scheduled
+    /// `SEND_STATUS_SENDING` = 2.
+    case sending
+    /// `SEND_STATUS_SENT` = 3.
+    case sent
+    /// `SEND_STATUS_FAILED` = 4.
+    case failed
+    /// `SEND_STATUS_CANCELLED` = 5.
+    case cancelled
+    /// `SEND_STATUS_REFUSED` = 6.
+    case refused
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Communication_V1_SendStatus] = [.unspecified, .scheduled, .sending, .sent, .failed, .cancelled, .refused]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("SEND_STATUS_UNSPECIFIED", 0),
+        ("SEND_STATUS_SCHEDULED", 1),
+        ("SEND_STATUS_SENDING", 2),
+        ("SEND_STATUS_SENT", 3),
+        ("SEND_STATUS_FAILED", 4),
+        ("SEND_STATUS_CANCELLED", 5),
+        ("SEND_STATUS_REFUSED", 6),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .scheduled
+        case 2: self = .sending
+        case 3: self = .sent
+        case 4: self = .failed
+        case 5: self = .cancelled
+        case 6: self = .refused
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .scheduled: return 1
+        case .sending: return 2
+        case .sent: return 3
+        case .failed: return 4
+        case .cancelled: return 5
+        case .refused: return 6
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// The `switchboard.communication.v1.Interaction` message.
 public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.communication.v1.Interaction`.
@@ -2080,6 +2141,316 @@ public struct Switchboard_Communication_V1_RenderTemplateResponse: ProtoMessage,
     }
 }
 
+/// The `switchboard.communication.v1.Send` message.
+public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.Send`.
+    public static let protoMessageName = "switchboard.communication.v1.Send"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__send__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `contact_id` = 2.
+    public var contactId: String = ""
+
+    /// Field `channel` = 3.
+    public var channel: Switchboard_Communication_V1_Channel = .init(protoValue: 0)
+
+    /// Field `purpose` = 4.
+    public var purpose: String = ""
+
+    /// Field `to_address` = 5.
+    public var toAddress: String = ""
+
+    /// Field `subject` = 6.
+    public var subject: String = ""
+
+    /// Field `body` = 7.
+    public var body: String = ""
+
+    /// Field `template_id` = 8.
+    public var templateId: String = ""
+
+    /// Field `template_version` = 9.
+    public var templateVersion: Int32 = 0
+
+    /// Field `send_at` = 10.
+    public var sendAt: Date? = nil
+
+    /// Field `status` = 11.
+    public var status: Switchboard_Communication_V1_SendStatus = .init(protoValue: 0)
+
+    /// Field `attempts` = 12.
+    public var attempts: Int32 = 0
+
+    /// Field `last_error` = 13.
+    public var lastError: String = ""
+
+    /// Field `provider_message_id` = 14.
+    public var providerMessageId: String = ""
+
+    /// Field `sent_at` = 15.
+    public var sentAt: Date? = nil
+
+    /// Field `audit` = 16.
+    public var audit: Switchboard_Common_V1_AuditStamps? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.contactId = r.string(1)
+        self.channel = r.enumeration(2)
+        self.purpose = r.string(3)
+        self.toAddress = r.string(4)
+        self.subject = r.string(5)
+        self.body = r.string(6)
+        self.templateId = r.string(7)
+        self.templateVersion = r.scalar(8)
+        self.sendAt = (r.message(9) as Google_Protobuf_Timestamp?)?.date
+        self.status = r.enumeration(10)
+        self.attempts = r.scalar(11)
+        self.lastError = r.string(12)
+        self.providerMessageId = r.string(13)
+        self.sentAt = (r.message(14) as Google_Protobuf_Timestamp?)?.date
+        self.audit = r.message(15)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, contactId)
+        w.setEnumeration(2, channel)
+        w.setString(3, purpose)
+        w.setString(4, toAddress)
+        w.setString(5, subject)
+        w.setString(6, body)
+        w.setString(7, templateId)
+        w.setScalar(8, templateVersion)
+        w.setMessage(9, sendAt.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setEnumeration(10, status)
+        w.setScalar(11, attempts)
+        w.setString(12, lastError)
+        w.setString(13, providerMessageId)
+        w.setMessage(14, sentAt.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(15, audit)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "channel", self.channel)
+        e.field(&o, "purpose", self.purpose)
+        e.field(&o, "toAddress", self.toAddress)
+        e.field(&o, "subject", self.subject)
+        e.field(&o, "body", self.body)
+        e.field(&o, "templateId", self.templateId)
+        e.field(&o, "templateVersion", self.templateVersion)
+        try e.field(&o, "sendAt", self.sendAt)
+        e.field(&o, "status", self.status)
+        e.field(&o, "attempts", self.attempts)
+        e.field(&o, "lastError", self.lastError)
+        e.field(&o, "providerMessageId", self.providerMessageId)
+        try e.field(&o, "sentAt", self.sentAt)
+        try e.field(&o, "audit", self.audit)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "contactId", "contact_id": try d.field(2, "contactId", value, &self.contactId)
+            case "channel": try d.field(3, "channel", value, &self.channel)
+            case "purpose": try d.field(4, "purpose", value, &self.purpose)
+            case "toAddress", "to_address": try d.field(5, "toAddress", value, &self.toAddress)
+            case "subject": try d.field(6, "subject", value, &self.subject)
+            case "body": try d.field(7, "body", value, &self.body)
+            case "templateId", "template_id": try d.field(8, "templateId", value, &self.templateId)
+            case "templateVersion", "template_version": try d.field(9, "templateVersion", value, &self.templateVersion)
+            case "sendAt", "send_at": try d.field(10, "sendAt", value, &self.sendAt)
+            case "status": try d.field(11, "status", value, &self.status)
+            case "attempts": try d.field(12, "attempts", value, &self.attempts)
+            case "lastError", "last_error": try d.field(13, "lastError", value, &self.lastError)
+            case "providerMessageId", "provider_message_id": try d.field(14, "providerMessageId", value, &self.providerMessageId)
+            case "sentAt", "sent_at": try d.field(15, "sentAt", value, &self.sentAt)
+            case "audit": try d.field(16, "audit", value, &self.audit)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.SendMessageRequest` message.
+public struct Switchboard_Communication_V1_SendMessageRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.SendMessageRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.SendMessageRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__send_message_request__init)
+
+    /// Field `send` = 1.
+    public var send: Switchboard_Communication_V1_Send? = nil
+
+    /// Field `template_values` = 2.
+    public var templateValues: [String: String] = [:]
+
+    /// Field `request_id` = 3.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.send = r.message(0)
+        self.templateValues = r.map(1, key: { $0.string(0) }, value: { $0.string(1) })
+        self.requestId = r.string(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, send)
+        w.setMap(1, templateValues, key: { $0.setString(0, $1) }, value: { $0.setString(1, $1) })
+        w.setString(2, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "send", self.send)
+        e.field(&o, "templateValues", self.templateValues)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "send": try d.field(1, "send", value, &self.send)
+            case "templateValues", "template_values": try d.field(2, "templateValues", value, &self.templateValues)
+            case "requestId", "request_id": try d.field(3, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.GetSendRequest` message.
+public struct Switchboard_Communication_V1_GetSendRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.GetSendRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.GetSendRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__get_send_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.CancelSendRequest` message.
+public struct Switchboard_Communication_V1_CancelSendRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.CancelSendRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.CancelSendRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__cancel_send_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// Names and method descriptors of the `switchboard.communication.v1.CommunicationService` service.
 public enum Switchboard_Communication_V1_CommunicationService {
     /// `switchboard.communication.v1.CommunicationService`.
@@ -2118,11 +2489,17 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let listTemplates = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ListTemplates", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/RenderTemplate`.
         public static let renderTemplate = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "RenderTemplate", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/SendMessage`.
+        public static let sendMessage = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "SendMessage", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/GetSend`.
+        public static let getSend = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "GetSend", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/CancelSend`.
+        public static let cancelSend = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CancelSend", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/WatchChanges`.
         public static let watchChanges = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.cancelSend, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.communication.v1.CommunicationService`; register the implementation with the server.
@@ -2159,6 +2536,12 @@ public protocol Switchboard_Communication_V1_CommunicationService_ServiceProtoco
     func listTemplates(request: Switchboard_Communication_V1_ListTemplatesRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ListTemplatesResponse
     /// Handles `RenderTemplate`.
     func renderTemplate(request: Switchboard_Communication_V1_RenderTemplateRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_RenderTemplateResponse
+    /// Handles `SendMessage`.
+    func sendMessage(request: Switchboard_Communication_V1_SendMessageRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Send
+    /// Handles `GetSend`.
+    func getSend(request: Switchboard_Communication_V1_GetSendRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Send
+    /// Handles `CancelSend`.
+    func cancelSend(request: Switchboard_Communication_V1_CancelSendRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Send
     /// Handles `WatchChanges`.
     func watchChanges(request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext) async throws
 }
@@ -2182,6 +2565,9 @@ extension Switchboard_Communication_V1_CommunicationService_ServiceProtocol {
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getTemplate) { try await self.getTemplate(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listTemplates) { try await self.listTemplates(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.renderTemplate) { try await self.renderTemplate(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.sendMessage) { try await self.sendMessage(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getSend) { try await self.getSend(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.cancelSend) { try await self.cancelSend(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Communication_V1_CommunicationService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
     }
 }
@@ -2272,6 +2658,21 @@ public struct Switchboard_Communication_V1_CommunicationService_Client: Sendable
     /// Calls `RenderTemplate`.
     public func renderTemplate(_ request: Switchboard_Communication_V1_RenderTemplateRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_RenderTemplateResponse {
         try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.renderTemplate, request, options: options)
+    }
+
+    /// Calls `SendMessage`.
+    public func sendMessage(_ request: Switchboard_Communication_V1_SendMessageRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Send {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.sendMessage, request, options: options)
+    }
+
+    /// Calls `GetSend`.
+    public func getSend(_ request: Switchboard_Communication_V1_GetSendRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Send {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.getSend, request, options: options)
+    }
+
+    /// Calls `CancelSend`.
+    public func cancelSend(_ request: Switchboard_Communication_V1_CancelSendRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Send {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.cancelSend, request, options: options)
     }
 
     /// Calls `WatchChanges`.

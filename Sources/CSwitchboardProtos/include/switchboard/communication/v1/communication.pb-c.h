@@ -46,6 +46,11 @@ typedef struct Switchboard__Communication__V1__ListTemplatesResponse Switchboard
 typedef struct Switchboard__Communication__V1__RenderTemplateRequest Switchboard__Communication__V1__RenderTemplateRequest;
 typedef struct Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry;
 typedef struct Switchboard__Communication__V1__RenderTemplateResponse Switchboard__Communication__V1__RenderTemplateResponse;
+typedef struct Switchboard__Communication__V1__Send Switchboard__Communication__V1__Send;
+typedef struct Switchboard__Communication__V1__SendMessageRequest Switchboard__Communication__V1__SendMessageRequest;
+typedef struct Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry;
+typedef struct Switchboard__Communication__V1__GetSendRequest Switchboard__Communication__V1__GetSendRequest;
+typedef struct Switchboard__Communication__V1__CancelSendRequest Switchboard__Communication__V1__CancelSendRequest;
 
 
 /* --- enums --- */
@@ -128,6 +133,34 @@ typedef enum _Switchboard__Communication__V1__LegalBasis {
   SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_LEGITIMATE_INTERESTS = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS)
 } Switchboard__Communication__V1__LegalBasis;
+typedef enum _Switchboard__Communication__V1__SendStatus {
+  SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED = 0,
+  /*
+   * Waiting for send_at (or for its next attempt after a retryable failure).
+   */
+  SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_SCHEDULED = 1,
+  /*
+   * Claimed by a dispatcher: a provider call may be in flight.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_SENDING = 2,
+  /*
+   * The provider accepted it.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_SENT = 3,
+  /*
+   * The provider refused it for good, or every attempt failed (last_error says which).
+   */
+  SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_FAILED = 4,
+  /*
+   * Cancelled before a dispatcher claimed it.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_CANCELLED = 5,
+  /*
+   * Not sent: consent was missing or withdrawn when it was due (last_error says why).
+   */
+  SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_REFUSED = 6
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS)
+} Switchboard__Communication__V1__SendStatus;
 
 /* --- messages --- */
 
@@ -714,6 +747,130 @@ struct  Switchboard__Communication__V1__RenderTemplateResponse
     , 0, 0, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/*
+ * A message to one contact through the provider.
+ */
+struct  Switchboard__Communication__V1__Send
+{
+  ProtobufCMessage base;
+  /*
+   * Output only: a UUID; also the idempotency key the provider receives, the same on every attempt.
+   */
+  char *id;
+  /*
+   * Required: the recipient (a UUID).
+   */
+  char *contact_id;
+  /*
+   * Required.
+   */
+  Switchboard__Communication__V1__Channel channel;
+  /*
+   * Required: the purpose key consent is checked for (e.g. "marketing"; not "all").
+   */
+  char *purpose;
+  /*
+   * Required: the address on the channel (an e-mail address or a phone number), at most 320 bytes.
+   */
+  char *to_address;
+  /*
+   * The text, when no template is named: subject at most 998 bytes, body required, at most 65536 bytes.
+   */
+  char *subject;
+  char *body;
+  /*
+   * Or a template version to render (template_version 0: the latest) with template_values.
+   */
+  char *template_id;
+  int32_t template_version;
+  /*
+   * Output only: the rendered text is kept in subject and body.
+   * When to send; absent or past: now. At most a year ahead.
+   */
+  Google__Protobuf__Timestamp *send_at;
+  /*
+   * Output only.
+   */
+  Switchboard__Communication__V1__SendStatus status;
+  /*
+   * Output only: provider calls started so far.
+   */
+  int32_t attempts;
+  /*
+   * Output only: why the last attempt failed, or why the send was refused.
+   */
+  char *last_error;
+  /*
+   * Output only: the provider's id for the message, once SENT.
+   */
+  char *provider_message_id;
+  /*
+   * Output only.
+   */
+  Google__Protobuf__Timestamp *sent_at;
+  /*
+   * Output only.
+   */
+  Switchboard__Common__V1__AuditStamps *audit;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__SEND__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__send__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL }
+
+
+struct  Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__SEND_MESSAGE_REQUEST__TEMPLATE_VALUES_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__send_message_request__template_values_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__SendMessageRequest
+{
+  ProtobufCMessage base;
+  Switchboard__Communication__V1__Send *send;
+  /*
+   * The values of the template's placeholders (see RenderTemplateRequest.values); a missing one is INVALID_ARGUMENT
+   * naming template_values and the placeholder.
+   */
+  size_t n_template_values;
+  Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry **template_values;
+  /*
+   * Required (INVALID_ARGUMENT naming request_id when empty): a retry with the same id returns the first response and
+   * schedules nothing twice.
+   */
+  char *request_id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__SEND_MESSAGE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__send_message_request__descriptor) \
+    , NULL, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__GetSendRequest
+{
+  ProtobufCMessage base;
+  char *id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__GET_SEND_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__get_send_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__CancelSendRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  char *request_id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CANCEL_SEND_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__cancel_send_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
 /* Switchboard__Communication__V1__Interaction methods */
 void   switchboard__communication__v1__interaction__init
                      (Switchboard__Communication__V1__Interaction         *message);
@@ -1211,6 +1368,85 @@ Switchboard__Communication__V1__RenderTemplateResponse *
 void   switchboard__communication__v1__render_template_response__free_unpacked
                      (Switchboard__Communication__V1__RenderTemplateResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__Send methods */
+void   switchboard__communication__v1__send__init
+                     (Switchboard__Communication__V1__Send         *message);
+size_t switchboard__communication__v1__send__get_packed_size
+                     (const Switchboard__Communication__V1__Send   *message);
+size_t switchboard__communication__v1__send__pack
+                     (const Switchboard__Communication__V1__Send   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__send__pack_to_buffer
+                     (const Switchboard__Communication__V1__Send   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__Send *
+       switchboard__communication__v1__send__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__send__free_unpacked
+                     (Switchboard__Communication__V1__Send *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry methods */
+void   switchboard__communication__v1__send_message_request__template_values_entry__init
+                     (Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry         *message);
+/* Switchboard__Communication__V1__SendMessageRequest methods */
+void   switchboard__communication__v1__send_message_request__init
+                     (Switchboard__Communication__V1__SendMessageRequest         *message);
+size_t switchboard__communication__v1__send_message_request__get_packed_size
+                     (const Switchboard__Communication__V1__SendMessageRequest   *message);
+size_t switchboard__communication__v1__send_message_request__pack
+                     (const Switchboard__Communication__V1__SendMessageRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__send_message_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__SendMessageRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__SendMessageRequest *
+       switchboard__communication__v1__send_message_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__send_message_request__free_unpacked
+                     (Switchboard__Communication__V1__SendMessageRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__GetSendRequest methods */
+void   switchboard__communication__v1__get_send_request__init
+                     (Switchboard__Communication__V1__GetSendRequest         *message);
+size_t switchboard__communication__v1__get_send_request__get_packed_size
+                     (const Switchboard__Communication__V1__GetSendRequest   *message);
+size_t switchboard__communication__v1__get_send_request__pack
+                     (const Switchboard__Communication__V1__GetSendRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__get_send_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__GetSendRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__GetSendRequest *
+       switchboard__communication__v1__get_send_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__get_send_request__free_unpacked
+                     (Switchboard__Communication__V1__GetSendRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__CancelSendRequest methods */
+void   switchboard__communication__v1__cancel_send_request__init
+                     (Switchboard__Communication__V1__CancelSendRequest         *message);
+size_t switchboard__communication__v1__cancel_send_request__get_packed_size
+                     (const Switchboard__Communication__V1__CancelSendRequest   *message);
+size_t switchboard__communication__v1__cancel_send_request__pack
+                     (const Switchboard__Communication__V1__CancelSendRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__cancel_send_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__CancelSendRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__CancelSendRequest *
+       switchboard__communication__v1__cancel_send_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__cancel_send_request__free_unpacked
+                     (Switchboard__Communication__V1__CancelSendRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__Communication__V1__Interaction_Closure)
@@ -1294,6 +1530,21 @@ typedef void (*Switchboard__Communication__V1__RenderTemplateRequest_Closure)
 typedef void (*Switchboard__Communication__V1__RenderTemplateResponse_Closure)
                  (const Switchboard__Communication__V1__RenderTemplateResponse *message,
                   void *closure_data);
+typedef void (*Switchboard__Communication__V1__Send_Closure)
+                 (const Switchboard__Communication__V1__Send *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry_Closure)
+                 (const Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__SendMessageRequest_Closure)
+                 (const Switchboard__Communication__V1__SendMessageRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__GetSendRequest_Closure)
+                 (const Switchboard__Communication__V1__GetSendRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__CancelSendRequest_Closure)
+                 (const Switchboard__Communication__V1__CancelSendRequest *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1365,6 +1616,18 @@ struct Switchboard__Communication__V1__CommunicationService_Service
                           const Switchboard__Communication__V1__RenderTemplateRequest *input,
                           Switchboard__Communication__V1__RenderTemplateResponse_Closure closure,
                           void *closure_data);
+  void (*send_message)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                       const Switchboard__Communication__V1__SendMessageRequest *input,
+                       Switchboard__Communication__V1__Send_Closure closure,
+                       void *closure_data);
+  void (*get_send)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                   const Switchboard__Communication__V1__GetSendRequest *input,
+                   Switchboard__Communication__V1__Send_Closure closure,
+                   void *closure_data);
+  void (*cancel_send)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                      const Switchboard__Communication__V1__CancelSendRequest *input,
+                      Switchboard__Communication__V1__Send_Closure closure,
+                      void *closure_data);
   void (*watch_changes)(Switchboard__Communication__V1__CommunicationService_Service *service,
                         const Switchboard__Common__V1__WatchChangesRequest *input,
                         Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -1393,6 +1656,9 @@ void switchboard__communication__v1__communication_service__init (Switchboard__C
       function_prefix__ ## get_template,\
       function_prefix__ ## list_templates,\
       function_prefix__ ## render_template,\
+      function_prefix__ ## send_message,\
+      function_prefix__ ## get_send,\
+      function_prefix__ ## cancel_send,\
       function_prefix__ ## watch_changes  }
 void switchboard__communication__v1__communication_service__log_interaction(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__LogInteractionRequest *input,
@@ -1458,6 +1724,18 @@ void switchboard__communication__v1__communication_service__render_template(Prot
                                                                             const Switchboard__Communication__V1__RenderTemplateRequest *input,
                                                                             Switchboard__Communication__V1__RenderTemplateResponse_Closure closure,
                                                                             void *closure_data);
+void switchboard__communication__v1__communication_service__send_message(ProtobufCService *service,
+                                                                         const Switchboard__Communication__V1__SendMessageRequest *input,
+                                                                         Switchboard__Communication__V1__Send_Closure closure,
+                                                                         void *closure_data);
+void switchboard__communication__v1__communication_service__get_send(ProtobufCService *service,
+                                                                     const Switchboard__Communication__V1__GetSendRequest *input,
+                                                                     Switchboard__Communication__V1__Send_Closure closure,
+                                                                     void *closure_data);
+void switchboard__communication__v1__communication_service__cancel_send(ProtobufCService *service,
+                                                                        const Switchboard__Communication__V1__CancelSendRequest *input,
+                                                                        Switchboard__Communication__V1__Send_Closure closure,
+                                                                        void *closure_data);
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -1471,6 +1749,7 @@ extern const ProtobufCEnumDescriptor    switchboard__communication__v1__visibili
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__channel__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__consent_status__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__legal_basis__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__communication__v1__send_status__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__interaction__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__log_interaction_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_interaction_request__descriptor;
@@ -1499,6 +1778,11 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_tem
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__render_template_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__render_template_request__values_entry__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__render_template_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__send__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__send_message_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__send_message_request__template_values_entry__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_send_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__cancel_send_request__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -1183,6 +1183,192 @@ void   switchboard__communication__v1__render_template_response__free_unpacked
   assert(message->base.descriptor == &switchboard__communication__v1__render_template_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__communication__v1__send__init
+                     (Switchboard__Communication__V1__Send         *message)
+{
+  static const Switchboard__Communication__V1__Send init_value = SWITCHBOARD__COMMUNICATION__V1__SEND__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__send__get_packed_size
+                     (const Switchboard__Communication__V1__Send *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__send__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__send__pack
+                     (const Switchboard__Communication__V1__Send *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__send__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__send__pack_to_buffer
+                     (const Switchboard__Communication__V1__Send *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__send__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__Send *
+       switchboard__communication__v1__send__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__Send *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__send__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__send__free_unpacked
+                     (Switchboard__Communication__V1__Send *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__send__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__send_message_request__template_values_entry__init
+                     (Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry         *message)
+{
+  static const Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry init_value = SWITCHBOARD__COMMUNICATION__V1__SEND_MESSAGE_REQUEST__TEMPLATE_VALUES_ENTRY__INIT;
+  *message = init_value;
+}
+void   switchboard__communication__v1__send_message_request__init
+                     (Switchboard__Communication__V1__SendMessageRequest         *message)
+{
+  static const Switchboard__Communication__V1__SendMessageRequest init_value = SWITCHBOARD__COMMUNICATION__V1__SEND_MESSAGE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__send_message_request__get_packed_size
+                     (const Switchboard__Communication__V1__SendMessageRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__send_message_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__send_message_request__pack
+                     (const Switchboard__Communication__V1__SendMessageRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__send_message_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__send_message_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__SendMessageRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__send_message_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__SendMessageRequest *
+       switchboard__communication__v1__send_message_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__SendMessageRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__send_message_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__send_message_request__free_unpacked
+                     (Switchboard__Communication__V1__SendMessageRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__send_message_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__get_send_request__init
+                     (Switchboard__Communication__V1__GetSendRequest         *message)
+{
+  static const Switchboard__Communication__V1__GetSendRequest init_value = SWITCHBOARD__COMMUNICATION__V1__GET_SEND_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__get_send_request__get_packed_size
+                     (const Switchboard__Communication__V1__GetSendRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_send_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__get_send_request__pack
+                     (const Switchboard__Communication__V1__GetSendRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_send_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__get_send_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__GetSendRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_send_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__GetSendRequest *
+       switchboard__communication__v1__get_send_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__GetSendRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__get_send_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__get_send_request__free_unpacked
+                     (Switchboard__Communication__V1__GetSendRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__get_send_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__cancel_send_request__init
+                     (Switchboard__Communication__V1__CancelSendRequest         *message)
+{
+  static const Switchboard__Communication__V1__CancelSendRequest init_value = SWITCHBOARD__COMMUNICATION__V1__CANCEL_SEND_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__cancel_send_request__get_packed_size
+                     (const Switchboard__Communication__V1__CancelSendRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__cancel_send_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__cancel_send_request__pack
+                     (const Switchboard__Communication__V1__CancelSendRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__cancel_send_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__cancel_send_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__CancelSendRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__cancel_send_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__CancelSendRequest *
+       switchboard__communication__v1__cancel_send_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__CancelSendRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__cancel_send_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__cancel_send_request__free_unpacked
+                     (Switchboard__Communication__V1__CancelSendRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__cancel_send_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchboard__communication__v1__interaction__field_descriptors[20] =
 {
   {
@@ -3268,6 +3454,443 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__render_template
   (ProtobufCMessageInit) switchboard__communication__v1__render_template_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[16] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "channel",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, channel),
+    &switchboard__communication__v1__channel__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purpose",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, purpose),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_address",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, to_address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "body",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, body),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "template_id",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, template_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "template_version",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, template_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "send_at",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, send_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, status),
+    &switchboard__communication__v1__send_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempts",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, attempts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_error",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, last_error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "provider_message_id",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, provider_message_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sent_at",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, sent_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "audit",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, audit),
+    &switchboard__common__v1__audit_stamps__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__send__field_indices_by_name[] = {
+  11,   /* field[11] = attempts */
+  15,   /* field[15] = audit */
+  6,   /* field[6] = body */
+  2,   /* field[2] = channel */
+  1,   /* field[1] = contact_id */
+  0,   /* field[0] = id */
+  12,   /* field[12] = last_error */
+  13,   /* field[13] = provider_message_id */
+  3,   /* field[3] = purpose */
+  9,   /* field[9] = send_at */
+  14,   /* field[14] = sent_at */
+  10,   /* field[10] = status */
+  5,   /* field[5] = subject */
+  7,   /* field[7] = template_id */
+  8,   /* field[8] = template_version */
+  4,   /* field[4] = to_address */
+};
+static const ProtobufCIntRange switchboard__communication__v1__send__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 16 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__send__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.Send",
+  "Send",
+  "Switchboard__Communication__V1__Send",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__Send),
+  16,
+  switchboard__communication__v1__send__field_descriptors,
+  switchboard__communication__v1__send__field_indices_by_name,
+  1,  switchboard__communication__v1__send__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__send__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__send_message_request__template_values_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__send_message_request__template_values_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange switchboard__communication__v1__send_message_request__template_values_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__send_message_request__template_values_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.SendMessageRequest.TemplateValuesEntry",
+  "TemplateValuesEntry",
+  "Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry),
+  2,
+  switchboard__communication__v1__send_message_request__template_values_entry__field_descriptors,
+  switchboard__communication__v1__send_message_request__template_values_entry__field_indices_by_name,
+  1,  switchboard__communication__v1__send_message_request__template_values_entry__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__send_message_request__template_values_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__send_message_request__field_descriptors[3] =
+{
+  {
+    "send",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__SendMessageRequest, send),
+    &switchboard__communication__v1__send__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "template_values",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__SendMessageRequest, n_template_values),
+    offsetof(Switchboard__Communication__V1__SendMessageRequest, template_values),
+    &switchboard__communication__v1__send_message_request__template_values_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__SendMessageRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__send_message_request__field_indices_by_name[] = {
+  2,   /* field[2] = request_id */
+  0,   /* field[0] = send */
+  1,   /* field[1] = template_values */
+};
+static const ProtobufCIntRange switchboard__communication__v1__send_message_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__send_message_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.SendMessageRequest",
+  "SendMessageRequest",
+  "Switchboard__Communication__V1__SendMessageRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__SendMessageRequest),
+  3,
+  switchboard__communication__v1__send_message_request__field_descriptors,
+  switchboard__communication__v1__send_message_request__field_indices_by_name,
+  1,  switchboard__communication__v1__send_message_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__send_message_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__get_send_request__field_descriptors[1] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__GetSendRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__get_send_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange switchboard__communication__v1__get_send_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__get_send_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.GetSendRequest",
+  "GetSendRequest",
+  "Switchboard__Communication__V1__GetSendRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__GetSendRequest),
+  1,
+  switchboard__communication__v1__get_send_request__field_descriptors,
+  switchboard__communication__v1__get_send_request__field_indices_by_name,
+  1,  switchboard__communication__v1__get_send_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__get_send_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__cancel_send_request__field_descriptors[2] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CancelSendRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CancelSendRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__cancel_send_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__communication__v1__cancel_send_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__cancel_send_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CancelSendRequest",
+  "CancelSendRequest",
+  "Switchboard__Communication__V1__CancelSendRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__CancelSendRequest),
+  2,
+  switchboard__communication__v1__cancel_send_request__field_descriptors,
+  switchboard__communication__v1__cancel_send_request__field_indices_by_name,
+  1,  switchboard__communication__v1__cancel_send_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__cancel_send_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__communication__v1__interaction_kind__enum_values_by_number[6] =
 {
   { "INTERACTION_KIND_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED", 0 },
@@ -3464,7 +4087,45 @@ const ProtobufCEnumDescriptor switchboard__communication__v1__legal_basis__descr
   switchboard__communication__v1__legal_basis__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[17] =
+static const ProtobufCEnumValue switchboard__communication__v1__send_status__enum_values_by_number[7] =
+{
+  { "SEND_STATUS_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED", 0 },
+  { "SEND_STATUS_SCHEDULED", "SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_SCHEDULED", 1 },
+  { "SEND_STATUS_SENDING", "SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_SENDING", 2 },
+  { "SEND_STATUS_SENT", "SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_SENT", 3 },
+  { "SEND_STATUS_FAILED", "SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_FAILED", 4 },
+  { "SEND_STATUS_CANCELLED", "SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_CANCELLED", 5 },
+  { "SEND_STATUS_REFUSED", "SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_REFUSED", 6 },
+};
+static const ProtobufCIntRange switchboard__communication__v1__send_status__value_ranges[] = {
+{0, 0},{0, 7}
+};
+static const ProtobufCEnumValueIndex switchboard__communication__v1__send_status__enum_values_by_name[7] =
+{
+  { "SEND_STATUS_CANCELLED", 5 },
+  { "SEND_STATUS_FAILED", 4 },
+  { "SEND_STATUS_REFUSED", 6 },
+  { "SEND_STATUS_SCHEDULED", 1 },
+  { "SEND_STATUS_SENDING", 2 },
+  { "SEND_STATUS_SENT", 3 },
+  { "SEND_STATUS_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__communication__v1__send_status__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.SendStatus",
+  "SendStatus",
+  "Switchboard__Communication__V1__SendStatus",
+  "switchboard.communication.v1",
+  7,
+  switchboard__communication__v1__send_status__enum_values_by_number,
+  7,
+  switchboard__communication__v1__send_status__enum_values_by_name,
+  1,
+  switchboard__communication__v1__send_status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[20] =
 {
   { "LogInteraction", &switchboard__communication__v1__log_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
   { "GetInteraction", &switchboard__communication__v1__get_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
@@ -3482,13 +4143,18 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "GetTemplate", &switchboard__communication__v1__get_template_request__descriptor, &switchboard__communication__v1__template__descriptor },
   { "ListTemplates", &switchboard__communication__v1__list_templates_request__descriptor, &switchboard__communication__v1__list_templates_response__descriptor },
   { "RenderTemplate", &switchboard__communication__v1__render_template_request__descriptor, &switchboard__communication__v1__render_template_response__descriptor },
+  { "SendMessage", &switchboard__communication__v1__send_message_request__descriptor, &switchboard__communication__v1__send__descriptor },
+  { "GetSend", &switchboard__communication__v1__get_send_request__descriptor, &switchboard__communication__v1__send__descriptor },
+  { "CancelSend", &switchboard__communication__v1__cancel_send_request__descriptor, &switchboard__communication__v1__send__descriptor },
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
 };
 const unsigned switchboard__communication__v1__communication_service__method_indices_by_name[] = {
+  18,        /* CancelSend */
   10,        /* CheckConsent */
   11,        /* CreateTemplate */
   3,        /* DeleteInteraction */
   1,        /* GetInteraction */
+  17,        /* GetSend */
   13,        /* GetTemplate */
   9,        /* ListConsentHistory */
   7,        /* ListFollowUpsDue */
@@ -3498,10 +4164,11 @@ const unsigned switchboard__communication__v1__communication_service__method_ind
   8,        /* RecordConsent */
   15,        /* RenderTemplate */
   6,        /* SearchInteractions */
+  16,        /* SendMessage */
   4,        /* UndeleteInteraction */
   2,        /* UpdateInteraction */
   12,        /* UpdateTemplate */
-  16         /* WatchChanges */
+  19         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor =
 {
@@ -3510,7 +4177,7 @@ const ProtobufCServiceDescriptor switchboard__communication__v1__communication_s
   "CommunicationService",
   "Switchboard__Communication__V1__CommunicationService",
   "switchboard.communication.v1",
-  17,
+  20,
   switchboard__communication__v1__communication_service__method_descriptors,
   switchboard__communication__v1__communication_service__method_indices_by_name
 };
@@ -3642,13 +4309,37 @@ void switchboard__communication__v1__communication_service__render_template(Prot
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
   service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__communication__v1__communication_service__send_message(ProtobufCService *service,
+                                                                         const Switchboard__Communication__V1__SendMessageRequest *input,
+                                                                         Switchboard__Communication__V1__Send_Closure closure,
+                                                                         void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__get_send(ProtobufCService *service,
+                                                                     const Switchboard__Communication__V1__GetSendRequest *input,
+                                                                     Switchboard__Communication__V1__Send_Closure closure,
+                                                                     void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__cancel_send(ProtobufCService *service,
+                                                                        const Switchboard__Communication__V1__CancelSendRequest *input,
+                                                                        Switchboard__Communication__V1__Send_Closure closure,
+                                                                        void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__init (Switchboard__Communication__V1__CommunicationService_Service *service,
                                                                   Switchboard__Communication__V1__CommunicationService_ServiceDestroy destroy)

@@ -75,10 +75,14 @@ public enum CommunicationService: ServiceDefinition {
         guard let endpoint = WebhookEndpoint(url: url) else {
             throw ConfigurationError(variable: settings[2].name, problem: "must be an http:// or https:// URL with a host")
         }
-        guard let secretText = try env.file(settings[3]) else {
+        guard let secretPath = try env.file(settings[3]) else {
             throw ConfigurationError(variable: settings[3].name, problem: "must be set when \(settings[2].name) is")
         }
-        let secret = Array(InteractionRules.trimmed(secretText).utf8)
+        guard let secretData = FileManager.default.contents(atPath: secretPath) else {
+            throw ConfigurationError(variable: settings[3].name, problem: "file \(secretPath) could not be read")
+        }
+        // Trailing white space (a newline from an editor or `echo`) is not part of the secret.
+        let secret = Array(InteractionRules.trimmed(String(decoding: secretData, as: UTF8.self)).utf8)
         guard secret.count >= 32 else { throw ConfigurationError(variable: settings[3].name, problem: "must hold at least 32 bytes") }
         let timeout = try env.int(settings[4], in: 100...120_000)
         var dispatcher = Dispatcher.Configuration()

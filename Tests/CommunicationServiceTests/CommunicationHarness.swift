@@ -19,10 +19,24 @@ final class CommunicationHarness: Sendable {
     var pool: PostgresPool { service.pool }
     var channel: GRPCChannel { service.channel }
 
-    static func start(searchTimeoutMilliseconds: Int = 2000) async throws -> CommunicationHarness {
+    static func start(
+        searchTimeoutMilliseconds: Int = 2000, maxSendAttempts: Int = 8, provider: CommunicationService.ProviderSettings? = nil
+    ) async throws -> CommunicationHarness {
         CommunicationHarness(
             service: try await ServiceHarness.start(
-                CommunicationService.description(pageBytes: 1 << 20, searchTimeoutMilliseconds: searchTimeoutMilliseconds)))
+                CommunicationService.description(
+                    pageBytes: 1 << 20, searchTimeoutMilliseconds: searchTimeoutMilliseconds, maxSendAttempts: maxSendAttempts, provider: provider)))
+    }
+
+    /// Provider settings for tests: a fast dispatcher and short backoff against `provider`.
+    static func providerSettings(_ provider: FakeProvider, timeout: Duration = .seconds(1)) -> CommunicationService.ProviderSettings {
+        var dispatcher = Dispatcher.Configuration()
+        dispatcher.pollInterval = .milliseconds(50)
+        dispatcher.leaseSeconds = 3
+        dispatcher.initialBackoff = 0.1
+        dispatcher.maxBackoff = 0.5
+        return CommunicationService.ProviderSettings(
+            endpoint: WebhookEndpoint(url: provider.url)!, secret: Array(providerSecret.utf8), timeout: timeout, dispatcher: dispatcher)
     }
 
     private init(service: ServiceHarness) { self.service = service }
@@ -153,6 +167,9 @@ func rpcError(_ body: () async throws -> Void) async -> RPCError? {
 }
 
 func fields(_ error: RPCError?) -> Set<String> { Set(error?.fieldViolations.map(\.field) ?? []) }
+
+/// The secret the tests share with the fake provider.
+let providerSecret = "provider-secret-0123456789abcdef0123456789"
 
 func tenant() -> String { "tenant-" + UUID().uuidString.prefix(8).lowercased() }
 

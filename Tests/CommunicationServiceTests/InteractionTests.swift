@@ -433,6 +433,9 @@ final class InteractionTests {
         _ = try await a.log(.email, subject: "Seen only by A", requestID: UUID().uuidString) { $0.contactIds = [newID()] }
         _ = try await a.recordConsent(contact: newID())
         _ = try await a.createTemplate("T", body: "b")
+        let consenting = newID()
+        _ = try await a.recordConsent(contact: consenting)
+        _ = try await a.send(contact: consenting) { $0.sendAt = Date().addingTimeInterval(3600) }
         _ = try await harness.pool.transaction(settings: ["app.tenant_id": tenantA]) { c in
             try await c.query(
                 """
@@ -441,7 +444,7 @@ final class InteractionTests {
                 """, [.text(tenantA)])
         }
         let tables = [
-            "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "feed_dead_letters", "changes",
+            "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "sends", "feed_dead_letters", "changes",
             "change_sequences", "idempotency_keys",
         ]
         let all = try await harness.pool.query(

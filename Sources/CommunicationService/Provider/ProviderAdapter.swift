@@ -62,7 +62,7 @@ public struct ProviderAdapter: Sendable {
         let mac = HMAC<SHA256>.authenticationCode(for: payload, using: secret)
         let headers = [
             ("Idempotency-Key", id.uuidString.lowercased()),
-            ("X-Switchboard-Signature", "sha256=" + Self.hex(Array(mac))),
+            ("X-Switchboard-Signature", "sha256=" + Self.hex(Array(mac))),  // = signature(of: payload, secret:)
             ("X-Switchboard-Attempt", String(attempt)),
         ]
         do {

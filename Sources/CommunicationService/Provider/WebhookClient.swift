@@ -55,6 +55,13 @@ public struct WebhookResponse: Sendable {
     public var headers: HTTPHeaders
     /// The body (bounded by the client).
     public var body: [UInt8]
+
+    /// Creates a response.
+    public init(status: Int, headers: HTTPHeaders, body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
 }
 
 /// Why a webhook call produced no response.

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import NIOCore
+import ServiceLifecycle
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
@@ -45,6 +46,11 @@ public enum CommunicationService: ServiceDefinition {
         .init(
             "SWITCHBOARD_COMMUNICATION_DISPATCH_POLL_MS", default: "500",
             help: "How often an idle dispatcher looks for due sends (10-60000 ms)."),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_EVENTS_ADDRESS", default: nil,
+            help:
+                "host:port of the webhook the provider posts delivery events to (signed like the sends, with the provider secret); unset: no events are received."
+        ),
     ]
 
     /// How the dispatcher reaches the provider.
@@ -57,6 +63,10 @@ public enum CommunicationService: ServiceDefinition {
         public var timeout: Duration
         /// The dispatcher's tuning.
         public var dispatcher: Dispatcher.Configuration
+        /// Where the events webhook listens; nil: none.
+        public var eventsHost: String?
+        /// Its port.
+        public var eventsPort = 0
 
         /// Creates provider settings.
         public init(endpoint: WebhookEndpoint, secret: [UInt8], timeout: Duration = .seconds(10), dispatcher: Dispatcher.Configuration = .init()) {
@@ -91,7 +101,15 @@ public enum CommunicationService: ServiceDefinition {
             throw ConfigurationError(variable: settings[6].name, problem: "must exceed the provider timeout (\(timeout) ms)")
         }
         dispatcher.pollInterval = .milliseconds(try env.int(settings[7], in: 10...60_000))
-        return ProviderSettings(endpoint: endpoint, secret: secret, timeout: .milliseconds(timeout), dispatcher: dispatcher)
+        var provider = ProviderSettings(endpoint: endpoint, secret: secret, timeout: .milliseconds(timeout), dispatcher: dispatcher)
+        if let address = env.string(settings[8]) {
+            guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
+                (0...65535).contains(port)
+            else { throw ConfigurationError(variable: settings[8].name, problem: "must be host:port (got \"\(address)\")") }
+            provider.eventsHost = String(address[..<colon])
+            provider.eventsPort = port
+        }
+        return provider
     }
 
     /// The description with the settings the environment gives.
@@ -158,11 +176,18 @@ public enum CommunicationService: ServiceDefinition {
                         client: client, secret: provider.secret,
                         timeout: .nanoseconds(
                             provider.timeout.components.seconds * 1_000_000_000 + provider.timeout.components.attoseconds / 1_000_000_000))
-                    return [
+                    var services: [any Service] = [
                         Dispatcher(
                             store: PostgresDispatchStore(pool: dependencies.pool, owner: UUID()), provider: adapter,
                             configuration: provider.dispatcher, logger: dependencies.logger)
                     ]
+                    if let host = provider.eventsHost {
+                        services.append(
+                            ProviderEventListener(
+                                host: host, port: provider.eventsPort, secret: provider.secret,
+                                store: PostgresProviderEventStore(pool: dependencies.pool), logger: dependencies.logger))
+                    }
+                    return services
                 } catch {
                     // Only the TLS context can fail here; the service then runs without a dispatcher and says so.
                     dependencies.logger.error("the provider client could not be made; no dispatcher runs", metadata: ["error": "\(error)"])

@@ -435,16 +435,20 @@ final class InteractionTests {
         _ = try await a.createTemplate("T", body: "b")
         let consenting = newID()
         _ = try await a.recordConsent(contact: consenting)
-        _ = try await a.send(contact: consenting) { $0.sendAt = Date().addingTimeInterval(3600) }
+        let send = try await a.send(contact: consenting) { $0.sendAt = Date().addingTimeInterval(3600) }
         _ = try await harness.pool.transaction(settings: ["app.tenant_id": tenantA]) { c in
             try await c.query(
                 """
                 INSERT INTO communication.feed_dead_letters (tenant_id, feed, sequence, resource_type, resource_id, reason, event)
                 VALUES ($1, 'contacts', 1, 'switchboard.contacts.v1.Contact', 'x', 'test', '\\x00'::bytea)
                 """, [.text(tenantA)])
+            try await c.query(
+                "INSERT INTO communication.provider_events (tenant_id, event_id, send_id, state) VALUES ($1, 'e-1', $2::uuid, 10)",
+                [.text(tenantA), .text(send.id)])
         }
         let tables = [
-            "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "sends", "feed_dead_letters", "changes",
+            "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "sends", "provider_events", "feed_dead_letters",
+            "changes",
             "change_sequences", "idempotency_keys",
         ]
         let all = try await harness.pool.query(

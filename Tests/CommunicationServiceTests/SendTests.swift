@@ -239,6 +239,53 @@ final class SendTests {
         #expect(Set(posted.map(\.idempotencyKey)).count == 30)
     }
 
+    @Test("provider events: signed, idempotent by event id, never moving a send's state back; bad ones are refused")
+    func providerEvents() async throws {
+        let server = try await ProviderEventServer.bind(
+            host: "127.0.0.1", port: 0, secret: Array(providerSecret.utf8), store: PostgresProviderEventStore(pool: harness.pool),
+            logger: .init(label: "events"))
+        let serving = Task { try await server.run() }
+        defer { serving.cancel() }
+        let webhook = try WebhookClient(endpoint: WebhookEndpoint(url: "http://127.0.0.1:\(server.port)/events")!)
+        func post(_ json: String, signature: String? = nil) async throws -> (Int, String) {
+            let body = Array(json.utf8)
+            let response = try await webhook.post(
+                body: body, headers: [("X-Provider-Signature", signature ?? expectedSignature(body))], timeout: .seconds(5))
+            return (response.status, String(decoding: response.body, as: UTF8.self))
+        }
+        func event(_ id: String, _ send: String, _ type: String) -> String {
+            "{\"event_id\":\"\(id)\",\"idempotency_key\":\"\(send)\",\"type\":\"\(type)\"}"
+        }
+        let contact = newID()
+        let client = try await consenting(contact)
+        let send = try await client.send(contact: contact)
+        #expect(try await client.settled(send.id).status == .sent)
+        #expect(try await post(event("e1", send.id, "delivered")).0 == 200)
+        #expect(try await client.getSend(send.id).deliveryState == .delivered)
+        #expect(try await post(event("e2", send.id, "opened")).0 == 200)
+        // A "delivered" arriving after "opened" is recorded but does not move the send back.
+        #expect(try await post(event("e3", send.id, "delivered")).0 == 200)
+        #expect(try await client.getSend(send.id).deliveryState == .opened)
+        #expect(try await post(event("e2", send.id, "opened")) == (200, "duplicate"))
+        #expect(try await post(event("e4", send.id, "clicked")).0 == 200)
+        #expect(try await client.getSend(send.id).deliveryState == .clicked)
+        // A redelivered event id changes nothing even with another type.
+        #expect(try await post(event("e1", send.id, "bounced")) == (200, "duplicate"))
+        #expect(try await client.getSend(send.id).deliveryState == .clicked)
+
+        #expect(try await post(event("e5", send.id, "bounced"), signature: "sha256=" + String(repeating: "0", count: 64)).0 == 401)
+        #expect(try await post(event("e5", send.id, "bounced"), signature: "").0 == 401)
+        #expect(try await post("{\"nope\":1}").0 == 400)
+        #expect(try await post(event("e6", send.id, "exploded")).0 == 400)
+        #expect(try await post(event("", send.id, "opened")).0 == 400)
+        #expect(try await post(event(String(repeating: "x", count: 129), send.id, "opened")).0 == 400)
+        #expect(try await post(event("e7", newID(), "opened")).0 == 404)
+        #expect(try await post(event("e8", send.id, String(repeating: "x", count: 20_000))).0 == 413)
+        #expect(try await client.getSend(send.id).deliveryState == .clicked)
+        #expect(try await post(event("e9", send.id, "bounced")).0 == 200)
+        #expect(try await client.getSend(send.id).deliveryState == .bounced)
+    }
+
     @Test("tenant B cannot read or cancel tenant A's sends; readers read but cannot send or cancel")
     func isolationAndAuth() async throws {
         let contact = newID()

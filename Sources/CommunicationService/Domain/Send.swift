@@ -68,6 +68,8 @@ public struct SendRecord: Sendable, Hashable {
     public var providerMessageID: String
     /// When the provider accepted it.
     public var sentAt: Date?
+    /// The furthest state the provider's events report.
+    public var deliveryState: DeliveryState = .none
     /// When it was made.
     public var createdAt: Date
     /// Who made it.

@@ -48,6 +48,7 @@ enum SendMapping {
         p.lastError = r.lastError
         p.providerMessageId = r.providerMessageID
         p.sentAt = r.sentAt
+        p.deliveryState = .init(protoValue: Int32(r.deliveryState.rawValue))
         var audit = Switchboard_Common_V1_AuditStamps()
         audit.createTime = r.createdAt
         audit.createdBy = r.createdBy

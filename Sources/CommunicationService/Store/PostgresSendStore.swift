@@ -13,7 +13,7 @@ public struct PostgresSendStore: SendStore {
     static let sendType = "switchboard.communication.v1.Send"
     static let columns = """
         id, contact_id, channel, purpose, to_address, subject, body, template_id, template_version, send_at, status, attempts, last_error, \
-        provider_message_id, sent_at, created_at, created_by, updated_at, updated_by
+        provider_message_id, sent_at, created_at, created_by, updated_at, updated_by, delivery_state
         """
 
     /// Creates the store.
@@ -38,7 +38,7 @@ public struct PostgresSendStore: SendStore {
         if case .uuid(let id) = row["template_id"], case .int(let version) = row["template_version"] {
             template = TemplateReference(id: id, version: Int(version))
         }
-        return SendRecord(
+        var record = SendRecord(
             id: try row.uuid("id"), contactID: try row.uuid("contact_id"), channel: Channel(rawValue: Int(try row.int("channel"))) ?? .email,
             purpose: try row.string("purpose"), toAddress: try row.string("to_address"), subject: try row.string("subject"),
             body: try row.string("body"), template: template, sendAt: try row.date("send_at"),
@@ -47,6 +47,8 @@ public struct PostgresSendStore: SendStore {
             sentAt: try row.optionalDate("sent_at"),
             createdAt: try row.date("created_at"), createdBy: try row.string("created_by"), updatedAt: try row.date("updated_at"),
             updatedBy: try row.string("updated_by"))
+        record.deliveryState = DeliveryState(rawValue: Int(try row.int("delivery_state"))) ?? .none
+        return record
     }
 
     private func recordChange(_ record: SendRecord, kind: ChangeKind, actor: Actor, on c: PostgresConnection) async throws {

@@ -353,6 +353,82 @@ public enum Switchboard_Communication_V1_SendStatus: ProtoEnum, CaseIterable, _P
     }
 }
 
+/// The `switchboard.communication.v1.DeliveryState` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Communication_V1_DeliveryState: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `DELIVERY_STATE_UNSPECIFIED` = 0.
+    case unspecified
+    /// `DELIVERY_STATE_DELIVERED` = 10.
+    case delivered
+    /// `DELIVERY_STATE_CALL_RINGING` = 11.
+    case callRinging
+    /// `DELIVERY_STATE_OPENED` = 20.
+    case opened
+    /// `DELIVERY_STATE_CALL_ANSWERED` = 21.
+    case callAnswered
+    /// `DELIVERY_STATE_CLICKED` = 30.
+    case clicked
+    /// `DELIVERY_STATE_REPLIED` = 40.
+    case replied
+    /// `DELIVERY_STATE_CALL_COMPLETED` = 41.
+    case callCompleted
+    /// `DELIVERY_STATE_BOUNCED` = 50.
+    case bounced
+    /// `DELIVERY_STATE_CALL_FAILED` = 51.
+    case callFailed
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Communication_V1_DeliveryState] = [.unspecified, .delivered, .callRinging, .opened, .callAnswered, .clicked, .replied, .callCompleted, .bounced, .callFailed]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("DELIVERY_STATE_UNSPECIFIED", 0),
+        ("DELIVERY_STATE_DELIVERED", 10),
+        ("DELIVERY_STATE_CALL_RINGING", 11),
+        ("DELIVERY_STATE_OPENED", 20),
+        ("DELIVERY_STATE_CALL_ANSWERED", 21),
+        ("DELIVERY_STATE_CLICKED", 30),
+        ("DELIVERY_STATE_REPLIED", 40),
+        ("DELIVERY_STATE_CALL_COMPLETED", 41),
+        ("DELIVERY_STATE_BOUNCED", 50),
+        ("DELIVERY_STATE_CALL_FAILED", 51),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 10: self = .delivered
+        case 11: self = .callRinging
+        case 20: self = .opened
+        case 21: self = .callAnswered
+        case 30: self = .clicked
+        case 40: self = .replied
+        case 41: self = .callCompleted
+        case 50: self = .bounced
+        case 51: self = .callFailed
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .delivered: return 10
+        case .callRinging: return 11
+        case .opened: return 20
+        case .callAnswered: return 21
+        case .clicked: return 30
+        case .replied: return 40
+        case .callCompleted: return 41
+        case .bounced: return 50
+        case .callFailed: return 51
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// The `switchboard.communication.v1.Interaction` message.
 public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.communication.v1.Interaction`.
@@ -2195,6 +2271,9 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
     /// Field `audit` = 16.
     public var audit: Switchboard_Common_V1_AuditStamps? = nil
 
+    /// Field `delivery_state` = 17.
+    public var deliveryState: Switchboard_Communication_V1_DeliveryState = .init(protoValue: 0)
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2221,6 +2300,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         self.providerMessageId = r.string(13)
         self.sentAt = (r.message(14) as Google_Protobuf_Timestamp?)?.date
         self.audit = r.message(15)
+        self.deliveryState = r.enumeration(16)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -2240,6 +2320,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         w.setString(13, providerMessageId)
         w.setMessage(14, sentAt.map(Google_Protobuf_Timestamp.init(date:)))
         w.setMessage(15, audit)
+        w.setEnumeration(16, deliveryState)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2261,6 +2342,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         e.field(&o, "providerMessageId", self.providerMessageId)
         try e.field(&o, "sentAt", self.sentAt)
         try e.field(&o, "audit", self.audit)
+        e.field(&o, "deliveryState", self.deliveryState)
         return .object(o)
     }
 
@@ -2285,6 +2367,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
             case "providerMessageId", "provider_message_id": try d.field(14, "providerMessageId", value, &self.providerMessageId)
             case "sentAt", "sent_at": try d.field(15, "sentAt", value, &self.sentAt)
             case "audit": try d.field(16, "audit", value, &self.audit)
+            case "deliveryState", "delivery_state": try d.field(17, "deliveryState", value, &self.deliveryState)
             default: try d.unknownField(key)
             }
         }

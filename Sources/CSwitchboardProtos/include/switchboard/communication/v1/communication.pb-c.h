@@ -161,6 +161,26 @@ typedef enum _Switchboard__Communication__V1__SendStatus {
   SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_REFUSED = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS)
 } Switchboard__Communication__V1__SendStatus;
+/*
+ * How far a sent message got, from the provider's events. The numbers are ranks: a later event of a lower rank (an
+ * out-of-order "delivered" after "opened") never moves a send back.
+ */
+typedef enum _Switchboard__Communication__V1__DeliveryState {
+  SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED = 0,
+  SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED = 10,
+  SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CALL_RINGING = 11,
+  SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_OPENED = 20,
+  SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CALL_ANSWERED = 21,
+  SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CLICKED = 30,
+  SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_REPLIED = 40,
+  SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CALL_COMPLETED = 41,
+  /*
+   * Terminal: the message could not be delivered (or the call failed).
+   */
+  SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_BOUNCED = 50,
+  SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CALL_FAILED = 51
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE)
+} Switchboard__Communication__V1__DeliveryState;
 
 /* --- messages --- */
 
@@ -812,10 +832,14 @@ struct  Switchboard__Communication__V1__Send
    * Output only.
    */
   Switchboard__Common__V1__AuditStamps *audit;
+  /*
+   * Output only: the furthest state the provider's events report.
+   */
+  Switchboard__Communication__V1__DeliveryState delivery_state;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__SEND__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__send__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED }
 
 
 struct  Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry
@@ -1750,6 +1774,7 @@ extern const ProtobufCEnumDescriptor    switchboard__communication__v1__channel_
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__consent_status__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__legal_basis__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__send_status__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__communication__v1__delivery_state__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__interaction__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__log_interaction_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_interaction_request__descriptor;

@@ -3454,7 +3454,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__render_template
   (ProtobufCMessageInit) switchboard__communication__v1__render_template_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[16] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[17] =
 {
   {
     "id",
@@ -3648,6 +3648,18 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__send__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "delivery_state",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, delivery_state),
+    &switchboard__communication__v1__delivery_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__send__field_indices_by_name[] = {
   11,   /* field[11] = attempts */
@@ -3655,6 +3667,7 @@ static const unsigned switchboard__communication__v1__send__field_indices_by_nam
   6,   /* field[6] = body */
   2,   /* field[2] = channel */
   1,   /* field[1] = contact_id */
+  16,   /* field[16] = delivery_state */
   0,   /* field[0] = id */
   12,   /* field[12] = last_error */
   13,   /* field[13] = provider_message_id */
@@ -3670,7 +3683,7 @@ static const unsigned switchboard__communication__v1__send__field_indices_by_nam
 static const ProtobufCIntRange switchboard__communication__v1__send__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__send__descriptor =
 {
@@ -3680,7 +3693,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__send__descripto
   "Switchboard__Communication__V1__Send",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__Send),
-  16,
+  17,
   switchboard__communication__v1__send__field_descriptors,
   switchboard__communication__v1__send__field_indices_by_name,
   1,  switchboard__communication__v1__send__number_ranges,
@@ -4123,6 +4136,50 @@ const ProtobufCEnumDescriptor switchboard__communication__v1__send_status__descr
   switchboard__communication__v1__send_status__enum_values_by_name,
   1,
   switchboard__communication__v1__send_status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue switchboard__communication__v1__delivery_state__enum_values_by_number[10] =
+{
+  { "DELIVERY_STATE_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED", 0 },
+  { "DELIVERY_STATE_DELIVERED", "SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED", 10 },
+  { "DELIVERY_STATE_CALL_RINGING", "SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CALL_RINGING", 11 },
+  { "DELIVERY_STATE_OPENED", "SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_OPENED", 20 },
+  { "DELIVERY_STATE_CALL_ANSWERED", "SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CALL_ANSWERED", 21 },
+  { "DELIVERY_STATE_CLICKED", "SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CLICKED", 30 },
+  { "DELIVERY_STATE_REPLIED", "SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_REPLIED", 40 },
+  { "DELIVERY_STATE_CALL_COMPLETED", "SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CALL_COMPLETED", 41 },
+  { "DELIVERY_STATE_BOUNCED", "SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_BOUNCED", 50 },
+  { "DELIVERY_STATE_CALL_FAILED", "SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CALL_FAILED", 51 },
+};
+static const ProtobufCIntRange switchboard__communication__v1__delivery_state__value_ranges[] = {
+{0, 0},{10, 1},{20, 3},{30, 5},{40, 6},{50, 8},{0, 10}
+};
+static const ProtobufCEnumValueIndex switchboard__communication__v1__delivery_state__enum_values_by_name[10] =
+{
+  { "DELIVERY_STATE_BOUNCED", 8 },
+  { "DELIVERY_STATE_CALL_ANSWERED", 4 },
+  { "DELIVERY_STATE_CALL_COMPLETED", 7 },
+  { "DELIVERY_STATE_CALL_FAILED", 9 },
+  { "DELIVERY_STATE_CALL_RINGING", 2 },
+  { "DELIVERY_STATE_CLICKED", 5 },
+  { "DELIVERY_STATE_DELIVERED", 1 },
+  { "DELIVERY_STATE_OPENED", 3 },
+  { "DELIVERY_STATE_REPLIED", 6 },
+  { "DELIVERY_STATE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__communication__v1__delivery_state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.DeliveryState",
+  "DeliveryState",
+  "Switchboard__Communication__V1__DeliveryState",
+  "switchboard.communication.v1",
+  10,
+  switchboard__communication__v1__delivery_state__enum_values_by_number,
+  10,
+  switchboard__communication__v1__delivery_state__enum_values_by_name,
+  6,
+  switchboard__communication__v1__delivery_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[20] =

@@ -41,11 +41,12 @@ let organizationService = service(
     testDependencies: ["ContactsService"])
 
 /// The communication service posts to its provider over HTTP(S) (NIOHTTP1, NIOSSL) with HMAC-SHA256 signatures
-/// (swift-crypto), and runs a dispatcher beside its RPCs; its tests run a fake provider (an NIOHTTP1 server).
+/// (swift-crypto), runs a dispatcher beside its RPCs and follows the contacts feed (a client channel); its tests run a
+/// fake provider (an NIOHTTP1 server).
 let communicationService = service(
     "communication", module: "CommunicationService",
     dependencies: [
-        .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
+        "SwitchboardHTTP2", .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
     ],

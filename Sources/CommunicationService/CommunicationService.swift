@@ -1,7 +1,9 @@
+import Crypto
 import FoundationEssentials
 import Logging
 import NIOCore
 import ServiceLifecycle
+import SwitchboardHTTP2
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
@@ -51,7 +53,80 @@ public enum CommunicationService: ServiceDefinition {
             help:
                 "host:port of the webhook the provider posts delivery events to (signed like the sends, with the provider secret); unset: no events are received."
         ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_CONTACTS_ADDRESS", default: nil,
+            help:
+                "host:port of the contacts service, whose change feed keeps the address directory, cancels a deleted contact's sends, re-points merged ones and suppresses erased people; unset: no feed is followed."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_CONTACTS_TOKEN_FILE", default: nil,
+            help:
+                "A file holding a service token for the contacts feed, read again at every reconnection; unset: the service signs its own with SWITCHBOARD_JWT_HS256_SECRET, which is then required."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_SUPPRESSION_SECRET_FILE", default: nil,
+            help:
+                "A file holding the secret (at least 32 bytes) of the suppression list's HMACs of erased people's addresses; required with the contacts feed, except in development (SWITCHBOARD_JWT_HS256_SECRET set), where one is derived from that secret. Changing it forgets every suppression."
+        ),
     ]
+
+    /// Where the contacts feed comes from, and the secret of the suppression list it fills.
+    public struct ContactsFeed: Sendable, Hashable {
+        /// The contacts service's host.
+        public var host: String
+        /// Its gRPC port.
+        public var port: Int
+        /// Where the service token comes from.
+        public var token: ServiceTokenSource
+        /// The secret of the suppression hashes.
+        public var suppressionSecret: [UInt8]
+
+        /// Creates the source.
+        public init(host: String, port: Int, token: ServiceTokenSource, suppressionSecret: [UInt8]) {
+            self.host = host
+            self.port = port
+            self.token = token
+            self.suppressionSecret = suppressionSecret
+        }
+    }
+
+    /// A secret from a file named by `setting`: its contents without trailing white space, at least 32 bytes.
+    static func secret(_ setting: EnvironmentSetting, _ env: EnvironmentReader) throws -> [UInt8]? {
+        guard let path = try env.file(setting) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(variable: setting.name, problem: "file \(path) could not be read")
+        }
+        // Trailing white space (a newline from an editor or `echo`) is not part of the secret.
+        let secret = Array(InteractionRules.trimmed(String(decoding: data, as: UTF8.self)).utf8)
+        guard secret.count >= 32 else { throw ConfigurationError(variable: setting.name, problem: "must hold at least 32 bytes") }
+        return secret
+    }
+
+    /// The contacts feed's source from the environment; nil when no address is set.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func contactsFeed(_ environment: [String: String]) throws -> ContactsFeed? {
+        let env = EnvironmentReader(environment)
+        guard let address = env.string(settings[9]) else { return nil }
+        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { throw ConfigurationError(variable: settings[9].name, problem: "must be host:port (got \"\(address)\")") }
+        guard let token = ServiceTokenSource.from(tokenFile: try env.file(settings[10]), service: defaults.name, environment: environment) else {
+            throw ConfigurationError(
+                variable: settings[10].name, problem: "must be set when \(settings[9].name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
+        }
+        var suppression = try secret(settings[11], env)
+        if suppression == nil, let development = environment["SWITCHBOARD_JWT_HS256_SECRET"], !development.isEmpty {
+            // Development only (the kit refuses the HS256 secret beside production keys): scripts/up.sh and compose
+            // start the service with the feed and no secret file. The derived key is not the token secret itself.
+            suppression = Array(
+                HMAC<SHA256>.authenticationCode(
+                    for: Array("switchboard communication suppression list".utf8), using: SymmetricKey(data: Array(development.utf8))))
+        }
+        guard let secret = suppression else {
+            throw ConfigurationError(variable: settings[11].name, problem: "must be set when \(settings[9].name) is")
+        }
+        return ContactsFeed(host: String(address[..<colon]), port: port, token: token, suppressionSecret: secret)
+    }
 
     /// How the dispatcher reaches the provider.
     public struct ProviderSettings: Sendable, Hashable {
@@ -85,15 +160,9 @@ public enum CommunicationService: ServiceDefinition {
         guard let endpoint = WebhookEndpoint(url: url) else {
             throw ConfigurationError(variable: settings[2].name, problem: "must be an http:// or https:// URL with a host")
         }
-        guard let secretPath = try env.file(settings[3]) else {
+        guard let secret = try secret(settings[3], env) else {
             throw ConfigurationError(variable: settings[3].name, problem: "must be set when \(settings[2].name) is")
         }
-        guard let secretData = FileManager.default.contents(atPath: secretPath) else {
-            throw ConfigurationError(variable: settings[3].name, problem: "file \(secretPath) could not be read")
-        }
-        // Trailing white space (a newline from an editor or `echo`) is not part of the secret.
-        let secret = Array(InteractionRules.trimmed(String(decoding: secretData, as: UTF8.self)).utf8)
-        guard secret.count >= 32 else { throw ConfigurationError(variable: settings[3].name, problem: "must hold at least 32 bytes") }
         let timeout = try env.int(settings[4], in: 100...120_000)
         var dispatcher = Dispatcher.Configuration()
         dispatcher.leaseSeconds = try env.int(settings[6], in: 1...3600)
@@ -118,7 +187,8 @@ public enum CommunicationService: ServiceDefinition {
         let env = EnvironmentReader(environment)
         return description(
             pageBytes: try env.int(settings[0], in: (64 << 10)...(3 << 20)), searchTimeoutMilliseconds: try env.int(settings[1], in: 100...30_000),
-            maxSendAttempts: try env.int(settings[5], in: 1...100), provider: try providerSettings(environment))
+            maxSendAttempts: try env.int(settings[5], in: 1...100), provider: try providerSettings(environment),
+            contactsFeed: try contactsFeed(environment))
     }
 
     /// The description with the default settings.
@@ -130,9 +200,12 @@ public enum CommunicationService: ServiceDefinition {
     ///   - searchTimeoutMilliseconds: the statement timeout of a search.
     ///   - maxSendAttempts: provider calls one send may take.
     ///   - provider: where the dispatcher posts; nil runs no dispatcher.
+    ///   - contactsFeed: the contacts feed to follow; nil follows none (and keeps no suppression list).
     public static func description(
-        pageBytes: Int, searchTimeoutMilliseconds: Int = 2000, maxSendAttempts: Int = 8, provider: ProviderSettings? = nil
+        pageBytes: Int, searchTimeoutMilliseconds: Int = 2000, maxSendAttempts: Int = 8, provider: ProviderSettings? = nil,
+        contactsFeed: ContactsFeed? = nil
     ) -> ServiceDescription {
+        let suppressionSecret = contactsFeed?.suppressionSecret
         typealias M = Switchboard_Communication_V1_CommunicationService.Method
         var description = ServiceDescription(
             defaults: defaults, migrations: EmbeddedMigrations.all,
@@ -161,40 +234,72 @@ public enum CommunicationService: ServiceDefinition {
                 let sends = SendDomain(
                     store: PostgresSendStore(
                         pool: pool, feed: feed, idempotency: idempotency, publish: { try SendMapping.proto($0).protoJSONText() }),
-                    consent: consent, templates: templates, maxAttempts: maxSendAttempts)
+                    consent: consent, templates: templates, maxAttempts: maxSendAttempts, suppressionSecret: suppressionSecret)
                 return [
                     CommunicationHandler(
                         interactions: InteractionDomain(store: store), consent: consent, templates: templates, sends: sends,
                         changes: dependencies.changes)
                 ]
             })
-        if let provider {
-            description.makeBackgroundServices = { dependencies in
+        description.makeBackgroundServices = { dependencies in
+            var services: [any Service] = []
+            if let contactsFeed { services.append(contactsConsumer(contactsFeed, dependencies: dependencies)) }
+            if let provider {
                 do {
                     let client = try WebhookClient(endpoint: provider.endpoint)
                     let adapter = ProviderAdapter(
                         client: client, secret: provider.secret,
                         timeout: .nanoseconds(
                             provider.timeout.components.seconds * 1_000_000_000 + provider.timeout.components.attoseconds / 1_000_000_000))
-                    var services: [any Service] = [
+                    services.append(
                         Dispatcher(
-                            store: PostgresDispatchStore(pool: dependencies.pool, owner: UUID()), provider: adapter,
-                            configuration: provider.dispatcher, logger: dependencies.logger)
-                    ]
+                            store: PostgresDispatchStore(pool: dependencies.pool, owner: UUID(), suppressionSecret: suppressionSecret),
+                            provider: adapter, configuration: provider.dispatcher, logger: dependencies.logger))
                     if let host = provider.eventsHost {
                         services.append(
                             ProviderEventListener(
                                 host: host, port: provider.eventsPort, secret: provider.secret,
                                 store: PostgresProviderEventStore(pool: dependencies.pool), logger: dependencies.logger))
                     }
-                    return services
                 } catch {
                     // Only the TLS context can fail here; the service then runs without a dispatcher and says so.
                     dependencies.logger.error("the provider client could not be made; no dispatcher runs", metadata: ["error": "\(error)"])
-                    return []
                 }
             }
+            return services
         }
         return description
+    }
+
+    /// Applies a batch of the contacts feed; an event that cannot be applied is set aside, never thrown (a thrown
+    /// error would retry the batch for ever and stop the feed for every tenant).
+    public static func applyContactsEvents(
+        _ events: [Switchboard_Common_V1_ChangeEvent], store: PostgresContactsFeedStore, logger: Logger, on connection: PostgresConnection
+    ) async throws {
+        var changes: [ContactEvent] = []
+        for event in events {
+            switch ContactsFeedMapping.outcome(event) {
+            case .apply(let change): changes.append(change)
+            case .ignore: continue
+            case .reject(let reason):
+                try await FeedConsumer.setAside(event, reason: reason, feed: "contacts", schema: defaults.name, logger: logger, on: connection)
+            }
+        }
+        try await store.apply(changes, on: connection)
+    }
+
+    /// Follows the contacts service's cross-tenant feed.
+    static func contactsConsumer(_ source: ContactsFeed, dependencies: ServiceDependencies) -> FeedConsumer {
+        let store = PostgresContactsFeedStore(suppressionSecret: source.suppressionSecret)
+        let token = source.token
+        return FeedConsumer(
+            feed: "contacts", schema: defaults.name,
+            source: .init(
+                transport: GRPCChannel(host: source.host, port: source.port), token: { try await token.token() },
+                resourceTypes: [ContactsFeedMapping.contactType]),
+            pool: dependencies.pool, logger: dependencies.logger
+        ) { [logger = dependencies.logger] events, connection in
+            try await applyContactsEvents(events, store: store, logger: logger, on: connection)
+        }
     }
 }

@@ -20,12 +20,14 @@ final class CommunicationHarness: Sendable {
     var channel: GRPCChannel { service.channel }
 
     static func start(
-        searchTimeoutMilliseconds: Int = 2000, maxSendAttempts: Int = 8, provider: CommunicationService.ProviderSettings? = nil
+        searchTimeoutMilliseconds: Int = 2000, maxSendAttempts: Int = 8, provider: CommunicationService.ProviderSettings? = nil,
+        contactsFeed: CommunicationService.ContactsFeed? = nil
     ) async throws -> CommunicationHarness {
         CommunicationHarness(
             service: try await ServiceHarness.start(
                 CommunicationService.description(
-                    pageBytes: 1 << 20, searchTimeoutMilliseconds: searchTimeoutMilliseconds, maxSendAttempts: maxSendAttempts, provider: provider)))
+                    pageBytes: 1 << 20, searchTimeoutMilliseconds: searchTimeoutMilliseconds, maxSendAttempts: maxSendAttempts, provider: provider,
+                    contactsFeed: contactsFeed)))
     }
 
     /// Provider settings for tests: a fast dispatcher and short backoff against `provider`.

@@ -445,9 +445,16 @@ final class InteractionTests {
             try await c.query(
                 "INSERT INTO communication.provider_events (tenant_id, event_id, send_id, state) VALUES ($1, 'e-1', $2::uuid, 10)",
                 [.text(tenantA), .text(send.id)])
+            try await c.query(
+                "INSERT INTO communication.contact_addresses (tenant_id, kind, address, contact_id) VALUES ($1, 'email', 'a@x.io', gen_random_uuid())",
+                [.text(tenantA)])
+            try await c.query(
+                "INSERT INTO communication.suppressions (tenant_id, kind, address_hash, reason) VALUES ($1, 'email', 'ab', 'erased')",
+                [.text(tenantA)])
         }
         let tables = [
-            "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "sends", "provider_events", "feed_dead_letters",
+            "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "sends", "provider_events", "contact_addresses",
+            "suppressions", "feed_dead_letters",
             "changes",
             "change_sequences", "idempotency_keys",
         ]

@@ -286,6 +286,37 @@ final class SendTests {
         #expect(try await client.getSend(send.id).deliveryState == .bounced)
     }
 
+    @Test("the dispatcher's policies admit SELECT and UPDATE of sends across tenants, never INSERT or DELETE, and nothing else")
+    func dispatcherScope() async throws {
+        let contact = newID()
+        let client = try await consenting(contact)
+        _ = try await client.send(contact: contact) { $0.sendAt = Date().addingTimeInterval(3600) }
+        let seen = try await harness.pool.transaction(settings: ["app.dispatcher": "on"]) { c in
+            try await c.query("SELECT count(*) AS n FROM communication.sends").first!.int("n")
+        }
+        #expect(seen >= 1)
+        let deleted = try await harness.pool.transaction(settings: ["app.dispatcher": "on"]) { c in
+            try await c.query("DELETE FROM communication.sends RETURNING id").rows.count
+        }
+        #expect(deleted == 0)
+        await #expect(throws: PostgresError.self) {
+            try await harness.pool.transaction(settings: ["app.dispatcher": "on"]) { c in
+                _ = try await c.query(
+                    """
+                    INSERT INTO communication.sends (tenant_id, id, contact_id, channel, purpose, to_address, body, payload, send_at, max_attempts,
+                        next_attempt_at, created_by, updated_by)
+                    VALUES ('forged', gen_random_uuid(), gen_random_uuid(), 1, 'x', 'x', 'x', '\\x00', now(), 1, now(), 'x', 'x')
+                    """)
+            }
+        }
+        for table in ["interactions", "consent_ledger", "templates"] {
+            let n = try await harness.pool.transaction(settings: ["app.dispatcher": "on"]) { c in
+                try await c.query("SELECT count(*) AS n FROM communication.\(table)").first!.int("n")
+            }
+            #expect(n == 0, "the dispatcher setting opened \(table)")
+        }
+    }
+
     @Test("tenant B cannot read or cancel tenant A's sends; readers read but cannot send or cancel")
     func isolationAndAuth() async throws {
         let contact = newID()

@@ -127,6 +127,8 @@ public enum CommunicationError: Error, Sendable, Equatable {
     case forbidden(String)
     /// Consent for the send's contact, channel and purpose is missing or withdrawn: FAILED_PRECONDITION saying which.
     case consentRefused(ConsentDecision.Reason)
+    /// The address belongs to an erased person (the suppression list): FAILED_PRECONDITION.
+    case suppressed
     /// The send is past the point where it can be cancelled: FAILED_PRECONDITION with its status.
     case notCancellable(SendStatus)
     /// A search ran past the service's statement timeout (too broad a query): RESOURCE_EXHAUSTED, asking for more

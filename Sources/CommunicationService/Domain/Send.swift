@@ -161,6 +161,8 @@ public protocol SendStore: Sendable {
     ) async throws -> WriteOutcome<SendRecord>
     /// A send by id.
     func fetch(id: UUID, actor: Actor) async throws -> SendRecord?
+    /// Whether an address hash is on the tenant's suppression list.
+    func isSuppressed(kind: String, hash: String, actor: Actor) async throws -> Bool
     /// Cancels a send still SCHEDULED (`notFound`, or `notCancellable` with its status).
     func cancel(id: UUID, actor: Actor, write: WriteOptions<SendRecord>) async throws -> WriteOutcome<SendRecord>
 }
@@ -171,6 +173,7 @@ public struct SendDomain: Sendable {
     let consent: ConsentDomain
     let templates: TemplateDomain
     let maxAttempts: Int
+    let suppressionSecret: [UInt8]?
     let now: @Sendable () -> Date
 
     /// Creates the domain.
@@ -179,14 +182,17 @@ public struct SendDomain: Sendable {
     ///   - consent: the consent checks.
     ///   - templates: the templates rendered.
     ///   - maxAttempts: provider calls a send may take.
+    ///   - suppressionSecret: the secret of the suppression hashes, if the service keeps the list.
     ///   - now: the clock bounding send_at.
     public init(
-        store: any SendStore, consent: ConsentDomain, templates: TemplateDomain, maxAttempts: Int, now: @escaping @Sendable () -> Date = { Date() }
+        store: any SendStore, consent: ConsentDomain, templates: TemplateDomain, maxAttempts: Int, suppressionSecret: [UInt8]? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
         self.consent = consent
         self.templates = templates
         self.maxAttempts = maxAttempts
+        self.suppressionSecret = suppressionSecret
         self.now = now
     }
 
@@ -221,6 +227,13 @@ public struct SendDomain: Sendable {
                 throw CommunicationError.invalid([
                     Violation("template_values", "the rendered text is longer than a message may be", reason: "TOO_LONG")
                 ])
+            }
+        }
+        if let secret = suppressionSecret {
+            let kind = AddressRules.kind(of: data.channel)
+            if try await store.isSuppressed(kind: kind, hash: AddressRules.suppressionHash(data.toAddress, kind: kind, secret: secret), actor: actor)
+            {
+                throw CommunicationError.suppressed
             }
         }
         let decision = try await consent.check(contactID: data.contactID, channel: data.channel, purpose: data.purpose, actor: actor)

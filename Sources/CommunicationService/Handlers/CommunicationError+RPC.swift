@@ -27,6 +27,9 @@ extension CommunicationError: RPCErrorConvertible {
         case .consentRefused(let reason):
             let why = reason == .withdrawn ? "was withdrawn" : "was never given"
             return RPCError(code: .failedPrecondition, message: "consent for this contact, channel and purpose \(why); nothing was scheduled")
+        case .suppressed:
+            return RPCError(
+                code: .failedPrecondition, message: "send.to_address is on the suppression list (an erased person's); nothing was scheduled")
         case .notCancellable(let status):
             return RPCError(code: .failedPrecondition, message: "the send is \(status) and can no longer be cancelled")
         case .searchTooExpensive:

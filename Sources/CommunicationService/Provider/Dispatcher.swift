@@ -79,15 +79,14 @@ public struct Dispatcher: Service {
     func dispatch(_ send: ClaimedSend) async -> Bool {
         let outcome: DispatchOutcome
         do {
-            let decision = try await store.consent(for: send)
-            if !decision.allowed {
-                outcome = .refused(
-                    reason: decision.reason == .withdrawn ? "consent was withdrawn before the send was due" : "no consent when the send was due")
+            if let reason = try await store.refusal(for: send) {
+                outcome = .refused(reason: reason)
                 await record(outcome, send)
                 return false
             }
         } catch {
-            // Consent unknown (database trouble): do not send; try again later without counting it against the send.
+            // Suppression or consent unknown (database trouble): do not send; try again shortly (the claim counted an
+            // attempt, so a database that stays down ends in FAILED rather than a loop).
             await record(.retry(reason: "consent could not be checked: \(error)", delaySeconds: configuration.initialBackoff), send)
             return false
         }

@@ -14,6 +14,8 @@ public struct ClaimedSend: Sendable, Hashable {
     public var channel: Channel
     /// The purpose consent is checked for.
     public var purpose: String
+    /// The address (checked against the suppression list).
+    public var toAddress: String
     /// The exact bytes to post.
     public var payload: [UInt8]
     /// This attempt's number (1 for the first); with the lease owner it fences the result.
@@ -40,14 +42,18 @@ public struct PostgresDispatchStore: Sendable {
     let pool: PostgresPool
     /// This process's dispatcher id: the lease owner.
     let owner: UUID
+    /// The secret of the suppression hashes; nil when the service keeps no suppression list.
+    let suppressionSecret: [UInt8]?
 
     /// Creates the store.
     /// - Parameters:
     ///   - pool: the service's pool.
     ///   - owner: the lease owner id of this dispatcher.
-    public init(pool: PostgresPool, owner: UUID) {
+    ///   - suppressionSecret: the secret of the suppression hashes, if the service keeps the list.
+    public init(pool: PostgresPool, owner: UUID, suppressionSecret: [UInt8]? = nil) {
         self.pool = pool
         self.owner = owner
+        self.suppressionSecret = suppressionSecret
     }
 
     static let dispatcher = ["app.dispatcher": "on"]
@@ -85,15 +91,32 @@ public struct PostgresDispatchStore: Sendable {
                 FOR UPDATE SKIP LOCKED
             ) due
             WHERE s.tenant_id = due.tenant_id AND s.id = due.id
-            RETURNING s.tenant_id, s.id, s.contact_id, s.channel, s.purpose, s.payload, s.attempts, s.max_attempts
+            RETURNING s.tenant_id, s.id, s.contact_id, s.channel, s.purpose, s.to_address, s.payload, s.attempts, s.max_attempts
             """, [.uuid(owner), .int(Int64(leaseSeconds)), .int(Int64(limit))]
         ).rows.map { row in
             ClaimedSend(
                 tenantID: try row.string("tenant_id"), id: try row.uuid("id"), contactID: try row.uuid("contact_id"),
                 channel: Channel(rawValue: Int(try row.int("channel"))) ?? .email, purpose: try row.string("purpose"),
-                payload: try row.bytes("payload"),
+                toAddress: try row.string("to_address"), payload: try row.bytes("payload"),
                 attempt: Int(try row.int("attempts")), maxAttempts: Int(try row.int("max_attempts")))
         }
+    }
+
+    /// Why this send must not go out now, or nil: its address is suppressed (an erased person's), or consent is
+    /// missing or withdrawn. Read in the send's tenant at dispatch time.
+    public func refusal(for send: ClaimedSend) async throws -> String? {
+        if let secret = suppressionSecret {
+            let kind = AddressRules.kind(of: send.channel)
+            let suppressed = try await pool.query(
+                settings: ["app.tenant_id": send.tenantID],
+                "SELECT 1 AS hit FROM communication.suppressions WHERE tenant_id = $1 AND kind = $2 AND address_hash = $3",
+                [.text(send.tenantID), .text(kind), .text(AddressRules.suppressionHash(send.toAddress, kind: kind, secret: secret))]
+            ).first
+            if suppressed != nil { return "the address is on the suppression list" }
+        }
+        let decision = try await consent(for: send)
+        guard !decision.allowed else { return nil }
+        return decision.reason == .withdrawn ? "consent was withdrawn before the send was due" : "no consent when the send was due"
     }
 
     /// The latest consent entry deciding this send, read in its tenant.

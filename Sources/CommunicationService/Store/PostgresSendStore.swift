@@ -94,6 +94,14 @@ public struct PostgresSendStore: SendStore {
         ).first.map(Self.record)
     }
 
+    public func isSuppressed(kind: String, hash: String, actor: Actor) async throws -> Bool {
+        try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            "SELECT 1 AS hit FROM communication.suppressions WHERE tenant_id = $1 AND kind = $2 AND address_hash = $3",
+            [.text(actor.tenantID), .text(kind), .text(hash)]
+        ).first != nil
+    }
+
     public func cancel(id: UUID, actor: Actor, write: WriteOptions<SendRecord>) async throws -> WriteOutcome<SendRecord> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             // status = 1 means no dispatcher holds it: the claim sets 2 in the same row under its lock, so a cancel and

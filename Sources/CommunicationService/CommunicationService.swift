@@ -20,7 +20,7 @@ public enum CommunicationService: ServiceDefinition {
     public static let settings: [EnvironmentSetting] = [
         .init(
             "SWITCHBOARD_COMMUNICATION_PAGE_BYTES", default: String(1 << 20),
-            help: "Bytes of one WatchChanges replay batch (65536-3145728); the response limit is 4 MiB."),
+            help: "Bytes of one WatchChanges replay batch and of one ExportSubject read (65536-3145728); the response limit is 4 MiB."),
         .init(
             "SWITCHBOARD_COMMUNICATION_SEARCH_TIMEOUT_MS", default: "2000",
             help: "How long one SearchInteractions statement may run (100-30000 ms) before it is cancelled (RESOURCE_EXHAUSTED)."),
@@ -216,7 +216,7 @@ public enum CommunicationService: ServiceDefinition {
                 M.recordConsent: .user, M.listConsentHistory: .readOnly, M.checkConsent: .readOnly,
                 M.createTemplate: .user, M.updateTemplate: .user, M.getTemplate: .readOnly, M.listTemplates: .readOnly,
                 M.renderTemplate: .readOnly,
-                M.sendMessage: .user, M.getSend: .readOnly, M.cancelSend: .user,
+                M.sendMessage: .user, M.getSend: .readOnly, M.cancelSend: .user, M.exportSubject: .admin,
                 M.watchChanges: .readOnly,
             ],
             feedBatchBytes: pageBytes,
@@ -238,7 +238,7 @@ public enum CommunicationService: ServiceDefinition {
                 return [
                     CommunicationHandler(
                         interactions: InteractionDomain(store: store), consent: consent, templates: templates, sends: sends,
-                        changes: dependencies.changes)
+                        subjects: PostgresSubjectStore(pool: pool, batchBytes: pageBytes), changes: dependencies.changes)
                 ]
             })
         description.makeBackgroundServices = { dependencies in

@@ -18,6 +18,8 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     let templates: TemplateDomain
     /// The sends.
     let sends: SendDomain
+    /// What is held about a person (ExportSubject).
+    let subjects: PostgresSubjectStore
     let changes: TenantChangeWatcher
     /// Longest etag a request may name.
     static let maxETagBytes = 64
@@ -28,10 +30,13 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     ///   - consent: the consent ledger's use cases.
     ///   - templates: the template use cases.
     ///   - sends: the send use cases.
+    ///   - subjects: what is held about a person.
     ///   - changes: the kit's `WatchChanges`.
     public init(
-        interactions: InteractionDomain, consent: ConsentDomain, templates: TemplateDomain, sends: SendDomain, changes: TenantChangeWatcher
+        interactions: InteractionDomain, consent: ConsentDomain, templates: TemplateDomain, sends: SendDomain, subjects: PostgresSubjectStore,
+        changes: TenantChangeWatcher
     ) {
+        self.subjects = subjects
         self.interactions = interactions
         self.ledger = consent
         self.templates = templates

@@ -2534,6 +2534,140 @@ public struct Switchboard_Communication_V1_CancelSendRequest: ProtoMessage, _CBr
     }
 }
 
+/// The `switchboard.communication.v1.ExportSubjectRequest` message.
+public struct Switchboard_Communication_V1_ExportSubjectRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ExportSubjectRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.ExportSubjectRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__export_subject_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.SubjectRecord` message.
+public struct Switchboard_Communication_V1_SubjectRecord: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.SubjectRecord`.
+    public static let protoMessageName = "switchboard.communication.v1.SubjectRecord"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__subject_record__init)
+
+    /// The `record` oneof: at most one of its fields is set.
+    public var record: OneOf_Record? = nil
+
+    /// The fields of the `record` oneof.
+    public indirect enum OneOf_Record: Sendable, Equatable {
+        /// Field `interaction` = 1.
+        case interaction(Switchboard_Communication_V1_Interaction)
+        /// Field `consent` = 2.
+        case consent(Switchboard_Communication_V1_ConsentRecord)
+        /// Field `send` = 3.
+        case send(Switchboard_Communication_V1_Send)
+    }
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        switch r.oneofCase(0) {
+        case 1: self.record = .interaction(r.message(0) ?? Switchboard_Communication_V1_Interaction())
+        case 2: self.record = .consent(r.message(1) ?? Switchboard_Communication_V1_ConsentRecord())
+        case 3: self.record = .send(r.message(2) ?? Switchboard_Communication_V1_Send())
+        default: self.record = nil
+        }
+    }
+
+    func _write(to w: _CMessageWriter) {
+        switch self.record {
+        case .interaction(let value):
+            w.setOneofCase(0, 1)
+            w.setMessage(0, Optional(value))
+        case .consent(let value):
+            w.setOneofCase(1, 2)
+            w.setMessage(1, Optional(value))
+        case .send(let value):
+            w.setOneofCase(2, 3)
+            w.setMessage(2, Optional(value))
+        case nil: break
+        }
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        switch self.record {
+        case .interaction(let v)?: try e.member(&o, "interaction", v)
+        case .consent(let v)?: try e.member(&o, "consent", v)
+        case .send(let v)?: try e.member(&o, "send", v)
+        case nil: break
+        }
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "interaction":
+                if let v: Switchboard_Communication_V1_Interaction = try d.member(1, "interaction", oneof: 0, value) {
+                    self.record = .interaction(v)
+                }
+            case "consent":
+                if let v: Switchboard_Communication_V1_ConsentRecord = try d.member(2, "consent", oneof: 0, value) {
+                    self.record = .consent(v)
+                }
+            case "send":
+                if let v: Switchboard_Communication_V1_Send = try d.member(3, "send", oneof: 0, value) {
+                    self.record = .send(v)
+                }
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// Names and method descriptors of the `switchboard.communication.v1.CommunicationService` service.
 public enum Switchboard_Communication_V1_CommunicationService {
     /// `switchboard.communication.v1.CommunicationService`.
@@ -2578,11 +2712,13 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let getSend = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "GetSend", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/CancelSend`.
         public static let cancelSend = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CancelSend", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/ExportSubject`.
+        public static let exportSubject = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ExportSubject", kind: .serverStreaming)
         /// `switchboard.communication.v1.CommunicationService/WatchChanges`.
         public static let watchChanges = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.cancelSend, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.cancelSend, Method.exportSubject, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.communication.v1.CommunicationService`; register the implementation with the server.
@@ -2625,6 +2761,8 @@ public protocol Switchboard_Communication_V1_CommunicationService_ServiceProtoco
     func getSend(request: Switchboard_Communication_V1_GetSendRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Send
     /// Handles `CancelSend`.
     func cancelSend(request: Switchboard_Communication_V1_CancelSendRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Send
+    /// Handles `ExportSubject`.
+    func exportSubject(request: Switchboard_Communication_V1_ExportSubjectRequest, responses: RPCWriter<Switchboard_Communication_V1_SubjectRecord>, context: ServerContext) async throws
     /// Handles `WatchChanges`.
     func watchChanges(request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext) async throws
 }
@@ -2651,6 +2789,7 @@ extension Switchboard_Communication_V1_CommunicationService_ServiceProtocol {
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.sendMessage) { try await self.sendMessage(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getSend) { try await self.getSend(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.cancelSend) { try await self.cancelSend(request: $0, context: $1) }
+        router.registerServerStreaming(Switchboard_Communication_V1_CommunicationService.Method.exportSubject) { try await self.exportSubject(request: $0, responses: $1, context: $2) }
         router.registerServerStreaming(Switchboard_Communication_V1_CommunicationService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
     }
 }
@@ -2756,6 +2895,15 @@ public struct Switchboard_Communication_V1_CommunicationService_Client: Sendable
     /// Calls `CancelSend`.
     public func cancelSend(_ request: Switchboard_Communication_V1_CancelSendRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Send {
         try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.cancelSend, request, options: options)
+    }
+
+    /// Calls `ExportSubject`.
+    public func exportSubject<Result: Sendable>(
+        _ request: Switchboard_Communication_V1_ExportSubjectRequest,
+        options: CallOptions = .defaults,
+        body: @escaping @Sendable (RPCAsyncSequence<Switchboard_Communication_V1_SubjectRecord>) async throws -> Result
+    ) async throws -> Result {
+        try await client.serverStreaming(Switchboard_Communication_V1_CommunicationService.Method.exportSubject, request, options: options, body: body)
     }
 
     /// Calls `WatchChanges`.

@@ -51,6 +51,8 @@ typedef struct Switchboard__Communication__V1__SendMessageRequest Switchboard__C
 typedef struct Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry;
 typedef struct Switchboard__Communication__V1__GetSendRequest Switchboard__Communication__V1__GetSendRequest;
 typedef struct Switchboard__Communication__V1__CancelSendRequest Switchboard__Communication__V1__CancelSendRequest;
+typedef struct Switchboard__Communication__V1__ExportSubjectRequest Switchboard__Communication__V1__ExportSubjectRequest;
+typedef struct Switchboard__Communication__V1__SubjectRecord Switchboard__Communication__V1__SubjectRecord;
 
 
 /* --- enums --- */
@@ -895,6 +897,54 @@ struct  Switchboard__Communication__V1__CancelSendRequest
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+struct  Switchboard__Communication__V1__ExportSubjectRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: the person (a contact id).
+   */
+  char *contact_id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__EXPORT_SUBJECT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__export_subject_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+typedef enum {
+  SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD__NOT_SET = 0,
+  SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD_INTERACTION = 1,
+  SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD_CONSENT = 2,
+  SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD_SEND = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD__CASE)
+} Switchboard__Communication__V1__SubjectRecord__RecordCase;
+
+/*
+ * One record the service holds about a person.
+ */
+struct  Switchboard__Communication__V1__SubjectRecord
+{
+  ProtobufCMessage base;
+  Switchboard__Communication__V1__SubjectRecord__RecordCase record_case;
+  union {
+    /*
+     * An interaction the person takes part in (deleted and private ones included).
+     */
+    Switchboard__Communication__V1__Interaction *interaction;
+    /*
+     * An entry of the person's consent ledger.
+     */
+    Switchboard__Communication__V1__ConsentRecord *consent;
+    /*
+     * A message sent (or to be sent) to the person.
+     */
+    Switchboard__Communication__V1__Send *send;
+  };
+};
+#define SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__subject_record__descriptor) \
+    , SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD__NOT_SET, {0} }
+
+
 /* Switchboard__Communication__V1__Interaction methods */
 void   switchboard__communication__v1__interaction__init
                      (Switchboard__Communication__V1__Interaction         *message);
@@ -1471,6 +1521,44 @@ Switchboard__Communication__V1__CancelSendRequest *
 void   switchboard__communication__v1__cancel_send_request__free_unpacked
                      (Switchboard__Communication__V1__CancelSendRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ExportSubjectRequest methods */
+void   switchboard__communication__v1__export_subject_request__init
+                     (Switchboard__Communication__V1__ExportSubjectRequest         *message);
+size_t switchboard__communication__v1__export_subject_request__get_packed_size
+                     (const Switchboard__Communication__V1__ExportSubjectRequest   *message);
+size_t switchboard__communication__v1__export_subject_request__pack
+                     (const Switchboard__Communication__V1__ExportSubjectRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__export_subject_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ExportSubjectRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ExportSubjectRequest *
+       switchboard__communication__v1__export_subject_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__export_subject_request__free_unpacked
+                     (Switchboard__Communication__V1__ExportSubjectRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__SubjectRecord methods */
+void   switchboard__communication__v1__subject_record__init
+                     (Switchboard__Communication__V1__SubjectRecord         *message);
+size_t switchboard__communication__v1__subject_record__get_packed_size
+                     (const Switchboard__Communication__V1__SubjectRecord   *message);
+size_t switchboard__communication__v1__subject_record__pack
+                     (const Switchboard__Communication__V1__SubjectRecord   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__subject_record__pack_to_buffer
+                     (const Switchboard__Communication__V1__SubjectRecord   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__SubjectRecord *
+       switchboard__communication__v1__subject_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__subject_record__free_unpacked
+                     (Switchboard__Communication__V1__SubjectRecord *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__Communication__V1__Interaction_Closure)
@@ -1569,6 +1657,12 @@ typedef void (*Switchboard__Communication__V1__GetSendRequest_Closure)
 typedef void (*Switchboard__Communication__V1__CancelSendRequest_Closure)
                  (const Switchboard__Communication__V1__CancelSendRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Communication__V1__ExportSubjectRequest_Closure)
+                 (const Switchboard__Communication__V1__ExportSubjectRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__SubjectRecord_Closure)
+                 (const Switchboard__Communication__V1__SubjectRecord *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1652,6 +1746,10 @@ struct Switchboard__Communication__V1__CommunicationService_Service
                       const Switchboard__Communication__V1__CancelSendRequest *input,
                       Switchboard__Communication__V1__Send_Closure closure,
                       void *closure_data);
+  void (*export_subject)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                         const Switchboard__Communication__V1__ExportSubjectRequest *input,
+                         Switchboard__Communication__V1__SubjectRecord_Closure closure,
+                         void *closure_data);
   void (*watch_changes)(Switchboard__Communication__V1__CommunicationService_Service *service,
                         const Switchboard__Common__V1__WatchChangesRequest *input,
                         Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -1683,6 +1781,7 @@ void switchboard__communication__v1__communication_service__init (Switchboard__C
       function_prefix__ ## send_message,\
       function_prefix__ ## get_send,\
       function_prefix__ ## cancel_send,\
+      function_prefix__ ## export_subject,\
       function_prefix__ ## watch_changes  }
 void switchboard__communication__v1__communication_service__log_interaction(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__LogInteractionRequest *input,
@@ -1760,6 +1859,10 @@ void switchboard__communication__v1__communication_service__cancel_send(Protobuf
                                                                         const Switchboard__Communication__V1__CancelSendRequest *input,
                                                                         Switchboard__Communication__V1__Send_Closure closure,
                                                                         void *closure_data);
+void switchboard__communication__v1__communication_service__export_subject(ProtobufCService *service,
+                                                                           const Switchboard__Communication__V1__ExportSubjectRequest *input,
+                                                                           Switchboard__Communication__V1__SubjectRecord_Closure closure,
+                                                                           void *closure_data);
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -1808,6 +1911,8 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__send_mes
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__send_message_request__template_values_entry__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_send_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__cancel_send_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__export_subject_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__subject_record__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor;
 
 PROTOBUF_C__END_DECLS

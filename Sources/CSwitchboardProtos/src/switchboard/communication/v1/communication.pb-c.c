@@ -1369,6 +1369,96 @@ void   switchboard__communication__v1__cancel_send_request__free_unpacked
   assert(message->base.descriptor == &switchboard__communication__v1__cancel_send_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__communication__v1__export_subject_request__init
+                     (Switchboard__Communication__V1__ExportSubjectRequest         *message)
+{
+  static const Switchboard__Communication__V1__ExportSubjectRequest init_value = SWITCHBOARD__COMMUNICATION__V1__EXPORT_SUBJECT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__export_subject_request__get_packed_size
+                     (const Switchboard__Communication__V1__ExportSubjectRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__export_subject_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__export_subject_request__pack
+                     (const Switchboard__Communication__V1__ExportSubjectRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__export_subject_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__export_subject_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ExportSubjectRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__export_subject_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ExportSubjectRequest *
+       switchboard__communication__v1__export_subject_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ExportSubjectRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__export_subject_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__export_subject_request__free_unpacked
+                     (Switchboard__Communication__V1__ExportSubjectRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__export_subject_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__subject_record__init
+                     (Switchboard__Communication__V1__SubjectRecord         *message)
+{
+  static const Switchboard__Communication__V1__SubjectRecord init_value = SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__subject_record__get_packed_size
+                     (const Switchboard__Communication__V1__SubjectRecord *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__subject_record__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__subject_record__pack
+                     (const Switchboard__Communication__V1__SubjectRecord *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__subject_record__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__subject_record__pack_to_buffer
+                     (const Switchboard__Communication__V1__SubjectRecord *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__subject_record__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__SubjectRecord *
+       switchboard__communication__v1__subject_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__SubjectRecord *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__subject_record__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__subject_record__free_unpacked
+                     (Switchboard__Communication__V1__SubjectRecord *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__subject_record__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchboard__communication__v1__interaction__field_descriptors[20] =
 {
   {
@@ -3904,6 +3994,108 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__cancel_send_req
   (ProtobufCMessageInit) switchboard__communication__v1__cancel_send_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__communication__v1__export_subject_request__field_descriptors[1] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ExportSubjectRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__export_subject_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+};
+static const ProtobufCIntRange switchboard__communication__v1__export_subject_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__export_subject_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ExportSubjectRequest",
+  "ExportSubjectRequest",
+  "Switchboard__Communication__V1__ExportSubjectRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ExportSubjectRequest),
+  1,
+  switchboard__communication__v1__export_subject_request__field_descriptors,
+  switchboard__communication__v1__export_subject_request__field_indices_by_name,
+  1,  switchboard__communication__v1__export_subject_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__export_subject_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__subject_record__field_descriptors[3] =
+{
+  {
+    "interaction",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__SubjectRecord, record_case),
+    offsetof(Switchboard__Communication__V1__SubjectRecord, interaction),
+    &switchboard__communication__v1__interaction__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "consent",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__SubjectRecord, record_case),
+    offsetof(Switchboard__Communication__V1__SubjectRecord, consent),
+    &switchboard__communication__v1__consent_record__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "send",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__SubjectRecord, record_case),
+    offsetof(Switchboard__Communication__V1__SubjectRecord, send),
+    &switchboard__communication__v1__send__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__subject_record__field_indices_by_name[] = {
+  1,   /* field[1] = consent */
+  0,   /* field[0] = interaction */
+  2,   /* field[2] = send */
+};
+static const ProtobufCIntRange switchboard__communication__v1__subject_record__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__subject_record__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.SubjectRecord",
+  "SubjectRecord",
+  "Switchboard__Communication__V1__SubjectRecord",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__SubjectRecord),
+  3,
+  switchboard__communication__v1__subject_record__field_descriptors,
+  switchboard__communication__v1__subject_record__field_indices_by_name,
+  1,  switchboard__communication__v1__subject_record__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__subject_record__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__communication__v1__interaction_kind__enum_values_by_number[6] =
 {
   { "INTERACTION_KIND_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED", 0 },
@@ -4182,7 +4374,7 @@ const ProtobufCEnumDescriptor switchboard__communication__v1__delivery_state__de
   switchboard__communication__v1__delivery_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[20] =
+static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[21] =
 {
   { "LogInteraction", &switchboard__communication__v1__log_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
   { "GetInteraction", &switchboard__communication__v1__get_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
@@ -4203,6 +4395,7 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "SendMessage", &switchboard__communication__v1__send_message_request__descriptor, &switchboard__communication__v1__send__descriptor },
   { "GetSend", &switchboard__communication__v1__get_send_request__descriptor, &switchboard__communication__v1__send__descriptor },
   { "CancelSend", &switchboard__communication__v1__cancel_send_request__descriptor, &switchboard__communication__v1__send__descriptor },
+  { "ExportSubject", &switchboard__communication__v1__export_subject_request__descriptor, &switchboard__communication__v1__subject_record__descriptor },
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
 };
 const unsigned switchboard__communication__v1__communication_service__method_indices_by_name[] = {
@@ -4210,6 +4403,7 @@ const unsigned switchboard__communication__v1__communication_service__method_ind
   10,        /* CheckConsent */
   11,        /* CreateTemplate */
   3,        /* DeleteInteraction */
+  19,        /* ExportSubject */
   1,        /* GetInteraction */
   17,        /* GetSend */
   13,        /* GetTemplate */
@@ -4225,7 +4419,7 @@ const unsigned switchboard__communication__v1__communication_service__method_ind
   4,        /* UndeleteInteraction */
   2,        /* UpdateInteraction */
   12,        /* UpdateTemplate */
-  19         /* WatchChanges */
+  20         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor =
 {
@@ -4234,7 +4428,7 @@ const ProtobufCServiceDescriptor switchboard__communication__v1__communication_s
   "CommunicationService",
   "Switchboard__Communication__V1__CommunicationService",
   "switchboard.communication.v1",
-  20,
+  21,
   switchboard__communication__v1__communication_service__method_descriptors,
   switchboard__communication__v1__communication_service__method_indices_by_name
 };
@@ -4390,13 +4584,21 @@ void switchboard__communication__v1__communication_service__cancel_send(Protobuf
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
   service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__communication__v1__communication_service__export_subject(ProtobufCService *service,
+                                                                           const Switchboard__Communication__V1__ExportSubjectRequest *input,
+                                                                           Switchboard__Communication__V1__SubjectRecord_Closure closure,
+                                                                           void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__init (Switchboard__Communication__V1__CommunicationService_Service *service,
                                                                   Switchboard__Communication__V1__CommunicationService_ServiceDestroy destroy)

@@ -191,6 +191,9 @@ public enum CommunicationService: ServiceDefinition {
             contactsFeed: try contactsFeed(environment))
     }
 
+    /// The change-event payload of an interaction (private ones without their content).
+    public static let publishInteraction: @Sendable (InteractionRecord) throws -> String = { try InteractionMapping.published($0) }
+
     /// The description with the default settings.
     public static var description: ServiceDescription { description(pageBytes: 1 << 20) }
 

@@ -96,6 +96,12 @@ final class SendTests {
         let sent = try await client.settled(scheduled.id)
         #expect(sent.status == .sent && sent.attempts == 1 && sent.providerMessageId == "msg-\(scheduled.id)" && sent.sentAt != nil)
         #expect(try await client.send(contact: contact, body: "Hello Ada", requestID: "send-1").id == scheduled.id)
+        // The sent message is logged as an outbound interaction with the send's id, in the contact's history.
+        #expect(sent.interactionId == scheduled.id)
+        let logged = try await client.get(scheduled.id)
+        #expect(logged.kind == .email && logged.direction == .outbound && logged.contactIds == [contact] && logged.body == "Hello Ada")
+        #expect(logged.addresses == ["ada@example.com"] && logged.ownerId == "user-1")
+        #expect(try await client.list { $0.contactId = contact }.interactions.map(\.id) == [scheduled.id])
         try await Task.sleep(for: .milliseconds(300))
         let requests = provider.requests.filter { $0.idempotencyKey == scheduled.id }
         #expect(requests.count == 1)
@@ -266,6 +272,7 @@ final class SendTests {
         // A "delivered" arriving after "opened" is recorded but does not move the send back.
         #expect(try await post(event("e3", send.id, "delivered")).0 == 200)
         #expect(try await client.getSend(send.id).deliveryState == .opened)
+        #expect(try await client.get(send.id).deliveryState == .opened)
         #expect(try await post(event("e2", send.id, "opened")) == (200, "duplicate"))
         #expect(try await post(event("e4", send.id, "clicked")).0 == 200)
         #expect(try await client.getSend(send.id).deliveryState == .clicked)

@@ -90,6 +90,8 @@ public struct InteractionRecord: Sendable, Hashable {
     public var updatedBy: String
     /// When it was soft-deleted; nil while live.
     public var deletedAt: Date?
+    /// For an interaction logged by a send: the furthest delivery state the provider reported.
+    public var deliveryState: DeliveryState = .none
     /// The row's position in the list it was read for (microseconds since 1970 of occurred_at, or of follow_up_at
     /// in follow-up lists), computed by the database so page tokens are exact; 0 outside lists.
     public var sortMicros: Int64 = 0

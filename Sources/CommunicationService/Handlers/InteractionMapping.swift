@@ -118,6 +118,7 @@ enum InteractionMapping {
         p.ownerId = d.ownerID
         p.templateId = d.template?.id.lowercaseText ?? ""
         p.templateVersion = Int32(clamping: d.template?.version ?? 0)
+        p.deliveryState = .init(protoValue: Int32(record.deliveryState.rawValue))
         var audit = Switchboard_Common_V1_AuditStamps()
         audit.createTime = record.createdAt
         audit.createdBy = record.createdBy

@@ -44,16 +44,26 @@ public struct PostgresDispatchStore: Sendable {
     let owner: UUID
     /// The secret of the suppression hashes; nil when the service keeps no suppression list.
     let suppressionSecret: [UInt8]?
+    /// The change feed the logged interaction is recorded in.
+    let feed: ChangeFeed
+    /// The published form of the logged interaction.
+    let publish: @Sendable (InteractionRecord) throws -> String
 
     /// Creates the store.
     /// - Parameters:
     ///   - pool: the service's pool.
     ///   - owner: the lease owner id of this dispatcher.
     ///   - suppressionSecret: the secret of the suppression hashes, if the service keeps the list.
-    public init(pool: PostgresPool, owner: UUID, suppressionSecret: [UInt8]? = nil) {
+    ///   - publish: the change-event payload of the interaction a SENT send logs (``CommunicationService/publishInteraction``).
+    public init(
+        pool: PostgresPool, owner: UUID, suppressionSecret: [UInt8]? = nil,
+        publish: @escaping @Sendable (InteractionRecord) throws -> String = CommunicationService.publishInteraction
+    ) {
         self.pool = pool
         self.owner = owner
         self.suppressionSecret = suppressionSecret
+        self.feed = ChangeFeed(schema: CommunicationService.defaults.name)
+        self.publish = publish
     }
 
     static let dispatcher = ["app.dispatcher": "on"]
@@ -157,6 +167,40 @@ public struct PostgresDispatchStore: Sendable {
                 """
             binds += [.text(reason), .double(delay)]
         }
-        return try await pool.query(settings: Self.dispatcher, sql + " RETURNING id", binds).rows.count == 1
+        return try await pool.transaction(settings: Self.dispatcher) { c in
+            guard try await c.query(sql + " RETURNING id", binds).rows.count == 1 else { return false }
+            if case .sent = outcome { try await logInteraction(send, on: c) }
+            return true
+        }
+    }
+
+    /// Logs a SENT send as an outbound interaction (id = the send's id) in the recording's transaction, within the
+    /// send's tenant, with its change event.
+    private func logInteraction(_ send: ClaimedSend, on c: PostgresConnection) async throws {
+        try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(send.tenantID)])
+        guard
+            let row = try await c.query(
+                """
+                INSERT INTO communication.interactions AS i (tenant_id, id, kind, direction, contact_ids, addresses, subject, body, occurred_at,
+                    visibility, owner_id, template_id, template_version, created_at, created_by, updated_at, updated_by)
+                SELECT tenant_id, id, CASE channel WHEN 1 THEN 1 WHEN 2 THEN 3 ELSE 2 END, 2, ARRAY[contact_id], ARRAY[to_address], subject, body,
+                    now(), 1, created_by, template_id, template_version, now(), 'dispatcher', now(), 'dispatcher'
+                FROM communication.sends WHERE tenant_id = $1 AND id = $2
+                ON CONFLICT (tenant_id, id) DO NOTHING
+                RETURNING \(PostgresInteractionStore.columns)
+                """, [.text(send.tenantID), .uuid(send.id)]
+            ).first
+        else { return }
+        let record = try PostgresInteractionStore.record(row)
+        try await c.query(
+            """
+            INSERT INTO communication.interaction_contacts (tenant_id, contact_id, occurred_at, interaction_id)
+            SELECT tenant_id, $2, occurred_at, id FROM communication.interactions WHERE tenant_id = $1 AND id = $3
+            """, [.text(send.tenantID), .uuid(send.contactID), .uuid(send.id)])
+        try await feed.record(
+            ChangeRecord(
+                resourceType: PostgresInteractionStore.interactionType, resourceID: send.id.lowercaseText, kind: .created,
+                resourceJSON: try publish(record), actorID: "dispatcher", relatedIDs: [send.id.lowercaseText]),
+            tenantID: send.tenantID, on: c)
     }
 }

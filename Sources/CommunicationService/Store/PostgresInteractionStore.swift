@@ -22,7 +22,7 @@ public struct PostgresInteractionStore: InteractionStore {
     static let columns = """
         i.id, i.kind, i.direction, i.contact_ids::text[] AS contact_ids, i.addresses, i.organization_id, i.thread_id, i.subject, \
         i.body, i.occurred_at, i.duration_seconds, i.outcome, i.follow_up_at, i.follow_up_done, i.visibility, i.owner_id, i.version, \
-        i.created_at, i.created_by, i.updated_at, i.updated_by, i.deleted_at, i.template_id, i.template_version
+        i.created_at, i.created_by, i.updated_at, i.updated_by, i.deleted_at, i.template_id, i.template_version, i.delivery_state
         """
 
     /// Creates the store.
@@ -71,6 +71,7 @@ public struct PostgresInteractionStore: InteractionStore {
             createdBy: try row.string("created_by"), updatedAt: try row.date("updated_at"), updatedBy: try row.string("updated_by"),
             deletedAt: try row.optionalDate("deleted_at"))
         if case .int(let micros) = row["sort_micros"] { record.sortMicros = micros }
+        record.deliveryState = DeliveryState(rawValue: Int(try row.int("delivery_state"))) ?? .none
         return record
     }
 
@@ -118,12 +119,11 @@ public struct PostgresInteractionStore: InteractionStore {
         try await c.query(
             """
             INSERT INTO communication.interaction_contacts (tenant_id, contact_id, occurred_at, interaction_id)
-            SELECT $1, contact_id, $3, $4 FROM unnest($2::uuid[]) AS contact_id
+            SELECT $1, contact_id, i.occurred_at, i.id FROM unnest($2::uuid[]) AS contact_id, communication.interactions i
+            WHERE i.tenant_id = $1 AND i.id = $3
             """,
-            [
-                .text(actor.tenantID), .array(record.data.contactIDs.map(PostgresValue.uuid), elementType: .uuid),
-                .timestamp(record.occurredAt), .uuid(record.id),
-            ])
+            // occurred_at is copied in SQL: a round trip through a Date could move it by a microsecond.
+            [.text(actor.tenantID), .array(record.data.contactIDs.map(PostgresValue.uuid), elementType: .uuid), .uuid(record.id)])
     }
 
     public func insert(_ data: InteractionData, actor: Actor, write: WriteOptions<InteractionRecord>) async throws -> WriteOutcome<InteractionRecord>

@@ -41,6 +41,10 @@ public struct PostgresProviderEventStore: Sendable {
                 WHERE tenant_id = $1 AND id = $2 RETURNING delivery_state
                 """, [.text(tenant), .uuid(event.sendID), .int(Int64(event.state.rawValue))]
             ).first!
+            // The interaction that logs the send follows the same rule (absent if the send is not SENT).
+            try await c.query(
+                "UPDATE communication.interactions SET delivery_state = greatest(delivery_state, $3) WHERE tenant_id = $1 AND id = $2",
+                [.text(tenant), .uuid(event.sendID), .int(Int64(event.state.rawValue))])
             return .applied(state: DeliveryState(rawValue: Int(try row.int("delivery_state"))) ?? event.state)
         }
     }

@@ -495,6 +495,9 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
     /// Field `template_version` = 20.
     public var templateVersion: Int32 = 0
 
+    /// Field `delivery_state` = 21.
+    public var deliveryState: Switchboard_Communication_V1_DeliveryState = .init(protoValue: 0)
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -525,6 +528,7 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
         self.etag = r.string(17)
         self.templateId = r.string(18)
         self.templateVersion = r.scalar(19)
+        self.deliveryState = r.enumeration(20)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -548,6 +552,7 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
         w.setString(17, etag)
         w.setString(18, templateId)
         w.setScalar(19, templateVersion)
+        w.setEnumeration(20, deliveryState)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -573,6 +578,7 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
         e.field(&o, "etag", self.etag)
         e.field(&o, "templateId", self.templateId)
         e.field(&o, "templateVersion", self.templateVersion)
+        e.field(&o, "deliveryState", self.deliveryState)
         return .object(o)
     }
 
@@ -601,6 +607,7 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
             case "etag": try d.field(18, "etag", value, &self.etag)
             case "templateId", "template_id": try d.field(19, "templateId", value, &self.templateId)
             case "templateVersion", "template_version": try d.field(20, "templateVersion", value, &self.templateVersion)
+            case "deliveryState", "delivery_state": try d.field(21, "deliveryState", value, &self.deliveryState)
             default: try d.unknownField(key)
             }
         }
@@ -2274,6 +2281,9 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
     /// Field `delivery_state` = 17.
     public var deliveryState: Switchboard_Communication_V1_DeliveryState = .init(protoValue: 0)
 
+    /// Field `interaction_id` = 18.
+    public var interactionId: String = ""
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2301,6 +2311,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         self.sentAt = (r.message(14) as Google_Protobuf_Timestamp?)?.date
         self.audit = r.message(15)
         self.deliveryState = r.enumeration(16)
+        self.interactionId = r.string(17)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -2321,6 +2332,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         w.setMessage(14, sentAt.map(Google_Protobuf_Timestamp.init(date:)))
         w.setMessage(15, audit)
         w.setEnumeration(16, deliveryState)
+        w.setString(17, interactionId)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2343,6 +2355,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         try e.field(&o, "sentAt", self.sentAt)
         try e.field(&o, "audit", self.audit)
         e.field(&o, "deliveryState", self.deliveryState)
+        e.field(&o, "interactionId", self.interactionId)
         return .object(o)
     }
 
@@ -2368,6 +2381,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
             case "sentAt", "sent_at": try d.field(15, "sentAt", value, &self.sentAt)
             case "audit": try d.field(16, "audit", value, &self.audit)
             case "deliveryState", "delivery_state": try d.field(17, "deliveryState", value, &self.deliveryState)
+            case "interactionId", "interaction_id": try d.field(18, "interactionId", value, &self.interactionId)
             default: try d.unknownField(key)
             }
         }

@@ -266,10 +266,15 @@ struct  Switchboard__Communication__V1__Interaction
    * The template's version used; required with template_id.
    */
   int32_t template_version;
+  /*
+   * Output only: for an interaction logged by a send (its id is the send's id), the furthest state the provider's
+   * events report; it never moves back.
+   */
+  Switchboard__Communication__V1__DeliveryState delivery_state;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__INTERACTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__interaction__descriptor) \
-    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED, SWITCHBOARD__COMMUNICATION__V1__DIRECTION__DIRECTION_UNSPECIFIED, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, (char *)protobuf_c_empty_string, NULL, 0, SWITCHBOARD__COMMUNICATION__V1__VISIBILITY__VISIBILITY_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED, SWITCHBOARD__COMMUNICATION__V1__DIRECTION__DIRECTION_UNSPECIFIED, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, (char *)protobuf_c_empty_string, NULL, 0, SWITCHBOARD__COMMUNICATION__V1__VISIBILITY__VISIBILITY_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED }
 
 
 struct  Switchboard__Communication__V1__LogInteractionRequest
@@ -838,10 +843,14 @@ struct  Switchboard__Communication__V1__Send
    * Output only: the furthest state the provider's events report.
    */
   Switchboard__Communication__V1__DeliveryState delivery_state;
+  /*
+   * Output only: once SENT, the interaction that logs it (its id is the send's id).
+   */
+  char *interaction_id;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__SEND__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__send__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry

@@ -1459,7 +1459,7 @@ void   switchboard__communication__v1__subject_record__free_unpacked
   assert(message->base.descriptor == &switchboard__communication__v1__subject_record__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor switchboard__communication__v1__interaction__field_descriptors[20] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__interaction__field_descriptors[21] =
 {
   {
     "id",
@@ -1701,12 +1701,25 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__interactio
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "delivery_state",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Interaction, delivery_state),
+    &switchboard__communication__v1__delivery_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__interaction__field_indices_by_name[] = {
   4,   /* field[4] = addresses */
   16,   /* field[16] = audit */
   8,   /* field[8] = body */
   3,   /* field[3] = contact_ids */
+  20,   /* field[20] = delivery_state */
   2,   /* field[2] = direction */
   10,   /* field[10] = duration_seconds */
   17,   /* field[17] = etag */
@@ -1727,7 +1740,7 @@ static const unsigned switchboard__communication__v1__interaction__field_indices
 static const ProtobufCIntRange switchboard__communication__v1__interaction__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 20 }
+  { 0, 21 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__interaction__descriptor =
 {
@@ -1737,7 +1750,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__interaction__de
   "Switchboard__Communication__V1__Interaction",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__Interaction),
-  20,
+  21,
   switchboard__communication__v1__interaction__field_descriptors,
   switchboard__communication__v1__interaction__field_indices_by_name,
   1,  switchboard__communication__v1__interaction__number_ranges,
@@ -3544,7 +3557,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__render_template
   (ProtobufCMessageInit) switchboard__communication__v1__render_template_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[17] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[18] =
 {
   {
     "id",
@@ -3750,6 +3763,18 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__send__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "interaction_id",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, interaction_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__send__field_indices_by_name[] = {
   11,   /* field[11] = attempts */
@@ -3759,6 +3784,7 @@ static const unsigned switchboard__communication__v1__send__field_indices_by_nam
   1,   /* field[1] = contact_id */
   16,   /* field[16] = delivery_state */
   0,   /* field[0] = id */
+  17,   /* field[17] = interaction_id */
   12,   /* field[12] = last_error */
   13,   /* field[13] = provider_message_id */
   3,   /* field[3] = purpose */
@@ -3773,7 +3799,7 @@ static const unsigned switchboard__communication__v1__send__field_indices_by_nam
 static const ProtobufCIntRange switchboard__communication__v1__send__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 17 }
+  { 0, 18 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__send__descriptor =
 {
@@ -3783,7 +3809,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__send__descripto
   "Switchboard__Communication__V1__Send",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__Send),
-  17,
+  18,
   switchboard__communication__v1__send__field_descriptors,
   switchboard__communication__v1__send__field_indices_by_name,
   1,  switchboard__communication__v1__send__number_ranges,

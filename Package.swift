@@ -40,6 +40,21 @@ let organizationService = service(
     dependencies: ["SwitchboardHTTP2", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
     testDependencies: ["ContactsService"])
 
+/// The communication service posts to its provider over HTTP(S) (NIOHTTP1, NIOSSL) with HMAC-SHA256 signatures
+/// (swift-crypto), runs a dispatcher beside its RPCs and follows the contacts feed (a client channel); its tests run a
+/// fake provider (an NIOHTTP1 server).
+let communicationService = service(
+    "communication", module: "CommunicationService",
+    dependencies: [
+        "SwitchboardHTTP2", .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    ],
+    testDependencies: [
+        .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+    ])
+
 let package = Package(
     name: "switchboard",
     platforms: [.macOS(.v15)],
@@ -58,6 +73,7 @@ let package = Package(
         .executable(name: "echo-server", targets: ["echo-server"]),
         .executable(name: "contacts", targets: ["contacts"]),
         .executable(name: "organization", targets: ["organization"]),
+        .executable(name: "communication", targets: ["communication"]),
         .executable(name: "crmctl", targets: ["crmctl"]),
     ],
     dependencies: [
@@ -70,6 +86,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Already in the graph through jwt-kit (same range): the communication service signs provider webhooks with it.
+        .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"6.0.0"),
     ],
     targets: [
         // C shims: module maps only, one per system library.
@@ -199,7 +217,7 @@ let package = Package(
         ),
 
         // The services, one line each (see `service(_:module:)` and services/README.md).
-    ] + service("contacts", module: "ContactsService") + organizationService + [
+    ] + service("contacts", module: "ContactsService") + organizationService + communicationService + [
         .target(
             name: "SwitchboardTestSupport",
             dependencies: [

@@ -23,8 +23,48 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Grpc_Testing_StreamingOutputCallRequest.protoMessageName, { try decodeMessage(Grpc_Testing_StreamingOutputCallRequest.self, from: $0) }),
     // Switchboard_Common_V1_ChangeFeedService.watchAllChanges
     (Switchboard_Common_V1_WatchAllChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchAllChangesRequest.self, from: $0) }),
-    // Switchboard_Contacts_V1_ContactsService.watchChanges, Switchboard_Organization_V1_OrganizationService.watchChanges
+    // Switchboard_Communication_V1_CommunicationService.watchChanges, Switchboard_Contacts_V1_ContactsService.watchChanges, Switchboard_Organization_V1_OrganizationService.watchChanges
     (Switchboard_Common_V1_WatchChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchChangesRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.cancelSend
+    (Switchboard_Communication_V1_CancelSendRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_CancelSendRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.checkConsent
+    (Switchboard_Communication_V1_CheckConsentRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_CheckConsentRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.createTemplate
+    (Switchboard_Communication_V1_CreateTemplateRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_CreateTemplateRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.deleteInteraction
+    (Switchboard_Communication_V1_DeleteInteractionRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_DeleteInteractionRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.exportSubject
+    (Switchboard_Communication_V1_ExportSubjectRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ExportSubjectRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.getInteraction
+    (Switchboard_Communication_V1_GetInteractionRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_GetInteractionRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.getSend
+    (Switchboard_Communication_V1_GetSendRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_GetSendRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.getTemplate
+    (Switchboard_Communication_V1_GetTemplateRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_GetTemplateRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.listConsentHistory
+    (Switchboard_Communication_V1_ListConsentHistoryRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListConsentHistoryRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.listFollowUpsDue
+    (Switchboard_Communication_V1_ListFollowUpsDueRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListFollowUpsDueRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.listInteractions
+    (Switchboard_Communication_V1_ListInteractionsRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListInteractionsRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.listTemplates
+    (Switchboard_Communication_V1_ListTemplatesRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListTemplatesRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.logInteraction
+    (Switchboard_Communication_V1_LogInteractionRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_LogInteractionRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.recordConsent
+    (Switchboard_Communication_V1_RecordConsentRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_RecordConsentRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.renderTemplate
+    (Switchboard_Communication_V1_RenderTemplateRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_RenderTemplateRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.searchInteractions
+    (Switchboard_Communication_V1_SearchInteractionsRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_SearchInteractionsRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.sendMessage
+    (Switchboard_Communication_V1_SendMessageRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_SendMessageRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.undeleteInteraction
+    (Switchboard_Communication_V1_UndeleteInteractionRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_UndeleteInteractionRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.updateInteraction
+    (Switchboard_Communication_V1_UpdateInteractionRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_UpdateInteractionRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.updateTemplate
+    (Switchboard_Communication_V1_UpdateTemplateRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_UpdateTemplateRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.batchCreateContacts
     (Switchboard_Contacts_V1_BatchCreateContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BatchCreateContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.batchDeleteContacts

@@ -1,0 +1,308 @@
+import Crypto
+import FoundationEssentials
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SwitchboardHTTP2
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+
+/// The communication service as the kit runs it: defaults, settings, migrations, RPCs and the role each RPC needs,
+/// and the dispatcher that sends through the provider when one is configured.
+public enum CommunicationService: ServiceDefinition {
+    /// `communication`, gRPC 50063, admin 9463.
+    public static let defaults = ServiceDefaults.communication
+
+    /// The settings of the communication service beyond the shared ones.
+    public static let settings: [EnvironmentSetting] = [
+        .init(
+            "SWITCHBOARD_COMMUNICATION_PAGE_BYTES", default: String(1 << 20),
+            help: "Bytes of one WatchChanges replay batch and of one ExportSubject read (65536-3145728); the response limit is 4 MiB."),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_SEARCH_TIMEOUT_MS", default: "2000",
+            help: "How long one SearchInteractions statement may run (100-30000 ms) before it is cancelled (RESOURCE_EXHAUSTED)."),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_PROVIDER_URL", default: nil,
+            help:
+                "The provider's webhook (http:// or https://host[:port]/path) that sends are posted to; unset: sends are scheduled but no dispatcher runs."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_PROVIDER_SECRET_FILE", default: nil,
+            help:
+                "A file holding the secret shared with the provider (at least 32 bytes); each post carries X-Switchboard-Signature: sha256=<HMAC-SHA256 of the exact body>. Required with the URL."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_PROVIDER_TIMEOUT_MS", default: "10000",
+            help: "The bound of one provider call, connect to last response byte (100-120000 ms); a timeout is retried."),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_SEND_MAX_ATTEMPTS", default: "8",
+            help: "Provider calls one send may take (1-100); after the last retryable failure it is FAILED with the reason."),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_SEND_LEASE_SECONDS", default: "60",
+            help:
+                "How long a dispatcher's claim on a send lasts (1-3600 s); must exceed the provider timeout. A send whose dispatcher died is claimed again after it."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_DISPATCH_POLL_MS", default: "500",
+            help: "How often an idle dispatcher looks for due sends (10-60000 ms)."),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_EVENTS_ADDRESS", default: nil,
+            help:
+                "host:port of the webhook the provider posts delivery events to (signed like the sends, with the provider secret); unset: no events are received."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_CONTACTS_ADDRESS", default: nil,
+            help:
+                "host:port of the contacts service, whose change feed keeps the address directory, cancels a deleted contact's sends, re-points merged ones and suppresses erased people; unset: no feed is followed."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_CONTACTS_TOKEN_FILE", default: nil,
+            help:
+                "A file holding a service token for the contacts feed, read again at every reconnection; unset: the service signs its own with SWITCHBOARD_JWT_HS256_SECRET, which is then required."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_SUPPRESSION_SECRET_FILE", default: nil,
+            help:
+                "A file holding the secret (at least 32 bytes) of the suppression list's HMACs of erased people's addresses; required with the contacts feed, except in development (SWITCHBOARD_JWT_HS256_SECRET set), where one is derived from that secret. Changing it forgets every suppression."
+        ),
+    ]
+
+    /// Where the contacts feed comes from, and the secret of the suppression list it fills.
+    public struct ContactsFeed: Sendable, Hashable {
+        /// The contacts service's host.
+        public var host: String
+        /// Its gRPC port.
+        public var port: Int
+        /// Where the service token comes from.
+        public var token: ServiceTokenSource
+        /// The secret of the suppression hashes.
+        public var suppressionSecret: [UInt8]
+
+        /// Creates the source.
+        public init(host: String, port: Int, token: ServiceTokenSource, suppressionSecret: [UInt8]) {
+            self.host = host
+            self.port = port
+            self.token = token
+            self.suppressionSecret = suppressionSecret
+        }
+    }
+
+    /// A secret from a file named by `setting`: its contents without trailing white space, at least 32 bytes.
+    static func secret(_ setting: EnvironmentSetting, _ env: EnvironmentReader) throws -> [UInt8]? {
+        guard let path = try env.file(setting) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(variable: setting.name, problem: "file \(path) could not be read")
+        }
+        // Trailing white space (a newline from an editor or `echo`) is not part of the secret.
+        let secret = Array(InteractionRules.trimmed(String(decoding: data, as: UTF8.self)).utf8)
+        guard secret.count >= 32 else { throw ConfigurationError(variable: setting.name, problem: "must hold at least 32 bytes") }
+        return secret
+    }
+
+    /// The contacts feed's source from the environment; nil when no address is set.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func contactsFeed(_ environment: [String: String]) throws -> ContactsFeed? {
+        let env = EnvironmentReader(environment)
+        guard let address = env.string(settings[9]) else { return nil }
+        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { throw ConfigurationError(variable: settings[9].name, problem: "must be host:port (got \"\(address)\")") }
+        guard let token = ServiceTokenSource.from(tokenFile: try env.file(settings[10]), service: defaults.name, environment: environment) else {
+            throw ConfigurationError(
+                variable: settings[10].name, problem: "must be set when \(settings[9].name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
+        }
+        var suppression = try secret(settings[11], env)
+        if suppression == nil, let development = environment["SWITCHBOARD_JWT_HS256_SECRET"], !development.isEmpty {
+            // Development only (the kit refuses the HS256 secret beside production keys): scripts/up.sh and compose
+            // start the service with the feed and no secret file. The derived key is not the token secret itself.
+            suppression = Array(
+                HMAC<SHA256>.authenticationCode(
+                    for: Array("switchboard communication suppression list".utf8), using: SymmetricKey(data: Array(development.utf8))))
+        }
+        guard let secret = suppression else {
+            throw ConfigurationError(variable: settings[11].name, problem: "must be set when \(settings[9].name) is")
+        }
+        return ContactsFeed(host: String(address[..<colon]), port: port, token: token, suppressionSecret: secret)
+    }
+
+    /// How the dispatcher reaches the provider.
+    public struct ProviderSettings: Sendable, Hashable {
+        /// The webhook.
+        public var endpoint: WebhookEndpoint
+        /// The shared secret.
+        public var secret: [UInt8]
+        /// One call's bound.
+        public var timeout: Duration
+        /// The dispatcher's tuning.
+        public var dispatcher: Dispatcher.Configuration
+        /// Where the events webhook listens; nil: none.
+        public var eventsHost: String?
+        /// Its port.
+        public var eventsPort = 0
+
+        /// Creates provider settings.
+        public init(endpoint: WebhookEndpoint, secret: [UInt8], timeout: Duration = .seconds(10), dispatcher: Dispatcher.Configuration = .init()) {
+            self.endpoint = endpoint
+            self.secret = secret
+            self.timeout = timeout
+            self.dispatcher = dispatcher
+        }
+    }
+
+    /// The provider's settings from the environment; nil when no URL is set.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func providerSettings(_ environment: [String: String]) throws -> ProviderSettings? {
+        let env = EnvironmentReader(environment)
+        guard let url = env.string(settings[2]) else { return nil }
+        guard let endpoint = WebhookEndpoint(url: url) else {
+            throw ConfigurationError(variable: settings[2].name, problem: "must be an http:// or https:// URL with a host")
+        }
+        guard let secret = try secret(settings[3], env) else {
+            throw ConfigurationError(variable: settings[3].name, problem: "must be set when \(settings[2].name) is")
+        }
+        let timeout = try env.int(settings[4], in: 100...120_000)
+        var dispatcher = Dispatcher.Configuration()
+        dispatcher.leaseSeconds = try env.int(settings[6], in: 1...3600)
+        guard dispatcher.leaseSeconds * 1000 > timeout else {
+            throw ConfigurationError(variable: settings[6].name, problem: "must exceed the provider timeout (\(timeout) ms)")
+        }
+        dispatcher.pollInterval = .milliseconds(try env.int(settings[7], in: 10...60_000))
+        var provider = ProviderSettings(endpoint: endpoint, secret: secret, timeout: .milliseconds(timeout), dispatcher: dispatcher)
+        if let address = env.string(settings[8]) {
+            guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
+                (0...65535).contains(port)
+            else { throw ConfigurationError(variable: settings[8].name, problem: "must be host:port (got \"\(address)\")") }
+            provider.eventsHost = String(address[..<colon])
+            provider.eventsPort = port
+        }
+        return provider
+    }
+
+    /// The description with the settings the environment gives.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func description(environment: [String: String]) throws -> ServiceDescription {
+        let env = EnvironmentReader(environment)
+        return description(
+            pageBytes: try env.int(settings[0], in: (64 << 10)...(3 << 20)), searchTimeoutMilliseconds: try env.int(settings[1], in: 100...30_000),
+            maxSendAttempts: try env.int(settings[5], in: 1...100), provider: try providerSettings(environment),
+            contactsFeed: try contactsFeed(environment))
+    }
+
+    /// The change-event payload of an interaction (private ones without their content).
+    public static let publishInteraction: @Sendable (InteractionRecord) throws -> String = { try InteractionMapping.published($0) }
+
+    /// The description with the default settings.
+    public static var description: ServiceDescription { description(pageBytes: 1 << 20) }
+
+    /// The description.
+    /// - Parameters:
+    ///   - pageBytes: the byte budget of a change-feed replay batch.
+    ///   - searchTimeoutMilliseconds: the statement timeout of a search.
+    ///   - maxSendAttempts: provider calls one send may take.
+    ///   - provider: where the dispatcher posts; nil runs no dispatcher.
+    ///   - contactsFeed: the contacts feed to follow; nil follows none (and keeps no suppression list).
+    public static func description(
+        pageBytes: Int, searchTimeoutMilliseconds: Int = 2000, maxSendAttempts: Int = 8, provider: ProviderSettings? = nil,
+        contactsFeed: ContactsFeed? = nil
+    ) -> ServiceDescription {
+        let suppressionSecret = contactsFeed?.suppressionSecret
+        typealias M = Switchboard_Communication_V1_CommunicationService.Method
+        var description = ServiceDescription(
+            defaults: defaults, migrations: EmbeddedMigrations.all,
+            grpcServices: [Switchboard_Communication_V1_CommunicationService.serviceName],
+            requiredRoles: [
+                M.logInteraction: .user, M.updateInteraction: .user, M.deleteInteraction: .user, M.undeleteInteraction: .user,
+                M.getInteraction: .readOnly, M.listInteractions: .readOnly, M.searchInteractions: .readOnly, M.listFollowUpsDue: .readOnly,
+                M.recordConsent: .user, M.listConsentHistory: .readOnly, M.checkConsent: .readOnly,
+                M.createTemplate: .user, M.updateTemplate: .user, M.getTemplate: .readOnly, M.listTemplates: .readOnly,
+                M.renderTemplate: .readOnly,
+                M.sendMessage: .user, M.getSend: .readOnly, M.cancelSend: .user, M.exportSubject: .admin,
+                M.watchChanges: .readOnly,
+            ],
+            feedBatchBytes: pageBytes,
+            makeServices: { dependencies in
+                let (pool, feed, idempotency) = (dependencies.pool, dependencies.changeFeed, dependencies.idempotency)
+                let store = PostgresInteractionStore(
+                    pool: pool, feed: feed, idempotency: idempotency, searchTimeoutMilliseconds: searchTimeoutMilliseconds,
+                    publish: { try InteractionMapping.published($0) })
+                let consent = ConsentDomain(
+                    store: PostgresConsentStore(
+                        pool: pool, feed: feed, idempotency: idempotency, publish: { try ConsentMapping.proto($0).protoJSONText() }))
+                let templates = TemplateDomain(
+                    store: PostgresTemplateStore(
+                        pool: pool, feed: feed, idempotency: idempotency, publish: { try TemplateMapping.proto($0).protoJSONText() }))
+                let sends = SendDomain(
+                    store: PostgresSendStore(
+                        pool: pool, feed: feed, idempotency: idempotency, publish: { try SendMapping.proto($0).protoJSONText() }),
+                    consent: consent, templates: templates, maxAttempts: maxSendAttempts, suppressionSecret: suppressionSecret)
+                return [
+                    CommunicationHandler(
+                        interactions: InteractionDomain(store: store), consent: consent, templates: templates, sends: sends,
+                        subjects: PostgresSubjectStore(pool: pool, batchBytes: pageBytes), changes: dependencies.changes)
+                ]
+            })
+        description.makeBackgroundServices = { dependencies in
+            var services: [any Service] = []
+            if let contactsFeed { services.append(contactsConsumer(contactsFeed, dependencies: dependencies)) }
+            if let provider {
+                do {
+                    let client = try WebhookClient(endpoint: provider.endpoint)
+                    let adapter = ProviderAdapter(
+                        client: client, secret: provider.secret,
+                        timeout: .nanoseconds(
+                            provider.timeout.components.seconds * 1_000_000_000 + provider.timeout.components.attoseconds / 1_000_000_000))
+                    services.append(
+                        Dispatcher(
+                            store: PostgresDispatchStore(pool: dependencies.pool, owner: UUID(), suppressionSecret: suppressionSecret),
+                            provider: adapter, configuration: provider.dispatcher, logger: dependencies.logger))
+                    if let host = provider.eventsHost {
+                        services.append(
+                            ProviderEventListener(
+                                host: host, port: provider.eventsPort, secret: provider.secret,
+                                store: PostgresProviderEventStore(pool: dependencies.pool), logger: dependencies.logger))
+                    }
+                } catch {
+                    // Only the TLS context can fail here; the service then runs without a dispatcher and says so.
+                    dependencies.logger.error("the provider client could not be made; no dispatcher runs", metadata: ["error": "\(error)"])
+                }
+            }
+            return services
+        }
+        return description
+    }
+
+    /// Applies a batch of the contacts feed; an event that cannot be applied is set aside, never thrown (a thrown
+    /// error would retry the batch for ever and stop the feed for every tenant).
+    public static func applyContactsEvents(
+        _ events: [Switchboard_Common_V1_ChangeEvent], store: PostgresContactsFeedStore, logger: Logger, on connection: PostgresConnection
+    ) async throws {
+        var changes: [ContactEvent] = []
+        for event in events {
+            switch ContactsFeedMapping.outcome(event) {
+            case .apply(let change): changes.append(change)
+            case .ignore: continue
+            case .reject(let reason):
+                try await FeedConsumer.setAside(event, reason: reason, feed: "contacts", schema: defaults.name, logger: logger, on: connection)
+            }
+        }
+        try await store.apply(changes, on: connection)
+    }
+
+    /// Follows the contacts service's cross-tenant feed.
+    static func contactsConsumer(_ source: ContactsFeed, dependencies: ServiceDependencies) -> FeedConsumer {
+        let store = PostgresContactsFeedStore(suppressionSecret: source.suppressionSecret)
+        let token = source.token
+        return FeedConsumer(
+            feed: "contacts", schema: defaults.name,
+            source: .init(
+                transport: GRPCChannel(host: source.host, port: source.port), token: { try await token.token() },
+                resourceTypes: [ContactsFeedMapping.contactType]),
+            pool: dependencies.pool, logger: dependencies.logger
+        ) { [logger = dependencies.logger] events, connection in
+            try await applyContactsEvents(events, store: store, logger: logger, on: connection)
+        }
+    }
+}

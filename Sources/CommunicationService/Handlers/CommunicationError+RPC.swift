@@ -1,0 +1,39 @@
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardServiceKit
+
+extension CommunicationError: RPCErrorConvertible {
+    /// The message type of each kind of resource a NOT_FOUND names.
+    static let resourceTypes = [
+        "interaction": "switchboard.communication.v1.Interaction", "template": "switchboard.communication.v1.Template",
+        "send": "switchboard.communication.v1.Send",
+    ]
+
+    /// The status each domain error is sent as.
+    public var rpcError: RPCError {
+        switch self {
+        case .invalid(let violations):
+            return InvalidRequest(violations).rpcError
+        case .notFound(let kind, let id):
+            var info = Google_Rpc_ResourceInfo()
+            info.resourceType = Self.resourceTypes[kind] ?? kind
+            info.resourceName = id
+            info.description = "not found in the caller's tenant"
+            return RPCError(code: .notFound, message: "\(kind) \(id) not found").withDetails([Google_Protobuf_Any(packing: info)])
+        case .etagMismatch(let current):
+            return RPCError(code: .aborted, message: "the resource changed since it was read (current etag \(current)); read it again and retry")
+        case .forbidden(let message):
+            return RPCError(code: .permissionDenied, message: message)
+        case .consentRefused(let reason):
+            let why = reason == .withdrawn ? "was withdrawn" : "was never given"
+            return RPCError(code: .failedPrecondition, message: "consent for this contact, channel and purpose \(why); nothing was scheduled")
+        case .suppressed:
+            return RPCError(
+                code: .failedPrecondition, message: "send.to_address is on the suppression list (an erased person's); nothing was scheduled")
+        case .notCancellable(let status):
+            return RPCError(code: .failedPrecondition, message: "the send is \(status) and can no longer be cancelled")
+        case .searchTooExpensive:
+            return RPCError(code: .resourceExhausted, message: "the search took too long; use more specific words")
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import FoundationEssentials
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+
+extension CommunicationHandler {
+    private static func sendWrite(
+        _ requestID: String, _ method: MethodDescriptor
+    ) throws -> IdempotentWrite<SendRecord, Switchboard_Communication_V1_Send> {
+        try IdempotentWrite(requestID: requestID, method: method, response: { SendMapping.proto($0) })
+    }
+
+    public func sendMessage(
+        request: Switchboard_Communication_V1_SendMessageRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Send {
+        guard let send = request.send else { throw CommunicationError.invalid([Violation("send", "is required", reason: "REQUIRED")]) }
+        let data = try SendMapping.data(send, values: request.templateValues)
+        let write = try Self.sendWrite(request.requestId, Methods.sendMessage)
+        return try write.response(try await sends.send(data, actor: try context.actor(), write: write.options))
+    }
+
+    public func getSend(
+        request: Switchboard_Communication_V1_GetSendRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Send {
+        SendMapping.proto(try await sends.get(id: try InteractionMapping.requiredID(request.id, field: "id"), actor: try context.actor()))
+    }
+
+    public func cancelSend(
+        request: Switchboard_Communication_V1_CancelSendRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Send {
+        let id = try InteractionMapping.requiredID(request.id, field: "id")
+        let write = try Self.sendWrite(request.requestId, Methods.cancelSend)
+        return try write.response(try await sends.cancel(id: id, actor: try context.actor(), write: write.options))
+    }
+}

@@ -1,0 +1,77 @@
+import FoundationEssentials
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+
+extension CommunicationHandler {
+    private static func templateWrite(
+        _ requestID: String, _ method: MethodDescriptor
+    ) throws -> IdempotentWrite<TemplateRecord, Switchboard_Communication_V1_Template> {
+        try IdempotentWrite(requestID: requestID, method: method, response: { TemplateMapping.proto($0) })
+    }
+
+    /// A version number from a request: 0 means the latest.
+    private static func version(_ value: Int32, field: String) throws -> Int? {
+        guard value >= 0 else { throw CommunicationError.invalid([Violation(field, "must not be negative")]) }
+        return value == 0 ? nil : Int(value)
+    }
+
+    public func createTemplate(
+        request: Switchboard_Communication_V1_CreateTemplateRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Template {
+        guard let template = request.template else { throw CommunicationError.invalid([Violation("template", "is required", reason: "REQUIRED")]) }
+        let data = try TemplateMapping.data(template)
+        let write = try Self.templateWrite(request.requestId, Methods.createTemplate)
+        return try write.response(try await templates.create(data, actor: try context.actor(), write: write.options))
+    }
+
+    public func updateTemplate(
+        request: Switchboard_Communication_V1_UpdateTemplateRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Template {
+        guard let template = request.template else { throw CommunicationError.invalid([Violation("template", "is required", reason: "REQUIRED")]) }
+        let id = try InteractionMapping.requiredID(template.id, field: "template.id")
+        let expected = try Self.version(request.expectedVersion, field: "expected_version")
+        let data = try TemplateMapping.data(template)
+        let write = try Self.templateWrite(request.requestId, Methods.updateTemplate)
+        return try write.response(
+            try await templates.update(id: id, data, expectedVersion: expected, actor: try context.actor(), write: write.options))
+    }
+
+    public func getTemplate(
+        request: Switchboard_Communication_V1_GetTemplateRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Template {
+        TemplateMapping.proto(
+            try await templates.get(
+                id: try InteractionMapping.requiredID(request.id, field: "id"), version: try Self.version(request.version, field: "version"),
+                actor: try context.actor()))
+    }
+
+    public func listTemplates(
+        request: Switchboard_Communication_V1_ListTemplatesRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_ListTemplatesResponse {
+        let (records, next) = try await templates.list(
+            pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor())
+        var response = Switchboard_Communication_V1_ListTemplatesResponse()
+        response.templates = records.map(TemplateMapping.proto)
+        var page = Switchboard_Common_V1_PageResponse()
+        page.nextPageToken = next
+        response.page = page
+        return response
+    }
+
+    public func renderTemplate(
+        request: Switchboard_Communication_V1_RenderTemplateRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_RenderTemplateResponse {
+        let rendering = try await templates.render(
+            id: try InteractionMapping.requiredID(request.templateId, field: "template_id"),
+            version: try Self.version(request.version, field: "version"), values: request.values, actor: try context.actor())
+        var response = Switchboard_Communication_V1_RenderTemplateResponse()
+        response.version = Int32(clamping: rendering.version)
+        response.complete = rendering.complete
+        response.missingVariables = rendering.missing
+        response.subject = rendering.subject
+        response.body = rendering.body
+        return response
+    }
+}

@@ -1,0 +1,192 @@
+import FoundationEssentials
+import SwitchboardPostgres  // UUID text only (UUID(text:)): no pool or database types here
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+
+/// `switchboard.communication.v1.CommunicationService`: turns protobuf requests into domain calls and domain errors
+/// into precise gRPC statuses. No SQL here.
+public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationService_ServiceProtocol {
+    /// The interaction message.
+    public typealias Proto = Switchboard_Communication_V1_Interaction
+    typealias Methods = Switchboard_Communication_V1_CommunicationService.Method
+    let interactions: InteractionDomain
+    /// The consent ledger.
+    let ledger: ConsentDomain
+    /// The templates.
+    let templates: TemplateDomain
+    /// The sends.
+    let sends: SendDomain
+    /// What is held about a person (ExportSubject).
+    let subjects: PostgresSubjectStore
+    let changes: TenantChangeWatcher
+    /// Longest etag a request may name.
+    static let maxETagBytes = 64
+
+    /// Creates the handler.
+    /// - Parameters:
+    ///   - interactions: the interaction use cases.
+    ///   - consent: the consent ledger's use cases.
+    ///   - templates: the template use cases.
+    ///   - sends: the send use cases.
+    ///   - subjects: what is held about a person.
+    ///   - changes: the kit's `WatchChanges`.
+    public init(
+        interactions: InteractionDomain, consent: ConsentDomain, templates: TemplateDomain, sends: SendDomain, subjects: PostgresSubjectStore,
+        changes: TenantChangeWatcher
+    ) {
+        self.subjects = subjects
+        self.interactions = interactions
+        self.ledger = consent
+        self.templates = templates
+        self.sends = sends
+        self.changes = changes
+    }
+
+    /// The verified caller, with whether they hold the admin role (which sees and changes private interactions).
+    private static func viewer(_ context: ServerContext) throws -> Viewer {
+        Viewer(actor: try context.actor(), isAdmin: try context.caller().has(atLeast: .admin))
+    }
+
+    private static func checkETag(_ etag: String) throws {
+        guard etag.utf8.count <= maxETagBytes else {
+            throw CommunicationError.invalid([Violation("etag", "must be at most \(maxETagBytes) bytes", reason: "TOO_LONG")])
+        }
+    }
+
+    private static func write(_ requestID: String, _ method: MethodDescriptor) throws -> IdempotentWrite<InteractionRecord, Proto> {
+        try IdempotentWrite(requestID: requestID, method: method, response: { InteractionMapping.proto($0) })
+    }
+
+    private static func pageResponse(_ next: String) -> Switchboard_Common_V1_PageResponse {
+        var page = Switchboard_Common_V1_PageResponse()
+        page.nextPageToken = next
+        return page
+    }
+
+    // MARK: Interactions
+
+    public func logInteraction(request: Switchboard_Communication_V1_LogInteractionRequest, context: ServerContext) async throws -> Proto {
+        guard let interaction = request.interaction else {
+            throw CommunicationError.invalid([Violation("interaction", "is required", reason: "REQUIRED")])
+        }
+        let data = try InteractionMapping.data(interaction, create: true)
+        let write = try Self.write(request.requestId, Methods.logInteraction)
+        return try write.response(try await interactions.log(data, viewer: try Self.viewer(context), write: write.options))
+    }
+
+    public func getInteraction(request: Switchboard_Communication_V1_GetInteractionRequest, context: ServerContext) async throws -> Proto {
+        InteractionMapping.proto(
+            try await interactions.get(
+                id: try InteractionMapping.requiredID(request.id, field: "id"), includeDeleted: request.includeDeleted,
+                viewer: try Self.viewer(context)))
+    }
+
+    public func updateInteraction(request: Switchboard_Communication_V1_UpdateInteractionRequest, context: ServerContext) async throws -> Proto {
+        guard let interaction = request.interaction else {
+            throw CommunicationError.invalid([Violation("interaction", "is required", reason: "REQUIRED")])
+        }
+        let id = try InteractionMapping.requiredID(interaction.id, field: "interaction.id")
+        let paths = request.updateMask?.paths ?? []
+        if paths.contains("kind"), interaction.kind == .unspecified {
+            throw CommunicationError.invalid([Violation("interaction.kind", "must be EMAIL, CALL, SMS, MEETING or OTHER", reason: "REQUIRED")])
+        }
+        let source = try InteractionMapping.data(interaction, create: false)
+        try Self.checkETag(request.etag)
+        let write = try Self.write(request.requestId, Methods.updateInteraction)
+        return try write.response(
+            try await interactions.update(
+                id: id, from: source, paths: paths, etag: request.etag, viewer: try Self.viewer(context), write: write.options))
+    }
+
+    public func deleteInteraction(request: Switchboard_Communication_V1_DeleteInteractionRequest, context: ServerContext) async throws -> Proto {
+        try Self.checkETag(request.etag)
+        let write = try Self.write(request.requestId, Methods.deleteInteraction)
+        return try write.response(
+            try await interactions.setDeleted(
+                id: try InteractionMapping.requiredID(request.id, field: "id"), deleted: true, etag: request.etag,
+                viewer: try Self.viewer(context), write: write.options))
+    }
+
+    public func undeleteInteraction(
+        request: Switchboard_Communication_V1_UndeleteInteractionRequest, context: ServerContext
+    ) async throws -> Proto {
+        let write = try Self.write(request.requestId, Methods.undeleteInteraction)
+        return try write.response(
+            try await interactions.setDeleted(
+                id: try InteractionMapping.requiredID(request.id, field: "id"), deleted: false, etag: "", viewer: try Self.viewer(context),
+                write: write.options))
+    }
+
+    public func listInteractions(
+        request: Switchboard_Communication_V1_ListInteractionsRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_ListInteractionsResponse {
+        var violations: [Violation] = []
+        var query = InteractionQuery()
+        let contact = InteractionMapping.optionalID(request.contactId, field: "contact_id", violations: &violations)
+        let organization = InteractionMapping.optionalID(request.organizationId, field: "organization_id", violations: &violations)
+        let thread = InteractionMapping.optionalID(request.threadId, field: "thread_id", violations: &violations)
+        let scopes = [contact.map(InteractionScope.contact), organization.map(InteractionScope.organization), thread.map(InteractionScope.thread)]
+            .compactMap { $0 }
+        if scopes.count > 1 {
+            violations.append(Violation("contact_id", "at most one of contact_id, organization_id and thread_id may be set"))
+        }
+        query.scope = scopes.first ?? .all
+        if request.kind != .unspecified {
+            if let kind = InteractionMapping.kind(request.kind) {
+                query.kind = kind
+            } else {
+                violations.append(Violation("kind", "is not an interaction kind"))
+            }
+        }
+        if !request.ownerId.isEmpty {
+            if request.ownerId.utf8.count > InteractionRules.maxOwnerIDBytes || InteractionRules.hasNUL(request.ownerId) {
+                violations.append(Violation("owner_id", "must be at most \(InteractionRules.maxOwnerIDBytes) bytes, without NUL characters"))
+            }
+            query.ownerID = request.ownerId
+        }
+        query.occurredAfter = request.occurredAfter
+        query.occurredBefore = request.occurredBefore
+        query.includeDeleted = request.includeDeleted
+        if !violations.isEmpty { throw CommunicationError.invalid(violations) }
+        let (records, next) = try await interactions.list(
+            query, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", viewer: try Self.viewer(context))
+        var response = Switchboard_Communication_V1_ListInteractionsResponse()
+        response.interactions = records.map(InteractionMapping.proto)
+        response.page = Self.pageResponse(next)
+        return response
+    }
+
+    public func searchInteractions(
+        request: Switchboard_Communication_V1_SearchInteractionsRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_SearchInteractionsResponse {
+        let (records, next) = try await interactions.search(
+            request.query, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "",
+            viewer: try Self.viewer(context))
+        var response = Switchboard_Communication_V1_SearchInteractionsResponse()
+        response.interactions = records.map(InteractionMapping.proto)
+        response.page = Self.pageResponse(next)
+        return response
+    }
+
+    public func listFollowUpsDue(
+        request: Switchboard_Communication_V1_ListFollowUpsDueRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_ListFollowUpsDueResponse {
+        let (records, next) = try await interactions.followUps(
+            ownerID: request.ownerId, dueBefore: request.dueBefore, pageSize: Int(request.page?.pageSize ?? 0),
+            pageToken: request.page?.pageToken ?? "", viewer: try Self.viewer(context))
+        var response = Switchboard_Communication_V1_ListFollowUpsDueResponse()
+        response.interactions = records.map(InteractionMapping.proto)
+        response.page = Self.pageResponse(next)
+        return response
+    }
+
+    // MARK: Changes
+
+    public func watchChanges(
+        request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext
+    ) async throws {
+        try await changes.watch(request, responses: responses, context: context)
+    }
+}

@@ -1,0 +1,54 @@
+import FoundationEssentials
+import SwitchboardPostgres  // UUID text only
+import SwitchboardProtos
+import SwitchboardServiceKit
+
+/// The contacts feed's events (`switchboard.common.v1.ChangeEvent` of `switchboard.contacts.v1.Contact`) as the
+/// communication service applies them. The resource is the Contact's proto3 JSON (unknown fields ignored).
+enum ContactsFeedMapping {
+    static let contactType = "switchboard.contacts.v1.Contact"
+
+    /// What to do with an event.
+    enum Outcome: Equatable {
+        /// Apply it.
+        case apply(ContactEvent)
+        /// Not followed (another type or kind).
+        case ignore
+        /// A Contact event that cannot be applied: set aside, never retried for ever.
+        case reject(String)
+    }
+
+    static func outcome(_ event: Switchboard_Common_V1_ChangeEvent) -> Outcome {
+        guard event.resourceType == contactType else { return .ignore }
+        guard let id = UUID(text: event.resourceId) else { return .reject("resource_id is not a UUID") }
+        guard !event.tenantId.isEmpty else { return .reject("tenant_id is empty") }
+        switch event.kind {
+        case .created, .updated, .undeleted, .deleted:
+            if event.kind == .deleted { return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .deleted)) }
+            var options = ProtoJSONDecodingOptions()
+            options.ignoreUnknownFields = true
+            let contact: Switchboard_Contacts_V1_Contact
+            do {
+                contact = try Switchboard_Contacts_V1_Contact(
+                    protoJSONText: (event.resource ?? Google_Protobuf_Struct()).protoJSONText(), options: options)
+            } catch {
+                return .reject("the Contact payload does not decode: \(error)")
+            }
+            if contact.audit?.deleteTime != nil { return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .deleted)) }
+            let phones = contact.phones.map { $0.e164.isEmpty ? $0.number : $0.e164 }
+            return .apply(
+                ContactEvent(tenantID: event.tenantId, contactID: id, kind: .addresses(emails: contact.emails.map(\.address), phones: phones)))
+        case .merged:
+            guard let winner = event.relatedIds.first.flatMap(UUID.init(text:)) else {
+                return .reject("a MERGED event needs the winner's id in related_ids[0]")
+            }
+            guard winner != id else { return .reject("related_ids[0] is the contact itself") }
+            return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .merged(winner: winner)))
+        case .erased:
+            return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .erased))
+        default:
+            // UNMERGED is not followed yet: what a merge moved stays with the winner (services/communication/README.md).
+            return .ignore
+        }
+    }
+}

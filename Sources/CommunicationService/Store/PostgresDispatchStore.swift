@@ -1,0 +1,206 @@
+import FoundationEssentials
+import SwitchboardPostgres
+import SwitchboardServiceKit
+
+/// A send a dispatcher claimed: what the provider call needs, and the fencing values its result is recorded with.
+public struct ClaimedSend: Sendable, Hashable {
+    /// The tenant (never sent to the provider; used to check consent and to record the result).
+    public var tenantID: String
+    /// The send, and the provider's idempotency key.
+    public var id: UUID
+    /// The recipient.
+    public var contactID: UUID
+    /// The channel.
+    public var channel: Channel
+    /// The purpose consent is checked for.
+    public var purpose: String
+    /// The address (checked against the suppression list).
+    public var toAddress: String
+    /// The exact bytes to post.
+    public var payload: [UInt8]
+    /// This attempt's number (1 for the first); with the lease owner it fences the result.
+    public var attempt: Int
+    /// Attempts allowed.
+    public var maxAttempts: Int
+}
+
+/// How a dispatch attempt ended, as recorded.
+public enum DispatchOutcome: Sendable, Hashable {
+    /// The provider accepted the message.
+    case sent(providerMessageID: String)
+    /// Refused before any provider call (consent).
+    case refused(reason: String)
+    /// The provider refused it for good.
+    case failed(reason: String)
+    /// A retryable failure: try again after `delaySeconds` (from the database's now), unless attempts are exhausted.
+    case retry(reason: String, delaySeconds: Double)
+}
+
+/// The dispatcher's side of `communication.sends`: claims across tenants (the `app.dispatcher` RLS policies admit
+/// SELECT and UPDATE only), consent reads within the send's tenant, results fenced by lease owner and attempt.
+public struct PostgresDispatchStore: Sendable {
+    let pool: PostgresPool
+    /// This process's dispatcher id: the lease owner.
+    let owner: UUID
+    /// The secret of the suppression hashes; nil when the service keeps no suppression list.
+    let suppressionSecret: [UInt8]?
+    /// The change feed the logged interaction is recorded in.
+    let feed: ChangeFeed
+    /// The published form of the logged interaction.
+    let publish: @Sendable (InteractionRecord) throws -> String
+
+    /// Creates the store.
+    /// - Parameters:
+    ///   - pool: the service's pool.
+    ///   - owner: the lease owner id of this dispatcher.
+    ///   - suppressionSecret: the secret of the suppression hashes, if the service keeps the list.
+    ///   - publish: the change-event payload of the interaction a SENT send logs (``CommunicationService/publishInteraction``).
+    public init(
+        pool: PostgresPool, owner: UUID, suppressionSecret: [UInt8]? = nil,
+        publish: @escaping @Sendable (InteractionRecord) throws -> String = CommunicationService.publishInteraction
+    ) {
+        self.pool = pool
+        self.owner = owner
+        self.suppressionSecret = suppressionSecret
+        self.feed = ChangeFeed(schema: CommunicationService.defaults.name)
+        self.publish = publish
+    }
+
+    static let dispatcher = ["app.dispatcher": "on"]
+
+    /// Fails sends whose last lease expired with no attempts left (their dispatcher died mid-call: the outcome of that
+    /// call is unknown, and the provider deduplicates by idempotency key if it did arrive).
+    /// - Returns: how many were failed.
+    @discardableResult
+    public func failExhausted() async throws -> Int {
+        try await pool.query(
+            settings: Self.dispatcher,
+            """
+            UPDATE communication.sends SET status = 4, lease_owner = NULL, lease_until = NULL, version = version + 1, updated_at = now(),
+                updated_by = 'dispatcher',
+                last_error = 'gave up after ' || attempts || ' attempts; the last one''s outcome is unknown (its dispatcher stopped)'
+            WHERE status = 2 AND lease_until < now() AND attempts >= max_attempts
+            RETURNING id
+            """
+        ).rows.count
+    }
+
+    /// Claims up to `limit` due sends with attempts left: SCHEDULED ones whose time came, and SENDING ones whose
+    /// lease expired. `FOR UPDATE SKIP LOCKED` lets replicas claim side by side without waiting or claiming twice.
+    public func claim(limit: Int, leaseSeconds: Int) async throws -> [ClaimedSend] {
+        try await pool.query(
+            settings: Self.dispatcher,
+            """
+            UPDATE communication.sends s SET status = 2, attempts = s.attempts + 1, lease_owner = $1,
+                lease_until = now() + $2::int8 * interval '1 second', version = s.version + 1, updated_at = now(), updated_by = 'dispatcher'
+            FROM (
+                SELECT tenant_id, id FROM communication.sends
+                WHERE status IN (1, 2) AND next_attempt_at <= now() AND (status = 1 OR lease_until < now()) AND attempts < max_attempts
+                ORDER BY next_attempt_at
+                LIMIT $3
+                FOR UPDATE SKIP LOCKED
+            ) due
+            WHERE s.tenant_id = due.tenant_id AND s.id = due.id
+            RETURNING s.tenant_id, s.id, s.contact_id, s.channel, s.purpose, s.to_address, s.payload, s.attempts, s.max_attempts
+            """, [.uuid(owner), .int(Int64(leaseSeconds)), .int(Int64(limit))]
+        ).rows.map { row in
+            ClaimedSend(
+                tenantID: try row.string("tenant_id"), id: try row.uuid("id"), contactID: try row.uuid("contact_id"),
+                channel: Channel(rawValue: Int(try row.int("channel"))) ?? .email, purpose: try row.string("purpose"),
+                toAddress: try row.string("to_address"), payload: try row.bytes("payload"),
+                attempt: Int(try row.int("attempts")), maxAttempts: Int(try row.int("max_attempts")))
+        }
+    }
+
+    /// Why this send must not go out now, or nil: its address is suppressed (an erased person's), or consent is
+    /// missing or withdrawn. Read in the send's tenant at dispatch time.
+    public func refusal(for send: ClaimedSend) async throws -> String? {
+        if let secret = suppressionSecret {
+            let kind = AddressRules.kind(of: send.channel)
+            let suppressed = try await pool.query(
+                settings: ["app.tenant_id": send.tenantID],
+                "SELECT 1 AS hit FROM communication.suppressions WHERE tenant_id = $1 AND kind = $2 AND address_hash = $3",
+                [.text(send.tenantID), .text(kind), .text(AddressRules.suppressionHash(send.toAddress, kind: kind, secret: secret))]
+            ).first
+            if suppressed != nil { return "the address is on the suppression list" }
+        }
+        let decision = try await consent(for: send)
+        guard !decision.allowed else { return nil }
+        return decision.reason == .withdrawn ? "consent was withdrawn before the send was due" : "no consent when the send was due"
+    }
+
+    /// The latest consent entry deciding this send, read in its tenant.
+    public func consent(for send: ClaimedSend) async throws -> ConsentDecision {
+        ConsentDecision.from(
+            latest: try await PostgresConsentStore.latest(
+                pool: pool, contactID: send.contactID, channel: send.channel, purpose: send.purpose, tenantID: send.tenantID))
+    }
+
+    /// Records an attempt's outcome, if this dispatcher still holds the send at this attempt (a dispatcher whose lease
+    /// expired and whose send was claimed again records nothing).
+    /// - Returns: whether the outcome was recorded.
+    @discardableResult
+    public func record(_ outcome: DispatchOutcome, for send: ClaimedSend) async throws -> Bool {
+        let fence = "tenant_id = $1 AND id = $2 AND status = 2 AND lease_owner = $3 AND attempts = $4"
+        let base: [PostgresValue] = [.text(send.tenantID), .uuid(send.id), .uuid(owner), .int(Int64(send.attempt))]
+        let common = "lease_owner = NULL, lease_until = NULL, version = version + 1, updated_at = now(), updated_by = 'dispatcher'"
+        let sql: String
+        var binds = base
+        switch outcome {
+        case .sent(let messageID):
+            sql = "UPDATE communication.sends SET status = 3, sent_at = now(), provider_message_id = $5, last_error = '', \(common) WHERE \(fence)"
+            binds.append(.text(messageID))
+        case .refused(let reason):
+            sql = "UPDATE communication.sends SET status = 6, last_error = $5, \(common) WHERE \(fence)"
+            binds.append(.text(reason))
+        case .failed(let reason):
+            sql = "UPDATE communication.sends SET status = 4, last_error = $5, \(common) WHERE \(fence)"
+            binds.append(.text(reason))
+        case .retry(let reason, let delay):
+            // Out of attempts: failed, with the last reason. Otherwise scheduled again at the database's now + delay.
+            sql = """
+                UPDATE communication.sends SET
+                    status = CASE WHEN attempts >= max_attempts THEN 4 ELSE 1 END,
+                    last_error = CASE WHEN attempts >= max_attempts THEN 'gave up after ' || attempts || ' attempts: ' || $5 ELSE $5 END,
+                    next_attempt_at = now() + $6::float8 * interval '1 second', \(common)
+                WHERE \(fence)
+                """
+            binds += [.text(reason), .double(delay)]
+        }
+        return try await pool.transaction(settings: Self.dispatcher) { c in
+            guard try await c.query(sql + " RETURNING id", binds).rows.count == 1 else { return false }
+            if case .sent = outcome { try await logInteraction(send, on: c) }
+            return true
+        }
+    }
+
+    /// Logs a SENT send as an outbound interaction (id = the send's id) in the recording's transaction, within the
+    /// send's tenant, with its change event.
+    private func logInteraction(_ send: ClaimedSend, on c: PostgresConnection) async throws {
+        try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(send.tenantID)])
+        guard
+            let row = try await c.query(
+                """
+                INSERT INTO communication.interactions AS i (tenant_id, id, kind, direction, contact_ids, addresses, subject, body, occurred_at,
+                    visibility, owner_id, template_id, template_version, created_at, created_by, updated_at, updated_by)
+                SELECT tenant_id, id, CASE channel WHEN 1 THEN 1 WHEN 2 THEN 3 ELSE 2 END, 2, ARRAY[contact_id], ARRAY[to_address], subject, body,
+                    now(), 1, created_by, template_id, template_version, now(), 'dispatcher', now(), 'dispatcher'
+                FROM communication.sends WHERE tenant_id = $1 AND id = $2
+                ON CONFLICT (tenant_id, id) DO NOTHING
+                RETURNING \(PostgresInteractionStore.columns)
+                """, [.text(send.tenantID), .uuid(send.id)]
+            ).first
+        else { return }
+        let record = try PostgresInteractionStore.record(row)
+        try await c.query(
+            """
+            INSERT INTO communication.interaction_contacts (tenant_id, contact_id, occurred_at, interaction_id)
+            SELECT tenant_id, $2, occurred_at, id FROM communication.interactions WHERE tenant_id = $1 AND id = $3
+            """, [.text(send.tenantID), .uuid(send.contactID), .uuid(send.id)])
+        try await feed.record(
+            ChangeRecord(
+                resourceType: PostgresInteractionStore.interactionType, resourceID: send.id.lowercaseText, kind: .created,
+                resourceJSON: try publish(record), actorID: "dispatcher", relatedIDs: [send.id.lowercaseText]),
+            tenantID: send.tenantID, on: c)
+    }
+}

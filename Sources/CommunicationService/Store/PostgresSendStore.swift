@@ -1,0 +1,129 @@
+import FoundationEssentials
+import SwitchboardPostgres
+import SwitchboardServiceKit
+
+/// ``SendStore`` on PostgreSQL: `communication.sends`, written by requests within their tenant.
+public struct PostgresSendStore: SendStore {
+    let pool: PostgresPool
+    let feed: ChangeFeed
+    let idempotency: Idempotency
+    /// The published form of a send in change events (its proto3 JSON), made by the handlers' mapping.
+    let publish: @Sendable (SendRecord) throws -> String
+
+    static let sendType = "switchboard.communication.v1.Send"
+    static let columns = """
+        id, contact_id, channel, purpose, to_address, subject, body, template_id, template_version, send_at, status, attempts, last_error, \
+        provider_message_id, sent_at, created_at, created_by, updated_at, updated_by, delivery_state
+        """
+
+    /// Creates the store.
+    /// - Parameters:
+    ///   - pool: the service's pool.
+    ///   - feed: the change feed.
+    ///   - idempotency: the kit's idempotency keys.
+    ///   - publish: the change-event payload of a send.
+    public init(pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, publish: @escaping @Sendable (SendRecord) throws -> String) {
+        self.pool = pool
+        self.feed = feed
+        self.idempotency = idempotency
+        self.publish = publish
+    }
+
+    public func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
+        try await idempotency.replay(write, actor: actor, pool: pool)
+    }
+
+    static func record(_ row: PostgresRow) throws -> SendRecord {
+        var template: TemplateReference?
+        if case .uuid(let id) = row["template_id"], case .int(let version) = row["template_version"] {
+            template = TemplateReference(id: id, version: Int(version))
+        }
+        var record = SendRecord(
+            id: try row.uuid("id"), contactID: try row.uuid("contact_id"), channel: Channel(rawValue: Int(try row.int("channel"))) ?? .email,
+            purpose: try row.string("purpose"), toAddress: try row.string("to_address"), subject: try row.string("subject"),
+            body: try row.string("body"), template: template, sendAt: try row.date("send_at"),
+            status: SendStatus(rawValue: Int(try row.int("status"))) ?? .failed, attempts: Int(try row.int("attempts")),
+            lastError: try row.string("last_error"), providerMessageID: try row.string("provider_message_id"),
+            sentAt: try row.optionalDate("sent_at"),
+            createdAt: try row.date("created_at"), createdBy: try row.string("created_by"), updatedAt: try row.date("updated_at"),
+            updatedBy: try row.string("updated_by"))
+        record.deliveryState = DeliveryState(rawValue: Int(try row.int("delivery_state"))) ?? .none
+        return record
+    }
+
+    private func recordChange(_ record: SendRecord, kind: ChangeKind, actor: Actor, on c: PostgresConnection) async throws {
+        try await feed.record(
+            ChangeRecord(
+                resourceType: Self.sendType, resourceID: record.id.lowercaseText, kind: kind, resourceJSON: try publish(record),
+                actorID: actor.userID,
+                relatedIDs: [record.contactID.lowercaseText]),
+            tenantID: actor.tenantID, on: c)
+    }
+
+    public func insert(
+        id: UUID, _ data: SendData, subject: String, body: String, template: TemplateReference?, payload: [UInt8], maxAttempts: Int, actor: Actor,
+        write: WriteOptions<SendRecord>
+    ) async throws -> WriteOutcome<SendRecord> {
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            // send_at in the past or absent means now, by the database's clock (the dispatcher compares with it).
+            let row = try await c.query(
+                """
+                INSERT INTO communication.sends (tenant_id, id, contact_id, channel, purpose, to_address, subject, body, template_id,
+                    template_version, payload, send_at, max_attempts, next_attempt_at, created_by, updated_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, greatest(coalesce($12, now()), now()), $13,
+                    greatest(coalesce($12, now()), now()), $14, $14)
+                RETURNING \(Self.columns)
+                """,
+                [
+                    .text(actor.tenantID), .uuid(id), .uuid(data.contactID), .int(Int64(data.channel.rawValue)), .text(data.purpose),
+                    .text(data.toAddress), .text(subject), .text(body), template.map { .uuid($0.id) } ?? .null,
+                    template.map { .int(Int64($0.version)) } ?? .null, .bytes(payload), data.sendAt.map(PostgresValue.timestamp) ?? .null,
+                    .int(Int64(maxAttempts)), .text(actor.userID),
+                ]
+            ).first!
+            let record = try Self.record(row)
+            try await recordChange(record, kind: .created, actor: actor, on: c)
+            return record
+        }
+    }
+
+    public func fetch(id: UUID, actor: Actor) async throws -> SendRecord? {
+        try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID], "SELECT \(Self.columns) FROM communication.sends WHERE tenant_id = $1 AND id = $2",
+            [.text(actor.tenantID), .uuid(id)]
+        ).first.map(Self.record)
+    }
+
+    public func isSuppressed(kind: String, hash: String, actor: Actor) async throws -> Bool {
+        try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            "SELECT 1 AS hit FROM communication.suppressions WHERE tenant_id = $1 AND kind = $2 AND address_hash = $3",
+            [.text(actor.tenantID), .text(kind), .text(hash)]
+        ).first != nil
+    }
+
+    public func cancel(id: UUID, actor: Actor, write: WriteOptions<SendRecord>) async throws -> WriteOutcome<SendRecord> {
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            // status = 1 means no dispatcher holds it: the claim sets 2 in the same row under its lock, so a cancel and
+            // a claim cannot both succeed.
+            guard
+                let row = try await c.query(
+                    """
+                    UPDATE communication.sends SET status = 5, version = version + 1, updated_at = now(), updated_by = $3
+                    WHERE tenant_id = $1 AND id = $2 AND status = 1
+                    RETURNING \(Self.columns)
+                    """, [.text(actor.tenantID), .uuid(id), .text(actor.userID)]
+                ).first
+            else {
+                let current = try await c.query(
+                    "SELECT status FROM communication.sends WHERE tenant_id = $1 AND id = $2", [.text(actor.tenantID), .uuid(id)]
+                ).first
+                guard let current else { throw CommunicationError.notFound(kind: "send", id: id.lowercaseText) }
+                throw CommunicationError.notCancellable(SendStatus(rawValue: Int(try current.int("status"))) ?? .failed)
+            }
+            let record = try Self.record(row)
+            try await recordChange(record, kind: .updated, actor: actor, on: c)
+            return record
+        }
+    }
+}

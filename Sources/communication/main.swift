@@ -1,0 +1,4 @@
+import CommunicationService
+import SwitchboardServiceKit
+
+await ServiceCommand<CommunicationService>.start()

@@ -1,0 +1,179 @@
+import CommunicationService
+import Foundation
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+import SwitchboardServiceKitTestSupport
+import SwitchboardTestSupport
+import Testing
+
+/// The contacts feed applied as the consumer applies it (one batch in one transaction), with real ChangeEvents.
+@Suite("Communication service: the contacts feed", .serialized)
+final class ContactsFeedTests {
+    static let suppressionSecret = Array("suppression-secret-0123456789abcdef0123".utf8)
+    let harness: CommunicationHarness
+    let provider: FakeProvider
+
+    init() async throws {
+        provider = try await FakeProvider.start()
+        // The feed's address is a closed port: the consumer retries in the background; the tests apply events directly.
+        let feed = CommunicationService.ContactsFeed(
+            host: "127.0.0.1", port: 1, token: .file("/nonexistent"), suppressionSecret: Self.suppressionSecret)
+        harness = try await CommunicationHarness.start(contactsFeed: feed)
+    }
+    deinit {
+        let (h, p) = (harness, provider)
+        Task {
+            await h.stop()
+            await p.stop()
+        }
+    }
+
+    private func event(
+        _ tenant: String, _ contact: String, _ kind: Switchboard_Common_V1_ChangeKind, emails: [String] = [], phones: [String] = [],
+        related: [String] = []
+    ) throws -> Switchboard_Common_V1_ChangeEvent {
+        var e = Switchboard_Common_V1_ChangeEvent()
+        e.tenantId = tenant
+        e.resourceType = "switchboard.contacts.v1.Contact"
+        e.resourceId = contact
+        e.kind = kind
+        e.relatedIds = related
+        var c = Switchboard_Contacts_V1_Contact()
+        c.id = contact
+        c.emails = emails.map {
+            var m = Switchboard_Contacts_V1_Email()
+            m.address = $0
+            return m
+        }
+        c.phones = phones.map {
+            var p = Switchboard_Contacts_V1_Phone()
+            p.number = $0
+            p.e164 = $0.filter { $0 == "+" || $0.isNumber }
+            return p
+        }
+        e.resource = try Google_Protobuf_Struct(protoJSONText: try c.protoJSONText())
+        return e
+    }
+
+    private func apply(_ events: [Switchboard_Common_V1_ChangeEvent]) async throws {
+        _ = try await harness.pool.transaction { c in
+            try await CommunicationService.applyContactsEvents(
+                events, store: PostgresContactsFeedStore(suppressionSecret: Self.suppressionSecret), logger: .init(label: "feed"), on: c)
+        }
+    }
+
+    @Test("created/updated contacts fill the address directory; DELETED cancels the contact's pending sends")
+    func directoryAndDelete() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let contact = newID()
+        try await apply([try event(t, contact, .created, emails: [" Ada@Example.com "], phones: ["+49 30 1234"])])
+        let rows = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query("SELECT kind, address FROM communication.contact_addresses WHERE tenant_id = $1 ORDER BY kind", [.text(t)]).rows.map {
+                "\(try $0.string("kind")):\(try $0.string("address"))"
+            }
+        }
+        #expect(rows == ["email:ada@example.com", "phone:+49301234"])
+        _ = try await client.recordConsent(contact: contact)
+        let pending = try await client.send(contact: contact) { $0.sendAt = Date().addingTimeInterval(3600) }
+        try await apply([try event(t, contact, .deleted)])
+        let cancelled = try await client.getSend(pending.id)
+        #expect(cancelled.status == .cancelled && cancelled.lastError == "the contact was deleted")
+    }
+
+    @Test("MERGED re-points interactions and pending sends to the winner and merges consent: the most restrictive wins")
+    func merge() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let (loser, winner) = (newID(), newID())
+        let logged = try await client.log(.call, subject: "with the loser") { $0.contactIds = [loser] }
+        let both = try await client.log(.meeting, subject: "with both") { $0.contactIds = [loser, winner] }
+        _ = try await client.recordConsent(contact: winner)
+        _ = try await client.recordConsent(contact: loser, channel: .sms, purpose: "surveys")
+        _ = try await client.recordConsent(contact: loser)
+        _ = try await client.recordConsent(contact: loser, status: .withdrawn, basis: .unspecified, source: "unsubscribe")
+        let pending = try await client.send(contact: loser, to: "+1 555 0199", purpose: "surveys") {
+            $0.channel = .sms
+            $0.sendAt = Date().addingTimeInterval(3600)
+        }
+        try await apply([try event(t, loser, .merged, related: [winner])])
+        #expect(try await client.get(logged.id).contactIds == [winner])
+        #expect(try await client.get(both.id).contactIds == [winner])
+        #expect(try await client.list { $0.contactId = loser }.interactions.isEmpty)
+        #expect(Set(try await client.list { $0.contactId = winner }.interactions.map(\.id)) == [logged.id, both.id])
+        let decision = try await client.checkConsent(contact: winner)
+        #expect(!decision.allowed && decision.reason == .withdrawn && decision.decidedBy?.source == "merged from contact \(loser)")
+        #expect(try await client.getSend(pending.id).contactId == winner)
+        // A grant of the loser is not copied.
+        #expect(try await client.checkConsent(contact: winner, channel: .sms, purpose: "surveys").reason == .noConsent)
+    }
+
+    @Test("ERASED redacts the person's rows, keeps only an HMAC of each address, and the address is never messaged again")
+    func erasure() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let (person, other) = (newID(), newID())
+        try await apply([try event(t, person, .created, emails: ["p@x.io"], phones: ["+1 555 0100"])])
+        let own = try await client.log(.email, subject: "secret subject") {
+            $0.contactIds = [person]
+            $0.body = "secret body"
+            $0.addresses = ["p@x.io"]
+        }
+        let shared = try await client.log(.meeting, subject: "team meeting") {
+            $0.contactIds = [person, other]
+            $0.addresses = ["P@x.io", "someone@else.io"]
+        }
+        _ = try await client.recordConsent(contact: other)
+        // A send due soon to the person's address under another contact: the dispatcher must refuse it after erasure.
+        let laterSend = try await client.send(contact: other, to: "p@x.io") { $0.sendAt = Date().addingTimeInterval(1) }
+        try await apply([try event(t, person, .erased, related: ["erasure-1"])])
+
+        let redacted = try await client.get(own.id)
+        #expect(redacted.subject.isEmpty && redacted.body.isEmpty && redacted.contactIds.isEmpty && redacted.addresses.isEmpty)
+        let kept = try await client.get(shared.id)
+        #expect(kept.subject == "team meeting" && kept.contactIds == [other] && kept.addresses == ["someone@else.io"])
+        #expect(try await client.list { $0.contactId = person }.interactions.isEmpty)
+        let suppressions = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query("SELECT kind, address_hash FROM communication.suppressions WHERE tenant_id = $1 ORDER BY kind", [.text(t)]).rows
+                .map { "\(try $0.string("kind")):\(try $0.string("address_hash"))" }
+        }
+        #expect(
+            Set(suppressions) == [
+                "email:" + AddressRules.suppressionHash("p@x.io", kind: "email", secret: Self.suppressionSecret),
+                "phone:" + AddressRules.suppressionHash("+15550100", kind: "phone", secret: Self.suppressionSecret),
+            ])
+        #expect(!suppressions.joined().contains("p@x.io"))
+        // Never messaged again: refused at request time (any contact, any spelling of the address)…
+        #expect(await code { _ = try await client.send(contact: other, to: " P@X.io ") } == .failedPrecondition)
+        // …and at dispatch time for a send made before the erasure.
+        let settings = CommunicationHarness.providerSettings(provider)
+        let dispatcher = Dispatcher(
+            store: PostgresDispatchStore(pool: harness.pool, owner: UUID(), suppressionSecret: Self.suppressionSecret),
+            provider: ProviderAdapter(client: try WebhookClient(endpoint: settings.endpoint), secret: settings.secret, timeout: .seconds(1)),
+            configuration: settings.dispatcher, logger: .init(label: "dispatcher"))
+        let running = Task { try await dispatcher.run() }
+        defer { running.cancel() }
+        let refused = try await client.settled(laterSend.id)
+        #expect(refused.status == .refused && refused.lastError.contains("suppression"), "\(refused)")
+        #expect(provider.requests.allSatisfy { $0.idempotencyKey != laterSend.id })
+    }
+
+    @Test("an event that cannot be applied is set aside and the rest of the batch applies")
+    func setAside() async throws {
+        let t = tenant()
+        let contact = newID()
+        var broken = try event(t, newID(), .merged)
+        broken.sequence = 7
+        try await apply([broken, try event(t, contact, .created, emails: ["ok@x.io"])])
+        let (dead, rows) = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            (
+                try await c.query("SELECT count(*) AS n FROM communication.feed_dead_letters WHERE tenant_id = $1", [.text(t)]).first!.int("n"),
+                try await c.query("SELECT count(*) AS n FROM communication.contact_addresses WHERE tenant_id = $1", [.text(t)]).first!.int("n")
+            )
+        }
+        #expect(dead == 1 && rows == 1)
+    }
+}

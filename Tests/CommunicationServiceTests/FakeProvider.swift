@@ -1,0 +1,136 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A provider webhook for tests (never part of production): records every request it receives and answers as the
+/// test's script says: accept, fail with a status (and Retry-After), answer late, or never answer. Like a real
+/// provider it deduplicates by `Idempotency-Key`: ``deliveries`` counts the messages it would actually have sent.
+final class FakeProvider: Sendable {
+    /// One received request.
+    struct Request: Sendable {
+        var headers: [String: String]
+        var body: [UInt8]
+        var idempotencyKey: String { headers["idempotency-key"] ?? "" }
+        var signature: String { headers["x-switchboard-signature"] ?? "" }
+        var attempt: Int { Int(headers["x-switchboard-attempt"] ?? "") ?? 0 }
+    }
+
+    /// How to answer a request.
+    enum Answer: Sendable {
+        /// 200 with `{"id": …}`.
+        case accept
+        /// This status, with a Retry-After header when given.
+        case status(Int, retryAfter: String? = nil)
+        /// Accept, after a delay.
+        case late(Duration)
+        /// Never answer (the connection stays open until the client gives up).
+        case hang
+    }
+
+    private let state = Mutex<(requests: [Request], delivered: Set<String>, script: [Answer], fallback: Answer)>(([], [], [], .accept))
+    private let channel: any Channel
+    /// The port it listens on (loopback).
+    let port: Int
+    /// Its URL.
+    var url: String { "http://127.0.0.1:\(port)/hooks/send" }
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        self.port = channel.localAddress?.port ?? 0
+    }
+
+    /// Starts a provider on a free loopback port.
+    static func start() async throws -> FakeProvider {
+        let box = Mutex<FakeProvider?>(nil)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(provider: { box.withLock { $0 } }))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let provider = FakeProvider(channel: channel)
+        box.withLock { $0 = provider }
+        return provider
+    }
+
+    func stop() async { try? await channel.close() }
+
+    /// Answers the next requests in order, then `fallback`.
+    func script(_ answers: [Answer], then fallback: Answer = .accept) {
+        state.withLock {
+            $0.script = answers
+            $0.fallback = fallback
+        }
+    }
+
+    var requests: [Request] { state.withLock { $0.requests } }
+    /// Distinct idempotency keys accepted: the messages a deduplicating provider sent.
+    var deliveries: Set<String> { state.withLock { $0.delivered } }
+
+    fileprivate func receive(_ request: Request) -> Answer {
+        state.withLock {
+            $0.requests.append(request)
+            let answer = $0.script.isEmpty ? $0.fallback : $0.script.removeFirst()
+            switch answer {
+            case .accept, .late: $0.delivered.insert(request.idempotencyKey)
+            default: break
+            }
+            return answer
+        }
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let provider: @Sendable () -> FakeProvider?
+        var head: HTTPRequestHead?
+        var body: [UInt8] = []
+
+        init(provider: @escaping @Sendable () -> FakeProvider?) { self.provider = provider }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let h):
+                head = h
+                body = []
+            case .body(var buffer): body += buffer.readBytes(length: buffer.readableBytes) ?? []
+            case .end:
+                guard let head, let provider = provider() else { return }
+                var headers: [String: String] = [:]
+                for (name, value) in head.headers { headers[name.lowercased()] = value }
+                let request = Request(headers: headers, body: body)
+                let answer = provider.receive(request)
+                let loop = context.eventLoop
+                let bound = NIOLoopBound((self, context), eventLoop: loop)
+                switch answer {
+                case .accept: bound.value.0.respond(bound.value.1, status: 200, id: request.idempotencyKey, retryAfter: nil)
+                case .status(let code, let retryAfter): bound.value.0.respond(bound.value.1, status: code, id: nil, retryAfter: retryAfter)
+                case .late(let delay):
+                    let nanos = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+                    loop.scheduleTask(in: .nanoseconds(nanos)) {
+                        bound.value.0.respond(bound.value.1, status: 200, id: request.idempotencyKey, retryAfter: nil)
+                    }
+                case .hang: break
+                }
+            }
+        }
+
+        func respond(_ context: ChannelHandlerContext, status: Int, id: String?, retryAfter: String?) {
+            let text = id.map { "{\"id\":\"msg-\($0)\"}" } ?? "{\"error\":\"scripted\"}"
+            var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(text.utf8.count)), ("Connection", "close")])
+            if let retryAfter { headers.add(name: "Retry-After", value: retryAfter) }
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            written.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import CommunicationService
+import Foundation
+import SwitchboardServiceKit
+import Testing
+
+/// The template scanner and rendering rules, pure.
+@Suite("Communication service: template rules")
+struct TemplateRulesTests {
+    private func variables(_ text: String) throws -> [String] {
+        try TemplateScanner.scan(text).compactMap { if case .variable(let v) = $0 { v } else { nil } }
+    }
+
+    @Test("placeholders: names with dots, spaces inside the braces, literals kept, braces without a placeholder refused")
+    func scanning() throws {
+        #expect(try variables("Hi {{contact.first_name}}, your tier is {{ custom.tier }}.") == ["contact.first_name", "custom.tier"])
+        #expect(try variables("no placeholders, a single { brace and a } one") == [])
+        #expect(try variables("") == [])
+        #expect(try variables("{{a}}{{b}}") == ["a", "b"])
+        let pieces = try TemplateScanner.scan("x{{a}}y")
+        #expect(pieces.count == 3)
+        for bad in ["{{", "{{}}", "{{ }}", "{{1x}}", "{{a-b}}", "{{a}", "{{a} }", "text {{x{{x}}", "{{\(String(repeating: "a", count: 65))}}"] {
+            #expect(throws: TemplateScanner.Malformed.self, "\(bad)") { _ = try TemplateScanner.scan(bad) }
+        }
+        #expect(try variables("{{\(String(repeating: "a", count: 64))}}").first?.count == 64)
+        do {
+            _ = try TemplateScanner.scan("héllo {{ bad! }}")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.offset == 7)  // bytes, not characters
+        }
+    }
+
+    @Test("the scanner is linear on adversarial input: 1 MB of \"{{x\" and of \"{{\" are refused at once, 64 KB of placeholders scan fast")
+    func linearTime() throws {
+        let clock = ContinuousClock()
+        for text in [String(repeating: "{{x", count: 350_000), String(repeating: "{", count: 1_000_000), String(repeating: "{{ x ", count: 200_000)] {
+            let started = clock.now
+            #expect(throws: TemplateScanner.Malformed.self) { _ = try TemplateScanner.scan(text) }
+            #expect(clock.now - started < .seconds(1))
+        }
+        // Valid text with many placeholders and near-misses costs time proportional to its length.
+        let many = String(repeating: "{{a}} { x } ", count: 100_000)
+        let started = clock.now
+        #expect(try TemplateScanner.scan(many).count == 200_000)
+        #expect(clock.now - started < .seconds(3))
+    }
+
+    @Test("validation: name, body, sizes, NUL bytes, malformed placeholders and too many variables name their fields")
+    func validation() throws {
+        #expect(
+            try TemplateRules.validate(TemplateData(name: "Welcome", channel: .email, subject: "Hi {{n}}", body: "{{n}} {{m}} {{n}}")) == ["n", "m"])
+        func fields(_ data: TemplateData) -> Set<String> {
+            do {
+                _ = try TemplateRules.validate(data)
+                return []
+            } catch CommunicationError.invalid(let v) {
+                return Set(v.map(\.field))
+            } catch { return ["?"] }
+        }
+        #expect(fields(TemplateData(name: " ", channel: .email, body: "")) == ["template.name", "template.body"])
+        #expect(
+            fields(TemplateData(name: String(repeating: "n", count: 201), channel: .sms, subject: String(repeating: "s", count: 999), body: "ok"))
+                == ["template.name", "template.subject"])
+        #expect(fields(TemplateData(name: "n", channel: .email, body: String(repeating: "b", count: 65537))) == ["template.body"])
+        #expect(
+            fields(TemplateData(name: "n\u{0}", channel: .email, subject: "\u{0}", body: "a\u{0}")) == [
+                "template.name", "template.subject", "template.body",
+            ])
+        #expect(fields(TemplateData(name: "n", channel: .email, subject: "{{", body: "ok")) == ["template.subject"])
+        let hundredOne = (0...100).map { "{{v\($0)}}" }.joined()
+        #expect(fields(TemplateData(name: "n", channel: .email, body: hundredOne)) == ["template.body"])
+    }
+
+    @Test("rendering fills values, reports missing or empty ones instead of rendering blanks, and bounds its output")
+    func rendering() throws {
+        let record = TemplateRecord(
+            id: UUID(), version: 3, data: TemplateData(name: "t", channel: .email, subject: "Hi {{first}}", body: "Dear {{first}}, {{tier}}."),
+            variables: ["first", "tier"], createdAt: Date(), createdBy: "u")
+        let done = try TemplateRules.render(record, values: ["first": "Ada", "tier": "gold", "unused": "x"])
+        #expect(done.complete && done.subject == "Hi Ada" && done.body == "Dear Ada, gold." && done.version == 3)
+        let missing = try TemplateRules.render(record, values: ["first": "Ada", "tier": ""])
+        #expect(!missing.complete && missing.missing == ["tier"] && missing.body.isEmpty && missing.subject.isEmpty)
+        #expect(try TemplateRules.render(record, values: [:]).missing == ["first", "tier"])
+
+        let wide = TemplateRecord(
+            id: UUID(), version: 1, data: TemplateData(name: "t", channel: .email, body: String(repeating: "{{v}}", count: 100)),
+            variables: ["v"], createdAt: Date(), createdBy: "u")
+        #expect(throws: CommunicationError.self) { _ = try TemplateRules.render(wide, values: ["v": String(repeating: "x", count: 4096)]) }
+        #expect(try TemplateRules.render(wide, values: ["v": String(repeating: "x", count: 2000)]).body.utf8.count == 200_000)
+        #expect(throws: CommunicationError.self) { try TemplateRules.validate(values: ["v": String(repeating: "x", count: 4097)]) }
+        #expect(throws: CommunicationError.self) {
+            try TemplateRules.validate(values: Dictionary(uniqueKeysWithValues: (0...200).map { ("k\($0)", "v") }))
+        }
+        #expect(throws: CommunicationError.self) { try TemplateRules.validate(values: [String(repeating: "k", count: 65): "v"]) }
+    }
+}

@@ -9,8 +9,8 @@ import SwitchboardTestSupport
 import Testing
 
 /// A contact with 100,000 interactions: a page is an index range scan (no sort, no scan of the history) and stays
-/// fast however deep the client pages. The issue's < 20 ms p99 is a benchmark on a release build; this test checks
-/// the plan and a generous bound on a debug build sharing its machine.
+/// cheap however deep the client pages. The issue's < 20 ms p99 belongs to a benchmark on a release build (not
+/// written yet); this test checks the pages and the plan, never the time.
 @Suite("Communication service: a long contact history", .serialized)
 final class ContactHistoryScaleTests {
     let harness: CommunicationHarness
@@ -20,7 +20,7 @@ final class ContactHistoryScaleTests {
         Task { await h.stop() }
     }
 
-    @Test("100,000 interactions of one contact: pages are index range scans, newest first, and fast")
+    @Test("100,000 interactions of one contact: pages are index range scans, newest first")
     func longHistory() async throws {
         let t = tenant()
         let contact = UUID()
@@ -52,20 +52,12 @@ final class ContactHistoryScaleTests {
         #expect(first.interactions.first?.subject == "message 100000")
         #expect(first.interactions.last?.subject == "message 99951")
         var token = try #require(first.page?.nextPageToken)
-        var durations: [Duration] = []
-        let clock = ContinuousClock()
         for page in 0..<100 {
-            let started = clock.now
             let next = try await client.list(pageSize: 50, token: token) { $0.contactId = contact.uuidString.lowercased() }
-            durations.append(clock.now - started)
             #expect(next.interactions.count == 50)
             #expect(next.interactions.first?.subject == "message \(100_000 - 50 * (page + 1))")
             token = try #require(next.page?.nextPageToken)
         }
-        durations.sort()
-        let p99 = durations[98]
-        print("contact history page (debug build): p50 \(durations[50]), p99 \(p99)")
-        #expect(p99 < .milliseconds(250), "p99 \(p99)")
 
         // The plan: the link table's primary key, scanned backward from the cursor, and the interactions' primary
         // key per row; no Sort node, no sequential or bitmap scan of the history.

@@ -189,6 +189,9 @@ final class InteractionTests {
             }
         }
         #expect(fields(inverted) == ["occurred_after"])
+        // Timestamps outside their range are refused, never dropped from the filter.
+        #expect(fields(await rpcError { _ = try await client.list { $0.occurredAfter = Date(timeIntervalSince1970: -1e15) } }) == ["occurred_after"])
+        #expect(fields(await rpcError { _ = try await client.list { $0.occurredBefore = Date(timeIntervalSince1970: 1e15) } }) == ["occurred_before"])
         #expect(fields(await rpcError { _ = try await client.search("") }) == ["query"])
         #expect(fields(await rpcError { _ = try await client.search("   ") }) == ["query"])
         #expect(fields(await rpcError { _ = try await client.search(String(repeating: "q", count: 257)) }) == ["query"])

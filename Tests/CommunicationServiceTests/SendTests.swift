@@ -128,6 +128,10 @@ final class SendTests {
             }
         }
         #expect(fields(bad2) == ["send.purpose", "send.to_address", "send.send_at", "send.body"])
+        // A Timestamp outside its range (here before year 1) is refused, never taken as "now".
+        let ancient = await rpcError { _ = try await client.send(contact: contact) { $0.sendAt = Date(timeIntervalSince1970: -1e15) } }
+        #expect(fields(ancient) == ["send.send_at"])
+        #expect(fields(await rpcError { _ = try await client.send(contact: contact, values: ["x": "y"]) }) == ["template_values"])
         #expect(await code { _ = try await client.send(contact: newID()) } == .failedPrecondition)
         #expect(await code { _ = try await client.send(contact: contact, purpose: "surveys") } == .failedPrecondition)
         let template = try await client.createTemplate("T", subject: "Hi {{first}}", body: "Dear {{first}}, {{tier}}")

@@ -30,19 +30,15 @@ struct TemplateRulesTests {
         }
     }
 
-    @Test("the scanner is linear on adversarial input: 1 MB of \"{{x\" and of \"{{\" are refused at once, 64 KB of placeholders scan fast")
-    func linearTime() throws {
-        let clock = ContinuousClock()
+    @Test("adversarial input: 1 MB of \"{{x\", of \"{\" and of unclosed placeholders is refused; 64 KB of placeholders and near-misses scans whole")
+    func adversarial() throws {
+        // Speed is not asserted here (tests never time): the scanner makes one pass (see TemplateScanner.scan); this
+        // checks what it answers on the inputs that made an earlier scanner quadratic.
         for text in [String(repeating: "{{x", count: 350_000), String(repeating: "{", count: 1_000_000), String(repeating: "{{ x ", count: 200_000)] {
-            let started = clock.now
             #expect(throws: TemplateScanner.Malformed.self) { _ = try TemplateScanner.scan(text) }
-            #expect(clock.now - started < .seconds(1))
         }
-        // Valid text with many placeholders and near-misses costs time proportional to its length.
         let many = String(repeating: "{{a}} { x } ", count: 100_000)
-        let started = clock.now
         #expect(try TemplateScanner.scan(many).count == 200_000)
-        #expect(clock.now - started < .seconds(3))
     }
 
     @Test("validation: name, body, sizes, NUL bytes, malformed placeholders and too many variables name their fields")

@@ -103,8 +103,9 @@ public enum SendRules {
         } else if InteractionRules.hasNUL(address) {
             violations.append(Violation("send.to_address", "must not contain NUL characters", reason: "INVALID_CHARACTER"))
         }
-        if let at = data.sendAt, at > now.addingTimeInterval(maxScheduleSeconds) {
-            violations.append(Violation("send.send_at", "must be at most a year ahead", reason: "OUT_OF_RANGE"))
+        // An out-of-range Timestamp arrives as -infinity, which must not mean "now".
+        if let at = data.sendAt, at < InteractionRules.earliest || at > now.addingTimeInterval(maxScheduleSeconds) {
+            violations.append(Violation("send.send_at", "must be a valid time at most a year ahead", reason: "OUT_OF_RANGE"))
         }
         if data.templateID == nil {
             if data.body.isEmpty { violations.append(Violation("send.body", "is required without a template", reason: "REQUIRED")) }
@@ -212,7 +213,7 @@ public struct SendDomain: Sendable {
         var template: TemplateReference?
         if let templateID = data.templateID {
             let record = try await templates.get(id: templateID, version: data.templateVersion, actor: actor)
-            try TemplateRules.validate(values: data.templateValues)
+            try TemplateRules.validate(values: data.templateValues, field: "template_values")
             let rendering = try TemplateRules.render(record, values: data.templateValues)
             guard rendering.complete else {
                 throw CommunicationError.invalid(

@@ -119,14 +119,15 @@ public enum TemplateRules {
     }
 
     /// Checks render values.
-    /// - Throws: ``CommunicationError/invalid(_:)`` naming `values` or `values[key]`.
-    public static func validate(values: [String: String]) throws {
+    /// - Parameter field: the request's field holding them (`values` in RenderTemplate, `template_values` in SendMessage).
+    /// - Throws: ``CommunicationError/invalid(_:)`` naming `<field>` or `<field>[key]`.
+    public static func validate(values: [String: String], field name: String = "values") throws {
         guard values.count <= maxValues else {
-            throw CommunicationError.invalid([Violation("values", "at most \(maxValues) values", reason: "TOO_MANY")])
+            throw CommunicationError.invalid([Violation(name, "at most \(maxValues) values", reason: "TOO_MANY")])
         }
         var violations: [Violation] = []
         for (key, value) in values.sorted(by: { $0.key < $1.key }) {
-            let field = "values[\(CustomFieldRules.excerpt(key, maxBytes: maxVariableLength))]"
+            let field = "\(name)[\(CustomFieldRules.excerpt(key, maxBytes: maxVariableLength))]"
             if key.utf8.count > maxVariableLength || InteractionRules.hasNUL(key) {
                 violations.append(Violation(field, "keys are placeholder names of at most \(maxVariableLength) bytes", reason: "INVALID_FORMAT"))
             } else if value.utf8.count > maxValueBytes {
@@ -228,7 +229,10 @@ public struct TemplateDomain: Sendable {
         let fingerprint = PageToken.fingerprint(["templates"])
         var after: (String, UUID)?
         if let cursor = try PageToken.resume(pageToken, fingerprint: fingerprint, parts: 2) {
-            guard let id = UUID(uuidString: cursor[1]), cursor[0].utf8.count <= TemplateRules.maxNameBytes * 2 else {
+            // PostgreSQL text cannot hold NUL: a forged cursor with one would be an INTERNAL error, not this one.
+            guard let id = UUID(uuidString: cursor[1]), cursor[0].utf8.count <= TemplateRules.maxNameBytes * 2,
+                !InteractionRules.hasNUL(cursor[0])
+            else {
                 throw CommunicationError.invalid([Violation("page.page_token", "is not a token this service issued", reason: "INVALID_FORMAT")])
             }
             after = (cursor[0], id)

@@ -146,6 +146,13 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
             }
             query.ownerID = request.ownerId
         }
+        // An out-of-range Timestamp arrives as -infinity: refused, or the filter would silently match everything.
+        for (field, date) in [("occurred_after", request.occurredAfter), ("occurred_before", request.occurredBefore)] {
+            if let date, !date.timeIntervalSince1970.isFinite {
+                violations.append(
+                    Violation(field, "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z", reason: "OUT_OF_RANGE"))
+            }
+        }
         query.occurredAfter = request.occurredAfter
         query.occurredBefore = request.occurredBefore
         query.includeDeleted = request.includeDeleted

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// The webhook the provider posts delivery events to: `POST <any path>` with a JSON event and
 /// `X-Provider-Signature: sha256=<hex HMAC-SHA256(shared secret, exact body)>`. Answers 200 (applied or a
@@ -22,21 +23,42 @@ public final class ProviderEventServer: Service, Sendable {
         self.port = channel.localAddress?.port ?? 0
     }
 
-    /// Binds the webhook.
+    /// Connections open now, against the cap.
+    private final class ConnectionCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    /// Binds the webhook. It faces the internet, so every connection is bounded: one request per connection (the
+    /// answer closes it; pipelined requests are ignored), a deadline for the whole exchange, and a cap on open
+    /// connections (past it a new one is closed at once).
     /// - Parameters:
     ///   - host: the address to bind.
     ///   - port: the port (0: any free one).
     ///   - secret: the secret shared with the provider.
     ///   - store: where events are applied.
     ///   - logger: the service's logger.
+    ///   - maxConnections: most connections open at once.
+    ///   - requestDeadline: longest a connection may stay open, its request read and answered.
     public static func bind(
-        host: String, port: Int, secret: [UInt8], store: PostgresProviderEventStore, logger: Logger
+        host: String, port: Int, secret: [UInt8], store: PostgresProviderEventStore, logger: Logger, maxConnections: Int = 256,
+        requestDeadline: Duration = .seconds(30)
     ) async throws -> ProviderEventServer {
         let key = SymmetricKey(data: secret)
+        let open = ConnectionCount()
+        let deadline = TimeAmount.nanoseconds(
+            Int64(requestDeadline.components.seconds) * 1_000_000_000 + requestDeadline.components.attoseconds / 1_000_000_000)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard open.value.wrappingAdd(1, ordering: .relaxed).newValue <= maxConnections else {
+                    open.value.wrappingSubtract(1, ordering: .relaxed)
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in open.value.wrappingSubtract(1, ordering: .relaxed) }
+                // Closed at the deadline whatever it is doing: a slow sender, a client that never reads, a stuck apply.
+                let timer = channel.eventLoop.scheduleTask(in: deadline) { channel.close(promise: nil) }
+                channel.closeFuture.whenComplete { _ in timer.cancel() }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(EventHandler(key: key, store: store, logger: logger))
                 }
@@ -90,6 +112,8 @@ public final class ProviderEventServer: Service, Sendable {
         var head: HTTPRequestHead?
         var body: [UInt8] = []
         var tooLarge = false
+        /// The connection's one request has ended; anything after it (pipelined requests) is ignored.
+        var ended = false
 
         init(key: SymmetricKey, store: PostgresProviderEventStore, logger: Logger) {
             self.key = key
@@ -98,6 +122,7 @@ public final class ProviderEventServer: Service, Sendable {
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard !ended else { return }
             switch unwrapInboundIn(data) {
             case .head(let h):
                 head = h
@@ -113,6 +138,7 @@ public final class ProviderEventServer: Service, Sendable {
                 }
             case .end:
                 guard let head else { return }
+                ended = true
                 let (body, key, store, logger) = (
                     tooLarge ? [UInt8](repeating: 0, count: ProviderEvent.maxBodyBytes + 1) : self.body, key, store, logger
                 )

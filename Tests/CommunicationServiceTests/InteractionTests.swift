@@ -559,4 +559,21 @@ final class InteractionTests {
         #expect(redacted.visibility == .private)
         #expect(redacted.subject.isEmpty && redacted.body.isEmpty && redacted.addresses.isEmpty)
     }
+
+    @Test("a stock grpcio client calls the communication RPCs from stubs generated from Protos/")
+    func grpcioClient() async throws {
+        let token = try await ServiceHarness.token(tenant: tenant(), roles: [.user])
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("communication-grpcio-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let status = spawnAndWait(
+            [
+                pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/communication_client.py").path,
+                "--port", String(harness.service.port), "--token", token,
+            ],
+            environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath], outputPath: output)
+        let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(log)")
+        #expect(log.contains("PASS communication_client"), "\(log)")
+        print(log)
+    }
 }

@@ -20,6 +20,8 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     let sends: SendDomain
     /// What is held about a person (ExportSubject).
     let subjects: PostgresSubjectStore
+    /// The campaigns.
+    let campaigns: CampaignDomain
     let changes: TenantChangeWatcher
     /// Longest etag a request may name.
     static let maxETagBytes = 64
@@ -31,12 +33,14 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     ///   - templates: the template use cases.
     ///   - sends: the send use cases.
     ///   - subjects: what is held about a person.
+    ///   - campaigns: the campaign use cases.
     ///   - changes: the kit's `WatchChanges`.
     public init(
         interactions: InteractionDomain, consent: ConsentDomain, templates: TemplateDomain, sends: SendDomain, subjects: PostgresSubjectStore,
-        changes: TenantChangeWatcher
+        campaigns: CampaignDomain, changes: TenantChangeWatcher
     ) {
         self.subjects = subjects
+        self.campaigns = campaigns
         self.interactions = interactions
         self.ledger = consent
         self.templates = templates

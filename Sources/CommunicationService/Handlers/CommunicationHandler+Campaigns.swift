@@ -71,6 +71,7 @@ extension CommunicationHandler {
         try IdempotentWrite(requestID: requestID, method: method, response: { CampaignMapping.proto($0) })
     }
 
+    /// The `CreateCampaign` RPC (see `communication.proto`).
     public func createCampaign(
         request: Switchboard_Communication_V1_CreateCampaignRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Campaign {
@@ -80,6 +81,7 @@ extension CommunicationHandler {
         return try write.response(try await campaigns.create(data, actor: try context.actor(), write: write.options))
     }
 
+    /// The `GetCampaign` RPC (see `communication.proto`).
     public func getCampaign(
         request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Campaign {
@@ -94,24 +96,28 @@ extension CommunicationHandler {
         return try write.response(try await campaigns.set(id: id, to: status, actor: try context.actor(), write: write.options))
     }
 
+    /// The `PauseCampaign` RPC (see `communication.proto`).
     public func pauseCampaign(
         request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Campaign {
         try await change(request, to: .paused, method: Methods.pauseCampaign, context: context)
     }
 
+    /// The `ResumeCampaign` RPC (see `communication.proto`).
     public func resumeCampaign(
         request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Campaign {
         try await change(request, to: .active, method: Methods.resumeCampaign, context: context)
     }
 
+    /// The `CancelCampaign` RPC (see `communication.proto`).
     public func cancelCampaign(
         request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Campaign {
         try await change(request, to: .cancelled, method: Methods.cancelCampaign, context: context)
     }
 
+    /// The `WatchCampaignProgress` RPC (see `communication.proto`).
     public func watchCampaignProgress(
         request: Switchboard_Communication_V1_CampaignRequest, responses: RPCWriter<Switchboard_Communication_V1_CampaignProgress>,
         context: ServerContext

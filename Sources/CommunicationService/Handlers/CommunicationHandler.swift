@@ -71,6 +71,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
 
     // MARK: Interactions
 
+    /// The `LogInteraction` RPC (see `communication.proto`).
     public func logInteraction(request: Switchboard_Communication_V1_LogInteractionRequest, context: ServerContext) async throws -> Proto {
         guard let interaction = request.interaction else {
             throw CommunicationError.invalid([Violation("interaction", "is required", reason: "REQUIRED")])
@@ -80,6 +81,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         return try write.response(try await interactions.log(data, viewer: try Self.viewer(context), write: write.options))
     }
 
+    /// The `GetInteraction` RPC (see `communication.proto`).
     public func getInteraction(request: Switchboard_Communication_V1_GetInteractionRequest, context: ServerContext) async throws -> Proto {
         InteractionMapping.proto(
             try await interactions.get(
@@ -87,6 +89,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
                 viewer: try Self.viewer(context)))
     }
 
+    /// The `UpdateInteraction` RPC (see `communication.proto`).
     public func updateInteraction(request: Switchboard_Communication_V1_UpdateInteractionRequest, context: ServerContext) async throws -> Proto {
         guard let interaction = request.interaction else {
             throw CommunicationError.invalid([Violation("interaction", "is required", reason: "REQUIRED")])
@@ -104,6 +107,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
                 id: id, from: source, paths: paths, etag: request.etag, viewer: try Self.viewer(context), write: write.options))
     }
 
+    /// The `DeleteInteraction` RPC (see `communication.proto`).
     public func deleteInteraction(request: Switchboard_Communication_V1_DeleteInteractionRequest, context: ServerContext) async throws -> Proto {
         try Self.checkETag(request.etag)
         let write = try Self.write(request.requestId, Methods.deleteInteraction)
@@ -113,6 +117,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
                 viewer: try Self.viewer(context), write: write.options))
     }
 
+    /// The `UndeleteInteraction` RPC (see `communication.proto`).
     public func undeleteInteraction(
         request: Switchboard_Communication_V1_UndeleteInteractionRequest, context: ServerContext
     ) async throws -> Proto {
@@ -123,6 +128,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
                 write: write.options))
     }
 
+    /// The `ListInteractions` RPC (see `communication.proto`).
     public func listInteractions(
         request: Switchboard_Communication_V1_ListInteractionsRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_ListInteractionsResponse {
@@ -162,6 +168,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         return response
     }
 
+    /// The `SearchInteractions` RPC (see `communication.proto`).
     public func searchInteractions(
         request: Switchboard_Communication_V1_SearchInteractionsRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_SearchInteractionsResponse {
@@ -174,6 +181,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         return response
     }
 
+    /// The `ListFollowUpsDue` RPC (see `communication.proto`).
     public func listFollowUpsDue(
         request: Switchboard_Communication_V1_ListFollowUpsDueRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_ListFollowUpsDueResponse {
@@ -188,6 +196,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
 
     // MARK: Changes
 
+    /// The `WatchChanges` RPC (see `communication.proto`).
     public func watchChanges(
         request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext
     ) async throws {

@@ -30,6 +30,7 @@ public struct CampaignRunner: Service {
         self.logger = logger
     }
 
+    /// Runs until graceful shutdown or cancellation.
     public func run() async throws {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             var expanded = 0

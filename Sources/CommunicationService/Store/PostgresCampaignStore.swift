@@ -18,6 +18,7 @@ public struct PostgresCampaignStore: CampaignStore {
         self.idempotency = idempotency
     }
 
+    /// The protocol requirement `replay<V>` (documented on the protocol).
     public func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
         try await idempotency.replay(write, actor: actor, pool: pool)
     }
@@ -61,6 +62,7 @@ public struct PostgresCampaignStore: CampaignStore {
         return p
     }
 
+    /// The protocol requirement `insert` (documented on the protocol).
     public func insert(
         _ data: CampaignData, template: TemplateReference, actor: Actor, write: WriteOptions<CampaignRecord>
     ) async throws -> WriteOutcome<CampaignRecord> {
@@ -88,6 +90,7 @@ public struct PostgresCampaignStore: CampaignStore {
         }
     }
 
+    /// The protocol requirement `fetch` (documented on the protocol).
     public func fetch(id: UUID, actor: Actor) async throws -> CampaignRecord? {
         try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
             guard
@@ -99,6 +102,7 @@ public struct PostgresCampaignStore: CampaignStore {
         }
     }
 
+    /// The protocol requirement `setStatus` (documented on the protocol).
     public func setStatus(
         id: UUID, to status: CampaignStatus, from: Set<CampaignStatus>, actor: Actor, write: WriteOptions<CampaignRecord>
     ) async throws -> WriteOutcome<CampaignRecord> {

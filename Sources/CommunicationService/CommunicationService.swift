@@ -220,6 +220,8 @@ public enum CommunicationService: ServiceDefinition {
                 M.createTemplate: .user, M.updateTemplate: .user, M.getTemplate: .readOnly, M.listTemplates: .readOnly,
                 M.renderTemplate: .readOnly,
                 M.sendMessage: .user, M.getSend: .readOnly, M.cancelSend: .user, M.exportSubject: .admin,
+                M.createCampaign: .user, M.getCampaign: .readOnly, M.pauseCampaign: .user, M.resumeCampaign: .user, M.cancelCampaign: .user,
+                M.watchCampaignProgress: .readOnly,
                 M.watchChanges: .readOnly,
             ],
             feedBatchBytes: pageBytes,
@@ -241,11 +243,16 @@ public enum CommunicationService: ServiceDefinition {
                 return [
                     CommunicationHandler(
                         interactions: InteractionDomain(store: store), consent: consent, templates: templates, sends: sends,
-                        subjects: PostgresSubjectStore(pool: pool, batchBytes: pageBytes), changes: dependencies.changes)
+                        subjects: PostgresSubjectStore(pool: pool, batchBytes: pageBytes),
+                        campaigns: CampaignDomain(store: PostgresCampaignStore(pool: pool, idempotency: idempotency), templates: templates),
+                        changes: dependencies.changes)
                 ]
             })
         description.makeBackgroundServices = { dependencies in
-            var services: [any Service] = []
+            var services: [any Service] = [
+                CampaignRunner(
+                    pool: dependencies.pool, suppressionSecret: suppressionSecret, maxAttempts: maxSendAttempts, logger: dependencies.logger)
+            ]
             if let contactsFeed { services.append(contactsConsumer(contactsFeed, dependencies: dependencies)) }
             if let provider {
                 do {

@@ -63,12 +63,12 @@ func _scanWire(
     _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ bytes: UnsafeRawBufferPointer, limits: ProtoDecodingLimits
 ) throws {
     var budget = limits.maxElements
-    try _scanWire(descriptor, bytes, depth: 1, limits: limits, budget: &budget)
+    try _scanWire(descriptor, bytes, depth: 1, limits: limits, budget: &budget, path: "")
 }
 
 private func _scanWire(
     _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ bytes: UnsafeRawBufferPointer, depth: Int,
-    limits: ProtoDecodingLimits, budget: inout Int
+    limits: ProtoDecodingLimits, budget: inout Int, path: String
 ) throws {
     var reader = WireReader(bytes: bytes)
     // Singular message fields already seen in this message. protobuf-c merges a repeated occurrence into the first
@@ -109,10 +109,18 @@ private func _scanWire(
                         reason: "messages nested deeper than \(limits.maxDepth) levels")
                 }
                 let child = field.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
-                try _scanWire(child, body, depth: depth + 1, limits: limits, budget: &budget)
+                try _scanWire(
+                    child, body, depth: depth + 1, limits: limits, budget: &budget, path: path + String(cString: field.pointee.name) + ".")
             case protobufCTypeString, protobufCTypeBytes:
                 budget -= 1
                 guard budget >= 0 else { throw tooManyElements(descriptor, limits) }
+                // protoc-c hands strings over as C strings: a NUL byte would silently cut the text short (and
+                // PostgreSQL text cannot hold one anyway), so such a request is refused, naming the field.
+                if field.pointee.type == protobufCTypeString, let base = body.baseAddress, memchr(base, 0, body.count) != nil {
+                    let name = path + String(cString: field.pointee.name)
+                    throw ProtoDecodingError(
+                        messageName: messageName(descriptor), reason: "must not contain NUL bytes", invalidField: name)
+                }
             default:
                 // Packed repeated scalars: one allocation per field, proportional to the bytes.
                 break

@@ -26,13 +26,18 @@ public struct ProtoDecodingError: Error, Hashable, Sendable, CustomStringConvert
     public let messageName: String
     /// Why, when the bytes were refused for a limit rather than for being malformed.
     public let reason: String?
+    /// The field (a dotted path of field names) whose well-formed value a service cannot hold, e.g. a string with a
+    /// NUL byte: the request is then INVALID_ARGUMENT naming it, not malformed.
+    public let invalidField: String?
     /// Creates the error.
     /// - Parameters:
     ///   - messageName: the message type that failed to decode.
     ///   - reason: the limit that was passed, if that is why.
-    public init(messageName: String, reason: String? = nil) {
+    ///   - invalidField: the field whose value cannot be held, if that is why.
+    public init(messageName: String, reason: String? = nil, invalidField: String? = nil) {
         self.messageName = messageName
         self.reason = reason
+        self.invalidField = invalidField
     }
     /// A description naming the type (and the limit, if one was passed).
     public var description: String {

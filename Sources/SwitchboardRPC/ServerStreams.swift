@@ -111,6 +111,9 @@ public struct RPCAsyncSequence<Message: ProtoMessage>: AsyncSequence, Sendable {
 public func decodeMessage<M: ProtoMessage>(_ type: M.Type, from bytes: ByteBuffer) throws -> M {
     do {
         return try M(decoding: bytes)
+    } catch let error as ProtoDecodingError where error.invalidField != nil {
+        // Well-formed protobuf the service cannot hold (a NUL byte in a string): the caller's mistake, named.
+        throw RPCError(code: .invalidArgument, message: "\(error.invalidField!): \(error.reason ?? "invalid value")", cause: error)
     } catch let error as ProtoDecodingError where error.reason != nil {
         // The scan names the message where the limit was passed, which may be nested deep inside the request.
         let message =

@@ -1,5 +1,8 @@
 import CommunicationService
 import Foundation
+import NIOCore
+import SwitchboardProtos
+import SwitchboardRPC
 import SwitchboardServiceKit
 import Testing
 
@@ -131,5 +134,30 @@ struct InteractionRulesTests {
         var shared = record
         shared.data.visibility = .tenant
         #expect(Viewer(actor: Actor(tenantID: tenant, userID: "other"), isAdmin: false).canSee(shared))
+    }
+}
+
+/// NUL bytes on the wire: refused while decoding, before protoc-c could cut the text short.
+@Suite("Communication service: NUL bytes on the wire")
+struct WireNULTests {
+    @Test("a string with a NUL byte, at any depth, is INVALID_ARGUMENT naming the field; bytes fields may hold NUL")
+    func refused() throws {
+        // LogInteractionRequest { interaction (1) { subject (8) = "a\0b" } }
+        let subject: [UInt8] = [0x42, 3, 0x61, 0x00, 0x62]
+        let request: [UInt8] = [0x0A, UInt8(subject.count)] + subject
+        do {
+            _ = try decodeMessage(Switchboard_Communication_V1_LogInteractionRequest.self, from: ByteBuffer(bytes: request))
+            Issue.record("decoded")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains("interaction.subject"), "\(error.message)")
+        }
+        // request_id (2) = "x\0"
+        #expect(throws: RPCError.self) {
+            _ = try decodeMessage(Switchboard_Communication_V1_LogInteractionRequest.self, from: ByteBuffer(bytes: [0x12, 2, 0x78, 0x00]))
+        }
+        let clean: [UInt8] = [0x0A, 5, 0x42, 3, 0x61, 0x62, 0x63]
+        let decoded = try decodeMessage(Switchboard_Communication_V1_LogInteractionRequest.self, from: ByteBuffer(bytes: clean))
+        #expect(decoded.interaction?.subject == "abc")
     }
 }

@@ -454,10 +454,22 @@ final class InteractionTests {
             try await c.query(
                 "INSERT INTO communication.suppressions (tenant_id, kind, address_hash, reason) VALUES ($1, 'email', 'ab', 'erased')",
                 [.text(tenantA)])
+            try await c.query(
+                """
+                INSERT INTO communication.campaigns (tenant_id, id, name, template_id, template_version, channel, purpose, start_at, created_by,
+                    updated_by)
+                SELECT $1, gen_random_uuid(), 'c', id, version, 1, 'marketing', now() + interval '1 day', 'x', 'x'
+                FROM communication.templates WHERE tenant_id = $1 LIMIT 1
+                """, [.text(tenantA)])
+            try await c.query(
+                """
+                INSERT INTO communication.campaign_recipients (tenant_id, campaign_id, contact_id)
+                SELECT $1, id, gen_random_uuid() FROM communication.campaigns WHERE tenant_id = $1
+                """, [.text(tenantA)])
         }
         let tables = [
             "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "sends", "provider_events", "contact_addresses",
-            "suppressions", "feed_dead_letters",
+            "suppressions", "campaigns", "campaign_recipients", "feed_dead_letters",
             "changes",
             "change_sequences", "idempotency_keys",
         ]
@@ -561,5 +573,22 @@ final class InteractionTests {
         #expect(redacted.id == secret.id)
         #expect(redacted.visibility == .private)
         #expect(redacted.subject.isEmpty && redacted.body.isEmpty && redacted.addresses.isEmpty)
+    }
+
+    @Test("a stock grpcio client calls the communication RPCs from stubs generated from Protos/")
+    func grpcioClient() async throws {
+        let token = try await ServiceHarness.token(tenant: tenant(), roles: [.user])
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("communication-grpcio-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let status = spawnAndWait(
+            [
+                pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/communication_client.py").path,
+                "--port", String(harness.service.port), "--token", token,
+            ],
+            environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath], outputPath: output)
+        let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(log)")
+        #expect(log.contains("PASS communication_client"), "\(log)")
+        print(log)
     }
 }

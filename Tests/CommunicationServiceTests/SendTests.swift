@@ -320,6 +320,11 @@ final class SendTests {
                     """)
             }
         }
+        for statement in ["UPDATE communication.sends SET tenant_id = 'moved'", "UPDATE communication.sends SET id = gen_random_uuid()"] {
+            await #expect(throws: PostgresError.self, "\(statement)") {
+                try await harness.pool.transaction(settings: ["app.dispatcher": "on"]) { c in _ = try await c.query(statement) }
+            }
+        }
         for table in ["interactions", "consent_ledger", "templates"] {
             let n = try await harness.pool.transaction(settings: ["app.dispatcher": "on"]) { c in
                 try await c.query("SELECT count(*) AS n FROM communication.\(table)").first!.int("n")

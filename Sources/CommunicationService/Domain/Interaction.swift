@@ -129,6 +129,8 @@ public enum CommunicationError: Error, Sendable, Equatable {
     case forbidden(String)
     /// Consent for the send's contact, channel and purpose is missing or withdrawn: FAILED_PRECONDITION saying which.
     case consentRefused(ConsentDecision.Reason)
+    /// The campaign is not in a state the change applies to: FAILED_PRECONDITION with its status.
+    case campaignState(CampaignStatus)
     /// The address belongs to an erased person (the suppression list): FAILED_PRECONDITION.
     case suppressed
     /// The send is past the point where it can be cancelled: FAILED_PRECONDITION with its status.

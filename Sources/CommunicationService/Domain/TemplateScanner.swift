@@ -11,6 +11,7 @@ public enum TemplateScanner {
         /// A placeholder.
         case variable(String)
 
+        /// Equal when both are the same kind with the same bytes or name.
         public static func == (lhs: Piece, rhs: Piece) -> Bool {
             switch (lhs, rhs) {
             case (.literal(let a), .literal(let b)): return a.elementsEqual(b)
@@ -19,6 +20,7 @@ public enum TemplateScanner {
             }
         }
 
+        /// Hashes the kind's bytes or name.
         public func hash(into hasher: inout Hasher) {
             switch self {
             case .literal(let bytes): hasher.combine(Array(bytes))

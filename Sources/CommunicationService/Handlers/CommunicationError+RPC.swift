@@ -6,7 +6,7 @@ extension CommunicationError: RPCErrorConvertible {
     /// The message type of each kind of resource a NOT_FOUND names.
     static let resourceTypes = [
         "interaction": "switchboard.communication.v1.Interaction", "template": "switchboard.communication.v1.Template",
-        "send": "switchboard.communication.v1.Send",
+        "send": "switchboard.communication.v1.Send", "campaign": "switchboard.communication.v1.Campaign",
     ]
 
     /// The status each domain error is sent as.
@@ -27,6 +27,8 @@ extension CommunicationError: RPCErrorConvertible {
         case .consentRefused(let reason):
             let why = reason == .withdrawn ? "was withdrawn" : "was never given"
             return RPCError(code: .failedPrecondition, message: "consent for this contact, channel and purpose \(why); nothing was scheduled")
+        case .campaignState(let status):
+            return RPCError(code: .failedPrecondition, message: "the campaign is \(status); the change does not apply")
         case .suppressed:
             return RPCError(
                 code: .failedPrecondition, message: "send.to_address is on the suppression list (an erased person's); nothing was scheduled")

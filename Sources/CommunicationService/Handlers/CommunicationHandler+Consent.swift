@@ -5,6 +5,7 @@ import SwitchboardRuntime
 import SwitchboardServiceKit
 
 extension CommunicationHandler {
+    /// The `RecordConsent` RPC (see `communication.proto`).
     public func recordConsent(
         request: Switchboard_Communication_V1_RecordConsentRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_ConsentRecord {
@@ -15,6 +16,7 @@ extension CommunicationHandler {
         return try write.response(try await ledger.record(statement, actor: try context.actor(), write: write.options))
     }
 
+    /// The `ListConsentHistory` RPC (see `communication.proto`).
     public func listConsentHistory(
         request: Switchboard_Communication_V1_ListConsentHistoryRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_ListConsentHistoryResponse {
@@ -37,6 +39,7 @@ extension CommunicationHandler {
         return response
     }
 
+    /// The `CheckConsent` RPC (see `communication.proto`).
     public func checkConsent(
         request: Switchboard_Communication_V1_CheckConsentRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_CheckConsentResponse {

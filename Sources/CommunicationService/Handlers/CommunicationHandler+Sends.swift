@@ -11,6 +11,7 @@ extension CommunicationHandler {
         try IdempotentWrite(requestID: requestID, method: method, response: { SendMapping.proto($0) })
     }
 
+    /// The `SendMessage` RPC (see `communication.proto`).
     public func sendMessage(
         request: Switchboard_Communication_V1_SendMessageRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Send {
@@ -20,12 +21,14 @@ extension CommunicationHandler {
         return try write.response(try await sends.send(data, actor: try context.actor(), write: write.options))
     }
 
+    /// The `GetSend` RPC (see `communication.proto`).
     public func getSend(
         request: Switchboard_Communication_V1_GetSendRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Send {
         SendMapping.proto(try await sends.get(id: try InteractionMapping.requiredID(request.id, field: "id"), actor: try context.actor()))
     }
 
+    /// The `CancelSend` RPC (see `communication.proto`).
     public func cancelSend(
         request: Switchboard_Communication_V1_CancelSendRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Send {

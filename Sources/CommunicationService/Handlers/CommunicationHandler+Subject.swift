@@ -4,6 +4,7 @@ import SwitchboardRPC
 import SwitchboardServiceKit
 
 extension CommunicationHandler {
+    /// The `ExportSubject` RPC (see `communication.proto`).
     public func exportSubject(
         request: Switchboard_Communication_V1_ExportSubjectRequest, responses: RPCWriter<Switchboard_Communication_V1_SubjectRecord>,
         context: ServerContext

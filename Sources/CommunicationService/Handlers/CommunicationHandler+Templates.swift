@@ -17,6 +17,7 @@ extension CommunicationHandler {
         return value == 0 ? nil : Int(value)
     }
 
+    /// The `CreateTemplate` RPC (see `communication.proto`).
     public func createTemplate(
         request: Switchboard_Communication_V1_CreateTemplateRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Template {
@@ -26,6 +27,7 @@ extension CommunicationHandler {
         return try write.response(try await templates.create(data, actor: try context.actor(), write: write.options))
     }
 
+    /// The `UpdateTemplate` RPC (see `communication.proto`).
     public func updateTemplate(
         request: Switchboard_Communication_V1_UpdateTemplateRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Template {
@@ -38,6 +40,7 @@ extension CommunicationHandler {
             try await templates.update(id: id, data, expectedVersion: expected, actor: try context.actor(), write: write.options))
     }
 
+    /// The `GetTemplate` RPC (see `communication.proto`).
     public func getTemplate(
         request: Switchboard_Communication_V1_GetTemplateRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Template {
@@ -47,6 +50,7 @@ extension CommunicationHandler {
                 actor: try context.actor()))
     }
 
+    /// The `ListTemplates` RPC (see `communication.proto`).
     public func listTemplates(
         request: Switchboard_Communication_V1_ListTemplatesRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_ListTemplatesResponse {
@@ -60,6 +64,7 @@ extension CommunicationHandler {
         return response
     }
 
+    /// The `RenderTemplate` RPC (see `communication.proto`).
     public func renderTemplate(
         request: Switchboard_Communication_V1_RenderTemplateRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_RenderTemplateResponse {

@@ -20,6 +20,8 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     let sends: SendDomain
     /// What is held about a person (ExportSubject).
     let subjects: PostgresSubjectStore
+    /// The campaigns.
+    let campaigns: CampaignDomain
     let changes: TenantChangeWatcher
     /// Longest etag a request may name.
     static let maxETagBytes = 64
@@ -31,12 +33,14 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     ///   - templates: the template use cases.
     ///   - sends: the send use cases.
     ///   - subjects: what is held about a person.
+    ///   - campaigns: the campaign use cases.
     ///   - changes: the kit's `WatchChanges`.
     public init(
         interactions: InteractionDomain, consent: ConsentDomain, templates: TemplateDomain, sends: SendDomain, subjects: PostgresSubjectStore,
-        changes: TenantChangeWatcher
+        campaigns: CampaignDomain, changes: TenantChangeWatcher
     ) {
         self.subjects = subjects
+        self.campaigns = campaigns
         self.interactions = interactions
         self.ledger = consent
         self.templates = templates
@@ -67,6 +71,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
 
     // MARK: Interactions
 
+    /// The `LogInteraction` RPC (see `communication.proto`).
     public func logInteraction(request: Switchboard_Communication_V1_LogInteractionRequest, context: ServerContext) async throws -> Proto {
         guard let interaction = request.interaction else {
             throw CommunicationError.invalid([Violation("interaction", "is required", reason: "REQUIRED")])
@@ -76,6 +81,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         return try write.response(try await interactions.log(data, viewer: try Self.viewer(context), write: write.options))
     }
 
+    /// The `GetInteraction` RPC (see `communication.proto`).
     public func getInteraction(request: Switchboard_Communication_V1_GetInteractionRequest, context: ServerContext) async throws -> Proto {
         InteractionMapping.proto(
             try await interactions.get(
@@ -83,6 +89,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
                 viewer: try Self.viewer(context)))
     }
 
+    /// The `UpdateInteraction` RPC (see `communication.proto`).
     public func updateInteraction(request: Switchboard_Communication_V1_UpdateInteractionRequest, context: ServerContext) async throws -> Proto {
         guard let interaction = request.interaction else {
             throw CommunicationError.invalid([Violation("interaction", "is required", reason: "REQUIRED")])
@@ -100,6 +107,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
                 id: id, from: source, paths: paths, etag: request.etag, viewer: try Self.viewer(context), write: write.options))
     }
 
+    /// The `DeleteInteraction` RPC (see `communication.proto`).
     public func deleteInteraction(request: Switchboard_Communication_V1_DeleteInteractionRequest, context: ServerContext) async throws -> Proto {
         try Self.checkETag(request.etag)
         let write = try Self.write(request.requestId, Methods.deleteInteraction)
@@ -109,6 +117,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
                 viewer: try Self.viewer(context), write: write.options))
     }
 
+    /// The `UndeleteInteraction` RPC (see `communication.proto`).
     public func undeleteInteraction(
         request: Switchboard_Communication_V1_UndeleteInteractionRequest, context: ServerContext
     ) async throws -> Proto {
@@ -119,6 +128,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
                 write: write.options))
     }
 
+    /// The `ListInteractions` RPC (see `communication.proto`).
     public func listInteractions(
         request: Switchboard_Communication_V1_ListInteractionsRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_ListInteractionsResponse {
@@ -165,6 +175,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         return response
     }
 
+    /// The `SearchInteractions` RPC (see `communication.proto`).
     public func searchInteractions(
         request: Switchboard_Communication_V1_SearchInteractionsRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_SearchInteractionsResponse {
@@ -177,6 +188,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         return response
     }
 
+    /// The `ListFollowUpsDue` RPC (see `communication.proto`).
     public func listFollowUpsDue(
         request: Switchboard_Communication_V1_ListFollowUpsDueRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_ListFollowUpsDueResponse {
@@ -191,6 +203,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
 
     // MARK: Changes
 
+    /// The `WatchChanges` RPC (see `communication.proto`).
     public func watchChanges(
         request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext
     ) async throws {

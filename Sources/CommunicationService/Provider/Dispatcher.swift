@@ -51,6 +51,7 @@ public struct Dispatcher: Service {
         return max(jittered, retryAfter ?? 0)
     }
 
+    /// Runs until graceful shutdown or cancellation.
     public func run() async throws {
         let sent = Counter(label: "communication_sends_total", dimensions: [("outcome", "sent")])
         logger.info("dispatcher started", metadata: ["owner": "\(store.owner)"])

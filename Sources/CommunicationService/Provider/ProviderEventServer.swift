@@ -186,6 +186,7 @@ public struct ProviderEventListener: Service {
         self.logger = logger
     }
 
+    /// Runs until graceful shutdown or cancellation.
     public func run() async throws {
         let server = try await ProviderEventServer.bind(host: host, port: port, secret: secret, store: store, logger: logger)
         logger.info("provider events webhook listening", metadata: ["port": "\(server.port)"])

@@ -73,6 +73,7 @@ public enum WebhookError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The response body passed the bound.
     case responseTooLarge
 
+    /// What went wrong, for logs.
     public var description: String {
         switch self {
         case .timeout: "the provider did not answer in time"

@@ -29,6 +29,7 @@ public struct PostgresConsentStore: ConsentStore {
         self.publish = publish
     }
 
+    /// The protocol requirement `replay<V>` (documented on the protocol).
     public func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
         try await idempotency.replay(write, actor: actor, pool: pool)
     }
@@ -44,6 +45,7 @@ public struct PostgresConsentStore: ConsentStore {
             recordedBy: try row.string("recorded_by"))
     }
 
+    /// The protocol requirement `append` (documented on the protocol).
     public func append(_ statement: ConsentStatement, actor: Actor, write: WriteOptions<ConsentRecord>) async throws -> WriteOutcome<ConsentRecord> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             let row = try await c.query(
@@ -69,6 +71,7 @@ public struct PostgresConsentStore: ConsentStore {
         }
     }
 
+    /// The protocol requirement `history` (documented on the protocol).
     public func history(
         contactID: UUID, channel: Channel?, purpose: String?, afterSequence: Int64?, limit: Int, actor: Actor
     ) async throws -> Rows<ConsentRecord> {
@@ -91,6 +94,7 @@ public struct PostgresConsentStore: ConsentStore {
         return Rows(records: records, more: more)
     }
 
+    /// The protocol requirement `latest` (documented on the protocol).
     public func latest(contactID: UUID, channel: Channel, purpose: String, actor: Actor) async throws -> ConsentRecord? {
         try await Self.latest(pool: pool, contactID: contactID, channel: channel, purpose: purpose, tenantID: actor.tenantID)
     }

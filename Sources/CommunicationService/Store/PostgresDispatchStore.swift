@@ -96,6 +96,9 @@ public struct PostgresDispatchStore: Sendable {
             FROM (
                 SELECT tenant_id, id FROM communication.sends
                 WHERE status IN (1, 2) AND next_attempt_at <= now() AND (status = 1 OR lease_until < now()) AND attempts < max_attempts
+                  -- A paused or cancelled campaign's sends wait.
+                  AND (campaign_id IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM communication.campaigns k WHERE k.tenant_id = sends.tenant_id AND k.id = sends.campaign_id AND k.status IN (2, 3)))
                 ORDER BY next_attempt_at
                 LIMIT $3
                 FOR UPDATE SKIP LOCKED

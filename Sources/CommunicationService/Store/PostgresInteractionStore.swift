@@ -43,6 +43,7 @@ public struct PostgresInteractionStore: InteractionStore {
         self.publish = publish
     }
 
+    /// The protocol requirement `replay<V>` (documented on the protocol).
     public func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
         try await idempotency.replay(write, actor: actor, pool: pool)
     }
@@ -126,6 +127,7 @@ public struct PostgresInteractionStore: InteractionStore {
             [.text(actor.tenantID), .array(record.data.contactIDs.map(PostgresValue.uuid), elementType: .uuid), .uuid(record.id)])
     }
 
+    /// The protocol requirement `insert` (documented on the protocol).
     public func insert(_ data: InteractionData, actor: Actor, write: WriteOptions<InteractionRecord>) async throws -> WriteOutcome<InteractionRecord>
     {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
@@ -147,6 +149,7 @@ public struct PostgresInteractionStore: InteractionStore {
         }
     }
 
+    /// The protocol requirement `fetch` (documented on the protocol).
     public func fetch(id: UUID, actor: Actor) async throws -> InteractionRecord? {
         try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],
@@ -154,6 +157,7 @@ public struct PostgresInteractionStore: InteractionStore {
         ).first.map(Self.record)
     }
 
+    /// The protocol requirement `replace` (documented on the protocol).
     public func replace(
         id: UUID, expectedVersion: Int64, data: InteractionData, changedFields: [String], actor: Actor, write: WriteOptions<InteractionRecord>
     ) async throws -> WriteOutcome<InteractionRecord> {
@@ -192,6 +196,7 @@ public struct PostgresInteractionStore: InteractionStore {
         }
     }
 
+    /// The protocol requirement `setDeleted` (documented on the protocol).
     public func setDeleted(
         id: UUID, deleted: Bool, expectedVersion: Int64?, actor: Actor, write: WriteOptions<InteractionRecord>
     ) async throws -> WriteOutcome<InteractionRecord> {
@@ -247,6 +252,7 @@ public struct PostgresInteractionStore: InteractionStore {
         return Rows(records: records, more: more)
     }
 
+    /// The protocol requirement `list` (documented on the protocol).
     public func list(_ query: InteractionQuery, viewer: Viewer) async throws -> Rows<InteractionRecord> {
         var binds = Binds(values: [.text(viewer.actor.tenantID)])
         // The relation decides the index: the contact link table, or one of the interaction indexes, all of which
@@ -289,6 +295,7 @@ public struct PostgresInteractionStore: InteractionStore {
         return try Self.page(rows, limit: query.limit)
     }
 
+    /// The protocol requirement `search` (documented on the protocol).
     public func search(words: [String], after: TimeCursor?, limit: Int, viewer: Viewer) async throws -> Rows<InteractionRecord> {
         var binds = Binds(values: [.text(viewer.actor.tenantID)])
         // plainto_tsquery ANDs the words and ignores tsquery operators in them: client text is never query syntax.
@@ -316,6 +323,7 @@ public struct PostgresInteractionStore: InteractionStore {
         }
     }
 
+    /// The protocol requirement `followUps` (documented on the protocol).
     public func followUps(
         ownerID: String, dueBefore: Date, after: TimeCursor?, limit: Int, viewer: Viewer
     ) async throws -> Rows<InteractionRecord> {

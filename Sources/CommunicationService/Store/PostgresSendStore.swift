@@ -29,6 +29,7 @@ public struct PostgresSendStore: SendStore {
         self.publish = publish
     }
 
+    /// The protocol requirement `replay<V>` (documented on the protocol).
     public func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
         try await idempotency.replay(write, actor: actor, pool: pool)
     }
@@ -60,6 +61,7 @@ public struct PostgresSendStore: SendStore {
             tenantID: actor.tenantID, on: c)
     }
 
+    /// The protocol requirement `insert` (documented on the protocol).
     public func insert(
         id: UUID, _ data: SendData, subject: String, body: String, template: TemplateReference?, payload: [UInt8], maxAttempts: Int, actor: Actor,
         write: WriteOptions<SendRecord>
@@ -87,6 +89,7 @@ public struct PostgresSendStore: SendStore {
         }
     }
 
+    /// The protocol requirement `fetch` (documented on the protocol).
     public func fetch(id: UUID, actor: Actor) async throws -> SendRecord? {
         try await pool.query(
             settings: ["app.tenant_id": actor.tenantID], "SELECT \(Self.columns) FROM communication.sends WHERE tenant_id = $1 AND id = $2",
@@ -94,6 +97,7 @@ public struct PostgresSendStore: SendStore {
         ).first.map(Self.record)
     }
 
+    /// The protocol requirement `isSuppressed` (documented on the protocol).
     public func isSuppressed(kind: String, hash: String, actor: Actor) async throws -> Bool {
         try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],
@@ -102,6 +106,7 @@ public struct PostgresSendStore: SendStore {
         ).first != nil
     }
 
+    /// The protocol requirement `cancel` (documented on the protocol).
     public func cancel(id: UUID, actor: Actor, write: WriteOptions<SendRecord>) async throws -> WriteOutcome<SendRecord> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             // status = 1 means no dispatcher holds it: the claim sets 2 in the same row under its lock, so a cancel and

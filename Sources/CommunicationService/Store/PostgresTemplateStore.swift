@@ -27,6 +27,7 @@ public struct PostgresTemplateStore: TemplateStore {
         self.publish = publish
     }
 
+    /// The protocol requirement `replay<V>` (documented on the protocol).
     public func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
         try await idempotency.replay(write, actor: actor, pool: pool)
     }
@@ -64,6 +65,7 @@ public struct PostgresTemplateStore: TemplateStore {
         return record
     }
 
+    /// The protocol requirement `create` (documented on the protocol).
     public func create(
         _ data: TemplateData, variables: [String], actor: Actor, write: WriteOptions<TemplateRecord>
     ) async throws -> WriteOutcome<TemplateRecord> {
@@ -77,6 +79,7 @@ public struct PostgresTemplateStore: TemplateStore {
         }
     }
 
+    /// The protocol requirement `addVersion` (documented on the protocol).
     public func addVersion(
         id: UUID, _ data: TemplateData, variables: [String], expectedVersion: Int?, actor: Actor, write: WriteOptions<TemplateRecord>
     ) async throws -> WriteOutcome<TemplateRecord> {
@@ -98,6 +101,7 @@ public struct PostgresTemplateStore: TemplateStore {
         }
     }
 
+    /// The protocol requirement `fetch` (documented on the protocol).
     public func fetch(id: UUID, version: Int?, actor: Actor) async throws -> TemplateRecord? {
         let sql =
             version == nil
@@ -112,6 +116,7 @@ public struct PostgresTemplateStore: TemplateStore {
         return try await pool.query(settings: ["app.tenant_id": actor.tenantID], sql, binds).first.map(Self.record)
     }
 
+    /// The protocol requirement `list` (documented on the protocol).
     public func list(after: (nameKey: String, id: UUID)?, limit: Int, actor: Actor) async throws -> Rows<TemplateRecord> {
         let rows = try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],

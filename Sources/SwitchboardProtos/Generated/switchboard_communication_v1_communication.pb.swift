@@ -429,6 +429,57 @@ public enum Switchboard_Communication_V1_DeliveryState: ProtoEnum, CaseIterable,
     }
 }
 
+/// The `switchboard.communication.v1.CampaignStatus` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Communication_V1_CampaignStatus: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `CAMPAIGN_STATUS_UNSPECIFIED` = 0.
+    case unspecified
+    /// `CAMPAIGN_STATUS_ACTIVE` = 1.
+    case active
+    /// `CAMPAIGN_STATUS_PAUSED` = 2.
+    case paused
+    /// `CAMPAIGN_STATUS_CANCELLED` = 3.
+    case cancelled
+    /// `CAMPAIGN_STATUS_COMPLETED` = 4.
+    case completed
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Communication_V1_CampaignStatus] = [.unspecified, .active, .paused, .cancelled, .completed]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("CAMPAIGN_STATUS_UNSPECIFIED", 0),
+        ("CAMPAIGN_STATUS_ACTIVE", 1),
+        ("CAMPAIGN_STATUS_PAUSED", 2),
+        ("CAMPAIGN_STATUS_CANCELLED", 3),
+        ("CAMPAIGN_STATUS_COMPLETED", 4),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .active
+        case 2: self = .paused
+        case 3: self = .cancelled
+        case 4: self = .completed
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .active: return 1
+        case .paused: return 2
+        case .cancelled: return 3
+        case .completed: return 4
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// The `switchboard.communication.v1.Interaction` message.
 public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.communication.v1.Interaction`.
@@ -2682,6 +2733,330 @@ public struct Switchboard_Communication_V1_SubjectRecord: ProtoMessage, _CBridge
     }
 }
 
+/// The `switchboard.communication.v1.CampaignProgress` message.
+public struct Switchboard_Communication_V1_CampaignProgress: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.CampaignProgress`.
+    public static let protoMessageName = "switchboard.communication.v1.CampaignProgress"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__campaign_progress__init)
+
+    /// Field `recipients` = 1.
+    public var recipients: Int32 = 0
+
+    /// Field `pending` = 2.
+    public var pending: Int32 = 0
+
+    /// Field `queued` = 3.
+    public var queued: Int32 = 0
+
+    /// Field `sent` = 4.
+    public var sent: Int32 = 0
+
+    /// Field `delivered` = 5.
+    public var delivered: Int32 = 0
+
+    /// Field `failed` = 6.
+    public var failed: Int32 = 0
+
+    /// Field `skipped` = 7.
+    public var skipped: Int32 = 0
+
+    /// Field `status` = 8.
+    public var status: Switchboard_Communication_V1_CampaignStatus = .init(protoValue: 0)
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.recipients = r.scalar(0)
+        self.pending = r.scalar(1)
+        self.queued = r.scalar(2)
+        self.sent = r.scalar(3)
+        self.delivered = r.scalar(4)
+        self.failed = r.scalar(5)
+        self.skipped = r.scalar(6)
+        self.status = r.enumeration(7)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setScalar(0, recipients)
+        w.setScalar(1, pending)
+        w.setScalar(2, queued)
+        w.setScalar(3, sent)
+        w.setScalar(4, delivered)
+        w.setScalar(5, failed)
+        w.setScalar(6, skipped)
+        w.setEnumeration(7, status)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "recipients", self.recipients)
+        e.field(&o, "pending", self.pending)
+        e.field(&o, "queued", self.queued)
+        e.field(&o, "sent", self.sent)
+        e.field(&o, "delivered", self.delivered)
+        e.field(&o, "failed", self.failed)
+        e.field(&o, "skipped", self.skipped)
+        e.field(&o, "status", self.status)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "recipients": try d.field(1, "recipients", value, &self.recipients)
+            case "pending": try d.field(2, "pending", value, &self.pending)
+            case "queued": try d.field(3, "queued", value, &self.queued)
+            case "sent": try d.field(4, "sent", value, &self.sent)
+            case "delivered": try d.field(5, "delivered", value, &self.delivered)
+            case "failed": try d.field(6, "failed", value, &self.failed)
+            case "skipped": try d.field(7, "skipped", value, &self.skipped)
+            case "status": try d.field(8, "status", value, &self.status)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.Campaign` message.
+public struct Switchboard_Communication_V1_Campaign: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.Campaign`.
+    public static let protoMessageName = "switchboard.communication.v1.Campaign"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__campaign__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `name` = 2.
+    public var name: String = ""
+
+    /// Field `template_id` = 3.
+    public var templateId: String = ""
+
+    /// Field `template_version` = 4.
+    public var templateVersion: Int32 = 0
+
+    /// Field `channel` = 5.
+    public var channel: Switchboard_Communication_V1_Channel = .init(protoValue: 0)
+
+    /// Field `purpose` = 6.
+    public var purpose: String = ""
+
+    /// Field `contact_ids` = 7.
+    public var contactIds: [String] = []
+
+    /// Field `template_values` = 8.
+    public var templateValues: [String: String] = [:]
+
+    /// Field `start_at` = 9.
+    public var startAt: Date? = nil
+
+    /// Field `status` = 10.
+    public var status: Switchboard_Communication_V1_CampaignStatus = .init(protoValue: 0)
+
+    /// Field `progress` = 11.
+    public var progress: Switchboard_Communication_V1_CampaignProgress? = nil
+
+    /// Field `audit` = 12.
+    public var audit: Switchboard_Common_V1_AuditStamps? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.name = r.string(1)
+        self.templateId = r.string(2)
+        self.templateVersion = r.scalar(3)
+        self.channel = r.enumeration(4)
+        self.purpose = r.string(5)
+        self.contactIds = r.repeatedString(6)
+        self.templateValues = r.map(7, key: { $0.string(0) }, value: { $0.string(1) })
+        self.startAt = (r.message(8) as Google_Protobuf_Timestamp?)?.date
+        self.status = r.enumeration(9)
+        self.progress = r.message(10)
+        self.audit = r.message(11)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, name)
+        w.setString(2, templateId)
+        w.setScalar(3, templateVersion)
+        w.setEnumeration(4, channel)
+        w.setString(5, purpose)
+        w.setRepeatedString(6, contactIds)
+        w.setMap(7, templateValues, key: { $0.setString(0, $1) }, value: { $0.setString(1, $1) })
+        w.setMessage(8, startAt.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setEnumeration(9, status)
+        w.setMessage(10, progress)
+        w.setMessage(11, audit)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "name", self.name)
+        e.field(&o, "templateId", self.templateId)
+        e.field(&o, "templateVersion", self.templateVersion)
+        e.field(&o, "channel", self.channel)
+        e.field(&o, "purpose", self.purpose)
+        e.field(&o, "contactIds", self.contactIds)
+        e.field(&o, "templateValues", self.templateValues)
+        try e.field(&o, "startAt", self.startAt)
+        e.field(&o, "status", self.status)
+        try e.field(&o, "progress", self.progress)
+        try e.field(&o, "audit", self.audit)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "name": try d.field(2, "name", value, &self.name)
+            case "templateId", "template_id": try d.field(3, "templateId", value, &self.templateId)
+            case "templateVersion", "template_version": try d.field(4, "templateVersion", value, &self.templateVersion)
+            case "channel": try d.field(5, "channel", value, &self.channel)
+            case "purpose": try d.field(6, "purpose", value, &self.purpose)
+            case "contactIds", "contact_ids": try d.field(7, "contactIds", value, &self.contactIds)
+            case "templateValues", "template_values": try d.field(8, "templateValues", value, &self.templateValues)
+            case "startAt", "start_at": try d.field(9, "startAt", value, &self.startAt)
+            case "status": try d.field(10, "status", value, &self.status)
+            case "progress": try d.field(11, "progress", value, &self.progress)
+            case "audit": try d.field(12, "audit", value, &self.audit)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.CreateCampaignRequest` message.
+public struct Switchboard_Communication_V1_CreateCampaignRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.CreateCampaignRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.CreateCampaignRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__create_campaign_request__init)
+
+    /// Field `campaign` = 1.
+    public var campaign: Switchboard_Communication_V1_Campaign? = nil
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.campaign = r.message(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, campaign)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "campaign", self.campaign)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "campaign": try d.field(1, "campaign", value, &self.campaign)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.CampaignRequest` message.
+public struct Switchboard_Communication_V1_CampaignRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.CampaignRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.CampaignRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__campaign_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// Names and method descriptors of the `switchboard.communication.v1.CommunicationService` service.
 public enum Switchboard_Communication_V1_CommunicationService {
     /// `switchboard.communication.v1.CommunicationService`.
@@ -2728,11 +3103,23 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let cancelSend = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CancelSend", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/ExportSubject`.
         public static let exportSubject = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ExportSubject", kind: .serverStreaming)
+        /// `switchboard.communication.v1.CommunicationService/CreateCampaign`.
+        public static let createCampaign = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CreateCampaign", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/GetCampaign`.
+        public static let getCampaign = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "GetCampaign", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/PauseCampaign`.
+        public static let pauseCampaign = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "PauseCampaign", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/ResumeCampaign`.
+        public static let resumeCampaign = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ResumeCampaign", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/CancelCampaign`.
+        public static let cancelCampaign = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CancelCampaign", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/WatchCampaignProgress`.
+        public static let watchCampaignProgress = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "WatchCampaignProgress", kind: .serverStreaming)
         /// `switchboard.communication.v1.CommunicationService/WatchChanges`.
         public static let watchChanges = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.cancelSend, Method.exportSubject, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.cancelSend, Method.exportSubject, Method.createCampaign, Method.getCampaign, Method.pauseCampaign, Method.resumeCampaign, Method.cancelCampaign, Method.watchCampaignProgress, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.communication.v1.CommunicationService`; register the implementation with the server.
@@ -2777,6 +3164,18 @@ public protocol Switchboard_Communication_V1_CommunicationService_ServiceProtoco
     func cancelSend(request: Switchboard_Communication_V1_CancelSendRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Send
     /// Handles `ExportSubject`.
     func exportSubject(request: Switchboard_Communication_V1_ExportSubjectRequest, responses: RPCWriter<Switchboard_Communication_V1_SubjectRecord>, context: ServerContext) async throws
+    /// Handles `CreateCampaign`.
+    func createCampaign(request: Switchboard_Communication_V1_CreateCampaignRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Campaign
+    /// Handles `GetCampaign`.
+    func getCampaign(request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Campaign
+    /// Handles `PauseCampaign`.
+    func pauseCampaign(request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Campaign
+    /// Handles `ResumeCampaign`.
+    func resumeCampaign(request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Campaign
+    /// Handles `CancelCampaign`.
+    func cancelCampaign(request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Campaign
+    /// Handles `WatchCampaignProgress`.
+    func watchCampaignProgress(request: Switchboard_Communication_V1_CampaignRequest, responses: RPCWriter<Switchboard_Communication_V1_CampaignProgress>, context: ServerContext) async throws
     /// Handles `WatchChanges`.
     func watchChanges(request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext) async throws
 }
@@ -2804,6 +3203,12 @@ extension Switchboard_Communication_V1_CommunicationService_ServiceProtocol {
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getSend) { try await self.getSend(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.cancelSend) { try await self.cancelSend(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Communication_V1_CommunicationService.Method.exportSubject) { try await self.exportSubject(request: $0, responses: $1, context: $2) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.createCampaign) { try await self.createCampaign(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getCampaign) { try await self.getCampaign(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.pauseCampaign) { try await self.pauseCampaign(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.resumeCampaign) { try await self.resumeCampaign(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.cancelCampaign) { try await self.cancelCampaign(request: $0, context: $1) }
+        router.registerServerStreaming(Switchboard_Communication_V1_CommunicationService.Method.watchCampaignProgress) { try await self.watchCampaignProgress(request: $0, responses: $1, context: $2) }
         router.registerServerStreaming(Switchboard_Communication_V1_CommunicationService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
     }
 }
@@ -2918,6 +3323,40 @@ public struct Switchboard_Communication_V1_CommunicationService_Client: Sendable
         body: @escaping @Sendable (RPCAsyncSequence<Switchboard_Communication_V1_SubjectRecord>) async throws -> Result
     ) async throws -> Result {
         try await client.serverStreaming(Switchboard_Communication_V1_CommunicationService.Method.exportSubject, request, options: options, body: body)
+    }
+
+    /// Calls `CreateCampaign`.
+    public func createCampaign(_ request: Switchboard_Communication_V1_CreateCampaignRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Campaign {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.createCampaign, request, options: options)
+    }
+
+    /// Calls `GetCampaign`.
+    public func getCampaign(_ request: Switchboard_Communication_V1_CampaignRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Campaign {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.getCampaign, request, options: options)
+    }
+
+    /// Calls `PauseCampaign`.
+    public func pauseCampaign(_ request: Switchboard_Communication_V1_CampaignRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Campaign {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.pauseCampaign, request, options: options)
+    }
+
+    /// Calls `ResumeCampaign`.
+    public func resumeCampaign(_ request: Switchboard_Communication_V1_CampaignRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Campaign {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.resumeCampaign, request, options: options)
+    }
+
+    /// Calls `CancelCampaign`.
+    public func cancelCampaign(_ request: Switchboard_Communication_V1_CampaignRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Campaign {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.cancelCampaign, request, options: options)
+    }
+
+    /// Calls `WatchCampaignProgress`.
+    public func watchCampaignProgress<Result: Sendable>(
+        _ request: Switchboard_Communication_V1_CampaignRequest,
+        options: CallOptions = .defaults,
+        body: @escaping @Sendable (RPCAsyncSequence<Switchboard_Communication_V1_CampaignProgress>) async throws -> Result
+    ) async throws -> Result {
+        try await client.serverStreaming(Switchboard_Communication_V1_CommunicationService.Method.watchCampaignProgress, request, options: options, body: body)
     }
 
     /// Calls `WatchChanges`.

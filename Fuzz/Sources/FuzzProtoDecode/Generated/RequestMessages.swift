@@ -25,10 +25,14 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Common_V1_WatchAllChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchAllChangesRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.watchChanges, Switchboard_Contacts_V1_ContactsService.watchChanges, Switchboard_Organization_V1_OrganizationService.watchChanges
     (Switchboard_Common_V1_WatchChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchChangesRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.getCampaign, Switchboard_Communication_V1_CommunicationService.pauseCampaign, Switchboard_Communication_V1_CommunicationService.resumeCampaign, Switchboard_Communication_V1_CommunicationService.cancelCampaign, Switchboard_Communication_V1_CommunicationService.watchCampaignProgress
+    (Switchboard_Communication_V1_CampaignRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_CampaignRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.cancelSend
     (Switchboard_Communication_V1_CancelSendRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_CancelSendRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.checkConsent
     (Switchboard_Communication_V1_CheckConsentRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_CheckConsentRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.createCampaign
+    (Switchboard_Communication_V1_CreateCampaignRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_CreateCampaignRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.createTemplate
     (Switchboard_Communication_V1_CreateTemplateRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_CreateTemplateRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.deleteInteraction

@@ -53,6 +53,11 @@ typedef struct Switchboard__Communication__V1__GetSendRequest Switchboard__Commu
 typedef struct Switchboard__Communication__V1__CancelSendRequest Switchboard__Communication__V1__CancelSendRequest;
 typedef struct Switchboard__Communication__V1__ExportSubjectRequest Switchboard__Communication__V1__ExportSubjectRequest;
 typedef struct Switchboard__Communication__V1__SubjectRecord Switchboard__Communication__V1__SubjectRecord;
+typedef struct Switchboard__Communication__V1__CampaignProgress Switchboard__Communication__V1__CampaignProgress;
+typedef struct Switchboard__Communication__V1__Campaign Switchboard__Communication__V1__Campaign;
+typedef struct Switchboard__Communication__V1__Campaign__TemplateValuesEntry Switchboard__Communication__V1__Campaign__TemplateValuesEntry;
+typedef struct Switchboard__Communication__V1__CreateCampaignRequest Switchboard__Communication__V1__CreateCampaignRequest;
+typedef struct Switchboard__Communication__V1__CampaignRequest Switchboard__Communication__V1__CampaignRequest;
 
 
 /* --- enums --- */
@@ -183,6 +188,26 @@ typedef enum _Switchboard__Communication__V1__DeliveryState {
   SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_CALL_FAILED = 51
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE)
 } Switchboard__Communication__V1__DeliveryState;
+typedef enum _Switchboard__Communication__V1__CampaignStatus {
+  SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED = 0,
+  /*
+   * Recipients are turned into sends from start_at on.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_ACTIVE = 1,
+  /*
+   * No new sends are made and the campaign's scheduled sends wait (sends already with the provider finish).
+   */
+  SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_PAUSED = 2,
+  /*
+   * Stopped for good: its scheduled sends are cancelled.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_CANCELLED = 3,
+  /*
+   * Every recipient became a send or was skipped.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_COMPLETED = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS)
+} Switchboard__Communication__V1__CampaignStatus;
 
 /* --- messages --- */
 
@@ -954,6 +979,137 @@ struct  Switchboard__Communication__V1__SubjectRecord
     , SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD__NOT_SET, {0} }
 
 
+/*
+ * Counts of a campaign's recipients.
+ */
+struct  Switchboard__Communication__V1__CampaignProgress
+{
+  ProtobufCMessage base;
+  int32_t recipients;
+  /*
+   * Not yet turned into a send.
+   */
+  int32_t pending;
+  /*
+   * Sends scheduled or with a dispatcher.
+   */
+  int32_t queued;
+  int32_t sent;
+  /*
+   * Sent and reported delivered (or further) by the provider.
+   */
+  int32_t delivered;
+  /*
+   * Sends that failed or were refused at dispatch.
+   */
+  int32_t failed;
+  /*
+   * Recipients skipped (no consent, suppressed, no address) or whose send was cancelled.
+   */
+  int32_t skipped;
+  Switchboard__Communication__V1__CampaignStatus status;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_PROGRESS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__campaign_progress__descriptor) \
+    , 0, 0, 0, 0, 0, 0, 0, SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED }
+
+
+struct  Switchboard__Communication__V1__Campaign__TemplateValuesEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN__TEMPLATE_VALUES_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__campaign__template_values_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One message (a template version) to a list of contacts.
+ */
+struct  Switchboard__Communication__V1__Campaign
+{
+  ProtobufCMessage base;
+  /*
+   * Output only.
+   */
+  char *id;
+  /*
+   * Required, at most 200 bytes.
+   */
+  char *name;
+  /*
+   * Required: the template (template_version 0: its latest version when the campaign is created).
+   */
+  char *template_id;
+  int32_t template_version;
+  /*
+   * Required.
+   */
+  Switchboard__Communication__V1__Channel channel;
+  /*
+   * Required: the purpose consent is checked for, per recipient.
+   */
+  char *purpose;
+  /*
+   * Input only: the recipients (contact ids), 1 to 10,000, deduplicated. Each is sent to at its first address of the
+   * channel's kind in the address directory (the contacts feed), or skipped.
+   */
+  size_t n_contact_ids;
+  char **contact_ids;
+  /*
+   * The template's values, the same for every recipient (see RenderTemplateRequest.values).
+   */
+  size_t n_template_values;
+  Switchboard__Communication__V1__Campaign__TemplateValuesEntry **template_values;
+  /*
+   * When sending starts; absent: now. At most a year ahead.
+   */
+  Google__Protobuf__Timestamp *start_at;
+  /*
+   * Output only.
+   */
+  Switchboard__Communication__V1__CampaignStatus status;
+  /*
+   * Output only.
+   */
+  Switchboard__Communication__V1__CampaignProgress *progress;
+  /*
+   * Output only.
+   */
+  Switchboard__Common__V1__AuditStamps *audit;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__campaign__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED, NULL, NULL }
+
+
+struct  Switchboard__Communication__V1__CreateCampaignRequest
+{
+  ProtobufCMessage base;
+  Switchboard__Communication__V1__Campaign *campaign;
+  /*
+   * Required.
+   */
+  char *request_id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CREATE_CAMPAIGN_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__create_campaign_request__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__CampaignRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  char *request_id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__campaign_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
 /* Switchboard__Communication__V1__Interaction methods */
 void   switchboard__communication__v1__interaction__init
                      (Switchboard__Communication__V1__Interaction         *message);
@@ -1568,6 +1724,85 @@ Switchboard__Communication__V1__SubjectRecord *
 void   switchboard__communication__v1__subject_record__free_unpacked
                      (Switchboard__Communication__V1__SubjectRecord *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__CampaignProgress methods */
+void   switchboard__communication__v1__campaign_progress__init
+                     (Switchboard__Communication__V1__CampaignProgress         *message);
+size_t switchboard__communication__v1__campaign_progress__get_packed_size
+                     (const Switchboard__Communication__V1__CampaignProgress   *message);
+size_t switchboard__communication__v1__campaign_progress__pack
+                     (const Switchboard__Communication__V1__CampaignProgress   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__campaign_progress__pack_to_buffer
+                     (const Switchboard__Communication__V1__CampaignProgress   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__CampaignProgress *
+       switchboard__communication__v1__campaign_progress__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__campaign_progress__free_unpacked
+                     (Switchboard__Communication__V1__CampaignProgress *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__Campaign__TemplateValuesEntry methods */
+void   switchboard__communication__v1__campaign__template_values_entry__init
+                     (Switchboard__Communication__V1__Campaign__TemplateValuesEntry         *message);
+/* Switchboard__Communication__V1__Campaign methods */
+void   switchboard__communication__v1__campaign__init
+                     (Switchboard__Communication__V1__Campaign         *message);
+size_t switchboard__communication__v1__campaign__get_packed_size
+                     (const Switchboard__Communication__V1__Campaign   *message);
+size_t switchboard__communication__v1__campaign__pack
+                     (const Switchboard__Communication__V1__Campaign   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__campaign__pack_to_buffer
+                     (const Switchboard__Communication__V1__Campaign   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__Campaign *
+       switchboard__communication__v1__campaign__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__campaign__free_unpacked
+                     (Switchboard__Communication__V1__Campaign *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__CreateCampaignRequest methods */
+void   switchboard__communication__v1__create_campaign_request__init
+                     (Switchboard__Communication__V1__CreateCampaignRequest         *message);
+size_t switchboard__communication__v1__create_campaign_request__get_packed_size
+                     (const Switchboard__Communication__V1__CreateCampaignRequest   *message);
+size_t switchboard__communication__v1__create_campaign_request__pack
+                     (const Switchboard__Communication__V1__CreateCampaignRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__create_campaign_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__CreateCampaignRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__CreateCampaignRequest *
+       switchboard__communication__v1__create_campaign_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__create_campaign_request__free_unpacked
+                     (Switchboard__Communication__V1__CreateCampaignRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__CampaignRequest methods */
+void   switchboard__communication__v1__campaign_request__init
+                     (Switchboard__Communication__V1__CampaignRequest         *message);
+size_t switchboard__communication__v1__campaign_request__get_packed_size
+                     (const Switchboard__Communication__V1__CampaignRequest   *message);
+size_t switchboard__communication__v1__campaign_request__pack
+                     (const Switchboard__Communication__V1__CampaignRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__campaign_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__CampaignRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__CampaignRequest *
+       switchboard__communication__v1__campaign_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__campaign_request__free_unpacked
+                     (Switchboard__Communication__V1__CampaignRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__Communication__V1__Interaction_Closure)
@@ -1672,6 +1907,21 @@ typedef void (*Switchboard__Communication__V1__ExportSubjectRequest_Closure)
 typedef void (*Switchboard__Communication__V1__SubjectRecord_Closure)
                  (const Switchboard__Communication__V1__SubjectRecord *message,
                   void *closure_data);
+typedef void (*Switchboard__Communication__V1__CampaignProgress_Closure)
+                 (const Switchboard__Communication__V1__CampaignProgress *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__Campaign__TemplateValuesEntry_Closure)
+                 (const Switchboard__Communication__V1__Campaign__TemplateValuesEntry *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__Campaign_Closure)
+                 (const Switchboard__Communication__V1__Campaign *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__CreateCampaignRequest_Closure)
+                 (const Switchboard__Communication__V1__CreateCampaignRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__CampaignRequest_Closure)
+                 (const Switchboard__Communication__V1__CampaignRequest *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1759,6 +2009,30 @@ struct Switchboard__Communication__V1__CommunicationService_Service
                          const Switchboard__Communication__V1__ExportSubjectRequest *input,
                          Switchboard__Communication__V1__SubjectRecord_Closure closure,
                          void *closure_data);
+  void (*create_campaign)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                          const Switchboard__Communication__V1__CreateCampaignRequest *input,
+                          Switchboard__Communication__V1__Campaign_Closure closure,
+                          void *closure_data);
+  void (*get_campaign)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                       const Switchboard__Communication__V1__CampaignRequest *input,
+                       Switchboard__Communication__V1__Campaign_Closure closure,
+                       void *closure_data);
+  void (*pause_campaign)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                         const Switchboard__Communication__V1__CampaignRequest *input,
+                         Switchboard__Communication__V1__Campaign_Closure closure,
+                         void *closure_data);
+  void (*resume_campaign)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                          const Switchboard__Communication__V1__CampaignRequest *input,
+                          Switchboard__Communication__V1__Campaign_Closure closure,
+                          void *closure_data);
+  void (*cancel_campaign)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                          const Switchboard__Communication__V1__CampaignRequest *input,
+                          Switchboard__Communication__V1__Campaign_Closure closure,
+                          void *closure_data);
+  void (*watch_campaign_progress)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                                  const Switchboard__Communication__V1__CampaignRequest *input,
+                                  Switchboard__Communication__V1__CampaignProgress_Closure closure,
+                                  void *closure_data);
   void (*watch_changes)(Switchboard__Communication__V1__CommunicationService_Service *service,
                         const Switchboard__Common__V1__WatchChangesRequest *input,
                         Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -1791,6 +2065,12 @@ void switchboard__communication__v1__communication_service__init (Switchboard__C
       function_prefix__ ## get_send,\
       function_prefix__ ## cancel_send,\
       function_prefix__ ## export_subject,\
+      function_prefix__ ## create_campaign,\
+      function_prefix__ ## get_campaign,\
+      function_prefix__ ## pause_campaign,\
+      function_prefix__ ## resume_campaign,\
+      function_prefix__ ## cancel_campaign,\
+      function_prefix__ ## watch_campaign_progress,\
       function_prefix__ ## watch_changes  }
 void switchboard__communication__v1__communication_service__log_interaction(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__LogInteractionRequest *input,
@@ -1872,6 +2152,30 @@ void switchboard__communication__v1__communication_service__export_subject(Proto
                                                                            const Switchboard__Communication__V1__ExportSubjectRequest *input,
                                                                            Switchboard__Communication__V1__SubjectRecord_Closure closure,
                                                                            void *closure_data);
+void switchboard__communication__v1__communication_service__create_campaign(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__CreateCampaignRequest *input,
+                                                                            Switchboard__Communication__V1__Campaign_Closure closure,
+                                                                            void *closure_data);
+void switchboard__communication__v1__communication_service__get_campaign(ProtobufCService *service,
+                                                                         const Switchboard__Communication__V1__CampaignRequest *input,
+                                                                         Switchboard__Communication__V1__Campaign_Closure closure,
+                                                                         void *closure_data);
+void switchboard__communication__v1__communication_service__pause_campaign(ProtobufCService *service,
+                                                                           const Switchboard__Communication__V1__CampaignRequest *input,
+                                                                           Switchboard__Communication__V1__Campaign_Closure closure,
+                                                                           void *closure_data);
+void switchboard__communication__v1__communication_service__resume_campaign(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__CampaignRequest *input,
+                                                                            Switchboard__Communication__V1__Campaign_Closure closure,
+                                                                            void *closure_data);
+void switchboard__communication__v1__communication_service__cancel_campaign(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__CampaignRequest *input,
+                                                                            Switchboard__Communication__V1__Campaign_Closure closure,
+                                                                            void *closure_data);
+void switchboard__communication__v1__communication_service__watch_campaign_progress(ProtobufCService *service,
+                                                                                    const Switchboard__Communication__V1__CampaignRequest *input,
+                                                                                    Switchboard__Communication__V1__CampaignProgress_Closure closure,
+                                                                                    void *closure_data);
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -1887,6 +2191,7 @@ extern const ProtobufCEnumDescriptor    switchboard__communication__v1__consent_
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__legal_basis__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__send_status__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__delivery_state__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__communication__v1__campaign_status__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__interaction__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__log_interaction_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_interaction_request__descriptor;
@@ -1922,6 +2227,11 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_send
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__cancel_send_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__export_subject_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__subject_record__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign_progress__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__template_values_entry__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__create_campaign_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign_request__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -1459,6 +1459,192 @@ void   switchboard__communication__v1__subject_record__free_unpacked
   assert(message->base.descriptor == &switchboard__communication__v1__subject_record__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__communication__v1__campaign_progress__init
+                     (Switchboard__Communication__V1__CampaignProgress         *message)
+{
+  static const Switchboard__Communication__V1__CampaignProgress init_value = SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_PROGRESS__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__campaign_progress__get_packed_size
+                     (const Switchboard__Communication__V1__CampaignProgress *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_progress__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__campaign_progress__pack
+                     (const Switchboard__Communication__V1__CampaignProgress *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_progress__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__campaign_progress__pack_to_buffer
+                     (const Switchboard__Communication__V1__CampaignProgress *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_progress__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__CampaignProgress *
+       switchboard__communication__v1__campaign_progress__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__CampaignProgress *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__campaign_progress__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__campaign_progress__free_unpacked
+                     (Switchboard__Communication__V1__CampaignProgress *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_progress__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__campaign__template_values_entry__init
+                     (Switchboard__Communication__V1__Campaign__TemplateValuesEntry         *message)
+{
+  static const Switchboard__Communication__V1__Campaign__TemplateValuesEntry init_value = SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN__TEMPLATE_VALUES_ENTRY__INIT;
+  *message = init_value;
+}
+void   switchboard__communication__v1__campaign__init
+                     (Switchboard__Communication__V1__Campaign         *message)
+{
+  static const Switchboard__Communication__V1__Campaign init_value = SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__campaign__get_packed_size
+                     (const Switchboard__Communication__V1__Campaign *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__campaign__pack
+                     (const Switchboard__Communication__V1__Campaign *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__campaign__pack_to_buffer
+                     (const Switchboard__Communication__V1__Campaign *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__Campaign *
+       switchboard__communication__v1__campaign__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__Campaign *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__campaign__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__campaign__free_unpacked
+                     (Switchboard__Communication__V1__Campaign *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__create_campaign_request__init
+                     (Switchboard__Communication__V1__CreateCampaignRequest         *message)
+{
+  static const Switchboard__Communication__V1__CreateCampaignRequest init_value = SWITCHBOARD__COMMUNICATION__V1__CREATE_CAMPAIGN_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__create_campaign_request__get_packed_size
+                     (const Switchboard__Communication__V1__CreateCampaignRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__create_campaign_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__create_campaign_request__pack
+                     (const Switchboard__Communication__V1__CreateCampaignRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__create_campaign_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__create_campaign_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__CreateCampaignRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__create_campaign_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__CreateCampaignRequest *
+       switchboard__communication__v1__create_campaign_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__CreateCampaignRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__create_campaign_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__create_campaign_request__free_unpacked
+                     (Switchboard__Communication__V1__CreateCampaignRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__create_campaign_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__campaign_request__init
+                     (Switchboard__Communication__V1__CampaignRequest         *message)
+{
+  static const Switchboard__Communication__V1__CampaignRequest init_value = SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__campaign_request__get_packed_size
+                     (const Switchboard__Communication__V1__CampaignRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__campaign_request__pack
+                     (const Switchboard__Communication__V1__CampaignRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__campaign_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__CampaignRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__CampaignRequest *
+       switchboard__communication__v1__campaign_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__CampaignRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__campaign_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__campaign_request__free_unpacked
+                     (Switchboard__Communication__V1__CampaignRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchboard__communication__v1__interaction__field_descriptors[21] =
 {
   {
@@ -4122,6 +4308,469 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__subject_record_
   (ProtobufCMessageInit) switchboard__communication__v1__subject_record__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign_progress__field_descriptors[8] =
+{
+  {
+    "recipients",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignProgress, recipients),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pending",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignProgress, pending),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "queued",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignProgress, queued),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sent",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignProgress, sent),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "delivered",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignProgress, delivered),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failed",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignProgress, failed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "skipped",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignProgress, skipped),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignProgress, status),
+    &switchboard__communication__v1__campaign_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__campaign_progress__field_indices_by_name[] = {
+  4,   /* field[4] = delivered */
+  5,   /* field[5] = failed */
+  1,   /* field[1] = pending */
+  2,   /* field[2] = queued */
+  0,   /* field[0] = recipients */
+  3,   /* field[3] = sent */
+  6,   /* field[6] = skipped */
+  7,   /* field[7] = status */
+};
+static const ProtobufCIntRange switchboard__communication__v1__campaign_progress__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__campaign_progress__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CampaignProgress",
+  "CampaignProgress",
+  "Switchboard__Communication__V1__CampaignProgress",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__CampaignProgress),
+  8,
+  switchboard__communication__v1__campaign_progress__field_descriptors,
+  switchboard__communication__v1__campaign_progress__field_indices_by_name,
+  1,  switchboard__communication__v1__campaign_progress__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__campaign_progress__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign__template_values_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign__TemplateValuesEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign__TemplateValuesEntry, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__campaign__template_values_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange switchboard__communication__v1__campaign__template_values_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__template_values_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.Campaign.TemplateValuesEntry",
+  "TemplateValuesEntry",
+  "Switchboard__Communication__V1__Campaign__TemplateValuesEntry",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__Campaign__TemplateValuesEntry),
+  2,
+  switchboard__communication__v1__campaign__template_values_entry__field_descriptors,
+  switchboard__communication__v1__campaign__template_values_entry__field_indices_by_name,
+  1,  switchboard__communication__v1__campaign__template_values_entry__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__campaign__template_values_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign__field_descriptors[12] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "template_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, template_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "template_version",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, template_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "channel",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, channel),
+    &switchboard__communication__v1__channel__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purpose",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, purpose),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact_ids",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Communication__V1__Campaign, n_contact_ids),
+    offsetof(Switchboard__Communication__V1__Campaign, contact_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "template_values",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__Campaign, n_template_values),
+    offsetof(Switchboard__Communication__V1__Campaign, template_values),
+    &switchboard__communication__v1__campaign__template_values_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start_at",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, start_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, status),
+    &switchboard__communication__v1__campaign_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "progress",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, progress),
+    &switchboard__communication__v1__campaign_progress__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "audit",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, audit),
+    &switchboard__common__v1__audit_stamps__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__campaign__field_indices_by_name[] = {
+  11,   /* field[11] = audit */
+  4,   /* field[4] = channel */
+  6,   /* field[6] = contact_ids */
+  0,   /* field[0] = id */
+  1,   /* field[1] = name */
+  10,   /* field[10] = progress */
+  5,   /* field[5] = purpose */
+  8,   /* field[8] = start_at */
+  9,   /* field[9] = status */
+  2,   /* field[2] = template_id */
+  7,   /* field[7] = template_values */
+  3,   /* field[3] = template_version */
+};
+static const ProtobufCIntRange switchboard__communication__v1__campaign__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 12 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.Campaign",
+  "Campaign",
+  "Switchboard__Communication__V1__Campaign",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__Campaign),
+  12,
+  switchboard__communication__v1__campaign__field_descriptors,
+  switchboard__communication__v1__campaign__field_indices_by_name,
+  1,  switchboard__communication__v1__campaign__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__campaign__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__create_campaign_request__field_descriptors[2] =
+{
+  {
+    "campaign",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CreateCampaignRequest, campaign),
+    &switchboard__communication__v1__campaign__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CreateCampaignRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__create_campaign_request__field_indices_by_name[] = {
+  0,   /* field[0] = campaign */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__communication__v1__create_campaign_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__create_campaign_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CreateCampaignRequest",
+  "CreateCampaignRequest",
+  "Switchboard__Communication__V1__CreateCampaignRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__CreateCampaignRequest),
+  2,
+  switchboard__communication__v1__create_campaign_request__field_descriptors,
+  switchboard__communication__v1__create_campaign_request__field_indices_by_name,
+  1,  switchboard__communication__v1__create_campaign_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__create_campaign_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign_request__field_descriptors[2] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__campaign_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__communication__v1__campaign_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__campaign_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CampaignRequest",
+  "CampaignRequest",
+  "Switchboard__Communication__V1__CampaignRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__CampaignRequest),
+  2,
+  switchboard__communication__v1__campaign_request__field_descriptors,
+  switchboard__communication__v1__campaign_request__field_indices_by_name,
+  1,  switchboard__communication__v1__campaign_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__campaign_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__communication__v1__interaction_kind__enum_values_by_number[6] =
 {
   { "INTERACTION_KIND_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED", 0 },
@@ -4400,7 +5049,41 @@ const ProtobufCEnumDescriptor switchboard__communication__v1__delivery_state__de
   switchboard__communication__v1__delivery_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[21] =
+static const ProtobufCEnumValue switchboard__communication__v1__campaign_status__enum_values_by_number[5] =
+{
+  { "CAMPAIGN_STATUS_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED", 0 },
+  { "CAMPAIGN_STATUS_ACTIVE", "SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_ACTIVE", 1 },
+  { "CAMPAIGN_STATUS_PAUSED", "SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_PAUSED", 2 },
+  { "CAMPAIGN_STATUS_CANCELLED", "SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_CANCELLED", 3 },
+  { "CAMPAIGN_STATUS_COMPLETED", "SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_COMPLETED", 4 },
+};
+static const ProtobufCIntRange switchboard__communication__v1__campaign_status__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex switchboard__communication__v1__campaign_status__enum_values_by_name[5] =
+{
+  { "CAMPAIGN_STATUS_ACTIVE", 1 },
+  { "CAMPAIGN_STATUS_CANCELLED", 3 },
+  { "CAMPAIGN_STATUS_COMPLETED", 4 },
+  { "CAMPAIGN_STATUS_PAUSED", 2 },
+  { "CAMPAIGN_STATUS_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__communication__v1__campaign_status__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CampaignStatus",
+  "CampaignStatus",
+  "Switchboard__Communication__V1__CampaignStatus",
+  "switchboard.communication.v1",
+  5,
+  switchboard__communication__v1__campaign_status__enum_values_by_number,
+  5,
+  switchboard__communication__v1__campaign_status__enum_values_by_name,
+  1,
+  switchboard__communication__v1__campaign_status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[27] =
 {
   { "LogInteraction", &switchboard__communication__v1__log_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
   { "GetInteraction", &switchboard__communication__v1__get_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
@@ -4422,14 +5105,23 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "GetSend", &switchboard__communication__v1__get_send_request__descriptor, &switchboard__communication__v1__send__descriptor },
   { "CancelSend", &switchboard__communication__v1__cancel_send_request__descriptor, &switchboard__communication__v1__send__descriptor },
   { "ExportSubject", &switchboard__communication__v1__export_subject_request__descriptor, &switchboard__communication__v1__subject_record__descriptor },
+  { "CreateCampaign", &switchboard__communication__v1__create_campaign_request__descriptor, &switchboard__communication__v1__campaign__descriptor },
+  { "GetCampaign", &switchboard__communication__v1__campaign_request__descriptor, &switchboard__communication__v1__campaign__descriptor },
+  { "PauseCampaign", &switchboard__communication__v1__campaign_request__descriptor, &switchboard__communication__v1__campaign__descriptor },
+  { "ResumeCampaign", &switchboard__communication__v1__campaign_request__descriptor, &switchboard__communication__v1__campaign__descriptor },
+  { "CancelCampaign", &switchboard__communication__v1__campaign_request__descriptor, &switchboard__communication__v1__campaign__descriptor },
+  { "WatchCampaignProgress", &switchboard__communication__v1__campaign_request__descriptor, &switchboard__communication__v1__campaign_progress__descriptor },
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
 };
 const unsigned switchboard__communication__v1__communication_service__method_indices_by_name[] = {
+  24,        /* CancelCampaign */
   18,        /* CancelSend */
   10,        /* CheckConsent */
+  20,        /* CreateCampaign */
   11,        /* CreateTemplate */
   3,        /* DeleteInteraction */
   19,        /* ExportSubject */
+  21,        /* GetCampaign */
   1,        /* GetInteraction */
   17,        /* GetSend */
   13,        /* GetTemplate */
@@ -4438,14 +5130,17 @@ const unsigned switchboard__communication__v1__communication_service__method_ind
   5,        /* ListInteractions */
   14,        /* ListTemplates */
   0,        /* LogInteraction */
+  22,        /* PauseCampaign */
   8,        /* RecordConsent */
   15,        /* RenderTemplate */
+  23,        /* ResumeCampaign */
   6,        /* SearchInteractions */
   16,        /* SendMessage */
   4,        /* UndeleteInteraction */
   2,        /* UpdateInteraction */
   12,        /* UpdateTemplate */
-  20         /* WatchChanges */
+  25,        /* WatchCampaignProgress */
+  26         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor =
 {
@@ -4454,7 +5149,7 @@ const ProtobufCServiceDescriptor switchboard__communication__v1__communication_s
   "CommunicationService",
   "Switchboard__Communication__V1__CommunicationService",
   "switchboard.communication.v1",
-  21,
+  27,
   switchboard__communication__v1__communication_service__method_descriptors,
   switchboard__communication__v1__communication_service__method_indices_by_name
 };
@@ -4618,13 +5313,61 @@ void switchboard__communication__v1__communication_service__export_subject(Proto
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
   service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__communication__v1__communication_service__create_campaign(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__CreateCampaignRequest *input,
+                                                                            Switchboard__Communication__V1__Campaign_Closure closure,
+                                                                            void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__get_campaign(ProtobufCService *service,
+                                                                         const Switchboard__Communication__V1__CampaignRequest *input,
+                                                                         Switchboard__Communication__V1__Campaign_Closure closure,
+                                                                         void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__pause_campaign(ProtobufCService *service,
+                                                                           const Switchboard__Communication__V1__CampaignRequest *input,
+                                                                           Switchboard__Communication__V1__Campaign_Closure closure,
+                                                                           void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__resume_campaign(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__CampaignRequest *input,
+                                                                            Switchboard__Communication__V1__Campaign_Closure closure,
+                                                                            void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__cancel_campaign(ProtobufCService *service,
+                                                                            const Switchboard__Communication__V1__CampaignRequest *input,
+                                                                            Switchboard__Communication__V1__Campaign_Closure closure,
+                                                                            void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__watch_campaign_progress(ProtobufCService *service,
+                                                                                    const Switchboard__Communication__V1__CampaignRequest *input,
+                                                                                    Switchboard__Communication__V1__CampaignProgress_Closure closure,
+                                                                                    void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__init (Switchboard__Communication__V1__CommunicationService_Service *service,
                                                                   Switchboard__Communication__V1__CommunicationService_ServiceDestroy destroy)

@@ -1,0 +1,197 @@
+import FoundationEssentials
+import SwitchboardServiceKit
+
+/// Where a campaign is (the values of `switchboard.communication.v1.CampaignStatus`).
+public enum CampaignStatus: Int, Sendable, Hashable {
+    case active = 1, paused, cancelled, completed
+}
+
+/// What a caller sets on a campaign.
+public struct CampaignData: Sendable, Hashable {
+    /// A name for people.
+    public var name: String
+    /// The template.
+    public var templateID: UUID
+    /// Its version; nil: the latest when the campaign is made.
+    public var templateVersion: Int?
+    /// The channel.
+    public var channel: Channel
+    /// The purpose consent is checked for.
+    public var purpose: String
+    /// The recipients.
+    public var contactIDs: [UUID]
+    /// The template's values, shared by every recipient.
+    public var values: [String: String] = [:]
+    /// When sending starts; nil: now.
+    public var startAt: Date?
+
+    /// Creates campaign data.
+    public init(name: String, templateID: UUID, channel: Channel, purpose: String, contactIDs: [UUID]) {
+        self.name = name
+        self.templateID = templateID
+        self.channel = channel
+        self.purpose = purpose
+        self.contactIDs = contactIDs
+    }
+}
+
+/// Counts of a campaign's recipients.
+public struct CampaignProgress: Sendable, Hashable {
+    /// Recipients.
+    public var recipients = 0
+    /// Not yet a send.
+    public var pending = 0
+    /// Sends scheduled or with a dispatcher.
+    public var queued = 0
+    /// Sent.
+    public var sent = 0
+    /// Sent and delivered (or further).
+    public var delivered = 0
+    /// Failed or refused sends.
+    public var failed = 0
+    /// Skipped recipients and cancelled sends.
+    public var skipped = 0
+    /// The campaign's status.
+    public var status: CampaignStatus = .active
+
+    /// No counts.
+    public init() {}
+}
+
+/// A stored campaign.
+public struct CampaignRecord: Sendable, Hashable {
+    /// Its id.
+    public var id: UUID
+    /// Its name.
+    public var name: String
+    /// The template version sent.
+    public var template: TemplateReference
+    /// The channel.
+    public var channel: Channel
+    /// The purpose.
+    public var purpose: String
+    /// When sending starts.
+    public var startAt: Date
+    /// Where it is.
+    public var status: CampaignStatus
+    /// Its counts.
+    public var progress: CampaignProgress
+    /// When it was made.
+    public var createdAt: Date
+    /// Who made it.
+    public var createdBy: String
+    /// When it last changed.
+    public var updatedAt: Date
+    /// Who changed it last.
+    public var updatedBy: String
+}
+
+/// Bounds of campaigns, pure.
+public enum CampaignRules {
+    /// Most recipients of one campaign.
+    public static let maxRecipients = 10_000
+
+    /// Checks campaign data and deduplicates its recipients.
+    /// - Throws: ``CommunicationError/invalid(_:)`` naming each bad field.
+    public static func validate(_ data: inout CampaignData, now: Date) throws {
+        var violations: [Violation] = []
+        let name = InteractionRules.trimmed(data.name)
+        if name.isEmpty { violations.append(Violation("campaign.name", "is required", reason: "REQUIRED")) }
+        if data.name.utf8.count > TemplateRules.maxNameBytes || InteractionRules.hasNUL(data.name) {
+            violations.append(Violation("campaign.name", "must be at most \(TemplateRules.maxNameBytes) bytes", reason: "TOO_LONG"))
+        }
+        data.name = name
+        if !ConsentRules.isPurposeKey(data.purpose) || data.purpose == ConsentRules.allPurposes {
+            violations.append(
+                Violation("campaign.purpose", "must be a purpose key (not \"all\")", reason: data.purpose.isEmpty ? "REQUIRED" : "INVALID_FORMAT"))
+        }
+        var seen = Set<UUID>()
+        data.contactIDs = data.contactIDs.filter { seen.insert($0).inserted }
+        if data.contactIDs.isEmpty { violations.append(Violation("campaign.contact_ids", "at least one recipient", reason: "REQUIRED")) }
+        if data.contactIDs.count > maxRecipients {
+            violations.append(Violation("campaign.contact_ids", "at most \(maxRecipients) recipients", reason: "TOO_MANY"))
+        }
+        if let at = data.startAt, at > now.addingTimeInterval(SendRules.maxScheduleSeconds) {
+            violations.append(Violation("campaign.start_at", "must be at most a year ahead", reason: "OUT_OF_RANGE"))
+        }
+        if !violations.isEmpty { throw CommunicationError.invalid(violations) }
+        try TemplateRules.validate(values: data.values)
+    }
+}
+
+/// Persistence of campaigns on the request side.
+public protocol CampaignStore: Sendable {
+    /// The first response of a request id, if the request was already made.
+    func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]?
+    /// Stores a campaign and its recipients.
+    func insert(
+        _ data: CampaignData, template: TemplateReference, actor: Actor, write: WriteOptions<CampaignRecord>
+    ) async throws
+        -> WriteOutcome<CampaignRecord>
+    /// A campaign with its progress.
+    func fetch(id: UUID, actor: Actor) async throws -> CampaignRecord?
+    /// Moves a campaign to `status` from one of `from` (`notFound`, or `campaignState` when it is elsewhere); a cancel
+    /// also cancels its scheduled sends.
+    func setStatus(
+        id: UUID, to status: CampaignStatus, from: Set<CampaignStatus>, actor: Actor, write: WriteOptions<CampaignRecord>
+    ) async throws -> WriteOutcome<CampaignRecord>
+}
+
+/// The campaign use cases.
+public struct CampaignDomain: Sendable {
+    let store: any CampaignStore
+    let templates: TemplateDomain
+    let now: @Sendable () -> Date
+
+    /// Creates the domain.
+    public init(store: any CampaignStore, templates: TemplateDomain, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.store = store
+        self.templates = templates
+        self.now = now
+    }
+
+    /// Creates a campaign (request id required: it makes sends).
+    public func create(_ data: CampaignData, actor: Actor, write: WriteOptions<CampaignRecord>) async throws -> WriteOutcome<CampaignRecord> {
+        guard !write.requestID.isEmpty else {
+            throw CommunicationError.invalid([
+                Violation("request_id", "is required: a retried CreateCampaign must not send twice", reason: "REQUIRED")
+            ])
+        }
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
+        var data = data
+        try CampaignRules.validate(&data, now: now())
+        let template = try await templates.get(id: data.templateID, version: data.templateVersion, actor: actor)
+        // Every recipient gets the same values: check them once, now, rather than skipping everyone later.
+        let rendering = try TemplateRules.render(template, values: data.values)
+        guard rendering.complete else {
+            throw CommunicationError.invalid(
+                rendering.missing.prefix(InvalidRequest.maxReported).map {
+                    Violation("campaign.template_values[\($0)]", "is required by the template and missing or empty", reason: "REQUIRED")
+                })
+        }
+        return try await store.insert(data, template: TemplateReference(id: template.id, version: template.version), actor: actor, write: write)
+    }
+
+    /// A campaign with its progress.
+    public func get(id: UUID, actor: Actor) async throws -> CampaignRecord {
+        guard let record = try await store.fetch(id: id, actor: actor) else {
+            throw CommunicationError.notFound(kind: "campaign", id: id.uuidString.lowercased())
+        }
+        return record
+    }
+
+    /// Pauses, resumes or cancels a campaign.
+    public func set(
+        id: UUID, to status: CampaignStatus, actor: Actor, write: WriteOptions<CampaignRecord>
+    ) async throws -> WriteOutcome<CampaignRecord> {
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
+        let from: Set<CampaignStatus> =
+            switch status {
+            case .paused: [.active]
+            case .active: [.paused]
+            case .cancelled: [.active, .paused]
+            case .completed: []
+            }
+        return try await store.setStatus(id: id, to: status, from: from, actor: actor, write: write)
+    }
+}

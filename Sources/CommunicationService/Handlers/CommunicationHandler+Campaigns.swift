@@ -1,0 +1,138 @@
+import FoundationEssentials
+import SwitchboardPostgres  // UUID text only
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+
+/// Protobuf ⇄ domain conversions for campaigns.
+enum CampaignMapping {
+    static func data(_ p: Switchboard_Communication_V1_Campaign) throws -> CampaignData {
+        var violations: [Violation] = []
+        let template =
+            p.templateId.isEmpty ? nil : InteractionMapping.optionalID(p.templateId, field: "campaign.template_id", violations: &violations)
+        if p.templateId.isEmpty { violations.append(Violation("campaign.template_id", "is required", reason: "REQUIRED")) }
+        if p.templateVersion < 0 { violations.append(Violation("campaign.template_version", "must not be negative")) }
+        let channel = ConsentMapping.requiredChannel(p.channel, field: "campaign.channel", violations: &violations)
+        var contacts: [UUID] = []
+        if p.contactIds.count > CampaignRules.maxRecipients {
+            violations.append(Violation("campaign.contact_ids", "at most \(CampaignRules.maxRecipients) recipients", reason: "TOO_MANY"))
+        } else {
+            for (i, text) in p.contactIds.enumerated() {
+                if let id = InteractionMapping.optionalID(text, field: "campaign.contact_ids[\(i)]", violations: &violations) { contacts.append(id) }
+            }
+        }
+        if !violations.isEmpty { throw CommunicationError.invalid(violations) }
+        var data = CampaignData(name: p.name, templateID: template!, channel: channel, purpose: p.purpose, contactIDs: contacts)
+        data.templateVersion = p.templateVersion == 0 ? nil : Int(p.templateVersion)
+        data.values = p.templateValues
+        data.startAt = p.startAt
+        return data
+    }
+
+    static func proto(_ p: CampaignProgress) -> Switchboard_Communication_V1_CampaignProgress {
+        var m = Switchboard_Communication_V1_CampaignProgress()
+        m.recipients = Int32(clamping: p.recipients)
+        m.pending = Int32(clamping: p.pending)
+        m.queued = Int32(clamping: p.queued)
+        m.sent = Int32(clamping: p.sent)
+        m.delivered = Int32(clamping: p.delivered)
+        m.failed = Int32(clamping: p.failed)
+        m.skipped = Int32(clamping: p.skipped)
+        m.status = .init(protoValue: Int32(p.status.rawValue))
+        return m
+    }
+
+    static func proto(_ r: CampaignRecord) -> Switchboard_Communication_V1_Campaign {
+        var p = Switchboard_Communication_V1_Campaign()
+        p.id = r.id.lowercaseText
+        p.name = r.name
+        p.templateId = r.template.id.lowercaseText
+        p.templateVersion = Int32(clamping: r.template.version)
+        p.channel = .init(protoValue: Int32(r.channel.rawValue))
+        p.purpose = r.purpose
+        p.startAt = r.startAt
+        p.status = .init(protoValue: Int32(r.status.rawValue))
+        p.progress = proto(r.progress)
+        var audit = Switchboard_Common_V1_AuditStamps()
+        audit.createTime = r.createdAt
+        audit.createdBy = r.createdBy
+        audit.updateTime = r.updatedAt
+        audit.updatedBy = r.updatedBy
+        p.audit = audit
+        return p
+    }
+}
+
+extension CommunicationHandler {
+    private static func campaignWrite(
+        _ requestID: String, _ method: MethodDescriptor
+    ) throws -> IdempotentWrite<CampaignRecord, Switchboard_Communication_V1_Campaign> {
+        try IdempotentWrite(requestID: requestID, method: method, response: { CampaignMapping.proto($0) })
+    }
+
+    /// The `CreateCampaign` RPC (see `communication.proto`).
+    public func createCampaign(
+        request: Switchboard_Communication_V1_CreateCampaignRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Campaign {
+        guard let campaign = request.campaign else { throw CommunicationError.invalid([Violation("campaign", "is required", reason: "REQUIRED")]) }
+        let data = try CampaignMapping.data(campaign)
+        let write = try Self.campaignWrite(request.requestId, Methods.createCampaign)
+        return try write.response(try await campaigns.create(data, actor: try context.actor(), write: write.options))
+    }
+
+    /// The `GetCampaign` RPC (see `communication.proto`).
+    public func getCampaign(
+        request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Campaign {
+        CampaignMapping.proto(try await campaigns.get(id: try InteractionMapping.requiredID(request.id, field: "id"), actor: try context.actor()))
+    }
+
+    private func change(
+        _ request: Switchboard_Communication_V1_CampaignRequest, to status: CampaignStatus, method: MethodDescriptor, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Campaign {
+        let id = try InteractionMapping.requiredID(request.id, field: "id")
+        let write = try Self.campaignWrite(request.requestId, method)
+        return try write.response(try await campaigns.set(id: id, to: status, actor: try context.actor(), write: write.options))
+    }
+
+    /// The `PauseCampaign` RPC (see `communication.proto`).
+    public func pauseCampaign(
+        request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Campaign {
+        try await change(request, to: .paused, method: Methods.pauseCampaign, context: context)
+    }
+
+    /// The `ResumeCampaign` RPC (see `communication.proto`).
+    public func resumeCampaign(
+        request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Campaign {
+        try await change(request, to: .active, method: Methods.resumeCampaign, context: context)
+    }
+
+    /// The `CancelCampaign` RPC (see `communication.proto`).
+    public func cancelCampaign(
+        request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_Campaign {
+        try await change(request, to: .cancelled, method: Methods.cancelCampaign, context: context)
+    }
+
+    /// The `WatchCampaignProgress` RPC (see `communication.proto`).
+    public func watchCampaignProgress(
+        request: Switchboard_Communication_V1_CampaignRequest, responses: RPCWriter<Switchboard_Communication_V1_CampaignProgress>,
+        context: ServerContext
+    ) async throws {
+        let id = try InteractionMapping.requiredID(request.id, field: "id")
+        let actor = try context.actor()
+        var last: CampaignProgress?
+        while !Task.isCancelled {
+            let progress = try await campaigns.get(id: id, actor: actor).progress
+            if progress != last {
+                try await responses.write(CampaignMapping.proto(progress))
+                last = progress
+            }
+            if progress.status == .cancelled || (progress.status == .completed && progress.queued == 0 && progress.pending == 0) { return }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import FoundationEssentials
+import SwitchboardPostgres
+import SwitchboardServiceKit
+
+/// ``CampaignStore`` on PostgreSQL: `communication.campaigns` and `communication.campaign_recipients`.
+public struct PostgresCampaignStore: CampaignStore {
+    let pool: PostgresPool
+    let idempotency: Idempotency
+
+    static let columns = """
+        c.id, c.name, c.template_id, c.template_version, c.channel, c.purpose, c.start_at, c.status, c.created_at, c.created_by, \
+        c.updated_at, c.updated_by
+        """
+
+    /// Creates the store.
+    public init(pool: PostgresPool, idempotency: Idempotency) {
+        self.pool = pool
+        self.idempotency = idempotency
+    }
+
+    /// The protocol requirement `replay<V>` (documented on the protocol).
+    public func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
+        try await idempotency.replay(write, actor: actor, pool: pool)
+    }
+
+    static func record(_ row: PostgresRow, progress: CampaignProgress) throws -> CampaignRecord {
+        let status = CampaignStatus(rawValue: Int(try row.int("status"))) ?? .cancelled
+        var progress = progress
+        progress.status = status
+        return CampaignRecord(
+            id: try row.uuid("id"), name: try row.string("name"),
+            template: TemplateReference(id: try row.uuid("template_id"), version: Int(try row.int("template_version"))),
+            channel: Channel(rawValue: Int(try row.int("channel"))) ?? .email, purpose: try row.string("purpose"), startAt: try row.date("start_at"),
+            status: status, progress: progress, createdAt: try row.date("created_at"), createdBy: try row.string("created_by"),
+            updatedAt: try row.date("updated_at"), updatedBy: try row.string("updated_by"))
+    }
+
+    /// The counts of a campaign, read on `c`.
+    static func progress(tenant: String, campaign: UUID, on c: PostgresConnection) async throws -> CampaignProgress {
+        let row = try await c.query(
+            """
+            SELECT count(*) AS recipients,
+                count(*) FILTER (WHERE r.status = 1) AS pending,
+                count(*) FILTER (WHERE r.status = 3 OR s.status = 5) AS skipped,
+                count(*) FILTER (WHERE s.status IN (1, 2)) AS queued,
+                count(*) FILTER (WHERE s.status = 3) AS sent,
+                count(*) FILTER (WHERE s.status = 3 AND s.delivery_state > 0 AND s.delivery_state NOT IN (50, 51)) AS delivered,
+                count(*) FILTER (WHERE s.status IN (4, 6)) AS failed
+            FROM communication.campaign_recipients r
+            LEFT JOIN communication.sends s ON s.tenant_id = r.tenant_id AND s.id = r.send_id
+            WHERE r.tenant_id = $1 AND r.campaign_id = $2
+            """, [.text(tenant), .uuid(campaign)]
+        ).first!
+        var p = CampaignProgress()
+        p.recipients = Int(try row.int("recipients"))
+        p.pending = Int(try row.int("pending"))
+        p.skipped = Int(try row.int("skipped"))
+        p.queued = Int(try row.int("queued"))
+        p.sent = Int(try row.int("sent"))
+        p.delivered = Int(try row.int("delivered"))
+        p.failed = Int(try row.int("failed"))
+        return p
+    }
+
+    /// The protocol requirement `insert` (documented on the protocol).
+    public func insert(
+        _ data: CampaignData, template: TemplateReference, actor: Actor, write: WriteOptions<CampaignRecord>
+    ) async throws -> WriteOutcome<CampaignRecord> {
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            let id = UUID.random()
+            let row = try await c.query(
+                """
+                INSERT INTO communication.campaigns AS c (tenant_id, id, name, template_id, template_version, channel, purpose, template_values,
+                    start_at, created_by, updated_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, greatest(coalesce($9, now()), now()), $10, $10)
+                RETURNING \(Self.columns)
+                """,
+                [
+                    .text(actor.tenantID), .uuid(id), .text(data.name), .uuid(template.id), .int(Int64(template.version)),
+                    .int(Int64(data.channel.rawValue)), .text(data.purpose), .jsonb(Self.json(data.values)),
+                    data.startAt.map(PostgresValue.timestamp) ?? .null, .text(actor.userID),
+                ]
+            ).first!
+            try await c.query(
+                """
+                INSERT INTO communication.campaign_recipients (tenant_id, campaign_id, contact_id)
+                SELECT $1, $2, contact_id FROM unnest($3::uuid[]) AS contact_id
+                """, [.text(actor.tenantID), .uuid(id), .array(data.contactIDs.map(PostgresValue.uuid), elementType: .uuid)])
+            return try Self.record(row, progress: try await Self.progress(tenant: actor.tenantID, campaign: id, on: c))
+        }
+    }
+
+    /// The protocol requirement `fetch` (documented on the protocol).
+    public func fetch(id: UUID, actor: Actor) async throws -> CampaignRecord? {
+        try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
+            guard
+                let row = try await c.query(
+                    "SELECT \(Self.columns) FROM communication.campaigns c WHERE c.tenant_id = $1 AND c.id = $2", [.text(actor.tenantID), .uuid(id)]
+                ).first
+            else { return nil }
+            return try Self.record(row, progress: try await Self.progress(tenant: actor.tenantID, campaign: id, on: c))
+        }
+    }
+
+    /// The protocol requirement `setStatus` (documented on the protocol).
+    public func setStatus(
+        id: UUID, to status: CampaignStatus, from: Set<CampaignStatus>, actor: Actor, write: WriteOptions<CampaignRecord>
+    ) async throws -> WriteOutcome<CampaignRecord> {
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            guard
+                let row = try await c.query(
+                    """
+                    UPDATE communication.campaigns c SET status = $3, updated_at = now(), updated_by = $5
+                    WHERE c.tenant_id = $1 AND c.id = $2 AND c.status = ANY($4::int8[])
+                    RETURNING \(Self.columns)
+                    """,
+                    [
+                        .text(actor.tenantID), .uuid(id), .int(Int64(status.rawValue)),
+                        .array(from.map { .int(Int64($0.rawValue)) }, elementType: .int), .text(actor.userID),
+                    ]
+                ).first
+            else {
+                let current = try await c.query(
+                    "SELECT status FROM communication.campaigns WHERE tenant_id = $1 AND id = $2", [.text(actor.tenantID), .uuid(id)]
+                ).first
+                guard let current else { throw CommunicationError.notFound(kind: "campaign", id: id.lowercaseText) }
+                throw CommunicationError.campaignState(CampaignStatus(rawValue: Int(try current.int("status"))) ?? .cancelled)
+            }
+            if status == .cancelled {
+                // Sends no dispatcher holds yet are cancelled; a send already with the provider finishes.
+                try await c.query(
+                    """
+                    UPDATE communication.sends SET status = 5, last_error = 'the campaign was cancelled', version = version + 1, updated_at = now(),
+                        updated_by = $3
+                    WHERE tenant_id = $1 AND campaign_id = $2 AND status = 1
+                    """, [.text(actor.tenantID), .uuid(id), .text(actor.userID)])
+            }
+            return try Self.record(row, progress: try await Self.progress(tenant: actor.tenantID, campaign: id, on: c))
+        }
+    }
+
+    /// Values as a JSON object text.
+    static func json(_ values: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? String(decoding: encoder.encode(values), as: UTF8.self)) ?? "{}"
+    }
+}

@@ -1,0 +1,217 @@
+import CommunicationService
+import Foundation
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+import SwitchboardServiceKitTestSupport
+import SwitchboardTestSupport
+import Testing
+
+typealias CampaignProto = Switchboard_Communication_V1_Campaign
+
+extension CommClient {
+    func createCampaign(
+        template: String, contacts: [String], values: [String: String] = ["first": "friend"], startAt: Date? = nil, requestID: String? = nil
+    ) async throws -> CampaignProto {
+        var campaign = CampaignProto()
+        campaign.name = "Spring"
+        campaign.templateId = template
+        campaign.channel = .email
+        campaign.purpose = "marketing"
+        campaign.contactIds = contacts
+        campaign.templateValues = values
+        campaign.startAt = startAt
+        var request = Switchboard_Communication_V1_CreateCampaignRequest()
+        request.campaign = campaign
+        request.requestId = requestID ?? UUID().uuidString
+        return try await stub.createCampaign(request, options: options)
+    }
+
+    func campaign(_ id: String) async throws -> CampaignProto {
+        var request = Switchboard_Communication_V1_CampaignRequest()
+        request.id = id
+        return try await stub.getCampaign(request, options: options)
+    }
+
+    func pause(_ id: String) async throws -> CampaignProto {
+        var request = Switchboard_Communication_V1_CampaignRequest()
+        request.id = id
+        return try await stub.pauseCampaign(request, options: options)
+    }
+
+    func resume(_ id: String) async throws -> CampaignProto {
+        var request = Switchboard_Communication_V1_CampaignRequest()
+        request.id = id
+        return try await stub.resumeCampaign(request, options: options)
+    }
+
+    func cancelCampaign(_ id: String) async throws -> CampaignProto {
+        var request = Switchboard_Communication_V1_CampaignRequest()
+        request.id = id
+        return try await stub.cancelCampaign(request, options: options)
+    }
+
+    /// Progress updates until the stream ends.
+    func watchProgress(_ id: String) async throws -> [Switchboard_Communication_V1_CampaignProgress] {
+        var request = Switchboard_Communication_V1_CampaignRequest()
+        request.id = id
+        var options = self.options
+        options.timeout = .seconds(30)
+        return try await stub.watchCampaignProgress(request, options: options) { updates in
+            var all: [Switchboard_Communication_V1_CampaignProgress] = []
+            for try await update in updates { all.append(update) }
+            return all
+        }
+    }
+}
+
+/// Campaigns over HTTP/2 and PostgreSQL, through the same send path and dispatcher as single sends.
+@Suite("Communication service: campaigns", .serialized)
+final class CampaignTests {
+    let provider: FakeProvider
+    let harness: CommunicationHarness
+
+    init() async throws {
+        provider = try await FakeProvider.start()
+        let feed = CommunicationService.ContactsFeed(
+            host: "127.0.0.1", port: 1, token: .file("/nonexistent"), suppressionSecret: ContactsFeedTests.suppressionSecret)
+        harness = try await CommunicationHarness.start(provider: CommunicationHarness.providerSettings(provider), contactsFeed: feed)
+    }
+    deinit {
+        let (h, p) = (harness, provider)
+        Task {
+            await h.stop()
+            await p.stop()
+        }
+    }
+
+    /// `count` contacts of tenant `t` with an e-mail address in the directory and marketing consent, written directly.
+    private func audience(_ t: String, count: Int, consent: Bool = true, address: Bool = true) async throws -> [String] {
+        let ids = (0..<count).map { _ in UUID() }
+        _ = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            let array = PostgresValue.array(ids.map(PostgresValue.uuid), elementType: .uuid)
+            if address {
+                try await c.query(
+                    "INSERT INTO communication.contact_addresses (tenant_id, kind, address, contact_id) SELECT $1, 'email', x::text || '@example.com', x FROM unnest($2::uuid[]) x",
+                    [.text(t), array])
+            }
+            if consent {
+                try await c.query(
+                    """
+                    INSERT INTO communication.consent_ledger (tenant_id, id, contact_id, channel, purpose, status, legal_basis, source, stated_at, recorded_by)
+                    SELECT $1, gen_random_uuid(), x, 1, 'marketing', 1, 1, 'test', now(), 'test' FROM unnest($2::uuid[]) x
+                    """, [.text(t), array])
+            }
+        }
+        return ids.map { $0.uuidString.lowercased() }
+    }
+
+    @Test("a campaign sends to each recipient with consent and an address once, skips the others with a reason, and streams progress")
+    func campaign() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let template = try await client.createTemplate("Spring", subject: "Hi {{first}}", body: "Dear {{first}}, spring is here")
+        let ok = try await audience(t, count: 3)
+        let noConsent = try await audience(t, count: 1, consent: false)
+        let noAddress = try await audience(t, count: 1, address: false)
+        let created = try await client.createCampaign(template: template.id, contacts: ok + noConsent + noAddress + ok)
+        #expect(created.progress?.recipients == 5 && created.templateVersion == 1)
+        let updates = try await client.watchProgress(created.id)
+        let last = try #require(updates.last)
+        #expect(last.status == .completed && last.sent == 3 && last.skipped == 2 && last.pending == 0 && last.queued == 0, "\(updates)")
+        let posts = provider.requests.filter { String(decoding: $0.body, as: UTF8.self).contains("spring is here") }
+        #expect(Set(posts.map(\.idempotencyKey)).count == 3 && posts.count == 3)
+        #expect(posts.allSatisfy { String(decoding: $0.body, as: UTF8.self).contains("Dear friend") })
+        let reasons = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query(
+                "SELECT reason FROM communication.campaign_recipients WHERE tenant_id = $1 AND status = 3 ORDER BY reason", [.text(t)]
+            ).rows.map { try $0.string("reason") }
+        }
+        #expect(reasons == ["no consent", "no email address in the directory"])
+    }
+
+    @Test("pause stops a campaign before it sends; resume finishes it; cancel stops it for good")
+    func pauseResumeCancel() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let template = try await client.createTemplate("T", body: "paused {{first}}")
+        let contacts = try await audience(t, count: 4)
+        let created = try await client.createCampaign(template: template.id, contacts: contacts, startAt: Date().addingTimeInterval(1))
+        #expect(try await client.pause(created.id).status == .paused)
+        try await Task.sleep(for: .milliseconds(1800))
+        let paused = try await client.campaign(created.id)
+        #expect(paused.status == .paused && paused.progress?.pending == 4 && paused.progress?.sent == 0)
+        #expect(await code { _ = try await client.pause(created.id) } == .failedPrecondition)
+        #expect(try await client.resume(created.id).status == .active)
+        let done = try #require(try await client.watchProgress(created.id).last)
+        #expect(done.sent == 4 && done.status == .completed)
+
+        let other = try await client.createCampaign(template: template.id, contacts: contacts, startAt: Date().addingTimeInterval(1))
+        let cancelled = try await client.cancelCampaign(other.id)
+        #expect(cancelled.status == .cancelled)
+        try await Task.sleep(for: .milliseconds(1500))
+        let after = try await client.campaign(other.id)
+        #expect(after.status == .cancelled && after.progress?.sent == 0 && after.progress?.queued == 0)
+        #expect(await code { _ = try await client.resume(other.id) } == .failedPrecondition)
+    }
+
+    @Test("two more runners expanding at once (a restart, replicas): every recipient gets exactly one send, none is skipped")
+    func exactlyOnce() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let template = try await client.createTemplate("T", body: "race {{first}}")
+        let contacts = try await audience(t, count: 300)
+        let created = try await client.createCampaign(template: template.id, contacts: contacts)
+        let runners = (0..<2).map { _ in
+            CampaignRunner(
+                pool: harness.pool, suppressionSecret: nil, maxAttempts: 3, pollInterval: .milliseconds(10), logger: .init(label: "runner"))
+        }
+        let tasks = runners.map { runner in Task { for _ in 0..<20 { _ = try await runner.expandOnce() } } }
+        for task in tasks { try await task.value }
+        let done = try #require(try await client.watchProgress(created.id).last)
+        #expect(done.sent == 300 && done.skipped == 0 && done.failed == 0, "\(done)")
+        let perRecipient = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query(
+                "SELECT count(*) AS n, count(DISTINCT contact_id) AS d FROM communication.sends WHERE tenant_id = $1 AND campaign_id = $2::uuid",
+                [.text(t), .text(created.id)]
+            ).first!
+        }
+        #expect(try perRecipient.int("n") == 300 && perRecipient.int("d") == 300)
+        let keys = provider.requests.filter { String(decoding: $0.body, as: UTF8.self).contains("race friend") }.map(\.idempotencyKey)
+        #expect(keys.count == 300 && Set(keys).count == 300)
+    }
+
+    @Test("bad campaigns are INVALID_ARGUMENT naming fields; tenants and roles are kept apart")
+    func invalidAndIsolation() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let template = try await client.createTemplate("T", body: "x {{first}}")
+        let contact = newID()
+        #expect(
+            fields(await rpcError { _ = try await client.createCampaign(template: template.id, contacts: [contact], requestID: "") }) == [
+                "request_id"
+            ])
+        #expect(
+            fields(await rpcError { _ = try await client.createCampaign(template: template.id, contacts: [contact], values: [:]) }) == [
+                "campaign.template_values[first]"
+            ])
+        #expect(fields(await rpcError { _ = try await client.createCampaign(template: template.id, contacts: []) }) == ["campaign.contact_ids"])
+        let tooMany = (0...10_000).map { _ in newID() }
+        #expect(fields(await rpcError { _ = try await client.createCampaign(template: template.id, contacts: tooMany) }) == ["campaign.contact_ids"])
+        #expect(
+            fields(await rpcError { _ = try await client.createCampaign(template: "", contacts: ["x"]) }) == [
+                "campaign.template_id", "campaign.contact_ids[0]",
+            ])
+        #expect(await code { _ = try await client.createCampaign(template: newID(), contacts: [contact]) } == .notFound)
+        let created = try await client.createCampaign(template: template.id, contacts: [contact], startAt: Date().addingTimeInterval(3600))
+        let b = try await harness.client(tenant: tenant())
+        #expect(await code { _ = try await b.campaign(created.id) } == .notFound)
+        #expect(await code { _ = try await b.pause(created.id) } == .notFound)
+        let reader = try await harness.client(tenant: t, roles: [.readOnly])
+        #expect(try await reader.campaign(created.id).id == created.id)
+        #expect(await code { _ = try await reader.pause(created.id) } == .permissionDenied)
+        #expect(await code { _ = try await reader.createCampaign(template: template.id, contacts: [contact]) } == .permissionDenied)
+    }
+}

@@ -558,6 +558,7 @@ final class InteractionTests {
             $0.body = "private body"
             $0.visibility = .private
             $0.addresses = ["someone@example.com"]
+            $0.contactIds = [UUID().uuidString.lowercased()]
         }
         let seen = try await events.value
         #expect(seen.map(\.sequence) == [1, 2, 3, 4, 5])
@@ -573,6 +574,9 @@ final class InteractionTests {
         #expect(redacted.id == secret.id)
         #expect(redacted.visibility == .private)
         #expect(redacted.subject.isEmpty && redacted.body.isEmpty && redacted.addresses.isEmpty)
+        // Not even with whom, when, or whose: a stub.
+        #expect(redacted.contactIds.isEmpty && redacted.ownerId.isEmpty && redacted.occurredAt == nil && redacted.kind == .unspecified)
+        #expect(redacted.audit?.createTime != nil && redacted.etag == secret.etag)
     }
 
     @Test("a stock grpcio client calls the communication RPCs from stubs generated from Protos/")

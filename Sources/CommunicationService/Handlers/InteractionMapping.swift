@@ -130,17 +130,17 @@ enum InteractionMapping {
         return p
     }
 
-    /// The change-event payload of an interaction. A private interaction is published without its content (subject,
-    /// body, outcome, addresses): WatchChanges is open to every reader of the tenant, and private means only the owner
-    /// and admins read it.
+    /// The change-event payload of an interaction. WatchChanges is open to every reader of the tenant, and a private
+    /// interaction does not exist for anyone but its owner and admins: it is published as a stub (id, visibility,
+    /// audit stamps, etag) that says only that something private changed, not with whom, when or about what.
     static func published(_ record: InteractionRecord) throws -> String {
-        var p = proto(record)
-        if record.data.visibility == .private {
-            p.subject = ""
-            p.body = ""
-            p.outcome = ""
-            p.addresses = []
-        }
-        return try p.protoJSONText()
+        let full = proto(record)
+        guard record.data.visibility == .private else { return try full.protoJSONText() }
+        var stub = Switchboard_Communication_V1_Interaction()
+        stub.id = full.id
+        stub.visibility = full.visibility
+        stub.audit = full.audit
+        stub.etag = full.etag
+        return try stub.protoJSONText()
     }
 }

@@ -272,7 +272,9 @@ public enum CommunicationService: ServiceDefinition {
                                 store: PostgresProviderEventStore(pool: dependencies.pool), logger: dependencies.logger))
                     }
                 } catch {
-                    // Only the TLS context can fail here; the service then runs without a dispatcher and says so.
+                    // Only the TLS context can fail here; the service then runs without a dispatcher and says so. (Made
+                    // here, not while reading settings: the client takes the event loop group, whose size the runtime
+                    // sets first.)
                     dependencies.logger.error("the provider client could not be made; no dispatcher runs", metadata: ["error": "\(error)"])
                 }
             }

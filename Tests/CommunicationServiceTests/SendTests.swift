@@ -210,6 +210,12 @@ final class SendTests {
         let refused = try await client.send(contact: contact)
         let failed = try await client.settled(refused.id)
         #expect(failed.status == .failed && failed.attempts == 1 && failed.lastError.contains("400"))
+
+        // 401, 403 and 404 are about our configuration, not the message: retried, not failed for good.
+        provider.script([.status(401), .status(404)])
+        let misconfigured = try await client.send(contact: contact)
+        let recovered = try await client.settled(misconfigured.id)
+        #expect(recovered.status == .sent && recovered.attempts == 3, "\(recovered)")
     }
 
     @Test("CancelSend before the due time stops the send; after a dispatcher claimed or sent it, FAILED_PRECONDITION")

@@ -86,6 +86,12 @@ public struct ProviderAdapter: Sendable {
                 retryAfter = min(seconds, maxRetryAfter)
             }
             return .retryable("the provider answered \(response.status)", retryAfter: retryAfter)
+        case 401, 403, 404:
+            // Our credentials or endpoint, not the message: a wrong secret or path must not fail every send for good.
+            // Retried with backoff (up to the attempt limit) while an operator fixes the configuration.
+            return .retryable(
+                "the provider refused our credentials or endpoint (HTTP \(response.status)); check the provider URL and secret",
+                retryAfter: nil)
         default:
             return .rejected("the provider refused the message (HTTP \(response.status))")
         }

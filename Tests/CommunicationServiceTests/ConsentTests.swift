@@ -95,6 +95,22 @@ final class ConsentTests {
         #expect(try await client.checkConsent(contact: contact, purpose: "surveys").reason == .withdrawn)
         // The opt-out was for e-mail only.
         #expect(try await client.checkConsent(contact: contact, channel: .sms).reason == .noConsent)
+
+        // When the person said it decides, not when it was recorded: a back-dated withdrawal (a paper form entered
+        // today) does not override the newer grant, a back-dated grant does not undo a newer withdrawal, and a
+        // withdrawal wins a tie.
+        let other = newID()
+        let now = Date()
+        let newer = try await client.recordConsent(contact: other) { $0.statedAt = now.addingTimeInterval(-60) }
+        _ = try await client.recordConsent(contact: other, status: .withdrawn, basis: .unspecified) { $0.statedAt = now.addingTimeInterval(-86400) }
+        #expect(try await client.checkConsent(contact: other).decidedBy?.id == newer.id)
+        let withdrawal = try await client.recordConsent(contact: other, status: .withdrawn, basis: .unspecified) { $0.statedAt = now }
+        _ = try await client.recordConsent(contact: other) { $0.statedAt = now.addingTimeInterval(-3600) }
+        #expect(try await client.checkConsent(contact: other).decidedBy?.id == withdrawal.id)
+        let tie = Date(timeIntervalSince1970: (now.timeIntervalSince1970 + 1).rounded())
+        let tiedWithdrawal = try await client.recordConsent(contact: other, status: .withdrawn, basis: .unspecified) { $0.statedAt = tie }
+        _ = try await client.recordConsent(contact: other) { $0.statedAt = tie }
+        #expect(try await client.checkConsent(contact: other).decidedBy?.id == tiedWithdrawal.id)
     }
 
     @Test("the history lists every entry oldest first, filtered by channel and purpose, in pages; a retried record appends once")

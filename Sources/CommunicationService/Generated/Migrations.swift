@@ -110,7 +110,9 @@ CREATE TABLE communication.consent_ledger (
     CHECK (status = 2 OR legal_basis <> 0)
 );
 -- A contact's history in ledger order, and the latest entry per channel and purpose (CheckConsent): tenant first.
-CREATE UNIQUE INDEX consent_ledger_by_contact ON communication.consent_ledger (tenant_id, contact_id, channel, purpose, sequence);
+-- The decision reads the latest statement by when the person made it (stated_at), a withdrawal winning a tie, then
+-- by recording order: a back-dated statement recorded later (paper forms imported) does not override a newer one.
+CREATE UNIQUE INDEX consent_ledger_by_contact ON communication.consent_ledger (tenant_id, contact_id, channel, purpose, stated_at, status, sequence);
 CREATE UNIQUE INDEX consent_ledger_history ON communication.consent_ledger (tenant_id, contact_id, sequence);
 
 CREATE FUNCTION communication.consent_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

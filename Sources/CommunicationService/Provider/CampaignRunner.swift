@@ -94,7 +94,7 @@ public struct CampaignRunner: Service {
                 let latest = try await c.query(
                     """
                     SELECT status FROM communication.consent_ledger WHERE tenant_id = $1 AND contact_id = $2 AND channel = $3
-                      AND purpose IN ($4, 'all') ORDER BY sequence DESC LIMIT 1
+                      AND purpose IN ($4, 'all') ORDER BY stated_at DESC, status DESC, sequence DESC LIMIT 1
                     """, [.text(tenant), .uuid(contact), .int(Int64(channel.rawValue)), .text(purpose)]
                 ).first
                 guard let latest, try latest.int("status") == 1 else {

@@ -14,11 +14,15 @@ import Synchronization
 public final class ProviderEventServer: Service, Sendable {
     let channel: any NIOCore.Channel
     let logger: Logger
+    private let open: ConnectionCount
     /// The port it listens on.
     public let port: Int
+    /// Connections open now (counted against the cap until their close completes).
+    public var openConnections: Int { open.value.load(ordering: .relaxed) }
 
-    private init(channel: any NIOCore.Channel, logger: Logger) {
+    private init(channel: any NIOCore.Channel, open: ConnectionCount, logger: Logger) {
         self.channel = channel
+        self.open = open
         self.logger = logger
         self.port = channel.localAddress?.port ?? 0
     }
@@ -64,7 +68,7 @@ public final class ProviderEventServer: Service, Sendable {
                 }
             }
             .bind(host: host, port: port).get()
-        return ProviderEventServer(channel: channel, logger: logger)
+        return ProviderEventServer(channel: channel, open: open, logger: logger)
     }
 
     /// Serves until graceful shutdown or cancellation, then closes the listener.

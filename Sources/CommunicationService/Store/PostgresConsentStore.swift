@@ -108,7 +108,7 @@ public struct PostgresConsentStore: ConsentStore {
             """
             SELECT \(Self.columns) FROM communication.consent_ledger
             WHERE tenant_id = $1 AND contact_id = $2 AND channel = $3 AND purpose IN ($4, 'all')
-            ORDER BY sequence DESC LIMIT 1
+            ORDER BY stated_at DESC, status DESC, sequence DESC LIMIT 1
             """, [.text(actor.tenantID), .uuid(contactID), .int(Int64(channel.rawValue)), .text(purpose)]
         ).first.map(Self.record)
     }

@@ -82,7 +82,7 @@ public struct PostgresContactsFeedStore: Sendable {
             WITH latest AS (
                 SELECT DISTINCT ON (contact_id, channel, purpose) contact_id, channel, purpose, status, stated_at
                 FROM communication.consent_ledger WHERE tenant_id = $1 AND contact_id IN ($2, $3)
-                ORDER BY contact_id, channel, purpose, sequence DESC
+                ORDER BY contact_id, channel, purpose, stated_at DESC, status DESC, sequence DESC
             )
             INSERT INTO communication.consent_ledger (tenant_id, id, contact_id, channel, purpose, status, legal_basis, source, stated_at, recorded_by)
             SELECT $1, gen_random_uuid(), $3, l.channel, l.purpose, 2, 0, 'merged from contact ' || $2::text, l.stated_at, 'contacts-feed'

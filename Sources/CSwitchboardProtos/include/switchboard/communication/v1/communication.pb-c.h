@@ -65,11 +65,11 @@ typedef struct Switchboard__Communication__V1__CampaignRequest Switchboard__Comm
 typedef enum _Switchboard__Communication__V1__CheckConsentResponse__Reason {
   SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_UNSPECIFIED = 0,
   /*
-   * The latest entry for the channel and the purpose (or "all") grants it.
+   * The latest statement (by stated_at) for the channel and the purpose (or "all") grants it.
    */
   SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_GRANTED = 1,
   /*
-   * The latest entry for the channel and the purpose (or "all") withdraws it.
+   * The latest statement (by stated_at) for the channel and the purpose (or "all") withdraws it.
    */
   SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_WITHDRAWN = 2,
   /*
@@ -521,6 +521,8 @@ struct  Switchboard__Communication__V1__ConsentRecord
   char *source;
   /*
    * When the person made the statement; defaults to now. Between 1900-01-01 and now (+ 5 minutes of clock skew).
+   * Decisions follow it: the statement made last decides, whatever order they were recorded in (a withdrawal wins a
+   * tie), so a back-dated entry never overrides a newer one.
    */
   Google__Protobuf__Timestamp *stated_at;
   /*

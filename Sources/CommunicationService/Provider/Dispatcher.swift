@@ -88,7 +88,10 @@ public struct Dispatcher: Service {
         } catch {
             // Suppression or consent unknown (database trouble): do not send; try again shortly (the claim counted an
             // attempt, so a database that stays down ends in FAILED rather than a loop).
-            await record(.retry(reason: "consent could not be checked: \(error)", delaySeconds: configuration.initialBackoff), send)
+            // The reason is stored and shown through GetSend and the feed: the database's own words stay in the log.
+            logger.warning("consent could not be checked before a send", metadata: ["send_id": "\(send.id)", "error": "\(error)"])
+            await record(
+                .retry(reason: "consent could not be checked (the database was unavailable)", delaySeconds: configuration.initialBackoff), send)
             return false
         }
         switch await provider.deliver(id: send.id, payload: send.payload, attempt: send.attempt) {

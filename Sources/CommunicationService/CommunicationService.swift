@@ -239,7 +239,8 @@ public enum CommunicationService: ServiceDefinition {
                 let sends = SendDomain(
                     store: PostgresSendStore(
                         pool: pool, feed: feed, idempotency: idempotency, publish: { try SendMapping.proto($0).protoJSONText() }),
-                    consent: consent, templates: templates, maxAttempts: maxSendAttempts, suppressionSecret: suppressionSecret)
+                    consent: consent, templates: templates, maxAttempts: maxSendAttempts, suppressionSecret: suppressionSecret,
+                    payload: ProviderWire.payload)
                 return [
                     CommunicationHandler(
                         interactions: InteractionDomain(store: store), consent: consent, templates: templates, sends: sends,

@@ -109,7 +109,10 @@ final class SendTests {
         #expect(request.signature == expectedSignature(request.body))
         #expect(request.attempt == 1)
         let text = String(decoding: request.body, as: UTF8.self)
-        #expect(text.contains("\"to\":\"ada@example.com\"") && text.contains("Hello Ada") && text.contains(scheduled.id))
+        // The body is the contract's ProviderMessage in proto3 JSON, and nothing else.
+        let posted = try Switchboard_Communication_V1_ProviderMessage(protoJSONText: text)
+        #expect(posted.idempotencyKey == scheduled.id && posted.channel == .email && posted.to == "ada@example.com")
+        #expect(posted.subject == "Hi" && posted.body == "Hello Ada")
         #expect(!text.contains(t) && !text.contains(contact) && !text.contains("marketing"), "\(text)")
     }
 
@@ -299,6 +302,9 @@ final class SendTests {
         #expect(try await post(event("e7", newID(), "opened")).0 == 404)
         #expect(try await post(event("e8", send.id, String(repeating: "x", count: 20_000))).0 == 413)
         #expect(try await client.getSend(send.id).deliveryState == .clicked)
+        // Field names in either proto3 JSON form, and fields this version does not know, are accepted.
+        #expect(try await post("{\"eventId\":\"e10\",\"idempotencyKey\":\"\(send.id)\",\"type\":\"replied\",\"extra\":{\"a\":1}}").0 == 200)
+        #expect(try await client.getSend(send.id).deliveryState == .replied)
         #expect(try await post(event("e9", send.id, "bounced")).0 == 200)
         #expect(try await client.getSend(send.id).deliveryState == .bounced)
     }

@@ -47,30 +47,6 @@ public struct ProviderEvent: Sendable, Hashable {
         self.sendID = sendID
         self.state = state
     }
-
-    /// Parses `{"event_id": …, "idempotency_key": …, "type": …}`.
-    /// - Returns: nil, with why, when the body is not such an event.
-    public static func parse(_ body: [UInt8]) -> Result<ProviderEvent, EventRefusal> {
-        struct Body: Decodable {
-            // swift-format-ignore: AlwaysUseLowerCamelCase
-            var event_id: String
-            // swift-format-ignore: AlwaysUseLowerCamelCase
-            var idempotency_key: String
-            var type: String
-        }
-        guard body.count <= maxBodyBytes else { return .failure(EventRefusal("the event is larger than \(maxBodyBytes) bytes")) }
-        guard let parsed = try? JSONDecoder().decode(Body.self, from: Data(body)) else {
-            return .failure(EventRefusal("the body is not an event: event_id, idempotency_key and type are required"))
-        }
-        guard !parsed.event_id.isEmpty, parsed.event_id.utf8.count <= maxEventIDBytes, !parsed.event_id.utf8.contains(0) else {
-            return .failure(EventRefusal("event_id must be 1-\(maxEventIDBytes) bytes"))
-        }
-        guard let send = UUID(uuidString: parsed.idempotency_key) else { return .failure(EventRefusal("idempotency_key is not a send id")) }
-        guard let state = DeliveryState(eventType: parsed.type), state != .none else {
-            return .failure(EventRefusal("type must be delivered, opened, clicked, replied, bounced or call_ringing/answered/completed/failed"))
-        }
-        return .success(ProviderEvent(eventID: parsed.event_id, sendID: send, state: state))
-    }
 }
 
 /// Why an event was refused.

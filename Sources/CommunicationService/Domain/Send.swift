@@ -126,29 +126,6 @@ public enum SendRules {
         }
         if !violations.isEmpty { throw CommunicationError.invalid(violations) }
     }
-
-    /// The bytes posted to the provider: JSON with only what delivery needs (no tenant, no contact id, no purpose),
-    /// fixed when the send is made so every attempt signs and posts the same bytes.
-    public static func payload(id: UUID, channel: Channel, to: String, subject: String, body: String) throws -> [UInt8] {
-        struct Payload: Encodable {
-            // swift-format-ignore: AlwaysUseLowerCamelCase
-            var idempotency_key: String
-            var channel: String
-            var to: String
-            var subject: String
-            var body: String
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let name =
-            switch channel {
-            case .email: "email"
-            case .sms: "sms"
-            case .call: "call"
-            }
-        return Array(
-            try encoder.encode(Payload(idempotency_key: id.uuidString.lowercased(), channel: name, to: to, subject: subject, body: body)))
-    }
 }
 
 /// Persistence of sends on the request side (the dispatcher has its own store).
@@ -175,6 +152,7 @@ public struct SendDomain: Sendable {
     let templates: TemplateDomain
     let maxAttempts: Int
     let suppressionSecret: [UInt8]?
+    let payload: @Sendable (_ id: UUID, _ channel: Channel, _ to: String, _ subject: String, _ body: String) throws -> [UInt8]
     let now: @Sendable () -> Date
 
     /// Creates the domain.
@@ -184,11 +162,14 @@ public struct SendDomain: Sendable {
     ///   - templates: the templates rendered.
     ///   - maxAttempts: provider calls a send may take.
     ///   - suppressionSecret: the secret of the suppression hashes, if the service keeps the list.
+    ///   - payload: the bytes posted to the provider for a send (its wire contract lives with the provider adapter).
     ///   - now: the clock bounding send_at.
     public init(
         store: any SendStore, consent: ConsentDomain, templates: TemplateDomain, maxAttempts: Int, suppressionSecret: [UInt8]? = nil,
+        payload: @escaping @Sendable (_ id: UUID, _ channel: Channel, _ to: String, _ subject: String, _ body: String) throws -> [UInt8],
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.payload = payload
         self.store = store
         self.consent = consent
         self.templates = templates
@@ -240,7 +221,7 @@ public struct SendDomain: Sendable {
         let decision = try await consent.check(contactID: data.contactID, channel: data.channel, purpose: data.purpose, actor: actor)
         guard decision.allowed else { throw CommunicationError.consentRefused(decision.reason) }
         let id = UUID()
-        let payload = try SendRules.payload(id: id, channel: data.channel, to: data.toAddress, subject: subject, body: body)
+        let payload = try self.payload(id, data.channel, data.toAddress, subject, body)
         return try await store.insert(
             id: id, data, subject: subject, body: body, template: template, payload: payload, maxAttempts: maxAttempts, actor: actor, write: write)
     }

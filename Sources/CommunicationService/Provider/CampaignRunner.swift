@@ -110,13 +110,13 @@ public struct CampaignRunner: Service {
                     ).first
                     templates[key] = try t.map(PostgresTemplateStore.record)
                 }
-                let values = (try? JSONDecoder().decode([String: String].self, from: Data(try row.string("template_values").utf8))) ?? [:]
+                let values = PostgresCampaignStore.values(fromJSON: try row.string("template_values"))
                 guard let template = templates[key], let rendering = try? TemplateRules.render(template, values: values), rendering.complete else {
                     try await skip("the template could not be rendered")
                     continue
                 }
                 let id = UUID.random()
-                let payload = try SendRules.payload(id: id, channel: channel, to: address, subject: rendering.subject, body: rendering.body)
+                let payload = try ProviderWire.payload(id: id, channel: channel, to: address, subject: rendering.subject, body: rendering.body)
                 let inserted = try await c.query(
                     """
                     INSERT INTO communication.sends (tenant_id, id, contact_id, channel, purpose, to_address, subject, body, template_id,

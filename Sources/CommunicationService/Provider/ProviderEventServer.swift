@@ -89,7 +89,7 @@ public final class ProviderEventServer: Service, Sendable {
             zip(signature.utf8, expected.utf8).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0
         else { return (401, "bad signature") }
         let event: ProviderEvent
-        switch ProviderEvent.parse(body) {
+        switch ProviderWire.event(body) {
         case .success(let e): event = e
         case .failure(let refusal): return (400, refusal.reason)
         }

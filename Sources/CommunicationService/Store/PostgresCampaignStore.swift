@@ -1,5 +1,6 @@
 import FoundationEssentials
 import SwitchboardPostgres
+import SwitchboardProtos
 import SwitchboardServiceKit
 
 /// ``CampaignStore`` on PostgreSQL: `communication.campaigns` and `communication.campaign_recipients`.
@@ -139,10 +140,18 @@ public struct PostgresCampaignStore: CampaignStore {
         }
     }
 
-    /// Values as a JSON object text.
+    /// Values as a JSON object text (the project's one JSON type, keys sorted).
     static func json(_ values: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return (try? String(decoding: encoder.encode(values), as: UTF8.self)) ?? "{}"
+        JSON.object(values.mapValues(JSON.string)).text
+    }
+
+    /// Values back from ``json(_:)``'s text; what is not an object of strings reads as no values (the campaign's
+    /// rendering then reports them missing and skips the recipient with a reason).
+    static func values(fromJSON text: String) -> [String: String] {
+        guard case .object(let fields)? = try? JSON.parse(text) else { return [:] }
+        return fields.compactMapValues { value in
+            if case .string(let s) = value { return s }
+            return nil
+        }
     }
 }

@@ -1615,6 +1615,140 @@ public struct Switchboard_Communication_V1_ListConsentHistoryResponse: ProtoMess
     }
 }
 
+/// The `switchboard.communication.v1.ProviderMessage` message.
+public struct Switchboard_Communication_V1_ProviderMessage: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ProviderMessage`.
+    public static let protoMessageName = "switchboard.communication.v1.ProviderMessage"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__provider_message__init)
+
+    /// Field `idempotency_key` = 1.
+    public var idempotencyKey: String = ""
+
+    /// Field `channel` = 2.
+    public var channel: Switchboard_Communication_V1_Channel = .init(protoValue: 0)
+
+    /// Field `to` = 3.
+    public var to: String = ""
+
+    /// Field `subject` = 4.
+    public var subject: String = ""
+
+    /// Field `body` = 5.
+    public var body: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.idempotencyKey = r.string(0)
+        self.channel = r.enumeration(1)
+        self.to = r.string(2)
+        self.subject = r.string(3)
+        self.body = r.string(4)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, idempotencyKey)
+        w.setEnumeration(1, channel)
+        w.setString(2, to)
+        w.setString(3, subject)
+        w.setString(4, body)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "idempotencyKey", self.idempotencyKey)
+        e.field(&o, "channel", self.channel)
+        e.field(&o, "to", self.to)
+        e.field(&o, "subject", self.subject)
+        e.field(&o, "body", self.body)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "idempotencyKey", "idempotency_key": try d.field(1, "idempotencyKey", value, &self.idempotencyKey)
+            case "channel": try d.field(2, "channel", value, &self.channel)
+            case "to": try d.field(3, "to", value, &self.to)
+            case "subject": try d.field(4, "subject", value, &self.subject)
+            case "body": try d.field(5, "body", value, &self.body)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ProviderDeliveryEvent` message.
+public struct Switchboard_Communication_V1_ProviderDeliveryEvent: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ProviderDeliveryEvent`.
+    public static let protoMessageName = "switchboard.communication.v1.ProviderDeliveryEvent"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__provider_delivery_event__init)
+
+    /// Field `event_id` = 1.
+    public var eventId: String = ""
+
+    /// Field `idempotency_key` = 2.
+    public var idempotencyKey: String = ""
+
+    /// Field `type` = 3.
+    public var type: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.eventId = r.string(0)
+        self.idempotencyKey = r.string(1)
+        self.type = r.string(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, eventId)
+        w.setString(1, idempotencyKey)
+        w.setString(2, type)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "eventId", self.eventId)
+        e.field(&o, "idempotencyKey", self.idempotencyKey)
+        e.field(&o, "type", self.type)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "eventId", "event_id": try d.field(1, "eventId", value, &self.eventId)
+            case "idempotencyKey", "idempotency_key": try d.field(2, "idempotencyKey", value, &self.idempotencyKey)
+            case "type": try d.field(3, "type", value, &self.type)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.communication.v1.CheckConsentRequest` message.
 public struct Switchboard_Communication_V1_CheckConsentRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.communication.v1.CheckConsentRequest`.

@@ -35,6 +35,8 @@ typedef struct Switchboard__Communication__V1__ConsentRecord Switchboard__Commun
 typedef struct Switchboard__Communication__V1__RecordConsentRequest Switchboard__Communication__V1__RecordConsentRequest;
 typedef struct Switchboard__Communication__V1__ListConsentHistoryRequest Switchboard__Communication__V1__ListConsentHistoryRequest;
 typedef struct Switchboard__Communication__V1__ListConsentHistoryResponse Switchboard__Communication__V1__ListConsentHistoryResponse;
+typedef struct Switchboard__Communication__V1__ProviderMessage Switchboard__Communication__V1__ProviderMessage;
+typedef struct Switchboard__Communication__V1__ProviderDeliveryEvent Switchboard__Communication__V1__ProviderDeliveryEvent;
 typedef struct Switchboard__Communication__V1__CheckConsentRequest Switchboard__Communication__V1__CheckConsentRequest;
 typedef struct Switchboard__Communication__V1__CheckConsentResponse Switchboard__Communication__V1__CheckConsentResponse;
 typedef struct Switchboard__Communication__V1__Template Switchboard__Communication__V1__Template;
@@ -592,6 +594,56 @@ struct  Switchboard__Communication__V1__ListConsentHistoryResponse
 #define SWITCHBOARD__COMMUNICATION__V1__LIST_CONSENT_HISTORY_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_consent_history_response__descriptor) \
     , 0,NULL, NULL }
+
+
+/*
+ * The body the dispatcher posts to the provider's webhook, as this message's proto3 JSON: fixed when the send is made
+ * (every attempt posts and signs the same bytes, in X-Switchboard-Signature) and holding only what delivery needs (no
+ * tenant, contact or purpose).
+ */
+struct  Switchboard__Communication__V1__ProviderMessage
+{
+  ProtobufCMessage base;
+  /*
+   * The send's id, also sent as the Idempotency-Key header: the provider delivers once per key.
+   */
+  char *idempotency_key;
+  Switchboard__Communication__V1__Channel channel;
+  /*
+   * The address or number to deliver to.
+   */
+  char *to;
+  char *subject;
+  char *body;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__PROVIDER_MESSAGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__provider_message__descriptor) \
+    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * A delivery event the provider posts to the events webhook, as this message's proto3 JSON (field names in either
+ * form, e.g. event_id or eventId; fields this version does not know are ignored), signed in X-Provider-Signature.
+ */
+struct  Switchboard__Communication__V1__ProviderDeliveryEvent
+{
+  ProtobufCMessage base;
+  /*
+   * The provider's id of the event, 1-128 bytes: a redelivered id changes nothing.
+   */
+  char *event_id;
+  /*
+   * The send's id (the Idempotency-Key it was posted with).
+   */
+  char *idempotency_key;
+  /*
+   * delivered, opened, clicked, replied, bounced, call_ringing, call_answered, call_completed or call_failed.
+   */
+  char *type;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__PROVIDER_DELIVERY_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__provider_delivery_event__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Communication__V1__CheckConsentRequest
@@ -1416,6 +1468,44 @@ Switchboard__Communication__V1__ListConsentHistoryResponse *
 void   switchboard__communication__v1__list_consent_history_response__free_unpacked
                      (Switchboard__Communication__V1__ListConsentHistoryResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ProviderMessage methods */
+void   switchboard__communication__v1__provider_message__init
+                     (Switchboard__Communication__V1__ProviderMessage         *message);
+size_t switchboard__communication__v1__provider_message__get_packed_size
+                     (const Switchboard__Communication__V1__ProviderMessage   *message);
+size_t switchboard__communication__v1__provider_message__pack
+                     (const Switchboard__Communication__V1__ProviderMessage   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__provider_message__pack_to_buffer
+                     (const Switchboard__Communication__V1__ProviderMessage   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ProviderMessage *
+       switchboard__communication__v1__provider_message__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__provider_message__free_unpacked
+                     (Switchboard__Communication__V1__ProviderMessage *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ProviderDeliveryEvent methods */
+void   switchboard__communication__v1__provider_delivery_event__init
+                     (Switchboard__Communication__V1__ProviderDeliveryEvent         *message);
+size_t switchboard__communication__v1__provider_delivery_event__get_packed_size
+                     (const Switchboard__Communication__V1__ProviderDeliveryEvent   *message);
+size_t switchboard__communication__v1__provider_delivery_event__pack
+                     (const Switchboard__Communication__V1__ProviderDeliveryEvent   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__provider_delivery_event__pack_to_buffer
+                     (const Switchboard__Communication__V1__ProviderDeliveryEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ProviderDeliveryEvent *
+       switchboard__communication__v1__provider_delivery_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__provider_delivery_event__free_unpacked
+                     (Switchboard__Communication__V1__ProviderDeliveryEvent *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Communication__V1__CheckConsentRequest methods */
 void   switchboard__communication__v1__check_consent_request__init
                      (Switchboard__Communication__V1__CheckConsentRequest         *message);
@@ -1855,6 +1945,12 @@ typedef void (*Switchboard__Communication__V1__ListConsentHistoryRequest_Closure
 typedef void (*Switchboard__Communication__V1__ListConsentHistoryResponse_Closure)
                  (const Switchboard__Communication__V1__ListConsentHistoryResponse *message,
                   void *closure_data);
+typedef void (*Switchboard__Communication__V1__ProviderMessage_Closure)
+                 (const Switchboard__Communication__V1__ProviderMessage *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ProviderDeliveryEvent_Closure)
+                 (const Switchboard__Communication__V1__ProviderDeliveryEvent *message,
+                  void *closure_data);
 typedef void (*Switchboard__Communication__V1__CheckConsentRequest_Closure)
                  (const Switchboard__Communication__V1__CheckConsentRequest *message,
                   void *closure_data);
@@ -2210,6 +2306,8 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__consent_
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__record_consent_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_consent_history_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_consent_history_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__provider_message__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__provider_delivery_event__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__check_consent_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__check_consent_response__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__check_consent_response__reason__descriptor;

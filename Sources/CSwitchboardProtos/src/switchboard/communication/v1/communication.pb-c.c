@@ -727,6 +727,96 @@ void   switchboard__communication__v1__list_consent_history_response__free_unpac
   assert(message->base.descriptor == &switchboard__communication__v1__list_consent_history_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__communication__v1__provider_message__init
+                     (Switchboard__Communication__V1__ProviderMessage         *message)
+{
+  static const Switchboard__Communication__V1__ProviderMessage init_value = SWITCHBOARD__COMMUNICATION__V1__PROVIDER_MESSAGE__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__provider_message__get_packed_size
+                     (const Switchboard__Communication__V1__ProviderMessage *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__provider_message__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__provider_message__pack
+                     (const Switchboard__Communication__V1__ProviderMessage *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__provider_message__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__provider_message__pack_to_buffer
+                     (const Switchboard__Communication__V1__ProviderMessage *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__provider_message__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ProviderMessage *
+       switchboard__communication__v1__provider_message__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ProviderMessage *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__provider_message__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__provider_message__free_unpacked
+                     (Switchboard__Communication__V1__ProviderMessage *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__provider_message__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__provider_delivery_event__init
+                     (Switchboard__Communication__V1__ProviderDeliveryEvent         *message)
+{
+  static const Switchboard__Communication__V1__ProviderDeliveryEvent init_value = SWITCHBOARD__COMMUNICATION__V1__PROVIDER_DELIVERY_EVENT__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__provider_delivery_event__get_packed_size
+                     (const Switchboard__Communication__V1__ProviderDeliveryEvent *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__provider_delivery_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__provider_delivery_event__pack
+                     (const Switchboard__Communication__V1__ProviderDeliveryEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__provider_delivery_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__provider_delivery_event__pack_to_buffer
+                     (const Switchboard__Communication__V1__ProviderDeliveryEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__provider_delivery_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ProviderDeliveryEvent *
+       switchboard__communication__v1__provider_delivery_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ProviderDeliveryEvent *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__provider_delivery_event__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__provider_delivery_event__free_unpacked
+                     (Switchboard__Communication__V1__ProviderDeliveryEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__provider_delivery_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__communication__v1__check_consent_request__init
                      (Switchboard__Communication__V1__CheckConsentRequest         *message)
 {
@@ -2992,6 +3082,160 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__list_consent_hi
   switchboard__communication__v1__list_consent_history_response__field_indices_by_name,
   1,  switchboard__communication__v1__list_consent_history_response__number_ranges,
   (ProtobufCMessageInit) switchboard__communication__v1__list_consent_history_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__provider_message__field_descriptors[5] =
+{
+  {
+    "idempotency_key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ProviderMessage, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "channel",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ProviderMessage, channel),
+    &switchboard__communication__v1__channel__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ProviderMessage, to),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ProviderMessage, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "body",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ProviderMessage, body),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__provider_message__field_indices_by_name[] = {
+  4,   /* field[4] = body */
+  1,   /* field[1] = channel */
+  0,   /* field[0] = idempotency_key */
+  3,   /* field[3] = subject */
+  2,   /* field[2] = to */
+};
+static const ProtobufCIntRange switchboard__communication__v1__provider_message__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__provider_message__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ProviderMessage",
+  "ProviderMessage",
+  "Switchboard__Communication__V1__ProviderMessage",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ProviderMessage),
+  5,
+  switchboard__communication__v1__provider_message__field_descriptors,
+  switchboard__communication__v1__provider_message__field_indices_by_name,
+  1,  switchboard__communication__v1__provider_message__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__provider_message__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__provider_delivery_event__field_descriptors[3] =
+{
+  {
+    "event_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ProviderDeliveryEvent, event_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "idempotency_key",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ProviderDeliveryEvent, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "type",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ProviderDeliveryEvent, type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__provider_delivery_event__field_indices_by_name[] = {
+  0,   /* field[0] = event_id */
+  1,   /* field[1] = idempotency_key */
+  2,   /* field[2] = type */
+};
+static const ProtobufCIntRange switchboard__communication__v1__provider_delivery_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__provider_delivery_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ProviderDeliveryEvent",
+  "ProviderDeliveryEvent",
+  "Switchboard__Communication__V1__ProviderDeliveryEvent",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ProviderDeliveryEvent),
+  3,
+  switchboard__communication__v1__provider_delivery_event__field_descriptors,
+  switchboard__communication__v1__provider_delivery_event__field_indices_by_name,
+  1,  switchboard__communication__v1__provider_delivery_event__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__provider_delivery_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__communication__v1__check_consent_request__field_descriptors[3] =

@@ -2,6 +2,7 @@ import Crypto
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
+import SwitchboardProtos
 
 /// The provider adapter: posts a send's payload to the provider's webhook, signed, and classifies the answer.
 ///
@@ -100,8 +101,11 @@ public struct ProviderAdapter: Sendable {
     /// The provider's message id: `{"id": "…"}` in the body, else an `X-Provider-Message-Id` header; bounded, and
     /// without NUL bytes (it is stored as text).
     static func messageID(_ response: WebhookResponse) -> String {
-        struct Body: Decodable { var id: String? }
-        var id = (try? JSONDecoder().decode(Body.self, from: Data(response.body)))?.id ?? response.headers.first(name: "X-Provider-Message-Id") ?? ""
+        // The provider's own response shape, read with the project's one JSON type.
+        var id = response.headers.first(name: "X-Provider-Message-Id") ?? ""
+        if case .object(let fields)? = try? JSON.parse(String(decoding: response.body, as: UTF8.self)), case .string(let value)? = fields["id"] {
+            id = value
+        }
         id.removeAll { $0 == "\u{0}" }
         return id.utf8.count <= maxMessageIDBytes ? id : ""
     }

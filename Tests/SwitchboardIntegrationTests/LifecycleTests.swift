@@ -203,18 +203,19 @@ struct LifecycleTests {
             #expect(probe.written.current < 60)
             #expect(result != nil, "the stream completed although it was reset")
         }
-        // A reader that reads slowly but steadily is never reset, however long the stream runs: here about 2 s of
-        // pauses against a 500 ms stall timeout, with the handler's writes waiting on the client throughout.
-        try await withServerAndClient(services: [probe], configure: { $0.streamWriteStallTimeout = .milliseconds(500) }) { client, _ in
+        // A reader that reads slowly but steadily is never reset, however long the stream runs: here about 3 s of
+        // 100 ms pauses against a 1.5 s stall timeout, with the handler's writes waiting on the client throughout. (A
+        // 500 ms timeout was too close: on a loaded 2-core host the gap between two reads sometimes passed it.)
+        try await withServerAndClient(services: [probe], configure: { $0.streamWriteStallTimeout = .milliseconds(1500) }) { client, _ in
             var request = Grpc_Testing_StreamingOutputCallRequest()
-            request.responseParameters = Array(repeating: Grpc_Testing_ResponseParameters(), count: 400)
+            request.responseParameters = Array(repeating: Grpc_Testing_ResponseParameters(), count: 600)
             try await Grpc_Testing_TestService_Client(client: client).streamingOutputCall(request) { responses in
                 var count = 0
                 for try await _ in responses {
                     count += 1
                     if count % 20 == 0 { try await Task.sleep(for: .milliseconds(100)) }
                 }
-                #expect(count == 400)
+                #expect(count == 600)
             }
         }
     }

@@ -46,4 +46,13 @@ scripts/fuzz.sh --seconds 20
 for db in $(psql "$SWITCHBOARD_PG_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'sb\_test\_%'"); do
     psql "$SWITCHBOARD_PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
 done
-swift test "$@"
+# CI keeps only the end of the output: the failures are repeated there, after the run.
+set +e
+swift test "$@" 2>&1 | tee .build/test-output.log
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+    echo "---- what failed (the whole output is in .build/test-output.log) ----"
+    grep -aE 'recorded an issue|^✘|[Ff]atal error|Exited with|error: ' .build/test-output.log | grep -av ' info ' | tail -80
+fi
+exit "$status"

@@ -47,7 +47,7 @@ struct CommunicationLifecycleTests {
                 }())
             defer { Task { await channel.close() } }
             let health = Grpc_Health_V1_Health_Client(client: RPCClient(transport: channel))
-            for _ in 0..<150 {
+            for _ in 0..<300 {
                 var request = Grpc_Health_V1_HealthCheckRequest()
                 request.service = "switchboard.communication.v1.CommunicationService"
                 if (try? await health.check(request).status) == .serving { return true }
@@ -91,7 +91,7 @@ struct CommunicationLifecycleTests {
         let t = tenant()
         let channel = GRPCChannel(host: "127.0.0.1", port: port)
         defer { Task { await channel.close() } }
-        var options = CallOptions(timeout: .seconds(10))
+        var options = CallOptions(timeout: .seconds(30))
         options.metadata.addString("Bearer \(try await ServiceHarness.token(tenant: t, roles: [.user]))", forKey: "authorization")
         let authorized = CommClient(stub: CommunicationStub(client: RPCClient(transport: channel)), options: options)
         let contact = newID()

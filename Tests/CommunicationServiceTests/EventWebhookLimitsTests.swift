@@ -52,7 +52,7 @@ final class EventWebhookLimitsTests {
 
     /// Waits (up to 5 s) until the server has no connection open.
     private func settled(_ server: ProviderEventServer) async throws {
-        for _ in 0..<250 where server.openConnections > 0 { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<1500 where server.openConnections > 0 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(server.openConnections == 0)
     }
 
@@ -80,7 +80,7 @@ final class EventWebhookLimitsTests {
         try await send("POST /events HTTP/1.1\r\nHost: x\r\n", on: slow)
         // Two open connections fill the cap: a third is closed at once, while the second still waits.
         let (idle, _) = try await connect(server.port)
-        for _ in 0..<250 where server.openConnections < 2 { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<1500 where server.openConnections < 2 { try await Task.sleep(for: .milliseconds(20)) }
         let (third, _) = try await connect(server.port)
         #expect(await closes(third, within: 1))
         #expect(slow.isActive && idle.isActive)

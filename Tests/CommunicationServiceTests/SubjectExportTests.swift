@@ -112,7 +112,7 @@ struct CrossTenantFeedTests {
         _ = try await harness.client(tenant: a).log(.email, subject: "in a")
         _ = try await harness.client(tenant: b).log(.email, subject: "in b")
         let feed = Switchboard_Common_V1_ChangeFeedService_Client(client: RPCClient(transport: harness.channel))
-        var options = CallOptions(timeout: .seconds(10))
+        var options = CallOptions(timeout: .seconds(30))
         options.metadata.addString("Bearer \(try await ServiceHarness.serviceToken())", forKey: "authorization")
         let tenants = try await feed.watchAllChanges(Switchboard_Common_V1_WatchAllChangesRequest(), options: options) { batches in
             var seen: Set<String> = []

@@ -39,7 +39,7 @@ struct ContactsLifecycleTests {
             }())
         let health = Grpc_Health_V1_Health_Client(client: RPCClient(transport: channel))
         var serving = false
-        for _ in 0..<100 where !serving {
+        for _ in 0..<300 where !serving {
             serving = (try? await health.check(Grpc_Health_V1_HealthCheckRequest()).status) == .serving
             if !serving { try await Task.sleep(for: .milliseconds(100)) }
         }
@@ -87,7 +87,7 @@ struct ContactsLifecycleTests {
 
             #expect(spawnAndWait(["/bin/bash", script, "start"], environment: env) == 0)
             var recovered = false
-            for _ in 0..<60 where !recovered {
+            for _ in 0..<120 where !recovered {
                 recovered = (try? await client.create(given: "After")) != nil
                 if !recovered { try await Task.sleep(for: .milliseconds(250)) }
             }

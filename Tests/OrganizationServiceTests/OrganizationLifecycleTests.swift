@@ -41,7 +41,7 @@ struct OrganizationLifecycleTests {
             }())
         let health = Grpc_Health_V1_Health_Client(client: RPCClient(transport: channel))
         var serving = false
-        for _ in 0..<100 where !serving {
+        for _ in 0..<300 where !serving {
             var request = Grpc_Health_V1_HealthCheckRequest()
             request.service = "switchboard.organization.v1.OrganizationService"
             serving = (try? await health.check(request).status) == .serving

@@ -140,7 +140,7 @@ struct HostileInputTests {
                     String(running.port), "--case", "goaway_hold",
                 ])
         }
-        for _ in 0..<500 where started.current == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<3000 where started.current == 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(started.current == 1)
         // The grace period is short; the call it cuts short is the client's, which will never end by itself. Before
         // the fix the client's GOAWAY left the force-close deadline unarmed and this waited forever: race it against

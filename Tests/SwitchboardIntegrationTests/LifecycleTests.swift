@@ -143,7 +143,7 @@ struct LifecycleTests {
             let result = await code { _ = try await stub.emptyCall(Grpc_Testing_Empty(), options: CallOptions(timeout: .milliseconds(200))) }
             #expect(result == .deadlineExceeded)
             #expect(ContinuousClock.now - started < .seconds(3))
-            for _ in 0..<250 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            for _ in 0..<1500 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(probe.cancelled.current == 1)
         }
     }
@@ -159,7 +159,7 @@ struct LifecycleTests {
                 _ = try await iterator.next()
                 // Returning from the body without finishing cancels the call (RST_STREAM CANCEL).
             }
-            for _ in 0..<250 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            for _ in 0..<1500 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(probe.started.current == 1)
             #expect(probe.cancelled.current == 1)
         }
@@ -195,7 +195,7 @@ struct LifecycleTests {
                     var iterator = responses.makeAsyncIterator()
                     _ = try await iterator.next()
                     // Reads nothing more for longer than the stall timeout, then tries to drain the rest.
-                    for _ in 0..<150 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
+                    for _ in 0..<1500 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
                     while try await iterator.next() != nil {}
                 }
             }
@@ -362,7 +362,7 @@ struct LifecycleTests {
         #expect(await code { _ = try await stub.emptyCall(Grpc_Testing_Empty()) } == .unavailable)
         let second = try await startServer(services: [probe], port: port)
         var succeeded = false
-        for _ in 0..<200 where !succeeded {
+        for _ in 0..<600 where !succeeded {
             succeeded = await code { _ = try await stub.emptyCall(Grpc_Testing_Empty()) } == nil
             if !succeeded { try await Task.sleep(for: .milliseconds(50)) }
         }
@@ -378,7 +378,7 @@ struct LifecycleTests {
             let stub = Grpc_Testing_TestService_Client(client: client)
             _ = try await stub.emptyCall(Grpc_Testing_Empty())
             #expect(running.server.connectionCount == 1)
-            for _ in 0..<250 where running.server.connectionCount != 0 { try await Task.sleep(for: .milliseconds(20)) }
+            for _ in 0..<1500 where running.server.connectionCount != 0 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(running.server.connectionCount == 0)
             _ = try await stub.emptyCall(Grpc_Testing_Empty())
             #expect(probe.started.current == 2)

@@ -53,7 +53,7 @@ struct DatabaseFaultTests {
         let second = "SELECT pg_sleep(1.5)::text AS slept, 'second' AS who -- \(UUID())"
         let next = Task { try await pool.query(second) }
         // Reusing the connection, the next statement would run now; a new connection waits for the proxy.
-        for _ in 0..<50 {
+        for _ in 0..<1500 {
             if try await isActive(second, observer) { break }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -159,9 +159,10 @@ func isActive(_ marker: String, _ observer: PostgresPool) async throws -> Bool {
     ).first!.int("n") > 0
 }
 
-/// Waits until `condition` holds (checked every 10 ms, for at most 10 s), failing the test if it never does.
+/// Waits until `condition` holds (checked every 10 ms, for at most 30 s: CI runs every suite at once on two cores),
+/// failing the test if it never does.
 func eventually(_ condition: () async throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-    for _ in 0..<1000 {
+    for _ in 0..<3000 {
         if try await condition() { return }
         try await Task.sleep(for: .milliseconds(10))
     }

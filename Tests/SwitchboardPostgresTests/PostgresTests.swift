@@ -98,7 +98,7 @@ struct PostgresTests {
             }())
         let holders = (0..<2).map { _ in Task { try await pool.query("SELECT pg_sleep(1.5)") } }
         // Wait until both holders have their connections (connecting may be slow on a loaded machine).
-        for _ in 0..<200 where !(pool.statistics.open == 2 && pool.statistics.idle == 0) {
+        for _ in 0..<3000 where !(pool.statistics.open == 2 && pool.statistics.idle == 0) {
             try await Task.sleep(for: .milliseconds(10))
         }
         try #require(pool.statistics.open == 2 && pool.statistics.idle == 0)
@@ -259,7 +259,7 @@ struct PostgresTests {
         let marker = "SELECT pg_sleep(10) -- \(UUID())"
         let task = Task { try await pool.query(marker) }
         var killed = false
-        for _ in 0..<250 where !killed {
+        for _ in 0..<1500 where !killed {
             killed =
                 try await observer.query(
                     "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE query = $1 AND state = 'active'",

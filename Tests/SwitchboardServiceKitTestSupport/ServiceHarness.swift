@@ -123,11 +123,12 @@ public final class ServiceHarness: Sendable {
         assembly.close()
     }
 
-    /// Call options carrying a token for `user` of `tenant` with `roles` (or the token given).
+    /// Call options carrying a token for `user` of `tenant` with `roles` (or the token given), and a 30 s deadline (CI
+    /// runs every suite at once on two cores).
     public func options(tenant: String, user: String = "user-1", roles: [Role] = [.user], token given: String? = nil) async throws -> CallOptions {
         let token: String
         if let given { token = given } else { token = try await Self.token(tenant: tenant, user: user, roles: roles) }
-        var options = CallOptions(timeout: .seconds(10))
+        var options = CallOptions(timeout: .seconds(30))
         options.metadata.addString("Bearer \(token)", forKey: "authorization")
         return options
     }

@@ -73,7 +73,7 @@ struct CrossTenantFeedTests {
             // snapshot xmin back for a moment, so read as a consumer would: from the cursor, until both arrived.
             var late: [Switchboard_Common_V1_ChangeEvent] = []
             var cursor = early.cursor
-            for _ in 0..<300 where late.count < 2 {
+            for _ in 0..<600 where late.count < 2 {
                 let batch = try await feed.allEvents(after: cursor, resourceTypes: [], limit: 100, pool: pool)
                 late += batch.events
                 cursor = batch.cursor
@@ -181,7 +181,7 @@ struct CrossTenantFeedTests {
             let (survivor, _) = consumer(killAfter: nil)
             let running = Task { await survivor.follow() }
             var count = 0
-            for _ in 0..<200 {
+            for _ in 0..<300 {
                 count = Int(try await pool.query("SELECT count(*) AS n FROM kitsink.effects").first?.int("n") ?? 0)
                 if count >= 240 { break }
                 try await Task.sleep(for: .milliseconds(100))

@@ -26,7 +26,7 @@ struct DatabaseHealthMonitorTests {
         let monitor = Self.monitor(pool, health)
         // The first connection can take longer than the probe timeout on a loaded machine: wait for readiness.
         await monitor.check()
-        for _ in 0..<100 where health.status(of: "") != .serving {
+        for _ in 0..<600 where health.status(of: "") != .serving {
             try await Task.sleep(for: .milliseconds(50))
             await monitor.check()
         }
@@ -40,7 +40,7 @@ struct DatabaseHealthMonitorTests {
         #expect(health.status(of: Self.service) == .notServing)
         #expect(!monitor.isReady)
         // The stuck probe was given up on and its connection retired: a later check answers on a new one.
-        for _ in 0..<100 where health.status(of: "") != .serving {
+        for _ in 0..<1500 where health.status(of: "") != .serving {
             try await Task.sleep(for: .milliseconds(20))
             await monitor.check()
         }

@@ -218,3 +218,17 @@ public func code(of body: () async throws -> Void) async -> StatusCode? {
         return .unknown
     }
 }
+
+/// Polls `condition` until it holds or `timeout` has passed, and returns whether it held. The default is generous on
+/// purpose: CI runs every suite at once on two cores, where a change that takes milliseconds alone can take seconds; a
+/// passing run returns at the first check that holds, so only a failure pays the whole wait.
+public func eventually(
+    timeout: Duration = .seconds(30), every interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool
+) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: interval)
+    }
+    return try await condition()
+}

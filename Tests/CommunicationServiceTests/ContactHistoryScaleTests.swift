@@ -25,22 +25,25 @@ final class ContactHistoryScaleTests {
         let t = tenant()
         let contact = UUID()
         // Written directly (as the store writes them) to keep the test short; a second tenant's rows with the same
-        // contact id share the index and must not be read.
-        for tenantID in [t, t + "-other"] {
-            _ = try await harness.pool.transaction(settings: ["app.tenant_id": tenantID]) { c in
-                try await c.query(
-                    """
-                    WITH rows AS (
-                        INSERT INTO communication.interactions (tenant_id, id, kind, subject, contact_ids, occurred_at, owner_id,
-                            created_at, created_by, updated_at, updated_by)
-                        SELECT $1, gen_random_uuid(), 1 + g % 5, 'message ' || g, ARRAY[$2::uuid],
-                            timestamptz '2020-01-01' + g * interval '1 minute', 'u', now(), 'u', now(), 'u'
-                        FROM generate_series(1, $3::int8) g
-                        RETURNING tenant_id, id, occurred_at
-                    )
-                    INSERT INTO communication.interaction_contacts (tenant_id, contact_id, occurred_at, interaction_id)
-                    SELECT tenant_id, $2, occurred_at, id FROM rows
-                    """, [.text(tenantID), .uuid(contact), .int(tenantID == t ? 100_000 : 20_000)])
+        // contact id share the index and must not be read. In transactions of 10,000 rows: one long write transaction
+        // holds back the snapshot horizon of every change feed in the cluster, and other suites run beside this one.
+        for (tenantID, count) in [(t, 100_000), (t + "-other", 20_000)] {
+            for start in stride(from: 1, through: count, by: 10_000) {
+                _ = try await harness.pool.transaction(settings: ["app.tenant_id": tenantID]) { c in
+                    try await c.query(
+                        """
+                        WITH rows AS (
+                            INSERT INTO communication.interactions (tenant_id, id, kind, subject, contact_ids, occurred_at, owner_id,
+                                created_at, created_by, updated_at, updated_by)
+                            SELECT $1, gen_random_uuid(), 1 + g % 5, 'message ' || g, ARRAY[$2::uuid],
+                                timestamptz '2020-01-01' + g * interval '1 minute', 'u', now(), 'u', now(), 'u'
+                            FROM generate_series($3::int8, $4::int8) g
+                            RETURNING tenant_id, id, occurred_at
+                        )
+                        INSERT INTO communication.interaction_contacts (tenant_id, contact_id, occurred_at, interaction_id)
+                        SELECT tenant_id, $2, occurred_at, id FROM rows
+                        """, [.text(tenantID), .uuid(contact), .int(Int64(start)), .int(Int64(start + 9_999))])
+                }
             }
         }
         _ = try await harness.pool.query("ANALYZE communication.interactions")

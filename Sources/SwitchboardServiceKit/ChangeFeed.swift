@@ -176,6 +176,30 @@ public struct ChangeFeed: Sendable {
         return event
     }
 
+    /// Erasure of a person from the feed's history: every stored change of one of `resourceIDs`, or whose payload
+    /// mentions one of `mentioning` (a contact id, an address; compared case-insensitively), keeps only
+    /// `{"id": resource_id}` and no changed fields. The event stays (its sequence and kind), so a reader's position and
+    /// counts hold; what was delivered before cannot be recalled, which is why consumers act on ERASED themselves.
+    /// Runs in the caller's transaction, with its tenant set.
+    /// - Returns: changes redacted.
+    @discardableResult
+    public func redact(
+        tenantID: String, resourceIDs: [String], mentioning: [String], on connection: PostgresConnection
+    ) async throws -> Int {
+        let needles = mentioning.filter { !$0.isEmpty }.map { PostgresValue.text($0.lowercased()) }
+        guard !resourceIDs.isEmpty || !needles.isEmpty else { return 0 }
+        // A scan of the tenant's retained history: erasure is rare, and a payload may mention the person anywhere.
+        return try await connection.query(
+            """
+            UPDATE \(schema).changes SET resource = jsonb_build_object('id', resource_id), changed_fields = '{}'
+            WHERE tenant_id = $1 AND resource <> jsonb_build_object('id', resource_id)
+              AND (resource_id = ANY($2::text[])
+                   OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS n WHERE strpos(lower(resource::text), n) > 0))
+            """,
+            [.text(tenantID), .array(resourceIDs.map { .text($0) }, elementType: .text), .array(needles, elementType: .text)]
+        ).affectedRows
+    }
+
     /// Deletes changes older than the retention period, across tenants (through the `retention_purge` policy).
     /// - Returns: rows removed.
     @discardableResult

@@ -155,6 +155,24 @@ public struct Idempotency: Sendable {
         return nil
     }
 
+    /// Erasure of a person from the stored first responses: deletes the tenant's keys whose response holds one of
+    /// `mentioning` byte for byte (a contact id as the service writes it, an address as stored). A retry of such a
+    /// request after the erasure runs again instead of replaying a response that would bring the person back.
+    /// Runs in the caller's transaction, with its tenant set.
+    /// - Returns: keys deleted.
+    @discardableResult
+    public func forget(tenantID: String, mentioning: [String], on connection: PostgresConnection) async throws -> Int {
+        let needles = mentioning.filter { !$0.isEmpty }.map { PostgresValue.text($0) }
+        guard !needles.isEmpty else { return 0 }
+        return try await connection.query(
+            """
+            DELETE FROM \(schema).idempotency_keys
+            WHERE tenant_id = $1 AND response IS NOT NULL
+              AND EXISTS (SELECT 1 FROM unnest($2::text[]) AS n WHERE position(convert_to(n, 'UTF8') IN response) > 0)
+            """, [.text(tenantID), .array(needles, elementType: .text)]
+        ).affectedRows
+    }
+
     /// Deletes keys older than `hours`, across tenants (through the table's `retention_purge` policy).
     /// - Returns: rows removed.
     @discardableResult

@@ -148,7 +148,8 @@ final class ContactsFeedTests {
         #expect(!suppressions.joined().contains("p@x.io"))
         // Never messaged again: refused at request time (any contact, any spelling of the address)…
         #expect(await code { _ = try await client.send(contact: other, to: " P@X.io ") } == .failedPrecondition)
-        // …and at dispatch time for a send made before the erasure.
+        // …and a send made before the erasure to the person's address (under another contact) is cancelled by it,
+        // its address and text gone; a dispatcher never posts it.
         let settings = CommunicationHarness.providerSettings(provider)
         let dispatcher = Dispatcher(
             store: PostgresDispatchStore(pool: harness.pool, owner: UUID(), suppressionSecret: Self.suppressionSecret),
@@ -156,9 +157,83 @@ final class ContactsFeedTests {
             configuration: settings.dispatcher, logger: .init(label: "dispatcher"))
         let running = Task { try await dispatcher.run() }
         defer { running.cancel() }
-        let refused = try await client.settled(laterSend.id)
-        #expect(refused.status == .refused && refused.lastError.contains("suppression"), "\(refused)")
+        let cancelled = try await client.settled(laterSend.id)
+        #expect(cancelled.status == .cancelled && cancelled.lastError == "the person was erased", "\(cancelled)")
+        #expect(cancelled.toAddress.isEmpty && cancelled.body.isEmpty)
         #expect(provider.requests.allSatisfy { $0.idempotencyKey != laterSend.id })
+    }
+
+    @Test("ERASED reaches free addresses in any spelling, sends in flight, stored events and responses, and sends a receipt")
+    func erasureReachesEverything() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let (person, other) = (newID(), newID())
+        try await apply([try event(t, person, .created, emails: ["p@x.io"], phones: ["+1 555 0100"])])
+        // Only by free addresses, spelled as a user typed them.
+        let byPhone = try await client.log(.call, subject: "called about the offer") { $0.addresses = ["+1 (555) 0100"] }
+        let withOther = try await client.log(.email, subject: "to both") {
+            $0.contactIds = [other]
+            $0.addresses = ["P@X.IO"]
+        }
+        let remembered = try await client.log(.email, subject: "private", requestID: "erase-req-1") { $0.contactIds = [person] }
+        _ = try await client.log(.email, subject: "unrelated", requestID: "keep-req-1") { $0.contactIds = [other] }
+        _ = try await client.recordConsent(contact: person)
+        let inFlight = try await client.send(contact: person, to: "p@x.io") { $0.sendAt = Date().addingTimeInterval(3600) }
+        let retried = try await client.send(contact: person, to: "p@x.io") { $0.sendAt = Date().addingTimeInterval(3600) }
+        // Both claimed by a dispatcher (which holds their payload while the provider call runs).
+        try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query(
+                """
+                UPDATE communication.sends SET status = 2, attempts = 1, lease_owner = gen_random_uuid(), lease_until = now() + interval '1 hour'
+                WHERE tenant_id = $1 AND id = ANY($2::uuid[])
+                """, [.text(t), .array([.text(inFlight.id), .text(retried.id)], elementType: .text)])
+        }
+        try await apply([try event(t, person, .erased, related: ["erasure-7"])])
+
+        let call = try await client.get(byPhone.id)
+        #expect(call.addresses.isEmpty && call.subject.isEmpty, "\(call)")
+        let mail = try await client.get(withOther.id)
+        #expect(mail.addresses.isEmpty && mail.contactIds == [other] && mail.subject == "to both", "\(mail)")
+        // In flight: untouched until it settles; then the address and text go, and a retry is cancelled instead.
+        #expect(try await client.getSend(inFlight.id).toAddress == "p@x.io")
+        try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query(
+                "UPDATE communication.sends SET status = 3, sent_at = now() WHERE tenant_id = $1 AND id = $2::uuid", [.text(t), .text(inFlight.id)])
+            try await c.query("UPDATE communication.sends SET status = 1 WHERE tenant_id = $1 AND id = $2::uuid", [.text(t), .text(retried.id)])
+        }
+        let sent = try await client.getSend(inFlight.id)
+        #expect(sent.status == .sent && sent.toAddress.isEmpty && sent.body.isEmpty && sent.subject.isEmpty, "\(sent)")
+        let again = try await client.getSend(retried.id)
+        #expect(again.status == .cancelled && again.lastError == "the person was erased" && again.toAddress.isEmpty, "\(again)")
+
+        let (changes, receipts, keys) = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            (
+                try await c.query(
+                    "SELECT resource::text AS r FROM communication.changes WHERE tenant_id = $1 AND resource_id = ANY($2::text[])",
+                    [.text(t), .array([.text(remembered.id), .text(byPhone.id), .text(withOther.id)], elementType: .text)]
+                ).rows.map { try $0.string("r") },
+                try await c.query(
+                    "SELECT resource_type, related_ids, resource::text AS r FROM communication.changes WHERE tenant_id = $1 AND kind = 7",
+                    [.text(t)]
+                ).rows.map { (try $0.string("resource_type"), try $0.strings("related_ids"), try $0.string("r")) },
+                try await c.query("SELECT request_id FROM communication.idempotency_keys WHERE tenant_id = $1 ORDER BY 1", [.text(t)]).rows.map {
+                    try $0.string("request_id")
+                }
+            )
+        }
+        // Every stored event of those interactions keeps only its id (the events of the other contact's interaction too:
+        // they named the person's address).
+        #expect(changes.count >= 3)
+        #expect(
+            changes.allSatisfy { !$0.contains("subject") && !$0.contains("p@x.io") && !$0.lowercased().contains("p@x.io") && !$0.contains(person) })
+        #expect(!keys.contains("erase-req-1") && keys.contains("keep-req-1"), "\(keys)")
+        #expect(receipts.count == 1)
+        let receipt = try #require(receipts.first)
+        #expect(receipt.0 == "switchboard.communication.v1.ErasureReceipt" && receipt.1 == ["erasure-7"])
+        let decoded = try Switchboard_Communication_V1_ErasureReceipt(protoJSONText: receipt.2)
+        #expect(decoded.contactId == person && decoded.erasureRequestId == "erasure-7")
+        #expect(decoded.interactionsRedacted == 3 && decoded.sendsRedacted == 2 && decoded.addressesSuppressed == 2)
+        #expect(decoded.changesRedacted >= 3 && decoded.storedResponsesRemoved >= 1)
     }
 
     @Test("an event that cannot be applied is set aside and the rest of the batch applies")

@@ -45,7 +45,7 @@ extension CommClient {
     }
 
     /// Polls until the send leaves SCHEDULED/SENDING (or the time runs out).
-    func settled(_ id: String, within: Duration = .seconds(15)) async throws -> SendProto {
+    func settled(_ id: String, within: Duration = .seconds(30)) async throws -> SendProto {
         let clock = ContinuousClock()
         let deadline = clock.now + within
         while true {

@@ -11,8 +11,9 @@ public struct ContactEvent: Sendable, Hashable {
         case deleted
         /// Merged into `winner`: interactions and pending sends move to it; consent merges, the most restrictive wins.
         case merged(winner: UUID)
-        /// Erased: the person's rows are redacted and their addresses suppressed (by HMAC only).
-        case erased
+        /// Erased (by the erasure request `request`, which the receipt names): the person's rows are redacted and their
+        /// addresses suppressed (by HMAC only).
+        case erased(request: String)
     }
 
     /// The tenant.
@@ -28,6 +29,24 @@ public struct ContactEvent: Sendable, Hashable {
         self.contactID = contactID
         self.kind = kind
     }
+}
+
+/// What an erasure removed, published as the service's erasure receipt (no personal data).
+public struct ErasureReceiptData: Sendable, Hashable {
+    /// The person.
+    public var contactID: UUID
+    /// The erasure request, from the contacts feed's ERASED event.
+    public var erasureRequestID: String
+    /// Interactions the person left.
+    public var interactionsRedacted: Int
+    /// Sends whose address and text were removed (or will be when they settle).
+    public var sendsRedacted: Int
+    /// Addresses newly on the suppression list.
+    public var addressesSuppressed: Int
+    /// Stored change events reduced to their resource id.
+    public var changesRedacted: Int
+    /// Stored idempotent responses deleted.
+    public var storedResponsesRemoved: Int
 }
 
 /// Address normalisation and the suppression hash, pure.

@@ -45,10 +45,23 @@ enum ContactsFeedMapping {
             guard winner != id else { return .reject("related_ids[0] is the contact itself") }
             return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .merged(winner: winner)))
         case .erased:
-            return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .erased))
+            return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .erased(request: event.relatedIds.first ?? "")))
         default:
             // UNMERGED is not followed yet: what a merge moved stays with the winner (services/communication/README.md).
             return .ignore
         }
+    }
+
+    /// The erasure receipt's payload: the proto3 JSON of `switchboard.communication.v1.ErasureReceipt`.
+    @Sendable static func receiptJSON(_ receipt: ErasureReceiptData) throws -> String {
+        var r = Switchboard_Communication_V1_ErasureReceipt()
+        r.contactId = receipt.contactID.lowercaseText
+        r.erasureRequestId = receipt.erasureRequestID
+        r.interactionsRedacted = Int32(clamping: receipt.interactionsRedacted)
+        r.sendsRedacted = Int32(clamping: receipt.sendsRedacted)
+        r.addressesSuppressed = Int32(clamping: receipt.addressesSuppressed)
+        r.changesRedacted = Int32(clamping: receipt.changesRedacted)
+        r.storedResponsesRemoved = Int32(clamping: receipt.storedResponsesRemoved)
+        return try r.protoJSONText()
     }
 }

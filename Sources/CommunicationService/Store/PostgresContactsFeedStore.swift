@@ -5,11 +5,19 @@ import SwitchboardServiceKit
 /// Applies the contacts feed inside the feed consumer's batch transaction (the cursor commits with the effects).
 /// Each event sets its tenant first (`app.tenant_id`), so row-level security holds for every statement.
 public struct PostgresContactsFeedStore: Sendable {
+    /// The resource type of the erasure receipts published in the service's feed.
+    static let receiptType = "switchboard.communication.v1.ErasureReceipt"
+
     /// The secret of the suppression hashes.
     let suppressionSecret: [UInt8]
+    /// The receipt's payload (the contract's proto3 JSON), made by the handlers' mapping.
+    let publishReceipt: @Sendable (ErasureReceiptData) throws -> String
 
     /// Creates the store.
-    public init(suppressionSecret: [UInt8]) { self.suppressionSecret = suppressionSecret }
+    public init(suppressionSecret: [UInt8]) {
+        self.suppressionSecret = suppressionSecret
+        self.publishReceipt = ContactsFeedMapping.receiptJSON
+    }
 
     /// Applies events in order on `c`.
     public func apply(_ events: [ContactEvent], on c: PostgresConnection) async throws {
@@ -39,8 +47,8 @@ public struct PostgresContactsFeedStore: Sendable {
                 try await cancelPendingSends(tenant, contact, reason: "the contact was deleted", on: c)
             case .merged(let winner):
                 try await merge(tenant, loser: event.contactID, winner: winner, on: c)
-            case .erased:
-                try await erase(tenant, event.contactID, on: c)
+            case .erased(let request):
+                try await erase(tenant, event.contactID, request: request, on: c)
             }
         }
     }
@@ -93,51 +101,93 @@ public struct PostgresContactsFeedStore: Sendable {
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, l])
     }
 
-    /// Suppresses the person's addresses (HMAC only), redacts their interactions and sends, forgets their addresses.
-    private func erase(_ tenant: PostgresValue, _ person: UUID, on c: PostgresConnection) async throws {
+    /// Suppresses the person's addresses (HMAC only); takes them out of every interaction they took part in, by contact
+    /// or by a free address in any spelling, blanking the content where nobody else took part; removes the address and
+    /// text of their sends (one in flight loses them when it settles: migration 010's trigger); reduces the stored
+    /// change events and idempotent responses that mention them; forgets their addresses and set-aside events; and
+    /// publishes an erasure receipt with the counts.
+    private func erase(_ tenant: PostgresValue, _ person: UUID, request: String, on c: PostgresConnection) async throws {
         let contact = PostgresValue.uuid(person)
+        let tenantID = tenantString(tenant)
         let addresses = try await c.query(
             "SELECT kind, address FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact]
         ).rows.map { (try $0.string("kind"), try $0.string("address")) }
         // The addresses of the person's sends too: a message may have gone to an address the directory never had.
         let sent = try await c.query(
-            "SELECT channel, to_address FROM communication.sends WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact]
+            "SELECT channel, to_address FROM communication.sends WHERE tenant_id = $1 AND contact_id = $2 AND to_address <> ''",
+            [tenant, contact]
         ).rows.map { (AddressRules.kind(of: Channel(rawValue: Int(try $0.int("channel"))) ?? .email), try $0.string("to_address")) }
-        let all = Set((addresses + sent).filter { !$0.1.isEmpty }.map { "\($0.0)\u{1}\($0.1)" })
-        for entry in all {
-            let parts = entry.split(separator: "\u{1}", maxSplits: 1).map(String.init)
-            try await c.query(
-                """
-                INSERT INTO communication.suppressions (tenant_id, kind, address_hash, reason) VALUES ($1, $2, $3, 'erased')
-                ON CONFLICT DO NOTHING
-                """, [tenant, .text(parts[0]), .text(AddressRules.suppressionHash(parts[1], kind: parts[0], secret: suppressionSecret))])
+        var normalized: [String: Set<String>] = ["email": [], "phone": []]
+        for (kind, address) in addresses + sent {
+            let n = AddressRules.normalized(address, kind: kind)
+            if !n.isEmpty { normalized[kind, default: []].insert(n) }
         }
-        let plain = addresses.map { PostgresValue.text($0.1) } + sent.map { PostgresValue.text($0.1) }
-        // Interactions: the person leaves contact_ids and the contact index; their addresses leave the free addresses;
-        // an interaction that was only about them loses its content.
-        try await c.query(
+        var suppressed = 0
+        for (kind, values) in normalized {
+            for address in values.sorted() {
+                suppressed += try await c.query(
+                    """
+                    INSERT INTO communication.suppressions (tenant_id, kind, address_hash, reason) VALUES ($1, $2, $3, 'erased')
+                    ON CONFLICT DO NOTHING
+                    """, [tenant, .text(kind), .text(AddressRules.suppressionHash(address, kind: kind, secret: suppressionSecret))]
+                ).affectedRows
+            }
+        }
+        let emails = PostgresValue.array((normalized["email"] ?? []).sorted().map { .text($0) }, elementType: .text)
+        let phones = PostgresValue.array((normalized["phone"] ?? []).sorted().map { .text($0) }, elementType: .text)
+        // Interactions: the person leaves contact_ids, the contact index and the free addresses (in any spelling); one
+        // with nobody else left loses its content. The rows are locked first, so the values computed are the latest.
+        let interactions = try await c.query(
             """
-            UPDATE communication.interactions SET
-                subject = CASE WHEN contact_ids = ARRAY[$2::uuid] THEN '' ELSE subject END,
-                body = CASE WHEN contact_ids = ARRAY[$2::uuid] THEN '' ELSE body END,
-                outcome = CASE WHEN contact_ids = ARRAY[$2::uuid] THEN '' ELSE outcome END,
-                addresses = ARRAY(SELECT a FROM unnest(addresses) AS a WHERE lower(a) <> ALL($3::text[])),
-                contact_ids = array_remove(contact_ids, $2),
-                version = version + 1, updated_at = now(), updated_by = 'contacts-feed'
-            WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2::uuid]
-            """, [tenant, contact, .array(plain, elementType: .text)])
+            WITH target AS (
+                SELECT id, array_remove(contact_ids, $2) AS others,
+                    ARRAY(SELECT a FROM unnest(addresses) AS a WHERE NOT communication.address_matches(a, $3, $4)) AS kept,
+                    ARRAY(SELECT a FROM unnest(addresses) AS a WHERE communication.address_matches(a, $3, $4)) AS spellings
+                FROM communication.interactions
+                WHERE tenant_id = $1
+                  AND (contact_ids @> ARRAY[$2::uuid]
+                       OR EXISTS (SELECT 1 FROM unnest(addresses) AS a WHERE communication.address_matches(a, $3, $4)))
+                FOR UPDATE
+            )
+            UPDATE communication.interactions i SET
+                contact_ids = t.others, addresses = t.kept,
+                subject = CASE WHEN cardinality(t.others) = 0 AND cardinality(t.kept) = 0 THEN '' ELSE i.subject END,
+                body = CASE WHEN cardinality(t.others) = 0 AND cardinality(t.kept) = 0 THEN '' ELSE i.body END,
+                outcome = CASE WHEN cardinality(t.others) = 0 AND cardinality(t.kept) = 0 THEN '' ELSE i.outcome END,
+                version = i.version + 1, updated_at = now(), updated_by = 'contacts-feed'
+            FROM target t WHERE i.tenant_id = $1 AND i.id = t.id
+            RETURNING i.id::text AS id, t.spellings
+            """, [tenant, contact, emails, phones]
+        ).rows.map { (id: try $0.string("id"), spellings: try $0.strings("spellings")) }
         try await c.query("DELETE FROM communication.interaction_contacts WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
-        try await cancelPendingSends(tenant, contact, reason: "the person was erased", on: c)
-        // Sends keep their status for the record; the person's address and text go (a send in flight keeps its payload
-        // until its dispatcher records the outcome).
-        try await c.query(
+        // Sends to the person, or to one of their addresses under another contact: a scheduled one is cancelled and a
+        // settled one loses its address and text now, one in flight when it settles (migration 010's trigger).
+        let sends = try await c.query(
             """
-            UPDATE communication.sends SET to_address = '', subject = '', body = '', payload = '\\x'::bytea, version = version + 1,
-                updated_at = now(), updated_by = 'contacts-feed'
-            WHERE tenant_id = $1 AND contact_id = $2 AND status <> 2
-            """, [tenant, contact])
+            UPDATE communication.sends SET erased_at = now(), version = version + 1, updated_at = now(), updated_by = 'contacts-feed'
+            WHERE tenant_id = $1 AND erased_at IS NULL AND (contact_id = $2 OR communication.address_matches(to_address, $3, $4))
+            RETURNING id::text AS id
+            """, [tenant, contact, emails, phones]
+        ).rows.map { try $0.string("id") }
+        // What the service stored about the person in other forms: the change events and idempotent responses that
+        // mention their id or an address as it was written.
+        let written = Set(
+            [person.lowercaseText] + addresses.map(\.1) + sent.map(\.1) + interactions.flatMap(\.spellings)
+                + (normalized["email"] ?? []) + (normalized["phone"] ?? [])
+        ).sorted()
+        let changes = try await ChangeFeed(schema: "communication").redact(
+            tenantID: tenantID, resourceIDs: interactions.map(\.id) + sends, mentioning: written, on: c)
+        let responses = try await Idempotency(schema: "communication").forget(tenantID: tenantID, mentioning: written, on: c)
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
-        _ = try await FeedConsumer.forgetSetAside(tenantID: tenantString(tenant), resourceID: person.lowercaseText, schema: "communication", on: c)
+        _ = try await FeedConsumer.forgetSetAside(tenantID: tenantID, resourceID: person.lowercaseText, schema: "communication", on: c)
+        let receipt = ErasureReceiptData(
+            contactID: person, erasureRequestID: request, interactionsRedacted: interactions.count, sendsRedacted: sends.count,
+            addressesSuppressed: suppressed, changesRedacted: changes, storedResponsesRemoved: responses)
+        try await ChangeFeed(schema: "communication").record(
+            ChangeRecord(
+                resourceType: Self.receiptType, resourceID: person.lowercaseText, kind: .erased, resourceJSON: try publishReceipt(receipt),
+                actorID: "contacts-feed", relatedIDs: request.isEmpty ? [] : [request]),
+            tenantID: tenantID, on: c)
     }
 
     private func tenantString(_ value: PostgresValue) -> String {

@@ -32,8 +32,16 @@ public struct ContactChange: Sendable, Hashable {
 
 /// What the service published after erasing a person.
 public struct ErasureReceiptData: Sendable, Hashable {
+    /// The person.
     public var contactID: UUID
+    /// The erasure request, from the contacts feed's ERASED event.
     public var erasureRequestID: String
+    /// Memberships removed.
     public var membershipsRemoved: Int
+    /// Group entries removed.
     public var groupEntriesRemoved: Int
+    /// Stored change events reduced to their resource id.
+    public var changesRedacted = 0
+    /// Stored idempotent responses deleted.
+    public var storedResponsesRemoved = 0
 }

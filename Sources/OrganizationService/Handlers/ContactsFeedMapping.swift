@@ -59,6 +59,8 @@ enum ContactsFeedMapping {
         r.erasureRequestId = receipt.erasureRequestID
         r.membershipsRemoved = Int32(clamping: receipt.membershipsRemoved)
         r.groupEntriesRemoved = Int32(clamping: receipt.groupEntriesRemoved)
+        r.changesRedacted = Int32(clamping: receipt.changesRedacted)
+        r.storedResponsesRemoved = Int32(clamping: receipt.storedResponsesRemoved)
         return r
     }
 }

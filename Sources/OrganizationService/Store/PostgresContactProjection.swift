@@ -86,8 +86,14 @@ public struct PostgresContactProjection: Sendable {
                 // So do the person's events that were set aside.
                 try await FeedConsumer.forgetSetAside(
                     tenantID: change.tenantID, resourceID: change.contactID.lowercaseText, schema: "organization", on: c)
+                // The stored change events and idempotent responses that mention the person (a membership's contact id and
+                // display name) keep nothing of them.
+                let mentioning = [change.contactID.lowercaseText]
+                let changes = try await feed.redact(tenantID: change.tenantID, resourceIDs: [], mentioning: mentioning, on: c)
+                let responses = try await Idempotency(schema: "organization").forget(tenantID: change.tenantID, mentioning: mentioning, on: c)
                 let receipt = ErasureReceiptData(
-                    contactID: change.contactID, erasureRequestID: request, membershipsRemoved: memberships, groupEntriesRemoved: groupEntries)
+                    contactID: change.contactID, erasureRequestID: request, membershipsRemoved: memberships, groupEntriesRemoved: groupEntries,
+                    changesRedacted: changes, storedResponsesRemoved: responses)
                 try await feed.record(
                     ChangeRecord(
                         resourceType: Self.receiptType, resourceID: change.contactID.lowercaseText, kind: .erased,

@@ -2867,6 +2867,94 @@ public struct Switchboard_Communication_V1_SubjectRecord: ProtoMessage, _CBridge
     }
 }
 
+/// The `switchboard.communication.v1.ErasureReceipt` message.
+public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ErasureReceipt`.
+    public static let protoMessageName = "switchboard.communication.v1.ErasureReceipt"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__erasure_receipt__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `erasure_request_id` = 2.
+    public var erasureRequestId: String = ""
+
+    /// Field `interactions_redacted` = 3.
+    public var interactionsRedacted: Int32 = 0
+
+    /// Field `sends_redacted` = 4.
+    public var sendsRedacted: Int32 = 0
+
+    /// Field `addresses_suppressed` = 5.
+    public var addressesSuppressed: Int32 = 0
+
+    /// Field `changes_redacted` = 6.
+    public var changesRedacted: Int32 = 0
+
+    /// Field `stored_responses_removed` = 7.
+    public var storedResponsesRemoved: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.erasureRequestId = r.string(1)
+        self.interactionsRedacted = r.scalar(2)
+        self.sendsRedacted = r.scalar(3)
+        self.addressesSuppressed = r.scalar(4)
+        self.changesRedacted = r.scalar(5)
+        self.storedResponsesRemoved = r.scalar(6)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setString(1, erasureRequestId)
+        w.setScalar(2, interactionsRedacted)
+        w.setScalar(3, sendsRedacted)
+        w.setScalar(4, addressesSuppressed)
+        w.setScalar(5, changesRedacted)
+        w.setScalar(6, storedResponsesRemoved)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "erasureRequestId", self.erasureRequestId)
+        e.field(&o, "interactionsRedacted", self.interactionsRedacted)
+        e.field(&o, "sendsRedacted", self.sendsRedacted)
+        e.field(&o, "addressesSuppressed", self.addressesSuppressed)
+        e.field(&o, "changesRedacted", self.changesRedacted)
+        e.field(&o, "storedResponsesRemoved", self.storedResponsesRemoved)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "erasureRequestId", "erasure_request_id": try d.field(2, "erasureRequestId", value, &self.erasureRequestId)
+            case "interactionsRedacted", "interactions_redacted": try d.field(3, "interactionsRedacted", value, &self.interactionsRedacted)
+            case "sendsRedacted", "sends_redacted": try d.field(4, "sendsRedacted", value, &self.sendsRedacted)
+            case "addressesSuppressed", "addresses_suppressed": try d.field(5, "addressesSuppressed", value, &self.addressesSuppressed)
+            case "changesRedacted", "changes_redacted": try d.field(6, "changesRedacted", value, &self.changesRedacted)
+            case "storedResponsesRemoved", "stored_responses_removed": try d.field(7, "storedResponsesRemoved", value, &self.storedResponsesRemoved)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.communication.v1.CampaignProgress` message.
 public struct Switchboard_Communication_V1_CampaignProgress: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.communication.v1.CampaignProgress`.

@@ -3821,6 +3821,12 @@ public struct Switchboard_Organization_V1_ErasureReceipt: ProtoMessage, _CBridge
     /// Field `group_entries_removed` = 4.
     public var groupEntriesRemoved: Int32 = 0
 
+    /// Field `changes_redacted` = 5.
+    public var changesRedacted: Int32 = 0
+
+    /// Field `stored_responses_removed` = 6.
+    public var storedResponsesRemoved: Int32 = 0
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -3835,6 +3841,8 @@ public struct Switchboard_Organization_V1_ErasureReceipt: ProtoMessage, _CBridge
         self.erasureRequestId = r.string(1)
         self.membershipsRemoved = r.scalar(2)
         self.groupEntriesRemoved = r.scalar(3)
+        self.changesRedacted = r.scalar(4)
+        self.storedResponsesRemoved = r.scalar(5)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -3842,6 +3850,8 @@ public struct Switchboard_Organization_V1_ErasureReceipt: ProtoMessage, _CBridge
         w.setString(1, erasureRequestId)
         w.setScalar(2, membershipsRemoved)
         w.setScalar(3, groupEntriesRemoved)
+        w.setScalar(4, changesRedacted)
+        w.setScalar(5, storedResponsesRemoved)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3851,6 +3861,8 @@ public struct Switchboard_Organization_V1_ErasureReceipt: ProtoMessage, _CBridge
         e.field(&o, "erasureRequestId", self.erasureRequestId)
         e.field(&o, "membershipsRemoved", self.membershipsRemoved)
         e.field(&o, "groupEntriesRemoved", self.groupEntriesRemoved)
+        e.field(&o, "changesRedacted", self.changesRedacted)
+        e.field(&o, "storedResponsesRemoved", self.storedResponsesRemoved)
         return .object(o)
     }
 
@@ -3863,6 +3875,8 @@ public struct Switchboard_Organization_V1_ErasureReceipt: ProtoMessage, _CBridge
             case "erasureRequestId", "erasure_request_id": try d.field(2, "erasureRequestId", value, &self.erasureRequestId)
             case "membershipsRemoved", "memberships_removed": try d.field(3, "membershipsRemoved", value, &self.membershipsRemoved)
             case "groupEntriesRemoved", "group_entries_removed": try d.field(4, "groupEntriesRemoved", value, &self.groupEntriesRemoved)
+            case "changesRedacted", "changes_redacted": try d.field(5, "changesRedacted", value, &self.changesRedacted)
+            case "storedResponsesRemoved", "stored_responses_removed": try d.field(6, "storedResponsesRemoved", value, &self.storedResponsesRemoved)
             default: try d.unknownField(key)
             }
         }

@@ -55,6 +55,7 @@ typedef struct Switchboard__Communication__V1__GetSendRequest Switchboard__Commu
 typedef struct Switchboard__Communication__V1__CancelSendRequest Switchboard__Communication__V1__CancelSendRequest;
 typedef struct Switchboard__Communication__V1__ExportSubjectRequest Switchboard__Communication__V1__ExportSubjectRequest;
 typedef struct Switchboard__Communication__V1__SubjectRecord Switchboard__Communication__V1__SubjectRecord;
+typedef struct Switchboard__Communication__V1__ErasureReceipt Switchboard__Communication__V1__ErasureReceipt;
 typedef struct Switchboard__Communication__V1__CampaignProgress Switchboard__Communication__V1__CampaignProgress;
 typedef struct Switchboard__Communication__V1__Campaign Switchboard__Communication__V1__Campaign;
 typedef struct Switchboard__Communication__V1__Campaign__TemplateValuesEntry Switchboard__Communication__V1__Campaign__TemplateValuesEntry;
@@ -1034,6 +1035,42 @@ struct  Switchboard__Communication__V1__SubjectRecord
 
 
 /*
+ * The communication service's confirmation that it erased what it held about a person, after the contacts feed's
+ * ERASED event: published as an ERASED change of resource type switchboard.communication.v1.ErasureReceipt whose
+ * related_ids[0] is the erasure request. It carries no personal data.
+ */
+struct  Switchboard__Communication__V1__ErasureReceipt
+{
+  ProtobufCMessage base;
+  char *contact_id;
+  char *erasure_request_id;
+  /*
+   * Interactions the person left (their content blanked where nobody else took part).
+   */
+  int32_t interactions_redacted;
+  /*
+   * Sends to the person whose address and text were removed (one still in flight loses them when it settles).
+   */
+  int32_t sends_redacted;
+  /*
+   * Addresses now on the suppression list (kept only as a keyed hash).
+   */
+  int32_t addresses_suppressed;
+  /*
+   * Stored change events that mentioned the person, reduced to their resource id.
+   */
+  int32_t changes_redacted;
+  /*
+   * Stored idempotent responses that held the person, deleted.
+   */
+  int32_t stored_responses_removed;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__ERASURE_RECEIPT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__erasure_receipt__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
+
+
+/*
  * Counts of a campaign's recipients.
  */
 struct  Switchboard__Communication__V1__CampaignProgress
@@ -1816,6 +1853,25 @@ Switchboard__Communication__V1__SubjectRecord *
 void   switchboard__communication__v1__subject_record__free_unpacked
                      (Switchboard__Communication__V1__SubjectRecord *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ErasureReceipt methods */
+void   switchboard__communication__v1__erasure_receipt__init
+                     (Switchboard__Communication__V1__ErasureReceipt         *message);
+size_t switchboard__communication__v1__erasure_receipt__get_packed_size
+                     (const Switchboard__Communication__V1__ErasureReceipt   *message);
+size_t switchboard__communication__v1__erasure_receipt__pack
+                     (const Switchboard__Communication__V1__ErasureReceipt   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__erasure_receipt__pack_to_buffer
+                     (const Switchboard__Communication__V1__ErasureReceipt   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ErasureReceipt *
+       switchboard__communication__v1__erasure_receipt__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__erasure_receipt__free_unpacked
+                     (Switchboard__Communication__V1__ErasureReceipt *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Communication__V1__CampaignProgress methods */
 void   switchboard__communication__v1__campaign_progress__init
                      (Switchboard__Communication__V1__CampaignProgress         *message);
@@ -2004,6 +2060,9 @@ typedef void (*Switchboard__Communication__V1__ExportSubjectRequest_Closure)
                   void *closure_data);
 typedef void (*Switchboard__Communication__V1__SubjectRecord_Closure)
                  (const Switchboard__Communication__V1__SubjectRecord *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ErasureReceipt_Closure)
+                 (const Switchboard__Communication__V1__ErasureReceipt *message,
                   void *closure_data);
 typedef void (*Switchboard__Communication__V1__CampaignProgress_Closure)
                  (const Switchboard__Communication__V1__CampaignProgress *message,
@@ -2327,6 +2386,7 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_send
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__cancel_send_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__export_subject_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__subject_record__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__erasure_receipt__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign_progress__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__template_values_entry__descriptor;

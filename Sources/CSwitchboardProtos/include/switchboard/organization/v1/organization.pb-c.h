@@ -1139,10 +1139,18 @@ struct  Switchboard__Organization__V1__ErasureReceipt
    */
   int32_t memberships_removed;
   int32_t group_entries_removed;
+  /*
+   * Stored change events that mentioned the person, reduced to their resource id.
+   */
+  int32_t changes_redacted;
+  /*
+   * Stored idempotent responses that held the person, deleted.
+   */
+  int32_t stored_responses_removed;
 };
 #define SWITCHBOARD__ORGANIZATION__V1__ERASURE_RECEIPT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__organization__v1__erasure_receipt__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
 
 
 /* Switchboard__Organization__V1__Organization methods */

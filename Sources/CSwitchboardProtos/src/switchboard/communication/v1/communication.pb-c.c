@@ -1549,6 +1549,51 @@ void   switchboard__communication__v1__subject_record__free_unpacked
   assert(message->base.descriptor == &switchboard__communication__v1__subject_record__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__communication__v1__erasure_receipt__init
+                     (Switchboard__Communication__V1__ErasureReceipt         *message)
+{
+  static const Switchboard__Communication__V1__ErasureReceipt init_value = SWITCHBOARD__COMMUNICATION__V1__ERASURE_RECEIPT__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__erasure_receipt__get_packed_size
+                     (const Switchboard__Communication__V1__ErasureReceipt *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__erasure_receipt__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__erasure_receipt__pack
+                     (const Switchboard__Communication__V1__ErasureReceipt *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__erasure_receipt__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__erasure_receipt__pack_to_buffer
+                     (const Switchboard__Communication__V1__ErasureReceipt *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__erasure_receipt__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ErasureReceipt *
+       switchboard__communication__v1__erasure_receipt__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ErasureReceipt *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__erasure_receipt__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__erasure_receipt__free_unpacked
+                     (Switchboard__Communication__V1__ErasureReceipt *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__erasure_receipt__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__communication__v1__campaign_progress__init
                      (Switchboard__Communication__V1__CampaignProgress         *message)
 {
@@ -4550,6 +4595,122 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__subject_record_
   switchboard__communication__v1__subject_record__field_indices_by_name,
   1,  switchboard__communication__v1__subject_record__number_ranges,
   (ProtobufCMessageInit) switchboard__communication__v1__subject_record__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__erasure_receipt__field_descriptors[7] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ErasureReceipt, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "erasure_request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ErasureReceipt, erasure_request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "interactions_redacted",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ErasureReceipt, interactions_redacted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sends_redacted",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ErasureReceipt, sends_redacted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "addresses_suppressed",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ErasureReceipt, addresses_suppressed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "changes_redacted",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ErasureReceipt, changes_redacted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stored_responses_removed",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ErasureReceipt, stored_responses_removed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__erasure_receipt__field_indices_by_name[] = {
+  4,   /* field[4] = addresses_suppressed */
+  5,   /* field[5] = changes_redacted */
+  0,   /* field[0] = contact_id */
+  1,   /* field[1] = erasure_request_id */
+  2,   /* field[2] = interactions_redacted */
+  3,   /* field[3] = sends_redacted */
+  6,   /* field[6] = stored_responses_removed */
+};
+static const ProtobufCIntRange switchboard__communication__v1__erasure_receipt__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__erasure_receipt__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ErasureReceipt",
+  "ErasureReceipt",
+  "Switchboard__Communication__V1__ErasureReceipt",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ErasureReceipt),
+  7,
+  switchboard__communication__v1__erasure_receipt__field_descriptors,
+  switchboard__communication__v1__erasure_receipt__field_indices_by_name,
+  1,  switchboard__communication__v1__erasure_receipt__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__erasure_receipt__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign_progress__field_descriptors[8] =

@@ -6581,7 +6581,7 @@ const ProtobufCMessageDescriptor switchboard__organization__v1__subject_record__
   (ProtobufCMessageInit) switchboard__organization__v1__subject_record__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__organization__v1__erasure_receipt__field_descriptors[4] =
+static const ProtobufCFieldDescriptor switchboard__organization__v1__erasure_receipt__field_descriptors[6] =
 {
   {
     "contact_id",
@@ -6631,17 +6631,43 @@ static const ProtobufCFieldDescriptor switchboard__organization__v1__erasure_rec
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "changes_redacted",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Organization__V1__ErasureReceipt, changes_redacted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stored_responses_removed",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Organization__V1__ErasureReceipt, stored_responses_removed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__organization__v1__erasure_receipt__field_indices_by_name[] = {
+  4,   /* field[4] = changes_redacted */
   0,   /* field[0] = contact_id */
   1,   /* field[1] = erasure_request_id */
   3,   /* field[3] = group_entries_removed */
   2,   /* field[2] = memberships_removed */
+  5,   /* field[5] = stored_responses_removed */
 };
 static const ProtobufCIntRange switchboard__organization__v1__erasure_receipt__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor switchboard__organization__v1__erasure_receipt__descriptor =
 {
@@ -6651,7 +6677,7 @@ const ProtobufCMessageDescriptor switchboard__organization__v1__erasure_receipt_
   "Switchboard__Organization__V1__ErasureReceipt",
   "switchboard.organization.v1",
   sizeof(Switchboard__Organization__V1__ErasureReceipt),
-  4,
+  6,
   switchboard__organization__v1__erasure_receipt__field_descriptors,
   switchboard__organization__v1__erasure_receipt__field_indices_by_name,
   1,  switchboard__organization__v1__erasure_receipt__number_ranges,

@@ -193,6 +193,8 @@ public enum CommunicationService: ServiceDefinition {
 
     /// The change-event payload of an interaction (private ones without their content).
     public static let publishInteraction: @Sendable (InteractionRecord) throws -> String = { try InteractionMapping.published($0) }
+    /// A send's published form in change events: the proto3 JSON of `switchboard.communication.v1.Send`.
+    public static let publishSend: @Sendable (SendRecord) throws -> String = { try SendMapping.proto($0).protoJSONText() }
 
     /// The description with the default settings.
     public static var description: ServiceDescription { description(pageBytes: 1 << 20) }
@@ -238,7 +240,7 @@ public enum CommunicationService: ServiceDefinition {
                         pool: pool, feed: feed, idempotency: idempotency, publish: { try TemplateMapping.proto($0).protoJSONText() }))
                 let sends = SendDomain(
                     store: PostgresSendStore(
-                        pool: pool, feed: feed, idempotency: idempotency, publish: { try SendMapping.proto($0).protoJSONText() }),
+                        pool: pool, feed: feed, idempotency: idempotency, publish: publishSend),
                     consent: consent, templates: templates, maxAttempts: maxSendAttempts, suppressionSecret: suppressionSecret,
                     payload: ProviderWire.payload)
                 return [

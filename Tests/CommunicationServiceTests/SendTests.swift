@@ -276,7 +276,9 @@ final class SendTests {
             "{\"event_id\":\"\(id)\",\"idempotency_key\":\"\(send)\",\"type\":\"\(type)\"}"
         }
         let contact = newID()
-        let client = try await consenting(contact)
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        _ = try await client.recordConsent(contact: contact)
         let send = try await client.send(contact: contact)
         #expect(try await client.settled(send.id).status == .sent)
         #expect(try await post(event("e1", send.id, "delivered")).0 == 200)
@@ -292,6 +294,22 @@ final class SendTests {
         // A redelivered event id changes nothing even with another type.
         #expect(try await post(event("e1", send.id, "bounced")) == (200, "duplicate"))
         #expect(try await client.getSend(send.id).deliveryState == .clicked)
+        // The send's progress is in the change feed, in order: created, SENT by the dispatcher, and one change per state
+        // that rose (the late "delivered" and the duplicates publish nothing).
+        let changes = try await harness.pool.query(
+            settings: ["app.tenant_id": t],
+            """
+            SELECT kind, changed_fields, actor_id, resource::text AS r FROM communication.changes
+            WHERE resource_id = $1 AND resource_type = 'switchboard.communication.v1.Send' ORDER BY sequence
+            """,
+            [.text(send.id)]
+        ).rows.map { (try $0.int("kind"), try $0.strings("changed_fields"), try $0.string("actor_id"), try $0.string("r")) }
+        #expect(changes.map(\.0) == [1, 2, 2, 2, 2], "\(changes)")
+        #expect(changes.dropFirst().map(\.2) == ["dispatcher", "provider", "provider", "provider"])
+        #expect(changes.dropFirst(2).allSatisfy { $0.1 == ["delivery_state"] })
+        let states = try changes.dropFirst().map { try SendProto(protoJSONText: $0.3, options: .init()) }
+        #expect(states.map(\.status) == [.sent, .sent, .sent, .sent])
+        #expect(states.map(\.deliveryState) == [.unspecified, .delivered, .opened, .clicked])
 
         #expect(try await post(event("e5", send.id, "bounced"), signature: "sha256=" + String(repeating: "0", count: 64)).0 == 401)
         #expect(try await post(event("e5", send.id, "bounced"), signature: "").0 == 401)

@@ -12,11 +12,14 @@ public struct PostgresContactsFeedStore: Sendable {
     let suppressionSecret: [UInt8]
     /// The receipt's payload (the contract's proto3 JSON), made by the handlers' mapping.
     let publishReceipt: @Sendable (ErasureReceiptData) throws -> String
+    /// The published form of a send, for the cancellations and moves the feed makes.
+    let publishSend: @Sendable (SendRecord) throws -> String
 
     /// Creates the store.
     public init(suppressionSecret: [UInt8]) {
         self.suppressionSecret = suppressionSecret
         self.publishReceipt = ContactsFeedMapping.receiptJSON
+        self.publishSend = CommunicationService.publishSend
     }
 
     /// Applies events in order on `c`.
@@ -55,11 +58,18 @@ public struct PostgresContactsFeedStore: Sendable {
 
     private func cancelPendingSends(_ tenant: PostgresValue, _ contact: PostgresValue, reason: String, on c: PostgresConnection) async throws {
         // SCHEDULED only: a send a dispatcher holds is in flight; the dispatcher's consent check still applies.
-        try await c.query(
+        let cancelled = try await c.query(
             """
             UPDATE communication.sends SET status = 5, last_error = $3, version = version + 1, updated_at = now(), updated_by = 'contacts-feed'
             WHERE tenant_id = $1 AND contact_id = $2 AND status = 1
-            """, [tenant, contact, .text(reason)])
+            RETURNING id
+            """, [tenant, contact, .text(reason)]
+        ).rows.map { try $0.uuid("id") }
+        for id in cancelled {
+            try await SendChanges.record(
+                id: id, tenantID: tenantString(tenant), changedFields: ["status", "last_error"], actorID: "contacts-feed", publish: publishSend, on: c
+            )
+        }
     }
 
     /// Re-points the loser's interactions and pending sends to the winner, and merges consent: for every channel and
@@ -82,9 +92,16 @@ public struct PostgresContactsFeedStore: Sendable {
             ON CONFLICT DO NOTHING
             """, [tenant, l, w])
         try await c.query("DELETE FROM communication.interaction_contacts WHERE tenant_id = $1 AND contact_id = $2", [tenant, l])
-        try await c.query(
-            "UPDATE communication.sends SET contact_id = $3, version = version + 1, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND status = 1",
-            [tenant, l, w])
+        let moved = try await c.query(
+            """
+            UPDATE communication.sends SET contact_id = $3, version = version + 1, updated_at = now(), updated_by = 'contacts-feed'
+            WHERE tenant_id = $1 AND contact_id = $2 AND status = 1 RETURNING id
+            """, [tenant, l, w]
+        ).rows.map { try $0.uuid("id") }
+        for id in moved {
+            try await SendChanges.record(
+                id: id, tenantID: tenantString(tenant), changedFields: ["contact_id"], actorID: "contacts-feed", publish: publishSend, on: c)
+        }
         try await c.query(
             """
             WITH latest AS (

@@ -48,6 +48,8 @@ public struct PostgresDispatchStore: Sendable {
     let feed: ChangeFeed
     /// The published form of the logged interaction.
     let publish: @Sendable (InteractionRecord) throws -> String
+    /// The published form of a send, for its progress changes.
+    let publishSend: @Sendable (SendRecord) throws -> String
 
     /// Creates the store.
     /// - Parameters:
@@ -55,10 +57,13 @@ public struct PostgresDispatchStore: Sendable {
     ///   - owner: the lease owner id of this dispatcher.
     ///   - suppressionSecret: the secret of the suppression hashes, if the service keeps the list.
     ///   - publish: the change-event payload of the interaction a SENT send logs (``CommunicationService/publishInteraction``).
+    ///   - publishSend: the change-event payload of a send (``CommunicationService/publishSend``).
     public init(
         pool: PostgresPool, owner: UUID, suppressionSecret: [UInt8]? = nil,
-        publish: @escaping @Sendable (InteractionRecord) throws -> String = CommunicationService.publishInteraction
+        publish: @escaping @Sendable (InteractionRecord) throws -> String = CommunicationService.publishInteraction,
+        publishSend: @escaping @Sendable (SendRecord) throws -> String = CommunicationService.publishSend
     ) {
+        self.publishSend = publishSend
         self.pool = pool
         self.owner = owner
         self.suppressionSecret = suppressionSecret
@@ -73,16 +78,22 @@ public struct PostgresDispatchStore: Sendable {
     /// - Returns: how many were failed.
     @discardableResult
     public func failExhausted() async throws -> Int {
-        try await pool.query(
-            settings: Self.dispatcher,
-            """
-            UPDATE communication.sends SET status = 4, lease_owner = NULL, lease_until = NULL, version = version + 1, updated_at = now(),
-                updated_by = 'dispatcher',
-                last_error = 'gave up after ' || attempts || ' attempts; the last one''s outcome is unknown (its dispatcher stopped)'
-            WHERE status = 2 AND lease_until < now() AND attempts >= max_attempts
-            RETURNING id
-            """
-        ).rows.count
+        try await pool.transaction(settings: Self.dispatcher) { c in
+            let failed = try await c.query(
+                """
+                UPDATE communication.sends SET status = 4, lease_owner = NULL, lease_until = NULL, version = version + 1, updated_at = now(),
+                    updated_by = 'dispatcher',
+                    last_error = 'gave up after ' || attempts || ' attempts; the last one''s outcome is unknown (its dispatcher stopped)'
+                WHERE status = 2 AND lease_until < now() AND attempts >= max_attempts
+                RETURNING tenant_id, id
+                """
+            ).rows.map { (tenant: try $0.string("tenant_id"), id: try $0.uuid("id")) }
+            for send in failed {
+                try await SendChanges.record(
+                    id: send.id, tenantID: send.tenant, changedFields: ["status", "last_error"], actorID: "dispatcher", publish: publishSend, on: c)
+            }
+            return failed.count
+        }
     }
 
     /// Claims up to `limit` due sends with attempts left: SCHEDULED ones whose time came, and SENDING ones whose
@@ -149,6 +160,15 @@ public struct PostgresDispatchStore: Sendable {
         let common = "lease_owner = NULL, lease_until = NULL, version = version + 1, updated_at = now(), updated_by = 'dispatcher'"
         let sql: String
         var binds = base
+        let changed: [String]
+        switch outcome {
+        case .sent:
+            changed = ["status", "sent_at", "provider_message_id", "last_error"]
+        case .refused, .failed:
+            changed = ["status", "last_error"]
+        case .retry:
+            changed = ["status", "attempts", "last_error"]
+        }
         switch outcome {
         case .sent(let messageID):
             sql = "UPDATE communication.sends SET status = 3, sent_at = now(), provider_message_id = $5, last_error = '', \(common) WHERE \(fence)"
@@ -172,6 +192,8 @@ public struct PostgresDispatchStore: Sendable {
         }
         return try await pool.transaction(settings: Self.dispatcher) { c in
             guard try await c.query(sql + " RETURNING id", binds).rows.count == 1 else { return false }
+            try await SendChanges.record(
+                id: send.id, tenantID: send.tenantID, changedFields: changed, actorID: "dispatcher", publish: publishSend, on: c)
             if case .sent = outcome { try await logInteraction(send, on: c) }
             return true
         }

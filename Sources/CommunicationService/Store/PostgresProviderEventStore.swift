@@ -5,6 +5,8 @@ import SwitchboardPostgres
 /// records the event once (by the provider's event id) and raises the send's delivery state, never lowering it.
 public struct PostgresProviderEventStore: Sendable {
     let pool: PostgresPool
+    /// The published form of a send, for its delivery-state changes.
+    let publishSend: @Sendable (SendRecord) throws -> String
 
     /// What applying an event did.
     public enum Applied: Sendable, Hashable {
@@ -17,13 +19,18 @@ public struct PostgresProviderEventStore: Sendable {
     }
 
     /// Creates the store.
-    public init(pool: PostgresPool) { self.pool = pool }
+    public init(pool: PostgresPool, publishSend: @escaping @Sendable (SendRecord) throws -> String = CommunicationService.publishSend) {
+        self.pool = pool
+        self.publishSend = publishSend
+    }
 
     /// Applies one event in one transaction.
     public func apply(_ event: ProviderEvent) async throws -> Applied {
         try await pool.transaction(settings: ["app.dispatcher": "on"]) { c in
             guard
-                let send = try await c.query("SELECT tenant_id FROM communication.sends WHERE id = $1 FOR UPDATE", [.uuid(event.sendID)]).first
+                let send = try await c.query(
+                    "SELECT tenant_id, delivery_state FROM communication.sends WHERE id = $1 FOR UPDATE", [.uuid(event.sendID)]
+                ).first
             else { return .unknownSend }
             let tenant = try send.string("tenant_id")
             try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(tenant)])
@@ -45,7 +52,12 @@ public struct PostgresProviderEventStore: Sendable {
             try await c.query(
                 "UPDATE communication.interactions SET delivery_state = greatest(delivery_state, $3) WHERE tenant_id = $1 AND id = $2",
                 [.text(tenant), .uuid(event.sendID), .int(Int64(event.state.rawValue))])
-            return .applied(state: DeliveryState(rawValue: Int(try row.int("delivery_state"))) ?? event.state)
+            let state = try row.int("delivery_state")
+            if state != (try send.int("delivery_state")) {
+                try await SendChanges.record(
+                    id: event.sendID, tenantID: tenant, changedFields: ["delivery_state"], actorID: "provider", publish: publishSend, on: c)
+            }
+            return .applied(state: DeliveryState(rawValue: Int(state)) ?? event.state)
         }
     }
 }

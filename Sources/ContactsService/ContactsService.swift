@@ -53,6 +53,7 @@ public enum ContactsService: ServiceDefinition {
                 M.createContact: .user, M.batchCreateContacts: .user, M.updateContact: .user, M.deleteContact: .user, M.batchUpdateContacts: .user,
                 M.batchDeleteContacts: .user, M.undeleteContact: .user,
                 M.getContact: .readOnly, M.batchGetContacts: .readOnly, M.lookupContacts: .readOnly, M.listContacts: .readOnly,
+                M.searchContacts: .readOnly,
                 M.watchChanges: .readOnly,
                 M.listFieldDefinitions: .readOnly, M.defineField: .admin, M.retireField: .admin,
             ],

@@ -67,6 +67,12 @@ public enum ContactBatchResult: Sendable {
     case succeeded(ContactRecord)
     /// Not stored: invalid, or an address another contact holds.
     case failed(ContactsError)
+
+    /// The contact's id, if it was stored.
+    public var storedID: UUID? {
+        if case .succeeded(let record) = self { return record.id }
+        return nil
+    }
 }
 
 /// What a batch does to one contact, decided from its current state.
@@ -118,6 +124,9 @@ public protocol ContactStore: Sendable {
     ) async throws -> WriteOutcome<ContactRecord>
     /// Lists contacts: up to `query.limit` rows, fewer when they pass `query.maxBytes`, and whether more follow.
     func list(_ query: ContactQuery, actor: Actor) async throws -> ContactRows
+    /// Searches contacts: up to `search.limit` hits, fewer when they pass `search.maxBytes`, whether more follow, the
+    /// terms the text matched and, when `search.facets` is not empty, the facet counts over every hit.
+    func search(_ search: ContactSearch, actor: Actor) async throws -> ContactHits
     /// Adds a field definition (`ContactsError.fieldExists` if the key is taken, `ContactsError.tooManyFields` if the
     /// tenant has `ContactRules.maxFieldDefinitions` already).
     func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>

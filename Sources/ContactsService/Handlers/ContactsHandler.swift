@@ -321,6 +321,89 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         return response
     }
 
+    public func searchContacts(
+        request: Switchboard_Contacts_V1_SearchContactsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
+        var search = ContactSearch()
+        var violations: [Violation] = []
+        let statuses = Self.filter(request.statuses, field: "statuses", what: "a status", map: ContactsMapping.status)
+        let kinds = Self.filter(request.types, field: "types", what: "a contact type", map: ContactsMapping.kind)
+        search.filters.statuses = statuses.values
+        search.filters.kinds = kinds.values
+        violations += statuses.violations + kinds.violations
+        if !ContactRules.ownerIDLimit.allows(request.ownerId) {
+            violations.append(Violation("owner_id", ContactRules.ownerIDLimit.description, reason: "TOO_LONG"))
+        }
+        for (date, field) in [
+            (request.createdAfter, "created_after"), (request.createdBefore, "created_before"),
+            (request.updatedAfter, "updated_after"), (request.updatedBefore, "updated_before"),
+        ] {
+            if let violation = ContactRules.timestampViolation(date, field: field) { violations.append(violation) }
+        }
+        var facets: [ContactSearch.FacetField] = []
+        for (i, name) in request.facets.enumerated() {
+            if let facet = SearchRules.facet(name) {
+                facets.append(facet)
+            } else {
+                violations.append(
+                    Violation(
+                        "facets[\(i)]", "must be status, type, tag, owner_id or custom_fields.<key>, not \(ContactRules.excerpt(name))",
+                        reason: "INVALID"))
+            }
+        }
+        switch request.sortBy {
+        case .unspecified, .relevance: search.sort = .relevance
+        case .createTime: search.sort = .createTime
+        case .updateTime: search.sort = .updateTime
+        case .familyName: search.sort = .familyName
+        case .unrecognized: violations.append(Violation("sort_by", "is not a known order"))
+        }
+        search.text = request.query
+        search.tags = request.tags
+        search.customFields = request.customFields.map { CustomFieldFilter(key: $0.key, value: $0.value) }.sorted { $0.key < $1.key }
+        search.facets = facets
+        violations += SearchRules.violations(of: search)
+        if !violations.isEmpty { throw ContactsError.invalid(violations) }
+        search.filters.ownerID = request.ownerId.isEmpty ? nil : request.ownerId
+        search.filters.createdAfter = request.createdAfter
+        search.filters.createdBefore = request.createdBefore
+        search.filters.updatedAfter = request.updatedAfter
+        search.filters.updatedBefore = request.updatedBefore
+        search.descending = request.descending
+        var hits: [Switchboard_Contacts_V1_SearchHit] = []
+        let found = try await domain.search(
+            search, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor()
+        ) { hit in
+            var proto = Switchboard_Contacts_V1_SearchHit()
+            proto.contact = ContactsMapping.proto(hit.record)
+            proto.score = hit.score
+            hits.append(proto)
+            // Highlights come after the page is cut (they need the matched terms); each copies a field's text of the
+            // contact, so they add at most the contact's size again.
+            return 2 * proto.serializedBytes().count + 12
+        }
+        var response = Switchboard_Contacts_V1_SearchContactsResponse()
+        response.hits = Array(hits.prefix(found.hits.count))
+        for i in response.hits.indices {
+            response.hits[i].highlights = SearchRules.highlights(of: found.hits[i].record.data, terms: found.terms).map(ContactsMapping.proto)
+        }
+        var page = Switchboard_Common_V1_PageResponse()
+        page.nextPageToken = found.next
+        response.page = page
+        response.facets = zip(request.facets, found.facets).map { name, counts in
+            var facet = Switchboard_Contacts_V1_Facet()
+            facet.field = name
+            facet.counts = counts.map {
+                var count = Switchboard_Contacts_V1_FacetCount()
+                count.value = ContactsMapping.facetValue($0.value, of: SearchRules.facet(name))
+                count.count = Int64($0.count)
+                return count
+            }
+            return facet
+        }
+        return response
+    }
+
     public func defineField(
         request: Switchboard_Contacts_V1_DefineFieldRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_FieldDefinition {

@@ -215,4 +215,39 @@ enum ContactsMapping {
         p.retired = d.retired
         return p
     }
+
+    static func proto(_ highlight: ContactHighlight) -> Switchboard_Contacts_V1_Highlight {
+        var h = Switchboard_Contacts_V1_Highlight()
+        h.field = highlight.field
+        h.text = highlight.text
+        h.matches = highlight.matches.map {
+            var range = Switchboard_Contacts_V1_TextRange()
+            range.start = Int32(clamping: $0.lowerBound)
+            range.end = Int32(clamping: $0.upperBound)
+            return range
+        }
+        return h
+    }
+
+    /// A facet value as a client reads it: statuses and types by their enum names, the rest as stored.
+    static func facetValue(_ value: String, of facet: ContactSearch.FacetField?) -> String {
+        switch facet {
+        case .status?:
+            switch Int(value).flatMap(ContactStatus.init(rawValue:)) {
+            case .lead?: return "CONTACT_STATUS_LEAD"
+            case .prospect?: return "CONTACT_STATUS_PROSPECT"
+            case .customer?: return "CONTACT_STATUS_CUSTOMER"
+            case .inactive?: return "CONTACT_STATUS_INACTIVE"
+            case nil: return value
+            }
+        case .type?:
+            switch Int(value).flatMap(ContactKind.init(rawValue:)) {
+            case .person?: return "CONTACT_TYPE_PERSON"
+            case .company?: return "CONTACT_TYPE_COMPANY"
+            case nil: return value
+            }
+        default:
+            return value
+        }
+    }
 }

@@ -165,6 +165,27 @@ public struct PostgresContactStore: ContactStore {
             tenantID: actor.tenantID, on: c)
     }
 
+    /// Adds the words of the contacts `ids` (their `search_words`, set by the table's trigger) to the tenant's search
+    /// terms, which a search expands a query's words against. One statement, in term order: two writers adding the
+    /// same new words take their locks in the same order, so they never deadlock. Words already there cost an index
+    /// probe each and take no lock.
+    static func termsStatement(_ ids: [UUID], tenantID: String) -> (sql: String, binds: [PostgresValue]) {
+        (
+            sql: """
+            INSERT INTO contacts.search_terms (tenant_id, term)
+            SELECT DISTINCT $1, w FROM contacts.contacts, unnest(tsvector_to_array(search_words)) AS w
+            WHERE tenant_id = $1 AND id = ANY($2::uuid[]) ORDER BY 2
+            ON CONFLICT DO NOTHING
+            """, binds: [.text(tenantID), .array(ids.map { .uuid($0) }, elementType: .uuid)]
+        )
+    }
+
+    private func recordTerms(_ ids: [UUID], actor: Actor, on c: PostgresConnection) async throws {
+        guard !ids.isEmpty else { return }
+        let statement = Self.termsStatement(ids, tenantID: actor.tenantID)
+        try await c.query(statement.sql, statement.binds)
+    }
+
     public func insert(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord> {
         do {
             return try await insertInOneRoundTrip(data, actor: actor, write: write)
@@ -213,6 +234,7 @@ public struct PostgresContactStore: ContactStore {
                     resourceType: Self.resourceType, resourceID: record.id.lowercaseText, kind: .created,
                     resourceJSON: try publish(record), actorID: actor.userID),
                 tenantID: actor.tenantID))
+        statements.append(Self.termsStatement([record.id], tenantID: actor.tenantID))
         try await pool.pipeline(settings: ["app.tenant_id": actor.tenantID], statements)
         return .fresh(record)
     }
@@ -232,6 +254,7 @@ public struct PostgresContactStore: ContactStore {
             try await reserveEmails(data, id: id, actor: actor, on: c)
             let record = try Self.record(row)
             try await recordChange(record, kind: .created, fields: [], actor: actor, on: c)
+            try await recordTerms([id], actor: actor, on: c)
             return record
         }
     }
@@ -269,6 +292,7 @@ public struct PostgresContactStore: ContactStore {
                 if !allOrNothing { try await c.query("RELEASE SAVEPOINT batch_item") }
                 outcome.append(.succeeded(record))
             }
+            try await recordTerms(outcome.compactMap(\.storedID), actor: actor, on: c)
             return outcome
         }
     }
@@ -296,6 +320,7 @@ public struct PostgresContactStore: ContactStore {
                     outcome.append(.failed(error))
                 }
             }
+            try await recordTerms(outcome.compactMap(\.storedID), actor: actor, on: c)
             return outcome
         }
     }
@@ -437,6 +462,7 @@ public struct PostgresContactStore: ContactStore {
             try await reserveEmails(data, id: id, actor: actor, on: c)
             let record = try Self.record(row)
             try await recordChange(record, kind: .updated, fields: changedFields, actor: actor, on: c)
+            try await recordTerms([id], actor: actor, on: c)
             return record
         }
     }

@@ -1580,6 +1580,533 @@ public struct Switchboard_Contacts_V1_ListContactsResponse: ProtoMessage, _CBrid
     }
 }
 
+/// The `switchboard.contacts.v1.SearchContactsRequest` message.
+public struct Switchboard_Contacts_V1_SearchContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.SearchContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.SearchContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__search_contacts_request__init)
+
+    /// Field `query` = 1.
+    public var query: String = ""
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageRequest? = nil
+
+    /// Field `statuses` = 3.
+    public var statuses: [Switchboard_Contacts_V1_ContactStatus] = []
+
+    /// Field `types` = 4.
+    public var types: [Switchboard_Contacts_V1_ContactType] = []
+
+    /// Field `tags` = 5.
+    public var tags: [String] = []
+
+    /// Field `owner_id` = 6.
+    public var ownerId: String = ""
+
+    /// Field `created_after` = 7.
+    public var createdAfter: Date? = nil
+
+    /// Field `created_before` = 8.
+    public var createdBefore: Date? = nil
+
+    /// Field `updated_after` = 9.
+    public var updatedAfter: Date? = nil
+
+    /// Field `updated_before` = 10.
+    public var updatedBefore: Date? = nil
+
+    /// Field `custom_fields` = 11.
+    public var customFields: [String: String] = [:]
+
+    /// Field `sort_by` = 12.
+    public var sortBy: Switchboard_Contacts_V1_SearchContactsRequest.SortBy = .init(protoValue: 0)
+
+    /// Field `descending` = 13.
+    public var descending: Bool = false
+
+    /// Field `facets` = 14.
+    public var facets: [String] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.query = r.string(0)
+        self.page = r.message(1)
+        self.statuses = r.repeatedEnumeration(2)
+        self.types = r.repeatedEnumeration(3)
+        self.tags = r.repeatedString(4)
+        self.ownerId = r.string(5)
+        self.createdAfter = (r.message(6) as Google_Protobuf_Timestamp?)?.date
+        self.createdBefore = (r.message(7) as Google_Protobuf_Timestamp?)?.date
+        self.updatedAfter = (r.message(8) as Google_Protobuf_Timestamp?)?.date
+        self.updatedBefore = (r.message(9) as Google_Protobuf_Timestamp?)?.date
+        self.customFields = r.map(10, key: { $0.string(0) }, value: { $0.string(1) })
+        self.sortBy = r.enumeration(11)
+        self.descending = r.bool(12)
+        self.facets = r.repeatedString(13)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, query)
+        w.setMessage(1, page)
+        w.setRepeatedEnumeration(2, statuses)
+        w.setRepeatedEnumeration(3, types)
+        w.setRepeatedString(4, tags)
+        w.setString(5, ownerId)
+        w.setMessage(6, createdAfter.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(7, createdBefore.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(8, updatedAfter.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(9, updatedBefore.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMap(10, customFields, key: { $0.setString(0, $1) }, value: { $0.setString(1, $1) })
+        w.setEnumeration(11, sortBy)
+        w.setBool(12, descending)
+        w.setRepeatedString(13, facets)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "query", self.query)
+        try e.field(&o, "page", self.page)
+        e.field(&o, "statuses", self.statuses)
+        e.field(&o, "types", self.types)
+        e.field(&o, "tags", self.tags)
+        e.field(&o, "ownerId", self.ownerId)
+        try e.field(&o, "createdAfter", self.createdAfter)
+        try e.field(&o, "createdBefore", self.createdBefore)
+        try e.field(&o, "updatedAfter", self.updatedAfter)
+        try e.field(&o, "updatedBefore", self.updatedBefore)
+        e.field(&o, "customFields", self.customFields)
+        e.field(&o, "sortBy", self.sortBy)
+        e.field(&o, "descending", self.descending)
+        e.field(&o, "facets", self.facets)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "query": try d.field(1, "query", value, &self.query)
+            case "page": try d.field(2, "page", value, &self.page)
+            case "statuses": try d.field(3, "statuses", value, &self.statuses)
+            case "types": try d.field(4, "types", value, &self.types)
+            case "tags": try d.field(5, "tags", value, &self.tags)
+            case "ownerId", "owner_id": try d.field(6, "ownerId", value, &self.ownerId)
+            case "createdAfter", "created_after": try d.field(7, "createdAfter", value, &self.createdAfter)
+            case "createdBefore", "created_before": try d.field(8, "createdBefore", value, &self.createdBefore)
+            case "updatedAfter", "updated_after": try d.field(9, "updatedAfter", value, &self.updatedAfter)
+            case "updatedBefore", "updated_before": try d.field(10, "updatedBefore", value, &self.updatedBefore)
+            case "customFields", "custom_fields": try d.field(11, "customFields", value, &self.customFields)
+            case "sortBy", "sort_by": try d.field(12, "sortBy", value, &self.sortBy)
+            case "descending": try d.field(13, "descending", value, &self.descending)
+            case "facets": try d.field(14, "facets", value, &self.facets)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
+    /// The `switchboard.contacts.v1.SearchContactsRequest.SortBy` enum. Values this version does not know are kept as `.unrecognized`.
+    public enum SortBy: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+        /// `SORT_BY_UNSPECIFIED` = 0.
+        case unspecified
+        /// `SORT_BY_RELEVANCE` = 1.
+        case relevance
+        /// `SORT_BY_CREATE_TIME` = 2.
+        case createTime
+        /// `SORT_BY_UPDATE_TIME` = 3.
+        case updateTime
+        /// `SORT_BY_FAMILY_NAME` = 4.
+        case familyName
+        /// A value not defined in this version of the contract.
+        case unrecognized(Int32)
+
+        /// The defined values.
+        public static let allCases: [SortBy] = [.unspecified, .relevance, .createTime, .updateTime, .familyName]
+
+        static let _protoJSONNames: [(name: String, number: Int32)] = [
+            ("SORT_BY_UNSPECIFIED", 0),
+            ("SORT_BY_RELEVANCE", 1),
+            ("SORT_BY_CREATE_TIME", 2),
+            ("SORT_BY_UPDATE_TIME", 3),
+            ("SORT_BY_FAMILY_NAME", 4),
+        ]
+
+        /// Creates the enum from its wire value.
+        public init(protoValue: Int32) {
+            switch protoValue {
+            case 0: self = .unspecified
+            case 1: self = .relevance
+            case 2: self = .createTime
+            case 3: self = .updateTime
+            case 4: self = .familyName
+            default: self = .unrecognized(protoValue)
+            }
+        }
+
+        /// The wire value.
+        public var protoValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .relevance: return 1
+            case .createTime: return 2
+            case .updateTime: return 3
+            case .familyName: return 4
+            case .unrecognized(let value): return value
+            }
+        }
+    }
+}
+
+/// The `switchboard.contacts.v1.TextRange` message.
+public struct Switchboard_Contacts_V1_TextRange: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.TextRange`.
+    public static let protoMessageName = "switchboard.contacts.v1.TextRange"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__text_range__init)
+
+    /// Field `start` = 1.
+    public var start: Int32 = 0
+
+    /// Field `end` = 2.
+    public var end: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.start = r.scalar(0)
+        self.end = r.scalar(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setScalar(0, start)
+        w.setScalar(1, end)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "start", self.start)
+        e.field(&o, "end", self.end)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "start": try d.field(1, "start", value, &self.start)
+            case "end": try d.field(2, "end", value, &self.end)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.Highlight` message.
+public struct Switchboard_Contacts_V1_Highlight: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.Highlight`.
+    public static let protoMessageName = "switchboard.contacts.v1.Highlight"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__highlight__init)
+
+    /// Field `field` = 1.
+    public var field: String = ""
+
+    /// Field `text` = 2.
+    public var text: String = ""
+
+    /// Field `matches` = 3.
+    public var matches: [Switchboard_Contacts_V1_TextRange] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.field = r.string(0)
+        self.text = r.string(1)
+        self.matches = r.repeatedMessage(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, field)
+        w.setString(1, text)
+        w.setRepeatedMessage(2, matches)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "field", self.field)
+        e.field(&o, "text", self.text)
+        try e.field(&o, "matches", self.matches)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "field": try d.field(1, "field", value, &self.field)
+            case "text": try d.field(2, "text", value, &self.text)
+            case "matches": try d.field(3, "matches", value, &self.matches)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.SearchHit` message.
+public struct Switchboard_Contacts_V1_SearchHit: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.SearchHit`.
+    public static let protoMessageName = "switchboard.contacts.v1.SearchHit"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__search_hit__init)
+
+    /// Field `contact` = 1.
+    public var contact: Switchboard_Contacts_V1_Contact? = nil
+
+    /// Field `score` = 2.
+    public var score: Double = 0
+
+    /// Field `highlights` = 3.
+    public var highlights: [Switchboard_Contacts_V1_Highlight] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contact = r.message(0)
+        self.score = r.scalar(1)
+        self.highlights = r.repeatedMessage(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, contact)
+        w.setScalar(1, score)
+        w.setRepeatedMessage(2, highlights)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "contact", self.contact)
+        e.field(&o, "score", self.score)
+        try e.field(&o, "highlights", self.highlights)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contact": try d.field(1, "contact", value, &self.contact)
+            case "score": try d.field(2, "score", value, &self.score)
+            case "highlights": try d.field(3, "highlights", value, &self.highlights)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.FacetCount` message.
+public struct Switchboard_Contacts_V1_FacetCount: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.FacetCount`.
+    public static let protoMessageName = "switchboard.contacts.v1.FacetCount"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__facet_count__init)
+
+    /// Field `value` = 1.
+    public var value: String = ""
+
+    /// Field `count` = 2.
+    public var count: Int64 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.value = r.string(0)
+        self.count = r.scalar(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, value)
+        w.setScalar(1, count)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "value", self.value)
+        e.field(&o, "count", self.count)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "value": try d.field(1, "value", value, &self.value)
+            case "count": try d.field(2, "count", value, &self.count)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.Facet` message.
+public struct Switchboard_Contacts_V1_Facet: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.Facet`.
+    public static let protoMessageName = "switchboard.contacts.v1.Facet"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__facet__init)
+
+    /// Field `field` = 1.
+    public var field: String = ""
+
+    /// Field `counts` = 2.
+    public var counts: [Switchboard_Contacts_V1_FacetCount] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.field = r.string(0)
+        self.counts = r.repeatedMessage(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, field)
+        w.setRepeatedMessage(1, counts)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "field", self.field)
+        try e.field(&o, "counts", self.counts)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "field": try d.field(1, "field", value, &self.field)
+            case "counts": try d.field(2, "counts", value, &self.counts)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.SearchContactsResponse` message.
+public struct Switchboard_Contacts_V1_SearchContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.SearchContactsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.SearchContactsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__search_contacts_response__init)
+
+    /// Field `hits` = 1.
+    public var hits: [Switchboard_Contacts_V1_SearchHit] = []
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageResponse? = nil
+
+    /// Field `facets` = 3.
+    public var facets: [Switchboard_Contacts_V1_Facet] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.hits = r.repeatedMessage(0)
+        self.page = r.message(1)
+        self.facets = r.repeatedMessage(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, hits)
+        w.setMessage(1, page)
+        w.setRepeatedMessage(2, facets)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "hits", self.hits)
+        try e.field(&o, "page", self.page)
+        try e.field(&o, "facets", self.facets)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "hits": try d.field(1, "hits", value, &self.hits)
+            case "page": try d.field(2, "page", value, &self.page)
+            case "facets": try d.field(3, "facets", value, &self.facets)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.contacts.v1.FieldDefinition` message.
 public struct Switchboard_Contacts_V1_FieldDefinition: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.FieldDefinition`.
@@ -1943,6 +2470,8 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let undeleteContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "UndeleteContact", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/ListContacts`.
         public static let listContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListContacts", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/SearchContacts`.
+        public static let searchContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "SearchContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/DefineField`.
         public static let defineField = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "DefineField", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/ListFieldDefinitions`.
@@ -1953,7 +2482,7 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let watchChanges = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.searchContacts, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
@@ -1980,6 +2509,8 @@ public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCServ
     func undeleteContact(request: Switchboard_Contacts_V1_UndeleteContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
     /// Handles `ListContacts`.
     func listContacts(request: Switchboard_Contacts_V1_ListContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_ListContactsResponse
+    /// Handles `SearchContacts`.
+    func searchContacts(request: Switchboard_Contacts_V1_SearchContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_SearchContactsResponse
     /// Handles `DefineField`.
     func defineField(request: Switchboard_Contacts_V1_DefineFieldRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_FieldDefinition
     /// Handles `ListFieldDefinitions`.
@@ -2004,6 +2535,7 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.batchDeleteContacts) { try await self.batchDeleteContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.undeleteContact) { try await self.undeleteContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listContacts) { try await self.listContacts(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.searchContacts) { try await self.searchContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.defineField) { try await self.defineField(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listFieldDefinitions) { try await self.listFieldDefinitions(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.retireField) { try await self.retireField(request: $0, context: $1) }
@@ -2072,6 +2604,11 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
     /// Calls `ListContacts`.
     public func listContacts(_ request: Switchboard_Contacts_V1_ListContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_ListContactsResponse {
         try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.listContacts, request, options: options)
+    }
+
+    /// Calls `SearchContacts`.
+    public func searchContacts(_ request: Switchboard_Contacts_V1_SearchContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.searchContacts, request, options: options)
     }
 
     /// Calls `DefineField`.

@@ -93,6 +93,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_LookupContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_LookupContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.retireField
     (Switchboard_Contacts_V1_RetireFieldRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_RetireFieldRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.searchContacts
+    (Switchboard_Contacts_V1_SearchContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_SearchContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.undeleteContact
     (Switchboard_Contacts_V1_UndeleteContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_UndeleteContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.updateContact

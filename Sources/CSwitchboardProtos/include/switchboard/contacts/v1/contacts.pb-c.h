@@ -44,6 +44,14 @@ typedef struct Switchboard__Contacts__V1__BatchDeleteContactsRequest Switchboard
 typedef struct Switchboard__Contacts__V1__BatchDeleteContactsResponse Switchboard__Contacts__V1__BatchDeleteContactsResponse;
 typedef struct Switchboard__Contacts__V1__ListContactsRequest Switchboard__Contacts__V1__ListContactsRequest;
 typedef struct Switchboard__Contacts__V1__ListContactsResponse Switchboard__Contacts__V1__ListContactsResponse;
+typedef struct Switchboard__Contacts__V1__SearchContactsRequest Switchboard__Contacts__V1__SearchContactsRequest;
+typedef struct Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry;
+typedef struct Switchboard__Contacts__V1__TextRange Switchboard__Contacts__V1__TextRange;
+typedef struct Switchboard__Contacts__V1__Highlight Switchboard__Contacts__V1__Highlight;
+typedef struct Switchboard__Contacts__V1__SearchHit Switchboard__Contacts__V1__SearchHit;
+typedef struct Switchboard__Contacts__V1__FacetCount Switchboard__Contacts__V1__FacetCount;
+typedef struct Switchboard__Contacts__V1__Facet Switchboard__Contacts__V1__Facet;
+typedef struct Switchboard__Contacts__V1__SearchContactsResponse Switchboard__Contacts__V1__SearchContactsResponse;
 typedef struct Switchboard__Contacts__V1__FieldDefinition Switchboard__Contacts__V1__FieldDefinition;
 typedef struct Switchboard__Contacts__V1__DefineFieldRequest Switchboard__Contacts__V1__DefineFieldRequest;
 typedef struct Switchboard__Contacts__V1__ListFieldDefinitionsRequest Switchboard__Contacts__V1__ListFieldDefinitionsRequest;
@@ -63,6 +71,21 @@ typedef enum _Switchboard__Contacts__V1__ListContactsRequest__OrderBy {
   SWITCHBOARD__CONTACTS__V1__LIST_CONTACTS_REQUEST__ORDER_BY__ORDER_BY_FAMILY_NAME = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__LIST_CONTACTS_REQUEST__ORDER_BY)
 } Switchboard__Contacts__V1__ListContactsRequest__OrderBy;
+typedef enum _Switchboard__Contacts__V1__SearchContactsRequest__SortBy {
+  /*
+   * RELEVANCE.
+   */
+  SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_UNSPECIFIED = 0,
+  /*
+   * Best match first (then id): every word of the query counts by how it matched (the word itself, a word it
+   * begins, a word it resembles), words in the person's name more.
+   */
+  SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_RELEVANCE = 1,
+  SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_CREATE_TIME = 2,
+  SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_UPDATE_TIME = 3,
+  SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_FAMILY_NAME = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY)
+} Switchboard__Contacts__V1__SearchContactsRequest__SortBy;
 typedef enum _Switchboard__Contacts__V1__FieldDefinition__FieldType {
   SWITCHBOARD__CONTACTS__V1__FIELD_DEFINITION__FIELD_TYPE__FIELD_TYPE_UNSPECIFIED = 0,
   SWITCHBOARD__CONTACTS__V1__FIELD_DEFINITION__FIELD_TYPE__FIELD_TYPE_STRING = 1,
@@ -531,6 +554,156 @@ struct  Switchboard__Contacts__V1__ListContactsResponse
 #define SWITCHBOARD__CONTACTS__V1__LIST_CONTACTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__list_contacts_response__descriptor) \
     , 0,NULL, NULL }
+
+
+struct  Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+#define SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__CUSTOM_FIELDS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__search_contacts_request__custom_fields_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__SearchContactsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Free text, at most 256 bytes and 8 words (runs of letters and digits). A contact matches when each word of the
+   * query is, begins or resembles (a typo) one of its words: in its names, e-mail addresses, phone numbers, tags and
+   * string custom fields. Empty: every contact that passes the filters.
+   */
+  char *query;
+  Switchboard__Common__V1__PageRequest *page;
+  size_t n_statuses;
+  Switchboard__Contacts__V1__ContactStatus *statuses;
+  size_t n_types;
+  Switchboard__Contacts__V1__ContactType *types;
+  /*
+   * Contacts carrying every one of these tags (at most 10).
+   */
+  size_t n_tags;
+  char **tags;
+  char *owner_id;
+  Google__Protobuf__Timestamp *created_after;
+  Google__Protobuf__Timestamp *created_before;
+  Google__Protobuf__Timestamp *updated_after;
+  Google__Protobuf__Timestamp *updated_before;
+  /*
+   * Custom fields equal to these values (at most 10; a number or bool field compared as its JSON text, e.g. "42").
+   */
+  size_t n_custom_fields;
+  Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry **custom_fields;
+  Switchboard__Contacts__V1__SearchContactsRequest__SortBy sort_by;
+  /*
+   * For the field sorts; relevance is always best first.
+   */
+  protobuf_c_boolean descending;
+  /*
+   * Counts over every match (not only the page), at most 20 values each, most frequent first: "status", "type",
+   * "tag", "owner_id", or "custom_fields.<key>" of an ENUM field. At most 8.
+   */
+  size_t n_facets;
+  char **facets;
+};
+#define SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__search_contacts_request__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, 0,NULL, SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_UNSPECIFIED, 0, 0,NULL }
+
+
+/*
+ * A part of a text: [start, end) in Unicode scalar values (code points).
+ */
+struct  Switchboard__Contacts__V1__TextRange
+{
+  ProtobufCMessage base;
+  int32_t start;
+  int32_t end;
+};
+#define SWITCHBOARD__CONTACTS__V1__TEXT_RANGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__text_range__descriptor) \
+    , 0, 0 }
+
+
+/*
+ * Where a contact matched a query: a field's text and the words in it that matched.
+ */
+struct  Switchboard__Contacts__V1__Highlight
+{
+  ProtobufCMessage base;
+  /*
+   * The field, as in a FieldMask: "name.display", "name.given", "emails[0].address", "phones[1].number",
+   * "tags[2]", "custom_fields.<key>".
+   */
+  char *field;
+  char *text;
+  size_t n_matches;
+  Switchboard__Contacts__V1__TextRange **matches;
+};
+#define SWITCHBOARD__CONTACTS__V1__HIGHLIGHT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__highlight__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+struct  Switchboard__Contacts__V1__SearchHit
+{
+  ProtobufCMessage base;
+  Switchboard__Contacts__V1__Contact *contact;
+  /*
+   * The relevance (higher is better), comparable within one search.
+   */
+  double score;
+  size_t n_highlights;
+  Switchboard__Contacts__V1__Highlight **highlights;
+};
+#define SWITCHBOARD__CONTACTS__V1__SEARCH_HIT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__search_hit__descriptor) \
+    , NULL, 0, 0,NULL }
+
+
+struct  Switchboard__Contacts__V1__FacetCount
+{
+  ProtobufCMessage base;
+  char *value;
+  int64_t count;
+};
+#define SWITCHBOARD__CONTACTS__V1__FACET_COUNT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__facet_count__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__Contacts__V1__Facet
+{
+  ProtobufCMessage base;
+  /*
+   * As asked in SearchContactsRequest.facets.
+   */
+  char *field;
+  size_t n_counts;
+  Switchboard__Contacts__V1__FacetCount **counts;
+};
+#define SWITCHBOARD__CONTACTS__V1__FACET__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__facet__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL }
+
+
+struct  Switchboard__Contacts__V1__SearchContactsResponse
+{
+  ProtobufCMessage base;
+  size_t n_hits;
+  Switchboard__Contacts__V1__SearchHit **hits;
+  Switchboard__Common__V1__PageResponse *page;
+  /*
+   * In the order asked; only on the first page (a request with no page token).
+   */
+  size_t n_facets;
+  Switchboard__Contacts__V1__Facet **facets;
+};
+#define SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__search_contacts_response__descriptor) \
+    , 0,NULL, NULL, 0,NULL }
 
 
 struct  Switchboard__Contacts__V1__FieldDefinition
@@ -1035,6 +1208,142 @@ Switchboard__Contacts__V1__ListContactsResponse *
 void   switchboard__contacts__v1__list_contacts_response__free_unpacked
                      (Switchboard__Contacts__V1__ListContactsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry methods */
+void   switchboard__contacts__v1__search_contacts_request__custom_fields_entry__init
+                     (Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry         *message);
+/* Switchboard__Contacts__V1__SearchContactsRequest methods */
+void   switchboard__contacts__v1__search_contacts_request__init
+                     (Switchboard__Contacts__V1__SearchContactsRequest         *message);
+size_t switchboard__contacts__v1__search_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__SearchContactsRequest   *message);
+size_t switchboard__contacts__v1__search_contacts_request__pack
+                     (const Switchboard__Contacts__V1__SearchContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__search_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__SearchContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__SearchContactsRequest *
+       switchboard__contacts__v1__search_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__search_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__SearchContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__TextRange methods */
+void   switchboard__contacts__v1__text_range__init
+                     (Switchboard__Contacts__V1__TextRange         *message);
+size_t switchboard__contacts__v1__text_range__get_packed_size
+                     (const Switchboard__Contacts__V1__TextRange   *message);
+size_t switchboard__contacts__v1__text_range__pack
+                     (const Switchboard__Contacts__V1__TextRange   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__text_range__pack_to_buffer
+                     (const Switchboard__Contacts__V1__TextRange   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__TextRange *
+       switchboard__contacts__v1__text_range__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__text_range__free_unpacked
+                     (Switchboard__Contacts__V1__TextRange *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__Highlight methods */
+void   switchboard__contacts__v1__highlight__init
+                     (Switchboard__Contacts__V1__Highlight         *message);
+size_t switchboard__contacts__v1__highlight__get_packed_size
+                     (const Switchboard__Contacts__V1__Highlight   *message);
+size_t switchboard__contacts__v1__highlight__pack
+                     (const Switchboard__Contacts__V1__Highlight   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__highlight__pack_to_buffer
+                     (const Switchboard__Contacts__V1__Highlight   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__Highlight *
+       switchboard__contacts__v1__highlight__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__highlight__free_unpacked
+                     (Switchboard__Contacts__V1__Highlight *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__SearchHit methods */
+void   switchboard__contacts__v1__search_hit__init
+                     (Switchboard__Contacts__V1__SearchHit         *message);
+size_t switchboard__contacts__v1__search_hit__get_packed_size
+                     (const Switchboard__Contacts__V1__SearchHit   *message);
+size_t switchboard__contacts__v1__search_hit__pack
+                     (const Switchboard__Contacts__V1__SearchHit   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__search_hit__pack_to_buffer
+                     (const Switchboard__Contacts__V1__SearchHit   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__SearchHit *
+       switchboard__contacts__v1__search_hit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__search_hit__free_unpacked
+                     (Switchboard__Contacts__V1__SearchHit *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__FacetCount methods */
+void   switchboard__contacts__v1__facet_count__init
+                     (Switchboard__Contacts__V1__FacetCount         *message);
+size_t switchboard__contacts__v1__facet_count__get_packed_size
+                     (const Switchboard__Contacts__V1__FacetCount   *message);
+size_t switchboard__contacts__v1__facet_count__pack
+                     (const Switchboard__Contacts__V1__FacetCount   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__facet_count__pack_to_buffer
+                     (const Switchboard__Contacts__V1__FacetCount   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__FacetCount *
+       switchboard__contacts__v1__facet_count__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__facet_count__free_unpacked
+                     (Switchboard__Contacts__V1__FacetCount *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__Facet methods */
+void   switchboard__contacts__v1__facet__init
+                     (Switchboard__Contacts__V1__Facet         *message);
+size_t switchboard__contacts__v1__facet__get_packed_size
+                     (const Switchboard__Contacts__V1__Facet   *message);
+size_t switchboard__contacts__v1__facet__pack
+                     (const Switchboard__Contacts__V1__Facet   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__facet__pack_to_buffer
+                     (const Switchboard__Contacts__V1__Facet   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__Facet *
+       switchboard__contacts__v1__facet__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__facet__free_unpacked
+                     (Switchboard__Contacts__V1__Facet *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__SearchContactsResponse methods */
+void   switchboard__contacts__v1__search_contacts_response__init
+                     (Switchboard__Contacts__V1__SearchContactsResponse         *message);
+size_t switchboard__contacts__v1__search_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__SearchContactsResponse   *message);
+size_t switchboard__contacts__v1__search_contacts_response__pack
+                     (const Switchboard__Contacts__V1__SearchContactsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__search_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__SearchContactsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__SearchContactsResponse *
+       switchboard__contacts__v1__search_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__search_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__SearchContactsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Contacts__V1__FieldDefinition methods */
 void   switchboard__contacts__v1__field_definition__init
                      (Switchboard__Contacts__V1__FieldDefinition         *message);
@@ -1201,6 +1510,30 @@ typedef void (*Switchboard__Contacts__V1__ListContactsRequest_Closure)
 typedef void (*Switchboard__Contacts__V1__ListContactsResponse_Closure)
                  (const Switchboard__Contacts__V1__ListContactsResponse *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry_Closure)
+                 (const Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__SearchContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__SearchContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__TextRange_Closure)
+                 (const Switchboard__Contacts__V1__TextRange *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__Highlight_Closure)
+                 (const Switchboard__Contacts__V1__Highlight *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__SearchHit_Closure)
+                 (const Switchboard__Contacts__V1__SearchHit *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__FacetCount_Closure)
+                 (const Switchboard__Contacts__V1__FacetCount *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__Facet_Closure)
+                 (const Switchboard__Contacts__V1__Facet *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__SearchContactsResponse_Closure)
+                 (const Switchboard__Contacts__V1__SearchContactsResponse *message,
+                  void *closure_data);
 typedef void (*Switchboard__Contacts__V1__FieldDefinition_Closure)
                  (const Switchboard__Contacts__V1__FieldDefinition *message,
                   void *closure_data);
@@ -1267,6 +1600,10 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                         const Switchboard__Contacts__V1__ListContactsRequest *input,
                         Switchboard__Contacts__V1__ListContactsResponse_Closure closure,
                         void *closure_data);
+  void (*search_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                          const Switchboard__Contacts__V1__SearchContactsRequest *input,
+                          Switchboard__Contacts__V1__SearchContactsResponse_Closure closure,
+                          void *closure_data);
   void (*define_field)(Switchboard__Contacts__V1__ContactsService_Service *service,
                        const Switchboard__Contacts__V1__DefineFieldRequest *input,
                        Switchboard__Contacts__V1__FieldDefinition_Closure closure,
@@ -1302,6 +1639,7 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
       function_prefix__ ## batch_delete_contacts,\
       function_prefix__ ## undelete_contact,\
       function_prefix__ ## list_contacts,\
+      function_prefix__ ## search_contacts,\
       function_prefix__ ## define_field,\
       function_prefix__ ## list_field_definitions,\
       function_prefix__ ## retire_field,\
@@ -1350,6 +1688,10 @@ void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService
                                                                 const Switchboard__Contacts__V1__ListContactsRequest *input,
                                                                 Switchboard__Contacts__V1__ListContactsResponse_Closure closure,
                                                                 void *closure_data);
+void switchboard__contacts__v1__contacts_service__search_contacts(ProtobufCService *service,
+                                                                  const Switchboard__Contacts__V1__SearchContactsRequest *input,
+                                                                  Switchboard__Contacts__V1__SearchContactsResponse_Closure closure,
+                                                                  void *closure_data);
 void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__DefineFieldRequest *input,
                                                                Switchboard__Contacts__V1__FieldDefinition_Closure closure,
@@ -1395,6 +1737,15 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_delete_
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_contacts_request__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__list_contacts_request__order_by__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_contacts_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_request__custom_fields_entry__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__search_contacts_request__sort_by__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__text_range__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__highlight__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__search_hit__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__facet_count__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__facet__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__field_definition__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__field_definition__field_type__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__define_field_request__descriptor;

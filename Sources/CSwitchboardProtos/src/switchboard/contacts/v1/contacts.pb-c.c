@@ -1042,6 +1042,327 @@ void   switchboard__contacts__v1__list_contacts_response__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__list_contacts_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__search_contacts_request__custom_fields_entry__init
+                     (Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry         *message)
+{
+  static const Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry init_value = SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__CUSTOM_FIELDS_ENTRY__INIT;
+  *message = init_value;
+}
+void   switchboard__contacts__v1__search_contacts_request__init
+                     (Switchboard__Contacts__V1__SearchContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__SearchContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__search_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__SearchContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__search_contacts_request__pack
+                     (const Switchboard__Contacts__V1__SearchContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__search_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__SearchContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__SearchContactsRequest *
+       switchboard__contacts__v1__search_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__SearchContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__search_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__search_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__SearchContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__text_range__init
+                     (Switchboard__Contacts__V1__TextRange         *message)
+{
+  static const Switchboard__Contacts__V1__TextRange init_value = SWITCHBOARD__CONTACTS__V1__TEXT_RANGE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__text_range__get_packed_size
+                     (const Switchboard__Contacts__V1__TextRange *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__text_range__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__text_range__pack
+                     (const Switchboard__Contacts__V1__TextRange *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__text_range__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__text_range__pack_to_buffer
+                     (const Switchboard__Contacts__V1__TextRange *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__text_range__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__TextRange *
+       switchboard__contacts__v1__text_range__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__TextRange *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__text_range__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__text_range__free_unpacked
+                     (Switchboard__Contacts__V1__TextRange *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__text_range__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__highlight__init
+                     (Switchboard__Contacts__V1__Highlight         *message)
+{
+  static const Switchboard__Contacts__V1__Highlight init_value = SWITCHBOARD__CONTACTS__V1__HIGHLIGHT__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__highlight__get_packed_size
+                     (const Switchboard__Contacts__V1__Highlight *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__highlight__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__highlight__pack
+                     (const Switchboard__Contacts__V1__Highlight *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__highlight__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__highlight__pack_to_buffer
+                     (const Switchboard__Contacts__V1__Highlight *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__highlight__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__Highlight *
+       switchboard__contacts__v1__highlight__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__Highlight *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__highlight__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__highlight__free_unpacked
+                     (Switchboard__Contacts__V1__Highlight *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__highlight__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__search_hit__init
+                     (Switchboard__Contacts__V1__SearchHit         *message)
+{
+  static const Switchboard__Contacts__V1__SearchHit init_value = SWITCHBOARD__CONTACTS__V1__SEARCH_HIT__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__search_hit__get_packed_size
+                     (const Switchboard__Contacts__V1__SearchHit *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_hit__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__search_hit__pack
+                     (const Switchboard__Contacts__V1__SearchHit *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_hit__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__search_hit__pack_to_buffer
+                     (const Switchboard__Contacts__V1__SearchHit *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_hit__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__SearchHit *
+       switchboard__contacts__v1__search_hit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__SearchHit *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__search_hit__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__search_hit__free_unpacked
+                     (Switchboard__Contacts__V1__SearchHit *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_hit__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__facet_count__init
+                     (Switchboard__Contacts__V1__FacetCount         *message)
+{
+  static const Switchboard__Contacts__V1__FacetCount init_value = SWITCHBOARD__CONTACTS__V1__FACET_COUNT__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__facet_count__get_packed_size
+                     (const Switchboard__Contacts__V1__FacetCount *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__facet_count__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__facet_count__pack
+                     (const Switchboard__Contacts__V1__FacetCount *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__facet_count__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__facet_count__pack_to_buffer
+                     (const Switchboard__Contacts__V1__FacetCount *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__facet_count__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__FacetCount *
+       switchboard__contacts__v1__facet_count__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__FacetCount *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__facet_count__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__facet_count__free_unpacked
+                     (Switchboard__Contacts__V1__FacetCount *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__facet_count__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__facet__init
+                     (Switchboard__Contacts__V1__Facet         *message)
+{
+  static const Switchboard__Contacts__V1__Facet init_value = SWITCHBOARD__CONTACTS__V1__FACET__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__facet__get_packed_size
+                     (const Switchboard__Contacts__V1__Facet *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__facet__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__facet__pack
+                     (const Switchboard__Contacts__V1__Facet *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__facet__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__facet__pack_to_buffer
+                     (const Switchboard__Contacts__V1__Facet *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__facet__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__Facet *
+       switchboard__contacts__v1__facet__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__Facet *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__facet__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__facet__free_unpacked
+                     (Switchboard__Contacts__V1__Facet *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__facet__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__search_contacts_response__init
+                     (Switchboard__Contacts__V1__SearchContactsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__SearchContactsResponse init_value = SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__search_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__SearchContactsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_contacts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__search_contacts_response__pack
+                     (const Switchboard__Contacts__V1__SearchContactsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_contacts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__search_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__SearchContactsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_contacts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__SearchContactsResponse *
+       switchboard__contacts__v1__search_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__SearchContactsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__search_contacts_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__search_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__SearchContactsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__search_contacts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__contacts__v1__field_definition__init
                      (Switchboard__Contacts__V1__FieldDefinition         *message)
 {
@@ -2875,6 +3196,643 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__list_contacts_respon
   (ProtobufCMessageInit) switchboard__contacts__v1__list_contacts_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__search_contacts_request__custom_fields_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__search_contacts_request__custom_fields_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__search_contacts_request__custom_fields_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_request__custom_fields_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.SearchContactsRequest.CustomFieldsEntry",
+  "CustomFieldsEntry",
+  "Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__SearchContactsRequest__CustomFieldsEntry),
+  2,
+  switchboard__contacts__v1__search_contacts_request__custom_fields_entry__field_descriptors,
+  switchboard__contacts__v1__search_contacts_request__custom_fields_entry__field_indices_by_name,
+  1,  switchboard__contacts__v1__search_contacts_request__custom_fields_entry__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__search_contacts_request__custom_fields_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue switchboard__contacts__v1__search_contacts_request__sort_by__enum_values_by_number[5] =
+{
+  { "SORT_BY_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_UNSPECIFIED", 0 },
+  { "SORT_BY_RELEVANCE", "SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_RELEVANCE", 1 },
+  { "SORT_BY_CREATE_TIME", "SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_CREATE_TIME", 2 },
+  { "SORT_BY_UPDATE_TIME", "SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_UPDATE_TIME", 3 },
+  { "SORT_BY_FAMILY_NAME", "SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_FAMILY_NAME", 4 },
+};
+static const ProtobufCIntRange switchboard__contacts__v1__search_contacts_request__sort_by__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex switchboard__contacts__v1__search_contacts_request__sort_by__enum_values_by_name[5] =
+{
+  { "SORT_BY_CREATE_TIME", 2 },
+  { "SORT_BY_FAMILY_NAME", 4 },
+  { "SORT_BY_RELEVANCE", 1 },
+  { "SORT_BY_UNSPECIFIED", 0 },
+  { "SORT_BY_UPDATE_TIME", 3 },
+};
+const ProtobufCEnumDescriptor switchboard__contacts__v1__search_contacts_request__sort_by__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.SearchContactsRequest.SortBy",
+  "SortBy",
+  "Switchboard__Contacts__V1__SearchContactsRequest__SortBy",
+  "switchboard.contacts.v1",
+  5,
+  switchboard__contacts__v1__search_contacts_request__sort_by__enum_values_by_number,
+  5,
+  switchboard__contacts__v1__search_contacts_request__sort_by__enum_values_by_name,
+  1,
+  switchboard__contacts__v1__search_contacts_request__sort_by__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__search_contacts_request__field_descriptors[14] =
+{
+  {
+    "query",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, query),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, page),
+    &switchboard__common__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "statuses",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, n_statuses),
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, statuses),
+    &switchboard__contacts__v1__contact_status__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "types",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, n_types),
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, types),
+    &switchboard__contacts__v1__contact_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tags",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, n_tags),
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, tags),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "owner_id",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, owner_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_after",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, created_after),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_before",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, created_before),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_after",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, updated_after),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_before",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, updated_before),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "custom_fields",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, n_custom_fields),
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, custom_fields),
+    &switchboard__contacts__v1__search_contacts_request__custom_fields_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sort_by",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, sort_by),
+    &switchboard__contacts__v1__search_contacts_request__sort_by__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "descending",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, descending),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "facets",
+    14,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, n_facets),
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, facets),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__search_contacts_request__field_indices_by_name[] = {
+  6,   /* field[6] = created_after */
+  7,   /* field[7] = created_before */
+  10,   /* field[10] = custom_fields */
+  12,   /* field[12] = descending */
+  13,   /* field[13] = facets */
+  5,   /* field[5] = owner_id */
+  1,   /* field[1] = page */
+  0,   /* field[0] = query */
+  11,   /* field[11] = sort_by */
+  2,   /* field[2] = statuses */
+  4,   /* field[4] = tags */
+  3,   /* field[3] = types */
+  8,   /* field[8] = updated_after */
+  9,   /* field[9] = updated_before */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__search_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 14 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.SearchContactsRequest",
+  "SearchContactsRequest",
+  "Switchboard__Contacts__V1__SearchContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__SearchContactsRequest),
+  14,
+  switchboard__contacts__v1__search_contacts_request__field_descriptors,
+  switchboard__contacts__v1__search_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__search_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__search_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__text_range__field_descriptors[2] =
+{
+  {
+    "start",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__TextRange, start),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__TextRange, end),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__text_range__field_indices_by_name[] = {
+  1,   /* field[1] = end */
+  0,   /* field[0] = start */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__text_range__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__text_range__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.TextRange",
+  "TextRange",
+  "Switchboard__Contacts__V1__TextRange",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__TextRange),
+  2,
+  switchboard__contacts__v1__text_range__field_descriptors,
+  switchboard__contacts__v1__text_range__field_indices_by_name,
+  1,  switchboard__contacts__v1__text_range__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__text_range__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__highlight__field_descriptors[3] =
+{
+  {
+    "field",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Highlight, field),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "text",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Highlight, text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "matches",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__Highlight, n_matches),
+    offsetof(Switchboard__Contacts__V1__Highlight, matches),
+    &switchboard__contacts__v1__text_range__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__highlight__field_indices_by_name[] = {
+  0,   /* field[0] = field */
+  2,   /* field[2] = matches */
+  1,   /* field[1] = text */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__highlight__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__highlight__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.Highlight",
+  "Highlight",
+  "Switchboard__Contacts__V1__Highlight",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__Highlight),
+  3,
+  switchboard__contacts__v1__highlight__field_descriptors,
+  switchboard__contacts__v1__highlight__field_indices_by_name,
+  1,  switchboard__contacts__v1__highlight__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__highlight__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__search_hit__field_descriptors[3] =
+{
+  {
+    "contact",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchHit, contact),
+    &switchboard__contacts__v1__contact__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "score",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchHit, score),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "highlights",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__SearchHit, n_highlights),
+    offsetof(Switchboard__Contacts__V1__SearchHit, highlights),
+    &switchboard__contacts__v1__highlight__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__search_hit__field_indices_by_name[] = {
+  0,   /* field[0] = contact */
+  2,   /* field[2] = highlights */
+  1,   /* field[1] = score */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__search_hit__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__search_hit__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.SearchHit",
+  "SearchHit",
+  "Switchboard__Contacts__V1__SearchHit",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__SearchHit),
+  3,
+  switchboard__contacts__v1__search_hit__field_descriptors,
+  switchboard__contacts__v1__search_hit__field_indices_by_name,
+  1,  switchboard__contacts__v1__search_hit__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__search_hit__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__facet_count__field_descriptors[2] =
+{
+  {
+    "value",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__FacetCount, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__FacetCount, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__facet_count__field_indices_by_name[] = {
+  1,   /* field[1] = count */
+  0,   /* field[0] = value */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__facet_count__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__facet_count__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.FacetCount",
+  "FacetCount",
+  "Switchboard__Contacts__V1__FacetCount",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__FacetCount),
+  2,
+  switchboard__contacts__v1__facet_count__field_descriptors,
+  switchboard__contacts__v1__facet_count__field_indices_by_name,
+  1,  switchboard__contacts__v1__facet_count__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__facet_count__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__facet__field_descriptors[2] =
+{
+  {
+    "field",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Facet, field),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "counts",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__Facet, n_counts),
+    offsetof(Switchboard__Contacts__V1__Facet, counts),
+    &switchboard__contacts__v1__facet_count__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__facet__field_indices_by_name[] = {
+  1,   /* field[1] = counts */
+  0,   /* field[0] = field */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__facet__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__facet__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.Facet",
+  "Facet",
+  "Switchboard__Contacts__V1__Facet",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__Facet),
+  2,
+  switchboard__contacts__v1__facet__field_descriptors,
+  switchboard__contacts__v1__facet__field_indices_by_name,
+  1,  switchboard__contacts__v1__facet__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__facet__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__search_contacts_response__field_descriptors[3] =
+{
+  {
+    "hits",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__SearchContactsResponse, n_hits),
+    offsetof(Switchboard__Contacts__V1__SearchContactsResponse, hits),
+    &switchboard__contacts__v1__search_hit__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsResponse, page),
+    &switchboard__common__v1__page_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "facets",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__SearchContactsResponse, n_facets),
+    offsetof(Switchboard__Contacts__V1__SearchContactsResponse, facets),
+    &switchboard__contacts__v1__facet__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__search_contacts_response__field_indices_by_name[] = {
+  2,   /* field[2] = facets */
+  0,   /* field[0] = hits */
+  1,   /* field[1] = page */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__search_contacts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.SearchContactsResponse",
+  "SearchContactsResponse",
+  "Switchboard__Contacts__V1__SearchContactsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__SearchContactsResponse),
+  3,
+  switchboard__contacts__v1__search_contacts_response__field_descriptors,
+  switchboard__contacts__v1__search_contacts_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__search_contacts_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__search_contacts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__contacts__v1__field_definition__field_type__enum_values_by_number[6] =
 {
   { "FIELD_TYPE_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__FIELD_DEFINITION__FIELD_TYPE__FIELD_TYPE_UNSPECIFIED", 0 },
@@ -3256,7 +4214,7 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__contact_status__descrip
   switchboard__contacts__v1__contact_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[15] =
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[16] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchCreateContacts", &switchboard__contacts__v1__batch_create_contacts_request__descriptor, &switchboard__contacts__v1__batch_create_contacts_response__descriptor },
@@ -3269,6 +4227,7 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
   { "BatchDeleteContacts", &switchboard__contacts__v1__batch_delete_contacts_request__descriptor, &switchboard__contacts__v1__batch_delete_contacts_response__descriptor },
   { "UndeleteContact", &switchboard__contacts__v1__undelete_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "ListContacts", &switchboard__contacts__v1__list_contacts_request__descriptor, &switchboard__contacts__v1__list_contacts_response__descriptor },
+  { "SearchContacts", &switchboard__contacts__v1__search_contacts_request__descriptor, &switchboard__contacts__v1__search_contacts_response__descriptor },
   { "DefineField", &switchboard__contacts__v1__define_field_request__descriptor, &switchboard__contacts__v1__field_definition__descriptor },
   { "ListFieldDefinitions", &switchboard__contacts__v1__list_field_definitions_request__descriptor, &switchboard__contacts__v1__list_field_definitions_response__descriptor },
   { "RetireField", &switchboard__contacts__v1__retire_field_request__descriptor, &switchboard__contacts__v1__field_definition__descriptor },
@@ -3280,16 +4239,17 @@ const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_na
   3,        /* BatchGetContacts */
   7,        /* BatchUpdateContacts */
   0,        /* CreateContact */
-  11,        /* DefineField */
+  12,        /* DefineField */
   6,        /* DeleteContact */
   2,        /* GetContact */
   10,        /* ListContacts */
-  12,        /* ListFieldDefinitions */
+  13,        /* ListFieldDefinitions */
   4,        /* LookupContacts */
-  13,        /* RetireField */
+  14,        /* RetireField */
+  11,        /* SearchContacts */
   9,        /* UndeleteContact */
   5,        /* UpdateContact */
-  14         /* WatchChanges */
+  15         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor =
 {
@@ -3298,7 +4258,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  15,
+  16,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -3390,13 +4350,21 @@ void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__contacts__v1__contacts_service__search_contacts(ProtobufCService *service,
+                                                                  const Switchboard__Contacts__V1__SearchContactsRequest *input,
+                                                                  Switchboard__Contacts__V1__SearchContactsResponse_Closure closure,
+                                                                  void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__DefineFieldRequest *input,
                                                                Switchboard__Contacts__V1__FieldDefinition_Closure closure,
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_field_definitions(ProtobufCService *service,
                                                                          const Switchboard__Contacts__V1__ListFieldDefinitionsRequest *input,
@@ -3404,7 +4372,7 @@ void switchboard__contacts__v1__contacts_service__list_field_definitions(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__RetireFieldRequest *input,
@@ -3412,7 +4380,7 @@ void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService *service,
                                                                 const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -3420,7 +4388,7 @@ void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

@@ -1,0 +1,300 @@
+import FoundationEssentials
+import SwitchboardServiceKit
+
+/// A search of the tenant's contacts: free text, filters, an order and a page.
+public struct ContactSearch: Sendable, Hashable {
+    /// How hits are ordered.
+    public enum Sort: Sendable, Hashable {
+        /// Best match first, then by id.
+        case relevance
+        /// By creation time, then id.
+        case createTime
+        /// By last update, then id.
+        case updateTime
+        /// By family name, then id.
+        case familyName
+    }
+
+    /// A facet to count: a column or a custom field's values.
+    public enum FacetField: Sendable, Hashable {
+        case status
+        case type
+        case tag
+        case owner
+        case customField(String)
+    }
+
+    /// The text as given.
+    public var text = ""
+    /// The filters shared with ``ContactQuery`` (statuses, kinds, owner, dates); its tag, order and page are unused.
+    public var filters = ContactQuery()
+    /// Tags a hit carries, every one (lower-cased).
+    public var tags: [String] = []
+    /// Custom fields a hit has with these values (as JSON text for numbers and bools), sorted by key.
+    public var customFields: [CustomFieldFilter] = []
+    /// The order.
+    public var sort: Sort = .relevance
+    /// Descending, for the field orders.
+    public var descending = false
+    /// Facets to count over every hit.
+    public var facets: [FacetField] = []
+    /// Where the page starts (after this cursor).
+    public var after: SearchCursor?
+    /// At most this many hits.
+    public var limit = 20
+    /// Stop reading hits once they hold about this many bytes (at least one is read).
+    public var maxBytes = 1 << 20
+
+    /// Creates an empty search.
+    public init() {}
+}
+
+/// One custom-field condition of a search.
+public struct CustomFieldFilter: Sendable, Hashable {
+    /// The field's key.
+    public var key: String
+    /// The value, compared with the field's text.
+    public var value: String
+
+    /// Creates a condition.
+    public init(key: String, value: String) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// Where a search page continues: the last hit's sort key (a score or a field's cursor text) and id.
+public struct SearchCursor: Sendable, Hashable {
+    /// The sort key: a score's shortest exact decimal text, microseconds since 1970, or a family name.
+    public var key: String
+    /// The last hit's id.
+    public var id: UUID
+}
+
+/// One hit of a search.
+public struct ContactHit: Sendable {
+    /// The contact.
+    public var record: ContactRecord
+    /// The relevance (0 when the search has no text).
+    public var score: Double
+}
+
+/// What a search found.
+public struct ContactHits: Sendable {
+    /// At most `limit` hits, in order.
+    public var hits: [ContactHit]
+    /// Whether more hits follow the last one.
+    public var more: Bool
+    /// The tenant's words the query's words were expanded to (what matched), for highlights.
+    public var terms: Set<String>
+    /// Counts per facet asked, in the order asked: value and count, most frequent first.
+    public var facets: [[(value: String, count: Int)]]
+
+    /// Creates hits.
+    public init(hits: [ContactHit], more: Bool, terms: Set<String>, facets: [[(value: String, count: Int)]]) {
+        self.hits = hits
+        self.more = more
+        self.terms = terms
+        self.facets = facets
+    }
+}
+
+/// The part of a contact's text that matched: a field, its text, and the matched words as scalar offsets.
+public struct ContactHighlight: Sendable, Hashable {
+    /// The field, as in a FieldMask ("name.display", "emails[0].address", "tags[1]", "custom_fields.<key>").
+    public var field: String
+    /// The field's text.
+    public var text: String
+    /// Matched words: [start, end) in Unicode scalars.
+    public var matches: [Range<Int>]
+}
+
+/// The search's rules, pure: bounds, words, highlights.
+public enum SearchRules {
+    /// Longest query text, in bytes.
+    public static let maxQueryBytes = 256
+    /// Most words in a query.
+    public static let maxQueryWords = 8
+    /// Most tags and most custom-field conditions.
+    public static let maxTagFilters = 10
+    /// Most custom-field conditions.
+    public static let maxCustomFieldFilters = 10
+    /// Longest custom-field value compared.
+    public static let maxCustomFieldValueBytes = 256
+    /// Most facets asked.
+    public static let maxFacets = 8
+    /// Values returned per facet.
+    public static let facetValues = 20
+    /// Largest page of hits.
+    public static let maxPageSize = 100
+    /// Page size when none is given.
+    public static let defaultPageSize = 20
+    /// Longest word kept (the database keeps the first 64 characters of a longer one).
+    public static let maxWordCharacters = 64
+
+    /// The words of a text as a search compares them: lower-cased runs of letters and digits, each cut to 64
+    /// characters (as `contacts.search_words_of` splits in the database), in order, duplicates kept.
+    public static func words(_ text: String) -> [String] {
+        wordRanges(text).map { $0.word }
+    }
+
+    /// The words of a text with where they are: [start, end) in Unicode scalars.
+    static func wordRanges(_ text: String) -> [(word: String, range: Range<Int>)] {
+        var result: [(word: String, range: Range<Int>)] = []
+        var current = String.UnicodeScalarView()
+        var start = 0
+        var index = 0
+        func flush() {
+            if !current.isEmpty {
+                let word = String(String(current).lowercased().prefix(maxWordCharacters))
+                result.append((word, start..<index))
+                current = String.UnicodeScalarView()
+            }
+        }
+        for scalar in text.unicodeScalars {
+            if scalar.properties.isAlphabetic || scalar.properties.numericType != nil {
+                if current.isEmpty { start = index }
+                current.append(scalar)
+            } else {
+                flush()
+            }
+            index += 1
+        }
+        flush()
+        return result
+    }
+
+    /// Checks a search's text and filters; every problem is a violation naming its field.
+    public static func violations(of search: ContactSearch) -> [Violation] {
+        var violations: [Violation] = []
+        if search.text.utf8.count > maxQueryBytes {
+            violations.append(Violation("query", "must be at most \(maxQueryBytes) bytes", reason: "TOO_LONG"))
+        } else if words(search.text).count > maxQueryWords {
+            violations.append(Violation("query", "must have at most \(maxQueryWords) words", reason: "TOO_MANY"))
+        }
+        if search.tags.count > maxTagFilters {
+            violations.append(Violation("tags", "at most \(maxTagFilters) tags", reason: "TOO_MANY"))
+        }
+        for (i, tag) in search.tags.enumerated() where tag.isEmpty || !ContactRules.tagLimit.allows(tag) {
+            violations.append(Violation("tags[\(i)]", tag.isEmpty ? "must not be empty" : ContactRules.tagLimit.description, reason: "INVALID"))
+        }
+        if search.customFields.count > maxCustomFieldFilters {
+            violations.append(Violation("custom_fields", "at most \(maxCustomFieldFilters) conditions", reason: "TOO_MANY"))
+        }
+        for filter in search.customFields {
+            if !ContactRules.isValidFieldKey(filter.key) {
+                violations.append(Violation("custom_fields", "\"\(filter.key.prefix(64))\" is not a field key", reason: "INVALID_FORMAT"))
+            } else if filter.value.utf8.count > maxCustomFieldValueBytes {
+                violations.append(
+                    Violation("custom_fields[\(filter.key)]", "must be at most \(maxCustomFieldValueBytes) bytes", reason: "TOO_LONG"))
+            }
+        }
+        if search.facets.count > maxFacets {
+            violations.append(Violation("facets", "at most \(maxFacets) facets", reason: "TOO_MANY"))
+        }
+        return violations
+    }
+
+    /// Parses a facet name: "status", "type", "tag", "owner_id" or "custom_fields.<key>".
+    public static func facet(_ name: String) -> ContactSearch.FacetField? {
+        switch name {
+        case "status": return .status
+        case "type": return .type
+        case "tag": return .tag
+        case "owner_id": return .owner
+        default:
+            let prefix = "custom_fields."
+            guard name.hasPrefix(prefix) else { return nil }
+            let key = String(name.dropFirst(prefix.count))
+            return ContactRules.isValidFieldKey(key) ? .customField(key) : nil
+        }
+    }
+
+    /// The fields of a contact where one of `terms` occurs as a word, with the words' places.
+    public static func highlights(of data: ContactData, terms: Set<String>) -> [ContactHighlight] {
+        guard !terms.isEmpty else { return [] }
+        var fields: [(String, String)] = [
+            ("name.display", data.name.effectiveDisplay), ("name.prefix", data.name.prefix), ("name.given", data.name.given),
+            ("name.middle", data.name.middle), ("name.family", data.name.family), ("name.suffix", data.name.suffix),
+        ]
+        fields += data.emails.enumerated().map { ("emails[\($0.offset)].address", $0.element.address) }
+        fields += data.phones.enumerated().map { ("phones[\($0.offset)].number", $0.element.number) }
+        fields += data.tags.enumerated().map { ("tags[\($0.offset)]", $0.element) }
+        for key in data.customFields.keys.sorted() {
+            if case .string(let text)? = data.customFields[key] { fields.append(("custom_fields.\(key)", text)) }
+        }
+        var result: [ContactHighlight] = []
+        for (field, text) in fields where !text.isEmpty {
+            let matches = wordRanges(text).filter { terms.contains($0.word) }.map(\.range)
+            if !matches.isEmpty { result.append(ContactHighlight(field: field, text: text, matches: matches)) }
+        }
+        return result
+    }
+}
+
+extension ContactsDomain {
+    /// A page of hits, the token for the next page, the facets (on the first page only) and the matched terms.
+    ///
+    /// A page ends at `pageSize` hits or before the hit that would take the page's encoded size past
+    /// ``ContactsLimits/pageBytes`` (a first hit always fits), as ``list(_:pageSize:pageToken:actor:encodedSize:)``.
+    /// - Parameters:
+    ///   - encodedSize: the bytes a hit adds to the response.
+    public func search(
+        _ search: ContactSearch, pageSize: Int, pageToken: String, actor: Actor, encodedSize: (ContactHit) -> Int
+    ) async throws -> (hits: [ContactHit], next: String, facets: [[(value: String, count: Int)]], terms: Set<String>) {
+        var search = search
+        var violations = SearchRules.violations(of: search)
+        if pageSize < 0 { violations.append(Violation("page.page_size", "must not be negative")) }
+        if !violations.isEmpty { throw ContactsError.invalid(violations) }
+        search.limit = pageSize == 0 ? SearchRules.defaultPageSize : min(pageSize, SearchRules.maxPageSize)
+        search.maxBytes = limits.pageBytes
+        let fingerprint = Self.fingerprint(of: search)
+        // Tokens are not signed: the cursor is client input, checked before it reaches SQL.
+        if let cursor = try PageToken.resume(pageToken, fingerprint: fingerprint, parts: 2) {
+            guard let id = UUID(uuidString: cursor[1]), Self.isValidCursorKey(cursor[0], for: search.sort) else {
+                throw ContactsError.invalid([Violation("page.page_token", "is not a token this service issued", reason: "INVALID_FORMAT")])
+            }
+            search.after = SearchCursor(key: cursor[0], id: id)
+            // Facets belong to the first page.
+            search.facets = []
+        }
+        let found = try await store.search(search, actor: actor)
+        var page: [ContactHit] = []
+        var bytes = 0
+        for hit in found.hits {
+            let size = encodedSize(hit)
+            if !page.isEmpty, size > limits.pageBytes - bytes { break }
+            page.append(hit)
+            bytes += size
+        }
+        var next = ""
+        if let last = page.last, found.more || page.count < found.hits.count {
+            let key: String
+            switch search.sort {
+            case .relevance: key = "\(last.score)"
+            case .createTime: key = String(ContactCursor.microseconds(last.record.createdAt))
+            case .updateTime: key = String(ContactCursor.microseconds(last.record.updatedAt))
+            case .familyName: key = last.record.data.name.family
+            }
+            next = PageToken(cursor: [key, last.record.id.uuidString.lowercased()], fingerprint: fingerprint).encoded
+        }
+        return (page, next, found.facets, found.terms)
+    }
+
+    /// Whether a decoded cursor key is one this service could have issued for `sort`.
+    static func isValidCursorKey(_ key: String, for sort: ContactSearch.Sort) -> Bool {
+        switch sort {
+        case .relevance: return Double(key).map { $0.isFinite && $0 >= 0 && $0 < 1_000 } ?? false
+        case .familyName: return ContactRules.nameLimit.allows(key)
+        case .createTime, .updateTime: return Int64(key).map(ContactCursor.validMicroseconds.contains) ?? false
+        }
+    }
+
+    /// The fingerprint a search's page token carries: its text, filters and order.
+    static func fingerprint(of search: ContactSearch) -> UInt64 {
+        var parts = [search.text, "\(search.sort)", "\(search.descending)", "\(fingerprint(of: search.filters))"]
+        parts += search.tags
+        parts += search.customFields.flatMap { [$0.key, $0.value] }
+        return PageToken.fingerprint(parts)
+    }
+}

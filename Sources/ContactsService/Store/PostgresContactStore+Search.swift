@@ -1,0 +1,192 @@
+import FoundationEssentials
+import SwitchboardPostgres
+import SwitchboardServiceKit
+
+extension PostgresContactStore {
+    /// Trigram similarity from which a tenant's word counts as a typo of a query's word ("jon" and "john" are 0.29,
+    /// "smi" and "smyth" 0.25).
+    static let typoThreshold = "0.27"
+    /// Words a query's word may stand for, by prefix and by resemblance.
+    static let prefixCandidates = 32
+    static let typoCandidates = 16
+
+    /// The statement parts shared by the page and the facets: the query's words, what each may stand for (with a
+    /// weight: the word itself 1, a word it begins 0.6–0.9 by how much of it it is, a word it resembles 0.6–1 by
+    /// trigram similarity), the tsquery that needs every word, and the matching contacts.
+    ///
+    /// `tokens` splits the text as the trigger split the contacts (`contacts.search_words_of`). `candidates` reads the
+    /// tenant's terms by prefix (a range of the primary key, in byte order) and by trigram similarity (the GIN index,
+    /// through `contacts.term_resembles`, for words of three letters or more). `query` is NULL unless every word has a
+    /// candidate, so a word that matches nothing matches no contact.
+    private static func matchedCTE(hasText: Bool, conditions: [String]) -> String {
+        let text =
+            hasText
+            ? """
+            tokens AS (
+                SELECT token, n FROM unnest((contacts.search_words_of($2))[1:\(SearchRules.maxQueryWords)]) WITH ORDINALITY AS t (token, n)
+            ),
+            candidates AS (
+                SELECT k.n, m.term, max(m.weight) AS weight FROM tokens k CROSS JOIN LATERAL (
+                    (SELECT term, CASE WHEN term = k.token COLLATE "C" THEN 1.0
+                                       ELSE 0.6 + 0.3 * length(k.token)::float8 / length(term) END AS weight
+                     FROM contacts.search_terms
+                     WHERE tenant_id = $1 AND term >= k.token COLLATE "C" AND term < (k.token || chr(1114111)) COLLATE "C"
+                     ORDER BY term LIMIT \(prefixCandidates))
+                    UNION ALL
+                    (SELECT term, 0.5 + 0.5 * contacts.term_similarity(term, k.token) AS weight
+                     FROM contacts.search_terms
+                     WHERE tenant_id = $1 AND length(k.token) >= 3 AND contacts.term_resembles(term, k.token)
+                     ORDER BY contacts.term_similarity(term, k.token) DESC, term LIMIT \(typoCandidates))
+                ) m GROUP BY k.n, m.term
+            ),
+            query AS (
+                SELECT CASE WHEN count(*) = (SELECT count(*) FROM tokens) THEN string_agg('(' || alternatives || ')', ' & ')::tsquery END AS q
+                FROM (SELECT n, string_agg(quote_literal(term), ' | ') AS alternatives FROM candidates GROUP BY n) a
+            ),
+            """ : ""
+        let match = hasText ? " AND c.search_words @@ (SELECT q FROM query)" : ""
+        return """
+            WITH \(text)
+            matched AS MATERIALIZED (
+                SELECT c.* FROM contacts.contacts c WHERE \(conditions.joined(separator: " AND "))\(match)
+            )
+            """
+    }
+
+    /// The ``ContactStore`` requirement `search` (documented there).
+    public func search(_ search: ContactSearch, actor: Actor) async throws -> ContactHits {
+        let hasText = !SearchRules.words(search.text).isEmpty
+        var binds: [PostgresValue] = [.text(actor.tenantID), .text(search.text)]
+        func bind(_ value: PostgresValue) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        // Only fixed column names and placeholders are spliced; every value is bound.
+        var conditions = ["c.tenant_id = $1", "c.deleted_at IS NULL"]
+        let q = search.filters
+        if !q.statuses.isEmpty {
+            conditions.append("c.status = ANY(\(bind(.array(q.statuses.map { .int(Int64($0.rawValue)) }, elementType: .int))))")
+        }
+        if !q.kinds.isEmpty {
+            conditions.append("c.contact_type = ANY(\(bind(.array(q.kinds.map { .int(Int64($0.rawValue)) }, elementType: .int))))")
+        }
+        if !search.tags.isEmpty {
+            conditions.append("c.tags @> \(bind(.array(search.tags.map { .text($0.lowercased()) }, elementType: .text)))::text[]")
+        }
+        if let owner = q.ownerID { conditions.append("c.owner_id = \(bind(.text(owner)))") }
+        if let d = q.createdAfter { conditions.append("c.created_at > \(bind(.timestamp(d)))") }
+        if let d = q.createdBefore { conditions.append("c.created_at < \(bind(.timestamp(d)))") }
+        if let d = q.updatedAfter { conditions.append("c.updated_at > \(bind(.timestamp(d)))") }
+        if let d = q.updatedBefore { conditions.append("c.updated_at < \(bind(.timestamp(d)))") }
+        for filter in search.customFields {
+            conditions.append("c.custom_fields ->> \(bind(.text(filter.key))) = \(bind(.text(filter.value)))")
+        }
+        let cte = Self.matchedCTE(hasText: hasText, conditions: conditions)
+        let facetBinds = binds
+
+        // The score: per query word, the best weight among the contact's words it stands for, × 1.8 when it is the
+        // name's word at the same place (the query's first word and the given name, its second and the family name),
+        // × 1.5 elsewhere in the name.
+        let score =
+            hasText
+            ? """
+            (SELECT coalesce(sum(best), 0) FROM (
+                SELECT max(cd.weight * CASE WHEN cd.term = w.ordered[cd.n::int] THEN 1.8 WHEN cd.term = ANY(w.name_words) THEN 1.5 ELSE 1.0 END)
+                    AS best
+                FROM candidates cd WHERE cd.term = ANY(w.words) GROUP BY cd.n) b)::float8
+            """ : "0::float8"
+        let sortKey: String
+        switch search.sort {
+        case .relevance: sortKey = "score"
+        case .createTime: sortKey = "created_at"
+        case .updateTime: sortKey = "updated_at"
+        case .familyName: sortKey = "family_name"
+        }
+        // Relevance: best first, then id ascending. Fields: as asked, id in the same direction.
+        let descending = search.sort == .relevance || search.descending
+        let idDirection = search.sort == .relevance ? "ASC" : (search.descending ? "DESC" : "ASC")
+        let order = "\(sortKey) \(descending ? "DESC" : "ASC"), id \(idDirection)"
+        var page = ""
+        if let after = search.after {
+            let key: String
+            switch search.sort {
+            case .relevance: key = "\(bind(.double(Double(after.key) ?? 0)))::float8"
+            case .familyName: key = bind(.text(after.key))
+            case .createTime, .updateTime: key = "('epoch'::timestamptz + \(bind(.int(Int64(after.key) ?? 0))) * interval '1 microsecond')"
+            }
+            let id = bind(.uuid(after.id))
+            if search.sort == .relevance {
+                page = "WHERE (score < \(key) OR (score = \(key) AND id > \(id)))"
+            } else {
+                page = "WHERE (\(sortKey), id) \(search.descending ? "<" : ">") (\(key), \(id))"
+            }
+        }
+        let limit = bind(.int(Int64(max(0, min(search.limit, SearchRules.maxPageSize)) + 1)))
+        let maxBytes = bind(.int(Int64(max(0, search.maxBytes))))
+        let nameWords = """
+            contacts.search_words_of(concat_ws(' ', m.display_name, m.given_name, m.middle_name, m.family_name)) AS name_words,
+            array_remove(regexp_split_to_array(lower(m.given_name || ' ' || m.family_name), '[^[:alnum:]]+'), '') AS ordered
+            """
+        let sql = """
+            \(cte),
+            scored AS (
+                SELECT m.*, \(score) AS score
+                FROM matched m CROSS JOIN LATERAL (SELECT tsvector_to_array(m.search_words) AS words, \(nameWords)) w
+            ),
+            hits AS (SELECT * FROM scored \(page) ORDER BY \(order) LIMIT \(limit))
+            SELECT * FROM (
+                SELECT \(Self.columns), score, count(*) OVER () AS candidates,
+                    coalesce(sum(octet_length(hits::text)) OVER (ORDER BY \(order) ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                        AS bytes_before
+                FROM hits
+            ) r WHERE bytes_before < \(maxBytes) ORDER BY \(order)
+            """
+        let termsSQL = hasText ? "\(cte) SELECT coalesce(array_agg(DISTINCT term), '{}') AS terms FROM candidates" : nil
+        let facetSQL = search.facets.isEmpty ? nil : Self.facetStatement(search.facets, cte: cte, binds: facetBinds)
+        let settings = ["app.tenant_id": actor.tenantID, "pg_trgm.similarity_threshold": Self.typoThreshold]
+        return try await pool.transaction(settings: settings) { c in
+            let rows = try await c.query(sql, binds).rows
+            let candidates = try rows.first?.int("candidates") ?? 0
+            var hits = try rows.map { ContactHit(record: try Self.record($0), score: try $0.double("score")) }
+            if hits.count > search.limit { hits.removeLast(hits.count - max(0, search.limit)) }
+            var terms: Set<String> = []
+            if let termsSQL { terms = Set(try await c.query(termsSQL, facetBinds).first?.strings("terms") ?? []) }
+            var facets: [[(value: String, count: Int)]] = []
+            if let (facetSQL, binds) = facetSQL {
+                var counts = Array(repeating: [(value: String, count: Int)](), count: search.facets.count)
+                for row in try await c.query(facetSQL, binds).rows {
+                    let index = Int(try row.int("facet"))
+                    counts[index].append((try row.string("value"), Int(try row.int("n"))))
+                }
+                facets = counts
+            }
+            return ContactHits(hits: hits, more: candidates > hits.count, terms: terms, facets: facets)
+        }
+    }
+
+    /// Counts per facet over every match, the 20 most frequent values of each (then by value).
+    private static func facetStatement(
+        _ facets: [ContactSearch.FacetField], cte: String, binds: [PostgresValue]
+    ) -> (String, [PostgresValue]) {
+        var binds = binds
+        var parts: [String] = []
+        for (index, facet) in facets.enumerated() {
+            let source: String
+            switch facet {
+            case .status: source = "SELECT status::text AS value FROM matched"
+            case .type: source = "SELECT contact_type::text AS value FROM matched"
+            case .tag: source = "SELECT t AS value FROM matched, unnest(tags) AS t"
+            case .owner: source = "SELECT owner_id AS value FROM matched"
+            case .customField(let key):
+                binds.append(.text(key))
+                source = "SELECT custom_fields ->> $\(binds.count) AS value FROM matched WHERE custom_fields ? $\(binds.count)"
+            }
+            parts.append(
+                """
+                (SELECT \(index) AS facet, value, count(*) AS n FROM (\(source)) s WHERE value IS NOT NULL
+                 GROUP BY value ORDER BY n DESC, value LIMIT \(SearchRules.facetValues))
+                """)
+        }
+        return ("\(cte) \(parts.joined(separator: " UNION ALL "))", binds)
+    }
+}

@@ -1,0 +1,185 @@
+import ContactsService
+import Foundation
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKitTestSupport
+import SwitchboardTestSupport
+import Testing
+
+typealias SearchRequest = Switchboard_Contacts_V1_SearchContactsRequest
+
+extension Client {
+    func search(
+        _ text: String, pageSize: Int32 = 0, token: String = "", configure: (inout SearchRequest) -> Void = { _ in }
+    ) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
+        var request = SearchRequest()
+        request.query = text
+        var page = Switchboard_Common_V1_PageRequest()
+        page.pageSize = pageSize
+        page.pageToken = token
+        request.page = page
+        configure(&request)
+        return try await stub.searchContacts(request, options: options)
+    }
+
+    /// The display names of a search's hits, in order.
+    func names(_ text: String, configure: (inout SearchRequest) -> Void = { _ in }) async throws -> [String] {
+        try await search(text, configure: configure).hits.map { $0.contact?.name?.display ?? "" }
+    }
+}
+
+/// SearchContacts over HTTP/2 and PostgreSQL: ranking, prefixes and typos, filters and facets, highlights, pages,
+/// read-your-writes, tenant isolation and bounds.
+@Suite("Contacts search", .serialized)
+final class SearchTests {
+    let harness: ContactsHarness
+    init() async throws { harness = try await ContactsHarness.start() }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
+
+    private func tenant() -> String { "tenant-" + UUID().uuidString.prefix(8).lowercased() }
+
+    @Test("\"jon smth\" finds John Smith and Jon Smyth, best first, and not Jane Doe; prefixes and typos match words")
+    func typosAndRanking() async throws {
+        let client = try await harness.client(tenant: tenant())
+        _ = try await client.create(given: "Jane", family: "Doe", emails: ["jane@doe.org"])
+        _ = try await client.create(given: "John", family: "Smith", emails: ["john.smith@example.com"])
+        _ = try await client.create(given: "Jon", family: "Smyth")
+        _ = try await client.create(given: "Smith", family: "Jonas", emails: ["works@smithery.io"])
+        let hits = try await client.names("jon smth")
+        // The exact first name counts more than a typo of it; the words in the name's order more than out of it.
+        #expect(hits == ["Jon Smyth", "John Smith", "Smith Jonas"], "\(hits)")
+        // A prefix of a word, in any field: "smi" begins Smith (a name) and smithery (an address).
+        let prefixed = try await client.names("smi")
+        #expect(Set(prefixed) == ["John Smith", "Smith Jonas"], "\(prefixed)")
+        #expect(try await client.names("lovelace").isEmpty)
+        // Case and punctuation do not matter; every word must match.
+        #expect(try await client.names("JOHN.SMITH@EXAMPLE.COM") == ["John Smith"])
+        #expect(try await client.names("john zzzz").isEmpty)
+        // Scores are best first.
+        let scores = try await client.search("jon smth").hits.map(\.score)
+        #expect(scores == scores.sorted(by: >) && scores.allSatisfy { $0 > 0 })
+    }
+
+    @Test("highlights name the fields and the matched words' places")
+    func highlights() async throws {
+        let client = try await harness.client(tenant: tenant())
+        _ = try await client.create(given: "Ada", family: "Lovelace", emails: ["ada@analytical.engine"], tags: ["mathematics"])
+        let hit = try #require(try await client.search("ada math").hits.first)
+        let byField = Dictionary(uniqueKeysWithValues: hit.highlights.map { ($0.field, $0) })
+        #expect(byField["name.given"]?.matches.map { [$0.start, $0.end] } == [[0, 3]])
+        #expect(byField["name.display"]?.text == "Ada Lovelace")
+        #expect(byField["emails[0].address"]?.matches.map { [$0.start, $0.end] } == [[0, 3]])
+        #expect(byField["tags[0]"]?.matches.map { [$0.start, $0.end] } == [[0, 11]])
+        #expect(byField["name.family"] == nil)
+    }
+
+    @Test("filters narrow the hits and facets count every hit under the filters, not only the page")
+    func filtersAndFacets() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let admin = try await harness.client(tenant: t, roles: [.admin])
+        var define = Switchboard_Contacts_V1_DefineFieldRequest()
+        var definition = Switchboard_Contacts_V1_FieldDefinition()
+        definition.key = "region"
+        definition.displayName = "Region"
+        definition.type = .enum
+        definition.allowedValues = ["north", "south"]
+        define.definition = definition
+        _ = try await admin.stub.defineField(define, options: admin.options)
+        func region(_ value: String) -> [String: Google_Protobuf_Value] {
+            var v = Google_Protobuf_Value()
+            v.kind = .stringValue(value)
+            return ["region": v]
+        }
+        for i in 0..<5 { _ = try await client.create(given: "Maria \(i)", family: "Garcia", custom: region("north"), tags: ["vip", "emea"]) }
+        for i in 0..<3 { _ = try await client.create(given: "Mario \(i)", family: "Garcia", custom: region("south"), tags: ["emea"]) }
+        _ = try await client.create(given: "Other", family: "Person", tags: ["vip"])
+        let all = try await client.search("garcia", pageSize: 2) { $0.facets = ["tag", "custom_fields.region", "status", "type"] }
+        #expect(all.hits.count == 2 && !(all.page?.nextPageToken ?? "").isEmpty)
+        let facets = Dictionary(uniqueKeysWithValues: all.facets.map { ($0.field, $0.counts.map { "\($0.value)=\($0.count)" }) })
+        #expect(facets["tag"] == ["emea=8", "vip=5"], "\(facets)")
+        #expect(facets["custom_fields.region"] == ["north=5", "south=3"])
+        #expect(facets["type"] == ["CONTACT_TYPE_PERSON=8"])
+        // Under a filter, the facets follow it.
+        let north = try await client.search("garcia") {
+            $0.customFields = ["region": "south"]
+            $0.facets = ["tag"]
+        }
+        #expect(north.hits.count == 3)
+        #expect(north.facets.first?.counts.map { "\($0.value)=\($0.count)" } == ["emea=3"])
+        #expect(try await client.search("") { $0.tags = ["vip", "emea"] }.hits.count == 5)
+        #expect(try await client.search("garcia") { $0.tags = ["vip"] }.hits.count == 5)
+        // Bad facet names and filters are INVALID_ARGUMENT naming the field.
+        let bad = await code { _ = try await client.search("x") { $0.facets = ["colour"] } }
+        #expect(bad == .invalidArgument)
+    }
+
+    @Test("pages: by relevance and by a field, every hit once, with no ceiling; a changed query refuses the token")
+    func pages() async throws {
+        let client = try await harness.client(tenant: tenant())
+        var ids: Set<String> = []
+        for i in 0..<25 { ids.insert(try await client.create(given: "Sam\(i % 3 == 0 ? "" : "my")", family: "Page \(i)").id) }
+        for sort in [SearchRequest.SortBy.relevance, .createTime, .familyName] {
+            var seen: [String] = []
+            var token = ""
+            repeat {
+                let page = try await client.search("sam", pageSize: 4, token: token) { $0.sortBy = sort }
+                seen += page.hits.map { $0.contact?.id ?? "" }
+                token = page.page?.nextPageToken ?? ""
+            } while !token.isEmpty
+            #expect(seen.count == 25 && Set(seen) == ids, "\(sort)")
+        }
+        let first = try await client.search("sam", pageSize: 4)
+        let changed = await code { _ = try await client.search("samy", pageSize: 4, token: first.page?.nextPageToken ?? "") }
+        #expect(changed == .invalidArgument)
+    }
+
+    @Test("read-your-writes: a contact is found by the next search after it is created, changed or deleted")
+    func readYourWrites() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let made = try await client.create(given: "Quentin", family: "Zyxwvut")
+        #expect(try await client.names("zyxwvu") == ["Quentin Zyxwvut"])
+        #expect(try await client.names("zyxvwut") == ["Quentin Zyxwvut"])  // A typo of a word written a moment ago.
+        let changed = try await client.update(made.id, paths: ["name.family"]) {
+            var name = Switchboard_Contacts_V1_PersonName()
+            name.family = "Abcdefg"
+            $0.name = name
+        }
+        #expect(try await client.names("abcdefg") == [changed.name?.display ?? "?"])
+        #expect(try await client.names("zyxwvut").isEmpty)
+        _ = try await client.delete(made.id)
+        #expect(try await client.names("abcdefg").isEmpty)
+    }
+
+    @Test("a tenant's search never sees another tenant's contacts or words; readers may search")
+    func tenants() async throws {
+        let (a, b) = (tenant(), tenant())
+        _ = try await harness.client(tenant: a).create(given: "Secretive", family: "Person")
+        let other = try await harness.client(tenant: b, roles: [.readOnly])
+        #expect(try await other.names("secretive").isEmpty)
+        #expect(try await other.names("secretiv").isEmpty)
+        #expect(try await other.search("secretive").hits.isEmpty)
+        let reader = try await harness.client(tenant: a, roles: [.readOnly])
+        #expect(try await reader.names("secretive") == ["Secretive Person"])
+    }
+
+    @Test("bounds: query length and words, tags, custom-field conditions, facets and page size are checked")
+    func bounds() async throws {
+        let client = try await harness.client(tenant: tenant())
+        #expect(await code { _ = try await client.search(String(repeating: "a", count: 257)) } == .invalidArgument)
+        #expect(await code { _ = try await client.search("a b c d e f g h i") } == .invalidArgument)
+        #expect(await code { _ = try await client.search("a") { $0.tags = (0..<11).map { "t\($0)" } } } == .invalidArgument)
+        #expect(await code { _ = try await client.search("a") { $0.customFields = ["Bad Key": "x"] } } == .invalidArgument)
+        #expect(await code { _ = try await client.search("a") { $0.facets = Array(repeating: "tag", count: 9) } } == .invalidArgument)
+        #expect(await code { _ = try await client.search("a", token: "not-a-token") } == .invalidArgument)
+        // Eight words of any length are fine, and so is a page size above the largest (it is capped).
+        _ = try await client.search("a b c d e f g h", pageSize: 10_000)
+        // Operators of PostgreSQL's text search in the query are words like any other.
+        #expect(try await client.search("a & !b | c:* <-> 'd'").hits.isEmpty)
+    }
+}

@@ -4,9 +4,10 @@ import Testing
 /// The search's pure rules: how text splits into words, where highlights fall, what is refused.
 @Suite("Search rules")
 struct SearchRulesTests {
-    @Test("words are lower-cased runs of letters and digits; everything else splits them")
+    @Test("words are lower-cased runs of letters or of digits; everything else splits them")
     func words() {
         #expect(SearchRules.words("John.Smith@Example.com") == ["john", "smith", "example", "com"])
+        #expect(SearchRules.words("jsmith42@x1.io") == ["jsmith", "42", "x", "1", "io"])
         #expect(SearchRules.words("  Zoë  Müller-Lüdenscheidt +49 (30) 1234 ") == ["zoë", "müller", "lüdenscheidt", "49", "30", "1234"])
         #expect(SearchRules.words("a & !b | c:* <-> 'd'") == ["a", "b", "c", "d"])
         #expect(SearchRules.words("").isEmpty && SearchRules.words("!!! ---").isEmpty)

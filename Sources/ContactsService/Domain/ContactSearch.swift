@@ -132,8 +132,9 @@ public enum SearchRules {
     /// Longest word kept (the database keeps the first 64 characters of a longer one).
     public static let maxWordCharacters = 64
 
-    /// The words of a text as a search compares them: lower-cased runs of letters and digits, each cut to 64
-    /// characters (as `contacts.search_words_of` splits in the database), in order, duplicates kept.
+    /// The words of a text as a search compares them: lower-cased runs of letters or of digits ("jsmith42" is two
+    /// words), each cut to 64 characters (as `contacts.search_words_of` splits in the database), in order, duplicates
+    /// kept.
     public static func words(_ text: String) -> [String] {
         wordRanges(text).map { $0.word }
     }
@@ -151,13 +152,17 @@ public enum SearchRules {
                 current = String.UnicodeScalarView()
             }
         }
+        // 0: neither, 1: a letter, 2: a digit. A word is a run of one kind.
+        var kind = 0
         for scalar in text.unicodeScalars {
-            if scalar.properties.isAlphabetic || scalar.properties.numericType != nil {
+            // Digits are ASCII's, as PostgreSQL's [[:digit:]] in a UTF-8 locale.
+            let next = ("0"..."9").contains(scalar) ? 2 : (scalar.properties.isAlphabetic ? 1 : 0)
+            if next != kind { flush() }
+            if next != 0 {
                 if current.isEmpty { start = index }
                 current.append(scalar)
-            } else {
-                flush()
             }
+            kind = next
             index += 1
         }
         flush()

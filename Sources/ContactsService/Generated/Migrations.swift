@@ -215,7 +215,7 @@ DROP FUNCTION contacts.legacy_time(double precision);
 CREATE INDEX contacts_by_phone ON contacts.contacts USING gin ((jsonb_path_query_array(phones, '$[*].e164')));
 """#),
         Migration(version: 6, name: "search", sql: #"""
--- SearchContacts. Each contact keeps its words (lower-cased runs of letters and digits from its names, e-mail
+-- SearchContacts. Each contact keeps its words (lower-cased runs of letters or of digits from its names, e-mail
 -- addresses, phone numbers, tags and string custom fields) as a tsvector, set by a trigger on every insert and update
 -- (so a search finds a write as soon as it commits, whichever path wrote it) and indexed with GIN: a query's words,
 -- each expanded to the terms it may mean, become one tsquery of the index. The expansion reads
@@ -225,10 +225,12 @@ CREATE INDEX contacts_by_phone ON contacts.contacts USING gin ((jsonb_path_query
 -- Built in the migration's transaction: on a large table this blocks writes to contacts while it builds.
 CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA contacts;
 
--- The words of a text, as a search compares them: a query is split by the same function.
+-- The words of a text, as a search compares them (a query is split by the same function): lower-cased runs of
+-- letters and runs of digits, so "jsmith42@example.com" is jsmith, 42, example and com (a name and a number, not a
+-- million distinct words that no one types).
 CREATE FUNCTION contacts.search_words_of(body text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(DISTINCT left(w, 64)), '{}')
-    FROM regexp_split_to_table(lower(body), '[^[:alnum:]]+') AS w WHERE w <> ''
+    SELECT coalesce(array_agg(DISTINCT left(w[1], 64)), '{}')
+    FROM regexp_matches(lower(body), '([[:alpha:]]+|[[:digit:]]+)', 'g') AS w
 $$;
 
 CREATE FUNCTION contacts.contact_search_text(c contacts.contacts) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

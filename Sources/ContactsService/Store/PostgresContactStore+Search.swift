@@ -15,7 +15,8 @@ extension PostgresContactStore {
     /// trigram similarity), the tsquery that needs every word, and the matching contacts.
     ///
     /// `tokens` splits the text as the trigger split the contacts (`contacts.search_words_of`). `candidates` reads the
-    /// tenant's terms by prefix (a range of the primary key, in byte order) and by trigram similarity (the GIN index,
+    /// tenant's terms by prefix (a range of the primary key; the shortest first for letters, the first in order for
+    /// digits, whose ranges can hold every phone number of the tenant) and by trigram similarity (the GIN index,
     /// through `contacts.term_resembles`, for words of three letters or more). `query` is NULL unless every word has a
     /// candidate, so a word that matches nothing matches no contact.
     private static func matchedCTE(hasText: Bool, conditions: [String]) -> String {
@@ -31,11 +32,19 @@ extension PostgresContactStore {
                                        ELSE 0.6 + 0.3 * length(k.token)::float8 / length(term) END AS weight
                      FROM contacts.search_terms
                      WHERE tenant_id = $1 AND term >= k.token COLLATE "C" AND term < (k.token || chr(1114111)) COLLATE "C"
+                       AND k.token ~ '^[[:alpha:]]'
+                     ORDER BY length(term), term LIMIT \(prefixCandidates))
+                    UNION ALL
+                    (SELECT term, CASE WHEN term = k.token COLLATE "C" THEN 1.0
+                                       ELSE 0.6 + 0.3 * length(k.token)::float8 / length(term) END AS weight
+                     FROM contacts.search_terms
+                     WHERE tenant_id = $1 AND term >= k.token COLLATE "C" AND term < (k.token || chr(1114111)) COLLATE "C"
+                       AND k.token ~ '^[[:digit:]]'
                      ORDER BY term LIMIT \(prefixCandidates))
                     UNION ALL
                     (SELECT term, 0.5 + 0.5 * contacts.term_similarity(term, k.token) AS weight
                      FROM contacts.search_terms
-                     WHERE tenant_id = $1 AND length(k.token) >= 3 AND contacts.term_resembles(term, k.token)
+                     WHERE tenant_id = $1 AND length(k.token) >= 3 AND k.token ~ '^[[:alpha:]]' AND contacts.term_resembles(term, k.token)
                      ORDER BY contacts.term_similarity(term, k.token) DESC, term LIMIT \(typoCandidates))
                 ) m GROUP BY k.n, m.term
             ),
@@ -125,7 +134,8 @@ extension PostgresContactStore {
         let maxBytes = bind(.int(Int64(max(0, search.maxBytes))))
         let nameWords = """
             contacts.search_words_of(concat_ws(' ', m.display_name, m.given_name, m.middle_name, m.family_name)) AS name_words,
-            array_remove(regexp_split_to_array(lower(m.given_name || ' ' || m.family_name), '[^[:alnum:]]+'), '') AS ordered
+            ARRAY(SELECT x[1] FROM regexp_matches(lower(m.given_name || ' ' || m.family_name), '([[:alpha:]]+|[[:digit:]]+)', 'g') AS x)
+                AS ordered
             """
         let sql = """
             \(cte),

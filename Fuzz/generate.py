@@ -62,8 +62,11 @@ def main():
         out.append(f"    ({swift_type}.protoMessageName, {{ try decodeMessage({swift_type}.self, from: $0) }}),")
     out.append("]")
     target = os.path.join(root, "Fuzz/Sources/FuzzProtoDecode/Generated/RequestMessages.swift")
-    with open(target, "w") as f:
-        f.write("\n".join(out) + "\n")
+    text = "\n".join(out) + "\n"
+    # Unchanged bytes keep the file's modification time (nothing to rebuild).
+    if not os.path.exists(target) or open(target).read() != text:
+        with open(target, "w") as f:
+            f.write(text)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,12 @@ public enum ContactsError: Error, Sendable, Equatable {
     case fieldNotFound(key: String)
     /// The tenant has as many field definitions as it may.
     case tooManyFields(limit: Int)
+    /// No saved search with this id that the caller may see.
+    case savedSearchNotFound(String)
+    /// The caller sees the saved search but may not delete it (neither its owner nor an admin).
+    case notSavedSearchOwner(String)
+    /// The caller owns as many saved searches as one may.
+    case tooManySavedSearches(limit: Int)
 
     /// The error with its violations' fields under `prefix` (a batch item's path), where they are not already.
     func prefixed(_ prefix: String) -> ContactsError {

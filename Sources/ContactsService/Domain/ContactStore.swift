@@ -127,6 +127,18 @@ public protocol ContactStore: Sendable {
     /// Searches contacts: up to `search.limit` hits, fewer when they pass `search.maxBytes`, whether more follow, the
     /// terms the text matched and, when `search.facets` is not empty, the facet counts over every hit.
     func search(_ search: ContactSearch, actor: Actor) async throws -> ContactHits
+    /// Stores a saved search of the actor (at most ``SavedSearchRules/maxPerOwner`` each).
+    func insertSavedSearch(
+        name: String, shared: Bool, search: [UInt8], actor: Actor, write: WriteOptions<SavedSearchRecord>
+    ) async throws -> WriteOutcome<SavedSearchRecord>
+    /// A saved search the actor may see: its own, or a shared one.
+    func savedSearch(id: UUID, actor: Actor) async throws -> SavedSearchRecord?
+    /// The actor's own and the shared saved searches, newest first, after (created_at microseconds, id).
+    func savedSearches(after: (Int64, UUID)?, limit: Int, actor: Actor) async throws -> [SavedSearchRecord]
+    /// Deletes a saved search of the actor's, or any the actor can see when `asAdmin`.
+    func deleteSavedSearch(
+        id: UUID, asAdmin: Bool, actor: Actor, write: WriteOptions<SavedSearchRecord>
+    ) async throws -> WriteOutcome<SavedSearchRecord>
     /// Adds a field definition (`ContactsError.fieldExists` if the key is taken, `ContactsError.tooManyFields` if the
     /// tenant has `ContactRules.maxFieldDefinitions` already).
     func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>

@@ -241,11 +241,20 @@ CREATE FUNCTION contacts.contact_search_text(c contacts.contacts) RETURNS text L
         (SELECT string_agg(v #>> '{}', ' ') FROM jsonb_each(c.custom_fields) AS f (k, v) WHERE jsonb_typeof(v) = 'string'))
 $$;
 
-ALTER TABLE contacts.contacts ADD COLUMN search_words tsvector NOT NULL DEFAULT ''::tsvector;
+-- The name's words in order (given, family, then middle, display, prefix, suffix), for ranking: a query's first word
+-- matching the given name, its second the family name, counts most.
+CREATE FUNCTION contacts.name_words_of(c contacts.contacts) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY(SELECT left(w[1], 64) FROM regexp_matches(lower(concat_ws(' ', c.given_name, c.family_name, c.middle_name,
+        c.display_name, c.name_prefix, c.name_suffix)), '([[:alpha:]]+|[[:digit:]]+)', 'g') AS w)
+$$;
+
+ALTER TABLE contacts.contacts ADD COLUMN search_words tsvector NOT NULL DEFAULT ''::tsvector,
+    ADD COLUMN search_names text[] NOT NULL DEFAULT '{}';
 
 CREATE FUNCTION contacts.contacts_search_words() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     NEW.search_words := array_to_tsvector(contacts.search_words_of(contacts.contact_search_text(NEW)));
+    NEW.search_names := contacts.name_words_of(NEW);
     RETURN NEW;
 END $$;
 CREATE TRIGGER contacts_search_words BEFORE INSERT OR UPDATE ON contacts.contacts
@@ -253,7 +262,8 @@ CREATE TRIGGER contacts_search_words BEFORE INSERT OR UPDATE ON contacts.contact
 
 -- The backfill reads and writes every tenant's rows: the owner is let past row-level security for it, as in 004.
 ALTER TABLE contacts.contacts NO FORCE ROW LEVEL SECURITY;
-UPDATE contacts.contacts SET search_words = array_to_tsvector(contacts.search_words_of(contacts.contact_search_text(contacts)));
+UPDATE contacts.contacts SET search_words = array_to_tsvector(contacts.search_words_of(contacts.contact_search_text(contacts))),
+    search_names = contacts.name_words_of(contacts);
 CREATE INDEX contacts_search ON contacts.contacts USING gin (search_words) WHERE deleted_at IS NULL;
 
 -- The tenant's words (never removed by writes: a word no contact has any more expands to nothing).
@@ -275,18 +285,42 @@ ALTER TABLE contacts.search_terms FORCE ROW LEVEL SECURITY;
 ALTER TABLE contacts.contacts FORCE ROW LEVEL SECURITY;
 
 -- pg_trgm may already be installed in another schema of this database: its operator class and operator are named
--- through the schema it is in, and the search calls these two inlinable functions.
+-- through the schema it is in, and the search calls these two inlinable functions. term_resembles is STABLE, as the
+-- operator is (it reads pg_trgm.similarity_threshold): declared IMMUTABLE it would not be inlined, and the planner
+-- could not use the trigram index for it.
 DO $$
 DECLARE s text := (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm');
 BEGIN
     EXECUTE format('CREATE INDEX search_terms_trigram ON contacts.search_terms USING gin (term %s.gin_trgm_ops)', s);
     EXECUTE format(
-        'CREATE FUNCTION contacts.term_resembles(term text, word text) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE '
+        'CREATE FUNCTION contacts.term_resembles(term text, word text) RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE '
         'AS $f$ SELECT term OPERATOR(%s.%%) word $f$', s);
     EXECUTE format(
         'CREATE FUNCTION contacts.term_similarity(term text, word text) RETURNS float8 LANGUAGE sql IMMUTABLE PARALLEL SAFE '
         'AS $f$ SELECT %s.similarity(term, word)::float8 $f$', s);
 END $$;
+"""#),
+        Migration(version: 7, name: "saved_searches", sql: #"""
+-- Saved searches: a SearchContactsRequest (its query, filters, sort and facets; never its page) kept as protobuf bytes
+-- under a name, private to its owner or shared with the tenant. SearchContacts runs one by id; another service can run
+-- one as an audience.
+CREATE TABLE contacts.saved_searches (
+    tenant_id  text        NOT NULL,
+    id         uuid        NOT NULL,
+    owner_id   text        NOT NULL,
+    name       text        NOT NULL,
+    shared     boolean     NOT NULL,
+    search     bytea       NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    created_by text        NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX saved_searches_by_owner ON contacts.saved_searches (tenant_id, owner_id);
+ALTER TABLE contacts.saved_searches ENABLE ROW LEVEL SECURITY;
+ALTER TABLE contacts.saved_searches FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON contacts.saved_searches
+    USING (tenant_id = current_setting('app.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
 """#),
     ]
 }

@@ -26,6 +26,12 @@ extension ContactsError: RPCErrorConvertible {
             return RPCError(code: .notFound, message: "custom field \(key) is not defined")
         case .tooManyFields(let limit):
             return RPCError(code: .failedPrecondition, message: "the tenant already has \(limit) custom field definitions, the most it may have")
+        case .savedSearchNotFound(let id):
+            return RPCError(code: .notFound, message: "saved search \(id) not found")
+        case .notSavedSearchOwner(let id):
+            return RPCError(code: .permissionDenied, message: "saved search \(id) may be deleted only by its owner or an admin")
+        case .tooManySavedSearches(let limit):
+            return RPCError(code: .failedPrecondition, message: "you already own \(limit) saved searches, the most one may; delete one first")
         }
     }
 }

@@ -321,9 +321,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         return response
     }
 
-    public func searchContacts(
-        request: Switchboard_Contacts_V1_SearchContactsRequest, context: ServerContext
-    ) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
+    /// A search request as the domain's search, every problem a violation naming its field (under `prefix`).
+    static func contactSearch(_ request: Switchboard_Contacts_V1_SearchContactsRequest, prefix: String = "") throws -> ContactSearch {
         var search = ContactSearch()
         var violations: [Violation] = []
         let statuses = Self.filter(request.statuses, field: "statuses", what: "a status", map: ContactsMapping.status)
@@ -363,13 +362,36 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         search.customFields = request.customFields.map { CustomFieldFilter(key: $0.key, value: $0.value) }.sorted { $0.key < $1.key }
         search.facets = facets
         violations += SearchRules.violations(of: search)
-        if !violations.isEmpty { throw ContactsError.invalid(violations) }
+        if !violations.isEmpty { throw ContactsError.invalid(violations.map { Violation(prefix + $0.field, $0.description, reason: $0.reason) }) }
         search.filters.ownerID = request.ownerId.isEmpty ? nil : request.ownerId
         search.filters.createdAfter = request.createdAfter
         search.filters.createdBefore = request.createdBefore
         search.filters.updatedAfter = request.updatedAfter
         search.filters.updatedBefore = request.updatedBefore
         search.descending = request.descending
+        return search
+    }
+
+    public func searchContacts(
+        request given: Switchboard_Contacts_V1_SearchContactsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
+        var request = given
+        if !given.savedSearchId.isEmpty {
+            // A saved search brings everything but the page.
+            var rest = given
+            rest.page = nil
+            rest.savedSearchId = ""
+            guard rest == Switchboard_Contacts_V1_SearchContactsRequest() else {
+                throw ContactsError.invalid([
+                    Violation("saved_search_id", "runs a saved search as saved: leave the query, filters, sort and facets empty", reason: "CONFLICT")
+                ])
+            }
+            let saved = try await domain.savedSearch(
+                id: try Self.savedSearchID(given.savedSearchId, field: "saved_search_id"), actor: try context.actor())
+            request = try Switchboard_Contacts_V1_SearchContactsRequest(serializedBytes: saved.search)
+            request.page = given.page
+        }
+        let search = try Self.contactSearch(request)
         var hits: [Switchboard_Contacts_V1_SearchHit] = []
         let found = try await domain.search(
             search, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor()
@@ -402,6 +424,76 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             return facet
         }
         return response
+    }
+
+    private static func savedSearchID(_ text: String, field: String) throws -> UUID {
+        guard let id = UUID(text: text) else {
+            throw ContactsError.invalid([
+                Violation(
+                    field, text.isEmpty ? "is required" : "\(ContactRules.excerpt(text)) is not a saved search id (UUID)",
+                    reason: text.isEmpty ? "REQUIRED" : "INVALID_FORMAT")
+            ])
+        }
+        return id
+    }
+
+    private static func savedSearchWrite(
+        _ requestID: String, _ method: MethodDescriptor
+    ) throws -> IdempotentWrite<SavedSearchRecord, Switchboard_Contacts_V1_SavedSearch> {
+        try IdempotentWrite(requestID: requestID, method: method, response: { ContactsMapping.proto($0) })
+    }
+
+    public func createSavedSearch(
+        request: Switchboard_Contacts_V1_CreateSavedSearchRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_SavedSearch {
+        guard let saved = request.savedSearch else {
+            throw ContactsError.invalid([Violation("saved_search", "is required", reason: "REQUIRED")])
+        }
+        var search = saved.search ?? Switchboard_Contacts_V1_SearchContactsRequest()
+        var violations: [Violation] = []
+        if search.page != nil {
+            violations.append(Violation("saved_search.search.page", "must be empty: a page belongs to a run", reason: "INVALID"))
+        }
+        if !search.savedSearchId.isEmpty {
+            violations.append(Violation("saved_search.search.saved_search_id", "must be empty", reason: "INVALID"))
+        }
+        if !violations.isEmpty { throw ContactsError.invalid(violations) }
+        // Checked as a search would be, so a saved search always runs.
+        _ = try Self.contactSearch(search, prefix: "saved_search.search.")
+        search.page = nil
+        let write = try Self.savedSearchWrite(request.requestId, Methods.createSavedSearch)
+        return try write.response(
+            try await domain.saveSearch(
+                name: saved.name, shared: saved.shared, search: search.serializedBytes(), actor: try context.actor(), write: write.options))
+    }
+
+    public func getSavedSearch(
+        request: Switchboard_Contacts_V1_GetSavedSearchRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_SavedSearch {
+        ContactsMapping.proto(try await domain.savedSearch(id: try Self.savedSearchID(request.id, field: "id"), actor: try context.actor()))
+    }
+
+    public func listSavedSearches(
+        request: Switchboard_Contacts_V1_ListSavedSearchesRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_ListSavedSearchesResponse {
+        let (page, next) = try await domain.savedSearches(
+            pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor())
+        var response = Switchboard_Contacts_V1_ListSavedSearchesResponse()
+        response.savedSearches = page.map(ContactsMapping.proto)
+        var pageResponse = Switchboard_Common_V1_PageResponse()
+        pageResponse.nextPageToken = next
+        response.page = pageResponse
+        return response
+    }
+
+    public func deleteSavedSearch(
+        request: Switchboard_Contacts_V1_DeleteSavedSearchRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_SavedSearch {
+        let write = try Self.savedSearchWrite(request.requestId, Methods.deleteSavedSearch)
+        return try write.response(
+            try await domain.deleteSavedSearch(
+                id: try Self.savedSearchID(request.id, field: "id"), asAdmin: try context.caller().has(atLeast: .admin), actor: try context.actor(),
+                write: write.options))
     }
 
     public func defineField(

@@ -250,4 +250,19 @@ enum ContactsMapping {
             return value
         }
     }
+
+    static func proto(_ saved: SavedSearchRecord) -> Switchboard_Contacts_V1_SavedSearch {
+        var p = Switchboard_Contacts_V1_SavedSearch()
+        p.id = saved.id.lowercaseText
+        p.name = saved.name
+        p.shared = saved.shared
+        p.ownerId = saved.ownerID
+        // Stored by this service from a checked request: bytes that no longer decode are shown as no search.
+        p.search = try? Switchboard_Contacts_V1_SearchContactsRequest(serializedBytes: saved.search)
+        var audit = Switchboard_Common_V1_AuditStamps()
+        audit.createTime = saved.createdAt
+        audit.createdBy = saved.ownerID
+        p.audit = audit
+        return p
+    }
 }

@@ -19,7 +19,7 @@ extension PostgresContactStore {
     /// digits, whose ranges can hold every phone number of the tenant) and by trigram similarity (the GIN index,
     /// through `contacts.term_resembles`, for words of three letters or more). `query` is NULL unless every word has a
     /// candidate, so a word that matches nothing matches no contact.
-    private static func matchedCTE(hasText: Bool, conditions: [String]) -> String {
+    private static func matchedCTE(hasText: Bool, conditions: [String], columns: String) -> String {
         let text =
             hasText
             ? """
@@ -57,7 +57,7 @@ extension PostgresContactStore {
         return """
             WITH \(text)
             matched AS MATERIALIZED (
-                SELECT c.* FROM contacts.contacts c WHERE \(conditions.joined(separator: " AND "))\(match)
+                SELECT \(columns) FROM contacts.contacts c WHERE \(conditions.joined(separator: " AND "))\(match)
             )
             """
     }
@@ -90,7 +90,11 @@ extension PostgresContactStore {
         for filter in search.customFields {
             conditions.append("c.custom_fields ->> \(bind(.text(filter.key))) = \(bind(.text(filter.value)))")
         }
-        let cte = Self.matchedCTE(hasText: hasText, conditions: conditions)
+        // The page reads only what ranks and orders the matches; the rows of the page are read by key at the end.
+        let cte = Self.matchedCTE(
+            hasText: hasText, conditions: conditions, columns: "c.id, c.search_words, c.search_names, c.created_at, c.updated_at, c.family_name")
+        let facetCTE = Self.matchedCTE(
+            hasText: hasText, conditions: conditions, columns: "c.status, c.contact_type, c.tags, c.owner_id, c.custom_fields")
         let facetBinds = binds
 
         // The score: per query word, the best weight among the contact's words it stands for, × 1.8 when it is the
@@ -100,9 +104,9 @@ extension PostgresContactStore {
             hasText
             ? """
             (SELECT coalesce(sum(best), 0) FROM (
-                SELECT max(cd.weight * CASE WHEN cd.term = w.ordered[cd.n::int] THEN 1.8 WHEN cd.term = ANY(w.name_words) THEN 1.5 ELSE 1.0 END)
+                SELECT max(cd.weight * CASE WHEN cd.term = m.search_names[cd.n::int] THEN 1.8 WHEN cd.term = ANY(m.search_names) THEN 1.5 ELSE 1.0 END)
                     AS best
-                FROM candidates cd WHERE cd.term = ANY(w.words) GROUP BY cd.n) b)::float8
+                FROM candidates cd WHERE m.search_words @@ quote_literal(cd.term)::tsquery GROUP BY cd.n) b)::float8
             """ : "0::float8"
         let sortKey: String
         switch search.sort {
@@ -132,27 +136,23 @@ extension PostgresContactStore {
         }
         let limit = bind(.int(Int64(max(0, min(search.limit, SearchRules.maxPageSize)) + 1)))
         let maxBytes = bind(.int(Int64(max(0, search.maxBytes))))
-        let nameWords = """
-            contacts.search_words_of(concat_ws(' ', m.display_name, m.given_name, m.middle_name, m.family_name)) AS name_words,
-            ARRAY(SELECT x[1] FROM regexp_matches(lower(m.given_name || ' ' || m.family_name), '([[:alpha:]]+|[[:digit:]]+)', 'g') AS x)
-                AS ordered
-            """
         let sql = """
             \(cte),
-            scored AS (
-                SELECT m.*, \(score) AS score
-                FROM matched m CROSS JOIN LATERAL (SELECT tsvector_to_array(m.search_words) AS words, \(nameWords)) w
-            ),
-            hits AS (SELECT * FROM scored \(page) ORDER BY \(order) LIMIT \(limit))
+            scored AS (SELECT m.id, m.created_at, m.updated_at, m.family_name, \(score) AS score FROM matched m),
+            hits AS (SELECT id AS hit_id, score AS hit_score FROM (SELECT * FROM scored \(page) ORDER BY \(order) LIMIT \(limit)) x),
+            rows_of_page AS (
+                SELECT \(Self.columns), h.hit_score AS score, count(*) OVER () AS candidates FROM hits h
+                JOIN contacts.contacts c ON c.tenant_id = $1 AND c.id = h.hit_id
+            )
             SELECT * FROM (
-                SELECT \(Self.columns), score, count(*) OVER () AS candidates,
-                    coalesce(sum(octet_length(hits::text)) OVER (ORDER BY \(order) ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                SELECT p.*,
+                    coalesce(sum(octet_length(p::text)) OVER (ORDER BY \(order) ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
                         AS bytes_before
-                FROM hits
+                FROM rows_of_page p
             ) r WHERE bytes_before < \(maxBytes) ORDER BY \(order)
             """
         let termsSQL = hasText ? "\(cte) SELECT coalesce(array_agg(DISTINCT term), '{}') AS terms FROM candidates" : nil
-        let facetSQL = search.facets.isEmpty ? nil : Self.facetStatement(search.facets, cte: cte, binds: facetBinds)
+        let facetSQL = search.facets.isEmpty ? nil : Self.facetStatement(search.facets, cte: facetCTE, binds: facetBinds)
         let settings = ["app.tenant_id": actor.tenantID, "pg_trgm.similarity_threshold": Self.typoThreshold]
         return try await pool.transaction(settings: settings) { c in
             let rows = try await c.query(sql, binds).rows

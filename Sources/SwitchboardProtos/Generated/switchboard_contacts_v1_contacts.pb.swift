@@ -1628,6 +1628,9 @@ public struct Switchboard_Contacts_V1_SearchContactsRequest: ProtoMessage, _CBri
     /// Field `facets` = 14.
     public var facets: [String] = []
 
+    /// Field `saved_search_id` = 15.
+    public var savedSearchId: String = ""
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -1652,6 +1655,7 @@ public struct Switchboard_Contacts_V1_SearchContactsRequest: ProtoMessage, _CBri
         self.sortBy = r.enumeration(11)
         self.descending = r.bool(12)
         self.facets = r.repeatedString(13)
+        self.savedSearchId = r.string(14)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -1669,6 +1673,7 @@ public struct Switchboard_Contacts_V1_SearchContactsRequest: ProtoMessage, _CBri
         w.setEnumeration(11, sortBy)
         w.setBool(12, descending)
         w.setRepeatedString(13, facets)
+        w.setString(14, savedSearchId)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1688,6 +1693,7 @@ public struct Switchboard_Contacts_V1_SearchContactsRequest: ProtoMessage, _CBri
         e.field(&o, "sortBy", self.sortBy)
         e.field(&o, "descending", self.descending)
         e.field(&o, "facets", self.facets)
+        e.field(&o, "savedSearchId", self.savedSearchId)
         return .object(o)
     }
 
@@ -1710,6 +1716,7 @@ public struct Switchboard_Contacts_V1_SearchContactsRequest: ProtoMessage, _CBri
             case "sortBy", "sort_by": try d.field(12, "sortBy", value, &self.sortBy)
             case "descending": try d.field(13, "descending", value, &self.descending)
             case "facets": try d.field(14, "facets", value, &self.facets)
+            case "savedSearchId", "saved_search_id": try d.field(15, "savedSearchId", value, &self.savedSearchId)
             default: try d.unknownField(key)
             }
         }
@@ -2107,6 +2114,338 @@ public struct Switchboard_Contacts_V1_SearchContactsResponse: ProtoMessage, _CBr
     }
 }
 
+/// The `switchboard.contacts.v1.SavedSearch` message.
+public struct Switchboard_Contacts_V1_SavedSearch: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.SavedSearch`.
+    public static let protoMessageName = "switchboard.contacts.v1.SavedSearch"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__saved_search__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `name` = 2.
+    public var name: String = ""
+
+    /// Field `search` = 3.
+    public var search: Switchboard_Contacts_V1_SearchContactsRequest? = nil
+
+    /// Field `shared` = 4.
+    public var shared: Bool = false
+
+    /// Field `owner_id` = 5.
+    public var ownerId: String = ""
+
+    /// Field `audit` = 6.
+    public var audit: Switchboard_Common_V1_AuditStamps? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.name = r.string(1)
+        self.search = r.message(2)
+        self.shared = r.bool(3)
+        self.ownerId = r.string(4)
+        self.audit = r.message(5)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, name)
+        w.setMessage(2, search)
+        w.setBool(3, shared)
+        w.setString(4, ownerId)
+        w.setMessage(5, audit)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "name", self.name)
+        try e.field(&o, "search", self.search)
+        e.field(&o, "shared", self.shared)
+        e.field(&o, "ownerId", self.ownerId)
+        try e.field(&o, "audit", self.audit)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "name": try d.field(2, "name", value, &self.name)
+            case "search": try d.field(3, "search", value, &self.search)
+            case "shared": try d.field(4, "shared", value, &self.shared)
+            case "ownerId", "owner_id": try d.field(5, "ownerId", value, &self.ownerId)
+            case "audit": try d.field(6, "audit", value, &self.audit)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.CreateSavedSearchRequest` message.
+public struct Switchboard_Contacts_V1_CreateSavedSearchRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.CreateSavedSearchRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.CreateSavedSearchRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__create_saved_search_request__init)
+
+    /// Field `saved_search` = 1.
+    public var savedSearch: Switchboard_Contacts_V1_SavedSearch? = nil
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.savedSearch = r.message(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, savedSearch)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "savedSearch", self.savedSearch)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "savedSearch", "saved_search": try d.field(1, "savedSearch", value, &self.savedSearch)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.GetSavedSearchRequest` message.
+public struct Switchboard_Contacts_V1_GetSavedSearchRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.GetSavedSearchRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.GetSavedSearchRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__get_saved_search_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ListSavedSearchesRequest` message.
+public struct Switchboard_Contacts_V1_ListSavedSearchesRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ListSavedSearchesRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.ListSavedSearchesRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__list_saved_searches_request__init)
+
+    /// Field `page` = 1.
+    public var page: Switchboard_Common_V1_PageRequest? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.page = r.message(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "page": try d.field(1, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ListSavedSearchesResponse` message.
+public struct Switchboard_Contacts_V1_ListSavedSearchesResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ListSavedSearchesResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.ListSavedSearchesResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__list_saved_searches_response__init)
+
+    /// Field `saved_searches` = 1.
+    public var savedSearches: [Switchboard_Contacts_V1_SavedSearch] = []
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.savedSearches = r.repeatedMessage(0)
+        self.page = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, savedSearches)
+        w.setMessage(1, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "savedSearches", self.savedSearches)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "savedSearches", "saved_searches": try d.field(1, "savedSearches", value, &self.savedSearches)
+            case "page": try d.field(2, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.DeleteSavedSearchRequest` message.
+public struct Switchboard_Contacts_V1_DeleteSavedSearchRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.DeleteSavedSearchRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.DeleteSavedSearchRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__delete_saved_search_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.contacts.v1.FieldDefinition` message.
 public struct Switchboard_Contacts_V1_FieldDefinition: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.FieldDefinition`.
@@ -2472,6 +2811,14 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let listContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/SearchContacts`.
         public static let searchContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "SearchContacts", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/CreateSavedSearch`.
+        public static let createSavedSearch = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "CreateSavedSearch", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/GetSavedSearch`.
+        public static let getSavedSearch = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "GetSavedSearch", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/ListSavedSearches`.
+        public static let listSavedSearches = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListSavedSearches", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/DeleteSavedSearch`.
+        public static let deleteSavedSearch = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "DeleteSavedSearch", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/DefineField`.
         public static let defineField = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "DefineField", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/ListFieldDefinitions`.
@@ -2482,7 +2829,7 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let watchChanges = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.searchContacts, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.searchContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
@@ -2511,6 +2858,14 @@ public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCServ
     func listContacts(request: Switchboard_Contacts_V1_ListContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_ListContactsResponse
     /// Handles `SearchContacts`.
     func searchContacts(request: Switchboard_Contacts_V1_SearchContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_SearchContactsResponse
+    /// Handles `CreateSavedSearch`.
+    func createSavedSearch(request: Switchboard_Contacts_V1_CreateSavedSearchRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_SavedSearch
+    /// Handles `GetSavedSearch`.
+    func getSavedSearch(request: Switchboard_Contacts_V1_GetSavedSearchRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_SavedSearch
+    /// Handles `ListSavedSearches`.
+    func listSavedSearches(request: Switchboard_Contacts_V1_ListSavedSearchesRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_ListSavedSearchesResponse
+    /// Handles `DeleteSavedSearch`.
+    func deleteSavedSearch(request: Switchboard_Contacts_V1_DeleteSavedSearchRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_SavedSearch
     /// Handles `DefineField`.
     func defineField(request: Switchboard_Contacts_V1_DefineFieldRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_FieldDefinition
     /// Handles `ListFieldDefinitions`.
@@ -2536,6 +2891,10 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.undeleteContact) { try await self.undeleteContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listContacts) { try await self.listContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.searchContacts) { try await self.searchContacts(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.createSavedSearch) { try await self.createSavedSearch(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.getSavedSearch) { try await self.getSavedSearch(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listSavedSearches) { try await self.listSavedSearches(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.deleteSavedSearch) { try await self.deleteSavedSearch(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.defineField) { try await self.defineField(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listFieldDefinitions) { try await self.listFieldDefinitions(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.retireField) { try await self.retireField(request: $0, context: $1) }
@@ -2609,6 +2968,26 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
     /// Calls `SearchContacts`.
     public func searchContacts(_ request: Switchboard_Contacts_V1_SearchContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
         try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.searchContacts, request, options: options)
+    }
+
+    /// Calls `CreateSavedSearch`.
+    public func createSavedSearch(_ request: Switchboard_Contacts_V1_CreateSavedSearchRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_SavedSearch {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.createSavedSearch, request, options: options)
+    }
+
+    /// Calls `GetSavedSearch`.
+    public func getSavedSearch(_ request: Switchboard_Contacts_V1_GetSavedSearchRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_SavedSearch {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.getSavedSearch, request, options: options)
+    }
+
+    /// Calls `ListSavedSearches`.
+    public func listSavedSearches(_ request: Switchboard_Contacts_V1_ListSavedSearchesRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_ListSavedSearchesResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.listSavedSearches, request, options: options)
+    }
+
+    /// Calls `DeleteSavedSearch`.
+    public func deleteSavedSearch(_ request: Switchboard_Contacts_V1_DeleteSavedSearchRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_SavedSearch {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.deleteSavedSearch, request, options: options)
     }
 
     /// Calls `DefineField`.

@@ -79,16 +79,24 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_BatchUpdateContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BatchUpdateContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.createContact
     (Switchboard_Contacts_V1_CreateContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_CreateContactRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.createSavedSearch
+    (Switchboard_Contacts_V1_CreateSavedSearchRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_CreateSavedSearchRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.defineField
     (Switchboard_Contacts_V1_DefineFieldRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DefineFieldRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.deleteContact
     (Switchboard_Contacts_V1_DeleteContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DeleteContactRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.deleteSavedSearch
+    (Switchboard_Contacts_V1_DeleteSavedSearchRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DeleteSavedSearchRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.getContact
     (Switchboard_Contacts_V1_GetContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetContactRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.getSavedSearch
+    (Switchboard_Contacts_V1_GetSavedSearchRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetSavedSearchRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.listContacts
     (Switchboard_Contacts_V1_ListContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.listFieldDefinitions
     (Switchboard_Contacts_V1_ListFieldDefinitionsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListFieldDefinitionsRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.listSavedSearches
+    (Switchboard_Contacts_V1_ListSavedSearchesRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListSavedSearchesRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.lookupContacts
     (Switchboard_Contacts_V1_LookupContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_LookupContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.retireField

@@ -52,6 +52,12 @@ typedef struct Switchboard__Contacts__V1__SearchHit Switchboard__Contacts__V1__S
 typedef struct Switchboard__Contacts__V1__FacetCount Switchboard__Contacts__V1__FacetCount;
 typedef struct Switchboard__Contacts__V1__Facet Switchboard__Contacts__V1__Facet;
 typedef struct Switchboard__Contacts__V1__SearchContactsResponse Switchboard__Contacts__V1__SearchContactsResponse;
+typedef struct Switchboard__Contacts__V1__SavedSearch Switchboard__Contacts__V1__SavedSearch;
+typedef struct Switchboard__Contacts__V1__CreateSavedSearchRequest Switchboard__Contacts__V1__CreateSavedSearchRequest;
+typedef struct Switchboard__Contacts__V1__GetSavedSearchRequest Switchboard__Contacts__V1__GetSavedSearchRequest;
+typedef struct Switchboard__Contacts__V1__ListSavedSearchesRequest Switchboard__Contacts__V1__ListSavedSearchesRequest;
+typedef struct Switchboard__Contacts__V1__ListSavedSearchesResponse Switchboard__Contacts__V1__ListSavedSearchesResponse;
+typedef struct Switchboard__Contacts__V1__DeleteSavedSearchRequest Switchboard__Contacts__V1__DeleteSavedSearchRequest;
 typedef struct Switchboard__Contacts__V1__FieldDefinition Switchboard__Contacts__V1__FieldDefinition;
 typedef struct Switchboard__Contacts__V1__DefineFieldRequest Switchboard__Contacts__V1__DefineFieldRequest;
 typedef struct Switchboard__Contacts__V1__ListFieldDefinitionsRequest Switchboard__Contacts__V1__ListFieldDefinitionsRequest;
@@ -607,10 +613,15 @@ struct  Switchboard__Contacts__V1__SearchContactsRequest
    */
   size_t n_facets;
   char **facets;
+  /*
+   * Runs a saved search (its query, filters, sort and facets; the other fields above must then be empty) with this
+   * request's page.
+   */
+  char *saved_search_id;
 };
 #define SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__search_contacts_request__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, 0,NULL, SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_UNSPECIFIED, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, 0,NULL, SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_UNSPECIFIED, 0, 0,NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -704,6 +715,96 @@ struct  Switchboard__Contacts__V1__SearchContactsResponse
 #define SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__search_contacts_response__descriptor) \
     , 0,NULL, NULL, 0,NULL }
+
+
+/*
+ * A search kept under a name: private to its owner, or shared with everyone in the tenant.
+ */
+struct  Switchboard__Contacts__V1__SavedSearch
+{
+  ProtobufCMessage base;
+  /*
+   * Output only.
+   */
+  char *id;
+  /*
+   * Required; at most 200 characters.
+   */
+  char *name;
+  /*
+   * The query, filters, sort and facets (page and saved_search_id must be empty).
+   */
+  Switchboard__Contacts__V1__SearchContactsRequest *search;
+  protobuf_c_boolean shared;
+  /*
+   * Output only: who created it.
+   */
+  char *owner_id;
+  /*
+   * Output only.
+   */
+  Switchboard__Common__V1__AuditStamps *audit;
+};
+#define SWITCHBOARD__CONTACTS__V1__SAVED_SEARCH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__saved_search__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Switchboard__Contacts__V1__CreateSavedSearchRequest
+{
+  ProtobufCMessage base;
+  Switchboard__Contacts__V1__SavedSearch *saved_search;
+  char *request_id;
+};
+#define SWITCHBOARD__CONTACTS__V1__CREATE_SAVED_SEARCH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__create_saved_search_request__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__GetSavedSearchRequest
+{
+  ProtobufCMessage base;
+  char *id;
+};
+#define SWITCHBOARD__CONTACTS__V1__GET_SAVED_SEARCH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__get_saved_search_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__ListSavedSearchesRequest
+{
+  ProtobufCMessage base;
+  Switchboard__Common__V1__PageRequest *page;
+};
+#define SWITCHBOARD__CONTACTS__V1__LIST_SAVED_SEARCHES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__list_saved_searches_request__descriptor) \
+    , NULL }
+
+
+struct  Switchboard__Contacts__V1__ListSavedSearchesResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The caller's own and the tenant's shared ones, newest first.
+   */
+  size_t n_saved_searches;
+  Switchboard__Contacts__V1__SavedSearch **saved_searches;
+  Switchboard__Common__V1__PageResponse *page;
+};
+#define SWITCHBOARD__CONTACTS__V1__LIST_SAVED_SEARCHES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__list_saved_searches_response__descriptor) \
+    , 0,NULL, NULL }
+
+
+struct  Switchboard__Contacts__V1__DeleteSavedSearchRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  char *request_id;
+};
+#define SWITCHBOARD__CONTACTS__V1__DELETE_SAVED_SEARCH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__delete_saved_search_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Contacts__V1__FieldDefinition
@@ -1344,6 +1445,120 @@ Switchboard__Contacts__V1__SearchContactsResponse *
 void   switchboard__contacts__v1__search_contacts_response__free_unpacked
                      (Switchboard__Contacts__V1__SearchContactsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__SavedSearch methods */
+void   switchboard__contacts__v1__saved_search__init
+                     (Switchboard__Contacts__V1__SavedSearch         *message);
+size_t switchboard__contacts__v1__saved_search__get_packed_size
+                     (const Switchboard__Contacts__V1__SavedSearch   *message);
+size_t switchboard__contacts__v1__saved_search__pack
+                     (const Switchboard__Contacts__V1__SavedSearch   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__saved_search__pack_to_buffer
+                     (const Switchboard__Contacts__V1__SavedSearch   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__SavedSearch *
+       switchboard__contacts__v1__saved_search__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__saved_search__free_unpacked
+                     (Switchboard__Contacts__V1__SavedSearch *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__CreateSavedSearchRequest methods */
+void   switchboard__contacts__v1__create_saved_search_request__init
+                     (Switchboard__Contacts__V1__CreateSavedSearchRequest         *message);
+size_t switchboard__contacts__v1__create_saved_search_request__get_packed_size
+                     (const Switchboard__Contacts__V1__CreateSavedSearchRequest   *message);
+size_t switchboard__contacts__v1__create_saved_search_request__pack
+                     (const Switchboard__Contacts__V1__CreateSavedSearchRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__create_saved_search_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__CreateSavedSearchRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__CreateSavedSearchRequest *
+       switchboard__contacts__v1__create_saved_search_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__create_saved_search_request__free_unpacked
+                     (Switchboard__Contacts__V1__CreateSavedSearchRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__GetSavedSearchRequest methods */
+void   switchboard__contacts__v1__get_saved_search_request__init
+                     (Switchboard__Contacts__V1__GetSavedSearchRequest         *message);
+size_t switchboard__contacts__v1__get_saved_search_request__get_packed_size
+                     (const Switchboard__Contacts__V1__GetSavedSearchRequest   *message);
+size_t switchboard__contacts__v1__get_saved_search_request__pack
+                     (const Switchboard__Contacts__V1__GetSavedSearchRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__get_saved_search_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__GetSavedSearchRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__GetSavedSearchRequest *
+       switchboard__contacts__v1__get_saved_search_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__get_saved_search_request__free_unpacked
+                     (Switchboard__Contacts__V1__GetSavedSearchRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ListSavedSearchesRequest methods */
+void   switchboard__contacts__v1__list_saved_searches_request__init
+                     (Switchboard__Contacts__V1__ListSavedSearchesRequest         *message);
+size_t switchboard__contacts__v1__list_saved_searches_request__get_packed_size
+                     (const Switchboard__Contacts__V1__ListSavedSearchesRequest   *message);
+size_t switchboard__contacts__v1__list_saved_searches_request__pack
+                     (const Switchboard__Contacts__V1__ListSavedSearchesRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__list_saved_searches_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListSavedSearchesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ListSavedSearchesRequest *
+       switchboard__contacts__v1__list_saved_searches_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__list_saved_searches_request__free_unpacked
+                     (Switchboard__Contacts__V1__ListSavedSearchesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ListSavedSearchesResponse methods */
+void   switchboard__contacts__v1__list_saved_searches_response__init
+                     (Switchboard__Contacts__V1__ListSavedSearchesResponse         *message);
+size_t switchboard__contacts__v1__list_saved_searches_response__get_packed_size
+                     (const Switchboard__Contacts__V1__ListSavedSearchesResponse   *message);
+size_t switchboard__contacts__v1__list_saved_searches_response__pack
+                     (const Switchboard__Contacts__V1__ListSavedSearchesResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__list_saved_searches_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListSavedSearchesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ListSavedSearchesResponse *
+       switchboard__contacts__v1__list_saved_searches_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__list_saved_searches_response__free_unpacked
+                     (Switchboard__Contacts__V1__ListSavedSearchesResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__DeleteSavedSearchRequest methods */
+void   switchboard__contacts__v1__delete_saved_search_request__init
+                     (Switchboard__Contacts__V1__DeleteSavedSearchRequest         *message);
+size_t switchboard__contacts__v1__delete_saved_search_request__get_packed_size
+                     (const Switchboard__Contacts__V1__DeleteSavedSearchRequest   *message);
+size_t switchboard__contacts__v1__delete_saved_search_request__pack
+                     (const Switchboard__Contacts__V1__DeleteSavedSearchRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__delete_saved_search_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__DeleteSavedSearchRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__DeleteSavedSearchRequest *
+       switchboard__contacts__v1__delete_saved_search_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__delete_saved_search_request__free_unpacked
+                     (Switchboard__Contacts__V1__DeleteSavedSearchRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Contacts__V1__FieldDefinition methods */
 void   switchboard__contacts__v1__field_definition__init
                      (Switchboard__Contacts__V1__FieldDefinition         *message);
@@ -1534,6 +1749,24 @@ typedef void (*Switchboard__Contacts__V1__Facet_Closure)
 typedef void (*Switchboard__Contacts__V1__SearchContactsResponse_Closure)
                  (const Switchboard__Contacts__V1__SearchContactsResponse *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__SavedSearch_Closure)
+                 (const Switchboard__Contacts__V1__SavedSearch *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__CreateSavedSearchRequest_Closure)
+                 (const Switchboard__Contacts__V1__CreateSavedSearchRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__GetSavedSearchRequest_Closure)
+                 (const Switchboard__Contacts__V1__GetSavedSearchRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ListSavedSearchesRequest_Closure)
+                 (const Switchboard__Contacts__V1__ListSavedSearchesRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ListSavedSearchesResponse_Closure)
+                 (const Switchboard__Contacts__V1__ListSavedSearchesResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__DeleteSavedSearchRequest_Closure)
+                 (const Switchboard__Contacts__V1__DeleteSavedSearchRequest *message,
+                  void *closure_data);
 typedef void (*Switchboard__Contacts__V1__FieldDefinition_Closure)
                  (const Switchboard__Contacts__V1__FieldDefinition *message,
                   void *closure_data);
@@ -1604,6 +1837,22 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                           const Switchboard__Contacts__V1__SearchContactsRequest *input,
                           Switchboard__Contacts__V1__SearchContactsResponse_Closure closure,
                           void *closure_data);
+  void (*create_saved_search)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                              const Switchboard__Contacts__V1__CreateSavedSearchRequest *input,
+                              Switchboard__Contacts__V1__SavedSearch_Closure closure,
+                              void *closure_data);
+  void (*get_saved_search)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                           const Switchboard__Contacts__V1__GetSavedSearchRequest *input,
+                           Switchboard__Contacts__V1__SavedSearch_Closure closure,
+                           void *closure_data);
+  void (*list_saved_searches)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                              const Switchboard__Contacts__V1__ListSavedSearchesRequest *input,
+                              Switchboard__Contacts__V1__ListSavedSearchesResponse_Closure closure,
+                              void *closure_data);
+  void (*delete_saved_search)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                              const Switchboard__Contacts__V1__DeleteSavedSearchRequest *input,
+                              Switchboard__Contacts__V1__SavedSearch_Closure closure,
+                              void *closure_data);
   void (*define_field)(Switchboard__Contacts__V1__ContactsService_Service *service,
                        const Switchboard__Contacts__V1__DefineFieldRequest *input,
                        Switchboard__Contacts__V1__FieldDefinition_Closure closure,
@@ -1640,6 +1889,10 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
       function_prefix__ ## undelete_contact,\
       function_prefix__ ## list_contacts,\
       function_prefix__ ## search_contacts,\
+      function_prefix__ ## create_saved_search,\
+      function_prefix__ ## get_saved_search,\
+      function_prefix__ ## list_saved_searches,\
+      function_prefix__ ## delete_saved_search,\
       function_prefix__ ## define_field,\
       function_prefix__ ## list_field_definitions,\
       function_prefix__ ## retire_field,\
@@ -1692,6 +1945,22 @@ void switchboard__contacts__v1__contacts_service__search_contacts(ProtobufCServi
                                                                   const Switchboard__Contacts__V1__SearchContactsRequest *input,
                                                                   Switchboard__Contacts__V1__SearchContactsResponse_Closure closure,
                                                                   void *closure_data);
+void switchboard__contacts__v1__contacts_service__create_saved_search(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__CreateSavedSearchRequest *input,
+                                                                      Switchboard__Contacts__V1__SavedSearch_Closure closure,
+                                                                      void *closure_data);
+void switchboard__contacts__v1__contacts_service__get_saved_search(ProtobufCService *service,
+                                                                   const Switchboard__Contacts__V1__GetSavedSearchRequest *input,
+                                                                   Switchboard__Contacts__V1__SavedSearch_Closure closure,
+                                                                   void *closure_data);
+void switchboard__contacts__v1__contacts_service__list_saved_searches(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__ListSavedSearchesRequest *input,
+                                                                      Switchboard__Contacts__V1__ListSavedSearchesResponse_Closure closure,
+                                                                      void *closure_data);
+void switchboard__contacts__v1__contacts_service__delete_saved_search(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__DeleteSavedSearchRequest *input,
+                                                                      Switchboard__Contacts__V1__SavedSearch_Closure closure,
+                                                                      void *closure_data);
 void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__DefineFieldRequest *input,
                                                                Switchboard__Contacts__V1__FieldDefinition_Closure closure,
@@ -1746,6 +2015,12 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__search_hit__d
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__facet_count__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__facet__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__saved_search__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__create_saved_search_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__get_saved_search_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_saved_searches_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_saved_searches_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__delete_saved_search_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__field_definition__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__field_definition__field_type__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__define_field_request__descriptor;

@@ -1363,6 +1363,276 @@ void   switchboard__contacts__v1__search_contacts_response__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__search_contacts_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__saved_search__init
+                     (Switchboard__Contacts__V1__SavedSearch         *message)
+{
+  static const Switchboard__Contacts__V1__SavedSearch init_value = SWITCHBOARD__CONTACTS__V1__SAVED_SEARCH__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__saved_search__get_packed_size
+                     (const Switchboard__Contacts__V1__SavedSearch *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__saved_search__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__saved_search__pack
+                     (const Switchboard__Contacts__V1__SavedSearch *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__saved_search__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__saved_search__pack_to_buffer
+                     (const Switchboard__Contacts__V1__SavedSearch *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__saved_search__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__SavedSearch *
+       switchboard__contacts__v1__saved_search__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__SavedSearch *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__saved_search__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__saved_search__free_unpacked
+                     (Switchboard__Contacts__V1__SavedSearch *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__saved_search__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__create_saved_search_request__init
+                     (Switchboard__Contacts__V1__CreateSavedSearchRequest         *message)
+{
+  static const Switchboard__Contacts__V1__CreateSavedSearchRequest init_value = SWITCHBOARD__CONTACTS__V1__CREATE_SAVED_SEARCH_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__create_saved_search_request__get_packed_size
+                     (const Switchboard__Contacts__V1__CreateSavedSearchRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__create_saved_search_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__create_saved_search_request__pack
+                     (const Switchboard__Contacts__V1__CreateSavedSearchRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__create_saved_search_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__create_saved_search_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__CreateSavedSearchRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__create_saved_search_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__CreateSavedSearchRequest *
+       switchboard__contacts__v1__create_saved_search_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__CreateSavedSearchRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__create_saved_search_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__create_saved_search_request__free_unpacked
+                     (Switchboard__Contacts__V1__CreateSavedSearchRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__create_saved_search_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__get_saved_search_request__init
+                     (Switchboard__Contacts__V1__GetSavedSearchRequest         *message)
+{
+  static const Switchboard__Contacts__V1__GetSavedSearchRequest init_value = SWITCHBOARD__CONTACTS__V1__GET_SAVED_SEARCH_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__get_saved_search_request__get_packed_size
+                     (const Switchboard__Contacts__V1__GetSavedSearchRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_saved_search_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__get_saved_search_request__pack
+                     (const Switchboard__Contacts__V1__GetSavedSearchRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_saved_search_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__get_saved_search_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__GetSavedSearchRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_saved_search_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__GetSavedSearchRequest *
+       switchboard__contacts__v1__get_saved_search_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__GetSavedSearchRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__get_saved_search_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__get_saved_search_request__free_unpacked
+                     (Switchboard__Contacts__V1__GetSavedSearchRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_saved_search_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__list_saved_searches_request__init
+                     (Switchboard__Contacts__V1__ListSavedSearchesRequest         *message)
+{
+  static const Switchboard__Contacts__V1__ListSavedSearchesRequest init_value = SWITCHBOARD__CONTACTS__V1__LIST_SAVED_SEARCHES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__list_saved_searches_request__get_packed_size
+                     (const Switchboard__Contacts__V1__ListSavedSearchesRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_saved_searches_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__list_saved_searches_request__pack
+                     (const Switchboard__Contacts__V1__ListSavedSearchesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_saved_searches_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__list_saved_searches_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListSavedSearchesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_saved_searches_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ListSavedSearchesRequest *
+       switchboard__contacts__v1__list_saved_searches_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ListSavedSearchesRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__list_saved_searches_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__list_saved_searches_request__free_unpacked
+                     (Switchboard__Contacts__V1__ListSavedSearchesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_saved_searches_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__list_saved_searches_response__init
+                     (Switchboard__Contacts__V1__ListSavedSearchesResponse         *message)
+{
+  static const Switchboard__Contacts__V1__ListSavedSearchesResponse init_value = SWITCHBOARD__CONTACTS__V1__LIST_SAVED_SEARCHES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__list_saved_searches_response__get_packed_size
+                     (const Switchboard__Contacts__V1__ListSavedSearchesResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_saved_searches_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__list_saved_searches_response__pack
+                     (const Switchboard__Contacts__V1__ListSavedSearchesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_saved_searches_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__list_saved_searches_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListSavedSearchesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_saved_searches_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ListSavedSearchesResponse *
+       switchboard__contacts__v1__list_saved_searches_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ListSavedSearchesResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__list_saved_searches_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__list_saved_searches_response__free_unpacked
+                     (Switchboard__Contacts__V1__ListSavedSearchesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_saved_searches_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__delete_saved_search_request__init
+                     (Switchboard__Contacts__V1__DeleteSavedSearchRequest         *message)
+{
+  static const Switchboard__Contacts__V1__DeleteSavedSearchRequest init_value = SWITCHBOARD__CONTACTS__V1__DELETE_SAVED_SEARCH_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__delete_saved_search_request__get_packed_size
+                     (const Switchboard__Contacts__V1__DeleteSavedSearchRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__delete_saved_search_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__delete_saved_search_request__pack
+                     (const Switchboard__Contacts__V1__DeleteSavedSearchRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__delete_saved_search_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__delete_saved_search_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__DeleteSavedSearchRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__delete_saved_search_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__DeleteSavedSearchRequest *
+       switchboard__contacts__v1__delete_saved_search_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__DeleteSavedSearchRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__delete_saved_search_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__delete_saved_search_request__free_unpacked
+                     (Switchboard__Contacts__V1__DeleteSavedSearchRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__delete_saved_search_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__contacts__v1__field_definition__init
                      (Switchboard__Contacts__V1__FieldDefinition         *message)
 {
@@ -3281,7 +3551,7 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__search_contacts_request
   switchboard__contacts__v1__search_contacts_request__sort_by__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor switchboard__contacts__v1__search_contacts_request__field_descriptors[14] =
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__search_contacts_request__field_descriptors[15] =
 {
   {
     "query",
@@ -3451,6 +3721,18 @@ static const ProtobufCFieldDescriptor switchboard__contacts__v1__search_contacts
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "saved_search_id",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SearchContactsRequest, saved_search_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__contacts__v1__search_contacts_request__field_indices_by_name[] = {
   6,   /* field[6] = created_after */
@@ -3461,6 +3743,7 @@ static const unsigned switchboard__contacts__v1__search_contacts_request__field_
   5,   /* field[5] = owner_id */
   1,   /* field[1] = page */
   0,   /* field[0] = query */
+  14,   /* field[14] = saved_search_id */
   11,   /* field[11] = sort_by */
   2,   /* field[2] = statuses */
   4,   /* field[4] = tags */
@@ -3471,7 +3754,7 @@ static const unsigned switchboard__contacts__v1__search_contacts_request__field_
 static const ProtobufCIntRange switchboard__contacts__v1__search_contacts_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_request__descriptor =
 {
@@ -3481,7 +3764,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_requ
   "Switchboard__Contacts__V1__SearchContactsRequest",
   "switchboard.contacts.v1",
   sizeof(Switchboard__Contacts__V1__SearchContactsRequest),
-  14,
+  15,
   switchboard__contacts__v1__search_contacts_request__field_descriptors,
   switchboard__contacts__v1__search_contacts_request__field_indices_by_name,
   1,  switchboard__contacts__v1__search_contacts_request__number_ranges,
@@ -3831,6 +4114,338 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_resp
   switchboard__contacts__v1__search_contacts_response__field_indices_by_name,
   1,  switchboard__contacts__v1__search_contacts_response__number_ranges,
   (ProtobufCMessageInit) switchboard__contacts__v1__search_contacts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__saved_search__field_descriptors[6] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SavedSearch, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SavedSearch, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "search",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SavedSearch, search),
+    &switchboard__contacts__v1__search_contacts_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shared",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SavedSearch, shared),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "owner_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SavedSearch, owner_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "audit",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__SavedSearch, audit),
+    &switchboard__common__v1__audit_stamps__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__saved_search__field_indices_by_name[] = {
+  5,   /* field[5] = audit */
+  0,   /* field[0] = id */
+  1,   /* field[1] = name */
+  4,   /* field[4] = owner_id */
+  2,   /* field[2] = search */
+  3,   /* field[3] = shared */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__saved_search__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__saved_search__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.SavedSearch",
+  "SavedSearch",
+  "Switchboard__Contacts__V1__SavedSearch",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__SavedSearch),
+  6,
+  switchboard__contacts__v1__saved_search__field_descriptors,
+  switchboard__contacts__v1__saved_search__field_indices_by_name,
+  1,  switchboard__contacts__v1__saved_search__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__saved_search__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__create_saved_search_request__field_descriptors[2] =
+{
+  {
+    "saved_search",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__CreateSavedSearchRequest, saved_search),
+    &switchboard__contacts__v1__saved_search__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__CreateSavedSearchRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__create_saved_search_request__field_indices_by_name[] = {
+  1,   /* field[1] = request_id */
+  0,   /* field[0] = saved_search */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__create_saved_search_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__create_saved_search_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.CreateSavedSearchRequest",
+  "CreateSavedSearchRequest",
+  "Switchboard__Contacts__V1__CreateSavedSearchRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__CreateSavedSearchRequest),
+  2,
+  switchboard__contacts__v1__create_saved_search_request__field_descriptors,
+  switchboard__contacts__v1__create_saved_search_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__create_saved_search_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__create_saved_search_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__get_saved_search_request__field_descriptors[1] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__GetSavedSearchRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__get_saved_search_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__get_saved_search_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__get_saved_search_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.GetSavedSearchRequest",
+  "GetSavedSearchRequest",
+  "Switchboard__Contacts__V1__GetSavedSearchRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__GetSavedSearchRequest),
+  1,
+  switchboard__contacts__v1__get_saved_search_request__field_descriptors,
+  switchboard__contacts__v1__get_saved_search_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__get_saved_search_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__get_saved_search_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__list_saved_searches_request__field_descriptors[1] =
+{
+  {
+    "page",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ListSavedSearchesRequest, page),
+    &switchboard__common__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__list_saved_searches_request__field_indices_by_name[] = {
+  0,   /* field[0] = page */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__list_saved_searches_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__list_saved_searches_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ListSavedSearchesRequest",
+  "ListSavedSearchesRequest",
+  "Switchboard__Contacts__V1__ListSavedSearchesRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ListSavedSearchesRequest),
+  1,
+  switchboard__contacts__v1__list_saved_searches_request__field_descriptors,
+  switchboard__contacts__v1__list_saved_searches_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__list_saved_searches_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__list_saved_searches_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__list_saved_searches_response__field_descriptors[2] =
+{
+  {
+    "saved_searches",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__ListSavedSearchesResponse, n_saved_searches),
+    offsetof(Switchboard__Contacts__V1__ListSavedSearchesResponse, saved_searches),
+    &switchboard__contacts__v1__saved_search__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ListSavedSearchesResponse, page),
+    &switchboard__common__v1__page_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__list_saved_searches_response__field_indices_by_name[] = {
+  1,   /* field[1] = page */
+  0,   /* field[0] = saved_searches */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__list_saved_searches_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__list_saved_searches_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ListSavedSearchesResponse",
+  "ListSavedSearchesResponse",
+  "Switchboard__Contacts__V1__ListSavedSearchesResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ListSavedSearchesResponse),
+  2,
+  switchboard__contacts__v1__list_saved_searches_response__field_descriptors,
+  switchboard__contacts__v1__list_saved_searches_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__list_saved_searches_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__list_saved_searches_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__delete_saved_search_request__field_descriptors[2] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__DeleteSavedSearchRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__DeleteSavedSearchRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__delete_saved_search_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__delete_saved_search_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__delete_saved_search_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.DeleteSavedSearchRequest",
+  "DeleteSavedSearchRequest",
+  "Switchboard__Contacts__V1__DeleteSavedSearchRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__DeleteSavedSearchRequest),
+  2,
+  switchboard__contacts__v1__delete_saved_search_request__field_descriptors,
+  switchboard__contacts__v1__delete_saved_search_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__delete_saved_search_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__delete_saved_search_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue switchboard__contacts__v1__field_definition__field_type__enum_values_by_number[6] =
@@ -4214,7 +4829,7 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__contact_status__descrip
   switchboard__contacts__v1__contact_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[16] =
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[20] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchCreateContacts", &switchboard__contacts__v1__batch_create_contacts_request__descriptor, &switchboard__contacts__v1__batch_create_contacts_response__descriptor },
@@ -4228,6 +4843,10 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
   { "UndeleteContact", &switchboard__contacts__v1__undelete_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "ListContacts", &switchboard__contacts__v1__list_contacts_request__descriptor, &switchboard__contacts__v1__list_contacts_response__descriptor },
   { "SearchContacts", &switchboard__contacts__v1__search_contacts_request__descriptor, &switchboard__contacts__v1__search_contacts_response__descriptor },
+  { "CreateSavedSearch", &switchboard__contacts__v1__create_saved_search_request__descriptor, &switchboard__contacts__v1__saved_search__descriptor },
+  { "GetSavedSearch", &switchboard__contacts__v1__get_saved_search_request__descriptor, &switchboard__contacts__v1__saved_search__descriptor },
+  { "ListSavedSearches", &switchboard__contacts__v1__list_saved_searches_request__descriptor, &switchboard__contacts__v1__list_saved_searches_response__descriptor },
+  { "DeleteSavedSearch", &switchboard__contacts__v1__delete_saved_search_request__descriptor, &switchboard__contacts__v1__saved_search__descriptor },
   { "DefineField", &switchboard__contacts__v1__define_field_request__descriptor, &switchboard__contacts__v1__field_definition__descriptor },
   { "ListFieldDefinitions", &switchboard__contacts__v1__list_field_definitions_request__descriptor, &switchboard__contacts__v1__list_field_definitions_response__descriptor },
   { "RetireField", &switchboard__contacts__v1__retire_field_request__descriptor, &switchboard__contacts__v1__field_definition__descriptor },
@@ -4239,17 +4858,21 @@ const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_na
   3,        /* BatchGetContacts */
   7,        /* BatchUpdateContacts */
   0,        /* CreateContact */
-  12,        /* DefineField */
+  12,        /* CreateSavedSearch */
+  16,        /* DefineField */
   6,        /* DeleteContact */
+  15,        /* DeleteSavedSearch */
   2,        /* GetContact */
+  13,        /* GetSavedSearch */
   10,        /* ListContacts */
-  13,        /* ListFieldDefinitions */
+  17,        /* ListFieldDefinitions */
+  14,        /* ListSavedSearches */
   4,        /* LookupContacts */
-  14,        /* RetireField */
+  18,        /* RetireField */
   11,        /* SearchContacts */
   9,        /* UndeleteContact */
   5,        /* UpdateContact */
-  15         /* WatchChanges */
+  19         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor =
 {
@@ -4258,7 +4881,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  16,
+  20,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -4358,13 +4981,45 @@ void switchboard__contacts__v1__contacts_service__search_contacts(ProtobufCServi
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__contacts__v1__contacts_service__create_saved_search(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__CreateSavedSearchRequest *input,
+                                                                      Switchboard__Contacts__V1__SavedSearch_Closure closure,
+                                                                      void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__get_saved_search(ProtobufCService *service,
+                                                                   const Switchboard__Contacts__V1__GetSavedSearchRequest *input,
+                                                                   Switchboard__Contacts__V1__SavedSearch_Closure closure,
+                                                                   void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__list_saved_searches(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__ListSavedSearchesRequest *input,
+                                                                      Switchboard__Contacts__V1__ListSavedSearchesResponse_Closure closure,
+                                                                      void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__delete_saved_search(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__DeleteSavedSearchRequest *input,
+                                                                      Switchboard__Contacts__V1__SavedSearch_Closure closure,
+                                                                      void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__DefineFieldRequest *input,
                                                                Switchboard__Contacts__V1__FieldDefinition_Closure closure,
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_field_definitions(ProtobufCService *service,
                                                                          const Switchboard__Contacts__V1__ListFieldDefinitionsRequest *input,
@@ -4372,7 +5027,7 @@ void switchboard__contacts__v1__contacts_service__list_field_definitions(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__RetireFieldRequest *input,
@@ -4380,7 +5035,7 @@ void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService *service,
                                                                 const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -4388,7 +5043,7 @@ void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

@@ -183,3 +183,94 @@ final class SearchTests {
         #expect(try await client.search("a & !b | c:* <-> 'd'").hits.isEmpty)
     }
 }
+
+/// Saved searches: private to their owner or shared in the tenant, run by id with a page of the caller's, deleted by
+/// their owner or an admin.
+@Suite("Contacts saved searches", .serialized)
+final class SavedSearchTests {
+    let harness: ContactsHarness
+    init() async throws { harness = try await ContactsHarness.start() }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
+
+    private func save(
+        _ client: Client, name: String, shared: Bool, query: String, requestID: String = ""
+    ) async throws -> Switchboard_Contacts_V1_SavedSearch {
+        var request = Switchboard_Contacts_V1_CreateSavedSearchRequest()
+        var saved = Switchboard_Contacts_V1_SavedSearch()
+        saved.name = name
+        saved.shared = shared
+        var search = SearchRequest()
+        search.query = query
+        search.tags = ["vip"]
+        search.facets = ["tag"]
+        saved.search = search
+        request.savedSearch = saved
+        request.requestId = requestID
+        return try await client.stub.createSavedSearch(request, options: client.options)
+    }
+
+    @Test("a saved search runs by id as saved, with the caller's page; private ones are their owner's; lists show own and shared")
+    func saveAndRun() async throws {
+        let t = "tenant-" + UUID().uuidString.prefix(8).lowercased()
+        let (ada, bob) = (try await harness.client(tenant: t, user: "ada"), try await harness.client(tenant: t, user: "bob"))
+        for i in 0..<3 { _ = try await ada.create(given: "Vera \(i)", family: "Important", tags: ["vip"]) }
+        _ = try await ada.create(given: "Vera", family: "Ordinary")
+        let mine = try await save(ada, name: "  My VIPs ", shared: false, query: "vera", requestID: "save-1")
+        #expect(mine.name == "My VIPs" && mine.ownerId == "ada" && mine.search?.query == "vera")
+        // A retried create returns the first response.
+        #expect(try await save(ada, name: "My VIPs", shared: false, query: "vera", requestID: "save-1").id == mine.id)
+        let team = try await save(ada, name: "Team VIPs", shared: true, query: "important")
+
+        let first = try await ada.search("", pageSize: 2) { $0.savedSearchId = mine.id }
+        #expect(first.hits.count == 2 && first.facets.first?.counts.map(\.value) == ["vip"])
+        let rest = try await ada.search("", pageSize: 2, token: first.page?.nextPageToken ?? "") { $0.savedSearchId = mine.id }
+        #expect(rest.hits.count == 1)
+        // Bob sees the shared one, not Ada's private one (NOT_FOUND, as if it did not exist).
+        #expect(try await bob.search("") { $0.savedSearchId = team.id }.hits.count == 3)
+        #expect(await code { _ = try await bob.search("") { $0.savedSearchId = mine.id } } == .notFound)
+        var get = Switchboard_Contacts_V1_GetSavedSearchRequest()
+        get.id = mine.id
+        #expect(await code { _ = try await bob.stub.getSavedSearch(get, options: bob.options) } == .notFound)
+        let listed = try await bob.stub.listSavedSearches(Switchboard_Contacts_V1_ListSavedSearchesRequest(), options: bob.options)
+        #expect(listed.savedSearches.map(\.id) == [team.id])
+        let own = try await ada.stub.listSavedSearches(Switchboard_Contacts_V1_ListSavedSearchesRequest(), options: ada.options)
+        #expect(Set(own.savedSearches.map(\.id)) == [mine.id, team.id])
+        // Another tenant sees none of it.
+        let stranger = try await harness.client(tenant: t + "-other", user: "ada")
+        #expect(await code { _ = try await stranger.search("") { $0.savedSearchId = team.id } } == .notFound)
+        // A saved search runs as saved: other search fields with it are refused.
+        #expect(await code { _ = try await ada.search("other") { $0.savedSearchId = mine.id } } == .invalidArgument)
+    }
+
+    @Test("only the owner or an admin deletes; a bad search is refused when saved, naming its field")
+    func deleteAndValidate() async throws {
+        let t = "tenant-" + UUID().uuidString.prefix(8).lowercased()
+        let (ada, bob) = (try await harness.client(tenant: t, user: "ada"), try await harness.client(tenant: t, user: "bob"))
+        let admin = try await harness.client(tenant: t, user: "root", roles: [.admin])
+        let shared = try await save(ada, name: "Shared", shared: true, query: "x")
+        var delete = Switchboard_Contacts_V1_DeleteSavedSearchRequest()
+        delete.id = shared.id
+        #expect(await code { _ = try await bob.stub.deleteSavedSearch(delete, options: bob.options) } == .permissionDenied)
+        #expect(try await admin.stub.deleteSavedSearch(delete, options: admin.options).id == shared.id)
+        #expect(await code { _ = try await ada.stub.deleteSavedSearch(delete, options: ada.options) } == .notFound)
+        let reader = try await harness.client(tenant: t, user: "ada", roles: [.readOnly])
+        #expect(await code { _ = try await self.save(reader, name: "No", shared: false, query: "x") } == .permissionDenied)
+
+        var request = Switchboard_Contacts_V1_CreateSavedSearchRequest()
+        var saved = Switchboard_Contacts_V1_SavedSearch()
+        saved.name = "Bad"
+        var search = SearchRequest()
+        search.facets = ["colour"]
+        saved.search = search
+        request.savedSearch = saved
+        let error = await rpcError { _ = try await ada.stub.createSavedSearch(request, options: ada.options) }
+        #expect(error?.code == .invalidArgument && error?.message.contains("saved_search.search.facets[0]") == true, "\(String(describing: error))")
+        saved.name = " "
+        saved.search = SearchRequest()
+        request.savedSearch = saved
+        #expect(await code { _ = try await ada.stub.createSavedSearch(request, options: ada.options) } == .invalidArgument)
+    }
+}

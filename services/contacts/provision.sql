@@ -10,15 +10,19 @@ END $$;
 ALTER ROLE contacts_service NOSUPERUSER NOBYPASSRLS;
 GRANT CREATE, CONNECT ON DATABASE :"DBNAME" TO contacts_service;
 
--- Search (migration 006) reads two operators through indexes: tsvector @@ tsquery (GIN over contacts' words) and
--- pg_trgm's % (GIN over the tenant's words). Under row-level security the planner uses an index for an operator only
--- when its function is LEAKPROOF (it could otherwise run on other tenants' rows before the policy filters them), and
--- neither is marked so: every search would scan the tables. Both only compare their arguments and raise no error that
--- depends on a row's value, so they are marked LEAKPROOF here. That takes a superuser, which is why it is here and not
--- in a migration; it applies to the whole database. pg_trgm (a trusted extension) is created here too, so that it
--- exists to be marked; the migration uses it wherever it is.
+
+-- Row-level security and indexes: PostgreSQL uses an index for an operator under a row-level security policy only when
+-- the operator's function is LEAKPROOF (otherwise it could run on other tenants' rows before the policy filters them),
+-- and these are not marked so by default: every query on them would scan the table. They only compare their
+-- arguments and raise no error that depends on a row's value, so they are marked LEAKPROOF here (a superuser's act,
+-- hence here and not in a migration; it applies to the whole database):
+-- tsvector @@ tsquery (search), text[] @> text[] (tags), jsonb ?| text[] (LookupContacts by phone) and pg_trgm's %
+-- (search's typo candidates). pg_trgm (a trusted extension) is created here so that it exists to be marked; migration
+-- 006 uses it wherever it is.
 CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
 ALTER FUNCTION pg_catalog.ts_match_vq(tsvector, tsquery) LEAKPROOF;
+ALTER FUNCTION pg_catalog.arraycontains(anyarray, anyarray) LEAKPROOF;
+ALTER FUNCTION pg_catalog.jsonb_exists_any(jsonb, text[]) LEAKPROOF;
 DO $$
 DECLARE s text := (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm');
 BEGIN

@@ -13,7 +13,8 @@ ROUNDS="${BENCH_ROUNDS:-3}"
 CONTACTS="${BENCH_CONTACTS:-1000000}"
 PORT=50075
 WORK="$(mktemp -d)"
-trap 'kill $SVC_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+SVC_PID=
+trap '[ -n "$SVC_PID" ] && kill $SVC_PID 2>/dev/null; rm -rf "$WORK"' EXIT
 
 swift build -c release --static-swift-stdlib --product contacts >&2
 swift build -c release --static-swift-stdlib --product crmctl >&2
@@ -75,7 +76,7 @@ load bench "$CONTACTS"
 load other $((CONTACTS / 5))
 # The reference's index: trigrams of the same text a naive search would scan.
 psql "$DBADMIN" -qc "CREATE INDEX IF NOT EXISTS bench_naive_trigram ON contacts.contacts USING gin
-    (lower(given_name || ' ' || family_name || ' ' || emails::text) contacts.gin_trgm_ops) WHERE deleted_at IS NULL"
+    (lower(given_name || ' ' || family_name || ' ' || emails::text) gin_trgm_ops) WHERE deleted_at IS NULL"
 
 SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
     SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning "$BIN/contacts" >"$WORK/service.log" 2>&1 &

@@ -20,6 +20,15 @@ public enum ContactsService: ServiceDefinition {
         .init(
             "SWITCHBOARD_CONTACTS_BATCH_BYTES", default: String(3 << 20),
             help: "Bytes the contacts of one BatchCreateContacts may take together (65536-3145728); the response repeats them."),
+        .init(
+            "SWITCHBOARD_CONTACTS_SEARCH_TIMEOUT_MS", default: "2000",
+            help: "Statement timeout of each SearchContacts query (100-30000); past it the call is RESOURCE_EXHAUSTED."),
+        .init(
+            "SWITCHBOARD_CONTACTS_SEARCH_RANKED_MATCHES", default: "2000",
+            help: "Most matches a relevance-ordered search ranks, best-matching words first (100-100000)."),
+        .init(
+            "SWITCHBOARD_CONTACTS_SEARCH_FACET_MATCHES", default: "10000",
+            help: "Most matches facets count; beyond it they are marked partial (100-1000000)."),
     ]
 
     /// Reads ``settings``.
@@ -31,6 +40,9 @@ public enum ContactsService: ServiceDefinition {
         limits.maxContactBytes = try env.int(settings[0], in: 4096...(1 << 20))
         limits.pageBytes = try env.int(settings[1], in: (64 << 10)...(3 << 20))
         limits.maxBatchBytes = try env.int(settings[2], in: (64 << 10)...(3 << 20))
+        limits.searchTimeoutMilliseconds = try env.int(settings[3], in: 100...30_000)
+        limits.searchRankedMatches = try env.int(settings[4], in: 100...100_000)
+        limits.searchFacetMatches = try env.int(settings[5], in: 100...1_000_000)
         return limits
     }
 

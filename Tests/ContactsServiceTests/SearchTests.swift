@@ -274,3 +274,43 @@ final class SavedSearchTests {
         #expect(await code { _ = try await ada.stub.createSavedSearch(request, options: ada.options) } == .invalidArgument)
     }
 }
+
+/// The bounds a broad search runs within: a relevance order ranks a bounded sample, best words first; facets count a
+/// bounded number of matches and say when they did.
+@Suite("Contacts search bounds", .serialized)
+final class SearchBoundsTests {
+    let harness: ContactsHarness
+    init() async throws {
+        var limits = ContactsLimits()
+        limits.searchRankedMatches = 3
+        limits.searchFacetMatches = 4
+        harness = try await ContactsHarness.start(limits: limits)
+    }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
+
+    @Test("a broad word ranks at most the sample, the contacts holding its best words first; facets over more are partial")
+    func bounded() async throws {
+        let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
+        for i in 0..<4 { _ = try await client.create(given: "Marcellus", family: "Number \(i)") }
+        for i in 0..<2 { _ = try await client.create(given: "Mar", family: "Exact \(i)") }
+        let ranked = try await client.search("mar") { $0.facets = ["type"] }
+        // The exact word's contacts come first, and no more than the sample is ranked.
+        #expect(ranked.hits.count == 3)
+        #expect(ranked.hits.prefix(2).allSatisfy { $0.contact?.name?.given == "Mar" }, "\(ranked.hits.map { $0.contact?.name?.display ?? "" })")
+        #expect(ranked.facets.first?.partial == true && ranked.facets.first?.counts.first?.count == 4)
+        // Sorted by a field, every match is reachable; a narrow search's facets are whole.
+        var seen = 0
+        var token = ""
+        repeat {
+            let page = try await client.search("mar", pageSize: 2, token: token) { $0.sortBy = .createTime }
+            seen += page.hits.count
+            token = page.page?.nextPageToken ?? ""
+        } while !token.isEmpty
+        #expect(seen == 6)
+        let narrow = try await client.search("exact") { $0.facets = ["type"] }
+        #expect(narrow.facets.first?.partial == false && narrow.facets.first?.counts.first?.count == 2)
+    }
+}

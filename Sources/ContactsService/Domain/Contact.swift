@@ -126,6 +126,8 @@ public enum ContactsError: Error, Sendable, Equatable {
     case notSavedSearchOwner(String)
     /// The caller owns as many saved searches as one may.
     case tooManySavedSearches(limit: Int)
+    /// A search ran past its statement timeout.
+    case searchTooExpensive(milliseconds: Int)
 
     /// The error with its violations' fields under `prefix` (a batch item's path), where they are not already.
     func prefixed(_ prefix: String) -> ContactsError {

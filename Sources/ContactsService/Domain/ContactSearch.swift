@@ -44,6 +44,12 @@ public struct ContactSearch: Sendable, Hashable {
     public var limit = 20
     /// Stop reading hits once they hold about this many bytes (at least one is read).
     public var maxBytes = 1 << 20
+    /// The statement timeout of each query.
+    public var timeoutMilliseconds = 2000
+    /// The most matches a relevance order ranks.
+    public var rankedMatches = 2000
+    /// The most matches facets count.
+    public var facetMatches = 10_000
 
     /// Creates an empty search.
     public init() {}
@@ -89,13 +95,16 @@ public struct ContactHits: Sendable {
     public var terms: Set<String>
     /// Counts per facet asked, in the order asked: value and count, most frequent first.
     public var facets: [[(value: String, count: Int)]]
+    /// Whether the facets counted only the first ``ContactSearch/facetMatches`` matches.
+    public var facetsPartial = false
 
     /// Creates hits.
-    public init(hits: [ContactHit], more: Bool, terms: Set<String>, facets: [[(value: String, count: Int)]]) {
+    public init(hits: [ContactHit], more: Bool, terms: Set<String>, facets: [[(value: String, count: Int)]], facetsPartial: Bool = false) {
         self.hits = hits
         self.more = more
         self.terms = terms
         self.facets = facets
+        self.facetsPartial = facetsPartial
     }
 }
 
@@ -246,13 +255,16 @@ extension ContactsDomain {
     ///   - encodedSize: the bytes a hit adds to the response.
     public func search(
         _ search: ContactSearch, pageSize: Int, pageToken: String, actor: Actor, encodedSize: (ContactHit) -> Int
-    ) async throws -> (hits: [ContactHit], next: String, facets: [[(value: String, count: Int)]], terms: Set<String>) {
+    ) async throws -> (hits: [ContactHit], next: String, facets: [[(value: String, count: Int)]], facetsPartial: Bool, terms: Set<String>) {
         var search = search
         var violations = SearchRules.violations(of: search)
         if pageSize < 0 { violations.append(Violation("page.page_size", "must not be negative")) }
         if !violations.isEmpty { throw ContactsError.invalid(violations) }
         search.limit = pageSize == 0 ? SearchRules.defaultPageSize : min(pageSize, SearchRules.maxPageSize)
         search.maxBytes = limits.pageBytes
+        search.timeoutMilliseconds = limits.searchTimeoutMilliseconds
+        search.rankedMatches = limits.searchRankedMatches
+        search.facetMatches = limits.searchFacetMatches
         let fingerprint = Self.fingerprint(of: search)
         // Tokens are not signed: the cursor is client input, checked before it reaches SQL.
         if let cursor = try PageToken.resume(pageToken, fingerprint: fingerprint, parts: 2) {
@@ -283,7 +295,7 @@ extension ContactsDomain {
             }
             next = PageToken(cursor: [key, last.record.id.uuidString.lowercased()], fingerprint: fingerprint).encoded
         }
-        return (page, next, found.facets, found.terms)
+        return (page, next, found.facets, found.facetsPartial, found.terms)
     }
 
     /// Whether a decoded cursor key is one this service could have issued for `sort`.

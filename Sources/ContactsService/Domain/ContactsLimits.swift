@@ -11,6 +11,15 @@ public struct ContactsLimits: Sendable, Hashable {
     /// overestimate): the response repeats every contact, and must fit the 4 MiB response limit with room to spare.
     public var maxBatchBytes = 3 << 20
 
+    /// The statement timeout of one search (its page, terms and facets each): a search the indexes cannot narrow enough
+    /// is RESOURCE_EXHAUSTED instead of holding a connection.
+    public var searchTimeoutMilliseconds = 2000
+    /// The most matches a relevance-ordered search ranks: the contacts holding the query's best-matching words first
+    /// (a broad query, "mar" in a million contacts, ranks that many and no more).
+    public var searchRankedMatches = 2000
+    /// The most matches facets count; beyond it the facets say `partial`.
+    public var searchFacetMatches = 10_000
+
     /// The defaults: 256 KiB contacts, 1 MiB pages, 3 MiB batches (the response limit is 4 MiB).
     public init() {}
 }

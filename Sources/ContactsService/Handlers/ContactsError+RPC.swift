@@ -30,6 +30,10 @@ extension ContactsError: RPCErrorConvertible {
             return RPCError(code: .notFound, message: "saved search \(id) not found")
         case .notSavedSearchOwner(let id):
             return RPCError(code: .permissionDenied, message: "saved search \(id) may be deleted only by its owner or an admin")
+        case .searchTooExpensive(let milliseconds):
+            return RPCError(
+                code: .resourceExhausted,
+                message: "the search ran past \(milliseconds) ms; use more specific words or filters, or sort by relevance")
         case .tooManySavedSearches(let limit):
             return RPCError(code: .failedPrecondition, message: "you already own \(limit) saved searches, the most one may; delete one first")
         }

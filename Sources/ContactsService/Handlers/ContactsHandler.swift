@@ -415,6 +415,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         response.facets = zip(request.facets, found.facets).map { name, counts in
             var facet = Switchboard_Contacts_V1_Facet()
             facet.field = name
+            facet.partial = found.facetsPartial
             facet.counts = counts.map {
                 var count = Switchboard_Contacts_V1_FacetCount()
                 count.value = ContactsMapping.facetValue($0.value, of: SearchRules.facet(name))

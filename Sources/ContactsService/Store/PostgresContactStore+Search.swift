@@ -19,7 +19,14 @@ extension PostgresContactStore {
     /// digits, whose ranges can hold every phone number of the tenant) and by trigram similarity (the GIN index,
     /// through `contacts.term_resembles`, for words of three letters or more). `query` is NULL unless every word has a
     /// candidate, so a word that matches nothing matches no contact.
-    private static func matchedCTE(hasText: Bool, conditions: [String], columns: String) -> String {
+    /// - Parameters:
+    ///   - rankedSample: for a relevance order, at most this many matches, taken from the contacts holding the first
+    ///     query word's best candidates first (each candidate's contacts read by the index, stopping at the limit), so
+    ///     that a broad word ranks a bounded set of its best matches instead of every match.
+    ///   - cap: at most this many matches, in no particular order (the facets').
+    private static func matchedCTE(
+        hasText: Bool, conditions: [String], columns: String, rankedSample: Int? = nil, cap: Int? = nil
+    ) -> String {
         let text =
             hasText
             ? """
@@ -54,10 +61,27 @@ extension PostgresContactStore {
             ),
             """ : ""
         let match = hasText ? " AND c.search_words @@ (SELECT q FROM query)" : ""
+        let filters = conditions.joined(separator: " AND ")
+        if hasText, let sample = rankedSample {
+            return """
+                WITH \(text)
+                matched AS MATERIALIZED (
+                    SELECT DISTINCT ON (s.id) s.* FROM (
+                        SELECT x.* FROM (SELECT term, weight FROM candidates WHERE n = 1 ORDER BY weight DESC, term) t
+                        CROSS JOIN LATERAL (
+                            SELECT \(columns) FROM contacts.contacts c
+                            WHERE \(filters) AND c.search_words @@ quote_literal(t.term)::tsquery\(match) LIMIT \(sample)
+                        ) x
+                        LIMIT \(sample)
+                    ) s ORDER BY s.id
+                )
+                """
+        }
+        let limit = cap.map { " LIMIT \($0)" } ?? ""
         return """
             WITH \(text)
             matched AS MATERIALIZED (
-                SELECT \(columns) FROM contacts.contacts c WHERE \(conditions.joined(separator: " AND "))\(match)
+                SELECT \(columns) FROM contacts.contacts c WHERE \(filters)\(match)\(limit)
             )
             """
     }
@@ -92,9 +116,13 @@ extension PostgresContactStore {
         }
         // The page reads only what ranks and orders the matches; the rows of the page are read by key at the end.
         let cte = Self.matchedCTE(
-            hasText: hasText, conditions: conditions, columns: "c.id, c.search_words, c.search_names, c.created_at, c.updated_at, c.family_name")
+            hasText: hasText, conditions: conditions, columns: "c.id, c.search_words, c.search_names, c.created_at, c.updated_at, c.family_name",
+            rankedSample: search.sort == .relevance ? max(1, search.rankedMatches) : nil)
+        // One more than counted: whether there were more.
         let facetCTE = Self.matchedCTE(
-            hasText: hasText, conditions: conditions, columns: "c.status, c.contact_type, c.tags, c.owner_id, c.custom_fields")
+            hasText: hasText, conditions: conditions, columns: "c.status, c.contact_type, c.tags, c.owner_id, c.custom_fields",
+            cap: max(1, search.facetMatches) + 1)
+        let termsCTE = Self.matchedCTE(hasText: hasText, conditions: conditions, columns: "c.id")
         let facetBinds = binds
 
         // The score: per query word, the best weight among the contact's words it stands for, × 1.8 when it is the
@@ -151,10 +179,26 @@ extension PostgresContactStore {
                 FROM rows_of_page p
             ) r WHERE bytes_before < \(maxBytes) ORDER BY \(order)
             """
-        let termsSQL = hasText ? "\(cte) SELECT coalesce(array_agg(DISTINCT term), '{}') AS terms FROM candidates" : nil
-        let facetSQL = search.facets.isEmpty ? nil : Self.facetStatement(search.facets, cte: facetCTE, binds: facetBinds)
-        let settings = ["app.tenant_id": actor.tenantID, "pg_trgm.similarity_threshold": Self.typoThreshold]
-        return try await pool.transaction(settings: settings) { c in
+        let termsSQL = hasText ? "\(termsCTE) SELECT coalesce(array_agg(DISTINCT term), '{}') AS terms FROM candidates" : nil
+        let facetSQL =
+            search.facets.isEmpty ? nil : Self.facetStatement(search.facets, cte: facetCTE, counted: max(1, search.facetMatches), binds: facetBinds)
+        let settings = [
+            "app.tenant_id": actor.tenantID, "pg_trgm.similarity_threshold": Self.typoThreshold,
+            "statement_timeout": String(search.timeoutMilliseconds),
+        ]
+        do {
+            return try await run(search, sql: sql, binds: binds, termsSQL: termsSQL, facetSQL: facetSQL, facetBinds: facetBinds, settings: settings)
+        } catch let error as PostgresError where error.sqlState == "57014" {
+            // query_canceled: the statement timeout fired.
+            throw ContactsError.searchTooExpensive(milliseconds: search.timeoutMilliseconds)
+        }
+    }
+
+    private func run(
+        _ search: ContactSearch, sql: String, binds: [PostgresValue], termsSQL: String?, facetSQL: (String, [PostgresValue])?,
+        facetBinds: [PostgresValue], settings: [String: String]
+    ) async throws -> ContactHits {
+        try await pool.transaction(settings: settings) { c in
             let rows = try await c.query(sql, binds).rows
             let candidates = try rows.first?.int("candidates") ?? 0
             var hits = try rows.map { ContactHit(record: try Self.record($0), score: try $0.double("score")) }
@@ -162,34 +206,41 @@ extension PostgresContactStore {
             var terms: Set<String> = []
             if let termsSQL { terms = Set(try await c.query(termsSQL, facetBinds).first?.strings("terms") ?? []) }
             var facets: [[(value: String, count: Int)]] = []
+            var partial = false
             if let (facetSQL, binds) = facetSQL {
                 var counts = Array(repeating: [(value: String, count: Int)](), count: search.facets.count)
                 for row in try await c.query(facetSQL, binds).rows {
                     let index = Int(try row.int("facet"))
-                    counts[index].append((try row.string("value"), Int(try row.int("n"))))
+                    if index < 0 {
+                        partial = try row.int("n") > max(1, search.facetMatches)
+                    } else {
+                        counts[index].append((try row.string("value"), Int(try row.int("n"))))
+                    }
                 }
                 facets = counts
             }
-            return ContactHits(hits: hits, more: candidates > hits.count, terms: terms, facets: facets)
+            return ContactHits(hits: hits, more: candidates > hits.count, terms: terms, facets: facets, facetsPartial: partial)
         }
     }
 
     /// Counts per facet over every match, the 20 most frequent values of each (then by value).
     private static func facetStatement(
-        _ facets: [ContactSearch.FacetField], cte: String, binds: [PostgresValue]
+        _ facets: [ContactSearch.FacetField], cte: String, counted: Int, binds: [PostgresValue]
     ) -> (String, [PostgresValue]) {
         var binds = binds
-        var parts: [String] = []
+        // The matches read (one more than counted, when there were more) as facet -1.
+        var parts = ["(SELECT -1 AS facet, '' AS value, count(*) AS n FROM matched)"]
         for (index, facet) in facets.enumerated() {
             let source: String
+            let counted = "(SELECT * FROM matched LIMIT \(counted)) m"
             switch facet {
-            case .status: source = "SELECT status::text AS value FROM matched"
-            case .type: source = "SELECT contact_type::text AS value FROM matched"
-            case .tag: source = "SELECT t AS value FROM matched, unnest(tags) AS t"
-            case .owner: source = "SELECT owner_id AS value FROM matched"
+            case .status: source = "SELECT status::text AS value FROM \(counted)"
+            case .type: source = "SELECT contact_type::text AS value FROM \(counted)"
+            case .tag: source = "SELECT t AS value FROM \(counted), unnest(tags) AS t"
+            case .owner: source = "SELECT owner_id AS value FROM \(counted)"
             case .customField(let key):
                 binds.append(.text(key))
-                source = "SELECT custom_fields ->> $\(binds.count) AS value FROM matched WHERE custom_fields ? $\(binds.count)"
+                source = "SELECT custom_fields ->> $\(binds.count) AS value FROM \(counted) WHERE custom_fields ? $\(binds.count)"
             }
             parts.append(
                 """

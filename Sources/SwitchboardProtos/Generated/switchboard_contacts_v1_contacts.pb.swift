@@ -2013,6 +2013,9 @@ public struct Switchboard_Contacts_V1_Facet: ProtoMessage, _CBridgedMessage, Pro
     /// Field `counts` = 2.
     public var counts: [Switchboard_Contacts_V1_FacetCount] = []
 
+    /// Field `partial` = 3.
+    public var partial: Bool = false
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2025,11 +2028,13 @@ public struct Switchboard_Contacts_V1_Facet: ProtoMessage, _CBridgedMessage, Pro
     init(_cReader r: _CMessageReader) {
         self.field = r.string(0)
         self.counts = r.repeatedMessage(1)
+        self.partial = r.bool(2)
     }
 
     func _write(to w: _CMessageWriter) {
         w.setString(0, field)
         w.setRepeatedMessage(1, counts)
+        w.setBool(2, partial)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2037,6 +2042,7 @@ public struct Switchboard_Contacts_V1_Facet: ProtoMessage, _CBridgedMessage, Pro
         var o: [String: JSON] = [:]
         e.field(&o, "field", self.field)
         try e.field(&o, "counts", self.counts)
+        e.field(&o, "partial", self.partial)
         return .object(o)
     }
 
@@ -2047,6 +2053,7 @@ public struct Switchboard_Contacts_V1_Facet: ProtoMessage, _CBridgedMessage, Pro
             switch key {
             case "field": try d.field(1, "field", value, &self.field)
             case "counts": try d.field(2, "counts", value, &self.counts)
+            case "partial": try d.field(3, "partial", value, &self.partial)
             default: try d.unknownField(key)
             }
         }

@@ -84,7 +84,9 @@ typedef enum _Switchboard__Contacts__V1__SearchContactsRequest__SortBy {
   SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_UNSPECIFIED = 0,
   /*
    * Best match first (then id): every word of the query counts by how it matched (the word itself, a word it
-   * begins, a word it resembles), words in the person's name more.
+   * begins, a word it resembles), words in the person's name more. A broad query ranks its first 2,000 matches
+   * (SWITCHBOARD_CONTACTS_SEARCH_RANKED_MATCHES), taken from the contacts holding its best-matching words first;
+   * sort by a field to walk every match.
    */
   SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_RELEVANCE = 1,
   SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_CREATE_TIME = 2,
@@ -577,7 +579,7 @@ struct  Switchboard__Contacts__V1__SearchContactsRequest
 {
   ProtobufCMessage base;
   /*
-   * Free text, at most 256 bytes and 8 words (runs of letters and digits). A contact matches when each word of the
+   * Free text, at most 256 bytes and 8 words (runs of letters or of digits). A contact matches when each word of the
    * query is, begins or resembles (a typo) one of its words: in its names, e-mail addresses, phone numbers, tags and
    * string custom fields. Empty: every contact that passes the filters.
    */
@@ -694,10 +696,15 @@ struct  Switchboard__Contacts__V1__Facet
   char *field;
   size_t n_counts;
   Switchboard__Contacts__V1__FacetCount **counts;
+  /*
+   * The counts cover only the first matches (10,000 by default: SWITCHBOARD_CONTACTS_SEARCH_FACET_MATCHES) of a
+   * broader search.
+   */
+  protobuf_c_boolean partial;
 };
 #define SWITCHBOARD__CONTACTS__V1__FACET__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__facet__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0 }
 
 
 struct  Switchboard__Contacts__V1__SearchContactsResponse

@@ -4001,7 +4001,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__facet_count__descrip
   (ProtobufCMessageInit) switchboard__contacts__v1__facet_count__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__contacts__v1__facet__field_descriptors[2] =
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__facet__field_descriptors[3] =
 {
   {
     "field",
@@ -4027,15 +4027,28 @@ static const ProtobufCFieldDescriptor switchboard__contacts__v1__facet__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "partial",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Facet, partial),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__contacts__v1__facet__field_indices_by_name[] = {
   1,   /* field[1] = counts */
   0,   /* field[0] = field */
+  2,   /* field[2] = partial */
 };
 static const ProtobufCIntRange switchboard__contacts__v1__facet__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor switchboard__contacts__v1__facet__descriptor =
 {
@@ -4045,7 +4058,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__facet__descriptor =
   "Switchboard__Contacts__V1__Facet",
   "switchboard.contacts.v1",
   sizeof(Switchboard__Contacts__V1__Facet),
-  2,
+  3,
   switchboard__contacts__v1__facet__field_descriptors,
   switchboard__contacts__v1__facet__field_indices_by_name,
   1,  switchboard__contacts__v1__facet__number_ranges,

@@ -18,3 +18,4 @@ GRANT CREATE, CONNECT ON DATABASE :"DBNAME" TO communication_service;
 -- tsvector @@ tsquery (interaction search) and uuid[] @> uuid[] (a contact's interactions in merges and erasure).
 ALTER FUNCTION pg_catalog.ts_match_vq(tsvector, tsquery) LEAKPROOF;
 ALTER FUNCTION pg_catalog.arraycontains(anyarray, anyarray) LEAKPROOF;
+ALTER FUNCTION pg_catalog.arrayoverlap(anyarray, anyarray) LEAKPROOF;

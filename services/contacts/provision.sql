@@ -16,13 +16,13 @@ GRANT CREATE, CONNECT ON DATABASE :"DBNAME" TO contacts_service;
 -- and these are not marked so by default: every query on them would scan the table. They only compare their
 -- arguments and raise no error that depends on a row's value, so they are marked LEAKPROOF here (a superuser's act,
 -- hence here and not in a migration; it applies to the whole database):
--- tsvector @@ tsquery (search), text[] @> text[] (tags), jsonb ?| text[] (LookupContacts by phone) and pg_trgm's %
+-- tsvector @@ tsquery (search), text[] @> text[] (tags), text[] && text[] (LookupContacts by phone) and pg_trgm's %
 -- (search's typo candidates). pg_trgm (a trusted extension) is created here so that it exists to be marked; migration
 -- 006 uses it wherever it is.
 CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
 ALTER FUNCTION pg_catalog.ts_match_vq(tsvector, tsquery) LEAKPROOF;
 ALTER FUNCTION pg_catalog.arraycontains(anyarray, anyarray) LEAKPROOF;
-ALTER FUNCTION pg_catalog.jsonb_exists_any(jsonb, text[]) LEAKPROOF;
+ALTER FUNCTION pg_catalog.arrayoverlap(anyarray, anyarray) LEAKPROOF;
 DO $$
 DECLARE s text := (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm');
 BEGIN

@@ -17,3 +17,4 @@ GRANT CREATE, CONNECT ON DATABASE :"DBNAME" TO organization_service;
 -- hence here and not in a migration; it applies to the whole database):
 -- text[] @> text[] (tags, domains, roles).
 ALTER FUNCTION pg_catalog.arraycontains(anyarray, anyarray) LEAKPROOF;
+ALTER FUNCTION pg_catalog.arrayoverlap(anyarray, anyarray) LEAKPROOF;

@@ -420,9 +420,9 @@ public struct PostgresContactStore: ContactStore {
                     WHERE tenant_id = $1 AND address = ANY($2::text[])
                     UNION ALL
                     SELECT DISTINCT 'p', number.value, c.id FROM contacts.contacts c
-                    CROSS JOIN LATERAL jsonb_array_elements_text(jsonb_path_query_array(c.phones, '$[*].e164')) AS number(value)
+                    CROSS JOIN LATERAL unnest(c.phone_numbers) AS number(value)
                     WHERE c.tenant_id = $1 AND c.deleted_at IS NULL
-                      AND jsonb_path_query_array(c.phones, '$[*].e164') ?| $3::text[] AND number.value = ANY($3::text[])
+                      AND c.phone_numbers && $3::text[] AND number.value = ANY($3::text[])
                 ) matches
             ) numbered
             WHERE n <= $4 ORDER BY kind, value, contact_id

@@ -59,6 +59,8 @@ public enum CollaborationService: ServiceDefinition {
                 M.markNotificationsRead: .readOnly, M.acknowledgeNotifications: .readOnly, M.getNotificationPreferences: .readOnly,
                 M.setNotificationPreferences: .readOnly,
                 M.uploadFile: .user, M.downloadFile: .readOnly, M.getFile: .readOnly, M.listFiles: .readOnly,
+                M.createMeeting: .user, M.getMeeting: .readOnly, M.updateMeeting: .user, M.deleteMeeting: .user,
+                M.listMeetings: .readOnly, M.findFreeSlots: .readOnly,
                 M.watchChanges: .readOnly, M.exportSubject: .admin,
             ],
             makeServices: { dependencies in
@@ -69,7 +71,8 @@ public enum CollaborationService: ServiceDefinition {
                         comment: { try CollaborationMapping.published($0, redacted: $1) },
                         team: { try CollaborationMapping.proto($0).protoJSONText() },
                         grant: { try CollaborationMapping.proto($0).protoJSONText() },
-                        file: { try CollaborationMapping.proto($0).protoJSONText() }))
+                        file: { try CollaborationMapping.proto($0).protoJSONText() },
+                        meeting: { try CollaborationMapping.proto($0).protoJSONText() }))
                 let notifier = dependencies.notifier
                 let domain = CollaborationDomain(
                     store: store, maxFileBytes: maxFileBytes, uploadStreams: uploadStreams,

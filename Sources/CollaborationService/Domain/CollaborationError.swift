@@ -14,6 +14,8 @@ public enum CollaborationError: Error, Sendable, Hashable {
     case alreadyExists(String)
     /// FAILED_PRECONDITION, e.g. a team that would outgrow its limit.
     case failedPrecondition(String)
+    /// FAILED_PRECONDITION: attendee users have these other meetings at the time asked (ids).
+    case meetingConflicts([String])
     /// RESOURCE_EXHAUSTED: too many streams of one kind at once.
     case tooManyStreams(limit: Int)
 

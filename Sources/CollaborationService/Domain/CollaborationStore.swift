@@ -97,6 +97,33 @@ public protocol CollaborationStore: Sendable {
     /// A page of the files of a subject, newest first.
     func listFiles(subject: SubjectRef, after: TimeCursor?, limit: Int, principal: Principal) async throws -> Rows<FileRecord>
 
+    // MARK: Meetings
+    /// Stores a meeting organized by the principal. Unless `allowConflicts`, throws `meetingConflicts` when an
+    /// attendee user has another live meeting overlapping it (checked under per-user locks, so two concurrent
+    /// bookings cannot both pass); `invalid` naming `meeting.time_zone` for an unknown zone.
+    func insertMeeting(
+        _ data: MeetingData, allowConflicts: Bool, principal: Principal, write: WriteOptions<MeetingRecord>
+    ) async throws
+        -> WriteOutcome<MeetingRecord>
+    /// A meeting of the tenant (cancelled ones included), or nil.
+    func fetchMeeting(id: UUID, principal: Principal) async throws -> MeetingRecord?
+    /// Replaces a live meeting's data if still at `expectedVersion`, with the same conflict check.
+    func replaceMeeting(
+        id: UUID, expectedVersion: Int64, data: MeetingData, changedFields: [String], allowConflicts: Bool, principal: Principal,
+        write: WriteOptions<MeetingRecord>
+    ) async throws -> WriteOutcome<MeetingRecord>
+    /// Cancels (soft-deletes) a live meeting.
+    func cancelMeeting(
+        id: UUID, expectedVersion: Int64?, principal: Principal, write: WriteOptions<MeetingRecord>
+    ) async throws
+        -> WriteOutcome<MeetingRecord>
+    /// A page of a contact's or a user's live meetings in start order, overlapping the window.
+    func listMeetings(
+        of scope: MeetingScope, window: (min: Date?, max: Date?), after: TimeCursor?, limit: Int, principal: Principal
+    ) async throws -> Rows<MeetingRecord>
+    /// The live meetings of the users overlapping a range, as intervals; at most `limit` + 1.
+    func busy(users: [String], range: TimeSlot, limit: Int, principal: Principal) async throws -> [TimeSlot]
+
     // MARK: Subjects
     /// Everything held about a contact, in batches: the notes about them, the comments on their record and on those
     /// notes, their files (deleted ones included; what the principal may read, which for an admin is everything).
@@ -111,4 +138,14 @@ public enum SubjectItem: Sendable, Hashable {
     case comment(CommentRecord)
     /// A file of their record.
     case file(FileRecord)
+    /// A meeting with them.
+    case meeting(MeetingRecord)
+}
+
+/// Whose meetings a list reads.
+public enum MeetingScope: Sendable, Hashable {
+    /// A contact's.
+    case contact(UUID)
+    /// A user's (as attendee).
+    case user(String)
 }

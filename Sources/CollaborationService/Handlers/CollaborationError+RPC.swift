@@ -7,6 +7,7 @@ extension CollaborationError: RPCErrorConvertible {
     static let resourceTypes = [
         "note": "switchboard.collaboration.v1.Note", "comment": "switchboard.collaboration.v1.Comment", "team": "switchboard.collaboration.v1.Team",
         "grant": "switchboard.collaboration.v1.Grant", "file": "switchboard.collaboration.v1.File",
+        "meeting": "switchboard.collaboration.v1.Meeting",
     ]
 
     /// The status each domain error is sent as.
@@ -28,6 +29,19 @@ extension CollaborationError: RPCErrorConvertible {
             return RPCError(code: .alreadyExists, message: message)
         case .failedPrecondition(let message):
             return RPCError(code: .failedPrecondition, message: message)
+        case .meetingConflicts(let ids):
+            var failure = Google_Rpc_PreconditionFailure()
+            failure.violations = ids.map { id in
+                var violation = Google_Rpc_PreconditionFailure.Violation()
+                violation.type = "MEETING_CONFLICT"
+                violation.subject = "switchboard.collaboration.v1.Meeting/\(id)"
+                violation.description = "an attendee user has this meeting at the same time"
+                return violation
+            }
+            return RPCError(
+                code: .failedPrecondition,
+                message: "attendees have other meetings then: \(ids.joined(separator: ", ")); set allow_conflicts to book anyway"
+            ).withDetails([Google_Protobuf_Any(packing: failure)])
         case .tooManyStreams(let limit):
             return RPCError(code: .resourceExhausted, message: "at most \(limit) uploads run at once; retry later")
         }

@@ -188,6 +188,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
                 case .note(let n): message.record = .note(M.proto(n))
                 case .comment(let c): message.record = .comment(M.proto(c))
                 case .file(let f): message.record = .file(M.proto(f))
+                case .meeting(let m): message.record = .meeting(M.proto(m))
                 }
                 try await responses.write(message)
             }

@@ -271,4 +271,49 @@ enum CollaborationMapping {
         p.audit = audit(Audit(createdAt: r.createdAt, createdBy: r.createdBy, updatedAt: r.createdAt, updatedBy: r.createdBy))
         return p
     }
+
+    // MARK: Meetings
+
+    typealias Meeting = Switchboard_Collaboration_V1_Meeting
+
+    /// Meeting data from a request (every field; the domain keeps only masked ones on update).
+    static func meetingData(_ p: Meeting) throws -> MeetingData {
+        var violations: [Violation] = []
+        var data = MeetingData()
+        data.title = p.title
+        data.description = p.description
+        data.start = p.startTime
+        data.end = p.endTime
+        data.timeZone = p.timeZone
+        if p.attendeeUserIds.count > MeetingRules.maxAttendees {
+            violations.append(Violation("meeting.attendee_user_ids", "at most \(MeetingRules.maxAttendees) users", reason: "TOO_MANY"))
+        } else {
+            data.attendeeUserIDs = p.attendeeUserIds
+        }
+        if p.contactIds.count > MeetingRules.maxAttendees {
+            violations.append(Violation("meeting.contact_ids", "at most \(MeetingRules.maxAttendees) contacts", reason: "TOO_MANY"))
+        } else {
+            data.contactIDs = p.contactIds.enumerated().compactMap { i, id in
+                optionalID(id, field: "meeting.contact_ids[\(i)]", violations: &violations)
+            }
+        }
+        if !violations.isEmpty { throw CollaborationError.invalid(violations) }
+        return data
+    }
+
+    static func proto(_ r: MeetingRecord) -> Meeting {
+        var p = Meeting()
+        p.id = r.id.lowercaseText
+        p.title = r.data.title
+        p.description = r.data.description
+        p.startTime = r.data.start
+        p.endTime = r.data.end
+        p.timeZone = r.data.timeZone
+        p.attendeeUserIds = r.data.attendeeUserIDs
+        p.contactIds = r.data.contactIDs.map(\.lowercaseText)
+        p.organizerId = r.organizerID
+        p.audit = audit(r.audit)
+        p.etag = r.etag
+        return p
+    }
 }

@@ -58,5 +58,20 @@ extension PostgresCollaborationStore {
             if !rows.isEmpty { try await deliver(rows.map { .file($0) }) }
             cursor = rows.count == Self.exportBatch ? rows.last.map { TimeCursor(micros: $0.sortMicros, id: $0.id) } : nil
         } while cursor != nil
+        repeat {
+            var binds = Binds(values: [tenant, .uuid(contact)])
+            let after = cursor.map { "AND (x.start_at, x.meeting_id) > (\(Self.cursorTime($0.micros, &binds)), \(binds.add(.uuid($0.id))))" } ?? ""
+            let rows = try await read(
+                principal,
+                """
+                SELECT \(Self.meetingColumns) FROM collaboration.meeting_contacts x
+                JOIN collaboration.meetings m ON m.tenant_id = x.tenant_id AND m.id = x.meeting_id
+                WHERE x.tenant_id = $1 AND x.contact_id = $2 \(after)
+                ORDER BY x.start_at, x.meeting_id LIMIT \(Self.exportBatch)
+                """, binds.values
+            ).map(Self.meeting)
+            if !rows.isEmpty { try await deliver(rows.map { .meeting($0) }) }
+            cursor = rows.count == Self.exportBatch ? rows.last.map { TimeCursor(micros: $0.sortMicros, id: $0.id) } : nil
+        } while cursor != nil
     }
 }

@@ -25,13 +25,16 @@ public struct PostgresCollaborationStore: CollaborationStore {
         public var grant: @Sendable (GrantRecord) throws -> String
         /// A file's metadata.
         public var file: @Sendable (FileRecord) throws -> String
+        /// A meeting.
+        public var meeting: @Sendable (MeetingRecord) throws -> String
 
         /// Creates the publishers.
         public init(
             note: @escaping @Sendable (NoteRecord) throws -> String, comment: @escaping @Sendable (CommentRecord, Bool) throws -> String,
             team: @escaping @Sendable (TeamRecord) throws -> String, grant: @escaping @Sendable (GrantRecord) throws -> String,
-            file: @escaping @Sendable (FileRecord) throws -> String
+            file: @escaping @Sendable (FileRecord) throws -> String, meeting: @escaping @Sendable (MeetingRecord) throws -> String
         ) {
+            self.meeting = meeting
             self.note = note
             self.comment = comment
             self.team = team

@@ -2824,6 +2824,662 @@ public struct Switchboard_Collaboration_V1_ListFilesResponse: ProtoMessage, _CBr
     }
 }
 
+/// The `switchboard.collaboration.v1.Meeting` message.
+public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.Meeting`.
+    public static let protoMessageName = "switchboard.collaboration.v1.Meeting"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__meeting__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `title` = 2.
+    public var title: String = ""
+
+    /// Field `description` = 3.
+    public var description: String = ""
+
+    /// Field `start_time` = 4.
+    public var startTime: Date? = nil
+
+    /// Field `end_time` = 5.
+    public var endTime: Date? = nil
+
+    /// Field `time_zone` = 6.
+    public var timeZone: String = ""
+
+    /// Field `attendee_user_ids` = 7.
+    public var attendeeUserIds: [String] = []
+
+    /// Field `contact_ids` = 8.
+    public var contactIds: [String] = []
+
+    /// Field `organizer_id` = 9.
+    public var organizerId: String = ""
+
+    /// Field `audit` = 10.
+    public var audit: Switchboard_Common_V1_AuditStamps? = nil
+
+    /// Field `etag` = 11.
+    public var etag: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.title = r.string(1)
+        self.description = r.string(2)
+        self.startTime = (r.message(3) as Google_Protobuf_Timestamp?)?.date
+        self.endTime = (r.message(4) as Google_Protobuf_Timestamp?)?.date
+        self.timeZone = r.string(5)
+        self.attendeeUserIds = r.repeatedString(6)
+        self.contactIds = r.repeatedString(7)
+        self.organizerId = r.string(8)
+        self.audit = r.message(9)
+        self.etag = r.string(10)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, title)
+        w.setString(2, description)
+        w.setMessage(3, startTime.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(4, endTime.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setString(5, timeZone)
+        w.setRepeatedString(6, attendeeUserIds)
+        w.setRepeatedString(7, contactIds)
+        w.setString(8, organizerId)
+        w.setMessage(9, audit)
+        w.setString(10, etag)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "title", self.title)
+        e.field(&o, "description", self.description)
+        try e.field(&o, "startTime", self.startTime)
+        try e.field(&o, "endTime", self.endTime)
+        e.field(&o, "timeZone", self.timeZone)
+        e.field(&o, "attendeeUserIds", self.attendeeUserIds)
+        e.field(&o, "contactIds", self.contactIds)
+        e.field(&o, "organizerId", self.organizerId)
+        try e.field(&o, "audit", self.audit)
+        e.field(&o, "etag", self.etag)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "title": try d.field(2, "title", value, &self.title)
+            case "description": try d.field(3, "description", value, &self.description)
+            case "startTime", "start_time": try d.field(4, "startTime", value, &self.startTime)
+            case "endTime", "end_time": try d.field(5, "endTime", value, &self.endTime)
+            case "timeZone", "time_zone": try d.field(6, "timeZone", value, &self.timeZone)
+            case "attendeeUserIds", "attendee_user_ids": try d.field(7, "attendeeUserIds", value, &self.attendeeUserIds)
+            case "contactIds", "contact_ids": try d.field(8, "contactIds", value, &self.contactIds)
+            case "organizerId", "organizer_id": try d.field(9, "organizerId", value, &self.organizerId)
+            case "audit": try d.field(10, "audit", value, &self.audit)
+            case "etag": try d.field(11, "etag", value, &self.etag)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.CreateMeetingRequest` message.
+public struct Switchboard_Collaboration_V1_CreateMeetingRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.CreateMeetingRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.CreateMeetingRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__create_meeting_request__init)
+
+    /// Field `meeting` = 1.
+    public var meeting: Switchboard_Collaboration_V1_Meeting? = nil
+
+    /// Field `allow_conflicts` = 2.
+    public var allowConflicts: Bool = false
+
+    /// Field `request_id` = 3.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.meeting = r.message(0)
+        self.allowConflicts = r.bool(1)
+        self.requestId = r.string(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, meeting)
+        w.setBool(1, allowConflicts)
+        w.setString(2, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "meeting", self.meeting)
+        e.field(&o, "allowConflicts", self.allowConflicts)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "meeting": try d.field(1, "meeting", value, &self.meeting)
+            case "allowConflicts", "allow_conflicts": try d.field(2, "allowConflicts", value, &self.allowConflicts)
+            case "requestId", "request_id": try d.field(3, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.GetMeetingRequest` message.
+public struct Switchboard_Collaboration_V1_GetMeetingRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.GetMeetingRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.GetMeetingRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__get_meeting_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `include_deleted` = 2.
+    public var includeDeleted: Bool = false
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.includeDeleted = r.bool(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setBool(1, includeDeleted)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "includeDeleted", self.includeDeleted)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "includeDeleted", "include_deleted": try d.field(2, "includeDeleted", value, &self.includeDeleted)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.UpdateMeetingRequest` message.
+public struct Switchboard_Collaboration_V1_UpdateMeetingRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.UpdateMeetingRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.UpdateMeetingRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__update_meeting_request__init)
+
+    /// Field `meeting` = 1.
+    public var meeting: Switchboard_Collaboration_V1_Meeting? = nil
+
+    /// Field `update_mask` = 2.
+    public var updateMask: Google_Protobuf_FieldMask? = nil
+
+    /// Field `etag` = 3.
+    public var etag: String = ""
+
+    /// Field `allow_conflicts` = 4.
+    public var allowConflicts: Bool = false
+
+    /// Field `request_id` = 5.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.meeting = r.message(0)
+        self.updateMask = r.message(1)
+        self.etag = r.string(2)
+        self.allowConflicts = r.bool(3)
+        self.requestId = r.string(4)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, meeting)
+        w.setMessage(1, updateMask)
+        w.setString(2, etag)
+        w.setBool(3, allowConflicts)
+        w.setString(4, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "meeting", self.meeting)
+        try e.field(&o, "updateMask", self.updateMask)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "allowConflicts", self.allowConflicts)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "meeting": try d.field(1, "meeting", value, &self.meeting)
+            case "updateMask", "update_mask": try d.field(2, "updateMask", value, &self.updateMask)
+            case "etag": try d.field(3, "etag", value, &self.etag)
+            case "allowConflicts", "allow_conflicts": try d.field(4, "allowConflicts", value, &self.allowConflicts)
+            case "requestId", "request_id": try d.field(5, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.DeleteMeetingRequest` message.
+public struct Switchboard_Collaboration_V1_DeleteMeetingRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.DeleteMeetingRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.DeleteMeetingRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__delete_meeting_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `etag` = 2.
+    public var etag: String = ""
+
+    /// Field `request_id` = 3.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.etag = r.string(1)
+        self.requestId = r.string(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, etag)
+        w.setString(2, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "etag": try d.field(2, "etag", value, &self.etag)
+            case "requestId", "request_id": try d.field(3, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.ListMeetingsRequest` message.
+public struct Switchboard_Collaboration_V1_ListMeetingsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.ListMeetingsRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.ListMeetingsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__list_meetings_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `user_id` = 2.
+    public var userId: String = ""
+
+    /// Field `time_min` = 3.
+    public var timeMin: Date? = nil
+
+    /// Field `time_max` = 4.
+    public var timeMax: Date? = nil
+
+    /// Field `page` = 5.
+    public var page: Switchboard_Common_V1_PageRequest? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.userId = r.string(1)
+        self.timeMin = (r.message(2) as Google_Protobuf_Timestamp?)?.date
+        self.timeMax = (r.message(3) as Google_Protobuf_Timestamp?)?.date
+        self.page = r.message(4)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setString(1, userId)
+        w.setMessage(2, timeMin.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(3, timeMax.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(4, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "userId", self.userId)
+        try e.field(&o, "timeMin", self.timeMin)
+        try e.field(&o, "timeMax", self.timeMax)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "userId", "user_id": try d.field(2, "userId", value, &self.userId)
+            case "timeMin", "time_min": try d.field(3, "timeMin", value, &self.timeMin)
+            case "timeMax", "time_max": try d.field(4, "timeMax", value, &self.timeMax)
+            case "page": try d.field(5, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.ListMeetingsResponse` message.
+public struct Switchboard_Collaboration_V1_ListMeetingsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.ListMeetingsResponse`.
+    public static let protoMessageName = "switchboard.collaboration.v1.ListMeetingsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__list_meetings_response__init)
+
+    /// Field `meetings` = 1.
+    public var meetings: [Switchboard_Collaboration_V1_Meeting] = []
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.meetings = r.repeatedMessage(0)
+        self.page = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, meetings)
+        w.setMessage(1, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "meetings", self.meetings)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "meetings": try d.field(1, "meetings", value, &self.meetings)
+            case "page": try d.field(2, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.FindFreeSlotsRequest` message.
+public struct Switchboard_Collaboration_V1_FindFreeSlotsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.FindFreeSlotsRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.FindFreeSlotsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__find_free_slots_request__init)
+
+    /// Field `user_ids` = 1.
+    public var userIds: [String] = []
+
+    /// Field `range_start` = 2.
+    public var rangeStart: Date? = nil
+
+    /// Field `range_end` = 3.
+    public var rangeEnd: Date? = nil
+
+    /// Field `duration_minutes` = 4.
+    public var durationMinutes: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.userIds = r.repeatedString(0)
+        self.rangeStart = (r.message(1) as Google_Protobuf_Timestamp?)?.date
+        self.rangeEnd = (r.message(2) as Google_Protobuf_Timestamp?)?.date
+        self.durationMinutes = r.scalar(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedString(0, userIds)
+        w.setMessage(1, rangeStart.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(2, rangeEnd.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setScalar(3, durationMinutes)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "userIds", self.userIds)
+        try e.field(&o, "rangeStart", self.rangeStart)
+        try e.field(&o, "rangeEnd", self.rangeEnd)
+        e.field(&o, "durationMinutes", self.durationMinutes)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "userIds", "user_ids": try d.field(1, "userIds", value, &self.userIds)
+            case "rangeStart", "range_start": try d.field(2, "rangeStart", value, &self.rangeStart)
+            case "rangeEnd", "range_end": try d.field(3, "rangeEnd", value, &self.rangeEnd)
+            case "durationMinutes", "duration_minutes": try d.field(4, "durationMinutes", value, &self.durationMinutes)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.TimeSlot` message.
+public struct Switchboard_Collaboration_V1_TimeSlot: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.TimeSlot`.
+    public static let protoMessageName = "switchboard.collaboration.v1.TimeSlot"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__time_slot__init)
+
+    /// Field `start_time` = 1.
+    public var startTime: Date? = nil
+
+    /// Field `end_time` = 2.
+    public var endTime: Date? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.startTime = (r.message(0) as Google_Protobuf_Timestamp?)?.date
+        self.endTime = (r.message(1) as Google_Protobuf_Timestamp?)?.date
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, startTime.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(1, endTime.map(Google_Protobuf_Timestamp.init(date:)))
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "startTime", self.startTime)
+        try e.field(&o, "endTime", self.endTime)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "startTime", "start_time": try d.field(1, "startTime", value, &self.startTime)
+            case "endTime", "end_time": try d.field(2, "endTime", value, &self.endTime)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.FindFreeSlotsResponse` message.
+public struct Switchboard_Collaboration_V1_FindFreeSlotsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.FindFreeSlotsResponse`.
+    public static let protoMessageName = "switchboard.collaboration.v1.FindFreeSlotsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__find_free_slots_response__init)
+
+    /// Field `slots` = 1.
+    public var slots: [Switchboard_Collaboration_V1_TimeSlot] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.slots = r.repeatedMessage(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, slots)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "slots", self.slots)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "slots": try d.field(1, "slots", value, &self.slots)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.collaboration.v1.ExportSubjectRequest` message.
 public struct Switchboard_Collaboration_V1_ExportSubjectRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.collaboration.v1.ExportSubjectRequest`.
@@ -2887,6 +3543,8 @@ public struct Switchboard_Collaboration_V1_SubjectRecord: ProtoMessage, _CBridge
         case comment(Switchboard_Collaboration_V1_Comment)
         /// Field `file` = 3.
         case file(Switchboard_Collaboration_V1_File)
+        /// Field `meeting` = 4.
+        case meeting(Switchboard_Collaboration_V1_Meeting)
     }
 
     /// Creates the message with every field at its default.
@@ -2903,6 +3561,7 @@ public struct Switchboard_Collaboration_V1_SubjectRecord: ProtoMessage, _CBridge
         case 1: self.record = .note(r.message(0) ?? Switchboard_Collaboration_V1_Note())
         case 2: self.record = .comment(r.message(1) ?? Switchboard_Collaboration_V1_Comment())
         case 3: self.record = .file(r.message(2) ?? Switchboard_Collaboration_V1_File())
+        case 4: self.record = .meeting(r.message(3) ?? Switchboard_Collaboration_V1_Meeting())
         default: self.record = nil
         }
     }
@@ -2918,6 +3577,9 @@ public struct Switchboard_Collaboration_V1_SubjectRecord: ProtoMessage, _CBridge
         case .file(let value):
             w.setOneofCase(2, 3)
             w.setMessage(2, Optional(value))
+        case .meeting(let value):
+            w.setOneofCase(3, 4)
+            w.setMessage(3, Optional(value))
         case nil: break
         }
     }
@@ -2929,6 +3591,7 @@ public struct Switchboard_Collaboration_V1_SubjectRecord: ProtoMessage, _CBridge
         case .note(let v)?: try e.member(&o, "note", v)
         case .comment(let v)?: try e.member(&o, "comment", v)
         case .file(let v)?: try e.member(&o, "file", v)
+        case .meeting(let v)?: try e.member(&o, "meeting", v)
         case nil: break
         }
         return .object(o)
@@ -2950,6 +3613,10 @@ public struct Switchboard_Collaboration_V1_SubjectRecord: ProtoMessage, _CBridge
             case "file":
                 if let v: Switchboard_Collaboration_V1_File = try d.member(3, "file", oneof: 0, value) {
                     self.record = .file(v)
+                }
+            case "meeting":
+                if let v: Switchboard_Collaboration_V1_Meeting = try d.member(4, "meeting", oneof: 0, value) {
+                    self.record = .meeting(v)
                 }
             default: try d.unknownField(key)
             }
@@ -3022,13 +3689,25 @@ public enum Switchboard_Collaboration_V1_CollaborationService {
         public static let getFile = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "GetFile", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/ListFiles`.
         public static let listFiles = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ListFiles", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/CreateMeeting`.
+        public static let createMeeting = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "CreateMeeting", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/GetMeeting`.
+        public static let getMeeting = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "GetMeeting", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/UpdateMeeting`.
+        public static let updateMeeting = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "UpdateMeeting", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/DeleteMeeting`.
+        public static let deleteMeeting = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "DeleteMeeting", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/ListMeetings`.
+        public static let listMeetings = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ListMeetings", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/FindFreeSlots`.
+        public static let findFreeSlots = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "FindFreeSlots", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/WatchChanges`.
         public static let watchChanges = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "WatchChanges", kind: .serverStreaming)
         /// `switchboard.collaboration.v1.CollaborationService/ExportSubject`.
         public static let exportSubject = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ExportSubject", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createNote, Method.getNote, Method.updateNote, Method.deleteNote, Method.undeleteNote, Method.listNotes, Method.createComment, Method.updateComment, Method.deleteComment, Method.listComments, Method.createTeam, Method.getTeam, Method.listTeams, Method.addTeamMembers, Method.removeTeamMembers, Method.shareNote, Method.revokeGrant, Method.listGrants, Method.createNotification, Method.listNotifications, Method.subscribeNotifications, Method.markNotificationsRead, Method.acknowledgeNotifications, Method.getNotificationPreferences, Method.setNotificationPreferences, Method.uploadFile, Method.downloadFile, Method.getFile, Method.listFiles, Method.watchChanges, Method.exportSubject]
+    public static let methods: [MethodDescriptor] = [Method.createNote, Method.getNote, Method.updateNote, Method.deleteNote, Method.undeleteNote, Method.listNotes, Method.createComment, Method.updateComment, Method.deleteComment, Method.listComments, Method.createTeam, Method.getTeam, Method.listTeams, Method.addTeamMembers, Method.removeTeamMembers, Method.shareNote, Method.revokeGrant, Method.listGrants, Method.createNotification, Method.listNotifications, Method.subscribeNotifications, Method.markNotificationsRead, Method.acknowledgeNotifications, Method.getNotificationPreferences, Method.setNotificationPreferences, Method.uploadFile, Method.downloadFile, Method.getFile, Method.listFiles, Method.createMeeting, Method.getMeeting, Method.updateMeeting, Method.deleteMeeting, Method.listMeetings, Method.findFreeSlots, Method.watchChanges, Method.exportSubject]
 }
 
 /// Implement this to serve `switchboard.collaboration.v1.CollaborationService`; register the implementation with the server.
@@ -3091,6 +3770,18 @@ public protocol Switchboard_Collaboration_V1_CollaborationService_ServiceProtoco
     func getFile(request: Switchboard_Collaboration_V1_GetFileRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_File
     /// Handles `ListFiles`.
     func listFiles(request: Switchboard_Collaboration_V1_ListFilesRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_ListFilesResponse
+    /// Handles `CreateMeeting`.
+    func createMeeting(request: Switchboard_Collaboration_V1_CreateMeetingRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
+    /// Handles `GetMeeting`.
+    func getMeeting(request: Switchboard_Collaboration_V1_GetMeetingRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
+    /// Handles `UpdateMeeting`.
+    func updateMeeting(request: Switchboard_Collaboration_V1_UpdateMeetingRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
+    /// Handles `DeleteMeeting`.
+    func deleteMeeting(request: Switchboard_Collaboration_V1_DeleteMeetingRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
+    /// Handles `ListMeetings`.
+    func listMeetings(request: Switchboard_Collaboration_V1_ListMeetingsRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_ListMeetingsResponse
+    /// Handles `FindFreeSlots`.
+    func findFreeSlots(request: Switchboard_Collaboration_V1_FindFreeSlotsRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_FindFreeSlotsResponse
     /// Handles `WatchChanges`.
     func watchChanges(request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext) async throws
     /// Handles `ExportSubject`.
@@ -3129,6 +3820,12 @@ extension Switchboard_Collaboration_V1_CollaborationService_ServiceProtocol {
         router.registerServerStreaming(Switchboard_Collaboration_V1_CollaborationService.Method.downloadFile) { try await self.downloadFile(request: $0, responses: $1, context: $2) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.getFile) { try await self.getFile(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.listFiles) { try await self.listFiles(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.createMeeting) { try await self.createMeeting(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.getMeeting) { try await self.getMeeting(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.updateMeeting) { try await self.updateMeeting(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.deleteMeeting) { try await self.deleteMeeting(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.listMeetings) { try await self.listMeetings(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.findFreeSlots) { try await self.findFreeSlots(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Collaboration_V1_CollaborationService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
         router.registerServerStreaming(Switchboard_Collaboration_V1_CollaborationService.Method.exportSubject) { try await self.exportSubject(request: $0, responses: $1, context: $2) }
     }
@@ -3296,6 +3993,36 @@ public struct Switchboard_Collaboration_V1_CollaborationService_Client: Sendable
     /// Calls `ListFiles`.
     public func listFiles(_ request: Switchboard_Collaboration_V1_ListFilesRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_ListFilesResponse {
         try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.listFiles, request, options: options)
+    }
+
+    /// Calls `CreateMeeting`.
+    public func createMeeting(_ request: Switchboard_Collaboration_V1_CreateMeetingRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Meeting {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.createMeeting, request, options: options)
+    }
+
+    /// Calls `GetMeeting`.
+    public func getMeeting(_ request: Switchboard_Collaboration_V1_GetMeetingRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Meeting {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.getMeeting, request, options: options)
+    }
+
+    /// Calls `UpdateMeeting`.
+    public func updateMeeting(_ request: Switchboard_Collaboration_V1_UpdateMeetingRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Meeting {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.updateMeeting, request, options: options)
+    }
+
+    /// Calls `DeleteMeeting`.
+    public func deleteMeeting(_ request: Switchboard_Collaboration_V1_DeleteMeetingRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Meeting {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.deleteMeeting, request, options: options)
+    }
+
+    /// Calls `ListMeetings`.
+    public func listMeetings(_ request: Switchboard_Collaboration_V1_ListMeetingsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_ListMeetingsResponse {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.listMeetings, request, options: options)
+    }
+
+    /// Calls `FindFreeSlots`.
+    public func findFreeSlots(_ request: Switchboard_Collaboration_V1_FindFreeSlotsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_FindFreeSlotsResponse {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.findFreeSlots, request, options: options)
     }
 
     /// Calls `WatchChanges`.

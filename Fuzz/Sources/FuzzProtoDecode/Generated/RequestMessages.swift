@@ -23,6 +23,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Grpc_Testing_StreamingOutputCallRequest.protoMessageName, { try decodeMessage(Grpc_Testing_StreamingOutputCallRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.createComment
     (Switchboard_Collaboration_V1_CreateCommentRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateCommentRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.createMeeting
+    (Switchboard_Collaboration_V1_CreateMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateMeetingRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.createNote
     (Switchboard_Collaboration_V1_CreateNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateNoteRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.createNotification
@@ -31,14 +33,20 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Collaboration_V1_CreateTeamRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateTeamRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.deleteComment
     (Switchboard_Collaboration_V1_DeleteCommentRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DeleteCommentRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.deleteMeeting
+    (Switchboard_Collaboration_V1_DeleteMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DeleteMeetingRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.deleteNote
     (Switchboard_Collaboration_V1_DeleteNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DeleteNoteRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.downloadFile
     (Switchboard_Collaboration_V1_DownloadFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DownloadFileRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.exportSubject
     (Switchboard_Collaboration_V1_ExportSubjectRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ExportSubjectRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.findFreeSlots
+    (Switchboard_Collaboration_V1_FindFreeSlotsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_FindFreeSlotsRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.getFile
     (Switchboard_Collaboration_V1_GetFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_GetFileRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.getMeeting
+    (Switchboard_Collaboration_V1_GetMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_GetMeetingRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.getNote
     (Switchboard_Collaboration_V1_GetNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_GetNoteRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.getNotificationPreferences
@@ -51,6 +59,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Collaboration_V1_ListFilesRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListFilesRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.listGrants
     (Switchboard_Collaboration_V1_ListGrantsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListGrantsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.listMeetings
+    (Switchboard_Collaboration_V1_ListMeetingsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListMeetingsRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.listNotes
     (Switchboard_Collaboration_V1_ListNotesRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListNotesRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.listNotifications
@@ -73,6 +83,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Collaboration_V1_UndeleteNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UndeleteNoteRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.updateComment
     (Switchboard_Collaboration_V1_UpdateCommentRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UpdateCommentRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.updateMeeting
+    (Switchboard_Collaboration_V1_UpdateMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UpdateMeetingRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.updateNote
     (Switchboard_Collaboration_V1_UpdateNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UpdateNoteRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.uploadFile

@@ -64,6 +64,16 @@ typedef struct Switchboard__Collaboration__V1__FileChunk Switchboard__Collaborat
 typedef struct Switchboard__Collaboration__V1__GetFileRequest Switchboard__Collaboration__V1__GetFileRequest;
 typedef struct Switchboard__Collaboration__V1__ListFilesRequest Switchboard__Collaboration__V1__ListFilesRequest;
 typedef struct Switchboard__Collaboration__V1__ListFilesResponse Switchboard__Collaboration__V1__ListFilesResponse;
+typedef struct Switchboard__Collaboration__V1__Meeting Switchboard__Collaboration__V1__Meeting;
+typedef struct Switchboard__Collaboration__V1__CreateMeetingRequest Switchboard__Collaboration__V1__CreateMeetingRequest;
+typedef struct Switchboard__Collaboration__V1__GetMeetingRequest Switchboard__Collaboration__V1__GetMeetingRequest;
+typedef struct Switchboard__Collaboration__V1__UpdateMeetingRequest Switchboard__Collaboration__V1__UpdateMeetingRequest;
+typedef struct Switchboard__Collaboration__V1__DeleteMeetingRequest Switchboard__Collaboration__V1__DeleteMeetingRequest;
+typedef struct Switchboard__Collaboration__V1__ListMeetingsRequest Switchboard__Collaboration__V1__ListMeetingsRequest;
+typedef struct Switchboard__Collaboration__V1__ListMeetingsResponse Switchboard__Collaboration__V1__ListMeetingsResponse;
+typedef struct Switchboard__Collaboration__V1__FindFreeSlotsRequest Switchboard__Collaboration__V1__FindFreeSlotsRequest;
+typedef struct Switchboard__Collaboration__V1__TimeSlot Switchboard__Collaboration__V1__TimeSlot;
+typedef struct Switchboard__Collaboration__V1__FindFreeSlotsResponse Switchboard__Collaboration__V1__FindFreeSlotsResponse;
 typedef struct Switchboard__Collaboration__V1__ExportSubjectRequest Switchboard__Collaboration__V1__ExportSubjectRequest;
 typedef struct Switchboard__Collaboration__V1__SubjectRecord Switchboard__Collaboration__V1__SubjectRecord;
 
@@ -913,6 +923,204 @@ struct  Switchboard__Collaboration__V1__ListFilesResponse
     , 0,NULL, NULL }
 
 
+/*
+ * A meeting of users with contacts. Times are instants; time_zone says where it is held (for display and local
+ * times), an IANA name such as "Europe/Berlin".
+ */
+struct  Switchboard__Collaboration__V1__Meeting
+{
+  ProtobufCMessage base;
+  /*
+   * Output only.
+   */
+  char *id;
+  /*
+   * 1 to 200 bytes.
+   */
+  char *title;
+  /*
+   * At most 16,384 bytes.
+   */
+  char *description;
+  /*
+   * Required; end_time after start_time, at most 14 days later.
+   */
+  Google__Protobuf__Timestamp *start_time;
+  Google__Protobuf__Timestamp *end_time;
+  /*
+   * Required: an IANA time zone name.
+   */
+  char *time_zone;
+  /*
+   * The users attending (at most 100); the organizer always attends and is added.
+   */
+  size_t n_attendee_user_ids;
+  char **attendee_user_ids;
+  /*
+   * The contacts attending or concerned (at most 100 ids).
+   */
+  size_t n_contact_ids;
+  char **contact_ids;
+  /*
+   * Output only: the creator.
+   */
+  char *organizer_id;
+  /*
+   * Output only.
+   */
+  Switchboard__Common__V1__AuditStamps *audit;
+  /*
+   * Output only.
+   */
+  char *etag;
+};
+#define SWITCHBOARD__COLLABORATION__V1__MEETING__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__meeting__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Collaboration__V1__CreateMeetingRequest
+{
+  ProtobufCMessage base;
+  Switchboard__Collaboration__V1__Meeting *meeting;
+  /*
+   * Book even when an attendee user has another meeting then (FAILED_PRECONDITION naming the meetings otherwise).
+   */
+  protobuf_c_boolean allow_conflicts;
+  char *request_id;
+};
+#define SWITCHBOARD__COLLABORATION__V1__CREATE_MEETING_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__create_meeting_request__descriptor) \
+    , NULL, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Collaboration__V1__GetMeetingRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  protobuf_c_boolean include_deleted;
+};
+#define SWITCHBOARD__COLLABORATION__V1__GET_MEETING_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__get_meeting_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__Collaboration__V1__UpdateMeetingRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The meeting's id and the new values of the fields named in update_mask.
+   */
+  Switchboard__Collaboration__V1__Meeting *meeting;
+  /*
+   * Fields to change: title, description, start_time, end_time, time_zone, attendee_user_ids, contact_ids.
+   */
+  Google__Protobuf__FieldMask *update_mask;
+  char *etag;
+  protobuf_c_boolean allow_conflicts;
+  char *request_id;
+};
+#define SWITCHBOARD__COLLABORATION__V1__UPDATE_MEETING_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__update_meeting_request__descriptor) \
+    , NULL, NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Collaboration__V1__DeleteMeetingRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  char *etag;
+  char *request_id;
+};
+#define SWITCHBOARD__COLLABORATION__V1__DELETE_MEETING_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__delete_meeting_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Collaboration__V1__ListMeetingsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Exactly one of: the meetings of a contact, or of a user (as attendee).
+   */
+  char *contact_id;
+  char *user_id;
+  /*
+   * Only meetings ending after time_min and starting before time_max (each optional).
+   */
+  Google__Protobuf__Timestamp *time_min;
+  Google__Protobuf__Timestamp *time_max;
+  Switchboard__Common__V1__PageRequest *page;
+};
+#define SWITCHBOARD__COLLABORATION__V1__LIST_MEETINGS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__list_meetings_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, NULL }
+
+
+struct  Switchboard__Collaboration__V1__ListMeetingsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * In start order, then id.
+   */
+  size_t n_meetings;
+  Switchboard__Collaboration__V1__Meeting **meetings;
+  Switchboard__Common__V1__PageResponse *page;
+};
+#define SWITCHBOARD__COLLABORATION__V1__LIST_MEETINGS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__list_meetings_response__descriptor) \
+    , 0,NULL, NULL }
+
+
+struct  Switchboard__Collaboration__V1__FindFreeSlotsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * 1 to 20 users who must all be free.
+   */
+  size_t n_user_ids;
+  char **user_ids;
+  /*
+   * The range searched: at most 31 days.
+   */
+  Google__Protobuf__Timestamp *range_start;
+  Google__Protobuf__Timestamp *range_end;
+  /*
+   * The shortest slot wanted, 1 to 1,440 minutes.
+   */
+  int32_t duration_minutes;
+};
+#define SWITCHBOARD__COLLABORATION__V1__FIND_FREE_SLOTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__find_free_slots_request__descriptor) \
+    , 0,NULL, NULL, NULL, 0 }
+
+
+struct  Switchboard__Collaboration__V1__TimeSlot
+{
+  ProtobufCMessage base;
+  Google__Protobuf__Timestamp *start_time;
+  Google__Protobuf__Timestamp *end_time;
+};
+#define SWITCHBOARD__COLLABORATION__V1__TIME_SLOT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__time_slot__descriptor) \
+    , NULL, NULL }
+
+
+struct  Switchboard__Collaboration__V1__FindFreeSlotsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The maximal intervals of the range in which none of the users has a meeting, at least duration_minutes long,
+   * in time order (at most 500).
+   */
+  size_t n_slots;
+  Switchboard__Collaboration__V1__TimeSlot **slots;
+};
+#define SWITCHBOARD__COLLABORATION__V1__FIND_FREE_SLOTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__find_free_slots_response__descriptor) \
+    , 0,NULL }
+
+
 struct  Switchboard__Collaboration__V1__ExportSubjectRequest
 {
   ProtobufCMessage base;
@@ -930,7 +1138,8 @@ typedef enum {
   SWITCHBOARD__COLLABORATION__V1__SUBJECT_RECORD__RECORD__NOT_SET = 0,
   SWITCHBOARD__COLLABORATION__V1__SUBJECT_RECORD__RECORD_NOTE = 1,
   SWITCHBOARD__COLLABORATION__V1__SUBJECT_RECORD__RECORD_COMMENT = 2,
-  SWITCHBOARD__COLLABORATION__V1__SUBJECT_RECORD__RECORD_FILE = 3
+  SWITCHBOARD__COLLABORATION__V1__SUBJECT_RECORD__RECORD_FILE = 3,
+  SWITCHBOARD__COLLABORATION__V1__SUBJECT_RECORD__RECORD_MEETING = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COLLABORATION__V1__SUBJECT_RECORD__RECORD__CASE)
 } Switchboard__Collaboration__V1__SubjectRecord__RecordCase;
 
@@ -954,6 +1163,10 @@ struct  Switchboard__Collaboration__V1__SubjectRecord
      * A file belonging to the person's record (metadata; DownloadFile gives the content).
      */
     Switchboard__Collaboration__V1__File *file;
+    /*
+     * A meeting with the person.
+     */
+    Switchboard__Collaboration__V1__Meeting *meeting;
   };
 };
 #define SWITCHBOARD__COLLABORATION__V1__SUBJECT_RECORD__INIT \
@@ -1816,6 +2029,196 @@ Switchboard__Collaboration__V1__ListFilesResponse *
 void   switchboard__collaboration__v1__list_files_response__free_unpacked
                      (Switchboard__Collaboration__V1__ListFilesResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__Meeting methods */
+void   switchboard__collaboration__v1__meeting__init
+                     (Switchboard__Collaboration__V1__Meeting         *message);
+size_t switchboard__collaboration__v1__meeting__get_packed_size
+                     (const Switchboard__Collaboration__V1__Meeting   *message);
+size_t switchboard__collaboration__v1__meeting__pack
+                     (const Switchboard__Collaboration__V1__Meeting   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__meeting__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__Meeting   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__Meeting *
+       switchboard__collaboration__v1__meeting__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__meeting__free_unpacked
+                     (Switchboard__Collaboration__V1__Meeting *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__CreateMeetingRequest methods */
+void   switchboard__collaboration__v1__create_meeting_request__init
+                     (Switchboard__Collaboration__V1__CreateMeetingRequest         *message);
+size_t switchboard__collaboration__v1__create_meeting_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__CreateMeetingRequest   *message);
+size_t switchboard__collaboration__v1__create_meeting_request__pack
+                     (const Switchboard__Collaboration__V1__CreateMeetingRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__create_meeting_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__CreateMeetingRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__CreateMeetingRequest *
+       switchboard__collaboration__v1__create_meeting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__create_meeting_request__free_unpacked
+                     (Switchboard__Collaboration__V1__CreateMeetingRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__GetMeetingRequest methods */
+void   switchboard__collaboration__v1__get_meeting_request__init
+                     (Switchboard__Collaboration__V1__GetMeetingRequest         *message);
+size_t switchboard__collaboration__v1__get_meeting_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__GetMeetingRequest   *message);
+size_t switchboard__collaboration__v1__get_meeting_request__pack
+                     (const Switchboard__Collaboration__V1__GetMeetingRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__get_meeting_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__GetMeetingRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__GetMeetingRequest *
+       switchboard__collaboration__v1__get_meeting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__get_meeting_request__free_unpacked
+                     (Switchboard__Collaboration__V1__GetMeetingRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__UpdateMeetingRequest methods */
+void   switchboard__collaboration__v1__update_meeting_request__init
+                     (Switchboard__Collaboration__V1__UpdateMeetingRequest         *message);
+size_t switchboard__collaboration__v1__update_meeting_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__UpdateMeetingRequest   *message);
+size_t switchboard__collaboration__v1__update_meeting_request__pack
+                     (const Switchboard__Collaboration__V1__UpdateMeetingRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__update_meeting_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__UpdateMeetingRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__UpdateMeetingRequest *
+       switchboard__collaboration__v1__update_meeting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__update_meeting_request__free_unpacked
+                     (Switchboard__Collaboration__V1__UpdateMeetingRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__DeleteMeetingRequest methods */
+void   switchboard__collaboration__v1__delete_meeting_request__init
+                     (Switchboard__Collaboration__V1__DeleteMeetingRequest         *message);
+size_t switchboard__collaboration__v1__delete_meeting_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__DeleteMeetingRequest   *message);
+size_t switchboard__collaboration__v1__delete_meeting_request__pack
+                     (const Switchboard__Collaboration__V1__DeleteMeetingRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__delete_meeting_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__DeleteMeetingRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__DeleteMeetingRequest *
+       switchboard__collaboration__v1__delete_meeting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__delete_meeting_request__free_unpacked
+                     (Switchboard__Collaboration__V1__DeleteMeetingRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__ListMeetingsRequest methods */
+void   switchboard__collaboration__v1__list_meetings_request__init
+                     (Switchboard__Collaboration__V1__ListMeetingsRequest         *message);
+size_t switchboard__collaboration__v1__list_meetings_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__ListMeetingsRequest   *message);
+size_t switchboard__collaboration__v1__list_meetings_request__pack
+                     (const Switchboard__Collaboration__V1__ListMeetingsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__list_meetings_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__ListMeetingsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__ListMeetingsRequest *
+       switchboard__collaboration__v1__list_meetings_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__list_meetings_request__free_unpacked
+                     (Switchboard__Collaboration__V1__ListMeetingsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__ListMeetingsResponse methods */
+void   switchboard__collaboration__v1__list_meetings_response__init
+                     (Switchboard__Collaboration__V1__ListMeetingsResponse         *message);
+size_t switchboard__collaboration__v1__list_meetings_response__get_packed_size
+                     (const Switchboard__Collaboration__V1__ListMeetingsResponse   *message);
+size_t switchboard__collaboration__v1__list_meetings_response__pack
+                     (const Switchboard__Collaboration__V1__ListMeetingsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__list_meetings_response__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__ListMeetingsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__ListMeetingsResponse *
+       switchboard__collaboration__v1__list_meetings_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__list_meetings_response__free_unpacked
+                     (Switchboard__Collaboration__V1__ListMeetingsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__FindFreeSlotsRequest methods */
+void   switchboard__collaboration__v1__find_free_slots_request__init
+                     (Switchboard__Collaboration__V1__FindFreeSlotsRequest         *message);
+size_t switchboard__collaboration__v1__find_free_slots_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsRequest   *message);
+size_t switchboard__collaboration__v1__find_free_slots_request__pack
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__find_free_slots_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__FindFreeSlotsRequest *
+       switchboard__collaboration__v1__find_free_slots_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__find_free_slots_request__free_unpacked
+                     (Switchboard__Collaboration__V1__FindFreeSlotsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__TimeSlot methods */
+void   switchboard__collaboration__v1__time_slot__init
+                     (Switchboard__Collaboration__V1__TimeSlot         *message);
+size_t switchboard__collaboration__v1__time_slot__get_packed_size
+                     (const Switchboard__Collaboration__V1__TimeSlot   *message);
+size_t switchboard__collaboration__v1__time_slot__pack
+                     (const Switchboard__Collaboration__V1__TimeSlot   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__time_slot__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__TimeSlot   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__TimeSlot *
+       switchboard__collaboration__v1__time_slot__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__time_slot__free_unpacked
+                     (Switchboard__Collaboration__V1__TimeSlot *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__FindFreeSlotsResponse methods */
+void   switchboard__collaboration__v1__find_free_slots_response__init
+                     (Switchboard__Collaboration__V1__FindFreeSlotsResponse         *message);
+size_t switchboard__collaboration__v1__find_free_slots_response__get_packed_size
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsResponse   *message);
+size_t switchboard__collaboration__v1__find_free_slots_response__pack
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__find_free_slots_response__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__FindFreeSlotsResponse *
+       switchboard__collaboration__v1__find_free_slots_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__find_free_slots_response__free_unpacked
+                     (Switchboard__Collaboration__V1__FindFreeSlotsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Collaboration__V1__ExportSubjectRequest methods */
 void   switchboard__collaboration__v1__export_subject_request__init
                      (Switchboard__Collaboration__V1__ExportSubjectRequest         *message);
@@ -1991,6 +2394,36 @@ typedef void (*Switchboard__Collaboration__V1__ListFilesRequest_Closure)
 typedef void (*Switchboard__Collaboration__V1__ListFilesResponse_Closure)
                  (const Switchboard__Collaboration__V1__ListFilesResponse *message,
                   void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__Meeting_Closure)
+                 (const Switchboard__Collaboration__V1__Meeting *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__CreateMeetingRequest_Closure)
+                 (const Switchboard__Collaboration__V1__CreateMeetingRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__GetMeetingRequest_Closure)
+                 (const Switchboard__Collaboration__V1__GetMeetingRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__UpdateMeetingRequest_Closure)
+                 (const Switchboard__Collaboration__V1__UpdateMeetingRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__DeleteMeetingRequest_Closure)
+                 (const Switchboard__Collaboration__V1__DeleteMeetingRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__ListMeetingsRequest_Closure)
+                 (const Switchboard__Collaboration__V1__ListMeetingsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__ListMeetingsResponse_Closure)
+                 (const Switchboard__Collaboration__V1__ListMeetingsResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__FindFreeSlotsRequest_Closure)
+                 (const Switchboard__Collaboration__V1__FindFreeSlotsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__TimeSlot_Closure)
+                 (const Switchboard__Collaboration__V1__TimeSlot *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__FindFreeSlotsResponse_Closure)
+                 (const Switchboard__Collaboration__V1__FindFreeSlotsResponse *message,
+                  void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__ExportSubjectRequest_Closure)
                  (const Switchboard__Collaboration__V1__ExportSubjectRequest *message,
                   void *closure_data);
@@ -2120,6 +2553,30 @@ struct Switchboard__Collaboration__V1__CollaborationService_Service
                      const Switchboard__Collaboration__V1__ListFilesRequest *input,
                      Switchboard__Collaboration__V1__ListFilesResponse_Closure closure,
                      void *closure_data);
+  void (*create_meeting)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                         const Switchboard__Collaboration__V1__CreateMeetingRequest *input,
+                         Switchboard__Collaboration__V1__Meeting_Closure closure,
+                         void *closure_data);
+  void (*get_meeting)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                      const Switchboard__Collaboration__V1__GetMeetingRequest *input,
+                      Switchboard__Collaboration__V1__Meeting_Closure closure,
+                      void *closure_data);
+  void (*update_meeting)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                         const Switchboard__Collaboration__V1__UpdateMeetingRequest *input,
+                         Switchboard__Collaboration__V1__Meeting_Closure closure,
+                         void *closure_data);
+  void (*delete_meeting)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                         const Switchboard__Collaboration__V1__DeleteMeetingRequest *input,
+                         Switchboard__Collaboration__V1__Meeting_Closure closure,
+                         void *closure_data);
+  void (*list_meetings)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                        const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
+                        Switchboard__Collaboration__V1__ListMeetingsResponse_Closure closure,
+                        void *closure_data);
+  void (*find_free_slots)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                          const Switchboard__Collaboration__V1__FindFreeSlotsRequest *input,
+                          Switchboard__Collaboration__V1__FindFreeSlotsResponse_Closure closure,
+                          void *closure_data);
   void (*watch_changes)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
                         const Switchboard__Common__V1__WatchChangesRequest *input,
                         Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -2165,6 +2622,12 @@ void switchboard__collaboration__v1__collaboration_service__init (Switchboard__C
       function_prefix__ ## download_file,\
       function_prefix__ ## get_file,\
       function_prefix__ ## list_files,\
+      function_prefix__ ## create_meeting,\
+      function_prefix__ ## get_meeting,\
+      function_prefix__ ## update_meeting,\
+      function_prefix__ ## delete_meeting,\
+      function_prefix__ ## list_meetings,\
+      function_prefix__ ## find_free_slots,\
       function_prefix__ ## watch_changes,\
       function_prefix__ ## export_subject  }
 void switchboard__collaboration__v1__collaboration_service__create_note(ProtobufCService *service,
@@ -2283,6 +2746,30 @@ void switchboard__collaboration__v1__collaboration_service__list_files(ProtobufC
                                                                        const Switchboard__Collaboration__V1__ListFilesRequest *input,
                                                                        Switchboard__Collaboration__V1__ListFilesResponse_Closure closure,
                                                                        void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__create_meeting(ProtobufCService *service,
+                                                                           const Switchboard__Collaboration__V1__CreateMeetingRequest *input,
+                                                                           Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                           void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__get_meeting(ProtobufCService *service,
+                                                                        const Switchboard__Collaboration__V1__GetMeetingRequest *input,
+                                                                        Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                        void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__update_meeting(ProtobufCService *service,
+                                                                           const Switchboard__Collaboration__V1__UpdateMeetingRequest *input,
+                                                                           Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                           void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__delete_meeting(ProtobufCService *service,
+                                                                           const Switchboard__Collaboration__V1__DeleteMeetingRequest *input,
+                                                                           Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                           void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__list_meetings(ProtobufCService *service,
+                                                                          const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
+                                                                          Switchboard__Collaboration__V1__ListMeetingsResponse_Closure closure,
+                                                                          void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__find_free_slots(ProtobufCService *service,
+                                                                            const Switchboard__Collaboration__V1__FindFreeSlotsRequest *input,
+                                                                            Switchboard__Collaboration__V1__FindFreeSlotsResponse_Closure closure,
+                                                                            void *closure_data);
 void switchboard__collaboration__v1__collaboration_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -2343,6 +2830,16 @@ extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__file_chu
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_file_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_files_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_files_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__meeting__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__create_meeting_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_meeting_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__update_meeting_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__delete_meeting_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_meetings_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_meetings_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__find_free_slots_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__time_slot__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__find_free_slots_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__export_subject_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__subject_record__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_service__descriptor;

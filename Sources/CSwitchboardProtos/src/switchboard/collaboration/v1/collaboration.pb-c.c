@@ -2032,6 +2032,456 @@ void   switchboard__collaboration__v1__list_files_response__free_unpacked
   assert(message->base.descriptor == &switchboard__collaboration__v1__list_files_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__collaboration__v1__meeting__init
+                     (Switchboard__Collaboration__V1__Meeting         *message)
+{
+  static const Switchboard__Collaboration__V1__Meeting init_value = SWITCHBOARD__COLLABORATION__V1__MEETING__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__meeting__get_packed_size
+                     (const Switchboard__Collaboration__V1__Meeting *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__meeting__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__meeting__pack
+                     (const Switchboard__Collaboration__V1__Meeting *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__meeting__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__meeting__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__Meeting *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__meeting__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__Meeting *
+       switchboard__collaboration__v1__meeting__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__Meeting *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__meeting__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__meeting__free_unpacked
+                     (Switchboard__Collaboration__V1__Meeting *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__meeting__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__create_meeting_request__init
+                     (Switchboard__Collaboration__V1__CreateMeetingRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__CreateMeetingRequest init_value = SWITCHBOARD__COLLABORATION__V1__CREATE_MEETING_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__create_meeting_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__CreateMeetingRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__create_meeting_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__create_meeting_request__pack
+                     (const Switchboard__Collaboration__V1__CreateMeetingRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__create_meeting_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__create_meeting_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__CreateMeetingRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__create_meeting_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__CreateMeetingRequest *
+       switchboard__collaboration__v1__create_meeting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__CreateMeetingRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__create_meeting_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__create_meeting_request__free_unpacked
+                     (Switchboard__Collaboration__V1__CreateMeetingRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__create_meeting_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__get_meeting_request__init
+                     (Switchboard__Collaboration__V1__GetMeetingRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__GetMeetingRequest init_value = SWITCHBOARD__COLLABORATION__V1__GET_MEETING_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__get_meeting_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__GetMeetingRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__get_meeting_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__get_meeting_request__pack
+                     (const Switchboard__Collaboration__V1__GetMeetingRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__get_meeting_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__get_meeting_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__GetMeetingRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__get_meeting_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__GetMeetingRequest *
+       switchboard__collaboration__v1__get_meeting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__GetMeetingRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__get_meeting_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__get_meeting_request__free_unpacked
+                     (Switchboard__Collaboration__V1__GetMeetingRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__get_meeting_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__update_meeting_request__init
+                     (Switchboard__Collaboration__V1__UpdateMeetingRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__UpdateMeetingRequest init_value = SWITCHBOARD__COLLABORATION__V1__UPDATE_MEETING_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__update_meeting_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__UpdateMeetingRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__update_meeting_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__update_meeting_request__pack
+                     (const Switchboard__Collaboration__V1__UpdateMeetingRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__update_meeting_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__update_meeting_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__UpdateMeetingRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__update_meeting_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__UpdateMeetingRequest *
+       switchboard__collaboration__v1__update_meeting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__UpdateMeetingRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__update_meeting_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__update_meeting_request__free_unpacked
+                     (Switchboard__Collaboration__V1__UpdateMeetingRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__update_meeting_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__delete_meeting_request__init
+                     (Switchboard__Collaboration__V1__DeleteMeetingRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__DeleteMeetingRequest init_value = SWITCHBOARD__COLLABORATION__V1__DELETE_MEETING_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__delete_meeting_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__DeleteMeetingRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__delete_meeting_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__delete_meeting_request__pack
+                     (const Switchboard__Collaboration__V1__DeleteMeetingRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__delete_meeting_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__delete_meeting_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__DeleteMeetingRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__delete_meeting_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__DeleteMeetingRequest *
+       switchboard__collaboration__v1__delete_meeting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__DeleteMeetingRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__delete_meeting_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__delete_meeting_request__free_unpacked
+                     (Switchboard__Collaboration__V1__DeleteMeetingRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__delete_meeting_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__list_meetings_request__init
+                     (Switchboard__Collaboration__V1__ListMeetingsRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__ListMeetingsRequest init_value = SWITCHBOARD__COLLABORATION__V1__LIST_MEETINGS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__list_meetings_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__ListMeetingsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__list_meetings_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__list_meetings_request__pack
+                     (const Switchboard__Collaboration__V1__ListMeetingsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__list_meetings_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__list_meetings_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__ListMeetingsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__list_meetings_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__ListMeetingsRequest *
+       switchboard__collaboration__v1__list_meetings_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__ListMeetingsRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__list_meetings_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__list_meetings_request__free_unpacked
+                     (Switchboard__Collaboration__V1__ListMeetingsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__list_meetings_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__list_meetings_response__init
+                     (Switchboard__Collaboration__V1__ListMeetingsResponse         *message)
+{
+  static const Switchboard__Collaboration__V1__ListMeetingsResponse init_value = SWITCHBOARD__COLLABORATION__V1__LIST_MEETINGS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__list_meetings_response__get_packed_size
+                     (const Switchboard__Collaboration__V1__ListMeetingsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__list_meetings_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__list_meetings_response__pack
+                     (const Switchboard__Collaboration__V1__ListMeetingsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__list_meetings_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__list_meetings_response__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__ListMeetingsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__list_meetings_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__ListMeetingsResponse *
+       switchboard__collaboration__v1__list_meetings_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__ListMeetingsResponse *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__list_meetings_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__list_meetings_response__free_unpacked
+                     (Switchboard__Collaboration__V1__ListMeetingsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__list_meetings_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__find_free_slots_request__init
+                     (Switchboard__Collaboration__V1__FindFreeSlotsRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__FindFreeSlotsRequest init_value = SWITCHBOARD__COLLABORATION__V1__FIND_FREE_SLOTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__find_free_slots_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__find_free_slots_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__find_free_slots_request__pack
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__find_free_slots_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__find_free_slots_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__find_free_slots_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__FindFreeSlotsRequest *
+       switchboard__collaboration__v1__find_free_slots_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__FindFreeSlotsRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__find_free_slots_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__find_free_slots_request__free_unpacked
+                     (Switchboard__Collaboration__V1__FindFreeSlotsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__find_free_slots_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__time_slot__init
+                     (Switchboard__Collaboration__V1__TimeSlot         *message)
+{
+  static const Switchboard__Collaboration__V1__TimeSlot init_value = SWITCHBOARD__COLLABORATION__V1__TIME_SLOT__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__time_slot__get_packed_size
+                     (const Switchboard__Collaboration__V1__TimeSlot *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__time_slot__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__time_slot__pack
+                     (const Switchboard__Collaboration__V1__TimeSlot *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__time_slot__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__time_slot__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__TimeSlot *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__time_slot__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__TimeSlot *
+       switchboard__collaboration__v1__time_slot__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__TimeSlot *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__time_slot__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__time_slot__free_unpacked
+                     (Switchboard__Collaboration__V1__TimeSlot *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__time_slot__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__find_free_slots_response__init
+                     (Switchboard__Collaboration__V1__FindFreeSlotsResponse         *message)
+{
+  static const Switchboard__Collaboration__V1__FindFreeSlotsResponse init_value = SWITCHBOARD__COLLABORATION__V1__FIND_FREE_SLOTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__find_free_slots_response__get_packed_size
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__find_free_slots_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__find_free_slots_response__pack
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__find_free_slots_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__find_free_slots_response__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__FindFreeSlotsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__find_free_slots_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__FindFreeSlotsResponse *
+       switchboard__collaboration__v1__find_free_slots_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__FindFreeSlotsResponse *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__find_free_slots_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__find_free_slots_response__free_unpacked
+                     (Switchboard__Collaboration__V1__FindFreeSlotsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__find_free_slots_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__collaboration__v1__export_subject_request__init
                      (Switchboard__Collaboration__V1__ExportSubjectRequest         *message)
 {
@@ -4832,6 +5282,750 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_files_resp
   (ProtobufCMessageInit) switchboard__collaboration__v1__list_files_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__meeting__field_descriptors[11] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "title",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, title),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start_time",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, start_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_time",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, end_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "time_zone",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, time_zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attendee_user_ids",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Collaboration__V1__Meeting, n_attendee_user_ids),
+    offsetof(Switchboard__Collaboration__V1__Meeting, attendee_user_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact_ids",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Collaboration__V1__Meeting, n_contact_ids),
+    offsetof(Switchboard__Collaboration__V1__Meeting, contact_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "organizer_id",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, organizer_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "audit",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, audit),
+    &switchboard__common__v1__audit_stamps__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__meeting__field_indices_by_name[] = {
+  6,   /* field[6] = attendee_user_ids */
+  9,   /* field[9] = audit */
+  7,   /* field[7] = contact_ids */
+  2,   /* field[2] = description */
+  4,   /* field[4] = end_time */
+  10,   /* field[10] = etag */
+  0,   /* field[0] = id */
+  8,   /* field[8] = organizer_id */
+  3,   /* field[3] = start_time */
+  5,   /* field[5] = time_zone */
+  1,   /* field[1] = title */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__meeting__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 11 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__meeting__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.Meeting",
+  "Meeting",
+  "Switchboard__Collaboration__V1__Meeting",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__Meeting),
+  11,
+  switchboard__collaboration__v1__meeting__field_descriptors,
+  switchboard__collaboration__v1__meeting__field_indices_by_name,
+  1,  switchboard__collaboration__v1__meeting__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__meeting__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__create_meeting_request__field_descriptors[3] =
+{
+  {
+    "meeting",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__CreateMeetingRequest, meeting),
+    &switchboard__collaboration__v1__meeting__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "allow_conflicts",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__CreateMeetingRequest, allow_conflicts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__CreateMeetingRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__create_meeting_request__field_indices_by_name[] = {
+  1,   /* field[1] = allow_conflicts */
+  0,   /* field[0] = meeting */
+  2,   /* field[2] = request_id */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__create_meeting_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__create_meeting_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.CreateMeetingRequest",
+  "CreateMeetingRequest",
+  "Switchboard__Collaboration__V1__CreateMeetingRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__CreateMeetingRequest),
+  3,
+  switchboard__collaboration__v1__create_meeting_request__field_descriptors,
+  switchboard__collaboration__v1__create_meeting_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__create_meeting_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__create_meeting_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__get_meeting_request__field_descriptors[2] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__GetMeetingRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "include_deleted",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__GetMeetingRequest, include_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__get_meeting_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+  1,   /* field[1] = include_deleted */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__get_meeting_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_meeting_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.GetMeetingRequest",
+  "GetMeetingRequest",
+  "Switchboard__Collaboration__V1__GetMeetingRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__GetMeetingRequest),
+  2,
+  switchboard__collaboration__v1__get_meeting_request__field_descriptors,
+  switchboard__collaboration__v1__get_meeting_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__get_meeting_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__get_meeting_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__update_meeting_request__field_descriptors[5] =
+{
+  {
+    "meeting",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UpdateMeetingRequest, meeting),
+    &switchboard__collaboration__v1__meeting__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "update_mask",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UpdateMeetingRequest, update_mask),
+    &google__protobuf__field_mask__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UpdateMeetingRequest, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "allow_conflicts",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UpdateMeetingRequest, allow_conflicts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UpdateMeetingRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__update_meeting_request__field_indices_by_name[] = {
+  3,   /* field[3] = allow_conflicts */
+  2,   /* field[2] = etag */
+  0,   /* field[0] = meeting */
+  4,   /* field[4] = request_id */
+  1,   /* field[1] = update_mask */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__update_meeting_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__update_meeting_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.UpdateMeetingRequest",
+  "UpdateMeetingRequest",
+  "Switchboard__Collaboration__V1__UpdateMeetingRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__UpdateMeetingRequest),
+  5,
+  switchboard__collaboration__v1__update_meeting_request__field_descriptors,
+  switchboard__collaboration__v1__update_meeting_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__update_meeting_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__update_meeting_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__delete_meeting_request__field_descriptors[3] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__DeleteMeetingRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__DeleteMeetingRequest, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__DeleteMeetingRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__delete_meeting_request__field_indices_by_name[] = {
+  1,   /* field[1] = etag */
+  0,   /* field[0] = id */
+  2,   /* field[2] = request_id */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__delete_meeting_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__delete_meeting_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.DeleteMeetingRequest",
+  "DeleteMeetingRequest",
+  "Switchboard__Collaboration__V1__DeleteMeetingRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__DeleteMeetingRequest),
+  3,
+  switchboard__collaboration__v1__delete_meeting_request__field_descriptors,
+  switchboard__collaboration__v1__delete_meeting_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__delete_meeting_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__delete_meeting_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__list_meetings_request__field_descriptors[5] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ListMeetingsRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ListMeetingsRequest, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "time_min",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ListMeetingsRequest, time_min),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "time_max",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ListMeetingsRequest, time_max),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ListMeetingsRequest, page),
+    &switchboard__common__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__list_meetings_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  4,   /* field[4] = page */
+  3,   /* field[3] = time_max */
+  2,   /* field[2] = time_min */
+  1,   /* field[1] = user_id */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__list_meetings_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_meetings_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.ListMeetingsRequest",
+  "ListMeetingsRequest",
+  "Switchboard__Collaboration__V1__ListMeetingsRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__ListMeetingsRequest),
+  5,
+  switchboard__collaboration__v1__list_meetings_request__field_descriptors,
+  switchboard__collaboration__v1__list_meetings_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__list_meetings_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__list_meetings_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__list_meetings_response__field_descriptors[2] =
+{
+  {
+    "meetings",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Collaboration__V1__ListMeetingsResponse, n_meetings),
+    offsetof(Switchboard__Collaboration__V1__ListMeetingsResponse, meetings),
+    &switchboard__collaboration__v1__meeting__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ListMeetingsResponse, page),
+    &switchboard__common__v1__page_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__list_meetings_response__field_indices_by_name[] = {
+  0,   /* field[0] = meetings */
+  1,   /* field[1] = page */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__list_meetings_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_meetings_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.ListMeetingsResponse",
+  "ListMeetingsResponse",
+  "Switchboard__Collaboration__V1__ListMeetingsResponse",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__ListMeetingsResponse),
+  2,
+  switchboard__collaboration__v1__list_meetings_response__field_descriptors,
+  switchboard__collaboration__v1__list_meetings_response__field_indices_by_name,
+  1,  switchboard__collaboration__v1__list_meetings_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__list_meetings_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__find_free_slots_request__field_descriptors[4] =
+{
+  {
+    "user_ids",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Collaboration__V1__FindFreeSlotsRequest, n_user_ids),
+    offsetof(Switchboard__Collaboration__V1__FindFreeSlotsRequest, user_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "range_start",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__FindFreeSlotsRequest, range_start),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "range_end",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__FindFreeSlotsRequest, range_end),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "duration_minutes",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__FindFreeSlotsRequest, duration_minutes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__find_free_slots_request__field_indices_by_name[] = {
+  3,   /* field[3] = duration_minutes */
+  2,   /* field[2] = range_end */
+  1,   /* field[1] = range_start */
+  0,   /* field[0] = user_ids */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__find_free_slots_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__find_free_slots_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.FindFreeSlotsRequest",
+  "FindFreeSlotsRequest",
+  "Switchboard__Collaboration__V1__FindFreeSlotsRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__FindFreeSlotsRequest),
+  4,
+  switchboard__collaboration__v1__find_free_slots_request__field_descriptors,
+  switchboard__collaboration__v1__find_free_slots_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__find_free_slots_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__find_free_slots_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__time_slot__field_descriptors[2] =
+{
+  {
+    "start_time",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__TimeSlot, start_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_time",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__TimeSlot, end_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__time_slot__field_indices_by_name[] = {
+  1,   /* field[1] = end_time */
+  0,   /* field[0] = start_time */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__time_slot__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__time_slot__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.TimeSlot",
+  "TimeSlot",
+  "Switchboard__Collaboration__V1__TimeSlot",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__TimeSlot),
+  2,
+  switchboard__collaboration__v1__time_slot__field_descriptors,
+  switchboard__collaboration__v1__time_slot__field_indices_by_name,
+  1,  switchboard__collaboration__v1__time_slot__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__time_slot__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__find_free_slots_response__field_descriptors[1] =
+{
+  {
+    "slots",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Collaboration__V1__FindFreeSlotsResponse, n_slots),
+    offsetof(Switchboard__Collaboration__V1__FindFreeSlotsResponse, slots),
+    &switchboard__collaboration__v1__time_slot__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__find_free_slots_response__field_indices_by_name[] = {
+  0,   /* field[0] = slots */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__find_free_slots_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__find_free_slots_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.FindFreeSlotsResponse",
+  "FindFreeSlotsResponse",
+  "Switchboard__Collaboration__V1__FindFreeSlotsResponse",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__FindFreeSlotsResponse),
+  1,
+  switchboard__collaboration__v1__find_free_slots_response__field_descriptors,
+  switchboard__collaboration__v1__find_free_slots_response__field_indices_by_name,
+  1,  switchboard__collaboration__v1__find_free_slots_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__find_free_slots_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor switchboard__collaboration__v1__export_subject_request__field_descriptors[1] =
 {
   {
@@ -4870,7 +6064,7 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__export_subject_
   (ProtobufCMessageInit) switchboard__collaboration__v1__export_subject_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__collaboration__v1__subject_record__field_descriptors[3] =
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__subject_record__field_descriptors[4] =
 {
   {
     "note",
@@ -4908,16 +6102,29 @@ static const ProtobufCFieldDescriptor switchboard__collaboration__v1__subject_re
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "meeting",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Collaboration__V1__SubjectRecord, record_case),
+    offsetof(Switchboard__Collaboration__V1__SubjectRecord, meeting),
+    &switchboard__collaboration__v1__meeting__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__collaboration__v1__subject_record__field_indices_by_name[] = {
   1,   /* field[1] = comment */
   2,   /* field[2] = file */
+  3,   /* field[3] = meeting */
   0,   /* field[0] = note */
 };
 static const ProtobufCIntRange switchboard__collaboration__v1__subject_record__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor switchboard__collaboration__v1__subject_record__descriptor =
 {
@@ -4927,7 +6134,7 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__subject_record_
   "Switchboard__Collaboration__V1__SubjectRecord",
   "switchboard.collaboration.v1",
   sizeof(Switchboard__Collaboration__V1__SubjectRecord),
-  3,
+  4,
   switchboard__collaboration__v1__subject_record__field_descriptors,
   switchboard__collaboration__v1__subject_record__field_indices_by_name,
   1,  switchboard__collaboration__v1__subject_record__number_ranges,
@@ -5062,7 +6269,7 @@ const ProtobufCEnumDescriptor switchboard__collaboration__v1__notification_kind_
   switchboard__collaboration__v1__notification_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collaboration_service__method_descriptors[31] =
+static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collaboration_service__method_descriptors[37] =
 {
   { "CreateNote", &switchboard__collaboration__v1__create_note_request__descriptor, &switchboard__collaboration__v1__note__descriptor },
   { "GetNote", &switchboard__collaboration__v1__get_note_request__descriptor, &switchboard__collaboration__v1__note__descriptor },
@@ -5093,6 +6300,12 @@ static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collabora
   { "DownloadFile", &switchboard__collaboration__v1__download_file_request__descriptor, &switchboard__collaboration__v1__file_chunk__descriptor },
   { "GetFile", &switchboard__collaboration__v1__get_file_request__descriptor, &switchboard__collaboration__v1__file__descriptor },
   { "ListFiles", &switchboard__collaboration__v1__list_files_request__descriptor, &switchboard__collaboration__v1__list_files_response__descriptor },
+  { "CreateMeeting", &switchboard__collaboration__v1__create_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
+  { "GetMeeting", &switchboard__collaboration__v1__get_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
+  { "UpdateMeeting", &switchboard__collaboration__v1__update_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
+  { "DeleteMeeting", &switchboard__collaboration__v1__delete_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
+  { "ListMeetings", &switchboard__collaboration__v1__list_meetings_request__descriptor, &switchboard__collaboration__v1__list_meetings_response__descriptor },
+  { "FindFreeSlots", &switchboard__collaboration__v1__find_free_slots_request__descriptor, &switchboard__collaboration__v1__find_free_slots_response__descriptor },
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
   { "ExportSubject", &switchboard__collaboration__v1__export_subject_request__descriptor, &switchboard__collaboration__v1__subject_record__descriptor },
 };
@@ -5100,20 +6313,25 @@ const unsigned switchboard__collaboration__v1__collaboration_service__method_ind
   22,        /* AcknowledgeNotifications */
   13,        /* AddTeamMembers */
   6,        /* CreateComment */
+  29,        /* CreateMeeting */
   0,        /* CreateNote */
   18,        /* CreateNotification */
   10,        /* CreateTeam */
   8,        /* DeleteComment */
+  32,        /* DeleteMeeting */
   3,        /* DeleteNote */
   26,        /* DownloadFile */
-  30,        /* ExportSubject */
+  36,        /* ExportSubject */
+  34,        /* FindFreeSlots */
   27,        /* GetFile */
+  30,        /* GetMeeting */
   1,        /* GetNote */
   23,        /* GetNotificationPreferences */
   11,        /* GetTeam */
   9,        /* ListComments */
   28,        /* ListFiles */
   17,        /* ListGrants */
+  33,        /* ListMeetings */
   5,        /* ListNotes */
   19,        /* ListNotifications */
   12,        /* ListTeams */
@@ -5125,9 +6343,10 @@ const unsigned switchboard__collaboration__v1__collaboration_service__method_ind
   20,        /* SubscribeNotifications */
   4,        /* UndeleteNote */
   7,        /* UpdateComment */
+  31,        /* UpdateMeeting */
   2,        /* UpdateNote */
   25,        /* UploadFile */
-  29         /* WatchChanges */
+  35         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_service__descriptor =
 {
@@ -5136,7 +6355,7 @@ const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_s
   "CollaborationService",
   "Switchboard__Collaboration__V1__CollaborationService",
   "switchboard.collaboration.v1",
-  31,
+  37,
   switchboard__collaboration__v1__collaboration_service__method_descriptors,
   switchboard__collaboration__v1__collaboration_service__method_indices_by_name
 };
@@ -5372,13 +6591,61 @@ void switchboard__collaboration__v1__collaboration_service__list_files(ProtobufC
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
   service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__collaboration__v1__collaboration_service__create_meeting(ProtobufCService *service,
+                                                                           const Switchboard__Collaboration__V1__CreateMeetingRequest *input,
+                                                                           Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                           void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__collaboration__v1__collaboration_service__get_meeting(ProtobufCService *service,
+                                                                        const Switchboard__Collaboration__V1__GetMeetingRequest *input,
+                                                                        Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                        void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__collaboration__v1__collaboration_service__update_meeting(ProtobufCService *service,
+                                                                           const Switchboard__Collaboration__V1__UpdateMeetingRequest *input,
+                                                                           Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                           void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__collaboration__v1__collaboration_service__delete_meeting(ProtobufCService *service,
+                                                                           const Switchboard__Collaboration__V1__DeleteMeetingRequest *input,
+                                                                           Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                           void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__collaboration__v1__collaboration_service__list_meetings(ProtobufCService *service,
+                                                                          const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
+                                                                          Switchboard__Collaboration__V1__ListMeetingsResponse_Closure closure,
+                                                                          void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__collaboration__v1__collaboration_service__find_free_slots(ProtobufCService *service,
+                                                                            const Switchboard__Collaboration__V1__FindFreeSlotsRequest *input,
+                                                                            Switchboard__Collaboration__V1__FindFreeSlotsResponse_Closure closure,
+                                                                            void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 34, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__collaboration__v1__collaboration_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                           Switchboard__Common__V1__ChangeEvent_Closure closure,
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 35, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__export_subject(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__ExportSubjectRequest *input,
@@ -5386,7 +6653,7 @@ void switchboard__collaboration__v1__collaboration_service__export_subject(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 36, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__init (Switchboard__Collaboration__V1__CollaborationService_Service *service,
                                                                   Switchboard__Collaboration__V1__CollaborationService_ServiceDestroy destroy)

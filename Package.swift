@@ -55,11 +55,14 @@ let communicationService = service(
         .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
     ])
 
-/// The collaboration service checks uploaded files' SHA-256 (swift-crypto) and wakes notification streams through
-/// the kit's change notifier.
+/// The collaboration service checks uploaded files' SHA-256 (swift-crypto) and follows the contacts feed (a client
+/// channel and a lifecycle service of its own).
 let collaborationService = service(
     "collaboration", module: "CollaborationService",
-    dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+    dependencies: [
+        .product(name: "Crypto", package: "swift-crypto"), "SwitchboardHTTP2",
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    ],
     testDependencies: [.product(name: "Crypto", package: "swift-crypto")])
 
 let package = Package(

@@ -21,8 +21,13 @@ final class CollaborationHarness: Sendable {
     var pool: PostgresPool { service.pool }
     var channel: GRPCChannel { service.channel }
 
-    static func start(maxFileBytes: Int64 = 100 << 20) async throws -> CollaborationHarness {
-        CollaborationHarness(service: try await ServiceHarness.start(CollaborationService.description(maxFileBytes: maxFileBytes)))
+    static func start(
+        maxFileBytes: Int64 = 100 << 20, contactsFeed: CollaborationService.ContactsFeed? = nil
+    ) async throws
+        -> CollaborationHarness
+    {
+        CollaborationHarness(
+            service: try await ServiceHarness.start(CollaborationService.description(maxFileBytes: maxFileBytes, contactsFeed: contactsFeed)))
     }
 
     private init(service: ServiceHarness) { self.service = service }

@@ -334,7 +334,7 @@ CREATE TABLE collaboration.meetings (
     CHECK (end_at > start_at AND end_at <= start_at + interval '14 days')
 );
 
--- A user's meetings (live ones only: a cancelled meeting's rows are removed with it and restored never).
+-- A user's meetings, by start; a cancelled meeting keeps its rows, and every read joins the live meeting.
 CREATE TABLE collaboration.meeting_attendees (
     tenant_id  text        NOT NULL,
     user_id    text        NOT NULL,
@@ -369,6 +369,15 @@ BEGIN
             WITH CHECK (tenant_id = current_setting('app.tenant_id', true))$p$, t);
     END LOOP;
 END $$;
+"""#),
+        Migration(version: 3, name: "erasure", sql: #"""
+-- Erasure (the contacts feed's ERASED event) deletes notes and comments that were only about the person. Deletes are
+-- otherwise soft, so these tables had no DELETE policy; this one admits only a transaction that declares itself the
+-- erasure (app.erasure = 'on', set by the feed consumer alone), within its tenant.
+CREATE POLICY erasure ON collaboration.notes FOR DELETE USING (
+    tenant_id = current_setting('app.tenant_id', true) AND current_setting('app.erasure', true) = 'on');
+CREATE POLICY erasure ON collaboration.comments FOR DELETE USING (
+    tenant_id = current_setting('app.tenant_id', true) AND current_setting('app.erasure', true) = 'on');
 """#),
     ]
 }

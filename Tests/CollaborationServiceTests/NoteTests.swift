@@ -102,12 +102,19 @@ final class NoteTests {
 
     @Test("a create retried with its request id returns the first note and writes nothing twice")
     func idempotentCreate() async throws {
-        let client = try await harness.client(tenant: tenant())
+        let tenantID = tenant()
+        let client = try await harness.client(tenant: tenantID)
         let contact = subject()
         let first = try await client.createNote(about: [contact], body: "once", requestID: "req-1")
         let retry = try await client.createNote(about: [contact], body: "once", requestID: "req-1")
         #expect(retry == first)
         #expect(try await client.allNotes(contact) == [first.id])
+        // Request ids are the caller's: another user reusing one gets no replay of a note they may not read.
+        let secret = try await client.createNote(about: [contact], body: "secret", visibility: .private, requestID: "req-2")
+        let other = try await harness.client(tenant: tenantID, user: "someone-else")
+        let theirs = try await other.createNote(about: [contact], body: "mine", visibility: .private, requestID: "req-2")
+        #expect(theirs.id != secret.id)
+        #expect(theirs.body == "mine")
     }
 
     @Test("a second tenant sees and touches nothing")

@@ -16,7 +16,7 @@ extension CollaborationHandler {
         }
         guard let file = metadata.file else { throw CollaborationError.invalid("metadata.file", "is required", reason: "REQUIRED") }
         let data = try M.fileData(file)
-        let write = try Self.write(metadata.requestId, Methods.uploadFile) { (r: FileRecord) in M.proto(r) }
+        let write = try Self.write(metadata.requestId, context, Methods.uploadFile) { (r: FileRecord) in M.proto(r) }
         return try write.response(
             try await domain.upload(data, principal: try Self.principal(context), write: write.options) {
                 guard let message = try await iterator.next() else { return nil }

@@ -8,7 +8,7 @@ extension CollaborationHandler {
     public func createTeam(
         request: Switchboard_Collaboration_V1_CreateTeamRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Team {
-        let write = try Self.write(request.requestId, Methods.createTeam) { (r: TeamRecord) in M.proto(r) }
+        let write = try Self.write(request.requestId, context, Methods.createTeam) { (r: TeamRecord) in M.proto(r) }
         return try write.response(
             try await domain.createTeam(
                 name: request.team?.name ?? "", members: request.memberUserIds, principal: try Self.principal(context), write: write.options))
@@ -52,7 +52,7 @@ extension CollaborationHandler {
         _ request: Switchboard_Collaboration_V1_TeamMembersRequest, adding: Bool, method: MethodDescriptor, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Team {
         let team = try M.requiredID(request.teamId, field: "team_id")
-        let write = try Self.write(request.requestId, method) { (r: TeamRecord) in M.proto(r) }
+        let write = try Self.write(request.requestId, context, method) { (r: TeamRecord) in M.proto(r) }
         return try write.response(
             try await domain.changeMembers(
                 teamID: team, users: request.userIds, adding: adding, principal: try Self.principal(context), write: write.options))
@@ -73,7 +73,7 @@ extension CollaborationHandler {
         guard let permission = Permission(rawValue: Int(grant.permission.protoValue)) else {
             throw CollaborationError.invalid("grant.permission", "must be VIEW or EDIT", reason: "REQUIRED")
         }
-        let write = try Self.write(request.requestId, Methods.shareNote) { (r: GrantRecord) in M.proto(r) }
+        let write = try Self.write(request.requestId, context, Methods.shareNote) { (r: GrantRecord) in M.proto(r) }
         return try write.response(
             try await domain.share(
                 noteID: note, grantee: grantee, permission: permission, principal: try Self.principal(context), write: write.options))
@@ -83,7 +83,9 @@ extension CollaborationHandler {
     public func revokeGrant(
         request: Switchboard_Collaboration_V1_RevokeGrantRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_RevokeGrantResponse {
-        let write = try Self.write(request.requestId, Methods.revokeGrant) { (_: GrantRecord) in Switchboard_Collaboration_V1_RevokeGrantResponse() }
+        let write = try Self.write(request.requestId, context, Methods.revokeGrant) { (_: GrantRecord) in
+            Switchboard_Collaboration_V1_RevokeGrantResponse()
+        }
         return try write.response(
             try await domain.revoke(grantID: try M.requiredID(request.id, field: "id"), principal: try Self.principal(context), write: write.options))
     }

@@ -1,3 +1,4 @@
+import Crypto
 import FoundationEssentials
 import SwitchboardProtos
 import SwitchboardRPC
@@ -27,12 +28,23 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         return Principal(actor: try context.actor(), isAdmin: caller.has(atLeast: .admin), isManager: caller.has(atLeast: .manager))
     }
 
+    /// An idempotent write keyed by the caller's request id **and the caller**: the kit keeps responses per tenant and
+    /// request id, and a response here can hold what only its author may read (a private note), so another user of the
+    /// tenant reusing the id must not get it replayed. The key is a hash of (user, request id), of fixed length.
     static func write<V, R: ProtoMessage>(
-        _ requestID: String, _ method: MethodDescriptor, _ response: @escaping @Sendable (V) -> R
-    ) throws
-        -> IdempotentWrite<V, R>
-    {
-        try IdempotentWrite(requestID: requestID, method: method, response: response)
+        _ requestID: String, _ context: ServerContext, _ method: MethodDescriptor, _ response: @escaping @Sendable (V) -> R
+    ) throws -> IdempotentWrite<V, R> {
+        // The client's id is checked as the kit checks it, so errors name `request_id` with the kit's rules.
+        _ = try WriteOptions<V>(requestID: requestID, method: method.method) { _ in [] }
+        return try IdempotentWrite(requestID: scopedRequestID(requestID, user: try context.caller().userID), method: method, response: response)
+    }
+
+    /// The idempotency key of a user's request id (empty stays empty: no idempotency).
+    static func scopedRequestID(_ requestID: String, user: String) -> String {
+        guard !requestID.isEmpty else { return "" }
+        let digest = SHA256.hash(data: Array(user.utf8) + [0] + Array(requestID.utf8))
+        let hex = Array("0123456789abcdef".utf8)
+        return "u1:" + String(decoding: digest.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 0x0F)]] }, as: UTF8.self)
     }
 
     static func pageResponse(_ next: String) -> Switchboard_Common_V1_PageResponse {
@@ -49,7 +61,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     ) async throws -> Switchboard_Collaboration_V1_Note {
         guard let note = request.note else { throw CollaborationError.invalid("note", "is required", reason: "REQUIRED") }
         let data = try M.noteData(note)
-        let write = try Self.write(request.requestId, Methods.createNote) { (r: NoteRecord) in M.proto(r) }
+        let write = try Self.write(request.requestId, context, Methods.createNote) { (r: NoteRecord) in M.proto(r) }
         return try write.response(try await domain.createNote(data, principal: try Self.principal(context), write: write.options))
     }
 
@@ -69,7 +81,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         guard let note = request.note else { throw CollaborationError.invalid("note", "is required", reason: "REQUIRED") }
         let id = try M.requiredID(note.id, field: "note.id")
         let source = try M.noteData(note)
-        let write = try Self.write(request.requestId, Methods.updateNote) { (r: NoteRecord) in M.proto(r) }
+        let write = try Self.write(request.requestId, context, Methods.updateNote) { (r: NoteRecord) in M.proto(r) }
         return try write.response(
             try await domain.updateNote(
                 id: id, from: source, paths: request.updateMask?.paths ?? [], etag: request.etag, principal: try Self.principal(context),
@@ -80,7 +92,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     public func deleteNote(
         request: Switchboard_Collaboration_V1_DeleteNoteRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Note {
-        let write = try Self.write(request.requestId, Methods.deleteNote) { (r: NoteRecord) in M.proto(r) }
+        let write = try Self.write(request.requestId, context, Methods.deleteNote) { (r: NoteRecord) in M.proto(r) }
         return try write.response(
             try await domain.setNoteDeleted(
                 id: try M.requiredID(request.id, field: "id"), deleted: true, etag: request.etag, principal: try Self.principal(context),
@@ -91,7 +103,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     public func undeleteNote(
         request: Switchboard_Collaboration_V1_UndeleteNoteRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Note {
-        let write = try Self.write(request.requestId, Methods.undeleteNote) { (r: NoteRecord) in M.proto(r) }
+        let write = try Self.write(request.requestId, context, Methods.undeleteNote) { (r: NoteRecord) in M.proto(r) }
         return try write.response(
             try await domain.setNoteDeleted(
                 id: try M.requiredID(request.id, field: "id"), deleted: false, etag: "", principal: try Self.principal(context),
@@ -123,7 +135,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         var violations: [Violation] = []
         let parent = M.optionalID(comment.parentId, field: "comment.parent_id", violations: &violations)
         if !violations.isEmpty { throw CollaborationError.invalid(violations) }
-        let write = try Self.write(request.requestId, Methods.createComment) { (r: CommentRecord) in M.proto(r) }
+        let write = try Self.write(request.requestId, context, Methods.createComment) { (r: CommentRecord) in M.proto(r) }
         return try write.response(
             try await domain.createComment(
                 thread: thread, parentID: parent, body: comment.body, principal: try Self.principal(context), write: write.options))
@@ -135,7 +147,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     ) async throws -> Switchboard_Collaboration_V1_Comment {
         guard let comment = request.comment else { throw CollaborationError.invalid("comment", "is required", reason: "REQUIRED") }
         let id = try M.requiredID(comment.id, field: "comment.id")
-        let write = try Self.write(request.requestId, Methods.updateComment) { (r: CommentRecord) in M.proto(r) }
+        let write = try Self.write(request.requestId, context, Methods.updateComment) { (r: CommentRecord) in M.proto(r) }
         return try write.response(
             try await domain.changeComment(
                 id: id, body: comment.body, etag: request.etag, principal: try Self.principal(context), write: write.options))
@@ -145,7 +157,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     public func deleteComment(
         request: Switchboard_Collaboration_V1_DeleteCommentRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Comment {
-        let write = try Self.write(request.requestId, Methods.deleteComment) { (r: CommentRecord) in M.proto(r) }
+        let write = try Self.write(request.requestId, context, Methods.deleteComment) { (r: CommentRecord) in M.proto(r) }
         return try write.response(
             try await domain.changeComment(
                 id: try M.requiredID(request.id, field: "id"), body: nil, etag: request.etag, principal: try Self.principal(context),

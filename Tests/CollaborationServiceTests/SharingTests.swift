@@ -199,3 +199,75 @@ final class SharingTests {
         #expect(await rpcError { _ = try await foreign.members(team.id, ["x"]) }?.code == .notFound)
     }
 }
+
+/// The bounds not covered beside their features: each refused with INVALID_ARGUMENT (or FAILED_PRECONDITION for a
+/// full note) naming the field.
+@Suite("Collaboration bounds", .serialized)
+final class BoundsTests {
+    let harness: CollaborationHarness
+    init() async throws { harness = try await CollaborationHarness.start() }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
+
+    @Test("team name and initial members, notification body, muted kinds, meeting description and contacts")
+    func bounds() async throws {
+        let tenantID = tenant()
+        let manager = try await harness.client(tenant: tenantID, user: "manager", roles: [.manager])
+        #expect(fields(await rpcError { _ = try await manager.createTeam(String(repeating: "n", count: 201)) }) == ["team.name"])
+        #expect(try await manager.createTeam(String(repeating: "n", count: 200)).name.utf8.count == 200)
+        #expect(fields(await rpcError { _ = try await manager.createTeam("Big", members: (0...100).map { "u\($0)" }) }) == ["member_user_ids"])
+        #expect(fields(await rpcError { _ = try await manager.createTeam("Bad", members: [""]) }) == ["member_user_ids[0]"])
+
+        var notification = Switchboard_Collaboration_V1_Notification()
+        notification.userIds = ["a"]
+        notification.title = "t"
+        notification.body = String(repeating: "b", count: 4097)
+        var create = Switchboard_Collaboration_V1_CreateNotificationRequest()
+        create.notification = notification
+        #expect(fields(await rpcError { _ = try await manager.stub.createNotification(create, options: manager.options) }) == ["notification.body"])
+
+        var preferences = Switchboard_Collaboration_V1_SetNotificationPreferencesRequest()
+        var muted = Switchboard_Collaboration_V1_NotificationPreferences()
+        muted.mutedKinds = Array(repeating: .mention, count: 17)
+        preferences.preferences = muted
+        let tooMany = await rpcError { _ = try await manager.stub.setNotificationPreferences(preferences, options: manager.options) }
+        #expect(fields(tooMany) == ["preferences.muted_kinds"])
+
+        var meeting = Switchboard_Collaboration_V1_Meeting()
+        meeting.title = "m"
+        meeting.startTime = Date(timeIntervalSince1970: 1_900_000_000)
+        meeting.endTime = Date(timeIntervalSince1970: 1_900_003_600)
+        meeting.timeZone = "UTC"
+        meeting.description = String(repeating: "d", count: 16_385)
+        var book = Switchboard_Collaboration_V1_CreateMeetingRequest()
+        book.meeting = meeting
+        #expect(fields(await rpcError { _ = try await manager.stub.createMeeting(book, options: manager.options) }) == ["meeting.description"])
+        meeting.description = ""
+        meeting.contactIds = (0...100).map { _ in newID() }
+        book.meeting = meeting
+        #expect(fields(await rpcError { _ = try await manager.stub.createMeeting(book, options: manager.options) }) == ["meeting.contact_ids"])
+    }
+
+    @Test("a note holds at most 1,000 grants; replacing a grantee's permission at the limit is allowed")
+    func grantLimit() async throws {
+        let tenantID = tenant()
+        let author = try await harness.client(tenant: tenantID, user: "author")
+        let note = try await author.createNote(about: [subject()], visibility: .private)
+        let first = try await author.share(note.id, user: "grantee-0")
+        // The other 999 written directly, as the author (the grant policy admits the note's author).
+        _ = try await harness.pool.query(
+            settings: ["app.tenant_id": tenantID, "app.user_id": "author"],
+            """
+            INSERT INTO collaboration.grants (tenant_id, id, note_id, user_id, permission, granted_by, created_at)
+            SELECT $1, gen_random_uuid(), $2::uuid, 'grantee-' || g, 1, 'author', now() FROM generate_series(1, 999) AS g
+            """, [.text(tenantID), .text(note.id)])
+        let full = await rpcError { _ = try await author.share(note.id, user: "one-too-many") }
+        #expect(full?.code == .failedPrecondition)
+        #expect(try await author.share(note.id, user: "grantee-0", permission: .edit).id == first.id)
+        var list = Switchboard_Collaboration_V1_ListGrantsRequest()
+        list.noteId = note.id
+        #expect(try await author.stub.listGrants(list, options: author.options).grants.count == 1000)
+    }
+}

@@ -75,9 +75,10 @@ extension CollaborationHandler {
         request: Switchboard_Collaboration_V1_SetNotificationPreferencesRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_NotificationPreferences {
         let muted = request.preferences?.mutedKinds ?? []
-        // Bounded by the enum: more entries than kinds can only be repeats.
-        guard muted.count <= 4 * NotificationKind.allCases.count else {
-            throw CollaborationError.invalid("preferences.muted_kinds", "at most \(NotificationKind.allCases.count) kinds", reason: "TOO_MANY")
+        // Repeats are harmless (deduplicated) but bounded: a list longer than a few times the kinds is refused unread.
+        let limit = 4 * NotificationKind.allCases.count
+        guard muted.count <= limit else {
+            throw CollaborationError.invalid("preferences.muted_kinds", "at most \(limit) entries", reason: "TOO_MANY")
         }
         var kinds: [NotificationKind] = []
         for (i, kind) in muted.enumerated() {

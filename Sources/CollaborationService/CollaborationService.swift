@@ -89,8 +89,10 @@ public enum CollaborationService: ServiceDefinition {
     ///   - maxFileBytes: the largest file an upload may declare.
     ///   - uploadStreams: most uploads at once.
     ///   - contactsFeed: the contacts feed to follow; nil follows none.
+    ///   - reminderInterval: the time between scans for due meeting reminders.
     public static func description(
-        maxFileBytes: Int64 = FileRules.defaultMaxFileBytes, uploadStreams: Int = 4, contactsFeed: ContactsFeed? = nil
+        maxFileBytes: Int64 = FileRules.defaultMaxFileBytes, uploadStreams: Int = 4, contactsFeed: ContactsFeed? = nil,
+        reminderInterval: Duration = .seconds(1)
     ) -> ServiceDescription {
         typealias M = Switchboard_Collaboration_V1_CollaborationService.Method
         var description = ServiceDescription(
@@ -119,8 +121,10 @@ public enum CollaborationService: ServiceDefinition {
                     wakeups: { tenant in notifier.wakeups(tenantID: tenant) })
                 return [CollaborationHandler(domain: domain, changes: dependencies.changes)]
             })
-        if let contactsFeed {
-            description.makeBackgroundServices = { dependencies in [contactsConsumer(contactsFeed, dependencies: dependencies)] }
+        description.makeBackgroundServices = { dependencies in
+            var services: [any Service] = [ReminderService(store: makeStore(dependencies), interval: reminderInterval, logger: dependencies.logger)]
+            if let contactsFeed { services.append(contactsConsumer(contactsFeed, dependencies: dependencies)) }
+            return services
         }
         return description
     }

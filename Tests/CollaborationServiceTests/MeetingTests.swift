@@ -222,4 +222,49 @@ final class MeetingTests {
         #expect(MeetingRules.freeSlots(in: range, busy: busy, minimum: 5401).isEmpty)
         #expect(MeetingRules.freeSlots(in: range, busy: [], minimum: 60) == [range])
     }
+
+    @Test("a due reminder notifies every attendee user once; a later one waits; bad lead times are refused")
+    func reminders() async throws {
+        let tenantID = tenant()
+        let alice = try await harness.client(tenant: tenantID, user: "alice")
+        let bob = try await harness.client(tenant: tenantID, user: "bob")
+        var meeting = Meeting()
+        meeting.title = "Review"
+        meeting.startTime = Date().addingTimeInterval(600)
+        meeting.endTime = Date().addingTimeInterval(3600)
+        meeting.timeZone = "Europe/Paris"
+        meeting.attendeeUserIds = ["bob"]
+        // 15 minutes before a start 10 minutes away is already due; 5 minutes before is not yet.
+        meeting.reminderMinutes = [15, 5, 15]
+        var book = Switchboard_Collaboration_V1_CreateMeetingRequest()
+        book.meeting = meeting
+        let booked = try await alice.stub.createMeeting(book, options: alice.options)
+        #expect(booked.reminderMinutes == [5, 15])
+        #expect(try await eventually { try await bob.inbox().notifications.contains { $0.kind == .reminder } })
+        for client in [alice, bob] {
+            let reminders = try await client.inbox().notifications.filter { $0.kind == .reminder }
+            #expect(reminders.count == 1)
+            #expect(reminders.first?.resourceId == booked.id)
+        }
+        let sent = try await harness.pool.query(
+            settings: ["app.tenant_id": tenantID],
+            "SELECT minutes, sent_at IS NOT NULL AS sent FROM collaboration.meeting_reminders ORDER BY minutes", []
+        ).rows.map { (try $0.int("minutes"), try $0.bool("sent")) }
+        #expect(sent.map(\.0) == [5, 15])
+        #expect(sent.map(\.1) == [false, true])
+        var cancel = Switchboard_Collaboration_V1_DeleteMeetingRequest()
+        cancel.id = booked.id
+        _ = try await alice.stub.deleteMeeting(cancel, options: alice.options)
+        let left = try await harness.pool.query(
+            settings: ["app.tenant_id": tenantID], "SELECT count(*) AS n FROM collaboration.meeting_reminders WHERE sent_at IS NULL", []
+        ).first!.int("n")
+        #expect(left == 0)
+
+        meeting.reminderMinutes = [1, 2, 3, 4, 5, 6]
+        book.meeting = meeting
+        #expect(fields(await rpcError { _ = try await alice.stub.createMeeting(book, options: alice.options) }) == ["meeting.reminder_minutes"])
+        meeting.reminderMinutes = [0]
+        book.meeting = meeting
+        #expect(fields(await rpcError { _ = try await alice.stub.createMeeting(book, options: alice.options) }) == ["meeting.reminder_minutes"])
+    }
 }

@@ -17,6 +17,8 @@ public struct MeetingData: Sendable, Hashable {
     public var attendeeUserIDs: [String] = []
     /// Contacts attending or concerned.
     public var contactIDs: [UUID] = []
+    /// Minutes before the start at which attendees are reminded (sorted, distinct).
+    public var reminderMinutes: [Int] = []
 
     /// Creates empty data.
     public init() {}
@@ -78,8 +80,12 @@ public enum MeetingRules {
     public static let maxTimeZoneBytes = 64
     /// The fields UpdateMeeting may name.
     public static let updatableFields: Set<String> = [
-        "title", "description", "start_time", "end_time", "time_zone", "attendee_user_ids", "contact_ids",
+        "title", "description", "start_time", "end_time", "time_zone", "attendee_user_ids", "contact_ids", "reminder_minutes",
     ]
+    /// Most reminders of a meeting.
+    public static let maxReminders = 5
+    /// The longest lead time of a reminder (28 days).
+    public static let maxReminderMinutes = 40_320
     /// Most users of a free-slot search.
     public static let maxSlotUsers = 20
     /// Longest free-slot search range.
@@ -123,6 +129,12 @@ public enum MeetingRules {
                 CollaborationRules.checkUserID(user, field: "meeting.attendee_user_ids[\(i)]", into: &violations)
             }
         }
+        data.reminderMinutes = Array(Set(data.reminderMinutes)).sorted()
+        if data.reminderMinutes.count > maxReminders {
+            violations.append(Violation("meeting.reminder_minutes", "at most \(maxReminders) reminders", reason: "TOO_MANY"))
+        } else if let bad = data.reminderMinutes.first(where: { !(1...maxReminderMinutes).contains($0) }) {
+            violations.append(Violation("meeting.reminder_minutes", "\(bad) is not 1 to \(maxReminderMinutes) minutes"))
+        }
         var seenContacts = Set<UUID>()
         data.contactIDs = data.contactIDs.filter { seenContacts.insert($0).inserted }
         if data.contactIDs.count > maxAttendees {
@@ -149,6 +161,7 @@ public enum MeetingRules {
             case "time_zone": data.timeZone = source.timeZone
             case "attendee_user_ids": data.attendeeUserIDs = source.attendeeUserIDs
             case "contact_ids": data.contactIDs = source.contactIDs
+            case "reminder_minutes": data.reminderMinutes = source.reminderMinutes
             default:
                 throw CollaborationError.invalid(
                     "update_mask", "\(CustomFieldRules.excerpt(path)) is not one of \(updatableFields.sorted().joined(separator: ", "))")

@@ -11,6 +11,8 @@ public enum NotificationKind: Int, Sendable, Hashable, CaseIterable {
     case comment = 3
     /// Sent with CreateNotification.
     case announcement = 4
+    /// A meeting the user attends starts soon.
+    case reminder = 5
 }
 
 /// Who receives a notification.

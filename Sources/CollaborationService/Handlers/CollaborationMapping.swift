@@ -290,6 +290,11 @@ enum CollaborationMapping {
         } else {
             data.attendeeUserIDs = p.attendeeUserIds
         }
+        if p.reminderMinutes.count > MeetingRules.maxReminders * 4 {
+            violations.append(Violation("meeting.reminder_minutes", "at most \(MeetingRules.maxReminders) reminders", reason: "TOO_MANY"))
+        } else {
+            data.reminderMinutes = p.reminderMinutes.map(Int.init)
+        }
         if p.contactIds.count > MeetingRules.maxAttendees {
             violations.append(Violation("meeting.contact_ids", "at most \(MeetingRules.maxAttendees) contacts", reason: "TOO_MANY"))
         } else {
@@ -314,6 +319,7 @@ enum CollaborationMapping {
         p.organizerId = r.organizerID
         p.audit = audit(r.audit)
         p.etag = r.etag
+        p.reminderMinutes = r.data.reminderMinutes.map { Int32($0) }
         return p
     }
 }

@@ -6,7 +6,7 @@ extension PostgresCollaborationStore {
     static let meetingType = "switchboard.collaboration.v1.Meeting"
     static let meetingColumns = """
         m.id, m.title, m.description, m.start_at, m.end_at, m.time_zone, m.attendee_user_ids, m.contact_ids::text[] AS contact_ids, \
-        m.organizer_id, m.version, m.created_at, m.created_by, m.updated_at, m.updated_by, m.deleted_at, \
+        m.reminder_minutes::text[] AS reminder_minutes, m.organizer_id, m.version, m.created_at, m.created_by, m.updated_at, m.updated_by, m.deleted_at, \
         (extract(epoch FROM m.start_at) * 1000000)::int8 AS sort_micros
         """
 
@@ -19,6 +19,7 @@ extension PostgresCollaborationStore {
         data.timeZone = try row.string("time_zone")
         data.attendeeUserIDs = try row.strings("attendee_user_ids")
         data.contactIDs = try row.strings("contact_ids").compactMap { UUID(text: $0) }
+        data.reminderMinutes = try row.strings("reminder_minutes").compactMap { Int($0) }
         var record = MeetingRecord(
             id: try row.uuid("id"), data: data, organizerID: try row.string("organizer_id"), version: try row.int("version"),
             audit: try audit(row))
@@ -77,11 +78,25 @@ extension PostgresCollaborationStore {
             """, [tenant, .uuid(id)])
     }
 
+    /// Replaces a meeting's unsent reminders with its current lead times (a lead time already sent for this start is
+    /// not sent again: moving the meeting re-arms every reminder, since its rows are replaced whole).
+    func scheduleReminders(_ id: UUID, principal: Principal, on c: PostgresConnection) async throws {
+        let binds: [PostgresValue] = [.text(principal.actor.tenantID), .uuid(id)]
+        try await c.query("DELETE FROM collaboration.meeting_reminders WHERE tenant_id = $1 AND meeting_id = $2", binds)
+        try await c.query(
+            """
+            INSERT INTO collaboration.meeting_reminders (tenant_id, meeting_id, minutes, due_at)
+            SELECT $1, m.id, r, m.start_at - make_interval(mins => r) FROM collaboration.meetings m, unnest(m.reminder_minutes) AS r
+            WHERE m.tenant_id = $1 AND m.id = $2 AND m.start_at > now()
+            """, binds)
+    }
+
     static func meetingBinds(_ data: MeetingData) -> [PostgresValue] {
         [
             .text(data.title), .text(data.description), .timestamp(data.start!), .timestamp(data.end!), .text(data.timeZone),
             .array(data.attendeeUserIDs.map(PostgresValue.text), elementType: .text),
             .array(data.contactIDs.map(PostgresValue.uuid), elementType: .uuid),
+            .array(data.reminderMinutes.map { .int(Int64($0)) }, elementType: .int),
         ]
     }
 
@@ -97,13 +112,14 @@ extension PostgresCollaborationStore {
             let row = try await c.query(
                 """
                 INSERT INTO collaboration.meetings AS m (tenant_id, id, title, description, start_at, end_at, time_zone, attendee_user_ids, contact_ids,
-                    organizer_id, created_at, created_by, updated_at, updated_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), $10, now(), $10)
+                    reminder_minutes, organizer_id, created_at, created_by, updated_at, updated_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::int8[]::integer[], $11, now(), $11, now(), $11)
                 RETURNING \(Self.meetingColumns)
                 """, [.text(principal.actor.tenantID), .uuid(UUID.random())] + Self.meetingBinds(data) + [.text(principal.userID)]
             ).first!
             let meeting = try Self.meeting(row)
             try await linkMeeting(meeting.id, replacing: false, principal: principal, on: c)
+            try await scheduleReminders(meeting.id, principal: principal, on: c)
             try await recordChange(
                 Self.meetingType, id: meeting.id.lowercaseText, kind: .created, json: try publish.meeting(meeting), principal: principal, on: c)
             return meeting
@@ -131,7 +147,8 @@ extension PostgresCollaborationStore {
                 let row = try await c.query(
                     """
                     UPDATE collaboration.meetings AS m SET title = $4, description = $5, start_at = $6, end_at = $7, time_zone = $8,
-                        attendee_user_ids = $9, contact_ids = $10, version = version + 1, updated_at = now(), updated_by = $11
+                        attendee_user_ids = $9, contact_ids = $10, reminder_minutes = $11::int8[]::integer[], version = version + 1,
+                        updated_at = now(), updated_by = $12
                     WHERE tenant_id = $1 AND id = $2 AND version = $3 AND deleted_at IS NULL
                     RETURNING \(Self.meetingColumns)
                     """, [.text(principal.actor.tenantID), .uuid(id), .int(expectedVersion)] + Self.meetingBinds(data) + [.text(principal.userID)]
@@ -143,6 +160,9 @@ extension PostgresCollaborationStore {
             }
             let meeting = try Self.meeting(row)
             try await linkMeeting(id, replacing: true, principal: principal, on: c)
+            if !Set(changedFields).isDisjoint(with: ["start_time", "reminder_minutes"]) {
+                try await scheduleReminders(id, principal: principal, on: c)
+            }
             try await recordChange(
                 Self.meetingType, id: id.lowercaseText, kind: .updated, fields: changedFields, json: try publish.meeting(meeting),
                 principal: principal, on: c)
@@ -173,6 +193,10 @@ extension PostgresCollaborationStore {
                 throw CollaborationError.etagMismatch(current: current.etag)
             }
             let meeting = try Self.meeting(row)
+            // Its unsent reminders go with it (sent ones stay as the record of what was sent).
+            try await c.query(
+                "DELETE FROM collaboration.meeting_reminders WHERE tenant_id = $1 AND meeting_id = $2 AND sent_at IS NULL",
+                [.text(principal.actor.tenantID), .uuid(id)])
             try await recordChange(
                 Self.meetingType, id: id.lowercaseText, kind: .deleted, json: try publish.meeting(meeting), principal: principal, on: c)
             return meeting

@@ -151,11 +151,13 @@ public enum Switchboard_Collaboration_V1_NotificationKind: ProtoEnum, CaseIterab
     case comment
     /// `NOTIFICATION_KIND_ANNOUNCEMENT` = 4.
     case announcement
+    /// `NOTIFICATION_KIND_REMINDER` = 5.
+    case reminder
     /// A value not defined in this version of the contract.
     case unrecognized(Int32)
 
     /// The defined values.
-    public static let allCases: [Switchboard_Collaboration_V1_NotificationKind] = [.unspecified, .mention, .share, .comment, .announcement]
+    public static let allCases: [Switchboard_Collaboration_V1_NotificationKind] = [.unspecified, .mention, .share, .comment, .announcement, .reminder]
 
     static let _protoJSONNames: [(name: String, number: Int32)] = [
         ("NOTIFICATION_KIND_UNSPECIFIED", 0),
@@ -163,6 +165,7 @@ public enum Switchboard_Collaboration_V1_NotificationKind: ProtoEnum, CaseIterab
         ("NOTIFICATION_KIND_SHARE", 2),
         ("NOTIFICATION_KIND_COMMENT", 3),
         ("NOTIFICATION_KIND_ANNOUNCEMENT", 4),
+        ("NOTIFICATION_KIND_REMINDER", 5),
     ]
 
     /// Creates the enum from its wire value.
@@ -173,6 +176,7 @@ public enum Switchboard_Collaboration_V1_NotificationKind: ProtoEnum, CaseIterab
         case 2: self = .share
         case 3: self = .comment
         case 4: self = .announcement
+        case 5: self = .reminder
         default: self = .unrecognized(protoValue)
         }
     }
@@ -185,6 +189,7 @@ public enum Switchboard_Collaboration_V1_NotificationKind: ProtoEnum, CaseIterab
         case .share: return 2
         case .comment: return 3
         case .announcement: return 4
+        case .reminder: return 5
         case .unrecognized(let value): return value
         }
     }
@@ -2863,6 +2868,9 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
     /// Field `etag` = 11.
     public var etag: String = ""
 
+    /// Field `reminder_minutes` = 12.
+    public var reminderMinutes: [Int32] = []
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2884,6 +2892,7 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
         self.organizerId = r.string(8)
         self.audit = r.message(9)
         self.etag = r.string(10)
+        self.reminderMinutes = r.repeatedScalar(11)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -2898,6 +2907,7 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
         w.setString(8, organizerId)
         w.setMessage(9, audit)
         w.setString(10, etag)
+        w.setRepeatedScalar(11, reminderMinutes)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2914,6 +2924,7 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
         e.field(&o, "organizerId", self.organizerId)
         try e.field(&o, "audit", self.audit)
         e.field(&o, "etag", self.etag)
+        e.field(&o, "reminderMinutes", self.reminderMinutes)
         return .object(o)
     }
 
@@ -2933,6 +2944,7 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
             case "organizerId", "organizer_id": try d.field(9, "organizerId", value, &self.organizerId)
             case "audit": try d.field(10, "audit", value, &self.audit)
             case "etag": try d.field(11, "etag", value, &self.etag)
+            case "reminderMinutes", "reminder_minutes": try d.field(12, "reminderMinutes", value, &self.reminderMinutes)
             default: try d.unknownField(key)
             }
         }

@@ -141,7 +141,11 @@ typedef enum _Switchboard__Collaboration__V1__NotificationKind {
   /*
    * A message sent with CreateNotification.
    */
-  SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_ANNOUNCEMENT = 4
+  SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_ANNOUNCEMENT = 4,
+  /*
+   * A meeting you attend starts soon.
+   */
+  SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_REMINDER = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND)
 } Switchboard__Collaboration__V1__NotificationKind;
 
@@ -973,10 +977,17 @@ struct  Switchboard__Collaboration__V1__Meeting
    * Output only.
    */
   char *etag;
+  /*
+   * Reminders: minutes before start_time at which every attendee user gets a REMINDER notification (at most 5
+   * distinct values, 1 to 40,320; sorted). A reminder whose time has passed when the meeting is booked or moved is
+   * sent at once, unless the meeting has started.
+   */
+  size_t n_reminder_minutes;
+  int32_t *reminder_minutes;
 };
 #define SWITCHBOARD__COLLABORATION__V1__MEETING__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__meeting__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 struct  Switchboard__Collaboration__V1__CreateMeetingRequest
@@ -1013,7 +1024,8 @@ struct  Switchboard__Collaboration__V1__UpdateMeetingRequest
    */
   Switchboard__Collaboration__V1__Meeting *meeting;
   /*
-   * Fields to change: title, description, start_time, end_time, time_zone, attendee_user_ids, contact_ids.
+   * Fields to change: title, description, start_time, end_time, time_zone, attendee_user_ids, contact_ids,
+   * reminder_minutes.
    */
   Google__Protobuf__FieldMask *update_mask;
   char *etag;

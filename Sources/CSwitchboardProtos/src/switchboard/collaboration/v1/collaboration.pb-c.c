@@ -5282,7 +5282,7 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_files_resp
   (ProtobufCMessageInit) switchboard__collaboration__v1__list_files_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__collaboration__v1__meeting__field_descriptors[11] =
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__meeting__field_descriptors[12] =
 {
   {
     "id",
@@ -5416,6 +5416,18 @@ static const ProtobufCFieldDescriptor switchboard__collaboration__v1__meeting__f
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reminder_minutes",
+    12,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Switchboard__Collaboration__V1__Meeting, n_reminder_minutes),
+    offsetof(Switchboard__Collaboration__V1__Meeting, reminder_minutes),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__collaboration__v1__meeting__field_indices_by_name[] = {
   6,   /* field[6] = attendee_user_ids */
@@ -5426,6 +5438,7 @@ static const unsigned switchboard__collaboration__v1__meeting__field_indices_by_
   10,   /* field[10] = etag */
   0,   /* field[0] = id */
   8,   /* field[8] = organizer_id */
+  11,   /* field[11] = reminder_minutes */
   3,   /* field[3] = start_time */
   5,   /* field[5] = time_zone */
   1,   /* field[1] = title */
@@ -5433,7 +5446,7 @@ static const unsigned switchboard__collaboration__v1__meeting__field_indices_by_
 static const ProtobufCIntRange switchboard__collaboration__v1__meeting__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor switchboard__collaboration__v1__meeting__descriptor =
 {
@@ -5443,7 +5456,7 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__meeting__descri
   "Switchboard__Collaboration__V1__Meeting",
   "switchboard.collaboration.v1",
   sizeof(Switchboard__Collaboration__V1__Meeting),
-  11,
+  12,
   switchboard__collaboration__v1__meeting__field_descriptors,
   switchboard__collaboration__v1__meeting__field_indices_by_name,
   1,  switchboard__collaboration__v1__meeting__number_ranges,
@@ -6235,22 +6248,24 @@ const ProtobufCEnumDescriptor switchboard__collaboration__v1__permission__descri
   switchboard__collaboration__v1__permission__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue switchboard__collaboration__v1__notification_kind__enum_values_by_number[5] =
+static const ProtobufCEnumValue switchboard__collaboration__v1__notification_kind__enum_values_by_number[6] =
 {
   { "NOTIFICATION_KIND_UNSPECIFIED", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_UNSPECIFIED", 0 },
   { "NOTIFICATION_KIND_MENTION", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_MENTION", 1 },
   { "NOTIFICATION_KIND_SHARE", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_SHARE", 2 },
   { "NOTIFICATION_KIND_COMMENT", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_COMMENT", 3 },
   { "NOTIFICATION_KIND_ANNOUNCEMENT", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_ANNOUNCEMENT", 4 },
+  { "NOTIFICATION_KIND_REMINDER", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_REMINDER", 5 },
 };
 static const ProtobufCIntRange switchboard__collaboration__v1__notification_kind__value_ranges[] = {
-{0, 0},{0, 5}
+{0, 0},{0, 6}
 };
-static const ProtobufCEnumValueIndex switchboard__collaboration__v1__notification_kind__enum_values_by_name[5] =
+static const ProtobufCEnumValueIndex switchboard__collaboration__v1__notification_kind__enum_values_by_name[6] =
 {
   { "NOTIFICATION_KIND_ANNOUNCEMENT", 4 },
   { "NOTIFICATION_KIND_COMMENT", 3 },
   { "NOTIFICATION_KIND_MENTION", 1 },
+  { "NOTIFICATION_KIND_REMINDER", 5 },
   { "NOTIFICATION_KIND_SHARE", 2 },
   { "NOTIFICATION_KIND_UNSPECIFIED", 0 },
 };
@@ -6261,9 +6276,9 @@ const ProtobufCEnumDescriptor switchboard__collaboration__v1__notification_kind_
   "NotificationKind",
   "Switchboard__Collaboration__V1__NotificationKind",
   "switchboard.collaboration.v1",
-  5,
+  6,
   switchboard__collaboration__v1__notification_kind__enum_values_by_number,
-  5,
+  6,
   switchboard__collaboration__v1__notification_kind__enum_values_by_name,
   1,
   switchboard__collaboration__v1__notification_kind__value_ranges,

@@ -230,7 +230,7 @@ final class BoundsTests {
 
         var preferences = Switchboard_Collaboration_V1_SetNotificationPreferencesRequest()
         var muted = Switchboard_Collaboration_V1_NotificationPreferences()
-        muted.mutedKinds = Array(repeating: .mention, count: 17)
+        muted.mutedKinds = Array(repeating: .mention, count: 4 * NotificationKind.allCases.count + 1)
         preferences.preferences = muted
         let tooMany = await rpcError { _ = try await manager.stub.setNotificationPreferences(preferences, options: manager.options) }
         #expect(fields(tooMany) == ["preferences.muted_kinds"])

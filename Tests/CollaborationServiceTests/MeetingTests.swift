@@ -267,4 +267,67 @@ final class MeetingTests {
         book.meeting = meeting
         #expect(fields(await rpcError { _ = try await alice.stub.createMeeting(book, options: alice.options) }) == ["meeting.reminder_minutes"])
     }
+
+    @Test("a weekly series keeps its local time across daylight saving; every occurrence lists, conflicts and blocks slots")
+    func recurrence() async throws {
+        let tenantID = tenant()
+        let alice = try await harness.client(tenant: tenantID, user: "alice")
+        // Mondays at 09:00 in Berlin from 2030-03-18: CET (UTC+1) until the change on 2030-03-31, then CEST (UTC+2).
+        let march18 = Date(timeIntervalSince1970: 1_900_022_400)  // 2030-03-18T00:00:00Z
+        func utc(day: Int, hour: Int, minute: Int = 0) -> Date { march18.addingTimeInterval(Double(day * 86_400 + hour * 3600 + minute * 60)) }
+        var meeting = Meeting()
+        meeting.title = "Weekly"
+        meeting.startTime = utc(day: 0, hour: 8)
+        meeting.endTime = utc(day: 0, hour: 9)
+        meeting.timeZone = "Europe/Berlin"
+        var recurrence = Switchboard_Collaboration_V1_Recurrence()
+        recurrence.frequency = .weekly
+        recurrence.count = 3
+        meeting.recurrence = recurrence
+        var book = Switchboard_Collaboration_V1_CreateMeetingRequest()
+        book.meeting = meeting
+        let series = try await alice.stub.createMeeting(book, options: alice.options)
+        #expect(series.recurrence?.count == 3)
+        #expect(series.recurrence?.interval == 1)
+
+        var list = Switchboard_Collaboration_V1_ListMeetingsRequest()
+        list.userId = "alice"
+        let occurrences = try await alice.stub.listMeetings(list, options: alice.options).meetings
+        #expect(occurrences.map(\.id) == [series.id, series.id, series.id])
+        #expect(occurrences.map(\.occurrence) == [0, 1, 2])
+        #expect(occurrences.map(\.startTime) == [utc(day: 0, hour: 8), utc(day: 7, hour: 8), utc(day: 14, hour: 7)])
+        #expect(occurrences.map(\.endTime) == [utc(day: 0, hour: 9), utc(day: 7, hour: 9), utc(day: 14, hour: 8)])
+
+        let clash = await rpcError { _ = try await Self.book(alice, utc(day: 7, hour: 8, minute: 30), utc(day: 7, hour: 10)) }
+        #expect(clash?.code == .failedPrecondition)
+        #expect(clash?.message.contains(series.id) == true)
+        var slots = Switchboard_Collaboration_V1_FindFreeSlotsRequest()
+        slots.userIds = ["alice"]
+        slots.rangeStart = utc(day: 14, hour: 6)
+        slots.rangeEnd = utc(day: 14, hour: 10)
+        slots.durationMinutes = 30
+        let free = try await alice.stub.findFreeSlots(slots, options: alice.options).slots
+        #expect(free.map(\.startTime) == [utc(day: 14, hour: 6), utc(day: 14, hour: 8)])
+        #expect(free.map(\.endTime) == [utc(day: 14, hour: 7), utc(day: 14, hour: 10)])
+
+        recurrence.count = 1
+        meeting.recurrence = recurrence
+        book.meeting = meeting
+        book.allowConflicts = true
+        #expect(fields(await rpcError { _ = try await alice.stub.createMeeting(book, options: alice.options) }) == ["meeting.recurrence.count"])
+        recurrence.count = 101
+        recurrence.interval = 53
+        meeting.recurrence = recurrence
+        book.meeting = meeting
+        #expect(
+            fields(await rpcError { _ = try await alice.stub.createMeeting(book, options: alice.options) }) == [
+                "meeting.recurrence.count", "meeting.recurrence.interval",
+            ])
+        recurrence.frequency = .unspecified
+        recurrence.count = 3
+        recurrence.interval = 1
+        meeting.recurrence = recurrence
+        book.meeting = meeting
+        #expect(fields(await rpcError { _ = try await alice.stub.createMeeting(book, options: alice.options) }) == ["meeting.recurrence.frequency"])
+    }
 }

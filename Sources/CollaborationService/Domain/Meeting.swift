@@ -19,9 +19,38 @@ public struct MeetingData: Sendable, Hashable {
     public var contactIDs: [UUID] = []
     /// Minutes before the start at which attendees are reminded (sorted, distinct).
     public var reminderMinutes: [Int] = []
+    /// How the meeting repeats.
+    public var recurrence = Recurrence()
 
     /// Creates empty data.
     public init() {}
+}
+
+/// How a meeting repeats: every `interval` days or weeks, `count` occurrences in all, at the first one's local time.
+public struct Recurrence: Sendable, Hashable {
+    /// The step.
+    public enum Frequency: Int, Sendable, Hashable {
+        /// No repetition.
+        case none = 0
+        /// Daily.
+        case daily = 1
+        /// Weekly.
+        case weekly = 2
+    }
+
+    /// The step.
+    public var frequency: Frequency = .none
+    /// Steps between occurrences.
+    public var interval = 1
+    /// Occurrences, the first included.
+    public var count = 1
+
+    /// Creates a recurrence (none by default).
+    public init(frequency: Frequency = .none, interval: Int = 1, count: Int = 1) {
+        self.frequency = frequency
+        self.interval = interval
+        self.count = count
+    }
 }
 
 /// A stored meeting.
@@ -38,6 +67,8 @@ public struct MeetingRecord: Sendable, Hashable {
     public var audit: Audit
     /// The list order's time in microseconds (the start), for page tokens.
     public var sortMicros: Int64 = 0
+    /// Which occurrence this is, in a list (its start and end are that occurrence's).
+    public var occurrence = 0
 
     /// Creates a record.
     public init(id: UUID, data: MeetingData, organizerID: String, version: Int64, audit: Audit) {
@@ -80,8 +111,12 @@ public enum MeetingRules {
     public static let maxTimeZoneBytes = 64
     /// The fields UpdateMeeting may name.
     public static let updatableFields: Set<String> = [
-        "title", "description", "start_time", "end_time", "time_zone", "attendee_user_ids", "contact_ids", "reminder_minutes",
+        "title", "description", "start_time", "end_time", "time_zone", "attendee_user_ids", "contact_ids", "reminder_minutes", "recurrence",
     ]
+    /// Most occurrences of a series.
+    public static let maxOccurrences = 100
+    /// Most days or weeks between occurrences.
+    public static let maxInterval = 52
     /// Most reminders of a meeting.
     public static let maxReminders = 5
     /// The longest lead time of a reminder (28 days).
@@ -135,6 +170,18 @@ public enum MeetingRules {
         } else if let bad = data.reminderMinutes.first(where: { !(1...maxReminderMinutes).contains($0) }) {
             violations.append(Violation("meeting.reminder_minutes", "\(bad) is not 1 to \(maxReminderMinutes) minutes"))
         }
+        let r = data.recurrence
+        if r.frequency == .none {
+            if r.count > 1 { violations.append(Violation("meeting.recurrence.frequency", "is required to repeat", reason: "REQUIRED")) }
+            data.recurrence = Recurrence()
+        } else {
+            if !(2...maxOccurrences).contains(r.count) {
+                violations.append(Violation("meeting.recurrence.count", "must be 2 to \(maxOccurrences)"))
+            }
+            if !(1...maxInterval).contains(r.interval) {
+                violations.append(Violation("meeting.recurrence.interval", "must be 1 to \(maxInterval)"))
+            }
+        }
         var seenContacts = Set<UUID>()
         data.contactIDs = data.contactIDs.filter { seenContacts.insert($0).inserted }
         if data.contactIDs.count > maxAttendees {
@@ -162,6 +209,7 @@ public enum MeetingRules {
             case "attendee_user_ids": data.attendeeUserIDs = source.attendeeUserIDs
             case "contact_ids": data.contactIDs = source.contactIDs
             case "reminder_minutes": data.reminderMinutes = source.reminderMinutes
+            case "recurrence": data.recurrence = source.recurrence
             default:
                 throw CollaborationError.invalid(
                     "update_mask", "\(CustomFieldRules.excerpt(path)) is not one of \(updatableFields.sorted().joined(separator: ", "))")

@@ -290,6 +290,16 @@ enum CollaborationMapping {
         } else {
             data.attendeeUserIDs = p.attendeeUserIds
         }
+        if let r = p.recurrence {
+            switch r.frequency {
+            case .unspecified: data.recurrence.frequency = .none
+            case .daily: data.recurrence.frequency = .daily
+            case .weekly: data.recurrence.frequency = .weekly
+            case .unrecognized: violations.append(Violation("meeting.recurrence.frequency", "is not DAILY or WEEKLY"))
+            }
+            data.recurrence.interval = r.interval == 0 ? 1 : Int(r.interval)
+            data.recurrence.count = Int(r.count)
+        }
         if p.reminderMinutes.count > MeetingRules.maxReminders * 4 {
             violations.append(Violation("meeting.reminder_minutes", "at most \(MeetingRules.maxReminders) reminders", reason: "TOO_MANY"))
         } else {
@@ -320,6 +330,14 @@ enum CollaborationMapping {
         p.audit = audit(r.audit)
         p.etag = r.etag
         p.reminderMinutes = r.data.reminderMinutes.map { Int32($0) }
+        if r.data.recurrence.frequency != .none {
+            var recurrence = Switchboard_Collaboration_V1_Recurrence()
+            recurrence.frequency = .init(protoValue: Int32(r.data.recurrence.frequency.rawValue))
+            recurrence.interval = Int32(r.data.recurrence.interval)
+            recurrence.count = Int32(r.data.recurrence.count)
+            p.recurrence = recurrence
+        }
+        p.occurrence = Int32(r.occurrence)
         return p
     }
 }

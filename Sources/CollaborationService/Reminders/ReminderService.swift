@@ -6,8 +6,8 @@ import SwitchboardServiceKit
 
 /// Sends meeting reminders when they fall due: every `interval` it claims due, unsent reminders of every tenant
 /// (`FOR UPDATE SKIP LOCKED`, so replicas share the work and none is sent twice), and for each writes a REMINDER
-/// notification to the meeting's attendee users and marks the reminder sent, in one transaction. A reminder of a
-/// meeting that has started or was cancelled is marked sent without a notification.
+/// notification to the meeting's attendee users and marks the reminder sent, in one transaction. A reminder of an
+/// occurrence that has started, or of a cancelled meeting, is marked sent without a notification.
 public struct ReminderService: Service {
     let store: PostgresCollaborationStore
     let interval: Duration
@@ -53,7 +53,8 @@ extension PostgresCollaborationStore {
         try await pool.transaction(settings: ["app.reminder_worker": "on"]) { c in
             let due = try await c.query(
                 """
-                SELECT tenant_id, meeting_id, minutes FROM collaboration.meeting_reminders
+                SELECT tenant_id, meeting_id, occurrence, minutes, due_at + make_interval(mins => minutes) > now() AS upcoming
+                FROM collaboration.meeting_reminders
                 WHERE sent_at IS NULL AND due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
                 """, [.int(Int64(limit))]
             ).rows
@@ -61,6 +62,7 @@ extension PostgresCollaborationStore {
                 let tenant = try row.string("tenant_id")
                 let meetingID = try row.uuid("meeting_id")
                 let minutes = try row.int("minutes")
+                let occurrence = try row.int("occurrence")
                 // The notification's sender is the reminder worker: its read policy admits the row it returns.
                 try await c.query(
                     "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)", [.text(tenant), .text(Self.reminderActor)])
@@ -68,9 +70,9 @@ extension PostgresCollaborationStore {
                 if let meeting = try await c.query(
                     """
                     SELECT \(Self.meetingColumns) FROM collaboration.meetings m
-                    WHERE m.tenant_id = $1 AND m.id = $2 AND m.deleted_at IS NULL AND m.start_at > now()
+                    WHERE m.tenant_id = $1 AND m.id = $2 AND m.deleted_at IS NULL
                     """, [.text(tenant), .uuid(meetingID)]
-                ).first.map(Self.meeting) {
+                ).first.map(Self.meeting), try row.bool("upcoming") {
                     _ = try await appendNotification(
                         NotificationData(
                             kind: .reminder, audience: .users(meeting.data.attendeeUserIDs),
@@ -78,8 +80,10 @@ extension PostgresCollaborationStore {
                             resourceID: meetingID.lowercaseText), principal: principal, on: c)
                 }
                 try await c.query(
-                    "UPDATE collaboration.meeting_reminders SET sent_at = now() WHERE tenant_id = $1 AND meeting_id = $2 AND minutes = $3",
-                    [.text(tenant), .uuid(meetingID), .int(minutes)])
+                    """
+                    UPDATE collaboration.meeting_reminders SET sent_at = now()
+                    WHERE tenant_id = $1 AND meeting_id = $2 AND occurrence = $3 AND minutes = $4
+                    """, [.text(tenant), .uuid(meetingID), .int(occurrence), .int(minutes)])
             }
             return due.count
         }

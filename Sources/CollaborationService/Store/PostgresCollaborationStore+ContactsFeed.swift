@@ -88,8 +88,9 @@ extension PostgresCollaborationStore {
         ).rows.map(Self.meeting)
         try await c.query(
             """
-            INSERT INTO collaboration.meeting_contacts (tenant_id, contact_id, start_at, end_at, meeting_id)
-            SELECT tenant_id, $3, start_at, end_at, meeting_id FROM collaboration.meeting_contacts WHERE tenant_id = $1 AND contact_id = $2
+            INSERT INTO collaboration.meeting_contacts (tenant_id, contact_id, start_at, end_at, meeting_id, occurrence)
+            SELECT tenant_id, $3, start_at, end_at, meeting_id, occurrence FROM collaboration.meeting_contacts
+            WHERE tenant_id = $1 AND contact_id = $2
             ON CONFLICT DO NOTHING
             """, binds)
         try await c.query("DELETE FROM collaboration.meeting_contacts WHERE tenant_id = $1 AND contact_id = $2", Array(binds.prefix(2)))

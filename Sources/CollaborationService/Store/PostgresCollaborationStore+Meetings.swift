@@ -6,7 +6,7 @@ extension PostgresCollaborationStore {
     static let meetingType = "switchboard.collaboration.v1.Meeting"
     static let meetingColumns = """
         m.id, m.title, m.description, m.start_at, m.end_at, m.time_zone, m.attendee_user_ids, m.contact_ids::text[] AS contact_ids, \
-        m.reminder_minutes::text[] AS reminder_minutes, m.organizer_id, m.version, m.created_at, m.created_by, m.updated_at, m.updated_by, m.deleted_at, \
+        m.reminder_minutes::text[] AS reminder_minutes, m.recurrence_frequency, m.recurrence_interval, m.recurrence_count, m.organizer_id, m.version, m.created_at, m.created_by, m.updated_at, m.updated_by, m.deleted_at, \
         (extract(epoch FROM m.start_at) * 1000000)::int8 AS sort_micros
         """
 
@@ -20,10 +20,20 @@ extension PostgresCollaborationStore {
         data.attendeeUserIDs = try row.strings("attendee_user_ids")
         data.contactIDs = try row.strings("contact_ids").compactMap { UUID(text: $0) }
         data.reminderMinutes = try row.strings("reminder_minutes").compactMap { Int($0) }
+        data.recurrence = Recurrence(
+            frequency: Recurrence.Frequency(rawValue: Int(try row.int("recurrence_frequency"))) ?? .none,
+            interval: Int(try row.int("recurrence_interval")), count: Int(try row.int("recurrence_count")))
         var record = MeetingRecord(
             id: try row.uuid("id"), data: data, organizerID: try row.string("organizer_id"), version: try row.int("version"),
             audit: try audit(row))
         record.sortMicros = try row.int("sort_micros")
+        // A list row is one occurrence: its own times.
+        if case .timestamp(let start) = row["occurrence_start"], case .timestamp(let end) = row["occurrence_end"] {
+            record.data.start = start
+            record.data.end = end
+            record.occurrence = Int(try row.int("occurrence"))
+            record.sortMicros = try row.int("occurrence_micros")
+        }
         return record
     }
 
@@ -45,15 +55,21 @@ extension PostgresCollaborationStore {
             SELECT count(pg_advisory_xact_lock(hashtextextended('collaboration.calendar/' || $1 || '/' || u, 0))) AS locked
             FROM (SELECT u FROM unnest($2::text[]) AS u ORDER BY u) ordered
             """, [tenant, users])
-        // A meeting lasts at most 14 days, so overlapping ones start within 14 days before this one ends: an index range.
+        // Every occurrence against the attendees' calendars. A meeting lasts at most 14 days, so rows overlapping an
+        // occurrence start within 14 days before it ends: an index range per user and occurrence.
         let rows = try await c.query(
             """
-            SELECT DISTINCT a.meeting_id FROM collaboration.meeting_attendees a
+            SELECT DISTINCT a.meeting_id FROM collaboration.occurrences($3, $4, $6, $7::int8::smallint, $8::int8::integer, $9::int8::integer) o
+            JOIN collaboration.meeting_attendees a ON a.tenant_id = $1 AND a.user_id = ANY ($2::text[]) AND a.start_at < o.end_at
+                AND a.start_at > o.end_at - interval '14 days' AND a.end_at > o.start_at
             JOIN collaboration.meetings m ON m.tenant_id = a.tenant_id AND m.id = a.meeting_id AND m.deleted_at IS NULL
-            WHERE a.tenant_id = $1 AND a.user_id = ANY ($2::text[]) AND a.start_at < $4 AND a.start_at > $3 - interval '14 days'
-                AND a.end_at > $3 AND a.meeting_id IS DISTINCT FROM $5
+            WHERE a.meeting_id IS DISTINCT FROM $5
             ORDER BY a.meeting_id LIMIT \(MeetingRules.maxConflictsReported)
-            """, [tenant, users, .timestamp(data.start!), .timestamp(data.end!), id.map(PostgresValue.uuid) ?? .null])
+            """,
+            [
+                tenant, users, .timestamp(data.start!), .timestamp(data.end!), id.map(PostgresValue.uuid) ?? .null, .text(data.timeZone),
+                .int(Int64(data.recurrence.frequency.rawValue)), .int(Int64(data.recurrence.interval)), .int(Int64(data.recurrence.count)),
+            ])
         if !rows.rows.isEmpty { throw CollaborationError.meetingConflicts(try rows.rows.map { try $0.uuid("meeting_id").lowercaseText }) }
     }
 
@@ -66,14 +82,16 @@ extension PostgresCollaborationStore {
         }
         try await c.query(
             """
-            INSERT INTO collaboration.meeting_attendees (tenant_id, user_id, start_at, end_at, meeting_id)
-            SELECT $1, u, m.start_at, m.end_at, m.id FROM collaboration.meetings m, unnest(m.attendee_user_ids) AS u
+            INSERT INTO collaboration.meeting_attendees (tenant_id, user_id, start_at, end_at, meeting_id, occurrence)
+            SELECT $1, u, o.start_at, o.end_at, m.id, o.occurrence FROM collaboration.meetings m,
+                LATERAL \(Self.occurrencesOf) o, unnest(m.attendee_user_ids) AS u
             WHERE m.tenant_id = $1 AND m.id = $2
             """, [tenant, .uuid(id)])
         try await c.query(
             """
-            INSERT INTO collaboration.meeting_contacts (tenant_id, contact_id, start_at, end_at, meeting_id)
-            SELECT $1, u, m.start_at, m.end_at, m.id FROM collaboration.meetings m, unnest(m.contact_ids) AS u
+            INSERT INTO collaboration.meeting_contacts (tenant_id, contact_id, start_at, end_at, meeting_id, occurrence)
+            SELECT $1, u, o.start_at, o.end_at, m.id, o.occurrence FROM collaboration.meetings m,
+                LATERAL \(Self.occurrencesOf) o, unnest(m.contact_ids) AS u
             WHERE m.tenant_id = $1 AND m.id = $2
             """, [tenant, .uuid(id)])
     }
@@ -85,18 +103,25 @@ extension PostgresCollaborationStore {
         try await c.query("DELETE FROM collaboration.meeting_reminders WHERE tenant_id = $1 AND meeting_id = $2", binds)
         try await c.query(
             """
-            INSERT INTO collaboration.meeting_reminders (tenant_id, meeting_id, minutes, due_at)
-            SELECT $1, m.id, r, m.start_at - make_interval(mins => r) FROM collaboration.meetings m, unnest(m.reminder_minutes) AS r
-            WHERE m.tenant_id = $1 AND m.id = $2 AND m.start_at > now()
+            INSERT INTO collaboration.meeting_reminders (tenant_id, meeting_id, occurrence, minutes, due_at)
+            SELECT $1, m.id, o.occurrence, r, o.start_at - make_interval(mins => r) FROM collaboration.meetings m,
+                LATERAL \(Self.occurrencesOf) o, unnest(m.reminder_minutes) AS r
+            WHERE m.tenant_id = $1 AND m.id = $2 AND o.start_at > now()
             """, binds)
     }
+
+    /// The occurrences of the meeting row `m`.
+    static let occurrencesOf = """
+        collaboration.occurrences(m.start_at, m.end_at, m.time_zone, m.recurrence_frequency, m.recurrence_interval, m.recurrence_count)
+        """
 
     static func meetingBinds(_ data: MeetingData) -> [PostgresValue] {
         [
             .text(data.title), .text(data.description), .timestamp(data.start!), .timestamp(data.end!), .text(data.timeZone),
             .array(data.attendeeUserIDs.map(PostgresValue.text), elementType: .text),
             .array(data.contactIDs.map(PostgresValue.uuid), elementType: .uuid),
-            .array(data.reminderMinutes.map { .int(Int64($0)) }, elementType: .int),
+            .array(data.reminderMinutes.map { .int(Int64($0)) }, elementType: .int), .int(Int64(data.recurrence.frequency.rawValue)),
+            .int(Int64(data.recurrence.interval)), .int(Int64(data.recurrence.count)),
         ]
     }
 
@@ -112,8 +137,9 @@ extension PostgresCollaborationStore {
             let row = try await c.query(
                 """
                 INSERT INTO collaboration.meetings AS m (tenant_id, id, title, description, start_at, end_at, time_zone, attendee_user_ids, contact_ids,
-                    reminder_minutes, organizer_id, created_at, created_by, updated_at, updated_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::int8[]::integer[], $11, now(), $11, now(), $11)
+                    reminder_minutes, recurrence_frequency, recurrence_interval, recurrence_count, organizer_id, created_at, created_by,
+                    updated_at, updated_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::int8[]::integer[], $11, $12, $13, $14, now(), $14, now(), $14)
                 RETURNING \(Self.meetingColumns)
                 """, [.text(principal.actor.tenantID), .uuid(UUID.random())] + Self.meetingBinds(data) + [.text(principal.userID)]
             ).first!
@@ -141,14 +167,14 @@ extension PostgresCollaborationStore {
     ) async throws -> WriteOutcome<MeetingRecord> {
         try await self.write(write, principal) { c in
             if changedFields.contains("time_zone") { try await checkTimeZone(data.timeZone, on: c) }
-            let reschedules = !Set(changedFields).isDisjoint(with: ["start_time", "end_time", "attendee_user_ids"])
+            let reschedules = !Set(changedFields).isDisjoint(with: ["start_time", "end_time", "attendee_user_ids", "recurrence", "time_zone"])
             if reschedules, !allowConflicts { try await checkConflicts(data, excluding: id, principal: principal, on: c) }
             guard
                 let row = try await c.query(
                     """
                     UPDATE collaboration.meetings AS m SET title = $4, description = $5, start_at = $6, end_at = $7, time_zone = $8,
-                        attendee_user_ids = $9, contact_ids = $10, reminder_minutes = $11::int8[]::integer[], version = version + 1,
-                        updated_at = now(), updated_by = $12
+                        attendee_user_ids = $9, contact_ids = $10, reminder_minutes = $11::int8[]::integer[], recurrence_frequency = $12,
+                        recurrence_interval = $13, recurrence_count = $14, version = version + 1, updated_at = now(), updated_by = $15
                     WHERE tenant_id = $1 AND id = $2 AND version = $3 AND deleted_at IS NULL
                     RETURNING \(Self.meetingColumns)
                     """, [.text(principal.actor.tenantID), .uuid(id), .int(expectedVersion)] + Self.meetingBinds(data) + [.text(principal.userID)]
@@ -160,7 +186,7 @@ extension PostgresCollaborationStore {
             }
             let meeting = try Self.meeting(row)
             try await linkMeeting(id, replacing: true, principal: principal, on: c)
-            if !Set(changedFields).isDisjoint(with: ["start_time", "reminder_minutes"]) {
+            if !Set(changedFields).isDisjoint(with: ["start_time", "end_time", "time_zone", "reminder_minutes", "recurrence"]) {
                 try await scheduleReminders(id, principal: principal, on: c)
             }
             try await recordChange(
@@ -231,7 +257,9 @@ extension PostgresCollaborationStore {
         let rows = try await read(
             principal,
             """
-            SELECT \(Self.meetingColumns) FROM \(from)
+            SELECT \(Self.meetingColumns), x.start_at AS occurrence_start, x.end_at AS occurrence_end, x.occurrence,
+                (extract(epoch FROM x.start_at) * 1000000)::int8 AS occurrence_micros
+            FROM \(from)
             JOIN collaboration.meetings m ON m.tenant_id = x.tenant_id AND m.id = x.meeting_id
             WHERE \(conditions.joined(separator: " AND ")) ORDER BY x.start_at, x.meeting_id LIMIT \(limitPlaceholder)
             """, binds.values)

@@ -66,7 +66,7 @@ extension PostgresCollaborationStore {
                 """
                 SELECT \(Self.meetingColumns) FROM collaboration.meeting_contacts x
                 JOIN collaboration.meetings m ON m.tenant_id = x.tenant_id AND m.id = x.meeting_id
-                WHERE x.tenant_id = $1 AND x.contact_id = $2 \(after)
+                WHERE x.tenant_id = $1 AND x.contact_id = $2 AND x.occurrence = 0 \(after)
                 ORDER BY x.start_at, x.meeting_id LIMIT \(Self.exportBatch)
                 """, binds.values
             ).map(Self.meeting)

@@ -2871,6 +2871,12 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
     /// Field `reminder_minutes` = 12.
     public var reminderMinutes: [Int32] = []
 
+    /// Field `recurrence` = 13.
+    public var recurrence: Switchboard_Collaboration_V1_Recurrence? = nil
+
+    /// Field `occurrence` = 14.
+    public var occurrence: Int32 = 0
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2893,6 +2899,8 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
         self.audit = r.message(9)
         self.etag = r.string(10)
         self.reminderMinutes = r.repeatedScalar(11)
+        self.recurrence = r.message(12)
+        self.occurrence = r.scalar(13)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -2908,6 +2916,8 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
         w.setMessage(9, audit)
         w.setString(10, etag)
         w.setRepeatedScalar(11, reminderMinutes)
+        w.setMessage(12, recurrence)
+        w.setScalar(13, occurrence)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2925,6 +2935,8 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
         try e.field(&o, "audit", self.audit)
         e.field(&o, "etag", self.etag)
         e.field(&o, "reminderMinutes", self.reminderMinutes)
+        try e.field(&o, "recurrence", self.recurrence)
+        e.field(&o, "occurrence", self.occurrence)
         return .object(o)
     }
 
@@ -2945,10 +2957,113 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
             case "audit": try d.field(10, "audit", value, &self.audit)
             case "etag": try d.field(11, "etag", value, &self.etag)
             case "reminderMinutes", "reminder_minutes": try d.field(12, "reminderMinutes", value, &self.reminderMinutes)
+            case "recurrence": try d.field(13, "recurrence", value, &self.recurrence)
+            case "occurrence": try d.field(14, "occurrence", value, &self.occurrence)
             default: try d.unknownField(key)
             }
         }
         d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.Recurrence` message.
+public struct Switchboard_Collaboration_V1_Recurrence: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.Recurrence`.
+    public static let protoMessageName = "switchboard.collaboration.v1.Recurrence"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__recurrence__init)
+
+    /// Field `frequency` = 1.
+    public var frequency: Switchboard_Collaboration_V1_Recurrence.Frequency = .init(protoValue: 0)
+
+    /// Field `interval` = 2.
+    public var interval: Int32 = 0
+
+    /// Field `count` = 3.
+    public var count: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.frequency = r.enumeration(0)
+        self.interval = r.scalar(1)
+        self.count = r.scalar(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setEnumeration(0, frequency)
+        w.setScalar(1, interval)
+        w.setScalar(2, count)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "frequency", self.frequency)
+        e.field(&o, "interval", self.interval)
+        e.field(&o, "count", self.count)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "frequency": try d.field(1, "frequency", value, &self.frequency)
+            case "interval": try d.field(2, "interval", value, &self.interval)
+            case "count": try d.field(3, "count", value, &self.count)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
+    /// The `switchboard.collaboration.v1.Recurrence.Frequency` enum. Values this version does not know are kept as `.unrecognized`.
+    public enum Frequency: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+        /// `FREQUENCY_UNSPECIFIED` = 0.
+        case unspecified
+        /// `FREQUENCY_DAILY` = 1.
+        case daily
+        /// `FREQUENCY_WEEKLY` = 2.
+        case weekly
+        /// A value not defined in this version of the contract.
+        case unrecognized(Int32)
+
+        /// The defined values.
+        public static let allCases: [Frequency] = [.unspecified, .daily, .weekly]
+
+        static let _protoJSONNames: [(name: String, number: Int32)] = [
+            ("FREQUENCY_UNSPECIFIED", 0),
+            ("FREQUENCY_DAILY", 1),
+            ("FREQUENCY_WEEKLY", 2),
+        ]
+
+        /// Creates the enum from its wire value.
+        public init(protoValue: Int32) {
+            switch protoValue {
+            case 0: self = .unspecified
+            case 1: self = .daily
+            case 2: self = .weekly
+            default: self = .unrecognized(protoValue)
+            }
+        }
+
+        /// The wire value.
+        public var protoValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .daily: return 1
+            case .weekly: return 2
+            case .unrecognized(let value): return value
+            }
+        }
     }
 }
 

@@ -65,6 +65,7 @@ typedef struct Switchboard__Collaboration__V1__GetFileRequest Switchboard__Colla
 typedef struct Switchboard__Collaboration__V1__ListFilesRequest Switchboard__Collaboration__V1__ListFilesRequest;
 typedef struct Switchboard__Collaboration__V1__ListFilesResponse Switchboard__Collaboration__V1__ListFilesResponse;
 typedef struct Switchboard__Collaboration__V1__Meeting Switchboard__Collaboration__V1__Meeting;
+typedef struct Switchboard__Collaboration__V1__Recurrence Switchboard__Collaboration__V1__Recurrence;
 typedef struct Switchboard__Collaboration__V1__CreateMeetingRequest Switchboard__Collaboration__V1__CreateMeetingRequest;
 typedef struct Switchboard__Collaboration__V1__GetMeetingRequest Switchboard__Collaboration__V1__GetMeetingRequest;
 typedef struct Switchboard__Collaboration__V1__UpdateMeetingRequest Switchboard__Collaboration__V1__UpdateMeetingRequest;
@@ -80,6 +81,15 @@ typedef struct Switchboard__Collaboration__V1__SubjectRecord Switchboard__Collab
 
 /* --- enums --- */
 
+typedef enum _Switchboard__Collaboration__V1__Recurrence__Frequency {
+  /*
+   * No repetition.
+   */
+  SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_UNSPECIFIED = 0,
+  SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_DAILY = 1,
+  SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_WEEKLY = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY)
+} Switchboard__Collaboration__V1__Recurrence__Frequency;
 /*
  * The kinds of record a note, comment or file can be about.
  */
@@ -984,10 +994,39 @@ struct  Switchboard__Collaboration__V1__Meeting
    */
   size_t n_reminder_minutes;
   int32_t *reminder_minutes;
+  /*
+   * Repeats: the occurrences keep the first one's local start time in time_zone (across daylight-saving changes) and
+   * its duration. Conflicts, free slots, lists and reminders count every occurrence; a change or a cancel applies to
+   * the whole series.
+   */
+  Switchboard__Collaboration__V1__Recurrence *recurrence;
+  /*
+   * Output only, in ListMeetings: which occurrence the item is (0 = the first); its start_time and end_time are that
+   * occurrence's.
+   */
+  int32_t occurrence;
 };
 #define SWITCHBOARD__COLLABORATION__V1__MEETING__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__meeting__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0,NULL, NULL, 0 }
+
+
+struct  Switchboard__Collaboration__V1__Recurrence
+{
+  ProtobufCMessage base;
+  Switchboard__Collaboration__V1__Recurrence__Frequency frequency;
+  /*
+   * Every `interval` days or weeks: 1 to 52 (0 means 1).
+   */
+  int32_t interval;
+  /*
+   * Occurrences, the first included: 2 to 100.
+   */
+  int32_t count;
+};
+#define SWITCHBOARD__COLLABORATION__V1__RECURRENCE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__recurrence__descriptor) \
+    , SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_UNSPECIFIED, 0, 0 }
 
 
 struct  Switchboard__Collaboration__V1__CreateMeetingRequest
@@ -1025,7 +1064,7 @@ struct  Switchboard__Collaboration__V1__UpdateMeetingRequest
   Switchboard__Collaboration__V1__Meeting *meeting;
   /*
    * Fields to change: title, description, start_time, end_time, time_zone, attendee_user_ids, contact_ids,
-   * reminder_minutes.
+   * reminder_minutes, recurrence.
    */
   Google__Protobuf__FieldMask *update_mask;
   char *etag;
@@ -2060,6 +2099,25 @@ Switchboard__Collaboration__V1__Meeting *
 void   switchboard__collaboration__v1__meeting__free_unpacked
                      (Switchboard__Collaboration__V1__Meeting *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__Recurrence methods */
+void   switchboard__collaboration__v1__recurrence__init
+                     (Switchboard__Collaboration__V1__Recurrence         *message);
+size_t switchboard__collaboration__v1__recurrence__get_packed_size
+                     (const Switchboard__Collaboration__V1__Recurrence   *message);
+size_t switchboard__collaboration__v1__recurrence__pack
+                     (const Switchboard__Collaboration__V1__Recurrence   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__recurrence__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__Recurrence   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__Recurrence *
+       switchboard__collaboration__v1__recurrence__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__recurrence__free_unpacked
+                     (Switchboard__Collaboration__V1__Recurrence *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Collaboration__V1__CreateMeetingRequest methods */
 void   switchboard__collaboration__v1__create_meeting_request__init
                      (Switchboard__Collaboration__V1__CreateMeetingRequest         *message);
@@ -2408,6 +2466,9 @@ typedef void (*Switchboard__Collaboration__V1__ListFilesResponse_Closure)
                   void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__Meeting_Closure)
                  (const Switchboard__Collaboration__V1__Meeting *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__Recurrence_Closure)
+                 (const Switchboard__Collaboration__V1__Recurrence *message,
                   void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__CreateMeetingRequest_Closure)
                  (const Switchboard__Collaboration__V1__CreateMeetingRequest *message,
@@ -2843,6 +2904,8 @@ extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_file
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_files_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_files_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__meeting__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__recurrence__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__collaboration__v1__recurrence__frequency__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__create_meeting_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_meeting_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__update_meeting_request__descriptor;

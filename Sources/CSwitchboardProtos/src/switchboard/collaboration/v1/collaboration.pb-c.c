@@ -2077,6 +2077,51 @@ void   switchboard__collaboration__v1__meeting__free_unpacked
   assert(message->base.descriptor == &switchboard__collaboration__v1__meeting__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__collaboration__v1__recurrence__init
+                     (Switchboard__Collaboration__V1__Recurrence         *message)
+{
+  static const Switchboard__Collaboration__V1__Recurrence init_value = SWITCHBOARD__COLLABORATION__V1__RECURRENCE__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__recurrence__get_packed_size
+                     (const Switchboard__Collaboration__V1__Recurrence *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__recurrence__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__recurrence__pack
+                     (const Switchboard__Collaboration__V1__Recurrence *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__recurrence__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__recurrence__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__Recurrence *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__recurrence__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__Recurrence *
+       switchboard__collaboration__v1__recurrence__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__Recurrence *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__recurrence__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__recurrence__free_unpacked
+                     (Switchboard__Collaboration__V1__Recurrence *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__recurrence__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__collaboration__v1__create_meeting_request__init
                      (Switchboard__Collaboration__V1__CreateMeetingRequest         *message)
 {
@@ -5282,7 +5327,7 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_files_resp
   (ProtobufCMessageInit) switchboard__collaboration__v1__list_files_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__collaboration__v1__meeting__field_descriptors[12] =
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__meeting__field_descriptors[14] =
 {
   {
     "id",
@@ -5428,6 +5473,30 @@ static const ProtobufCFieldDescriptor switchboard__collaboration__v1__meeting__f
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "recurrence",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, recurrence),
+    &switchboard__collaboration__v1__recurrence__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "occurrence",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Meeting, occurrence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__collaboration__v1__meeting__field_indices_by_name[] = {
   6,   /* field[6] = attendee_user_ids */
@@ -5437,7 +5506,9 @@ static const unsigned switchboard__collaboration__v1__meeting__field_indices_by_
   4,   /* field[4] = end_time */
   10,   /* field[10] = etag */
   0,   /* field[0] = id */
+  13,   /* field[13] = occurrence */
   8,   /* field[8] = organizer_id */
+  12,   /* field[12] = recurrence */
   11,   /* field[11] = reminder_minutes */
   3,   /* field[3] = start_time */
   5,   /* field[5] = time_zone */
@@ -5446,7 +5517,7 @@ static const unsigned switchboard__collaboration__v1__meeting__field_indices_by_
 static const ProtobufCIntRange switchboard__collaboration__v1__meeting__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor switchboard__collaboration__v1__meeting__descriptor =
 {
@@ -5456,11 +5527,105 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__meeting__descri
   "Switchboard__Collaboration__V1__Meeting",
   "switchboard.collaboration.v1",
   sizeof(Switchboard__Collaboration__V1__Meeting),
-  12,
+  14,
   switchboard__collaboration__v1__meeting__field_descriptors,
   switchboard__collaboration__v1__meeting__field_indices_by_name,
   1,  switchboard__collaboration__v1__meeting__number_ranges,
   (ProtobufCMessageInit) switchboard__collaboration__v1__meeting__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue switchboard__collaboration__v1__recurrence__frequency__enum_values_by_number[3] =
+{
+  { "FREQUENCY_UNSPECIFIED", "SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_UNSPECIFIED", 0 },
+  { "FREQUENCY_DAILY", "SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_DAILY", 1 },
+  { "FREQUENCY_WEEKLY", "SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_WEEKLY", 2 },
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__recurrence__frequency__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex switchboard__collaboration__v1__recurrence__frequency__enum_values_by_name[3] =
+{
+  { "FREQUENCY_DAILY", 1 },
+  { "FREQUENCY_UNSPECIFIED", 0 },
+  { "FREQUENCY_WEEKLY", 2 },
+};
+const ProtobufCEnumDescriptor switchboard__collaboration__v1__recurrence__frequency__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.Recurrence.Frequency",
+  "Frequency",
+  "Switchboard__Collaboration__V1__Recurrence__Frequency",
+  "switchboard.collaboration.v1",
+  3,
+  switchboard__collaboration__v1__recurrence__frequency__enum_values_by_number,
+  3,
+  switchboard__collaboration__v1__recurrence__frequency__enum_values_by_name,
+  1,
+  switchboard__collaboration__v1__recurrence__frequency__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__recurrence__field_descriptors[3] =
+{
+  {
+    "frequency",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Recurrence, frequency),
+    &switchboard__collaboration__v1__recurrence__frequency__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "interval",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Recurrence, interval),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__Recurrence, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__recurrence__field_indices_by_name[] = {
+  2,   /* field[2] = count */
+  0,   /* field[0] = frequency */
+  1,   /* field[1] = interval */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__recurrence__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__recurrence__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.Recurrence",
+  "Recurrence",
+  "Switchboard__Collaboration__V1__Recurrence",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__Recurrence),
+  3,
+  switchboard__collaboration__v1__recurrence__field_descriptors,
+  switchboard__collaboration__v1__recurrence__field_indices_by_name,
+  1,  switchboard__collaboration__v1__recurrence__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__recurrence__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__collaboration__v1__create_meeting_request__field_descriptors[3] =

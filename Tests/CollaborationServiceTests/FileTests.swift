@@ -167,4 +167,31 @@ final class FileTests {
         let foreign = try await harness.client(tenant: tenant(), user: "boss", roles: [.admin])
         #expect(await rpcError { _ = try await self.download(foreign, first.id) }?.code == .notFound)
     }
+
+    @Test("delete hides a file from lists and downloads; the uploader or an admin deletes and restores it")
+    func deleteAndRestore() async throws {
+        let tenantID = tenant()
+        let uploader = try await harness.client(tenant: tenantID, user: "uploader")
+        let other = try await harness.client(tenant: tenantID, user: "other")
+        let admin = try await harness.client(tenant: tenantID, user: "boss", roles: [.admin])
+        let contact = subject()
+        let file = try await upload(uploader, [9, 9, 9], subjects: [contact])
+        var delete = Switchboard_Collaboration_V1_DeleteFileRequest()
+        delete.id = file.id
+        #expect(await rpcError { _ = try await other.stub.deleteFile(delete, options: other.options) }?.code == .permissionDenied)
+        let deleted = try await uploader.stub.deleteFile(delete, options: uploader.options)
+        #expect(deleted.audit?.deleteTime != nil)
+        #expect(await rpcError { _ = try await self.download(uploader, file.id) }?.code == .notFound)
+        var list = Switchboard_Collaboration_V1_ListFilesRequest()
+        list.subject = contact
+        #expect(try await uploader.stub.listFiles(list, options: uploader.options).files.isEmpty)
+        var get = Switchboard_Collaboration_V1_GetFileRequest()
+        get.id = file.id
+        get.includeDeleted = true
+        #expect(try await other.stub.getFile(get, options: other.options).id == file.id)
+        var undelete = Switchboard_Collaboration_V1_UndeleteFileRequest()
+        undelete.id = file.id
+        #expect(try await admin.stub.undeleteFile(undelete, options: admin.options).audit?.deleteTime == nil)
+        #expect(try await download(other, file.id).1 == [9, 9, 9])
+    }
 }

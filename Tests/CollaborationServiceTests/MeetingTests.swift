@@ -117,7 +117,15 @@ final class MeetingTests {
         var cancel = Switchboard_Collaboration_V1_DeleteMeetingRequest()
         cancel.id = forced.id
         #expect(try await alice.stub.deleteMeeting(cancel, options: alice.options).audit?.deleteTime != nil)
-        _ = try await Self.book(bob, Self.at(9, 30), Self.at(10))
+        let taken = try await Self.book(bob, Self.at(9, 30), Self.at(10))
+        // Restoring the cancelled meeting now conflicts; with allow_conflicts it is restored.
+        var undelete = Switchboard_Collaboration_V1_UndeleteMeetingRequest()
+        undelete.id = forced.id
+        let restoreError = await rpcError { _ = try await alice.stub.undeleteMeeting(undelete, options: alice.options) }
+        #expect(restoreError?.code == .failedPrecondition)
+        #expect(restoreError?.message.contains(taken.id) == true)
+        undelete.allowConflicts = true
+        #expect(try await alice.stub.undeleteMeeting(undelete, options: alice.options).audit?.deleteTime == nil)
         // Only the organizer, an attendee user or an admin changes a meeting.
         let carol = try await harness.client(tenant: tenantID, user: "carol")
         #expect(await rpcError { _ = try await carol.stub.updateMeeting(update, options: carol.options) }?.code == .permissionDenied)

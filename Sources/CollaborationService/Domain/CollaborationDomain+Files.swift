@@ -69,12 +69,27 @@ extension CollaborationDomain {
         }
     }
 
-    /// A file's metadata.
-    public func file(id: UUID, principal: Principal) async throws -> FileRecord {
-        guard let file = try await store.fetchFile(id: id, principal: principal) else {
+    /// A file's metadata (a deleted one only with `includeDeleted`).
+    public func file(id: UUID, includeDeleted: Bool = false, principal: Principal) async throws -> FileRecord {
+        guard let file = try await store.fetchFile(id: id, principal: principal), includeDeleted || file.deletedAt == nil else {
             throw CollaborationError.notFound(kind: "file", id: id.lowercaseText)
         }
         return file
+    }
+
+    /// Soft-deletes or restores a file: its uploader or an admin.
+    public func setFileDeleted(
+        id: UUID, deleted: Bool, principal: Principal, write: WriteOptions<FileRecord>
+    ) async throws
+        -> WriteOutcome<FileRecord>
+    {
+        if let replay = try await replayed(write, principal) { return replay }
+        let current = try await file(id: id, includeDeleted: true, principal: principal)
+        guard current.createdBy == principal.userID || principal.isAdmin else {
+            throw CollaborationError.forbidden("only the file's uploader or an admin may delete or restore it")
+        }
+        if (current.deletedAt != nil) == deleted { return .fresh(current) }
+        return try await store.setFileDeleted(id: id, deleted: deleted, principal: principal, write: write)
     }
 
     /// Streams a file: its metadata, then its stored chunks one at a time (one row in memory at a time).

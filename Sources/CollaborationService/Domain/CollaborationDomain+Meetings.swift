@@ -57,6 +57,19 @@ extension CollaborationDomain {
         return try await store.cancelMeeting(id: id, expectedVersion: etag.isEmpty ? nil : current.version, principal: principal, write: write)
     }
 
+    /// Restores a cancelled meeting (its organizer, its attendee users, or an admin), checking conflicts again.
+    public func undeleteMeeting(
+        id: UUID, allowConflicts: Bool, principal: Principal, write: WriteOptions<MeetingRecord>
+    ) async throws
+        -> WriteOutcome<MeetingRecord>
+    {
+        if let replay = try await replayed(write, principal) { return replay }
+        let current = try await meeting(id: id, includeDeleted: true, principal: principal)
+        try Self.checkMayChange(current, principal)
+        if current.audit.deletedAt == nil { return .fresh(current) }
+        return try await store.restoreMeeting(id: id, allowConflicts: allowConflicts, principal: principal, write: write)
+    }
+
     static func checkMayChange(_ meeting: MeetingRecord, _ principal: Principal) throws {
         guard principal.isAdmin || meeting.organizerID == principal.userID || meeting.data.attendeeUserIDs.contains(principal.userID) else {
             throw CollaborationError.forbidden("only the meeting's organizer, its attendee users or an admin may change it")

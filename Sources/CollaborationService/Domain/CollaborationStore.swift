@@ -92,6 +92,8 @@ public protocol CollaborationStore: Sendable {
     ) async throws -> WriteOutcome<FileRecord>
     /// A file's metadata, or nil.
     func fetchFile(id: UUID, principal: Principal) async throws -> FileRecord?
+    /// Soft-deletes or restores a file (the uploader or an admin; `forbidden` otherwise).
+    func setFileDeleted(id: UUID, deleted: Bool, principal: Principal, write: WriteOptions<FileRecord>) async throws -> WriteOutcome<FileRecord>
     /// A file's stored chunk (0-based), or nil past the end.
     func fileChunk(id: UUID, index: Int, principal: Principal) async throws -> [UInt8]?
     /// A page of the files of a subject, newest first.
@@ -112,6 +114,11 @@ public protocol CollaborationStore: Sendable {
         id: UUID, expectedVersion: Int64, data: MeetingData, changedFields: [String], allowConflicts: Bool, principal: Principal,
         write: WriteOptions<MeetingRecord>
     ) async throws -> WriteOutcome<MeetingRecord>
+    /// Restores a cancelled meeting, with the conflict check of a booking unless `allowConflicts`.
+    func restoreMeeting(
+        id: UUID, allowConflicts: Bool, principal: Principal, write: WriteOptions<MeetingRecord>
+    ) async throws
+        -> WriteOutcome<MeetingRecord>
     /// Cancels (soft-deletes) a live meeting.
     func cancelMeeting(
         id: UUID, expectedVersion: Int64?, principal: Principal, write: WriteOptions<MeetingRecord>

@@ -30,6 +30,8 @@ public struct FileRecord: Sendable, Hashable {
     public var createdBy: String
     /// The list order's time in microseconds, for page tokens.
     public var sortMicros: Int64 = 0
+    /// When it was deleted; nil while live.
+    public var deletedAt: Date?
 
     /// Creates a record.
     public init(id: UUID, data: FileData, createdAt: Date, createdBy: String) {

@@ -432,5 +432,9 @@ RETURNS TABLE (occurrence integer, start_at timestamptz, end_at timestamptz) LAN
     FROM generate_series(0, CASE WHEN $4 = 0 THEN 0 ELSE $6 - 1 END) AS g
 $$;
 """#),
+        Migration(version: 6, name: "file_deletes", sql: #"""
+-- Files are soft-deleted like everything else a user would expect to undo.
+ALTER TABLE collaboration.files ADD COLUMN deleted_at timestamptz;
+"""#),
     ]
 }

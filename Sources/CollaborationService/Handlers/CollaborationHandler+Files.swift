@@ -50,7 +50,29 @@ extension CollaborationHandler {
     public func getFile(
         request: Switchboard_Collaboration_V1_GetFileRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_File {
-        M.proto(try await domain.file(id: try M.requiredID(request.id, field: "id"), principal: try Self.principal(context)))
+        M.proto(
+            try await domain.file(
+                id: try M.requiredID(request.id, field: "id"), includeDeleted: request.includeDeleted, principal: try Self.principal(context)))
+    }
+
+    /// The `DeleteFile` RPC (see `collaboration.proto`).
+    public func deleteFile(
+        request: Switchboard_Collaboration_V1_DeleteFileRequest, context: ServerContext
+    ) async throws -> Switchboard_Collaboration_V1_File {
+        let write = try Self.write(request.requestId, context, Methods.deleteFile) { (r: FileRecord) in M.proto(r) }
+        return try write.response(
+            try await domain.setFileDeleted(
+                id: try M.requiredID(request.id, field: "id"), deleted: true, principal: try Self.principal(context), write: write.options))
+    }
+
+    /// The `UndeleteFile` RPC (see `collaboration.proto`).
+    public func undeleteFile(
+        request: Switchboard_Collaboration_V1_UndeleteFileRequest, context: ServerContext
+    ) async throws -> Switchboard_Collaboration_V1_File {
+        let write = try Self.write(request.requestId, context, Methods.undeleteFile) { (r: FileRecord) in M.proto(r) }
+        return try write.response(
+            try await domain.setFileDeleted(
+                id: try M.requiredID(request.id, field: "id"), deleted: false, principal: try Self.principal(context), write: write.options))
     }
 
     /// The `ListFiles` RPC (see `collaboration.proto`).

@@ -49,6 +49,17 @@ extension CollaborationHandler {
                 id: try M.requiredID(request.id, field: "id"), etag: request.etag, principal: try Self.principal(context), write: write.options))
     }
 
+    /// The `UndeleteMeeting` RPC (see `collaboration.proto`).
+    public func undeleteMeeting(
+        request: Switchboard_Collaboration_V1_UndeleteMeetingRequest, context: ServerContext
+    ) async throws -> Switchboard_Collaboration_V1_Meeting {
+        let write = try Self.write(request.requestId, context, Methods.undeleteMeeting) { (r: MeetingRecord) in M.proto(r) }
+        return try write.response(
+            try await domain.undeleteMeeting(
+                id: try M.requiredID(request.id, field: "id"), allowConflicts: request.allowConflicts, principal: try Self.principal(context),
+                write: write.options))
+    }
+
     /// The `ListMeetings` RPC (see `collaboration.proto`).
     public func listMeetings(
         request: Switchboard_Collaboration_V1_ListMeetingsRequest, context: ServerContext

@@ -268,7 +268,7 @@ enum CollaborationMapping {
         p.sizeBytes = r.data.sizeBytes
         p.sha256 = r.data.sha256
         p.subjects = r.data.subjects.map(proto)
-        p.audit = audit(Audit(createdAt: r.createdAt, createdBy: r.createdBy, updatedAt: r.createdAt, updatedBy: r.createdBy))
+        p.audit = audit(Audit(createdAt: r.createdAt, createdBy: r.createdBy, updatedAt: r.createdAt, updatedBy: r.createdBy, deletedAt: r.deletedAt))
         return p
     }
 

@@ -5,7 +5,7 @@ import SwitchboardServiceKit
 extension PostgresCollaborationStore {
     static let fileColumns = """
         f.id, f.name, f.content_type, f.size_bytes, f.sha256, f.subject_types::text[] AS subject_types, f.subject_ids::text[] AS subject_ids, \
-        f.created_at, f.created_by, (extract(epoch FROM f.created_at) * 1000000)::int8 AS sort_micros
+        f.created_at, f.created_by, f.deleted_at, (extract(epoch FROM f.created_at) * 1000000)::int8 AS sort_micros
         """
 
     static func file(_ row: PostgresRow) throws -> FileRecord {
@@ -17,6 +17,7 @@ extension PostgresCollaborationStore {
         data.subjects = try subjects(row, types: "subject_types", ids: "subject_ids")
         var record = FileRecord(id: try row.uuid("id"), data: data, createdAt: try row.date("created_at"), createdBy: try row.string("created_by"))
         record.sortMicros = try row.int("sort_micros")
+        record.deletedAt = try row.optionalDate("deleted_at")
         return record
     }
 
@@ -68,6 +69,35 @@ extension PostgresCollaborationStore {
         ).first.map(Self.file)
     }
 
+    /// The protocol requirement `setFileDeleted` (documented on the protocol).
+    public func setFileDeleted(
+        id: UUID, deleted: Bool, principal: Principal, write: WriteOptions<FileRecord>
+    ) async throws
+        -> WriteOutcome<FileRecord>
+    {
+        try await self.write(write, principal) { c in
+            guard
+                let row = try await c.query(
+                    """
+                    UPDATE collaboration.files AS f SET deleted_at = CASE WHEN $3 THEN now() END
+                    WHERE tenant_id = $1 AND id = $2 AND (deleted_at IS NOT NULL) <> $3
+                    RETURNING \(Self.fileColumns)
+                    """, [.text(principal.actor.tenantID), .uuid(id), .bool(deleted)]
+                ).first
+            else {
+                // Already in the asked state (a concurrent call won): answer with the file as it is.
+                guard let current = try await fetchFile(id: id, principal: principal) else {
+                    throw CollaborationError.notFound(kind: "file", id: id.lowercaseText)
+                }
+                return current
+            }
+            let file = try Self.file(row)
+            try await recordChange(
+                Self.fileType, id: id.lowercaseText, kind: deleted ? .deleted : .undeleted, json: try publish.file(file), principal: principal, on: c)
+            return file
+        }
+    }
+
     /// The protocol requirement `fileChunk` (documented on the protocol).
     public func fileChunk(id: UUID, index: Int, principal: Principal) async throws -> [UInt8]? {
         try await read(
@@ -79,7 +109,7 @@ extension PostgresCollaborationStore {
     /// The protocol requirement `listFiles` (documented on the protocol).
     public func listFiles(subject: SubjectRef, after: TimeCursor?, limit: Int, principal: Principal) async throws -> Rows<FileRecord> {
         var binds = Binds(values: [.text(principal.actor.tenantID), .int(Int64(subject.type.rawValue)), .uuid(subject.id)])
-        var conditions = ["s.tenant_id = $1", "s.subject_type = $2", "s.subject_id = $3"]
+        var conditions = ["s.tenant_id = $1", "s.subject_type = $2", "s.subject_id = $3", "f.deleted_at IS NULL"]
         if let after {
             conditions.append("(s.created_at, s.file_id) < (\(Self.cursorTime(after.micros, &binds)), \(binds.add(.uuid(after.id))))")
         }

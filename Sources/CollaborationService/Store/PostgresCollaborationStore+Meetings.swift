@@ -196,6 +196,34 @@ extension PostgresCollaborationStore {
         }
     }
 
+    /// The protocol requirement `restoreMeeting` (documented on the protocol).
+    public func restoreMeeting(
+        id: UUID, allowConflicts: Bool, principal: Principal, write: WriteOptions<MeetingRecord>
+    ) async throws
+        -> WriteOutcome<MeetingRecord>
+    {
+        try await self.write(write, principal) { c in
+            guard let current = try await fetchMeeting(id: id, principal: principal) else {
+                throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText)
+            }
+            if !allowConflicts { try await checkConflicts(current.data, excluding: id, principal: principal, on: c) }
+            guard
+                let row = try await c.query(
+                    """
+                    UPDATE collaboration.meetings AS m SET deleted_at = NULL, version = version + 1, updated_at = now(), updated_by = $3
+                    WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NOT NULL
+                    RETURNING \(Self.meetingColumns)
+                    """, [.text(principal.actor.tenantID), .uuid(id), .text(principal.userID)]
+                ).first
+            else { return current }
+            let meeting = try Self.meeting(row)
+            try await scheduleReminders(id, principal: principal, on: c)
+            try await recordChange(
+                Self.meetingType, id: id.lowercaseText, kind: .undeleted, json: try publish.meeting(meeting), principal: principal, on: c)
+            return meeting
+        }
+    }
+
     /// The protocol requirement `cancelMeeting` (documented on the protocol).
     public func cancelMeeting(
         id: UUID, expectedVersion: Int64?, principal: Principal, write: WriteOptions<MeetingRecord>

@@ -2686,6 +2686,9 @@ public struct Switchboard_Collaboration_V1_GetFileRequest: ProtoMessage, _CBridg
     /// Field `id` = 1.
     public var id: String = ""
 
+    /// Field `include_deleted` = 2.
+    public var includeDeleted: Bool = false
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2697,16 +2700,19 @@ public struct Switchboard_Collaboration_V1_GetFileRequest: ProtoMessage, _CBridg
 
     init(_cReader r: _CMessageReader) {
         self.id = r.string(0)
+        self.includeDeleted = r.bool(1)
     }
 
     func _write(to w: _CMessageWriter) {
         w.setString(0, id)
+        w.setBool(1, includeDeleted)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
         e.field(&o, "id", self.id)
+        e.field(&o, "includeDeleted", self.includeDeleted)
         return .object(o)
     }
 
@@ -2716,6 +2722,113 @@ public struct Switchboard_Collaboration_V1_GetFileRequest: ProtoMessage, _CBridg
         for (key, value) in try d.enterMessage(json) {
             switch key {
             case "id": try d.field(1, "id", value, &self.id)
+            case "includeDeleted", "include_deleted": try d.field(2, "includeDeleted", value, &self.includeDeleted)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.DeleteFileRequest` message.
+public struct Switchboard_Collaboration_V1_DeleteFileRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.DeleteFileRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.DeleteFileRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__delete_file_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.UndeleteFileRequest` message.
+public struct Switchboard_Collaboration_V1_UndeleteFileRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.UndeleteFileRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.UndeleteFileRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__undelete_file_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
             default: try d.unknownField(key)
             }
         }
@@ -3314,6 +3427,66 @@ public struct Switchboard_Collaboration_V1_DeleteMeetingRequest: ProtoMessage, _
     }
 }
 
+/// The `switchboard.collaboration.v1.UndeleteMeetingRequest` message.
+public struct Switchboard_Collaboration_V1_UndeleteMeetingRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.UndeleteMeetingRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.UndeleteMeetingRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__undelete_meeting_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `allow_conflicts` = 2.
+    public var allowConflicts: Bool = false
+
+    /// Field `request_id` = 3.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.allowConflicts = r.bool(1)
+        self.requestId = r.string(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setBool(1, allowConflicts)
+        w.setString(2, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "allowConflicts", self.allowConflicts)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "allowConflicts", "allow_conflicts": try d.field(2, "allowConflicts", value, &self.allowConflicts)
+            case "requestId", "request_id": try d.field(3, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.collaboration.v1.ListMeetingsRequest` message.
 public struct Switchboard_Collaboration_V1_ListMeetingsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.collaboration.v1.ListMeetingsRequest`.
@@ -3816,6 +3989,10 @@ public enum Switchboard_Collaboration_V1_CollaborationService {
         public static let getFile = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "GetFile", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/ListFiles`.
         public static let listFiles = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ListFiles", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/DeleteFile`.
+        public static let deleteFile = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "DeleteFile", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/UndeleteFile`.
+        public static let undeleteFile = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "UndeleteFile", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/CreateMeeting`.
         public static let createMeeting = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "CreateMeeting", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/GetMeeting`.
@@ -3824,6 +4001,8 @@ public enum Switchboard_Collaboration_V1_CollaborationService {
         public static let updateMeeting = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "UpdateMeeting", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/DeleteMeeting`.
         public static let deleteMeeting = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "DeleteMeeting", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/UndeleteMeeting`.
+        public static let undeleteMeeting = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "UndeleteMeeting", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/ListMeetings`.
         public static let listMeetings = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ListMeetings", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/FindFreeSlots`.
@@ -3834,7 +4013,7 @@ public enum Switchboard_Collaboration_V1_CollaborationService {
         public static let exportSubject = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ExportSubject", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createNote, Method.getNote, Method.updateNote, Method.deleteNote, Method.undeleteNote, Method.listNotes, Method.createComment, Method.updateComment, Method.deleteComment, Method.listComments, Method.createTeam, Method.getTeam, Method.listTeams, Method.addTeamMembers, Method.removeTeamMembers, Method.shareNote, Method.revokeGrant, Method.listGrants, Method.createNotification, Method.listNotifications, Method.subscribeNotifications, Method.markNotificationsRead, Method.acknowledgeNotifications, Method.getNotificationPreferences, Method.setNotificationPreferences, Method.uploadFile, Method.downloadFile, Method.getFile, Method.listFiles, Method.createMeeting, Method.getMeeting, Method.updateMeeting, Method.deleteMeeting, Method.listMeetings, Method.findFreeSlots, Method.watchChanges, Method.exportSubject]
+    public static let methods: [MethodDescriptor] = [Method.createNote, Method.getNote, Method.updateNote, Method.deleteNote, Method.undeleteNote, Method.listNotes, Method.createComment, Method.updateComment, Method.deleteComment, Method.listComments, Method.createTeam, Method.getTeam, Method.listTeams, Method.addTeamMembers, Method.removeTeamMembers, Method.shareNote, Method.revokeGrant, Method.listGrants, Method.createNotification, Method.listNotifications, Method.subscribeNotifications, Method.markNotificationsRead, Method.acknowledgeNotifications, Method.getNotificationPreferences, Method.setNotificationPreferences, Method.uploadFile, Method.downloadFile, Method.getFile, Method.listFiles, Method.deleteFile, Method.undeleteFile, Method.createMeeting, Method.getMeeting, Method.updateMeeting, Method.deleteMeeting, Method.undeleteMeeting, Method.listMeetings, Method.findFreeSlots, Method.watchChanges, Method.exportSubject]
 }
 
 /// Implement this to serve `switchboard.collaboration.v1.CollaborationService`; register the implementation with the server.
@@ -3897,6 +4076,10 @@ public protocol Switchboard_Collaboration_V1_CollaborationService_ServiceProtoco
     func getFile(request: Switchboard_Collaboration_V1_GetFileRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_File
     /// Handles `ListFiles`.
     func listFiles(request: Switchboard_Collaboration_V1_ListFilesRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_ListFilesResponse
+    /// Handles `DeleteFile`.
+    func deleteFile(request: Switchboard_Collaboration_V1_DeleteFileRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_File
+    /// Handles `UndeleteFile`.
+    func undeleteFile(request: Switchboard_Collaboration_V1_UndeleteFileRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_File
     /// Handles `CreateMeeting`.
     func createMeeting(request: Switchboard_Collaboration_V1_CreateMeetingRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
     /// Handles `GetMeeting`.
@@ -3905,6 +4088,8 @@ public protocol Switchboard_Collaboration_V1_CollaborationService_ServiceProtoco
     func updateMeeting(request: Switchboard_Collaboration_V1_UpdateMeetingRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
     /// Handles `DeleteMeeting`.
     func deleteMeeting(request: Switchboard_Collaboration_V1_DeleteMeetingRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
+    /// Handles `UndeleteMeeting`.
+    func undeleteMeeting(request: Switchboard_Collaboration_V1_UndeleteMeetingRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
     /// Handles `ListMeetings`.
     func listMeetings(request: Switchboard_Collaboration_V1_ListMeetingsRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_ListMeetingsResponse
     /// Handles `FindFreeSlots`.
@@ -3947,10 +4132,13 @@ extension Switchboard_Collaboration_V1_CollaborationService_ServiceProtocol {
         router.registerServerStreaming(Switchboard_Collaboration_V1_CollaborationService.Method.downloadFile) { try await self.downloadFile(request: $0, responses: $1, context: $2) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.getFile) { try await self.getFile(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.listFiles) { try await self.listFiles(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.deleteFile) { try await self.deleteFile(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.undeleteFile) { try await self.undeleteFile(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.createMeeting) { try await self.createMeeting(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.getMeeting) { try await self.getMeeting(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.updateMeeting) { try await self.updateMeeting(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.deleteMeeting) { try await self.deleteMeeting(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.undeleteMeeting) { try await self.undeleteMeeting(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.listMeetings) { try await self.listMeetings(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.findFreeSlots) { try await self.findFreeSlots(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Collaboration_V1_CollaborationService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
@@ -4122,6 +4310,16 @@ public struct Switchboard_Collaboration_V1_CollaborationService_Client: Sendable
         try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.listFiles, request, options: options)
     }
 
+    /// Calls `DeleteFile`.
+    public func deleteFile(_ request: Switchboard_Collaboration_V1_DeleteFileRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_File {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.deleteFile, request, options: options)
+    }
+
+    /// Calls `UndeleteFile`.
+    public func undeleteFile(_ request: Switchboard_Collaboration_V1_UndeleteFileRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_File {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.undeleteFile, request, options: options)
+    }
+
     /// Calls `CreateMeeting`.
     public func createMeeting(_ request: Switchboard_Collaboration_V1_CreateMeetingRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Meeting {
         try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.createMeeting, request, options: options)
@@ -4140,6 +4338,11 @@ public struct Switchboard_Collaboration_V1_CollaborationService_Client: Sendable
     /// Calls `DeleteMeeting`.
     public func deleteMeeting(_ request: Switchboard_Collaboration_V1_DeleteMeetingRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Meeting {
         try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.deleteMeeting, request, options: options)
+    }
+
+    /// Calls `UndeleteMeeting`.
+    public func undeleteMeeting(_ request: Switchboard_Collaboration_V1_UndeleteMeetingRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Meeting {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.undeleteMeeting, request, options: options)
     }
 
     /// Calls `ListMeetings`.

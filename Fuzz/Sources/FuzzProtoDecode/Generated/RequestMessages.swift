@@ -33,6 +33,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Collaboration_V1_CreateTeamRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateTeamRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.deleteComment
     (Switchboard_Collaboration_V1_DeleteCommentRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DeleteCommentRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.deleteFile
+    (Switchboard_Collaboration_V1_DeleteFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DeleteFileRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.deleteMeeting
     (Switchboard_Collaboration_V1_DeleteMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DeleteMeetingRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.deleteNote
@@ -79,6 +81,10 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Collaboration_V1_SubscribeNotificationsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_SubscribeNotificationsRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.addTeamMembers, Switchboard_Collaboration_V1_CollaborationService.removeTeamMembers
     (Switchboard_Collaboration_V1_TeamMembersRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_TeamMembersRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.undeleteFile
+    (Switchboard_Collaboration_V1_UndeleteFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UndeleteFileRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.undeleteMeeting
+    (Switchboard_Collaboration_V1_UndeleteMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UndeleteMeetingRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.undeleteNote
     (Switchboard_Collaboration_V1_UndeleteNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UndeleteNoteRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.updateComment

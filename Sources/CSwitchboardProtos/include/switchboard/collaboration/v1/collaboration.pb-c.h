@@ -62,6 +62,8 @@ typedef struct Switchboard__Collaboration__V1__UploadFileRequest Switchboard__Co
 typedef struct Switchboard__Collaboration__V1__DownloadFileRequest Switchboard__Collaboration__V1__DownloadFileRequest;
 typedef struct Switchboard__Collaboration__V1__FileChunk Switchboard__Collaboration__V1__FileChunk;
 typedef struct Switchboard__Collaboration__V1__GetFileRequest Switchboard__Collaboration__V1__GetFileRequest;
+typedef struct Switchboard__Collaboration__V1__DeleteFileRequest Switchboard__Collaboration__V1__DeleteFileRequest;
+typedef struct Switchboard__Collaboration__V1__UndeleteFileRequest Switchboard__Collaboration__V1__UndeleteFileRequest;
 typedef struct Switchboard__Collaboration__V1__ListFilesRequest Switchboard__Collaboration__V1__ListFilesRequest;
 typedef struct Switchboard__Collaboration__V1__ListFilesResponse Switchboard__Collaboration__V1__ListFilesResponse;
 typedef struct Switchboard__Collaboration__V1__Meeting Switchboard__Collaboration__V1__Meeting;
@@ -70,6 +72,7 @@ typedef struct Switchboard__Collaboration__V1__CreateMeetingRequest Switchboard_
 typedef struct Switchboard__Collaboration__V1__GetMeetingRequest Switchboard__Collaboration__V1__GetMeetingRequest;
 typedef struct Switchboard__Collaboration__V1__UpdateMeetingRequest Switchboard__Collaboration__V1__UpdateMeetingRequest;
 typedef struct Switchboard__Collaboration__V1__DeleteMeetingRequest Switchboard__Collaboration__V1__DeleteMeetingRequest;
+typedef struct Switchboard__Collaboration__V1__UndeleteMeetingRequest Switchboard__Collaboration__V1__UndeleteMeetingRequest;
 typedef struct Switchboard__Collaboration__V1__ListMeetingsRequest Switchboard__Collaboration__V1__ListMeetingsRequest;
 typedef struct Switchboard__Collaboration__V1__ListMeetingsResponse Switchboard__Collaboration__V1__ListMeetingsResponse;
 typedef struct Switchboard__Collaboration__V1__FindFreeSlotsRequest Switchboard__Collaboration__V1__FindFreeSlotsRequest;
@@ -902,10 +905,33 @@ struct  Switchboard__Collaboration__V1__GetFileRequest
 {
   ProtobufCMessage base;
   char *id;
+  protobuf_c_boolean include_deleted;
 };
 #define SWITCHBOARD__COLLABORATION__V1__GET_FILE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__get_file_request__descriptor) \
-    , (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__Collaboration__V1__DeleteFileRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  char *request_id;
+};
+#define SWITCHBOARD__COLLABORATION__V1__DELETE_FILE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__delete_file_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Collaboration__V1__UndeleteFileRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  char *request_id;
+};
+#define SWITCHBOARD__COLLABORATION__V1__UNDELETE_FILE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__undelete_file_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Collaboration__V1__ListFilesRequest
@@ -1086,6 +1112,21 @@ struct  Switchboard__Collaboration__V1__DeleteMeetingRequest
 #define SWITCHBOARD__COLLABORATION__V1__DELETE_MEETING_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__delete_meeting_request__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Collaboration__V1__UndeleteMeetingRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  /*
+   * Restore even when an attendee user has another meeting then (FAILED_PRECONDITION naming them otherwise).
+   */
+  protobuf_c_boolean allow_conflicts;
+  char *request_id;
+};
+#define SWITCHBOARD__COLLABORATION__V1__UNDELETE_MEETING_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__undelete_meeting_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Collaboration__V1__ListMeetingsRequest
@@ -2042,6 +2083,44 @@ Switchboard__Collaboration__V1__GetFileRequest *
 void   switchboard__collaboration__v1__get_file_request__free_unpacked
                      (Switchboard__Collaboration__V1__GetFileRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__DeleteFileRequest methods */
+void   switchboard__collaboration__v1__delete_file_request__init
+                     (Switchboard__Collaboration__V1__DeleteFileRequest         *message);
+size_t switchboard__collaboration__v1__delete_file_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__DeleteFileRequest   *message);
+size_t switchboard__collaboration__v1__delete_file_request__pack
+                     (const Switchboard__Collaboration__V1__DeleteFileRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__delete_file_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__DeleteFileRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__DeleteFileRequest *
+       switchboard__collaboration__v1__delete_file_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__delete_file_request__free_unpacked
+                     (Switchboard__Collaboration__V1__DeleteFileRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__UndeleteFileRequest methods */
+void   switchboard__collaboration__v1__undelete_file_request__init
+                     (Switchboard__Collaboration__V1__UndeleteFileRequest         *message);
+size_t switchboard__collaboration__v1__undelete_file_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__UndeleteFileRequest   *message);
+size_t switchboard__collaboration__v1__undelete_file_request__pack
+                     (const Switchboard__Collaboration__V1__UndeleteFileRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__undelete_file_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__UndeleteFileRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__UndeleteFileRequest *
+       switchboard__collaboration__v1__undelete_file_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__undelete_file_request__free_unpacked
+                     (Switchboard__Collaboration__V1__UndeleteFileRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Collaboration__V1__ListFilesRequest methods */
 void   switchboard__collaboration__v1__list_files_request__init
                      (Switchboard__Collaboration__V1__ListFilesRequest         *message);
@@ -2193,6 +2272,25 @@ Switchboard__Collaboration__V1__DeleteMeetingRequest *
                       const uint8_t       *data);
 void   switchboard__collaboration__v1__delete_meeting_request__free_unpacked
                      (Switchboard__Collaboration__V1__DeleteMeetingRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__UndeleteMeetingRequest methods */
+void   switchboard__collaboration__v1__undelete_meeting_request__init
+                     (Switchboard__Collaboration__V1__UndeleteMeetingRequest         *message);
+size_t switchboard__collaboration__v1__undelete_meeting_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__UndeleteMeetingRequest   *message);
+size_t switchboard__collaboration__v1__undelete_meeting_request__pack
+                     (const Switchboard__Collaboration__V1__UndeleteMeetingRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__undelete_meeting_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__UndeleteMeetingRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__UndeleteMeetingRequest *
+       switchboard__collaboration__v1__undelete_meeting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__undelete_meeting_request__free_unpacked
+                     (Switchboard__Collaboration__V1__UndeleteMeetingRequest *message,
                       ProtobufCAllocator *allocator);
 /* Switchboard__Collaboration__V1__ListMeetingsRequest methods */
 void   switchboard__collaboration__v1__list_meetings_request__init
@@ -2458,6 +2556,12 @@ typedef void (*Switchboard__Collaboration__V1__FileChunk_Closure)
 typedef void (*Switchboard__Collaboration__V1__GetFileRequest_Closure)
                  (const Switchboard__Collaboration__V1__GetFileRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__DeleteFileRequest_Closure)
+                 (const Switchboard__Collaboration__V1__DeleteFileRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__UndeleteFileRequest_Closure)
+                 (const Switchboard__Collaboration__V1__UndeleteFileRequest *message,
+                  void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__ListFilesRequest_Closure)
                  (const Switchboard__Collaboration__V1__ListFilesRequest *message,
                   void *closure_data);
@@ -2481,6 +2585,9 @@ typedef void (*Switchboard__Collaboration__V1__UpdateMeetingRequest_Closure)
                   void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__DeleteMeetingRequest_Closure)
                  (const Switchboard__Collaboration__V1__DeleteMeetingRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__UndeleteMeetingRequest_Closure)
+                 (const Switchboard__Collaboration__V1__UndeleteMeetingRequest *message,
                   void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__ListMeetingsRequest_Closure)
                  (const Switchboard__Collaboration__V1__ListMeetingsRequest *message,
@@ -2626,6 +2733,14 @@ struct Switchboard__Collaboration__V1__CollaborationService_Service
                      const Switchboard__Collaboration__V1__ListFilesRequest *input,
                      Switchboard__Collaboration__V1__ListFilesResponse_Closure closure,
                      void *closure_data);
+  void (*delete_file)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                      const Switchboard__Collaboration__V1__DeleteFileRequest *input,
+                      Switchboard__Collaboration__V1__File_Closure closure,
+                      void *closure_data);
+  void (*undelete_file)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                        const Switchboard__Collaboration__V1__UndeleteFileRequest *input,
+                        Switchboard__Collaboration__V1__File_Closure closure,
+                        void *closure_data);
   void (*create_meeting)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
                          const Switchboard__Collaboration__V1__CreateMeetingRequest *input,
                          Switchboard__Collaboration__V1__Meeting_Closure closure,
@@ -2642,6 +2757,10 @@ struct Switchboard__Collaboration__V1__CollaborationService_Service
                          const Switchboard__Collaboration__V1__DeleteMeetingRequest *input,
                          Switchboard__Collaboration__V1__Meeting_Closure closure,
                          void *closure_data);
+  void (*undelete_meeting)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                           const Switchboard__Collaboration__V1__UndeleteMeetingRequest *input,
+                           Switchboard__Collaboration__V1__Meeting_Closure closure,
+                           void *closure_data);
   void (*list_meetings)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
                         const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
                         Switchboard__Collaboration__V1__ListMeetingsResponse_Closure closure,
@@ -2695,10 +2814,13 @@ void switchboard__collaboration__v1__collaboration_service__init (Switchboard__C
       function_prefix__ ## download_file,\
       function_prefix__ ## get_file,\
       function_prefix__ ## list_files,\
+      function_prefix__ ## delete_file,\
+      function_prefix__ ## undelete_file,\
       function_prefix__ ## create_meeting,\
       function_prefix__ ## get_meeting,\
       function_prefix__ ## update_meeting,\
       function_prefix__ ## delete_meeting,\
+      function_prefix__ ## undelete_meeting,\
       function_prefix__ ## list_meetings,\
       function_prefix__ ## find_free_slots,\
       function_prefix__ ## watch_changes,\
@@ -2819,6 +2941,14 @@ void switchboard__collaboration__v1__collaboration_service__list_files(ProtobufC
                                                                        const Switchboard__Collaboration__V1__ListFilesRequest *input,
                                                                        Switchboard__Collaboration__V1__ListFilesResponse_Closure closure,
                                                                        void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__delete_file(ProtobufCService *service,
+                                                                        const Switchboard__Collaboration__V1__DeleteFileRequest *input,
+                                                                        Switchboard__Collaboration__V1__File_Closure closure,
+                                                                        void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__undelete_file(ProtobufCService *service,
+                                                                          const Switchboard__Collaboration__V1__UndeleteFileRequest *input,
+                                                                          Switchboard__Collaboration__V1__File_Closure closure,
+                                                                          void *closure_data);
 void switchboard__collaboration__v1__collaboration_service__create_meeting(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__CreateMeetingRequest *input,
                                                                            Switchboard__Collaboration__V1__Meeting_Closure closure,
@@ -2835,6 +2965,10 @@ void switchboard__collaboration__v1__collaboration_service__delete_meeting(Proto
                                                                            const Switchboard__Collaboration__V1__DeleteMeetingRequest *input,
                                                                            Switchboard__Collaboration__V1__Meeting_Closure closure,
                                                                            void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__undelete_meeting(ProtobufCService *service,
+                                                                             const Switchboard__Collaboration__V1__UndeleteMeetingRequest *input,
+                                                                             Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                             void *closure_data);
 void switchboard__collaboration__v1__collaboration_service__list_meetings(ProtobufCService *service,
                                                                           const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
                                                                           Switchboard__Collaboration__V1__ListMeetingsResponse_Closure closure,
@@ -2901,6 +3035,8 @@ extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__upload_f
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__download_file_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__file_chunk__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_file_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__delete_file_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__undelete_file_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_files_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_files_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__meeting__descriptor;
@@ -2910,6 +3046,7 @@ extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__create_m
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_meeting_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__update_meeting_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__delete_meeting_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__undelete_meeting_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_meetings_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_meetings_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__find_free_slots_request__descriptor;

@@ -1942,6 +1942,96 @@ void   switchboard__collaboration__v1__get_file_request__free_unpacked
   assert(message->base.descriptor == &switchboard__collaboration__v1__get_file_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__collaboration__v1__delete_file_request__init
+                     (Switchboard__Collaboration__V1__DeleteFileRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__DeleteFileRequest init_value = SWITCHBOARD__COLLABORATION__V1__DELETE_FILE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__delete_file_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__DeleteFileRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__delete_file_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__delete_file_request__pack
+                     (const Switchboard__Collaboration__V1__DeleteFileRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__delete_file_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__delete_file_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__DeleteFileRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__delete_file_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__DeleteFileRequest *
+       switchboard__collaboration__v1__delete_file_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__DeleteFileRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__delete_file_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__delete_file_request__free_unpacked
+                     (Switchboard__Collaboration__V1__DeleteFileRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__delete_file_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__undelete_file_request__init
+                     (Switchboard__Collaboration__V1__UndeleteFileRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__UndeleteFileRequest init_value = SWITCHBOARD__COLLABORATION__V1__UNDELETE_FILE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__undelete_file_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__UndeleteFileRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__undelete_file_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__undelete_file_request__pack
+                     (const Switchboard__Collaboration__V1__UndeleteFileRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__undelete_file_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__undelete_file_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__UndeleteFileRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__undelete_file_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__UndeleteFileRequest *
+       switchboard__collaboration__v1__undelete_file_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__UndeleteFileRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__undelete_file_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__undelete_file_request__free_unpacked
+                     (Switchboard__Collaboration__V1__UndeleteFileRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__undelete_file_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__collaboration__v1__list_files_request__init
                      (Switchboard__Collaboration__V1__ListFilesRequest         *message)
 {
@@ -2300,6 +2390,51 @@ void   switchboard__collaboration__v1__delete_meeting_request__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &switchboard__collaboration__v1__delete_meeting_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__undelete_meeting_request__init
+                     (Switchboard__Collaboration__V1__UndeleteMeetingRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__UndeleteMeetingRequest init_value = SWITCHBOARD__COLLABORATION__V1__UNDELETE_MEETING_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__undelete_meeting_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__UndeleteMeetingRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__undelete_meeting_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__undelete_meeting_request__pack
+                     (const Switchboard__Collaboration__V1__UndeleteMeetingRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__undelete_meeting_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__undelete_meeting_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__UndeleteMeetingRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__undelete_meeting_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__UndeleteMeetingRequest *
+       switchboard__collaboration__v1__undelete_meeting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__UndeleteMeetingRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__undelete_meeting_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__undelete_meeting_request__free_unpacked
+                     (Switchboard__Collaboration__V1__UndeleteMeetingRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__undelete_meeting_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   switchboard__collaboration__v1__list_meetings_request__init
@@ -5187,7 +5322,7 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__file_chunk__des
   (ProtobufCMessageInit) switchboard__collaboration__v1__file_chunk__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__collaboration__v1__get_file_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__get_file_request__field_descriptors[2] =
 {
   {
     "id",
@@ -5201,14 +5336,27 @@ static const ProtobufCFieldDescriptor switchboard__collaboration__v1__get_file_r
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "include_deleted",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__GetFileRequest, include_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__collaboration__v1__get_file_request__field_indices_by_name[] = {
   0,   /* field[0] = id */
+  1,   /* field[1] = include_deleted */
 };
 static const ProtobufCIntRange switchboard__collaboration__v1__get_file_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_file_request__descriptor =
 {
@@ -5218,11 +5366,113 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_file_reques
   "Switchboard__Collaboration__V1__GetFileRequest",
   "switchboard.collaboration.v1",
   sizeof(Switchboard__Collaboration__V1__GetFileRequest),
-  1,
+  2,
   switchboard__collaboration__v1__get_file_request__field_descriptors,
   switchboard__collaboration__v1__get_file_request__field_indices_by_name,
   1,  switchboard__collaboration__v1__get_file_request__number_ranges,
   (ProtobufCMessageInit) switchboard__collaboration__v1__get_file_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__delete_file_request__field_descriptors[2] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__DeleteFileRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__DeleteFileRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__delete_file_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__delete_file_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__delete_file_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.DeleteFileRequest",
+  "DeleteFileRequest",
+  "Switchboard__Collaboration__V1__DeleteFileRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__DeleteFileRequest),
+  2,
+  switchboard__collaboration__v1__delete_file_request__field_descriptors,
+  switchboard__collaboration__v1__delete_file_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__delete_file_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__delete_file_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__undelete_file_request__field_descriptors[2] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UndeleteFileRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UndeleteFileRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__undelete_file_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__undelete_file_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__undelete_file_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.UndeleteFileRequest",
+  "UndeleteFileRequest",
+  "Switchboard__Collaboration__V1__UndeleteFileRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__UndeleteFileRequest),
+  2,
+  switchboard__collaboration__v1__undelete_file_request__field_descriptors,
+  switchboard__collaboration__v1__undelete_file_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__undelete_file_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__undelete_file_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__collaboration__v1__list_files_request__field_descriptors[2] =
@@ -5897,6 +6147,70 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__delete_meeting_
   (ProtobufCMessageInit) switchboard__collaboration__v1__delete_meeting_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__undelete_meeting_request__field_descriptors[3] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UndeleteMeetingRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "allow_conflicts",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UndeleteMeetingRequest, allow_conflicts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UndeleteMeetingRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__undelete_meeting_request__field_indices_by_name[] = {
+  1,   /* field[1] = allow_conflicts */
+  0,   /* field[0] = id */
+  2,   /* field[2] = request_id */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__undelete_meeting_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__undelete_meeting_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.UndeleteMeetingRequest",
+  "UndeleteMeetingRequest",
+  "Switchboard__Collaboration__V1__UndeleteMeetingRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__UndeleteMeetingRequest),
+  3,
+  switchboard__collaboration__v1__undelete_meeting_request__field_descriptors,
+  switchboard__collaboration__v1__undelete_meeting_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__undelete_meeting_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__undelete_meeting_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor switchboard__collaboration__v1__list_meetings_request__field_descriptors[5] =
 {
   {
@@ -6449,7 +6763,7 @@ const ProtobufCEnumDescriptor switchboard__collaboration__v1__notification_kind_
   switchboard__collaboration__v1__notification_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collaboration_service__method_descriptors[37] =
+static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collaboration_service__method_descriptors[40] =
 {
   { "CreateNote", &switchboard__collaboration__v1__create_note_request__descriptor, &switchboard__collaboration__v1__note__descriptor },
   { "GetNote", &switchboard__collaboration__v1__get_note_request__descriptor, &switchboard__collaboration__v1__note__descriptor },
@@ -6480,10 +6794,13 @@ static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collabora
   { "DownloadFile", &switchboard__collaboration__v1__download_file_request__descriptor, &switchboard__collaboration__v1__file_chunk__descriptor },
   { "GetFile", &switchboard__collaboration__v1__get_file_request__descriptor, &switchboard__collaboration__v1__file__descriptor },
   { "ListFiles", &switchboard__collaboration__v1__list_files_request__descriptor, &switchboard__collaboration__v1__list_files_response__descriptor },
+  { "DeleteFile", &switchboard__collaboration__v1__delete_file_request__descriptor, &switchboard__collaboration__v1__file__descriptor },
+  { "UndeleteFile", &switchboard__collaboration__v1__undelete_file_request__descriptor, &switchboard__collaboration__v1__file__descriptor },
   { "CreateMeeting", &switchboard__collaboration__v1__create_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "GetMeeting", &switchboard__collaboration__v1__get_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "UpdateMeeting", &switchboard__collaboration__v1__update_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "DeleteMeeting", &switchboard__collaboration__v1__delete_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
+  { "UndeleteMeeting", &switchboard__collaboration__v1__undelete_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "ListMeetings", &switchboard__collaboration__v1__list_meetings_request__descriptor, &switchboard__collaboration__v1__list_meetings_response__descriptor },
   { "FindFreeSlots", &switchboard__collaboration__v1__find_free_slots_request__descriptor, &switchboard__collaboration__v1__find_free_slots_response__descriptor },
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
@@ -6493,25 +6810,26 @@ const unsigned switchboard__collaboration__v1__collaboration_service__method_ind
   22,        /* AcknowledgeNotifications */
   13,        /* AddTeamMembers */
   6,        /* CreateComment */
-  29,        /* CreateMeeting */
+  31,        /* CreateMeeting */
   0,        /* CreateNote */
   18,        /* CreateNotification */
   10,        /* CreateTeam */
   8,        /* DeleteComment */
-  32,        /* DeleteMeeting */
+  29,        /* DeleteFile */
+  34,        /* DeleteMeeting */
   3,        /* DeleteNote */
   26,        /* DownloadFile */
-  36,        /* ExportSubject */
-  34,        /* FindFreeSlots */
+  39,        /* ExportSubject */
+  37,        /* FindFreeSlots */
   27,        /* GetFile */
-  30,        /* GetMeeting */
+  32,        /* GetMeeting */
   1,        /* GetNote */
   23,        /* GetNotificationPreferences */
   11,        /* GetTeam */
   9,        /* ListComments */
   28,        /* ListFiles */
   17,        /* ListGrants */
-  33,        /* ListMeetings */
+  36,        /* ListMeetings */
   5,        /* ListNotes */
   19,        /* ListNotifications */
   12,        /* ListTeams */
@@ -6521,12 +6839,14 @@ const unsigned switchboard__collaboration__v1__collaboration_service__method_ind
   24,        /* SetNotificationPreferences */
   15,        /* ShareNote */
   20,        /* SubscribeNotifications */
+  30,        /* UndeleteFile */
+  35,        /* UndeleteMeeting */
   4,        /* UndeleteNote */
   7,        /* UpdateComment */
-  31,        /* UpdateMeeting */
+  33,        /* UpdateMeeting */
   2,        /* UpdateNote */
   25,        /* UploadFile */
-  35         /* WatchChanges */
+  38         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_service__descriptor =
 {
@@ -6535,7 +6855,7 @@ const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_s
   "CollaborationService",
   "Switchboard__Collaboration__V1__CollaborationService",
   "switchboard.collaboration.v1",
-  37,
+  40,
   switchboard__collaboration__v1__collaboration_service__method_descriptors,
   switchboard__collaboration__v1__collaboration_service__method_indices_by_name
 };
@@ -6771,13 +7091,29 @@ void switchboard__collaboration__v1__collaboration_service__list_files(ProtobufC
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
   service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__collaboration__v1__collaboration_service__delete_file(ProtobufCService *service,
+                                                                        const Switchboard__Collaboration__V1__DeleteFileRequest *input,
+                                                                        Switchboard__Collaboration__V1__File_Closure closure,
+                                                                        void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__collaboration__v1__collaboration_service__undelete_file(ProtobufCService *service,
+                                                                          const Switchboard__Collaboration__V1__UndeleteFileRequest *input,
+                                                                          Switchboard__Collaboration__V1__File_Closure closure,
+                                                                          void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__collaboration__v1__collaboration_service__create_meeting(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__CreateMeetingRequest *input,
                                                                            Switchboard__Collaboration__V1__Meeting_Closure closure,
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__get_meeting(ProtobufCService *service,
                                                                         const Switchboard__Collaboration__V1__GetMeetingRequest *input,
@@ -6785,7 +7121,7 @@ void switchboard__collaboration__v1__collaboration_service__get_meeting(Protobuf
                                                                         void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__update_meeting(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__UpdateMeetingRequest *input,
@@ -6793,7 +7129,7 @@ void switchboard__collaboration__v1__collaboration_service__update_meeting(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__delete_meeting(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__DeleteMeetingRequest *input,
@@ -6801,7 +7137,15 @@ void switchboard__collaboration__v1__collaboration_service__delete_meeting(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 34, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__collaboration__v1__collaboration_service__undelete_meeting(ProtobufCService *service,
+                                                                             const Switchboard__Collaboration__V1__UndeleteMeetingRequest *input,
+                                                                             Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                             void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 35, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__list_meetings(ProtobufCService *service,
                                                                           const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
@@ -6809,7 +7153,7 @@ void switchboard__collaboration__v1__collaboration_service__list_meetings(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 36, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__find_free_slots(ProtobufCService *service,
                                                                             const Switchboard__Collaboration__V1__FindFreeSlotsRequest *input,
@@ -6817,7 +7161,7 @@ void switchboard__collaboration__v1__collaboration_service__find_free_slots(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 34, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 37, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -6825,7 +7169,7 @@ void switchboard__collaboration__v1__collaboration_service__watch_changes(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 35, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 38, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__export_subject(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__ExportSubjectRequest *input,
@@ -6833,7 +7177,7 @@ void switchboard__collaboration__v1__collaboration_service__export_subject(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 36, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 39, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__init (Switchboard__Collaboration__V1__CollaborationService_Service *service,
                                                                   Switchboard__Collaboration__V1__CollaborationService_ServiceDestroy destroy)

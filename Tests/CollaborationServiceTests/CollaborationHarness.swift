@@ -22,12 +22,11 @@ final class CollaborationHarness: Sendable {
     var channel: GRPCChannel { service.channel }
 
     static func start(
-        maxFileBytes: Int64 = 100 << 20, contactsFeed: CollaborationService.ContactsFeed? = nil
-    ) async throws
-        -> CollaborationHarness
-    {
+        maxFileBytes: Int64 = 100 << 20, uploadStreams: Int = 4, contactsFeed: CollaborationService.ContactsFeed? = nil
+    ) async throws -> CollaborationHarness {
         CollaborationHarness(
-            service: try await ServiceHarness.start(CollaborationService.description(maxFileBytes: maxFileBytes, contactsFeed: contactsFeed)))
+            service: try await ServiceHarness.start(
+                CollaborationService.description(maxFileBytes: maxFileBytes, uploadStreams: uploadStreams, contactsFeed: contactsFeed)))
     }
 
     private init(service: ServiceHarness) { self.service = service }

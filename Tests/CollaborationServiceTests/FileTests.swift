@@ -194,4 +194,52 @@ final class FileTests {
         #expect(try await admin.stub.undeleteFile(undelete, options: admin.options).audit?.deleteTime == nil)
         #expect(try await download(other, file.id).1 == [9, 9, 9])
     }
+
+    @Test("uploads at once are bounded per tenant: a second one while the first is open is RESOURCE_EXHAUSTED")
+    func uploadLimit() async throws {
+        // Two places in all, so one per tenant.
+        let limited = try await CollaborationHarness.start(uploadStreams: 2)
+        defer { Task { await limited.stop() } }
+        let tenantID = tenant()
+        let slow = try await limited.client(tenant: tenantID, user: "slow")
+        let next = try await limited.client(tenant: tenantID, user: "next")
+        let (released, release) = AsyncStream<Void>.makeStream()
+        var file = FileMessage()
+        file.name = "slow.bin"
+        file.sizeBytes = 2
+        file.sha256 = Self.sha256([1, 2])
+        var metadata = Switchboard_Collaboration_V1_UploadFileMetadata()
+        metadata.file = file
+        let first = Task { [metadata] in
+            try await slow.stub.uploadFile(options: slow.options) { call in
+                var head = Switchboard_Collaboration_V1_UploadFileRequest()
+                head.part = .metadata(metadata)
+                try await call.send(head)
+                var chunk = Switchboard_Collaboration_V1_UploadFileRequest()
+                chunk.part = .chunk([1])
+                try await call.send(chunk)
+                for await _ in released { break }
+                chunk.part = .chunk([2])
+                try await call.send(chunk)
+            }.message
+        }
+        // The first upload holds the tenant's place once its transaction waits for content (its last statement linked the
+        // file's subjects); only then is the next one tried, so it cannot take the place first.
+        let holding = try await eventually {
+            try await limited.pool.query(
+                """
+                SELECT count(*) AS n FROM pg_stat_activity
+                WHERE datname = current_database() AND state = 'idle in transaction'
+                    AND query LIKE '%INSERT INTO collaboration.file_subjects%'
+                """, []
+            ).first!.int("n") == 1
+        }
+        #expect(holding)
+        let refused = await rpcError { _ = try await self.upload(next, [7]) }
+        #expect(refused?.code == .resourceExhausted)
+        release.yield()
+        release.finish()
+        #expect(try await first.value.sizeBytes == 2)
+        #expect(try await upload(next, [7]).sizeBytes == 1)
+    }
 }

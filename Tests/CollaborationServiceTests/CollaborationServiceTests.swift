@@ -32,6 +32,18 @@ final class CollaborationServiceTests {
         _ = try await author.createNote(about: [subject()], body: "someone else")
         let onNote = try await author.comment(note: secret.id)
         let onRecord = try await author.comment(subject: contact)
+        var file = Switchboard_Collaboration_V1_File()
+        file.name = "scan.pdf"
+        file.sizeBytes = 0
+        file.sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        file.subjects = [contact]
+        var metadata = Switchboard_Collaboration_V1_UploadFileMetadata()
+        metadata.file = file
+        let stored = try await author.stub.uploadFile(options: author.options) { [metadata] call in
+            var head = Switchboard_Collaboration_V1_UploadFileRequest()
+            head.part = .metadata(metadata)
+            try await call.send(head)
+        }.message
         var request = Switchboard_Collaboration_V1_ExportSubjectRequest()
         request.contactId = contact.id
         let records = try await admin.stub.exportSubject(request, options: admin.options) { stream in
@@ -39,14 +51,16 @@ final class CollaborationServiceTests {
             for try await record in stream { all.append(record) }
             return all
         }
-        var notes: [String] = [], comments: [String] = []
+        var notes: [String] = [], comments: [String] = [], files: [String] = []
         for record in records {
             switch record.record {
             case .note(let n): notes.append(n.id)
             case .comment(let c): comments.append(c.id)
+            case .file(let f): files.append(f.id)
             default: break
             }
         }
+        #expect(files == [stored.id])
         #expect(Set(notes) == [secret.id, deleted.id])
         #expect(Set(comments) == [onNote.id, onRecord.id])
         let denied = await rpcError {

@@ -102,7 +102,7 @@ public enum CollaborationService: ServiceDefinition {
                 M.createNote: .user, M.getNote: .readOnly, M.updateNote: .user, M.deleteNote: .user, M.undeleteNote: .user,
                 M.listNotes: .readOnly,
                 M.createComment: .user, M.updateComment: .user, M.deleteComment: .user, M.listComments: .readOnly,
-                M.createTeam: .manager, M.getTeam: .readOnly, M.listTeams: .readOnly, M.addTeamMembers: .manager,
+                M.createTeam: .manager, M.updateTeam: .manager, M.getTeam: .readOnly, M.listTeams: .readOnly, M.addTeamMembers: .manager,
                 M.removeTeamMembers: .manager,
                 M.shareNote: .user, M.revokeGrant: .user, M.listGrants: .readOnly,
                 M.createNotification: .user, M.listNotifications: .readOnly, M.subscribeNotifications: .readOnly,

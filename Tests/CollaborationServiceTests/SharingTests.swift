@@ -197,6 +197,26 @@ final class SharingTests {
         #expect(try await user.stub.listTeams(list, options: user.options).teams.map(\.name) == ["Sales"])
         let foreign = try await harness.client(tenant: tenant(), user: "manager", roles: [.manager])
         #expect(await rpcError { _ = try await foreign.members(team.id, ["x"]) }?.code == .notFound)
+
+        var rename = Switchboard_Collaboration_V1_UpdateTeamRequest()
+        var renamed = Switchboard_Collaboration_V1_Team()
+        renamed.id = team.id
+        renamed.name = " Field Sales "
+        rename.team = renamed
+        rename.updateMask = Google_Protobuf_FieldMask(paths: ["name"])
+        rename.etag = team.etag
+        #expect(await rpcError { _ = try await manager.stub.updateTeam(rename, options: manager.options) }?.code == .aborted)
+        rename.etag = ""
+        #expect(await rpcError { _ = try await user.stub.updateTeam(rename, options: user.options) }?.code == .permissionDenied)
+        let done = try await manager.stub.updateTeam(rename, options: manager.options)
+        #expect(done.name == "Field Sales")
+        #expect(done.memberUserIds.count == 1000)
+        renamed.name = "alpha"
+        rename.team = renamed
+        #expect(await rpcError { _ = try await manager.stub.updateTeam(rename, options: manager.options) }?.code == .alreadyExists)
+        rename.updateMask = Google_Protobuf_FieldMask(paths: ["member_user_ids"])
+        #expect(fields(await rpcError { _ = try await manager.stub.updateTeam(rename, options: manager.options) }) == ["update_mask"])
+        #expect(await rpcError { _ = try await foreign.stub.updateTeam(rename, options: foreign.options) } != nil)
     }
 }
 

@@ -18,6 +18,27 @@ extension CollaborationDomain {
         return try await store.insertTeam(name: name, members: members, principal: principal, write: write)
     }
 
+    /// Renames a team (the only field UpdateTeam changes).
+    public func updateTeam(
+        id: UUID, name: String, paths: [String], etag: String, principal: Principal, write: WriteOptions<TeamRecord>
+    )
+        async throws -> WriteOutcome<TeamRecord>
+    {
+        if let replay = try await replayed(write, principal) { return replay }
+        try CollaborationRules.checkETag(etag)
+        guard !paths.isEmpty else { throw CollaborationError.invalid("update_mask", "names no field", reason: "REQUIRED") }
+        if let other = paths.first(where: { $0 != "name" }) {
+            throw CollaborationError.invalid("update_mask", "\(CustomFieldRules.excerpt(other)) is not name (the only field UpdateTeam changes)")
+        }
+        var violations: [Violation] = []
+        let name = String(name.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+        CollaborationRules.checkText(name, max: TeamRules.maxNameBytes, required: true, field: "team.name", into: &violations)
+        if !violations.isEmpty { throw CollaborationError.invalid(violations) }
+        let current = try await team(id: id, principal: principal)
+        if !etag.isEmpty, etag != current.etag { throw CollaborationError.etagMismatch(current: current.etag) }
+        return try await store.renameTeam(id: id, name: name, expectedVersion: current.version, principal: principal, write: write)
+    }
+
     /// A team of the tenant.
     public func team(id: UUID, principal: Principal) async throws -> TeamRecord {
         guard let team = try await store.fetchTeam(id: id, principal: principal) else {

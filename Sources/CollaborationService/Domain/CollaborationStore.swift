@@ -49,6 +49,11 @@ public protocol CollaborationStore: Sendable {
     // MARK: Teams and grants
     /// Stores a team (ALREADY_EXISTS for a taken name).
     func insertTeam(name: String, members: [String], principal: Principal, write: WriteOptions<TeamRecord>) async throws -> WriteOutcome<TeamRecord>
+    /// Renames a team if still at `expectedVersion` (ALREADY_EXISTS for a taken name).
+    func renameTeam(
+        id: UUID, name: String, expectedVersion: Int64?, principal: Principal, write: WriteOptions<TeamRecord>
+    ) async throws
+        -> WriteOutcome<TeamRecord>
     /// A team of the tenant, or nil.
     func fetchTeam(id: UUID, principal: Principal) async throws -> TeamRecord?
     /// A page of teams in name order.

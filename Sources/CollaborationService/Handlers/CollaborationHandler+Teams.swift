@@ -21,6 +21,19 @@ extension CollaborationHandler {
         M.proto(try await domain.team(id: try M.requiredID(request.id, field: "id"), principal: try Self.principal(context)))
     }
 
+    /// The `UpdateTeam` RPC (see `collaboration.proto`).
+    public func updateTeam(
+        request: Switchboard_Collaboration_V1_UpdateTeamRequest, context: ServerContext
+    ) async throws -> Switchboard_Collaboration_V1_Team {
+        guard let team = request.team else { throw CollaborationError.invalid("team", "is required", reason: "REQUIRED") }
+        let id = try M.requiredID(team.id, field: "team.id")
+        let write = try Self.write(request.requestId, context, Methods.updateTeam) { (r: TeamRecord) in M.proto(r) }
+        return try write.response(
+            try await domain.updateTeam(
+                id: id, name: team.name, paths: request.updateMask?.paths ?? [], etag: request.etag, principal: try Self.principal(context),
+                write: write.options))
+    }
+
     /// The `ListTeams` RPC (see `collaboration.proto`).
     public func listTeams(
         request: Switchboard_Collaboration_V1_ListTeamsRequest, context: ServerContext

@@ -49,6 +49,35 @@ extension PostgresCollaborationStore {
         }
     }
 
+    /// The protocol requirement `renameTeam` (documented on the protocol).
+    public func renameTeam(
+        id: UUID, name: String, expectedVersion: Int64?, principal: Principal, write: WriteOptions<TeamRecord>
+    )
+        async throws -> WriteOutcome<TeamRecord>
+    {
+        try await self.write(write, principal) { c in
+            let tenant = PostgresValue.text(principal.actor.tenantID)
+            let taken = try await c.query(
+                "SELECT 1 AS taken FROM collaboration.teams WHERE tenant_id = $1 AND lower(name) = lower($2) AND id <> $3",
+                [tenant, .text(name), .uuid(id)]
+            ).first
+            if taken != nil { throw CollaborationError.alreadyExists("a team named \(CustomFieldRules.excerpt(name)) exists") }
+            let updated = try await c.query(
+                """
+                UPDATE collaboration.teams SET name = $3, version = version + 1, updated_at = now(), updated_by = $5
+                WHERE tenant_id = $1 AND id = $2 AND ($4::int8 IS NULL OR version = $4)
+                """, [tenant, .uuid(id), .text(name), expectedVersion.map(PostgresValue.int) ?? .null, .text(principal.userID)]
+            ).affectedRows
+            guard let team = try await fetchTeam(id: id, principal: principal, on: c) else {
+                throw CollaborationError.notFound(kind: "team", id: id.lowercaseText)
+            }
+            guard updated == 1 else { throw CollaborationError.etagMismatch(current: team.etag) }
+            try await recordChange(
+                Self.teamType, id: id.lowercaseText, kind: .updated, fields: ["name"], json: try publish.team(team), principal: principal, on: c)
+            return team
+        }
+    }
+
     /// The protocol requirement `fetchTeam` (documented on the protocol).
     public func fetchTeam(id: UUID, principal: Principal) async throws -> TeamRecord? {
         try await read(

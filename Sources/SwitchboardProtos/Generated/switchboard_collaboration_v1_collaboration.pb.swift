@@ -1271,6 +1271,73 @@ public struct Switchboard_Collaboration_V1_CreateTeamRequest: ProtoMessage, _CBr
     }
 }
 
+/// The `switchboard.collaboration.v1.UpdateTeamRequest` message.
+public struct Switchboard_Collaboration_V1_UpdateTeamRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.UpdateTeamRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.UpdateTeamRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__update_team_request__init)
+
+    /// Field `team` = 1.
+    public var team: Switchboard_Collaboration_V1_Team? = nil
+
+    /// Field `update_mask` = 2.
+    public var updateMask: Google_Protobuf_FieldMask? = nil
+
+    /// Field `etag` = 3.
+    public var etag: String = ""
+
+    /// Field `request_id` = 4.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.team = r.message(0)
+        self.updateMask = r.message(1)
+        self.etag = r.string(2)
+        self.requestId = r.string(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, team)
+        w.setMessage(1, updateMask)
+        w.setString(2, etag)
+        w.setString(3, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "team", self.team)
+        try e.field(&o, "updateMask", self.updateMask)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "team": try d.field(1, "team", value, &self.team)
+            case "updateMask", "update_mask": try d.field(2, "updateMask", value, &self.updateMask)
+            case "etag": try d.field(3, "etag", value, &self.etag)
+            case "requestId", "request_id": try d.field(4, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.collaboration.v1.GetTeamRequest` message.
 public struct Switchboard_Collaboration_V1_GetTeamRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.collaboration.v1.GetTeamRequest`.
@@ -3955,6 +4022,8 @@ public enum Switchboard_Collaboration_V1_CollaborationService {
         public static let createTeam = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "CreateTeam", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/GetTeam`.
         public static let getTeam = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "GetTeam", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/UpdateTeam`.
+        public static let updateTeam = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "UpdateTeam", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/ListTeams`.
         public static let listTeams = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ListTeams", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/AddTeamMembers`.
@@ -4013,7 +4082,7 @@ public enum Switchboard_Collaboration_V1_CollaborationService {
         public static let exportSubject = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ExportSubject", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createNote, Method.getNote, Method.updateNote, Method.deleteNote, Method.undeleteNote, Method.listNotes, Method.createComment, Method.updateComment, Method.deleteComment, Method.listComments, Method.createTeam, Method.getTeam, Method.listTeams, Method.addTeamMembers, Method.removeTeamMembers, Method.shareNote, Method.revokeGrant, Method.listGrants, Method.createNotification, Method.listNotifications, Method.subscribeNotifications, Method.markNotificationsRead, Method.acknowledgeNotifications, Method.getNotificationPreferences, Method.setNotificationPreferences, Method.uploadFile, Method.downloadFile, Method.getFile, Method.listFiles, Method.deleteFile, Method.undeleteFile, Method.createMeeting, Method.getMeeting, Method.updateMeeting, Method.deleteMeeting, Method.undeleteMeeting, Method.listMeetings, Method.findFreeSlots, Method.watchChanges, Method.exportSubject]
+    public static let methods: [MethodDescriptor] = [Method.createNote, Method.getNote, Method.updateNote, Method.deleteNote, Method.undeleteNote, Method.listNotes, Method.createComment, Method.updateComment, Method.deleteComment, Method.listComments, Method.createTeam, Method.getTeam, Method.updateTeam, Method.listTeams, Method.addTeamMembers, Method.removeTeamMembers, Method.shareNote, Method.revokeGrant, Method.listGrants, Method.createNotification, Method.listNotifications, Method.subscribeNotifications, Method.markNotificationsRead, Method.acknowledgeNotifications, Method.getNotificationPreferences, Method.setNotificationPreferences, Method.uploadFile, Method.downloadFile, Method.getFile, Method.listFiles, Method.deleteFile, Method.undeleteFile, Method.createMeeting, Method.getMeeting, Method.updateMeeting, Method.deleteMeeting, Method.undeleteMeeting, Method.listMeetings, Method.findFreeSlots, Method.watchChanges, Method.exportSubject]
 }
 
 /// Implement this to serve `switchboard.collaboration.v1.CollaborationService`; register the implementation with the server.
@@ -4042,6 +4111,8 @@ public protocol Switchboard_Collaboration_V1_CollaborationService_ServiceProtoco
     func createTeam(request: Switchboard_Collaboration_V1_CreateTeamRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Team
     /// Handles `GetTeam`.
     func getTeam(request: Switchboard_Collaboration_V1_GetTeamRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Team
+    /// Handles `UpdateTeam`.
+    func updateTeam(request: Switchboard_Collaboration_V1_UpdateTeamRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Team
     /// Handles `ListTeams`.
     func listTeams(request: Switchboard_Collaboration_V1_ListTeamsRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_ListTeamsResponse
     /// Handles `AddTeamMembers`.
@@ -4115,6 +4186,7 @@ extension Switchboard_Collaboration_V1_CollaborationService_ServiceProtocol {
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.listComments) { try await self.listComments(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.createTeam) { try await self.createTeam(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.getTeam) { try await self.getTeam(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.updateTeam) { try await self.updateTeam(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.listTeams) { try await self.listTeams(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.addTeamMembers) { try await self.addTeamMembers(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.removeTeamMembers) { try await self.removeTeamMembers(request: $0, context: $1) }
@@ -4212,6 +4284,11 @@ public struct Switchboard_Collaboration_V1_CollaborationService_Client: Sendable
     /// Calls `GetTeam`.
     public func getTeam(_ request: Switchboard_Collaboration_V1_GetTeamRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Team {
         try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.getTeam, request, options: options)
+    }
+
+    /// Calls `UpdateTeam`.
+    public func updateTeam(_ request: Switchboard_Collaboration_V1_UpdateTeamRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Team {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.updateTeam, request, options: options)
     }
 
     /// Calls `ListTeams`.

@@ -93,6 +93,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Collaboration_V1_UpdateMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UpdateMeetingRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.updateNote
     (Switchboard_Collaboration_V1_UpdateNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UpdateNoteRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.updateTeam
+    (Switchboard_Collaboration_V1_UpdateTeamRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UpdateTeamRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.uploadFile
     (Switchboard_Collaboration_V1_UploadFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UploadFileRequest.self, from: $0) }),
     // Switchboard_Common_V1_ChangeFeedService.watchAllChanges

@@ -36,6 +36,7 @@ typedef struct Switchboard__Collaboration__V1__ListCommentsRequest Switchboard__
 typedef struct Switchboard__Collaboration__V1__ListCommentsResponse Switchboard__Collaboration__V1__ListCommentsResponse;
 typedef struct Switchboard__Collaboration__V1__Team Switchboard__Collaboration__V1__Team;
 typedef struct Switchboard__Collaboration__V1__CreateTeamRequest Switchboard__Collaboration__V1__CreateTeamRequest;
+typedef struct Switchboard__Collaboration__V1__UpdateTeamRequest Switchboard__Collaboration__V1__UpdateTeamRequest;
 typedef struct Switchboard__Collaboration__V1__GetTeamRequest Switchboard__Collaboration__V1__GetTeamRequest;
 typedef struct Switchboard__Collaboration__V1__ListTeamsRequest Switchboard__Collaboration__V1__ListTeamsRequest;
 typedef struct Switchboard__Collaboration__V1__ListTeamsResponse Switchboard__Collaboration__V1__ListTeamsResponse;
@@ -481,6 +482,25 @@ struct  Switchboard__Collaboration__V1__CreateTeamRequest
 #define SWITCHBOARD__COLLABORATION__V1__CREATE_TEAM_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__create_team_request__descriptor) \
     , NULL, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Collaboration__V1__UpdateTeamRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The team's id and its new name.
+   */
+  Switchboard__Collaboration__V1__Team *team;
+  /*
+   * Fields to change: name (members change through AddTeamMembers / RemoveTeamMembers).
+   */
+  Google__Protobuf__FieldMask *update_mask;
+  char *etag;
+  char *request_id;
+};
+#define SWITCHBOARD__COLLABORATION__V1__UPDATE_TEAM_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__update_team_request__descriptor) \
+    , NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Collaboration__V1__GetTeamRequest
@@ -1589,6 +1609,25 @@ Switchboard__Collaboration__V1__CreateTeamRequest *
 void   switchboard__collaboration__v1__create_team_request__free_unpacked
                      (Switchboard__Collaboration__V1__CreateTeamRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__UpdateTeamRequest methods */
+void   switchboard__collaboration__v1__update_team_request__init
+                     (Switchboard__Collaboration__V1__UpdateTeamRequest         *message);
+size_t switchboard__collaboration__v1__update_team_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__UpdateTeamRequest   *message);
+size_t switchboard__collaboration__v1__update_team_request__pack
+                     (const Switchboard__Collaboration__V1__UpdateTeamRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__update_team_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__UpdateTeamRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__UpdateTeamRequest *
+       switchboard__collaboration__v1__update_team_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__update_team_request__free_unpacked
+                     (Switchboard__Collaboration__V1__UpdateTeamRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Collaboration__V1__GetTeamRequest methods */
 void   switchboard__collaboration__v1__get_team_request__init
                      (Switchboard__Collaboration__V1__GetTeamRequest         *message);
@@ -2478,6 +2517,9 @@ typedef void (*Switchboard__Collaboration__V1__Team_Closure)
 typedef void (*Switchboard__Collaboration__V1__CreateTeamRequest_Closure)
                  (const Switchboard__Collaboration__V1__CreateTeamRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__UpdateTeamRequest_Closure)
+                 (const Switchboard__Collaboration__V1__UpdateTeamRequest *message,
+                  void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__GetTeamRequest_Closure)
                  (const Switchboard__Collaboration__V1__GetTeamRequest *message,
                   void *closure_data);
@@ -2665,6 +2707,10 @@ struct Switchboard__Collaboration__V1__CollaborationService_Service
                    const Switchboard__Collaboration__V1__GetTeamRequest *input,
                    Switchboard__Collaboration__V1__Team_Closure closure,
                    void *closure_data);
+  void (*update_team)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                      const Switchboard__Collaboration__V1__UpdateTeamRequest *input,
+                      Switchboard__Collaboration__V1__Team_Closure closure,
+                      void *closure_data);
   void (*list_teams)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
                      const Switchboard__Collaboration__V1__ListTeamsRequest *input,
                      Switchboard__Collaboration__V1__ListTeamsResponse_Closure closure,
@@ -2797,6 +2843,7 @@ void switchboard__collaboration__v1__collaboration_service__init (Switchboard__C
       function_prefix__ ## list_comments,\
       function_prefix__ ## create_team,\
       function_prefix__ ## get_team,\
+      function_prefix__ ## update_team,\
       function_prefix__ ## list_teams,\
       function_prefix__ ## add_team_members,\
       function_prefix__ ## remove_team_members,\
@@ -2873,6 +2920,10 @@ void switchboard__collaboration__v1__collaboration_service__get_team(ProtobufCSe
                                                                      const Switchboard__Collaboration__V1__GetTeamRequest *input,
                                                                      Switchboard__Collaboration__V1__Team_Closure closure,
                                                                      void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__update_team(ProtobufCService *service,
+                                                                        const Switchboard__Collaboration__V1__UpdateTeamRequest *input,
+                                                                        Switchboard__Collaboration__V1__Team_Closure closure,
+                                                                        void *closure_data);
 void switchboard__collaboration__v1__collaboration_service__list_teams(ProtobufCService *service,
                                                                        const Switchboard__Collaboration__V1__ListTeamsRequest *input,
                                                                        Switchboard__Collaboration__V1__ListTeamsResponse_Closure closure,
@@ -3009,6 +3060,7 @@ extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_com
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_comments_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__team__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__create_team_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__update_team_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_team_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_teams_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_teams_response__descriptor;

@@ -772,6 +772,51 @@ void   switchboard__collaboration__v1__create_team_request__free_unpacked
   assert(message->base.descriptor == &switchboard__collaboration__v1__create_team_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__collaboration__v1__update_team_request__init
+                     (Switchboard__Collaboration__V1__UpdateTeamRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__UpdateTeamRequest init_value = SWITCHBOARD__COLLABORATION__V1__UPDATE_TEAM_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__update_team_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__UpdateTeamRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__update_team_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__update_team_request__pack
+                     (const Switchboard__Collaboration__V1__UpdateTeamRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__update_team_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__update_team_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__UpdateTeamRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__update_team_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__UpdateTeamRequest *
+       switchboard__collaboration__v1__update_team_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__UpdateTeamRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__update_team_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__update_team_request__free_unpacked
+                     (Switchboard__Collaboration__V1__UpdateTeamRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__update_team_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__collaboration__v1__get_team_request__init
                      (Switchboard__Collaboration__V1__GetTeamRequest         *message)
 {
@@ -3944,6 +3989,83 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__create_team_req
   (ProtobufCMessageInit) switchboard__collaboration__v1__create_team_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__update_team_request__field_descriptors[4] =
+{
+  {
+    "team",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UpdateTeamRequest, team),
+    &switchboard__collaboration__v1__team__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "update_mask",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UpdateTeamRequest, update_mask),
+    &google__protobuf__field_mask__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UpdateTeamRequest, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__UpdateTeamRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__update_team_request__field_indices_by_name[] = {
+  2,   /* field[2] = etag */
+  3,   /* field[3] = request_id */
+  0,   /* field[0] = team */
+  1,   /* field[1] = update_mask */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__update_team_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__update_team_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.UpdateTeamRequest",
+  "UpdateTeamRequest",
+  "Switchboard__Collaboration__V1__UpdateTeamRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__UpdateTeamRequest),
+  4,
+  switchboard__collaboration__v1__update_team_request__field_descriptors,
+  switchboard__collaboration__v1__update_team_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__update_team_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__update_team_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor switchboard__collaboration__v1__get_team_request__field_descriptors[1] =
 {
   {
@@ -6763,7 +6885,7 @@ const ProtobufCEnumDescriptor switchboard__collaboration__v1__notification_kind_
   switchboard__collaboration__v1__notification_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collaboration_service__method_descriptors[40] =
+static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collaboration_service__method_descriptors[41] =
 {
   { "CreateNote", &switchboard__collaboration__v1__create_note_request__descriptor, &switchboard__collaboration__v1__note__descriptor },
   { "GetNote", &switchboard__collaboration__v1__get_note_request__descriptor, &switchboard__collaboration__v1__note__descriptor },
@@ -6777,6 +6899,7 @@ static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collabora
   { "ListComments", &switchboard__collaboration__v1__list_comments_request__descriptor, &switchboard__collaboration__v1__list_comments_response__descriptor },
   { "CreateTeam", &switchboard__collaboration__v1__create_team_request__descriptor, &switchboard__collaboration__v1__team__descriptor },
   { "GetTeam", &switchboard__collaboration__v1__get_team_request__descriptor, &switchboard__collaboration__v1__team__descriptor },
+  { "UpdateTeam", &switchboard__collaboration__v1__update_team_request__descriptor, &switchboard__collaboration__v1__team__descriptor },
   { "ListTeams", &switchboard__collaboration__v1__list_teams_request__descriptor, &switchboard__collaboration__v1__list_teams_response__descriptor },
   { "AddTeamMembers", &switchboard__collaboration__v1__team_members_request__descriptor, &switchboard__collaboration__v1__team__descriptor },
   { "RemoveTeamMembers", &switchboard__collaboration__v1__team_members_request__descriptor, &switchboard__collaboration__v1__team__descriptor },
@@ -6807,46 +6930,47 @@ static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collabora
   { "ExportSubject", &switchboard__collaboration__v1__export_subject_request__descriptor, &switchboard__collaboration__v1__subject_record__descriptor },
 };
 const unsigned switchboard__collaboration__v1__collaboration_service__method_indices_by_name[] = {
-  22,        /* AcknowledgeNotifications */
-  13,        /* AddTeamMembers */
+  23,        /* AcknowledgeNotifications */
+  14,        /* AddTeamMembers */
   6,        /* CreateComment */
-  31,        /* CreateMeeting */
+  32,        /* CreateMeeting */
   0,        /* CreateNote */
-  18,        /* CreateNotification */
+  19,        /* CreateNotification */
   10,        /* CreateTeam */
   8,        /* DeleteComment */
-  29,        /* DeleteFile */
-  34,        /* DeleteMeeting */
+  30,        /* DeleteFile */
+  35,        /* DeleteMeeting */
   3,        /* DeleteNote */
-  26,        /* DownloadFile */
-  39,        /* ExportSubject */
-  37,        /* FindFreeSlots */
-  27,        /* GetFile */
-  32,        /* GetMeeting */
+  27,        /* DownloadFile */
+  40,        /* ExportSubject */
+  38,        /* FindFreeSlots */
+  28,        /* GetFile */
+  33,        /* GetMeeting */
   1,        /* GetNote */
-  23,        /* GetNotificationPreferences */
+  24,        /* GetNotificationPreferences */
   11,        /* GetTeam */
   9,        /* ListComments */
-  28,        /* ListFiles */
-  17,        /* ListGrants */
-  36,        /* ListMeetings */
+  29,        /* ListFiles */
+  18,        /* ListGrants */
+  37,        /* ListMeetings */
   5,        /* ListNotes */
-  19,        /* ListNotifications */
-  12,        /* ListTeams */
-  21,        /* MarkNotificationsRead */
-  14,        /* RemoveTeamMembers */
-  16,        /* RevokeGrant */
-  24,        /* SetNotificationPreferences */
-  15,        /* ShareNote */
-  20,        /* SubscribeNotifications */
-  30,        /* UndeleteFile */
-  35,        /* UndeleteMeeting */
+  20,        /* ListNotifications */
+  13,        /* ListTeams */
+  22,        /* MarkNotificationsRead */
+  15,        /* RemoveTeamMembers */
+  17,        /* RevokeGrant */
+  25,        /* SetNotificationPreferences */
+  16,        /* ShareNote */
+  21,        /* SubscribeNotifications */
+  31,        /* UndeleteFile */
+  36,        /* UndeleteMeeting */
   4,        /* UndeleteNote */
   7,        /* UpdateComment */
-  33,        /* UpdateMeeting */
+  34,        /* UpdateMeeting */
   2,        /* UpdateNote */
-  25,        /* UploadFile */
-  38         /* WatchChanges */
+  12,        /* UpdateTeam */
+  26,        /* UploadFile */
+  39         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_service__descriptor =
 {
@@ -6855,7 +6979,7 @@ const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_s
   "CollaborationService",
   "Switchboard__Collaboration__V1__CollaborationService",
   "switchboard.collaboration.v1",
-  40,
+  41,
   switchboard__collaboration__v1__collaboration_service__method_descriptors,
   switchboard__collaboration__v1__collaboration_service__method_indices_by_name
 };
@@ -6955,13 +7079,21 @@ void switchboard__collaboration__v1__collaboration_service__get_team(ProtobufCSe
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__collaboration__v1__collaboration_service__update_team(ProtobufCService *service,
+                                                                        const Switchboard__Collaboration__V1__UpdateTeamRequest *input,
+                                                                        Switchboard__Collaboration__V1__Team_Closure closure,
+                                                                        void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__collaboration__v1__collaboration_service__list_teams(ProtobufCService *service,
                                                                        const Switchboard__Collaboration__V1__ListTeamsRequest *input,
                                                                        Switchboard__Collaboration__V1__ListTeamsResponse_Closure closure,
                                                                        void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__add_team_members(ProtobufCService *service,
                                                                              const Switchboard__Collaboration__V1__TeamMembersRequest *input,
@@ -6969,7 +7101,7 @@ void switchboard__collaboration__v1__collaboration_service__add_team_members(Pro
                                                                              void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__remove_team_members(ProtobufCService *service,
                                                                                 const Switchboard__Collaboration__V1__TeamMembersRequest *input,
@@ -6977,7 +7109,7 @@ void switchboard__collaboration__v1__collaboration_service__remove_team_members(
                                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__share_note(ProtobufCService *service,
                                                                        const Switchboard__Collaboration__V1__ShareNoteRequest *input,
@@ -6985,7 +7117,7 @@ void switchboard__collaboration__v1__collaboration_service__share_note(ProtobufC
                                                                        void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__revoke_grant(ProtobufCService *service,
                                                                          const Switchboard__Collaboration__V1__RevokeGrantRequest *input,
@@ -6993,7 +7125,7 @@ void switchboard__collaboration__v1__collaboration_service__revoke_grant(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__list_grants(ProtobufCService *service,
                                                                         const Switchboard__Collaboration__V1__ListGrantsRequest *input,
@@ -7001,7 +7133,7 @@ void switchboard__collaboration__v1__collaboration_service__list_grants(Protobuf
                                                                         void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__create_notification(ProtobufCService *service,
                                                                                 const Switchboard__Collaboration__V1__CreateNotificationRequest *input,
@@ -7009,7 +7141,7 @@ void switchboard__collaboration__v1__collaboration_service__create_notification(
                                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__list_notifications(ProtobufCService *service,
                                                                                const Switchboard__Collaboration__V1__ListNotificationsRequest *input,
@@ -7017,7 +7149,7 @@ void switchboard__collaboration__v1__collaboration_service__list_notifications(P
                                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__subscribe_notifications(ProtobufCService *service,
                                                                                     const Switchboard__Collaboration__V1__SubscribeNotificationsRequest *input,
@@ -7025,7 +7157,7 @@ void switchboard__collaboration__v1__collaboration_service__subscribe_notificati
                                                                                     void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__mark_notifications_read(ProtobufCService *service,
                                                                                     const Switchboard__Collaboration__V1__NotificationIdsRequest *input,
@@ -7033,7 +7165,7 @@ void switchboard__collaboration__v1__collaboration_service__mark_notifications_r
                                                                                     void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__acknowledge_notifications(ProtobufCService *service,
                                                                                       const Switchboard__Collaboration__V1__NotificationIdsRequest *input,
@@ -7041,7 +7173,7 @@ void switchboard__collaboration__v1__collaboration_service__acknowledge_notifica
                                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__get_notification_preferences(ProtobufCService *service,
                                                                                          const Switchboard__Collaboration__V1__GetNotificationPreferencesRequest *input,
@@ -7049,7 +7181,7 @@ void switchboard__collaboration__v1__collaboration_service__get_notification_pre
                                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__set_notification_preferences(ProtobufCService *service,
                                                                                          const Switchboard__Collaboration__V1__SetNotificationPreferencesRequest *input,
@@ -7057,7 +7189,7 @@ void switchboard__collaboration__v1__collaboration_service__set_notification_pre
                                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__upload_file(ProtobufCService *service,
                                                                         const Switchboard__Collaboration__V1__UploadFileRequest *input,
@@ -7065,7 +7197,7 @@ void switchboard__collaboration__v1__collaboration_service__upload_file(Protobuf
                                                                         void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__download_file(ProtobufCService *service,
                                                                           const Switchboard__Collaboration__V1__DownloadFileRequest *input,
@@ -7073,7 +7205,7 @@ void switchboard__collaboration__v1__collaboration_service__download_file(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__get_file(ProtobufCService *service,
                                                                      const Switchboard__Collaboration__V1__GetFileRequest *input,
@@ -7081,7 +7213,7 @@ void switchboard__collaboration__v1__collaboration_service__get_file(ProtobufCSe
                                                                      void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__list_files(ProtobufCService *service,
                                                                        const Switchboard__Collaboration__V1__ListFilesRequest *input,
@@ -7089,7 +7221,7 @@ void switchboard__collaboration__v1__collaboration_service__list_files(ProtobufC
                                                                        void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__delete_file(ProtobufCService *service,
                                                                         const Switchboard__Collaboration__V1__DeleteFileRequest *input,
@@ -7097,7 +7229,7 @@ void switchboard__collaboration__v1__collaboration_service__delete_file(Protobuf
                                                                         void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__undelete_file(ProtobufCService *service,
                                                                           const Switchboard__Collaboration__V1__UndeleteFileRequest *input,
@@ -7105,7 +7237,7 @@ void switchboard__collaboration__v1__collaboration_service__undelete_file(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__create_meeting(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__CreateMeetingRequest *input,
@@ -7113,7 +7245,7 @@ void switchboard__collaboration__v1__collaboration_service__create_meeting(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__get_meeting(ProtobufCService *service,
                                                                         const Switchboard__Collaboration__V1__GetMeetingRequest *input,
@@ -7121,7 +7253,7 @@ void switchboard__collaboration__v1__collaboration_service__get_meeting(Protobuf
                                                                         void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__update_meeting(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__UpdateMeetingRequest *input,
@@ -7129,7 +7261,7 @@ void switchboard__collaboration__v1__collaboration_service__update_meeting(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 34, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__delete_meeting(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__DeleteMeetingRequest *input,
@@ -7137,7 +7269,7 @@ void switchboard__collaboration__v1__collaboration_service__delete_meeting(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 34, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 35, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__undelete_meeting(ProtobufCService *service,
                                                                              const Switchboard__Collaboration__V1__UndeleteMeetingRequest *input,
@@ -7145,7 +7277,7 @@ void switchboard__collaboration__v1__collaboration_service__undelete_meeting(Pro
                                                                              void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 35, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 36, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__list_meetings(ProtobufCService *service,
                                                                           const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
@@ -7153,7 +7285,7 @@ void switchboard__collaboration__v1__collaboration_service__list_meetings(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 36, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 37, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__find_free_slots(ProtobufCService *service,
                                                                             const Switchboard__Collaboration__V1__FindFreeSlotsRequest *input,
@@ -7161,7 +7293,7 @@ void switchboard__collaboration__v1__collaboration_service__find_free_slots(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 37, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 38, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -7169,7 +7301,7 @@ void switchboard__collaboration__v1__collaboration_service__watch_changes(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 38, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 39, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__export_subject(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__ExportSubjectRequest *input,
@@ -7177,7 +7309,7 @@ void switchboard__collaboration__v1__collaboration_service__export_subject(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 39, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 40, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__init (Switchboard__Collaboration__V1__CollaborationService_Service *service,
                                                                   Switchboard__Collaboration__V1__CollaborationService_ServiceDestroy destroy)

@@ -55,6 +55,16 @@ let communicationService = service(
         .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
     ])
 
+/// The collaboration service checks uploaded files' SHA-256 (swift-crypto) and follows the contacts feed (a client
+/// channel and a lifecycle service of its own).
+let collaborationService = service(
+    "collaboration", module: "CollaborationService",
+    dependencies: [
+        .product(name: "Crypto", package: "swift-crypto"), "SwitchboardHTTP2",
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    ],
+    testDependencies: [.product(name: "Crypto", package: "swift-crypto")])
+
 let package = Package(
     name: "switchboard",
     platforms: [.macOS(.v15)],
@@ -74,6 +84,7 @@ let package = Package(
         .executable(name: "contacts", targets: ["contacts"]),
         .executable(name: "organization", targets: ["organization"]),
         .executable(name: "communication", targets: ["communication"]),
+        .executable(name: "collaboration", targets: ["collaboration"]),
         .executable(name: "crmctl", targets: ["crmctl"]),
     ],
     dependencies: [
@@ -217,7 +228,7 @@ let package = Package(
         ),
 
         // The services, one line each (see `service(_:module:)` and services/README.md).
-    ] + service("contacts", module: "ContactsService") + organizationService + communicationService + [
+    ] + service("contacts", module: "ContactsService") + organizationService + communicationService + collaborationService + [
         .target(
             name: "SwitchboardTestSupport",
             dependencies: [

@@ -21,6 +21,10 @@ public struct ServiceDependencies: Sendable {
     public let idempotency: Idempotency
     /// The tenant's `WatchChanges`, ready for the handler to call.
     public let changes: TenantChangeWatcher
+    /// The wakeups of the change feed's NOTIFY channel (``ChangeFeed/channel``, payload: the tenant id), for a
+    /// service's own live streams: a store that sends `pg_notify(feed.channel, tenant)` in a transaction wakes the
+    /// tenant's streams at commit without a second LISTEN connection.
+    public let notifier: ChangeNotifier
     /// The service's logger.
     public let logger: Logger
 }
@@ -116,7 +120,7 @@ public struct ServiceAssembly: Sendable {
         let dependencies = ServiceDependencies(
             pool: pool, changeFeed: feed, idempotency: idempotency,
             changes: TenantChangeWatcher(feed: feed, pool: pool, notifier: notifier, batchBytes: description.feedBatchBytes),
-            logger: logger)
+            notifier: notifier, logger: logger)
         let feedService = Switchboard_Common_V1_ChangeFeedService.serviceName
         let applicationServices = description.grpcServices + [feedService]
         let health = HealthService(services: applicationServices)

@@ -21,9 +21,85 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Grpc_Testing_StreamingInputCallRequest.protoMessageName, { try decodeMessage(Grpc_Testing_StreamingInputCallRequest.self, from: $0) }),
     // Grpc_Testing_TestService.streamingOutputCall, Grpc_Testing_TestService.fullDuplexCall, Grpc_Testing_TestService.halfDuplexCall
     (Grpc_Testing_StreamingOutputCallRequest.protoMessageName, { try decodeMessage(Grpc_Testing_StreamingOutputCallRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.createComment
+    (Switchboard_Collaboration_V1_CreateCommentRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateCommentRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.createMeeting
+    (Switchboard_Collaboration_V1_CreateMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateMeetingRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.createNote
+    (Switchboard_Collaboration_V1_CreateNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateNoteRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.createNotification
+    (Switchboard_Collaboration_V1_CreateNotificationRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateNotificationRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.createTeam
+    (Switchboard_Collaboration_V1_CreateTeamRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateTeamRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.deleteComment
+    (Switchboard_Collaboration_V1_DeleteCommentRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DeleteCommentRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.deleteFile
+    (Switchboard_Collaboration_V1_DeleteFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DeleteFileRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.deleteMeeting
+    (Switchboard_Collaboration_V1_DeleteMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DeleteMeetingRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.deleteNote
+    (Switchboard_Collaboration_V1_DeleteNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DeleteNoteRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.downloadFile
+    (Switchboard_Collaboration_V1_DownloadFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_DownloadFileRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.exportSubject
+    (Switchboard_Collaboration_V1_ExportSubjectRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ExportSubjectRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.findFreeSlots
+    (Switchboard_Collaboration_V1_FindFreeSlotsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_FindFreeSlotsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.getFile
+    (Switchboard_Collaboration_V1_GetFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_GetFileRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.getMeeting
+    (Switchboard_Collaboration_V1_GetMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_GetMeetingRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.getNote
+    (Switchboard_Collaboration_V1_GetNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_GetNoteRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.getNotificationPreferences
+    (Switchboard_Collaboration_V1_GetNotificationPreferencesRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_GetNotificationPreferencesRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.getTeam
+    (Switchboard_Collaboration_V1_GetTeamRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_GetTeamRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.listComments
+    (Switchboard_Collaboration_V1_ListCommentsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListCommentsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.listFiles
+    (Switchboard_Collaboration_V1_ListFilesRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListFilesRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.listGrants
+    (Switchboard_Collaboration_V1_ListGrantsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListGrantsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.listMeetings
+    (Switchboard_Collaboration_V1_ListMeetingsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListMeetingsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.listNotes
+    (Switchboard_Collaboration_V1_ListNotesRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListNotesRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.listNotifications
+    (Switchboard_Collaboration_V1_ListNotificationsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListNotificationsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.listTeams
+    (Switchboard_Collaboration_V1_ListTeamsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListTeamsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.markNotificationsRead, Switchboard_Collaboration_V1_CollaborationService.acknowledgeNotifications
+    (Switchboard_Collaboration_V1_NotificationIdsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_NotificationIdsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.revokeGrant
+    (Switchboard_Collaboration_V1_RevokeGrantRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_RevokeGrantRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.setNotificationPreferences
+    (Switchboard_Collaboration_V1_SetNotificationPreferencesRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_SetNotificationPreferencesRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.shareNote
+    (Switchboard_Collaboration_V1_ShareNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ShareNoteRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.subscribeNotifications
+    (Switchboard_Collaboration_V1_SubscribeNotificationsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_SubscribeNotificationsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.addTeamMembers, Switchboard_Collaboration_V1_CollaborationService.removeTeamMembers
+    (Switchboard_Collaboration_V1_TeamMembersRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_TeamMembersRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.undeleteFile
+    (Switchboard_Collaboration_V1_UndeleteFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UndeleteFileRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.undeleteMeeting
+    (Switchboard_Collaboration_V1_UndeleteMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UndeleteMeetingRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.undeleteNote
+    (Switchboard_Collaboration_V1_UndeleteNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UndeleteNoteRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.updateComment
+    (Switchboard_Collaboration_V1_UpdateCommentRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UpdateCommentRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.updateMeeting
+    (Switchboard_Collaboration_V1_UpdateMeetingRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UpdateMeetingRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.updateNote
+    (Switchboard_Collaboration_V1_UpdateNoteRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UpdateNoteRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.updateTeam
+    (Switchboard_Collaboration_V1_UpdateTeamRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UpdateTeamRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.uploadFile
+    (Switchboard_Collaboration_V1_UploadFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UploadFileRequest.self, from: $0) }),
     // Switchboard_Common_V1_ChangeFeedService.watchAllChanges
     (Switchboard_Common_V1_WatchAllChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchAllChangesRequest.self, from: $0) }),
-    // Switchboard_Communication_V1_CommunicationService.watchChanges, Switchboard_Contacts_V1_ContactsService.watchChanges, Switchboard_Organization_V1_OrganizationService.watchChanges
+    // Switchboard_Collaboration_V1_CollaborationService.watchChanges, Switchboard_Communication_V1_CommunicationService.watchChanges, Switchboard_Contacts_V1_ContactsService.watchChanges, Switchboard_Organization_V1_OrganizationService.watchChanges
     (Switchboard_Common_V1_WatchChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchChangesRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.getCampaign, Switchboard_Communication_V1_CommunicationService.pauseCampaign, Switchboard_Communication_V1_CommunicationService.resumeCampaign, Switchboard_Communication_V1_CommunicationService.cancelCampaign, Switchboard_Communication_V1_CommunicationService.watchCampaignProgress
     (Switchboard_Communication_V1_CampaignRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_CampaignRequest.self, from: $0) }),

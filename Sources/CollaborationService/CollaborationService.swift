@@ -1,0 +1,182 @@
+import FoundationEssentials
+import Logging
+import ServiceLifecycle
+import SwitchboardHTTP2
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+
+/// The collaboration service as the kit runs it: defaults, settings, migrations, RPCs and the role each RPC needs.
+public enum CollaborationService: ServiceDefinition {
+    /// `collaboration`, gRPC 50064, admin 9464.
+    public static let defaults = ServiceDefaults.collaboration
+
+    /// The settings of the collaboration service beyond the shared ones.
+    public static let settings: [EnvironmentSetting] = [
+        .init(
+            "SWITCHBOARD_COLLABORATION_MAX_FILE_BYTES", default: String(FileRules.defaultMaxFileBytes),
+            help: "Largest file UploadFile accepts (1-10737418240 bytes); a larger declared size is INVALID_ARGUMENT, and nothing is stored."),
+        .init(
+            "SWITCHBOARD_COLLABORATION_UPLOAD_STREAMS", default: "4",
+            help:
+                "UploadFile calls served at once (1-64, below SWITCHBOARD_DB_POOL_SIZE; each holds a database transaction while its client sends; one tenant may hold half, rounded up); more are RESOURCE_EXHAUSTED."
+        ),
+        .init(
+            "SWITCHBOARD_COLLABORATION_CONTACTS_ADDRESS", default: nil,
+            help:
+                "host:port of the contacts service, whose feed's MERGED and ERASED events re-point and erase what is about a person; unset: no feed is followed."
+        ),
+        .init(
+            "SWITCHBOARD_COLLABORATION_CONTACTS_TOKEN_FILE", default: nil,
+            help:
+                "A file holding a service token (role service, no tenant) for the contacts feed, read again at every reconnection so it can be rotated; unset: the service signs its own five-minute tokens with SWITCHBOARD_JWT_HS256_SECRET, which is then required."
+        ),
+    ]
+
+    /// Where the contacts feed comes from.
+    public struct ContactsFeed: Sendable, Hashable {
+        /// The contacts service's host.
+        public var host: String
+        /// Its gRPC port.
+        public var port: Int
+        /// Where the service token comes from.
+        public var token: ServiceTokenSource
+
+        /// Creates the source.
+        public init(host: String, port: Int, token: ServiceTokenSource) {
+            self.host = host
+            self.port = port
+            self.token = token
+        }
+    }
+
+    /// The contacts feed's source from ``settings``; nil when no address is set.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func contactsFeed(_ environment: [String: String]) throws -> ContactsFeed? {
+        let env = EnvironmentReader(environment)
+        guard let address = env.string(settings[2]) else { return nil }
+        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { throw ConfigurationError(variable: settings[2].name, problem: "must be host:port (got \"\(address)\")") }
+        guard let token = ServiceTokenSource.from(tokenFile: try env.file(settings[3]), service: defaults.name, environment: environment) else {
+            throw ConfigurationError(
+                variable: settings[3].name, problem: "must be set when \(settings[2].name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
+        }
+        return ContactsFeed(host: String(address[..<colon]), port: port, token: token)
+    }
+
+    /// The description with the settings the environment gives.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func description(environment: [String: String]) throws -> ServiceDescription {
+        let env = EnvironmentReader(environment)
+        let maxFileBytes = try env.int(settings[0], in: 1...(10 << 30))
+        let uploadStreams = try env.int(settings[1], in: 1...64)
+        let poolSize = try env.int(DatabaseConfiguration.settings(for: defaults).first { $0.name == "SWITCHBOARD_DB_POOL_SIZE" }!, in: 1...200)
+        guard uploadStreams < poolSize else {
+            throw ConfigurationError(
+                variable: settings[1].name, problem: "must be below SWITCHBOARD_DB_POOL_SIZE (\(poolSize)): each upload holds a connection")
+        }
+        return description(maxFileBytes: Int64(maxFileBytes), uploadStreams: uploadStreams, contactsFeed: try contactsFeed(environment))
+    }
+
+    /// The description with the default settings.
+    public static var description: ServiceDescription { description() }
+
+    /// The description.
+    /// - Parameters:
+    ///   - maxFileBytes: the largest file an upload may declare.
+    ///   - uploadStreams: most uploads at once.
+    ///   - contactsFeed: the contacts feed to follow; nil follows none.
+    ///   - reminderInterval: the time between scans for due meeting reminders.
+    public static func description(
+        maxFileBytes: Int64 = FileRules.defaultMaxFileBytes, uploadStreams: Int = 4, contactsFeed: ContactsFeed? = nil,
+        reminderInterval: Duration = .seconds(1)
+    ) -> ServiceDescription {
+        typealias M = Switchboard_Collaboration_V1_CollaborationService.Method
+        var description = ServiceDescription(
+            defaults: defaults, migrations: EmbeddedMigrations.all,
+            grpcServices: [Switchboard_Collaboration_V1_CollaborationService.serviceName],
+            requiredRoles: [
+                M.createNote: .user, M.getNote: .readOnly, M.updateNote: .user, M.deleteNote: .user, M.undeleteNote: .user,
+                M.listNotes: .readOnly,
+                M.createComment: .user, M.updateComment: .user, M.deleteComment: .user, M.listComments: .readOnly,
+                M.createTeam: .manager, M.updateTeam: .manager, M.getTeam: .readOnly, M.listTeams: .readOnly, M.addTeamMembers: .manager,
+                M.removeTeamMembers: .manager,
+                M.shareNote: .user, M.revokeGrant: .user, M.listGrants: .readOnly,
+                M.createNotification: .user, M.listNotifications: .readOnly, M.subscribeNotifications: .readOnly,
+                M.markNotificationsRead: .readOnly, M.acknowledgeNotifications: .readOnly, M.getNotificationPreferences: .readOnly,
+                M.setNotificationPreferences: .readOnly,
+                M.uploadFile: .user, M.deleteFile: .user, M.undeleteFile: .user, M.downloadFile: .readOnly, M.getFile: .readOnly,
+                M.listFiles: .readOnly,
+                M.createMeeting: .user, M.getMeeting: .readOnly, M.updateMeeting: .user, M.deleteMeeting: .user, M.undeleteMeeting: .user,
+                M.listMeetings: .readOnly, M.findFreeSlots: .readOnly,
+                M.watchChanges: .readOnly, M.exportSubject: .admin,
+            ],
+            makeServices: { dependencies in
+                let store = makeStore(dependencies)
+                let notifier = dependencies.notifier
+                let domain = CollaborationDomain(
+                    store: store, maxFileBytes: maxFileBytes, uploadStreams: uploadStreams,
+                    wakeups: { tenant in notifier.wakeups(tenantID: tenant) })
+                return [CollaborationHandler(domain: domain, changes: dependencies.changes)]
+            })
+        description.makeBackgroundServices = { dependencies in
+            var services: [any Service] = [ReminderService(store: makeStore(dependencies), interval: reminderInterval, logger: dependencies.logger)]
+            if let contactsFeed { services.append(contactsConsumer(contactsFeed, dependencies: dependencies)) }
+            return services
+        }
+        return description
+    }
+
+    static func makeStore(_ dependencies: ServiceDependencies) -> PostgresCollaborationStore { store(pool: dependencies.pool) }
+
+    /// The store as the service builds it, with the change-event payloads made by the handlers' mapping (the contacts
+    /// feed's tests apply events through it).
+    /// - Parameter pool: the service's pool.
+    public static func store(pool: PostgresPool) -> PostgresCollaborationStore {
+        PostgresCollaborationStore(
+            pool: pool, feed: ChangeFeed(schema: defaults.name), idempotency: Idempotency(schema: defaults.name),
+            publish: .init(
+                note: { try CollaborationMapping.published($0) },
+                comment: { try CollaborationMapping.published($0, redacted: $1) },
+                team: { try CollaborationMapping.proto($0).protoJSONText() },
+                grant: { try CollaborationMapping.proto($0).protoJSONText() },
+                file: { try CollaborationMapping.proto($0).protoJSONText() },
+                meeting: { try CollaborationMapping.proto($0).protoJSONText() }))
+    }
+
+    /// Applies a batch of the contacts feed; an event that cannot be applied is set aside
+    /// (``FeedConsumer/setAside(_:reason:feed:schema:logger:on:)``), never thrown (a thrown error would retry the batch
+    /// for ever and stop the feed for every tenant).
+    public static func applyContactsEvents(
+        _ events: [Switchboard_Common_V1_ChangeEvent], store: PostgresCollaborationStore, logger: Logger, on connection: PostgresConnection
+    ) async throws {
+        var changes: [ContactChange] = []
+        for event in events {
+            switch ContactsFeedMapping.outcome(event) {
+            case .apply(let change): changes.append(change)
+            case .ignore: continue
+            case .reject(let reason):
+                try await FeedConsumer.setAside(event, reason: reason, feed: "contacts", schema: defaults.name, logger: logger, on: connection)
+            }
+        }
+        try await store.applyContactChanges(changes, on: connection)
+    }
+
+    /// Follows the contacts service's cross-tenant feed.
+    static func contactsConsumer(_ source: ContactsFeed, dependencies: ServiceDependencies) -> FeedConsumer {
+        let store = makeStore(dependencies)
+        let token = source.token
+        return FeedConsumer(
+            feed: "contacts", schema: defaults.name,
+            source: .init(
+                transport: GRPCChannel(host: source.host, port: source.port), token: { try await token.token() },
+                resourceTypes: [ContactsFeedMapping.contactType]),
+            pool: dependencies.pool, logger: dependencies.logger
+        ) { [logger = dependencies.logger] events, connection in
+            try await applyContactsEvents(events, store: store, logger: logger, on: connection)
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import FoundationEssentials
+import SwitchboardServiceKit
+
+/// What a client writes of a meeting.
+public struct MeetingData: Sendable, Hashable {
+    /// The title.
+    public var title: String = ""
+    /// The description.
+    public var description: String = ""
+    /// When it starts.
+    public var start: Date?
+    /// When it ends.
+    public var end: Date?
+    /// Where it is held: an IANA time zone name.
+    public var timeZone: String = ""
+    /// Users attending (the organizer among them).
+    public var attendeeUserIDs: [String] = []
+    /// Contacts attending or concerned.
+    public var contactIDs: [UUID] = []
+    /// Minutes before the start at which attendees are reminded (sorted, distinct).
+    public var reminderMinutes: [Int] = []
+    /// How the meeting repeats.
+    public var recurrence = Recurrence()
+
+    /// Creates empty data.
+    public init() {}
+}
+
+/// How a meeting repeats: every `interval` days or weeks, `count` occurrences in all, at the first one's local time.
+public struct Recurrence: Sendable, Hashable {
+    /// The step.
+    public enum Frequency: Int, Sendable, Hashable {
+        /// No repetition.
+        case none = 0
+        /// Daily.
+        case daily = 1
+        /// Weekly.
+        case weekly = 2
+    }
+
+    /// The step.
+    public var frequency: Frequency = .none
+    /// Steps between occurrences.
+    public var interval = 1
+    /// Occurrences, the first included.
+    public var count = 1
+
+    /// Creates a recurrence (none by default).
+    public init(frequency: Frequency = .none, interval: Int = 1, count: Int = 1) {
+        self.frequency = frequency
+        self.interval = interval
+        self.count = count
+    }
+}
+
+/// A stored meeting.
+public struct MeetingRecord: Sendable, Hashable {
+    /// The id.
+    public var id: UUID
+    /// The content (start and end always set).
+    public var data: MeetingData
+    /// The creator.
+    public var organizerID: String
+    /// Increases with every change.
+    public var version: Int64
+    /// Audit stamps.
+    public var audit: Audit
+    /// The list order's time in microseconds (the start), for page tokens.
+    public var sortMicros: Int64 = 0
+    /// Which occurrence this is, in a list (its start and end are that occurrence's).
+    public var occurrence = 0
+
+    /// Creates a record.
+    public init(id: UUID, data: MeetingData, organizerID: String, version: Int64, audit: Audit) {
+        self.id = id
+        self.data = data
+        self.organizerID = organizerID
+        self.version = version
+        self.audit = audit
+    }
+
+    /// The etag of this version.
+    public var etag: String { CollaborationRules.etag(version) }
+}
+
+/// A time interval.
+public struct TimeSlot: Sendable, Hashable {
+    /// Its start.
+    public var start: Date
+    /// Its end.
+    public var end: Date
+
+    /// Creates a slot.
+    public init(start: Date, end: Date) {
+        self.start = start
+        self.end = end
+    }
+}
+
+/// The rules of meetings and of the free-slot search.
+public enum MeetingRules {
+    /// Longest title.
+    public static let maxTitleBytes = 200
+    /// Longest description.
+    public static let maxDescriptionBytes = 16_384
+    /// Longest meeting (the conflict search relies on it).
+    public static let maxDuration: TimeInterval = 14 * 86_400
+    /// Most attendee users, and most contacts.
+    public static let maxAttendees = 100
+    /// Longest time zone name.
+    public static let maxTimeZoneBytes = 64
+    /// The fields UpdateMeeting may name.
+    public static let updatableFields: Set<String> = [
+        "title", "description", "start_time", "end_time", "time_zone", "attendee_user_ids", "contact_ids", "reminder_minutes", "recurrence",
+    ]
+    /// Most occurrences of a series.
+    public static let maxOccurrences = 100
+    /// Most days or weeks between occurrences.
+    public static let maxInterval = 52
+    /// Most reminders of a meeting.
+    public static let maxReminders = 5
+    /// The longest lead time of a reminder (28 days).
+    public static let maxReminderMinutes = 40_320
+    /// Most users of a free-slot search.
+    public static let maxSlotUsers = 20
+    /// Longest free-slot search range.
+    public static let maxSlotRange: TimeInterval = 31 * 86_400
+    /// Most slots returned.
+    public static let maxSlots = 500
+    /// Most busy intervals a free-slot search reads.
+    public static let maxBusyIntervals = 10_000
+    /// Meetings named in a conflict error.
+    public static let maxConflictsReported = 10
+
+    /// The violations of a meeting's data (under `meeting.`); the organizer is added to the attendees and both
+    /// lists are deduplicated.
+    public static func check(_ data: inout MeetingData, organizer: String) -> [Violation] {
+        var violations: [Violation] = []
+        CollaborationRules.checkText(data.title, max: maxTitleBytes, required: true, field: "meeting.title", into: &violations)
+        CollaborationRules.checkText(data.description, max: maxDescriptionBytes, required: false, field: "meeting.description", into: &violations)
+        if data.start == nil { violations.append(Violation("meeting.start_time", "is required", reason: "REQUIRED")) }
+        if data.end == nil { violations.append(Violation("meeting.end_time", "is required", reason: "REQUIRED")) }
+        if let start = data.start, let end = data.end {
+            if end <= start {
+                violations.append(Violation("meeting.end_time", "must be after start_time"))
+            } else if end.timeIntervalSince(start) > maxDuration {
+                violations.append(Violation("meeting.end_time", "a meeting lasts at most 14 days", reason: "TOO_LONG"))
+            }
+        }
+        let zone = data.timeZone
+        if zone.isEmpty {
+            violations.append(Violation("meeting.time_zone", "is required", reason: "REQUIRED"))
+        } else if zone.utf8.count > maxTimeZoneBytes
+            || !zone.utf8.allSatisfy({ $0 < 0x80 && (isAlphanumeric($0) || "/_+-".utf8.contains($0)) })
+        {
+            violations.append(Violation("meeting.time_zone", "is not an IANA time zone name", reason: "INVALID_FORMAT"))
+        }
+        var seen = Set<String>()
+        data.attendeeUserIDs = ([organizer] + data.attendeeUserIDs).filter { seen.insert($0).inserted }
+        if data.attendeeUserIDs.count > maxAttendees {
+            violations.append(Violation("meeting.attendee_user_ids", "at most \(maxAttendees) users", reason: "TOO_MANY"))
+        } else {
+            for (i, user) in data.attendeeUserIDs.dropFirst().enumerated() {
+                CollaborationRules.checkUserID(user, field: "meeting.attendee_user_ids[\(i)]", into: &violations)
+            }
+        }
+        data.reminderMinutes = Array(Set(data.reminderMinutes)).sorted()
+        if data.reminderMinutes.count > maxReminders {
+            violations.append(Violation("meeting.reminder_minutes", "at most \(maxReminders) reminders", reason: "TOO_MANY"))
+        } else if let bad = data.reminderMinutes.first(where: { !(1...maxReminderMinutes).contains($0) }) {
+            violations.append(Violation("meeting.reminder_minutes", "\(bad) is not 1 to \(maxReminderMinutes) minutes"))
+        }
+        let r = data.recurrence
+        if r.frequency == .none {
+            if r.count > 1 { violations.append(Violation("meeting.recurrence.frequency", "is required to repeat", reason: "REQUIRED")) }
+            data.recurrence = Recurrence()
+        } else {
+            if !(2...maxOccurrences).contains(r.count) {
+                violations.append(Violation("meeting.recurrence.count", "must be 2 to \(maxOccurrences)"))
+            }
+            if !(1...maxInterval).contains(r.interval) {
+                violations.append(Violation("meeting.recurrence.interval", "must be 1 to \(maxInterval)"))
+            }
+        }
+        var seenContacts = Set<UUID>()
+        data.contactIDs = data.contactIDs.filter { seenContacts.insert($0).inserted }
+        if data.contactIDs.count > maxAttendees {
+            violations.append(Violation("meeting.contact_ids", "at most \(maxAttendees) contacts", reason: "TOO_MANY"))
+        }
+        return violations
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+    }
+
+    /// The current meeting with the masked fields of `source` copied in.
+    public static func merge(_ current: MeetingData, from source: MeetingData, paths: [String]) throws -> (MeetingData, [String]) {
+        guard !paths.isEmpty else { throw CollaborationError.invalid("update_mask", "names no field", reason: "REQUIRED") }
+        var data = current
+        var changed: [String] = []
+        for path in paths {
+            switch path {
+            case "title": data.title = source.title
+            case "description": data.description = source.description
+            case "start_time": data.start = source.start
+            case "end_time": data.end = source.end
+            case "time_zone": data.timeZone = source.timeZone
+            case "attendee_user_ids": data.attendeeUserIDs = source.attendeeUserIDs
+            case "contact_ids": data.contactIDs = source.contactIDs
+            case "reminder_minutes": data.reminderMinutes = source.reminderMinutes
+            case "recurrence": data.recurrence = source.recurrence
+            default:
+                throw CollaborationError.invalid(
+                    "update_mask", "\(CustomFieldRules.excerpt(path)) is not one of \(updatableFields.sorted().joined(separator: ", "))")
+            }
+            if !changed.contains(path) { changed.append(path) }
+        }
+        return (data, changed)
+    }
+
+    /// The free slots of `range` around busy intervals (in any order, overlapping or not): the maximal gaps at
+    /// least `minimum` long, at most ``maxSlots``.
+    public static func freeSlots(in range: TimeSlot, busy: [TimeSlot], minimum: TimeInterval) -> [TimeSlot] {
+        var slots: [TimeSlot] = []
+        var cursor = range.start
+        for interval in busy.sorted(by: { $0.start < $1.start }) {
+            if interval.start > cursor {
+                let end = min(interval.start, range.end)
+                if end.timeIntervalSince(cursor) >= minimum { slots.append(TimeSlot(start: cursor, end: end)) }
+            }
+            cursor = max(cursor, interval.end)
+            if cursor >= range.end || slots.count >= maxSlots { break }
+        }
+        if cursor < range.end, range.end.timeIntervalSince(cursor) >= minimum, slots.count < maxSlots {
+            slots.append(TimeSlot(start: cursor, end: range.end))
+        }
+        return Array(slots.prefix(maxSlots))
+    }
+}

@@ -1,0 +1,91 @@
+import FoundationEssentials
+import Logging
+import ServiceLifecycle
+import SwitchboardPostgres
+import SwitchboardServiceKit
+
+/// Sends meeting reminders when they fall due: every `interval` it claims due, unsent reminders of every tenant
+/// (`FOR UPDATE SKIP LOCKED`, so replicas share the work and none is sent twice), and for each writes a REMINDER
+/// notification to the meeting's attendee users and marks the reminder sent, in one transaction. A reminder of an
+/// occurrence that has started, or of a cancelled meeting, is marked sent without a notification.
+public struct ReminderService: Service {
+    let store: PostgresCollaborationStore
+    let interval: Duration
+    let logger: Logger
+    /// Reminders one transaction sends at most.
+    static let batch = 100
+
+    /// Creates the service.
+    /// - Parameters:
+    ///   - store: the store that writes notifications.
+    ///   - interval: the time between scans.
+    ///   - logger: where failures go.
+    public init(store: PostgresCollaborationStore, interval: Duration = .seconds(1), logger: Logger) {
+        self.store = store
+        self.interval = interval
+        self.logger = logger
+    }
+
+    /// Scans until shutdown; a failed scan is logged and retried at the next tick.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    while try await store.sendDueReminders(limit: Self.batch) == Self.batch {}
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.warning("sending meeting reminders failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}
+
+extension PostgresCollaborationStore {
+    /// Who reminders are sent as.
+    static let reminderActor = "reminders"
+
+    /// Sends up to `limit` due reminders in one transaction.
+    /// - Returns: how many were claimed.
+    func sendDueReminders(limit: Int) async throws -> Int {
+        try await pool.transaction(settings: ["app.reminder_worker": "on"]) { c in
+            let due = try await c.query(
+                """
+                SELECT tenant_id, meeting_id, occurrence, minutes, due_at + make_interval(mins => minutes) > now() AS upcoming
+                FROM collaboration.meeting_reminders
+                WHERE sent_at IS NULL AND due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
+                """, [.int(Int64(limit))]
+            ).rows
+            for row in due {
+                let tenant = try row.string("tenant_id")
+                let meetingID = try row.uuid("meeting_id")
+                let minutes = try row.int("minutes")
+                let occurrence = try row.int("occurrence")
+                // The notification's sender is the reminder worker: its read policy admits the row it returns.
+                try await c.query(
+                    "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)", [.text(tenant), .text(Self.reminderActor)])
+                let principal = Principal(actor: Actor(tenantID: tenant, userID: Self.reminderActor), isAdmin: true, isManager: true)
+                if let meeting = try await c.query(
+                    """
+                    SELECT \(Self.meetingColumns) FROM collaboration.meetings m
+                    WHERE m.tenant_id = $1 AND m.id = $2 AND m.deleted_at IS NULL
+                    """, [.text(tenant), .uuid(meetingID)]
+                ).first.map(Self.meeting), try row.bool("upcoming") {
+                    _ = try await appendNotification(
+                        NotificationData(
+                            kind: .reminder, audience: .users(meeting.data.attendeeUserIDs),
+                            title: "\(meeting.data.title) starts in \(minutes) minutes", resourceType: Self.meetingType,
+                            resourceID: meetingID.lowercaseText), principal: principal, on: c)
+                }
+                try await c.query(
+                    """
+                    UPDATE collaboration.meeting_reminders SET sent_at = now()
+                    WHERE tenant_id = $1 AND meeting_id = $2 AND occurrence = $3 AND minutes = $4
+                    """, [.text(tenant), .uuid(meetingID), .int(occurrence), .int(minutes)])
+            }
+            return due.count
+        }
+    }
+}

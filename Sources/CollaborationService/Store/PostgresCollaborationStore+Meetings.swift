@@ -1,0 +1,314 @@
+import FoundationEssentials
+import SwitchboardPostgres
+import SwitchboardServiceKit
+
+extension PostgresCollaborationStore {
+    static let meetingType = "switchboard.collaboration.v1.Meeting"
+    static let meetingColumns = """
+        m.id, m.title, m.description, m.start_at, m.end_at, m.time_zone, m.attendee_user_ids, m.contact_ids::text[] AS contact_ids, \
+        m.reminder_minutes::text[] AS reminder_minutes, m.recurrence_frequency, m.recurrence_interval, m.recurrence_count, m.organizer_id, m.version, m.created_at, m.created_by, m.updated_at, m.updated_by, m.deleted_at, \
+        (extract(epoch FROM m.start_at) * 1000000)::int8 AS sort_micros
+        """
+
+    static func meeting(_ row: PostgresRow) throws -> MeetingRecord {
+        var data = MeetingData()
+        data.title = try row.string("title")
+        data.description = try row.string("description")
+        data.start = try row.date("start_at")
+        data.end = try row.date("end_at")
+        data.timeZone = try row.string("time_zone")
+        data.attendeeUserIDs = try row.strings("attendee_user_ids")
+        data.contactIDs = try row.strings("contact_ids").compactMap { UUID(text: $0) }
+        data.reminderMinutes = try row.strings("reminder_minutes").compactMap { Int($0) }
+        data.recurrence = Recurrence(
+            frequency: Recurrence.Frequency(rawValue: Int(try row.int("recurrence_frequency"))) ?? .none,
+            interval: Int(try row.int("recurrence_interval")), count: Int(try row.int("recurrence_count")))
+        var record = MeetingRecord(
+            id: try row.uuid("id"), data: data, organizerID: try row.string("organizer_id"), version: try row.int("version"),
+            audit: try audit(row))
+        record.sortMicros = try row.int("sort_micros")
+        // A list row is one occurrence: its own times.
+        if case .timestamp(let start) = row["occurrence_start"], case .timestamp(let end) = row["occurrence_end"] {
+            record.data.start = start
+            record.data.end = end
+            record.occurrence = Int(try row.int("occurrence"))
+            record.sortMicros = try row.int("occurrence_micros")
+        }
+        return record
+    }
+
+    /// Refuses a time zone PostgreSQL does not know (its IANA database).
+    func checkTimeZone(_ zone: String, on c: PostgresConnection) async throws {
+        let known = try await c.query("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1) AS known", [.text(zone)]).first!
+        if try !known.bool("known") {
+            throw CollaborationError.invalid("meeting.time_zone", "\(CustomFieldRules.excerpt(zone)) is not an IANA time zone name")
+        }
+    }
+
+    /// Locks the attendees' calendars in name order (so two bookings sharing users cannot deadlock), then finds their
+    /// other live meetings overlapping the new time.
+    func checkConflicts(_ data: MeetingData, excluding id: UUID?, principal: Principal, on c: PostgresConnection) async throws {
+        let tenant = PostgresValue.text(principal.actor.tenantID)
+        let users = PostgresValue.array(data.attendeeUserIDs.map(PostgresValue.text), elementType: .text)
+        try await c.query(
+            """
+            SELECT count(pg_advisory_xact_lock(hashtextextended('collaboration.calendar/' || $1 || '/' || u, 0))) AS locked
+            FROM (SELECT u FROM unnest($2::text[]) AS u ORDER BY u) ordered
+            """, [tenant, users])
+        // Every occurrence against the attendees' calendars. A meeting lasts at most 14 days, so rows overlapping an
+        // occurrence start within 14 days before it ends: an index range per user and occurrence.
+        let rows = try await c.query(
+            """
+            SELECT DISTINCT a.meeting_id FROM collaboration.occurrences($3, $4, $6, $7::int8::smallint, $8::int8::integer, $9::int8::integer) o
+            JOIN collaboration.meeting_attendees a ON a.tenant_id = $1 AND a.user_id = ANY ($2::text[]) AND a.start_at < o.end_at
+                AND a.start_at > o.end_at - interval '14 days' AND a.end_at > o.start_at
+            JOIN collaboration.meetings m ON m.tenant_id = a.tenant_id AND m.id = a.meeting_id AND m.deleted_at IS NULL
+            WHERE a.meeting_id IS DISTINCT FROM $5
+            ORDER BY a.meeting_id LIMIT \(MeetingRules.maxConflictsReported)
+            """,
+            [
+                tenant, users, .timestamp(data.start!), .timestamp(data.end!), id.map(PostgresValue.uuid) ?? .null, .text(data.timeZone),
+                .int(Int64(data.recurrence.frequency.rawValue)), .int(Int64(data.recurrence.interval)), .int(Int64(data.recurrence.count)),
+            ])
+        if !rows.rows.isEmpty { throw CollaborationError.meetingConflicts(try rows.rows.map { try $0.uuid("meeting_id").lowercaseText }) }
+    }
+
+    /// Rewrites the calendar rows of a meeting (its attendees' and contacts', with its times).
+    func linkMeeting(_ id: UUID, replacing: Bool, principal: Principal, on c: PostgresConnection) async throws {
+        let tenant = PostgresValue.text(principal.actor.tenantID)
+        if replacing {
+            try await c.query("DELETE FROM collaboration.meeting_attendees WHERE tenant_id = $1 AND meeting_id = $2", [tenant, .uuid(id)])
+            try await c.query("DELETE FROM collaboration.meeting_contacts WHERE tenant_id = $1 AND meeting_id = $2", [tenant, .uuid(id)])
+        }
+        try await c.query(
+            """
+            INSERT INTO collaboration.meeting_attendees (tenant_id, user_id, start_at, end_at, meeting_id, occurrence)
+            SELECT $1, u, o.start_at, o.end_at, m.id, o.occurrence FROM collaboration.meetings m,
+                LATERAL \(Self.occurrencesOf) o, unnest(m.attendee_user_ids) AS u
+            WHERE m.tenant_id = $1 AND m.id = $2
+            """, [tenant, .uuid(id)])
+        try await c.query(
+            """
+            INSERT INTO collaboration.meeting_contacts (tenant_id, contact_id, start_at, end_at, meeting_id, occurrence)
+            SELECT $1, u, o.start_at, o.end_at, m.id, o.occurrence FROM collaboration.meetings m,
+                LATERAL \(Self.occurrencesOf) o, unnest(m.contact_ids) AS u
+            WHERE m.tenant_id = $1 AND m.id = $2
+            """, [tenant, .uuid(id)])
+    }
+
+    /// Replaces a meeting's unsent reminders with its current lead times (a lead time already sent for this start is
+    /// not sent again: moving the meeting re-arms every reminder, since its rows are replaced whole).
+    func scheduleReminders(_ id: UUID, principal: Principal, on c: PostgresConnection) async throws {
+        let binds: [PostgresValue] = [.text(principal.actor.tenantID), .uuid(id)]
+        try await c.query("DELETE FROM collaboration.meeting_reminders WHERE tenant_id = $1 AND meeting_id = $2", binds)
+        try await c.query(
+            """
+            INSERT INTO collaboration.meeting_reminders (tenant_id, meeting_id, occurrence, minutes, due_at)
+            SELECT $1, m.id, o.occurrence, r, o.start_at - make_interval(mins => r) FROM collaboration.meetings m,
+                LATERAL \(Self.occurrencesOf) o, unnest(m.reminder_minutes) AS r
+            WHERE m.tenant_id = $1 AND m.id = $2 AND o.start_at > now()
+            """, binds)
+    }
+
+    /// The occurrences of the meeting row `m`.
+    static let occurrencesOf = """
+        collaboration.occurrences(m.start_at, m.end_at, m.time_zone, m.recurrence_frequency, m.recurrence_interval, m.recurrence_count)
+        """
+
+    static func meetingBinds(_ data: MeetingData) -> [PostgresValue] {
+        [
+            .text(data.title), .text(data.description), .timestamp(data.start!), .timestamp(data.end!), .text(data.timeZone),
+            .array(data.attendeeUserIDs.map(PostgresValue.text), elementType: .text),
+            .array(data.contactIDs.map(PostgresValue.uuid), elementType: .uuid),
+            .array(data.reminderMinutes.map { .int(Int64($0)) }, elementType: .int), .int(Int64(data.recurrence.frequency.rawValue)),
+            .int(Int64(data.recurrence.interval)), .int(Int64(data.recurrence.count)),
+        ]
+    }
+
+    /// The protocol requirement `insertMeeting` (documented on the protocol).
+    public func insertMeeting(
+        _ data: MeetingData, allowConflicts: Bool, principal: Principal, write: WriteOptions<MeetingRecord>
+    ) async throws
+        -> WriteOutcome<MeetingRecord>
+    {
+        try await self.write(write, principal) { c in
+            try await checkTimeZone(data.timeZone, on: c)
+            if !allowConflicts { try await checkConflicts(data, excluding: nil, principal: principal, on: c) }
+            let row = try await c.query(
+                """
+                INSERT INTO collaboration.meetings AS m (tenant_id, id, title, description, start_at, end_at, time_zone, attendee_user_ids, contact_ids,
+                    reminder_minutes, recurrence_frequency, recurrence_interval, recurrence_count, organizer_id, created_at, created_by,
+                    updated_at, updated_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::int8[]::integer[], $11, $12, $13, $14, now(), $14, now(), $14)
+                RETURNING \(Self.meetingColumns)
+                """, [.text(principal.actor.tenantID), .uuid(UUID.random())] + Self.meetingBinds(data) + [.text(principal.userID)]
+            ).first!
+            let meeting = try Self.meeting(row)
+            try await linkMeeting(meeting.id, replacing: false, principal: principal, on: c)
+            try await scheduleReminders(meeting.id, principal: principal, on: c)
+            try await recordChange(
+                Self.meetingType, id: meeting.id.lowercaseText, kind: .created, json: try publish.meeting(meeting), principal: principal, on: c)
+            return meeting
+        }
+    }
+
+    /// The protocol requirement `fetchMeeting` (documented on the protocol).
+    public func fetchMeeting(id: UUID, principal: Principal) async throws -> MeetingRecord? {
+        try await read(
+            principal, "SELECT \(Self.meetingColumns) FROM collaboration.meetings m WHERE m.tenant_id = $1 AND m.id = $2",
+            [.text(principal.actor.tenantID), .uuid(id)]
+        ).first.map(Self.meeting)
+    }
+
+    /// The protocol requirement `replaceMeeting` (documented on the protocol).
+    public func replaceMeeting(
+        id: UUID, expectedVersion: Int64, data: MeetingData, changedFields: [String], allowConflicts: Bool, principal: Principal,
+        write: WriteOptions<MeetingRecord>
+    ) async throws -> WriteOutcome<MeetingRecord> {
+        try await self.write(write, principal) { c in
+            if changedFields.contains("time_zone") { try await checkTimeZone(data.timeZone, on: c) }
+            let reschedules = !Set(changedFields).isDisjoint(with: ["start_time", "end_time", "attendee_user_ids", "recurrence", "time_zone"])
+            if reschedules, !allowConflicts { try await checkConflicts(data, excluding: id, principal: principal, on: c) }
+            guard
+                let row = try await c.query(
+                    """
+                    UPDATE collaboration.meetings AS m SET title = $4, description = $5, start_at = $6, end_at = $7, time_zone = $8,
+                        attendee_user_ids = $9, contact_ids = $10, reminder_minutes = $11::int8[]::integer[], recurrence_frequency = $12,
+                        recurrence_interval = $13, recurrence_count = $14, version = version + 1, updated_at = now(), updated_by = $15
+                    WHERE tenant_id = $1 AND id = $2 AND version = $3 AND deleted_at IS NULL
+                    RETURNING \(Self.meetingColumns)
+                    """, [.text(principal.actor.tenantID), .uuid(id), .int(expectedVersion)] + Self.meetingBinds(data) + [.text(principal.userID)]
+                ).first
+            else {
+                let current = try await fetchMeeting(id: id, principal: principal)
+                guard let current, current.audit.deletedAt == nil else { throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText) }
+                throw CollaborationError.etagMismatch(current: current.etag)
+            }
+            let meeting = try Self.meeting(row)
+            try await linkMeeting(id, replacing: true, principal: principal, on: c)
+            if !Set(changedFields).isDisjoint(with: ["start_time", "end_time", "time_zone", "reminder_minutes", "recurrence"]) {
+                try await scheduleReminders(id, principal: principal, on: c)
+            }
+            try await recordChange(
+                Self.meetingType, id: id.lowercaseText, kind: .updated, fields: changedFields, json: try publish.meeting(meeting),
+                principal: principal, on: c)
+            return meeting
+        }
+    }
+
+    /// The protocol requirement `restoreMeeting` (documented on the protocol).
+    public func restoreMeeting(
+        id: UUID, allowConflicts: Bool, principal: Principal, write: WriteOptions<MeetingRecord>
+    ) async throws
+        -> WriteOutcome<MeetingRecord>
+    {
+        try await self.write(write, principal) { c in
+            guard let current = try await fetchMeeting(id: id, principal: principal) else {
+                throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText)
+            }
+            if !allowConflicts { try await checkConflicts(current.data, excluding: id, principal: principal, on: c) }
+            guard
+                let row = try await c.query(
+                    """
+                    UPDATE collaboration.meetings AS m SET deleted_at = NULL, version = version + 1, updated_at = now(), updated_by = $3
+                    WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NOT NULL
+                    RETURNING \(Self.meetingColumns)
+                    """, [.text(principal.actor.tenantID), .uuid(id), .text(principal.userID)]
+                ).first
+            else { return current }
+            let meeting = try Self.meeting(row)
+            try await scheduleReminders(id, principal: principal, on: c)
+            try await recordChange(
+                Self.meetingType, id: id.lowercaseText, kind: .undeleted, json: try publish.meeting(meeting), principal: principal, on: c)
+            return meeting
+        }
+    }
+
+    /// The protocol requirement `cancelMeeting` (documented on the protocol).
+    public func cancelMeeting(
+        id: UUID, expectedVersion: Int64?, principal: Principal, write: WriteOptions<MeetingRecord>
+    ) async throws
+        -> WriteOutcome<MeetingRecord>
+    {
+        try await self.write(write, principal) { c in
+            guard
+                let row = try await c.query(
+                    """
+                    UPDATE collaboration.meetings AS m SET deleted_at = now(), version = version + 1, updated_at = now(), updated_by = $4
+                    WHERE tenant_id = $1 AND id = $2 AND ($3::int8 IS NULL OR version = $3) AND deleted_at IS NULL
+                    RETURNING \(Self.meetingColumns)
+                    """, [.text(principal.actor.tenantID), .uuid(id), expectedVersion.map(PostgresValue.int) ?? .null, .text(principal.userID)]
+                ).first
+            else {
+                guard let current = try await fetchMeeting(id: id, principal: principal) else {
+                    throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText)
+                }
+                if current.audit.deletedAt != nil { return current }
+                throw CollaborationError.etagMismatch(current: current.etag)
+            }
+            let meeting = try Self.meeting(row)
+            // Its unsent reminders go with it (sent ones stay as the record of what was sent).
+            try await c.query(
+                "DELETE FROM collaboration.meeting_reminders WHERE tenant_id = $1 AND meeting_id = $2 AND sent_at IS NULL",
+                [.text(principal.actor.tenantID), .uuid(id)])
+            try await recordChange(
+                Self.meetingType, id: id.lowercaseText, kind: .deleted, json: try publish.meeting(meeting), principal: principal, on: c)
+            return meeting
+        }
+    }
+
+    /// The protocol requirement `listMeetings` (documented on the protocol).
+    public func listMeetings(
+        of scope: MeetingScope, window: (min: Date?, max: Date?), after: TimeCursor?, limit: Int, principal: Principal
+    ) async throws -> Rows<MeetingRecord> {
+        var binds = Binds(values: [.text(principal.actor.tenantID)])
+        let from: String, key: String
+        var conditions: [String]
+        switch scope {
+        case .contact(let contact):
+            from = "collaboration.meeting_contacts x"
+            key = "x.contact_id"
+            conditions = ["x.tenant_id = $1", "\(key) = \(binds.add(.uuid(contact)))"]
+        case .user(let user):
+            from = "collaboration.meeting_attendees x"
+            key = "x.user_id"
+            conditions = ["x.tenant_id = $1", "\(key) = \(binds.add(.text(user)))"]
+        }
+        conditions.append("m.deleted_at IS NULL")
+        if let min = window.min { conditions.append("x.end_at > \(binds.add(.timestamp(min)))") }
+        if let max = window.max { conditions.append("x.start_at < \(binds.add(.timestamp(max)))") }
+        if let after {
+            conditions.append("(x.start_at, x.meeting_id) > (\(Self.cursorTime(after.micros, &binds)), \(binds.add(.uuid(after.id))))")
+        }
+        let limitPlaceholder = binds.add(.int(Int64(limit + 1)))
+        // Only fixed text and placeholders are spliced.
+        let rows = try await read(
+            principal,
+            """
+            SELECT \(Self.meetingColumns), x.start_at AS occurrence_start, x.end_at AS occurrence_end, x.occurrence,
+                (extract(epoch FROM x.start_at) * 1000000)::int8 AS occurrence_micros
+            FROM \(from)
+            JOIN collaboration.meetings m ON m.tenant_id = x.tenant_id AND m.id = x.meeting_id
+            WHERE \(conditions.joined(separator: " AND ")) ORDER BY x.start_at, x.meeting_id LIMIT \(limitPlaceholder)
+            """, binds.values)
+        return Self.page(try rows.map(Self.meeting), limit: limit)
+    }
+
+    /// The protocol requirement `busy` (documented on the protocol).
+    public func busy(users: [String], range: TimeSlot, limit: Int, principal: Principal) async throws -> [TimeSlot] {
+        try await read(
+            principal,
+            """
+            SELECT DISTINCT a.start_at, a.end_at FROM collaboration.meeting_attendees a
+            JOIN collaboration.meetings m ON m.tenant_id = a.tenant_id AND m.id = a.meeting_id AND m.deleted_at IS NULL
+            WHERE a.tenant_id = $1 AND a.user_id = ANY ($2::text[]) AND a.start_at < $4 AND a.start_at > $3 - interval '14 days'
+                AND a.end_at > $3
+            ORDER BY a.start_at, a.end_at LIMIT $5
+            """,
+            [
+                .text(principal.actor.tenantID), .array(users.map(PostgresValue.text), elementType: .text), .timestamp(range.start),
+                .timestamp(range.end), .int(Int64(limit + 1)),
+            ]
+        ).map { TimeSlot(start: try $0.date("start_at"), end: try $0.date("end_at")) }
+    }
+}

@@ -1,0 +1,4 @@
+import CollaborationService
+import SwitchboardServiceKit
+
+await ServiceCommand<CollaborationService>.start()

@@ -1,0 +1,109 @@
+import CollaborationService
+import Foundation
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+import SwitchboardServiceKitTestSupport
+import SwitchboardTestSupport
+import Testing
+
+/// The contacts feed applied as the consumer applies it (one batch in one transaction), with real ChangeEvents.
+@Suite("Collaboration: the contacts feed", .serialized)
+final class ContactsFeedTests {
+    let harness: CollaborationHarness
+
+    init() async throws {
+        // The feed's address is a closed port: the consumer retries in the background; the tests apply events directly.
+        harness = try await CollaborationHarness.start(
+            contactsFeed: CollaborationService.ContactsFeed(host: "127.0.0.1", port: 1, token: .file("/nonexistent")))
+    }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
+
+    func event(
+        _ tenant: String, _ contact: String, _ kind: Switchboard_Common_V1_ChangeKind, related: [String] = []
+    )
+        -> Switchboard_Common_V1_ChangeEvent
+    {
+        var e = Switchboard_Common_V1_ChangeEvent()
+        // Distinct sequences: set-aside events are kept by feed sequence.
+        e.sequence = Int64.random(in: 1...Int64.max / 2)
+        e.tenantId = tenant
+        e.resourceType = "switchboard.contacts.v1.Contact"
+        e.resourceId = contact
+        e.kind = kind
+        e.relatedIds = related
+        return e
+    }
+
+    func apply(_ events: [Switchboard_Common_V1_ChangeEvent]) async throws {
+        let store = CollaborationService.store(pool: harness.pool)
+        _ = try await harness.pool.transaction { c in
+            try await CollaborationService.applyContactsEvents(events, store: store, logger: .init(label: "feed"), on: c)
+        }
+    }
+
+    @Test("MERGED moves notes, files, comments and meetings from the loser to the winner, without duplicates")
+    func merged() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let (loser, winner) = (subject(.contact), subject(.contact))
+        let organization = subject(.organization)
+        let both = try await client.createNote(about: [loser, winner], body: "both")
+        let onlyLoser = try await client.createNote(about: [organization, loser], body: "loser", visibility: .private)
+        let comment = try await client.comment(subject: loser)
+        var meeting = Switchboard_Collaboration_V1_Meeting()
+        meeting.title = "Call"
+        meeting.startTime = Date(timeIntervalSince1970: 1_900_000_000)
+        meeting.endTime = Date(timeIntervalSince1970: 1_900_003_600)
+        meeting.timeZone = "UTC"
+        meeting.contactIds = [loser.id, winner.id]
+        var book = Switchboard_Collaboration_V1_CreateMeetingRequest()
+        book.meeting = meeting
+        let booked = try await client.stub.createMeeting(book, options: client.options)
+
+        try await apply([event(t, loser.id, .merged, related: [winner.id])])
+        #expect(try await client.allNotes(loser).isEmpty)
+        #expect(Set(try await client.allNotes(winner)) == [both.id, onlyLoser.id])
+        #expect(try await client.getNote(both.id).subjects == [winner])
+        #expect(try await client.getNote(onlyLoser.id).subjects == [organization, winner])
+        #expect(try await client.listComments(subject: winner).comments.map(\.id) == [comment.id])
+        var get = Switchboard_Collaboration_V1_GetMeetingRequest()
+        get.id = booked.id
+        #expect(try await client.stub.getMeeting(get, options: client.options).contactIds == [winner.id])
+    }
+
+    @Test("ERASED deletes what was only about the person and takes them out of the rest; malformed events are set aside")
+    func erased() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let person = subject(.contact)
+        let other = subject(.contact)
+        let only = try await client.createNote(about: [person], body: "about the person")
+        let shared = try await client.createNote(about: [person, other], body: "about both")
+        let thread = try await client.comment(note: only.id)
+        let onRecord = try await client.comment(subject: person)
+        _ = try await client.comment(subject: person, parent: onRecord.id)
+
+        try await apply([event(t, person.id, .erased), event(t, "not-a-uuid", .erased), event(t, other.id, .merged)])
+        let admin = try await harness.client(tenant: t, user: "boss", roles: [.admin])
+        #expect(await rpcError { _ = try await admin.getNote(only.id, includeDeleted: true) }?.code == .notFound)
+        #expect(try await admin.getNote(shared.id).subjects == [other])
+        #expect(try await admin.allNotes(person).isEmpty)
+        #expect(try await admin.listComments(subject: person).comments.isEmpty)
+        #expect(await rpcError { _ = try await client.editComment(thread.id, body: "x") }?.code == .notFound)
+        let setAside = try await harness.pool.query(
+            settings: ["app.tenant_id": t], "SELECT count(*) AS n FROM collaboration.feed_dead_letters", []
+        ).first!.int("n")
+        #expect(setAside == 2)
+        // Nothing outside the erasure may delete a note: the policy needs app.erasure.
+        let refused = try await harness.pool.query(
+            settings: ["app.tenant_id": t, "app.user_admin": "on"], "DELETE FROM collaboration.notes WHERE tenant_id = $1", [.text(t)]
+        ).affectedRows
+        #expect(refused == 0)
+    }
+}

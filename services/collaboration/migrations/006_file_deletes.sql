@@ -1,0 +1,2 @@
+-- Files are soft-deleted like everything else a user would expect to undo.
+ALTER TABLE collaboration.files ADD COLUMN deleted_at timestamptz;

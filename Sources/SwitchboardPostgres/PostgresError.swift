@@ -58,8 +58,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var isUniqueViolation: Bool { sqlState == "23505" }
 
     /// The connection failed (class 08, admin shutdown 57P01..57P03), or was never made: retrying on a new
-    /// connection may work.
+    /// connection may work. Not 08P01 (protocol violation): PostgreSQL answers it to a malformed message, e.g. a
+    /// statement bound with the wrong number of parameters, which is a bug to report, not an outage to retry.
     public var isConnectionFailure: Bool {
-        kind == .connection || sqlState?.hasPrefix("08") == true || ["57P01", "57P02", "57P03"].contains(sqlState ?? "")
+        guard sqlState != "08P01" else { return false }
+        return kind == .connection || sqlState?.hasPrefix("08") == true || ["57P01", "57P02", "57P03"].contains(sqlState ?? "")
     }
 }

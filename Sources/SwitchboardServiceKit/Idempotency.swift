@@ -96,7 +96,7 @@ public struct Idempotency: Sendable {
         let rows = try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],
             "SELECT method, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
-            [.text(actor.tenantID), .text(write.requestID)]
+            [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor))]
         ).rows
         return try rows.first.map { try stored($0, method: write.method) } ?? nil
     }
@@ -114,7 +114,7 @@ public struct Idempotency: Sendable {
             if !write.requestID.isEmpty {
                 try await c.query(
                     "UPDATE \(schema).idempotency_keys SET response = $3 WHERE tenant_id = $1 AND request_id = $2",
-                    [.text(actor.tenantID), .text(write.requestID), .bytes(write.encode(value))])
+                    [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor)), .bytes(write.encode(value))])
             }
             return .fresh(value)
         }
@@ -128,11 +128,11 @@ public struct Idempotency: Sendable {
             """
             INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method) VALUES ($1, $2, $3)
             ON CONFLICT (tenant_id, request_id) DO NOTHING RETURNING 1 AS claimed
-            """, [.text(actor.tenantID), .text(write.requestID), .text(write.method)])
+            """, [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor)), .text(write.method)])
         guard inserted.rows.isEmpty else { return nil }
         let row = try await c.query(
             "SELECT method, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
-            [.text(actor.tenantID), .text(write.requestID)]
+            [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor))]
         ).first
         return try row.map { try stored($0, method: write.method) ?? [] } ?? []
     }
@@ -144,7 +144,7 @@ public struct Idempotency: Sendable {
         guard !write.requestID.isEmpty else { return nil }
         return (
             sql: "INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method, response) VALUES ($1, $2, $3, $4)",
-            binds: [.text(actor.tenantID), .text(write.requestID), .text(write.method), .bytes(write.encode(value))]
+            binds: [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor)), .text(write.method), .bytes(write.encode(value))]
         )
     }
 
@@ -153,6 +153,13 @@ public struct Idempotency: Sendable {
         guard first == method else { throw RequestIDReused(method: first) }
         if case .bytes(let b) = row["response"] { return b }
         return nil
+    }
+
+    /// The stored key of a request id: the caller's user and the id. Keys are per user, not per tenant: a response
+    /// (a private note, an interaction only its owner may read) replays only to the user who made the request, and
+    /// another user's request with the same id runs as its own.
+    static func key(_ requestID: String, actor: Actor) -> String {
+        "\(actor.userID)\u{1F}\(requestID)"
     }
 
     /// Erasure of a person from the stored first responses: deletes the tenant's keys whose response holds one of

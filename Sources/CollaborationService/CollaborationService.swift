@@ -24,6 +24,14 @@ public enum CollaborationService: ServiceDefinition {
                 "UploadFile calls served at once (1-64, below SWITCHBOARD_DB_POOL_SIZE; each holds a database transaction while its client sends; one tenant may hold half, rounded up); more are RESOURCE_EXHAUSTED."
         ),
         .init(
+            "SWITCHBOARD_COLLABORATION_SUBSCRIPTIONS", default: "10000",
+            help: "SubscribeNotifications streams open at once in this process (1-100000; one tenant may hold half); more are RESOURCE_EXHAUSTED."
+        ),
+        .init(
+            "SWITCHBOARD_COLLABORATION_SUBSCRIPTIONS_PER_USER", default: "16",
+            help: "SubscribeNotifications streams one user may hold open at once in this process (1-1000); more are RESOURCE_EXHAUSTED."
+        ),
+        .init(
             "SWITCHBOARD_COLLABORATION_CONTACTS_ADDRESS", default: nil,
             help:
                 "host:port of the contacts service, whose feed's MERGED and ERASED events re-point and erase what is about a person; unset: no feed is followed."
@@ -56,13 +64,13 @@ public enum CollaborationService: ServiceDefinition {
     /// - Throws: ``ConfigurationError`` naming an invalid variable.
     public static func contactsFeed(_ environment: [String: String]) throws -> ContactsFeed? {
         let env = EnvironmentReader(environment)
-        guard let address = env.string(settings[2]) else { return nil }
+        guard let address = env.string(settings[4]) else { return nil }
         guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
             (1...65535).contains(port)
-        else { throw ConfigurationError(variable: settings[2].name, problem: "must be host:port (got \"\(address)\")") }
-        guard let token = ServiceTokenSource.from(tokenFile: try env.file(settings[3]), service: defaults.name, environment: environment) else {
+        else { throw ConfigurationError(variable: settings[4].name, problem: "must be host:port (got \"\(address)\")") }
+        guard let token = ServiceTokenSource.from(tokenFile: try env.file(settings[5]), service: defaults.name, environment: environment) else {
             throw ConfigurationError(
-                variable: settings[3].name, problem: "must be set when \(settings[2].name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
+                variable: settings[5].name, problem: "must be set when \(settings[4].name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
         }
         return ContactsFeed(host: String(address[..<colon]), port: port, token: token)
     }
@@ -78,7 +86,11 @@ public enum CollaborationService: ServiceDefinition {
             throw ConfigurationError(
                 variable: settings[1].name, problem: "must be below SWITCHBOARD_DB_POOL_SIZE (\(poolSize)): each upload holds a connection")
         }
-        return description(maxFileBytes: Int64(maxFileBytes), uploadStreams: uploadStreams, contactsFeed: try contactsFeed(environment))
+        let subscriptions = try env.int(settings[2], in: 1...100_000)
+        let subscriptionsPerUser = try env.int(settings[3], in: 1...1000)
+        return description(
+            maxFileBytes: Int64(maxFileBytes), uploadStreams: uploadStreams, subscriptions: subscriptions,
+            subscriptionsPerUser: subscriptionsPerUser, contactsFeed: try contactsFeed(environment))
     }
 
     /// The description with the default settings.
@@ -90,9 +102,11 @@ public enum CollaborationService: ServiceDefinition {
     ///   - uploadStreams: most uploads at once.
     ///   - contactsFeed: the contacts feed to follow; nil follows none.
     ///   - reminderInterval: the time between scans for due meeting reminders.
+    ///   - subscriptions: most notification streams open at once.
+    ///   - subscriptionsPerUser: most notification streams of one user at once.
     public static func description(
-        maxFileBytes: Int64 = FileRules.defaultMaxFileBytes, uploadStreams: Int = 4, contactsFeed: ContactsFeed? = nil,
-        reminderInterval: Duration = .seconds(1)
+        maxFileBytes: Int64 = FileRules.defaultMaxFileBytes, uploadStreams: Int = 4, subscriptions: Int = 10_000,
+        subscriptionsPerUser: Int = 16, contactsFeed: ContactsFeed? = nil, reminderInterval: Duration = .seconds(1)
     ) -> ServiceDescription {
         typealias M = Switchboard_Collaboration_V1_CollaborationService.Method
         var description = ServiceDescription(
@@ -118,8 +132,8 @@ public enum CollaborationService: ServiceDefinition {
                 let store = makeStore(dependencies)
                 let notifier = dependencies.notifier
                 let domain = CollaborationDomain(
-                    store: store, maxFileBytes: maxFileBytes, uploadStreams: uploadStreams,
-                    wakeups: { tenant in notifier.wakeups(tenantID: tenant) })
+                    store: store, maxFileBytes: maxFileBytes, uploadStreams: uploadStreams, subscriptions: subscriptions,
+                    subscriptionsPerUser: subscriptionsPerUser, wakeups: { tenant in notifier.wakeups(tenantID: tenant) })
                 return [CollaborationHandler(domain: domain, changes: dependencies.changes)]
             })
         description.makeBackgroundServices = { dependencies in

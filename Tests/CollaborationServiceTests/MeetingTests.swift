@@ -87,6 +87,17 @@ final class MeetingTests {
         #expect(try await alice.stub.getMeeting(get, options: alice.options) == first)
     }
 
+    @Test("multi-day meetings conflict however long ago the earlier one began (an offsite on days 0-7, a booking on days 5-15)")
+    func multiDayConflicts() async throws {
+        let tenantID = tenant()
+        let alice = try await harness.client(tenant: tenantID, user: "alice")
+        let offsite = try await Self.book(alice, Self.at(9, day: 0), Self.at(17, day: 7), title: "Offsite")
+        let error = await rpcError { _ = try await Self.book(alice, Self.at(9, day: 5), Self.at(17, day: 15), title: "Trip") }
+        #expect(error?.code == .failedPrecondition && error?.message.contains(offsite.id) == true, "\(String(describing: error))")
+        // Starting when the offsite ends is no conflict.
+        _ = try await Self.book(alice, Self.at(17, day: 7), Self.at(9, day: 20), title: "After")
+    }
+
     @Test("a conflict for any attendee user is FAILED_PRECONDITION naming the meetings, unless allow_conflicts")
     func conflicts() async throws {
         let tenantID = tenant()

@@ -62,3 +62,34 @@ struct RulesTests {
             ])
     }
 }
+
+/// The limiter of streams held at once: a process-wide limit, and one per key (a tenant, or a tenant's user).
+@Suite("Stream limiter")
+struct StreamLimiterTests {
+    @Test("a key holds at most its limit, the process at most the total; a finished stream frees its place")
+    func limits() async throws {
+        let perUser = StreamLimiter(limit: 100, perKeyLimit: 2)
+        // One gate per holder: an AsyncStream has one consumer.
+        let gates = (0..<2).map { _ in AsyncStream<Void>.makeStream() }
+        let (started, markStarted) = AsyncStream<Void>.makeStream()
+        let holders = gates.map { gate in
+            Task {
+                try await perUser.run(tenant: "t/ada") {
+                    markStarted.yield()
+                    for await _ in gate.stream { break }
+                }
+            }
+        }
+        var iterator = started.makeAsyncIterator()
+        for _ in 0..<2 { _ = await iterator.next() }
+        await #expect(throws: CollaborationError.tooManyStreams(limit: 2)) { try await perUser.run(tenant: "t/ada") {} }
+        // Another user is not held back by Ada's streams.
+        try await perUser.run(tenant: "t/bob") {}
+        for gate in gates { gate.continuation.yield() }
+        for holder in holders { try await holder.value }
+        try await perUser.run(tenant: "t/ada") {}
+        #expect(perUser.active == 0)
+        let total = StreamLimiter(limit: 1)
+        #expect(total.perTenantLimit == 1)
+    }
+}

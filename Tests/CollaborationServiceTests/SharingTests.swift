@@ -128,6 +128,17 @@ final class SharingTests {
         // Upgrading the VIEW grant to EDIT replaces it.
         _ = try await p.author.share(note.id, user: "grantee", permission: .edit)
         #expect(try await p.grantee.updateNote(note.id, paths: ["body"]) { $0.body = "now" }.body == "now")
+        // An EDIT grantee edits the text but does not decide who reads it: publishing to the tenant, or moving it to
+        // another team, is the author's or an admin's.
+        let publish = await rpcError { _ = try await p.grantee.updateNote(note.id, paths: ["visibility"]) { $0.visibility = .tenant } }
+        #expect(publish?.code == .permissionDenied)
+        let move = await rpcError { _ = try await p.teamGrantee.updateNote(note.id, paths: ["team_id"]) { $0.teamId = editors.id } }
+        #expect(move?.code == .permissionDenied)
+        #expect(
+            try await p.admin.updateNote(note.id, paths: ["visibility", "team_id"]) {
+                $0.visibility = .tenant
+                $0.teamId = ""
+            }.visibility == .tenant)
     }
 
     @Test("only the author or an admin shares and revokes; a revoked grantee loses the note")

@@ -54,6 +54,15 @@ extension CollaborationDomain {
     /// order (the store numbers them under a lock held to commit), so nothing is skipped or sent twice at the switch.
     public func subscribe(afterID: Int64, principal: Principal, deliver: (NotificationRecord) async throws -> Void) async throws {
         guard afterID >= 0 else { throw CollaborationError.invalid("after_id", "must not be negative") }
+        let tenant = principal.actor.tenantID
+        try await subscriptions.run(tenant: tenant) {
+            try await userSubscriptions.run(tenant: "\(tenant)\u{1F}\(principal.userID)") {
+                try await follow(afterID: afterID, principal: principal, deliver: deliver)
+            }
+        }
+    }
+
+    private func follow(afterID: Int64, principal: Principal, deliver: (NotificationRecord) async throws -> Void) async throws {
         var iterator = wakeups(principal.actor.tenantID).makeAsyncIterator()
         var cursor = afterID
         while !Task.isCancelled {

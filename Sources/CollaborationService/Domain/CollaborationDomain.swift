@@ -12,6 +12,11 @@ public struct CollaborationDomain: Sendable {
     public let maxFileBytes: Int64
     /// Bounds the uploads running at once (each holds a database transaction while its client sends).
     let uploads: StreamLimiter
+    /// Bounds the notification streams open at once in this process (each wakes and queries on every write of its
+    /// tenant): one tenant may hold half.
+    let subscriptions: StreamLimiter
+    /// Bounds one user's notification streams at once.
+    let userSubscriptions: StreamLimiter
 
     /// Creates the domain.
     /// - Parameters:
@@ -19,13 +24,17 @@ public struct CollaborationDomain: Sendable {
     ///   - maxFileBytes: the largest file.
     ///   - uploadStreams: most uploads at once.
     ///   - wakeups: wakeups of a tenant's notification streams.
+    ///   - subscriptions: most notification streams open at once (one tenant may hold half).
+    ///   - subscriptionsPerUser: most notification streams of one user at once.
     public init(
         store: any CollaborationStore, maxFileBytes: Int64 = FileRules.defaultMaxFileBytes, uploadStreams: Int = 4,
-        wakeups: @escaping @Sendable (String) -> AsyncStream<Void>
+        subscriptions: Int = 10_000, subscriptionsPerUser: Int = 16, wakeups: @escaping @Sendable (String) -> AsyncStream<Void>
     ) {
         self.store = store
         self.maxFileBytes = maxFileBytes
         self.uploads = StreamLimiter(limit: uploadStreams)
+        self.subscriptions = StreamLimiter(limit: subscriptions)
+        self.userSubscriptions = StreamLimiter(limit: Int.max / 2, perKeyLimit: subscriptionsPerUser)
         self.wakeups = wakeups
     }
 
@@ -64,6 +73,13 @@ public struct CollaborationDomain: Sendable {
         let current = try await note(id: id, includeDeleted: false, principal: principal)
         if !etag.isEmpty, etag != current.etag { throw CollaborationError.etagMismatch(current: current.etag) }
         var (data, changed) = try NoteRules.merge(current.data, from: source, paths: paths)
+        // Who may read the note is its author's (or an admin's) decision: an EDIT grantee of a private note must not
+        // be able to publish it to the team or the tenant.
+        if data.visibility != current.data.visibility || data.teamID != current.data.teamID, current.authorID != principal.userID,
+            !principal.isAdmin
+        {
+            throw CollaborationError.forbidden("only the note's author or an admin may change its visibility or team")
+        }
         // A note made TEAM or PRIVATE drops a team it no longer needs only when asked; say so rather than guess.
         let violations = NoteRules.check(&data)
         if !violations.isEmpty { throw CollaborationError.invalid(violations) }

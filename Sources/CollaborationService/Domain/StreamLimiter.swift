@@ -12,10 +12,12 @@ public final class StreamLimiter: Sendable {
     private let state = Mutex<(total: Int, byTenant: [String: Int])>((0, [:]))
 
     /// Creates a limiter.
-    /// - Parameter limit: most calls at once (at least 1); one tenant may run half of them, rounded up.
-    public init(limit: Int) {
+    /// - Parameters:
+    ///   - limit: most calls at once (at least 1).
+    ///   - perKeyLimit: most calls of one key (a tenant, or a tenant's user) at once; default half of `limit`, rounded up.
+    public init(limit: Int, perKeyLimit: Int? = nil) {
         self.limit = max(1, limit)
-        self.perTenantLimit = (self.limit + 1) / 2
+        self.perTenantLimit = max(1, perKeyLimit ?? (self.limit + 1) / 2)
     }
 
     /// Runs `body` if fewer than ``limit`` calls are running, and fewer than ``perTenantLimit`` of `tenant`'s.

@@ -21,11 +21,19 @@ extension PostgresCollaborationStore {
         return record
     }
 
+    /// How long an upload may wait for its client's next chunk (30 s).
+    static let uploadIdleMilliseconds = 30_000
+
     /// The protocol requirement `insertFile` (documented on the protocol).
     public func insertFile(
         _ data: FileData, principal: Principal, write: WriteOptions<FileRecord>, content: (ChunkWriter) async throws -> Void
     ) async throws -> WriteOutcome<FileRecord> {
         try await self.write(write, principal) { c in
+            // The transaction waits for the client between chunks: a client that stops sending must not hold it (and an
+            // upload slot) for ever. PostgreSQL ends a session idle in its transaction this long; the upload then fails
+            // and stores nothing.
+            try await c.query(
+                "SELECT set_config('idle_in_transaction_session_timeout', $1, true) AS timeout", [.text(String(Self.uploadIdleMilliseconds))])
             let tenant = PostgresValue.text(principal.actor.tenantID)
             let (types, ids) = Self.subjectBinds(data.subjects)
             let row = try await c.query(

@@ -55,13 +55,15 @@ extension PostgresCollaborationStore {
             SELECT count(pg_advisory_xact_lock(hashtextextended('collaboration.calendar/' || $1 || '/' || u, 0))) AS locked
             FROM (SELECT u FROM unnest($2::text[]) AS u ORDER BY u) ordered
             """, [tenant, users])
-        // Every occurrence against the attendees' calendars. A meeting lasts at most 14 days, so rows overlapping an
-        // occurrence start within 14 days before it ends: an index range per user and occurrence.
+        // Every occurrence against the attendees' calendars. A meeting lasts at most 14 days, so a row overlapping an
+        // occurrence (ending after it starts) starts less than 14 days before the occurrence starts: an index range per
+        // user and occurrence. (Bounded by the occurrence's end instead, a multi-day meeting could miss one that began
+        // earlier: an offsite on days 0-7 and a booking on days 5-15.)
         let rows = try await c.query(
             """
             SELECT DISTINCT a.meeting_id FROM collaboration.occurrences($3, $4, $6, $7::int8::smallint, $8::int8::integer, $9::int8::integer) o
             JOIN collaboration.meeting_attendees a ON a.tenant_id = $1 AND a.user_id = ANY ($2::text[]) AND a.start_at < o.end_at
-                AND a.start_at > o.end_at - interval '14 days' AND a.end_at > o.start_at
+                AND a.start_at > o.start_at - interval '14 days' AND a.end_at > o.start_at
             JOIN collaboration.meetings m ON m.tenant_id = a.tenant_id AND m.id = a.meeting_id AND m.deleted_at IS NULL
             WHERE a.meeting_id IS DISTINCT FROM $5
             ORDER BY a.meeting_id LIMIT \(MeetingRules.maxConflictsReported)

@@ -271,6 +271,17 @@ final class MeetingTests {
         ).rows.map { (try $0.int("minutes"), try $0.bool("sent")) }
         #expect(sent.map(\.0) == [5, 15])
         #expect(sent.map(\.1) == [false, true])
+        // Adding a lead time re-plans the unsent ones; the one already sent is not sent again (both would be due at
+        // once, in the same pass of the worker).
+        var update = Switchboard_Collaboration_V1_UpdateMeetingRequest()
+        var change = Meeting()
+        change.id = booked.id
+        change.reminderMinutes = [5, 15, 30]
+        update.meeting = change
+        update.updateMask = Google_Protobuf_FieldMask(paths: ["reminder_minutes"])
+        _ = try await alice.stub.updateMeeting(update, options: alice.options)
+        #expect(try await eventually { try await bob.inbox().notifications.filter { $0.kind == .reminder }.count >= 2 })
+        #expect(try await bob.inbox().notifications.filter { $0.kind == .reminder }.count == 2)
         var cancel = Switchboard_Collaboration_V1_DeleteMeetingRequest()
         cancel.id = booked.id
         _ = try await alice.stub.deleteMeeting(cancel, options: alice.options)

@@ -30,11 +30,15 @@ final class NotificationTests {
         return try await client.stub.subscribeNotifications(request, options: client.options) { stream in
             var received: [NotificationMessage] = []
             var iterator = stream.makeAsyncIterator()
-            if trigger == 0 { Task { try await whileOpen() } }
+            // The action is awaited before returning: its errors fail the test, and what it records is set (the
+            // notification it causes can arrive before the action itself has returned).
+            var action: Task<Void, any Error>?
+            if trigger == 0 { action = Task { try await whileOpen() } }
             while received.count < count, let next = try await iterator.next() {
                 received.append(next)
-                if received.count == trigger { Task { try await whileOpen() } }
+                if received.count == trigger { action = Task { try await whileOpen() } }
             }
+            try await action?.value
             return received
         }
     }

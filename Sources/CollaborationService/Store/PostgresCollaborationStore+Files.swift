@@ -77,6 +77,14 @@ extension PostgresCollaborationStore {
         ).first.map(Self.file)
     }
 
+    /// A file read on a write's own connection.
+    func fetchFile(id: UUID, principal: Principal, on c: PostgresConnection) async throws -> FileRecord? {
+        try await c.query(
+            "SELECT \(Self.fileColumns) FROM collaboration.files f WHERE f.tenant_id = $1 AND f.id = $2",
+            [.text(principal.actor.tenantID), .uuid(id)]
+        ).first.map(Self.file)
+    }
+
     /// The protocol requirement `setFileDeleted` (documented on the protocol).
     public func setFileDeleted(
         id: UUID, deleted: Bool, principal: Principal, write: WriteOptions<FileRecord>
@@ -94,7 +102,7 @@ extension PostgresCollaborationStore {
                 ).first
             else {
                 // Already in the asked state (a concurrent call won): answer with the file as it is.
-                guard let current = try await fetchFile(id: id, principal: principal) else {
+                guard let current = try await fetchFile(id: id, principal: principal, on: c) else {
                     throw CollaborationError.notFound(kind: "file", id: id.lowercaseText)
                 }
                 return current

@@ -102,13 +102,23 @@ extension PostgresCollaborationStore {
     /// not sent again: moving the meeting re-arms every reminder, since its rows are replaced whole).
     func scheduleReminders(_ id: UUID, principal: Principal, on c: PostgresConnection) async throws {
         let binds: [PostgresValue] = [.text(principal.actor.tenantID), .uuid(id)]
-        try await c.query("DELETE FROM collaboration.meeting_reminders WHERE tenant_id = $1 AND meeting_id = $2", binds)
+        // Unsent reminders are planned again; a sent one stays sent unless its occurrence moved (then it is due again at
+        // the new time). A reminder of a future occurrence whose time has already passed is due at once.
+        try await c.query(
+            """
+            DELETE FROM collaboration.meeting_reminders r WHERE r.tenant_id = $1 AND r.meeting_id = $2
+              AND (r.sent_at IS NULL OR NOT EXISTS (
+                SELECT 1 FROM collaboration.meetings m, LATERAL \(Self.occurrencesOf) o
+                WHERE m.tenant_id = $1 AND m.id = $2 AND o.occurrence = r.occurrence AND r.minutes = ANY(m.reminder_minutes)
+                  AND o.start_at - make_interval(mins => r.minutes) = r.due_at))
+            """, binds)
         try await c.query(
             """
             INSERT INTO collaboration.meeting_reminders (tenant_id, meeting_id, occurrence, minutes, due_at)
             SELECT $1, m.id, o.occurrence, r, o.start_at - make_interval(mins => r) FROM collaboration.meetings m,
                 LATERAL \(Self.occurrencesOf) o, unnest(m.reminder_minutes) AS r
             WHERE m.tenant_id = $1 AND m.id = $2 AND o.start_at > now()
+            ON CONFLICT (tenant_id, meeting_id, occurrence, minutes) DO NOTHING
             """, binds)
     }
 
@@ -162,6 +172,15 @@ extension PostgresCollaborationStore {
         ).first.map(Self.meeting)
     }
 
+    /// A meeting read on a write's own connection (a second pool connection inside a transaction can wait on the one
+    /// this transaction holds, or on a pool this call has emptied).
+    func fetchMeeting(id: UUID, principal: Principal, on c: PostgresConnection) async throws -> MeetingRecord? {
+        try await c.query(
+            "SELECT \(Self.meetingColumns) FROM collaboration.meetings m WHERE m.tenant_id = $1 AND m.id = $2",
+            [.text(principal.actor.tenantID), .uuid(id)]
+        ).first.map(Self.meeting)
+    }
+
     /// The protocol requirement `replaceMeeting` (documented on the protocol).
     public func replaceMeeting(
         id: UUID, expectedVersion: Int64, data: MeetingData, changedFields: [String], allowConflicts: Bool, principal: Principal,
@@ -182,7 +201,7 @@ extension PostgresCollaborationStore {
                     """, [.text(principal.actor.tenantID), .uuid(id), .int(expectedVersion)] + Self.meetingBinds(data) + [.text(principal.userID)]
                 ).first
             else {
-                let current = try await fetchMeeting(id: id, principal: principal)
+                let current = try await fetchMeeting(id: id, principal: principal, on: c)
                 guard let current, current.audit.deletedAt == nil else { throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText) }
                 throw CollaborationError.etagMismatch(current: current.etag)
             }
@@ -205,7 +224,7 @@ extension PostgresCollaborationStore {
         -> WriteOutcome<MeetingRecord>
     {
         try await self.write(write, principal) { c in
-            guard let current = try await fetchMeeting(id: id, principal: principal) else {
+            guard let current = try await fetchMeeting(id: id, principal: principal, on: c) else {
                 throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText)
             }
             if !allowConflicts { try await checkConflicts(current.data, excluding: id, principal: principal, on: c) }
@@ -242,7 +261,7 @@ extension PostgresCollaborationStore {
                     """, [.text(principal.actor.tenantID), .uuid(id), expectedVersion.map(PostgresValue.int) ?? .null, .text(principal.userID)]
                 ).first
             else {
-                guard let current = try await fetchMeeting(id: id, principal: principal) else {
+                guard let current = try await fetchMeeting(id: id, principal: principal, on: c) else {
                     throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText)
                 }
                 if current.audit.deletedAt != nil { return current }

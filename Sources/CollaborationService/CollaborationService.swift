@@ -156,7 +156,7 @@ public enum CollaborationService: ServiceDefinition {
                 note: { try CollaborationMapping.published($0) },
                 comment: { try CollaborationMapping.published($0, redacted: $1) },
                 team: { try CollaborationMapping.proto($0).protoJSONText() },
-                grant: { try CollaborationMapping.proto($0).protoJSONText() },
+                grant: { try CollaborationMapping.published($0) },
                 file: { try CollaborationMapping.proto($0).protoJSONText() },
                 meeting: { try CollaborationMapping.proto($0).protoJSONText() }))
     }

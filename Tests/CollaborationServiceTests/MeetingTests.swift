@@ -87,6 +87,16 @@ final class MeetingTests {
         #expect(try await alice.stub.getMeeting(get, options: alice.options) == first)
     }
 
+    @Test("a window bound outside years 1-9999 is INVALID_ARGUMENT naming it, not an empty list")
+    func windowOutOfRange() async throws {
+        let alice = try await harness.client(tenant: tenant(), user: "alice")
+        var request = Switchboard_Collaboration_V1_ListMeetingsRequest()
+        request.userId = "alice"
+        request.timeMin = Date(timeIntervalSince1970: 1e13)
+        let error = await rpcError { _ = try await alice.stub.listMeetings(request, options: alice.options) }
+        #expect(error?.code == .invalidArgument && error?.message.contains("time_min") == true, "\(String(describing: error))")
+    }
+
     @Test("multi-day meetings conflict however long ago the earlier one began (an offsite on days 0-7, a booking on days 5-15)")
     func multiDayConflicts() async throws {
         let tenantID = tenant()

@@ -172,5 +172,7 @@ final class NoteTests {
         let hidden = try Note(protoJSONText: try events[4].resource!.protoJSONText())
         #expect(hidden.body.isEmpty)
         #expect(hidden.id == secret.id)
+        // Nothing else of a private note either: not what it is about, who wrote it, or when.
+        #expect(hidden.subjects.isEmpty && hidden.authorId.isEmpty && hidden.audit == nil && hidden.visibility == .private)
     }
 }

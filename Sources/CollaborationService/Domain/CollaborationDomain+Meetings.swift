@@ -86,6 +86,13 @@ extension CollaborationDomain {
             CollaborationRules.checkUserID(user, field: "user_id", into: &violations)
             if !violations.isEmpty { throw CollaborationError.invalid(violations) }
         }
+        // A timestamp outside 0001-9999 decodes as a date no range admits (-infinity): refused here, not read as "no
+        // bound" further down.
+        for (date, field) in [(window.min, "time_min"), (window.max, "time_max")] {
+            if let date, !date.timeIntervalSince1970.isFinite {
+                throw CollaborationError.invalid(field, "must be a time between years 1 and 9999", reason: "OUT_OF_RANGE")
+            }
+        }
         if let min = window.min, let max = window.max, max <= min {
             throw CollaborationError.invalid("time_max", "must be after time_min")
         }

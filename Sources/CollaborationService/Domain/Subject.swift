@@ -104,7 +104,10 @@ public struct TimeCursor: Sendable, Hashable {
     /// - Throws: ``InvalidRequest`` naming `page.page_token`.
     public static func resume(_ token: String, fingerprint: [String]) throws -> TimeCursor? {
         guard let parts = try PageToken.resume(token, fingerprint: PageToken.fingerprint(fingerprint), parts: 2) else { return nil }
-        guard let micros = Int64(parts[0]), let id = UUID(text: parts[1]) else {
+        // Microseconds of the times a stored row can have (0001-01-01 to 9999-12-31): tokens are not signed, and a value
+        // out of range would fail in the database (INTERNAL) instead of here.
+        guard let micros = Int64(parts[0]), (-62_135_596_800_000_000...253_402_300_799_999_999).contains(micros), let id = UUID(text: parts[1])
+        else {
             throw InvalidRequest("page.page_token", "is not a token this service issued", reason: "INVALID_FORMAT")
         }
         return TimeCursor(micros: micros, id: id)

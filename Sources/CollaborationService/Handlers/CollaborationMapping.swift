@@ -125,13 +125,14 @@ enum CollaborationMapping {
     }
 
     /// The change-event payload of a note. WatchChanges is open to every reader of the tenant: a note that is not
-    /// TENANT-visible is published without its body and mentions, saying only that something changed.
+    /// TENANT-visible is published as its id, visibility and etag only, saying that something changed and no more
+    /// (not what it is about, who wrote it, its team or when).
     static func published(_ r: NoteRecord) throws -> String {
-        var p = proto(r)
-        if r.data.visibility != .tenant {
-            p.body = ""
-            p.mentionedUserIds = []
-        }
+        guard r.data.visibility != .tenant else { return try proto(r).protoJSONText() }
+        var p = Note()
+        p.id = r.id.lowercaseText
+        p.visibility = proto(r).visibility
+        p.etag = r.etag
         return try p.protoJSONText()
     }
 
@@ -152,9 +153,21 @@ enum CollaborationMapping {
         return p
     }
 
+    /// The change-event payload of a comment: on a note the tenant may not read (`redacted`), its id and note only.
     static func published(_ r: CommentRecord, redacted: Bool) throws -> String {
-        var p = proto(r)
-        if redacted { p.body = "" }
+        guard redacted else { return try proto(r).protoJSONText() }
+        var p = Comment()
+        p.id = r.id.lowercaseText
+        if case .note(let id) = r.thread { p.noteId = id.lowercaseText }
+        return try p.protoJSONText()
+    }
+
+    /// The change-event payload of a grant: its id and note only (who a note is shared with is the note's readers'
+    /// business, and grants exist for notes the tenant may not read).
+    static func published(_ r: GrantRecord) throws -> String {
+        var p = Grant()
+        p.id = r.id.lowercaseText
+        p.noteId = r.noteID.lowercaseText
         return try p.protoJSONText()
     }
 

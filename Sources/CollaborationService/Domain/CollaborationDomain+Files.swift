@@ -99,9 +99,16 @@ extension CollaborationDomain {
         let record = try await file(id: id, principal: principal)
         try await metadata(record)
         var index = 0
+        var sent: Int64 = 0
         while let data = try await store.fileChunk(id: id, index: index, principal: principal) {
             try await chunk(data)
+            sent += Int64(data.count)
             index += 1
+        }
+        // The chunks are read one statement at a time: a file erased or purged meanwhile ends early, and a client must
+        // not take a short file for the whole one.
+        guard sent == record.data.sizeBytes else {
+            throw CollaborationError.notFound(kind: "file", id: id.lowercaseText)
         }
     }
 

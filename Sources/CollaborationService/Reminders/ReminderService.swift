@@ -58,7 +58,10 @@ extension PostgresCollaborationStore {
                 WHERE sent_at IS NULL AND due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
                 """, [.int(Int64(limit))]
             ).rows
-            for row in due {
+            // Each tenant's notifications take that tenant's counter lock until commit: taken in tenant order, two
+            // replicas sending reminders of the same tenants never wait for each other in a cycle.
+            let ordered = try due.map { (try $0.string("tenant_id"), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+            for row in ordered {
                 let tenant = try row.string("tenant_id")
                 let meetingID = try row.uuid("meeting_id")
                 let minutes = try row.int("minutes")

@@ -35,11 +35,16 @@ extension PostgresCollaborationStore {
             ).first
             if taken != nil { throw CollaborationError.alreadyExists("a team named \(CustomFieldRules.excerpt(name)) exists") }
             let id = UUID.random()
-            try await c.query(
-                """
-                INSERT INTO collaboration.teams (tenant_id, id, name, created_at, created_by, updated_at, updated_by)
-                VALUES ($1, $2, $3, now(), $4, now(), $4)
-                """, [tenant, .uuid(id), .text(name), .text(principal.userID)])
+            do {
+                try await c.query(
+                    """
+                    INSERT INTO collaboration.teams (tenant_id, id, name, created_at, created_by, updated_at, updated_by)
+                    VALUES ($1, $2, $3, now(), $4, now(), $4)
+                    """, [tenant, .uuid(id), .text(name), .text(principal.userID)])
+            } catch let error as PostgresError where error.isUniqueViolation {
+                // Another create with the name committed between the check and this insert.
+                throw CollaborationError.alreadyExists("a team named \(CustomFieldRules.excerpt(name)) exists")
+            }
             try await c.query(
                 "INSERT INTO collaboration.team_members (tenant_id, team_id, user_id) SELECT $1, $2, unnest($3::text[])",
                 [tenant, .uuid(id), .array(members.map(PostgresValue.text), elementType: .text)])
@@ -62,12 +67,17 @@ extension PostgresCollaborationStore {
                 [tenant, .text(name), .uuid(id)]
             ).first
             if taken != nil { throw CollaborationError.alreadyExists("a team named \(CustomFieldRules.excerpt(name)) exists") }
-            let updated = try await c.query(
-                """
-                UPDATE collaboration.teams SET name = $3, version = version + 1, updated_at = now(), updated_by = $5
-                WHERE tenant_id = $1 AND id = $2 AND ($4::int8 IS NULL OR version = $4)
-                """, [tenant, .uuid(id), .text(name), expectedVersion.map(PostgresValue.int) ?? .null, .text(principal.userID)]
-            ).affectedRows
+            let updated: Int
+            do {
+                updated = try await c.query(
+                    """
+                    UPDATE collaboration.teams SET name = $3, version = version + 1, updated_at = now(), updated_by = $5
+                    WHERE tenant_id = $1 AND id = $2 AND ($4::int8 IS NULL OR version = $4)
+                    """, [tenant, .uuid(id), .text(name), expectedVersion.map(PostgresValue.int) ?? .null, .text(principal.userID)]
+                ).affectedRows
+            } catch let error as PostgresError where error.isUniqueViolation {
+                throw CollaborationError.alreadyExists("a team named \(CustomFieldRules.excerpt(name)) exists")
+            }
             guard let team = try await fetchTeam(id: id, principal: principal, on: c) else {
                 throw CollaborationError.notFound(kind: "team", id: id.lowercaseText)
             }

@@ -110,7 +110,7 @@ struct Token: AsyncParsableCommand {
 struct Contacts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create, find, change and delete contacts.",
-        subcommands: [Create.self, Get.self, Lookup.self, Update.self, Delete.self, Undelete.self, List.self, Watch.self])
+        subcommands: [Create.self, Get.self, Lookup.self, Search.self, Update.self, Delete.self, Undelete.self, List.self, Watch.self])
 
     /// Contact fields settable from the command line.
     struct Fields: ParsableArguments {
@@ -239,6 +239,58 @@ struct Contacts: AsyncParsableCommand {
                     let ids = match.contactIds.joined(separator: ",") + (match.truncated ? ",…" : "")
                     print([match.query, match.normalized, ids.isEmpty ? "-" : ids].joined(separator: "\t"))
                 }
+            }
+        }
+    }
+
+    struct Search: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Search contacts: ranked, prefixes and typos match words.",
+            discussion: "Every word must match a word of the contact (its names, emails, phones, tags or text fields).")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The words to find (empty: every contact that passes the filters).") var query: [String] = []
+        @Option(help: "Only contacts with this tag (repeatable: all of them).") var tag: [String] = []
+        @Option(help: "Only contacts of this owner.") var owner: String = ""
+        @Option(help: "Facet to count: status, type, tag, owner_id or custom_fields.<key> (repeatable).") var facet: [String] = []
+        @Option(help: "Run a saved search by its id (no other filters with it).") var saved: String = ""
+        @Option(help: "Hits per page (1-100).") var pageSize: Int32 = 20
+        @Option(help: "Continue from a page token.") var pageToken: String = ""
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_SearchContactsRequest()
+            request.query = query.joined(separator: " ")
+            request.tags = tag
+            request.ownerId = owner
+            request.facets = facet
+            request.savedSearchId = saved
+            var page = Switchboard_Common_V1_PageRequest()
+            page.pageSize = pageSize
+            page.pageToken = pageToken
+            request.page = page
+            let found = try await reporting { try await client.searchContacts(request, options: options) }
+            switch connection.output {
+            case .json: try Printer.json(found)
+            case .table:
+                print(["SCORE", "ID", "NAME", "MATCHED"].joined(separator: "\t"))
+                for hit in found.hits {
+                    let matched = hit.highlights.map { h in
+                        let scalars = Array(h.text.unicodeScalars)
+                        let words = h.matches.compactMap { r -> String? in
+                            guard r.start >= 0, r.end <= scalars.count, r.start < r.end else { return nil }
+                            return String(String.UnicodeScalarView(scalars[Int(r.start)..<Int(r.end)]))
+                        }
+                        return "\(h.field)=\(words.joined(separator: ","))"
+                    }
+                    let score = (hit.score * 1000).rounded() / 1000
+                    print(
+                        ["\(score)", hit.contact?.id ?? "", hit.contact?.name?.display ?? "", matched.joined(separator: " ")].joined(separator: "\t"))
+                }
+                for facet in found.facets {
+                    let counts = facet.counts.map { "\($0.value)=\($0.count)" }.joined(separator: " ")
+                    print("facet \(facet.field)\(facet.partial ? " (partial)" : ""): \(counts)")
+                }
+                if let next = found.page?.nextPageToken, !next.isEmpty { print("next page: --page-token \(next)") }
             }
         }
     }

@@ -168,6 +168,32 @@ final class SearchTests {
         #expect(try await reader.names("secretive") == ["Secretive Person"])
     }
 
+    @Test("crmctl contacts search prints ranked hits with what matched, facets, and the response as proto3 JSON")
+    func crmctl() async throws {
+        let t = tenant()
+        let made = try await harness.client(tenant: t).create(given: "Grace", family: "Hopper", tags: ["navy"])
+        let binary = URL(
+            fileURLWithPath: ProcessInfo.processInfo.environment["SWITCHBOARD_CONTACTS_BIN"]
+                ?? repositoryRoot.appendingPathComponent(".build/debug/contacts").path
+        ).deletingLastPathComponent().appendingPathComponent("crmctl").path
+        let env = [
+            "CRMCTL_TOKEN": try await ServiceHarness.token(tenant: t, roles: [.readOnly]), "CRMCTL_CONTACTS_ADDR": "127.0.0.1:\(harness.port)",
+        ]
+        let (status, table) = try await runProcessAsync(binary, ["contacts", "search", "grce", "hop", "--facet", "tag"], environment: env)
+        #expect(status == 0, "\(table)")
+        let lines = table.split(separator: "\n").map(String.init)
+        #expect(
+            lines.count == 3 && lines[1].contains(made.id) && lines[1].contains("name.given=Grace") && lines[1].contains("name.family=Hopper"),
+            "\(table)")
+        #expect(lines[2] == "facet tag: navy=1")
+        let (jsonStatus, json) = try await runProcessAsync(binary, ["contacts", "search", "hopper", "--output", "json"], environment: env)
+        #expect(jsonStatus == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect((object["hits"] as? [[String: Any]])?.count == 1)
+        let (badStatus, bad) = try await runProcessAsync(binary, ["contacts", "search", "x", "--facet", "colour"], environment: env)
+        #expect(badStatus != 0 && bad.contains("INVALID_ARGUMENT"), "\(bad)")
+    }
+
     @Test("bounds: query length and words, tags, custom-field conditions, facets and page size are checked")
     func bounds() async throws {
         let client = try await harness.client(tenant: tenant())

@@ -29,6 +29,9 @@ public enum ContactsService: ServiceDefinition {
         .init(
             "SWITCHBOARD_CONTACTS_SEARCH_FACET_MATCHES", default: "10000",
             help: "Most matches facets count; beyond it they are marked partial (100-1000000)."),
+        .init(
+            "SWITCHBOARD_CONTACTS_BULK_TAG_MAX", default: "10000",
+            help: "Most contacts one BulkTagContacts changes, in one transaction (100-100000); more matches are FAILED_PRECONDITION."),
     ]
 
     /// Reads ``settings``.
@@ -43,6 +46,7 @@ public enum ContactsService: ServiceDefinition {
         limits.searchTimeoutMilliseconds = try env.int(settings[3], in: 100...30_000)
         limits.searchRankedMatches = try env.int(settings[4], in: 100...100_000)
         limits.searchFacetMatches = try env.int(settings[5], in: 100...1_000_000)
+        limits.bulkTagMaxContacts = try env.int(settings[6], in: 100...100_000)
         return limits
     }
 
@@ -66,7 +70,7 @@ public enum ContactsService: ServiceDefinition {
                 M.batchDeleteContacts: .user, M.undeleteContact: .user,
                 M.getContact: .readOnly, M.batchGetContacts: .readOnly, M.lookupContacts: .readOnly, M.listContacts: .readOnly,
                 M.searchContacts: .readOnly, M.getSavedSearch: .readOnly, M.listSavedSearches: .readOnly, M.createSavedSearch: .user,
-                M.deleteSavedSearch: .user,
+                M.deleteSavedSearch: .user, M.bulkTagContacts: .user,
                 M.watchChanges: .readOnly,
                 M.listFieldDefinitions: .readOnly, M.defineField: .admin, M.retireField: .admin,
             ],

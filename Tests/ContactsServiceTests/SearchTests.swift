@@ -340,3 +340,78 @@ final class SearchBoundsTests {
         #expect(narrow.facets.first?.partial == false && narrow.facets.first?.counts.first?.count == 2)
     }
 }
+
+/// BulkTagContacts: tags added and removed on every contact a search matches, in one transaction, idempotent, bounded.
+@Suite("Contacts bulk tagging", .serialized)
+final class BulkTagTests {
+    let harness: ContactsHarness
+    init() async throws {
+        var limits = ContactsLimits()
+        limits.bulkTagMaxContacts = 4
+        harness = try await ContactsHarness.start(limits: limits)
+    }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
+
+    private func bulk(
+        _ client: Client, query: String, add: [String] = [], remove: [String] = [], requestID: String = ""
+    ) async throws -> Switchboard_Contacts_V1_BulkTagContactsResponse {
+        var request = Switchboard_Contacts_V1_BulkTagContactsRequest()
+        var filter = SearchRequest()
+        filter.query = query
+        request.filter = filter
+        request.addTags = add
+        request.removeTags = remove
+        request.requestId = requestID
+        return try await client.stub.bulkTagContacts(request, options: client.options)
+    }
+
+    @Test("every match gets the tags added and loses the removed ones, once; events, search and retries follow")
+    func tags() async throws {
+        let t = "tenant-" + UUID().uuidString.prefix(8).lowercased()
+        let client = try await harness.client(tenant: t)
+        var ids: [String] = []
+        for i in 0..<3 { ids.append(try await client.create(given: "Zed \(i)", family: "Bulk", tags: ["keep", "old"]).id) }
+        let bystander = try await client.create(given: "Other", family: "Person", tags: ["old"])
+        let done = try await bulk(client, query: "zed", add: [" VIP ", "new", "vip"], remove: ["OLD"], requestID: "bulk-1")
+        #expect(done.matched == 3 && done.changed == 3 && done.skippedTooManyTags == 0)
+        for id in ids { #expect(try await client.get(id).tags == ["keep", "vip", "new"]) }
+        #expect(try await client.get(bystander.id).tags == ["old"])
+        // Found by the new tag at once; a retry replays the first answer and changes nothing more.
+        #expect(try await client.search("", configure: { $0.tags = ["vip"] }).hits.count == 3)
+        let events = { () async throws -> Int in
+            Int(
+                try await self.harness.pool.query(
+                    settings: ["app.tenant_id": t],
+                    "SELECT count(*) AS n FROM contacts.changes WHERE tenant_id = $1 AND kind = 2 AND changed_fields = '{tags}'", [.text(t)]
+                ).first?.int("n") ?? 0)
+        }
+        #expect(try await events() == 3)
+        #expect(try await bulk(client, query: "zed", add: ["vip", "new"], remove: ["old"], requestID: "bulk-1") == done)
+        // Nothing left to change: matched, unchanged.
+        let again = try await bulk(client, query: "zed", add: ["vip"])
+        #expect(again.matched == 3 && again.changed == 0)
+        #expect(try await events() == 3)
+    }
+
+    @Test("bounds: too many matches change nothing; tags are checked; a contact past 50 tags is skipped; readers may not")
+    func bounds() async throws {
+        let t = "tenant-" + UUID().uuidString.prefix(8).lowercased()
+        let client = try await harness.client(tenant: t)
+        for i in 0..<5 { _ = try await client.create(given: "Many \(i)", family: "Bulk") }
+        let tooMany = await rpcError { _ = try await self.bulk(client, query: "many", add: ["x"]) }
+        #expect(tooMany?.code == .failedPrecondition, "\(String(describing: tooMany))")
+        #expect(try await client.search("", configure: { $0.tags = ["x"] }).hits.isEmpty)
+        #expect(await code { _ = try await self.bulk(client, query: "many") } == .invalidArgument)
+        #expect(await code { _ = try await self.bulk(client, query: "many", add: [""]) } == .invalidArgument)
+        #expect(await code { _ = try await self.bulk(client, query: "many", add: (0..<21).map { "t\($0)" }) } == .invalidArgument)
+        let full = try await client.create(given: "Full", family: "Tags", tags: (0..<50).map { "t\($0)" })
+        let skipped = try await bulk(client, query: "full", add: ["extra"])
+        #expect(skipped.matched == 1 && skipped.changed == 0 && skipped.skippedTooManyTags == 1)
+        #expect(try await client.get(full.id).tags.count == 50)
+        let reader = try await harness.client(tenant: t, roles: [.readOnly])
+        #expect(await code { _ = try await self.bulk(reader, query: "full", remove: ["t1"]) } == .permissionDenied)
+    }
+}

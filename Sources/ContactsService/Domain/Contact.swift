@@ -128,6 +128,8 @@ public enum ContactsError: Error, Sendable, Equatable {
     case tooManySavedSearches(limit: Int)
     /// A search ran past its statement timeout.
     case searchTooExpensive(milliseconds: Int)
+    /// A bulk change matched more contacts than it may change at once.
+    case tooManyMatches(count: Int, limit: Int)
 
     /// The error with its violations' fields under `prefix` (a batch item's path), where they are not already.
     func prefixed(_ prefix: String) -> ContactsError {

@@ -127,6 +127,11 @@ public protocol ContactStore: Sendable {
     /// Searches contacts: up to `search.limit` hits, fewer when they pass `search.maxBytes`, whether more follow, the
     /// terms the text matched and, when `search.facets` is not empty, the facet counts over every hit.
     func search(_ search: ContactSearch, actor: Actor) async throws -> ContactHits
+    /// Adds `add` and removes `remove` on every live contact `search` matches, in one transaction with a change event
+    /// per contact changed; more than `limit` matches change nothing (``ContactsError/tooManyMatches(count:limit:)``).
+    func bulkTag(
+        _ search: ContactSearch, add: [String], remove: [String], limit: Int, actor: Actor, write: WriteOptions<BulkTagResult>
+    ) async throws -> WriteOutcome<BulkTagResult>
     /// Stores a saved search of the actor (at most ``SavedSearchRules/maxPerOwner`` each).
     func insertSavedSearch(
         name: String, shared: Bool, search: [UInt8], actor: Actor, write: WriteOptions<SavedSearchRecord>

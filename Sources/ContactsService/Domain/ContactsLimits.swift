@@ -20,6 +20,9 @@ public struct ContactsLimits: Sendable, Hashable {
     /// The most matches facets count; beyond it the facets say `partial`.
     public var searchFacetMatches = 10_000
 
+    /// The most contacts one BulkTagContacts changes (one transaction).
+    public var bulkTagMaxContacts = BulkTagRules.maxContacts
+
     /// The defaults: 256 KiB contacts, 1 MiB pages, 3 MiB batches (the response limit is 4 MiB).
     public init() {}
 }

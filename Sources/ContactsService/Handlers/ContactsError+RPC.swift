@@ -34,6 +34,10 @@ extension ContactsError: RPCErrorConvertible {
             return RPCError(
                 code: .resourceExhausted,
                 message: "the search ran past \(milliseconds) ms; use more specific words or filters, or sort by relevance")
+        case .tooManyMatches(let count, let limit):
+            return RPCError(
+                code: .failedPrecondition,
+                message: "the filter matches more than \(limit) contacts (\(count) or more); narrow it, or tag in parts")
         case .tooManySavedSearches(let limit):
             return RPCError(code: .failedPrecondition, message: "you already own \(limit) saved searches, the most one may; delete one first")
         }

@@ -372,25 +372,52 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         return search
     }
 
+    /// The search a request asks for: itself, or the saved search it names (with its page).
+    private func resolved(
+        _ given: Switchboard_Contacts_V1_SearchContactsRequest, prefix: String, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_SearchContactsRequest {
+        guard !given.savedSearchId.isEmpty else { return given }
+        // A saved search brings everything but the page.
+        var rest = given
+        rest.page = nil
+        rest.savedSearchId = ""
+        guard rest == Switchboard_Contacts_V1_SearchContactsRequest() else {
+            throw ContactsError.invalid([
+                Violation(
+                    "\(prefix)saved_search_id", "runs a saved search as saved: leave the query, filters, sort and facets empty", reason: "CONFLICT")
+            ])
+        }
+        let saved = try await domain.savedSearch(
+            id: try Self.savedSearchID(given.savedSearchId, field: "\(prefix)saved_search_id"), actor: try context.actor())
+        var request = try Switchboard_Contacts_V1_SearchContactsRequest(serializedBytes: saved.search)
+        request.page = given.page
+        return request
+    }
+
+    public func bulkTagContacts(
+        request: Switchboard_Contacts_V1_BulkTagContactsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_BulkTagContactsResponse {
+        guard let filter = request.filter else {
+            throw ContactsError.invalid([Violation("filter", "is required: a search (an empty query matches every contact)", reason: "REQUIRED")])
+        }
+        let search = try Self.contactSearch(try await resolved(filter, prefix: "filter.", context: context), prefix: "filter.")
+        let write = try IdempotentWrite(
+            requestID: request.requestId, method: Methods.bulkTagContacts,
+            response: { (r: BulkTagResult) in
+                var p = Switchboard_Contacts_V1_BulkTagContactsResponse()
+                p.matched = Int64(r.matched)
+                p.changed = Int64(r.changed)
+                p.skippedTooManyTags = Int64(r.skippedTooManyTags)
+                return p
+            })
+        return try write.response(
+            try await domain.bulkTag(search, add: request.addTags, remove: request.removeTags, actor: try context.actor(), write: write.options))
+    }
+
     public func searchContacts(
         request given: Switchboard_Contacts_V1_SearchContactsRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
-        var request = given
-        if !given.savedSearchId.isEmpty {
-            // A saved search brings everything but the page.
-            var rest = given
-            rest.page = nil
-            rest.savedSearchId = ""
-            guard rest == Switchboard_Contacts_V1_SearchContactsRequest() else {
-                throw ContactsError.invalid([
-                    Violation("saved_search_id", "runs a saved search as saved: leave the query, filters, sort and facets empty", reason: "CONFLICT")
-                ])
-            }
-            let saved = try await domain.savedSearch(
-                id: try Self.savedSearchID(given.savedSearchId, field: "saved_search_id"), actor: try context.actor())
-            request = try Switchboard_Contacts_V1_SearchContactsRequest(serializedBytes: saved.search)
-            request.page = given.page
-        }
+        let request = try await resolved(given, prefix: "", context: context)
         let search = try Self.contactSearch(request)
         var hits: [Switchboard_Contacts_V1_SearchHit] = []
         let found = try await domain.search(

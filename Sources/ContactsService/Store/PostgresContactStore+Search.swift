@@ -86,10 +86,10 @@ extension PostgresContactStore {
             """
     }
 
-    /// The ``ContactStore`` requirement `search` (documented there).
-    public func search(_ search: ContactSearch, actor: Actor) async throws -> ContactHits {
+    /// A search's filters as SQL conditions on `c` (contacts) and their binds: $1 is the tenant, $2 the text.
+    static func filter(_ search: ContactSearch, tenantID: String) -> (hasText: Bool, conditions: [String], binds: [PostgresValue]) {
         let hasText = !SearchRules.words(search.text).isEmpty
-        var binds: [PostgresValue] = [.text(actor.tenantID), .text(search.text)]
+        var binds: [PostgresValue] = [.text(tenantID), .text(search.text)]
         func bind(_ value: PostgresValue) -> String {
             binds.append(value)
             return "$\(binds.count)"
@@ -113,6 +113,16 @@ extension PostgresContactStore {
         if let d = q.updatedBefore { conditions.append("c.updated_at < \(bind(.timestamp(d)))") }
         for filter in search.customFields {
             conditions.append("c.custom_fields ->> \(bind(.text(filter.key))) = \(bind(.text(filter.value)))")
+        }
+        return (hasText, conditions, binds)
+    }
+
+    /// The ``ContactStore`` requirement `search` (documented there).
+    public func search(_ search: ContactSearch, actor: Actor) async throws -> ContactHits {
+        var (hasText, conditions, binds) = Self.filter(search, tenantID: actor.tenantID)
+        func bind(_ value: PostgresValue) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
         }
         // The page reads only what ranks and orders the matches; the rows of the page are read by key at the end.
         let cte = Self.matchedCTE(
@@ -249,5 +259,68 @@ extension PostgresContactStore {
                 """)
         }
         return ("\(cte) \(parts.joined(separator: " UNION ALL "))", binds)
+    }
+}
+
+extension PostgresContactStore {
+    /// The ``ContactStore`` requirement `bulkTag` (documented there).
+    public func bulkTag(
+        _ search: ContactSearch, add: [String], remove: [String], limit: Int, actor: Actor, write: WriteOptions<BulkTagResult>
+    ) async throws -> WriteOutcome<BulkTagResult> {
+        let (hasText, conditions, filterBinds) = Self.filter(search, tenantID: actor.tenantID)
+        // Every match, in no order, one more than may change (to tell "too many").
+        let cte = Self.matchedCTE(hasText: hasText, conditions: conditions, columns: "c.id", cap: limit + 1)
+        do {
+            return try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+                try await c.query("SELECT set_config('pg_trgm.similarity_threshold', $1, true) AS t", [.text(Self.typoThreshold)])
+                try await c.query("SELECT set_config('statement_timeout', $1, true) AS t", [.text(String(search.timeoutMilliseconds))])
+                let ids = try await c.query("\(cte) SELECT id FROM matched", filterBinds).rows.map { try $0.uuid("id") }
+                guard ids.count <= limit else { throw ContactsError.tooManyMatches(count: ids.count, limit: limit) }
+                // New tags: the current ones, then the added ones not there yet, in order, without the removed ones.
+                let rows = try await c.query(
+                    """
+                    WITH next AS (
+                        SELECT c.id, ARRAY(
+                            SELECT t FROM unnest(c.tags || $3::text[]) WITH ORDINALITY AS u (t, i)
+                            WHERE t <> ALL($4::text[]) GROUP BY t ORDER BY min(i)) AS tags
+                        FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY($2::uuid[]) AND c.deleted_at IS NULL
+                        FOR UPDATE
+                    )
+                    UPDATE contacts.contacts c SET tags = n.tags, version = c.version + 1, updated_at = now(), updated_by = $5
+                    FROM next n
+                    WHERE c.tenant_id = $1 AND c.id = n.id AND n.tags IS DISTINCT FROM c.tags AND cardinality(n.tags) <= $6
+                    RETURNING \(Self.columns.split(separator: ",").map { "c." + String($0).trimmingSpaces }.joined(separator: ", "))
+                    """,
+                    [
+                        .text(actor.tenantID), .array(ids.map { .uuid($0) }, elementType: .uuid), .array(add.map { .text($0) }, elementType: .text),
+                        .array(remove.map { .text($0) }, elementType: .text), .text(actor.userID), .int(Int64(ContactRules.maxTags)),
+                    ]
+                ).rows
+                // Those that would pass the most tags a contact may have: counted, left alone.
+                let skipped =
+                    add.isEmpty
+                    ? 0
+                    : Int(
+                        try await c.query(
+                            """
+                            SELECT count(*) AS n FROM contacts.contacts c
+                            WHERE c.tenant_id = $1 AND c.id = ANY($2::uuid[]) AND c.deleted_at IS NULL
+                              AND cardinality(ARRAY(SELECT DISTINCT t FROM unnest(c.tags || $3::text[]) AS t WHERE t <> ALL($4::text[]))) > $5
+                            """,
+                            [
+                                .text(actor.tenantID), .array(ids.map { .uuid($0) }, elementType: .uuid),
+                                .array(add.map { .text($0) }, elementType: .text), .array(remove.map { .text($0) }, elementType: .text),
+                                .int(Int64(ContactRules.maxTags)),
+                            ]
+                        ).first?.int("n") ?? 0)
+                for row in rows {
+                    try await recordChange(try Self.record(row), kind: .updated, fields: ["tags"], actor: actor, on: c)
+                }
+                try await recordTerms(try rows.map { try $0.uuid("id") }, actor: actor, on: c)
+                return BulkTagResult(matched: ids.count, changed: rows.count, skippedTooManyTags: skipped)
+            }
+        } catch let error as PostgresError where error.sqlState == "57014" {
+            throw ContactsError.searchTooExpensive(milliseconds: search.timeoutMilliseconds)
+        }
     }
 }

@@ -157,7 +157,7 @@ public struct PostgresContactStore: ContactStore {
         try await c.query("DELETE FROM contacts.contact_emails WHERE tenant_id = $1 AND contact_id = $2", [.text(actor.tenantID), .uuid(id)])
     }
 
-    private func recordChange(_ record: ContactRecord, kind: ChangeKind, fields: [String], actor: Actor, on c: PostgresConnection) async throws {
+    func recordChange(_ record: ContactRecord, kind: ChangeKind, fields: [String], actor: Actor, on c: PostgresConnection) async throws {
         try await feed.record(
             ChangeRecord(
                 resourceType: Self.resourceType, resourceID: record.id.lowercaseText, kind: kind,
@@ -180,7 +180,7 @@ public struct PostgresContactStore: ContactStore {
         )
     }
 
-    private func recordTerms(_ ids: [UUID], actor: Actor, on c: PostgresConnection) async throws {
+    func recordTerms(_ ids: [UUID], actor: Actor, on c: PostgresConnection) async throws {
         guard !ids.isEmpty else { return }
         let statement = Self.termsStatement(ids, tenantID: actor.tenantID)
         try await c.query(statement.sql, statement.binds)

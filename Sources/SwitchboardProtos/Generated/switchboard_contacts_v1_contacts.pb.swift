@@ -2121,6 +2121,133 @@ public struct Switchboard_Contacts_V1_SearchContactsResponse: ProtoMessage, _CBr
     }
 }
 
+/// The `switchboard.contacts.v1.BulkTagContactsRequest` message.
+public struct Switchboard_Contacts_V1_BulkTagContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.BulkTagContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.BulkTagContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__bulk_tag_contacts_request__init)
+
+    /// Field `filter` = 1.
+    public var filter: Switchboard_Contacts_V1_SearchContactsRequest? = nil
+
+    /// Field `add_tags` = 2.
+    public var addTags: [String] = []
+
+    /// Field `remove_tags` = 3.
+    public var removeTags: [String] = []
+
+    /// Field `request_id` = 4.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.filter = r.message(0)
+        self.addTags = r.repeatedString(1)
+        self.removeTags = r.repeatedString(2)
+        self.requestId = r.string(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, filter)
+        w.setRepeatedString(1, addTags)
+        w.setRepeatedString(2, removeTags)
+        w.setString(3, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "filter", self.filter)
+        e.field(&o, "addTags", self.addTags)
+        e.field(&o, "removeTags", self.removeTags)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "filter": try d.field(1, "filter", value, &self.filter)
+            case "addTags", "add_tags": try d.field(2, "addTags", value, &self.addTags)
+            case "removeTags", "remove_tags": try d.field(3, "removeTags", value, &self.removeTags)
+            case "requestId", "request_id": try d.field(4, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.BulkTagContactsResponse` message.
+public struct Switchboard_Contacts_V1_BulkTagContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.BulkTagContactsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.BulkTagContactsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__bulk_tag_contacts_response__init)
+
+    /// Field `matched` = 1.
+    public var matched: Int64 = 0
+
+    /// Field `changed` = 2.
+    public var changed: Int64 = 0
+
+    /// Field `skipped_too_many_tags` = 3.
+    public var skippedTooManyTags: Int64 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.matched = r.scalar(0)
+        self.changed = r.scalar(1)
+        self.skippedTooManyTags = r.scalar(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setScalar(0, matched)
+        w.setScalar(1, changed)
+        w.setScalar(2, skippedTooManyTags)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "matched", self.matched)
+        e.field(&o, "changed", self.changed)
+        e.field(&o, "skippedTooManyTags", self.skippedTooManyTags)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "matched": try d.field(1, "matched", value, &self.matched)
+            case "changed": try d.field(2, "changed", value, &self.changed)
+            case "skippedTooManyTags", "skipped_too_many_tags": try d.field(3, "skippedTooManyTags", value, &self.skippedTooManyTags)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.contacts.v1.SavedSearch` message.
 public struct Switchboard_Contacts_V1_SavedSearch: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.SavedSearch`.
@@ -2818,6 +2945,8 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let listContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/SearchContacts`.
         public static let searchContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "SearchContacts", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/BulkTagContacts`.
+        public static let bulkTagContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "BulkTagContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/CreateSavedSearch`.
         public static let createSavedSearch = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "CreateSavedSearch", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/GetSavedSearch`.
@@ -2836,7 +2965,7 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let watchChanges = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.searchContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
@@ -2865,6 +2994,8 @@ public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCServ
     func listContacts(request: Switchboard_Contacts_V1_ListContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_ListContactsResponse
     /// Handles `SearchContacts`.
     func searchContacts(request: Switchboard_Contacts_V1_SearchContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_SearchContactsResponse
+    /// Handles `BulkTagContacts`.
+    func bulkTagContacts(request: Switchboard_Contacts_V1_BulkTagContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_BulkTagContactsResponse
     /// Handles `CreateSavedSearch`.
     func createSavedSearch(request: Switchboard_Contacts_V1_CreateSavedSearchRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_SavedSearch
     /// Handles `GetSavedSearch`.
@@ -2898,6 +3029,7 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.undeleteContact) { try await self.undeleteContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listContacts) { try await self.listContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.searchContacts) { try await self.searchContacts(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.bulkTagContacts) { try await self.bulkTagContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.createSavedSearch) { try await self.createSavedSearch(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.getSavedSearch) { try await self.getSavedSearch(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listSavedSearches) { try await self.listSavedSearches(request: $0, context: $1) }
@@ -2975,6 +3107,11 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
     /// Calls `SearchContacts`.
     public func searchContacts(_ request: Switchboard_Contacts_V1_SearchContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
         try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.searchContacts, request, options: options)
+    }
+
+    /// Calls `BulkTagContacts`.
+    public func bulkTagContacts(_ request: Switchboard_Contacts_V1_BulkTagContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_BulkTagContactsResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.bulkTagContacts, request, options: options)
     }
 
     /// Calls `CreateSavedSearch`.

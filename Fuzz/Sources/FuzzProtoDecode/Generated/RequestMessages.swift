@@ -153,6 +153,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_BatchGetContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BatchGetContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.batchUpdateContacts
     (Switchboard_Contacts_V1_BatchUpdateContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BatchUpdateContactsRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.bulkTagContacts
+    (Switchboard_Contacts_V1_BulkTagContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BulkTagContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.createContact
     (Switchboard_Contacts_V1_CreateContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_CreateContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.createSavedSearch

@@ -52,6 +52,8 @@ typedef struct Switchboard__Contacts__V1__SearchHit Switchboard__Contacts__V1__S
 typedef struct Switchboard__Contacts__V1__FacetCount Switchboard__Contacts__V1__FacetCount;
 typedef struct Switchboard__Contacts__V1__Facet Switchboard__Contacts__V1__Facet;
 typedef struct Switchboard__Contacts__V1__SearchContactsResponse Switchboard__Contacts__V1__SearchContactsResponse;
+typedef struct Switchboard__Contacts__V1__BulkTagContactsRequest Switchboard__Contacts__V1__BulkTagContactsRequest;
+typedef struct Switchboard__Contacts__V1__BulkTagContactsResponse Switchboard__Contacts__V1__BulkTagContactsResponse;
 typedef struct Switchboard__Contacts__V1__SavedSearch Switchboard__Contacts__V1__SavedSearch;
 typedef struct Switchboard__Contacts__V1__CreateSavedSearchRequest Switchboard__Contacts__V1__CreateSavedSearchRequest;
 typedef struct Switchboard__Contacts__V1__GetSavedSearchRequest Switchboard__Contacts__V1__GetSavedSearchRequest;
@@ -722,6 +724,52 @@ struct  Switchboard__Contacts__V1__SearchContactsResponse
 #define SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__search_contacts_response__descriptor) \
     , 0,NULL, NULL, 0,NULL }
+
+
+struct  Switchboard__Contacts__V1__BulkTagContactsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The contacts: every match of this search (its query, filters, or a saved search by id); its sort, facets and page
+   * are ignored.
+   */
+  Switchboard__Contacts__V1__SearchContactsRequest *filter;
+  /*
+   * Tags to add (at most 20; lower-cased like a contact's) and to remove (at most 20). At least one of the two.
+   */
+  size_t n_add_tags;
+  char **add_tags;
+  size_t n_remove_tags;
+  char **remove_tags;
+  /*
+   * Idempotency key of the whole operation.
+   */
+  char *request_id;
+};
+#define SWITCHBOARD__CONTACTS__V1__BULK_TAG_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__bulk_tag_contacts_request__descriptor) \
+    , NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__BulkTagContactsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Live contacts the filter matched.
+   */
+  int64_t matched;
+  /*
+   * Contacts whose tags changed (each with an UPDATED change event, changed_fields ["tags"]).
+   */
+  int64_t changed;
+  /*
+   * Contacts left as they were because the tags added would take them past 50.
+   */
+  int64_t skipped_too_many_tags;
+};
+#define SWITCHBOARD__CONTACTS__V1__BULK_TAG_CONTACTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__bulk_tag_contacts_response__descriptor) \
+    , 0, 0, 0 }
 
 
 /*
@@ -1452,6 +1500,44 @@ Switchboard__Contacts__V1__SearchContactsResponse *
 void   switchboard__contacts__v1__search_contacts_response__free_unpacked
                      (Switchboard__Contacts__V1__SearchContactsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__BulkTagContactsRequest methods */
+void   switchboard__contacts__v1__bulk_tag_contacts_request__init
+                     (Switchboard__Contacts__V1__BulkTagContactsRequest         *message);
+size_t switchboard__contacts__v1__bulk_tag_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__BulkTagContactsRequest   *message);
+size_t switchboard__contacts__v1__bulk_tag_contacts_request__pack
+                     (const Switchboard__Contacts__V1__BulkTagContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__bulk_tag_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BulkTagContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__BulkTagContactsRequest *
+       switchboard__contacts__v1__bulk_tag_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__bulk_tag_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__BulkTagContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__BulkTagContactsResponse methods */
+void   switchboard__contacts__v1__bulk_tag_contacts_response__init
+                     (Switchboard__Contacts__V1__BulkTagContactsResponse         *message);
+size_t switchboard__contacts__v1__bulk_tag_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__BulkTagContactsResponse   *message);
+size_t switchboard__contacts__v1__bulk_tag_contacts_response__pack
+                     (const Switchboard__Contacts__V1__BulkTagContactsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__bulk_tag_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BulkTagContactsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__BulkTagContactsResponse *
+       switchboard__contacts__v1__bulk_tag_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__bulk_tag_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__BulkTagContactsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Contacts__V1__SavedSearch methods */
 void   switchboard__contacts__v1__saved_search__init
                      (Switchboard__Contacts__V1__SavedSearch         *message);
@@ -1756,6 +1842,12 @@ typedef void (*Switchboard__Contacts__V1__Facet_Closure)
 typedef void (*Switchboard__Contacts__V1__SearchContactsResponse_Closure)
                  (const Switchboard__Contacts__V1__SearchContactsResponse *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__BulkTagContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__BulkTagContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__BulkTagContactsResponse_Closure)
+                 (const Switchboard__Contacts__V1__BulkTagContactsResponse *message,
+                  void *closure_data);
 typedef void (*Switchboard__Contacts__V1__SavedSearch_Closure)
                  (const Switchboard__Contacts__V1__SavedSearch *message,
                   void *closure_data);
@@ -1844,6 +1936,10 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                           const Switchboard__Contacts__V1__SearchContactsRequest *input,
                           Switchboard__Contacts__V1__SearchContactsResponse_Closure closure,
                           void *closure_data);
+  void (*bulk_tag_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                            const Switchboard__Contacts__V1__BulkTagContactsRequest *input,
+                            Switchboard__Contacts__V1__BulkTagContactsResponse_Closure closure,
+                            void *closure_data);
   void (*create_saved_search)(Switchboard__Contacts__V1__ContactsService_Service *service,
                               const Switchboard__Contacts__V1__CreateSavedSearchRequest *input,
                               Switchboard__Contacts__V1__SavedSearch_Closure closure,
@@ -1896,6 +1992,7 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
       function_prefix__ ## undelete_contact,\
       function_prefix__ ## list_contacts,\
       function_prefix__ ## search_contacts,\
+      function_prefix__ ## bulk_tag_contacts,\
       function_prefix__ ## create_saved_search,\
       function_prefix__ ## get_saved_search,\
       function_prefix__ ## list_saved_searches,\
@@ -1952,6 +2049,10 @@ void switchboard__contacts__v1__contacts_service__search_contacts(ProtobufCServi
                                                                   const Switchboard__Contacts__V1__SearchContactsRequest *input,
                                                                   Switchboard__Contacts__V1__SearchContactsResponse_Closure closure,
                                                                   void *closure_data);
+void switchboard__contacts__v1__contacts_service__bulk_tag_contacts(ProtobufCService *service,
+                                                                    const Switchboard__Contacts__V1__BulkTagContactsRequest *input,
+                                                                    Switchboard__Contacts__V1__BulkTagContactsResponse_Closure closure,
+                                                                    void *closure_data);
 void switchboard__contacts__v1__contacts_service__create_saved_search(ProtobufCService *service,
                                                                       const Switchboard__Contacts__V1__CreateSavedSearchRequest *input,
                                                                       Switchboard__Contacts__V1__SavedSearch_Closure closure,
@@ -2022,6 +2123,8 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__search_hit__d
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__facet_count__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__facet__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__bulk_tag_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__bulk_tag_contacts_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__saved_search__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__create_saved_search_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__get_saved_search_request__descriptor;

@@ -1363,6 +1363,96 @@ void   switchboard__contacts__v1__search_contacts_response__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__search_contacts_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__bulk_tag_contacts_request__init
+                     (Switchboard__Contacts__V1__BulkTagContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__BulkTagContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__BULK_TAG_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__bulk_tag_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__BulkTagContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__bulk_tag_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__bulk_tag_contacts_request__pack
+                     (const Switchboard__Contacts__V1__BulkTagContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__bulk_tag_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__bulk_tag_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BulkTagContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__bulk_tag_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__BulkTagContactsRequest *
+       switchboard__contacts__v1__bulk_tag_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__BulkTagContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__bulk_tag_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__bulk_tag_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__BulkTagContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__bulk_tag_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__bulk_tag_contacts_response__init
+                     (Switchboard__Contacts__V1__BulkTagContactsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__BulkTagContactsResponse init_value = SWITCHBOARD__CONTACTS__V1__BULK_TAG_CONTACTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__bulk_tag_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__BulkTagContactsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__bulk_tag_contacts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__bulk_tag_contacts_response__pack
+                     (const Switchboard__Contacts__V1__BulkTagContactsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__bulk_tag_contacts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__bulk_tag_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__BulkTagContactsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__bulk_tag_contacts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__BulkTagContactsResponse *
+       switchboard__contacts__v1__bulk_tag_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__BulkTagContactsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__bulk_tag_contacts_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__bulk_tag_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__BulkTagContactsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__bulk_tag_contacts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__contacts__v1__saved_search__init
                      (Switchboard__Contacts__V1__SavedSearch         *message)
 {
@@ -4129,6 +4219,147 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__search_contacts_resp
   (ProtobufCMessageInit) switchboard__contacts__v1__search_contacts_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__bulk_tag_contacts_request__field_descriptors[4] =
+{
+  {
+    "filter",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BulkTagContactsRequest, filter),
+    &switchboard__contacts__v1__search_contacts_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "add_tags",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__BulkTagContactsRequest, n_add_tags),
+    offsetof(Switchboard__Contacts__V1__BulkTagContactsRequest, add_tags),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "remove_tags",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__BulkTagContactsRequest, n_remove_tags),
+    offsetof(Switchboard__Contacts__V1__BulkTagContactsRequest, remove_tags),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BulkTagContactsRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__bulk_tag_contacts_request__field_indices_by_name[] = {
+  1,   /* field[1] = add_tags */
+  0,   /* field[0] = filter */
+  2,   /* field[2] = remove_tags */
+  3,   /* field[3] = request_id */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__bulk_tag_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__bulk_tag_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.BulkTagContactsRequest",
+  "BulkTagContactsRequest",
+  "Switchboard__Contacts__V1__BulkTagContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__BulkTagContactsRequest),
+  4,
+  switchboard__contacts__v1__bulk_tag_contacts_request__field_descriptors,
+  switchboard__contacts__v1__bulk_tag_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__bulk_tag_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__bulk_tag_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__bulk_tag_contacts_response__field_descriptors[3] =
+{
+  {
+    "matched",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BulkTagContactsResponse, matched),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "changed",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BulkTagContactsResponse, changed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "skipped_too_many_tags",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__BulkTagContactsResponse, skipped_too_many_tags),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__bulk_tag_contacts_response__field_indices_by_name[] = {
+  1,   /* field[1] = changed */
+  0,   /* field[0] = matched */
+  2,   /* field[2] = skipped_too_many_tags */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__bulk_tag_contacts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__bulk_tag_contacts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.BulkTagContactsResponse",
+  "BulkTagContactsResponse",
+  "Switchboard__Contacts__V1__BulkTagContactsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__BulkTagContactsResponse),
+  3,
+  switchboard__contacts__v1__bulk_tag_contacts_response__field_descriptors,
+  switchboard__contacts__v1__bulk_tag_contacts_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__bulk_tag_contacts_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__bulk_tag_contacts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor switchboard__contacts__v1__saved_search__field_descriptors[6] =
 {
   {
@@ -4842,7 +5073,7 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__contact_status__descrip
   switchboard__contacts__v1__contact_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[20] =
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[21] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchCreateContacts", &switchboard__contacts__v1__batch_create_contacts_request__descriptor, &switchboard__contacts__v1__batch_create_contacts_response__descriptor },
@@ -4856,6 +5087,7 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
   { "UndeleteContact", &switchboard__contacts__v1__undelete_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "ListContacts", &switchboard__contacts__v1__list_contacts_request__descriptor, &switchboard__contacts__v1__list_contacts_response__descriptor },
   { "SearchContacts", &switchboard__contacts__v1__search_contacts_request__descriptor, &switchboard__contacts__v1__search_contacts_response__descriptor },
+  { "BulkTagContacts", &switchboard__contacts__v1__bulk_tag_contacts_request__descriptor, &switchboard__contacts__v1__bulk_tag_contacts_response__descriptor },
   { "CreateSavedSearch", &switchboard__contacts__v1__create_saved_search_request__descriptor, &switchboard__contacts__v1__saved_search__descriptor },
   { "GetSavedSearch", &switchboard__contacts__v1__get_saved_search_request__descriptor, &switchboard__contacts__v1__saved_search__descriptor },
   { "ListSavedSearches", &switchboard__contacts__v1__list_saved_searches_request__descriptor, &switchboard__contacts__v1__list_saved_searches_response__descriptor },
@@ -4870,22 +5102,23 @@ const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_na
   8,        /* BatchDeleteContacts */
   3,        /* BatchGetContacts */
   7,        /* BatchUpdateContacts */
+  12,        /* BulkTagContacts */
   0,        /* CreateContact */
-  12,        /* CreateSavedSearch */
-  16,        /* DefineField */
+  13,        /* CreateSavedSearch */
+  17,        /* DefineField */
   6,        /* DeleteContact */
-  15,        /* DeleteSavedSearch */
+  16,        /* DeleteSavedSearch */
   2,        /* GetContact */
-  13,        /* GetSavedSearch */
+  14,        /* GetSavedSearch */
   10,        /* ListContacts */
-  17,        /* ListFieldDefinitions */
-  14,        /* ListSavedSearches */
+  18,        /* ListFieldDefinitions */
+  15,        /* ListSavedSearches */
   4,        /* LookupContacts */
-  18,        /* RetireField */
+  19,        /* RetireField */
   11,        /* SearchContacts */
   9,        /* UndeleteContact */
   5,        /* UpdateContact */
-  19         /* WatchChanges */
+  20         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor =
 {
@@ -4894,7 +5127,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  20,
+  21,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -4994,13 +5227,21 @@ void switchboard__contacts__v1__contacts_service__search_contacts(ProtobufCServi
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__contacts__v1__contacts_service__bulk_tag_contacts(ProtobufCService *service,
+                                                                    const Switchboard__Contacts__V1__BulkTagContactsRequest *input,
+                                                                    Switchboard__Contacts__V1__BulkTagContactsResponse_Closure closure,
+                                                                    void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__contacts__v1__contacts_service__create_saved_search(ProtobufCService *service,
                                                                       const Switchboard__Contacts__V1__CreateSavedSearchRequest *input,
                                                                       Switchboard__Contacts__V1__SavedSearch_Closure closure,
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__get_saved_search(ProtobufCService *service,
                                                                    const Switchboard__Contacts__V1__GetSavedSearchRequest *input,
@@ -5008,7 +5249,7 @@ void switchboard__contacts__v1__contacts_service__get_saved_search(ProtobufCServ
                                                                    void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_saved_searches(ProtobufCService *service,
                                                                       const Switchboard__Contacts__V1__ListSavedSearchesRequest *input,
@@ -5016,7 +5257,7 @@ void switchboard__contacts__v1__contacts_service__list_saved_searches(ProtobufCS
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__delete_saved_search(ProtobufCService *service,
                                                                       const Switchboard__Contacts__V1__DeleteSavedSearchRequest *input,
@@ -5024,7 +5265,7 @@ void switchboard__contacts__v1__contacts_service__delete_saved_search(ProtobufCS
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__DefineFieldRequest *input,
@@ -5032,7 +5273,7 @@ void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_field_definitions(ProtobufCService *service,
                                                                          const Switchboard__Contacts__V1__ListFieldDefinitionsRequest *input,
@@ -5040,7 +5281,7 @@ void switchboard__contacts__v1__contacts_service__list_field_definitions(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__RetireFieldRequest *input,
@@ -5048,7 +5289,7 @@ void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService *service,
                                                                 const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -5056,7 +5297,7 @@ void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

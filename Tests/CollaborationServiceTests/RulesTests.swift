@@ -68,7 +68,7 @@ struct RulesTests {
 struct StreamLimiterTests {
     @Test("a key holds at most its limit, the process at most the total; a finished stream frees its place")
     func limits() async throws {
-        let perUser = StreamLimiter(limit: 100, perKeyLimit: 2)
+        let perUser = StreamLimiter(limit: 100, perKeyLimit: 2, what: "notification streams")
         // One gate per holder: an AsyncStream has one consumer.
         let gates = (0..<2).map { _ in AsyncStream<Void>.makeStream() }
         let (started, markStarted) = AsyncStream<Void>.makeStream()
@@ -82,14 +82,14 @@ struct StreamLimiterTests {
         }
         var iterator = started.makeAsyncIterator()
         for _ in 0..<2 { _ = await iterator.next() }
-        await #expect(throws: CollaborationError.tooManyStreams(limit: 2)) { try await perUser.run(tenant: "t/ada") {} }
+        await #expect(throws: TooManyStreams(limit: 2, what: "notification streams")) { try await perUser.run(tenant: "t/ada") {} }
         // Another user is not held back by Ada's streams.
         try await perUser.run(tenant: "t/bob") {}
         for gate in gates { gate.continuation.yield() }
         for holder in holders { try await holder.value }
         try await perUser.run(tenant: "t/ada") {}
         #expect(perUser.active == 0)
-        let total = StreamLimiter(limit: 1)
+        let total = StreamLimiter(limit: 1, what: "uploads")
         #expect(total.perTenantLimit == 1)
     }
 }

@@ -145,7 +145,7 @@ struct OrganizationRulesTests {
 
     @Test("the stream limiter admits its limit at once, half of it per tenant, refuses the next with RESOURCE_EXHAUSTED's error, and frees places")
     func streamLimiter() async throws {
-        let limiter = StreamLimiter(limit: 4)
+        let limiter = StreamLimiter(limit: 4, what: "organization tree streams")
         #expect(limiter.perTenantLimit == 2)
         let (entered, enteredContinuation) = AsyncStream<Void>.makeStream()
         let (release, releaseContinuation) = AsyncStream<Void>.makeStream()
@@ -164,7 +164,7 @@ struct OrganizationRulesTests {
             if count == 4 { break }
         }
         #expect(limiter.active == 4)
-        await #expect(throws: OrganizationError.tooManyStreams(limit: 4)) { try await limiter.run(tenant: "c") {} }
+        await #expect(throws: TooManyStreams(limit: 4, what: "organization tree streams")) { try await limiter.run(tenant: "c") {} }
         for _ in 0..<4 { releaseContinuation.yield() }
         releaseContinuation.finish()
         for holder in holders { try await holder.value }
@@ -185,7 +185,7 @@ struct OrganizationRulesTests {
             count += 1
             if count == 2 { break }
         }
-        await #expect(throws: OrganizationError.tooManyStreams(limit: 2)) { try await limiter.run(tenant: "a") {} }
+        await #expect(throws: TooManyStreams(limit: 2, what: "organization tree streams")) { try await limiter.run(tenant: "a") {} }
         try await limiter.run(tenant: "b") {}
         for _ in 0..<2 { freeContinuation.yield() }
         freeContinuation.finish()

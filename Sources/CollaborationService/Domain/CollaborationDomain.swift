@@ -32,9 +32,9 @@ public struct CollaborationDomain: Sendable {
     ) {
         self.store = store
         self.maxFileBytes = maxFileBytes
-        self.uploads = StreamLimiter(limit: uploadStreams)
-        self.subscriptions = StreamLimiter(limit: subscriptions)
-        self.userSubscriptions = StreamLimiter(limit: Int.max / 2, perKeyLimit: subscriptionsPerUser)
+        self.uploads = StreamLimiter(limit: uploadStreams, what: "uploads")
+        self.subscriptions = StreamLimiter(limit: subscriptions, what: "notification streams")
+        self.userSubscriptions = StreamLimiter(limit: Int.max / 2, perKeyLimit: subscriptionsPerUser, what: "notification streams")
         self.wakeups = wakeups
     }
 

@@ -16,8 +16,6 @@ public enum CollaborationError: Error, Sendable, Hashable {
     case failedPrecondition(String)
     /// FAILED_PRECONDITION: attendee users have these other meetings at the time asked (ids).
     case meetingConflicts([String])
-    /// RESOURCE_EXHAUSTED: too many streams of one kind at once.
-    case tooManyStreams(limit: Int)
 
     /// INVALID_ARGUMENT for one field.
     static func invalid(_ field: String, _ description: String, reason: String = "INVALID") -> CollaborationError {

@@ -42,8 +42,6 @@ extension CollaborationError: RPCErrorConvertible {
                 code: .failedPrecondition,
                 message: "attendees have other meetings then: \(ids.joined(separator: ", ")); set allow_conflicts to book anyway"
             ).withDetails([Google_Protobuf_Any(packing: failure)])
-        case .tooManyStreams(let limit):
-            return RPCError(code: .resourceExhausted, message: "at most \(limit) uploads run at once; retry later")
         }
     }
 }

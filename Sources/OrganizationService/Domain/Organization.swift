@@ -96,6 +96,4 @@ public enum OrganizationError: Error, Sendable, Equatable {
     case tooManyRoles(limit: Int)
     /// The organization already has `limit` current memberships holding `role`.
     case roleLimitReached(role: String, limit: Int, organizationID: String)
-    /// `limit` tree streams are running in this process already.
-    case tooManyStreams(limit: Int)
 }

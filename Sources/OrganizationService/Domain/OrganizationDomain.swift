@@ -24,7 +24,7 @@ public struct OrganizationDomain: Sendable {
     public init(store: any OrganizationStore, pageBytes: Int = 1 << 20, treeStreams: Int = 4) {
         self.store = store
         self.pageBytes = pageBytes
-        self.trees = StreamLimiter(limit: treeStreams)
+        self.trees = StreamLimiter(limit: treeStreams, what: "organization tree streams")
     }
 
     // MARK: Organizations

@@ -54,10 +54,6 @@ extension OrganizationError: RPCErrorConvertible {
             return RPCError(code: .alreadyExists, message: "role.key: membership role \(key) is already defined")
         case .tooManyRoles(let limit):
             return RPCError(code: .failedPrecondition, message: "the tenant already has \(limit) membership roles, the most it may have")
-        case .tooManyStreams(let limit):
-            return RPCError(
-                code: .resourceExhausted,
-                message: "\(limit) organization trees are being streamed by this server already (for the server, or for your tenant); retry shortly")
         case .roleLimitReached(let role, let limit, let organization):
             return RPCError(
                 code: .failedPrecondition,

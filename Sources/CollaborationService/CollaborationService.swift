@@ -158,7 +158,8 @@ public enum CollaborationService: ServiceDefinition {
                 team: { try CollaborationMapping.proto($0).protoJSONText() },
                 grant: { try CollaborationMapping.published($0) },
                 file: { try CollaborationMapping.proto($0).protoJSONText() },
-                meeting: { try CollaborationMapping.proto($0).protoJSONText() }))
+                meeting: { try CollaborationMapping.proto($0).protoJSONText() },
+                receipt: { try CollaborationMapping.proto($0).protoJSONText() }))
     }
 
     /// Applies a batch of the contacts feed; an event that cannot be applied is set aside

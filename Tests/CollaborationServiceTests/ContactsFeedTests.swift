@@ -89,7 +89,7 @@ final class ContactsFeedTests {
         let onRecord = try await client.comment(subject: person)
         _ = try await client.comment(subject: person, parent: onRecord.id)
 
-        try await apply([event(t, person.id, .erased), event(t, "not-a-uuid", .erased), event(t, other.id, .merged)])
+        try await apply([event(t, person.id, .erased, related: ["erasure-9"]), event(t, "not-a-uuid", .erased), event(t, other.id, .merged)])
         let admin = try await harness.client(tenant: t, user: "boss", roles: [.admin])
         #expect(await rpcError { _ = try await admin.getNote(only.id, includeDeleted: true) }?.code == .notFound)
         #expect(try await admin.getNote(shared.id).subjects == [other])
@@ -100,6 +100,23 @@ final class ContactsFeedTests {
             settings: ["app.tenant_id": t], "SELECT count(*) AS n FROM collaboration.feed_dead_letters", []
         ).first!.int("n")
         #expect(setAside == 2)
+        // The stored events that named the person keep nothing of them, and a receipt with the counts is published.
+        let (mentions, receipts) = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            (
+                try await c.query(
+                    "SELECT count(*) AS n FROM collaboration.changes WHERE tenant_id = $1 AND kind <> 7 AND strpos(resource::text, $2) > 0",
+                    [.text(t), .text(person.id)]
+                ).first!.int("n"),
+                try await c.query(
+                    "SELECT related_ids, resource::text AS r FROM collaboration.changes WHERE tenant_id = $1 AND kind = 7", [.text(t)]
+                ).rows.map { (try $0.strings("related_ids"), try $0.string("r")) }
+            )
+        }
+        #expect(mentions == 0)
+        #expect(receipts.count == 1 && receipts.first?.0 == ["erasure-9"])
+        let receipt = try Switchboard_Collaboration_V1_ErasureReceipt(protoJSONText: try #require(receipts.first?.1))
+        #expect(receipt.contactId == person.id && receipt.notesDeleted == 1 && receipt.notesChanged == 1 && receipt.commentsDeleted >= 1)
+        #expect(receipt.changesRedacted >= 2, "\(receipt)")
         // Nothing outside the erasure may delete a note: the policy needs app.erasure.
         let refused = try await harness.pool.query(
             settings: ["app.tenant_id": t, "app.user_admin": "on"], "DELETE FROM collaboration.notes WHERE tenant_id = $1", [.text(t)]

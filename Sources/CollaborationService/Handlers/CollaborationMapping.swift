@@ -353,4 +353,20 @@ enum CollaborationMapping {
         p.occurrence = Int32(r.occurrence)
         return p
     }
+
+    /// The erasure receipt published after the contacts feed's ERASED.
+    static func proto(_ r: ErasureReceiptData) -> Switchboard_Collaboration_V1_ErasureReceipt {
+        var p = Switchboard_Collaboration_V1_ErasureReceipt()
+        p.contactId = r.contactID.lowercaseText
+        p.erasureRequestId = r.erasureRequestID
+        p.notesDeleted = Int32(clamping: r.notesDeleted)
+        p.filesDeleted = Int32(clamping: r.filesDeleted)
+        p.commentsDeleted = Int32(clamping: r.commentsDeleted)
+        p.notesChanged = Int32(clamping: r.notesChanged)
+        p.filesChanged = Int32(clamping: r.filesChanged)
+        p.meetingsChanged = Int32(clamping: r.meetingsChanged)
+        p.changesRedacted = Int32(clamping: r.changesRedacted)
+        p.storedResponsesRemoved = Int32(clamping: r.storedResponsesRemoved)
+        return p
+    }
 }

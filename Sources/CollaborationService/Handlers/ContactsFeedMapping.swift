@@ -26,7 +26,9 @@ enum ContactsFeedMapping {
         }
         guard let id = UUID(text: event.resourceId) else { return .reject("resource_id is not a UUID") }
         guard !event.tenantId.isEmpty else { return .reject("tenant_id is empty") }
-        if event.kind == .erased { return .apply(ContactChange(tenantID: event.tenantId, contactID: id, kind: .erased)) }
+        if event.kind == .erased {
+            return .apply(ContactChange(tenantID: event.tenantId, contactID: id, kind: .erased(request: event.relatedIds.first ?? "")))
+        }
         guard let winner = event.relatedIds.first.flatMap(UUID.init(text:)) else {
             return .reject("a MERGED event needs the winner's id in related_ids[0]")
         }

@@ -31,7 +31,7 @@ extension PostgresCollaborationStore {
                 """, [.text(change.tenantID), .text(Self.feedActor), .text(erasing ? "on" : "off")])
             switch change.kind {
             case .merged(let winner): try await merge(change.contactID, into: winner, principal: principal, on: c)
-            case .erased: try await erase(change.contactID, principal: principal, on: c)
+            case .erased(let request): try await erase(change.contactID, request: request, principal: principal, on: c)
             }
         }
         // Later statements of the batch run without the erasure's rights.
@@ -116,12 +116,14 @@ extension PostgresCollaborationStore {
 
     /// Deletes what was only about the person (notes, files, comments on their record) and takes them out of the
     /// rest (notes and files about others too, meetings); removed items are published as DELETED with no content.
-    func erase(_ person: UUID, principal: Principal, on c: PostgresConnection) async throws {
+    func erase(_ person: UUID, request: String, principal: Principal, on c: PostgresConnection) async throws {
+        var receipt = ErasureReceiptData(contactID: person, erasureRequestID: request)
         let binds: [PostgresValue] = [.text(principal.actor.tenantID), .uuid(person), .null]
         let only = "cardinality(subject_ids) = 1 AND subject_ids[1] = $2 AND subject_types[1] = 1"
         let deletedNotes = try await c.query(
             "DELETE FROM collaboration.notes WHERE tenant_id = $1 AND \(only) RETURNING id, version", Array(binds.prefix(2))
         ).rows
+        receipt.notesDeleted = deletedNotes.count
         for row in deletedNotes {
             let stub = NoteRecord(
                 id: try row.uuid("id"), data: NoteData(), authorID: "", version: try row.int("version"),
@@ -138,6 +140,7 @@ extension PostgresCollaborationStore {
             RETURNING \(Self.noteColumns)
             """, binds
         ).rows.map(Self.note)
+        receipt.notesChanged = notes.count
         for note in notes {
             try await recordChange(
                 Self.noteType, id: note.id.lowercaseText, kind: .updated, fields: ["subjects"], json: try publish.note(note), principal: principal,
@@ -148,23 +151,33 @@ extension PostgresCollaborationStore {
         let deletedFiles = try await c.query(
             "DELETE FROM collaboration.files WHERE tenant_id = $1 AND \(only) RETURNING id", Array(binds.prefix(2))
         ).rows
+        receipt.filesDeleted = deletedFiles.count
         for row in deletedFiles {
             let stub = FileRecord(id: try row.uuid("id"), data: FileData(), createdAt: Date(), createdBy: "")
             try await recordChange(
                 Self.fileType, id: stub.id.lowercaseText, kind: .deleted, json: try publish.file(stub), principal: principal, on: c)
         }
-        try await c.query(
+        let files = try await c.query(
             """
             UPDATE collaboration.files AS f SET (subject_types, subject_ids) = \(Self.rewrittenSubjects)
             WHERE f.tenant_id = $1 AND f.id IN (
                 SELECT s.file_id FROM collaboration.file_subjects s WHERE s.tenant_id = $1 AND s.subject_type = 1 AND s.subject_id = $2)
-            """, binds)
+            RETURNING \(Self.fileColumns)
+            """, binds
+        ).rows.map(Self.file)
+        receipt.filesChanged = files.count
+        for file in files {
+            try await recordChange(
+                Self.fileType, id: file.id.lowercaseText, kind: .updated, fields: ["subjects"], json: try publish.file(file), principal: principal,
+                on: c)
+        }
         try await c.query(
             "DELETE FROM collaboration.file_subjects WHERE tenant_id = $1 AND subject_type = 1 AND subject_id = $2", Array(binds.prefix(2)))
         // Replies to the person's thread go with it (the parent's foreign key cascades).
         let deletedComments = try await c.query(
             "DELETE FROM collaboration.comments WHERE tenant_id = $1 AND subject_type = 1 AND subject_id = $2 RETURNING id", Array(binds.prefix(2))
         ).rows
+        receipt.commentsDeleted = deletedComments.count
         for row in deletedComments {
             let id = try row.uuid("id")
             let stub = CommentRecord(
@@ -174,16 +187,36 @@ extension PostgresCollaborationStore {
                 Self.commentType, id: id.lowercaseText, kind: .deleted, json: try publish.comment(stub, true), principal: principal, on: c)
         }
         // Meetings stay booked for their users; one that was only with the person loses its title and description.
-        try await c.query(
+        let meetings = try await c.query(
             """
-            UPDATE collaboration.meetings SET
+            UPDATE collaboration.meetings AS m SET
                 title = CASE WHEN contact_ids = ARRAY[$2::uuid] THEN 'Meeting' ELSE title END,
                 description = CASE WHEN contact_ids = ARRAY[$2::uuid] THEN '' ELSE description END,
                 contact_ids = array_remove(contact_ids, $2), version = version + 1, updated_at = now(), updated_by = '\(Self.feedActor)'
             WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2::uuid]
-            """, Array(binds.prefix(2)))
+            RETURNING \(Self.meetingColumns)
+            """, Array(binds.prefix(2))
+        ).rows.map(Self.meeting)
         try await c.query("DELETE FROM collaboration.meeting_contacts WHERE tenant_id = $1 AND contact_id = $2", Array(binds.prefix(2)))
         _ = try await FeedConsumer.forgetSetAside(
             tenantID: principal.actor.tenantID, resourceID: person.lowercaseText, schema: "collaboration", on: c)
+        // What was published or stored earlier that names the person (a meeting's contact ids, a note's subjects) keeps
+        // nothing of them; then the meetings' new state and the receipt are published.
+        let mentioning = [person.lowercaseText]
+        receipt.changesRedacted = try await ChangeFeed(schema: "collaboration").redact(
+            tenantID: principal.actor.tenantID, resourceIDs: [], mentioning: mentioning, on: c)
+        receipt.storedResponsesRemoved = try await Idempotency(schema: "collaboration").forget(
+            tenantID: principal.actor.tenantID, mentioning: mentioning, on: c)
+        receipt.meetingsChanged = meetings.count
+        for meeting in meetings {
+            try await recordChange(
+                Self.meetingType, id: meeting.id.lowercaseText, kind: .updated, fields: ["contact_ids"], json: try publish.meeting(meeting),
+                principal: principal, on: c)
+        }
+        try await ChangeFeed(schema: "collaboration").record(
+            ChangeRecord(
+                resourceType: "switchboard.collaboration.v1.ErasureReceipt", resourceID: person.lowercaseText, kind: .erased,
+                resourceJSON: try publish.receipt(receipt), actorID: Self.feedActor, relatedIDs: request.isEmpty ? [] : [request]),
+            tenantID: principal.actor.tenantID, on: c)
     }
 }

@@ -27,14 +27,18 @@ public struct PostgresCollaborationStore: CollaborationStore {
         public var file: @Sendable (FileRecord) throws -> String
         /// A meeting.
         public var meeting: @Sendable (MeetingRecord) throws -> String
+        /// An erasure receipt.
+        public var receipt: @Sendable (ErasureReceiptData) throws -> String
 
         /// Creates the publishers.
         public init(
             note: @escaping @Sendable (NoteRecord) throws -> String, comment: @escaping @Sendable (CommentRecord, Bool) throws -> String,
             team: @escaping @Sendable (TeamRecord) throws -> String, grant: @escaping @Sendable (GrantRecord) throws -> String,
-            file: @escaping @Sendable (FileRecord) throws -> String, meeting: @escaping @Sendable (MeetingRecord) throws -> String
+            file: @escaping @Sendable (FileRecord) throws -> String, meeting: @escaping @Sendable (MeetingRecord) throws -> String,
+            receipt: @escaping @Sendable (ErasureReceiptData) throws -> String
         ) {
             self.meeting = meeting
+            self.receipt = receipt
             self.note = note
             self.comment = comment
             self.team = team

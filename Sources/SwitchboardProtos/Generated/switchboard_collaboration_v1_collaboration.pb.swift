@@ -3847,6 +3847,115 @@ public struct Switchboard_Collaboration_V1_FindFreeSlotsResponse: ProtoMessage, 
     }
 }
 
+/// The `switchboard.collaboration.v1.ErasureReceipt` message.
+public struct Switchboard_Collaboration_V1_ErasureReceipt: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.ErasureReceipt`.
+    public static let protoMessageName = "switchboard.collaboration.v1.ErasureReceipt"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__erasure_receipt__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `erasure_request_id` = 2.
+    public var erasureRequestId: String = ""
+
+    /// Field `notes_deleted` = 3.
+    public var notesDeleted: Int32 = 0
+
+    /// Field `files_deleted` = 4.
+    public var filesDeleted: Int32 = 0
+
+    /// Field `comments_deleted` = 5.
+    public var commentsDeleted: Int32 = 0
+
+    /// Field `notes_changed` = 6.
+    public var notesChanged: Int32 = 0
+
+    /// Field `files_changed` = 7.
+    public var filesChanged: Int32 = 0
+
+    /// Field `meetings_changed` = 8.
+    public var meetingsChanged: Int32 = 0
+
+    /// Field `changes_redacted` = 9.
+    public var changesRedacted: Int32 = 0
+
+    /// Field `stored_responses_removed` = 10.
+    public var storedResponsesRemoved: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.erasureRequestId = r.string(1)
+        self.notesDeleted = r.scalar(2)
+        self.filesDeleted = r.scalar(3)
+        self.commentsDeleted = r.scalar(4)
+        self.notesChanged = r.scalar(5)
+        self.filesChanged = r.scalar(6)
+        self.meetingsChanged = r.scalar(7)
+        self.changesRedacted = r.scalar(8)
+        self.storedResponsesRemoved = r.scalar(9)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setString(1, erasureRequestId)
+        w.setScalar(2, notesDeleted)
+        w.setScalar(3, filesDeleted)
+        w.setScalar(4, commentsDeleted)
+        w.setScalar(5, notesChanged)
+        w.setScalar(6, filesChanged)
+        w.setScalar(7, meetingsChanged)
+        w.setScalar(8, changesRedacted)
+        w.setScalar(9, storedResponsesRemoved)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "erasureRequestId", self.erasureRequestId)
+        e.field(&o, "notesDeleted", self.notesDeleted)
+        e.field(&o, "filesDeleted", self.filesDeleted)
+        e.field(&o, "commentsDeleted", self.commentsDeleted)
+        e.field(&o, "notesChanged", self.notesChanged)
+        e.field(&o, "filesChanged", self.filesChanged)
+        e.field(&o, "meetingsChanged", self.meetingsChanged)
+        e.field(&o, "changesRedacted", self.changesRedacted)
+        e.field(&o, "storedResponsesRemoved", self.storedResponsesRemoved)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "erasureRequestId", "erasure_request_id": try d.field(2, "erasureRequestId", value, &self.erasureRequestId)
+            case "notesDeleted", "notes_deleted": try d.field(3, "notesDeleted", value, &self.notesDeleted)
+            case "filesDeleted", "files_deleted": try d.field(4, "filesDeleted", value, &self.filesDeleted)
+            case "commentsDeleted", "comments_deleted": try d.field(5, "commentsDeleted", value, &self.commentsDeleted)
+            case "notesChanged", "notes_changed": try d.field(6, "notesChanged", value, &self.notesChanged)
+            case "filesChanged", "files_changed": try d.field(7, "filesChanged", value, &self.filesChanged)
+            case "meetingsChanged", "meetings_changed": try d.field(8, "meetingsChanged", value, &self.meetingsChanged)
+            case "changesRedacted", "changes_redacted": try d.field(9, "changesRedacted", value, &self.changesRedacted)
+            case "storedResponsesRemoved", "stored_responses_removed": try d.field(10, "storedResponsesRemoved", value, &self.storedResponsesRemoved)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.collaboration.v1.ExportSubjectRequest` message.
 public struct Switchboard_Collaboration_V1_ExportSubjectRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.collaboration.v1.ExportSubjectRequest`.

@@ -79,6 +79,7 @@ typedef struct Switchboard__Collaboration__V1__ListMeetingsResponse Switchboard_
 typedef struct Switchboard__Collaboration__V1__FindFreeSlotsRequest Switchboard__Collaboration__V1__FindFreeSlotsRequest;
 typedef struct Switchboard__Collaboration__V1__TimeSlot Switchboard__Collaboration__V1__TimeSlot;
 typedef struct Switchboard__Collaboration__V1__FindFreeSlotsResponse Switchboard__Collaboration__V1__FindFreeSlotsResponse;
+typedef struct Switchboard__Collaboration__V1__ErasureReceipt Switchboard__Collaboration__V1__ErasureReceipt;
 typedef struct Switchboard__Collaboration__V1__ExportSubjectRequest Switchboard__Collaboration__V1__ExportSubjectRequest;
 typedef struct Switchboard__Collaboration__V1__SubjectRecord Switchboard__Collaboration__V1__SubjectRecord;
 
@@ -1231,6 +1232,42 @@ struct  Switchboard__Collaboration__V1__FindFreeSlotsResponse
 #define SWITCHBOARD__COLLABORATION__V1__FIND_FREE_SLOTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__find_free_slots_response__descriptor) \
     , 0,NULL }
+
+
+/*
+ * The collaboration service's confirmation that it erased what it held about a person, after the contacts feed's
+ * ERASED event: published as an ERASED change of resource type switchboard.collaboration.v1.ErasureReceipt whose
+ * related_ids[0] is the erasure request. It carries no personal data.
+ */
+struct  Switchboard__Collaboration__V1__ErasureReceipt
+{
+  ProtobufCMessage base;
+  char *contact_id;
+  char *erasure_request_id;
+  /*
+   * Notes, files and comments that were only about the person, deleted.
+   */
+  int32_t notes_deleted;
+  int32_t files_deleted;
+  int32_t comments_deleted;
+  /*
+   * Notes, files and meetings the person left.
+   */
+  int32_t notes_changed;
+  int32_t files_changed;
+  int32_t meetings_changed;
+  /*
+   * Stored change events that mentioned the person, reduced to their resource id.
+   */
+  int32_t changes_redacted;
+  /*
+   * Stored idempotent responses that held the person, deleted.
+   */
+  int32_t stored_responses_removed;
+};
+#define SWITCHBOARD__COLLABORATION__V1__ERASURE_RECEIPT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__erasure_receipt__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Switchboard__Collaboration__V1__ExportSubjectRequest
@@ -2426,6 +2463,25 @@ Switchboard__Collaboration__V1__FindFreeSlotsResponse *
 void   switchboard__collaboration__v1__find_free_slots_response__free_unpacked
                      (Switchboard__Collaboration__V1__FindFreeSlotsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__ErasureReceipt methods */
+void   switchboard__collaboration__v1__erasure_receipt__init
+                     (Switchboard__Collaboration__V1__ErasureReceipt         *message);
+size_t switchboard__collaboration__v1__erasure_receipt__get_packed_size
+                     (const Switchboard__Collaboration__V1__ErasureReceipt   *message);
+size_t switchboard__collaboration__v1__erasure_receipt__pack
+                     (const Switchboard__Collaboration__V1__ErasureReceipt   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__erasure_receipt__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__ErasureReceipt   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__ErasureReceipt *
+       switchboard__collaboration__v1__erasure_receipt__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__erasure_receipt__free_unpacked
+                     (Switchboard__Collaboration__V1__ErasureReceipt *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Collaboration__V1__ExportSubjectRequest methods */
 void   switchboard__collaboration__v1__export_subject_request__init
                      (Switchboard__Collaboration__V1__ExportSubjectRequest         *message);
@@ -2645,6 +2701,9 @@ typedef void (*Switchboard__Collaboration__V1__TimeSlot_Closure)
                   void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__FindFreeSlotsResponse_Closure)
                  (const Switchboard__Collaboration__V1__FindFreeSlotsResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__ErasureReceipt_Closure)
+                 (const Switchboard__Collaboration__V1__ErasureReceipt *message,
                   void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__ExportSubjectRequest_Closure)
                  (const Switchboard__Collaboration__V1__ExportSubjectRequest *message,
@@ -3104,6 +3163,7 @@ extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_mee
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__find_free_slots_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__time_slot__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__find_free_slots_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__erasure_receipt__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__export_subject_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__subject_record__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_service__descriptor;

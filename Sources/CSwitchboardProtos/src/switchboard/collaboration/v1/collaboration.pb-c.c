@@ -2707,6 +2707,51 @@ void   switchboard__collaboration__v1__find_free_slots_response__free_unpacked
   assert(message->base.descriptor == &switchboard__collaboration__v1__find_free_slots_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__collaboration__v1__erasure_receipt__init
+                     (Switchboard__Collaboration__V1__ErasureReceipt         *message)
+{
+  static const Switchboard__Collaboration__V1__ErasureReceipt init_value = SWITCHBOARD__COLLABORATION__V1__ERASURE_RECEIPT__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__erasure_receipt__get_packed_size
+                     (const Switchboard__Collaboration__V1__ErasureReceipt *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__erasure_receipt__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__erasure_receipt__pack
+                     (const Switchboard__Collaboration__V1__ErasureReceipt *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__erasure_receipt__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__erasure_receipt__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__ErasureReceipt *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__erasure_receipt__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__ErasureReceipt *
+       switchboard__collaboration__v1__erasure_receipt__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__ErasureReceipt *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__erasure_receipt__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__erasure_receipt__free_unpacked
+                     (Switchboard__Collaboration__V1__ErasureReceipt *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__erasure_receipt__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__collaboration__v1__export_subject_request__init
                      (Switchboard__Collaboration__V1__ExportSubjectRequest         *message)
 {
@@ -6638,6 +6683,161 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__find_free_slots
   switchboard__collaboration__v1__find_free_slots_response__field_indices_by_name,
   1,  switchboard__collaboration__v1__find_free_slots_response__number_ranges,
   (ProtobufCMessageInit) switchboard__collaboration__v1__find_free_slots_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__erasure_receipt__field_descriptors[10] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ErasureReceipt, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "erasure_request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ErasureReceipt, erasure_request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "notes_deleted",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ErasureReceipt, notes_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "files_deleted",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ErasureReceipt, files_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "comments_deleted",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ErasureReceipt, comments_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "notes_changed",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ErasureReceipt, notes_changed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "files_changed",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ErasureReceipt, files_changed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "meetings_changed",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ErasureReceipt, meetings_changed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "changes_redacted",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ErasureReceipt, changes_redacted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stored_responses_removed",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ErasureReceipt, stored_responses_removed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__erasure_receipt__field_indices_by_name[] = {
+  8,   /* field[8] = changes_redacted */
+  4,   /* field[4] = comments_deleted */
+  0,   /* field[0] = contact_id */
+  1,   /* field[1] = erasure_request_id */
+  6,   /* field[6] = files_changed */
+  3,   /* field[3] = files_deleted */
+  7,   /* field[7] = meetings_changed */
+  5,   /* field[5] = notes_changed */
+  2,   /* field[2] = notes_deleted */
+  9,   /* field[9] = stored_responses_removed */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__erasure_receipt__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__erasure_receipt__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.ErasureReceipt",
+  "ErasureReceipt",
+  "Switchboard__Collaboration__V1__ErasureReceipt",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__ErasureReceipt),
+  10,
+  switchboard__collaboration__v1__erasure_receipt__field_descriptors,
+  switchboard__collaboration__v1__erasure_receipt__field_indices_by_name,
+  1,  switchboard__collaboration__v1__erasure_receipt__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__erasure_receipt__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__collaboration__v1__export_subject_request__field_descriptors[1] =

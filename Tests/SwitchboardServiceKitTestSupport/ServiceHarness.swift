@@ -55,21 +55,26 @@ public final class ServiceHarness: Sendable {
             ?? String(
                 contentsOf: repositoryRoot.appendingPathComponent("services/\(description.name)/provision.sql"), encoding: .utf8))
             .replacingOccurrences(of: ":\"DBNAME\"", with: database)
+        let dbAdmin = adminConninfo.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(database)")
         let admin = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: adminConninfo, maxConnections: 1))
         defer { admin.close() }
+        // The script runs in the new database, as `psql -d <db> -f provision.sql` does: what it does inside a database
+        // (an extension, functions marked LEAKPROOF) must land there, not in the administrator's `postgres`.
+        let inDatabase = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: dbAdmin, maxConnections: 1))
+        defer { inDatabase.close() }
         try await admin.withConnection { connection in
             try await connection.executeScript("CREATE DATABASE \(database)")
-            // Roles are cluster-wide: suites provisioning at once would collide on their catalog rows.
+            // Roles are cluster-wide: suites provisioning at once would collide on their catalog rows. (The lock is taken
+            // in `postgres`: advisory locks are per database.)
             try await connection.query("SELECT pg_advisory_lock(7424242)", prepared: false)
             do {
-                try await connection.executeScript(provision)
+                try await inDatabase.withConnection { try await $0.executeScript(provision) }
             } catch {
                 _ = try? await connection.query("SELECT pg_advisory_unlock(7424242)", prepared: false)
                 throw error
             }
             try await connection.query("SELECT pg_advisory_unlock(7424242)", prepared: false)
         }
-        let dbAdmin = adminConninfo.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(database)")
         let serviceConninfo = dbAdmin.replacingOccurrences(of: "user=postgres", with: "user=\(description.name)_service")
 
         let configuration = try RuntimeConfiguration.load(

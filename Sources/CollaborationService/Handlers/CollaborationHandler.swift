@@ -1,4 +1,3 @@
-import Crypto
 import FoundationEssentials
 import SwitchboardProtos
 import SwitchboardRPC
@@ -28,23 +27,12 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         return Principal(actor: try context.actor(), isAdmin: caller.has(atLeast: .admin), isManager: caller.has(atLeast: .manager))
     }
 
-    /// An idempotent write keyed by the caller's request id **and the caller**: the kit keeps responses per tenant and
-    /// request id, and a response here can hold what only its author may read (a private note), so another user of the
-    /// tenant reusing the id must not get it replayed. The key is a hash of (user, request id), of fixed length.
+    /// An idempotent write keyed by the caller's request id (the kit keeps a key per user: another user of the tenant
+    /// reusing the id never gets a private note's response replayed).
     static func write<V, R: ProtoMessage>(
         _ requestID: String, _ context: ServerContext, _ method: MethodDescriptor, _ response: @escaping @Sendable (V) -> R
     ) throws -> IdempotentWrite<V, R> {
-        // The client's id is checked as the kit checks it, so errors name `request_id` with the kit's rules.
-        _ = try WriteOptions<V>(requestID: requestID, method: method.method) { _ in [] }
-        return try IdempotentWrite(requestID: scopedRequestID(requestID, user: try context.caller().userID), method: method, response: response)
-    }
-
-    /// The idempotency key of a user's request id (empty stays empty: no idempotency).
-    static func scopedRequestID(_ requestID: String, user: String) -> String {
-        guard !requestID.isEmpty else { return "" }
-        let digest = SHA256.hash(data: Array(user.utf8) + [0] + Array(requestID.utf8))
-        let hex = Array("0123456789abcdef".utf8)
-        return "u1:" + String(decoding: digest.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 0x0F)]] }, as: UTF8.self)
+        try IdempotentWrite(requestID: requestID, method: method, response: response)
     }
 
     static func pageResponse(_ next: String) -> Switchboard_Common_V1_PageResponse {

@@ -86,6 +86,7 @@ let package = Package(
         .executable(name: "communication", targets: ["communication"]),
         .executable(name: "collaboration", targets: ["collaboration"]),
         .executable(name: "crmctl", targets: ["crmctl"]),
+        .executable(name: "gateway", targets: ["gateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -222,6 +223,31 @@ let package = Package(
             name: "echo-server",
             dependencies: [
                 "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The HTTP/JSON gateway: routes from the generated HTTP schema, no database.
+        .target(
+            name: "SwitchboardGateway",
+            dependencies: [
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardRuntime",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "gateway", dependencies: ["SwitchboardGateway"], swiftSettings: strict),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "SwitchboardGateway", "ContactsService", "OrganizationService", "CommunicationService", "CollaborationService",
+                "SwitchboardServiceKitTestSupport", "SwitchboardTestSupport", .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -41,7 +41,8 @@ PLUGIN="$(swift build -c release --show-bin-path)/protoc-gen-switchboard"
 
 OUT=Sources/SwitchboardProtos/Generated
 FRESH="$(mktemp -d)"
-(cd "$PROTOS" && protoc -I. --plugin=protoc-gen-switchboard="$PLUGIN" --switchboard_out="$FRESH" "${FILES[@]}")
+(cd "$PROTOS" && protoc -I. --plugin=protoc-gen-switchboard="$PLUGIN" --switchboard_out="$FRESH" \
+    --switchboard_opt=http_rules=http_rules.json "${FILES[@]}")
 sync_dir "$FRESH" "$OUT"
 rm -rf "$FRESH"
 

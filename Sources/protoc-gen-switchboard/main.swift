@@ -10,6 +10,11 @@ do {
     var generated: [GeneratedFile] = []
     for name in request.filesToGenerate { generated.append(try generator.generate(fileNamed: name)) }
     generated.append(generator.generateRegistry(fileNames: request.filesToGenerate))
+    // `http_rules=<file>` (protoc's --switchboard_opt): the gateway's HTTP rules, a google.api.Service in JSON form.
+    for option in request.parameter.split(separator: ",") where option.hasPrefix("http_rules=") {
+        let schema = HTTPSchemaGenerator(files: request.files, filesToGenerate: request.filesToGenerate)
+        generated.append(try schema.generate(rulesPath: String(option.dropFirst("http_rules=".count))))
+    }
     output = CodeGeneratorIO.encodeResponse(files: generated, error: nil)
 } catch {
     output = CodeGeneratorIO.encodeResponse(files: [], error: "\(error)")

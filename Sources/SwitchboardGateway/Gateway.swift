@@ -1,0 +1,451 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import SwitchboardHTTP2
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+
+/// One HTTP request as the server hands it over: head and the whole (bounded) body.
+struct GatewayRequest: Sendable {
+    var head: HTTPRequestHead
+    var body: ByteBuffer
+    /// Completes when the client's connection closes, so a long stream stops when nobody reads it.
+    var closed: EventLoopFuture<Void>
+}
+
+/// Where a response goes: the HTTP/1.1 server's writer, or a test's recorder.
+protocol HTTPResponseWriter: Sendable {
+    func head(_ status: HTTPResponseStatus, _ headers: HTTPHeaders) async throws
+    func body(_ bytes: ByteBuffer) async throws
+    func end() async throws
+}
+
+/// The HTTP/JSON gateway: routes a request by the generated HTTP schema, checks the token and the tenant's rate,
+/// turns the request into the RPC's message, calls the upstream service with the budget left, and writes the answer
+/// as proto3 JSON (a stream as NDJSON or server-sent events; an error as `google.rpc.Status` JSON).
+public final class Gateway: Sendable {
+    let configuration: GatewayConfiguration
+    let routes: RouteTable
+    let channels: [String: GRPCChannel]
+    let verifier: TokenVerifier
+    let limiter: RateLimiter
+    let logger: Logger
+    let openAPIText: String
+    private let openStreams = Atomic<Int>(0)
+    private let mapping = RequestMapping()
+
+    /// Creates the gateway.
+    /// - Parameters:
+    ///   - configuration: the gateway's settings.
+    ///   - verifier: verifies bearer tokens at the edge.
+    ///   - logger: the logger.
+    /// - Throws: when the generated HTTP rules do not parse (a generator bug).
+    public init(configuration: GatewayConfiguration, verifier: TokenVerifier, logger: Logger) throws {
+        self.configuration = configuration
+        self.routes = try RouteTable(upstreams: Set(configuration.upstreams.keys))
+        var channels: [String: GRPCChannel] = [:]
+        for (name, targets) in configuration.upstreams { channels[name] = GRPCChannel(targets: targets) }
+        self.channels = channels
+        self.verifier = verifier
+        self.limiter = RateLimiter(limits: configuration.rateLimits)
+        self.logger = logger
+        self.openAPIText = OpenAPIDocument.make(routes: routes.routes).text
+    }
+
+    /// Closes the upstream connections.
+    public func close() async {
+        for channel in channels.values { await channel.close() }
+    }
+
+    // MARK: - Requests
+
+    func handle(_ request: GatewayRequest, _ writer: some HTTPResponseWriter) async {
+        let head = request.head
+        let requestID = head.headers.first(name: "x-request-id").flatMap { $0.utf8.count <= 128 ? $0 : nil } ?? UUID().uuidString.lowercased()
+        var common = HTTPHeaders([("x-request-id", requestID)])
+        if let trace = head.headers.first(name: "traceparent"), trace.utf8.count <= 128 { common.add(name: "traceparent", value: trace) }
+        addCORS(head, to: &common)
+        let conditional = head.headers.contains(name: "if-match")
+        do {
+            let uri = Substring(head.uri)
+            let pathEnd = uri.firstIndex(where: { $0 == "?" || $0 == "#" }) ?? uri.endIndex
+            let path = uri[..<pathEnd]
+            let query = pathEnd < uri.endIndex && uri[pathEnd] == "?" ? uri[uri.index(after: pathEnd)...] : ""
+            let verb = head.method.rawValue
+            if verb == "OPTIONS", head.headers.contains(name: "origin") {
+                common.add(name: "access-control-allow-methods", value: "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+                common.add(
+                    name: "access-control-allow-headers",
+                    value: head.headers.first(name: "access-control-request-headers") ?? "authorization, content-type")
+                common.add(name: "access-control-max-age", value: "600")
+                common.add(name: "content-length", value: "0")
+                try await writer.head(.noContent, common)
+                try await writer.end()
+                return
+            }
+            if path == "/v1/openapi.json" {
+                guard verb == "GET" else { throw GatewayError(.unimplemented, "only GET /v1/openapi.json") }
+                try await writeJSONText(openAPIText, status: .ok, headers: common, writer)
+                return
+            }
+            if verb == "GET", path.hasPrefix("/v1/contacts/"), path.hasSuffix(":overview") {
+                let id = PercentEncoding.decode(path.dropFirst("/v1/contacts/".count).dropLast(":overview".count))
+                guard !id.isEmpty, !id.contains("/") else { throw GatewayError(.notFound, "no route for GET \(path)") }
+                let identity = try await authenticate(head.headers)
+                try limit(identity, .read)
+                let budget = try deadline(head.headers, streaming: false)
+                let overview = try await ContactOverview(gateway: self).build(
+                    contactID: id, metadata: forwardedMetadata(head.headers, requestID: requestID), budget: budget ?? configuration.defaultTimeout)
+                try await writeJSONText(overview.text, status: .ok, headers: common, writer)
+                return
+            }
+            let (route, pathValues): (Route, [(fieldPath: [String], value: String)])
+            switch routes.match(verb: verb, path: path) {
+            case .found(let r, let values): (route, pathValues) = (r, values)
+            case .wrongVerb(let allowed):
+                var error = GatewayError(.unimplemented, "\(verb) is not allowed on \(path); allowed: \(allowed.joined(separator: ", "))")
+                error.headers = [("allow", allowed.joined(separator: ", "))]
+                throw error
+            case .none: throw GatewayError(.notFound, "no route for \(verb) \(path)")
+            }
+            let identity = try await authenticate(head.headers)
+            try limit(identity, route.routeClass)
+            let budget = try deadline(head.headers, streaming: route.routeClass == .stream)
+
+            var options = CallOptions(metadata: forwardedMetadata(head.headers, requestID: requestID), timeout: budget)
+            options.compressRequests = false
+            guard let channel = channels[route.upstream] else { throw GatewayError(.unavailable, "\(route.upstream) is not configured") }
+            let client = RPCClient(transport: channel)
+            let types = try messageTypes(route)
+            switch route.descriptor.kind {
+            case .unary:
+                let json = try requestJSON(route, pathValues, query, request.body, head.headers)
+                let response = try await Self.unary(types.input, types.output, json: json, client: client, route: route, options: options)
+                var headers = common
+                if case .object(let fields) = response, case .string(let etag)? = fields["etag"], !etag.isEmpty {
+                    headers.add(name: "etag", value: "\"\(etag)\"")
+                }
+                try await writeJSONText(Self.responseBody(response, route).text, status: .ok, headers: headers, writer)
+            case .serverStreaming:
+                let json = try requestJSON(route, pathValues, query, request.body, head.headers)
+                try await serverStream(types, json: json, client: client, route: route, options: options, request: request, headers: common, writer)
+            case .clientStreaming:
+                guard query.isEmpty else { throw GatewayError(.invalidArgument, "query parameters are not accepted here", field: "") }
+                let lines = try Self.ndjsonLines(request.body)
+                let response = try await Self.clientStream(types.input, types.output, lines: lines, client: client, route: route, options: options)
+                try await writeJSONText(response.text, status: .ok, headers: common, writer)
+            case .bidirectionalStreaming:
+                throw GatewayError(.unimplemented, "bidirectional streams are not served over HTTP/1.1 JSON; call the service over gRPC")
+            }
+        } catch {
+            await writeError(error, headers: common, conditional: conditional, writer)
+        }
+    }
+
+    private func requestJSON(
+        _ route: Route, _ pathValues: [(fieldPath: [String], value: String)], _ query: Substring, _ body: ByteBuffer, _ headers: HTTPHeaders
+    ) throws -> JSON {
+        var parsedBody: JSON?
+        if body.readableBytes > 0 {
+            guard !route.binding.body.isEmpty else {
+                throw GatewayError(.invalidArgument, "\(route.verb) \(route.binding.path) takes no body", field: "")
+            }
+            do {
+                parsedBody = try JSON.parse(String(buffer: body), rejectingDuplicateKeys: true)
+            } catch {
+                throw GatewayError(.invalidArgument, "the body is not valid JSON: \(error)", field: "")
+            }
+        }
+        let queryItems = query.split(separator: "&").compactMap { item -> (String, String)? in
+            guard !item.isEmpty else { return nil }
+            let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (PercentEncoding.decode(pair[0], plusIsSpace: true), pair.count > 1 ? PercentEncoding.decode(pair[1], plusIsSpace: true) : "")
+        }
+        return try mapping.requestJSON(
+            .init(
+                route: route, pathValues: pathValues, query: queryItems, body: parsedBody, idempotencyKey: headers.first(name: "idempotency-key"),
+                ifMatch: headers.first(name: "if-match")))
+    }
+
+    private func messageTypes(_ route: Route) throws -> (input: any ProtoJSONMessage.Type, output: any ProtoJSONMessage.Type) {
+        guard let input = ProtoJSONRegistry.messageType(named: route.method.input),
+            let output = ProtoJSONRegistry.messageType(named: route.method.output)
+        else { throw GatewayError(.internal, "no generated type for \(route.descriptor)") }
+        return (input, output)
+    }
+
+    /// The caller, from `Authorization: Bearer …`, verified here so a bad token costs no upstream call.
+    func authenticate(_ headers: HTTPHeaders) async throws -> CallerIdentity {
+        guard let header = headers.first(name: "authorization") else {
+            var error = GatewayError(.unauthenticated, "missing Authorization: Bearer <token>")
+            error.headers = [("www-authenticate", "Bearer")]
+            throw error
+        }
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            var error = GatewayError(.unauthenticated, "the Authorization header must be Bearer <token>")
+            error.headers = [("www-authenticate", "Bearer")]
+            throw error
+        }
+        do {
+            return try await verifier.verify(String(header.dropFirst(7)))
+        } catch let error as RPCError {
+            var gatewayError = GatewayError(.unauthenticated, error.message)
+            gatewayError.headers = [("www-authenticate", "Bearer error=\"invalid_token\"")]
+            throw gatewayError
+        }
+    }
+
+    func limit(_ identity: CallerIdentity, _ routeClass: RouteClass) throws {
+        let key = identity.isService ? "service:" + identity.userID : identity.tenantID
+        if let wait = limiter.acquire(tenant: key, routeClass: routeClass) {
+            let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
+            var error = GatewayError(.resourceExhausted, "rate limit of tenant \(key) for \(routeClass.rawValue) requests reached; retry in \(seconds) s")
+            error.headers = [("retry-after", "\(seconds)")]
+            throw error
+        }
+    }
+
+    /// The request's budget: `grpc-timeout` (gRPC's form) or `X-Request-Timeout` (`250ms`, `5s`, or seconds), at most
+    /// the configured maximum; the default for unary calls, none for streams that ask for none.
+    func deadline(_ headers: HTTPHeaders, streaming: Bool) throws -> Duration? {
+        var asked: Duration?
+        if let value = headers.first(name: "grpc-timeout") {
+            guard let d = GRPCTimeout.parse(value) else { throw GatewayError(.invalidArgument, "grpc-timeout: not a gRPC timeout", field: "grpc-timeout") }
+            asked = d
+        } else if let value = headers.first(name: "x-request-timeout") {
+            guard let d = Self.parseTimeout(value) else {
+                throw GatewayError(.invalidArgument, "X-Request-Timeout: expected e.g. 250ms, 5s or 1.5", field: "X-Request-Timeout")
+            }
+            asked = d
+        }
+        if let asked { return min(asked, configuration.maxTimeout) }
+        return streaming ? nil : configuration.defaultTimeout
+    }
+
+    static func parseTimeout(_ value: String) -> Duration? {
+        let v = value.trimmingCharacters(in: .whitespaces).lowercased()
+        let (number, scale): (Substring, Double) =
+            v.hasSuffix("ms") ? (v.dropLast(2), 0.001) : v.hasSuffix("s") ? (v.dropLast(1), 1) : (Substring(v), 1)
+        guard let n = Double(number), n.isFinite, n > 0, n * scale <= 86_400 else { return nil }
+        return .milliseconds(Int64((n * scale * 1000).rounded(.up)))
+    }
+
+    func forwardedMetadata(_ headers: HTTPHeaders, requestID: String) -> Metadata {
+        var metadata = Metadata()
+        for name in ["authorization", "traceparent", "tracestate"] {
+            if let value = headers.first(name: name) { metadata.addString(value, forKey: name) }
+        }
+        metadata.addString(requestID, forKey: "x-request-id")
+        return metadata
+    }
+
+    private func addCORS(_ head: HTTPRequestHead, to headers: inout HTTPHeaders) {
+        guard !configuration.corsOrigins.isEmpty, let origin = head.headers.first(name: "origin") else { return }
+        if configuration.corsOrigins.contains("*") {
+            headers.add(name: "access-control-allow-origin", value: "*")
+        } else if configuration.corsOrigins.contains(origin) {
+            headers.add(name: "access-control-allow-origin", value: origin)
+            headers.add(name: "vary", value: "Origin")
+        } else {
+            return
+        }
+        headers.add(name: "access-control-expose-headers", value: "etag, retry-after, x-request-id, traceparent")
+    }
+
+    // MARK: - Calls (the generic parameters open the registry's existential types)
+
+    static func unary<Request: ProtoJSONMessage, Response: ProtoJSONMessage>(
+        _: Request.Type, _: Response.Type, json: JSON, client: RPCClient, route: Route, options: CallOptions
+    ) async throws -> JSON {
+        let request = try decode(Request.self, json)
+        let response: Response = try await client.unary(route.descriptor, request, options: options)
+        return try response.protoJSON()
+    }
+
+    static func clientStream<Request: ProtoJSONMessage, Response: ProtoJSONMessage>(
+        _: Request.Type, _: Response.Type, lines: [JSON], client: RPCClient, route: Route, options: CallOptions
+    ) async throws -> JSON {
+        let requests = try lines.enumerated().map { i, line in
+            do {
+                return try Request(protoJSON: line)
+            } catch let error as ProtoJSONError {
+                let field = "[\(i)]" + (error.path.isEmpty ? "" : "." + error.path)
+                throw GatewayError(.invalidArgument, "line \(i + 1): \(error.description)", field: field)
+            }
+        }
+        let response: ClientResponse<Response> = try await client.clientStreaming(route.descriptor, options: options) { call in
+            for request in requests { try await call.send(request) }
+        }
+        return try response.message.protoJSON()
+    }
+
+    static func decode<Request: ProtoJSONMessage>(_: Request.Type, _ json: JSON) throws -> Request {
+        do {
+            return try Request(protoJSON: json)
+        } catch let error as ProtoJSONError {
+            throw GatewayError(.invalidArgument, error.description, field: error.path)
+        }
+    }
+
+    static func responseBody(_ response: JSON, _ route: Route) -> JSON {
+        guard !route.binding.responseBody.isEmpty, case .object(let fields) = response,
+            let field = SwitchboardHTTPSchema.messages[route.method.output]?.field(named: route.binding.responseBody)
+        else { return response }
+        return fields[field.jsonName] ?? .null
+    }
+
+    static func ndjsonLines(_ body: ByteBuffer) throws -> [JSON] {
+        var lines: [JSON] = []
+        for (i, line) in String(buffer: body).split(whereSeparator: \.isNewline).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            do {
+                lines.append(try JSON.parse(trimmed, rejectingDuplicateKeys: true))
+            } catch {
+                throw GatewayError(.invalidArgument, "line \(i + 1) of the body is not JSON", field: "[\(i)]")
+            }
+        }
+        return lines
+    }
+
+    // MARK: - Server streams
+
+    private func serverStream(
+        _ types: (input: any ProtoJSONMessage.Type, output: any ProtoJSONMessage.Type), json: JSON, client: RPCClient, route: Route,
+        options: CallOptions, request: GatewayRequest, headers: HTTPHeaders, _ writer: some HTTPResponseWriter
+    ) async throws {
+        let open = openStreams.wrappingAdd(1, ordering: .relaxed).newValue
+        defer { openStreams.wrappingSubtract(1, ordering: .relaxed) }
+        guard open <= configuration.maxStreams else {
+            throw GatewayError(.resourceExhausted, "the gateway holds \(configuration.maxStreams) streams open; retry later")
+        }
+        let sse = request.head.headers.first(name: "accept")?.contains("text/event-stream") ?? false
+        let responder = StreamResponder(writer: writer, headers: headers, sse: sse)
+        // A client that goes away cancels the upstream call (a quiet watch would otherwise notice only at its next write).
+        let task = Task {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    try await Self.serverStreaming(types.input, types.output, json: json, client: client, route: route, options: options) {
+                        try await responder.send($0)
+                    }
+                    return true
+                }
+                group.addTask {
+                    // The head goes out once a message arrives or a quarter second passes, so an error at once still
+                    // gets its own HTTP status, and a quiet watch still gets its head.
+                    try await Task.sleep(for: .milliseconds(250))
+                    try await responder.sendHead()
+                    return false
+                }
+                while let streamEnded = try await group.next() {
+                    if streamEnded {
+                        group.cancelAll()
+                        break
+                    }
+                }
+            }
+        }
+        request.closed.whenComplete { _ in task.cancel() }
+        do {
+            try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
+            }
+        } catch {
+            if task.isCancelled { return }
+            if await responder.headSent {
+                try? await responder.fail(Self.rpcError(error))
+                return
+            }
+            throw error
+        }
+        try await responder.finish()
+    }
+
+    static func serverStreaming<Request: ProtoJSONMessage, Response: ProtoJSONMessage>(
+        _: Request.Type, _: Response.Type, json: JSON, client: RPCClient, route: Route, options: CallOptions,
+        emit: @escaping @Sendable (JSON) async throws -> Void
+    ) async throws {
+        let request = try decode(Request.self, json)
+        try await client.serverStreaming(route.descriptor, request, options: options) { (responses: RPCAsyncSequence<Response>) in
+            for try await response in responses { try await emit(try response.protoJSON()) }
+        }
+    }
+
+    // MARK: - Writing
+
+    func writeJSONText(_ text: String, status: HTTPResponseStatus, headers: HTTPHeaders, _ writer: some HTTPResponseWriter) async throws {
+        var headers = headers
+        let buffer = ByteBuffer(string: text)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: "\(buffer.readableBytes)")
+        try await writer.head(status, headers)
+        try await writer.body(buffer)
+        try await writer.end()
+    }
+
+    static func rpcError(_ error: any Error) -> RPCError {
+        switch error {
+        case let error as GatewayError: error.rpcError
+        case let error as ProtoJSONError: error.rpcError
+        default: RPCError.from(error)
+        }
+    }
+
+    private func writeError(_ error: any Error, headers: HTTPHeaders, conditional: Bool, _ writer: some HTTPResponseWriter) async {
+        let rpcError = Self.rpcError(error)
+        var headers = headers
+        if let error = error as? GatewayError { for (name, value) in error.headers { headers.add(name: name, value: value) } }
+        if rpcError.code == .internal || rpcError.code == .unknown {
+            logger.error("request failed", metadata: ["error": "\(error)"])
+        }
+        let status = HTTPResponseStatus(statusCode: HTTPErrorMapping.httpStatus(rpcError.code, conditional: conditional))
+        try? await writeJSONText(HTTPErrorMapping.statusJSON(rpcError).text, status: status, headers: headers, writer)
+    }
+}
+
+/// Writes a server stream: the head once, then one NDJSON line (`{"result": …}`) or SSE event per message, and an
+/// error as a last line (`{"error": status}`) or an `error` event, never a silent close.
+actor StreamResponder {
+    let writer: any HTTPResponseWriter
+    let headers: HTTPHeaders
+    let sse: Bool
+    private(set) var headSent = false
+
+    init(writer: any HTTPResponseWriter, headers: HTTPHeaders, sse: Bool) {
+        self.writer = writer
+        self.headers = headers
+        self.sse = sse
+    }
+
+    func sendHead() async throws {
+        guard !headSent else { return }
+        headSent = true
+        var headers = headers
+        headers.add(name: "content-type", value: sse ? "text/event-stream" : "application/x-ndjson")
+        headers.add(name: "cache-control", value: "no-cache")
+        try await writer.head(.ok, headers)
+    }
+
+    func send(_ message: JSON) async throws {
+        try await sendHead()
+        let text = sse ? "data: \(message.text)\n\n" : JSON.object(["result": message]).text + "\n"
+        try await writer.body(ByteBuffer(string: text))
+    }
+
+    func fail(_ error: RPCError) async throws {
+        let status = HTTPErrorMapping.statusJSON(error)
+        let text = sse ? "event: error\ndata: \(status.text)\n\n" : JSON.object(["error": status]).text + "\n"
+        try await writer.body(ByteBuffer(string: text))
+        try await writer.end()
+    }
+
+    func finish() async throws {
+        try await sendHead()
+        try await writer.end()
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import SwitchboardHTTP2
+import SwitchboardRuntime
+
+/// The gateway's own settings, beyond the runtime's (port, admin port, token keys, log level).
+public struct GatewayConfiguration: Sendable {
+    /// The services the gateway forwards to and where each runs (several addresses are balanced over).
+    public var upstreams: [String: [GRPCChannel.Target]]
+    /// The budget of a request that names none (`grpc-timeout` or `X-Request-Timeout` sets it).
+    public var defaultTimeout: Duration
+    /// The most a request may ask for.
+    public var maxTimeout: Duration
+    /// The largest request body read (bytes); larger bodies are refused with 413.
+    public var maxBodyBytes: Int
+    /// Rate limits per route class.
+    public var rateLimits: [RouteClass: RateLimiter.Limit]
+    /// Origins allowed by CORS (`*` allows any); empty sends no CORS headers.
+    public var corsOrigins: [String]
+    /// What each optional part of the contact overview may take at most (it also never outlives the request's budget).
+    public var overviewPartTimeout: Duration
+    /// Server streams open at once in this process.
+    public var maxStreams: Int
+
+    /// The services the gateway knows, with their default gRPC ports.
+    public static let services: [(name: String, port: Int)] = [
+        ("contacts", 50061), ("organization", 50062), ("communication", 50063), ("collaboration", 50064), ("analytics", 50065),
+    ]
+
+    /// Every setting, for `--help` and the README.
+    public static var settings: [EnvironmentSetting] {
+        services.map { service in
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_\(service.name.uppercased())_TARGETS", default: "127.0.0.1:\(service.port)",
+                help: "Comma-separated host:port addresses of the \(service.name) service (calls are spread over them; a failing one is skipped while it backs off); empty leaves its routes out.")
+        } + [
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_TIMEOUT_SECONDS", default: "10", help: "Budget of a unary request that sends no grpc-timeout or X-Request-Timeout."),
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_MAX_TIMEOUT_SECONDS", default: "60", help: "The largest budget a request may ask for."),
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_MAX_BODY_BYTES", default: "\(8 << 20)", help: "Largest request body (413 past it)."),
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_READ_RATE", default: "200", help: "GET requests per second per tenant (token bucket; 0 = unlimited); per replica."),
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_READ_BURST", default: "400", help: "Burst of GET requests per tenant."),
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_WRITE_RATE", default: "50", help: "Other requests per second per tenant (0 = unlimited); per replica."),
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_WRITE_BURST", default: "100", help: "Burst of other requests per tenant."),
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_STREAM_RATE", default: "2", help: "Server streams opened per second per tenant (0 = unlimited); per replica."),
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_STREAM_BURST", default: "20", help: "Burst of streams opened per tenant."),
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_MAX_STREAMS", default: "1000", help: "Server streams open at once in this process."),
+            EnvironmentSetting("SWITCHBOARD_GATEWAY_CORS_ORIGINS", default: "", help: "Comma-separated origins allowed by CORS, or *; empty sends no CORS headers."),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS", default: "2",
+                help: "Longest wait for an optional part of GET /v1/contacts/{id}:overview before it is listed in partialFailures."),
+        ]
+    }
+
+    /// Reads the settings.
+    /// - Parameter environment: the process environment.
+    /// - Returns: the configuration.
+    /// - Throws: ``ConfigurationError`` naming a bad variable.
+    public static func load(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GatewayConfiguration {
+        let all = settings
+        func setting(_ name: String) -> EnvironmentSetting { all.first { $0.name == name }! }
+        let env = EnvironmentReader(environment)
+        var upstreams: [String: [GRPCChannel.Target]] = [:]
+        for service in services {
+            let variable = "SWITCHBOARD_GATEWAY_\(service.name.uppercased())_TARGETS"
+            let text = env.string(setting(variable)) ?? ""
+            var targets: [GRPCChannel.Target] = []
+            for item in text.split(separator: ",") {
+                let address = item.trimmingCharacters(in: .whitespaces)
+                guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
+                    colon > address.startIndex
+                else {
+                    throw ConfigurationError(variable: variable, problem: "\(address) is not host:port")
+                }
+                targets.append(GRPCChannel.Target(host: String(address[..<colon]), port: port))
+            }
+            if !targets.isEmpty { upstreams[service.name] = targets }
+        }
+        func rate(_ name: String) throws -> Double { Double(try env.int(setting(name), in: 0...1_000_000)) }
+        var limits: [RouteClass: RateLimiter.Limit] = [:]
+        for routeClass in RouteClass.allCases {
+            let prefix = "SWITCHBOARD_GATEWAY_\(routeClass.rawValue.uppercased())"
+            let perSecond = try rate(prefix + "_RATE")
+            if perSecond > 0 { limits[routeClass] = .init(perSecond: perSecond, burst: max(1, try rate(prefix + "_BURST"))) }
+        }
+        let maxTimeout = try env.seconds(setting("SWITCHBOARD_GATEWAY_MAX_TIMEOUT_SECONDS"), in: 0.001...86_400)
+        return GatewayConfiguration(
+            upstreams: upstreams,
+            defaultTimeout: min(maxTimeout, try env.seconds(setting("SWITCHBOARD_GATEWAY_TIMEOUT_SECONDS"), in: 0.001...86_400)),
+            maxTimeout: maxTimeout,
+            maxBodyBytes: try env.int(setting("SWITCHBOARD_GATEWAY_MAX_BODY_BYTES"), in: 1024...(1 << 30)),
+            rateLimits: limits,
+            corsOrigins: (env.string(setting("SWITCHBOARD_GATEWAY_CORS_ORIGINS")) ?? "").split(separator: ",").map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }.filter { !$0.isEmpty },
+            overviewPartTimeout: try env.seconds(setting("SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS"), in: 0.001...3600),
+            maxStreams: try env.int(setting("SWITCHBOARD_GATEWAY_MAX_STREAMS"), in: 1...1_000_000))
+    }
+}

@@ -1,0 +1,172 @@
+/// A `google.api.http` path template (`/v1/contacts/{id}:undelete`, `/v1/{name=shelves/*}`), parsed once and
+/// matched against request paths.
+///
+/// Grammar (from `google/api/http.proto`): `Template = "/" Segments [ ":" Verb ]`, a segment is `*`, `**`, a
+/// literal or `{field.path}` / `{field.path=Segments}`. A `{var}` alone matches one segment.
+struct PathTemplate: Sendable, Hashable {
+    enum Segment: Sendable, Hashable {
+        case literal(String)
+        /// `*`: exactly one segment.
+        case single
+        /// `**`: the rest of the path (zero or more segments); only last.
+        case rest
+    }
+
+    /// A variable: the field path it fills and the segments (indices into ``segments``) it covers.
+    struct Variable: Sendable, Hashable {
+        var fieldPath: [String]
+        var range: Range<Int>
+    }
+
+    let segments: [Segment]
+    let variables: [Variable]
+    let verb: String
+    /// The template as written.
+    let text: String
+
+    struct ParseError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(_ text: String) throws {
+        self.text = text
+        guard text.hasPrefix("/") else { throw ParseError(description: "\(text): a template starts with /") }
+        var body = Substring(text.dropFirst())
+        var verb = ""
+        // The verb follows the last ':' outside braces.
+        var depth = 0
+        var verbStart: Substring.Index?
+        for i in body.indices {
+            switch body[i] {
+            case "{": depth += 1
+            case "}": depth -= 1
+            case ":" where depth == 0: verbStart = i
+            default: break
+            }
+        }
+        if let verbStart {
+            verb = String(body[body.index(after: verbStart)...])
+            body = body[..<verbStart]
+        }
+        var segments: [Segment] = []
+        var variables: [Variable] = []
+        var i = body.startIndex
+        func parseSegments(_ s: Substring) throws -> [Segment] {
+            try s.split(separator: "/", omittingEmptySubsequences: false).map { part in
+                switch part {
+                case "*": .single
+                case "**": .rest
+                case "": throw ParseError(description: "\(text): empty segment")
+                default: .literal(String(part))
+                }
+            }
+        }
+        while i < body.endIndex {
+            if body[i] == "{" {
+                guard let close = body[i...].firstIndex(of: "}") else { throw ParseError(description: "\(text): unclosed {") }
+                let inside = body[body.index(after: i)..<close]
+                let parts = inside.split(separator: "=", maxSplits: 1)
+                let field = parts.first.map { $0.split(separator: ".").map(String.init) } ?? []
+                guard !field.isEmpty else { throw ParseError(description: "\(text): empty variable") }
+                let inner = parts.count == 2 ? try parseSegments(parts[1]) : [.single]
+                variables.append(Variable(fieldPath: field, range: segments.count..<(segments.count + inner.count)))
+                segments += inner
+                i = body.index(after: close)
+            } else {
+                let end = body[i...].firstIndex(where: { $0 == "/" }) ?? body.endIndex
+                let part = body[i..<end]
+                if !part.isEmpty { segments += try parseSegments(part) }
+                i = end
+            }
+            if i < body.endIndex, body[i] == "/" { i = body.index(after: i) }
+        }
+        if let restIndex = segments.firstIndex(of: .rest), restIndex != segments.count - 1 {
+            throw ParseError(description: "\(text): ** must be last")
+        }
+        self.segments = segments
+        self.variables = variables
+        self.verb = verb
+    }
+
+    /// Whether this template matches `path` (already split; the verb not yet removed), and the variables' values
+    /// (percent-decoded; a `**` variable keeps its slashes).
+    /// - Parameter parts: the request path's segments, still percent-encoded.
+    /// - Returns: field path → value, or nil when the template does not match.
+    func match(_ parts: [Substring]) -> [(fieldPath: [String], value: String)]? {
+        var parts = parts
+        if !verb.isEmpty {
+            guard let last = parts.last, last.hasSuffix(":" + verb) else { return nil }
+            parts[parts.count - 1] = last.dropLast(verb.count + 1)
+        }
+        var consumed: [Range<Int>] = []  // request part range each template segment covered
+        var p = 0
+        for segment in segments {
+            switch segment {
+            case .literal(let literal):
+                guard p < parts.count, PercentEncoding.decode(parts[p]) == literal else { return nil }
+                consumed.append(p..<(p + 1))
+                p += 1
+            case .single:
+                guard p < parts.count, !parts[p].isEmpty else { return nil }
+                consumed.append(p..<(p + 1))
+                p += 1
+            case .rest:
+                consumed.append(p..<parts.count)
+                p = parts.count
+            }
+        }
+        guard p == parts.count else { return nil }
+        return variables.map { variable in
+            let first = consumed[variable.range.lowerBound].lowerBound
+            let last = consumed[variable.range.upperBound - 1].upperBound
+            let raw = parts[first..<last].joined(separator: "/")
+            return (variable.fieldPath, PercentEncoding.decode(Substring(raw)))
+        }
+    }
+
+    /// How specific the template is, for choosing among matches: literals before variables, no `**` before `**`.
+    var specificity: [Int] {
+        segments.map {
+            switch $0 {
+            case .literal: 2
+            case .single: 1
+            case .rest: 0
+            }
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` and path percent-decoding.
+enum PercentEncoding {
+    /// Decodes `%XX` escapes (and, for query strings, `+` as a space); an invalid escape is kept as written.
+    /// - Parameters:
+    ///   - s: the encoded text.
+    ///   - plusIsSpace: whether `+` means a space (query strings).
+    /// - Returns: the decoded text (invalid UTF-8 repaired).
+    static func decode(_ s: Substring, plusIsSpace: Bool = false) -> String {
+        guard s.contains("%") || (plusIsSpace && s.contains("+")) else { return String(s) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(s.utf8.count)
+        var it = Array(s.utf8)[...]
+        while let b = it.popFirst() {
+            if b == UInt8(ascii: "%"), it.count >= 2, let hi = hex(it[it.startIndex]), let lo = hex(it[it.startIndex + 1]) {
+                bytes.append(hi << 4 | lo)
+                it = it.dropFirst(2)
+            } else if plusIsSpace, b == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else {
+                bytes.append(b)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,231 @@
+import SwitchboardProtos
+import SwitchboardRPC
+
+/// Builds the proto3 JSON of an RPC's request from an HTTP request: the body (whole or one field), the path
+/// variables, the query parameters (typed by the request message's schema) and the headers that map to fields
+/// (`Idempotency-Key` → `request_id`, `If-Match` → `etag`; PATCH without an `update_mask` gets one from the body's
+/// fields). The result is decoded by the generated message, which names any field it refuses.
+struct RequestMapping {
+    /// What the client sent.
+    struct Input {
+        var route: Route
+        var pathValues: [(fieldPath: [String], value: String)]
+        var query: [(name: String, value: String)]
+        var body: JSON?
+        var idempotencyKey: String?
+        var ifMatch: String?
+    }
+
+    /// Bounds on what the query string may hold.
+    var maxQueryParameters = 256
+
+    /// Builds the request object.
+    /// - Parameter input: the HTTP request's parts.
+    /// - Returns: the request as a JSON object.
+    /// - Throws: ``GatewayError`` (400) naming the parameter or field at fault.
+    func requestJSON(_ input: Input) throws -> JSON {
+        let binding = input.route.binding
+        let inputName = input.route.method.input
+        guard let message = SwitchboardHTTPSchema.messages[inputName] else {
+            throw GatewayError(.internal, "no schema for \(inputName)")
+        }
+        var object: [String: JSON] = [:]
+        switch binding.body {
+        case "":
+            break
+        case "*":
+            switch input.body {
+            case nil: break
+            case .object(let fields)?: object = fields
+            default: throw GatewayError(.invalidArgument, "the request body must be a JSON object", field: "")
+            }
+        default:
+            guard let field = message.field(named: binding.body) else { throw GatewayError(.internal, "body field \(binding.body) missing") }
+            if let body = input.body { object[field.jsonName] = body }
+        }
+        var boundByPath: Set<String> = []
+        for (fieldPath, value) in input.pathValues {
+            let (jsonPath, field) = try resolve(fieldPath.map { Substring($0) }, in: inputName, what: "path variable")
+            try set(&object, jsonPath, try scalar(value, field: field, name: fieldPath.joined(separator: ".")))
+            boundByPath.insert(fieldPath.joined(separator: "."))
+        }
+        if input.query.count > maxQueryParameters {
+            throw GatewayError(.invalidArgument, "more than \(maxQueryParameters) query parameters", field: "")
+        }
+        var unknown: [String] = []
+        var repeated: [String: [JSON]] = [:]
+        var repeatedPaths: [String: [String]] = [:]
+        for (name, value) in input.query {
+            if binding.body == "*" {
+                unknown.append(name)
+                continue
+            }
+            let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+            guard let (jsonPath, field) = try? resolve(parts, in: inputName, what: "query parameter"),
+                !boundByPath.contains(name), binding.body.isEmpty || jsonPath.first != message.field(named: binding.body)?.jsonName
+            else {
+                unknown.append(name)
+                continue
+            }
+            let json = try scalar(value, field: field, name: name)
+            if field.isRepeated {
+                let key = jsonPath.joined(separator: ".")
+                repeated[key, default: []].append(json)
+                repeatedPaths[key] = jsonPath
+            } else {
+                try set(&object, jsonPath, json)
+            }
+        }
+        if !unknown.isEmpty {
+            let names = Array(Set(unknown)).sorted()
+            throw GatewayError(
+                .invalidArgument,
+                binding.body == "*"
+                    ? "query parameters are not accepted here (the body carries the whole request): \(names.joined(separator: ", "))"
+                    : "unknown query parameter\(names.count == 1 ? "" : "s"): \(names.joined(separator: ", "))",
+                field: names[0], reason: "UNKNOWN_QUERY_PARAMETER")
+        }
+        for (key, values) in repeated { try set(&object, repeatedPaths[key]!, .array(values)) }
+
+        if let key = input.idempotencyKey, let field = message.field(named: "request_id"), field.kind == .string, object[field.jsonName] == nil
+            && object[field.name] == nil
+        {
+            object[field.jsonName] = .string(key)
+        }
+        if let tag = input.ifMatch, let field = message.field(named: "etag"), field.kind == .string, object[field.jsonName] == nil
+            && object[field.name] == nil
+        {
+            object[field.jsonName] = .string(Self.entityTag(tag))
+        }
+        if input.route.verb == "PATCH", let maskField = message.field(named: "update_mask"),
+            object[maskField.jsonName] == nil && object[maskField.name] == nil,
+            binding.body != "*", let bodyField = message.field(named: binding.body), case .object(let fields)? = input.body
+        {
+            let paths = Self.maskPaths(fields, type: bodyField.typeName)
+            object[maskField.jsonName] = .string(paths.joined(separator: ","))
+        }
+        return .object(object)
+    }
+
+    /// `"abc"` and `W/"abc"` → `abc`.
+    static func entityTag(_ header: String) -> String {
+        var tag = Substring(header).drop(while: { $0 == " " || $0 == "\t" })
+        while let last = tag.last, last == " " || last == "\t" { tag = tag.dropLast() }
+        if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
+        if tag.count >= 2, tag.hasPrefix("\""), tag.hasSuffix("\"") { tag = tag.dropFirst().dropLast() }
+        return String(tag)
+    }
+
+    /// The field mask of a PATCH body: every field it sets, descending into singular messages (not maps, lists or
+    /// well-known types, which are replaced whole), as grpc-gateway derives it.
+    static func maskPaths(_ fields: [String: JSON], type: String, prefix: String = "", depth: Int = 0) -> [String] {
+        let schema = SwitchboardHTTPSchema.messages[type]
+        var paths: [String] = []
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            let field = schema?.field(named: key)
+            let name = field?.jsonName ?? key
+            if let field, field.kind == .message, !field.isRepeated, !WellKnown.isScalarLike(field.typeName), depth < 8,
+                case .object(let inner) = value, !inner.isEmpty
+            {
+                paths += maskPaths(inner, type: field.typeName, prefix: prefix + name + ".", depth: depth + 1)
+            } else {
+                paths.append(prefix + name)
+            }
+        }
+        return paths
+    }
+
+    /// Resolves a dotted field path (proto or JSON names) to JSON names and the last field.
+    private func resolve(_ parts: [Substring], in messageName: String, what: String) throws -> ([String], HTTPFieldSchema) {
+        var message = messageName
+        var jsonPath: [String] = []
+        for (i, part) in parts.enumerated() {
+            guard let schema = SwitchboardHTTPSchema.messages[message], let field = schema.field(named: String(part)) else {
+                throw GatewayError(.invalidArgument, "\(what) \(parts.joined(separator: ".")) names no field", field: parts.joined(separator: "."))
+            }
+            jsonPath.append(field.jsonName)
+            if i == parts.count - 1 {
+                // A leaf: a scalar, an enum, or a well-known type written as one JSON scalar.
+                if field.kind == .message && !WellKnown.isScalarLike(field.typeName) || field.kind == .group
+                    || SwitchboardHTTPSchema.messages[field.typeName]?.isMapEntry == true
+                {
+                    throw GatewayError(.invalidArgument, "\(what) \(parts.joined(separator: ".")) is not a scalar field", field: parts.joined(separator: "."))
+                }
+                return (jsonPath, field)
+            }
+            guard field.kind == .message, !field.isRepeated, !WellKnown.isScalarLike(field.typeName) else {
+                throw GatewayError(.invalidArgument, "\(what) \(parts.joined(separator: ".")) passes through a non-message field", field: parts.joined(separator: "."))
+            }
+            message = field.typeName
+        }
+        throw GatewayError(.invalidArgument, "empty \(what)", field: "")
+    }
+
+    /// A query or path value as the JSON the field's proto3 mapping reads.
+    private func scalar(_ value: String, field: HTTPFieldSchema, name: String) throws -> JSON {
+        func bad(_ expected: String) -> GatewayError {
+            GatewayError(.invalidArgument, "\(name): \(expected), got \"\(value.prefix(64))\"", field: name)
+        }
+        let kind: HTTPFieldSchema.Kind
+        if field.kind == .message {
+            switch field.typeName {
+            case "google.protobuf.BoolValue": kind = .bool
+            case "google.protobuf.DoubleValue", "google.protobuf.FloatValue": kind = .double
+            case "google.protobuf.Int64Value", "google.protobuf.UInt64Value", "google.protobuf.Int32Value", "google.protobuf.UInt32Value":
+                kind = .int64
+            default: return .string(value)  // Timestamp, Duration, FieldMask, StringValue, BytesValue: JSON strings
+            }
+        } else {
+            kind = field.kind
+        }
+        switch kind {
+        case .bool:
+            switch value {
+            case "true", "1": return .bool(true)
+            case "false", "0": return .bool(false)
+            default: throw bad("expected true or false")
+            }
+        case .int32, .int64, .uint32, .uint64, .sint32, .sint64, .fixed32, .fixed64, .sfixed32, .sfixed64:
+            guard !value.isEmpty, value.count <= 24, value.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "-") }) else {
+                throw bad("expected an integer")
+            }
+            return .string(value)  // proto3 JSON reads integers from strings, with its own range checks
+        case .double, .float:
+            return .string(value)
+        case .enumeration:
+            if let number = Int32(value) { return .number(Double(number)) }
+            return .string(value)
+        default:
+            return .string(value)
+        }
+    }
+
+    private func set(_ object: inout [String: JSON], _ path: [String], _ value: JSON) throws {
+        guard let first = path.first else { return }
+        if path.count == 1 {
+            object[first] = value
+            return
+        }
+        var inner: [String: JSON]
+        switch object[first] {
+        case nil: inner = [:]
+        case .object(let existing)?: inner = existing
+        default: throw GatewayError(.invalidArgument, "\(path.joined(separator: ".")) conflicts with a value the body set", field: path.joined(separator: "."))
+        }
+        try set(&inner, Array(path.dropFirst()), value)
+        object[first] = .object(inner)
+    }
+}
+
+/// The well-known types whose proto3 JSON form is a single scalar.
+enum WellKnown {
+    static func isScalarLike(_ typeName: String) -> Bool {
+        switch typeName {
+        case "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask", "google.protobuf.BoolValue",
+            "google.protobuf.StringValue", "google.protobuf.BytesValue", "google.protobuf.DoubleValue", "google.protobuf.FloatValue",
+            "google.protobuf.Int64Value", "google.protobuf.UInt64Value", "google.protobuf.Int32Value", "google.protobuf.UInt32Value":
+            true
+        default: false
+        }
+    }
+}

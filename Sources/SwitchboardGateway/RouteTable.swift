@@ -1,0 +1,79 @@
+import SwitchboardProtos
+import SwitchboardRPC
+
+/// One HTTP route: a binding of an RPC, its parsed template and the upstream service it goes to.
+struct Route: Sendable {
+    let method: HTTPMethodSchema
+    let binding: HTTPBindingSchema
+    let template: PathTemplate
+    /// The upstream's short name (`contacts`, …), from the RPC's package `switchboard.<name>.v1`.
+    let upstream: String
+
+    var verb: String { binding.verb }
+    var descriptor: MethodDescriptor { method.descriptor }
+    /// The rate-limit class: reads, writes, or streams (long-lived server streams).
+    var routeClass: RouteClass {
+        if method.descriptor.kind == .serverStreaming || method.descriptor.kind == .bidirectionalStreaming { return .stream }
+        return binding.verb == "GET" ? .read : .write
+    }
+}
+
+/// Which bucket a request draws from.
+public enum RouteClass: String, Sendable, CaseIterable {
+    /// GET of unary RPCs.
+    case read
+    /// Every other unary or client-streaming RPC.
+    case write
+    /// Server-streaming RPCs (watches, exports, downloads).
+    case stream
+}
+
+/// Every route of the generated HTTP schema whose service has an upstream, matched by verb and path.
+struct RouteTable: Sendable {
+    let routes: [Route]
+
+    /// What matching a request found.
+    enum Match {
+        case found(Route, [(fieldPath: [String], value: String)])
+        /// The path matches routes, but none with this verb.
+        case wrongVerb(allowed: [String])
+        case none
+    }
+
+    /// The upstream short name for a service, e.g. `switchboard.contacts.v1.ContactsService` → `contacts`.
+    static func upstream(ofService service: String) -> String? {
+        let parts = service.split(separator: ".")
+        guard parts.count == 4, parts[0] == "switchboard", parts[2] == "v1", parts[1] != "common" else { return nil }
+        return String(parts[1])
+    }
+
+    /// Builds the table.
+    /// - Parameter upstreams: the services the gateway has addresses for; routes to others are left out.
+    init(upstreams: Set<String>) throws {
+        var routes: [Route] = []
+        for method in SwitchboardHTTPSchema.methods {
+            guard let upstream = Self.upstream(ofService: method.descriptor.service), upstreams.contains(upstream) else { continue }
+            for binding in method.bindings {
+                routes.append(Route(method: method, binding: binding, template: try PathTemplate(binding.path), upstream: upstream))
+            }
+        }
+        // The most specific template first, so `/v1/contacts:search` is never taken for `/v1/contacts/{id}`.
+        self.routes = routes.sorted { $1.template.specificity.lexicographicallyPrecedes($0.template.specificity) }
+    }
+
+    /// Finds the route for a request.
+    /// - Parameters:
+    ///   - verb: the HTTP method.
+    ///   - path: the path without the query string.
+    /// - Returns: the match.
+    func match(verb: String, path: Substring) -> Match {
+        let parts = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        var allowed: [String] = []
+        for route in routes {
+            guard let values = route.template.match(parts) else { continue }
+            if route.verb == verb { return .found(route, values) }
+            allowed.append(route.verb)
+        }
+        return allowed.isEmpty ? .none : .wrongVerb(allowed: Array(Set(allowed)).sorted())
+    }
+}

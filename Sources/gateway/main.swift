@@ -1,0 +1,3 @@
+import SwitchboardGateway
+
+await GatewayCommand.main()

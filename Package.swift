@@ -248,7 +248,8 @@ let package = Package(
             dependencies: [
                 "SwitchboardGateway", "ContactsService", "OrganizationService", "CommunicationService", "CollaborationService",
                 "SwitchboardServiceKitTestSupport", "SwitchboardTestSupport", .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

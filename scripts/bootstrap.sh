@@ -19,8 +19,8 @@ fi
 command -v swift >/dev/null || { echo "swift (6.x) is not on PATH; install the Swift toolchain first" >&2; exit 1; }
 
 # Python with grpcio, the stock client for the interop tests.
-PY_PACKAGES=(grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 grpcio-reflection==1.85.1 protobuf h2)
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import grpc, grpc_tools, grpc_health, grpc_reflection, h2" 2>/dev/null; then
+PY_PACKAGES=(grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 grpcio-reflection==1.85.1 protobuf h2 openapi-spec-validator)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import grpc, grpc_tools, grpc_health, grpc_reflection, h2, openapi_spec_validator" 2>/dev/null; then
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi

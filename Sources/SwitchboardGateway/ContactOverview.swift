@@ -24,23 +24,31 @@ struct ContactOverview {
         let subject: JSON = .object(["type": .string("SUBJECT_TYPE_CONTACT"), "id": .string(id)])
         let nowText = ISO8601DateFormatter().string(from: now)
         return [
-            Part(key: "contact", upstream: "contacts", service: "switchboard.contacts.v1.ContactsService", method: "GetContact",
-                 request: .object(["id": .string(id)]), required: true),
-            Part(key: "memberships", upstream: "organization", service: "switchboard.organization.v1.OrganizationService",
-                 method: "ListContactMemberships", request: .object(["contactId": .string(id), "page": page]), required: false),
-            Part(key: "groups", upstream: "organization", service: "switchboard.organization.v1.OrganizationService",
-                 method: "ListContactGroups", request: .object(["contactId": .string(id), "page": page]), required: false),
-            Part(key: "recentInteractions", upstream: "communication", service: "switchboard.communication.v1.CommunicationService",
-                 method: "ListInteractions", request: .object(["contactId": .string(id), "page": page]), required: false),
-            Part(key: "consents", upstream: "communication", service: "switchboard.communication.v1.CommunicationService",
-                 method: "ListConsentHistory", request: .object(["contactId": .string(id), "page": page]), required: false),
-            Part(key: "notes", upstream: "collaboration", service: "switchboard.collaboration.v1.CollaborationService",
-                 method: "ListNotes", request: .object(["subject": subject, "page": page]), required: false),
-            Part(key: "files", upstream: "collaboration", service: "switchboard.collaboration.v1.CollaborationService",
-                 method: "ListFiles", request: .object(["subject": subject, "page": page]), required: false),
-            Part(key: "upcomingMeetings", upstream: "collaboration", service: "switchboard.collaboration.v1.CollaborationService",
-                 method: "ListMeetings", request: .object(["contactId": .string(id), "timeMin": .string(nowText), "page": page]),
-                 required: false),
+            Part(
+                key: "contact", upstream: "contacts", service: "switchboard.contacts.v1.ContactsService", method: "GetContact",
+                request: .object(["id": .string(id)]), required: true),
+            Part(
+                key: "memberships", upstream: "organization", service: "switchboard.organization.v1.OrganizationService",
+                method: "ListContactMemberships", request: .object(["contactId": .string(id), "page": page]), required: false),
+            Part(
+                key: "groups", upstream: "organization", service: "switchboard.organization.v1.OrganizationService",
+                method: "ListContactGroups", request: .object(["contactId": .string(id), "page": page]), required: false),
+            Part(
+                key: "recentInteractions", upstream: "communication", service: "switchboard.communication.v1.CommunicationService",
+                method: "ListInteractions", request: .object(["contactId": .string(id), "page": page]), required: false),
+            Part(
+                key: "consents", upstream: "communication", service: "switchboard.communication.v1.CommunicationService",
+                method: "ListConsentHistory", request: .object(["contactId": .string(id), "page": page]), required: false),
+            Part(
+                key: "notes", upstream: "collaboration", service: "switchboard.collaboration.v1.CollaborationService",
+                method: "ListNotes", request: .object(["subject": subject, "page": page]), required: false),
+            Part(
+                key: "files", upstream: "collaboration", service: "switchboard.collaboration.v1.CollaborationService",
+                method: "ListFiles", request: .object(["subject": subject, "page": page]), required: false),
+            Part(
+                key: "upcomingMeetings", upstream: "collaboration", service: "switchboard.collaboration.v1.CollaborationService",
+                method: "ListMeetings", request: .object(["contactId": .string(id), "timeMin": .string(nowText), "page": page]),
+                required: false),
         ]
     }
 
@@ -141,7 +149,8 @@ struct ContactOverview {
         guard let channel = gateway.channels[part.upstream] else {
             throw RPCError(code: .unavailable, message: "\(part.upstream) is not configured")
         }
-        guard let method = SwitchboardHTTPSchema.methods.first(where: { $0.descriptor.service == part.service && $0.descriptor.method == part.method }),
+        guard
+            let method = SwitchboardHTTPSchema.methods.first(where: { $0.descriptor.service == part.service && $0.descriptor.method == part.method }),
             let input = ProtoJSONRegistry.messageType(named: method.input), let output = ProtoJSONRegistry.messageType(named: method.output)
         else { throw RPCError(code: .internal, message: "no schema for \(part.service)/\(part.method)") }
         let remaining = deadline - .now

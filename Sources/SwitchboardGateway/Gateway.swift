@@ -2,11 +2,11 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
-import Synchronization
 import SwitchboardHTTP2
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
+import Synchronization
 
 /// One HTTP request as the server hands it over: head and the whole (bounded) body.
 struct GatewayRequest: Sendable {
@@ -108,6 +108,7 @@ public final class Gateway: Sendable {
             case .wrongVerb(let allowed):
                 var error = GatewayError(.unimplemented, "\(verb) is not allowed on \(path); allowed: \(allowed.joined(separator: ", "))")
                 error.headers = [("allow", allowed.joined(separator: ", "))]
+                error.httpStatus = 405
                 throw error
             case .none: throw GatewayError(.notFound, "no route for \(verb) \(path)")
             }
@@ -202,7 +203,8 @@ public final class Gateway: Sendable {
         let key = identity.isService ? "service:" + identity.userID : identity.tenantID
         if let wait = limiter.acquire(tenant: key, routeClass: routeClass) {
             let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
-            var error = GatewayError(.resourceExhausted, "rate limit of tenant \(key) for \(routeClass.rawValue) requests reached; retry in \(seconds) s")
+            var error = GatewayError(
+                .resourceExhausted, "rate limit of tenant \(key) for \(routeClass.rawValue) requests reached; retry in \(seconds) s")
             error.headers = [("retry-after", "\(seconds)")]
             throw error
         }
@@ -213,7 +215,9 @@ public final class Gateway: Sendable {
     func deadline(_ headers: HTTPHeaders, streaming: Bool) throws -> Duration? {
         var asked: Duration?
         if let value = headers.first(name: "grpc-timeout") {
-            guard let d = GRPCTimeout.parse(value) else { throw GatewayError(.invalidArgument, "grpc-timeout: not a gRPC timeout", field: "grpc-timeout") }
+            guard let d = GRPCTimeout.parse(value) else {
+                throw GatewayError(.invalidArgument, "grpc-timeout: not a gRPC timeout", field: "grpc-timeout")
+            }
             asked = d
         } else if let value = headers.first(name: "x-request-timeout") {
             guard let d = Self.parseTimeout(value) else {
@@ -403,7 +407,8 @@ public final class Gateway: Sendable {
         if rpcError.code == .internal || rpcError.code == .unknown {
             logger.error("request failed", metadata: ["error": "\(error)"])
         }
-        let status = HTTPResponseStatus(statusCode: HTTPErrorMapping.httpStatus(rpcError.code, conditional: conditional))
+        let status = HTTPResponseStatus(
+            statusCode: (error as? GatewayError)?.httpStatus ?? HTTPErrorMapping.httpStatus(rpcError.code, conditional: conditional))
         try? await writeJSONText(HTTPErrorMapping.statusJSON(rpcError).text, status: status, headers: headers, writer)
     }
 }

@@ -31,19 +31,28 @@ public struct GatewayConfiguration: Sendable {
         services.map { service in
             EnvironmentSetting(
                 "SWITCHBOARD_GATEWAY_\(service.name.uppercased())_TARGETS", default: "127.0.0.1:\(service.port)",
-                help: "Comma-separated host:port addresses of the \(service.name) service (calls are spread over them; a failing one is skipped while it backs off); empty leaves its routes out.")
+                help:
+                    "Comma-separated host:port addresses of the \(service.name) service (calls are spread over them; a failing one is skipped while it backs off); empty leaves its routes out."
+            )
         } + [
-            EnvironmentSetting("SWITCHBOARD_GATEWAY_TIMEOUT_SECONDS", default: "10", help: "Budget of a unary request that sends no grpc-timeout or X-Request-Timeout."),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_TIMEOUT_SECONDS", default: "10",
+                help: "Budget of a unary request that sends no grpc-timeout or X-Request-Timeout."),
             EnvironmentSetting("SWITCHBOARD_GATEWAY_MAX_TIMEOUT_SECONDS", default: "60", help: "The largest budget a request may ask for."),
             EnvironmentSetting("SWITCHBOARD_GATEWAY_MAX_BODY_BYTES", default: "\(8 << 20)", help: "Largest request body (413 past it)."),
-            EnvironmentSetting("SWITCHBOARD_GATEWAY_READ_RATE", default: "200", help: "GET requests per second per tenant (token bucket; 0 = unlimited); per replica."),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_READ_RATE", default: "200",
+                help: "GET requests per second per tenant (token bucket; 0 = unlimited); per replica."),
             EnvironmentSetting("SWITCHBOARD_GATEWAY_READ_BURST", default: "400", help: "Burst of GET requests per tenant."),
-            EnvironmentSetting("SWITCHBOARD_GATEWAY_WRITE_RATE", default: "50", help: "Other requests per second per tenant (0 = unlimited); per replica."),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_WRITE_RATE", default: "50", help: "Other requests per second per tenant (0 = unlimited); per replica."),
             EnvironmentSetting("SWITCHBOARD_GATEWAY_WRITE_BURST", default: "100", help: "Burst of other requests per tenant."),
-            EnvironmentSetting("SWITCHBOARD_GATEWAY_STREAM_RATE", default: "2", help: "Server streams opened per second per tenant (0 = unlimited); per replica."),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_STREAM_RATE", default: "2", help: "Server streams opened per second per tenant (0 = unlimited); per replica."),
             EnvironmentSetting("SWITCHBOARD_GATEWAY_STREAM_BURST", default: "20", help: "Burst of streams opened per tenant."),
             EnvironmentSetting("SWITCHBOARD_GATEWAY_MAX_STREAMS", default: "1000", help: "Server streams open at once in this process."),
-            EnvironmentSetting("SWITCHBOARD_GATEWAY_CORS_ORIGINS", default: "", help: "Comma-separated origins allowed by CORS, or *; empty sends no CORS headers."),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_CORS_ORIGINS", default: "", help: "Comma-separated origins allowed by CORS, or *; empty sends no CORS headers."),
             EnvironmentSetting(
                 "SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS", default: "2",
                 help: "Longest wait for an optional part of GET /v1/contacts/{id}:overview before it is listed in partialFailures."),

@@ -6,6 +6,8 @@ import SwitchboardRPC
 struct GatewayError: Error {
     let rpcError: RPCError
     var headers: [(String, String)] = []
+    /// An HTTP status no gRPC code maps to (405 for a path served under other verbs).
+    var httpStatus: Int?
 
     init(_ code: StatusCode, _ message: String, field: String? = nil, reason: String = "") {
         if code == .invalidArgument, let field {

@@ -57,23 +57,28 @@ public struct GatewayServer: Service {
         gateway.logger.info("gateway listening", metadata: ["address": "\(server.channel.localAddress.map { "\($0)" } ?? "?")"])
         let open = ConnectionCounter()
         let maxConnections = self.maxConnections
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { connections in
-                    for try await connection in connections {
-                        guard open.count.wrappingAdd(1, ordering: .relaxed).newValue <= maxConnections else {
-                            open.count.wrappingSubtract(1, ordering: .relaxed)
-                            try? await connection.channel.close()
-                            continue
-                        }
-                        group.addTask {
-                            defer { open.count.wrappingSubtract(1, ordering: .relaxed) }
-                            await Self.serve(connection, gateway: gateway, maxBody: maxBody)
+        // The server channel's iteration ignores task cancellation: close it on cancellation and on graceful shutdown.
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await withThrowingDiscardingTaskGroup { group in
+                    try await server.executeThenClose { connections in
+                        for try await connection in connections {
+                            guard open.count.wrappingAdd(1, ordering: .relaxed).newValue <= maxConnections else {
+                                open.count.wrappingSubtract(1, ordering: .relaxed)
+                                try? await connection.channel.close()
+                                continue
+                            }
+                            group.addTask {
+                                defer { open.count.wrappingSubtract(1, ordering: .relaxed) }
+                                await Self.serve(connection, gateway: gateway, maxBody: maxBody)
+                            }
                         }
                     }
                 }
+            } onGracefulShutdown: {
+                server.channel.close(promise: nil)
             }
-        } onGracefulShutdown: {
+        } onCancel: {
             server.channel.close(promise: nil)
         }
     }

@@ -54,7 +54,8 @@ enum OpenAPIDocument {
                 if let field = SwitchboardHTTPSchema.messages[method.input]?.field(named: route.binding.body) {
                     operation["requestBody"] = .object([
                         "required": .bool(true),
-                        "content": .object(["application/json": .object(["schema": fieldSchema(field, referenced: &referenced, repeatedWrap: true)])]),
+                        "content": .object(["application/json": .object(["schema": fieldSchema(field, referenced: &referenced, repeatedWrap: true)])]
+                        ),
                     ])
                 }
             }
@@ -62,7 +63,9 @@ enum OpenAPIDocument {
             let success: JSON
             if method.descriptor.kind == .serverStreaming {
                 success = .object([
-                    "description": .string("A stream: one {\"result\": message} line per message and {\"error\": status} on failure (NDJSON), or server-sent events with Accept: text/event-stream."),
+                    "description": .string(
+                        "A stream: one {\"result\": message} line per message and {\"error\": status} on failure (NDJSON), or server-sent events with Accept: text/event-stream."
+                    ),
                     "content": .object([
                         "application/x-ndjson": .object([
                             "schema": .object([
@@ -158,7 +161,9 @@ enum OpenAPIDocument {
             let name = prefix + field.name
             if excluded.contains(name) { continue }
             if field.kind == .message, !WellKnown.isScalarLike(field.typeName) {
-                if !field.isRepeated { out += queryParameters(field.typeName, prefix: name + ".", excluded: excluded, depth: depth + 1, referenced: &referenced) }
+                if !field.isRepeated {
+                    out += queryParameters(field.typeName, prefix: name + ".", excluded: excluded, depth: depth + 1, referenced: &referenced)
+                }
                 continue
             }
             out.append((name, fieldSchema(field, referenced: &referenced, repeatedWrap: true)))

@@ -87,13 +87,15 @@ struct RequestMapping {
         }
         for (key, values) in repeated { try set(&object, repeatedPaths[key]!, .array(values)) }
 
-        if let key = input.idempotencyKey, let field = message.field(named: "request_id"), field.kind == .string, object[field.jsonName] == nil
-            && object[field.name] == nil
+        if let key = input.idempotencyKey, let field = message.field(named: "request_id"), field.kind == .string,
+            object[field.jsonName] == nil
+                && object[field.name] == nil
         {
             object[field.jsonName] = .string(key)
         }
-        if let tag = input.ifMatch, let field = message.field(named: "etag"), field.kind == .string, object[field.jsonName] == nil
-            && object[field.name] == nil
+        if let tag = input.ifMatch, let field = message.field(named: "etag"), field.kind == .string,
+            object[field.jsonName] == nil
+                && object[field.name] == nil
         {
             object[field.jsonName] = .string(Self.entityTag(tag))
         }
@@ -149,12 +151,15 @@ struct RequestMapping {
                 if field.kind == .message && !WellKnown.isScalarLike(field.typeName) || field.kind == .group
                     || SwitchboardHTTPSchema.messages[field.typeName]?.isMapEntry == true
                 {
-                    throw GatewayError(.invalidArgument, "\(what) \(parts.joined(separator: ".")) is not a scalar field", field: parts.joined(separator: "."))
+                    throw GatewayError(
+                        .invalidArgument, "\(what) \(parts.joined(separator: ".")) is not a scalar field", field: parts.joined(separator: "."))
                 }
                 return (jsonPath, field)
             }
             guard field.kind == .message, !field.isRepeated, !WellKnown.isScalarLike(field.typeName) else {
-                throw GatewayError(.invalidArgument, "\(what) \(parts.joined(separator: ".")) passes through a non-message field", field: parts.joined(separator: "."))
+                throw GatewayError(
+                    .invalidArgument, "\(what) \(parts.joined(separator: ".")) passes through a non-message field",
+                    field: parts.joined(separator: "."))
             }
             message = field.typeName
         }
@@ -210,7 +215,9 @@ struct RequestMapping {
         switch object[first] {
         case nil: inner = [:]
         case .object(let existing)?: inner = existing
-        default: throw GatewayError(.invalidArgument, "\(path.joined(separator: ".")) conflicts with a value the body set", field: path.joined(separator: "."))
+        default:
+            throw GatewayError(
+                .invalidArgument, "\(path.joined(separator: ".")) conflicts with a value the body set", field: path.joined(separator: "."))
         }
         try set(&inner, Array(path.dropFirst()), value)
         object[first] = .object(inner)

@@ -87,7 +87,9 @@ struct HTTPSchemaGenerator {
                     out.line(
                         "            descriptor: MethodDescriptor(service: \(literal(serviceName)), method: \(literal(method.name)), kind: .\(kind)),"
                     )
-                    out.line("            input: \(literal(String(method.inputType.dropFirst()))), output: \(literal(String(method.outputType.dropFirst()))),")
+                    out.line(
+                        "            input: \(literal(String(method.inputType.dropFirst()))), output: \(literal(String(method.outputType.dropFirst()))),"
+                    )
                     out.line("            bindings: [")
                     for b in bindings {
                         out.line(

@@ -1,0 +1,171 @@
+import Crypto
+import Foundation
+import NIOCore
+import NIOPosix
+import SwitchboardRuntime
+import SwitchboardServiceKitTestSupport
+import Testing
+
+/// Streams, rate limits, the contact overview, client streams and the OpenAPI document, through the gateway.
+@Suite("Gateway features", .serialized)
+struct GatewayFeatureTests {
+    static func tenant() -> String { "gw-" + UUID().uuidString.prefix(8).lowercased() }
+
+    @Test("a server stream arrives as NDJSON lines, or as server-sent events, and ends with an error line, never silently")
+    func streams() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        for given in ["One", "Two"] {
+            #expect(try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "\#(given)"}}"#, token: token).status == 200)
+        }
+        // A watch runs until its budget ends: the two changes, then DEADLINE_EXCEEDED as the last line.
+        let ndjson = try await gw.request("GET", "/v1/changes/contacts?fromSequence=0", token: token, headers: ["grpc-timeout": "1500m"])
+        #expect(ndjson.status == 200)
+        #expect(ndjson.headers["content-type"] == "application/x-ndjson")
+        let lines = ndjson.lines
+        #expect(lines.count == 3, "\(ndjson.body)")
+        #expect(lines.prefix(2).allSatisfy { ($0["result"] as? [String: Any])?["kind"] as? String == "CHANGE_KIND_CREATED" }, "\(ndjson.body)")
+        #expect((lines.last?["error"] as? [String: Any])?["code"] as? Int == 4)
+
+        let sse = try await gw.request(
+            "GET", "/v1/changes/contacts?fromSequence=0", token: token, headers: ["grpc-timeout": "1500m", "Accept": "text/event-stream"])
+        #expect(sse.headers["content-type"] == "text/event-stream")
+        #expect(sse.body.components(separatedBy: "data: ").count - 1 == 3, "\(sse.body)")
+        #expect(sse.body.contains("event: error\ndata: {"))
+
+        // A stream that fails at once gets the error's own HTTP status.
+        let bad = try await gw.request("GET", "/v1/organizations/not-a-uuid:tree", token: token, headers: ["grpc-timeout": "2S"])
+        #expect(bad.status == 400 || bad.status == 404, "\(bad.status) \(bad.body)")
+        #expect(bad.json["code"] != nil)
+    }
+
+    @Test("a file goes up as NDJSON request lines (client stream) and comes back as a stream")
+    func clientStream() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let contact = try #require(
+            try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "F"}}"#, token: token).json["id"] as? String)
+        let content = Array("hello, gateway\n".utf8)
+        let sha = sha256Hex(content)
+        let metadata =
+            #"{"metadata": {"file": {"name": "hello.txt", "contentType": "text/plain", "sizeBytes": "\#(content.count)", "sha256": "\#(sha)", "subjects": [{"type": "SUBJECT_TYPE_CONTACT", "id": "\#(contact)"}]}}}"#
+        let chunk = #"{"chunk": "\#(Data(content).base64EncodedString())"}"#
+        let upload = try await gw.request("POST", "/v1/files", body: metadata + "\n" + chunk + "\n", token: token)
+        #expect(upload.status == 200, "\(upload.body)")
+        let id = try #require(upload.json["id"] as? String, "\(upload.body)")
+        let download = try await gw.request("GET", "/v1/files/\(id):download", token: token)
+        #expect(download.status == 200)
+        var bytes: [UInt8] = []
+        for line in download.lines {
+            if let result = line["result"] as? [String: Any], let chunk = result["data"] as? String, let data = Data(base64Encoded: chunk) {
+                bytes += data
+            }
+        }
+        #expect(bytes == content, "\(download.body)")
+    }
+
+    @Test("rate limits are per tenant: one tenant drawing its bucket empty gets 429 with Retry-After, another is unaffected")
+    func rateLimits() async throws {
+        let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_READ_RATE": "1", "SWITCHBOARD_GATEWAY_READ_BURST": "3"])
+        defer { Task { await gw.stop() } }
+        let hammer = try await GatewayHarness.token(tenant: Self.tenant())
+        let quiet = try await GatewayHarness.token(tenant: Self.tenant())
+        var statuses: [Int] = []
+        for _ in 0..<6 { statuses.append(try await gw.request("GET", "/v1/contacts", token: hammer).status) }
+        #expect(statuses.prefix(3).allSatisfy { $0 == 200 }, "\(statuses)")
+        #expect(statuses.suffix(2).allSatisfy { $0 == 429 }, "\(statuses)")
+        let limited = try await gw.request("GET", "/v1/contacts", token: hammer)
+        #expect(limited.status == 429)
+        #expect(Int(limited.headers["retry-after"] ?? "") ?? 0 >= 1)
+        #expect(limited.json["code"] as? Int == 8)
+        #expect(try await gw.request("GET", "/v1/contacts", token: quiet).status == 200)
+    }
+
+    @Test("the contact overview gathers every service's parts and the organization names in one request")
+    func overview() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let contact = try #require(
+            try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "Olga"}}"#, token: token).json["id"] as? String)
+        let org = try #require(try await gw.request("POST", "/v1/organizations", body: #"{"name": "Acme"}"#, token: token).json["id"] as? String)
+        let membership = try await gw.request(
+            "POST", "/v1/memberships", body: #"{"contactId": "\#(contact)", "organizationId": "\#(org)", "title": "CTO"}"#, token: token)
+        #expect(membership.status == 200, "\(membership.body)")
+        let note = try await gw.request(
+            "POST", "/v1/notes", body: #"{"subjects": [{"type": "SUBJECT_TYPE_CONTACT", "id": "\#(contact)"}], "body": "met at the fair"}"#,
+            token: token)
+        #expect(note.status == 200, "\(note.body)")
+        let interaction = try await gw.request(
+            "POST", "/v1/interactions",
+            body: #"{"kind": "INTERACTION_KIND_CALL", "contactIds": ["\#(contact)"], "subject": "intro", "occurredAt": "2026-12-01T10:00:00Z"}"#,
+            token: token)
+        #expect(interaction.status == 200, "\(interaction.body)")
+
+        let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
+        #expect(view.status == 200, "\(view.body)")
+        #expect((view.json["contact"] as? [String: Any])?["id"] as? String == contact)
+        #expect((view.json["memberships"] as? [Any])?.count == 1)
+        #expect((view.json["notes"] as? [Any])?.count == 1)
+        #expect((view.json["recentInteractions"] as? [Any])?.count == 1, "\(view.body)")
+        #expect((view.json["organizationNames"] as? [String: Any])?[org] as? String == "Acme")
+        #expect((view.json["partialFailures"] as? [Any])?.isEmpty == true, "\(view.body)")
+        #expect(try await gw.request("GET", "/v1/contacts/\(UUID().uuidString.lowercased()):overview", token: token).status == 404)
+    }
+
+    @Test("an optional service that is down or silent is listed in partialFailures, and the answer comes inside the budget")
+    func overviewPartialFailure() async throws {
+        // A port that accepts connections and never answers: the collaboration calls can only time out.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { _ in MultiThreadedEventLoopGroup.singleton.any().makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { silent.close(promise: nil) }
+        let gw = try await GatewayHarness.start(
+            targets: ["communication": "127.0.0.1:1", "collaboration": "127.0.0.1:\(silent.localAddress!.port!)"],
+            environment: ["SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS": "0.5"])
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let contact = try #require(
+            try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "P"}}"#, token: token).json["id"] as? String)
+        let start = ContinuousClock.now
+        let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token, headers: ["X-Request-Timeout": "3s"])
+        let elapsed = ContinuousClock.now - start
+        #expect(view.status == 200, "\(view.body)")
+        #expect((view.json["contact"] as? [String: Any])?["id"] as? String == contact)
+        let failures = (view.json["partialFailures"] as? [[String: Any]]) ?? []
+        let parts = Set(failures.compactMap { $0["part"] as? String })
+        #expect(parts == ["recentInteractions", "consents", "notes", "files", "upcomingMeetings"], "\(view.body)")
+        #expect(failures.first { $0["part"] as? String == "notes" }?["code"] as? String == "DEADLINE_EXCEEDED")
+        #expect(failures.first { $0["part"] as? String == "consents" }?["code"] as? String == "UNAVAILABLE")
+        #expect(elapsed < .seconds(3), "\(elapsed)")
+    }
+
+    @Test("the OpenAPI document lists every bound route and passes an OpenAPI validator")
+    func openAPI() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let document = try await gw.request("GET", "/v1/openapi.json")
+        #expect(document.status == 200)
+        let paths = try #require(document.json["paths"] as? [String: Any])
+        #expect(paths["/v1/contacts/{id}"] != nil)
+        #expect(paths["/v1/contacts:search"] != nil)
+        #expect(paths["/v1/contacts/{id}:overview"] != nil)
+        guard let python = ProcessInfo.processInfo.environment["SWITCHBOARD_PYTHON"] else {
+            Issue.record("SWITCHBOARD_PYTHON is not set: scripts/test.sh sets it to the venv with openapi-spec-validator")
+            return
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID().uuidString).json")
+        try Data(document.body.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let output = try await GatewayHarness.run(
+            python,
+            ["-c", "import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')", file.path])
+        #expect(output.contains("valid"), "\(output)")
+    }
+}
+
+func sha256Hex(_ bytes: [UInt8]) -> String {
+    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+}

@@ -1,0 +1,152 @@
+import CollaborationService
+import CommunicationService
+import ContactsService
+import Foundation
+import Logging
+import OrganizationService
+import SwitchboardGateway
+import SwitchboardRuntime
+import SwitchboardServiceKitTestSupport
+import SwitchboardTestSupport
+
+/// The four services in-process on fresh databases and the gateway in front of them, all over real sockets; requests
+/// go through `curl`, a stock HTTP client.
+final class GatewayHarness: Sendable {
+    let services: [String: ServiceHarness]
+    let server: GatewayServer
+    let gateway: Gateway
+    let port: Int
+    private let task: Task<Void, any Error>
+
+    /// The four services, started once for every gateway test (each test uses its own tenants).
+    private static let shared = Task { () throws -> [String: ServiceHarness] in
+        [
+            "contacts": try await ServiceHarness.start(ContactsService.description),
+            "organization": try await ServiceHarness.start(OrganizationService.description),
+            "communication": try await ServiceHarness.start(CommunicationService.description),
+            "collaboration": try await ServiceHarness.start(CollaborationService.description),
+        ]
+    }
+
+    /// Starts a gateway in front of the shared services; `targets` overrides a service's addresses (a dead or silent
+    /// port for failure tests).
+    static func start(targets: [String: String] = [:], environment: [String: String] = [:]) async throws -> GatewayHarness {
+        let services = try await shared.value
+        var env = environment
+        for (name, _) in GatewayConfiguration.services {
+            let variable = "SWITCHBOARD_GATEWAY_\(name.uppercased())_TARGETS"
+            if let target = targets[name] {
+                env[variable] = target
+            } else if let service = services[name] {
+                env[variable] = "127.0.0.1:\(service.port)"
+            } else if env[variable] == nil {
+                env[variable] = ""
+            }
+        }
+        let configuration = try GatewayConfiguration.load(env)
+        let runtime = try RuntimeConfiguration.load(service: .gateway, ["SWITCHBOARD_JWT_HS256_SECRET": testSecret])
+        let gateway = try Gateway(
+            configuration: configuration, verifier: try await TokenVerifier.make(from: runtime), logger: Logger(label: "test.gateway"))
+        let server = GatewayServer(gateway: gateway, host: "127.0.0.1", port: 0, maxConnections: 256)
+        let task = Task { try await server.run() }
+        let port = try await server.listeningAddress().port ?? 0
+        return GatewayHarness(services: services, server: server, gateway: gateway, port: port, task: task)
+    }
+
+    private init(services: [String: ServiceHarness], server: GatewayServer, gateway: Gateway, port: Int, task: Task<Void, any Error>) {
+        self.services = services
+        self.server = server
+        self.gateway = gateway
+        self.port = port
+        self.task = task
+    }
+
+    /// Stops the gateway (the shared services keep running for the other tests).
+    func stop() async {
+        task.cancel()
+        _ = await task.result
+        await gateway.close()
+    }
+
+    static func token(tenant: String, user: String = "user-1", roles: [Role] = [.user]) async throws -> String {
+        try await ServiceHarness.token(tenant: tenant, user: user, roles: roles)
+    }
+
+    /// What `curl` got.
+    struct Response: Sendable {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+        /// The NDJSON lines of a stream, each decoded.
+        var lines: [[String: Any]] {
+            body.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+        }
+    }
+
+    /// Sends a request with `curl`.
+    func request(
+        _ method: String, _ path: String, body: String? = nil, token: String? = nil, headers: [String: String] = [:], maxTime: Double = 30
+    ) async throws -> Response {
+        try await Self.curl(method, "http://127.0.0.1:\(port)\(path)", body: body, token: token, headers: headers, maxTime: maxTime)
+    }
+
+    static func curl(
+        _ method: String, _ url: String, body: String? = nil, token: String? = nil, headers: [String: String] = [:], maxTime: Double = 30
+    ) async throws -> Response {
+        var arguments = ["-sS", "-i", "-N", "--max-time", "\(maxTime)", "-X", method, url]
+        if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
+        for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
+        var bodyFile: URL?
+        if let body {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("gw-body-\(UUID().uuidString)")
+            try Data(body.utf8).write(to: file)
+            bodyFile = file
+            arguments += ["-H", "Content-Type: application/json", "--data-binary", "@\(file.path)"]
+        }
+        defer { if let bodyFile { try? FileManager.default.removeItem(at: bodyFile) } }
+        let output = try await run("/usr/bin/curl", arguments)
+        // Headers, a blank line, the body; a 100 Continue comes first when curl sends a large body.
+        var text = output
+        while text.hasPrefix("HTTP/1.1 100") {
+            guard let end = text.range(of: "\r\n\r\n") else { break }
+            text = String(text[end.upperBound...])
+        }
+        guard let split = text.range(of: "\r\n\r\n") else { throw CurlError(output: output) }
+        let headLines = text[..<split.lowerBound].split(separator: "\r\n")
+        guard let statusLine = headLines.first, let status = Int(statusLine.split(separator: " ")[1]) else { throw CurlError(output: output) }
+        var headers: [String: String] = [:]
+        for line in headLines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Response(status: status, headers: headers, body: String(text[split.upperBound...]))
+    }
+
+    struct CurlError: Error, CustomStringConvertible {
+        var output: String
+        var description: String { "unexpected curl output: \(output.prefix(500))" }
+    }
+
+    /// Runs a program and returns its standard output (off the cooperative pool: `waitUntilExit` blocks).
+    static func run(_ program: String, _ arguments: [String]) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: program)
+                process.arguments = arguments
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = FileHandle.nullDevice
+                do {
+                    try process.run()
+                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    continuation.resume(returning: String(decoding: data, as: UTF8.self))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+}

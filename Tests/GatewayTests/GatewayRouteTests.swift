@@ -1,0 +1,172 @@
+import Foundation
+import SwitchboardRuntime
+import SwitchboardServiceKitTestSupport
+import Testing
+
+/// Requests through the gateway to the real services, with `curl` as the client.
+@Suite("Gateway routes", .serialized)
+struct GatewayRouteTests {
+    static func tenant() -> String { "gw-" + UUID().uuidString.prefix(8).lowercased() }
+
+    @Test("create, read, conditional update, delete and undelete a contact as JSON")
+    func contactLifecycle() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let body = #"{"name": {"given": "Ada", "family": "Lovelace"}, "emails": [{"address": "ada@example.com"}], "tags": ["vip"]}"#
+        let created = try await gw.request("POST", "/v1/contacts", body: body, token: token, headers: ["Idempotency-Key": "create-1"])
+        #expect(created.status == 200, "\(created.body)")
+        #expect(created.headers["content-type"] == "application/json")
+        #expect(created.headers["x-request-id"]?.isEmpty == false)
+        let id = try #require(created.json["id"] as? String)
+        let etag = try #require(created.json["etag"] as? String)
+        #expect(created.headers["etag"] == "\"\(etag)\"")
+        #expect((created.json["name"] as? [String: Any])?["given"] as? String == "Ada")
+
+        // The same Idempotency-Key is the same request: the first answer again, no second contact.
+        let replay = try await gw.request("POST", "/v1/contacts", body: body, token: token, headers: ["Idempotency-Key": "create-1"])
+        #expect(replay.json["id"] as? String == id)
+
+        let read = try await gw.request("GET", "/v1/contacts/\(id)", token: token)
+        #expect(read.status == 200)
+        #expect(read.json["id"] as? String == id)
+
+        // PATCH derives the mask from the body: only the family name changes; a stale If-Match is 412.
+        let stale = try await gw.request(
+            "PATCH", "/v1/contacts/\(id)", body: #"{"name": {"family": "Byron"}}"#, token: token, headers: ["If-Match": "\"stale\""])
+        #expect(stale.status == 412, "\(stale.body)")
+        #expect(stale.json["code"] as? Int == 10)
+        let patched = try await gw.request(
+            "PATCH", "/v1/contacts/\(id)", body: #"{"name": {"family": "Byron"}}"#, token: token, headers: ["If-Match": "\"\(etag)\""])
+        #expect(patched.status == 200, "\(patched.body)")
+        let name = patched.json["name"] as? [String: Any]
+        #expect(name?["given"] as? String == "Ada")
+        #expect(name?["family"] as? String == "Byron")
+        #expect((patched.json["emails"] as? [Any])?.count == 1)
+
+        let deleted = try await gw.request("DELETE", "/v1/contacts/\(id)", token: token)
+        #expect(deleted.status == 200, "\(deleted.body)")
+        let gone = try await gw.request("GET", "/v1/contacts/\(id)", token: token)
+        #expect(gone.status == 404)
+        #expect(gone.json["code"] as? Int == 5)
+        #expect((gone.json["message"] as? String)?.isEmpty == false)
+        let withDeleted = try await gw.request("GET", "/v1/contacts/\(id)?includeDeleted=true", token: token)
+        #expect(withDeleted.status == 200)
+        let undeleted = try await gw.request("POST", "/v1/contacts/\(id):undelete", body: "{}", token: token)
+        #expect(undeleted.status == 200, "\(undeleted.body)")
+        #expect(try await gw.request("GET", "/v1/contacts/\(id)", token: token).status == 200)
+    }
+
+    @Test("query parameters are typed by the request message; unknown ones are a 400 naming them")
+    func queryParameters() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        for given in ["Ann", "Bob", "Cid"] {
+            let r = try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "\#(given)"}, "tags": ["t-\#(given)"]}"#, token: token)
+            #expect(r.status == 200)
+        }
+        let page = try await gw.request("GET", "/v1/contacts?page.pageSize=2", token: token)
+        #expect(page.status == 200, "\(page.body)")
+        #expect((page.json["contacts"] as? [Any])?.count == 2)
+        let token2 = try #require((page.json["page"] as? [String: Any])?["nextPageToken"] as? String)
+        let encoded = token2.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let next = try await gw.request("GET", "/v1/contacts?page.page_size=2&page.pageToken=\(encoded)", token: token)
+        #expect((next.json["contacts"] as? [Any])?.count == 1, "\(next.body)")
+        let tagged = try await gw.request("GET", "/v1/contacts?tag=t-Bob", token: token)
+        #expect((tagged.json["contacts"] as? [Any])?.count == 1, "\(tagged.body)")
+
+        let unknown = try await gw.request("GET", "/v1/contacts?pageSize=2&colour=red", token: token)
+        #expect(unknown.status == 400)
+        #expect((unknown.json["message"] as? String)?.contains("colour") == true, "\(unknown.body)")
+        #expect((unknown.json["message"] as? String)?.contains("pageSize") == true)
+        let details = unknown.json["details"] as? [[String: Any]]
+        #expect(details?.first?["@type"] as? String == "type.googleapis.com/google.rpc.BadRequest")
+        let badBool = try await gw.request("GET", "/v1/contacts?includeDeleted=maybe", token: token)
+        #expect(badBool.status == 400)
+        #expect((badBool.json["message"] as? String)?.contains("includeDeleted") == true)
+        let badInt = try await gw.request("GET", "/v1/contacts?page.pageSize=ten", token: token)
+        #expect(badInt.status == 400)
+        let badEnum = try await gw.request("GET", "/v1/contacts?statuses=NOPE", token: token)
+        #expect(badEnum.status == 400, "\(badEnum.body)")
+        let pathField = try await gw.request("GET", "/v1/contacts/abc?id=def", token: token)
+        #expect(pathField.status == 400)
+    }
+
+    @Test("errors are google.rpc.Status JSON with the mapped HTTP status, the gateway's own included")
+    func errors() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let noRoute = try await gw.request("GET", "/v1/nothing/here", token: token)
+        #expect(noRoute.status == 404)
+        #expect(noRoute.json["code"] as? Int == 5)
+        let wrongVerb = try await gw.request("PUT", "/v1/contacts", body: "{}", token: token)
+        #expect(wrongVerb.status == 405)
+        #expect(wrongVerb.headers["allow"]?.contains("POST") == true)
+        let notJSON = try await gw.request("POST", "/v1/contacts", body: "{nope", token: token)
+        #expect(notJSON.status == 400)
+        #expect(notJSON.json["code"] as? Int == 3)
+        let unknownField = try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "A"}, "colour": 1}"#, token: token)
+        #expect(unknownField.status == 400)
+        #expect((unknownField.json["message"] as? String)?.contains("colour") == true, "\(unknownField.body)")
+        // The service's own validation comes back with its field violations.
+        let invalid = try await gw.request("POST", "/v1/contacts", body: #"{"emails": [{"address": "not-an-email"}]}"#, token: token)
+        #expect(invalid.status == 400, "\(invalid.body)")
+        let violations = (invalid.json["details"] as? [[String: Any]])?.first?["fieldViolations"] as? [[String: Any]]
+        #expect(violations?.isEmpty == false, "\(invalid.body)")
+        let tooLarge = try await gw.request("POST", "/v1/contacts", body: String(repeating: " ", count: 9 << 20), token: token)
+        #expect(tooLarge.status == 413)
+        let late = try await gw.request("GET", "/v1/contacts?page.pageSize=5", token: token, headers: ["X-Request-Timeout": "1ms"])
+        #expect(late.status == 504 || late.status == 200)  // 1 ms may still suffice on a fast path; never anything else
+        let badTimeout = try await gw.request("GET", "/v1/contacts", token: token, headers: ["X-Request-Timeout": "soon"])
+        #expect(badTimeout.status == 400)
+    }
+
+    @Test("tokens are checked at the edge: none or a bad one is 401 without a call; the service's role check is 403")
+    func authMatrix() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let tenant = Self.tenant()
+        let none = try await gw.request("GET", "/v1/contacts")
+        #expect(none.status == 401)
+        #expect(none.headers["www-authenticate"]?.hasPrefix("Bearer") == true)
+        #expect(none.json["code"] as? Int == 16)
+        let garbage = try await gw.request("GET", "/v1/contacts", token: "not.a.token")
+        #expect(garbage.status == 401)
+        let basic = try await gw.request("GET", "/v1/contacts", headers: ["Authorization": "Basic YTpi"])
+        #expect(basic.status == 401)
+        let expired = try await ServiceHarnessTokens.expired(tenant: tenant)
+        #expect(try await gw.request("GET", "/v1/contacts", token: expired).status == 401)
+        let reader = try await GatewayHarness.token(tenant: tenant, roles: [.readOnly])
+        #expect(try await gw.request("GET", "/v1/contacts", token: reader).status == 200)
+        let write = try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "R"}}"#, token: reader)
+        #expect(write.status == 403, "\(write.body)")
+        #expect(write.json["code"] as? Int == 7)
+        // Another tenant's contact is not found, through the gateway as directly.
+        let owner = try await GatewayHarness.token(tenant: tenant)
+        let id = try #require(try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "T"}}"#, token: owner).json["id"] as? String)
+        let other = try await GatewayHarness.token(tenant: Self.tenant())
+        #expect(try await gw.request("GET", "/v1/contacts/\(id)", token: other).status == 404)
+    }
+
+    @Test("CORS: a preflight from an allowed origin is answered; other origins get no CORS headers")
+    func cors() async throws {
+        let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_CORS_ORIGINS": "https://app.example.com"])
+        defer { Task { await gw.stop() } }
+        let preflight = try await gw.request(
+            "OPTIONS", "/v1/contacts", headers: ["Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"])
+        #expect(preflight.status == 204)
+        #expect(preflight.headers["access-control-allow-origin"] == "https://app.example.com")
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let other = try await gw.request("GET", "/v1/contacts", token: token, headers: ["Origin": "https://evil.example.com"])
+        #expect(other.status == 200)
+        #expect(other.headers["access-control-allow-origin"] == nil)
+    }
+}
+
+enum ServiceHarnessTokens {
+    static func expired(tenant: String) async throws -> String {
+        try await SwitchboardServiceKitTestSupport.ServiceHarness.token(tenant: tenant, roles: [.user], expires: Date().addingTimeInterval(-60))
+    }
+}

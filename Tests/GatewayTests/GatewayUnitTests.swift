@@ -1,0 +1,167 @@
+import Foundation
+import SwitchboardProtos
+import SwitchboardRPC
+import Testing
+
+@testable import SwitchboardGateway
+
+/// The gateway's logic without I/O: templates, routing, request mapping, rate limits, status mapping, OpenAPI.
+@Suite("Gateway logic")
+struct GatewayUnitTests {
+    @Test("path templates: literals, variables, dotted fields, ** and custom verbs")
+    func templates() throws {
+        let get = try PathTemplate("/v1/contacts/{id}")
+        #expect(get.match(["v1", "contacts", "abc"])?.first?.value == "abc")
+        #expect(get.match(["v1", "contacts"]) == nil)
+        #expect(get.match(["v1", "contacts", "a", "b"]) == nil)
+        #expect(get.match(["v1", "contacts", "a%2Fb"])?.first?.value == "a/b")
+        let verb = try PathTemplate("/v1/contacts/{id}:undelete")
+        #expect(verb.verb == "undelete")
+        #expect(verb.match(["v1", "contacts", "x:undelete"])?.first?.value == "x")
+        #expect(verb.match(["v1", "contacts", "x"]) == nil)
+        let nested = try PathTemplate("/v1/contacts/{contact.id}")
+        #expect(nested.match(["v1", "contacts", "q"])?.first?.fieldPath == ["contact", "id"])
+        let rest = try PathTemplate("/v1/{name=files/**}")
+        #expect(rest.match(["v1", "files", "a", "b"])?.first?.value == "files/a/b")
+        #expect(throws: PathTemplate.ParseError.self) { try PathTemplate("v1/x") }
+        #expect(throws: PathTemplate.ParseError.self) { try PathTemplate("/v1/{id") }
+    }
+
+    @Test("routing prefers literals over variables and reports the verbs a path allows")
+    func routing() throws {
+        let table = try RouteTable(upstreams: ["contacts", "organization", "communication", "collaboration"])
+        guard case .found(let search, _) = table.match(verb: "GET", path: "/v1/contacts:search") else {
+            Issue.record("no route")
+            return
+        }
+        #expect(search.descriptor.method == "SearchContacts")
+        guard case .found(let get, let values) = table.match(verb: "GET", path: "/v1/contacts/abc") else {
+            Issue.record("no route")
+            return
+        }
+        #expect(get.descriptor.method == "GetContact")
+        #expect(values.first?.value == "abc")
+        guard case .found(let memberships, _) = table.match(verb: "GET", path: "/v1/contacts/abc/memberships") else {
+            Issue.record("no route")
+            return
+        }
+        #expect(memberships.descriptor.service == "switchboard.organization.v1.OrganizationService")
+        guard case .wrongVerb(let allowed) = table.match(verb: "PUT", path: "/v1/contacts") else {
+            Issue.record("expected 405")
+            return
+        }
+        #expect(allowed == ["GET", "POST"])
+        guard case .none = table.match(verb: "GET", path: "/v2/contacts") else {
+            Issue.record("expected no route")
+            return
+        }
+        // Every switchboard RPC is reachable: bound by a rule or by the default POST /<service>/<method>.
+        let served = Set(table.routes.map { $0.descriptor })
+        for method in SwitchboardHTTPSchema.methods where RouteTable.upstream(ofService: method.descriptor.service) != nil {
+            if ["contacts", "organization", "communication", "collaboration"].contains(RouteTable.upstream(ofService: method.descriptor.service)!) {
+                #expect(served.contains(method.descriptor), "\(method.descriptor)")
+            }
+        }
+        // Without an upstream, a service's routes are left out.
+        #expect(try RouteTable(upstreams: ["contacts"]).routes.allSatisfy { $0.upstream == "contacts" })
+    }
+
+    private func input(
+        _ verb: String, _ path: String, query: [(String, String)] = [], body: JSON? = nil, headers: [String: String] = [:]
+    ) throws
+        -> RequestMapping.Input
+    {
+        let table = try RouteTable(upstreams: ["contacts", "organization", "communication", "collaboration"])
+        guard case .found(let route, let values) = table.match(verb: verb, path: Substring(path)) else {
+            throw RPCError(code: .notFound, message: path)
+        }
+        return .init(
+            route: route, pathValues: values, query: query, body: body, idempotencyKey: headers["Idempotency-Key"], ifMatch: headers["If-Match"])
+    }
+
+    @Test("query parameters become typed JSON: nested, repeated, booleans, enums, either spelling")
+    func queryMapping() throws {
+        let json = try RequestMapping().requestJSON(
+            try input(
+                "GET", "/v1/contacts",
+                query: [
+                    ("page.page_size", "5"), ("statuses", "CONTACT_STATUS_CUSTOMER"), ("statuses", "CONTACT_STATUS_LEAD"), ("includeDeleted", "true"),
+                ]))
+        guard case .object(let o) = json else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(o["page"] == .object(["pageSize": .string("5")]))
+        #expect(o["statuses"] == .array([.string("CONTACT_STATUS_CUSTOMER"), .string("CONTACT_STATUS_LEAD")]))
+        #expect(o["includeDeleted"] == .bool(true))
+        let request = try Switchboard_Contacts_V1_ListContactsRequest(protoJSON: json)
+        #expect(request.page?.pageSize == 5)
+        #expect(request.includeDeleted)
+
+        #expect(throws: GatewayError.self) { try RequestMapping().requestJSON(try input("GET", "/v1/contacts", query: [("nope", "1")])) }
+        #expect(throws: GatewayError.self) { try RequestMapping().requestJSON(try input("GET", "/v1/contacts", query: [("includeDeleted", "yes")])) }
+        #expect(throws: GatewayError.self) { try RequestMapping().requestJSON(try input("GET", "/v1/contacts", query: [("page", "1")])) }
+        #expect(throws: GatewayError.self) {
+            try RequestMapping().requestJSON(try input("GET", "/v1/contacts", query: Array(repeating: ("tag", "x"), count: 300)))
+        }
+        // The body carries the whole request of a body:"*" rule: query parameters are refused, not dropped.
+        #expect(throws: GatewayError.self) {
+            try RequestMapping().requestJSON(try input("POST", "/v1/contacts:batchCreate", query: [("allOrNothing", "true")], body: .object([:])))
+        }
+    }
+
+    @Test("headers and PATCH: Idempotency-Key → request_id, If-Match → etag, the body's fields → update_mask")
+    func headerMapping() throws {
+        let json = try RequestMapping().requestJSON(
+            try input(
+                "PATCH", "/v1/contacts/c1", body: .object(["name": .object(["family": .string("B")]), "tags": .array([])]),
+                headers: ["Idempotency-Key": "k1", "If-Match": "W/\"e7\""]))
+        let request = try Switchboard_Contacts_V1_UpdateContactRequest(protoJSON: json)
+        #expect(request.contact?.id == "c1")
+        #expect(request.requestId == "k1")
+        #expect(request.etag == "e7")
+        #expect(request.updateMask?.paths == ["name.family", "tags"])
+        #expect(RequestMapping.entityTag(" \"abc\" ") == "abc")
+    }
+
+    @Test("rate limits: a burst, then refusals with the wait, refilled by time; tenants apart; memory bounded")
+    func rateLimiter() {
+        let limiter = RateLimiter(limits: [.read: .init(perSecond: 2, burst: 3)], maxBuckets: 10)
+        let t0 = ContinuousClock.now
+        #expect((0..<3).allSatisfy { _ in limiter.acquire(tenant: "a", routeClass: .read, now: t0) == nil })
+        let wait = limiter.acquire(tenant: "a", routeClass: .read, now: t0)
+        #expect(wait != nil && wait! <= .milliseconds(500))
+        #expect(limiter.acquire(tenant: "b", routeClass: .read, now: t0) == nil)
+        #expect(limiter.acquire(tenant: "a", routeClass: .write, now: t0) == nil)
+        #expect(limiter.acquire(tenant: "a", routeClass: .read, now: t0 + .milliseconds(600)) == nil)
+        for i in 0..<1000 { _ = limiter.acquire(tenant: "t\(i)", routeClass: .read, now: t0 + .seconds(10)) }
+        #expect(limiter.bucketCount <= 10)
+    }
+
+    @Test("gRPC codes map to HTTP statuses as grpc-gateway maps them; ABORTED after If-Match is 412")
+    func statusMapping() {
+        #expect(HTTPErrorMapping.httpStatus(.notFound) == 404)
+        #expect(HTTPErrorMapping.httpStatus(.alreadyExists) == 409)
+        #expect(HTTPErrorMapping.httpStatus(.aborted) == 409)
+        #expect(HTTPErrorMapping.httpStatus(.aborted, conditional: true) == 412)
+        #expect(HTTPErrorMapping.httpStatus(.resourceExhausted) == 429)
+        #expect(HTTPErrorMapping.httpStatus(.unavailable) == 503)
+        #expect(HTTPErrorMapping.httpStatus(.deadlineExceeded) == 504)
+        #expect(HTTPErrorMapping.httpStatus(.unauthenticated) == 401)
+        #expect(HTTPErrorMapping.httpStatus(.permissionDenied) == 403)
+        #expect(HTTPErrorMapping.httpStatus(.invalidArgument) == 400)
+        #expect(HTTPErrorMapping.httpStatus(.internal) == 500)
+        let json = HTTPErrorMapping.statusJSON(RPCError.invalidArgument(violations: [FieldViolation(field: "a.b", description: "bad")]))
+        guard case .object(let o) = json, case .array(let details)? = o["details"], case .object(let detail)? = details.first else {
+            Issue.record("no details in \(json.text)")
+            return
+        }
+        #expect(o["code"] == .number(3))
+        #expect(detail["@type"] == .string("type.googleapis.com/google.rpc.BadRequest"))
+        #expect(Gateway.parseTimeout("250ms") == .milliseconds(250))
+        #expect(Gateway.parseTimeout("2s") == .seconds(2))
+        #expect(Gateway.parseTimeout("1.5") == .milliseconds(1500))
+        #expect(Gateway.parseTimeout("-1") == nil)
+        #expect(Gateway.parseTimeout("1e308") == nil)
+    }
+}

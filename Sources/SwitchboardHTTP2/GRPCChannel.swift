@@ -141,7 +141,7 @@ public final class GRPCChannel: ClientTransport, Sendable {
         guard !closed.load(ordering: .relaxed) else {
             throw RPCError(code: .unavailable, message: "the channel is closed")
         }
-        let connection = try await pickConnection()
+        let connection = try await connection(within: options.timeout)
         let loop = connection.channel.eventLoop
         let call = HTTP2ClientCall(
             eventLoop: loop, maxMessageSize: configuration.maxReceiveMessageSize,
@@ -152,6 +152,37 @@ public final class GRPCChannel: ClientTransport, Sendable {
             connection.handler.start(call, method: method, options: options, userAgent: userAgent)
         }.get()
         return call
+    }
+
+    /// A connection, waiting at most `timeout` for one to be made: a target that accepts TCP but never completes the
+    /// HTTP/2 handshake must not hold a call past its deadline.
+    private func connection(within timeout: Duration?) async throws -> Connection {
+        let ready: Connection? = slots.withLock { slots in
+            guard !slots.isEmpty else { return nil }
+            let index = next.load(ordering: .relaxed) % slots.count
+            if case .ready(let connection) = slots[index].state {
+                next.wrappingAdd(1, ordering: .relaxed)
+                return connection
+            }
+            return nil
+        }
+        if let ready { return ready }
+        guard let timeout else { return try await pickConnection() }
+        let waiter = OnceContinuation<Connection>()
+        return try await withCheckedThrowingContinuation { continuation in
+            waiter.install(continuation)
+            let attempt = Task { [self] in
+                do {
+                    waiter.resume(.success(try await pickConnection()))
+                } catch {
+                    waiter.resume(.failure(error))
+                }
+            }
+            group.next().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+                waiter.resume(.failure(RPCError(code: .deadlineExceeded, message: "no connection was ready within the call's deadline")))
+                _ = attempt
+            }
+        }
     }
 
     private func pickConnection() async throws -> Connection {
@@ -300,4 +331,20 @@ private func pow(_ base: Double, _ exponent: Double) -> Double {
     var result = 1.0
     for _ in 0..<Int(exponent) { result *= base }
     return result
+}
+
+/// Resumes a continuation once: with the first of several outcomes racing (a connection, its failure, a deadline).
+private final class OnceContinuation<Value: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<Value, any Error>?>(nil)
+
+    func install(_ continuation: CheckedContinuation<Value, any Error>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    func resume(_ result: Result<Value, any Error>) {
+        continuation.withLock { stored in
+            stored?.resume(with: result)
+            stored = nil
+        }
+    }
 }

@@ -20,9 +20,15 @@ final class GatewayHarness: Sendable {
 
     /// The four services, started once for every gateway test (each test uses its own tenants).
     private static let shared = Task { () throws -> [String: ServiceHarness] in
-        [
-            "contacts": try await ServiceHarness.start(ContactsService.description),
-            "organization": try await ServiceHarness.start(OrganizationService.description),
+        let contacts = try await ServiceHarness.start(ContactsService.description)
+        // Organization knows contacts from the contacts feed (a membership needs the contact), as in production.
+        let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-org-feed-\(UUID())").path
+        try (try await ServiceHarness.serviceToken("organization")).write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        return [
+            "contacts": contacts,
+            "organization": try await ServiceHarness.start(
+                OrganizationService.description(pageBytes: 1 << 20, contactsFeed: .init(host: "127.0.0.1", port: contacts.port, tokenFile: tokenFile))
+            ),
             "communication": try await ServiceHarness.start(CommunicationService.description),
             "collaboration": try await ServiceHarness.start(CollaborationService.description),
         ]

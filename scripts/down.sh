@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Stops what scripts/up.sh started: every service in services/index and the interop server (SIGTERM: each drains
+# Stops what scripts/up.sh started: the gateway, every service in services/index and the interop server (SIGTERM: each drains
 # its calls), then the local PostgreSQL cluster (data is kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
-for name in "${SERVICE_NAMES[@]}" interop-server; do
+for name in gateway "${SERVICE_NAMES[@]}" interop-server; do
     pidfile=".data/run/$name.pid"
     [ -f "$pidfile" ] || continue
     pid="$(cat "$pidfile")"

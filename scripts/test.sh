@@ -29,12 +29,14 @@ export SWITCHBOARD_PYTHON="$PWD/.venv/bin/python"
 export SWITCHBOARD_INTEROP_STUBS="$(Tests/Interop/gen_stubs.sh "$PWD/.build/interop-stubs")"
 swift build --product interop-server
 export SWITCHBOARD_INTEROP_SERVER="$(swift build --show-bin-path)/interop-server"
-# The runtime has no database: crmctl (and later the gateway) must not link libpq.
-swift build --product crmctl
-if ldd "$(swift build --show-bin-path)/crmctl" | grep -q libpq; then
-    echo "crmctl links libpq: something in SwitchboardRuntime depends on the database layer" >&2
-    exit 1
-fi
+# The runtime has no database: crmctl and the gateway must not link libpq.
+for tool in crmctl gateway; do
+    swift build --product "$tool"
+    if ldd "$(swift build --show-bin-path)/$tool" | grep -q libpq; then
+        echo "$tool links libpq: something in SwitchboardRuntime or the gateway depends on the database layer" >&2
+        exit 1
+    fi
+done
 # Each service's executable, for the tests that run it as a process: SWITCHBOARD_<NAME>_BIN.
 for name in "${SERVICE_NAMES[@]}"; do
     swift build --product "$name"

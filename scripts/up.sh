@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Starts the Switchboard platform locally: a PostgreSQL cluster the project runs itself (scripts/postgres.sh), every
-# service in services/index on its own role and schema, and the RPC platform's interop server. Stop with
+# service in services/index on its own role and schema, the HTTP/JSON gateway in front of them, and the RPC
+# platform's interop server. Stop with
 # scripts/down.sh. Ports: each service's defaults, or SWITCHBOARD_<NAME>_PORT / SWITCHBOARD_<NAME>_ADMIN_PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 scripts/bootstrap.sh
-for product in "${SERVICE_NAMES[@]}" crmctl interop-server; do swift build -c release --static-swift-stdlib --product "$product" >&2; done
+for product in "${SERVICE_NAMES[@]}" gateway crmctl interop-server; do swift build -c release --static-swift-stdlib --product "$product" >&2; done
 BIN="$(swift build -c release --show-bin-path)"
 mkdir -p .data/run
 
@@ -54,6 +55,16 @@ for name in "${SERVICE_NAMES[@]}"; do
 done
 start interop-server "$BIN/interop-server" --port "${SWITCHBOARD_INTEROP_PORT:-50051}"
 
+# The gateway, in front of every service this list runs (a service not in it has no routes).
+GATEWAY_PORT="${SWITCHBOARD_GATEWAY_PORT:-8080}"
+GATEWAY_ADMIN_PORT="${SWITCHBOARD_GATEWAY_ADMIN_PORT:-9460}"
+for upstream in contacts organization communication collaboration analytics; do
+    target=""
+    [[ -n "${SERVICE_GRPC_PORT[$upstream]:-}" ]] && target="127.0.0.1:$(grpc_port "$upstream")"
+    export "SWITCHBOARD_GATEWAY_${upstream^^}_TARGETS=$target"
+done
+SWITCHBOARD_GRPC_PORT="$GATEWAY_PORT" SWITCHBOARD_ADMIN_PORT="$GATEWAY_ADMIN_PORT" start gateway "$BIN/gateway"
+
 for name in "${SERVICE_NAMES[@]}"; do
     ready=0
     for _ in $(seq 1 60); do
@@ -63,12 +74,16 @@ for name in "${SERVICE_NAMES[@]}"; do
     done
     [ "$ready" = 1 ] || { echo "$name did not become ready:" >&2; tail -20 ".data/run/$name.log" >&2; exit 1; }
 done
+for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$GATEWAY_ADMIN_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
+curl -sf "http://127.0.0.1:$GATEWAY_ADMIN_PORT/readyz" >/dev/null 2>&1 \
+    || { echo "gateway did not become ready:" >&2; tail -20 .data/run/gateway.log >&2; exit 1; }
 
 cat <<MSG
 Switchboard is up.
 $(for name in "${SERVICE_NAMES[@]}"; do
     printf '  %-15s gRPC 127.0.0.1:%s   admin http://127.0.0.1:%s/metrics /livez /readyz\n' "$name" "$(grpc_port "$name")" "$(admin_port "$name")"
 done)
+  gateway         HTTP/JSON http://127.0.0.1:$GATEWAY_PORT (OpenAPI: /v1/openapi.json)   admin http://127.0.0.1:$GATEWAY_ADMIN_PORT/metrics
   interop-server  gRPC 127.0.0.1:${SWITCHBOARD_INTEROP_PORT:-50051} (grpc.testing.TestService)
   PostgreSQL      $DB_ADMIN_URL
   logs            .data/run/*.log        stop: scripts/down.sh
@@ -77,4 +92,8 @@ Get a token and call contacts:
   export CRMCTL_TOKEN=\$($BIN/crmctl token --tenant demo --user me --roles admin)
   $BIN/crmctl contacts create --given Ada --family Lovelace --email ada@example.com
   $BIN/crmctl contacts list
+
+Or through the gateway with curl:
+  curl -s -H "Authorization: Bearer \$CRMCTL_TOKEN" -d '{"name":{"given":"Grace","family":"Hopper"}}' http://127.0.0.1:$GATEWAY_PORT/v1/contacts
+  curl -s -H "Authorization: Bearer \$CRMCTL_TOKEN" http://127.0.0.1:$GATEWAY_PORT/v1/contacts/<id>:overview
 MSG

@@ -86,6 +86,18 @@ for name in "${SERVICE_NAMES[@]}"; do
     stop_grace_period: 30s
 SERVICE
 done
+# The gateway: no database; one address per service it forwards to.
+printf '\n  gateway:\n    build:\n      context: ..\n      dockerfile: services/Containerfile\n      args:\n        SERVICE: gateway\n'
+printf '        GRPC_PORT: "8080"\n        ADMIN_PORT: "9460"\n    depends_on:\n'
+for name in "${SERVICE_NAMES[@]}"; do printf '      - %s\n' "$name"; done
+printf '    environment:\n      SWITCHBOARD_GRPC_HOST: 0.0.0.0\n      SWITCHBOARD_GRPC_PORT: "8080"\n'
+printf '      SWITCHBOARD_ADMIN_HOST: 0.0.0.0\n      SWITCHBOARD_ADMIN_PORT: "9460"\n'
+printf '      SWITCHBOARD_JWT_HS256_SECRET: ${SWITCHBOARD_JWT_HS256_SECRET:?set SWITCHBOARD_JWT_HS256_SECRET (32 or more random bytes, e.g. openssl rand -hex 32)}\n'
+for upstream in contacts organization communication collaboration analytics; do
+    if [[ -n "${SERVICE_GRPC_PORT[$upstream]:-}" ]]; then target="$upstream:${SERVICE_GRPC_PORT[$upstream]}"; else target=""; fi
+    printf '      SWITCHBOARD_GATEWAY_%s_TARGETS: "%s"\n' "$(upper "$upstream")" "$target"
+done
+printf '    ports:\n      - "127.0.0.1:8080:8080"\n      - "127.0.0.1:9460:9460"\n    stop_grace_period: 30s\n'
 cat <<'TAIL'
 
 volumes:

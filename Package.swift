@@ -80,6 +80,7 @@ let package = Package(
         .library(name: "SwitchboardInterop", targets: ["SwitchboardInterop"]),
         .executable(name: "protoc-gen-switchboard", targets: ["protoc-gen-switchboard"]),
         .executable(name: "interop-server", targets: ["interop-server"]),
+        .executable(name: "interop-client", targets: ["interop-client"]),
         .executable(name: "echo-server", targets: ["echo-server"]),
         .executable(name: "contacts", targets: ["contacts"]),
         .executable(name: "organization", targets: ["organization"]),
@@ -215,6 +216,15 @@ let package = Package(
                 "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardBuiltins", "SwitchboardInterop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // gRPC's interop cases run by our client against another implementation's server.
+        .executableTarget(
+            name: "interop-client",
+            dependencies: [
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardInterop",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),

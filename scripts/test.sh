@@ -29,6 +29,8 @@ export SWITCHBOARD_PYTHON="$PWD/.venv/bin/python"
 export SWITCHBOARD_INTEROP_STUBS="$(Tests/Interop/gen_stubs.sh "$PWD/.build/interop-stubs")"
 swift build --product interop-server
 export SWITCHBOARD_INTEROP_SERVER="$(swift build --show-bin-path)/interop-server"
+swift build --product interop-client
+export SWITCHBOARD_INTEROP_CLIENT="$(swift build --show-bin-path)/interop-client"
 # The runtime has no database: crmctl and the gateway must not link libpq.
 for tool in crmctl gateway; do
     swift build --product "$tool"

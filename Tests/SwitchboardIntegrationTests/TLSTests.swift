@@ -7,7 +7,7 @@ import SwitchboardTestSupport
 import Testing
 
 /// A self-signed certificate for `localhost` / `127.0.0.1`, made with openssl for this test run.
-private struct TestCertificate {
+struct TestCertificate {
     let directory: URL
     var certificate: String { directory.appendingPathComponent("cert.pem").path }
     var key: String { directory.appendingPathComponent("key.pem").path }

@@ -252,7 +252,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .executableTarget(name: "gateway", dependencies: ["SwitchboardGateway"], swiftSettings: strict),
+        .executableTarget(
+            name: "gateway",
+            dependencies: ["SwitchboardGateway", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "GatewayTests",
             dependencies: [

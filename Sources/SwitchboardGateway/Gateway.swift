@@ -127,7 +127,7 @@ public final class Gateway: Sendable {
                 let response = try await Self.unary(types.input, types.output, json: json, client: client, route: route, options: options)
                 var headers = common
                 if case .object(let fields) = response, case .string(let etag)? = fields["etag"], !etag.isEmpty {
-                    headers.add(name: "etag", value: "\"\(etag)\"")
+                    headers.add(name: "etag", value: RequestMapping.etagHeader(etag))
                 }
                 try await writeJSONText(Self.responseBody(response, route).text, status: .ok, headers: headers, writer)
             case .serverStreaming:

@@ -35,7 +35,9 @@ public struct GatewayCommand: AsyncParsableCommand {
         let logger = Logger(label: "gateway")
         let gateway = try Gateway(configuration: gatewayConfiguration, verifier: try await TokenVerifier.make(from: runtime), logger: logger)
         var services: [any Service] = [
-            GatewayServer(gateway: gateway, host: runtime.grpcHost, port: runtime.grpcPort, maxConnections: runtime.maxConnections)
+            GatewayServer(
+                gateway: gateway, host: runtime.grpcHost, port: runtime.grpcPort, maxConnections: runtime.maxConnections,
+                idleTimeout: runtime.idleTimeout)
         ]
         if let admin = AdminServer.configured(configuration: runtime, registry: registry, logger: logger, readiness: { true }) {
             services.append(admin)

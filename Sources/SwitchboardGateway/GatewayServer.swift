@@ -12,6 +12,7 @@ public struct GatewayServer: Service {
     let host: String
     let port: Int
     let maxConnections: Int
+    let idleTimeout: Duration?
     private let address: EventLoopPromise<SocketAddress>
 
     /// Creates the server.
@@ -20,11 +21,14 @@ public struct GatewayServer: Service {
     ///   - host: address to bind.
     ///   - port: port to bind (0 picks one; see ``listeningAddress()``).
     ///   - maxConnections: connections held at once; past it new ones are closed at once.
-    public init(gateway: Gateway, host: String, port: Int, maxConnections: Int) {
+    ///   - idleTimeout: a connection that sends nothing for this long while no response is being written is closed
+    ///     (a quiet stream keeps its connection); nil never closes one.
+    public init(gateway: Gateway, host: String, port: Int, maxConnections: Int, idleTimeout: Duration? = .seconds(300)) {
         self.gateway = gateway
         self.host = host
         self.port = port
         self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
         self.address = MultiThreadedEventLoopGroup.singleton.any().makePromise()
     }
 
@@ -36,7 +40,7 @@ public struct GatewayServer: Service {
     }
 
     public func run() async throws {
-        let gateway = self.gateway, maxBody = gateway.configuration.maxBodyBytes
+        let gateway = self.gateway, maxBody = gateway.configuration.maxBodyBytes, idleTimeout = self.idleTimeout
         let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -45,7 +49,15 @@ public struct GatewayServer: Service {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let idleTimeout {
+                            try channel.pipeline.syncOperations.addHandler(
+                                IdleStateHandler(
+                                    readTimeout: .nanoseconds(
+                                        Int64(idleTimeout.components.seconds) * 1_000_000_000
+                                            + idleTimeout.components.attoseconds / 1_000_000_000)))
+                        }
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        if idleTimeout != nil { try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser()) }
                         return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -155,4 +167,34 @@ struct OutboundWriter: HTTPResponseWriter {
 /// Connections open at once.
 final class ConnectionCounter: Sendable {
     let count = Atomic<Int>(0)
+}
+
+/// Closes a connection that went quiet between requests (the idle event of the `IdleStateHandler` before the HTTP
+/// codec), but never one whose response is still being written: a watch stream may send nothing for minutes.
+final class IdleConnectionCloser: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Requests whose head arrived and whose response has not ended.
+    private var open = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) { open += 1 }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { open = max(0, open - 1) }
+        context.write(data, promise: promise)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            if open == 0 { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 }

@@ -109,13 +109,19 @@ struct RequestMapping {
         return .object(object)
     }
 
-    /// `"abc"` and `W/"abc"` → `abc`.
+    /// The etag an `If-Match` header names: the entity tag as sent, less a weak `W/` prefix. Every service's `etag`
+    /// field already holds a quoted entity tag (`"3"`), and the `ETag` header carries it verbatim, so a client sends
+    /// back exactly what it got.
     static func entityTag(_ header: String) -> String {
         var tag = Substring(header).drop(while: { $0 == " " || $0 == "\t" })
         while let last = tag.last, last == " " || last == "\t" { tag = tag.dropLast() }
         if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
-        if tag.count >= 2, tag.hasPrefix("\""), tag.hasSuffix("\"") { tag = tag.dropFirst().dropLast() }
         return String(tag)
+    }
+
+    /// The `ETag` header for an `etag` field: verbatim when it is already an entity tag, quoted otherwise.
+    static func etagHeader(_ field: String) -> String {
+        field.hasPrefix("\"") || field.hasPrefix("W/\"") ? field : "\"" + field + "\""
     }
 
     /// The field mask of a PATCH body: every field it sets, descending into singular messages (not maps, lists or

@@ -41,6 +41,20 @@ struct GatewayFeatureTests {
         #expect(bad.json["code"] != nil)
     }
 
+    @Test("a connection idle between requests is closed; a quiet stream's connection is not")
+    func idleConnections() async throws {
+        let gw = try await GatewayHarness.start(idleTimeout: .milliseconds(500))
+        defer { Task { await gw.stop() } }
+        let idle = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: gw.port).get()
+        let closed = try await eventually(timeout: .seconds(5)) { !idle.isActive }
+        #expect(closed)
+        // A watch with nothing to send for two seconds keeps its connection until its own deadline.
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let watch = try await gw.request("GET", "/v1/changes/contacts?fromSequence=0", token: token, headers: ["grpc-timeout": "2S"])
+        #expect(watch.status == 200)
+        #expect((watch.lines.last?["error"] as? [String: Any])?["code"] as? Int == 4, "\(watch.body)")
+    }
+
     @Test("a file goes up as NDJSON request lines (client stream) and comes back as a stream")
     func clientStream() async throws {
         let gw = try await GatewayHarness.start()

@@ -36,7 +36,9 @@ final class GatewayHarness: Sendable {
 
     /// Starts a gateway in front of the shared services; `targets` overrides a service's addresses (a dead or silent
     /// port for failure tests).
-    static func start(targets: [String: String] = [:], environment: [String: String] = [:]) async throws -> GatewayHarness {
+    static func start(
+        targets: [String: String] = [:], environment: [String: String] = [:], idleTimeout: Duration = .seconds(300)
+    ) async throws -> GatewayHarness {
         let services = try await shared.value
         var env = environment
         for (name, _) in GatewayConfiguration.services {
@@ -53,7 +55,7 @@ final class GatewayHarness: Sendable {
         let runtime = try RuntimeConfiguration.load(service: .gateway, ["SWITCHBOARD_JWT_HS256_SECRET": testSecret])
         let gateway = try Gateway(
             configuration: configuration, verifier: try await TokenVerifier.make(from: runtime), logger: Logger(label: "test.gateway"))
-        let server = GatewayServer(gateway: gateway, host: "127.0.0.1", port: 0, maxConnections: 256)
+        let server = GatewayServer(gateway: gateway, host: "127.0.0.1", port: 0, maxConnections: 256, idleTimeout: idleTimeout)
         let task = Task { try await server.run() }
         let port = try await server.listeningAddress().port ?? 0
         return GatewayHarness(services: services, server: server, gateway: gateway, port: port, task: task)

@@ -119,9 +119,11 @@ struct GatewayUnitTests {
         let request = try Switchboard_Contacts_V1_UpdateContactRequest(protoJSON: json)
         #expect(request.contact?.id == "c1")
         #expect(request.requestId == "k1")
-        #expect(request.etag == "e7")
+        #expect(request.etag == "\"e7\"")
         #expect(request.updateMask?.paths == ["name.family", "tags"])
-        #expect(RequestMapping.entityTag(" \"abc\" ") == "abc")
+        #expect(RequestMapping.entityTag(" \"abc\" ") == "\"abc\"")
+        #expect(RequestMapping.etagHeader("\"3\"") == "\"3\"")
+        #expect(RequestMapping.etagHeader("3") == "\"3\"")
     }
 
     @Test("rate limits: a burst, then refusals with the wait, refilled by time; tenants apart; memory bounded")

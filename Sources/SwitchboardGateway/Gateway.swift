@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -89,6 +90,10 @@ public final class Gateway: Sendable {
             if path == "/v1/openapi.json" {
                 guard verb == "GET" else { throw GatewayError(.unimplemented, "only GET /v1/openapi.json") }
                 try await writeJSONText(openAPIText, status: .ok, headers: common, writer)
+                return
+            }
+            if path.hasPrefix("/v1/webhooks/") {
+                try await webhook(name: PercentEncoding.decode(path.dropFirst("/v1/webhooks/".count)), request, headers: common, writer)
                 return
             }
             if verb == "GET", path.hasPrefix("/v1/contacts/"), path.hasSuffix(":overview") {
@@ -257,6 +262,62 @@ public final class Gateway: Sendable {
             return
         }
         headers.add(name: "access-control-expose-headers", value: "etag, retry-after, x-request-id, traceparent")
+    }
+
+    // MARK: - Provider webhooks
+
+    /// `POST /v1/webhooks/{provider}`: the body's HMAC is checked here (401 without passing anything on), then the
+    /// exact body and signature go to the provider's events endpoint (the communication service, which checks again
+    /// and applies each event once by its id, so a replay is a no-op), and its answer comes back.
+    private func webhook(name: String, _ request: GatewayRequest, headers: HTTPHeaders, _ writer: some HTTPResponseWriter) async throws {
+        guard let endpoint = configuration.webhooks[name], let secret = configuration.webhookSecret else {
+            throw GatewayError(.notFound, "no webhook provider named \(name)")
+        }
+        guard request.head.method == .POST else {
+            var error = GatewayError(.unimplemented, "webhooks take POST")
+            error.headers = [("allow", "POST")]
+            error.httpStatus = 405
+            throw error
+        }
+        let body = Array(buffer: request.body)
+        guard let signature = request.head.headers.first(name: "x-provider-signature"), Self.signatureMatches(signature, body: body, secret: secret)
+        else {
+            throw GatewayError(.unauthenticated, "X-Provider-Signature does not match the body (sha256=<hex HMAC-SHA256 with the provider secret>)")
+        }
+        let limitKey = CallerIdentity(userID: "webhook:" + name, tenantID: "webhook:" + name, roles: [])
+        try limit(limitKey, .write)
+        let response: WebhookResponse
+        do {
+            response = try await WebhookClient(endpoint: endpoint).post(
+                body: body, headers: [("Content-Type", "application/json"), ("X-Provider-Signature", signature)], timeout: .seconds(10))
+        } catch {
+            throw GatewayError(.unavailable, "the events endpoint of \(name) did not answer: \(error)")
+        }
+        let text = String(decoding: response.body.prefix(1024), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (200..<300).contains(response.status) else {
+            let code: StatusCode =
+                switch response.status {
+                case 400, 413: .invalidArgument
+                case 401: .unauthenticated
+                case 404: .notFound
+                case 429: .resourceExhausted
+                case 500..<600: .unavailable
+                default: .internal
+                }
+            var error = GatewayError(code, text.isEmpty ? "the events endpoint answered \(response.status)" : text)
+            error.httpStatus = response.status
+            throw error
+        }
+        try await writeJSONText(JSON.object(["status": .string(text.isEmpty ? "accepted" : text)]).text, status: .ok, headers: headers, writer)
+    }
+
+    /// Whether `sha256=<hex>` is the HMAC-SHA256 of the body, compared in constant time.
+    static func signatureMatches(_ header: String, body: [UInt8], secret: [UInt8]) -> Bool {
+        guard header.hasPrefix("sha256=") else { return false }
+        let expected = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: secret)).map { String(format: "%02x", $0) }.joined()
+        let given = Array(header.dropFirst(7).lowercased().utf8), wanted = Array(expected.utf8)
+        guard given.count == wanted.count else { return false }
+        return zip(given, wanted).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     // MARK: - Calls (the generic parameters open the registry's existential types)

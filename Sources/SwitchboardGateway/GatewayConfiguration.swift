@@ -20,6 +20,10 @@ public struct GatewayConfiguration: Sendable {
     public var overviewPartTimeout: Duration
     /// Server streams open at once in this process.
     public var maxStreams: Int
+    /// Provider webhooks: `POST /v1/webhooks/{name}` is checked against ``webhookSecret`` and passed to the endpoint.
+    public var webhooks: [String: WebhookEndpoint] = [:]
+    /// The secret providers sign webhook bodies with (HMAC-SHA256, `X-Provider-Signature: sha256=<hex>`).
+    public var webhookSecret: [UInt8]?
 
     /// The services the gateway knows, with their default gRPC ports.
     public static let services: [(name: String, port: Int)] = [
@@ -53,6 +57,16 @@ public struct GatewayConfiguration: Sendable {
             EnvironmentSetting("SWITCHBOARD_GATEWAY_MAX_STREAMS", default: "1000", help: "Server streams open at once in this process."),
             EnvironmentSetting(
                 "SWITCHBOARD_GATEWAY_CORS_ORIGINS", default: "", help: "Comma-separated origins allowed by CORS, or *; empty sends no CORS headers."),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_WEBHOOKS", default: "",
+                help:
+                    "Provider webhooks as name=url pairs, comma-separated (e.g. mail=http://127.0.0.1:9563/events: the communication service's events webhook); POST /v1/webhooks/<name> is verified and passed on."
+            ),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_WEBHOOK_SECRET_FILE", default: nil,
+                help:
+                    "A file holding the secret providers sign webhook bodies with (32 bytes or more; the communication service's provider secret). Required with SWITCHBOARD_GATEWAY_WEBHOOKS."
+            ),
             EnvironmentSetting(
                 "SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS", default: "2",
                 help: "Longest wait for an optional part of GET /v1/contacts/{id}:overview before it is listed in partialFailures."),
@@ -91,6 +105,30 @@ public struct GatewayConfiguration: Sendable {
             if perSecond > 0 { limits[routeClass] = .init(perSecond: perSecond, burst: max(1, try rate(prefix + "_BURST"))) }
         }
         let maxTimeout = try env.seconds(setting("SWITCHBOARD_GATEWAY_MAX_TIMEOUT_SECONDS"), in: 0.001...86_400)
+        var webhooks: [String: WebhookEndpoint] = [:]
+        for item in (env.string(setting("SWITCHBOARD_GATEWAY_WEBHOOKS")) ?? "").split(separator: ",") {
+            let pair = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2, !pair[0].isEmpty, pair[0].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }),
+                let endpoint = WebhookEndpoint(url: pair[1])
+            else {
+                throw ConfigurationError(variable: "SWITCHBOARD_GATEWAY_WEBHOOKS", problem: "\(item) is not name=http(s)://host:port/path")
+            }
+            webhooks[pair[0]] = endpoint
+        }
+        var webhookSecret: [UInt8]?
+        if let path = try env.file(setting("SWITCHBOARD_GATEWAY_WEBHOOK_SECRET_FILE")) {
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            // Trailing white space only, as the communication service reads the same file: both must hold the same bytes.
+            var secret = Array(text.utf8)
+            while let last = secret.last, last == 0x20 || last == 0x09 || last == 0x0A || last == 0x0D { secret.removeLast() }
+            guard secret.count >= 32 else {
+                throw ConfigurationError(variable: "SWITCHBOARD_GATEWAY_WEBHOOK_SECRET_FILE", problem: "the secret must be at least 32 bytes")
+            }
+            webhookSecret = secret
+        }
+        if !webhooks.isEmpty, webhookSecret == nil {
+            throw ConfigurationError(variable: "SWITCHBOARD_GATEWAY_WEBHOOK_SECRET_FILE", problem: "required with SWITCHBOARD_GATEWAY_WEBHOOKS")
+        }
         return GatewayConfiguration(
             upstreams: upstreams,
             defaultTimeout: min(maxTimeout, try env.seconds(setting("SWITCHBOARD_GATEWAY_TIMEOUT_SECONDS"), in: 0.001...86_400)),
@@ -101,6 +139,7 @@ public struct GatewayConfiguration: Sendable {
                 $0.trimmingCharacters(in: .whitespaces)
             }.filter { !$0.isEmpty },
             overviewPartTimeout: try env.seconds(setting("SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS"), in: 0.001...3600),
-            maxStreams: try env.int(setting("SWITCHBOARD_GATEWAY_MAX_STREAMS"), in: 1...1_000_000))
+            maxStreams: try env.int(setting("SWITCHBOARD_GATEWAY_MAX_STREAMS"), in: 1...1_000_000), webhooks: webhooks,
+            webhookSecret: webhookSecret)
     }
 }

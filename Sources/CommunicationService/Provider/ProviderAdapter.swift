@@ -3,6 +3,7 @@ import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 import SwitchboardProtos
+import SwitchboardRuntime
 
 /// The provider adapter: posts a send's payload to the provider's webhook, signed, and classifies the answer.
 ///

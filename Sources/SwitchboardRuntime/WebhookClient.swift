@@ -4,7 +4,8 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-/// Where the provider's webhook listens: `http://host[:port]/path` or `https://host[:port]/path`.
+/// An HTTP endpoint webhooks are posted to (a provider's, or the events webhook the gateway forwards to):
+/// `http://host[:port]/path` or `https://host[:port]/path`.
 public struct WebhookEndpoint: Sendable, Hashable {
     /// TLS or not.
     public var tls: Bool

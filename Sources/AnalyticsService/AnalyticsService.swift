@@ -186,7 +186,16 @@ public enum AnalyticsService: ServiceDefinition {
     /// Follows one source service's cross-tenant feed; `analytics_feed_lag_seconds{source}` is the age of the newest
     /// change of the last batch applied (the kit's `feed_consumer_lag_seconds{feed}` also keeps growing while it fails).
     static func consumer(_ feed: SourceFeed, dependencies: ServiceDependencies) -> FeedConsumer {
-        let store = makeStore(dependencies)
+        feedConsumer(feed, pool: dependencies.pool, logger: dependencies.logger)
+    }
+
+    /// The consumer of one source feed as the service runs it, on a given pool (tests stop and restart it mid-ingest).
+    /// - Parameters:
+    ///   - feed: the source.
+    ///   - pool: analytics' pool.
+    ///   - logger: the logger.
+    public static func feedConsumer(_ feed: SourceFeed, pool: PostgresPool, logger: Logger) -> FeedConsumer {
+        let store = store(pool: pool)
         let token = feed.token
         let source = feed.source
         let lag = Gauge(label: "analytics_feed_lag_seconds", dimensions: [("source", source.name)])
@@ -195,8 +204,8 @@ public enum AnalyticsService: ServiceDefinition {
             source: .init(
                 transport: GRPCChannel(host: feed.host, port: feed.port), token: { try await token.token() },
                 resourceTypes: FeedMapping.resourceTypes(source)),
-            pool: dependencies.pool, logger: dependencies.logger
-        ) { [logger = dependencies.logger] events, connection in
+            pool: pool, logger: logger
+        ) { events, connection in
             try await applyEvents(events, source: source, store: store, logger: logger, on: connection)
             if let time = events.last?.commitTime { lag.record(max(0, Date().timeIntervalSince(time))) }
         }

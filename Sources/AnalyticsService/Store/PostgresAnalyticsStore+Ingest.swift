@@ -80,6 +80,13 @@ extension PostgresAnalyticsStore {
 
         case .contactMerged(let loser, let winner):
             let binds: [PostgresValue] = [tenant, .uuid(loser), .uuid(winner)]
+            // An activity of both has an entry on each timeline: the winner keeps its own.
+            try await c.query(
+                """
+                DELETE FROM analytics.timeline l WHERE l.tenant_id = $1 AND l.subject_type = 1 AND l.subject_id = $2 AND EXISTS (
+                    SELECT 1 FROM analytics.timeline w WHERE w.tenant_id = $1 AND w.subject_type = 1 AND w.subject_id = $3
+                      AND w.resource_type = l.resource_type AND w.resource_id = l.resource_id AND w.kind = l.kind)
+                """, binds)
             try await c.query(
                 "UPDATE analytics.timeline SET subject_id = $3 WHERE tenant_id = $1 AND subject_type = 1 AND subject_id = $2", binds)
             try await c.query(

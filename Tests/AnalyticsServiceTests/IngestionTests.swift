@@ -158,10 +158,10 @@ final class ExactlyOnceTests {
             var calls = [String: Int](), notes = [String: Int]()
             for i in 0..<60 {
                 let pair = i % 5 == 0 ? [contacts[i % 3], contacts[(i + 1) % 3]] : [contacts[i % 3]]
-                try? await harness.logInteraction(tenant: t, contacts: pair)
+                try await harness.logInteraction(tenant: t, contacts: pair)
                 for c in pair { calls[c, default: 0] += 1 }
                 if i % 7 == 0 {
-                    try? await harness.addNote(tenant: t, contact: contacts[i % 3])
+                    try await harness.addNote(tenant: t, contact: contacts[i % 3])
                     notes[contacts[i % 3], default: 0] += 1
                 }
             }
@@ -174,7 +174,7 @@ final class ExactlyOnceTests {
             for task in consumers { await task.value }
             consumers = startConsumers()
         }
-        (calls, notes) = await writer.value
+        (calls, notes) = try await writer.value
         let client = try await harness.client(tenant: t)
         let expectedTotal = calls.values.reduce(0, +)
         #expect(

@@ -25,11 +25,22 @@ extension PostgresAnalyticsStore {
     ///   - c: the consumer's transaction.
     public func ingest(_ events: [IngestEvent], on c: PostgresConnection) async throws {
         var tenants = Set<String>()
+        var current: String?
+        // A tenant's alerts and model, read once per batch (most tenants have no alerts: one query, then nothing).
+        var alerts: [String: (alerts: [AlertValue], model: ScoringModelValue)] = [:]
         for event in events {
-            try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(event.tenantID)])
+            // Consecutive events of one tenant (the common case in a batch) share the setting.
+            if current != event.tenantID {
+                try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(event.tenantID)])
+                current = event.tenantID
+            }
             tenants.insert(event.tenantID)
             let touched = try await apply(event, on: c)
-            if !touched.isEmpty { try await checkAlerts(contacts: touched, tenantID: event.tenantID, on: c) }
+            if touched.isEmpty { continue }
+            if alerts[event.tenantID] == nil { alerts[event.tenantID] = try await alertsAndModel(tenantID: event.tenantID, on: c) }
+            if let found = alerts[event.tenantID], !found.alerts.isEmpty {
+                try await checkAlerts(found.alerts, model: found.model, contacts: touched, tenantID: event.tenantID, on: c)
+            }
         }
         // Wakes the tenants' WatchTimeline streams at commit (the kit's notifier listens on the feed's channel).
         for tenant in tenants.sorted() { try await c.query("SELECT pg_notify($1, $2)", [.text(feed.channel), .text(tenant)]) }
@@ -230,16 +241,20 @@ extension PostgresAnalyticsStore {
             tenantID: tenantID, on: c)
     }
 
-    /// Fires (publishes AlertFired) each alert a contact newly crossed, and re-arms those it fell back from.
-    func checkAlerts(contacts: [UUID], tenantID: String, on c: PostgresConnection) async throws {
+    /// The tenant's alerts, and its model when it has any.
+    func alertsAndModel(tenantID: String, on c: PostgresConnection) async throws -> (alerts: [AlertValue], model: ScoringModelValue) {
         let alerts = try await c.query(
             "SELECT id, name, metric, threshold, direction, created_at, created_by FROM analytics.alerts WHERE tenant_id = $1", [.text(tenantID)]
         ).rows.map(Self.alert)
-        if alerts.isEmpty { return }
+        if alerts.isEmpty { return ([], .default) }
         let modelRow = try await c.query(
             "SELECT kinds, weights, half_life_days, version, updated_at FROM analytics.scoring_models WHERE tenant_id = $1", [.text(tenantID)]
         ).first
-        let model = try modelRow.map(Self.model) ?? .default
+        return (alerts, try modelRow.map(Self.model) ?? .default)
+    }
+
+    /// Fires (publishes AlertFired) each alert a contact newly crossed, and re-arms those it fell back from.
+    func checkAlerts(_ alerts: [AlertValue], model: ScoringModelValue, contacts: [UUID], tenantID: String, on c: PostgresConnection) async throws {
         let (kinds, weights) = Self.modelBinds(model)
         let now = Date()
         for contact in contacts {

@@ -76,26 +76,39 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
 
     // MARK: Timeline
 
+    /// Microseconds since the epoch of 9999-12-31: the keyset bound of a first page without an end time.
+    static let farFuture: Int64 = 253_402_300_799_000_000
+
     public func timeline(_ q: TimelineQuery, actor: Actor) async throws -> [TimelineEntry] {
-        let afterMicros: PostgresValue = q.after.map { .int(Int64(($0.time.timeIntervalSince1970 * 1_000_000).rounded())) } ?? .null
+        // The page starts below one (time, id) bound, an index condition of timeline_by_subject however the statement is
+        // planned: the previous page's last entry, or the end of the range (every id is above Int64.min), whichever is
+        // lower. (An `IS NULL OR` keyset would be a filter in a generic plan: deep pages would scan from the top.)
+        var bound: (Int64, Int64) = (Self.farFuture, .max)
+        if let end = q.end {
+            let endBound: (Int64, Int64) = (Int64((end.timeIntervalSince1970 * 1_000_000).rounded(.up)), .min)
+            if endBound < bound { bound = endBound }
+        }
+        if let after = q.after {
+            let afterBound: (Int64, Int64) = (Int64((after.time.timeIntervalSince1970 * 1_000_000).rounded()), after.id)
+            if afterBound < bound { bound = afterBound }
+        }
         return try await read(
             actor,
             """
             SELECT \(Self.entryColumns) FROM analytics.timeline
             WHERE tenant_id = $1 AND subject_type = $2 AND subject_id = $3
+              AND (occurred_at, id) < ('epoch'::timestamptz + $8::int8 * interval '1 microsecond', $9::int8)
               AND (cardinality($4::int8[]) = 0 OR kind = ANY($4::int8[]))
               AND (cardinality($5::int8[]) = 0 OR source = ANY($5::int8[]))
               AND ($6 = '' OR actor_id = $6)
               AND ($7::timestamptz IS NULL OR occurred_at >= $7::timestamptz)
-              AND ($8::timestamptz IS NULL OR occurred_at < $8::timestamptz)
-              AND ($9::int8 IS NULL OR (occurred_at, id) < ('epoch'::timestamptz + $9::int8 * interval '1 microsecond', $10::int8))
-            ORDER BY occurred_at DESC, id DESC LIMIT $11
+            ORDER BY occurred_at DESC, id DESC LIMIT $10
             """,
             [
                 .text(actor.tenantID), .int(Int64(q.subject.kind.rawValue)), .uuid(q.subject.id),
                 .array(q.kinds.map { .int(Int64($0.rawValue)) }, elementType: .int),
                 .array(q.sources.map { .int(Int64($0.rawValue)) }, elementType: .int),
-                .text(q.actorID), Self.time(q.start), Self.time(q.end), afterMicros, .int(q.after?.id ?? 0), .int(Int64(q.limit)),
+                .text(q.actorID), Self.time(q.start), .int(bound.0), .int(bound.1), .int(Int64(q.limit)),
             ]
         ).map(Self.entry)
     }

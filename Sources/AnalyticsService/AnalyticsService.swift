@@ -57,6 +57,9 @@ public enum AnalyticsService: ServiceDefinition {
             .init(
                 "SWITCHBOARD_ANALYTICS_MAX_DEFINITIONS", default: "1000",
                 help: "Most reports, dashboards and alerts (each) one tenant may keep (1-100000); more is FAILED_PRECONDITION."),
+            .init(
+                "SWITCHBOARD_ANALYTICS_SCHEDULER_INTERVAL_SECONDS", default: "60",
+                help: "Time between scans for scheduled report runs that are due (1-3600 s)."),
         ] + feedSettings.flatMap { [$0.address, $0.token] }
 
     /// Where a source feed comes from.
@@ -111,7 +114,8 @@ public enum AnalyticsService: ServiceDefinition {
         limits.exportChunkBytes = try env.int(settings[5], in: 1024...(4 << 20))
         limits.reportPageRows = try env.int(settings[6], in: 10...10_000)
         limits.maxDefinitions = try env.int(settings[7], in: 1...100_000)
-        return description(limits: limits, feeds: try sourceFeeds(environment))
+        let schedulerInterval = try env.int(settings[8], in: 1...3600)
+        return description(limits: limits, feeds: try sourceFeeds(environment), schedulerInterval: .seconds(schedulerInterval))
     }
 
     /// The description with the default settings and no feeds.
@@ -121,7 +125,10 @@ public enum AnalyticsService: ServiceDefinition {
     /// - Parameters:
     ///   - limits: the bounds on requests.
     ///   - feeds: the source feeds to follow.
-    public static func description(limits: AnalyticsLimits = AnalyticsLimits(), feeds: [SourceFeed] = []) -> ServiceDescription {
+    ///   - schedulerInterval: the time between scans for due scheduled reports.
+    public static func description(
+        limits: AnalyticsLimits = AnalyticsLimits(), feeds: [SourceFeed] = [], schedulerInterval: Duration = .seconds(60)
+    ) -> ServiceDescription {
         typealias M = Switchboard_Analytics_V1_AnalyticsService.Method
         var description = ServiceDescription(
             defaults: defaults, migrations: EmbeddedMigrations.all,
@@ -137,18 +144,29 @@ public enum AnalyticsService: ServiceDefinition {
                 M.watchChanges: .readOnly, M.exportSubject: .admin,
             ],
             makeServices: { dependencies in
-                let notifier = dependencies.notifier
-                let domain = AnalyticsDomain(
-                    store: makeStore(dependencies), limits: limits, wakeups: { tenant in notifier.wakeups(tenantID: tenant, heartbeat: .seconds(1)) })
-                return [AnalyticsHandler(domain: domain, changes: dependencies.changes)]
+                [AnalyticsHandler(domain: domain(dependencies, limits: limits), changes: dependencies.changes)]
             })
         description.makeBackgroundServices = { dependencies in
-            feeds.map { consumer($0, dependencies: dependencies) }
+            let scheduler = ReportScheduler(
+                domain: domain(dependencies, limits: limits), spec: reportSpec, interval: schedulerInterval, logger: dependencies.logger)
+            return feeds.map { consumer($0, dependencies: dependencies) } + [scheduler]
         }
         return description
     }
 
     static func makeStore(_ dependencies: ServiceDependencies) -> PostgresAnalyticsStore { store(pool: dependencies.pool) }
+
+    static func domain(_ dependencies: ServiceDependencies, limits: AnalyticsLimits) -> AnalyticsDomain {
+        let notifier = dependencies.notifier
+        return AnalyticsDomain(
+            store: makeStore(dependencies), limits: limits, wakeups: { tenant in notifier.wakeups(tenantID: tenant, heartbeat: .seconds(1)) })
+    }
+
+    /// A stored report's definition, as the scheduler runs it.
+    /// - Throws: when the stored JSON no longer decodes or validates.
+    public static func reportSpec(_ stored: StoredDefinition) throws -> ReportSpec {
+        try AnalyticsMapping.spec(try AnalyticsMapping.report(stored), prefix: "report.")
+    }
 
     /// The store as the service builds it, with the change-event payloads made by the handlers' mapping (tests apply
     /// feed events through it).
@@ -161,7 +179,8 @@ public enum AnalyticsService: ServiceDefinition {
                 alertFired: { try AnalyticsMapping.proto($0).protoJSONText() },
                 receipt: { try AnalyticsMapping.proto($0).protoJSONText() },
                 model: { try AnalyticsMapping.proto($0).protoJSONText() },
-                alert: { try AnalyticsMapping.proto($0).protoJSONText() }))
+                alert: { try AnalyticsMapping.proto($0).protoJSONText() },
+                reportRun: { try AnalyticsMapping.proto($0).protoJSONText() }))
     }
 
     /// Applies a batch of one source feed; an event that cannot be applied is set aside

@@ -17,7 +17,7 @@ struct ConfigurationTests {
             ("SWITCHBOARD_ANALYTICS_MAX_PAGE_SIZE", "0"), ("SWITCHBOARD_ANALYTICS_MAX_RANGE_DAYS", "5000"), ("SWITCHBOARD_ANALYTICS_MAX_TOP", "0"),
             ("SWITCHBOARD_ANALYTICS_WATCH_STREAMS", "0"), ("SWITCHBOARD_ANALYTICS_WATCH_STREAMS_PER_USER", "1001"),
             ("SWITCHBOARD_ANALYTICS_EXPORT_CHUNK_BYTES", "10"), ("SWITCHBOARD_ANALYTICS_REPORT_PAGE_ROWS", "1"),
-            ("SWITCHBOARD_ANALYTICS_MAX_DEFINITIONS", "0"),
+            ("SWITCHBOARD_ANALYTICS_MAX_DEFINITIONS", "0"), ("SWITCHBOARD_ANALYTICS_SCHEDULER_INTERVAL_SECONDS", "0"),
         ] {
             #expect(throws: ConfigurationError.self, "\(name)=\(bad)") { _ = try AnalyticsService.description(environment: [name: bad]) }
         }

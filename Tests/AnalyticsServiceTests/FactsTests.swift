@@ -226,6 +226,46 @@ final class FactsTests {
         #expect(listed.reports.map(\.id) == [report.id, all.id] && !(listed.page?.nextPageToken ?? "").isEmpty)
     }
 
+    @Test("a scheduled report runs when due, once per period, and its run is published with its row count")
+    func scheduledRuns() async throws {
+        let t = tenant()
+        for i in 0..<3 { _ = try await contact(t, given: "Scheduled \(i)") }
+        let client = try await harness.client(tenant: t)
+        var report = Switchboard_Analytics_V1_ReportDefinition()
+        report.name = "Daily"
+        report.columns = ["contact_id", "display_name"]
+        report.scheduleHours = 24
+        var create = Switchboard_Analytics_V1_CreateReportRequest()
+        create.report = report
+        let stored = try await client.stub.createReport(create, options: client.options)
+        #expect(stored.scheduleHours == 24)
+        report.scheduleHours = 721
+        create.report = report
+        #expect(fields(await rpcError { _ = try await client.stub.createReport(create, options: client.options) }) == ["report.schedule_hours"])
+
+        let domain = AnalyticsDomain(
+            store: AnalyticsService.store(pool: harness.pool), limits: Self.limits, wakeups: { _ in AsyncStream { $0.finish() } })
+        // Not due yet: nothing runs.
+        _ = try await domain.runDueReports(limit: 100, spec: AnalyticsService.reportSpec)
+        #expect(try await changes(t, type: "switchboard.analytics.v1.ReportRun").isEmpty)
+        // Due (as if a day had passed): it runs once, and the next run is a period later.
+        try await harness.pool.query(
+            settings: ["app.tenant_id": t], "UPDATE analytics.reports SET next_run_at = now() - interval '1 minute' WHERE tenant_id = $1 AND id = $2",
+            [.text(t), .uuid(UUID(uuidString: stored.id)!)])
+        _ = try await domain.runDueReports(limit: 100, spec: AnalyticsService.reportSpec)
+        _ = try await domain.runDueReports(limit: 100, spec: AnalyticsService.reportSpec)
+        let runs = try await changes(t, type: "switchboard.analytics.v1.ReportRun")
+        #expect(runs.count == 1)
+        let run = try Switchboard_Analytics_V1_ReportRun(protoJSONText: try runs[0].string("resource"))
+        #expect(run.reportId == stored.id && run.rows == 3 && run.csvBytes > 0)
+        let next = try await harness.pool.query(
+            settings: ["app.tenant_id": t],
+            "SELECT next_run_at > now() + interval '23 hours' AS later FROM analytics.reports WHERE tenant_id = $1 AND id = $2",
+            [.text(t), .uuid(UUID(uuidString: stored.id)!)]
+        ).first!.bool("later")
+        #expect(next)
+    }
+
     @Test("dashboards return every widget's data in one call; alerts fire once per crossing on analytics' feed")
     func dashboardsAndAlerts() async throws {
         let t = tenant()

@@ -182,10 +182,39 @@ public struct AnalyticsDomain: Sendable {
     /// Stores a report or dashboard.
     /// - Throws: ``AnalyticsError/failedPrecondition(_:)`` at the tenant's limit.
     public func createDefinition(
-        _ kind: DefinitionKind, name: String, json: @escaping @Sendable (UUID, Created) throws -> String, actor: Actor,
+        _ kind: DefinitionKind, name: String, scheduleHours: Int = 0, json: @escaping @Sendable (UUID, Created) throws -> String, actor: Actor,
         write: WriteOptions<StoredDefinition>
     ) async throws -> WriteOutcome<StoredDefinition> {
-        try await store.createDefinition(kind, name: name, json: json, actor: actor, limit: limits.maxDefinitions, write: write)
+        guard (0...AnalyticsRules.maxScheduleHours).contains(scheduleHours) else {
+            throw InvalidRequest("report.schedule_hours", "must be between 0 and \(AnalyticsRules.maxScheduleHours)", reason: "OUT_OF_RANGE")
+        }
+        return try await store.createDefinition(
+            kind, name: name, scheduleHours: scheduleHours, json: json, actor: actor, limit: limits.maxDefinitions, write: write)
+    }
+
+    /// Who scheduled runs are made as.
+    public static let schedulerUser = "analytics-scheduler"
+
+    /// Runs the scheduled reports due now (up to `limit`), each as its tenant: counts its rows and CSV bytes (reading
+    /// page by page, as an export does) and publishes a ReportRun. A run that fails after its claim is logged by the
+    /// caller and skipped until the next period.
+    /// - Parameter spec: the report's definition, from its stored JSON.
+    /// - Returns: how many were due (whether or not this replica claimed them).
+    @discardableResult
+    public func runDueReports(limit: Int, spec: (StoredDefinition) throws -> ReportSpec) async throws -> Int {
+        let due = try await store.dueReports(limit: limit)
+        for report in due {
+            guard let stored = try await store.claimRun(tenantID: report.tenantID, id: report.id) else { continue }
+            let actor = Actor(tenantID: report.tenantID, userID: Self.schedulerUser)
+            var rows: Int64 = 0, bytes: Int64 = 0
+            try await runReport(try spec(stored), actor: actor) { values, header in
+                if !header { rows += 1 }
+                bytes += Int64(ReportSpec.csvLine(values).utf8.count)
+            }
+            try await store.recordRun(
+                ReportRunData(id: UUID(), reportID: stored.id, rows: rows, csvBytes: bytes, time: Date()), tenantID: report.tenantID)
+        }
+        return due.count
     }
 
     /// A stored report or dashboard.

@@ -34,6 +34,8 @@ public enum AnalyticsRules {
     public static let maxNameBytes = 200
     /// Most report columns, filters, and dashboard widgets.
     public static let maxColumns = 64, maxFilters = 32, maxWidgets = 32
+    /// Longest report schedule, hours (30 days).
+    public static let maxScheduleHours = 720
     /// Most funnel stages.
     public static let maxStages = 8
     /// Half-life bounds, days.

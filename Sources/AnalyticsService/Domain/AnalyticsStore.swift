@@ -54,8 +54,8 @@ public protocol AnalyticsStore: Sendable {
 
     /// Stores a report definition, a dashboard (`kind` "report" or "dashboard").
     func createDefinition(
-        _ kind: DefinitionKind, name: String, json: @escaping @Sendable (UUID, Created) throws -> String, actor: Actor, limit: Int,
-        write: WriteOptions<StoredDefinition>
+        _ kind: DefinitionKind, name: String, scheduleHours: Int, json: @escaping @Sendable (UUID, Created) throws -> String, actor: Actor,
+        limit: Int, write: WriteOptions<StoredDefinition>
     ) async throws -> WriteOutcome<StoredDefinition>
     /// A stored definition, nil when there is none.
     func definition(_ kind: DefinitionKind, id: UUID, actor: Actor) async throws -> StoredDefinition?
@@ -77,6 +77,14 @@ public protocol AnalyticsStore: Sendable {
     func alerts(actor: Actor) async throws -> [AlertValue]
     /// Deletes an alert; false when there was none.
     func deleteAlert(id: UUID, actor: Actor, write: WriteOptions<Bool>) async throws -> WriteOutcome<Bool>
+
+    /// Up to `limit` scheduled reports due now, of every tenant, oldest due first.
+    func dueReports(limit: Int) async throws -> [(tenantID: String, id: UUID)]
+    /// Claims a due report's run (moves its next run on by its schedule); nil when another replica claimed it first or it
+    /// is no longer due.
+    func claimRun(tenantID: String, id: UUID) async throws -> StoredDefinition?
+    /// Publishes a finished run.
+    func recordRun(_ run: ReportRunData, tenantID: String) async throws
 
     /// Every timeline entry of a contact, oldest first, in pages.
     func exportTimeline(contact: UUID, actor: Actor, _ body: ([TimelineEntry]) async throws -> Void) async throws

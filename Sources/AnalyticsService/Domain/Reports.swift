@@ -166,3 +166,22 @@ public struct StoredDefinition: Sendable, Hashable {
         self.created = created
     }
 }
+
+/// A scheduled report's run, published on analytics' feed.
+public struct ReportRunData: Sendable, Hashable {
+    /// The run and the report.
+    public var id: UUID, reportID: UUID
+    /// Data rows and CSV bytes.
+    public var rows: Int64, csvBytes: Int64
+    /// When it ran.
+    public var time: Date
+
+    /// Creates a run.
+    public init(id: UUID, reportID: UUID, rows: Int64, csvBytes: Int64, time: Date) {
+        self.id = id
+        self.reportID = reportID
+        self.rows = rows
+        self.csvBytes = csvBytes
+        self.time = time
+    }
+}

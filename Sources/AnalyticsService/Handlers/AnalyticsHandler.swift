@@ -157,7 +157,7 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
         }
         let definition = report
         let outcome = try await domain.createDefinition(
-            .report, name: report.name,
+            .report, name: report.name, scheduleHours: Int(report.scheduleHours),
             json: { id, created in
                 var stored = definition
                 stored.id = id.lowercaseText

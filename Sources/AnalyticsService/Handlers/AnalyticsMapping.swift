@@ -238,6 +238,16 @@ enum AnalyticsMapping {
         return p
     }
 
+    static func proto(_ r: ReportRunData) -> Switchboard_Analytics_V1_ReportRun {
+        var p = Switchboard_Analytics_V1_ReportRun()
+        p.id = r.id.lowercaseText
+        p.reportId = r.reportID.lowercaseText
+        p.rows = r.rows
+        p.csvBytes = r.csvBytes
+        p.runTime = r.time
+        return p
+    }
+
     static func proto(_ r: ErasureReceiptData) -> Switchboard_Analytics_V1_ErasureReceipt {
         var p = Switchboard_Analytics_V1_ErasureReceipt()
         p.contactId = r.contactID.lowercaseText

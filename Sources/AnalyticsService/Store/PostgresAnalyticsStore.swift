@@ -18,19 +18,22 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
         public var model: @Sendable (ScoringModelValue) throws -> String
         /// An alert's JSON.
         public var alert: @Sendable (AlertValue) throws -> String
+        /// A scheduled run's JSON.
+        public var reportRun: @Sendable (ReportRunData) throws -> String
 
         /// Creates the payload makers.
         public init(
             transition: @escaping @Sendable (LifecycleTransitionData) throws -> String,
             alertFired: @escaping @Sendable (AlertFiring) throws -> String,
             receipt: @escaping @Sendable (ErasureReceiptData) throws -> String, model: @escaping @Sendable (ScoringModelValue) throws -> String,
-            alert: @escaping @Sendable (AlertValue) throws -> String
+            alert: @escaping @Sendable (AlertValue) throws -> String, reportRun: @escaping @Sendable (ReportRunData) throws -> String
         ) {
             self.transition = transition
             self.alertFired = alertFired
             self.receipt = receipt
             self.model = model
             self.alert = alert
+            self.reportRun = reportRun
         }
     }
 
@@ -371,8 +374,8 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
     }
 
     public func createDefinition(
-        _ kind: DefinitionKind, name: String, json: @escaping @Sendable (UUID, Created) throws -> String, actor: Actor, limit: Int,
-        write: WriteOptions<StoredDefinition>
+        _ kind: DefinitionKind, name: String, scheduleHours: Int, json: @escaping @Sendable (UUID, Created) throws -> String, actor: Actor,
+        limit: Int, write: WriteOptions<StoredDefinition>
     ) async throws -> WriteOutcome<StoredDefinition> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             // `kind.rawValue` is a table name of this service's own.
@@ -393,6 +396,13 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
                 """, [.text(actor.tenantID), .uuid(id), .text(name), .jsonb(text), .timestamp(created.at), .text(actor.userID)]
             ).first!
             let stored = try Self.definition(row)
+            if kind == .report, scheduleHours > 0 {
+                try await c.query(
+                    """
+                    UPDATE analytics.reports SET schedule_hours = $3, next_run_at = created_at + make_interval(hours => $3::int)
+                    WHERE tenant_id = $1 AND id = $2
+                    """, [.text(actor.tenantID), .uuid(id), .int(Int64(scheduleHours))])
+            }
             try await feed.record(
                 ChangeRecord(
                     resourceType: kind == .report ? "switchboard.analytics.v1.ReportDefinition" : "switchboard.analytics.v1.Dashboard",
@@ -438,6 +448,43 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
                     tenantID: actor.tenantID, on: c)
             }
             return deleted
+        }
+    }
+
+    // MARK: Scheduled runs
+
+    public func dueReports(limit: Int) async throws -> [(tenantID: String, id: UUID)] {
+        try await pool.query(
+            settings: ["app.report_scheduler": "on"],
+            """
+            SELECT tenant_id, id FROM analytics.reports WHERE next_run_at <= now() AND deleted_at IS NULL AND schedule_hours > 0
+            ORDER BY next_run_at LIMIT $1
+            """, [.int(Int64(limit))]
+        ).rows.map { (try $0.string("tenant_id"), try $0.uuid("id")) }
+    }
+
+    public func claimRun(tenantID: String, id: UUID) async throws -> StoredDefinition? {
+        // The conditional update is the claim: of replicas racing for a run, one moves next_run_at on.
+        try await pool.query(
+            settings: ["app.tenant_id": tenantID],
+            """
+            UPDATE analytics.reports SET next_run_at = CASE
+                    WHEN next_run_at + make_interval(hours => schedule_hours) > now() THEN next_run_at + make_interval(hours => schedule_hours)
+                    -- Periods missed while no scheduler ran are skipped, not run in a burst.
+                    ELSE now() + make_interval(hours => schedule_hours) END
+            WHERE tenant_id = $1 AND id = $2 AND next_run_at <= now() AND deleted_at IS NULL AND schedule_hours > 0
+            RETURNING id, name, definition::text AS definition, created_at, created_by
+            """, [.text(tenantID), .uuid(id)]
+        ).first.map(Self.definition)
+    }
+
+    public func recordRun(_ run: ReportRunData, tenantID: String) async throws {
+        _ = try await pool.transaction(settings: ["app.tenant_id": tenantID]) { c in
+            try await feed.record(
+                ChangeRecord(
+                    resourceType: "switchboard.analytics.v1.ReportRun", resourceID: run.id.lowercaseText, kind: .created,
+                    resourceJSON: try publish.reportRun(run), actorID: AnalyticsDomain.schedulerUser, relatedIDs: [run.reportID.lowercaseText]),
+                tenantID: tenantID, on: c)
         }
     }
 

@@ -2065,6 +2065,9 @@ public struct Switchboard_Analytics_V1_ReportDefinition: ProtoMessage, _CBridged
     /// Field `audit` = 8.
     public var audit: Switchboard_Common_V1_AuditStamps? = nil
 
+    /// Field `schedule_hours` = 9.
+    public var scheduleHours: Int32 = 0
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2083,6 +2086,7 @@ public struct Switchboard_Analytics_V1_ReportDefinition: ProtoMessage, _CBridged
         self.startTime = (r.message(5) as Google_Protobuf_Timestamp?)?.date
         self.endTime = (r.message(6) as Google_Protobuf_Timestamp?)?.date
         self.audit = r.message(7)
+        self.scheduleHours = r.scalar(8)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -2094,6 +2098,7 @@ public struct Switchboard_Analytics_V1_ReportDefinition: ProtoMessage, _CBridged
         w.setMessage(5, startTime.map(Google_Protobuf_Timestamp.init(date:)))
         w.setMessage(6, endTime.map(Google_Protobuf_Timestamp.init(date:)))
         w.setMessage(7, audit)
+        w.setScalar(8, scheduleHours)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2107,6 +2112,7 @@ public struct Switchboard_Analytics_V1_ReportDefinition: ProtoMessage, _CBridged
         try e.field(&o, "startTime", self.startTime)
         try e.field(&o, "endTime", self.endTime)
         try e.field(&o, "audit", self.audit)
+        e.field(&o, "scheduleHours", self.scheduleHours)
         return .object(o)
     }
 
@@ -2123,6 +2129,81 @@ public struct Switchboard_Analytics_V1_ReportDefinition: ProtoMessage, _CBridged
             case "startTime", "start_time": try d.field(6, "startTime", value, &self.startTime)
             case "endTime", "end_time": try d.field(7, "endTime", value, &self.endTime)
             case "audit": try d.field(8, "audit", value, &self.audit)
+            case "scheduleHours", "schedule_hours": try d.field(9, "scheduleHours", value, &self.scheduleHours)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.analytics.v1.ReportRun` message.
+public struct Switchboard_Analytics_V1_ReportRun: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.analytics.v1.ReportRun`.
+    public static let protoMessageName = "switchboard.analytics.v1.ReportRun"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__analytics__v1__report_run__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `report_id` = 2.
+    public var reportId: String = ""
+
+    /// Field `rows` = 3.
+    public var rows: Int64 = 0
+
+    /// Field `csv_bytes` = 4.
+    public var csvBytes: Int64 = 0
+
+    /// Field `run_time` = 5.
+    public var runTime: Date? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.reportId = r.string(1)
+        self.rows = r.scalar(2)
+        self.csvBytes = r.scalar(3)
+        self.runTime = (r.message(4) as Google_Protobuf_Timestamp?)?.date
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, reportId)
+        w.setScalar(2, rows)
+        w.setScalar(3, csvBytes)
+        w.setMessage(4, runTime.map(Google_Protobuf_Timestamp.init(date:)))
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "reportId", self.reportId)
+        e.field(&o, "rows", self.rows)
+        e.field(&o, "csvBytes", self.csvBytes)
+        try e.field(&o, "runTime", self.runTime)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "reportId", "report_id": try d.field(2, "reportId", value, &self.reportId)
+            case "rows": try d.field(3, "rows", value, &self.rows)
+            case "csvBytes", "csv_bytes": try d.field(4, "csvBytes", value, &self.csvBytes)
+            case "runTime", "run_time": try d.field(5, "runTime", value, &self.runTime)
             default: try d.unknownField(key)
             }
         }

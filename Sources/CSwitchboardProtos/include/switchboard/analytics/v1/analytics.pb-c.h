@@ -47,6 +47,7 @@ typedef struct Switchboard__Analytics__V1__ScoreComponent Switchboard__Analytics
 typedef struct Switchboard__Analytics__V1__EngagementScore Switchboard__Analytics__V1__EngagementScore;
 typedef struct Switchboard__Analytics__V1__ReportFilter Switchboard__Analytics__V1__ReportFilter;
 typedef struct Switchboard__Analytics__V1__ReportDefinition Switchboard__Analytics__V1__ReportDefinition;
+typedef struct Switchboard__Analytics__V1__ReportRun Switchboard__Analytics__V1__ReportRun;
 typedef struct Switchboard__Analytics__V1__CreateReportRequest Switchboard__Analytics__V1__CreateReportRequest;
 typedef struct Switchboard__Analytics__V1__GetReportRequest Switchboard__Analytics__V1__GetReportRequest;
 typedef struct Switchboard__Analytics__V1__ListReportsRequest Switchboard__Analytics__V1__ListReportsRequest;
@@ -742,10 +743,35 @@ struct  Switchboard__Analytics__V1__ReportDefinition
    * Output only.
    */
   Switchboard__Common__V1__AuditStamps *audit;
+  /*
+   * Run it every this many hours (1 to 720), the first run that long after creation; 0: never. Each run is published
+   * on analytics' change feed as a ReportRun (a subscriber, e.g. a mailer, then calls ExportReport).
+   */
+  int32_t schedule_hours;
 };
 #define SWITCHBOARD__ANALYTICS__V1__REPORT_DEFINITION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__analytics__v1__report_definition__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, NULL, 0 }
+
+
+/*
+ * Published (CREATED) on analytics' feed when a scheduled report ran.
+ */
+struct  Switchboard__Analytics__V1__ReportRun
+{
+  ProtobufCMessage base;
+  char *id;
+  char *report_id;
+  /*
+   * Data rows (the header not counted) and the bytes of its CSV.
+   */
+  int64_t rows;
+  int64_t csv_bytes;
+  Google__Protobuf__Timestamp *run_time;
+};
+#define SWITCHBOARD__ANALYTICS__V1__REPORT_RUN__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__analytics__v1__report_run__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, NULL }
 
 
 struct  Switchboard__Analytics__V1__CreateReportRequest
@@ -1712,6 +1738,25 @@ Switchboard__Analytics__V1__ReportDefinition *
 void   switchboard__analytics__v1__report_definition__free_unpacked
                      (Switchboard__Analytics__V1__ReportDefinition *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Analytics__V1__ReportRun methods */
+void   switchboard__analytics__v1__report_run__init
+                     (Switchboard__Analytics__V1__ReportRun         *message);
+size_t switchboard__analytics__v1__report_run__get_packed_size
+                     (const Switchboard__Analytics__V1__ReportRun   *message);
+size_t switchboard__analytics__v1__report_run__pack
+                     (const Switchboard__Analytics__V1__ReportRun   *message,
+                      uint8_t             *out);
+size_t switchboard__analytics__v1__report_run__pack_to_buffer
+                     (const Switchboard__Analytics__V1__ReportRun   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Analytics__V1__ReportRun *
+       switchboard__analytics__v1__report_run__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__analytics__v1__report_run__free_unpacked
+                     (Switchboard__Analytics__V1__ReportRun *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Analytics__V1__CreateReportRequest methods */
 void   switchboard__analytics__v1__create_report_request__init
                      (Switchboard__Analytics__V1__CreateReportRequest         *message);
@@ -2333,6 +2378,9 @@ typedef void (*Switchboard__Analytics__V1__ReportFilter_Closure)
 typedef void (*Switchboard__Analytics__V1__ReportDefinition_Closure)
                  (const Switchboard__Analytics__V1__ReportDefinition *message,
                   void *closure_data);
+typedef void (*Switchboard__Analytics__V1__ReportRun_Closure)
+                 (const Switchboard__Analytics__V1__ReportRun *message,
+                  void *closure_data);
 typedef void (*Switchboard__Analytics__V1__CreateReportRequest_Closure)
                  (const Switchboard__Analytics__V1__CreateReportRequest *message,
                   void *closure_data);
@@ -2686,6 +2734,7 @@ extern const ProtobufCMessageDescriptor switchboard__analytics__v1__score_compon
 extern const ProtobufCMessageDescriptor switchboard__analytics__v1__engagement_score__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__analytics__v1__report_filter__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__analytics__v1__report_definition__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__analytics__v1__report_run__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__analytics__v1__create_report_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__analytics__v1__get_report_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__analytics__v1__list_reports_request__descriptor;

@@ -1312,6 +1312,51 @@ void   switchboard__analytics__v1__report_definition__free_unpacked
   assert(message->base.descriptor == &switchboard__analytics__v1__report_definition__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__analytics__v1__report_run__init
+                     (Switchboard__Analytics__V1__ReportRun         *message)
+{
+  static const Switchboard__Analytics__V1__ReportRun init_value = SWITCHBOARD__ANALYTICS__V1__REPORT_RUN__INIT;
+  *message = init_value;
+}
+size_t switchboard__analytics__v1__report_run__get_packed_size
+                     (const Switchboard__Analytics__V1__ReportRun *message)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__report_run__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__analytics__v1__report_run__pack
+                     (const Switchboard__Analytics__V1__ReportRun *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__report_run__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__analytics__v1__report_run__pack_to_buffer
+                     (const Switchboard__Analytics__V1__ReportRun *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__report_run__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Analytics__V1__ReportRun *
+       switchboard__analytics__v1__report_run__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Analytics__V1__ReportRun *)
+     protobuf_c_message_unpack (&switchboard__analytics__v1__report_run__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__analytics__v1__report_run__free_unpacked
+                     (Switchboard__Analytics__V1__ReportRun *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__analytics__v1__report_run__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__analytics__v1__create_report_request__init
                      (Switchboard__Analytics__V1__CreateReportRequest         *message)
 {
@@ -4441,7 +4486,7 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__report_filter__desc
   (ProtobufCMessageInit) switchboard__analytics__v1__report_filter__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__analytics__v1__report_definition__field_descriptors[8] =
+static const ProtobufCFieldDescriptor switchboard__analytics__v1__report_definition__field_descriptors[9] =
 {
   {
     "id",
@@ -4539,6 +4584,18 @@ static const ProtobufCFieldDescriptor switchboard__analytics__v1__report_definit
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "schedule_hours",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ReportDefinition, schedule_hours),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__analytics__v1__report_definition__field_indices_by_name[] = {
   7,   /* field[7] = audit */
@@ -4548,12 +4605,13 @@ static const unsigned switchboard__analytics__v1__report_definition__field_indic
   4,   /* field[4] = group_by */
   0,   /* field[0] = id */
   1,   /* field[1] = name */
+  8,   /* field[8] = schedule_hours */
   5,   /* field[5] = start_time */
 };
 static const ProtobufCIntRange switchboard__analytics__v1__report_definition__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor switchboard__analytics__v1__report_definition__descriptor =
 {
@@ -4563,11 +4621,101 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__report_definition__
   "Switchboard__Analytics__V1__ReportDefinition",
   "switchboard.analytics.v1",
   sizeof(Switchboard__Analytics__V1__ReportDefinition),
-  8,
+  9,
   switchboard__analytics__v1__report_definition__field_descriptors,
   switchboard__analytics__v1__report_definition__field_indices_by_name,
   1,  switchboard__analytics__v1__report_definition__number_ranges,
   (ProtobufCMessageInit) switchboard__analytics__v1__report_definition__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__analytics__v1__report_run__field_descriptors[5] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ReportRun, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "report_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ReportRun, report_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rows",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ReportRun, rows),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "csv_bytes",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ReportRun, csv_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "run_time",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ReportRun, run_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__analytics__v1__report_run__field_indices_by_name[] = {
+  3,   /* field[3] = csv_bytes */
+  0,   /* field[0] = id */
+  1,   /* field[1] = report_id */
+  2,   /* field[2] = rows */
+  4,   /* field[4] = run_time */
+};
+static const ProtobufCIntRange switchboard__analytics__v1__report_run__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__analytics__v1__report_run__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.analytics.v1.ReportRun",
+  "ReportRun",
+  "Switchboard__Analytics__V1__ReportRun",
+  "switchboard.analytics.v1",
+  sizeof(Switchboard__Analytics__V1__ReportRun),
+  5,
+  switchboard__analytics__v1__report_run__field_descriptors,
+  switchboard__analytics__v1__report_run__field_indices_by_name,
+  1,  switchboard__analytics__v1__report_run__number_ranges,
+  (ProtobufCMessageInit) switchboard__analytics__v1__report_run__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__analytics__v1__create_report_request__field_descriptors[2] =

@@ -249,7 +249,7 @@ final class FactsTests {
         _ = try await domain.runDueReports(limit: 100, spec: AnalyticsService.reportSpec)
         #expect(try await changes(t, type: "switchboard.analytics.v1.ReportRun").isEmpty)
         // Due (as if a day had passed): it runs once, and the next run is a period later.
-        try await harness.pool.query(
+        _ = try await harness.pool.query(
             settings: ["app.tenant_id": t], "UPDATE analytics.reports SET next_run_at = now() - interval '1 minute' WHERE tenant_id = $1 AND id = $2",
             [.text(t), .uuid(UUID(uuidString: stored.id)!)])
         _ = try await domain.runDueReports(limit: 100, spec: AnalyticsService.reportSpec)

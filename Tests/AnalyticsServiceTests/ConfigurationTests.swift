@@ -78,3 +78,31 @@ final class OwnFeedTests {
         #expect(batch?.events.contains { $0.tenantId == t && $0.relatedIds == [id] } == true)
     }
 }
+
+/// A stock grpcio client (stubs generated from Protos/ by Tests/Interop/gen_stubs.sh) against the service.
+@Suite("Analytics: a stock grpcio client", .serialized)
+final class InteropTests {
+    let harness: AnalyticsHarness
+
+    init() async throws { harness = try await AnalyticsHarness.start() }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
+
+    @Test("a stock grpcio client calls the analytics RPCs, reads field violations and follows WatchChanges")
+    func grpcioClient() async throws {
+        let token = try await ServiceHarness.token(tenant: tenant(), roles: [.manager])
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("analytics-grpcio-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let status = spawnAndWait(
+            [
+                pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/analytics_client.py").path,
+                "--port", String(harness.analytics.port), "--token", token,
+            ],
+            environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath], outputPath: output)
+        let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(log)")
+        #expect(log.contains("PASS analytics_client"), "\(log)")
+    }
+}

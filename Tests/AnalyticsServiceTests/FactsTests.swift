@@ -60,6 +60,16 @@ final class FactsTests {
         ).rows
     }
 
+    func exportSubject(_ client: AnalyticsClient, _ contact: String) async throws -> [Switchboard_Analytics_V1_SubjectRecord] {
+        var export = Switchboard_Analytics_V1_ExportSubjectRequest()
+        export.contactId = contact
+        return try await client.stub.exportSubject(export, options: client.options) { stream in
+            var all: [Switchboard_Analytics_V1_SubjectRecord] = []
+            for try await record in stream { all.append(record) }
+            return all
+        }
+    }
+
     @Test("MERGED folds the loser's timeline and activities into the winner, counting an activity of both once")
     func merged() async throws {
         let t = tenant()
@@ -85,13 +95,23 @@ final class FactsTests {
         let other = try await contact(t, given: "Other")
         try await call(t, [person], daysAgo: 1)
         try await call(t, [person, other], daysAgo: 1)
-        var updated = try event(t, contactType, person, .updated, json: contactJSON(person, given: "Erased", status: "CONTACT_STATUS_CUSTOMER"))
+        var updated = try event(
+            t, contactType, person, .updated,
+            json: contactJSON(person, given: "Erased", email: "erased@example.com", status: "CONTACT_STATUS_CUSTOMER"))
         updated.changedFields = ["status"]
         try await harness.apply([updated], source: .contacts)
         #expect(try await changes(t, type: "switchboard.analytics.v1.LifecycleTransition").count == 1)
+        let client = try await harness.client(tenant: t, roles: [.admin])
+        // Before: ExportSubject streams the contact's snapshot, its timeline, metrics and score.
+        let before = try await exportSubject(client, person)
+        guard case .contact(let snapshot) = before.first?.record else {
+            Issue.record("no snapshot first: \(before)")
+            return
+        }
+        #expect(snapshot.email == "erased@example.com" && snapshot.status == "CUSTOMER")
+        #expect(before.count == 1 + 4 + 2)
 
         try await harness.apply([try event(t, contactType, person, .erased, related: ["erasure-1"])], source: .contacts)
-        let client = try await harness.client(tenant: t, roles: [.admin])
         #expect(try await client.allEntries(person).isEmpty)
         let metrics = try await client.metrics(person)
         #expect(metrics.interactions == 0 && metrics.lifecycleStage.isEmpty && metrics.stageHistory.isEmpty)
@@ -118,14 +138,7 @@ final class FactsTests {
         #expect(receipt.timelineEntriesDeleted == 4 && receipt.activitiesChanged == 2 && receipt.stageChangesDeleted == 2)
         #expect(receipt.changesRedacted >= 1)
         // ExportSubject finds nothing but empty metrics and a zero score.
-        var export = Switchboard_Analytics_V1_ExportSubjectRequest()
-        export.contactId = person
-        let records = try await client.stub.exportSubject(export, options: client.options) { stream in
-            var all: [Switchboard_Analytics_V1_SubjectRecord] = []
-            for try await record in stream { all.append(record) }
-            return all
-        }
-        #expect(records.count == 2)
+        #expect(try await exportSubject(client, person).count == 2)
     }
 
     @Test("the engagement score equals a hand computation to 0.01, with its components; changing the model re-scores")

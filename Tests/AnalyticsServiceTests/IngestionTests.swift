@@ -93,7 +93,7 @@ final class IngestionTests {
         #expect(published == 2)
     }
 
-    @Test("WatchTimeline streams the entries ingested after it starts")
+    @Test("WatchTimeline streams the entries ingested after it starts, none from before")
     func watch() async throws {
         let t = tenant()
         let contact = try await harness.createContact(tenant: t, given: "Hedy")
@@ -123,7 +123,8 @@ final class IngestionTests {
             group.cancelAll()
             return got
         }
-        #expect(received.map(\.kind) == [.interaction, .note])
+        // Two feeds, two consumers: their commits may come in either order.
+        #expect(received.count == 2 && Set(received.map(\.kind)) == [.interaction, .note])
     }
 }
 

@@ -66,11 +66,11 @@ public struct AnalyticsDomain: Sendable {
     public func watchTimeline(_ subject: SubjectRef, actor: Actor, emit: @Sendable (TimelineEntry) async throws -> Void) async throws {
         try await watchers.run(tenant: actor.tenantID + "\u{0}" + actor.userID) {
             var wakeups = self.wakeups(actor.tenantID).makeAsyncIterator()
-            var position = try await store.timelinePosition(subject, actor: actor)
+            var (position, visible) = try await store.timelinePosition(subject, actor: actor)
             while !Task.isCancelled {
                 while true {
                     let (entries, next) = try await store.timeline(subject, after: position, limit: 200, actor: actor)
-                    for entry in entries { try await emit(entry) }
+                    for entry in entries where !visible.contains(entry.id) { try await emit(entry) }
                     position = next
                     if entries.count < 200 { break }
                 }
@@ -321,10 +321,11 @@ public struct AnalyticsDomain: Sendable {
 
     // MARK: Subject access
 
-    /// Everything held about a person: the timeline, then metrics and score.
+    /// Everything held about a person: its contact snapshot (when there is one), the timeline, then metrics and score.
     public func exportSubject(
-        contact: UUID, actor: Actor, timeline: ([TimelineEntry]) async throws -> Void
+        contact: UUID, actor: Actor, snapshot: (ContactState) async throws -> Void, timeline: ([TimelineEntry]) async throws -> Void
     ) async throws -> (ContactMetrics, EngagementScoreValue) {
+        if let state = try await store.contactSnapshot(contact, actor: actor) { try await snapshot(state) }
         try await store.exportTimeline(contact: contact, actor: actor, timeline)
         return (try await metrics(contact: contact, actor: actor), try await score(contact: contact, actor: actor))
     }

@@ -17,8 +17,9 @@ public struct TimelinePosition: Sendable, Hashable {
 public protocol AnalyticsStore: Sendable {
     /// A page of a subject's timeline, newest first.
     func timeline(_ query: TimelineQuery, actor: Actor) async throws -> [TimelineEntry]
-    /// The position after every entry of the subject visible now.
-    func timelinePosition(_ subject: SubjectRef, actor: Actor) async throws -> TimelinePosition
+    /// Where a live stream of the subject starts: a position below which every entry is visible now, and the ids of the
+    /// entries above it that are visible now too (the stream skips them: they are not new).
+    func timelinePosition(_ subject: SubjectRef, actor: Actor) async throws -> (TimelinePosition, visible: Set<Int64>)
     /// Entries of the subject after `position`, oldest first, and the new position.
     func timeline(
         _ subject: SubjectRef, after position: TimelinePosition, limit: Int, actor: Actor
@@ -85,6 +86,9 @@ public protocol AnalyticsStore: Sendable {
     func claimRun(tenantID: String, id: UUID) async throws -> StoredDefinition?
     /// Publishes a finished run.
     func recordRun(_ run: ReportRunData, tenantID: String) async throws
+
+    /// What analytics keeps of a contact's own record; nil when it has none.
+    func contactSnapshot(_ contact: UUID, actor: Actor) async throws -> ContactState?
 
     /// Every timeline entry of a contact, oldest first, in pages.
     func exportTimeline(contact: UUID, actor: Actor, _ body: ([TimelineEntry]) async throws -> Void) async throws

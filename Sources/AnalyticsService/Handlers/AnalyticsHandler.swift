@@ -399,7 +399,14 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
         context: ServerContext
     ) async throws {
         let contact = try M.requiredID(request.contactId, field: "contact_id")
-        let (metrics, score) = try await domain.exportSubject(contact: contact, actor: try context.actor()) { entries in
+        let (metrics, score) = try await domain.exportSubject(
+            contact: contact, actor: try context.actor(),
+            snapshot: { state in
+                var record = Switchboard_Analytics_V1_SubjectRecord()
+                record.record = .contact(M.proto(state))
+                try await responses.write(record)
+            }
+        ) { entries in
             for entry in entries {
                 var record = Switchboard_Analytics_V1_SubjectRecord()
                 record.record = .timelineEntry(M.proto(entry))

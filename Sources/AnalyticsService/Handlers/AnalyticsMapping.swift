@@ -48,6 +48,22 @@ enum AnalyticsMapping {
         return p
     }
 
+    static func proto(_ c: ContactState) -> Switchboard_Analytics_V1_ContactSnapshot {
+        var p = Switchboard_Analytics_V1_ContactSnapshot()
+        p.contactId = c.id.lowercaseText
+        p.displayName = c.displayName
+        p.email = c.email
+        p.status = c.status
+        p.ownerId = c.ownerID
+        p.tags = c.tags
+        p.customFields = try? Google_Protobuf_Struct(protoJSONText: c.customFieldsJSON)
+        p.hasPhone = c.hasPhone
+        p.hasAddress = c.hasAddress
+        p.createTime = c.createdAt
+        p.deleted = c.deleted
+        return p
+    }
+
     static func proto(_ m: ContactMetrics) -> Switchboard_Analytics_V1_ContactMetrics {
         var p = Switchboard_Analytics_V1_ContactMetrics()
         p.contactId = m.contactID.lowercaseText

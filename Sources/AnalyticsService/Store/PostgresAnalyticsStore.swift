@@ -116,11 +116,20 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
         ).map(Self.entry)
     }
 
-    public func timelinePosition(_ subject: SubjectRef, actor: Actor) async throws -> TimelinePosition {
-        // Every row of a transaction older than the snapshot's xmin is already visible: the stream starts after them,
-        // and re-reads (at most a moment's worth of) rows of newer transactions.
-        let row = try await read(actor, "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric - 1)::text AS tx", []).first
-        return TimelinePosition(transaction: UInt64(try row?.string("tx") ?? "0") ?? 0, id: .max)
+    public func timelinePosition(_ subject: SubjectRef, actor: Actor) async throws -> (TimelinePosition, visible: Set<Int64>) {
+        // One snapshot: every row of a transaction older than its xmin is visible (the stream starts after them); rows of
+        // newer transactions that are visible already (committed while an older transaction anywhere in the cluster
+        // is still open) are listed so the stream skips them.
+        let rows = try await read(
+            actor,
+            """
+            WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+            SELECT (s.xmin::text::numeric - 1)::text AS tx, t.id FROM s LEFT JOIN analytics.timeline t
+                ON t.tenant_id = $1 AND t.subject_type = $2 AND t.subject_id = $3 AND t.txid >= s.xmin
+            """, [.text(actor.tenantID), .int(Int64(subject.kind.rawValue)), .uuid(subject.id)])
+        let transaction = UInt64(try rows.first?.string("tx") ?? "0") ?? 0
+        let visible = Set(rows.compactMap { row -> Int64? in if case .int(let id) = row["id"] { return id } else { return nil } })
+        return (TimelinePosition(transaction: transaction, id: .max), visible)
     }
 
     public func timeline(
@@ -146,6 +155,30 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
             return try Self.entry(row)
         }
         return (entries, next)
+    }
+
+    public func contactSnapshot(_ contact: UUID, actor: Actor) async throws -> ContactState? {
+        guard
+            let row = try await read(
+                actor,
+                """
+                SELECT display_name, email, status, owner_id, tags, custom_fields::text AS custom_fields, has_phone, has_address, created_at, deleted
+                FROM analytics.contacts WHERE tenant_id = $1 AND id = $2
+                """, [.text(actor.tenantID), .uuid(contact)]
+            ).first
+        else { return nil }
+        var state = ContactState(id: contact)
+        state.displayName = try row.string("display_name")
+        state.email = try row.string("email")
+        state.status = try row.string("status")
+        state.ownerID = try row.string("owner_id")
+        state.tags = try row.strings("tags")
+        state.customFieldsJSON = try row.string("custom_fields")
+        state.hasPhone = try row.bool("has_phone")
+        state.hasAddress = try row.bool("has_address")
+        state.createdAt = try row.date("created_at")
+        state.deleted = try row.bool("deleted")
+        return state
     }
 
     public func exportTimeline(contact: UUID, actor: Actor, _ body: ([TimelineEntry]) async throws -> Void) async throws {

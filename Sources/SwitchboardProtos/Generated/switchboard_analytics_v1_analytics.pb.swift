@@ -3788,6 +3788,122 @@ public struct Switchboard_Analytics_V1_ExportSubjectRequest: ProtoMessage, _CBri
     }
 }
 
+/// The `switchboard.analytics.v1.ContactSnapshot` message.
+public struct Switchboard_Analytics_V1_ContactSnapshot: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.analytics.v1.ContactSnapshot`.
+    public static let protoMessageName = "switchboard.analytics.v1.ContactSnapshot"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__analytics__v1__contact_snapshot__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `display_name` = 2.
+    public var displayName: String = ""
+
+    /// Field `email` = 3.
+    public var email: String = ""
+
+    /// Field `status` = 4.
+    public var status: String = ""
+
+    /// Field `owner_id` = 5.
+    public var ownerId: String = ""
+
+    /// Field `tags` = 6.
+    public var tags: [String] = []
+
+    /// Field `custom_fields` = 7.
+    public var customFields: Google_Protobuf_Struct? = nil
+
+    /// Field `has_phone` = 8.
+    public var hasPhone: Bool = false
+
+    /// Field `has_address` = 9.
+    public var hasAddress: Bool = false
+
+    /// Field `create_time` = 10.
+    public var createTime: Date? = nil
+
+    /// Field `deleted` = 11.
+    public var deleted: Bool = false
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.displayName = r.string(1)
+        self.email = r.string(2)
+        self.status = r.string(3)
+        self.ownerId = r.string(4)
+        self.tags = r.repeatedString(5)
+        self.customFields = r.message(6)
+        self.hasPhone = r.bool(7)
+        self.hasAddress = r.bool(8)
+        self.createTime = (r.message(9) as Google_Protobuf_Timestamp?)?.date
+        self.deleted = r.bool(10)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setString(1, displayName)
+        w.setString(2, email)
+        w.setString(3, status)
+        w.setString(4, ownerId)
+        w.setRepeatedString(5, tags)
+        w.setMessage(6, customFields)
+        w.setBool(7, hasPhone)
+        w.setBool(8, hasAddress)
+        w.setMessage(9, createTime.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setBool(10, deleted)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "displayName", self.displayName)
+        e.field(&o, "email", self.email)
+        e.field(&o, "status", self.status)
+        e.field(&o, "ownerId", self.ownerId)
+        e.field(&o, "tags", self.tags)
+        try e.field(&o, "customFields", self.customFields)
+        e.field(&o, "hasPhone", self.hasPhone)
+        e.field(&o, "hasAddress", self.hasAddress)
+        try e.field(&o, "createTime", self.createTime)
+        e.field(&o, "deleted", self.deleted)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "displayName", "display_name": try d.field(2, "displayName", value, &self.displayName)
+            case "email": try d.field(3, "email", value, &self.email)
+            case "status": try d.field(4, "status", value, &self.status)
+            case "ownerId", "owner_id": try d.field(5, "ownerId", value, &self.ownerId)
+            case "tags": try d.field(6, "tags", value, &self.tags)
+            case "customFields", "custom_fields": try d.field(7, "customFields", value, &self.customFields)
+            case "hasPhone", "has_phone": try d.field(8, "hasPhone", value, &self.hasPhone)
+            case "hasAddress", "has_address": try d.field(9, "hasAddress", value, &self.hasAddress)
+            case "createTime", "create_time": try d.field(10, "createTime", value, &self.createTime)
+            case "deleted": try d.field(11, "deleted", value, &self.deleted)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.analytics.v1.SubjectRecord` message.
 public struct Switchboard_Analytics_V1_SubjectRecord: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.analytics.v1.SubjectRecord`.
@@ -3805,6 +3921,8 @@ public struct Switchboard_Analytics_V1_SubjectRecord: ProtoMessage, _CBridgedMes
         case metrics(Switchboard_Analytics_V1_ContactMetrics)
         /// Field `score` = 3.
         case score(Switchboard_Analytics_V1_EngagementScore)
+        /// Field `contact` = 4.
+        case contact(Switchboard_Analytics_V1_ContactSnapshot)
     }
 
     /// Creates the message with every field at its default.
@@ -3821,6 +3939,7 @@ public struct Switchboard_Analytics_V1_SubjectRecord: ProtoMessage, _CBridgedMes
         case 1: self.record = .timelineEntry(r.message(0) ?? Switchboard_Analytics_V1_TimelineEntry())
         case 2: self.record = .metrics(r.message(1) ?? Switchboard_Analytics_V1_ContactMetrics())
         case 3: self.record = .score(r.message(2) ?? Switchboard_Analytics_V1_EngagementScore())
+        case 4: self.record = .contact(r.message(3) ?? Switchboard_Analytics_V1_ContactSnapshot())
         default: self.record = nil
         }
     }
@@ -3836,6 +3955,9 @@ public struct Switchboard_Analytics_V1_SubjectRecord: ProtoMessage, _CBridgedMes
         case .score(let value):
             w.setOneofCase(2, 3)
             w.setMessage(2, Optional(value))
+        case .contact(let value):
+            w.setOneofCase(3, 4)
+            w.setMessage(3, Optional(value))
         case nil: break
         }
     }
@@ -3847,6 +3969,7 @@ public struct Switchboard_Analytics_V1_SubjectRecord: ProtoMessage, _CBridgedMes
         case .timelineEntry(let v)?: try e.member(&o, "timelineEntry", v)
         case .metrics(let v)?: try e.member(&o, "metrics", v)
         case .score(let v)?: try e.member(&o, "score", v)
+        case .contact(let v)?: try e.member(&o, "contact", v)
         case nil: break
         }
         return .object(o)
@@ -3868,6 +3991,10 @@ public struct Switchboard_Analytics_V1_SubjectRecord: ProtoMessage, _CBridgedMes
             case "score":
                 if let v: Switchboard_Analytics_V1_EngagementScore = try d.member(3, "score", oneof: 0, value) {
                     self.record = .score(v)
+                }
+            case "contact":
+                if let v: Switchboard_Analytics_V1_ContactSnapshot = try d.member(4, "contact", oneof: 0, value) {
+                    self.record = .contact(v)
                 }
             default: try d.unknownField(key)
             }

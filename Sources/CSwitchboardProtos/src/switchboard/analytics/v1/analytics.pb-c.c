@@ -2572,6 +2572,51 @@ void   switchboard__analytics__v1__export_subject_request__free_unpacked
   assert(message->base.descriptor == &switchboard__analytics__v1__export_subject_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__analytics__v1__contact_snapshot__init
+                     (Switchboard__Analytics__V1__ContactSnapshot         *message)
+{
+  static const Switchboard__Analytics__V1__ContactSnapshot init_value = SWITCHBOARD__ANALYTICS__V1__CONTACT_SNAPSHOT__INIT;
+  *message = init_value;
+}
+size_t switchboard__analytics__v1__contact_snapshot__get_packed_size
+                     (const Switchboard__Analytics__V1__ContactSnapshot *message)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__contact_snapshot__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__analytics__v1__contact_snapshot__pack
+                     (const Switchboard__Analytics__V1__ContactSnapshot *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__contact_snapshot__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__analytics__v1__contact_snapshot__pack_to_buffer
+                     (const Switchboard__Analytics__V1__ContactSnapshot *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__contact_snapshot__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Analytics__V1__ContactSnapshot *
+       switchboard__analytics__v1__contact_snapshot__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Analytics__V1__ContactSnapshot *)
+     protobuf_c_message_unpack (&switchboard__analytics__v1__contact_snapshot__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__analytics__v1__contact_snapshot__free_unpacked
+                     (Switchboard__Analytics__V1__ContactSnapshot *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__analytics__v1__contact_snapshot__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__analytics__v1__subject_record__init
                      (Switchboard__Analytics__V1__SubjectRecord         *message)
 {
@@ -6295,7 +6340,175 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__export_subject_requ
   (ProtobufCMessageInit) switchboard__analytics__v1__export_subject_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__analytics__v1__subject_record__field_descriptors[3] =
+static const ProtobufCFieldDescriptor switchboard__analytics__v1__contact_snapshot__field_descriptors[11] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, status),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "owner_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, owner_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tags",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, n_tags),
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, tags),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "custom_fields",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, custom_fields),
+    &google__protobuf__struct__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "has_phone",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, has_phone),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "has_address",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, has_address),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "create_time",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, create_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "deleted",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSnapshot, deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__analytics__v1__contact_snapshot__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  9,   /* field[9] = create_time */
+  6,   /* field[6] = custom_fields */
+  10,   /* field[10] = deleted */
+  1,   /* field[1] = display_name */
+  2,   /* field[2] = email */
+  8,   /* field[8] = has_address */
+  7,   /* field[7] = has_phone */
+  4,   /* field[4] = owner_id */
+  3,   /* field[3] = status */
+  5,   /* field[5] = tags */
+};
+static const ProtobufCIntRange switchboard__analytics__v1__contact_snapshot__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 11 }
+};
+const ProtobufCMessageDescriptor switchboard__analytics__v1__contact_snapshot__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.analytics.v1.ContactSnapshot",
+  "ContactSnapshot",
+  "Switchboard__Analytics__V1__ContactSnapshot",
+  "switchboard.analytics.v1",
+  sizeof(Switchboard__Analytics__V1__ContactSnapshot),
+  11,
+  switchboard__analytics__v1__contact_snapshot__field_descriptors,
+  switchboard__analytics__v1__contact_snapshot__field_indices_by_name,
+  1,  switchboard__analytics__v1__contact_snapshot__number_ranges,
+  (ProtobufCMessageInit) switchboard__analytics__v1__contact_snapshot__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__analytics__v1__subject_record__field_descriptors[4] =
 {
   {
     "timeline_entry",
@@ -6333,8 +6546,21 @@ static const ProtobufCFieldDescriptor switchboard__analytics__v1__subject_record
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "contact",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Analytics__V1__SubjectRecord, record_case),
+    offsetof(Switchboard__Analytics__V1__SubjectRecord, contact),
+    &switchboard__analytics__v1__contact_snapshot__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__analytics__v1__subject_record__field_indices_by_name[] = {
+  3,   /* field[3] = contact */
   1,   /* field[1] = metrics */
   2,   /* field[2] = score */
   0,   /* field[0] = timeline_entry */
@@ -6342,7 +6568,7 @@ static const unsigned switchboard__analytics__v1__subject_record__field_indices_
 static const ProtobufCIntRange switchboard__analytics__v1__subject_record__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor switchboard__analytics__v1__subject_record__descriptor =
 {
@@ -6352,7 +6578,7 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__subject_record__des
   "Switchboard__Analytics__V1__SubjectRecord",
   "switchboard.analytics.v1",
   sizeof(Switchboard__Analytics__V1__SubjectRecord),
-  3,
+  4,
   switchboard__analytics__v1__subject_record__field_descriptors,
   switchboard__analytics__v1__subject_record__field_indices_by_name,
   1,  switchboard__analytics__v1__subject_record__number_ranges,

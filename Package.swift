@@ -65,6 +65,16 @@ let collaborationService = service(
     ],
     testDependencies: [.product(name: "Crypto", package: "swift-crypto")])
 
+/// The analytics service follows the four other services' feeds (client channels and lifecycle services of its own);
+/// its tests run those services beside it.
+let analyticsService = service(
+    "analytics", module: "AnalyticsService",
+    dependencies: [
+        "SwitchboardHTTP2", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Metrics", package: "swift-metrics"),
+    ],
+    testDependencies: ["ContactsService", "OrganizationService", "CommunicationService", "CollaborationService"])
+
 let package = Package(
     name: "switchboard",
     platforms: [.macOS(.v15)],
@@ -86,6 +96,7 @@ let package = Package(
         .executable(name: "organization", targets: ["organization"]),
         .executable(name: "communication", targets: ["communication"]),
         .executable(name: "collaboration", targets: ["collaboration"]),
+        .executable(name: "analytics", targets: ["analytics"]),
         .executable(name: "crmctl", targets: ["crmctl"]),
         .executable(name: "gateway", targets: ["gateway"]),
     ],
@@ -271,7 +282,7 @@ let package = Package(
         ),
 
         // The services, one line each (see `service(_:module:)` and services/README.md).
-    ] + service("contacts", module: "ContactsService") + organizationService + communicationService + collaborationService + [
+    ] + service("contacts", module: "ContactsService") + organizationService + communicationService + collaborationService + analyticsService + [
         .target(
             name: "SwitchboardTestSupport",
             dependencies: [

@@ -86,6 +86,150 @@ public enum SwitchboardHTTPSchema {
                 HTTPBindingSchema(verb: "POST", path: "/grpc.testing.UnimplementedService/UnimplementedCall", body: "*", responseBody: ""),
             ], isBoundByRule: false),
         HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetTimeline", kind: .unary),
+            input: "switchboard.analytics.v1.GetTimelineRequest", output: "switchboard.analytics.v1.GetTimelineResponse",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetTimeline", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "WatchTimeline", kind: .serverStreaming),
+            input: "switchboard.analytics.v1.WatchTimelineRequest", output: "switchboard.analytics.v1.TimelineEntry",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/WatchTimeline", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetContactMetrics", kind: .unary),
+            input: "switchboard.analytics.v1.GetContactMetricsRequest", output: "switchboard.analytics.v1.ContactMetrics",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetContactMetrics", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetActivityStats", kind: .unary),
+            input: "switchboard.analytics.v1.GetActivityStatsRequest", output: "switchboard.analytics.v1.GetActivityStatsResponse",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetActivityStats", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetLifecycleFunnel", kind: .unary),
+            input: "switchboard.analytics.v1.GetLifecycleFunnelRequest", output: "switchboard.analytics.v1.GetLifecycleFunnelResponse",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetLifecycleFunnel", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ListTop", kind: .unary),
+            input: "switchboard.analytics.v1.ListTopRequest", output: "switchboard.analytics.v1.ListTopResponse",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/ListTop", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetDataCompleteness", kind: .unary),
+            input: "switchboard.analytics.v1.GetDataCompletenessRequest", output: "switchboard.analytics.v1.DataCompleteness",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetDataCompleteness", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetScoringModel", kind: .unary),
+            input: "switchboard.analytics.v1.GetScoringModelRequest", output: "switchboard.analytics.v1.ScoringModel",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetScoringModel", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "SetScoringModel", kind: .unary),
+            input: "switchboard.analytics.v1.SetScoringModelRequest", output: "switchboard.analytics.v1.ScoringModel",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/SetScoringModel", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetEngagementScore", kind: .unary),
+            input: "switchboard.analytics.v1.GetEngagementScoreRequest", output: "switchboard.analytics.v1.EngagementScore",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetEngagementScore", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "CreateReport", kind: .unary),
+            input: "switchboard.analytics.v1.CreateReportRequest", output: "switchboard.analytics.v1.ReportDefinition",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/CreateReport", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetReport", kind: .unary),
+            input: "switchboard.analytics.v1.GetReportRequest", output: "switchboard.analytics.v1.ReportDefinition",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetReport", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ListReports", kind: .unary),
+            input: "switchboard.analytics.v1.ListReportsRequest", output: "switchboard.analytics.v1.ListReportsResponse",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/ListReports", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "DeleteReport", kind: .unary),
+            input: "switchboard.analytics.v1.DeleteReportRequest", output: "switchboard.analytics.v1.DeleteReportResponse",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/DeleteReport", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "RunReport", kind: .serverStreaming),
+            input: "switchboard.analytics.v1.RunReportRequest", output: "switchboard.analytics.v1.ReportRow",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/RunReport", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ExportReport", kind: .serverStreaming),
+            input: "switchboard.analytics.v1.ExportReportRequest", output: "switchboard.analytics.v1.CsvChunk",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/ExportReport", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "CreateDashboard", kind: .unary),
+            input: "switchboard.analytics.v1.CreateDashboardRequest", output: "switchboard.analytics.v1.Dashboard",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/CreateDashboard", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetDashboard", kind: .unary),
+            input: "switchboard.analytics.v1.GetDashboardRequest", output: "switchboard.analytics.v1.Dashboard",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetDashboard", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetDashboardData", kind: .unary),
+            input: "switchboard.analytics.v1.GetDashboardRequest", output: "switchboard.analytics.v1.DashboardData",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetDashboardData", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "CreateAlert", kind: .unary),
+            input: "switchboard.analytics.v1.CreateAlertRequest", output: "switchboard.analytics.v1.Alert",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/CreateAlert", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ListAlerts", kind: .unary),
+            input: "switchboard.analytics.v1.ListAlertsRequest", output: "switchboard.analytics.v1.ListAlertsResponse",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/ListAlerts", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "DeleteAlert", kind: .unary),
+            input: "switchboard.analytics.v1.DeleteAlertRequest", output: "switchboard.analytics.v1.DeleteAlertResponse",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/DeleteAlert", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "WatchChanges", kind: .serverStreaming),
+            input: "switchboard.common.v1.WatchChangesRequest", output: "switchboard.common.v1.ChangeEvent",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/WatchChanges", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
+            descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ExportSubject", kind: .serverStreaming),
+            input: "switchboard.analytics.v1.ExportSubjectRequest", output: "switchboard.analytics.v1.SubjectRecord",
+            bindings: [
+                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/ExportSubject", body: "*", responseBody: ""),
+            ], isBoundByRule: false),
+        HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "CreateNote", kind: .unary),
             input: "switchboard.collaboration.v1.CreateNoteRequest", output: "switchboard.collaboration.v1.Note",
             bindings: [
@@ -1143,6 +1287,315 @@ public enum SwitchboardHTTPSchema {
             HTTPFieldSchema(name: "key", jsonName: "key", kind: .string, isRepeated: false, typeName: "", oneof: ""),
             HTTPFieldSchema(name: "value", jsonName: "value", kind: .double, isRepeated: false, typeName: "", oneof: ""),
         ], isMapEntry: true),
+        "switchboard.analytics.v1.ActivityBucket": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "key", jsonName: "key", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "count", jsonName: "count", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ActivityCount": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "kind", jsonName: "kind", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "count", jsonName: "count", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.Alert": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "name", jsonName: "name", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "metric", jsonName: "metric", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.Metric", oneof: ""),
+            HTTPFieldSchema(name: "threshold", jsonName: "threshold", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "direction", jsonName: "direction", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.AlertDirection", oneof: ""),
+            HTTPFieldSchema(name: "audit", jsonName: "audit", kind: .message, isRepeated: false, typeName: "switchboard.common.v1.AuditStamps", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.AlertFired": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "alert_id", jsonName: "alertId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "contact_id", jsonName: "contactId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "metric", jsonName: "metric", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.Metric", oneof: ""),
+            HTTPFieldSchema(name: "value", jsonName: "value", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "threshold", jsonName: "threshold", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "time", jsonName: "time", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ContactMetrics": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "contact_id", jsonName: "contactId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "counts", jsonName: "counts", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.ActivityCount", oneof: ""),
+            HTTPFieldSchema(name: "interactions", jsonName: "interactions", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "first_contact_time", jsonName: "firstContactTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "last_contact_time", jsonName: "lastContactTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "interactions_per_30_days", jsonName: "interactionsPer30Days", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "lifecycle_stage", jsonName: "lifecycleStage", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "stage_history", jsonName: "stageHistory", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.StageChange", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ContactSnapshot": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "contact_id", jsonName: "contactId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "display_name", jsonName: "displayName", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "email", jsonName: "email", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "status", jsonName: "status", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "owner_id", jsonName: "ownerId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "tags", jsonName: "tags", kind: .string, isRepeated: true, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "custom_fields", jsonName: "customFields", kind: .message, isRepeated: false, typeName: "google.protobuf.Struct", oneof: ""),
+            HTTPFieldSchema(name: "has_phone", jsonName: "hasPhone", kind: .bool, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "has_address", jsonName: "hasAddress", kind: .bool, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "create_time", jsonName: "createTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "deleted", jsonName: "deleted", kind: .bool, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.CreateAlertRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "alert", jsonName: "alert", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.Alert", oneof: ""),
+            HTTPFieldSchema(name: "request_id", jsonName: "requestId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.CreateDashboardRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "dashboard", jsonName: "dashboard", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.Dashboard", oneof: ""),
+            HTTPFieldSchema(name: "request_id", jsonName: "requestId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.CreateReportRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "report", jsonName: "report", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.ReportDefinition", oneof: ""),
+            HTTPFieldSchema(name: "request_id", jsonName: "requestId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.CsvChunk": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "data", jsonName: "data", kind: .bytes, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.Dashboard": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "name", jsonName: "name", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "widgets", jsonName: "widgets", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.Widget", oneof: ""),
+            HTTPFieldSchema(name: "audit", jsonName: "audit", kind: .message, isRepeated: false, typeName: "switchboard.common.v1.AuditStamps", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.DashboardData": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "dashboard", jsonName: "dashboard", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.Dashboard", oneof: ""),
+            HTTPFieldSchema(name: "widgets", jsonName: "widgets", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.WidgetData", oneof: ""),
+            HTTPFieldSchema(name: "as_of", jsonName: "asOf", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.DataCompleteness": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "contacts", jsonName: "contacts", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "fields", jsonName: "fields", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.FieldCompleteness", oneof: ""),
+            HTTPFieldSchema(name: "overall", jsonName: "overall", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.DeleteAlertRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "request_id", jsonName: "requestId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.DeleteAlertResponse": HTTPMessageSchema(fields: [
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.DeleteReportRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "request_id", jsonName: "requestId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.DeleteReportResponse": HTTPMessageSchema(fields: [
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.EngagementScore": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "contact_id", jsonName: "contactId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "score", jsonName: "score", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "components", jsonName: "components", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.ScoreComponent", oneof: ""),
+            HTTPFieldSchema(name: "as_of", jsonName: "asOf", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "model_version", jsonName: "modelVersion", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "half_life_days", jsonName: "halfLifeDays", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ErasureReceipt": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "contact_id", jsonName: "contactId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "erasure_request_id", jsonName: "erasureRequestId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "timeline_entries_deleted", jsonName: "timelineEntriesDeleted", kind: .int32, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "activities_changed", jsonName: "activitiesChanged", kind: .int32, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "stage_changes_deleted", jsonName: "stageChangesDeleted", kind: .int32, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "changes_redacted", jsonName: "changesRedacted", kind: .int32, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "stored_responses_removed", jsonName: "storedResponsesRemoved", kind: .int32, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ExportReportRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "report_id", jsonName: "reportId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "definition", jsonName: "definition", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.ReportDefinition", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ExportSubjectRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "contact_id", jsonName: "contactId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.FieldCompleteness": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "field", jsonName: "field", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "filled", jsonName: "filled", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "ratio", jsonName: "ratio", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.FunnelStep": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "stage", jsonName: "stage", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "reached", jsonName: "reached", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "conversion", jsonName: "conversion", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetActivityStatsRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "start_time", jsonName: "startTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "end_time", jsonName: "endTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "group_by", jsonName: "groupBy", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.Grouping", oneof: ""),
+            HTTPFieldSchema(name: "kinds", jsonName: "kinds", kind: .string, isRepeated: true, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetActivityStatsResponse": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "buckets", jsonName: "buckets", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.ActivityBucket", oneof: ""),
+            HTTPFieldSchema(name: "total", jsonName: "total", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetContactMetricsRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "contact_id", jsonName: "contactId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetDashboardRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetDataCompletenessRequest": HTTPMessageSchema(fields: [
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetEngagementScoreRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "contact_id", jsonName: "contactId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetLifecycleFunnelRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "stages", jsonName: "stages", kind: .string, isRepeated: true, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "start_time", jsonName: "startTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "end_time", jsonName: "endTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetLifecycleFunnelResponse": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "steps", jsonName: "steps", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.FunnelStep", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetReportRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetScoringModelRequest": HTTPMessageSchema(fields: [
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetTimelineRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "subject_type", jsonName: "subjectType", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.SubjectType", oneof: ""),
+            HTTPFieldSchema(name: "subject_id", jsonName: "subjectId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "kinds", jsonName: "kinds", kind: .enumeration, isRepeated: true, typeName: "switchboard.analytics.v1.EntryKind", oneof: ""),
+            HTTPFieldSchema(name: "sources", jsonName: "sources", kind: .enumeration, isRepeated: true, typeName: "switchboard.analytics.v1.Source", oneof: ""),
+            HTTPFieldSchema(name: "actor_id", jsonName: "actorId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "start_time", jsonName: "startTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "end_time", jsonName: "endTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "page", jsonName: "page", kind: .message, isRepeated: false, typeName: "switchboard.common.v1.PageRequest", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.GetTimelineResponse": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "entries", jsonName: "entries", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.TimelineEntry", oneof: ""),
+            HTTPFieldSchema(name: "page", jsonName: "page", kind: .message, isRepeated: false, typeName: "switchboard.common.v1.PageResponse", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.KindWeight": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "kind", jsonName: "kind", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "weight", jsonName: "weight", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.LifecycleTransition": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "contact_id", jsonName: "contactId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "from_stage", jsonName: "fromStage", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "to_stage", jsonName: "toStage", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "time", jsonName: "time", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ListAlertsRequest": HTTPMessageSchema(fields: [
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ListAlertsResponse": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "alerts", jsonName: "alerts", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.Alert", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ListReportsRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "page", jsonName: "page", kind: .message, isRepeated: false, typeName: "switchboard.common.v1.PageRequest", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ListReportsResponse": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "reports", jsonName: "reports", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.ReportDefinition", oneof: ""),
+            HTTPFieldSchema(name: "page", jsonName: "page", kind: .message, isRepeated: false, typeName: "switchboard.common.v1.PageResponse", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ListTopRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "subject_type", jsonName: "subjectType", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.SubjectType", oneof: ""),
+            HTTPFieldSchema(name: "metric", jsonName: "metric", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.Metric", oneof: ""),
+            HTTPFieldSchema(name: "limit", jsonName: "limit", kind: .int32, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "start_time", jsonName: "startTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "end_time", jsonName: "endTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ListTopResponse": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "entries", jsonName: "entries", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.TopEntry", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ReportDefinition": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "name", jsonName: "name", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "columns", jsonName: "columns", kind: .string, isRepeated: true, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "filters", jsonName: "filters", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.ReportFilter", oneof: ""),
+            HTTPFieldSchema(name: "group_by", jsonName: "groupBy", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "start_time", jsonName: "startTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "end_time", jsonName: "endTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "audit", jsonName: "audit", kind: .message, isRepeated: false, typeName: "switchboard.common.v1.AuditStamps", oneof: ""),
+            HTTPFieldSchema(name: "schedule_hours", jsonName: "scheduleHours", kind: .int32, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ReportFilter": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "column", jsonName: "column", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "op", jsonName: "op", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "value", jsonName: "value", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ReportRow": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "values", jsonName: "values", kind: .string, isRepeated: true, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "header", jsonName: "header", kind: .bool, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ReportRows": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "rows", jsonName: "rows", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.ReportRow", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ReportRun": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "report_id", jsonName: "reportId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "rows", jsonName: "rows", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "csv_bytes", jsonName: "csvBytes", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "run_time", jsonName: "runTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.RunReportRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "report_id", jsonName: "reportId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "definition", jsonName: "definition", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.ReportDefinition", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ScoreComponent": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "kind", jsonName: "kind", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "count", jsonName: "count", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "weight", jsonName: "weight", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "decayed_count", jsonName: "decayedCount", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "contribution", jsonName: "contribution", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.ScoringModel": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "weights", jsonName: "weights", kind: .message, isRepeated: true, typeName: "switchboard.analytics.v1.KindWeight", oneof: ""),
+            HTTPFieldSchema(name: "half_life_days", jsonName: "halfLifeDays", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "version", jsonName: "version", kind: .int64, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "update_time", jsonName: "updateTime", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.SetScoringModelRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "model", jsonName: "model", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.ScoringModel", oneof: ""),
+            HTTPFieldSchema(name: "request_id", jsonName: "requestId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.StageChange": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "stage", jsonName: "stage", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "time", jsonName: "time", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.SubjectRecord": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "timeline_entry", jsonName: "timelineEntry", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.TimelineEntry", oneof: "record"),
+            HTTPFieldSchema(name: "metrics", jsonName: "metrics", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.ContactMetrics", oneof: "record"),
+            HTTPFieldSchema(name: "score", jsonName: "score", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.EngagementScore", oneof: "record"),
+            HTTPFieldSchema(name: "contact", jsonName: "contact", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.ContactSnapshot", oneof: "record"),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.TimelineEntry": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "subject_type", jsonName: "subjectType", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.SubjectType", oneof: ""),
+            HTTPFieldSchema(name: "subject_id", jsonName: "subjectId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "kind", jsonName: "kind", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.EntryKind", oneof: ""),
+            HTTPFieldSchema(name: "source", jsonName: "source", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.Source", oneof: ""),
+            HTTPFieldSchema(name: "resource_type", jsonName: "resourceType", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "resource_id", jsonName: "resourceId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "actor_id", jsonName: "actorId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "time", jsonName: "time", kind: .message, isRepeated: false, typeName: "google.protobuf.Timestamp", oneof: ""),
+            HTTPFieldSchema(name: "changed_fields", jsonName: "changedFields", kind: .string, isRepeated: true, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "summary", jsonName: "summary", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "activity_kind", jsonName: "activityKind", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "status_from", jsonName: "statusFrom", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "status_to", jsonName: "statusTo", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.TopEntry": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "subject_id", jsonName: "subjectId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "value", jsonName: "value", kind: .double, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.WatchTimelineRequest": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "subject_type", jsonName: "subjectType", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.SubjectType", oneof: ""),
+            HTTPFieldSchema(name: "subject_id", jsonName: "subjectId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.Widget": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "title", jsonName: "title", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "type", jsonName: "type", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "group_by", jsonName: "groupBy", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.Grouping", oneof: ""),
+            HTTPFieldSchema(name: "metric", jsonName: "metric", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.Metric", oneof: ""),
+            HTTPFieldSchema(name: "subject_type", jsonName: "subjectType", kind: .enumeration, isRepeated: false, typeName: "switchboard.analytics.v1.SubjectType", oneof: ""),
+            HTTPFieldSchema(name: "limit", jsonName: "limit", kind: .int32, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "report_id", jsonName: "reportId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
+            HTTPFieldSchema(name: "days", jsonName: "days", kind: .int32, isRepeated: false, typeName: "", oneof: ""),
+        ], isMapEntry: false),
+        "switchboard.analytics.v1.WidgetData": HTTPMessageSchema(fields: [
+            HTTPFieldSchema(name: "widget", jsonName: "widget", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.Widget", oneof: ""),
+            HTTPFieldSchema(name: "activity_stats", jsonName: "activityStats", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.GetActivityStatsResponse", oneof: "data"),
+            HTTPFieldSchema(name: "funnel", jsonName: "funnel", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.GetLifecycleFunnelResponse", oneof: "data"),
+            HTTPFieldSchema(name: "top", jsonName: "top", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.ListTopResponse", oneof: "data"),
+            HTTPFieldSchema(name: "completeness", jsonName: "completeness", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.DataCompleteness", oneof: "data"),
+            HTTPFieldSchema(name: "report", jsonName: "report", kind: .message, isRepeated: false, typeName: "switchboard.analytics.v1.ReportRows", oneof: "data"),
+        ], isMapEntry: false),
         "switchboard.collaboration.v1.Comment": HTTPMessageSchema(fields: [
             HTTPFieldSchema(name: "id", jsonName: "id", kind: .string, isRepeated: false, typeName: "", oneof: ""),
             HTTPFieldSchema(name: "note_id", jsonName: "noteId", kind: .string, isRepeated: false, typeName: "", oneof: ""),
@@ -2431,6 +2884,12 @@ public enum SwitchboardHTTPSchema {
         "grpc.health.v1.HealthCheckResponse.ServingStatus": ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"],
         "grpc.testing.GrpclbRouteType": ["GRPCLB_ROUTE_TYPE_UNKNOWN", "GRPCLB_ROUTE_TYPE_FALLBACK", "GRPCLB_ROUTE_TYPE_BACKEND"],
         "grpc.testing.PayloadType": ["COMPRESSABLE"],
+        "switchboard.analytics.v1.AlertDirection": ["ALERT_DIRECTION_UNSPECIFIED", "ALERT_DIRECTION_ABOVE", "ALERT_DIRECTION_BELOW"],
+        "switchboard.analytics.v1.EntryKind": ["ENTRY_KIND_UNSPECIFIED", "ENTRY_KIND_CREATED", "ENTRY_KIND_UPDATED", "ENTRY_KIND_DELETED", "ENTRY_KIND_RESTORED", "ENTRY_KIND_STATUS_CHANGED", "ENTRY_KIND_INTERACTION", "ENTRY_KIND_NOTE", "ENTRY_KIND_MEETING", "ENTRY_KIND_MEMBERSHIP", "ENTRY_KIND_MERGED"],
+        "switchboard.analytics.v1.Grouping": ["GROUPING_UNSPECIFIED", "GROUPING_KIND", "GROUPING_USER", "GROUPING_DAY"],
+        "switchboard.analytics.v1.Metric": ["METRIC_UNSPECIFIED", "METRIC_ACTIVITIES", "METRIC_ENGAGEMENT_SCORE", "METRIC_INTERACTIONS"],
+        "switchboard.analytics.v1.Source": ["SOURCE_UNSPECIFIED", "SOURCE_CONTACTS", "SOURCE_ORGANIZATION", "SOURCE_COMMUNICATION", "SOURCE_COLLABORATION"],
+        "switchboard.analytics.v1.SubjectType": ["SUBJECT_TYPE_UNSPECIFIED", "SUBJECT_TYPE_CONTACT", "SUBJECT_TYPE_ORGANIZATION"],
         "switchboard.collaboration.v1.NotificationKind": ["NOTIFICATION_KIND_UNSPECIFIED", "NOTIFICATION_KIND_MENTION", "NOTIFICATION_KIND_SHARE", "NOTIFICATION_KIND_COMMENT", "NOTIFICATION_KIND_ANNOUNCEMENT", "NOTIFICATION_KIND_REMINDER"],
         "switchboard.collaboration.v1.Permission": ["PERMISSION_UNSPECIFIED", "PERMISSION_VIEW", "PERMISSION_EDIT"],
         "switchboard.collaboration.v1.Recurrence.Frequency": ["FREQUENCY_UNSPECIFIED", "FREQUENCY_DAILY", "FREQUENCY_WEEKLY"],

@@ -21,6 +21,50 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Grpc_Testing_StreamingInputCallRequest.protoMessageName, { try decodeMessage(Grpc_Testing_StreamingInputCallRequest.self, from: $0) }),
     // Grpc_Testing_TestService.streamingOutputCall, Grpc_Testing_TestService.fullDuplexCall, Grpc_Testing_TestService.halfDuplexCall
     (Grpc_Testing_StreamingOutputCallRequest.protoMessageName, { try decodeMessage(Grpc_Testing_StreamingOutputCallRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.createAlert
+    (Switchboard_Analytics_V1_CreateAlertRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_CreateAlertRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.createDashboard
+    (Switchboard_Analytics_V1_CreateDashboardRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_CreateDashboardRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.createReport
+    (Switchboard_Analytics_V1_CreateReportRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_CreateReportRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.deleteAlert
+    (Switchboard_Analytics_V1_DeleteAlertRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_DeleteAlertRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.deleteReport
+    (Switchboard_Analytics_V1_DeleteReportRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_DeleteReportRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.exportReport
+    (Switchboard_Analytics_V1_ExportReportRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_ExportReportRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.exportSubject
+    (Switchboard_Analytics_V1_ExportSubjectRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_ExportSubjectRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.getActivityStats
+    (Switchboard_Analytics_V1_GetActivityStatsRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetActivityStatsRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.getContactMetrics
+    (Switchboard_Analytics_V1_GetContactMetricsRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetContactMetricsRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.getDashboard, Switchboard_Analytics_V1_AnalyticsService.getDashboardData
+    (Switchboard_Analytics_V1_GetDashboardRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetDashboardRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.getDataCompleteness
+    (Switchboard_Analytics_V1_GetDataCompletenessRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetDataCompletenessRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.getEngagementScore
+    (Switchboard_Analytics_V1_GetEngagementScoreRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetEngagementScoreRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.getLifecycleFunnel
+    (Switchboard_Analytics_V1_GetLifecycleFunnelRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetLifecycleFunnelRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.getReport
+    (Switchboard_Analytics_V1_GetReportRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetReportRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.getScoringModel
+    (Switchboard_Analytics_V1_GetScoringModelRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetScoringModelRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.getTimeline
+    (Switchboard_Analytics_V1_GetTimelineRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetTimelineRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.listAlerts
+    (Switchboard_Analytics_V1_ListAlertsRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_ListAlertsRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.listReports
+    (Switchboard_Analytics_V1_ListReportsRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_ListReportsRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.listTop
+    (Switchboard_Analytics_V1_ListTopRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_ListTopRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.runReport
+    (Switchboard_Analytics_V1_RunReportRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_RunReportRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.setScoringModel
+    (Switchboard_Analytics_V1_SetScoringModelRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_SetScoringModelRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.watchTimeline
+    (Switchboard_Analytics_V1_WatchTimelineRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_WatchTimelineRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.createComment
     (Switchboard_Collaboration_V1_CreateCommentRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateCommentRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.createMeeting
@@ -99,7 +143,7 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Collaboration_V1_UploadFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_UploadFileRequest.self, from: $0) }),
     // Switchboard_Common_V1_ChangeFeedService.watchAllChanges
     (Switchboard_Common_V1_WatchAllChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchAllChangesRequest.self, from: $0) }),
-    // Switchboard_Collaboration_V1_CollaborationService.watchChanges, Switchboard_Communication_V1_CommunicationService.watchChanges, Switchboard_Contacts_V1_ContactsService.watchChanges, Switchboard_Organization_V1_OrganizationService.watchChanges
+    // Switchboard_Analytics_V1_AnalyticsService.watchChanges, Switchboard_Collaboration_V1_CollaborationService.watchChanges, Switchboard_Communication_V1_CommunicationService.watchChanges, Switchboard_Contacts_V1_ContactsService.watchChanges, Switchboard_Organization_V1_OrganizationService.watchChanges
     (Switchboard_Common_V1_WatchChangesRequest.protoMessageName, { try decodeMessage(Switchboard_Common_V1_WatchChangesRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.getCampaign, Switchboard_Communication_V1_CommunicationService.pauseCampaign, Switchboard_Communication_V1_CommunicationService.resumeCampaign, Switchboard_Communication_V1_CommunicationService.cancelCampaign, Switchboard_Communication_V1_CommunicationService.watchCampaignProgress
     (Switchboard_Communication_V1_CampaignRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_CampaignRequest.self, from: $0) }),

@@ -1,0 +1,187 @@
+import FoundationEssentials
+import SwitchboardServiceKit
+
+/// A report column: a built-in one or a custom field.
+public enum ReportColumn: Sendable, Hashable, CustomStringConvertible {
+    /// A built-in column (one of ``ReportColumn/builtIn``).
+    case builtIn(String)
+    /// The custom field with this key.
+    case custom(String)
+
+    /// The built-in columns, in the order a reader would expect.
+    public static let builtIn = [
+        "contact_id", "display_name", "email", "status", "owner_id", "tags", "create_time", "activities", "interactions", "last_contact_time",
+        "engagement_score",
+    ]
+    /// Built-in columns that hold numbers (filters compare them as numbers).
+    public static let numeric: Set<String> = ["activities", "interactions", "engagement_score"]
+    /// Built-in columns that hold times (filters compare them as times).
+    public static let times: Set<String> = ["create_time", "last_contact_time"]
+
+    /// Parses `name` or `custom.<key>` (key: 1 to 64 of a-z, 0-9, _, -).
+    public init?(_ text: String) {
+        if text.hasPrefix("custom.") {
+            let key = text.dropFirst("custom.".count)
+            guard (1...64).contains(key.utf8.count),
+                key.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == 95 || $0 == 45 || (65...90).contains($0) })
+            else { return nil }
+            self = .custom(String(key))
+        } else if Self.builtIn.contains(text) {
+            self = .builtIn(text)
+        } else {
+            return nil
+        }
+    }
+
+    /// The column's name as a definition spells it.
+    public var description: String {
+        switch self {
+        case .builtIn(let name): return name
+        case .custom(let key): return "custom.\(key)"
+        }
+    }
+}
+
+/// A report filter's comparison.
+public enum ReportOperator: String, Sendable, Hashable, CaseIterable {
+    /// Equal, not equal, less, less or equal, greater, greater or equal.
+    case eq, ne, lt, le, gt, ge
+    /// The value holds the text (case-insensitive).
+    case contains
+    /// The value is not empty.
+    case exists
+}
+
+/// A report filter.
+public struct ReportFilterSpec: Sendable, Hashable {
+    /// The column.
+    public var column: ReportColumn
+    /// The comparison.
+    public var op: ReportOperator
+    /// The value compared with (text; numbers and times are parsed).
+    public var value: String
+    /// The number or time the value holds, for numeric and time columns.
+    public var number: Double?, time: Date?
+}
+
+/// A report: which contacts (filters, creation range), which columns, grouped or not.
+public struct ReportSpec: Sendable, Hashable {
+    /// The columns.
+    public var columns: [ReportColumn]
+    /// All must hold.
+    public var filters: [ReportFilterSpec]
+    /// Group by this column (rows: value, count).
+    public var groupBy: ReportColumn?
+    /// Only contacts created in this range.
+    public var start: Date?, end: Date?
+
+    /// The header row.
+    public var header: [String] { groupBy.map { [$0.description, "count"] } ?? columns.map(\.description) }
+
+    /// Validates a definition's parts.
+    /// - Throws: ``InvalidRequest`` naming the field (under `prefix`, e.g. `report.`).
+    public static func make(
+        columns: [String], filters: [(column: String, op: String, value: String)], groupBy: String, start: Date?, end: Date?, prefix: String
+    ) throws -> ReportSpec {
+        guard !columns.isEmpty || !groupBy.isEmpty else {
+            throw InvalidRequest(prefix + "columns", "at least one column is required", reason: "REQUIRED")
+        }
+        guard columns.count <= AnalyticsRules.maxColumns else {
+            throw InvalidRequest(prefix + "columns", "at most \(AnalyticsRules.maxColumns) columns", reason: "TOO_MANY")
+        }
+        guard filters.count <= AnalyticsRules.maxFilters else {
+            throw InvalidRequest(prefix + "filters", "at most \(AnalyticsRules.maxFilters) filters", reason: "TOO_MANY")
+        }
+        var parsed: [ReportColumn] = []
+        for (i, name) in columns.enumerated() {
+            guard let column = ReportColumn(name) else {
+                throw InvalidRequest(
+                    prefix + "columns[\(i)]", "must be one of \(ReportColumn.builtIn.joined(separator: ", ")) or custom.<key>", reason: "UNKNOWN")
+            }
+            parsed.append(column)
+        }
+        var specs: [ReportFilterSpec] = []
+        for (i, filter) in filters.enumerated() {
+            guard let column = ReportColumn(filter.column) else {
+                throw InvalidRequest(prefix + "filters[\(i)].column", "is not a report column", reason: "UNKNOWN")
+            }
+            guard let op = ReportOperator(rawValue: filter.op) else {
+                throw InvalidRequest(
+                    prefix + "filters[\(i)].op", "must be one of \(ReportOperator.allCases.map(\.rawValue).joined(separator: ", "))",
+                    reason: "UNKNOWN")
+            }
+            guard filter.value.utf8.count <= 1024 else {
+                throw InvalidRequest(prefix + "filters[\(i)].value", "must be at most 1024 bytes", reason: "TOO_LONG")
+            }
+            var spec = ReportFilterSpec(column: column, op: op, value: filter.value)
+            if case .builtIn(let name) = column, op != .exists, op != .contains {
+                if ReportColumn.numeric.contains(name) {
+                    guard let number = Double(filter.value), number.isFinite else {
+                        throw InvalidRequest(prefix + "filters[\(i)].value", "must be a number for \(name)", reason: "INVALID_FORMAT")
+                    }
+                    spec.number = number
+                } else if ReportColumn.times.contains(name) {
+                    guard let time = try? Date(filter.value, strategy: .iso8601) else {
+                        throw InvalidRequest(prefix + "filters[\(i)].value", "must be an RFC 3339 time for \(name)", reason: "INVALID_FORMAT")
+                    }
+                    spec.time = time
+                }
+            }
+            specs.append(spec)
+        }
+        var group: ReportColumn?
+        if !groupBy.isEmpty {
+            guard let column = ReportColumn(groupBy) else { throw InvalidRequest(prefix + "group_by", "is not a report column", reason: "UNKNOWN") }
+            group = column
+        }
+        if let start, let end, start >= end { throw InvalidRequest(prefix + "end_time", "must be after start_time", reason: "OUT_OF_RANGE") }
+        return ReportSpec(columns: parsed, filters: specs, groupBy: group, start: start, end: end)
+    }
+
+    /// One CSV line (RFC 4180: fields with a comma, quote, CR or LF are quoted, quotes doubled), CRLF-terminated.
+    public static func csvLine(_ values: [String]) -> String {
+        values.map { value in
+            guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
+            return "\"" + value.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
+        }.joined(separator: ",") + "\r\n"
+    }
+}
+
+/// A stored report: its definition as the contract's JSON (the handlers' mapping reads it back).
+public struct StoredDefinition: Sendable, Hashable {
+    /// Its id.
+    public var id: UUID
+    /// Its name.
+    public var name: String
+    /// The definition's proto3 JSON.
+    public var json: String
+    /// Who made it.
+    public var created: Created
+
+    /// Creates one.
+    public init(id: UUID, name: String, json: String, created: Created) {
+        self.id = id
+        self.name = name
+        self.json = json
+        self.created = created
+    }
+}
+
+/// A scheduled report's run, published on analytics' feed.
+public struct ReportRunData: Sendable, Hashable {
+    /// The run and the report.
+    public var id: UUID, reportID: UUID
+    /// Data rows and CSV bytes.
+    public var rows: Int64, csvBytes: Int64
+    /// When it ran.
+    public var time: Date
+
+    /// Creates a run.
+    public init(id: UUID, reportID: UUID, rows: Int64, csvBytes: Int64, time: Date) {
+        self.id = id
+        self.reportID = reportID
+        self.rows = rows
+        self.csvBytes = csvBytes
+        self.time = time
+    }
+}

@@ -1,0 +1,116 @@
+import FoundationEssentials
+import SwitchboardPostgres
+import SwitchboardServiceKit
+
+extension PostgresAnalyticsStore {
+    /// Builds a report's SQL: column expressions are this file's constants; every value (custom field keys, filter
+    /// values, the range, the model) is a bound parameter.
+    struct ReportQuery {
+        var binds: [PostgresValue]
+
+        init(actor: Actor) { binds = [.text(actor.tenantID)] }
+
+        mutating func bind(_ value: PostgresValue) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+
+        static let timeFormat = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+
+        /// The column's typed expression over contact row `c` (numbers and times keep their types for comparisons).
+        mutating func raw(_ column: ReportColumn, model: inout ModelBinds?) -> String {
+            switch column {
+            case .custom(let key): return "coalesce(c.custom_fields ->> \(bind(.text(key))), '')"
+            case .builtIn(let name):
+                switch name {
+                case "contact_id": return "c.id::text"
+                case "display_name": return "c.display_name"
+                case "email": return "c.email"
+                case "status": return "c.status"
+                case "owner_id": return "c.owner_id"
+                case "tags": return "array_to_string(c.tags, ';')"
+                case "create_time": return "c.created_at"
+                case "activities":
+                    return "(SELECT count(*) FROM analytics.activities a WHERE a.tenant_id = c.tenant_id AND a.contact_ids @> ARRAY[c.id])::float8"
+                case "interactions":
+                    return
+                        "(SELECT count(*) FROM analytics.activities a WHERE a.tenant_id = c.tenant_id AND a.contact_ids @> ARRAY[c.id] AND a.is_interaction)::float8"
+                case "last_contact_time":
+                    return
+                        "(SELECT max(a.occurred_at) FROM analytics.activities a WHERE a.tenant_id = c.tenant_id AND a.contact_ids @> ARRAY[c.id] AND a.is_interaction)"
+                default:  // engagement_score
+                    let m = model!
+                    return """
+                        (SELECT coalesce(sum(\(PostgresAnalyticsStore.decayedWeight(
+                            kinds: m.kinds, weights: m.weights, time: m.time, halfLife: m.halfLife))), 0)
+                         FROM analytics.activities a WHERE a.tenant_id = c.tenant_id AND a.contact_ids @> ARRAY[c.id])::float8
+                        """
+                }
+            }
+        }
+
+        /// The column's text expression (what a row shows).
+        mutating func text(_ column: ReportColumn, model: inout ModelBinds?) -> String {
+            let raw = raw(column, model: &model)
+            guard case .builtIn(let name) = column else { return raw }
+            switch name {
+            case "create_time", "last_contact_time": return "coalesce(to_char(\(raw) AT TIME ZONE 'UTC', \(Self.timeFormat)), '')"
+            case "activities", "interactions": return "(\(raw))::bigint::text"
+            case "engagement_score": return "round((\(raw))::numeric, 4)::text"
+            default: return raw
+            }
+        }
+
+        mutating func condition(_ filter: ReportFilterSpec, model: inout ModelBinds?) -> String {
+            let ops: [ReportOperator: String] = [.eq: "=", .ne: "<>", .lt: "<", .le: "<=", .gt: ">", .ge: ">="]
+            switch filter.op {
+            case .exists: return "\(text(filter.column, model: &model)) <> ''"
+            case .contains: return "strpos(lower(\(text(filter.column, model: &model))), lower(\(bind(.text(filter.value))))) > 0"
+            default:
+                let op = ops[filter.op]!
+                if let number = filter.number { return "\(raw(filter.column, model: &model)) \(op) \(bind(.double(number)))::float8" }
+                if let time = filter.time { return "\(raw(filter.column, model: &model)) \(op) \(bind(.timestamp(time)))::timestamptz" }
+                return "\(text(filter.column, model: &model)) \(op) \(bind(.text(filter.value)))"
+            }
+        }
+    }
+
+    /// Where the scoring model's parameters sit in a report query.
+    struct ModelBinds {
+        var kinds: Int, weights: Int, time: Int, halfLife: Int
+    }
+
+    public func reportRows(
+        _ spec: ReportSpec, after: String?, limit: Int, model: ScoringModelValue, asOf: Date, actor: Actor
+    ) async throws -> [(key: String, values: [String])] {
+        var q = ReportQuery(actor: actor)
+        let (kinds, weights) = Self.modelBinds(model)
+        var binds: ModelBinds? = ModelBinds(kinds: 0, weights: 0, time: 0, halfLife: 0)
+        binds!.kinds = Int(q.bind(kinds).dropFirst())!
+        binds!.weights = Int(q.bind(weights).dropFirst())!
+        binds!.time = Int(q.bind(.timestamp(asOf)).dropFirst())!
+        binds!.halfLife = Int(q.bind(.double(model.halfLifeDays)).dropFirst())!
+        var conditions = ["c.tenant_id = $1", "NOT c.deleted"]
+        if let start = spec.start { conditions.append("c.created_at >= \(q.bind(.timestamp(start)))::timestamptz") }
+        if let end = spec.end { conditions.append("c.created_at < \(q.bind(.timestamp(end)))::timestamptz") }
+        for filter in spec.filters { conditions.append(q.condition(filter, model: &binds)) }
+        let sql: String
+        if let group = spec.groupBy {
+            let g = q.text(group, model: &binds)
+            let afterCondition = after.map { "WHERE g COLLATE \"C\" > \(q.bind(.text($0)))" } ?? ""
+            sql = """
+                SELECT g AS key, ARRAY[g, count(*)::text] AS cols FROM (
+                    SELECT \(g) AS g FROM analytics.contacts c WHERE \(conditions.joined(separator: " AND "))
+                ) s \(afterCondition) GROUP BY g ORDER BY g COLLATE "C" LIMIT \(q.bind(.int(Int64(limit))))
+                """
+        } else {
+            if let after { conditions.append("c.id > \(q.bind(.text(after)))::uuid") }
+            let columns = spec.columns.map { "coalesce(\(q.text($0, model: &binds)), '')" }
+            sql = """
+                SELECT c.id::text AS key, ARRAY[\(columns.joined(separator: ", "))]::text[] AS cols
+                FROM analytics.contacts c WHERE \(conditions.joined(separator: " AND ")) ORDER BY c.id LIMIT \(q.bind(.int(Int64(limit))))
+                """
+        }
+        return try await read(actor, sql, q.binds).map { (try $0.string("key"), try $0.strings("cols")) }
+    }
+}

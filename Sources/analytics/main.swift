@@ -1,0 +1,4 @@
+import AnalyticsService
+import SwitchboardServiceKit
+
+await ServiceCommand<AnalyticsService>.start()

@@ -273,7 +273,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "SwitchboardGateway", "ContactsService", "OrganizationService", "CommunicationService", "CollaborationService",
+                "SwitchboardGateway", "ContactsService", "OrganizationService", "CommunicationService", "CollaborationService", "AnalyticsService",
                 "SwitchboardServiceKitTestSupport", "SwitchboardTestSupport", .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

@@ -49,6 +49,12 @@ struct ContactOverview {
                 key: "upcomingMeetings", upstream: "collaboration", service: "switchboard.collaboration.v1.CollaborationService",
                 method: "ListMeetings", request: .object(["contactId": .string(id), "timeMin": .string(nowText), "page": page]),
                 required: false),
+            Part(
+                key: "metrics", upstream: "analytics", service: "switchboard.analytics.v1.AnalyticsService", method: "GetContactMetrics",
+                request: .object(["contactId": .string(id)]), required: false),
+            Part(
+                key: "timeline", upstream: "analytics", service: "switchboard.analytics.v1.AnalyticsService", method: "GetTimeline",
+                request: .object(["subjectType": .string("SUBJECT_TYPE_CONTACT"), "subjectId": .string(id), "page": page]), required: false),
         ]
     }
 
@@ -65,7 +71,8 @@ struct ContactOverview {
         // The batch call for names needs a slice of the budget after the parallel calls.
         let namesReserve = min(budget / 5, .milliseconds(200))
         let optionalDeadline = min(end - namesReserve, start + gateway.configuration.overviewPartTimeout)
-        let parts = Self.parts(contactID: contactID, now: Date())
+        // A service the gateway has no address for is left out of the view (a deployment without it), not a failure.
+        let parts = Self.parts(contactID: contactID, now: Date()).filter { $0.required || gateway.channels[$0.upstream] != nil }
         var results: [String: JSON] = [:]
         var failures: [JSON] = []
         try await withThrowingTaskGroup(of: (Part, Result<JSON, RPCError>).self) { group in
@@ -101,6 +108,8 @@ struct ContactOverview {
         list("notes", "notes")
         list("files", "files")
         list("upcomingMeetings", "meetings")
+        list("timeline", "entries")
+        if let metrics = results["metrics"] { view["metrics"] = metrics }
         // One batch call for the names of the person's organizations.
         if case .array(let memberships)? = view["memberships"] {
             var ids: [String] = []

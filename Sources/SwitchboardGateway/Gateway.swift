@@ -99,6 +99,9 @@ public final class Gateway: Sendable {
             if verb == "GET", path.hasPrefix("/v1/contacts/"), path.hasSuffix(":overview") {
                 let id = PercentEncoding.decode(path.dropFirst("/v1/contacts/".count).dropLast(":overview".count))
                 guard !id.isEmpty, !id.contains("/") else { throw GatewayError(.notFound, "no route for GET \(path)") }
+                guard query.isEmpty else {
+                    throw GatewayError(.invalidArgument, "the overview takes no query parameters", field: String(query.prefix(64)))
+                }
                 let identity = try await authenticate(head.headers)
                 try limit(identity, .read)
                 let budget = try deadline(head.headers, streaming: false)

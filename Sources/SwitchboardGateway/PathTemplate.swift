@@ -88,16 +88,23 @@ struct PathTemplate: Sendable, Hashable {
         self.verb = verb
     }
 
-    /// Whether this template matches `path` (already split; the verb not yet removed), and the variables' values
-    /// (percent-decoded; a `**` variable keeps its slashes).
-    /// - Parameter parts: the request path's segments, still percent-encoded.
+    /// Splits a request path into segments and its custom verb: the text after the last `:` of the last segment, as
+    /// grpc-gateway reads it (an encoded `%3A` is not a separator, so an id holding a colon is sent encoded).
+    static func split(_ path: Substring) -> (parts: [Substring], verb: Substring) {
+        var parts = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        guard let last = parts.last, let colon = last.lastIndex(of: ":") else { return (parts, "") }
+        parts[parts.count - 1] = last[..<colon]
+        return (parts, last[last.index(after: colon)...])
+    }
+
+    /// Whether this template matches a request path, and the variables' values (percent-decoded; a `**` variable
+    /// keeps its slashes). The request's custom verb must equal the template's ("" for neither).
+    /// - Parameters:
+    ///   - parts: the request path's segments, still percent-encoded, the verb removed (``split(_:)``).
+    ///   - requestVerb: the request's custom verb.
     /// - Returns: field path → value, or nil when the template does not match.
-    func match(_ parts: [Substring]) -> [(fieldPath: [String], value: String)]? {
-        var parts = parts
-        if !verb.isEmpty {
-            guard let last = parts.last, last.hasSuffix(":" + verb) else { return nil }
-            parts[parts.count - 1] = last.dropLast(verb.count + 1)
-        }
+    func match(_ parts: [Substring], verb requestVerb: Substring = "") -> [(fieldPath: [String], value: String)]? {
+        guard requestVerb == verb else { return nil }
         var consumed: [Range<Int>] = []  // request part range each template segment covered
         var p = 0
         for segment in segments {

@@ -47,7 +47,8 @@ struct RequestMapping {
         for (fieldPath, value) in input.pathValues {
             let (jsonPath, field) = try resolve(fieldPath.map { Substring($0) }, in: inputName, what: "path variable")
             try set(&object, jsonPath, try scalar(value, field: field, name: fieldPath.joined(separator: ".")))
-            boundByPath.insert(fieldPath.joined(separator: "."))
+            // By the resolved JSON path: a query parameter in either spelling must not override a path variable.
+            boundByPath.insert(jsonPath.joined(separator: "."))
         }
         if input.query.count > maxQueryParameters {
             throw GatewayError(.invalidArgument, "more than \(maxQueryParameters) query parameters", field: "")
@@ -62,7 +63,8 @@ struct RequestMapping {
             }
             let parts = name.split(separator: ".", omittingEmptySubsequences: false)
             guard let (jsonPath, field) = try? resolve(parts, in: inputName, what: "query parameter"),
-                !boundByPath.contains(name), binding.body.isEmpty || jsonPath.first != message.field(named: binding.body)?.jsonName
+                !boundByPath.contains(jsonPath.joined(separator: ".")),
+                binding.body.isEmpty || jsonPath.first != message.field(named: binding.body)?.jsonName
             else {
                 unknown.append(name)
                 continue
@@ -132,7 +134,9 @@ struct RequestMapping {
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             let field = schema?.field(named: key)
             let name = field?.jsonName ?? key
-            if let field, field.kind == .message, !field.isRepeated, !WellKnown.isScalarLike(field.typeName), depth < 8,
+            // Struct, Value and Any are replaced whole: their keys are data, not fields a mask can name.
+            if let field, field.kind == .message, !field.isRepeated, !WellKnown.isScalarLike(field.typeName),
+                !field.typeName.hasPrefix("google.protobuf."), depth < 8,
                 case .object(let inner) = value, !inner.isEmpty
             {
                 paths += maskPaths(inner, type: field.typeName, prefix: prefix + name + ".", depth: depth + 1)

@@ -67,10 +67,10 @@ struct RouteTable: Sendable {
     ///   - path: the path without the query string.
     /// - Returns: the match.
     func match(verb: String, path: Substring) -> Match {
-        let parts = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        let (parts, requestVerb) = PathTemplate.split(path)
         var allowed: [String] = []
         for route in routes {
-            guard let values = route.template.match(parts) else { continue }
+            guard let values = route.template.match(parts, verb: requestVerb) else { continue }
             if route.verb == verb { return .found(route, values) }
             allowed.append(route.verb)
         }

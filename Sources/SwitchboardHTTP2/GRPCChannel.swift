@@ -141,7 +141,15 @@ public final class GRPCChannel: ClientTransport, Sendable {
         guard !closed.load(ordering: .relaxed) else {
             throw RPCError(code: .unavailable, message: "the channel is closed")
         }
+        let waitStart = ContinuousClock.now
         let connection = try await connection(within: options.timeout)
+        // The call's own timer gets what the wait for a connection left of the deadline, not the whole of it again.
+        var options = options
+        if let timeout = options.timeout {
+            let left = timeout - (ContinuousClock.now - waitStart)
+            guard left > .zero else { throw RPCError(code: .deadlineExceeded, message: "no connection was ready within the call's deadline") }
+            options.timeout = left
+        }
         let loop = connection.channel.eventLoop
         let call = HTTP2ClientCall(
             eventLoop: loop, maxMessageSize: configuration.maxReceiveMessageSize,
@@ -157,16 +165,7 @@ public final class GRPCChannel: ClientTransport, Sendable {
     /// A connection, waiting at most `timeout` for one to be made: a target that accepts TCP but never completes the
     /// HTTP/2 handshake must not hold a call past its deadline.
     private func connection(within timeout: Duration?) async throws -> Connection {
-        let ready: Connection? = slots.withLock { slots in
-            guard !slots.isEmpty else { return nil }
-            let index = next.load(ordering: .relaxed) % slots.count
-            if case .ready(let connection) = slots[index].state {
-                next.wrappingAdd(1, ordering: .relaxed)
-                return connection
-            }
-            return nil
-        }
-        if let ready { return ready }
+        if let ready = readyConnection() { return ready }
         guard let timeout else { return try await pickConnection() }
         let waiter = OnceContinuation<Connection>()
         return try await withCheckedThrowingContinuation { continuation in
@@ -185,7 +184,22 @@ public final class GRPCChannel: ClientTransport, Sendable {
         }
     }
 
+    /// A connection that is ready now, round robin over the ready ones; nil when none is.
+    private func readyConnection() -> Connection? {
+        slots.withLock { slots in
+            guard !slots.isEmpty else { return nil }
+            let start = next.wrappingAdd(1, ordering: .relaxed).oldValue
+            for offset in 0..<slots.count {
+                if case .ready(let connection) = slots[(start + offset) % slots.count].state { return connection }
+            }
+            return nil
+        }
+    }
+
     private func pickConnection() async throws -> Connection {
+        // A ready connection first: a target that is still connecting (or never answers) must not hold calls that a
+        // healthy one could take.
+        if let ready = readyConnection() { return ready }
         let count = slots.withLock { $0.count }
         var lastError: (any Error)?
         for attempt in 0..<count {

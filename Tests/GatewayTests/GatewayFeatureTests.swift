@@ -132,6 +132,8 @@ struct GatewayFeatureTests {
         #expect((view.json["recentInteractions"] as? [Any])?.count == 1, "\(view.body)")
         #expect((view.json["organizationNames"] as? [String: Any])?[org] as? String == "Acme")
         #expect((view.json["partialFailures"] as? [Any])?.isEmpty == true, "\(view.body)")
+        #expect(view.json["metrics"] != nil, "\(view.body)")
+        #expect(view.json["timeline"] is [Any], "\(view.body)")
         #expect(try await gw.request("GET", "/v1/contacts/\(UUID().uuidString.lowercased()):overview", token: token).status == 404)
     }
 
@@ -157,6 +159,7 @@ struct GatewayFeatureTests {
         let failures = (view.json["partialFailures"] as? [[String: Any]]) ?? []
         let parts = Set(failures.compactMap { $0["part"] as? String })
         #expect(parts == ["recentInteractions", "consents", "notes", "files", "upcomingMeetings"], "\(view.body)")
+        #expect(view.json["metrics"] != nil, "\(view.body)")
         #expect((view.json["memberships"] as? [Any]) != nil)
         #expect(failures.first { $0["part"] as? String == "notes" }?["code"] as? String == "DEADLINE_EXCEEDED")
         #expect(failures.first { $0["part"] as? String == "consents" }?["code"] as? String == "UNAVAILABLE")

@@ -1,3 +1,4 @@
+import AnalyticsService
 import CollaborationService
 import CommunicationService
 import ContactsService
@@ -24,13 +25,19 @@ final class GatewayHarness: Sendable {
         // Organization knows contacts from the contacts feed (a membership needs the contact), as in production.
         let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-org-feed-\(UUID())").path
         try (try await ServiceHarness.serviceToken("organization")).write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let organization = try await ServiceHarness.start(
+            OrganizationService.description(pageBytes: 1 << 20, contactsFeed: .init(host: "127.0.0.1", port: contacts.port, tokenFile: tokenFile)))
+        let communication = try await ServiceHarness.start(CommunicationService.description)
+        let collaboration = try await ServiceHarness.start(CollaborationService.description)
+        // Analytics follows the four feeds, so the overview's metrics and timeline have facts.
+        let token = ServiceTokenSource.selfSigned(service: "analytics", hs256Secret: testSecret, issuer: nil, audience: nil)
+        let feeds = [
+            (FeedSource.contacts, contacts), (.organization, organization), (.communication, communication), (.collaboration, collaboration),
+        ]
+        .map { AnalyticsService.SourceFeed(source: $0.0, host: "127.0.0.1", port: $0.1.port, token: token) }
         return [
-            "contacts": contacts,
-            "organization": try await ServiceHarness.start(
-                OrganizationService.description(pageBytes: 1 << 20, contactsFeed: .init(host: "127.0.0.1", port: contacts.port, tokenFile: tokenFile))
-            ),
-            "communication": try await ServiceHarness.start(CommunicationService.description),
-            "collaboration": try await ServiceHarness.start(CollaborationService.description),
+            "contacts": contacts, "organization": organization, "communication": communication, "collaboration": collaboration,
+            "analytics": try await ServiceHarness.start(AnalyticsService.description(feeds: feeds)),
         ]
     }
 

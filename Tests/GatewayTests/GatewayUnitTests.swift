@@ -10,19 +10,26 @@ import Testing
 struct GatewayUnitTests {
     @Test("path templates: literals, variables, dotted fields, ** and custom verbs")
     func templates() throws {
+        func match(_ template: PathTemplate, _ path: String) -> [(fieldPath: [String], value: String)]? {
+            let (parts, verb) = PathTemplate.split(Substring(path))
+            return template.match(parts, verb: verb)
+        }
         let get = try PathTemplate("/v1/contacts/{id}")
-        #expect(get.match(["v1", "contacts", "abc"])?.first?.value == "abc")
-        #expect(get.match(["v1", "contacts"]) == nil)
-        #expect(get.match(["v1", "contacts", "a", "b"]) == nil)
-        #expect(get.match(["v1", "contacts", "a%2Fb"])?.first?.value == "a/b")
+        #expect(match(get, "/v1/contacts/abc")?.first?.value == "abc")
+        #expect(match(get, "/v1/contacts") == nil)
+        #expect(match(get, "/v1/contacts/a/b") == nil)
+        #expect(match(get, "/v1/contacts/a%2Fb")?.first?.value == "a/b")
+        #expect(match(get, "/v1/contacts/abc:tree") == nil)
+        #expect(match(get, "/v1/contacts/a%3Ab")?.first?.value == "a:b")
         let verb = try PathTemplate("/v1/contacts/{id}:undelete")
         #expect(verb.verb == "undelete")
-        #expect(verb.match(["v1", "contacts", "x:undelete"])?.first?.value == "x")
-        #expect(verb.match(["v1", "contacts", "x"]) == nil)
+        #expect(match(verb, "/v1/contacts/x:undelete")?.first?.value == "x")
+        #expect(match(verb, "/v1/contacts/x") == nil)
+        #expect(match(verb, "/v1/contacts/x:undeletex") == nil)
         let nested = try PathTemplate("/v1/contacts/{contact.id}")
-        #expect(nested.match(["v1", "contacts", "q"])?.first?.fieldPath == ["contact", "id"])
+        #expect(match(nested, "/v1/contacts/q")?.first?.fieldPath == ["contact", "id"])
         let rest = try PathTemplate("/v1/{name=files/**}")
-        #expect(rest.match(["v1", "files", "a", "b"])?.first?.value == "files/a/b")
+        #expect(match(rest, "/v1/files/a/b")?.first?.value == "files/a/b")
         #expect(throws: PathTemplate.ParseError.self) { try PathTemplate("v1/x") }
         #expect(throws: PathTemplate.ParseError.self) { try PathTemplate("/v1/{id") }
     }
@@ -55,11 +62,33 @@ struct GatewayUnitTests {
             Issue.record("expected no route")
             return
         }
-        // Every switchboard RPC is reachable: bound by a rule or by the default POST /<service>/<method>.
-        let served = Set(table.routes.map { $0.descriptor })
+        // A verb route is never taken for the plain resource route, whatever the schema's order.
+        guard case .found(let tree, _) = table.match(verb: "GET", path: "/v1/organizations/x:tree") else {
+            Issue.record("no route for :tree")
+            return
+        }
+        #expect(tree.descriptor.method == "StreamOrganizationTree")
+        // Every binding of every served RPC is reachable: a sample path of each (variables filled) reaches its own RPC.
+        let all = try RouteTable(upstreams: ["contacts", "organization", "communication", "collaboration", "analytics"])
         for method in SwitchboardHTTPSchema.methods where RouteTable.upstream(ofService: method.descriptor.service) != nil {
-            if ["contacts", "organization", "communication", "collaboration"].contains(RouteTable.upstream(ofService: method.descriptor.service)!) {
-                #expect(served.contains(method.descriptor), "\(method.descriptor)")
+            for binding in method.bindings {
+                var sample = ""
+                var depth = 0
+                for c in binding.path {
+                    if c == "{" {
+                        depth += 1
+                        if depth == 1 { sample += "x1" }
+                    } else if c == "}" {
+                        depth -= 1
+                    } else if depth == 0 {
+                        sample.append(c)
+                    }
+                }
+                guard case .found(let route, _) = all.match(verb: binding.verb, path: Substring(sample)) else {
+                    Issue.record("\(binding.verb) \(sample) reaches nothing")
+                    continue
+                }
+                #expect(route.descriptor == method.descriptor, "\(binding.verb) \(sample) reached \(route.descriptor), not \(method.descriptor)")
             }
         }
         // Without an upstream, a service's routes are left out.
@@ -121,6 +150,17 @@ struct GatewayUnitTests {
         #expect(request.requestId == "k1")
         #expect(request.etag == "\"e7\"")
         #expect(request.updateMask?.paths == ["name.family", "tags"])
+        // Struct values are replaced whole: their keys are data, never mask paths.
+        let custom = try RequestMapping().requestJSON(
+            try input("PATCH", "/v1/contacts/c1", body: .object(["customFields": .object(["tier_level": .string("gold")])])))
+        #expect(try Switchboard_Contacts_V1_UpdateContactRequest(protoJSON: custom).updateMask?.paths == ["custom_fields"])
+        // A query parameter may not override a path variable, in either spelling.
+        #expect(throws: GatewayError.self) {
+            try RequestMapping().requestJSON(try input("GET", "/v1/contacts/a/memberships", query: [("contactId", "b")]))
+        }
+        #expect(throws: GatewayError.self) {
+            try RequestMapping().requestJSON(try input("GET", "/v1/contacts/a/memberships", query: [("contact_id", "b")]))
+        }
         #expect(RequestMapping.entityTag(" \"abc\" ") == "\"abc\"")
         #expect(RequestMapping.etagHeader("\"3\"") == "\"3\"")
         #expect(RequestMapping.etagHeader("3") == "\"3\"")

@@ -89,146 +89,148 @@ public enum SwitchboardHTTPSchema {
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetTimeline", kind: .unary),
             input: "switchboard.analytics.v1.GetTimelineRequest", output: "switchboard.analytics.v1.GetTimelineResponse",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetTimeline", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/timeline", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "WatchTimeline", kind: .serverStreaming),
             input: "switchboard.analytics.v1.WatchTimelineRequest", output: "switchboard.analytics.v1.TimelineEntry",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/WatchTimeline", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/timeline:watch", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetContactMetrics", kind: .unary),
             input: "switchboard.analytics.v1.GetContactMetricsRequest", output: "switchboard.analytics.v1.ContactMetrics",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetContactMetrics", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/contacts/{contact_id}/metrics", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetActivityStats", kind: .unary),
             input: "switchboard.analytics.v1.GetActivityStatsRequest", output: "switchboard.analytics.v1.GetActivityStatsResponse",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetActivityStats", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/activityStats", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetLifecycleFunnel", kind: .unary),
             input: "switchboard.analytics.v1.GetLifecycleFunnelRequest", output: "switchboard.analytics.v1.GetLifecycleFunnelResponse",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetLifecycleFunnel", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/lifecycleFunnel", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ListTop", kind: .unary),
             input: "switchboard.analytics.v1.ListTopRequest", output: "switchboard.analytics.v1.ListTopResponse",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/ListTop", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/top", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetDataCompleteness", kind: .unary),
             input: "switchboard.analytics.v1.GetDataCompletenessRequest", output: "switchboard.analytics.v1.DataCompleteness",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetDataCompleteness", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/dataCompleteness", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetScoringModel", kind: .unary),
             input: "switchboard.analytics.v1.GetScoringModelRequest", output: "switchboard.analytics.v1.ScoringModel",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetScoringModel", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/scoringModel", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "SetScoringModel", kind: .unary),
             input: "switchboard.analytics.v1.SetScoringModelRequest", output: "switchboard.analytics.v1.ScoringModel",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/SetScoringModel", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "PUT", path: "/v1/scoringModel", body: "*", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetEngagementScore", kind: .unary),
             input: "switchboard.analytics.v1.GetEngagementScoreRequest", output: "switchboard.analytics.v1.EngagementScore",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetEngagementScore", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/contacts/{contact_id}/engagementScore", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "CreateReport", kind: .unary),
             input: "switchboard.analytics.v1.CreateReportRequest", output: "switchboard.analytics.v1.ReportDefinition",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/CreateReport", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "POST", path: "/v1/reports", body: "report", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetReport", kind: .unary),
             input: "switchboard.analytics.v1.GetReportRequest", output: "switchboard.analytics.v1.ReportDefinition",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetReport", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/reports/{id}", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ListReports", kind: .unary),
             input: "switchboard.analytics.v1.ListReportsRequest", output: "switchboard.analytics.v1.ListReportsResponse",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/ListReports", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/reports", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "DeleteReport", kind: .unary),
             input: "switchboard.analytics.v1.DeleteReportRequest", output: "switchboard.analytics.v1.DeleteReportResponse",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/DeleteReport", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "DELETE", path: "/v1/reports/{id}", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "RunReport", kind: .serverStreaming),
             input: "switchboard.analytics.v1.RunReportRequest", output: "switchboard.analytics.v1.ReportRow",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/RunReport", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/reports/{report_id}:run", body: "", responseBody: ""),
+                HTTPBindingSchema(verb: "POST", path: "/v1/reports:run", body: "*", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ExportReport", kind: .serverStreaming),
             input: "switchboard.analytics.v1.ExportReportRequest", output: "switchboard.analytics.v1.CsvChunk",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/ExportReport", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/reports/{report_id}:export", body: "", responseBody: ""),
+                HTTPBindingSchema(verb: "POST", path: "/v1/reports:export", body: "*", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "CreateDashboard", kind: .unary),
             input: "switchboard.analytics.v1.CreateDashboardRequest", output: "switchboard.analytics.v1.Dashboard",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/CreateDashboard", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "POST", path: "/v1/dashboards", body: "dashboard", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetDashboard", kind: .unary),
             input: "switchboard.analytics.v1.GetDashboardRequest", output: "switchboard.analytics.v1.Dashboard",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetDashboard", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/dashboards/{id}", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetDashboardData", kind: .unary),
             input: "switchboard.analytics.v1.GetDashboardRequest", output: "switchboard.analytics.v1.DashboardData",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/GetDashboardData", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/dashboards/{id}:data", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "CreateAlert", kind: .unary),
             input: "switchboard.analytics.v1.CreateAlertRequest", output: "switchboard.analytics.v1.Alert",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/CreateAlert", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "POST", path: "/v1/alerts", body: "alert", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ListAlerts", kind: .unary),
             input: "switchboard.analytics.v1.ListAlertsRequest", output: "switchboard.analytics.v1.ListAlertsResponse",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/ListAlerts", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/alerts", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "DeleteAlert", kind: .unary),
             input: "switchboard.analytics.v1.DeleteAlertRequest", output: "switchboard.analytics.v1.DeleteAlertResponse",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/DeleteAlert", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "DELETE", path: "/v1/alerts/{id}", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "WatchChanges", kind: .serverStreaming),
             input: "switchboard.common.v1.WatchChangesRequest", output: "switchboard.common.v1.ChangeEvent",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/WatchChanges", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/changes/analytics", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ExportSubject", kind: .serverStreaming),
             input: "switchboard.analytics.v1.ExportSubjectRequest", output: "switchboard.analytics.v1.SubjectRecord",
             bindings: [
-                HTTPBindingSchema(verb: "POST", path: "/switchboard.analytics.v1.AnalyticsService/ExportSubject", body: "*", responseBody: ""),
-            ], isBoundByRule: false),
+                HTTPBindingSchema(verb: "GET", path: "/v1/subjects/{contact_id}/analytics", body: "", responseBody: ""),
+            ], isBoundByRule: true),
         HTTPMethodSchema(
             descriptor: MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "CreateNote", kind: .unary),
             input: "switchboard.collaboration.v1.CreateNoteRequest", output: "switchboard.collaboration.v1.Note",

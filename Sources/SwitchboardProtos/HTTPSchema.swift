@@ -118,3 +118,68 @@ public struct HTTPMessageSchema: Sendable {
         fields.first { $0.name == name || $0.jsonName == name }
     }
 }
+
+/// Reads the generated schema's JSON text (`SwitchboardHTTPSchema.text`) into the schema types, once.
+enum HTTPSchemaText {
+    static func decode(_ text: String) -> (methods: [HTTPMethodSchema], messages: [String: HTTPMessageSchema], enums: [String: [String]]) {
+        // The text is generated and checked at generation time: a failure here is a generator bug, so it traps.
+        guard case .object(let root)? = try? JSON.parse(text) else { fatalError("SwitchboardHTTPSchema.text is not a JSON object") }
+        func string(_ v: JSON?) -> String {
+            if case .string(let s)? = v { return s }
+            return ""
+        }
+        func bool(_ v: JSON?) -> Bool {
+            if case .bool(let b)? = v { return b }
+            return false
+        }
+        var methods: [HTTPMethodSchema] = []
+        if case .array(let list)? = root["methods"] {
+            for case .object(let m) in list {
+                let kind: RPCKind =
+                    switch string(m["kind"]) {
+                    case "clientStreaming": .clientStreaming
+                    case "serverStreaming": .serverStreaming
+                    case "bidirectionalStreaming": .bidirectionalStreaming
+                    default: .unary
+                    }
+                var bindings: [HTTPBindingSchema] = []
+                if case .array(let bs)? = m["bindings"] {
+                    for case .object(let b) in bs {
+                        bindings.append(
+                            HTTPBindingSchema(
+                                verb: string(b["verb"]), path: string(b["path"]), body: string(b["body"]), responseBody: string(b["responseBody"])))
+                    }
+                }
+                methods.append(
+                    HTTPMethodSchema(
+                        descriptor: MethodDescriptor(service: string(m["service"]), method: string(m["method"]), kind: kind),
+                        input: string(m["input"]),
+                        output: string(m["output"]), bindings: bindings, isBoundByRule: bool(m["bound"])))
+            }
+        }
+        var messages: [String: HTTPMessageSchema] = [:]
+        if case .object(let all)? = root["messages"] {
+            for (name, value) in all {
+                guard case .object(let m) = value else { continue }
+                var fields: [HTTPFieldSchema] = []
+                if case .array(let fs)? = m["fields"] {
+                    for case .array(let f) in fs where f.count == 6 {
+                        guard case .number(let kind) = f[2], let k = HTTPFieldSchema.Kind(rawValue: Int(kind.double)) else { continue }
+                        fields.append(
+                            HTTPFieldSchema(
+                                name: string(f[0]), jsonName: string(f[1]), kind: k, isRepeated: bool(f[3]), typeName: string(f[4]),
+                                oneof: string(f[5])))
+                    }
+                }
+                messages[name] = HTTPMessageSchema(fields: fields, isMapEntry: bool(m["mapEntry"]))
+            }
+        }
+        var enums: [String: [String]] = [:]
+        if case .object(let all)? = root["enums"] {
+            for (name, value) in all {
+                if case .array(let values) = value { enums[name] = values.map { string($0) } }
+            }
+        }
+        return (methods, messages, enums)
+    }
+}

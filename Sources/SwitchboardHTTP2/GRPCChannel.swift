@@ -184,33 +184,39 @@ public final class GRPCChannel: ClientTransport, Sendable {
         }
     }
 
-    /// A connection that is ready now, round robin over the ready ones; nil when none is.
+    /// The next slot's connection if it is ready (round robin); nil when it is not.
     private func readyConnection() -> Connection? {
         slots.withLock { slots in
             guard !slots.isEmpty else { return nil }
-            let start = next.wrappingAdd(1, ordering: .relaxed).oldValue
-            for offset in 0..<slots.count {
-                if case .ready(let connection) = slots[(start + offset) % slots.count].state { return connection }
+            let index = next.load(ordering: .relaxed) % slots.count
+            guard case .ready(let connection) = slots[index].state else { return nil }
+            next.wrappingAdd(1, ordering: .relaxed)
+            return connection
+        }
+    }
+
+    /// Any ready connection, for a call that would otherwise wait on a slot still connecting.
+    private func anyReadyConnection() -> Connection? {
+        slots.withLock { slots in
+            for slot in slots {
+                if case .ready(let connection) = slot.state { return connection }
             }
             return nil
         }
     }
 
     private func pickConnection() async throws -> Connection {
-        // A ready connection first: a target that is still connecting (or never answers) must not hold calls that a
-        // healthy one could take.
-        if let ready = readyConnection() { return ready }
         let count = slots.withLock { $0.count }
         var lastError: (any Error)?
         for attempt in 0..<count {
             let index = (next.wrappingAdd(1, ordering: .relaxed).oldValue + attempt) % count
-            enum Step { case use(Connection), wait(EventLoopFuture<Connection>), skip }
+            enum Step { case use(Connection), wait(EventLoopFuture<Connection>), join(EventLoopFuture<Connection>), skip }
             let step: Step = slots.withLock { slots in
                 switch slots[index].state {
                 case .ready(let connection):
                     return .use(connection)
                 case .connecting(let future):
-                    return .wait(future)
+                    return .join(future)
                 case .backingOff(let until) where ContinuousClock.now < until:
                     return .skip
                 case .idle, .backingOff:
@@ -222,6 +228,15 @@ public final class GRPCChannel: ClientTransport, Sendable {
             switch step {
             case .use(let connection):
                 return connection
+            case .join(let future):
+                // A target that is slow to connect (or accepts TCP and never answers) must not hold a call that a
+                // ready connection could take; its connection attempt goes on for later calls.
+                if let ready = anyReadyConnection() { return ready }
+                do {
+                    return try await future.get()
+                } catch {
+                    lastError = error
+                }
             case .wait(let future):
                 do {
                     return try await future.get()

@@ -146,13 +146,13 @@ struct GatewayFeatureTests {
         defer { silent.close(promise: nil) }
         let gw = try await GatewayHarness.start(
             targets: ["communication": "127.0.0.1:1", "collaboration": "127.0.0.1:\(silent.localAddress!.port!)"],
-            environment: ["SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS": "0.5"])
+            environment: ["SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS": "3"])
         defer { Task { await gw.stop() } }
         let token = try await GatewayHarness.token(tenant: Self.tenant())
         let contact = try #require(
             try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "P"}}"#, token: token).json["id"] as? String)
         let start = ContinuousClock.now
-        let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token, headers: ["X-Request-Timeout": "3s"])
+        let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token, headers: ["X-Request-Timeout": "8s"])
         let elapsed = ContinuousClock.now - start
         #expect(view.status == 200, "\(view.body)")
         #expect((view.json["contact"] as? [String: Any])?["id"] as? String == contact)
@@ -163,7 +163,9 @@ struct GatewayFeatureTests {
         #expect((view.json["memberships"] as? [Any]) != nil)
         #expect(failures.first { $0["part"] as? String == "notes" }?["code"] as? String == "DEADLINE_EXCEEDED")
         #expect(failures.first { $0["part"] as? String == "consents" }?["code"] as? String == "UNAVAILABLE")
-        #expect(elapsed < .seconds(3), "\(elapsed)")
+        // The silent service's parts end at the part timeout (3 s), well inside the 8 s budget; a generous bound, since
+        // the whole suite runs at once on two cores.
+        #expect(elapsed < .seconds(8), "\(elapsed)")
     }
 
     @Test("the OpenAPI document lists every bound route and passes an OpenAPI validator")

@@ -141,9 +141,10 @@ struct LifecycleTests {
             let stub = Grpc_Testing_TestService_Client(client: client)
             // The connection first: a call waits for one at most its deadline, and under load making it can take longer
             // than 200 ms, when the call would end before the server ever saw it (correctly, but not what this tests).
-            _ = await code { _ = try await stub.unimplementedCall(Grpc_Testing_Empty()) }
+            // (Every connection of the channel: calls take them in turn.)
+            for _ in 0..<8 { _ = await code { _ = try await stub.unimplementedCall(Grpc_Testing_Empty()) } }
             let started = ContinuousClock.now
-            let result = await code { _ = try await stub.emptyCall(Grpc_Testing_Empty(), options: CallOptions(timeout: .milliseconds(200))) }
+            let result = await code { _ = try await stub.emptyCall(Grpc_Testing_Empty(), options: CallOptions(timeout: .milliseconds(500))) }
             #expect(result == .deadlineExceeded)
             #expect(ContinuousClock.now - started < .seconds(3))
             for _ in 0..<1500 where probe.cancelled.current == 0 { try await Task.sleep(for: .milliseconds(20)) }

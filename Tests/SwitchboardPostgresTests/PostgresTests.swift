@@ -215,7 +215,11 @@ struct PostgresTests {
 
     @Test("many concurrent queries over few connections each get their own answer")
     func concurrentQueries() async throws {
-        let pool = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 3))
+        var configuration = PostgresPoolConfiguration(conninfo: testConninfo, maxConnections: 3)
+        // 300 queries queue for 3 connections; with every suite running at once on two cores the last may wait longer
+        // than the default 5 s. What is tested is the answers, not the wait.
+        configuration.acquireTimeout = .seconds(60)
+        let pool = PostgresPool(configuration: configuration)
         defer { pool.close() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<300 {

@@ -125,29 +125,6 @@ struct HTTPSchemaGenerator {
         return GeneratedFile(name: "SwitchboardHTTPSchema.pb.swift", content: out.text)
     }
 
-    private func kindName(_ kind: ProtoField.Kind) -> String {
-        switch kind {
-        case .double: "double"
-        case .float: "float"
-        case .int64: "int64"
-        case .uint64: "uint64"
-        case .int32: "int32"
-        case .fixed64: "fixed64"
-        case .fixed32: "fixed32"
-        case .bool: "bool"
-        case .string: "string"
-        case .group: "group"
-        case .message: "message"
-        case .bytes: "bytes"
-        case .uint32: "uint32"
-        case .enumeration: "enumeration"
-        case .sfixed32: "sfixed32"
-        case .sfixed64: "sfixed64"
-        case .sint32: "sint32"
-        case .sint64: "sint64"
-        }
-    }
-
     /// The template with variable names replaced, so two templates that match the same paths compare equal.
     private func normalized(_ path: String) -> String {
         var out = "", depth = 0
@@ -233,9 +210,5 @@ struct HTTPSchemaGenerator {
             for extra in rule["additional_bindings"] as? [[String: Any]] ?? [] { bindings.append(try binding(extra, selector: selector)) }
             return Rule(selector: selector, bindings: bindings.map { (verb: $0.0, path: $0.1, body: $0.2, responseBody: $0.3) })
         }
-    }
-
-    private func literal(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 }

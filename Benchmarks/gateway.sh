@@ -2,7 +2,7 @@
 # The gateway's cost, measured side by side in one run (BENCHMARKS.md "Gateway"):
 #   - GetContact as JSON through the gateway (h2load --h1, HTTP/1.1 keep-alive) vs the same RPC over gRPC directly
 #     (h2load, HTTP/2), both at 8 concurrent clients, interleaved per round;
-#   - the contact-360 overview (GET /v1/contacts/{id}:overview: nine upstream calls over four services);
+#   - the contact-360 overview (GET /v1/contacts/{id}:overview: upstream calls to all five services);
 #   - the gateway's resident memory idle and after the load.
 # Settings: BENCH_SECONDS (10), BENCH_ROUNDS (3). Uses the project's PostgreSQL (scripts/postgres.sh) and a database of
 # its own, switchboard_bench_gateway. Release builds, as users run them.
@@ -14,7 +14,7 @@ WORK="$(mktemp -d)"
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-SERVICES=(contacts organization communication collaboration)
+SERVICES=(contacts organization communication collaboration analytics)
 for product in "${SERVICES[@]}" gateway crmctl; do swift build -c release --static-swift-stdlib --product "$product" >&2; done
 BIN="$(swift build -c release --show-bin-path)"
 ADMIN="$(scripts/postgres.sh start)"
@@ -23,13 +23,18 @@ psql "$ADMIN" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 
 DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
 SECRET=bench-secret-0123456789abcdef0123456789
 export PGGSSENCMODE=disable SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning
-declare -A PORT=([contacts]=50081 [organization]=50082 [communication]=50083 [collaboration]=50084)
+declare -A PORT=([contacts]=50081 [organization]=50082 [communication]=50083 [collaboration]=50084 [analytics]=50085)
 for name in "${SERVICES[@]}"; do
     psql "$DBADMIN" -q -v DBNAME=$DB -f "services/$name/provision.sql" >/dev/null
     url="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=$DB user=${name}_service"
     SWITCHBOARD_DATABASE_URL="$url" "$BIN/$name" migrate >/dev/null 2>&1
     extra=()
     [ "$name" != contacts ] && extra=("SWITCHBOARD_${name^^}_CONTACTS_ADDRESS=127.0.0.1:${PORT[contacts]}")
+    if [ "$name" = analytics ]; then
+        for source in organization communication collaboration; do
+            extra+=("SWITCHBOARD_ANALYTICS_${source^^}_ADDRESS=127.0.0.1:${PORT[$source]}")
+        done
+    fi
     env SWITCHBOARD_GRPC_PORT="${PORT[$name]}" SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$url" SWITCHBOARD_DB_POOL_SIZE=8 \
         "${extra[@]}" "$BIN/$name" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
@@ -37,7 +42,7 @@ done
 SWITCHBOARD_GRPC_PORT=8089 SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_GATEWAY_READ_RATE=0 \
     SWITCHBOARD_GATEWAY_CONTACTS_TARGETS=127.0.0.1:${PORT[contacts]} SWITCHBOARD_GATEWAY_ORGANIZATION_TARGETS=127.0.0.1:${PORT[organization]} \
     SWITCHBOARD_GATEWAY_COMMUNICATION_TARGETS=127.0.0.1:${PORT[communication]} \
-    SWITCHBOARD_GATEWAY_COLLABORATION_TARGETS=127.0.0.1:${PORT[collaboration]} SWITCHBOARD_GATEWAY_ANALYTICS_TARGETS= \
+    SWITCHBOARD_GATEWAY_COLLABORATION_TARGETS=127.0.0.1:${PORT[collaboration]} SWITCHBOARD_GATEWAY_ANALYTICS_TARGETS=127.0.0.1:${PORT[analytics]} \
     "$BIN/gateway" >"$WORK/gateway.log" 2>&1 &
 GATEWAY_PID=$!
 PIDS+=($GATEWAY_PID)
@@ -62,12 +67,20 @@ for i in 1 2 3; do
     curl -sf -o /dev/null -H "$AUTH" \
         -d "{\"kind\": \"INTERACTION_KIND_CALL\", \"contactIds\": [\"$ID\"], \"subject\": \"call $i\", \"occurredAt\": \"2026-12-0${i}T10:00:00Z\"}" $G/v1/interactions
 done
+# Analytics learns of these from the feeds: wait (up to 20 s) until the contact's timeline holds them all.
+for _ in $(seq 1 100); do
+    curl -sf -H "$AUTH" "$G/v1/contacts/$ID:overview" | python3 -c '
+import json, sys
+sys.exit(0 if len(json.load(sys.stdin).get("timeline", [])) >= 6 else 1)' && break
+    sleep 0.2
+done
 curl -sf -H "$AUTH" "$G/v1/contacts/$ID:overview" | python3 -c '
 import json, sys
 v = json.load(sys.stdin)
 assert v["contact"]["id"] and len(v["memberships"]) == 1 and len(v["notes"]) == 2 and len(v["recentInteractions"]) == 3, v
-assert not v["partialFailures"], v["partialFailures"]
-print("overview ok: organization names", v.get("organizationNames"), file=sys.stderr)'
+assert not v.get("partialFailures"), v["partialFailures"]
+print("overview ok: organization names", v.get("organizationNames"), "timeline entries", len(v.get("timeline", [])),
+      "metrics", "metrics" in v, file=sys.stderr)'
 
 python3 - "$WORK" "$ID" <<'PY'
 import struct, sys

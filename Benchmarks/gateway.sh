@@ -52,9 +52,19 @@ TOKEN="$("$BIN/crmctl" token --secret $SECRET --tenant bench --user bench --role
 AUTH="Authorization: Bearer $TOKEN"
 G=http://127.0.0.1:8089
 
-# One contact with a membership, two notes, three interactions: the overview's parts have something to carry.
-ID="$(curl -sf -H "$AUTH" -d '{"name": {"given": "Bench", "family": "Contact"}, "emails": [{"address": "b@example.com"}]}' $G/v1/contacts \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+# One contact with a membership, two notes, three interactions: the overview's parts have something to carry. The
+# services may still be migrating: the first write is retried for up to 30 s, then their logs are shown.
+for _ in $(seq 1 150); do
+    CREATED="$(curl -s -H "$AUTH" -d '{"name": {"given": "Bench", "family": "Contact"}, "emails": [{"address": "b@example.com"}]}' $G/v1/contacts || true)"
+    ID="$(printf '%s' "$CREATED" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("id", ""))' 2>/dev/null || true)"
+    [ -n "$ID" ] && break
+    sleep 0.2
+done
+if [ -z "$ID" ]; then
+    echo "could not create a contact through the gateway: $CREATED" >&2
+    tail -n 20 "$WORK"/*.log >&2
+    exit 1
+fi
 ORG="$(curl -sf -H "$AUTH" -d '{"name": "Bench Org"}' $G/v1/organizations | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 for _ in $(seq 1 50); do
     curl -sf -o /dev/null -H "$AUTH" -d "{\"contactId\": \"$ID\", \"organizationId\": \"$ORG\"}" $G/v1/memberships && break

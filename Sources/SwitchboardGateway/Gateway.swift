@@ -13,8 +13,8 @@ import Synchronization
 struct GatewayRequest: Sendable {
     var head: HTTPRequestHead
     var body: ByteBuffer
-    /// Completes when the client's connection closes, so a long stream stops when nobody reads it.
-    var closed: EventLoopFuture<Void>
+    /// The client's connection: a long stream stops when it closes, since nobody reads it any more.
+    var connection: ClientConnection
 }
 
 /// Where a response goes: the HTTP/1.1 server's writer, or a test's recorder.
@@ -36,6 +36,7 @@ public final class Gateway: Sendable {
     let logger: Logger
     let openAPIText: String
     private let openStreams = Atomic<Int>(0)
+    private let tenantStreams = Mutex<[String: Int]>([:])
     private let mapping = RequestMapping()
 
     /// Creates the gateway.
@@ -140,7 +141,9 @@ public final class Gateway: Sendable {
                 try await writeJSONText(Self.responseBody(response, route).text, status: .ok, headers: headers, writer)
             case .serverStreaming:
                 let json = try requestJSON(route, pathValues, query, request.body, head.headers)
-                try await serverStream(types, json: json, client: client, route: route, options: options, request: request, headers: common, writer)
+                try await serverStream(
+                    types, json: json, client: client, route: route, options: options, request: request, tenant: identity.tenantID, headers: common,
+                    writer)
             case .clientStreaming:
                 guard query.isEmpty else { throw GatewayError(.invalidArgument, "query parameters are not accepted here", field: "") }
                 let lines = try Self.ndjsonLines(request.body)
@@ -383,12 +386,31 @@ public final class Gateway: Sendable {
 
     private func serverStream(
         _ types: (input: any ProtoJSONMessage.Type, output: any ProtoJSONMessage.Type), json: JSON, client: RPCClient, route: Route,
-        options: CallOptions, request: GatewayRequest, headers: HTTPHeaders, _ writer: some HTTPResponseWriter
+        options: CallOptions, request: GatewayRequest, tenant: String, headers: HTTPHeaders, _ writer: some HTTPResponseWriter
     ) async throws {
         let open = openStreams.wrappingAdd(1, ordering: .relaxed).newValue
         defer { openStreams.wrappingSubtract(1, ordering: .relaxed) }
         guard open <= configuration.maxStreams else {
             throw GatewayError(.resourceExhausted, "the gateway holds \(configuration.maxStreams) streams open; retry later")
+        }
+        // One tenant's watches must not take every stream the gateway holds: the stream-open rate bounds how fast they
+        // come, this bounds how many stay.
+        let perTenant = configuration.maxStreamsPerTenant
+        let admitted = tenantStreams.withLock { counts in
+            guard counts[tenant, default: 0] < perTenant else { return false }
+            counts[tenant, default: 0] += 1
+            return true
+        }
+        guard admitted else {
+            var error = GatewayError(.resourceExhausted, "this tenant holds \(perTenant) streams open; close one or retry later")
+            error.headers = [("retry-after", "1")]
+            throw error
+        }
+        defer {
+            tenantStreams.withLock { counts in
+                let left = counts[tenant, default: 1] - 1
+                counts[tenant] = left > 0 ? left : nil
+            }
         }
         let sse = request.head.headers.first(name: "accept")?.contains("text/event-stream") ?? false
         let responder = StreamResponder(writer: writer, headers: headers, sse: sse)
@@ -416,7 +438,8 @@ public final class Gateway: Sendable {
                 }
             }
         }
-        request.closed.whenComplete { _ in task.cancel() }
+        request.connection.onClose { task.cancel() }
+        defer { request.connection.onClose(nil) }
         do {
             try await withTaskCancellationHandler {
                 try await task.value

@@ -37,7 +37,8 @@ public struct GatewayCommand: AsyncParsableCommand {
         var services: [any Service] = [
             GatewayServer(
                 gateway: gateway, host: runtime.grpcHost, port: runtime.grpcPort, maxConnections: runtime.maxConnections,
-                idleTimeout: runtime.idleTimeout)
+                idleTimeout: runtime.idleTimeout, headerTimeout: runtime.headerTimeout, writeStallTimeout: runtime.writeStallTimeout,
+                shutdownGrace: runtime.shutdownGrace)
         ]
         if let admin = AdminServer.configured(configuration: runtime, registry: registry, logger: logger, readiness: { true }) {
             services.append(admin)

@@ -20,6 +20,8 @@ public struct GatewayConfiguration: Sendable {
     public var overviewPartTimeout: Duration
     /// Server streams open at once in this process.
     public var maxStreams: Int
+    /// Server streams one tenant may hold open at once in this process.
+    public var maxStreamsPerTenant: Int = 100
     /// Provider webhooks: `POST /v1/webhooks/{name}` is checked against ``webhookSecret`` and passed to the endpoint.
     public var webhooks: [String: WebhookEndpoint] = [:]
     /// The secret providers sign webhook bodies with (HMAC-SHA256, `X-Provider-Signature: sha256=<hex>`).
@@ -55,6 +57,9 @@ public struct GatewayConfiguration: Sendable {
                 "SWITCHBOARD_GATEWAY_STREAM_RATE", default: "2", help: "Server streams opened per second per tenant (0 = unlimited); per replica."),
             EnvironmentSetting("SWITCHBOARD_GATEWAY_STREAM_BURST", default: "20", help: "Burst of streams opened per tenant."),
             EnvironmentSetting("SWITCHBOARD_GATEWAY_MAX_STREAMS", default: "1000", help: "Server streams open at once in this process."),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_MAX_STREAMS_PER_TENANT", default: "100",
+                help: "Server streams one tenant may hold open at once (429 past it); per replica."),
             EnvironmentSetting(
                 "SWITCHBOARD_GATEWAY_CORS_ORIGINS", default: "", help: "Comma-separated origins allowed by CORS, or *; empty sends no CORS headers."),
             EnvironmentSetting(
@@ -139,7 +144,8 @@ public struct GatewayConfiguration: Sendable {
                 $0.trimmingCharacters(in: .whitespaces)
             }.filter { !$0.isEmpty },
             overviewPartTimeout: try env.seconds(setting("SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS"), in: 0.001...3600),
-            maxStreams: try env.int(setting("SWITCHBOARD_GATEWAY_MAX_STREAMS"), in: 1...1_000_000), webhooks: webhooks,
+            maxStreams: try env.int(setting("SWITCHBOARD_GATEWAY_MAX_STREAMS"), in: 1...1_000_000),
+            maxStreamsPerTenant: try env.int(setting("SWITCHBOARD_GATEWAY_MAX_STREAMS_PER_TENANT"), in: 1...1_000_000), webhooks: webhooks,
             webhookSecret: webhookSecret)
     }
 }

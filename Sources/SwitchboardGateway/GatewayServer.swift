@@ -13,6 +13,9 @@ public struct GatewayServer: Service {
     let port: Int
     let maxConnections: Int
     let idleTimeout: Duration?
+    let headerTimeout: Duration?
+    let writeStallTimeout: Duration?
+    let shutdownGrace: Duration
     private let address: EventLoopPromise<SocketAddress>
 
     /// Creates the server.
@@ -23,12 +26,24 @@ public struct GatewayServer: Service {
     ///   - maxConnections: connections held at once; past it new ones are closed at once.
     ///   - idleTimeout: a connection that sends nothing for this long while no response is being written is closed
     ///     (a quiet stream keeps its connection); nil never closes one.
-    public init(gateway: Gateway, host: String, port: Int, maxConnections: Int, idleTimeout: Duration? = .seconds(300)) {
+    ///   - headerTimeout: a request's head must arrive within this long of its first byte (a new connection's first
+    ///     request, of the connection's opening), and its body may pause no longer between reads; nil waits forever.
+    ///   - writeStallTimeout: a connection whose client reads nothing of a response for this long while more is waiting
+    ///     to be written is closed (so a stalled reader frees the stream it holds); nil waits forever.
+    ///   - shutdownGrace: after graceful shutdown begins, what responses in flight (streams included) get before their
+    ///     connections are closed; idle connections close at once.
+    public init(
+        gateway: Gateway, host: String, port: Int, maxConnections: Int, idleTimeout: Duration? = .seconds(300),
+        headerTimeout: Duration? = .seconds(10), writeStallTimeout: Duration? = .seconds(30), shutdownGrace: Duration = .seconds(20)
+    ) {
         self.gateway = gateway
         self.host = host
         self.port = port
         self.maxConnections = maxConnections
         self.idleTimeout = idleTimeout
+        self.headerTimeout = headerTimeout
+        self.writeStallTimeout = writeStallTimeout
+        self.shutdownGrace = shutdownGrace
         self.address = MultiThreadedEventLoopGroup.singleton.any().makePromise()
     }
 
@@ -39,8 +54,12 @@ public struct GatewayServer: Service {
         try await address.futureResult.get()
     }
 
+    /// Serves until cancelled or until graceful shutdown, which stops accepting, closes idle connections, lets
+    /// responses in flight finish (each saying `connection: close`) and closes what is left after the grace.
     public func run() async throws {
-        let gateway = self.gateway, maxBody = gateway.configuration.maxBodyBytes, idleTimeout = self.idleTimeout
+        let gateway = self.gateway, maxBody = gateway.configuration.maxBodyBytes
+        let idleTimeout = self.idleTimeout.map(Self.timeAmount)
+        let headerTimeout = self.headerTimeout.map(Self.timeAmount), writeStallTimeout = self.writeStallTimeout.map(Self.timeAmount)
         let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -49,15 +68,12 @@ public struct GatewayServer: Service {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let idleTimeout {
-                            try channel.pipeline.syncOperations.addHandler(
-                                IdleStateHandler(
-                                    readTimeout: .nanoseconds(
-                                        Int64(idleTimeout.components.seconds) * 1_000_000_000
-                                            + idleTimeout.components.attoseconds / 1_000_000_000)))
-                        }
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        if idleTimeout != nil { try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser()) }
+                        let sync = channel.pipeline.syncOperations
+                        if let idleTimeout { try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout)) }
+                        let guardHandler = ConnectionGuard(headerTimeout: headerTimeout, writeStallTimeout: writeStallTimeout)
+                        try sync.addHandler(RequestBytesWatch(guardHandler))
+                        try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                        try sync.addHandler(guardHandler)
                         return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -67,21 +83,20 @@ public struct GatewayServer: Service {
         }
         address.succeed(server.channel.localAddress!)
         gateway.logger.info("gateway listening", metadata: ["address": "\(server.channel.localAddress.map { "\($0)" } ?? "?")"])
-        let open = ConnectionCounter()
-        let maxConnections = self.maxConnections
+        let open = ConnectionRegistry()
+        let maxConnections = self.maxConnections, grace = Self.timeAmount(shutdownGrace)
         // The server channel's iteration ignores task cancellation: close it on cancellation and on graceful shutdown.
         try await withTaskCancellationHandler {
             try await withGracefulShutdownHandler {
                 try await withThrowingDiscardingTaskGroup { group in
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
-                            guard open.count.wrappingAdd(1, ordering: .relaxed).newValue <= maxConnections else {
-                                open.count.wrappingSubtract(1, ordering: .relaxed)
+                            guard open.add(connection.channel, limit: maxConnections) else {
                                 try? await connection.channel.close()
                                 continue
                             }
                             group.addTask {
-                                defer { open.count.wrappingSubtract(1, ordering: .relaxed) }
+                                defer { open.remove(connection.channel) }
                                 await Self.serve(connection, gateway: gateway, maxBody: maxBody)
                             }
                         }
@@ -89,16 +104,23 @@ public struct GatewayServer: Service {
                 }
             } onGracefulShutdown: {
                 server.channel.close(promise: nil)
+                open.drain(grace: grace)
             }
         } onCancel: {
             server.channel.close(promise: nil)
         }
     }
 
+    private static func timeAmount(_ duration: Duration) -> TimeAmount {
+        .nanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
     private static func serve(
         _ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, gateway: Gateway, maxBody: Int
     ) async {
-        let closed = connection.channel.closeFuture
+        let client = ClientConnection()
+        // One callback per connection (not per request: a keep-alive connection may carry millions).
+        connection.channel.closeFuture.whenComplete { _ in client.closed() }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -110,6 +132,11 @@ public struct GatewayServer: Service {
                         head = h
                         body.clear()
                         tooLarge = false
+                        // A declared length past the limit is refused before any of the body is read.
+                        if let declared = h.headers.first(name: "content-length").flatMap({ Int($0) }), declared > maxBody {
+                            try await Self.refuseTooLarge(OutboundWriter(outbound: outbound, keepAlive: false, version: h.version), maxBody)
+                            return
+                        }
                     case .body(var chunk):
                         if tooLarge { continue }
                         if body.readableBytes + chunk.readableBytes > maxBody {
@@ -121,17 +148,15 @@ public struct GatewayServer: Service {
                     case .end:
                         guard let h = head else { continue }
                         head = nil
-                        let writer = OutboundWriter(outbound: outbound, keepAlive: h.isKeepAlive && !tooLarge, version: h.version)
+                        // HTTP/1.0 has no chunked framing: a response of unknown length ends by closing, so an HTTP/1.0
+                        // connection carries one request.
+                        let keepAlive = h.isKeepAlive && !tooLarge && (h.version.major, h.version.minor) >= (1, 1)
+                        let writer = OutboundWriter(outbound: outbound, keepAlive: keepAlive, version: h.version)
                         if tooLarge {
-                            let text = #"{"code":3,"message":"the request body is larger than \#(maxBody) bytes"}"#
-                            var headers = HTTPHeaders([("content-type", "application/json"), ("content-length", "\(text.utf8.count)")])
-                            headers.add(name: "connection", value: "close")
-                            try await writer.head(.payloadTooLarge, headers)
-                            try await writer.body(ByteBuffer(string: text))
-                            try await writer.end()
+                            try await Self.refuseTooLarge(writer, maxBody)
                             return
                         }
-                        await gateway.handle(GatewayRequest(head: h, body: body, closed: closed), writer)
+                        await gateway.handle(GatewayRequest(head: h, body: body, connection: client), writer)
                         body = ByteBuffer()
                         if !writer.keepAlive { return }
                     }
@@ -140,6 +165,14 @@ public struct GatewayServer: Service {
         } catch {
             gateway.logger.debug("connection ended", metadata: ["error": "\(error)"])
         }
+    }
+
+    private static func refuseTooLarge(_ writer: OutboundWriter, _ maxBody: Int) async throws {
+        let text = #"{"code":3,"message":"the request body is larger than \#(maxBody) bytes"}"#
+        let headers = HTTPHeaders([("content-type", "application/json"), ("content-length", "\(text.utf8.count)"), ("connection", "close")])
+        try await writer.head(.payloadTooLarge, headers)
+        try await writer.body(ByteBuffer(string: text))
+        try await writer.end()
     }
 }
 
@@ -164,37 +197,208 @@ struct OutboundWriter: HTTPResponseWriter {
     }
 }
 
-/// Connections open at once.
-final class ConnectionCounter: Sendable {
-    let count = Atomic<Int>(0)
+/// The connections open at once, so graceful shutdown can reach them all.
+final class ConnectionRegistry: Sendable {
+    private struct State {
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        var draining: TimeAmount?
+    }
+    private let state = Mutex(State())
+
+    /// Registers a new connection; false when `limit` are open or shutdown has begun (the caller closes it).
+    func add(_ channel: any Channel, limit: Int) -> Bool {
+        state.withLock { state in
+            guard state.draining == nil, state.channels.count < limit else { return false }
+            state.channels[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
+    /// Forgets a connection that ended.
+    func remove(_ channel: any Channel) {
+        _ = state.withLock { $0.channels.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// Asks every connection to finish: NIO's HTTP server pipeline closes an idle one at once and one with a response in
+    /// flight after its end (that response saying `connection: close`); after `grace` every one left is closed.
+    func drain(grace: TimeAmount) {
+        let channels: [any Channel] = state.withLock { state in
+            guard state.draining == nil else { return [] }
+            state.draining = grace
+            return Array(state.channels.values)
+        }
+        for channel in channels {
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            channel.eventLoop.scheduleTask(in: grace) { channel.close(promise: nil) }
+        }
+    }
 }
 
-/// Closes a connection that went quiet between requests (the idle event of the `IdleStateHandler` before the HTTP
-/// codec), but never one whose response is still being written: a watch stream may send nothing for minutes.
-final class IdleConnectionCloser: ChannelDuplexHandler {
+/// The client's connection as a request sees it: one action (the current stream's cancellation) runs when it closes.
+final class ClientConnection: Sendable {
+    private let state = Mutex<(closed: Bool, action: (@Sendable () -> Void)?)>((false, nil))
+
+    /// Runs `action` when the connection closes (at once if it has), replacing any earlier action; nil clears it.
+    func onClose(_ action: (@Sendable () -> Void)?) {
+        let runNow: Bool = state.withLock { state in
+            if state.closed { return true }
+            state.action = action
+            return false
+        }
+        if runNow { action?() }
+    }
+
+    /// The connection closed.
+    func closed() {
+        let action = state.withLock { state in
+            state.closed = true
+            defer { state.action = nil }
+            return state.action
+        }
+        action?()
+    }
+}
+
+/// Tells the ``ConnectionGuard`` when request bytes arrive (it sits before the HTTP decoder, which hides a head that
+/// is still incomplete).
+final class RequestBytesWatch: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let guardHandler: ConnectionGuard
+
+    init(_ guardHandler: ConnectionGuard) {
+        self.guardHandler = guardHandler
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guardHandler.bytesArrived()
+        context.fireChannelRead(data)
+    }
+}
+
+/// Keeps a client from holding a connection without using it:
+/// - a request's head must arrive within the header timeout of its first byte (a new connection's first one, of the
+///   connection's opening), and its body may pause no longer than that between reads (slow-loris);
+/// - a connection quiet for the idle timeout (the `IdleStateHandler` before it) closes, but never while a response is
+///   being written: a watch stream may send nothing for minutes;
+/// - a client that reads nothing of a response for the write-stall timeout while more waits to be written loses the
+///   connection, which cancels the upstream call behind it.
+/// Only while the gateway has no response in flight does a read timeout close: while one is, NIO reads no further
+/// requests, and the timeout starts again when that response ends.
+final class ConnectionGuard: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// Requests whose head arrived and whose response has not ended.
-    private var open = 0
+    private enum Phase {
+        /// No byte of a next request yet.
+        case idle
+        /// Some bytes, no complete head.
+        case head
+        /// The head, not yet the end.
+        case body
+    }
+
+    private let headerTimeout: TimeAmount?
+    private let writeStallTimeout: TimeAmount?
+    private var phase = Phase.idle
+    /// Requests received in full whose responses have not ended.
+    private var inFlight = 0
+    private var readTimer: Scheduled<Void>?
+    private var stallTimer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+
+    init(headerTimeout: TimeAmount?, writeStallTimeout: TimeAmount?) {
+        self.headerTimeout = headerTimeout
+        self.writeStallTimeout = writeStallTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // A new connection must send its first request in time.
+        armReadTimer()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        readTimer?.cancel()
+        stallTimer?.cancel()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        readTimer?.cancel()
+        stallTimer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    /// Bytes arrived before the decoder.
+    func bytesArrived() {
+        switch phase {
+        case .idle:
+            phase = .head
+            armReadTimer()
+        case .body:
+            armReadTimer()
+        case .head:
+            break
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) { open += 1 }
+        switch unwrapInboundIn(data) {
+        case .head:
+            phase = .body
+            armReadTimer()
+        case .body:
+            break
+        case .end:
+            phase = .idle
+            inFlight += 1
+            readTimer?.cancel()
+            readTimer = nil
+        }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { open = max(0, open - 1) }
+        if case .end = unwrapOutboundIn(data) {
+            inFlight = max(0, inFlight - 1)
+            // Bytes of a next request that came while this response was written get their time from now.
+            if inFlight == 0, phase != .idle { armReadTimer() }
+        }
         context.write(data, promise: promise)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            stallTimer?.cancel()
+            stallTimer = nil
+        } else if let writeStallTimeout, stallTimer == nil {
+            stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: writeStallTimeout) { [weak self] in
+                guard let self, let context = self.context, !context.channel.isWritable else { return }
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            if open == 0 { context.close(promise: nil) }
+            if inFlight == 0 { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    private func armReadTimer() {
+        readTimer?.cancel()
+        readTimer = nil
+        guard let headerTimeout, let context else { return }
+        readTimer = context.eventLoop.assumeIsolated().scheduleTask(in: headerTimeout) { [weak self] in
+            guard let self, let context = self.context else { return }
+            self.readTimer = nil
+            if self.inFlight == 0 { context.close(promise: nil) }
+        }
     }
 }

@@ -168,19 +168,22 @@ public final class GRPCChannel: ClientTransport, Sendable {
         if let ready = readyConnection() { return ready }
         guard let timeout else { return try await pickConnection() }
         let waiter = OnceContinuation<Connection>()
-        return try await withCheckedThrowingContinuation { continuation in
-            waiter.install(continuation)
-            let attempt = Task { [self] in
-                do {
-                    waiter.resume(.success(try await pickConnection()))
-                } catch {
-                    waiter.resume(.failure(error))
-                }
+        // The attempt goes on after a deadline or cancellation: its connection serves later calls.
+        Task { [self] in
+            do {
+                waiter.resume(.success(try await pickConnection()))
+            } catch {
+                waiter.resume(.failure(error))
             }
-            group.next().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
-                waiter.resume(.failure(RPCError(code: .deadlineExceeded, message: "no connection was ready within the call's deadline")))
-                _ = attempt
-            }
+        }
+        let timer = group.next().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            waiter.resume(.failure(RPCError(code: .deadlineExceeded, message: "no connection was ready within the call's deadline")))
+        }
+        defer { timer.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { waiter.install($0) }
+        } onCancel: {
+            waiter.resume(.failure(RPCError(code: .cancelled, message: "the call was cancelled while it waited for a connection")))
         }
     }
 
@@ -362,18 +365,42 @@ private func pow(_ base: Double, _ exponent: Double) -> Double {
     return result
 }
 
-/// Resumes a continuation once: with the first of several outcomes racing (a connection, its failure, a deadline).
+/// Resumes a continuation once: with the first of several outcomes racing (a connection, its failure, a deadline,
+/// cancellation), which may come before the continuation is installed.
 private final class OnceContinuation<Value: Sendable>: Sendable {
-    private let continuation = Mutex<CheckedContinuation<Value, any Error>?>(nil)
+    private enum State {
+        case waiting
+        case installed(CheckedContinuation<Value, any Error>)
+        case resolved(Result<Value, any Error>)
+        case done
+    }
+    private let state = Mutex<State>(.waiting)
 
     func install(_ continuation: CheckedContinuation<Value, any Error>) {
-        self.continuation.withLock { $0 = continuation }
+        let early: Result<Value, any Error>? = state.withLock { state in
+            if case .resolved(let result) = state {
+                state = .done
+                return result
+            }
+            state = .installed(continuation)
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
     }
 
     func resume(_ result: Result<Value, any Error>) {
-        continuation.withLock { stored in
-            stored?.resume(with: result)
-            stored = nil
+        let continuation: CheckedContinuation<Value, any Error>? = state.withLock { state in
+            switch state {
+            case .waiting:
+                state = .resolved(result)
+                return nil
+            case .installed(let continuation):
+                state = .done
+                return continuation
+            case .resolved, .done:
+                return nil
+            }
         }
+        continuation?.resume(with: result)
     }
 }

@@ -5,6 +5,7 @@ import ContactsService
 import Foundation
 import Logging
 import OrganizationService
+import ServiceLifecycle
 import SwitchboardGateway
 import SwitchboardRuntime
 import SwitchboardServiceKitTestSupport
@@ -43,8 +44,11 @@ final class GatewayHarness: Sendable {
 
     /// Starts a gateway in front of the shared services; `targets` overrides a service's addresses (a dead or silent
     /// port for failure tests).
+    /// `headerTimeout` and `shutdownGrace` are the server's; `serviceGroup` runs it in a `ServiceGroup` so a test can
+    /// shut it down gracefully (``shutDownGracefully()``).
     static func start(
-        targets: [String: String] = [:], environment: [String: String] = [:], idleTimeout: Duration = .seconds(300)
+        targets: [String: String] = [:], environment: [String: String] = [:], idleTimeout: Duration = .seconds(300),
+        headerTimeout: Duration = .seconds(10), shutdownGrace: Duration = .seconds(20), serviceGroup: Bool = false
     ) async throws -> GatewayHarness {
         let services = try await shared.value
         var env = environment
@@ -62,18 +66,36 @@ final class GatewayHarness: Sendable {
         let runtime = try RuntimeConfiguration.load(service: .gateway, ["SWITCHBOARD_JWT_HS256_SECRET": testSecret])
         let gateway = try Gateway(
             configuration: configuration, verifier: try await TokenVerifier.make(from: runtime), logger: Logger(label: "test.gateway"))
-        let server = GatewayServer(gateway: gateway, host: "127.0.0.1", port: 0, maxConnections: 256, idleTimeout: idleTimeout)
-        let task = Task { try await server.run() }
+        let server = GatewayServer(
+            gateway: gateway, host: "127.0.0.1", port: 0, maxConnections: 256, idleTimeout: idleTimeout, headerTimeout: headerTimeout,
+            shutdownGrace: shutdownGrace)
+        let group =
+            serviceGroup
+            ? ServiceGroup(configuration: .init(services: [.init(service: server)], logger: Logger(label: "test.gateway.group"))) : nil
+        let task = Task {
+            if let group { try await group.run() } else { try await server.run() }
+        }
         let port = try await server.listeningAddress().port ?? 0
-        return GatewayHarness(services: services, server: server, gateway: gateway, port: port, task: task)
+        return GatewayHarness(services: services, server: server, gateway: gateway, port: port, task: task, group: group)
     }
 
-    private init(services: [String: ServiceHarness], server: GatewayServer, gateway: Gateway, port: Int, task: Task<Void, any Error>) {
+    private let group: ServiceGroup?
+
+    private init(
+        services: [String: ServiceHarness], server: GatewayServer, gateway: Gateway, port: Int, task: Task<Void, any Error>, group: ServiceGroup?
+    ) {
         self.services = services
         self.server = server
         self.gateway = gateway
         self.port = port
         self.task = task
+        self.group = group
+    }
+
+    /// Begins graceful shutdown (a harness started with `serviceGroup: true`) and waits until the server has stopped.
+    func shutDownGracefully() async throws {
+        await group?.triggerGracefulShutdown()
+        _ = try await task.value
     }
 
     /// Stops the gateway (the shared services keep running for the other tests).

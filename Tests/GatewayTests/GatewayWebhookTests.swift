@@ -65,6 +65,10 @@ struct GatewayWebhookTests {
         #expect(unsigned.json["code"] as? Int == 16)
         let forged = try await gw.request("POST", "/v1/webhooks/mail", body: event, headers: ["X-Provider-Signature": Self.sign(event + " ")])
         #expect(forged.status == 401)
+        // Neither reached communication: the send is still where the provider call left it.
+        let untouched = try await gw.request("GET", "/v1/sends/\(sendID)", token: token)
+        #expect(untouched.status == 200)
+        #expect(!untouched.body.contains("DELIVERED"), "\(untouched.body)")
         let applied = try await gw.request("POST", "/v1/webhooks/mail", body: event, headers: ["X-Provider-Signature": Self.sign(event)])
         #expect(applied.status == 200, "\(applied.body)")
         let replayed = try await gw.request("POST", "/v1/webhooks/mail", body: event, headers: ["X-Provider-Signature": Self.sign(event)])

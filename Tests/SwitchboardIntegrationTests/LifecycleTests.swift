@@ -336,6 +336,30 @@ struct LifecycleTests {
         await serverB.stop()
     }
 
+    @Test("a call waiting on a target that accepts TCP and never speaks HTTP/2 ends at its deadline, or as soon as it is cancelled")
+    func silentTarget() async throws {
+        // Accepts connections and never reads or writes: no HTTP/2 settings ever arrive.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let channel = GRPCChannel(targets: [.init(host: "127.0.0.1", port: silent.localAddress?.port ?? 0)])
+        let stub = Grpc_Testing_TestService_Client(client: RPCClient(transport: channel))
+        do {
+            _ = try await stub.emptyCall(Grpc_Testing_Empty(), options: CallOptions(timeout: .milliseconds(300)))
+            Issue.record("a call to a silent target succeeded")
+        } catch let error as RPCError {
+            #expect(error.code == .deadlineExceeded, "\(error)")
+        }
+        // A long deadline: cancelling the caller's task ends the wait at once, not when the minute is up.
+        let call = Task { try await stub.emptyCall(Grpc_Testing_Empty(), options: CallOptions(timeout: .seconds(60))) }
+        try await Task.sleep(for: .milliseconds(200))
+        call.cancel()
+        switch await call.result {
+        case .success: Issue.record("a call to a silent target succeeded")
+        case .failure(let error): #expect((error as? RPCError)?.code == .cancelled, "\(error)")
+        }
+        await channel.close()
+        try await silent.close()
+    }
+
     @Test("a unary call the server never processed (GOAWAY below its stream) is sent again on another connection")
     func transparentRetry() async throws {
         let probe = ProbeService(sleep: .zero)

@@ -1,0 +1,218 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import SwitchboardServiceKitTestSupport
+import SwitchboardTestSupport
+import Synchronization
+import Testing
+
+/// What the gateway's HTTP/1.1 server does with clients that hold connections without using them, with bodies declared
+/// too large, with HTTP/1.0, with many streams of one tenant, and at graceful shutdown: the bytes curl never sends.
+@Suite("Gateway connections", .serialized)
+struct GatewayConnectionTests {
+    static func tenant() -> String { "gw-" + UUID().uuidString.prefix(8).lowercased() }
+
+    @Test("half a request head, a body that stops, or silence loses the connection after the header timeout; a pause between requests does not")
+    func slowClients() async throws {
+        let gw = try await GatewayHarness.start(headerTimeout: .seconds(1))
+        defer { Task { await gw.stop() } }
+        let silent = try await RawClient.connect(port: gw.port)
+        // Each sends as it connects (on the event loop): the header timeout counts from the connection's opening.
+        let half = try await RawClient.connect(port: gw.port, sending: "GET /v1/openapi.json HTTP/1.1\r\nHost: gateway\r\n")
+        let stalled = try await RawClient.connect(
+            port: gw.port,
+            sending: "POST /v1/contacts HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":")
+        // The idle timeout is five minutes: only the header timeout closes these.
+        for client in [silent, half, stalled] {
+            #expect(try await eventually { !client.isActive })
+            #expect(client.received.isEmpty, "\(client.received)")
+        }
+
+        // A keep-alive client that pauses longer than the header timeout between two requests keeps its connection.
+        let client = try await RawClient.connect(port: gw.port, sending: "GET /no/such/route HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        #expect(try await eventually { client.responses == 1 })
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(client.isActive)
+        try await client.send("GET /no/such/route HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        #expect(try await eventually { client.responses == 2 }, "\(client.received)")
+        #expect(client.received.components(separatedBy: "HTTP/1.1 404").count == 3)
+        client.close()
+    }
+
+    @Test("a body declared larger than the limit is refused with 413 before it is sent; HTTP/1.0 gets one response and a close")
+    func declaredLengthAndHTTP10() async throws {
+        let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_MAX_BODY_BYTES": "4096"])
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let big = try await RawClient.connect(port: gw.port)
+        // Only the head: the answer must not wait for a body that a client (curl with Expect: 100-continue) holds back.
+        try await big.send(
+            "POST /v1/contacts HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 100000000\r\n\r\n")
+        #expect(try await eventually { !big.isActive })
+        #expect(big.received.hasPrefix("HTTP/1.1 413"), "\(big.received)")
+        #expect(big.received.contains("larger than 4096 bytes"))
+
+        // HTTP/1.0 has no chunked framing, so even a keep-alive request gets a close after its response.
+        let old = try await RawClient.connect(port: gw.port)
+        try await old.send("GET /no/such/route HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        #expect(try await eventually { !old.isActive })
+        #expect(old.received.hasPrefix("HTTP/1.0 404"), "\(old.received)")
+        #expect(old.received.lowercased().contains("connection: close"))
+    }
+
+    @Test("one tenant holds at most its share of open streams (429); another tenant still opens them, and a closed one frees its place")
+    func streamsPerTenant() async throws {
+        let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_MAX_STREAMS_PER_TENANT": "2"])
+        defer { Task { await gw.stop() } }
+        let tenantA = Self.tenant(), tokenA = try await GatewayHarness.token(tenant: tenantA)
+        let tokenB = try await GatewayHarness.token(tenant: Self.tenant())
+        func openWatch(_ token: String) async throws -> RawClient {
+            let client = try await RawClient.connect(port: gw.port)
+            try await client.send(
+                "GET /v1/changes/contacts?fromSequence=0 HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer \(token)\r\ngrpc-timeout: 60S\r\n\r\n")
+            #expect(try await eventually { client.received.hasPrefix("HTTP/1.1 200") }, "\(client.received)")
+            return client
+        }
+        let first = try await openWatch(tokenA)
+        let second = try await openWatch(tokenA)
+        let third = try await gw.request("GET", "/v1/changes/contacts?fromSequence=0", token: tokenA, headers: ["grpc-timeout": "2S"])
+        #expect(third.status == 429, "\(third.status) \(third.body)")
+        #expect(third.headers["retry-after"] != nil)
+        #expect((third.json["message"] as? String)?.contains("streams open") == true, "\(third.body)")
+        // Another tenant is unaffected: its watch runs to its own deadline.
+        let other = try await gw.request("GET", "/v1/changes/contacts?fromSequence=0", token: tokenB, headers: ["grpc-timeout": "500m"])
+        #expect(other.status == 200, "\(other.status) \(other.body)")
+        // A client that goes away gives its place back.
+        first.close()
+        let again = try await eventually {
+            try await gw.request("GET", "/v1/changes/contacts?fromSequence=0", token: tokenA, headers: ["grpc-timeout": "300m"]).status == 200
+        }
+        #expect(again)
+        second.close()
+    }
+
+    @Test("a request without a valid token never reaches a service; with one, a silent service answers 504 at the budget")
+    func edgeAuthAndSilentUpstream() async throws {
+        // Counts the connections the gateway makes to "contacts", and never answers them.
+        let accepted = Counter()
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                accepted.value.add(1, ordering: .relaxed)
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let gw = try await GatewayHarness.start(targets: ["contacts": "127.0.0.1:\(listener.localAddress?.port ?? 0)"])
+        defer {
+            Task {
+                await gw.stop()
+                try? await listener.close()
+            }
+        }
+        let tenant = Self.tenant()
+        let expired = try await ServiceHarnessTokens.expired(tenant: tenant)
+        for (token, headers) in [(nil, [:]), ("not.a.token", [:]), (nil, ["Authorization": "Basic YTpi"]), (expired, [:])]
+            as [(String?, [String: String])]
+        {
+            let refused = try await gw.request("GET", "/v1/contacts", token: token, headers: headers)
+            #expect(refused.status == 401, "\(refused.body)")
+        }
+        #expect(accepted.value.load(ordering: .relaxed) == 0)
+        let valid = try await GatewayHarness.token(tenant: tenant)
+        let late = try await gw.request("GET", "/v1/contacts", token: valid, headers: ["X-Request-Timeout": "300ms"])
+        #expect(late.status == 504, "\(late.status) \(late.body)")
+        #expect(late.json["code"] as? Int == 4)
+        #expect(accepted.value.load(ordering: .relaxed) >= 1)
+    }
+
+    @Test("graceful shutdown closes idle connections at once, closes a stream still open when the grace ends, and returns")
+    func gracefulShutdown() async throws {
+        let gw = try await GatewayHarness.start(shutdownGrace: .seconds(1), serviceGroup: true)
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let idle = try await RawClient.connect(port: gw.port)
+        try await idle.send("GET /no/such/route HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        #expect(try await eventually { idle.responses == 1 })
+        let watch = try await RawClient.connect(port: gw.port)
+        try await watch.send(
+            "GET /v1/changes/contacts?fromSequence=0 HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer \(token)\r\ngrpc-timeout: 60S\r\n\r\n")
+        #expect(try await eventually { watch.received.hasPrefix("HTTP/1.1 200") }, "\(watch.received)")
+
+        // The watch's own deadline is a minute away and the idle timeout five: only the drain ends these within the bound.
+        let stopped = Task { try await gw.shutDownGracefully() }
+        #expect(try await eventually { !idle.isActive })
+        #expect(try await eventually { !watch.isActive })
+        #expect(try await eventually { try await Self.finished(stopped) })
+        await gw.gateway.close()
+    }
+
+    /// Whether `task` has finished: waits for it at most 50 ms.
+    static func finished(_ task: Task<Void, any Error>) async throws -> Bool {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await task.value
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(50))
+                return false
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+}
+
+/// A count shared with NIO's callbacks.
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// A TCP client that sends exactly the bytes a test gives it and records what comes back.
+final class RawClient: Sendable {
+    private let channel: any Channel
+    private let collector: Collector
+
+    private init(channel: any Channel, collector: Collector) {
+        self.channel = channel
+        self.collector = collector
+    }
+
+    /// Connects; `sending` goes out as soon as the connection is made, without a hop back to the test's task.
+    static func connect(port: Int, sending first: String? = nil) async throws -> RawClient {
+        let collector = Collector()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
+            .connect(host: "127.0.0.1", port: port)
+            .flatMap { channel in
+                guard let first else { return channel.eventLoop.makeSucceededFuture(channel) }
+                return channel.writeAndFlush(ByteBuffer(string: first)).map { channel }
+            }.get()
+        return RawClient(channel: channel, collector: collector)
+    }
+
+    func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text)).get()
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+
+    var isActive: Bool { channel.isActive }
+    var received: String { collector.text.withLock { $0 } }
+    /// Complete responses so far (each of the tests' responses ends its JSON body with `}`).
+    var responses: Int { received.components(separatedBy: "HTTP/1.").count - 1 }
+
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let text = Mutex("")
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            text.withLock { $0 += String(buffer: buffer) }
+        }
+    }
+}

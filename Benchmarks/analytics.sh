@@ -14,9 +14,7 @@
 #                              BENCH_INGEST_EVENTS=50000, BENCH_SKIP_BUILD=1 uses the release binaries as they are)
 # Not part of the test suite. Needs h2load, nghttp, psql and the grpcio venv (scripts/bootstrap.sh) for the request
 # bodies.
-# Status (issue 13): the one run so far, on a machine at load average 40-60 (another engineer's builds and tests),
-# loaded the data and measured the idle RSS (30,764 KiB), then did not finish the timeline step within its 15-minute
-# limit: the timeline, export and ingest steps have not completed a run yet and may need fixing.
+# Results and how they were taken: BENCHMARKS.md, "The analytics service".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${BENCH_ROUNDS:-3}"

@@ -55,7 +55,7 @@ G=http://127.0.0.1:8089
 # One contact with a membership, two notes, three interactions: the overview's parts have something to carry. The
 # services may still be migrating: the first write is retried for up to 30 s, then their logs are shown.
 for _ in $(seq 1 150); do
-    CREATED="$(curl -s -H "$AUTH" -d '{"name": {"given": "Bench", "family": "Contact"}, "emails": [{"address": "b@example.com"}]}' $G/v1/contacts || true)"
+    CREATED="$(curl -s -H "$AUTH" -d '{"name": {"given": "Bench", "family": "Contact"}, "emails": [{"address": "bench-'"$RANDOM$RANDOM"'@example.com"}]}' $G/v1/contacts || true)"
     ID="$(printf '%s' "$CREATED" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("id", ""))' 2>/dev/null || true)"
     [ -n "$ID" ] && break
     sleep 0.2

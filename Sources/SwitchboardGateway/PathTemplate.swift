@@ -104,13 +104,19 @@ struct PathTemplate: Sendable, Hashable {
     ///   - requestVerb: the request's custom verb.
     /// - Returns: field path → value, or nil when the template does not match.
     func match(_ parts: [Substring], verb requestVerb: Substring = "") -> [(fieldPath: [String], value: String)]? {
+        match(parts, decoded: parts.map { PercentEncoding.decodeIfNeeded($0) }, verb: requestVerb)
+    }
+
+    /// ``match(_:verb:)`` with the parts already percent-decoded once (a route table tries many templates per request).
+    func match(_ parts: [Substring], decoded: [Substring], verb requestVerb: Substring) -> [(fieldPath: [String], value: String)]? {
         guard requestVerb == verb else { return nil }
         var consumed: [Range<Int>] = []  // request part range each template segment covered
+        consumed.reserveCapacity(segments.count)
         var p = 0
         for segment in segments {
             switch segment {
             case .literal(let literal):
-                guard p < parts.count, PercentEncoding.decode(parts[p]) == literal else { return nil }
+                guard p < parts.count, decoded[p] == literal else { return nil }
                 consumed.append(p..<(p + 1))
                 p += 1
             case .single:
@@ -151,7 +157,8 @@ enum PercentEncoding {
     ///   - plusIsSpace: whether `+` means a space (query strings).
     /// - Returns: the decoded text (invalid UTF-8 repaired).
     static func decode(_ s: Substring, plusIsSpace: Bool = false) -> String {
-        guard s.contains("%") || (plusIsSpace && s.contains("+")) else { return String(s) }
+        // Byte scans: `Substring.contains(String)` is Foundation's locale-aware search, costly on every request.
+        guard s.utf8.contains(UInt8(ascii: "%")) || (plusIsSpace && s.utf8.contains(UInt8(ascii: "+"))) else { return String(s) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(s.utf8.count)
         var it = Array(s.utf8)[...]
@@ -166,6 +173,11 @@ enum PercentEncoding {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The decoded text, without a copy when there is nothing to decode.
+    static func decodeIfNeeded(_ s: Substring) -> Substring {
+        s.utf8.contains(UInt8(ascii: "%")) ? Substring(decode(s)) : s
     }
 
     private static func hex(_ b: UInt8) -> UInt8? {

@@ -31,6 +31,11 @@ public enum RouteClass: String, Sendable, CaseIterable {
 /// Every route of the generated HTTP schema whose service has an upstream, matched by verb and path.
 struct RouteTable: Sendable {
     let routes: [Route]
+    /// Indices of the routes whose first two segments are literals, by those two (`v1/contacts`), in table order; a
+    /// request tries these, then ``others`` (which come after them in specificity order anyway).
+    private let byPrefix: [String: [Int]]
+    /// Indices of the other routes, in table order.
+    private let others: [Int]
 
     /// What matching a request found.
     enum Match {
@@ -58,7 +63,26 @@ struct RouteTable: Sendable {
             }
         }
         // The most specific template first, so `/v1/contacts:search` is never taken for `/v1/contacts/{id}`.
-        self.routes = routes.sorted { $1.template.specificity.lexicographicallyPrecedes($0.template.specificity) }
+        let sorted = routes.sorted { $1.template.specificity.lexicographicallyPrecedes($0.template.specificity) }
+        self.routes = sorted
+        var byPrefix: [String: [Int]] = [:]
+        var others: [Int] = []
+        for (index, route) in sorted.enumerated() {
+            if let key = Self.prefixKey(route.template) {
+                byPrefix[key, default: []].append(index)
+            } else {
+                others.append(index)
+            }
+        }
+        self.byPrefix = byPrefix
+        self.others = others
+    }
+
+    /// `first/second` when a template's first two segments are literals.
+    private static func prefixKey(_ template: PathTemplate) -> String? {
+        guard template.segments.count >= 2, case .literal(let first) = template.segments[0], case .literal(let second) = template.segments[1]
+        else { return nil }
+        return first + "/" + second
     }
 
     /// Finds the route for a request.
@@ -68,11 +92,15 @@ struct RouteTable: Sendable {
     /// - Returns: the match.
     func match(verb: String, path: Substring) -> Match {
         let (parts, requestVerb) = PathTemplate.split(path)
+        let decoded = parts.map { PercentEncoding.decodeIfNeeded($0) }
         var allowed: [String] = []
-        for route in routes {
-            guard let values = route.template.match(parts, verb: requestVerb) else { continue }
-            if route.verb == verb { return .found(route, values) }
-            allowed.append(route.verb)
+        let keyed = decoded.count >= 2 ? byPrefix[decoded[0] + "/" + decoded[1]] ?? [] : []
+        for candidates in [keyed, others] {
+            for index in candidates {
+                guard let values = routes[index].template.match(parts, decoded: decoded, verb: requestVerb) else { continue }
+                if routes[index].verb == verb { return .found(routes[index], values) }
+                allowed.append(routes[index].verb)
+            }
         }
         return allowed.isEmpty ? .none : .wrongVerb(allowed: Array(Set(allowed)).sorted())
     }

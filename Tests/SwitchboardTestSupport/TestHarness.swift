@@ -180,8 +180,8 @@ public func runProcessAsync(_ executable: String, _ arguments: [String], environ
     return (status, String(decoding: data, as: UTF8.self))
 }
 
-/// Runs a program to completion with `posix_spawn` and `waitpid`, output discarded. For scripts that start
-/// daemons (pg_ctl), where Foundation's `Process` has been seen to miss the exit.
+/// Runs a program to completion with `posix_spawn` and `waitpid`, output discarded and no other descriptor inherited.
+/// For scripts that start daemons (pg_ctl), where Foundation's `Process` has been seen to miss the exit.
 /// - Returns: the exit status (or 128 + signal).
 public func spawnAndWait(_ arguments: [String], environment: [String: String] = [:], outputPath: String = "/dev/null") -> Int32 {
     let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -197,6 +197,12 @@ public func spawnAndWait(_ arguments: [String], environment: [String: String] = 
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    // Nothing else of the test process: a daemon started here (a postmaster) would otherwise hold copies of every
+    // socket open at that moment, and a connection another test closes would stay open for its peer.
+    // (glibc's closefrom action is not visible to Swift: each descriptor open now is closed in the child; closing one
+    // that another thread closes meanwhile is harmless there.)
+    let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
+    for fd in open where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
     var pid = pid_t()
     guard posix_spawn(&pid, arguments[0], &actions, nil, &argv, &envp) == 0 else { return 127 }
     var status: Int32 = 0

@@ -234,9 +234,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 loopBound.value.cancel(call, with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
             }
         }
-        // Return window as the caller takes response messages (backpressure toward the server).
+        // Return window as the caller takes response messages (backpressure toward the server). The call holds its
+        // messages, which hold this closure: a strong capture of the call would keep every call alive forever.
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        call.responses.setOnConsume { bytes in
+        call.responses.setOnConsume { [weak call] bytes in
+            guard let call else { return }
             call.eventLoop.execute { loopBound.value.consumed(bytes, on: call) }
         }
         flush()

@@ -22,6 +22,16 @@ protocol HTTPResponseWriter: Sendable {
     func head(_ status: HTTPResponseStatus, _ headers: HTTPHeaders) async throws
     func body(_ bytes: ByteBuffer) async throws
     func end() async throws
+    /// A whole response at once.
+    func respond(_ status: HTTPResponseStatus, _ headers: HTTPHeaders, _ body: ByteBuffer) async throws
+}
+
+extension HTTPResponseWriter {
+    func respond(_ status: HTTPResponseStatus, _ headers: HTTPHeaders, _ body: ByteBuffer) async throws {
+        try await head(status, headers)
+        try await self.body(body)
+        try await end()
+    }
 }
 
 /// The HTTP/JSON gateway: routes a request by the generated HTTP schema, checks the token and the tenant's rate,
@@ -474,9 +484,7 @@ public final class Gateway: Sendable {
         let buffer = ByteBuffer(string: text)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: "\(buffer.readableBytes)")
-        try await writer.head(status, headers)
-        try await writer.body(buffer)
-        try await writer.end()
+        try await writer.respond(status, headers, buffer)
     }
 
     static func rpcError(_ error: any Error) -> RPCError {

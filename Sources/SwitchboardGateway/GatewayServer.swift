@@ -195,6 +195,15 @@ struct OutboundWriter: HTTPResponseWriter {
     func end() async throws {
         try await outbound.write(.end(nil))
     }
+
+    /// Head, body and end in one hand-over to the connection's event loop.
+    func respond(_ status: HTTPResponseStatus, _ headers: HTTPHeaders, _ body: ByteBuffer) async throws {
+        var headers = headers
+        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        try await outbound.write(contentsOf: [
+            .head(HTTPResponseHead(version: version, status: status, headers: headers)), .body(.byteBuffer(body)), .end(nil),
+        ])
+    }
 }
 
 /// The connections open at once, so graceful shutdown can reach them all.

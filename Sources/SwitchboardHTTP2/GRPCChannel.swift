@@ -138,6 +138,16 @@ public final class GRPCChannel: ClientTransport, Sendable {
     /// - Returns: the call.
     /// - Throws: `UNAVAILABLE` when no target can be reached.
     public func startCall(_ method: MethodDescriptor, options: CallOptions) async throws -> any ClientCallStream {
+        try await start(method, options: options, onlyMessage: nil)
+    }
+
+    /// Starts a unary call with its request in one step on the connection's event loop (headers, message and end of
+    /// stream in one write; no wait for the loop in between).
+    public func startUnaryCall(_ method: MethodDescriptor, message: ByteBuffer, options: CallOptions) async throws -> any ClientCallStream {
+        try await start(method, options: options, onlyMessage: message)
+    }
+
+    private func start(_ method: MethodDescriptor, options: CallOptions, onlyMessage: ByteBuffer?) async throws -> any ClientCallStream {
         guard !closed.load(ordering: .relaxed) else {
             throw RPCError(code: .unavailable, message: "the channel is closed")
         }
@@ -155,10 +165,12 @@ public final class GRPCChannel: ClientTransport, Sendable {
             eventLoop: loop, maxMessageSize: configuration.maxReceiveMessageSize,
             requestEncoding: options.compressRequests ? .gzip : .identity)
         let userAgent = configuration.userAgent
-        try await loop.submit {
-            // On the connection's loop, where its handler lives.
-            connection.handler.start(call, method: method, options: options, userAgent: userAgent)
-        }.get()
+        // On the connection's loop, where its handler lives. Not awaited: whatever the caller does next with the call
+        // (send, cancel) is also run on that loop, so after this; a failure to start completes the call.
+        let frozen = options
+        loop.execute {
+            connection.handler.start(call, method: method, options: frozen, userAgent: userAgent, onlyMessage: onlyMessage)
+        }
         return call
     }
 

@@ -51,6 +51,25 @@ public protocol ClientTransport: Sendable {
     /// - Returns: the call.
     /// - Throws: `UNAVAILABLE` when no connection can be made.
     func startCall(_ method: MethodDescriptor, options: CallOptions) async throws -> any ClientCallStream
+    /// Starts a unary call and sends its only request message, half-closing after it.
+    /// - Parameters:
+    ///   - method: the method.
+    ///   - message: the encoded request.
+    ///   - options: metadata, timeout and compression.
+    /// - Returns: the call, its request sent.
+    /// - Throws: `UNAVAILABLE` when no connection can be made; the call's status when it ended before sending.
+    func startUnaryCall(_ method: MethodDescriptor, message: ByteBuffer, options: CallOptions) async throws -> any ClientCallStream
+}
+
+extension ClientTransport {
+    /// ``startCall(_:options:)``, then the message and the half-close, one after another (a transport that can do it in
+    /// one step implements this itself).
+    public func startUnaryCall(_ method: MethodDescriptor, message: ByteBuffer, options: CallOptions) async throws -> any ClientCallStream {
+        let call = try await startCall(method, options: options)
+        try await call.send(message)
+        try await call.finishSending()
+        return call
+    }
 }
 
 /// A unary response with its metadata.
@@ -129,10 +148,8 @@ public struct RPCClient: Sendable {
             // transparent retry does: at most twice more, so a server refusing everything still fails the call.
             var attempt = 1
             while true {
-                let call = try await transport.startCall(method, options: options)
                 do {
-                    try await call.send(buffer)
-                    try await call.finishSending()
+                    let call = try await transport.startUnaryCall(method, message: buffer, options: options)
                     return try await Self.singleResponse(call)
                 } catch let error as RPCError where error.cause is CallNotProcessed && attempt < Self.transparentAttempts {
                     attempt += 1

@@ -206,7 +206,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     // MARK: - Calls (all on the event loop)
 
-    func start(_ call: HTTP2ClientCall, method: MethodDescriptor, options: CallOptions, userAgent: String) {
+    /// Opens the call's stream; with `onlyMessage`, also sends that message and ends the request (a unary call: headers,
+    /// message and end of stream go out in one write).
+    func start(_ call: HTTP2ClientCall, method: MethodDescriptor, options: CallOptions, userAgent: String, onlyMessage: ByteBuffer? = nil) {
         guard !isDraining, let context else {
             // Nothing was sent: another connection may take the call.
             call.complete(status: Status(code: .unavailable, message: "the connection is closing"), trailers: [:], notProcessed: true)
@@ -241,7 +243,26 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             guard let call else { return }
             call.eventLoop.execute { loopBound.value.consumed(bytes, on: call) }
         }
+        if let onlyMessage {
+            do {
+                session.enqueue(try frame(onlyMessage, for: call), on: id)
+            } catch {
+                cancel(call, with: RPCError(code: .internal, message: "compression failed", cause: error))
+                return
+            }
+            session.enqueueEndStream(on: id)
+        }
         flush()
+    }
+
+    private func frame(_ message: ByteBuffer, for call: HTTP2ClientCall) throws -> ByteBuffer {
+        var framed = ByteBuffer()
+        if call.requestEncoding != .identity {
+            GRPCFraming.frame(try call.requestEncoding.compress(message), compressed: true, into: &framed)
+        } else {
+            GRPCFraming.frame(message, compressed: false, into: &framed)
+        }
+        return framed
     }
 
     func send(_ message: ByteBuffer, on call: HTTP2ClientCall, continuation: CheckedContinuation<Void, any Error>) {
@@ -254,13 +275,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                     cause: call.notProcessed.load(ordering: .relaxed) ? CallNotProcessed() : nil))
             return
         }
-        var framed = ByteBuffer()
+        let framed: ByteBuffer
         do {
-            if call.requestEncoding != .identity {
-                GRPCFraming.frame(try call.requestEncoding.compress(message), compressed: true, into: &framed)
-            } else {
-                GRPCFraming.frame(message, compressed: false, into: &framed)
-            }
+            framed = try frame(message, for: call)
         } catch {
             continuation.resume(throwing: RPCError(code: .internal, message: "compression failed", cause: error))
             return

@@ -214,6 +214,20 @@ final class FactsTests {
         #expect(rows.dropFirst().allSatisfy { $0.values[3] == "gold" && $0.values[4] == "1" })
         #expect(Set(rows.dropFirst().map { $0.values[0] }) == Set(ids.enumerated().filter { $0.offset % 4 == 0 }.map(\.element)))
 
+        // Activity columns are aggregated once per page: each row equals what the per-contact RPCs say.
+        let activity = try await client.createReport(
+            "Activity", columns: ["contact_id", "activities", "interactions", "last_contact_time", "engagement_score"])
+        let activityRows = try await client.runReport(activity.id).dropFirst()
+        #expect(activityRows.count == 40)
+        for row in activityRows {
+            let values = row.values
+            let gold = ids.enumerated().contains { $0.offset % 4 == 0 && $0.element == values[0] }
+            #expect(values[1] == (gold ? "1" : "0") && values[2] == (gold ? "1" : "0"), "\(values)")
+            #expect(values[3].isEmpty != gold, "\(values)")
+            let score = try await client.score(values[0])
+            #expect(abs((Double(values[4]) ?? -1) - score.score) < 0.0001, "\(values) vs \(score.score)")
+        }
+
         let all = try await client.createReport("All", columns: ["contact_id", "display_name", "email", "custom.tier"])
         let chunks = try await client.exportReport(all.id)
         #expect(chunks.count > 1)
@@ -236,7 +250,7 @@ final class FactsTests {
         page.pageSize = 2
         list.page = page
         let listed = try await client.stub.listReports(list, options: client.options)
-        #expect(listed.reports.map(\.id) == [report.id, all.id] && !(listed.page?.nextPageToken ?? "").isEmpty)
+        #expect(listed.reports.map(\.id) == [report.id, activity.id] && !(listed.page?.nextPageToken ?? "").isEmpty)
     }
 
     @Test("a scheduled report runs when due, once per period, and its run is published with its row count")

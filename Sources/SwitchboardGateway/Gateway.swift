@@ -64,7 +64,7 @@ public final class Gateway: Sendable {
         self.verifier = verifier
         self.limiter = RateLimiter(limits: configuration.rateLimits)
         self.logger = logger
-        self.openAPIText = OpenAPIDocument.make(routes: routes.routes).text
+        self.openAPIText = OpenAPIDocument.make(routes: routes.routes, webhooks: Array(configuration.webhooks.keys)).text
     }
 
     /// Closes the upstream connections.

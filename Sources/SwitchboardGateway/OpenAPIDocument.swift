@@ -4,7 +4,7 @@ import SwitchboardProtos
 /// per binding, query parameters from the request message's fields, bodies and responses as the messages' proto3
 /// JSON shapes, errors as `google.rpc.Status`.
 enum OpenAPIDocument {
-    static func make(routes: [Route]) -> JSON {
+    static func make(routes: [Route], webhooks: [String] = []) -> JSON {
         var paths: [String: [String: JSON]] = [:]
         var referenced: Set<String> = ["google.rpc.Status"]
         var operationIDs: Set<String> = []
@@ -46,14 +46,15 @@ enum OpenAPIDocument {
             case "*":
                 referenced.insert(method.input)
                 let contentType = method.descriptor.kind == .clientStreaming ? "application/x-ndjson" : "application/json"
+                // proto3 fields are all optional: an empty body is the default message.
                 operation["requestBody"] = .object([
-                    "required": .bool(true),
+                    "required": .bool(false),
                     "content": .object([contentType: .object(["schema": ref(method.input)])]),
                 ])
             default:
                 if let field = SwitchboardHTTPSchema.messages[method.input]?.field(named: route.binding.body) {
                     operation["requestBody"] = .object([
-                        "required": .bool(true),
+                        "required": .bool(false),
                         "content": .object(["application/json": .object(["schema": fieldSchema(field, referenced: &referenced, repeatedWrap: true)])]
                         ),
                     ])
@@ -109,6 +110,36 @@ enum OpenAPIDocument {
                 ]),
             ])
         ]
+        if !webhooks.isEmpty {
+            let stringSchema = JSON.object(["type": .string("string")])
+            paths["/v1/webhooks/{provider}"] = [
+                "post": .object([
+                    "operationId": .string("ProviderWebhook"), "tags": .array([.string("gateway")]),
+                    "summary": .string(
+                        "A provider's delivery events, signed with HMAC-SHA256 of the body (X-Provider-Signature: sha256=<hex>), passed to the communication service; a replayed event changes nothing."
+                    ),
+                    // Providers sign the body; they hold no bearer token.
+                    "security": .array([]),
+                    "parameters": .array([
+                        .object([
+                            "name": .string("provider"), "in": .string("path"), "required": .bool(true),
+                            "schema": .object(["type": .string("string"), "enum": .array(webhooks.sorted().map(JSON.string))]),
+                        ]),
+                        .object(["name": .string("X-Provider-Signature"), "in": .string("header"), "required": .bool(true), "schema": stringSchema]),
+                    ]),
+                    "requestBody": .object([
+                        "required": .bool(true), "content": .object(["application/json": .object(["schema": .object(["type": .string("object")])])]),
+                    ]),
+                    "responses": .object([
+                        "200": .object(["description": .string("Applied, or already applied.")]),
+                        "default": .object([
+                            "description": .string("An error: 401 for a bad signature."),
+                            "content": .object(["application/json": .object(["schema": ref("google.rpc.Status")])]),
+                        ]),
+                    ]),
+                ])
+            ]
+        }
         var schemas: [String: JSON] = [:]
         var pending = Array(referenced)
         while let name = pending.popLast() {

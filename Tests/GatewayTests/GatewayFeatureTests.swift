@@ -174,7 +174,12 @@ struct GatewayFeatureTests {
 
     @Test("the OpenAPI document lists every bound route and passes an OpenAPI validator")
     func openAPI() async throws {
-        let gw = try await GatewayHarness.start()
+        let secretFile = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-secret-\(UUID())").path
+        try String(repeating: "s", count: 40).write(toFile: secretFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: secretFile) }
+        let gw = try await GatewayHarness.start(environment: [
+            "SWITCHBOARD_GATEWAY_WEBHOOKS": "mail=http://127.0.0.1:1/events", "SWITCHBOARD_GATEWAY_WEBHOOK_SECRET_FILE": secretFile,
+        ])
         defer { Task { await gw.stop() } }
         let document = try await gw.request("GET", "/v1/openapi.json")
         #expect(document.status == 200)
@@ -182,6 +187,12 @@ struct GatewayFeatureTests {
         #expect(paths["/v1/contacts/{id}"] != nil)
         #expect(paths["/v1/contacts:search"] != nil)
         #expect(paths["/v1/contacts/{id}:overview"] != nil)
+        // The configured provider webhooks, without bearer auth; request bodies optional (an empty one is the default
+        // message, and the gateway accepts it).
+        let webhook = (paths["/v1/webhooks/{provider}"] as? [String: Any])?["post"] as? [String: Any]
+        #expect((webhook?["security"] as? [Any])?.isEmpty == true, "\(String(describing: webhook))")
+        let create = (paths["/v1/contacts"] as? [String: Any])?["post"] as? [String: Any]
+        #expect((create?["requestBody"] as? [String: Any])?["required"] as? Bool == false)
         guard let python = ProcessInfo.processInfo.environment["SWITCHBOARD_PYTHON"] else {
             Issue.record("SWITCHBOARD_PYTHON is not set: scripts/test.sh sets it to the venv with openapi-spec-validator")
             return

@@ -9,6 +9,7 @@
 #   ingest     the communication service's feed pre-filled with BENCH_INGEST_EVENTS Interaction events (CREATED, one
 #              contact each) in its outbox, then analytics started on it: events/s until its cursor reaches the end
 #              (the source is the debug or release `communication` binary, whichever BIN_COMMUNICATION names);
+#   lag        then 1,000 events/s for BENCH_LAG_SECONDS (20) into that outbox: analytics_feed_lag_seconds p50/p99;
 # plus the service's RSS idle after start (target < 30 MB).
 #   Benchmarks/analytics.sh   (BENCH_ROUNDS=3, BENCH_RUNS=200 calls per timeline run, BENCH_EXPORT_RUNS=3,
 #                              BENCH_INGEST_EVENTS=50000, BENCH_SKIP_BUILD=1 uses the release binaries as they are)
@@ -187,3 +188,47 @@ start="$(date +%s%N)"
 start_service SWITCHBOARD_ANALYTICS_COMMUNICATION_ADDRESS=127.0.0.1:$SOURCE_PORT
 while [ "$(psql "$DBADMIN" -qtAc "SELECT count(*) FROM analytics.activities WHERE tenant_id = 'ingest'")" -lt "$INGEST_EVENTS" ]; do sleep 0.2; done
 python3 -c "secs = ($(date +%s%N) - $start) / 1e9; print(f'RESULT ingest events={$INGEST_EVENTS} seconds={secs:.1f} events_per_s={$INGEST_EVENTS / secs:.0f}')"
+
+# Lag under a steady load: BENCH_LAG_SECONDS (20) of 100 Interaction events every 100 ms (1,000/s, paced against the
+# clock) committed into the
+# source's outbox (each batch with the NOTIFY a service's own writes send), while analytics_feed_lag_seconds (the age of
+# the newest change of the last batch applied) is read from analytics' admin endpoint every 100 ms.
+LAG_SECONDS="${BENCH_LAG_SECONDS:-20}"
+ADMIN_PORT=9495
+kill $SVC_PID; wait $SVC_PID 2>/dev/null || true; SVC_PID=
+start_service SWITCHBOARD_ANALYTICS_COMMUNICATION_ADDRESS=127.0.0.1:$SOURCE_PORT SWITCHBOARD_ADMIN_PORT=$ADMIN_PORT
+{
+    echo "SELECT set_config('bench.start', clock_timestamp()::text, false);"
+    for ((i = 1; i <= LAG_SECONDS * 10; i++)); do
+        cat <<SQL
+INSERT INTO communication.changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id, related_ids)
+SELECT 'ingest', m + g, 'switchboard.communication.v1.Interaction', id::text, 1, '{}',
+    jsonb_build_object('id', id::text, 'kind', 'INTERACTION_KIND_CALL', 'contactIds', jsonb_build_array(
+        ('00000000-0000-0000-0000-' || lpad(to_hex(1 + g % 5000), 12, '0'))), 'occurredAt', to_char(now(),
+        'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'ownerId', 'user-1'), 'user-1', '{}'
+FROM (SELECT g, gen_random_uuid() AS id FROM generate_series(1, 100) g) s,
+    (SELECT coalesce(max(sequence), 0) AS m FROM communication.changes WHERE tenant_id = 'ingest') mx;
+SELECT pg_notify('communication_changes', 'ingest');
+SELECT pg_sleep(greatest(0, extract(epoch FROM current_setting('bench.start')::timestamptz + interval '$((i * 100)) milliseconds' - clock_timestamp())));
+SQL
+    done
+} >"$WORK/steady.sql"
+: >"$WORK/lag"
+(while true; do
+    curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | sed -nE 's/^analytics_feed_lag_seconds\{source="communication"\} ([0-9.e+-]+)$/\1/p' >>"$WORK/lag"
+    sleep 0.1
+done) &
+SAMPLER_PID=$!
+start="$(date +%s%N)"
+psql "$SOURCE_ADMIN" -q -o /dev/null -f "$WORK/steady.sql"
+secs="$(python3 -c "print(($(date +%s%N) - $start) / 1e9)")"
+sleep 1
+kill $SAMPLER_PID
+python3 - "$WORK/lag" "$LAG_SECONDS" "$secs" <<'PY'
+import sys
+samples = sorted(float(x) for x in open(sys.argv[1]) if x.strip())
+n, secs = len(samples), float(sys.argv[3])
+p = lambda q: samples[min(n - 1, int(q * n))] * 1000 if n else float("nan")
+rate = int(sys.argv[2]) * 1000 / secs
+print(f"RESULT lag source_rate_per_s={rate:.0f} samples={n} p50_ms={p(0.5):.0f} p99_ms={p(0.99):.0f} max_ms={p(1.0):.0f}")
+PY

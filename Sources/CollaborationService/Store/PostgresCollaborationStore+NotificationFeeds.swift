@@ -169,8 +169,10 @@ extension PostgresCollaborationStore {
                 ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
                 """, [.int(Int64(limit)), .double(Double(maxAge.components.seconds))]
             ).rows
-            // Tenant order, as for reminders: each tenant's counter lock is taken in the same order by every replica.
-            let ordered = try due.map { (try $0.string("tenant_id"), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+            // Tenant order, as for reminders: each tenant's counter lock is taken in the same order by every replica; due
+            // order within a tenant, so its notifications are numbered in the order they fell due.
+            let ordered = try due.enumerated().map { (try $0.element.string("tenant_id"), $0.offset, $0.element) }
+                .sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map(\.2)
             for row in ordered {
                 let tenant = try row.string("tenant_id")
                 let interaction = try row.uuid("interaction_id")

@@ -428,6 +428,14 @@ struct NotificationRedeliveryTests {
         try await apply(analytics: [alert, alert])
         try await apply(analytics: [alert])
 
+        // Due longer ago than the age limit (72 hours): handled, never sent.
+        let staleID = newID()
+        try await apply(communication: [
+            try event(
+                t, interactionType, staleID, .created, sequence: 5,
+                json: try interaction(staleID, subject: "stale", followUpAt: Date().addingTimeInterval(-100 * 3600)))
+        ])
+
         // Done at sequence 11, then the creation (10) again: the follow-up stays done.
         let doneID = newID()
         let open = try event(
@@ -482,6 +490,12 @@ struct NotificationRedeliveryTests {
         ])
         #expect(try await eventually(timeout: feedTimeout) { try await alice.notifications(.followUp).contains { $0.resourceId == markerID } })
         #expect(try await alice.notifications(.followUp).map(\.resourceId) == [callID, markerID])
+        let stale = try await h.collaboration.pool.query(
+            settings: ["app.tenant_id": t],
+            "SELECT sent_at IS NOT NULL AS handled, notification_id IS NULL AS none FROM collaboration.follow_ups WHERE interaction_id = $1",
+            [.uuid(UUID(uuidString: staleID)!)]
+        ).first
+        #expect(try stale?.bool("handled") == true && stale?.bool("none") == true)
         #expect(try await alice.notifications(.call).map(\.resourceId) == [callID])
         let mgr = try await h.inbox(t, "mgr").notifications(.alert)
         #expect(mgr.count == 1 && mgr.first?.body == "engagement score: 12.35 (threshold 10)" && mgr.first?.title == "Alert \"Warm\" fired")

@@ -55,15 +55,16 @@ let communicationService = service(
         .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
     ])
 
-/// The collaboration service checks uploaded files' SHA-256 (swift-crypto) and follows the contacts feed (a client
-/// channel and a lifecycle service of its own).
+/// The collaboration service checks uploaded files' SHA-256 (swift-crypto) and follows the contacts, communication and
+/// analytics feeds (client channels and lifecycle services of its own); its tests run communication and analytics
+/// beside it.
 let collaborationService = service(
     "collaboration", module: "CollaborationService",
     dependencies: [
         .product(name: "Crypto", package: "swift-crypto"), "SwitchboardHTTP2",
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
     ],
-    testDependencies: [.product(name: "Crypto", package: "swift-crypto")])
+    testDependencies: [.product(name: "Crypto", package: "swift-crypto"), "CommunicationService", "AnalyticsService"])
 
 /// The analytics service follows the four other services' feeds (client channels and lifecycle services of its own);
 /// its tests run those services beside it.

@@ -41,11 +41,37 @@ public enum CollaborationService: ServiceDefinition {
             help:
                 "A file holding a service token (role service, no tenant) for the contacts feed, read again at every reconnection so it can be rotated; unset: the service signs its own five-minute tokens with SWITCHBOARD_JWT_HS256_SECRET, which is then required."
         ),
+        .init(
+            "SWITCHBOARD_COLLABORATION_COMMUNICATION_ADDRESS", default: nil,
+            help:
+                "host:port of the communication service, whose feed's interactions become follow-up and call notifications for their owners; unset: no feed is followed."
+        ),
+        .init(
+            "SWITCHBOARD_COLLABORATION_COMMUNICATION_TOKEN_FILE", default: nil,
+            help:
+                "A file holding a service token (role service, no tenant) for the communication feed, read again at every reconnection; unset: the service signs its own five-minute tokens with SWITCHBOARD_JWT_HS256_SECRET, which is then required."
+        ),
+        .init(
+            "SWITCHBOARD_COLLABORATION_ANALYTICS_ADDRESS", default: nil,
+            help: "host:port of the analytics service, whose feed's AlertFired events notify the alerts' creators; unset: no feed is followed."),
+        .init(
+            "SWITCHBOARD_COLLABORATION_ANALYTICS_TOKEN_FILE", default: nil,
+            help:
+                "A file holding a service token (role service, no tenant) for the analytics feed, read again at every reconnection; unset: the service signs its own five-minute tokens with SWITCHBOARD_JWT_HS256_SECRET, which is then required."
+        ),
+        .init(
+            "SWITCHBOARD_COLLABORATION_NOTIFY_MAX_AGE_HOURS", default: "72",
+            help:
+                "Age limit of notifications from the feeds (1-8760 hours): a follow-up due longer ago, a call that happened longer ago, or an alert that fired longer ago when it is reached notifies nobody (a replayed feed or a long outage does not flood inboxes)."
+        ),
     ]
 
-    /// Where the contacts feed comes from.
-    public struct ContactsFeed: Sendable, Hashable {
-        /// The contacts service's host.
+    /// The contacts feed's source (the name the first feed gave ``SourceFeed``).
+    public typealias ContactsFeed = SourceFeed
+
+    /// Where a followed feed comes from.
+    public struct SourceFeed: Sendable, Hashable {
+        /// The source service's host.
         public var host: String
         /// Its gRPC port.
         public var port: Int
@@ -62,17 +88,38 @@ public enum CollaborationService: ServiceDefinition {
 
     /// The contacts feed's source from ``settings``; nil when no address is set.
     /// - Throws: ``ConfigurationError`` naming an invalid variable.
-    public static func contactsFeed(_ environment: [String: String]) throws -> ContactsFeed? {
+    public static func contactsFeed(_ environment: [String: String]) throws -> SourceFeed? {
+        try sourceFeed(address: settings[4], token: settings[5], environment)
+    }
+
+    /// The communication feed's source from ``settings``; nil when no address is set.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func communicationFeed(_ environment: [String: String]) throws -> SourceFeed? {
+        try sourceFeed(address: settings[6], token: settings[7], environment)
+    }
+
+    /// The analytics feed's source from ``settings``; nil when no address is set.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func analyticsFeed(_ environment: [String: String]) throws -> SourceFeed? {
+        try sourceFeed(address: settings[8], token: settings[9], environment)
+    }
+
+    /// A feed's source from its address and token file settings.
+    private static func sourceFeed(
+        address setting: EnvironmentSetting, token tokenSetting: EnvironmentSetting, _ environment: [String: String]
+    ) throws
+        -> SourceFeed?
+    {
         let env = EnvironmentReader(environment)
-        guard let address = env.string(settings[4]) else { return nil }
+        guard let address = env.string(setting) else { return nil }
         guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
             (1...65535).contains(port)
-        else { throw ConfigurationError(variable: settings[4].name, problem: "must be host:port (got \"\(address)\")") }
-        guard let token = ServiceTokenSource.from(tokenFile: try env.file(settings[5]), service: defaults.name, environment: environment) else {
+        else { throw ConfigurationError(variable: setting.name, problem: "must be host:port (got \"\(address)\")") }
+        guard let token = ServiceTokenSource.from(tokenFile: try env.file(tokenSetting), service: defaults.name, environment: environment) else {
             throw ConfigurationError(
-                variable: settings[5].name, problem: "must be set when \(settings[4].name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
+                variable: tokenSetting.name, problem: "must be set when \(setting.name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
         }
-        return ContactsFeed(host: String(address[..<colon]), port: port, token: token)
+        return SourceFeed(host: String(address[..<colon]), port: port, token: token)
     }
 
     /// The description with the settings the environment gives.
@@ -88,9 +135,12 @@ public enum CollaborationService: ServiceDefinition {
         }
         let subscriptions = try env.int(settings[2], in: 1...100_000)
         let subscriptionsPerUser = try env.int(settings[3], in: 1...1000)
+        let notifyMaxAgeHours = try env.int(settings[10], in: 1...8760)
         return description(
             maxFileBytes: Int64(maxFileBytes), uploadStreams: uploadStreams, subscriptions: subscriptions,
-            subscriptionsPerUser: subscriptionsPerUser, contactsFeed: try contactsFeed(environment))
+            subscriptionsPerUser: subscriptionsPerUser, contactsFeed: try contactsFeed(environment),
+            communicationFeed: try communicationFeed(environment), analyticsFeed: try analyticsFeed(environment),
+            notifyMaxAge: .seconds(notifyMaxAgeHours * 3600))
     }
 
     /// The description with the default settings.
@@ -101,12 +151,16 @@ public enum CollaborationService: ServiceDefinition {
     ///   - maxFileBytes: the largest file an upload may declare.
     ///   - uploadStreams: most uploads at once.
     ///   - contactsFeed: the contacts feed to follow; nil follows none.
-    ///   - reminderInterval: the time between scans for due meeting reminders.
+    ///   - communicationFeed: the communication feed to follow (follow-ups and calls); nil follows none.
+    ///   - analyticsFeed: analytics' feed to follow (alerts); nil follows none.
+    ///   - notifyMaxAge: the age limit of notifications from the feeds.
+    ///   - reminderInterval: the time between scans for due meeting reminders and follow-ups.
     ///   - subscriptions: most notification streams open at once.
     ///   - subscriptionsPerUser: most notification streams of one user at once.
     public static func description(
         maxFileBytes: Int64 = FileRules.defaultMaxFileBytes, uploadStreams: Int = 4, subscriptions: Int = 10_000,
-        subscriptionsPerUser: Int = 16, contactsFeed: ContactsFeed? = nil, reminderInterval: Duration = .seconds(1)
+        subscriptionsPerUser: Int = 16, contactsFeed: SourceFeed? = nil, communicationFeed: SourceFeed? = nil, analyticsFeed: SourceFeed? = nil,
+        notifyMaxAge: Duration = .seconds(72 * 3600), reminderInterval: Duration = .seconds(1)
     ) -> ServiceDescription {
         typealias M = Switchboard_Collaboration_V1_CollaborationService.Method
         var description = ServiceDescription(
@@ -137,8 +191,17 @@ public enum CollaborationService: ServiceDefinition {
                 return [CollaborationHandler(domain: domain, changes: dependencies.changes)]
             })
         description.makeBackgroundServices = { dependencies in
-            var services: [any Service] = [ReminderService(store: makeStore(dependencies), interval: reminderInterval, logger: dependencies.logger)]
+            var services: [any Service] = [
+                ReminderService(store: makeStore(dependencies), interval: reminderInterval, notifyMaxAge: notifyMaxAge, logger: dependencies.logger)
+            ]
             if let contactsFeed { services.append(contactsConsumer(contactsFeed, dependencies: dependencies)) }
+            if let communicationFeed {
+                services.append(
+                    communicationConsumer(communicationFeed, notifyMaxAge: notifyMaxAge, pool: dependencies.pool, logger: dependencies.logger))
+            }
+            if let analyticsFeed {
+                services.append(analyticsConsumer(analyticsFeed, notifyMaxAge: notifyMaxAge, pool: dependencies.pool, logger: dependencies.logger))
+            }
             return services
         }
         return description
@@ -180,8 +243,96 @@ public enum CollaborationService: ServiceDefinition {
         try await store.applyContactChanges(changes, on: connection)
     }
 
+    /// Applies a batch of the communication feed (Interaction events: follow-ups and calls); an event that cannot be
+    /// applied is set aside, never thrown.
+    /// - Parameters:
+    ///   - events: the batch.
+    ///   - store: the store.
+    ///   - notifyMaxAge: how old a call may be and still notify.
+    ///   - logger: where set-aside events are logged.
+    ///   - connection: the consumer's transaction.
+    public static func applyCommunicationEvents(
+        _ events: [Switchboard_Common_V1_ChangeEvent], store: PostgresCollaborationStore, notifyMaxAge: Duration = .seconds(72 * 3600),
+        logger: Logger, on connection: PostgresConnection
+    ) async throws {
+        var changes: [InteractionChange] = []
+        for event in events {
+            switch NotificationFeedMapping.interaction(event) {
+            case .apply(let change): changes.append(change)
+            case .ignore: continue
+            case .reject(let reason):
+                try await FeedConsumer.setAside(event, reason: reason, feed: "communication", schema: defaults.name, logger: logger, on: connection)
+            }
+        }
+        try await store.applyInteractionChanges(changes, maxAge: notifyMaxAge, on: connection)
+    }
+
+    /// Applies a batch of analytics' feed (AlertFired events); an event that cannot be applied is set aside, never
+    /// thrown.
+    /// - Parameters:
+    ///   - events: the batch.
+    ///   - store: the store.
+    ///   - notifyMaxAge: how old a firing may be and still notify.
+    ///   - logger: where set-aside events are logged.
+    ///   - connection: the consumer's transaction.
+    public static func applyAnalyticsEvents(
+        _ events: [Switchboard_Common_V1_ChangeEvent], store: PostgresCollaborationStore, notifyMaxAge: Duration = .seconds(72 * 3600),
+        logger: Logger, on connection: PostgresConnection
+    ) async throws {
+        var notices: [AlertNotice] = []
+        for event in events {
+            switch NotificationFeedMapping.alert(event) {
+            case .apply(let notice): notices.append(notice)
+            case .ignore: continue
+            case .reject(let reason):
+                try await FeedConsumer.setAside(event, reason: reason, feed: "analytics", schema: defaults.name, logger: logger, on: connection)
+            }
+        }
+        try await store.applyAlertNotices(notices, maxAge: notifyMaxAge, on: connection)
+    }
+
+    /// Follows the communication service's cross-tenant feed (Interaction events), on its own cursor (`communication`).
+    /// - Parameters:
+    ///   - source: the communication service.
+    ///   - notifyMaxAge: how old a call may be and still notify.
+    ///   - pool: the service's pool.
+    ///   - logger: the logger.
+    public static func communicationConsumer(_ source: SourceFeed, notifyMaxAge: Duration, pool: PostgresPool, logger: Logger) -> FeedConsumer {
+        let feedStore = Self.store(pool: pool)
+        let token = source.token
+        return FeedConsumer(
+            feed: "communication", schema: defaults.name,
+            source: .init(
+                transport: GRPCChannel(host: source.host, port: source.port), token: { try await token.token() },
+                resourceTypes: [NotificationFeedMapping.interactionType]),
+            pool: pool, logger: logger
+        ) { events, connection in
+            try await applyCommunicationEvents(events, store: feedStore, notifyMaxAge: notifyMaxAge, logger: logger, on: connection)
+        }
+    }
+
+    /// Follows the analytics service's cross-tenant feed (AlertFired events), on its own cursor (`analytics`).
+    /// - Parameters:
+    ///   - source: the analytics service.
+    ///   - notifyMaxAge: how old a firing may be and still notify.
+    ///   - pool: the service's pool.
+    ///   - logger: the logger.
+    public static func analyticsConsumer(_ source: SourceFeed, notifyMaxAge: Duration, pool: PostgresPool, logger: Logger) -> FeedConsumer {
+        let feedStore = Self.store(pool: pool)
+        let token = source.token
+        return FeedConsumer(
+            feed: "analytics", schema: defaults.name,
+            source: .init(
+                transport: GRPCChannel(host: source.host, port: source.port), token: { try await token.token() },
+                resourceTypes: [NotificationFeedMapping.alertFiredType]),
+            pool: pool, logger: logger
+        ) { events, connection in
+            try await applyAnalyticsEvents(events, store: feedStore, notifyMaxAge: notifyMaxAge, logger: logger, on: connection)
+        }
+    }
+
     /// Follows the contacts service's cross-tenant feed.
-    static func contactsConsumer(_ source: ContactsFeed, dependencies: ServiceDependencies) -> FeedConsumer {
+    static func contactsConsumer(_ source: SourceFeed, dependencies: ServiceDependencies) -> FeedConsumer {
         let store = makeStore(dependencies)
         let token = source.token
         return FeedConsumer(

@@ -314,6 +314,8 @@ final class FactsTests {
         #expect(fired.count == 1)
         let payload = try Switchboard_Analytics_V1_AlertFired(protoJSONText: try fired[0].string("resource"))
         #expect(payload.alertId == stored.id && payload.contactId == person && payload.value == 2)
+        // Who to tell: the alert's creator (the collaboration service notifies them), and the alert's name.
+        #expect(payload.ownerId == "user-1" && payload.alertName == "Busy")
 
         let report = try await manager.createReport("Everyone", columns: ["contact_id", "interactions"])
         var dashboard = Switchboard_Analytics_V1_Dashboard()

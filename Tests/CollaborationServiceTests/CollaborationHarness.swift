@@ -22,11 +22,15 @@ final class CollaborationHarness: Sendable {
     var channel: GRPCChannel { service.channel }
 
     static func start(
-        maxFileBytes: Int64 = 100 << 20, uploadStreams: Int = 4, contactsFeed: CollaborationService.ContactsFeed? = nil
+        maxFileBytes: Int64 = 100 << 20, uploadStreams: Int = 4, contactsFeed: CollaborationService.SourceFeed? = nil,
+        communicationFeed: CollaborationService.SourceFeed? = nil, analyticsFeed: CollaborationService.SourceFeed? = nil,
+        reminderInterval: Duration = .seconds(1)
     ) async throws -> CollaborationHarness {
         CollaborationHarness(
             service: try await ServiceHarness.start(
-                CollaborationService.description(maxFileBytes: maxFileBytes, uploadStreams: uploadStreams, contactsFeed: contactsFeed)))
+                CollaborationService.description(
+                    maxFileBytes: maxFileBytes, uploadStreams: uploadStreams, contactsFeed: contactsFeed, communicationFeed: communicationFeed,
+                    analyticsFeed: analyticsFeed, reminderInterval: reminderInterval)))
     }
 
     private init(service: ServiceHarness) { self.service = service }

@@ -124,6 +124,24 @@ final class CollaborationServiceTests {
             _ = try CollaborationService.description(environment: ["SWITCHBOARD_COLLABORATION_UPLOAD_STREAMS": "8", "SWITCHBOARD_DB_POOL_SIZE": "8"])
         }
         _ = try CollaborationService.description(environment: ["SWITCHBOARD_COLLABORATION_UPLOAD_STREAMS": "8", "SWITCHBOARD_DB_POOL_SIZE": "9"])
+        // The communication and analytics feeds: host:port, and a token (a file, or the development secret to sign one).
+        let secret = ["SWITCHBOARD_JWT_HS256_SECRET": testSecret]
+        let communication = try CollaborationService.communicationFeed(
+            secret.merging(["SWITCHBOARD_COLLABORATION_COMMUNICATION_ADDRESS": "comm:50063"]) { $1 })
+        #expect(communication?.host == "comm" && communication?.port == 50063)
+        #expect(
+            try CollaborationService.analyticsFeed(secret.merging(["SWITCHBOARD_COLLABORATION_ANALYTICS_ADDRESS": "a:50065"]) { $1 })?.port == 50065)
+        #expect(try CollaborationService.analyticsFeed(secret) == nil)
+        #expect(throws: ConfigurationError.self) {
+            _ = try CollaborationService.communicationFeed(["SWITCHBOARD_COLLABORATION_COMMUNICATION_ADDRESS": "comm:50063"])
+        }
+        #expect(throws: ConfigurationError.self) {
+            _ = try CollaborationService.analyticsFeed(secret.merging(["SWITCHBOARD_COLLABORATION_ANALYTICS_ADDRESS": "nope"]) { $1 })
+        }
+        #expect(throws: ConfigurationError.self) {
+            _ = try CollaborationService.description(environment: ["SWITCHBOARD_COLLABORATION_NOTIFY_MAX_AGE_HOURS": "0"])
+        }
+        _ = try CollaborationService.description(environment: ["SWITCHBOARD_COLLABORATION_NOTIFY_MAX_AGE_HOURS": "8760"])
     }
 }
 

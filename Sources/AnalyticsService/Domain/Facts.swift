@@ -211,6 +211,8 @@ public struct AlertFiring: Sendable, Hashable {
     public var metric: RankMetric, value: Double, threshold: Double
     /// When.
     public var time: Date
+    /// Who created the alert (the collaboration service notifies them), and the alert's name.
+    public var ownerID = "", alertName = ""
 }
 
 /// A lifecycle stage change, published on analytics' feed.

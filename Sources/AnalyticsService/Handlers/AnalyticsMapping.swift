@@ -241,6 +241,8 @@ enum AnalyticsMapping {
         p.value = f.value
         p.threshold = f.threshold
         p.time = f.time
+        p.ownerId = f.ownerID
+        p.alertName = f.alertName
         return p
     }
 

@@ -277,7 +277,8 @@ extension PostgresAnalyticsStore {
                         "INSERT INTO analytics.alert_states (tenant_id, alert_id, contact_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                         [.text(tenantID), .uuid(alert.id), .uuid(contact)])
                     let fired = AlertFiring(
-                        id: UUID(), alertID: alert.id, contactID: contact, metric: alert.metric, value: value, threshold: alert.threshold, time: now)
+                        id: UUID(), alertID: alert.id, contactID: contact, metric: alert.metric, value: value, threshold: alert.threshold, time: now,
+                        ownerID: alert.created.by, alertName: alert.name)
                     try await feed.record(
                         ChangeRecord(
                             resourceType: "switchboard.analytics.v1.AlertFired", resourceID: fired.id.lowercaseText, kind: .created,

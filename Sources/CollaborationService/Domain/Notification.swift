@@ -13,6 +13,12 @@ public enum NotificationKind: Int, Sendable, Hashable, CaseIterable {
     case announcement = 4
     /// A meeting the user attends starts soon.
     case reminder = 5
+    /// A follow-up of an interaction the user owns is due (from the communication feed).
+    case followUp = 6
+    /// A call of the user's that someone else logged or changed (from the communication feed).
+    case call = 7
+    /// An analytics alert the user created fired (from the analytics feed).
+    case alert = 8
 }
 
 /// Who receives a notification.

@@ -4,31 +4,39 @@ import ServiceLifecycle
 import SwitchboardPostgres
 import SwitchboardServiceKit
 
-/// Sends meeting reminders when they fall due: every `interval` it claims due, unsent reminders of every tenant
-/// (`FOR UPDATE SKIP LOCKED`, so replicas share the work and none is sent twice), and for each writes a REMINDER
-/// notification to the meeting's attendee users and marks the reminder sent, in one transaction. A reminder of an
-/// occurrence that has started, or of a cancelled meeting, is marked sent without a notification.
+/// Sends scheduled notifications when they fall due: every `interval` it claims due, unsent meeting reminders and
+/// follow-ups of every tenant (`FOR UPDATE SKIP LOCKED`, so replicas share the work and none is sent twice), and for
+/// each writes its notification (REMINDER to the meeting's attendee users, FOLLOW_UP to the interaction's owner) and
+/// marks it sent, in one transaction. A reminder of an occurrence that has started, or of a cancelled meeting, and a
+/// follow-up due longer ago than `notifyMaxAge` or muted by its owner, are marked sent without a notification.
 public struct ReminderService: Service {
     let store: PostgresCollaborationStore
     let interval: Duration
+    let notifyMaxAge: Duration
     let logger: Logger
-    /// Reminders one transaction sends at most.
+    /// Reminders (or follow-ups) one transaction sends at most.
     static let batch = 100
+    /// Scans between two purges of old feed notification keys.
+    static let purgeEvery = 600
 
     /// Creates the service.
     /// - Parameters:
     ///   - store: the store that writes notifications.
     ///   - interval: the time between scans.
+    ///   - notifyMaxAge: how long after its due time a follow-up is still worth a notification (the age limit of every
+    ///     notification from a feed, so also how long the keys of call and alert notifications are kept).
     ///   - logger: where failures go.
-    public init(store: PostgresCollaborationStore, interval: Duration = .seconds(1), logger: Logger) {
+    public init(store: PostgresCollaborationStore, interval: Duration = .seconds(1), notifyMaxAge: Duration = .seconds(72 * 3600), logger: Logger) {
         self.store = store
         self.interval = interval
+        self.notifyMaxAge = notifyMaxAge
         self.logger = logger
     }
 
     /// Scans until shutdown; a failed scan is logged and retried at the next tick.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            var scans = 0
             while !Task.isCancelled {
                 do {
                     while try await store.sendDueReminders(limit: Self.batch) == Self.batch {}
@@ -37,6 +45,16 @@ public struct ReminderService: Service {
                 } catch {
                     logger.warning("sending meeting reminders failed", metadata: ["error": "\(error)"])
                 }
+                do {
+                    while try await store.sendDueFollowUps(limit: Self.batch, maxAge: notifyMaxAge) == Self.batch {}
+                    // A key outlives the age limit by a day: a redelivered event older than that notifies nobody anyway.
+                    if scans % Self.purgeEvery == 0 { try await store.purgeFeedNotificationKeys(olderThan: notifyMaxAge + .seconds(86_400)) }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.warning("sending follow-ups failed", metadata: ["error": "\(error)"])
+                }
+                scans += 1
                 try? await Task.sleep(for: interval)
             }
         }

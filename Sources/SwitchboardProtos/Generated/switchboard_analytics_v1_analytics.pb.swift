@@ -3519,6 +3519,12 @@ public struct Switchboard_Analytics_V1_AlertFired: ProtoMessage, _CBridgedMessag
     /// Field `time` = 7.
     public var time: Date? = nil
 
+    /// Field `owner_id` = 8.
+    public var ownerId: String = ""
+
+    /// Field `alert_name` = 9.
+    public var alertName: String = ""
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -3536,6 +3542,8 @@ public struct Switchboard_Analytics_V1_AlertFired: ProtoMessage, _CBridgedMessag
         self.value = r.scalar(4)
         self.threshold = r.scalar(5)
         self.time = (r.message(6) as Google_Protobuf_Timestamp?)?.date
+        self.ownerId = r.string(7)
+        self.alertName = r.string(8)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -3546,6 +3554,8 @@ public struct Switchboard_Analytics_V1_AlertFired: ProtoMessage, _CBridgedMessag
         w.setScalar(4, value)
         w.setScalar(5, threshold)
         w.setMessage(6, time.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setString(7, ownerId)
+        w.setString(8, alertName)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3558,6 +3568,8 @@ public struct Switchboard_Analytics_V1_AlertFired: ProtoMessage, _CBridgedMessag
         e.field(&o, "value", self.value)
         e.field(&o, "threshold", self.threshold)
         try e.field(&o, "time", self.time)
+        e.field(&o, "ownerId", self.ownerId)
+        e.field(&o, "alertName", self.alertName)
         return .object(o)
     }
 
@@ -3573,6 +3585,8 @@ public struct Switchboard_Analytics_V1_AlertFired: ProtoMessage, _CBridgedMessag
             case "value": try d.field(5, "value", value, &self.value)
             case "threshold": try d.field(6, "threshold", value, &self.threshold)
             case "time": try d.field(7, "time", value, &self.time)
+            case "ownerId", "owner_id": try d.field(8, "ownerId", value, &self.ownerId)
+            case "alertName", "alert_name": try d.field(9, "alertName", value, &self.alertName)
             default: try d.unknownField(key)
             }
         }

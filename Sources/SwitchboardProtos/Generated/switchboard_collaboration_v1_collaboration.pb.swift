@@ -153,11 +153,17 @@ public enum Switchboard_Collaboration_V1_NotificationKind: ProtoEnum, CaseIterab
     case announcement
     /// `NOTIFICATION_KIND_REMINDER` = 5.
     case reminder
+    /// `NOTIFICATION_KIND_FOLLOW_UP` = 6.
+    case followUp
+    /// `NOTIFICATION_KIND_CALL` = 7.
+    case call
+    /// `NOTIFICATION_KIND_ALERT` = 8.
+    case alert
     /// A value not defined in this version of the contract.
     case unrecognized(Int32)
 
     /// The defined values.
-    public static let allCases: [Switchboard_Collaboration_V1_NotificationKind] = [.unspecified, .mention, .share, .comment, .announcement, .reminder]
+    public static let allCases: [Switchboard_Collaboration_V1_NotificationKind] = [.unspecified, .mention, .share, .comment, .announcement, .reminder, .followUp, .call, .alert]
 
     static let _protoJSONNames: [(name: String, number: Int32)] = [
         ("NOTIFICATION_KIND_UNSPECIFIED", 0),
@@ -166,6 +172,9 @@ public enum Switchboard_Collaboration_V1_NotificationKind: ProtoEnum, CaseIterab
         ("NOTIFICATION_KIND_COMMENT", 3),
         ("NOTIFICATION_KIND_ANNOUNCEMENT", 4),
         ("NOTIFICATION_KIND_REMINDER", 5),
+        ("NOTIFICATION_KIND_FOLLOW_UP", 6),
+        ("NOTIFICATION_KIND_CALL", 7),
+        ("NOTIFICATION_KIND_ALERT", 8),
     ]
 
     /// Creates the enum from its wire value.
@@ -177,6 +186,9 @@ public enum Switchboard_Collaboration_V1_NotificationKind: ProtoEnum, CaseIterab
         case 3: self = .comment
         case 4: self = .announcement
         case 5: self = .reminder
+        case 6: self = .followUp
+        case 7: self = .call
+        case 8: self = .alert
         default: self = .unrecognized(protoValue)
         }
     }
@@ -190,6 +202,9 @@ public enum Switchboard_Collaboration_V1_NotificationKind: ProtoEnum, CaseIterab
         case .comment: return 3
         case .announcement: return 4
         case .reminder: return 5
+        case .followUp: return 6
+        case .call: return 7
+        case .alert: return 8
         case .unrecognized(let value): return value
         }
     }

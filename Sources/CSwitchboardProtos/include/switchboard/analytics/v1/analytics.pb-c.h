@@ -1111,10 +1111,18 @@ struct  Switchboard__Analytics__V1__AlertFired
   double value;
   double threshold;
   Google__Protobuf__Timestamp *time;
+  /*
+   * The user who created the alert (its audit's created_by): the collaboration service notifies them.
+   */
+  char *owner_id;
+  /*
+   * The alert's name when it fired.
+   */
+  char *alert_name;
 };
 #define SWITCHBOARD__ANALYTICS__V1__ALERT_FIRED__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__analytics__v1__alert_fired__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__ANALYTICS__V1__METRIC__METRIC_UNSPECIFIED, 0, 0, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__ANALYTICS__V1__METRIC__METRIC_UNSPECIFIED, 0, 0, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*

@@ -160,7 +160,20 @@ typedef enum _Switchboard__Collaboration__V1__NotificationKind {
   /*
    * A meeting you attend starts soon.
    */
-  SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_REMINDER = 5
+  SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_REMINDER = 5,
+  /*
+   * A follow-up of an interaction you own (communication) is due.
+   */
+  SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_FOLLOW_UP = 6,
+  /*
+   * A call of yours that someone else logged or changed (communication): an inbound call, a missed or unanswered call,
+   * a call handed to you.
+   */
+  SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_CALL = 7,
+  /*
+   * An analytics alert you created fired for a contact.
+   */
+  SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_ALERT = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND)
 } Switchboard__Collaboration__V1__NotificationKind;
 
@@ -787,7 +800,8 @@ struct  Switchboard__Collaboration__V1__NotificationPreferences
 {
   ProtobufCMessage base;
   /*
-   * Kinds the caller does not receive (left out of lists and streams).
+   * Kinds the caller does not receive (left out of lists and streams). FOLLOW_UP, CALL and ALERT notifications of a
+   * muted kind are not even created while it is muted (unmuting later brings none back).
    */
   size_t n_muted_kinds;
   Switchboard__Collaboration__V1__NotificationKind *muted_kinds;

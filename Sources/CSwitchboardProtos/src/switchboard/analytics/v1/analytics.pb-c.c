@@ -5980,7 +5980,7 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__delete_alert_respon
   (ProtobufCMessageInit) switchboard__analytics__v1__delete_alert_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__analytics__v1__alert_fired__field_descriptors[7] =
+static const ProtobufCFieldDescriptor switchboard__analytics__v1__alert_fired__field_descriptors[9] =
 {
   {
     "id",
@@ -6066,12 +6066,38 @@ static const ProtobufCFieldDescriptor switchboard__analytics__v1__alert_fired__f
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "owner_id",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__AlertFired, owner_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "alert_name",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__AlertFired, alert_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__analytics__v1__alert_fired__field_indices_by_name[] = {
   1,   /* field[1] = alert_id */
+  8,   /* field[8] = alert_name */
   2,   /* field[2] = contact_id */
   0,   /* field[0] = id */
   3,   /* field[3] = metric */
+  7,   /* field[7] = owner_id */
   5,   /* field[5] = threshold */
   6,   /* field[6] = time */
   4,   /* field[4] = value */
@@ -6079,7 +6105,7 @@ static const unsigned switchboard__analytics__v1__alert_fired__field_indices_by_
 static const ProtobufCIntRange switchboard__analytics__v1__alert_fired__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor switchboard__analytics__v1__alert_fired__descriptor =
 {
@@ -6089,7 +6115,7 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__alert_fired__descri
   "Switchboard__Analytics__V1__AlertFired",
   "switchboard.analytics.v1",
   sizeof(Switchboard__Analytics__V1__AlertFired),
-  7,
+  9,
   switchboard__analytics__v1__alert_fired__field_descriptors,
   switchboard__analytics__v1__alert_fired__field_indices_by_name,
   1,  switchboard__analytics__v1__alert_fired__number_ranges,

@@ -7049,7 +7049,7 @@ const ProtobufCEnumDescriptor switchboard__collaboration__v1__permission__descri
   switchboard__collaboration__v1__permission__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue switchboard__collaboration__v1__notification_kind__enum_values_by_number[6] =
+static const ProtobufCEnumValue switchboard__collaboration__v1__notification_kind__enum_values_by_number[9] =
 {
   { "NOTIFICATION_KIND_UNSPECIFIED", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_UNSPECIFIED", 0 },
   { "NOTIFICATION_KIND_MENTION", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_MENTION", 1 },
@@ -7057,14 +7057,20 @@ static const ProtobufCEnumValue switchboard__collaboration__v1__notification_kin
   { "NOTIFICATION_KIND_COMMENT", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_COMMENT", 3 },
   { "NOTIFICATION_KIND_ANNOUNCEMENT", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_ANNOUNCEMENT", 4 },
   { "NOTIFICATION_KIND_REMINDER", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_REMINDER", 5 },
+  { "NOTIFICATION_KIND_FOLLOW_UP", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_FOLLOW_UP", 6 },
+  { "NOTIFICATION_KIND_CALL", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_CALL", 7 },
+  { "NOTIFICATION_KIND_ALERT", "SWITCHBOARD__COLLABORATION__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_ALERT", 8 },
 };
 static const ProtobufCIntRange switchboard__collaboration__v1__notification_kind__value_ranges[] = {
-{0, 0},{0, 6}
+{0, 0},{0, 9}
 };
-static const ProtobufCEnumValueIndex switchboard__collaboration__v1__notification_kind__enum_values_by_name[6] =
+static const ProtobufCEnumValueIndex switchboard__collaboration__v1__notification_kind__enum_values_by_name[9] =
 {
+  { "NOTIFICATION_KIND_ALERT", 8 },
   { "NOTIFICATION_KIND_ANNOUNCEMENT", 4 },
+  { "NOTIFICATION_KIND_CALL", 7 },
   { "NOTIFICATION_KIND_COMMENT", 3 },
+  { "NOTIFICATION_KIND_FOLLOW_UP", 6 },
   { "NOTIFICATION_KIND_MENTION", 1 },
   { "NOTIFICATION_KIND_REMINDER", 5 },
   { "NOTIFICATION_KIND_SHARE", 2 },
@@ -7077,9 +7083,9 @@ const ProtobufCEnumDescriptor switchboard__collaboration__v1__notification_kind_
   "NotificationKind",
   "Switchboard__Collaboration__V1__NotificationKind",
   "switchboard.collaboration.v1",
-  6,
+  9,
   switchboard__collaboration__v1__notification_kind__enum_values_by_number,
-  6,
+  9,
   switchboard__collaboration__v1__notification_kind__enum_values_by_name,
   1,
   switchboard__collaboration__v1__notification_kind__value_ranges,

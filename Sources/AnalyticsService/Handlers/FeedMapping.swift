@@ -35,9 +35,7 @@ enum FeedMapping {
     }
 
     static func decode<M: ProtoJSONMessage>(_ type: M.Type, _ event: Switchboard_Common_V1_ChangeEvent) throws -> M {
-        var options = ProtoJSONDecodingOptions()
-        options.ignoreUnknownFields = true
-        return try M(protoJSONText: (event.resource ?? Google_Protobuf_Struct()).protoJSONText(), options: options)
+        try event.resource(as: type)
     }
 
     static func uuids(_ texts: [String]) -> [UUID] {

@@ -21,9 +21,7 @@ enum NotificationFeedMapping {
     }
 
     static func decode<M: ProtoJSONMessage>(_ type: M.Type, _ event: Switchboard_Common_V1_ChangeEvent) throws -> M {
-        var options = ProtoJSONDecodingOptions()
-        options.ignoreUnknownFields = true
-        return try M(protoJSONText: (event.resource ?? Google_Protobuf_Struct()).protoJSONText(), options: options)
+        try event.resource(as: type)
     }
 
     static func kindName(_ kind: Switchboard_Communication_V1_InteractionKind) -> String {

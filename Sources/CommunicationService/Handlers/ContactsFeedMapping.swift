@@ -25,12 +25,9 @@ enum ContactsFeedMapping {
         switch event.kind {
         case .created, .updated, .undeleted, .deleted:
             if event.kind == .deleted { return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .deleted)) }
-            var options = ProtoJSONDecodingOptions()
-            options.ignoreUnknownFields = true
             let contact: Switchboard_Contacts_V1_Contact
             do {
-                contact = try Switchboard_Contacts_V1_Contact(
-                    protoJSONText: (event.resource ?? Google_Protobuf_Struct()).protoJSONText(), options: options)
+                contact = try event.resource(as: Switchboard_Contacts_V1_Contact.self)
             } catch {
                 return .reject("the Contact payload does not decode: \(error)")
             }

@@ -28,12 +28,9 @@ enum ContactsFeedMapping {
         let kind: ContactChange.Kind
         switch event.kind {
         case .created, .updated, .deleted, .undeleted:
-            var options = ProtoJSONDecodingOptions()
-            options.ignoreUnknownFields = true
             let contact: Switchboard_Contacts_V1_Contact
             do {
-                contact = try Switchboard_Contacts_V1_Contact(
-                    protoJSONText: (event.resource ?? Google_Protobuf_Struct()).protoJSONText(), options: options)
+                contact = try event.resource(as: Switchboard_Contacts_V1_Contact.self)
             } catch {
                 return .reject("the Contact payload does not decode: \(error)")
             }

@@ -73,6 +73,10 @@ private struct ProbeService: Grpc_Testing_TestService_ServiceProtocol {
         try await Task.sleep(for: sleep)
         var total: Int32 = 0
         for try await r in requests {
+            // A request the handler refuses at once, while the client is still sending.
+            if r.payload?.body == Array("refuse".utf8) {
+                throw RPCError.invalidArgument(violations: [FieldViolation(field: "payload.body", description: "refused", reason: "INVALID")])
+            }
             read.add()
             total += Int32(r.payload?.body.count ?? 0)
         }
@@ -303,6 +307,30 @@ struct LifecycleTests {
             } catch let error as RPCError {
                 #expect(error.code == .invalidArgument)
                 #expect(error.fieldViolations == [FieldViolation(field: "username", description: "must be empty", reason: "INVALID")])
+            }
+        }
+    }
+
+    @Test("a client still sending when the server answers with an error gets that error's field violations from its send")
+    func earlyAnswerDetails() async throws {
+        try await withServerAndClient(services: [ProbeService()]) { client, _ in
+            var request = Grpc_Testing_StreamingInputCallRequest()
+            request.payload = Grpc_Testing_Payload()
+            request.payload?.body = Array("refuse".utf8)
+            let refused = request
+            do {
+                _ = try await Grpc_Testing_TestService_Client(client: client).streamingInputCall { call in
+                    try await call.send(refused)
+                    // Goes on sending until a send sees the answer.
+                    for _ in 0..<3000 {
+                        try await call.send(Grpc_Testing_StreamingInputCallRequest())
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                }
+                Issue.record("expected INVALID_ARGUMENT")
+            } catch let error as RPCError {
+                #expect(error.code == .invalidArgument)
+                #expect(error.fieldViolations == [FieldViolation(field: "payload.body", description: "refused", reason: "INVALID")], "\(error)")
             }
         }
     }

@@ -26,6 +26,8 @@ final class HTTP2ClientCall: ClientCallStream, @unchecked Sendable {
     var writeWaiters: [CheckedContinuation<Void, any Error>] = []
     var deadlineTimer: Scheduled<Void>?
     var finalStatus: Status?
+    /// The trailers the call ended with: a send after an early answer fails with the server's details, not without them.
+    var finalTrailers: Metadata = [:]
     /// Set (on the loop) when the server provably never processed the call; read by the caller after a failure.
     let notProcessed = Atomic<Bool>(false)
 
@@ -77,6 +79,7 @@ final class HTTP2ClientCall: ClientCallStream, @unchecked Sendable {
         guard !finished else { return }
         finished = true
         finalStatus = status
+        finalTrailers = trailers
         if notProcessed { self.notProcessed.store(true, ordering: .relaxed) }
         deadlineTimer?.cancel()
         if status.code == .ok {
@@ -271,7 +274,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             continuation.resume(
                 throwing: RPCError(
                     code: status.code == .ok ? .cancelled : status.code,
-                    message: status.code == .ok ? "the call has ended" : status.message,
+                    message: status.code == .ok ? "the call has ended" : status.message, metadata: call.finalTrailers,
                     cause: call.notProcessed.load(ordering: .relaxed) ? CallNotProcessed() : nil))
             return
         }

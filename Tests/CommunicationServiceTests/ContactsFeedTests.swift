@@ -234,6 +234,18 @@ final class ContactsFeedTests {
         #expect(decoded.contactId == person && decoded.erasureRequestId == "erasure-7")
         #expect(decoded.interactionsRedacted == 3 && decoded.sendsRedacted == 2 && decoded.addressesSuppressed == 2)
         #expect(decoded.changesRedacted >= 3 && decoded.storedResponsesRemoved >= 1)
+        // The person's consent entries are gone (erasure is the ledger's one exception); another contact's stay.
+        #expect(decoded.consentEntriesDeleted == 1)
+        #expect(try await client.consentHistory(contact: person).records.isEmpty)
+        _ = try await client.recordConsent(contact: other)
+        #expect(try await client.consentHistory(contact: other).records.count == 1)
+        // Outside an erasure a delete fails, even in the service's own transaction.
+        await #expect(throws: PostgresError.self) {
+            try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+                _ = try await c.query("DELETE FROM communication.consent_ledger WHERE tenant_id = $1", [.text(t)])
+            }
+        }
+        #expect(try await client.consentHistory(contact: other).records.count == 1)
     }
 
     @Test("an event that cannot be applied is set aside and the rest of the batch applies")

@@ -47,6 +47,8 @@ public struct ErasureReceiptData: Sendable, Hashable {
     public var changesRedacted: Int
     /// Stored idempotent responses deleted.
     public var storedResponsesRemoved: Int
+    /// Consent ledger entries of the person, deleted.
+    public var consentEntriesDeleted: Int = 0
 }
 
 /// Address normalisation and the suppression hash, pure.

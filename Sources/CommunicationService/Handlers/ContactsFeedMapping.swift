@@ -59,6 +59,7 @@ enum ContactsFeedMapping {
         r.addressesSuppressed = Int32(clamping: receipt.addressesSuppressed)
         r.changesRedacted = Int32(clamping: receipt.changesRedacted)
         r.storedResponsesRemoved = Int32(clamping: receipt.storedResponsesRemoved)
+        r.consentEntriesDeleted = Int32(clamping: receipt.consentEntriesDeleted)
         return try r.protoJSONText()
     }
 }

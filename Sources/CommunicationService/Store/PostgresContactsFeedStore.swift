@@ -196,10 +196,16 @@ public struct PostgresContactsFeedStore: Sendable {
             tenantID: tenantID, resourceIDs: interactions.map(\.id) + sends, mentioning: written, on: c)
         let responses = try await Idempotency(schema: "communication").forget(tenantID: tenantID, mentioning: written, on: c)
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
+        // The ledger's one exception to append-only (migration 011): only while this transaction declares an erasure.
+        try await c.query("SELECT set_config('app.erasure', 'on', true)", [])
+        let consent = try await c.query(
+            "DELETE FROM communication.consent_ledger WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact]
+        ).affectedRows
+        try await c.query("SELECT set_config('app.erasure', '', true)", [])
         _ = try await FeedConsumer.forgetSetAside(tenantID: tenantID, resourceID: person.lowercaseText, schema: "communication", on: c)
         let receipt = ErasureReceiptData(
             contactID: person, erasureRequestID: request, interactionsRedacted: interactions.count, sendsRedacted: sends.count,
-            addressesSuppressed: suppressed, changesRedacted: changes, storedResponsesRemoved: responses)
+            addressesSuppressed: suppressed, changesRedacted: changes, storedResponsesRemoved: responses, consentEntriesDeleted: consent)
         try await ChangeFeed(schema: "communication").record(
             ChangeRecord(
                 resourceType: Self.receiptType, resourceID: person.lowercaseText, kind: .erased, resourceJSON: try publishReceipt(receipt),

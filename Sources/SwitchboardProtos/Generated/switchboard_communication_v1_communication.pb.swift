@@ -2894,6 +2894,9 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
     /// Field `stored_responses_removed` = 7.
     public var storedResponsesRemoved: Int32 = 0
 
+    /// Field `consent_entries_deleted` = 8.
+    public var consentEntriesDeleted: Int32 = 0
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2911,6 +2914,7 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
         self.addressesSuppressed = r.scalar(4)
         self.changesRedacted = r.scalar(5)
         self.storedResponsesRemoved = r.scalar(6)
+        self.consentEntriesDeleted = r.scalar(7)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -2921,6 +2925,7 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
         w.setScalar(4, addressesSuppressed)
         w.setScalar(5, changesRedacted)
         w.setScalar(6, storedResponsesRemoved)
+        w.setScalar(7, consentEntriesDeleted)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2933,6 +2938,7 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
         e.field(&o, "addressesSuppressed", self.addressesSuppressed)
         e.field(&o, "changesRedacted", self.changesRedacted)
         e.field(&o, "storedResponsesRemoved", self.storedResponsesRemoved)
+        e.field(&o, "consentEntriesDeleted", self.consentEntriesDeleted)
         return .object(o)
     }
 
@@ -2948,6 +2954,7 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
             case "addressesSuppressed", "addresses_suppressed": try d.field(5, "addressesSuppressed", value, &self.addressesSuppressed)
             case "changesRedacted", "changes_redacted": try d.field(6, "changesRedacted", value, &self.changesRedacted)
             case "storedResponsesRemoved", "stored_responses_removed": try d.field(7, "storedResponsesRemoved", value, &self.storedResponsesRemoved)
+            case "consentEntriesDeleted", "consent_entries_deleted": try d.field(8, "consentEntriesDeleted", value, &self.consentEntriesDeleted)
             default: try d.unknownField(key)
             }
         }

@@ -1064,10 +1064,15 @@ struct  Switchboard__Communication__V1__ErasureReceipt
    * Stored idempotent responses that held the person, deleted.
    */
   int32_t stored_responses_removed;
+  /*
+   * The person's consent ledger entries, deleted (erasure is the ledger's only exception to append-only; the
+   * suppression list keeps them from being messaged again).
+   */
+  int32_t consent_entries_deleted;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__ERASURE_RECEIPT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__erasure_receipt__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0 }
 
 
 /*

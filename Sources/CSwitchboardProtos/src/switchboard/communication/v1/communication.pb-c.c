@@ -4597,7 +4597,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__subject_record_
   (ProtobufCMessageInit) switchboard__communication__v1__subject_record__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__erasure_receipt__field_descriptors[7] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__erasure_receipt__field_descriptors[8] =
 {
   {
     "contact_id",
@@ -4683,10 +4683,23 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__erasure_re
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "consent_entries_deleted",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ErasureReceipt, consent_entries_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__erasure_receipt__field_indices_by_name[] = {
   4,   /* field[4] = addresses_suppressed */
   5,   /* field[5] = changes_redacted */
+  7,   /* field[7] = consent_entries_deleted */
   0,   /* field[0] = contact_id */
   1,   /* field[1] = erasure_request_id */
   2,   /* field[2] = interactions_redacted */
@@ -4696,7 +4709,7 @@ static const unsigned switchboard__communication__v1__erasure_receipt__field_ind
 static const ProtobufCIntRange switchboard__communication__v1__erasure_receipt__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__erasure_receipt__descriptor =
 {
@@ -4706,7 +4719,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__erasure_receipt
   "Switchboard__Communication__V1__ErasureReceipt",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__ErasureReceipt),
-  7,
+  8,
   switchboard__communication__v1__erasure_receipt__field_descriptors,
   switchboard__communication__v1__erasure_receipt__field_indices_by_name,
   1,  switchboard__communication__v1__erasure_receipt__number_ranges,

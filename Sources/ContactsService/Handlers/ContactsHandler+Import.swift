@@ -8,11 +8,13 @@ import SwitchboardServiceKit
 extension ContactsHandler {
     /// Most bytes of one chunk message.
     static let maxImportChunkBytes = 1 << 20
+    /// Batches of one import written at once.
+    static let importBatchesInFlight = 2
 
     /// The `ImportContacts` RPC (see `contacts.proto`): options first, then chunks. Records are read as chunks arrive,
     /// checked, and written in batches of ``ImportLimits/batchRows`` rows, one transaction each; the next batch is read
-    /// and checked while the previous one is written (one batch in flight, so the responses stay in row order and
-    /// memory holds at most two batches). Each written batch is one response with its rows' results and the counts.
+    /// and checked while up to ``importBatchesInFlight`` are written (responses stay in row order; memory holds that
+    /// many batches and one more). Each written batch is one response with its rows' results and the counts.
     public func importContacts(
         requests: RPCAsyncSequence<Switchboard_Contacts_V1_ImportContactsRequest>,
         responses: RPCWriter<Switchboard_Contacts_V1_ImportContactsResponse>,
@@ -69,22 +71,39 @@ extension ContactsHandler {
         var batch: [ImportBatchRow] = []
         var batchEnd = 0
         batch.reserveCapacity(limits.batchRows)
-        try await withThrowingTaskGroup(of: (results: [ImportRowResult], endOffset: Int).self) { group in
-            var inFlight = false
+        // Two batches in flight: their transactions overlap in the database (one's rows go in while the other's change
+        // events and ledger commit). Matching phones keeps one: a number a batch in flight takes is not yet visible to
+        // the next (an address is: its unique key makes the later batch wait and run again).
+        let depth = settings.matchPhone ? 1 : Self.importBatchesInFlight
+        try await withThrowingTaskGroup(of: (index: Int, results: [ImportRowResult], endOffset: Int).self) { group in
+            var inFlight = 0
+            var submitted = 0
+            var answered = 0
+            var finished: [Int: (results: [ImportRowResult], endOffset: Int)] = [:]
+            // Waits for one batch; answers every finished batch whose turn it is (responses keep row order).
             func awaitWrite() async throws {
-                guard inFlight, let written = try await group.next() else { return }
-                inFlight = false
-                try await respond(written.results, endOffset: written.endOffset, done: false)
+                guard inFlight > 0, let written = try await group.next() else { return }
+                inFlight -= 1
+                finished[written.index] = (written.results, written.endOffset)
+                while let next = finished.removeValue(forKey: answered) {
+                    answered += 1
+                    try await respond(next.results, endOffset: next.endOffset, done: false)
+                }
+            }
+            func drain() async throws {
+                while inFlight > 0 { try await awaitWrite() }
             }
             func submit() async throws {
                 guard !batch.isEmpty else { return }
-                try await awaitWrite()
+                while inFlight >= depth { try await awaitWrite() }
                 let rows = batch
                 let end = batchEnd
+                let index = submitted
                 group.addTask {
-                    (try await domain.writeImportBatch(rows, settings: settings, definitions: definitions, actor: actor), end)
+                    (index, try await domain.writeImportBatch(rows, settings: settings, definitions: definitions, actor: actor), end)
                 }
-                inFlight = true
+                submitted += 1
+                inFlight += 1
                 batch.removeAll(keepingCapacity: true)
             }
             func take(_ records: [SourceRecord]) async throws {
@@ -96,7 +115,7 @@ extension ContactsHandler {
                     guard rowsSeen <= limits.maxRows else {
                         // The rows before the bound are written and answered first, as the error says.
                         try await submit()
-                        try await awaitWrite()
+                        try await drain()
                         throw ContactsError.invalid([
                             Violation(
                                 "chunk",
@@ -140,7 +159,7 @@ extension ContactsHandler {
             try learnHeader()
             try await take(last)
             try await submit()
-            try await awaitWrite()
+            try await drain()
         }
         try await respond([], endOffset: received, done: true)
     }

@@ -21,6 +21,10 @@ extension PostgresContactStore {
                 }
             } catch is ImportAddressRace where attempt < 5 {
                 continue
+            } catch let error as PostgresError where error.sqlState == "23505" && attempt < 5 {
+                // Another stream of this import wrote some of these rows first (the ledger's key): the next attempt
+                // reads them as resumed.
+                continue
             }
         }
     }
@@ -32,14 +36,21 @@ extension PostgresContactStore {
         let tenant = PostgresValue.text(actor.tenantID)
         let importID = PostgresValue.text(settings.importID)
         if !settings.dryRun {
-            // The import's row, locked to the end of the transaction: batches of one import (also from two streams
-            // of it) take turns, so each reads every row the others wrote.
-            let fingerprint = try await c.query(
-                """
-                INSERT INTO contacts.imports (tenant_id, import_id, fingerprint, created_by) VALUES ($1, $2, $3, $4)
-                ON CONFLICT (tenant_id, import_id) DO UPDATE SET updated_at = now() RETURNING fingerprint
-                """, [tenant, importID, .text(settings.fingerprint), .text(actor.userID)]
-            ).first?.string("fingerprint")
+            // The import's row, not locked: batches of one stream overlap in the database (they serialise only on the
+            // tenant's change sequence, late in their transactions). Rows are written at most once by the ledger's
+            // key instead: a batch that finds rows of its own written by a concurrent one fails on that key and runs
+            // again, reading them as resumed. The SELECT is its own statement, so it sees a row another transaction
+            // committed while the INSERT waited for it.
+            let found = try await c.pipeline([
+                (
+                    sql: """
+                    INSERT INTO contacts.imports (tenant_id, import_id, fingerprint, created_by) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (tenant_id, import_id) DO NOTHING
+                    """, binds: [tenant, importID, .text(settings.fingerprint), .text(actor.userID)]
+                ),
+                (sql: "SELECT fingerprint FROM contacts.imports WHERE tenant_id = $1 AND import_id = $2", binds: [tenant, importID]),
+            ])
+            let fingerprint = try found[1].first?.string("fingerprint")
             guard fingerprint == settings.fingerprint else { throw ContactsError.importOptionsChanged(importID: settings.importID) }
         }
         let valid = rows.compactMap(\.contact)
@@ -106,7 +117,8 @@ extension PostgresContactStore {
         var expectedReservations: [Int: Int] = [:]
         if !decided.creates.isEmpty {
             statements.append(Self.insertStatement(decided.creates, actor: actor))
-            let pairs = decided.creates.flatMap { record in record.data.emails.map { ($0.address.lowercased(), record.id) } }
+            // In address order: two batches reserving the same addresses take their locks in one order (no deadlock).
+            let pairs = decided.creates.flatMap { record in record.data.emails.map { ($0.address.lowercased(), record.id) } }.sorted { $0.0 < $1.0 }
             if !pairs.isEmpty {
                 expectedReservations[statements.count] = pairs.count
                 statements.append(

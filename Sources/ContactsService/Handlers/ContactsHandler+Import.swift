@@ -100,7 +100,11 @@ extension ContactsHandler {
                 let end = batchEnd
                 let index = submitted
                 group.addTask {
-                    (index, try await domain.writeImportBatch(rows, settings: settings, definitions: definitions, actor: actor), end)
+                    // Not cancelled with the call: a batch whose transaction has begun ends it (commit or rollback) even
+                    // when the client goes away, rather than leaving a connection mid-transaction holding its locks
+                    // (which made the resumed import wait for them). The ledger makes the outcome safe either way.
+                    let write = Task { try await domain.writeImportBatch(rows, settings: settings, definitions: definitions, actor: actor) }
+                    return (index, try await write.value, end)
                 }
                 submitted += 1
                 inFlight += 1

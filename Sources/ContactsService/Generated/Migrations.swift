@@ -351,8 +351,9 @@ CREATE INDEX contacts_by_phone_number ON contacts.contacts USING gin (phone_numb
         Migration(version: 9, name: "imports", sql: #"""
 -- ImportContacts: each import by the id its client chose, and every row it wrote (created, updated or skipped as a
 -- duplicate) with the contact, so that sending the same input again after an interruption writes nothing twice: a
--- batch reads the rows already written in its transaction, under the import's row lock (two streams of one import
--- take turns). Invalid rows are not kept: they wrote nothing, and are checked again.
+-- batch reads the rows already written in its transaction, and the key (tenant_id, import_id, row_number) makes a batch
+-- that races another for the same rows (two streams of one import) fail and run again, reading them as written. Invalid
+-- rows are not kept: they wrote nothing, and are checked again.
 CREATE TABLE contacts.imports (
     tenant_id   text        NOT NULL,
     import_id   text        NOT NULL,

@@ -32,6 +32,21 @@ public enum ContactsService: ServiceDefinition {
         .init(
             "SWITCHBOARD_CONTACTS_BULK_TAG_MAX", default: "10000",
             help: "Most contacts one BulkTagContacts changes, in one transaction (100-100000); more matches are FAILED_PRECONDITION."),
+        .init(
+            "SWITCHBOARD_CONTACTS_IMPORT_MAX_RECORD_BYTES", default: String(ImportLimits().maxRecordBytes),
+            help: "Largest record an import reads: a CSV record, a vCard, a JSON line (1024-1048576); a larger one is an INVALID row."),
+        .init(
+            "SWITCHBOARD_CONTACTS_IMPORT_MAX_LINE_BYTES", default: String(ImportLimits().maxLineBytes),
+            help: "Longest vCard content line (unfolded) or CSV header row an import reads (256-1048576)."),
+        .init(
+            "SWITCHBOARD_CONTACTS_IMPORT_MAX_FIELDS", default: String(ImportLimits().maxFields),
+            help: "Most CSV columns, vCard properties or JSON values in one record (10-10000)."),
+        .init(
+            "SWITCHBOARD_CONTACTS_IMPORT_MAX_ROWS", default: String(ImportLimits().maxRows),
+            help: "Most rows one ImportContacts call reads (1-10000000); past it the call ends with INVALID_ARGUMENT (rows before are written)."),
+        .init(
+            "SWITCHBOARD_CONTACTS_IMPORT_BATCH_ROWS", default: String(ImportLimits().batchRows),
+            help: "Rows an import writes per transaction (1-5000)."),
     ]
 
     /// Reads ``settings``.
@@ -47,6 +62,11 @@ public enum ContactsService: ServiceDefinition {
         limits.searchRankedMatches = try env.int(settings[4], in: 100...100_000)
         limits.searchFacetMatches = try env.int(settings[5], in: 100...1_000_000)
         limits.bulkTagMaxContacts = try env.int(settings[6], in: 100...100_000)
+        limits.importLimits.maxRecordBytes = try env.int(settings[7], in: 1024...(1 << 20))
+        limits.importLimits.maxLineBytes = try env.int(settings[8], in: 256...(1 << 20))
+        limits.importLimits.maxFields = try env.int(settings[9], in: 10...10_000)
+        limits.importLimits.maxRows = try env.int(settings[10], in: 1...10_000_000)
+        limits.importLimits.batchRows = try env.int(settings[11], in: 1...5000)
         return limits
     }
 
@@ -71,7 +91,7 @@ public enum ContactsService: ServiceDefinition {
                 M.getContact: .readOnly, M.batchGetContacts: .readOnly, M.lookupContacts: .readOnly, M.listContacts: .readOnly,
                 M.searchContacts: .readOnly, M.getSavedSearch: .readOnly, M.listSavedSearches: .readOnly, M.createSavedSearch: .user,
                 M.deleteSavedSearch: .user, M.bulkTagContacts: .user,
-                M.watchChanges: .readOnly,
+                M.watchChanges: .readOnly, M.importContacts: .user, M.exportContacts: .readOnly,
                 M.listFieldDefinitions: .readOnly, M.defineField: .admin, M.retireField: .admin,
             ],
             feedBatchBytes: limits.pageBytes,

@@ -160,7 +160,14 @@ public final class Gateway: Sendable {
                 let response = try await Self.clientStream(types.input, types.output, lines: lines, client: client, route: route, options: options)
                 try await writeJSONText(response.text, status: .ok, headers: common, writer)
             case .bidirectionalStreaming:
-                throw GatewayError(.unimplemented, "bidirectional streams are not served over HTTP/1.1 JSON; call the service over gRPC")
+                // Half duplex over HTTP/1.1: the body's NDJSON lines are the request stream (sent in full as the body
+                // arrived), and the responses stream back as a server stream's do (ImportContacts: options and chunks
+                // in, row results out).
+                guard query.isEmpty else { throw GatewayError(.invalidArgument, "query parameters are not accepted here", field: "") }
+                let lines = try Self.ndjsonLines(request.body)
+                try await serverStream(
+                    types, json: .null, lines: lines, client: client, route: route, options: options, request: request, tenant: identity.tenantID,
+                    headers: common, writer)
             }
         } catch {
             await writeError(error, headers: common, conditional: conditional, writer)
@@ -395,8 +402,9 @@ public final class Gateway: Sendable {
     // MARK: - Server streams
 
     private func serverStream(
-        _ types: (input: any ProtoJSONMessage.Type, output: any ProtoJSONMessage.Type), json: JSON, client: RPCClient, route: Route,
-        options: CallOptions, request: GatewayRequest, tenant: String, headers: HTTPHeaders, _ writer: some HTTPResponseWriter
+        _ types: (input: any ProtoJSONMessage.Type, output: any ProtoJSONMessage.Type), json: JSON, lines: [JSON]? = nil,
+        client: RPCClient, route: Route, options: CallOptions, request: GatewayRequest, tenant: String, headers: HTTPHeaders,
+        _ writer: some HTTPResponseWriter
     ) async throws {
         let open = openStreams.wrappingAdd(1, ordering: .relaxed).newValue
         defer { openStreams.wrappingSubtract(1, ordering: .relaxed) }
@@ -428,8 +436,15 @@ public final class Gateway: Sendable {
         let task = Task {
             try await withThrowingTaskGroup(of: Bool.self) { group in
                 group.addTask {
-                    try await Self.serverStreaming(types.input, types.output, json: json, client: client, route: route, options: options) {
-                        try await responder.send($0)
+                    if let lines {
+                        try await Self.bidirectionalStreaming(types.input, types.output, lines: lines, client: client, route: route, options: options)
+                        {
+                            try await responder.send($0)
+                        }
+                    } else {
+                        try await Self.serverStreaming(types.input, types.output, json: json, client: client, route: route, options: options) {
+                            try await responder.send($0)
+                        }
                     }
                     return true
                 }
@@ -474,6 +489,32 @@ public final class Gateway: Sendable {
         let request = try decode(Request.self, json)
         try await client.serverStreaming(route.descriptor, request, options: options) { (responses: RPCAsyncSequence<Response>) in
             for try await response in responses { try await emit(try response.protoJSON()) }
+        }
+    }
+
+    /// A bidirectional stream from a whole body: every line sent (then the request stream closed) while the responses
+    /// are read, so a long request stream never waits on unread responses.
+    static func bidirectionalStreaming<Request: ProtoJSONMessage, Response: ProtoJSONMessage>(
+        _: Request.Type, _: Response.Type, lines: [JSON], client: RPCClient, route: Route, options: CallOptions,
+        emit: @escaping @Sendable (JSON) async throws -> Void
+    ) async throws {
+        let requests = try lines.enumerated().map { i, line in
+            do {
+                return try Request(protoJSON: line)
+            } catch let error as ProtoJSONError {
+                let field = "[\(i)]" + (error.path.isEmpty ? "" : "." + error.path)
+                throw GatewayError(.invalidArgument, "line \(i + 1): \(error.description)", field: field)
+            }
+        }
+        try await client.streaming(route.descriptor, options: options) { (call: ClientStreamingCall<Request, Response>) in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for request in requests { try await call.send(request) }
+                    try await call.finishSending()
+                }
+                for try await response in call.responses { try await emit(try response.protoJSON()) }
+                try await group.waitForAll()
+            }
         }
     }
 

@@ -45,7 +45,9 @@ enum OpenAPIDocument {
             case "": break
             case "*":
                 referenced.insert(method.input)
-                let contentType = method.descriptor.kind == .clientStreaming ? "application/x-ndjson" : "application/json"
+                let contentType =
+                    method.descriptor.kind == .clientStreaming || method.descriptor.kind == .bidirectionalStreaming
+                    ? "application/x-ndjson" : "application/json"
                 // proto3 fields are all optional: an empty body is the default message.
                 operation["requestBody"] = .object([
                     "required": .bool(false),

@@ -98,7 +98,7 @@ public enum PostgresValue: Sendable, Hashable {
             case .double: oid = OID.float8Array
             case .uuid: oid = OID.uuidArray
             }
-            return (Array(PostgresArray.format(elements).utf8), oid, false)
+            return (PostgresArray.formatBytes(elements), oid, false)
         }
     }
 
@@ -291,27 +291,39 @@ enum PostgresTime {
 /// PostgreSQL's text form of one-dimensional arrays: `{a,"b c",NULL}`.
 enum PostgresArray {
     static func format(_ elements: [PostgresValue]) -> String {
-        var out = "{"
+        String(decoding: formatBytes(elements), as: UTF8.self)
+    }
+
+    /// The literal as UTF-8 bytes, built byte by byte: `\` and `"` are ASCII, so escaping them never splits a
+    /// character (an import binds arrays of a thousand values per column; appending Unicode scalars one at a time was a
+    /// third of its CPU).
+    static func formatBytes(_ elements: [PostgresValue]) -> [UInt8] {
+        var out: [UInt8] = [0x7B]
+        out.reserveCapacity(2 + elements.count * 16)
         for (i, element) in elements.enumerated() {
-            if i > 0 { out += "," }
+            if i > 0 { out.append(0x2C) }
             switch element {
-            case .null: out += "NULL"
+            case .null: out += [0x4E, 0x55, 0x4C, 0x4C]
             default:
                 // A value with no text form (a NaN timestamp) is NULL here as it is when bound alone.
                 guard let bytes = element.parameter.value else {
-                    out += "NULL"
+                    out += [0x4E, 0x55, 0x4C, 0x4C]
                     continue
                 }
-                let text = String(decoding: bytes, as: UTF8.self)
-                out += "\""
-                for character in text.unicodeScalars {
-                    if character == "\\" || character == "\"" { out += "\\" }
-                    out.unicodeScalars.append(character)
+                out.append(0x22)
+                if bytes.contains(where: { $0 == 0x5C || $0 == 0x22 }) {
+                    for byte in bytes {
+                        if byte == 0x5C || byte == 0x22 { out.append(0x5C) }
+                        out.append(byte)
+                    }
+                } else {
+                    out += bytes
                 }
-                out += "\""
+                out.append(0x22)
             }
         }
-        return out + "}"
+        out.append(0x7D)
+        return out
     }
 
     static func parse(_ text: String) throws -> [String?] {

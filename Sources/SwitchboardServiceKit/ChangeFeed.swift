@@ -124,6 +124,43 @@ public struct ChangeFeed: Sendable {
         )
     }
 
+    /// Many changes as one statement (for a bulk write such as an import): the tenant's sequence moves by their
+    /// count once, the changes take the numbers in order, and one NOTIFY goes out at commit. Returns one row whose
+    /// `n` is the count recorded. Each change's `changedFields` and `relatedIDs` travel as JSON arrays (an array of
+    /// arrays cannot be bound).
+    /// - Parameters:
+    ///   - changes: the changes, in order (at least one).
+    ///   - tenantID: the tenant (the transaction's `app.tenant_id`).
+    /// - Returns: the statement.
+    public func recordStatement(_ changes: [ChangeRecord], tenantID: String) -> (sql: String, binds: [PostgresValue]) {
+        func texts(_ values: [String]) -> PostgresValue { .array(values.map(PostgresValue.text), elementType: .text) }
+        func jsonArray(_ values: [String]) -> String { values.isEmpty ? "[]" : JSON.array(values.map(JSON.string)).text }
+        return (
+            sql: """
+            WITH s AS (
+                INSERT INTO \(schema).change_sequences (tenant_id, last_sequence) VALUES ($1, $2)
+                ON CONFLICT (tenant_id) DO UPDATE SET last_sequence = \(schema).change_sequences.last_sequence + $2
+                RETURNING last_sequence
+            ), c AS (
+                INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id,
+                    related_ids)
+                SELECT $1, s.last_sequence - $2 + u.n, u.type, u.id, u.kind, ARRAY(SELECT jsonb_array_elements_text(u.fields::jsonb)),
+                    u.resource::jsonb, u.actor, ARRAY(SELECT jsonb_array_elements_text(u.related::jsonb))
+                FROM s, unnest($3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[])
+                    WITH ORDINALITY AS u(type, id, kind, fields, resource, actor, related, n)
+                RETURNING sequence
+            )
+            SELECT count(*) AS n, pg_notify($10, $1) FROM c
+            """,
+            binds: [
+                .text(tenantID), .int(Int64(changes.count)), texts(changes.map(\.resourceType)), texts(changes.map(\.resourceID)),
+                .array(changes.map { .int(Int64($0.kind.rawValue)) }, elementType: .int), texts(changes.map { jsonArray($0.changedFields) }),
+                texts(changes.map(\.resourceJSON)), texts(changes.map(\.actorID)), texts(changes.map { jsonArray($0.relatedIDs) }),
+                .text(channel),
+            ]
+        )
+    }
+
     /// Events after a sequence, oldest first: at most `limit`, and no more than the first that brings their stored
     /// resources' text to `maxBytes` (at least one event), so a batch of large resources stays bounded in memory.
     /// - Returns: the events, and whether more follow them.

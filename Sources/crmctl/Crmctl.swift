@@ -110,7 +110,9 @@ struct Token: AsyncParsableCommand {
 struct Contacts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create, find, change and delete contacts.",
-        subcommands: [Create.self, Get.self, Lookup.self, Search.self, Update.self, Delete.self, Undelete.self, List.self, Watch.self])
+        subcommands: [
+            Create.self, Get.self, Lookup.self, Search.self, Update.self, Delete.self, Undelete.self, List.self, Watch.self, Import.self, Export.self,
+        ])
 
     /// Contact fields settable from the command line.
     struct Fields: ParsableArguments {

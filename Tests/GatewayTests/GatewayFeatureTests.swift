@@ -81,6 +81,30 @@ struct GatewayFeatureTests {
         #expect(bytes == content, "\(download.body)")
     }
 
+    @Test("an import goes up as NDJSON lines (options, then chunks) and its row results stream back; the export streams chunks")
+    func importAndExport() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let csv = Array("name.given,emails\nAda,ada@example.com\nBad,not-an-address\n".utf8)
+        let options = #"{"options": {"format": "CONTACT_FILE_FORMAT_CSV", "importId": "gw-1"}}"#
+        let chunks = [csv.prefix(20), csv.dropFirst(20)].map { #"{"chunk": "\#(Data($0).base64EncodedString())"}"# }
+        let imported = try await gw.request("POST", "/v1/contacts:import", body: ([options] + chunks).joined(separator: "\n") + "\n", token: token)
+        #expect(imported.status == 200, "\(imported.body)")
+        #expect(imported.headers["content-type"] == "application/x-ndjson")
+        let results = imported.lines.compactMap { $0["result"] as? [String: Any] }.flatMap { ($0["results"] as? [[String: Any]]) ?? [] }
+        #expect(results.map { $0["outcome"] as? String } == ["IMPORT_OUTCOME_CREATED", "IMPORT_OUTCOME_INVALID"], "\(imported.body)")
+        let exported = try await gw.request("POST", "/v1/contacts:export", body: #"{"format": "CONTACT_FILE_FORMAT_JSON_LINES"}"#, token: token)
+        #expect(exported.status == 200, "\(exported.body)")
+        var bytes = Data()
+        for line in exported.lines {
+            if let result = line["result"] as? [String: Any], let chunk = result["chunk"] as? String, let data = Data(base64Encoded: chunk) {
+                bytes += data
+            }
+        }
+        #expect(String(decoding: bytes, as: UTF8.self).contains("ada@example.com"), "\(exported.body)")
+    }
+
     @Test("rate limits are per tenant: one tenant drawing its bucket empty gets 429 with Retry-After, another is unaffected")
     func rateLimits() async throws {
         let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_READ_RATE": "1", "SWITCHBOARD_GATEWAY_READ_BURST": "3"])

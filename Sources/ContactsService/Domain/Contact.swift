@@ -130,6 +130,8 @@ public enum ContactsError: Error, Sendable, Equatable {
     case searchTooExpensive(milliseconds: Int)
     /// A bulk change matched more contacts than it may change at once.
     case tooManyMatches(count: Int, limit: Int)
+    /// An import id already used with other options (another format or mapping would number and read rows otherwise).
+    case importOptionsChanged(importID: String)
 
     /// The error with its violations' fields under `prefix` (a batch item's path), where they are not already.
     func prefixed(_ prefix: String) -> ContactsError {

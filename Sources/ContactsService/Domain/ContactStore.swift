@@ -147,6 +147,14 @@ public protocol ContactStore: Sendable {
     /// Adds a field definition (`ContactsError.fieldExists` if the key is taken, `ContactsError.tooManyFields` if the
     /// tenant has `ContactRules.maxFieldDefinitions` already).
     func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>
+    /// Writes one batch of an import in one transaction: reads what earlier attempts of the import wrote and who holds
+    /// the batch's addresses (and numbers, when matching phones), lets `plan` decide every row, then stores the
+    /// creates and updates with their change events and records the rows written. Nothing is written in a dry run.
+    /// Refuses (``ContactsError/importOptionsChanged(importID:)``) an import id already used with other options.
+    func importBatch(
+        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor,
+        plan: @Sendable ([ImportBatchRow], ImportExisting, Date) -> ImportPlan
+    ) async throws -> [ImportRowResult]
     /// Retires a field definition.
     func retire(key: String, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>
 }

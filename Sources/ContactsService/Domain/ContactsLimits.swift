@@ -23,6 +23,12 @@ public struct ContactsLimits: Sendable, Hashable {
     /// The most contacts one BulkTagContacts changes (one transaction).
     public var bulkTagMaxContacts = BulkTagRules.maxContacts
 
+    /// The bounds of one import (record, line and field sizes, rows per call, rows per transaction).
+    public var importLimits = ImportLimits()
+
+    /// Contacts one ExportContacts response chunk holds about this many bytes of.
+    public var exportChunkBytes = 256 * 1024
+
     /// The defaults: 256 KiB contacts, 1 MiB pages, 3 MiB batches (the response limit is 4 MiB).
     public init() {}
 }

@@ -38,6 +38,10 @@ extension ContactsError: RPCErrorConvertible {
             return RPCError(
                 code: .failedPrecondition,
                 message: "the filter matches more than \(limit) contacts (\(count) or more); narrow it, or tag in parts")
+        case .importOptionsChanged(let importID):
+            return RPCError(
+                code: .failedPrecondition,
+                message: "import \(importID) was started with other options; resume it with the same options, or use a new import_id")
         case .tooManySavedSearches(let limit):
             return RPCError(code: .failedPrecondition, message: "you already own \(limit) saved searches, the most one may; delete one first")
         }

@@ -10,7 +10,7 @@ import SwitchboardServiceKit
 /// precise gRPC statuses. No SQL here.
 public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
     public typealias Proto = Switchboard_Contacts_V1_Contact
-    private let domain: ContactsDomain
+    let domain: ContactsDomain
     private let changes: TenantChangeWatcher
     /// Most elements of a repeated filter (`statuses`, `types`).
     static let maxFilterValues = 16
@@ -373,7 +373,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     }
 
     /// The search a request asks for: itself, or the saved search it names (with its page).
-    private func resolved(
+    func resolved(
         _ given: Switchboard_Contacts_V1_SearchContactsRequest, prefix: String, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_SearchContactsRequest {
         guard !given.savedSearchId.isEmpty else { return given }

@@ -124,7 +124,7 @@ public struct PostgresContactStore: ContactStore {
             deletedAt: try row.optionalDate("deleted_at"))
     }
 
-    private static func dataBinds(_ data: ContactData) -> [PostgresValue] {
+    static func dataBinds(_ data: ContactData) -> [PostgresValue] {
         [
             .text(data.name.given), .text(data.name.family), .text(data.name.middle), .text(data.name.prefix),
             .text(data.name.suffix), .text(data.name.display), .jsonb(JSONText.emails(data.emails)), .jsonb(JSONText.phones(data.phones)),

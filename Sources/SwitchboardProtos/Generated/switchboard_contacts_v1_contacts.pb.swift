@@ -98,6 +98,190 @@ public enum Switchboard_Contacts_V1_ContactStatus: ProtoEnum, CaseIterable, _Pro
     }
 }
 
+/// The `switchboard.contacts.v1.ContactFileFormat` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Contacts_V1_ContactFileFormat: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `CONTACT_FILE_FORMAT_UNSPECIFIED` = 0.
+    case unspecified
+    /// `CONTACT_FILE_FORMAT_CSV` = 1.
+    case csv
+    /// `CONTACT_FILE_FORMAT_VCARD` = 2.
+    case vcard
+    /// `CONTACT_FILE_FORMAT_JSON_LINES` = 3.
+    case jsonLines
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Contacts_V1_ContactFileFormat] = [.unspecified, .csv, .vcard, .jsonLines]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("CONTACT_FILE_FORMAT_UNSPECIFIED", 0),
+        ("CONTACT_FILE_FORMAT_CSV", 1),
+        ("CONTACT_FILE_FORMAT_VCARD", 2),
+        ("CONTACT_FILE_FORMAT_JSON_LINES", 3),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .csv
+        case 2: self = .vcard
+        case 3: self = .jsonLines
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .csv: return 1
+        case .vcard: return 2
+        case .jsonLines: return 3
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
+/// The `switchboard.contacts.v1.DuplicatePolicy` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Contacts_V1_DuplicatePolicy: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `DUPLICATE_POLICY_UNSPECIFIED` = 0.
+    case unspecified
+    /// `DUPLICATE_POLICY_SKIP` = 1.
+    case skip
+    /// `DUPLICATE_POLICY_UPDATE` = 2.
+    case update
+    /// `DUPLICATE_POLICY_CREATE` = 3.
+    case create
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Contacts_V1_DuplicatePolicy] = [.unspecified, .skip, .update, .create]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("DUPLICATE_POLICY_UNSPECIFIED", 0),
+        ("DUPLICATE_POLICY_SKIP", 1),
+        ("DUPLICATE_POLICY_UPDATE", 2),
+        ("DUPLICATE_POLICY_CREATE", 3),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .skip
+        case 2: self = .update
+        case 3: self = .create
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .skip: return 1
+        case .update: return 2
+        case .create: return 3
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
+/// The `switchboard.contacts.v1.DuplicateMatch` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Contacts_V1_DuplicateMatch: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `DUPLICATE_MATCH_UNSPECIFIED` = 0.
+    case unspecified
+    /// `DUPLICATE_MATCH_EMAIL` = 1.
+    case email
+    /// `DUPLICATE_MATCH_PHONE` = 2.
+    case phone
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Contacts_V1_DuplicateMatch] = [.unspecified, .email, .phone]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("DUPLICATE_MATCH_UNSPECIFIED", 0),
+        ("DUPLICATE_MATCH_EMAIL", 1),
+        ("DUPLICATE_MATCH_PHONE", 2),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .email
+        case 2: self = .phone
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .email: return 1
+        case .phone: return 2
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
+/// The `switchboard.contacts.v1.ImportOutcome` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Contacts_V1_ImportOutcome: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `IMPORT_OUTCOME_UNSPECIFIED` = 0.
+    case unspecified
+    /// `IMPORT_OUTCOME_CREATED` = 1.
+    case created
+    /// `IMPORT_OUTCOME_UPDATED` = 2.
+    case updated
+    /// `IMPORT_OUTCOME_SKIPPED_DUPLICATE` = 3.
+    case skippedDuplicate
+    /// `IMPORT_OUTCOME_INVALID` = 4.
+    case invalid
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Contacts_V1_ImportOutcome] = [.unspecified, .created, .updated, .skippedDuplicate, .invalid]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("IMPORT_OUTCOME_UNSPECIFIED", 0),
+        ("IMPORT_OUTCOME_CREATED", 1),
+        ("IMPORT_OUTCOME_UPDATED", 2),
+        ("IMPORT_OUTCOME_SKIPPED_DUPLICATE", 3),
+        ("IMPORT_OUTCOME_INVALID", 4),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .created
+        case 2: self = .updated
+        case 3: self = .skippedDuplicate
+        case 4: self = .invalid
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .created: return 1
+        case .updated: return 2
+        case .skippedDuplicate: return 3
+        case .invalid: return 4
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// The `switchboard.contacts.v1.PersonName` message.
 public struct Switchboard_Contacts_V1_PersonName: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.PersonName`.
@@ -2915,6 +3099,587 @@ public struct Switchboard_Contacts_V1_RetireFieldRequest: ProtoMessage, _CBridge
     }
 }
 
+/// The `switchboard.contacts.v1.ImportFieldMapping` message.
+public struct Switchboard_Contacts_V1_ImportFieldMapping: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ImportFieldMapping`.
+    public static let protoMessageName = "switchboard.contacts.v1.ImportFieldMapping"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__import_field_mapping__init)
+
+    /// Field `source` = 1.
+    public var source: String = ""
+
+    /// Field `target` = 2.
+    public var target: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.source = r.string(0)
+        self.target = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, source)
+        w.setString(1, target)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "source", self.source)
+        e.field(&o, "target", self.target)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "source": try d.field(1, "source", value, &self.source)
+            case "target": try d.field(2, "target", value, &self.target)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ImportOptions` message.
+public struct Switchboard_Contacts_V1_ImportOptions: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ImportOptions`.
+    public static let protoMessageName = "switchboard.contacts.v1.ImportOptions"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__import_options__init)
+
+    /// Field `format` = 1.
+    public var format: Switchboard_Contacts_V1_ContactFileFormat = .init(protoValue: 0)
+
+    /// Field `mapping` = 2.
+    public var mapping: [Switchboard_Contacts_V1_ImportFieldMapping] = []
+
+    /// Field `dry_run` = 3.
+    public var dryRun: Bool = false
+
+    /// Field `duplicate_policy` = 4.
+    public var duplicatePolicy: Switchboard_Contacts_V1_DuplicatePolicy = .init(protoValue: 0)
+
+    /// Field `match_on` = 5.
+    public var matchOn: [Switchboard_Contacts_V1_DuplicateMatch] = []
+
+    /// Field `import_id` = 6.
+    public var importId: String = ""
+
+    /// Field `csv_delimiter` = 7.
+    public var csvDelimiter: String = ""
+
+    /// Field `csv_no_header` = 8.
+    public var csvNoHeader: Bool = false
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.format = r.enumeration(0)
+        self.mapping = r.repeatedMessage(1)
+        self.dryRun = r.bool(2)
+        self.duplicatePolicy = r.enumeration(3)
+        self.matchOn = r.repeatedEnumeration(4)
+        self.importId = r.string(5)
+        self.csvDelimiter = r.string(6)
+        self.csvNoHeader = r.bool(7)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setEnumeration(0, format)
+        w.setRepeatedMessage(1, mapping)
+        w.setBool(2, dryRun)
+        w.setEnumeration(3, duplicatePolicy)
+        w.setRepeatedEnumeration(4, matchOn)
+        w.setString(5, importId)
+        w.setString(6, csvDelimiter)
+        w.setBool(7, csvNoHeader)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "format", self.format)
+        try e.field(&o, "mapping", self.mapping)
+        e.field(&o, "dryRun", self.dryRun)
+        e.field(&o, "duplicatePolicy", self.duplicatePolicy)
+        e.field(&o, "matchOn", self.matchOn)
+        e.field(&o, "importId", self.importId)
+        e.field(&o, "csvDelimiter", self.csvDelimiter)
+        e.field(&o, "csvNoHeader", self.csvNoHeader)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "format": try d.field(1, "format", value, &self.format)
+            case "mapping": try d.field(2, "mapping", value, &self.mapping)
+            case "dryRun", "dry_run": try d.field(3, "dryRun", value, &self.dryRun)
+            case "duplicatePolicy", "duplicate_policy": try d.field(4, "duplicatePolicy", value, &self.duplicatePolicy)
+            case "matchOn", "match_on": try d.field(5, "matchOn", value, &self.matchOn)
+            case "importId", "import_id": try d.field(6, "importId", value, &self.importId)
+            case "csvDelimiter", "csv_delimiter": try d.field(7, "csvDelimiter", value, &self.csvDelimiter)
+            case "csvNoHeader", "csv_no_header": try d.field(8, "csvNoHeader", value, &self.csvNoHeader)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ImportContactsRequest` message.
+public struct Switchboard_Contacts_V1_ImportContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ImportContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.ImportContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__import_contacts_request__init)
+
+    /// The `part` oneof: at most one of its fields is set.
+    public var part: OneOf_Part? = nil
+
+    /// The fields of the `part` oneof.
+    public indirect enum OneOf_Part: Sendable, Equatable {
+        /// Field `options` = 1.
+        case options(Switchboard_Contacts_V1_ImportOptions)
+        /// Field `chunk` = 2.
+        case chunk([UInt8])
+    }
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        switch r.oneofCase(0) {
+        case 1: self.part = .options(r.message(0) ?? Switchboard_Contacts_V1_ImportOptions())
+        case 2: self.part = .chunk(r.bytes(1))
+        default: self.part = nil
+        }
+    }
+
+    func _write(to w: _CMessageWriter) {
+        switch self.part {
+        case .options(let value):
+            w.setOneofCase(0, 1)
+            w.setMessage(0, Optional(value))
+        case .chunk(let value):
+            w.setOneofCase(1, 2)
+            w.setBytes(1, value)
+        case nil: break
+        }
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        switch self.part {
+        case .options(let v)?: try e.member(&o, "options", v)
+        case .chunk(let v)?: e.member(&o, "chunk", v)
+        case nil: break
+        }
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "options":
+                if let v: Switchboard_Contacts_V1_ImportOptions = try d.member(1, "options", oneof: 0, value) {
+                    self.part = .options(v)
+                }
+            case "chunk":
+                if let v: [UInt8] = try d.member(2, "chunk", oneof: 0, value) {
+                    self.part = .chunk(v)
+                }
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ImportRowResult` message.
+public struct Switchboard_Contacts_V1_ImportRowResult: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ImportRowResult`.
+    public static let protoMessageName = "switchboard.contacts.v1.ImportRowResult"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__import_row_result__init)
+
+    /// Field `row` = 1.
+    public var row: Int64 = 0
+
+    /// Field `outcome` = 2.
+    public var outcome: Switchboard_Contacts_V1_ImportOutcome = .init(protoValue: 0)
+
+    /// Field `contact_id` = 3.
+    public var contactId: String = ""
+
+    /// Field `violations` = 4.
+    public var violations: [Google_Rpc_BadRequest.FieldViolation] = []
+
+    /// Field `resumed` = 5.
+    public var resumed: Bool = false
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.row = r.scalar(0)
+        self.outcome = r.enumeration(1)
+        self.contactId = r.string(2)
+        self.violations = r.repeatedMessage(3)
+        self.resumed = r.bool(4)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setScalar(0, row)
+        w.setEnumeration(1, outcome)
+        w.setString(2, contactId)
+        w.setRepeatedMessage(3, violations)
+        w.setBool(4, resumed)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "row", self.row)
+        e.field(&o, "outcome", self.outcome)
+        e.field(&o, "contactId", self.contactId)
+        try e.field(&o, "violations", self.violations)
+        e.field(&o, "resumed", self.resumed)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "row": try d.field(1, "row", value, &self.row)
+            case "outcome": try d.field(2, "outcome", value, &self.outcome)
+            case "contactId", "contact_id": try d.field(3, "contactId", value, &self.contactId)
+            case "violations": try d.field(4, "violations", value, &self.violations)
+            case "resumed": try d.field(5, "resumed", value, &self.resumed)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ImportProgress` message.
+public struct Switchboard_Contacts_V1_ImportProgress: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ImportProgress`.
+    public static let protoMessageName = "switchboard.contacts.v1.ImportProgress"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__import_progress__init)
+
+    /// Field `rows` = 1.
+    public var rows: Int64 = 0
+
+    /// Field `created` = 2.
+    public var created: Int64 = 0
+
+    /// Field `updated` = 3.
+    public var updated: Int64 = 0
+
+    /// Field `skipped` = 4.
+    public var skipped: Int64 = 0
+
+    /// Field `invalid` = 5.
+    public var invalid: Int64 = 0
+
+    /// Field `resumed` = 6.
+    public var resumed: Int64 = 0
+
+    /// Field `bytes_processed` = 7.
+    public var bytesProcessed: Int64 = 0
+
+    /// Field `done` = 8.
+    public var done: Bool = false
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.rows = r.scalar(0)
+        self.created = r.scalar(1)
+        self.updated = r.scalar(2)
+        self.skipped = r.scalar(3)
+        self.invalid = r.scalar(4)
+        self.resumed = r.scalar(5)
+        self.bytesProcessed = r.scalar(6)
+        self.done = r.bool(7)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setScalar(0, rows)
+        w.setScalar(1, created)
+        w.setScalar(2, updated)
+        w.setScalar(3, skipped)
+        w.setScalar(4, invalid)
+        w.setScalar(5, resumed)
+        w.setScalar(6, bytesProcessed)
+        w.setBool(7, done)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "rows", self.rows)
+        e.field(&o, "created", self.created)
+        e.field(&o, "updated", self.updated)
+        e.field(&o, "skipped", self.skipped)
+        e.field(&o, "invalid", self.invalid)
+        e.field(&o, "resumed", self.resumed)
+        e.field(&o, "bytesProcessed", self.bytesProcessed)
+        e.field(&o, "done", self.done)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "rows": try d.field(1, "rows", value, &self.rows)
+            case "created": try d.field(2, "created", value, &self.created)
+            case "updated": try d.field(3, "updated", value, &self.updated)
+            case "skipped": try d.field(4, "skipped", value, &self.skipped)
+            case "invalid": try d.field(5, "invalid", value, &self.invalid)
+            case "resumed": try d.field(6, "resumed", value, &self.resumed)
+            case "bytesProcessed", "bytes_processed": try d.field(7, "bytesProcessed", value, &self.bytesProcessed)
+            case "done": try d.field(8, "done", value, &self.done)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ImportContactsResponse` message.
+public struct Switchboard_Contacts_V1_ImportContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ImportContactsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.ImportContactsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__import_contacts_response__init)
+
+    /// Field `results` = 1.
+    public var results: [Switchboard_Contacts_V1_ImportRowResult] = []
+
+    /// Field `progress` = 2.
+    public var progress: Switchboard_Contacts_V1_ImportProgress? = nil
+
+    /// Field `import_id` = 3.
+    public var importId: String = ""
+
+    /// Field `ignored_sources` = 4.
+    public var ignoredSources: [String] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.results = r.repeatedMessage(0)
+        self.progress = r.message(1)
+        self.importId = r.string(2)
+        self.ignoredSources = r.repeatedString(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, results)
+        w.setMessage(1, progress)
+        w.setString(2, importId)
+        w.setRepeatedString(3, ignoredSources)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "results", self.results)
+        try e.field(&o, "progress", self.progress)
+        e.field(&o, "importId", self.importId)
+        e.field(&o, "ignoredSources", self.ignoredSources)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "results": try d.field(1, "results", value, &self.results)
+            case "progress": try d.field(2, "progress", value, &self.progress)
+            case "importId", "import_id": try d.field(3, "importId", value, &self.importId)
+            case "ignoredSources", "ignored_sources": try d.field(4, "ignoredSources", value, &self.ignoredSources)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ExportContactsRequest` message.
+public struct Switchboard_Contacts_V1_ExportContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ExportContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.ExportContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__export_contacts_request__init)
+
+    /// Field `format` = 1.
+    public var format: Switchboard_Contacts_V1_ContactFileFormat = .init(protoValue: 0)
+
+    /// Field `filter` = 2.
+    public var filter: Switchboard_Contacts_V1_SearchContactsRequest? = nil
+
+    /// Field `fields` = 3.
+    public var fields: [String] = []
+
+    /// Field `vcard_version` = 4.
+    public var vcardVersion: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.format = r.enumeration(0)
+        self.filter = r.message(1)
+        self.fields = r.repeatedString(2)
+        self.vcardVersion = r.scalar(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setEnumeration(0, format)
+        w.setMessage(1, filter)
+        w.setRepeatedString(2, fields)
+        w.setScalar(3, vcardVersion)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "format", self.format)
+        try e.field(&o, "filter", self.filter)
+        e.field(&o, "fields", self.fields)
+        e.field(&o, "vcardVersion", self.vcardVersion)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "format": try d.field(1, "format", value, &self.format)
+            case "filter": try d.field(2, "filter", value, &self.filter)
+            case "fields": try d.field(3, "fields", value, &self.fields)
+            case "vcardVersion", "vcard_version": try d.field(4, "vcardVersion", value, &self.vcardVersion)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ExportContactsResponse` message.
+public struct Switchboard_Contacts_V1_ExportContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ExportContactsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.ExportContactsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__export_contacts_response__init)
+
+    /// Field `chunk` = 1.
+    public var chunk: [UInt8] = []
+
+    /// Field `contacts` = 2.
+    public var contacts: Int64 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.chunk = r.bytes(0)
+        self.contacts = r.scalar(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setBytes(0, chunk)
+        w.setScalar(1, contacts)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "chunk", self.chunk)
+        e.field(&o, "contacts", self.contacts)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "chunk": try d.field(1, "chunk", value, &self.chunk)
+            case "contacts": try d.field(2, "contacts", value, &self.contacts)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// Names and method descriptors of the `switchboard.contacts.v1.ContactsService` service.
 public enum Switchboard_Contacts_V1_ContactsService {
     /// `switchboard.contacts.v1.ContactsService`.
@@ -2963,9 +3728,13 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let retireField = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "RetireField", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/WatchChanges`.
         public static let watchChanges = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "WatchChanges", kind: .serverStreaming)
+        /// `switchboard.contacts.v1.ContactsService/ImportContacts`.
+        public static let importContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ImportContacts", kind: .bidirectionalStreaming)
+        /// `switchboard.contacts.v1.ContactsService/ExportContacts`.
+        public static let exportContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ExportContacts", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges, Method.importContacts, Method.exportContacts]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
@@ -3012,6 +3781,10 @@ public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCServ
     func retireField(request: Switchboard_Contacts_V1_RetireFieldRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_FieldDefinition
     /// Handles `WatchChanges`.
     func watchChanges(request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext) async throws
+    /// Handles `ImportContacts`.
+    func importContacts(requests: RPCAsyncSequence<Switchboard_Contacts_V1_ImportContactsRequest>, responses: RPCWriter<Switchboard_Contacts_V1_ImportContactsResponse>, context: ServerContext) async throws
+    /// Handles `ExportContacts`.
+    func exportContacts(request: Switchboard_Contacts_V1_ExportContactsRequest, responses: RPCWriter<Switchboard_Contacts_V1_ExportContactsResponse>, context: ServerContext) async throws
 }
 
 extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
@@ -3038,6 +3811,8 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listFieldDefinitions) { try await self.listFieldDefinitions(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.retireField) { try await self.retireField(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Contacts_V1_ContactsService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
+        router.registerBidirectionalStreaming(Switchboard_Contacts_V1_ContactsService.Method.importContacts) { try await self.importContacts(requests: $0, responses: $1, context: $2) }
+        router.registerServerStreaming(Switchboard_Contacts_V1_ContactsService.Method.exportContacts) { try await self.exportContacts(request: $0, responses: $1, context: $2) }
     }
 }
 
@@ -3156,5 +3931,22 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
         body: @escaping @Sendable (RPCAsyncSequence<Switchboard_Common_V1_ChangeEvent>) async throws -> Result
     ) async throws -> Result {
         try await client.serverStreaming(Switchboard_Contacts_V1_ContactsService.Method.watchChanges, request, options: options, body: body)
+    }
+
+    /// Calls `ImportContacts`.
+    public func importContacts<Result: Sendable>(
+        options: CallOptions = .defaults,
+        body: @escaping @Sendable (ClientStreamingCall<Switchboard_Contacts_V1_ImportContactsRequest, Switchboard_Contacts_V1_ImportContactsResponse>) async throws -> Result
+    ) async throws -> Result {
+        try await client.streaming(Switchboard_Contacts_V1_ContactsService.Method.importContacts, options: options, body: body)
+    }
+
+    /// Calls `ExportContacts`.
+    public func exportContacts<Result: Sendable>(
+        _ request: Switchboard_Contacts_V1_ExportContactsRequest,
+        options: CallOptions = .defaults,
+        body: @escaping @Sendable (RPCAsyncSequence<Switchboard_Contacts_V1_ExportContactsResponse>) async throws -> Result
+    ) async throws -> Result {
+        try await client.serverStreaming(Switchboard_Contacts_V1_ContactsService.Method.exportContacts, request, options: options, body: body)
     }
 }

@@ -138,6 +138,12 @@ public enum JSON: Sendable, Hashable {
     /// Appends `s` as a JSON string: quotes, backslashes and control characters escaped, the rest verbatim.
     public static func quote(_ s: String, into out: inout String) {
         out += "\""
+        // Most strings need no escape: appended whole (scalar by scalar was a quarter of an import's CPU).
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) {
+            out += s
+            out += "\""
+            return
+        }
         let hex = Array("0123456789abcdef".unicodeScalars)
         for scalar in s.unicodeScalars {
             switch scalar {

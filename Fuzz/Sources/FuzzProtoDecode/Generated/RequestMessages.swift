@@ -209,10 +209,14 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_DeleteContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DeleteContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.deleteSavedSearch
     (Switchboard_Contacts_V1_DeleteSavedSearchRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DeleteSavedSearchRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.exportContacts
+    (Switchboard_Contacts_V1_ExportContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ExportContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.getContact
     (Switchboard_Contacts_V1_GetContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.getSavedSearch
     (Switchboard_Contacts_V1_GetSavedSearchRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetSavedSearchRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.importContacts
+    (Switchboard_Contacts_V1_ImportContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ImportContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.listContacts
     (Switchboard_Contacts_V1_ListContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.listFieldDefinitions

@@ -17,6 +17,7 @@ PROTOBUF_C__BEGIN_DECLS
 #include "google/protobuf/field_mask.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "google/rpc/error_details.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 #include "switchboard/common/v1/change.pb-c.h"
 #include "switchboard/common/v1/types.pb-c.h"
@@ -65,6 +66,14 @@ typedef struct Switchboard__Contacts__V1__DefineFieldRequest Switchboard__Contac
 typedef struct Switchboard__Contacts__V1__ListFieldDefinitionsRequest Switchboard__Contacts__V1__ListFieldDefinitionsRequest;
 typedef struct Switchboard__Contacts__V1__ListFieldDefinitionsResponse Switchboard__Contacts__V1__ListFieldDefinitionsResponse;
 typedef struct Switchboard__Contacts__V1__RetireFieldRequest Switchboard__Contacts__V1__RetireFieldRequest;
+typedef struct Switchboard__Contacts__V1__ImportFieldMapping Switchboard__Contacts__V1__ImportFieldMapping;
+typedef struct Switchboard__Contacts__V1__ImportOptions Switchboard__Contacts__V1__ImportOptions;
+typedef struct Switchboard__Contacts__V1__ImportContactsRequest Switchboard__Contacts__V1__ImportContactsRequest;
+typedef struct Switchboard__Contacts__V1__ImportRowResult Switchboard__Contacts__V1__ImportRowResult;
+typedef struct Switchboard__Contacts__V1__ImportProgress Switchboard__Contacts__V1__ImportProgress;
+typedef struct Switchboard__Contacts__V1__ImportContactsResponse Switchboard__Contacts__V1__ImportContactsResponse;
+typedef struct Switchboard__Contacts__V1__ExportContactsRequest Switchboard__Contacts__V1__ExportContactsRequest;
+typedef struct Switchboard__Contacts__V1__ExportContactsResponse Switchboard__Contacts__V1__ExportContactsResponse;
 
 
 /* --- enums --- */
@@ -131,6 +140,81 @@ typedef enum _Switchboard__Contacts__V1__ContactStatus {
   SWITCHBOARD__CONTACTS__V1__CONTACT_STATUS__CONTACT_STATUS_INACTIVE = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__CONTACT_STATUS)
 } Switchboard__Contacts__V1__ContactStatus;
+/*
+ * A file format of contacts, for import and export.
+ */
+typedef enum _Switchboard__Contacts__V1__ContactFileFormat {
+  SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_UNSPECIFIED = 0,
+  /*
+   * RFC 4180: UTF-8 (a byte-order mark is skipped), a header row naming the columns, fields quoted with " when they
+   * hold the delimiter, quotes or line breaks, records ended by CRLF or LF.
+   */
+  SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_CSV = 1,
+  /*
+   * vCard 3.0 (RFC 2426) or 4.0 (RFC 6350); import reads both, export writes ExportContactsRequest.vcard_version.
+   */
+  SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_VCARD = 2,
+  /*
+   * One JSON object per line: without a mapping, a Contact in the proto3 JSON mapping (as ExportContacts writes it;
+   * output-only fields are ignored); with one, any object whose keys the mapping names.
+   */
+  SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_JSON_LINES = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT)
+} Switchboard__Contacts__V1__ContactFileFormat;
+/*
+ * What an import does with a row that matches a live contact (see ImportOptions.match_on).
+ */
+typedef enum _Switchboard__Contacts__V1__DuplicatePolicy {
+  /*
+   * SKIP.
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_POLICY__DUPLICATE_POLICY_UNSPECIFIED = 0,
+  /*
+   * The row is reported SKIPPED_DUPLICATE with the matching contact's id; nothing changes.
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_POLICY__DUPLICATE_POLICY_SKIP = 1,
+  /*
+   * The matching contact takes the row's values: fields the row sets replace the contact's, emails, phones and tags
+   * are added to the contact's.
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_POLICY__DUPLICATE_POLICY_UPDATE = 2,
+  /*
+   * No matching: every valid row is created (an email address another contact holds makes its row INVALID).
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_POLICY__DUPLICATE_POLICY_CREATE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__DUPLICATE_POLICY)
+} Switchboard__Contacts__V1__DuplicatePolicy;
+/*
+ * What makes a row a duplicate of a live contact.
+ */
+typedef enum _Switchboard__Contacts__V1__DuplicateMatch {
+  /*
+   * EMAIL.
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_MATCH__DUPLICATE_MATCH_UNSPECIFIED = 0,
+  /*
+   * An email address of the row belongs to the contact (case-insensitively).
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_MATCH__DUPLICATE_MATCH_EMAIL = 1,
+  /*
+   * A phone number of the row, in its E.164 form, belongs to exactly one live contact (a number several contacts
+   * share matches none of them).
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_MATCH__DUPLICATE_MATCH_PHONE = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__DUPLICATE_MATCH)
+} Switchboard__Contacts__V1__DuplicateMatch;
+typedef enum _Switchboard__Contacts__V1__ImportOutcome {
+  SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UNSPECIFIED = 0,
+  SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_CREATED = 1,
+  SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UPDATED = 2,
+  SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_SKIPPED_DUPLICATE = 3,
+  /*
+   * Not written: violations say why (fields named as in CreateContact: contact.emails[0].address, …; a row the parser
+   * could not read is named "row").
+   */
+  SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_INVALID = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME)
+} Switchboard__Contacts__V1__ImportOutcome;
 
 /* --- messages --- */
 
@@ -925,6 +1009,222 @@ struct  Switchboard__Contacts__V1__RetireFieldRequest
 #define SWITCHBOARD__CONTACTS__V1__RETIRE_FIELD_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__retire_field_request__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Where one source value goes.
+ */
+struct  Switchboard__Contacts__V1__ImportFieldMapping
+{
+  ProtobufCMessage base;
+  /*
+   * A CSV column (its header text, or "1", "2", … without a header row), a vCard property name ("TITLE", "NOTE",
+   * "X-ACCOUNT"; case-insensitive), or a JSON key (a dotted path into nested objects: "address.city").
+   */
+  char *source;
+  /*
+   * The contact field: name.given, name.family, name.middle, name.prefix, name.suffix, name.display, emails (one or
+   * more addresses separated by ";", each optionally "label:address"), email:<label>, phones (likewise),
+   * phone:<label>, tags (separated by ";"), type (PERSON or COMPANY), status (LEAD, PROSPECT, CUSTOMER, INACTIVE),
+   * owner_id, address.label, address.lines (lines separated by ";"), address.locality, address.administrative_area,
+   * address.postal_code, address.region_code, custom_fields.<key> (read as the field's type). Empty: ignore the
+   * source.
+   */
+  char *target;
+};
+#define SWITCHBOARD__CONTACTS__V1__IMPORT_FIELD_MAPPING__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__import_field_mapping__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__ImportOptions
+{
+  ProtobufCMessage base;
+  Switchboard__Contacts__V1__ContactFileFormat format;
+  /*
+   * Source → contact field. Without any, sources named like the targets map to them (what ExportContacts writes:
+   * CSV headers such as "name.given" and "custom_fields.tier", vCard's N, FN, EMAIL, TEL, ADR, CATEGORIES, KIND and
+   * its X-SWITCHBOARD-* properties); other sources are ignored and listed in the first response.
+   */
+  size_t n_mapping;
+  Switchboard__Contacts__V1__ImportFieldMapping **mapping;
+  /*
+   * Validate, match and report every row without writing anything.
+   */
+  protobuf_c_boolean dry_run;
+  Switchboard__Contacts__V1__DuplicatePolicy duplicate_policy;
+  /*
+   * Empty: EMAIL. At most one of each.
+   */
+  size_t n_match_on;
+  Switchboard__Contacts__V1__DuplicateMatch *match_on;
+  /*
+   * Makes the import resumable: rows this import already wrote (by their row number) are reported as before
+   * (resumed = true) and not written again, so after an interruption the client sends the whole input again with the
+   * same id and the same options. 1-64 characters of A-Z a-z 0-9 . _ -; the service picks one when empty (see
+   * ImportContactsResponse.import_id).
+   */
+  char *import_id;
+  /*
+   * CSV: the field delimiter: ",", ";", "|" or "\t" (a tab); "," when empty.
+   */
+  char *csv_delimiter;
+  /*
+   * CSV: the first record is data, not a header; columns are named "1", "2", … for the mapping.
+   */
+  protobuf_c_boolean csv_no_header;
+};
+#define SWITCHBOARD__CONTACTS__V1__IMPORT_OPTIONS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__import_options__descriptor) \
+    , SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_UNSPECIFIED, 0,NULL, 0, SWITCHBOARD__CONTACTS__V1__DUPLICATE_POLICY__DUPLICATE_POLICY_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+typedef enum {
+  SWITCHBOARD__CONTACTS__V1__IMPORT_CONTACTS_REQUEST__PART__NOT_SET = 0,
+  SWITCHBOARD__CONTACTS__V1__IMPORT_CONTACTS_REQUEST__PART_OPTIONS = 1,
+  SWITCHBOARD__CONTACTS__V1__IMPORT_CONTACTS_REQUEST__PART_CHUNK = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__IMPORT_CONTACTS_REQUEST__PART__CASE)
+} Switchboard__Contacts__V1__ImportContactsRequest__PartCase;
+
+/*
+ * The request stream of ImportContacts: options first, then the file's bytes in chunks of any size (at most 1 MiB
+ * each; records may span chunks).
+ */
+struct  Switchboard__Contacts__V1__ImportContactsRequest
+{
+  ProtobufCMessage base;
+  Switchboard__Contacts__V1__ImportContactsRequest__PartCase part_case;
+  union {
+    Switchboard__Contacts__V1__ImportOptions *options;
+    ProtobufCBinaryData chunk;
+  };
+};
+#define SWITCHBOARD__CONTACTS__V1__IMPORT_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__import_contacts_request__descriptor) \
+    , SWITCHBOARD__CONTACTS__V1__IMPORT_CONTACTS_REQUEST__PART__NOT_SET, {0} }
+
+
+struct  Switchboard__Contacts__V1__ImportRowResult
+{
+  ProtobufCMessage base;
+  /*
+   * The record's number in the input, from 1 (a CSV header row is not counted; a vCard is one record).
+   */
+  int64_t row;
+  Switchboard__Contacts__V1__ImportOutcome outcome;
+  /*
+   * The contact created or updated, or the one the row duplicates; in a dry run, the one it would update or
+   * duplicate (empty for a row that would be created).
+   */
+  char *contact_id;
+  size_t n_violations;
+  Google__Rpc__BadRequest__FieldViolation **violations;
+  /*
+   * An earlier attempt of this import_id wrote this row; the outcome is the one it had.
+   */
+  protobuf_c_boolean resumed;
+};
+#define SWITCHBOARD__CONTACTS__V1__IMPORT_ROW_RESULT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__import_row_result__descriptor) \
+    , 0, SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+
+
+struct  Switchboard__Contacts__V1__ImportProgress
+{
+  ProtobufCMessage base;
+  /*
+   * Rows read so far, and how they ended.
+   */
+  int64_t rows;
+  int64_t created;
+  int64_t updated;
+  int64_t skipped;
+  int64_t invalid;
+  /*
+   * Rows an earlier attempt of the import wrote (counted in their outcome too).
+   */
+  int64_t resumed;
+  /*
+   * Bytes of the input whose rows are all reported.
+   */
+  int64_t bytes_processed;
+  /*
+   * The last response: the input has been read to its end.
+   */
+  protobuf_c_boolean done;
+};
+#define SWITCHBOARD__CONTACTS__V1__IMPORT_PROGRESS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__import_progress__descriptor) \
+    , 0, 0, 0, 0, 0, 0, 0, 0 }
+
+
+struct  Switchboard__Contacts__V1__ImportContactsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The next rows' results, in row order (each written batch of rows is one response).
+   */
+  size_t n_results;
+  Switchboard__Contacts__V1__ImportRowResult **results;
+  /*
+   * The counts so far.
+   */
+  Switchboard__Contacts__V1__ImportProgress *progress;
+  /*
+   * First response only: the import's id (as given, or picked by the service).
+   */
+  char *import_id;
+  /*
+   * First response of a CSV import: the header's columns that no mapping target takes.
+   */
+  size_t n_ignored_sources;
+  char **ignored_sources;
+};
+#define SWITCHBOARD__CONTACTS__V1__IMPORT_CONTACTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__import_contacts_response__descriptor) \
+    , 0,NULL, NULL, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+struct  Switchboard__Contacts__V1__ExportContactsRequest
+{
+  ProtobufCMessage base;
+  Switchboard__Contacts__V1__ContactFileFormat format;
+  /*
+   * The contacts: every match of this search's query and filters (or of a saved search by id); its sort, facets and
+   * page are ignored (contacts come in creation order). Unset: every live contact.
+   */
+  Switchboard__Contacts__V1__SearchContactsRequest *filter;
+  /*
+   * The fields to write: id, name, emails, phones, addresses, type, status, tags, owner_id, custom_fields,
+   * custom_fields.<key>, audit. Empty: all of them.
+   */
+  size_t n_fields;
+  char **fields;
+  /*
+   * vCard export: 3 or 4 (0: 4).
+   */
+  int32_t vcard_version;
+};
+#define SWITCHBOARD__CONTACTS__V1__EXPORT_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__export_contacts_request__descriptor) \
+    , SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_UNSPECIFIED, NULL, 0,NULL, 0 }
+
+
+struct  Switchboard__Contacts__V1__ExportContactsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The next bytes of the file (UTF-8; CSV starts with its header row).
+   */
+  ProtobufCBinaryData chunk;
+  /*
+   * Contacts written so far, this chunk included.
+   */
+  int64_t contacts;
+};
+#define SWITCHBOARD__CONTACTS__V1__EXPORT_CONTACTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__export_contacts_response__descriptor) \
+    , {0,NULL}, 0 }
 
 
 /* Switchboard__Contacts__V1__PersonName methods */
@@ -1747,6 +2047,158 @@ Switchboard__Contacts__V1__RetireFieldRequest *
 void   switchboard__contacts__v1__retire_field_request__free_unpacked
                      (Switchboard__Contacts__V1__RetireFieldRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ImportFieldMapping methods */
+void   switchboard__contacts__v1__import_field_mapping__init
+                     (Switchboard__Contacts__V1__ImportFieldMapping         *message);
+size_t switchboard__contacts__v1__import_field_mapping__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportFieldMapping   *message);
+size_t switchboard__contacts__v1__import_field_mapping__pack
+                     (const Switchboard__Contacts__V1__ImportFieldMapping   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__import_field_mapping__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportFieldMapping   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ImportFieldMapping *
+       switchboard__contacts__v1__import_field_mapping__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__import_field_mapping__free_unpacked
+                     (Switchboard__Contacts__V1__ImportFieldMapping *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ImportOptions methods */
+void   switchboard__contacts__v1__import_options__init
+                     (Switchboard__Contacts__V1__ImportOptions         *message);
+size_t switchboard__contacts__v1__import_options__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportOptions   *message);
+size_t switchboard__contacts__v1__import_options__pack
+                     (const Switchboard__Contacts__V1__ImportOptions   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__import_options__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportOptions   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ImportOptions *
+       switchboard__contacts__v1__import_options__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__import_options__free_unpacked
+                     (Switchboard__Contacts__V1__ImportOptions *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ImportContactsRequest methods */
+void   switchboard__contacts__v1__import_contacts_request__init
+                     (Switchboard__Contacts__V1__ImportContactsRequest         *message);
+size_t switchboard__contacts__v1__import_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportContactsRequest   *message);
+size_t switchboard__contacts__v1__import_contacts_request__pack
+                     (const Switchboard__Contacts__V1__ImportContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__import_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ImportContactsRequest *
+       switchboard__contacts__v1__import_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__import_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__ImportContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ImportRowResult methods */
+void   switchboard__contacts__v1__import_row_result__init
+                     (Switchboard__Contacts__V1__ImportRowResult         *message);
+size_t switchboard__contacts__v1__import_row_result__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportRowResult   *message);
+size_t switchboard__contacts__v1__import_row_result__pack
+                     (const Switchboard__Contacts__V1__ImportRowResult   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__import_row_result__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportRowResult   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ImportRowResult *
+       switchboard__contacts__v1__import_row_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__import_row_result__free_unpacked
+                     (Switchboard__Contacts__V1__ImportRowResult *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ImportProgress methods */
+void   switchboard__contacts__v1__import_progress__init
+                     (Switchboard__Contacts__V1__ImportProgress         *message);
+size_t switchboard__contacts__v1__import_progress__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportProgress   *message);
+size_t switchboard__contacts__v1__import_progress__pack
+                     (const Switchboard__Contacts__V1__ImportProgress   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__import_progress__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportProgress   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ImportProgress *
+       switchboard__contacts__v1__import_progress__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__import_progress__free_unpacked
+                     (Switchboard__Contacts__V1__ImportProgress *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ImportContactsResponse methods */
+void   switchboard__contacts__v1__import_contacts_response__init
+                     (Switchboard__Contacts__V1__ImportContactsResponse         *message);
+size_t switchboard__contacts__v1__import_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportContactsResponse   *message);
+size_t switchboard__contacts__v1__import_contacts_response__pack
+                     (const Switchboard__Contacts__V1__ImportContactsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__import_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportContactsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ImportContactsResponse *
+       switchboard__contacts__v1__import_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__import_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__ImportContactsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ExportContactsRequest methods */
+void   switchboard__contacts__v1__export_contacts_request__init
+                     (Switchboard__Contacts__V1__ExportContactsRequest         *message);
+size_t switchboard__contacts__v1__export_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__ExportContactsRequest   *message);
+size_t switchboard__contacts__v1__export_contacts_request__pack
+                     (const Switchboard__Contacts__V1__ExportContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__export_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ExportContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ExportContactsRequest *
+       switchboard__contacts__v1__export_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__export_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__ExportContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ExportContactsResponse methods */
+void   switchboard__contacts__v1__export_contacts_response__init
+                     (Switchboard__Contacts__V1__ExportContactsResponse         *message);
+size_t switchboard__contacts__v1__export_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__ExportContactsResponse   *message);
+size_t switchboard__contacts__v1__export_contacts_response__pack
+                     (const Switchboard__Contacts__V1__ExportContactsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__export_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ExportContactsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ExportContactsResponse *
+       switchboard__contacts__v1__export_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__export_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__ExportContactsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__Contacts__V1__PersonName_Closure)
@@ -1881,6 +2333,30 @@ typedef void (*Switchboard__Contacts__V1__ListFieldDefinitionsResponse_Closure)
 typedef void (*Switchboard__Contacts__V1__RetireFieldRequest_Closure)
                  (const Switchboard__Contacts__V1__RetireFieldRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ImportFieldMapping_Closure)
+                 (const Switchboard__Contacts__V1__ImportFieldMapping *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ImportOptions_Closure)
+                 (const Switchboard__Contacts__V1__ImportOptions *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ImportContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__ImportContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ImportRowResult_Closure)
+                 (const Switchboard__Contacts__V1__ImportRowResult *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ImportProgress_Closure)
+                 (const Switchboard__Contacts__V1__ImportProgress *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ImportContactsResponse_Closure)
+                 (const Switchboard__Contacts__V1__ImportContactsResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ExportContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__ExportContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ExportContactsResponse_Closure)
+                 (const Switchboard__Contacts__V1__ExportContactsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1972,6 +2448,14 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                         const Switchboard__Common__V1__WatchChangesRequest *input,
                         Switchboard__Common__V1__ChangeEvent_Closure closure,
                         void *closure_data);
+  void (*import_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                          const Switchboard__Contacts__V1__ImportContactsRequest *input,
+                          Switchboard__Contacts__V1__ImportContactsResponse_Closure closure,
+                          void *closure_data);
+  void (*export_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                          const Switchboard__Contacts__V1__ExportContactsRequest *input,
+                          Switchboard__Contacts__V1__ExportContactsResponse_Closure closure,
+                          void *closure_data);
 };
 typedef void (*Switchboard__Contacts__V1__ContactsService_ServiceDestroy)(Switchboard__Contacts__V1__ContactsService_Service *);
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
@@ -2000,7 +2484,9 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
       function_prefix__ ## define_field,\
       function_prefix__ ## list_field_definitions,\
       function_prefix__ ## retire_field,\
-      function_prefix__ ## watch_changes  }
+      function_prefix__ ## watch_changes,\
+      function_prefix__ ## import_contacts,\
+      function_prefix__ ## export_contacts  }
 void switchboard__contacts__v1__contacts_service__create_contact(ProtobufCService *service,
                                                                  const Switchboard__Contacts__V1__CreateContactRequest *input,
                                                                  Switchboard__Contacts__V1__Contact_Closure closure,
@@ -2085,11 +2571,23 @@ void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService
                                                                 const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                 Switchboard__Common__V1__ChangeEvent_Closure closure,
                                                                 void *closure_data);
+void switchboard__contacts__v1__contacts_service__import_contacts(ProtobufCService *service,
+                                                                  const Switchboard__Contacts__V1__ImportContactsRequest *input,
+                                                                  Switchboard__Contacts__V1__ImportContactsResponse_Closure closure,
+                                                                  void *closure_data);
+void switchboard__contacts__v1__contacts_service__export_contacts(ProtobufCService *service,
+                                                                  const Switchboard__Contacts__V1__ExportContactsRequest *input,
+                                                                  Switchboard__Contacts__V1__ExportContactsResponse_Closure closure,
+                                                                  void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__contact_type__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__contact_status__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__contact_file_format__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__duplicate_policy__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__duplicate_match__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__import_outcome__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__person_name__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__email__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__phone__descriptor;
@@ -2137,6 +2635,14 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__define_field_
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_field_definitions_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_field_definitions_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__retire_field_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__import_field_mapping__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__import_options__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__import_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__import_row_result__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__import_progress__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__import_contacts_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__export_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__export_contacts_response__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor;
 
 PROTOBUF_C__END_DECLS

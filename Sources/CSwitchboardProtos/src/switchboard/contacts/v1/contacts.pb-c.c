@@ -1948,6 +1948,366 @@ void   switchboard__contacts__v1__retire_field_request__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__retire_field_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__import_field_mapping__init
+                     (Switchboard__Contacts__V1__ImportFieldMapping         *message)
+{
+  static const Switchboard__Contacts__V1__ImportFieldMapping init_value = SWITCHBOARD__CONTACTS__V1__IMPORT_FIELD_MAPPING__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__import_field_mapping__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportFieldMapping *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_field_mapping__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__import_field_mapping__pack
+                     (const Switchboard__Contacts__V1__ImportFieldMapping *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_field_mapping__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__import_field_mapping__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportFieldMapping *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_field_mapping__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ImportFieldMapping *
+       switchboard__contacts__v1__import_field_mapping__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ImportFieldMapping *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__import_field_mapping__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__import_field_mapping__free_unpacked
+                     (Switchboard__Contacts__V1__ImportFieldMapping *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_field_mapping__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__import_options__init
+                     (Switchboard__Contacts__V1__ImportOptions         *message)
+{
+  static const Switchboard__Contacts__V1__ImportOptions init_value = SWITCHBOARD__CONTACTS__V1__IMPORT_OPTIONS__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__import_options__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportOptions *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_options__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__import_options__pack
+                     (const Switchboard__Contacts__V1__ImportOptions *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_options__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__import_options__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportOptions *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_options__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ImportOptions *
+       switchboard__contacts__v1__import_options__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ImportOptions *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__import_options__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__import_options__free_unpacked
+                     (Switchboard__Contacts__V1__ImportOptions *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_options__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__import_contacts_request__init
+                     (Switchboard__Contacts__V1__ImportContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__ImportContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__IMPORT_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__import_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__import_contacts_request__pack
+                     (const Switchboard__Contacts__V1__ImportContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__import_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ImportContactsRequest *
+       switchboard__contacts__v1__import_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ImportContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__import_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__import_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__ImportContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__import_row_result__init
+                     (Switchboard__Contacts__V1__ImportRowResult         *message)
+{
+  static const Switchboard__Contacts__V1__ImportRowResult init_value = SWITCHBOARD__CONTACTS__V1__IMPORT_ROW_RESULT__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__import_row_result__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportRowResult *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_row_result__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__import_row_result__pack
+                     (const Switchboard__Contacts__V1__ImportRowResult *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_row_result__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__import_row_result__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportRowResult *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_row_result__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ImportRowResult *
+       switchboard__contacts__v1__import_row_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ImportRowResult *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__import_row_result__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__import_row_result__free_unpacked
+                     (Switchboard__Contacts__V1__ImportRowResult *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_row_result__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__import_progress__init
+                     (Switchboard__Contacts__V1__ImportProgress         *message)
+{
+  static const Switchboard__Contacts__V1__ImportProgress init_value = SWITCHBOARD__CONTACTS__V1__IMPORT_PROGRESS__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__import_progress__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportProgress *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_progress__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__import_progress__pack
+                     (const Switchboard__Contacts__V1__ImportProgress *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_progress__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__import_progress__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportProgress *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_progress__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ImportProgress *
+       switchboard__contacts__v1__import_progress__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ImportProgress *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__import_progress__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__import_progress__free_unpacked
+                     (Switchboard__Contacts__V1__ImportProgress *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_progress__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__import_contacts_response__init
+                     (Switchboard__Contacts__V1__ImportContactsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__ImportContactsResponse init_value = SWITCHBOARD__CONTACTS__V1__IMPORT_CONTACTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__import_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__ImportContactsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_contacts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__import_contacts_response__pack
+                     (const Switchboard__Contacts__V1__ImportContactsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_contacts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__import_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ImportContactsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_contacts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ImportContactsResponse *
+       switchboard__contacts__v1__import_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ImportContactsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__import_contacts_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__import_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__ImportContactsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__import_contacts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__export_contacts_request__init
+                     (Switchboard__Contacts__V1__ExportContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__ExportContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__EXPORT_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__export_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__ExportContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__export_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__export_contacts_request__pack
+                     (const Switchboard__Contacts__V1__ExportContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__export_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__export_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ExportContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__export_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ExportContactsRequest *
+       switchboard__contacts__v1__export_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ExportContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__export_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__export_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__ExportContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__export_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__export_contacts_response__init
+                     (Switchboard__Contacts__V1__ExportContactsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__ExportContactsResponse init_value = SWITCHBOARD__CONTACTS__V1__EXPORT_CONTACTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__export_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__ExportContactsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__export_contacts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__export_contacts_response__pack
+                     (const Switchboard__Contacts__V1__ExportContactsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__export_contacts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__export_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ExportContactsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__export_contacts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ExportContactsResponse *
+       switchboard__contacts__v1__export_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ExportContactsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__export_contacts_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__export_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__ExportContactsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__export_contacts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchboard__contacts__v1__person_name__field_descriptors[6] =
 {
   {
@@ -5009,6 +5369,661 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__retire_field_request
   (ProtobufCMessageInit) switchboard__contacts__v1__retire_field_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__import_field_mapping__field_descriptors[2] =
+{
+  {
+    "source",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportFieldMapping, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "target",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportFieldMapping, target),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__import_field_mapping__field_indices_by_name[] = {
+  0,   /* field[0] = source */
+  1,   /* field[1] = target */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__import_field_mapping__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__import_field_mapping__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ImportFieldMapping",
+  "ImportFieldMapping",
+  "Switchboard__Contacts__V1__ImportFieldMapping",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ImportFieldMapping),
+  2,
+  switchboard__contacts__v1__import_field_mapping__field_descriptors,
+  switchboard__contacts__v1__import_field_mapping__field_indices_by_name,
+  1,  switchboard__contacts__v1__import_field_mapping__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__import_field_mapping__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__import_options__field_descriptors[8] =
+{
+  {
+    "format",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportOptions, format),
+    &switchboard__contacts__v1__contact_file_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mapping",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__ImportOptions, n_mapping),
+    offsetof(Switchboard__Contacts__V1__ImportOptions, mapping),
+    &switchboard__contacts__v1__import_field_mapping__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dry_run",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportOptions, dry_run),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "duplicate_policy",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportOptions, duplicate_policy),
+    &switchboard__contacts__v1__duplicate_policy__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "match_on",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Switchboard__Contacts__V1__ImportOptions, n_match_on),
+    offsetof(Switchboard__Contacts__V1__ImportOptions, match_on),
+    &switchboard__contacts__v1__duplicate_match__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "import_id",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportOptions, import_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "csv_delimiter",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportOptions, csv_delimiter),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "csv_no_header",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportOptions, csv_no_header),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__import_options__field_indices_by_name[] = {
+  6,   /* field[6] = csv_delimiter */
+  7,   /* field[7] = csv_no_header */
+  2,   /* field[2] = dry_run */
+  3,   /* field[3] = duplicate_policy */
+  0,   /* field[0] = format */
+  5,   /* field[5] = import_id */
+  1,   /* field[1] = mapping */
+  4,   /* field[4] = match_on */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__import_options__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__import_options__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ImportOptions",
+  "ImportOptions",
+  "Switchboard__Contacts__V1__ImportOptions",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ImportOptions),
+  8,
+  switchboard__contacts__v1__import_options__field_descriptors,
+  switchboard__contacts__v1__import_options__field_indices_by_name,
+  1,  switchboard__contacts__v1__import_options__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__import_options__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__import_contacts_request__field_descriptors[2] =
+{
+  {
+    "options",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__ImportContactsRequest, part_case),
+    offsetof(Switchboard__Contacts__V1__ImportContactsRequest, options),
+    &switchboard__contacts__v1__import_options__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunk",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Switchboard__Contacts__V1__ImportContactsRequest, part_case),
+    offsetof(Switchboard__Contacts__V1__ImportContactsRequest, chunk),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__import_contacts_request__field_indices_by_name[] = {
+  1,   /* field[1] = chunk */
+  0,   /* field[0] = options */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__import_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__import_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ImportContactsRequest",
+  "ImportContactsRequest",
+  "Switchboard__Contacts__V1__ImportContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ImportContactsRequest),
+  2,
+  switchboard__contacts__v1__import_contacts_request__field_descriptors,
+  switchboard__contacts__v1__import_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__import_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__import_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__import_row_result__field_descriptors[5] =
+{
+  {
+    "row",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportRowResult, row),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outcome",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportRowResult, outcome),
+    &switchboard__contacts__v1__import_outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportRowResult, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "violations",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__ImportRowResult, n_violations),
+    offsetof(Switchboard__Contacts__V1__ImportRowResult, violations),
+    &google__rpc__bad_request__field_violation__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "resumed",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportRowResult, resumed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__import_row_result__field_indices_by_name[] = {
+  2,   /* field[2] = contact_id */
+  1,   /* field[1] = outcome */
+  4,   /* field[4] = resumed */
+  0,   /* field[0] = row */
+  3,   /* field[3] = violations */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__import_row_result__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__import_row_result__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ImportRowResult",
+  "ImportRowResult",
+  "Switchboard__Contacts__V1__ImportRowResult",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ImportRowResult),
+  5,
+  switchboard__contacts__v1__import_row_result__field_descriptors,
+  switchboard__contacts__v1__import_row_result__field_indices_by_name,
+  1,  switchboard__contacts__v1__import_row_result__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__import_row_result__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__import_progress__field_descriptors[8] =
+{
+  {
+    "rows",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportProgress, rows),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportProgress, created),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportProgress, updated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "skipped",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportProgress, skipped),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "invalid",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportProgress, invalid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "resumed",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportProgress, resumed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bytes_processed",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportProgress, bytes_processed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "done",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportProgress, done),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__import_progress__field_indices_by_name[] = {
+  6,   /* field[6] = bytes_processed */
+  1,   /* field[1] = created */
+  7,   /* field[7] = done */
+  4,   /* field[4] = invalid */
+  5,   /* field[5] = resumed */
+  0,   /* field[0] = rows */
+  3,   /* field[3] = skipped */
+  2,   /* field[2] = updated */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__import_progress__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__import_progress__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ImportProgress",
+  "ImportProgress",
+  "Switchboard__Contacts__V1__ImportProgress",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ImportProgress),
+  8,
+  switchboard__contacts__v1__import_progress__field_descriptors,
+  switchboard__contacts__v1__import_progress__field_indices_by_name,
+  1,  switchboard__contacts__v1__import_progress__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__import_progress__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__import_contacts_response__field_descriptors[4] =
+{
+  {
+    "results",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__ImportContactsResponse, n_results),
+    offsetof(Switchboard__Contacts__V1__ImportContactsResponse, results),
+    &switchboard__contacts__v1__import_row_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "progress",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportContactsResponse, progress),
+    &switchboard__contacts__v1__import_progress__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "import_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ImportContactsResponse, import_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ignored_sources",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__ImportContactsResponse, n_ignored_sources),
+    offsetof(Switchboard__Contacts__V1__ImportContactsResponse, ignored_sources),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__import_contacts_response__field_indices_by_name[] = {
+  3,   /* field[3] = ignored_sources */
+  2,   /* field[2] = import_id */
+  1,   /* field[1] = progress */
+  0,   /* field[0] = results */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__import_contacts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__import_contacts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ImportContactsResponse",
+  "ImportContactsResponse",
+  "Switchboard__Contacts__V1__ImportContactsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ImportContactsResponse),
+  4,
+  switchboard__contacts__v1__import_contacts_response__field_descriptors,
+  switchboard__contacts__v1__import_contacts_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__import_contacts_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__import_contacts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__export_contacts_request__field_descriptors[4] =
+{
+  {
+    "format",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ExportContactsRequest, format),
+    &switchboard__contacts__v1__contact_file_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "filter",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ExportContactsRequest, filter),
+    &switchboard__contacts__v1__search_contacts_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "fields",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__ExportContactsRequest, n_fields),
+    offsetof(Switchboard__Contacts__V1__ExportContactsRequest, fields),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "vcard_version",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ExportContactsRequest, vcard_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__export_contacts_request__field_indices_by_name[] = {
+  2,   /* field[2] = fields */
+  1,   /* field[1] = filter */
+  0,   /* field[0] = format */
+  3,   /* field[3] = vcard_version */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__export_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__export_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ExportContactsRequest",
+  "ExportContactsRequest",
+  "Switchboard__Contacts__V1__ExportContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ExportContactsRequest),
+  4,
+  switchboard__contacts__v1__export_contacts_request__field_descriptors,
+  switchboard__contacts__v1__export_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__export_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__export_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__export_contacts_response__field_descriptors[2] =
+{
+  {
+    "chunk",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ExportContactsResponse, chunk),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contacts",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ExportContactsResponse, contacts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__export_contacts_response__field_indices_by_name[] = {
+  0,   /* field[0] = chunk */
+  1,   /* field[1] = contacts */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__export_contacts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__export_contacts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ExportContactsResponse",
+  "ExportContactsResponse",
+  "Switchboard__Contacts__V1__ExportContactsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ExportContactsResponse),
+  2,
+  switchboard__contacts__v1__export_contacts_response__field_descriptors,
+  switchboard__contacts__v1__export_contacts_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__export_contacts_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__export_contacts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__contacts__v1__contact_type__enum_values_by_number[3] =
 {
   { "CONTACT_TYPE_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__CONTACT_TYPE__CONTACT_TYPE_UNSPECIFIED", 0 },
@@ -5073,7 +6088,135 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__contact_status__descrip
   switchboard__contacts__v1__contact_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[21] =
+static const ProtobufCEnumValue switchboard__contacts__v1__contact_file_format__enum_values_by_number[4] =
+{
+  { "CONTACT_FILE_FORMAT_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_UNSPECIFIED", 0 },
+  { "CONTACT_FILE_FORMAT_CSV", "SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_CSV", 1 },
+  { "CONTACT_FILE_FORMAT_VCARD", "SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_VCARD", 2 },
+  { "CONTACT_FILE_FORMAT_JSON_LINES", "SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_JSON_LINES", 3 },
+};
+static const ProtobufCIntRange switchboard__contacts__v1__contact_file_format__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex switchboard__contacts__v1__contact_file_format__enum_values_by_name[4] =
+{
+  { "CONTACT_FILE_FORMAT_CSV", 1 },
+  { "CONTACT_FILE_FORMAT_JSON_LINES", 3 },
+  { "CONTACT_FILE_FORMAT_UNSPECIFIED", 0 },
+  { "CONTACT_FILE_FORMAT_VCARD", 2 },
+};
+const ProtobufCEnumDescriptor switchboard__contacts__v1__contact_file_format__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ContactFileFormat",
+  "ContactFileFormat",
+  "Switchboard__Contacts__V1__ContactFileFormat",
+  "switchboard.contacts.v1",
+  4,
+  switchboard__contacts__v1__contact_file_format__enum_values_by_number,
+  4,
+  switchboard__contacts__v1__contact_file_format__enum_values_by_name,
+  1,
+  switchboard__contacts__v1__contact_file_format__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue switchboard__contacts__v1__duplicate_policy__enum_values_by_number[4] =
+{
+  { "DUPLICATE_POLICY_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_POLICY__DUPLICATE_POLICY_UNSPECIFIED", 0 },
+  { "DUPLICATE_POLICY_SKIP", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_POLICY__DUPLICATE_POLICY_SKIP", 1 },
+  { "DUPLICATE_POLICY_UPDATE", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_POLICY__DUPLICATE_POLICY_UPDATE", 2 },
+  { "DUPLICATE_POLICY_CREATE", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_POLICY__DUPLICATE_POLICY_CREATE", 3 },
+};
+static const ProtobufCIntRange switchboard__contacts__v1__duplicate_policy__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex switchboard__contacts__v1__duplicate_policy__enum_values_by_name[4] =
+{
+  { "DUPLICATE_POLICY_CREATE", 3 },
+  { "DUPLICATE_POLICY_SKIP", 1 },
+  { "DUPLICATE_POLICY_UNSPECIFIED", 0 },
+  { "DUPLICATE_POLICY_UPDATE", 2 },
+};
+const ProtobufCEnumDescriptor switchboard__contacts__v1__duplicate_policy__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.DuplicatePolicy",
+  "DuplicatePolicy",
+  "Switchboard__Contacts__V1__DuplicatePolicy",
+  "switchboard.contacts.v1",
+  4,
+  switchboard__contacts__v1__duplicate_policy__enum_values_by_number,
+  4,
+  switchboard__contacts__v1__duplicate_policy__enum_values_by_name,
+  1,
+  switchboard__contacts__v1__duplicate_policy__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue switchboard__contacts__v1__duplicate_match__enum_values_by_number[3] =
+{
+  { "DUPLICATE_MATCH_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_MATCH__DUPLICATE_MATCH_UNSPECIFIED", 0 },
+  { "DUPLICATE_MATCH_EMAIL", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_MATCH__DUPLICATE_MATCH_EMAIL", 1 },
+  { "DUPLICATE_MATCH_PHONE", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_MATCH__DUPLICATE_MATCH_PHONE", 2 },
+};
+static const ProtobufCIntRange switchboard__contacts__v1__duplicate_match__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex switchboard__contacts__v1__duplicate_match__enum_values_by_name[3] =
+{
+  { "DUPLICATE_MATCH_EMAIL", 1 },
+  { "DUPLICATE_MATCH_PHONE", 2 },
+  { "DUPLICATE_MATCH_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__contacts__v1__duplicate_match__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.DuplicateMatch",
+  "DuplicateMatch",
+  "Switchboard__Contacts__V1__DuplicateMatch",
+  "switchboard.contacts.v1",
+  3,
+  switchboard__contacts__v1__duplicate_match__enum_values_by_number,
+  3,
+  switchboard__contacts__v1__duplicate_match__enum_values_by_name,
+  1,
+  switchboard__contacts__v1__duplicate_match__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue switchboard__contacts__v1__import_outcome__enum_values_by_number[5] =
+{
+  { "IMPORT_OUTCOME_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UNSPECIFIED", 0 },
+  { "IMPORT_OUTCOME_CREATED", "SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_CREATED", 1 },
+  { "IMPORT_OUTCOME_UPDATED", "SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UPDATED", 2 },
+  { "IMPORT_OUTCOME_SKIPPED_DUPLICATE", "SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_SKIPPED_DUPLICATE", 3 },
+  { "IMPORT_OUTCOME_INVALID", "SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_INVALID", 4 },
+};
+static const ProtobufCIntRange switchboard__contacts__v1__import_outcome__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex switchboard__contacts__v1__import_outcome__enum_values_by_name[5] =
+{
+  { "IMPORT_OUTCOME_CREATED", 1 },
+  { "IMPORT_OUTCOME_INVALID", 4 },
+  { "IMPORT_OUTCOME_SKIPPED_DUPLICATE", 3 },
+  { "IMPORT_OUTCOME_UNSPECIFIED", 0 },
+  { "IMPORT_OUTCOME_UPDATED", 2 },
+};
+const ProtobufCEnumDescriptor switchboard__contacts__v1__import_outcome__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ImportOutcome",
+  "ImportOutcome",
+  "Switchboard__Contacts__V1__ImportOutcome",
+  "switchboard.contacts.v1",
+  5,
+  switchboard__contacts__v1__import_outcome__enum_values_by_number,
+  5,
+  switchboard__contacts__v1__import_outcome__enum_values_by_name,
+  1,
+  switchboard__contacts__v1__import_outcome__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[23] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchCreateContacts", &switchboard__contacts__v1__batch_create_contacts_request__descriptor, &switchboard__contacts__v1__batch_create_contacts_response__descriptor },
@@ -5096,6 +6239,8 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
   { "ListFieldDefinitions", &switchboard__contacts__v1__list_field_definitions_request__descriptor, &switchboard__contacts__v1__list_field_definitions_response__descriptor },
   { "RetireField", &switchboard__contacts__v1__retire_field_request__descriptor, &switchboard__contacts__v1__field_definition__descriptor },
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
+  { "ImportContacts", &switchboard__contacts__v1__import_contacts_request__descriptor, &switchboard__contacts__v1__import_contacts_response__descriptor },
+  { "ExportContacts", &switchboard__contacts__v1__export_contacts_request__descriptor, &switchboard__contacts__v1__export_contacts_response__descriptor },
 };
 const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_name[] = {
   1,        /* BatchCreateContacts */
@@ -5108,8 +6253,10 @@ const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_na
   17,        /* DefineField */
   6,        /* DeleteContact */
   16,        /* DeleteSavedSearch */
+  22,        /* ExportContacts */
   2,        /* GetContact */
   14,        /* GetSavedSearch */
+  21,        /* ImportContacts */
   10,        /* ListContacts */
   18,        /* ListFieldDefinitions */
   15,        /* ListSavedSearches */
@@ -5127,7 +6274,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  21,
+  23,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -5298,6 +6445,22 @@ void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__import_contacts(ProtobufCService *service,
+                                                                  const Switchboard__Contacts__V1__ImportContactsRequest *input,
+                                                                  Switchboard__Contacts__V1__ImportContactsResponse_Closure closure,
+                                                                  void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__export_contacts(ProtobufCService *service,
+                                                                  const Switchboard__Contacts__V1__ExportContactsRequest *input,
+                                                                  Switchboard__Contacts__V1__ExportContactsResponse_Closure closure,
+                                                                  void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

@@ -1,0 +1,90 @@
+import FoundationEssentials
+import SwitchboardRuntime  // UUID.random
+import SwitchboardServiceKit
+
+extension ContactsDomain {
+    /// The import bounds in force.
+    public var importLimits: ImportLimits { limits.importLimits }
+
+    /// The tenant's custom field definitions (an import reads them once, for its mapping and every row).
+    public func fieldDefinitions(actor: Actor) async throws -> [FieldDefinition] {
+        try await store.fieldDefinitions(actor: actor, includeRetired: true)
+    }
+
+    /// Checks one row as CreateContact would check a contact (violations named `contact.…`), without the required
+    /// custom fields: a row that updates a contact need not give them (the plan checks them for the rows it creates).
+    /// Pure, so the rows of the next batch are checked while the previous batch is written.
+    /// - Parameters:
+    ///   - row: the row's number.
+    ///   - contact: the row as mapped, or its failure.
+    ///   - definitions: the tenant's field definitions.
+    /// - Returns: the row for ``writeImportBatch(_:settings:definitions:actor:)``.
+    public func prepareImportRow(row: Int, _ contact: Result<ImportedContact, ContactsError>, definitions: [FieldDefinition]) -> ImportBatchRow {
+        switch contact {
+        case .failure(let error):
+            return ImportBatchRow(row: row, contact: nil, failure: error)
+        case .success(var imported):
+            do {
+                // A row that updates a contact need not name it: the plan requires the name of the rows it creates.
+                let nameless = imported.data.name.effectiveDisplay.isEmpty
+                if nameless { imported.data.name.display = "-" }
+                try ContactRules.validate(
+                    &imported.data, definitions: definitions, requireAllRequiredFields: false, maxContactBytes: limits.maxContactBytes)
+                if nameless { imported.data.name.display = "" }
+                return ImportBatchRow(row: row, contact: imported, failure: nil)
+            } catch let error as ContactsError {
+                return ImportBatchRow(row: row, contact: nil, failure: error)
+            } catch {
+                return ImportBatchRow(row: row, contact: nil, failure: .invalid([Violation("row", "\(error)")]))
+            }
+        }
+    }
+
+    /// Writes one batch of an import (one transaction): rows an earlier attempt wrote are reported as then, the others
+    /// are created, updated or skipped by the duplicate policy, in order.
+    /// - Parameters:
+    ///   - rows: the batch's rows, in order (from ``prepareImportRow(row:_:definitions:)``).
+    ///   - settings: the import's settings.
+    ///   - definitions: the tenant's field definitions.
+    ///   - actor: the caller.
+    /// - Returns: one result per row, in order.
+    /// - Throws: ``ContactsError/importOptionsChanged(importID:)``, or a database error.
+    public func writeImportBatch(
+        _ rows: [ImportBatchRow], settings: ImportSettings, definitions: [FieldDefinition], actor: Actor
+    ) async throws -> [ImportRowResult] {
+        guard !rows.isEmpty else { return [] }
+        let planner = ImportPlanner(settings: settings, definitions: definitions, maxContactBytes: limits.maxContactBytes, actor: actor)
+        return try await store.importBatch(rows, settings: settings, actor: actor) { rows, existing, now in
+            planner.plan(rows, existing: existing, now: now, newID: { UUID.random() })
+        }
+    }
+
+    /// Contacts to export at most per page (each page one query, keyset-paged: memory stays flat for any size).
+    public static let exportPageSize = SearchRules.maxPageSize
+
+    /// One page of an export: the contacts a search matches, in creation order, after `after`.
+    /// - Parameters:
+    ///   - search: the filter (its sort and page are replaced).
+    ///   - after: where the previous page ended.
+    ///   - actor: the caller.
+    /// - Returns: the contacts and whether more follow.
+    public func exportPage(_ search: ContactSearch, after: SearchCursor?, actor: Actor) async throws -> (records: [ContactRecord], more: Bool) {
+        var search = search
+        search.sort = .createTime
+        search.descending = false
+        search.facets = []
+        search.after = after
+        search.limit = Self.exportPageSize
+        search.maxBytes = limits.pageBytes
+        search.timeoutMilliseconds = limits.searchTimeoutMilliseconds
+        search.rankedMatches = limits.searchRankedMatches
+        search.facetMatches = limits.searchFacetMatches
+        let found = try await store.search(search, actor: actor)
+        return (found.hits.map(\.record), found.more)
+    }
+
+    /// The cursor after a contact of an export page.
+    public static func exportCursor(after record: ContactRecord) -> SearchCursor {
+        SearchCursor(key: String(ContactCursor.microseconds(record.createdAt)), id: record.id)
+    }
+}

@@ -1,0 +1,440 @@
+import ContactsService
+import Foundation
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import Testing
+
+typealias ImportRequest = Switchboard_Contacts_V1_ImportContactsRequest
+typealias ImportResponse = Switchboard_Contacts_V1_ImportContactsResponse
+
+/// ImportContacts and ExportContacts over HTTP/2 and PostgreSQL: per-row results, dry runs, duplicates, resuming an
+/// interrupted import, tenant isolation, bounds, and export → import round trips between tenants.
+@Suite("Contacts import and export", .serialized)
+final class ImportExportTests {
+    let harness: ContactsHarness
+    static let limits: ContactsLimits = {
+        var limits = ContactsLimits()
+        limits.importLimits.batchRows = 5
+        limits.importLimits.maxRows = 200
+        limits.importLimits.maxRecordBytes = 2048
+        limits.exportChunkBytes = 1024
+        return limits
+    }()
+
+    init() async throws { harness = try await ContactsHarness.start(limits: Self.limits) }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
+
+    private func tenant() -> String { "tenant-" + UUID().uuidString.prefix(8).lowercased() }
+
+    static func options(
+        _ format: Switchboard_Contacts_V1_ContactFileFormat = .csv, id: String = "", dryRun: Bool = false,
+        policy: Switchboard_Contacts_V1_DuplicatePolicy = .skip, mapping: [(String, String)] = []
+    ) -> Switchboard_Contacts_V1_ImportOptions {
+        var options = Switchboard_Contacts_V1_ImportOptions()
+        options.format = format
+        options.importId = id
+        options.dryRun = dryRun
+        options.duplicatePolicy = policy
+        options.mapping = mapping.map {
+            var m = Switchboard_Contacts_V1_ImportFieldMapping()
+            m.source = $0.0
+            m.target = $0.1
+            return m
+        }
+        return options
+    }
+
+    /// Runs an import: sends the options and the chunks while reading the responses (so neither side waits on the
+    /// other's flow control). With `stopAfter`, the request stream is left open (the input is not over) and after that
+    /// many responses the call is cancelled: an interruption, as a client that dies mid-upload causes.
+    func runImport(
+        _ client: Client, _ options: Switchboard_Contacts_V1_ImportOptions, _ chunks: [[UInt8]], stopAfter: Int? = nil
+    ) async throws -> [ImportResponse] {
+        var callOptions = client.options
+        callOptions.timeout = .seconds(120)
+        return try await client.stub.importContacts(options: callOptions) { call in
+            try await withThrowingTaskGroup(of: [ImportResponse]?.self) { group in
+                group.addTask {
+                    var first = ImportRequest()
+                    first.part = .options(options)
+                    try await call.send(first)
+                    for chunk in chunks {
+                        var message = ImportRequest()
+                        message.part = .chunk(chunk)
+                        try await call.send(message)
+                    }
+                    if stopAfter != nil { try await Task.sleep(for: .seconds(120)) }
+                    try await call.finishSending()
+                    return nil
+                }
+                var responses: [ImportResponse] = []
+                for try await response in call.responses {
+                    responses.append(response)
+                    if let stopAfter, responses.count >= stopAfter {
+                        group.cancelAll()
+                        return responses
+                    }
+                }
+                for try await _ in group {}
+                return responses
+            }
+        }
+    }
+
+    static func results(_ responses: [ImportResponse]) -> [Switchboard_Contacts_V1_ImportRowResult] { responses.flatMap(\.results) }
+
+    static func csv(_ text: String) -> [[UInt8]] {
+        // Chunks of 7 bytes: records span chunks.
+        let bytes = Array(text.utf8)
+        return stride(from: 0, to: bytes.count, by: 7).map { Array(bytes[$0..<min(bytes.count, $0 + 7)]) }
+    }
+
+    func all(_ client: Client) async throws -> [Switchboard_Contacts_V1_Contact] {
+        var contacts: [Switchboard_Contacts_V1_Contact] = []
+        var token = ""
+        repeat {
+            let page = try await client.list(pageSize: 500, token: token)
+            contacts += page.contacts
+            token = page.page?.nextPageToken ?? ""
+        } while !token.isEmpty
+        return contacts
+    }
+
+    func define(_ tenant: String) async throws {
+        let admin = try await harness.client(tenant: tenant, roles: [.admin])
+        for (key, type) in [("age", Switchboard_Contacts_V1_FieldDefinition.FieldType.number), ("title", .string), ("vip", .bool)] {
+            var request = Switchboard_Contacts_V1_DefineFieldRequest()
+            var definition = Switchboard_Contacts_V1_FieldDefinition()
+            definition.key = key
+            definition.displayName = key
+            definition.type = type
+            request.definition = definition
+            _ = try await admin.stub.defineField(request, options: admin.options)
+        }
+    }
+
+    static let mixed = """
+        name.given,name.family,emails,custom_fields.age,type,notes
+        Ada,Lovelace,ada@example.com,36,PERSON,kept out
+        Bad,Mail,not-an-address,1,PERSON,
+        Old,Number,old@example.com,ancient,PERSON,
+        Grace,Hopper,grace@example.com,,company,
+        Alan,Turing,alan@example.com,41,robot,
+
+        """
+
+    @Test("each row gets a result: created with its contact, or invalid naming the fields; progress counts them; ignored columns listed")
+    func rowsAndViolations() async throws {
+        let tenant = tenant()
+        try await define(tenant)
+        let client = try await harness.client(tenant: tenant)
+        let responses = try await runImport(client, Self.options(), Self.csv(Self.mixed))
+        let results = Self.results(responses)
+        #expect(results.map(\.row) == [1, 2, 3, 4, 5])
+        #expect(results.map(\.outcome) == [.created, .invalid, .invalid, .created, .invalid])
+        #expect(results[1].violations.map(\.field) == ["contact.emails[0].address"])
+        #expect(results[2].violations.map(\.field) == ["contact.custom_fields.age"])
+        #expect(results[4].violations.map(\.field) == ["contact.type"])
+        #expect(responses.first?.ignoredSources == ["notes"] && !(responses.first?.importId.isEmpty ?? true))
+        let last = try #require(responses.last?.progress)
+        #expect(last.done && last.rows == 5 && last.created == 2 && last.invalid == 3)
+        #expect(last.bytesProcessed == Int64(Self.mixed.utf8.count))
+        let stored = try await all(client)
+        #expect(Set(stored.map(\.id)) == Set([results[0].contactId, results[3].contactId]))
+        let grace = try #require(stored.first { $0.id == results[3].contactId })
+        #expect(grace.type == .company && grace.emails.first?.primary == true)
+        let ada = try #require(stored.first { $0.id == results[0].contactId })
+        #expect(ada.customFields?.fields["age"]?.kind == .numberValue(36))
+        // Each created contact has its CREATED change event.
+        let events = try await harness.pool.query(
+            settings: ["app.tenant_id": tenant], "SELECT count(*) AS n FROM contacts.changes WHERE tenant_id = $1 AND kind = 1", [.text(tenant)])
+        #expect(try events.rows.first?.int("n") == 2)
+    }
+
+    @Test("a dry run reports what would happen and writes nothing: no contact, no event, no ledger row")
+    func dryRun() async throws {
+        let tenant = tenant()
+        try await define(tenant)
+        let client = try await harness.client(tenant: tenant)
+        let results = Self.results(try await runImport(client, Self.options(id: "dry-1", dryRun: true), Self.csv(Self.mixed)))
+        #expect(results.map(\.outcome) == [.created, .invalid, .invalid, .created, .invalid])
+        #expect(results.allSatisfy { $0.contactId.isEmpty })
+        #expect(try await all(client).isEmpty)
+        for table in ["changes", "import_rows", "imports"] {
+            let rows = try await harness.pool.query(
+                settings: ["app.tenant_id": tenant], "SELECT count(*) AS n FROM contacts.\(table) WHERE tenant_id = $1", [.text(tenant)])
+            #expect(try rows.rows.first?.int("n") == 0, "\(table)")
+        }
+    }
+
+    @Test("duplicates by email: skip names the contact and changes nothing, update adds the row's values, create makes the row invalid")
+    func duplicates() async throws {
+        let tenant = tenant()
+        let client = try await harness.client(tenant: tenant)
+        let existing = try await client.create(given: "Ada", family: "Lovelace", emails: ["ada@example.com"], tags: ["a"])
+        let file = "name.given,emails,tags\nAugusta,ADA@example.com,b\nNew,new@example.com,c\nTwin,new@example.com,d\n"
+
+        let skipped = Self.results(try await runImport(client, Self.options(policy: .skip), Self.csv(file)))
+        #expect(skipped.map(\.outcome) == [.skippedDuplicate, .created, .skippedDuplicate])
+        #expect(skipped[0].contactId == existing.id && skipped[2].contactId == skipped[1].contactId)
+        #expect(try await client.get(existing.id).tags == ["a"])
+
+        let updated = Self.results(try await runImport(client, Self.options(policy: .update), Self.csv(file)))
+        #expect(updated.map(\.outcome) == [.updated, .updated, .updated])
+        let ada = try await client.get(existing.id)
+        #expect(ada.tags == ["a", "b"] && ada.name?.given == "Augusta" && ada.etag != existing.etag)
+        #expect(try await client.get(skipped[1].contactId).tags == ["c", "d"])
+
+        let created = Self.results(try await runImport(client, Self.options(policy: .create), Self.csv("name.given,emails\nX,ada@example.com\n")))
+        #expect(created.map(\.outcome) == [.invalid])
+        #expect(created[0].violations.map(\.reason) == ["ALREADY_EXISTS"])
+        #expect(try await all(client).count == 2)
+    }
+
+    static func numbered(_ count: Int, prefix: String = "p") -> String {
+        "name.given,emails\n" + (1...count).map { "Person \($0),\(prefix)\($0)@example.com\n" }.joined()
+    }
+
+    @Test("an import interrupted mid-way and sent again in full with its id writes nothing twice")
+    func resume() async throws {
+        let tenant = tenant()
+        let client = try await harness.client(tenant: tenant)
+        let file = Self.numbered(60)
+        let chunks = Self.csv(file)
+        // The first attempt sends a third of the file, sees one written batch, and goes away.
+        let partial = try await runImport(client, Self.options(id: "resume-1"), Array(chunks.prefix(chunks.count / 3)), stopAfter: 1)
+        let seen = Self.results(partial)
+        #expect(!seen.isEmpty && seen.allSatisfy { $0.outcome == .created })
+        // The batch in flight when the call was cancelled commits or rolls back on its own: wait until the count holds.
+        var before = try await all(client).count
+        while true {
+            try await Task.sleep(for: .milliseconds(500))
+            let now = try await all(client).count
+            if now == before { break }
+            before = now
+        }
+        #expect(before >= seen.count && before < 60)
+
+        let again = try await runImport(client, Self.options(id: "resume-1"), chunks)
+        let results = Self.results(again)
+        #expect(results.map(\.row) == Array(1...60))
+        #expect(results.allSatisfy { $0.outcome == .created })
+        #expect(results.filter(\.resumed).count == before)
+        for earlier in seen { #expect(results[Int(earlier.row) - 1].contactId == earlier.contactId && results[Int(earlier.row) - 1].resumed) }
+        let stored = try await all(client)
+        #expect(stored.count == 60)
+        #expect(Set(stored.map(\.id)) == Set(results.map(\.contactId)))
+        #expect(again.last?.progress?.resumed == Int64(before))
+
+        // Once more: everything is resumed, nothing written.
+        let third = Self.results(try await runImport(client, Self.options(id: "resume-1"), chunks))
+        #expect(third.allSatisfy(\.resumed) && third.count == 60)
+        #expect(try await all(client).count == 60)
+
+        // Other options under the same id are refused (they would read other rows).
+        let error = await rpcError {
+            _ = try await self.runImport(client, Self.options(id: "resume-1", mapping: [("name.given", "name.family")]), chunks)
+        }
+        #expect(error?.code == .failedPrecondition)
+    }
+
+    @Test("tenant isolation: another tenant's import of the same id resumes nothing and sees neither the ledger nor the contacts")
+    func tenantIsolation() async throws {
+        let a = tenant(), b = tenant()
+        let clientA = try await harness.client(tenant: a)
+        let clientB = try await harness.client(tenant: b)
+        let file = Self.csv(Self.numbered(7))
+        let resultsA = Self.results(try await runImport(clientA, Self.options(id: "shared"), file))
+        let resultsB = Self.results(try await runImport(clientB, Self.options(id: "shared"), file))
+        #expect(resultsB.allSatisfy { $0.outcome == .created && !$0.resumed })
+        #expect(Set(resultsA.map(\.contactId)).isDisjoint(with: resultsB.map(\.contactId)))
+        #expect(Set(try await all(clientB).map(\.id)) == Set(resultsB.map(\.contactId)))
+        // Row-level security: in B's transactions, A's ledger and imports do not exist, even when asked for by tenant.
+        for table in ["import_rows", "imports"] {
+            let rows = try await harness.pool.query(
+                settings: ["app.tenant_id": b], "SELECT count(*) AS n FROM contacts.\(table) WHERE tenant_id = $1", [.text(a)])
+            #expect(try rows.rows.first?.int("n") == 0, "\(table)")
+        }
+        let own = try await harness.pool.query(settings: ["app.tenant_id": a], "SELECT count(*) AS n FROM contacts.import_rows", [])
+        #expect(try own.rows.first?.int("n") == 7)
+    }
+
+    @Test("bounds: a record past the byte bound is an invalid row; more rows than a call may send, or a chunk past 1 MiB, end the call")
+    func bounds() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let long = "name.given,emails\nLong,\(String(repeating: "x", count: 3000))@example.com\nShort,s@example.com\n"
+        let results = Self.results(try await runImport(client, Self.options(), Self.csv(long)))
+        #expect(results.map(\.outcome) == [.invalid, .created])
+        #expect(results[0].violations.map(\.reason) == ["TOO_LONG"])
+
+        let tooMany = await rpcError { _ = try await self.runImport(client, Self.options(), [Array(Self.numbered(201, prefix: "m").utf8)]) }
+        #expect(tooMany?.code == .invalidArgument)
+        #expect(tooMany?.fieldViolations.map(\.field) == ["chunk"])
+
+        let huge = await rpcError { _ = try await self.runImport(client, Self.options(), [Array(repeating: 0x41, count: (1 << 20) + 1)]) }
+        #expect(huge?.code == .invalidArgument)
+
+        let noOptions = await rpcError {
+            var options = client.options
+            options.timeout = .seconds(30)
+            _ = try await client.stub.importContacts(options: options) { call in
+                var message = ImportRequest()
+                message.part = .chunk([1, 2, 3])
+                try await call.send(message)
+                try await call.finishSending()
+                for try await _ in call.responses {}
+            }
+        }
+        #expect(noOptions?.code == .invalidArgument)
+    }
+
+    func export(
+        _ client: Client, _ format: Switchboard_Contacts_V1_ContactFileFormat,
+        configure: (inout Switchboard_Contacts_V1_ExportContactsRequest) -> Void = { _ in }
+    ) async throws -> (bytes: [UInt8], messages: Int, count: Int64) {
+        var request = Switchboard_Contacts_V1_ExportContactsRequest()
+        request.format = format
+        configure(&request)
+        var options = client.options
+        options.timeout = .seconds(60)
+        return try await client.stub.exportContacts(request, options: options) { chunks in
+            var bytes: [UInt8] = []
+            var messages = 0
+            var count: Int64 = 0
+            for try await chunk in chunks {
+                bytes += chunk.chunk
+                messages += 1
+                count = chunk.contacts
+            }
+            return (bytes, messages, count)
+        }
+    }
+
+    /// Contacts as comparable text: their proto3 JSON without id, audit and etag.
+    static func comparable(_ contacts: [Switchboard_Contacts_V1_Contact]) throws -> [String] {
+        try contacts.map { contact in
+            var c = contact
+            c.id = ""
+            c.audit = nil
+            c.etag = ""
+            return try c.protoJSONText()
+        }.sorted()
+    }
+
+    func seed(_ client: Client, count: Int) async throws {
+        for i in 0..<count {
+            var request = Switchboard_Contacts_V1_CreateContactRequest()
+            var contact = Switchboard_Contacts_V1_Contact()
+            var name = Switchboard_Contacts_V1_PersonName()
+            name.given = "Given \(i)"
+            name.family = "Fämily, \"\(i)\""
+            name.display = i % 3 == 0 ? "Shown \(i)" : ""
+            contact.name = name
+            var work = Switchboard_Contacts_V1_Email()
+            work.address = "work\(i)@example.com"
+            work.label = "work"
+            var home = Switchboard_Contacts_V1_Email()
+            home.address = "home\(i)@example.com"
+            home.primary = true
+            contact.emails = [home, work]
+            var phone = Switchboard_Contacts_V1_Phone()
+            phone.number = "+49 30 1234\(1000 + i)"
+            phone.label = "office"
+            contact.phones = [phone]
+            var address = Switchboard_Common_V1_PostalAddress()
+            address.addressLines = ["Street \(i)", "Floor 2"]
+            address.locality = "Berlin"
+            address.postalCode = "10115"
+            address.regionCode = "DE"
+            contact.addresses = [address]
+            contact.tags = ["t\(i % 2)", "all"]
+            contact.status = .customer
+            contact.type = i % 4 == 0 ? .company : .person
+            var fields = Google_Protobuf_Struct()
+            fields.fields = [
+                "age": number(Double(20 + i)), "title": string("Title; line one\nline two"),
+                "vip": {
+                    var v = Google_Protobuf_Value()
+                    v.kind = .boolValue(i % 2 == 0)
+                    return v
+                }(),
+            ]
+            contact.customFields = fields
+            request.contact = contact
+            _ = try await client.stub.createContact(request, options: client.options)
+        }
+    }
+
+    @Test("export then import into another tenant gives the same contacts: JSON lines, CSV and vCard 4.0 and 3.0")
+    func roundTrip() async throws {
+        let source = tenant()
+        try await define(source)
+        let from = try await harness.client(tenant: source)
+        try await seed(from, count: 12)
+        let original = try Self.comparable(try await all(from))
+        for (format, version) in [(Switchboard_Contacts_V1_ContactFileFormat.jsonLines, 0), (.csv, 0), (.vcard, 4), (.vcard, 3)] {
+            let exported = try await export(from, format) { $0.vcardVersion = Int32(version) }
+            #expect(exported.count == 12 && exported.messages > 1, "\(format) in chunks")
+            let target = tenant()
+            try await define(target)
+            let to = try await harness.client(tenant: target)
+            let chunks = stride(from: 0, to: exported.bytes.count, by: 500).map { Array(exported.bytes[$0..<min(exported.bytes.count, $0 + 500)]) }
+            let results = Self.results(try await runImport(to, Self.options(format), chunks))
+            #expect(
+                results.count == 12 && results.allSatisfy { $0.outcome == .created },
+                "\(format) \(version): \(results.filter { $0.outcome != .created })")
+            var copied = try await all(to)
+            if format == .csv {
+                // CSV writes the primary address first.
+                copied = copied.map { c in
+                    var c = c
+                    c.emails.sort { $0.address.hasPrefix("home") && !$1.address.hasPrefix("home") }
+                    return c
+                }
+            }
+            var expected = original
+            if format == .csv {
+                expected = try Self.comparable(
+                    try await all(from).map { c in
+                        var c = c
+                        c.emails.sort { $0.address.hasPrefix("home") && !$1.address.hasPrefix("home") }
+                        return c
+                    })
+            }
+            #expect(try Self.comparable(copied) == expected, "\(format) \(version)")
+        }
+    }
+
+    @Test("export: a filter picks the contacts, fields pick the columns, vCard 3.0 on request; an empty export still answers")
+    func exportFilterAndFields() async throws {
+        let name = tenant()
+        try await define(name)
+        let client = try await harness.client(tenant: name)
+        try await seed(client, count: 4)
+        let tagged = try await export(client, .jsonLines) {
+            var filter = Switchboard_Contacts_V1_SearchContactsRequest()
+            filter.tags = ["t1"]
+            $0.filter = filter
+            $0.fields = ["name", "tags"]
+        }
+        let lines = String(decoding: tagged.bytes, as: UTF8.self).split(separator: "\n")
+        #expect(lines.count == 2)
+        for line in lines {
+            let contact = try Switchboard_Contacts_V1_Contact(protoJSONText: String(line))
+            #expect(contact.tags.contains("t1") && contact.emails.isEmpty && contact.id.isEmpty && contact.name != nil)
+        }
+        let csv = String(decoding: try await export(client, .csv) { $0.fields = ["id", "emails"] }.bytes, as: UTF8.self)
+        #expect(csv.hasPrefix("id,emails\r\n"))
+        let card = String(decoding: try await export(client, .vcard) { $0.vcardVersion = 3 }.bytes, as: UTF8.self)
+        #expect(card.contains("VERSION:3.0\r\n") && card.components(separatedBy: "BEGIN:VCARD").count == 5)
+        let empty = try await export(try await harness.client(tenant: tenant()), .csv)
+        #expect(empty.count == 0 && empty.messages == 1 && String(decoding: empty.bytes, as: UTF8.self).hasPrefix("id,name.given,"))
+        let bad = await rpcError { _ = try await self.export(client, .unspecified) }
+        #expect(bad?.code == .invalidArgument)
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+import SwitchboardProtos
+import SwitchboardRuntime
+import SwitchboardServiceKit
+import Testing
+
+@testable import ContactsService
+
+/// Mapping records to contacts, planning a batch, and the export writers, pure.
+@Suite("Import mapping, planning and export writers")
+struct ImportMappingTests {
+    static let definitions = [
+        FieldDefinition(key: "age", displayName: "Age", type: .number), FieldDefinition(key: "vip", displayName: "VIP", type: .bool),
+        FieldDefinition(key: "tier", displayName: "Tier", type: .enumeration, allowedValues: ["gold", "silver"]),
+        FieldDefinition(key: "title", displayName: "Title", type: .string),
+    ]
+
+    static func csvContacts(_ text: String, mapping: [(String, String)] = []) throws -> [Result<ImportedContact, ContactsError>] {
+        var mapper = try ImportMapper(format: .csv, mapping: mapping.map { (source: $0.0, target: $0.1) }, definitions: definitions)
+        var reader = CSVReader()
+        let records = reader.read(Array(text.utf8)) + reader.finish()
+        mapper.setHeader(reader.header ?? [])
+        return records.map { mapper.contact(from: $0) }
+    }
+
+    static func fields(_ result: Result<ImportedContact, ContactsError>) -> [String] {
+        if case .failure(.invalid(let violations)) = result { return violations.map(\.field) }
+        return []
+    }
+
+    @Test("CSV with an export's header maps without a mapping: names, labelled lists, type, status, tags, address, typed custom fields")
+    func defaultHeader() throws {
+        let rows = try Self.csvContacts(
+            """
+            id,name.given,name.family,emails,phones,type,status,tags,owner_id,address.lines,address.locality,custom_fields.age,custom_fields.vip,unknown
+            x,Ada,Lovelace,work:ada@example.com; ada@home.example,+44 20 7946 0018,PERSON,customer,math; poetry,u-1,12 St James Sq; Flat 2,London,36,yes,?
+
+            """)
+        let ada = try rows[0].get()
+        #expect(ada.data.name.given == "Ada" && ada.data.name.family == "Lovelace")
+        #expect(ada.data.emails == [EmailAddress(address: "ada@example.com", label: "work"), EmailAddress(address: "ada@home.example")])
+        #expect(ada.data.phones.map(\.number) == ["+44 20 7946 0018"])
+        #expect(ada.data.status == .customer && ada.data.tags == ["math", "poetry"] && ada.data.ownerID == "u-1")
+        #expect(ada.data.addresses.first?.lines == ["12 St James Sq", "Flat 2"] && ada.data.addresses.first?.locality == "London")
+        #expect(ada.data.customFields == ["age": .number(36), "vip": .bool(true)])
+        #expect(ada.givenFields.contains("custom_fields.age") && !ada.givenFields.contains("name.display"))
+    }
+
+    @Test("a mapping names its columns; values that are not their field's type are violations naming the contact field")
+    func explicitMapping() throws {
+        let rows = try Self.csvContacts(
+            "First,Mail,Age,Kind,VIP\nAda,ada@example.com,old,robot,maybe\nBob,bob@example.com,41,company,no\n",
+            mapping: [("First", "name.given"), ("Mail", "email:work"), ("Age", "custom_fields.age"), ("Kind", "type"), ("VIP", "custom_fields.vip")])
+        #expect(Self.fields(rows[0]) == ["contact.custom_fields.age", "contact.type", "contact.custom_fields.vip"])
+        let bob = try rows[1].get()
+        #expect(bob.data.kind == .company && bob.data.emails == [EmailAddress(address: "bob@example.com", label: "work")])
+        #expect(bob.data.customFields == ["age": .number(41), "vip": .bool(false)])
+    }
+
+    @Test("a mapping to an unknown target or an undefined custom field is refused before any row")
+    func badMapping() {
+        #expect(throws: ContactsError.invalid([Violation("options.mapping[0].target", "\"nickname\" is not a contact field an import fills")])) {
+            _ = try ImportMapper(format: .csv, mapping: [(source: "a", target: "nickname")], definitions: [])
+        }
+        do {
+            _ = try ImportMapper(format: .csv, mapping: [(source: "a", target: "custom_fields.nope")], definitions: Self.definitions)
+            Issue.record("expected a refusal")
+        } catch ContactsError.invalid(let violations) {
+            #expect(violations.map(\.field) == ["options.mapping[0].target"])
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
+    @Test("vCard: the standard properties map by themselves, a mapping adds others (TITLE), a company takes ORG as its name")
+    func vcardMapping() throws {
+        let mapper = try ImportMapper(format: .vcard, mapping: [(source: "title", target: "custom_fields.title")], definitions: Self.definitions)
+        var reader = VCardReader()
+        let records = reader.read(ImportReaderTests.vcard3) + reader.finish()
+        let ada = try mapper.contact(from: records[0]).get()
+        #expect(ada.data.name.given == "Ada" && ada.data.name.family == "Lovelace" && ada.data.name.prefix == "Lady")
+        #expect(ada.data.name.display == "Ada Lovelace", "FN differs from the parts' name (it has no prefix): kept as the display name")
+        #expect(ada.data.emails == [EmailAddress(address: "ada@example.com", label: "work", primary: true)])
+        #expect(ada.data.phones.first?.label == "cell")
+        #expect(ada.data.addresses.first?.regionCode == "GB" && ada.data.addresses.first?.lines == ["12 St James", "Square"])
+        #expect(ada.data.tags == ["math", "poetry, early"])
+        #expect(ada.data.customFields["title"] == .string("Countess"))
+        let engines = try mapper.contact(from: records[1]).get()
+        #expect(engines.data.kind == .company && engines.data.name.display == "Analytical Engines Ltd")
+    }
+
+    @Test("JSON lines with a mapping: dotted paths into objects, arrays as several values")
+    func jsonMapping() throws {
+        let mapper = try ImportMapper(
+            format: .jsonLines, mapping: [(source: "person.first", target: "name.given"), (source: "mails", target: "emails")],
+            definitions: [])
+        let json = try JSON.parse(#"{"person":{"first":"Ada"},"mails":["a@example.com","b@example.com"],"other":1}"#)
+        let ada = try mapper.contact(from: SourceRecord(row: 1, endOffset: 0, content: .json(json))).get()
+        #expect(ada.data.name.given == "Ada" && ada.data.emails.map(\.address) == ["a@example.com", "b@example.com"])
+    }
+
+    // MARK: Planning
+
+    static let actor = Actor(tenantID: "t", userID: "importer")
+
+    static func row(_ n: Int, _ emails: [String], phones: [String] = [], tags: [String] = [], given: String = "Row") -> ImportBatchRow {
+        var data = ContactData()
+        data.name.given = given
+        data.emails = emails.map { EmailAddress(address: $0) }
+        data.phones = phones.map { PhoneNumber(number: $0) }
+        data.tags = tags
+        try? ContactRules.validate(&data, definitions: [], requireAllRequiredFields: false)
+        var fields: Set<String> = emails.isEmpty ? [] : ["emails"]
+        if !tags.isEmpty { fields.insert("tags") }
+        if !phones.isEmpty { fields.insert("phones") }
+        if given != "Row" { fields.insert("name.given") }
+        return ImportBatchRow(row: n, contact: ImportedContact(data: data, givenFields: fields), failure: nil)
+    }
+
+    static func planner(_ policy: DuplicatePolicy, phone: Bool = false) -> ImportPlanner {
+        var settings = ImportSettings(importID: "i", fingerprint: "f")
+        settings.policy = policy
+        settings.matchPhone = phone
+        return ImportPlanner(settings: settings, definitions: [], maxContactBytes: 1 << 18, actor: actor)
+    }
+
+    static func record(_ id: UUID, email: String, tags: [String] = []) -> ContactRecord {
+        var data = ContactData()
+        data.name.given = "Stored"
+        data.emails = [EmailAddress(address: email, primary: true)]
+        data.tags = tags
+        data.ownerID = "someone"
+        return ContactRecord(id: id, data: data, version: 3, createdAt: Date(), createdBy: "x", updatedAt: Date(), updatedBy: "x", deletedAt: nil)
+    }
+
+    @Test("skip: a row whose address an earlier row of the batch or a stored contact holds is a duplicate of that contact")
+    func planSkip() {
+        let stored = UUID.random()
+        var existing = ImportExisting()
+        existing.emailHolders["old@example.com"] = stored
+        let plan = Self.planner(.skip).plan(
+            [Self.row(1, ["new@example.com"]), Self.row(2, ["NEW@example.com"]), Self.row(3, ["old@example.com"]), Self.row(4, [])],
+            existing: existing, now: Date(), newID: { UUID.random() })
+        #expect(plan.results.map(\.outcome) == [.created, .skippedDuplicate, .skippedDuplicate, .created])
+        #expect(plan.results[1].contactID == plan.results[0].contactID)
+        #expect(plan.results[2].contactID == stored)
+        #expect(plan.creates.count == 2 && plan.creates.allSatisfy { $0.data.ownerID == "importer" })
+    }
+
+    @Test("update: the stored contact gains the row's tags and addresses; a later row updates a contact an earlier row created")
+    func planUpdate() {
+        let stored = UUID.random()
+        var existing = ImportExisting()
+        existing.emailHolders["old@example.com"] = stored
+        existing.records[stored] = Self.record(stored, email: "old@example.com", tags: ["a"])
+        let plan = Self.planner(.update).plan(
+            [
+                Self.row(1, ["old@example.com", "second@example.com"], tags: ["b"]), Self.row(2, ["fresh@example.com"], given: "Ann"),
+                Self.row(3, ["fresh@example.com"], tags: ["c"]),
+            ], existing: existing, now: Date(), newID: { UUID.random() })
+        #expect(plan.results.map(\.outcome) == [.updated, .created, .updated], "\(plan.results[0].violations)")
+        #expect(plan.updates.count == 1)
+        #expect(plan.updates[0].record.data.tags == ["a", "b"] && plan.updates[0].record.data.emails.count == 2)
+        #expect(plan.updates[0].expectedVersion == 3 && plan.updates[0].changedFields == ["emails", "tags"])
+        #expect(plan.creates.count == 1 && plan.creates[0].data.tags == ["c"] && plan.creates[0].data.name.given == "Ann")
+        #expect(plan.results[2].contactID == plan.creates[0].id)
+    }
+
+    @Test("create: no matching, so a row with a held address is invalid naming the address; the ledger's rows are reported as resumed")
+    func planCreate() {
+        var existing = ImportExisting()
+        existing.emailHolders["old@example.com"] = UUID.random()
+        let done = UUID.random()
+        existing.ledger[1] = (.created, done)
+        let plan = Self.planner(.create).plan(
+            [Self.row(1, ["x@example.com"]), Self.row(2, ["a@example.com", "old@example.com"])], existing: existing, now: Date(),
+            newID: { UUID.random() })
+        #expect(plan.results[0] == ImportRowResult(row: 1, outcome: .created, contactID: done, resumed: true))
+        #expect(plan.results[1].outcome == .invalid && plan.results[1].violations.map(\.field) == ["contact.emails[1].address"])
+        #expect(plan.creates.isEmpty)
+    }
+
+    @Test("phones: a number exactly one contact holds matches it; a number two contacts share matches neither")
+    func planPhones() {
+        let one = UUID.random()
+        var existing = ImportExisting()
+        existing.phoneHolders["+442079460018"] = [one]
+        existing.phoneHolders["+442079460019"] = [UUID.random(), UUID.random()]
+        let plan = Self.planner(.skip, phone: true).plan(
+            [Self.row(1, [], phones: ["+44 20 7946 0018"]), Self.row(2, [], phones: ["+44 20 7946 0019"])], existing: existing, now: Date(),
+            newID: { UUID.random() })
+        #expect(plan.results.map(\.outcome) == [.skippedDuplicate, .created])
+        #expect(plan.results[0].contactID == one)
+    }
+
+    // MARK: Writers
+
+    static func sample() -> ContactRecord {
+        var data = ContactData()
+        data.name.given = "Ada"
+        data.name.family = "Love, \"lace\""
+        data.emails = [EmailAddress(address: "ada@example.com", label: "work"), EmailAddress(address: "a@home.example", primary: true)]
+        data.phones = [PhoneNumber(number: "+44 20 7946 0018", label: "cell", primary: true, e164: "+442079460018")]
+        var address = PostalAddress()
+        address.lines = ["12 St James Sq", "Flat 2"]
+        address.locality = "London"
+        address.regionCode = "GB"
+        data.addresses = [address]
+        data.tags = ["math", "poetry"]
+        data.status = .customer
+        data.ownerID = "u-1"
+        data.customFields = ["age": .number(36), "vip": .bool(true), "title": .string("Countess of Lovelace; mathematician\nand writer")]
+        return ContactRecord(
+            id: UUID.random(), data: data, version: 1, createdAt: Date(), createdBy: "u", updatedAt: Date(), updatedBy: "u", deletedAt: nil)
+    }
+
+    @Test("CSV export reads back through the CSV reader and the default mapping as the same contact (primary first)")
+    func csvRoundTrip() throws {
+        let record = Self.sample()
+        let writer = ContactCSVWriter(fields: .all, customKeys: ["age", "title", "vip", "tier"])
+        let text = writer.header + writer.row(record)
+        let back = try #require(try Self.csvContacts(text).first).get()
+        var expected = record.data
+        expected.emails = [expected.emails[1], expected.emails[0]]
+        var data = back.data
+        try ContactRules.validate(&data, definitions: Self.definitions, requireAllRequiredFields: false)
+        try ContactRules.validate(&expected, definitions: Self.definitions, requireAllRequiredFields: false)
+        #expect(data == expected)
+    }
+
+    @Test("vCard export (3.0 and 4.0): lines folded at 75 octets, and read back as the same contact")
+    func vcardRoundTrip() throws {
+        var record = Self.sample()
+        record.data.name.middle = String(repeating: "Ünïcödé ", count: 20) + "x"
+        for version in [3, 4] {
+            let text = VCardWriter(version: version, fields: .all).card(record)
+            for line in text.components(separatedBy: "\r\n") { #expect(line.utf8.count <= 75) }
+            var reader = VCardReader()
+            let records = reader.read(Array(text.utf8)) + reader.finish()
+            let mapper = try ImportMapper(format: .vcard, mapping: [], definitions: Self.definitions)
+            var data = try mapper.contact(from: try #require(records.first)).get().data
+            var expected = record.data
+            try ContactRules.validate(&data, definitions: Self.definitions, requireAllRequiredFields: false)
+            try ContactRules.validate(&expected, definitions: Self.definitions, requireAllRequiredFields: false)
+            #expect(data == expected, "vCard \(version)")
+        }
+    }
+}

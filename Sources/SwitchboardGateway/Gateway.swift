@@ -353,10 +353,9 @@ public final class Gateway: Sendable {
         return try response.protoJSON()
     }
 
-    static func clientStream<Request: ProtoJSONMessage, Response: ProtoJSONMessage>(
-        _: Request.Type, _: Response.Type, lines: [JSON], client: RPCClient, route: Route, options: CallOptions
-    ) async throws -> JSON {
-        let requests = try lines.enumerated().map { i, line in
+    /// An NDJSON body's lines as request messages; a line that is not one is a 400 naming it (`[i].field`).
+    static func requestMessages<Request: ProtoJSONMessage>(_: Request.Type, _ lines: [JSON]) throws -> [Request] {
+        try lines.enumerated().map { i, line in
             do {
                 return try Request(protoJSON: line)
             } catch let error as ProtoJSONError {
@@ -364,6 +363,12 @@ public final class Gateway: Sendable {
                 throw GatewayError(.invalidArgument, "line \(i + 1): \(error.description)", field: field)
             }
         }
+    }
+
+    static func clientStream<Request: ProtoJSONMessage, Response: ProtoJSONMessage>(
+        _: Request.Type, _: Response.Type, lines: [JSON], client: RPCClient, route: Route, options: CallOptions
+    ) async throws -> JSON {
+        let requests = try requestMessages(Request.self, lines)
         let response: ClientResponse<Response> = try await client.clientStreaming(route.descriptor, options: options) { call in
             for request in requests { try await call.send(request) }
         }
@@ -498,14 +503,7 @@ public final class Gateway: Sendable {
         _: Request.Type, _: Response.Type, lines: [JSON], client: RPCClient, route: Route, options: CallOptions,
         emit: @escaping @Sendable (JSON) async throws -> Void
     ) async throws {
-        let requests = try lines.enumerated().map { i, line in
-            do {
-                return try Request(protoJSON: line)
-            } catch let error as ProtoJSONError {
-                let field = "[\(i)]" + (error.path.isEmpty ? "" : "." + error.path)
-                throw GatewayError(.invalidArgument, "line \(i + 1): \(error.description)", field: field)
-            }
-        }
+        let requests = try requestMessages(Request.self, lines)
         try await client.streaming(route.descriptor, options: options) { (call: ClientStreamingCall<Request, Response>) in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

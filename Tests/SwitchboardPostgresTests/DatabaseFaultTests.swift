@@ -43,7 +43,10 @@ struct DatabaseFaultTests {
             observer.close()
         }
         _ = try await pool.query("SELECT 1")
-        let first = "SELECT pg_sleep(0.5) -- \(UUID())"
+        // The observer connects before the statement starts, and the statement runs long enough to be seen: on a loaded
+        // CI host a 0.5 s statement could end before a first connection was made to look for it.
+        _ = try await observer.query("SELECT 1")
+        let first = "SELECT pg_sleep(2) -- \(UUID())"
         let cancelled = Task { try await pool.query(first) }
         try await eventually { try await isActive(first, observer) }
         // The cancel request opens a connection of its own: held back, it reaches the server only when released.

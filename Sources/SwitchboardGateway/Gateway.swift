@@ -26,14 +26,6 @@ protocol HTTPResponseWriter: Sendable {
     func respond(_ status: HTTPResponseStatus, _ headers: HTTPHeaders, _ body: ByteBuffer) async throws
 }
 
-extension HTTPResponseWriter {
-    func respond(_ status: HTTPResponseStatus, _ headers: HTTPHeaders, _ body: ByteBuffer) async throws {
-        try await head(status, headers)
-        try await self.body(body)
-        try await end()
-    }
-}
-
 /// The HTTP/JSON gateway: routes a request by the generated HTTP schema, checks the token and the tenant's rate,
 /// turns the request into the RPC's message, calls the upstream service with the budget left, and writes the answer
 /// as proto3 JSON (a stream as NDJSON or server-sent events; an error as `google.rpc.Status` JSON).

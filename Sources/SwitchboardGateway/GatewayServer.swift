@@ -210,14 +210,14 @@ struct OutboundWriter: HTTPResponseWriter {
 final class ConnectionRegistry: Sendable {
     private struct State {
         var channels: [ObjectIdentifier: any Channel] = [:]
-        var draining: TimeAmount?
+        var draining = false
     }
     private let state = Mutex(State())
 
     /// Registers a new connection; false when `limit` are open or shutdown has begun (the caller closes it).
     func add(_ channel: any Channel, limit: Int) -> Bool {
         state.withLock { state in
-            guard state.draining == nil, state.channels.count < limit else { return false }
+            guard !state.draining, state.channels.count < limit else { return false }
             state.channels[ObjectIdentifier(channel)] = channel
             return true
         }
@@ -232,8 +232,8 @@ final class ConnectionRegistry: Sendable {
     /// flight after its end (that response saying `connection: close`); after `grace` every one left is closed.
     func drain(grace: TimeAmount) {
         let channels: [any Channel] = state.withLock { state in
-            guard state.draining == nil else { return [] }
-            state.draining = grace
+            guard !state.draining else { return [] }
+            state.draining = true
             return Array(state.channels.values)
         }
         for channel in channels {

@@ -200,12 +200,41 @@ final class ImportExportTests {
         "name.given,emails\n" + (1...count).map { "Person \($0),\(prefix)\($0)@example.com\n" }.joined()
     }
 
-    // Known defect (found in the last full run, 2026-12-04): about one run in two, the resumed import never answers
-    // (DEADLINE_EXCEEDED after 120 s), alone as under load: the interrupted batch's connection is most likely left inside
-    // its transaction holding the rows' locks (the pool and task cancellation). Disabled, not deleted, until fixed.
-    @Test(
-        "an import interrupted mid-way and sent again in full with its id writes nothing twice",
-        .disabled("resume after an interruption hangs intermittently: see the comment above and services/contacts/README.md"))
+    @Test("a written batch is answered while the client is silent: a client may wait for progress before it sends more")
+    func answeredWhileSilent() async throws {
+        let client = try await harness.client(tenant: tenant())
+        var callOptions = client.options
+        callOptions.timeout = .seconds(30)
+        // One batch (5 rows) and a sixth row: the batch is written while the sixth waits for more input.
+        let text = Self.numbered(11)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let head = Array((lines.prefix(7).joined(separator: "\n") + "\n").utf8)
+        let rest = Array(text.utf8.dropFirst(head.count))
+        let (first, final) = try await client.stub.importContacts(options: callOptions) { call in
+            var options = ImportRequest()
+            options.part = .options(Self.options())
+            try await call.send(options)
+            var chunk = ImportRequest()
+            chunk.part = .chunk(head)
+            try await call.send(chunk)
+            var responses = call.responses.makeAsyncIterator()
+            // Nothing more is sent until the first batch is answered.
+            let first = try await responses.next()
+            chunk.part = .chunk(rest)
+            try await call.send(chunk)
+            try await call.finishSending()
+            var last = first
+            while let response = try await responses.next() { last = response }
+            return (first, last)
+        }
+        #expect(first?.results.map(\.row) == [1, 2, 3, 4, 5])
+        #expect(first?.results.allSatisfy { $0.outcome == .created } == true)
+        #expect(first?.importId.isEmpty == false)
+        #expect(final?.progress?.done == true && final?.progress?.created == 11)
+        #expect(try await all(client).count == 11)
+    }
+
+    @Test("an import interrupted mid-way and sent again in full with its id writes nothing twice")
     func resume() async throws {
         let tenant = tenant()
         let client = try await harness.client(tenant: tenant)

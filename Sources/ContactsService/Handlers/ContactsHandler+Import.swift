@@ -13,14 +13,122 @@ extension ContactsHandler {
 
     /// The `ImportContacts` RPC (see `contacts.proto`): options first, then chunks. Records are read as chunks arrive,
     /// checked, and written in batches of ``ImportLimits/batchRows`` rows, one transaction each; the next batch is read
-    /// and checked while up to ``importBatchesInFlight`` are written (responses stay in row order; memory holds that
-    /// many batches and one more). Each written batch is one response with its rows' results and the counts.
+    /// and checked while up to ``importBatchesInFlight`` are written (memory holds that many batches and one more).
+    /// Each written batch is one response with its rows' results and the counts, sent as soon as it and the batches
+    /// before it are written (responses stay in row order), whether or not the client is sending: a client may wait
+    /// for progress before it sends more.
     public func importContacts(
         requests: RPCAsyncSequence<Switchboard_Contacts_V1_ImportContactsRequest>,
         responses: RPCWriter<Switchboard_Contacts_V1_ImportContactsResponse>,
         context: ServerContext
     ) async throws {
         let actor = try context.actor()
+        // Reading and answering are two tasks: the reader waits for the client, the answerer for the database. A
+        // failed write or answer ends the call at once (the other task is cancelled), even while the client is silent.
+        let (written, sink) = AsyncStream.makeStream(of: WrittenImportBatch.self)
+        var answers = ImportAnswers()
+        var read: Result<ImportRead, any Error>?
+        try await withThrowingTaskGroup(of: ImportTaskEnd.self) { tasks in
+            tasks.addTask { .answered(try await Self.answer(written, responses: responses)) }
+            tasks.addTask {
+                defer { sink.finish() }
+                do {
+                    return .read(.success(try await self.readImport(requests, actor: actor, sink: sink)))
+                } catch {
+                    return .read(.failure(error))
+                }
+            }
+            while let end = try await tasks.next() {
+                switch end {
+                case .answered(let done): answers = done
+                case .read(let result): read = result
+                }
+            }
+        }
+        // A reader's error comes after the batches written before it were answered (as the row bound's error says).
+        let summary = try read!.get()
+        answers.header = answers.header ?? (summary.importID, summary.ignored)
+        try await responses.write(answers.response([], endOffset: summary.received, done: true))
+    }
+
+    /// How one of an import's two tasks ended.
+    private enum ImportTaskEnd: Sendable {
+        case answered(ImportAnswers)
+        case read(Result<ImportRead, any Error>)
+    }
+
+    /// What the reader learned: the import's id, the columns no mapping used, and the bytes received.
+    struct ImportRead: Sendable {
+        var importID: String
+        var ignored: [String]
+        var received: Int
+    }
+
+    /// A batch the reader had written, or the error that ended its write.
+    enum WrittenImportBatch: Sendable {
+        case batch(index: Int, results: [ImportRowResult], endOffset: Int, header: (importID: String, ignored: [String])?)
+        case failed(any Error)
+    }
+
+    /// The answerer's running counts; the first response carries the import's id and ignored columns.
+    struct ImportAnswers: Sendable {
+        var progress = Switchboard_Contacts_V1_ImportProgress()
+        var header: (importID: String, ignored: [String])?
+        var headerSent = false
+
+        mutating func response(_ results: [ImportRowResult], endOffset: Int, done: Bool) -> Switchboard_Contacts_V1_ImportContactsResponse {
+            var response = Switchboard_Contacts_V1_ImportContactsResponse()
+            for result in results {
+                progress.rows += 1
+                switch result.outcome {
+                case .created: progress.created += 1
+                case .updated: progress.updated += 1
+                case .skippedDuplicate: progress.skipped += 1
+                case .invalid: progress.invalid += 1
+                }
+                if result.resumed { progress.resumed += 1 }
+                response.results.append(ContactsHandler.proto(result))
+            }
+            progress.bytesProcessed = Int64(endOffset)
+            progress.done = done
+            response.progress = progress
+            if !headerSent, let header {
+                response.importId = header.importID
+                response.ignoredSources = header.ignored
+                headerSent = true
+            }
+            return response
+        }
+    }
+
+    /// Answers written batches in row order as they arrive (they finish in any order); throws a batch's write error.
+    private static func answer(
+        _ written: AsyncStream<WrittenImportBatch>, responses: RPCWriter<Switchboard_Contacts_V1_ImportContactsResponse>
+    ) async throws -> ImportAnswers {
+        var answers = ImportAnswers()
+        var waiting: [Int: (results: [ImportRowResult], endOffset: Int)] = [:]
+        var next = 0
+        for await item in written {
+            switch item {
+            case .failed(let error):
+                throw error
+            case .batch(let index, let results, let endOffset, let header):
+                if let header { answers.header = header }
+                waiting[index] = (results, endOffset)
+                while let ready = waiting.removeValue(forKey: next) {
+                    next += 1
+                    try await responses.write(answers.response(ready.results, endOffset: ready.endOffset, done: false))
+                }
+            }
+        }
+        return answers
+    }
+
+    /// Reads the options and the chunks, and writes the records in batches, handing each written batch to `sink`.
+    private func readImport(
+        _ requests: RPCAsyncSequence<Switchboard_Contacts_V1_ImportContactsRequest>, actor: Actor,
+        sink: AsyncStream<WrittenImportBatch>.Continuation
+    ) async throws -> ImportRead {
         var iterator = requests.makeAsyncIterator()
         guard case .options(let options)? = try await iterator.next()?.part else {
             throw ContactsError.invalid([Violation("options", "the first message must carry the options", reason: "REQUIRED")])
@@ -38,34 +146,8 @@ extension ContactsHandler {
         case .jsonLines: reader = JSONLinesReader(limits: limits)
         }
 
-        var progress = Switchboard_Contacts_V1_ImportProgress()
-        var first = true
-        var headerSeen = false
-        func respond(_ results: [ImportRowResult], endOffset: Int, done: Bool) async throws {
-            var response = Switchboard_Contacts_V1_ImportContactsResponse()
-            for result in results {
-                progress.rows += 1
-                switch result.outcome {
-                case .created: progress.created += 1
-                case .updated: progress.updated += 1
-                case .skippedDuplicate: progress.skipped += 1
-                case .invalid: progress.invalid += 1
-                }
-                if result.resumed { progress.resumed += 1 }
-                response.results.append(Self.proto(result))
-            }
-            progress.bytesProcessed = Int64(endOffset)
-            progress.done = done
-            response.progress = progress
-            if first {
-                response.importId = settings.importID
-                response.ignoredSources = mapper.ignoredColumns
-                first = false
-            }
-            try await responses.write(response)
-        }
-
         let domain = self.domain
+        var headerSeen = false
         var rowsSeen = 0
         var received = 0
         var batch: [ImportBatchRow] = []
@@ -75,36 +157,30 @@ extension ContactsHandler {
         // events and ledger commit). Matching phones keeps one: a number a batch in flight takes is not yet visible to
         // the next (an address is: its unique key makes the later batch wait and run again).
         let depth = settings.matchPhone ? 1 : Self.importBatchesInFlight
-        try await withThrowingTaskGroup(of: (index: Int, results: [ImportRowResult], endOffset: Int).self) { group in
+        try await withThrowingTaskGroup(of: Void.self) { group in
             var inFlight = 0
             var submitted = 0
-            var answered = 0
-            var finished: [Int: (results: [ImportRowResult], endOffset: Int)] = [:]
-            // Waits for one batch; answers every finished batch whose turn it is (responses keep row order).
-            func awaitWrite() async throws {
-                guard inFlight > 0, let written = try await group.next() else { return }
-                inFlight -= 1
-                finished[written.index] = (written.results, written.endOffset)
-                while let next = finished.removeValue(forKey: answered) {
-                    answered += 1
-                    try await respond(next.results, endOffset: next.endOffset, done: false)
-                }
-            }
             func drain() async throws {
-                while inFlight > 0 { try await awaitWrite() }
+                while inFlight > 0, try await group.next() != nil { inFlight -= 1 }
             }
             func submit() async throws {
                 guard !batch.isEmpty else { return }
-                while inFlight >= depth { try await awaitWrite() }
+                while inFlight >= depth, try await group.next() != nil { inFlight -= 1 }
                 let rows = batch
                 let end = batchEnd
                 let index = submitted
+                let header = index == 0 ? (settings.importID, mapper.ignoredColumns) : nil
                 group.addTask {
                     // Not cancelled with the call: a batch whose transaction has begun ends it (commit or rollback) even
-                    // when the client goes away, rather than leaving a connection mid-transaction holding its locks
-                    // (which made the resumed import wait for them). The ledger makes the outcome safe either way.
+                    // when the client goes away, rather than leaving a connection mid-transaction holding its locks.
+                    // The ledger makes the outcome safe either way.
                     let write = Task { try await domain.writeImportBatch(rows, settings: settings, definitions: definitions, actor: actor) }
-                    return (index, try await write.value, end)
+                    do {
+                        sink.yield(.batch(index: index, results: try await write.value, endOffset: end, header: header))
+                    } catch {
+                        sink.yield(.failed(error))
+                        throw error
+                    }
                 }
                 submitted += 1
                 inFlight += 1
@@ -165,7 +241,7 @@ extension ContactsHandler {
             try await submit()
             try await drain()
         }
-        try await respond([], endOffset: received, done: true)
+        return ImportRead(importID: settings.importID, ignored: mapper.ignoredColumns, received: received)
     }
 
     /// The settings an import's options ask for, checked.

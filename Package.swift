@@ -33,6 +33,13 @@ func service(_ name: String, module: String, dependencies: [Target.Dependency] =
     ]
 }
 
+/// The contacts service follows the organization feed (a client channel and a lifecycle service of its own), and its
+/// tests run an organization service beside it.
+let contactsService = service(
+    "contacts", module: "ContactsService",
+    dependencies: ["SwitchboardHTTP2", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+    testDependencies: ["OrganizationService"])
+
 /// The organization service follows the contacts feed (a client channel and a lifecycle service of its own), and its
 /// tests run a contacts service beside it.
 let organizationService = service(
@@ -284,7 +291,7 @@ let package = Package(
         ),
 
         // The services, one line each (see `service(_:module:)` and services/README.md).
-    ] + service("contacts", module: "ContactsService") + organizationService + communicationService + collaborationService + analyticsService + [
+    ] + contactsService + organizationService + communicationService + collaborationService + analyticsService + [
         .target(
             name: "SwitchboardTestSupport",
             dependencies: [

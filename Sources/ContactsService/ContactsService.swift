@@ -1,4 +1,8 @@
 import FoundationEssentials
+import Logging
+import ServiceLifecycle
+import SwitchboardHTTP2
+import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
@@ -47,7 +51,56 @@ public enum ContactsService: ServiceDefinition {
         .init(
             "SWITCHBOARD_CONTACTS_IMPORT_BATCH_ROWS", default: String(ImportLimits().batchRows),
             help: "Rows an import writes per transaction (1-5000)."),
+        .init(
+            "SWITCHBOARD_CONTACTS_ORGANIZATION_ADDRESS", default: nil,
+            help:
+                "host:port of the organization service, whose change feed puts the names of the organizations people belong to into search; unset: no feed is followed, and searches do not find people by organization."
+        ),
+        .init(
+            "SWITCHBOARD_CONTACTS_ORGANIZATION_TOKEN_FILE", default: nil,
+            help:
+                "A file holding a service token (role service, no tenant) for the organization feed, read again at every reconnection so it can be rotated; unset: the service signs its own five-minute tokens with SWITCHBOARD_JWT_HS256_SECRET, which is then required."
+        ),
     ]
+
+    /// Where the organization feed comes from.
+    public struct OrganizationFeed: Sendable, Hashable {
+        /// The organization service's host.
+        public var host: String
+        /// Its gRPC port.
+        public var port: Int
+        /// Where the service token comes from.
+        public var token: ServiceTokenSource
+
+        /// Creates the source.
+        public init(host: String, port: Int, token: ServiceTokenSource) {
+            self.host = host
+            self.port = port
+            self.token = token
+        }
+
+        /// Creates the source with a token file.
+        public init(host: String, port: Int, tokenFile: String) {
+            self.init(host: host, port: port, token: .file(tokenFile))
+        }
+    }
+
+    /// The organization feed's source from ``settings``; nil when no address is set.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func organizationFeed(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> OrganizationFeed? {
+        let env = EnvironmentReader(environment)
+        guard let address = env.string(settings[12]) else { return nil }
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
+            colon != address.startIndex
+        else {
+            throw ConfigurationError(variable: settings[12].name, problem: "must be host:port (got \"\(address)\")")
+        }
+        guard let token = ServiceTokenSource.from(tokenFile: try env.file(settings[13]), service: defaults.name, environment: environment) else {
+            throw ConfigurationError(
+                variable: settings[13].name, problem: "must be set when \(settings[12].name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
+        }
+        return OrganizationFeed(host: String(address[..<colon]), port: port, token: token)
+    }
 
     /// Reads ``settings``.
     /// - Parameter environment: the variables.
@@ -72,17 +125,19 @@ public enum ContactsService: ServiceDefinition {
 
     /// The description with the limits the environment sets.
     public static func description(environment: [String: String]) throws -> ServiceDescription {
-        description(limits: try limits(environment))
+        description(limits: try limits(environment), organizationFeed: try organizationFeed(environment))
     }
 
     /// The description with the default limits.
     public static var description: ServiceDescription { description(limits: ContactsLimits()) }
 
     /// The description.
-    /// - Parameter limits: contact and page size bounds.
-    public static func description(limits: ContactsLimits) -> ServiceDescription {
+    /// - Parameters:
+    ///   - limits: contact and page size bounds.
+    ///   - organizationFeed: where the organization feed comes from; nil follows none.
+    public static func description(limits: ContactsLimits, organizationFeed: OrganizationFeed? = nil) -> ServiceDescription {
         typealias M = Switchboard_Contacts_V1_ContactsService.Method
-        return ServiceDescription(
+        var description = ServiceDescription(
             defaults: defaults, migrations: EmbeddedMigrations.all,
             grpcServices: [Switchboard_Contacts_V1_ContactsService.serviceName],
             requiredRoles: [
@@ -101,5 +156,43 @@ public enum ContactsService: ServiceDefinition {
                     publish: { try ContactsMapping.proto($0).protoJSONText() })
                 return [ContactsHandler(domain: ContactsDomain(store: store, limits: limits), changes: dependencies.changes)]
             })
+        if let organizationFeed {
+            description.makeBackgroundServices = { dependencies in [organizationConsumer(organizationFeed, dependencies: dependencies)] }
+        }
+        return description
+    }
+
+    /// Applies a batch of the organization feed: the events the projections follow, in order; an event they cannot
+    /// apply is set aside (``FeedConsumer/setAside(_:reason:feed:schema:logger:on:)``) instead of failing the batch for
+    /// ever.
+    static func applyOrganizationEvents(
+        _ events: [Switchboard_Common_V1_ChangeEvent], names: PostgresOrganizationNames, logger: Logger, on connection: PostgresConnection
+    ) async throws {
+        var changes: [OrganizationChange] = []
+        for event in events {
+            switch OrganizationFeedMapping.outcome(event) {
+            case .apply(let change): changes.append(change)
+            case .ignore: continue
+            case .reject(let reason):
+                try await FeedConsumer.setAside(event, reason: reason, feed: "organization", schema: defaults.name, logger: logger, on: connection)
+            }
+        }
+        try await names.apply(changes, on: connection)
+    }
+
+    /// Follows the organization service's cross-tenant feed into the projections behind organization names in search.
+    static func organizationConsumer(_ source: OrganizationFeed, dependencies: ServiceDependencies) -> FeedConsumer {
+        let names = PostgresOrganizationNames()
+        let token = source.token
+        return FeedConsumer(
+            feed: "organization", schema: defaults.name,
+            source: .init(
+                transport: GRPCChannel(host: source.host, port: source.port),
+                token: { try await token.token() },
+                resourceTypes: [OrganizationFeedMapping.organizationType, OrganizationFeedMapping.membershipType]),
+            pool: dependencies.pool, logger: dependencies.logger
+        ) { [logger = dependencies.logger] events, connection in
+            try await applyOrganizationEvents(events, names: names, logger: logger, on: connection)
+        }
     }
 }

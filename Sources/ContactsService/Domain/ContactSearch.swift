@@ -83,6 +83,8 @@ public struct ContactHit: Sendable {
     public var record: ContactRecord
     /// The relevance (0 when the search has no text).
     public var score: Double
+    /// The names of the organizations the contact belongs to (from the organization feed), which a search also matches.
+    public var organizationNames: [String] = []
 }
 
 /// What a search found.
@@ -224,8 +226,9 @@ public enum SearchRules {
         }
     }
 
-    /// The fields of a contact where one of `terms` occurs as a word, with the words' places.
-    public static func highlights(of data: ContactData, terms: Set<String>) -> [ContactHighlight] {
+    /// The fields of a contact where one of `terms` occurs as a word, with the words' places; then the names of its
+    /// organizations (`organization_names[i]`).
+    public static func highlights(of data: ContactData, organizationNames: [String] = [], terms: Set<String>) -> [ContactHighlight] {
         guard !terms.isEmpty else { return [] }
         var fields: [(String, String)] = [
             ("name.display", data.name.effectiveDisplay), ("name.prefix", data.name.prefix), ("name.given", data.name.given),
@@ -237,6 +240,7 @@ public enum SearchRules {
         for key in data.customFields.keys.sorted() {
             if case .string(let text)? = data.customFields[key] { fields.append(("custom_fields.\(key)", text)) }
         }
+        fields += organizationNames.enumerated().map { ("organization_names[\($0.offset)]", $0.element) }
         var result: [ContactHighlight] = []
         for (field, text) in fields where !text.isEmpty {
             let matches = wordRanges(text).filter { terms.contains($0.word) }.map(\.range)

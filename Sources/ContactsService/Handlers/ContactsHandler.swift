@@ -434,7 +434,9 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         var response = Switchboard_Contacts_V1_SearchContactsResponse()
         response.hits = Array(hits.prefix(found.hits.count))
         for i in response.hits.indices {
-            response.hits[i].highlights = SearchRules.highlights(of: found.hits[i].record.data, terms: found.terms).map(ContactsMapping.proto)
+            response.hits[i].highlights = SearchRules.highlights(
+                of: found.hits[i].record.data, organizationNames: found.hits[i].organizationNames, terms: found.terms
+            ).map(ContactsMapping.proto)
         }
         var page = Switchboard_Common_V1_PageResponse()
         page.nextPageToken = found.next

@@ -179,7 +179,7 @@ extension PostgresContactStore {
             scored AS (SELECT m.id, m.created_at, m.updated_at, m.family_name, \(score) AS score FROM matched m),
             hits AS (SELECT id AS hit_id, score AS hit_score FROM (SELECT * FROM scored \(page) ORDER BY \(order) LIMIT \(limit)) x),
             rows_of_page AS (
-                SELECT \(Self.columns), h.hit_score AS score, count(*) OVER () AS candidates FROM hits h
+                SELECT \(Self.columns), c.organization_names, h.hit_score AS score, count(*) OVER () AS candidates FROM hits h
                 JOIN contacts.contacts c ON c.tenant_id = $1 AND c.id = h.hit_id
             )
             SELECT * FROM (
@@ -211,7 +211,9 @@ extension PostgresContactStore {
         try await pool.transaction(settings: settings) { c in
             let rows = try await c.query(sql, binds).rows
             let candidates = try rows.first?.int("candidates") ?? 0
-            var hits = try rows.map { ContactHit(record: try Self.record($0), score: try $0.double("score")) }
+            var hits = try rows.map {
+                ContactHit(record: try Self.record($0), score: try $0.double("score"), organizationNames: try $0.strings("organization_names"))
+            }
             if hits.count > search.limit { hits.removeLast(hits.count - max(0, search.limit)) }
             var terms: Set<String> = []
             if let termsSQL { terms = Set(try await c.query(termsSQL, facetBinds).first?.strings("terms") ?? []) }

@@ -666,8 +666,9 @@ struct  Switchboard__Contacts__V1__SearchContactsRequest
   ProtobufCMessage base;
   /*
    * Free text, at most 256 bytes and 8 words (runs of letters or of digits). A contact matches when each word of the
-   * query is, begins or resembles (a typo) one of its words: in its names, e-mail addresses, phone numbers, tags and
-   * string custom fields. Empty: every contact that passes the filters.
+   * query is, begins or resembles (a typo) one of its words: in its names, e-mail addresses, phone numbers, tags,
+   * string custom fields and the names of the organizations it belongs to (when the service follows the organization
+   * feed). Empty: every contact that passes the filters.
    */
   char *query;
   Switchboard__Common__V1__PageRequest *page;
@@ -734,7 +735,8 @@ struct  Switchboard__Contacts__V1__Highlight
   ProtobufCMessage base;
   /*
    * The field, as in a FieldMask: "name.display", "name.given", "emails[0].address", "phones[1].number",
-   * "tags[2]", "custom_fields.<key>".
+   * "tags[2]", "custom_fields.<key>"; or "organization_names[i]", the name of an organization the contact belongs to
+   * (from the organization service, in name order; not a field of Contact).
    */
   char *field;
   char *text;

@@ -61,6 +61,11 @@ public enum ContactsService: ServiceDefinition {
             help:
                 "A file holding a service token (role service, no tenant) for the organization feed, read again at every reconnection so it can be rotated; unset: the service signs its own five-minute tokens with SWITCHBOARD_JWT_HS256_SECRET, which is then required."
         ),
+        .init(
+            "SWITCHBOARD_CONTACTS_IMPORT_RETENTION_DAYS", default: "30",
+            help:
+                "Days an import's ledger is kept from its start (1-3650): until then re-sending it resumes it (nothing written twice); after, it imports again. Pruned hourly."
+        ),
     ]
 
     /// Where the organization feed comes from.
@@ -120,6 +125,7 @@ public enum ContactsService: ServiceDefinition {
         limits.importLimits.maxFields = try env.int(settings[9], in: 10...10_000)
         limits.importLimits.maxRows = try env.int(settings[10], in: 1...10_000_000)
         limits.importLimits.batchRows = try env.int(settings[11], in: 1...5000)
+        limits.importRetentionDays = try env.int(settings[14], in: 1...3650)
         return limits
     }
 
@@ -156,8 +162,10 @@ public enum ContactsService: ServiceDefinition {
                     publish: { try ContactsMapping.proto($0).protoJSONText() })
                 return [ContactsHandler(domain: ContactsDomain(store: store, limits: limits), changes: dependencies.changes)]
             })
-        if let organizationFeed {
-            description.makeBackgroundServices = { dependencies in [organizationConsumer(organizationFeed, dependencies: dependencies)] }
+        description.makeBackgroundServices = { dependencies in
+            let maintenance = ContactsMaintenance(
+                pool: dependencies.pool, importRetentionDays: limits.importRetentionDays, logger: dependencies.logger)
+            return [maintenance] + (organizationFeed.map { [organizationConsumer($0, dependencies: dependencies)] } ?? [])
         }
         return description
     }

@@ -51,12 +51,40 @@ public final class Gateway: Sendable {
         self.configuration = configuration
         self.routes = try RouteTable(upstreams: Set(configuration.upstreams.keys))
         var channels: [String: GRPCChannel] = [:]
-        for (name, targets) in configuration.upstreams { channels[name] = GRPCChannel(targets: targets) }
+        for (name, targets) in configuration.upstreams {
+            var client = ClientConfiguration()
+            if let interval = configuration.healthCheckInterval, let service = Self.grpcServices[name] {
+                client.healthCheck = ClientHealthCheck(interval: interval) { transport in
+                    await Self.serves(service, over: transport, within: min(interval, .seconds(1)))
+                }
+            }
+            channels[name] = GRPCChannel(targets: targets, configuration: client)
+        }
         self.channels = channels
         self.verifier = verifier
         self.limiter = RateLimiter(limits: configuration.rateLimits)
         self.logger = logger
         self.openAPIText = OpenAPIDocument.make(routes: routes.routes, webhooks: Array(configuration.webhooks.keys)).text
+    }
+
+    /// Each upstream's gRPC service, whose health its address reports (NOT_SERVING while the service's database is
+    /// unreachable).
+    static let grpcServices: [String: String] = [
+        "contacts": Switchboard_Contacts_V1_ContactsService.serviceName,
+        "organization": Switchboard_Organization_V1_OrganizationService.serviceName,
+        "communication": Switchboard_Communication_V1_CommunicationService.serviceName,
+        "collaboration": Switchboard_Collaboration_V1_CollaborationService.serviceName,
+        "analytics": Switchboard_Analytics_V1_AnalyticsService.serviceName,
+    ]
+
+    /// Whether the server behind `transport` reports `service` SERVING within `timeout`; no answer is a no.
+    static func serves(_ service: String, over transport: any ClientTransport, within timeout: Duration) async -> Bool {
+        var request = Grpc_Health_V1_HealthCheckRequest()
+        request.service = service
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        let answer = try? await Grpc_Health_V1_Health_Client(client: RPCClient(transport: transport)).check(request, options: options)
+        return answer?.status == .serving
     }
 
     /// Closes the upstream connections.

@@ -26,6 +26,8 @@ public struct GatewayConfiguration: Sendable {
     public var webhooks: [String: WebhookEndpoint] = [:]
     /// The secret providers sign webhook bodies with (HMAC-SHA256, `X-Provider-Signature: sha256=<hex>`).
     public var webhookSecret: [UInt8]?
+    /// Between two health checks of each upstream connection (`grpc.health.v1.Health/Check`); nil checks none.
+    public var healthCheckInterval: Duration? = .seconds(5)
 
     /// The services the gateway knows, with their default gRPC ports.
     public static let services: [(name: String, port: Int)] = [
@@ -75,6 +77,11 @@ public struct GatewayConfiguration: Sendable {
             EnvironmentSetting(
                 "SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS", default: "2",
                 help: "Longest wait for an optional part of GET /v1/contacts/{id}:overview before it is listed in partialFailures."),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_HEALTH_CHECK_SECONDS", default: "5",
+                help:
+                    "Seconds between health checks of each upstream connection (grpc.health.v1 Check of the service, 1 s deadline); an address not SERVING (e.g. its database is down) takes no requests while another serves. 0 checks none (only failed connections are avoided)."
+            ),
         ]
     }
 
@@ -146,6 +153,8 @@ public struct GatewayConfiguration: Sendable {
             overviewPartTimeout: try env.seconds(setting("SWITCHBOARD_GATEWAY_OVERVIEW_PART_TIMEOUT_SECONDS"), in: 0.001...3600),
             maxStreams: try env.int(setting("SWITCHBOARD_GATEWAY_MAX_STREAMS"), in: 1...1_000_000),
             maxStreamsPerTenant: try env.int(setting("SWITCHBOARD_GATEWAY_MAX_STREAMS_PER_TENANT"), in: 1...1_000_000), webhooks: webhooks,
-            webhookSecret: webhookSecret)
+            webhookSecret: webhookSecret,
+            healthCheckInterval: { $0 > .zero ? $0 : nil }(
+                try env.seconds(setting("SWITCHBOARD_GATEWAY_HEALTH_CHECK_SECONDS"), in: 0...3600)))
     }
 }

@@ -24,6 +24,8 @@ public struct ClientConfiguration: Sendable {
     public var userAgent: String
     /// TLS (ALPN `h2`); nil for plaintext HTTP/2.
     public var tls: ClientTLS?
+    /// Active health checking of each connection; nil: only failed connections are avoided (passive).
+    public var healthCheck: ClientHealthCheck?
 
     /// Creates a configuration with gRPC's customary defaults.
     public init() {
@@ -36,6 +38,28 @@ public struct ClientConfiguration: Sendable {
         connectTimeout = .seconds(20)
         userAgent = "switchboard-swift/0.1"
         tls = nil
+        healthCheck = nil
+    }
+}
+
+/// Active health checking: every `interval`, `probe` is called once per ready connection with a transport bound to
+/// that connection; a connection whose probe says false (a server that is up but not serving, e.g. its database is
+/// down) takes no calls while another target's connection serves. A target's state survives reconnections; when no
+/// connection serves, calls go to all of them (the servers answer for themselves).
+public struct ClientHealthCheck: Sendable {
+    /// Between two rounds of probes.
+    public var interval: Duration
+    /// Whether the server behind the transport serves; it should bound its own wait (e.g. a call deadline) below
+    /// `interval`.
+    public var probe: @Sendable (any ClientTransport) async -> Bool
+
+    /// Creates the settings.
+    /// - Parameters:
+    ///   - interval: between two rounds.
+    ///   - probe: the check, e.g. a `grpc.health.v1.Health/Check` call with a deadline.
+    public init(interval: Duration, probe: @escaping @Sendable (any ClientTransport) async -> Bool) {
+        self.interval = interval
+        self.probe = probe
     }
 }
 
@@ -93,6 +117,8 @@ public final class GRPCChannel: ClientTransport, Sendable {
         let target: Target
         var state: SlotState = .idle
         var failures = 0
+        /// The last health probe's answer (true until a probe says otherwise).
+        var serving = true
     }
 
     /// The configuration.
@@ -101,6 +127,7 @@ public final class GRPCChannel: ClientTransport, Sendable {
     private let slots: Mutex<[Slot]>
     private let next = Atomic<Int>(0)
     private let closed = Atomic<Bool>(false)
+    private let healthTask = Mutex<Task<Void, Never>?>(nil)
 
     /// Creates a channel; no connection is made until the first call.
     /// - Parameters:
@@ -120,6 +147,92 @@ public final class GRPCChannel: ClientTransport, Sendable {
             for _ in 0..<max(1, configuration.connectionsPerTarget) { slots.append(Slot(target: target)) }
         }
         self.slots = Mutex(slots)
+        if let check = configuration.healthCheck {
+            // Holds the channel weakly: an unused channel is freed, and its checks end with it.
+            healthTask.withLock {
+                $0 = Task { [weak self] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: check.interval)
+                        // Strong only for one round.
+                        guard let self, !self.closed.load(ordering: .relaxed) else { return }
+                        await self.probeReadyConnections(check)
+                    }
+                }
+            }
+        }
+    }
+
+    deinit {
+        healthTask.withLock { $0?.cancel() }
+    }
+
+    /// One round: probes every ready connection, and reconnects slots found not serving whose connection went away
+    /// (calls pass over them, so nothing else would, and the next round probes them again).
+    private func probeReadyConnections(_ check: ClientHealthCheck) async {
+        let ready: [(index: Int, connection: Connection)] = slots.withLock { slots in
+            var ready: [(index: Int, connection: Connection)] = []
+            for i in slots.indices {
+                switch slots[i].state {
+                case .ready(let connection):
+                    ready.append((i, connection))
+                case .idle where !slots[i].serving:
+                    slots[i].state = .connecting(connect(slots[i].target, slotIndex: i))
+                case .backingOff(let until) where !slots[i].serving && ContinuousClock.now >= until:
+                    slots[i].state = .connecting(connect(slots[i].target, slotIndex: i))
+                default:
+                    break
+                }
+            }
+            return ready
+        }
+        let userAgent = configuration.userAgent, maxMessage = configuration.maxReceiveMessageSize
+        await withTaskGroup(of: (Int, Connection, Bool).self) { group in
+            for (index, connection) in ready {
+                group.addTask {
+                    let transport = OneConnection(connection: connection, userAgent: userAgent, maxReceiveMessageSize: maxMessage)
+                    return (index, connection, await check.probe(transport))
+                }
+            }
+            for await (index, connection, serving) in group {
+                slots.withLock { slots in
+                    // A probe of a connection since replaced says nothing about the new one.
+                    guard case .ready(let current) = slots[index].state, current.channel === connection.channel else { return }
+                    slots[index].serving = serving
+                }
+            }
+        }
+    }
+
+    /// Whether some slot other than a non-serving one could take a call (under the lock).
+    private static func anyServing(_ slots: [Slot]) -> Bool {
+        slots.contains { slot in
+            guard slot.serving else { return false }
+            if case .backingOff(let until) = slot.state { return ContinuousClock.now >= until }
+            return true
+        }
+    }
+
+    /// A transport that starts every call on one connection: what a health probe calls.
+    private struct OneConnection: ClientTransport {
+        let connection: Connection
+        let userAgent: String
+        let maxReceiveMessageSize: Int
+
+        func startCall(_ method: MethodDescriptor, options: CallOptions) async throws -> any ClientCallStream {
+            start(method, options: options, onlyMessage: nil)
+        }
+
+        func startUnaryCall(_ method: MethodDescriptor, message: ByteBuffer, options: CallOptions) async throws -> any ClientCallStream {
+            start(method, options: options, onlyMessage: message)
+        }
+
+        private func start(_ method: MethodDescriptor, options: CallOptions, onlyMessage: ByteBuffer?) -> any ClientCallStream {
+            let loop = connection.channel.eventLoop
+            let call = HTTP2ClientCall(eventLoop: loop, maxMessageSize: maxReceiveMessageSize, requestEncoding: .identity)
+            let (connection, userAgent) = (self.connection, self.userAgent)
+            loop.execute { connection.handler.start(call, method: method, options: options, userAgent: userAgent, onlyMessage: onlyMessage) }
+            return call
+        }
     }
 
     /// Creates a channel to one address.
@@ -199,21 +312,30 @@ public final class GRPCChannel: ClientTransport, Sendable {
         }
     }
 
-    /// The next slot's connection if it is ready (round robin); nil when it is not.
+    /// The next slot's connection if it is ready and serving (round robin, passing over slots a health probe found
+    /// not serving while another serves); nil when it is not.
     private func readyConnection() -> Connection? {
         slots.withLock { slots in
             guard !slots.isEmpty else { return nil }
-            let index = next.load(ordering: .relaxed) % slots.count
-            guard case .ready(let connection) = slots[index].state else { return nil }
-            next.wrappingAdd(1, ordering: .relaxed)
-            return connection
+            let start = next.load(ordering: .relaxed)
+            let avoid = slots.contains { !$0.serving } && Self.anyServing(slots)
+            for step in 0..<(avoid ? slots.count : 1) {
+                let index = (start + step) % slots.count
+                guard !avoid || slots[index].serving else { continue }
+                guard case .ready(let connection) = slots[index].state else { return nil }
+                next.wrappingAdd(1 + step, ordering: .relaxed)
+                return connection
+            }
+            return nil
         }
     }
 
-    /// Any ready connection, for a call that would otherwise wait on a slot still connecting.
+    /// Any ready connection (a serving one if there is one), for a call that would otherwise wait on a slot still
+    /// connecting.
     private func anyReadyConnection() -> Connection? {
         slots.withLock { slots in
-            for slot in slots {
+            let avoid = Self.anyServing(slots)
+            for slot in slots where slot.serving || !avoid {
                 if case .ready(let connection) = slot.state { return connection }
             }
             return nil
@@ -227,6 +349,7 @@ public final class GRPCChannel: ClientTransport, Sendable {
             let index = (next.wrappingAdd(1, ordering: .relaxed).oldValue + attempt) % count
             enum Step { case use(Connection), wait(EventLoopFuture<Connection>), join(EventLoopFuture<Connection>), skip }
             let step: Step = slots.withLock { slots in
+                if !slots[index].serving, Self.anyServing(slots) { return .skip }
                 switch slots[index].state {
                 case .ready(let connection):
                     return .use(connection)
@@ -359,6 +482,7 @@ public final class GRPCChannel: ClientTransport, Sendable {
     /// Closes every connection; calls in flight fail with UNAVAILABLE.
     public func close() async {
         closed.store(true, ordering: .relaxed)
+        healthTask.withLock { $0?.cancel() }
         let channels: [any Channel] = slots.withLock { slots in
             var channels: [any Channel] = []
             for i in slots.indices {

@@ -1,10 +1,11 @@
-import ContactsService
 import Foundation
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
 import Testing
+
+@testable import ContactsService
 
 typealias ImportRequest = Switchboard_Contacts_V1_ImportContactsRequest
 typealias ImportResponse = Switchboard_Contacts_V1_ImportContactsResponse
@@ -275,6 +276,34 @@ final class ImportExportTests {
             _ = try await self.runImport(client, Self.options(id: "resume-1", mapping: [("name.given", "name.family")]), chunks)
         }
         #expect(error?.code == .failedPrecondition)
+    }
+
+    @Test("an import ledger past its retention is pruned (re-sending the import then imports again); a recent one stays")
+    func ledgerRetention() async throws {
+        let tenant = tenant()
+        let client = try await harness.client(tenant: tenant)
+        let old = Self.results(try await runImport(client, Self.options(id: "kept-long"), Self.csv(Self.numbered(3, prefix: "old"))))
+        _ = try await runImport(client, Self.options(id: "recent"), Self.csv(Self.numbered(2, prefix: "new")))
+        #expect(old.allSatisfy { $0.outcome == .created })
+        func ledger(_ id: String) async throws -> Int64 {
+            try await harness.pool.query(
+                settings: ["app.tenant_id": tenant], "SELECT count(*) AS n FROM contacts.import_rows WHERE tenant_id = $1 AND import_id = $2",
+                [.text(tenant), .text(id)]
+            ).first?.int("n") ?? -1
+        }
+        #expect(try await ledger("kept-long") == 3)
+        #expect(try await ledger("recent") == 2)
+        try await harness.pool.query(
+            settings: ["app.tenant_id": tenant],
+            "UPDATE contacts.imports SET created_at = now() - interval '31 days' WHERE tenant_id = $1 AND import_id = 'kept-long'",
+            [.text(tenant)])
+        #expect(try await ContactsMaintenance.pruneImports(olderThan: 30, pool: harness.pool) == 1)
+        #expect(try await ledger("kept-long") == 0)
+        #expect(try await ledger("recent") == 2)
+        // Sent again: not resumed (the ledger is gone), so the rows are matched as duplicates of what the first run made.
+        let again = Self.results(try await runImport(client, Self.options(id: "kept-long"), Self.csv(Self.numbered(3, prefix: "old"))))
+        #expect(again.allSatisfy { $0.outcome == .skippedDuplicate && !$0.resumed })
+        #expect(try await all(client).count == 5)
     }
 
     @Test("tenant isolation: another tenant's import of the same id resumes nothing and sees neither the ledger nor the contacts")

@@ -162,6 +162,39 @@ final class OrganizationNamesSearchTests {
         #expect(try await found("lovelace", in: t) == [ada])
     }
 
+    @Test("a membership that ends by its date, with no event after it, leaves search at the next maintenance pass")
+    func endedByDate() async throws {
+        let t = try await tenant(Self.newTenant())
+        let ada = try await person("Ada", "Lovelace", in: t)
+        let grace = try await person("Grace", "Hopper", in: t)
+        let globex = UUID.random(), current = UUID.random(), past = UUID.random()
+        let tomorrow = try await contacts.pool.query("SELECT (current_date + 1)::text AS d").first!.string("d")
+        // Synthetic feed changes, as the consumer applies them (organization's own rules are tested in its suite).
+        try await contacts.pool.transaction { c in
+            try await PostgresOrganizationNames().apply(
+                [
+                    .init(tenantID: t.id, sequence: 1, kind: .organization(id: globex, name: "Globex", deleted: false)),
+                    .init(
+                        tenantID: t.id, sequence: 2,
+                        kind: .membership(id: current, contactID: UUID(text: ada)!, organizationID: globex, endDate: tomorrow)),
+                    .init(
+                        tenantID: t.id, sequence: 3,
+                        kind: .membership(id: past, contactID: UUID(text: grace)!, organizationID: globex, endDate: "2021-03-31")),
+                ], on: c)
+        }
+        #expect(try await found("globex", in: t) == [ada])
+        // A day passes: the membership has ended, and nothing told the feed.
+        try await contacts.pool.query(
+            settings: ["app.tenant_id": t.id],
+            "UPDATE contacts.organization_memberships SET end_date = current_date - 1 WHERE tenant_id = $1 AND membership_id = $2",
+            [.text(t.id), .uuid(current)])
+        #expect(try await found("globex", in: t) == [ada])
+        #expect(try await PostgresOrganizationNames().sweepEndedMemberships(pool: contacts.pool) >= 1)
+        #expect(try await found("globex", in: t).isEmpty)
+        #expect(try await PostgresOrganizationNames().sweepEndedMemberships(pool: contacts.pool) == 0)
+        #expect(try await found("lovelace", in: t) == [ada])
+    }
+
     @Test("a membership ended or removed takes the organization's name away; another tenant never finds it")
     func followsMemberships() async throws {
         let t = try await tenant(Self.newTenant())

@@ -26,6 +26,9 @@ public struct ContactsLimits: Sendable, Hashable {
     /// The bounds of one import (record, line and field sizes, rows per call, rows per transaction).
     public var importLimits = ImportLimits()
 
+    /// Days an import's ledger is kept (from its start): re-sending it later creates its contacts again.
+    public var importRetentionDays = 30
+
     /// Contacts one ExportContacts response chunk holds about this many bytes of.
     public var exportChunkBytes = 256 * 1024
 

@@ -45,11 +45,12 @@ public struct PostgresOrganizationNames: Sendable {
                     WITH before AS (
                         SELECT contact_id FROM contacts.organization_memberships WHERE tenant_id = $1 AND membership_id = $2
                     ), written AS (
-                        INSERT INTO contacts.organization_memberships AS m (tenant_id, membership_id, contact_id, organization_id, end_date, last_sequence)
-                        VALUES ($1, $2, $3, $4, $5::date, $6)
+                        INSERT INTO contacts.organization_memberships AS m
+                            (tenant_id, membership_id, contact_id, organization_id, end_date, end_applied, last_sequence)
+                        VALUES ($1, $2, $3, $4, $5::date, coalesce($5::date < current_date, false), $6)
                         ON CONFLICT (tenant_id, membership_id) DO UPDATE
                         SET contact_id = EXCLUDED.contact_id, organization_id = EXCLUDED.organization_id, end_date = EXCLUDED.end_date,
-                            last_sequence = EXCLUDED.last_sequence, updated_at = now()
+                            end_applied = EXCLUDED.end_applied, last_sequence = EXCLUDED.last_sequence, updated_at = now()
                         WHERE m.last_sequence < EXCLUDED.last_sequence
                         RETURNING contact_id
                     )
@@ -89,6 +90,36 @@ public struct PostgresOrganizationNames: Sendable {
             SELECT DISTINCT $1, w FROM unnest(contacts.search_words_of($2)) AS w ORDER BY 2
             ON CONFLICT DO NOTHING
             """, [tenant, .text(name)])
+    }
+
+    /// Rewrites the names of the contacts holding memberships that have ended (by their date) since their names were
+    /// last written, across tenants: read under the maintenance read policy, then written tenant by tenant under
+    /// row-level security, at most `limit` memberships per call.
+    /// - Returns: the memberships seen as ended.
+    public func sweepEndedMemberships(pool: PostgresPool, limit: Int = 10_000) async throws -> Int {
+        let ended = try await pool.transaction(settings: ["app.retention_purge": "on"]) { c in
+            try await c.query(
+                """
+                SELECT tenant_id, membership_id, contact_id FROM contacts.organization_memberships
+                WHERE end_date IS NOT NULL AND NOT end_applied AND end_date < current_date
+                ORDER BY tenant_id, end_date LIMIT $1
+                """, [.int(Int64(limit))]
+            ).rows.map { (tenant: try $0.string("tenant_id"), membership: try $0.uuid("membership_id"), contact: try $0.uuid("contact_id")) }
+        }
+        for (tenantID, rows) in Dictionary(grouping: ended, by: \.tenant) {
+            try await pool.transaction(settings: ["app.tenant_id": tenantID]) { c in
+                let contacts = Set(rows.map(\.contact)).sorted { $0.lowercaseText < $1.lowercaseText }
+                try await c.query(
+                    Self.rewrite("SELECT unnest($2::uuid[])"), [.text(tenantID), .array(contacts.map { .uuid($0) }, elementType: .uuid)])
+                try await c.query(
+                    """
+                    UPDATE contacts.organization_memberships SET end_applied = true
+                    WHERE tenant_id = $1 AND membership_id = ANY($2::uuid[]) AND end_date < current_date
+                    """,
+                    [.text(tenantID), .array(rows.map { .uuid($0.membership) }, elementType: .uuid)])
+            }
+        }
+        return ended.count
     }
 
     /// Rewrites the names of the contacts `targets` selects (a query on $1, the tenant, and $2): the distinct names,

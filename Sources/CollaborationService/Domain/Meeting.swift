@@ -26,7 +26,8 @@ public struct MeetingData: Sendable, Hashable {
     public init() {}
 }
 
-/// How a meeting repeats: every `interval` days or weeks, `count` occurrences in all, at the first one's local time.
+/// How a meeting repeats: every `interval` days, weeks or months, `count` occurrences in all, at the first one's local
+/// time, except the occurrences cancelled or moved one by one.
 public struct Recurrence: Sendable, Hashable {
     /// The step.
     public enum Frequency: Int, Sendable, Hashable {
@@ -36,6 +37,8 @@ public struct Recurrence: Sendable, Hashable {
         case daily = 1
         /// Weekly.
         case weekly = 2
+        /// Monthly, on the first occurrence's day of the month (the month's last day when it has no such day).
+        case monthly = 3
     }
 
     /// The step.
@@ -44,13 +47,45 @@ public struct Recurrence: Sendable, Hashable {
     public var interval = 1
     /// Occurrences, the first included.
     public var count = 1
+    /// The occurrences that differ from the rule, in occurrence order, at most one each.
+    public var exceptions: [OccurrenceException] = []
 
     /// Creates a recurrence (none by default).
-    public init(frequency: Frequency = .none, interval: Int = 1, count: Int = 1) {
+    public init(frequency: Frequency = .none, interval: Int = 1, count: Int = 1, exceptions: [OccurrenceException] = []) {
         self.frequency = frequency
         self.interval = interval
         self.count = count
+        self.exceptions = exceptions
     }
+
+    /// Whether occurrence `index` is cancelled.
+    public func isCancelled(_ index: Int) -> Bool {
+        exceptions.contains { $0.occurrence == index && $0.moved == nil }
+    }
+}
+
+/// One occurrence of a series that differs from its rule.
+public struct OccurrenceException: Sendable, Hashable {
+    /// Which occurrence (0 = the first).
+    public var occurrence: Int
+    /// Its own times when moved; nil when cancelled.
+    public var moved: TimeSlot?
+
+    /// Creates an exception (`moved` nil: cancelled).
+    public init(occurrence: Int, moved: TimeSlot? = nil) {
+        self.occurrence = occurrence
+        self.moved = moved
+    }
+}
+
+/// What CancelOccurrence, MoveOccurrence and RestoreOccurrence do to one occurrence.
+public enum OccurrenceChange: Sendable, Hashable {
+    /// Cancel it.
+    case cancel
+    /// Move it to these times (each required).
+    case move(start: Date?, end: Date?)
+    /// Back to the rule's time.
+    case restore
 }
 
 /// A stored meeting.
@@ -115,7 +150,7 @@ public enum MeetingRules {
     ]
     /// Most occurrences of a series.
     public static let maxOccurrences = 100
-    /// Most days or weeks between occurrences.
+    /// Most days, weeks or months between occurrences.
     public static let maxInterval = 52
     /// Most reminders of a meeting.
     public static let maxReminders = 5
@@ -188,6 +223,79 @@ public enum MeetingRules {
             violations.append(Violation("meeting.contact_ids", "at most \(maxAttendees) contacts", reason: "TOO_MANY"))
         }
         return violations
+    }
+
+    /// Carries a series' exceptions over an update from `current` to `data` (whose own exceptions are ignored: they
+    /// are output only). They stay while the rule's dates stay: a new start, time zone, frequency or interval replans
+    /// every date, so an index would name another day than the one the user changed, and they are dropped; a shorter
+    /// count drops those past its end. A change that would leave every occurrence cancelled is refused (naming
+    /// `meeting.recurrence.count`): a live meeting takes place at least once.
+    public static func carryExceptions(from current: MeetingData, into data: inout MeetingData) -> [Violation] {
+        let old = current.recurrence
+        var new = data.recurrence
+        if new.frequency == .none || new.frequency != old.frequency || new.interval != old.interval || data.start != current.start
+            || data.timeZone != current.timeZone
+        {
+            new.exceptions = []
+        } else {
+            new.exceptions = old.exceptions.filter { $0.occurrence < new.count }
+        }
+        data.recurrence = new
+        if new.frequency != .none, (0..<new.count).allSatisfy(new.isCancelled) {
+            return [Violation("meeting.recurrence.count", "would leave every occurrence cancelled; delete the meeting instead")]
+        }
+        return []
+    }
+
+    /// The meeting's data with one occurrence changed, or nil when the change changes nothing (cancelling a cancelled
+    /// occurrence, restoring one that follows the rule).
+    /// - Throws: `failedPrecondition` for a meeting that does not repeat or for cancelling its last occurrence not
+    ///   yet cancelled; `invalid` naming `occurrence` (out of range), `start_time` or `end_time`.
+    public static func applying(_ change: OccurrenceChange, to occurrence: Int, of current: MeetingData) throws -> MeetingData? {
+        var data = current
+        var r = data.recurrence
+        guard r.frequency != .none else {
+            throw CollaborationError.failedPrecondition("the meeting does not repeat; change or delete the meeting itself")
+        }
+        guard (0..<r.count).contains(occurrence) else {
+            throw CollaborationError.invalid("occurrence", "must be 0 to \(r.count - 1), the series' occurrences", reason: "OUT_OF_RANGE")
+        }
+        let existing = r.exceptions.first { $0.occurrence == occurrence }
+        var replacement: OccurrenceException?
+        switch change {
+        case .cancel:
+            if let existing, existing.moved == nil { return nil }
+            if (0..<r.count).allSatisfy({ $0 == occurrence || r.isCancelled($0) }) {
+                throw CollaborationError.failedPrecondition("it is the series' last occurrence not cancelled; delete the meeting instead")
+            }
+            replacement = OccurrenceException(occurrence: occurrence)
+        case .move(let start, let end):
+            var violations: [Violation] = []
+            for (date, field) in [(start, "start_time"), (end, "end_time")] {
+                if let date {
+                    if !date.timeIntervalSince1970.isFinite {
+                        violations.append(Violation(field, "must be a time between years 1 and 9999", reason: "OUT_OF_RANGE"))
+                    }
+                } else {
+                    violations.append(Violation(field, "is required", reason: "REQUIRED"))
+                }
+            }
+            if violations.isEmpty, let start, let end {
+                if end <= start {
+                    violations.append(Violation("end_time", "must be after start_time"))
+                } else if end.timeIntervalSince(start) > maxDuration {
+                    violations.append(Violation("end_time", "a meeting lasts at most 14 days", reason: "TOO_LONG"))
+                }
+            }
+            if !violations.isEmpty { throw CollaborationError.invalid(violations) }
+            replacement = OccurrenceException(occurrence: occurrence, moved: TimeSlot(start: start!, end: end!))
+        case .restore:
+            if existing == nil { return nil }
+        }
+        r.exceptions = (r.exceptions.filter { $0.occurrence != occurrence } + (replacement.map { [$0] } ?? []))
+            .sorted { $0.occurrence < $1.occurrence }
+        data.recurrence = r
+        return data
     }
 
     private static func isAlphanumeric(_ byte: UInt8) -> Bool {

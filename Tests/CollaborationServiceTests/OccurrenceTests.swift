@@ -162,6 +162,8 @@ final class OccurrenceTests {
         #expect(fields(await rpcError { _ = try await Self.move(alice, series.id, 1, nil, Self.at(11)) }) == ["start_time"])
         #expect(
             fields(await rpcError { _ = try await Self.move(alice, series.id, 1, Date(timeIntervalSince1970: 1e13), Self.at(11)) }) == ["start_time"])
+        // Two occurrences of a series never start at the same time.
+        #expect(fields(await rpcError { _ = try await Self.move(alice, series.id, 1, Self.at(9, day: 2), Self.at(9, 30, day: 2)) }) == ["start_time"])
         let single = try await MeetingTests.book(alice, Self.at(9, day: 30), Self.at(10, day: 30))
         #expect(await rpcError { _ = try await Self.cancel(alice, single.id, 0) }?.code == .failedPrecondition)
         #expect(await rpcError { _ = try await Self.cancel(alice, newID(), 0) }?.code == .notFound)
@@ -203,6 +205,10 @@ final class OccurrenceTests {
         current = try await Self.cancel(alice, series.id, 0)
         let allCancelled = await rpcError { _ = try await update(["recurrence"]) { $0.recurrence?.count = 2 } }
         #expect(fields(allCancelled) == ["meeting.recurrence.count"], "\(String(describing: allCancelled))")
+        // A longer count reaching a moved occurrence's start is refused the same way.
+        current = try await Self.move(alice, series.id, 1, Self.at(9, day: 4), Self.at(10, day: 4))
+        let reached = await rpcError { _ = try await update(["recurrence"]) { $0.recurrence?.count = 5 } }
+        #expect(fields(reached) == ["meeting.recurrence"], "\(String(describing: reached))")
         // A new start replans every date: the exceptions are dropped.
         current = try await update(["start_time", "end_time"]) {
             $0.startTime = Self.at(8)

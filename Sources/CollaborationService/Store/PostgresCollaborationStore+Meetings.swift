@@ -93,6 +93,21 @@ extension PostgresCollaborationStore {
         if !rows.rows.isEmpty { throw CollaborationError.meetingConflicts(try rows.rows.map { try $0.uuid("meeting_id").lowercaseText }) }
     }
 
+    /// Refuses a series two of whose occurrences would start at the same instant (a move onto another occurrence's
+    /// start, or a longer count reaching a moved one's): a calendar row and a list position are (start, meeting), so
+    /// two such occurrences could be neither stored nor paged apart, and one person cannot attend both.
+    func checkDistinctStarts(of id: UUID, field: String, principal: Principal, on c: PostgresConnection) async throws {
+        let clash = try await c.query(
+            """
+            SELECT EXISTS (SELECT 1 FROM collaboration.meetings m, LATERAL \(Self.occurrencesOf) o
+                WHERE m.tenant_id = $1 AND m.id = $2 GROUP BY o.start_at HAVING count(*) > 1) AS clash
+            """, [.text(principal.actor.tenantID), .uuid(id)]
+        ).first!
+        if try clash.bool("clash") {
+            throw CollaborationError.invalid(field, "another occurrence of the series starts at that time")
+        }
+    }
+
     /// Replaces the meeting's exceptions with `exceptions` (before the meeting row's update, whose RETURNING reads them).
     func writeExceptions(_ exceptions: [OccurrenceException], of id: UUID, principal: Principal, on c: PostgresConnection) async throws {
         let tenant = PostgresValue.text(principal.actor.tenantID)
@@ -251,6 +266,9 @@ extension PostgresCollaborationStore {
             try await writeExceptions(data.recurrence.exceptions, of: id, principal: principal, on: c)
             guard let meeting = try await fetchMeeting(id: id, principal: principal, on: c) else {
                 throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText)
+            }
+            if !data.recurrence.exceptions.isEmpty {
+                try await checkDistinctStarts(of: id, field: onlyOccurrence == nil ? "meeting.recurrence" : "start_time", principal: principal, on: c)
             }
             try await linkMeeting(id, replacing: true, principal: principal, on: c)
             if reschedules, !allowConflicts { try await checkConflicts(of: id, only: onlyOccurrence, principal: principal, on: c) }

@@ -1165,7 +1165,7 @@ struct  Switchboard__Collaboration__V1__MoveOccurrenceRequest
    */
   int32_t occurrence;
   /*
-   * Required; end_time after start_time, at most 14 days later.
+   * Required; end_time after start_time, at most 14 days later; not the start of another occurrence of the series.
    */
   Google__Protobuf__Timestamp *start_time;
   Google__Protobuf__Timestamp *end_time;

@@ -310,6 +310,35 @@ final class OccurrenceTests {
         #expect(rows.last?.2 == Int64(soon.timeIntervalSince1970) - 600)
     }
 
+    @Test("occurrence dates (no I/O): daily and weekly steps across month, year and leap day; monthly on the day or the month's last day")
+    func occurrenceDates() throws {
+        func dates(_ frequency: Recurrence.Frequency, every interval: Int = 1, _ count: Int, from first: String) throws -> [String] {
+            Recurrence(frequency: frequency, interval: interval, count: count).occurrenceDates(from: try #require(LocalDate(first))).map(
+                \.description)
+        }
+        #expect(try dates(.none, 5, from: "2030-01-31") == ["2030-01-31"])
+        #expect(try dates(.daily, every: 2, 3, from: "2030-02-27") == ["2030-02-27", "2030-03-01", "2030-03-03"])
+        #expect(try dates(.daily, 3, from: "2028-02-28") == ["2028-02-28", "2028-02-29", "2028-03-01"])
+        #expect(try dates(.weekly, 2, from: "2030-12-25") == ["2030-12-25", "2031-01-01"])
+        #expect(try dates(.weekly, every: 52, 2, from: "2030-01-07") == ["2030-01-07", "2031-01-06"])
+        // The 31st: the month's last day when it is shorter, and back to the 31st after, never drifting.
+        #expect(try dates(.monthly, 5, from: "2030-01-31") == ["2030-01-31", "2030-02-28", "2030-03-31", "2030-04-30", "2030-05-31"])
+        #expect(try dates(.monthly, 2, from: "2028-01-31") == ["2028-01-31", "2028-02-29"])
+        #expect(try dates(.monthly, 3, from: "2030-01-30") == ["2030-01-30", "2030-02-28", "2030-03-30"])
+        #expect(try dates(.monthly, every: 12, 5, from: "2028-02-29") == ["2028-02-29", "2029-02-28", "2030-02-28", "2031-02-28", "2032-02-29"])
+        #expect(try dates(.monthly, every: 5, 3, from: "2030-10-31") == ["2030-10-31", "2031-03-31", "2031-08-31"])
+        #expect(try dates(.monthly, every: 52, 100, from: "2030-01-15").last == "2459-01-15")
+        // Day numbers round-trip across eras; parsing refuses impossible dates.
+        #expect(LocalDate(year: 1970, month: 1, day: 1).dayNumber == 0)
+        #expect(LocalDate(dayNumber: -1) == LocalDate(year: 1969, month: 12, day: 31))
+        for text in ["0001-01-01", "1600-02-29", "1900-02-28", "2000-02-29", "9999-12-31"] {
+            let date = try #require(LocalDate(text))
+            #expect(LocalDate(dayNumber: date.dayNumber) == date && date.description == text)
+        }
+        #expect(LocalDate(dayNumber: LocalDate(year: 2030, month: 3, day: 1).dayNumber - 1) == LocalDate(year: 2030, month: 2, day: 28))
+        for bad in ["2030-02-29", "1900-02-29", "2030-13-01", "2030-04-31", "0000-01-01", "2030-1", "x"] { #expect(LocalDate(bad) == nil) }
+    }
+
     @Test("occurrence exception rules (no I/O): cancel, move, restore, bounds, and what a series change keeps")
     func rules() throws {
         var data = MeetingData()

@@ -64,6 +64,98 @@ public struct Recurrence: Sendable, Hashable {
     }
 }
 
+extension Recurrence {
+    /// The wall-clock dates of the rule's occurrences in the meeting's time zone, the first on `first` (each at the
+    /// first one's local time of day, which the store turns into instants with the zone's rules): every `interval`
+    /// days or weeks; or every `interval` months on `first`'s day of the month, on the month's last day when it is
+    /// shorter (the step is counted from the first occurrence, so January 31 gives February 28, March 31, April 30).
+    /// One date when the meeting does not repeat.
+    public func occurrenceDates(from first: LocalDate) -> [LocalDate] {
+        let count = frequency == .none ? 1 : max(count, 1)
+        return (0..<count).map { i in
+            switch frequency {
+            case .none: return first
+            case .daily: return LocalDate(dayNumber: first.dayNumber + i * interval)
+            case .weekly: return LocalDate(dayNumber: first.dayNumber + 7 * i * interval)
+            case .monthly:
+                let months = first.year * 12 + (first.month - 1) + i * interval
+                let (year, month) = (months / 12, months % 12 + 1)
+                return LocalDate(year: year, month: month, day: min(first.day, LocalDate.days(inMonth: month, of: year)))
+            }
+        }
+    }
+}
+
+/// A wall-clock date without a time zone, in the proleptic Gregorian calendar (PostgreSQL's `date`), year 1 or later.
+public struct LocalDate: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The year (1 or later).
+    public var year: Int
+    /// The month, 1 to 12.
+    public var month: Int
+    /// The day of the month, 1 to 31.
+    public var day: Int
+
+    /// Creates a date (the parts are not checked).
+    public init(year: Int, month: Int, day: Int) {
+        self.year = year
+        self.month = month
+        self.day = day
+    }
+
+    /// Parses `YYYY-MM-DD` (as PostgreSQL's `to_char(…, 'YYYY-MM-DD')` prints it); nil for anything else.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        guard parts.count == 3, let year = parts[0], let month = parts[1], let day = parts[2], year >= 1, (1...12).contains(month),
+            (1...Self.days(inMonth: month, of: year)).contains(day)
+        else { return nil }
+        self.init(year: year, month: month, day: day)
+    }
+
+    /// Days since 1970-01-01 (negative before it).
+    public var dayNumber: Int {
+        // Howard Hinnant's days_from_civil: years counted from March, so February's leap day ends the year.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    /// The date `dayNumber` days after 1970-01-01.
+    public init(dayNumber: Int) {
+        let z = dayNumber + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let month = mp < 10 ? mp + 3 : mp - 9
+        self.init(year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month: month, day: dayOfYear - (153 * mp + 2) / 5 + 1)
+    }
+
+    /// The number of days of `month` in `year`.
+    public static func days(inMonth month: Int, of year: Int) -> Int {
+        switch month {
+        case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// `YYYY-MM-DD`.
+    public var description: String {
+        func padded(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))"
+    }
+
+    /// Earlier dates first.
+    public static func < (a: LocalDate, b: LocalDate) -> Bool { (a.year, a.month, a.day) < (b.year, b.month, b.day) }
+}
+
 /// One occurrence of a series that differs from its rule.
 public struct OccurrenceException: Sendable, Hashable {
     /// Which occurrence (0 = the first).

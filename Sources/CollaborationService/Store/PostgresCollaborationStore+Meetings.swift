@@ -96,12 +96,12 @@ extension PostgresCollaborationStore {
     /// Refuses a series two of whose occurrences would start at the same instant (a move onto another occurrence's
     /// start, or a longer count reaching a moved one's): a calendar row and a list position are (start, meeting), so
     /// two such occurrences could be neither stored nor paged apart, and one person cannot attend both.
-    func checkDistinctStarts(of id: UUID, field: String, principal: Principal, on c: PostgresConnection) async throws {
+    func checkDistinctStarts(of id: UUID, plan: [PostgresValue], field: String, principal: Principal, on c: PostgresConnection) async throws {
         let clash = try await c.query(
             """
             SELECT EXISTS (SELECT 1 FROM collaboration.meetings m, LATERAL \(Self.occurrencesOf) o
                 WHERE m.tenant_id = $1 AND m.id = $2 GROUP BY o.start_at HAVING count(*) > 1) AS clash
-            """, [.text(principal.actor.tenantID), .uuid(id)]
+            """, [.text(principal.actor.tenantID), .uuid(id)] + plan
         ).first!
         if try clash.bool("clash") {
             throw CollaborationError.invalid(field, "another occurrence of the series starts at that time")
@@ -131,7 +131,7 @@ extension PostgresCollaborationStore {
     }
 
     /// Rewrites the calendar rows of a meeting (its attendees' and contacts', with its times).
-    func linkMeeting(_ id: UUID, replacing: Bool, principal: Principal, on c: PostgresConnection) async throws {
+    func linkMeeting(_ id: UUID, plan: [PostgresValue], replacing: Bool, principal: Principal, on c: PostgresConnection) async throws {
         let tenant = PostgresValue.text(principal.actor.tenantID)
         if replacing {
             try await c.query("DELETE FROM collaboration.meeting_attendees WHERE tenant_id = $1 AND meeting_id = $2", [tenant, .uuid(id)])
@@ -143,20 +143,20 @@ extension PostgresCollaborationStore {
             SELECT $1, u, o.start_at, o.end_at, m.id, o.occurrence FROM collaboration.meetings m,
                 LATERAL \(Self.occurrencesOf) o, unnest(m.attendee_user_ids) AS u
             WHERE m.tenant_id = $1 AND m.id = $2
-            """, [tenant, .uuid(id)])
+            """, [tenant, .uuid(id)] + plan)
         try await c.query(
             """
             INSERT INTO collaboration.meeting_contacts (tenant_id, contact_id, start_at, end_at, meeting_id, occurrence)
             SELECT $1, u, o.start_at, o.end_at, m.id, o.occurrence FROM collaboration.meetings m,
                 LATERAL \(Self.occurrencesOf) o, unnest(m.contact_ids) AS u
             WHERE m.tenant_id = $1 AND m.id = $2
-            """, [tenant, .uuid(id)])
+            """, [tenant, .uuid(id)] + plan)
     }
 
     /// Replaces a meeting's unsent reminders with its current lead times (a lead time already sent for this start is
     /// not sent again: moving the meeting re-arms every reminder, since its rows are replaced whole).
-    func scheduleReminders(_ id: UUID, principal: Principal, on c: PostgresConnection) async throws {
-        let binds: [PostgresValue] = [.text(principal.actor.tenantID), .uuid(id)]
+    func scheduleReminders(_ id: UUID, plan: [PostgresValue], principal: Principal, on c: PostgresConnection) async throws {
+        let binds: [PostgresValue] = [.text(principal.actor.tenantID), .uuid(id)] + plan
         // Unsent reminders are planned again; a sent one stays sent unless its occurrence moved (then it is due again at
         // the new time). A reminder of a future occurrence whose time has already passed is due at once.
         try await c.query(
@@ -178,8 +178,27 @@ extension PostgresCollaborationStore {
     }
 
     /// The occurrences of the meeting row `m` as they take place (exceptions applied: cancelled ones left out, moved
-    /// ones at their own times).
-    static let occurrencesOf = "collaboration.live_occurrences(m)"
+    /// ones at their own times), with the plan's local dates bound as $3 and its time of day as $4.
+    static let occurrencesOf = "collaboration.live_occurrences(m, $3::text[]::date[], $4::int8)"
+
+    /// The local dates of a meeting's occurrences and their local time of day, as binds $3 and $4 of `occurrencesOf`:
+    /// PostgreSQL reads the first start's wall clock in the time zone (its zone database), the domain steps the dates
+    /// (``Recurrence/occurrenceDates(from:)``), and `occurrencesOf` turns each back into an instant.
+    func occurrencePlan(_ data: MeetingData, on c: PostgresConnection) async throws -> [PostgresValue] {
+        let row = try await c.query(
+            """
+            SELECT to_char(l, 'YYYY-MM-DD') AS local_date, (extract(epoch FROM l::time) * 1000000)::int8 AS micros
+            FROM (SELECT $1::timestamptz AT TIME ZONE $2 AS l) x
+            """, [.timestamp(data.start!), .text(data.timeZone)]
+        ).first!
+        let text = try row.string("local_date")
+        guard let first = LocalDate(text) else {
+            throw CollaborationError.invalid("meeting.start_time", "\(CustomFieldRules.excerpt(text)) is not a date a meeting can start on")
+        }
+        return [
+            .array(data.recurrence.occurrenceDates(from: first).map { .text($0.description) }, elementType: .text), .int(try row.int("micros")),
+        ]
+    }
 
     static func meetingBinds(_ data: MeetingData) -> [PostgresValue] {
         [
@@ -210,9 +229,10 @@ extension PostgresCollaborationStore {
                 """, [.text(principal.actor.tenantID), .uuid(UUID.random())] + Self.meetingBinds(data) + [.text(principal.userID)]
             ).first!
             let meeting = try Self.meeting(row)
-            try await linkMeeting(meeting.id, replacing: false, principal: principal, on: c)
+            let plan = try await occurrencePlan(data, on: c)
+            try await linkMeeting(meeting.id, plan: plan, replacing: false, principal: principal, on: c)
             if !allowConflicts { try await checkConflicts(of: meeting.id, only: nil, principal: principal, on: c) }
-            try await scheduleReminders(meeting.id, principal: principal, on: c)
+            try await scheduleReminders(meeting.id, plan: plan, principal: principal, on: c)
             try await recordChange(
                 Self.meetingType, id: meeting.id.lowercaseText, kind: .created, json: try publish.meeting(meeting), principal: principal, on: c)
             return meeting
@@ -267,15 +287,17 @@ extension PostgresCollaborationStore {
             guard let meeting = try await fetchMeeting(id: id, principal: principal, on: c) else {
                 throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText)
             }
+            let plan = try await occurrencePlan(data, on: c)
             if !data.recurrence.exceptions.isEmpty {
-                try await checkDistinctStarts(of: id, field: onlyOccurrence == nil ? "meeting.recurrence" : "start_time", principal: principal, on: c)
+                try await checkDistinctStarts(
+                    of: id, plan: plan, field: onlyOccurrence == nil ? "meeting.recurrence" : "start_time", principal: principal, on: c)
             }
-            try await linkMeeting(id, replacing: true, principal: principal, on: c)
+            try await linkMeeting(id, plan: plan, replacing: true, principal: principal, on: c)
             if reschedules, !allowConflicts { try await checkConflicts(of: id, only: onlyOccurrence, principal: principal, on: c) }
             if !Set(changedFields).isDisjoint(with: [
                 "start_time", "end_time", "time_zone", "reminder_minutes", "recurrence", "recurrence.exceptions",
             ]) {
-                try await scheduleReminders(id, principal: principal, on: c)
+                try await scheduleReminders(id, plan: plan, principal: principal, on: c)
             }
             try await recordChange(
                 Self.meetingType, id: id.lowercaseText, kind: .updated, fields: changedFields, json: try publish.meeting(meeting),
@@ -309,7 +331,7 @@ extension PostgresCollaborationStore {
                 ).first
             else { return current }
             let meeting = try Self.meeting(row)
-            try await scheduleReminders(id, principal: principal, on: c)
+            try await scheduleReminders(id, plan: try await occurrencePlan(meeting.data, on: c), principal: principal, on: c)
             try await recordChange(
                 Self.meetingType, id: id.lowercaseText, kind: .undeleted, json: try publish.meeting(meeting), principal: principal, on: c)
             return meeting

@@ -1,21 +1,12 @@
 -- Monthly recurrence and exceptions to a series (one occurrence cancelled or moved).
 
--- Frequency 3: monthly. Adding N months to a local time keeps its day of the month, or takes the month's last day
--- when the month is shorter; the step is counted from the first occurrence, so January 31 gives February 28 (29),
--- March 31, April 30, never drifting to the 28th.
+-- Frequency 3: monthly. The occurrences' local dates are now stepped by the service (MeetingRules'
+-- Recurrence.occurrenceDates, unit-tested: daily, weekly, monthly with the 29th-31st on the last day of shorter months)
+-- and only turned into instants here, with the zone's rules; collaboration.occurrences, which stepped them in SQL,
+-- goes.
 ALTER TABLE collaboration.meetings DROP CONSTRAINT meetings_recurrence_frequency_check;
 ALTER TABLE collaboration.meetings ADD CONSTRAINT meetings_recurrence_frequency_check CHECK (recurrence_frequency BETWEEN 0 AND 3);
-
--- The occurrences of a series by its rule (exceptions not applied): the first one's local wall-clock start in the
--- time zone, stepped by days, weeks or months, each as long as the first.
--- $1 start, $2 end, $3 time zone, $4 frequency (0 none, 1 daily, 2 weekly, 3 monthly), $5 interval, $6 count.
-CREATE OR REPLACE FUNCTION collaboration.occurrences(timestamptz, timestamptz, text, smallint, integer, integer)
-RETURNS TABLE (occurrence integer, start_at timestamptz, end_at timestamptz) LANGUAGE sql STABLE AS $$
-    SELECT g, l.local_start AT TIME ZONE $3, (l.local_start AT TIME ZONE $3) + ($2 - $1)
-    FROM generate_series(0, CASE WHEN $4 = 0 THEN 0 ELSE $6 - 1 END) AS g,
-        LATERAL (SELECT ($1 AT TIME ZONE $3) + g * $5 * CASE $4 WHEN 2 THEN interval '7 days' WHEN 3 THEN interval '1 month'
-            ELSE interval '1 day' END) AS l(local_start)
-$$;
+DROP FUNCTION collaboration.occurrences(timestamptz, timestamptz, text, smallint, integer, integer);
 
 -- One row per occurrence that differs from the rule: cancelled (no times) or moved (its own times, as long as a
 -- meeting may be). At most one per occurrence, so a series has at most its count of them.
@@ -36,13 +27,15 @@ CREATE POLICY tenant_isolation ON collaboration.meeting_exceptions
     USING (tenant_id = current_setting('app.tenant_id', true))
     WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
 
--- The occurrences of the meeting row m as they take place: cancelled ones left out, moved ones at their own times.
--- Calendar, contact and reminder rows are made from these, so lists, conflicts, free slots and reminders follow.
-CREATE FUNCTION collaboration.live_occurrences(m collaboration.meetings)
+-- The occurrences of the meeting row m as they take place: occurrence i on local date dates[i + 1] at local time of
+-- day micros (microseconds) in m's time zone (so 09:00 Europe/Berlin stays 09:00 across a daylight-saving change), as
+-- long as m; then the exceptions: cancelled ones left out, moved ones at their own times. Calendar, contact and
+-- reminder rows are made from these, so lists, conflicts, free slots and reminders follow.
+CREATE FUNCTION collaboration.live_occurrences(m collaboration.meetings, dates date[], micros bigint)
 RETURNS TABLE (occurrence integer, start_at timestamptz, end_at timestamptz) LANGUAGE sql STABLE AS $$
-    SELECT o.occurrence, coalesce(e.start_at, o.start_at), coalesce(e.end_at, o.end_at)
-    FROM collaboration.occurrences(m.start_at, m.end_at, m.time_zone, m.recurrence_frequency, m.recurrence_interval,
-        m.recurrence_count) o
+    SELECT o.occurrence, coalesce(e.start_at, o.start_at), coalesce(e.end_at, o.start_at + (m.end_at - m.start_at))
+    FROM (SELECT (u.n - 1)::integer AS occurrence, (u.d + micros * interval '1 microsecond') AT TIME ZONE m.time_zone AS start_at
+          FROM unnest(dates) WITH ORDINALITY AS u(d, n)) o
     LEFT JOIN collaboration.meeting_exceptions e
         ON e.tenant_id = m.tenant_id AND e.meeting_id = m.id AND e.occurrence = o.occurrence
     WHERE e.occurrence IS NULL OR e.start_at IS NOT NULL

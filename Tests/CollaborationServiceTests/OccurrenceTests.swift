@@ -233,6 +233,11 @@ final class OccurrenceTests {
         #expect(await rpcError { _ = try await Self.cancel(intruder, series.id, 0) }?.code == .notFound)
         #expect(await rpcError { _ = try await Self.move(intruder, series.id, 0, Self.at(11), Self.at(12)) }?.code == .notFound)
         #expect(await rpcError { _ = try await Self.restore(intruder, series.id, 1) }?.code == .notFound)
+        // A read-only user of the tenant, even an attendee, may not change occurrences.
+        let reader = try await harness.client(tenant: tenantID, user: "alice", roles: [.readOnly])
+        #expect(await rpcError { _ = try await Self.cancel(reader, series.id, 0) }?.code == .permissionDenied)
+        #expect(await rpcError { _ = try await Self.move(reader, series.id, 0, Self.at(11), Self.at(12)) }?.code == .permissionDenied)
+        #expect(await rpcError { _ = try await Self.restore(reader, series.id, 1) }?.code == .permissionDenied)
         // The other tenant's alice is free when this tenant's alice is busy.
         _ = try await Self.series(intruder, Self.at(15, day: 2), Self.at(16, day: 2))
         let id = try #require(UUID(uuidString: series.id))

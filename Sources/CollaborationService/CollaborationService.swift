@@ -179,6 +179,7 @@ public enum CollaborationService: ServiceDefinition {
                 M.uploadFile: .user, M.deleteFile: .user, M.undeleteFile: .user, M.downloadFile: .readOnly, M.getFile: .readOnly,
                 M.listFiles: .readOnly,
                 M.createMeeting: .user, M.getMeeting: .readOnly, M.updateMeeting: .user, M.deleteMeeting: .user, M.undeleteMeeting: .user,
+                M.cancelOccurrence: .user, M.moveOccurrence: .user, M.restoreOccurrence: .user,
                 M.listMeetings: .readOnly, M.findFreeSlots: .readOnly,
                 M.watchChanges: .readOnly, M.exportSubject: .admin,
             ],

@@ -35,11 +35,34 @@ extension CollaborationDomain {
         try Self.checkMayChange(current, principal)
         if !etag.isEmpty, etag != current.etag { throw CollaborationError.etagMismatch(current: current.etag) }
         var (data, changed) = try MeetingRules.merge(current.data, from: source, paths: paths)
-        let violations = MeetingRules.check(&data, organizer: current.organizerID)
+        var violations = MeetingRules.check(&data, organizer: current.organizerID)
+        if violations.isEmpty { violations = MeetingRules.carryExceptions(from: current.data, into: &data) }
         if !violations.isEmpty { throw CollaborationError.invalid(violations) }
+        if data.recurrence.exceptions != current.data.recurrence.exceptions, !changed.contains("recurrence") {
+            changed.append("recurrence")
+        }
         return try await store.replaceMeeting(
-            id: id, expectedVersion: current.version, data: data, changedFields: changed, allowConflicts: allowConflicts, principal: principal,
-            write: write)
+            id: id, expectedVersion: current.version, data: data, changedFields: changed, allowConflicts: allowConflicts,
+            onlyOccurrence: nil, principal: principal, write: write)
+    }
+
+    /// Cancels, moves or restores one occurrence of a live recurring meeting (its organizer, its attendee users, or an
+    /// admin); a move or a restore is conflict-checked for that occurrence unless `allowConflicts`. A change that
+    /// changes nothing returns the meeting as it is.
+    public func changeOccurrence(
+        id: UUID, occurrence: Int, change: OccurrenceChange, etag: String, allowConflicts: Bool, principal: Principal,
+        write: WriteOptions<MeetingRecord>
+    ) async throws -> WriteOutcome<MeetingRecord> {
+        if let replay = try await replayed(write, principal) { return replay }
+        try CollaborationRules.checkETag(etag)
+        let current = try await meeting(id: id, includeDeleted: false, principal: principal)
+        try Self.checkMayChange(current, principal)
+        if !etag.isEmpty, etag != current.etag { throw CollaborationError.etagMismatch(current: current.etag) }
+        guard let data = try MeetingRules.applying(change, to: occurrence, of: current.data) else { return .fresh(current) }
+        // A cancellation only frees time: it cannot make a conflict.
+        return try await store.replaceMeeting(
+            id: id, expectedVersion: current.version, data: data, changedFields: ["recurrence.exceptions"],
+            allowConflicts: allowConflicts || change == .cancel, onlyOccurrence: occurrence, principal: principal, write: write)
     }
 
     /// Cancels a meeting (its organizer, its attendee users, or an admin).

@@ -114,10 +114,11 @@ public protocol CollaborationStore: Sendable {
         -> WriteOutcome<MeetingRecord>
     /// A meeting of the tenant (cancelled ones included), or nil.
     func fetchMeeting(id: UUID, principal: Principal) async throws -> MeetingRecord?
-    /// Replaces a live meeting's data if still at `expectedVersion`, with the same conflict check.
+    /// Replaces a live meeting's data (its exceptions included) if still at `expectedVersion`, with the same conflict
+    /// check when the change reschedules it (only occurrence `onlyOccurrence`'s times, when given).
     func replaceMeeting(
-        id: UUID, expectedVersion: Int64, data: MeetingData, changedFields: [String], allowConflicts: Bool, principal: Principal,
-        write: WriteOptions<MeetingRecord>
+        id: UUID, expectedVersion: Int64, data: MeetingData, changedFields: [String], allowConflicts: Bool, onlyOccurrence: Int?,
+        principal: Principal, write: WriteOptions<MeetingRecord>
     ) async throws -> WriteOutcome<MeetingRecord>
     /// Restores a cancelled meeting, with the conflict check of a booking unless `allowConflicts`.
     func restoreMeeting(

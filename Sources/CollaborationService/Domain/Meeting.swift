@@ -26,7 +26,8 @@ public struct MeetingData: Sendable, Hashable {
     public init() {}
 }
 
-/// How a meeting repeats: every `interval` days or weeks, `count` occurrences in all, at the first one's local time.
+/// How a meeting repeats: every `interval` days, weeks or months, `count` occurrences in all, at the first one's local
+/// time, except the occurrences cancelled or moved one by one.
 public struct Recurrence: Sendable, Hashable {
     /// The step.
     public enum Frequency: Int, Sendable, Hashable {
@@ -36,6 +37,8 @@ public struct Recurrence: Sendable, Hashable {
         case daily = 1
         /// Weekly.
         case weekly = 2
+        /// Monthly, on the first occurrence's day of the month (the month's last day when it has no such day).
+        case monthly = 3
     }
 
     /// The step.
@@ -44,13 +47,137 @@ public struct Recurrence: Sendable, Hashable {
     public var interval = 1
     /// Occurrences, the first included.
     public var count = 1
+    /// The occurrences that differ from the rule, in occurrence order, at most one each.
+    public var exceptions: [OccurrenceException] = []
 
     /// Creates a recurrence (none by default).
-    public init(frequency: Frequency = .none, interval: Int = 1, count: Int = 1) {
+    public init(frequency: Frequency = .none, interval: Int = 1, count: Int = 1, exceptions: [OccurrenceException] = []) {
         self.frequency = frequency
         self.interval = interval
         self.count = count
+        self.exceptions = exceptions
     }
+
+    /// Whether occurrence `index` is cancelled.
+    public func isCancelled(_ index: Int) -> Bool {
+        exceptions.contains { $0.occurrence == index && $0.moved == nil }
+    }
+}
+
+extension Recurrence {
+    /// The wall-clock dates of the rule's occurrences in the meeting's time zone, the first on `first` (each at the
+    /// first one's local time of day, which the store turns into instants with the zone's rules): every `interval`
+    /// days or weeks; or every `interval` months on `first`'s day of the month, on the month's last day when it is
+    /// shorter (the step is counted from the first occurrence, so January 31 gives February 28, March 31, April 30).
+    /// One date when the meeting does not repeat.
+    public func occurrenceDates(from first: LocalDate) -> [LocalDate] {
+        let count = frequency == .none ? 1 : max(count, 1)
+        return (0..<count).map { i in
+            switch frequency {
+            case .none: return first
+            case .daily: return LocalDate(dayNumber: first.dayNumber + i * interval)
+            case .weekly: return LocalDate(dayNumber: first.dayNumber + 7 * i * interval)
+            case .monthly:
+                let months = first.year * 12 + (first.month - 1) + i * interval
+                let (year, month) = (months / 12, months % 12 + 1)
+                return LocalDate(year: year, month: month, day: min(first.day, LocalDate.days(inMonth: month, of: year)))
+            }
+        }
+    }
+}
+
+/// A wall-clock date without a time zone, in the proleptic Gregorian calendar (PostgreSQL's `date`), year 1 or later.
+public struct LocalDate: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The year (1 or later).
+    public var year: Int
+    /// The month, 1 to 12.
+    public var month: Int
+    /// The day of the month, 1 to 31.
+    public var day: Int
+
+    /// Creates a date (the parts are not checked).
+    public init(year: Int, month: Int, day: Int) {
+        self.year = year
+        self.month = month
+        self.day = day
+    }
+
+    /// Parses `YYYY-MM-DD` (as PostgreSQL's `to_char(…, 'YYYY-MM-DD')` prints it); nil for anything else.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        guard parts.count == 3, let year = parts[0], let month = parts[1], let day = parts[2], year >= 1, (1...12).contains(month),
+            (1...Self.days(inMonth: month, of: year)).contains(day)
+        else { return nil }
+        self.init(year: year, month: month, day: day)
+    }
+
+    /// Days since 1970-01-01 (negative before it).
+    public var dayNumber: Int {
+        // Howard Hinnant's days_from_civil: years counted from March, so February's leap day ends the year.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    /// The date `dayNumber` days after 1970-01-01.
+    public init(dayNumber: Int) {
+        let z = dayNumber + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let month = mp < 10 ? mp + 3 : mp - 9
+        self.init(year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month: month, day: dayOfYear - (153 * mp + 2) / 5 + 1)
+    }
+
+    /// The number of days of `month` in `year`.
+    public static func days(inMonth month: Int, of year: Int) -> Int {
+        switch month {
+        case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// `YYYY-MM-DD`.
+    public var description: String {
+        func padded(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))"
+    }
+
+    /// Earlier dates first.
+    public static func < (a: LocalDate, b: LocalDate) -> Bool { (a.year, a.month, a.day) < (b.year, b.month, b.day) }
+}
+
+/// One occurrence of a series that differs from its rule.
+public struct OccurrenceException: Sendable, Hashable {
+    /// Which occurrence (0 = the first).
+    public var occurrence: Int
+    /// Its own times when moved; nil when cancelled.
+    public var moved: TimeSlot?
+
+    /// Creates an exception (`moved` nil: cancelled).
+    public init(occurrence: Int, moved: TimeSlot? = nil) {
+        self.occurrence = occurrence
+        self.moved = moved
+    }
+}
+
+/// What CancelOccurrence, MoveOccurrence and RestoreOccurrence do to one occurrence.
+public enum OccurrenceChange: Sendable, Hashable {
+    /// Cancel it.
+    case cancel
+    /// Move it to these times (each required).
+    case move(start: Date?, end: Date?)
+    /// Back to the rule's time.
+    case restore
 }
 
 /// A stored meeting.
@@ -115,7 +242,7 @@ public enum MeetingRules {
     ]
     /// Most occurrences of a series.
     public static let maxOccurrences = 100
-    /// Most days or weeks between occurrences.
+    /// Most days, weeks or months between occurrences.
     public static let maxInterval = 52
     /// Most reminders of a meeting.
     public static let maxReminders = 5
@@ -188,6 +315,79 @@ public enum MeetingRules {
             violations.append(Violation("meeting.contact_ids", "at most \(maxAttendees) contacts", reason: "TOO_MANY"))
         }
         return violations
+    }
+
+    /// Carries a series' exceptions over an update from `current` to `data` (whose own exceptions are ignored: they
+    /// are output only). They stay while the rule's dates stay: a new start, time zone, frequency or interval replans
+    /// every date, so an index would name another day than the one the user changed, and they are dropped; a shorter
+    /// count drops those past its end. A change that would leave every occurrence cancelled is refused (naming
+    /// `meeting.recurrence.count`): a live meeting takes place at least once.
+    public static func carryExceptions(from current: MeetingData, into data: inout MeetingData) -> [Violation] {
+        let old = current.recurrence
+        var new = data.recurrence
+        if new.frequency == .none || new.frequency != old.frequency || new.interval != old.interval || data.start != current.start
+            || data.timeZone != current.timeZone
+        {
+            new.exceptions = []
+        } else {
+            new.exceptions = old.exceptions.filter { $0.occurrence < new.count }
+        }
+        data.recurrence = new
+        if new.frequency != .none, (0..<new.count).allSatisfy(new.isCancelled) {
+            return [Violation("meeting.recurrence.count", "would leave every occurrence cancelled; delete the meeting instead")]
+        }
+        return []
+    }
+
+    /// The meeting's data with one occurrence changed, or nil when the change changes nothing (cancelling a cancelled
+    /// occurrence, restoring one that follows the rule).
+    /// - Throws: `failedPrecondition` for a meeting that does not repeat or for cancelling its last occurrence not
+    ///   yet cancelled; `invalid` naming `occurrence` (out of range), `start_time` or `end_time`.
+    public static func applying(_ change: OccurrenceChange, to occurrence: Int, of current: MeetingData) throws -> MeetingData? {
+        var data = current
+        var r = data.recurrence
+        guard r.frequency != .none else {
+            throw CollaborationError.failedPrecondition("the meeting does not repeat; change or delete the meeting itself")
+        }
+        guard (0..<r.count).contains(occurrence) else {
+            throw CollaborationError.invalid("occurrence", "must be 0 to \(r.count - 1), the series' occurrences", reason: "OUT_OF_RANGE")
+        }
+        let existing = r.exceptions.first { $0.occurrence == occurrence }
+        var replacement: OccurrenceException?
+        switch change {
+        case .cancel:
+            if let existing, existing.moved == nil { return nil }
+            if (0..<r.count).allSatisfy({ $0 == occurrence || r.isCancelled($0) }) {
+                throw CollaborationError.failedPrecondition("it is the series' last occurrence not cancelled; delete the meeting instead")
+            }
+            replacement = OccurrenceException(occurrence: occurrence)
+        case .move(let start, let end):
+            var violations: [Violation] = []
+            for (date, field) in [(start, "start_time"), (end, "end_time")] {
+                if let date {
+                    if !date.timeIntervalSince1970.isFinite {
+                        violations.append(Violation(field, "must be a time between years 1 and 9999", reason: "OUT_OF_RANGE"))
+                    }
+                } else {
+                    violations.append(Violation(field, "is required", reason: "REQUIRED"))
+                }
+            }
+            if violations.isEmpty, let start, let end {
+                if end <= start {
+                    violations.append(Violation("end_time", "must be after start_time"))
+                } else if end.timeIntervalSince(start) > maxDuration {
+                    violations.append(Violation("end_time", "a meeting lasts at most 14 days", reason: "TOO_LONG"))
+                }
+            }
+            if !violations.isEmpty { throw CollaborationError.invalid(violations) }
+            replacement = OccurrenceException(occurrence: occurrence, moved: TimeSlot(start: start!, end: end!))
+        case .restore:
+            if existing == nil { return nil }
+        }
+        r.exceptions = (r.exceptions.filter { $0.occurrence != occurrence } + (replacement.map { [$0] } ?? []))
+            .sorted { $0.occurrence < $1.occurrence }
+        data.recurrence = r
+        return data
     }
 
     private static func isAlphanumeric(_ byte: UInt8) -> Bool {

@@ -79,6 +79,40 @@ extension CollaborationHandler {
         return response
     }
 
+    /// The `CancelOccurrence` RPC (see `collaboration.proto`).
+    public func cancelOccurrence(
+        request: Switchboard_Collaboration_V1_CancelOccurrenceRequest, context: ServerContext
+    ) async throws -> Switchboard_Collaboration_V1_Meeting {
+        let write = try Self.write(request.requestId, context, Methods.cancelOccurrence) { (r: MeetingRecord) in M.proto(r) }
+        return try write.response(
+            try await domain.changeOccurrence(
+                id: try M.requiredID(request.id, field: "id"), occurrence: Int(request.occurrence), change: .cancel, etag: request.etag,
+                allowConflicts: false, principal: try Self.principal(context), write: write.options))
+    }
+
+    /// The `MoveOccurrence` RPC (see `collaboration.proto`).
+    public func moveOccurrence(
+        request: Switchboard_Collaboration_V1_MoveOccurrenceRequest, context: ServerContext
+    ) async throws -> Switchboard_Collaboration_V1_Meeting {
+        let write = try Self.write(request.requestId, context, Methods.moveOccurrence) { (r: MeetingRecord) in M.proto(r) }
+        return try write.response(
+            try await domain.changeOccurrence(
+                id: try M.requiredID(request.id, field: "id"), occurrence: Int(request.occurrence),
+                change: .move(start: request.startTime, end: request.endTime), etag: request.etag, allowConflicts: request.allowConflicts,
+                principal: try Self.principal(context), write: write.options))
+    }
+
+    /// The `RestoreOccurrence` RPC (see `collaboration.proto`).
+    public func restoreOccurrence(
+        request: Switchboard_Collaboration_V1_RestoreOccurrenceRequest, context: ServerContext
+    ) async throws -> Switchboard_Collaboration_V1_Meeting {
+        let write = try Self.write(request.requestId, context, Methods.restoreOccurrence) { (r: MeetingRecord) in M.proto(r) }
+        return try write.response(
+            try await domain.changeOccurrence(
+                id: try M.requiredID(request.id, field: "id"), occurrence: Int(request.occurrence), change: .restore, etag: request.etag,
+                allowConflicts: request.allowConflicts, principal: try Self.principal(context), write: write.options))
+    }
+
     /// The `FindFreeSlots` RPC (see `collaboration.proto`).
     public func findFreeSlots(
         request: Switchboard_Collaboration_V1_FindFreeSlotsRequest, context: ServerContext

@@ -308,7 +308,8 @@ enum CollaborationMapping {
             case .unspecified: data.recurrence.frequency = .none
             case .daily: data.recurrence.frequency = .daily
             case .weekly: data.recurrence.frequency = .weekly
-            case .unrecognized: violations.append(Violation("meeting.recurrence.frequency", "is not DAILY or WEEKLY"))
+            case .monthly: data.recurrence.frequency = .monthly
+            case .unrecognized: violations.append(Violation("meeting.recurrence.frequency", "is not DAILY, WEEKLY or MONTHLY"))
             }
             data.recurrence.interval = r.interval == 0 ? 1 : Int(r.interval)
             data.recurrence.count = Int(r.count)
@@ -348,6 +349,14 @@ enum CollaborationMapping {
             recurrence.frequency = .init(protoValue: Int32(r.data.recurrence.frequency.rawValue))
             recurrence.interval = Int32(r.data.recurrence.interval)
             recurrence.count = Int32(r.data.recurrence.count)
+            recurrence.exceptions = r.data.recurrence.exceptions.map { e in
+                var x = Switchboard_Collaboration_V1_OccurrenceException()
+                x.occurrence = Int32(e.occurrence)
+                x.cancelled = e.moved == nil
+                x.startTime = e.moved?.start
+                x.endTime = e.moved?.end
+                return x
+            }
             p.recurrence = recurrence
         }
         p.occurrence = Int32(r.occurrence)

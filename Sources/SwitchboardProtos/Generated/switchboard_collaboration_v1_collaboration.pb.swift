@@ -3176,6 +3176,9 @@ public struct Switchboard_Collaboration_V1_Recurrence: ProtoMessage, _CBridgedMe
     /// Field `count` = 3.
     public var count: Int32 = 0
 
+    /// Field `exceptions` = 4.
+    public var exceptions: [Switchboard_Collaboration_V1_OccurrenceException] = []
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -3189,12 +3192,14 @@ public struct Switchboard_Collaboration_V1_Recurrence: ProtoMessage, _CBridgedMe
         self.frequency = r.enumeration(0)
         self.interval = r.scalar(1)
         self.count = r.scalar(2)
+        self.exceptions = r.repeatedMessage(3)
     }
 
     func _write(to w: _CMessageWriter) {
         w.setEnumeration(0, frequency)
         w.setScalar(1, interval)
         w.setScalar(2, count)
+        w.setRepeatedMessage(3, exceptions)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3203,6 +3208,7 @@ public struct Switchboard_Collaboration_V1_Recurrence: ProtoMessage, _CBridgedMe
         e.field(&o, "frequency", self.frequency)
         e.field(&o, "interval", self.interval)
         e.field(&o, "count", self.count)
+        try e.field(&o, "exceptions", self.exceptions)
         return .object(o)
     }
 
@@ -3214,6 +3220,7 @@ public struct Switchboard_Collaboration_V1_Recurrence: ProtoMessage, _CBridgedMe
             case "frequency": try d.field(1, "frequency", value, &self.frequency)
             case "interval": try d.field(2, "interval", value, &self.interval)
             case "count": try d.field(3, "count", value, &self.count)
+            case "exceptions": try d.field(4, "exceptions", value, &self.exceptions)
             default: try d.unknownField(key)
             }
         }
@@ -3228,16 +3235,19 @@ public struct Switchboard_Collaboration_V1_Recurrence: ProtoMessage, _CBridgedMe
         case daily
         /// `FREQUENCY_WEEKLY` = 2.
         case weekly
+        /// `FREQUENCY_MONTHLY` = 3.
+        case monthly
         /// A value not defined in this version of the contract.
         case unrecognized(Int32)
 
         /// The defined values.
-        public static let allCases: [Frequency] = [.unspecified, .daily, .weekly]
+        public static let allCases: [Frequency] = [.unspecified, .daily, .weekly, .monthly]
 
         static let _protoJSONNames: [(name: String, number: Int32)] = [
             ("FREQUENCY_UNSPECIFIED", 0),
             ("FREQUENCY_DAILY", 1),
             ("FREQUENCY_WEEKLY", 2),
+            ("FREQUENCY_MONTHLY", 3),
         ]
 
         /// Creates the enum from its wire value.
@@ -3246,6 +3256,7 @@ public struct Switchboard_Collaboration_V1_Recurrence: ProtoMessage, _CBridgedMe
             case 0: self = .unspecified
             case 1: self = .daily
             case 2: self = .weekly
+            case 3: self = .monthly
             default: self = .unrecognized(protoValue)
             }
         }
@@ -3256,9 +3267,306 @@ public struct Switchboard_Collaboration_V1_Recurrence: ProtoMessage, _CBridgedMe
             case .unspecified: return 0
             case .daily: return 1
             case .weekly: return 2
+            case .monthly: return 3
             case .unrecognized(let value): return value
             }
         }
+    }
+}
+
+/// The `switchboard.collaboration.v1.OccurrenceException` message.
+public struct Switchboard_Collaboration_V1_OccurrenceException: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.OccurrenceException`.
+    public static let protoMessageName = "switchboard.collaboration.v1.OccurrenceException"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__occurrence_exception__init)
+
+    /// Field `occurrence` = 1.
+    public var occurrence: Int32 = 0
+
+    /// Field `cancelled` = 2.
+    public var cancelled: Bool = false
+
+    /// Field `start_time` = 3.
+    public var startTime: Date? = nil
+
+    /// Field `end_time` = 4.
+    public var endTime: Date? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.occurrence = r.scalar(0)
+        self.cancelled = r.bool(1)
+        self.startTime = (r.message(2) as Google_Protobuf_Timestamp?)?.date
+        self.endTime = (r.message(3) as Google_Protobuf_Timestamp?)?.date
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setScalar(0, occurrence)
+        w.setBool(1, cancelled)
+        w.setMessage(2, startTime.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(3, endTime.map(Google_Protobuf_Timestamp.init(date:)))
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "occurrence", self.occurrence)
+        e.field(&o, "cancelled", self.cancelled)
+        try e.field(&o, "startTime", self.startTime)
+        try e.field(&o, "endTime", self.endTime)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "occurrence": try d.field(1, "occurrence", value, &self.occurrence)
+            case "cancelled": try d.field(2, "cancelled", value, &self.cancelled)
+            case "startTime", "start_time": try d.field(3, "startTime", value, &self.startTime)
+            case "endTime", "end_time": try d.field(4, "endTime", value, &self.endTime)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.CancelOccurrenceRequest` message.
+public struct Switchboard_Collaboration_V1_CancelOccurrenceRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.CancelOccurrenceRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.CancelOccurrenceRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__cancel_occurrence_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `occurrence` = 2.
+    public var occurrence: Int32 = 0
+
+    /// Field `etag` = 3.
+    public var etag: String = ""
+
+    /// Field `request_id` = 4.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.occurrence = r.scalar(1)
+        self.etag = r.string(2)
+        self.requestId = r.string(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setScalar(1, occurrence)
+        w.setString(2, etag)
+        w.setString(3, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "occurrence", self.occurrence)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "occurrence": try d.field(2, "occurrence", value, &self.occurrence)
+            case "etag": try d.field(3, "etag", value, &self.etag)
+            case "requestId", "request_id": try d.field(4, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.MoveOccurrenceRequest` message.
+public struct Switchboard_Collaboration_V1_MoveOccurrenceRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.MoveOccurrenceRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.MoveOccurrenceRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__move_occurrence_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `occurrence` = 2.
+    public var occurrence: Int32 = 0
+
+    /// Field `start_time` = 3.
+    public var startTime: Date? = nil
+
+    /// Field `end_time` = 4.
+    public var endTime: Date? = nil
+
+    /// Field `etag` = 5.
+    public var etag: String = ""
+
+    /// Field `allow_conflicts` = 6.
+    public var allowConflicts: Bool = false
+
+    /// Field `request_id` = 7.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.occurrence = r.scalar(1)
+        self.startTime = (r.message(2) as Google_Protobuf_Timestamp?)?.date
+        self.endTime = (r.message(3) as Google_Protobuf_Timestamp?)?.date
+        self.etag = r.string(4)
+        self.allowConflicts = r.bool(5)
+        self.requestId = r.string(6)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setScalar(1, occurrence)
+        w.setMessage(2, startTime.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(3, endTime.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setString(4, etag)
+        w.setBool(5, allowConflicts)
+        w.setString(6, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "occurrence", self.occurrence)
+        try e.field(&o, "startTime", self.startTime)
+        try e.field(&o, "endTime", self.endTime)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "allowConflicts", self.allowConflicts)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "occurrence": try d.field(2, "occurrence", value, &self.occurrence)
+            case "startTime", "start_time": try d.field(3, "startTime", value, &self.startTime)
+            case "endTime", "end_time": try d.field(4, "endTime", value, &self.endTime)
+            case "etag": try d.field(5, "etag", value, &self.etag)
+            case "allowConflicts", "allow_conflicts": try d.field(6, "allowConflicts", value, &self.allowConflicts)
+            case "requestId", "request_id": try d.field(7, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.RestoreOccurrenceRequest` message.
+public struct Switchboard_Collaboration_V1_RestoreOccurrenceRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.RestoreOccurrenceRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.RestoreOccurrenceRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__restore_occurrence_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `occurrence` = 2.
+    public var occurrence: Int32 = 0
+
+    /// Field `etag` = 3.
+    public var etag: String = ""
+
+    /// Field `allow_conflicts` = 4.
+    public var allowConflicts: Bool = false
+
+    /// Field `request_id` = 5.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.occurrence = r.scalar(1)
+        self.etag = r.string(2)
+        self.allowConflicts = r.bool(3)
+        self.requestId = r.string(4)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setScalar(1, occurrence)
+        w.setString(2, etag)
+        w.setBool(3, allowConflicts)
+        w.setString(4, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "occurrence", self.occurrence)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "allowConflicts", self.allowConflicts)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "occurrence": try d.field(2, "occurrence", value, &self.occurrence)
+            case "etag": try d.field(3, "etag", value, &self.etag)
+            case "allowConflicts", "allow_conflicts": try d.field(4, "allowConflicts", value, &self.allowConflicts)
+            case "requestId", "request_id": try d.field(5, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }
 
@@ -4198,6 +4506,12 @@ public enum Switchboard_Collaboration_V1_CollaborationService {
         public static let undeleteMeeting = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "UndeleteMeeting", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/ListMeetings`.
         public static let listMeetings = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ListMeetings", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/CancelOccurrence`.
+        public static let cancelOccurrence = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "CancelOccurrence", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/MoveOccurrence`.
+        public static let moveOccurrence = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "MoveOccurrence", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/RestoreOccurrence`.
+        public static let restoreOccurrence = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "RestoreOccurrence", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/FindFreeSlots`.
         public static let findFreeSlots = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "FindFreeSlots", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/WatchChanges`.
@@ -4206,7 +4520,7 @@ public enum Switchboard_Collaboration_V1_CollaborationService {
         public static let exportSubject = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ExportSubject", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createNote, Method.getNote, Method.updateNote, Method.deleteNote, Method.undeleteNote, Method.listNotes, Method.createComment, Method.updateComment, Method.deleteComment, Method.listComments, Method.createTeam, Method.getTeam, Method.updateTeam, Method.listTeams, Method.addTeamMembers, Method.removeTeamMembers, Method.shareNote, Method.revokeGrant, Method.listGrants, Method.createNotification, Method.listNotifications, Method.subscribeNotifications, Method.markNotificationsRead, Method.acknowledgeNotifications, Method.getNotificationPreferences, Method.setNotificationPreferences, Method.uploadFile, Method.downloadFile, Method.getFile, Method.listFiles, Method.deleteFile, Method.undeleteFile, Method.createMeeting, Method.getMeeting, Method.updateMeeting, Method.deleteMeeting, Method.undeleteMeeting, Method.listMeetings, Method.findFreeSlots, Method.watchChanges, Method.exportSubject]
+    public static let methods: [MethodDescriptor] = [Method.createNote, Method.getNote, Method.updateNote, Method.deleteNote, Method.undeleteNote, Method.listNotes, Method.createComment, Method.updateComment, Method.deleteComment, Method.listComments, Method.createTeam, Method.getTeam, Method.updateTeam, Method.listTeams, Method.addTeamMembers, Method.removeTeamMembers, Method.shareNote, Method.revokeGrant, Method.listGrants, Method.createNotification, Method.listNotifications, Method.subscribeNotifications, Method.markNotificationsRead, Method.acknowledgeNotifications, Method.getNotificationPreferences, Method.setNotificationPreferences, Method.uploadFile, Method.downloadFile, Method.getFile, Method.listFiles, Method.deleteFile, Method.undeleteFile, Method.createMeeting, Method.getMeeting, Method.updateMeeting, Method.deleteMeeting, Method.undeleteMeeting, Method.listMeetings, Method.cancelOccurrence, Method.moveOccurrence, Method.restoreOccurrence, Method.findFreeSlots, Method.watchChanges, Method.exportSubject]
 }
 
 /// Implement this to serve `switchboard.collaboration.v1.CollaborationService`; register the implementation with the server.
@@ -4287,6 +4601,12 @@ public protocol Switchboard_Collaboration_V1_CollaborationService_ServiceProtoco
     func undeleteMeeting(request: Switchboard_Collaboration_V1_UndeleteMeetingRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
     /// Handles `ListMeetings`.
     func listMeetings(request: Switchboard_Collaboration_V1_ListMeetingsRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_ListMeetingsResponse
+    /// Handles `CancelOccurrence`.
+    func cancelOccurrence(request: Switchboard_Collaboration_V1_CancelOccurrenceRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
+    /// Handles `MoveOccurrence`.
+    func moveOccurrence(request: Switchboard_Collaboration_V1_MoveOccurrenceRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
+    /// Handles `RestoreOccurrence`.
+    func restoreOccurrence(request: Switchboard_Collaboration_V1_RestoreOccurrenceRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
     /// Handles `FindFreeSlots`.
     func findFreeSlots(request: Switchboard_Collaboration_V1_FindFreeSlotsRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_FindFreeSlotsResponse
     /// Handles `WatchChanges`.
@@ -4336,6 +4656,9 @@ extension Switchboard_Collaboration_V1_CollaborationService_ServiceProtocol {
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.deleteMeeting) { try await self.deleteMeeting(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.undeleteMeeting) { try await self.undeleteMeeting(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.listMeetings) { try await self.listMeetings(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.cancelOccurrence) { try await self.cancelOccurrence(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.moveOccurrence) { try await self.moveOccurrence(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.restoreOccurrence) { try await self.restoreOccurrence(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.findFreeSlots) { try await self.findFreeSlots(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Collaboration_V1_CollaborationService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
         router.registerServerStreaming(Switchboard_Collaboration_V1_CollaborationService.Method.exportSubject) { try await self.exportSubject(request: $0, responses: $1, context: $2) }
@@ -4549,6 +4872,21 @@ public struct Switchboard_Collaboration_V1_CollaborationService_Client: Sendable
     /// Calls `ListMeetings`.
     public func listMeetings(_ request: Switchboard_Collaboration_V1_ListMeetingsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_ListMeetingsResponse {
         try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.listMeetings, request, options: options)
+    }
+
+    /// Calls `CancelOccurrence`.
+    public func cancelOccurrence(_ request: Switchboard_Collaboration_V1_CancelOccurrenceRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Meeting {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.cancelOccurrence, request, options: options)
+    }
+
+    /// Calls `MoveOccurrence`.
+    public func moveOccurrence(_ request: Switchboard_Collaboration_V1_MoveOccurrenceRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Meeting {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.moveOccurrence, request, options: options)
+    }
+
+    /// Calls `RestoreOccurrence`.
+    public func restoreOccurrence(_ request: Switchboard_Collaboration_V1_RestoreOccurrenceRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_Meeting {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.restoreOccurrence, request, options: options)
     }
 
     /// Calls `FindFreeSlots`.

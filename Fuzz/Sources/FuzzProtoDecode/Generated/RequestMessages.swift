@@ -65,6 +65,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Analytics_V1_SetScoringModelRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_SetScoringModelRequest.self, from: $0) }),
     // Switchboard_Analytics_V1_AnalyticsService.watchTimeline
     (Switchboard_Analytics_V1_WatchTimelineRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_WatchTimelineRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.cancelOccurrence
+    (Switchboard_Collaboration_V1_CancelOccurrenceRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CancelOccurrenceRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.createComment
     (Switchboard_Collaboration_V1_CreateCommentRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_CreateCommentRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.createMeeting
@@ -113,8 +115,12 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Collaboration_V1_ListNotificationsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListNotificationsRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.listTeams
     (Switchboard_Collaboration_V1_ListTeamsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ListTeamsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.moveOccurrence
+    (Switchboard_Collaboration_V1_MoveOccurrenceRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_MoveOccurrenceRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.markNotificationsRead, Switchboard_Collaboration_V1_CollaborationService.acknowledgeNotifications
     (Switchboard_Collaboration_V1_NotificationIdsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_NotificationIdsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.restoreOccurrence
+    (Switchboard_Collaboration_V1_RestoreOccurrenceRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_RestoreOccurrenceRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.revokeGrant
     (Switchboard_Collaboration_V1_RevokeGrantRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_RevokeGrantRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.setNotificationPreferences

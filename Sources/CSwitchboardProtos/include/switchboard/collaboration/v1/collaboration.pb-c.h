@@ -69,6 +69,10 @@ typedef struct Switchboard__Collaboration__V1__ListFilesRequest Switchboard__Col
 typedef struct Switchboard__Collaboration__V1__ListFilesResponse Switchboard__Collaboration__V1__ListFilesResponse;
 typedef struct Switchboard__Collaboration__V1__Meeting Switchboard__Collaboration__V1__Meeting;
 typedef struct Switchboard__Collaboration__V1__Recurrence Switchboard__Collaboration__V1__Recurrence;
+typedef struct Switchboard__Collaboration__V1__OccurrenceException Switchboard__Collaboration__V1__OccurrenceException;
+typedef struct Switchboard__Collaboration__V1__CancelOccurrenceRequest Switchboard__Collaboration__V1__CancelOccurrenceRequest;
+typedef struct Switchboard__Collaboration__V1__MoveOccurrenceRequest Switchboard__Collaboration__V1__MoveOccurrenceRequest;
+typedef struct Switchboard__Collaboration__V1__RestoreOccurrenceRequest Switchboard__Collaboration__V1__RestoreOccurrenceRequest;
 typedef struct Switchboard__Collaboration__V1__CreateMeetingRequest Switchboard__Collaboration__V1__CreateMeetingRequest;
 typedef struct Switchboard__Collaboration__V1__GetMeetingRequest Switchboard__Collaboration__V1__GetMeetingRequest;
 typedef struct Switchboard__Collaboration__V1__UpdateMeetingRequest Switchboard__Collaboration__V1__UpdateMeetingRequest;
@@ -92,7 +96,13 @@ typedef enum _Switchboard__Collaboration__V1__Recurrence__Frequency {
    */
   SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_UNSPECIFIED = 0,
   SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_DAILY = 1,
-  SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_WEEKLY = 2
+  SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_WEEKLY = 2,
+  /*
+   * The first occurrence's day of the month, at its local time; in a month without that day (the 29th to 31st),
+   * the month's last day. The day is counted from the first occurrence, not the previous one: a series starting on
+   * January 31 meets on February 28 (or 29), March 31, April 30.
+   */
+  SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_MONTHLY = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY)
 } Switchboard__Collaboration__V1__Recurrence__Frequency;
 /*
@@ -1057,8 +1067,8 @@ struct  Switchboard__Collaboration__V1__Meeting
   int32_t *reminder_minutes;
   /*
    * Repeats: the occurrences keep the first one's local start time in time_zone (across daylight-saving changes) and
-   * its duration. Conflicts, free slots, lists and reminders count every occurrence; a change or a cancel applies to
-   * the whole series.
+   * its duration. Conflicts, free slots, lists and reminders count every occurrence; UpdateMeeting and DeleteMeeting
+   * apply to the whole series, CancelOccurrence and MoveOccurrence to one occurrence (recurrence.exceptions).
    */
   Switchboard__Collaboration__V1__Recurrence *recurrence;
   /*
@@ -1077,17 +1087,118 @@ struct  Switchboard__Collaboration__V1__Recurrence
   ProtobufCMessage base;
   Switchboard__Collaboration__V1__Recurrence__Frequency frequency;
   /*
-   * Every `interval` days or weeks: 1 to 52 (0 means 1).
+   * Every `interval` days, weeks or months: 1 to 52 (0 means 1).
    */
   int32_t interval;
   /*
    * Occurrences, the first included: 2 to 100.
    */
   int32_t count;
+  /*
+   * Output only (ignored in CreateMeeting and UpdateMeeting): the occurrences cancelled or moved one by one, in
+   * occurrence order, at most one per occurrence (so at most `count`). UpdateMeeting keeps them while the series'
+   * dates stay (a change of title, attendees, end_time, reminders, or a shorter count, which drops those past the new
+   * end); a change of start_time, time_zone, frequency or interval replans every date and drops them all.
+   */
+  size_t n_exceptions;
+  Switchboard__Collaboration__V1__OccurrenceException **exceptions;
 };
 #define SWITCHBOARD__COLLABORATION__V1__RECURRENCE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__recurrence__descriptor) \
-    , SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_UNSPECIFIED, 0, 0 }
+    , SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_UNSPECIFIED, 0, 0, 0,NULL }
+
+
+/*
+ * One occurrence of a series that differs from its rule: cancelled, or moved to its own times.
+ */
+struct  Switchboard__Collaboration__V1__OccurrenceException
+{
+  ProtobufCMessage base;
+  /*
+   * Which occurrence (0 = the first).
+   */
+  int32_t occurrence;
+  /*
+   * Cancelled: not listed, not reminded of, nobody's time taken. Otherwise moved to start_time-end_time.
+   */
+  protobuf_c_boolean cancelled;
+  Google__Protobuf__Timestamp *start_time;
+  Google__Protobuf__Timestamp *end_time;
+};
+#define SWITCHBOARD__COLLABORATION__V1__OCCURRENCE_EXCEPTION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__occurrence_exception__descriptor) \
+    , 0, 0, NULL, NULL }
+
+
+/*
+ * One occurrence of a recurring meeting, cancelled; the others stay.
+ */
+struct  Switchboard__Collaboration__V1__CancelOccurrenceRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The meeting (a live recurring one).
+   */
+  char *id;
+  /*
+   * 0 to recurrence.count - 1. The last occurrence not yet cancelled cannot be (FAILED_PRECONDITION: delete the
+   * meeting instead); one already cancelled is a no-op.
+   */
+  int32_t occurrence;
+  char *etag;
+  char *request_id;
+};
+#define SWITCHBOARD__COLLABORATION__V1__CANCEL_OCCURRENCE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__cancel_occurrence_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One occurrence of a recurring meeting, moved (to any time, another day included); the others stay.
+ */
+struct  Switchboard__Collaboration__V1__MoveOccurrenceRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  /*
+   * 0 to recurrence.count - 1; a cancelled occurrence moved is no longer cancelled.
+   */
+  int32_t occurrence;
+  /*
+   * Required; end_time after start_time, at most 14 days later; not the start of another occurrence of the series.
+   */
+  Google__Protobuf__Timestamp *start_time;
+  Google__Protobuf__Timestamp *end_time;
+  char *etag;
+  /*
+   * Move even when an attendee user has another meeting then (FAILED_PRECONDITION naming the meetings otherwise).
+   */
+  protobuf_c_boolean allow_conflicts;
+  char *request_id;
+};
+#define SWITCHBOARD__COLLABORATION__V1__MOVE_OCCURRENCE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__move_occurrence_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, NULL, NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One occurrence back to its rule's time (a cancel or a move undone), checking conflicts again.
+ */
+struct  Switchboard__Collaboration__V1__RestoreOccurrenceRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  /*
+   * 0 to recurrence.count - 1; one without an exception is a no-op.
+   */
+  int32_t occurrence;
+  char *etag;
+  protobuf_c_boolean allow_conflicts;
+  char *request_id;
+};
+#define SWITCHBOARD__COLLABORATION__V1__RESTORE_OCCURRENCE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__restore_occurrence_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Collaboration__V1__CreateMeetingRequest
@@ -2287,6 +2398,82 @@ Switchboard__Collaboration__V1__Recurrence *
 void   switchboard__collaboration__v1__recurrence__free_unpacked
                      (Switchboard__Collaboration__V1__Recurrence *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__OccurrenceException methods */
+void   switchboard__collaboration__v1__occurrence_exception__init
+                     (Switchboard__Collaboration__V1__OccurrenceException         *message);
+size_t switchboard__collaboration__v1__occurrence_exception__get_packed_size
+                     (const Switchboard__Collaboration__V1__OccurrenceException   *message);
+size_t switchboard__collaboration__v1__occurrence_exception__pack
+                     (const Switchboard__Collaboration__V1__OccurrenceException   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__occurrence_exception__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__OccurrenceException   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__OccurrenceException *
+       switchboard__collaboration__v1__occurrence_exception__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__occurrence_exception__free_unpacked
+                     (Switchboard__Collaboration__V1__OccurrenceException *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__CancelOccurrenceRequest methods */
+void   switchboard__collaboration__v1__cancel_occurrence_request__init
+                     (Switchboard__Collaboration__V1__CancelOccurrenceRequest         *message);
+size_t switchboard__collaboration__v1__cancel_occurrence_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__CancelOccurrenceRequest   *message);
+size_t switchboard__collaboration__v1__cancel_occurrence_request__pack
+                     (const Switchboard__Collaboration__V1__CancelOccurrenceRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__cancel_occurrence_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__CancelOccurrenceRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__CancelOccurrenceRequest *
+       switchboard__collaboration__v1__cancel_occurrence_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__cancel_occurrence_request__free_unpacked
+                     (Switchboard__Collaboration__V1__CancelOccurrenceRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__MoveOccurrenceRequest methods */
+void   switchboard__collaboration__v1__move_occurrence_request__init
+                     (Switchboard__Collaboration__V1__MoveOccurrenceRequest         *message);
+size_t switchboard__collaboration__v1__move_occurrence_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__MoveOccurrenceRequest   *message);
+size_t switchboard__collaboration__v1__move_occurrence_request__pack
+                     (const Switchboard__Collaboration__V1__MoveOccurrenceRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__move_occurrence_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__MoveOccurrenceRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__MoveOccurrenceRequest *
+       switchboard__collaboration__v1__move_occurrence_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__move_occurrence_request__free_unpacked
+                     (Switchboard__Collaboration__V1__MoveOccurrenceRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__RestoreOccurrenceRequest methods */
+void   switchboard__collaboration__v1__restore_occurrence_request__init
+                     (Switchboard__Collaboration__V1__RestoreOccurrenceRequest         *message);
+size_t switchboard__collaboration__v1__restore_occurrence_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__RestoreOccurrenceRequest   *message);
+size_t switchboard__collaboration__v1__restore_occurrence_request__pack
+                     (const Switchboard__Collaboration__V1__RestoreOccurrenceRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__restore_occurrence_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__RestoreOccurrenceRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__RestoreOccurrenceRequest *
+       switchboard__collaboration__v1__restore_occurrence_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__restore_occurrence_request__free_unpacked
+                     (Switchboard__Collaboration__V1__RestoreOccurrenceRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Collaboration__V1__CreateMeetingRequest methods */
 void   switchboard__collaboration__v1__create_meeting_request__init
                      (Switchboard__Collaboration__V1__CreateMeetingRequest         *message);
@@ -2686,6 +2873,18 @@ typedef void (*Switchboard__Collaboration__V1__Meeting_Closure)
 typedef void (*Switchboard__Collaboration__V1__Recurrence_Closure)
                  (const Switchboard__Collaboration__V1__Recurrence *message,
                   void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__OccurrenceException_Closure)
+                 (const Switchboard__Collaboration__V1__OccurrenceException *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__CancelOccurrenceRequest_Closure)
+                 (const Switchboard__Collaboration__V1__CancelOccurrenceRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__MoveOccurrenceRequest_Closure)
+                 (const Switchboard__Collaboration__V1__MoveOccurrenceRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__RestoreOccurrenceRequest_Closure)
+                 (const Switchboard__Collaboration__V1__RestoreOccurrenceRequest *message,
+                  void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__CreateMeetingRequest_Closure)
                  (const Switchboard__Collaboration__V1__CreateMeetingRequest *message,
                   void *closure_data);
@@ -2884,6 +3083,18 @@ struct Switchboard__Collaboration__V1__CollaborationService_Service
                         const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
                         Switchboard__Collaboration__V1__ListMeetingsResponse_Closure closure,
                         void *closure_data);
+  void (*cancel_occurrence)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                            const Switchboard__Collaboration__V1__CancelOccurrenceRequest *input,
+                            Switchboard__Collaboration__V1__Meeting_Closure closure,
+                            void *closure_data);
+  void (*move_occurrence)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                          const Switchboard__Collaboration__V1__MoveOccurrenceRequest *input,
+                          Switchboard__Collaboration__V1__Meeting_Closure closure,
+                          void *closure_data);
+  void (*restore_occurrence)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                             const Switchboard__Collaboration__V1__RestoreOccurrenceRequest *input,
+                             Switchboard__Collaboration__V1__Meeting_Closure closure,
+                             void *closure_data);
   void (*find_free_slots)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
                           const Switchboard__Collaboration__V1__FindFreeSlotsRequest *input,
                           Switchboard__Collaboration__V1__FindFreeSlotsResponse_Closure closure,
@@ -2942,6 +3153,9 @@ void switchboard__collaboration__v1__collaboration_service__init (Switchboard__C
       function_prefix__ ## delete_meeting,\
       function_prefix__ ## undelete_meeting,\
       function_prefix__ ## list_meetings,\
+      function_prefix__ ## cancel_occurrence,\
+      function_prefix__ ## move_occurrence,\
+      function_prefix__ ## restore_occurrence,\
       function_prefix__ ## find_free_slots,\
       function_prefix__ ## watch_changes,\
       function_prefix__ ## export_subject  }
@@ -3097,6 +3311,18 @@ void switchboard__collaboration__v1__collaboration_service__list_meetings(Protob
                                                                           const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
                                                                           Switchboard__Collaboration__V1__ListMeetingsResponse_Closure closure,
                                                                           void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__cancel_occurrence(ProtobufCService *service,
+                                                                              const Switchboard__Collaboration__V1__CancelOccurrenceRequest *input,
+                                                                              Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                              void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__move_occurrence(ProtobufCService *service,
+                                                                            const Switchboard__Collaboration__V1__MoveOccurrenceRequest *input,
+                                                                            Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                            void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__restore_occurrence(ProtobufCService *service,
+                                                                               const Switchboard__Collaboration__V1__RestoreOccurrenceRequest *input,
+                                                                               Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                               void *closure_data);
 void switchboard__collaboration__v1__collaboration_service__find_free_slots(ProtobufCService *service,
                                                                             const Switchboard__Collaboration__V1__FindFreeSlotsRequest *input,
                                                                             Switchboard__Collaboration__V1__FindFreeSlotsResponse_Closure closure,
@@ -3167,6 +3393,10 @@ extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__list_fil
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__meeting__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__recurrence__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__collaboration__v1__recurrence__frequency__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__occurrence_exception__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__cancel_occurrence_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__move_occurrence_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__restore_occurrence_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__create_meeting_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_meeting_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__update_meeting_request__descriptor;

@@ -2257,6 +2257,186 @@ void   switchboard__collaboration__v1__recurrence__free_unpacked
   assert(message->base.descriptor == &switchboard__collaboration__v1__recurrence__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__collaboration__v1__occurrence_exception__init
+                     (Switchboard__Collaboration__V1__OccurrenceException         *message)
+{
+  static const Switchboard__Collaboration__V1__OccurrenceException init_value = SWITCHBOARD__COLLABORATION__V1__OCCURRENCE_EXCEPTION__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__occurrence_exception__get_packed_size
+                     (const Switchboard__Collaboration__V1__OccurrenceException *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__occurrence_exception__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__occurrence_exception__pack
+                     (const Switchboard__Collaboration__V1__OccurrenceException *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__occurrence_exception__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__occurrence_exception__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__OccurrenceException *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__occurrence_exception__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__OccurrenceException *
+       switchboard__collaboration__v1__occurrence_exception__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__OccurrenceException *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__occurrence_exception__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__occurrence_exception__free_unpacked
+                     (Switchboard__Collaboration__V1__OccurrenceException *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__occurrence_exception__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__cancel_occurrence_request__init
+                     (Switchboard__Collaboration__V1__CancelOccurrenceRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__CancelOccurrenceRequest init_value = SWITCHBOARD__COLLABORATION__V1__CANCEL_OCCURRENCE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__cancel_occurrence_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__CancelOccurrenceRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__cancel_occurrence_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__cancel_occurrence_request__pack
+                     (const Switchboard__Collaboration__V1__CancelOccurrenceRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__cancel_occurrence_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__cancel_occurrence_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__CancelOccurrenceRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__cancel_occurrence_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__CancelOccurrenceRequest *
+       switchboard__collaboration__v1__cancel_occurrence_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__CancelOccurrenceRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__cancel_occurrence_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__cancel_occurrence_request__free_unpacked
+                     (Switchboard__Collaboration__V1__CancelOccurrenceRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__cancel_occurrence_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__move_occurrence_request__init
+                     (Switchboard__Collaboration__V1__MoveOccurrenceRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__MoveOccurrenceRequest init_value = SWITCHBOARD__COLLABORATION__V1__MOVE_OCCURRENCE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__move_occurrence_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__MoveOccurrenceRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__move_occurrence_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__move_occurrence_request__pack
+                     (const Switchboard__Collaboration__V1__MoveOccurrenceRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__move_occurrence_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__move_occurrence_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__MoveOccurrenceRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__move_occurrence_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__MoveOccurrenceRequest *
+       switchboard__collaboration__v1__move_occurrence_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__MoveOccurrenceRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__move_occurrence_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__move_occurrence_request__free_unpacked
+                     (Switchboard__Collaboration__V1__MoveOccurrenceRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__move_occurrence_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__restore_occurrence_request__init
+                     (Switchboard__Collaboration__V1__RestoreOccurrenceRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__RestoreOccurrenceRequest init_value = SWITCHBOARD__COLLABORATION__V1__RESTORE_OCCURRENCE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__restore_occurrence_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__RestoreOccurrenceRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__restore_occurrence_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__restore_occurrence_request__pack
+                     (const Switchboard__Collaboration__V1__RestoreOccurrenceRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__restore_occurrence_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__restore_occurrence_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__RestoreOccurrenceRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__restore_occurrence_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__RestoreOccurrenceRequest *
+       switchboard__collaboration__v1__restore_occurrence_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__RestoreOccurrenceRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__restore_occurrence_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__restore_occurrence_request__free_unpacked
+                     (Switchboard__Collaboration__V1__RestoreOccurrenceRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__restore_occurrence_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__collaboration__v1__create_meeting_request__init
                      (Switchboard__Collaboration__V1__CreateMeetingRequest         *message)
 {
@@ -5951,18 +6131,20 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__meeting__descri
   (ProtobufCMessageInit) switchboard__collaboration__v1__meeting__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue switchboard__collaboration__v1__recurrence__frequency__enum_values_by_number[3] =
+static const ProtobufCEnumValue switchboard__collaboration__v1__recurrence__frequency__enum_values_by_number[4] =
 {
   { "FREQUENCY_UNSPECIFIED", "SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_UNSPECIFIED", 0 },
   { "FREQUENCY_DAILY", "SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_DAILY", 1 },
   { "FREQUENCY_WEEKLY", "SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_WEEKLY", 2 },
+  { "FREQUENCY_MONTHLY", "SWITCHBOARD__COLLABORATION__V1__RECURRENCE__FREQUENCY__FREQUENCY_MONTHLY", 3 },
 };
 static const ProtobufCIntRange switchboard__collaboration__v1__recurrence__frequency__value_ranges[] = {
-{0, 0},{0, 3}
+{0, 0},{0, 4}
 };
-static const ProtobufCEnumValueIndex switchboard__collaboration__v1__recurrence__frequency__enum_values_by_name[3] =
+static const ProtobufCEnumValueIndex switchboard__collaboration__v1__recurrence__frequency__enum_values_by_name[4] =
 {
   { "FREQUENCY_DAILY", 1 },
+  { "FREQUENCY_MONTHLY", 3 },
   { "FREQUENCY_UNSPECIFIED", 0 },
   { "FREQUENCY_WEEKLY", 2 },
 };
@@ -5973,15 +6155,15 @@ const ProtobufCEnumDescriptor switchboard__collaboration__v1__recurrence__freque
   "Frequency",
   "Switchboard__Collaboration__V1__Recurrence__Frequency",
   "switchboard.collaboration.v1",
-  3,
+  4,
   switchboard__collaboration__v1__recurrence__frequency__enum_values_by_number,
-  3,
+  4,
   switchboard__collaboration__v1__recurrence__frequency__enum_values_by_name,
   1,
   switchboard__collaboration__v1__recurrence__frequency__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor switchboard__collaboration__v1__recurrence__field_descriptors[3] =
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__recurrence__field_descriptors[4] =
 {
   {
     "frequency",
@@ -6019,16 +6201,29 @@ static const ProtobufCFieldDescriptor switchboard__collaboration__v1__recurrence
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "exceptions",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Collaboration__V1__Recurrence, n_exceptions),
+    offsetof(Switchboard__Collaboration__V1__Recurrence, exceptions),
+    &switchboard__collaboration__v1__occurrence_exception__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__collaboration__v1__recurrence__field_indices_by_name[] = {
   2,   /* field[2] = count */
+  3,   /* field[3] = exceptions */
   0,   /* field[0] = frequency */
   1,   /* field[1] = interval */
 };
 static const ProtobufCIntRange switchboard__collaboration__v1__recurrence__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor switchboard__collaboration__v1__recurrence__descriptor =
 {
@@ -6038,11 +6233,371 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__recurrence__des
   "Switchboard__Collaboration__V1__Recurrence",
   "switchboard.collaboration.v1",
   sizeof(Switchboard__Collaboration__V1__Recurrence),
-  3,
+  4,
   switchboard__collaboration__v1__recurrence__field_descriptors,
   switchboard__collaboration__v1__recurrence__field_indices_by_name,
   1,  switchboard__collaboration__v1__recurrence__number_ranges,
   (ProtobufCMessageInit) switchboard__collaboration__v1__recurrence__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__occurrence_exception__field_descriptors[4] =
+{
+  {
+    "occurrence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__OccurrenceException, occurrence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cancelled",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__OccurrenceException, cancelled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start_time",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__OccurrenceException, start_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_time",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__OccurrenceException, end_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__occurrence_exception__field_indices_by_name[] = {
+  1,   /* field[1] = cancelled */
+  3,   /* field[3] = end_time */
+  0,   /* field[0] = occurrence */
+  2,   /* field[2] = start_time */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__occurrence_exception__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__occurrence_exception__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.OccurrenceException",
+  "OccurrenceException",
+  "Switchboard__Collaboration__V1__OccurrenceException",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__OccurrenceException),
+  4,
+  switchboard__collaboration__v1__occurrence_exception__field_descriptors,
+  switchboard__collaboration__v1__occurrence_exception__field_indices_by_name,
+  1,  switchboard__collaboration__v1__occurrence_exception__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__occurrence_exception__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__cancel_occurrence_request__field_descriptors[4] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__CancelOccurrenceRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "occurrence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__CancelOccurrenceRequest, occurrence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__CancelOccurrenceRequest, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__CancelOccurrenceRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__cancel_occurrence_request__field_indices_by_name[] = {
+  2,   /* field[2] = etag */
+  0,   /* field[0] = id */
+  1,   /* field[1] = occurrence */
+  3,   /* field[3] = request_id */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__cancel_occurrence_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__cancel_occurrence_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.CancelOccurrenceRequest",
+  "CancelOccurrenceRequest",
+  "Switchboard__Collaboration__V1__CancelOccurrenceRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__CancelOccurrenceRequest),
+  4,
+  switchboard__collaboration__v1__cancel_occurrence_request__field_descriptors,
+  switchboard__collaboration__v1__cancel_occurrence_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__cancel_occurrence_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__cancel_occurrence_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__move_occurrence_request__field_descriptors[7] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__MoveOccurrenceRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "occurrence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__MoveOccurrenceRequest, occurrence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start_time",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__MoveOccurrenceRequest, start_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_time",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__MoveOccurrenceRequest, end_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__MoveOccurrenceRequest, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "allow_conflicts",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__MoveOccurrenceRequest, allow_conflicts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__MoveOccurrenceRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__move_occurrence_request__field_indices_by_name[] = {
+  5,   /* field[5] = allow_conflicts */
+  3,   /* field[3] = end_time */
+  4,   /* field[4] = etag */
+  0,   /* field[0] = id */
+  1,   /* field[1] = occurrence */
+  6,   /* field[6] = request_id */
+  2,   /* field[2] = start_time */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__move_occurrence_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__move_occurrence_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.MoveOccurrenceRequest",
+  "MoveOccurrenceRequest",
+  "Switchboard__Collaboration__V1__MoveOccurrenceRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__MoveOccurrenceRequest),
+  7,
+  switchboard__collaboration__v1__move_occurrence_request__field_descriptors,
+  switchboard__collaboration__v1__move_occurrence_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__move_occurrence_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__move_occurrence_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__restore_occurrence_request__field_descriptors[5] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__RestoreOccurrenceRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "occurrence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__RestoreOccurrenceRequest, occurrence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__RestoreOccurrenceRequest, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "allow_conflicts",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__RestoreOccurrenceRequest, allow_conflicts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__RestoreOccurrenceRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__restore_occurrence_request__field_indices_by_name[] = {
+  3,   /* field[3] = allow_conflicts */
+  2,   /* field[2] = etag */
+  0,   /* field[0] = id */
+  1,   /* field[1] = occurrence */
+  4,   /* field[4] = request_id */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__restore_occurrence_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__restore_occurrence_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.RestoreOccurrenceRequest",
+  "RestoreOccurrenceRequest",
+  "Switchboard__Collaboration__V1__RestoreOccurrenceRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__RestoreOccurrenceRequest),
+  5,
+  switchboard__collaboration__v1__restore_occurrence_request__field_descriptors,
+  switchboard__collaboration__v1__restore_occurrence_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__restore_occurrence_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__restore_occurrence_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__collaboration__v1__create_meeting_request__field_descriptors[3] =
@@ -7091,7 +7646,7 @@ const ProtobufCEnumDescriptor switchboard__collaboration__v1__notification_kind_
   switchboard__collaboration__v1__notification_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collaboration_service__method_descriptors[41] =
+static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collaboration_service__method_descriptors[44] =
 {
   { "CreateNote", &switchboard__collaboration__v1__create_note_request__descriptor, &switchboard__collaboration__v1__note__descriptor },
   { "GetNote", &switchboard__collaboration__v1__get_note_request__descriptor, &switchboard__collaboration__v1__note__descriptor },
@@ -7131,6 +7686,9 @@ static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collabora
   { "DeleteMeeting", &switchboard__collaboration__v1__delete_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "UndeleteMeeting", &switchboard__collaboration__v1__undelete_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "ListMeetings", &switchboard__collaboration__v1__list_meetings_request__descriptor, &switchboard__collaboration__v1__list_meetings_response__descriptor },
+  { "CancelOccurrence", &switchboard__collaboration__v1__cancel_occurrence_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
+  { "MoveOccurrence", &switchboard__collaboration__v1__move_occurrence_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
+  { "RestoreOccurrence", &switchboard__collaboration__v1__restore_occurrence_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "FindFreeSlots", &switchboard__collaboration__v1__find_free_slots_request__descriptor, &switchboard__collaboration__v1__find_free_slots_response__descriptor },
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
   { "ExportSubject", &switchboard__collaboration__v1__export_subject_request__descriptor, &switchboard__collaboration__v1__subject_record__descriptor },
@@ -7138,6 +7696,7 @@ static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collabora
 const unsigned switchboard__collaboration__v1__collaboration_service__method_indices_by_name[] = {
   23,        /* AcknowledgeNotifications */
   14,        /* AddTeamMembers */
+  38,        /* CancelOccurrence */
   6,        /* CreateComment */
   32,        /* CreateMeeting */
   0,        /* CreateNote */
@@ -7148,8 +7707,8 @@ const unsigned switchboard__collaboration__v1__collaboration_service__method_ind
   35,        /* DeleteMeeting */
   3,        /* DeleteNote */
   27,        /* DownloadFile */
-  40,        /* ExportSubject */
-  38,        /* FindFreeSlots */
+  43,        /* ExportSubject */
+  41,        /* FindFreeSlots */
   28,        /* GetFile */
   33,        /* GetMeeting */
   1,        /* GetNote */
@@ -7163,7 +7722,9 @@ const unsigned switchboard__collaboration__v1__collaboration_service__method_ind
   20,        /* ListNotifications */
   13,        /* ListTeams */
   22,        /* MarkNotificationsRead */
+  39,        /* MoveOccurrence */
   15,        /* RemoveTeamMembers */
+  40,        /* RestoreOccurrence */
   17,        /* RevokeGrant */
   25,        /* SetNotificationPreferences */
   16,        /* ShareNote */
@@ -7176,7 +7737,7 @@ const unsigned switchboard__collaboration__v1__collaboration_service__method_ind
   2,        /* UpdateNote */
   12,        /* UpdateTeam */
   26,        /* UploadFile */
-  39         /* WatchChanges */
+  42         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_service__descriptor =
 {
@@ -7185,7 +7746,7 @@ const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_s
   "CollaborationService",
   "Switchboard__Collaboration__V1__CollaborationService",
   "switchboard.collaboration.v1",
-  41,
+  44,
   switchboard__collaboration__v1__collaboration_service__method_descriptors,
   switchboard__collaboration__v1__collaboration_service__method_indices_by_name
 };
@@ -7493,13 +8054,37 @@ void switchboard__collaboration__v1__collaboration_service__list_meetings(Protob
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
   service->invoke(service, 37, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__collaboration__v1__collaboration_service__cancel_occurrence(ProtobufCService *service,
+                                                                              const Switchboard__Collaboration__V1__CancelOccurrenceRequest *input,
+                                                                              Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                              void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 38, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__collaboration__v1__collaboration_service__move_occurrence(ProtobufCService *service,
+                                                                            const Switchboard__Collaboration__V1__MoveOccurrenceRequest *input,
+                                                                            Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                            void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 39, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__collaboration__v1__collaboration_service__restore_occurrence(ProtobufCService *service,
+                                                                               const Switchboard__Collaboration__V1__RestoreOccurrenceRequest *input,
+                                                                               Switchboard__Collaboration__V1__Meeting_Closure closure,
+                                                                               void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 40, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__collaboration__v1__collaboration_service__find_free_slots(ProtobufCService *service,
                                                                             const Switchboard__Collaboration__V1__FindFreeSlotsRequest *input,
                                                                             Switchboard__Collaboration__V1__FindFreeSlotsResponse_Closure closure,
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 38, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 41, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -7507,7 +8092,7 @@ void switchboard__collaboration__v1__collaboration_service__watch_changes(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 39, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 42, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__export_subject(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__ExportSubjectRequest *input,
@@ -7515,7 +8100,7 @@ void switchboard__collaboration__v1__collaboration_service__export_subject(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 40, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 43, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__init (Switchboard__Collaboration__V1__CollaborationService_Service *service,
                                                                   Switchboard__Collaboration__V1__CollaborationService_ServiceDestroy destroy)

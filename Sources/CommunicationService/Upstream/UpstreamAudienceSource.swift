@@ -73,6 +73,11 @@ public struct UpstreamAudienceSource: CampaignAudienceSource {
             case .notFound:
                 throw CommunicationError.audienceRefused(
                     field: audience.field, type: "AUDIENCE_NOT_FOUND", description: "not found by the \(service) service in the caller's tenant")
+            case .invalidArgument, .failedPrecondition, .outOfRange:
+                // E.g. a saved search whose stored filter no longer passes the contacts service's checks: asking again
+                // will not help, so it is not UNAVAILABLE.
+                throw CommunicationError.audienceRefused(
+                    field: audience.field, type: "AUDIENCE_UNUSABLE", description: "the \(service) service refused it: \(error.message)")
             case .unauthenticated, .permissionDenied, .deadlineExceeded, .cancelled:
                 throw RPCError(code: error.code, message: "the \(service) service: \(error.message)")
             default:

@@ -91,28 +91,33 @@ final class CampaignAudienceTests {
         return try await organizationStub().createGroup(request, options: try await organization.options(tenant: t)).id
     }
 
+    /// How long a contact may take to reach organization and communication through the contacts feed: the cross-tenant
+    /// feed holds back changes while any older transaction of the cluster is open, and the test cluster is shared with
+    /// whatever else runs (a 30 s wait was seen once).
+    static let feedPatience = Duration.seconds(90)
+
     /// Adds members, waiting (the organization learns contacts from the contacts feed) until every one is in.
     private func add(_ t: String, _ group: String, _ members: [String]) async throws {
         var request = Switchboard_Organization_V1_AddGroupMembersRequest()
         request.groupId = group
         request.contactIds = members
         let options = try await organization.options(tenant: t)
-        let added = try await eventually {
+        let added = try await eventually(timeout: Self.feedPatience) {
             try await organizationStub().addGroupMembers(request, options: options).results.allSatisfy { $0.outcome != .contactNotFound }
         }
         #expect(added, "the organization service never learned the contacts from the feed")
     }
 
-    private func savedSearch(_ t: String, tag: String) async throws -> String {
+    private func savedSearch(_ t: String, tag: String, shared: Bool = true, user: String = "user-1") async throws -> String {
         var search = Switchboard_Contacts_V1_SearchContactsRequest()
         search.tags = [tag]
         var saved = Switchboard_Contacts_V1_SavedSearch()
         saved.name = "tagged \(tag)"
         saved.search = search
-        saved.shared = true
+        saved.shared = shared
         var request = Switchboard_Contacts_V1_CreateSavedSearchRequest()
         request.savedSearch = saved
-        return try await contactsStub().createSavedSearch(request, options: try await contacts.options(tenant: t)).id
+        return try await contactsStub().createSavedSearch(request, options: try await contacts.options(tenant: t, user: user)).id
     }
 
     /// A tenant with five people (e-mail, marketing consent, known to communication's address directory); `tagged` get
@@ -123,7 +128,7 @@ final class CampaignAudienceTests {
             people[name] = try await person(t, name, tags: ["everyone"] + (tagged.contains(name) ? ["spring"] : []))
             _ = try await client.recordConsent(contact: people[name]!.id)
         }
-        let known = try await eventually {
+        let known = try await eventually(timeout: Self.feedPatience) {
             try await harness.pool.query(
                 settings: ["app.tenant_id": t], "SELECT count(*) AS n FROM communication.contact_addresses WHERE tenant_id = $1", [.text(t)]
             ).first!.int("n") == 5
@@ -297,6 +302,18 @@ final class CampaignAudienceTests {
         #expect(preconditions(asSearch) == ["campaign.saved_search_id:AUDIENCE_NOT_FOUND"])
         // Nothing was made for the stranger (so no recipient row of theirs names Ada).
         #expect(try await campaignCount(u) == 0)
+
+        // Within the tenant too, the caller is who the contacts service checks: another user's private search is not
+        // found for them, and is their owner's audience.
+        let colleague = try await harness.client(tenant: t, user: "user-2")
+        let privateSearch = try await savedSearch(t, tag: "spring", shared: false, user: "user-2")
+        let ownTemplate = try await owner.createTemplate("Own", body: "x {{first}}")
+        let notTheirs = await rpcError {
+            _ = try await self.create(owner, template: ownTemplate.id, marker: "private") { $0.savedSearchId = privateSearch }
+        }
+        #expect(preconditions(notTheirs) == ["campaign.saved_search_id:AUDIENCE_NOT_FOUND"])
+        let theirs = try await create(colleague, template: ownTemplate.id, marker: "private") { $0.savedSearchId = privateSearch }
+        #expect(theirs.progress?.recipients == 1)
     }
 
     @Test("without the organization or contacts address the audience is FAILED_PRECONDITION naming the setting; unreachable is UNAVAILABLE")

@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 upper() { echo "$1" | tr 'a-z-' 'A-Z_'; }
-# The feeds a service follows (services/<name>/feeds: "SETTING=source-service" lines), as the source's compose address;
-# the service signs its own service tokens with the HS256 secret (it retries until the source is up).
+# The feeds a service follows and the services it calls (services/<name>/feeds: "SETTING=source-service" lines), as the
+# source's compose address; for feeds the service signs its own service tokens with the HS256 secret (it retries until
+# the source is up).
 feeds() {
     [ -f "services/$1/feeds" ] || return 0
-    echo "      # The feeds it follows (services/$1/feeds), with service tokens it signs itself with the secret above."
+    echo "      # The services it calls (services/$1/feeds); feeds with service tokens it signs itself with the secret above."
     while IFS='=' read -r setting source; do
         [[ -z "$setting" || "$setting" == \#* ]] && continue
         printf '      %s: "%s:%s"\n' "$setting" "$source" "${SERVICE_GRPC_PORT[$source]}"

@@ -39,8 +39,8 @@ start() { # start <name> <command...>
 
 grpc_port() { local v; v="$(service_var "$1")_PORT"; echo "${!v:-${SERVICE_GRPC_PORT[$1]}}"; }
 admin_port() { local v; v="$(service_var "$1")_ADMIN_PORT"; echo "${!v:-${SERVICE_ADMIN_PORT[$1]}}"; }
-# Where each service finds the feeds it follows (services/<name>/feeds: one "SETTING=service" line per feed); with
-# no token file set, a service signs its own short-lived service tokens with the development secret.
+# Where each service finds the feeds it follows and the services it calls (services/<name>/feeds: one "SETTING=service"
+# line each); with no token file set, a service signs its own short-lived feed tokens with the development secret.
 for name in "${SERVICE_NAMES[@]}"; do
     [ -f "services/$name/feeds" ] || continue
     while IFS='=' read -r setting source; do

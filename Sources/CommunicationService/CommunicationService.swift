@@ -68,7 +68,67 @@ public enum CommunicationService: ServiceDefinition {
             help:
                 "A file holding the secret (at least 32 bytes) of the suppression list's HMACs of erased people's addresses; required with the contacts feed, except in development (SWITCHBOARD_JWT_HS256_SECRET set), where one is derived from that secret. Changing it forgets every suppression."
         ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_ORGANIZATION_ADDRESS", default: nil,
+            help:
+                "host:port of the organization service, whose groups campaigns take as audiences (ListGroupMembers with the caller's token); unset: a group audience is FAILED_PRECONDITION. Saved-search audiences use SWITCHBOARD_COMMUNICATION_CONTACTS_ADDRESS."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_MAX_CAMPAIGN_RECIPIENTS", default: String(CampaignRules.maxRecipients),
+            help:
+                "The most recipients of one campaign (1-100000), however named; a larger group or saved search is FAILED_PRECONDITION. A request lists at most 10000 contact ids whatever this says."
+        ),
     ]
+
+    /// Where another service listens.
+    public struct UpstreamAddress: Sendable, Hashable {
+        /// Its host.
+        public var host: String
+        /// Its gRPC port.
+        public var port: Int
+
+        /// Creates an address.
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// `host:port` from a setting; nil when the setting is unset.
+        /// - Throws: ``ConfigurationError`` naming the setting when it is not host:port.
+        static func from(_ setting: EnvironmentSetting, _ env: EnvironmentReader) throws -> UpstreamAddress? {
+            guard let address = env.string(setting) else { return nil }
+            guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
+                (1...65535).contains(port)
+            else { throw ConfigurationError(variable: setting.name, problem: "must be host:port (got \"\(address)\")") }
+            return UpstreamAddress(host: String(address[..<colon]), port: port)
+        }
+    }
+
+    /// Where campaign audiences are read from, and how large one may be.
+    public struct AudienceSettings: Sendable, Hashable {
+        /// The organization service (groups); nil: group audiences are refused.
+        public var organization: UpstreamAddress?
+        /// The contacts service (saved searches); nil: saved-search audiences are refused.
+        public var contacts: UpstreamAddress?
+        /// The most recipients of one campaign.
+        public var maxRecipients: Int
+
+        /// Creates audience settings.
+        public init(organization: UpstreamAddress? = nil, contacts: UpstreamAddress? = nil, maxRecipients: Int = CampaignRules.maxRecipients) {
+            self.organization = organization
+            self.contacts = contacts
+            self.maxRecipients = maxRecipients
+        }
+    }
+
+    /// The audience settings from the environment.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func audienceSettings(_ environment: [String: String]) throws -> AudienceSettings {
+        let env = EnvironmentReader(environment)
+        return AudienceSettings(
+            organization: try UpstreamAddress.from(settings[12], env), contacts: try UpstreamAddress.from(settings[9], env),
+            maxRecipients: try env.int(settings[13], in: CampaignRules.maxRecipientsRange))
+    }
 
     /// Where the contacts feed comes from, and the secret of the suppression list it fills.
     public struct ContactsFeed: Sendable, Hashable {
@@ -188,7 +248,7 @@ public enum CommunicationService: ServiceDefinition {
         return description(
             pageBytes: try env.int(settings[0], in: (64 << 10)...(3 << 20)), searchTimeoutMilliseconds: try env.int(settings[1], in: 100...30_000),
             maxSendAttempts: try env.int(settings[5], in: 1...100), provider: try providerSettings(environment),
-            contactsFeed: try contactsFeed(environment))
+            contactsFeed: try contactsFeed(environment), audiences: try audienceSettings(environment))
     }
 
     /// The change-event payload of an interaction (private ones without their content).
@@ -206,9 +266,10 @@ public enum CommunicationService: ServiceDefinition {
     ///   - maxSendAttempts: provider calls one send may take.
     ///   - provider: where the dispatcher posts; nil runs no dispatcher.
     ///   - contactsFeed: the contacts feed to follow; nil follows none (and keeps no suppression list).
+    ///   - audiences: where group and saved-search audiences are read from, and the most recipients of a campaign.
     public static func description(
         pageBytes: Int, searchTimeoutMilliseconds: Int = 2000, maxSendAttempts: Int = 8, provider: ProviderSettings? = nil,
-        contactsFeed: ContactsFeed? = nil
+        contactsFeed: ContactsFeed? = nil, audiences: AudienceSettings = AudienceSettings()
     ) -> ServiceDescription {
         let suppressionSecret = contactsFeed?.suppressionSecret
         typealias M = Switchboard_Communication_V1_CommunicationService.Method
@@ -243,11 +304,18 @@ public enum CommunicationService: ServiceDefinition {
                         pool: pool, feed: feed, idempotency: idempotency, publish: publishSend),
                     consent: consent, templates: templates, maxAttempts: maxSendAttempts, suppressionSecret: suppressionSecret,
                     payload: ProviderWire.payload)
+                // Made here, after the runtime sized the event loops the channels take; they connect at their first call
+                // and live as long as the process.
+                let audienceSource = UpstreamAudienceSource(
+                    organization: audiences.organization.map { GRPCChannel(host: $0.host, port: $0.port) },
+                    contacts: audiences.contacts.map { GRPCChannel(host: $0.host, port: $0.port) })
                 return [
                     CommunicationHandler(
                         interactions: InteractionDomain(store: store), consent: consent, templates: templates, sends: sends,
                         subjects: PostgresSubjectStore(pool: pool, batchBytes: pageBytes),
-                        campaigns: CampaignDomain(store: PostgresCampaignStore(pool: pool, idempotency: idempotency), templates: templates),
+                        campaigns: CampaignDomain(
+                            store: PostgresCampaignStore(pool: pool, idempotency: idempotency), templates: templates, audiences: audienceSource,
+                            maxRecipients: audiences.maxRecipients),
                         changes: dependencies.changes)
                 ]
             })

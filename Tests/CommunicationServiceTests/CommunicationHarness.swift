@@ -21,13 +21,13 @@ final class CommunicationHarness: Sendable {
 
     static func start(
         searchTimeoutMilliseconds: Int = 2000, maxSendAttempts: Int = 8, provider: CommunicationService.ProviderSettings? = nil,
-        contactsFeed: CommunicationService.ContactsFeed? = nil
+        contactsFeed: CommunicationService.ContactsFeed? = nil, audiences: CommunicationService.AudienceSettings = .init()
     ) async throws -> CommunicationHarness {
         CommunicationHarness(
             service: try await ServiceHarness.start(
                 CommunicationService.description(
                     pageBytes: 1 << 20, searchTimeoutMilliseconds: searchTimeoutMilliseconds, maxSendAttempts: maxSendAttempts, provider: provider,
-                    contactsFeed: contactsFeed)))
+                    contactsFeed: contactsFeed, audiences: audiences)))
     }
 
     /// Provider settings for tests: a fast dispatcher and short backoff against `provider`.

@@ -6,6 +6,50 @@ public enum CampaignStatus: Int, Sendable, Hashable {
     case active = 1, paused, cancelled, completed
 }
 
+/// Who a campaign goes to, as the caller named them.
+public enum CampaignAudience: Sendable, Hashable {
+    /// The contact ids in ``CampaignData/contactIDs``.
+    case contacts
+    /// The members of an organization group, and with `includeSubgroups` those of every group below it.
+    case group(UUID, includeSubgroups: Bool)
+    /// The live matches of a contacts saved search.
+    case savedSearch(UUID)
+
+    /// The request field that names this audience, for errors about it.
+    public var field: String {
+        switch self {
+        case .contacts: "campaign.contact_ids"
+        case .group: "campaign.group_id"
+        case .savedSearch: "campaign.saved_search_id"
+        }
+    }
+}
+
+/// The caller's credentials and trace, forwarded to the services an audience is read from, and when the caller stops
+/// waiting: the upstream checks the caller's own tenant and rights, never the communication service's.
+public struct ForwardedCall: Sendable {
+    /// Headers to send as they are (`authorization`, `traceparent`, `tracestate`).
+    public var headers: [(name: String, value: String)]
+    /// When every upstream call must have ended.
+    public var deadline: ContinuousClock.Instant
+
+    /// Creates a forwarded call.
+    public init(headers: [(name: String, value: String)], deadline: ContinuousClock.Instant) {
+        self.headers = headers
+        self.deadline = deadline
+    }
+}
+
+/// Expands group and saved-search audiences to contact ids by asking the services that own them.
+public protocol CampaignAudienceSource: Sendable {
+    /// The contact ids of `audience` (not `.contacts`), in the upstream's order, possibly repeated; reading stops once
+    /// more than `limit` distinct ids were read, so a too-large audience costs at most `limit + 1` of them.
+    /// - Throws: ``CommunicationError/audienceRefused(field:type:description:)`` when the group or search does not exist
+    ///   for the caller, or the service that holds it is not configured; ``CommunicationError/upstreamUnavailable(_:)``
+    ///   when it cannot be reached or fails.
+    func contacts(of audience: CampaignAudience, limit: Int, call: ForwardedCall) async throws -> [UUID]
+}
+
 /// What a caller sets on a campaign.
 public struct CampaignData: Sendable, Hashable {
     /// A name for people.
@@ -18,8 +62,10 @@ public struct CampaignData: Sendable, Hashable {
     public var channel: Channel
     /// The purpose consent is checked for.
     public var purpose: String
-    /// The recipients.
+    /// The recipients (for a group or saved search audience: empty until it is expanded).
     public var contactIDs: [UUID]
+    /// Where the recipients come from.
+    public var audience: CampaignAudience = .contacts
     /// The template's values, shared by every recipient.
     public var values: [String: String] = [:]
     /// When sending starts; nil: now.
@@ -72,6 +118,8 @@ public struct CampaignRecord: Sendable, Hashable {
     public var purpose: String
     /// When sending starts.
     public var startAt: Date
+    /// Where its recipients came from (they were expanded when it was made).
+    public var audience: CampaignAudience
     /// Where it is.
     public var status: CampaignStatus
     /// Its counts.
@@ -88,12 +136,20 @@ public struct CampaignRecord: Sendable, Hashable {
 
 /// Bounds of campaigns, pure.
 public enum CampaignRules {
-    /// Most recipients of one campaign.
+    /// Most contact ids one request may list (a bound on the request's size; a larger audience is a group or a saved
+    /// search), and the default of ``CampaignDomain``'s `maxRecipients`.
     public static let maxRecipients = 10_000
+    /// The range of the `SWITCHBOARD_COMMUNICATION_MAX_CAMPAIGN_RECIPIENTS` setting: every recipient becomes a row
+    /// written in the campaign's one transaction.
+    public static let maxRecipientsRange = 1...100_000
 
-    /// Checks campaign data and deduplicates its recipients.
+    /// Checks campaign data and deduplicates its recipients (listed ones; a group or search is expanded later).
+    /// - Parameters:
+    ///   - data: the campaign.
+    ///   - now: the current time.
+    ///   - maxRecipients: the most recipients of one campaign.
     /// - Throws: ``CommunicationError/invalid(_:)`` naming each bad field.
-    public static func validate(_ data: inout CampaignData, now: Date) throws {
+    public static func validate(_ data: inout CampaignData, now: Date, maxRecipients: Int = maxRecipients) throws {
         var violations: [Violation] = []
         let name = InteractionRules.trimmed(data.name)
         if name.isEmpty { violations.append(Violation("campaign.name", "is required", reason: "REQUIRED")) }
@@ -107,9 +163,14 @@ public enum CampaignRules {
         }
         var seen = Set<UUID>()
         data.contactIDs = data.contactIDs.filter { seen.insert($0).inserted }
-        if data.contactIDs.isEmpty { violations.append(Violation("campaign.contact_ids", "at least one recipient", reason: "REQUIRED")) }
-        if data.contactIDs.count > maxRecipients {
-            violations.append(Violation("campaign.contact_ids", "at most \(maxRecipients) recipients", reason: "TOO_MANY"))
+        if data.audience == .contacts {
+            if data.contactIDs.isEmpty {
+                violations.append(
+                    Violation("campaign.contact_ids", "at least one recipient (or a group_id or saved_search_id instead)", reason: "REQUIRED"))
+            }
+            if data.contactIDs.count > maxRecipients {
+                violations.append(Violation("campaign.contact_ids", "at most \(maxRecipients) recipients", reason: "TOO_MANY"))
+            }
         }
         if let at = data.startAt, at > now.addingTimeInterval(SendRules.maxScheduleSeconds) {
             violations.append(Violation("campaign.start_at", "must be at most a year ahead", reason: "OUT_OF_RANGE"))
@@ -123,7 +184,7 @@ public enum CampaignRules {
 public protocol CampaignStore: Sendable {
     /// The first response of a request id, if the request was already made.
     func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]?
-    /// Stores a campaign and its recipients.
+    /// Stores a campaign, where its recipients came from, and its recipients, in one transaction.
     func insert(
         _ data: CampaignData, template: TemplateReference, actor: Actor, write: WriteOptions<CampaignRecord>
     ) async throws
@@ -141,17 +202,39 @@ public protocol CampaignStore: Sendable {
 public struct CampaignDomain: Sendable {
     let store: any CampaignStore
     let templates: TemplateDomain
+    let audiences: any CampaignAudienceSource
+    let maxRecipients: Int
     let now: @Sendable () -> Date
 
     /// Creates the domain.
-    public init(store: any CampaignStore, templates: TemplateDomain, now: @escaping @Sendable () -> Date = { Date() }) {
+    /// - Parameters:
+    ///   - store: where campaigns are kept.
+    ///   - templates: the templates campaigns send.
+    ///   - audiences: expands groups and saved searches.
+    ///   - maxRecipients: the most recipients of one campaign, however named.
+    ///   - now: the clock.
+    public init(
+        store: any CampaignStore, templates: TemplateDomain, audiences: any CampaignAudienceSource, maxRecipients: Int = CampaignRules.maxRecipients,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.store = store
         self.templates = templates
+        self.audiences = audiences
+        self.maxRecipients = maxRecipients
         self.now = now
     }
 
-    /// Creates a campaign (request id required: it makes sends).
-    public func create(_ data: CampaignData, actor: Actor, write: WriteOptions<CampaignRecord>) async throws -> WriteOutcome<CampaignRecord> {
+    /// Creates a campaign (request id required: it makes sends). A group or saved search audience is expanded here,
+    /// once, with the caller's credentials, and the snapshot is stored with the campaign: nothing expands it again.
+    /// - Parameters:
+    ///   - data: the campaign.
+    ///   - actor: the caller.
+    ///   - write: the request id and response encoding.
+    ///   - call: the caller's credentials, forwarded to the organization or contacts service.
+    /// - Throws: ``CommunicationError`` (invalid fields, a refused audience, an unreachable upstream: nothing is made).
+    public func create(
+        _ data: CampaignData, actor: Actor, write: WriteOptions<CampaignRecord>, call: ForwardedCall
+    ) async throws -> WriteOutcome<CampaignRecord> {
         guard !write.requestID.isEmpty else {
             throw CommunicationError.invalid([
                 Violation("request_id", "is required: a retried CreateCampaign must not send twice", reason: "REQUIRED")
@@ -159,7 +242,7 @@ public struct CampaignDomain: Sendable {
         }
         if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
         var data = data
-        try CampaignRules.validate(&data, now: now())
+        try CampaignRules.validate(&data, now: now(), maxRecipients: maxRecipients)
         let template = try await templates.get(id: data.templateID, version: data.templateVersion, actor: actor)
         // Every recipient gets the same values: check them once, now, rather than skipping everyone later.
         let rendering = try TemplateRules.render(template, values: data.values)
@@ -168,6 +251,19 @@ public struct CampaignDomain: Sendable {
                 rendering.missing.prefix(InvalidRequest.maxReported).map {
                     Violation("campaign.template_values[\($0)]", "is required by the template and missing or empty", reason: "REQUIRED")
                 })
+        }
+        if data.audience != .contacts {
+            // After every local check: an upstream read is the expensive part, and a bad request should not cost one.
+            var seen = Set<UUID>()
+            data.contactIDs = try await audiences.contacts(of: data.audience, limit: maxRecipients, call: call).filter { seen.insert($0).inserted }
+            if data.contactIDs.count > maxRecipients {
+                throw CommunicationError.audienceRefused(
+                    field: data.audience.field, type: "AUDIENCE_TOO_LARGE",
+                    description: "has more than \(maxRecipients) contacts (SWITCHBOARD_COMMUNICATION_MAX_CAMPAIGN_RECIPIENTS)")
+            }
+            if data.contactIDs.isEmpty {
+                throw CommunicationError.audienceRefused(field: data.audience.field, type: "AUDIENCE_EMPTY", description: "has no contacts")
+            }
         }
         return try await store.insert(data, template: TemplateReference(id: template.id, version: template.version), actor: actor, write: write)
     }

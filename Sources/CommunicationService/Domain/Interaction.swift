@@ -138,6 +138,12 @@ public enum CommunicationError: Error, Sendable, Equatable {
     /// A search ran past the service's statement timeout (too broad a query): RESOURCE_EXHAUSTED, asking for more
     /// specific words.
     case searchTooExpensive
+    /// A campaign's group or saved search cannot be used: it does not exist for the caller, is empty or too large, or
+    /// the service holding it is not configured. FAILED_PRECONDITION naming the field (`type` is machine-readable:
+    /// `AUDIENCE_NOT_FOUND`, `AUDIENCE_EMPTY`, `AUDIENCE_TOO_LARGE`, `AUDIENCE_UNUSABLE`, `NOT_CONFIGURED`).
+    case audienceRefused(field: String, type: String, description: String)
+    /// The organization or contacts service could not be reached or failed: UNAVAILABLE (nothing was made; retry).
+    case upstreamUnavailable(String)
 }
 
 /// The caller as the interaction rules see it: who, and whether the tenant's admin role lets them see and change

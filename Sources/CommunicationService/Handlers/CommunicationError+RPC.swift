@@ -36,6 +36,18 @@ extension CommunicationError: RPCErrorConvertible {
             return RPCError(code: .failedPrecondition, message: "the send is \(status) and can no longer be cancelled")
         case .searchTooExpensive:
             return RPCError(code: .resourceExhausted, message: "the search took too long; use more specific words")
+        case .audienceRefused(let field, let type, let description):
+            var failure = Google_Rpc_PreconditionFailure()
+            var violation = Google_Rpc_PreconditionFailure.Violation()
+            violation.type = type
+            violation.subject = field
+            violation.description = description
+            failure.violations = [violation]
+            return RPCError(code: .failedPrecondition, message: "\(field): \(description); nothing was created").withDetails([
+                Google_Protobuf_Any(packing: failure)
+            ])
+        case .upstreamUnavailable(let message):
+            return RPCError(code: .unavailable, message: "\(message); nothing was created")
         }
     }
 }

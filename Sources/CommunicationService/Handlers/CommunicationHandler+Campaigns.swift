@@ -15,6 +15,29 @@ enum CampaignMapping {
         if p.templateVersion < 0 { violations.append(Violation("campaign.template_version", "must not be negative")) }
         let channel = ConsentMapping.requiredChannel(p.channel, field: "campaign.channel", violations: &violations)
         var contacts: [UUID] = []
+        var audience = CampaignAudience.contacts
+        // Exactly one audience: naming every one that is set says which to drop.
+        let named = [
+            ("campaign.contact_ids", !p.contactIds.isEmpty), ("campaign.group_id", !p.groupId.isEmpty),
+            ("campaign.saved_search_id", !p.savedSearchId.isEmpty),
+        ].filter(\.1).map(\.0)
+        if named.count > 1 {
+            for field in named {
+                violations.append(
+                    Violation(field, "only one of contact_ids, group_id and saved_search_id may be set", reason: "MUTUALLY_EXCLUSIVE"))
+            }
+        } else if !p.groupId.isEmpty {
+            if let id = InteractionMapping.optionalID(p.groupId, field: "campaign.group_id", violations: &violations) {
+                audience = .group(id, includeSubgroups: p.includeSubgroups)
+            }
+        } else if !p.savedSearchId.isEmpty,
+            let id = InteractionMapping.optionalID(p.savedSearchId, field: "campaign.saved_search_id", violations: &violations)
+        {
+            audience = .savedSearch(id)
+        }
+        if p.includeSubgroups && p.groupId.isEmpty {
+            violations.append(Violation("campaign.include_subgroups", "applies only with group_id", reason: "INVALID"))
+        }
         if p.contactIds.count > CampaignRules.maxRecipients {
             violations.append(Violation("campaign.contact_ids", "at most \(CampaignRules.maxRecipients) recipients", reason: "TOO_MANY"))
         } else {
@@ -24,6 +47,7 @@ enum CampaignMapping {
         }
         if !violations.isEmpty { throw CommunicationError.invalid(violations) }
         var data = CampaignData(name: p.name, templateID: template!, channel: channel, purpose: p.purpose, contactIDs: contacts)
+        data.audience = audience
         data.templateVersion = p.templateVersion == 0 ? nil : Int(p.templateVersion)
         data.values = p.templateValues
         data.startAt = p.startAt
@@ -52,6 +76,13 @@ enum CampaignMapping {
         p.channel = .init(protoValue: Int32(r.channel.rawValue))
         p.purpose = r.purpose
         p.startAt = r.startAt
+        switch r.audience {
+        case .contacts: break
+        case .group(let id, let includeSubgroups):
+            p.groupId = id.lowercaseText
+            p.includeSubgroups = includeSubgroups
+        case .savedSearch(let id): p.savedSearchId = id.lowercaseText
+        }
         p.status = .init(protoValue: Int32(r.status.rawValue))
         p.progress = proto(r.progress)
         var audit = Switchboard_Common_V1_AuditStamps()
@@ -78,7 +109,21 @@ extension CommunicationHandler {
         guard let campaign = request.campaign else { throw CommunicationError.invalid([Violation("campaign", "is required", reason: "REQUIRED")]) }
         let data = try CampaignMapping.data(campaign)
         let write = try Self.campaignWrite(request.requestId, Methods.createCampaign)
-        return try write.response(try await campaigns.create(data, actor: try context.actor(), write: write.options))
+        return try write.response(
+            try await campaigns.create(data, actor: try context.actor(), write: write.options, call: Self.forwardedCall(context)))
+    }
+
+    /// How long an audience may take to read when the caller set no deadline.
+    static let defaultAudienceBudget = Duration.seconds(30)
+
+    /// The caller's token and trace for the services an audience is read from, within the caller's deadline.
+    static func forwardedCall(_ context: ServerContext) -> ForwardedCall {
+        var headers: [(name: String, value: String)] = []
+        if let authorization = context.requestMetadata.firstString("authorization") { headers.append(("authorization", authorization)) }
+        // This call is the upstream's parent span; the caller's vendor state travels unchanged.
+        if let trace = context[TraceContext.self] { headers.append(("traceparent", trace.traceparent)) }
+        if let state = context.requestMetadata.firstString("tracestate") { headers.append(("tracestate", state)) }
+        return ForwardedCall(headers: headers, deadline: context.deadline ?? .now + defaultAudienceBudget)
     }
 
     /// The `GetCampaign` RPC (see `communication.proto`).

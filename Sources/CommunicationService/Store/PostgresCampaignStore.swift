@@ -10,7 +10,8 @@ public struct PostgresCampaignStore: CampaignStore {
 
     static let columns = """
         c.id, c.name, c.template_id, c.template_version, c.channel, c.purpose, c.start_at, c.status, c.created_at, c.created_by, \
-        c.updated_at, c.updated_by
+        c.updated_at, c.updated_by, c.audience_group_id::text AS audience_group_id, c.audience_subgroups, \
+        c.audience_saved_search_id::text AS audience_saved_search_id
         """
 
     /// Creates the store.
@@ -28,11 +29,17 @@ public struct PostgresCampaignStore: CampaignStore {
         let status = CampaignStatus(rawValue: Int(try row.int("status"))) ?? .cancelled
         var progress = progress
         progress.status = status
+        var audience = CampaignAudience.contacts
+        if let group = try row.optionalString("audience_group_id").flatMap(UUID.init(uuidString:)) {
+            audience = .group(group, includeSubgroups: try row.bool("audience_subgroups"))
+        } else if let search = try row.optionalString("audience_saved_search_id").flatMap(UUID.init(uuidString:)) {
+            audience = .savedSearch(search)
+        }
         return CampaignRecord(
             id: try row.uuid("id"), name: try row.string("name"),
             template: TemplateReference(id: try row.uuid("template_id"), version: Int(try row.int("template_version"))),
             channel: Channel(rawValue: Int(try row.int("channel"))) ?? .email, purpose: try row.string("purpose"), startAt: try row.date("start_at"),
-            status: status, progress: progress, createdAt: try row.date("created_at"), createdBy: try row.string("created_by"),
+            audience: audience, status: status, progress: progress, createdAt: try row.date("created_at"), createdBy: try row.string("created_by"),
             updatedAt: try row.date("updated_at"), updatedBy: try row.string("updated_by"))
     }
 
@@ -67,19 +74,26 @@ public struct PostgresCampaignStore: CampaignStore {
     public func insert(
         _ data: CampaignData, template: TemplateReference, actor: Actor, write: WriteOptions<CampaignRecord>
     ) async throws -> WriteOutcome<CampaignRecord> {
-        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+        var (group, subgroups, search): (UUID?, Bool, UUID?) = (nil, false, nil)
+        switch data.audience {
+        case .contacts: break
+        case .group(let id, let includeSubgroups): (group, subgroups) = (id, includeSubgroups)
+        case .savedSearch(let id): search = id
+        }
+        return try await idempotency.transaction(write, actor: actor, pool: pool) { [group, subgroups, search] c in
             let id = UUID.random()
             let row = try await c.query(
                 """
                 INSERT INTO communication.campaigns AS c (tenant_id, id, name, template_id, template_version, channel, purpose, template_values,
-                    start_at, created_by, updated_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, greatest(coalesce($9, now()), now()), $10, $10)
+                    start_at, created_by, updated_by, audience_group_id, audience_subgroups, audience_saved_search_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, greatest(coalesce($9, now()), now()), $10, $10, $11, $12, $13)
                 RETURNING \(Self.columns)
                 """,
                 [
                     .text(actor.tenantID), .uuid(id), .text(data.name), .uuid(template.id), .int(Int64(template.version)),
                     .int(Int64(data.channel.rawValue)), .text(data.purpose), .jsonb(Self.json(data.values)),
-                    data.startAt.map(PostgresValue.timestamp) ?? .null, .text(actor.userID),
+                    data.startAt.map(PostgresValue.timestamp) ?? .null, .text(actor.userID), group.map(PostgresValue.uuid) ?? .null,
+                    .bool(subgroups), search.map(PostgresValue.uuid) ?? .null,
                 ]
             ).first!
             try await c.query(

@@ -3099,6 +3099,15 @@ public struct Switchboard_Communication_V1_Campaign: ProtoMessage, _CBridgedMess
     /// Field `audit` = 12.
     public var audit: Switchboard_Common_V1_AuditStamps? = nil
 
+    /// Field `group_id` = 13.
+    public var groupId: String = ""
+
+    /// Field `include_subgroups` = 14.
+    public var includeSubgroups: Bool = false
+
+    /// Field `saved_search_id` = 15.
+    public var savedSearchId: String = ""
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -3121,6 +3130,9 @@ public struct Switchboard_Communication_V1_Campaign: ProtoMessage, _CBridgedMess
         self.status = r.enumeration(9)
         self.progress = r.message(10)
         self.audit = r.message(11)
+        self.groupId = r.string(12)
+        self.includeSubgroups = r.bool(13)
+        self.savedSearchId = r.string(14)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -3136,6 +3148,9 @@ public struct Switchboard_Communication_V1_Campaign: ProtoMessage, _CBridgedMess
         w.setEnumeration(9, status)
         w.setMessage(10, progress)
         w.setMessage(11, audit)
+        w.setString(12, groupId)
+        w.setBool(13, includeSubgroups)
+        w.setString(14, savedSearchId)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3153,6 +3168,9 @@ public struct Switchboard_Communication_V1_Campaign: ProtoMessage, _CBridgedMess
         e.field(&o, "status", self.status)
         try e.field(&o, "progress", self.progress)
         try e.field(&o, "audit", self.audit)
+        e.field(&o, "groupId", self.groupId)
+        e.field(&o, "includeSubgroups", self.includeSubgroups)
+        e.field(&o, "savedSearchId", self.savedSearchId)
         return .object(o)
     }
 
@@ -3173,6 +3191,9 @@ public struct Switchboard_Communication_V1_Campaign: ProtoMessage, _CBridgedMess
             case "status": try d.field(10, "status", value, &self.status)
             case "progress": try d.field(11, "progress", value, &self.progress)
             case "audit": try d.field(12, "audit", value, &self.audit)
+            case "groupId", "group_id": try d.field(13, "groupId", value, &self.groupId)
+            case "includeSubgroups", "include_subgroups": try d.field(14, "includeSubgroups", value, &self.includeSubgroups)
+            case "savedSearchId", "saved_search_id": try d.field(15, "savedSearchId", value, &self.savedSearchId)
             default: try d.unknownField(key)
             }
         }

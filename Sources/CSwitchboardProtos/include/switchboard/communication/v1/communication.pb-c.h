@@ -1122,7 +1122,8 @@ struct  Switchboard__Communication__V1__Campaign__TemplateValuesEntry
 
 
 /*
- * One message (a template version) to a list of contacts.
+ * One message (a template version) to an audience: a list of contacts, an organization group or a contacts saved
+ * search.
  */
 struct  Switchboard__Communication__V1__Campaign
 {
@@ -1149,6 +1150,14 @@ struct  Switchboard__Communication__V1__Campaign
    */
   char *purpose;
   /*
+   * The audience is exactly one of contact_ids, group_id and saved_search_id (none or more than one is
+   * INVALID_ARGUMENT naming them). A group or saved search is expanded to contact ids once, when the campaign is
+   * created, with the caller's token, and the snapshot is stored with the campaign in one transaction: later changes
+   * to the group or search do not change the recipients, and a restart never expands it again. At most
+   * SWITCHBOARD_COMMUNICATION_MAX_CAMPAIGN_RECIPIENTS (default 10,000) contacts. A group or saved search that the
+   * caller cannot see (another tenant's is not found), that is empty or larger than that, or whose service's address
+   * is not set, is FAILED_PRECONDITION naming the field (google.rpc.PreconditionFailure); the organization or contacts
+   * service unreachable is UNAVAILABLE. None of these creates anything.
    * Input only: the recipients (contact ids), 1 to 10,000, deduplicated. Each is sent to at its first address of the
    * channel's kind in the address directory (the contacts feed), or skipped.
    */
@@ -1175,10 +1184,26 @@ struct  Switchboard__Communication__V1__Campaign
    * Output only.
    */
   Switchboard__Common__V1__AuditStamps *audit;
+  /*
+   * An organization group (switchboard.organization.v1.Group id) whose members are the recipients, as
+   * ListGroupMembers lists them (contacts deleted or merged away are not members). Needs
+   * SWITCHBOARD_COMMUNICATION_ORGANIZATION_ADDRESS (FAILED_PRECONDITION without it).
+   */
+  char *group_id;
+  /*
+   * With group_id: also the members of every group below it (each contact once).
+   */
+  protobuf_c_boolean include_subgroups;
+  /*
+   * A contacts saved search (switchboard.contacts.v1.SavedSearch id, the caller's own or a shared one) whose live
+   * matches are the recipients, every match (ExportContacts walks them in creation order, not only the ranked first
+   * ones). Needs SWITCHBOARD_COMMUNICATION_CONTACTS_ADDRESS (FAILED_PRECONDITION without it).
+   */
+  char *saved_search_id;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__campaign__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED, NULL, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED, NULL, NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Communication__V1__CreateCampaignRequest

@@ -4906,7 +4906,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__templ
   (ProtobufCMessageInit) switchboard__communication__v1__campaign__template_values_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign__field_descriptors[12] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign__field_descriptors[15] =
 {
   {
     "id",
@@ -5052,15 +5052,54 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign__
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "group_id",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, group_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "include_subgroups",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, include_subgroups),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "saved_search_id",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Campaign, saved_search_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__campaign__field_indices_by_name[] = {
   11,   /* field[11] = audit */
   4,   /* field[4] = channel */
   6,   /* field[6] = contact_ids */
+  12,   /* field[12] = group_id */
   0,   /* field[0] = id */
+  13,   /* field[13] = include_subgroups */
   1,   /* field[1] = name */
   10,   /* field[10] = progress */
   5,   /* field[5] = purpose */
+  14,   /* field[14] = saved_search_id */
   8,   /* field[8] = start_at */
   9,   /* field[9] = status */
   2,   /* field[2] = template_id */
@@ -5070,7 +5109,7 @@ static const unsigned switchboard__communication__v1__campaign__field_indices_by
 static const ProtobufCIntRange switchboard__communication__v1__campaign__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__descriptor =
 {
@@ -5080,7 +5119,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__descr
   "Switchboard__Communication__V1__Campaign",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__Campaign),
-  12,
+  15,
   switchboard__communication__v1__campaign__field_descriptors,
   switchboard__communication__v1__campaign__field_indices_by_name,
   1,  switchboard__communication__v1__campaign__number_ranges,

@@ -22,7 +22,9 @@ case "${1:-start}" in
 start)
     if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then useradd --system --home /var/lib/postgresql postgres; fi
     mkdir -p "$BASE" "$SOCK"
-    [ "$(id -u)" -eq 0 ] && chown -R postgres "$BASE"
+    # The directories only: the data directory is the server's own (a recursive chown while the cluster runs races with
+    # databases being created and dropped, and failed on files that vanished under it).
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$BASE" "$SOCK"; fi
     if [ ! -f "$DATA/PG_VERSION" ]; then
         as_pg "$BIN/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
     fi

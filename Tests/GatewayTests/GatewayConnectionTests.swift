@@ -12,6 +12,32 @@ import Testing
 struct GatewayConnectionTests {
     static func tenant() -> String { "gw-" + UUID().uuidString.prefix(8).lowercased() }
 
+    @Test("a client that stops reading a response loses the connection after the write-stall timeout; one that reads keeps it")
+    func writeStall() async throws {
+        let gw = try await GatewayHarness.start(writeStallTimeout: .seconds(1))
+        defer { Task { await gw.stop() } }
+        let size = try await gw.request("GET", "/v1/openapi.json").body.utf8.count
+        // More than loopback's socket buffers can hold (the server's send buffer grows to a few MiB): 12 MiB of responses.
+        let count = (12 << 20) / max(1, size) + 1
+        let requests = String(repeating: "GET /v1/openapi.json HTTP/1.1\r\nHost: gateway\r\n\r\n", count: count)
+
+        let stalled = try await RawClient.connect(port: gw.port, reading: false)
+        try await stalled.send(requests)
+        try await Task.sleep(for: .milliseconds(2500))
+        // Reading now gets what the kernel buffered before the gateway gave up, then the end of the connection.
+        stalled.startReading()
+        #expect(try await eventually(timeout: .seconds(20)) { !stalled.isActive })
+        #expect(stalled.responses < count, "\(stalled.responses) of \(count) responses")
+
+        // The same requests, read as they come: every response arrives and the connection stays open.
+        let reader = try await RawClient.connect(port: gw.port)
+        try await reader.send(requests)
+        #expect(
+            try await eventually(timeout: .seconds(60), every: .milliseconds(250)) { reader.responses == count }, "\(reader.responses) of \(count)")
+        #expect(reader.isActive)
+        reader.close()
+    }
+
     @Test("half a request head, a body that stops, or silence loses the connection after the header timeout; a pause between requests does not")
     func slowClients() async throws {
         let gw = try await GatewayHarness.start(headerTimeout: .seconds(1))
@@ -178,10 +204,16 @@ final class RawClient: Sendable {
         self.collector = collector
     }
 
-    /// Connects; `sending` goes out as soon as the connection is made, without a hop back to the test's task.
-    static func connect(port: Int, sending first: String? = nil) async throws -> RawClient {
+    /// Connects; `sending` goes out as soon as the connection is made, without a hop back to the test's task. A client
+    /// not `reading` reads nothing (with a small receive buffer) until ``startReading()``.
+    static func connect(port: Int, sending first: String? = nil, reading: Bool = true) async throws -> RawClient {
         let collector = Collector()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if !reading {
+            bootstrap = bootstrap.channelOption(.autoRead, value: false).channelOption(.socketOption(.so_rcvbuf), value: 4096)
+        }
+        let channel =
+            try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
             }
@@ -201,10 +233,21 @@ final class RawClient: Sendable {
         channel.close(promise: nil)
     }
 
+    /// Starts reading (a client connected not reading).
+    func startReading() {
+        channel.setOption(.autoRead, value: true).whenSuccess { [channel] in channel.read() }
+    }
+
     var isActive: Bool { channel.isActive }
     var received: String { collector.text.withLock { $0 } }
-    /// Complete responses so far (each of the tests' responses ends its JSON body with `}`).
-    var responses: Int { received.components(separatedBy: "HTTP/1.").count - 1 }
+    /// Responses begun so far (status lines).
+    var responses: Int {
+        let text = Array(received.utf8), marker = Array("HTTP/1.".utf8)
+        guard text.count >= marker.count else { return 0 }
+        var count = 0
+        for i in 0...(text.count - marker.count) where text[i] == marker[0] && Array(text[i..<(i + marker.count)]) == marker { count += 1 }
+        return count
+    }
 
     private final class Collector: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer

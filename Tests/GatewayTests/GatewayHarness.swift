@@ -48,7 +48,8 @@ final class GatewayHarness: Sendable {
     /// shut it down gracefully (``shutDownGracefully()``).
     static func start(
         targets: [String: String] = [:], environment: [String: String] = [:], idleTimeout: Duration = .seconds(300),
-        headerTimeout: Duration = .seconds(10), shutdownGrace: Duration = .seconds(20), serviceGroup: Bool = false
+        headerTimeout: Duration = .seconds(10), writeStallTimeout: Duration = .seconds(30), shutdownGrace: Duration = .seconds(20),
+        serviceGroup: Bool = false
     ) async throws -> GatewayHarness {
         let services = try await shared.value
         var env = environment
@@ -68,7 +69,7 @@ final class GatewayHarness: Sendable {
             configuration: configuration, verifier: try await TokenVerifier.make(from: runtime), logger: Logger(label: "test.gateway"))
         let server = GatewayServer(
             gateway: gateway, host: "127.0.0.1", port: 0, maxConnections: 256, idleTimeout: idleTimeout, headerTimeout: headerTimeout,
-            shutdownGrace: shutdownGrace)
+            writeStallTimeout: writeStallTimeout, shutdownGrace: shutdownGrace)
         let group =
             serviceGroup
             ? ServiceGroup(configuration: .init(services: [.init(service: server)], logger: Logger(label: "test.gateway.group"))) : nil

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The communication service (release build) on generated data, as the service's role under row-level security:
+#   history   ListInteractions of one contact with 100,000 interactions among 1,000,000 of the tenant (10,000 other
+#             contacts with 90 each): the first page (50, newest first), and a page deep in the history (occurred_before
+#             50,000 interactions back: the same (occurred_at, id) index bound a deep page token gives), one call at a
+#             time and 8 at once; calls/s, p50/p99 (the issue's target: p99 under 20 ms).
+# plus the service's RSS idle after start.
+#   Benchmarks/communication.sh   (BENCH_ROUNDS=3, BENCH_RUNS=500 calls per run, BENCH_SKIP_BUILD=1 uses the release
+#                                  binary as it is)
+# Not part of the test suite. Needs h2load, nghttp, psql and the grpcio venv (scripts/bootstrap.sh) for the request
+# bodies. Results and how they were taken: BENCHMARKS.md, "The communication service".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS="${BENCH_ROUNDS:-3}"
+RUNS="${BENCH_RUNS:-500}"
+PY="${SWITCHBOARD_PYTHON:-$PWD/.venv/bin/python}"
+PORT=50083
+WORK="$(mktemp -d)"
+SVC_PID=
+trap 'if [ -n "$SVC_PID" ]; then kill $SVC_PID 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
+
+for tool in h2load nghttp psql; do
+    command -v $tool >/dev/null || { echo "$tool missing (apt-get install nghttp2-client postgresql-client)" >&2; exit 1; }
+done
+if [ -z "${BENCH_SKIP_BUILD:-}" ]; then swift build -c release --static-swift-stdlib --product communication >&2; fi
+BIN="$(swift build -c release --show-bin-path)"
+ADMIN="$(scripts/postgres.sh start)"
+PGPORT_="${SWITCHBOARD_PG_PORT:-54329}"
+SECRET=bench-secret-0123456789abcdef0123456789
+STUBS="$(SWITCHBOARD_PYTHON="$PY" Tests/Interop/gen_stubs.sh "$WORK/stubs")"
+
+DB=sb_communication_bench
+psql "$ADMIN" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 || psql "$ADMIN" -qc "CREATE DATABASE $DB"
+DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
+psql "$DBADMIN" -q -v DBNAME="$DB" -f services/communication/provision.sql >/dev/null
+SERVICE_URL="host=127.0.0.1 port=$PGPORT_ dbname=$DB user=communication_service"
+SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/communication" migrate >/dev/null 2>&1
+
+# The data, loaded as the administrator (bulk INSERT sidesteps RLS), again whenever it is not exactly as below.
+HOT=11111111-1111-1111-1111-111111111111
+if [ "$(psql "$DBADMIN" -qtAc "SELECT count(*) FROM communication.interaction_contacts WHERE tenant_id = 'bench' AND contact_id = '$HOT'")" != 100000 ] ||
+    [ "$(psql "$DBADMIN" -qtAc "SELECT count(*) FROM communication.interactions WHERE tenant_id = 'bench'")" != 1000000 ]; then
+    echo "loading 1,000,000 interactions (100,000 of one contact)…" >&2
+    psql "$DBADMIN" -q -v ON_ERROR_STOP=1 <<SQL
+DELETE FROM communication.interaction_contacts WHERE tenant_id = 'bench';
+DELETE FROM communication.interactions WHERE tenant_id = 'bench';
+CREATE TEMP TABLE generated AS
+SELECT gen_random_uuid() AS id, CASE WHEN g <= 100000 THEN '$HOT'::uuid
+        ELSE ('00000000-0000-0000-0000-' || lpad(to_hex(g % 10000), 12, '0'))::uuid END AS contact_id,
+    now() - g * interval '1 second' AS occurred_at, 1 + g % 5 AS kind, 'user-' || (g % 7) AS owner_id, g
+FROM generate_series(1, 1000000) g;
+INSERT INTO communication.interactions (tenant_id, id, kind, direction, contact_ids, subject, body, occurred_at, duration_seconds,
+    outcome, owner_id, created_at, created_by, updated_at, updated_by)
+SELECT 'bench', id, kind, 1 + g % 2, ARRAY[contact_id], 'Call about the renewal ' || g, 'Discussed pricing, next steps and the contract of order ' || g,
+    occurred_at, 300, 'connected', owner_id, occurred_at, owner_id, occurred_at, owner_id FROM generated;
+INSERT INTO communication.interaction_contacts (tenant_id, contact_id, occurred_at, interaction_id)
+SELECT 'bench', contact_id, occurred_at, id FROM generated;
+ANALYZE communication.interactions; ANALYZE communication.interaction_contacts;
+SQL
+fi
+
+TOKEN="$("$PY" - "$SECRET" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+header = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+claims = b(json.dumps({"sub": "bench", "tenant_id": "bench", "roles": ["admin"], "exp": int(time.time()) + 86400}).encode())
+sig = b(hmac.new(sys.argv[1].encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest())
+print(f"{header}.{claims}.{sig}")
+PY
+)"
+
+# Request bodies: gRPC frames of the requests, encoded with the grpcio stubs.
+SWITCHBOARD_INTEROP_STUBS="$STUBS" "$PY" - "$WORK" "$HOT" <<'PY'
+import os, struct, sys, time
+sys.path.insert(0, os.environ["SWITCHBOARD_INTEROP_STUBS"])
+from google.protobuf import timestamp_pb2
+from sbproto.switchboard.communication.v1 import communication_pb2 as pb
+from sbproto.switchboard.common.v1 import types_pb2
+work, hot = sys.argv[1], sys.argv[2]
+frame = lambda m: (lambda b: b"\x00" + struct.pack(">I", len(b)) + b)(m.SerializeToString())
+page = types_pb2.PageRequest(page_size=50)
+first = pb.ListInteractionsRequest(contact_id=hot, page=page)
+deep = pb.ListInteractionsRequest(contact_id=hot, page=page, occurred_before=timestamp_pb2.Timestamp(seconds=int(time.time()) - 50000))
+for name, message in [("first", first), ("deep", deep)]:
+    open(f"{work}/{name}.bin", "wb").write(frame(message))
+PY
+
+METHOD=/switchboard.communication.v1.CommunicationService/ListInteractions
+env SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 \
+    SWITCHBOARD_LOG_LEVEL=error "$BIN/communication" >"$WORK/service.log" 2>&1 &
+SVC_PID=$!
+for _ in $(seq 100); do
+    nghttp -n --data="$WORK/first.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN" \
+        "http://127.0.0.1:$PORT$METHOD" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+sleep 2
+echo "RESULT idle_rss_kib=$(awk '/^VmRSS/ {print $2}' /proc/$SVC_PID/status)"
+for body in first deep; do
+    out="$(nghttp -nv --data="$WORK/$body.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$METHOD" 2>&1)"
+    echo "$out" | grep -q "grpc-status: 0" || { echo "$body failed:"; echo "$out" | grep -v "DATA frame" | tail -5; cat "$WORK/service.log"; exit 1; } >&2
+done
+
+latency() { # latency <name> <body> <clients> <calls>
+    rm -f "$WORK/log"
+    local start elapsed
+    start="$(date +%s%N)"
+    h2load -n "$4" -c "$3" -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN" \
+        --data="$WORK/$2.bin" --log-file="$WORK/log" "http://127.0.0.1:$PORT$METHOD" >/dev/null
+    elapsed="$(python3 -c "print(($(date +%s%N) - $start) / 1e9)")"
+    python3 - "$1" "$WORK/log" "$elapsed" "$4" <<'PY'
+import sys
+name, log, secs, calls = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+d = sorted(int(l.split()[2]) for l in open(log) if l.strip())
+p = lambda q: d[min(len(d) - 1, int(q * len(d)))] / 1000.0
+print(f"RESULT {name} calls_per_s={calls / secs:.1f} p50_ms={p(0.5):.2f} p99_ms={p(0.99):.2f} n={len(d)}")
+PY
+}
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    latency history-first-c1 first 1 "$RUNS"
+    latency history-deep-c1 deep 1 "$RUNS"
+    latency history-first-c8 first 8 "$RUNS"
+    latency history-deep-c8 deep 8 "$RUNS"
+done

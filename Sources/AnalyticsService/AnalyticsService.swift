@@ -86,17 +86,10 @@ public enum AnalyticsService: ServiceDefinition {
         let env = EnvironmentReader(environment)
         var feeds: [SourceFeed] = []
         for (source, setting) in zip(FeedSource.allCases, feedSettings) {
-            guard let address = env.string(setting.address) else { continue }
-            guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
-                (1...65535).contains(port)
-            else { throw ConfigurationError(variable: setting.address.name, problem: "must be host:port (got \"\(address)\")") }
-            guard let token = ServiceTokenSource.from(tokenFile: try env.file(setting.token), service: defaults.name, environment: environment)
-            else {
-                throw ConfigurationError(
-                    variable: setting.token.name,
-                    problem: "must be set when \(setting.address.name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
-            }
-            feeds.append(SourceFeed(source: source, host: String(address[..<colon]), port: port, token: token))
+            guard let address = try env.address(setting.address) else { continue }
+            let token = try ServiceTokenSource.required(
+                by: setting.address, tokenFile: setting.token, service: defaults.name, environment: environment)
+            feeds.append(SourceFeed(source: source, host: address.host, port: address.port, token: token))
         }
         return feeds
     }

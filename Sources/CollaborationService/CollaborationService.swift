@@ -111,15 +111,9 @@ public enum CollaborationService: ServiceDefinition {
         -> SourceFeed?
     {
         let env = EnvironmentReader(environment)
-        guard let address = env.string(setting) else { return nil }
-        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
-            (1...65535).contains(port)
-        else { throw ConfigurationError(variable: setting.name, problem: "must be host:port (got \"\(address)\")") }
-        guard let token = ServiceTokenSource.from(tokenFile: try env.file(tokenSetting), service: defaults.name, environment: environment) else {
-            throw ConfigurationError(
-                variable: tokenSetting.name, problem: "must be set when \(setting.name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
-        }
-        return SourceFeed(host: String(address[..<colon]), port: port, token: token)
+        guard let address = try env.address(setting) else { return nil }
+        let token = try ServiceTokenSource.required(by: setting, tokenFile: tokenSetting, service: defaults.name, environment: environment)
+        return SourceFeed(host: address.host, port: address.port, token: token)
     }
 
     /// The description with the settings the environment gives.

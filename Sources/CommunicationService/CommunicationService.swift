@@ -96,11 +96,7 @@ public enum CommunicationService: ServiceDefinition {
         /// `host:port` from a setting; nil when the setting is unset.
         /// - Throws: ``ConfigurationError`` naming the setting when it is not host:port.
         static func from(_ setting: EnvironmentSetting, _ env: EnvironmentReader) throws -> UpstreamAddress? {
-            guard let address = env.string(setting) else { return nil }
-            guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
-                (1...65535).contains(port)
-            else { throw ConfigurationError(variable: setting.name, problem: "must be host:port (got \"\(address)\")") }
-            return UpstreamAddress(host: String(address[..<colon]), port: port)
+            try env.address(setting).map { UpstreamAddress(host: $0.host, port: $0.port) }
         }
     }
 
@@ -166,14 +162,8 @@ public enum CommunicationService: ServiceDefinition {
     /// - Throws: ``ConfigurationError`` naming an invalid variable.
     public static func contactsFeed(_ environment: [String: String]) throws -> ContactsFeed? {
         let env = EnvironmentReader(environment)
-        guard let address = env.string(settings[9]) else { return nil }
-        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
-            (1...65535).contains(port)
-        else { throw ConfigurationError(variable: settings[9].name, problem: "must be host:port (got \"\(address)\")") }
-        guard let token = ServiceTokenSource.from(tokenFile: try env.file(settings[10]), service: defaults.name, environment: environment) else {
-            throw ConfigurationError(
-                variable: settings[10].name, problem: "must be set when \(settings[9].name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
-        }
+        guard let address = try env.address(settings[9]) else { return nil }
+        let token = try ServiceTokenSource.required(by: settings[9], tokenFile: settings[10], service: defaults.name, environment: environment)
         var suppression = try secret(settings[11], env)
         if suppression == nil, let development = environment["SWITCHBOARD_JWT_HS256_SECRET"], !development.isEmpty {
             // Development only (the kit refuses the HS256 secret beside production keys): scripts/up.sh and compose
@@ -185,7 +175,7 @@ public enum CommunicationService: ServiceDefinition {
         guard let secret = suppression else {
             throw ConfigurationError(variable: settings[11].name, problem: "must be set when \(settings[9].name) is")
         }
-        return ContactsFeed(host: String(address[..<colon]), port: port, token: token, suppressionSecret: secret)
+        return ContactsFeed(host: address.host, port: address.port, token: token, suppressionSecret: secret)
     }
 
     /// How the dispatcher reaches the provider.
@@ -231,12 +221,9 @@ public enum CommunicationService: ServiceDefinition {
         }
         dispatcher.pollInterval = .milliseconds(try env.int(settings[7], in: 10...60_000))
         var provider = ProviderSettings(endpoint: endpoint, secret: secret, timeout: .milliseconds(timeout), dispatcher: dispatcher)
-        if let address = env.string(settings[8]) {
-            guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
-                (0...65535).contains(port)
-            else { throw ConfigurationError(variable: settings[8].name, problem: "must be host:port (got \"\(address)\")") }
-            provider.eventsHost = String(address[..<colon])
-            provider.eventsPort = port
+        if let address = try env.address(settings[8], allowingPortZero: true) {
+            provider.eventsHost = address.host
+            provider.eventsPort = address.port
         }
         return provider
     }

@@ -93,18 +93,9 @@ public enum ContactsService: ServiceDefinition {
     /// The organization feed's source from ``settings``; nil when no address is set.
     /// - Throws: ``ConfigurationError`` naming an invalid variable.
     public static func organizationFeed(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> OrganizationFeed? {
-        let env = EnvironmentReader(environment)
-        guard let address = env.string(settings[12]) else { return nil }
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
-            colon != address.startIndex
-        else {
-            throw ConfigurationError(variable: settings[12].name, problem: "must be host:port (got \"\(address)\")")
-        }
-        guard let token = ServiceTokenSource.from(tokenFile: try env.file(settings[13]), service: defaults.name, environment: environment) else {
-            throw ConfigurationError(
-                variable: settings[13].name, problem: "must be set when \(settings[12].name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
-        }
-        return OrganizationFeed(host: String(address[..<colon]), port: port, token: token)
+        guard let address = try EnvironmentReader(environment).address(settings[12]) else { return nil }
+        let token = try ServiceTokenSource.required(by: settings[12], tokenFile: settings[13], service: defaults.name, environment: environment)
+        return OrganizationFeed(host: address.host, port: address.port, token: token)
     }
 
     /// Reads ``settings``.

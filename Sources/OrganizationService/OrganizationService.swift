@@ -60,18 +60,9 @@ public enum OrganizationService: ServiceDefinition {
     /// The contacts feed's source from ``settings``; nil when no address is set.
     /// - Throws: ``ConfigurationError`` naming an invalid variable.
     public static func contactsFeed(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ContactsFeed? {
-        let env = EnvironmentReader(environment)
-        guard let address = env.string(settings[1]) else { return nil }
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
-            colon != address.startIndex
-        else {
-            throw ConfigurationError(variable: settings[1].name, problem: "must be host:port (got \"\(address)\")")
-        }
-        guard let token = ServiceTokenSource.from(tokenFile: try env.file(settings[2]), service: defaults.name, environment: environment) else {
-            throw ConfigurationError(
-                variable: settings[2].name, problem: "must be set when \(settings[1].name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
-        }
-        return ContactsFeed(host: String(address[..<colon]), port: port, token: token)
+        guard let address = try EnvironmentReader(environment).address(settings[1]) else { return nil }
+        let token = try ServiceTokenSource.required(by: settings[1], tokenFile: settings[2], service: defaults.name, environment: environment)
+        return ContactsFeed(host: address.host, port: address.port, token: token)
     }
 
     /// Bytes of one ListOrganizations page, from ``settings``.

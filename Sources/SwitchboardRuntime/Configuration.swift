@@ -91,6 +91,17 @@ public struct EnvironmentReader: Sendable {
     }
 
     /// A path to a readable file, if set.
+    /// A `host:port` setting (the host as given, the last colon separating the port: 1-65535, or 0-65535 with
+    /// `allowingPortZero`); nil when unset.
+    /// - Throws: ``ConfigurationError`` naming the variable when the value is not host:port.
+    public func address(_ setting: EnvironmentSetting, allowingPortZero: Bool = false) throws -> (host: String, port: Int)? {
+        guard let address = string(setting) else { return nil }
+        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]),
+            (allowingPortZero ? 0 : 1)...65535 ~= port
+        else { throw ConfigurationError(variable: setting.name, problem: "must be host:port (got \"\(address)\")") }
+        return (String(address[..<colon]), port)
+    }
+
     public func file(_ setting: EnvironmentSetting) throws -> String? {
         guard let path = string(setting) else { return nil }
         guard FileManager.default.isReadableFile(atPath: path) else {

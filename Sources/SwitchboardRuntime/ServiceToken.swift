@@ -54,4 +54,18 @@ public enum ServiceTokenSource: Sendable, Hashable, CustomStringConvertible {
         return .selfSigned(
             service: service, hs256Secret: secret, issuer: value("SWITCHBOARD_JWT_ISSUER"), audience: value("SWITCHBOARD_JWT_AUDIENCE"))
     }
+
+    /// The source of the tokens a service presents to the upstream whose address `address` sets: ``from(tokenFile:service:environment:)``
+    /// with the token file setting `tokenFile`.
+    /// - Throws: ``ConfigurationError`` naming `tokenFile` when there is neither a token file nor an HS256 secret to sign
+    ///   with, or when the file cannot be read.
+    public static func required(
+        by address: EnvironmentSetting, tokenFile: EnvironmentSetting, service: String, environment: [String: String]
+    ) throws -> ServiceTokenSource {
+        guard let token = from(tokenFile: try EnvironmentReader(environment).file(tokenFile), service: service, environment: environment) else {
+            throw ConfigurationError(
+                variable: tokenFile.name, problem: "must be set when \(address.name) is (or SWITCHBOARD_JWT_HS256_SECRET, to sign its own)")
+        }
+        return token
+    }
 }

@@ -18,7 +18,7 @@ public struct Dispatcher: Service {
     public struct Configuration: Sendable, Hashable {
         /// How often to look for due sends when the last look found none.
         public var pollInterval: Duration = .milliseconds(500)
-        /// Sends claimed (and sent concurrently) per round.
+        /// Sends claimed (and sent concurrently) per round; at most half the database pool.
         public var batchSize = 16
         /// How long a claim holds a send: longer than a provider call can take (the call's timeout), so a live
         /// dispatcher never loses its send to another.
@@ -54,12 +54,16 @@ public struct Dispatcher: Service {
     /// Runs until graceful shutdown or cancellation.
     public func run() async throws {
         let sent = Counter(label: "communication_sends_total", dimensions: [("outcome", "sent")])
+        // Each send in flight takes a connection at a time (consent check, recording): at most half the pool, so the
+        // service's calls (and the campaign runner) always find connections while a backlog drains. A batch as wide as
+        // the pool starved them (UNAVAILABLE after the pool's acquire timeout under load).
+        let width = max(1, min(configuration.batchSize, store.pool.configuration.maxConnections / 2))
         logger.info("dispatcher started", metadata: ["owner": "\(store.owner)"])
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             var claimed: [ClaimedSend] = []
             do {
                 try await store.failExhausted()
-                claimed = try await store.claim(limit: configuration.batchSize, leaseSeconds: configuration.leaseSeconds)
+                claimed = try await store.claim(limit: width, leaseSeconds: configuration.leaseSeconds)
             } catch {
                 logger.warning("dispatcher could not claim sends", metadata: ["error": "\(error)"])
             }

@@ -474,9 +474,10 @@ public final class Gateway: Sendable {
                     return true
                 }
                 group.addTask {
-                    // The head goes out once a message arrives or a quarter second passes, so an error at once still
-                    // gets its own HTTP status, and a quiet watch still gets its head.
-                    try await Task.sleep(for: .milliseconds(250))
+                    // The head goes out once a message arrives or a second passes (half the budget when that is
+                    // shorter), so an error at once still gets its own HTTP status (a quarter second was too short for
+                    // an upstream on a loaded host), and a quiet watch still gets its head before its deadline.
+                    try await Task.sleep(for: min(.seconds(1), (options.timeout ?? .seconds(2)) / 2))
                     try await responder.sendHead()
                     return false
                 }

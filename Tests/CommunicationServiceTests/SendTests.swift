@@ -394,12 +394,15 @@ struct SendShutdownTests {
     func gracefulShutdown() async throws {
         let provider = try await FakeProvider.start()
         defer { Task { await provider.stop() } }
-        let harness = try await CommunicationHarness.start(provider: CommunicationHarness.providerSettings(provider))
+        // A provider timeout of 2.5 s: the late answer below must stay inside it on a loaded host (with 1 s, a CI-like
+        // run once saw the answer time out and the send scheduled again).
+        let harness = try await CommunicationHarness.start(
+            provider: CommunicationHarness.providerSettings(provider, timeout: .milliseconds(2500)))
         let t = tenant()
         let client = try await harness.client(tenant: t)
         let contact = newID()
         _ = try await client.recordConsent(contact: contact)
-        // Answered within the call's 1 s timeout, but well after the shutdown began.
+        // Answered within the call's timeout, but well after the shutdown began.
         provider.script([.late(.milliseconds(700))])
         let send = try await client.send(contact: contact)
         let clock = ContinuousClock()

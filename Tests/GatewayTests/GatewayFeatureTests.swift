@@ -35,10 +35,16 @@ struct GatewayFeatureTests {
         #expect(sse.body.components(separatedBy: "data: ").count - 1 == 3, "\(sse.body)")
         #expect(sse.body.contains("event: error\ndata: {"))
 
-        // A stream that fails at once gets the error's own HTTP status.
-        let bad = try await gw.request("GET", "/v1/organizations/not-a-uuid:tree", token: token, headers: ["grpc-timeout": "2S"])
-        #expect(bad.status == 400 || bad.status == 404, "\(bad.status) \(bad.body)")
-        #expect(bad.json["code"] != nil)
+        // A stream that fails at once gets the error's own HTTP status (the head waits a second for it). On a host so
+        // loaded that the upstream's answer takes longer, the head is out and the error ends the stream as a line:
+        // either way the client reads the status code 3 and the field.
+        let bad = try await gw.request("GET", "/v1/organizations/not-a-uuid:tree", token: token, headers: ["grpc-timeout": "3S"])
+        if bad.status == 200 {
+            #expect((bad.lines.last?["error"] as? [String: Any])?["code"] as? Int == 3, "\(bad.body)")
+        } else {
+            #expect(bad.status == 400, "\(bad.status) \(bad.body)")
+            #expect(bad.json["code"] as? Int == 3)
+        }
     }
 
     @Test("a connection idle between requests is closed; a quiet stream's connection is not")

@@ -70,21 +70,7 @@ public enum CollaborationService: ServiceDefinition {
     public typealias ContactsFeed = SourceFeed
 
     /// Where a followed feed comes from.
-    public struct SourceFeed: Sendable, Hashable {
-        /// The source service's host.
-        public var host: String
-        /// Its gRPC port.
-        public var port: Int
-        /// Where the service token comes from.
-        public var token: ServiceTokenSource
-
-        /// Creates the source.
-        public init(host: String, port: Int, token: ServiceTokenSource) {
-            self.host = host
-            self.port = port
-            self.token = token
-        }
-    }
+    public typealias SourceFeed = UpstreamFeed
 
     /// The contacts feed's source from ``settings``; nil when no address is set.
     /// - Throws: ``ConfigurationError`` naming an invalid variable.
@@ -110,10 +96,7 @@ public enum CollaborationService: ServiceDefinition {
     ) throws
         -> SourceFeed?
     {
-        let env = EnvironmentReader(environment)
-        guard let address = try env.address(setting) else { return nil }
-        let token = try ServiceTokenSource.required(by: setting, tokenFile: tokenSetting, service: defaults.name, environment: environment)
-        return SourceFeed(host: address.host, port: address.port, token: token)
+        try UpstreamFeed.from(address: setting, tokenFile: tokenSetting, service: defaults.name, environment: environment)
     }
 
     /// The description with the settings the environment gives.

@@ -69,33 +69,12 @@ public enum ContactsService: ServiceDefinition {
     ]
 
     /// Where the organization feed comes from.
-    public struct OrganizationFeed: Sendable, Hashable {
-        /// The organization service's host.
-        public var host: String
-        /// Its gRPC port.
-        public var port: Int
-        /// Where the service token comes from.
-        public var token: ServiceTokenSource
-
-        /// Creates the source.
-        public init(host: String, port: Int, token: ServiceTokenSource) {
-            self.host = host
-            self.port = port
-            self.token = token
-        }
-
-        /// Creates the source with a token file.
-        public init(host: String, port: Int, tokenFile: String) {
-            self.init(host: host, port: port, token: .file(tokenFile))
-        }
-    }
+    public typealias OrganizationFeed = UpstreamFeed
 
     /// The organization feed's source from ``settings``; nil when no address is set.
     /// - Throws: ``ConfigurationError`` naming an invalid variable.
     public static func organizationFeed(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> OrganizationFeed? {
-        guard let address = try EnvironmentReader(environment).address(settings[12]) else { return nil }
-        let token = try ServiceTokenSource.required(by: settings[12], tokenFile: settings[13], service: defaults.name, environment: environment)
-        return OrganizationFeed(host: address.host, port: address.port, token: token)
+        try UpstreamFeed.from(address: settings[12], tokenFile: settings[13], service: defaults.name, environment: environment)
     }
 
     /// Reads ``settings``.

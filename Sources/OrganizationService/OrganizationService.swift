@@ -36,33 +36,12 @@ public enum OrganizationService: ServiceDefinition {
     ]
 
     /// Where the contacts feed comes from.
-    public struct ContactsFeed: Sendable, Hashable {
-        /// The contacts service's host.
-        public var host: String
-        /// Its gRPC port.
-        public var port: Int
-        /// Where the service token comes from.
-        public var token: ServiceTokenSource
-
-        /// Creates the source.
-        public init(host: String, port: Int, token: ServiceTokenSource) {
-            self.host = host
-            self.port = port
-            self.token = token
-        }
-
-        /// Creates the source with a token file.
-        public init(host: String, port: Int, tokenFile: String) {
-            self.init(host: host, port: port, token: .file(tokenFile))
-        }
-    }
+    public typealias ContactsFeed = UpstreamFeed
 
     /// The contacts feed's source from ``settings``; nil when no address is set.
     /// - Throws: ``ConfigurationError`` naming an invalid variable.
     public static func contactsFeed(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ContactsFeed? {
-        guard let address = try EnvironmentReader(environment).address(settings[1]) else { return nil }
-        let token = try ServiceTokenSource.required(by: settings[1], tokenFile: settings[2], service: defaults.name, environment: environment)
-        return ContactsFeed(host: address.host, port: address.port, token: token)
+        try UpstreamFeed.from(address: settings[1], tokenFile: settings[2], service: defaults.name, environment: environment)
     }
 
     /// Bytes of one ListOrganizations page, from ``settings``.

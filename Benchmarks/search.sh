@@ -6,15 +6,21 @@
 # Searches: "typo" (two words with typos: "jon smth"), "prefix" (one short word: "mar", many hits), "facets" (one
 # word with status, tag and owner facets over every hit). The reference: ILIKE '%smith%' and ILIKE '%mar%' with a
 # pg_trgm GIN index, newest 20 first (it finds no typos).
+# BENCH_SECOND_BIN (e.g. the contacts binary of an earlier commit, built with `swift build -c release`) runs beside the
+# new one on the same database, every search of each round interleaved, named BENCH_SECOND_NAME (default "before").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 CONTACTS="${BENCH_CONTACTS:-1000000}"
 PORT=50075
+SECOND_PORT=50076
+SECOND_BIN="${BENCH_SECOND_BIN:-}"
+SECOND="${BENCH_SECOND_NAME:-before}"
 WORK="$(mktemp -d)"
 SVC_PID=
-trap '[ -n "$SVC_PID" ] && kill $SVC_PID 2>/dev/null; rm -rf "$WORK"' EXIT
+SECOND_PID=
+trap '[ -n "$SVC_PID" ] && kill $SVC_PID 2>/dev/null; [ -n "$SECOND_PID" ] && kill $SECOND_PID 2>/dev/null; rm -rf "$WORK"' EXIT
 
 swift build -c release --static-swift-stdlib --product contacts >&2
 swift build -c release --static-swift-stdlib --product crmctl >&2
@@ -81,6 +87,11 @@ psql "$DBADMIN" -qc "CREATE INDEX IF NOT EXISTS bench_naive_trigram ON contacts.
 SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
     SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning "$BIN/contacts" >"$WORK/service.log" 2>&1 &
 SVC_PID=$!
+if [ -n "$SECOND_BIN" ]; then
+    SWITCHBOARD_GRPC_PORT=$SECOND_PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
+        SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning "$SECOND_BIN" >"$WORK/second.log" 2>&1 &
+    SECOND_PID=$!
+fi
 sleep 3
 TOKEN="$("$BIN/crmctl" token --secret $SECRET --tenant bench --user bench --roles read-only --ttl 86400)"
 
@@ -117,15 +128,17 @@ done
 METHOD=/switchboard.contacts.v1.ContactsService/SearchContacts
 H2=(-c 8 -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN")
 # h2load counts gRPC errors as successes: check one call of each answers grpc-status 0, and show what it found.
-for body in typo prefix facets; do
-    out="$(nghttp -v --data="$WORK/$body.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$METHOD" 2>&1)"
-    echo "$out" | grep -q "grpc-status: 0" || { echo "$body failed:"; echo "$out" | tail -5; exit 1; } >&2
+for port in $PORT ${SECOND_BIN:+$SECOND_PORT}; do
+    for body in typo prefix facets; do
+        out="$(nghttp -v --data="$WORK/$body.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$port$METHOD" 2>&1)"
+        echo "$out" | grep -q "grpc-status: 0" || { echo "$body failed on port $port:"; echo "$out" | tail -5; exit 1; } >&2
+    done
 done
 
-run_h2() { # run_h2 <name> <body>
+run_h2() { # run_h2 <name> <body> [port]
     rm -f "$WORK/log"
     local out
-    out="$(h2load -D "$SECONDS_PER_RUN" "${H2[@]}" --data="$WORK/$2.bin" --log-file="$WORK/log" "http://127.0.0.1:$PORT$METHOD")"
+    out="$(h2load -D "$SECONDS_PER_RUN" "${H2[@]}" --data="$WORK/$2.bin" --log-file="$WORK/log" "http://127.0.0.1:${3:-$PORT}$METHOD")"
     python3 - "$1" "$WORK/log" "$SECONDS_PER_RUN" "$out" <<'PY'
 import sys, re
 name, log, secs, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
@@ -151,9 +164,13 @@ PY
 RESULTS="$WORK/results"
 for ((round = 1; round <= ROUNDS; round++)); do
     run_h2 service-typo typo | tee -a "$RESULTS"
+    [ -n "$SECOND_BIN" ] && run_h2 "$SECOND-typo" typo $SECOND_PORT | tee -a "$RESULTS"
     run_pgbench naive-smith naive-smith | tee -a "$RESULTS"
     run_h2 service-prefix prefix | tee -a "$RESULTS"
+    [ -n "$SECOND_BIN" ] && run_h2 "$SECOND-prefix" prefix $SECOND_PORT | tee -a "$RESULTS"
     run_pgbench naive-mar naive-mar | tee -a "$RESULTS"
     run_h2 service-facets facets | tee -a "$RESULTS"
+    [ -n "$SECOND_BIN" ] && run_h2 "$SECOND-facets" facets $SECOND_PORT | tee -a "$RESULTS"
 done
-python3 Benchmarks/summary.py "$RESULTS" service-typo:naive-smith service-prefix:naive-mar service-facets:naive-smith
+python3 Benchmarks/summary.py "$RESULTS" service-typo:naive-smith service-prefix:naive-mar service-facets:naive-smith \
+    service-typo:"$SECOND-typo" service-prefix:"$SECOND-prefix" service-facets:"$SECOND-facets"

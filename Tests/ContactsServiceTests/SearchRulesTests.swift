@@ -14,6 +14,22 @@ struct SearchRulesTests {
         #expect(SearchRules.words(String(repeating: "x", count: 100)) == [String(repeating: "x", count: 64)])
     }
 
+    @Test("scores: the best candidate a contact holds per word, weighted by where it is in the name")
+    func scores() {
+        let jonSmth: [[(term: String, weight: Double)]] = [[("jon", 1.0), ("john", 0.8)], [("smith", 0.9), ("smyth", 0.85)]]
+        // Given and family name at the query words' places: 1.0 × 1.8 + 0.9 × 1.8.
+        #expect(abs(SearchRules.score(names: ["jon", "smith"], holding: ["jon", "smith"], candidates: jonSmth) - 3.42) < 1e-9)
+        // In the name at other places: × 1.5.
+        #expect(abs(SearchRules.score(names: ["smith", "jon"], holding: ["jon", "smith"], candidates: jonSmth) - 2.85) < 1e-9)
+        // Outside the name (an e-mail address): the weights alone.
+        #expect(abs(SearchRules.score(names: ["ann", "lee"], holding: ["jon", "smyth"], candidates: jonSmth) - 1.85) < 1e-9)
+        // The best product wins, not the best weight: "john" as the given name (0.8 × 1.8) beats "jon" in an address.
+        #expect(abs(SearchRules.score(names: ["john", "smith"], holding: ["jon", "john", "smith"], candidates: jonSmth) - (1.44 + 1.62)) < 1e-9)
+        // A word the contact holds no candidate of adds nothing; words that are not candidates count for nothing.
+        #expect(SearchRules.score(names: ["jon", "doe"], holding: ["jon", "doe"], candidates: jonSmth) == 1.8)
+        #expect(SearchRules.score(names: [], holding: [], candidates: jonSmth) == 0)
+    }
+
     @Test("highlights mark whole matched words by Unicode scalar offsets, per field")
     func highlights() {
         var data = ContactData()

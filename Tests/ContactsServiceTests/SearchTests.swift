@@ -374,6 +374,32 @@ final class SearchBoundsTests {
         let narrow = try await client.search("exact") { $0.facets = ["type"] }
         #expect(narrow.facets.first?.partial == false && narrow.facets.first?.counts.first?.count == 2)
     }
+
+    @Test("two words with more matches than the sample rank a sample too; a name's prefix outranks an exact word elsewhere")
+    func twoWordsAndNameFactor() async throws {
+        let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
+        for i in 0..<4 { _ = try await client.create(given: "Marcellus", family: "Exact", emails: ["m\(i)@example.com"]) }
+        _ = try await client.create(given: "Mar", family: "Exact")
+        // Five matches, a sample of three: the exact first word's contact first, then two of the others.
+        let two = try await client.search("mar exact")
+        #expect(two.hits.count == 3)
+        #expect(two.hits.first?.contact?.name?.given == "Mar", "\(two.hits.map { $0.contact?.name?.display ?? "" })")
+        #expect(two.hits.map(\.score) == two.hits.map(\.score).sorted(by: >))
+
+        // One word: "mar" only in an address (weight 1 × 1) against "mar" beginning a given name (0.6 + 0.3 × 3/9 = 0.7,
+        // × 1.8 = 1.26); and a contact with both scores the better of them.
+        let other = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
+        let address = try await other.create(given: "Ann", family: "Lee", emails: ["mar@example.com"])
+        let name = try await other.create(given: "Marcellus", family: "Ro")
+        let both = try await other.create(given: "Marcellus", family: "Po", emails: ["mar@example.org"])
+        let one = try await other.search("mar")
+        #expect(
+            Set(one.hits.prefix(2).map { $0.contact?.id ?? "" }) == [name.id, both.id],
+            "\(one.hits.map { ($0.contact?.name?.display ?? "", $0.score) })")
+        #expect(one.hits.last?.contact?.id == address.id)
+        #expect(abs((one.hits.first?.score ?? 0) - 1.26) < 1e-9 && one.hits[0].score == one.hits[1].score)
+        #expect(abs((one.hits.last?.score ?? 0) - 1.0) < 1e-9)
+    }
 }
 
 /// BulkTagContacts: tags added and removed on every contact a search matches, in one transaction, idempotent, bounded.

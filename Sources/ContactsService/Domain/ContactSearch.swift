@@ -122,6 +122,28 @@ public struct ContactHighlight: Sendable, Hashable {
 
 /// The search's rules, pure: bounds, words, highlights.
 public enum SearchRules {
+    /// The relevance of a matched contact (the formula the field orders compute in SQL): per query word, the best
+    /// weight among the candidates the contact holds, × 1.8 when the candidate is the name's word at the word's place
+    /// (the first word and the given name, the second and the family name), × 1.5 when it is elsewhere in the name;
+    /// summed over the words.
+    /// - Parameters:
+    ///   - names: the contact's name words in order (given, family, middle, display, prefix, suffix).
+    ///   - present: the candidates among the contact's words (a few: searched linearly).
+    ///   - candidates: per query word, the words it may stand for and their weights.
+    public static func score(names: [String], holding present: [String], candidates: [[(term: String, weight: Double)]]) -> Double {
+        var total = 0.0
+        for (n, alternatives) in candidates.enumerated() {
+            var best: Double?
+            for candidate in alternatives where present.contains(candidate.term) {
+                let factor = n < names.count && names[n] == candidate.term ? 1.8 : names.contains(candidate.term) ? 1.5 : 1.0
+                let value = candidate.weight * factor
+                if best.map({ value > $0 }) ?? true { best = value }
+            }
+            total += best ?? 0
+        }
+        return total
+    }
+
     /// Longest query text, in bytes.
     public static let maxQueryBytes = 256
     /// Most words in a query.

@@ -10,74 +10,70 @@ extension PostgresContactStore {
     static let prefixCandidates = 32
     static let typoCandidates = 16
 
+    /// The query's words (`tokens`: split as `contacts.search_words_of` splits a contact's text, each word once,
+    /// numbered from 1 in the query's order, so that its first word is compared with the given name and the ranked
+    /// sample starts from it) and what each may stand for (`candidates`: n, term, weight); $1 is the tenant and $2
+    /// the text.
+    private static let expansion = """
+        tokens AS (
+            SELECT token, row_number() OVER (ORDER BY min(o)) AS n FROM (
+                SELECT left(w[1], 64) AS token, o FROM regexp_matches(lower($2), '([[:alpha:]]+|[[:digit:]]+)', 'g') WITH ORDINALITY AS m (w, o)
+            ) x GROUP BY token ORDER BY min(o) LIMIT \(SearchRules.maxQueryWords)
+        ),
+        candidates AS (
+            SELECT k.n, m.term, max(m.weight) AS weight FROM tokens k CROSS JOIN LATERAL (
+                (SELECT term, CASE WHEN term = k.token COLLATE "C" THEN 1.0
+                                   ELSE 0.6 + 0.3 * length(k.token)::float8 / length(term) END AS weight
+                 FROM contacts.search_terms
+                 WHERE tenant_id = $1 AND term >= k.token COLLATE "C" AND term < (k.token || chr(1114111)) COLLATE "C"
+                   AND k.token ~ '^[[:alpha:]]'
+                 ORDER BY length(term), term LIMIT \(prefixCandidates))
+                UNION ALL
+                (SELECT term, CASE WHEN term = k.token COLLATE "C" THEN 1.0
+                                   ELSE 0.6 + 0.3 * length(k.token)::float8 / length(term) END AS weight
+                 FROM contacts.search_terms
+                 WHERE tenant_id = $1 AND term >= k.token COLLATE "C" AND term < (k.token || chr(1114111)) COLLATE "C"
+                   AND k.token ~ '^[[:digit:]]'
+                 ORDER BY term LIMIT \(prefixCandidates))
+                UNION ALL
+                (SELECT term, 0.5 + 0.5 * contacts.term_similarity(term, k.token) AS weight
+                 FROM contacts.search_terms
+                 WHERE tenant_id = $1 AND length(k.token) >= 3 AND k.token ~ '^[[:alpha:]]' AND contacts.term_resembles(term, k.token)
+                 ORDER BY contacts.term_similarity(term, k.token) DESC, term LIMIT \(typoCandidates))
+            ) m GROUP BY k.n, m.term
+        )
+        """
+
     /// The statement parts shared by the page and the facets: the query's words, what each may stand for (with a
     /// weight: the word itself 1, a word it begins 0.6–0.9 by how much of it it is, a word it resembles 0.6–1 by
     /// trigram similarity), the tsquery that needs every word, and the matching contacts.
     ///
-    /// `tokens` splits the text as the trigger split the contacts (`contacts.search_words_of`). `candidates` reads the
+    /// `tokens` splits the text as the trigger split the contacts (`contacts.search_words_of`), in the query's order. `candidates` reads the
     /// tenant's terms by prefix (a range of the primary key; the shortest first for letters, the first in order for
     /// digits, whose ranges can hold every phone number of the tenant) and by trigram similarity (the GIN index,
     /// through `contacts.term_resembles`, for words of three letters or more). `query` is NULL unless every word has a
     /// candidate, so a word that matches nothing matches no contact.
     /// - Parameters:
-    ///   - rankedSample: for a relevance order, at most this many matches, taken from the contacts holding the first
-    ///     query word's best candidates first (each candidate's contacts read by the index, stopping at the limit), so
-    ///     that a broad word ranks a bounded set of its best matches instead of every match.
     ///   - cap: at most this many matches, in no particular order (the facets').
-    private static func matchedCTE(
-        hasText: Bool, conditions: [String], columns: String, rankedSample: Int? = nil, cap: Int? = nil
-    ) -> String {
+    ///   - tsquery: the placeholder of the query's tsquery when the caller built it already (the words are not
+    ///     expanded again).
+    private static func matchedCTE(hasText: Bool, conditions: [String], columns: String, cap: Int? = nil, tsquery: String? = nil) -> String {
+        let filters = conditions.joined(separator: " AND ")
+        let limit = cap.map { " LIMIT \($0)" } ?? ""
+        if hasText, let tsquery {
+            return
+                "WITH matched AS MATERIALIZED (SELECT \(columns) FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ \(tsquery)::tsquery\(limit))"
+        }
         let text =
             hasText
             ? """
-            tokens AS (
-                SELECT token, n FROM unnest((contacts.search_words_of($2))[1:\(SearchRules.maxQueryWords)]) WITH ORDINALITY AS t (token, n)
-            ),
-            candidates AS (
-                SELECT k.n, m.term, max(m.weight) AS weight FROM tokens k CROSS JOIN LATERAL (
-                    (SELECT term, CASE WHEN term = k.token COLLATE "C" THEN 1.0
-                                       ELSE 0.6 + 0.3 * length(k.token)::float8 / length(term) END AS weight
-                     FROM contacts.search_terms
-                     WHERE tenant_id = $1 AND term >= k.token COLLATE "C" AND term < (k.token || chr(1114111)) COLLATE "C"
-                       AND k.token ~ '^[[:alpha:]]'
-                     ORDER BY length(term), term LIMIT \(prefixCandidates))
-                    UNION ALL
-                    (SELECT term, CASE WHEN term = k.token COLLATE "C" THEN 1.0
-                                       ELSE 0.6 + 0.3 * length(k.token)::float8 / length(term) END AS weight
-                     FROM contacts.search_terms
-                     WHERE tenant_id = $1 AND term >= k.token COLLATE "C" AND term < (k.token || chr(1114111)) COLLATE "C"
-                       AND k.token ~ '^[[:digit:]]'
-                     ORDER BY term LIMIT \(prefixCandidates))
-                    UNION ALL
-                    (SELECT term, 0.5 + 0.5 * contacts.term_similarity(term, k.token) AS weight
-                     FROM contacts.search_terms
-                     WHERE tenant_id = $1 AND length(k.token) >= 3 AND k.token ~ '^[[:alpha:]]' AND contacts.term_resembles(term, k.token)
-                     ORDER BY contacts.term_similarity(term, k.token) DESC, term LIMIT \(typoCandidates))
-                ) m GROUP BY k.n, m.term
-            ),
+            \(expansion),
             query AS (
                 SELECT CASE WHEN count(*) = (SELECT count(*) FROM tokens) THEN string_agg('(' || alternatives || ')', ' & ')::tsquery END AS q
                 FROM (SELECT n, string_agg(quote_literal(term), ' | ') AS alternatives FROM candidates GROUP BY n) a
             ),
             """ : ""
         let match = hasText ? " AND c.search_words @@ (SELECT q FROM query)" : ""
-        let filters = conditions.joined(separator: " AND ")
-        if hasText, let sample = rankedSample {
-            return """
-                WITH \(text)
-                matched AS MATERIALIZED (
-                    SELECT DISTINCT ON (s.id) s.* FROM (
-                        SELECT x.* FROM (SELECT term, weight FROM candidates WHERE n = 1 ORDER BY weight DESC, term) t
-                        CROSS JOIN LATERAL (
-                            SELECT \(columns) FROM contacts.contacts c
-                            WHERE \(filters) AND c.search_words @@ quote_literal(t.term)::tsquery\(match) LIMIT \(sample)
-                        ) x
-                        LIMIT \(sample)
-                    ) s ORDER BY s.id
-                )
-                """
-        }
-        let limit = cap.map { " LIMIT \($0)" } ?? ""
         return """
             WITH \(text)
             matched AS MATERIALIZED (
@@ -124,14 +120,43 @@ extension PostgresContactStore {
             binds.append(value)
             return "$\(binds.count)"
         }
-        // The page reads only what ranks and orders the matches; the rows of the page are read by key at the end.
+        let settings = [
+            "app.tenant_id": actor.tenantID, "pg_trgm.similarity_threshold": Self.typoThreshold,
+            "statement_timeout": String(search.timeoutMilliseconds),
+            // The planner's costs for these statements pass JIT's threshold while they run in milliseconds: compiling
+            // them took 85 ms a statement (measured on the benchmark's million contacts).
+            "jit": "off",
+            // A generic plan knows nothing of the bound tsquery: after five executions PostgreSQL took one for the
+            // facets' statement that ran in 50 ms instead of 5. Planning each execution costs well under a millisecond.
+            "plan_cache_mode": "force_custom_plan",
+        ]
+        // Facets count every match (up to their bound; one more than counted tells whether there were more), with
+        // only the columns they need.
+        func facetQuery(tsquery: String? = nil, binds: [PostgresValue]) -> (String, [PostgresValue])? {
+            guard !search.facets.isEmpty else { return nil }
+            let cte = Self.matchedCTE(
+                hasText: hasText, conditions: conditions, columns: Self.facetColumns(search.facets), cap: max(1, search.facetMatches) + 1,
+                tsquery: tsquery)
+            return Self.facetStatement(search.facets, cte: cte, counted: max(1, search.facetMatches), binds: binds)
+        }
+        if hasText && search.sort == .relevance {
+            do {
+                return try await pool.transaction(settings: settings) { c in
+                    var (hits, query) = try await Self.ranked(search, conditions: conditions, binds: binds, on: c)
+                    hits.facets = search.facets.map { _ in [] }
+                    if let query, let (sql, facetBinds) = facetQuery(tsquery: "$\(binds.count + 1)", binds: binds + [.text(query)]) {
+                        (hits.facets, hits.facetsPartial) = try await Self.facets(search, sql: sql, binds: facetBinds, on: c)
+                    }
+                    return hits
+                }
+            } catch let error as PostgresError where error.sqlState == "57014" {
+                throw ContactsError.searchTooExpensive(milliseconds: search.timeoutMilliseconds)
+            }
+        }
+        let facetSQL = facetQuery(binds: binds)
+        // The page reads only what orders the matches; the rows of the page are read by key at the end.
         let cte = Self.matchedCTE(
-            hasText: hasText, conditions: conditions, columns: "c.id, c.search_words, c.search_names, c.created_at, c.updated_at, c.family_name",
-            rankedSample: search.sort == .relevance ? max(1, search.rankedMatches) : nil)
-        // One more than counted: whether there were more.
-        let facetCTE = Self.matchedCTE(
-            hasText: hasText, conditions: conditions, columns: "c.status, c.contact_type, c.tags, c.owner_id, c.custom_fields",
-            cap: max(1, search.facetMatches) + 1)
+            hasText: hasText, conditions: conditions, columns: "c.id, c.search_words, c.search_names, c.created_at, c.updated_at, c.family_name")
         let termsCTE = Self.matchedCTE(hasText: hasText, conditions: conditions, columns: "c.id")
         let facetBinds = binds
 
@@ -190,12 +215,6 @@ extension PostgresContactStore {
             ) r WHERE bytes_before < \(maxBytes) ORDER BY \(order)
             """
         let termsSQL = hasText ? "\(termsCTE) SELECT coalesce(array_agg(DISTINCT term), '{}') AS terms FROM candidates" : nil
-        let facetSQL =
-            search.facets.isEmpty ? nil : Self.facetStatement(search.facets, cte: facetCTE, counted: max(1, search.facetMatches), binds: facetBinds)
-        let settings = [
-            "app.tenant_id": actor.tenantID, "pg_trgm.similarity_threshold": Self.typoThreshold,
-            "statement_timeout": String(search.timeoutMilliseconds),
-        ]
         do {
             return try await run(search, sql: sql, binds: binds, termsSQL: termsSQL, facetSQL: facetSQL, facetBinds: facetBinds, settings: settings)
         } catch let error as PostgresError where error.sqlState == "57014" {
@@ -219,20 +238,203 @@ extension PostgresContactStore {
             if let termsSQL { terms = Set(try await c.query(termsSQL, facetBinds).first?.strings("terms") ?? []) }
             var facets: [[(value: String, count: Int)]] = []
             var partial = false
-            if let (facetSQL, binds) = facetSQL {
-                var counts = Array(repeating: [(value: String, count: Int)](), count: search.facets.count)
-                for row in try await c.query(facetSQL, binds).rows {
-                    let index = Int(try row.int("facet"))
-                    if index < 0 {
-                        partial = try row.int("n") > max(1, search.facetMatches)
-                    } else {
-                        counts[index].append((try row.string("value"), Int(try row.int("n"))))
-                    }
-                }
-                facets = counts
-            }
+            if let (facetSQL, binds) = facetSQL { (facets, partial) = try await Self.facets(search, sql: facetSQL, binds: binds, on: c) }
             return ContactHits(hits: hits, more: candidates > hits.count, terms: terms, facets: facets, facetsPartial: partial)
         }
+    }
+
+    /// Reads the facet statement's counts: per facet asked, its values and counts; and whether more matches existed
+    /// than were counted.
+    private static func facets(
+        _ search: ContactSearch, sql: String, binds: [PostgresValue], on c: PostgresConnection
+    ) async throws -> (facets: [[(value: String, count: Int)]], partial: Bool) {
+        var counts = Array(repeating: [(value: String, count: Int)](), count: search.facets.count)
+        var partial = false
+        for row in try await c.query(sql, binds).rows {
+            let index = Int(try row.int("facet"))
+            if index < 0 {
+                partial = try row.int("n") > max(1, search.facetMatches)
+            } else {
+                counts[index].append((try row.string("value"), Int(try row.int("n"))))
+            }
+        }
+        return (counts, partial)
+    }
+
+    /// The columns the facet statement's matches carry: only those the facets asked for read (a custom field's
+    /// facet reads the whole jsonb).
+    static func facetColumns(_ facets: [ContactSearch.FacetField]) -> String {
+        var columns = ["c.id"]
+        for facet in facets {
+            let column: String
+            switch facet {
+            case .status: column = "c.status"
+            case .type: column = "c.contact_type"
+            case .tag: column = "c.tags"
+            case .owner: column = "c.owner_id"
+            case .customField: column = "c.custom_fields"
+            }
+            if !columns.contains(column) { columns.append(column) }
+        }
+        return columns.joined(separator: ", ")
+    }
+
+    /// One matched contact, ranked.
+    struct RankedMatch {
+        var id: UUID
+        /// The id's bytes as two big-endian halves: their order is uuid order (PostgreSQL compares the bytes).
+        var high: UInt64
+        var low: UInt64
+        var score: Double
+
+        init(id: UUID, score: Double) {
+            self.id = id
+            self.score = score
+            (high, low) = Self.halves(id)
+        }
+
+        static func halves(_ id: UUID) -> (UInt64, UInt64) {
+            withUnsafeBytes(of: id.uuid) { bytes in
+                (UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self)), UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+            }
+        }
+
+        /// Best first, then id ascending.
+        func precedes(_ other: RankedMatch) -> Bool {
+            score != other.score ? score > other.score : (high, low) < (other.high, other.low)
+        }
+    }
+
+    /// A relevance-ordered search with text. PostgreSQL finds the matches (the GIN index) and says which candidate
+    /// words each holds; the service ranks them, then reads the page's rows by key. Ranking in SQL cost about 7 µs a
+    /// match (a correlated subquery per row), several times the cost of finding it.
+    ///
+    /// Statements, in the search's transaction: (1) the candidates of every query word; (2) with more than one word,
+    /// every match up to `rankedMatches` + 1 (one scan of the index for the whole query, whose words narrow each
+    /// other); (3) with one word, or when (2) found more, a ranked sample: the contacts holding the first word's best
+    /// candidates first, each candidate's read by the index up to the sample's size, so that a broad word ranks a
+    /// bounded set of its best matches; (4) the page's rows.
+    /// - Returns: the page, and the tsquery of the whole query (nil when a word has no candidate: nothing matches).
+    static func ranked(
+        _ search: ContactSearch, conditions: [String], binds: [PostgresValue], on c: PostgresConnection
+    ) async throws -> (ContactHits, query: String?) {
+        let expansion = try await c.query(
+            "WITH \(Self.expansion) SELECT n, term, weight::float8 AS weight, (SELECT count(*) FROM tokens) AS words FROM candidates",
+            Array(binds.prefix(2))
+        ).rows
+        guard let wordCount = try expansion.first.map({ Int(try $0.int("words")) }), wordCount > 0 else {
+            return (ContactHits(hits: [], more: false, terms: [], facets: []), nil)
+        }
+        var words = Array(repeating: [(term: String, weight: Double)](), count: wordCount)
+        for row in expansion {
+            let n = Int(try row.int("n"))
+            guard n >= 1 && n <= wordCount else { continue }
+            words[n - 1].append((try row.string("term"), try row.double("weight")))
+        }
+        for i in words.indices { words[i].sort { $0.weight != $1.weight ? $0.weight > $1.weight : $0.term < $1.term } }
+        let terms = Set(words.flatMap { $0.map(\.term) })
+        // A word with no candidate matches no contact.
+        guard words.allSatisfy({ !$0.isEmpty }) else { return (ContactHits(hits: [], more: false, terms: terms, facets: []), nil) }
+
+        var binds = binds
+        func bind(_ value: PostgresValue) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        // Lexemes are runs of letters or digits; quoting them anyway keeps the tsquery's syntax out of reach.
+        func lexeme(_ term: String) -> String {
+            "'" + term.replacing("\\", with: "\\\\").replacing("'", with: "''") + "'"
+        }
+        let query = words.map { "(" + $0.map { lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ")
+        let filters = conditions.joined(separator: " AND ")
+        let candidateArray = bind(.array(terms.sorted().map { .text($0) }, elementType: .text))
+        // The candidates a contact holds: its words less those that are not candidates (two C functions, no subquery).
+        let present = "tsvector_to_array(ts_delete(c.search_words, tsvector_to_array(ts_delete(c.search_words, \(candidateArray)::text[]))))"
+        let sample = max(1, search.rankedMatches)
+        let columns = "c.id, c.search_names, \(present) AS present"
+
+        var rows: [PostgresRow] = []
+        var complete = false
+        if wordCount > 1 {
+            let q = bind(.text(query))
+            rows = try await c.query(
+                "SELECT \(columns) FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ \(q)::tsquery LIMIT \(sample + 1)", binds
+            ).rows
+            complete = rows.count <= sample
+            if !complete { binds.removeLast() }
+        }
+        if !complete {
+            let first = bind(.array(words[0].map { .text($0.term) }, elementType: .text))
+            let sampled: String
+            if wordCount > 1 {
+                sampled =
+                    "SELECT \(columns) FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ (quote_literal(t.term)::tsquery && \(bind(.text(query)))::tsquery)"
+            } else {
+                // One word: a candidate's contacts match the whole query, and the candidates they hold are not read
+                // (see below).
+                sampled = "SELECT c.id, c.search_names FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ quote_literal(t.term)::tsquery"
+            }
+            rows = try await c.query(
+                """
+                SELECT x.*, t.i FROM unnest(\(first)::text[]) WITH ORDINALITY AS t (term, i) CROSS JOIN LATERAL (\(sampled) LIMIT \(sample)) x
+                LIMIT \(sample)
+                """, binds
+            ).rows
+        }
+
+        var matches: [RankedMatch] = []
+        matches.reserveCapacity(rows.count)
+        // Only the sample can name a contact twice (once per candidate it holds).
+        var seen = Set<UUID>(minimumCapacity: complete ? 0 : rows.count)
+        for row in rows {
+            let id = try row.uuid("id")
+            if !complete { guard seen.insert(id).inserted else { continue } }
+            let names = try row.strings("search_names")
+            let present: [String]
+            if wordCount == 1 {
+                // The sample reads candidates best weight first, so a contact first comes with the best-weighted
+                // candidate it holds; any better score needs a factor above 1, i.e. a candidate among its name's
+                // words. So that candidate and the name's words score it exactly as all its words would.
+                let index = Int(try row.int("i")) - 1
+                present = words[0].indices.contains(index) ? [words[0][index].term] + names : names
+            } else {
+                present = try row.strings("present")
+            }
+            matches.append(RankedMatch(id: id, score: SearchRules.score(names: names, holding: present, candidates: words)))
+        }
+        matches.sort { $0.precedes($1) }
+        if let after = search.after {
+            let cursor = RankedMatch(id: after.id, score: Double(after.key) ?? 0)
+            matches.removeAll { !cursor.precedes($0) }
+        }
+        let limit = max(0, min(search.limit, SearchRules.maxPageSize))
+        let page = Array(matches.prefix(limit + 1))
+        guard !page.isEmpty else { return (ContactHits(hits: [], more: false, terms: terms, facets: []), query) }
+
+        // The page's rows, and each one's size as text: the page stops once it holds `maxBytes` (at least one hit).
+        let rowsOfPage = try await c.query(
+            """
+            SELECT p.*, octet_length(p::text) AS bytes FROM (
+                SELECT \(Self.columns), c.organization_names FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY($2::uuid[])
+            ) p
+            """,
+            [binds[0], .array(page.map { .uuid($0.id) }, elementType: .uuid)]
+        ).rows
+        var byID: [UUID: PostgresRow] = [:]
+        for row in rowsOfPage { byID[try row.uuid("id")] = row }
+        var hits: [ContactHit] = []
+        var bytes = 0
+        var available = 0
+        for match in page {
+            // A contact deleted since it matched is left out.
+            guard let row = byID[match.id] else { continue }
+            available += 1
+            guard bytes < search.maxBytes else { continue }
+            bytes += Int(try row.int("bytes"))
+            hits.append(ContactHit(record: try Self.record(row), score: match.score, organizationNames: try row.strings("organization_names")))
+        }
+        if hits.count > limit { hits.removeLast(hits.count - limit) }
+        return (ContactHits(hits: hits, more: available > hits.count || matches.count > page.count, terms: terms, facets: []), query)
     }
 
     /// Counts per facet over every match, the 20 most frequent values of each (then by value).
@@ -276,6 +478,8 @@ extension PostgresContactStore {
             return try await idempotency.transaction(write, actor: actor, pool: pool) { c in
                 try await c.query("SELECT set_config('pg_trgm.similarity_threshold', $1, true) AS t", [.text(Self.typoThreshold)])
                 try await c.query("SELECT set_config('statement_timeout', $1, true) AS t", [.text(String(search.timeoutMilliseconds))])
+                try await c.query("SELECT set_config('jit', 'off', true) AS t")
+                try await c.query("SELECT set_config('plan_cache_mode', 'force_custom_plan', true) AS t")
                 let ids = try await c.query("\(cte) SELECT id FROM matched", filterBinds).rows.map { try $0.uuid("id") }
                 guard ids.count <= limit else { throw ContactsError.tooManyMatches(count: ids.count, limit: limit) }
                 // New tags: the current ones, then the added ones not there yet, in order, without the removed ones.

@@ -1,4 +1,3 @@
-import ContactsService
 import Foundation
 import SwitchboardPostgres
 import SwitchboardProtos
@@ -7,6 +6,8 @@ import SwitchboardRuntime
 import SwitchboardServiceKitTestSupport
 import SwitchboardTestSupport
 import Testing
+
+@testable import ContactsService
 
 typealias SearchRequest = Switchboard_Contacts_V1_SearchContactsRequest
 
@@ -137,6 +138,64 @@ final class SearchTests {
         let first = try await client.search("sam", pageSize: 4)
         let changed = await code { _ = try await client.search("samy", pageSize: 4, token: first.page?.nextPageToken ?? "") }
         #expect(changed == .invalidArgument)
+    }
+
+    @Test("the maintenance removes terms no live contact holds, per tenant; a restore brings them back; a writer's lock defers it")
+    func unusedTermsSwept() async throws {
+        let t = tenant(), u = tenant()
+        let client = try await harness.client(tenant: t)
+        let other = try await harness.client(tenant: u)
+        let gone = try await client.create(given: "Zorbulon", family: "Quixby")
+        _ = try await client.create(given: "Zorbaline", family: "Kept")
+        _ = try await other.create(given: "Zorbulon", family: "Elsewhere")
+        func has(_ tenant: String, _ term: String) async throws -> Bool {
+            try await harness.pool.query(
+                settings: ["app.tenant_id": tenant], "SELECT count(*) AS n FROM contacts.search_terms WHERE tenant_id = $1 AND term = $2",
+                [.text(tenant), .text(term)]
+            ).first?.int("n") == 1
+        }
+        func sweep() async throws -> Int {
+            var position: (tenant: String, term: String)?
+            var removed = 0
+            repeat {
+                let step = try await ContactsMaintenance.sweepTerms(after: position, limit: 50, pool: harness.pool)
+                removed += step.removed
+                position = step.next
+            } while position != nil
+            return removed
+        }
+        _ = try await client.delete(gone.id)
+        #expect(try await has(t, "zorbulon"))
+        #expect(try await has(t, "quixby"))
+
+        // A writer of the tenant's terms holds the lock until it commits: the sweep leaves the tenant alone meanwhile.
+        let (held, hold) = AsyncStream.makeStream(of: Void.self)
+        let (release, releaser) = AsyncStream.makeStream(of: Void.self)
+        let pool = harness.pool
+        let writer = Task {
+            try await pool.transaction(settings: ["app.tenant_id": t]) { c in
+                try await c.query("SELECT pg_advisory_xact_lock_shared(hashtext('contacts.search_terms'), hashtext($1)) AS locked", [.text(t)])
+                hold.yield()
+                for await _ in release { break }
+            }
+        }
+        for await _ in held { break }
+        _ = try await sweep()
+        #expect(try await has(t, "zorbulon"))
+        releaser.yield()
+        try await writer.value
+
+        #expect(try await sweep() >= 2)
+        #expect(try await !has(t, "zorbulon"))
+        #expect(try await !has(t, "quixby"))
+        // Held by a live contact of the tenant, or by another tenant's contact: kept.
+        #expect(try await has(t, "zorbaline"))
+        #expect(try await has(u, "zorbulon"))
+        #expect(try await client.names("zorb") == ["Zorbaline Kept"])
+        // Restored: its words are terms again, and a search finds it by them.
+        _ = try await client.undelete(gone.id)
+        #expect(try await has(t, "zorbulon"))
+        #expect(try await client.names("quixby") == ["Zorbulon Quixby"])
     }
 
     @Test("read-your-writes: a contact is found by the next search after it is created, changed or deleted")

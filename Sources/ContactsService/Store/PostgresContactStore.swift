@@ -165,15 +165,25 @@ public struct PostgresContactStore: ContactStore {
             tenantID: actor.tenantID, on: c)
     }
 
+    /// The tenant's search-terms lock, as SQL on a tenant placeholder: writers of terms hold it shared until they
+    /// commit, the maintenance's sweep of unused terms exclusively (`ContactsMaintenance.sweepTerms`). A word already
+    /// in the terms costs a writer no row lock, so without it the sweep could delete a word a writer's uncommitted
+    /// contact relies on.
+    static func termsLock(_ tenant: String, shared: Bool = true) -> String {
+        "pg_\(shared ? "" : "try_")advisory_xact_lock\(shared ? "_shared" : "")(hashtext('contacts.search_terms'), hashtext(\(tenant)))"
+    }
+
     /// Adds the words of the contacts `ids` (their `search_words`, set by the table's trigger) to the tenant's search
     /// terms, which a search expands a query's words against. One statement, in term order: two writers adding the
     /// same new words take their locks in the same order, so they never deadlock. Words already there cost an index
-    /// probe each and take no lock.
+    /// probe each and take no row lock; the tenant's terms lock, taken first (the sorted input is read whole before
+    /// the first insert), keeps the sweep of unused terms away until the transaction ends.
     static func termsStatement(_ ids: [UUID], tenantID: String) -> (sql: String, binds: [PostgresValue]) {
         (
             sql: """
+            WITH writer AS MATERIALIZED (SELECT \(termsLock("$1")) AS locked)
             INSERT INTO contacts.search_terms (tenant_id, term)
-            SELECT DISTINCT $1, w FROM contacts.contacts, unnest(tsvector_to_array(search_words)) AS w
+            SELECT DISTINCT $1, w FROM writer, contacts.contacts, unnest(tsvector_to_array(search_words)) AS w
             WHERE tenant_id = $1 AND id = ANY($2::uuid[]) ORDER BY 2
             ON CONFLICT DO NOTHING
             """, binds: [.text(tenantID), .array(ids.map { .uuid($0) }, elementType: .uuid)]
@@ -498,6 +508,8 @@ public struct PostgresContactStore: ContactStore {
             } else {
                 try await reserveEmails(record.data, id: id, actor: actor, on: c)
             }
+            // A restored contact's words may have been swept from the terms while it was deleted.
+            if !deleted { try await recordTerms([id], actor: actor, on: c) }
             try await recordChange(record, kind: deleted ? .deleted : .undeleted, fields: [], actor: actor, on: c)
             return record
         }

@@ -82,12 +82,14 @@ public struct PostgresOrganizationNames: Sendable {
     }
 
     /// Adds an organization name's words to the tenant's search terms, which a search expands a query's words against
-    /// (in term order, as every writer adds them, so concurrent writers never deadlock).
+    /// (in term order, as every writer adds them, so concurrent writers never deadlock; under the tenant's terms lock,
+    /// see `PostgresContactStore.termsLock`).
     private func addTerms(of name: String, tenant: PostgresValue, on c: PostgresConnection) async throws {
         try await c.query(
             """
+            WITH writer AS MATERIALIZED (SELECT \(PostgresContactStore.termsLock("$1")) AS locked)
             INSERT INTO contacts.search_terms (tenant_id, term)
-            SELECT DISTINCT $1, w FROM unnest(contacts.search_words_of($2)) AS w ORDER BY 2
+            SELECT DISTINCT $1, w FROM writer, unnest(contacts.search_words_of($2)) AS w ORDER BY 2
             ON CONFLICT DO NOTHING
             """, [tenant, .text(name)])
     }

@@ -41,6 +41,8 @@ struct FeedNotificationRulesTests {
         #expect(notice(change(actor: "alice", facts: call(.inbound))) == nil)
         #expect(notice(change(facts: call(.outbound))) == nil)
         #expect(notice(change(facts: call(.outbound, outcome: "no answer")))?.title == "Call not answered: Pricing")
+        // What an erasure of one of the call's contacts leaves: the title without the subject.
+        #expect(notice(change(facts: call(.outbound, outcome: "no answer")))?.redactedTitle == "Call not answered")
         #expect(notice(change(facts: call(.inbound, outcome: "missed", subject: "")))?.title == "Missed call")
         #expect(notice(change(.updated, changed: ["outcome"], facts: call(.outbound, outcome: "missed")))?.reason == .missed)
         #expect(notice(change(.updated, actor: "alice", changed: ["outcome"], facts: call(.outbound, outcome: "missed"))) == nil)

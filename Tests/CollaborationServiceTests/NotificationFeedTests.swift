@@ -362,10 +362,11 @@ struct NotificationRedeliveryTests {
 
     func interaction(
         _ id: String, owner: String = "alice", kind: Switchboard_Communication_V1_InteractionKind = .email, subject: String, followUpAt: Date?,
-        done: Bool = false
+        done: Bool = false, contacts: [String] = []
     ) throws -> String {
         var i = Interaction()
         i.id = id
+        i.contactIds = contacts
         i.kind = kind
         i.direction = .inbound
         i.ownerId = owner
@@ -499,6 +500,83 @@ struct NotificationRedeliveryTests {
         #expect(try await alice.notifications(.call).map(\.resourceId) == [callID])
         let mgr = try await h.inbox(t, "mgr").notifications(.alert)
         #expect(mgr.count == 1 && mgr.first?.body == "engagement score: 12.35 (threshold 10)" && mgr.first?.title == "Alert \"Warm\" fired")
+    }
+}
+
+extension NotificationRedeliveryTests {
+    @Test("ERASED redacts the follow-up and call notifications of the person's interactions (and pending follow-ups), and alerts about them")
+    func erasure() async throws {
+        let h = try await self.h
+        let t = tenant()
+        let interactionType = "switchboard.communication.v1.Interaction"
+        let (person, other) = (newID(), newID())
+        let (callID, dueID, laterID, othersID) = (newID(), newID(), newID(), newID())
+        try await apply(communication: [
+            try event(
+                t, interactionType, callID, .created, sequence: 1,
+                json: try interaction(callID, kind: .call, subject: "Jane Doe about her loan", followUpAt: nil, contacts: [person])),
+            try event(
+                t, interactionType, dueID, .created, sequence: 2,
+                json: try interaction(dueID, subject: "Jane's debt", followUpAt: Date().addingTimeInterval(-60), contacts: [other, person])),
+            try event(
+                t, interactionType, laterID, .created, sequence: 3,
+                json: try interaction(laterID, subject: "Jane again", followUpAt: Date().addingTimeInterval(3600), contacts: [person, other])),
+            try event(
+                t, interactionType, othersID, .created, sequence: 4,
+                json: try interaction(othersID, kind: .call, subject: "Someone else", followUpAt: nil, contacts: [other])),
+        ])
+        var fired = Switchboard_Analytics_V1_AlertFired()
+        fired.id = newID()
+        fired.contactId = person
+        fired.metric = .interactions
+        fired.value = 3
+        fired.threshold = 2
+        fired.time = Date()
+        fired.ownerId = "alice"
+        fired.alertName = "Busy"
+        try await apply(analytics: [
+            try event(
+                t, "switchboard.analytics.v1.AlertFired", fired.id, .created, sequence: 1, actor: "analytics-feed", json: try fired.protoJSONText())
+        ])
+        let alice = try await h.inbox(t, "alice")
+        #expect(try await eventually(timeout: feedTimeout) { try await alice.notifications(.followUp).contains { $0.resourceId == dueID } })
+
+        var erased = Switchboard_Common_V1_ChangeEvent()
+        erased.sequence = Int64.random(in: 1...Int64.max / 2)
+        erased.tenantId = t
+        erased.resourceType = "switchboard.contacts.v1.Contact"
+        erased.resourceId = person
+        erased.kind = .erased
+        let pool = h.collaboration.pool
+        let store = CollaborationService.store(pool: pool)
+        _ = try await pool.transaction { c in
+            try await CollaborationService.applyContactsEvents([erased], store: store, logger: .init(label: "test"), on: c)
+        }
+
+        let calls = try await alice.notifications(.call)
+        #expect(calls.map(\.resourceId) == [callID, othersID])
+        #expect(calls.map(\.title) == ["Inbound call", "Inbound call: Someone else"])
+        #expect(try await alice.notifications(.followUp).map(\.title) == ["Follow up on your email"])
+        let alert = try #require(try await alice.notifications(.alert).first)
+        #expect(alert.title == "Alert \"Busy\" fired" && alert.resourceId.isEmpty && alert.resourceType.isEmpty)
+        // The pending follow-up keeps its time and its other contact, and is sent without the subject when due.
+        let later = try #require(
+            try await pool.query(
+                settings: ["app.tenant_id": t],
+                "SELECT title, contact_ids::text[] AS contacts, due_at IS NOT NULL AS open FROM collaboration.follow_ups WHERE interaction_id = $1",
+                [.uuid(UUID(uuidString: laterID)!)]
+            ).first)
+        #expect(try later.string("title") == "Follow up on your email" && later.bool("open"))
+        #expect(try later.strings("contacts") == [other])
+        // Nothing stored names the person any more.
+        let naming = try await pool.query(
+            settings: ["app.tenant_id": t, "app.user_id": "alice"],
+            """
+            SELECT (SELECT count(*) FROM collaboration.notifications WHERE tenant_id = $1 AND ($2 = ANY (contact_ids) OR resource_id = $2::text))
+                + (SELECT count(*) FROM collaboration.follow_ups WHERE tenant_id = $1 AND $2 = ANY (contact_ids)) AS n
+            """, [.text(t), .uuid(UUID(uuidString: person)!)]
+        ).first!.int("n")
+        #expect(naming == 0)
     }
 }
 

@@ -1,6 +1,7 @@
 """Raw HTTP/2 probes (Python's h2 library) for behaviour a gRPC client cannot trigger on purpose.
 
-    h2_probe.py --port N --case ping_abuse|unsupported_media_type|method_not_allowed|malformed_frames|keepalive_dead_peer
+    h2_probe.py --port N --case ping_abuse|stream_pings|unsupported_media_type|method_not_allowed|malformed_frames|
+                                       keepalive_dead_peer
 Exits 0 when the server behaved as gRPC's HTTP/2 protocol requires.
 """
 import argparse
@@ -52,6 +53,39 @@ def ping_abuse(port):
                 break
     print("10 rapid PINGs were tolerated", file=sys.stderr)
     return 1
+
+
+def stream_pings(port):
+    # grpcio and grpc-go send a PING (a bandwidth probe) after data they receive. On a server stream whose messages are
+    # spaced out, that is a PING per message: the server sends data in between, so none of them is abuse.
+    sock, conn = connect(port)
+    conn.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":path", "/grpc.testing.TestService/StreamingOutputCall"),
+                          (":authority", f"127.0.0.1:{port}"), ("content-type", "application/grpc"), ("te", "trailers")])
+    # StreamingOutputCallRequest{response_parameters: 8 × {size: 10, interval_us: 20000}}, hand-encoded.
+    parameters = b"\x08\x0a\x10" + bytes([0xa0, 0x9c, 0x01])
+    request = (b"\x12" + bytes([len(parameters)]) + parameters) * 8
+    conn.send_data(1, b"\x00" + len(request).to_bytes(4, "big") + request, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    messages = 0
+    while True:
+        evs = events(sock, conn)
+        if evs is None:
+            print(f"connection closed after {messages} messages", file=sys.stderr)
+            return 1
+        for e in evs:
+            if isinstance(e, h2.events.ConnectionTerminated):
+                print(f"GOAWAY {e.error_code} after {messages} messages", file=sys.stderr)
+                return 1
+            if isinstance(e, h2.events.DataReceived):
+                messages += 1
+                conn.acknowledge_received_data(e.flow_controlled_length, 1)
+                conn.ping(messages.to_bytes(8, "big"))
+                sock.sendall(conn.data_to_send())
+            if isinstance(e, h2.events.StreamEnded):
+                if messages < 8:
+                    print(f"the stream ended after {messages} messages", file=sys.stderr)
+                    return 1
+                return 0
 
 
 def request_status(port, method, content_type):
@@ -129,7 +163,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--case", required=True)
     args = parser.parse_args()
-    cases = {f.__name__: f for f in (ping_abuse, unsupported_media_type, method_not_allowed, malformed_frames, keepalive_dead_peer)}
+    cases = {f.__name__: f for f in (ping_abuse, stream_pings, unsupported_media_type, method_not_allowed, malformed_frames, keepalive_dead_peer)}
     result = cases[args.case](args.port)
     if result == 0:
         print(f"PASS {args.case}")

@@ -32,8 +32,8 @@ struct InteropTests {
     }
 
     @Test(
-        "raw HTTP/2 probe: ping abuse gets GOAWAY ENHANCE_YOUR_CALM, non-gRPC requests get 415/405, garbage gets GOAWAY",
-        arguments: ["ping_abuse", "unsupported_media_type", "method_not_allowed", "malformed_frames"])
+        "raw HTTP/2 probe: ping abuse gets GOAWAY ENHANCE_YOUR_CALM (a PING after each message of a stream does not), non-gRPC requests get 415/405, garbage gets GOAWAY",
+        arguments: ["ping_abuse", "stream_pings", "unsupported_media_type", "method_not_allowed", "malformed_frames"])
     func http2Probe(name: String) throws {
         let port = try Self.server.port()
         let (status, output) = try runProcess(

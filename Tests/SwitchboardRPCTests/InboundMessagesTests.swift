@@ -18,6 +18,22 @@ struct InboundMessagesTests {
         #expect(consumed.withLock { $0 } == [1, 2])
     }
 
+    @Test("a message taken is no longer held by the stream while later ones wait behind it")
+    func releasesTaken() async throws {
+        let stream = InboundMessages()
+        var iterator = stream.makeAsyncIterator()
+        stream.yield(ByteBuffer(bytes: [0]))
+        for i in 1...3 {
+            // The producer stays one message ahead, as an upload's client does of a slower handler.
+            stream.yield(ByteBuffer(bytes: [UInt8(i)]))
+            var taken = try #require(try await iterator.next())
+            // Writing into storage nobody else holds happens in place; a copy means the stream still held the message.
+            let before = taken.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+            let after = taken.withUnsafeMutableReadableBytes { UInt(bitPattern: $0.baseAddress) }
+            #expect(before == after, "message \(i - 1) is still held")
+        }
+    }
+
     @Test("a waiting consumer is woken by a later message and by the error")
     func waiting() async throws {
         struct Boom: Error {}

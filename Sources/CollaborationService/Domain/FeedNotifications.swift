@@ -32,11 +32,13 @@ public struct InteractionFacts: Sendable, Hashable {
     public var followUpDone: Bool
     /// The interaction is deleted.
     public var deleted: Bool
+    /// The contacts it involves (whom its subject may name).
+    public var contactIDs: [UUID]
 
     /// Creates the facts.
     public init(
         ownerID: String, isCall: Bool, kindName: String, direction: Direction, subject: String = "", outcome: String = "",
-        occurredAt: Date? = nil, followUpAt: Date? = nil, followUpDone: Bool = false, deleted: Bool = false
+        occurredAt: Date? = nil, followUpAt: Date? = nil, followUpDone: Bool = false, deleted: Bool = false, contactIDs: [UUID] = []
     ) {
         self.ownerID = ownerID
         self.isCall = isCall
@@ -48,6 +50,7 @@ public struct InteractionFacts: Sendable, Hashable {
         self.followUpAt = followUpAt
         self.followUpDone = followUpDone
         self.deleted = deleted
+        self.contactIDs = contactIDs
     }
 }
 
@@ -129,6 +132,8 @@ public struct CallNotice: Sendable, Hashable {
     public var reason: Reason
     /// The notification's title.
     public var title: String
+    /// The title without the interaction's subject, for an erasure of one of its contacts.
+    public var redactedTitle: String
 }
 
 /// An analytics alert that fired, from analytics' feed.
@@ -205,10 +210,15 @@ public enum FeedNotificationRules {
             }
         }
         let subject = facts.subject.oneLine
-        let title = subject.isEmpty ? "Follow up on your \(facts.kindName)" : "Follow up: \(subject)"
+        let title = subject.isEmpty ? redactedFollowUpTitle(facts) : "Follow up: \(subject)"
         return .set(
             owner: facts.ownerID, due: facts.followUpAt, done: facts.followUpDone, deleted: change.kind == .deleted || facts.deleted,
             title: clip(title, bytes: NotificationRules.maxTitleBytes))
+    }
+
+    /// A follow-up's title without the interaction's subject.
+    public static func redactedFollowUpTitle(_ facts: InteractionFacts) -> String {
+        "Follow up on your \(facts.kindName)"
     }
 
     /// The call notification a change makes, if any.
@@ -250,7 +260,7 @@ public enum FeedNotificationRules {
         let subject = facts.subject.oneLine
         return CallNotice(
             ownerID: facts.ownerID, reason: reason,
-            title: clip(subject.isEmpty ? prefix : "\(prefix): \(subject)", bytes: NotificationRules.maxTitleBytes))
+            title: clip(subject.isEmpty ? prefix : "\(prefix): \(subject)", bytes: NotificationRules.maxTitleBytes), redactedTitle: prefix)
     }
 
     /// The notification an alert firing makes.

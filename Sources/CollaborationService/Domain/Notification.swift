@@ -45,15 +45,25 @@ public struct NotificationData: Sendable, Hashable {
     public var resourceType: String = ""
     /// The id of what it is about, or empty.
     public var resourceID: String = ""
+    /// The contacts of what it is about when the title copies its free text (a follow-up or call notification copies
+    /// the interaction's subject): erasing one of them replaces the title with ``redactedTitle``.
+    public var contactIDs: [UUID] = []
+    /// The title without the copied text ("Missed call"), for an erasure.
+    public var redactedTitle: String = ""
 
     /// Creates a notification's data.
-    public init(kind: NotificationKind, audience: Audience, title: String, body: String = "", resourceType: String = "", resourceID: String = "") {
+    public init(
+        kind: NotificationKind, audience: Audience, title: String, body: String = "", resourceType: String = "", resourceID: String = "",
+        contactIDs: [UUID] = [], redactedTitle: String = ""
+    ) {
         self.kind = kind
         self.audience = audience
         self.title = title
         self.body = body
         self.resourceType = resourceType
         self.resourceID = resourceID
+        self.contactIDs = contactIDs
+        self.redactedTitle = redactedTitle
     }
 }
 

@@ -67,7 +67,8 @@ enum NotificationFeedMapping {
             facts = InteractionFacts(
                 ownerID: interaction.ownerId, isCall: interaction.kind == .call, kindName: kindName(interaction.kind), direction: direction,
                 subject: interaction.subject, outcome: interaction.outcome, occurredAt: interaction.occurredAt,
-                followUpAt: interaction.followUpAt, followUpDone: interaction.followUpDone, deleted: interaction.audit?.deleteTime != nil)
+                followUpAt: interaction.followUpAt, followUpDone: interaction.followUpDone, deleted: interaction.audit?.deleteTime != nil,
+                contactIDs: interaction.contactIds.compactMap { UUID(text: $0) })
         }
         return .apply(
             InteractionChange(

@@ -114,6 +114,29 @@ extension PostgresCollaborationStore {
             "DELETE FROM collaboration.\(table) WHERE tenant_id = $1 AND subject_type = 1 AND subject_id = $2", Array(binds.prefix(2)))
     }
 
+    /// Takes the person out of notifications: a follow-up or call notification of an interaction with them (and a
+    /// follow-up still to be sent) gets the title without the interaction's subject, which may name them, and keeps
+    /// only the other contacts; an alert about them no longer names them as what it is about.
+    func redactNotifications(about person: UUID, tenantID: String, on c: PostgresConnection) async throws {
+        let binds: [PostgresValue] = [.text(tenantID), .uuid(person)]
+        try await c.query(
+            """
+            UPDATE collaboration.follow_ups SET title = CASE WHEN redacted_title <> '' THEN redacted_title ELSE 'Follow up' END,
+                contact_ids = array_remove(contact_ids, $2), updated_at = now()
+            WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2::uuid]
+            """, binds)
+        // Run with app.erasure on: the notifications' erasure policies (migration 009) admit these reads and writes.
+        try await c.query(
+            """
+            UPDATE collaboration.notifications SET
+                title = CASE WHEN contact_ids @> ARRAY[$2::uuid] THEN coalesce(nullif(redacted_title, ''), 'Notification') ELSE title END,
+                contact_ids = array_remove(contact_ids, $2),
+                resource_type = CASE WHEN resource_id = $2::text THEN '' ELSE resource_type END,
+                resource_id = CASE WHEN resource_id = $2::text THEN '' ELSE resource_id END
+            WHERE tenant_id = $1 AND (contact_ids @> ARRAY[$2::uuid] OR (resource_type = 'switchboard.contacts.v1.Contact' AND resource_id = $2::text))
+            """, binds)
+    }
+
     /// Deletes what was only about the person (notes, files, comments on their record) and takes them out of the
     /// rest (notes and files about others too, meetings); removed items are published as DELETED with no content.
     func erase(_ person: UUID, request: String, principal: Principal, on c: PostgresConnection) async throws {
@@ -198,6 +221,7 @@ extension PostgresCollaborationStore {
             """, Array(binds.prefix(2))
         ).rows.map(Self.meeting)
         try await c.query("DELETE FROM collaboration.meeting_contacts WHERE tenant_id = $1 AND contact_id = $2", Array(binds.prefix(2)))
+        try await redactNotifications(about: person, tenantID: principal.actor.tenantID, on: c)
         _ = try await FeedConsumer.forgetSetAside(
             tenantID: principal.actor.tenantID, resourceID: person.lowercaseText, schema: "collaboration", on: c)
         // What was published or stored earlier that names the person (a meeting's contact ids, a note's subjects) keeps

@@ -68,7 +68,8 @@ extension PostgresCollaborationStore {
                     tenantID: change.tenantID, key: String(change.sequence), recipient: notice.ownerID,
                     data: NotificationData(
                         kind: .call, audience: .users([notice.ownerID]), title: notice.title, resourceType: Self.interactionType,
-                        resourceID: change.interactionID.lowercaseText)))
+                        resourceID: change.interactionID.lowercaseText, contactIDs: change.facts?.contactIDs ?? [],
+                        redactedTitle: notice.redactedTitle)))
         }
         try await notifyOnce(calls, feed: "communication", sender: Self.communicationFeedActor, on: c)
     }
@@ -98,6 +99,11 @@ extension PostgresCollaborationStore {
     /// sequence being older than the change's, so a repeated or older event changes nothing.
     func applyFollowUp(_ plan: FollowUpPlan, of change: InteractionChange, on c: PostgresConnection) async throws {
         let key: [PostgresValue] = [.text(change.tenantID), .uuid(change.interactionID), .int(change.sequence)]
+        // Whom the title may name, and the title without the subject: an erasure of one of them finds the row.
+        let contacts: [PostgresValue] = [
+            .array((change.facts?.contactIDs ?? []).map(PostgresValue.uuid), elementType: .uuid),
+            .text(change.facts.map(FeedNotificationRules.redactedFollowUpTitle) ?? ""),
+        ]
         switch plan {
         case .unchanged:
             return
@@ -107,24 +113,25 @@ extension PostgresCollaborationStore {
             try await c.query(
                 """
                 INSERT INTO collaboration.follow_ups AS f (tenant_id, interaction_id, last_sequence, owner_id, due_at, done, deleted, title,
-                    updated_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+                    contact_ids, redacted_title, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
                 ON CONFLICT (tenant_id, interaction_id) DO UPDATE SET
                     sent_at = CASE WHEN f.due_at IS DISTINCT FROM EXCLUDED.due_at OR f.owner_id <> EXCLUDED.owner_id THEN NULL ELSE f.sent_at END,
                     notification_id = CASE WHEN f.due_at IS DISTINCT FROM EXCLUDED.due_at OR f.owner_id <> EXCLUDED.owner_id THEN NULL
                         ELSE f.notification_id END,
                     owner_id = EXCLUDED.owner_id, due_at = EXCLUDED.due_at, done = EXCLUDED.done, deleted = EXCLUDED.deleted,
-                    title = EXCLUDED.title, last_sequence = EXCLUDED.last_sequence, updated_at = now()
+                    title = EXCLUDED.title, contact_ids = EXCLUDED.contact_ids, redacted_title = EXCLUDED.redacted_title,
+                    last_sequence = EXCLUDED.last_sequence, updated_at = now()
                 WHERE f.last_sequence < EXCLUDED.last_sequence
-                """, key + [.text(owner), .timestamp(due), .bool(done), .bool(deleted), .text(title)])
+                """, key + [.text(owner), .timestamp(due), .bool(done), .bool(deleted), .text(title)] + contacts)
         case .set(let owner, .none, let done, let deleted, let title):
             // No follow-up (cleared, or never set): an existing row stops being pending; none is made.
             try await c.query(
                 """
-                UPDATE collaboration.follow_ups SET due_at = NULL, owner_id = $4, done = $5, deleted = $6, title = $7, last_sequence = $3,
-                    updated_at = now()
+                UPDATE collaboration.follow_ups SET due_at = NULL, owner_id = $4, done = $5, deleted = $6, title = $7, contact_ids = $8,
+                    redacted_title = $9, last_sequence = $3, updated_at = now()
                 WHERE tenant_id = $1 AND interaction_id = $2 AND last_sequence < $3
-                """, key + [.text(owner), .bool(done), .bool(deleted), .text(title)])
+                """, key + [.text(owner), .bool(done), .bool(deleted), .text(title)] + contacts)
         case .setDeleted(let deleted):
             try await c.query(
                 """
@@ -163,7 +170,8 @@ extension PostgresCollaborationStore {
         try await pool.transaction(settings: ["app.reminder_worker": "on", "app.notification_sender": "on"]) { c in
             let due = try await c.query(
                 """
-                SELECT tenant_id, interaction_id, owner_id, title, body, due_at > now() - make_interval(secs => $2::float8) AS timely
+                SELECT tenant_id, interaction_id, owner_id, title, body, contact_ids::text[] AS contact_ids, redacted_title,
+                    due_at > now() - make_interval(secs => $2::float8) AS timely
                 FROM collaboration.follow_ups
                 WHERE sent_at IS NULL AND due_at IS NOT NULL AND NOT done AND NOT deleted AND due_at <= now()
                 ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
@@ -186,7 +194,9 @@ extension PostgresCollaborationStore {
                     let notification = try await appendNotification(
                         NotificationData(
                             kind: .followUp, audience: .users([owner]), title: try row.string("title"), body: try row.string("body"),
-                            resourceType: Self.interactionType, resourceID: interaction.lowercaseText), principal: principal, on: c)
+                            resourceType: Self.interactionType, resourceID: interaction.lowercaseText,
+                            contactIDs: try row.strings("contact_ids").compactMap { UUID(text: $0) }, redactedTitle: try row.string("redacted_title")),
+                        principal: principal, on: c)
                     sent = .int(notification.id)
                 }
                 try await c.query(

@@ -45,13 +45,14 @@ extension PostgresCollaborationStore {
         let row = try await c.query(
             """
             INSERT INTO collaboration.notifications AS x (tenant_id, id, kind, user_ids, team_id, tenant_wide, title, body, resource_type,
-                resource_id, created_by, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+                resource_id, created_by, created_at, contact_ids, redacted_title)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), $12, $13)
             RETURNING \(Self.notificationColumns)
             """,
             [
                 tenant, .int(id), .int(Int64(data.kind.rawValue)), .array(users.map(PostgresValue.text), elementType: .text), team, .bool(tenantWide),
                 .text(data.title), .text(data.body), .text(data.resourceType), .text(data.resourceID), .text(principal.userID),
+                .array(data.contactIDs.map(PostgresValue.uuid), elementType: .uuid), .text(data.redactedTitle),
             ]
         ).first!
         // The change feed's channel: the kit's notifier wakes this tenant's streams (and, harmlessly, its WatchChanges).

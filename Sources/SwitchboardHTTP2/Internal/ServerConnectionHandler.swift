@@ -776,6 +776,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             GRPCFraming.frame(message, compressed: false, into: &framed)
             session.enqueue(framed, on: stream.id)
         }
+        // As in gRPC, data sent resets the strikes, not only headers: grpcio and grpc-go probe the bandwidth with a PING
+        // after data they receive, so a long-lived server stream (notifications, change feeds) was told to calm down
+        // after its third message.
+        resetPingStrikes()
     }
 
     func session(_ session: NGHTTP2Session, didDrainOutboundOn streamID: Int32, remaining: Int) {

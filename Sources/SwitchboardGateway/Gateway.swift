@@ -77,14 +77,17 @@ public final class Gateway: Sendable {
         "analytics": Switchboard_Analytics_V1_AnalyticsService.serviceName,
     ]
 
-    /// Whether the server behind `transport` reports `service` SERVING within `timeout`; no answer is a no.
-    static func serves(_ service: String, over transport: any ClientTransport, within timeout: Duration) async -> Bool {
+    /// What the server behind `transport` says of `service` within `timeout`: SERVING, another status (not serving),
+    /// or nothing (an error, the deadline).
+    static func serves(_ service: String, over transport: any ClientTransport, within timeout: Duration) async -> HealthProbeAnswer {
         var request = Grpc_Health_V1_HealthCheckRequest()
         request.service = service
         var options = CallOptions.defaults
         options.timeout = timeout
-        let answer = try? await Grpc_Health_V1_Health_Client(client: RPCClient(transport: transport)).check(request, options: options)
-        return answer?.status == .serving
+        guard let answer = try? await Grpc_Health_V1_Health_Client(client: RPCClient(transport: transport)).check(request, options: options) else {
+            return .noAnswer
+        }
+        return answer.status == .serving ? .serving : .notServing
     }
 
     /// Closes the upstream connections.

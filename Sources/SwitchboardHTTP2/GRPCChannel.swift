@@ -42,23 +42,39 @@ public struct ClientConfiguration: Sendable {
     }
 }
 
+/// What a health probe learned of a server.
+public enum HealthProbeAnswer: Sendable, Hashable {
+    /// It answered that it serves.
+    case serving
+    /// It answered that it does not serve (its database is down, it drains).
+    case notServing
+    /// No answer: an error or a timeout. A busy server looks the same, so one alone decides nothing.
+    case noAnswer
+}
+
 /// Active health checking: every `interval`, `probe` is called once per ready connection with a transport bound to
-/// that connection; a connection whose probe says false (a server that is up but not serving, e.g. its database is
-/// down) takes no calls while another target's connection serves. A target's state survives reconnections; when no
-/// connection serves, calls go to all of them (the servers answer for themselves).
+/// that connection. A connection whose server answers that it does not serve (up, but e.g. its database is down),
+/// or that answers no probe `unansweredLimit` times in a row, takes no calls while another target's connection
+/// serves; one answer that it serves brings it back. A target's state survives reconnections; when no connection
+/// serves, calls go to all of them (the servers answer for themselves).
 public struct ClientHealthCheck: Sendable {
     /// Between two rounds of probes.
     public var interval: Duration
-    /// Whether the server behind the transport serves; it should bound its own wait (e.g. a call deadline) below
-    /// `interval`.
-    public var probe: @Sendable (any ClientTransport) async -> Bool
+    /// What the server behind the transport says of itself; it should bound its own wait (e.g. a call deadline)
+    /// below `interval`.
+    public var probe: @Sendable (any ClientTransport) async -> HealthProbeAnswer
+    /// Probes in a row without an answer after which a connection counts as not serving: a single probe that timed
+    /// out on a loaded machine took a serving address out of rotation (seen in the gateway's tests).
+    public var unansweredLimit: Int
 
     /// Creates the settings.
     /// - Parameters:
     ///   - interval: between two rounds.
+    ///   - unansweredLimit: probes in a row without an answer that count as not serving (at least 1).
     ///   - probe: the check, e.g. a `grpc.health.v1.Health/Check` call with a deadline.
-    public init(interval: Duration, probe: @escaping @Sendable (any ClientTransport) async -> Bool) {
+    public init(interval: Duration, unansweredLimit: Int = 3, probe: @escaping @Sendable (any ClientTransport) async -> HealthProbeAnswer) {
         self.interval = interval
+        self.unansweredLimit = max(1, unansweredLimit)
         self.probe = probe
     }
 }
@@ -117,8 +133,10 @@ public final class GRPCChannel: ClientTransport, Sendable {
         let target: Target
         var state: SlotState = .idle
         var failures = 0
-        /// The last health probe's answer (true until a probe says otherwise).
+        /// Whether the health probes say it serves (true until they say otherwise).
         var serving = true
+        /// Health probes in a row that got no answer.
+        var unanswered = 0
     }
 
     /// The configuration.
@@ -186,18 +204,28 @@ public final class GRPCChannel: ClientTransport, Sendable {
             return ready
         }
         let userAgent = configuration.userAgent, maxMessage = configuration.maxReceiveMessageSize
-        await withTaskGroup(of: (Int, Connection, Bool).self) { group in
+        await withTaskGroup(of: (Int, Connection, HealthProbeAnswer).self) { group in
             for (index, connection) in ready {
                 group.addTask {
                     let transport = OneConnection(connection: connection, userAgent: userAgent, maxReceiveMessageSize: maxMessage)
                     return (index, connection, await check.probe(transport))
                 }
             }
-            for await (index, connection, serving) in group {
+            for await (index, connection, answer) in group {
                 slots.withLock { slots in
                     // A probe of a connection since replaced says nothing about the new one.
                     guard case .ready(let current) = slots[index].state, current.channel === connection.channel else { return }
-                    slots[index].serving = serving
+                    switch answer {
+                    case .serving:
+                        slots[index].serving = true
+                        slots[index].unanswered = 0
+                    case .notServing:
+                        slots[index].serving = false
+                        slots[index].unanswered = 0
+                    case .noAnswer:
+                        slots[index].unanswered += 1
+                        if slots[index].unanswered >= check.unansweredLimit { slots[index].serving = false }
+                    }
                 }
             }
         }

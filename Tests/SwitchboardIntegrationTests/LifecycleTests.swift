@@ -18,8 +18,13 @@ private struct ProbeService: Grpc_Testing_TestService_ServiceProtocol {
     let written = Counter()
     let read = Counter()
     let sleep: Duration
+    /// Answered as `hostname` by UnaryCall when no user is authenticated: which server took a call.
+    let name: String
 
-    init(sleep: Duration = .milliseconds(300)) { self.sleep = sleep }
+    init(sleep: Duration = .milliseconds(300), name: String = "") {
+        self.sleep = sleep
+        self.name = name
+    }
 
     func emptyCall(request: Grpc_Testing_Empty, context: ServerContext) async throws -> Grpc_Testing_Empty {
         started.add()
@@ -40,7 +45,7 @@ private struct ProbeService: Grpc_Testing_TestService_ServiceProtocol {
         }
         var response = Grpc_Testing_SimpleResponse()
         response.username = context.requestMetadata.firstString("x-user") ?? ""
-        response.hostname = context[AuthenticatedUser.self]?.name ?? ""
+        response.hostname = context[AuthenticatedUser.self]?.name ?? name
         return response
     }
 
@@ -359,6 +364,60 @@ struct LifecycleTests {
         for _ in 0..<10 { _ = try await stub.emptyCall(Grpc_Testing_Empty()) }
         #expect(a.started.current == 5)
         #expect(b.started.current == 5)
+        await channel.close()
+        await serverA.stop()
+        await serverB.stop()
+    }
+
+    @Test("health probes: a server that answers no probe three times in a row takes no calls; fewer do not; one answer brings it back")
+    func unansweredHealthProbes() async throws {
+        let a = ProbeService(sleep: .zero, name: "a"), b = ProbeService(sleep: .zero, name: "b")
+        let serverA = try await startServer(services: [a])
+        let serverB = try await startServer(services: [b])
+        // How many more of b's probes go unanswered (as when a loaded server misses the probe's deadline).
+        let silence = Atomic<Int>(0)
+        // While set, b's answered probes wait before answering (so the test can look between two probes).
+        let hold = Atomic<Bool>(false)
+        let probed = Atomic<Int>(0)
+        var configuration = ClientConfiguration()
+        configuration.healthCheck = ClientHealthCheck(interval: .milliseconds(50), unansweredLimit: 3) { transport in
+            let stub = Grpc_Testing_TestService_Client(client: RPCClient(transport: transport))
+            guard let answer = try? await stub.unaryCall(Grpc_Testing_SimpleRequest(), options: CallOptions(timeout: .seconds(2))) else {
+                return .noAnswer
+            }
+            guard answer.hostname == "b" else { return .serving }
+            probed.add(1, ordering: .relaxed)
+            while true {
+                let left = silence.load(ordering: .relaxed)
+                if left == 0 { break }
+                if silence.compareExchange(expected: left, desired: left - 1, ordering: .relaxed).exchanged { return .noAnswer }
+            }
+            while hold.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(10)) }
+            return .serving
+        }
+        let channel = GRPCChannel(
+            targets: [.init(host: "127.0.0.1", port: serverA.port), .init(host: "127.0.0.1", port: serverB.port)], configuration: configuration)
+        let stub = Grpc_Testing_TestService_Client(client: RPCClient(transport: channel))
+        func servers(_ count: Int = 10) async throws -> Set<String> {
+            var names: Set<String> = []
+            for _ in 0..<count { names.insert(try await stub.unaryCall(Grpc_Testing_SimpleRequest()).hostname) }
+            return names
+        }
+        #expect(try await servers() == ["a", "b"])
+        // Two unanswered probes in a row (the third waits): b still takes calls.
+        hold.store(true, ordering: .relaxed)
+        silence.store(2, ordering: .relaxed)
+        let start = probed.load(ordering: .relaxed)
+        #expect(try await eventually(timeout: .seconds(10)) { probed.load(ordering: .relaxed) >= start + 3 })
+        #expect(try await servers() == ["a", "b"])
+        hold.store(false, ordering: .relaxed)
+        // Unanswered from now on: after the third in a row, b takes no calls while a serves.
+        silence.store(Int.max, ordering: .relaxed)
+        #expect(try await eventually(timeout: .seconds(10)) { try await servers(6) == ["a"] })
+        #expect(try await servers(20) == ["a"])
+        // One answer and it is back.
+        silence.store(0, ordering: .relaxed)
+        #expect(try await eventually(timeout: .seconds(10)) { try await servers(6).contains("b") })
         await channel.close()
         await serverA.stop()
         await serverB.stop()

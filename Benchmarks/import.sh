@@ -5,6 +5,8 @@
 # database. Rounds interleaved (import, copy, import, copy, …); each import goes to a fresh database, so every round
 # starts from the same empty state.
 #   Benchmarks/import.sh     (BENCH_ROWS=1000000, BENCH_ROUNDS=3, BENCH_BATCH_ROWS=1000)
+# BENCH_SECOND_BIN (the contacts binary of an earlier commit) imports the same file into its own fresh database in each
+# round too, named BENCH_SECOND_NAME (default import-before): an A/B on the same machine at the same hour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS="${BENCH_ROWS:-1000000}"
@@ -55,12 +57,13 @@ pg_ticks() { # utime+stime of every postgres process
     echo $total
 }
 
-run_import() {
+run_import() { # run_import [name] [contacts binary]
+    local name="${1:-import}" contacts="${2:-$BIN/contacts}"
     fresh_db $DB
-    SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/contacts" migrate >/dev/null 2>&1
+    SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$contacts" migrate >/dev/null 2>&1
     SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
         SWITCHBOARD_CONTACTS_IMPORT_BATCH_ROWS=$BATCH_ROWS SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning \
-        "$BIN/contacts" >"$WORK/service.log" 2>&1 &
+        "$contacts" >"$WORK/service.log" 2>&1 &
     SVC_PID=$!
     sleep 2
     local svc0 pg0 start end svc1 pg1
@@ -74,8 +77,8 @@ run_import() {
     local created
     created=$(psql "${ADMIN/dbname=postgres/dbname=$DB}" -qtAc "SELECT count(*) FROM contacts.contacts")
     [ "$created" -eq "$ROWS" ] || { echo "import stored $created contacts, expected $ROWS" >&2; tail -5 "$WORK/import.err" >&2; exit 1; }
-    python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'RESULT import seconds={s:.1f} rows_per_s={int(sys.argv[3])/s:.0f} service_cpu_s={int(sys.argv[4])/100:.1f} postgres_cpu_s={int(sys.argv[5])/100:.1f}')" \
-        "$start" "$end" "$ROWS" $((svc1 - svc0)) $((pg1 - pg0))
+    python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'RESULT {sys.argv[6]} seconds={s:.1f} rows_per_s={int(sys.argv[3])/s:.0f} service_cpu_s={int(sys.argv[4])/100:.1f} postgres_cpu_s={int(sys.argv[5])/100:.1f}')" \
+        "$start" "$end" "$ROWS" $((svc1 - svc0)) $((pg1 - pg0)) "$name"
 }
 
 run_copy() {
@@ -114,6 +117,7 @@ run_floor() {
 RESULTS="$WORK/results"
 for ((round = 1; round <= ROUNDS; round++)); do
     run_import | tee -a "$RESULTS"
+    [ -n "${BENCH_SECOND_BIN:-}" ] && run_import "${BENCH_SECOND_NAME:-import-before}" "$BENCH_SECOND_BIN" | tee -a "$RESULTS"
     run_copy | tee -a "$RESULTS"
     run_floor | tee -a "$RESULTS"
 done

@@ -38,7 +38,8 @@ extension PostgresContactStore {
                 UNION ALL
                 (SELECT term, 0.5 + 0.5 * contacts.term_similarity(term, k.token) AS weight
                  FROM contacts.search_terms
-                 WHERE tenant_id = $1 AND length(k.token) >= 3 AND k.token ~ '^[[:alpha:]]' AND contacts.term_resembles(term, k.token)
+                 WHERE tenant_id = $1 AND length(k.token) >= 3 AND k.token ~ '^[[:alpha:]]' AND term ~ '^[[:alpha:]]'
+                   AND contacts.term_resembles(term, k.token)
                  ORDER BY contacts.term_similarity(term, k.token) DESC, term LIMIT \(typoCandidates))
             ) m GROUP BY k.n, m.term
         )

@@ -134,7 +134,8 @@ public struct WebhookClient: Sendable {
         self.pool = keepAlive.flatMap { $0.maxIdleConnections > 0 ? WebhookConnectionPool(keepAlive: $0) : nil }
     }
 
-    /// Connections this client has opened so far (with keep-alive, fewer than posts).
+    /// Connections this client has opened so far, counted by its keep-alive pool (0 without keep-alive, where every
+    /// post opens one).
     public var connectionsOpened: Int { pool?.opened ?? 0 }
 
     /// Idle connections held now.

@@ -339,6 +339,8 @@ let package = Package(
             name: "SwitchboardRuntimeTests",
             dependencies: [
                 "SwitchboardRuntime", "SwitchboardProtos", "SwitchboardRPC",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),

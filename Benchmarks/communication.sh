@@ -139,6 +139,10 @@ import http.server, itertools, json, sys
 counter = itertools.count(1)
 class Provider(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: the handler writes the head and the body in two sends, and on a kept-alive connection Nagle holds
+    # the body until the client's delayed ACK of the head (about 40 ms a post) — a fake-provider artefact that
+    # halved sends/s once the adapter reused connections. Real HTTP servers send a small response in one segment.
+    disable_nagle_algorithm = True
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         body = json.dumps({"id": f"m-{next(counter)}"}).encode()

@@ -78,6 +78,16 @@ public enum CommunicationService: ServiceDefinition {
             help:
                 "The most recipients of one campaign (1-100000), however named; a larger group or saved search is FAILED_PRECONDITION. A request lists at most 10000 contact ids whatever this says."
         ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_PROVIDER_MAX_IDLE_CONNECTIONS", default: "16",
+            help:
+                "Connections to the provider kept open between posts (0-256; 0: one connection per post, Connection: close). The dispatcher posts up to 16 sends at once."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_PROVIDER_IDLE_TIMEOUT_MS", default: "4000",
+            help:
+                "How long an idle provider connection is kept (100-300000 ms); keep it below the provider's own keep-alive timeout (Node.js servers: 5 s)."
+        ),
     ]
 
     /// Where another service listens.
@@ -192,6 +202,8 @@ public enum CommunicationService: ServiceDefinition {
         public var eventsHost: String?
         /// Its port.
         public var eventsPort = 0
+        /// How connections to the provider are kept between posts.
+        public var keepAlive = WebhookKeepAlive(maxIdleConnections: 16, idleTimeout: .milliseconds(4000))
 
         /// Creates provider settings.
         public init(endpoint: WebhookEndpoint, secret: [UInt8], timeout: Duration = .seconds(10), dispatcher: Dispatcher.Configuration = .init()) {
@@ -221,6 +233,9 @@ public enum CommunicationService: ServiceDefinition {
         }
         dispatcher.pollInterval = .milliseconds(try env.int(settings[7], in: 10...60_000))
         var provider = ProviderSettings(endpoint: endpoint, secret: secret, timeout: .milliseconds(timeout), dispatcher: dispatcher)
+        provider.keepAlive = WebhookKeepAlive(
+            maxIdleConnections: try env.int(settings[14], in: 0...256),
+            idleTimeout: .milliseconds(Int64(try env.int(settings[15], in: 100...300_000))))
         if let address = try env.address(settings[8], allowingPortZero: true) {
             provider.eventsHost = address.host
             provider.eventsPort = address.port
@@ -314,7 +329,7 @@ public enum CommunicationService: ServiceDefinition {
             if let contactsFeed { services.append(contactsConsumer(contactsFeed, dependencies: dependencies)) }
             if let provider {
                 do {
-                    let client = try WebhookClient(endpoint: provider.endpoint)
+                    let client = try WebhookClient(endpoint: provider.endpoint, keepAlive: provider.keepAlive)
                     let adapter = ProviderAdapter(
                         client: client, secret: provider.secret,
                         timeout: .nanoseconds(
@@ -360,7 +375,7 @@ public enum CommunicationService: ServiceDefinition {
 
     /// Follows the contacts service's cross-tenant feed.
     static func contactsConsumer(_ source: ContactsFeed, dependencies: ServiceDependencies) -> FeedConsumer {
-        let store = PostgresContactsFeedStore(suppressionSecret: source.suppressionSecret)
+        let store = PostgresContactsFeedStore(suppressionSecret: source.suppressionSecret, logger: dependencies.logger)
         let token = source.token
         return FeedConsumer(
             feed: "contacts", schema: defaults.name,

@@ -111,6 +111,104 @@ final class ContactsFeedTests {
         #expect(try await client.checkConsent(contact: winner, channel: .sms, purpose: "surveys").reason == .noConsent)
     }
 
+    @Test("UNMERGED reverses what MERGED moved: interactions and sends go back, the winner's grant is restored, withdrawals made meanwhile bind both")
+    func unmerge() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let (loser, winner, other) = (newID(), newID(), newID())
+        let logged = try await client.log(.call, subject: "with the loser") { $0.contactIds = [loser] }
+        let both = try await client.log(.meeting, subject: "with both") { $0.contactIds = [loser, winner] }
+        let edited = try await client.log(.email, subject: "edited while merged") { $0.contactIds = [loser] }
+        let winnerOnly = try await client.log(.other, subject: "the winner's own") { $0.contactIds = [winner] }
+        _ = try await client.recordConsent(contact: winner)
+        _ = try await client.recordConsent(contact: winner, purpose: "news")
+        _ = try await client.recordConsent(contact: loser, purpose: "news")
+        _ = try await client.recordConsent(contact: loser, channel: .sms, purpose: "surveys")
+        _ = try await client.recordConsent(contact: loser)
+        _ = try await client.recordConsent(contact: loser, status: .withdrawn, basis: .unspecified, source: "unsubscribe")
+        let soon = try await client.send(contact: loser, to: "l@x.io", purpose: "news") { $0.sendAt = Date().addingTimeInterval(1) }
+        let later = try await client.send(contact: loser, to: "l@x.io", purpose: "news") { $0.sendAt = Date().addingTimeInterval(3600) }
+        try await apply([try event(t, loser, .merged, related: [winner])])
+        #expect(try await client.checkConsent(contact: winner).reason == .withdrawn)
+
+        // While merged: a user edits an interaction, the (one) person withdraws a consent, and a moved send goes out.
+        _ = try await client.update(edited.id, paths: ["contact_ids"]) { $0.contactIds = [winner, other] }
+        _ = try await client.recordConsent(
+            contact: winner, channel: .sms, purpose: "surveys", status: .withdrawn, basis: .unspecified, source: "phone")
+        let settings = CommunicationHarness.providerSettings(provider)
+        let dispatcher = Dispatcher(
+            store: PostgresDispatchStore(pool: harness.pool, owner: UUID(), suppressionSecret: Self.suppressionSecret),
+            provider: ProviderAdapter(client: try WebhookClient(endpoint: settings.endpoint), secret: settings.secret, timeout: .seconds(1)),
+            configuration: settings.dispatcher, logger: .init(label: "dispatcher"))
+        let running = Task { try await dispatcher.run() }
+        let sent = try await client.settled(soon.id)
+        running.cancel()
+        #expect(sent.status == .sent && sent.contactId == winner, "\(sent)")
+        #expect(try await client.get(soon.id).contactIds == [winner])
+
+        try await apply([try event(t, loser, .unmerged, emails: ["L@x.io"], related: [winner])])
+        // Interactions: exactly as before where nothing changed since the merge; the restored contact back in the
+        // winner's place where a user edited; the winner's own untouched; the sent message's log with the restored one.
+        #expect(try await client.get(logged.id).contactIds == [loser])
+        #expect(try await client.get(both.id).contactIds == [loser, winner])
+        #expect(try await client.get(edited.id).contactIds == [loser, other])
+        #expect(try await client.get(winnerOnly.id).contactIds == [winner])
+        #expect(try await client.get(soon.id).contactIds == [loser])
+        #expect(Set(try await client.list { $0.contactId = loser }.interactions.map(\.id)) == [logged.id, both.id, edited.id, soon.id])
+        #expect(Set(try await client.list { $0.contactId = winner }.interactions.map(\.id)) == [both.id, winnerOnly.id])
+        // Sends: the sent one and the scheduled one name the restored contact again.
+        #expect(try await client.getSend(soon.id).contactId == loser)
+        let back = try await client.getSend(later.id)
+        #expect(back.contactId == loser && back.status == .scheduled, "\(back)")
+        // Consent: the winner's own grant decides again; the restored contact keeps its own withdrawal, and the one
+        // stated while merged binds it too.
+        let winnerDecision = try await client.checkConsent(contact: winner)
+        #expect(winnerDecision.allowed && winnerDecision.decidedBy?.source.hasPrefix("restored when contact \(loser) was unmerged") == true)
+        let loserDecision = try await client.checkConsent(contact: loser)
+        #expect(!loserDecision.allowed && loserDecision.decidedBy?.source == "unsubscribe")
+        let surveys = try await client.checkConsent(contact: loser, channel: .sms, purpose: "surveys")
+        #expect(!surveys.allowed && surveys.decidedBy?.source == "withdrawn while merged into contact \(winner)", "\(surveys)")
+        #expect(try await client.checkConsent(contact: winner, channel: .sms, purpose: "surveys").decidedBy?.source == "phone")
+        #expect(try await client.checkConsent(contact: loser, purpose: "news").allowed)
+        // The directory has the restored contact's address; the log is forgotten, so a replayed UNMERGED changes nothing.
+        let (addresses, logs) = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            (
+                try await c.query(
+                    "SELECT kind || ':' || address AS a FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2::uuid",
+                    [.text(t), .text(loser)]
+                ).rows.map { try $0.string("a") },
+                try await c.query("SELECT count(*) AS n FROM communication.merges WHERE tenant_id = $1", [.text(t)]).first!.int("n")
+            )
+        }
+        #expect(addresses == ["email:l@x.io"] && logs == 0)
+        let entries = try await client.consentHistory(contact: winner).records.count
+        try await apply([try event(t, loser, .unmerged, related: [winner])])
+        #expect(try await client.get(both.id).contactIds == [loser, winner])
+        #expect(try await client.consentHistory(contact: winner).records.count == entries)
+    }
+
+    @Test("UNMERGED of a merge never logged moves nothing; a malformed one is set aside; an erasure forgets the merge log")
+    func unmergeEdges() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let (a, b) = (newID(), newID())
+        let withB = try await client.log(.call, subject: "b's") { $0.contactIds = [b] }
+        try await apply([try event(t, a, .unmerged, related: [b]), try event(t, a, .unmerged)])
+        #expect(try await client.get(withB.id).contactIds == [b])
+        // Merged, then the winner erased: the log goes with the person, and the UNMERGED that follows moves nothing.
+        let withA = try await client.log(.call, subject: "a's") { $0.contactIds = [a] }
+        try await apply([try event(t, a, .merged, related: [b]), try event(t, b, .erased, related: ["erasure-9"])])
+        try await apply([try event(t, a, .unmerged, related: [b])])
+        #expect(try await client.get(withA.id).contactIds.isEmpty)
+        let (dead, logs) = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            (
+                try await c.query("SELECT count(*) AS n FROM communication.feed_dead_letters WHERE tenant_id = $1", [.text(t)]).first!.int("n"),
+                try await c.query("SELECT count(*) AS n FROM communication.merge_moves WHERE tenant_id = $1", [.text(t)]).first!.int("n")
+            )
+        }
+        #expect(dead == 1 && logs == 0)
+    }
+
     @Test("ERASED redacts the person's rows, keeps only an HMAC of each address, and the address is never messaged again")
     func erasure() async throws {
         let t = tenant()

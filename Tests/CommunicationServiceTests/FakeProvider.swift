@@ -7,6 +7,8 @@ import Synchronization
 /// A provider webhook for tests (never part of production): records every request it receives and answers as the
 /// test's script says: accept, fail with a status (and Retry-After), answer late, or never answer. Like a real
 /// provider it deduplicates by `Idempotency-Key`: ``deliveries`` counts the messages it would actually have sent.
+/// A connection whose request asks for keep-alive stays open for the next request (closed by the provider after
+/// `closeIdleAfter` without one, when set, like a server's keep-alive timeout); ``acceptedConnections`` counts them.
 final class FakeProvider: Sendable {
     /// One received request.
     struct Request: Sendable {
@@ -30,30 +32,36 @@ final class FakeProvider: Sendable {
     }
 
     private let state = Mutex<(requests: [Request], delivered: Set<String>, script: [Answer], fallback: Answer)>(([], [], [], .accept))
+    private let connections = Mutex<(accepted: Int, open: Int)>((0, 0))
+    /// How long a kept-alive connection may stay idle before the provider closes it; nil: until the client closes it.
+    let closeIdleAfter: Duration?
     private let channel: any Channel
     /// The port it listens on (loopback).
     let port: Int
     /// Its URL.
     var url: String { "http://127.0.0.1:\(port)/hooks/send" }
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, closeIdleAfter: Duration?) {
         self.channel = channel
+        self.closeIdleAfter = closeIdleAfter
         self.port = channel.localAddress?.port ?? 0
     }
 
     /// Starts a provider on a free loopback port.
-    static func start() async throws -> FakeProvider {
+    /// - Parameter closeIdleAfter: closes a kept-alive connection idle this long (nil: never).
+    static func start(closeIdleAfter: Duration? = nil) async throws -> FakeProvider {
         let box = Mutex<FakeProvider?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                box.withLock { $0 }?.accepted(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(provider: { box.withLock { $0 } }))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        let provider = FakeProvider(channel: channel)
+        let provider = FakeProvider(channel: channel, closeIdleAfter: closeIdleAfter)
         box.withLock { $0 = provider }
         return provider
     }
@@ -69,6 +77,18 @@ final class FakeProvider: Sendable {
     }
 
     var requests: [Request] { state.withLock { $0.requests } }
+    /// Connections accepted so far.
+    var acceptedConnections: Int { connections.withLock { $0.accepted } }
+    /// Connections open now.
+    var openConnections: Int { connections.withLock { $0.open } }
+
+    fileprivate func accepted(_ channel: any Channel) {
+        connections.withLock {
+            $0.accepted += 1
+            $0.open += 1
+        }
+        channel.closeFuture.whenComplete { [weak self] _ in self?.connections.withLock { $0.open -= 1 } }
+    }
     /// Distinct idempotency keys accepted: the messages a deduplicating provider sent.
     var deliveries: Set<String> { state.withLock { $0.delivered } }
 
@@ -90,6 +110,10 @@ final class FakeProvider: Sendable {
         let provider: @Sendable () -> FakeProvider?
         var head: HTTPRequestHead?
         var body: [UInt8] = []
+        /// Counts requests, so an idle timer knows whether another one came.
+        var served = 0
+        var keepAlive = false
+        var closeIdleAfter: Duration?
 
         init(provider: @escaping @Sendable () -> FakeProvider?) { self.provider = provider }
 
@@ -105,6 +129,9 @@ final class FakeProvider: Sendable {
                 for (name, value) in head.headers { headers[name.lowercased()] = value }
                 let request = Request(headers: headers, body: body)
                 let answer = provider.receive(request)
+                served += 1
+                keepAlive = head.isKeepAlive
+                closeIdleAfter = provider.closeIdleAfter
                 let loop = context.eventLoop
                 let bound = NIOLoopBound((self, context), eventLoop: loop)
                 switch answer {
@@ -122,15 +149,27 @@ final class FakeProvider: Sendable {
 
         func respond(_ context: ChannelHandlerContext, status: Int, id: String?, retryAfter: String?) {
             let text = id.map { "{\"id\":\"msg-\($0)\"}" } ?? "{\"error\":\"scripted\"}"
-            var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(text.utf8.count)), ("Connection", "close")])
+            var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(text.utf8.count))])
+            if !keepAlive { headers.add(name: "Connection", value: "close") }
             if let retryAfter { headers.add(name: "Retry-After", value: retryAfter) }
             context.write(
                 wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
             let written = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            written.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            guard keepAlive else {
+                written.futureResult.whenComplete { _ in bound.value.1.close(promise: nil) }
+                return
+            }
+            if let idle = closeIdleAfter {
+                let request = served
+                let nanos = idle.components.seconds * 1_000_000_000 + idle.components.attoseconds / 1_000_000_000
+                context.eventLoop.scheduleTask(in: .nanoseconds(nanos)) {
+                    // Still idle: no request came since this answer.
+                    if bound.value.0.served == request { bound.value.1.close(promise: nil) }
+                }
+            }
         }
     }
 }

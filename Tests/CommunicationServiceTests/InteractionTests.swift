@@ -466,10 +466,18 @@ final class InteractionTests {
                 INSERT INTO communication.campaign_recipients (tenant_id, campaign_id, contact_id)
                 SELECT $1, id, gen_random_uuid() FROM communication.campaigns WHERE tenant_id = $1
                 """, [.text(tenantA)])
+            try await c.query(
+                """
+                WITH m AS (
+                    INSERT INTO communication.merges (tenant_id, loser, winner, ledger_sequence) VALUES ($1, gen_random_uuid(), gen_random_uuid(), 0)
+                    RETURNING loser
+                )
+                INSERT INTO communication.merge_moves (tenant_id, loser, kind, row_id) SELECT $1, loser, 'send', gen_random_uuid() FROM m
+                """, [.text(tenantA)])
         }
         let tables = [
             "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "sends", "provider_events", "contact_addresses",
-            "suppressions", "campaigns", "campaign_recipients", "feed_dead_letters",
+            "suppressions", "campaigns", "campaign_recipients", "feed_dead_letters", "merges", "merge_moves",
             "changes",
             "change_sequences", "idempotency_keys",
         ]

@@ -37,6 +37,22 @@ struct ProviderSettingsTests {
         #expect(throws: ConfigurationError.self) {
             _ = try CommunicationService.providerSettings(base.merging(["SWITCHBOARD_COMMUNICATION_PROVIDER_SECRET_FILE": short.path]) { $1 })
         }
+        // Keep-alive: 16 idle connections for 4 s by default; 0 turns it off; both bounded.
+        #expect(parsed.keepAlive == WebhookKeepAlive(maxIdleConnections: 16, idleTimeout: .milliseconds(4000)))
+        let tuned = try #require(
+            try CommunicationService.providerSettings(
+                base.merging([
+                    "SWITCHBOARD_COMMUNICATION_PROVIDER_MAX_IDLE_CONNECTIONS": "0", "SWITCHBOARD_COMMUNICATION_PROVIDER_IDLE_TIMEOUT_MS": "250",
+                ]) { $1 }))
+        #expect(tuned.keepAlive == WebhookKeepAlive(maxIdleConnections: 0, idleTimeout: .milliseconds(250)))
+        for (name, value) in [
+            ("SWITCHBOARD_COMMUNICATION_PROVIDER_MAX_IDLE_CONNECTIONS", "257"), ("SWITCHBOARD_COMMUNICATION_PROVIDER_MAX_IDLE_CONNECTIONS", "-1"),
+            ("SWITCHBOARD_COMMUNICATION_PROVIDER_IDLE_TIMEOUT_MS", "99"), ("SWITCHBOARD_COMMUNICATION_PROVIDER_IDLE_TIMEOUT_MS", "300001"),
+        ] {
+            #expect(throws: ConfigurationError.self, "\(name)=\(value)") {
+                _ = try CommunicationService.providerSettings(base.merging([name: value]) { $1 })
+            }
+        }
         #expect(WebhookEndpoint(url: "http://127.0.0.1:8080")?.path == "/")
         #expect(WebhookEndpoint(url: "http://user@host/") == nil)
         #expect(WebhookEndpoint(url: "http://host:99999/") == nil)

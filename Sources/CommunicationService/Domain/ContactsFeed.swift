@@ -11,6 +11,10 @@ public struct ContactEvent: Sendable, Hashable {
         case deleted
         /// Merged into `winner`: interactions and pending sends move to it; consent merges, the most restrictive wins.
         case merged(winner: UUID)
+        /// A merge into `formerWinner` was reversed: what the merge moved comes back, as its log recorded it. `emails`
+        /// and `phones` are the restored contact's addresses when the event carried the contact (nil: it did not, and
+        /// the directory waits for the contact's next change).
+        case unmerged(formerWinner: UUID, emails: [String]?, phones: [String]?)
         /// Erased (by the erasure request `request`, which the receipt names): the person's rows are redacted and their
         /// addresses suppressed (by HMAC only).
         case erased(request: String)

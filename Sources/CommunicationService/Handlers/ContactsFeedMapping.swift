@@ -41,10 +41,29 @@ enum ContactsFeedMapping {
             }
             guard winner != id else { return .reject("related_ids[0] is the contact itself") }
             return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .merged(winner: winner)))
+        case .unmerged:
+            guard let formerWinner = event.relatedIds.first.flatMap(UUID.init(text:)) else {
+                return .reject("an UNMERGED event needs the former winner's id in related_ids[0]")
+            }
+            guard formerWinner != id else { return .reject("related_ids[0] is the contact itself") }
+            // The restored contact, when the event carries it: its addresses come back to the directory with it.
+            var emails: [String]?, phones: [String]?
+            if event.resource != nil {
+                let contact: Switchboard_Contacts_V1_Contact
+                do {
+                    contact = try event.resource(as: Switchboard_Contacts_V1_Contact.self)
+                } catch {
+                    return .reject("the Contact payload does not decode: \(error)")
+                }
+                let deleted = contact.audit?.deleteTime != nil
+                emails = deleted ? [] : contact.emails.map(\.address)
+                phones = deleted ? [] : contact.phones.map { $0.e164.isEmpty ? $0.number : $0.e164 }
+            }
+            return .apply(
+                ContactEvent(tenantID: event.tenantId, contactID: id, kind: .unmerged(formerWinner: formerWinner, emails: emails, phones: phones)))
         case .erased:
             return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .erased(request: event.relatedIds.first ?? "")))
         default:
-            // UNMERGED is not followed yet: what a merge moved stays with the winner (services/communication/README.md).
             return .ignore
         }
     }

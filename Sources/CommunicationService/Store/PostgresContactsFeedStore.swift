@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Logging
 import SwitchboardPostgres
 import SwitchboardServiceKit
 
@@ -14,10 +15,13 @@ public struct PostgresContactsFeedStore: Sendable {
     let publishReceipt: @Sendable (ErasureReceiptData) throws -> String
     /// The published form of a send, for the cancellations and moves the feed makes.
     let publishSend: @Sendable (SendRecord) throws -> String
+    /// Where an event that can only be partly applied is reported.
+    let logger: Logger
 
     /// Creates the store.
-    public init(suppressionSecret: [UInt8]) {
+    public init(suppressionSecret: [UInt8], logger: Logger = Logger(label: "communication.contacts-feed")) {
         self.suppressionSecret = suppressionSecret
+        self.logger = logger
         self.publishReceipt = ContactsFeedMapping.receiptJSON
         self.publishSend = CommunicationService.publishSend
     }
@@ -29,30 +33,40 @@ public struct PostgresContactsFeedStore: Sendable {
             let (tenant, contact) = (PostgresValue.text(event.tenantID), PostgresValue.uuid(event.contactID))
             switch event.kind {
             case .addresses(let emails, let phones):
-                try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
-                let rows =
-                    emails.map { ("email", AddressRules.normalized($0, kind: "email")) }
-                    + phones.map { ("phone", AddressRules.normalized($0, kind: "phone")) }
-                let kept = rows.filter { !$0.1.isEmpty && $0.1.utf8.count <= SendRules.maxAddressBytes && !$0.1.utf8.contains(0) }
-                if !kept.isEmpty {
-                    try await c.query(
-                        """
-                        INSERT INTO communication.contact_addresses (tenant_id, kind, address, contact_id)
-                        SELECT $1, k, a, $4 FROM unnest($2::text[], $3::text[]) AS t (k, a) ON CONFLICT DO NOTHING
-                        """,
-                        [
-                            tenant, .array(kept.map { .text($0.0) }, elementType: .text), .array(kept.map { .text($0.1) }, elementType: .text),
-                            contact,
-                        ])
-                }
+                try await replaceAddresses(tenant, contact, emails: emails, phones: phones, on: c)
             case .deleted:
                 try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
                 try await cancelPendingSends(tenant, contact, reason: "the contact was deleted", on: c)
             case .merged(let winner):
                 try await merge(tenant, loser: event.contactID, winner: winner, on: c)
+            case .unmerged(let formerWinner, let emails, let phones):
+                try await unmerge(tenant, loser: event.contactID, winner: formerWinner, on: c)
+                if let emails, let phones { try await replaceAddresses(tenant, contact, emails: emails, phones: phones, on: c) }
             case .erased(let request):
                 try await erase(tenant, event.contactID, request: request, on: c)
             }
+        }
+    }
+
+    /// The contact's e-mails and phones replace its rows in the address directory.
+    private func replaceAddresses(
+        _ tenant: PostgresValue, _ contact: PostgresValue, emails: [String], phones: [String], on c: PostgresConnection
+    ) async throws {
+        try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
+        let rows =
+            emails.map { ("email", AddressRules.normalized($0, kind: "email")) }
+            + phones.map { ("phone", AddressRules.normalized($0, kind: "phone")) }
+        let kept = rows.filter { !$0.1.isEmpty && $0.1.utf8.count <= SendRules.maxAddressBytes && !$0.1.utf8.contains(0) }
+        if !kept.isEmpty {
+            try await c.query(
+                """
+                INSERT INTO communication.contact_addresses (tenant_id, kind, address, contact_id)
+                SELECT $1, k, a, $4 FROM unnest($2::text[], $3::text[]) AS t (k, a) ON CONFLICT DO NOTHING
+                """,
+                [
+                    tenant, .array(kept.map { .text($0.0) }, elementType: .text), .array(kept.map { .text($0.1) }, elementType: .text),
+                    contact,
+                ])
         }
     }
 
@@ -75,15 +89,32 @@ public struct PostgresContactsFeedStore: Sendable {
     /// Re-points the loser's interactions and pending sends to the winner, and merges consent: for every channel and
     /// purpose where the loser's latest entry withdraws and the winner's latest does not, a withdrawal is appended for
     /// the winner (the most restrictive wins; the ledger is only appended to). A grant of the loser is not copied: a
-    /// grant the winner never gave is not assumed.
+    /// grant the winner never gave is not assumed. Every change is logged (`merges`, `merge_moves`: migration 013) for
+    /// ``unmerge(_:loser:winner:on:)``.
     private func merge(_ tenant: PostgresValue, loser: UUID, winner: UUID, on c: PostgresConnection) async throws {
         let (l, w) = (PostgresValue.uuid(loser), PostgresValue.uuid(winner))
+        // A second MERGED of a loser not unmerged in between keeps the first log: that is the merge an UNMERGED reverses.
         try await c.query(
             """
-            UPDATE communication.interactions SET
-                contact_ids = ARRAY(SELECT DISTINCT x FROM unnest(array_replace(contact_ids, $2, $3)) AS x),
-                version = version + 1, updated_at = now(), updated_by = 'contacts-feed'
-            WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2::uuid]
+            INSERT INTO communication.merges (tenant_id, loser, winner, ledger_sequence)
+            VALUES ($1, $2, $3, 0) ON CONFLICT (tenant_id, loser) DO NOTHING
+            """, [tenant, l, w])
+        try await c.query(
+            """
+            WITH target AS (
+                SELECT id, contact_ids AS before FROM communication.interactions
+                WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2::uuid]
+                FOR UPDATE
+            ), moved AS (
+                UPDATE communication.interactions i SET
+                    contact_ids = ARRAY(SELECT DISTINCT x FROM unnest(array_replace(t.before, $2, $3)) AS x),
+                    version = i.version + 1, updated_at = now(), updated_by = 'contacts-feed'
+                FROM target t WHERE i.tenant_id = $1 AND i.id = t.id
+                RETURNING i.id, t.before, i.contact_ids AS after
+            )
+            INSERT INTO communication.merge_moves (tenant_id, loser, kind, row_id, before, after)
+            SELECT $1, $2, 'interaction', id, before, after FROM moved
+            ON CONFLICT DO NOTHING
             """, [tenant, l, w])
         try await c.query(
             """
@@ -94,8 +125,14 @@ public struct PostgresContactsFeedStore: Sendable {
         try await c.query("DELETE FROM communication.interaction_contacts WHERE tenant_id = $1 AND contact_id = $2", [tenant, l])
         let moved = try await c.query(
             """
-            UPDATE communication.sends SET contact_id = $3, version = version + 1, updated_at = now(), updated_by = 'contacts-feed'
-            WHERE tenant_id = $1 AND contact_id = $2 AND status = 1 RETURNING id
+            WITH moved AS (
+                UPDATE communication.sends SET contact_id = $3, version = version + 1, updated_at = now(), updated_by = 'contacts-feed'
+                WHERE tenant_id = $1 AND contact_id = $2 AND status = 1 RETURNING id
+            ), logged AS (
+                INSERT INTO communication.merge_moves (tenant_id, loser, kind, row_id)
+                SELECT $1, $2, 'send', id FROM moved ON CONFLICT DO NOTHING
+            )
+            SELECT id FROM moved
             """, [tenant, l, w]
         ).rows.map { try $0.uuid("id") }
         for id in moved {
@@ -108,14 +145,152 @@ public struct PostgresContactsFeedStore: Sendable {
                 SELECT DISTINCT ON (contact_id, channel, purpose) contact_id, channel, purpose, status, stated_at
                 FROM communication.consent_ledger WHERE tenant_id = $1 AND contact_id IN ($2, $3)
                 ORDER BY contact_id, channel, purpose, stated_at DESC, status DESC, sequence DESC
+            ), appended AS (
+                INSERT INTO communication.consent_ledger (tenant_id, id, contact_id, channel, purpose, status, legal_basis, source, stated_at,
+                    recorded_by)
+                SELECT $1, gen_random_uuid(), $3, l.channel, l.purpose, 2, 0, 'merged from contact ' || $2::text, l.stated_at, 'contacts-feed'
+                FROM latest l
+                WHERE l.contact_id = $2 AND l.status = 2
+                  AND NOT EXISTS (SELECT 1 FROM latest w WHERE w.contact_id = $3 AND w.channel = l.channel AND w.purpose = l.purpose AND w.status = 2)
+                RETURNING id
             )
-            INSERT INTO communication.consent_ledger (tenant_id, id, contact_id, channel, purpose, status, legal_basis, source, stated_at, recorded_by)
-            SELECT $1, gen_random_uuid(), $3, l.channel, l.purpose, 2, 0, 'merged from contact ' || $2::text, l.stated_at, 'contacts-feed'
-            FROM latest l
-            WHERE l.contact_id = $2 AND l.status = 2
-              AND NOT EXISTS (SELECT 1 FROM latest w WHERE w.contact_id = $3 AND w.channel = l.channel AND w.purpose = l.purpose AND w.status = 2)
+            INSERT INTO communication.merge_moves (tenant_id, loser, kind, row_id)
+            SELECT $1, $2, 'consent', id FROM appended ON CONFLICT DO NOTHING
+            """, [tenant, l, w])
+        // Where the winner's ledger stood after the merge: what it gains later was stated while the two were one.
+        try await c.query(
+            """
+            UPDATE communication.merges SET ledger_sequence = coalesce(
+                (SELECT max(sequence) FROM communication.consent_ledger WHERE tenant_id = $1 AND contact_id = $3), 0)
+            WHERE tenant_id = $1 AND loser = $2 AND winner = $3 AND ledger_sequence = 0
             """, [tenant, l, w])
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, l])
+    }
+
+    /// Reverses the logged merge of `loser` into `winner`, as far as what it moved is still as the merge left it, then
+    /// forgets the log:
+    /// - an interaction whose contact_ids are still what the merge wrote gets its array back exactly; one edited since
+    ///   that still names the winner but not the restored contact gets the restored contact back (beside the winner
+    ///   when both took part, in the winner's place otherwise); one that no longer names the winner is left as it is;
+    /// - a re-pointed send still naming the winner goes back (whatever its status since: the message was for the
+    ///   restored contact), with the interaction that logs it if it was sent;
+    /// - consent: a withdrawal the merge appended for the winner that is still the winner's latest word on its channel
+    ///   and purpose is answered by re-stating the winner's own latest statement before it, if that was a grant
+    ///   (appended: the ledger is never rewritten); and every withdrawal the winner's ledger gained while the two were
+    ///   one contact is appended for the restored contact too, unless its latest entry already withdraws (either of
+    ///   them may have made it: the most restrictive wins again). Grants made meanwhile are not copied.
+    /// A merge applied before the log existed (migration 013) has no log: nothing moves back, and a warning is logged.
+    private func unmerge(_ tenant: PostgresValue, loser: UUID, winner: UUID, on c: PostgresConnection) async throws {
+        let (l, w) = (PostgresValue.uuid(loser), PostgresValue.uuid(winner))
+        guard
+            let merge = try await c.query(
+                "SELECT ledger_sequence FROM communication.merges WHERE tenant_id = $1 AND loser = $2 AND winner = $3 FOR UPDATE", [tenant, l, w]
+            ).first
+        else {
+            logger.warning(
+                "an UNMERGED event with no logged merge: nothing moves back",
+                metadata: ["tenant": "\(tenantString(tenant))", "contact": "\(loser.lowercaseText)", "former_winner": "\(winner.lowercaseText)"])
+            return
+        }
+        let ledgerSequence = try merge.int("ledger_sequence")
+        // Sends first: the interaction of a re-pointed send that went out since is restored with the logged ones.
+        let sends = try await c.query(
+            """
+            UPDATE communication.sends s SET contact_id = $2, version = s.version + 1, updated_at = now(), updated_by = 'contacts-feed'
+            FROM communication.merge_moves m
+            WHERE m.tenant_id = $1 AND m.loser = $2 AND m.kind = 'send' AND s.tenant_id = $1 AND s.id = m.row_id AND s.contact_id = $3
+            RETURNING s.id
+            """, [tenant, l, w]
+        ).rows.map { try $0.uuid("id") }
+        let restored = try await c.query(
+            """
+            WITH log AS (
+                SELECT row_id, before, after FROM communication.merge_moves WHERE tenant_id = $1 AND loser = $2 AND kind = 'interaction'
+                UNION ALL
+                SELECT id, ARRAY[$2::uuid], ARRAY[$3::uuid] FROM unnest($4::uuid[]) AS id
+            ), target AS (
+                SELECT i.id, CASE
+                        WHEN i.contact_ids = log.after THEN log.before
+                        WHEN i.contact_ids @> ARRAY[$2::uuid] OR NOT i.contact_ids @> ARRAY[$3::uuid] THEN NULL
+                        WHEN log.before @> ARRAY[$3::uuid] THEN i.contact_ids || $2::uuid
+                        ELSE array_replace(i.contact_ids, $3, $2)
+                    END AS contact_ids
+                FROM communication.interactions i JOIN log ON i.id = log.row_id
+                WHERE i.tenant_id = $1
+                FOR UPDATE OF i
+            )
+            UPDATE communication.interactions i SET contact_ids = t.contact_ids, version = i.version + 1, updated_at = now(),
+                updated_by = 'contacts-feed'
+            FROM target t WHERE i.tenant_id = $1 AND i.id = t.id AND t.contact_ids IS NOT NULL
+            RETURNING i.id
+            """, [tenant, l, w, .array(sends.map { .uuid($0) }, elementType: .uuid)]
+        ).rows.map { try $0.uuid("id") }
+        if !restored.isEmpty {
+            // The contact index follows the arrays: both contacts' rows of those interactions, rebuilt.
+            let ids = PostgresValue.array(restored.map { .uuid($0) }, elementType: .uuid)
+            try await c.query(
+                """
+                DELETE FROM communication.interaction_contacts x USING communication.interactions i
+                WHERE x.tenant_id = $1 AND i.tenant_id = $1 AND i.id = ANY($4::uuid[]) AND x.contact_id IN ($2, $3)
+                  AND x.occurred_at = i.occurred_at AND x.interaction_id = i.id
+                """, [tenant, l, w, ids])
+            try await c.query(
+                """
+                INSERT INTO communication.interaction_contacts (tenant_id, contact_id, occurred_at, interaction_id)
+                SELECT i.tenant_id, x, i.occurred_at, i.id FROM communication.interactions i, unnest(i.contact_ids) AS x
+                WHERE i.tenant_id = $1 AND i.id = ANY($4::uuid[]) AND x IN ($2, $3)
+                ON CONFLICT DO NOTHING
+                """, [tenant, l, w, ids])
+        }
+        for id in sends {
+            try await SendChanges.record(
+                id: id, tenantID: tenantString(tenant), changedFields: ["contact_id"], actorID: "contacts-feed", publish: publishSend, on: c)
+        }
+        // The winner: each appended withdrawal that is still its latest word is answered by its own earlier grant.
+        try await c.query(
+            """
+            WITH appended AS (
+                SELECT e.* FROM communication.consent_ledger e JOIN communication.merge_moves m ON m.row_id = e.id
+                WHERE m.tenant_id = $1 AND m.loser = $2 AND m.kind = 'consent' AND e.tenant_id = $1 AND e.contact_id = $3
+            ), still_latest AS (
+                SELECT a.* FROM appended a
+                WHERE a.id = (SELECT e.id FROM communication.consent_ledger e
+                              WHERE e.tenant_id = $1 AND e.contact_id = $3 AND e.channel = a.channel AND e.purpose = a.purpose
+                              ORDER BY e.stated_at DESC, e.status DESC, e.sequence DESC LIMIT 1)
+            ), own AS (
+                SELECT a.stated_at AS withdrawn_at, g.* FROM still_latest a
+                CROSS JOIN LATERAL (
+                    SELECT e.* FROM communication.consent_ledger e
+                    WHERE e.tenant_id = $1 AND e.contact_id = $3 AND e.channel = a.channel AND e.purpose = a.purpose
+                      AND e.id NOT IN (SELECT id FROM appended)
+                    ORDER BY e.stated_at DESC, e.status DESC, e.sequence DESC LIMIT 1) g
+                WHERE g.status = 1
+            )
+            INSERT INTO communication.consent_ledger (tenant_id, id, contact_id, channel, purpose, status, legal_basis, source, stated_at, recorded_by)
+            SELECT $1, gen_random_uuid(), $3, channel, purpose, 1, legal_basis,
+                'restored when contact ' || $2::text || ' was unmerged (entry ' || id::text || ')',
+                greatest(now(), withdrawn_at + interval '1 microsecond'), 'contacts-feed'
+            FROM own
+            """, [tenant, l, w])
+        // The restored contact: withdrawals stated to the winner while the two were one contact.
+        try await c.query(
+            """
+            WITH meanwhile AS (
+                SELECT DISTINCT ON (channel, purpose) channel, purpose, stated_at FROM communication.consent_ledger
+                WHERE tenant_id = $1 AND contact_id = $3 AND sequence > $4 AND status = 2 AND recorded_by <> 'contacts-feed'
+                ORDER BY channel, purpose, stated_at DESC, sequence DESC
+            ), own AS (
+                SELECT DISTINCT ON (channel, purpose) channel, purpose, status FROM communication.consent_ledger
+                WHERE tenant_id = $1 AND contact_id = $2
+                ORDER BY channel, purpose, stated_at DESC, status DESC, sequence DESC
+            )
+            INSERT INTO communication.consent_ledger (tenant_id, id, contact_id, channel, purpose, status, legal_basis, source, stated_at, recorded_by)
+            SELECT $1, gen_random_uuid(), $2, m.channel, m.purpose, 2, 0, 'withdrawn while merged into contact ' || $3::text, m.stated_at,
+                'contacts-feed'
+            FROM meanwhile m
+            WHERE NOT EXISTS (SELECT 1 FROM own o WHERE o.channel = m.channel AND o.purpose = m.purpose AND o.status = 2)
+            """, [tenant, l, w, .int(ledgerSequence)])
+        try await c.query("DELETE FROM communication.merges WHERE tenant_id = $1 AND loser = $2", [tenant, l])
     }
 
     /// Suppresses the person's addresses (HMAC only); takes them out of every interaction they took part in, by contact
@@ -196,6 +371,14 @@ public struct PostgresContactsFeedStore: Sendable {
             tenantID: tenantID, resourceIDs: interactions.map(\.id) + sends, mentioning: written, on: c)
         let responses = try await Idempotency(schema: "communication").forget(tenantID: tenantID, mentioning: written, on: c)
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
+        // The merge log forgets the person: merges they were part of, and their id in other merges' arrays (as the
+        // interactions themselves lost it above, so an unmerge still finds them as the merge left them).
+        try await c.query("DELETE FROM communication.merges WHERE tenant_id = $1 AND (loser = $2 OR winner = $2)", [tenant, contact])
+        try await c.query(
+            """
+            UPDATE communication.merge_moves SET before = array_remove(before, $2), after = array_remove(after, $2)
+            WHERE tenant_id = $1 AND kind = 'interaction' AND (before @> ARRAY[$2::uuid] OR after @> ARRAY[$2::uuid])
+            """, [tenant, contact])
         // The ledger's one exception to append-only (migration 011): only while this transaction declares an erasure.
         try await c.query("SELECT set_config('app.erasure', 'on', true)", [])
         let consent = try await c.query(

@@ -83,7 +83,10 @@ SELECT set_config('app.tenant_id', 'bench', true);
 SELECT definition FROM (SELECT key AS definition FROM contacts.field_definitions WHERE tenant_id = 'bench') d;
 INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, contact_type, status, owner_id, created_at,
     created_by, updated_at, updated_by) VALUES ('bench', gen_random_uuid(), 'Bench', 'Create', 1, 1, 'bench', now(),
-    'bench', now(), 'bench') RETURNING id;
+    'bench', now(), 'bench') RETURNING id \gset
+INSERT INTO contacts.search_terms (tenant_id, term)
+    SELECT DISTINCT 'bench', w FROM contacts.contacts, unnest(tsvector_to_array(search_words)) AS w
+    WHERE tenant_id = 'bench' AND id = :id ORDER BY 2 ON CONFLICT DO NOTHING;
 INSERT INTO contacts.change_sequences (tenant_id, last_sequence) VALUES ('bench', 1)
     ON CONFLICT (tenant_id) DO UPDATE SET last_sequence = contacts.change_sequences.last_sequence + 1 RETURNING last_sequence;
 INSERT INTO contacts.changes (tenant_id, sequence, resource_type, resource_id, kind, resource, actor_id)

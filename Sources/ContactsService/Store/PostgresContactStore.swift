@@ -508,9 +508,10 @@ public struct PostgresContactStore: ContactStore {
             } else {
                 try await reserveEmails(record.data, id: id, actor: actor, on: c)
             }
-            // A restored contact's words may have been swept from the terms while it was deleted.
-            if !deleted { try await recordTerms([id], actor: actor, on: c) }
             try await recordChange(record, kind: deleted ? .deleted : .undeleted, fields: [], actor: actor, on: c)
+            // A restored contact's words may have been swept from the terms while it was deleted. After the change, as
+            // on every write path: writers take the tenant's change sequence, then new terms, always in that order.
+            if !deleted { try await recordTerms([id], actor: actor, on: c) }
             return record
         }
     }

@@ -36,6 +36,7 @@ done
 if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
     swift build -c release --static-swift-stdlib --product analytics >&2
     swift build -c release --static-swift-stdlib --product communication >&2
+    swift build -c release --static-swift-stdlib --product crmctl >&2
 fi
 BIN="$(swift build -c release --show-bin-path)"
 BIN_COMMUNICATION="${BIN_COMMUNICATION:-$BIN/communication}"
@@ -78,15 +79,7 @@ ANALYZE analytics.timeline; ANALYZE analytics.contacts; ANALYZE analytics.activi
 SQL
 fi
 
-TOKEN="$("$PY" - "$SECRET" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
-header = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-claims = b(json.dumps({"sub": "bench", "tenant_id": "bench", "roles": ["admin"], "exp": int(time.time()) + 86400}).encode())
-sig = b(hmac.new(sys.argv[1].encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest())
-print(f"{header}.{claims}.{sig}")
-PY
-)"
+TOKEN="$("$BIN/crmctl" token --secret "$SECRET" --tenant bench --user bench --roles admin --ttl 86400)"
 
 # Request bodies: gRPC frames of the requests, encoded with the grpcio stubs.
 SWITCHBOARD_INTEROP_STUBS="$STUBS" "$PY" - "$WORK" "$HOT" <<'PY'

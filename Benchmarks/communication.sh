@@ -29,7 +29,9 @@ trap 'for p in $SVC_PID $PROVIDER_PID; do kill $p 2>/dev/null || true; done; rm 
 for tool in h2load nghttp psql; do
     command -v $tool >/dev/null || { echo "$tool missing (apt-get install nghttp2-client postgresql-client)" >&2; exit 1; }
 done
-if [ -z "${BENCH_SKIP_BUILD:-}" ]; then swift build -c release --static-swift-stdlib --product communication >&2; fi
+if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+    for product in communication crmctl; do swift build -c release --static-swift-stdlib --product $product >&2; done
+fi
 BIN="$(swift build -c release --show-bin-path)"
 ADMIN="$(scripts/postgres.sh start)"
 PGPORT_="${SWITCHBOARD_PG_PORT:-54329}"
@@ -66,15 +68,7 @@ ANALYZE communication.interactions; ANALYZE communication.interaction_contacts;
 SQL
 fi
 
-TOKEN="$("$PY" - "$SECRET" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
-header = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-claims = b(json.dumps({"sub": "bench", "tenant_id": "bench", "roles": ["admin"], "exp": int(time.time()) + 86400}).encode())
-sig = b(hmac.new(sys.argv[1].encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest())
-print(f"{header}.{claims}.{sig}")
-PY
-)"
+TOKEN="$("$BIN/crmctl" token --secret "$SECRET" --tenant bench --user bench --roles admin --ttl 86400)"
 
 # Request bodies: gRPC frames of the requests, encoded with the grpcio stubs.
 SWITCHBOARD_INTEROP_STUBS="$STUBS" "$PY" - "$WORK" "$HOT" <<'PY'

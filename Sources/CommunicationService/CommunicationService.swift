@@ -253,8 +253,11 @@ public enum CommunicationService: ServiceDefinition {
             contactsFeed: try contactsFeed(environment), audiences: try audienceSettings(environment))
     }
 
-    /// The change-event payload of an interaction (private ones without their content).
-    public static let publishInteraction: @Sendable (InteractionRecord) throws -> String = { try InteractionMapping.published($0) }
+    /// The change-event payloads of an interaction: for tenant readers (private ones as a stub), and for the cross-tenant
+    /// feed (the whole of a private one; nil for the others, whose two payloads are the same).
+    public static let publishInteraction: @Sendable (InteractionRecord) throws -> (tenant: String, service: String?) = {
+        try InteractionMapping.published($0)
+    }
     /// A send's published form in change events: the proto3 JSON of `switchboard.communication.v1.Send`.
     public static let publishSend: @Sendable (SendRecord) throws -> String = { try SendMapping.proto($0).protoJSONText() }
 

@@ -41,11 +41,15 @@ public struct ChangeRecord: Sendable {
     public var actorID: String
     /// Other resources involved (the merge winner, the erasure request).
     public var relatedIDs: [String]
+    /// What the cross-tenant feed (callers with the service role) carries instead of ``resourceJSON``, when the two
+    /// differ: a record that tenant readers of `WatchChanges` may not see in full (a private interaction) is published
+    /// to them as a stub, while the services that act for its owner still need the whole of it. Nil: the same payload.
+    public var serviceResourceJSON: String?
 
     /// Creates a record.
     public init(
         resourceType: String, resourceID: String, kind: ChangeKind, changedFields: [String] = [],
-        resourceJSON: String, actorID: String, relatedIDs: [String] = []
+        resourceJSON: String, actorID: String, relatedIDs: [String] = [], serviceResourceJSON: String? = nil
     ) {
         self.resourceType = resourceType
         self.resourceID = resourceID
@@ -54,6 +58,7 @@ public struct ChangeRecord: Sendable {
         self.resourceJSON = resourceJSON
         self.actorID = actorID
         self.relatedIDs = relatedIDs
+        self.serviceResourceJSON = serviceResourceJSON
     }
 }
 
@@ -88,13 +93,14 @@ public struct ChangeFeed: Sendable {
         try await connection.query(
             """
             INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id,
-                related_ids)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                related_ids, service_resource)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
             """,
             [
                 .text(tenantID), .int(sequence), .text(change.resourceType), .text(change.resourceID),
                 .int(Int64(change.kind.rawValue)), .array(change.changedFields.map(PostgresValue.text), elementType: .text),
                 .jsonb(change.resourceJSON), .text(change.actorID), .array(change.relatedIDs.map(PostgresValue.text), elementType: .text),
+                change.serviceResourceJSON.map(PostgresValue.jsonb) ?? .null,
             ])
         try await connection.query("SELECT pg_notify($1, $2)", [.text(channel), .text(tenantID)])
         return sequence
@@ -111,8 +117,8 @@ public struct ChangeFeed: Sendable {
                 RETURNING last_sequence
             ), c AS (
                 INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id,
-                    related_ids)
-                SELECT $1, last_sequence, $2, $3, $4, $5, $6, $7, $9 FROM s RETURNING sequence
+                    related_ids, service_resource)
+                SELECT $1, last_sequence, $2, $3, $4, $5, $6, $7, $9, $10::jsonb FROM s RETURNING sequence
             )
             SELECT sequence, pg_notify($8, $1) FROM c
             """,
@@ -120,6 +126,7 @@ public struct ChangeFeed: Sendable {
                 .text(tenantID), .text(change.resourceType), .text(change.resourceID), .int(Int64(change.kind.rawValue)),
                 .array(change.changedFields.map(PostgresValue.text), elementType: .text), .jsonb(change.resourceJSON),
                 .text(change.actorID), .text(channel), .array(change.relatedIDs.map(PostgresValue.text), elementType: .text),
+                change.serviceResourceJSON.map(PostgresValue.jsonb) ?? .null,
             ]
         )
     }
@@ -143,11 +150,11 @@ public struct ChangeFeed: Sendable {
                 RETURNING last_sequence
             ), c AS (
                 INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id,
-                    related_ids)
+                    related_ids, service_resource)
                 SELECT $1, s.last_sequence - $2 + u.n, u.type, u.id, u.kind, ARRAY(SELECT jsonb_array_elements_text(u.fields::jsonb)),
-                    u.resource::jsonb, u.actor, ARRAY(SELECT jsonb_array_elements_text(u.related::jsonb))
-                FROM s, unnest($3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[])
-                    WITH ORDINALITY AS u(type, id, kind, fields, resource, actor, related, n)
+                    u.resource::jsonb, u.actor, ARRAY(SELECT jsonb_array_elements_text(u.related::jsonb)), u.service::jsonb
+                FROM s, unnest($3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[], $11::text[])
+                    WITH ORDINALITY AS u(type, id, kind, fields, resource, actor, related, service, n)
                 RETURNING sequence
             )
             SELECT count(*) AS n, pg_notify($10, $1) FROM c
@@ -156,7 +163,7 @@ public struct ChangeFeed: Sendable {
                 .text(tenantID), .int(Int64(changes.count)), texts(changes.map(\.resourceType)), texts(changes.map(\.resourceID)),
                 .array(changes.map { .int(Int64($0.kind.rawValue)) }, elementType: .int), texts(changes.map { jsonArray($0.changedFields) }),
                 texts(changes.map(\.resourceJSON)), texts(changes.map(\.actorID)), texts(changes.map { jsonArray($0.relatedIDs) }),
-                .text(channel),
+                .text(channel), .array(changes.map { $0.serviceResourceJSON.map(PostgresValue.text) ?? .null }, elementType: .text),
             ]
         )
     }
@@ -215,7 +222,7 @@ public struct ChangeFeed: Sendable {
 
     /// Erasure of a person from the feed's history: every stored change of one of `resourceIDs`, or whose payload
     /// mentions one of `mentioning` (a contact id, an address; compared case-insensitively), keeps only
-    /// `{"id": resource_id}` and no changed fields. The event stays (its sequence and kind), so a reader's position and
+    /// `{"id": resource_id}` (for tenant readers and the cross-tenant feed alike) and no changed fields. The event stays (its sequence and kind), so a reader's position and
     /// counts hold; what was delivered before cannot be recalled, which is why consumers act on ERASED themselves.
     /// Runs in the caller's transaction, with its tenant set.
     /// - Returns: changes redacted.
@@ -228,10 +235,11 @@ public struct ChangeFeed: Sendable {
         // A scan of the tenant's retained history: erasure is rare, and a payload may mention the person anywhere.
         return try await connection.query(
             """
-            UPDATE \(schema).changes SET resource = jsonb_build_object('id', resource_id), changed_fields = '{}'
-            WHERE tenant_id = $1 AND resource <> jsonb_build_object('id', resource_id)
+            UPDATE \(schema).changes SET resource = jsonb_build_object('id', resource_id), service_resource = NULL, changed_fields = '{}'
+            WHERE tenant_id = $1 AND (resource <> jsonb_build_object('id', resource_id) OR service_resource IS NOT NULL)
               AND (resource_id = ANY($2::text[])
-                   OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS n WHERE strpos(lower(resource::text), n) > 0))
+                   OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS n
+                              WHERE strpos(lower(resource::text), n) > 0 OR strpos(lower(service_resource::text), n) > 0))
             """,
             [.text(tenantID), .array(resourceIDs.map { .text($0) }, elementType: .text), .array(needles, elementType: .text)]
         ).affectedRows

@@ -47,7 +47,8 @@ public struct FeedCursor: Sendable, Hashable, Comparable, CustomStringConvertibl
 extension ChangeFeed {
     /// Every tenant's changes after a cursor, in feed order: at most `limit`, and no more than the first that brings
     /// their stored resources' text to `maxBytes` (at least one). Only rows of transactions that have ended by this
-    /// read's snapshot are returned (see ``FeedCursor``).
+    /// read's snapshot are returned (see ``FeedCursor``). Each event carries the payload for services
+    /// (``ChangeRecord/serviceResourceJSON``) where one was recorded: this feed is only for the service role.
     /// - Returns: the events (each with its `cursor`), and the cursor after the last one (`after` if none).
     public func allEvents(
         after cursor: FeedCursor, resourceTypes: [String], limit: Int, maxBytes: Int = 1 << 20, pool: PostgresPool
@@ -59,7 +60,8 @@ extension ChangeFeed {
                     SELECT c.*, coalesce(sum(octet_length(c.resource)) OVER (ORDER BY txid, position
                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS bytes_before
                     FROM (
-                        SELECT tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource::text AS resource,
+                        SELECT tenant_id, sequence, resource_type, resource_id, kind, changed_fields,
+                               coalesce(service_resource, resource)::text AS resource,
                                actor_id, commit_time, related_ids, txid::text AS txid_text, txid, position
                         FROM \(schema).changes
                         WHERE (txid, position) > ($1::text::xid8, $2)

@@ -18,6 +18,7 @@ public enum KitMigrations {
             Migration(version: 3, name: "feed_cursors", sql: feedCursors),
             Migration(version: 4, name: "feed_dead_letters", sql: feedDeadLetters),
             Migration(version: 5, name: "feed_dead_letters_retention", sql: feedDeadLettersRetention),
+            Migration(version: 6, name: "service_payloads", sql: servicePayloads),
         ].map { Migration(version: $0.version, name: $0.name, sql: $0.sql.replacingSchema(with: schema)) }
     }
 
@@ -145,6 +146,13 @@ public enum KitMigrations {
         CREATE POLICY retention_purge_read ON {schema}.feed_dead_letters FOR SELECT
             USING (current_setting('app.retention_purge', true) = 'on');
         CREATE INDEX feed_dead_letters_by_time ON {schema}.feed_dead_letters (recorded_at);
+        """
+
+    // The payload the cross-tenant feed carries instead of `resource` when a change's full form is not for every
+    // tenant reader (ChangeRecord.serviceResourceJSON); NULL: the same as `resource`. Read only by callers with the
+    // service role (the feed_reader policy); erasure clears it with `resource`.
+    static let servicePayloads = """
+        ALTER TABLE {schema}.changes ADD COLUMN service_resource jsonb;
         """
 }
 

@@ -141,6 +141,22 @@ final class FactsTests {
         #expect(try await exportSubject(client, person).count == 2)
     }
 
+    @Test("a private interaction, whole on communication's cross-tenant feed, counts about nobody: no timeline entry, no metric")
+    func privateInteractions() async throws {
+        let t = tenant()
+        let person = try await contact(t)
+        try await call(t, [person], daysAgo: 1)
+        let id = newID()
+        let whole =
+            String(interactionJSON(id, contacts: [person], occurredAt: Date()).dropLast())
+            + #","visibility":"VISIBILITY_PRIVATE","subject":"secret"}"#
+        try await harness.apply([try event(t, interactionType, id, .created, json: whole)], source: .communication)
+        let reader = try await harness.client(tenant: t)
+        let entries = try await reader.allEntries(person)
+        #expect(entries.count == 2 && !entries.contains { $0.resourceId == id }, "\(entries)")
+        #expect(try await reader.metrics(person).interactions == 1)
+    }
+
     @Test("the engagement score equals a hand computation to 0.01, with its components; changing the model re-scores")
     func score() async throws {
         let t = tenant()

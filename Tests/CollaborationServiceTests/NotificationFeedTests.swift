@@ -73,7 +73,8 @@ struct CommClient: Sendable {
 
     func log(
         _ kind: Switchboard_Communication_V1_InteractionKind = .email, _ direction: Switchboard_Communication_V1_Direction = .outbound,
-        owner: String = "", subject: String, outcome: String = "", followUpAt: Date? = nil, occurredAt: Date? = nil, contacts: [String] = []
+        owner: String = "", subject: String, outcome: String = "", followUpAt: Date? = nil, occurredAt: Date? = nil, contacts: [String] = [],
+        visibility: Switchboard_Communication_V1_Visibility = .unspecified
     ) async throws -> Interaction {
         var interaction = Interaction()
         interaction.kind = kind
@@ -84,6 +85,7 @@ struct CommClient: Sendable {
         interaction.followUpAt = followUpAt
         interaction.occurredAt = occurredAt
         interaction.contactIds = contacts
+        interaction.visibility = visibility
         var request = Switchboard_Communication_V1_LogInteractionRequest()
         request.interaction = interaction
         return try await stub.logInteraction(request, options: options)
@@ -253,6 +255,23 @@ struct NotificationFeedTests {
         #expect(calls.allSatisfy { $0.createdBy == "communication-feed" && $0.resourceType == "switchboard.communication.v1.Interaction" })
         let carol = try await h.inbox(t, "carol").notifications(.call)
         #expect(carol.map(\.title) == ["Call assigned to you: Renamed"])
+        #expect(try await h.inbox(t, "desk").inbox().notifications.isEmpty)
+    }
+
+    @Test("private interactions notify their owner too (communication's cross-tenant feed carries them whole); nobody else")
+    func privateInteractions() async throws {
+        let h = try await self.h
+        let t = tenant()
+        let desk = try await h.comm(t, "desk", roles: [.admin])
+        let alice = try await h.comm(t, "alice")
+        let due = try await alice.log(subject: "Private follow-up", followUpAt: Date().addingTimeInterval(-60), visibility: .private)
+        let call = try await desk.log(.call, .inbound, owner: "alice", subject: "Private call", visibility: .private)
+        let inbox = try await h.inbox(t, "alice")
+        #expect(try await eventually(timeout: feedTimeout) { try await inbox.notifications(.followUp).contains { $0.resourceId == due.id } })
+        #expect(try await eventually(timeout: feedTimeout) { try await inbox.notifications(.call).contains { $0.resourceId == call.id } })
+        #expect(try await inbox.notifications(.followUp).map(\.title) == ["Follow up: Private follow-up"])
+        #expect(try await inbox.notifications(.call).map(\.title) == ["Inbound call: Private call"])
+        #expect(try await h.inbox(t, "bob").inbox().notifications.isEmpty)
         #expect(try await h.inbox(t, "desk").inbox().notifications.isEmpty)
     }
 

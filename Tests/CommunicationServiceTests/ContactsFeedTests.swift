@@ -274,6 +274,11 @@ final class ContactsFeedTests {
             $0.addresses = ["P@X.IO"]
         }
         let remembered = try await client.log(.email, subject: "private", requestID: "erase-req-1") { $0.contactIds = [person] }
+        // Published whole to services only (the cross-tenant feed's payload): erased there too.
+        let hidden = try await client.log(.call, subject: "hidden subject") {
+            $0.contactIds = [person]
+            $0.visibility = .private
+        }
         _ = try await client.log(.email, subject: "unrelated", requestID: "keep-req-1") { $0.contactIds = [other] }
         _ = try await client.recordConsent(contact: person)
         let inFlight = try await client.send(contact: person, to: "p@x.io") { $0.sendAt = Date().addingTimeInterval(3600) }
@@ -307,8 +312,11 @@ final class ContactsFeedTests {
         let (changes, receipts, keys) = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
             (
                 try await c.query(
-                    "SELECT resource::text AS r FROM communication.changes WHERE tenant_id = $1 AND resource_id = ANY($2::text[])",
-                    [.text(t), .array([.text(remembered.id), .text(byPhone.id), .text(withOther.id)], elementType: .text)]
+                    """
+                    SELECT resource::text || coalesce(service_resource::text, '') AS r
+                    FROM communication.changes WHERE tenant_id = $1 AND resource_id = ANY($2::text[])
+                    """,
+                    [.text(t), .array([.text(remembered.id), .text(byPhone.id), .text(withOther.id), .text(hidden.id)], elementType: .text)]
                 ).rows.map { try $0.string("r") },
                 try await c.query(
                     "SELECT resource_type, related_ids, resource::text AS r FROM communication.changes WHERE tenant_id = $1 AND kind = 7",
@@ -321,17 +329,20 @@ final class ContactsFeedTests {
         }
         // Every stored event of those interactions keeps only its id (the events of the other contact's interaction too:
         // they named the person's address).
-        #expect(changes.count >= 3)
+        #expect(changes.count >= 4)
         #expect(
-            changes.allSatisfy { !$0.contains("subject") && !$0.contains("p@x.io") && !$0.lowercased().contains("p@x.io") && !$0.contains(person) })
+            changes.allSatisfy {
+                !$0.contains("subject") && !$0.contains("hidden") && !$0.contains("p@x.io") && !$0.lowercased().contains("p@x.io")
+                    && !$0.contains(person)
+            })
         #expect(!keys.contains { $0.hasSuffix("erase-req-1") } && keys.contains { $0.hasSuffix("keep-req-1") }, "\(keys)")
         #expect(receipts.count == 1)
         let receipt = try #require(receipts.first)
         #expect(receipt.0 == "switchboard.communication.v1.ErasureReceipt" && receipt.1 == ["erasure-7"])
         let decoded = try Switchboard_Communication_V1_ErasureReceipt(protoJSONText: receipt.2)
         #expect(decoded.contactId == person && decoded.erasureRequestId == "erasure-7")
-        #expect(decoded.interactionsRedacted == 3 && decoded.sendsRedacted == 2 && decoded.addressesSuppressed == 2)
-        #expect(decoded.changesRedacted >= 3 && decoded.storedResponsesRemoved >= 1)
+        #expect(decoded.interactionsRedacted == 4 && decoded.sendsRedacted == 2 && decoded.addressesSuppressed == 2)
+        #expect(decoded.changesRedacted >= 4 && decoded.storedResponsesRemoved >= 1)
         // The person's consent entries are gone (erasure is the ledger's one exception); another contact's stay.
         #expect(decoded.consentEntriesDeleted == 1)
         #expect(try await client.consentHistory(contact: person).records.isEmpty)

@@ -123,6 +123,7 @@ struct CrossTenantFeedTests {
             return seen
         }
         #expect(tenants.isSuperset(of: [a, b]))
+
         let user = try await harness.client(tenant: a)
         #expect(
             await code {
@@ -130,5 +131,41 @@ struct CrossTenantFeedTests {
                     for try await _ in batches { break }
                 }
             } == .permissionDenied)
+    }
+
+    @Test("a private interaction reaches the cross-tenant feed whole (for the services acting for its owner), tenant readers a stub")
+    func privateInteractionsWhole() async throws {
+        let harness = try await CommunicationHarness.start()
+        defer { Task { await harness.stop() } }
+        let t = tenant()
+        let contact = UUID().uuidString.lowercased()
+        let owner = try await harness.client(tenant: t)
+        let secret = try await owner.log(.call, subject: "private subject") {
+            $0.body = "private body"
+            $0.visibility = .private
+            $0.contactIds = [contact]
+            $0.followUpAt = Date().addingTimeInterval(3600)
+        }
+        let feed = Switchboard_Common_V1_ChangeFeedService_Client(client: RPCClient(transport: harness.channel))
+        var options = CallOptions(timeout: .seconds(60))
+        options.metadata.addString("Bearer \(try await ServiceHarness.serviceToken())", forKey: "authorization")
+        let whole = try await feed.watchAllChanges(Switchboard_Common_V1_WatchAllChangesRequest(), options: options) {
+            batches -> Switchboard_Common_V1_ChangeEvent? in
+            for try await batch in batches {
+                if let event = batch.events.first(where: { $0.resourceId == secret.id }) { return event }
+            }
+            return nil
+        }
+        let service = try Interaction(protoJSONText: try #require(whole?.resource).protoJSONText())
+        #expect(service.subject == "private subject" && service.body == "private body" && service.contactIds == [contact])
+        #expect(service.ownerId == secret.ownerId && service.kind == .call && service.followUpAt != nil && service.visibility == .private)
+
+        let tenantView = try await owner.stub.watchChanges(Switchboard_Common_V1_WatchChangesRequest(), options: owner.options) {
+            events -> Switchboard_Common_V1_ChangeEvent? in
+            for try await event in events where event.resourceId == secret.id { return event }
+            return nil
+        }
+        let stub = try Interaction(protoJSONText: try #require(tenantView?.resource).protoJSONText())
+        #expect(stub.id == secret.id && stub.subject.isEmpty && stub.contactIds.isEmpty && stub.ownerId.isEmpty && stub.kind == .unspecified)
     }
 }

@@ -119,7 +119,17 @@ enum FeedMapping {
             case interactionType:
                 if event.kind == .deleted { return make(.activityRemoved(resourceType: event.resourceType, resourceID: event.resourceId)) }
                 guard event.kind == .created || event.kind == .updated || event.kind == .undeleted else { return .ignore }
-                let interaction = try decode(Switchboard_Communication_V1_Interaction.self, event)
+                var interaction = try decode(Switchboard_Communication_V1_Interaction.self, event)
+                if interaction.visibility == .private {
+                    // The cross-tenant feed carries a private interaction whole (for the services acting for its owner),
+                    // but it exists only for its owner and admins, and timelines and metrics are every reader's: it
+                    // counts, about nobody, as the stub tenant readers get says (and as such events stored before
+                    // communication published the whole did).
+                    var stub = Switchboard_Communication_V1_Interaction()
+                    stub.id = interaction.id
+                    stub.visibility = .private
+                    interaction = stub
+                }
                 let kind: String
                 switch interaction.kind {
                 case .email: kind = "email"

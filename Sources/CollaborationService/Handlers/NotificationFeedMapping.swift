@@ -54,8 +54,9 @@ enum NotificationFeedMapping {
             return .reject("resource is not a switchboard.communication.v1.Interaction in proto3 JSON: \(error)")
         }
         var facts: InteractionFacts?
-        // Communication publishes a private interaction as a stub (id, visibility, audit, etag): no kind, no owner. A
-        // private interaction with its kind is a full one (a source that publishes them in full to services).
+        // Communication's cross-tenant feed carries a private interaction whole (its tenant readers get a stub); events
+        // it stored before it did so are stubs (id, visibility, audit, etag: no kind, no owner), which say nothing to
+        // act on.
         if !(interaction.visibility == .private && interaction.kind == .unspecified) {
             guard !interaction.ownerId.isEmpty else { return .reject("owner_id is empty") }
             let direction: InteractionFacts.Direction

@@ -130,17 +130,19 @@ enum InteractionMapping {
         return p
     }
 
-    /// The change-event payload of an interaction. WatchChanges is open to every reader of the tenant, and a private
-    /// interaction does not exist for anyone but its owner and admins: it is published as a stub (id, visibility,
-    /// audit stamps, etag) that says only that something private changed, not with whom, when or about what.
-    static func published(_ record: InteractionRecord) throws -> String {
+    /// The change-event payloads of an interaction. WatchChanges is open to every reader of the tenant, and a private
+    /// interaction does not exist for anyone but its owner and admins: tenant readers get a stub (id, visibility,
+    /// audit stamps, etag) that says only that something private changed, not with whom, when or about what. The
+    /// cross-tenant feed, read only by services, carries the whole of it, so that the services acting for its owner
+    /// (collaboration's follow-up and call notifications) can; each of them keeps it from other users itself.
+    static func published(_ record: InteractionRecord) throws -> (tenant: String, service: String?) {
         let full = proto(record)
-        guard record.data.visibility == .private else { return try full.protoJSONText() }
+        guard record.data.visibility == .private else { return (try full.protoJSONText(), nil) }
         var stub = Switchboard_Communication_V1_Interaction()
         stub.id = full.id
         stub.visibility = full.visibility
         stub.audit = full.audit
         stub.etag = full.etag
-        return try stub.protoJSONText()
+        return (try stub.protoJSONText(), try full.protoJSONText())
     }
 }

@@ -47,7 +47,7 @@ public struct PostgresDispatchStore: Sendable {
     /// The change feed the logged interaction is recorded in.
     let feed: ChangeFeed
     /// The published form of the logged interaction.
-    let publish: @Sendable (InteractionRecord) throws -> String
+    let publish: @Sendable (InteractionRecord) throws -> (tenant: String, service: String?)
     /// The published form of a send, for its progress changes.
     let publishSend: @Sendable (SendRecord) throws -> String
 
@@ -56,11 +56,11 @@ public struct PostgresDispatchStore: Sendable {
     ///   - pool: the service's pool.
     ///   - owner: the lease owner id of this dispatcher.
     ///   - suppressionSecret: the secret of the suppression hashes, if the service keeps the list.
-    ///   - publish: the change-event payload of the interaction a SENT send logs (``CommunicationService/publishInteraction``).
+    ///   - publish: the change-event payloads of the interaction a SENT send logs (``CommunicationService/publishInteraction``).
     ///   - publishSend: the change-event payload of a send (``CommunicationService/publishSend``).
     public init(
         pool: PostgresPool, owner: UUID, suppressionSecret: [UInt8]? = nil,
-        publish: @escaping @Sendable (InteractionRecord) throws -> String = CommunicationService.publishInteraction,
+        publish: @escaping @Sendable (InteractionRecord) throws -> (tenant: String, service: String?) = CommunicationService.publishInteraction,
         publishSend: @escaping @Sendable (SendRecord) throws -> String = CommunicationService.publishSend
     ) {
         self.publishSend = publishSend
@@ -222,10 +222,11 @@ public struct PostgresDispatchStore: Sendable {
             INSERT INTO communication.interaction_contacts (tenant_id, contact_id, occurred_at, interaction_id)
             SELECT tenant_id, $2, occurred_at, id FROM communication.interactions WHERE tenant_id = $1 AND id = $3
             """, [.text(send.tenantID), .uuid(send.contactID), .uuid(send.id)])
+        let payload = try publish(record)
         try await feed.record(
             ChangeRecord(
                 resourceType: PostgresInteractionStore.interactionType, resourceID: send.id.lowercaseText, kind: .created,
-                resourceJSON: try publish(record), actorID: "dispatcher", relatedIDs: [send.id.lowercaseText]),
+                resourceJSON: payload.tenant, actorID: "dispatcher", relatedIDs: [send.id.lowercaseText], serviceResourceJSON: payload.service),
             tenantID: send.tenantID, on: c)
     }
 }

@@ -14,7 +14,7 @@ public struct PostgresInteractionStore: InteractionStore {
     let idempotency: Idempotency
     /// The published form of an interaction in change events (the proto3 JSON of its message), made by the handlers'
     /// mapping so that this store never sees protobuf.
-    let publish: @Sendable (InteractionRecord) throws -> String
+    let publish: @Sendable (InteractionRecord) throws -> (tenant: String, service: String?)
     /// How long one search may run (milliseconds) before PostgreSQL cancels it.
     let searchTimeoutMilliseconds: Int
 
@@ -31,10 +31,11 @@ public struct PostgresInteractionStore: InteractionStore {
     ///   - feed: the change feed written in each change's transaction.
     ///   - idempotency: the kit's idempotency keys.
     ///   - searchTimeoutMilliseconds: the statement timeout of a search.
-    ///   - publish: the change-event payload of an interaction.
+    ///   - publish: the change-event payloads of an interaction: for tenant readers, and for the cross-tenant feed when it
+    ///     differs.
     public init(
         pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, searchTimeoutMilliseconds: Int = 2000,
-        publish: @escaping @Sendable (InteractionRecord) throws -> String
+        publish: @escaping @Sendable (InteractionRecord) throws -> (tenant: String, service: String?)
     ) {
         self.pool = pool
         self.feed = feed
@@ -91,10 +92,11 @@ public struct PostgresInteractionStore: InteractionStore {
     }
 
     private func recordChange(_ record: InteractionRecord, kind: ChangeKind, fields: [String], actor: Actor, on c: PostgresConnection) async throws {
+        let payload = try publish(record)
         try await feed.record(
             ChangeRecord(
                 resourceType: Self.interactionType, resourceID: record.id.lowercaseText, kind: kind, changedFields: fields,
-                resourceJSON: try publish(record), actorID: actor.userID),
+                resourceJSON: payload.tenant, actorID: actor.userID, serviceResourceJSON: payload.service),
             tenantID: actor.tenantID, on: c)
     }
 

@@ -65,8 +65,8 @@ let organizationService = service(
 
 /// The communication service posts to its provider over HTTP(S) (NIOHTTP1, NIOSSL) with HMAC-SHA256 signatures
 /// (swift-crypto), runs a dispatcher beside its RPCs, follows the contacts feed and reads campaign audiences from
-/// contacts and organization (client channels); its tests run a fake provider (an NIOHTTP1 server) and the contacts and
-/// organization services beside it.
+/// contacts and organization (client channels); its tests run a fake provider (an NIOHTTP1 server, optionally behind
+/// NIOSSL) and the contacts and organization services beside it.
 let communicationService = service(
     "communication", module: "CommunicationService",
     dependencies: [
@@ -76,8 +76,8 @@ let communicationService = service(
     ],
     testDependencies: [
         .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
-        .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"), "ContactsService",
-        "OrganizationService",
+        .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"), "ContactsService", "OrganizationService",
     ])
 
 /// The collaboration service checks uploaded files' SHA-256 (swift-crypto) and follows the contacts, communication and

@@ -2,6 +2,7 @@ import Crypto
 import FoundationEssentials
 import Logging
 import NIOCore
+import NIOSSL
 import ServiceLifecycle
 import SwitchboardHTTP2
 import SwitchboardPostgres
@@ -87,6 +88,11 @@ public enum CommunicationService: ServiceDefinition {
             "SWITCHBOARD_COMMUNICATION_PROVIDER_IDLE_TIMEOUT_MS", default: "4000",
             help:
                 "How long an idle provider connection is kept (100-300000 ms); keep it below the provider's own keep-alive timeout (Node.js servers: 5 s)."
+        ),
+        .init(
+            "SWITCHBOARD_COMMUNICATION_PROVIDER_CA_FILE", default: nil,
+            help:
+                "A PEM file of the certificates trusted as roots for an https:// provider URL (a private CA), instead of the system's; unset: the system's trust store. The provider's certificate chain and its host name are verified either way."
         ),
     ]
 
@@ -204,6 +210,8 @@ public enum CommunicationService: ServiceDefinition {
         public var eventsPort = 0
         /// How connections to the provider are kept between posts.
         public var keepAlive = WebhookKeepAlive(maxIdleConnections: 16, idleTimeout: .milliseconds(4000))
+        /// The certificates trusted as roots for an https endpoint instead of the system's; nil: the system's.
+        public var trustRoots: [NIOSSLCertificate]?
 
         /// Creates provider settings.
         public init(endpoint: WebhookEndpoint, secret: [UInt8], timeout: Duration = .seconds(10), dispatcher: Dispatcher.Configuration = .init()) {
@@ -240,7 +248,26 @@ public enum CommunicationService: ServiceDefinition {
             provider.eventsHost = address.host
             provider.eventsPort = address.port
         }
+        if let path = env.string(settings[16]) {
+            guard endpoint.tls else {
+                throw ConfigurationError(variable: settings[16].name, problem: "is set, but \(settings[2].name) is not an https:// URL")
+            }
+            provider.trustRoots = try certificates(settings[16], path: path)
+        }
         return provider
+    }
+
+    /// The certificates of the PEM file at `path`, named by `setting`: at least one, or an error naming the setting.
+    static func certificates(_ setting: EnvironmentSetting, path: String) throws -> [NIOSSLCertificate] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(variable: setting.name, problem: "file \(path) does not exist or is not readable")
+        }
+        // Read here, at start-up, so that a bad file stops the service with its name rather than failing every send.
+        // NIOSSL throws when the file holds no certificate, and when one of them cannot be read.
+        guard let certificates = try? NIOSSLCertificate.fromPEMBytes(Array(data)), !certificates.isEmpty else {
+            throw ConfigurationError(variable: setting.name, problem: "file \(path) holds no PEM certificate, or one that cannot be read")
+        }
+        return certificates
     }
 
     /// The description with the settings the environment gives.
@@ -332,7 +359,7 @@ public enum CommunicationService: ServiceDefinition {
             if let contactsFeed { services.append(contactsConsumer(contactsFeed, dependencies: dependencies)) }
             if let provider {
                 do {
-                    let client = try WebhookClient(endpoint: provider.endpoint, keepAlive: provider.keepAlive)
+                    let client = try WebhookClient(endpoint: provider.endpoint, keepAlive: provider.keepAlive, trustRoots: provider.trustRoots)
                     let adapter = ProviderAdapter(
                         client: client, secret: provider.secret,
                         timeout: .nanoseconds(

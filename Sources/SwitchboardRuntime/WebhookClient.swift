@@ -124,13 +124,24 @@ public struct WebhookClient: Sendable {
     ///   - endpoint: where posts go.
     ///   - group: the event loops connections run on.
     ///   - keepAlive: how connections are kept between posts; nil or `maxIdleConnections` 0: one connection per post.
+    ///   - trustRoots: for https, the certificates trusted as roots instead of the system's (a private CA); nil: the
+    ///     system's trust store. Either way the server's chain is verified and so is its name: the endpoint's host, as a
+    ///     DNS name (also sent as SNI) or, for an address, against the certificate's IP addresses.
     /// - Throws: when the TLS context cannot be made.
     public init(
-        endpoint: WebhookEndpoint, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, keepAlive: WebhookKeepAlive? = nil
+        endpoint: WebhookEndpoint, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, keepAlive: WebhookKeepAlive? = nil,
+        trustRoots: [NIOSSLCertificate]? = nil
     ) throws {
         self.endpoint = endpoint
         self.group = group
-        self.sslContext = endpoint.tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        if endpoint.tls {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .fullVerification
+            if let trustRoots { configuration.trustRoots = .certificates(trustRoots) }
+            self.sslContext = try NIOSSLContext(configuration: configuration)
+        } else {
+            self.sslContext = nil
+        }
         self.pool = keepAlive.flatMap { $0.maxIdleConnections > 0 ? WebhookConnectionPool(keepAlive: $0) : nil }
     }
 
@@ -159,20 +170,25 @@ public struct WebhookClient: Sendable {
         let connection = try await connect(deadline: deadline)
         do {
             return try await exchange(on: connection, body: body, headers: extra, deadline: deadline)
-        } catch WebhookExchangeError.notWritten {
-            throw WebhookError.connection("the connection closed before the request was written")
+        } catch WebhookExchangeError.notWritten(let reason) {
+            // On a fresh connection this is also where a failed TLS handshake (an untrusted certificate, a name it is
+            // not valid for) ends: the request waited for the handshake and was never written.
+            throw WebhookError.connection(reason)
         }
     }
 
     private func connect(deadline: NIODeadline) async throws -> WebhookConnection {
         let eventLoop = group.next()
         let endpoint = self.endpoint, sslContext = self.sslContext
+        // SNI carries names only (NIOSSL refuses an address there); without one, NIOSSL checks the certificate's IP
+        // addresses against the address connected to, which is the endpoint's host.
+        let serverHostname = endpoint.host.isIPAddress ? nil : endpoint.host
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(max(.zero, deadline - .now()))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext {
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: endpoint.host))
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(WebhookExchangeHandler(maxBody: Self.maxResponseBytes))
@@ -238,10 +254,19 @@ public struct WebhookClient: Sendable {
     }
 }
 
+extension String {
+    /// Whether this is an IPv4 or IPv6 address literal (not a name to resolve).
+    fileprivate var isIPAddress: Bool { (try? SocketAddress(ipAddress: self, port: 0)) != nil }
+}
+
 /// A request that never reached the server whole.
 enum WebhookExchangeError: Error, Sendable, Hashable {
-    /// The connection closed (or failed) before the request was completely written, and nothing was answered.
-    case notWritten
+    /// The connection closed (or failed: `reason`, e.g. a TLS handshake error) before the request was completely
+    /// written, and nothing was answered.
+    case notWritten(reason: String)
+
+    /// The reason when the connection closed without an error.
+    static let closedBeforeWritten = "the connection closed before the request was written"
 }
 
 /// One open connection and its handler.
@@ -345,6 +370,9 @@ final class WebhookExchangeHandler: ChannelInboundHandler, RemovableChannelHandl
     private var requestWritten = false
     /// A byte of the response arrived.
     private var answered = false
+    /// The error the connection failed with, even between exchanges: a TLS handshake that fails before the request is
+    /// handed over leaves only "closed channel" to the request's write, and this is the reason worth reporting.
+    private var failure: (any Error)?
 
     init(maxBody: Int) { self.maxBody = maxBody }
 
@@ -361,7 +389,9 @@ final class WebhookExchangeHandler: ChannelInboundHandler, RemovableChannelHandl
     func written(_ result: Result<Void, any Error>) {
         switch result {
         case .success: requestWritten = true
-        case .failure(let error): finish(.failure(answered ? WebhookError.connection("\(error)") : WebhookExchangeError.notWritten))
+        case .failure(let error):
+            let reason = "\(failure ?? error)"
+            finish(.failure(answered ? WebhookError.connection(reason) : WebhookExchangeError.notWritten(reason: reason)))
         }
     }
 
@@ -406,7 +436,8 @@ final class WebhookExchangeHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        finish(.failure(requestWritten || answered ? WebhookError.connection("\(error)") : WebhookExchangeError.notWritten))
+        if failure == nil { failure = error }
+        finish(.failure(requestWritten || answered ? WebhookError.connection("\(error)") : WebhookExchangeError.notWritten(reason: "\(error)")))
         context.close(promise: nil)
     }
 
@@ -414,7 +445,8 @@ final class WebhookExchangeHandler: ChannelInboundHandler, RemovableChannelHandl
         finish(
             .failure(
                 requestWritten || answered
-                    ? WebhookError.connection("the provider closed the connection before answering") : WebhookExchangeError.notWritten))
+                    ? WebhookError.connection("the provider closed the connection before answering")
+                    : WebhookExchangeError.notWritten(reason: failure.map { "\($0)" } ?? WebhookExchangeError.closedBeforeWritten)))
         context.fireChannelInactive()
     }
 }

@@ -2,6 +2,8 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import SwitchboardTestSupport
 import Synchronization
 
 /// A provider webhook for tests (never part of production): records every request it receives and answers as the
@@ -9,6 +11,7 @@ import Synchronization
 /// provider it deduplicates by `Idempotency-Key`: ``deliveries`` counts the messages it would actually have sent.
 /// A connection whose request asks for keep-alive stays open for the next request (closed by the provider after
 /// `closeIdleAfter` without one, when set, like a server's keep-alive timeout); ``acceptedConnections`` counts them.
+/// Started with a certificate it serves HTTPS (TLS in front of the same HTTP/1.1 pipeline).
 final class FakeProvider: Sendable {
     /// One received request.
     struct Request: Sendable {
@@ -38,30 +41,46 @@ final class FakeProvider: Sendable {
     private let channel: any Channel
     /// The port it listens on (loopback).
     let port: Int
-    /// Its URL.
-    var url: String { "http://127.0.0.1:\(port)/hooks/send" }
+    /// Whether it serves HTTPS.
+    let tls: Bool
+    /// Its URL: `http://127.0.0.1:port/hooks/send`, or with TLS `https://localhost:port/hooks/send` (a name, verified
+    /// against the certificate and sent as SNI).
+    var url: String { tls ? url(host: "localhost") : url(host: "127.0.0.1") }
 
-    private init(channel: any Channel, closeIdleAfter: Duration?) {
+    /// Its URL with `host` (a name or address of the loopback interface).
+    func url(host: String) -> String { "\(tls ? "https" : "http")://\(host):\(port)/hooks/send" }
+
+    private init(channel: any Channel, closeIdleAfter: Duration?, tls: Bool) {
         self.channel = channel
         self.closeIdleAfter = closeIdleAfter
+        self.tls = tls
         self.port = channel.localAddress?.port ?? 0
     }
 
     /// Starts a provider on a free loopback port.
-    /// - Parameter closeIdleAfter: closes a kept-alive connection idle this long (nil: never).
-    static func start(closeIdleAfter: Duration? = nil) async throws -> FakeProvider {
+    /// - Parameters:
+    ///   - closeIdleAfter: closes a kept-alive connection idle this long (nil: never).
+    ///   - certificate: serves HTTPS with this certificate and key (nil: plain HTTP).
+    static func start(closeIdleAfter: Duration? = nil, certificate: TestCertificate? = nil) async throws -> FakeProvider {
+        let sslContext = try certificate.map { certificate in
+            try NIOSSLContext(
+                configuration: .makeServerConfiguration(
+                    certificateChain: try NIOSSLCertificate.fromPEMFile(certificate.certificate).map { .certificate($0) },
+                    privateKey: .privateKey(try NIOSSLPrivateKey(file: certificate.key, format: .pem))))
+        }
         let box = Mutex<FakeProvider?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 box.withLock { $0 }?.accepted(channel)
                 return channel.eventLoop.makeCompletedFuture {
+                    if let sslContext { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(provider: { box.withLock { $0 } }))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        let provider = FakeProvider(channel: channel, closeIdleAfter: closeIdleAfter)
+        let provider = FakeProvider(channel: channel, closeIdleAfter: closeIdleAfter, tls: sslContext != nil)
         box.withLock { $0 = provider }
         return provider
     }

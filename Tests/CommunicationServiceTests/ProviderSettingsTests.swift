@@ -1,7 +1,9 @@
 import CommunicationService
 import Foundation
 import NIOHTTP1
+import NIOSSL
 import SwitchboardRuntime
+import SwitchboardTestSupport
 import Testing
 
 /// The provider's settings, its URL parsing, the signature and the verdicts on responses: pure.
@@ -77,6 +79,49 @@ struct ProviderSettingsTests {
         #expect(ProviderAdapter.verdict(response(408)) == .retryable("the provider answered 408", retryAfter: nil))
         if case .rejected = ProviderAdapter.verdict(response(400)) {} else { Issue.record("400 is not rejected") }
         if case .rejected = ProviderAdapter.verdict(response(301)) {} else { Issue.record("301 is not rejected") }
+    }
+
+    @Test(
+        "the provider CA file: its certificates become the trust roots; unreadable, empty, not PEM, or with http:// is a ConfigurationError naming it"
+    )
+    func caFile() throws {
+        let name = "SWITCHBOARD_COMMUNICATION_PROVIDER_CA_FILE"
+        let secret = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)")
+        try providerSecret.write(to: secret, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: secret) }
+        let base = [
+            "SWITCHBOARD_COMMUNICATION_PROVIDER_URL": "https://provider.example/v1/send",
+            "SWITCHBOARD_COMMUNICATION_PROVIDER_SECRET_FILE": secret.path,
+        ]
+        #expect(try #require(try CommunicationService.providerSettings(base)).trustRoots == nil)
+        #expect(CommunicationService.settings.contains { $0.name == name && $0.defaultValue == nil && !$0.help.isEmpty })
+
+        let certificate = try TestCertificate()
+        defer { try? FileManager.default.removeItem(at: certificate.directory) }
+        let parsed = try #require(try CommunicationService.providerSettings(base.merging([name: certificate.certificate]) { $1 }))
+        #expect(parsed.trustRoots == (try NIOSSLCertificate.fromPEMFile(certificate.certificate)) && parsed.trustRoots?.count == 1)
+
+        let notPEM = FileManager.default.temporaryDirectory.appendingPathComponent("ca-\(UUID().uuidString).pem")
+        try "not a certificate\n".write(to: notPEM, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: notPEM) }
+        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("missing-\(UUID().uuidString).pem").path
+        let cases: [(String, [String: String], String)] = [
+            ("unreadable", [name: missing], "does not exist or is not readable"),
+            ("a folder", [name: certificate.directory.path], "does not exist or is not readable"),
+            ("not PEM", [name: notPEM.path], "holds no PEM certificate"),
+            // A private key is PEM, but no certificate.
+            ("a key", [name: certificate.key], "holds no PEM certificate"),
+            (
+                "http", [name: certificate.certificate, "SWITCHBOARD_COMMUNICATION_PROVIDER_URL": "http://provider.example/v1/send"],
+                "is not an https:// URL"
+            ),
+        ]
+        for (label, change, problem) in cases {
+            let error = #expect(throws: ConfigurationError.self, "\(label)") {
+                _ = try CommunicationService.providerSettings(base.merging(change) { $1 })
+            }
+            #expect(error?.variable == name && error?.problem.contains(problem) == true, "\(label): \(String(describing: error))")
+        }
     }
 
     @Test("backoff doubles from the initial delay, is capped, jittered into its upper half, and never before Retry-After")

@@ -369,6 +369,88 @@ final class SendTests {
         }
     }
 
+    @Test("a dispatcher transaction may change only the columns the dispatcher writes (migration 014); requests and erasure are unaffected")
+    func dispatcherColumns() async throws {
+        let contact = newID()
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        _ = try await client.recordConsent(contact: contact)
+        let later = try await client.send(contact: contact, body: "original") { $0.sendAt = Date().addingTimeInterval(3600) }
+        func update(_ set: String, tenant: String? = nil) async throws {
+            var settings = ["app.dispatcher": "on"]
+            settings["app.tenant_id"] = tenant
+            try await harness.pool.transaction(settings: settings) { c in
+                _ = try await c.query("UPDATE communication.sends SET \(set) WHERE id = $1::uuid", [.text(later.id)])
+            }
+        }
+        // Content, routing, schedule and the erasure mark: refused, naming the column, with or without a tenant set too.
+        for (set, column) in [
+            ("body = 'forged'", "body"), ("subject = 'forged'", "subject"), ("to_address = 'eve@example.com'", "to_address"),
+            ("payload = '\\x00'::bytea", "payload"), ("contact_id = gen_random_uuid()", "contact_id"), ("purpose = 'other'", "purpose"),
+            ("template_version = 2", "template_version"), ("send_at = now()", "send_at"), ("max_attempts = 100", "max_attempts"),
+            ("erased_at = now()", "erased_at"), ("channel = 2", "channel"), ("status = 1, body = 'forged'", "body"),
+        ] {
+            for tenant in [nil, t] {
+                let error = await #expect(throws: PostgresError.self, "\(set)") { try await update(set, tenant: tenant) }
+                #expect(
+                    error?.sqlState == "42501" && error?.message.contains("cannot change sends.\(column)") == true,
+                    "\(set): \(String(describing: error))")
+            }
+        }
+        // The columns the dispatcher writes: admitted.
+        try await update("last_error = 'checked', next_attempt_at = next_attempt_at, version = version + 1, updated_by = 'dispatcher'")
+        let unchanged = try await client.getSend(later.id)
+        #expect(unchanged.body == "original" && unchanged.toAddress == "ada@example.com" && unchanged.lastError == "checked", "\(unchanged)")
+        // A request (the tenant's own setting, no dispatcher) is not narrowed: CancelSend and the store write as before.
+        try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            _ = try await c.query(
+                "UPDATE communication.sends SET subject = 'edited' WHERE tenant_id = $1 AND id = $2::uuid", [.text(t), .text(later.id)])
+        }
+        #expect(try await client.getSend(later.id).subject == "edited")
+        #expect(try await client.cancelSend(later.id).status == .cancelled)
+
+        // An erased send in flight settled by the dispatcher: the statement sets only status columns, and migration 010's
+        // trigger (which fires after this check) still blanks the address and text.
+        let inFlight = try await client.send(contact: contact, body: "in flight") { $0.sendAt = Date().addingTimeInterval(3600) }
+        try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            _ = try await c.query(
+                "UPDATE communication.sends SET status = 2, attempts = 1, erased_at = now() WHERE tenant_id = $1 AND id = $2::uuid",
+                [.text(t), .text(inFlight.id)])
+        }
+        try await harness.pool.transaction(settings: ["app.dispatcher": "on"]) { c in
+            _ = try await c.query("UPDATE communication.sends SET status = 3, sent_at = now() WHERE id = $1::uuid", [.text(inFlight.id)])
+        }
+        let settled = try await client.getSend(inFlight.id)
+        #expect(settled.status == .sent && settled.body.isEmpty && settled.toAddress.isEmpty, "\(settled)")
+
+        // Campaigns and their recipients: the runner's columns only.
+        let template = try await client.createTemplate("Columns", body: "Hi {{first}}")
+        let campaign = try await client.createCampaign(template: template.id, contacts: [contact], startAt: Date().addingTimeInterval(3600))
+        for statement in [
+            "UPDATE communication.campaigns SET name = 'forged' WHERE id = $1::uuid",
+            "UPDATE communication.campaigns SET template_values = '{\"first\": \"forged\"}' WHERE id = $1::uuid",
+            "UPDATE communication.campaigns SET start_at = now() WHERE id = $1::uuid",
+            "UPDATE communication.campaign_recipients SET contact_id = gen_random_uuid() WHERE campaign_id = $1::uuid",
+            "UPDATE communication.campaign_recipients SET campaign_id = gen_random_uuid() WHERE campaign_id = $1::uuid",
+        ] {
+            let error = await #expect(throws: PostgresError.self, "\(statement)") {
+                try await harness.pool.transaction(settings: ["app.dispatcher": "on"]) { c in _ = try await c.query(statement, [.text(campaign.id)]) }
+            }
+            #expect(error?.sqlState == "42501", "\(statement): \(String(describing: error))")
+        }
+        let admitted = try await harness.pool.transaction(settings: ["app.dispatcher": "on"]) { c in
+            let recipients = try await c.query(
+                "UPDATE communication.campaign_recipients SET reason = 'checked' WHERE campaign_id = $1::uuid RETURNING 1 AS n", [.text(campaign.id)])
+            let campaigns = try await c.query(
+                "UPDATE communication.campaigns SET status = 2, updated_by = 'campaign-runner' WHERE id = $1::uuid RETURNING 1 AS n",
+                [.text(campaign.id)])
+            return [recipients.rows.count, campaigns.rows.count]
+        }
+        #expect(admitted == [1, 1])
+        let read = try await client.campaign(campaign.id)
+        #expect(read.name == "Spring" && read.status == .paused, "\(read)")
+    }
+
     @Test("tenant B cannot read or cancel tenant A's sends; readers read but cannot send or cancel")
     func isolationAndAuth() async throws {
         let contact = newID()

@@ -6,27 +6,6 @@ import SwitchboardRPC
 import SwitchboardTestSupport
 import Testing
 
-/// A self-signed certificate for `localhost` / `127.0.0.1`, made with openssl for this test run.
-struct TestCertificate {
-    let directory: URL
-    var certificate: String { directory.appendingPathComponent("cert.pem").path }
-    var key: String { directory.appendingPathComponent("key.pem").path }
-
-    init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tls-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let (status, output) = try runProcess(
-            "/usr/bin/openssl",
-            [
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                "-keyout", directory.appendingPathComponent("key.pem").path,
-                "-out", directory.appendingPathComponent("cert.pem").path,
-            ])
-        guard status == 0 else { throw InteropServerError(message: "openssl failed: \(output)") }
-    }
-}
-
 @Suite("TLS with ALPN h2", .serialized)
 struct TLSTests {
     @Test("the Swift client calls a TLS server, verifying its certificate")

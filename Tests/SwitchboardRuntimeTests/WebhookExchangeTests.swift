@@ -56,7 +56,11 @@ struct WebhookExchangeTests {
         let (channel, handler) = try connection()
         close(channel)
         let landing = post(channel, handler)
-        #expect(throws: WebhookExchangeError.notWritten) { _ = try landing.result?.get() }
+        let error = #expect(throws: WebhookExchangeError.self) { _ = try landing.result?.get() }
+        guard case .notWritten = error else {
+            Issue.record("\(String(describing: error))")
+            return
+        }
     }
 
     @Test("written, then closed without an answer, or with half an answer: a connection error, never notWritten")

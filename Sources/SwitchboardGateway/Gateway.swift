@@ -53,6 +53,9 @@ public final class Gateway: Sendable {
         var channels: [String: GRPCChannel] = [:]
         for (name, targets) in configuration.upstreams {
             var client = ClientConfiguration()
+            // Requests run on their HTTP connection's loop (GatewayServer): their upstream calls take a connection of
+            // that loop, one per loop and target.
+            client.eventLoopAffinity = true
             if let interval = configuration.healthCheckInterval, let service = Self.grpcServices[name] {
                 client.healthCheck = ClientHealthCheck(interval: interval) { transport in
                     await Self.serves(service, over: transport, within: min(interval, .seconds(1)))

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import SwitchboardHTTP2
 import Synchronization
 
 /// The gateway's HTTP/1.1 listener: one task per connection reads requests in order (keep-alive and pipelining
@@ -95,7 +96,11 @@ public struct GatewayServer: Service {
                                 try? await connection.channel.close()
                                 continue
                             }
-                            group.addTask {
+                            // On the connection's own loop: a request arrives there and its response leaves from there,
+                            // and the upstream call takes a connection of the same loop (eventLoopAffinity), so a
+                            // request wakes no other thread. JSON work then shares the loop with its I/O.
+                            let loop = EventLoopTaskExecutor(eventLoop: connection.channel.eventLoop)
+                            group.addTask(executorPreference: loop) {
                                 defer { open.remove(connection.channel) }
                                 await Self.serve(connection, gateway: gateway, maxBody: maxBody)
                             }
@@ -314,6 +319,10 @@ final class ConnectionGuard: ChannelDuplexHandler {
     private var phase = Phase.idle
     /// Requests received in full whose responses have not ended.
     private var inFlight = 0
+    /// When the read timeout closes the connection; nil: no read timeout runs. Moved (not re-scheduled) as requests
+    /// come, so a keep-alive connection does not schedule and cancel a timer for every request.
+    private var readDeadline: NIODeadline?
+    /// The one timer that checks `readDeadline` (at or before it).
     private var readTimer: Scheduled<Void>?
     private var stallTimer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
@@ -364,8 +373,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
         case .end:
             phase = .idle
             inFlight += 1
-            readTimer?.cancel()
-            readTimer = nil
+            readDeadline = nil
         }
         context.fireChannelRead(data)
     }
@@ -401,13 +409,23 @@ final class ConnectionGuard: ChannelDuplexHandler {
     }
 
     private func armReadTimer() {
-        readTimer?.cancel()
-        readTimer = nil
-        guard let headerTimeout, let context else { return }
-        readTimer = context.eventLoop.assumeIsolated().scheduleTask(in: headerTimeout) { [weak self] in
+        guard let headerTimeout, context != nil else { return }
+        readDeadline = .now() + headerTimeout
+        if readTimer == nil { scheduleReadCheck(at: readDeadline!) }
+    }
+
+    private func scheduleReadCheck(at deadline: NIODeadline) {
+        guard let context else { return }
+        readTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
             guard let self, let context = self.context else { return }
             self.readTimer = nil
-            if self.inFlight == 0 { context.close(promise: nil) }
+            guard let due = self.readDeadline else { return }
+            if due > .now() {
+                self.scheduleReadCheck(at: due)
+            } else {
+                self.readDeadline = nil
+                if self.inFlight == 0 { context.close(promise: nil) }
+            }
         }
     }
 }

@@ -26,6 +26,12 @@ public struct ClientConfiguration: Sendable {
     public var tls: ClientTLS?
     /// Active health checking of each connection; nil: only failed connections are avoided (passive).
     public var healthCheck: ClientHealthCheck?
+    /// Each target gets a connection on every event loop of the channel's group (at least `connectionsPerTarget` in
+    /// all), and a call started on one of those loops (a task that prefers it, see ``EventLoopTaskExecutor``) takes a
+    /// ready connection of that loop (round robin over the targets), so its request is written and its response
+    /// resumes the caller without waking another thread. For a proxy whose requests arrive on the same loops; calls
+    /// started elsewhere, or finding no ready connection of their loop, are spread as usual.
+    public var eventLoopAffinity: Bool
 
     /// Creates a configuration with gRPC's customary defaults.
     public init() {
@@ -37,6 +43,7 @@ public struct ClientConfiguration: Sendable {
         backoffMultiplier = 1.6
         connectTimeout = .seconds(20)
         userAgent = "switchboard-swift/0.1"
+        eventLoopAffinity = false
         tls = nil
         healthCheck = nil
     }
@@ -131,6 +138,8 @@ public final class GRPCChannel: ClientTransport, Sendable {
 
     private struct Slot {
         let target: Target
+        /// The loop its connections are made on (``ClientConfiguration/eventLoopAffinity``); nil: any of the group's.
+        var loop: (any EventLoop)?
         var state: SlotState = .idle
         var failures = 0
         /// Whether the health probes say it serves (true until they say otherwise).
@@ -161,8 +170,17 @@ public final class GRPCChannel: ClientTransport, Sendable {
         self.configuration = configuration
         self.group = group
         var slots: [Slot] = []
-        for target in targets {
-            for _ in 0..<max(1, configuration.connectionsPerTarget) { slots.append(Slot(target: target)) }
+        if configuration.eventLoopAffinity {
+            let loops = Array(group.makeIterator())
+            // Slot k of a target sits on loop k mod n, so every target has a connection on every loop.
+            let perTarget = max(configuration.connectionsPerTarget, loops.count, 1)
+            for target in targets {
+                for k in 0..<perTarget { slots.append(Slot(target: target, loop: loops.isEmpty ? nil : loops[k % loops.count])) }
+            }
+        } else {
+            for target in targets {
+                for _ in 0..<max(1, configuration.connectionsPerTarget) { slots.append(Slot(target: target)) }
+            }
         }
         self.slots = Mutex(slots)
         if let check = configuration.healthCheck {
@@ -194,9 +212,9 @@ public final class GRPCChannel: ClientTransport, Sendable {
                 case .ready(let connection):
                     ready.append((i, connection))
                 case .idle where !slots[i].serving:
-                    slots[i].state = .connecting(connect(slots[i].target, slotIndex: i))
+                    slots[i].state = .connecting(connect(slots[i].target, slotIndex: i, on: slots[i].loop))
                 case .backingOff(let until) where !slots[i].serving && ContinuousClock.now >= until:
-                    slots[i].state = .connecting(connect(slots[i].target, slotIndex: i))
+                    slots[i].state = .connecting(connect(slots[i].target, slotIndex: i, on: slots[i].loop))
                 default:
                     break
                 }
@@ -318,6 +336,7 @@ public final class GRPCChannel: ClientTransport, Sendable {
     /// A connection, waiting at most `timeout` for one to be made: a target that accepts TCP but never completes the
     /// HTTP/2 handshake must not hold a call past its deadline.
     private func connection(within timeout: Duration?) async throws -> Connection {
+        if configuration.eventLoopAffinity, let local = localConnection() { return local }
         if let ready = readyConnection() { return ready }
         guard let timeout else { return try await pickConnection() }
         let waiter = OnceContinuation<Connection>()
@@ -358,6 +377,36 @@ public final class GRPCChannel: ClientTransport, Sendable {
         }
     }
 
+    /// The next ready connection (round robin, serving ones first as in ``readyConnection()``) on the event loop this
+    /// code runs on; nil when it runs on none of them or none of them is ready. Slots of this loop with no connection
+    /// start connecting, for the calls after this one.
+    private func localConnection() -> Connection? {
+        slots.withLock { slots in
+            guard !slots.isEmpty else { return nil }
+            let start = next.load(ordering: .relaxed)
+            let avoid = slots.contains { !$0.serving } && Self.anyServing(slots)
+            var found: Connection?
+            for step in 0..<slots.count {
+                let index = (start + step) % slots.count
+                guard let loop = slots[index].loop, loop.inEventLoop, !avoid || slots[index].serving else { continue }
+                switch slots[index].state {
+                case .ready(let connection) where found == nil:
+                    next.wrappingAdd(1 + step, ordering: .relaxed)
+                    found = connection
+                case .idle:
+                    // Never used, or its connection went away: connected now for later calls (this one takes a ready
+                    // one), or every call of this loop would keep to the targets it reached first.
+                    slots[index].state = .connecting(connect(slots[index].target, slotIndex: index, on: loop))
+                case .backingOff(let until) where ContinuousClock.now >= until:
+                    slots[index].state = .connecting(connect(slots[index].target, slotIndex: index, on: loop))
+                default:
+                    continue
+                }
+            }
+            return found
+        }
+    }
+
     /// Any ready connection (a serving one if there is one), for a call that would otherwise wait on a slot still
     /// connecting.
     private func anyReadyConnection() -> Connection? {
@@ -386,7 +435,7 @@ public final class GRPCChannel: ClientTransport, Sendable {
                 case .backingOff(let until) where ContinuousClock.now < until:
                     return .skip
                 case .idle, .backingOff:
-                    let future = connect(slots[index].target, slotIndex: index)
+                    let future = connect(slots[index].target, slotIndex: index, on: slots[index].loop)
                     slots[index].state = .connecting(future)
                     return .wait(future)
                 }
@@ -419,17 +468,20 @@ public final class GRPCChannel: ClientTransport, Sendable {
             cause: lastError)
     }
 
-    private func connect(_ target: Target, slotIndex: Int) -> EventLoopFuture<Connection> {
+    // Called with the slots locked (and, for a caller on an event loop, possibly on the loop of an already failed
+    // future, whose callbacks would run at once): the slot's new state is therefore recorded on a later turn of the
+    // loop, never inside the caller's lock.
+    private func connect(_ target: Target, slotIndex: Int, on loop: (any EventLoop)?) -> EventLoopFuture<Connection> {
         let authority = "\(target.host):\(target.port)"
         let windowSize = configuration.initialWindowSize
         let sslContext: NIOSSLContext?
         do {
             sslContext = try configuration.tls.map(Self.makeSSLContext)
         } catch {
-            return group.next().makeFailedFuture(RPCError(code: .unavailable, message: "TLS setup failed: \(error)", cause: error))
+            return (loop ?? group.next()).makeFailedFuture(RPCError(code: .unavailable, message: "TLS setup failed: \(error)", cause: error))
         }
         let tlsHostname = configuration.tls.map { $0.serverHostname ?? target.host }
-        let bootstrap = ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: loop ?? group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
             .channelInitializer { [self] channel in
@@ -466,15 +518,17 @@ public final class GRPCChannel: ClientTransport, Sendable {
             }
         }
         future.whenComplete { [self] result in
-            slots.withLock { slots in
-                switch result {
-                case .success(let connection):
-                    slots[slotIndex].state = .ready(connection)
-                    slots[slotIndex].failures = 0
-                case .failure:
-                    let failures = slots[slotIndex].failures
-                    slots[slotIndex].failures += 1
-                    slots[slotIndex].state = .backingOff(until: ContinuousClock.now + backoff(afterFailures: failures))
+            future.eventLoop.execute { [self] in
+                slots.withLock { slots in
+                    switch result {
+                    case .success(let connection):
+                        slots[slotIndex].state = .ready(connection)
+                        slots[slotIndex].failures = 0
+                    case .failure:
+                        let failures = slots[slotIndex].failures
+                        slots[slotIndex].failures += 1
+                        slots[slotIndex].state = .backingOff(until: ContinuousClock.now + backoff(afterFailures: failures))
+                    }
                 }
             }
         }

@@ -4,7 +4,9 @@
 #     (h2load, HTTP/2), both at 8 concurrent clients, interleaved per round;
 #   - the contact-360 overview (GET /v1/contacts/{id}:overview: upstream calls to all five services);
 #   - the gateway's resident memory idle and after the load.
-# Settings: BENCH_SECONDS (10), BENCH_ROUNDS (3). Uses the project's PostgreSQL (scripts/postgres.sh) and a database of
+# Settings: BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_GATEWAY_LOOPS (the gateway's event loops; 0: its default),
+# BENCH_SECOND_GATEWAY (another gateway binary, e.g. an earlier commit's: run beside the first on port 8090 and measured
+# in every round too, gateway-b-json-get, for an A/B of the gateway alone). Uses the project's PostgreSQL (scripts/postgres.sh) and a database of
 # its own, switchboard_bench_gateway. Release builds, as users run them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,13 +41,21 @@ for name in "${SERVICES[@]}"; do
         "${extra[@]}" "$BIN/$name" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
 done
-SWITCHBOARD_GRPC_PORT=8089 SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_GATEWAY_READ_RATE=0 \
+SWITCHBOARD_EVENT_LOOP_THREADS="${BENCH_GATEWAY_LOOPS:-0}" SWITCHBOARD_GRPC_PORT=8089 SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_GATEWAY_READ_RATE=0 \
     SWITCHBOARD_GATEWAY_CONTACTS_TARGETS=127.0.0.1:${PORT[contacts]} SWITCHBOARD_GATEWAY_ORGANIZATION_TARGETS=127.0.0.1:${PORT[organization]} \
     SWITCHBOARD_GATEWAY_COMMUNICATION_TARGETS=127.0.0.1:${PORT[communication]} \
     SWITCHBOARD_GATEWAY_COLLABORATION_TARGETS=127.0.0.1:${PORT[collaboration]} SWITCHBOARD_GATEWAY_ANALYTICS_TARGETS=127.0.0.1:${PORT[analytics]} \
     "$BIN/gateway" >"$WORK/gateway.log" 2>&1 &
 GATEWAY_PID=$!
 PIDS+=($GATEWAY_PID)
+if [ -n "${BENCH_SECOND_GATEWAY:-}" ]; then
+    SWITCHBOARD_EVENT_LOOP_THREADS="${BENCH_GATEWAY_LOOPS:-0}" SWITCHBOARD_GRPC_PORT=8090 SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_GATEWAY_READ_RATE=0 \
+        SWITCHBOARD_GATEWAY_CONTACTS_TARGETS=127.0.0.1:${PORT[contacts]} SWITCHBOARD_GATEWAY_ORGANIZATION_TARGETS=127.0.0.1:${PORT[organization]} \
+        SWITCHBOARD_GATEWAY_COMMUNICATION_TARGETS=127.0.0.1:${PORT[communication]} \
+        SWITCHBOARD_GATEWAY_COLLABORATION_TARGETS=127.0.0.1:${PORT[collaboration]} SWITCHBOARD_GATEWAY_ANALYTICS_TARGETS=127.0.0.1:${PORT[analytics]} \
+        "$BENCH_SECOND_GATEWAY" >"$WORK/gateway-b.log" 2>&1 &
+    PIDS+=($!)
+fi
 sleep 3
 IDLE_RSS_KB="$(ps -o rss= -p $GATEWAY_PID | tr -d ' ')"
 TOKEN="$("$BIN/crmctl" token --secret $SECRET --tenant bench --user bench --roles user --ttl 86400)"
@@ -121,11 +131,15 @@ for ((round = 1; round <= ROUNDS; round++)); do
     run direct-grpc-get -H 'content-type: application/grpc' -H 'te: trailers' -H "$AUTH" --data="$WORK/get.bin" \
         "http://127.0.0.1:${PORT[contacts]}/switchboard.contacts.v1.ContactsService/GetContact" | tee -a "$RESULTS"
     run gateway-json-get --h1 -H "$AUTH" "$G/v1/contacts/$ID" | tee -a "$RESULTS"
+    if [ -n "${BENCH_SECOND_GATEWAY:-}" ]; then
+        run gateway-b-json-get --h1 -H "$AUTH" "http://127.0.0.1:8090/v1/contacts/$ID" | tee -a "$RESULTS"
+    fi
     run gateway-overview --h1 -H "$AUTH" "$G/v1/contacts/$ID:overview" | tee -a "$RESULTS"
 done
 LOADED_RSS_KB="$(ps -o rss= -p $GATEWAY_PID | tr -d ' ')"
 echo "RESULT gateway-rss idle_mb=$((IDLE_RSS_KB / 1024)) after_load_mb=$((LOADED_RSS_KB / 1024))" | tee -a "$RESULTS"
 python3 Benchmarks/summary.py "$RESULTS" gateway-json-get:direct-grpc-get
+[ -n "${BENCH_SECOND_GATEWAY:-}" ] && python3 Benchmarks/summary.py "$RESULTS" gateway-json-get:gateway-b-json-get gateway-b-json-get:direct-grpc-get
 python3 - "$RESULTS" <<'PY'
 import statistics, sys, collections
 rows = collections.defaultdict(list)

@@ -106,6 +106,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var calls: [Int32: HTTP2ClientCall] = [:]
     private var context: ChannelHandlerContext?
     private var outputBuffer = ByteBuffer()
+    /// A flush is queued on the loop (``scheduleFlush()``).
+    private var flushScheduled = false
     private let authority: String
     private let scheme: String
     private let windowSize: Int
@@ -207,6 +209,18 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
+    /// Flushes after what the loop is running now: the calls a proxy starts for requests that arrived together (the
+    /// gateway's, on this loop) then leave in one write instead of one each.
+    private func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            loopBound.value.flushScheduled = false
+            loopBound.value.flush()
+        }
+    }
+
     // MARK: - Calls (all on the event loop)
 
     /// Opens the call's stream; with `onlyMessage`, also sends that message and ends the request (a unary call: headers,
@@ -255,7 +269,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             }
             session.enqueueEndStream(on: id)
         }
-        flush()
+        scheduleFlush()
     }
 
     private func frame(_ message: ByteBuffer, for call: HTTP2ClientCall) throws -> ByteBuffer {

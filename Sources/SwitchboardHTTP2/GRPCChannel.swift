@@ -518,10 +518,22 @@ public final class GRPCChannel: ClientTransport, Sendable {
             }
         }
         future.whenComplete { [self] result in
+            // On the future's loop (the connection's, when it succeeded), a turn later than its completion.
             future.eventLoop.execute { [self] in
-                slots.withLock { slots in
+                let unwanted: Connection? = slots.withLock { slots in
+                    // Only for the attempt the slot still waits for: `close()` may have reset it meanwhile.
+                    guard case .connecting(let pending) = slots[slotIndex].state, pending === future else {
+                        if case .success(let connection) = result { return connection }
+                        return nil
+                    }
                     switch result {
                     case .success(let connection):
+                        // The read that brought the server's SETTINGS may also have brought its GOAWAY or the end of
+                        // the connection: `connectionLost` then found no ready slot to clear, so check here.
+                        guard connection.channel.isActive, !connection.handler.isDraining else {
+                            slots[slotIndex].state = .idle
+                            return nil
+                        }
                         slots[slotIndex].state = .ready(connection)
                         slots[slotIndex].failures = 0
                     case .failure:
@@ -529,7 +541,9 @@ public final class GRPCChannel: ClientTransport, Sendable {
                         slots[slotIndex].failures += 1
                         slots[slotIndex].state = .backingOff(until: ContinuousClock.now + backoff(afterFailures: failures))
                     }
+                    return nil
                 }
+                unwanted?.channel.close(promise: nil)
             }
         }
         return future

@@ -217,9 +217,10 @@ struct LifecycleTests {
             #expect(result != nil, "the stream completed although it was reset")
         }
         // A reader that reads slowly but steadily is never reset, however long the stream runs: here about 3 s of
-        // 100 ms pauses against a 1.5 s stall timeout, with the handler's writes waiting on the client throughout. (A
-        // 500 ms timeout was too close: on a loaded 2-core host the gap between two reads sometimes passed it.)
-        try await withServerAndClient(services: [probe], configure: { $0.streamWriteStallTimeout = .milliseconds(1500) }) { client, _ in
+        // 100 ms pauses against a 5 s stall timeout, with the handler's writes waiting on the client throughout. (500 ms,
+        // then 1.5 s, were too close: the reader runs on the test process's cooperative pool, which the suites running
+        // beside it on a 2-core host sometimes held for longer than that.)
+        try await withServerAndClient(services: [probe], configure: { $0.streamWriteStallTimeout = .seconds(5) }) { client, _ in
             var request = Grpc_Testing_StreamingOutputCallRequest()
             request.responseParameters = Array(repeating: Grpc_Testing_ResponseParameters(), count: 600)
             try await Grpc_Testing_TestService_Client(client: client).streamingOutputCall(request) { responses in
@@ -462,6 +463,24 @@ struct LifecycleTests {
         await real.stop()
     }
 
+    @Test("a connection whose SETTINGS and GOAWAY arrive in one read is not kept as ready: later calls connect again")
+    func goAwayWithSettings() async throws {
+        let server = try await GoAwayServer.start(atOnce: true)
+        var configuration = ClientConfiguration()
+        configuration.initialBackoff = .milliseconds(10)
+        configuration.maxBackoff = .milliseconds(20)
+        let channel = GRPCChannel(targets: [.init(host: "127.0.0.1", port: server.port)], configuration: configuration)
+        let stub = Grpc_Testing_TestService_Client(client: RPCClient(transport: channel))
+        for _ in 0..<4 {
+            #expect(await code(of: { _ = try await stub.emptyCall(Grpc_Testing_Empty(), options: CallOptions(timeout: .seconds(5))) }) != nil)
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // A connection recorded as ready after it had gone would take every later call without ever connecting again.
+        #expect(server.accepted.current >= 4, "connections accepted: \(server.accepted.current)")
+        await channel.close()
+        try await server.stop()
+    }
+
     @Test("the client reconnects with backoff after the server comes back")
     func reconnect() async throws {
         let probe = ProbeService(sleep: .zero)
@@ -548,13 +567,21 @@ private final class GoAwayServer: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     let refused: Counter
+    let accepted: Counter
+    /// GOAWAY in the same write as the first SETTINGS, then close (a server at its connection limit).
+    let atOnce: Bool
     private var seen = ByteBuffer()
 
-    init(refused: Counter) { self.refused = refused }
+    init(refused: Counter, accepted: Counter, atOnce: Bool) {
+        self.refused = refused
+        self.accepted = accepted
+        self.atOnce = atOnce
+    }
 
     struct Running {
         let port: Int
         let refused: Counter
+        let accepted: Counter
         let channel: any Channel
         let group: MultiThreadedEventLoopGroup
 
@@ -564,21 +591,32 @@ private final class GoAwayServer: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    static func start() async throws -> Running {
+    static func start(atOnce: Bool = false) async throws -> Running {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let refused = Counter()
+        let refused = Counter(), accepted = Counter()
         let channel = try await ServerBootstrap(group: group)
-            .childChannelInitializer { channel in channel.pipeline.addHandler(GoAwayServer(refused: refused)) }
+            .childChannelInitializer { channel in
+                channel.pipeline.addHandler(GoAwayServer(refused: refused, accepted: accepted, atOnce: atOnce))
+            }
             .bind(host: "127.0.0.1", port: 0).get()
-        return Running(port: channel.localAddress!.port!, refused: refused, channel: channel, group: group)
+        return Running(port: channel.localAddress!.port!, refused: refused, accepted: accepted, channel: channel, group: group)
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        accepted.add()
         // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [0, 0, 0, 4, 0, 0, 0, 0, 0])), promise: nil)
+        let settings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
+        guard atOnce else {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: settings)), promise: nil)
+            return
+        }
+        // GOAWAY: length 8, type 7, stream 0; last stream 0, NO_ERROR.
+        let goAway: [UInt8] = [0, 0, 8, 7, 0, 0, 0, 0, 0] + [0, 0, 0, 0] + [0, 0, 0, 0]
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: settings + goAway))).whenComplete { _ in context.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if atOnce { return }
         var bytes = unwrapInboundIn(data)
         seen.writeBuffer(&bytes)
         // Frames after the 24-byte client preface: 9-byte headers (length, type, flags, stream).

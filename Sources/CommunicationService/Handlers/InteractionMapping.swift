@@ -133,8 +133,8 @@ enum InteractionMapping {
     /// The change-event payloads of an interaction. WatchChanges is open to every reader of the tenant, and a private
     /// interaction does not exist for anyone but its owner and admins: tenant readers get a stub (id, visibility,
     /// audit stamps, etag) that says only that something private changed, not with whom, when or about what. The
-    /// cross-tenant feed, read only by services, carries the whole of it, so that the services acting for its owner
-    /// (collaboration's follow-up and call notifications) can; each of them keeps it from other users itself.
+    /// cross-tenant feed, read only by services, carries the rest of it (all but the body), so that the services acting
+    /// for its owner (collaboration's follow-up and call notifications) can; each keeps it from other users itself.
     static func published(_ record: InteractionRecord) throws -> (tenant: String, service: String?) {
         let full = proto(record)
         guard record.data.visibility == .private else { return (try full.protoJSONText(), nil) }
@@ -143,6 +143,9 @@ enum InteractionMapping {
         stub.visibility = full.visibility
         stub.audit = full.audit
         stub.etag = full.etag
-        return (try stub.protoJSONText(), try full.protoJSONText())
+        // Without its body, which no service acts on: what a consumer sets aside or logs holds less of it.
+        var whole = full
+        whole.body = ""
+        return (try stub.protoJSONText(), try whole.protoJSONText())
     }
 }

@@ -26,6 +26,8 @@ public struct PostgresPoolConfiguration: Sendable {
     /// Most keys ``PostgresPool/query(_:settings:_:key:)`` puts in one statement; 1
     /// turns coalescing off.
     public var maxCoalescedKeys: Int
+    /// Most calls ``PostgresPool/coalescedPipeline(settings:_:)`` runs in one transaction; 1 turns it off.
+    public var maxCoalescedWrites: Int
 
     /// Creates a configuration.
     public init(conninfo: String, maxConnections: Int = 10) {
@@ -38,6 +40,7 @@ public struct PostgresPoolConfiguration: Sendable {
         self.pipelineDepth = 1
         self.sharedStallLimit = .milliseconds(5)
         self.maxCoalescedKeys = 64
+        self.maxCoalescedWrites = 16
     }
 }
 
@@ -111,12 +114,15 @@ public final class PostgresPool: Sendable {
     private let state = Mutex(State())
     /// Point reads being gathered into one statement.
     let coalescer: ReadCoalescer
+    /// Write pipelines being gathered into one transaction.
+    let pipelineCoalescer: PipelineCoalescer
 
     /// Creates a pool; connections are opened on demand.
     /// - Parameter configuration: the settings.
     public init(configuration: PostgresPoolConfiguration) {
         self.configuration = configuration
         self.coalescer = ReadCoalescer(maxKeys: max(1, configuration.maxCoalescedKeys))
+        self.pipelineCoalescer = PipelineCoalescer(maxMembers: max(1, configuration.maxCoalescedWrites))
     }
 
     /// Current statistics.

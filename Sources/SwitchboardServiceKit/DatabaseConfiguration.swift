@@ -13,6 +13,9 @@ public struct DatabaseConfiguration: Sendable {
     public var pipelineDepth: Int
     /// Most keys concurrent point reads put in one statement (`PostgresPool.query(_:settings:_:key:)`); 1 turns coalescing off.
     public var coalescedKeys: Int
+    /// Most concurrent writes of one tenant run in one transaction (`PostgresPool.coalescedPipeline(settings:_:)`); 1
+    /// turns it off.
+    public var coalescedWrites: Int = 16
     /// How long a readiness check waits for the database.
     public var probeTimeout: Duration
     /// Days of change-feed history kept.
@@ -38,6 +41,11 @@ public struct DatabaseConfiguration: Sendable {
                 "SWITCHBOARD_DB_COALESCED_KEYS", default: "64",
                 help:
                     "Most keys that concurrent point reads (e.g. GetContact) share in one statement (1-1000; 1: a statement each). Sharing saves the database and the service a statement and a wake-up per read under load."
+            ),
+            .init(
+                "SWITCHBOARD_DB_COALESCED_WRITES", default: "16",
+                help:
+                    "Most concurrent creates of one tenant committed in one transaction (1-256; 1: a transaction each). One commit for several saves the database most of each write's cost; if any of them fails, each is retried alone."
             ),
             .init(
                 "SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", default: "2",
@@ -67,7 +75,8 @@ public struct DatabaseConfiguration: Sendable {
             coalescedKeys: try env.int(setting("SWITCHBOARD_DB_COALESCED_KEYS"), in: 1...1000),
             probeTimeout: try env.seconds(setting("SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS"), in: 0.1...60),
             changeRetentionDays: try env.int(setting("SWITCHBOARD_CHANGE_RETENTION_DAYS"), in: 1...3650),
-            idempotencyRetentionHours: try env.int(setting("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS"), in: 1...8760))
+            idempotencyRetentionHours: try env.int(setting("SWITCHBOARD_IDEMPOTENCY_RETENTION_HOURS"), in: 1...8760),
+            coalescedWrites: try env.int(setting("SWITCHBOARD_DB_COALESCED_WRITES"), in: 1...256))
     }
 
     /// Creates a configuration by hand (tests); the other settings take their defaults.
@@ -75,12 +84,12 @@ public struct DatabaseConfiguration: Sendable {
     public init(url: String) {
         self.init(
             url: url, poolSize: 8, pipelineDepth: 8, coalescedKeys: 64, probeTimeout: .seconds(2), changeRetentionDays: 90,
-            idempotencyRetentionHours: 24)
+            idempotencyRetentionHours: 24, coalescedWrites: 16)
     }
 
     private init(
         url: String, poolSize: Int, pipelineDepth: Int, coalescedKeys: Int, probeTimeout: Duration, changeRetentionDays: Int,
-        idempotencyRetentionHours: Int
+        idempotencyRetentionHours: Int, coalescedWrites: Int
     ) {
         self.url = url
         self.poolSize = poolSize
@@ -89,5 +98,6 @@ public struct DatabaseConfiguration: Sendable {
         self.probeTimeout = probeTimeout
         self.changeRetentionDays = changeRetentionDays
         self.idempotencyRetentionHours = idempotencyRetentionHours
+        self.coalescedWrites = coalescedWrites
     }
 }

@@ -98,6 +98,7 @@ public struct ServiceAssembly: Sendable {
         poolConfiguration.acquireTimeout = .seconds(5)
         poolConfiguration.pipelineDepth = database.pipelineDepth
         poolConfiguration.maxCoalescedKeys = database.coalescedKeys
+        poolConfiguration.maxCoalescedWrites = database.coalescedWrites
         let pool = PostgresPool(configuration: poolConfiguration)
         do {
             try await ServiceRunner.migrate(description, pool: pool, logger: logger)

@@ -7,7 +7,7 @@ import Testing
 
 /// Runs jobs one at a time on a dispatch queue that can be held: tasks started while it is held all queue up before
 /// the first one runs, as calls read in one pass of an event loop do.
-private final class HeldSerialExecutor: TaskExecutor, @unchecked Sendable {
+final class HeldSerialExecutor: TaskExecutor, @unchecked Sendable {
     // @unchecked: the queue is the only state, and dispatch queues are thread-safe.
     let queue = DispatchQueue(label: "coalesced-read-tests")
 
@@ -238,5 +238,85 @@ struct CoalescedReadTests {
 extension Result where Failure == any Error {
     init(catching body: () async throws -> Success) async {
         do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}
+
+/// A fake database for the pipeline coalescer: records each pipeline's statements, answers one result per statement
+/// (its text as the only row), and fails a pipeline holding a statement named "bad".
+private final class FakePipelines: Sendable {
+    let runs = Mutex<[[String]]>([])
+
+    func execute(_ settings: [String], _ statements: PipelineCoalescer.Statements) async throws -> [PostgresResult] {
+        runs.withLock { $0.append(statements.map(\.sql)) }
+        if statements.contains(where: { $0.sql == "bad" }) { throw PostgresError(kind: .server, message: "bad statement") }
+        return try statements.map { try PostgresResult(single: $0.sql) }
+    }
+}
+
+extension PostgresResult {
+    /// One row, one text column `sql`.
+    fileprivate init(single text: String) throws {
+        self = try PostgresResult(raw: RawResult(columns: ["sql"], types: [25], rows: [[text]], affectedRows: 1))
+    }
+}
+
+@Suite("Coalesced write pipelines (no database)")
+struct CoalescedPipelineUnitTests {
+    private func statements(_ names: String...) -> PipelineCoalescer.Statements { names.map { (sql: $0, binds: []) } }
+
+    @Test("writes queued together run as one pipeline, in order; each call gets its own statements' results")
+    func callsShareOnePipeline() async throws {
+        let coalescer = PipelineCoalescer(maxMembers: 16)
+        let db = FakePipelines()
+        let executor = HeldSerialExecutor()
+        let tasks = executor.start(3) { i in
+            try await coalescer.run(settings: ["app.tenant_id", "t1"], self.statements("a\(i)", "b\(i)")) { try await db.execute($0, $1) }
+        }
+        var answers: [[String]] = []
+        for task in tasks { answers.append(try await task.value.map { try $0.rows[0].string("sql") }) }
+        #expect(answers == [["a0", "b0"], ["a1", "b1"], ["a2", "b2"]])
+        #expect(db.runs.withLock { $0 } == [["a0", "b0", "a1", "b1", "a2", "b2"]])
+    }
+
+    @Test("when the shared pipeline fails, every call runs alone and gets its own outcome")
+    func failureRunsEachAlone() async throws {
+        let coalescer = PipelineCoalescer(maxMembers: 16)
+        let db = FakePipelines()
+        let executor = HeldSerialExecutor()
+        let tasks = executor.start(3) { i in
+            try await coalescer.run(settings: ["app.tenant_id", "t1"], i == 1 ? self.statements("bad") : self.statements("ok\(i)")) {
+                try await db.execute($0, $1)
+            }
+        }
+        #expect(try await tasks[0].value.map { try $0.rows[0].string("sql") } == ["ok0"])
+        await #expect(throws: PostgresError.self) { _ = try await tasks[1].value }
+        #expect(try await tasks[2].value.map { try $0.rows[0].string("sql") } == ["ok2"])
+        let runs = db.runs.withLock { $0 }
+        #expect(runs.first == ["ok0", "bad", "ok2"])
+        #expect(Set(runs.dropFirst()) == [["ok0"], ["bad"], ["ok2"]] && runs.count == 4)
+    }
+
+    @Test("calls with other settings never share a pipeline, and a batch holds at most maxMembers calls")
+    func settingsAndBound() async throws {
+        let coalescer = PipelineCoalescer(maxMembers: 2)
+        let db = FakePipelines()
+        let executor = HeldSerialExecutor()
+        let tasks = executor.start(5) { i in
+            try await coalescer.run(settings: ["app.tenant_id", i == 4 ? "t2" : "t1"], self.statements("s\(i)")) { try await db.execute($0, $1) }
+        }
+        for task in tasks { _ = try await task.value }
+        #expect(db.runs.withLock { $0 } == [["s0", "s1"], ["s2", "s3"], ["s4"]])
+    }
+
+    @Test("maxMembers 1 runs every call alone, with no yield")
+    func off() async throws {
+        let coalescer = PipelineCoalescer(maxMembers: 1)
+        let db = FakePipelines()
+        let executor = HeldSerialExecutor()
+        let tasks = executor.start(2) { i in
+            try await coalescer.run(settings: [], self.statements("s\(i)")) { try await db.execute($0, $1) }
+        }
+        for task in tasks { _ = try await task.value }
+        #expect(db.runs.withLock { $0 } == [["s0"], ["s1"]])
     }
 }

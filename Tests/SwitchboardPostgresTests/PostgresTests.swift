@@ -341,6 +341,48 @@ struct PostgresTests {
         }
     }
 
+    @Test("coalesced writes: calls queued together commit in one transaction; a failing one fails alone after a retry")
+    func coalescedWrites() async throws {
+        try await withTestSchema { _, schema in
+            let pool = Self.sharingPool(maxConnections: 2)
+            defer { pool.close() }
+            try await pool.query("CREATE TABLE \(schema).w (n int PRIMARY KEY)", prepared: false)
+            let executor = HeldSerialExecutor()
+            // Call 2 inserts a duplicate key after a good row: the shared transaction fails, each call runs alone, and
+            // only call 2 fails (with its own row rolled back).
+            let tasks = executor.start(4) { i in
+                try await pool.coalescedPipeline(
+                    settings: ["app.tenant_id": "t"],
+                    [
+                        (sql: "INSERT INTO \(schema).w VALUES ($1)", binds: [.int(Int64(100 + i))]),
+                        (sql: "INSERT INTO \(schema).w VALUES ($1)", binds: [.int(Int64(i == 2 ? 100 + i : 200 + i))]),
+                        (sql: "SELECT txid_current()::text AS tx", binds: []),
+                    ]
+                ).last!.rows[0].string("tx")
+            }
+            #expect(try await tasks[0].value.isEmpty == false)
+            await #expect(throws: PostgresError.self) { _ = try await tasks[2].value }
+            _ = try await tasks[1].value
+            _ = try await tasks[3].value
+            let stored = try await pool.query("SELECT array_agg(n ORDER BY n)::text AS n FROM \(schema).w").first!.string("n")
+            #expect(stored == "{100,101,103,200,201,203}")
+
+            // Without a failure: one transaction for all (only calls with equal settings share one).
+            let shared = executor.start(4) { i in
+                try await pool.coalescedPipeline(
+                    settings: ["app.tenant_id": "t"],
+                    [
+                        (sql: "INSERT INTO \(schema).w VALUES ($1)", binds: [.int(Int64(300 + i))]),
+                        (sql: "SELECT txid_current()::text AS tx", binds: []),
+                    ]
+                ).last!.rows[0].string("tx")
+            }
+            var transactions: Set<String> = []
+            for task in shared { transactions.insert(try await task.value) }
+            #expect(transactions.count == 1)
+        }
+    }
+
     @Test("shared connections: cancelling a call queued behind another does not cancel the other's statement")
     func sharedCancellation() async throws {
         let pool = Self.sharingPool(maxConnections: 1)

@@ -245,7 +245,9 @@ public struct PostgresContactStore: ContactStore {
                     resourceJSON: try publish(record), actorID: actor.userID),
                 tenantID: actor.tenantID))
         statements.append(Self.termsStatement([record.id], tenantID: actor.tenantID))
-        try await pool.pipeline(settings: ["app.tenant_id": actor.tenantID], statements)
+        // With the tenant's other creates of the moment, in one transaction (one commit for all; each alone again if
+        // any of them fails, which then lands here as its own error).
+        try await pool.coalescedPipeline(settings: ["app.tenant_id": actor.tenantID], statements)
         return .fresh(record)
     }
 

@@ -155,6 +155,9 @@ public final class GRPCChannel: ClientTransport, Sendable {
     private let next = Atomic<Int>(0)
     private let closed = Atomic<Bool>(false)
     private let healthTask = Mutex<Task<Void, Never>?>(nil)
+    /// The TLS context every connection uses, made once (its trust roots are read from disk); nil for plaintext, a
+    /// failure for a configuration that cannot make one (each connection attempt then fails with it).
+    private let tlsContext: Result<NIOSSLContext, any Error>?
 
     /// Creates a channel; no connection is made until the first call.
     /// - Parameters:
@@ -169,6 +172,7 @@ public final class GRPCChannel: ClientTransport, Sendable {
         precondition(!targets.isEmpty, "a channel needs at least one target")
         self.configuration = configuration
         self.group = group
+        self.tlsContext = configuration.tls.map { tls in Result { try Self.makeSSLContext(tls) } }
         var slots: [Slot] = []
         if configuration.eventLoopAffinity {
             let loops = Array(group.makeIterator())
@@ -476,7 +480,7 @@ public final class GRPCChannel: ClientTransport, Sendable {
         let windowSize = configuration.initialWindowSize
         let sslContext: NIOSSLContext?
         do {
-            sslContext = try configuration.tls.map(Self.makeSSLContext)
+            sslContext = try tlsContext?.get()
         } catch {
             return (loop ?? group.next()).makeFailedFuture(RPCError(code: .unavailable, message: "TLS setup failed: \(error)", cause: error))
         }

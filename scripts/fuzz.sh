@@ -45,6 +45,9 @@ fi
 # -enable-testing: the page-token fuzzer reaches the (internal) token codec through @testable import.
 BUILD=(swift build --package-path Fuzz -c release --sanitize=fuzzer --sanitize=address
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing)
+# SwiftPM does not notice a source file added to or moved in the main package (a path dependency here) and fails on
+# a stale build plan ("missing inputs", "cannot find type"): dropping the plan makes it plan again (seconds).
+rm -f Fuzz/.build/release.yaml Fuzz/.build/*/release/description.json
 "${BUILD[@]}" >&2
 BIN="$("${BUILD[@]}" --show-bin-path)"
 

@@ -136,10 +136,31 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     process.standardError = output
     process.standardInput = FileHandle.nullDevice
     try process.run()
-    process.waitUntilExit()
+    let status = waitForExit(process)
     try? output.close()
     let data = (try? Data(contentsOf: outputURL)) ?? Data()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    return (status, String(decoding: data, as: UTF8.self))
+}
+
+/// The exit status of a child (the signal's number if a signal ended it), reaped here if Foundation has not done it.
+/// `Process.waitUntilExit()` once waited for ever in a full test run on a child that had exited (a zombie nobody
+/// reaped: Foundation's SIGCHLD handling missed it), which would hang the whole suite; polling `waitpid` cannot miss it.
+private func waitForExit(_ process: Process) -> Int32 {
+    let pid = process.processIdentifier
+    while true {
+        var raw: Int32 = 0
+        let reaped = waitpid(pid, &raw, WNOHANG)
+        if reaped == pid {
+            let signal = raw & 0x7f
+            return signal == 0 ? (raw >> 8) & 0xff : signal
+        }
+        if reaped == -1 && errno == ECHILD {
+            // Foundation reaped it first, and records its status as it does.
+            while process.isRunning { usleep(1000) }
+            return process.terminationStatus
+        }
+        usleep(5000)
+    }
 }
 
 /// The Python interpreter with grpcio (set up by scripts/bootstrap.sh).

@@ -73,7 +73,9 @@ struct ProviderConnectionTests {
 
     @Test("a provider that closes idle connections still gets every post, and never one twice")
     func providerClosesIdle() async throws {
-        // Posts spaced past the provider's idle close: each kept connection is gone by the next post.
+        // Posts spaced past the provider's idle close: each kept connection is gone by the next post. (The client must
+        // also have read the close by then, or it reuses the connection and the post fails as a post the provider may
+        // have read; 100 ms of margin was once too little for a full test run on two cores, hence 450.)
         let provider = try await FakeProvider.start(closeIdleAfter: .milliseconds(50))
         let (kept, client) = try adapter(provider, keepAlive: WebhookKeepAlive(maxIdleConnections: 4, idleTimeout: .seconds(30)))
         var keys: [String] = []
@@ -81,7 +83,7 @@ struct ProviderConnectionTests {
             let (key, verdict) = await deliver(kept)
             #expect(verdict == .accepted("msg-\(key)"))
             keys.append(key)
-            try await Task.sleep(for: .milliseconds(150))
+            try await Task.sleep(for: .milliseconds(500))
         }
         #expect(provider.requests.map(\.idempotencyKey) == keys)
         #expect(provider.acceptedConnections == 6 && client.connectionsOpened == 6)

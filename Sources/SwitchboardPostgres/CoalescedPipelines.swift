@@ -11,7 +11,9 @@ import Synchronization
 ///
 /// One transaction means one outcome: if any statement fails (an address another contact holds, a replayed request
 /// id, a serialization failure), every member runs its statements again alone and so learns its own outcome, exactly
-/// as without coalescing. Nothing is committed twice: the failed transaction committed nothing.
+/// as without coalescing. Nothing is committed twice: the failed transaction committed nothing. A failure that leaves
+/// the outcome unknown (the connection lost) reaches every member as it is, as it would reach a call alone; the
+/// shared pipeline is not cancelled with its leader's task.
 final class PipelineCoalescer: Sendable {
     typealias Statements = [(sql: String, binds: [PostgresValue])]
 
@@ -46,7 +48,7 @@ final class PipelineCoalescer: Sendable {
 
     /// Runs `statements` with `settings` (flattened name, value pairs), in one transaction with concurrent calls.
     func run(
-        settings: [String], _ statements: Statements, execute: @Sendable ([String], Statements) async throws -> [PostgresResult]
+        settings: [String], _ statements: Statements, execute: @escaping @Sendable ([String], Statements) async throws -> [PostgresResult]
     ) async throws -> [PostgresResult] {
         if maxMembers <= 1 { return try await execute(settings, statements) }
         switch join(settings, statements) {
@@ -80,7 +82,7 @@ final class PipelineCoalescer: Sendable {
     }
 
     private func lead(
-        _ id: UInt64, execute: @Sendable ([String], Statements) async throws -> [PostgresResult]
+        _ id: UInt64, execute: @escaping @Sendable ([String], Statements) async throws -> [PostgresResult]
     ) async throws -> [PostgresResult] {
         // Calls already queued on this executor (on an event loop: the other requests of the same pass) run before the
         // leader resumes, and join.
@@ -92,13 +94,25 @@ final class PipelineCoalescer: Sendable {
         }
         let own = batch.members[0].statements
         if batch.members.count == 1 { return try await execute(batch.settings, own) }
+        let followers = batch.members.dropFirst()
+        if Task.isCancelled {
+            // Nothing was sent: the others run alone, this call ends.
+            for member in followers { member.waiter?.resume(with: .failure(RunAlone())) }
+            throw CancellationError()
+        }
         let results: [PostgresResult]
         do {
-            if Task.isCancelled { throw CancellationError() }
-            results = try await execute(batch.settings, batch.members.flatMap(\.statements))
+            // Not cancelled with this call: the others' writes ride on it, and a cancelled call is resumed before its
+            // transaction's outcome is known (PostgresConnection), which would leave theirs unknown too.
+            let all = batch.members.flatMap(\.statements), settings = batch.settings
+            results = try await Task { try await execute(settings, all) }.value
         } catch {
-            for member in batch.members.dropFirst() { member.waiter?.resume(with: .failure(RunAlone())) }
-            if error is CancellationError || Task.isCancelled { throw error }
+            // A statement that failed rolled the transaction back: each call runs alone to learn its own outcome. Any
+            // other failure (the connection lost while the commit was under way) leaves the outcome unknown, as it
+            // would for a call alone: every call gets it, and none is sent again.
+            let rolledBack = (error as? PostgresError)?.kind == .server
+            for member in followers { member.waiter?.resume(with: .failure(rolledBack ? RunAlone() : error)) }
+            if !rolledBack { throw error }
             return try await execute(batch.settings, own)
         }
         var offset = own.count

@@ -249,6 +249,7 @@ private final class FakePipelines: Sendable {
     func execute(_ settings: [String], _ statements: PipelineCoalescer.Statements) async throws -> [PostgresResult] {
         runs.withLock { $0.append(statements.map(\.sql)) }
         if statements.contains(where: { $0.sql == "bad" }) { throw PostgresError(kind: .server, message: "bad statement") }
+        if statements.contains(where: { $0.sql == "lost" }) { throw PostgresError(kind: .connection, message: "connection lost") }
         return try statements.map { try PostgresResult(single: $0.sql) }
     }
 }
@@ -296,6 +297,22 @@ struct CoalescedPipelineUnitTests {
         #expect(Set(runs.dropFirst()) == [["ok0"], ["bad"], ["ok2"]] && runs.count == 4)
     }
 
+    @Test("a failure that leaves the outcome unknown (a lost connection) reaches every call, and nothing is sent again")
+    func unknownOutcomeIsShared() async throws {
+        let coalescer = PipelineCoalescer(maxMembers: 16)
+        let db = FakePipelines()
+        let executor = HeldSerialExecutor()
+        let tasks = executor.start(3) { i in
+            try await coalescer.run(settings: ["app.tenant_id", "t1"], i == 2 ? self.statements("lost") : self.statements("ok\(i)")) {
+                try await db.execute($0, $1)
+            }
+        }
+        for task in tasks {
+            await #expect(throws: PostgresError.self) { _ = try await task.value }
+        }
+        #expect(db.runs.withLock { $0 } == [["ok0", "ok1", "lost"]])
+    }
+
     @Test("calls with other settings never share a pipeline, and a batch holds at most maxMembers calls")
     func settingsAndBound() async throws {
         let coalescer = PipelineCoalescer(maxMembers: 2)
@@ -305,7 +322,9 @@ struct CoalescedPipelineUnitTests {
             try await coalescer.run(settings: ["app.tenant_id", i == 4 ? "t2" : "t1"], self.statements("s\(i)")) { try await db.execute($0, $1) }
         }
         for task in tasks { _ = try await task.value }
-        #expect(db.runs.withLock { $0 } == [["s0", "s1"], ["s2", "s3"], ["s4"]])
+        // (Batches of different settings run independently, in no set order.)
+        let runs = db.runs.withLock { $0 }
+        #expect(runs.count == 3 && Set(runs) == [["s0", "s1"], ["s2", "s3"], ["s4"]])
     }
 
     @Test("maxMembers 1 runs every call alone, with no yield")

@@ -10,14 +10,14 @@ extension PostgresContactStore {
     static let prefixCandidates = 32
     static let typoCandidates = 16
 
-    /// The query's words (`tokens`: split as `contacts.search_words_of` splits a contact's text, each word once,
+    /// The query's words (`tokens`: split by `contacts.word_list`, as the trigger splits a contact's text, each word once,
     /// numbered from 1 in the query's order, so that its first word is compared with the given name and the ranked
     /// sample starts from it) and what each may stand for (`candidates`: n, term, weight); $1 is the tenant and $2
     /// the text.
     private static let expansion = """
         tokens AS (
             SELECT token, row_number() OVER (ORDER BY min(o)) AS n FROM (
-                SELECT left(w[1], 64) AS token, o FROM regexp_matches(lower($2), '([[:alpha:]]+|[[:digit:]]+)', 'g') WITH ORDINALITY AS m (w, o)
+                SELECT token, o FROM unnest(contacts.word_list($2)) WITH ORDINALITY AS m (token, o)
             ) x GROUP BY token ORDER BY min(o) LIMIT \(SearchRules.maxQueryWords)
         ),
         candidates AS (
@@ -49,7 +49,7 @@ extension PostgresContactStore {
     /// weight: the word itself 1, a word it begins 0.6–0.9 by how much of it it is, a word it resembles 0.6–1 by
     /// trigram similarity), the tsquery that needs every word, and the matching contacts.
     ///
-    /// `tokens` splits the text as the trigger split the contacts (`contacts.search_words_of`), in the query's order. `candidates` reads the
+    /// `tokens` splits the text as the trigger splits the contacts (`contacts.word_list`), in the query's order. `candidates` reads the
     /// tenant's terms by prefix (a range of the primary key; the shortest first for letters, the first in order for
     /// digits, whose ranges can hold every phone number of the tenant) and by trigram similarity (the GIN index,
     /// through `contacts.term_resembles`, for words of three letters or more). `query` is NULL unless every word has a

@@ -51,15 +51,19 @@ public struct PostgresRow: Sendable {
 
     /// A non-null text column.
     public func string(_ column: String) throws -> String {
-        if case .text(let s) = self[column] { return s }
-        if case .jsonb(let s) = self[column] { return s }
-        if case .numeric(let s) = self[column] { return s }
-        throw mismatch(column, "text")
+        // One lookup per read: a row's accessors run for every column of every row read, so each is one hash.
+        switch self[column] {
+        case .text(let s), .jsonb(let s), .numeric(let s): return s
+        default: throw mismatch(column, "text")
+        }
     }
     /// A text column that may be NULL.
     public func optionalString(_ column: String) throws -> String? {
-        if case .null = self[column] { return nil }
-        return try string(column)
+        switch self[column] {
+        case .null: return nil
+        case .text(let s), .jsonb(let s), .numeric(let s): return s
+        default: throw mismatch(column, "text")
+        }
     }
     /// A non-null integer column.
     public func int(_ column: String) throws -> Int64 {
@@ -88,8 +92,11 @@ public struct PostgresRow: Sendable {
     }
     /// A timestamptz column that may be NULL.
     public func optionalDate(_ column: String) throws -> Date? {
-        if case .null = self[column] { return nil }
-        return try date(column)
+        switch self[column] {
+        case .null: return nil
+        case .timestamp(let d): return d
+        default: throw mismatch(column, "a timestamp")
+        }
     }
     /// A non-null bytea column.
     public func bytes(_ column: String) throws -> [UInt8] {

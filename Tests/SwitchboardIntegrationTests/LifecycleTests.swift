@@ -10,9 +10,24 @@ import SwitchboardTestSupport
 import Synchronization
 import Testing
 
+/// The peers (client address and port) of the calls a service took, so a test can tell connections apart.
+private final class PeerLog: Sendable {
+    private let peers = Mutex<[String]>([])
+    func record(_ peer: String) { peers.withLock { $0.append(peer) } }
+    /// The peers recorded since the last take.
+    func take() -> Set<String> {
+        peers.withLock { peers in
+            defer { peers.removeAll() }
+            return Set(peers)
+        }
+    }
+}
+
 /// A service whose handlers report what the server did to them.
 private struct ProbeService: Grpc_Testing_TestService_ServiceProtocol {
     let started = Counter()
+    /// EmptyCall's callers.
+    let peers = PeerLog()
     let cancelled = Counter()
     let running = Counter()
     let written = Counter()
@@ -28,6 +43,7 @@ private struct ProbeService: Grpc_Testing_TestService_ServiceProtocol {
 
     func emptyCall(request: Grpc_Testing_Empty, context: ServerContext) async throws -> Grpc_Testing_Empty {
         started.add()
+        peers.record(context.peer)
         running.add()
         defer { running.add(-1) }
         do {
@@ -479,6 +495,42 @@ struct LifecycleTests {
         #expect(server.accepted.current >= 4, "connections accepted: \(server.accepted.current)")
         await channel.close()
         try await server.stop()
+    }
+
+    @Test("with event-loop affinity a call started on a loop takes that loop's connection to the target: one connection per loop")
+    func eventLoopAffinity() async throws {
+        let probe = ProbeService(sleep: .zero)
+        let server = try await startServer(services: [probe])
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = Array(group.makeIterator())
+        var configuration = ClientConfiguration()
+        configuration.eventLoopAffinity = true
+        let channel = GRPCChannel(targets: [.init(host: "127.0.0.1", port: server.port)], configuration: configuration, group: group)
+        let stub = Grpc_Testing_TestService_Client(client: RPCClient(transport: channel))
+        // The peers of ten calls made by a task that runs on `loop`.
+        func peers(on loop: any EventLoop) async throws -> Set<String> {
+            _ = probe.peers.take()
+            try await Task(executorPreference: EventLoopTaskExecutor(eventLoop: loop)) {
+                for _ in 0..<10 { _ = try await stub.emptyCall(Grpc_Testing_Empty()) }
+            }.value
+            return probe.peers.take()
+        }
+        // A loop's first calls take any ready connection while its own connects.
+        #expect(
+            try await eventually(timeout: .seconds(10)) {
+                let first = try await peers(on: loops[0])
+                let second = try await peers(on: loops[1])
+                return first.count == 1 && second.count == 1
+            })
+        // Each loop keeps to its own connection; without affinity one connection (connectionsPerTarget) takes both.
+        let first = try await peers(on: loops[0])
+        let second = try await peers(on: loops[1])
+        #expect(first.count == 1, "\(first)")
+        #expect(second.count == 1, "\(second)")
+        #expect(first != second)
+        await channel.close()
+        await server.stop()
+        try await group.shutdownGracefully()
     }
 
     @Test("the client reconnects with backoff after the server comes back")

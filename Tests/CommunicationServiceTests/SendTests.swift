@@ -157,8 +157,12 @@ final class SendTests {
     func consentAtDispatch() async throws {
         let contact = newID()
         let client = try await consenting(contact)
-        let scheduled = try await client.send(contact: contact) { $0.sendAt = Date().addingTimeInterval(1) }
+        // Due in 5 s: the withdrawal must commit first (1 s was too little for a loaded full run, where the consent call
+        // itself took longer and the send went out before it).
+        let due = Date().addingTimeInterval(5)
+        let scheduled = try await client.send(contact: contact) { $0.sendAt = due }
         _ = try await client.recordConsent(contact: contact, purpose: "all", status: .withdrawn, basis: .unspecified, source: "unsubscribe")
+        try #require(Date() < due, "recording the withdrawal took until the send was due: the test's premise does not hold")
         let settled = try await client.settled(scheduled.id)
         #expect(settled.status == .refused && settled.lastError.contains("withdrawn") && settled.attempts == 1)
         #expect(provider.requests.allSatisfy { $0.idempotencyKey != scheduled.id })

@@ -138,9 +138,14 @@ final class CampaignTests {
         let client = try await harness.client(tenant: t)
         let template = try await client.createTemplate("T", body: "paused {{first}}")
         let contacts = try await audience(t, count: 4)
-        let created = try await client.createCampaign(template: template.id, contacts: contacts, startAt: Date().addingTimeInterval(1))
+        // Starts in 5 s: the pause must land first (1 s was too little for a loaded full run, where the campaign began
+        // sending before the pause was recorded).
+        let start = Date().addingTimeInterval(5)
+        let created = try await client.createCampaign(template: template.id, contacts: contacts, startAt: start)
         #expect(try await client.pause(created.id).status == .paused)
-        try await Task.sleep(for: .milliseconds(1800))
+        try #require(Date() < start, "pausing took until the campaign's start: the test's premise does not hold")
+        // Past the start, with time for the runner to have sent had it not been paused.
+        try await Task.sleep(for: .milliseconds(Int64((start.timeIntervalSinceNow + 0.8) * 1000)))
         let paused = try await client.campaign(created.id)
         #expect(paused.status == .paused && paused.progress?.pending == 4 && paused.progress?.sent == 0)
         #expect(await code { _ = try await client.pause(created.id) } == .failedPrecondition)

@@ -23,16 +23,30 @@ final class OrganizationNamesSearchTests {
     init() async throws {
         tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("sb-feed-token-\(UUID())").path
         try (try await ServiceHarness.serviceToken("contacts")).write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        // Each service follows the other's feed: organization's port is chosen first, and contacts' consumer retries
-        // until it answers.
-        let organizationPort = try Self.freePort()
-        contacts = try await ServiceHarness.start(
-            ContactsService.description(
-                limits: ContactsLimits(), organizationFeed: .init(host: "127.0.0.1", port: organizationPort, tokenFile: tokenFile)))
-        organization = try await ServiceHarness.start(
-            OrganizationService.description(
-                pageBytes: 1 << 20, contactsFeed: .init(host: "127.0.0.1", port: contacts.port, tokenFile: tokenFile)),
-            environment: ["SWITCHBOARD_GRPC_PORT": String(organizationPort)])
+        (contacts, organization) = try await Self.startPair(tokenFile: tokenFile)
+    }
+
+    /// Each service follows the other's feed: organization's port is chosen first, and contacts' consumer retries until
+    /// it answers. The port is free when chosen, but any socket of the test run may take it before organization binds
+    /// it (a full run failed so): then both start again on another.
+    private static func startPair(tokenFile: String) async throws -> (contacts: ServiceHarness, organization: ServiceHarness) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let organizationPort = try freePort()
+            let contacts = try await ServiceHarness.start(
+                ContactsService.description(
+                    limits: ContactsLimits(), organizationFeed: .init(host: "127.0.0.1", port: organizationPort, tokenFile: tokenFile)))
+            do {
+                let organization = try await ServiceHarness.start(
+                    OrganizationService.description(
+                        pageBytes: 1 << 20, contactsFeed: .init(host: "127.0.0.1", port: contacts.port, tokenFile: tokenFile)),
+                    environment: ["SWITCHBOARD_GRPC_PORT": String(organizationPort)])
+                return (contacts, organization)
+            } catch  where attempt < 5 {
+                await contacts.stop()
+            }
+        }
     }
 
     deinit {

@@ -25,7 +25,7 @@ CREATE FUNCTION contacts.json_words_text(value jsonb) RETURNS text LANGUAGE sql 
 $$;
 
 CREATE OR REPLACE FUNCTION contacts.search_words_of(body text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT tsvector_to_array(array_to_tsvector(contacts.word_list(body)))
+    SELECT coalesce(tsvector_to_array(array_to_tsvector(contacts.word_list(body))), '{}')
 $$;
 
 CREATE OR REPLACE FUNCTION contacts.contacts_search_words() RETURNS trigger LANGUAGE plpgsql AS $$

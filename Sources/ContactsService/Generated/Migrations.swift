@@ -501,9 +501,9 @@ END $$;
 -- come from regexp_split_to_array (letters and digits split apart by look-arounds, each run cut to 64 characters) and
 -- jsonb values from jsonb_path_query_array, whose text has its escapes (which stand for characters that are neither
 -- letters nor digits) replaced by a space; custom fields' strings in strict mode (lax mode would also take the strings
--- inside an array value, which the search never read). A contact with more than one phone keeps the old query for its distinct
--- E.164 numbers. Nothing stored changes: the words, name words and numbers are those the old trigger gave (a test
--- compares the two on awkward text), so no backfill.
+-- inside an array value, which the search never read). A contact with more than one phone keeps the old query for its
+-- distinct E.164 numbers. Nothing stored changes: the words, name words and numbers are those the old trigger gave (a
+-- test compares the two on awkward text), so no backfill.
 
 -- The words of a text in order, duplicates kept: lower-cased runs of letters and runs of digits, each cut to 64
 -- characters. The one definition of a word: search_words_of, the trigger and the query's words all use it.

@@ -46,7 +46,8 @@ fi
 BUILD=(swift build --package-path Fuzz -c release --sanitize=fuzzer --sanitize=address
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing)
 # SwiftPM does not notice a source file added to or moved in the main package (a path dependency here) and fails on
-# a stale build plan ("missing inputs", "cannot find type"): dropping the plan makes it plan again (seconds).
+# a stale build plan ("missing inputs", "cannot find type"): dropping the plan makes it plan again. That is not free:
+# SwiftPM then recompiles the fuzz package's modules (about 9 minutes on a 2-vCPU machine; CI's fresh clone pays it anyway).
 rm -f Fuzz/.build/release.yaml Fuzz/.build/*/release/description.json
 "${BUILD[@]}" >&2
 BIN="$("${BUILD[@]}" --show-bin-path)"

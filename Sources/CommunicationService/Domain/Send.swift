@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SwitchboardRuntime
 import SwitchboardServiceKit
 
 /// Where a send is in its life (the values of `switchboard.communication.v1.SendStatus`).
@@ -220,7 +221,7 @@ public struct SendDomain: Sendable {
         }
         let decision = try await consent.check(contactID: data.contactID, channel: data.channel, purpose: data.purpose, actor: actor)
         guard decision.allowed else { throw CommunicationError.consentRefused(decision.reason) }
-        let id = UUID()
+        let id = RandomID.uuid()
         let payload = try self.payload(id, data.channel, data.toAddress, subject, body)
         return try await store.insert(
             id: id, data, subject: subject, body: body, template: template, payload: payload, maxAttempts: maxAttempts, actor: actor, write: write)

@@ -510,6 +510,38 @@ final class SearchBoundsTests {
         #expect(narrow.facets.first?.partial == false && narrow.facets.first?.counts.first?.count == 2)
     }
 
+    @Test("facets at the bound: exactly as many matches are whole, one more is partial, whatever the sort and with no text")
+    func facetsAtTheBound() async throws {
+        let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
+        // Four (the bound) Quinns tagged a, b and a; owners alternate; one more contact not a Quinn.
+        for i in 0..<4 { _ = try await client.create(given: "Quinn", family: "Bound \(i)", tags: i % 2 == 0 ? ["a", "b"] : ["a"]) }
+        func counts(_ response: Switchboard_Contacts_V1_SearchContactsResponse) -> [String: [String]] {
+            Dictionary(uniqueKeysWithValues: response.facets.map { ($0.field, $0.counts.map { "\($0.value)=\($0.count)" }) })
+        }
+        for sort in [SearchRequest.SortBy.relevance, .createTime] {
+            let whole = try await client.search("quinn") {
+                $0.facets = ["tag", "status", "tag"]
+                $0.sortBy = sort
+            }
+            #expect(whole.facets.map(\.partial) == [false, false, false], "\(sort)")
+            #expect(whole.facets.first?.counts.map { "\($0.value)=\($0.count)" } == ["a=4", "b=2"], "\(sort)")
+            #expect(whole.facets.last?.counts.map { "\($0.value)=\($0.count)" } == ["a=4", "b=2"], "\(sort)")
+            #expect(whole.facets[1].counts.map(\.count) == [4], "\(sort)")
+        }
+        _ = try await client.create(given: "Other", family: "Person", tags: ["c"])
+        // Five contacts, no text: the facets count four of them and say so.
+        let all = try await client.search("") { $0.facets = ["tag", "type"] }
+        #expect(all.facets.map(\.partial) == [true, true], "\(counts(all))")
+        #expect(all.facets.last?.counts.map(\.count) == [4], "\(counts(all))")
+        #expect(all.facets.first.map { $0.counts.reduce(0) { $0 + Int($1.count) } } ?? 0 >= 4, "\(counts(all))")
+        // A filter that leaves four: whole again.
+        let tagged = try await client.search("") {
+            $0.tags = ["a"]
+            $0.facets = ["tag"]
+        }
+        #expect(tagged.facets.first?.partial == false && tagged.facets.first?.counts.map { "\($0.value)=\($0.count)" } == ["a=4", "b=2"])
+    }
+
     @Test("two words with more matches than the sample rank a sample too; a name's prefix outranks an exact word elsewhere")
     func twoWordsAndNameFactor() async throws {
         let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())

@@ -58,12 +58,17 @@ extension PostgresContactStore {
     ///   - cap: at most this many matches, in no particular order (the facets').
     ///   - tsquery: the placeholder of the query's tsquery when the caller built it already (the words are not
     ///     expanded again).
-    private static func matchedCTE(hasText: Bool, conditions: [String], columns: String, cap: Int? = nil, tsquery: String? = nil) -> String {
+    ///   - materialized: whether `matched` is materialized (for a statement that reads it more than once; one that
+    ///     reads it once saves the copy).
+    private static func matchedCTE(
+        hasText: Bool, conditions: [String], columns: String, cap: Int? = nil, tsquery: String? = nil, materialized: Bool = true
+    ) -> String {
         let filters = conditions.joined(separator: " AND ")
         let limit = cap.map { " LIMIT \($0)" } ?? ""
+        let kind = materialized ? "MATERIALIZED" : "NOT MATERIALIZED"
         if hasText, let tsquery {
             return
-                "WITH matched AS MATERIALIZED (SELECT \(columns) FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ \(tsquery)::tsquery\(limit))"
+                "WITH matched AS \(kind) (SELECT \(columns) FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ \(tsquery)::tsquery\(limit))"
         }
         let text =
             hasText
@@ -77,7 +82,7 @@ extension PostgresContactStore {
         let match = hasText ? " AND c.search_words @@ (SELECT q FROM query)" : ""
         return """
             WITH \(text)
-            matched AS MATERIALIZED (
+            matched AS \(kind) (
                 SELECT \(columns) FROM contacts.contacts c WHERE \(filters)\(match)\(limit)
             )
             """
@@ -131,22 +136,26 @@ extension PostgresContactStore {
             // facets' statement that ran in 50 ms instead of 5. Planning each execution costs well under a millisecond.
             "plan_cache_mode": "force_custom_plan",
         ]
-        // Facets count every match (up to their bound; one more than counted tells whether there were more), with
-        // only the columns they need.
-        func facetQuery(tsquery: String? = nil, binds: [PostgresValue]) -> (String, [PostgresValue])? {
+        // Facets count every match up to their bound, reading only the columns they need; when they counted that many,
+        // the probe (one more than counted, ids only) tells whether there were more.
+        func facetQuery(tsquery: String? = nil, binds: [PostgresValue]) -> FacetStatements? {
             guard !search.facets.isEmpty else { return nil }
+            let counted = max(1, search.facetMatches)
             let cte = Self.matchedCTE(
-                hasText: hasText, conditions: conditions, columns: Self.facetColumns(search.facets), cap: max(1, search.facetMatches) + 1,
-                tsquery: tsquery)
-            return Self.facetStatement(search.facets, cte: cte, counted: max(1, search.facetMatches), binds: binds)
+                hasText: hasText, conditions: conditions, columns: Self.facetColumns(search.facets), cap: counted, tsquery: tsquery,
+                materialized: false)
+            let probe = Self.matchedCTE(
+                hasText: hasText, conditions: conditions, columns: "c.id", cap: counted + 1, tsquery: tsquery, materialized: false)
+            let (sql, facetBinds) = Self.facetStatement(search.facets, cte: cte, binds: binds)
+            return FacetStatements(counts: sql, probe: "\(probe) SELECT count(*) AS n FROM matched", binds: facetBinds, probeBinds: binds)
         }
         if hasText && search.sort == .relevance {
             do {
                 return try await pool.transaction(settings: settings) { c in
                     var (hits, query) = try await Self.ranked(search, conditions: conditions, binds: binds, on: c)
                     hits.facets = search.facets.map { _ in [] }
-                    if let query, let (sql, facetBinds) = facetQuery(tsquery: "$\(binds.count + 1)", binds: binds + [.text(query)]) {
-                        (hits.facets, hits.facetsPartial) = try await Self.facets(search, sql: sql, binds: facetBinds, on: c)
+                    if let query, let statements = facetQuery(tsquery: "$\(binds.count + 1)", binds: binds + [.text(query)]) {
+                        (hits.facets, hits.facetsPartial) = try await Self.facets(search, statements, on: c)
                     }
                     return hits
                 }
@@ -225,7 +234,7 @@ extension PostgresContactStore {
     }
 
     private func run(
-        _ search: ContactSearch, sql: String, binds: [PostgresValue], termsSQL: String?, facetSQL: (String, [PostgresValue])?,
+        _ search: ContactSearch, sql: String, binds: [PostgresValue], termsSQL: String?, facetSQL: FacetStatements?,
         facetBinds: [PostgresValue], settings: [String: String]
     ) async throws -> ContactHits {
         try await pool.transaction(settings: settings) { c in
@@ -239,27 +248,39 @@ extension PostgresContactStore {
             if let termsSQL { terms = Set(try await c.query(termsSQL, facetBinds).first?.strings("terms") ?? []) }
             var facets: [[(value: String, count: Int)]] = []
             var partial = false
-            if let (facetSQL, binds) = facetSQL { (facets, partial) = try await Self.facets(search, sql: facetSQL, binds: binds, on: c) }
+            if let facetSQL { (facets, partial) = try await Self.facets(search, facetSQL, on: c) }
             return ContactHits(hits: hits, more: candidates > hits.count, terms: terms, facets: facets, facetsPartial: partial)
         }
     }
 
+    /// A search's facet statements (see `facetQuery` in ``search(_:actor:)``).
+    struct FacetStatements {
+        /// Counts per facet over at most the bound of matches, and (as facet -1) how many matches were counted.
+        var counts: String
+        /// How many matches there are up to one more than the bound.
+        var probe: String
+        var binds: [PostgresValue]
+        var probeBinds: [PostgresValue]
+    }
+
     /// Reads the facet statement's counts: per facet asked, its values and counts; and whether more matches existed
-    /// than were counted.
+    /// than were counted (asked of the probe only when the counts reached the bound).
     private static func facets(
-        _ search: ContactSearch, sql: String, binds: [PostgresValue], on c: PostgresConnection
+        _ search: ContactSearch, _ statements: FacetStatements, on c: PostgresConnection
     ) async throws -> (facets: [[(value: String, count: Int)]], partial: Bool) {
         var counts = Array(repeating: [(value: String, count: Int)](), count: search.facets.count)
-        var partial = false
-        for row in try await c.query(sql, binds).rows {
+        var counted = 0
+        for row in try await c.query(statements.counts, statements.binds).rows {
             let index = Int(try row.int("facet"))
             if index < 0 {
-                partial = try row.int("n") > max(1, search.facetMatches)
-            } else {
+                counted = Int(try row.int("n"))
+            } else if counts.indices.contains(index) {
                 counts[index].append((try row.string("value"), Int(try row.int("n"))))
             }
         }
-        return (counts, partial)
+        let bound = max(1, search.facetMatches)
+        guard counted >= bound else { return (counts, false) }
+        return (counts, try await c.query(statements.probe, statements.probeBinds).first?.int("n") ?? 0 > bound)
     }
 
     /// The columns the facet statement's matches carry: only those the facets asked for read (a custom field's
@@ -438,32 +459,57 @@ extension PostgresContactStore {
         return (ContactHits(hits: hits, more: available > hits.count || matches.count > page.count, terms: terms, facets: []), query)
     }
 
-    /// Counts per facet over every match, the 20 most frequent values of each (then by value).
-    private static func facetStatement(
-        _ facets: [ContactSearch.FacetField], cte: String, counted: Int, binds: [PostgresValue]
-    ) -> (String, [PostgresValue]) {
+    /// Counts per facet over the matches `cte` defines, the 20 most frequent values of each (then by value), and the
+    /// number of matches (as facet -1). One pass: `GROUPING SETS` groups the matches by every facet's value at once
+    /// (a tag facet by the whole tag list, whose groups are then split into tags), which measured 9 ms instead of 17
+    /// for three facets over 6,680 matches, where a subquery per facet read the matches once each.
+    private static func facetStatement(_ facets: [ContactSearch.FacetField], cte: String, binds: [PostgresValue]) -> (String, [PostgresValue]) {
         var binds = binds
-        // The matches read (one more than counted, when there were more) as facet -1.
-        var parts = ["(SELECT -1 AS facet, '' AS value, count(*) AS n FROM matched)"]
+        var columns: [String] = []
         for (index, facet) in facets.enumerated() {
-            let source: String
-            let counted = "(SELECT * FROM matched LIMIT \(counted)) m"
+            let expression: String
             switch facet {
-            case .status: source = "SELECT status::text AS value FROM \(counted)"
-            case .type: source = "SELECT contact_type::text AS value FROM \(counted)"
-            case .tag: source = "SELECT t AS value FROM \(counted), unnest(tags) AS t"
-            case .owner: source = "SELECT owner_id AS value FROM \(counted)"
+            case .status: expression = "status"
+            case .type: expression = "contact_type"
+            case .tag: expression = "tags"
+            case .owner: expression = "owner_id"
             case .customField(let key):
                 binds.append(.text(key))
-                source = "SELECT custom_fields ->> $\(binds.count) AS value FROM \(counted) WHERE custom_fields ? $\(binds.count)"
+                expression = "custom_fields ->> $\(binds.count)"
             }
-            parts.append(
-                """
-                (SELECT \(index) AS facet, value, count(*) AS n FROM (\(source)) s WHERE value IS NOT NULL
-                 GROUP BY value ORDER BY n DESC, value LIMIT \(SearchRules.facetValues))
-                """)
+            columns.append("\(expression) AS e\(index)")
         }
-        return ("\(cte) \(parts.joined(separator: " UNION ALL "))", binds)
+        let names = facets.indices.map { "e\($0)" }
+        // GROUPING(e0, e1, …) has a bit per argument, e0's the highest, set where that argument is not grouped by: the
+        // rows of the set (eI) have every bit but eI's, and the total's every bit.
+        let all = (1 << facets.count) - 1
+        var parts = ["(SELECT -1 AS facet, '' AS value, n FROM groups WHERE g = \(all))"]
+        for (index, facet) in facets.enumerated() {
+            let rows = "g = \(all & ~(1 << (facets.count - 1 - index)))"
+            if case .tag = facet {
+                parts.append(
+                    """
+                    (SELECT \(index), t, sum(n)::int8 FROM groups, unnest(e\(index)) AS t WHERE \(rows) AND t IS NOT NULL
+                     GROUP BY t ORDER BY 3 DESC, 2 LIMIT \(SearchRules.facetValues))
+                    """)
+            } else {
+                parts.append(
+                    """
+                    (SELECT \(index), e\(index)::text, n FROM groups WHERE \(rows) AND e\(index) IS NOT NULL
+                     ORDER BY 3 DESC, 2 LIMIT \(SearchRules.facetValues))
+                    """)
+            }
+        }
+        let sql = """
+            \(cte),
+            groups AS MATERIALIZED (
+                SELECT grouping(\(names.joined(separator: ", "))) AS g, \(names.joined(separator: ", ")), count(*) AS n
+                FROM (SELECT \(columns.joined(separator: ", ")) FROM matched) m
+                GROUP BY GROUPING SETS (\(names.map { "(\($0))" }.joined(separator: ", ")), ())
+            )
+            \(parts.joined(separator: " UNION ALL "))
+            """
+        return (sql, binds)
     }
 }
 

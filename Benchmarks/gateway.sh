@@ -6,7 +6,7 @@
 #   - the gateway's resident memory idle and after the load.
 # Settings: BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_GATEWAY_LOOPS (the gateway's event loops; 0: its default),
 # BENCH_SECOND_GATEWAY (another gateway binary, e.g. an earlier commit's: run beside the first on port 8090 and measured
-# in every round too, gateway-b-json-get, for an A/B of the gateway alone). Uses the project's PostgreSQL (scripts/postgres.sh) and a database of
+# in every round too, gateway-b-json-get and gateway-b-overview, for an A/B of the gateway alone). Uses the project's PostgreSQL (scripts/postgres.sh) and a database of
 # its own, switchboard_bench_gateway. Release builds, as users run them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -135,11 +135,15 @@ for ((round = 1; round <= ROUNDS; round++)); do
         run gateway-b-json-get --h1 -H "$AUTH" "http://127.0.0.1:8090/v1/contacts/$ID" | tee -a "$RESULTS"
     fi
     run gateway-overview --h1 -H "$AUTH" "$G/v1/contacts/$ID:overview" | tee -a "$RESULTS"
+    if [ -n "${BENCH_SECOND_GATEWAY:-}" ]; then
+        run gateway-b-overview --h1 -H "$AUTH" "http://127.0.0.1:8090/v1/contacts/$ID:overview" | tee -a "$RESULTS"
+    fi
 done
 LOADED_RSS_KB="$(ps -o rss= -p $GATEWAY_PID | tr -d ' ')"
 echo "RESULT gateway-rss idle_mb=$((IDLE_RSS_KB / 1024)) after_load_mb=$((LOADED_RSS_KB / 1024))" | tee -a "$RESULTS"
 python3 Benchmarks/summary.py "$RESULTS" gateway-json-get:direct-grpc-get
-[ -n "${BENCH_SECOND_GATEWAY:-}" ] && python3 Benchmarks/summary.py "$RESULTS" gateway-json-get:gateway-b-json-get gateway-b-json-get:direct-grpc-get
+[ -n "${BENCH_SECOND_GATEWAY:-}" ] && python3 Benchmarks/summary.py "$RESULTS" gateway-json-get:gateway-b-json-get gateway-b-json-get:direct-grpc-get \
+    gateway-overview:gateway-b-overview
 python3 - "$RESULTS" <<'PY'
 import statistics, sys, collections
 rows = collections.defaultdict(list)

@@ -79,6 +79,43 @@ final class SearchTests {
         #expect(byField["name.family"] == nil)
     }
 
+    @Test("a word of digits finds every contact with a word it begins, the word itself first, under any sort, and marks them")
+    func digitPrefixes() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        // 40 distinct numbers beginning 5550 (a word of digits could stand for 32 words before), the word 5550 itself,
+        // and a number that has 5550 inside it but does not begin with it.
+        for i in 0..<40 { _ = try await client.create(given: "Num", family: "Ber \(i)", emails: ["n\(55_500_100 + i)@example.com"]) }
+        let exact = try await client.create(given: "Exact", family: "Digits", emails: ["desk.5550@example.com"])
+        _ = try await client.create(given: "Inner", family: "Digits", emails: ["x1555099@example.com"])
+        for sort in [SearchRequest.SortBy.relevance, .createTime] {
+            var seen: [String] = []
+            var token = ""
+            repeat {
+                let page = try await client.search("5550", pageSize: 15, token: token) { $0.sortBy = sort }
+                seen += page.hits.map { $0.contact?.id ?? "" }
+                token = page.page?.nextPageToken ?? ""
+            } while !token.isEmpty
+            #expect(seen.count == 41 && Set(seen).count == 41, "\(sort): \(seen.count)")
+            if sort == .relevance { #expect(seen.first == exact.id) }
+        }
+        // The word is marked where it stands whole, and so is a word it begins.
+        let hits = try await client.search("5550", pageSize: 2).hits
+        #expect(hits.first?.highlights.first { $0.field == "emails[0].address" }?.matches.map { [$0.start, $0.end] } == [[5, 9]])
+        #expect(hits.last?.highlights.first { $0.field == "emails[0].address" }?.matches.map { [$0.start, $0.end] } == [[1, 9]])
+        #expect(hits.first!.score > hits.last!.score)
+        // With a word of letters, and under a facet: both words narrow.
+        let both = try await client.search("ber 5550010") { $0.facets = ["type"] }
+        #expect(both.hits.count == 10, "\(both.hits.map { $0.contact?.name?.display ?? "" })")
+        #expect(both.facets.first?.counts.map(\.count) == [10])
+        #expect(try await client.search("5551").hits.isEmpty)
+        // The tenant's terms hold no word of digits (they are matched in the contacts' own index).
+        let digitTerms = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query("SELECT count(*) AS n FROM contacts.search_terms WHERE tenant_id = $1 AND term ~ '^[0-9]'", [.text(t)]).first?.int("n")
+        }
+        #expect(digitTerms == 0)
+    }
+
     @Test("filters narrow the hits and facets count every hit under the filters, not only the page")
     func filtersAndFacets() async throws {
         let t = tenant()

@@ -249,9 +249,12 @@ public enum SearchRules {
     }
 
     /// The fields of a contact where one of `terms` occurs as a word, with the words' places; then the names of its
-    /// organizations (`organization_names[i]`).
+    /// organizations (`organization_names[i]`). A term ending in `*` (a query's word of digits as a prefix) marks
+    /// every word it begins.
     public static func highlights(of data: ContactData, organizationNames: [String] = [], terms: Set<String>) -> [ContactHighlight] {
         guard !terms.isEmpty else { return [] }
+        let prefixes = terms.filter { $0.hasSuffix("*") }.map { String($0.dropLast()) }
+        func matches(_ word: String) -> Bool { terms.contains(word) || prefixes.contains { word.hasPrefix($0) } }
         var fields: [(String, String)] = [
             ("name.display", data.name.effectiveDisplay), ("name.prefix", data.name.prefix), ("name.given", data.name.given),
             ("name.middle", data.name.middle), ("name.family", data.name.family), ("name.suffix", data.name.suffix),
@@ -265,8 +268,8 @@ public enum SearchRules {
         fields += organizationNames.enumerated().map { ("organization_names[\($0.offset)]", $0.element) }
         var result: [ContactHighlight] = []
         for (field, text) in fields where !text.isEmpty {
-            let matches = wordRanges(text).filter { terms.contains($0.word) }.map(\.range)
-            if !matches.isEmpty { result.append(ContactHighlight(field: field, text: text, matches: matches)) }
+            let ranges = wordRanges(text).filter { matches($0.word) }.map(\.range)
+            if !ranges.isEmpty { result.append(ContactHighlight(field: field, text: text, matches: ranges)) }
         }
         return result
     }

@@ -9,6 +9,8 @@ extension PostgresContactStore {
     /// Words a query's word may stand for, by prefix and by resemblance.
     static let prefixCandidates = 32
     static let typoCandidates = 16
+    /// The weight of a word of digits that a query's word of digits begins (the word itself weighs 1).
+    static let digitPrefixWeight = "0.7"
 
     /// The query's words (`tokens`: split by `contacts.word_list`, as the trigger splits a contact's text, each word once,
     /// numbered from 1 in the query's order, so that its first word is compared with the given name and the ranked
@@ -29,12 +31,8 @@ extension PostgresContactStore {
                    AND k.token ~ '^[[:alpha:]]'
                  ORDER BY length(term), term LIMIT \(prefixCandidates))
                 UNION ALL
-                (SELECT term, CASE WHEN term = k.token COLLATE "C" THEN 1.0
-                                   ELSE 0.6 + 0.3 * length(k.token)::float8 / length(term) END AS weight
-                 FROM contacts.search_terms
-                 WHERE tenant_id = $1 AND term >= k.token COLLATE "C" AND term < (k.token || chr(1114111)) COLLATE "C"
-                   AND k.token ~ '^[[:digit:]]'
-                 ORDER BY term LIMIT \(prefixCandidates))
+                (SELECT v.term, v.weight FROM (VALUES (k.token, 1.0::float8), (k.token || '*', \(digitPrefixWeight)::float8)) AS v (term, weight)
+                 WHERE k.token ~ '^[[:digit:]]')
                 UNION ALL
                 (SELECT term, 0.5 + 0.5 * contacts.term_similarity(term, k.token) AS weight
                  FROM contacts.search_terms
@@ -46,13 +44,16 @@ extension PostgresContactStore {
         """
 
     /// The statement parts shared by the page and the facets: the query's words, what each may stand for (with a
-    /// weight: the word itself 1, a word it begins 0.6–0.9 by how much of it it is, a word it resembles 0.6–1 by
-    /// trigram similarity), the tsquery that needs every word, and the matching contacts.
+    /// weight: the word itself 1, a word of letters it begins 0.6–0.9 by how much of it it is, a word of digits it begins
+    /// 0.7, a word it resembles 0.6–1 by trigram similarity), the tsquery that needs every word, and the matching
+    /// contacts.
     ///
-    /// `tokens` splits the text as the trigger splits the contacts (`contacts.word_list`), in the query's order. `candidates` reads the
-    /// tenant's terms by prefix (a range of the primary key; the shortest first for letters, the first in order for
-    /// digits, whose ranges can hold every phone number of the tenant) and by trigram similarity (the GIN index,
-    /// through `contacts.term_resembles`, for words of three letters or more). `query` is NULL unless every word has a
+    /// `tokens` splits the text as the trigger splits the contacts (`contacts.word_list`), in the query's order. For a
+    /// word of letters `candidates` reads the tenant's terms by prefix (a range of the primary key, the shortest first)
+    /// and by trigram similarity (the GIN index, through `contacts.term_resembles`, for words of three letters or
+    /// more). A word of digits stands for itself and, as `<digits>*`, for every word it begins: `contacts.term_query`
+    /// makes that a tsquery prefix, which the contacts' GIN index answers (the terms hold no words of digits, which
+    /// were nearly all of them and could not all be candidates). `query` is NULL unless every word has a
     /// candidate, so a word that matches nothing matches no contact.
     /// - Parameters:
     ///   - cap: at most this many matches, in no particular order (the facets').
@@ -76,7 +77,7 @@ extension PostgresContactStore {
             \(expansion),
             query AS (
                 SELECT CASE WHEN count(*) = (SELECT count(*) FROM tokens) THEN string_agg('(' || alternatives || ')', ' & ')::tsquery END AS q
-                FROM (SELECT n, string_agg(quote_literal(term), ' | ') AS alternatives FROM candidates GROUP BY n) a
+                FROM (SELECT n, string_agg(contacts.term_query(term)::text, ' | ') AS alternatives FROM candidates GROUP BY n) a
             ),
             """ : ""
         let match = hasText ? " AND c.search_words @@ (SELECT q FROM query)" : ""
@@ -179,7 +180,7 @@ extension PostgresContactStore {
             (SELECT coalesce(sum(best), 0) FROM (
                 SELECT max(cd.weight * CASE WHEN cd.term = m.search_names[cd.n::int] THEN 1.8 WHEN cd.term = ANY(m.search_names) THEN 1.5 ELSE 1.0 END)
                     AS best
-                FROM candidates cd WHERE m.search_words @@ quote_literal(cd.term)::tsquery GROUP BY cd.n) b)::float8
+                FROM candidates cd WHERE m.search_words @@ contacts.term_query(cd.term) GROUP BY cd.n) b)::float8
             """ : "0::float8"
         let sortKey: String
         switch search.sort {
@@ -355,6 +356,7 @@ extension PostgresContactStore {
         }
         for i in words.indices { words[i].sort { $0.weight != $1.weight ? $0.weight > $1.weight : $0.term < $1.term } }
         let terms = Set(words.flatMap { $0.map(\.term) })
+        let prefixTerms = terms.filter { $0.hasSuffix("*") }.sorted()
         // A word with no candidate matches no contact.
         guard words.allSatisfy({ !$0.isEmpty }) else { return (ContactHits(hits: [], more: false, terms: terms, facets: []), nil) }
 
@@ -363,9 +365,12 @@ extension PostgresContactStore {
             binds.append(value)
             return "$\(binds.count)"
         }
-        // Lexemes are runs of letters or digits; quoting them anyway keeps the tsquery's syntax out of reach.
+        // Lexemes are runs of letters or digits; quoting them anyway keeps the tsquery's syntax out of reach. A term
+        // ending in '*' is a word of digits as a prefix (as `contacts.term_query` reads it).
         func lexeme(_ term: String) -> String {
-            "'" + term.replacing("\\", with: "\\\\").replacing("'", with: "''") + "'"
+            let prefix = term.hasSuffix("*")
+            let word = prefix ? String(term.dropLast()) : term
+            return "'" + word.replacing("\\", with: "\\\\").replacing("'", with: "''") + "'" + (prefix ? ":*" : "")
         }
         let query = words.map { "(" + $0.map { lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ")
         let filters = conditions.joined(separator: " AND ")
@@ -390,11 +395,11 @@ extension PostgresContactStore {
             let sampled: String
             if wordCount > 1 {
                 sampled =
-                    "SELECT \(columns) FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ (quote_literal(t.term)::tsquery && \(bind(.text(query)))::tsquery)"
+                    "SELECT \(columns) FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ (contacts.term_query(t.term) && \(bind(.text(query)))::tsquery)"
             } else {
                 // One word: a candidate's contacts match the whole query, and the candidates they hold are not read
                 // (see below).
-                sampled = "SELECT c.id, c.search_names FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ quote_literal(t.term)::tsquery"
+                sampled = "SELECT c.id, c.search_names FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ contacts.term_query(t.term)"
             }
             rows = try await c.query(
                 """
@@ -420,7 +425,9 @@ extension PostgresContactStore {
                 let index = Int(try row.int("i")) - 1
                 present = words[0].indices.contains(index) ? [words[0][index].term] + names : names
             } else {
-                present = try row.strings("present")
+                // A word of digits as a prefix is no lexeme, so the statement cannot name it; every match holds it (its
+                // word matched, and the word itself also begins with it).
+                present = try row.strings("present") + prefixTerms
             }
             matches.append(RankedMatch(id: id, score: SearchRules.score(names: names, holding: present, candidates: words)))
         }

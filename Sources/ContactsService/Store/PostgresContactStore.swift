@@ -173,8 +173,9 @@ public struct PostgresContactStore: ContactStore {
         "pg_\(shared ? "" : "try_")advisory_xact_lock\(shared ? "_shared" : "")(hashtext('contacts.search_terms'), hashtext(\(tenant)))"
     }
 
-    /// Adds the words of the contacts `ids` (their `search_words`, set by the table's trigger) to the tenant's search
-    /// terms, which a search expands a query's words against. One statement, in term order: two writers adding the
+    /// Adds the words of letters of the contacts `ids` (their `search_words`, set by the table's trigger) to the
+    /// tenant's search terms, which a search expands a query's words of letters against (a word of digits matches by
+    /// prefix in the contacts' own index, migration 015). One statement, in term order: two writers adding the
     /// same new words take their locks in the same order, so they never deadlock. Words already there cost an index
     /// probe each and take no row lock; the tenant's terms lock, taken first (the sorted input is read whole before
     /// the first insert), keeps the sweep of unused terms away until the transaction ends.
@@ -184,7 +185,7 @@ public struct PostgresContactStore: ContactStore {
             WITH writer AS MATERIALIZED (SELECT \(termsLock("$1")) AS locked)
             INSERT INTO contacts.search_terms (tenant_id, term)
             SELECT DISTINCT $1, w FROM writer, contacts.contacts, unnest(tsvector_to_array(search_words)) AS w
-            WHERE tenant_id = $1 AND id = ANY($2::uuid[]) ORDER BY 2
+            WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND w ~ '^[[:alpha:]]' ORDER BY 2
             ON CONFLICT DO NOTHING
             """, binds: [.text(tenantID), .array(ids.map { .uuid($0) }, elementType: .uuid)]
         )

@@ -81,7 +81,7 @@ public struct PostgresOrganizationNames: Sendable {
         try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(tenantID)])
     }
 
-    /// Adds an organization name's words to the tenant's search terms, which a search expands a query's words against
+    /// Adds an organization name's words of letters to the tenant's search terms, which a search expands a query's words against
     /// (in term order, as every writer adds them, so concurrent writers never deadlock; under the tenant's terms lock,
     /// see `PostgresContactStore.termsLock`).
     private func addTerms(of name: String, tenant: PostgresValue, on c: PostgresConnection) async throws {
@@ -89,7 +89,7 @@ public struct PostgresOrganizationNames: Sendable {
             """
             WITH writer AS MATERIALIZED (SELECT \(PostgresContactStore.termsLock("$1")) AS locked)
             INSERT INTO contacts.search_terms (tenant_id, term)
-            SELECT DISTINCT $1, w FROM writer, unnest(contacts.search_words_of($2)) AS w ORDER BY 2
+            SELECT DISTINCT $1, w FROM writer, unnest(contacts.search_words_of($2)) AS w WHERE w ~ '^[[:alpha:]]' ORDER BY 2
             ON CONFLICT DO NOTHING
             """, [tenant, .text(name)])
     }

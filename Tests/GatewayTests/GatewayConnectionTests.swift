@@ -171,6 +171,45 @@ struct GatewayConnectionTests {
         await gw.gateway.close()
     }
 
+    @Test(
+        "pipelined requests are answered in order; on graceful shutdown a response in flight ends with connection: close, then the connection closes")
+    func pipeliningAndDrainInFlight() async throws {
+        // A collaboration address that accepts and never answers: a call there is in flight until its budget ends.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { _ in MultiThreadedEventLoopGroup.singleton.any().makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { silent.close(promise: nil) }
+        let gw = try await GatewayHarness.start(
+            targets: ["collaboration": "127.0.0.1:\(silent.localAddress!.port!)"], shutdownGrace: .seconds(10), serviceGroup: true)
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        // Three requests in one write: three responses, in order (404, 405, 200).
+        let client = try await RawClient.connect(port: gw.port)
+        try await client.send(
+            "GET /no/such/route HTTP/1.1\r\nHost: gateway\r\n\r\n" + "DELETE /v1/openapi.json HTTP/1.1\r\nHost: gateway\r\n\r\n"
+                + "GET /v1/openapi.json HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        #expect(try await eventually { client.responses == 3 }, "\(client.received.prefix(300))")
+        // A body ends without a line break, so the next status line follows it on the same line.
+        let statuses = client.received.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+        #expect(statuses == ["404", "501", "200"], "\(statuses)")
+        #expect(client.isActive)
+
+        // A note list waits on the silent service for its 2 s budget; graceful shutdown starts while it does.
+        let busy = try await RawClient.connect(port: gw.port)
+        try await busy.send(
+            "GET /v1/notes?subject.type=SUBJECT_TYPE_CONTACT&subject.id=\(UUID().uuidString.lowercased()) HTTP/1.1\r\nHost: gateway\r\n"
+                + "Authorization: Bearer \(token)\r\nX-Request-Timeout: 2s\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(300))
+        let stopped = Task { try await gw.shutDownGracefully() }
+        #expect(try await eventually { !client.isActive })
+        #expect(busy.isActive && busy.responses == 0)
+        // Its answer (504 at the budget) still comes, saying the connection closes, and then it does.
+        #expect(try await eventually { busy.responses == 1 }, "\(busy.received)")
+        #expect(busy.received.hasPrefix("HTTP/1.1 504") && busy.received.lowercased().contains("connection: close"), "\(busy.received)")
+        #expect(try await eventually { !busy.isActive })
+        #expect(try await eventually { try await Self.finished(stopped) })
+        await gw.gateway.close()
+    }
+
     /// Whether `task` has finished: waits for it at most 50 ms.
     static func finished(_ task: Task<Void, any Error>) async throws -> Bool {
         try await withThrowingTaskGroup(of: Bool.self) { group in

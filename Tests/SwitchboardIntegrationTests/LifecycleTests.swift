@@ -560,7 +560,9 @@ struct LifecycleTests {
     @Test("an idle connection is closed by the server and the client transparently reconnects")
     func idleTimeout() async throws {
         let probe = ProbeService(sleep: .zero)
-        try await withServerAndClient(services: [probe], configure: { $0.idleTimeout = .milliseconds(150) }) { client, running in
+        // A second, not 150 ms: on a loaded machine the reconnected connection's first call could wait longer than that
+        // for its event loop, and the server then closed that connection as idle too (three times: the call failed).
+        try await withServerAndClient(services: [probe], configure: { $0.idleTimeout = .seconds(1) }) { client, running in
             let stub = Grpc_Testing_TestService_Client(client: client)
             _ = try await stub.emptyCall(Grpc_Testing_Empty())
             #expect(running.server.connectionCount == 1)

@@ -102,7 +102,7 @@ public final class Gateway: Sendable {
 
     func handle(_ request: GatewayRequest, _ writer: some HTTPResponseWriter) async {
         let head = request.head
-        let requestID = head.headers.first(name: "x-request-id").flatMap { $0.utf8.count <= 128 ? $0 : nil } ?? RandomID.uuidText()
+        let requestID = head.headers.first(name: "x-request-id").flatMap { $0.utf8.count <= 128 ? $0 : nil } ?? UUID.randomText()
         var common = HTTPHeaders([("x-request-id", requestID)])
         if let trace = head.headers.first(name: "traceparent"), trace.utf8.count <= 128 { common.add(name: "traceparent", value: trace) }
         addCORS(head, to: &common)

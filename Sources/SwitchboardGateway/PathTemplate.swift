@@ -20,6 +20,8 @@ struct PathTemplate: Sendable, Hashable {
 
     let segments: [Segment]
     let variables: [Variable]
+    /// Whether the last segment is `**` (it can only be last).
+    let endsWithRest: Bool
     let verb: String
     /// The template as written.
     let text: String
@@ -85,6 +87,7 @@ struct PathTemplate: Sendable, Hashable {
         }
         self.segments = segments
         self.variables = variables
+        self.endsWithRest = segments.last == .rest
         self.verb = verb
     }
 
@@ -108,32 +111,27 @@ struct PathTemplate: Sendable, Hashable {
     }
 
     /// ``match(_:verb:)`` with the parts already percent-decoded once (a route table tries many templates per request).
+    /// Segment i covers request part i (`**`, only ever last, covers the rest), so a template that does not match is
+    /// turned down without allocating.
     func match(_ parts: [Substring], decoded: [Substring], verb requestVerb: Substring) -> [(fieldPath: [String], value: String)]? {
         guard requestVerb == verb else { return nil }
-        var consumed: [Range<Int>] = []  // request part range each template segment covered
-        consumed.reserveCapacity(segments.count)
-        var p = 0
-        for segment in segments {
-            switch segment {
+        let fixed = endsWithRest ? segments.count - 1 : segments.count
+        guard endsWithRest ? parts.count >= fixed : parts.count == fixed else { return nil }
+        for i in 0..<fixed {
+            switch segments[i] {
             case .literal(let literal):
-                guard p < parts.count, decoded[p] == literal else { return nil }
-                consumed.append(p..<(p + 1))
-                p += 1
+                guard decoded[i] == literal else { return nil }
             case .single:
-                guard p < parts.count, !parts[p].isEmpty else { return nil }
-                consumed.append(p..<(p + 1))
-                p += 1
+                guard !parts[i].isEmpty else { return nil }
             case .rest:
-                consumed.append(p..<parts.count)
-                p = parts.count
+                return nil  // not reached: `**` is only last
             }
         }
-        guard p == parts.count else { return nil }
         return variables.map { variable in
-            let first = consumed[variable.range.lowerBound].lowerBound
-            let last = consumed[variable.range.upperBound - 1].upperBound
-            let raw = parts[first..<last].joined(separator: "/")
-            return (variable.fieldPath, PercentEncoding.decode(Substring(raw)))
+            let last = variable.range.upperBound == segments.count && endsWithRest ? parts.count : variable.range.upperBound
+            let covered = parts[variable.range.lowerBound..<last]
+            let raw = covered.count == 1 ? covered[covered.startIndex] : Substring(covered.joined(separator: "/"))
+            return (variable.fieldPath, PercentEncoding.decode(raw))
         }
     }
 

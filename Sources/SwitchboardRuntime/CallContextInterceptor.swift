@@ -39,23 +39,6 @@ public struct TraceContext: Sendable, Hashable {
 
 }
 
-/// Random ids for hot paths (a request, an event, a send): version 4 UUIDs from ``RandomBytes``' pooled kernel bytes.
-/// `UUID()` opens, reads and closes `/dev/urandom` on every call (three system calls, seen in the gateway's profile
-/// at one per request).
-public enum RandomID {
-    /// A version 4 (random) UUID.
-    public static func uuid() -> UUID {
-        var random = RandomBytes(count: 16)
-        return random.uuid()
-    }
-
-    /// A version 4 UUID in its canonical lower-case text form.
-    public static func uuidText() -> String {
-        var random = RandomBytes(count: 16)
-        return random.uuidText()
-    }
-}
-
 /// Random bytes for ids, taken from a process-wide pool that is read from the kernel 4 KiB at a time: ids are made on
 /// every RPC, and `SystemRandomNumberGenerator` costs a system call per 8 bytes (`UUID()` even opens `/dev/urandom`),
 /// and one read per call still showed up in GetContact's profile. Every byte is used once.
@@ -166,8 +149,7 @@ public struct CallContextInterceptor: ServerInterceptor {
         initial.replaceOrAddString(requestID, forKey: "x-request-id")
         context.initialMetadata = initial
 
-        let method = context.method.description
-        let metrics = CallMetrics.for(method)
+        let metrics = CallMetrics.for(context.method)
         metrics.inFlight.increment()
         let started = ContinuousClock.now
         let code: StatusCode
@@ -212,11 +194,12 @@ final class CallMetrics: Sendable {
         inFlight = Meter(label: "rpc_in_flight", dimensions: [("method", method)])
     }
 
-    static func `for`(_ method: String) -> CallMetrics {
+    /// The method's handles, found by its path (stored in the descriptor; its `description` is built on every read).
+    static func `for`(_ method: MethodDescriptor) -> CallMetrics {
         all.withLock { all in
-            if let existing = all[method] { return existing }
-            let made = CallMetrics(method: method)
-            all[method] = made
+            if let existing = all[method.path] { return existing }
+            let made = CallMetrics(method: method.description)
+            all[method.path] = made
             return made
         }
     }
@@ -238,5 +221,11 @@ extension UUID {
     public static func random() -> UUID {
         var random = RandomBytes(count: 16)
         return random.uuid()
+    }
+
+    /// A ``random()`` UUID in its canonical lower-case text form (a request id), formatted without Foundation.
+    public static func randomText() -> String {
+        var random = RandomBytes(count: 16)
+        return random.uuidText()
     }
 }

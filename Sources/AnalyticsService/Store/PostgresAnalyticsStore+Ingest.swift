@@ -81,7 +81,7 @@ extension PostgresAnalyticsStore {
                 entry.summary = "\(oldStatus) → \(state.status)"
                 try await enterStage(state.status, contact: state.id, at: event.time, tenant: event.tenantID, on: c)
                 let transition = LifecycleTransitionData(
-                    id: RandomID.uuid(), contactID: state.id, from: oldStatus, to: state.status, time: event.time)
+                    id: UUID.random(), contactID: state.id, from: oldStatus, to: state.status, time: event.time)
                 try await feed.record(
                     ChangeRecord(
                         resourceType: "switchboard.analytics.v1.LifecycleTransition", resourceID: transition.id.lowercaseText, kind: .created,
@@ -279,7 +279,7 @@ extension PostgresAnalyticsStore {
                         "INSERT INTO analytics.alert_states (tenant_id, alert_id, contact_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                         [.text(tenantID), .uuid(alert.id), .uuid(contact)])
                     let fired = AlertFiring(
-                        id: RandomID.uuid(), alertID: alert.id, contactID: contact, metric: alert.metric, value: value, threshold: alert.threshold,
+                        id: UUID.random(), alertID: alert.id, contactID: contact, metric: alert.metric, value: value, threshold: alert.threshold,
                         time: now,
                         ownerID: alert.created.by, alertName: alert.name)
                     try await feed.record(

@@ -221,7 +221,7 @@ public struct SendDomain: Sendable {
         }
         let decision = try await consent.check(contactID: data.contactID, channel: data.channel, purpose: data.purpose, actor: actor)
         guard decision.allowed else { throw CommunicationError.consentRefused(decision.reason) }
-        let id = RandomID.uuid()
+        let id = UUID.random()
         let payload = try self.payload(id, data.channel, data.toAddress, subject, body)
         return try await store.insert(
             id: id, data, subject: subject, body: body, template: template, payload: payload, maxAttempts: maxAttempts, actor: actor, write: write)

@@ -25,6 +25,18 @@ extension Client {
         return try await stub.searchContacts(request, options: options)
     }
 
+    /// Every hit's contact id of a search, page by page until the last page, in order.
+    func allIDs(_ text: String, pageSize: Int32, sort: SearchRequest.SortBy) async throws -> [String] {
+        var ids: [String] = []
+        var token = ""
+        repeat {
+            let page = try await search(text, pageSize: pageSize, token: token) { $0.sortBy = sort }
+            ids += page.hits.map { $0.contact?.id ?? "" }
+            token = page.page?.nextPageToken ?? ""
+        } while !token.isEmpty
+        return ids
+    }
+
     /// The display names of a search's hits, in order.
     func names(_ text: String, configure: (inout SearchRequest) -> Void = { _ in }) async throws -> [String] {
         try await search(text, configure: configure).hits.map { $0.contact?.name?.display ?? "" }
@@ -89,13 +101,7 @@ final class SearchTests {
         let exact = try await client.create(given: "Exact", family: "Digits", emails: ["desk.5550@example.com"])
         _ = try await client.create(given: "Inner", family: "Digits", emails: ["x1555099@example.com"])
         for sort in [SearchRequest.SortBy.relevance, .createTime] {
-            var seen: [String] = []
-            var token = ""
-            repeat {
-                let page = try await client.search("5550", pageSize: 15, token: token) { $0.sortBy = sort }
-                seen += page.hits.map { $0.contact?.id ?? "" }
-                token = page.page?.nextPageToken ?? ""
-            } while !token.isEmpty
+            let seen = try await client.allIDs("5550", pageSize: 15, sort: sort)
             #expect(seen.count == 41 && Set(seen).count == 41, "\(sort): \(seen.count)")
             if sort == .relevance { #expect(seen.first == exact.id) }
         }
@@ -163,13 +169,7 @@ final class SearchTests {
         var ids: Set<String> = []
         for i in 0..<25 { ids.insert(try await client.create(given: "Sam\(i % 3 == 0 ? "" : "my")", family: "Page \(i)").id) }
         for sort in [SearchRequest.SortBy.relevance, .createTime, .familyName] {
-            var seen: [String] = []
-            var token = ""
-            repeat {
-                let page = try await client.search("sam", pageSize: 4, token: token) { $0.sortBy = sort }
-                seen += page.hits.map { $0.contact?.id ?? "" }
-                token = page.page?.nextPageToken ?? ""
-            } while !token.isEmpty
+            let seen = try await client.allIDs("sam", pageSize: 4, sort: sort)
             #expect(seen.count == 25 && Set(seen) == ids, "\(sort)")
         }
         let first = try await client.search("sam", pageSize: 4)
@@ -535,14 +535,7 @@ final class SearchBoundsTests {
         #expect(ranked.hits.prefix(2).allSatisfy { $0.contact?.name?.given == "Mar" }, "\(ranked.hits.map { $0.contact?.name?.display ?? "" })")
         #expect(ranked.facets.first?.partial == true && ranked.facets.first?.counts.first?.count == 4)
         // Sorted by a field, every match is reachable; a narrow search's facets are whole.
-        var seen = 0
-        var token = ""
-        repeat {
-            let page = try await client.search("mar", pageSize: 2, token: token) { $0.sortBy = .createTime }
-            seen += page.hits.count
-            token = page.page?.nextPageToken ?? ""
-        } while !token.isEmpty
-        #expect(seen == 6)
+        #expect(try await client.allIDs("mar", pageSize: 2, sort: .createTime).count == 6)
         let narrow = try await client.search("exact") { $0.facets = ["type"] }
         #expect(narrow.facets.first?.partial == false && narrow.facets.first?.counts.first?.count == 2)
     }

@@ -175,9 +175,7 @@ struct GatewayConnectionTests {
         "pipelined requests are answered in order; on graceful shutdown a response in flight ends with connection: close, then the connection closes")
     func pipeliningAndDrainInFlight() async throws {
         // A collaboration address that accepts and never answers: a call there is in flight until its budget ends.
-        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { _ in MultiThreadedEventLoopGroup.singleton.any().makeSucceededVoidFuture() }
-            .bind(host: "127.0.0.1", port: 0).get()
+        let silent = try await GatewayHarness.silentServer()
         defer { silent.close(promise: nil) }
         let gw = try await GatewayHarness.start(
             targets: ["collaboration": "127.0.0.1:\(silent.localAddress!.port!)"], shutdownGrace: .seconds(10), serviceGroup: true)

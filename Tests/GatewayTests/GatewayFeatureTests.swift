@@ -174,9 +174,7 @@ struct GatewayFeatureTests {
     @Test("an optional service that is down or silent is listed in partialFailures, and the answer comes inside the budget")
     func overviewPartialFailure() async throws {
         // A port that accepts connections and never answers: the collaboration calls can only time out.
-        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { _ in MultiThreadedEventLoopGroup.singleton.any().makeSucceededVoidFuture() }
-            .bind(host: "127.0.0.1", port: 0).get()
+        let silent = try await GatewayHarness.silentServer()
         defer { silent.close(promise: nil) }
         let gw = try await GatewayHarness.start(
             targets: ["communication": "127.0.0.1:1", "collaboration": "127.0.0.1:\(silent.localAddress!.port!)"],

@@ -4,6 +4,8 @@ import CommunicationService
 import ContactsService
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import OrganizationService
 import ServiceLifecycle
 import SwitchboardGateway
@@ -104,6 +106,13 @@ final class GatewayHarness: Sendable {
         task.cancel()
         _ = await task.result
         await gateway.close()
+    }
+
+    /// A TCP server on loopback that accepts connections and never answers (an upstream that hangs); close it after.
+    static func silentServer() async throws -> any NIOCore.Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { _ in MultiThreadedEventLoopGroup.singleton.any().makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0).get()
     }
 
     static func token(tenant: String, user: String = "user-1", roles: [Role] = [.user]) async throws -> String {

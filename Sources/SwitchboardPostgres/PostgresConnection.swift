@@ -103,13 +103,20 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Opens a transaction and applies transaction-local settings in one round trip.
     func begin(isolation: String, settings: [(key: String, value: String)]) async throws {
-        _ = try await send(
-            [RawStatement(sql: "BEGIN ISOLATION LEVEL \(isolation)", params: [], prepared: false)]
-                + settings.map {
-                    RawStatement(
-                        sql: "SELECT set_config($1, $2, true)",
-                        params: [PostgresValue.text($0.key).parameter, PostgresValue.text($0.value).parameter], prepared: true)
-                })
+        var statements = [RawStatement(sql: "BEGIN ISOLATION LEVEL \(isolation)", params: [], prepared: false)]
+        if let apply = Self.settingsStatement(settings) {
+            statements.append(RawStatement(sql: apply.sql, params: apply.binds.map(\.parameter), prepared: true))
+        }
+        _ = try await send(statements)
+    }
+
+    /// Transaction-local settings as one statement, `SELECT set_config($1, $2, true), set_config($3, $4, true), …`:
+    /// one execution for all of them (a search's transaction has five, and a statement each cost PostgreSQL a bind
+    /// and an execute); nil when there are none. Names and values are bound.
+    static func settingsStatement(_ settings: [(key: String, value: String)]) -> (sql: String, binds: [PostgresValue])? {
+        guard !settings.isEmpty else { return nil }
+        let calls = settings.indices.map { "set_config($\(2 * $0 + 1), $\(2 * $0 + 2), true)" }
+        return ("SELECT " + calls.joined(separator: ", "), settings.flatMap { [PostgresValue.text($0.key), .text($0.value)] })
     }
 
     /// Runs a statement with bound parameters.

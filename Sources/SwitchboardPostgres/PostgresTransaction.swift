@@ -50,7 +50,7 @@ extension PostgresPool {
 
 extension PostgresPool {
     /// Runs one statement with transaction-local settings in a single round trip: `set_config(name, value, true)` for
-    /// each setting, then the statement, pipelined into one implicit transaction. For reads under row-level security,
+    /// the settings (one statement for all), then the statement, pipelined into one implicit transaction. For reads under row-level security,
     /// where BEGIN / set_config / query / COMMIT would cost four round trips.
     /// - Parameters:
     ///   - settings: e.g. `["app.tenant_id": tenant]`; values are bound.
@@ -82,9 +82,7 @@ extension PostgresPool {
     )
         async throws -> [PostgresResult]
     {
-        let prefix: [(sql: String, binds: [PostgresValue])] = settings.map {
-            (sql: "SELECT set_config($1, $2, true)", binds: [.text($0.key), .text($0.value)])
-        }
+        let prefix = PostgresConnection.settingsStatement(settings).map { [$0] } ?? []
         return Array(try await withSharedConnection { try await $0.pipeline(prefix + statements) }.dropFirst(prefix.count))
     }
 }

@@ -165,7 +165,7 @@ public final class Gateway: Sendable {
             options.compressRequests = false
             guard let channel = channels[route.upstream] else { throw GatewayError(.unavailable, "\(route.upstream) is not configured") }
             let client = RPCClient(transport: channel)
-            let types = try messageTypes(route)
+            let types = (input: route.input, output: route.output)
             switch route.descriptor.kind {
             case .unary:
                 let json = try requestJSON(route, pathValues, query, request.body, head.headers)
@@ -223,13 +223,6 @@ public final class Gateway: Sendable {
             .init(
                 route: route, pathValues: pathValues, query: queryItems, body: parsedBody, idempotencyKey: headers.first(name: "idempotency-key"),
                 ifMatch: headers.first(name: "if-match")))
-    }
-
-    private func messageTypes(_ route: Route) throws -> (input: any ProtoJSONMessage.Type, output: any ProtoJSONMessage.Type) {
-        guard let input = ProtoJSONRegistry.messageType(named: route.method.input),
-            let output = ProtoJSONRegistry.messageType(named: route.method.output)
-        else { throw GatewayError(.internal, "no generated type for \(route.descriptor)") }
-        return (input, output)
     }
 
     /// The caller, from `Authorization: Bearer …`, verified here so a bad token costs no upstream call.

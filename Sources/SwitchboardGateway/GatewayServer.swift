@@ -395,7 +395,8 @@ final class ConnectionGuard: ChannelDuplexHandler {
                 // The last response ends: close once it is written (and flushed by whoever ends it).
                 let written = promise ?? context.eventLoop.makePromise()
                 context.write(data, promise: written)
-                written.futureResult.hop(to: context.eventLoop).whenComplete { _ in context.close(promise: nil) }
+                let channel = context.channel
+                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
                 return
             }
             // Bytes of a next request that came while this response was written get their time from now.

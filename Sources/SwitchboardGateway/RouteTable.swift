@@ -8,6 +8,9 @@ struct Route: Sendable {
     let template: PathTemplate
     /// The upstream's short name (`contacts`, …), from the RPC's package `switchboard.<name>.v1`.
     let upstream: String
+    /// The generated request and response types, found once when the table is built.
+    let input: any ProtoJSONMessage.Type
+    let output: any ProtoJSONMessage.Type
 
     var verb: String { binding.verb }
     var descriptor: MethodDescriptor { method.descriptor }
@@ -36,6 +39,8 @@ struct RouteTable: Sendable {
     private let byPrefix: [String: [Int]]
     /// Indices of the other routes, in table order.
     private let others: [Int]
+    /// Index of each RPC's first binding, by `service/method` (the contact-360 view calls RPCs by name).
+    private let byMethod: [String: Int]
 
     /// What matching a request found.
     enum Match {
@@ -52,14 +57,25 @@ struct RouteTable: Sendable {
         return String(parts[1])
     }
 
+    /// A generated type the schema names is missing (a generator bug).
+    struct MissingType: Error, CustomStringConvertible {
+        var description: String
+    }
+
     /// Builds the table.
     /// - Parameter upstreams: the services the gateway has addresses for; routes to others are left out.
+    /// - Throws: when a template does not parse or a message type is not generated (generator bugs).
     init(upstreams: Set<String>) throws {
         var routes: [Route] = []
         for method in SwitchboardHTTPSchema.methods {
             guard let upstream = Self.upstream(ofService: method.descriptor.service), upstreams.contains(upstream) else { continue }
+            guard let input = ProtoJSONRegistry.messageType(named: method.input), let output = ProtoJSONRegistry.messageType(named: method.output)
+            else { throw MissingType(description: "no generated type for \(method.descriptor)") }
             for binding in method.bindings {
-                routes.append(Route(method: method, binding: binding, template: try PathTemplate(binding.path), upstream: upstream))
+                routes.append(
+                    Route(
+                        method: method, binding: binding, template: try PathTemplate(binding.path), upstream: upstream, input: input,
+                        output: output))
             }
         }
         // The most specific template first, so `/v1/contacts:search` is never taken for `/v1/contacts/{id}`.
@@ -67,7 +83,10 @@ struct RouteTable: Sendable {
         self.routes = sorted
         var byPrefix: [String: [Int]] = [:]
         var others: [Int] = []
+        var byMethod: [String: Int] = [:]
         for (index, route) in sorted.enumerated() {
+            let name = route.descriptor.service + "/" + route.descriptor.method
+            if route.binding == route.method.bindings.first, byMethod[name] == nil { byMethod[name] = index }
             if let key = Self.prefixKey(route.template) {
                 byPrefix[key, default: []].append(index)
             } else {
@@ -76,6 +95,12 @@ struct RouteTable: Sendable {
         }
         self.byPrefix = byPrefix
         self.others = others
+        self.byMethod = byMethod
+    }
+
+    /// An RPC's route (its first binding) by service and method name; nil when its upstream is not configured.
+    func route(service: String, method: String) -> Route? {
+        byMethod[service + "/" + method].map { routes[$0] }
     }
 
     /// `first/second` when a template's first two segments are literals.

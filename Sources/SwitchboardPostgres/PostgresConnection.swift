@@ -81,7 +81,7 @@ public final class PostgresConnection: @unchecked Sendable {
                 // Rows are decoded on the poller thread, before the caller resumes: less work on the caller's
                 // thread (often a NIO event loop serving many calls).
                 let id = raw.startPipeline(statements) { result in
-                    continuation.resume(with: result.flatMap { raws in Result { try raws.map(PostgresResult.init(raw:)) } })
+                    continuation.resume(with: result.map { raws in raws.map(PostgresResult.init(raw:)) })
                 }
                 // Sent even when the task is already cancelled, then given up on: a transaction's ROLLBACK must not be
                 // skipped while the connection would go back to the pool as if it had run.

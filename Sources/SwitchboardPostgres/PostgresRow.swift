@@ -9,14 +9,12 @@ public struct PostgresResult: Sendable {
     /// Rows inserted, updated, deleted or copied, as the server reported.
     public let affectedRows: Int
 
-    init(raw: RawResult) throws {
+    init(raw: RawResult) {
         self.columns = raw.columns
         var index: [String: Int] = [:]
         for (i, c) in raw.columns.enumerated() where index[c] == nil { index[c] = i }
         let shared = PostgresRow.Columns(names: raw.columns, index: index)
-        self.rows = try raw.rows.map { values in
-            PostgresRow(columns: shared, values: try zip(values, raw.types).map { try PostgresValue.decode($0, oid: $1) })
-        }
+        self.rows = raw.rows.map { PostgresRow(columns: shared, values: $0) }
         self.affectedRows = raw.affectedRows
     }
 

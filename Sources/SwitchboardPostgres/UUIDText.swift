@@ -21,29 +21,28 @@ extension UUID {
     /// Parses the canonical `8-4-4-4-12` form in either case, like `init(uuidString:)`; nil for anything else.
     public init?(text: String) {
         var text = text
-        let parsed: uuid_t? = text.withUTF8 { s -> uuid_t? in
-            guard s.count == 36 else { return nil }
-            var bytes = [UInt8](repeating: 0, count: 16)
-            var j = 0
+        guard let parsed = text.withUTF8({ UUID(utf8: $0) }) else { return nil }
+        self = parsed
+    }
+
+    /// Parses the canonical form from its UTF-8 bytes (a column's value as libpq holds it), allocating nothing.
+    init?(utf8 s: UnsafeBufferPointer<UInt8>) {
+        guard s.count == 36, s[8] == UInt8(ascii: "-"), s[13] == UInt8(ascii: "-"), s[18] == UInt8(ascii: "-"),
+            s[23] == UInt8(ascii: "-")
+        else { return nil }
+        var value: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let parsed = withUnsafeMutableBytes(of: &value) { bytes -> Bool in
             var i = 0
-            while i < 36 {
-                if i == 8 || i == 13 || i == 18 || i == 23 {
-                    guard s[i] == UInt8(ascii: "-") else { return nil }
-                    i += 1
-                    continue
-                }
-                guard let high = Self.nibble(s[i]), let low = Self.nibble(s[i + 1]) else { return nil }
+            for j in 0..<16 {
+                if i == 8 || i == 13 || i == 18 || i == 23 { i += 1 }
+                guard let high = Self.nibble(s[i]), let low = Self.nibble(s[i + 1]) else { return false }
                 bytes[j] = high << 4 | low
-                j += 1
                 i += 2
             }
-            return (
-                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9],
-                bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
-            )
+            return true
         }
-        guard let parsed else { return nil }
-        self.init(uuid: parsed)
+        guard parsed else { return nil }
+        self.init(uuid: value)
     }
 
     private static func nibble(_ c: UInt8) -> UInt8? {

@@ -250,14 +250,14 @@ private final class FakePipelines: Sendable {
         runs.withLock { $0.append(statements.map(\.sql)) }
         if statements.contains(where: { $0.sql == "bad" }) { throw PostgresError(kind: .server, message: "bad statement") }
         if statements.contains(where: { $0.sql == "lost" }) { throw PostgresError(kind: .connection, message: "connection lost") }
-        return try statements.map { try PostgresResult(single: $0.sql) }
+        return statements.map { PostgresResult(single: $0.sql) }
     }
 }
 
 extension PostgresResult {
     /// One row, one text column `sql`.
-    fileprivate init(single text: String) throws {
-        self = try PostgresResult(raw: RawResult(columns: ["sql"], types: [25], rows: [[text]], affectedRows: 1))
+    fileprivate init(single text: String) {
+        self = PostgresResult(raw: RawResult(columns: ["sql"], types: [25], rows: [[.text(text)]], affectedRows: 1))
     }
 }
 

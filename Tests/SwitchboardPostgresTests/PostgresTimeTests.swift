@@ -35,6 +35,9 @@ struct PostgresTimeTests {
             (253_402_300_800, "10000-01-01 00:00:00+00"),
             (1_700_000_000.123456, "2023-11-14 22:13:20.123456+00"),
             (-0.5, "1969-12-31 23:59:59.5+00"),
+            // PostgreSQL's first and last instants (read back by our own calendar arithmetic, not the C library's).
+            (-210_866_803_200, "4714-11-24 00:00:00+00 BC"), (9_224_318_015_999, "294276-12-31 23:59:59+00"),
+            (951_782_400, "2000-02-29 00:00:00+00"), (-2_203_891_200, "1900-03-01 00:00:00+00"),
         ]
         for (seconds, text) in cases {
             let date = Date(timeIntervalSince1970: seconds)

@@ -13,7 +13,8 @@ import Synchronization
 struct RawResult {
     var columns: [String]
     var types: [UInt32]
-    var rows: [[String?]]
+    /// Decoded by the columns' types as they are read from libpq's buffers.
+    var rows: [[PostgresValue]]
     var affectedRows: Int
 }
 
@@ -395,12 +396,18 @@ final class LibPQConnection: @unchecked Sendable {
                 if let error { p.completion?(.failure(error)) }
                 continue
             }
-            completion(
-                .success(
-                    p.results.map { kept in
-                        defer { PQclear(kept.pointer) }
-                        return read(kept.pointer)
-                    }))
+            // Every result is read (and cleared) even when one fails to decode.
+            var decoded: [RawResult] = []
+            var failure: (any Error)?
+            for kept in p.results {
+                defer { PQclear(kept.pointer) }
+                do {
+                    if failure == nil { decoded.append(try read(kept.pointer)) }
+                } catch {
+                    failure = error
+                }
+            }
+            completion(failure.map { .failure($0) } ?? .success(decoded))
         }
     }
 
@@ -573,7 +580,7 @@ final class LibPQConnection: @unchecked Sendable {
         }
     }
 
-    private func read(_ result: OpaquePointer) -> RawResult {
+    private func read(_ result: OpaquePointer) throws -> RawResult {
         let rowCount = Int(PQntuples(result))
         let columnCount = Int(PQnfields(result))
         var columns: [String] = []
@@ -582,20 +589,20 @@ final class LibPQConnection: @unchecked Sendable {
             columns.append(String(cString: PQfname(result, Int32(c))))
             types.append(UInt32(PQftype(result, Int32(c))))
         }
-        var rows: [[String?]] = []
+        var rows: [[PostgresValue]] = []
         rows.reserveCapacity(rowCount)
         for r in 0..<rowCount {
-            var row: [String?] = []
+            var row: [PostgresValue] = []
             row.reserveCapacity(columnCount)
             for c in 0..<columnCount {
                 if PQgetisnull(result, Int32(r), Int32(c)) == 1 {
-                    row.append(nil)
+                    row.append(.null)
                 } else {
                     let length = Int(PQgetlength(result, Int32(r), Int32(c)))
                     let value = PQgetvalue(result, Int32(r), Int32(c))!
                     row.append(
-                        value.withMemoryRebound(to: UInt8.self, capacity: length) {
-                            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+                        try value.withMemoryRebound(to: UInt8.self, capacity: length) {
+                            try PostgresValue.decode(utf8: UnsafeBufferPointer(start: $0, count: length), oid: types[c])
                         })
                 }
             }

@@ -284,7 +284,7 @@ final class ContactsFeedTests {
         let inFlight = try await client.send(contact: person, to: "p@x.io") { $0.sendAt = Date().addingTimeInterval(3600) }
         let retried = try await client.send(contact: person, to: "p@x.io") { $0.sendAt = Date().addingTimeInterval(3600) }
         // Both claimed by a dispatcher (which holds their payload while the provider call runs).
-        try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+        _ = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
             try await c.query(
                 """
                 UPDATE communication.sends SET status = 2, attempts = 1, lease_owner = gen_random_uuid(), lease_until = now() + interval '1 hour'

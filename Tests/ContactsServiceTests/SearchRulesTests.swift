@@ -30,6 +30,24 @@ struct SearchRulesTests {
         #expect(SearchRules.score(names: [], holding: [], candidates: jonSmth) == 0)
     }
 
+    @Test("the candidates a contact holds are read from its tsvector's text")
+    func held() {
+        let terms: Set<String> = ["jon", "john", "smith", "zoë", "o'hara", "a\\b"]
+        func held(_ vector: String, prefixes: [String] = []) -> [String] {
+            SearchRules.HeldCandidates(terms: terms, prefixes: prefixes).held(in: vector)
+        }
+        // Whole words in the vector's order; a word that only begins with a candidate is not it.
+        #expect(held("'0001875' 'com' 'johnny' 'jon' 'smith' 'zoë'") == ["jon", "smith", "zoë"])
+        // A prefix candidate is held when any word begins with it, once, after the whole words.
+        #expect(
+            held("'15550001875' '555' 'jon'", prefixes: ["555*", "1555*", "999*"]) == ["jon", "555*", "1555*"])
+        // The format's escapes (a doubled quote, a backslash) and positions, though our words never have them.
+        #expect(held("'o''hara':1,3A 'a\\\\b':2 'smith':4") == ["o'hara", "a\\b", "smith"])
+        #expect(held("", prefixes: ["5*"]).isEmpty)
+        // A truncated text stops at the last whole lexeme.
+        #expect(held("'jon' 'smi") == ["jon"])
+    }
+
     @Test("highlights mark whole matched words by Unicode scalar offsets, per field")
     func highlights() {
         var data = ContactData()

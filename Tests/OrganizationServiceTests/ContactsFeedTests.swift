@@ -157,7 +157,7 @@ final class ContactsFeedTests {
         }
         let person = UUID()
         // A change the service published earlier that names the person (as a membership's does).
-        try await organization.pool.transaction(settings: ["app.tenant_id": t]) { c in
+        _ = try await organization.pool.transaction(settings: ["app.tenant_id": t]) { c in
             try await ChangeFeed(schema: "organization").record(
                 ChangeRecord(
                     resourceType: "switchboard.organization.v1.Membership", resourceID: "m-1", kind: .created,
@@ -262,7 +262,7 @@ final class ContactsFeedTests {
         #expect(try await setAside(as: t) == ["\(selfMerged.lowercaseText):3"])
         // Retention: only events older than the period are pruned, across tenants, and only by the purge.
         #expect(try await FeedConsumer.purgeSetAside(olderThan: 90, schema: "organization", pool: organization.pool) == 0)
-        try await organization.pool.query(
+        _ = try await organization.pool.query(
             settings: ["app.tenant_id": t], "UPDATE organization.feed_dead_letters SET recorded_at = now() - interval '91 days'")
         let stray = try await organization.pool.query(settings: ["app.tenant_id": other], "DELETE FROM organization.feed_dead_letters")
         #expect(stray.affectedRows == 0)

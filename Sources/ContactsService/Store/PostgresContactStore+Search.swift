@@ -374,11 +374,10 @@ extension PostgresContactStore {
         }
         let query = words.map { "(" + $0.map { lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ")
         let filters = conditions.joined(separator: " AND ")
-        let candidateArray = bind(.array(terms.sorted().map { .text($0) }, elementType: .text))
-        // The candidates a contact holds: its words less those that are not candidates (two C functions, no subquery).
-        let present = "tsvector_to_array(ts_delete(c.search_words, tsvector_to_array(ts_delete(c.search_words, \(candidateArray)::text[]))))"
+        // A match's words come back whole and the service picks the candidates among them (`SearchRules.held`).
+        let holding = SearchRules.HeldCandidates(terms: terms.subtracting(prefixTerms), prefixes: prefixTerms)
         let sample = max(1, search.rankedMatches)
-        let columns = "c.id, c.search_names, \(present) AS present"
+        let columns = "c.id, c.search_names, c.search_words::text AS words"
 
         var rows: [PostgresRow] = []
         var complete = false
@@ -425,9 +424,7 @@ extension PostgresContactStore {
                 let index = Int(try row.int("i")) - 1
                 present = words[0].indices.contains(index) ? [words[0][index].term] + names : names
             } else {
-                // A word of digits as a prefix is no lexeme, so the statement cannot name it; every match holds it (its
-                // word matched, and the word itself also begins with it).
-                present = try row.strings("present") + prefixTerms
+                present = holding.held(in: try row.string("words"))
             }
             matches.append(RankedMatch(id: id, score: SearchRules.score(names: names, holding: present, candidates: words)))
         }

@@ -29,7 +29,8 @@ public enum ContactsService: ServiceDefinition {
             help: "Statement timeout of each SearchContacts query (100-30000); past it the call is RESOURCE_EXHAUSTED."),
         .init(
             "SWITCHBOARD_CONTACTS_SEARCH_RANKED_MATCHES", default: "2000",
-            help: "Most matches a relevance-ordered search ranks, best-matching words first (100-100000)."),
+            help:
+                "Most matches a relevance-ordered search of several words ranks, best-matching words first (one word ranks every match; 100-100000)."),
         .init(
             "SWITCHBOARD_CONTACTS_SEARCH_FACET_MATCHES", default: "10000",
             help: "Most matches facets count; beyond it they are marked partial (100-1000000)."),

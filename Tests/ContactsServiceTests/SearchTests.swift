@@ -340,7 +340,7 @@ final class SearchTests {
         #expect(try await reader.names("secretive") == ["Secretive Person"])
     }
 
-    @Test("under row-level security, as the service's role, search, typo, phone and tag conditions are answered by their indexes")
+    @Test("under row-level security, as the service's role, search, typo, phone, tag and name-word conditions are answered by their indexes")
     func indexesUnderRowLevelSecurity() async throws {
         let t = tenant()
         // 5,000 contacts and 50,000 words of the tenant (written as the service writes them), so an index is worth using.
@@ -373,6 +373,17 @@ final class SearchTests {
         #expect(phone.contains("contacts_by_phone_number"), "\(phone)")
         let tag = try await plan("SELECT id FROM contacts.contacts WHERE tags @> ARRAY['rare']")
         #expect(tag.contains("contacts_by_tag"), "\(tag)")
+        // A one-word search's name tiers (migration 016), as the search writes them.
+        for (index, condition) in [
+            ("contacts_name_first", "search_names[1] = 'rare'"), ("contacts_name_second", "search_names[2] = 'rare'"),
+            (
+                "contacts_name_rest",
+                "cardinality(search_names) > 2 AND array_remove(array_remove(search_names[3:], search_names[1]), search_names[2]) @> ARRAY['rare']"
+            ),
+        ] {
+            let name = try await plan("SELECT id FROM contacts.contacts WHERE deleted_at IS NULL AND \(condition) ORDER BY id LIMIT 21")
+            #expect(name.contains(index), "\(name)")
+        }
     }
 
     @Test("crmctl contacts search prints ranked hits with what matched, facets, and the response as proto3 JSON")
@@ -524,12 +535,14 @@ final class SearchBoundsTests {
         Task { await h.stop() }
     }
 
-    @Test("a broad word ranks at most the sample, the contacts holding its best words first; facets over more are partial")
+    @Test(
+        "a broad query of several words ranks at most the sample, the contacts holding its first word's best words first; facets over more are partial"
+    )
     func bounded() async throws {
         let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
-        for i in 0..<4 { _ = try await client.create(given: "Marcellus", family: "Number \(i)") }
-        for i in 0..<2 { _ = try await client.create(given: "Mar", family: "Exact \(i)") }
-        let ranked = try await client.search("mar") { $0.facets = ["type"] }
+        for i in 0..<4 { _ = try await client.create(given: "Marcellus", family: "Number \(i)", tags: ["bound"]) }
+        for i in 0..<2 { _ = try await client.create(given: "Mar", family: "Exact \(i)", tags: ["bound"]) }
+        let ranked = try await client.search("mar bound") { $0.facets = ["type"] }
         // The exact word's contacts come first, and no more than the sample is ranked.
         #expect(ranked.hits.count == 3)
         #expect(ranked.hits.prefix(2).allSatisfy { $0.contact?.name?.given == "Mar" }, "\(ranked.hits.map { $0.contact?.name?.display ?? "" })")
@@ -538,6 +551,66 @@ final class SearchBoundsTests {
         #expect(try await client.allIDs("mar", pageSize: 2, sort: .createTime).count == 6)
         let narrow = try await client.search("exact") { $0.facets = ["type"] }
         #expect(narrow.facets.first?.partial == false && narrow.facets.first?.counts.first?.count == 2)
+    }
+
+    @Test("one word ranks every match exactly, page after page past the sample: the order of the scores a field sort computes")
+    func oneWordExact() async throws {
+        let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
+        // Names from a few words that begin one another ("mar", "marc", "marcus") or resemble them, at every place a
+        // word can be: first and second name word, a middle name, a display name that repeats the name or not, an
+        // address, a tag; some contacts without a name at all, one deleted. A fixed generator: the same data each run.
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func pick<T>(_ options: [T]) -> T {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return options[Int((seed >> 33) % UInt64(options.count))]
+        }
+        let vocabulary = ["mar", "marc", "mark", "marcus", "mary", "maria", "ann", "anna", "garcia", "smith", "rose"]
+        var created: [String] = []
+        for i in 0..<60 {
+            var request = Switchboard_Contacts_V1_CreateContactRequest()
+            var contact = Switchboard_Contacts_V1_Contact()
+            var name = Switchboard_Contacts_V1_PersonName()
+            if i % 9 == 8 {
+                name.display = "— · —"  // no word: search_names is empty
+            } else {
+                name.given = pick(vocabulary).capitalized
+                name.family = pick(vocabulary + ["lee", "young"]).capitalized
+                if i % 4 == 0 { name.middle = pick(vocabulary) }
+                if i % 5 == 0 { name.display = pick(["\(name.given) \(name.family)", "Dr \(pick(vocabulary)) X"]) }
+            }
+            contact.name = name
+            var email = Switchboard_Contacts_V1_Email()
+            email.address = "\(pick(vocabulary)).\(i)@\(pick(["example", "mark"])).com"
+            contact.emails = [email]
+            if i % 3 == 0 { contact.tags = [pick(vocabulary)] }
+            request.contact = contact
+            created.append(try await client.stub.createContact(request, options: client.options).id)
+        }
+        _ = try await client.delete(created[1])
+        for text in ["mar", "marc", "mark", "maria", "ann", "garcia", "smith", "rose", "example", "lee", "young", "nobody"] {
+            // Every match with its score, from the field-sorted path (which scores in SQL and pages by creation time).
+            var scored: [(id: String, score: Double)] = []
+            var token = ""
+            repeat {
+                let page = try await client.search(text, pageSize: 7, token: token) { $0.sortBy = .createTime }
+                scored += page.hits.map { ($0.contact?.id ?? "", $0.score) }
+                token = page.page?.nextPageToken ?? ""
+            } while !token.isEmpty
+            let expected = scored.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+            // The relevance pages, small enough that ties straddle them: the same contacts, scores and order.
+            var ranked: [(id: String, score: Double)] = []
+            token = ""
+            repeat {
+                let page = try await client.search(text, pageSize: 4, token: token)
+                ranked += page.hits.map { ($0.contact?.id ?? "", $0.score) }
+                token = page.page?.nextPageToken ?? ""
+            } while !token.isEmpty
+            #expect(ranked.map(\.id) == expected.map(\.id), "\(text): \(ranked.count) ranked, \(expected.count) matches")
+            #expect(ranked.map(\.score) == expected.map(\.score), "\(text)")
+            #expect(!ranked.contains { $0.id == created[1] }, "\(text): a deleted contact")
+        }
+        // More matches than the ranked sample (3 in these tests) are ranked and paged, not cut at it.
+        #expect(try await client.allIDs("mar", pageSize: 2, sort: .relevance).count > 3)
     }
 
     @Test("facets at the bound: exactly as many matches are whole, one more is partial, whatever the sort and with no text")

@@ -46,7 +46,7 @@ public struct ContactSearch: Sendable, Hashable {
     public var maxBytes = 1 << 20
     /// The statement timeout of each query.
     public var timeoutMilliseconds = 2000
-    /// The most matches a relevance order ranks.
+    /// The most matches a relevance order of several words ranks.
     public var rankedMatches = 2000
     /// The most matches facets count.
     public var facetMatches = 10_000

@@ -14,8 +14,9 @@ public struct ContactsLimits: Sendable, Hashable {
     /// The statement timeout of one search (its page, terms and facets each): a search the indexes cannot narrow enough
     /// is RESOURCE_EXHAUSTED instead of holding a connection.
     public var searchTimeoutMilliseconds = 2000
-    /// The most matches a relevance-ordered search ranks: the contacts holding the query's best-matching words first
-    /// (a broad query, "mar" in a million contacts, ranks that many and no more).
+    /// The most matches a relevance-ordered search of several words (or of one word of digits) ranks: the contacts
+    /// holding the query's best-matching words first (a broad query ranks that many and no more). A word of letters
+    /// alone ranks every match, by the name-word indexes.
     public var searchRankedMatches = 2000
     /// The most matches facets count; beyond it the facets say `partial`.
     public var searchFacetMatches = 10_000

@@ -381,7 +381,12 @@ extension PostgresContactStore {
 
         var rows: [PostgresRow] = []
         var complete = false
-        if wordCount > 1 {
+        var matches: [RankedMatch] = []
+        if wordCount == 1 && prefixTerms.isEmpty {
+            matches = try await Self.tiered(
+                search, candidates: words[0], filters: filters, binds: binds, holding: holding, on: c)
+            complete = true
+        } else if wordCount > 1 {
             let q = bind(.text(query))
             rows = try await c.query(
                 "SELECT \(columns) FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ \(q)::tsquery LIMIT \(sample + 1)", binds
@@ -408,7 +413,6 @@ extension PostgresContactStore {
             ).rows
         }
 
-        var matches: [RankedMatch] = []
         matches.reserveCapacity(rows.count)
         // Only the sample can name a contact twice (once per candidate it holds).
         var seen = Set<UUID>(minimumCapacity: complete ? 0 : rows.count)
@@ -461,6 +465,105 @@ extension PostgresContactStore {
         }
         if hits.count > limit { hits.removeLast(hits.count - limit) }
         return (ContactHits(hits: hits, more: available > hits.count || matches.count > page.count, terms: terms, facets: []), query)
+    }
+
+    /// A relevance page of a one-word query (of letters), exact and without reading every match. A contact's score
+    /// is the best among its candidates' weight × 1.8 when the candidate is its first name word, × 1.5 elsewhere in
+    /// its name, × 1 elsewhere in its words: so every contact belongs to "tiers" — (candidate, where) — and scores the
+    /// value of its best one. Each tier lists, in id order, its contacts that belong to no better tier, so the page is
+    /// the tiers best first, each in id order. The name tiers are index ranges (migration 016: the first name word,
+    /// the second, the rest), and one statement walks them that way (an incremental sort by value, then id, under the
+    /// page's limit), stopping once the page is full: a broad word reads a few index ranges instead of every match.
+    /// The word tiers (value = the weight) are read only when the name tiers left the page short of them, each up to
+    /// a page and one in id order; then the page is still exact, since a tier cut there gives that many scores of at
+    /// least its value. (They are not in the walk: to close a group of equal value the sort reads the next tier, and
+    /// a word tier is a search of the GIN index or of the tenant by id, which a word held only in names, excluded from
+    /// it, would read to the end.)
+    /// - Returns: the page and one more hit when there is one, scored, best first; all of them follow the cursor.
+    static func tiered(
+        _ search: ContactSearch, candidates: [(term: String, weight: Double)], filters: String, binds: [PostgresValue],
+        holding: SearchRules.HeldCandidates, on c: PostgresConnection
+    ) async throws -> [RankedMatch] {
+        let size = max(0, min(search.limit, SearchRules.maxPageSize)) + 1
+        var binds = binds
+        func bind(_ value: PostgresValue) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        let terms = bind(.array(candidates.map { .text($0.term) }, elementType: .text))
+        let weights = bind(.array(candidates.map { .double($0.weight) }, elementType: .double))
+        let cursorScore = bind(search.after.map { .double(Double($0.key) ?? 0) } ?? .null)
+        let cursorID = bind(search.after.map { .uuid($0.id) } ?? .null)
+        let perTier = bind(.int(Int64(size)))
+        // A tier's contacts that belong to no better tier, after the cursor, in id order, at most a page and one.
+        func list(_ position: Int, _ condition: String) -> String {
+            """
+            (SELECT c.id, c.search_names, c.search_words::text AS words FROM contacts.contacts c
+             WHERE t.pos = \(position) AND \(filters) AND \(condition)
+               AND NOT coalesce(c.search_names[1] = ANY(ARRAY(SELECT term FROM cand WHERE w * 1.8::float8 > t.v)), false)
+               AND NOT c.search_names && ARRAY(SELECT term FROM cand WHERE w * 1.5::float8 > t.v)
+               AND NOT coalesce(c.search_words @@ (SELECT string_agg(contacts.term_query(term)::text, ' | ') FROM cand WHERE w > t.v)::tsquery, false)
+               AND (\(cursorScore)::float8 IS NULL OR t.v < \(cursorScore)::float8 OR c.id > \(cursorID)::uuid)
+             ORDER BY c.id LIMIT \(perTier))
+            """
+        }
+        // The rest of the name less its first two words: the expression of the partial index contacts_name_rest.
+        let rest = "array_remove(array_remove(c.search_names[3:], c.search_names[1]), c.search_names[2])"
+        // Tiers: 1 the first name word, 2 the second, 3 the rest of the name, 4 the other words; the products are the
+        // service's (`SearchRules.score`: the same doubles multiplied the same way). A tier above the cursor's score
+        // is behind it.
+        let tiers = """
+            WITH cand AS MATERIALIZED (SELECT term, w FROM unnest(\(terms)::text[], \(weights)::float8[]) AS u (term, w)),
+            tiers AS MATERIALIZED (
+                SELECT term, pos, w * f AS v FROM cand, (VALUES (1, 1.8::float8), (2, 1.5::float8), (3, 1.5::float8), (4, 1.0::float8)) AS p (pos, f)
+                WHERE \(cursorScore)::float8 IS NULL OR w * f <= \(cursorScore)::float8
+            )
+            """
+        let nameTiers = """
+            \(tiers)
+            SELECT t.v, x.* FROM (SELECT * FROM tiers WHERE pos < 4 ORDER BY v DESC) t CROSS JOIN LATERAL (
+                \(list(1, "c.search_names[1] = t.term")) UNION ALL \(list(2, "c.search_names[2] = t.term"))
+                UNION ALL \(list(3, "cardinality(c.search_names) > 2 AND \(rest) @> ARRAY[t.term]"))
+            ) x
+            ORDER BY t.v DESC, x.id LIMIT
+            """
+        var byID: [UUID: RankedMatch] = [:]
+        func score(_ rows: [PostgresRow]) throws {
+            for row in rows {
+                let id = try row.uuid("id")
+                guard byID[id] == nil else { continue }
+                let names = try row.strings("search_names")
+                let present = holding.held(in: try row.string("words"))
+                byID[id] = RankedMatch(id: id, score: SearchRules.score(names: names, holding: present, candidates: [candidates]))
+            }
+        }
+        // A contact in two name tiers of the same value (two candidates of one weight in its name) comes twice: read
+        // on until the page has as many different contacts (or the tiers end).
+        var limit = size
+        while true {
+            let rows = try await c.query("\(nameTiers) \(bind(.int(Int64(limit))))", binds).rows
+            binds.removeLast()
+            byID.removeAll()
+            try score(rows)
+            if byID.count >= size || rows.count < limit { break }
+            limit += rows.count - byID.count
+        }
+        var matches = byID.values.sorted { $0.precedes($1) }
+        // The word tiers whose value reaches the page's last score (all of them when the page is not full).
+        let last = matches.count >= size ? matches[size - 1].score : -Double.infinity
+        let wordTiers = candidates.filter { $0.weight >= last }.map(\.term)
+        guard !wordTiers.isEmpty else { return matches }
+        let only = bind(.array(wordTiers.map { .text($0) }, elementType: .text))
+        let rows = try await c.query(
+            """
+            \(tiers)
+            SELECT t.v, x.* FROM (SELECT * FROM tiers WHERE pos = 4 AND term = ANY(\(only)::text[])) t CROSS JOIN LATERAL
+                \(list(4, "c.search_words @@ contacts.term_query(t.term) AND NOT t.term = ANY(c.search_names)")) x
+            """, binds
+        ).rows
+        try score(rows)
+        matches = byID.values.sorted { $0.precedes($1) }
+        return matches
     }
 
     /// Counts per facet over the matches `cte` defines, the 20 most frequent values of each (then by value), and the

@@ -198,7 +198,7 @@ final class OrganizationNamesSearchTests {
         }
         #expect(try await found("globex", in: t) == [ada])
         // A day passes: the membership has ended, and nothing told the feed.
-        try await contacts.pool.query(
+        _ = try await contacts.pool.query(
             settings: ["app.tenant_id": t.id],
             "UPDATE contacts.organization_memberships SET end_date = current_date - 1 WHERE tenant_id = $1 AND membership_id = $2",
             [.text(t.id), .uuid(current)])

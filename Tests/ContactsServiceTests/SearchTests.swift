@@ -340,6 +340,55 @@ final class SearchTests {
         #expect(try await reader.names("secretive") == ["Secretive Person"])
     }
 
+    @Test("two words rank as when every match is scored: a page from the name pairs equals the field sort's scores ordered")
+    func twoWordsExact() async throws {
+        let client = try await harness.client(tenant: tenant())
+        // First and last names from a few words that are candidates of one another ("jon": jon, john, jonas, jones;
+        // "smth": smith, smyth, smithers), also in middle and display names, addresses and tags, so that a pair's
+        // contacts may hold a better candidate elsewhere; a fixed generator.
+        var seed: UInt64 = 0x2545_F491_4F6C_DD1D
+        func pick<T>(_ options: [T]) -> T {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return options[Int((seed >> 33) % UInt64(options.count))]
+        }
+        let first = ["jon", "john", "jonas", "jones", "smith"], last = ["smith", "smyth", "smithers", "jones", "jon", "lee"]
+        for i in 0..<70 {
+            var request = Switchboard_Contacts_V1_CreateContactRequest()
+            var contact = Switchboard_Contacts_V1_Contact()
+            var name = Switchboard_Contacts_V1_PersonName()
+            name.given = pick(first).capitalized
+            name.family = pick(last).capitalized
+            if i % 6 == 0 { name.middle = pick(first + last) }
+            if i % 7 == 0 { name.display = pick(["\(name.given) \(name.family)", "\(pick(last)) \(pick(first))"]) }
+            contact.name = name
+            var email = Switchboard_Contacts_V1_Email()
+            email.address = "\(pick(first + last)).\(pick(first + last))\(i)@example.com"
+            contact.emails = [email]
+            if i % 5 == 0 { contact.tags = [pick(first + last)] }
+            request.contact = contact
+            _ = try await client.stub.createContact(request, options: client.options)
+        }
+        for text in ["jon smith", "john smyth", "jon smth", "smith jon", "jonas smithers", "jones lee", "jon nobody"] {
+            var scored: [(id: String, score: Double)] = []
+            var token = ""
+            repeat {
+                let page = try await client.search(text, pageSize: 9, token: token) { $0.sortBy = .createTime }
+                scored += page.hits.map { ($0.contact?.id ?? "", $0.score) }
+                token = page.page?.nextPageToken ?? ""
+            } while !token.isEmpty
+            let expected = scored.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+            var ranked: [(id: String, score: Double)] = []
+            token = ""
+            repeat {
+                let page = try await client.search(text, pageSize: 2, token: token)
+                ranked += page.hits.map { ($0.contact?.id ?? "", $0.score) }
+                token = page.page?.nextPageToken ?? ""
+            } while !token.isEmpty
+            #expect(ranked.map(\.id) == expected.map(\.id), "\(text): \(ranked.count) ranked, \(expected.count) matches")
+            #expect(ranked.map(\.score) == expected.map(\.score), "\(text)")
+        }
+    }
+
     @Test("under row-level security, as the service's role, search, typo, phone, tag and name-word conditions are answered by their indexes")
     func indexesUnderRowLevelSecurity() async throws {
         let t = tenant()
@@ -373,9 +422,10 @@ final class SearchTests {
         #expect(phone.contains("contacts_by_phone_number"), "\(phone)")
         let tag = try await plan("SELECT id FROM contacts.contacts WHERE tags @> ARRAY['rare']")
         #expect(tag.contains("contacts_by_tag"), "\(tag)")
-        // A one-word search's name tiers (migration 016), as the search writes them.
+        // A one-word search's name tiers (migration 016) and a two-word search's name pairs (017), as the search writes them.
         for (index, condition) in [
             ("contacts_name_first", "search_names[1] = 'rare'"), ("contacts_name_second", "search_names[2] = 'rare'"),
+            ("contacts_name_pair", "search_names[1] = 'rare' AND search_names[2] = 'person'"),
             (
                 "contacts_name_rest",
                 "cardinality(search_names) > 2 AND array_remove(array_remove(search_names[3:], search_names[1]), search_names[2]) @> ARRAY['rare']"

@@ -382,7 +382,12 @@ extension PostgresContactStore {
         var rows: [PostgresRow] = []
         var complete = false
         var matches: [RankedMatch] = []
-        if wordCount == 1 && prefixTerms.isEmpty {
+        if wordCount == 2 && prefixTerms.isEmpty,
+            let page = try await Self.namePairs(search, candidates: words, filters: filters, binds: binds, holding: holding, on: c)
+        {
+            matches = page
+            complete = true
+        } else if wordCount == 1 && prefixTerms.isEmpty {
             matches = try await Self.tiered(
                 search, candidates: words[0], filters: filters, binds: binds, holding: holding, on: c)
             complete = true
@@ -563,6 +568,77 @@ extension PostgresContactStore {
         ).rows
         try score(rows)
         matches = byID.values.sorted { $0.precedes($1) }
+        return matches
+    }
+
+    /// The relevance page of a two-word query (of letters) when the contacts whose first two name words are candidates
+    /// of its words fill it, or nil. Such a pair (c1, c2) scores c1's weight × 1.8 + c2's × 1.8, the most a contact can
+    /// with those words; any contact whose first or second name word is not a candidate scores at most `bound` (one
+    /// word × 1.8, the other × 1.5, each at its best weight). The pairs above the bound are walked best first (each
+    /// pair's contacts in id order through `contacts_name_pair`, without those that hold a better candidate
+    /// elsewhere in the name or words, as ``tiered`` does per word, so that each scores exactly its pair's value)
+    /// under the page's limit; when the page and one more hit come out all above the bound, no other contact can come
+    /// before them and the page is exact. (A contact left out for a better candidate elsewhere scores at most the
+    /// bound, so leaving it out only makes the proof succeed more often.) Otherwise (a rare pair, a later page) nil,
+    /// and the search reads every match.
+    static func namePairs(
+        _ search: ContactSearch, candidates: [[(term: String, weight: Double)]], filters: String, binds: [PostgresValue],
+        holding: SearchRules.HeldCandidates, on c: PostgresConnection
+    ) async throws -> [RankedMatch]? {
+        guard candidates.count == 2, let best1 = candidates[0].map(\.weight).max(), let best2 = candidates[1].map(\.weight).max() else {
+            return nil
+        }
+        let bound = max(best1 * 1.8 + best2 * 1.5, best1 * 1.5 + best2 * 1.8)
+        if let after = search.after, (Double(after.key) ?? 0) <= bound { return nil }
+        let size = max(0, min(search.limit, SearchRules.maxPageSize)) + 1
+        var binds = binds
+        func bind(_ value: PostgresValue) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        let terms = candidates.map { words in bind(.array(words.map { .text($0.term) }, elementType: .text)) }
+        let weights = candidates.map { words in bind(.array(words.map { .double($0.weight) }, elementType: .double)) }
+        let cursorScore = bind(search.after.map { .double(Double($0.key) ?? 0) } ?? .null)
+        let cursorID = bind(search.after.map { .uuid($0.id) } ?? .null)
+        let over = bind(.double(bound))
+        let limit = bind(.int(Int64(size)))
+        // Word n's candidates that would score better than its pair value vn: in the name (× 1.5), or anywhere (× 1).
+        func better(_ word: String, _ value: String) -> String {
+            """
+            AND NOT c.search_names && ARRAY(SELECT term FROM \(word) WHERE w * 1.5::float8 > p.\(value))
+            AND NOT coalesce(c.search_words @@ (SELECT string_agg(contacts.term_query(term)::text, ' | ') FROM \(word) WHERE w > p.\(value))::tsquery, false)
+            """
+        }
+        let rows = try await c.query(
+            """
+            WITH c1 AS MATERIALIZED (SELECT term, w FROM unnest(\(terms[0])::text[], \(weights[0])::float8[]) AS u (term, w)),
+            c2 AS MATERIALIZED (SELECT term, w FROM unnest(\(terms[1])::text[], \(weights[1])::float8[]) AS u (term, w)),
+            pairs AS MATERIALIZED (
+                SELECT a.term AS t1, b.term AS t2, a.w * 1.8::float8 AS v1, b.w * 1.8::float8 AS v2, a.w * 1.8::float8 + b.w * 1.8::float8 AS v
+                FROM c1 a, c2 b
+                WHERE a.w * 1.8::float8 + b.w * 1.8::float8 > \(over)::float8
+                  AND (\(cursorScore)::float8 IS NULL OR a.w * 1.8::float8 + b.w * 1.8::float8 <= \(cursorScore)::float8)
+            )
+            SELECT p.v, x.* FROM (SELECT * FROM pairs ORDER BY v DESC) p CROSS JOIN LATERAL (
+                SELECT c.id, c.search_names, c.search_words::text AS words FROM contacts.contacts c
+                WHERE \(filters) AND c.search_names[1] = p.t1 AND c.search_names[2] = p.t2
+                  \(better("c1", "v1")) \(better("c2", "v2"))
+                  AND (\(cursorScore)::float8 IS NULL OR p.v < \(cursorScore)::float8 OR c.id > \(cursorID)::uuid)
+                ORDER BY c.id LIMIT \(limit)
+            ) x
+            ORDER BY p.v DESC, x.id LIMIT \(limit)
+            """, binds
+        ).rows
+        guard rows.count >= size else { return nil }
+        var matches: [RankedMatch] = []
+        for row in rows {
+            let present = holding.held(in: try row.string("words"))
+            let score = SearchRules.score(names: try row.strings("search_names"), holding: present, candidates: candidates)
+            matches.append(RankedMatch(id: try row.uuid("id"), score: score))
+        }
+        matches.sort { $0.precedes($1) }
+        // Every hit must beat what a contact outside the pairs can score.
+        guard matches.count >= size, matches[size - 1].score > bound else { return nil }
         return matches
     }
 

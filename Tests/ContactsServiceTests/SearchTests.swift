@@ -637,12 +637,19 @@ final class SearchBoundsTests {
             created.append(try await client.stub.createContact(request, options: client.options).id)
         }
         _ = try await client.delete(created[1])
-        for text in ["mar", "marc", "mark", "maria", "ann", "garcia", "smith", "rose", "example", "lee", "young", "nobody"] {
+        // Also under a filter (a tag), which the tiers apply while they walk.
+        for (text, tag) in ["mar", "marc", "mark", "maria", "ann", "garcia", "smith", "rose", "example", "lee", "young", "nobody"].map({ ($0, "") })
+            + [("mar", "mary"), ("ann", "anna"), ("smith", "garcia")]
+        {
+            func filter(_ request: inout SearchRequest) { if !tag.isEmpty { request.tags = [tag] } }
             // Every match with its score, from the field-sorted path (which scores in SQL and pages by creation time).
             var scored: [(id: String, score: Double)] = []
             var token = ""
             repeat {
-                let page = try await client.search(text, pageSize: 7, token: token) { $0.sortBy = .createTime }
+                let page = try await client.search(text, pageSize: 7, token: token) {
+                    $0.sortBy = .createTime
+                    filter(&$0)
+                }
                 scored += page.hits.map { ($0.contact?.id ?? "", $0.score) }
                 token = page.page?.nextPageToken ?? ""
             } while !token.isEmpty
@@ -651,16 +658,35 @@ final class SearchBoundsTests {
             var ranked: [(id: String, score: Double)] = []
             token = ""
             repeat {
-                let page = try await client.search(text, pageSize: 4, token: token)
+                let page = try await client.search(text, pageSize: 4, token: token) { filter(&$0) }
                 ranked += page.hits.map { ($0.contact?.id ?? "", $0.score) }
                 token = page.page?.nextPageToken ?? ""
             } while !token.isEmpty
-            #expect(ranked.map(\.id) == expected.map(\.id), "\(text): \(ranked.count) ranked, \(expected.count) matches")
-            #expect(ranked.map(\.score) == expected.map(\.score), "\(text)")
+            #expect(ranked.map(\.id) == expected.map(\.id), "\(text) [\(tag)]: \(ranked.count) ranked, \(expected.count) matches")
+            #expect(ranked.map(\.score) == expected.map(\.score), "\(text) [\(tag)]")
             #expect(!ranked.contains { $0.id == created[1] }, "\(text): a deleted contact")
         }
         // More matches than the ranked sample (3 in these tests) are ranked and paged, not cut at it.
         #expect(try await client.allIDs("mar", pageSize: 2, sort: .relevance).count > 3)
+    }
+
+    @Test("two words whose name pairs fill the page rank it exactly though the sample (3) is smaller than the page")
+    func twoWordsByNamePairs() async throws {
+        let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
+        // Five of each of the best pairs, and contacts that hold the words elsewhere and score less.
+        var made: [String: [String]] = [:]
+        for (given, family) in [("Jon", "Smith"), ("Jon", "Smyth"), ("John", "Smith")] {
+            for _ in 0..<5 { made["\(given) \(family)", default: []].append(try await client.create(given: given, family: family).id) }
+        }
+        _ = try await client.create(given: "Smith", family: "Jon")
+        _ = try await client.create(given: "Ann", family: "Jon", emails: ["smith@example.com"])
+        _ = try await client.create(given: "Jon", family: "Lee", tags: ["smith"])
+        // "jon smth": Jon Smith and Jon Smyth score alike (smith and smyth are the same distance from "smth"), above
+        // every other contact; a sample of 3 could not fill a page of 6.
+        let page = try await client.search("jon smth", pageSize: 6)
+        let best = Set(made["Jon Smith"]! + made["Jon Smyth"]!).sorted()
+        #expect(page.hits.map { $0.contact?.id ?? "" } == Array(best.prefix(6)), "\(page.hits.map { $0.contact?.name?.display ?? "" })")
+        #expect(Set(page.hits.map(\.score)).count == 1 && page.page?.nextPageToken.isEmpty == false)
     }
 
     @Test("facets at the bound: exactly as many matches are whole, one more is partial, whatever the sort and with no text")

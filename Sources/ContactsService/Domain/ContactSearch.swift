@@ -131,11 +131,15 @@ public enum SearchRules {
     ///   - present: the candidates among the contact's words (a few: searched linearly).
     ///   - candidates: per query word, the words it may stand for and their weights.
     public static func score(names: [String], holding present: [String], candidates: [[(term: String, weight: Double)]]) -> Double {
+        // Words compare as PostgreSQL compares them, byte for byte (String's == would equate a word's composed and
+        // decomposed forms, which the database keeps apart).
+        func same(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
         var total = 0.0
         for (n, alternatives) in candidates.enumerated() {
             var best: Double?
-            for candidate in alternatives where present.contains(candidate.term) {
-                let factor = n < names.count && names[n] == candidate.term ? 1.8 : names.contains(candidate.term) ? 1.5 : 1.0
+            for candidate in alternatives where present.contains(where: { same($0, candidate.term) }) {
+                let factor =
+                    n < names.count && same(names[n], candidate.term) ? 1.8 : names.contains(where: { same($0, candidate.term) }) ? 1.5 : 1.0
                 let value = candidate.weight * factor
                 if best.map({ value > $0 }) ?? true { best = value }
             }

@@ -302,6 +302,10 @@ extension PostgresContactStore {
         return columns.joined(separator: ", ")
     }
 
+    /// Below every id: a cursor's id bound for the tiers it does not cut (a bound, not an OR, so that it narrows the
+    /// index range instead of filtering a tier's contacts from its start on every later page).
+    static let noID = "'00000000-0000-0000-0000-000000000000'::uuid"
+
     /// One matched contact, ranked.
     struct RankedMatch {
         var id: UUID
@@ -508,7 +512,7 @@ extension PostgresContactStore {
                AND NOT coalesce(c.search_names[1] = ANY(ARRAY(SELECT term FROM cand WHERE w * 1.8::float8 > t.v)), false)
                AND NOT c.search_names && ARRAY(SELECT term FROM cand WHERE w * 1.5::float8 > t.v)
                AND NOT coalesce(c.search_words @@ (SELECT string_agg(contacts.term_query(term)::text, ' | ') FROM cand WHERE w > t.v)::tsquery, false)
-               AND (\(cursorScore)::float8 IS NULL OR t.v < \(cursorScore)::float8 OR c.id > \(cursorID)::uuid)
+               AND c.id > CASE WHEN \(cursorScore)::float8 IS NULL OR t.v < \(cursorScore)::float8 THEN \(Self.noID) ELSE \(cursorID)::uuid END
              ORDER BY c.id LIMIT \(perTier))
             """
         }
@@ -575,12 +579,11 @@ extension PostgresContactStore {
     /// of its words fill it, or nil. Such a pair (c1, c2) scores c1's weight × 1.8 + c2's × 1.8, the most a contact can
     /// with those words; any contact whose first or second name word is not a candidate scores at most `bound` (one
     /// word × 1.8, the other × 1.5, each at its best weight). The pairs above the bound are walked best first (each
-    /// pair's contacts in id order through `contacts_name_pair`, without those that hold a better candidate
-    /// elsewhere in the name or words, as ``tiered`` does per word, so that each scores exactly its pair's value)
-    /// under the page's limit; when the page and one more hit come out all above the bound, no other contact can come
-    /// before them and the page is exact. (A contact left out for a better candidate elsewhere scores at most the
-    /// bound, so leaving it out only makes the proof succeed more often.) Otherwise (a rare pair, a later page) nil,
-    /// and the search reads every match.
+    /// pair's contacts in id order through `contacts_name_pair`) under the page's limit; when the page and one more
+    /// hit come out all above the bound, no other contact can come before them and the page is exact. A pair's contact
+    /// scores exactly its pair's value: for a pair above the bound, w1 × 1.8 > b1 × 1.5 (b1 the best weight of the
+    /// first word; likewise the second), so no other candidate can give either word more. Otherwise (a rare pair, a
+    /// later page) nil, and the search reads every match.
     static func namePairs(
         _ search: ContactSearch, candidates: [[(term: String, weight: Double)]], filters: String, binds: [PostgresValue],
         holding: SearchRules.HeldCandidates, on c: PostgresConnection
@@ -602,13 +605,6 @@ extension PostgresContactStore {
         let cursorID = bind(search.after.map { .uuid($0.id) } ?? .null)
         let over = bind(.double(bound))
         let limit = bind(.int(Int64(size)))
-        // Word n's candidates that would score better than its pair value vn: in the name (× 1.5), or anywhere (× 1).
-        func better(_ word: String, _ value: String) -> String {
-            """
-            AND NOT c.search_names && ARRAY(SELECT term FROM \(word) WHERE w * 1.5::float8 > p.\(value))
-            AND NOT coalesce(c.search_words @@ (SELECT string_agg(contacts.term_query(term)::text, ' | ') FROM \(word) WHERE w > p.\(value))::tsquery, false)
-            """
-        }
         let rows = try await c.query(
             """
             WITH c1 AS MATERIALIZED (SELECT term, w FROM unnest(\(terms[0])::text[], \(weights[0])::float8[]) AS u (term, w)),
@@ -622,8 +618,7 @@ extension PostgresContactStore {
             SELECT p.v, x.* FROM (SELECT * FROM pairs ORDER BY v DESC) p CROSS JOIN LATERAL (
                 SELECT c.id, c.search_names, c.search_words::text AS words FROM contacts.contacts c
                 WHERE \(filters) AND c.search_names[1] = p.t1 AND c.search_names[2] = p.t2
-                  \(better("c1", "v1")) \(better("c2", "v2"))
-                  AND (\(cursorScore)::float8 IS NULL OR p.v < \(cursorScore)::float8 OR c.id > \(cursorID)::uuid)
+                  AND c.id > CASE WHEN \(cursorScore)::float8 IS NULL OR p.v < \(cursorScore)::float8 THEN \(Self.noID) ELSE \(cursorID)::uuid END
                 ORDER BY c.id LIMIT \(limit)
             ) x
             ORDER BY p.v DESC, x.id LIMIT \(limit)

@@ -107,6 +107,16 @@ struct RandomBytes {
         return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
     }
 
+    /// A version 7 UUID: `milliseconds` (Unix time) big-endian in the first 48 bits, then random bits but for the
+    /// version and variant (RFC 9562).
+    mutating func uuid(milliseconds: UInt64) -> UUID {
+        var b = Array(take(16))
+        for i in 0..<6 { b[i] = UInt8(truncatingIfNeeded: milliseconds >> (40 - 8 * UInt64(i))) }
+        b[6] = (b[6] & 0x0F) | 0x70
+        b[8] = (b[8] & 0x3F) | 0x80
+        return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
+    }
+
     /// A version 4 UUID in its canonical lower-case text form (the request id), formatted here rather than through
     /// the database layer's `UUID.lowercaseText`, which this target does not link.
     mutating func uuidText() -> String {
@@ -221,6 +231,15 @@ extension UUID {
     public static func random() -> UUID {
         var random = RandomBytes(count: 16)
         return random.uuid()
+    }
+
+    /// A time-ordered (version 7) UUID: the Unix time in milliseconds in its first 48 bits, random bits after. Ids
+    /// made later sort later, so the indexes that end in an id (a table's primary key, the contacts' name-word
+    /// indexes) take new rows at their right end instead of at random leaves: an import's inserts touch a few hot
+    /// pages instead of one cold page per row and index.
+    public static func timeOrdered(now: Date = Date()) -> UUID {
+        var random = RandomBytes(count: 16)
+        return random.uuid(milliseconds: UInt64(max(0, now.timeIntervalSince1970 * 1000)))
     }
 
     /// A ``random()`` UUID in its canonical lower-case text form (a request id), formatted without Foundation.

@@ -55,4 +55,19 @@ struct JSONTests {
             #expect(id.uuid.8 >> 6 == 2)
         }
     }
+
+    @Test("time-ordered ids are version 7 with the millisecond first: a later one sorts after, as PostgreSQL compares them")
+    func timeOrderedUUIDs() {
+        let start = Date(timeIntervalSince1970: 1_764_900_000.123)
+        let ids = (0..<1000).map { UUID.timeOrdered(now: start.addingTimeInterval(Double($0) * 0.002)) }
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            #expect(id.uuid.6 >> 4 == 7)
+            #expect(id.uuid.8 >> 6 == 2)
+        }
+        // 48 bits of Unix milliseconds, big-endian: 1_764_900_000_123 = 0x019A_EC3C_D17B.
+        #expect([ids[0].uuid.0, ids[0].uuid.1, ids[0].uuid.2, ids[0].uuid.3, ids[0].uuid.4, ids[0].uuid.5] == [0x01, 0x9A, 0xEC, 0x3C, 0xD1, 0x7B])
+        let bytes = ids.map { id in withUnsafeBytes(of: id.uuid) { Array($0) } }
+        #expect(zip(bytes, bytes.dropFirst()).allSatisfy { $0.lexicographicallyPrecedes($1) })
+    }
 }

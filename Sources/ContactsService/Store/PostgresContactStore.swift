@@ -217,7 +217,7 @@ public struct PostgresContactStore: ContactStore {
         // Whole microseconds: what PostgreSQL stores, so the response matches every later read.
         let now = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1_000_000).rounded() / 1_000_000)
         let record = ContactRecord(
-            id: UUID.random(), data: data, version: 1, createdAt: now, createdBy: actor.userID, updatedAt: now,
+            id: UUID.timeOrdered(now: now), data: data, version: 1, createdAt: now, createdBy: actor.userID, updatedAt: now,
             updatedBy: actor.userID, deletedAt: nil)
         var statements: [(sql: String, binds: [PostgresValue])] = []
         if let claim = idempotency.claimStatement(write, value: record, actor: actor) { statements.append(claim) }
@@ -254,7 +254,7 @@ public struct PostgresContactStore: ContactStore {
 
     private func insertStepByStep(_ data: ContactData, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
-            let id = UUID.random()
+            let id = UUID.timeOrdered()
             let row = try await c.query(
                 """
                 INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, middle_name, name_prefix, name_suffix,
@@ -292,7 +292,7 @@ public struct PostgresContactStore: ContactStore {
                         created_at, created_by, updated_at, updated_by)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now(), $17, now(), $17)
                     RETURNING \(Self.columns)
-                    """, [.text(actor.tenantID), .uuid(UUID.random())] + Self.dataBinds(data) + [.text(actor.userID)]
+                    """, [.text(actor.tenantID), .uuid(UUID.timeOrdered())] + Self.dataBinds(data) + [.text(actor.userID)]
                 ).first!
                 let record = try Self.record(row)
                 if let clash = try await reserveEmailsOrFindHolder(data, id: record.id, actor: actor, on: c) {

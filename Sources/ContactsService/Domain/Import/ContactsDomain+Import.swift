@@ -55,7 +55,7 @@ extension ContactsDomain {
         guard !rows.isEmpty else { return [] }
         let planner = ImportPlanner(settings: settings, definitions: definitions, maxContactBytes: limits.maxContactBytes, actor: actor)
         return try await store.importBatch(rows, settings: settings, actor: actor) { rows, existing, now in
-            planner.plan(rows, existing: existing, now: now, newID: { UUID.random() })
+            planner.plan(rows, existing: existing, now: now, newID: { UUID.timeOrdered() })
         }
     }
 

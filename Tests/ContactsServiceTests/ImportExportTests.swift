@@ -293,7 +293,7 @@ final class ImportExportTests {
         }
         #expect(try await ledger("kept-long") == 3)
         #expect(try await ledger("recent") == 2)
-        try await harness.pool.query(
+        _ = try await harness.pool.query(
             settings: ["app.tenant_id": tenant],
             "UPDATE contacts.imports SET created_at = now() - interval '31 days' WHERE tenant_id = $1 AND import_id = 'kept-long'",
             [.text(tenant)])

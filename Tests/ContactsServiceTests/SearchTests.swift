@@ -25,17 +25,32 @@ extension Client {
         return try await stub.searchContacts(request, options: options)
     }
 
-    /// Every hit's contact id of a search, page by page until the last page, in order.
-    func allIDs(_ text: String, pageSize: Int32, sort: SearchRequest.SortBy) async throws -> [String] {
-        var ids: [String] = []
+    /// Every hit of a search (contact id and score), page by page until the last page, in order.
+    func allHits(
+        _ text: String, pageSize: Int32, configure: (inout SearchRequest) -> Void = { _ in }
+    ) async throws -> [(id: String, score: Double)] {
+        var hits: [(id: String, score: Double)] = []
         var token = ""
         repeat {
-            let page = try await search(text, pageSize: pageSize, token: token) { $0.sortBy = sort }
-            ids += page.hits.map { $0.contact?.id ?? "" }
+            let page = try await search(text, pageSize: pageSize, token: token, configure: configure)
+            hits += page.hits.map { ($0.contact?.id ?? "", $0.score) }
             token = page.page?.nextPageToken ?? ""
         } while !token.isEmpty
-        return ids
+        return hits
     }
+
+    /// Every hit's contact id of a search, page by page until the last page, in order.
+    func allIDs(_ text: String, pageSize: Int32, sort: SearchRequest.SortBy) async throws -> [String] {
+        try await allHits(text, pageSize: pageSize) { $0.sortBy = sort }.map(\.id)
+    }
+}
+
+/// Hits in relevance order as scored: best first, then by id.
+func byRelevance(_ hits: [(id: String, score: Double)]) -> [(id: String, score: Double)] {
+    hits.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+}
+
+extension Client {
 
     /// The display names of a search's hits, in order.
     func names(_ text: String, configure: (inout SearchRequest) -> Void = { _ in }) async throws -> [String] {
@@ -369,21 +384,8 @@ final class SearchTests {
             _ = try await client.stub.createContact(request, options: client.options)
         }
         for text in ["jon smith", "john smyth", "jon smth", "smith jon", "jonas smithers", "jones lee", "jon nobody"] {
-            var scored: [(id: String, score: Double)] = []
-            var token = ""
-            repeat {
-                let page = try await client.search(text, pageSize: 9, token: token) { $0.sortBy = .createTime }
-                scored += page.hits.map { ($0.contact?.id ?? "", $0.score) }
-                token = page.page?.nextPageToken ?? ""
-            } while !token.isEmpty
-            let expected = scored.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
-            var ranked: [(id: String, score: Double)] = []
-            token = ""
-            repeat {
-                let page = try await client.search(text, pageSize: 2, token: token)
-                ranked += page.hits.map { ($0.contact?.id ?? "", $0.score) }
-                token = page.page?.nextPageToken ?? ""
-            } while !token.isEmpty
+            let expected = byRelevance(try await client.allHits(text, pageSize: 9) { $0.sortBy = .createTime })
+            let ranked = try await client.allHits(text, pageSize: 2)
             #expect(ranked.map(\.id) == expected.map(\.id), "\(text): \(ranked.count) ranked, \(expected.count) matches")
             #expect(ranked.map(\.score) == expected.map(\.score), "\(text)")
         }
@@ -643,25 +645,13 @@ final class SearchBoundsTests {
         {
             func filter(_ request: inout SearchRequest) { if !tag.isEmpty { request.tags = [tag] } }
             // Every match with its score, from the field-sorted path (which scores in SQL and pages by creation time).
-            var scored: [(id: String, score: Double)] = []
-            var token = ""
-            repeat {
-                let page = try await client.search(text, pageSize: 7, token: token) {
+            let expected = byRelevance(
+                try await client.allHits(text, pageSize: 7) {
                     $0.sortBy = .createTime
                     filter(&$0)
-                }
-                scored += page.hits.map { ($0.contact?.id ?? "", $0.score) }
-                token = page.page?.nextPageToken ?? ""
-            } while !token.isEmpty
-            let expected = scored.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+                })
             // The relevance pages, small enough that ties straddle them: the same contacts, scores and order.
-            var ranked: [(id: String, score: Double)] = []
-            token = ""
-            repeat {
-                let page = try await client.search(text, pageSize: 4, token: token) { filter(&$0) }
-                ranked += page.hits.map { ($0.contact?.id ?? "", $0.score) }
-                token = page.page?.nextPageToken ?? ""
-            } while !token.isEmpty
+            let ranked = try await client.allHits(text, pageSize: 4) { filter(&$0) }
             #expect(ranked.map(\.id) == expected.map(\.id), "\(text) [\(tag)]: \(ranked.count) ranked, \(expected.count) matches")
             #expect(ranked.map(\.score) == expected.map(\.score), "\(text) [\(tag)]")
             #expect(!ranked.contains { $0.id == created[1] }, "\(text): a deleted contact")

@@ -666,7 +666,8 @@ private final class GoAwayServer: ChannelInboundHandler, @unchecked Sendable {
         }
         // GOAWAY: length 8, type 7, stream 0; last stream 0, NO_ERROR.
         let goAway: [UInt8] = [0, 0, 8, 7, 0, 0, 0, 0, 0] + [0, 0, 0, 0] + [0, 0, 0, 0]
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: settings + goAway))).whenComplete { _ in context.close(promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: settings + goAway))).whenComplete { _ in channel.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -682,7 +683,8 @@ private final class GoAwayServer: ChannelInboundHandler, @unchecked Sendable {
                 refused.add()
                 // GOAWAY: length 8, type 7, stream 0; last stream 0, NO_ERROR.
                 let goAway: [UInt8] = [0, 0, 8, 7, 0, 0, 0, 0, 0] + [0, 0, 0, 0] + [0, 0, 0, 0]
-                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: goAway))).whenComplete { _ in context.close(promise: nil) }
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: goAway))).whenComplete { _ in channel.close(promise: nil) }
                 return
             }
             offset += 9 + length

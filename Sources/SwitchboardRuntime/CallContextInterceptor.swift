@@ -101,10 +101,7 @@ struct RandomBytes {
 
     /// A version 4 (random) UUID.
     mutating func uuid() -> UUID {
-        var b = Array(take(16))
-        b[6] = (b[6] & 0x0F) | 0x40
-        b[8] = (b[8] & 0x3F) | 0x80
-        return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
+        Self.uuid(Array(take(16)), version: 4)
     }
 
     /// A version 7 UUID: `milliseconds` (Unix time) big-endian in the first 48 bits, then random bits but for the
@@ -112,7 +109,13 @@ struct RandomBytes {
     mutating func uuid(milliseconds: UInt64) -> UUID {
         var b = Array(take(16))
         for i in 0..<6 { b[i] = UInt8(truncatingIfNeeded: milliseconds >> (40 - 8 * UInt64(i))) }
-        b[6] = (b[6] & 0x0F) | 0x70
+        return Self.uuid(b, version: 7)
+    }
+
+    /// Sixteen bytes as a UUID of the given version, variant 1 (RFC 9562).
+    private static func uuid(_ bytes: [UInt8], version: UInt8) -> UUID {
+        var b = bytes
+        b[6] = (b[6] & 0x0F) | version << 4
         b[8] = (b[8] & 0x3F) | 0x80
         return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
     }

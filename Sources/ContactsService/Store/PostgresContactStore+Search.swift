@@ -332,15 +332,16 @@ extension PostgresContactStore {
         }
     }
 
-    /// A relevance-ordered search with text. PostgreSQL finds the matches (the GIN index) and says which candidate
-    /// words each holds; the service ranks them, then reads the page's rows by key. Ranking in SQL cost about 7 µs a
+    /// A relevance-ordered search with text. PostgreSQL finds the matches and returns their words; the service picks
+    /// the candidates each holds, ranks them, then reads the page's rows by key. Ranking in SQL cost about 7 µs a
     /// match (a correlated subquery per row), several times the cost of finding it.
     ///
-    /// Statements, in the search's transaction: (1) the candidates of every query word; (2) with more than one word,
-    /// every match up to `rankedMatches` + 1 (one scan of the index for the whole query, whose words narrow each
-    /// other); (3) with one word, or when (2) found more, a ranked sample: the contacts holding the first word's best
-    /// candidates first, each candidate's read by the index up to the sample's size, so that a broad word ranks a
-    /// bounded set of its best matches; (4) the page's rows.
+    /// Statements, in the search's transaction: (1) the candidates of every query word; then, for words of letters,
+    /// (2a) one word: its tiers (``tiered``, exact, no ceiling), or (2b) two words: their name pairs when they prove
+    /// the page (``namePairs``); otherwise (2c) every match up to `rankedMatches` + 1 (one scan of the index for the
+    /// whole query, whose words narrow each other), and when that found more, or for a word of digits alone, (3) a
+    /// ranked sample: the contacts holding the first word's best candidates first, each candidate's read by the index up
+    /// to the sample's size; (4) the page's rows.
     /// - Returns: the page, and the tsquery of the whole query (nil when a word has no candidate: nothing matches).
     static func ranked(
         _ search: ContactSearch, conditions: [String], binds: [PostgresValue], on c: PostgresConnection
@@ -519,19 +520,19 @@ extension PostgresContactStore {
         }
         // The rest of the name less its first two words: the expression of the partial index contacts_name_rest.
         let rest = "array_remove(array_remove(c.search_names[3:], c.search_names[1]), c.search_names[2])"
-        // Tiers: 1 the first name word, 2 the second, 3 the rest of the name, 4 the other words; the products are the
-        // service's (`SearchRules.score`: the same doubles multiplied the same way). A tier above the cursor's score
-        // is behind it.
+        // Name tiers: 1 the first name word, 2 the second, 3 the rest of the name (the word tiers follow below); the
+        // products are the service's (`SearchRules.score`: the same doubles multiplied the same way). A tier above
+        // the cursor's score is behind it.
         let tiers = """
             WITH cand AS MATERIALIZED (SELECT term, w FROM unnest(\(terms)::text[], \(weights)::float8[]) AS u (term, w)),
             tiers AS MATERIALIZED (
-                SELECT term, pos, w * f AS v FROM cand, (VALUES (1, 1.8::float8), (2, 1.5::float8), (3, 1.5::float8), (4, 1.0::float8)) AS p (pos, f)
+                SELECT term, pos, w * f AS v FROM cand, (VALUES (1, 1.8::float8), (2, 1.5::float8), (3, 1.5::float8)) AS p (pos, f)
                 WHERE \(cursorScore)::float8 IS NULL OR w * f <= \(cursorScore)::float8
             )
             """
         let nameTiers = """
             \(tiers)
-            SELECT t.v, x.* FROM (SELECT * FROM tiers WHERE pos < 4 ORDER BY v DESC) t CROSS JOIN LATERAL (
+            SELECT t.v, x.* FROM (SELECT * FROM tiers ORDER BY v DESC) t CROSS JOIN LATERAL (
                 \(list(1, "c.search_names[1] = t.term")) UNION ALL \(list(2, "c.search_names[2] = t.term"))
                 UNION ALL \(list(3, "cardinality(c.search_names) > 2 AND \(rest) @> ARRAY[t.term]"))
             ) x

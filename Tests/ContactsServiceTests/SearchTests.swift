@@ -438,6 +438,51 @@ final class SearchTests {
         }
     }
 
+    @Test("statements whose values cannot change their plan are planned once per connection; a tsquery's and a filter's at every execution")
+    func plannedOnce() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        for i in 0..<3 { _ = try await client.create(given: "Plato", family: "Planner \(i)", tags: ["plans"]) }
+        // The settings a search's transaction starts with (a plan per execution), on one connection throughout.
+        let plans = try await harness.pool.transaction(settings: ["app.tenant_id": t, "plan_cache_mode": "force_custom_plan"]) { c in
+            var statements = SearchStatements(connection: c)
+            for _ in 0..<3 {
+                for (text, tag) in [("plato", ""), ("plato planner", ""), ("plato", "plans"), ("plato planner", "plans")] {
+                    var search = ContactSearch()
+                    search.text = text
+                    search.limit = 2
+                    search.facets = [.status]
+                    if !tag.isEmpty { search.tags = [tag] }
+                    let (_, conditions, binds) = PostgresContactStore.filter(search, tenantID: t)
+                    let (hits, query) = try await PostgresContactStore.ranked(search, conditions: conditions, binds: binds, on: &statements)
+                    #expect(hits.hits.count == 2, "\(text) \(tag)")
+                    let facets = PostgresContactStore.FacetStatements(
+                        counts: "SELECT 0 AS facet, 'x' AS value, count(*) AS n FROM contacts.contacts c WHERE c.search_words @@ $1::tsquery",
+                        probe: "SELECT 0 AS n", binds: [.text(try #require(query))], probeBinds: [])
+                    _ = try await PostgresContactStore.facets(search, facets, on: &statements)
+                }
+            }
+            return try await c.query("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements").rows.map {
+                (sql: try $0.string("statement"), generic: try $0.int("generic_plans"), custom: try $0.int("custom_plans"))
+            }
+        }
+        func planned(_ marker: String, filtered: Bool? = nil) -> [(generic: Int64, custom: Int64)] {
+            plans.filter { plan in
+                plan.sql.contains(marker) && (filtered.map { plan.sql.contains("c.tags @>") == $0 } ?? true)
+            }.map { ($0.generic, $0.custom) }
+        }
+        // The candidates, the page's rows, and the name tiers and pairs without a filter: one generic plan each, reused.
+        for (marker, filtered) in [("candidates AS", nil), ("octet_length(p::text) AS bytes", nil), ("tiers AS", false), ("pairs AS", false)] {
+            let found = planned(marker, filtered: filtered)
+            #expect(!found.isEmpty && found.allSatisfy { $0.custom == 0 && $0.generic >= 3 }, "\(marker): \(found)")
+        }
+        // With a filter, and the facets (their tsquery): planned at every execution.
+        for (marker, filtered) in [("tiers AS", true), ("pairs AS", true), ("$1::tsquery", nil)] {
+            let found = planned(marker, filtered: filtered)
+            #expect(!found.isEmpty && found.allSatisfy { $0.generic == 0 && $0.custom >= 3 }, "\(marker): \(found)")
+        }
+    }
+
     @Test("crmctl contacts search prints ranked hits with what matched, facets, and the response as proto3 JSON")
     func crmctl() async throws {
         let t = tenant()

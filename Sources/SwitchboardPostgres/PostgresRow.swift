@@ -37,6 +37,9 @@ public struct PostgresRow: Sendable {
     /// The values, in column order.
     public let values: [PostgresValue]
 
+    /// About the bytes of the row's values in their text form (``PostgresValue/textBytes``).
+    public var textBytes: Int { values.reduce(0) { $0 + $1.textBytes } }
+
     /// The value of a column, or `.null` when there is no such column.
     /// - Parameter column: the column name.
     public subscript(_ column: String) -> PostgresValue {

@@ -408,3 +408,30 @@ enum PostgresArray {
         }
     }
 }
+
+extension PostgresValue {
+    /// About the bytes of the value's text form as PostgreSQL writes it (strings exactly; numbers, ids and times by
+    /// their usual width; arrays with their braces and commas, without quoting): a page's size from the rows
+    /// received, without asking PostgreSQL for `octet_length(row::text)`.
+    public var textBytes: Int {
+        switch self {
+        case .null: return 0
+        case .text(let s), .jsonb(let s), .numeric(let s): return s.utf8.count
+        case .int(let n):
+            var digits = n < 0 ? 2 : 1
+            var rest = n.magnitude
+            while rest >= 10 {
+                rest /= 10
+                digits += 1
+            }
+            return digits
+        case .bool: return 1
+        case .double: return 17
+        case .uuid: return 36
+        case .timestamp: return 29
+        case .date: return 10
+        case .bytes(let b): return 2 + 2 * b.count
+        case .array(let items, _): return items.isEmpty ? 2 : items.reduce(1) { $0 + $1.textBytes + 1 }
+        }
+    }
+}

@@ -472,7 +472,10 @@ final class SearchTests {
             }.map { ($0.generic, $0.custom) }
         }
         // The candidates, the page's rows, and the name tiers and pairs without a filter: one generic plan each, reused.
-        for (marker, filtered) in [("candidates AS", nil), ("octet_length(p::text) AS bytes", nil), ("tiers AS", false), ("pairs AS", false)] {
+        for (marker, filtered) in [
+            ("candidates AS", nil), ("c.organization_names FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY", nil), ("tiers AS", false),
+            ("pairs AS", false),
+        ] {
             let found = planned(marker, filtered: filtered)
             #expect(!found.isEmpty && found.allSatisfy { $0.custom == 0 && $0.generic >= 3 }, "\(marker): \(found)")
         }

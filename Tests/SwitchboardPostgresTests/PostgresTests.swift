@@ -60,6 +60,31 @@ struct PostgresTests {
         }
     }
 
+    @Test("a value's text size is PostgreSQL's octet_length of its text form: exact for text, numbers and plain arrays, near for times")
+    func textBytes() async throws {
+        try await withTestSchema { pool, _ in
+            let exact: [(PostgresValue, String)] = [
+                (.text("héllo ☺"), "text"), (.text(""), "text"), (.int(0), "int8"), (.int(-907), "int8"), (.int(Int64.min), "int8"),
+                (.int(Int64.max), "int8"), (.numeric("-12.50"), "numeric"), (.uuid(UUID()), "uuid"),
+                (.date(PostgresDate(year: 2026, month: 2, day: 28)), "date"), (.bytes([0, 255, 7]), "bytea"),
+                (.array([.text("tag"), .text("zoë")], elementType: .text), "text[]"), (.array([], elementType: .text), "text[]"),
+                (.array([.int(12), .int(-3)], elementType: .int), "int8[]"),
+            ]
+            for (value, type) in exact {
+                let row = try await pool.query("SELECT $1::\(type) AS v, octet_length($1::\(type)::text) AS n", [value]).first!
+                #expect(row["v"].textBytes == Int(try row.int("n")), "\(type) \(value)")
+            }
+            let row = try await pool.query(
+                "SELECT now() AS t, 0.1::float8 AS d, octet_length(now()::text) AS tn, octet_length(0.1::float8::text) AS dn"
+            ).first!
+            #expect(abs(row["t"].textBytes - Int(try row.int("tn"))) <= 3)
+            #expect(row["d"].textBytes >= Int(try row.int("dn")))
+            #expect(row.textBytes == row.values.reduce(0) { $0 + $1.textBytes })
+            // A bool is written "t" or "f" (its cast to text says "true").
+            #expect(PostgresValue.bool(true).textBytes == 1)
+        }
+    }
+
     @Test("server errors carry SQLSTATE, constraint and detail, and describe themselves without the detail")
     func errors() async throws {
         try await withTestSchema { pool, schema in

@@ -464,13 +464,10 @@ extension PostgresContactStore {
         let page = Array(matches.prefix(limit + 1))
         guard !page.isEmpty else { return (ContactHits(hits: [], more: false, terms: terms, facets: []), query) }
 
-        // The page's rows, and each one's size as text: the page stops once it holds `maxBytes` (at least one hit).
+        // The page's rows: the page stops once it holds `maxBytes` of their text (at least one hit). Their size is
+        // the values' as received: PostgreSQL's `octet_length(row::text)` was half of this statement's time.
         let rowsOfPage = try await c.query(
-            """
-            SELECT p.*, octet_length(p::text) AS bytes FROM (
-                SELECT \(Self.columns), c.organization_names FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY($2::uuid[])
-            ) p
-            """,
+            "SELECT \(Self.columns), c.organization_names FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY($2::uuid[])",
             [binds[0], .array(page.map { .uuid($0.id) }, elementType: .uuid)], planOnce: true
         ).rows
         var byID: [UUID: PostgresRow] = [:]
@@ -483,7 +480,7 @@ extension PostgresContactStore {
             guard let row = byID[match.id] else { continue }
             available += 1
             guard bytes < search.maxBytes else { continue }
-            bytes += Int(try row.int("bytes"))
+            bytes += row.textBytes
             hits.append(ContactHit(record: try Self.record(row), score: match.score, organizationNames: try row.strings("organization_names")))
         }
         if hits.count > limit { hits.removeLast(hits.count - limit) }

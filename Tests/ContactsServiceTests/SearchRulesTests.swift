@@ -1,5 +1,6 @@
-import ContactsService
 import Testing
+
+@testable import ContactsService
 
 /// The search's pure rules: how text splits into words, where highlights fall, what is refused.
 @Suite("Search rules")
@@ -63,6 +64,22 @@ struct SearchRulesTests {
         #expect(byField["tags[1]"] == [0..<6])
         #expect(byField["name.given"] == nil && byField["tags[0]"] == nil)
         #expect(SearchRules.highlights(of: data, terms: []).isEmpty)
+    }
+
+    @Test("highlights read text of ASCII as bytes and find the words the general path finds")
+    func highlightsOfASCII() {
+        let terms: Set<String> = ["jon", "smith", "a", "x1", "5550", "555*", String(repeating: "q", count: 64), "zoë", "mueller"]
+        let matcher = SearchRules.WordMatcher(terms: terms)
+        let alphabet = Array("jonSMITHa5x1 .@-Q0ë")
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<3000 {
+            var text = String((0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+            if round % 10 == 0 { text += String(repeating: "Q", count: Int.random(in: 63...66, using: &generator)) + " jon" }
+            let expected = SearchRules.wordRanges(text).filter { matcher.matches($0.word) }.map(\.range)
+            #expect(matcher.ranges(in: text) == expected, "\(text)")
+        }
+        #expect(matcher.ranges(in: "JON Smith, 5550123 mueller") == [0..<3, 4..<9, 11..<18, 19..<26])
+        #expect(SearchRules.WordMatcher(terms: ["jon"]).ranges(in: "jonas jon") == [6..<9])
     }
 
     @Test("bounds and facet names")

@@ -367,8 +367,7 @@ public enum SearchRules {
     /// every word it begins.
     public static func highlights(of data: ContactData, organizationNames: [String] = [], terms: Set<String>) -> [ContactHighlight] {
         guard !terms.isEmpty else { return [] }
-        let prefixes = terms.filter { $0.hasSuffix("*") }.map { String($0.dropLast()) }
-        func matches(_ word: String) -> Bool { terms.contains(word) || prefixes.contains { word.hasPrefix($0) } }
+        let matcher = WordMatcher(terms: terms)
         var fields: [(String, String)] = [
             ("name.display", data.name.effectiveDisplay), ("name.prefix", data.name.prefix), ("name.given", data.name.given),
             ("name.middle", data.name.middle), ("name.family", data.name.family), ("name.suffix", data.name.suffix),
@@ -382,10 +381,70 @@ public enum SearchRules {
         fields += organizationNames.enumerated().map { ("organization_names[\($0.offset)]", $0.element) }
         var result: [ContactHighlight] = []
         for (field, text) in fields where !text.isEmpty {
-            let ranges = wordRanges(text).filter { matches($0.word) }.map(\.range)
+            let ranges = matcher.ranges(in: text)
             if !ranges.isEmpty { result.append(ContactHighlight(field: field, text: text, matches: ranges)) }
         }
         return result
+    }
+
+    /// The words of texts that a search's terms name: a term, or a word a term ending in `*` begins.
+    struct WordMatcher {
+        let terms: Set<String>
+        /// The terms ending in `*`, without it.
+        let prefixes: [String]
+        /// For a word of ASCII, by its first byte lower-cased: bit L - 1 is set when a term of L bytes (at most 64)
+        /// begins with that byte. Most of a contact's words are refused by it without a `String` made and hashed
+        /// (that was most of a search's highlighting).
+        private var lengths = [UInt64](repeating: 0, count: 128)
+
+        init(terms: Set<String>) {
+            self.terms = terms
+            prefixes = terms.filter { $0.hasSuffix("*") }.map { String($0.dropLast()) }
+            for term in terms where !term.hasSuffix("*") {
+                let bytes = term.utf8
+                guard let first = bytes.first, first < 0x80, (1...SearchRules.maxWordCharacters).contains(bytes.count) else { continue }
+                lengths[Int(first)] |= 1 << UInt64(bytes.count - 1)
+            }
+        }
+
+        /// Whether a word (as ``SearchRules/wordRanges(_:)`` gives it) is named.
+        func matches(_ word: String) -> Bool { terms.contains(word) || prefixes.contains { word.hasPrefix($0) } }
+
+        /// The places of the named words of `text`, in Unicode scalars: those of ``SearchRules/wordRanges(_:)`` whose
+        /// word ``matches(_:)``. Text of ASCII is read as bytes (an offset is a scalar's); other text through
+        /// `wordRanges`.
+        func ranges(in text: String) -> [Range<Int>] {
+            var contiguous = text
+            return contiguous.withUTF8 { bytes in
+                guard bytes.allSatisfy({ $0 < 0x80 }) else { return SearchRules.wordRanges(text).filter { matches($0.word) }.map(\.range) }
+                var result: [Range<Int>] = []
+                var start = 0
+                // 0: neither, 1: a letter, 2: a digit, as in wordRanges.
+                var kind = 0
+                func close(_ end: Int) {
+                    guard kind != 0 else { return }
+                    let count = min(end - start, SearchRules.maxWordCharacters)
+                    let first = bytes[start] | (kind == 1 ? 0x20 : 0)
+                    // A word of digits may be begun by a prefix term; any other needs a term of its first byte and length.
+                    guard (kind == 2 && !prefixes.isEmpty) || lengths[Int(first)] & (1 << UInt64(count - 1)) != 0 else { return }
+                    let word = String(unsafeUninitializedCapacity: count) { buffer in
+                        for i in 0..<count { buffer[i] = kind == 1 ? bytes[start + i] | 0x20 : bytes[start + i] }
+                        return count
+                    }
+                    if matches(word) { result.append(start..<end) }
+                }
+                for (i, byte) in bytes.enumerated() {
+                    let next = byte >= 0x30 && byte <= 0x39 ? 2 : (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A ? 1 : 0
+                    if next != kind {
+                        close(i)
+                        start = i
+                        kind = next
+                    }
+                }
+                close(bytes.count)
+                return result
+            }
+        }
     }
 }
 

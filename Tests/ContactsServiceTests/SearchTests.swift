@@ -628,6 +628,8 @@ final class SearchBoundsTests {
         var limits = ContactsLimits()
         limits.searchRankedMatches = 3
         limits.searchFacetMatches = 4
+        // The word tiers' first read ends inside the tenant, so their pages come from both reads.
+        limits.searchWordTierWalk = 8
         harness = try await ContactsHarness.start(limits: limits)
     }
     deinit {

@@ -50,6 +50,8 @@ public struct ContactSearch: Sendable, Hashable {
     public var rankedMatches = 2000
     /// The most matches facets count.
     public var facetMatches = 10_000
+    /// The contacts by id among which a one-word search first reads its word tiers (``ContactsLimits/searchWordTierWalk``).
+    public var wordTierWalk = 256
 
     /// Creates an empty search.
     public init() {}
@@ -466,6 +468,7 @@ extension ContactsDomain {
         search.maxBytes = limits.pageBytes
         search.timeoutMilliseconds = limits.searchTimeoutMilliseconds
         search.rankedMatches = limits.searchRankedMatches
+        search.wordTierWalk = limits.searchWordTierWalk
         search.facetMatches = limits.searchFacetMatches
         let fingerprint = Self.fingerprint(of: search)
         // Tokens are not signed: the cursor is client input, checked before it reaches SQL.

@@ -311,6 +311,14 @@ extension PostgresContactStore {
         return columns.joined(separator: ", ")
     }
 
+    /// A term as a tsquery operand. Lexemes are runs of letters or digits; quoting them anyway keeps the tsquery's
+    /// syntax out of reach. A term ending in '*' is a word of digits as a prefix (as `contacts.term_query` reads it).
+    static func lexeme(_ term: String) -> String {
+        let prefix = term.hasSuffix("*")
+        let word = prefix ? String(term.dropLast()) : term
+        return "'" + word.replacing("\\", with: "\\\\").replacing("'", with: "''") + "'" + (prefix ? ":*" : "")
+    }
+
     /// Below every id: a cursor's id bound for the tiers it does not cut (a bound, not an OR, so that it narrows the
     /// index range instead of filtering a tier's contacts from its start on every later page).
     static let noID = "'00000000-0000-0000-0000-000000000000'::uuid"
@@ -380,14 +388,7 @@ extension PostgresContactStore {
             binds.append(value)
             return "$\(binds.count)"
         }
-        // Lexemes are runs of letters or digits; quoting them anyway keeps the tsquery's syntax out of reach. A term
-        // ending in '*' is a word of digits as a prefix (as `contacts.term_query` reads it).
-        func lexeme(_ term: String) -> String {
-            let prefix = term.hasSuffix("*")
-            let word = prefix ? String(term.dropLast()) : term
-            return "'" + word.replacing("\\", with: "\\\\").replacing("'", with: "''") + "'" + (prefix ? ":*" : "")
-        }
-        let query = words.map { "(" + $0.map { lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ")
+        let query = words.map { "(" + $0.map { Self.lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ")
         let filters = conditions.joined(separator: " AND ")
         // A match's words come back whole and the service picks the candidates among them (`SearchRules.held`).
         let holding = SearchRules.HeldCandidates(terms: terms.subtracting(prefixTerms), prefixes: prefixTerms)
@@ -496,9 +497,9 @@ extension PostgresContactStore {
     /// page's limit), stopping once the page is full: a broad word reads a few index ranges instead of every match.
     /// The word tiers (value = the weight) are read only when the name tiers left the page short of them, each up to
     /// a page and one in id order; then the page is still exact, since a tier cut there gives that many scores of at
-    /// least its value. (They are not in the walk: to close a group of equal value the sort reads the next tier, and
-    /// a word tier is a search of the GIN index or of the tenant by id, which a word held only in names, excluded from
-    /// it, would read to the end.)
+    /// least its value. (They are not in the name tiers' statement: to close a group of equal value its sort reads the
+    /// next tier, and a word tier is no index range.) Each word tier is read among the tenant's first contacts by id,
+    /// then, when that leaves it short, from its word's holders through the GIN index.
     /// - Parameter planOnce: whether the name tiers' statement is planned once per connection (no filter of the
     ///   caller's: its values reach the plan only through the lateral walk, whose shape they cannot change).
     /// - Returns: the page and one more hit when there is one, scored, best first; all of them follow the cursor.
@@ -573,37 +574,65 @@ extension PostgresContactStore {
         }
         var matches = byID.values.sorted { $0.precedes($1) }
         // The word tiers whose value reaches the page's last score (all of them when the page is not full), behind
-        // the cursor's none. Each with its word bound as a value, not read from a list: PostgreSQL then plans it
-        // knowing how many contacts hold the word. A rare word goes through the GIN index; planned for any word, the
-        // statement walked the tenant by id looking for one (measured: 4.8 s for a word held only in names).
+        // the cursor's none. A word tier's contacts hold its word outside their names: PostgreSQL cannot tell how
+        // many of a word's holders that is, and planned for a common word held mostly in names it walked the tenant
+        // by id looking for them (4.7 s at a million contacts: "garcia" on its last page, or under a filter). So each
+        // tier is read in two bounded ways: first among the tenant's first contacts by id, one walk
+        // for every tier (a word held outside names that often fills its tier there); then, for a tier that came out
+        // short, from all of its word's holders through the GIN index (`OFFSET 0` keeps that plan from walking by id),
+        // sorted by id. Either way a tier yields every one of its contacts in an id range that starts at its bound,
+        // so the page stays exact (see above). The walk's size is `search.wordTierWalk`.
         let last = matches.count >= size ? matches[size - 1].score : -Double.infinity
         let after = search.after.map { (score: Double($0.key) ?? 0, id: $0.id) }
-        // Their own statement: the filters' values and each tier's.
+        // Their own statements: the filters' values and each tier's.
         binds = filterBinds
-        var parts: [String] = []
+        var conditions: [String] = []
         for candidate in candidates where candidate.weight >= last {
             let v = candidate.weight
             if let after, v > after.score { continue }
             let term = bind(.text(candidate.term))
-            let perTier = bind(.int(Int64(size)))
             let betterFirst = bind(.array(candidates.filter { $0.weight * 1.8 > v }.map { .text($0.term) }, elementType: .text))
             let betterName = bind(.array(candidates.filter { $0.weight * 1.5 > v }.map { .text($0.term) }, elementType: .text))
-            let betterWord = bind(.array(candidates.filter { $0.weight > v }.map { .text($0.term) }, elementType: .text))
+            // The word, and none of the better words: one tsquery, which the GIN index answers whole (a word every
+            // contact holds beside a better one gives an empty bitmap, not a million rows to filter) and whose
+            // selectivity PostgreSQL estimates.
+            let better = candidates.filter { $0.weight > v }.map { Self.lexeme($0.term) }
+            let words = bind(.text(Self.lexeme(candidate.term) + (better.isEmpty ? "" : " & !(" + better.joined(separator: " | ") + ")")))
             let from = after.map { v == $0.score ? "\(bind(.uuid($0.id)))::uuid" : Self.noID } ?? Self.noID
-            parts.append(
+            conditions.append(
                 """
-                (SELECT c.id, c.search_names, c.search_words::text AS words FROM contacts.contacts c
-                 WHERE \(filters) AND c.search_words @@ contacts.term_query(\(term)) AND NOT \(term) = ANY(c.search_names)
+                \(filters) AND c.search_words @@ \(words)::tsquery AND NOT \(term) = ANY(c.search_names)
                    AND NOT coalesce(c.search_names[1] = ANY(\(betterFirst)::text[]), false)
                    AND NOT c.search_names && \(betterName)::text[]
-                   AND NOT coalesce(c.search_words @@ (SELECT string_agg(contacts.term_query(b)::text, ' | ') FROM unnest(\(betterWord)::text[]) AS b)::tsquery, false)
                    AND c.id > \(from)
-                 ORDER BY c.id LIMIT \(perTier))
                 """)
         }
-        guard !parts.isEmpty else { return matches }
-        let rows = try await c.query(parts.joined(separator: " UNION ALL "), binds, planOnce: false).rows
+        guard !conditions.isEmpty else { return matches }
+        let tierLimit = bind(.int(Int64(size)))
+        let walked = conditions.indices.map { tier in
+            "(SELECT \(tier) AS tier, c.id, c.search_names, c.search_words::text AS words FROM walk c WHERE \(conditions[tier]) ORDER BY c.id LIMIT \(tierLimit))"
+        }
+        let walk = """
+            WITH walk AS MATERIALIZED (
+                SELECT * FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.deleted_at IS NULL ORDER BY c.id LIMIT \(bind(.int(Int64(max(1, search.wordTierWalk)))))
+            )
+            \(walked.joined(separator: " UNION ALL "))
+            """
+        let rows = try await c.query(walk, binds, planOnce: false).rows
         try score(rows)
+        var found = [Int](repeating: 0, count: conditions.count)
+        for row in rows { found[Int(try row.int("tier"))] += 1 }
+        let short = conditions.indices.filter { found[$0] < size }
+        if !short.isEmpty {
+            let searched = short.map { tier in
+                """
+                (SELECT s.id, s.search_names, s.search_words::text AS words FROM (
+                    SELECT c.id, c.search_names, c.search_words FROM contacts.contacts c WHERE \(conditions[tier]) OFFSET 0
+                 ) s ORDER BY s.id LIMIT \(tierLimit))
+                """
+            }
+            try score(try await c.query(searched.joined(separator: " UNION ALL "), binds, planOnce: false).rows)
+        }
         matches = byID.values.sorted { $0.precedes($1) }
         return matches
     }

@@ -78,6 +78,7 @@ extension ContactsDomain {
         search.maxBytes = limits.pageBytes
         search.timeoutMilliseconds = limits.searchTimeoutMilliseconds
         search.rankedMatches = limits.searchRankedMatches
+        search.wordTierWalk = limits.searchWordTierWalk
         search.facetMatches = limits.searchFacetMatches
         let found = try await store.search(search, actor: actor)
         return (found.hits.map(\.record), found.more)

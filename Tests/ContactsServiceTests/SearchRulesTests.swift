@@ -70,6 +70,14 @@ struct SearchRulesTests {
     func highlightsOfASCII() {
         let terms: Set<String> = ["jon", "smith", "a", "x1", "5550", "555*", String(repeating: "q", count: 64), "zoë", "mueller"]
         let matcher = SearchRules.WordMatcher(terms: terms)
+        // Prefix terms of letters, and the empty prefix, begin words of letters too.
+        for others in [["jo*", "q*"], ["*"], ["0*"]] {
+            let prefixed = SearchRules.WordMatcher(terms: terms.union(others))
+            for text in ["Jon JOSH qq 0123 zoë-jo", "5550 55 x", "Mueller@example.COM"] {
+                #expect(
+                    prefixed.ranges(in: text) == SearchRules.wordRanges(text).filter { prefixed.matches($0.word) }.map(\.range), "\(others) \(text)")
+            }
+        }
         let alphabet = Array("jonSMITHa5x1 .@-Q0ë")
         var generator = SystemRandomNumberGenerator()
         for round in 0..<3000 {

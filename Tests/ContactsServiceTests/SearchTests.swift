@@ -443,6 +443,8 @@ final class SearchTests {
         let t = tenant()
         let client = try await harness.client(tenant: t)
         for i in 0..<3 { _ = try await client.create(given: "Plato", family: "Planner \(i)", tags: ["plans"]) }
+        // One who holds "plato" outside the name: a one-word page of 5 reads the word tiers too.
+        _ = try await client.create(given: "Someone", family: "Else", emails: ["plato@example.com"], tags: ["plans"])
         // The settings a search's transaction starts with (a plan per execution), on one connection throughout.
         let plans = try await harness.pool.transaction(settings: ["app.tenant_id": t, "plan_cache_mode": "force_custom_plan"]) { c in
             var statements = SearchStatements(connection: c)
@@ -450,12 +452,12 @@ final class SearchTests {
                 for (text, tag) in [("plato", ""), ("plato planner", ""), ("plato", "plans"), ("plato planner", "plans")] {
                     var search = ContactSearch()
                     search.text = text
-                    search.limit = 2
+                    search.limit = 5
                     search.facets = [.status]
                     if !tag.isEmpty { search.tags = [tag] }
                     let (_, conditions, binds) = PostgresContactStore.filter(search, tenantID: t)
                     let (hits, query) = try await PostgresContactStore.ranked(search, conditions: conditions, binds: binds, on: &statements)
-                    #expect(hits.hits.count == 2, "\(text) \(tag)")
+                    #expect(hits.hits.count == 4, "\(text) \(tag)")  // "planner" also stands for the tag "plans"
                     let facets = PostgresContactStore.FacetStatements(
                         counts: "SELECT 0 AS facet, 'x' AS value, count(*) AS n FROM contacts.contacts c WHERE c.search_words @@ $1::tsquery",
                         probe: "SELECT 0 AS n", binds: [.text(try #require(query))], probeBinds: [])
@@ -471,19 +473,21 @@ final class SearchTests {
                 plan.sql.contains(marker) && (filtered.map { plan.sql.contains("c.tags @>") == $0 } ?? true)
             }.map { ($0.generic, $0.custom) }
         }
-        // The candidates, the page's rows, and the name tiers and pairs without a filter: one generic plan each, reused.
+        // The page's rows, and the name tiers and pairs without a filter: one generic plan each, reused.
         for (marker, filtered) in [
-            ("candidates AS", nil), ("c.organization_names FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY", nil), ("tiers AS", false),
-            ("pairs AS", false),
+            ("c.organization_names FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY", nil), ("tiers AS", false), ("pairs AS", false),
         ] {
             let found = planned(marker, filtered: filtered)
             #expect(!found.isEmpty && found.allSatisfy { $0.custom == 0 && $0.generic >= 3 }, "\(marker): \(found)")
         }
-        // With a filter, and the facets (their tsquery): planned at every execution.
-        for (marker, filtered) in [("tiers AS", true), ("pairs AS", true), ("$1::tsquery", nil)] {
+        // With a filter, the candidates (the tenant's size decides their plan) and the facets (their tsquery): planned
+        // at every execution.
+        for (marker, filtered) in [("tiers AS", true), ("pairs AS", true), ("candidates AS", nil), ("$1::tsquery", nil)] {
             let found = planned(marker, filtered: filtered)
             #expect(!found.isEmpty && found.allSatisfy { $0.generic == 0 && $0.custom >= 3 }, "\(marker): \(found)")
         }
+        // The word tiers' statements, whose text varies with the tiers, are not kept prepared.
+        #expect(!plans.contains { $0.sql.contains("walk AS MATERIALIZED") || $0.sql.contains("OFFSET 0") })
     }
 
     @Test("crmctl contacts search prints ranked hits with what matched, facets, and the response as proto3 JSON")
@@ -708,6 +712,34 @@ final class SearchBoundsTests {
         }
         // More matches than the ranked sample (3 in these tests) are ranked and paged, not cut at it.
         #expect(try await client.allIDs("mar", pageSize: 2, sort: .relevance).count > 3)
+    }
+
+    @Test("a word held outside names ranks exactly whether its tier fills inside the first contacts by id (8 here) or past them")
+    func wordTiersInAndPastTheWalk() async throws {
+        let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
+        // Ids are time-ordered: the first eight created are the walk. Six of them hold "zeta" outside the name (a page
+        // of 4 and one more fill inside it), then four more past it; one of the first six is named Zeta (a name tier).
+        for i in 0..<14 {
+            let inWalk = i < 6
+            let holds = inWalk || (i >= 9 && i < 13)
+            _ = try await client.create(
+                given: i == 2 ? "Zeta" : "Person", family: "Number \(i)", emails: holds ? ["someone.\(i)@zeta.example"] : ["x\(i)@other.example"],
+                tags: i % 2 == 0 ? ["even"] : [])
+        }
+        for tag in ["", "even"] {
+            func filter(_ request: inout SearchRequest) { if !tag.isEmpty { request.tags = [tag] } }
+            let expected = byRelevance(
+                try await client.allHits("zeta", pageSize: 7) {
+                    $0.sortBy = .createTime
+                    filter(&$0)
+                })
+            #expect(expected.count == (tag.isEmpty ? 10 : 5))
+            for size in [Int32(1), 2, 4] {
+                let ranked = try await client.allHits("zeta", pageSize: size) { filter(&$0) }
+                #expect(ranked.map(\.id) == expected.map(\.id), "[\(tag)] pages of \(size)")
+                #expect(ranked.map(\.score) == expected.map(\.score), "[\(tag)] pages of \(size)")
+            }
+        }
     }
 
     @Test("two words whose name pairs fill the page rank it exactly though the sample (3) is smaller than the page")

@@ -394,6 +394,9 @@ public enum SearchRules {
         let terms: Set<String>
         /// The terms ending in `*`, without it.
         let prefixes: [String]
+        /// Whether a prefix term may begin a word of letters, or one of digits: such words skip the refusal below.
+        private let letterPrefixes: Bool
+        private let digitPrefixes: Bool
         /// For a word of ASCII, by its first byte lower-cased: bit L - 1 is set when a term of L bytes (at most 64)
         /// begins with that byte. Most of a contact's words are refused by it without a `String` made and hashed
         /// (that was most of a search's highlighting).
@@ -402,6 +405,9 @@ public enum SearchRules {
         init(terms: Set<String>) {
             self.terms = terms
             prefixes = terms.filter { $0.hasSuffix("*") }.map { String($0.dropLast()) }
+            let firsts = prefixes.map { $0.utf8.first }
+            digitPrefixes = firsts.contains { $0 == nil || (0x30...0x39).contains($0!) }
+            letterPrefixes = firsts.contains { $0 == nil || !(0x30...0x39).contains($0!) }
             for term in terms where !term.hasSuffix("*") {
                 let bytes = term.utf8
                 guard let first = bytes.first, first < 0x80, (1...SearchRules.maxWordCharacters).contains(bytes.count) else { continue }
@@ -427,8 +433,8 @@ public enum SearchRules {
                     guard kind != 0 else { return }
                     let count = min(end - start, SearchRules.maxWordCharacters)
                     let first = bytes[start] | (kind == 1 ? 0x20 : 0)
-                    // A word of digits may be begun by a prefix term; any other needs a term of its first byte and length.
-                    guard (kind == 2 && !prefixes.isEmpty) || lengths[Int(first)] & (1 << UInt64(count - 1)) != 0 else { return }
+                    // A word a prefix term may begin is checked; any other needs a term of its first byte and length.
+                    guard (kind == 2 ? digitPrefixes : letterPrefixes) || lengths[Int(first)] & (1 << UInt64(count - 1)) != 0 else { return }
                     let word = String(unsafeUninitializedCapacity: count) { buffer in
                         for i in 0..<count { buffer[i] = kind == 1 ? bytes[start + i] | 0x20 : bytes[start + i] }
                         return count

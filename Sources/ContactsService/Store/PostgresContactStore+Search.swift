@@ -138,7 +138,8 @@ extension PostgresContactStore {
             // them took 85 ms a statement (measured on the benchmark's million contacts).
             "jit": "off",
             // A generic plan knows nothing of the bound tsquery: after five executions PostgreSQL took one for the
-            // facets' statement that ran in 50 ms instead of 5. Planning each execution costs well under a millisecond.
+            // facets' statement that ran in 50 ms instead of 5. Statements that can do without a plan per execution
+            // say so (`SearchStatements`).
             "plan_cache_mode": "force_custom_plan",
         ]
         // Facets count every match up to their bound, reading only the columns they need; when they counted that many,
@@ -363,10 +364,11 @@ extension PostgresContactStore {
     static func ranked(
         _ search: ContactSearch, conditions: [String], binds: [PostgresValue], on c: inout SearchStatements
     ) async throws -> (ContactHits, query: String?) {
-        // Its values reach the plan only through `tokens`, which the planner cannot see into: planned once.
+        // Planned for each execution: the tenant decides between the trigram index and the tenant's own terms (a
+        // generic plan, made for an average tenant, read a large tenant's 300,000 terms for a typo: 1 s against 7 ms).
         let expansion = try await c.query(
             "WITH \(Self.expansion) SELECT n, term, weight::float8 AS weight, (SELECT count(*) FROM tokens) AS words FROM candidates",
-            Array(binds.prefix(2)), planOnce: true
+            Array(binds.prefix(2)), planOnce: false
         ).rows
         guard let wordCount = try expansion.first.map({ Int(try $0.int("words")) }), wordCount > 0 else {
             return (ContactHits(hits: [], more: false, terms: [], facets: []), nil)
@@ -618,7 +620,8 @@ extension PostgresContactStore {
             )
             \(walked.joined(separator: " UNION ALL "))
             """
-        let rows = try await c.query(walk, binds, planOnce: false).rows
+        // Unprepared, like the second read below: their text varies with the tiers (which of them came out short).
+        let rows = try await c.query(walk, binds, planOnce: false, prepared: false).rows
         try score(rows)
         var found = [Int](repeating: 0, count: conditions.count)
         for row in rows { found[Int(try row.int("tier"))] += 1 }
@@ -631,7 +634,7 @@ extension PostgresContactStore {
                  ) s ORDER BY s.id LIMIT \(tierLimit))
                 """
             }
-            try score(try await c.query(searched.joined(separator: " UNION ALL "), binds, planOnce: false).rows)
+            try score(try await c.query(searched.joined(separator: " UNION ALL "), binds, planOnce: false, prepared: false).rows)
         }
         matches = byID.values.sorted { $0.precedes($1) }
         return matches
@@ -821,9 +824,10 @@ extension PostgresContactStore {
 /// A search's statements on its transaction's connection, each planned as its values call for. The transaction starts
 /// with a plan made for each execution (`plan_cache_mode` in its settings), which a statement needs when its best plan
 /// depends on its values: a tsquery's words (how many contacts hold them decides between the GIN index and a walk by
-/// id), a filter's values. A statement whose values cannot change its plan — they reach it only through lateral joins,
-/// keys, or a CTE the planner does not see into — is planned once per connection instead: planning at every execution
-/// was most of PostgreSQL's time for a typo or prefix search (1.7 of 2.9 ms a search, measured on a million contacts).
+/// id), a filter's values, the tenant where the plan has a choice its size decides. A statement whose values cannot
+/// change its plan — they reach it only through lateral walks of an index on (tenant, word, id), or keys — is planned
+/// once per connection instead: planning at every execution was most of PostgreSQL's time for a typo or prefix search
+/// (1.7 of 2.9 ms a search, measured on a million contacts).
 struct SearchStatements {
     /// The transaction's connection.
     let connection: PostgresConnection
@@ -835,10 +839,15 @@ struct SearchStatements {
 
     /// Runs a statement under a plan made once per connection or at every execution; switching sets
     /// `plan_cache_mode` in the same round trip, for the rest of the transaction.
-    mutating func query(_ sql: String, _ binds: [PostgresValue], planOnce: Bool) async throws -> PostgresResult {
-        guard planOnce != generic else { return try await connection.query(sql, binds) }
-        generic = planOnce
+    /// - Parameter prepared: whether the statement is prepared once per connection (see
+    ///   ``PostgresConnection/query(_:_:prepared:)``); a statement whose text varies with its data should not be, or
+    ///   every connection keeps each variant.
+    mutating func query(_ sql: String, _ binds: [PostgresValue], planOnce: Bool, prepared: Bool = true) async throws -> PostgresResult {
+        guard planOnce != generic else { return try await connection.query(sql, binds, prepared: prepared) }
         let mode: PostgresValue = .text(planOnce ? "force_generic_plan" : "force_custom_plan")
-        return try await connection.pipeline([("SELECT set_config('plan_cache_mode', $1, true)", [mode]), (sql, binds)])[1]
+        let result = try await connection.pipeline(
+            [("SELECT set_config('plan_cache_mode', $1, true)", [mode]), (sql, binds)], prepared: prepared)[1]
+        generic = planOnce
+        return result
     }
 }

@@ -569,16 +569,41 @@ public final class Gateway: Sendable {
 
 /// Writes a server stream: the head once, then one NDJSON line (`{"result": …}`) or SSE event per message, and an
 /// error as a last line (`{"error": status}`) or an `error` event, never a silent close.
+///
+/// The parts are written in the order they are asked for, whichever task asks: each write waits for the one before
+/// it. An actor alone does not give that order (its method lets other calls in while it awaits the connection), nor
+/// does NIO's async writer across tasks, nor survives a caller's cancellation: a head abandoned while a body was then
+/// written reached NIO's HTTP/1 handler as a body without a head, which it traps on.
 actor StreamResponder {
     let writer: any HTTPResponseWriter
     let headers: HTTPHeaders
     let sse: Bool
+    /// Whether the head is written or queued to be: from then on, what is written follows it.
     private(set) var headSent = false
+    /// The last write queued; the next one starts when it has finished, and not at all if it failed.
+    private var lastWrite: Task<Void, any Error>?
+    /// How many writes were queued (for tests).
+    private(set) var queuedWrites = 0
 
     init(writer: any HTTPResponseWriter, headers: HTTPHeaders, sse: Bool) {
         self.writer = writer
         self.headers = headers
         self.sse = sse
+    }
+
+    /// Queues `write` after the writes queued before it (synchronously, so calls are written in the order they reach
+    /// the actor), and waits for it. The write runs in its own task: a caller's cancellation does not leave it half
+    /// done.
+    private func ordered(_ write: @escaping @Sendable (any HTTPResponseWriter) async throws -> Void) async throws {
+        let previous = lastWrite
+        let writer = writer
+        let next = Task {
+            try await previous?.value
+            try await write(writer)
+        }
+        lastWrite = next
+        queuedWrites += 1
+        try await next.value
     }
 
     func sendHead() async throws {
@@ -587,24 +612,26 @@ actor StreamResponder {
         var headers = headers
         headers.add(name: "content-type", value: sse ? "text/event-stream" : "application/x-ndjson")
         headers.add(name: "cache-control", value: "no-cache")
-        try await writer.head(.ok, headers)
+        try await ordered { [headers] in try await $0.head(.ok, headers) }
     }
 
     func send(_ message: JSON) async throws {
         try await sendHead()
         let text = sse ? "data: \(message.text)\n\n" : JSON.object(["result": message]).text + "\n"
-        try await writer.body(ByteBuffer(string: text))
+        try await ordered { try await $0.body(ByteBuffer(string: text)) }
     }
 
     func fail(_ error: RPCError) async throws {
         let status = HTTPErrorMapping.statusJSON(error)
         let text = sse ? "event: error\ndata: \(status.text)\n\n" : JSON.object(["error": status]).text + "\n"
-        try await writer.body(ByteBuffer(string: text))
-        try await writer.end()
+        try await ordered {
+            try await $0.body(ByteBuffer(string: text))
+            try await $0.end()
+        }
     }
 
     func finish() async throws {
         try await sendHead()
-        try await writer.end()
+        try await ordered { try await $0.end() }
     }
 }

@@ -24,7 +24,7 @@ final class ProcessKillTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.environment = ProcessInfo.processInfo.environment.merging([
-            "SWITCHBOARD_GRPC_PORT": String(harness.analytics.port + 1000 < 65000 ? harness.analytics.port + 1000 : 40165),
+            "SWITCHBOARD_GRPC_PORT": String(try #require(freePort())),
             "SWITCHBOARD_ADMIN_PORT": "0", "SWITCHBOARD_DATABASE_URL": harness.analytics.serviceConninfo,
             "SWITCHBOARD_JWT_HS256_SECRET": testSecret, "SWITCHBOARD_LOG_LEVEL": "error",
             "SWITCHBOARD_ANALYTICS_CONTACTS_ADDRESS": "127.0.0.1:\(sources.contacts.port)",

@@ -151,7 +151,7 @@ struct CollaborationLifecycleTests {
     func sigterm() async throws {
         let harness = try await CollaborationHarness.start()
         await harness.stop()
-        let port = harness.service.port + 1000 < 65000 ? harness.service.port + 1000 : 40164
+        let port = try #require(freePort())
         let binary =
             ProcessInfo.processInfo.environment["SWITCHBOARD_COLLABORATION_BIN"]
             ?? repositoryRoot.appendingPathComponent(".build/debug/collaboration").path

@@ -76,7 +76,7 @@ struct CommunicationLifecycleTests {
         let secretFile = FileManager.default.temporaryDirectory.appendingPathComponent("comm-secret-\(UUID().uuidString)")
         try providerSecret.write(to: secretFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: secretFile) }
-        let port = harness.service.port + 1000 < 65000 ? harness.service.port + 1000 : 40125
+        let port = try #require(freePort())
         let environment = [
             "SWITCHBOARD_ADMIN_PORT": "0", "SWITCHBOARD_DATABASE_URL": harness.service.serviceConninfo, "SWITCHBOARD_JWT_HS256_SECRET": testSecret,
             "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "5", "SWITCHBOARD_LOG_LEVEL": "warning",

@@ -170,7 +170,7 @@ struct ProviderTLSTests {
         #expect(status != 0 && output.contains("\(Self.caFile): file \(missing) does not exist or is not readable"), "\(status): \(output)")
 
         environment[Self.caFile] = certificate.certificate
-        let port = harness.service.port + 1000 < 65000 ? harness.service.port + 1000 : 40126
+        let port = try #require(freePort())
         let running = try CommunicationLifecycleTests.Executable(port: port, environment: environment)
         #expect(try await running.serving(), "the service never reported SERVING")
         let channel = GRPCChannel(host: "127.0.0.1", port: port)

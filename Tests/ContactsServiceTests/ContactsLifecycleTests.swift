@@ -15,7 +15,7 @@ struct ContactsLifecycleTests {
     func sigterm() async throws {
         let harness = try await ContactsHarness.start()
         await harness.stop()
-        let port = harness.port + 1000 < 65000 ? harness.port + 1000 : 40123
+        let port = try #require(freePort())
         let binary =
             ProcessInfo.processInfo.environment["SWITCHBOARD_CONTACTS_BIN"]
             ?? repositoryRoot.appendingPathComponent(".build/debug/contacts").path

@@ -33,7 +33,7 @@ final class OrganizationNamesSearchTests {
         var attempt = 0
         while true {
             attempt += 1
-            let organizationPort = try freePort()
+            let organizationPort = try #require(freePort())
             let contacts = try await ServiceHarness.start(
                 ContactsService.description(
                     limits: ContactsLimits(), organizationFeed: .init(host: "127.0.0.1", port: organizationPort, tokenFile: tokenFile)))
@@ -59,19 +59,6 @@ final class OrganizationNamesSearchTests {
     }
 
     private static func newTenant() -> String { "tenant-" + UUID().uuidString.prefix(8).lowercased() }
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        try #require(bound == 0)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 
     private struct Tenant {
         let id: String

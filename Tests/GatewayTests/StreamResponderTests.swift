@@ -45,12 +45,18 @@ private struct RecordingWriter: HTTPResponseWriter {
 /// The order of a server stream's parts when several tasks write them (the head's timer, the messages, the error).
 @Suite("Gateway stream responses")
 struct StreamResponderTests {
-    @Test("a message that comes while the head is being written is written after it, then the end")
-    func messageWaitsForHead() async throws {
+    /// A responder whose head is being written (and waits for the test), and the task writing it.
+    private func headPending(sse: Bool) async -> (Recorder, StreamResponder, Task<Void, any Error>) {
         let recorder = Recorder()
-        let responder = StreamResponder(writer: RecordingWriter(recorder: recorder), headers: [:], sse: false)
+        let responder = StreamResponder(writer: RecordingWriter(recorder: recorder), headers: [:], sse: sse)
         let head = Task { try await responder.sendHead() }
         await recorder.untilHeadStarted()
+        return (recorder, responder, head)
+    }
+
+    @Test("a message that comes while the head is being written is written after it, then the end")
+    func messageWaitsForHead() async throws {
+        let (recorder, responder, head) = await headPending(sse: false)
         let message = Task { try await responder.send(.object(["n": .number(1)])) }
         // The message has reached the responder (it holds the head as sent) but must not be written yet.
         while !(await responder.queuedWrites >= 2) { await Task.yield() }
@@ -64,10 +70,7 @@ struct StreamResponderTests {
 
     @Test("a head whose caller is cancelled is still written before the error line that follows it")
     func cancelledHeadStillPrecedesError() async throws {
-        let recorder = Recorder()
-        let responder = StreamResponder(writer: RecordingWriter(recorder: recorder), headers: [:], sse: true)
-        let head = Task { try await responder.sendHead() }
-        await recorder.untilHeadStarted()
+        let (recorder, responder, head) = await headPending(sse: true)
         head.cancel()
         let failure = Task { try await responder.fail(RPCError(code: .unavailable, message: "upstream gone")) }
         while !(await responder.queuedWrites >= 2) { await Task.yield() }

@@ -17,7 +17,7 @@ struct OrganizationLifecycleTests {
         // A database provisioned and migrated by the harness, then served by the real executable.
         let harness = try await OrganizationHarness.start()
         await harness.stop()
-        let port = harness.service.port + 1000 < 65000 ? harness.service.port + 1000 : 40124
+        let port = try #require(freePort())
         let binary =
             ProcessInfo.processInfo.environment["SWITCHBOARD_ORGANIZATION_BIN"]
             ?? repositoryRoot.appendingPathComponent(".build/debug/organization").path

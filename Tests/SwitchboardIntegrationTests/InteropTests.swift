@@ -72,7 +72,7 @@ final class InteropServerProcess: @unchecked Sendable {
         let executable =
             ProcessInfo.processInfo.environment["SWITCHBOARD_INTEROP_SERVER"]
             ?? repositoryRoot.appendingPathComponent(".build/debug/interop-server").path
-        let port = try Self.freePort()
+        let port = try #require(freePort())
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["--port", String(port)] + arguments
@@ -98,24 +98,6 @@ final class InteropServerProcess: @unchecked Sendable {
         process?.terminate()
         process?.waitUntilExit()
         process = nil
-    }
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard bound == 0 else { throw InteropServerError(message: "bind failed") }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     private static func canConnect(_ port: Int) -> Bool {

@@ -20,9 +20,9 @@ public struct ContactsLimits: Sendable, Hashable {
     public var searchRankedMatches = 2000
     /// The most matches facets count; beyond it the facets say `partial`.
     public var searchFacetMatches = 10_000
-    /// The contacts, in id order, among which a one-word search first reads the contacts holding a candidate word
-    /// outside their names (before reading all of the word's holders): a word held that way by one contact in ten
-    /// fills a page there.
+    /// The contacts (deleted ones included), in id order, among which a one-word search first reads those holding a
+    /// candidate word outside their names (before reading all of the word's holders): a word held that way by one
+    /// contact in ten fills a page there.
     public var searchWordTierWalk = 256
 
     /// The most contacts one BulkTagContacts changes (one transaction).

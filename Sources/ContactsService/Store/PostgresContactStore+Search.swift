@@ -579,11 +579,12 @@ extension PostgresContactStore {
         // the cursor's none. A word tier's contacts hold its word outside their names: PostgreSQL cannot tell how
         // many of a word's holders that is, and planned for a common word held mostly in names it walked the tenant
         // by id looking for them (4.7 s at a million contacts: "garcia" on its last page, or under a filter). So each
-        // tier is read in two bounded ways: first among the tenant's first contacts by id, one walk
-        // for every tier (a word held outside names that often fills its tier there); then, for a tier that came out
-        // short, from all of its word's holders through the GIN index (`OFFSET 0` keeps that plan from walking by id),
-        // sorted by id. Either way a tier yields every one of its contacts in an id range that starts at its bound,
-        // so the page stays exact (see above). The walk's size is `search.wordTierWalk`.
+        // tier is read in two bounded ways: first among the tenant's first contacts by id, one walk for every tier (a
+        // word held outside names that often fills its tier there; deleted contacts count, so that a tenant's many
+        // deleted ones cannot make the walk long, and each tier's conditions leave them out); then, for a tier that
+        // came out short, from all of its word's holders through the GIN index (`OFFSET 0` keeps that plan from
+        // walking by id), sorted by id. Either way a tier yields every one of its contacts in an id range that starts
+        // at its bound, so the page stays exact (see above). The walk's size is `search.wordTierWalk`.
         let last = matches.count >= size ? matches[size - 1].score : -Double.infinity
         let after = search.after.map { (score: Double($0.key) ?? 0, id: $0.id) }
         // Their own statements: the filters' values and each tier's.
@@ -616,7 +617,7 @@ extension PostgresContactStore {
         }
         let walk = """
             WITH walk AS MATERIALIZED (
-                SELECT * FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.deleted_at IS NULL ORDER BY c.id LIMIT \(bind(.int(Int64(max(1, search.wordTierWalk)))))
+                SELECT * FROM contacts.contacts c WHERE c.tenant_id = $1 ORDER BY c.id LIMIT \(bind(.int(Int64(max(1, search.wordTierWalk)))))
             )
             \(walked.joined(separator: " UNION ALL "))
             """

@@ -515,12 +515,13 @@ struct LifecycleTests {
             }.value
             return probe.peers.take()
         }
-        // A loop's first calls take any ready connection while its own connects.
+        // A loop's first calls take any ready connection while its own connects: wait until each loop's calls keep
+        // to one connection and the two differ (on a loaded host the second loop's may still be connecting at first).
         #expect(
             try await eventually(timeout: .seconds(10)) {
                 let first = try await peers(on: loops[0])
                 let second = try await peers(on: loops[1])
-                return first.count == 1 && second.count == 1
+                return first.count == 1 && second.count == 1 && first != second
             })
         // Each loop keeps to its own connection; without affinity one connection (connectionsPerTarget) takes both.
         let first = try await peers(on: loops[0])

@@ -53,7 +53,7 @@ func service(_ name: String, module: String, dependencies: [Target.Dependency] =
 /// tests run an organization service beside it.
 let contactsService = service(
     "contacts", module: "ContactsService",
-    dependencies: ["SwitchboardHTTP2", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+    dependencies: ["SwitchboardHTTP2", "CWideCType", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
     testDependencies: ["OrganizationService"])
 
 /// The organization service follows the contacts feed (a client channel and a lifecycle service of its own), and its
@@ -144,6 +144,7 @@ let package = Package(
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2"),
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c"),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq"),
+        .systemLibrary(name: "CWideCType"),
 
         // protoc-c output for every proto in Protos/ (DO NOT EDIT; `make generate`).
         .target(name: "CSwitchboardProtos", dependencies: ["CProtobufC"]),

@@ -116,7 +116,7 @@ extension PostgresContactStore {
         var statements: [(sql: String, binds: [PostgresValue])] = []
         var expectedReservations: [Int: Int] = [:]
         if !decided.creates.isEmpty {
-            statements.append(Self.insertStatement(decided.creates, actor: actor))
+            statements.append(Self.insertStatement(decided.creates, actor: actor, words: try await searchWords.words(on: c)))
             // In address order: two batches reserving the same addresses take their locks in one order (no deadlock).
             let pairs = decided.creates.flatMap { record in record.data.emails.map { ($0.address.lowercased(), record.id) } }.sorted { $0.0 < $1.0 }
             if !pairs.isEmpty {
@@ -204,21 +204,28 @@ extension PostgresContactStore {
     }
 
     /// Inserts contacts in one statement: one array per column, unnested (jsonb and text[] values as JSON text).
-    static func insertStatement(_ records: [ContactRecord], actor: Actor) -> (sql: String, binds: [PostgresValue]) {
+    /// - Parameter words: the service's word splitting, when it is the database's (``SearchWordsSource``): each
+    ///   contact's search words and name words then go with it, and the trigger keeps them (migration 018); nil leaves
+    ///   them to the trigger.
+    static func insertStatement(_ records: [ContactRecord], actor: Actor, words: SearchWords?) -> (sql: String, binds: [PostgresValue]) {
         func texts(_ values: [String]) -> PostgresValue { .array(values.map(PostgresValue.text), elementType: .text) }
         func ints(_ values: [Int]) -> PostgresValue { .array(values.map { .int(Int64($0)) }, elementType: .int) }
         let data = records.map(\.data)
+        let given = words.map { words in data.map { words.contactWords($0) } }
+        let wordTexts: PostgresValue = given.map { texts($0.map(\.words)) } ?? .array(records.map { _ in .null }, elementType: .text)
+        let nameTexts: PostgresValue = given.map { texts($0.map(\.names)) } ?? .array(records.map { _ in .null }, elementType: .text)
         return (
             sql: """
             INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, middle_name, name_prefix, name_suffix,
                 display_name, emails, phones, addresses, contact_type, status, tags, owner_id, custom_fields,
-                created_at, created_by, updated_at, updated_by)
+                created_at, created_by, updated_at, updated_by, search_words, search_names)
             SELECT $1, u.id, u.given, u.family, u.middle, u.prefix, u.suffix, u.display, u.emails::jsonb, u.phones::jsonb,
                 u.addresses::jsonb, u.kind, u.status, ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.owner, u.custom::jsonb,
-                $17, $18, $17, $18
+                $17, $18, $17, $18, coalesce(array_to_tsvector(string_to_array(u.words, ' ')), ''), coalesce(string_to_array(u.names, ' '), '{}')
             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                $11::text[], $12::int8[], $13::int8[], $14::text[], $15::text[], $16::text[])
-                AS u(id, given, family, middle, prefix, suffix, display, emails, phones, addresses, kind, status, tags, owner, custom)
+                $11::text[], $12::int8[], $13::int8[], $14::text[], $15::text[], $16::text[], $19::text[], $20::text[])
+                AS u(id, given, family, middle, prefix, suffix, display, emails, phones, addresses, kind, status, tags, owner, custom,
+                    words, names)
             """,
             binds: [
                 .text(actor.tenantID), .array(records.map { .uuid($0.id) }, elementType: .uuid), texts(data.map(\.name.given)),
@@ -227,6 +234,7 @@ extension PostgresContactStore {
                 texts(data.map { JSONText.addresses($0.addresses) }), ints(data.map(\.kind.rawValue)), ints(data.map(\.status.rawValue)),
                 texts(data.map { JSON.array($0.tags.map(JSON.string)).text }), texts(data.map(\.ownerID)),
                 texts(data.map { JSONText.object($0.customFields) }), .timestamp(records.first?.createdAt ?? Date()), .text(actor.userID),
+                wordTexts, nameTexts,
             ]
         )
     }

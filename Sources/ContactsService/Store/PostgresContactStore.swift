@@ -12,6 +12,8 @@ public struct PostgresContactStore: ContactStore {
     /// The published form of a contact in change events: the proto3 JSON of the Contact message (the contract), made
     /// by the handlers' mapping so that this store never sees protobuf.
     let publish: @Sendable (ContactRecord) throws -> String
+    /// Whether inserts bring the words they computed (decided against the database on first use).
+    let searchWords: SearchWordsSource
     static let resourceType = "switchboard.contacts.v1.Contact"
     static let columns = """
         id, given_name, family_name, middle_name, name_prefix, name_suffix, display_name, emails::text AS emails, \
@@ -26,10 +28,18 @@ public struct PostgresContactStore: ContactStore {
     ///   - idempotency: the kit's idempotency keys.
     ///   - publish: a contact's change-event payload (the proto3 JSON of its Contact message).
     public init(pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, publish: @escaping @Sendable (ContactRecord) throws -> String) {
+        self.init(pool: pool, feed: feed, idempotency: idempotency, publish: publish, searchWords: SearchWordsSource())
+    }
+
+    init(
+        pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, publish: @escaping @Sendable (ContactRecord) throws -> String,
+        searchWords: SearchWordsSource
+    ) {
         self.pool = pool
         self.feed = feed
         self.idempotency = idempotency
         self.publish = publish
+        self.searchWords = searchWords
     }
 
     // MARK: Idempotency

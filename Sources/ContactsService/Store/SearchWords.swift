@@ -1,0 +1,197 @@
+import FoundationEssentials
+import CWideCType
+import Synchronization
+import SwitchboardPostgres
+import SwitchboardProtos
+
+/// A contact's search words as `contacts.word_list` (migration 014) gives them, computed in the service, so that an
+/// insert can hand PostgreSQL its words instead of its trigger splitting the text with regular expressions (about
+/// 25 µs of PostgreSQL's CPU a contact, the largest single share of an import's).
+///
+/// PostgreSQL's `lower()` and its regular expressions' `[[:alpha:]]`, `[[:digit:]]` and `[[:alnum:]]` classify a
+/// character with the C library's wide-character functions in the database's `LC_CTYPE` (the libc locale provider; the
+/// "C" and "POSIX" locales classify ASCII only). This calls the same glibc functions with the same locale, so the words
+/// agree by construction; ``SearchWordsSource`` still compares them with the database's before trusting them.
+final class SearchWords: @unchecked Sendable {
+    // @unchecked: the locale is only read after init (glibc's *_l functions are thread-safe on a locale object).
+    private let locale: locale_t?
+    /// Per ASCII code: its lowered code, and its kind (the common case, without a call into the C library).
+    private let ascii: [(lowered: UInt8, kind: Kind)]
+
+    /// What a character is to `word_list`: a separator, or part of a word (a run of letters or of digits).
+    enum Kind: UInt8 {
+        case separator, letter, digit
+        /// Alphanumeric but neither a letter nor a digit (glibc has none): part of a word, in no run.
+        case other
+    }
+
+    /// The word splitting of a database whose `LC_CTYPE` is `ctype`, or nil when this machine has no such locale.
+    init?(ctype: String) {
+        if ctype == "C" || ctype == "POSIX" {
+            locale = nil
+        } else {
+            guard let made = newlocale(LC_CTYPE_MASK, ctype, nil) else { return nil }
+            locale = made
+        }
+        var table: [(lowered: UInt8, kind: Kind)] = []
+        table.reserveCapacity(128)
+        for code in 0..<128 {
+            let byte = UInt8(code)
+            if let locale {
+                let lowered = towlower_l(wint_t(code), locale)
+                // A locale whose ASCII letters lower out of ASCII (Turkish "I") takes the slow path for them.
+                table.append((lowered < 128 ? UInt8(lowered) : 0xFF, Self.kind(of: lowered, locale)))
+            } else {
+                let lowered = byte >= 65 && byte <= 90 ? byte + 32 : byte
+                let kind: Kind =
+                    (lowered >= 97 && lowered <= 122) ? .letter : (lowered >= 48 && lowered <= 57) ? .digit : .separator
+                table.append((lowered, kind))
+            }
+        }
+        ascii = table
+    }
+
+    deinit {
+        if let locale { freelocale(locale) }
+    }
+
+    private static func kind(of code: wint_t, _ locale: locale_t) -> Kind {
+        if iswalpha_l(code, locale) != 0 { return .letter }
+        if iswdigit_l(code, locale) != 0 { return .digit }
+        return iswalnum_l(code, locale) != 0 ? .other : .separator
+    }
+
+    /// The longest run of letters, or of digits, a word keeps (`word_list` cuts longer runs).
+    static let runLimit = 64
+
+    /// Appends the words of `text` to `out`, each preceded by a space unless `out` is empty: lower-cased, split at every
+    /// character that is neither letter nor digit and between a letter and a digit, each run of letters or of digits
+    /// cut to 64 characters — `contacts.word_list`'s words in order, duplicates kept.
+    func appendWords(of text: String, to out: inout [UInt8]) {
+        var open = false
+        var previous = Kind.separator
+        var run = 0
+        for scalar in text.unicodeScalars {
+            let lowered: UInt32
+            let kind: Kind
+            if scalar.value < 128, ascii[Int(scalar.value)].lowered != 0xFF {
+                let entry = ascii[Int(scalar.value)]
+                lowered = UInt32(entry.lowered)
+                kind = entry.kind
+            } else if let locale {
+                let code = towlower_l(wint_t(scalar.value), locale)
+                lowered = UInt32(code)
+                kind = Self.kind(of: code, locale)
+            } else {
+                lowered = scalar.value
+                kind = .separator
+            }
+            switch kind {
+            case .separator:
+                open = false
+                run = 0
+            case .letter, .digit, .other:
+                if (previous == .letter && kind == .digit) || (previous == .digit && kind == .letter) { open = false }
+                run = kind == previous && kind != .other ? run + 1 : 1
+                if run <= Self.runLimit {
+                    if !open {
+                        if !out.isEmpty { out.append(0x20) }
+                        open = true
+                    }
+                    Self.appendUTF8(lowered, to: &out)
+                }
+            }
+            previous = kind
+        }
+    }
+
+    private static func appendUTF8(_ code: UInt32, to out: inout [UInt8]) {
+        switch code {
+        case ..<0x80: out.append(UInt8(code))
+        case ..<0x800:
+            out.append(UInt8(0xC0 | (code >> 6)))
+            out.append(UInt8(0x80 | (code & 0x3F)))
+        case ..<0x10000:
+            out.append(UInt8(0xE0 | (code >> 12)))
+            out.append(UInt8(0x80 | ((code >> 6) & 0x3F)))
+            out.append(UInt8(0x80 | (code & 0x3F)))
+        default:
+            out.append(UInt8(0xF0 | (code >> 18)))
+            out.append(UInt8(0x80 | ((code >> 12) & 0x3F)))
+            out.append(UInt8(0x80 | ((code >> 6) & 0x3F)))
+            out.append(UInt8(0x80 | (code & 0x3F)))
+        }
+    }
+
+    /// `word_list(text)` joined by spaces (its words hold no space).
+    func words(of texts: [String]) -> String {
+        var out: [UInt8] = []
+        for text in texts { appendWords(of: text, to: &out) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// What the contacts' trigger computes for a new contact (migration 014), as space-separated words: its search
+    /// words (in any order, duplicates kept: `array_to_tsvector` sorts and merges them) and its name words (in order).
+    func contactWords(_ data: ContactData, organizationNames: [String] = []) -> (words: String, names: String) {
+        let name = data.name
+        var texts = [name.display, name.given, name.middle, name.family, name.prefix, name.suffix]
+        texts += data.emails.map(\.address)
+        texts += data.phones.map(\.number)
+        texts += data.phones.map(\.e164)
+        for value in data.customFields.values { if case .string(let text) = value { texts.append(text) } }
+        texts += data.tags
+        texts += organizationNames
+        return (words(of: texts), words(of: [name.given, name.family, name.middle, name.display, name.prefix, name.suffix]))
+    }
+
+    /// Text the probe compares with the database's `word_list`: each kind of character the splitting treats apart
+    /// (letters that lower out of their block, marks, other scripts' digits, ligatures, long runs, JSON's escapes).
+    static let probeTexts: [String] = [
+        "John SMITH jo.smith+crm@Example.COM +1 (555) 010-0199 ab12cd 3rd",
+        "Straße ΣΟΦΊΑ Σ İstanbul ǅemal ǈ ﬁne Ⅻ ⅻ ² x²y ½ ٣٤ ١٢a ١٢٣ ０１２ ＡＢＣ",
+        "日本語テキスト 한국어 हिन्दी ไทย עברית العربية e\u{301}x a\u{200D}b 😀x 🇫🇷 ŉ ǰ ẞ Ω K Å",
+        String(repeating: "q", count: 70) + "7" + String(repeating: "5", count: 70) + "z" + String(repeating: "É", count: 65),
+        "tab\tnew\nline\u{1}ctl\u{7F}del quote\"back\\slash \\u0041 u0041 a_b a-b a'b",
+    ]
+}
+
+/// Whether this store hands PostgreSQL the search words it computed (``SearchWords``), decided once: the database's
+/// locale must be one the service can open (libc provider), and the words of ``SearchWords/probeTexts`` must be the
+/// database's own. Otherwise (an ICU database, a locale missing on this machine, any difference) the contacts' trigger
+/// computes them, as it does for every write that does not give them.
+final class SearchWordsSource: Sendable {
+    private enum State {
+        case unknown
+        case decided(SearchWords?)
+    }
+
+    private let state = Mutex(State.unknown)
+
+    /// A source that has decided already (tests: nil makes the trigger compute every word).
+    init(decided: SearchWords? = nil, probe: Bool = true) {
+        if !probe { state.withLock { $0 = .decided(decided) } }
+    }
+
+    /// The splitting to use, probing the database on `connection` the first time.
+    func words(on connection: PostgresConnection) async throws -> SearchWords? {
+        if case .decided(let words) = state.withLock({ $0 }) { return words }
+        let decided = try await Self.probe(on: connection)
+        state.withLock { $0 = .decided(decided) }
+        return decided
+    }
+
+    static func probe(on connection: PostgresConnection) async throws -> SearchWords? {
+        let database = try await connection.query(
+            "SELECT datlocprovider::text AS provider, datctype FROM pg_database WHERE datname = current_database()"
+        ).first
+        guard let database, try database.string("provider") == "c", let words = SearchWords(ctype: try database.string("datctype")) else {
+            return nil
+        }
+        let rows = try await connection.query(
+            "SELECT array_to_string(contacts.word_list(t), ' ') AS words FROM unnest($1::text[]) WITH ORDINALITY AS p (t, i) ORDER BY i",
+            [.array(SearchWords.probeTexts.map(PostgresValue.text), elementType: .text)]
+        ).rows
+        let theirs = try rows.map { try $0.string("words") }
+        return theirs == SearchWords.probeTexts.map({ words.words(of: [$0]) }) ? words : nil
+    }
+}

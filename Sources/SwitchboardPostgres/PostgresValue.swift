@@ -318,6 +318,15 @@ enum PostgresTime {
     }
 }
 
+extension PostgresValue {
+    /// The text form of a one-dimensional array (`{"a","b c",NULL}`), for an array that travels as one element of a
+    /// bound text array and is cast back with `::text[]` (a multi-row insert's per-row arrays: an array of arrays
+    /// cannot be bound, and a JSON array unnested by a subquery per row cost several times as much).
+    public static func arrayLiteral(_ elements: [PostgresValue]) -> String {
+        PostgresArray.format(elements)
+    }
+}
+
 /// PostgreSQL's text form of one-dimensional arrays: `{a,"b c",NULL}`.
 enum PostgresArray {
     static func format(_ elements: [PostgresValue]) -> String {

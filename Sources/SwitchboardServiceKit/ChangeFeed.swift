@@ -133,7 +133,7 @@ public struct ChangeFeed: Sendable {
 
     /// Many changes as one statement (for a bulk write such as an import): the tenant's sequence moves by their
     /// count once, the changes take the numbers in order, and one NOTIFY goes out at commit. Returns one row whose
-    /// `n` is the count recorded. Each change's `changedFields` and `relatedIDs` travel as JSON arrays (an array of
+    /// `n` is the count recorded. Each change's `changedFields` and `relatedIDs` travel as array literals (an array of
     /// arrays cannot be bound).
     /// - Parameters:
     ///   - changes: the changes, in order (at least one).
@@ -141,7 +141,7 @@ public struct ChangeFeed: Sendable {
     /// - Returns: the statement.
     public func recordStatement(_ changes: [ChangeRecord], tenantID: String) -> (sql: String, binds: [PostgresValue]) {
         func texts(_ values: [String]) -> PostgresValue { .array(values.map(PostgresValue.text), elementType: .text) }
-        func jsonArray(_ values: [String]) -> String { values.isEmpty ? "[]" : JSON.array(values.map(JSON.string)).text }
+        func literal(_ values: [String]) -> String { values.isEmpty ? "{}" : PostgresValue.arrayLiteral(values.map(PostgresValue.text)) }
         return (
             sql: """
             WITH s AS (
@@ -151,8 +151,8 @@ public struct ChangeFeed: Sendable {
             ), c AS (
                 INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id,
                     related_ids, service_resource)
-                SELECT $1, s.last_sequence - $2 + u.n, u.type, u.id, u.kind, ARRAY(SELECT jsonb_array_elements_text(u.fields::jsonb)),
-                    u.resource::jsonb, u.actor, ARRAY(SELECT jsonb_array_elements_text(u.related::jsonb)), u.service::jsonb
+                SELECT $1, s.last_sequence - $2 + u.n, u.type, u.id, u.kind, u.fields::text[], u.resource::jsonb, u.actor,
+                    u.related::text[], u.service::jsonb
                 FROM s, unnest($3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[], $11::text[])
                     WITH ORDINALITY AS u(type, id, kind, fields, resource, actor, related, service, n)
                 RETURNING sequence
@@ -161,8 +161,8 @@ public struct ChangeFeed: Sendable {
             """,
             binds: [
                 .text(tenantID), .int(Int64(changes.count)), texts(changes.map(\.resourceType)), texts(changes.map(\.resourceID)),
-                .array(changes.map { .int(Int64($0.kind.rawValue)) }, elementType: .int), texts(changes.map { jsonArray($0.changedFields) }),
-                texts(changes.map(\.resourceJSON)), texts(changes.map(\.actorID)), texts(changes.map { jsonArray($0.relatedIDs) }),
+                .array(changes.map { .int(Int64($0.kind.rawValue)) }, elementType: .int), texts(changes.map { literal($0.changedFields) }),
+                texts(changes.map(\.resourceJSON)), texts(changes.map(\.actorID)), texts(changes.map { literal($0.relatedIDs) }),
                 .text(channel), .array(changes.map { $0.serviceResourceJSON.map(PostgresValue.text) ?? .null }, elementType: .text),
             ]
         )

@@ -34,6 +34,11 @@ struct SearchWordsTests {
         #expect(SearchWords(ctype: "xx_NOT.A-LOCALE") == nil)
     }
 
+    @Test("the terms of word lists: distinct words that begin with a letter")
+    func termWords() {
+        #expect(Set(utf8.termWords(of: ["ada 12 lovelace ada", "ǆemal ٣٤ 7x", ""])) == ["ada", "lovelace", "ǆemal", "٣٤"])
+    }
+
     @Test("a contact's words: every field the trigger reads, names in their own order")
     func contactWords() {
         var data = ContactData()
@@ -45,10 +50,11 @@ struct SearchWordsTests {
         data.tags = ["vip"]
         data.customFields = ["note": .string("Analytical Engine"), "count": .number(3), "flag": .bool(true)]
         let (words, names) = utf8.contactWords(data, organizationNames: ["Babbage & Co"])
-        #expect(Set(words.split(separator: " ")) == [
-            "countess", "ada", "lovelace", "example", "org", "44", "20", "7946", "0018", "442079460018", "analytical", "engine", "vip",
-            "babbage", "co",
-        ])
+        #expect(
+            Set(words.split(separator: " ")) == [
+                "countess", "ada", "lovelace", "example", "org", "44", "20", "7946", "0018", "442079460018", "analytical", "engine", "vip",
+                "babbage", "co",
+            ])
         #expect(names == "ada lovelace countess ada")
     }
 }
@@ -101,9 +107,18 @@ struct SearchWordsDatabaseTests {
             return ContactRecord(id: UUID(), data: data, version: 1, createdAt: now, createdBy: "u", updatedAt: now, updatedBy: "u", deletedAt: nil)
         }
         let (given, computed) = (tenant(), tenant())
-        for (tenantID, splitting) in [(given, words as SearchWords?), (computed, nil)] {
+        let contactWords = records.map { words.contactWords($0.data) }
+        for (tenantID, splitting) in [(given, contactWords as [(words: String, names: String)]?), (computed, nil)] {
             let insert = PostgresContactStore.insertStatement(records, actor: Actor(tenantID: tenantID, userID: "u"), words: splitting)
-            try await harness.pool.transaction(settings: ["app.tenant_id": tenantID]) { c in _ = try await c.query(insert.sql, insert.binds) }
+            // The terms: from the words given, or read back from what the trigger stored.
+            let terms =
+                splitting == nil
+                ? PostgresContactStore.termsStatement(records.map(\.id), tenantID: tenantID)
+                : PostgresContactStore.termsStatement([], words: words.termWords(of: contactWords.map(\.words)), tenantID: tenantID)
+            try await harness.pool.transaction(settings: ["app.tenant_id": tenantID]) { c in
+                _ = try await c.query(insert.sql, insert.binds)
+                _ = try await c.query(terms.sql, terms.binds)
+            }
         }
         // Row-level security shows one tenant per transaction: each tenant's columns are read in id order, then compared.
         func columns(_ tenantID: String) async throws -> [String] {
@@ -118,6 +133,16 @@ struct SearchWordsDatabaseTests {
         let differing = zip(mine, theirs).filter { $0 != $1 }.prefix(3).map { "given: \($0)\ntrigger: \($1)" }
         #expect(differing.isEmpty, "\(differing.joined(separator: "\n"))")
         #expect(mine.filter { !$0.contains(" | {}") }.count > records.count / 2)
+        func terms(_ tenantID: String) async throws -> String {
+            try await harness.pool.query(
+                settings: ["app.tenant_id": tenantID],
+                "SELECT string_agg(term, ' ' ORDER BY term) AS t FROM contacts.search_terms WHERE tenant_id = $1",
+                [.text(tenantID)]
+            ).first?.string("t") ?? ""
+        }
+        let (myTerms, theirTerms) = (try await terms(given), try await terms(computed))
+        #expect(myTerms.split(separator: " ").count > 100)
+        #expect(myTerms == theirTerms)
     }
 
     @Test("the trigger keeps words an insert gives, computes those it does not, and computes again on update")

@@ -85,6 +85,18 @@ struct PostgresTests {
         }
     }
 
+    @Test("an array literal bound inside a text array is the array again, per row")
+    func arrayLiterals() async throws {
+        try await withTestSchema { pool, _ in
+            let arrays: [[String]] = [["a", "b c"], [], ["quote\"back\\slash", "{braces},comma", "NULL", ""], ["zoë ☺"]]
+            let literals = arrays.map { PostgresValue.text(PostgresValue.arrayLiteral($0.map(PostgresValue.text))) }
+            let rows = try await pool.query(
+                "SELECT a::text[] AS a FROM unnest($1::text[]) WITH ORDINALITY AS t (a, i) ORDER BY i", [.array(literals, elementType: .text)]
+            ).rows
+            #expect(try rows.map { try $0.strings("a") } == arrays)
+        }
+    }
+
     @Test("server errors carry SQLSTATE, constraint and detail, and describe themselves without the detail")
     func errors() async throws {
         try await withTestSchema { pool, schema in

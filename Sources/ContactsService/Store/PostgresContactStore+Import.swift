@@ -115,8 +115,11 @@ extension PostgresContactStore {
         }
         var statements: [(sql: String, binds: [PostgresValue])] = []
         var expectedReservations: [Int: Int] = [:]
+        // The new contacts' words, when the service splits them as the database does; their terms then come from them.
+        let words = decided.creates.isEmpty ? nil : try await searchWords.words(on: c)
+        let given = words.map { words in decided.creates.map { words.contactWords($0.data) } }
         if !decided.creates.isEmpty {
-            statements.append(Self.insertStatement(decided.creates, actor: actor, words: try await searchWords.words(on: c)))
+            statements.append(Self.insertStatement(decided.creates, actor: actor, words: given))
             // In address order: two batches reserving the same addresses take their locks in one order (no deadlock).
             let pairs = decided.creates.flatMap { record in record.data.emails.map { ($0.address.lowercased(), record.id) } }.sorted { $0.0 < $1.0 }
             if !pairs.isEmpty {
@@ -177,7 +180,13 @@ extension PostgresContactStore {
             }
         if !changes.isEmpty {
             statements.append(feed.recordStatement(changes, tenantID: actor.tenantID))
-            statements.append(Self.termsStatement(changes.map { UUID(text: $0.resourceID)! }, tenantID: actor.tenantID))
+            if let given, let words {
+                statements.append(
+                    Self.termsStatement(
+                        decided.updates.map(\.record.id), words: words.termWords(of: given.map(\.words)), tenantID: actor.tenantID))
+            } else {
+                statements.append(Self.termsStatement(changes.map { UUID(text: $0.resourceID)! }, tenantID: actor.tenantID))
+            }
         }
         let written = decided.results.filter { !$0.resumed && $0.outcome != .invalid && $0.contactID != nil }
         if !written.isEmpty {
@@ -203,15 +212,17 @@ extension PostgresContactStore {
         return decided.results
     }
 
-    /// Inserts contacts in one statement: one array per column, unnested (jsonb and text[] values as JSON text).
-    /// - Parameter words: the service's word splitting, when it is the database's (``SearchWordsSource``): each
-    ///   contact's search words and name words then go with it, and the trigger keeps them (migration 018); nil leaves
-    ///   them to the trigger.
-    static func insertStatement(_ records: [ContactRecord], actor: Actor, words: SearchWords?) -> (sql: String, binds: [PostgresValue]) {
+    /// Inserts contacts in one statement: one array per column, unnested (jsonb values as JSON text, text[] values as
+    /// array literals).
+    /// - Parameter given: each contact's search words and name words (``SearchWords/contactWords(_:organizationNames:)``),
+    ///   when the service splits words as the database does (``SearchWordsSource``): the trigger keeps them (migration
+    ///   018); nil leaves them to the trigger.
+    static func insertStatement(
+        _ records: [ContactRecord], actor: Actor, words given: [(words: String, names: String)]?
+    ) -> (sql: String, binds: [PostgresValue]) {
         func texts(_ values: [String]) -> PostgresValue { .array(values.map(PostgresValue.text), elementType: .text) }
         func ints(_ values: [Int]) -> PostgresValue { .array(values.map { .int(Int64($0)) }, elementType: .int) }
         let data = records.map(\.data)
-        let given = words.map { words in data.map { words.contactWords($0) } }
         let wordTexts: PostgresValue = given.map { texts($0.map(\.words)) } ?? .array(records.map { _ in .null }, elementType: .text)
         let nameTexts: PostgresValue = given.map { texts($0.map(\.names)) } ?? .array(records.map { _ in .null }, elementType: .text)
         return (
@@ -220,7 +231,7 @@ extension PostgresContactStore {
                 display_name, emails, phones, addresses, contact_type, status, tags, owner_id, custom_fields,
                 created_at, created_by, updated_at, updated_by, search_words, search_names)
             SELECT $1, u.id, u.given, u.family, u.middle, u.prefix, u.suffix, u.display, u.emails::jsonb, u.phones::jsonb,
-                u.addresses::jsonb, u.kind, u.status, ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.owner, u.custom::jsonb,
+                u.addresses::jsonb, u.kind, u.status, u.tags::text[], u.owner, u.custom::jsonb,
                 $17, $18, $17, $18, coalesce(array_to_tsvector(string_to_array(u.words, ' ')), ''), coalesce(string_to_array(u.names, ' '), '{}')
             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                 $11::text[], $12::int8[], $13::int8[], $14::text[], $15::text[], $16::text[], $19::text[], $20::text[])
@@ -232,7 +243,7 @@ extension PostgresContactStore {
                 texts(data.map(\.name.family)), texts(data.map(\.name.middle)), texts(data.map(\.name.prefix)), texts(data.map(\.name.suffix)),
                 texts(data.map(\.name.display)), texts(data.map { JSONText.emails($0.emails) }), texts(data.map { JSONText.phones($0.phones) }),
                 texts(data.map { JSONText.addresses($0.addresses) }), ints(data.map(\.kind.rawValue)), ints(data.map(\.status.rawValue)),
-                texts(data.map { JSON.array($0.tags.map(JSON.string)).text }), texts(data.map(\.ownerID)),
+                texts(data.map { PostgresValue.arrayLiteral($0.tags.map(PostgresValue.text)) }), texts(data.map(\.ownerID)),
                 texts(data.map { JSONText.object($0.customFields) }), .timestamp(records.first?.createdAt ?? Date()), .text(actor.userID),
                 wordTexts, nameTexts,
             ]

@@ -183,21 +183,26 @@ public struct PostgresContactStore: ContactStore {
         "pg_\(shared ? "" : "try_")advisory_xact_lock\(shared ? "_shared" : "")(hashtext('contacts.search_terms'), hashtext(\(tenant)))"
     }
 
-    /// Adds the words of letters of the contacts `ids` (their `search_words`, set by the table's trigger) to the
-    /// tenant's search terms, which a search expands a query's words of letters against (a word of digits matches by
+    /// Adds the words of letters of the contacts `ids` (their `search_words`, set by the table's trigger) and the words
+    /// `words` (the service's own, of contacts whose words it gave, ``SearchWords/termWords(of:)``) to the tenant's
+    /// search terms, which a search expands a query's words of letters against (a word of digits matches by
     /// prefix in the contacts' own index, migration 015). One statement, in term order: two writers adding the
     /// same new words take their locks in the same order, so they never deadlock. Words already there cost an index
     /// probe each and take no row lock; the tenant's terms lock, taken first (the sorted input is read whole before
     /// the first insert), keeps the sweep of unused terms away until the transaction ends.
-    static func termsStatement(_ ids: [UUID], tenantID: String) -> (sql: String, binds: [PostgresValue]) {
+    static func termsStatement(_ ids: [UUID], words: [String] = [], tenantID: String) -> (sql: String, binds: [PostgresValue]) {
         (
             sql: """
             WITH writer AS MATERIALIZED (SELECT \(termsLock("$1")) AS locked)
             INSERT INTO contacts.search_terms (tenant_id, term)
-            SELECT DISTINCT $1, w FROM writer, contacts.contacts, unnest(tsvector_to_array(search_words)) AS w
-            WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND w ~ '^[[:alpha:]]' ORDER BY 2
+            SELECT DISTINCT $1, w FROM writer, (
+                SELECT w FROM contacts.contacts, unnest(tsvector_to_array(search_words)) AS w
+                WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND w ~ '^[[:alpha:]]'
+                UNION ALL SELECT unnest($3::text[])
+            ) t ORDER BY 2
             ON CONFLICT DO NOTHING
-            """, binds: [.text(tenantID), .array(ids.map { .uuid($0) }, elementType: .uuid)]
+            """,
+            binds: [.text(tenantID), .array(ids.map { .uuid($0) }, elementType: .uuid), .array(words.map(PostgresValue.text), elementType: .text)]
         )
     }
 

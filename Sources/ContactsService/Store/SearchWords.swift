@@ -1,8 +1,8 @@
-import FoundationEssentials
 import CWideCType
-import Synchronization
+import FoundationEssentials
 import SwitchboardPostgres
 import SwitchboardProtos
+import Synchronization
 
 /// A contact's search words as `contacts.word_list` (migration 014) gives them, computed in the service, so that an
 /// insert can hand PostgreSQL its words instead of its trigger splitting the text with regular expressions (about
@@ -142,6 +142,24 @@ final class SearchWords: @unchecked Sendable {
         texts += data.tags
         texts += organizationNames
         return (words(of: texts), words(of: [name.given, name.family, name.middle, name.display, name.prefix, name.suffix]))
+    }
+
+    /// The distinct words of space-separated word lists that begin with a letter: those `search_terms` keeps
+    /// (`w ~ '^[[:alpha:]]'` in ``PostgresContactStore/termsStatement(_:words:tenantID:)``).
+    func termWords(of lists: [String]) -> [String] {
+        var seen = Set<Substring>()
+        for list in lists {
+            for word in list.split(separator: " ") where beginsWithLetter(word) { seen.insert(word) }
+        }
+        return seen.map(String.init)
+    }
+
+    /// Whether a word (lower-cased already) begins with a letter.
+    private func beginsWithLetter(_ word: Substring) -> Bool {
+        guard let first = word.unicodeScalars.first else { return false }
+        if first.value < 128 { return ascii[Int(first.value)].kind == .letter }
+        guard let locale else { return false }
+        return iswalpha_l(wint_t(first.value), locale) != 0
     }
 
     /// Text the probe compares with the database's `word_list`: each kind of character the splitting treats apart

@@ -117,7 +117,8 @@ extension PostgresContactStore {
         var expectedReservations: [Int: Int] = [:]
         // The new contacts' words, when the service splits them as the database does; their terms then come from them.
         let words = decided.creates.isEmpty ? nil : try await searchWords.words(on: c)
-        let given = words.map { words in decided.creates.map { words.contactWords($0.data) } }
+        var terms = SearchWords.Terms(collect: true)
+        let given = words.map { words in decided.creates.map { words.contactWords($0.data, terms: &terms) } }
         if !decided.creates.isEmpty {
             statements.append(Self.insertStatement(decided.creates, actor: actor, words: given))
             // In address order: two batches reserving the same addresses take their locks in one order (no deadlock).
@@ -180,10 +181,8 @@ extension PostgresContactStore {
             }
         if !changes.isEmpty {
             statements.append(feed.recordStatement(changes, tenantID: actor.tenantID))
-            if let given, let words {
-                statements.append(
-                    Self.termsStatement(
-                        decided.updates.map(\.record.id), words: words.termWords(of: given.map(\.words)), tenantID: actor.tenantID))
+            if given != nil {
+                statements.append(Self.termsStatement(decided.updates.map(\.record.id), words: Array(terms.words), tenantID: actor.tenantID))
             } else {
                 statements.append(Self.termsStatement(changes.map { UUID(text: $0.resourceID)! }, tenantID: actor.tenantID))
             }

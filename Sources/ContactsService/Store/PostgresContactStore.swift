@@ -143,6 +143,18 @@ public struct PostgresContactStore: ContactStore {
         ]
     }
 
+    /// The values of `search_words` and `search_names` in an insert, from two text placeholders holding a contact's
+    /// words as ``SearchWords/contactWords(_:organizationNames:)`` gives them, or NULL: then the columns keep their
+    /// defaults and the trigger computes them (migration 018).
+    static func givenWords(_ words: String, _ names: String) -> String {
+        "coalesce(array_to_tsvector(string_to_array(\(words), ' ')), ''), coalesce(string_to_array(\(names), ' '), '{}')"
+    }
+
+    /// The binds of ``givenWords(_:_:)``.
+    static func givenWordsBinds(_ given: (words: String, names: String)?) -> [PostgresValue] {
+        given.map { [.text($0.words), .text($0.names)] } ?? [.null, .null]
+    }
+
     /// Reserves the contact's addresses; a clash names the contact that holds the address.
     private func reserveEmails(_ data: ContactData, id: UUID, actor: Actor, on c: PostgresConnection) async throws {
         for email in data.emails {
@@ -184,7 +196,7 @@ public struct PostgresContactStore: ContactStore {
     }
 
     /// Adds the words of letters of the contacts `ids` (their `search_words`, set by the table's trigger) and the words
-    /// `words` (the service's own, of contacts whose words it gave, ``SearchWords/termWords(of:)``) to the tenant's
+    /// `words` (the service's own, of contacts whose words it gave, ``SearchWords/Terms``) to the tenant's
     /// search terms, which a search expands a query's words of letters against (a word of digits matches by
     /// prefix in the contacts' own index, migration 015). One statement, in term order: two writers adding the
     /// same new words take their locks in the same order, so they never deadlock. Words already there cost an index
@@ -236,14 +248,18 @@ public struct PostgresContactStore: ContactStore {
             updatedBy: actor.userID, deletedAt: nil)
         var statements: [(sql: String, binds: [PostgresValue])] = []
         if let claim = idempotency.claimStatement(write, value: record, actor: actor) { statements.append(claim) }
+        var terms = SearchWords.Terms(collect: true)
+        let given = await searchWords.words(pool: pool)?.contactWords(data, terms: &terms)
         statements.append(
             (
                 sql: """
                 INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, middle_name, name_prefix, name_suffix,
                     display_name, emails, phones, addresses, contact_type, status, tags, owner_id, custom_fields,
-                    created_at, created_by, updated_at, updated_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18, $17, $18, $17)
-                """, binds: [.text(actor.tenantID), .uuid(record.id)] + Self.dataBinds(data) + [.text(actor.userID), .timestamp(now)]
+                    created_at, created_by, updated_at, updated_by, search_words, search_names)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18, $17, $18, $17, \(Self.givenWords("$19", "$20")))
+                """,
+                binds: [.text(actor.tenantID), .uuid(record.id)] + Self.dataBinds(data) + [.text(actor.userID), .timestamp(now)]
+                    + Self.givenWordsBinds(given)
             ))
         if !data.emails.isEmpty {
             statements.append(
@@ -260,7 +276,11 @@ public struct PostgresContactStore: ContactStore {
                     resourceType: Self.resourceType, resourceID: record.id.lowercaseText, kind: .created,
                     resourceJSON: try publish(record), actorID: actor.userID),
                 tenantID: actor.tenantID))
-        statements.append(Self.termsStatement([record.id], tenantID: actor.tenantID))
+        if given != nil {
+            if !terms.words.isEmpty { statements.append(Self.termsStatement([], words: Array(terms.words), tenantID: actor.tenantID)) }
+        } else {
+            statements.append(Self.termsStatement([record.id], tenantID: actor.tenantID))
+        }
         // With the tenant's other creates of the moment, in one transaction (one commit for all; each alone again if
         // any of them fails, which then lands here as its own error).
         try await pool.coalescedPipeline(settings: ["app.tenant_id": actor.tenantID], statements)
@@ -290,9 +310,11 @@ public struct PostgresContactStore: ContactStore {
     public func insert(
         batch: [ContactData], results: [ContactBatchResult?], allOrNothing: Bool, actor: Actor, write: WriteOptions<[ContactBatchResult]>
     ) async throws -> WriteOutcome<[ContactBatchResult]> {
-        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+        let splitting = await searchWords.words(pool: pool)
+        return try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             var outcome: [ContactBatchResult] = []
             outcome.reserveCapacity(batch.count)
+            var terms = SearchWords.Terms(collect: true)
             for (data, decided) in zip(batch, results) {
                 if let decided {
                     outcome.append(decided)
@@ -300,14 +322,19 @@ public struct PostgresContactStore: ContactStore {
                 }
                 // A savepoint per item, so an item whose address is taken rolls back alone (unless all or nothing).
                 if !allOrNothing { try await c.query("SAVEPOINT batch_item") }
+                // Its terms join the batch's once it is stored (a rolled-back contact's would be terms of no contact).
+                var itemTerms = SearchWords.Terms(collect: true)
+                let given = splitting?.contactWords(data, terms: &itemTerms)
                 let row = try await c.query(
                     """
                     INSERT INTO contacts.contacts (tenant_id, id, given_name, family_name, middle_name, name_prefix, name_suffix,
                         display_name, emails, phones, addresses, contact_type, status, tags, owner_id, custom_fields,
-                        created_at, created_by, updated_at, updated_by)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now(), $17, now(), $17)
+                        created_at, created_by, updated_at, updated_by, search_words, search_names)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now(), $17, now(), $17,
+                        \(Self.givenWords("$18", "$19")))
                     RETURNING \(Self.columns)
-                    """, [.text(actor.tenantID), .uuid(UUID.timeOrdered())] + Self.dataBinds(data) + [.text(actor.userID)]
+                    """,
+                    [.text(actor.tenantID), .uuid(UUID.timeOrdered())] + Self.dataBinds(data) + [.text(actor.userID)] + Self.givenWordsBinds(given)
                 ).first!
                 let record = try Self.record(row)
                 if let clash = try await reserveEmailsOrFindHolder(data, id: record.id, actor: actor, on: c) {
@@ -319,8 +346,16 @@ public struct PostgresContactStore: ContactStore {
                 try await recordChange(record, kind: .created, fields: [], actor: actor, on: c)
                 if !allOrNothing { try await c.query("RELEASE SAVEPOINT batch_item") }
                 outcome.append(.succeeded(record))
+                terms.words.formUnion(itemTerms.words)
             }
-            try await recordTerms(outcome.compactMap(\.storedID), actor: actor, on: c)
+            if splitting != nil {
+                if !terms.words.isEmpty {
+                    let statement = Self.termsStatement([], words: Array(terms.words), tenantID: actor.tenantID)
+                    try await c.query(statement.sql, statement.binds)
+                }
+            } else {
+                try await recordTerms(outcome.compactMap(\.storedID), actor: actor, on: c)
+            }
             return outcome
         }
     }

@@ -64,13 +64,32 @@ final class SearchWords: @unchecked Sendable {
     /// The longest run of letters, or of digits, a word keeps (`word_list` cuts longer runs).
     static let runLimit = 64
 
+    /// The distinct words that begin with a letter, collected while words are split (those `search_terms` keeps:
+    /// `w ~ '^[[:alpha:]]'` in ``PostgresContactStore/termsStatement(_:words:tenantID:)``).
+    struct Terms {
+        var collect: Bool
+        var words: Set<String> = []
+    }
+
     /// Appends the words of `text` to `out`, each preceded by a space unless `out` is empty: lower-cased, split at every
     /// character that is neither letter nor digit and between a letter and a digit, each run of letters or of digits
     /// cut to 64 characters — `contacts.word_list`'s words in order, duplicates kept.
     func appendWords(of text: String, to out: inout [UInt8]) {
+        var terms = Terms(collect: false)
+        appendWords(of: text, to: &out, terms: &terms)
+    }
+
+    /// ``appendWords(of:to:)``, adding each word that begins with a letter to `terms` when it collects.
+    func appendWords(of text: String, to out: inout [UInt8], terms: inout Terms) {
         var open = false
+        var start = 0
+        var letterFirst = false
         var previous = Kind.separator
         var run = 0
+        func close() {
+            if open && letterFirst && terms.collect { terms.words.insert(String(decoding: out[start...], as: UTF8.self)) }
+            open = false
+        }
         for scalar in text.unicodeScalars {
             let lowered: UInt32
             let kind: Kind
@@ -88,21 +107,24 @@ final class SearchWords: @unchecked Sendable {
             }
             switch kind {
             case .separator:
-                open = false
+                close()
                 run = 0
             case .letter, .digit, .other:
-                if (previous == .letter && kind == .digit) || (previous == .digit && kind == .letter) { open = false }
+                if (previous == .letter && kind == .digit) || (previous == .digit && kind == .letter) { close() }
                 run = kind == previous && kind != .other ? run + 1 : 1
                 if run <= Self.runLimit {
                     if !open {
                         if !out.isEmpty { out.append(0x20) }
                         open = true
+                        start = out.count
+                        letterFirst = kind == .letter
                     }
                     Self.appendUTF8(lowered, to: &out)
                 }
             }
             previous = kind
         }
+        close()
     }
 
     private static func appendUTF8(_ code: UInt32, to out: inout [UInt8]) {
@@ -125,14 +147,20 @@ final class SearchWords: @unchecked Sendable {
 
     /// `word_list(text)` joined by spaces (its words hold no space).
     func words(of texts: [String]) -> String {
+        var terms = Terms(collect: false)
+        return words(of: texts, terms: &terms)
+    }
+
+    private func words(of texts: [String], terms: inout Terms) -> String {
         var out: [UInt8] = []
-        for text in texts { appendWords(of: text, to: &out) }
+        for text in texts { appendWords(of: text, to: &out, terms: &terms) }
         return String(decoding: out, as: UTF8.self)
     }
 
     /// What the contacts' trigger computes for a new contact (migration 014), as space-separated words: its search
-    /// words (in any order, duplicates kept: `array_to_tsvector` sorts and merges them) and its name words (in order).
-    func contactWords(_ data: ContactData, organizationNames: [String] = []) -> (words: String, names: String) {
+    /// words (in any order, duplicates kept: `array_to_tsvector` sorts and merges them) and its name words (in order);
+    /// the search words that begin with a letter are added to `terms` when it collects.
+    func contactWords(_ data: ContactData, organizationNames: [String] = [], terms: inout Terms) -> (words: String, names: String) {
         let name = data.name
         var texts = [name.display, name.given, name.middle, name.family, name.prefix, name.suffix]
         texts += data.emails.map(\.address)
@@ -141,25 +169,13 @@ final class SearchWords: @unchecked Sendable {
         for value in data.customFields.values { if case .string(let text) = value { texts.append(text) } }
         texts += data.tags
         texts += organizationNames
-        return (words(of: texts), words(of: [name.given, name.family, name.middle, name.display, name.prefix, name.suffix]))
+        return (words(of: texts, terms: &terms), words(of: [name.given, name.family, name.middle, name.display, name.prefix, name.suffix]))
     }
 
-    /// The distinct words of space-separated word lists that begin with a letter: those `search_terms` keeps
-    /// (`w ~ '^[[:alpha:]]'` in ``PostgresContactStore/termsStatement(_:words:tenantID:)``).
-    func termWords(of lists: [String]) -> [String] {
-        var seen = Set<Substring>()
-        for list in lists {
-            for word in list.split(separator: " ") where beginsWithLetter(word) { seen.insert(word) }
-        }
-        return seen.map(String.init)
-    }
-
-    /// Whether a word (lower-cased already) begins with a letter.
-    private func beginsWithLetter(_ word: Substring) -> Bool {
-        guard let first = word.unicodeScalars.first else { return false }
-        if first.value < 128 { return ascii[Int(first.value)].kind == .letter }
-        guard let locale else { return false }
-        return iswalpha_l(wint_t(first.value), locale) != 0
+    /// ``contactWords(_:organizationNames:terms:)`` without the terms.
+    func contactWords(_ data: ContactData, organizationNames: [String] = []) -> (words: String, names: String) {
+        var terms = Terms(collect: false)
+        return contactWords(data, organizationNames: organizationNames, terms: &terms)
     }
 
     /// Text the probe compares with the database's `word_list`: each kind of character the splitting treats apart
@@ -190,7 +206,22 @@ final class SearchWordsSource: Sendable {
         if !probe { state.withLock { $0 = .decided(decided) } }
     }
 
-    /// The splitting to use, probing the database on `connection` the first time.
+    /// The splitting to use, probing the database in a transaction of its own the first time; nil while the probe
+    /// cannot run (the database unreachable: the write that follows fails or lets the trigger compute, and the next
+    /// one probes again).
+    func words(pool: PostgresPool) async -> SearchWords? {
+        if case .decided(let words) = state.withLock({ $0 }) { return words }
+        let decided: SearchWords?
+        do {
+            decided = try await pool.transaction(settings: [:]) { try await Self.probe(on: $0) }
+        } catch {
+            return nil
+        }
+        state.withLock { $0 = .decided(decided) }
+        return decided
+    }
+
+    /// The splitting to use, probing the database on `connection` (in the caller's transaction) the first time.
     func words(on connection: PostgresConnection) async throws -> SearchWords? {
         if case .decided(let words) = state.withLock({ $0 }) { return words }
         let decided = try await Self.probe(on: connection)

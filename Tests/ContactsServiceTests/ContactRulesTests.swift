@@ -79,6 +79,32 @@ struct ContactRulesTests {
         }
     }
 
+    @Test("an ASCII address is judged byte by byte exactly as a character at a time; trimming keeps or copies alike")
+    func asciiEmailFastPath() {
+        let local = ["a", "x", "a", ".", "é", ",", " ", "\t", "\u{1C}", String(repeating: "l", count: 64)]
+        let domain = ["a.b", "x.y", "a", "x", ".", ".", "..", "é", "<", "\r\n", "\u{7F}", "@"]
+        var generator = SystemRandomNumberGenerator()
+        var valid = 0
+        for _ in 0..<20_000 {
+            let at = ["@", "@", "@", "@", "", "@@"].randomElement(using: &generator)!
+            let address =
+                (0..<Int.random(in: 0...3, using: &generator)).map { _ in local.randomElement(using: &generator)! }.joined() + at
+                + (0..<Int.random(in: 0...4, using: &generator)).map { _ in domain.randomElement(using: &generator)! }.joined()
+            let fast = ContactRules.isValidEmail(address)
+            #expect(fast == ContactRules.isValidEmailByCharacter(address), "\(address.debugDescription)")
+            if fast { valid += 1 }
+        }
+        #expect(valid > 200)
+        #expect(ContactRules.isValidEmail("ada@example.org") && !ContactRules.isValidEmail("ada@example..org"))
+        #expect(!ContactRules.isValidEmail(String(repeating: "l", count: 65) + "@example.org"))
+        for text in ["x", " x", "x\t", "\u{A0}x\u{3000}", "é", "", "  ", "a b"] {
+            let scalars = text.unicodeScalars
+            let isSpace = { (s: Unicode.Scalar) in s == "\t" || s.properties.generalCategory == .spaceSeparator }
+            let expected = scalars.firstIndex { !isSpace($0) }.map { String(scalars[$0...scalars.lastIndex { !isSpace($0) }!]) } ?? ""
+            #expect(text.trimmingSpaces == expected, "\(text.debugDescription)")
+        }
+    }
+
     @Test("limits count UTF-8 bytes as well as Characters")
     func byteLimits() {
         let oneCharacter = "e" + String(repeating: "\u{301}", count: 5000)

@@ -311,6 +311,39 @@ public enum ContactRules {
     public static func isValidEmail(_ s: String) -> Bool {
         // RFC 5321 bounds octets: 64 for the local part, 254 for the address.
         guard s.utf8.count <= 254 else { return false }
+        // ASCII (nearly every address) is checked byte by byte: the same rules, without grapheme breaking and
+        // Unicode property lookups per character (6 % of an import's CPU in the service).
+        if let valid = s.utf8.withContiguousStorageIfAvailable(isValidASCIIEmail), let valid { return valid }
+        return isValidEmailByCharacter(s)
+    }
+
+    /// ``isValidEmail(_:)`` of an address's UTF-8 bytes when they are all ASCII (then each character is one byte, and
+    /// its whitespace is tab to carriage return and space); nil otherwise.
+    static func isValidASCIIEmail(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool? {
+        var at: Int?
+        var valid = true
+        for (i, byte) in bytes.enumerated() {
+            if byte >= 0x80 { return nil }
+            switch byte {
+            case UInt8(ascii: "@"):
+                if at != nil { valid = false }
+                at = i
+            case 9...13, UInt8(ascii: " "), UInt8(ascii: ","), UInt8(ascii: "<"), UInt8(ascii: ">"):
+                valid = false
+            default:
+                break
+            }
+        }
+        guard valid, let at, at > 0, at <= 64 else { return false }
+        let domain = UnsafeBufferPointer(rebasing: bytes[(at + 1)...])
+        let dot = UInt8(ascii: ".")
+        guard domain.contains(dot), domain.first != dot, domain.last != dot else { return false }
+        return !zip(domain, domain.dropFirst()).contains { $0 == dot && $1 == dot }
+    }
+
+    /// ``isValidEmail(_:)`` for any text, a character at a time.
+    static func isValidEmailByCharacter(_ s: String) -> Bool {
+        guard s.utf8.count <= 254 else { return false }
         let parts = s.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[0].utf8.count <= 64 else { return false }
         let domain = parts[1]
@@ -430,6 +463,10 @@ extension String {
     /// Without leading and trailing spaces and tabs (Unicode space separators and U+0009, Foundation's
     /// `CharacterSet.whitespaces`).
     var trimmingSpaces: String {
+        // Nothing to trim when the ends are ASCII other than space and tab (the common case, without a copy).
+        if let first = utf8.first, let last = utf8.last, first < 0x80, last < 0x80, first != 0x20, first != 0x09, last != 0x20, last != 0x09 {
+            return self
+        }
         func isSpace(_ scalar: Unicode.Scalar) -> Bool { scalar == "\t" || scalar.properties.generalCategory == .spaceSeparator }
         let scalars = unicodeScalars
         guard let start = scalars.firstIndex(where: { !isSpace($0) }), let end = scalars.lastIndex(where: { !isSpace($0) }) else { return "" }

@@ -5,28 +5,55 @@ import SwitchboardProtos
 enum JSONText {
     static func parse(_ text: String) throws -> JSON { try JSON.parse(text) }
 
+    // Written directly, keys in the order JSON.object's text sorts them (building JSON values first hashed and sorted
+    // every key of every address and phone: most of an import's JSON work besides the change events).
     static func emails(_ emails: [EmailAddress]) -> String {
-        JSON.array(emails.map { .object(["address": .string($0.address), "label": .string($0.label), "primary": .bool($0.primary)]) }).text
+        var out = "["
+        for (i, email) in emails.enumerated() {
+            out += i > 0 ? ",{\"address\":" : "{\"address\":"
+            JSON.quote(email.address, into: &out)
+            out += ",\"label\":"
+            JSON.quote(email.label, into: &out)
+            out += email.primary ? ",\"primary\":true}" : ",\"primary\":false}"
+        }
+        return out + "]"
     }
 
     static func phones(_ phones: [PhoneNumber]) -> String {
-        JSON.array(
-            phones.map {
-                .object(["number": .string($0.number), "label": .string($0.label), "primary": .bool($0.primary), "e164": .string($0.e164)])
-            }
-        ).text
+        var out = "["
+        for (i, phone) in phones.enumerated() {
+            out += i > 0 ? ",{\"e164\":" : "{\"e164\":"
+            JSON.quote(phone.e164, into: &out)
+            out += ",\"label\":"
+            JSON.quote(phone.label, into: &out)
+            out += ",\"number\":"
+            JSON.quote(phone.number, into: &out)
+            out += phone.primary ? ",\"primary\":true}" : ",\"primary\":false}"
+        }
+        return out + "]"
     }
 
     static func addresses(_ addresses: [PostalAddress]) -> String {
-        JSON.array(
-            addresses.map {
-                .object([
-                    "label": .string($0.label), "lines": .array($0.lines.map(JSON.string)), "locality": .string($0.locality),
-                    "administrativeArea": .string($0.administrativeArea), "postalCode": .string($0.postalCode),
-                    "regionCode": .string($0.regionCode),
-                ])
+        var out = "["
+        for (i, address) in addresses.enumerated() {
+            out += i > 0 ? ",{\"administrativeArea\":" : "{\"administrativeArea\":"
+            JSON.quote(address.administrativeArea, into: &out)
+            out += ",\"label\":"
+            JSON.quote(address.label, into: &out)
+            out += ",\"lines\":["
+            for (j, line) in address.lines.enumerated() {
+                if j > 0 { out += "," }
+                JSON.quote(line, into: &out)
             }
-        ).text
+            out += "],\"locality\":"
+            JSON.quote(address.locality, into: &out)
+            out += ",\"postalCode\":"
+            JSON.quote(address.postalCode, into: &out)
+            out += ",\"regionCode\":"
+            JSON.quote(address.regionCode, into: &out)
+            out += "}"
+        }
+        return out + "]"
     }
 
     static func object(_ object: [String: JSON]) -> String { JSON.object(object).text }

@@ -119,11 +119,12 @@ public enum JSON: Sendable, Hashable {
             out += "]"
         case .object(let o):
             out += "{"
-            for (i, key) in o.keys.sorted().enumerated() {
+            // The pairs sorted by key (no lookup of each value by its key again).
+            for (i, pair) in o.sorted(by: { $0.key < $1.key }).enumerated() {
                 if i > 0 { out += "," }
-                Self.quote(key, into: &out)
+                Self.quote(pair.key, into: &out)
                 out += ":"
-                o[key]!.write(to: &out)
+                pair.value.write(to: &out)
             }
             out += "}"
         }

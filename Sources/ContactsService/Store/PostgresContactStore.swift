@@ -203,10 +203,18 @@ public struct PostgresContactStore: ContactStore {
     /// probe each and take no row lock; the tenant's terms lock, taken first (the sorted input is read whole before
     /// the first insert), keeps the sweep of unused terms away until the transaction ends.
     static func termsStatement(_ ids: [UUID], words: [String] = [], tenantID: String) -> (sql: String, binds: [PostgresValue]) {
-        (
+        let lock = "WITH writer AS MATERIALIZED (SELECT \(termsLock("$1")) AS locked) INSERT INTO contacts.search_terms (tenant_id, term)"
+        guard !ids.isEmpty else {
+            // Words alone: a statement PostgreSQL plans in microseconds (with the contacts' read beside them, planning at
+            // bind was 210 µs of a CreateContact's PostgreSQL time).
+            return (
+                sql: "\(lock) SELECT DISTINCT $1, w FROM writer, unnest($2::text[]) AS w ORDER BY 2 ON CONFLICT DO NOTHING",
+                binds: [.text(tenantID), .array(words.map(PostgresValue.text), elementType: .text)]
+            )
+        }
+        return (
             sql: """
-            WITH writer AS MATERIALIZED (SELECT \(termsLock("$1")) AS locked)
-            INSERT INTO contacts.search_terms (tenant_id, term)
+            \(lock)
             SELECT DISTINCT $1, w FROM writer, (
                 SELECT w FROM contacts.contacts, unnest(tsvector_to_array(search_words)) AS w
                 WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND w ~ '^[[:alpha:]]'

@@ -150,6 +150,45 @@ struct SearchWordsDatabaseTests {
         #expect(myTerms == theirTerms)
     }
 
+    @Test("CreateContact and BatchCreateContacts store the same words and terms whether the service or the trigger splits them")
+    func storesAgree() async throws {
+        func store(_ source: SearchWordsSource) -> PostgresContactStore {
+            PostgresContactStore(
+                pool: harness.pool, feed: ChangeFeed(schema: "contacts"), idempotency: Idempotency(schema: "contacts"),
+                publish: { try ContactsMapping.proto($0).protoJSONText() }, searchWords: source)
+        }
+        var data = ContactData()
+        data.name.given = "Zoë-Ann"
+        data.name.family = "O'Brien2nd"
+        data.name.display = "ǅemal İlkay"
+        data.emails = [EmailAddress(address: "Zoe.Ann+crm@Example.COM")]
+        data.phones = [PhoneNumber(number: "+44 20 7946 0018", e164: "+442079460018")]
+        data.tags = ["vip", "straße"]
+        data.customFields = ["note": .string("Analytical Engine ٣٤")]
+        var other = data
+        other.emails = [EmailAddress(address: "second@example.com")]
+        let write = try WriteOptions<ContactRecord>(requestID: "", method: "create") { _ in [] }
+        let batchWrite = try WriteOptions<[ContactBatchResult]>(requestID: "", method: "batch") { _ in [] }
+        var rows: [String] = []
+        for source in [SearchWordsSource(), SearchWordsSource(decided: nil, probe: false)] {
+            let t = tenant()
+            let actor = Actor(tenantID: t, userID: "u")
+            _ = try await store(source).insert(data, actor: actor, write: write)
+            _ = try await store(source).insert(batch: [other], results: [nil], allOrNothing: false, actor: actor, write: batchWrite)
+            rows.append(
+                try await harness.pool.query(
+                    settings: ["app.tenant_id": t],
+                    """
+                    SELECT (SELECT string_agg(search_words::text || ' | ' || search_names::text, ' / ' ORDER BY emails::text)
+                            FROM contacts.contacts WHERE tenant_id = $1)
+                        || ' # ' || (SELECT string_agg(term, ' ' ORDER BY term) FROM contacts.search_terms WHERE tenant_id = $1) AS w
+                    """, [.text(t)]
+                ).first?.string("w") ?? "")
+        }
+        #expect(rows[0].contains("'analytical'") && rows[0].contains("straße") && rows[0].contains("ǆemal"))
+        #expect(rows[0] == rows[1])
+    }
+
     @Test("the trigger keeps words an insert gives, computes those it does not, and computes again on update")
     func triggerKeepsGivenWords() async throws {
         let t = tenant()

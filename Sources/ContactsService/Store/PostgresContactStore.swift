@@ -212,17 +212,17 @@ public struct PostgresContactStore: ContactStore {
                 binds: [.text(tenantID), .array(words.map(PostgresValue.text), elementType: .text)]
             )
         }
+        let read = """
+            SELECT w FROM contacts.contacts, unnest(tsvector_to_array(search_words)) AS w
+            WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND w ~ '^[[:alpha:]]'
+            """
+        let ids = PostgresValue.array(ids.map { .uuid($0) }, elementType: .uuid)
+        guard !words.isEmpty else {
+            return (sql: "\(lock) SELECT DISTINCT $1, w FROM writer, (\(read)) t ORDER BY 2 ON CONFLICT DO NOTHING", binds: [.text(tenantID), ids])
+        }
         return (
-            sql: """
-            \(lock)
-            SELECT DISTINCT $1, w FROM writer, (
-                SELECT w FROM contacts.contacts, unnest(tsvector_to_array(search_words)) AS w
-                WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND w ~ '^[[:alpha:]]'
-                UNION ALL SELECT unnest($3::text[])
-            ) t ORDER BY 2
-            ON CONFLICT DO NOTHING
-            """,
-            binds: [.text(tenantID), .array(ids.map { .uuid($0) }, elementType: .uuid), .array(words.map(PostgresValue.text), elementType: .text)]
+            sql: "\(lock) SELECT DISTINCT $1, w FROM writer, (\(read) UNION ALL SELECT unnest($3::text[])) t ORDER BY 2 ON CONFLICT DO NOTHING",
+            binds: [.text(tenantID), ids, .array(words.map(PostgresValue.text), elementType: .text)]
         )
     }
 

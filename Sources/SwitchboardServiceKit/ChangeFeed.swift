@@ -141,7 +141,7 @@ public struct ChangeFeed: Sendable {
     /// - Returns: the statement.
     public func recordStatement(_ changes: [ChangeRecord], tenantID: String) -> (sql: String, binds: [PostgresValue]) {
         func texts(_ values: [String]) -> PostgresValue { .array(values.map(PostgresValue.text), elementType: .text) }
-        func literal(_ values: [String]) -> String { values.isEmpty ? "{}" : PostgresValue.arrayLiteral(values.map(PostgresValue.text)) }
+        func literal(_ values: [String]) -> String { PostgresValue.arrayLiteral(values.map(PostgresValue.text)) }
         return (
             sql: """
             WITH s AS (

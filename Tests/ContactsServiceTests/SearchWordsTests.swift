@@ -138,6 +138,13 @@ struct SearchWordsDatabaseTests {
         let differing = zip(mine, theirs).filter { $0 != $1 }.prefix(3).map { "given: \($0)\ntrigger: \($1)" }
         #expect(differing.isEmpty, "\(differing.joined(separator: "\n"))")
         #expect(mine.filter { !$0.contains(" | {}") }.count > records.count / 2)
+        // A contact the service gave no words gets the trigger's: the comparison above would not see the service
+        // missing words, so it must give words exactly where the trigger finds some.
+        let worded = try await harness.pool.query(
+            settings: ["app.tenant_id": computed], "SELECT count(*) FILTER (WHERE search_words <> '') AS n FROM contacts.contacts WHERE tenant_id = $1",
+            [.text(computed)]
+        ).first?.int("n")
+        #expect(contactWords.filter { !$0.words.isEmpty }.count == worded.map(Int.init))
         func terms(_ tenantID: String) async throws -> String {
             try await harness.pool.query(
                 settings: ["app.tenant_id": tenantID],
@@ -170,7 +177,9 @@ struct SearchWordsDatabaseTests {
         let write = try WriteOptions<ContactRecord>(requestID: "", method: "create") { _ in [] }
         let batchWrite = try WriteOptions<[ContactBatchResult]>(requestID: "", method: "batch") { _ in [] }
         var rows: [String] = []
-        for source in [SearchWordsSource(), SearchWordsSource(decided: nil, probe: false)] {
+        let splitting = SearchWordsSource()
+        #expect(await splitting.words(pool: harness.pool) != nil)
+        for source in [splitting, SearchWordsSource(decided: nil)] {
             let t = tenant()
             let actor = Actor(tenantID: t, userID: "u")
             _ = try await store(source).insert(data, actor: actor, write: write)

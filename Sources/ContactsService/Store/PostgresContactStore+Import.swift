@@ -12,12 +12,14 @@ extension PostgresContactStore {
         _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor,
         plan: @Sendable ([ImportBatchRow], ImportExisting, Date) -> ImportPlan
     ) async throws -> [ImportRowResult] {
+        // Decided outside the batch's transaction (a probe's error would abort it).
+        let words = await searchWords.words(pool: pool)
         var attempt = 0
         while true {
             attempt += 1
             do {
                 return try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
-                    try await importBatch(rows, settings: settings, actor: actor, plan: plan, on: c)
+                    try await importBatch(rows, settings: settings, actor: actor, words: words, plan: plan, on: c)
                 }
             } catch is ImportAddressRace where attempt < 5 {
                 continue
@@ -30,7 +32,7 @@ extension PostgresContactStore {
     }
 
     private func importBatch(
-        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor,
+        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, words: SearchWords?,
         plan: ([ImportBatchRow], ImportExisting, Date) -> ImportPlan, on c: PostgresConnection
     ) async throws -> [ImportRowResult] {
         let tenant = PostgresValue.text(actor.tenantID)
@@ -116,7 +118,6 @@ extension PostgresContactStore {
         var statements: [(sql: String, binds: [PostgresValue])] = []
         var expectedReservations: [Int: Int] = [:]
         // The new contacts' words, when the service splits them as the database does; their terms then come from them.
-        let words = decided.creates.isEmpty ? nil : try await searchWords.words(on: c)
         var terms = SearchWords.Terms(collect: true)
         let given = words.map { words in decided.creates.map { words.contactWords($0.data, terms: &terms) } }
         if !decided.creates.isEmpty {

@@ -31,6 +31,7 @@ public struct PostgresContactStore: ContactStore {
         self.init(pool: pool, feed: feed, idempotency: idempotency, publish: publish, searchWords: SearchWordsSource())
     }
 
+    /// Creates the store with its own decision on search words (tests: a source decided already).
     init(
         pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, publish: @escaping @Sendable (ContactRecord) throws -> String,
         searchWords: SearchWordsSource
@@ -195,8 +196,8 @@ public struct PostgresContactStore: ContactStore {
         "pg_\(shared ? "" : "try_")advisory_xact_lock\(shared ? "_shared" : "")(hashtext('contacts.search_terms'), hashtext(\(tenant)))"
     }
 
-    /// Adds the words of letters of the contacts `ids` (their `search_words`, set by the table's trigger) and the words
-    /// `words` (the service's own, of contacts whose words it gave, ``SearchWords/Terms``) to the tenant's
+    /// Adds the words of letters of the contacts `ids` (their stored `search_words`) and `words` (words that begin with a
+    /// letter already, ``SearchWords/Terms``, of contacts whose words the service gave) to the tenant's
     /// search terms, which a search expands a query's words of letters against (a word of digits matches by
     /// prefix in the contacts' own index, migration 015). One statement, in term order: two writers adding the
     /// same new words take their locks in the same order, so they never deadlock. Words already there cost an index

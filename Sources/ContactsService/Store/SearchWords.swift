@@ -11,7 +11,8 @@ import Synchronization
 /// PostgreSQL's `lower()` and its regular expressions' `[[:alpha:]]`, `[[:digit:]]` and `[[:alnum:]]` classify a
 /// character with the C library's wide-character functions in the database's `LC_CTYPE` (the libc locale provider; the
 /// "C" and "POSIX" locales classify ASCII only). This calls the same glibc functions with the same locale, so the words
-/// agree by construction; ``SearchWordsSource`` still compares them with the database's before trusting them.
+/// agree wherever the two processes' glibc and locale data are the same; ``SearchWordsSource`` checks what it can of
+/// that before trusting them.
 final class SearchWords: @unchecked Sendable {
     // @unchecked: the locale is only read after init (glibc's *_l functions are thread-safe on a locale object).
     private let locale: locale_t?
@@ -20,7 +21,12 @@ final class SearchWords: @unchecked Sendable {
 
     /// What a character is to `word_list`: a separator, or part of a word (a run of letters or of digits).
     enum Kind: UInt8 {
-        case separator, letter, digit
+        /// Neither letter nor digit: ends a word.
+        case separator
+        /// `[[:alpha:]]`: part of a run of letters.
+        case letter
+        /// `[[:digit:]]`: part of a run of digits.
+        case digit
         /// Alphanumeric but neither a letter nor a digit (glibc has none): part of a word, in no run.
         case other
     }
@@ -61,13 +67,18 @@ final class SearchWords: @unchecked Sendable {
         return iswalnum_l(code, locale) != 0 ? .other : .separator
     }
 
+    /// This process's glibc version ("2.36"), as PostgreSQL records a libc collation's version.
+    static let libcVersion = String(cString: gnu_get_libc_version())
+
     /// The longest run of letters, or of digits, a word keeps (`word_list` cuts longer runs).
     static let runLimit = 64
 
     /// The distinct words that begin with a letter, collected while words are split (those `search_terms` keeps:
     /// `w ~ '^[[:alpha:]]'` in ``PostgresContactStore/termsStatement(_:words:tenantID:)``).
     struct Terms {
+        /// Whether words are collected (a caller that gives no words to the terms statement saves the set).
         var collect: Bool
+        /// The words collected so far, lower-cased.
         var words: Set<String> = []
     }
 
@@ -189,10 +200,13 @@ final class SearchWords: @unchecked Sendable {
     ]
 }
 
-/// Whether this store hands PostgreSQL the search words it computed (``SearchWords``), decided once: the database's
-/// locale must be one the service can open (libc provider), and the words of ``SearchWords/probeTexts`` must be the
-/// database's own. Otherwise (an ICU database, a locale missing on this machine, any difference) the contacts' trigger
-/// computes them, as it does for every write that does not give them.
+/// Whether this store hands PostgreSQL the search words it computed (``SearchWords``), decided once per process: the
+/// database must be PostgreSQL 15 or later in UTF-8 with the libc locale provider, the glibc version PostgreSQL records
+/// for its collation (none for C, POSIX and C.UTF-8) must be this process's, its `LC_CTYPE` must open here, and the
+/// words of ``SearchWords/probeTexts`` must be the database's own. Otherwise (an ICU database, a locale missing on
+/// this machine, another glibc, any difference) the contacts' trigger computes them, as it does for every write that
+/// does not give them. The probe checks chosen text, not every character: two glibc versions whose tables differ
+/// elsewhere with the same recorded version (C.UTF-8 records none) would go unnoticed.
 final class SearchWordsSource: Sendable {
     private enum State {
         case unknown
@@ -201,14 +215,17 @@ final class SearchWordsSource: Sendable {
 
     private let state = Mutex(State.unknown)
 
-    /// A source that has decided already (tests: nil makes the trigger compute every word).
-    init(decided: SearchWords? = nil, probe: Bool = true) {
-        if !probe { state.withLock { $0 = .decided(decided) } }
+    /// A source that probes the database on first use.
+    init() {}
+
+    /// A source decided already (tests: nil makes the trigger compute every word).
+    init(decided: SearchWords?) {
+        state.withLock { $0 = .decided(decided) }
     }
 
-    /// The splitting to use, probing the database in a transaction of its own the first time; nil while the probe
-    /// cannot run (the database unreachable: the write that follows fails or lets the trigger compute, and the next
-    /// one probes again).
+    /// The splitting to use, probing the database in a transaction of its own the first time (concurrent first callers
+    /// may each probe; they decide alike); nil while the probe cannot run (the database unreachable: the write that
+    /// follows fails or lets the trigger compute, and the next one probes again).
     func words(pool: PostgresPool) async -> SearchWords? {
         if case .decided(let words) = state.withLock({ $0 }) { return words }
         let decided: SearchWords?
@@ -221,19 +238,22 @@ final class SearchWordsSource: Sendable {
         return decided
     }
 
-    /// The splitting to use, probing the database on `connection` (in the caller's transaction) the first time.
-    func words(on connection: PostgresConnection) async throws -> SearchWords? {
-        if case .decided(let words) = state.withLock({ $0 }) { return words }
-        let decided = try await Self.probe(on: connection)
-        state.withLock { $0 = .decided(decided) }
-        return decided
-    }
-
+    /// The service's splitting if it is the database's (see the type), else nil. Every statement it runs works on any
+    /// PostgreSQL the service supports, so an error is the connection's, not a refusal.
     static func probe(on connection: PostgresConnection) async throws -> SearchWords? {
-        let database = try await connection.query(
-            "SELECT datlocprovider::text AS provider, datctype FROM pg_database WHERE datname = current_database()"
+        let server = try await connection.query(
+            "SELECT current_setting('server_version_num')::int AS version, getdatabaseencoding() AS encoding"
         ).first
-        guard let database, try database.string("provider") == "c", let words = SearchWords(ctype: try database.string("datctype")) else {
+        guard let server, try server.int("version") >= 150_000, try server.string("encoding") == "UTF8" else { return nil }
+        let database = try await connection.query(
+            """
+            SELECT datlocprovider::text AS provider, datctype, coalesce(pg_database_collation_actual_version(oid), '') AS libc
+            FROM pg_database WHERE datname = current_database()
+            """
+        ).first
+        guard let database, try database.string("provider") == "c" else { return nil }
+        let libc = try database.string("libc")
+        guard libc.isEmpty || libc == SearchWords.libcVersion, let words = SearchWords(ctype: try database.string("datctype")) else {
             return nil
         }
         let rows = try await connection.query(

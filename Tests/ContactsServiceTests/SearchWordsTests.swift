@@ -6,6 +6,19 @@ import Testing
 
 @testable import ContactsService
 
+/// A contact with a value in every field the search words read, a London phone number among them.
+func sampleContact(given: String, family: String, display: String, email: String, tags: [String], note: String) -> ContactData {
+    var data = ContactData()
+    data.name.given = given
+    data.name.family = family
+    data.name.display = display
+    data.emails = [EmailAddress(address: email)]
+    data.phones = [PhoneNumber(number: "+44 20 7946 0018", e164: "+442079460018")]
+    data.tags = tags
+    data.customFields = ["note": .string(note)]
+    return data
+}
+
 @Suite("Search words split in the service")
 struct SearchWordsTests {
     let utf8 = SearchWords(ctype: "C.UTF-8")!
@@ -45,14 +58,10 @@ struct SearchWordsTests {
 
     @Test("a contact's words: every field the trigger reads, names in their own order")
     func contactWords() {
-        var data = ContactData()
-        data.name.given = "Ada"
-        data.name.family = "Lovelace"
-        data.name.display = "Countess Ada"
-        data.emails = [EmailAddress(address: "ada@Example.org")]
-        data.phones = [PhoneNumber(number: "+44 20 7946 0018", e164: "+442079460018")]
-        data.tags = ["vip"]
-        data.customFields = ["note": .string("Analytical Engine"), "count": .number(3), "flag": .bool(true)]
+        var data = sampleContact(
+            given: "Ada", family: "Lovelace", display: "Countess Ada", email: "ada@Example.org", tags: ["vip"], note: "Analytical Engine")
+        data.customFields["count"] = .number(3)
+        data.customFields["flag"] = .bool(true)
         let (words, names) = utf8.contactWords(data, organizationNames: ["Babbage & Co"])
         #expect(
             Set(words.split(separator: " ")) == [
@@ -141,7 +150,8 @@ struct SearchWordsDatabaseTests {
         // A contact the service gave no words gets the trigger's: the comparison above would not see the service
         // missing words, so it must give words exactly where the trigger finds some.
         let worded = try await harness.pool.query(
-            settings: ["app.tenant_id": computed], "SELECT count(*) FILTER (WHERE search_words <> '') AS n FROM contacts.contacts WHERE tenant_id = $1",
+            settings: ["app.tenant_id": computed],
+            "SELECT count(*) FILTER (WHERE search_words <> '') AS n FROM contacts.contacts WHERE tenant_id = $1",
             [.text(computed)]
         ).first?.int("n")
         #expect(contactWords.filter { !$0.words.isEmpty }.count == worded.map(Int.init))
@@ -164,14 +174,9 @@ struct SearchWordsDatabaseTests {
                 pool: harness.pool, feed: ChangeFeed(schema: "contacts"), idempotency: Idempotency(schema: "contacts"),
                 publish: { try ContactsMapping.proto($0).protoJSONText() }, searchWords: source)
         }
-        var data = ContactData()
-        data.name.given = "Zoë-Ann"
-        data.name.family = "O'Brien2nd"
-        data.name.display = "ǅemal İlkay"
-        data.emails = [EmailAddress(address: "Zoe.Ann+crm@Example.COM")]
-        data.phones = [PhoneNumber(number: "+44 20 7946 0018", e164: "+442079460018")]
-        data.tags = ["vip", "straße"]
-        data.customFields = ["note": .string("Analytical Engine ٣٤")]
+        let data = sampleContact(
+            given: "Zoë-Ann", family: "O'Brien2nd", display: "ǅemal İlkay", email: "Zoe.Ann+crm@Example.COM", tags: ["vip", "straße"],
+            note: "Analytical Engine ٣٤")
         var other = data
         other.emails = [EmailAddress(address: "second@example.com")]
         let write = try WriteOptions<ContactRecord>(requestID: "", method: "create") { _ in [] }

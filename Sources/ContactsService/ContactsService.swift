@@ -130,7 +130,7 @@ public enum ContactsService: ServiceDefinition {
             makeServices: { dependencies in
                 let store = PostgresContactStore(
                     pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,
-                    publish: { try ContactsMapping.proto($0).protoJSONText() })
+                    publish: { try ContactsMapping.proto($0).protoJSONText() }, logger: dependencies.logger)
                 return [ContactsHandler(domain: ContactsDomain(store: store, limits: limits), changes: dependencies.changes)]
             })
         description.makeBackgroundServices = { dependencies in

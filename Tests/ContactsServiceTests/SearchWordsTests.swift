@@ -81,8 +81,8 @@ struct SearchWordsDatabaseTests {
 
     @Test("the test database's locale passes the probe")
     func probe() async throws {
-        let words = try await harness.pool.transaction(settings: [:]) { try await SearchWordsSource.probe(on: $0) }
-        #expect(words != nil)
+        let probed = try await harness.pool.transaction(settings: [:]) { try await SearchWordsSource.probe(on: $0) }
+        #expect(probed.words != nil, "\(probed.reason)")
     }
 
     /// Random text from the characters word splitting treats apart, as the trigger's own comparison test uses.

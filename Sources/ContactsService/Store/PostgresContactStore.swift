@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Logging
 import SwitchboardPostgres
 import SwitchboardServiceKit
 
@@ -27,8 +28,12 @@ public struct PostgresContactStore: ContactStore {
     ///   - feed: the change feed written in each change's transaction.
     ///   - idempotency: the kit's idempotency keys.
     ///   - publish: a contact's change-event payload (the proto3 JSON of its Contact message).
-    public init(pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, publish: @escaping @Sendable (ContactRecord) throws -> String) {
-        self.init(pool: pool, feed: feed, idempotency: idempotency, publish: publish, searchWords: SearchWordsSource())
+    ///   - logger: where the store says, once, which side splits new contacts' search words.
+    public init(
+        pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, publish: @escaping @Sendable (ContactRecord) throws -> String,
+        logger: Logger? = nil
+    ) {
+        self.init(pool: pool, feed: feed, idempotency: idempotency, publish: publish, searchWords: SearchWordsSource(logger: logger))
     }
 
     /// Creates the store with its own decision on search words (tests: a source decided already).

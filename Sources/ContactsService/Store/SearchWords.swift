@@ -1,5 +1,6 @@
 import CWideCType
 import FoundationEssentials
+import Logging
 import SwitchboardPostgres
 import SwitchboardProtos
 import Synchronization
@@ -214,12 +215,17 @@ final class SearchWordsSource: Sendable {
     }
 
     private let state = Mutex(State.unknown)
+    /// Where the decision is said once, so an operator can tell which side splits the words.
+    private let logger: Logger?
 
-    /// A source that probes the database on first use.
-    init() {}
+    /// A source that probes the database on first use and logs what it decided.
+    init(logger: Logger? = nil) {
+        self.logger = logger
+    }
 
     /// A source decided already (tests: nil makes the trigger compute every word).
     init(decided: SearchWords?) {
+        logger = nil
         state.withLock { $0 = .decided(decided) }
     }
 
@@ -228,39 +234,55 @@ final class SearchWordsSource: Sendable {
     /// follows fails or lets the trigger compute, and the next one probes again).
     func words(pool: PostgresPool) async -> SearchWords? {
         if case .decided(let words) = state.withLock({ $0 }) { return words }
-        let decided: SearchWords?
+        let probed: (words: SearchWords?, reason: String)
         do {
-            decided = try await pool.transaction(settings: [:]) { try await Self.probe(on: $0) }
+            probed = try await pool.transaction(settings: [:]) { try await Self.probe(on: $0) }
         } catch {
             return nil
         }
-        state.withLock { $0 = .decided(decided) }
-        return decided
+        let first = state.withLock { state -> Bool in
+            if case .decided = state { return false }
+            state = .decided(probed.words)
+            return true
+        }
+        if first {
+            logger?.info(
+                "search words of new contacts: \(probed.words == nil ? "split by the database's trigger" : "split in the service")",
+                metadata: ["reason": "\(probed.reason)"])
+        }
+        return probed.words
     }
 
-    /// The service's splitting if it is the database's (see the type), else nil. Every statement it runs works on any
-    /// PostgreSQL the service supports, so an error is the connection's, not a refusal.
-    static func probe(on connection: PostgresConnection) async throws -> SearchWords? {
+    /// The service's splitting if it is the database's (see the type), else nil; and why, for the log. Every statement
+    /// it runs works on any PostgreSQL the service supports, so an error is the connection's, not a refusal.
+    static func probe(on connection: PostgresConnection) async throws -> (words: SearchWords?, reason: String) {
         let server = try await connection.query(
             "SELECT current_setting('server_version_num')::int AS version, getdatabaseencoding() AS encoding"
         ).first
-        guard let server, try server.int("version") >= 150_000, try server.string("encoding") == "UTF8" else { return nil }
+        guard let server, try server.int("version") >= 150_000, try server.string("encoding") == "UTF8" else {
+            return (nil, "not PostgreSQL 15 or later in UTF-8")
+        }
         let database = try await connection.query(
             """
             SELECT datlocprovider::text AS provider, datctype, coalesce(pg_database_collation_actual_version(oid), '') AS libc
             FROM pg_database WHERE datname = current_database()
             """
         ).first
-        guard let database, try database.string("provider") == "c" else { return nil }
+        guard let database, try database.string("provider") == "c" else { return (nil, "the database's locale provider is not libc") }
+        let ctype = try database.string("datctype")
         let libc = try database.string("libc")
-        guard libc.isEmpty || libc == SearchWords.libcVersion, let words = SearchWords(ctype: try database.string("datctype")) else {
-            return nil
+        guard libc.isEmpty || libc == SearchWords.libcVersion else {
+            return (nil, "the database's glibc is \(libc), this process's \(SearchWords.libcVersion)")
         }
+        guard let words = SearchWords(ctype: ctype) else { return (nil, "the locale \(ctype) is not installed here") }
         let rows = try await connection.query(
             "SELECT array_to_string(contacts.word_list(t), ' ') AS words FROM unnest($1::text[]) WITH ORDINALITY AS p (t, i) ORDER BY i",
             [.array(SearchWords.probeTexts.map(PostgresValue.text), elementType: .text)]
         ).rows
         let theirs = try rows.map { try $0.string("words") }
-        return theirs == SearchWords.probeTexts.map({ words.words(of: [$0]) }) ? words : nil
+        guard theirs == SearchWords.probeTexts.map({ words.words(of: [$0]) }) else {
+            return (nil, "the probe's words differ from the database's in \(ctype)")
+        }
+        return (words, "LC_CTYPE \(ctype), glibc \(SearchWords.libcVersion)")
     }
 }

@@ -62,7 +62,8 @@ struct SearchWordsTests {
             given: "Ada", family: "Lovelace", display: "Countess Ada", email: "ada@Example.org", tags: ["vip"], note: "Analytical Engine")
         data.customFields["count"] = .number(3)
         data.customFields["flag"] = .bool(true)
-        let (words, names) = utf8.contactWords(data, organizationNames: ["Babbage & Co"])
+        var terms = SearchWords.Terms(collect: false)
+        let (words, names) = utf8.contactWords(data, organizationNames: ["Babbage & Co"], terms: &terms)
         #expect(
             Set(words.split(separator: " ")) == [
                 "countess", "ada", "lovelace", "example", "org", "44", "20", "7946", "0018", "442079460018", "analytical", "engine", "vip",

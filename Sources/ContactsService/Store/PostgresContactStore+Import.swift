@@ -214,7 +214,7 @@ extension PostgresContactStore {
 
     /// Inserts contacts in one statement: one array per column, unnested (jsonb values as JSON text, text[] values as
     /// array literals).
-    /// - Parameter given: each contact's search words and name words (``SearchWords/contactWords(_:organizationNames:)``),
+    /// - Parameter given: each contact's search words and name words (``SearchWords/contactWords(_:organizationNames:terms:)``),
     ///   when the service splits words as the database does (``SearchWordsSource``): the trigger keeps them (migration
     ///   018); nil leaves them to the trigger.
     static func insertStatement(

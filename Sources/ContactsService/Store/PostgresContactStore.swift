@@ -150,7 +150,7 @@ public struct PostgresContactStore: ContactStore {
     }
 
     /// The values of `search_words` and `search_names` in an insert, from two text placeholders holding a contact's
-    /// words as ``SearchWords/contactWords(_:organizationNames:)`` gives them, or NULL: then the columns keep their
+    /// words as ``SearchWords/contactWords(_:organizationNames:terms:)`` gives them, or NULL: then the columns keep their
     /// defaults and the trigger computes them (migration 018).
     static func givenWords(_ words: String, _ names: String) -> String {
         "coalesce(array_to_tsvector(string_to_array(\(words), ' ')), ''), coalesce(string_to_array(\(names), ' '), '{}')"

@@ -85,13 +85,8 @@ final class SearchWords: @unchecked Sendable {
 
     /// Appends the words of `text` to `out`, each preceded by a space unless `out` is empty: lower-cased, split at every
     /// character that is neither letter nor digit and between a letter and a digit, each run of letters or of digits
-    /// cut to 64 characters — `contacts.word_list`'s words in order, duplicates kept.
-    func appendWords(of text: String, to out: inout [UInt8]) {
-        var terms = Terms(collect: false)
-        appendWords(of: text, to: &out, terms: &terms)
-    }
-
-    /// ``appendWords(of:to:)``, adding each word that begins with a letter to `terms` when it collects.
+    /// cut to 64 characters — `contacts.word_list`'s words in order, duplicates kept; and each word that begins with a
+    /// letter to `terms` when it collects.
     func appendWords(of text: String, to out: inout [UInt8], terms: inout Terms) {
         var open = false
         var start = 0
@@ -182,12 +177,6 @@ final class SearchWords: @unchecked Sendable {
         texts += data.tags
         texts += organizationNames
         return (words(of: texts, terms: &terms), words(of: [name.given, name.family, name.middle, name.display, name.prefix, name.suffix]))
-    }
-
-    /// ``contactWords(_:organizationNames:terms:)`` without the terms.
-    func contactWords(_ data: ContactData, organizationNames: [String] = []) -> (words: String, names: String) {
-        var terms = Terms(collect: false)
-        return contactWords(data, organizationNames: organizationNames, terms: &terms)
     }
 
     /// Text the probe compares with the database's `word_list`: each kind of character the splitting treats apart

@@ -503,6 +503,34 @@ struct SwiftGenerator {
         }
         out.line("}")
         out.line("")
+        // The text writer takes the fields in the order of their JSON names, the order in which a JSON value's
+        // object is written (its keys sorted), so both give the same text.
+        struct Written {
+            var name: String
+            var line: String
+        }
+        var written = plans.map { f, p in
+            Written(name: f.jsonName, line: "\(jsonEncodeThrows(f) ? "try " : "")w.field(\(literal(f.jsonName)), self.\(p.property))")
+        }
+        for (o, name) in m.oneofNames.enumerated() {
+            for f in oneofMembers[o] ?? [] {
+                let call = "w.member(\(literal(f.jsonName)), v)"
+                written.append(
+                    Written(
+                        name: f.jsonName,
+                        line: "if case .\(Naming.escaped(Naming.lowerCamel(f.name)))(let v)? = self.\(Naming.escaped(Naming.lowerCamel(name))) "
+                            + "{ \(f.kind == .message ? "try " : "")\(call) }"))
+            }
+        }
+        written.sort { $0.name < $1.name }
+        out.line("/// Proto3 JSON text: see ``ProtoJSONMessage``.")
+        out.line("public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {")
+        out.line("    w.open()")
+        // `self.`: a field may be named `w` or `v`, like the locals.
+        for entry in written { out.line("    \(entry.line)") }
+        out.line("    w.close()")
+        out.line("}")
+        out.line("")
         out.line("/// Proto3 JSON: see ``ProtoJSONMessage``.")
         out.line("public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {")
         out.line("    self.init()")

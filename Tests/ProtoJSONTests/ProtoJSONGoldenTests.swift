@@ -83,6 +83,8 @@ struct ProtoJSONGoldenTests {
         let type = try #require(ProtoJSONRegistry.messageType(named: golden.type))
         let json = try Self.encode(type, golden.binary)
         #expect(json == golden.json, "Swift: \(json.text)\nPython: \(golden.json.text)")
+        // The text written directly is the JSON value's text.
+        #expect(try Self.text(type, golden.binary) == json.text)
         // And what Swift writes, Swift reads back to the same JSON.
         #expect(try Self.reencode(type, json.text) == json)
     }
@@ -162,8 +164,17 @@ struct ProtoJSONGoldenTests {
         }
         if let written = try? message.protoJSONText() {
             #expect(throws: Never.self, "\(text) → \(written)") { _ = try M(protoJSONText: written) }
+            // The text written directly is the JSON value's text.
+            #expect(try message.protoJSON().text == written)
+        } else {
+            // A message the writer refuses, the JSON value refuses too.
+            #expect(throws: ProtoJSONError.self) { _ = try message.protoJSON() }
         }
         return true
+    }
+
+    static func text<M: ProtoJSONMessage>(_ type: M.Type, _ binary: [UInt8]) throws -> String {
+        try M(decoding: ByteBuffer(bytes: binary)).protoJSONText()
     }
 
     static func encode<M: ProtoJSONMessage>(_ type: M.Type, _ binary: [UInt8]) throws -> JSON {

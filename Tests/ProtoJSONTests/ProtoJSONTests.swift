@@ -87,6 +87,25 @@ struct ProtoJSONTests {
         payload.value = [1]
         any.tAny = payload
         #expect(throws: ProtoJSONError.self) { _ = try any.protoJSON() }
+
+        // The text writer refuses the same values, naming the same path, however deep.
+        #expect(Self.encodingErrorPath(late) == "tTimestamp")
+        #expect(Self.encodingErrorPath(nan) == "tValue")
+        #expect(Self.encodingErrorPath(mask) == "tFieldMask")
+        var deep = Switchboard_Testing_V1_MoreShapes()
+        deep.recursive = Switchboard_Testing_V1_MoreShapes()
+        deep.recursive?.recursive = any
+        #expect(Self.encodingErrorPath(deep) == "recursive.recursive.tAny")
+    }
+
+    /// The path both writers name for a message they refuse (nil, and a failed expectation, when they differ).
+    static func encodingErrorPath<M: ProtoJSONMessage>(_ message: M) -> String? {
+        var value: String?
+        var text: String?
+        do { _ = try message.protoJSON() } catch let error as ProtoJSONError { value = error.path } catch {}
+        do { _ = try message.protoJSONText() } catch let error as ProtoJSONError { text = error.path } catch {}
+        #expect(value == text, "the JSON value's error at \(value ?? "-"), the text's at \(text ?? "-")")
+        return value == text ? value : nil
     }
 
     @Test("options: enums as integers; unknown fields and enum names ignored on request")
@@ -138,6 +157,7 @@ struct ProtoJSONTests {
         case let name where name.hasPrefix("google.protobuf.") && name.hasSuffix("Value"): #expect(json != .object([:]))
         default: #expect(json == .object([:]), "\(M.protoMessageName)")
         }
+        #expect(try M().protoJSONText() == json.text, "\(M.protoMessageName)")
         let back = try M(protoJSONText: json.text)
         if M.protoMessageName == "google.protobuf.Value" {
             #expect(try back.protoJSON() == .null)

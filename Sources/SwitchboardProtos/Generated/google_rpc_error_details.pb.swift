@@ -51,6 +51,15 @@ public struct Google_Rpc_ErrorInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMes
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("domain", self.domain)
+        w.field("metadata", self.metadata)
+        w.field("reason", self.reason)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -97,6 +106,13 @@ public struct Google_Rpc_RetryInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMes
         var o: [String: JSON] = [:]
         try e.field(&o, "retryDelay", self.retryDelay)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("retryDelay", self.retryDelay)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -151,6 +167,14 @@ public struct Google_Rpc_DebugInfo: ProtoMessage, _CBridgedMessage, ProtoJSONMes
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("detail", self.detail)
+        w.field("stackEntries", self.stackEntries)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -196,6 +220,13 @@ public struct Google_Rpc_QuotaFailure: ProtoMessage, _CBridgedMessage, ProtoJSON
         var o: [String: JSON] = [:]
         try e.field(&o, "violations", self.violations)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("violations", self.violations)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -249,6 +280,14 @@ public struct Google_Rpc_QuotaFailure: ProtoMessage, _CBridgedMessage, ProtoJSON
             return .object(o)
         }
 
+        /// Proto3 JSON text: see ``ProtoJSONMessage``.
+        public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+            w.open()
+            w.field("description", self.description)
+            w.field("subject", self.subject)
+            w.close()
+        }
+
         /// Proto3 JSON: see ``ProtoJSONMessage``.
         public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
             self.init()
@@ -295,6 +334,13 @@ public struct Google_Rpc_PreconditionFailure: ProtoMessage, _CBridgedMessage, Pr
         var o: [String: JSON] = [:]
         try e.field(&o, "violations", self.violations)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("violations", self.violations)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -354,6 +400,15 @@ public struct Google_Rpc_PreconditionFailure: ProtoMessage, _CBridgedMessage, Pr
             return .object(o)
         }
 
+        /// Proto3 JSON text: see ``ProtoJSONMessage``.
+        public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+            w.open()
+            w.field("description", self.description)
+            w.field("subject", self.subject)
+            w.field("type", self.type)
+            w.close()
+        }
+
         /// Proto3 JSON: see ``ProtoJSONMessage``.
         public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
             self.init()
@@ -401,6 +456,13 @@ public struct Google_Rpc_BadRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMe
         var o: [String: JSON] = [:]
         try e.field(&o, "fieldViolations", self.fieldViolations)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("fieldViolations", self.fieldViolations)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -466,6 +528,16 @@ public struct Google_Rpc_BadRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMe
             return .object(o)
         }
 
+        /// Proto3 JSON text: see ``ProtoJSONMessage``.
+        public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+            w.open()
+            w.field("description", self.description)
+            w.field("field", self.field)
+            try w.field("localizedMessage", self.localizedMessage)
+            w.field("reason", self.reason)
+            w.close()
+        }
+
         /// Proto3 JSON: see ``ProtoJSONMessage``.
         public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
             self.init()
@@ -520,6 +592,14 @@ public struct Google_Rpc_RequestInfo: ProtoMessage, _CBridgedMessage, ProtoJSONM
         e.field(&o, "requestId", self.requestId)
         e.field(&o, "servingData", self.servingData)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("requestId", self.requestId)
+        w.field("servingData", self.servingData)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -587,6 +667,16 @@ public struct Google_Rpc_ResourceInfo: ProtoMessage, _CBridgedMessage, ProtoJSON
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("description", self.description)
+        w.field("owner", self.owner)
+        w.field("resourceName", self.resourceName)
+        w.field("resourceType", self.resourceType)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -634,6 +724,13 @@ public struct Google_Rpc_Help: ProtoMessage, _CBridgedMessage, ProtoJSONMessage 
         var o: [String: JSON] = [:]
         try e.field(&o, "links", self.links)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("links", self.links)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -685,6 +782,14 @@ public struct Google_Rpc_Help: ProtoMessage, _CBridgedMessage, ProtoJSONMessage 
             e.field(&o, "description", self.description)
             e.field(&o, "url", self.url)
             return .object(o)
+        }
+
+        /// Proto3 JSON text: see ``ProtoJSONMessage``.
+        public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+            w.open()
+            w.field("description", self.description)
+            w.field("url", self.url)
+            w.close()
         }
 
         /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -739,6 +844,14 @@ public struct Google_Rpc_LocalizedMessage: ProtoMessage, _CBridgedMessage, Proto
         e.field(&o, "locale", self.locale)
         e.field(&o, "message", self.message)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("locale", self.locale)
+        w.field("message", self.message)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

@@ -51,6 +51,15 @@ public struct Google_Rpc_Status: ProtoMessage, _CBridgedMessage, ProtoJSONMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("code", self.code)
+        try w.field("details", self.details)
+        w.field("message", self.message)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()

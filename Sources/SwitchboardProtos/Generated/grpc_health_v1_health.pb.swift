@@ -39,6 +39,13 @@ public struct Grpc_Health_V1_HealthCheckRequest: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("service", self.service)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -83,6 +90,13 @@ public struct Grpc_Health_V1_HealthCheckResponse: ProtoMessage, _CBridgedMessage
         var o: [String: JSON] = [:]
         e.field(&o, "status", self.status)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("status", self.status)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

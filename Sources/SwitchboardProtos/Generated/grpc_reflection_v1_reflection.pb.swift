@@ -90,6 +90,18 @@ public struct Grpc_Reflection_V1_ServerReflectionRequest: ProtoMessage, _CBridge
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        if case .allExtensionNumbersOfType(let v)? = self.messageRequest { w.member("allExtensionNumbersOfType", v) }
+        if case .fileByFilename(let v)? = self.messageRequest { w.member("fileByFilename", v) }
+        if case .fileContainingExtension(let v)? = self.messageRequest { try w.member("fileContainingExtension", v) }
+        if case .fileContainingSymbol(let v)? = self.messageRequest { w.member("fileContainingSymbol", v) }
+        w.field("host", self.host)
+        if case .listServices(let v)? = self.messageRequest { w.member("listServices", v) }
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -160,6 +172,14 @@ public struct Grpc_Reflection_V1_ExtensionRequest: ProtoMessage, _CBridgedMessag
         e.field(&o, "containingType", self.containingType)
         e.field(&o, "extensionNumber", self.extensionNumber)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("containingType", self.containingType)
+        w.field("extensionNumber", self.extensionNumber)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -259,6 +279,18 @@ public struct Grpc_Reflection_V1_ServerReflectionResponse: ProtoMessage, _CBridg
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        if case .allExtensionNumbersResponse(let v)? = self.messageResponse { try w.member("allExtensionNumbersResponse", v) }
+        if case .errorResponse(let v)? = self.messageResponse { try w.member("errorResponse", v) }
+        if case .fileDescriptorResponse(let v)? = self.messageResponse { try w.member("fileDescriptorResponse", v) }
+        if case .listServicesResponse(let v)? = self.messageResponse { try w.member("listServicesResponse", v) }
+        try w.field("originalRequest", self.originalRequest)
+        w.field("validHost", self.validHost)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -322,6 +354,13 @@ public struct Grpc_Reflection_V1_FileDescriptorResponse: ProtoMessage, _CBridged
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("fileDescriptorProto", self.fileDescriptorProto)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -374,6 +413,14 @@ public struct Grpc_Reflection_V1_ExtensionNumberResponse: ProtoMessage, _CBridge
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("baseTypeName", self.baseTypeName)
+        w.field("extensionNumber", self.extensionNumber)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -421,6 +468,13 @@ public struct Grpc_Reflection_V1_ListServiceResponse: ProtoMessage, _CBridgedMes
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("service", self.service)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -465,6 +519,13 @@ public struct Grpc_Reflection_V1_ServiceResponse: ProtoMessage, _CBridgedMessage
         var o: [String: JSON] = [:]
         e.field(&o, "name", self.name)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("name", self.name)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -517,6 +578,14 @@ public struct Grpc_Reflection_V1_ErrorResponse: ProtoMessage, _CBridgedMessage, 
         e.field(&o, "errorCode", self.errorCode)
         e.field(&o, "errorMessage", self.errorMessage)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("errorCode", self.errorCode)
+        w.field("errorMessage", self.errorMessage)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

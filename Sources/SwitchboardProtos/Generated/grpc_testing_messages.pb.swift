@@ -111,6 +111,13 @@ public struct Grpc_Testing_BoolValue: ProtoMessage, _CBridgedMessage, ProtoJSONM
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("value", self.value)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -161,6 +168,14 @@ public struct Grpc_Testing_Payload: ProtoMessage, _CBridgedMessage, ProtoJSONMes
         e.field(&o, "type", self.type)
         e.field(&o, "body", self.body)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("body", self.body)
+        w.field("type", self.type)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -214,6 +229,14 @@ public struct Grpc_Testing_EchoStatus: ProtoMessage, _CBridgedMessage, ProtoJSON
         e.field(&o, "code", self.code)
         e.field(&o, "message", self.message)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("code", self.code)
+        w.field("message", self.message)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -323,6 +346,23 @@ public struct Grpc_Testing_SimpleRequest: ProtoMessage, _CBridgedMessage, ProtoJ
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("expectCompressed", self.expectCompressed)
+        w.field("fillGrpclbRouteType", self.fillGrpclbRouteType)
+        w.field("fillOauthScope", self.fillOauthScope)
+        w.field("fillServerId", self.fillServerId)
+        w.field("fillUsername", self.fillUsername)
+        try w.field("orcaPerQueryReport", self.orcaPerQueryReport)
+        try w.field("payload", self.payload)
+        try w.field("responseCompressed", self.responseCompressed)
+        w.field("responseSize", self.responseSize)
+        try w.field("responseStatus", self.responseStatus)
+        w.field("responseType", self.responseType)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -409,6 +449,18 @@ public struct Grpc_Testing_SimpleResponse: ProtoMessage, _CBridgedMessage, Proto
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("grpclbRouteType", self.grpclbRouteType)
+        w.field("hostname", self.hostname)
+        w.field("oauthScope", self.oauthScope)
+        try w.field("payload", self.payload)
+        w.field("serverId", self.serverId)
+        w.field("username", self.username)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -466,6 +518,14 @@ public struct Grpc_Testing_StreamingInputCallRequest: ProtoMessage, _CBridgedMes
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("expectCompressed", self.expectCompressed)
+        try w.field("payload", self.payload)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -511,6 +571,13 @@ public struct Grpc_Testing_StreamingInputCallResponse: ProtoMessage, _CBridgedMe
         var o: [String: JSON] = [:]
         e.field(&o, "aggregatedPayloadSize", self.aggregatedPayloadSize)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("aggregatedPayloadSize", self.aggregatedPayloadSize)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -569,6 +636,15 @@ public struct Grpc_Testing_ResponseParameters: ProtoMessage, _CBridgedMessage, P
         e.field(&o, "intervalUs", self.intervalUs)
         try e.field(&o, "compressed", self.compressed)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("compressed", self.compressed)
+        w.field("intervalUs", self.intervalUs)
+        w.field("size", self.size)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -643,6 +719,17 @@ public struct Grpc_Testing_StreamingOutputCallRequest: ProtoMessage, _CBridgedMe
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("orcaOobReport", self.orcaOobReport)
+        try w.field("payload", self.payload)
+        try w.field("responseParameters", self.responseParameters)
+        try w.field("responseStatus", self.responseStatus)
+        w.field("responseType", self.responseType)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -693,6 +780,13 @@ public struct Grpc_Testing_StreamingOutputCallResponse: ProtoMessage, _CBridgedM
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("payload", self.payload)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -737,6 +831,13 @@ public struct Grpc_Testing_ReconnectParams: ProtoMessage, _CBridgedMessage, Prot
         var o: [String: JSON] = [:]
         e.field(&o, "maxReconnectBackoffMs", self.maxReconnectBackoffMs)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("maxReconnectBackoffMs", self.maxReconnectBackoffMs)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -789,6 +890,14 @@ public struct Grpc_Testing_ReconnectInfo: ProtoMessage, _CBridgedMessage, ProtoJ
         e.field(&o, "passed", self.passed)
         e.field(&o, "backoffMs", self.backoffMs)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("backoffMs", self.backoffMs)
+        w.field("passed", self.passed)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -854,6 +963,16 @@ public struct Grpc_Testing_TestOrcaReport: ProtoMessage, _CBridgedMessage, Proto
         e.field(&o, "requestCost", self.requestCost)
         e.field(&o, "utilization", self.utilization)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("cpuUtilization", self.cpuUtilization)
+        w.field("memoryUtilization", self.memoryUtilization)
+        w.field("requestCost", self.requestCost)
+        w.field("utilization", self.utilization)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

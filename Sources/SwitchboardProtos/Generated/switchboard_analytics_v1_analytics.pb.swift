@@ -423,6 +423,26 @@ public struct Switchboard_Analytics_V1_TimelineEntry: ProtoMessage, _CBridgedMes
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("activityKind", self.activityKind)
+        w.field("actorId", self.actorId)
+        w.field("changedFields", self.changedFields)
+        w.field("id", self.id)
+        w.field("kind", self.kind)
+        w.field("resourceId", self.resourceId)
+        w.field("resourceType", self.resourceType)
+        w.field("source", self.source)
+        w.field("statusFrom", self.statusFrom)
+        w.field("statusTo", self.statusTo)
+        w.field("subjectId", self.subjectId)
+        w.field("subjectType", self.subjectType)
+        w.field("summary", self.summary)
+        try w.field("time", self.time)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -524,6 +544,20 @@ public struct Switchboard_Analytics_V1_GetTimelineRequest: ProtoMessage, _CBridg
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("actorId", self.actorId)
+        try w.field("endTime", self.endTime)
+        w.field("kinds", self.kinds)
+        try w.field("page", self.page)
+        w.field("sources", self.sources)
+        try w.field("startTime", self.startTime)
+        w.field("subjectId", self.subjectId)
+        w.field("subjectType", self.subjectType)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -583,6 +617,14 @@ public struct Switchboard_Analytics_V1_GetTimelineResponse: ProtoMessage, _CBrid
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("entries", self.entries)
+        try w.field("page", self.page)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -634,6 +676,14 @@ public struct Switchboard_Analytics_V1_WatchTimelineRequest: ProtoMessage, _CBri
         e.field(&o, "subjectType", self.subjectType)
         e.field(&o, "subjectId", self.subjectId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("subjectId", self.subjectId)
+        w.field("subjectType", self.subjectType)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -689,6 +739,14 @@ public struct Switchboard_Analytics_V1_ActivityCount: ProtoMessage, _CBridgedMes
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("count", self.count)
+        w.field("kind", self.kind)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -742,6 +800,14 @@ public struct Switchboard_Analytics_V1_StageChange: ProtoMessage, _CBridgedMessa
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("stage", self.stage)
+        try w.field("time", self.time)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -787,6 +853,13 @@ public struct Switchboard_Analytics_V1_GetContactMetricsRequest: ProtoMessage, _
         var o: [String: JSON] = [:]
         e.field(&o, "contactId", self.contactId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -877,6 +950,20 @@ public struct Switchboard_Analytics_V1_ContactMetrics: ProtoMessage, _CBridgedMe
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        try w.field("counts", self.counts)
+        try w.field("firstContactTime", self.firstContactTime)
+        w.field("interactions", self.interactions)
+        w.field("interactionsPer30Days", self.interactionsPer30Days)
+        try w.field("lastContactTime", self.lastContactTime)
+        w.field("lifecycleStage", self.lifecycleStage)
+        try w.field("stageHistory", self.stageHistory)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -948,6 +1035,16 @@ public struct Switchboard_Analytics_V1_GetActivityStatsRequest: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("endTime", self.endTime)
+        w.field("groupBy", self.groupBy)
+        w.field("kinds", self.kinds)
+        try w.field("startTime", self.startTime)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1003,6 +1100,14 @@ public struct Switchboard_Analytics_V1_ActivityBucket: ProtoMessage, _CBridgedMe
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("count", self.count)
+        w.field("key", self.key)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1054,6 +1159,14 @@ public struct Switchboard_Analytics_V1_GetActivityStatsResponse: ProtoMessage, _
         try e.field(&o, "buckets", self.buckets)
         e.field(&o, "total", self.total)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("buckets", self.buckets)
+        w.field("total", self.total)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1113,6 +1226,15 @@ public struct Switchboard_Analytics_V1_GetLifecycleFunnelRequest: ProtoMessage, 
         try e.field(&o, "startTime", self.startTime)
         try e.field(&o, "endTime", self.endTime)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("endTime", self.endTime)
+        w.field("stages", self.stages)
+        try w.field("startTime", self.startTime)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1175,6 +1297,15 @@ public struct Switchboard_Analytics_V1_FunnelStep: ProtoMessage, _CBridgedMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("conversion", self.conversion)
+        w.field("reached", self.reached)
+        w.field("stage", self.stage)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1221,6 +1352,13 @@ public struct Switchboard_Analytics_V1_GetLifecycleFunnelResponse: ProtoMessage,
         var o: [String: JSON] = [:]
         try e.field(&o, "steps", self.steps)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("steps", self.steps)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1293,6 +1431,17 @@ public struct Switchboard_Analytics_V1_ListTopRequest: ProtoMessage, _CBridgedMe
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("endTime", self.endTime)
+        w.field("limit", self.limit)
+        w.field("metric", self.metric)
+        try w.field("startTime", self.startTime)
+        w.field("subjectType", self.subjectType)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1349,6 +1498,14 @@ public struct Switchboard_Analytics_V1_TopEntry: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("subjectId", self.subjectId)
+        w.field("value", self.value)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1396,6 +1553,13 @@ public struct Switchboard_Analytics_V1_ListTopResponse: ProtoMessage, _CBridgedM
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("entries", self.entries)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1433,6 +1597,12 @@ public struct Switchboard_Analytics_V1_GetDataCompletenessRequest: ProtoMessage,
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         .object([:])
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1488,6 +1658,15 @@ public struct Switchboard_Analytics_V1_FieldCompleteness: ProtoMessage, _CBridge
         e.field(&o, "filled", self.filled)
         e.field(&o, "ratio", self.ratio)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("field", self.field)
+        w.field("filled", self.filled)
+        w.field("ratio", self.ratio)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1550,6 +1729,15 @@ public struct Switchboard_Analytics_V1_DataCompleteness: ProtoMessage, _CBridged
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contacts", self.contacts)
+        try w.field("fields", self.fields)
+        w.field("overall", self.overall)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1602,6 +1790,14 @@ public struct Switchboard_Analytics_V1_KindWeight: ProtoMessage, _CBridgedMessag
         e.field(&o, "kind", self.kind)
         e.field(&o, "weight", self.weight)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("kind", self.kind)
+        w.field("weight", self.weight)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1669,6 +1865,16 @@ public struct Switchboard_Analytics_V1_ScoringModel: ProtoMessage, _CBridgedMess
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("halfLifeDays", self.halfLifeDays)
+        try w.field("updateTime", self.updateTime)
+        w.field("version", self.version)
+        try w.field("weights", self.weights)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1709,6 +1915,12 @@ public struct Switchboard_Analytics_V1_GetScoringModelRequest: ProtoMessage, _CB
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         .object([:])
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1760,6 +1972,14 @@ public struct Switchboard_Analytics_V1_SetScoringModelRequest: ProtoMessage, _CB
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("model", self.model)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1805,6 +2025,13 @@ public struct Switchboard_Analytics_V1_GetEngagementScoreRequest: ProtoMessage, 
         var o: [String: JSON] = [:]
         e.field(&o, "contactId", self.contactId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1875,6 +2102,17 @@ public struct Switchboard_Analytics_V1_ScoreComponent: ProtoMessage, _CBridgedMe
         e.field(&o, "decayedCount", self.decayedCount)
         e.field(&o, "contribution", self.contribution)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contribution", self.contribution)
+        w.field("count", self.count)
+        w.field("decayedCount", self.decayedCount)
+        w.field("kind", self.kind)
+        w.field("weight", self.weight)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1957,6 +2195,18 @@ public struct Switchboard_Analytics_V1_EngagementScore: ProtoMessage, _CBridgedM
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("asOf", self.asOf)
+        try w.field("components", self.components)
+        w.field("contactId", self.contactId)
+        w.field("halfLifeDays", self.halfLifeDays)
+        w.field("modelVersion", self.modelVersion)
+        w.field("score", self.score)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2018,6 +2268,15 @@ public struct Switchboard_Analytics_V1_ReportFilter: ProtoMessage, _CBridgedMess
         e.field(&o, "op", self.op)
         e.field(&o, "value", self.value)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("column", self.column)
+        w.field("op", self.op)
+        w.field("value", self.value)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2116,6 +2375,21 @@ public struct Switchboard_Analytics_V1_ReportDefinition: ProtoMessage, _CBridged
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("columns", self.columns)
+        try w.field("endTime", self.endTime)
+        try w.field("filters", self.filters)
+        w.field("groupBy", self.groupBy)
+        w.field("id", self.id)
+        w.field("name", self.name)
+        w.field("scheduleHours", self.scheduleHours)
+        try w.field("startTime", self.startTime)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2194,6 +2468,17 @@ public struct Switchboard_Analytics_V1_ReportRun: ProtoMessage, _CBridgedMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("csvBytes", self.csvBytes)
+        w.field("id", self.id)
+        w.field("reportId", self.reportId)
+        w.field("rows", self.rows)
+        try w.field("runTime", self.runTime)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2250,6 +2535,14 @@ public struct Switchboard_Analytics_V1_CreateReportRequest: ProtoMessage, _CBrid
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("report", self.report)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2297,6 +2590,13 @@ public struct Switchboard_Analytics_V1_GetReportRequest: ProtoMessage, _CBridged
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2341,6 +2641,13 @@ public struct Switchboard_Analytics_V1_ListReportsRequest: ProtoMessage, _CBridg
         var o: [String: JSON] = [:]
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2393,6 +2700,14 @@ public struct Switchboard_Analytics_V1_ListReportsResponse: ProtoMessage, _CBrid
         try e.field(&o, "reports", self.reports)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        try w.field("reports", self.reports)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2448,6 +2763,14 @@ public struct Switchboard_Analytics_V1_DeleteReportRequest: ProtoMessage, _CBrid
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2486,6 +2809,12 @@ public struct Switchboard_Analytics_V1_DeleteReportResponse: ProtoMessage, _CBri
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         .object([:])
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2535,6 +2864,14 @@ public struct Switchboard_Analytics_V1_RunReportRequest: ProtoMessage, _CBridged
         e.field(&o, "reportId", self.reportId)
         try e.field(&o, "definition", self.definition)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("definition", self.definition)
+        w.field("reportId", self.reportId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2590,6 +2927,14 @@ public struct Switchboard_Analytics_V1_ReportRow: ProtoMessage, _CBridgedMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("header", self.header)
+        w.field("values", self.values)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2643,6 +2988,14 @@ public struct Switchboard_Analytics_V1_ExportReportRequest: ProtoMessage, _CBrid
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("definition", self.definition)
+        w.field("reportId", self.reportId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2688,6 +3041,13 @@ public struct Switchboard_Analytics_V1_CsvChunk: ProtoMessage, _CBridgedMessage,
         var o: [String: JSON] = [:]
         e.field(&o, "data", self.data)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("data", self.data)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2778,6 +3138,20 @@ public struct Switchboard_Analytics_V1_Widget: ProtoMessage, _CBridgedMessage, P
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("days", self.days)
+        w.field("groupBy", self.groupBy)
+        w.field("limit", self.limit)
+        w.field("metric", self.metric)
+        w.field("reportId", self.reportId)
+        w.field("subjectType", self.subjectType)
+        w.field("title", self.title)
+        w.field("type", self.type)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2849,6 +3223,16 @@ public struct Switchboard_Analytics_V1_Dashboard: ProtoMessage, _CBridgedMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("id", self.id)
+        w.field("name", self.name)
+        try w.field("widgets", self.widgets)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2904,6 +3288,14 @@ public struct Switchboard_Analytics_V1_CreateDashboardRequest: ProtoMessage, _CB
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("dashboard", self.dashboard)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2949,6 +3341,13 @@ public struct Switchboard_Analytics_V1_GetDashboardRequest: ProtoMessage, _CBrid
         var o: [String: JSON] = [:]
         e.field(&o, "id", self.id)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3048,6 +3447,18 @@ public struct Switchboard_Analytics_V1_WidgetData: ProtoMessage, _CBridgedMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        if case .activityStats(let v)? = self.data { try w.member("activityStats", v) }
+        if case .completeness(let v)? = self.data { try w.member("completeness", v) }
+        if case .funnel(let v)? = self.data { try w.member("funnel", v) }
+        if case .report(let v)? = self.data { try w.member("report", v) }
+        if case .top(let v)? = self.data { try w.member("top", v) }
+        try w.field("widget", self.widget)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3114,6 +3525,13 @@ public struct Switchboard_Analytics_V1_ReportRows: ProtoMessage, _CBridgedMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("rows", self.rows)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3170,6 +3588,15 @@ public struct Switchboard_Analytics_V1_DashboardData: ProtoMessage, _CBridgedMes
         try e.field(&o, "widgets", self.widgets)
         try e.field(&o, "asOf", self.asOf)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("asOf", self.asOf)
+        try w.field("dashboard", self.dashboard)
+        try w.field("widgets", self.widgets)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3250,6 +3677,18 @@ public struct Switchboard_Analytics_V1_Alert: ProtoMessage, _CBridgedMessage, Pr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("direction", self.direction)
+        w.field("id", self.id)
+        w.field("metric", self.metric)
+        w.field("name", self.name)
+        w.field("threshold", self.threshold)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3307,6 +3746,14 @@ public struct Switchboard_Analytics_V1_CreateAlertRequest: ProtoMessage, _CBridg
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("alert", self.alert)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3345,6 +3792,12 @@ public struct Switchboard_Analytics_V1_ListAlertsRequest: ProtoMessage, _CBridge
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         .object([:])
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3388,6 +3841,13 @@ public struct Switchboard_Analytics_V1_ListAlertsResponse: ProtoMessage, _CBridg
         var o: [String: JSON] = [:]
         try e.field(&o, "alerts", self.alerts)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("alerts", self.alerts)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3442,6 +3902,14 @@ public struct Switchboard_Analytics_V1_DeleteAlertRequest: ProtoMessage, _CBridg
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3480,6 +3948,12 @@ public struct Switchboard_Analytics_V1_DeleteAlertResponse: ProtoMessage, _CBrid
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         .object([:])
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3573,6 +4047,21 @@ public struct Switchboard_Analytics_V1_AlertFired: ProtoMessage, _CBridgedMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("alertId", self.alertId)
+        w.field("alertName", self.alertName)
+        w.field("contactId", self.contactId)
+        w.field("id", self.id)
+        w.field("metric", self.metric)
+        w.field("ownerId", self.ownerId)
+        w.field("threshold", self.threshold)
+        try w.field("time", self.time)
+        w.field("value", self.value)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3649,6 +4138,17 @@ public struct Switchboard_Analytics_V1_LifecycleTransition: ProtoMessage, _CBrid
         e.field(&o, "toStage", self.toStage)
         try e.field(&o, "time", self.time)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("fromStage", self.fromStage)
+        w.field("id", self.id)
+        try w.field("time", self.time)
+        w.field("toStage", self.toStage)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3737,6 +4237,19 @@ public struct Switchboard_Analytics_V1_ErasureReceipt: ProtoMessage, _CBridgedMe
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("activitiesChanged", self.activitiesChanged)
+        w.field("changesRedacted", self.changesRedacted)
+        w.field("contactId", self.contactId)
+        w.field("erasureRequestId", self.erasureRequestId)
+        w.field("stageChangesDeleted", self.stageChangesDeleted)
+        w.field("storedResponsesRemoved", self.storedResponsesRemoved)
+        w.field("timelineEntriesDeleted", self.timelineEntriesDeleted)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3787,6 +4300,13 @@ public struct Switchboard_Analytics_V1_ExportSubjectRequest: ProtoMessage, _CBri
         var o: [String: JSON] = [:]
         e.field(&o, "contactId", self.contactId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3895,6 +4415,23 @@ public struct Switchboard_Analytics_V1_ContactSnapshot: ProtoMessage, _CBridgedM
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        try w.field("createTime", self.createTime)
+        try w.field("customFields", self.customFields)
+        w.field("deleted", self.deleted)
+        w.field("displayName", self.displayName)
+        w.field("email", self.email)
+        w.field("hasAddress", self.hasAddress)
+        w.field("hasPhone", self.hasPhone)
+        w.field("ownerId", self.ownerId)
+        w.field("status", self.status)
+        w.field("tags", self.tags)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3987,6 +4524,16 @@ public struct Switchboard_Analytics_V1_SubjectRecord: ProtoMessage, _CBridgedMes
         case nil: break
         }
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        if case .contact(let v)? = self.record { try w.member("contact", v) }
+        if case .metrics(let v)? = self.record { try w.member("metrics", v) }
+        if case .score(let v)? = self.record { try w.member("score", v) }
+        if case .timelineEntry(let v)? = self.record { try w.member("timelineEntry", v) }
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

@@ -249,6 +249,14 @@ public struct Switchboard_Collaboration_V1_Subject: ProtoMessage, _CBridgedMessa
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("type", self.type)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -344,6 +352,21 @@ public struct Switchboard_Collaboration_V1_Note: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("authorId", self.authorId)
+        w.field("body", self.body)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("mentionedUserIds", self.mentionedUserIds)
+        try w.field("subjects", self.subjects)
+        w.field("teamId", self.teamId)
+        w.field("visibility", self.visibility)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -404,6 +427,14 @@ public struct Switchboard_Collaboration_V1_CreateNoteRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("note", self.note)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -455,6 +486,14 @@ public struct Switchboard_Collaboration_V1_GetNoteRequest: ProtoMessage, _CBridg
         e.field(&o, "id", self.id)
         e.field(&o, "includeDeleted", self.includeDeleted)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("includeDeleted", self.includeDeleted)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -522,6 +561,16 @@ public struct Switchboard_Collaboration_V1_UpdateNoteRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        try w.field("note", self.note)
+        w.field("requestId", self.requestId)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -583,6 +632,15 @@ public struct Switchboard_Collaboration_V1_DeleteNoteRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -635,6 +693,14 @@ public struct Switchboard_Collaboration_V1_UndeleteNoteRequest: ProtoMessage, _C
         e.field(&o, "id", self.id)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -696,6 +762,15 @@ public struct Switchboard_Collaboration_V1_ListNotesRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("includeDeleted", self.includeDeleted)
+        try w.field("page", self.page)
+        try w.field("subject", self.subject)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -748,6 +823,14 @@ public struct Switchboard_Collaboration_V1_ListNotesResponse: ProtoMessage, _CBr
         try e.field(&o, "notes", self.notes)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("notes", self.notes)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -839,6 +922,20 @@ public struct Switchboard_Collaboration_V1_Comment: ProtoMessage, _CBridgedMessa
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("authorId", self.authorId)
+        w.field("body", self.body)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("noteId", self.noteId)
+        w.field("parentId", self.parentId)
+        try w.field("subject", self.subject)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -896,6 +993,14 @@ public struct Switchboard_Collaboration_V1_CreateCommentRequest: ProtoMessage, _
         try e.field(&o, "comment", self.comment)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("comment", self.comment)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -957,6 +1062,15 @@ public struct Switchboard_Collaboration_V1_UpdateCommentRequest: ProtoMessage, _
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("comment", self.comment)
+        w.field("etag", self.etag)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1015,6 +1129,15 @@ public struct Switchboard_Collaboration_V1_DeleteCommentRequest: ProtoMessage, _
         e.field(&o, "etag", self.etag)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1083,6 +1206,16 @@ public struct Switchboard_Collaboration_V1_ListCommentsRequest: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("includeDeleted", self.includeDeleted)
+        w.field("noteId", self.noteId)
+        try w.field("page", self.page)
+        try w.field("subject", self.subject)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1136,6 +1269,14 @@ public struct Switchboard_Collaboration_V1_ListCommentsResponse: ProtoMessage, _
         try e.field(&o, "comments", self.comments)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("comments", self.comments)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1209,6 +1350,17 @@ public struct Switchboard_Collaboration_V1_Team: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("memberUserIds", self.memberUserIds)
+        w.field("name", self.name)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1269,6 +1421,15 @@ public struct Switchboard_Collaboration_V1_CreateTeamRequest: ProtoMessage, _CBr
         e.field(&o, "memberUserIds", self.memberUserIds)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("memberUserIds", self.memberUserIds)
+        w.field("requestId", self.requestId)
+        try w.field("team", self.team)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1337,6 +1498,16 @@ public struct Switchboard_Collaboration_V1_UpdateTeamRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("requestId", self.requestId)
+        try w.field("team", self.team)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1384,6 +1555,13 @@ public struct Switchboard_Collaboration_V1_GetTeamRequest: ProtoMessage, _CBridg
         var o: [String: JSON] = [:]
         e.field(&o, "id", self.id)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1438,6 +1616,14 @@ public struct Switchboard_Collaboration_V1_ListTeamsRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("memberUserId", self.memberUserId)
+        try w.field("page", self.page)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1489,6 +1675,14 @@ public struct Switchboard_Collaboration_V1_ListTeamsResponse: ProtoMessage, _CBr
         try e.field(&o, "teams", self.teams)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        try w.field("teams", self.teams)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1548,6 +1742,15 @@ public struct Switchboard_Collaboration_V1_TeamMembersRequest: ProtoMessage, _CB
         e.field(&o, "userIds", self.userIds)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("requestId", self.requestId)
+        w.field("teamId", self.teamId)
+        w.field("userIds", self.userIds)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1634,6 +1837,19 @@ public struct Switchboard_Collaboration_V1_Grant: ProtoMessage, _CBridgedMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("createTime", self.createTime)
+        w.field("grantedBy", self.grantedBy)
+        w.field("id", self.id)
+        w.field("noteId", self.noteId)
+        w.field("permission", self.permission)
+        w.field("teamId", self.teamId)
+        w.field("userId", self.userId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1692,6 +1908,14 @@ public struct Switchboard_Collaboration_V1_ShareNoteRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("grant", self.grant)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1745,6 +1969,14 @@ public struct Switchboard_Collaboration_V1_RevokeGrantRequest: ProtoMessage, _CB
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1783,6 +2015,12 @@ public struct Switchboard_Collaboration_V1_RevokeGrantResponse: ProtoMessage, _C
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         .object([:])
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1826,6 +2064,13 @@ public struct Switchboard_Collaboration_V1_ListGrantsRequest: ProtoMessage, _CBr
         var o: [String: JSON] = [:]
         e.field(&o, "noteId", self.noteId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("noteId", self.noteId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1872,6 +2117,13 @@ public struct Switchboard_Collaboration_V1_ListGrantsResponse: ProtoMessage, _CB
         var o: [String: JSON] = [:]
         try e.field(&o, "grants", self.grants)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("grants", self.grants)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1992,6 +2244,25 @@ public struct Switchboard_Collaboration_V1_Notification: ProtoMessage, _CBridged
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("acknowledgeTime", self.acknowledgeTime)
+        w.field("body", self.body)
+        try w.field("createTime", self.createTime)
+        w.field("createdBy", self.createdBy)
+        w.field("id", self.id)
+        w.field("kind", self.kind)
+        try w.field("readTime", self.readTime)
+        w.field("resourceId", self.resourceId)
+        w.field("resourceType", self.resourceType)
+        w.field("teamId", self.teamId)
+        w.field("tenantWide", self.tenantWide)
+        w.field("title", self.title)
+        w.field("userIds", self.userIds)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2056,6 +2327,14 @@ public struct Switchboard_Collaboration_V1_CreateNotificationRequest: ProtoMessa
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("notification", self.notification)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2107,6 +2386,14 @@ public struct Switchboard_Collaboration_V1_ListNotificationsRequest: ProtoMessag
         try e.field(&o, "page", self.page)
         e.field(&o, "unreadOnly", self.unreadOnly)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        w.field("unreadOnly", self.unreadOnly)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2162,6 +2449,14 @@ public struct Switchboard_Collaboration_V1_ListNotificationsResponse: ProtoMessa
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("notifications", self.notifications)
+        try w.field("page", self.page)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2207,6 +2502,13 @@ public struct Switchboard_Collaboration_V1_SubscribeNotificationsRequest: ProtoM
         var o: [String: JSON] = [:]
         e.field(&o, "afterId", self.afterId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("afterId", self.afterId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2255,6 +2557,13 @@ public struct Switchboard_Collaboration_V1_NotificationIdsRequest: ProtoMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("ids", self.ids)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2299,6 +2608,13 @@ public struct Switchboard_Collaboration_V1_NotificationIdsResponse: ProtoMessage
         var o: [String: JSON] = [:]
         e.field(&o, "updated", self.updated)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("updated", self.updated)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2347,6 +2663,13 @@ public struct Switchboard_Collaboration_V1_NotificationPreferences: ProtoMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("mutedKinds", self.mutedKinds)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2384,6 +2707,12 @@ public struct Switchboard_Collaboration_V1_GetNotificationPreferencesRequest: Pr
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         .object([:])
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2427,6 +2756,13 @@ public struct Switchboard_Collaboration_V1_SetNotificationPreferencesRequest: Pr
         var o: [String: JSON] = [:]
         try e.field(&o, "preferences", self.preferences)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("preferences", self.preferences)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2511,6 +2847,19 @@ public struct Switchboard_Collaboration_V1_File: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("contentType", self.contentType)
+        w.field("id", self.id)
+        w.field("name", self.name)
+        w.field("sha256", self.sha256)
+        w.field("sizeBytes", self.sizeBytes)
+        try w.field("subjects", self.subjects)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2567,6 +2916,14 @@ public struct Switchboard_Collaboration_V1_UploadFileMetadata: ProtoMessage, _CB
         try e.field(&o, "file", self.file)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("file", self.file)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2640,6 +2997,14 @@ public struct Switchboard_Collaboration_V1_UploadFileRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        if case .chunk(let v)? = self.part { w.member("chunk", v) }
+        if case .metadata(let v)? = self.part { try w.member("metadata", v) }
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2693,6 +3058,13 @@ public struct Switchboard_Collaboration_V1_DownloadFileRequest: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2743,6 +3115,14 @@ public struct Switchboard_Collaboration_V1_FileChunk: ProtoMessage, _CBridgedMes
         try e.field(&o, "file", self.file)
         e.field(&o, "data", self.data)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("data", self.data)
+        try w.field("file", self.file)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2798,6 +3178,14 @@ public struct Switchboard_Collaboration_V1_GetFileRequest: ProtoMessage, _CBridg
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("includeDeleted", self.includeDeleted)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2849,6 +3237,14 @@ public struct Switchboard_Collaboration_V1_DeleteFileRequest: ProtoMessage, _CBr
         e.field(&o, "id", self.id)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2904,6 +3300,14 @@ public struct Switchboard_Collaboration_V1_UndeleteFileRequest: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2957,6 +3361,14 @@ public struct Switchboard_Collaboration_V1_ListFilesRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        try w.field("subject", self.subject)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3008,6 +3420,14 @@ public struct Switchboard_Collaboration_V1_ListFilesResponse: ProtoMessage, _CBr
         try e.field(&o, "files", self.files)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("files", self.files)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3135,6 +3555,26 @@ public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessa
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("attendeeUserIds", self.attendeeUserIds)
+        try w.field("audit", self.audit)
+        w.field("contactIds", self.contactIds)
+        w.field("description", self.description)
+        try w.field("endTime", self.endTime)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("occurrence", self.occurrence)
+        w.field("organizerId", self.organizerId)
+        try w.field("recurrence", self.recurrence)
+        w.field("reminderMinutes", self.reminderMinutes)
+        try w.field("startTime", self.startTime)
+        w.field("timeZone", self.timeZone)
+        w.field("title", self.title)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3210,6 +3650,16 @@ public struct Switchboard_Collaboration_V1_Recurrence: ProtoMessage, _CBridgedMe
         e.field(&o, "count", self.count)
         try e.field(&o, "exceptions", self.exceptions)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("count", self.count)
+        try w.field("exceptions", self.exceptions)
+        w.field("frequency", self.frequency)
+        w.field("interval", self.interval)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3325,6 +3775,16 @@ public struct Switchboard_Collaboration_V1_OccurrenceException: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("cancelled", self.cancelled)
+        try w.field("endTime", self.endTime)
+        w.field("occurrence", self.occurrence)
+        try w.field("startTime", self.startTime)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3390,6 +3850,16 @@ public struct Switchboard_Collaboration_V1_CancelOccurrenceRequest: ProtoMessage
         e.field(&o, "etag", self.etag)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("occurrence", self.occurrence)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3477,6 +3947,19 @@ public struct Switchboard_Collaboration_V1_MoveOccurrenceRequest: ProtoMessage, 
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allowConflicts", self.allowConflicts)
+        try w.field("endTime", self.endTime)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("occurrence", self.occurrence)
+        w.field("requestId", self.requestId)
+        try w.field("startTime", self.startTime)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3553,6 +4036,17 @@ public struct Switchboard_Collaboration_V1_RestoreOccurrenceRequest: ProtoMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allowConflicts", self.allowConflicts)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("occurrence", self.occurrence)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3615,6 +4109,15 @@ public struct Switchboard_Collaboration_V1_CreateMeetingRequest: ProtoMessage, _
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allowConflicts", self.allowConflicts)
+        try w.field("meeting", self.meeting)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3667,6 +4170,14 @@ public struct Switchboard_Collaboration_V1_GetMeetingRequest: ProtoMessage, _CBr
         e.field(&o, "id", self.id)
         e.field(&o, "includeDeleted", self.includeDeleted)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("includeDeleted", self.includeDeleted)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3740,6 +4251,17 @@ public struct Switchboard_Collaboration_V1_UpdateMeetingRequest: ProtoMessage, _
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allowConflicts", self.allowConflicts)
+        w.field("etag", self.etag)
+        try w.field("meeting", self.meeting)
+        w.field("requestId", self.requestId)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3802,6 +4324,15 @@ public struct Switchboard_Collaboration_V1_DeleteMeetingRequest: ProtoMessage, _
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3860,6 +4391,15 @@ public struct Switchboard_Collaboration_V1_UndeleteMeetingRequest: ProtoMessage,
         e.field(&o, "allowConflicts", self.allowConflicts)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allowConflicts", self.allowConflicts)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3934,6 +4474,17 @@ public struct Switchboard_Collaboration_V1_ListMeetingsRequest: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        try w.field("page", self.page)
+        try w.field("timeMax", self.timeMax)
+        try w.field("timeMin", self.timeMin)
+        w.field("userId", self.userId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3988,6 +4539,14 @@ public struct Switchboard_Collaboration_V1_ListMeetingsResponse: ProtoMessage, _
         try e.field(&o, "meetings", self.meetings)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("meetings", self.meetings)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -4055,6 +4614,16 @@ public struct Switchboard_Collaboration_V1_FindFreeSlotsRequest: ProtoMessage, _
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("durationMinutes", self.durationMinutes)
+        try w.field("rangeEnd", self.rangeEnd)
+        try w.field("rangeStart", self.rangeStart)
+        w.field("userIds", self.userIds)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -4110,6 +4679,14 @@ public struct Switchboard_Collaboration_V1_TimeSlot: ProtoMessage, _CBridgedMess
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("endTime", self.endTime)
+        try w.field("startTime", self.startTime)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -4155,6 +4732,13 @@ public struct Switchboard_Collaboration_V1_FindFreeSlotsResponse: ProtoMessage, 
         var o: [String: JSON] = [:]
         try e.field(&o, "slots", self.slots)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("slots", self.slots)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -4257,6 +4841,22 @@ public struct Switchboard_Collaboration_V1_ErasureReceipt: ProtoMessage, _CBridg
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("changesRedacted", self.changesRedacted)
+        w.field("commentsDeleted", self.commentsDeleted)
+        w.field("contactId", self.contactId)
+        w.field("erasureRequestId", self.erasureRequestId)
+        w.field("filesChanged", self.filesChanged)
+        w.field("filesDeleted", self.filesDeleted)
+        w.field("meetingsChanged", self.meetingsChanged)
+        w.field("notesChanged", self.notesChanged)
+        w.field("notesDeleted", self.notesDeleted)
+        w.field("storedResponsesRemoved", self.storedResponsesRemoved)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -4310,6 +4910,13 @@ public struct Switchboard_Collaboration_V1_ExportSubjectRequest: ProtoMessage, _
         var o: [String: JSON] = [:]
         e.field(&o, "contactId", self.contactId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -4394,6 +5001,16 @@ public struct Switchboard_Collaboration_V1_SubjectRecord: ProtoMessage, _CBridge
         case nil: break
         }
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        if case .comment(let v)? = self.record { try w.member("comment", v) }
+        if case .file(let v)? = self.record { try w.member("file", v) }
+        if case .meeting(let v)? = self.record { try w.member("meeting", v) }
+        if case .note(let v)? = self.record { try w.member("note", v) }
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

@@ -165,6 +165,23 @@ public struct Switchboard_Common_V1_ChangeEvent: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("actorId", self.actorId)
+        w.field("changedFields", self.changedFields)
+        try w.field("commitTime", self.commitTime)
+        w.field("cursor", self.cursor)
+        w.field("kind", self.kind)
+        w.field("relatedIds", self.relatedIds)
+        try w.field("resource", self.resource)
+        w.field("resourceId", self.resourceId)
+        w.field("resourceType", self.resourceType)
+        w.field("sequence", self.sequence)
+        w.field("tenantId", self.tenantId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -227,6 +244,14 @@ public struct Switchboard_Common_V1_WatchChangesRequest: ProtoMessage, _CBridged
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("fromSequence", self.fromSequence)
+        w.field("resourceTypes", self.resourceTypes)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -280,6 +305,14 @@ public struct Switchboard_Common_V1_WatchAllChangesRequest: ProtoMessage, _CBrid
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("afterCursor", self.afterCursor)
+        w.field("resourceTypes", self.resourceTypes)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -331,6 +364,14 @@ public struct Switchboard_Common_V1_ChangeBatch: ProtoMessage, _CBridgedMessage,
         try e.field(&o, "events", self.events)
         e.field(&o, "cursor", self.cursor)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("cursor", self.cursor)
+        try w.field("events", self.events)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

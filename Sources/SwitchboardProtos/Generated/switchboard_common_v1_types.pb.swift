@@ -63,6 +63,17 @@ public struct Switchboard_Common_V1_AuditStamps: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("createTime", self.createTime)
+        w.field("createdBy", self.createdBy)
+        try w.field("deleteTime", self.deleteTime)
+        try w.field("updateTime", self.updateTime)
+        w.field("updatedBy", self.updatedBy)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -119,6 +130,14 @@ public struct Switchboard_Common_V1_PageRequest: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("pageSize", self.pageSize)
+        w.field("pageToken", self.pageToken)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -164,6 +183,13 @@ public struct Switchboard_Common_V1_PageResponse: ProtoMessage, _CBridgedMessage
         var o: [String: JSON] = [:]
         e.field(&o, "nextPageToken", self.nextPageToken)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("nextPageToken", self.nextPageToken)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -222,6 +248,15 @@ public struct Switchboard_Common_V1_Money: ProtoMessage, _CBridgedMessage, Proto
         e.field(&o, "units", self.units)
         e.field(&o, "nanos", self.nanos)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("currencyCode", self.currencyCode)
+        w.field("nanos", self.nanos)
+        w.field("units", self.units)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -300,6 +335,18 @@ public struct Switchboard_Common_V1_PostalAddress: ProtoMessage, _CBridgedMessag
         e.field(&o, "postalCode", self.postalCode)
         e.field(&o, "regionCode", self.regionCode)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("addressLines", self.addressLines)
+        w.field("administrativeArea", self.administrativeArea)
+        w.field("label", self.label)
+        w.field("locality", self.locality)
+        w.field("postalCode", self.postalCode)
+        w.field("regionCode", self.regionCode)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

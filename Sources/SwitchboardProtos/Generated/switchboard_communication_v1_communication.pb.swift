@@ -633,6 +633,33 @@ public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedM
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("addresses", self.addresses)
+        try w.field("audit", self.audit)
+        w.field("body", self.body)
+        w.field("contactIds", self.contactIds)
+        w.field("deliveryState", self.deliveryState)
+        w.field("direction", self.direction)
+        w.field("durationSeconds", self.durationSeconds)
+        w.field("etag", self.etag)
+        try w.field("followUpAt", self.followUpAt)
+        w.field("followUpDone", self.followUpDone)
+        w.field("id", self.id)
+        w.field("kind", self.kind)
+        try w.field("occurredAt", self.occurredAt)
+        w.field("organizationId", self.organizationId)
+        w.field("outcome", self.outcome)
+        w.field("ownerId", self.ownerId)
+        w.field("subject", self.subject)
+        w.field("templateId", self.templateId)
+        w.field("templateVersion", self.templateVersion)
+        w.field("threadId", self.threadId)
+        w.field("visibility", self.visibility)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -705,6 +732,14 @@ public struct Switchboard_Communication_V1_LogInteractionRequest: ProtoMessage, 
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("interaction", self.interaction)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -756,6 +791,14 @@ public struct Switchboard_Communication_V1_GetInteractionRequest: ProtoMessage, 
         e.field(&o, "id", self.id)
         e.field(&o, "includeDeleted", self.includeDeleted)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("includeDeleted", self.includeDeleted)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -823,6 +866,16 @@ public struct Switchboard_Communication_V1_UpdateInteractionRequest: ProtoMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        try w.field("interaction", self.interaction)
+        w.field("requestId", self.requestId)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -884,6 +937,15 @@ public struct Switchboard_Communication_V1_DeleteInteractionRequest: ProtoMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -936,6 +998,14 @@ public struct Switchboard_Communication_V1_UndeleteInteractionRequest: ProtoMess
         e.field(&o, "id", self.id)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1033,6 +1103,21 @@ public struct Switchboard_Communication_V1_ListInteractionsRequest: ProtoMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("includeDeleted", self.includeDeleted)
+        w.field("kind", self.kind)
+        try w.field("occurredAfter", self.occurredAfter)
+        try w.field("occurredBefore", self.occurredBefore)
+        w.field("organizationId", self.organizationId)
+        w.field("ownerId", self.ownerId)
+        try w.field("page", self.page)
+        w.field("threadId", self.threadId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1093,6 +1178,14 @@ public struct Switchboard_Communication_V1_ListInteractionsResponse: ProtoMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("interactions", self.interactions)
+        try w.field("page", self.page)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1146,6 +1239,14 @@ public struct Switchboard_Communication_V1_SearchInteractionsRequest: ProtoMessa
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        w.field("query", self.query)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1197,6 +1298,14 @@ public struct Switchboard_Communication_V1_SearchInteractionsResponse: ProtoMess
         try e.field(&o, "interactions", self.interactions)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("interactions", self.interactions)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1258,6 +1367,15 @@ public struct Switchboard_Communication_V1_ListFollowUpsDueRequest: ProtoMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("dueBefore", self.dueBefore)
+        w.field("ownerId", self.ownerId)
+        try w.field("page", self.page)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1310,6 +1428,14 @@ public struct Switchboard_Communication_V1_ListFollowUpsDueResponse: ProtoMessag
         try e.field(&o, "interactions", self.interactions)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("interactions", self.interactions)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1419,6 +1545,23 @@ public struct Switchboard_Communication_V1_ConsentRecord: ProtoMessage, _CBridge
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("channel", self.channel)
+        w.field("contactId", self.contactId)
+        w.field("id", self.id)
+        w.field("legalBasis", self.legalBasis)
+        w.field("purpose", self.purpose)
+        try w.field("recordedAt", self.recordedAt)
+        w.field("recordedBy", self.recordedBy)
+        w.field("sequence", self.sequence)
+        w.field("source", self.source)
+        try w.field("statedAt", self.statedAt)
+        w.field("status", self.status)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1479,6 +1622,14 @@ public struct Switchboard_Communication_V1_RecordConsentRequest: ProtoMessage, _
         try e.field(&o, "consent", self.consent)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("consent", self.consent)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1546,6 +1697,16 @@ public struct Switchboard_Communication_V1_ListConsentHistoryRequest: ProtoMessa
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("channel", self.channel)
+        w.field("contactId", self.contactId)
+        try w.field("page", self.page)
+        w.field("purpose", self.purpose)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1599,6 +1760,14 @@ public struct Switchboard_Communication_V1_ListConsentHistoryResponse: ProtoMess
         try e.field(&o, "records", self.records)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        try w.field("records", self.records)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1672,6 +1841,17 @@ public struct Switchboard_Communication_V1_ProviderMessage: ProtoMessage, _CBrid
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("body", self.body)
+        w.field("channel", self.channel)
+        w.field("idempotencyKey", self.idempotencyKey)
+        w.field("subject", self.subject)
+        w.field("to", self.to)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1734,6 +1914,15 @@ public struct Switchboard_Communication_V1_ProviderDeliveryEvent: ProtoMessage, 
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("eventId", self.eventId)
+        w.field("idempotencyKey", self.idempotencyKey)
+        w.field("type", self.type)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1794,6 +1983,15 @@ public struct Switchboard_Communication_V1_CheckConsentRequest: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("channel", self.channel)
+        w.field("contactId", self.contactId)
+        w.field("purpose", self.purpose)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1852,6 +2050,15 @@ public struct Switchboard_Communication_V1_CheckConsentResponse: ProtoMessage, _
         e.field(&o, "reason", self.reason)
         try e.field(&o, "decidedBy", self.decidedBy)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allowed", self.allowed)
+        try w.field("decidedBy", self.decidedBy)
+        w.field("reason", self.reason)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1990,6 +2197,20 @@ public struct Switchboard_Communication_V1_Template: ProtoMessage, _CBridgedMess
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("body", self.body)
+        w.field("channel", self.channel)
+        w.field("id", self.id)
+        w.field("name", self.name)
+        w.field("subject", self.subject)
+        w.field("variables", self.variables)
+        w.field("version", self.version)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2047,6 +2268,14 @@ public struct Switchboard_Communication_V1_CreateTemplateRequest: ProtoMessage, 
         try e.field(&o, "template", self.template)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("requestId", self.requestId)
+        try w.field("template", self.template)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2108,6 +2337,15 @@ public struct Switchboard_Communication_V1_UpdateTemplateRequest: ProtoMessage, 
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("expectedVersion", self.expectedVersion)
+        w.field("requestId", self.requestId)
+        try w.field("template", self.template)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2162,6 +2400,14 @@ public struct Switchboard_Communication_V1_GetTemplateRequest: ProtoMessage, _CB
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("version", self.version)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2207,6 +2453,13 @@ public struct Switchboard_Communication_V1_ListTemplatesRequest: ProtoMessage, _
         var o: [String: JSON] = [:]
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2259,6 +2512,14 @@ public struct Switchboard_Communication_V1_ListTemplatesResponse: ProtoMessage, 
         try e.field(&o, "templates", self.templates)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        try w.field("templates", self.templates)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2318,6 +2579,15 @@ public struct Switchboard_Communication_V1_RenderTemplateRequest: ProtoMessage, 
         e.field(&o, "version", self.version)
         e.field(&o, "values", self.values)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("templateId", self.templateId)
+        w.field("values", self.values)
+        w.field("version", self.version)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2390,6 +2660,17 @@ public struct Switchboard_Communication_V1_RenderTemplateResponse: ProtoMessage,
         e.field(&o, "subject", self.subject)
         e.field(&o, "body", self.body)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("body", self.body)
+        w.field("complete", self.complete)
+        w.field("missingVariables", self.missingVariables)
+        w.field("subject", self.subject)
+        w.field("version", self.version)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2544,6 +2825,30 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("attempts", self.attempts)
+        try w.field("audit", self.audit)
+        w.field("body", self.body)
+        w.field("channel", self.channel)
+        w.field("contactId", self.contactId)
+        w.field("deliveryState", self.deliveryState)
+        w.field("id", self.id)
+        w.field("interactionId", self.interactionId)
+        w.field("lastError", self.lastError)
+        w.field("providerMessageId", self.providerMessageId)
+        w.field("purpose", self.purpose)
+        try w.field("sendAt", self.sendAt)
+        try w.field("sentAt", self.sentAt)
+        w.field("status", self.status)
+        w.field("subject", self.subject)
+        w.field("templateId", self.templateId)
+        w.field("templateVersion", self.templateVersion)
+        w.field("toAddress", self.toAddress)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2619,6 +2924,15 @@ public struct Switchboard_Communication_V1_SendMessageRequest: ProtoMessage, _CB
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("requestId", self.requestId)
+        try w.field("send", self.send)
+        w.field("templateValues", self.templateValues)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2665,6 +2979,13 @@ public struct Switchboard_Communication_V1_GetSendRequest: ProtoMessage, _CBridg
         var o: [String: JSON] = [:]
         e.field(&o, "id", self.id)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2719,6 +3040,14 @@ public struct Switchboard_Communication_V1_CancelSendRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2764,6 +3093,13 @@ public struct Switchboard_Communication_V1_ExportSubjectRequest: ProtoMessage, _
         var o: [String: JSON] = [:]
         e.field(&o, "contactId", self.contactId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2841,6 +3177,15 @@ public struct Switchboard_Communication_V1_SubjectRecord: ProtoMessage, _CBridge
         case nil: break
         }
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        if case .consent(let v)? = self.record { try w.member("consent", v) }
+        if case .interaction(let v)? = self.record { try w.member("interaction", v) }
+        if case .send(let v)? = self.record { try w.member("send", v) }
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2942,6 +3287,20 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("addressesSuppressed", self.addressesSuppressed)
+        w.field("changesRedacted", self.changesRedacted)
+        w.field("consentEntriesDeleted", self.consentEntriesDeleted)
+        w.field("contactId", self.contactId)
+        w.field("erasureRequestId", self.erasureRequestId)
+        w.field("interactionsRedacted", self.interactionsRedacted)
+        w.field("sendsRedacted", self.sendsRedacted)
+        w.field("storedResponsesRemoved", self.storedResponsesRemoved)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3035,6 +3394,20 @@ public struct Switchboard_Communication_V1_CampaignProgress: ProtoMessage, _CBri
         e.field(&o, "skipped", self.skipped)
         e.field(&o, "status", self.status)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("delivered", self.delivered)
+        w.field("failed", self.failed)
+        w.field("pending", self.pending)
+        w.field("queued", self.queued)
+        w.field("recipients", self.recipients)
+        w.field("sent", self.sent)
+        w.field("skipped", self.skipped)
+        w.field("status", self.status)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3174,6 +3547,27 @@ public struct Switchboard_Communication_V1_Campaign: ProtoMessage, _CBridgedMess
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("channel", self.channel)
+        w.field("contactIds", self.contactIds)
+        w.field("groupId", self.groupId)
+        w.field("id", self.id)
+        w.field("includeSubgroups", self.includeSubgroups)
+        w.field("name", self.name)
+        try w.field("progress", self.progress)
+        w.field("purpose", self.purpose)
+        w.field("savedSearchId", self.savedSearchId)
+        try w.field("startAt", self.startAt)
+        w.field("status", self.status)
+        w.field("templateId", self.templateId)
+        w.field("templateValues", self.templateValues)
+        w.field("templateVersion", self.templateVersion)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3240,6 +3634,14 @@ public struct Switchboard_Communication_V1_CreateCampaignRequest: ProtoMessage, 
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("campaign", self.campaign)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3291,6 +3693,14 @@ public struct Switchboard_Communication_V1_CampaignRequest: ProtoMessage, _CBrid
         e.field(&o, "id", self.id)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

@@ -345,6 +345,18 @@ public struct Switchboard_Contacts_V1_PersonName: ProtoMessage, _CBridgedMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("display", self.display)
+        w.field("family", self.family)
+        w.field("given", self.given)
+        w.field("middle", self.middle)
+        w.field("prefix", self.prefix)
+        w.field("suffix", self.suffix)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -406,6 +418,15 @@ public struct Switchboard_Contacts_V1_Email: ProtoMessage, _CBridgedMessage, Pro
         e.field(&o, "label", self.label)
         e.field(&o, "primary", self.primary)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("address", self.address)
+        w.field("label", self.label)
+        w.field("primary", self.primary)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -472,6 +493,16 @@ public struct Switchboard_Contacts_V1_Phone: ProtoMessage, _CBridgedMessage, Pro
         e.field(&o, "primary", self.primary)
         e.field(&o, "e164", self.e164)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("e164", self.e164)
+        w.field("label", self.label)
+        w.field("number", self.number)
+        w.field("primary", self.primary)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -589,6 +620,24 @@ public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, P
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("addresses", self.addresses)
+        try w.field("audit", self.audit)
+        try w.field("customFields", self.customFields)
+        try w.field("emails", self.emails)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        try w.field("name", self.name)
+        w.field("ownerId", self.ownerId)
+        try w.field("phones", self.phones)
+        w.field("status", self.status)
+        w.field("tags", self.tags)
+        w.field("type", self.type)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -652,6 +701,14 @@ public struct Switchboard_Contacts_V1_CreateContactRequest: ProtoMessage, _CBrid
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("contact", self.contact)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -711,6 +768,15 @@ public struct Switchboard_Contacts_V1_BatchCreateContactsRequest: ProtoMessage, 
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allOrNothing", self.allOrNothing)
+        try w.field("contacts", self.contacts)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -765,6 +831,14 @@ public struct Switchboard_Contacts_V1_ContactResult: ProtoMessage, _CBridgedMess
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("contact", self.contact)
+        try w.field("error", self.error)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -810,6 +884,13 @@ public struct Switchboard_Contacts_V1_BatchCreateContactsResponse: ProtoMessage,
         var o: [String: JSON] = [:]
         try e.field(&o, "results", self.results)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("results", self.results)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -864,6 +945,14 @@ public struct Switchboard_Contacts_V1_GetContactRequest: ProtoMessage, _CBridged
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("includeDeleted", self.includeDeleted)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -909,6 +998,13 @@ public struct Switchboard_Contacts_V1_BatchGetContactsRequest: ProtoMessage, _CB
         var o: [String: JSON] = [:]
         e.field(&o, "ids", self.ids)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("ids", self.ids)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -963,6 +1059,14 @@ public struct Switchboard_Contacts_V1_BatchGetContactsResponse: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("contacts", self.contacts)
+        w.field("missingIds", self.missingIds)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1014,6 +1118,14 @@ public struct Switchboard_Contacts_V1_LookupContactsRequest: ProtoMessage, _CBri
         e.field(&o, "emails", self.emails)
         e.field(&o, "phones", self.phones)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("emails", self.emails)
+        w.field("phones", self.phones)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1081,6 +1193,16 @@ public struct Switchboard_Contacts_V1_ContactMatch: ProtoMessage, _CBridgedMessa
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactIds", self.contactIds)
+        w.field("normalized", self.normalized)
+        w.field("query", self.query)
+        w.field("truncated", self.truncated)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1134,6 +1256,14 @@ public struct Switchboard_Contacts_V1_LookupContactsResponse: ProtoMessage, _CBr
         try e.field(&o, "emails", self.emails)
         try e.field(&o, "phones", self.phones)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("emails", self.emails)
+        try w.field("phones", self.phones)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1201,6 +1331,16 @@ public struct Switchboard_Contacts_V1_UpdateContactRequest: ProtoMessage, _CBrid
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("contact", self.contact)
+        w.field("etag", self.etag)
+        w.field("requestId", self.requestId)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1262,6 +1402,15 @@ public struct Switchboard_Contacts_V1_DeleteContactRequest: ProtoMessage, _CBrid
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1314,6 +1463,14 @@ public struct Switchboard_Contacts_V1_UndeleteContactRequest: ProtoMessage, _CBr
         e.field(&o, "id", self.id)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1375,6 +1532,15 @@ public struct Switchboard_Contacts_V1_BatchUpdateContactsRequest: ProtoMessage, 
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allOrNothing", self.allOrNothing)
+        w.field("requestId", self.requestId)
+        try w.field("requests", self.requests)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1421,6 +1587,13 @@ public struct Switchboard_Contacts_V1_BatchUpdateContactsResponse: ProtoMessage,
         var o: [String: JSON] = [:]
         try e.field(&o, "results", self.results)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("results", self.results)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1481,6 +1654,15 @@ public struct Switchboard_Contacts_V1_BatchDeleteContactsRequest: ProtoMessage, 
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allOrNothing", self.allOrNothing)
+        w.field("requestId", self.requestId)
+        try w.field("requests", self.requests)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1527,6 +1709,13 @@ public struct Switchboard_Contacts_V1_BatchDeleteContactsResponse: ProtoMessage,
         var o: [String: JSON] = [:]
         try e.field(&o, "results", self.results)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("results", self.results)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1641,6 +1830,24 @@ public struct Switchboard_Contacts_V1_ListContactsRequest: ProtoMessage, _CBridg
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("createdAfter", self.createdAfter)
+        try w.field("createdBefore", self.createdBefore)
+        w.field("descending", self.descending)
+        w.field("includeDeleted", self.includeDeleted)
+        w.field("orderBy", self.orderBy)
+        w.field("ownerId", self.ownerId)
+        try w.field("page", self.page)
+        w.field("statuses", self.statuses)
+        w.field("tag", self.tag)
+        w.field("types", self.types)
+        try w.field("updatedAfter", self.updatedAfter)
+        try w.field("updatedBefore", self.updatedBefore)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1748,6 +1955,14 @@ public struct Switchboard_Contacts_V1_ListContactsResponse: ProtoMessage, _CBrid
         try e.field(&o, "contacts", self.contacts)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("contacts", self.contacts)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1881,6 +2096,27 @@ public struct Switchboard_Contacts_V1_SearchContactsRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("createdAfter", self.createdAfter)
+        try w.field("createdBefore", self.createdBefore)
+        w.field("customFields", self.customFields)
+        w.field("descending", self.descending)
+        w.field("facets", self.facets)
+        w.field("ownerId", self.ownerId)
+        try w.field("page", self.page)
+        w.field("query", self.query)
+        w.field("savedSearchId", self.savedSearchId)
+        w.field("sortBy", self.sortBy)
+        w.field("statuses", self.statuses)
+        w.field("tags", self.tags)
+        w.field("types", self.types)
+        try w.field("updatedAfter", self.updatedAfter)
+        try w.field("updatedBefore", self.updatedBefore)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1998,6 +2234,14 @@ public struct Switchboard_Contacts_V1_TextRange: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("end", self.end)
+        w.field("start", self.start)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2055,6 +2299,15 @@ public struct Switchboard_Contacts_V1_Highlight: ProtoMessage, _CBridgedMessage,
         e.field(&o, "text", self.text)
         try e.field(&o, "matches", self.matches)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("field", self.field)
+        try w.field("matches", self.matches)
+        w.field("text", self.text)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2117,6 +2370,15 @@ public struct Switchboard_Contacts_V1_SearchHit: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("contact", self.contact)
+        try w.field("highlights", self.highlights)
+        w.field("score", self.score)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2169,6 +2431,14 @@ public struct Switchboard_Contacts_V1_FacetCount: ProtoMessage, _CBridgedMessage
         e.field(&o, "value", self.value)
         e.field(&o, "count", self.count)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("count", self.count)
+        w.field("value", self.value)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2230,6 +2500,15 @@ public struct Switchboard_Contacts_V1_Facet: ProtoMessage, _CBridgedMessage, Pro
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("counts", self.counts)
+        w.field("field", self.field)
+        w.field("partial", self.partial)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2288,6 +2567,15 @@ public struct Switchboard_Contacts_V1_SearchContactsResponse: ProtoMessage, _CBr
         try e.field(&o, "page", self.page)
         try e.field(&o, "facets", self.facets)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("facets", self.facets)
+        try w.field("hits", self.hits)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2356,6 +2644,16 @@ public struct Switchboard_Contacts_V1_BulkTagContactsRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("addTags", self.addTags)
+        try w.field("filter", self.filter)
+        w.field("removeTags", self.removeTags)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2415,6 +2713,15 @@ public struct Switchboard_Contacts_V1_BulkTagContactsResponse: ProtoMessage, _CB
         e.field(&o, "changed", self.changed)
         e.field(&o, "skippedTooManyTags", self.skippedTooManyTags)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("changed", self.changed)
+        w.field("matched", self.matched)
+        w.field("skippedTooManyTags", self.skippedTooManyTags)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2495,6 +2802,18 @@ public struct Switchboard_Contacts_V1_SavedSearch: ProtoMessage, _CBridgedMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("id", self.id)
+        w.field("name", self.name)
+        w.field("ownerId", self.ownerId)
+        try w.field("search", self.search)
+        w.field("shared", self.shared)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2552,6 +2871,14 @@ public struct Switchboard_Contacts_V1_CreateSavedSearchRequest: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("requestId", self.requestId)
+        try w.field("savedSearch", self.savedSearch)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2599,6 +2926,13 @@ public struct Switchboard_Contacts_V1_GetSavedSearchRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2643,6 +2977,13 @@ public struct Switchboard_Contacts_V1_ListSavedSearchesRequest: ProtoMessage, _C
         var o: [String: JSON] = [:]
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2697,6 +3038,14 @@ public struct Switchboard_Contacts_V1_ListSavedSearchesResponse: ProtoMessage, _
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        try w.field("savedSearches", self.savedSearches)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2748,6 +3097,14 @@ public struct Switchboard_Contacts_V1_DeleteSavedSearchRequest: ProtoMessage, _C
         e.field(&o, "id", self.id)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2825,6 +3182,18 @@ public struct Switchboard_Contacts_V1_FieldDefinition: ProtoMessage, _CBridgedMe
         e.field(&o, "required", self.required)
         e.field(&o, "retired", self.retired)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allowedValues", self.allowedValues)
+        w.field("displayName", self.displayName)
+        w.field("key", self.key)
+        w.field("required", self.required)
+        w.field("retired", self.retired)
+        w.field("type", self.type)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2940,6 +3309,14 @@ public struct Switchboard_Contacts_V1_DefineFieldRequest: ProtoMessage, _CBridge
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("definition", self.definition)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2987,6 +3364,13 @@ public struct Switchboard_Contacts_V1_ListFieldDefinitionsRequest: ProtoMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("includeRetired", self.includeRetired)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3031,6 +3415,13 @@ public struct Switchboard_Contacts_V1_ListFieldDefinitionsResponse: ProtoMessage
         var o: [String: JSON] = [:]
         try e.field(&o, "definitions", self.definitions)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("definitions", self.definitions)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3085,6 +3476,14 @@ public struct Switchboard_Contacts_V1_RetireFieldRequest: ProtoMessage, _CBridge
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("key", self.key)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3136,6 +3535,14 @@ public struct Switchboard_Contacts_V1_ImportFieldMapping: ProtoMessage, _CBridge
         e.field(&o, "source", self.source)
         e.field(&o, "target", self.target)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("source", self.source)
+        w.field("target", self.target)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3227,6 +3634,20 @@ public struct Switchboard_Contacts_V1_ImportOptions: ProtoMessage, _CBridgedMess
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("csvDelimiter", self.csvDelimiter)
+        w.field("csvNoHeader", self.csvNoHeader)
+        w.field("dryRun", self.dryRun)
+        w.field("duplicatePolicy", self.duplicatePolicy)
+        w.field("format", self.format)
+        w.field("importId", self.importId)
+        try w.field("mapping", self.mapping)
+        w.field("matchOn", self.matchOn)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3304,6 +3725,14 @@ public struct Switchboard_Contacts_V1_ImportContactsRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        if case .chunk(let v)? = self.part { w.member("chunk", v) }
+        if case .options(let v)? = self.part { try w.member("options", v) }
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3379,6 +3808,17 @@ public struct Switchboard_Contacts_V1_ImportRowResult: ProtoMessage, _CBridgedMe
         try e.field(&o, "violations", self.violations)
         e.field(&o, "resumed", self.resumed)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("outcome", self.outcome)
+        w.field("resumed", self.resumed)
+        w.field("row", self.row)
+        try w.field("violations", self.violations)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3473,6 +3913,20 @@ public struct Switchboard_Contacts_V1_ImportProgress: ProtoMessage, _CBridgedMes
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("bytesProcessed", self.bytesProcessed)
+        w.field("created", self.created)
+        w.field("done", self.done)
+        w.field("invalid", self.invalid)
+        w.field("resumed", self.resumed)
+        w.field("rows", self.rows)
+        w.field("skipped", self.skipped)
+        w.field("updated", self.updated)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3544,6 +3998,16 @@ public struct Switchboard_Contacts_V1_ImportContactsResponse: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("ignoredSources", self.ignoredSources)
+        w.field("importId", self.importId)
+        try w.field("progress", self.progress)
+        try w.field("results", self.results)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3611,6 +4075,16 @@ public struct Switchboard_Contacts_V1_ExportContactsRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("fields", self.fields)
+        try w.field("filter", self.filter)
+        w.field("format", self.format)
+        w.field("vcardVersion", self.vcardVersion)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3664,6 +4138,14 @@ public struct Switchboard_Contacts_V1_ExportContactsResponse: ProtoMessage, _CBr
         e.field(&o, "chunk", self.chunk)
         e.field(&o, "contacts", self.contacts)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("chunk", self.chunk)
+        w.field("contacts", self.contacts)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

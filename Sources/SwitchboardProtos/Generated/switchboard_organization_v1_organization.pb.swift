@@ -218,6 +218,25 @@ public struct Switchboard_Organization_V1_Organization: ProtoMessage, _CBridgedM
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("addresses", self.addresses)
+        try w.field("annualRevenue", self.annualRevenue)
+        try w.field("audit", self.audit)
+        try w.field("customFields", self.customFields)
+        w.field("domains", self.domains)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("industry", self.industry)
+        w.field("name", self.name)
+        w.field("ownerId", self.ownerId)
+        w.field("parentId", self.parentId)
+        w.field("size", self.size)
+        w.field("tags", self.tags)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -282,6 +301,14 @@ public struct Switchboard_Organization_V1_CreateOrganizationRequest: ProtoMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("organization", self.organization)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -335,6 +362,14 @@ public struct Switchboard_Organization_V1_GetOrganizationRequest: ProtoMessage, 
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("includeDeleted", self.includeDeleted)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -380,6 +415,13 @@ public struct Switchboard_Organization_V1_BatchGetOrganizationsRequest: ProtoMes
         var o: [String: JSON] = [:]
         e.field(&o, "ids", self.ids)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("ids", self.ids)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -432,6 +474,14 @@ public struct Switchboard_Organization_V1_BatchGetOrganizationsResponse: ProtoMe
         try e.field(&o, "organizations", self.organizations)
         e.field(&o, "missingIds", self.missingIds)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("missingIds", self.missingIds)
+        try w.field("organizations", self.organizations)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -499,6 +549,16 @@ public struct Switchboard_Organization_V1_UpdateOrganizationRequest: ProtoMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        try w.field("organization", self.organization)
+        w.field("requestId", self.requestId)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -560,6 +620,15 @@ public struct Switchboard_Organization_V1_DeleteOrganizationRequest: ProtoMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -612,6 +681,14 @@ public struct Switchboard_Organization_V1_UndeleteOrganizationRequest: ProtoMess
         e.field(&o, "id", self.id)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -709,6 +786,21 @@ public struct Switchboard_Organization_V1_ListOrganizationsRequest: ProtoMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("domain", self.domain)
+        w.field("includeDeleted", self.includeDeleted)
+        w.field("industry", self.industry)
+        w.field("namePrefix", self.namePrefix)
+        try w.field("page", self.page)
+        w.field("parentId", self.parentId)
+        w.field("size", self.size)
+        w.field("tag", self.tag)
+        w.field("topLevelOnly", self.topLevelOnly)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -767,6 +859,14 @@ public struct Switchboard_Organization_V1_ListOrganizationsResponse: ProtoMessag
         try e.field(&o, "organizations", self.organizations)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("organizations", self.organizations)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -844,6 +944,18 @@ public struct Switchboard_Organization_V1_FieldDefinition: ProtoMessage, _CBridg
         e.field(&o, "required", self.required)
         e.field(&o, "retired", self.retired)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("allowedValues", self.allowedValues)
+        w.field("displayName", self.displayName)
+        w.field("key", self.key)
+        w.field("required", self.required)
+        w.field("retired", self.retired)
+        w.field("type", self.type)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -959,6 +1071,14 @@ public struct Switchboard_Organization_V1_DefineFieldRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("definition", self.definition)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1006,6 +1126,13 @@ public struct Switchboard_Organization_V1_ListFieldDefinitionsRequest: ProtoMess
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("includeRetired", self.includeRetired)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1050,6 +1177,13 @@ public struct Switchboard_Organization_V1_ListFieldDefinitionsResponse: ProtoMes
         var o: [String: JSON] = [:]
         try e.field(&o, "definitions", self.definitions)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("definitions", self.definitions)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1104,6 +1238,14 @@ public struct Switchboard_Organization_V1_RetireFieldRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("key", self.key)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1155,6 +1297,14 @@ public struct Switchboard_Organization_V1_StreamOrganizationTreeRequest: ProtoMe
         e.field(&o, "id", self.id)
         e.field(&o, "maxDepth", self.maxDepth)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("maxDepth", self.maxDepth)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1216,6 +1366,15 @@ public struct Switchboard_Organization_V1_OrganizationTreeNode: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("depth", self.depth)
+        try w.field("organization", self.organization)
+        w.field("path", self.path)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1264,6 +1423,13 @@ public struct Switchboard_Organization_V1_ListAncestorsRequest: ProtoMessage, _C
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1308,6 +1474,13 @@ public struct Switchboard_Organization_V1_ListAncestorsResponse: ProtoMessage, _
         var o: [String: JSON] = [:]
         try e.field(&o, "ancestors", self.ancestors)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("ancestors", self.ancestors)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1392,6 +1565,19 @@ public struct Switchboard_Organization_V1_Unit: ProtoMessage, _CBridgedMessage, 
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("kind", self.kind)
+        w.field("name", self.name)
+        w.field("organizationId", self.organizationId)
+        w.field("parentUnitId", self.parentUnitId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1450,6 +1636,14 @@ public struct Switchboard_Organization_V1_CreateUnitRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("requestId", self.requestId)
+        try w.field("unit", self.unit)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1501,6 +1695,14 @@ public struct Switchboard_Organization_V1_GetUnitRequest: ProtoMessage, _CBridge
         e.field(&o, "id", self.id)
         e.field(&o, "includeDeleted", self.includeDeleted)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("includeDeleted", self.includeDeleted)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1568,6 +1770,16 @@ public struct Switchboard_Organization_V1_UpdateUnitRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("requestId", self.requestId)
+        try w.field("unit", self.unit)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1629,6 +1841,15 @@ public struct Switchboard_Organization_V1_DeleteUnitRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1681,6 +1902,14 @@ public struct Switchboard_Organization_V1_UndeleteUnitRequest: ProtoMessage, _CB
         e.field(&o, "id", self.id)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1748,6 +1977,16 @@ public struct Switchboard_Organization_V1_ListUnitsRequest: ProtoMessage, _CBrid
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("includeDeleted", self.includeDeleted)
+        w.field("organizationId", self.organizationId)
+        try w.field("page", self.page)
+        w.field("parentUnitId", self.parentUnitId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1801,6 +2040,14 @@ public struct Switchboard_Organization_V1_ListUnitsResponse: ProtoMessage, _CBri
         try e.field(&o, "units", self.units)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        try w.field("units", self.units)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1868,6 +2115,16 @@ public struct Switchboard_Organization_V1_MembershipRole: ProtoMessage, _CBridge
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("displayName", self.displayName)
+        w.field("key", self.key)
+        w.field("maxPerOrganization", self.maxPerOrganization)
+        w.field("retired", self.retired)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1923,6 +2180,14 @@ public struct Switchboard_Organization_V1_DefineMembershipRoleRequest: ProtoMess
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("requestId", self.requestId)
+        try w.field("role", self.role)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -1970,6 +2235,13 @@ public struct Switchboard_Organization_V1_ListMembershipRolesRequest: ProtoMessa
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("includeRetired", self.includeRetired)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2014,6 +2286,13 @@ public struct Switchboard_Organization_V1_ListMembershipRolesResponse: ProtoMess
         var o: [String: JSON] = [:]
         try e.field(&o, "roles", self.roles)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("roles", self.roles)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2128,6 +2407,24 @@ public struct Switchboard_Organization_V1_Membership: ProtoMessage, _CBridgedMes
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("contactDisplayName", self.contactDisplayName)
+        w.field("contactId", self.contactId)
+        w.field("endDate", self.endDate)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("organizationId", self.organizationId)
+        w.field("primary", self.primary)
+        w.field("roles", self.roles)
+        w.field("startDate", self.startDate)
+        w.field("title", self.title)
+        w.field("unitId", self.unitId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2191,6 +2488,14 @@ public struct Switchboard_Organization_V1_CreateMembershipRequest: ProtoMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("membership", self.membership)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2236,6 +2541,13 @@ public struct Switchboard_Organization_V1_GetMembershipRequest: ProtoMessage, _C
         var o: [String: JSON] = [:]
         e.field(&o, "id", self.id)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2302,6 +2614,16 @@ public struct Switchboard_Organization_V1_UpdateMembershipRequest: ProtoMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        try w.field("membership", self.membership)
+        w.field("requestId", self.requestId)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2361,6 +2683,15 @@ public struct Switchboard_Organization_V1_DeleteMembershipRequest: ProtoMessage,
         e.field(&o, "etag", self.etag)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2447,6 +2778,19 @@ public struct Switchboard_Organization_V1_ListOrganizationMembersRequest: ProtoM
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("asOf", self.asOf)
+        w.field("includeDescendants", self.includeDescendants)
+        w.field("includeEnded", self.includeEnded)
+        w.field("organizationId", self.organizationId)
+        try w.field("page", self.page)
+        w.field("role", self.role)
+        w.field("unitId", self.unitId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2503,6 +2847,14 @@ public struct Switchboard_Organization_V1_ListOrganizationMembersResponse: Proto
         try e.field(&o, "memberships", self.memberships)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("memberships", self.memberships)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2570,6 +2922,16 @@ public struct Switchboard_Organization_V1_ListContactMembershipsRequest: ProtoMe
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("asOf", self.asOf)
+        w.field("contactId", self.contactId)
+        w.field("includeEnded", self.includeEnded)
+        try w.field("page", self.page)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2623,6 +2985,14 @@ public struct Switchboard_Organization_V1_ListContactMembershipsResponse: ProtoM
         try e.field(&o, "memberships", self.memberships)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("memberships", self.memberships)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2702,6 +3072,18 @@ public struct Switchboard_Organization_V1_Group: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("description", self.description)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("name", self.name)
+        w.field("parentGroupId", self.parentGroupId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2759,6 +3141,14 @@ public struct Switchboard_Organization_V1_CreateGroupRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("group", self.group)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2810,6 +3200,14 @@ public struct Switchboard_Organization_V1_GetGroupRequest: ProtoMessage, _CBridg
         e.field(&o, "id", self.id)
         e.field(&o, "includeDeleted", self.includeDeleted)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("includeDeleted", self.includeDeleted)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2877,6 +3275,16 @@ public struct Switchboard_Organization_V1_UpdateGroupRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        try w.field("group", self.group)
+        w.field("requestId", self.requestId)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2938,6 +3346,15 @@ public struct Switchboard_Organization_V1_DeleteGroupRequest: ProtoMessage, _CBr
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -2990,6 +3407,14 @@ public struct Switchboard_Organization_V1_UndeleteGroupRequest: ProtoMessage, _C
         e.field(&o, "id", self.id)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3057,6 +3482,16 @@ public struct Switchboard_Organization_V1_ListGroupsRequest: ProtoMessage, _CBri
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("includeDeleted", self.includeDeleted)
+        w.field("namePrefix", self.namePrefix)
+        try w.field("page", self.page)
+        w.field("parentGroupId", self.parentGroupId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3110,6 +3545,14 @@ public struct Switchboard_Organization_V1_ListGroupsResponse: ProtoMessage, _CBr
         try e.field(&o, "groups", self.groups)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("groups", self.groups)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3169,6 +3612,15 @@ public struct Switchboard_Organization_V1_AddGroupMembersRequest: ProtoMessage, 
         e.field(&o, "contactIds", self.contactIds)
         e.field(&o, "requestId", self.requestId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactIds", self.contactIds)
+        w.field("groupId", self.groupId)
+        w.field("requestId", self.requestId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3231,6 +3683,15 @@ public struct Switchboard_Organization_V1_RemoveGroupMembersRequest: ProtoMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactIds", self.contactIds)
+        w.field("groupId", self.groupId)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3283,6 +3744,14 @@ public struct Switchboard_Organization_V1_GroupMemberResult: ProtoMessage, _CBri
         e.field(&o, "contactId", self.contactId)
         e.field(&o, "outcome", self.outcome)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("outcome", self.outcome)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3388,6 +3857,13 @@ public struct Switchboard_Organization_V1_BulkGroupMembersResponse: ProtoMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("results", self.results)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3444,6 +3920,15 @@ public struct Switchboard_Organization_V1_GroupMember: ProtoMessage, _CBridgedMe
         e.field(&o, "contactDisplayName", self.contactDisplayName)
         e.field(&o, "groupId", self.groupId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactDisplayName", self.contactDisplayName)
+        w.field("contactId", self.contactId)
+        w.field("groupId", self.groupId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3506,6 +3991,15 @@ public struct Switchboard_Organization_V1_ListGroupMembersRequest: ProtoMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("groupId", self.groupId)
+        w.field("includeSubgroups", self.includeSubgroups)
+        try w.field("page", self.page)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3558,6 +4052,14 @@ public struct Switchboard_Organization_V1_ListGroupMembersResponse: ProtoMessage
         try e.field(&o, "members", self.members)
         try e.field(&o, "page", self.page)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("members", self.members)
+        try w.field("page", self.page)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3613,6 +4115,14 @@ public struct Switchboard_Organization_V1_ListContactGroupsRequest: ProtoMessage
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        try w.field("page", self.page)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3666,6 +4176,14 @@ public struct Switchboard_Organization_V1_ListContactGroupsResponse: ProtoMessag
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("groups", self.groups)
+        try w.field("page", self.page)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -3711,6 +4229,13 @@ public struct Switchboard_Organization_V1_ExportSubjectRequest: ProtoMessage, _C
         var o: [String: JSON] = [:]
         e.field(&o, "contactId", self.contactId)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3781,6 +4306,14 @@ public struct Switchboard_Organization_V1_SubjectRecord: ProtoMessage, _CBridged
         case nil: break
         }
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        if case .group(let v)? = self.record { try w.member("group", v) }
+        if case .membership(let v)? = self.record { try w.member("membership", v) }
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3864,6 +4397,18 @@ public struct Switchboard_Organization_V1_ErasureReceipt: ProtoMessage, _CBridge
         e.field(&o, "changesRedacted", self.changesRedacted)
         e.field(&o, "storedResponsesRemoved", self.storedResponsesRemoved)
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("changesRedacted", self.changesRedacted)
+        w.field("contactId", self.contactId)
+        w.field("erasureRequestId", self.erasureRequestId)
+        w.field("groupEntriesRemoved", self.groupEntriesRemoved)
+        w.field("membershipsRemoved", self.membershipsRemoved)
+        w.field("storedResponsesRemoved", self.storedResponsesRemoved)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

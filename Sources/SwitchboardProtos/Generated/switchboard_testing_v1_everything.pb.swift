@@ -356,6 +356,55 @@ public struct Switchboard_Testing_V1_Everything: ProtoMessage, _CBridgedMessage,
         return .object(o)
     }
 
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        if case .choiceInt64(let v)? = self.choice { w.member("choiceInt64", v) }
+        if case .choiceNested(let v)? = self.choice { try w.member("choiceNested", v) }
+        if case .choiceString(let v)? = self.choice { w.member("choiceString", v) }
+        w.field("fBool", self.fBool)
+        w.field("fBytes", self.fBytes)
+        w.field("fDouble", self.fDouble)
+        w.field("fEnum", self.fEnum)
+        w.field("fFixed32", self.fFixed32)
+        w.field("fFixed64", self.fFixed64)
+        w.field("fFloat", self.fFloat)
+        w.field("fInt32", self.fInt32)
+        w.field("fInt64", self.fInt64)
+        try w.field("fNested", self.fNested)
+        w.field("fSfixed32", self.fSfixed32)
+        w.field("fSfixed64", self.fSfixed64)
+        w.field("fSint32", self.fSint32)
+        w.field("fSint64", self.fSint64)
+        w.field("fString", self.fString)
+        w.field("fUint32", self.fUint32)
+        w.field("fUint64", self.fUint64)
+        try w.field("mInt32Nested", self.mInt32Nested)
+        w.field("mStringEnum", self.mStringEnum)
+        w.field("mStringString", self.mStringString)
+        w.field("rBool", self.rBool)
+        w.field("rBytes", self.rBytes)
+        w.field("rDouble", self.rDouble)
+        w.field("rEnum", self.rEnum)
+        w.field("rFixed32", self.rFixed32)
+        w.field("rInt32", self.rInt32)
+        w.field("rInt64", self.rInt64)
+        try w.field("rNested", self.rNested)
+        w.field("rSint32", self.rSint32)
+        w.field("rString", self.rString)
+        w.field("rUint64", self.rUint64)
+        w.field("tBoolWrapper", self.tBoolWrapper)
+        try w.field("tDuration", self.tDuration)
+        try w.field("tEmpty", self.tEmpty)
+        try w.field("tFieldMask", self.tFieldMask)
+        w.field("tInt32Wrapper", self.tInt32Wrapper)
+        w.field("tStringWrapper", self.tStringWrapper)
+        try w.field("tStruct", self.tStruct)
+        try w.field("tTimestamp", self.tTimestamp)
+        try w.field("tValue", self.tValue)
+        w.close()
+    }
+
     /// Proto3 JSON: see ``ProtoJSONMessage``.
     public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
         self.init()
@@ -456,6 +505,14 @@ public struct Switchboard_Testing_V1_Everything: ProtoMessage, _CBridgedMessage,
             e.field(&o, "name", self.name)
             e.field(&o, "value", self.value)
             return .object(o)
+        }
+
+        /// Proto3 JSON text: see ``ProtoJSONMessage``.
+        public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+            w.open()
+            w.field("name", self.name)
+            w.field("value", self.value)
+            w.close()
         }
 
         /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -683,6 +740,39 @@ public struct Switchboard_Testing_V1_MoreShapes: ProtoMessage, _CBridgedMessage,
         case nil: break
         }
         return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("customName", self.jsonNamed)
+        w.field("mBoolString", self.mBoolString)
+        w.field("mInt64Int64", self.mInt64Int64)
+        try w.field("mStringValue", self.mStringValue)
+        w.field("mUint32Bytes", self.mUint32Bytes)
+        w.field("mUint64Enum", self.mUint64Enum)
+        if case .pickBytes(let v)? = self.pick { w.member("pickBytes", v) }
+        if case .pickEnum(let v)? = self.pick { w.member("pickEnum", v) }
+        if case .pickTimestamp(let v)? = self.pick { try w.member("pickTimestamp", v) }
+        try w.field("rDuration", self.rDuration)
+        w.field("rFixed64", self.rFixed64)
+        w.field("rFloat", self.rFloat)
+        w.field("rSfixed32", self.rSfixed32)
+        w.field("rSfixed64", self.rSfixed64)
+        w.field("rSint64", self.rSint64)
+        try w.field("rTimestamp", self.rTimestamp)
+        w.field("rUint32", self.rUint32)
+        try w.field("rValue", self.rValue)
+        try w.field("recursive", self.recursive)
+        try w.field("tAny", self.tAny)
+        try w.field("tList", self.tList)
+        w.field("wBytes", self.wBytes)
+        w.field("wDouble", self.wDouble)
+        w.field("wFloat", self.wFloat)
+        w.field("wInt64", self.wInt64)
+        w.field("wUint32", self.wUint32)
+        w.field("wUint64", self.wUint64)
+        w.close()
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.

@@ -14,6 +14,12 @@ public protocol ProtoJSONMessage: ProtoMessage {
     /// - Throws: ``ProtoJSONError`` for a value JSON cannot express (e.g. a timestamp outside its range).
     func _encodeProtoJSON(_ encoder: inout _ProtoJSONEncoder) throws -> JSON
 
+    /// Generated: appends the message's JSON text, the same as its JSON value's. Call ``protoJSONText(options:)``
+    /// instead. The well-known types take the default, which writes their JSON value.
+    /// - Parameter writer: the text and the writer's state (options and the path for errors).
+    /// - Throws: ``ProtoJSONError``, as `_encodeProtoJSON`.
+    func _writeProtoJSON(_ writer: inout _ProtoJSONWriter) throws
+
     /// Generated: reads the message from a JSON value. Call ``init(protoJSON:options:)`` instead.
     /// - Parameters:
     ///   - json: the JSON value.
@@ -97,12 +103,15 @@ extension ProtoJSONMessage {
         return try _encodeProtoJSON(&encoder)
     }
 
-    /// The message as compact proto3 JSON text (keys sorted).
+    /// The message as compact proto3 JSON text (keys sorted): the text of ``protoJSON(options:)``, written without
+    /// building the JSON value.
     /// - Parameter options: output options.
     /// - Returns: the JSON text.
     /// - Throws: ``ProtoJSONError``, as ``protoJSON(options:)``.
     public func protoJSONText(options: ProtoJSONEncodingOptions = .init()) throws -> String {
-        try protoJSON(options: options).text
+        var writer = _ProtoJSONWriter(options: options)
+        try _writeProtoJSON(&writer)
+        return writer.out
     }
 
     /// Reads a message from a proto3 JSON value.

@@ -8,6 +8,12 @@ public struct _ProtoJSONEncoder {
 
     init(options: ProtoJSONEncodingOptions) { self.options = options }
 
+    /// An encoder for a value at `path` (a direct writer's well-known type, so that errors name the field).
+    init(options: ProtoJSONEncodingOptions, path: [_ProtoJSONPathComponent]) {
+        self.options = options
+        self.path = path
+    }
+
     func error(_ reason: String) -> ProtoJSONError {
         ProtoJSONError(path: _ProtoJSONPathComponent.render(path), reason: reason, direction: .encoding)
     }

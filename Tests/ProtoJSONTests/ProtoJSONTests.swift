@@ -57,6 +57,64 @@ struct ProtoJSONTests {
         #expect(try Switchboard_Testing_V1_Everything(protoJSONText: text) == message)
     }
 
+    @Test("the text written directly is the JSON value's text, for random values of every kind of field")
+    func directTextMatchesValues() throws {
+        // SplitMix64: deterministic, so a failure reproduces.
+        var state: UInt64 = 0xC0FFEE
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        // Quotes, backslashes, every control character, marks, other scripts, emoji.
+        let pieces = [
+            "\"", "\\", "\n", "\r", "\t", "\u{0}", "\u{1}", "\u{8}", "\u{C}", "\u{1F}", "\u{7F}", "é", "ß", "日本", "🙂", "a", "Z", "0", " ", "\u{2028}",
+        ]
+        func text() -> String { (0..<Int(next() % 12)).map { _ in pieces[Int(next() % UInt64(pieces.count))] }.joined() }
+        func int32() -> Int32 { [Int32.min, .max, 0, -1, 1, Int32(truncatingIfNeeded: next())][Int(next() % 6)] }
+        func int64() -> Int64 { [Int64.min, .max, 0, -1, 1, Int64(bitPattern: next())][Int(next() % 6)] }
+        for _ in 0..<2_000 {
+            var m = Switchboard_Testing_V1_Everything()
+            m.fInt32 = int32()
+            m.fSint32 = int32()
+            m.fInt64 = int64()
+            m.fUint32 = UInt32(truncatingIfNeeded: next() >> (next() % 33))
+            m.fUint64 = next() >> (next() % 65)
+            m.fBool = next() % 2 == 0
+            m.fString = text()
+            m.fBytes = (0..<Int(next() % 5)).map { _ in UInt8(truncatingIfNeeded: next()) }
+            m.fEnum = Switchboard_Testing_V1_Color(protoValue: Int32(next() % 6) - 1)
+            m.rInt32 = (0..<Int(next() % 3)).map { _ in int32() }
+            m.rInt64 = (0..<Int(next() % 3)).map { _ in int64() }
+            m.rString = (0..<Int(next() % 3)).map { _ in text() }
+            m.rEnum = (0..<Int(next() % 3)).map { _ in Switchboard_Testing_V1_Color(protoValue: Int32(next() % 6)) }
+            m.mStringString = Dictionary((0..<Int(next() % 4)).map { _ in (text(), text()) }, uniquingKeysWith: { a, _ in a })
+            m.mStringEnum = Dictionary(
+                (0..<Int(next() % 3)).map { _ in (text(), Switchboard_Testing_V1_Color(protoValue: 2)) }, uniquingKeysWith: { a, _ in a })
+            m.tTimestamp =
+                next() % 4 == 0
+                ? nil
+                : Date(timeIntervalSince1970: Double(Int64(next() % 500_000_000_000) - 62_135_596_800) + Double(next() % 1_000_000) / 1e6)
+            m.tStringWrapper = next() % 2 == 0 ? nil : text()
+            m.tInt32Wrapper = next() % 2 == 0 ? nil : int32()
+            if next() % 3 == 0 { m.choice = .choiceString(text()) }
+            if next() % 3 == 0 { m.fNested = Switchboard_Testing_V1_Everything.Nested() }
+            m.rNested = (0..<Int(next() % 3)).map { _ in
+                var nested = Switchboard_Testing_V1_Everything.Nested()
+                nested.name = text()
+                nested.value = int32()
+                return nested
+            }
+            let value = try? m.protoJSON()
+            let written = try? m.protoJSONText()
+            #expect(value?.text == written, "\(m)")
+            // (Compared as text: a date far from 1970 does not survive microseconds through a double exactly.)
+            if let written { #expect(try Switchboard_Testing_V1_Everything(protoJSONText: written).protoJSONText() == written) }
+        }
+    }
+
     @Test("values JSON cannot hold are encoding errors, mapped to INTERNAL")
     func encodingErrors() {
         var late = Switchboard_Testing_V1_Everything()

@@ -111,7 +111,7 @@ extension ProtoJSONMessage {
     public func protoJSONText(options: ProtoJSONEncodingOptions = .init()) throws -> String {
         var writer = _ProtoJSONWriter(options: options)
         try _writeProtoJSON(&writer)
-        return writer.out
+        return writer.text
     }
 
     /// Reads a message from a proto3 JSON value.

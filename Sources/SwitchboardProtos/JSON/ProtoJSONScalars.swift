@@ -13,6 +13,8 @@ protocol _ProtoJSONScalar: Sendable, Equatable {
     var _isProtoJSONDefault: Bool { get }
     /// The JSON form.
     func _protoJSON(_ encoder: inout _ProtoJSONEncoder) -> JSON
+    /// Appends the JSON form's text (the default writes the JSON value).
+    func _writeProtoJSON(_ writer: inout _ProtoJSONWriter)
     /// Reads the JSON form; nil means "skip this value" (an unknown enum name while ignoring unknown fields).
     static func _fromProtoJSON(_ json: JSON, _ decoder: inout _ProtoJSONDecoder) throws -> Self?
 }
@@ -29,8 +31,21 @@ protocol _ProtoJSONEnum: ProtoEnum, _ProtoJSONScalar {
     static var _protoJSONNames: [(name: String, number: Int32)] { get }
 }
 
+extension _ProtoJSONScalar {
+    func _writeProtoJSON(_ writer: inout _ProtoJSONWriter) { writer.scalarValue(self) }
+}
+
 extension _ProtoJSONEnum {
     var _isProtoJSONDefault: Bool { protoValue == 0 }
+
+    func _writeProtoJSON(_ writer: inout _ProtoJSONWriter) {
+        if Self.self == Google_Protobuf_NullValue.self { return writer.ascii("null") }
+        let number = protoValue
+        if !writer.options.enumsAsIntegers, let name = Self._protoJSONNames.first(where: { $0.number == number })?.name {
+            return writer.quote(name)
+        }
+        writer.digits(number)
+    }
 
     func _protoJSON(_ encoder: inout _ProtoJSONEncoder) -> JSON {
         // google.protobuf.NullValue is JSON null itself.
@@ -147,6 +162,7 @@ func _quoted(_ s: String) -> String {
 extension Int32: _ProtoJSONScalar, _ProtoJSONMapKey {
     var _isProtoJSONDefault: Bool { self == 0 }
     func _protoJSON(_ encoder: inout _ProtoJSONEncoder) -> JSON { .number(Double(self)) }
+    func _writeProtoJSON(_ writer: inout _ProtoJSONWriter) { writer.digits(self) }
     static func _fromProtoJSON(_ json: JSON, _ decoder: inout _ProtoJSONDecoder) throws -> Int32? {
         try _protoJSONInteger(json, Int32.self, &decoder)
     }
@@ -159,6 +175,7 @@ extension Int32: _ProtoJSONScalar, _ProtoJSONMapKey {
 extension UInt32: _ProtoJSONScalar, _ProtoJSONMapKey {
     var _isProtoJSONDefault: Bool { self == 0 }
     func _protoJSON(_ encoder: inout _ProtoJSONEncoder) -> JSON { .number(Double(self)) }
+    func _writeProtoJSON(_ writer: inout _ProtoJSONWriter) { writer.digits(self) }
     static func _fromProtoJSON(_ json: JSON, _ decoder: inout _ProtoJSONDecoder) throws -> UInt32? {
         try _protoJSONInteger(json, UInt32.self, &decoder)
     }
@@ -172,6 +189,7 @@ extension Int64: _ProtoJSONScalar, _ProtoJSONMapKey {
     var _isProtoJSONDefault: Bool { self == 0 }
     // A string: JavaScript readers hold numbers as doubles, exact only to 2^53.
     func _protoJSON(_ encoder: inout _ProtoJSONEncoder) -> JSON { .string(String(self)) }
+    func _writeProtoJSON(_ writer: inout _ProtoJSONWriter) { writer.quotedDigits(self) }
     static func _fromProtoJSON(_ json: JSON, _ decoder: inout _ProtoJSONDecoder) throws -> Int64? {
         try _protoJSONInteger(json, Int64.self, &decoder)
     }
@@ -184,6 +202,7 @@ extension Int64: _ProtoJSONScalar, _ProtoJSONMapKey {
 extension UInt64: _ProtoJSONScalar, _ProtoJSONMapKey {
     var _isProtoJSONDefault: Bool { self == 0 }
     func _protoJSON(_ encoder: inout _ProtoJSONEncoder) -> JSON { .string(String(self)) }
+    func _writeProtoJSON(_ writer: inout _ProtoJSONWriter) { writer.quotedDigits(self) }
     static func _fromProtoJSON(_ json: JSON, _ decoder: inout _ProtoJSONDecoder) throws -> UInt64? {
         try _protoJSONInteger(json, UInt64.self, &decoder)
     }
@@ -277,6 +296,7 @@ extension Float: _ProtoJSONScalar {
 extension Bool: _ProtoJSONScalar, _ProtoJSONMapKey {
     var _isProtoJSONDefault: Bool { !self }
     func _protoJSON(_ encoder: inout _ProtoJSONEncoder) -> JSON { .bool(self) }
+    func _writeProtoJSON(_ writer: inout _ProtoJSONWriter) { self ? writer.ascii("true") : writer.ascii("false") }
     static func _fromProtoJSON(_ json: JSON, _ decoder: inout _ProtoJSONDecoder) throws -> Bool? {
         guard case .bool(let b) = json else { throw decoder.error("expected true or false") }
         return b
@@ -294,6 +314,7 @@ extension Bool: _ProtoJSONScalar, _ProtoJSONMapKey {
 extension String: _ProtoJSONScalar, _ProtoJSONMapKey {
     var _isProtoJSONDefault: Bool { isEmpty }
     func _protoJSON(_ encoder: inout _ProtoJSONEncoder) -> JSON { .string(self) }
+    func _writeProtoJSON(_ writer: inout _ProtoJSONWriter) { writer.quote(self) }
     static func _fromProtoJSON(_ json: JSON, _ decoder: inout _ProtoJSONDecoder) throws -> String? {
         guard case .string(let s) = json else { throw decoder.error("expected a string") }
         return s

@@ -1,16 +1,17 @@
 import FoundationEssentials
 
-/// Writes a message's proto3 JSON text directly: generated code calls its `field` and `member` methods, one per field,
-/// in the order of the fields' JSON names (the order ``JSON/write(to:)`` sorts an object's keys into), so the text is
-/// the same as the JSON value's and no dictionary of values is built and sorted for every object. A change event's
-/// payload (the contact's JSON, once per imported row) spent about a quarter of an import's service CPU building
-/// those dictionaries.
+/// Writes a message's proto3 JSON text directly, as UTF-8 bytes: generated code calls its `field` and `member`
+/// methods, one per field, in the order of the fields' JSON names (the order ``JSON/write(to:)`` sorts an object's keys
+/// into), so the text is the same as the JSON value's and no dictionary of values is built and sorted for every
+/// object. A change event's payload (the contact's JSON, once per imported row) spent about a quarter of an import's
+/// service CPU building those dictionaries and appending to a `String` piece by piece.
 ///
-/// The well-known types with a JSON form of their own (Timestamp, Struct, Any…) are written through their JSON values
-/// (``ProtoJSONMessage``'s default `_writeProtoJSON`).
+/// Strings, integers, booleans, enums and timestamps are written as bytes; the other well-known types (Struct, Any,
+/// Duration…) and floating-point numbers through their JSON values (``ProtoJSONMessage``'s default
+/// `_writeProtoJSON`, ``_ProtoJSONScalar``'s default `_writeProtoJSON`).
 public struct _ProtoJSONWriter {
-    /// The text written so far.
-    var out: String
+    /// The UTF-8 text written so far.
+    var out: [UInt8]
     /// Output options.
     let options: ProtoJSONEncodingOptions
     /// The JSON path of the field being written (for errors).
@@ -23,46 +24,116 @@ public struct _ProtoJSONWriter {
     init(options: ProtoJSONEncodingOptions) {
         self.options = options
         self.scalars = _ProtoJSONEncoder(options: options)
-        self.out = ""
+        self.out = []
+        self.out.reserveCapacity(512)
     }
+
+    /// The text written.
+    var text: String { String(decoding: out, as: UTF8.self) }
 
     /// An encoder at the writer's path, for a value written through its JSON value.
     func encoder() -> _ProtoJSONEncoder { _ProtoJSONEncoder(options: options, path: path) }
 
     /// Writes a JSON value whole (a well-known type's form).
     mutating func write(_ json: JSON) {
-        json.write(to: &out)
+        var text = ""
+        json.write(to: &text)
+        out.append(contentsOf: text.utf8)
         first = false
     }
+
+    /// Appends ASCII text.
+    mutating func ascii(_ text: StaticString) {
+        text.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    /// Appends `value` in decimal, at least `width` digits (zeros in front).
+    mutating func digits<T: BinaryInteger>(_ value: T, width: Int = 1) {
+        var magnitude = value.magnitude
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: the most a 64-bit magnitude has is 20 digits
+        withUnsafeMutableBytes(of: &buffer) { bytes in
+            var i = bytes.count
+            repeat {
+                i -= 1
+                bytes[i] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0 || bytes.count - i < width
+            out.append(contentsOf: bytes[i...])
+        }
+    }
+
+    /// Appends `value` in decimal as a JSON string (a 64-bit integer's form).
+    mutating func quotedDigits<T: BinaryInteger>(_ value: T) {
+        out.append(UInt8(ascii: "\""))
+        digits(value)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends `s` as a JSON string, escaped as ``JSON/quote(_:into:)`` escapes it.
+    mutating func quote(_ s: String) {
+        var s = s
+        s.withUTF8 { quote($0) }
+    }
+
+    /// Appends UTF-8 text as a JSON string: quotes, backslashes and control characters escaped, the rest verbatim.
+    mutating func quote(_ utf8: UnsafeBufferPointer<UInt8>) {
+        out.append(UInt8(ascii: "\""))
+        var start = 0
+        for (i, byte) in utf8.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<i]))
+            start = i + 1
+            switch byte {
+            case UInt8(ascii: "\""): ascii("\\\"")
+            case UInt8(ascii: "\\"): ascii("\\\\")
+            case 0x0A: ascii("\\n")
+            case 0x0D: ascii("\\r")
+            case 0x09: ascii("\\t")
+            default:
+                ascii("\\u00")
+                out.append(Self.hex[Int(byte >> 4)])
+                out.append(Self.hex[Int(byte & 0xF)])
+            }
+        }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start...]))
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
 
     // MARK: Structure
 
     /// Starts a message's object.
     mutating func open() {
-        out += "{"
+        out.append(UInt8(ascii: "{"))
         first = true
     }
 
     /// Ends a message's object.
     mutating func close() {
-        out += "}"
+        out.append(UInt8(ascii: "}"))
         first = false
     }
 
     private mutating func key(_ name: String) {
-        if !first { out += "," }
+        if !first { out.append(UInt8(ascii: ",")) }
         first = false
-        JSON.quote(name, into: &out)
-        out += ":"
+        quote(name)
+        out.append(UInt8(ascii: ":"))
     }
 
     private mutating func element() {
-        if !first { out += "," }
+        if !first { out.append(UInt8(ascii: ",")) }
         first = false
     }
 
     private mutating func scalar<T: _ProtoJSONScalar>(_ value: T) {
-        value._protoJSON(&scalars).write(to: &out)
+        value._writeProtoJSON(&self)
+    }
+
+    /// A scalar without a text form of its own: through its JSON value.
+    mutating func scalarValue<T: _ProtoJSONScalar>(_ value: T) {
+        write(value._protoJSON(&scalars))
     }
 
     private mutating func at<R>(_ component: _ProtoJSONPathComponent, _ body: (inout Self) throws -> R) rethrows -> R {
@@ -87,7 +158,7 @@ public struct _ProtoJSONWriter {
     mutating func field(_ name: String, _ value: [UInt8]) {
         guard !value.isEmpty else { return }
         key(name)
-        JSON.quote(_base64Encode(value), into: &out)
+        quote(_base64Encode(value))
     }
 
     mutating func field<M: ProtoJSONMessage>(_ name: String, _ value: M?) throws {
@@ -107,7 +178,7 @@ public struct _ProtoJSONWriter {
     mutating func field(_ name: String, _ value: [UInt8]?) {
         guard let value else { return }
         key(name)
-        JSON.quote(_base64Encode(value), into: &out)
+        quote(_base64Encode(value))
     }
 
     /// A `google.protobuf.Timestamp` field, held as a date.
@@ -136,7 +207,7 @@ public struct _ProtoJSONWriter {
 
     mutating func member(_ name: String, _ value: [UInt8]) {
         key(name)
-        JSON.quote(_base64Encode(value), into: &out)
+        quote(_base64Encode(value))
     }
 
     mutating func member<M: ProtoJSONMessage>(_ name: String, _ value: M) throws {
@@ -149,33 +220,33 @@ public struct _ProtoJSONWriter {
     mutating func field<T: _ProtoJSONScalar>(_ name: String, _ values: [T]) {
         guard !values.isEmpty else { return }
         key(name)
-        out += "["
+        out.append(UInt8(ascii: "["))
         first = true
         for value in values {
             element()
             scalar(value)
         }
-        out += "]"
+        out.append(UInt8(ascii: "]"))
         first = false
     }
 
     mutating func field(_ name: String, _ values: [[UInt8]]) {
         guard !values.isEmpty else { return }
         key(name)
-        out += "["
+        out.append(UInt8(ascii: "["))
         first = true
         for value in values {
             element()
-            JSON.quote(_base64Encode(value), into: &out)
+            quote(_base64Encode(value))
         }
-        out += "]"
+        out.append(UInt8(ascii: "]"))
         first = false
     }
 
     mutating func field<M: ProtoJSONMessage>(_ name: String, _ values: [M]) throws {
         guard !values.isEmpty else { return }
         key(name)
-        out += "["
+        out.append(UInt8(ascii: "["))
         first = true
         try at(.field(name)) { writer in
             for (i, value) in values.enumerated() {
@@ -183,7 +254,7 @@ public struct _ProtoJSONWriter {
                 try writer.at(.index(i)) { try $0.message(value) }
             }
         }
-        out += "]"
+        out.append(UInt8(ascii: "]"))
         first = false
     }
 
@@ -206,7 +277,7 @@ public struct _ProtoJSONWriter {
         open()
         for (text, value) in map.map({ ($0._protoJSONKey, $1) }).sorted(by: { $0.0 < $1.0 }) {
             key(text)
-            JSON.quote(_base64Encode(value), into: &out)
+            quote(_base64Encode(value))
         }
         close()
     }

@@ -67,6 +67,43 @@ extension Google_Protobuf_Timestamp {
         return .string(text)
     }
 
+    /// The text of ``_encodeProtoJSON(_:)``'s string, written as bytes (a contact's JSON holds two or three).
+    /// - Throws: ``ProtoJSONError`` for a timestamp outside 0001-01-01 … 9999-12-31.
+    public func _writeProtoJSON(_ writer: inout _ProtoJSONWriter) throws {
+        guard isValid else {
+            // Refused there, with the message and path errors have.
+            var encoder = writer.encoder()
+            return writer.write(try _encodeProtoJSON(&encoder))
+        }
+        let secondOfDay = ((seconds % 86_400) + 86_400) % 86_400
+        let (year, month, day) = _ProtoJSONCalendar.civil(fromDays: (seconds - secondOfDay) / 86_400)
+        writer.ascii("\"")
+        writer.digits(year, width: 4)
+        writer.ascii("-")
+        writer.digits(month, width: 2)
+        writer.ascii("-")
+        writer.digits(day, width: 2)
+        writer.ascii("T")
+        writer.digits(secondOfDay / 3600, width: 2)
+        writer.ascii(":")
+        writer.digits(secondOfDay / 60 % 60, width: 2)
+        writer.ascii(":")
+        writer.digits(secondOfDay % 60, width: 2)
+        // `.123`, `.123456` or `.123456789`, as `_protoJSONFraction` writes them.
+        let nanos = Int64(nanos)
+        if nanos != 0 {
+            writer.ascii(".")
+            if nanos % 1_000_000 == 0 {
+                writer.digits(nanos / 1_000_000, width: 3)
+            } else if nanos % 1000 == 0 {
+                writer.digits(nanos / 1000, width: 6)
+            } else {
+                writer.digits(nanos, width: 9)
+            }
+        }
+        writer.ascii("Z\"")
+    }
+
     /// Reads RFC 3339 (`2024-05-01T12:00:00Z`, `2024-05-01T14:00:00.5+02:00`): up to nine fractional digits, `Z` or
     /// a `±hh:mm` offset, within 0001-01-01 … 9999-12-31 once converted to UTC.
     /// - Throws: ``ProtoJSONError``.

@@ -343,26 +343,35 @@ enum PostgresArray {
             if i > 0 { out.append(0x2C) }
             switch element {
             case .null: out += [0x4E, 0x55, 0x4C, 0x4C]
+            // Text appended from the string's own bytes: no array made per element (an import binds a thousand rows'
+            // values a column per statement).
+            case .text(var text), .jsonb(var text), .numeric(var text):
+                text.withUTF8 { appendQuoted($0, to: &out) }
             default:
                 // A value with no text form (a NaN timestamp) is NULL here as it is when bound alone.
                 guard let bytes = element.parameter.value else {
                     out += [0x4E, 0x55, 0x4C, 0x4C]
                     continue
                 }
-                out.append(0x22)
-                if bytes.contains(where: { $0 == 0x5C || $0 == 0x22 }) {
-                    for byte in bytes {
-                        if byte == 0x5C || byte == 0x22 { out.append(0x5C) }
-                        out.append(byte)
-                    }
-                } else {
-                    out += bytes
-                }
-                out.append(0x22)
+                bytes.withUnsafeBufferPointer { appendQuoted($0, to: &out) }
             }
         }
         out.append(0x7D)
         return out
+    }
+
+    /// Appends an element in double quotes, with a backslash before each `\` and `"`.
+    private static func appendQuoted(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        out.append(0x22)
+        if bytes.contains(where: { $0 == 0x5C || $0 == 0x22 }) {
+            for byte in bytes {
+                if byte == 0x5C || byte == 0x22 { out.append(0x5C) }
+                out.append(byte)
+            }
+        } else {
+            out.append(contentsOf: bytes)
+        }
+        out.append(0x22)
     }
 
     /// The elements of a one-dimensional literal, read as UTF-8 bytes: the syntax (`{`, `}`, `,`, `"`, backslash) is ASCII, so

@@ -197,6 +197,59 @@ final class ImportExportTests {
         #expect(try await all(client).count == 2)
     }
 
+    @Test("the address reservations are exactly the live contacts' addresses after creates, updates, deletes, batches and imports")
+    func reservationsFollowContacts() async throws {
+        let tenant = tenant()
+        let client = try await harness.client(tenant: tenant)
+        let ada = try await client.create(given: "Ada", emails: ["Ada@Example.com", "ada2@example.com"])
+        let grace = try await client.create(given: "Grace", emails: ["grace@example.com"])
+        // An address moved from one contact to another; an address taken is refused and reserves nothing.
+        _ = try await client.update(ada.id, paths: ["emails"]) {
+            var e = Switchboard_Contacts_V1_Email()
+            e.address = "ada3@example.com"
+            $0.emails = [e]
+        }
+        _ = try await client.update(grace.id, paths: ["emails"]) {
+            $0.emails = ["grace@example.com", "ada2@example.com"].map {
+                var e = Switchboard_Contacts_V1_Email()
+                e.address = $0
+                return e
+            }
+        }
+        #expect(
+            await rpcError { _ = try await client.create(given: "Copy", emails: ["GRACE@example.com", "fresh@example.com"]) }?.code == .alreadyExists)
+        let deleted = try await client.create(given: "Gone", emails: ["gone@example.com"])
+        _ = try await client.delete(deleted.id)
+        let back = try await client.create(given: "Back", emails: ["back@example.com"])
+        _ = try await client.delete(back.id)
+        _ = try await client.undelete(back.id)
+        var batch = Switchboard_Contacts_V1_BatchCreateContactsRequest()
+        batch.contacts = ["batch1@example.com", "ada3@example.com", "batch2@example.com"].map {
+            var contact = Switchboard_Contacts_V1_Contact()
+            var name = Switchboard_Contacts_V1_PersonName()
+            name.given = "Batch"
+            contact.name = name
+            var e = Switchboard_Contacts_V1_Email()
+            e.address = $0
+            contact.emails = [e]
+            return contact
+        }
+        _ = try await client.stub.batchCreateContacts(batch, options: client.options)
+        let file = "name.given,emails\nAugusta,ADA3@example.com; augusta@example.com\nNew,new@example.com\nTwin,new@example.com\n"
+        _ = try await runImport(client, Self.options(policy: .update), Self.csv(file))
+        _ = try await runImport(
+            client, Self.options(policy: .skip), Self.csv("name.given,emails\nLate,late@example.com; grace@example.com\nLater,later@example.com\n"))
+
+        let live = Set(try await all(client).flatMap { contact in contact.emails.map { "\($0.address.lowercased()) \(contact.id)" } })
+        let reserved = Set(
+            try await harness.pool.query(
+                settings: ["app.tenant_id": tenant], "SELECT address || ' ' || contact_id AS r FROM contacts.contact_emails WHERE tenant_id = $1",
+                [.text(tenant)]
+            ).rows.map { try $0.string("r") })
+        #expect(live.count == 9)  // Ada 2, Grace 2, Back, two of the batch, New, Later
+        #expect(reserved == live)
+    }
+
     static func numbered(_ count: Int, prefix: String = "p") -> String {
         "name.given,emails\n" + (1...count).map { "Person \($0),\(prefix)\($0)@example.com\n" }.joined()
     }

@@ -169,12 +169,10 @@ public final class Gateway: Sendable {
             switch route.descriptor.kind {
             case .unary:
                 let json = try requestJSON(route, pathValues, query, request.body, head.headers)
-                let response = try await Self.unary(types.input, types.output, json: json, client: client, route: route, options: options)
+                let response = try await Self.unaryText(types.input, types.output, json: json, client: client, route: route, options: options)
                 var headers = common
-                if case .object(let fields) = response, case .string(let etag)? = fields["etag"], !etag.isEmpty {
-                    headers.add(name: "etag", value: RequestMapping.etagHeader(etag))
-                }
-                try await writeJSONText(Self.responseBody(response, route).text, status: .ok, headers: headers, writer)
+                if let etag = response.etag, !etag.isEmpty { headers.add(name: "etag", value: RequestMapping.etagHeader(etag)) }
+                try await writeJSONText(response.text, status: .ok, headers: headers, writer)
             case .serverStreaming:
                 let json = try requestJSON(route, pathValues, query, request.body, head.headers)
                 try await serverStream(
@@ -370,6 +368,18 @@ public final class Gateway: Sendable {
         let request = try decode(Request.self, json)
         let response: Response = try await client.unary(route.descriptor, request, options: options)
         return try response.protoJSON()
+    }
+
+    /// A unary call answered as JSON text, written directly from the message (no JSON value built), with the
+    /// response's `etag` field when it has one; a route whose `response_body` names a field answers that field.
+    static func unaryText<Request: ProtoJSONMessage, Response: ProtoJSONMessage>(
+        _: Request.Type, _: Response.Type, json: JSON, client: RPCClient, route: Route, options: CallOptions
+    ) async throws -> (text: String, etag: String?) {
+        let request = try decode(Request.self, json)
+        let response: Response = try await client.unary(route.descriptor, request, options: options)
+        let etag = (response as? any ProtoETagged)?.etag
+        guard route.binding.responseBody.isEmpty else { return (responseBody(try response.protoJSON(), route).text, etag) }
+        return (try response.protoJSONText(), etag)
     }
 
     /// An NDJSON body's lines as request messages; a line that is not one is a 400 naming it (`[i].field`).

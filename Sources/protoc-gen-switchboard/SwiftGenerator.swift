@@ -345,7 +345,9 @@ struct SwiftGenerator {
         let isWrapper = Self.wrapperTypes[m.fullName] != nil
         out.line("")
         out.line("/// The `\(m.fullName.dropFirst())` message.")
-        out.line("public struct \(shortName): ProtoMessage, _CBridgedMessage, ProtoJSONMessage {")
+        // A resource with a version tag says so, so that an HTTP front can answer its `ETag` without reading JSON.
+        let etagged = m.fields.contains { $0.name == "etag" && $0.kind == .string && !$0.isRepeated && $0.oneofIndex == nil }
+        out.line("public struct \(shortName): ProtoMessage, _CBridgedMessage, ProtoJSONMessage\(etagged ? ", ProtoETagged" : "") {")
         var plans: [(ProtoField, FieldPlan)] = []
         var oneofMembers: [Int: [ProtoField]] = [:]
         for f in m.fields {

@@ -272,7 +272,7 @@ public struct Switchboard_Collaboration_V1_Subject: ProtoMessage, _CBridgedMessa
 }
 
 /// The `switchboard.collaboration.v1.Note` message.
-public struct Switchboard_Collaboration_V1_Note: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_Note: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.Note`.
     public static let protoMessageName = "switchboard.collaboration.v1.Note"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__note__init)
@@ -511,7 +511,7 @@ public struct Switchboard_Collaboration_V1_GetNoteRequest: ProtoMessage, _CBridg
 }
 
 /// The `switchboard.collaboration.v1.UpdateNoteRequest` message.
-public struct Switchboard_Collaboration_V1_UpdateNoteRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_UpdateNoteRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.UpdateNoteRequest`.
     public static let protoMessageName = "switchboard.collaboration.v1.UpdateNoteRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__update_note_request__init)
@@ -588,7 +588,7 @@ public struct Switchboard_Collaboration_V1_UpdateNoteRequest: ProtoMessage, _CBr
 }
 
 /// The `switchboard.collaboration.v1.DeleteNoteRequest` message.
-public struct Switchboard_Collaboration_V1_DeleteNoteRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_DeleteNoteRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.DeleteNoteRequest`.
     public static let protoMessageName = "switchboard.collaboration.v1.DeleteNoteRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__delete_note_request__init)
@@ -848,7 +848,7 @@ public struct Switchboard_Collaboration_V1_ListNotesResponse: ProtoMessage, _CBr
 }
 
 /// The `switchboard.collaboration.v1.Comment` message.
-public struct Switchboard_Collaboration_V1_Comment: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_Comment: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.Comment`.
     public static let protoMessageName = "switchboard.collaboration.v1.Comment"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__comment__init)
@@ -1018,7 +1018,7 @@ public struct Switchboard_Collaboration_V1_CreateCommentRequest: ProtoMessage, _
 }
 
 /// The `switchboard.collaboration.v1.UpdateCommentRequest` message.
-public struct Switchboard_Collaboration_V1_UpdateCommentRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_UpdateCommentRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.UpdateCommentRequest`.
     public static let protoMessageName = "switchboard.collaboration.v1.UpdateCommentRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__update_comment_request__init)
@@ -1087,7 +1087,7 @@ public struct Switchboard_Collaboration_V1_UpdateCommentRequest: ProtoMessage, _
 }
 
 /// The `switchboard.collaboration.v1.DeleteCommentRequest` message.
-public struct Switchboard_Collaboration_V1_DeleteCommentRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_DeleteCommentRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.DeleteCommentRequest`.
     public static let protoMessageName = "switchboard.collaboration.v1.DeleteCommentRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__delete_comment_request__init)
@@ -1294,7 +1294,7 @@ public struct Switchboard_Collaboration_V1_ListCommentsResponse: ProtoMessage, _
 }
 
 /// The `switchboard.collaboration.v1.Team` message.
-public struct Switchboard_Collaboration_V1_Team: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_Team: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.Team`.
     public static let protoMessageName = "switchboard.collaboration.v1.Team"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__team__init)
@@ -1448,7 +1448,7 @@ public struct Switchboard_Collaboration_V1_CreateTeamRequest: ProtoMessage, _CBr
 }
 
 /// The `switchboard.collaboration.v1.UpdateTeamRequest` message.
-public struct Switchboard_Collaboration_V1_UpdateTeamRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_UpdateTeamRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.UpdateTeamRequest`.
     public static let protoMessageName = "switchboard.collaboration.v1.UpdateTeamRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__update_team_request__init)
@@ -3445,7 +3445,7 @@ public struct Switchboard_Collaboration_V1_ListFilesResponse: ProtoMessage, _CBr
 }
 
 /// The `switchboard.collaboration.v1.Meeting` message.
-public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_Meeting: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.Meeting`.
     public static let protoMessageName = "switchboard.collaboration.v1.Meeting"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__meeting__init)
@@ -3802,7 +3802,7 @@ public struct Switchboard_Collaboration_V1_OccurrenceException: ProtoMessage, _C
 }
 
 /// The `switchboard.collaboration.v1.CancelOccurrenceRequest` message.
-public struct Switchboard_Collaboration_V1_CancelOccurrenceRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_CancelOccurrenceRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.CancelOccurrenceRequest`.
     public static let protoMessageName = "switchboard.collaboration.v1.CancelOccurrenceRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__cancel_occurrence_request__init)
@@ -3879,7 +3879,7 @@ public struct Switchboard_Collaboration_V1_CancelOccurrenceRequest: ProtoMessage
 }
 
 /// The `switchboard.collaboration.v1.MoveOccurrenceRequest` message.
-public struct Switchboard_Collaboration_V1_MoveOccurrenceRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_MoveOccurrenceRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.MoveOccurrenceRequest`.
     public static let protoMessageName = "switchboard.collaboration.v1.MoveOccurrenceRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__move_occurrence_request__init)
@@ -3980,7 +3980,7 @@ public struct Switchboard_Collaboration_V1_MoveOccurrenceRequest: ProtoMessage, 
 }
 
 /// The `switchboard.collaboration.v1.RestoreOccurrenceRequest` message.
-public struct Switchboard_Collaboration_V1_RestoreOccurrenceRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_RestoreOccurrenceRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.RestoreOccurrenceRequest`.
     public static let protoMessageName = "switchboard.collaboration.v1.RestoreOccurrenceRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__restore_occurrence_request__init)
@@ -4195,7 +4195,7 @@ public struct Switchboard_Collaboration_V1_GetMeetingRequest: ProtoMessage, _CBr
 }
 
 /// The `switchboard.collaboration.v1.UpdateMeetingRequest` message.
-public struct Switchboard_Collaboration_V1_UpdateMeetingRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_UpdateMeetingRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.UpdateMeetingRequest`.
     public static let protoMessageName = "switchboard.collaboration.v1.UpdateMeetingRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__update_meeting_request__init)
@@ -4280,7 +4280,7 @@ public struct Switchboard_Collaboration_V1_UpdateMeetingRequest: ProtoMessage, _
 }
 
 /// The `switchboard.collaboration.v1.DeleteMeetingRequest` message.
-public struct Switchboard_Collaboration_V1_DeleteMeetingRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Collaboration_V1_DeleteMeetingRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.collaboration.v1.DeleteMeetingRequest`.
     public static let protoMessageName = "switchboard.collaboration.v1.DeleteMeetingRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__delete_meeting_request__init)

@@ -481,7 +481,7 @@ public enum Switchboard_Communication_V1_CampaignStatus: ProtoEnum, CaseIterable
 }
 
 /// The `switchboard.communication.v1.Interaction` message.
-public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Communication_V1_Interaction: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.communication.v1.Interaction`.
     public static let protoMessageName = "switchboard.communication.v1.Interaction"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__interaction__init)
@@ -816,7 +816,7 @@ public struct Switchboard_Communication_V1_GetInteractionRequest: ProtoMessage, 
 }
 
 /// The `switchboard.communication.v1.UpdateInteractionRequest` message.
-public struct Switchboard_Communication_V1_UpdateInteractionRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Communication_V1_UpdateInteractionRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.communication.v1.UpdateInteractionRequest`.
     public static let protoMessageName = "switchboard.communication.v1.UpdateInteractionRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__update_interaction_request__init)
@@ -893,7 +893,7 @@ public struct Switchboard_Communication_V1_UpdateInteractionRequest: ProtoMessag
 }
 
 /// The `switchboard.communication.v1.DeleteInteractionRequest` message.
-public struct Switchboard_Communication_V1_DeleteInteractionRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Communication_V1_DeleteInteractionRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.communication.v1.DeleteInteractionRequest`.
     public static let protoMessageName = "switchboard.communication.v1.DeleteInteractionRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__delete_interaction_request__init)

@@ -522,7 +522,7 @@ public struct Switchboard_Contacts_V1_Phone: ProtoMessage, _CBridgedMessage, Pro
 }
 
 /// The `switchboard.contacts.v1.Contact` message.
-public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.contacts.v1.Contact`.
     public static let protoMessageName = "switchboard.contacts.v1.Contact"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__contact__init)
@@ -1281,7 +1281,7 @@ public struct Switchboard_Contacts_V1_LookupContactsResponse: ProtoMessage, _CBr
 }
 
 /// The `switchboard.contacts.v1.UpdateContactRequest` message.
-public struct Switchboard_Contacts_V1_UpdateContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Contacts_V1_UpdateContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.contacts.v1.UpdateContactRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.UpdateContactRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__update_contact_request__init)
@@ -1358,7 +1358,7 @@ public struct Switchboard_Contacts_V1_UpdateContactRequest: ProtoMessage, _CBrid
 }
 
 /// The `switchboard.contacts.v1.DeleteContactRequest` message.
-public struct Switchboard_Contacts_V1_DeleteContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Contacts_V1_DeleteContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.contacts.v1.DeleteContactRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.DeleteContactRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__delete_contact_request__init)

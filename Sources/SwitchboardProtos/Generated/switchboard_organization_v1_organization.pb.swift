@@ -114,7 +114,7 @@ public enum Switchboard_Organization_V1_UnitKind: ProtoEnum, CaseIterable, _Prot
 }
 
 /// The `switchboard.organization.v1.Organization` message.
-public struct Switchboard_Organization_V1_Organization: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_Organization: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.Organization`.
     public static let protoMessageName = "switchboard.organization.v1.Organization"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__organization__init)
@@ -499,7 +499,7 @@ public struct Switchboard_Organization_V1_BatchGetOrganizationsResponse: ProtoMe
 }
 
 /// The `switchboard.organization.v1.UpdateOrganizationRequest` message.
-public struct Switchboard_Organization_V1_UpdateOrganizationRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_UpdateOrganizationRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.UpdateOrganizationRequest`.
     public static let protoMessageName = "switchboard.organization.v1.UpdateOrganizationRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__update_organization_request__init)
@@ -576,7 +576,7 @@ public struct Switchboard_Organization_V1_UpdateOrganizationRequest: ProtoMessag
 }
 
 /// The `switchboard.organization.v1.DeleteOrganizationRequest` message.
-public struct Switchboard_Organization_V1_DeleteOrganizationRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_DeleteOrganizationRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.DeleteOrganizationRequest`.
     public static let protoMessageName = "switchboard.organization.v1.DeleteOrganizationRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__delete_organization_request__init)
@@ -1497,7 +1497,7 @@ public struct Switchboard_Organization_V1_ListAncestorsResponse: ProtoMessage, _
 }
 
 /// The `switchboard.organization.v1.Unit` message.
-public struct Switchboard_Organization_V1_Unit: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_Unit: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.Unit`.
     public static let protoMessageName = "switchboard.organization.v1.Unit"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__unit__init)
@@ -1720,7 +1720,7 @@ public struct Switchboard_Organization_V1_GetUnitRequest: ProtoMessage, _CBridge
 }
 
 /// The `switchboard.organization.v1.UpdateUnitRequest` message.
-public struct Switchboard_Organization_V1_UpdateUnitRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_UpdateUnitRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.UpdateUnitRequest`.
     public static let protoMessageName = "switchboard.organization.v1.UpdateUnitRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__update_unit_request__init)
@@ -1797,7 +1797,7 @@ public struct Switchboard_Organization_V1_UpdateUnitRequest: ProtoMessage, _CBri
 }
 
 /// The `switchboard.organization.v1.DeleteUnitRequest` message.
-public struct Switchboard_Organization_V1_DeleteUnitRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_DeleteUnitRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.DeleteUnitRequest`.
     public static let protoMessageName = "switchboard.organization.v1.DeleteUnitRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__delete_unit_request__init)
@@ -2309,7 +2309,7 @@ public struct Switchboard_Organization_V1_ListMembershipRolesResponse: ProtoMess
 }
 
 /// The `switchboard.organization.v1.Membership` message.
-public struct Switchboard_Organization_V1_Membership: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_Membership: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.Membership`.
     public static let protoMessageName = "switchboard.organization.v1.Membership"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__membership__init)
@@ -2564,7 +2564,7 @@ public struct Switchboard_Organization_V1_GetMembershipRequest: ProtoMessage, _C
 }
 
 /// The `switchboard.organization.v1.UpdateMembershipRequest` message.
-public struct Switchboard_Organization_V1_UpdateMembershipRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_UpdateMembershipRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.UpdateMembershipRequest`.
     public static let protoMessageName = "switchboard.organization.v1.UpdateMembershipRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__update_membership_request__init)
@@ -2641,7 +2641,7 @@ public struct Switchboard_Organization_V1_UpdateMembershipRequest: ProtoMessage,
 }
 
 /// The `switchboard.organization.v1.DeleteMembershipRequest` message.
-public struct Switchboard_Organization_V1_DeleteMembershipRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_DeleteMembershipRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.DeleteMembershipRequest`.
     public static let protoMessageName = "switchboard.organization.v1.DeleteMembershipRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__delete_membership_request__init)
@@ -3010,7 +3010,7 @@ public struct Switchboard_Organization_V1_ListContactMembershipsResponse: ProtoM
 }
 
 /// The `switchboard.organization.v1.Group` message.
-public struct Switchboard_Organization_V1_Group: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_Group: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.Group`.
     public static let protoMessageName = "switchboard.organization.v1.Group"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__group__init)
@@ -3225,7 +3225,7 @@ public struct Switchboard_Organization_V1_GetGroupRequest: ProtoMessage, _CBridg
 }
 
 /// The `switchboard.organization.v1.UpdateGroupRequest` message.
-public struct Switchboard_Organization_V1_UpdateGroupRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_UpdateGroupRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.UpdateGroupRequest`.
     public static let protoMessageName = "switchboard.organization.v1.UpdateGroupRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__update_group_request__init)
@@ -3302,7 +3302,7 @@ public struct Switchboard_Organization_V1_UpdateGroupRequest: ProtoMessage, _CBr
 }
 
 /// The `switchboard.organization.v1.DeleteGroupRequest` message.
-public struct Switchboard_Organization_V1_DeleteGroupRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+public struct Switchboard_Organization_V1_DeleteGroupRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
     /// `switchboard.organization.v1.DeleteGroupRequest`.
     public static let protoMessageName = "switchboard.organization.v1.DeleteGroupRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__delete_group_request__init)

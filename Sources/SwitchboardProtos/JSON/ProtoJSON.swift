@@ -28,6 +28,13 @@ public protocol ProtoJSONMessage: ProtoMessage {
     init(_decodingProtoJSON json: JSON, _ decoder: inout _ProtoJSONDecoder) throws
 }
 
+/// A generated message with a top-level `string etag` field: a resource's version, which an HTTP front answers as its
+/// `ETag` header.
+public protocol ProtoETagged {
+    /// The `etag` field.
+    var etag: String { get }
+}
+
 /// How messages are written as proto3 JSON. The defaults are those of Python's `MessageToJson`.
 public struct ProtoJSONEncodingOptions: Sendable {
     /// Writes enum values as numbers instead of names.

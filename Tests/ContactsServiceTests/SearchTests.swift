@@ -473,17 +473,26 @@ final class SearchTests {
                 plan.sql.contains(marker) && (filtered.map { plan.sql.contains("c.tags @>") == $0 } ?? true)
             }.map { ($0.generic, $0.custom) }
         }
-        // The page's rows, and the name tiers and pairs without a filter: one generic plan each, reused.
-        for (marker, filtered) in [
-            ("c.organization_names FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY", nil), ("tiers AS", false), ("pairs AS", false),
+        // The candidates by prefix (a range of a key), the page's rows, and the name tiers and pairs without a filter:
+        // one generic plan each, reused.
+        let byPrefix = plans.filter { $0.sql == PostgresContactStore.candidateStatements.prefix }.map { (generic: $0.generic, custom: $0.custom) }
+        let byResemblance = plans.filter { $0.sql == PostgresContactStore.candidateStatements.typo }.map { (generic: $0.generic, custom: $0.custom) }
+        for (marker, found) in [
+            (
+                "c.organization_names FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY",
+                planned("c.organization_names FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY")
+            ),
+            ("tiers AS", planned("tiers AS", filtered: false)), ("pairs AS", planned("pairs AS", filtered: false)),
+            ("candidates by prefix", byPrefix),
         ] {
-            let found = planned(marker, filtered: filtered)
             #expect(!found.isEmpty && found.allSatisfy { $0.custom == 0 && $0.generic >= 3 }, "\(marker): \(found)")
         }
-        // With a filter, the candidates (the tenant's size decides their plan) and the facets (their tsquery): planned
-        // at every execution.
-        for (marker, filtered) in [("tiers AS", true), ("pairs AS", true), ("candidates AS", nil), ("$1::tsquery", nil)] {
-            let found = planned(marker, filtered: filtered)
+        // With a filter, the tiers and pairs; the candidates by resemblance (the tenant's size decides their plan) and
+        // the facets (their tsquery): planned at every execution.
+        for (marker, found) in [
+            ("tiers AS", planned("tiers AS", filtered: true)), ("pairs AS", planned("pairs AS", filtered: true)),
+            ("candidates by resemblance", byResemblance), ("$1::tsquery", planned("$1::tsquery")),
+        ] {
             #expect(!found.isEmpty && found.allSatisfy { $0.generic == 0 && $0.custom >= 3 }, "\(marker): \(found)")
         }
         // The word tiers' statements, whose text varies with the tiers, are not kept prepared.

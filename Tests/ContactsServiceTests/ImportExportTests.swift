@@ -197,7 +197,9 @@ final class ImportExportTests {
         #expect(try await all(client).count == 2)
     }
 
-    @Test("the address reservations are exactly the live contacts' addresses after creates, updates, deletes, batches and imports")
+    @Test(
+        "the address reservations are exactly the live contacts' addresses after creates, updates, deletes, batch creates, updates and deletes, and imports"
+    )
     func reservationsFollowContacts() async throws {
         let tenant = tenant()
         let client = try await harness.client(tenant: tenant)
@@ -234,7 +236,28 @@ final class ImportExportTests {
             contact.emails = [e]
             return contact
         }
-        _ = try await client.stub.batchCreateContacts(batch, options: client.options)
+        let made = try await client.stub.batchCreateContacts(batch, options: client.options)
+        // A batch update moves an address, one of its items fails on a taken address; a batch delete releases.
+        let batchIDs = made.results.compactMap { $0.contact?.id }
+        var updates = Switchboard_Contacts_V1_BatchUpdateContactsRequest()
+        updates.requests = zip(batchIDs, ["moved@example.com", "grace@example.com"]).map { id, address in
+            var request = Switchboard_Contacts_V1_UpdateContactRequest()
+            var contact = Switchboard_Contacts_V1_Contact()
+            contact.id = id
+            var e = Switchboard_Contacts_V1_Email()
+            e.address = address
+            contact.emails = [e]
+            request.contact = contact
+            request.updateMask = Google_Protobuf_FieldMask(paths: ["emails"])
+            return request
+        }
+        _ = try await client.stub.batchUpdateContacts(updates, options: client.options)
+        let toDelete = try await client.create(given: "Doomed", emails: ["doomed@example.com"])
+        var deletes = Switchboard_Contacts_V1_BatchDeleteContactsRequest()
+        var deleteRequest = Switchboard_Contacts_V1_DeleteContactRequest()
+        deleteRequest.id = toDelete.id
+        deletes.requests = [deleteRequest]
+        _ = try await client.stub.batchDeleteContacts(deletes, options: client.options)
         let file = "name.given,emails\nAugusta,ADA3@example.com; augusta@example.com\nNew,new@example.com\nTwin,new@example.com\n"
         _ = try await runImport(client, Self.options(policy: .update), Self.csv(file))
         _ = try await runImport(
@@ -246,7 +269,8 @@ final class ImportExportTests {
                 settings: ["app.tenant_id": tenant], "SELECT address || ' ' || contact_id AS r FROM contacts.contact_emails WHERE tenant_id = $1",
                 [.text(tenant)]
             ).rows.map { try $0.string("r") })
-        #expect(live.count == 9)  // Ada 2, Grace 2, Back, two of the batch, New, Later
+        #expect(batchIDs.count == 2)
+        #expect(live.count == 9)  // Ada 2, Grace 2, Back, the batch's two (one moved, one kept), New, Later
         #expect(reserved == live)
     }
 

@@ -75,13 +75,22 @@ struct ProtoJSONTests {
         func text() -> String { (0..<Int(next() % 12)).map { _ in pieces[Int(next() % UInt64(pieces.count))] }.joined() }
         func int32() -> Int32 { [Int32.min, .max, 0, -1, 1, Int32(truncatingIfNeeded: next())][Int(next() % 6)] }
         func int64() -> Int64 { [Int64.min, .max, 0, -1, 1, Int64(bitPattern: next())][Int(next() % 6)] }
+        func uint64() -> UInt64 { [UInt64.max, 0, 1, next() >> (next() % 65)][Int(next() % 4)] }
+        func bytes() -> [UInt8] { (0..<Int(next() % 5)).map { _ in UInt8(truncatingIfNeeded: next()) } }
+        // Any seconds (most out of range) or years 1…9999, with nanoseconds of 0, 3, 6 or 9 digits (or out of range).
+        func timestamp() -> Google_Protobuf_Timestamp {
+            var t = Google_Protobuf_Timestamp()
+            t.seconds = next() % 8 == 0 ? Int64(bitPattern: next()) : Int64(next() % 315_537_897_600) - 62_135_596_800
+            t.nanos = [0, 1_000_000 * Int32(next() % 1000), 1000 * Int32(next() % 1_000_000), Int32(next() % 1_000_000_000), -1][Int(next() % 5)]
+            return t
+        }
         for _ in 0..<2_000 {
             var m = Switchboard_Testing_V1_Everything()
             m.fInt32 = int32()
             m.fSint32 = int32()
             m.fInt64 = int64()
             m.fUint32 = UInt32(truncatingIfNeeded: next() >> (next() % 33))
-            m.fUint64 = next() >> (next() % 65)
+            m.fUint64 = uint64()
             m.fBool = next() % 2 == 0
             m.fString = text()
             m.fBytes = (0..<Int(next() % 5)).map { _ in UInt8(truncatingIfNeeded: next()) }
@@ -107,9 +116,27 @@ struct ProtoJSONTests {
                 nested.value = int32()
                 return nested
             }
-            let value = try? m.protoJSON()
+            m.mInt32Nested = Dictionary((0..<Int(next() % 3)).map { _ in (int32(), m.rNested.first ?? .init()) }, uniquingKeysWith: { a, _ in a })
+            var shapes = Switchboard_Testing_V1_MoreShapes()
+            shapes.mBoolString = Dictionary((0..<Int(next() % 3)).map { _ in (next() % 2 == 0, text()) }, uniquingKeysWith: { a, _ in a })
+            shapes.mInt64Int64 = Dictionary((0..<Int(next() % 3)).map { _ in (int64(), int64()) }, uniquingKeysWith: { a, _ in a })
+            shapes.mUint32Bytes = Dictionary(
+                (0..<Int(next() % 3)).map { _ in (UInt32(truncatingIfNeeded: next()), bytes()) }, uniquingKeysWith: { a, _ in a })
+            shapes.mUint64Enum = Dictionary(
+                (0..<Int(next() % 3)).map { _ in (uint64(), Switchboard_Testing_V1_Color(protoValue: Int32(next() % 5))) },
+                uniquingKeysWith: { a, _ in a })
+            shapes.rSint64 = (0..<Int(next() % 3)).map { _ in int64() }
+            shapes.rFixed64 = (0..<Int(next() % 3)).map { _ in uint64() }
+            shapes.wInt64 = next() % 2 == 0 ? nil : int64()
+            shapes.wUint64 = next() % 2 == 0 ? nil : uint64()
+            shapes.wBytes = next() % 2 == 0 ? nil : bytes()
+            shapes.rTimestamp = (0..<Int(next() % 3)).map { _ in timestamp() }
+            shapes.jsonNamed = text()
+            if next() % 2 == 0 { shapes.recursive = shapes }
+            for (value, written) in [(try? m.protoJSON(), try? m.protoJSONText()), (try? shapes.protoJSON(), try? shapes.protoJSONText())] {
+                #expect(value?.text == written, "\(value?.text ?? "refused") against \(written ?? "refused")")
+            }
             let written = try? m.protoJSONText()
-            #expect(value?.text == written, "\(m)")
             // (Compared as text: a date far from 1970 does not survive microseconds through a double exactly.)
             if let written { #expect(try Switchboard_Testing_V1_Everything(protoJSONText: written).protoJSONText() == written) }
         }

@@ -134,7 +134,10 @@ public struct ChangeFeed: Sendable {
     /// Many changes as one statement (for a bulk write such as an import): the tenant's sequence moves by their
     /// count once, the changes take the numbers in order, and one NOTIFY goes out at commit. Returns one row whose
     /// `n` is the count recorded. Each change's `changedFields` and `relatedIDs` travel as array literals (an array of
-    /// arrays cannot be bound).
+    /// arrays cannot be bound); the resources as one JSON array, parsed once into the rows' jsonb (as elements of a text
+    /// array every quote of their JSON was escaped by the service and unescaped again by PostgreSQL, then each parsed:
+    /// 11 µs a change of an import's million, psql).
+    /// - Precondition: every change's `resourceJSON` is one JSON value (the proto3 JSON of a message).
     /// - Parameters:
     ///   - changes: the changes, in order (at least one).
     ///   - tenantID: the tenant (the transaction's `app.tenant_id`).
@@ -151,9 +154,10 @@ public struct ChangeFeed: Sendable {
             ), c AS (
                 INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id,
                     related_ids, service_resource)
-                SELECT $1, s.last_sequence - $2 + u.n, u.type, u.id, u.kind, u.fields::text[], u.resource::jsonb, u.actor,
+                SELECT $1, s.last_sequence - $2 + u.n, u.type, u.id, u.kind, u.fields::text[], u.resource, u.actor,
                     u.related::text[], u.service::jsonb
-                FROM s, unnest($3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[], $11::text[])
+                FROM s, ROWS FROM (unnest($3::text[]), unnest($4::text[]), unnest($5::int8[]), unnest($6::text[]),
+                    jsonb_array_elements($7::jsonb), unnest($8::text[]), unnest($9::text[]), unnest($11::text[]))
                     WITH ORDINALITY AS u(type, id, kind, fields, resource, actor, related, service, n)
                 RETURNING sequence
             )
@@ -162,7 +166,8 @@ public struct ChangeFeed: Sendable {
             binds: [
                 .text(tenantID), .int(Int64(changes.count)), texts(changes.map(\.resourceType)), texts(changes.map(\.resourceID)),
                 .array(changes.map { .int(Int64($0.kind.rawValue)) }, elementType: .int), texts(changes.map { literal($0.changedFields) }),
-                texts(changes.map(\.resourceJSON)), texts(changes.map(\.actorID)), texts(changes.map { literal($0.relatedIDs) }),
+                .jsonb("[" + changes.map(\.resourceJSON).joined(separator: ",") + "]"), texts(changes.map(\.actorID)),
+                texts(changes.map { literal($0.relatedIDs) }),
                 .text(channel), .array(changes.map { $0.serviceResourceJSON.map(PostgresValue.text) ?? .null }, elementType: .text),
             ]
         )

@@ -207,4 +207,52 @@ struct CrossTenantFeedTests {
         }
         await harness.stop()
     }
+
+    @Test("a batch of changes stores the same rows as the changes recorded one by one: resources with quotes, backslashes, escapes and other scripts")
+    func batchMatchesSingle() async throws {
+        let harness = try await ServiceHarness.start(feedTestService, provisionSQL: genericProvision)
+        do {
+            let feed = ChangeFeed(schema: "kitfeed")
+            let resources = [
+                #"{"id":"1","name":"O'Brien \"Jr\"","path":"C:\\x","nested":{"a":[1,2.5,null,true]}}"#,
+                #"{"id":"2","note":"line\nbreak\ttab \u0001 é 日本 🙂","empty":{}}"#,
+                #"{}"#, #"{"id":"4","list":[{"x":"{\"not\":\"json\"}"}]}"#,
+            ]
+            func changes(_ prefix: String) -> [ChangeRecord] {
+                resources.enumerated().map { i, json in
+                    ChangeRecord(
+                        resourceType: "test.v1.Thing", resourceID: "\(prefix)\(i)", kind: .updated, changedFields: ["a", "b\"c", "d,e"],
+                        resourceJSON: json, actorID: "u", relatedIDs: i % 2 == 0 ? [] : ["r{1}", "r 2"])
+                }
+            }
+            for tenant in ["single", "batch"] {
+                try await harness.pool.transaction(settings: ["app.tenant_id": tenant]) { c in
+                    if tenant == "single" {
+                        for change in changes("c") { _ = try await feed.record(change, tenantID: tenant, on: c) }
+                    } else {
+                        let (sql, binds) = feed.recordStatement(changes("c"), tenantID: tenant)
+                        #expect(try await c.query(sql, binds).first?.int("n") == Int64(resources.count))
+                    }
+                }
+            }
+            var stored: [[String]] = []
+            for tenant in ["single", "batch"] {
+                stored.append(
+                    try await harness.pool.query(
+                        settings: ["app.tenant_id": tenant],
+                        """
+                        SELECT sequence || ' ' || resource_id || ' ' || kind || ' ' || changed_fields::text || ' ' || resource::text
+                            || ' ' || related_ids::text || ' ' || coalesce(service_resource::text, '-') AS r
+                        FROM kitfeed.changes WHERE tenant_id = $1 ORDER BY sequence
+                        """, [.text(tenant)]
+                    ).rows.map { try $0.string("r") })
+            }
+            #expect(stored[0].count == resources.count)
+            #expect(stored[0] == stored[1])
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
 }

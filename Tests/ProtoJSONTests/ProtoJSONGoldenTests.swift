@@ -124,15 +124,9 @@ struct ProtoJSONGoldenTests {
 
     @Test("mutated golden inputs decode or throw, never trap; what decodes writes out and reads back")
     func mutatedInputs() throws {
-        // SplitMix64: deterministic, so a failure reproduces.
-        var state: UInt64 = 0x5EED
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        // Deterministic, so a failure reproduces.
+        var random = SplitMix64(seed: 0x5EED)
+        func next() -> UInt64 { random.next() }
         let alphabet = Array(#"{}[]:,"0123456789-+.eE nulltruefalse_\/aZ"#.utf8)
         var decoded = 0
         for golden in Goldens.decode + Goldens.reject {
@@ -198,5 +192,20 @@ struct ProtoJSONGoldenTests {
         let json = try fromJSON.protoJSON(), pythonJSON = try fromPython.protoJSON()
         #expect(json == pythonJSON, "Swift: \(json.text)\nPython: \(pythonJSON.text)")
         if !json.text.contains("NaN") { #expect(fromJSON == fromPython) }
+    }
+}
+
+/// SplitMix64: a small deterministic generator for the randomised tests, so that a failure reproduces.
+struct SplitMix64 {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

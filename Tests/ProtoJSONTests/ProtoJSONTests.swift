@@ -59,15 +59,9 @@ struct ProtoJSONTests {
 
     @Test("the text written directly is the JSON value's text, for random values of every kind of field")
     func directTextMatchesValues() throws {
-        // SplitMix64: deterministic, so a failure reproduces.
-        var state: UInt64 = 0xC0FFEE
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        // Deterministic, so a failure reproduces.
+        var random = SplitMix64(seed: 0xC0FFEE)
+        func next() -> UInt64 { random.next() }
         // Quotes, backslashes, every control character, marks, other scripts, emoji.
         let pieces = [
             "\"", "\\", "\n", "\r", "\t", "\u{0}", "\u{1}", "\u{8}", "\u{C}", "\u{1F}", "\u{7F}", "é", "ß", "日本", "🙂", "a", "Z", "0", " ", "\u{2028}",

@@ -14,7 +14,9 @@ struct GatewayConnectionTests {
 
     @Test("a client that stops reading a response loses the connection after the write-stall timeout; one that reads keeps it")
     func writeStall() async throws {
-        let gw = try await GatewayHarness.start(writeStallTimeout: .seconds(1))
+        // Three seconds: a reading client in a test process that shares two loaded cores with hundreds of other tests
+        // has been seen not to read for a second.
+        let gw = try await GatewayHarness.start(writeStallTimeout: .seconds(3))
         defer { Task { await gw.stop() } }
         let size = try await gw.request("GET", "/v1/openapi.json").body.utf8.count
         // More than loopback's socket buffers can hold (the server's send buffer grows to a few MiB): 12 MiB of responses.
@@ -23,7 +25,7 @@ struct GatewayConnectionTests {
 
         let stalled = try await RawClient.connect(port: gw.port, reading: false)
         try await stalled.send(requests)
-        try await Task.sleep(for: .milliseconds(2500))
+        try await Task.sleep(for: .milliseconds(4500))
         // Reading now gets what the kernel buffered before the gateway gave up, then the end of the connection.
         stalled.startReading()
         #expect(try await eventually(timeout: .seconds(20)) { !stalled.isActive })

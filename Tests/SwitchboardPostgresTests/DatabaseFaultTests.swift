@@ -57,8 +57,10 @@ struct DatabaseFaultTests {
         let next = Task { try await pool.query(second) }
         // Reusing the connection, the next statement would run now; a new connection waits for the proxy. A short look
         // (1 s) on purpose: the statement is expected NOT to start, and the held connection must not reach its connect
-        // timeout meanwhile.
-        for _ in 0..<50 {
+        // timeout meanwhile. Bounded by the clock, not by a count of looks: on a loaded host each look can take a tenth
+        // of a second, and fifty of them once outlasted the connect timeout.
+        let lookUntil = ContinuousClock.now + .seconds(1)
+        while ContinuousClock.now < lookUntil {
             if try await isActive(second, observer) { break }
             try await Task.sleep(for: .milliseconds(20))
         }

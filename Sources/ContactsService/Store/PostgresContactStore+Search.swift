@@ -396,9 +396,11 @@ extension PostgresContactStore {
     static func ranked(
         _ search: ContactSearch, conditions: [String], binds: [PostgresValue], on c: inout SearchStatements
     ) async throws -> (ContactHits, query: String?) {
+        // By resemblance first: the transaction starts planning at every execution, and the statements after these
+        // (name tiers and pairs without a filter) are planned once, as the prefix statement is: one switch, not three.
         let expansion = try await c.queries([
-            (Self.candidateStatements.prefix, Array(binds.prefix(2)), planOnce: true),
             (Self.candidateStatements.typo, Array(binds.prefix(2)), planOnce: false),
+            (Self.candidateStatements.prefix, Array(binds.prefix(2)), planOnce: true),
         ]).flatMap(\.rows)
         guard let wordCount = try expansion.first.map({ Int(try $0.int("words")) }), wordCount > 0 else {
             return (ContactHits(hits: [], more: false, terms: [], facets: []), nil)

@@ -3,7 +3,7 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
-// Service executables pack their relative relocations (DT_RELR, glibc 2.36+): the loader otherwise pages in 1.2 MB
+// Service executables and the gateway pack their relative relocations (DT_RELR, glibc 2.36+): the loader otherwise pages in 1.2 MB
 // of `.rela.dyn` at start-up, which is most of what kept the idle service above 30 MB resident. They also export no
 // symbols: the driver links executables with --export-dynamic, which put every symbol of the statically linked
 // program in `.dynsym`/`.dynstr` (4.8 MB for communication): without them, communication started at 28.0 MB resident
@@ -295,7 +295,8 @@ let package = Package(
         .executableTarget(
             name: "gateway",
             dependencies: ["SwitchboardGateway", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: serviceLinking
         ),
         .testTarget(
             name: "GatewayTests",

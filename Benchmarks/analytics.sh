@@ -16,7 +16,9 @@
 # Not part of the test suite. Needs h2load, nghttp, psql and the grpcio venv (scripts/bootstrap.sh) for the request
 # bodies.
 # Results and how they were taken: BENCHMARKS.md, "The analytics service".
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 ROUNDS="${BENCH_ROUNDS:-3}"
 RUNS="${BENCH_RUNS:-200}"
@@ -53,7 +55,7 @@ database() { # database <name> <service>: created and provisioned once; prints t
 DB=sb_analytics_bench
 SERVICE_URL="$(database $DB analytics)"
 DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
-SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/analytics" migrate >/dev/null 2>&1
+SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/analytics" migrate >/dev/null
 
 # The data, loaded as the administrator (bulk INSERT sidesteps RLS), again whenever it is not exactly as below.
 HOT=11111111-1111-1111-1111-111111111111
@@ -160,7 +162,7 @@ kill $SVC_PID; wait $SVC_PID 2>/dev/null || true; SVC_PID=
 SOURCE_DB=sb_analytics_bench_source
 SOURCE_URL="$(database $SOURCE_DB communication)"
 SOURCE_ADMIN="${ADMIN/dbname=postgres/dbname=$SOURCE_DB}"
-SWITCHBOARD_DATABASE_URL="$SOURCE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN_COMMUNICATION" migrate >/dev/null 2>&1
+SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$SOURCE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN_COMMUNICATION" migrate >/dev/null
 if [ "$(psql "$SOURCE_ADMIN" -qtAc "SELECT count(*) FROM communication.changes")" != "$INGEST_EVENTS" ]; then
     psql "$SOURCE_ADMIN" -q -v ON_ERROR_STOP=1 <<SQL
 TRUNCATE communication.changes, communication.change_sequences;

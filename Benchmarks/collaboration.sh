@@ -14,7 +14,9 @@
 #   Benchmarks/collaboration.sh   (BENCH_ROUNDS=5, BENCH_SKIP_BUILD=1 uses the release binary as it is)
 # Not part of the test suite. Needs psql and the grpcio venv (scripts/bootstrap.sh). Results and how they were taken:
 # BENCHMARKS.md, "The collaboration service".
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 ROUNDS="${BENCH_ROUNDS:-5}"
 FILE_MIB="${BENCH_FILE_MIB:-50}"
@@ -41,7 +43,7 @@ psql "$ADMIN" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 
 DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
 psql "$DBADMIN" -q -v DBNAME="$DB" -f services/collaboration/provision.sql >/dev/null
 SERVICE_URL="host=127.0.0.1 port=$PGPORT_ dbname=$DB user=collaboration_service"
-SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/collaboration" migrate >/dev/null 2>&1
+SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/collaboration" migrate >/dev/null
 # Each run starts from an empty tenant (as the administrator, which row-level security does not restrict).
 psql "$DBADMIN" -q -v ON_ERROR_STOP=1 <<'SQL'
 DELETE FROM collaboration.file_chunks WHERE tenant_id = 'bench';

@@ -13,7 +13,9 @@
 #                                  binary as it is)
 # Not part of the test suite. Needs h2load, nghttp, psql and the grpcio venv (scripts/bootstrap.sh) for the request
 # bodies. Results and how they were taken: BENCHMARKS.md, "The communication service".
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 ROUNDS="${BENCH_ROUNDS:-3}"
 RUNS="${BENCH_RUNS:-500}"
@@ -43,7 +45,7 @@ psql "$ADMIN" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 
 DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
 psql "$DBADMIN" -q -v DBNAME="$DB" -f services/communication/provision.sql >/dev/null
 SERVICE_URL="host=127.0.0.1 port=$PGPORT_ dbname=$DB user=communication_service"
-SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/communication" migrate >/dev/null 2>&1
+SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/communication" migrate >/dev/null
 
 # The data, loaded as the administrator (bulk INSERT sidesteps RLS), again whenever it is not exactly as below.
 HOT=11111111-1111-1111-1111-111111111111

@@ -5,7 +5,9 @@
 # Two service processes run: "service" with the defaults (event loops: one per core less one — one here) and
 # "service-2loops" with SWITCHBOARD_EVENT_LOOP_THREADS=2 (one per core, NIO's usual choice) for comparison. Both use
 # 8 pooled connections and the default pipeline depth.
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
@@ -31,7 +33,7 @@ DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
 psql "$DBADMIN" -q -v DBNAME=$DB -f services/contacts/provision.sql >/dev/null
 SERVICE_URL="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=$DB user=contacts_service"
 SECRET=bench-secret-0123456789abcdef0123456789
-SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/contacts" migrate >/dev/null 2>&1
+SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/contacts" migrate >/dev/null
 
 # 1,000,000 contacts for tenant "bench" (loaded as the administrator: COPY and bulk INSERT sidestep RLS).
 COUNT="$(psql "$DBADMIN" -qtAc "SELECT count(*) FROM contacts.contacts WHERE tenant_id = 'bench'")"

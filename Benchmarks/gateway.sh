@@ -8,7 +8,9 @@
 # BENCH_SECOND_GATEWAY (another gateway binary, e.g. an earlier commit's: run beside the first on port 8090 and measured
 # in every round too, gateway-b-json-get and gateway-b-overview, for an A/B of the gateway alone). Uses the project's PostgreSQL (scripts/postgres.sh) and a database of
 # its own, switchboard_bench_gateway. Release builds, as users run them.
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
@@ -26,10 +28,14 @@ DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
 SECRET=bench-secret-0123456789abcdef0123456789
 export PGGSSENCMODE=disable SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning
 declare -A PORT=([contacts]=50081 [organization]=50082 [communication]=50083 [collaboration]=50084 [analytics]=50085)
+# A port taken by another process (one left from an earlier run, say) would answer in a service's place.
+for port in "${PORT[@]}" 8089 8090; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "gateway.sh: port $port is in use" >&2; exit 1; fi
+done
 for name in "${SERVICES[@]}"; do
     psql "$DBADMIN" -q -v DBNAME=$DB -f "services/$name/provision.sql" >/dev/null
     url="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=$DB user=${name}_service"
-    SWITCHBOARD_DATABASE_URL="$url" "$BIN/$name" migrate >/dev/null 2>&1
+    SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$url" "$BIN/$name" migrate >/dev/null
     extra=()
     [ "$name" != contacts ] && extra=("SWITCHBOARD_${name^^}_CONTACTS_ADDRESS=127.0.0.1:${PORT[contacts]}")
     if [ "$name" = analytics ]; then

@@ -3,7 +3,9 @@
 # before and after each batch: memory must stay flat (a few MiB) however often an attack is repeated.
 #   Benchmarks/hostile.sh            (HOSTILE_REPEATS=1000 per attack; the two slow attacks run HOSTILE_SLOW_REPEATS=100)
 # The server runs the release build (HOSTILE_CONFIGURATION=debug for the debug one) with its defaults.
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 REPEATS="${HOSTILE_REPEATS:-1000}"
 SLOW_REPEATS="${HOSTILE_SLOW_REPEATS:-100}"

@@ -14,7 +14,9 @@
 #                                    shared machine)
 # How the executable came into the page cache moves the figures by 1-2 MB (a `cp` of the same file measured more than
 # the linker's output): compare only figures taken the same way. Results: BENCHMARKS.md, "The analytics service".
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 STARTS="${BENCH_IDLE_STARTS:-5}"
@@ -64,7 +66,7 @@ for name in "${SERVICES[@]}"; do
     psql "$ADMIN" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 || psql "$ADMIN" -qc "CREATE DATABASE $DB"
     psql "${ADMIN/dbname=postgres/dbname=$DB}" -q -v DBNAME="$DB" -f "services/$name/provision.sql" >/dev/null
     URL="host=127.0.0.1 port=$PGPORT_ dbname=$DB user=${name}_service"
-    SWITCHBOARD_DATABASE_URL="$URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/$name" migrate >/dev/null 2>&1
+    SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/$name" migrate >/dev/null
     read -r PROBE_PATH body <<<"$(service_probe "$name")"
     python3 -c "import struct, sys; b = bytes.fromhex(sys.argv[1]); sys.stdout.buffer.write(b'\0' + struct.pack('>I', len(b)) + b)" \
         "$body" >"$WORK/$name.bin"

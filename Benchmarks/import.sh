@@ -7,7 +7,9 @@
 #   Benchmarks/import.sh     (BENCH_ROWS=1000000, BENCH_ROUNDS=3, BENCH_BATCH_ROWS=1000)
 # BENCH_SECOND_BIN (the contacts binary of an earlier commit) imports the same file into its own fresh database in each
 # round too, named BENCH_SECOND_NAME (default import-before): an A/B on the same machine at the same hour.
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 ROWS="${BENCH_ROWS:-1000000}"
 ROUNDS="${BENCH_ROUNDS:-3}"
@@ -60,7 +62,7 @@ pg_ticks() { # utime+stime of every postgres process
 run_import() { # run_import [name] [contacts binary]
     local name="${1:-import}" contacts="${2:-$BIN/contacts}"
     fresh_db $DB
-    SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$contacts" migrate >/dev/null 2>&1
+    SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$contacts" migrate >/dev/null
     SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
         SWITCHBOARD_CONTACTS_IMPORT_BATCH_ROWS=$BATCH_ROWS SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning \
         "$contacts" >"$WORK/service.log" 2>&1 &

@@ -22,7 +22,9 @@
 # (pipelined), the live check, DECLARE … CURSOR, FETCH 256 until a short batch, CLOSE, COMMIT (-M extended: the
 # service does not prepare the cursor statements). "pgbench-get-tx" is contacts.sh's form for comparison:
 # BEGIN / set_config / SELECT / COMMIT, four round trips. Not part of the test suite.
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
@@ -54,7 +56,7 @@ DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
 psql "$DBADMIN" -q -v DBNAME=$DB -f services/organization/provision.sql >/dev/null
 SERVICE_URL="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=$DB user=organization_service"
 SECRET=bench-secret-0123456789abcdef0123456789
-SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/organization" migrate >/dev/null 2>&1
+SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/organization" migrate >/dev/null
 
 # The data, loaded as the administrator (bulk INSERT sidesteps RLS), again whenever it is not exactly as below:
 # - tenant "bench": the tree (root "Bench Tree Root", heap-numbered: node n's children are n*B+1 … n*B+B) and flat

@@ -5,7 +5,9 @@
 #                                compares against another server taking the same port argument instead, e.g. the
 #                                echo-server built at an earlier commit (a regression check on a noisy machine)
 # Prints one line per run and a summary with medians and ratios. Not part of the test suite.
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${BENCH_SECONDS:-8}"
 ROUNDS="${BENCH_ROUNDS:-3}"

@@ -8,7 +8,9 @@
 # pg_trgm GIN index, newest 20 first (it finds no typos).
 # BENCH_SECOND_BIN (e.g. the contacts binary of an earlier commit, built with `swift build -c release`) runs beside the
 # new one on the same database, every search of each round interleaved, named BENCH_SECOND_NAME (default "before").
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
+trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
@@ -32,7 +34,7 @@ DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
 psql "$DBADMIN" -q -v DBNAME=$DB -f services/contacts/provision.sql >/dev/null
 SERVICE_URL="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=$DB user=contacts_service"
 SECRET=bench-secret-0123456789abcdef0123456789
-SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/contacts" migrate >/dev/null 2>&1
+SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$BIN/contacts" migrate >/dev/null
 
 # Names drawn from short lists, so a word matches a realistic share of the contacts ("smith": 1 in 150 family names),
 # unique e-mail addresses (a million distinct words), tags, owners and an enum custom field. Loaded as the

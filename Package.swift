@@ -3,12 +3,13 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
-// Service executables and the gateway pack their relative relocations (DT_RELR, glibc 2.36+): the loader otherwise pages in 1.2 MB
-// of `.rela.dyn` at start-up, which is most of what kept the idle service above 30 MB resident. They also export no
-// symbols: the driver links executables with --export-dynamic, which put every symbol of the statically linked
-// program in `.dynsym`/`.dynstr` (4.8 MB for communication): without them, communication started at 28.0 MB resident
-// instead of 30.9 MB, and after serving a few calls at 32.7 instead of 32.9 MB (BENCHMARKS.md). Nothing looks the
-// program's own symbols up at run time (crash backtraces read the symbol table, which stays).
+// Service executables and the gateway pack their relative relocations (DT_RELR, glibc 2.36+): the loader otherwise
+// pages in 1.2 MB of `.rela.dyn` at start-up (3.2 MB for the gateway), which is most of what kept the idle service
+// above 30 MB resident. They also export no symbols: the driver links executables with --export-dynamic, which put
+// every symbol of the statically linked program in `.dynsym`/`.dynstr` (4.8 MB for communication): without them,
+// communication started at 28.0 MB resident instead of 30.9 MB, and after serving a few calls at 32.7 instead of 32.9
+// MB (BENCHMARKS.md). The gateway, linked so too, idles at 25 MB instead of 33.5. Nothing looks the program's own
+// symbols up at run time (crash backtraces read the symbol table, which stays).
 // Their text starts with the functions a service runs from start to idle (services/startup-order.txt, written by
 // scripts/startup-order.sh): the kernel maps text in 64 KiB windows around each page touched, and those functions,
 // about 1 MiB, were spread over 24 MiB of text, 12 MB of which ended up resident in an idle service; placed

@@ -238,10 +238,15 @@ final class SearchTests {
         releaser.yield()
         try await writer.value
 
-        // Removed by this sweep (or, once the lock is free, by the service's own pass if it runs just then).
-        _ = try await sweep()
-        #expect(try await !has(t, "zorbulon"))
-        #expect(try await !has(t, "quixby"))
+        // Removed once the lock is free. Swept again until then: in the full test run other contacts services run
+        // their start-up pass at the same time, and one that holds this tenant's lock for a page of terms it read
+        // before these existed makes this sweep skip the tenant (a busy tenant waits for the next round, by design).
+        #expect(
+            try await eventually {
+                _ = try await sweep()
+                let zorbulon = try await has(t, "zorbulon"), quixby = try await has(t, "quixby")
+                return !zorbulon && !quixby
+            })
         // Held by a live contact of the tenant, or by another tenant's contact: kept.
         #expect(try await has(t, "zorbaline"))
         #expect(try await has(u, "zorbulon"))

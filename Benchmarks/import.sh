@@ -7,6 +7,8 @@
 #   Benchmarks/import.sh     (BENCH_ROWS=1000000, BENCH_ROUNDS=3, BENCH_BATCH_ROWS=1000)
 # BENCH_SECOND_BIN (the contacts binary of an earlier commit) imports the same file into its own fresh database in each
 # round too, named BENCH_SECOND_NAME (default import-before): an A/B on the same machine at the same hour.
+# BENCH_SECOND_ENV adds settings to the second import's service (e.g. "SWITCHBOARD_CONTACTS_IMPORT_BATCHES_IN_FLIGHT=4");
+# without BENCH_SECOND_BIN it is the same binary.
 set -Eeuo pipefail
 # A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
 trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
@@ -14,6 +16,7 @@ cd "$(dirname "$0")/.."
 ROWS="${BENCH_ROWS:-1000000}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 BATCH_ROWS="${BENCH_BATCH_ROWS:-1000}"
+read -r -a SECOND_ENV <<<"${BENCH_SECOND_ENV:-}"
 PORT=50077
 WORK="$(mktemp -d)"
 SVC_PID=
@@ -59,13 +62,14 @@ pg_ticks() { # utime+stime of every postgres process
     echo $total
 }
 
-run_import() { # run_import [name] [contacts binary]
+run_import() { # run_import [name] [contacts binary] [VAR=value ...]
     local name="${1:-import}" contacts="${2:-$BIN/contacts}"
+    shift $(($# < 2 ? $# : 2))
     fresh_db $DB
     SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_JWT_HS256_SECRET=$SECRET "$contacts" migrate >/dev/null
     SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
         SWITCHBOARD_CONTACTS_IMPORT_BATCH_ROWS=$BATCH_ROWS SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning \
-        "$contacts" >"$WORK/service.log" 2>&1 &
+        env "$@" "$contacts" >"$WORK/service.log" 2>&1 &
     SVC_PID=$!
     sleep 2
     local svc0 pg0 start end svc1 pg1
@@ -119,7 +123,9 @@ run_floor() {
 RESULTS="$WORK/results"
 for ((round = 1; round <= ROUNDS; round++)); do
     run_import | tee -a "$RESULTS"
-    [ -n "${BENCH_SECOND_BIN:-}" ] && run_import "${BENCH_SECOND_NAME:-import-before}" "$BENCH_SECOND_BIN" | tee -a "$RESULTS"
+    if [ -n "${BENCH_SECOND_BIN:-}" ] || [ ${#SECOND_ENV[@]} -gt 0 ]; then
+        run_import "${BENCH_SECOND_NAME:-import-before}" "${BENCH_SECOND_BIN:-$BIN/contacts}" "${SECOND_ENV[@]}" | tee -a "$RESULTS"
+    fi
     run_copy | tee -a "$RESULTS"
     run_floor | tee -a "$RESULTS"
 done

@@ -206,7 +206,7 @@ enum PostgresCopy {
                     let digits = Array("0123456789abcdef".utf8)
                     for byte in b { out.append(contentsOf: [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]]) }
                 default:
-                    for byte in value.parameter.value ?? [] {
+                    for byte in value.textForm ?? [] {
                         switch byte {
                         case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
                         case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])

@@ -1,7 +1,8 @@
 import Foundation
-import SwitchboardPostgres
 import Synchronization
 import Testing
+
+@testable import SwitchboardPostgres
 
 /// The test database: the cluster `scripts/postgres.sh` runs (the test command starts it).
 let testConninfo =
@@ -94,6 +95,52 @@ struct PostgresTests {
                 "SELECT a::text[] AS a FROM unnest($1::text[]) WITH ORDINALITY AS t (a, i) ORDER BY i", [.array(literals, elementType: .text)]
             ).rows
             #expect(try rows.map { try $0.strings("a") } == arrays)
+        }
+    }
+
+    @Test("arrays bound in binary arrive as the arrays their elements bound one by one make, for every element type")
+    func binaryArrays() async throws {
+        try await withTestSchema { pool, _ in
+            let texts: [PostgresValue] = [
+                .text("plain"), .text(""), .text("NULL"), .null, .text("quote\"back\\slash"), .text("{braces},comma"), .text(" spaced "),
+                .text("zoë ☺ 𝄞"), .jsonb(#"{"a": "b"}"#), .numeric("-1.50"), .uuid(UUID()), .int(-42),
+            ]
+            let cases: [(elements: [PostgresValue], type: PostgresValue.ElementType, sql: String)] = [
+                (texts, .text, "text"),
+                ([.int(0), .int(-1), .int(Int64.min), .int(Int64.max), .null, .int(1 << 40)], .int, "int8"),
+                ([.bool(true), .bool(false), .null], .bool, "bool"),
+                (
+                    [.double(0.1), .double(-0.0), .double(.infinity), .double(-.infinity), .double(.leastNonzeroMagnitude), .double(-1e300)], .double,
+                    "float8"
+                ),
+                ([.uuid(UUID()), .null, .uuid(UUID(uuid: (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 255)))], .uuid, "uuid"),
+                ([], .text, "text"), ([], .int, "int8"), ([], .uuid, "uuid"),
+            ]
+            for (elements, type, sql) in cases {
+                let array = PostgresValue.array(elements, elementType: type)
+                #expect(array.parameter.binary, "\(sql)[] travels in binary")
+                // The same elements bound one by one, each in its text form, and put together by PostgreSQL.
+                let singles = elements.indices.map { "$\($0 + 2)::\(sql)" }.joined(separator: ", ")
+                let row = try await pool.query(
+                    "SELECT $1::\(sql)[] AS v, $1::\(sql)[] IS NOT DISTINCT FROM ARRAY[\(singles)]::\(sql)[] AS same, cardinality($1::\(sql)[]) AS n",
+                    [array] + elements
+                ).first!
+                #expect(try row.bool("same"), "\(sql)[]: \(row["v"])")
+                #expect(try row.int("n") == Int64(elements.count))
+            }
+            // NaN is not equal to itself in an array comparison's sense either way: read it back instead.
+            let nan = try await pool.query("SELECT ($1::float8[])[1] = 'NaN'::float8 AS nan", [.array([.double(.nan)], elementType: .double)]).first!
+            #expect(try nan.bool("nan"))
+            // An element that is not of the array's type makes the array a literal, parsed as the element alone would be.
+            let mixed = PostgresValue.array([.int(7), .text("8")], elementType: .int)
+            #expect(!mixed.parameter.binary)
+            #expect(try await pool.query("SELECT $1::int8[] AS v", [mixed]).first!["v"] == .array([.int(7), .int(8)], elementType: .int))
+            // A thousand-element array per column, as an import binds them, unnested in order.
+            let many = (0..<1000).map { PostgresValue.text("row \($0) \"q\" \\") }
+            let rows = try await pool.query(
+                "SELECT t FROM unnest($1::text[]) WITH ORDINALITY AS u (t, i) ORDER BY i", [.array(many, elementType: .text)]
+            ).rows
+            #expect(try rows.map { PostgresValue.text(try $0.string("t")) } == many)
         }
     }
 

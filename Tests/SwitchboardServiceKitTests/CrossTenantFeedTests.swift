@@ -255,4 +255,67 @@ struct CrossTenantFeedTests {
         }
         await harness.stop()
     }
+
+    @Test("payloads are kept as their service wrote them and checked as JSON; payloads stored as jsonb before read the same after")
+    func payloadsAsJSON() async throws {
+        let harness = try await ServiceHarness.start(feedTestService, provisionSQL: genericProvision)
+        do {
+            let pool = harness.pool
+            let resources = [
+                #"{"id":"1","name":"O'Brien \"Jr\"","z":1,"a":[1,2.5,null,true]}"#, #"{"id":"2","note":"\u00e9 é 日本 🙂\n"}"#, #"{}"#,
+            ]
+            // A schema whose kit tables stop before migration 7, with payloads written as jsonb then.
+            let old = KitMigrations.all(schema: "kitold")
+            try await MigrationRunner(schema: "kitold", migrations: Array(old.prefix(6)), ledger: "kit_migrations").migrate(pool)
+            try await pool.transaction(settings: ["app.tenant_id": "t"]) { c in
+                for (i, json) in resources.enumerated() {
+                    try await c.query(
+                        """
+                        INSERT INTO kitold.changes (tenant_id, sequence, resource_type, resource_id, kind, resource, actor_id)
+                        VALUES ('t', $1, 'test.v1.Thing', $2, 1, $3::jsonb, 'u')
+                        """, [.int(Int64(i + 1)), .text("old\(i)"), .text(json)])
+                }
+            }
+            try await MigrationRunner(schema: "kitold", migrations: old, ledger: "kit_migrations").migrate(pool)
+            let migrated = try await ChangeFeed(schema: "kitold").events(tenantID: "t", after: 0, resourceTypes: [], limit: 10, pool: pool).events
+            #expect(try migrated.map(\.resource) == resources.map { try Google_Protobuf_Struct(protoJSONText: $0) })
+
+            // Written now: the text as given, one by one and as a batch.
+            let feed = ChangeFeed(schema: "kitfeed")
+            func change(_ i: Int, _ json: String) -> ChangeRecord {
+                ChangeRecord(resourceType: "test.v1.Thing", resourceID: "new\(i)", kind: .created, resourceJSON: json, actorID: "u")
+            }
+            try await pool.transaction(settings: ["app.tenant_id": "t"]) { c in
+                try await feed.record(change(0, resources[0]), tenantID: "t", on: c)
+                let (sql, binds) = feed.recordStatement(change(1, resources[1]), tenantID: "t")
+                try await c.query(sql, binds)
+                let batch = feed.recordStatement(resources.enumerated().map { change($0 + 2, $1) }, tenantID: "t")
+                try await c.query(batch.sql, batch.binds)
+            }
+            let stored = try await pool.query(
+                settings: ["app.tenant_id": "t"], "SELECT resource::text AS r FROM kitfeed.changes WHERE tenant_id = 't' ORDER BY sequence"
+            ).rows.map { try $0.string("r") }
+            #expect(stored == [resources[0], resources[1]] + resources)
+            let read = try await feed.events(tenantID: "t", after: 0, resourceTypes: [], limit: 10, pool: pool).events
+            #expect(try read.map(\.resource) == (Array(resources.prefix(2)) + resources).map { try Google_Protobuf_Struct(protoJSONText: $0) })
+
+            // Text that is not JSON is refused where it is stored, and the batch stores nothing.
+            for bad in [#"{"id":"x""#, "not json", ""] {
+                do {
+                    try await pool.transaction(settings: ["app.tenant_id": "t"]) { c in
+                        let batch = feed.recordStatement([change(9, resources[0]), change(10, bad)], tenantID: "t")
+                        try await c.query(batch.sql, batch.binds)
+                    }
+                    Issue.record("a payload that is not JSON was stored: \(bad)")
+                } catch let error as PostgresError {
+                    #expect(error.sqlState == "22P02", "\(error)")
+                }
+            }
+            #expect(try await pool.query(settings: ["app.tenant_id": "t"], "SELECT count(*) AS n FROM kitfeed.changes").first?.int("n") == 5)
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
 }

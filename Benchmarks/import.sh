@@ -7,7 +7,7 @@
 #   Benchmarks/import.sh     (BENCH_ROWS=1000000, BENCH_ROUNDS=3, BENCH_BATCH_ROWS=1000)
 # BENCH_SECOND_BIN (the contacts binary of an earlier commit) imports the same file into its own fresh database in each
 # round too, named BENCH_SECOND_NAME (default import-before): an A/B on the same machine at the same hour.
-# BENCH_SECOND_ENV adds settings to the second import's service (e.g. "SWITCHBOARD_CONTACTS_IMPORT_BATCHES_IN_FLIGHT=4");
+# BENCH_SECOND_ENV adds settings to the second import's service (e.g. "SWITCHBOARD_CONTACTS_IMPORT_BATCH_ROWS=2000");
 # without BENCH_SECOND_BIN it is the same binary.
 set -Eeuo pipefail
 # A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).

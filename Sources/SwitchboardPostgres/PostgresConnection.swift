@@ -17,6 +17,9 @@ public final class PostgresConnection: @unchecked Sendable {
     // @unchecked: `raw` guards itself (see `LibPQConnection`); `queue` is only used for its blocking calls.
     private let raw: LibPQConnection
     private let queue: DispatchQueue
+    /// A transaction's BEGIN and settings, not sent yet: they go out in front of its first statement, in the same round
+    /// trip (a transaction's first statement used to wait for a round trip of its own that only opened it).
+    private let deferred = Mutex<[RawStatement]>([])
 
     /// The server process serving this connection.
     public let backendPID: Int32
@@ -55,6 +58,8 @@ public final class PostgresConnection: @unchecked Sendable {
     /// `CancellationError` (the queue's thread may be stuck on a server that stopped answering); the connection is
     /// then retired and the call, if it is talking to the server, cancelled there.
     private func run<T: Sendable>(_ body: @escaping @Sendable (LibPQConnection) throws -> T) async throws -> T {
+        // A transaction opened but not sent yet is sent first: what runs here belongs inside it.
+        if deferred.withLock({ !$0.isEmpty }) { _ = try await send([]) }
         let raw = self.raw
         let id = raw.numberCall()
         let waiter = CallWaiter<T>()
@@ -73,6 +78,16 @@ public final class PostgresConnection: @unchecked Sendable {
     /// once with `CancellationError`, even from a server that stopped answering; the connection is then retired
     /// (see `LibPQConnection`), so a cancel request can never reach a statement sent after it.
     private func send(_ statements: [RawStatement]) async throws -> [PostgresResult] {
+        let prefix = deferred.withLock { deferred in
+            defer { deferred.removeAll() }
+            return deferred
+        }
+        guard !prefix.isEmpty else { return try await sendNow(statements) }
+        return Array(try await sendNow(prefix + statements).dropFirst(prefix.count))
+    }
+
+    /// ``send(_:)`` without a deferred BEGIN.
+    private func sendNow(_ statements: [RawStatement]) async throws -> [PostgresResult] {
         let raw = self.raw
         // The pipeline's id once sent, and whether the task was cancelled: either may come first.
         let ticket = Mutex<(id: UInt64, cancelled: Bool)>((0, false))
@@ -101,13 +116,31 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    /// Opens a transaction and applies transaction-local settings in one round trip.
-    func begin(isolation: String, settings: [(key: String, value: String)]) async throws {
+    /// Opens a transaction with transaction-local settings: both go out with the transaction's first statement, in its
+    /// round trip (PostgreSQL takes a transaction's snapshot at its first statement, not at BEGIN, so nothing the
+    /// transaction sees changes).
+    func begin(isolation: String, settings: [(key: String, value: String)]) {
         var statements = [RawStatement(sql: "BEGIN ISOLATION LEVEL \(isolation)", params: [], prepared: false)]
         if let apply = Self.settingsStatement(settings) {
             statements.append(RawStatement(sql: apply.sql, params: apply.binds.map(\.parameter), prepared: true))
         }
-        _ = try await send(statements)
+        deferred.withLock { $0 = statements }
+    }
+
+    /// Ends a transaction: COMMIT or ROLLBACK, or nothing when it never sent a statement (its BEGIN is dropped).
+    func end(_ command: String) async throws {
+        guard !discardBegin() else { return }
+        try await query(command, prepared: false)
+    }
+
+    /// Drops a BEGIN not sent yet.
+    /// - Returns: whether there was one.
+    @discardableResult
+    func discardBegin() -> Bool {
+        deferred.withLock { deferred in
+            defer { deferred.removeAll() }
+            return !deferred.isEmpty
+        }
     }
 
     /// Transaction-local settings as one statement, `SELECT set_config($1, $2, true), set_config($3, $4, true), …`:
@@ -171,6 +204,9 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Whether the connection is still usable.
     public var isHealthy: Bool { raw.isHealthy }
+
+    /// Pipelines sent so far on this connection (each one round trip), for tests.
+    var pipelinesSent: UInt64 { raw.pipelinesSent }
 
     // LISTEN support, used by `PostgresListener` on a connection it owns.
     func listen(_ channel: String) async throws {

@@ -32,12 +32,14 @@ extension PostgresPool {
             do {
                 return try await withConnection { connection in
                     do {
-                        try await connection.begin(isolation: isolation.rawValue, settings: settings.sorted { $0.key < $1.key })
+                        // Sent with the body's first statement (one round trip less per transaction).
+                        connection.begin(isolation: isolation.rawValue, settings: settings.sorted { $0.key < $1.key })
                         let result = try await body(connection)
-                        try await connection.query("COMMIT", prepared: false)
+                        try await connection.end("COMMIT")
                         return result
                     } catch {
-                        if connection.isHealthy { _ = try? await connection.query("ROLLBACK", prepared: false) }
+                        // Also drops a BEGIN never sent, so the connection goes back to the pool with nothing pending.
+                        if connection.isHealthy { _ = try? await connection.end("ROLLBACK") } else { connection.discardBegin() }
                         throw error
                     }
                 }

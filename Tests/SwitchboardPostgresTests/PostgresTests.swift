@@ -242,6 +242,44 @@ struct PostgresTests {
         }
     }
 
+    @Test("a transaction's BEGIN and settings go out with its first statement; one that sends nothing sends no BEGIN")
+    func beginWithFirstStatement() async throws {
+        try await withTestSchema(maxConnections: 1) { pool, schema in
+            func sent() async throws -> UInt64 { try await pool.withConnection { $0.pipelinesSent } }
+            try await pool.withConnection { try await $0.executeScript("CREATE TABLE \(schema).b (n int8)") }
+            var before = try await sent()
+            let tenant = try await pool.transaction(settings: ["app.tenant_id": "t1"]) { c in
+                try await c.query("SELECT current_setting('app.tenant_id') AS t").first!.string("t")
+            }
+            #expect(tenant == "t1")
+            // The statement with BEGIN and the settings, then COMMIT: two round trips, not three.
+            #expect(try await sent() - before == 2)
+            before = try await sent()
+            let nothing: Int = try await pool.transaction(settings: ["app.tenant_id": "t1"]) { _ in 7 }
+            #expect(nothing == 7)
+            #expect(try await sent() - before == 0)
+            // A script run first in a transaction runs inside it: rolled back with it.
+            struct Abort: Error {}
+            await #expect(throws: Abort.self) {
+                try await pool.transaction { c in
+                    try await c.executeScript("INSERT INTO \(schema).b VALUES (1)")
+                    try await c.copy(into: "\(schema).b", columns: ["n"], rows: [[.int(2)]])
+                    #expect(try await c.query("SELECT count(*) AS n FROM \(schema).b").first!.int("n") == 2)
+                    throw Abort()
+                }
+            }
+            #expect(try await pool.query("SELECT count(*) AS n FROM \(schema).b").first!.int("n") == 0)
+            // A transaction whose body throws before any statement leaves nothing pending on the connection.
+            await #expect(throws: Abort.self) { try await pool.transaction(settings: ["app.tenant_id": "t2"]) { _ in throw Abort() } }
+            #expect(try await pool.query("SELECT current_setting('app.tenant_id', true) AS t").first!.optionalString("t") ?? "" == "")
+            try await pool.transaction(isolation: .repeatableRead) { c in
+                try await c.query("INSERT INTO \(schema).b VALUES (3)")
+                #expect(try await c.query("SELECT current_setting('transaction_isolation') AS i").first!.string("i") == "repeatable read")
+            }
+            #expect(try await pool.query("SELECT count(*) AS n FROM \(schema).b").first!.int("n") == 1)
+        }
+    }
+
     @Test("transaction-local settings are visible inside and gone after")
     func localSettings() async throws {
         try await withTestSchema { pool, _ in

@@ -172,6 +172,9 @@ final class LibPQConnection: @unchecked Sendable {
 
     private let state = Mutex(Flight())
 
+    /// Pipelines sent so far (round trips of the non-blocking path), for tests.
+    var pipelinesSent: UInt64 { state.withLock { $0.nextID - 1 } }
+
     /// Sends statements as one pipeline (one round trip, one implicit transaction unless a transaction is open: if
     /// one fails, the earlier ones roll back and the later ones are skipped) and returns without waiting; the
     /// poller thread calls `completion` with one result per statement. Several pipelines may be in flight at once

@@ -34,6 +34,23 @@ struct GatewayUnitTests {
         #expect(throws: PathTemplate.ParseError.self) { try PathTemplate("/v1/{id") }
     }
 
+    @Test("a request path splits at every slash byte, and its verb after the last segment's last colon")
+    func pathSplit() {
+        func split(_ path: String) -> ([String], String) {
+            let (parts, verb) = PathTemplate.split(Substring(path))
+            return (parts.map(String.init), String(verb))
+        }
+        #expect(split("/v1/contacts/abc") == (["v1", "contacts", "abc"], ""))
+        #expect(split("/v1/contacts/a:b:undelete") == (["v1", "contacts", "a:b"], "undelete"))
+        #expect(split("/v1/a:b/c") == (["v1", "a:b", "c"], ""))
+        #expect(split("/v1/contacts/") == (["v1", "contacts", ""], ""))
+        #expect(split("/") == ([""], ""))
+        #expect(split("") == ([""], ""))
+        #expect(split("//x:") == (["", "x"], ""))
+        // A combining mark after a slash forms one character with it; the path is still cut at the slash's byte.
+        #expect(split("/v1/\u{301}é/😀:v\u{301}") == (["v1", "\u{301}é", "😀"], "v\u{301}"))
+    }
+
     @Test("routing prefers literals over variables and reports the verbs a path allows")
     func routing() throws {
         let table = try RouteTable(upstreams: ["contacts", "organization", "communication", "collaboration"])

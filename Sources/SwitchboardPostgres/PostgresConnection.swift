@@ -17,9 +17,18 @@ public final class PostgresConnection: @unchecked Sendable {
     // @unchecked: `raw` guards itself (see `LibPQConnection`); `queue` is only used for its blocking calls.
     private let raw: LibPQConnection
     private let queue: DispatchQueue
-    /// A transaction's BEGIN and settings, not sent yet: they go out in front of its first statement, in the same round
-    /// trip (a transaction's first statement used to wait for a round trip of its own that only opened it).
-    private let deferred = Mutex<[RawStatement]>([])
+    /// The transaction this connection runs, if any (``PostgresPool/transaction``).
+    private let transaction = Mutex(TransactionState())
+
+    private struct TransactionState {
+        /// BEGIN and the settings, not sent yet: they go out in front of the transaction's first statement, in the same
+        /// round trip (a transaction's first statement used to wait for a round trip of its own that only opened it).
+        var pending: [RawStatement] = []
+        /// Between BEGIN and the transaction's end.
+        var open = false
+        /// Its COMMIT went out with its last statements (``pipelineCommitting(_:prepared:)``).
+        var committed = false
+    }
 
     /// The server process serving this connection.
     public let backendPID: Int32
@@ -59,7 +68,8 @@ public final class PostgresConnection: @unchecked Sendable {
     /// then retired and the call, if it is talking to the server, cancelled there.
     private func run<T: Sendable>(_ body: @escaping @Sendable (LibPQConnection) throws -> T) async throws -> T {
         // A transaction opened but not sent yet is sent first: what runs here belongs inside it.
-        if deferred.withLock({ !$0.isEmpty }) { _ = try await send([]) }
+        let unsent = try transaction.withLock { try Self.unsent(&$0) }
+        if !unsent.isEmpty { _ = try await sendNow(unsent) }
         let raw = self.raw
         let id = raw.numberCall()
         let waiter = CallWaiter<T>()
@@ -78,12 +88,21 @@ public final class PostgresConnection: @unchecked Sendable {
     /// once with `CancellationError`, even from a server that stopped answering; the connection is then retired
     /// (see `LibPQConnection`), so a cancel request can never reach a statement sent after it.
     private func send(_ statements: [RawStatement]) async throws -> [PostgresResult] {
-        let prefix = deferred.withLock { deferred in
-            defer { deferred.removeAll() }
-            return deferred
-        }
+        let prefix = try transaction.withLock { try Self.unsent(&$0) }
         guard !prefix.isEmpty else { return try await sendNow(statements) }
         return Array(try await sendNow(prefix + statements).dropFirst(prefix.count))
+    }
+
+    /// Takes the transaction's unsent BEGIN and settings (to send in front of the next statements); throws when the
+    /// transaction already committed with its last statements, whose settings (the tenant, for row-level security) a
+    /// statement sent now would run without.
+    private static func unsent(_ state: inout TransactionState) throws -> [RawStatement] {
+        guard !state.committed else {
+            throw PostgresError(
+                kind: .usage, sqlState: "25P01", message: "a statement after the transaction committed with its last statements")
+        }
+        defer { state.pending.removeAll() }
+        return state.pending
     }
 
     /// ``send(_:)`` without a deferred BEGIN.
@@ -126,23 +145,45 @@ public final class PostgresConnection: @unchecked Sendable {
         if let apply = Self.settingsStatement(settings) {
             statements.append(RawStatement(sql: apply.sql, params: apply.binds.map(\.parameter), prepared: true))
         }
-        deferred.withLock { $0 = statements }
+        transaction.withLock { $0 = TransactionState(pending: statements, open: true, committed: false) }
     }
 
-    /// Ends a transaction: COMMIT or ROLLBACK, or nothing when it never sent a statement (its BEGIN is dropped).
+    /// Ends a transaction: COMMIT or ROLLBACK, or nothing when it never sent a statement (its BEGIN is dropped) or
+    /// already committed with its last statements.
     func end(_ command: String) async throws {
-        guard !discardBegin() else { return }
+        let needed = transaction.withLock { state in
+            defer { state = TransactionState() }
+            return state.open && state.pending.isEmpty && !state.committed
+        }
+        guard needed else { return }
         try await query(command)
     }
 
-    /// Drops a BEGIN not sent yet.
-    /// - Returns: whether there was one.
-    @discardableResult
-    func discardBegin() -> Bool {
-        deferred.withLock { deferred in
-            defer { deferred.removeAll() }
-            return !deferred.isEmpty
+    /// Forgets the transaction (a connection being retired), with its BEGIN if it was never sent.
+    func discardBegin() {
+        transaction.withLock { $0 = TransactionState() }
+    }
+
+    /// Runs a transaction's last statements and its COMMIT in one round trip, so that a read transaction's last read
+    /// does not leave a round trip of its own for the COMMIT. ``PostgresPool/transaction`` then sends no COMMIT, and a
+    /// statement sent on the connection after these, in the same transaction body, throws. When one of the statements
+    /// fails, the COMMIT is skipped and the transaction rolls back as after any failure; when the COMMIT itself fails
+    /// (a serialization failure), the transaction retries as usual.
+    /// - Parameters:
+    ///   - statements: SQL with bound parameters.
+    ///   - prepared: prepare each statement once per connection (the default); see ``query(_:_:prepared:)``.
+    /// - Returns: one result per statement.
+    /// - Throws: ``PostgresError``; of kind `usage` outside a transaction's body or after its COMMIT.
+    public func pipelineCommitting(
+        _ statements: [(sql: String, binds: [PostgresValue])], prepared: Bool = true
+    ) async throws -> [PostgresResult] {
+        guard transaction.withLock({ $0.open && !$0.committed }) else {
+            throw PostgresError(kind: .usage, sqlState: "25P01", message: "pipelineCommitting outside a transaction's body")
         }
+        let sent = statements.map { RawStatement(sql: $0.sql, params: $0.binds.map(\.parameter), prepared: prepared) }
+        let results = try await send(sent + [RawStatement(sql: "COMMIT", params: [], prepared: true)])
+        transaction.withLock { $0.committed = true }
+        return Array(results.dropLast())
     }
 
     /// Transaction-local settings as one statement, `SELECT set_config($1, $2, true), set_config($3, $4, true), …`:

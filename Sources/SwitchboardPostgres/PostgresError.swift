@@ -15,6 +15,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case poolTimeout
         /// The pool is closed.
         case poolClosed
+        /// The API was used out of order (a bug in the calling code), e.g. a statement after its transaction committed.
+        case usage
     }
 
     /// The kind.
@@ -48,6 +50,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case .decoding: return "PostgreSQL decoding error: \(message)"
         case .poolTimeout: return "PostgreSQL pool: \(message)"
         case .poolClosed: return "PostgreSQL pool is closed"
+        case .usage: return "PostgreSQL API misuse: \(message)"
         }
     }
 

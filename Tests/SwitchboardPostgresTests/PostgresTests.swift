@@ -280,6 +280,88 @@ struct PostgresTests {
         }
     }
 
+    @Test("a transaction's last statements can carry its COMMIT: one round trip less, and nothing may follow them")
+    func commitWithLastStatements() async throws {
+        try await withTestSchema(maxConnections: 1) { pool, schema in
+            func sent() async throws -> UInt64 { try await pool.withConnection { $0.pipelinesSent } }
+            func count() async throws -> Int64 { try await pool.query("SELECT count(*) AS n FROM \(schema).c").first!.int("n") }
+            func tenantSetting() async throws -> String {
+                try await pool.query("SELECT current_setting('app.tenant_id', true) AS t").first!.optionalString("t") ?? ""
+            }
+            func isUsageError(_ error: any Error) -> Bool { (error as? PostgresError)?.kind == .usage }
+            // Deferred: a second 7 fails at COMMIT, not at its INSERT.
+            try await pool.withConnection {
+                try await $0.executeScript("CREATE TABLE \(schema).c (n int8 UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+            }
+            var before = try await sent()
+            let seen = try await pool.transaction(settings: ["app.tenant_id": "t1"]) { c in
+                try await c.query("INSERT INTO \(schema).c VALUES (1)")
+                let row = try await c.pipelineCommitting([("SELECT count(*) AS n, current_setting('app.tenant_id') AS t FROM \(schema).c", [])])[0]
+                return (try row.first!.int("n"), try row.first!.string("t"))
+            }
+            #expect(seen == (1, "t1"))
+            // BEGIN and the settings with the INSERT, then the SELECT with COMMIT: two round trips, not three.
+            #expect(try await sent() - before == 2)
+            #expect(try await count() == 1)
+            before = try await sent()
+            _ = try await pool.transaction { c in try await c.pipelineCommitting([("SELECT 1 AS one", [])]) }
+            #expect(try await sent() - before == 1)
+
+            // A statement after the COMMIT throws rather than run outside the transaction, without its settings.
+            await #expect(
+                performing: {
+                    try await pool.transaction(settings: ["app.tenant_id": "t1"]) { c in
+                        _ = try await c.pipelineCommitting([("INSERT INTO \(schema).c VALUES (2)", [])])
+                        try await c.query("INSERT INTO \(schema).c VALUES (3)")
+                    }
+                }, throws: isUsageError)
+            #expect(try await count() == 2)
+            #expect(try await tenantSetting() == "")
+
+            // A failing last statement skips the COMMIT: everything rolls back.
+            await #expect(throws: PostgresError.self) {
+                try await pool.transaction(settings: ["app.tenant_id": "t1"]) { c in
+                    try await c.query("INSERT INTO \(schema).c VALUES (4)")
+                    _ = try await c.pipelineCommitting([("SELECT 1 / 0 AS x", [])])
+                }
+            }
+            #expect(try await count() == 2)
+            #expect(try await tenantSetting() == "")
+
+            // A COMMIT that fails (the deferred unique check) throws, and nothing of the transaction stays.
+            await #expect(
+                performing: {
+                    try await pool.transaction(settings: ["app.tenant_id": "t1"]) { c in
+                        try await c.query("INSERT INTO \(schema).c VALUES (7)")
+                        _ = try await c.pipelineCommitting([("INSERT INTO \(schema).c VALUES (7)", [])])
+                    }
+                }, throws: { ($0 as? PostgresError)?.isUniqueViolation == true })
+            #expect(try await count() == 2)
+            #expect(try await tenantSetting() == "")
+
+            // A retryable failure runs the body again, which commits the second time.
+            let attempts = Mutex(0)
+            try await pool.transaction { c in
+                let attempt = attempts.withLock {
+                    $0 += 1
+                    return $0
+                }
+                try await c.query("INSERT INTO \(schema).c VALUES ($1)", [.int(Int64(10 + attempt))])
+                let fail = "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$"
+                _ = try await c.pipelineCommitting([(attempt == 1 ? fail : "SELECT 1 AS one", [])], prepared: false)
+            }
+            #expect(attempts.withLock { $0 } == 2)
+            #expect(
+                try await pool.query("SELECT array_agg(n ORDER BY n)::int8[] AS ns FROM \(schema).c").first?["ns"]
+                    == .array([.int(1), .int(2), .int(12)], elementType: .int))
+
+            // Outside a transaction's body it is refused.
+            await #expect(
+                performing: { try await pool.withConnection { _ = try await $0.pipelineCommitting([("SELECT 1 AS one", [])]) } }, throws: isUsageError
+            )
+        }
+    }
+
     @Test("transaction-local settings are visible inside and gone after")
     func localSettings() async throws {
         try await withTestSchema { pool, _ in

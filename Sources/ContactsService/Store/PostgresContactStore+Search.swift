@@ -191,7 +191,9 @@ extension PostgresContactStore {
             do {
                 return try await pool.transaction(settings: settings) { c in
                     var statements = SearchStatements(connection: c)
-                    var (hits, query) = try await Self.ranked(search, conditions: conditions, binds: binds, on: &statements)
+                    // Without facets, the page's rows are the transaction's last statement and go with its COMMIT.
+                    var (hits, query) = try await Self.ranked(
+                        search, conditions: conditions, binds: binds, committingPage: search.facets.isEmpty, on: &statements)
                     hits.facets = search.facets.map { _ in [] }
                     if let query, let facets = facetQuery(tsquery: "$\(binds.count + 1)", binds: binds + [.text(query)]) {
                         (hits.facets, hits.facetsPartial) = try await Self.facets(search, facets, on: &statements)
@@ -277,14 +279,19 @@ extension PostgresContactStore {
         facetBinds: [PostgresValue], settings: [String: String]
     ) async throws -> ContactHits {
         try await pool.transaction(settings: settings) { c in
-            let rows = try await c.query(sql, binds).rows
+            // The page and the words it matched need nothing from each other: one round trip, which also commits when
+            // no facets follow.
+            var statements = [(sql: sql, binds: binds)]
+            if let termsSQL { statements.append((termsSQL, facetBinds)) }
+            let results = facetSQL == nil ? try await c.pipelineCommitting(statements) : try await c.pipeline(statements)
+            let rows = results[0].rows
             let candidates = try rows.first?.int("candidates") ?? 0
             var hits = try rows.map {
                 ContactHit(record: try Self.record($0), score: try $0.double("score"), organizationNames: try $0.strings("organization_names"))
             }
             if hits.count > search.limit { hits.removeLast(hits.count - max(0, search.limit)) }
             var terms: Set<String> = []
-            if let termsSQL { terms = Set(try await c.query(termsSQL, facetBinds).first?.strings("terms") ?? []) }
+            if termsSQL != nil { terms = Set(try results[1].first?.strings("terms") ?? []) }
             var facets: [[(value: String, count: Int)]] = []
             var partial = false
             if let facetSQL {
@@ -393,8 +400,10 @@ extension PostgresContactStore {
     /// ranked sample: the contacts holding the first word's best candidates first, each candidate's read by the index up
     /// to the sample's size; (4) the page's rows.
     /// - Returns: the page, and the tsquery of the whole query (nil when a word has no candidate: nothing matches).
+    /// - Parameter committingPage: whether the page's rows are the transaction's last statement, to be sent with its
+    ///   COMMIT.
     static func ranked(
-        _ search: ContactSearch, conditions: [String], binds: [PostgresValue], on c: inout SearchStatements
+        _ search: ContactSearch, conditions: [String], binds: [PostgresValue], committingPage: Bool = false, on c: inout SearchStatements
     ) async throws -> (ContactHits, query: String?) {
         // By resemblance first: the transaction starts planning at every execution, and the statements after these
         // (name tiers and pairs without a filter) are planned once, as the prefix statement is: one switch, not three.
@@ -506,7 +515,7 @@ extension PostgresContactStore {
         // the values' as received: PostgreSQL's `octet_length(row::text)` was half of this statement's time.
         let rowsOfPage = try await c.query(
             "SELECT \(Self.columns), c.organization_names FROM contacts.contacts c WHERE c.tenant_id = $1 AND c.id = ANY($2::uuid[])",
-            [binds[0], .array(page.map { .uuid($0.id) }, elementType: .uuid)], planOnce: true
+            [binds[0], .array(page.map { .uuid($0.id) }, elementType: .uuid)], planOnce: true, committing: committingPage
         ).rows
         var byID: [UUID: PostgresRow] = [:]
         for row in rowsOfPage { byID[try row.uuid("id")] = row }
@@ -899,12 +908,21 @@ struct SearchStatements {
     /// - Parameter prepared: whether the statement is prepared once per connection (see
     ///   ``PostgresConnection/query(_:_:prepared:)``); a statement whose text varies with its data should not be, or
     ///   every connection keeps each variant.
-    mutating func query(_ sql: String, _ binds: [PostgresValue], planOnce: Bool, prepared: Bool = true) async throws -> PostgresResult {
-        guard planOnce != generic else { return try await connection.query(sql, binds, prepared: prepared) }
-        let mode: PostgresValue = .text(planOnce ? "force_generic_plan" : "force_custom_plan")
-        let result = try await connection.pipeline(
-            [("SELECT set_config('plan_cache_mode', $1, true)", [mode]), (sql, binds)], prepared: prepared)[1]
+    /// - Parameter committing: whether this is the transaction's last statement, sent with its COMMIT (see
+    ///   ``PostgresConnection/pipelineCommitting(_:prepared:)``).
+    mutating func query(
+        _ sql: String, _ binds: [PostgresValue], planOnce: Bool, prepared: Bool = true, committing: Bool = false
+    ) async throws -> PostgresResult {
+        var statements: [(sql: String, binds: [PostgresValue])] = [(sql, binds)]
+        if planOnce != generic {
+            statements.insert(
+                ("SELECT set_config('plan_cache_mode', $1, true)", [.text(planOnce ? "force_generic_plan" : "force_custom_plan")]), at: 0)
+        }
+        let results =
+            committing
+            ? try await connection.pipelineCommitting(statements, prepared: prepared)
+            : try await connection.pipeline(statements, prepared: prepared)
         generic = planOnce
-        return result
+        return results[results.count - 1]
     }
 }

@@ -95,7 +95,7 @@ final class InteropTests {
         let token = try await ServiceHarness.token(tenant: tenant(), roles: [.manager])
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("analytics-grpcio-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let status = spawnAndWait(
+        let status = await spawnAndWait(
             [
                 pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/analytics_client.py").path,
                 "--port", String(harness.analytics.port), "--token", token,

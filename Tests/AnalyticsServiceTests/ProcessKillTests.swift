@@ -65,7 +65,7 @@ final class ProcessKillTests {
             _ = try await eventually(timeout: .seconds(20), every: .milliseconds(10)) { try await total() > floor }
             try await Task.sleep(for: .milliseconds(Int.random(in: 20...200)))
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await waitUntilExit(process)
             #expect(process.terminationReason == .uncaughtSignal)
             before = try await total()
             process = try launch()
@@ -83,6 +83,6 @@ final class ProcessKillTests {
             #expect(try await client.allEntries(c, pageSize: 200).count == 1 + (calls[c] ?? 0))
         }
         process.terminate()
-        process.waitUntilExit()
+        await waitUntilExit(process)
     }
 }

@@ -103,7 +103,7 @@ final class CollaborationServiceTests {
         let token = try await ServiceHarness.token(tenant: tenant(), roles: [.user])
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("collaboration-grpcio-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let status = spawnAndWait(
+        let status = await spawnAndWait(
             [
                 pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/collaboration_client.py").path,
                 "--port", String(harness.service.port), "--token", token,
@@ -185,7 +185,7 @@ struct CollaborationLifecycleTests {
         let stopped = try await eventually { !process.isRunning }
         #expect(stopped, "still running after SIGTERM")
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        await waitUntilExit(process)
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
     }

@@ -646,7 +646,7 @@ final class FollowUpRestartTests {
         }
         #expect(pending, "the first process never ingested the follow-up")
         kill(processes[0].processIdentifier, SIGKILL)
-        processes[0].waitUntilExit()
+        await waitUntilExit(processes[0])
         if Date() < due { #expect(try await inbox.notifications(.followUp).isEmpty) }
         processes += [try launch(), try launch()]
         #expect(try await eventually(timeout: feedTimeout) { try await inbox.notifications(.followUp).isEmpty == false })

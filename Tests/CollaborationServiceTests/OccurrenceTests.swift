@@ -448,7 +448,7 @@ final class MovedOccurrenceReminderRestartTests {
         defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await Task.sleep(for: .seconds(2))
         kill(processes[0].processIdentifier, SIGKILL)
-        processes[0].waitUntilExit()
+        await waitUntilExit(processes[0])
         if Date() < due { #expect(try await bob.inbox().notifications.filter { $0.kind == .reminder }.isEmpty) }
         processes += [try launch(), try launch()]
         #expect(try await eventually(timeout: .seconds(60)) { try await bob.inbox().notifications.contains { $0.kind == .reminder } })

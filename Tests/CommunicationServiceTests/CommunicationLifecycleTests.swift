@@ -61,7 +61,7 @@ struct CommunicationLifecycleTests {
             let deadline = Date().addingTimeInterval(15)
             while process.isRunning, Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
             if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+            await waitUntilExit(process)
         }
     }
 

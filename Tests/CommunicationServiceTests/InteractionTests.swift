@@ -592,7 +592,7 @@ final class InteractionTests {
         let token = try await ServiceHarness.token(tenant: tenant(), roles: [.user])
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("communication-grpcio-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let status = spawnAndWait(
+        let status = await spawnAndWait(
             [
                 pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/communication_client.py").path,
                 "--port", String(harness.service.port), "--token", token,

@@ -84,7 +84,7 @@ struct ProviderSettingsTests {
     @Test(
         "the provider CA file: its certificates become the trust roots; unreadable, empty, not PEM, or with http:// is a ConfigurationError naming it"
     )
-    func caFile() throws {
+    func caFile() async throws {
         let name = "SWITCHBOARD_COMMUNICATION_PROVIDER_CA_FILE"
         let secret = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)")
         try providerSecret.write(to: secret, atomically: true, encoding: .utf8)
@@ -96,7 +96,7 @@ struct ProviderSettingsTests {
         #expect(try #require(try CommunicationService.providerSettings(base)).trustRoots == nil)
         #expect(CommunicationService.settings.contains { $0.name == name && $0.defaultValue == nil && !$0.help.isEmpty })
 
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate()
         defer { try? FileManager.default.removeItem(at: certificate.directory) }
         let parsed = try #require(try CommunicationService.providerSettings(base.merging([name: certificate.certificate]) { $1 }))
         #expect(parsed.trustRoots == (try NIOSSLCertificate.fromPEMFile(certificate.certificate)) && parsed.trustRoots?.count == 1)

@@ -40,7 +40,7 @@ struct ProviderTLSTests {
 
     @Test("with the CA file a send goes out over https exactly once, signed; two sends in a row share one TLS connection")
     func delivered() async throws {
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate()
         defer { try? FileManager.default.removeItem(at: certificate.directory) }
         let provider = try await FakeProvider.start(certificate: certificate)
         let secret = try secretFile()
@@ -76,7 +76,7 @@ struct ProviderTLSTests {
         "without the CA file (the system's roots) the self-signed certificate is refused: nothing is delivered, and the send fails as connection errors do"
     )
     func refusedWithoutTheCA() async throws {
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate()
         defer { try? FileManager.default.removeItem(at: certificate.directory) }
         let provider = try await FakeProvider.start(certificate: certificate)
         let secret = try secretFile()
@@ -113,7 +113,7 @@ struct ProviderTLSTests {
             return false
         }
         // Valid for both: by name and by address.
-        let both = try TestCertificate()
+        let both = try await TestCertificate()
         defer { try? FileManager.default.removeItem(at: both.directory) }
         let provider = try await FakeProvider.start(certificate: both)
         #expect(accepted(try await deliver(provider.url(host: "localhost"), trusting: both)))
@@ -122,7 +122,7 @@ struct ProviderTLSTests {
         await provider.stop()
 
         // Valid for the name only: the address is refused, though the chain is trusted.
-        let nameOnly = try TestCertificate(subjectAlternativeNames: "DNS:localhost")
+        let nameOnly = try await TestCertificate(subjectAlternativeNames: "DNS:localhost")
         defer { try? FileManager.default.removeItem(at: nameOnly.directory) }
         let named = try await FakeProvider.start(certificate: nameOnly)
         #expect(accepted(try await deliver(named.url(host: "localhost"), trusting: nameOnly)))
@@ -132,7 +132,7 @@ struct ProviderTLSTests {
         await named.stop()
 
         // Valid for another name only: refused by name too.
-        let other = try TestCertificate(subjectAlternativeNames: "DNS:provider.example")
+        let other = try await TestCertificate(subjectAlternativeNames: "DNS:provider.example")
         defer { try? FileManager.default.removeItem(at: other.directory) }
         let elsewhere = try await FakeProvider.start(certificate: other)
         let byName = try await deliver(elsewhere.url(host: "localhost"), trusting: other)
@@ -148,10 +148,10 @@ struct ProviderTLSTests {
         let binary =
             ProcessInfo.processInfo.environment["SWITCHBOARD_COMMUNICATION_BIN"]
             ?? repositoryRoot.appendingPathComponent(".build/debug/communication").path
-        let (_, help) = try await runProcessAsync(binary, ["--help"])
+        let (_, help) = try await runProcess(binary, ["--help"])
         #expect(help.contains(Self.caFile), "\(help)")
 
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate()
         defer { try? FileManager.default.removeItem(at: certificate.directory) }
         let provider = try await FakeProvider.start(certificate: certificate)
         defer { Task { await provider.stop() } }
@@ -166,7 +166,7 @@ struct ProviderTLSTests {
             "SWITCHBOARD_COMMUNICATION_DISPATCH_POLL_MS": "50",
         ]
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("missing-\(UUID().uuidString).pem").path
-        let (status, output) = try await runProcessAsync(binary, [], environment: environment.merging([Self.caFile: missing]) { $1 })
+        let (status, output) = try await runProcess(binary, [], environment: environment.merging([Self.caFile: missing]) { $1 })
         #expect(status != 0 && output.contains("\(Self.caFile): file \(missing) does not exist or is not readable"), "\(status): \(output)")
 
         environment[Self.caFile] = certificate.certificate

@@ -46,18 +46,18 @@ struct ContactsLifecycleTests {
         #expect(serving, "the service never reported SERVING")
         await channel.close()
         // The container health check: the executable asks its own health endpoint (0 serving, 1 otherwise).
-        #expect(spawnAndWait([binary, "healthcheck"], environment: ["SWITCHBOARD_GRPC_PORT": String(port)]) == 0)
-        #expect(spawnAndWait([binary, "healthcheck", "--timeout", "1"], environment: ["SWITCHBOARD_GRPC_PORT": String(port + 1)]) == 1)
+        #expect(await spawnAndWait([binary, "healthcheck"], environment: ["SWITCHBOARD_GRPC_PORT": String(port)]) == 0)
+        #expect(await spawnAndWait([binary, "healthcheck", "--timeout", "1"], environment: ["SWITCHBOARD_GRPC_PORT": String(port + 1)]) == 1)
         // A port that cannot be one is a usage error (64), not a probe of some other port.
         for bad in ["70000", "0", "http"] {
-            #expect(spawnAndWait([binary, "healthcheck"], environment: ["SWITCHBOARD_GRPC_PORT": bad]) == 64, "SWITCHBOARD_GRPC_PORT=\(bad)")
+            #expect(await spawnAndWait([binary, "healthcheck"], environment: ["SWITCHBOARD_GRPC_PORT": bad]) == 64, "SWITCHBOARD_GRPC_PORT=\(bad)")
         }
         process.terminate()  // SIGTERM
         let deadline = Date().addingTimeInterval(15)
         while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!process.isRunning, "still running 15 s after SIGTERM")
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        await waitUntilExit(process)
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
     }
@@ -69,7 +69,7 @@ struct ContactsLifecycleTests {
         let port = "\(mainPort + 10)"
         let script = repositoryRoot.appendingPathComponent("scripts/postgres.sh").path
         let env = ["SWITCHBOARD_PG_PORT": port]
-        try #require(spawnAndWait(["/bin/bash", script, "start"], environment: env) == 0, "second cluster did not start")
+        try #require(await spawnAndWait(["/bin/bash", script, "start"], environment: env) == 0, "second cluster did not start")
         let admin = "host=127.0.0.1 port=\(port) user=postgres dbname=postgres"
         let harness = try await ContactsHarness.start(adminConninfo: admin)
         do {
@@ -78,14 +78,14 @@ struct ContactsLifecycleTests {
             await harness.monitor.check()
             #expect(harness.health.status(of: "") == .serving)
 
-            #expect(spawnAndWait(["/bin/bash", script, "stop"], environment: env) == 0)
+            #expect(await spawnAndWait(["/bin/bash", script, "stop"], environment: env) == 0)
             let down = await rpcError { _ = try await client.create(given: "During") }
             #expect(down?.code == .unavailable, "got \(String(describing: down))")
             await harness.monitor.check()
             #expect(harness.health.status(of: "") == .notServing)
             #expect(harness.health.status(of: "switchboard.contacts.v1.ContactsService") == .notServing)
 
-            #expect(spawnAndWait(["/bin/bash", script, "start"], environment: env) == 0)
+            #expect(await spawnAndWait(["/bin/bash", script, "start"], environment: env) == 0)
             var recovered = false
             for _ in 0..<120 where !recovered {
                 recovered = (try? await client.create(given: "After")) != nil

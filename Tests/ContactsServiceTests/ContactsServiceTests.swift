@@ -382,7 +382,7 @@ final class ContactsServiceTests {
         let token = try await ContactsHarness.token(tenant: tenant(), roles: [.user])
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("contacts-grpcio-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let status = spawnAndWait(
+        let status = await spawnAndWait(
             [
                 pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/contacts_client.py").path,
                 "--port", String(harness.port), "--token", token,

@@ -113,7 +113,7 @@ final class LookupTests {
         ).deletingLastPathComponent().appendingPathComponent("crmctl").path
         let token = try await ServiceHarness.token(tenant: t, roles: [.readOnly])
         let env = ["CRMCTL_TOKEN": token, "CRMCTL_CONTACTS_ADDR": "127.0.0.1:\(harness.port)"]
-        let (status, table) = try await runProcessAsync(
+        let (status, table) = try await runProcess(
             binary, ["contacts", "lookup", "--email", "ADA@example.com", "--phone", "0049 30 1234567", "--email", "x@example.com"],
             environment: env)
         #expect(status == 0, "\(table)")
@@ -122,14 +122,14 @@ final class LookupTests {
             rows.dropFirst().map { $0 } == [
                 ["ADA@example.com", "ada@example.com", ada], ["x@example.com", "x@example.com", "-"], ["0049 30 1234567", "+49301234567", ada],
             ])
-        let (jsonStatus, json) = try await runProcessAsync(
+        let (jsonStatus, json) = try await runProcess(
             binary, ["contacts", "lookup", "--phone", "+49301234567", "--output", "json"], environment: env)
         #expect(jsonStatus == 0)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         let phones = try #require(object["phones"] as? [[String: Any]])
         #expect(phones.first?["contactIds"] as? [String] == [ada])
         // Nothing to look up is the service's INVALID_ARGUMENT, reported with a non-zero status.
-        let (emptyStatus, empty) = try await runProcessAsync(binary, ["contacts", "lookup"], environment: env)
+        let (emptyStatus, empty) = try await runProcess(binary, ["contacts", "lookup"], environment: env)
         #expect(emptyStatus != 0 && empty.contains("INVALID_ARGUMENT"), "\(empty)")
     }
 

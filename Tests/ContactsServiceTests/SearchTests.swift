@@ -517,18 +517,18 @@ final class SearchTests {
         let env = [
             "CRMCTL_TOKEN": try await ServiceHarness.token(tenant: t, roles: [.readOnly]), "CRMCTL_CONTACTS_ADDR": "127.0.0.1:\(harness.port)",
         ]
-        let (status, table) = try await runProcessAsync(binary, ["contacts", "search", "grce", "hop", "--facet", "tag"], environment: env)
+        let (status, table) = try await runProcess(binary, ["contacts", "search", "grce", "hop", "--facet", "tag"], environment: env)
         #expect(status == 0, "\(table)")
         let lines = table.split(separator: "\n").map(String.init)
         #expect(
             lines.count == 3 && lines[1].contains(made.id) && lines[1].contains("name.given=Grace") && lines[1].contains("name.family=Hopper"),
             "\(table)")
         #expect(lines[2] == "facet tag: navy=1")
-        let (jsonStatus, json) = try await runProcessAsync(binary, ["contacts", "search", "hopper", "--output", "json"], environment: env)
+        let (jsonStatus, json) = try await runProcess(binary, ["contacts", "search", "hopper", "--output", "json"], environment: env)
         #expect(jsonStatus == 0)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         #expect((object["hits"] as? [[String: Any]])?.count == 1)
-        let (badStatus, bad) = try await runProcessAsync(binary, ["contacts", "search", "x", "--facet", "colour"], environment: env)
+        let (badStatus, bad) = try await runProcess(binary, ["contacts", "search", "x", "--facet", "colour"], environment: env)
         #expect(badStatus != 0 && bad.contains("INVALID_ARGUMENT"), "\(bad)")
     }
 

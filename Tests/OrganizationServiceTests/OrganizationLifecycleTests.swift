@@ -54,7 +54,7 @@ struct OrganizationLifecycleTests {
         while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!process.isRunning, "still running 15 s after SIGTERM")
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        await waitUntilExit(process)
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
     }
@@ -71,7 +71,7 @@ struct OrganizationLifecycleTests {
         let token = try await ServiceHarness.token(tenant: "crmctl-" + UUID().uuidString.prefix(6), roles: [.user])
         let env = ["CRMCTL_TOKEN": token, "CRMCTL_ORGANIZATION_ADDR": "127.0.0.1:\(harness.service.port)"]
         func run(_ arguments: String...) async throws -> String {
-            let (status, output) = try await runProcessAsync(binary, ["orgs"] + arguments, environment: env)
+            let (status, output) = try await runProcess(binary, ["orgs"] + arguments, environment: env)
             #expect(status == 0, "crmctl orgs \(arguments.joined(separator: " ")): \(output)")
             return output.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -84,10 +84,10 @@ struct OrganizationLifecycleTests {
         let names: [String] = tree.split(separator: "\n").map { line in String(line.split(separator: "\t").first ?? "") }
         #expect(names == ["Root Co", "  Child Co"])
         #expect(try await run("list").contains("root.example"))
-        let (_, help) = try await runProcessAsync(binary, ["orgs", "list", "--help"], environment: env)
+        let (_, help) = try await runProcess(binary, ["orgs", "list", "--help"], environment: env)
         #expect(!help.contains(token), "--help printed the token")
         // A bad option is a usage error naming it, not a trap.
-        let (status, usage) = try await runProcessAsync(binary, ["orgs", "list", "--timeout", "1e300"], environment: env)
+        let (status, usage) = try await runProcess(binary, ["orgs", "list", "--timeout", "1e300"], environment: env)
         #expect(status != 0 && usage.contains("--timeout"))
     }
 

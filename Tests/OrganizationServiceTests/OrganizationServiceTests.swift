@@ -474,7 +474,7 @@ final class OrganizationServiceTests {
         let token = try await ServiceHarness.token(tenant: tenant(), roles: [.user])
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("organization-grpcio-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let status = spawnAndWait(
+        let status = await spawnAndWait(
             [
                 pythonPath, repositoryRoot.appendingPathComponent("Tests/Interop/organization_client.py").path,
                 "--port", String(harness.service.port), "--token", token,

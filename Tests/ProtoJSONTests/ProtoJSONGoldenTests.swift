@@ -109,10 +109,10 @@ struct ProtoJSONGoldenTests {
             if: FileManager.default.isExecutableFile(atPath: pythonPath)
                 && FileManager.default.fileExists(atPath: interopStubsPath + "/sbproto"))
     )
-    func goldensAreCurrent() throws {
+    func goldensAreCurrent() async throws {
         let fresh = FileManager.default.temporaryDirectory.appendingPathComponent("goldens-\(UUID()).json")
         defer { try? FileManager.default.removeItem(at: fresh) }
-        let (status, output) = try runProcess(
+        let (status, output) = try await runProcess(
             pythonPath, [Goldens.script.path, "--write", fresh.path],
             environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath])
         try #require(status == 0, "golden.py failed: \(output)")

@@ -37,9 +37,9 @@ struct HostileInputTests {
 
     @Test("the server defends itself and its memory stays flat", arguments: cases)
     func attack(name: String, repeats: Int, maxGrowthMiB: Double) async throws {
-        let port = try Self.server.port()
+        let port = try await Self.server.startedPort()
         let pid = try Self.server.pid()
-        let (status, output) = try await runProcessAsync(
+        let (status, output) = try await runProcess(
             pythonPath,
             [
                 repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port", String(port),
@@ -52,7 +52,7 @@ struct HostileInputTests {
     @Test("connections past maxConnections are closed at once; those under it are served")
     func connectionCap() async throws {
         let running = try await startServer(services: [HealthService(services: [])]) { $0.maxConnections = 3 }
-        let (status, output) = try await runProcessAsync(
+        let (status, output) = try await runProcess(
             pythonPath,
             [
                 repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port", String(running.port),
@@ -68,7 +68,7 @@ struct HostileInputTests {
         let done = Counter()
         let probe = Task {
             defer { _ = done.add() }
-            return try await runProcessAsync(
+            return try await runProcess(
                 pythonPath,
                 [
                     repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
@@ -99,7 +99,7 @@ struct HostileInputTests {
             $0.maxBufferedRequestBytesPerStream = 65_536
             $0.maxBufferedRequestBytesPerConnection = 131_072
         }
-        let (status, output) = try await runProcessAsync(
+        let (status, output) = try await runProcess(
             pythonPath,
             [
                 repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
@@ -120,7 +120,7 @@ struct HostileInputTests {
         // Budget (256 KiB) + one stream's unfinished message (1 MiB) + the connection window (320 KiB); before,
         // each of the 40 streams got its whole 1 MiB message's worth of window.
         let limit = 262_144 + (1 << 20) + 327_680
-        let (status, output) = try await runProcessAsync(
+        let (status, output) = try await runProcess(
             pythonPath,
             [
                 repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",
@@ -136,7 +136,7 @@ struct HostileInputTests {
         let started = Counter()
         let running = try await startServer(services: [HoldingService(started: started)])
         let probe = Task {
-            try await runProcessAsync(
+            try await runProcess(
                 pythonPath,
                 [
                     repositoryRoot.appendingPathComponent("Tests/Interop/hostile_probe.py").path, "--port",

@@ -48,7 +48,7 @@ struct InteropClientTests {
         guard let client = ProcessInfo.processInfo.environment["SWITCHBOARD_INTEROP_CLIENT"] else {
             throw InteropServerError(message: "SWITCHBOARD_INTEROP_CLIENT is not set (scripts/test.sh builds interop-client and sets it)")
         }
-        return try await runProcessAsync(client, arguments)
+        return try await runProcess(client, arguments)
     }
 
     @Test("every interop case passes against grpcio over plaintext")
@@ -62,7 +62,7 @@ struct InteropClientTests {
 
     @Test("every interop case passes against grpcio over TLS, with the server's certificate verified")
     func tls() async throws {
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate()
         let server = try await PythonServer(tls: certificate)
         defer { server.stop() }
         let (status, output) = try await runClient([

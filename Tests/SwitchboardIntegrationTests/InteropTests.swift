@@ -18,9 +18,9 @@ struct InteropTests {
     static let server: InteropServerProcess = InteropServerProcess()
 
     @Test("grpcio interop case", arguments: cases)
-    func interopCase(name: String) throws {
-        let port = try Self.server.port()
-        let (status, output) = try runProcess(
+    func interopCase(name: String) async throws {
+        let port = try await Self.server.startedPort()
+        let (status, output) = try await runProcess(
             pythonPath,
             [
                 repositoryRoot.appendingPathComponent("Tests/Interop/interop_client.py").path,
@@ -34,9 +34,9 @@ struct InteropTests {
     @Test(
         "raw HTTP/2 probe: ping abuse gets GOAWAY ENHANCE_YOUR_CALM (a PING after each message of a stream does not), non-gRPC requests get 415/405, garbage gets GOAWAY",
         arguments: ["ping_abuse", "stream_pings", "unsupported_media_type", "method_not_allowed", "malformed_frames"])
-    func http2Probe(name: String) throws {
-        let port = try Self.server.port()
-        let (status, output) = try runProcess(
+    func http2Probe(name: String) async throws {
+        let port = try await Self.server.startedPort()
+        let (status, output) = try await runProcess(
             pythonPath,
             [repositoryRoot.appendingPathComponent("Tests/Interop/h2_probe.py").path, "--port", String(port), "--case", name])
         #expect(status == 0, "\(name): \(output)")
@@ -63,6 +63,11 @@ final class InteropServerProcess: @unchecked Sendable {
     func pid() throws -> Int32 {
         _ = try port()
         return lock.withLock { process?.processIdentifier ?? 0 }
+    }
+
+    /// ``port()``, waiting for the start on a thread of its own rather than on the cooperative pool.
+    func startedPort() async throws -> Int {
+        try await onOwnThread { try self.port() }
     }
 
     func port() throws -> Int {

@@ -580,7 +580,7 @@ struct LifecycleTests {
             $0.keepaliveInterval = .milliseconds(200)
             $0.keepaliveTimeout = .milliseconds(200)
         }
-        let (status, output) = try runProcess(
+        let (status, output) = try await runProcess(
             pythonPath,
             [
                 repositoryRoot.appendingPathComponent("Tests/Interop/h2_probe.py").path, "--port", String(running.port),

@@ -10,7 +10,7 @@ import Testing
 struct TLSTests {
     @Test("the Swift client calls a TLS server, verifying its certificate")
     func swiftClient() async throws {
-        let cert = try TestCertificate()
+        let cert = try await TestCertificate()
         let running = try await startServer(services: [TestService()]) {
             $0.tls = ServerTLS(certificateChainPath: cert.certificate, privateKeyPath: cert.key)
         }
@@ -40,13 +40,13 @@ struct TLSTests {
 
     @Test("grpcio connects over TLS and negotiates h2")
     func grpcioClient() async throws {
-        let cert = try TestCertificate()
+        let cert = try await TestCertificate()
         let running = try await startServer(services: [TestService()]) {
             $0.tls = ServerTLS(certificateChainPath: cert.certificate, privateKeyPath: cert.key)
         }
         let port = running.port
         for name in ["empty_unary", "large_unary", "ping_pong"] {
-            let (status, output) = try runProcess(
+            let (status, output) = try await runProcess(
                 pythonPath,
                 [
                     repositoryRoot.appendingPathComponent("Tests/Interop/interop_client.py").path,

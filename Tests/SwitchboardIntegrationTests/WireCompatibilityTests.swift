@@ -101,11 +101,11 @@ struct WireCompatibilityTests {
     }
 
     @Test("bytes encoded by Swift decode in Python to the same message")
-    func pythonDecodesSwiftBytes() throws {
+    func pythonDecodesSwiftBytes() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("everything.swift.\(UUID()).bin")
         defer { try? FileManager.default.removeItem(at: path) }
         try Data(Self.expected.serializedBytes()).write(to: path)
-        let (status, output) = try runProcess(
+        let (status, output) = try await runProcess(
             pythonPath, [repositoryRoot.appendingPathComponent("Tests/Interop/wire_golden.py").path, "--check", path.path],
             environment: ["SWITCHBOARD_INTEROP_STUBS": interopStubsPath])
         #expect(status == 0, "Python disagrees: \(output)")

@@ -19,10 +19,10 @@ public struct TestCertificate: Sendable {
     /// Makes the certificate.
     /// - Parameter subjectAlternativeNames: the names and addresses it is valid for, as openssl writes them.
     /// - Throws: ``Failure`` when openssl fails.
-    public init(subjectAlternativeNames: String = "DNS:localhost,IP:127.0.0.1") throws {
+    public init(subjectAlternativeNames: String = "DNS:localhost,IP:127.0.0.1") async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tls-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let (status, output) = try runProcess(
+        let (status, output) = try await runProcess(
             "/usr/bin/openssl",
             [
                 "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",

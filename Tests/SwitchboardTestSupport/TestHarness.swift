@@ -115,13 +115,39 @@ public final class Counter: @unchecked Sendable {
 public let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// Runs a process to completion and returns its exit code and combined output.
+/// Runs blocking work on a thread of its own and waits for it without blocking a thread of the cooperative pool.
+///
+/// The pool has one thread per core (two on CI): a test that waits there for a child process (a Python client takes
+/// a second or more to start) stalls every other test's tasks meanwhile. Full runs saw 5 s and 10 s timeouts in
+/// unrelated tests while the serialized grpcio interop cases held one of the two threads for half a minute.
+/// - Parameter body: the blocking work.
+/// - Returns: what it returned.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// ``onOwnThread(_:)`` for work that cannot fail.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: body()) }.start()
+    }
+}
+
+/// Runs a process to completion and returns its exit code and combined output, waiting on a thread of its own.
 /// - Parameters:
 ///   - executable: the program.
 ///   - arguments: its arguments.
 ///   - environment: extra environment variables.
 /// - Returns: the exit status and output.
-public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
+    try await onOwnThread { try runProcessBlocking(executable, arguments, environment: environment) }
+}
+
+/// ``runProcess(_:_:environment:)`` on the calling thread, for code that cannot await (it blocks that thread until the
+/// process ends).
+public func runProcessBlocking(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -140,6 +166,19 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     try? output.close()
     let data = (try? Data(contentsOf: outputURL)) ?? Data()
     return (status, String(decoding: data, as: UTF8.self))
+}
+
+/// `process.waitUntilExit()` on a thread of its own (see ``onOwnThread(_:)``): Foundation still reaps the child and
+/// records how it ended.
+/// - Parameter process: the child.
+public func waitUntilExit(_ process: Process) async {
+    let box = UncheckedProcess(process: process)
+    await onOwnThread { box.process.waitUntilExit() }
+}
+
+/// `Process` is not `Sendable`; the thread that waits only waits on it.
+private struct UncheckedProcess: @unchecked Sendable {
+    let process: Process
 }
 
 /// The exit status of a child (the signal's number if a signal ended it), reaped here if Foundation has not done it.
@@ -173,38 +212,16 @@ public var interopStubsPath: String {
     ProcessInfo.processInfo.environment["SWITCHBOARD_INTEROP_STUBS"] ?? repositoryRoot.appendingPathComponent(".build/interop-stubs").path
 }
 
-/// Like ``runProcess(_:_:environment:)`` for async code: waits through `terminationHandler`, because
-/// `Process.waitUntilExit()` can hang when called from a Swift concurrency thread.
-public func runProcessAsync(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-process-\(UUID()).log")
-    _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: outputURL) }
-    let output = try FileHandle(forWritingTo: outputURL)
-    process.standardOutput = output
-    process.standardError = output
-    process.standardInput = FileHandle.nullDevice
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do {
-            try process.run()
-        } catch {
-            process.terminationHandler = nil
-            continuation.resume(throwing: error)
-        }
-    }
-    try? output.close()
-    let data = (try? Data(contentsOf: outputURL)) ?? Data()
-    return (status, String(decoding: data, as: UTF8.self))
+/// Runs a program to completion with `posix_spawn` and `waitpid`, output discarded and no other descriptor inherited,
+/// waiting on a thread of its own (see ``onOwnThread(_:)``). For scripts that start daemons (pg_ctl), where Foundation's
+/// `Process` has been seen to miss the exit.
+/// - Returns: the exit status (or 128 + signal).
+public func spawnAndWait(_ arguments: [String], environment: [String: String] = [:], outputPath: String = "/dev/null") async -> Int32 {
+    await onOwnThread { spawnAndWaitBlocking(arguments, environment: environment, outputPath: outputPath) }
 }
 
-/// Runs a program to completion with `posix_spawn` and `waitpid`, output discarded and no other descriptor inherited.
-/// For scripts that start daemons (pg_ctl), where Foundation's `Process` has been seen to miss the exit.
-/// - Returns: the exit status (or 128 + signal).
-public func spawnAndWait(_ arguments: [String], environment: [String: String] = [:], outputPath: String = "/dev/null") -> Int32 {
+/// ``spawnAndWait(_:environment:outputPath:)`` on the calling thread, which it blocks until the program ends.
+public func spawnAndWaitBlocking(_ arguments: [String], environment: [String: String] = [:], outputPath: String = "/dev/null") -> Int32 {
     let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     var envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]

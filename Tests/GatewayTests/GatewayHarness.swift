@@ -175,25 +175,21 @@ final class GatewayHarness: Sendable {
         var description: String { "unexpected curl output: \(output.prefix(500))" }
     }
 
-    /// Runs a program and returns its standard output (off the cooperative pool: `waitUntilExit` blocks).
+    /// Runs a program and returns its standard output, waiting on a thread of its own (`waitUntilExit` blocks, and
+    /// a long stream's curl would hold a thread of the cooperative pool, or of Dispatch's global queue, whose width is
+    /// the number of cores).
     static func run(_ program: String, _ arguments: [String]) async throws -> String {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: program)
-                process.arguments = arguments
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                process.standardError = FileHandle.nullDevice
-                do {
-                    try process.run()
-                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    continuation.resume(returning: String(decoding: data, as: UTF8.self))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
+        try await onOwnThread {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
         }
     }
 }

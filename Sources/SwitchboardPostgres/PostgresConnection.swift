@@ -24,10 +24,20 @@ public final class PostgresConnection: @unchecked Sendable {
         /// BEGIN and the settings, not sent yet: they go out in front of the transaction's first statement, in the same
         /// round trip (a transaction's first statement used to wait for a round trip of its own that only opened it).
         var pending: [RawStatement] = []
-        /// Between BEGIN and the transaction's end.
-        var open = false
-        /// Its COMMIT went out with its last statements (``pipelineCommitting(_:prepared:)``).
-        var committed = false
+        var phase = Phase.none
+
+        enum Phase {
+            /// No transaction.
+            case none
+            /// Between BEGIN and the transaction's end.
+            case open
+            /// Its last statements and COMMIT are on their way (``pipelineCommitting(_:prepared:)``).
+            case commitSent
+            /// They committed.
+            case committed
+            /// They failed: a statement (the transaction is then aborted) or the COMMIT itself (it then rolled back).
+            case commitFailed(any Error)
+        }
     }
 
     /// The server process serving this connection.
@@ -93,16 +103,18 @@ public final class PostgresConnection: @unchecked Sendable {
         return Array(try await sendNow(prefix + statements).dropFirst(prefix.count))
     }
 
-    /// Takes the transaction's unsent BEGIN and settings (to send in front of the next statements); throws when the
-    /// transaction already committed with its last statements, whose settings (the tenant, for row-level security) a
-    /// statement sent now would run without.
+    /// Takes the transaction's unsent BEGIN and settings (to send in front of the next statements); throws once the
+    /// transaction's last statements went out with its COMMIT, because a statement sent after them would run outside the
+    /// transaction, without its settings (the tenant, for row-level security).
     private static func unsent(_ state: inout TransactionState) throws -> [RawStatement] {
-        guard !state.committed else {
+        switch state.phase {
+        case .none, .open:
+            defer { state.pending.removeAll() }
+            return state.pending
+        case .commitSent, .committed, .commitFailed:
             throw PostgresError(
-                kind: .usage, sqlState: "25P01", message: "a statement after the transaction committed with its last statements")
+                kind: .usage, sqlState: "25P01", message: "a statement after the transaction's last statements, which carried its COMMIT")
         }
-        defer { state.pending.removeAll() }
-        return state.pending
     }
 
     /// ``send(_:)`` without a deferred BEGIN.
@@ -145,18 +157,31 @@ public final class PostgresConnection: @unchecked Sendable {
         if let apply = Self.settingsStatement(settings) {
             statements.append(RawStatement(sql: apply.sql, params: apply.binds.map(\.parameter), prepared: true))
         }
-        transaction.withLock { $0 = TransactionState(pending: statements, open: true, committed: false) }
+        transaction.withLock { $0 = TransactionState(pending: statements, phase: .open) }
     }
 
     /// Ends a transaction: COMMIT or ROLLBACK, or nothing when it never sent a statement (its BEGIN is dropped) or
-    /// already committed with its last statements.
+    /// already committed with its last statements. When those failed, a COMMIT throws their error (nothing committed,
+    /// whatever the body made of the error), after a ROLLBACK for a transaction they left aborted.
     func end(_ command: String) async throws {
-        let needed = transaction.withLock { state in
+        let phase = transaction.withLock { state in
             defer { state = TransactionState() }
-            return state.open && state.pending.isEmpty && !state.committed
+            return state.pending.isEmpty ? state.phase : .none
         }
-        guard needed else { return }
-        try await query(command)
+        switch phase {
+        case .none, .commitSent, .committed:
+            return
+        case .open:
+            try await query(command)
+        case .commitFailed(let error):
+            // A ROLLBACK after a failed COMMIT, which already ended the transaction, only draws a warning.
+            guard command == "COMMIT" else {
+                try await query("ROLLBACK")
+                return
+            }
+            _ = try? await query("ROLLBACK")
+            throw error
+        }
     }
 
     /// Forgets the transaction (a connection being retired), with its BEGIN if it was never sent.
@@ -177,13 +202,27 @@ public final class PostgresConnection: @unchecked Sendable {
     public func pipelineCommitting(
         _ statements: [(sql: String, binds: [PostgresValue])], prepared: Bool = true
     ) async throws -> [PostgresResult] {
-        guard transaction.withLock({ $0.open && !$0.committed }) else {
-            throw PostgresError(kind: .usage, sqlState: "25P01", message: "pipelineCommitting outside a transaction's body")
+        // One lock for the check, the unsent BEGIN and the new phase: a statement another task sends meanwhile on this
+        // connection fails instead of following the COMMIT.
+        let prefix = try transaction.withLock { state -> [RawStatement] in
+            guard case .open = state.phase else {
+                throw PostgresError(kind: .usage, sqlState: "25P01", message: "pipelineCommitting outside a transaction's body, or twice")
+            }
+            defer {
+                state.pending.removeAll()
+                state.phase = .commitSent
+            }
+            return state.pending
         }
         let sent = statements.map { RawStatement(sql: $0.sql, params: $0.binds.map(\.parameter), prepared: prepared) }
-        let results = try await send(sent + [RawStatement(sql: "COMMIT", params: [], prepared: true)])
-        transaction.withLock { $0.committed = true }
-        return Array(results.dropLast())
+        do {
+            let results = try await sendNow(prefix + sent + [RawStatement(sql: "COMMIT", params: [], prepared: true)])
+            transaction.withLock { $0.phase = .committed }
+            return Array(results.dropFirst(prefix.count).dropLast())
+        } catch {
+            transaction.withLock { $0.phase = .commitFailed(error) }
+            throw error
+        }
     }
 
     /// Transaction-local settings as one statement, `SELECT set_config($1, $2, true), set_config($3, $4, true), …`:

@@ -9,7 +9,8 @@ public enum IsolationLevel: String, Sendable {
 }
 
 extension PostgresPool {
-    /// Runs `body` in a transaction, committing when it returns and rolling back when it throws. A serialization
+    /// Runs `body` in a transaction, committing when it returns and rolling back when it throws (unless its last
+    /// statements already carried the COMMIT: ``PostgresConnection/pipelineCommitting(_:prepared:)``). A serialization
     /// failure (40001) or deadlock (40P01) rolls back and runs `body` again, up to `maxAttempts` times, after a
     /// short jittered pause.
     /// - Parameters:

@@ -338,6 +338,24 @@ struct PostgresTests {
                 }, throws: { ($0 as? PostgresError)?.isUniqueViolation == true })
             #expect(try await count() == 2)
             #expect(try await tenantSetting() == "")
+            // A body that catches that failure can neither send more (it would run outside the transaction) nor commit
+            // by returning: the transaction throws the COMMIT's error.
+            let afterFailure = Mutex<PostgresError?>(nil)
+            await #expect(
+                performing: {
+                    try await pool.transaction(settings: ["app.tenant_id": "t1"]) { c in
+                        try await c.query("INSERT INTO \(schema).c VALUES (8)")
+                        _ = try? await c.pipelineCommitting([("INSERT INTO \(schema).c VALUES (8)", [])])
+                        do {
+                            try await c.query("INSERT INTO \(schema).c VALUES (9)")
+                        } catch let error as PostgresError {
+                            afterFailure.withLock { $0 = error }
+                        }
+                    }
+                }, throws: { ($0 as? PostgresError)?.isUniqueViolation == true })
+            #expect(afterFailure.withLock { $0?.kind } == .usage)
+            #expect(try await count() == 2)
+            #expect(try await tenantSetting() == "")
 
             // A retryable failure runs the body again, which commits the second time.
             let attempts = Mutex(0)

@@ -96,7 +96,7 @@ struct PathTemplate: Sendable, Hashable {
     static func split(_ path: Substring) -> (parts: [Substring], verb: Substring) {
         // Split on the UTF-8 bytes: `/` and `:` are ASCII, so every cut is a valid index of the text, and the text's own
         // `split` walks grapheme clusters (it was a third of the route match in a profile of the gateway).
-        let bytes = path.utf8.dropFirst()
+        let bytes = path.utf8.first == UInt8(ascii: "/") ? path.utf8.dropFirst() : path.utf8[...]
         var parts: [Substring] = []
         var start = bytes.startIndex
         var index = start

@@ -47,6 +47,7 @@ struct GatewayUnitTests {
         #expect(split("/") == ([""], ""))
         #expect(split("") == ([""], ""))
         #expect(split("//x:") == (["", "x"], ""))
+        #expect(split("é/x") == (["é", "x"], ""))
         // A combining mark after a slash forms one character with it; the path is still cut at the slash's byte.
         #expect(split("/v1/\u{301}é/😀:v\u{301}") == (["v1", "\u{301}é", "😀"], "v\u{301}"))
     }

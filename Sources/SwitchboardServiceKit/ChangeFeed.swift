@@ -83,27 +83,14 @@ public struct ChangeFeed: Sendable {
     /// - Returns: the change's sequence number.
     @discardableResult
     public func record(_ change: ChangeRecord, tenantID: String, on connection: PostgresConnection) async throws -> Int64 {
-        let sequence = try await connection.query(
-            """
-            INSERT INTO \(schema).change_sequences (tenant_id, last_sequence) VALUES ($1, 1)
-            ON CONFLICT (tenant_id) DO UPDATE SET last_sequence = \(schema).change_sequences.last_sequence + 1
-            RETURNING last_sequence
-            """, [.text(tenantID)]
-        ).first!.int("last_sequence")
-        try await connection.query(
-            """
-            INSERT INTO \(schema).changes (tenant_id, sequence, resource_type, resource_id, kind, changed_fields, resource, actor_id,
-                related_ids, service_resource)
-            VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10::json)
-            """,
-            [
-                .text(tenantID), .int(sequence), .text(change.resourceType), .text(change.resourceID),
-                .int(Int64(change.kind.rawValue)), .array(change.changedFields.map(PostgresValue.text), elementType: .text),
-                .text(change.resourceJSON), .text(change.actorID), .array(change.relatedIDs.map(PostgresValue.text), elementType: .text),
-                change.serviceResourceJSON.map(PostgresValue.text) ?? .null,
-            ])
-        try await connection.query("SELECT pg_notify($1, $2)", [.text(channel), .text(tenantID)])
-        return sequence
+        // One statement, one round trip (it was three: the sequence, the change, the NOTIFY). Every write of every
+        // service records a change, and a long batch of writes holds its transaction, and so every feed's horizon
+        // (``FeedCursor``), that much longer.
+        let statement = recordStatement(change, tenantID: tenantID)
+        guard let sequence = try await connection.query(statement.sql, statement.binds).first else {
+            throw PostgresError(kind: .decoding, message: "recording a change returned no sequence")
+        }
+        return try sequence.int("sequence")
     }
 
     /// The same as ``record(_:tenantID:on:)`` as one statement, to send in a pipeline with the change itself (see

@@ -186,11 +186,14 @@ public struct PostgresContactStore: ContactStore {
     }
 
     func recordChange(_ record: ContactRecord, kind: ChangeKind, fields: [String], actor: Actor, on c: PostgresConnection) async throws {
-        try await feed.record(
-            ChangeRecord(
-                resourceType: Self.resourceType, resourceID: record.id.lowercaseText, kind: kind,
-                changedFields: fields, resourceJSON: try publish(record), actorID: actor.userID),
-            tenantID: actor.tenantID, on: c)
+        try await feed.record(try change(record, kind: kind, fields: fields, actor: actor), tenantID: actor.tenantID, on: c)
+    }
+
+    /// The change a write of `record` publishes.
+    func change(_ record: ContactRecord, kind: ChangeKind, fields: [String], actor: Actor) throws -> ChangeRecord {
+        ChangeRecord(
+            resourceType: Self.resourceType, resourceID: record.id.lowercaseText, kind: kind, changedFields: fields,
+            resourceJSON: try publish(record), actorID: actor.userID)
     }
 
     /// The tenant's search-terms lock, as SQL on a tenant placeholder: writers of terms hold it shared until they
@@ -373,10 +376,7 @@ public struct PostgresContactStore: ContactStore {
                     outcome.append(.failed(clash))
                     continue
                 }
-                changes.append(
-                    ChangeRecord(
-                        resourceType: Self.resourceType, resourceID: record.id.lowercaseText, kind: .created, resourceJSON: try publish(record),
-                        actorID: actor.userID))
+                changes.append(try change(record, kind: .created, fields: [], actor: actor))
                 outcome.append(.succeeded(record))
                 terms.words.formUnion(itemTerms.words)
             }
@@ -401,6 +401,10 @@ public struct PostgresContactStore: ContactStore {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             var outcome: [ContactBatchResult] = []
             outcome.reserveCapacity(ids.count)
+            var changes: [ChangeRecord] = []
+            // Two round trips per item: the previous item's savepoint released, this one's set and its row locked; then
+            // its writes. The changes are recorded together at the end, in item order (see `insert(batch:…)`).
+            var releasePending = false
             for (index, (id, decided)) in zip(ids, results).enumerated() {
                 if let decided {
                     outcome.append(decided)
@@ -408,59 +412,79 @@ public struct PostgresContactStore: ContactStore {
                 }
                 guard let id else { continue }
                 // A savepoint per item, so a failed item rolls back alone (unless all or nothing).
-                if !allOrNothing { try await c.query("SAVEPOINT batch_item") }
+                var opening: [(sql: String, binds: [PostgresValue])] = []
+                if releasePending { opening.append(("RELEASE SAVEPOINT batch_item", [])) }
+                if !allOrNothing { opening.append(("SAVEPOINT batch_item", [])) }
+                opening.append(
+                    (
+                        "SELECT \(Self.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE",
+                        [.text(actor.tenantID), .uuid(id)]
+                    ))
+                let current = try await c.pipeline(opening).last!.first
+                releasePending = !allOrNothing
                 do {
-                    outcome.append(.succeeded(try await modify(id: id, index: index, actor: actor, on: c, decide: decide)))
-                    if !allOrNothing { try await c.query("RELEASE SAVEPOINT batch_item") }
+                    let (record, change) = try await modify(id: id, index: index, current: current, actor: actor, on: c, decide: decide)
+                    changes.append(change)
+                    outcome.append(.succeeded(record))
                 } catch let error as ContactsError where !allOrNothing {
+                    // The savepoint stays (released with the next item's), now without the item.
                     try await c.query("ROLLBACK TO SAVEPOINT batch_item")
                     outcome.append(.failed(error))
                 }
             }
-            try await recordTerms(outcome.compactMap(\.storedID), actor: actor, on: c)
+            var closing: [(sql: String, binds: [PostgresValue])] = []
+            if releasePending { closing.append(("RELEASE SAVEPOINT batch_item", [])) }
+            if !changes.isEmpty { closing.append(feed.recordStatement(changes, tenantID: actor.tenantID)) }
+            let stored = outcome.compactMap(\.storedID)
+            if !stored.isEmpty { closing.append(Self.termsStatement(stored, tenantID: actor.tenantID)) }
+            if !closing.isEmpty { _ = try await c.pipeline(closing) }
             return outcome
         }
     }
 
-    /// One item of ``modify(ids:results:allOrNothing:actor:write:decide:)``: read and lock the live contact, decide,
-    /// store, record the change.
+    /// One item of ``modify(ids:results:allOrNothing:actor:write:decide:)``, its live row read and locked: decide,
+    /// store (one round trip), and the change to record.
     private func modify(
-        id: UUID, index: Int, actor: Actor, on c: PostgresConnection, decide: (Int, ContactRecord) throws -> ContactModification
-    ) async throws -> ContactRecord {
-        guard
-            let row = try await c.query(
-                "SELECT \(Self.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE",
-                [.text(actor.tenantID), .uuid(id)]
-            ).first
-        else { throw ContactsError.notFound(id.lowercaseText) }
+        id: UUID, index: Int, current row: PostgresRow?, actor: Actor, on c: PostgresConnection,
+        decide: (Int, ContactRecord) throws -> ContactModification
+    ) async throws -> (ContactRecord, ChangeRecord) {
+        guard let row else { throw ContactsError.notFound(id.lowercaseText) }
         let current = try Self.record(row)
+        let releaseEmails: (sql: String, binds: [PostgresValue]) = (
+            "DELETE FROM contacts.contact_emails WHERE tenant_id = $1 AND contact_id = $2", [.text(actor.tenantID), .uuid(id)]
+        )
         switch try decide(index, current) {
         case .replace(let data, let changedFields):
-            let updated = try await c.query(
-                """
-                UPDATE contacts.contacts SET given_name = $3, family_name = $4, middle_name = $5, name_prefix = $6,
-                    name_suffix = $7, display_name = $8, emails = $9, phones = $10, addresses = $11, contact_type = $12,
-                    status = $13, tags = $14, owner_id = $15, custom_fields = $16, version = version + 1,
-                    updated_at = now(), updated_by = $17
-                WHERE tenant_id = $1 AND id = $2 RETURNING \(Self.columns)
-                """, [.text(actor.tenantID), .uuid(id)] + Self.dataBinds(data) + [.text(actor.userID)]
-            ).first!
-            try await releaseEmails(id: id, actor: actor, on: c)
-            if let clash = try await reserveEmailsOrFindHolder(data, id: id, actor: actor, on: c) { throw clash }
-            let record = try Self.record(updated)
-            try await recordChange(record, kind: .updated, fields: changedFields, actor: actor, on: c)
-            return record
+            var statements: [(sql: String, binds: [PostgresValue])] = [
+                (
+                    """
+                    UPDATE contacts.contacts SET given_name = $3, family_name = $4, middle_name = $5, name_prefix = $6,
+                        name_suffix = $7, display_name = $8, emails = $9, phones = $10, addresses = $11, contact_type = $12,
+                        status = $13, tags = $14, owner_id = $15, custom_fields = $16, version = version + 1,
+                        updated_at = now(), updated_by = $17
+                    WHERE tenant_id = $1 AND id = $2 RETURNING \(Self.columns)
+                    """, [.text(actor.tenantID), .uuid(id)] + Self.dataBinds(data) + [.text(actor.userID)]
+                ),
+                releaseEmails,
+            ]
+            let reservation = Self.reserveEmailsStatement(data, id: id, tenantID: actor.tenantID)
+            if let reservation { statements.append(reservation) }
+            let results = try await c.pipeline(statements)
+            if reservation != nil, let clash = try await emailClash(data, reserved: results[2], id: id, actor: actor, on: c) { throw clash }
+            let record = try Self.record(results[0].first!)
+            return (record, try change(record, kind: .updated, fields: changedFields, actor: actor))
         case .delete:
-            let deleted = try await c.query(
-                """
-                UPDATE contacts.contacts SET deleted_at = now(), version = version + 1, updated_at = now(), updated_by = $3
-                WHERE tenant_id = $1 AND id = $2 RETURNING \(Self.columns)
-                """, [.text(actor.tenantID), .uuid(id), .text(actor.userID)]
-            ).first!
-            try await releaseEmails(id: id, actor: actor, on: c)
-            let record = try Self.record(deleted)
-            try await recordChange(record, kind: .deleted, fields: [], actor: actor, on: c)
-            return record
+            let results = try await c.pipeline([
+                (
+                    """
+                    UPDATE contacts.contacts SET deleted_at = now(), version = version + 1, updated_at = now(), updated_by = $3
+                    WHERE tenant_id = $1 AND id = $2 RETURNING \(Self.columns)
+                    """, [.text(actor.tenantID), .uuid(id), .text(actor.userID)]
+                ),
+                releaseEmails,
+            ])
+            let record = try Self.record(results[0].first!)
+            return (record, try change(record, kind: .deleted, fields: [], actor: actor))
         }
     }
 

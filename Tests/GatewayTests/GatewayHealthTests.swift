@@ -46,8 +46,10 @@ final class GatewayHealthTests {
         let id = try await stub.createContact(request, options: try await serving.options(tenant: tenant)).id
         let token = try await GatewayHarness.token(tenant: tenant)
         let both = "127.0.0.1:\(serving.port),127.0.0.1:\(draining.port)"
+        // Probes every second, each with a second to answer, and three unanswered in a row before an address counts as
+        // not serving: at 0.2 s, three probes of a loaded test process went unanswered and took a serving address out.
         let checked = try await GatewayHarness.start(
-            targets: ["contacts": both], environment: ["SWITCHBOARD_GATEWAY_HEALTH_CHECK_SECONDS": "0.2"])
+            targets: ["contacts": both], environment: ["SWITCHBOARD_GATEWAY_HEALTH_CHECK_SECONDS": "1"])
         let unchecked = try await GatewayHarness.start(
             targets: ["contacts": both], environment: ["SWITCHBOARD_GATEWAY_HEALTH_CHECK_SECONDS": "0"])
         defer {
@@ -71,7 +73,7 @@ final class GatewayHealthTests {
 
         // Neither serves: requests go to both again rather than failing at the gateway.
         serving.assembly.monitor.markShuttingDown()
-        try await Task.sleep(for: .milliseconds(600))
+        try await Task.sleep(for: .milliseconds(2500))
         #expect(Set(try await statuses(checked, id: id, token: token)) == [200, 404])
     }
 }

@@ -177,7 +177,8 @@ struct GatewayConnectionTests {
         "pipelined requests are answered in order; on graceful shutdown a response in flight ends with connection: close, then the connection closes")
     func pipeliningAndDrainInFlight() async throws {
         // A collaboration address that accepts and never answers: a call there is in flight until its budget ends.
-        let silent = try await GatewayHarness.silentServer()
+        let accepted = Counter()
+        let silent = try await GatewayHarness.silentServer(accepted: accepted)
         defer { silent.close(promise: nil) }
         let gw = try await GatewayHarness.start(
             targets: ["collaboration": "127.0.0.1:\(silent.localAddress!.port!)"], shutdownGrace: .seconds(10), serviceGroup: true)
@@ -193,12 +194,14 @@ struct GatewayConnectionTests {
         #expect(statuses == ["404", "501", "200"], "\(statuses)")
         #expect(client.isActive)
 
-        // A note list waits on the silent service for its 2 s budget; graceful shutdown starts while it does.
+        // A note list waits on the silent service for its 4 s budget; graceful shutdown starts once the gateway has it in
+        // flight (it connected upstream for it: a fixed pause before was sometimes too short in a loaded full run, and
+        // the shutdown closed the connection before its request was read).
         let busy = try await RawClient.connect(port: gw.port)
         try await busy.send(
             "GET /v1/notes?subject.type=SUBJECT_TYPE_CONTACT&subject.id=\(UUID().uuidString.lowercased()) HTTP/1.1\r\nHost: gateway\r\n"
-                + "Authorization: Bearer \(token)\r\nX-Request-Timeout: 2s\r\n\r\n")
-        try await Task.sleep(for: .milliseconds(300))
+                + "Authorization: Bearer \(token)\r\nX-Request-Timeout: 4s\r\n\r\n")
+        #expect(try await eventually { accepted.value.load(ordering: .relaxed) > 0 })
         let stopped = Task { try await gw.shutDownGracefully() }
         #expect(try await eventually { !client.isActive })
         #expect(busy.isActive && busy.responses == 0)

@@ -109,9 +109,13 @@ final class GatewayHarness: Sendable {
     }
 
     /// A TCP server on loopback that accepts connections and never answers (an upstream that hangs); close it after.
-    static func silentServer() async throws -> any NIOCore.Channel {
+    /// - Parameter accepted: counts the connections it accepts (a gateway connects when a call first needs it).
+    static func silentServer(accepted: Counter? = nil) async throws -> any NIOCore.Channel {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { _ in MultiThreadedEventLoopGroup.singleton.any().makeSucceededVoidFuture() }
+            .childChannelInitializer { _ in
+                accepted?.value.add(1, ordering: .relaxed)
+                return MultiThreadedEventLoopGroup.singleton.any().makeSucceededVoidFuture()
+            }
             .bind(host: "127.0.0.1", port: 0).get()
     }
 

@@ -185,7 +185,7 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Forgets the transaction (a connection being retired), with its BEGIN if it was never sent.
-    func discardBegin() {
+    func forgetTransaction() {
         transaction.withLock { $0 = TransactionState() }
     }
 

@@ -39,8 +39,8 @@ extension PostgresPool {
                         try await connection.end("COMMIT")
                         return result
                     } catch {
-                        // Also drops a BEGIN never sent, so the connection goes back to the pool with nothing pending.
-                        if connection.isHealthy { _ = try? await connection.end("ROLLBACK") } else { connection.discardBegin() }
+                        // A retired connection forgets the transaction, with a BEGIN it never sent.
+                        if connection.isHealthy { _ = try? await connection.end("ROLLBACK") } else { connection.forgetTransaction() }
                         throw error
                     }
                 }

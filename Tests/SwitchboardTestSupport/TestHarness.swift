@@ -145,9 +145,9 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     try await onOwnThread { try runProcessBlocking(executable, arguments, environment: environment) }
 }
 
-/// ``runProcess(_:_:environment:)`` on the calling thread, for code that cannot await (it blocks that thread until the
-/// process ends).
-public func runProcessBlocking(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
+/// ``runProcess(_:_:environment:)`` on the calling thread, which it blocks until the process ends. Private: every
+/// caller waits through ``onOwnThread(_:)``.
+private func runProcessBlocking(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -220,8 +220,9 @@ public func spawnAndWait(_ arguments: [String], environment: [String: String] = 
     await onOwnThread { spawnAndWaitBlocking(arguments, environment: environment, outputPath: outputPath) }
 }
 
-/// ``spawnAndWait(_:environment:outputPath:)`` on the calling thread, which it blocks until the program ends.
-public func spawnAndWaitBlocking(_ arguments: [String], environment: [String: String] = [:], outputPath: String = "/dev/null") -> Int32 {
+/// ``spawnAndWait(_:environment:outputPath:)`` on the calling thread, which it blocks until the program ends. Private:
+/// every caller waits through ``onOwnThread(_:)``.
+private func spawnAndWaitBlocking(_ arguments: [String], environment: [String: String] = [:], outputPath: String = "/dev/null") -> Int32 {
     let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     var envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]

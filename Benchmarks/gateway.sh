@@ -3,6 +3,8 @@
 #   - GetContact as JSON through the gateway (h2load --h1, HTTP/1.1 keep-alive) vs the same RPC over gRPC directly
 #     (h2load, HTTP/2), both at 8 concurrent clients, interleaved per round;
 #   - the contact-360 overview (GET /v1/contacts/{id}:overview: upstream calls to all five services);
+#   - the same three with one client (BENCH_SINGLE_CLIENT=1, the default): the latency a request takes when it does
+#     not queue behind seven others on two cores, which at 8 clients is most of p50;
 #   - the gateway's resident memory idle and after the load.
 # Settings: BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_GATEWAY_LOOPS (the gateway's event loops; 0: its default),
 # BENCH_SECOND_GATEWAY (another gateway binary, e.g. an earlier commit's: run beside the first on port 8090 and measured
@@ -115,11 +117,12 @@ msg = bytes([1 << 3 | 2, len(cid)]) + cid.encode()
 open(f"{work}/get.bin", "wb").write(b"\x00" + struct.pack(">I", len(msg)) + msg)
 PY
 
+CLIENTS=8
 run() { # run <name> <h2load arguments...>: RESULT line with tps and latency percentiles from h2load's log
     local name=$1; shift
     rm -f "$WORK/log"
     local out
-    out="$(h2load -D "$SECONDS_PER_RUN" -c 8 -m 1 -t 1 --log-file="$WORK/log" "$@")"
+    out="$(h2load -D "$SECONDS_PER_RUN" -c "$CLIENTS" -m 1 -t 1 --log-file="$WORK/log" "$@")"
     python3 - "$name" "$WORK/log" "$SECONDS_PER_RUN" "$out" <<'PY'
 import re, sys
 name, log, secs, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
@@ -144,6 +147,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
     if [ -n "${BENCH_SECOND_GATEWAY:-}" ]; then
         run gateway-b-overview --h1 -H "$AUTH" "http://127.0.0.1:8090/v1/contacts/$ID:overview" | tee -a "$RESULTS"
     fi
+    if [ "${BENCH_SINGLE_CLIENT:-1}" = 1 ]; then
+        CLIENTS=1
+        run direct-grpc-get-1c -H 'content-type: application/grpc' -H 'te: trailers' -H "$AUTH" --data="$WORK/get.bin" \
+            "http://127.0.0.1:${PORT[contacts]}/switchboard.contacts.v1.ContactsService/GetContact" | tee -a "$RESULTS"
+        run gateway-json-get-1c --h1 -H "$AUTH" "$G/v1/contacts/$ID" | tee -a "$RESULTS"
+        run gateway-overview-1c --h1 -H "$AUTH" "$G/v1/contacts/$ID:overview" | tee -a "$RESULTS"
+        CLIENTS=8
+    fi
 done
 LOADED_RSS_KB="$(ps -o rss= -p $GATEWAY_PID | tr -d ' ')"
 echo "RESULT gateway-rss idle_mb=$((IDLE_RSS_KB / 1024)) after_load_mb=$((LOADED_RSS_KB / 1024))" | tee -a "$RESULTS"
@@ -159,4 +170,8 @@ for line in open(sys.argv[1]):
 g, d = rows["gateway-json-get"], rows["direct-grpc-get"]
 added = statistics.median(r["p50_ms"] for r in g) - statistics.median(r["p50_ms"] for r in d)
 print(f"added p50 by the gateway (median of rounds): {added:.3f} ms")
+if rows["gateway-json-get-1c"] and rows["direct-grpc-get-1c"]:
+    g1, d1 = rows["gateway-json-get-1c"], rows["direct-grpc-get-1c"]
+    added = statistics.median(r["p50_ms"] for r in g1) - statistics.median(r["p50_ms"] for r in d1)
+    print(f"added p50 by the gateway, one client (median of rounds): {added:.3f} ms")
 PY

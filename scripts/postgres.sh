@@ -4,7 +4,8 @@
 #   scripts/postgres.sh start   # initdb if needed, start, print the connection string
 #   scripts/postgres.sh stop
 #   scripts/postgres.sh url     # the connection string
-# Settings: SWITCHBOARD_PG_PORT (default 54329), SWITCHBOARD_PG_DIR (default /tmp/switchboard-pg-<uid>-<port>).
+# Settings: SWITCHBOARD_PG_PORT (default 54329), SWITCHBOARD_PG_DIR (default /tmp/switchboard-pg-<uid>-<port>),
+# SWITCHBOARD_PG_START_SECONDS (how long start waits for the server to accept connections, default 180).
 set -euo pipefail
 PORT="${SWITCHBOARD_PG_PORT:-54329}"
 BASE="${SWITCHBOARD_PG_DIR:-/tmp/switchboard-pg-$(id -u)-$PORT}"
@@ -32,7 +33,14 @@ start)
     # own (243 connections at the peak measured with every suite of 2026-12-04: 200 was no longer enough; on 2026-12-05,
     # with 574 tests, one run hit 300). Each idle slot costs the server a few hundred KiB of shared memory at most.
     if ! as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
-        as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -o "-p $PORT -k $SOCK -c listen_addresses=127.0.0.1 -c max_connections=500" start >/dev/null 2>&1 || { cat "$LOG" >&2; exit 1; }
+        # -t: pg_ctl gives up after 60 s by default, and a machine running every test suite at once can need longer.
+        # Its message goes to a file, not a pipe, which the server it starts could keep open.
+        if ! as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t "${SWITCHBOARD_PG_START_SECONDS:-180}" \
+            -o "-p $PORT -k $SOCK -c listen_addresses=127.0.0.1 -c max_connections=500" start >"$BASE/pg_ctl.out" 2>&1; then
+            cat "$BASE/pg_ctl.out" >&2
+            tail -n 40 "$LOG" >&2
+            exit 1
+        fi
     fi
     url
     ;;

@@ -64,12 +64,13 @@ struct ContactsLifecycleTests {
 
     @Test("database stopped mid-test: calls fail UNAVAILABLE and health is NOT_SERVING, then both recover")
     func databaseOutage() async throws {
-        // A cluster of its own, so stopping it disturbs no other test: ten ports above the main one.
-        let mainPort = ProcessInfo.processInfo.environment["SWITCHBOARD_PG_PORT"].flatMap(Int.init) ?? 54329
-        let port = "\(mainPort + 10)"
+        // A cluster of its own, so stopping it disturbs no other test (scripts/test.sh creates and starts it before the
+        // run, when the machine is quiet; a bare `swift test` creates it here).
+        let port = String(outageClusterPort)
         let script = repositoryRoot.appendingPathComponent("scripts/postgres.sh").path
         let env = ["SWITCHBOARD_PG_PORT": port]
-        try #require(await spawnAndWait(["/bin/bash", script, "start"], environment: env) == 0, "second cluster did not start")
+        let started = await runScript(script, "start", environment: env)
+        try #require(started.status == 0, "second cluster did not start: \(started.output)")
         let admin = "host=127.0.0.1 port=\(port) user=postgres dbname=postgres"
         let harness = try await ContactsHarness.start(adminConninfo: admin)
         do {
@@ -78,14 +79,16 @@ struct ContactsLifecycleTests {
             await harness.monitor.check()
             #expect(harness.health.status(of: "") == .serving)
 
-            #expect(await spawnAndWait(["/bin/bash", script, "stop"], environment: env) == 0)
+            let stopped = await runScript(script, "stop", environment: env)
+            #expect(stopped.status == 0, "the cluster did not stop: \(stopped.output)")
             let down = await rpcError { _ = try await client.create(given: "During") }
             #expect(down?.code == .unavailable, "got \(String(describing: down))")
             await harness.monitor.check()
             #expect(harness.health.status(of: "") == .notServing)
             #expect(harness.health.status(of: "switchboard.contacts.v1.ContactsService") == .notServing)
 
-            #expect(await spawnAndWait(["/bin/bash", script, "start"], environment: env) == 0)
+            let restarted = await runScript(script, "start", environment: env)
+            #expect(restarted.status == 0, "the cluster did not start again: \(restarted.output)")
             var recovered = false
             for _ in 0..<120 where !recovered {
                 recovered = (try? await client.create(given: "After")) != nil
@@ -101,4 +104,25 @@ struct ContactsLifecycleTests {
         }
         await harness.stop()
     }
+}
+
+/// The port of the outage test's own cluster: SWITCHBOARD_PG_OUTAGE_PORT, or ten below the kernel's ephemeral port
+/// range (scripts/test.sh computes the same). While that cluster is down, a port inside the range can be taken by any
+/// outgoing connection or any server bound to port 0 (hundreds of each in a full run), and the postmaster could then
+/// not listen again; nothing is handed a port below the range unless it asks for that number.
+private var outageClusterPort: Int {
+    if let port = ProcessInfo.processInfo.environment["SWITCHBOARD_PG_OUTAGE_PORT"].flatMap(Int.init) { return port }
+    let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+    let low = range.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32768
+    return low - 10
+}
+
+/// Runs scripts/postgres.sh with one command and returns its exit status and output (pg_ctl's message and, when the
+/// server does not start, its log), so a failure says why.
+private func runScript(_ script: String, _ command: String, environment: [String: String]) async -> (status: Int32, output: String) {
+    let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-postgres-\(UUID()).log").path
+    defer { try? FileManager.default.removeItem(atPath: outputPath) }
+    let status = await spawnAndWait(["/bin/bash", script, command], environment: environment, outputPath: outputPath)
+    let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    return (status, String(output.suffix(4000)))
 }

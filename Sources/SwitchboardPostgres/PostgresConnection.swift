@@ -59,6 +59,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// - Returns: the connection.
     /// - Throws: ``PostgresError`` of kind `.connection`.
     public static func connect(_ conninfo: String) async throws -> PostgresConnection {
+        try await connect(conninfo, roundTrips: nil)
+    }
+
+    /// ``connect(_:)`` for a pool, whose connections count their round trips together.
+    static func connect(_ conninfo: String, roundTrips: RoundTripCounter?) async throws -> PostgresConnection {
         let queue = DispatchQueue(label: "switchboard.postgres.connection")
         // libpq waits forever by default for a server that accepts the connection and then never answers; a
         // `connect_timeout` in `conninfo` comes later in the string and so overrides this one.
@@ -67,7 +72,7 @@ public final class PostgresConnection: @unchecked Sendable {
             + " options='-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=iso_8601'"
         let raw: LibPQConnection = try await withCheckedThrowingContinuation { continuation in
             queue.async {
-                continuation.resume(with: Result { try LibPQConnection(conninfo: conninfo) })
+                continuation.resume(with: Result { try LibPQConnection(conninfo: conninfo, roundTrips: roundTrips) })
             }
         }
         return PostgresConnection(raw: raw, queue: queue)

@@ -63,6 +63,9 @@ public struct PostgresPoolStatistics: Sendable, Hashable {
     /// Single-shot calls that joined a connection other calls were using (see
     /// ``PostgresPoolConfiguration/pipelineDepth``).
     public var sharedCalls: Int = 0
+    /// Round trips to the server (pipelines of statements sent, each answered in one exchange) by every connection
+    /// the pool has opened, since start.
+    public var roundTrips: Int = 0
 }
 
 /// A bounded pool of connections with async acquisition, health checks and reconnection with backoff.
@@ -112,6 +115,8 @@ public final class PostgresPool: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Pipelines sent by the pool's connections.
+    private let roundTrips = RoundTripCounter()
     /// Point reads being gathered into one statement.
     let coalescer: ReadCoalescer
     /// Write pipelines being gathered into one transaction.
@@ -132,6 +137,7 @@ public final class PostgresPool: Sendable {
             stats.open = state.open
             stats.idle = state.idle.count
             stats.waiting = state.waiters.count
+            stats.roundTrips = Int(truncatingIfNeeded: roundTrips.count.load(ordering: .relaxed))
             return stats
         }
     }
@@ -265,7 +271,7 @@ public final class PostgresPool: Sendable {
                 return connection
             case .create:
                 do {
-                    let connection = try await PostgresConnection.connect(configuration.conninfo)
+                    let connection = try await PostgresConnection.connect(configuration.conninfo, roundTrips: roundTrips)
                     state.withLock { state in
                         state.failures = 0
                         state.retryAfter = nil

@@ -68,6 +68,7 @@ public final class DatabaseHealthMonitor: Service, Sendable {
             Double(stats.totalWait.components.seconds) + Double(stats.totalWait.components.attoseconds) / 1e18)
         Gauge(label: "db_pool_timeouts_total").record(stats.timeouts)
         Gauge(label: "db_pool_shared_calls_total").record(stats.sharedCalls)
+        Gauge(label: "db_round_trips_total").record(stats.roundTrips)
         Gauge(label: "db_up").record(reachable ? 1 : 0)
     }
 

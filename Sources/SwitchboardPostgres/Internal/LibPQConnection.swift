@@ -67,10 +67,16 @@ final class LibPQConnection: @unchecked Sendable {
     /// libpq's cancel object, made at connect, freed at close; used from whichever thread cancels.
     private let cancelHandle: Mutex<OpaquePointer?>
 
+    /// Counts this connection's pipelines together with its pool's other connections (nil: not counted).
+    private let roundTrips: RoundTripCounter?
+
     /// Connects (blocking).
-    /// - Parameter conninfo: a libpq connection string; multi-host strings (`host=a,b target_session_attrs=...`)
-    ///   let a failover reconnect without a restart.
-    init(conninfo: String) throws {
+    /// - Parameters:
+    ///   - conninfo: a libpq connection string; multi-host strings (`host=a,b target_session_attrs=...`) let a
+    ///     failover reconnect without a restart.
+    ///   - roundTrips: where to count the pipelines it sends as well.
+    init(conninfo: String, roundTrips: RoundTripCounter? = nil) throws {
+        self.roundTrips = roundTrips
         conn = PQconnectdb(conninfo)
         guard let conn, PQstatus(conn) == CONNECTION_OK else {
             let message = conn.map { String(cString: PQerrorMessage($0)) } ?? "out of memory"
@@ -231,6 +237,7 @@ final class LibPQConnection: @unchecked Sendable {
                 guard PQpipelineSync(conn) == 1 else { throw connectionError() }
                 let id = flight.nextID
                 flight.nextID += 1
+                roundTrips?.count.add(1, ordering: .relaxed)
                 flight.queue.append(Pending(id: id, commands: commands, completion: completion))
                 if !flight.sendBlocked {
                     let flushed = PQflush(conn)
@@ -614,4 +621,10 @@ final class LibPQConnection: @unchecked Sendable {
         let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
         return RawResult(columns: columns, types: types, rows: rows, affectedRows: affected)
     }
+}
+
+/// Pipelines (round trips) sent by a pool's connections, for its statistics.
+final class RoundTripCounter: Sendable {
+    /// Pipelines sent so far.
+    let count = Atomic<UInt64>(0)
 }

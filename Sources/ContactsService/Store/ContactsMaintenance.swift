@@ -15,12 +15,22 @@ struct ContactsMaintenance: Service {
     /// Search terms looked at per pass: a pass walks on from where the last one stopped, so a tenant of millions of
     /// words is swept over several hours, each pass a few seconds of work.
     var termsPerPass = 200_000
+    /// The first pass waits this share of the interval, drawn at random: replicas started together (a deploy, a
+    /// node's restart) then do not all sweep at once, and a service's first minutes, while its clients reconnect and
+    /// PostgreSQL's caches fill, are not shared with a sweep. Nothing waits for a pass: each job is hourly upkeep.
+    /// (It ran at start. In a tenant of a million contacts each step of the term sweep, 2,000 terms, then took 0.9 to
+    /// 1.3 s of a PostgreSQL backend under search load, and a pass has a hundred steps.)
+    var firstPassShare: ClosedRange<Double> = 0.1...1.0
+    /// After each step of the term sweep, a pause this many times as long as the step took, so that the sweep uses
+    /// at most about half of one database connection's time however many terms a pass looks at.
+    var sweepPauseRatio = 1.0
 
     func run() async throws {
         // The hour-long sleep must end at shutdown, so graceful shutdown cancels this loop.
         await cancelWhenGracefulShutdown {
             // Where the sweep of unused search terms goes on from (tenant, term); nil: from the start.
             var sweepPosition: (tenant: String, term: String)?
+            try? await Task.sleep(for: interval * Double.random(in: firstPassShare))
             while !Task.isCancelled {
                 await runOnce(sweepingTermsFrom: &sweepPosition)
                 try? await Task.sleep(for: interval)
@@ -51,13 +61,16 @@ struct ContactsMaintenance: Service {
         do {
             var seen = 0
             var removed = 0
+            let clock = ContinuousClock()
             while !Task.isCancelled && seen < termsPerPass {
+                let started = clock.now
                 let step = try await Self.sweepTerms(after: sweepPosition, pool: pool)
                 seen += step.seen
                 removed += step.removed
                 sweepPosition = step.next
                 // The end of the terms: the next pass starts again from the first.
                 if step.next == nil { break }
+                try? await Task.sleep(for: (clock.now - started) * sweepPauseRatio)
             }
             if removed > 0 { logger.info("unused search terms removed", metadata: ["terms": "\(removed)"]) }
         } catch {

@@ -24,7 +24,10 @@ export SWITCHBOARD_PG_URL="$(scripts/postgres.sh start)"
 # The contacts outage test stops and restarts a cluster of its own. It is created and started here, before every suite
 # runs at once, and its port lies below the kernel's ephemeral range, where no outgoing connection or port-0 server of
 # another test can take it while the test has the cluster down.
-export SWITCHBOARD_PG_OUTAGE_PORT=$(($(cut -f1 /proc/sys/net/ipv4/ip_local_port_range) - 10))
+# (Where the range starts too low for that, at or below 1034, the port above the main cluster's, as before.)
+SWITCHBOARD_PG_OUTAGE_PORT=$(($(cut -f1 /proc/sys/net/ipv4/ip_local_port_range) - 10))
+[ "$SWITCHBOARD_PG_OUTAGE_PORT" -gt 1024 ] || SWITCHBOARD_PG_OUTAGE_PORT=$((${SWITCHBOARD_PG_PORT:-54329} + 10))
+export SWITCHBOARD_PG_OUTAGE_PORT
 SWITCHBOARD_PG_PORT="$SWITCHBOARD_PG_OUTAGE_PORT" scripts/postgres.sh start >/dev/null
 # The local cluster has no Kerberos: without this libpq tries GSS encryption on every TCP connection, and a connection
 # still opening when a test process exits can crash in the Kerberos library's exit-time teardown.

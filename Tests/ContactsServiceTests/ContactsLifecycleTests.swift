@@ -117,7 +117,9 @@ private var outageClusterPort: Int {
     if let port = ProcessInfo.processInfo.environment["SWITCHBOARD_PG_OUTAGE_PORT"].flatMap(Int.init) { return port }
     let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
     let low = range.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32768
-    return low - 10
+    // A range that starts too low leaves no unprivileged port below it: then the port above the main cluster's.
+    let mainPort = ProcessInfo.processInfo.environment["SWITCHBOARD_PG_PORT"].flatMap(Int.init) ?? 54329
+    return low - 10 > 1024 ? low - 10 : mainPort + 10
 }
 
 /// Runs scripts/postgres.sh with one command and returns its exit status and output (pg_ctl's message and, when the

@@ -63,8 +63,9 @@ public struct PostgresPoolStatistics: Sendable, Hashable {
     /// Single-shot calls that joined a connection other calls were using (see
     /// ``PostgresPoolConfiguration/pipelineDepth``).
     public var sharedCalls: Int = 0
-    /// Round trips to the server (pipelines of statements sent, each answered in one exchange) by every connection
-    /// the pool has opened, since start.
+    /// Round trips to the server by every connection the pool has opened, since start: the pipelines of statements
+    /// sent, each answered in one exchange. Scripts, `COPY` and `LISTEN`, which run as blocking calls on a
+    /// connection's own queue, are not counted.
     public var roundTrips: Int = 0
 }
 

@@ -155,8 +155,7 @@ extension PostgresContactStore {
                         .timestamp(record.updatedAt), .text(actor.userID),
                     ]
                 ))
-            statements.append(
-                (sql: "DELETE FROM contacts.contact_emails WHERE tenant_id = $1 AND contact_id = $2", binds: [tenant, .uuid(record.id)]))
+            statements.append(Self.releaseEmailsStatement(id: record.id, tenantID: actor.tenantID))
             if !record.data.emails.isEmpty {
                 expectedReservations[statements.count] = record.data.emails.count
                 statements.append(

@@ -182,7 +182,13 @@ public struct PostgresContactStore: ContactStore {
     }
 
     private func releaseEmails(id: UUID, actor: Actor, on c: PostgresConnection) async throws {
-        try await c.query("DELETE FROM contacts.contact_emails WHERE tenant_id = $1 AND contact_id = $2", [.text(actor.tenantID), .uuid(id)])
+        let statement = Self.releaseEmailsStatement(id: id, tenantID: actor.tenantID)
+        try await c.query(statement.sql, statement.binds)
+    }
+
+    /// Frees every address a contact holds in the tenant, to send in a pipeline with the contact's write.
+    static func releaseEmailsStatement(id: UUID, tenantID: String) -> (sql: String, binds: [PostgresValue]) {
+        ("DELETE FROM contacts.contact_emails WHERE tenant_id = $1 AND contact_id = $2", [.text(tenantID), .uuid(id)])
     }
 
     func recordChange(_ record: ContactRecord, kind: ChangeKind, fields: [String], actor: Actor, on c: PostgresConnection) async throws {
@@ -450,9 +456,7 @@ public struct PostgresContactStore: ContactStore {
     ) async throws -> (ContactRecord, ChangeRecord) {
         guard let row else { throw ContactsError.notFound(id.lowercaseText) }
         let current = try Self.record(row)
-        let releaseEmails: (sql: String, binds: [PostgresValue]) = (
-            "DELETE FROM contacts.contact_emails WHERE tenant_id = $1 AND contact_id = $2", [.text(actor.tenantID), .uuid(id)]
-        )
+        let releaseEmails = Self.releaseEmailsStatement(id: id, tenantID: actor.tenantID)
         switch try decide(index, current) {
         case .replace(let data, let changedFields):
             var statements: [(sql: String, binds: [PostgresValue])] = [

@@ -128,6 +128,7 @@ public enum AnalyticsService: ServiceDefinition {
             grpcServices: [Switchboard_Analytics_V1_AnalyticsService.serviceName],
             requiredRoles: [
                 M.getTimeline: .readOnly, M.watchTimeline: .readOnly, M.getContactMetrics: .readOnly, M.getActivityStats: .readOnly,
+                M.getContactSummary: .readOnly,
                 M.getLifecycleFunnel: .readOnly, M.listTop: .readOnly, M.getDataCompleteness: .readOnly,
                 M.getScoringModel: .readOnly, M.setScoringModel: .manager, M.getEngagementScore: .readOnly,
                 M.createReport: .user, M.getReport: .readOnly, M.listReports: .readOnly, M.deleteReport: .user, M.runReport: .readOnly,

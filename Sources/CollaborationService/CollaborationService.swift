@@ -157,7 +157,7 @@ public enum CollaborationService: ServiceDefinition {
                 M.listFiles: .readOnly,
                 M.createMeeting: .user, M.getMeeting: .readOnly, M.updateMeeting: .user, M.deleteMeeting: .user, M.undeleteMeeting: .user,
                 M.cancelOccurrence: .user, M.moveOccurrence: .user, M.restoreOccurrence: .user,
-                M.listMeetings: .readOnly, M.findFreeSlots: .readOnly,
+                M.listMeetings: .readOnly, M.findFreeSlots: .readOnly, M.getContactSummary: .readOnly,
                 M.watchChanges: .readOnly, M.exportSubject: .admin,
             ],
             makeServices: { dependencies in

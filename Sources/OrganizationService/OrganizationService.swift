@@ -89,7 +89,7 @@ public enum OrganizationService: ServiceDefinition {
                 M.listContactMemberships: .readOnly,
                 M.createGroup: .user, M.updateGroup: .user, M.deleteGroup: .user, M.undeleteGroup: .user, M.addGroupMembers: .user,
                 M.removeGroupMembers: .user, M.getGroup: .readOnly, M.listGroups: .readOnly, M.listGroupMembers: .readOnly,
-                M.listContactGroups: .readOnly,
+                M.listContactGroups: .readOnly, M.getContactSummary: .readOnly,
                 M.watchChanges: .readOnly, M.exportSubject: .admin,
             ],
             feedBatchBytes: pageBytes,

@@ -2,10 +2,12 @@ import Foundation
 import SwitchboardProtos
 import SwitchboardRPC
 
-/// `GET /v1/contacts/{id}:overview`, the contact-360 view: the contact (required) and, in parallel, what the other
-/// services hold about the person (optional), then one batch call for the names of the organizations the person
-/// belongs to. An optional part that fails or is late is listed in `partialFailures`; the answer never comes later
-/// than the request's budget.
+/// `GET /v1/contacts/{id}:overview`, the contact-360 view: the contact (required) and, in parallel, one
+/// `GetContactSummary` call to each other service (optional), which answers the first pages of that service's lists for
+/// the person, the organization service's with the names of the person's organizations. An optional part that fails
+/// or is late is listed in `partialFailures` (one entry per view key it fills); the answer never comes later than the
+/// request's budget. A service that has no `GetContactSummary` yet (UNIMPLEMENTED: an older release) is asked through
+/// its list RPCs instead, with one batch call for the organization names, as the view was built before.
 struct ContactOverview {
     let gateway: Gateway
 
@@ -17,47 +19,106 @@ struct ContactOverview {
         var method: String
         var request: JSON
         var required: Bool
+        /// The view's keys the answer fills: each is listed in `partialFailures` when the call fails.
+        var fills: [String]
+        /// The calls that fill the same keys through a service's list RPCs, when it does not have this one.
+        var fallback: [Part] = []
     }
 
+    /// Entries per list of the view.
+    static let pageSize = 10
+
     static func parts(contactID id: String, now: Date) -> [Part] {
-        let page: JSON = .object(["pageSize": .number(10)])
-        let subject: JSON = .object(["type": .string("SUBJECT_TYPE_CONTACT"), "id": .string(id)])
-        // RFC 3339 as proto3 JSON writes a Timestamp: an ISO8601DateFormatter made per overview (ICU's formatter
-        // set up every time) was 14% of the gateway's CPU under the overview benchmark.
-        let nowText: JSON = (try? Google_Protobuf_Timestamp(date: now).protoJSON()) ?? .null
+        let legacy = legacyParts(contactID: id, now: now)
+        func summary(_ key: String, _ upstream: String, _ service: String, _ extra: [String: JSON] = [:]) -> Part {
+            var request: [String: JSON] = ["contactId": .string(id), "pageSize": .number(Double(pageSize))]
+            request.merge(extra) { $1 }
+            let fallback = legacy.filter { $0.upstream == upstream }
+            return Part(
+                key: key, upstream: upstream, service: service, method: "GetContactSummary", request: .object(request), required: false,
+                fills: fallback.flatMap(\.fills) + (upstream == "organization" ? ["organizations"] : []), fallback: fallback)
+        }
         return [
             Part(
                 key: "contact", upstream: "contacts", service: "switchboard.contacts.v1.ContactsService", method: "GetContact",
-                request: .object(["id": .string(id)]), required: true),
-            Part(
-                key: "memberships", upstream: "organization", service: "switchboard.organization.v1.OrganizationService",
-                method: "ListContactMemberships", request: .object(["contactId": .string(id), "page": page]), required: false),
-            Part(
-                key: "groups", upstream: "organization", service: "switchboard.organization.v1.OrganizationService",
-                method: "ListContactGroups", request: .object(["contactId": .string(id), "page": page]), required: false),
-            Part(
-                key: "recentInteractions", upstream: "communication", service: "switchboard.communication.v1.CommunicationService",
-                method: "ListInteractions", request: .object(["contactId": .string(id), "page": page]), required: false),
-            Part(
-                key: "consents", upstream: "communication", service: "switchboard.communication.v1.CommunicationService",
-                method: "ListConsentHistory", request: .object(["contactId": .string(id), "page": page]), required: false),
-            Part(
-                key: "notes", upstream: "collaboration", service: "switchboard.collaboration.v1.CollaborationService",
-                method: "ListNotes", request: .object(["subject": subject, "page": page]), required: false),
-            Part(
-                key: "files", upstream: "collaboration", service: "switchboard.collaboration.v1.CollaborationService",
-                method: "ListFiles", request: .object(["subject": subject, "page": page]), required: false),
-            Part(
-                key: "upcomingMeetings", upstream: "collaboration", service: "switchboard.collaboration.v1.CollaborationService",
-                method: "ListMeetings", request: .object(["contactId": .string(id), "timeMin": nowText, "page": page]),
-                required: false),
-            Part(
-                key: "metrics", upstream: "analytics", service: "switchboard.analytics.v1.AnalyticsService", method: "GetContactMetrics",
-                request: .object(["contactId": .string(id)]), required: false),
-            Part(
-                key: "timeline", upstream: "analytics", service: "switchboard.analytics.v1.AnalyticsService", method: "GetTimeline",
-                request: .object(["subjectType": .string("SUBJECT_TYPE_CONTACT"), "subjectId": .string(id), "page": page]), required: false),
+                request: .object(["id": .string(id)]), required: true, fills: ["contact"]),
+            summary("organization", "organization", "switchboard.organization.v1.OrganizationService"),
+            summary("communication", "communication", "switchboard.communication.v1.CommunicationService"),
+            summary("collaboration", "collaboration", "switchboard.collaboration.v1.CollaborationService", ["meetingsAfter": timestamp(now)]),
+            summary("analytics", "analytics", "switchboard.analytics.v1.AnalyticsService"),
         ]
+    }
+
+    /// RFC 3339 as proto3 JSON writes a Timestamp: an ISO8601DateFormatter made per overview (ICU's formatter set up
+    /// every time) was 14% of the gateway's CPU under the overview benchmark.
+    private static func timestamp(_ date: Date) -> JSON {
+        (try? Google_Protobuf_Timestamp(date: date).protoJSON()) ?? .null
+    }
+
+    /// The view's optional parts through each service's list RPCs (the fallback for a service without
+    /// `GetContactSummary`).
+    static func legacyParts(contactID id: String, now: Date) -> [Part] {
+        let page: JSON = .object(["pageSize": .number(Double(pageSize))])
+        let subject: JSON = .object(["type": .string("SUBJECT_TYPE_CONTACT"), "id": .string(id)])
+        func part(_ key: String, _ upstream: String, _ service: String, _ method: String, _ request: [String: JSON]) -> Part {
+            Part(key: key, upstream: upstream, service: service, method: method, request: .object(request), required: false, fills: [key])
+        }
+        let organization = "switchboard.organization.v1.OrganizationService"
+        let communication = "switchboard.communication.v1.CommunicationService"
+        let collaboration = "switchboard.collaboration.v1.CollaborationService"
+        let analytics = "switchboard.analytics.v1.AnalyticsService"
+        return [
+            part("memberships", "organization", organization, "ListContactMemberships", ["contactId": .string(id), "page": page]),
+            part("groups", "organization", organization, "ListContactGroups", ["contactId": .string(id), "page": page]),
+            part("recentInteractions", "communication", communication, "ListInteractions", ["contactId": .string(id), "page": page]),
+            part("consents", "communication", communication, "ListConsentHistory", ["contactId": .string(id), "page": page]),
+            part("notes", "collaboration", collaboration, "ListNotes", ["subject": subject, "page": page]),
+            part("files", "collaboration", collaboration, "ListFiles", ["subject": subject, "page": page]),
+            part(
+                "upcomingMeetings", "collaboration", collaboration, "ListMeetings",
+                ["contactId": .string(id), "timeMin": timestamp(now), "page": page]),
+            part("metrics", "analytics", analytics, "GetContactMetrics", ["contactId": .string(id)]),
+            part(
+                "timeline", "analytics", analytics, "GetTimeline",
+                ["subjectType": .string("SUBJECT_TYPE_CONTACT"), "subjectId": .string(id), "page": page]),
+        ]
+    }
+
+    /// Puts a part's answer into the view.
+    static func apply(_ part: Part, _ response: JSON, to view: inout [String: JSON]) {
+        guard case .object(let fields) = response else { return }
+        /// A list response's entries (proto3 JSON leaves out an empty list, and an empty message).
+        func entries(_ list: JSON?, _ field: String) -> JSON {
+            if case .object(let inner)? = list { return inner[field] ?? .array([]) }
+            return .array([])
+        }
+        switch part.key {
+        case "contact", "metrics":
+            view[part.key] = response
+        case "organization":
+            view["memberships"] = entries(fields["memberships"], "memberships")
+            view["groups"] = entries(fields["groups"], "groups")
+            var names: [String: JSON] = [:]
+            if case .array(let organizations)? = fields["organizations"] {
+                for case .object(let o) in organizations {
+                    if case .string(let id)? = o["id"] { names[id] = o["name"] ?? .string("") }
+                }
+            }
+            if case .array(let memberships)? = view["memberships"], !memberships.isEmpty { view["organizationNames"] = .object(names) }
+        case "communication":
+            view["recentInteractions"] = entries(fields["interactions"], "interactions")
+            view["consents"] = entries(fields["consents"], "records")
+        case "collaboration":
+            view["notes"] = entries(fields["notes"], "notes")
+            view["files"] = entries(fields["files"], "files")
+            view["upcomingMeetings"] = entries(fields["meetings"], "meetings")
+        case "analytics":
+            view["metrics"] = fields["metrics"] ?? .object([:])
+            view["timeline"] = entries(fields["timeline"], "entries")
+        default:
+            let field = ["recentInteractions": "interactions", "consents": "records", "upcomingMeetings": "meetings", "timeline": "entries"]
+            view[part.key] = entries(response, field[part.key] ?? part.key)
+        }
     }
 
     /// Builds the view.
@@ -70,15 +131,15 @@ struct ContactOverview {
     func build(contactID: String, metadata: Metadata, budget: Duration) async throws -> JSON {
         let start = ContinuousClock.now
         let end = start + budget
-        // The batch call for names needs a slice of the budget after the parallel calls.
+        // A fallback's batch call for names needs a slice of the budget after the parallel calls.
         let namesReserve = min(budget / 5, .milliseconds(200))
         let optionalDeadline = min(end - namesReserve, start + gateway.configuration.overviewPartTimeout)
         // A service the gateway has no address for is left out of the view (a deployment without it), not a failure.
         let parts = Self.parts(contactID: contactID, now: Date()).filter { $0.required || gateway.channels[$0.upstream] != nil }
-        var results: [String: JSON] = [:]
+        var view: [String: JSON] = [:]
         var failures: [JSON] = []
         try await withThrowingTaskGroup(of: (Part, Result<JSON, RPCError>).self) { group in
-            for part in parts {
+            func start(_ part: Part) {
                 let deadline = part.required ? end : optionalDeadline
                 group.addTask {
                     do {
@@ -88,32 +149,22 @@ struct ContactOverview {
                     }
                 }
             }
+            parts.forEach(start)
             for try await (part, result) in group {
                 switch result {
-                case .success(let json): results[part.key] = json
+                case .success(let json): Self.apply(part, json, to: &view)
                 case .failure(let error) where part.required:
                     group.cancelAll()
                     throw error
+                case .failure(let error) where error.code == .unimplemented && !part.fallback.isEmpty:
+                    part.fallback.forEach(start)
                 case .failure(let error):
-                    failures.append(Self.failure(part, error))
+                    failures += part.fills.map { Self.failure(key: $0, part, error) }
                 }
             }
         }
-        var view: [String: JSON] = ["contact": results["contact"] ?? .null]
-        func list(_ key: String, _ field: String) {
-            if case .object(let fields)? = results[key] { view[key] = fields[field] ?? .array([]) }
-        }
-        list("memberships", "memberships")
-        list("groups", "groups")
-        list("recentInteractions", "interactions")
-        list("consents", "records")
-        list("notes", "notes")
-        list("files", "files")
-        list("upcomingMeetings", "meetings")
-        list("timeline", "entries")
-        if let metrics = results["metrics"] { view["metrics"] = metrics }
-        // One batch call for the names of the person's organizations.
-        if case .array(let memberships)? = view["memberships"] {
+        // A fallback's memberships come without their organizations: one batch call for the names.
+        if view["organizationNames"] == nil, case .array(let memberships)? = view["memberships"] {
             var ids: [String] = []
             for case .object(let m) in memberships {
                 if case .string(let id)? = m["organizationId"], !ids.contains(id) { ids.append(id) }
@@ -121,7 +172,8 @@ struct ContactOverview {
             if !ids.isEmpty {
                 let part = Part(
                     key: "organizations", upstream: "organization", service: "switchboard.organization.v1.OrganizationService",
-                    method: "BatchGetOrganizations", request: .object(["ids": .array(ids.map(JSON.string))]), required: false)
+                    method: "BatchGetOrganizations", request: .object(["ids": .array(ids.map(JSON.string))]), required: false,
+                    fills: ["organizationNames"])
                 do {
                     let response = try await call(part, metadata: metadata, deadline: end)
                     var names: [String: JSON] = [:]
@@ -132,7 +184,7 @@ struct ContactOverview {
                     }
                     view["organizationNames"] = .object(names)
                 } catch {
-                    failures.append(Self.failure(part, Gateway.rpcError(error)))
+                    failures.append(Self.failure(key: part.key, part, Gateway.rpcError(error)))
                 }
             }
         }
@@ -140,9 +192,10 @@ struct ContactOverview {
         return .object(view)
     }
 
-    private static func failure(_ part: Part, _ error: RPCError) -> JSON {
+    /// A `partialFailures` entry: the view's key `key` is missing because `part` failed.
+    private static func failure(key: String, _ part: Part, _ error: RPCError) -> JSON {
         .object([
-            "part": .string(part.key), "service": .string(part.upstream), "method": .string(part.method),
+            "part": .string(key), "service": .string(part.upstream), "method": .string(part.method),
             "code": .string(Self.codeName(error.code)), "message": .string(error.message),
         ])
     }

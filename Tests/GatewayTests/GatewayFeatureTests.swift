@@ -2,9 +2,12 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOPosix
+import SwitchboardProtos
+import SwitchboardRPC
 import SwitchboardRuntime
 import SwitchboardServiceKitTestSupport
 import SwitchboardTestSupport
+import Synchronization
 import Testing
 
 /// Streams, rate limits, the contact overview, client streams and the OpenAPI document, through the gateway.
@@ -200,6 +203,29 @@ struct GatewayFeatureTests {
         #expect(elapsed < .seconds(8), "\(elapsed)")
     }
 
+    @Test("a service without GetContactSummary (an older release) is asked through its list RPCs instead")
+    func overviewFallback() async throws {
+        let older = OlderCollaboration()
+        let server = try await startServer(services: [older])
+        defer { Task { await server.stop() } }
+        let gw = try await GatewayHarness.start(targets: ["collaboration": "127.0.0.1:\(server.port)"])
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let contact = try #require(
+            try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "Vera"}}"#, token: token).json["id"] as? String)
+        let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
+        #expect(view.status == 200, "\(view.body)")
+        #expect((view.json["partialFailures"] as? [Any])?.isEmpty == true, "\(view.body)")
+        // The notes come from the older service's ListNotes, asked for this contact.
+        #expect((view.json["notes"] as? [[String: Any]])?.map { $0["body"] as? String } == ["a note of \(contact)"], "\(view.body)")
+        #expect((view.json["files"] as? [Any])?.isEmpty == true, "\(view.body)")
+        #expect((view.json["upcomingMeetings"] as? [Any])?.isEmpty == true, "\(view.body)")
+        #expect(older.calls.withLock { $0.sorted() } == ["ListFiles", "ListMeetings", "ListNotes"])
+        // The other services answered through their summaries.
+        #expect(view.json["timeline"] is [Any], "\(view.body)")
+        #expect(view.json["recentInteractions"] is [Any], "\(view.body)")
+    }
+
     @Test("the OpenAPI document lists every bound route and passes an OpenAPI validator")
     func openAPI() async throws {
         let secretFile = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-secret-\(UUID())").path
@@ -237,4 +263,33 @@ struct GatewayFeatureTests {
 
 func sha256Hex(_ bytes: [UInt8]) -> String {
     SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+}
+
+/// A collaboration service of a release before `GetContactSummary`: only the three lists the overview reads, each
+/// recording that it was called (every other method, that one included, is UNIMPLEMENTED).
+final class OlderCollaboration: RPCService {
+    let calls = Mutex<[String]>([])
+
+    func registerMethods(with router: inout RPCRouter) {
+        typealias Method = Switchboard_Collaboration_V1_CollaborationService.Method
+        router.registerUnary(Method.listNotes) { [self] (request: Switchboard_Collaboration_V1_ListNotesRequest, _) in
+            calls.withLock { $0.append("ListNotes") }
+            var note = Switchboard_Collaboration_V1_Note()
+            note.id = UUID().uuidString.lowercased()
+            note.body = "a note of \(request.subject?.id ?? "nobody")"
+            var response = Switchboard_Collaboration_V1_ListNotesResponse()
+            response.notes = [note]
+            return response
+        }
+        router.registerUnary(Method.listFiles) { [self] (_: Switchboard_Collaboration_V1_ListFilesRequest, _) in
+            calls.withLock { $0.append("ListFiles") }
+            return Switchboard_Collaboration_V1_ListFilesResponse()
+        }
+        router.registerUnary(Method.listMeetings) { [self] (request: Switchboard_Collaboration_V1_ListMeetingsRequest, _) in
+            // The view asks for the meetings still to come.
+            guard request.timeMin != nil else { throw RPCError(code: .invalidArgument, message: "time_min is missing") }
+            calls.withLock { $0.append("ListMeetings") }
+            return Switchboard_Collaboration_V1_ListMeetingsResponse()
+        }
+    }
 }

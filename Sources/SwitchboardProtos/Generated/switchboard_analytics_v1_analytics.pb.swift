@@ -4455,6 +4455,128 @@ public struct Switchboard_Analytics_V1_ContactSnapshot: ProtoMessage, _CBridgedM
     }
 }
 
+/// The `switchboard.analytics.v1.GetContactSummaryRequest` message.
+public struct Switchboard_Analytics_V1_GetContactSummaryRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.analytics.v1.GetContactSummaryRequest`.
+    public static let protoMessageName = "switchboard.analytics.v1.GetContactSummaryRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__analytics__v1__get_contact_summary_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `page_size` = 2.
+    public var pageSize: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.pageSize = r.scalar(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setScalar(1, pageSize)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "pageSize", self.pageSize)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("pageSize", self.pageSize)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "pageSize", "page_size": try d.field(2, "pageSize", value, &self.pageSize)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.analytics.v1.ContactSummary` message.
+public struct Switchboard_Analytics_V1_ContactSummary: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.analytics.v1.ContactSummary`.
+    public static let protoMessageName = "switchboard.analytics.v1.ContactSummary"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__analytics__v1__contact_summary__init)
+
+    /// Field `metrics` = 1.
+    public var metrics: Switchboard_Analytics_V1_ContactMetrics? = nil
+
+    /// Field `timeline` = 2.
+    public var timeline: Switchboard_Analytics_V1_GetTimelineResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.metrics = r.message(0)
+        self.timeline = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, metrics)
+        w.setMessage(1, timeline)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "metrics", self.metrics)
+        try e.field(&o, "timeline", self.timeline)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("metrics", self.metrics)
+        try w.field("timeline", self.timeline)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "metrics": try d.field(1, "metrics", value, &self.metrics)
+            case "timeline": try d.field(2, "timeline", value, &self.timeline)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.analytics.v1.SubjectRecord` message.
 public struct Switchboard_Analytics_V1_SubjectRecord: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.analytics.v1.SubjectRecord`.
@@ -4576,6 +4698,8 @@ public enum Switchboard_Analytics_V1_AnalyticsService {
         public static let watchTimeline = MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "WatchTimeline", kind: .serverStreaming)
         /// `switchboard.analytics.v1.AnalyticsService/GetContactMetrics`.
         public static let getContactMetrics = MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetContactMetrics", kind: .unary)
+        /// `switchboard.analytics.v1.AnalyticsService/GetContactSummary`.
+        public static let getContactSummary = MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetContactSummary", kind: .unary)
         /// `switchboard.analytics.v1.AnalyticsService/GetActivityStats`.
         public static let getActivityStats = MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "GetActivityStats", kind: .unary)
         /// `switchboard.analytics.v1.AnalyticsService/GetLifecycleFunnel`.
@@ -4620,7 +4744,7 @@ public enum Switchboard_Analytics_V1_AnalyticsService {
         public static let exportSubject = MethodDescriptor(service: "switchboard.analytics.v1.AnalyticsService", method: "ExportSubject", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.getTimeline, Method.watchTimeline, Method.getContactMetrics, Method.getActivityStats, Method.getLifecycleFunnel, Method.listTop, Method.getDataCompleteness, Method.getScoringModel, Method.setScoringModel, Method.getEngagementScore, Method.createReport, Method.getReport, Method.listReports, Method.deleteReport, Method.runReport, Method.exportReport, Method.createDashboard, Method.getDashboard, Method.getDashboardData, Method.createAlert, Method.listAlerts, Method.deleteAlert, Method.watchChanges, Method.exportSubject]
+    public static let methods: [MethodDescriptor] = [Method.getTimeline, Method.watchTimeline, Method.getContactMetrics, Method.getContactSummary, Method.getActivityStats, Method.getLifecycleFunnel, Method.listTop, Method.getDataCompleteness, Method.getScoringModel, Method.setScoringModel, Method.getEngagementScore, Method.createReport, Method.getReport, Method.listReports, Method.deleteReport, Method.runReport, Method.exportReport, Method.createDashboard, Method.getDashboard, Method.getDashboardData, Method.createAlert, Method.listAlerts, Method.deleteAlert, Method.watchChanges, Method.exportSubject]
 }
 
 /// Implement this to serve `switchboard.analytics.v1.AnalyticsService`; register the implementation with the server.
@@ -4631,6 +4755,8 @@ public protocol Switchboard_Analytics_V1_AnalyticsService_ServiceProtocol: RPCSe
     func watchTimeline(request: Switchboard_Analytics_V1_WatchTimelineRequest, responses: RPCWriter<Switchboard_Analytics_V1_TimelineEntry>, context: ServerContext) async throws
     /// Handles `GetContactMetrics`.
     func getContactMetrics(request: Switchboard_Analytics_V1_GetContactMetricsRequest, context: ServerContext) async throws -> Switchboard_Analytics_V1_ContactMetrics
+    /// Handles `GetContactSummary`.
+    func getContactSummary(request: Switchboard_Analytics_V1_GetContactSummaryRequest, context: ServerContext) async throws -> Switchboard_Analytics_V1_ContactSummary
     /// Handles `GetActivityStats`.
     func getActivityStats(request: Switchboard_Analytics_V1_GetActivityStatsRequest, context: ServerContext) async throws -> Switchboard_Analytics_V1_GetActivityStatsResponse
     /// Handles `GetLifecycleFunnel`.
@@ -4681,6 +4807,7 @@ extension Switchboard_Analytics_V1_AnalyticsService_ServiceProtocol {
         router.registerUnary(Switchboard_Analytics_V1_AnalyticsService.Method.getTimeline) { try await self.getTimeline(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Analytics_V1_AnalyticsService.Method.watchTimeline) { try await self.watchTimeline(request: $0, responses: $1, context: $2) }
         router.registerUnary(Switchboard_Analytics_V1_AnalyticsService.Method.getContactMetrics) { try await self.getContactMetrics(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Analytics_V1_AnalyticsService.Method.getContactSummary) { try await self.getContactSummary(request: $0, context: $1) }
         router.registerUnary(Switchboard_Analytics_V1_AnalyticsService.Method.getActivityStats) { try await self.getActivityStats(request: $0, context: $1) }
         router.registerUnary(Switchboard_Analytics_V1_AnalyticsService.Method.getLifecycleFunnel) { try await self.getLifecycleFunnel(request: $0, context: $1) }
         router.registerUnary(Switchboard_Analytics_V1_AnalyticsService.Method.listTop) { try await self.listTop(request: $0, context: $1) }
@@ -4730,6 +4857,11 @@ public struct Switchboard_Analytics_V1_AnalyticsService_Client: Sendable {
     /// Calls `GetContactMetrics`.
     public func getContactMetrics(_ request: Switchboard_Analytics_V1_GetContactMetricsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Analytics_V1_ContactMetrics {
         try await client.unary(Switchboard_Analytics_V1_AnalyticsService.Method.getContactMetrics, request, options: options)
+    }
+
+    /// Calls `GetContactSummary`.
+    public func getContactSummary(_ request: Switchboard_Analytics_V1_GetContactSummaryRequest, options: CallOptions = .defaults) async throws -> Switchboard_Analytics_V1_ContactSummary {
+        try await client.unary(Switchboard_Analytics_V1_AnalyticsService.Method.getContactSummary, request, options: options)
     }
 
     /// Calls `GetActivityStats`.

@@ -4932,6 +4932,144 @@ public struct Switchboard_Collaboration_V1_ExportSubjectRequest: ProtoMessage, _
     }
 }
 
+/// The `switchboard.collaboration.v1.GetContactSummaryRequest` message.
+public struct Switchboard_Collaboration_V1_GetContactSummaryRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.GetContactSummaryRequest`.
+    public static let protoMessageName = "switchboard.collaboration.v1.GetContactSummaryRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__get_contact_summary_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `page_size` = 2.
+    public var pageSize: Int32 = 0
+
+    /// Field `meetings_after` = 3.
+    public var meetingsAfter: Date? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.pageSize = r.scalar(1)
+        self.meetingsAfter = (r.message(2) as Google_Protobuf_Timestamp?)?.date
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setScalar(1, pageSize)
+        w.setMessage(2, meetingsAfter.map(Google_Protobuf_Timestamp.init(date:)))
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "pageSize", self.pageSize)
+        try e.field(&o, "meetingsAfter", self.meetingsAfter)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        try w.field("meetingsAfter", self.meetingsAfter)
+        w.field("pageSize", self.pageSize)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "pageSize", "page_size": try d.field(2, "pageSize", value, &self.pageSize)
+            case "meetingsAfter", "meetings_after": try d.field(3, "meetingsAfter", value, &self.meetingsAfter)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.collaboration.v1.ContactSummary` message.
+public struct Switchboard_Collaboration_V1_ContactSummary: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.collaboration.v1.ContactSummary`.
+    public static let protoMessageName = "switchboard.collaboration.v1.ContactSummary"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__collaboration__v1__contact_summary__init)
+
+    /// Field `notes` = 1.
+    public var notes: Switchboard_Collaboration_V1_ListNotesResponse? = nil
+
+    /// Field `files` = 2.
+    public var files: Switchboard_Collaboration_V1_ListFilesResponse? = nil
+
+    /// Field `meetings` = 3.
+    public var meetings: Switchboard_Collaboration_V1_ListMeetingsResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.notes = r.message(0)
+        self.files = r.message(1)
+        self.meetings = r.message(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, notes)
+        w.setMessage(1, files)
+        w.setMessage(2, meetings)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "notes", self.notes)
+        try e.field(&o, "files", self.files)
+        try e.field(&o, "meetings", self.meetings)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("files", self.files)
+        try w.field("meetings", self.meetings)
+        try w.field("notes", self.notes)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "notes": try d.field(1, "notes", value, &self.notes)
+            case "files": try d.field(2, "files", value, &self.files)
+            case "meetings": try d.field(3, "meetings", value, &self.meetings)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.collaboration.v1.SubjectRecord` message.
 public struct Switchboard_Collaboration_V1_SubjectRecord: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.collaboration.v1.SubjectRecord`.
@@ -5123,6 +5261,8 @@ public enum Switchboard_Collaboration_V1_CollaborationService {
         public static let undeleteMeeting = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "UndeleteMeeting", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/ListMeetings`.
         public static let listMeetings = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ListMeetings", kind: .unary)
+        /// `switchboard.collaboration.v1.CollaborationService/GetContactSummary`.
+        public static let getContactSummary = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "GetContactSummary", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/CancelOccurrence`.
         public static let cancelOccurrence = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "CancelOccurrence", kind: .unary)
         /// `switchboard.collaboration.v1.CollaborationService/MoveOccurrence`.
@@ -5137,7 +5277,7 @@ public enum Switchboard_Collaboration_V1_CollaborationService {
         public static let exportSubject = MethodDescriptor(service: "switchboard.collaboration.v1.CollaborationService", method: "ExportSubject", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createNote, Method.getNote, Method.updateNote, Method.deleteNote, Method.undeleteNote, Method.listNotes, Method.createComment, Method.updateComment, Method.deleteComment, Method.listComments, Method.createTeam, Method.getTeam, Method.updateTeam, Method.listTeams, Method.addTeamMembers, Method.removeTeamMembers, Method.shareNote, Method.revokeGrant, Method.listGrants, Method.createNotification, Method.listNotifications, Method.subscribeNotifications, Method.markNotificationsRead, Method.acknowledgeNotifications, Method.getNotificationPreferences, Method.setNotificationPreferences, Method.uploadFile, Method.downloadFile, Method.getFile, Method.listFiles, Method.deleteFile, Method.undeleteFile, Method.createMeeting, Method.getMeeting, Method.updateMeeting, Method.deleteMeeting, Method.undeleteMeeting, Method.listMeetings, Method.cancelOccurrence, Method.moveOccurrence, Method.restoreOccurrence, Method.findFreeSlots, Method.watchChanges, Method.exportSubject]
+    public static let methods: [MethodDescriptor] = [Method.createNote, Method.getNote, Method.updateNote, Method.deleteNote, Method.undeleteNote, Method.listNotes, Method.createComment, Method.updateComment, Method.deleteComment, Method.listComments, Method.createTeam, Method.getTeam, Method.updateTeam, Method.listTeams, Method.addTeamMembers, Method.removeTeamMembers, Method.shareNote, Method.revokeGrant, Method.listGrants, Method.createNotification, Method.listNotifications, Method.subscribeNotifications, Method.markNotificationsRead, Method.acknowledgeNotifications, Method.getNotificationPreferences, Method.setNotificationPreferences, Method.uploadFile, Method.downloadFile, Method.getFile, Method.listFiles, Method.deleteFile, Method.undeleteFile, Method.createMeeting, Method.getMeeting, Method.updateMeeting, Method.deleteMeeting, Method.undeleteMeeting, Method.listMeetings, Method.getContactSummary, Method.cancelOccurrence, Method.moveOccurrence, Method.restoreOccurrence, Method.findFreeSlots, Method.watchChanges, Method.exportSubject]
 }
 
 /// Implement this to serve `switchboard.collaboration.v1.CollaborationService`; register the implementation with the server.
@@ -5218,6 +5358,8 @@ public protocol Switchboard_Collaboration_V1_CollaborationService_ServiceProtoco
     func undeleteMeeting(request: Switchboard_Collaboration_V1_UndeleteMeetingRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
     /// Handles `ListMeetings`.
     func listMeetings(request: Switchboard_Collaboration_V1_ListMeetingsRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_ListMeetingsResponse
+    /// Handles `GetContactSummary`.
+    func getContactSummary(request: Switchboard_Collaboration_V1_GetContactSummaryRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_ContactSummary
     /// Handles `CancelOccurrence`.
     func cancelOccurrence(request: Switchboard_Collaboration_V1_CancelOccurrenceRequest, context: ServerContext) async throws -> Switchboard_Collaboration_V1_Meeting
     /// Handles `MoveOccurrence`.
@@ -5273,6 +5415,7 @@ extension Switchboard_Collaboration_V1_CollaborationService_ServiceProtocol {
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.deleteMeeting) { try await self.deleteMeeting(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.undeleteMeeting) { try await self.undeleteMeeting(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.listMeetings) { try await self.listMeetings(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.getContactSummary) { try await self.getContactSummary(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.cancelOccurrence) { try await self.cancelOccurrence(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.moveOccurrence) { try await self.moveOccurrence(request: $0, context: $1) }
         router.registerUnary(Switchboard_Collaboration_V1_CollaborationService.Method.restoreOccurrence) { try await self.restoreOccurrence(request: $0, context: $1) }
@@ -5489,6 +5632,11 @@ public struct Switchboard_Collaboration_V1_CollaborationService_Client: Sendable
     /// Calls `ListMeetings`.
     public func listMeetings(_ request: Switchboard_Collaboration_V1_ListMeetingsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_ListMeetingsResponse {
         try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.listMeetings, request, options: options)
+    }
+
+    /// Calls `GetContactSummary`.
+    public func getContactSummary(_ request: Switchboard_Collaboration_V1_GetContactSummaryRequest, options: CallOptions = .defaults) async throws -> Switchboard_Collaboration_V1_ContactSummary {
+        try await client.unary(Switchboard_Collaboration_V1_CollaborationService.Method.getContactSummary, request, options: options)
     }
 
     /// Calls `CancelOccurrence`.

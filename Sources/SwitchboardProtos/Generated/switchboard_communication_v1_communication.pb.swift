@@ -3656,6 +3656,128 @@ public struct Switchboard_Communication_V1_CreateCampaignRequest: ProtoMessage, 
     }
 }
 
+/// The `switchboard.communication.v1.GetContactSummaryRequest` message.
+public struct Switchboard_Communication_V1_GetContactSummaryRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.GetContactSummaryRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.GetContactSummaryRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__get_contact_summary_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `page_size` = 2.
+    public var pageSize: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.pageSize = r.scalar(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setScalar(1, pageSize)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "pageSize", self.pageSize)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("pageSize", self.pageSize)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "pageSize", "page_size": try d.field(2, "pageSize", value, &self.pageSize)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ContactSummary` message.
+public struct Switchboard_Communication_V1_ContactSummary: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ContactSummary`.
+    public static let protoMessageName = "switchboard.communication.v1.ContactSummary"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__contact_summary__init)
+
+    /// Field `interactions` = 1.
+    public var interactions: Switchboard_Communication_V1_ListInteractionsResponse? = nil
+
+    /// Field `consents` = 2.
+    public var consents: Switchboard_Communication_V1_ListConsentHistoryResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.interactions = r.message(0)
+        self.consents = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, interactions)
+        w.setMessage(1, consents)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "interactions", self.interactions)
+        try e.field(&o, "consents", self.consents)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("consents", self.consents)
+        try w.field("interactions", self.interactions)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "interactions": try d.field(1, "interactions", value, &self.interactions)
+            case "consents": try d.field(2, "consents", value, &self.consents)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.communication.v1.CampaignRequest` message.
 public struct Switchboard_Communication_V1_CampaignRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.communication.v1.CampaignRequest`.
@@ -3743,6 +3865,8 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let recordConsent = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "RecordConsent", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/ListConsentHistory`.
         public static let listConsentHistory = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ListConsentHistory", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/GetContactSummary`.
+        public static let getContactSummary = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "GetContactSummary", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/CheckConsent`.
         public static let checkConsent = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CheckConsent", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/CreateTemplate`.
@@ -3779,7 +3903,7 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let watchChanges = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.cancelSend, Method.exportSubject, Method.createCampaign, Method.getCampaign, Method.pauseCampaign, Method.resumeCampaign, Method.cancelCampaign, Method.watchCampaignProgress, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.getContactSummary, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.cancelSend, Method.exportSubject, Method.createCampaign, Method.getCampaign, Method.pauseCampaign, Method.resumeCampaign, Method.cancelCampaign, Method.watchCampaignProgress, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.communication.v1.CommunicationService`; register the implementation with the server.
@@ -3804,6 +3928,8 @@ public protocol Switchboard_Communication_V1_CommunicationService_ServiceProtoco
     func recordConsent(request: Switchboard_Communication_V1_RecordConsentRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ConsentRecord
     /// Handles `ListConsentHistory`.
     func listConsentHistory(request: Switchboard_Communication_V1_ListConsentHistoryRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ListConsentHistoryResponse
+    /// Handles `GetContactSummary`.
+    func getContactSummary(request: Switchboard_Communication_V1_GetContactSummaryRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ContactSummary
     /// Handles `CheckConsent`.
     func checkConsent(request: Switchboard_Communication_V1_CheckConsentRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_CheckConsentResponse
     /// Handles `CreateTemplate`.
@@ -3853,6 +3979,7 @@ extension Switchboard_Communication_V1_CommunicationService_ServiceProtocol {
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listFollowUpsDue) { try await self.listFollowUpsDue(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.recordConsent) { try await self.recordConsent(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listConsentHistory) { try await self.listConsentHistory(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getContactSummary) { try await self.getContactSummary(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.checkConsent) { try await self.checkConsent(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.createTemplate) { try await self.createTemplate(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.updateTemplate) { try await self.updateTemplate(request: $0, context: $1) }
@@ -3929,6 +4056,11 @@ public struct Switchboard_Communication_V1_CommunicationService_Client: Sendable
     /// Calls `ListConsentHistory`.
     public func listConsentHistory(_ request: Switchboard_Communication_V1_ListConsentHistoryRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ListConsentHistoryResponse {
         try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.listConsentHistory, request, options: options)
+    }
+
+    /// Calls `GetContactSummary`.
+    public func getContactSummary(_ request: Switchboard_Communication_V1_GetContactSummaryRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ContactSummary {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.getContactSummary, request, options: options)
     }
 
     /// Calls `CheckConsent`.

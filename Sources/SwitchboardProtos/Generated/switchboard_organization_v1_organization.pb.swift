@@ -4429,6 +4429,136 @@ public struct Switchboard_Organization_V1_ErasureReceipt: ProtoMessage, _CBridge
     }
 }
 
+/// The `switchboard.organization.v1.GetContactSummaryRequest` message.
+public struct Switchboard_Organization_V1_GetContactSummaryRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.organization.v1.GetContactSummaryRequest`.
+    public static let protoMessageName = "switchboard.organization.v1.GetContactSummaryRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__get_contact_summary_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `page_size` = 2.
+    public var pageSize: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.pageSize = r.scalar(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setScalar(1, pageSize)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "pageSize", self.pageSize)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("pageSize", self.pageSize)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "pageSize", "page_size": try d.field(2, "pageSize", value, &self.pageSize)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.organization.v1.ContactSummary` message.
+public struct Switchboard_Organization_V1_ContactSummary: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.organization.v1.ContactSummary`.
+    public static let protoMessageName = "switchboard.organization.v1.ContactSummary"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__organization__v1__contact_summary__init)
+
+    /// Field `memberships` = 1.
+    public var memberships: Switchboard_Organization_V1_ListContactMembershipsResponse? = nil
+
+    /// Field `groups` = 2.
+    public var groups: Switchboard_Organization_V1_ListContactGroupsResponse? = nil
+
+    /// Field `organizations` = 3.
+    public var organizations: [Switchboard_Organization_V1_Organization] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.memberships = r.message(0)
+        self.groups = r.message(1)
+        self.organizations = r.repeatedMessage(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, memberships)
+        w.setMessage(1, groups)
+        w.setRepeatedMessage(2, organizations)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "memberships", self.memberships)
+        try e.field(&o, "groups", self.groups)
+        try e.field(&o, "organizations", self.organizations)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("groups", self.groups)
+        try w.field("memberships", self.memberships)
+        try w.field("organizations", self.organizations)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "memberships": try d.field(1, "memberships", value, &self.memberships)
+            case "groups": try d.field(2, "groups", value, &self.groups)
+            case "organizations": try d.field(3, "organizations", value, &self.organizations)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// Names and method descriptors of the `switchboard.organization.v1.OrganizationService` service.
 public enum Switchboard_Organization_V1_OrganizationService {
     /// `switchboard.organization.v1.OrganizationService`.
@@ -4507,13 +4637,15 @@ public enum Switchboard_Organization_V1_OrganizationService {
         public static let listGroupMembers = MethodDescriptor(service: "switchboard.organization.v1.OrganizationService", method: "ListGroupMembers", kind: .unary)
         /// `switchboard.organization.v1.OrganizationService/ListContactGroups`.
         public static let listContactGroups = MethodDescriptor(service: "switchboard.organization.v1.OrganizationService", method: "ListContactGroups", kind: .unary)
+        /// `switchboard.organization.v1.OrganizationService/GetContactSummary`.
+        public static let getContactSummary = MethodDescriptor(service: "switchboard.organization.v1.OrganizationService", method: "GetContactSummary", kind: .unary)
         /// `switchboard.organization.v1.OrganizationService/WatchChanges`.
         public static let watchChanges = MethodDescriptor(service: "switchboard.organization.v1.OrganizationService", method: "WatchChanges", kind: .serverStreaming)
         /// `switchboard.organization.v1.OrganizationService/ExportSubject`.
         public static let exportSubject = MethodDescriptor(service: "switchboard.organization.v1.OrganizationService", method: "ExportSubject", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createOrganization, Method.getOrganization, Method.batchGetOrganizations, Method.updateOrganization, Method.deleteOrganization, Method.undeleteOrganization, Method.listOrganizations, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.streamOrganizationTree, Method.listAncestors, Method.createUnit, Method.getUnit, Method.updateUnit, Method.deleteUnit, Method.undeleteUnit, Method.listUnits, Method.defineMembershipRole, Method.listMembershipRoles, Method.createMembership, Method.getMembership, Method.updateMembership, Method.deleteMembership, Method.listOrganizationMembers, Method.listContactMemberships, Method.createGroup, Method.getGroup, Method.updateGroup, Method.deleteGroup, Method.undeleteGroup, Method.listGroups, Method.addGroupMembers, Method.removeGroupMembers, Method.listGroupMembers, Method.listContactGroups, Method.watchChanges, Method.exportSubject]
+    public static let methods: [MethodDescriptor] = [Method.createOrganization, Method.getOrganization, Method.batchGetOrganizations, Method.updateOrganization, Method.deleteOrganization, Method.undeleteOrganization, Method.listOrganizations, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.streamOrganizationTree, Method.listAncestors, Method.createUnit, Method.getUnit, Method.updateUnit, Method.deleteUnit, Method.undeleteUnit, Method.listUnits, Method.defineMembershipRole, Method.listMembershipRoles, Method.createMembership, Method.getMembership, Method.updateMembership, Method.deleteMembership, Method.listOrganizationMembers, Method.listContactMemberships, Method.createGroup, Method.getGroup, Method.updateGroup, Method.deleteGroup, Method.undeleteGroup, Method.listGroups, Method.addGroupMembers, Method.removeGroupMembers, Method.listGroupMembers, Method.listContactGroups, Method.getContactSummary, Method.watchChanges, Method.exportSubject]
 }
 
 /// Implement this to serve `switchboard.organization.v1.OrganizationService`; register the implementation with the server.
@@ -4590,6 +4722,8 @@ public protocol Switchboard_Organization_V1_OrganizationService_ServiceProtocol:
     func listGroupMembers(request: Switchboard_Organization_V1_ListGroupMembersRequest, context: ServerContext) async throws -> Switchboard_Organization_V1_ListGroupMembersResponse
     /// Handles `ListContactGroups`.
     func listContactGroups(request: Switchboard_Organization_V1_ListContactGroupsRequest, context: ServerContext) async throws -> Switchboard_Organization_V1_ListContactGroupsResponse
+    /// Handles `GetContactSummary`.
+    func getContactSummary(request: Switchboard_Organization_V1_GetContactSummaryRequest, context: ServerContext) async throws -> Switchboard_Organization_V1_ContactSummary
     /// Handles `WatchChanges`.
     func watchChanges(request: Switchboard_Common_V1_WatchChangesRequest, responses: RPCWriter<Switchboard_Common_V1_ChangeEvent>, context: ServerContext) async throws
     /// Handles `ExportSubject`.
@@ -4635,6 +4769,7 @@ extension Switchboard_Organization_V1_OrganizationService_ServiceProtocol {
         router.registerUnary(Switchboard_Organization_V1_OrganizationService.Method.removeGroupMembers) { try await self.removeGroupMembers(request: $0, context: $1) }
         router.registerUnary(Switchboard_Organization_V1_OrganizationService.Method.listGroupMembers) { try await self.listGroupMembers(request: $0, context: $1) }
         router.registerUnary(Switchboard_Organization_V1_OrganizationService.Method.listContactGroups) { try await self.listContactGroups(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Organization_V1_OrganizationService.Method.getContactSummary) { try await self.getContactSummary(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Organization_V1_OrganizationService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
         router.registerServerStreaming(Switchboard_Organization_V1_OrganizationService.Method.exportSubject) { try await self.exportSubject(request: $0, responses: $1, context: $2) }
     }
@@ -4830,6 +4965,11 @@ public struct Switchboard_Organization_V1_OrganizationService_Client: Sendable {
     /// Calls `ListContactGroups`.
     public func listContactGroups(_ request: Switchboard_Organization_V1_ListContactGroupsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Organization_V1_ListContactGroupsResponse {
         try await client.unary(Switchboard_Organization_V1_OrganizationService.Method.listContactGroups, request, options: options)
+    }
+
+    /// Calls `GetContactSummary`.
+    public func getContactSummary(_ request: Switchboard_Organization_V1_GetContactSummaryRequest, options: CallOptions = .defaults) async throws -> Switchboard_Organization_V1_ContactSummary {
+        try await client.unary(Switchboard_Organization_V1_OrganizationService.Method.getContactSummary, request, options: options)
     }
 
     /// Calls `WatchChanges`.

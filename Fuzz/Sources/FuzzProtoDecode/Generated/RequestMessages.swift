@@ -39,6 +39,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Analytics_V1_GetActivityStatsRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetActivityStatsRequest.self, from: $0) }),
     // Switchboard_Analytics_V1_AnalyticsService.getContactMetrics
     (Switchboard_Analytics_V1_GetContactMetricsRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetContactMetricsRequest.self, from: $0) }),
+    // Switchboard_Analytics_V1_AnalyticsService.getContactSummary
+    (Switchboard_Analytics_V1_GetContactSummaryRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetContactSummaryRequest.self, from: $0) }),
     // Switchboard_Analytics_V1_AnalyticsService.getDashboard, Switchboard_Analytics_V1_AnalyticsService.getDashboardData
     (Switchboard_Analytics_V1_GetDashboardRequest.protoMessageName, { try decodeMessage(Switchboard_Analytics_V1_GetDashboardRequest.self, from: $0) }),
     // Switchboard_Analytics_V1_AnalyticsService.getDataCompleteness
@@ -91,6 +93,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Collaboration_V1_ExportSubjectRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_ExportSubjectRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.findFreeSlots
     (Switchboard_Collaboration_V1_FindFreeSlotsRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_FindFreeSlotsRequest.self, from: $0) }),
+    // Switchboard_Collaboration_V1_CollaborationService.getContactSummary
+    (Switchboard_Collaboration_V1_GetContactSummaryRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_GetContactSummaryRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.getFile
     (Switchboard_Collaboration_V1_GetFileRequest.protoMessageName, { try decodeMessage(Switchboard_Collaboration_V1_GetFileRequest.self, from: $0) }),
     // Switchboard_Collaboration_V1_CollaborationService.getMeeting
@@ -165,6 +169,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Communication_V1_DeleteInteractionRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_DeleteInteractionRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.exportSubject
     (Switchboard_Communication_V1_ExportSubjectRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ExportSubjectRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.getContactSummary
+    (Switchboard_Communication_V1_GetContactSummaryRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_GetContactSummaryRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.getInteraction
     (Switchboard_Communication_V1_GetInteractionRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_GetInteractionRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.getSend
@@ -265,6 +271,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Organization_V1_DeleteUnitRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_DeleteUnitRequest.self, from: $0) }),
     // Switchboard_Organization_V1_OrganizationService.exportSubject
     (Switchboard_Organization_V1_ExportSubjectRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_ExportSubjectRequest.self, from: $0) }),
+    // Switchboard_Organization_V1_OrganizationService.getContactSummary
+    (Switchboard_Organization_V1_GetContactSummaryRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_GetContactSummaryRequest.self, from: $0) }),
     // Switchboard_Organization_V1_OrganizationService.getGroup
     (Switchboard_Organization_V1_GetGroupRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_GetGroupRequest.self, from: $0) }),
     // Switchboard_Organization_V1_OrganizationService.getMembership

@@ -77,6 +77,8 @@ typedef struct Switchboard__Analytics__V1__LifecycleTransition Switchboard__Anal
 typedef struct Switchboard__Analytics__V1__ErasureReceipt Switchboard__Analytics__V1__ErasureReceipt;
 typedef struct Switchboard__Analytics__V1__ExportSubjectRequest Switchboard__Analytics__V1__ExportSubjectRequest;
 typedef struct Switchboard__Analytics__V1__ContactSnapshot Switchboard__Analytics__V1__ContactSnapshot;
+typedef struct Switchboard__Analytics__V1__GetContactSummaryRequest Switchboard__Analytics__V1__GetContactSummaryRequest;
+typedef struct Switchboard__Analytics__V1__ContactSummary Switchboard__Analytics__V1__ContactSummary;
 typedef struct Switchboard__Analytics__V1__SubjectRecord Switchboard__Analytics__V1__SubjectRecord;
 
 
@@ -1196,6 +1198,41 @@ struct  Switchboard__Analytics__V1__ContactSnapshot
 #define SWITCHBOARD__ANALYTICS__V1__CONTACT_SNAPSHOT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__analytics__v1__contact_snapshot__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, 0, 0, NULL, 0 }
+
+
+struct  Switchboard__Analytics__V1__GetContactSummaryRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: a UUID.
+   */
+  char *contact_id;
+  /*
+   * Timeline entries, 1 to 50 (0: 10).
+   */
+  int32_t page_size;
+};
+#define SWITCHBOARD__ANALYTICS__V1__GET_CONTACT_SUMMARY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__analytics__v1__get_contact_summary_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * A contact's metrics and the first page of its timeline, in one call (the gateway's contact-360 view makes one call
+ * per service). The timeline's page token continues it through GetTimeline.
+ */
+struct  Switchboard__Analytics__V1__ContactSummary
+{
+  ProtobufCMessage base;
+  Switchboard__Analytics__V1__ContactMetrics *metrics;
+  /*
+   * GetTimeline's first page for the contact.
+   */
+  Switchboard__Analytics__V1__GetTimelineResponse *timeline;
+};
+#define SWITCHBOARD__ANALYTICS__V1__CONTACT_SUMMARY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__analytics__v1__contact_summary__descriptor) \
+    , NULL, NULL }
 
 
 typedef enum {
@@ -2328,6 +2365,44 @@ Switchboard__Analytics__V1__ContactSnapshot *
 void   switchboard__analytics__v1__contact_snapshot__free_unpacked
                      (Switchboard__Analytics__V1__ContactSnapshot *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Analytics__V1__GetContactSummaryRequest methods */
+void   switchboard__analytics__v1__get_contact_summary_request__init
+                     (Switchboard__Analytics__V1__GetContactSummaryRequest         *message);
+size_t switchboard__analytics__v1__get_contact_summary_request__get_packed_size
+                     (const Switchboard__Analytics__V1__GetContactSummaryRequest   *message);
+size_t switchboard__analytics__v1__get_contact_summary_request__pack
+                     (const Switchboard__Analytics__V1__GetContactSummaryRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__analytics__v1__get_contact_summary_request__pack_to_buffer
+                     (const Switchboard__Analytics__V1__GetContactSummaryRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Analytics__V1__GetContactSummaryRequest *
+       switchboard__analytics__v1__get_contact_summary_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__analytics__v1__get_contact_summary_request__free_unpacked
+                     (Switchboard__Analytics__V1__GetContactSummaryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Analytics__V1__ContactSummary methods */
+void   switchboard__analytics__v1__contact_summary__init
+                     (Switchboard__Analytics__V1__ContactSummary         *message);
+size_t switchboard__analytics__v1__contact_summary__get_packed_size
+                     (const Switchboard__Analytics__V1__ContactSummary   *message);
+size_t switchboard__analytics__v1__contact_summary__pack
+                     (const Switchboard__Analytics__V1__ContactSummary   *message,
+                      uint8_t             *out);
+size_t switchboard__analytics__v1__contact_summary__pack_to_buffer
+                     (const Switchboard__Analytics__V1__ContactSummary   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Analytics__V1__ContactSummary *
+       switchboard__analytics__v1__contact_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__analytics__v1__contact_summary__free_unpacked
+                     (Switchboard__Analytics__V1__ContactSummary *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Analytics__V1__SubjectRecord methods */
 void   switchboard__analytics__v1__subject_record__init
                      (Switchboard__Analytics__V1__SubjectRecord         *message);
@@ -2523,6 +2598,12 @@ typedef void (*Switchboard__Analytics__V1__ExportSubjectRequest_Closure)
 typedef void (*Switchboard__Analytics__V1__ContactSnapshot_Closure)
                  (const Switchboard__Analytics__V1__ContactSnapshot *message,
                   void *closure_data);
+typedef void (*Switchboard__Analytics__V1__GetContactSummaryRequest_Closure)
+                 (const Switchboard__Analytics__V1__GetContactSummaryRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Analytics__V1__ContactSummary_Closure)
+                 (const Switchboard__Analytics__V1__ContactSummary *message,
+                  void *closure_data);
 typedef void (*Switchboard__Analytics__V1__SubjectRecord_Closure)
                  (const Switchboard__Analytics__V1__SubjectRecord *message,
                   void *closure_data);
@@ -2544,6 +2625,10 @@ struct Switchboard__Analytics__V1__AnalyticsService_Service
   void (*get_contact_metrics)(Switchboard__Analytics__V1__AnalyticsService_Service *service,
                               const Switchboard__Analytics__V1__GetContactMetricsRequest *input,
                               Switchboard__Analytics__V1__ContactMetrics_Closure closure,
+                              void *closure_data);
+  void (*get_contact_summary)(Switchboard__Analytics__V1__AnalyticsService_Service *service,
+                              const Switchboard__Analytics__V1__GetContactSummaryRequest *input,
+                              Switchboard__Analytics__V1__ContactSummary_Closure closure,
                               void *closure_data);
   void (*get_activity_stats)(Switchboard__Analytics__V1__AnalyticsService_Service *service,
                              const Switchboard__Analytics__V1__GetActivityStatsRequest *input,
@@ -2640,6 +2725,7 @@ void switchboard__analytics__v1__analytics_service__init (Switchboard__Analytics
       function_prefix__ ## get_timeline,\
       function_prefix__ ## watch_timeline,\
       function_prefix__ ## get_contact_metrics,\
+      function_prefix__ ## get_contact_summary,\
       function_prefix__ ## get_activity_stats,\
       function_prefix__ ## get_lifecycle_funnel,\
       function_prefix__ ## list_top,\
@@ -2672,6 +2758,10 @@ void switchboard__analytics__v1__analytics_service__watch_timeline(ProtobufCServ
 void switchboard__analytics__v1__analytics_service__get_contact_metrics(ProtobufCService *service,
                                                                         const Switchboard__Analytics__V1__GetContactMetricsRequest *input,
                                                                         Switchboard__Analytics__V1__ContactMetrics_Closure closure,
+                                                                        void *closure_data);
+void switchboard__analytics__v1__analytics_service__get_contact_summary(ProtobufCService *service,
+                                                                        const Switchboard__Analytics__V1__GetContactSummaryRequest *input,
+                                                                        Switchboard__Analytics__V1__ContactSummary_Closure closure,
                                                                         void *closure_data);
 void switchboard__analytics__v1__analytics_service__get_activity_stats(ProtobufCService *service,
                                                                        const Switchboard__Analytics__V1__GetActivityStatsRequest *input,
@@ -2824,6 +2914,8 @@ extern const ProtobufCMessageDescriptor switchboard__analytics__v1__lifecycle_tr
 extern const ProtobufCMessageDescriptor switchboard__analytics__v1__erasure_receipt__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__analytics__v1__export_subject_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__analytics__v1__contact_snapshot__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__analytics__v1__get_contact_summary_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__analytics__v1__contact_summary__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__analytics__v1__subject_record__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__analytics__v1__analytics_service__descriptor;
 

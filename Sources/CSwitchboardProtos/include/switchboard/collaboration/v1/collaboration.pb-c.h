@@ -85,6 +85,8 @@ typedef struct Switchboard__Collaboration__V1__TimeSlot Switchboard__Collaborati
 typedef struct Switchboard__Collaboration__V1__FindFreeSlotsResponse Switchboard__Collaboration__V1__FindFreeSlotsResponse;
 typedef struct Switchboard__Collaboration__V1__ErasureReceipt Switchboard__Collaboration__V1__ErasureReceipt;
 typedef struct Switchboard__Collaboration__V1__ExportSubjectRequest Switchboard__Collaboration__V1__ExportSubjectRequest;
+typedef struct Switchboard__Collaboration__V1__GetContactSummaryRequest Switchboard__Collaboration__V1__GetContactSummaryRequest;
+typedef struct Switchboard__Collaboration__V1__ContactSummary Switchboard__Collaboration__V1__ContactSummary;
 typedef struct Switchboard__Collaboration__V1__SubjectRecord Switchboard__Collaboration__V1__SubjectRecord;
 
 
@@ -1408,6 +1410,52 @@ struct  Switchboard__Collaboration__V1__ExportSubjectRequest
     , (char *)protobuf_c_empty_string }
 
 
+struct  Switchboard__Collaboration__V1__GetContactSummaryRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: a UUID.
+   */
+  char *contact_id;
+  /*
+   * Entries per list, 1 to 50 (0: 10).
+   */
+  int32_t page_size;
+  /*
+   * Meetings ending after this instant (absent: the time of the call).
+   */
+  Google__Protobuf__Timestamp *meetings_after;
+};
+#define SWITCHBOARD__COLLABORATION__V1__GET_CONTACT_SUMMARY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__get_contact_summary_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, NULL }
+
+
+/*
+ * The first page of each of a contact's lists this service holds, in one call (the gateway's contact-360 view makes
+ * one call per service). Each list's page token continues it through its own List RPC.
+ */
+struct  Switchboard__Collaboration__V1__ContactSummary
+{
+  ProtobufCMessage base;
+  /*
+   * ListNotes' first page for the contact.
+   */
+  Switchboard__Collaboration__V1__ListNotesResponse *notes;
+  /*
+   * ListFiles' first page for the contact.
+   */
+  Switchboard__Collaboration__V1__ListFilesResponse *files;
+  /*
+   * ListMeetings' first page for the contact, of meetings ending after meetings_after.
+   */
+  Switchboard__Collaboration__V1__ListMeetingsResponse *meetings;
+};
+#define SWITCHBOARD__COLLABORATION__V1__CONTACT_SUMMARY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__contact_summary__descriptor) \
+    , NULL, NULL, NULL }
+
+
 typedef enum {
   SWITCHBOARD__COLLABORATION__V1__SUBJECT_RECORD__RECORD__NOT_SET = 0,
   SWITCHBOARD__COLLABORATION__V1__SUBJECT_RECORD__RECORD_NOTE = 1,
@@ -2702,6 +2750,44 @@ Switchboard__Collaboration__V1__ExportSubjectRequest *
 void   switchboard__collaboration__v1__export_subject_request__free_unpacked
                      (Switchboard__Collaboration__V1__ExportSubjectRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__GetContactSummaryRequest methods */
+void   switchboard__collaboration__v1__get_contact_summary_request__init
+                     (Switchboard__Collaboration__V1__GetContactSummaryRequest         *message);
+size_t switchboard__collaboration__v1__get_contact_summary_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__GetContactSummaryRequest   *message);
+size_t switchboard__collaboration__v1__get_contact_summary_request__pack
+                     (const Switchboard__Collaboration__V1__GetContactSummaryRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__get_contact_summary_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__GetContactSummaryRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__GetContactSummaryRequest *
+       switchboard__collaboration__v1__get_contact_summary_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__get_contact_summary_request__free_unpacked
+                     (Switchboard__Collaboration__V1__GetContactSummaryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Collaboration__V1__ContactSummary methods */
+void   switchboard__collaboration__v1__contact_summary__init
+                     (Switchboard__Collaboration__V1__ContactSummary         *message);
+size_t switchboard__collaboration__v1__contact_summary__get_packed_size
+                     (const Switchboard__Collaboration__V1__ContactSummary   *message);
+size_t switchboard__collaboration__v1__contact_summary__pack
+                     (const Switchboard__Collaboration__V1__ContactSummary   *message,
+                      uint8_t             *out);
+size_t switchboard__collaboration__v1__contact_summary__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__ContactSummary   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Collaboration__V1__ContactSummary *
+       switchboard__collaboration__v1__contact_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__collaboration__v1__contact_summary__free_unpacked
+                     (Switchboard__Collaboration__V1__ContactSummary *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Collaboration__V1__SubjectRecord methods */
 void   switchboard__collaboration__v1__subject_record__init
                      (Switchboard__Collaboration__V1__SubjectRecord         *message);
@@ -2921,6 +3007,12 @@ typedef void (*Switchboard__Collaboration__V1__ErasureReceipt_Closure)
 typedef void (*Switchboard__Collaboration__V1__ExportSubjectRequest_Closure)
                  (const Switchboard__Collaboration__V1__ExportSubjectRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__GetContactSummaryRequest_Closure)
+                 (const Switchboard__Collaboration__V1__GetContactSummaryRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Collaboration__V1__ContactSummary_Closure)
+                 (const Switchboard__Collaboration__V1__ContactSummary *message,
+                  void *closure_data);
 typedef void (*Switchboard__Collaboration__V1__SubjectRecord_Closure)
                  (const Switchboard__Collaboration__V1__SubjectRecord *message,
                   void *closure_data);
@@ -3083,6 +3175,10 @@ struct Switchboard__Collaboration__V1__CollaborationService_Service
                         const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
                         Switchboard__Collaboration__V1__ListMeetingsResponse_Closure closure,
                         void *closure_data);
+  void (*get_contact_summary)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
+                              const Switchboard__Collaboration__V1__GetContactSummaryRequest *input,
+                              Switchboard__Collaboration__V1__ContactSummary_Closure closure,
+                              void *closure_data);
   void (*cancel_occurrence)(Switchboard__Collaboration__V1__CollaborationService_Service *service,
                             const Switchboard__Collaboration__V1__CancelOccurrenceRequest *input,
                             Switchboard__Collaboration__V1__Meeting_Closure closure,
@@ -3153,6 +3249,7 @@ void switchboard__collaboration__v1__collaboration_service__init (Switchboard__C
       function_prefix__ ## delete_meeting,\
       function_prefix__ ## undelete_meeting,\
       function_prefix__ ## list_meetings,\
+      function_prefix__ ## get_contact_summary,\
       function_prefix__ ## cancel_occurrence,\
       function_prefix__ ## move_occurrence,\
       function_prefix__ ## restore_occurrence,\
@@ -3311,6 +3408,10 @@ void switchboard__collaboration__v1__collaboration_service__list_meetings(Protob
                                                                           const Switchboard__Collaboration__V1__ListMeetingsRequest *input,
                                                                           Switchboard__Collaboration__V1__ListMeetingsResponse_Closure closure,
                                                                           void *closure_data);
+void switchboard__collaboration__v1__collaboration_service__get_contact_summary(ProtobufCService *service,
+                                                                                const Switchboard__Collaboration__V1__GetContactSummaryRequest *input,
+                                                                                Switchboard__Collaboration__V1__ContactSummary_Closure closure,
+                                                                                void *closure_data);
 void switchboard__collaboration__v1__collaboration_service__cancel_occurrence(ProtobufCService *service,
                                                                               const Switchboard__Collaboration__V1__CancelOccurrenceRequest *input,
                                                                               Switchboard__Collaboration__V1__Meeting_Closure closure,
@@ -3409,6 +3510,8 @@ extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__time_slo
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__find_free_slots_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__erasure_receipt__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__export_subject_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_contact_summary_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__contact_summary__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__collaboration__v1__subject_record__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_service__descriptor;
 

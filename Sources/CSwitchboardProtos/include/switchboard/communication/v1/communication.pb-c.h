@@ -60,6 +60,8 @@ typedef struct Switchboard__Communication__V1__CampaignProgress Switchboard__Com
 typedef struct Switchboard__Communication__V1__Campaign Switchboard__Communication__V1__Campaign;
 typedef struct Switchboard__Communication__V1__Campaign__TemplateValuesEntry Switchboard__Communication__V1__Campaign__TemplateValuesEntry;
 typedef struct Switchboard__Communication__V1__CreateCampaignRequest Switchboard__Communication__V1__CreateCampaignRequest;
+typedef struct Switchboard__Communication__V1__GetContactSummaryRequest Switchboard__Communication__V1__GetContactSummaryRequest;
+typedef struct Switchboard__Communication__V1__ContactSummary Switchboard__Communication__V1__ContactSummary;
 typedef struct Switchboard__Communication__V1__CampaignRequest Switchboard__Communication__V1__CampaignRequest;
 
 
@@ -1220,6 +1222,44 @@ struct  Switchboard__Communication__V1__CreateCampaignRequest
     , NULL, (char *)protobuf_c_empty_string }
 
 
+struct  Switchboard__Communication__V1__GetContactSummaryRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: a UUID.
+   */
+  char *contact_id;
+  /*
+   * Entries per list, 1 to 50 (0: 10).
+   */
+  int32_t page_size;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__GET_CONTACT_SUMMARY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__get_contact_summary_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * The first page of each of a contact's lists this service holds, in one call (the gateway's contact-360 view makes
+ * one call per service). Each list's page token continues it through its own List RPC.
+ */
+struct  Switchboard__Communication__V1__ContactSummary
+{
+  ProtobufCMessage base;
+  /*
+   * ListInteractions' first page for the contact: the newest first.
+   */
+  Switchboard__Communication__V1__ListInteractionsResponse *interactions;
+  /*
+   * ListConsentHistory's first page for the contact.
+   */
+  Switchboard__Communication__V1__ListConsentHistoryResponse *consents;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CONTACT_SUMMARY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__contact_summary__descriptor) \
+    , NULL, NULL }
+
+
 struct  Switchboard__Communication__V1__CampaignRequest
 {
   ProtobufCMessage base;
@@ -1962,6 +2002,44 @@ Switchboard__Communication__V1__CreateCampaignRequest *
 void   switchboard__communication__v1__create_campaign_request__free_unpacked
                      (Switchboard__Communication__V1__CreateCampaignRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__GetContactSummaryRequest methods */
+void   switchboard__communication__v1__get_contact_summary_request__init
+                     (Switchboard__Communication__V1__GetContactSummaryRequest         *message);
+size_t switchboard__communication__v1__get_contact_summary_request__get_packed_size
+                     (const Switchboard__Communication__V1__GetContactSummaryRequest   *message);
+size_t switchboard__communication__v1__get_contact_summary_request__pack
+                     (const Switchboard__Communication__V1__GetContactSummaryRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__get_contact_summary_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__GetContactSummaryRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__GetContactSummaryRequest *
+       switchboard__communication__v1__get_contact_summary_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__get_contact_summary_request__free_unpacked
+                     (Switchboard__Communication__V1__GetContactSummaryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ContactSummary methods */
+void   switchboard__communication__v1__contact_summary__init
+                     (Switchboard__Communication__V1__ContactSummary         *message);
+size_t switchboard__communication__v1__contact_summary__get_packed_size
+                     (const Switchboard__Communication__V1__ContactSummary   *message);
+size_t switchboard__communication__v1__contact_summary__pack
+                     (const Switchboard__Communication__V1__ContactSummary   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__contact_summary__pack_to_buffer
+                     (const Switchboard__Communication__V1__ContactSummary   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ContactSummary *
+       switchboard__communication__v1__contact_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__contact_summary__free_unpacked
+                     (Switchboard__Communication__V1__ContactSummary *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Communication__V1__CampaignRequest methods */
 void   switchboard__communication__v1__campaign_request__init
                      (Switchboard__Communication__V1__CampaignRequest         *message);
@@ -2106,6 +2184,12 @@ typedef void (*Switchboard__Communication__V1__Campaign_Closure)
 typedef void (*Switchboard__Communication__V1__CreateCampaignRequest_Closure)
                  (const Switchboard__Communication__V1__CreateCampaignRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Communication__V1__GetContactSummaryRequest_Closure)
+                 (const Switchboard__Communication__V1__GetContactSummaryRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ContactSummary_Closure)
+                 (const Switchboard__Communication__V1__ContactSummary *message,
+                  void *closure_data);
 typedef void (*Switchboard__Communication__V1__CampaignRequest_Closure)
                  (const Switchboard__Communication__V1__CampaignRequest *message,
                   void *closure_data);
@@ -2156,6 +2240,10 @@ struct Switchboard__Communication__V1__CommunicationService_Service
                                const Switchboard__Communication__V1__ListConsentHistoryRequest *input,
                                Switchboard__Communication__V1__ListConsentHistoryResponse_Closure closure,
                                void *closure_data);
+  void (*get_contact_summary)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                              const Switchboard__Communication__V1__GetContactSummaryRequest *input,
+                              Switchboard__Communication__V1__ContactSummary_Closure closure,
+                              void *closure_data);
   void (*check_consent)(Switchboard__Communication__V1__CommunicationService_Service *service,
                         const Switchboard__Communication__V1__CheckConsentRequest *input,
                         Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
@@ -2242,6 +2330,7 @@ void switchboard__communication__v1__communication_service__init (Switchboard__C
       function_prefix__ ## list_follow_ups_due,\
       function_prefix__ ## record_consent,\
       function_prefix__ ## list_consent_history,\
+      function_prefix__ ## get_contact_summary,\
       function_prefix__ ## check_consent,\
       function_prefix__ ## create_template,\
       function_prefix__ ## update_template,\
@@ -2299,6 +2388,10 @@ void switchboard__communication__v1__communication_service__list_consent_history
                                                                                  const Switchboard__Communication__V1__ListConsentHistoryRequest *input,
                                                                                  Switchboard__Communication__V1__ListConsentHistoryResponse_Closure closure,
                                                                                  void *closure_data);
+void switchboard__communication__v1__communication_service__get_contact_summary(ProtobufCService *service,
+                                                                                const Switchboard__Communication__V1__GetContactSummaryRequest *input,
+                                                                                Switchboard__Communication__V1__ContactSummary_Closure closure,
+                                                                                void *closure_data);
 void switchboard__communication__v1__communication_service__check_consent(ProtobufCService *service,
                                                                           const Switchboard__Communication__V1__CheckConsentRequest *input,
                                                                           Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
@@ -2421,6 +2514,8 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign__template_values_entry__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__create_campaign_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_contact_summary_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__contact_summary__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign_request__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor;
 

@@ -79,6 +79,8 @@ typedef struct Switchboard__Organization__V1__ListContactGroupsResponse Switchbo
 typedef struct Switchboard__Organization__V1__ExportSubjectRequest Switchboard__Organization__V1__ExportSubjectRequest;
 typedef struct Switchboard__Organization__V1__SubjectRecord Switchboard__Organization__V1__SubjectRecord;
 typedef struct Switchboard__Organization__V1__ErasureReceipt Switchboard__Organization__V1__ErasureReceipt;
+typedef struct Switchboard__Organization__V1__GetContactSummaryRequest Switchboard__Organization__V1__GetContactSummaryRequest;
+typedef struct Switchboard__Organization__V1__ContactSummary Switchboard__Organization__V1__ContactSummary;
 
 
 /* --- enums --- */
@@ -1151,6 +1153,49 @@ struct  Switchboard__Organization__V1__ErasureReceipt
 #define SWITCHBOARD__ORGANIZATION__V1__ERASURE_RECEIPT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__organization__v1__erasure_receipt__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+
+
+struct  Switchboard__Organization__V1__GetContactSummaryRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: a UUID.
+   */
+  char *contact_id;
+  /*
+   * Entries per list, 1 to 50 (0: 10).
+   */
+  int32_t page_size;
+};
+#define SWITCHBOARD__ORGANIZATION__V1__GET_CONTACT_SUMMARY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__organization__v1__get_contact_summary_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * The first page of each of a contact's lists this service holds, in one call (the gateway's contact-360 view makes
+ * one call per service). Each list's page token continues it through its own List RPC.
+ */
+struct  Switchboard__Organization__V1__ContactSummary
+{
+  ProtobufCMessage base;
+  /*
+   * ListContactMemberships' first page: the current memberships.
+   */
+  Switchboard__Organization__V1__ListContactMembershipsResponse *memberships;
+  /*
+   * ListContactGroups' first page.
+   */
+  Switchboard__Organization__V1__ListContactGroupsResponse *groups;
+  /*
+   * The organizations those memberships name, in the memberships' order (a deleted one is left out).
+   */
+  size_t n_organizations;
+  Switchboard__Organization__V1__Organization **organizations;
+};
+#define SWITCHBOARD__ORGANIZATION__V1__CONTACT_SUMMARY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__organization__v1__contact_summary__descriptor) \
+    , NULL, NULL, 0,NULL }
 
 
 /* Switchboard__Organization__V1__Organization methods */
@@ -2293,6 +2338,44 @@ Switchboard__Organization__V1__ErasureReceipt *
 void   switchboard__organization__v1__erasure_receipt__free_unpacked
                      (Switchboard__Organization__V1__ErasureReceipt *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Organization__V1__GetContactSummaryRequest methods */
+void   switchboard__organization__v1__get_contact_summary_request__init
+                     (Switchboard__Organization__V1__GetContactSummaryRequest         *message);
+size_t switchboard__organization__v1__get_contact_summary_request__get_packed_size
+                     (const Switchboard__Organization__V1__GetContactSummaryRequest   *message);
+size_t switchboard__organization__v1__get_contact_summary_request__pack
+                     (const Switchboard__Organization__V1__GetContactSummaryRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__organization__v1__get_contact_summary_request__pack_to_buffer
+                     (const Switchboard__Organization__V1__GetContactSummaryRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Organization__V1__GetContactSummaryRequest *
+       switchboard__organization__v1__get_contact_summary_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__organization__v1__get_contact_summary_request__free_unpacked
+                     (Switchboard__Organization__V1__GetContactSummaryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Organization__V1__ContactSummary methods */
+void   switchboard__organization__v1__contact_summary__init
+                     (Switchboard__Organization__V1__ContactSummary         *message);
+size_t switchboard__organization__v1__contact_summary__get_packed_size
+                     (const Switchboard__Organization__V1__ContactSummary   *message);
+size_t switchboard__organization__v1__contact_summary__pack
+                     (const Switchboard__Organization__V1__ContactSummary   *message,
+                      uint8_t             *out);
+size_t switchboard__organization__v1__contact_summary__pack_to_buffer
+                     (const Switchboard__Organization__V1__ContactSummary   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Organization__V1__ContactSummary *
+       switchboard__organization__v1__contact_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__organization__v1__contact_summary__free_unpacked
+                     (Switchboard__Organization__V1__ContactSummary *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__Organization__V1__Organization_Closure)
@@ -2475,6 +2558,12 @@ typedef void (*Switchboard__Organization__V1__SubjectRecord_Closure)
 typedef void (*Switchboard__Organization__V1__ErasureReceipt_Closure)
                  (const Switchboard__Organization__V1__ErasureReceipt *message,
                   void *closure_data);
+typedef void (*Switchboard__Organization__V1__GetContactSummaryRequest_Closure)
+                 (const Switchboard__Organization__V1__GetContactSummaryRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Organization__V1__ContactSummary_Closure)
+                 (const Switchboard__Organization__V1__ContactSummary *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -2626,6 +2715,10 @@ struct Switchboard__Organization__V1__OrganizationService_Service
                               const Switchboard__Organization__V1__ListContactGroupsRequest *input,
                               Switchboard__Organization__V1__ListContactGroupsResponse_Closure closure,
                               void *closure_data);
+  void (*get_contact_summary)(Switchboard__Organization__V1__OrganizationService_Service *service,
+                              const Switchboard__Organization__V1__GetContactSummaryRequest *input,
+                              Switchboard__Organization__V1__ContactSummary_Closure closure,
+                              void *closure_data);
   void (*watch_changes)(Switchboard__Organization__V1__OrganizationService_Service *service,
                         const Switchboard__Common__V1__WatchChangesRequest *input,
                         Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -2678,6 +2771,7 @@ void switchboard__organization__v1__organization_service__init (Switchboard__Org
       function_prefix__ ## remove_group_members,\
       function_prefix__ ## list_group_members,\
       function_prefix__ ## list_contact_groups,\
+      function_prefix__ ## get_contact_summary,\
       function_prefix__ ## watch_changes,\
       function_prefix__ ## export_subject  }
 void switchboard__organization__v1__organization_service__create_organization(ProtobufCService *service,
@@ -2824,6 +2918,10 @@ void switchboard__organization__v1__organization_service__list_contact_groups(Pr
                                                                               const Switchboard__Organization__V1__ListContactGroupsRequest *input,
                                                                               Switchboard__Organization__V1__ListContactGroupsResponse_Closure closure,
                                                                               void *closure_data);
+void switchboard__organization__v1__organization_service__get_contact_summary(ProtobufCService *service,
+                                                                              const Switchboard__Organization__V1__GetContactSummaryRequest *input,
+                                                                              Switchboard__Organization__V1__ContactSummary_Closure closure,
+                                                                              void *closure_data);
 void switchboard__organization__v1__organization_service__watch_changes(ProtobufCService *service,
                                                                         const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                         Switchboard__Common__V1__ChangeEvent_Closure closure,
@@ -2899,6 +2997,8 @@ extern const ProtobufCMessageDescriptor switchboard__organization__v1__list_cont
 extern const ProtobufCMessageDescriptor switchboard__organization__v1__export_subject_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__organization__v1__subject_record__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__organization__v1__erasure_receipt__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__organization__v1__get_contact_summary_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__organization__v1__contact_summary__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__organization__v1__organization_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -2617,6 +2617,96 @@ void   switchboard__analytics__v1__contact_snapshot__free_unpacked
   assert(message->base.descriptor == &switchboard__analytics__v1__contact_snapshot__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__analytics__v1__get_contact_summary_request__init
+                     (Switchboard__Analytics__V1__GetContactSummaryRequest         *message)
+{
+  static const Switchboard__Analytics__V1__GetContactSummaryRequest init_value = SWITCHBOARD__ANALYTICS__V1__GET_CONTACT_SUMMARY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__analytics__v1__get_contact_summary_request__get_packed_size
+                     (const Switchboard__Analytics__V1__GetContactSummaryRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__analytics__v1__get_contact_summary_request__pack
+                     (const Switchboard__Analytics__V1__GetContactSummaryRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__analytics__v1__get_contact_summary_request__pack_to_buffer
+                     (const Switchboard__Analytics__V1__GetContactSummaryRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Analytics__V1__GetContactSummaryRequest *
+       switchboard__analytics__v1__get_contact_summary_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Analytics__V1__GetContactSummaryRequest *)
+     protobuf_c_message_unpack (&switchboard__analytics__v1__get_contact_summary_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__analytics__v1__get_contact_summary_request__free_unpacked
+                     (Switchboard__Analytics__V1__GetContactSummaryRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__analytics__v1__get_contact_summary_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__analytics__v1__contact_summary__init
+                     (Switchboard__Analytics__V1__ContactSummary         *message)
+{
+  static const Switchboard__Analytics__V1__ContactSummary init_value = SWITCHBOARD__ANALYTICS__V1__CONTACT_SUMMARY__INIT;
+  *message = init_value;
+}
+size_t switchboard__analytics__v1__contact_summary__get_packed_size
+                     (const Switchboard__Analytics__V1__ContactSummary *message)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__contact_summary__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__analytics__v1__contact_summary__pack
+                     (const Switchboard__Analytics__V1__ContactSummary *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__contact_summary__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__analytics__v1__contact_summary__pack_to_buffer
+                     (const Switchboard__Analytics__V1__ContactSummary *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__analytics__v1__contact_summary__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Analytics__V1__ContactSummary *
+       switchboard__analytics__v1__contact_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Analytics__V1__ContactSummary *)
+     protobuf_c_message_unpack (&switchboard__analytics__v1__contact_summary__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__analytics__v1__contact_summary__free_unpacked
+                     (Switchboard__Analytics__V1__ContactSummary *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__analytics__v1__contact_summary__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__analytics__v1__subject_record__init
                      (Switchboard__Analytics__V1__SubjectRecord         *message)
 {
@@ -6534,6 +6624,108 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__contact_snapshot__d
   (ProtobufCMessageInit) switchboard__analytics__v1__contact_snapshot__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__analytics__v1__get_contact_summary_request__field_descriptors[2] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__GetContactSummaryRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__GetContactSummaryRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__analytics__v1__get_contact_summary_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  1,   /* field[1] = page_size */
+};
+static const ProtobufCIntRange switchboard__analytics__v1__get_contact_summary_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__analytics__v1__get_contact_summary_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.analytics.v1.GetContactSummaryRequest",
+  "GetContactSummaryRequest",
+  "Switchboard__Analytics__V1__GetContactSummaryRequest",
+  "switchboard.analytics.v1",
+  sizeof(Switchboard__Analytics__V1__GetContactSummaryRequest),
+  2,
+  switchboard__analytics__v1__get_contact_summary_request__field_descriptors,
+  switchboard__analytics__v1__get_contact_summary_request__field_indices_by_name,
+  1,  switchboard__analytics__v1__get_contact_summary_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__analytics__v1__get_contact_summary_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__analytics__v1__contact_summary__field_descriptors[2] =
+{
+  {
+    "metrics",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSummary, metrics),
+    &switchboard__analytics__v1__contact_metrics__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "timeline",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ContactSummary, timeline),
+    &switchboard__analytics__v1__get_timeline_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__analytics__v1__contact_summary__field_indices_by_name[] = {
+  0,   /* field[0] = metrics */
+  1,   /* field[1] = timeline */
+};
+static const ProtobufCIntRange switchboard__analytics__v1__contact_summary__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__analytics__v1__contact_summary__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.analytics.v1.ContactSummary",
+  "ContactSummary",
+  "Switchboard__Analytics__V1__ContactSummary",
+  "switchboard.analytics.v1",
+  sizeof(Switchboard__Analytics__V1__ContactSummary),
+  2,
+  switchboard__analytics__v1__contact_summary__field_descriptors,
+  switchboard__analytics__v1__contact_summary__field_indices_by_name,
+  1,  switchboard__analytics__v1__contact_summary__number_ranges,
+  (ProtobufCMessageInit) switchboard__analytics__v1__contact_summary__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor switchboard__analytics__v1__subject_record__field_descriptors[4] =
 {
   {
@@ -6815,11 +7007,12 @@ const ProtobufCEnumDescriptor switchboard__analytics__v1__alert_direction__descr
   switchboard__analytics__v1__alert_direction__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__analytics__v1__analytics_service__method_descriptors[24] =
+static const ProtobufCMethodDescriptor switchboard__analytics__v1__analytics_service__method_descriptors[25] =
 {
   { "GetTimeline", &switchboard__analytics__v1__get_timeline_request__descriptor, &switchboard__analytics__v1__get_timeline_response__descriptor },
   { "WatchTimeline", &switchboard__analytics__v1__watch_timeline_request__descriptor, &switchboard__analytics__v1__timeline_entry__descriptor },
   { "GetContactMetrics", &switchboard__analytics__v1__get_contact_metrics_request__descriptor, &switchboard__analytics__v1__contact_metrics__descriptor },
+  { "GetContactSummary", &switchboard__analytics__v1__get_contact_summary_request__descriptor, &switchboard__analytics__v1__contact_summary__descriptor },
   { "GetActivityStats", &switchboard__analytics__v1__get_activity_stats_request__descriptor, &switchboard__analytics__v1__get_activity_stats_response__descriptor },
   { "GetLifecycleFunnel", &switchboard__analytics__v1__get_lifecycle_funnel_request__descriptor, &switchboard__analytics__v1__get_lifecycle_funnel_response__descriptor },
   { "ListTop", &switchboard__analytics__v1__list_top_request__descriptor, &switchboard__analytics__v1__list_top_response__descriptor },
@@ -6843,29 +7036,30 @@ static const ProtobufCMethodDescriptor switchboard__analytics__v1__analytics_ser
   { "ExportSubject", &switchboard__analytics__v1__export_subject_request__descriptor, &switchboard__analytics__v1__subject_record__descriptor },
 };
 const unsigned switchboard__analytics__v1__analytics_service__method_indices_by_name[] = {
-  19,        /* CreateAlert */
-  16,        /* CreateDashboard */
-  10,        /* CreateReport */
-  21,        /* DeleteAlert */
-  13,        /* DeleteReport */
-  15,        /* ExportReport */
-  23,        /* ExportSubject */
-  3,        /* GetActivityStats */
+  20,        /* CreateAlert */
+  17,        /* CreateDashboard */
+  11,        /* CreateReport */
+  22,        /* DeleteAlert */
+  14,        /* DeleteReport */
+  16,        /* ExportReport */
+  24,        /* ExportSubject */
+  4,        /* GetActivityStats */
   2,        /* GetContactMetrics */
-  17,        /* GetDashboard */
-  18,        /* GetDashboardData */
-  6,        /* GetDataCompleteness */
-  9,        /* GetEngagementScore */
-  4,        /* GetLifecycleFunnel */
-  11,        /* GetReport */
-  7,        /* GetScoringModel */
+  3,        /* GetContactSummary */
+  18,        /* GetDashboard */
+  19,        /* GetDashboardData */
+  7,        /* GetDataCompleteness */
+  10,        /* GetEngagementScore */
+  5,        /* GetLifecycleFunnel */
+  12,        /* GetReport */
+  8,        /* GetScoringModel */
   0,        /* GetTimeline */
-  20,        /* ListAlerts */
-  12,        /* ListReports */
-  5,        /* ListTop */
-  14,        /* RunReport */
-  8,        /* SetScoringModel */
-  22,        /* WatchChanges */
+  21,        /* ListAlerts */
+  13,        /* ListReports */
+  6,        /* ListTop */
+  15,        /* RunReport */
+  9,        /* SetScoringModel */
+  23,        /* WatchChanges */
   1         /* WatchTimeline */
 };
 const ProtobufCServiceDescriptor switchboard__analytics__v1__analytics_service__descriptor =
@@ -6875,7 +7069,7 @@ const ProtobufCServiceDescriptor switchboard__analytics__v1__analytics_service__
   "AnalyticsService",
   "Switchboard__Analytics__V1__AnalyticsService",
   "switchboard.analytics.v1",
-  24,
+  25,
   switchboard__analytics__v1__analytics_service__method_descriptors,
   switchboard__analytics__v1__analytics_service__method_indices_by_name
 };
@@ -6903,13 +7097,21 @@ void switchboard__analytics__v1__analytics_service__get_contact_metrics(Protobuf
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
   service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__analytics__v1__analytics_service__get_contact_summary(ProtobufCService *service,
+                                                                        const Switchboard__Analytics__V1__GetContactSummaryRequest *input,
+                                                                        Switchboard__Analytics__V1__ContactSummary_Closure closure,
+                                                                        void *closure_data)
+{
+  assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__analytics__v1__analytics_service__get_activity_stats(ProtobufCService *service,
                                                                        const Switchboard__Analytics__V1__GetActivityStatsRequest *input,
                                                                        Switchboard__Analytics__V1__GetActivityStatsResponse_Closure closure,
                                                                        void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__get_lifecycle_funnel(ProtobufCService *service,
                                                                          const Switchboard__Analytics__V1__GetLifecycleFunnelRequest *input,
@@ -6917,7 +7119,7 @@ void switchboard__analytics__v1__analytics_service__get_lifecycle_funnel(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__list_top(ProtobufCService *service,
                                                              const Switchboard__Analytics__V1__ListTopRequest *input,
@@ -6925,7 +7127,7 @@ void switchboard__analytics__v1__analytics_service__list_top(ProtobufCService *s
                                                              void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__get_data_completeness(ProtobufCService *service,
                                                                           const Switchboard__Analytics__V1__GetDataCompletenessRequest *input,
@@ -6933,7 +7135,7 @@ void switchboard__analytics__v1__analytics_service__get_data_completeness(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__get_scoring_model(ProtobufCService *service,
                                                                       const Switchboard__Analytics__V1__GetScoringModelRequest *input,
@@ -6941,7 +7143,7 @@ void switchboard__analytics__v1__analytics_service__get_scoring_model(ProtobufCS
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__set_scoring_model(ProtobufCService *service,
                                                                       const Switchboard__Analytics__V1__SetScoringModelRequest *input,
@@ -6949,7 +7151,7 @@ void switchboard__analytics__v1__analytics_service__set_scoring_model(ProtobufCS
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__get_engagement_score(ProtobufCService *service,
                                                                          const Switchboard__Analytics__V1__GetEngagementScoreRequest *input,
@@ -6957,7 +7159,7 @@ void switchboard__analytics__v1__analytics_service__get_engagement_score(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__create_report(ProtobufCService *service,
                                                                   const Switchboard__Analytics__V1__CreateReportRequest *input,
@@ -6965,7 +7167,7 @@ void switchboard__analytics__v1__analytics_service__create_report(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__get_report(ProtobufCService *service,
                                                                const Switchboard__Analytics__V1__GetReportRequest *input,
@@ -6973,7 +7175,7 @@ void switchboard__analytics__v1__analytics_service__get_report(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__list_reports(ProtobufCService *service,
                                                                  const Switchboard__Analytics__V1__ListReportsRequest *input,
@@ -6981,7 +7183,7 @@ void switchboard__analytics__v1__analytics_service__list_reports(ProtobufCServic
                                                                  void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__delete_report(ProtobufCService *service,
                                                                   const Switchboard__Analytics__V1__DeleteReportRequest *input,
@@ -6989,7 +7191,7 @@ void switchboard__analytics__v1__analytics_service__delete_report(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__run_report(ProtobufCService *service,
                                                                const Switchboard__Analytics__V1__RunReportRequest *input,
@@ -6997,7 +7199,7 @@ void switchboard__analytics__v1__analytics_service__run_report(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__export_report(ProtobufCService *service,
                                                                   const Switchboard__Analytics__V1__ExportReportRequest *input,
@@ -7005,7 +7207,7 @@ void switchboard__analytics__v1__analytics_service__export_report(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__create_dashboard(ProtobufCService *service,
                                                                      const Switchboard__Analytics__V1__CreateDashboardRequest *input,
@@ -7013,7 +7215,7 @@ void switchboard__analytics__v1__analytics_service__create_dashboard(ProtobufCSe
                                                                      void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__get_dashboard(ProtobufCService *service,
                                                                   const Switchboard__Analytics__V1__GetDashboardRequest *input,
@@ -7021,7 +7223,7 @@ void switchboard__analytics__v1__analytics_service__get_dashboard(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__get_dashboard_data(ProtobufCService *service,
                                                                        const Switchboard__Analytics__V1__GetDashboardRequest *input,
@@ -7029,7 +7231,7 @@ void switchboard__analytics__v1__analytics_service__get_dashboard_data(ProtobufC
                                                                        void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__create_alert(ProtobufCService *service,
                                                                  const Switchboard__Analytics__V1__CreateAlertRequest *input,
@@ -7037,7 +7239,7 @@ void switchboard__analytics__v1__analytics_service__create_alert(ProtobufCServic
                                                                  void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__list_alerts(ProtobufCService *service,
                                                                 const Switchboard__Analytics__V1__ListAlertsRequest *input,
@@ -7045,7 +7247,7 @@ void switchboard__analytics__v1__analytics_service__list_alerts(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__delete_alert(ProtobufCService *service,
                                                                  const Switchboard__Analytics__V1__DeleteAlertRequest *input,
@@ -7053,7 +7255,7 @@ void switchboard__analytics__v1__analytics_service__delete_alert(ProtobufCServic
                                                                  void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__watch_changes(ProtobufCService *service,
                                                                   const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -7061,7 +7263,7 @@ void switchboard__analytics__v1__analytics_service__watch_changes(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__export_subject(ProtobufCService *service,
                                                                    const Switchboard__Analytics__V1__ExportSubjectRequest *input,
@@ -7069,7 +7271,7 @@ void switchboard__analytics__v1__analytics_service__export_subject(ProtobufCServ
                                                                    void *closure_data)
 {
   assert(service->descriptor == &switchboard__analytics__v1__analytics_service__descriptor);
-  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__analytics__v1__analytics_service__init (Switchboard__Analytics__V1__AnalyticsService_Service *service,
                                                           Switchboard__Analytics__V1__AnalyticsService_ServiceDestroy destroy)

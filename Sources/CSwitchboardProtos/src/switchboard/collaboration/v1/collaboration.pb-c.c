@@ -2977,6 +2977,96 @@ void   switchboard__collaboration__v1__export_subject_request__free_unpacked
   assert(message->base.descriptor == &switchboard__collaboration__v1__export_subject_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__collaboration__v1__get_contact_summary_request__init
+                     (Switchboard__Collaboration__V1__GetContactSummaryRequest         *message)
+{
+  static const Switchboard__Collaboration__V1__GetContactSummaryRequest init_value = SWITCHBOARD__COLLABORATION__V1__GET_CONTACT_SUMMARY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__get_contact_summary_request__get_packed_size
+                     (const Switchboard__Collaboration__V1__GetContactSummaryRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__get_contact_summary_request__pack
+                     (const Switchboard__Collaboration__V1__GetContactSummaryRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__get_contact_summary_request__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__GetContactSummaryRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__GetContactSummaryRequest *
+       switchboard__collaboration__v1__get_contact_summary_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__GetContactSummaryRequest *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__get_contact_summary_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__get_contact_summary_request__free_unpacked
+                     (Switchboard__Collaboration__V1__GetContactSummaryRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__get_contact_summary_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__collaboration__v1__contact_summary__init
+                     (Switchboard__Collaboration__V1__ContactSummary         *message)
+{
+  static const Switchboard__Collaboration__V1__ContactSummary init_value = SWITCHBOARD__COLLABORATION__V1__CONTACT_SUMMARY__INIT;
+  *message = init_value;
+}
+size_t switchboard__collaboration__v1__contact_summary__get_packed_size
+                     (const Switchboard__Collaboration__V1__ContactSummary *message)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__contact_summary__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__collaboration__v1__contact_summary__pack
+                     (const Switchboard__Collaboration__V1__ContactSummary *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__contact_summary__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__collaboration__v1__contact_summary__pack_to_buffer
+                     (const Switchboard__Collaboration__V1__ContactSummary *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__collaboration__v1__contact_summary__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Collaboration__V1__ContactSummary *
+       switchboard__collaboration__v1__contact_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Collaboration__V1__ContactSummary *)
+     protobuf_c_message_unpack (&switchboard__collaboration__v1__contact_summary__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__collaboration__v1__contact_summary__free_unpacked
+                     (Switchboard__Collaboration__V1__ContactSummary *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__collaboration__v1__contact_summary__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__collaboration__v1__subject_record__init
                      (Switchboard__Collaboration__V1__SubjectRecord         *message)
 {
@@ -7433,6 +7523,134 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__export_subject_
   (ProtobufCMessageInit) switchboard__collaboration__v1__export_subject_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__get_contact_summary_request__field_descriptors[3] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__GetContactSummaryRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__GetContactSummaryRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "meetings_after",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__GetContactSummaryRequest, meetings_after),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__get_contact_summary_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  2,   /* field[2] = meetings_after */
+  1,   /* field[1] = page_size */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__get_contact_summary_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_contact_summary_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.GetContactSummaryRequest",
+  "GetContactSummaryRequest",
+  "Switchboard__Collaboration__V1__GetContactSummaryRequest",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__GetContactSummaryRequest),
+  3,
+  switchboard__collaboration__v1__get_contact_summary_request__field_descriptors,
+  switchboard__collaboration__v1__get_contact_summary_request__field_indices_by_name,
+  1,  switchboard__collaboration__v1__get_contact_summary_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__get_contact_summary_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__contact_summary__field_descriptors[3] =
+{
+  {
+    "notes",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ContactSummary, notes),
+    &switchboard__collaboration__v1__list_notes_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "files",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ContactSummary, files),
+    &switchboard__collaboration__v1__list_files_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "meetings",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ContactSummary, meetings),
+    &switchboard__collaboration__v1__list_meetings_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__collaboration__v1__contact_summary__field_indices_by_name[] = {
+  1,   /* field[1] = files */
+  2,   /* field[2] = meetings */
+  0,   /* field[0] = notes */
+};
+static const ProtobufCIntRange switchboard__collaboration__v1__contact_summary__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__collaboration__v1__contact_summary__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.collaboration.v1.ContactSummary",
+  "ContactSummary",
+  "Switchboard__Collaboration__V1__ContactSummary",
+  "switchboard.collaboration.v1",
+  sizeof(Switchboard__Collaboration__V1__ContactSummary),
+  3,
+  switchboard__collaboration__v1__contact_summary__field_descriptors,
+  switchboard__collaboration__v1__contact_summary__field_indices_by_name,
+  1,  switchboard__collaboration__v1__contact_summary__number_ranges,
+  (ProtobufCMessageInit) switchboard__collaboration__v1__contact_summary__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor switchboard__collaboration__v1__subject_record__field_descriptors[4] =
 {
   {
@@ -7646,7 +7864,7 @@ const ProtobufCEnumDescriptor switchboard__collaboration__v1__notification_kind_
   switchboard__collaboration__v1__notification_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collaboration_service__method_descriptors[44] =
+static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collaboration_service__method_descriptors[45] =
 {
   { "CreateNote", &switchboard__collaboration__v1__create_note_request__descriptor, &switchboard__collaboration__v1__note__descriptor },
   { "GetNote", &switchboard__collaboration__v1__get_note_request__descriptor, &switchboard__collaboration__v1__note__descriptor },
@@ -7686,6 +7904,7 @@ static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collabora
   { "DeleteMeeting", &switchboard__collaboration__v1__delete_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "UndeleteMeeting", &switchboard__collaboration__v1__undelete_meeting_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "ListMeetings", &switchboard__collaboration__v1__list_meetings_request__descriptor, &switchboard__collaboration__v1__list_meetings_response__descriptor },
+  { "GetContactSummary", &switchboard__collaboration__v1__get_contact_summary_request__descriptor, &switchboard__collaboration__v1__contact_summary__descriptor },
   { "CancelOccurrence", &switchboard__collaboration__v1__cancel_occurrence_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "MoveOccurrence", &switchboard__collaboration__v1__move_occurrence_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
   { "RestoreOccurrence", &switchboard__collaboration__v1__restore_occurrence_request__descriptor, &switchboard__collaboration__v1__meeting__descriptor },
@@ -7696,7 +7915,7 @@ static const ProtobufCMethodDescriptor switchboard__collaboration__v1__collabora
 const unsigned switchboard__collaboration__v1__collaboration_service__method_indices_by_name[] = {
   23,        /* AcknowledgeNotifications */
   14,        /* AddTeamMembers */
-  38,        /* CancelOccurrence */
+  39,        /* CancelOccurrence */
   6,        /* CreateComment */
   32,        /* CreateMeeting */
   0,        /* CreateNote */
@@ -7707,8 +7926,9 @@ const unsigned switchboard__collaboration__v1__collaboration_service__method_ind
   35,        /* DeleteMeeting */
   3,        /* DeleteNote */
   27,        /* DownloadFile */
-  43,        /* ExportSubject */
-  41,        /* FindFreeSlots */
+  44,        /* ExportSubject */
+  42,        /* FindFreeSlots */
+  38,        /* GetContactSummary */
   28,        /* GetFile */
   33,        /* GetMeeting */
   1,        /* GetNote */
@@ -7722,9 +7942,9 @@ const unsigned switchboard__collaboration__v1__collaboration_service__method_ind
   20,        /* ListNotifications */
   13,        /* ListTeams */
   22,        /* MarkNotificationsRead */
-  39,        /* MoveOccurrence */
+  40,        /* MoveOccurrence */
   15,        /* RemoveTeamMembers */
-  40,        /* RestoreOccurrence */
+  41,        /* RestoreOccurrence */
   17,        /* RevokeGrant */
   25,        /* SetNotificationPreferences */
   16,        /* ShareNote */
@@ -7737,7 +7957,7 @@ const unsigned switchboard__collaboration__v1__collaboration_service__method_ind
   2,        /* UpdateNote */
   12,        /* UpdateTeam */
   26,        /* UploadFile */
-  42         /* WatchChanges */
+  43         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_service__descriptor =
 {
@@ -7746,7 +7966,7 @@ const ProtobufCServiceDescriptor switchboard__collaboration__v1__collaboration_s
   "CollaborationService",
   "Switchboard__Collaboration__V1__CollaborationService",
   "switchboard.collaboration.v1",
-  44,
+  45,
   switchboard__collaboration__v1__collaboration_service__method_descriptors,
   switchboard__collaboration__v1__collaboration_service__method_indices_by_name
 };
@@ -8054,13 +8274,21 @@ void switchboard__collaboration__v1__collaboration_service__list_meetings(Protob
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
   service->invoke(service, 37, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__collaboration__v1__collaboration_service__get_contact_summary(ProtobufCService *service,
+                                                                                const Switchboard__Collaboration__V1__GetContactSummaryRequest *input,
+                                                                                Switchboard__Collaboration__V1__ContactSummary_Closure closure,
+                                                                                void *closure_data)
+{
+  assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
+  service->invoke(service, 38, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__collaboration__v1__collaboration_service__cancel_occurrence(ProtobufCService *service,
                                                                               const Switchboard__Collaboration__V1__CancelOccurrenceRequest *input,
                                                                               Switchboard__Collaboration__V1__Meeting_Closure closure,
                                                                               void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 38, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 39, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__move_occurrence(ProtobufCService *service,
                                                                             const Switchboard__Collaboration__V1__MoveOccurrenceRequest *input,
@@ -8068,7 +8296,7 @@ void switchboard__collaboration__v1__collaboration_service__move_occurrence(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 39, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 40, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__restore_occurrence(ProtobufCService *service,
                                                                                const Switchboard__Collaboration__V1__RestoreOccurrenceRequest *input,
@@ -8076,7 +8304,7 @@ void switchboard__collaboration__v1__collaboration_service__restore_occurrence(P
                                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 40, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 41, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__find_free_slots(ProtobufCService *service,
                                                                             const Switchboard__Collaboration__V1__FindFreeSlotsRequest *input,
@@ -8084,7 +8312,7 @@ void switchboard__collaboration__v1__collaboration_service__find_free_slots(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 41, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 42, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -8092,7 +8320,7 @@ void switchboard__collaboration__v1__collaboration_service__watch_changes(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 42, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 43, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__export_subject(ProtobufCService *service,
                                                                            const Switchboard__Collaboration__V1__ExportSubjectRequest *input,
@@ -8100,7 +8328,7 @@ void switchboard__collaboration__v1__collaboration_service__export_subject(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__collaboration__v1__collaboration_service__descriptor);
-  service->invoke(service, 43, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 44, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__collaboration__v1__collaboration_service__init (Switchboard__Collaboration__V1__CollaborationService_Service *service,
                                                                   Switchboard__Collaboration__V1__CollaborationService_ServiceDestroy destroy)

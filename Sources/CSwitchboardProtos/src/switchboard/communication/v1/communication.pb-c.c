@@ -1735,6 +1735,96 @@ void   switchboard__communication__v1__create_campaign_request__free_unpacked
   assert(message->base.descriptor == &switchboard__communication__v1__create_campaign_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__communication__v1__get_contact_summary_request__init
+                     (Switchboard__Communication__V1__GetContactSummaryRequest         *message)
+{
+  static const Switchboard__Communication__V1__GetContactSummaryRequest init_value = SWITCHBOARD__COMMUNICATION__V1__GET_CONTACT_SUMMARY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__get_contact_summary_request__get_packed_size
+                     (const Switchboard__Communication__V1__GetContactSummaryRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__get_contact_summary_request__pack
+                     (const Switchboard__Communication__V1__GetContactSummaryRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__get_contact_summary_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__GetContactSummaryRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__GetContactSummaryRequest *
+       switchboard__communication__v1__get_contact_summary_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__GetContactSummaryRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__get_contact_summary_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__get_contact_summary_request__free_unpacked
+                     (Switchboard__Communication__V1__GetContactSummaryRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__get_contact_summary_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__contact_summary__init
+                     (Switchboard__Communication__V1__ContactSummary         *message)
+{
+  static const Switchboard__Communication__V1__ContactSummary init_value = SWITCHBOARD__COMMUNICATION__V1__CONTACT_SUMMARY__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__contact_summary__get_packed_size
+                     (const Switchboard__Communication__V1__ContactSummary *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__contact_summary__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__contact_summary__pack
+                     (const Switchboard__Communication__V1__ContactSummary *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__contact_summary__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__contact_summary__pack_to_buffer
+                     (const Switchboard__Communication__V1__ContactSummary *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__contact_summary__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ContactSummary *
+       switchboard__communication__v1__contact_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ContactSummary *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__contact_summary__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__contact_summary__free_unpacked
+                     (Switchboard__Communication__V1__ContactSummary *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__contact_summary__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__communication__v1__campaign_request__init
                      (Switchboard__Communication__V1__CampaignRequest         *message)
 {
@@ -5177,6 +5267,108 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__create_campaign
   (ProtobufCMessageInit) switchboard__communication__v1__create_campaign_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__communication__v1__get_contact_summary_request__field_descriptors[2] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__GetContactSummaryRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__GetContactSummaryRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__get_contact_summary_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  1,   /* field[1] = page_size */
+};
+static const ProtobufCIntRange switchboard__communication__v1__get_contact_summary_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__get_contact_summary_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.GetContactSummaryRequest",
+  "GetContactSummaryRequest",
+  "Switchboard__Communication__V1__GetContactSummaryRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__GetContactSummaryRequest),
+  2,
+  switchboard__communication__v1__get_contact_summary_request__field_descriptors,
+  switchboard__communication__v1__get_contact_summary_request__field_indices_by_name,
+  1,  switchboard__communication__v1__get_contact_summary_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__get_contact_summary_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__contact_summary__field_descriptors[2] =
+{
+  {
+    "interactions",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactSummary, interactions),
+    &switchboard__communication__v1__list_interactions_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "consents",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactSummary, consents),
+    &switchboard__communication__v1__list_consent_history_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__contact_summary__field_indices_by_name[] = {
+  1,   /* field[1] = consents */
+  0,   /* field[0] = interactions */
+};
+static const ProtobufCIntRange switchboard__communication__v1__contact_summary__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__contact_summary__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ContactSummary",
+  "ContactSummary",
+  "Switchboard__Communication__V1__ContactSummary",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ContactSummary),
+  2,
+  switchboard__communication__v1__contact_summary__field_descriptors,
+  switchboard__communication__v1__contact_summary__field_indices_by_name,
+  1,  switchboard__communication__v1__contact_summary__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__contact_summary__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign_request__field_descriptors[2] =
 {
   {
@@ -5540,7 +5732,7 @@ const ProtobufCEnumDescriptor switchboard__communication__v1__campaign_status__d
   switchboard__communication__v1__campaign_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[27] =
+static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[28] =
 {
   { "LogInteraction", &switchboard__communication__v1__log_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
   { "GetInteraction", &switchboard__communication__v1__get_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
@@ -5552,6 +5744,7 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "ListFollowUpsDue", &switchboard__communication__v1__list_follow_ups_due_request__descriptor, &switchboard__communication__v1__list_follow_ups_due_response__descriptor },
   { "RecordConsent", &switchboard__communication__v1__record_consent_request__descriptor, &switchboard__communication__v1__consent_record__descriptor },
   { "ListConsentHistory", &switchboard__communication__v1__list_consent_history_request__descriptor, &switchboard__communication__v1__list_consent_history_response__descriptor },
+  { "GetContactSummary", &switchboard__communication__v1__get_contact_summary_request__descriptor, &switchboard__communication__v1__contact_summary__descriptor },
   { "CheckConsent", &switchboard__communication__v1__check_consent_request__descriptor, &switchboard__communication__v1__check_consent_response__descriptor },
   { "CreateTemplate", &switchboard__communication__v1__create_template_request__descriptor, &switchboard__communication__v1__template__descriptor },
   { "UpdateTemplate", &switchboard__communication__v1__update_template_request__descriptor, &switchboard__communication__v1__template__descriptor },
@@ -5571,33 +5764,34 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
 };
 const unsigned switchboard__communication__v1__communication_service__method_indices_by_name[] = {
-  24,        /* CancelCampaign */
-  18,        /* CancelSend */
-  10,        /* CheckConsent */
-  20,        /* CreateCampaign */
-  11,        /* CreateTemplate */
+  25,        /* CancelCampaign */
+  19,        /* CancelSend */
+  11,        /* CheckConsent */
+  21,        /* CreateCampaign */
+  12,        /* CreateTemplate */
   3,        /* DeleteInteraction */
-  19,        /* ExportSubject */
-  21,        /* GetCampaign */
+  20,        /* ExportSubject */
+  22,        /* GetCampaign */
+  10,        /* GetContactSummary */
   1,        /* GetInteraction */
-  17,        /* GetSend */
-  13,        /* GetTemplate */
+  18,        /* GetSend */
+  14,        /* GetTemplate */
   9,        /* ListConsentHistory */
   7,        /* ListFollowUpsDue */
   5,        /* ListInteractions */
-  14,        /* ListTemplates */
+  15,        /* ListTemplates */
   0,        /* LogInteraction */
-  22,        /* PauseCampaign */
+  23,        /* PauseCampaign */
   8,        /* RecordConsent */
-  15,        /* RenderTemplate */
-  23,        /* ResumeCampaign */
+  16,        /* RenderTemplate */
+  24,        /* ResumeCampaign */
   6,        /* SearchInteractions */
-  16,        /* SendMessage */
+  17,        /* SendMessage */
   4,        /* UndeleteInteraction */
   2,        /* UpdateInteraction */
-  12,        /* UpdateTemplate */
-  25,        /* WatchCampaignProgress */
-  26         /* WatchChanges */
+  13,        /* UpdateTemplate */
+  26,        /* WatchCampaignProgress */
+  27         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor =
 {
@@ -5606,7 +5800,7 @@ const ProtobufCServiceDescriptor switchboard__communication__v1__communication_s
   "CommunicationService",
   "Switchboard__Communication__V1__CommunicationService",
   "switchboard.communication.v1",
-  27,
+  28,
   switchboard__communication__v1__communication_service__method_descriptors,
   switchboard__communication__v1__communication_service__method_indices_by_name
 };
@@ -5690,13 +5884,21 @@ void switchboard__communication__v1__communication_service__list_consent_history
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
   service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__communication__v1__communication_service__get_contact_summary(ProtobufCService *service,
+                                                                                const Switchboard__Communication__V1__GetContactSummaryRequest *input,
+                                                                                Switchboard__Communication__V1__ContactSummary_Closure closure,
+                                                                                void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__communication__v1__communication_service__check_consent(ProtobufCService *service,
                                                                           const Switchboard__Communication__V1__CheckConsentRequest *input,
                                                                           Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__create_template(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CreateTemplateRequest *input,
@@ -5704,7 +5906,7 @@ void switchboard__communication__v1__communication_service__create_template(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__update_template(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__UpdateTemplateRequest *input,
@@ -5712,7 +5914,7 @@ void switchboard__communication__v1__communication_service__update_template(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__get_template(ProtobufCService *service,
                                                                          const Switchboard__Communication__V1__GetTemplateRequest *input,
@@ -5720,7 +5922,7 @@ void switchboard__communication__v1__communication_service__get_template(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__list_templates(ProtobufCService *service,
                                                                            const Switchboard__Communication__V1__ListTemplatesRequest *input,
@@ -5728,7 +5930,7 @@ void switchboard__communication__v1__communication_service__list_templates(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__render_template(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__RenderTemplateRequest *input,
@@ -5736,7 +5938,7 @@ void switchboard__communication__v1__communication_service__render_template(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__send_message(ProtobufCService *service,
                                                                          const Switchboard__Communication__V1__SendMessageRequest *input,
@@ -5744,7 +5946,7 @@ void switchboard__communication__v1__communication_service__send_message(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__get_send(ProtobufCService *service,
                                                                      const Switchboard__Communication__V1__GetSendRequest *input,
@@ -5752,7 +5954,7 @@ void switchboard__communication__v1__communication_service__get_send(ProtobufCSe
                                                                      void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__cancel_send(ProtobufCService *service,
                                                                         const Switchboard__Communication__V1__CancelSendRequest *input,
@@ -5760,7 +5962,7 @@ void switchboard__communication__v1__communication_service__cancel_send(Protobuf
                                                                         void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__export_subject(ProtobufCService *service,
                                                                            const Switchboard__Communication__V1__ExportSubjectRequest *input,
@@ -5768,7 +5970,7 @@ void switchboard__communication__v1__communication_service__export_subject(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__create_campaign(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CreateCampaignRequest *input,
@@ -5776,7 +5978,7 @@ void switchboard__communication__v1__communication_service__create_campaign(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__get_campaign(ProtobufCService *service,
                                                                          const Switchboard__Communication__V1__CampaignRequest *input,
@@ -5784,7 +5986,7 @@ void switchboard__communication__v1__communication_service__get_campaign(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__pause_campaign(ProtobufCService *service,
                                                                            const Switchboard__Communication__V1__CampaignRequest *input,
@@ -5792,7 +5994,7 @@ void switchboard__communication__v1__communication_service__pause_campaign(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__resume_campaign(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CampaignRequest *input,
@@ -5800,7 +6002,7 @@ void switchboard__communication__v1__communication_service__resume_campaign(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__cancel_campaign(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CampaignRequest *input,
@@ -5808,7 +6010,7 @@ void switchboard__communication__v1__communication_service__cancel_campaign(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__watch_campaign_progress(ProtobufCService *service,
                                                                                     const Switchboard__Communication__V1__CampaignRequest *input,
@@ -5816,7 +6018,7 @@ void switchboard__communication__v1__communication_service__watch_campaign_progr
                                                                                     void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -5824,7 +6026,7 @@ void switchboard__communication__v1__communication_service__watch_changes(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__init (Switchboard__Communication__V1__CommunicationService_Service *service,
                                                                   Switchboard__Communication__V1__CommunicationService_ServiceDestroy destroy)

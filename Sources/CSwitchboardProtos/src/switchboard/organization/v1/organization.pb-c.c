@@ -2707,6 +2707,96 @@ void   switchboard__organization__v1__erasure_receipt__free_unpacked
   assert(message->base.descriptor == &switchboard__organization__v1__erasure_receipt__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__organization__v1__get_contact_summary_request__init
+                     (Switchboard__Organization__V1__GetContactSummaryRequest         *message)
+{
+  static const Switchboard__Organization__V1__GetContactSummaryRequest init_value = SWITCHBOARD__ORGANIZATION__V1__GET_CONTACT_SUMMARY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__organization__v1__get_contact_summary_request__get_packed_size
+                     (const Switchboard__Organization__V1__GetContactSummaryRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__organization__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__organization__v1__get_contact_summary_request__pack
+                     (const Switchboard__Organization__V1__GetContactSummaryRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__organization__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__organization__v1__get_contact_summary_request__pack_to_buffer
+                     (const Switchboard__Organization__V1__GetContactSummaryRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__organization__v1__get_contact_summary_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Organization__V1__GetContactSummaryRequest *
+       switchboard__organization__v1__get_contact_summary_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Organization__V1__GetContactSummaryRequest *)
+     protobuf_c_message_unpack (&switchboard__organization__v1__get_contact_summary_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__organization__v1__get_contact_summary_request__free_unpacked
+                     (Switchboard__Organization__V1__GetContactSummaryRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__organization__v1__get_contact_summary_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__organization__v1__contact_summary__init
+                     (Switchboard__Organization__V1__ContactSummary         *message)
+{
+  static const Switchboard__Organization__V1__ContactSummary init_value = SWITCHBOARD__ORGANIZATION__V1__CONTACT_SUMMARY__INIT;
+  *message = init_value;
+}
+size_t switchboard__organization__v1__contact_summary__get_packed_size
+                     (const Switchboard__Organization__V1__ContactSummary *message)
+{
+  assert(message->base.descriptor == &switchboard__organization__v1__contact_summary__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__organization__v1__contact_summary__pack
+                     (const Switchboard__Organization__V1__ContactSummary *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__organization__v1__contact_summary__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__organization__v1__contact_summary__pack_to_buffer
+                     (const Switchboard__Organization__V1__ContactSummary *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__organization__v1__contact_summary__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Organization__V1__ContactSummary *
+       switchboard__organization__v1__contact_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Organization__V1__ContactSummary *)
+     protobuf_c_message_unpack (&switchboard__organization__v1__contact_summary__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__organization__v1__contact_summary__free_unpacked
+                     (Switchboard__Organization__V1__ContactSummary *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__organization__v1__contact_summary__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchboard__organization__v1__organization__field_descriptors[13] =
 {
   {
@@ -6684,6 +6774,121 @@ const ProtobufCMessageDescriptor switchboard__organization__v1__erasure_receipt_
   (ProtobufCMessageInit) switchboard__organization__v1__erasure_receipt__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__organization__v1__get_contact_summary_request__field_descriptors[2] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Organization__V1__GetContactSummaryRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Organization__V1__GetContactSummaryRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__organization__v1__get_contact_summary_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  1,   /* field[1] = page_size */
+};
+static const ProtobufCIntRange switchboard__organization__v1__get_contact_summary_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__organization__v1__get_contact_summary_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.organization.v1.GetContactSummaryRequest",
+  "GetContactSummaryRequest",
+  "Switchboard__Organization__V1__GetContactSummaryRequest",
+  "switchboard.organization.v1",
+  sizeof(Switchboard__Organization__V1__GetContactSummaryRequest),
+  2,
+  switchboard__organization__v1__get_contact_summary_request__field_descriptors,
+  switchboard__organization__v1__get_contact_summary_request__field_indices_by_name,
+  1,  switchboard__organization__v1__get_contact_summary_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__organization__v1__get_contact_summary_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__organization__v1__contact_summary__field_descriptors[3] =
+{
+  {
+    "memberships",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Organization__V1__ContactSummary, memberships),
+    &switchboard__organization__v1__list_contact_memberships_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "groups",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Organization__V1__ContactSummary, groups),
+    &switchboard__organization__v1__list_contact_groups_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "organizations",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Organization__V1__ContactSummary, n_organizations),
+    offsetof(Switchboard__Organization__V1__ContactSummary, organizations),
+    &switchboard__organization__v1__organization__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__organization__v1__contact_summary__field_indices_by_name[] = {
+  1,   /* field[1] = groups */
+  0,   /* field[0] = memberships */
+  2,   /* field[2] = organizations */
+};
+static const ProtobufCIntRange switchboard__organization__v1__contact_summary__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__organization__v1__contact_summary__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.organization.v1.ContactSummary",
+  "ContactSummary",
+  "Switchboard__Organization__V1__ContactSummary",
+  "switchboard.organization.v1",
+  sizeof(Switchboard__Organization__V1__ContactSummary),
+  3,
+  switchboard__organization__v1__contact_summary__field_descriptors,
+  switchboard__organization__v1__contact_summary__field_indices_by_name,
+  1,  switchboard__organization__v1__contact_summary__number_ranges,
+  (ProtobufCMessageInit) switchboard__organization__v1__contact_summary__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__organization__v1__size_band__enum_values_by_number[7] =
 {
   { "SIZE_BAND_UNSPECIFIED", "SWITCHBOARD__ORGANIZATION__V1__SIZE_BAND__SIZE_BAND_UNSPECIFIED", 0 },
@@ -6754,7 +6959,7 @@ const ProtobufCEnumDescriptor switchboard__organization__v1__unit_kind__descript
   switchboard__organization__v1__unit_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__organization__v1__organization_service__method_descriptors[38] =
+static const ProtobufCMethodDescriptor switchboard__organization__v1__organization_service__method_descriptors[39] =
 {
   { "CreateOrganization", &switchboard__organization__v1__create_organization_request__descriptor, &switchboard__organization__v1__organization__descriptor },
   { "GetOrganization", &switchboard__organization__v1__get_organization_request__descriptor, &switchboard__organization__v1__organization__descriptor },
@@ -6792,6 +6997,7 @@ static const ProtobufCMethodDescriptor switchboard__organization__v1__organizati
   { "RemoveGroupMembers", &switchboard__organization__v1__remove_group_members_request__descriptor, &switchboard__organization__v1__bulk_group_members_response__descriptor },
   { "ListGroupMembers", &switchboard__organization__v1__list_group_members_request__descriptor, &switchboard__organization__v1__list_group_members_response__descriptor },
   { "ListContactGroups", &switchboard__organization__v1__list_contact_groups_request__descriptor, &switchboard__organization__v1__list_contact_groups_response__descriptor },
+  { "GetContactSummary", &switchboard__organization__v1__get_contact_summary_request__descriptor, &switchboard__organization__v1__contact_summary__descriptor },
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
   { "ExportSubject", &switchboard__organization__v1__export_subject_request__descriptor, &switchboard__organization__v1__subject_record__descriptor },
 };
@@ -6808,7 +7014,8 @@ const unsigned switchboard__organization__v1__organization_service__method_indic
   23,        /* DeleteMembership */
   4,        /* DeleteOrganization */
   15,        /* DeleteUnit */
-  37,        /* ExportSubject */
+  38,        /* ExportSubject */
+  36,        /* GetContactSummary */
   27,        /* GetGroup */
   21,        /* GetMembership */
   1,        /* GetOrganization */
@@ -6833,7 +7040,7 @@ const unsigned switchboard__organization__v1__organization_service__method_indic
   22,        /* UpdateMembership */
   3,        /* UpdateOrganization */
   14,        /* UpdateUnit */
-  36         /* WatchChanges */
+  37         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__organization__v1__organization_service__descriptor =
 {
@@ -6842,7 +7049,7 @@ const ProtobufCServiceDescriptor switchboard__organization__v1__organization_ser
   "OrganizationService",
   "Switchboard__Organization__V1__OrganizationService",
   "switchboard.organization.v1",
-  38,
+  39,
   switchboard__organization__v1__organization_service__method_descriptors,
   switchboard__organization__v1__organization_service__method_indices_by_name
 };
@@ -7134,13 +7341,21 @@ void switchboard__organization__v1__organization_service__list_contact_groups(Pr
   assert(service->descriptor == &switchboard__organization__v1__organization_service__descriptor);
   service->invoke(service, 35, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__organization__v1__organization_service__get_contact_summary(ProtobufCService *service,
+                                                                              const Switchboard__Organization__V1__GetContactSummaryRequest *input,
+                                                                              Switchboard__Organization__V1__ContactSummary_Closure closure,
+                                                                              void *closure_data)
+{
+  assert(service->descriptor == &switchboard__organization__v1__organization_service__descriptor);
+  service->invoke(service, 36, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__organization__v1__organization_service__watch_changes(ProtobufCService *service,
                                                                         const Switchboard__Common__V1__WatchChangesRequest *input,
                                                                         Switchboard__Common__V1__ChangeEvent_Closure closure,
                                                                         void *closure_data)
 {
   assert(service->descriptor == &switchboard__organization__v1__organization_service__descriptor);
-  service->invoke(service, 36, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 37, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__organization__v1__organization_service__export_subject(ProtobufCService *service,
                                                                          const Switchboard__Organization__V1__ExportSubjectRequest *input,
@@ -7148,7 +7363,7 @@ void switchboard__organization__v1__organization_service__export_subject(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__organization__v1__organization_service__descriptor);
-  service->invoke(service, 37, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 38, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__organization__v1__organization_service__init (Switchboard__Organization__V1__OrganizationService_Service *service,
                                                                 Switchboard__Organization__V1__OrganizationService_ServiceDestroy destroy)

@@ -1,0 +1,37 @@
+import FoundationEssentials
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardServiceKit
+
+extension CollaborationHandler {
+    /// The `GetContactSummary` RPC (see `collaboration.proto`): the first pages of the contact's `ListNotes`,
+    /// `ListFiles` and `ListMeetings` (meetings ending after `meetings_after`, or after now), answered by those RPCs' own
+    /// code and read at once.
+    public func getContactSummary(
+        request: Switchboard_Collaboration_V1_GetContactSummaryRequest, context: ServerContext
+    ) async throws -> Switchboard_Collaboration_V1_ContactSummary {
+        // Checked here so that an error names this request's fields, not the lists' (`subject.id`).
+        _ = try M.requiredID(request.contactId, field: "contact_id")
+        let page = try ContactSummaryPage.request(request.pageSize)
+        var subject = Switchboard_Collaboration_V1_Subject()
+        subject.type = .contact
+        subject.id = request.contactId
+        var notesRequest = Switchboard_Collaboration_V1_ListNotesRequest()
+        notesRequest.subject = subject
+        notesRequest.page = page
+        var filesRequest = Switchboard_Collaboration_V1_ListFilesRequest()
+        filesRequest.subject = subject
+        filesRequest.page = page
+        var meetingsRequest = Switchboard_Collaboration_V1_ListMeetingsRequest()
+        meetingsRequest.contactId = request.contactId
+        meetingsRequest.timeMin = request.meetingsAfter ?? Date()
+        meetingsRequest.page = page
+        async let files = listFiles(request: filesRequest, context: context)
+        async let meetings = listMeetings(request: meetingsRequest, context: context)
+        var summary = Switchboard_Collaboration_V1_ContactSummary()
+        summary.notes = try await listNotes(request: notesRequest, context: context)
+        summary.files = try await files
+        summary.meetings = try await meetings
+        return summary
+    }
+}

@@ -5,8 +5,8 @@ import SwitchboardRPC
 /// `GET /v1/contacts/{id}:overview`, the contact-360 view: the contact (required) and, in parallel, one
 /// `GetContactSummary` call to each other service (optional), which answers the first pages of that service's lists for
 /// the person, the organization service's with the names of the person's organizations. An optional part that fails
-/// or is late is listed in `partialFailures` (one entry per view key it fills); the answer never comes later than the
-/// request's budget. A service that has no `GetContactSummary` yet (UNIMPLEMENTED: an older release) is asked through
+/// or is late is listed in `partialFailures` (one entry per view key it fills; NOT_FOUND, a service that knows nothing of
+/// the person, is empty lists instead); the answer never comes later than the request's budget. A service that has no `GetContactSummary` yet (UNIMPLEMENTED: an older release) is asked through
 /// its list RPCs instead, with one batch call for the organization names, as the view was built before.
 struct ContactOverview {
     let gateway: Gateway
@@ -158,6 +158,10 @@ struct ContactOverview {
                     throw error
                 case .failure(let error) where error.code == .unimplemented && !part.fallback.isEmpty:
                     part.fallback.forEach(start)
+                case .failure(let error) where error.code == .notFound:
+                    // The service holds nothing about the person: organization answers NOT_FOUND for a contact its
+                    // copy of the contacts feed has not brought yet (one created a moment ago), so its lists are empty.
+                    Self.apply(part, .object([:]), to: &view)
                 case .failure(let error):
                     failures += part.fills.map { Self.failure(key: $0, part, error) }
                 }

@@ -203,12 +203,12 @@ struct GatewayFeatureTests {
         #expect(elapsed < .seconds(8), "\(elapsed)")
     }
 
-    @Test("a service without GetContactSummary (an older release) is asked through its list RPCs instead")
+    @Test("a service without GetContactSummary (an older release) is asked through its list RPCs; one that does not know the contact holds nothing")
     func overviewFallback() async throws {
         let older = OlderCollaboration()
-        let server = try await startServer(services: [older])
+        let server = try await startServer(services: [older, UnknownContactOrganization()])
         defer { Task { await server.stop() } }
-        let gw = try await GatewayHarness.start(targets: ["collaboration": "127.0.0.1:\(server.port)"])
+        let gw = try await GatewayHarness.start(targets: ["collaboration": "127.0.0.1:\(server.port)", "organization": "127.0.0.1:\(server.port)"])
         defer { Task { await gw.stop() } }
         let token = try await GatewayHarness.token(tenant: Self.tenant())
         let contact = try #require(
@@ -221,6 +221,10 @@ struct GatewayFeatureTests {
         #expect((view.json["files"] as? [Any])?.isEmpty == true, "\(view.body)")
         #expect((view.json["upcomingMeetings"] as? [Any])?.isEmpty == true, "\(view.body)")
         #expect(older.calls.withLock { $0.sorted() } == ["ListFiles", "ListMeetings", "ListNotes"])
+        // An organization service that does not know the contact yet (NOT_FOUND) holds none of its memberships.
+        #expect((view.json["memberships"] as? [Any])?.isEmpty == true, "\(view.body)")
+        #expect((view.json["groups"] as? [Any])?.isEmpty == true, "\(view.body)")
+        #expect(view.json["organizationNames"] == nil, "\(view.body)")
         // The other services answered through their summaries.
         #expect(view.json["timeline"] is [Any], "\(view.body)")
         #expect(view.json["recentInteractions"] is [Any], "\(view.body)")
@@ -290,6 +294,16 @@ final class OlderCollaboration: RPCService {
             guard request.timeMin != nil else { throw RPCError(code: .invalidArgument, message: "time_min is missing") }
             calls.withLock { $0.append("ListMeetings") }
             return Switchboard_Collaboration_V1_ListMeetingsResponse()
+        }
+    }
+}
+
+/// An organization service whose copy of the contacts feed has not brought the contact yet: its summary is NOT_FOUND.
+struct UnknownContactOrganization: RPCService {
+    func registerMethods(with router: inout RPCRouter) {
+        router.registerUnary(Switchboard_Organization_V1_OrganizationService.Method.getContactSummary) {
+            (request: Switchboard_Organization_V1_GetContactSummaryRequest, _) -> Switchboard_Organization_V1_ContactSummary in
+            throw RPCError(code: .notFound, message: "contact \(request.contactId) not found")
         }
     }
 }

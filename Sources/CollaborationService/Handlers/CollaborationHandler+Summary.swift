@@ -5,8 +5,8 @@ import SwitchboardServiceKit
 
 extension CollaborationHandler {
     /// The `GetContactSummary` RPC (see `collaboration.proto`): the first pages of the contact's `ListNotes`,
-    /// `ListFiles` and `ListMeetings` (meetings ending after `meetings_after`, or after now), answered by those RPCs' own
-    /// code and read at once.
+    /// `ListFiles` and `ListMeetings` (meetings ending after `meetings_after`, or after now, which the answer names),
+    /// answered by those RPCs' own code and read at once.
     public func getContactSummary(
         request: Switchboard_Collaboration_V1_GetContactSummaryRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_ContactSummary {
@@ -24,7 +24,14 @@ extension CollaborationHandler {
         filesRequest.page = page
         var meetingsRequest = Switchboard_Collaboration_V1_ListMeetingsRequest()
         meetingsRequest.contactId = request.contactId
-        meetingsRequest.timeMin = request.meetingsAfter ?? Date()
+        // ListMeetings' own check would name its field, time_min.
+        if let after = request.meetingsAfter, !after.timeIntervalSince1970.isFinite {
+            throw CollaborationError.invalid("meetings_after", "must be a time between years 1 and 9999", reason: "OUT_OF_RANGE")
+        }
+        // Whole seconds: the caller gets the instant back (as a Timestamp) to continue the meetings with their page token,
+        // which is bound to it, and a whole second survives that round trip exactly.
+        let after = request.meetingsAfter ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+        meetingsRequest.timeMin = after
         meetingsRequest.page = page
         async let files = listFiles(request: filesRequest, context: context)
         async let meetings = listMeetings(request: meetingsRequest, context: context)
@@ -32,6 +39,7 @@ extension CollaborationHandler {
         summary.notes = try await listNotes(request: notesRequest, context: context)
         summary.files = try await files
         summary.meetings = try await meetings
+        summary.meetingsAfter = after
         return summary
     }
 }

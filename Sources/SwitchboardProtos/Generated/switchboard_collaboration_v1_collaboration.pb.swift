@@ -5016,6 +5016,9 @@ public struct Switchboard_Collaboration_V1_ContactSummary: ProtoMessage, _CBridg
     /// Field `meetings` = 3.
     public var meetings: Switchboard_Collaboration_V1_ListMeetingsResponse? = nil
 
+    /// Field `meetings_after` = 4.
+    public var meetingsAfter: Date? = nil
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -5029,12 +5032,14 @@ public struct Switchboard_Collaboration_V1_ContactSummary: ProtoMessage, _CBridg
         self.notes = r.message(0)
         self.files = r.message(1)
         self.meetings = r.message(2)
+        self.meetingsAfter = (r.message(3) as Google_Protobuf_Timestamp?)?.date
     }
 
     func _write(to w: _CMessageWriter) {
         w.setMessage(0, notes)
         w.setMessage(1, files)
         w.setMessage(2, meetings)
+        w.setMessage(3, meetingsAfter.map(Google_Protobuf_Timestamp.init(date:)))
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -5043,6 +5048,7 @@ public struct Switchboard_Collaboration_V1_ContactSummary: ProtoMessage, _CBridg
         try e.field(&o, "notes", self.notes)
         try e.field(&o, "files", self.files)
         try e.field(&o, "meetings", self.meetings)
+        try e.field(&o, "meetingsAfter", self.meetingsAfter)
         return .object(o)
     }
 
@@ -5051,6 +5057,7 @@ public struct Switchboard_Collaboration_V1_ContactSummary: ProtoMessage, _CBridg
         w.open()
         try w.field("files", self.files)
         try w.field("meetings", self.meetings)
+        try w.field("meetingsAfter", self.meetingsAfter)
         try w.field("notes", self.notes)
         w.close()
     }
@@ -5063,6 +5070,7 @@ public struct Switchboard_Collaboration_V1_ContactSummary: ProtoMessage, _CBridg
             case "notes": try d.field(1, "notes", value, &self.notes)
             case "files": try d.field(2, "files", value, &self.files)
             case "meetings": try d.field(3, "meetings", value, &self.meetings)
+            case "meetingsAfter", "meetings_after": try d.field(4, "meetingsAfter", value, &self.meetingsAfter)
             default: try d.unknownField(key)
             }
         }

@@ -1450,10 +1450,15 @@ struct  Switchboard__Collaboration__V1__ContactSummary
    * ListMeetings' first page for the contact, of meetings ending after meetings_after.
    */
   Switchboard__Collaboration__V1__ListMeetingsResponse *meetings;
+  /*
+   * The instant the meetings end after: the request's, or the time of the call to the second. ListMeetings continues
+   * the meetings with it as time_min and the page token.
+   */
+  Google__Protobuf__Timestamp *meetings_after;
 };
 #define SWITCHBOARD__COLLABORATION__V1__CONTACT_SUMMARY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__collaboration__v1__contact_summary__descriptor) \
-    , NULL, NULL, NULL }
+    , NULL, NULL, NULL, NULL }
 
 
 typedef enum {

@@ -7587,7 +7587,7 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__get_contact_sum
   (ProtobufCMessageInit) switchboard__collaboration__v1__get_contact_summary_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__collaboration__v1__contact_summary__field_descriptors[3] =
+static const ProtobufCFieldDescriptor switchboard__collaboration__v1__contact_summary__field_descriptors[4] =
 {
   {
     "notes",
@@ -7625,16 +7625,29 @@ static const ProtobufCFieldDescriptor switchboard__collaboration__v1__contact_su
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "meetings_after",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Collaboration__V1__ContactSummary, meetings_after),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__collaboration__v1__contact_summary__field_indices_by_name[] = {
   1,   /* field[1] = files */
   2,   /* field[2] = meetings */
+  3,   /* field[3] = meetings_after */
   0,   /* field[0] = notes */
 };
 static const ProtobufCIntRange switchboard__collaboration__v1__contact_summary__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor switchboard__collaboration__v1__contact_summary__descriptor =
 {
@@ -7644,7 +7657,7 @@ const ProtobufCMessageDescriptor switchboard__collaboration__v1__contact_summary
   "Switchboard__Collaboration__V1__ContactSummary",
   "switchboard.collaboration.v1",
   sizeof(Switchboard__Collaboration__V1__ContactSummary),
-  3,
+  4,
   switchboard__collaboration__v1__contact_summary__field_descriptors,
   switchboard__collaboration__v1__contact_summary__field_indices_by_name,
   1,  switchboard__collaboration__v1__contact_summary__number_ranges,

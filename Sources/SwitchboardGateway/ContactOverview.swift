@@ -5,9 +5,10 @@ import SwitchboardRPC
 /// `GET /v1/contacts/{id}:overview`, the contact-360 view: the contact (required) and, in parallel, one
 /// `GetContactSummary` call to each other service (optional), which answers the first pages of that service's lists for
 /// the person, the organization service's with the names of the person's organizations. An optional part that fails
-/// or is late is listed in `partialFailures` (one entry per view key it fills; NOT_FOUND, a service that knows nothing of
-/// the person, is empty lists instead); the answer never comes later than the request's budget. A service that has no `GetContactSummary` yet (UNIMPLEMENTED: an older release) is asked through
-/// its list RPCs instead, with one batch call for the organization names, as the view was built before.
+/// or is late is listed in `partialFailures`, one entry per view key it fills; NOT_FOUND (a service that knows nothing
+/// of the person) is empty lists instead. The answer never comes later than the request's budget. A service that has
+/// no `GetContactSummary` yet (UNIMPLEMENTED: an older release) is asked through its list RPCs instead, with one batch
+/// call for the organization names, as the view was built before.
 struct ContactOverview {
     let gateway: Gateway
 

@@ -28,6 +28,7 @@ final class AuthMatrixTests {
         ("GetTimeline", .readOnly, { _ = try await $0.getTimeline(.init(), options: $1) }),
         ("WatchTimeline", .readOnly, { _ = try await $0.watchTimeline(.init(), options: $1) { try await drain($0) } }),
         ("GetContactMetrics", .readOnly, { _ = try await $0.getContactMetrics(.init(), options: $1) }),
+        ("GetContactSummary", .readOnly, { _ = try await $0.getContactSummary(.init(), options: $1) }),
         ("GetActivityStats", .readOnly, { _ = try await $0.getActivityStats(.init(), options: $1) }),
         ("GetLifecycleFunnel", .readOnly, { _ = try await $0.getLifecycleFunnel(.init(), options: $1) }),
         ("ListTop", .readOnly, { _ = try await $0.listTop(.init(), options: $1) }),

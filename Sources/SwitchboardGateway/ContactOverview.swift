@@ -22,22 +22,26 @@ struct ContactOverview {
         var required: Bool
         /// The view's keys the answer fills: each is listed in `partialFailures` when the call fails.
         var fills: [String]
-        /// The calls that fill the same keys through a service's list RPCs, when it does not have this one.
-        var fallback: [Part] = []
+        /// Whether the service's list RPCs (``legacyParts(contactID:now:)`` of its upstream) fill the same keys when it
+        /// does not have this one.
+        var hasFallback = false
     }
+
+    /// The view's keys each service's list RPCs fill (made once: the parts themselves only when a service needs them).
+    private static let legacyKeys: [String: [String]] = Dictionary(
+        grouping: legacyParts(contactID: "", now: Date(timeIntervalSince1970: 0)), by: \.upstream
+    ).mapValues { $0.map(\.key) }
 
     /// Entries per list of the view.
     static let pageSize = 10
 
     static func parts(contactID id: String, now: Date) -> [Part] {
-        let legacy = legacyParts(contactID: id, now: now)
         func summary(_ key: String, _ upstream: String, _ service: String, _ extra: [String: JSON] = [:]) -> Part {
             var request: [String: JSON] = ["contactId": .string(id), "pageSize": .number(Double(pageSize))]
             request.merge(extra) { $1 }
-            let fallback = legacy.filter { $0.upstream == upstream }
             return Part(
                 key: key, upstream: upstream, service: service, method: "GetContactSummary", request: .object(request), required: false,
-                fills: fallback.flatMap(\.fills) + (upstream == "organization" ? ["organizations"] : []), fallback: fallback)
+                fills: (legacyKeys[upstream] ?? []) + (upstream == "organization" ? ["organizations"] : []), hasFallback: true)
         }
         return [
             Part(
@@ -136,7 +140,8 @@ struct ContactOverview {
         let namesReserve = min(budget / 5, .milliseconds(200))
         let optionalDeadline = min(end - namesReserve, start + gateway.configuration.overviewPartTimeout)
         // A service the gateway has no address for is left out of the view (a deployment without it), not a failure.
-        let parts = Self.parts(contactID: contactID, now: Date()).filter { $0.required || gateway.channels[$0.upstream] != nil }
+        let now = Date()
+        let parts = Self.parts(contactID: contactID, now: now).filter { $0.required || gateway.channels[$0.upstream] != nil }
         var view: [String: JSON] = [:]
         var failures: [JSON] = []
         try await withThrowingTaskGroup(of: (Part, Result<JSON, RPCError>).self) { group in
@@ -157,8 +162,8 @@ struct ContactOverview {
                 case .failure(let error) where part.required:
                     group.cancelAll()
                     throw error
-                case .failure(let error) where error.code == .unimplemented && !part.fallback.isEmpty:
-                    part.fallback.forEach(start)
+                case .failure(let error) where error.code == .unimplemented && part.hasFallback:
+                    Self.legacyParts(contactID: contactID, now: now).filter { $0.upstream == part.upstream }.forEach(start)
                 case .failure(let error) where error.code == .notFound:
                     // The service holds nothing about the person: organization answers NOT_FOUND for a contact its
                     // copy of the contacts feed has not brought yet (one created a moment ago), so its lists are empty.

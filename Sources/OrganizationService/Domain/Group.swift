@@ -174,8 +174,7 @@ public protocol GroupStore: Sendable {
         -> WriteOutcome<GroupBulkChange>
     /// Visible members of a group (and of every group below it), each contact once, in contact id order.
     func listGroupMembers(group: UUID, includeSubgroups: Bool, after: UUID?, limit: Int, actor: Actor) async throws -> Rows<GroupMember>
-    /// Live groups a contact was added to, in name order.
-    func contactGroups(contact: UUID, after: NameCursor?, limit: Int, actor: Actor) async throws -> Rows<GroupRecord>
-    /// Whether the contact is known in the tenant, not deleted and not merged away.
-    func isLiveContact(_ id: UUID, actor: Actor) async throws -> Bool
+    /// Live groups a contact was added to, in name order; nil when the contact is not known in the tenant, is deleted
+    /// or was merged away (checked in the same round trip).
+    func contactGroups(contact: UUID, after: NameCursor?, limit: Int, actor: Actor) async throws -> Rows<GroupRecord>?
 }

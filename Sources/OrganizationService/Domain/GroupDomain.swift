@@ -104,13 +104,13 @@ public struct GroupDomain: Sendable {
 
     /// A page of the live groups a live contact was added to.
     public func groups(of contact: UUID, pageSize: Int, pageToken: String, actor: Actor) async throws -> ([GroupRecord], String) {
-        guard try await store.isLiveContact(contact, actor: actor) else {
-            throw OrganizationError.notFound(kind: "contact", id: contact.uuidString.lowercased())
-        }
         let limit = try OrganizationDomain.pageLimit(pageSize)
         let fingerprint = PageToken.fingerprint(["contact-groups", contact.uuidString])
         let after = try OrganizationDomain.resume(pageToken, fingerprint: fingerprint)
-        let rows = try await store.contactGroups(contact: contact, after: after, limit: limit, actor: actor)
+        // The contact's liveness is read with its page.
+        guard let rows = try await store.contactGroups(contact: contact, after: after, limit: limit, actor: actor) else {
+            throw OrganizationError.notFound(kind: "contact", id: contact.uuidString.lowercased())
+        }
         return (rows.records, Self.nameToken(rows, fingerprint: fingerprint))
     }
 }

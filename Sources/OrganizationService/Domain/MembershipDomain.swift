@@ -79,9 +79,6 @@ public struct MembershipDomain: Sendable {
         }
         if !violations.isEmpty { throw OrganizationError.invalid(violations) }
         if let organization = query.organizationID { _ = try await organizations.get(id: organization, actor: actor) }
-        if let contact = query.contactID, try await !store.isLiveContact(contact, actor: actor) {
-            throw OrganizationError.notFound(kind: "contact", id: contact.uuidString.lowercased())
-        }
         query.limit = try OrganizationDomain.pageLimit(pageSize)
         let fingerprint = PageToken.fingerprint([
             "memberships", query.organizationID?.uuidString ?? "", "\(query.includeDescendants)", query.contactID?.uuidString ?? "",
@@ -93,7 +90,10 @@ public struct MembershipDomain: Sendable {
             }
             query.afterID = id
         }
-        let rows = try await store.listMemberships(query, actor: actor)
+        // A contact's liveness is read with its page.
+        guard let rows = try await store.listMemberships(query, actor: actor) else {
+            throw OrganizationError.notFound(kind: "contact", id: (query.contactID?.uuidString ?? "").lowercased())
+        }
         var next = ""
         if rows.more, let last = rows.records.last {
             next = PageToken(cursor: [last.id.uuidString.lowercased()], fingerprint: fingerprint).encoded

@@ -31,8 +31,7 @@ public protocol MembershipStore: Sendable {
         id: UUID, expectedVersion: Int64?, actor: Actor, write: WriteOptions<MembershipRecord>
     ) async throws
         -> WriteOutcome<MembershipRecord>
-    /// Visible memberships in id order.
-    func listMemberships(_ query: MembershipQuery, actor: Actor) async throws -> Rows<MembershipRecord>
-    /// Whether the contact is known in the tenant, not deleted and not merged away.
-    func isLiveContact(_ id: UUID, actor: Actor) async throws -> Bool
+    /// Visible memberships in id order; nil when the query names a contact that is not known in the tenant, is deleted
+    /// or was merged away (checked in the same round trip).
+    func listMemberships(_ query: MembershipQuery, actor: Actor) async throws -> Rows<MembershipRecord>?
 }

@@ -306,20 +306,26 @@ extension PostgresOrganizationStore: GroupStore {
         return Self.page(members, limit: limit)
     }
 
-    public func contactGroups(contact: UUID, after: NameCursor?, limit: Int, actor: Actor) async throws -> Rows<GroupRecord> {
-        let rows = try await pool.query(
+    public func contactGroups(contact: UUID, after: NameCursor?, limit: Int, actor: Actor) async throws -> Rows<GroupRecord>? {
+        // Whether the contact is live, in the same round trip as its page.
+        let results = try await pool.pipeline(
             settings: ["app.tenant_id": actor.tenantID],
-            """
-            SELECT \(Self.groupColumns) FROM organization.group_members gm
-            JOIN organization.groups g ON g.tenant_id = gm.tenant_id AND g.id = gm.group_id AND g.deleted_at IS NULL
-            WHERE gm.tenant_id = $1 AND gm.contact_id = $2 AND ($3::text IS NULL OR (g.name_key, g.id) > ($3::text, $4::uuid))
-            ORDER BY g.name_key, g.id LIMIT $5
-            """,
             [
-                .text(actor.tenantID), .uuid(contact), after.map { .text($0.nameKey) } ?? .null, after.map { .uuid($0.id) } ?? .null,
-                .int(Int64(max(0, min(limit, OrganizationDomain.maxPageSize)) + 1)),
-            ]
-        ).rows
-        return Self.page(try rows.map(Self.group), limit: limit)
+                Self.liveContact(contact, actor: actor),
+                (
+                    """
+                    SELECT \(Self.groupColumns) FROM organization.group_members gm
+                    JOIN organization.groups g ON g.tenant_id = gm.tenant_id AND g.id = gm.group_id AND g.deleted_at IS NULL
+                    WHERE gm.tenant_id = $1 AND gm.contact_id = $2 AND ($3::text IS NULL OR (g.name_key, g.id) > ($3::text, $4::uuid))
+                    ORDER BY g.name_key, g.id LIMIT $5
+                    """,
+                    [
+                        .text(actor.tenantID), .uuid(contact), after.map { .text($0.nameKey) } ?? .null, after.map { .uuid($0.id) } ?? .null,
+                        .int(Int64(max(0, min(limit, OrganizationDomain.maxPageSize)) + 1)),
+                    ]
+                ),
+            ])
+        guard !results[0].rows.isEmpty else { return nil }
+        return Self.page(try results[1].rows.map(Self.group), limit: limit)
     }
 }

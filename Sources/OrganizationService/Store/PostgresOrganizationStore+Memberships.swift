@@ -263,7 +263,7 @@ extension PostgresOrganizationStore: MembershipStore {
         }
     }
 
-    public func listMemberships(_ query: MembershipQuery, actor: Actor) async throws -> Rows<MembershipRecord> {
+    public func listMemberships(_ query: MembershipQuery, actor: Actor) async throws -> Rows<MembershipRecord>? {
         var conditions = ["m.tenant_id = $1"]
         var binds: [PostgresValue] = [.text(actor.tenantID)]
         func bind(_ value: PostgresValue) -> String {
@@ -314,14 +314,23 @@ extension PostgresOrganizationStore: MembershipStore {
         if let after = query.afterID { conditions.append("m.id > \(bind(.uuid(after)))") }
         let limit = bind(.int(Int64(max(0, min(query.limit, OrganizationDomain.maxPageSize)) + 1)))
         // Only fixed SQL and placeholders are spliced; every value is bound.
-        let rows = try await pool.query(
-            settings: settings,
-            """
+        let list = (
+            sql: """
             \(with)
             SELECT \(Self.membershipColumns), p.display_name AS contact_display_name FROM \(Self.visibleMemberships)
             WHERE \(conditions.joined(separator: " AND ")) ORDER BY m.id LIMIT \(limit)
-            """, binds
-        ).rows
+            """,
+            binds: binds
+        )
+        let rows: [PostgresRow]
+        if let contact = query.contactID {
+            // Whether the contact is live, in the same round trip as its page.
+            let results = try await pool.pipeline(settings: settings, [Self.liveContact(contact, actor: actor), list])
+            guard !results[0].rows.isEmpty else { return nil }
+            rows = results[1].rows
+        } else {
+            rows = try await pool.query(settings: settings, list.sql, list.binds).rows
+        }
         var records = try rows.map(Self.membership)
         let more = records.count > query.limit
         if more { records.removeLast(records.count - query.limit) }
@@ -349,11 +358,12 @@ extension PostgresOrganizationStore: MembershipStore {
         ).rows.map { try $0.uuid("id") }
     }
 
-    public func isLiveContact(_ id: UUID, actor: Actor) async throws -> Bool {
-        try await pool.query(
-            settings: ["app.tenant_id": actor.tenantID],
+    /// The statement that returns one row when the contact is known in the tenant, not deleted and not merged away,
+    /// and none otherwise: sent in front of a read of the contact's lists.
+    static func liveContact(_ id: UUID, actor: Actor) -> (sql: String, binds: [PostgresValue]) {
+        (
             "SELECT 1 AS live FROM organization.contacts WHERE tenant_id = $1 AND contact_id = $2 AND NOT deleted AND merged_into IS NULL",
             [.text(actor.tenantID), .uuid(id)]
-        ).first != nil
+        )
     }
 }

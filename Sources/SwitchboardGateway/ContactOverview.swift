@@ -35,24 +35,95 @@ struct ContactOverview {
     /// Entries per list of the view.
     static let pageSize = 10
 
-    static func parts(contactID id: String, now: Date) -> [Part] {
-        func summary(_ key: String, _ upstream: String, _ service: String, _ extra: [String: JSON] = [:]) -> Part {
-            var request: [String: JSON] = ["contactId": .string(id), "pageSize": .number(Double(pageSize))]
-            request.merge(extra) { $1 }
-            return Part(
-                key: key, upstream: upstream, service: service, method: "GetContactSummary", request: .object(request), required: false,
+    /// A value of the view: JSON text written straight from an upstream's message (the summaries and the contact: their
+    /// requests and answers passing through JSON values cost a fifth of the gateway's CPU per overview, BENCHMARKS.md), or
+    /// a JSON value (the list RPCs of a service without `GetContactSummary`, and the failures).
+    enum ViewValue: Equatable {
+        case text(String)
+        case json(JSON)
+
+        /// The value as JSON text.
+        var text: String {
+            switch self {
+            case .text(let text): return text
+            case .json(let json): return json.text
+            }
+        }
+    }
+
+    /// The view as a JSON object's text, its keys sorted as ``JSON/text`` sorts them.
+    static func render(_ view: [String: ViewValue]) -> String {
+        var out = "{"
+        for (i, pair) in view.sorted(by: { $0.key < $1.key }).enumerated() {
+            if i > 0 { out += "," }
+            JSON.quote(pair.key, into: &out)
+            out += ":"
+            switch pair.value {
+            case .text(let text): out += text
+            case .json(let json): json.write(to: &out)
+            }
+        }
+        return out + "}"
+    }
+
+    /// A list of messages as JSON text.
+    private static func list<M: ProtoJSONMessage>(_ items: [M]?) throws -> ViewValue {
+        var out = "["
+        for (i, item) in (items ?? []).enumerated() {
+            if i > 0 { out += "," }
+            out += try item.protoJSONText()
+        }
+        return .text(out + "]")
+    }
+
+    /// The view's keys an organization summary fills: memberships, groups and, when there are memberships, the names of
+    /// their organizations.
+    static func view(_ summary: Switchboard_Organization_V1_ContactSummary) throws -> [String: ViewValue] {
+        var view = ["memberships": try list(summary.memberships?.memberships), "groups": try list(summary.groups?.groups)]
+        if !(summary.memberships?.memberships ?? []).isEmpty {
+            var names: [String: JSON] = [:]
+            for organization in summary.organizations { names[organization.id] = .string(organization.name) }
+            view["organizationNames"] = .json(.object(names))
+        }
+        return view
+    }
+
+    /// The view's keys a communication summary fills.
+    static func view(_ summary: Switchboard_Communication_V1_ContactSummary) throws -> [String: ViewValue] {
+        ["recentInteractions": try list(summary.interactions?.interactions), "consents": try list(summary.consents?.records)]
+    }
+
+    /// The view's keys a collaboration summary fills.
+    static func view(_ summary: Switchboard_Collaboration_V1_ContactSummary) throws -> [String: ViewValue] {
+        [
+            "notes": try list(summary.notes?.notes), "files": try list(summary.files?.files),
+            "upcomingMeetings": try list(summary.meetings?.meetings),
+        ]
+    }
+
+    /// The view's keys an analytics summary fills.
+    static func view(_ summary: Switchboard_Analytics_V1_ContactSummary) throws -> [String: ViewValue] {
+        ["metrics": .text(try summary.metrics?.protoJSONText() ?? "{}"), "timeline": try list(summary.timeline?.entries)]
+    }
+
+    /// The view's calls: the contact and each service's summary, whose requests ``answer(_:contactID:now:metadata:deadline:)``
+    /// builds as messages (`request` is only for the fallback's list RPCs).
+    static let parts: [Part] = {
+        func summary(_ key: String, _ upstream: String, _ service: String) -> Part {
+            Part(
+                key: key, upstream: upstream, service: service, method: "GetContactSummary", request: .null, required: false,
                 fills: (legacyKeys[upstream] ?? []) + (upstream == "organization" ? ["organizations"] : []), hasFallback: true)
         }
         return [
             Part(
-                key: "contact", upstream: "contacts", service: "switchboard.contacts.v1.ContactsService", method: "GetContact",
-                request: .object(["id": .string(id)]), required: true, fills: ["contact"]),
+                key: "contact", upstream: "contacts", service: "switchboard.contacts.v1.ContactsService", method: "GetContact", request: .null,
+                required: true, fills: ["contact"]),
             summary("organization", "organization", "switchboard.organization.v1.OrganizationService"),
             summary("communication", "communication", "switchboard.communication.v1.CommunicationService"),
-            summary("collaboration", "collaboration", "switchboard.collaboration.v1.CollaborationService", ["meetingsAfter": timestamp(now)]),
+            summary("collaboration", "collaboration", "switchboard.collaboration.v1.CollaborationService"),
             summary("analytics", "analytics", "switchboard.analytics.v1.AnalyticsService"),
         ]
-    }
+    }()
 
     /// RFC 3339 as proto3 JSON writes a Timestamp: an ISO8601DateFormatter made per overview (ICU's formatter set up
     /// every time) was 14% of the gateway's CPU under the overview benchmark.
@@ -89,9 +160,12 @@ struct ContactOverview {
         ]
     }
 
-    /// Puts a part's answer into the view.
-    static func apply(_ part: Part, _ response: JSON, to view: inout [String: JSON]) {
+    /// Puts a part's answer, as a JSON value, into the view (a list RPC's, for a service without `GetContactSummary`; the
+    /// summaries' own keys as the typed path fills them, which a test compares).
+    static func apply(_ part: Part, _ response: JSON, to result: inout [String: ViewValue]) {
         guard case .object(let fields) = response else { return }
+        var view: [String: JSON] = [:]
+        defer { for (key, value) in view { result[key] = .json(value) } }
         /// A list response's entries (proto3 JSON leaves out an empty list, and an empty message).
         func entries(_ list: JSON?, _ field: String) -> JSON {
             if case .object(let inner)? = list { return inner[field] ?? .array([]) }
@@ -131,9 +205,9 @@ struct ContactOverview {
     ///   - contactID: the contact.
     ///   - metadata: the caller's token and trace headers, forwarded.
     ///   - budget: the request's whole budget.
-    /// - Returns: the view as JSON.
+    /// - Returns: the view as JSON text.
     /// - Throws: the contact call's error (a missing contact is 404), or DEADLINE_EXCEEDED.
-    func build(contactID: String, metadata: Metadata, budget: Duration) async throws -> JSON {
+    func build(contactID: String, metadata: Metadata, budget: Duration) async throws -> String {
         let start = ContinuousClock.now
         let end = start + budget
         // A fallback's batch call for names needs a slice of the budget after the parallel calls.
@@ -141,15 +215,15 @@ struct ContactOverview {
         let optionalDeadline = min(end - namesReserve, start + gateway.configuration.overviewPartTimeout)
         // A service the gateway has no address for is left out of the view (a deployment without it), not a failure.
         let now = Date()
-        let parts = Self.parts(contactID: contactID, now: now).filter { $0.required || gateway.channels[$0.upstream] != nil }
-        var view: [String: JSON] = [:]
+        let parts = Self.parts.filter { $0.required || gateway.channels[$0.upstream] != nil }
+        var view: [String: ViewValue] = [:]
         var failures: [JSON] = []
-        try await withThrowingTaskGroup(of: (Part, Result<JSON, RPCError>).self) { group in
+        try await withThrowingTaskGroup(of: (Part, Result<[String: ViewValue], RPCError>).self) { group in
             func start(_ part: Part) {
                 let deadline = part.required ? end : optionalDeadline
                 group.addTask {
                     do {
-                        return (part, .success(try await call(part, metadata: metadata, deadline: deadline)))
+                        return (part, .success(try await answer(part, contactID: contactID, now: now, metadata: metadata, deadline: deadline)))
                     } catch {
                         return (part, .failure(Gateway.rpcError(error)))
                     }
@@ -158,7 +232,7 @@ struct ContactOverview {
             parts.forEach(start)
             for try await (part, result) in group {
                 switch result {
-                case .success(let json): Self.apply(part, json, to: &view)
+                case .success(let values): view.merge(values) { $1 }
                 case .failure(let error) where part.required:
                     group.cancelAll()
                     throw error
@@ -174,7 +248,7 @@ struct ContactOverview {
             }
         }
         // A fallback's memberships come without their organizations: one batch call for the names.
-        if view["organizationNames"] == nil, case .array(let memberships)? = view["memberships"] {
+        if view["organizationNames"] == nil, case .json(.array(let memberships))? = view["memberships"] {
             var ids: [String] = []
             for case .object(let m) in memberships {
                 if case .string(let id)? = m["organizationId"], !ids.contains(id) { ids.append(id) }
@@ -192,14 +266,14 @@ struct ContactOverview {
                             if case .string(let id)? = o["id"] { names[id] = o["name"] ?? .string("") }
                         }
                     }
-                    view["organizationNames"] = .object(names)
+                    view["organizationNames"] = .json(.object(names))
                 } catch {
                     failures.append(Self.failure(key: part.key, part, Gateway.rpcError(error)))
                 }
             }
         }
-        view["partialFailures"] = .array(failures)
-        return .object(view)
+        view["partialFailures"] = .json(.array(failures))
+        return Self.render(view)
     }
 
     /// A `partialFailures` entry: the view's key `key` is missing because `part` failed.
@@ -219,7 +293,55 @@ struct ContactOverview {
         return code.rawValue >= 0 && code.rawValue < names.count ? names[code.rawValue] : "UNKNOWN"
     }
 
-    private func call(_ part: Part, metadata: Metadata, deadline: ContinuousClock.Instant) async throws -> JSON {
+    /// A part's answer as the view's keys: the contact and the summaries typed, written as JSON text straight from their
+    /// messages; a list RPC of the fallback through its JSON value.
+    private func answer(
+        _ part: Part, contactID: String, now: Date, metadata: Metadata, deadline: ContinuousClock.Instant
+    ) async throws -> [String: ViewValue] {
+        let (client, route, options) = try prepare(part, metadata: metadata, deadline: deadline)
+        let method = route.descriptor
+        switch (part.upstream, part.method) {
+        case ("contacts", "GetContact"):
+            var request = Switchboard_Contacts_V1_GetContactRequest()
+            request.id = contactID
+            let contact: Switchboard_Contacts_V1_Contact = try await client.unary(method, request, options: options)
+            return ["contact": .text(try contact.protoJSONText())]
+        case ("organization", "GetContactSummary"):
+            var request = Switchboard_Organization_V1_GetContactSummaryRequest()
+            request.contactId = contactID
+            request.pageSize = Int32(Self.pageSize)
+            let summary: Switchboard_Organization_V1_ContactSummary = try await client.unary(method, request, options: options)
+            return try Self.view(summary)
+        case ("communication", "GetContactSummary"):
+            var request = Switchboard_Communication_V1_GetContactSummaryRequest()
+            request.contactId = contactID
+            request.pageSize = Int32(Self.pageSize)
+            let summary: Switchboard_Communication_V1_ContactSummary = try await client.unary(method, request, options: options)
+            return try Self.view(summary)
+        case ("collaboration", "GetContactSummary"):
+            var request = Switchboard_Collaboration_V1_GetContactSummaryRequest()
+            request.contactId = contactID
+            request.pageSize = Int32(Self.pageSize)
+            request.meetingsAfter = now
+            let summary: Switchboard_Collaboration_V1_ContactSummary = try await client.unary(method, request, options: options)
+            return try Self.view(summary)
+        case ("analytics", "GetContactSummary"):
+            var request = Switchboard_Analytics_V1_GetContactSummaryRequest()
+            request.contactId = contactID
+            request.pageSize = Int32(Self.pageSize)
+            let summary: Switchboard_Analytics_V1_ContactSummary = try await client.unary(method, request, options: options)
+            return try Self.view(summary)
+        default:
+            var view: [String: ViewValue] = [:]
+            Self.apply(part, try await call(part, client: client, route: route, options: options), to: &view)
+            return view
+        }
+    }
+
+    /// The client, route and call options of a part, its timeout what is left of `deadline`.
+    private func prepare(
+        _ part: Part, metadata: Metadata, deadline: ContinuousClock.Instant
+    ) throws -> (RPCClient, Route, CallOptions) {
         guard let channel = gateway.channels[part.upstream] else {
             throw RPCError(code: .unavailable, message: "\(part.upstream) is not configured")
         }
@@ -230,8 +352,17 @@ struct ContactOverview {
         }
         let remaining = deadline - .now
         guard remaining > .zero else { throw RPCError(code: .deadlineExceeded, message: "no time left in the request's budget") }
-        let options = CallOptions(metadata: metadata, timeout: remaining)
-        return try await Gateway.unary(
-            route.input, route.output, json: part.request, client: RPCClient(transport: channel), route: route, options: options)
+        return (RPCClient(transport: channel), route, CallOptions(metadata: metadata, timeout: remaining))
+    }
+
+    /// A call through the route's JSON mapping (the request built from `part.request`).
+    private func call(_ part: Part, client: RPCClient, route: Route, options: CallOptions) async throws -> JSON {
+        try await Gateway.unary(route.input, route.output, json: part.request, client: client, route: route, options: options)
+    }
+
+    /// The organization names of the fallback's batch call (`BatchGetOrganizations`).
+    private func call(_ part: Part, metadata: Metadata, deadline: ContinuousClock.Instant) async throws -> JSON {
+        let (client, route, options) = try prepare(part, metadata: metadata, deadline: deadline)
+        return try await call(part, client: client, route: route, options: options)
     }
 }

@@ -144,7 +144,7 @@ public final class Gateway: Sendable {
                 let budget = try deadline(head.headers, streaming: false)
                 let overview = try await ContactOverview(gateway: self).build(
                     contactID: id, metadata: forwardedMetadata(head.headers, requestID: requestID), budget: budget ?? configuration.defaultTimeout)
-                try await writeJSONText(overview.text, status: .ok, headers: common, writer)
+                try await writeJSONText(overview, status: .ok, headers: common, writer)
                 return
             }
             let (route, pathValues): (Route, [(fieldPath: [String], value: String)])

@@ -224,4 +224,95 @@ struct GatewayUnitTests {
         #expect(Gateway.parseTimeout("-1") == nil)
         #expect(Gateway.parseTimeout("1e308") == nil)
     }
+
+    @Test("the overview's summaries written as text give the same view as their JSON values, full and empty")
+    func overviewSummaryText() throws {
+        func part(_ upstream: String) -> ContactOverview.Part {
+            try! #require(ContactOverview.parts.first { $0.upstream == upstream })
+        }
+        /// The typed view's keys, as text, against the JSON path's (``ContactOverview/apply(_:_:to:)``) for the same answer.
+        func same(_ typed: [String: ContactOverview.ViewValue], _ part: ContactOverview.Part, _ json: JSON) throws {
+            var viaJSON: [String: ContactOverview.ViewValue] = [:]
+            ContactOverview.apply(part, json, to: &viaJSON)
+            #expect(Set(typed.keys) == Set(viaJSON.keys), "\(part.key)")
+            // The same text, byte for byte: the writer promises the text of the JSON value.
+            for (key, value) in typed { #expect(value.text == viaJSON[key]?.text, "\(part.key).\(key)") }
+            #expect(ContactOverview.render(typed) == ContactOverview.render(viaJSON))
+        }
+        var organization = Switchboard_Organization_V1_ContactSummary()
+        try same(ContactOverview.view(organization), part("organization"), organization.protoJSON())
+        var membership = Switchboard_Organization_V1_Membership()
+        membership.id = "m1"
+        membership.organizationId = "o1"
+        var memberships = Switchboard_Organization_V1_ListContactMembershipsResponse()
+        memberships.memberships = [membership, membership]
+        organization.memberships = memberships
+        var group = Switchboard_Organization_V1_Group()
+        group.name = "Europe \"quoted\" ☺"
+        var groups = Switchboard_Organization_V1_ListContactGroupsResponse()
+        groups.groups = [group]
+        organization.groups = groups
+        var acme = Switchboard_Organization_V1_Organization()
+        acme.id = "o1"
+        acme.name = "Acme"
+        organization.organizations = [acme]
+        let organizationView = try ContactOverview.view(organization)
+        try same(organizationView, part("organization"), organization.protoJSON())
+        #expect(organizationView["organizationNames"] == .json(.object(["o1": .string("Acme")])))
+
+        var communication = Switchboard_Communication_V1_ContactSummary()
+        try same(ContactOverview.view(communication), part("communication"), communication.protoJSON())
+        var interaction = Switchboard_Communication_V1_Interaction()
+        interaction.id = "i1"
+        var interactions = Switchboard_Communication_V1_ListInteractionsResponse()
+        interactions.interactions = [interaction]
+        communication.interactions = interactions
+        var consent = Switchboard_Communication_V1_ConsentRecord()
+        consent.id = "c1"
+        var consents = Switchboard_Communication_V1_ListConsentHistoryResponse()
+        consents.records = [consent]
+        communication.consents = consents
+        try same(ContactOverview.view(communication), part("communication"), communication.protoJSON())
+
+        var collaboration = Switchboard_Collaboration_V1_ContactSummary()
+        try same(ContactOverview.view(collaboration), part("collaboration"), collaboration.protoJSON())
+        var note = Switchboard_Collaboration_V1_Note()
+        note.body = "line one\nline two"
+        var notes = Switchboard_Collaboration_V1_ListNotesResponse()
+        notes.notes = [note]
+        collaboration.notes = notes
+        var meeting = Switchboard_Collaboration_V1_Meeting()
+        meeting.title = "Kick-off"
+        meeting.startTime = Date(timeIntervalSince1970: 1_790_000_000.5)
+        var meetings = Switchboard_Collaboration_V1_ListMeetingsResponse()
+        meetings.meetings = [meeting]
+        collaboration.meetings = meetings
+        collaboration.files = Switchboard_Collaboration_V1_ListFilesResponse()
+        try same(ContactOverview.view(collaboration), part("collaboration"), collaboration.protoJSON())
+
+        var analytics = Switchboard_Analytics_V1_ContactSummary()
+        try same(ContactOverview.view(analytics), part("analytics"), analytics.protoJSON())
+        var metrics = Switchboard_Analytics_V1_ContactMetrics()
+        metrics.contactId = "x"
+        metrics.interactions = 3
+        analytics.metrics = metrics
+        var entry = Switchboard_Analytics_V1_TimelineEntry()
+        entry.id = "e1"
+        var timeline = Switchboard_Analytics_V1_GetTimelineResponse()
+        timeline.entries = [entry, entry]
+        analytics.timeline = timeline
+        try same(ContactOverview.view(analytics), part("analytics"), analytics.protoJSON())
+        // An empty metrics message is still a metrics object, as the JSON path gives it.
+        analytics.metrics = Switchboard_Analytics_V1_ContactMetrics()
+        try same(ContactOverview.view(analytics), part("analytics"), analytics.protoJSON())
+    }
+
+    @Test("the overview's text: keys sorted, text values spliced, JSON values written")
+    func overviewRender() throws {
+        let text = ContactOverview.render([
+            "b": .text("[1,2]"), "a": .json(.object(["k": .string("v\"")])), "c": .json(.array([])),
+        ])
+        #expect(text == #"{"a":{"k":"v\""},"b":[1,2],"c":[]}"#)
+        #expect(try JSON.parse(text) == .object(["a": .object(["k": .string("v\"")]), "b": .array([.number(1), .number(2)]), "c": .array([])]))
+    }
 }

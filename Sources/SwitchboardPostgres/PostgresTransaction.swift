@@ -76,7 +76,23 @@ extension PostgresPool {
     /// - Throws: ``PostgresError`` from the first statement that failed.
     @discardableResult
     public func pipeline(settings: [String: String], _ statements: [(sql: String, binds: [PostgresValue])]) async throws -> [PostgresResult] {
-        try await pipeline(sortedSettings: settings.sorted { $0.key < $1.key }, statements)
+        if Self.gathersCalls { return try await coalescedPipeline(settings: settings, statements) }
+        return try await pipeline(sortedSettings: settings.sorted { $0.key < $1.key }, statements)
+    }
+
+    /// Set by ``gatheringCalls(_:)``.
+    @TaskLocal static var gathersCalls = false
+
+    /// Runs `body` with its single-shot calls (``query(settings:_:_:)``, ``pipeline(settings:_:)``, from this task and
+    /// the child tasks it starts) gathered: calls made at once with the same settings run as one pipeline, in one
+    /// transaction (``coalescedPipeline(settings:_:)``), instead of a round trip, a transaction and a settings
+    /// statement each. For a handler that reads several independent things at once, such as the contact summaries
+    /// (one round trip where their lists took one each: BENCHMARKS.md). Only for reads and for writes that may share a
+    /// transaction; a failed statement makes every call of its batch run again alone.
+    /// - Parameter body: the work.
+    /// - Returns: what `body` returned.
+    public static func gatheringCalls<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
+        try await $gathersCalls.withValue(true) { try await body() }
     }
 
     /// ``pipeline(settings:_:)`` with the settings already in name order.

@@ -1,3 +1,4 @@
+import SwitchboardPostgres
 import SwitchboardProtos
 
 /// The page each list of a `GetContactSummary` answer holds (organization, communication, collaboration and analytics
@@ -18,5 +19,14 @@ public enum ContactSummaryPage {
         var page = Switchboard_Common_V1_PageRequest()
         page.pageSize = asked == 0 ? defaultSize : asked
         return page
+    }
+
+    /// Runs a summary's reads together: the lists it reads at once (each through its own RPC's code) go to the database
+    /// as one pipeline in one transaction (``PostgresPool/gatheringCalls(_:)``), not a round trip, a transaction and a
+    /// settings statement each.
+    /// - Parameter body: the summary's reads.
+    /// - Returns: what `body` returned.
+    public static func readingTogether<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await PostgresPool.gatheringCalls(body)
     }
 }

@@ -16,10 +16,14 @@ extension AnalyticsHandler {
         timelineRequest.page = try ContactSummaryPage.request(request.pageSize)
         var metricsRequest = Switchboard_Analytics_V1_GetContactMetricsRequest()
         metricsRequest.contactId = request.contactId
-        async let timeline = getTimeline(request: timelineRequest, context: context)
-        var summary = Switchboard_Analytics_V1_ContactSummary()
-        summary.metrics = try await getContactMetrics(request: metricsRequest, context: context)
-        summary.timeline = try await timeline
-        return summary
+        // Values for the child tasks (a variable may not be sent to them).
+        let timelineList = timelineRequest
+        return try await ContactSummaryPage.readingTogether {
+            async let timeline = getTimeline(request: timelineList, context: context)
+            var summary = Switchboard_Analytics_V1_ContactSummary()
+            summary.metrics = try await getContactMetrics(request: metricsRequest, context: context)
+            summary.timeline = try await timeline
+            return summary
+        }
     }
 }

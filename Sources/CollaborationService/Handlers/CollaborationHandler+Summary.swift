@@ -33,13 +33,18 @@ extension CollaborationHandler {
         let after = request.meetingsAfter ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         meetingsRequest.timeMin = after
         meetingsRequest.page = page
-        async let files = listFiles(request: filesRequest, context: context)
-        async let meetings = listMeetings(request: meetingsRequest, context: context)
-        var summary = Switchboard_Collaboration_V1_ContactSummary()
-        summary.notes = try await listNotes(request: notesRequest, context: context)
-        summary.files = try await files
-        summary.meetings = try await meetings
-        summary.meetingsAfter = after
-        return summary
+        // Values for the child tasks (a variable may not be sent to them).
+        let filesList = filesRequest
+        let meetingsList = meetingsRequest
+        return try await ContactSummaryPage.readingTogether {
+            async let files = listFiles(request: filesList, context: context)
+            async let meetings = listMeetings(request: meetingsList, context: context)
+            var summary = Switchboard_Collaboration_V1_ContactSummary()
+            summary.notes = try await listNotes(request: notesRequest, context: context)
+            summary.files = try await files
+            summary.meetings = try await meetings
+            summary.meetingsAfter = after
+            return summary
+        }
     }
 }

@@ -17,10 +17,14 @@ extension CommunicationHandler {
         var consentsRequest = Switchboard_Communication_V1_ListConsentHistoryRequest()
         consentsRequest.contactId = request.contactId
         consentsRequest.page = page
-        async let consents = listConsentHistory(request: consentsRequest, context: context)
-        var summary = Switchboard_Communication_V1_ContactSummary()
-        summary.interactions = try await listInteractions(request: interactionsRequest, context: context)
-        summary.consents = try await consents
-        return summary
+        // Values for the child tasks (a variable may not be sent to them).
+        let consentsList = consentsRequest
+        return try await ContactSummaryPage.readingTogether {
+            async let consents = listConsentHistory(request: consentsList, context: context)
+            var summary = Switchboard_Communication_V1_ContactSummary()
+            summary.interactions = try await listInteractions(request: interactionsRequest, context: context)
+            summary.consents = try await consents
+            return summary
+        }
     }
 }

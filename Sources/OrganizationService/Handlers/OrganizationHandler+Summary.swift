@@ -18,18 +18,22 @@ extension OrganizationHandler {
         var groupsRequest = Switchboard_Organization_V1_ListContactGroupsRequest()
         groupsRequest.contactId = request.contactId
         groupsRequest.page = page
-        // The two lists read at once (two pooled connections); the organizations need the memberships first.
-        async let groups = listContactGroups(request: groupsRequest, context: context)
-        let memberships = try await listContactMemberships(request: membershipsRequest, context: context)
-        var ids: [UUID] = []
-        for membership in memberships.memberships {
-            if let id = UUID(text: membership.organizationId), !ids.contains(id) { ids.append(id) }
+        // The two lists read at once, in one round trip; the organizations need the memberships first.
+        // Values for the child tasks (a variable may not be sent to them).
+        let groupsList = groupsRequest
+        return try await ContactSummaryPage.readingTogether {
+            async let groups = listContactGroups(request: groupsList, context: context)
+            let memberships = try await listContactMemberships(request: membershipsRequest, context: context)
+            var ids: [UUID] = []
+            for membership in memberships.memberships {
+                if let id = UUID(text: membership.organizationId), !ids.contains(id) { ids.append(id) }
+            }
+            let found = ids.isEmpty ? [:] : try await domain.batchGet(ids: ids, actor: try context.actor())
+            var summary = Switchboard_Organization_V1_ContactSummary()
+            summary.memberships = memberships
+            summary.organizations = ids.compactMap { found[$0].map(OrganizationMapping.proto) }
+            summary.groups = try await groups
+            return summary
         }
-        let found = ids.isEmpty ? [:] : try await domain.batchGet(ids: ids, actor: try context.actor())
-        var summary = Switchboard_Organization_V1_ContactSummary()
-        summary.memberships = memberships
-        summary.organizations = ids.compactMap { found[$0].map(OrganizationMapping.proto) }
-        summary.groups = try await groups
-        return summary
     }
 }

@@ -13,8 +13,8 @@ public struct DatabaseConfiguration: Sendable {
     public var pipelineDepth: Int
     /// Most keys concurrent point reads put in one statement (`PostgresPool.query(_:settings:_:key:)`); 1 turns coalescing off.
     public var coalescedKeys: Int
-    /// Most concurrent writes of one tenant run in one transaction (`PostgresPool.coalescedPipeline(settings:_:)`); 1
-    /// turns it off.
+    /// Most concurrent writes of one tenant run in one transaction (`PostgresPool.coalescedPipeline(settings:_:)`), and
+    /// most calls gathered in one (`PostgresPool.gatheringCalls(_:)`: the contact summaries' lists); 1 turns both off.
     public var coalescedWrites: Int = 16
     /// How long a readiness check waits for the database.
     public var probeTimeout: Duration

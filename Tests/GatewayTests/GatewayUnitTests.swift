@@ -227,8 +227,8 @@ struct GatewayUnitTests {
 
     @Test("the overview's summaries written as text give the same view as their JSON values, full and empty")
     func overviewSummaryText() throws {
-        func part(_ upstream: String) -> ContactOverview.Part {
-            try! #require(ContactOverview.parts.first { $0.upstream == upstream })
+        func part(_ upstream: String) throws -> ContactOverview.Part {
+            try #require(ContactOverview.parts.first { $0.upstream == upstream })
         }
         /// The typed view's keys, as text, against the JSON path's (``ContactOverview/apply(_:_:to:)``) for the same answer.
         func same(_ typed: [String: ContactOverview.ViewValue], _ part: ContactOverview.Part, _ json: JSON) throws {

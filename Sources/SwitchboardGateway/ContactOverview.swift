@@ -82,7 +82,8 @@ struct ContactOverview {
         var view = ["memberships": try list(summary.memberships?.memberships), "groups": try list(summary.groups?.groups)]
         if !(summary.memberships?.memberships ?? []).isEmpty {
             var names: [String: JSON] = [:]
-            for organization in summary.organizations { names[organization.id] = .string(organization.name) }
+            // As the JSON path reads them: an organization without an id names nothing.
+            for organization in summary.organizations where !organization.id.isEmpty { names[organization.id] = .string(organization.name) }
             view["organizationNames"] = .json(.object(names))
         }
         return view

@@ -14,20 +14,55 @@ import Synchronization
 /// as without coalescing. Nothing is committed twice: the failed transaction committed nothing. A failure that leaves
 /// the outcome unknown (the connection lost) reaches every member as it is, as it would reach a call alone; the
 /// shared pipeline is not cancelled with its leader's task.
+///
+/// Reads gathered by ``PostgresPool/gatheringCalls(_:)`` use the same batches, kept apart from writes: there a cancelled
+/// call returns at once, as a call alone does, and the batch is cancelled once every call of it was.
 final class PipelineCoalescer: Sendable {
     typealias Statements = [(sql: String, binds: [PostgresValue])]
 
     /// A batch being gathered: the leader's statements first, then each follower's with its waiter.
     private struct Batch {
-        var settings: [String]
+        var key: Key
         var members: [(statements: Statements, waiter: CallWaiter<[PostgresResult]>?)]
+        /// Read batches only: what cancels the batch once none of its calls waits for it.
+        var flight: ReadFlight?
+    }
+
+    /// What calls must share to share a batch: the settings, and whether they are reads (``run(settings:_:reads:execute:)``).
+    private struct Key: Hashable {
+        var settings: [String]
+        var reads: Bool
     }
 
     private struct State {
         var nextID: UInt64 = 1
-        /// The batch each settings' new calls join, while it has room and its leader has not sent it.
-        var open: [[String]: UInt64] = [:]
+        /// The batch each key's new calls join, while it has room and its leader has not sent it.
+        var open: [Key: UInt64] = [:]
         var batches: [UInt64: Batch] = [:]
+    }
+
+    /// A read batch's calls and its task: cancelled once every call of the batch was cancelled (so a database that
+    /// stopped answering does not keep the batch's connection, as it would not keep a call's own).
+    private final class ReadFlight: Sendable {
+        private let state = Mutex<(members: Int, gone: Int, task: Task<Void, Never>?)>((0, 0, nil))
+
+        func joined() { state.withLock { $0.members += 1 } }
+
+        func started(_ task: Task<Void, Never>) {
+            let cancel = state.withLock { state in
+                state.task = task
+                return state.gone >= state.members
+            }
+            if cancel { task.cancel() }
+        }
+
+        func cancelled() {
+            let task = state.withLock { state -> Task<Void, Never>? in
+                state.gone += 1
+                return state.gone >= state.members ? state.task : nil
+            }
+            task?.cancel()
+        }
     }
 
     private let state = Mutex(State())
@@ -43,40 +78,55 @@ final class PipelineCoalescer: Sendable {
 
     private enum Role {
         case leader(UInt64)
-        case follower(CallWaiter<[PostgresResult]>)
+        case follower(CallWaiter<[PostgresResult]>, ReadFlight?)
     }
 
     /// Runs `statements` with `settings` (flattened name, value pairs), in one transaction with concurrent calls.
+    /// - Parameter reads: the calls are reads (``PostgresPool/gatheringCalls(_:)``): a cancelled call returns at once,
+    ///   as a call alone does, and the batch is cancelled when all of its calls were; reads and writes never share a
+    ///   batch. Writes wait for their batch's outcome even when cancelled, since it may have committed.
     func run(
-        settings: [String], _ statements: Statements, execute: @escaping @Sendable ([String], Statements) async throws -> [PostgresResult]
+        settings: [String], _ statements: Statements, reads: Bool = false,
+        execute: @escaping @Sendable ([String], Statements) async throws -> [PostgresResult]
     ) async throws -> [PostgresResult] {
         if maxMembers <= 1 { return try await execute(settings, statements) }
-        switch join(settings, statements) {
+        switch join(Key(settings: settings, reads: reads), statements) {
         case .leader(let id):
             return try await lead(id, execute: execute)
-        case .follower(let waiter):
-            // No cancellation handler: once joined, the statements may be on their way to the database, so the call
-            // waits for the outcome rather than report a cancellation for a write that committed.
+        case .follower(let waiter, let flight):
             do {
-                return try await withCheckedThrowingContinuation { continuation in _ = waiter.wait(continuation) }
+                guard let flight else {
+                    // No cancellation handler: once joined, the statements may be on their way to the database, so the
+                    // call waits for the outcome rather than report a cancellation for a write that committed.
+                    return try await withCheckedThrowingContinuation { continuation in _ = waiter.wait(continuation) }
+                }
+                return try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { continuation in _ = waiter.wait(continuation) }
+                } onCancel: {
+                    waiter.resume(with: .failure(CancellationError()))
+                    flight.cancelled()
+                }
             } catch is RunAlone {
                 return try await execute(settings, statements)
             }
         }
     }
 
-    private func join(_ settings: [String], _ statements: Statements) -> Role {
+    private func join(_ key: Key, _ statements: Statements) -> Role {
         state.withLock { state in
-            if let id = state.open[settings] {
+            if let id = state.open[key] {
                 let waiter = CallWaiter<[PostgresResult]>()
                 state.batches[id]!.members.append((statements, waiter))
-                if state.batches[id]!.members.count >= maxMembers { state.open[settings] = nil }
-                return .follower(waiter)
+                state.batches[id]!.flight?.joined()
+                if state.batches[id]!.members.count >= maxMembers { state.open[key] = nil }
+                return .follower(waiter, state.batches[id]!.flight)
             }
             let id = state.nextID
             state.nextID += 1
-            state.batches[id] = Batch(settings: settings, members: [(statements, nil)])
-            state.open[settings] = id
+            let flight = key.reads ? ReadFlight() : nil
+            flight?.joined()
+            state.batches[id] = Batch(key: key, members: [(statements, nil)], flight: flight)
+            state.open[key] = id
             return .leader(id)
         }
     }
@@ -89,22 +139,24 @@ final class PipelineCoalescer: Sendable {
         await Task.yield()
         let batch = state.withLock { state -> Batch in
             let batch = state.batches.removeValue(forKey: id)!
-            if state.open[batch.settings] == id { state.open[batch.settings] = nil }
+            if state.open[batch.key] == id { state.open[batch.key] = nil }
             return batch
         }
         let own = batch.members[0].statements
-        if batch.members.count == 1 { return try await execute(batch.settings, own) }
+        if batch.members.count == 1 { return try await execute(batch.key.settings, own) }
         let followers = batch.members.dropFirst()
         if Task.isCancelled {
             // Nothing was sent: the others run alone, this call ends.
             for member in followers { member.waiter?.resume(with: .failure(RunAlone())) }
             throw CancellationError()
         }
+        if let flight = batch.flight { return try await leadReads(batch, flight: flight, execute: execute) }
+        let settings = batch.key.settings
         let results: [PostgresResult]
         do {
             // Not cancelled with this call: the others' writes ride on it, and a cancelled call is resumed before its
             // transaction's outcome is known (PostgresConnection), which would leave theirs unknown too.
-            let all = batch.members.flatMap(\.statements), settings = batch.settings
+            let all = batch.members.flatMap(\.statements)
             results = try await Task { try await execute(settings, all) }.value
         } catch {
             // A statement that failed rolled the transaction back: each call runs alone to learn its own outcome. Any
@@ -113,7 +165,7 @@ final class PipelineCoalescer: Sendable {
             let rolledBack = (error as? PostgresError)?.kind == .server
             for member in followers { member.waiter?.resume(with: .failure(rolledBack ? RunAlone() : error)) }
             if !rolledBack { throw error }
-            return try await execute(batch.settings, own)
+            return try await execute(settings, own)
         }
         var offset = own.count
         for member in batch.members.dropFirst() {
@@ -121,6 +173,44 @@ final class PipelineCoalescer: Sendable {
             offset += member.statements.count
         }
         return Array(results[0..<own.count])
+    }
+
+    /// ``lead(_:execute:)`` for a batch of reads: the batch runs in a task of its own that answers every call, the leader
+    /// included, so that each call (the leader too) can return at once when cancelled; the batch's task is cancelled
+    /// once all of them were.
+    private func leadReads(
+        _ batch: Batch, flight: ReadFlight, execute: @escaping @Sendable ([String], Statements) async throws -> [PostgresResult]
+    ) async throws -> [PostgresResult] {
+        let settings = batch.key.settings, own = batch.members[0].statements
+        let leader = CallWaiter<[PostgresResult]>()
+        let waiters = [leader] + batch.members.dropFirst().map { $0.waiter! }
+        let counts = batch.members.map(\.statements.count)
+        let all = batch.members.flatMap(\.statements)
+        flight.started(
+            Task {
+                do {
+                    let results = try await execute(settings, all)
+                    var offset = 0
+                    for (waiter, count) in zip(waiters, counts) {
+                        waiter.resume(with: .success(Array(results[offset..<offset + count])))
+                        offset += count
+                    }
+                } catch {
+                    // As for writes: a statement that failed rolled the transaction back, and each call runs alone.
+                    let rolledBack = (error as? PostgresError)?.kind == .server
+                    for waiter in waiters { waiter.resume(with: .failure(rolledBack ? RunAlone() : error)) }
+                }
+            })
+        do {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in _ = leader.wait(continuation) }
+            } onCancel: {
+                leader.resume(with: .failure(CancellationError()))
+                flight.cancelled()
+            }
+        } catch is RunAlone {
+            return try await execute(settings, own)
+        }
     }
 }
 
@@ -143,9 +233,17 @@ extension PostgresPool {
     public func coalescedPipeline(
         settings: [String: String], _ statements: [(sql: String, binds: [PostgresValue])]
     ) async throws -> [PostgresResult] {
+        try await coalescedPipeline(settings: settings, statements, reads: false)
+    }
+
+    /// ``coalescedPipeline(settings:_:)`` for reads or writes (see ``PipelineCoalescer/run(settings:_:reads:execute:)``).
+    func coalescedPipeline(
+        settings: [String: String], _ statements: [(sql: String, binds: [PostgresValue])], reads: Bool
+    ) async throws -> [PostgresResult] {
         let sorted = settings.sorted { $0.key < $1.key }.flatMap { [$0.key, $0.value] }
-        return try await pipelineCoalescer.run(settings: sorted, statements) { [self] settings, statements in
+        return try await pipelineCoalescer.run(settings: sorted, statements, reads: reads) { [self] settings, statements in
             let pairs = stride(from: 0, to: settings.count, by: 2).map { (key: settings[$0], value: settings[$0 + 1]) }
+            // The batch's leader has yielded once already to gather its company.
             return try await pipeline(sortedSettings: pairs, statements)
         }
     }

@@ -120,7 +120,7 @@ public final class PostgresPool: Sendable {
     private let roundTrips = RoundTripCounter()
     /// Point reads being gathered into one statement.
     let coalescer: ReadCoalescer
-    /// Write pipelines being gathered into one transaction.
+    /// Write pipelines, and reads of ``gatheringCalls(_:)``, being gathered into one transaction.
     let pipelineCoalescer: PipelineCoalescer
 
     /// Creates a pool; connections are opened on demand.

@@ -54,7 +54,8 @@ extension PostgresPool {
 extension PostgresPool {
     /// Runs one statement with transaction-local settings in a single round trip: `set_config(name, value, true)` for
     /// the settings (one statement for all), then the statement, pipelined into one implicit transaction. For reads under row-level security,
-    /// where BEGIN / set_config / query / COMMIT would cost four round trips.
+    /// where BEGIN / set_config / query / COMMIT would cost four round trips. Inside ``gatheringCalls(_:)`` it shares
+    /// its round trip and transaction with concurrent calls of the same settings.
     /// - Parameters:
     ///   - settings: e.g. `["app.tenant_id": tenant]`; values are bound.
     ///   - sql: the statement.
@@ -68,7 +69,8 @@ extension PostgresPool {
     /// Runs statements with transaction-local settings in a single round trip and one implicit transaction: if one
     /// fails, the ones before it roll back and the ones after it are skipped. For writes whose statements do not
     /// depend on each other's results, where BEGIN / set_config / each statement / COMMIT would cost a round trip
-    /// each (and hold their row locks that much longer).
+    /// each (and hold their row locks that much longer). Inside ``gatheringCalls(_:)`` it shares its round trip and
+    /// transaction with concurrent calls of the same settings.
     /// - Parameters:
     ///   - settings: e.g. `["app.tenant_id": tenant]`; values are bound.
     ///   - statements: the statements, in order.
@@ -76,7 +78,7 @@ extension PostgresPool {
     /// - Throws: ``PostgresError`` from the first statement that failed.
     @discardableResult
     public func pipeline(settings: [String: String], _ statements: [(sql: String, binds: [PostgresValue])]) async throws -> [PostgresResult] {
-        if Self.gathersCalls { return try await coalescedPipeline(settings: settings, statements) }
+        if Self.gathersCalls { return try await coalescedPipeline(settings: settings, statements, reads: true) }
         return try await pipeline(sortedSettings: settings.sorted { $0.key < $1.key }, statements)
     }
 
@@ -87,8 +89,11 @@ extension PostgresPool {
     /// the child tasks it starts) gathered: calls made at once with the same settings run as one pipeline, in one
     /// transaction (``coalescedPipeline(settings:_:)``), instead of a round trip, a transaction and a settings
     /// statement each. For a handler that reads several independent things at once, such as the contact summaries
-    /// (one round trip where their lists took one each: BENCHMARKS.md). Only for reads and for writes that may share a
-    /// transaction; a failed statement makes every call of its batch run again alone.
+    /// (one round trip where their lists took one each: BENCHMARKS.md). Calls of other requests with the same settings
+    /// may share the batch, up to ``PostgresPoolConfiguration/maxCoalescedWrites`` calls: a slow statement then delays
+    /// its batch, and a failed one makes every call of the batch run again alone. A cancelled call returns at once, as
+    /// a call alone does; the batch is cancelled once all of its calls were. Meant for reads: a write cancelled after
+    /// its batch was sent has an unknown outcome, as a write alone has.
     /// - Parameter body: the work.
     /// - Returns: what `body` returned.
     public static func gatheringCalls<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {

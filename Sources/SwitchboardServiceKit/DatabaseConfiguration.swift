@@ -45,7 +45,7 @@ public struct DatabaseConfiguration: Sendable {
             .init(
                 "SWITCHBOARD_DB_COALESCED_WRITES", default: "16",
                 help:
-                    "Most concurrent creates of one tenant committed in one transaction (1-256; 1: a transaction each). One commit for several saves the database most of each write's cost; if any of them fails, each is retried alone."
+                    "Most concurrent creates of one tenant committed in one transaction, and most reads of contact summaries (GetContactSummary's lists, with those of concurrent summaries of the same tenant) read in one (1-256; 1: a transaction each). One commit for several saves the database most of each write's cost; if any of them fails, each is retried alone."
             ),
             .init(
                 "SWITCHBOARD_DB_PROBE_TIMEOUT_SECONDS", default: "2",

@@ -126,6 +126,9 @@ final class CampaignTests {
         // after a slow answer carries the same key, and the provider keeps one); a second message to anyone has a key
         // of its own and makes four.
         #expect(Set(posts.map(\.idempotencyKey)).count == 3, "\(posts.map(\.idempotencyKey))")
+        // A post repeated is the same message: the same body under the same key.
+        let bodies = Dictionary(grouping: posts, by: \.idempotencyKey).mapValues { Set($0.map(\.body)) }
+        #expect(bodies.values.allSatisfy { $0.count == 1 }, "\(bodies)")
         #expect(posts.allSatisfy { String(decoding: $0.body, as: UTF8.self).contains("Dear friend") })
         let reasons = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
             try await c.query(

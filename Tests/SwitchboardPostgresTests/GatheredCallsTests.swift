@@ -58,9 +58,12 @@ struct GatheredCallsTests {
     @Test("a call whose statement fails gets its own error; the others of its batch run again alone and get their answers")
     func failureIsolated() async throws {
         try await withPool { pool in
+            let before = pool.statistics.roundTrips
             let results = try await withTaskExecutorPreference(SerialQueueExecutor()) {
                 try await PostgresPool.gatheringCalls { try await threeReads(pool, tenant: "t", failing: true) }
             }
+            // The batch, then each call alone.
+            #expect(pool.statistics.roundTrips - before == 4)
             #expect(try results[0].get() == "t-a")
             #expect(try results[1].get() == "t-b")
             #expect(throws: PostgresError.self) { try results[2].get() }
@@ -71,6 +74,7 @@ struct GatheredCallsTests {
     @Test("calls with other settings (another tenant) never share a transaction: each sees only its own settings")
     func settingsApart() async throws {
         try await withPool { pool in
+            let before = pool.statistics.roundTrips
             let (a, b) = try await withTaskExecutorPreference(SerialQueueExecutor()) {
                 try await PostgresPool.gatheringCalls {
                     async let b = pool.query(settings: ["app.tenant_id": "two"], "SELECT current_setting('app.tenant_id') AS v")
@@ -79,6 +83,30 @@ struct GatheredCallsTests {
                 }
             }
             #expect(a == "one" && b == "two")
+            #expect(pool.statistics.roundTrips - before == 2)
+        }
+    }
+
+    @Test("a cancelled call returns at once, as a call alone does; the others of its batch still get their answers")
+    func cancelledCallReturns() async throws {
+        try await withPool { pool in
+            let executor = SerialQueueExecutor()
+            let settings = ["app.tenant_id": "t"]
+            let (slow, quick) = await PostgresPool.gatheringCalls {
+                // Both queued on the serial executor: the first leads and yields, the second joins its batch.
+                (
+                    Task(executorPreference: executor) { try await pool.query(settings: settings, "SELECT pg_sleep(3)::text || 'slow' AS v") },
+                    Task(executorPreference: executor) { try await pool.query(settings: settings, "SELECT 'quick' AS v").first?.string("v") }
+                )
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let start = ContinuousClock.now
+            slow.cancel()
+            let outcome = await slow.result
+            // Well before the statement's three seconds: the call did not wait for its batch.
+            #expect(ContinuousClock.now - start < .seconds(2))
+            #expect(throws: CancellationError.self) { try outcome.get() }
+            #expect(try await quick.value == "quick")
         }
     }
 }

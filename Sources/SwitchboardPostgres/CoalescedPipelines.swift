@@ -103,8 +103,7 @@ final class PipelineCoalescer: Sendable {
                 return try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { continuation in _ = waiter.wait(continuation) }
                 } onCancel: {
-                    waiter.resume(with: .failure(CancellationError()))
-                    flight.cancelled()
+                    if waiter.resume(with: .failure(CancellationError())) { flight.cancelled() }
                 }
             } catch is RunAlone {
                 return try await execute(settings, statements)
@@ -175,42 +174,59 @@ final class PipelineCoalescer: Sendable {
         return Array(results[0..<own.count])
     }
 
-    /// ``lead(_:execute:)`` for a batch of reads: the batch runs in a task of its own that answers every call, the leader
-    /// included, so that each call (the leader too) can return at once when cancelled; the batch's task is cancelled
-    /// once all of them were.
+    /// ``lead(_:execute:)`` for a batch of reads: the batch runs in a task of its own, so that the leader too can return
+    /// at once when cancelled. The task hands the answer to the leader, which passes each follower its part from its own
+    /// executor (an event loop: no thread woken per follower); once the leader is gone, the task does. The task is
+    /// cancelled once every call of the batch was.
     private func leadReads(
         _ batch: Batch, flight: ReadFlight, execute: @escaping @Sendable ([String], Statements) async throws -> [PostgresResult]
     ) async throws -> [PostgresResult] {
         let settings = batch.key.settings, own = batch.members[0].statements
-        let leader = CallWaiter<[PostgresResult]>()
-        let waiters = [leader] + batch.members.dropFirst().map { $0.waiter! }
-        let counts = batch.members.map(\.statements.count)
+        let followers = batch.members.dropFirst().map { (waiter: $0.waiter!, count: $0.statements.count) }
         let all = batch.members.flatMap(\.statements)
+        /// Each follower's part of the answer, or what it gets when the batch failed.
+        @Sendable func answer(_ outcome: Result<[PostgresResult], any Error>) {
+            switch outcome {
+            case .success(let results):
+                var offset = own.count
+                for follower in followers {
+                    follower.waiter.resume(with: .success(Array(results[offset..<offset + follower.count])))
+                    offset += follower.count
+                }
+            case .failure(let error):
+                // As for writes: a statement that failed rolled the transaction back, and each call runs alone.
+                let rolledBack = (error as? PostgresError)?.kind == .server
+                for follower in followers { follower.waiter.resume(with: .failure(rolledBack ? RunAlone() : error)) }
+            }
+        }
+        let leader = CallWaiter<[PostgresResult]>()
         flight.started(
             Task {
-                do {
-                    let results = try await execute(settings, all)
-                    var offset = 0
-                    for (waiter, count) in zip(waiters, counts) {
-                        waiter.resume(with: .success(Array(results[offset..<offset + count])))
-                        offset += count
-                    }
-                } catch {
-                    // As for writes: a statement that failed rolled the transaction back, and each call runs alone.
-                    let rolledBack = (error as? PostgresError)?.kind == .server
-                    for waiter in waiters { waiter.resume(with: .failure(rolledBack ? RunAlone() : error)) }
-                }
+                let outcome = await Result(catchingAsync: { try await execute(settings, all) })
+                if !leader.resume(with: outcome) { answer(outcome) }
             })
-        do {
-            return try await withTaskCancellationHandler {
+        let outcome = await Result(catchingAsync: {
+            try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in _ = leader.wait(continuation) }
             } onCancel: {
-                leader.resume(with: .failure(CancellationError()))
-                flight.cancelled()
+                if leader.resume(with: .failure(CancellationError())) { flight.cancelled() }
             }
-        } catch is RunAlone {
-            return try await execute(settings, own)
+        })
+        // The leader was cancelled before the answer came: the batch's task answers the followers.
+        if case .failure(let error) = outcome, error is CancellationError, Task.isCancelled { throw error }
+        answer(outcome)
+        switch outcome {
+        case .success(let results): return Array(results[0..<own.count])
+        case .failure(let error) where (error as? PostgresError)?.kind == .server: return try await execute(settings, own)
+        case .failure(let error): throw error
         }
+    }
+}
+
+extension Result where Failure == any Error {
+    /// The outcome of an async throwing body.
+    fileprivate init(catchingAsync body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
 

@@ -377,19 +377,22 @@ final class CallWaiter<T: Sendable>: Sendable {
     }
 
     /// Ends the call with `result`, unless it already ended.
-    func resume(with result: Result<T, any Error>) {
-        let continuation: CheckedContinuation<T, any Error>? = state.withLock { state in
+    /// - Returns: whether this ended the call (false: it had ended already).
+    @discardableResult
+    func resume(with result: Result<T, any Error>) -> Bool {
+        let (ended, continuation): (Bool, CheckedContinuation<T, any Error>?) = state.withLock { state in
             switch state {
             case .idle:
                 state = .finished(result)
-                return nil
+                return (true, nil)
             case .waiting(let continuation):
                 state = .finished(nil)
-                return continuation
+                return (true, continuation)
             case .finished:
-                return nil
+                return (false, nil)
             }
         }
         continuation?.resume(with: result)
+        return ended
     }
 }

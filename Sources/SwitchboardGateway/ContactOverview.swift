@@ -161,43 +161,27 @@ struct ContactOverview {
         ]
     }
 
-    /// Puts a part's answer, as a JSON value, into the view (a list RPC's, for a service without `GetContactSummary`; the
-    /// summaries' own keys as the typed path fills them, which a test compares).
-    static func apply(_ part: Part, _ response: JSON, to result: inout [String: ViewValue]) {
+    /// Puts a list RPC's answer (the fallback for a service without `GetContactSummary`), as a JSON value, into the view,
+    /// under the key the summaries fill (a test compares the two).
+    static func apply(_ part: Part, _ response: JSON, to view: inout [String: ViewValue]) {
         guard case .object(let fields) = response else { return }
-        var view: [String: JSON] = [:]
-        defer { for (key, value) in view { result[key] = .json(value) } }
-        /// A list response's entries (proto3 JSON leaves out an empty list, and an empty message).
-        func entries(_ list: JSON?, _ field: String) -> JSON {
-            if case .object(let inner)? = list { return inner[field] ?? .array([]) }
-            return .array([])
+        if part.key == "metrics" {
+            view[part.key] = .json(response)
+            return
         }
-        switch part.key {
-        case "contact", "metrics":
-            view[part.key] = response
-        case "organization":
-            view["memberships"] = entries(fields["memberships"], "memberships")
-            view["groups"] = entries(fields["groups"], "groups")
-            var names: [String: JSON] = [:]
-            if case .array(let organizations)? = fields["organizations"] {
-                for case .object(let o) in organizations {
-                    if case .string(let id)? = o["id"] { names[id] = o["name"] ?? .string("") }
-                }
-            }
-            if case .array(let memberships)? = view["memberships"], !memberships.isEmpty { view["organizationNames"] = .object(names) }
-        case "communication":
-            view["recentInteractions"] = entries(fields["interactions"], "interactions")
-            view["consents"] = entries(fields["consents"], "records")
-        case "collaboration":
-            view["notes"] = entries(fields["notes"], "notes")
-            view["files"] = entries(fields["files"], "files")
-            view["upcomingMeetings"] = entries(fields["meetings"], "meetings")
-        case "analytics":
-            view["metrics"] = fields["metrics"] ?? .object([:])
-            view["timeline"] = entries(fields["timeline"], "entries")
-        default:
-            let field = ["recentInteractions": "interactions", "consents": "records", "upcomingMeetings": "meetings", "timeline": "entries"]
-            view[part.key] = entries(response, field[part.key] ?? part.key)
+        // A list response's entries; proto3 JSON leaves out an empty list.
+        let field = ["recentInteractions": "interactions", "consents": "records", "upcomingMeetings": "meetings", "timeline": "entries"]
+        view[part.key] = .json(fields[field[part.key] ?? part.key] ?? .array([]))
+    }
+
+    /// The view's keys a summary fills when its service knows nothing of the person (NOT_FOUND): its lists, empty.
+    static func emptySummary(of upstream: String) throws -> [String: ViewValue] {
+        switch upstream {
+        case "organization": return try view(Switchboard_Organization_V1_ContactSummary())
+        case "communication": return try view(Switchboard_Communication_V1_ContactSummary())
+        case "collaboration": return try view(Switchboard_Collaboration_V1_ContactSummary())
+        case "analytics": return try view(Switchboard_Analytics_V1_ContactSummary())
+        default: return [:]
         }
     }
 
@@ -242,7 +226,11 @@ struct ContactOverview {
                 case .failure(let error) where error.code == .notFound:
                     // The service holds nothing about the person: organization answers NOT_FOUND for a contact its
                     // copy of the contacts feed has not brought yet (one created a moment ago), so its lists are empty.
-                    Self.apply(part, .object([:]), to: &view)
+                    if part.method == "GetContactSummary" {
+                        view.merge(try Self.emptySummary(of: part.upstream)) { $1 }
+                    } else {
+                        Self.apply(part, .object([:]), to: &view)
+                    }
                 case .failure(let error):
                     failures += part.fills.map { Self.failure(key: $0, part, error) }
                 }

@@ -54,14 +54,19 @@ for name in "${SERVICE_NAMES[@]}"; do
 done
 # A short run of every fuzzer (Fuzz/; 20 s each) over the committed corpora.
 scripts/fuzz.sh --seconds 20
-# Databases left by an earlier, interrupted run.
-for db in $(psql "$SWITCHBOARD_PG_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'sb\_test\_%'"); do
-    psql "$SWITCHBOARD_PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
-done
+# Every suite provisions databases of its own (sb_test_*, about 9 MB each, 350 of them a run): dropped before the run
+# (an interrupted run's) and after it, so a run leaves none behind in the cluster.
+drop_test_databases() {
+    for db in $(psql "$SWITCHBOARD_PG_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'sb\_test\_%'"); do
+        psql "$SWITCHBOARD_PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+    done
+}
+drop_test_databases
 # CI keeps only the end of the output: the failures are repeated there, after the run.
 set +e
 swift test "$@" 2>&1 | tee .build/test-output.log
 status=${PIPESTATUS[0]}
+drop_test_databases
 set -e
 if [ "$status" -ne 0 ]; then
     echo "---- what failed (the whole output is in .build/test-output.log) ----"

@@ -3,11 +3,11 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
-import SwitchboardHTTP2
 import Synchronization
 
-/// The gateway's HTTP/1.1 listener: one task per connection reads requests in order (keep-alive and pipelining
-/// handled by NIO's server pipeline), each body bounded, and hands them to the ``Gateway``.
+/// The gateway's HTTP/1.1 listener: each connection's requests are read by NIO's server pipeline and answered in order
+/// by its ``GatewayConnectionHandler`` (keep-alive and pipelining included, each body bounded), which hands them to the
+/// ``Gateway``.
 public struct GatewayServer: Service {
     let gateway: Gateway
     let host: String
@@ -61,7 +61,7 @@ public struct GatewayServer: Service {
         let gateway = self.gateway, maxBody = gateway.configuration.maxBodyBytes
         let idleTimeout = self.idleTimeout.map(Self.timeAmount)
         let headerTimeout = self.headerTimeout.map(Self.timeAmount), writeStallTimeout = self.writeStallTimeout.map(Self.timeAmount)
-        let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+        let server: NIOAsyncChannel<any Channel, Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.backlog, value: 256)
@@ -78,7 +78,8 @@ public struct GatewayServer: Service {
                         // per request (3-5% of the gateway's throughput). The guard closes connections on shutdown.
                         try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
                         try sync.addHandler(guardHandler)
-                        return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                        try sync.addHandler(GatewayConnectionHandler(gateway: gateway, maxBody: maxBody))
+                        return channel
                     }
                 }
         } catch {
@@ -95,17 +96,20 @@ public struct GatewayServer: Service {
                 try await withThrowingDiscardingTaskGroup { group in
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
-                            guard open.add(connection.channel, limit: maxConnections) else {
-                                try? await connection.channel.close()
+                            guard open.add(connection, limit: maxConnections) else {
+                                try? await connection.close()
                                 continue
                             }
-                            // On the connection's own loop: a request arrives there and its response leaves from there,
-                            // and the upstream call takes a connection of the same loop (eventLoopAffinity), so a
-                            // request wakes no other thread. JSON work then shares the loop with its I/O.
-                            let loop = EventLoopTaskExecutor(eventLoop: connection.channel.eventLoop)
-                            group.addTask(executorPreference: loop) {
-                                defer { open.remove(connection.channel) }
-                                await Self.serve(connection, gateway: gateway, maxBody: maxBody)
+                            // The connection's requests are answered by its handler; this task only lasts as long as
+                            // the connection, so that the server returns once every connection has closed, and
+                            // closes it when the server is cancelled.
+                            group.addTask {
+                                defer { open.remove(connection) }
+                                await withTaskCancellationHandler {
+                                    try? await connection.closeFuture.get()
+                                } onCancel: {
+                                    connection.close(promise: nil)
+                                }
                             }
                         }
                     }
@@ -121,96 +125,6 @@ public struct GatewayServer: Service {
 
     private static func timeAmount(_ duration: Duration) -> TimeAmount {
         .nanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
-    }
-
-    private static func serve(
-        _ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, gateway: Gateway, maxBody: Int
-    ) async {
-        let client = ClientConnection()
-        // One callback per connection (not per request: a keep-alive connection may carry millions).
-        connection.channel.closeFuture.whenComplete { _ in client.closed() }
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var head: HTTPRequestHead?
-                var body = ByteBuffer()
-                var tooLarge = false
-                for try await part in inbound {
-                    switch part {
-                    case .head(let h):
-                        head = h
-                        body.clear()
-                        tooLarge = false
-                        // A declared length past the limit is refused before any of the body is read.
-                        if let declared = h.headers.first(name: "content-length").flatMap({ Int($0) }), declared > maxBody {
-                            try await Self.refuseTooLarge(OutboundWriter(outbound: outbound, keepAlive: false, version: h.version), maxBody)
-                            return
-                        }
-                    case .body(var chunk):
-                        if tooLarge { continue }
-                        if body.readableBytes + chunk.readableBytes > maxBody {
-                            tooLarge = true
-                            body.clear()
-                        } else {
-                            body.writeBuffer(&chunk)
-                        }
-                    case .end:
-                        guard let h = head else { continue }
-                        head = nil
-                        // HTTP/1.0 has no chunked framing: a response of unknown length ends by closing, so an HTTP/1.0
-                        // connection carries one request.
-                        let keepAlive = h.isKeepAlive && !tooLarge && (h.version.major, h.version.minor) >= (1, 1)
-                        let writer = OutboundWriter(outbound: outbound, keepAlive: keepAlive, version: h.version)
-                        if tooLarge {
-                            try await Self.refuseTooLarge(writer, maxBody)
-                            return
-                        }
-                        await gateway.handle(GatewayRequest(head: h, body: body, connection: client), writer)
-                        body = ByteBuffer()
-                        if !writer.keepAlive { return }
-                    }
-                }
-            }
-        } catch {
-            gateway.logger.debug("connection ended", metadata: ["error": "\(error)"])
-        }
-    }
-
-    private static func refuseTooLarge(_ writer: OutboundWriter, _ maxBody: Int) async throws {
-        let text = #"{"code":3,"message":"the request body is larger than \#(maxBody) bytes"}"#
-        let headers = HTTPHeaders([("content-type", "application/json"), ("content-length", "\(text.utf8.count)"), ("connection", "close")])
-        try await writer.head(.payloadTooLarge, headers)
-        try await writer.body(ByteBuffer(string: text))
-        try await writer.end()
-    }
-}
-
-/// Writes one response's parts to the connection.
-struct OutboundWriter: HTTPResponseWriter {
-    let outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
-    let keepAlive: Bool
-    let version: HTTPVersion
-
-    func head(_ status: HTTPResponseStatus, _ headers: HTTPHeaders) async throws {
-        var headers = headers
-        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
-        try await outbound.write(.head(HTTPResponseHead(version: version, status: status, headers: headers)))
-    }
-
-    func body(_ bytes: ByteBuffer) async throws {
-        try await outbound.write(.body(.byteBuffer(bytes)))
-    }
-
-    func end() async throws {
-        try await outbound.write(.end(nil))
-    }
-
-    /// Head, body and end in one hand-over to the connection's event loop.
-    func respond(_ status: HTTPResponseStatus, _ headers: HTTPHeaders, _ body: ByteBuffer) async throws {
-        var headers = headers
-        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
-        try await outbound.write(contentsOf: [
-            .head(HTTPResponseHead(version: version, status: status, headers: headers)), .body(.byteBuffer(body)), .end(nil),
-        ])
     }
 }
 

@@ -89,6 +89,43 @@ struct GatewayConnectionTests {
         #expect(old.received.lowercased().contains("connection: close"))
     }
 
+    @Test("a chunked body is gathered across its chunks; one that grows past the limit is refused with 413 and a close")
+    func chunkedBodies() async throws {
+        let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_MAX_BODY_BYTES": "4096"])
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let head =
+            "POST /v1/contacts HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\n"
+            + "Transfer-Encoding: chunked\r\n\r\n"
+        // The chunks of a chunked body, the last (empty) one included.
+        func chunks(_ text: String, size: Int) -> [String] {
+            let bytes = Array(text.utf8)
+            return stride(from: 0, to: bytes.count, by: size).map { start in
+                let part = bytes[start..<min(start + size, bytes.count)]
+                return String(part.count, radix: 16) + "\r\n" + String(decoding: part, as: UTF8.self) + "\r\n"
+            } + ["0\r\n\r\n"]
+        }
+
+        // A body in five-byte chunks, each sent in a write of its own: the contact is made from all of them, and the
+        // connection stays open.
+        let small = try await RawClient.connect(port: gw.port)
+        try await small.send(head)
+        for chunk in chunks(#"{"name": {"given": "Chunked", "family": "Body"}}"#, size: 5) { try await small.send(chunk) }
+        #expect(try await eventually { small.responses == 1 }, "\(small.received)")
+        #expect(small.received.hasPrefix("HTTP/1.1 200"), "\(small.received)")
+        #expect(small.received.contains(#""given":"Chunked""#))
+        #expect(small.isActive)
+        small.close()
+
+        // Past the limit without a declared length: refused once the body has ended, and the connection closes.
+        let big = try await RawClient.connect(port: gw.port)
+        try await big.send(head + chunks(String(repeating: "x", count: 6000), size: 2000).joined())
+        #expect(try await eventually { !big.isActive })
+        #expect(big.received.hasPrefix("HTTP/1.1 413"), "\(big.received)")
+        #expect(big.received.contains("larger than 4096 bytes"))
+        #expect(big.received.lowercased().contains("connection: close"))
+    }
+
     @Test("one tenant holds at most its share of open streams (429); another tenant still opens them, and a closed one frees its place")
     func streamsPerTenant() async throws {
         let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_MAX_STREAMS_PER_TENANT": "2"])

@@ -126,6 +126,26 @@ struct GatewayConnectionTests {
         #expect(big.received.lowercased().contains("connection: close"))
     }
 
+    @Test("a request line with bytes outside ASCII is refused (400) before routing; the Bearer scheme is taken in any case")
+    func requestLineBytes() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        // The gateway reads a path, its query and the scheme on bytes: what it is given is ASCII (a URI percent-encodes
+        // the rest), which the HTTP parser enforces.
+        let marked = try await RawClient.connect(port: gw.port, sending: "GET /v1/openapi.json?\u{301}v=1 HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        #expect(try await eventually { !marked.isActive })
+        #expect(marked.received.hasPrefix("HTTP/1.1 400"), "\(marked.received.prefix(200))")
+
+        // The scheme's case does not matter: the call reaches the service, which does not know the contact.
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let shouting = try await RawClient.connect(
+            port: gw.port,
+            sending: "GET /v1/contacts/\(UUID().uuidString.lowercased()) HTTP/1.1\r\nHost: gateway\r\nAuthorization: BEARER \(token)\r\n\r\n")
+        #expect(try await eventually { shouting.responses == 1 }, "\(shouting.received)")
+        #expect(shouting.received.hasPrefix("HTTP/1.1 404"), "\(shouting.received.prefix(200))")
+        shouting.close()
+    }
+
     @Test("one tenant holds at most its share of open streams (429); another tenant still opens them, and a closed one frees its place")
     func streamsPerTenant() async throws {
         let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_MAX_STREAMS_PER_TENANT": "2"])

@@ -3,6 +3,7 @@ import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
+import SwitchboardServiceKit
 import SwitchboardServiceKitTestSupport
 import SwitchboardTestSupport
 import Testing
@@ -545,6 +546,58 @@ final class SearchTests {
         _ = try await client.search("a b c d e f g h", pageSize: 10_000)
         // Operators of PostgreSQL's text search in the query are words like any other.
         #expect(try await client.search("a & !b | c:* <-> 'd'").hits.isEmpty)
+    }
+
+    @Test(
+        "facets are the same whether the service counts the combinations of values or PostgreSQL ranks each facet: 20 values, ties by bytes"
+    )
+    func facetsCountedEitherWay() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let admin = try await harness.client(tenant: t, roles: [.admin])
+        var define = Switchboard_Contacts_V1_DefineFieldRequest()
+        var definition = Switchboard_Contacts_V1_FieldDefinition()
+        definition.key = "region"
+        definition.displayName = "Region"
+        definition.type = .enum
+        definition.allowedValues = ["north", "South"]
+        define.definition = definition
+        _ = try await admin.stub.defineField(define, options: admin.options)
+        // 26 tags of one contact each and two of everyone's (a tie), a region on all but two (no value is not a value),
+        // half of them "north" and half "South" (a tie, "South" first in bytes), and one contact without the word.
+        for i in 0..<26 {
+            var region = Google_Protobuf_Value()
+            region.kind = .stringValue((i / 2) % 2 == 0 ? "north" : "South")
+            _ = try await client.create(
+                given: "Facet", family: "Count \(i)", custom: i >= 24 ? [:] : ["region": region],
+                tags: ["solo-\(String(UnicodeScalar(UInt8(97 + i))))", "zed", "apple"].shuffled())
+        }
+        _ = try await client.create(given: "Other", family: "Person", tags: ["apple"])
+        let store = PostgresContactStore(
+            pool: harness.pool, feed: ChangeFeed(schema: "contacts"), idempotency: Idempotency(schema: "contacts"),
+            publish: { try ContactsMapping.proto($0).protoJSONText() })
+        var results: [[[String]]] = []
+        for combinations in [2_000, 26, 25, 0] {
+            for text in ["facet", ""] {
+                var search = ContactSearch()
+                search.text = text
+                search.limit = 3
+                search.facets = [.tag, .customField("region"), .status, .owner, .type, .tag]
+                search.facetCombinations = combinations
+                let hits = try await store.search(search, actor: SwitchboardServiceKit.Actor(tenantID: t, userID: "u"))
+                #expect(!hits.facetsPartial)
+                results.append(hits.facets.map { $0.map { "\($0.value)=\($0.count)" } })
+            }
+        }
+        let facet = results[0]
+        #expect(facet[0].count == 20 && facet[0].prefix(4) == ["apple=26", "zed=26", "solo-a=1", "solo-b=1"], "\(facet[0])")
+        #expect(facet[0] == facet[5])
+        #expect(facet[1] == ["South=12", "north=12"], "\(facet[1])")
+        #expect(facet[2].count == 1 && facet[3].count == 1 && facet[4].count == 1 && facet[2].first?.hasSuffix("=26") == true)
+        #expect(results[1][0].prefix(3) == ["apple=27", "zed=26", "solo-a=1"], "\(results[1][0])")
+        for (index, result) in results.enumerated() {
+            #expect(result == results[index % 2], "\(index)")
+        }
     }
 }
 

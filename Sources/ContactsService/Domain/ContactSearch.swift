@@ -50,6 +50,9 @@ public struct ContactSearch: Sendable, Hashable {
     public var rankedMatches = 2000
     /// The most matches facets count.
     public var facetMatches = 10_000
+    /// The most combinations of facet values among the counted matches that the service counts itself; past it
+    /// PostgreSQL ranks each facet's values. Either way the counts are the same (a setting for tests).
+    public var facetCombinations = 2_000
     /// The contacts by id among which a one-word search first reads its word tiers (``ContactsLimits/searchWordTierWalk``).
     public var wordTierWalk = 256
 

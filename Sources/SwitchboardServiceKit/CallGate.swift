@@ -1,0 +1,146 @@
+import Synchronization
+
+/// At most ``limit`` calls inside at once, one key (a tenant) at most ``share`` of them; the others wait in arrival
+/// order, skipping only a waiter whose key holds its share already.
+///
+/// For work that costs the database CPU rather than waiting (searches): more of it at once than the database has cores
+/// only shares them thinner, and each statement of a call waits behind every other. Measured on the contacts search
+/// benchmark (2 cores, 8 clients, facet searches): 4 at once served 11 % more searches than 8 and cut p99 from 65 to
+/// 50 ms. A waiter leaves when its task is cancelled (its call ended or passed its deadline), or with ``Timeout``
+/// after ``timeout``.
+public final class CallGate: Sendable {
+    /// A call waited ``CallGate/timeout`` for its turn.
+    public struct Timeout: Error, Sendable {
+        /// How long it waited.
+        public let waited: Duration
+        /// The gate's limit.
+        public let limit: Int
+    }
+
+    private struct Waiter {
+        var id: Int
+        var key: String
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct State {
+        var inside = 0
+        var byKey: [String: Int] = [:]
+        var waiters: [Waiter] = []
+        var nextID = 0
+    }
+
+    /// The most calls inside at once.
+    public let limit: Int
+    /// The most calls of one key inside at once: half the limit, rounded up.
+    public let share: Int
+    /// The longest a call waits for its turn.
+    public let timeout: Duration
+    private let state = Mutex(State())
+
+    /// Creates a gate.
+    /// - Parameters:
+    ///   - limit: the most calls inside at once (at least 1).
+    ///   - timeout: the longest a call waits for its turn.
+    public init(limit: Int, timeout: Duration) {
+        self.limit = max(1, limit)
+        self.share = (self.limit + 1) / 2
+        self.timeout = timeout
+    }
+
+    /// Calls inside now, and calls waiting.
+    public var load: (inside: Int, waiting: Int) { state.withLock { ($0.inside, $0.waiters.count) } }
+
+    /// Runs `body` once the gate lets the call in.
+    /// - Parameters:
+    ///   - key: whose call it is (a tenant).
+    ///   - body: the work.
+    /// - Throws: ``Timeout``, `CancellationError` while waiting, or what `body` threw.
+    public func run<T: Sendable>(key: String, _ body: () async throws -> T) async throws -> T {
+        try await enter(key)
+        defer { leave(key) }
+        return try await body()
+    }
+
+    private func enter(_ key: String) async throws {
+        let admitted = state.withLock { state in
+            // Waiters that could go in already have (see `admit`), so a newcomer that may go in jumps no one.
+            guard state.inside < limit, state.byKey[key, default: 0] < share else { return false }
+            state.inside += 1
+            state.byKey[key, default: 0] += 1
+            return true
+        }
+        if admitted { return }
+        let started = ContinuousClock.now
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        let timer = Mutex<Task<Void, Never>?>(nil)
+        defer { timer.withLock { $0?.cancel() } }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome: Bool? = state.withLock { state in
+                    // Checked under the lock the cancellation handler takes: a cancel either finds the waiter queued or
+                    // is seen here. Between the first look and now a place may have freed.
+                    if Task.isCancelled { return false }
+                    if state.inside < limit, state.byKey[key, default: 0] < share {
+                        state.inside += 1
+                        state.byKey[key, default: 0] += 1
+                        return true
+                    }
+                    state.waiters.append(Waiter(id: id, key: key, continuation: continuation))
+                    return nil
+                }
+                switch outcome {
+                case true?: return continuation.resume()
+                case false?: return continuation.resume(throwing: CancellationError())
+                case nil: break
+                }
+                timer.withLock { timer in
+                    timer = Task {
+                        try? await Task.sleep(until: started + self.timeout)
+                        guard !Task.isCancelled else { return }
+                        self.remove(id)?.resume(throwing: Timeout(waited: ContinuousClock.now - started, limit: self.limit))
+                    }
+                }
+            }
+        } onCancel: {
+            remove(id)?.resume(throwing: CancellationError())
+        }
+    }
+
+    private func remove(_ id: Int) -> CheckedContinuation<Void, any Error>? {
+        state.withLock { state in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: index).continuation
+        }
+    }
+
+    private func leave(_ key: String) {
+        let admitted = state.withLock { state in
+            state.inside -= 1
+            let held = state.byKey[key, default: 1] - 1
+            state.byKey[key] = held == 0 ? nil : held
+            return Self.admit(&state, limit: limit, share: share)
+        }
+        admitted.forEach { $0.resume() }
+    }
+
+    /// Lets in the first waiters, in order, whose key is under its share, while there is room.
+    private static func admit(_ state: inout State, limit: Int, share: Int) -> [CheckedContinuation<Void, any Error>] {
+        var admitted: [CheckedContinuation<Void, any Error>] = []
+        var index = 0
+        while state.inside < limit, index < state.waiters.count {
+            let key = state.waiters[index].key
+            guard state.byKey[key, default: 0] < share else {
+                index += 1
+                continue
+            }
+            state.inside += 1
+            state.byKey[key, default: 0] += 1
+            admitted.append(state.waiters.remove(at: index).continuation)
+        }
+        return admitted
+    }
+}

@@ -963,3 +963,56 @@ final class BulkTagTests {
         #expect(await code { _ = try await self.bulk(reader, query: "full", remove: ["t1"]) } == .permissionDenied)
     }
 }
+
+/// Searches wait their turn (`SWITCHBOARD_CONTACTS_SEARCHES_AT_ONCE`): one at once here, waiting at most 150 ms.
+@Suite("Contacts search turns", .serialized)
+final class SearchGateTests {
+    let harness: ContactsHarness
+    init() async throws {
+        var limits = ContactsLimits()
+        limits.searchesAtOnce = 1
+        limits.searchWaitMilliseconds = 150
+        harness = try await ContactsHarness.start(limits: limits)
+    }
+    deinit {
+        let h = harness
+        Task { await h.stop() }
+    }
+
+    @Test("a search waits while another runs, is RESOURCE_EXHAUSTED after its wait, and the one running still answers")
+    func searchesWaitTheirTurn() async throws {
+        let t = "tenant-" + UUID().uuidString.prefix(8).lowercased()
+        let client = try await harness.client(tenant: t)
+        _ = try await client.create(given: "Gate", family: "Keeper")
+        let admin = PostgresPool(
+            configuration: PostgresPoolConfiguration(
+                conninfo: adminConninfo.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(harness.database)"), maxConnections: 1))
+        defer { admin.close() }
+        let first = try await admin.transaction { c in
+            // The first search's statement on the contacts waits for this lock, holding the one place.
+            _ = try await c.query("LOCK TABLE contacts.contacts IN ACCESS EXCLUSIVE MODE")
+            let first = Task { try await client.names("keeper") }
+            var waiting = false
+            for _ in 0..<500 where !waiting {
+                try await Task.sleep(for: .milliseconds(10))
+                waiting =
+                    try await c.query(
+                        "SELECT count(*) AS n FROM pg_locks WHERE relation = 'contacts.contacts'::regclass AND NOT granted"
+                    ).first?.int("n") ?? 0 > 0
+            }
+            #expect(waiting)
+            // Another tenant's search too: one place, no share to spare.
+            let other = try await harness.client(tenant: t + "-other")
+            for caller in [client, other] {
+                let started = ContinuousClock.now
+                let error = await #expect(throws: RPCError.self) { _ = try await caller.names("keeper") }
+                #expect(error?.code == .resourceExhausted, "\(String(describing: error))")
+                #expect(error?.message.contains("1 searches run at once and this one waited") == true, "\(String(describing: error))")
+                #expect(ContinuousClock.now - started >= .milliseconds(150))
+            }
+            return first
+        }
+        #expect(try await first.value == ["Gate Keeper"])
+        #expect(try await client.names("keeper") == ["Gate Keeper"])
+    }
+}

@@ -489,7 +489,12 @@ extension ContactsDomain {
             // Facets belong to the first page.
             search.facets = []
         }
-        let found = try await store.search(search, actor: actor)
+        let found: ContactHits
+        do {
+            found = try await searchGate.run(key: actor.tenantID) { try await store.search(search, actor: actor) }
+        } catch let busy as CallGate.Timeout {
+            throw ContactsError.searchesBusy(atOnce: busy.limit, milliseconds: Int(busy.waited / .milliseconds(1)))
+        }
         var page: [ContactHit] = []
         var bytes = 0
         for hit in found.hits {

@@ -34,6 +34,10 @@ extension ContactsError: RPCErrorConvertible {
             return RPCError(
                 code: .resourceExhausted,
                 message: "the search ran past \(milliseconds) ms; use more specific words or filters, or sort by relevance")
+        case .searchesBusy(let atOnce, let milliseconds):
+            return RPCError(
+                code: .resourceExhausted,
+                message: "\(atOnce) searches run at once and this one waited \(milliseconds) ms for its turn; retry later")
         case .tooManyMatches(let count, let limit):
             return RPCError(
                 code: .failedPrecondition,

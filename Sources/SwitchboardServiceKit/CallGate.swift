@@ -1,7 +1,8 @@
 import Synchronization
 
-/// At most ``limit`` calls inside at once, one key (a tenant) at most ``share`` of them; the others wait in arrival
-/// order, skipping only a waiter whose key holds its share already.
+/// At most ``limit`` calls inside at once; the others wait in arrival order. While calls of other keys (tenants) wait, a
+/// key holds at most ``share`` places: a waiter whose key holds that many is passed over for one of another key. A key
+/// alone may take every place.
 ///
 /// For work that costs the database CPU rather than waiting (searches): more of it at once than the database has cores
 /// only shares them thinner, and each statement of a call waits behind every other. Measured on the contacts search
@@ -27,12 +28,14 @@ public final class CallGate: Sendable {
         var inside = 0
         var byKey: [String: Int] = [:]
         var waiters: [Waiter] = []
+        /// Waiters per key.
+        var waitingByKey: [String: Int] = [:]
         var nextID = 0
     }
 
     /// The most calls inside at once.
     public let limit: Int
-    /// The most calls of one key inside at once: half the limit, rounded up.
+    /// The most calls of one key inside at once while another key's call waits: half the limit, rounded up.
     public let share: Int
     /// The longest a call waits for its turn.
     public let timeout: Duration
@@ -65,7 +68,7 @@ public final class CallGate: Sendable {
     private func enter(_ key: String) async throws {
         let admitted = state.withLock { state in
             // Waiters that could go in already have (see `admit`), so a newcomer that may go in jumps no one.
-            guard state.inside < limit, state.byKey[key, default: 0] < share else { return false }
+            guard Self.mayEnter(key, state, share: share, limit: limit) else { return false }
             state.inside += 1
             state.byKey[key, default: 0] += 1
             return true
@@ -84,12 +87,13 @@ public final class CallGate: Sendable {
                     // Checked under the lock the cancellation handler takes: a cancel either finds the waiter queued or
                     // is seen here. Between the first look and now a place may have freed.
                     if Task.isCancelled { return false }
-                    if state.inside < limit, state.byKey[key, default: 0] < share {
+                    if Self.mayEnter(key, state, share: share, limit: limit) {
                         state.inside += 1
                         state.byKey[key, default: 0] += 1
                         return true
                     }
                     state.waiters.append(Waiter(id: id, key: key, continuation: continuation))
+                    state.waitingByKey[key, default: 0] += 1
                     return nil
                 }
                 switch outcome {
@@ -113,7 +117,12 @@ public final class CallGate: Sendable {
     private func remove(_ id: Int) -> CheckedContinuation<Void, any Error>? {
         state.withLock { state in
             guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-            return state.waiters.remove(at: index).continuation
+            let waiter = state.waiters.remove(at: index)
+            Self.stopsWaiting(waiter.key, &state)
+            let admitted = Self.admit(&state, limit: limit, share: share)
+            // A waiter of its key may have been held back for it (the share counts only while another key waits).
+            admitted.forEach { $0.resume() }
+            return waiter.continuation
         }
     }
 
@@ -127,19 +136,34 @@ public final class CallGate: Sendable {
         admitted.forEach { $0.resume() }
     }
 
-    /// Lets in the first waiters, in order, whose key is under its share, while there is room.
+    /// Whether a call of `key` may go in now: there is room, and its key holds less than its share or no other key's
+    /// call waits. (A newcomer that may go in jumps no one: `admit` lets in every waiter that may, whenever that changes.)
+    private static func mayEnter(_ key: String, _ state: State, share: Int, limit: Int) -> Bool {
+        guard state.inside < limit else { return false }
+        return state.byKey[key, default: 0] < share || state.waiters.count == state.waitingByKey[key, default: 0]
+    }
+
+    private static func stopsWaiting(_ key: String, _ state: inout State) {
+        let waiting = state.waitingByKey[key, default: 1] - 1
+        state.waitingByKey[key] = waiting == 0 ? nil : waiting
+    }
+
+    /// Lets in the first waiters, in order, that may go in (``mayEnter``), while there is room.
     private static func admit(_ state: inout State, limit: Int, share: Int) -> [CheckedContinuation<Void, any Error>] {
         var admitted: [CheckedContinuation<Void, any Error>] = []
         var index = 0
         while state.inside < limit, index < state.waiters.count {
             let key = state.waiters[index].key
-            guard state.byKey[key, default: 0] < share else {
+            guard mayEnter(key, state, share: share, limit: limit) else {
                 index += 1
                 continue
             }
             state.inside += 1
             state.byKey[key, default: 0] += 1
+            stopsWaiting(key, &state)
             admitted.append(state.waiters.remove(at: index).continuation)
+            // One key's waiter fewer may leave another's alone in the queue, free of its share: look again from the start.
+            index = 0
         }
         return admitted
     }

@@ -62,13 +62,15 @@ struct CallGateTests {
         #expect(gate.load == (0, 0))
     }
 
-    @Test("one key holds at most half the places: another key's later call goes in before its waiting one")
+    @Test(
+        "a key alone takes every place; while another key waits, it holds at most half: the other's later call goes in before its own"
+    )
     func shareOfAKey() async throws {
         let gate = CallGate(limit: 4, timeout: .seconds(60))
         #expect(gate.share == 2)
         let entered = Log<String>()
-        let holds = (0..<4).map { _ in Held() }
-        let calls = ["a0", "a1", "a2", "b0"]
+        let calls = ["a0", "a1", "a2", "a3", "a4", "b0", "a5"]
+        let holds = calls.map { _ in Held() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (i, name) in calls.enumerated() {
                 group.addTask {
@@ -77,14 +79,64 @@ struct CallGateTests {
                         await holds[i].wait()
                     }
                 }
-                try await settle(gate, inside: i < 2 ? i + 1 : (i == 2 ? 2 : 3), waiting: i >= 2 ? 1 : 0)
+                try await settle(gate, inside: min(i + 1, 4), waiting: max(0, i - 3))
             }
-            #expect(entered.all == ["a0", "a1", "b0"])
-            // A free place goes to the waiting a2 once tenant a is under its share again.
+            #expect(entered.all == ["a0", "a1", "a2", "a3"])
+            // a holds 3 of 4 while b0 waits: the free place goes to b0, past a4 and before a5.
             holds[0].release.yield()
-            try await settle(gate, inside: 3, waiting: 0)
-            #expect(entered.all == ["a0", "a1", "b0", "a2"])
-            for i in 1..<4 { holds[i].release.yield() }
+            try await settle(gate, inside: 4, waiting: 2)
+            #expect(entered.all == ["a0", "a1", "a2", "a3", "b0"])
+            // a holds 2 again and no other key waits: a4, then a5, in order.
+            holds[1].release.yield()
+            try await settle(gate, inside: 4, waiting: 1)
+            holds[2].release.yield()
+            try await settle(gate, inside: 4, waiting: 0)
+            #expect(entered.all == ["a0", "a1", "a2", "a3", "b0", "a4", "a5"])
+            for i in 3..<calls.count { holds[i].release.yield() }
+            try await group.waitForAll()
+        }
+        #expect(gate.load == (0, 0))
+    }
+
+    @Test("a cancelled waiter of another key no longer holds back a key at its share: that key's waiter takes the next place")
+    func leavingWaiterFreesHeldBack() async throws {
+        // Five places, three a key while another waits. a holds 3 and b 2; b2 and a3 wait (a3 held back by b2's wait and
+        // a's share). b0 leaves: its place would go to b2 (b under its share); b2 is cancelled first, so a3 goes in.
+        let gate = CallGate(limit: 5, timeout: .seconds(60))
+        #expect(gate.share == 3)
+        let entered = Log<String>()
+        let calls = ["a0", "a1", "a2", "b0", "b1"]
+        let holds = calls.map { _ in Held() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, name) in calls.enumerated() {
+                group.addTask {
+                    try await gate.run(key: String(name.prefix(1))) {
+                        entered.append(name)
+                        await holds[i].wait()
+                    }
+                }
+                try await settle(gate, inside: i + 1, waiting: 0)
+            }
+            let b2 = Task { try await gate.run(key: "b") { entered.append("b2") } }
+            try await settle(gate, inside: 5, waiting: 1)
+            let a3Hold = Held()
+            let a3 = Task {
+                try await gate.run(key: "a") {
+                    entered.append("a3")
+                    await a3Hold.wait()
+                }
+            }
+            try await settle(gate, inside: 5, waiting: 2)
+            b2.cancel()
+            await #expect(throws: CancellationError.self) { try await b2.value }
+            // a3 is alone in the queue now, but there is no room until a place frees.
+            try await settle(gate, inside: 5, waiting: 1)
+            holds[3].release.yield()
+            try await settle(gate, inside: 5, waiting: 0)
+            #expect(entered.all == ["a0", "a1", "a2", "b0", "b1", "a3"])
+            a3Hold.release.yield()
+            try await a3.value
+            for i in [0, 1, 2, 4] { holds[i].release.yield() }
             try await group.waitForAll()
         }
         #expect(gate.load == (0, 0))

@@ -8,6 +8,9 @@
 # pg_trgm GIN index, newest 20 first (it finds no typos).
 # BENCH_SECOND_BIN (e.g. the contacts binary of an earlier commit, built with `swift build -c release`) runs beside the
 # new one on the same database, every search of each round interleaved, named BENCH_SECOND_NAME (default "before").
+# BENCH_SECOND_ENV (e.g. "SWITCHBOARD_CONTACTS_FACET_SEARCHES_AT_ONCE=8") is set for the second binary only, and
+# BENCH_SECOND_BIN may be the same binary: one setting against another. BENCH_SEARCHES picks the searches (default
+# "typo prefix facets"; the naive reference runs before each of the first two).
 set -Eeuo pipefail
 # A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
 trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
@@ -19,6 +22,8 @@ PORT=50075
 SECOND_PORT=50076
 SECOND_BIN="${BENCH_SECOND_BIN:-}"
 SECOND="${BENCH_SECOND_NAME:-before}"
+read -ra SECOND_ENV <<<"${BENCH_SECOND_ENV:-}"
+SEARCHES=" ${BENCH_SEARCHES:-typo prefix facets} "
 WORK="$(mktemp -d)"
 SVC_PID=
 SECOND_PID=
@@ -95,7 +100,7 @@ SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$
 SVC_PID=$!
 if [ -n "$SECOND_BIN" ]; then
     SWITCHBOARD_GRPC_PORT=$SECOND_PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$SERVICE_URL" SWITCHBOARD_DB_POOL_SIZE=8 \
-        SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning "$SECOND_BIN" >"$WORK/second.log" 2>&1 &
+        SWITCHBOARD_JWT_HS256_SECRET=$SECRET SWITCHBOARD_LOG_LEVEL=warning env "${SECOND_ENV[@]}" "$SECOND_BIN" >"$WORK/second.log" 2>&1 &
     SECOND_PID=$!
 fi
 sleep 3
@@ -169,14 +174,15 @@ PY
 
 RESULTS="$WORK/results"
 for ((round = 1; round <= ROUNDS; round++)); do
-    run_h2 service-typo typo | tee -a "$RESULTS"
-    [ -n "$SECOND_BIN" ] && run_h2 "$SECOND-typo" typo $SECOND_PORT | tee -a "$RESULTS"
-    run_pgbench naive-smith naive-smith | tee -a "$RESULTS"
-    run_h2 service-prefix prefix | tee -a "$RESULTS"
-    [ -n "$SECOND_BIN" ] && run_h2 "$SECOND-prefix" prefix $SECOND_PORT | tee -a "$RESULTS"
-    run_pgbench naive-mar naive-mar | tee -a "$RESULTS"
-    run_h2 service-facets facets | tee -a "$RESULTS"
-    [ -n "$SECOND_BIN" ] && run_h2 "$SECOND-facets" facets $SECOND_PORT | tee -a "$RESULTS"
+    for body in typo prefix facets; do
+        [[ "$SEARCHES" == *" $body "* ]] || continue
+        run_h2 "service-$body" $body | tee -a "$RESULTS"
+        [ -n "$SECOND_BIN" ] && run_h2 "$SECOND-$body" $body $SECOND_PORT | tee -a "$RESULTS"
+        case $body in
+        typo) run_pgbench naive-smith naive-smith | tee -a "$RESULTS" ;;
+        prefix) run_pgbench naive-mar naive-mar | tee -a "$RESULTS" ;;
+        esac
+    done
 done
 python3 Benchmarks/summary.py "$RESULTS" service-typo:naive-smith service-prefix:naive-mar service-facets:naive-smith \
     service-typo:"$SECOND-typo" service-prefix:"$SECOND-prefix" service-facets:"$SECOND-facets"

@@ -68,9 +68,9 @@ public enum ContactsService: ServiceDefinition {
                 "Days an import's ledger is kept from its start (1-3650): until then re-sending it resumes it (nothing written twice); after, it imports again. Pruned hourly."
         ),
         .init(
-            "SWITCHBOARD_CONTACTS_SEARCHES_AT_ONCE", default: "4",
+            "SWITCHBOARD_CONTACTS_FACET_SEARCHES_AT_ONCE", default: "4",
             help:
-                "SearchContacts calls whose statements run at once (1-200; one tenant's at most half, rounded up); the others wait their turn, at most SWITCHBOARD_CONTACTS_SEARCH_TIMEOUT_MS, then are RESOURCE_EXHAUSTED. About the database's cores per replica: more at once only makes each slower."
+                "SearchContacts calls with facets that run at once (1-200; while another tenant's waits, one tenant's at most half, rounded up); the others wait their turn, at most SWITCHBOARD_CONTACTS_SEARCH_TIMEOUT_MS, then are RESOURCE_EXHAUSTED. About the database's cores per replica: more at once only makes each slower."
         ),
     ]
 
@@ -102,7 +102,7 @@ public enum ContactsService: ServiceDefinition {
         limits.importLimits.maxRows = try env.int(settings[10], in: 1...10_000_000)
         limits.importLimits.batchRows = try env.int(settings[11], in: 1...5000)
         limits.importRetentionDays = try env.int(settings[14], in: 1...3650)
-        limits.searchesAtOnce = try env.int(settings[15], in: 1...200)
+        limits.facetSearchesAtOnce = try env.int(settings[15], in: 1...200)
         return limits
     }
 

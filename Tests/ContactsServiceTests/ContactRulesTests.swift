@@ -65,9 +65,9 @@ struct ContactRulesTests {
         #expect(try ContactsService.limits(["SWITCHBOARD_CONTACTS_BATCH_BYTES": "65536"]).maxBatchBytes == 65536)
         #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_BATCH_BYTES": "4194304"]) }
         #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_MAX_CONTACT_BYTES": "x"]) }
-        #expect(try ContactsService.limits(["SWITCHBOARD_CONTACTS_SEARCHES_AT_ONCE": "2"]).searchesAtOnce == 2)
+        #expect(try ContactsService.limits(["SWITCHBOARD_CONTACTS_FACET_SEARCHES_AT_ONCE": "2"]).facetSearchesAtOnce == 2)
         for bad in ["0", "201", "-1"] {
-            #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_SEARCHES_AT_ONCE": bad]) }
+            #expect(throws: ConfigurationError.self) { try ContactsService.limits(["SWITCHBOARD_CONTACTS_FACET_SEARCHES_AT_ONCE": bad]) }
         }
         // The contact bound is the one validation applies.
         var data = ContactData()

@@ -964,14 +964,15 @@ final class BulkTagTests {
     }
 }
 
-/// Searches wait their turn (`SWITCHBOARD_CONTACTS_SEARCHES_AT_ONCE`): one at once here, waiting at most 150 ms.
+/// Searches with facets take turns (`SWITCHBOARD_CONTACTS_FACET_SEARCHES_AT_ONCE`): one at once here, waiting at most
+/// 150 ms.
 @Suite("Contacts search turns", .serialized)
 final class SearchGateTests {
     let harness: ContactsHarness
     init() async throws {
         var limits = ContactsLimits()
-        limits.searchesAtOnce = 1
-        limits.searchWaitMilliseconds = 150
+        limits.facetSearchesAtOnce = 1
+        limits.facetSearchWaitMilliseconds = 150
         harness = try await ContactsHarness.start(limits: limits)
     }
     deinit {
@@ -979,7 +980,7 @@ final class SearchGateTests {
         Task { await h.stop() }
     }
 
-    @Test("a search waits while another runs, is RESOURCE_EXHAUSTED after its wait, and the one running still answers")
+    @Test("a search with facets waits while another runs, is RESOURCE_EXHAUSTED after its wait; one without does not wait")
     func searchesWaitTheirTurn() async throws {
         let t = "tenant-" + UUID().uuidString.prefix(8).lowercased()
         let client = try await harness.client(tenant: t)
@@ -991,7 +992,7 @@ final class SearchGateTests {
         let first = try await admin.transaction { c in
             // The first search's statement on the contacts waits for this lock, holding the one place.
             _ = try await c.query("LOCK TABLE contacts.contacts IN ACCESS EXCLUSIVE MODE")
-            let first = Task { try await client.names("keeper") }
+            let first = Task { try await client.names("keeper") { $0.facets = ["tag"] } }
             var waiting = false
             for _ in 0..<500 where !waiting {
                 try await Task.sleep(for: .milliseconds(10))
@@ -1005,11 +1006,23 @@ final class SearchGateTests {
             let other = try await harness.client(tenant: t + "-other")
             for caller in [client, other] {
                 let started = ContinuousClock.now
-                let error = await #expect(throws: RPCError.self) { _ = try await caller.names("keeper") }
+                let error = await #expect(throws: RPCError.self) { _ = try await caller.names("keeper") { $0.facets = ["tag"] } }
                 #expect(error?.code == .resourceExhausted, "\(String(describing: error))")
-                #expect(error?.message.contains("1 searches run at once and this one waited") == true, "\(String(describing: error))")
+                #expect(error?.message.contains("1 searches with facets run at once and this one waited") == true, "\(String(describing: error))")
                 #expect(ContinuousClock.now - started >= .milliseconds(150))
             }
+            // A search without facets does not take a turn: it reaches the database, and waits there for the lock.
+            let plain = Task { try await client.names("keeper") }
+            var waiters = 0
+            for _ in 0..<500 where waiters < 2 {
+                try await Task.sleep(for: .milliseconds(10))
+                waiters = Int(
+                    try await c.query(
+                        "SELECT count(*) AS n FROM pg_locks WHERE relation = 'contacts.contacts'::regclass AND NOT granted"
+                    ).first?.int("n") ?? 0)
+            }
+            #expect(waiters == 2)
+            plain.cancel()
             return first
         }
         #expect(try await first.value == ["Gate Keeper"])

@@ -128,7 +128,7 @@ public enum ContactsError: Error, Sendable, Equatable {
     case tooManySavedSearches(limit: Int)
     /// A search ran past its statement timeout.
     case searchTooExpensive(milliseconds: Int)
-    /// A search waited as long as a search may run for one of the places searches run in at once.
+    /// A search with facets waited as long as a search may run for one of the places such searches run in at once.
     case searchesBusy(atOnce: Int, milliseconds: Int)
     /// A bulk change matched more contacts than it may change at once.
     case tooManyMatches(count: Int, limit: Int)

@@ -491,7 +491,13 @@ extension ContactsDomain {
         }
         let found: ContactHits
         do {
-            found = try await searchGate.run(key: actor.tenantID) { try await store.search(search, actor: actor) }
+            // Counting facets is the part of a search whose cost grows with its matches (every match's row, up to
+            // facetMatches), all of it PostgreSQL's CPU: those searches take turns. The others alternate between the
+            // database and the service's ranking, and served 5-7 % fewer searches in turns.
+            found =
+                search.facets.isEmpty
+                ? try await store.search(search, actor: actor)
+                : try await facetSearchGate.run(key: actor.tenantID) { try await store.search(search, actor: actor) }
         } catch let busy as CallGate.Timeout {
             throw ContactsError.searchesBusy(atOnce: busy.limit, milliseconds: Int(busy.waited / .milliseconds(1)))
         }

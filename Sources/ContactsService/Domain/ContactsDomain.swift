@@ -5,8 +5,8 @@ import SwitchboardServiceKit
 public struct ContactsDomain: Sendable {
     let store: any ContactStore
     let limits: ContactsLimits
-    /// Where searches wait for their turn (``ContactsLimits/searchesAtOnce``).
-    let searchGate: CallGate
+    /// Where searches with facets wait for their turn (``ContactsLimits/facetSearchesAtOnce``).
+    let facetSearchGate: CallGate
     /// Largest page.
     public static let maxPageSize = 500
     /// Page size when the caller gives none.
@@ -16,8 +16,8 @@ public struct ContactsDomain: Sendable {
     public init(store: any ContactStore, limits: ContactsLimits = ContactsLimits()) {
         self.store = store
         self.limits = limits
-        self.searchGate = CallGate(
-            limit: limits.searchesAtOnce, timeout: .milliseconds(limits.searchWaitMilliseconds ?? limits.searchTimeoutMilliseconds))
+        self.facetSearchGate = CallGate(
+            limit: limits.facetSearchesAtOnce, timeout: .milliseconds(limits.facetSearchWaitMilliseconds ?? limits.searchTimeoutMilliseconds))
     }
 
     /// Creates a contact.

@@ -24,12 +24,13 @@ public struct ContactsLimits: Sendable, Hashable {
     /// candidate word outside their names (before reading all of the word's holders): a word held that way by one
     /// contact in ten fills a page there.
     public var searchWordTierWalk = 256
-    /// Searches whose statements run at once (one tenant's at most half, rounded up); the others wait their turn in
-    /// order, at most ``searchWaitMilliseconds``, then are RESOURCE_EXHAUSTED. A search's statements cost the database
-    /// CPU, not waiting: more at once than it has cores to spare only makes each slower (see ``CallGate``).
-    public var searchesAtOnce = 4
-    /// The longest a search waits for its turn; nil: ``searchTimeoutMilliseconds``.
-    public var searchWaitMilliseconds: Int?
+    /// Searches with facets that run at once (while another tenant's waits, one tenant's at most half, rounded up); the
+    /// others wait their turn in order, at most ``facetSearchWaitMilliseconds``, then are RESOURCE_EXHAUSTED. Counting
+    /// facets costs the database CPU, not waiting: more at once than it has cores to spare only makes each slower (see
+    /// ``CallGate``).
+    public var facetSearchesAtOnce = 4
+    /// The longest a search with facets waits for its turn; nil: ``searchTimeoutMilliseconds``.
+    public var facetSearchWaitMilliseconds: Int?
 
     /// The most contacts one BulkTagContacts changes (one transaction).
     public var bulkTagMaxContacts = BulkTagRules.maxContacts

@@ -37,7 +37,7 @@ extension ContactsError: RPCErrorConvertible {
         case .searchesBusy(let atOnce, let milliseconds):
             return RPCError(
                 code: .resourceExhausted,
-                message: "\(atOnce) searches run at once and this one waited \(milliseconds) ms for its turn; retry later")
+                message: "\(atOnce) searches with facets run at once and this one waited \(milliseconds) ms for its turn; retry later")
         case .tooManyMatches(let count, let limit):
             return RPCError(
                 code: .failedPrecondition,

@@ -115,15 +115,15 @@ public final class CallGate: Sendable {
     }
 
     private func remove(_ id: Int) -> CheckedContinuation<Void, any Error>? {
-        state.withLock { state in
-            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+        let (removed, admitted) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, [CheckedContinuation<Void, any Error>]) in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return (nil, []) }
             let waiter = state.waiters.remove(at: index)
             Self.stopsWaiting(waiter.key, &state)
-            let admitted = Self.admit(&state, limit: limit, share: share)
-            // A waiter of its key may have been held back for it (the share counts only while another key waits).
-            admitted.forEach { $0.resume() }
-            return waiter.continuation
+            // A waiter of another key may have been held back while this one waited (the share counts only then).
+            return (waiter.continuation, Self.admit(&state, limit: limit, share: share))
         }
+        admitted.forEach { $0.resume() }
+        return removed
     }
 
     private func leave(_ key: String) {

@@ -20,6 +20,13 @@ struct CallGateTests {
         private let entries = Mutex<[T]>([])
         func append(_ entry: T) { entries.withLock { $0.append(entry) } }
         var all: [T] { entries.withLock { $0 } }
+        /// The entries once there are `count` of them (a call let in runs its body when its task is next scheduled).
+        func first(_ count: Int) async throws -> [T] {
+            for _ in 0..<2_000 where entries.withLock({ $0.count }) < count {
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            return all
+        }
     }
 
     /// Waits (a bounded number of yields and short sleeps) until the gate shows `inside` and `waiting`.
@@ -47,14 +54,16 @@ struct CallGateTests {
                 // Arrival order is the order of the calls.
                 try await settle(gate, inside: min(i + 1, 2), waiting: max(0, i - 1))
             }
-            #expect(entered.all == [0, 1])
+            #expect(try await entered.first(2) == [0, 1])
             holds[1].release.yield()
             try await settle(gate, inside: 2, waiting: 2)
-            #expect(entered.all == [0, 1, 2])
+            #expect(try await entered.first(3) == [0, 1, 2])
             holds[0].release.yield()
+            try await settle(gate, inside: 2, waiting: 1)
+            #expect(try await entered.first(4) == [0, 1, 2, 3])
             holds[2].release.yield()
             try await settle(gate, inside: 2, waiting: 0)
-            #expect(entered.all == [0, 1, 2, 3, 4])
+            #expect(try await entered.first(5) == [0, 1, 2, 3, 4])
             holds[3].release.yield()
             holds[4].release.yield()
             try await group.waitForAll()
@@ -81,17 +90,18 @@ struct CallGateTests {
                 }
                 try await settle(gate, inside: min(i + 1, 4), waiting: max(0, i - 3))
             }
-            #expect(entered.all == ["a0", "a1", "a2", "a3"])
+            #expect(try await entered.first(4) == ["a0", "a1", "a2", "a3"])
             // a holds 3 of 4 while b0 waits: the free place goes to b0, past a4 and before a5.
             holds[0].release.yield()
             try await settle(gate, inside: 4, waiting: 2)
-            #expect(entered.all == ["a0", "a1", "a2", "a3", "b0"])
+            #expect(try await entered.first(5) == ["a0", "a1", "a2", "a3", "b0"])
             // a holds 2 again and no other key waits: a4, then a5, in order.
             holds[1].release.yield()
             try await settle(gate, inside: 4, waiting: 1)
+            #expect(try await entered.first(6) == ["a0", "a1", "a2", "a3", "b0", "a4"])
             holds[2].release.yield()
             try await settle(gate, inside: 4, waiting: 0)
-            #expect(entered.all == ["a0", "a1", "a2", "a3", "b0", "a4", "a5"])
+            #expect(try await entered.first(7) == ["a0", "a1", "a2", "a3", "b0", "a4", "a5"])
             for i in 3..<calls.count { holds[i].release.yield() }
             try await group.waitForAll()
         }
@@ -133,7 +143,7 @@ struct CallGateTests {
             try await settle(gate, inside: 5, waiting: 1)
             holds[3].release.yield()
             try await settle(gate, inside: 5, waiting: 0)
-            #expect(entered.all == ["a0", "a1", "a2", "b0", "b1", "a3"])
+            #expect(try await entered.first(6) == ["a0", "a1", "a2", "b0", "b1", "a3"])
             a3Hold.release.yield()
             try await a3.value
             for i in [0, 1, 2, 4] { holds[i].release.yield() }

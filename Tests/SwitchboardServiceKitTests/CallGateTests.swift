@@ -29,6 +29,14 @@ struct CallGateTests {
         }
     }
 
+    /// A call of key `name`'s first letter: logs `name` once inside the gate and stays until `hold` is released.
+    static func call(_ gate: CallGate, _ name: String, _ hold: Held, _ entered: Log<String>) async throws {
+        try await gate.run(key: String(name.prefix(1))) {
+            entered.append(name)
+            await hold.wait()
+        }
+    }
+
     /// Waits (a bounded number of yields and short sleeps) until the gate shows `inside` and `waiting`.
     func settle(_ gate: CallGate, inside: Int, waiting: Int) async throws {
         for _ in 0..<2_000 {
@@ -82,12 +90,7 @@ struct CallGateTests {
         let holds = calls.map { _ in Held() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (i, name) in calls.enumerated() {
-                group.addTask {
-                    try await gate.run(key: String(name.prefix(1))) {
-                        entered.append(name)
-                        await holds[i].wait()
-                    }
-                }
+                group.addTask { try await Self.call(gate, name, holds[i], entered) }
                 try await settle(gate, inside: min(i + 1, 4), waiting: max(0, i - 3))
             }
             #expect(try await entered.first(4) == ["a0", "a1", "a2", "a3"])
@@ -119,12 +122,7 @@ struct CallGateTests {
         let holds = calls.map { _ in Held() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (i, name) in calls.enumerated() {
-                group.addTask {
-                    try await gate.run(key: String(name.prefix(1))) {
-                        entered.append(name)
-                        await holds[i].wait()
-                    }
-                }
+                group.addTask { try await Self.call(gate, name, holds[i], entered) }
                 try await settle(gate, inside: i + 1, waiting: 0)
             }
             let b2 = Task { try await gate.run(key: "b") { entered.append("b2") } }

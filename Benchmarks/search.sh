@@ -10,7 +10,7 @@
 # new one on the same database, every search of each round interleaved, named BENCH_SECOND_NAME (default "before").
 # BENCH_SECOND_ENV (e.g. "SWITCHBOARD_CONTACTS_FACET_SEARCHES_AT_ONCE=8") is set for the second binary only, and
 # BENCH_SECOND_BIN may be the same binary: one setting against another. BENCH_SEARCHES picks the searches (default
-# "typo prefix facets"; the naive reference runs before each of the first two).
+# "typo prefix facets"; the naive reference runs after each of the first two).
 set -Eeuo pipefail
 # A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
 trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR

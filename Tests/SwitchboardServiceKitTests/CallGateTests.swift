@@ -48,7 +48,7 @@ struct CallGateTests {
 
     @Test("at most the limit inside; the others go in, in arrival order, as places free")
     func limitAndOrder() async throws {
-        let gate = CallGate(limit: 2, timeout: .seconds(60))
+        let gate = CallGate(name: "test", limit: 2, timeout: .seconds(60))
         let entered = Log<Int>()
         let holds = (0..<5).map { _ in Held() }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -83,7 +83,7 @@ struct CallGateTests {
         "a key alone takes every place; while another key waits, it holds at most half: the other's later call goes in before its own"
     )
     func shareOfAKey() async throws {
-        let gate = CallGate(limit: 4, timeout: .seconds(60))
+        let gate = CallGate(name: "test", limit: 4, timeout: .seconds(60))
         #expect(gate.share == 2)
         let entered = Log<String>()
         let calls = ["a0", "a1", "a2", "a3", "a4", "b0", "a5"]
@@ -115,7 +115,7 @@ struct CallGateTests {
     func leavingWaiterFreesHeldBack() async throws {
         // Five places, three a key while another waits. a holds 3 and b 2; b2 and a3 wait (a3 held back by b2's wait and
         // a's share). b0 leaves: its place would go to b2 (b under its share); b2 is cancelled first, so a3 goes in.
-        let gate = CallGate(limit: 5, timeout: .seconds(60))
+        let gate = CallGate(name: "test", limit: 5, timeout: .seconds(60))
         #expect(gate.share == 3)
         let entered = Log<String>()
         let calls = ["a0", "a1", "a2", "b0", "b1"]
@@ -152,7 +152,7 @@ struct CallGateTests {
 
     @Test("a waiter cancelled leaves the queue with CancellationError and takes no place; a body's error frees its place")
     func cancellationAndErrors() async throws {
-        let gate = CallGate(limit: 1, timeout: .seconds(60))
+        let gate = CallGate(name: "test", limit: 1, timeout: .seconds(60))
         let hold = Held()
         let holder = Task { try await gate.run(key: "t") { await hold.wait() } }
         try await settle(gate, inside: 1, waiting: 0)
@@ -183,7 +183,7 @@ struct CallGateTests {
 
     @Test("a waiter leaves with Timeout after the gate's timeout; the call inside is untouched")
     func timeout() async throws {
-        let gate = CallGate(limit: 1, timeout: .milliseconds(30))
+        let gate = CallGate(name: "test", limit: 1, timeout: .milliseconds(30))
         let hold = Held()
         let holder = Task { try await gate.run(key: "t") { await hold.wait() } }
         try await settle(gate, inside: 1, waiting: 0)

@@ -17,7 +17,8 @@ public struct ContactsDomain: Sendable {
         self.store = store
         self.limits = limits
         self.facetSearchGate = CallGate(
-            limit: limits.facetSearchesAtOnce, timeout: .milliseconds(limits.facetSearchWaitMilliseconds ?? limits.searchTimeoutMilliseconds))
+            name: "contacts_facet_searches", limit: limits.facetSearchesAtOnce,
+            timeout: .milliseconds(limits.facetSearchWaitMilliseconds ?? limits.searchTimeoutMilliseconds))
     }
 
     /// Creates a contact.

@@ -13,6 +13,18 @@ import Testing
 typealias SearchRequest = Switchboard_Contacts_V1_SearchContactsRequest
 
 extension Client {
+    /// Defines the enum custom field `region` with these values (the caller must be an admin).
+    func defineRegion(_ values: [String]) async throws {
+        var definition = Switchboard_Contacts_V1_FieldDefinition()
+        definition.key = "region"
+        definition.displayName = "Region"
+        definition.type = .enum
+        definition.allowedValues = values
+        var define = Switchboard_Contacts_V1_DefineFieldRequest()
+        define.definition = definition
+        _ = try await stub.defineField(define, options: options)
+    }
+
     func search(
         _ text: String, pageSize: Int32 = 0, token: String = "", configure: (inout SearchRequest) -> Void = { _ in }
     ) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
@@ -143,14 +155,7 @@ final class SearchTests {
         let t = tenant()
         let client = try await harness.client(tenant: t)
         let admin = try await harness.client(tenant: t, roles: [.admin])
-        var define = Switchboard_Contacts_V1_DefineFieldRequest()
-        var definition = Switchboard_Contacts_V1_FieldDefinition()
-        definition.key = "region"
-        definition.displayName = "Region"
-        definition.type = .enum
-        definition.allowedValues = ["north", "south"]
-        define.definition = definition
-        _ = try await admin.stub.defineField(define, options: admin.options)
+        try await admin.defineRegion(["north", "south"])
         func region(_ value: String) -> [String: Google_Protobuf_Value] {
             var v = Google_Protobuf_Value()
             v.kind = .stringValue(value)
@@ -555,14 +560,7 @@ final class SearchTests {
         let t = tenant()
         let client = try await harness.client(tenant: t)
         let admin = try await harness.client(tenant: t, roles: [.admin])
-        var define = Switchboard_Contacts_V1_DefineFieldRequest()
-        var definition = Switchboard_Contacts_V1_FieldDefinition()
-        definition.key = "region"
-        definition.displayName = "Region"
-        definition.type = .enum
-        definition.allowedValues = ["north", "South"]
-        define.definition = definition
-        _ = try await admin.stub.defineField(define, options: admin.options)
+        try await admin.defineRegion(["north", "South"])
         // 26 tags of one contact each and two of everyone's (a tie), a region on all but two (no value is not a value),
         // half of them "north" and half "South" (a tie, "South" first in bytes), and one contact without the word.
         for i in 0..<26 {

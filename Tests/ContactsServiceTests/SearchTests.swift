@@ -596,6 +596,17 @@ final class SearchTests {
         for (index, result) in results.enumerated() {
             #expect(result == results[index % 2], "\(index)")
         }
+        // The two ways are both taken: under the threshold the statement returns the combinations (facet -2), past it
+        // each facet's ranked values (facet -1 and up) and no combination. The tenant's 27 contacts (26 with a tag of
+        // their own) are 27 combinations.
+        let cte = "WITH matched AS NOT MATERIALIZED (SELECT c.status, c.tags FROM contacts.contacts c WHERE c.tenant_id = $1)"
+        var kinds: [Set<Int64>] = []
+        for combinations in [27, 26] {
+            let (sql, binds) = PostgresContactStore.facetStatement([.status, .tag], combinations: combinations, cte: cte, binds: [.text(t)])
+            let rows = try await harness.pool.query(settings: ["app.tenant_id": t], sql, binds).rows
+            kinds.append(Set(try rows.map { try $0.int("facet") }))
+        }
+        #expect(kinds == [[-2], [-1, 0, 1]], "\(kinds)")
     }
 }
 

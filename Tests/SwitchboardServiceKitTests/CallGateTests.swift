@@ -37,6 +37,15 @@ struct CallGateTests {
         }
     }
 
+    /// A call of `key` that holds a place until its `Held` is released; returns once it is inside.
+    func occupy(_ gate: CallGate, key: String) async throws -> (hold: Held, task: Task<Void, any Error>) {
+        let hold = Held()
+        let before = gate.load.inside
+        let task = Task { try await gate.run(key: key) { await hold.wait() } }
+        try await settle(gate, inside: before + 1, waiting: gate.load.waiting)
+        return (hold, task)
+    }
+
     /// Waits (a bounded number of yields and short sleeps) until the gate shows `inside` and `waiting`.
     func settle(_ gate: CallGate, inside: Int, waiting: Int) async throws {
         for _ in 0..<2_000 {
@@ -153,9 +162,7 @@ struct CallGateTests {
     @Test("a waiter cancelled leaves the queue with CancellationError and takes no place; a body's error frees its place")
     func cancellationAndErrors() async throws {
         let gate = CallGate(name: "test", limit: 1, timeout: .seconds(60))
-        let hold = Held()
-        let holder = Task { try await gate.run(key: "t") { await hold.wait() } }
-        try await settle(gate, inside: 1, waiting: 0)
+        let (hold, holder) = try await occupy(gate, key: "t")
         let waiter = Task { try await gate.run(key: "u") { "ran" } }
         try await settle(gate, inside: 1, waiting: 1)
         waiter.cancel()
@@ -168,9 +175,7 @@ struct CallGateTests {
         #expect(try await gate.run(key: "t") { 7 } == 7)
         #expect(gate.load == (0, 0))
         // Cancelled before it asks, with no place free: it does not wait.
-        let other = Held()
-        let otherHolder = Task { try await gate.run(key: "t") { await other.wait() } }
-        try await settle(gate, inside: 1, waiting: 0)
+        let (other, otherHolder) = try await occupy(gate, key: "t")
         let early = Task {
             withUnsafeCurrentTask { $0?.cancel() }
             return try await gate.run(key: "v") { "ran" }
@@ -184,9 +189,7 @@ struct CallGateTests {
     @Test("a waiter leaves with Timeout after the gate's timeout; the call inside is untouched")
     func timeout() async throws {
         let gate = CallGate(name: "test", limit: 1, timeout: .milliseconds(30))
-        let hold = Held()
-        let holder = Task { try await gate.run(key: "t") { await hold.wait() } }
-        try await settle(gate, inside: 1, waiting: 0)
+        let (hold, holder) = try await occupy(gate, key: "t")
         await #expect(throws: CallGate.Timeout.self) { try await gate.run(key: "u") { "ran" } }
         #expect(gate.load == (1, 0))
         hold.release.yield()

@@ -779,7 +779,7 @@ extension PostgresContactStore {
     /// - more: PostgreSQL groups the combinations by each facet (`GROUPING SETS`) and returns the 20 most frequent values
     ///   of each (facet, value, n; then by value in bytes, as the service orders them) and the number of matches (as
     ///   facet -1). A tag facet's groups are whole tag lists, split into tags at the end.
-    private static func facetStatement(
+    static func facetStatement(
         _ facets: [ContactSearch.FacetField], combinations: Int, cte: String, binds: [PostgresValue]
     ) -> (String, [PostgresValue]) {
         var binds = binds

@@ -329,13 +329,12 @@ extension PostgresContactStore {
                 combining = true
                 let n = Int(try row.int("n"))
                 counted += n
-                for (facet, field) in search.facets.enumerated() {
-                    let value = row["e\(facet)"]
-                    if case .tag = field {
-                        guard case .array(let tags, _) = value else { continue }
-                        for case .text(let tag) in tags { combined[facet][tag, default: 0] += n }
-                    } else if let value = try row.optionalString("e\(facet)") {
-                        combined[facet][value, default: 0] += n
+                // A tag facet's value is its list; any other facet's is text, or NULL where a contact has none.
+                for facet in search.facets.indices {
+                    switch row["e\(facet)"] {
+                    case .array(let tags, _): for case .text(let tag) in tags { combined[facet][tag, default: 0] += n }
+                    case .text(let value): combined[facet][value, default: 0] += n
+                    default: continue
                     }
                 }
             } else if index == -1 {

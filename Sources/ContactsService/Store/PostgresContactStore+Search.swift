@@ -103,15 +103,7 @@ extension PostgresContactStore {
             return
                 "WITH matched AS \(kind) (SELECT \(columns) FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ \(tsquery)::tsquery\(limit))"
         }
-        let text =
-            hasText
-            ? """
-            \(expansion),
-            query AS (
-                SELECT CASE WHEN count(*) = (SELECT count(*) FROM tokens) THEN string_agg('(' || alternatives || ')', ' & ')::tsquery END AS q
-                FROM (SELECT n, string_agg(contacts.term_query(term)::text, ' | ') AS alternatives FROM candidates GROUP BY n) a
-            ),
-            """ : ""
+        let text = hasText ? queryCTEs : ""
         let match = hasText ? " AND c.search_words @@ (SELECT q FROM query)" : ""
         return """
             WITH \(text)
@@ -120,6 +112,16 @@ extension PostgresContactStore {
             )
             """
     }
+
+    /// The query's words, their candidates and (`query`, one row: `q`) the tsquery that needs every word, NULL when a
+    /// word has no candidate; each followed by a comma, for a `WITH` list.
+    private static let queryCTEs = """
+        \(expansion),
+        query AS (
+            SELECT CASE WHEN count(*) = (SELECT count(*) FROM tokens) THEN string_agg('(' || alternatives || ')', ' & ')::tsquery END AS q
+            FROM (SELECT n, string_agg(contacts.term_query(term)::text, ' | ') AS alternatives FROM candidates GROUP BY n) a
+        ),
+        """
 
     /// The conditions of every search, the tenant's live contacts; a search with only these has no filter of the
     /// caller's.
@@ -204,101 +206,132 @@ extension PostgresContactStore {
                 throw ContactsError.searchTooExpensive(milliseconds: search.timeoutMilliseconds)
             }
         }
-        let facetSQL = facetQuery(binds: binds)
-        // The page reads only what orders the matches; the rows of the page are read by key at the end.
-        let cte = Self.matchedCTE(
-            hasText: hasText, conditions: conditions, columns: "c.id, c.search_words, c.search_names, c.created_at, c.updated_at, c.family_name")
-        let termsCTE = Self.matchedCTE(hasText: hasText, conditions: conditions, columns: "c.id")
-        let facetBinds = binds
-
         // The score: per query word, the best weight among the contact's words it stands for, × 1.8 when it is the
         // name's word at the same place (the query's first word and the given name, its second and the family name),
-        // × 1.5 elsewhere in the name.
-        let score =
-            hasText
-            ? """
+        // × 1.5 elsewhere in the name. Only the page's contacts are scored: the order here is a field's (or, without
+        // text, every score is 0), and scoring every match cost about 7 µs each.
+        let score = """
             (SELECT coalesce(sum(best), 0) FROM (
-                SELECT max(cd.weight * CASE WHEN cd.term = m.search_names[cd.n::int] THEN 1.8 WHEN cd.term = ANY(m.search_names) THEN 1.5 ELSE 1.0 END)
+                SELECT max(cd.weight * CASE WHEN cd.term = c.search_names[cd.n::int] THEN 1.8 WHEN cd.term = ANY(c.search_names) THEN 1.5 ELSE 1.0 END)
                     AS best
-                FROM candidates cd WHERE m.search_words @@ contacts.term_query(cd.term) GROUP BY cd.n) b)::float8
-            """ : "0::float8"
-        let sortKey: String
-        switch search.sort {
-        case .relevance: sortKey = "score"
-        case .createTime: sortKey = "created_at"
-        case .updateTime: sortKey = "updated_at"
-        case .familyName: sortKey = "family_name"
-        }
-        // Relevance: best first, then id ascending. Fields: as asked, id in the same direction.
-        let descending = search.sort == .relevance || search.descending
-        let idDirection = search.sort == .relevance ? "ASC" : (search.descending ? "DESC" : "ASC")
-        let order = "\(sortKey) \(descending ? "DESC" : "ASC"), id \(idDirection)"
-        var page = ""
-        if let after = search.after {
-            let key: String
-            switch search.sort {
-            case .relevance: key = "\(bind(.double(Double(after.key) ?? 0)))::float8"
-            case .familyName: key = bind(.text(after.key))
-            case .createTime, .updateTime: key = "('epoch'::timestamptz + \(bind(.int(Int64(after.key) ?? 0))) * interval '1 microsecond')"
-            }
-            let id = bind(.uuid(after.id))
-            if search.sort == .relevance {
-                page = "WHERE (score < \(key) OR (score = \(key) AND id > \(id)))"
-            } else {
-                page = "WHERE (\(sortKey), id) \(search.descending ? "<" : ">") (\(key), \(id))"
-            }
-        }
-        let limit = bind(.int(Int64(max(0, min(search.limit, SearchRules.maxPageSize)) + 1)))
-        let maxBytes = bind(.int(Int64(max(0, search.maxBytes))))
-        let sql = """
-            \(cte),
-            scored AS (SELECT m.id, m.created_at, m.updated_at, m.family_name, \(score) AS score FROM matched m),
-            hits AS (SELECT id AS hit_id, score AS hit_score FROM (SELECT * FROM scored \(page) ORDER BY \(order) LIMIT \(limit)) x),
-            rows_of_page AS (
-                SELECT \(Self.columns), c.organization_names, h.hit_score AS score, count(*) OVER () AS candidates FROM hits h
-                JOIN contacts.contacts c ON c.tenant_id = $1 AND c.id = h.hit_id
-            )
-            SELECT * FROM (
-                SELECT p.*,
-                    coalesce(sum(octet_length(p::text)) OVER (ORDER BY \(order) ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-                        AS bytes_before
-                FROM rows_of_page p
-            ) r WHERE bytes_before < \(maxBytes) ORDER BY \(order)
+                FROM candidates cd WHERE c.search_words @@ contacts.term_query(cd.term) GROUP BY cd.n) b)::float8
             """
-        let termsSQL = hasText ? "\(termsCTE) SELECT coalesce(array_agg(DISTINCT term), '{}') AS terms FROM candidates" : nil
-        do {
-            return try await run(search, sql: sql, binds: binds, termsSQL: termsSQL, facetSQL: facetSQL, facetBinds: facetBinds, settings: settings)
-        } catch let error as PostgresError where error.sqlState == "57014" {
-            // query_canceled: the statement timeout fired.
-            throw ContactsError.searchTooExpensive(milliseconds: search.timeoutMilliseconds)
+        // Relevance (only without text here, every score 0): id ascending. Fields: as asked, id in the same direction.
+        let column: String
+        switch search.sort {
+        case .relevance: column = "id"
+        case .createTime: column = "created_at"
+        case .updateTime: column = "updated_at"
+        case .familyName: column = "family_name"
         }
-    }
-
-    private func run(
-        _ search: ContactSearch, sql: String, binds: [PostgresValue], termsSQL: String?, facetSQL: FacetStatements?,
-        facetBinds: [PostgresValue], settings: [String: String]
-    ) async throws -> ContactHits {
-        try await pool.transaction(settings: settings) { c in
-            // The page and the words it matched need nothing from each other: one round trip, which also commits when
-            // no facets follow.
-            var statements = [(sql: sql, binds: binds)]
-            if let termsSQL { statements.append((termsSQL, facetBinds)) }
-            let results = facetSQL == nil ? try await c.pipelineCommitting(statements) : try await c.pipeline(statements)
-            let rows = results[0].rows
+        let direction = search.sort != .relevance && search.descending ? "DESC" : "ASC"
+        let order = search.sort == .relevance ? "id ASC" : "\(column) \(direction), id \(direction)"
+        // The page's rows come back best first for relevance as for the other sorts (`score DESC` first changes nothing
+        // when every score is 0, and orders them as the cursor was made).
+        let rowOrder = search.sort == .relevance ? "score DESC, id ASC" : order
+        // The page: the matches after the cursor in the sort's order, one more than the page, then their rows, cut
+        // where they pass the page's bytes. `match` is the text's condition on `c` (a bound tsquery) and `candidates`
+        // its words' candidates as (n, term, weight) arrays, or neither without text. Without text the page is an index
+        // range in the sort's order (`contacts_by_created` and the like, or the primary key): it reads its own rows
+        // however many the tenant has. With text the tsquery is bound, so the planner knows how many contacts hold its
+        // words: a rare word's few from the GIN index, then sorted; a common word's by walking the sort's index.
+        func page(
+            match: String, candidates: (n: [PostgresValue], terms: [PostgresValue], weights: [PostgresValue])?, binds: [PostgresValue]
+        )
+            -> (String, [PostgresValue])
+        {
+            var binds = binds
+            func bind(_ value: PostgresValue) -> String {
+                binds.append(value)
+                return "$\(binds.count)"
+            }
+            var after = ""
+            if let cursor = search.after {
+                let id = bind(.uuid(cursor.id))
+                switch search.sort {
+                case .relevance:
+                    // A cursor's score: 0 unless it came from a search with text (then nothing here is after a higher one).
+                    let key = "\(bind(.double(Double(cursor.key) ?? 0)))::float8"
+                    after = " AND (0::float8 < \(key) OR (0::float8 = \(key) AND c.id > \(id)))"
+                case .familyName:
+                    after = " AND (c.family_name, c.id) \(search.descending ? "<" : ">") (\(bind(.text(cursor.key))), \(id))"
+                case .createTime, .updateTime:
+                    let key = "('epoch'::timestamptz + \(bind(.int(Int64(cursor.key) ?? 0))) * interval '1 microsecond')"
+                    after = " AND (c.\(column), c.id) \(search.descending ? "<" : ">") (\(key), \(id))"
+                }
+            }
+            let limit = bind(.int(Int64(max(0, min(search.limit, SearchRules.maxPageSize)) + 1)))
+            let maxBytes = bind(.int(Int64(max(0, search.maxBytes))))
+            let scored = candidates.map { candidates in
+                """
+                candidates AS (
+                    SELECT * FROM unnest(\(bind(.array(candidates.n, elementType: .int)))::int8[], \(bind(.array(candidates.terms, elementType: .text)))::text[],
+                        \(bind(.array(candidates.weights, elementType: .double)))::float8[]) AS cd (n, term, weight)
+                ),
+                """
+            }
+            let sql = """
+                WITH \(scored ?? "")
+                hits AS (
+                    SELECT c.id AS hit_id FROM contacts.contacts c WHERE \(conditions.joined(separator: " AND "))\(match)\(after)
+                    ORDER BY \(order) LIMIT \(limit)
+                ),
+                rows_of_page AS (
+                    SELECT \(Self.columns), c.organization_names, \(scored == nil ? "0::float8" : score) AS score, count(*) OVER () AS candidates
+                    FROM hits h JOIN contacts.contacts c ON c.tenant_id = $1 AND c.id = h.hit_id
+                )
+                SELECT * FROM (
+                    SELECT p.*,
+                        coalesce(sum(octet_length(p::text)) OVER (ORDER BY \(rowOrder) ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                            AS bytes_before
+                    FROM rows_of_page p
+                ) r WHERE bytes_before < \(maxBytes) ORDER BY \(rowOrder)
+                """
+            return (sql, binds)
+        }
+        func hits(_ rows: [PostgresRow], terms: Set<String>) throws -> ContactHits {
             let candidates = try rows.first?.int("candidates") ?? 0
             var hits = try rows.map {
                 ContactHit(record: try Self.record($0), score: try $0.double("score"), organizationNames: try $0.strings("organization_names"))
             }
             if hits.count > search.limit { hits.removeLast(hits.count - max(0, search.limit)) }
-            var terms: Set<String> = []
-            if termsSQL != nil { terms = Set(try results[1].first?.strings("terms") ?? []) }
-            var facets: [[(value: String, count: Int)]] = []
-            var partial = false
-            if let facetSQL {
+            return ContactHits(hits: hits, more: candidates > hits.count, terms: terms, facets: search.facets.map { _ in [] })
+        }
+        do {
+            return try await pool.transaction(settings: settings) { c in
                 var statements = SearchStatements(connection: c)
-                (facets, partial) = try await Self.facets(search, facetSQL, on: &statements)
+                guard hasText else {
+                    let (sql, pageBinds) = page(match: "", candidates: nil, binds: binds)
+                    var found = try hits(
+                        try await statements.query(sql, pageBinds, planOnce: false, committing: search.facets.isEmpty).rows, terms: [])
+                    if let facets = facetQuery(binds: binds) {
+                        (found.facets, found.facetsPartial) = try await Self.facets(search, facets, on: &statements)
+                    }
+                    return found
+                }
+                guard let expanded = try await Self.expand(binds, on: &statements) else { return try hits([], terms: []) }
+                guard let query = expanded.query else { return try hits([], terms: expanded.terms) }
+                let tsquery = "$\(binds.count + 1)"
+                let textBinds = binds + [.text(query)]
+                var n: [PostgresValue] = [], terms: [PostgresValue] = [], weights: [PostgresValue] = []
+                for (index, word) in expanded.words.enumerated() {
+                    for candidate in word {
+                        n.append(.int(Int64(index + 1)))
+                        terms.append(.text(candidate.term))
+                        weights.append(.double(candidate.weight))
+                    }
+                }
+                let (sql, pageBinds) = page(match: " AND c.search_words @@ \(tsquery)::tsquery", candidates: (n, terms, weights), binds: textBinds)
+                var found = try hits(
+                    try await statements.query(sql, pageBinds, planOnce: false, committing: search.facets.isEmpty).rows, terms: expanded.terms)
+                if let facets = facetQuery(tsquery: tsquery, binds: textBinds) {
+                    (found.facets, found.facetsPartial) = try await Self.facets(search, facets, on: &statements)
+                }
+                return found
             }
-            return ContactHits(hits: hits, more: candidates > hits.count, terms: terms, facets: facets, facetsPartial: partial)
+        } catch let error as PostgresError where error.sqlState == "57014" {
+            // query_canceled: the statement timeout fired.
+            throw ContactsError.searchTooExpensive(milliseconds: search.timeoutMilliseconds)
         }
     }
 
@@ -412,6 +445,47 @@ extension PostgresContactStore {
         }
     }
 
+    /// A query's words and what each stands for (``expand(_:on:)``).
+    struct Expansion {
+        /// Per query word, in the query's order: its candidates, best first (then by term).
+        var words: [[(term: String, weight: Double)]]
+        /// Every candidate of every word.
+        var terms: Set<String>
+        /// The candidates that are words of digits as prefixes (`<digits>*`), sorted.
+        var prefixTerms: [String]
+        /// The tsquery that needs every word (one of its candidates each); nil when a word has none, so nothing
+        /// matches.
+        var query: String?
+    }
+
+    /// Reads the candidates of the query's words (`candidateStatements`: $1 the tenant, $2 the text, in `binds`), in one
+    /// round trip: by resemblance first, since the transaction starts planning at every execution and the statements
+    /// after these (name tiers and pairs without a filter) are planned once, as the prefix statement is: one switch, not
+    /// three.
+    /// - Returns: the words and their candidates, or nil when the text has no word.
+    static func expand(_ binds: [PostgresValue], on c: inout SearchStatements) async throws -> Expansion? {
+        let expansion = try await c.queries([
+            (Self.candidateStatements.typo, Array(binds.prefix(2)), planOnce: false),
+            (Self.candidateStatements.prefix, Array(binds.prefix(2)), planOnce: true),
+        ]).flatMap(\.rows)
+        guard let wordCount = try expansion.first.map({ Int(try $0.int("words")) }), wordCount > 0 else { return nil }
+        // A word found both ways weighs its better weight.
+        var weights = Array(repeating: [String: Double](), count: wordCount)
+        for row in expansion {
+            let n = Int(try row.int("n"))
+            guard n >= 1 && n <= wordCount else { continue }
+            let term = try row.string("term"), weight = try row.double("weight")
+            weights[n - 1][term] = max(weights[n - 1][term] ?? weight, weight)
+        }
+        var words = weights.map { $0.map { (term: $0.key, weight: $0.value) } }
+        for i in words.indices { words[i].sort { $0.weight != $1.weight ? $0.weight > $1.weight : $0.term < $1.term } }
+        let terms = Set(words.flatMap { $0.map(\.term) })
+        let query =
+            words.allSatisfy { !$0.isEmpty }
+            ? words.map { "(" + $0.map { Self.lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ") : nil
+        return Expansion(words: words, terms: terms, prefixTerms: terms.filter { $0.hasSuffix("*") }.sorted(), query: query)
+    }
+
     /// A relevance-ordered search with text. PostgreSQL finds the matches and returns their words; the service picks
     /// the candidates each holds, ranks them, then reads the page's rows by key. Ranking in SQL cost about 7 µs a
     /// match (a correlated subquery per row), several times the cost of finding it.
@@ -428,36 +502,19 @@ extension PostgresContactStore {
     static func ranked(
         _ search: ContactSearch, conditions: [String], binds: [PostgresValue], committingPage: Bool = false, on c: inout SearchStatements
     ) async throws -> (ContactHits, query: String?) {
-        // By resemblance first: the transaction starts planning at every execution, and the statements after these
-        // (name tiers and pairs without a filter) are planned once, as the prefix statement is: one switch, not three.
-        let expansion = try await c.queries([
-            (Self.candidateStatements.typo, Array(binds.prefix(2)), planOnce: false),
-            (Self.candidateStatements.prefix, Array(binds.prefix(2)), planOnce: true),
-        ]).flatMap(\.rows)
-        guard let wordCount = try expansion.first.map({ Int(try $0.int("words")) }), wordCount > 0 else {
+        guard let expanded = try await expand(binds, on: &c) else {
             return (ContactHits(hits: [], more: false, terms: [], facets: []), nil)
         }
-        // A word found both ways weighs its better weight.
-        var weights = Array(repeating: [String: Double](), count: wordCount)
-        for row in expansion {
-            let n = Int(try row.int("n"))
-            guard n >= 1 && n <= wordCount else { continue }
-            let term = try row.string("term"), weight = try row.double("weight")
-            weights[n - 1][term] = max(weights[n - 1][term] ?? weight, weight)
-        }
-        var words = weights.map { $0.map { (term: $0.key, weight: $0.value) } }
-        for i in words.indices { words[i].sort { $0.weight != $1.weight ? $0.weight > $1.weight : $0.term < $1.term } }
-        let terms = Set(words.flatMap { $0.map(\.term) })
-        let prefixTerms = terms.filter { $0.hasSuffix("*") }.sorted()
+        let (words, terms, prefixTerms) = (expanded.words, expanded.terms, expanded.prefixTerms)
+        let wordCount = words.count
         // A word with no candidate matches no contact.
-        guard words.allSatisfy({ !$0.isEmpty }) else { return (ContactHits(hits: [], more: false, terms: terms, facets: []), nil) }
+        guard let query = expanded.query else { return (ContactHits(hits: [], more: false, terms: terms, facets: []), nil) }
 
         var binds = binds
         func bind(_ value: PostgresValue) -> String {
             binds.append(value)
             return "$\(binds.count)"
         }
-        let query = words.map { "(" + $0.map { Self.lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ")
         let filters = conditions.joined(separator: " AND ")
         // A match's words come back whole and the service picks the candidates among them (`SearchRules.held`).
         let holding = SearchRules.HeldCandidates(terms: terms.subtracting(prefixTerms), prefixes: prefixTerms)

@@ -39,6 +39,8 @@ public final class Gateway: Sendable {
     let openAPIText: String
     private let openStreams = Atomic<Int>(0)
     private let tenantStreams = Mutex<[String: Int]>([:])
+    /// Open streams' ways to end on shutdown, by a number each; `draining` once shutdown has begun.
+    private let streamDrains = Mutex<(draining: Bool, next: Int, ends: [Int: @Sendable () -> Void])>((false, 0, [:]))
     private let mapping = RequestMapping()
 
     /// Creates the gateway.
@@ -103,8 +105,10 @@ public final class Gateway: Sendable {
     func handle(_ request: GatewayRequest, _ writer: some HTTPResponseWriter) async {
         let head = request.head
         let requestID = head.headers.first(name: "x-request-id").flatMap { $0.utf8.count <= 128 ? $0 : nil } ?? UUID.randomText()
-        var common = HTTPHeaders([("x-request-id", requestID)])
-        if let trace = head.headers.first(name: "traceparent"), trace.utf8.count <= 128 { common.add(name: "traceparent", value: trace) }
+        // The request is a span of the caller's trace, or the first of a new one: the services' calls are its children
+        // (they get it as their parent), and the client gets it back to find them.
+        let trace = TraceContext(traceparent: head.headers.first(name: "traceparent").flatMap { $0.utf8.count <= 128 ? $0 : nil })
+        var common = HTTPHeaders([("x-request-id", requestID), ("traceparent", trace.traceparent)])
         addCORS(head, to: &common)
         let conditional = head.headers.contains(name: "if-match")
         do {
@@ -128,7 +132,12 @@ public final class Gateway: Sendable {
                 return
             }
             if path.utf8.elementsEqual("/v1/openapi.json".utf8) {
-                guard verb == "GET" else { throw GatewayError(.unimplemented, "only GET /v1/openapi.json") }
+                guard verb == "GET" else {
+                    var error = GatewayError(.unimplemented, "\(verb) is not allowed on /v1/openapi.json; allowed: GET")
+                    error.headers = [("allow", "GET")]
+                    error.httpStatus = 405
+                    throw error
+                }
                 try await writeJSONText(openAPIText, status: .ok, headers: common, writer)
                 return
             }
@@ -142,13 +151,17 @@ public final class Gateway: Sendable {
                 let id = PercentEncoding.decode(path.droppingBytes(first: "/v1/contacts/".utf8.count, last: ":overview".utf8.count))
                 guard !id.isEmpty, !id.contains("/") else { throw GatewayError(.notFound, "no route for GET \(path)") }
                 guard query.isEmpty else {
-                    throw GatewayError(.invalidArgument, "the overview takes no query parameters", field: String(query.prefix(64)))
+                    let names = Self.parameterNames(query)
+                    throw GatewayError(
+                        .invalidArgument, "the overview takes no query parameters: \(names.joined(separator: ", "))", field: names.first ?? "",
+                        reason: "UNKNOWN_QUERY_PARAMETER")
                 }
                 let identity = try await authenticate(head.headers)
                 try limit(identity, .read)
                 let budget = try deadline(head.headers, streaming: false)
                 let overview = try await ContactOverview(gateway: self).build(
-                    contactID: id, metadata: forwardedMetadata(head.headers, requestID: requestID), budget: budget ?? configuration.defaultTimeout)
+                    contactID: id, metadata: forwardedMetadata(head.headers, requestID: requestID, trace: trace),
+                    budget: budget ?? configuration.defaultTimeout)
                 try await writeJSONText(overview, status: .ok, headers: common, writer)
                 return
             }
@@ -166,7 +179,7 @@ public final class Gateway: Sendable {
             try limit(identity, route.routeClass)
             let budget = try deadline(head.headers, streaming: route.routeClass == .stream)
 
-            var options = CallOptions(metadata: forwardedMetadata(head.headers, requestID: requestID), timeout: budget)
+            var options = CallOptions(metadata: forwardedMetadata(head.headers, requestID: requestID, trace: trace), timeout: budget)
             options.compressRequests = false
             guard let channel = channels[route.upstream] else { throw GatewayError(.unavailable, "\(route.upstream) is not configured") }
             let client = RPCClient(transport: channel)
@@ -184,7 +197,7 @@ public final class Gateway: Sendable {
                     types, json: json, client: client, route: route, options: options, request: request, tenant: identity.tenantID, headers: common,
                     writer)
             case .clientStreaming:
-                guard query.isEmpty else { throw GatewayError(.invalidArgument, "query parameters are not accepted here", field: "") }
+                try Self.streamedBodyOnly(route, query: query, head.headers)
                 let lines = try Self.ndjsonLines(request.body)
                 let response = try await Self.clientStream(types.input, types.output, lines: lines, client: client, route: route, options: options)
                 try await writeJSONText(response.text, status: .ok, headers: common, writer)
@@ -192,7 +205,7 @@ public final class Gateway: Sendable {
                 // Half duplex over HTTP/1.1: the body's NDJSON lines are the request stream (sent in full as the body
                 // arrived), and the responses stream back as a server stream's do (ImportContacts: options and chunks
                 // in, row results out).
-                guard query.isEmpty else { throw GatewayError(.invalidArgument, "query parameters are not accepted here", field: "") }
+                try Self.streamedBodyOnly(route, query: query, head.headers)
                 let lines = try Self.ndjsonLines(request.body)
                 try await serverStream(
                     types, json: .null, lines: lines, client: client, route: route, options: options, request: request, tenant: identity.tenantID,
@@ -288,11 +301,37 @@ public final class Gateway: Sendable {
         return .milliseconds(Int64((n * scale * 1000).rounded(.up)))
     }
 
-    func forwardedMetadata(_ headers: HTTPHeaders, requestID: String) -> Metadata {
-        var metadata = Metadata()
-        for name in ["authorization", "traceparent", "tracestate"] {
-            if let value = headers.first(name: name) { metadata.addString(value, forKey: name) }
+    /// The names of a query's parameters, decoded, each once, sorted: at most 16 (an error message names them).
+    static func parameterNames(_ query: Substring) -> [String] {
+        Array(
+            Set(query.split(separator: "&").prefix(1024).map { PercentEncoding.decode($0.prefix { $0 != "=" }, plusIsSpace: true) }).sorted().prefix(
+                16))
+    }
+
+    /// A client or bidirectional stream's request is its NDJSON body alone: a query parameter, `Idempotency-Key` or
+    /// `If-Match` would be ignored, so each is refused, named.
+    static func streamedBodyOnly(_ route: Route, query: Substring, _ headers: HTTPHeaders) throws {
+        if !query.isEmpty {
+            let names = Self.parameterNames(query)
+            throw GatewayError(
+                .invalidArgument,
+                "query parameters are not accepted here (the body's NDJSON lines are the request): \(names.joined(separator: ", "))",
+                field: names.first ?? "", reason: "UNKNOWN_QUERY_PARAMETER")
         }
+        for header in ["Idempotency-Key", "If-Match"] where headers.contains(name: header) {
+            throw GatewayError(
+                .invalidArgument, "\(route.verb) \(route.binding.path) takes no \(header): its body's lines are the request", field: header)
+        }
+    }
+
+    /// What goes upstream with every call of a request: the caller's token, the request's id, and the request's span as
+    /// the calls' parent (with the caller's `tracestate`).
+    func forwardedMetadata(_ headers: HTTPHeaders, requestID: String, trace: TraceContext) -> Metadata {
+        var metadata = Metadata()
+        if let value = headers.first(name: "authorization") { metadata.addString(value, forKey: "authorization") }
+        metadata.addString(trace.traceparent, forKey: "traceparent")
+        // W3C caps tracestate at 32 members of at most 256 characters; a longer one is dropped, not cut.
+        if let value = headers.first(name: "tracestate"), value.utf8.count <= 512 { metadata.addString(value, forKey: "tracestate") }
         metadata.addString(requestID, forKey: "x-request-id")
         return metadata
     }
@@ -335,7 +374,10 @@ public final class Gateway: Sendable {
         let response: WebhookResponse
         do {
             response = try await WebhookClient(endpoint: endpoint).post(
-                body: body, headers: [("Content-Type", "application/json"), ("X-Provider-Signature", signature)], timeout: .seconds(10))
+                body: body,
+                headers: [("Content-Type", "application/json"), ("X-Provider-Signature", signature)]
+                    + ["x-request-id", "traceparent"].compactMap { name in headers.first(name: name).map { (name, $0) } },
+                timeout: .seconds(10))
         } catch {
             throw GatewayError(.unavailable, "the events endpoint of \(name) did not answer: \(error)")
         }
@@ -472,6 +514,7 @@ public final class Gateway: Sendable {
         }
         let sse = request.head.headers.first(name: "accept")?.contains("text/event-stream") ?? false
         let responder = StreamResponder(writer: writer, headers: headers, sse: sse)
+        let shutdown = ShutdownFlag()
         // A client that goes away cancels the upstream call (a quiet watch would otherwise notice only at its next write).
         let task = Task {
             try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -506,6 +549,22 @@ public final class Gateway: Sendable {
         }
         request.connection.onClose { task.cancel() }
         defer { request.connection.onClose(nil) }
+        // On shutdown the stream ends with an UNAVAILABLE error line or event (the client opens it again elsewhere),
+        // not with its connection closed under it when the grace ends.
+        let registered: Int? = streamDrains.withLock { drains in
+            guard !drains.draining else { return nil }
+            drains.next += 1
+            drains.ends[drains.next] = {
+                shutdown.set()
+                task.cancel()
+            }
+            return drains.next
+        }
+        guard let registered else {
+            task.cancel()
+            throw GatewayError(.unavailable, Self.shuttingDown)
+        }
+        defer { _ = streamDrains.withLock { $0.ends.removeValue(forKey: registered) } }
         do {
             try await withTaskCancellationHandler {
                 try await task.value
@@ -513,6 +572,11 @@ public final class Gateway: Sendable {
                 task.cancel()
             }
         } catch {
+            if shutdown.isSet {
+                guard await responder.headSent else { throw GatewayError(.unavailable, Self.shuttingDown) }
+                try? await responder.fail(RPCError(code: .unavailable, message: Self.shuttingDown))
+                return
+            }
             if task.isCancelled { return }
             if await responder.headSent {
                 try? await responder.fail(Self.rpcError(error))
@@ -521,6 +585,18 @@ public final class Gateway: Sendable {
             throw error
         }
         try await responder.finish()
+    }
+
+    static let shuttingDown = "the gateway is shutting down; open the stream again"
+
+    /// Shutdown has begun: every open server stream ends with an UNAVAILABLE error (line or event), and a stream
+    /// opened from now on is refused with 503.
+    public func drainStreams() {
+        let ends = streamDrains.withLock { drains in
+            drains.draining = true
+            return Array(drains.ends.values)
+        }
+        for end in ends { end() }
     }
 
     static func serverStreaming<Request: ProtoJSONMessage, Response: ProtoJSONMessage>(
@@ -581,6 +657,13 @@ public final class Gateway: Sendable {
             statusCode: (error as? GatewayError)?.httpStatus ?? HTTPErrorMapping.httpStatus(rpcError.code, conditional: conditional))
         try? await writeJSONText(HTTPErrorMapping.statusJSON(rpcError).text, status: status, headers: headers, writer)
     }
+}
+
+/// Set when shutdown ended a stream (``Gateway/drainStreams()``).
+final class ShutdownFlag: Sendable {
+    private let state = Mutex(false)
+    func set() { state.withLock { $0 = true } }
+    var isSet: Bool { state.withLock { $0 } }
 }
 
 /// Writes a server stream: the head once, then one NDJSON line (`{"result": …}`) or SSE event per message, and an

@@ -12,6 +12,9 @@ public struct GatewayConfiguration: Sendable {
     public var maxTimeout: Duration
     /// The largest request body read (bytes); larger bodies are refused with 413.
     public var maxBodyBytes: Int
+    /// The slowest a request body may arrive on average (bytes per second): each byte buys 1/rate s before the
+    /// connection is closed, never more than one header timeout from now; 0: only the pause between reads is bounded.
+    public var minBodyBytesPerSecond: Int = 1024
     /// Rate limits per route class.
     public var rateLimits: [RouteClass: RateLimiter.Limit]
     /// Origins allowed by CORS (`*` allows any); empty sends no CORS headers.
@@ -48,6 +51,11 @@ public struct GatewayConfiguration: Sendable {
                 help: "Budget of a unary request that sends no grpc-timeout or X-Request-Timeout."),
             EnvironmentSetting("SWITCHBOARD_GATEWAY_MAX_TIMEOUT_SECONDS", default: "60", help: "The largest budget a request may ask for."),
             EnvironmentSetting("SWITCHBOARD_GATEWAY_MAX_BODY_BYTES", default: "\(8 << 20)", help: "Largest request body (413 past it)."),
+            EnvironmentSetting(
+                "SWITCHBOARD_GATEWAY_MIN_BODY_RATE", default: "1024",
+                help:
+                    "Slowest average rate of a request body, in bytes per second: each byte buys 1/rate s (at most one header timeout ahead), so a client trickling a body is cut off; 0 bounds only the pause between reads (the header timeout)."
+            ),
             EnvironmentSetting(
                 "SWITCHBOARD_GATEWAY_READ_RATE", default: "200",
                 help: "GET requests per second per tenant (token bucket; 0 = unlimited); per replica."),
@@ -146,6 +154,7 @@ public struct GatewayConfiguration: Sendable {
             defaultTimeout: min(maxTimeout, try env.seconds(setting("SWITCHBOARD_GATEWAY_TIMEOUT_SECONDS"), in: 0.001...86_400)),
             maxTimeout: maxTimeout,
             maxBodyBytes: try env.int(setting("SWITCHBOARD_GATEWAY_MAX_BODY_BYTES"), in: 1024...(1 << 30)),
+            minBodyBytesPerSecond: try env.int(setting("SWITCHBOARD_GATEWAY_MIN_BODY_RATE"), in: 0...(1 << 30)),
             rateLimits: limits,
             corsOrigins: (env.string(setting("SWITCHBOARD_GATEWAY_CORS_ORIGINS")) ?? "").split(separator: ",").map {
                 $0.trimmingCharacters(in: .whitespaces)

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -254,7 +255,9 @@ struct ConnectionResponseWriter: HTTPResponseWriter {
     /// Answers 413 for a request whose body is past the limit (the connection then closes).
     func refuseTooLarge(_ maxBody: Int, logger: Logger) async {
         let text = #"{"code":3,"message":"the request body is larger than \#(maxBody) bytes"}"#
-        let headers = HTTPHeaders([("content-type", "application/json"), ("content-length", "\(text.utf8.count)")])
+        let headers = HTTPHeaders([
+            ("content-type", "application/json"), ("content-length", "\(text.utf8.count)"), ("x-request-id", UUID.randomText()),
+        ])
         do {
             try await respond(.payloadTooLarge, headers, ByteBuffer(string: text))
         } catch {

@@ -1,8 +1,12 @@
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
 import Synchronization
 
 /// The gateway's HTTP/1.1 listener: each connection's requests are read by NIO's server pipeline and answered in order
@@ -55,10 +59,11 @@ public struct GatewayServer: Service {
         try await address.futureResult.get()
     }
 
-    /// Serves until cancelled or until graceful shutdown, which stops accepting, closes idle connections, lets
-    /// responses in flight finish (each saying `connection: close`) and closes what is left after the grace.
+    /// Serves until cancelled or until graceful shutdown, which stops accepting, ends server streams with an
+    /// UNAVAILABLE error (``Gateway/drainStreams()``), closes idle connections, lets other responses in flight finish
+    /// (each saying `connection: close`) and closes what is left after the grace.
     public func run() async throws {
-        let gateway = self.gateway, maxBody = gateway.configuration.maxBodyBytes
+        let gateway = self.gateway, maxBody = gateway.configuration.maxBodyBytes, minBodyRate = gateway.configuration.minBodyBytesPerSecond
         let idleTimeout = self.idleTimeout.map(Self.timeAmount)
         let headerTimeout = self.headerTimeout.map(Self.timeAmount), writeStallTimeout = self.writeStallTimeout.map(Self.timeAmount)
         let server: NIOAsyncChannel<any Channel, Never>
@@ -71,12 +76,14 @@ public struct GatewayServer: Service {
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         if let idleTimeout { try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout)) }
-                        let guardHandler = ConnectionGuard(headerTimeout: headerTimeout, writeStallTimeout: writeStallTimeout)
+                        let guardHandler = ConnectionGuard(
+                            headerTimeout: headerTimeout, writeStallTimeout: writeStallTimeout, minBodyRate: minBodyRate)
                         try sync.addHandler(RequestBytesWatch(guardHandler))
                         // No pipelining assistance: a connection's requests are answered in order by its one task anyway,
                         // and NIO's handler stopped reading while a response was pending, which cost two epoll_ctl calls
                         // per request (3-5% of the gateway's throughput). The guard closes connections on shutdown.
-                        try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
+                        try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+                        try sync.addHandler(GatewayProtocolErrorHandler())
                         try sync.addHandler(guardHandler)
                         try sync.addHandler(GatewayConnectionHandler(gateway: gateway, maxBody: maxBody))
                         return channel
@@ -116,6 +123,8 @@ public struct GatewayServer: Service {
                 }
             } onGracefulShutdown: {
                 server.channel.close(promise: nil)
+                // Streams end first, each with an error the client can act on; then connections finish or are closed.
+                gateway.drainStreams()
                 open.drain(grace: grace)
             }
         } onCancel: {
@@ -190,6 +199,57 @@ final class ClientConnection: Sendable {
     }
 }
 
+/// Answers a request HTTP/1.1 cannot parse with a JSON error, as every other error of the gateway's is: 431 for headers
+/// past NIO's limit (80 KiB), 400 for anything else, unless a response is already under way; then the connection
+/// closes (the decoder reads nothing more after a parse error). NIO's own handler answered an empty 400.
+final class GatewayProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// A response's head went out and its end has not.
+    private var responding = false
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let error = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        // The decoder reads nothing more after a parse error: the connection closes, after the answer when one can be
+        // written (else it would wait for a timeout).
+        let channel = context.channel
+        if responding {
+            context.close(promise: nil)
+        } else {
+            let (status, message) =
+                error == .headerOverflow
+                ? (HTTPResponseStatus.requestHeaderFieldsTooLarge, "the request's head is larger than 80 KiB")
+                : (HTTPResponseStatus.badRequest, "the request is not valid HTTP/1.1 (\(error))")
+            let text = HTTPErrorMapping.statusJSON(RPCError(code: .invalidArgument, message: message)).text
+            let headers = HTTPHeaders([
+                ("content-type", "application/json"), ("content-length", "\(text.utf8.count)"), ("connection", "close"),
+                ("x-request-id", UUID.randomText()),
+            ])
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200: responding = true
+        case .end: responding = false
+        default: break
+        }
+        context.write(data, promise: promise)
+    }
+}
+
 /// Tells the ``ConnectionGuard`` when request bytes arrive (it sits before the HTTP decoder, which hides a head that
 /// is still incomplete).
 final class RequestBytesWatch: ChannelInboundHandler {
@@ -202,14 +262,16 @@ final class RequestBytesWatch: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guardHandler.bytesArrived()
+        guardHandler.bytesArrived(unwrapInboundIn(data).readableBytes)
         context.fireChannelRead(data)
     }
 }
 
 /// Keeps a client from holding a connection without using it:
 /// - a request's head must arrive within the header timeout of its first byte (a new connection's first one, of the
-///   connection's opening), and its body may pause no longer than that between reads (slow-loris);
+///   connection's opening), and its body may pause no longer than that between reads (slow-loris); nor may it arrive
+///   slower than the minimum body rate on average: from the head, each byte of body buys 1/rate s, never more than one
+///   header timeout ahead, so a body trickled a byte at a time is cut off after about one header timeout;
 /// - a connection quiet for the idle timeout (the `IdleStateHandler` before it) closes, but never while a response is
 ///   being written: a watch stream may send nothing for minutes;
 /// - a client that reads nothing of a response for the write-stall timeout while more waits to be written loses the
@@ -234,6 +296,8 @@ final class ConnectionGuard: ChannelDuplexHandler {
 
     private let headerTimeout: TimeAmount?
     private let writeStallTimeout: TimeAmount?
+    /// Bytes per second a body must average (0: none).
+    private let minBodyRate: Int
     private var phase = Phase.idle
     /// Requests received in full whose responses have not ended.
     private var inFlight = 0
@@ -247,9 +311,10 @@ final class ConnectionGuard: ChannelDuplexHandler {
     /// Graceful shutdown asked the connection to finish.
     private var quiescing = false
 
-    init(headerTimeout: TimeAmount?, writeStallTimeout: TimeAmount?) {
+    init(headerTimeout: TimeAmount?, writeStallTimeout: TimeAmount?, minBodyRate: Int = 0) {
         self.headerTimeout = headerTimeout
         self.writeStallTimeout = writeStallTimeout
+        self.minBodyRate = max(0, minBodyRate)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -270,14 +335,20 @@ final class ConnectionGuard: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
-    /// Bytes arrived before the decoder.
-    func bytesArrived() {
+    /// `count` bytes arrived before the decoder.
+    func bytesArrived(_ count: Int) {
         switch phase {
         case .idle:
             phase = .head
             armReadTimer()
         case .body:
-            armReadTimer()
+            guard minBodyRate > 0, let headerTimeout, let deadline = readDeadline else {
+                armReadTimer()
+                return
+            }
+            // Time bought by these bytes at the slowest rate allowed; a burst cannot buy more than one header timeout.
+            let bought = TimeAmount.nanoseconds(Int64(min(count, 1 << 30)) * 1_000_000_000 / Int64(minBodyRate))
+            readDeadline = min(deadline + bought, .now() + headerTimeout)
         case .head:
             break
         }

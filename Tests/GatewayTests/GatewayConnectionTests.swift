@@ -67,6 +67,38 @@ struct GatewayConnectionTests {
         client.close()
     }
 
+    @Test("a body trickled below the minimum rate loses the connection about a header timeout after its head; one sent at the rate is answered")
+    func trickledBody() async throws {
+        // Two seconds of header timeout: the steady client's chunks must not come later than that on a loaded machine.
+        let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_MIN_BODY_RATE": "1000"], headerTimeout: .seconds(2))
+        defer { Task { await gw.stop() } }
+        // A byte every 200 ms: each read came well within the header timeout, which used to keep the connection for
+        // as long as the client liked. Each byte buys a millisecond now.
+        let trickler = try await RawClient.connect(
+            port: gw.port, sending: "POST /no/such/route HTTP/1.1\r\nHost: gateway\r\nContent-Length: 60\r\n\r\n")
+        let dripping = Task {
+            for _ in 0..<60 {
+                try await Task.sleep(for: .milliseconds(200))
+                guard trickler.isActive else { return }
+                try? await trickler.send("x")
+            }
+        }
+        defer { dripping.cancel() }
+        #expect(try await eventually(timeout: .seconds(10)) { !trickler.isActive }, "a trickled body kept its connection")
+        #expect(trickler.received.isEmpty, "\(trickler.received)")
+
+        // 4,000 bytes in chunks of 1,000 every 500 ms: 2,000 bytes a second, twice the rate.
+        let steady = try await RawClient.connect(
+            port: gw.port, sending: "POST /no/such/route HTTP/1.1\r\nHost: gateway\r\nContent-Length: 4000\r\n\r\n")
+        for _ in 0..<4 {
+            try await Task.sleep(for: .milliseconds(500))
+            try await steady.send(String(repeating: "y", count: 1000))
+        }
+        #expect(try await eventually { steady.responses == 1 }, "\(steady.received)")
+        #expect(steady.received.hasPrefix("HTTP/1.1 404"), "\(steady.received)")
+        steady.close()
+    }
+
     @Test("a body declared larger than the limit is refused with 413 before it is sent; HTTP/1.0 gets one response and a close")
     func declaredLengthAndHTTP10() async throws {
         let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_MAX_BODY_BYTES": "4096"])
@@ -126,7 +158,9 @@ struct GatewayConnectionTests {
         #expect(big.received.lowercased().contains("connection: close"))
     }
 
-    @Test("a request line with bytes outside ASCII is refused (400) before routing; the Bearer scheme is taken in any case")
+    @Test(
+        "a request line with bytes outside ASCII is refused (400, JSON) before routing, a head past 80 KiB with 431; the Bearer scheme is taken in any case"
+    )
     func requestLineBytes() async throws {
         let gw = try await GatewayHarness.start()
         defer { Task { await gw.stop() } }
@@ -135,6 +169,15 @@ struct GatewayConnectionTests {
         let marked = try await RawClient.connect(port: gw.port, sending: "GET /v1/openapi.json?\u{301}v=1 HTTP/1.1\r\nHost: gateway\r\n\r\n")
         #expect(try await eventually { !marked.isActive })
         #expect(marked.received.hasPrefix("HTTP/1.1 400"), "\(marked.received.prefix(200))")
+        // As JSON, as every error of the gateway's.
+        #expect(marked.received.lowercased().contains("content-type: application/json"), "\(marked.received.prefix(300))")
+        #expect(marked.received.contains(#""code":3"#) && marked.received.contains("not valid HTTP/1.1"), "\(marked.received.prefix(300))")
+        // A head past NIO's 80 KiB: 431, as JSON.
+        let huge = try await RawClient.connect(
+            port: gw.port, sending: "GET /v1/openapi.json HTTP/1.1\r\nHost: gateway\r\nX-Big: \(String(repeating: "b", count: 100_000))\r\n\r\n")
+        #expect(try await eventually { !huge.isActive })
+        #expect(huge.received.hasPrefix("HTTP/1.1 431"), "\(huge.received.prefix(200))")
+        #expect(huge.received.contains("larger than 80 KiB"), "\(huge.received.prefix(300))")
 
         // The scheme's case does not matter: the call reaches the service, which does not know the contact.
         let token = try await GatewayHarness.token(tenant: Self.tenant())
@@ -210,7 +253,7 @@ struct GatewayConnectionTests {
         #expect(accepted.value.load(ordering: .relaxed) >= 1)
     }
 
-    @Test("graceful shutdown closes idle connections at once, closes a stream still open when the grace ends, and returns")
+    @Test("graceful shutdown closes idle connections at once, ends a stream with an UNAVAILABLE error line, and returns")
     func gracefulShutdown() async throws {
         let gw = try await GatewayHarness.start(shutdownGrace: .seconds(1), serviceGroup: true)
         let token = try await GatewayHarness.token(tenant: Self.tenant())
@@ -226,6 +269,8 @@ struct GatewayConnectionTests {
         let stopped = Task { try await gw.shutDownGracefully() }
         #expect(try await eventually { !idle.isActive })
         #expect(try await eventually { !watch.isActive })
+        // The watch ended with an error line saying why, not a silent close.
+        #expect(watch.received.contains(#""error":"#) && watch.received.contains("shutting down"), "\(watch.received.suffix(300))")
         #expect(try await eventually { try await Self.finished(stopped) })
         await gw.gateway.close()
     }
@@ -248,7 +293,7 @@ struct GatewayConnectionTests {
         #expect(try await eventually { client.responses == 3 }, "\(client.received.prefix(300))")
         // A body ends without a line break, so the next status line follows it on the same line.
         let statuses = client.received.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
-        #expect(statuses == ["404", "501", "200"], "\(statuses)")
+        #expect(statuses == ["404", "405", "200"], "\(statuses)")
         #expect(client.isActive)
 
         // A note list waits on the silent service for its 4 s budget; graceful shutdown starts once the gateway has it in

@@ -31,6 +31,15 @@ struct GatewayRouteTests {
         #expect(read.status == 200)
         #expect(read.json["id"] as? String == id)
 
+        // The request is a span: of the caller's trace when it sends one (its own span id, the caller's trace id), of a
+        // new trace otherwise.
+        let traceID = "4bf92f3577b34da6a3ce929d0e0e4736", callerSpan = "00f067aa0ba902b7"
+        let traced = try await gw.request("GET", "/v1/contacts/\(id)", token: token, headers: ["traceparent": "00-\(traceID)-\(callerSpan)-01"])
+        let span = try #require(traced.headers["traceparent"]).split(separator: "-").map(String.init)
+        #expect(span.count == 4 && span[0] == "00" && span[1] == traceID && span[2].count == 16 && span[2] != callerSpan, "\(span)")
+        let fresh = try #require(read.headers["traceparent"]).split(separator: "-").map(String.init)
+        #expect(fresh.count == 4 && fresh[1].count == 32 && fresh[1] != traceID && fresh[2].count == 16, "\(fresh)")
+
         // PATCH derives the mask from the body: only the family name changes; a stale If-Match is 412.
         let stale = try await gw.request(
             "PATCH", "/v1/contacts/\(id)", body: #"{"name": {"family": "Byron"}}"#, token: token, headers: ["If-Match": "\"stale\""])

@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import SwitchboardProtos
 import SwitchboardRPC
 import Testing
@@ -168,6 +169,31 @@ struct GatewayUnitTests {
         #expect(request.requestId == "k1")
         #expect(request.etag == "\"e7\"")
         #expect(request.updateMask?.paths == ["name.family", "tags"])
+        // A write whose RPC has no request id, or no etag, refuses the header that would promise what it cannot keep.
+        let render = try input("POST", "/v1/templates/t1:render", body: .object([:]), headers: ["Idempotency-Key": "k2"])
+        #expect(throws: GatewayError.self) { try RequestMapping().requestJSON(render) }
+        do {
+            _ = try RequestMapping().requestJSON(render)
+        } catch let error as GatewayError {
+            #expect(error.rpcError.message.contains("cannot be made idempotent: it takes no Idempotency-Key"), "\(error)")
+        }
+        let preferences = try input("PUT", "/v1/notificationPreferences", body: .object([:]), headers: ["If-Match": "\"3\""])
+        do {
+            _ = try RequestMapping().requestJSON(preferences)
+            Issue.record("If-Match on a route without an etag was accepted")
+        } catch let error as GatewayError {
+            #expect(error.rpcError.message.contains("cannot be made conditional: it takes no If-Match"), "\(error)")
+        }
+        // Without the headers both are fine, and a read ignores them (it is idempotent and unconditional already).
+        _ = try RequestMapping().requestJSON(try input("POST", "/v1/templates/t1:render", body: .object([:])))
+        _ = try RequestMapping().requestJSON(try input("GET", "/v1/contacts/c1", headers: ["Idempotency-Key": "k3", "If-Match": "\"1\""]))
+        // A streamed request (the body's NDJSON lines) takes no query parameter and neither header: each refused, named.
+        let importRoute = try input("POST", "/v1/contacts:import").route
+        #expect(Gateway.parameterNames("dryRun=true&b%20c=1&dryRun=false&flag") == ["b c", "dryRun", "flag"])
+        #expect(throws: GatewayError.self) { try Gateway.streamedBodyOnly(importRoute, query: "dryRun=true", HTTPHeaders()) }
+        #expect(throws: GatewayError.self) { try Gateway.streamedBodyOnly(importRoute, query: "", HTTPHeaders([("Idempotency-Key", "k")])) }
+        #expect(throws: GatewayError.self) { try Gateway.streamedBodyOnly(importRoute, query: "", HTTPHeaders([("If-Match", "\"1\"")])) }
+        try Gateway.streamedBodyOnly(importRoute, query: "", HTTPHeaders())
         // Struct values are replaced whole: their keys are data, never mask paths.
         let custom = try RequestMapping().requestJSON(
             try input("PATCH", "/v1/contacts/c1", body: .object(["customFields": .object(["tier_level": .string("gold")])])))

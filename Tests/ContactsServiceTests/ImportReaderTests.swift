@@ -175,6 +175,34 @@ struct ImportReaderTests {
         }
     }
 
+    @Test("vCard: a photo, logo, sound or key of any size is skipped, not held against the card's bounds; the rest of the card is read")
+    func vcardBinaryProperties() {
+        // A phone's export: a 200 KB photo as base64, folded at 75 octets, between the properties that matter.
+        let base64 = String(repeating: "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=", count: 6_000)
+        var folded = "PHOTO;ENCODING=b;TYPE=JPEG:"
+        var rest = Substring(base64)
+        folded += rest.prefix(48)
+        rest = rest.dropFirst(48)
+        while !rest.isEmpty {
+            folded += "\r\n " + rest.prefix(74)
+            rest = rest.dropFirst(74)
+        }
+        let card =
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Grace Hopper\r\n\(folded)\r\nEMAIL:grace@example.com\r\n"
+            + "item1.LOGO:data:image/png;base64,\(String(repeating: "A", count: 70_000))\r\nKEY:\(String(repeating: "k", count: 20_000))\r\n"
+            + "NOTE:after the photo\r\nEND:VCARD\r\n"
+        for size in [7, 4096, 1 << 20] {
+            let (_, records) = Self.read(VCardReader(), Array(card.utf8), chunk: size)
+            #expect(records.count == 1 && records.first.flatMap(Self.reason) == nil, "chunk \(size): \(records.first.flatMap(Self.reason) ?? "")")
+            let fields = Self.fields(records[0])
+            #expect(fields.map(\.key) == ["VERSION", "FN", "EMAIL", "NOTE"], "chunk \(size)")
+            #expect(fields.first { $0.key == "NOTE" }?.value == "after the photo")
+        }
+        // Any other property that long still makes the card unreadable (it would be imported, cut).
+        let note = "BEGIN:VCARD\r\nFN:x\r\nNOTE:\(String(repeating: "n", count: 20_000))\r\nEND:VCARD\r\n"
+        #expect(Self.read(VCardReader(), Array(note.utf8)).1.map(Self.reason) == ["TOO_LONG"])
+    }
+
     @Test("vCard: a card inside a card, a card not ended, a line past the bound and invalid UTF-8 are unreadable; deep nesting is only counted")
     func vcardHostile() {
         var limits = ImportLimits()

@@ -11,12 +11,16 @@ import SwitchboardServiceKit
 /// Invalid input never stops the reader: a card past ``ImportLimits/maxRecordBytes``, a content line past
 /// ``ImportLimits/maxLineBytes``, more than ``ImportLimits/maxFields`` properties, a value that is not UTF-8, a
 /// `BEGIN:VCARD` inside a card (nesting is counted, never stored) or input ending inside a card each make that card
-/// one unreadable record. Lines outside cards are ignored.
+/// one unreadable record. Lines outside cards are ignored, and so are the binary properties nothing imports (``binary``:
+/// a photo, a logo, a sound, a key), whatever their size: phones' and mail programs' exports embed photos of hundreds
+/// of kilobytes, which would otherwise make their cards unreadable.
 public struct VCardReader: ContactRecordReader {
     let limits: ImportLimits
     private var offset = 0
     private var line: [UInt8] = []
     private var lineBytes = 0
+    /// Every byte of the logical line so far: its folds and line ends too (what it adds to `cardBytes`).
+    private var rawLineBytes = 0
     private var atLineStart = true
     private var hasPending = false
     private var inCard = false
@@ -31,6 +35,9 @@ public struct VCardReader: ContactRecordReader {
     static let structured: Set<String> = ["N", "ADR", "ORG", "GENDER"]
     /// List properties, split into values at `,`.
     static let lists: Set<String> = ["CATEGORIES", "NICKNAME"]
+    /// Properties of binary data (inline base64 or a URI), which no mapping imports: skipped, never counted against a
+    /// bound, never stored.
+    static let binary: Set<String> = ["PHOTO", "LOGO", "SOUND", "KEY"]
 
     /// Creates a reader.
     /// - Parameter limits: the bounds.
@@ -47,11 +54,13 @@ public struct VCardReader: ContactRecordReader {
                 atLineStart = false
                 if hasPending, byte == 0x20 || byte == 0x09 {
                     // A folded line: its first space or tab is the fold, not text.
+                    rawLineBytes += 1
                     continue
                 }
                 if hasPending { endLogicalLine(into: &records) }
                 hasPending = true
             }
+            rawLineBytes += 1
             if byte == 0x0A {
                 if line.last == 0x0D { line.removeLast() }
                 atLineStart = true
@@ -84,6 +93,7 @@ public struct VCardReader: ContactRecordReader {
         defer {
             line.removeAll(keepingCapacity: line.capacity <= 1 << 16)
             lineBytes = 0
+            rawLineBytes = 0
             hasPending = false
         }
         if line.isEmpty { return }
@@ -129,6 +139,11 @@ public struct VCardReader: ContactRecordReader {
             return
         }
         guard inCard, nesting == 0 else { return }
+        if Self.binary.contains(upperName) {
+            // Not imported: its bytes count toward no bound (a photo's hundreds of kilobytes).
+            cardBytes -= rawLineBytes
+            return
+        }
         if tooLong {
             if problem == nil { problem = ("a line is more than \(limits.maxLineBytes) bytes", "TOO_LONG") }
             return

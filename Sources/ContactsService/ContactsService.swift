@@ -72,6 +72,11 @@ public enum ContactsService: ServiceDefinition {
             help:
                 "SearchContacts calls with facets that run at once (1-200; while another tenant's waits, one tenant's at most half, rounded up); the others wait their turn, at most SWITCHBOARD_CONTACTS_SEARCH_TIMEOUT_MS, then are RESOURCE_EXHAUSTED. About the database's cores per replica: more at once only makes each slower."
         ),
+        .init(
+            "SWITCHBOARD_CONTACTS_IMPORT_MAX_BYTES_WITHOUT_ROW", default: String(ImportLimits().maxBytesWithoutRow),
+            help:
+                "Most bytes an import reads without a row ending: blank lines, text outside vCards, one record (skipped vCard photos included) (65536-1073741824); past it the call ends with INVALID_ARGUMENT (rows before are written)."
+        ),
     ]
 
     /// Where the organization feed comes from.
@@ -103,6 +108,7 @@ public enum ContactsService: ServiceDefinition {
         limits.importLimits.batchRows = try env.int(settings[11], in: 1...5000)
         limits.importRetentionDays = try env.int(settings[14], in: 1...3650)
         limits.facetSearchesAtOnce = try env.int(settings[15], in: 1...200)
+        limits.importLimits.maxBytesWithoutRow = try env.int(settings[16], in: (64 << 10)...(1 << 30))
         return limits
     }
 

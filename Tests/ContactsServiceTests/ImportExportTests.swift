@@ -20,6 +20,7 @@ final class ImportExportTests {
         limits.importLimits.batchRows = 5
         limits.importLimits.maxRows = 200
         limits.importLimits.maxRecordBytes = 2048
+        limits.importLimits.maxBytesWithoutRow = 32 << 10
         limits.exportChunkBytes = 1024
         return limits
     }()
@@ -418,6 +419,15 @@ final class ImportExportTests {
 
         let huge = await rpcError { _ = try await self.runImport(client, Self.options(), [Array(repeating: 0x41, count: (1 << 20) + 1)]) }
         #expect(huge?.code == .invalidArgument)
+
+        // Input that makes no row never ends a call by the row bound: past its own bound (32 KiB here) the call ends,
+        // the rows before it written.
+        let blank = Self.csv("name.given,emails\nBlank,blank@example.com\n") + Array(repeating: Array(repeating: 0x0A, count: 4096), count: 12)
+        let endless = await rpcError { _ = try await self.runImport(client, Self.options(id: "blank"), blank) }
+        #expect(endless?.code == .invalidArgument)
+        #expect(endless?.fieldViolations.map(\.field) == ["chunk"])
+        #expect(endless?.message.contains("make no row") == true, "\(endless?.message ?? "")")
+        #expect(try await all(client).contains { $0.emails.first?.address == "blank@example.com" })
 
         let noOptions = await rpcError {
             var options = client.options

@@ -113,14 +113,15 @@ struct ImportReaderTests {
         let limits = try ContactsService.limits([
             "SWITCHBOARD_CONTACTS_IMPORT_MAX_RECORD_BYTES": "2048", "SWITCHBOARD_CONTACTS_IMPORT_MAX_LINE_BYTES": "512",
             "SWITCHBOARD_CONTACTS_IMPORT_MAX_FIELDS": "20", "SWITCHBOARD_CONTACTS_IMPORT_MAX_ROWS": "7",
-            "SWITCHBOARD_CONTACTS_IMPORT_BATCH_ROWS": "3",
+            "SWITCHBOARD_CONTACTS_IMPORT_BATCH_ROWS": "3", "SWITCHBOARD_CONTACTS_IMPORT_MAX_BYTES_WITHOUT_ROW": "65536",
         ]).importLimits
         #expect(limits.maxRecordBytes == 2048 && limits.maxLineBytes == 512 && limits.maxFields == 20 && limits.maxRows == 7 && limits.batchRows == 3)
+        #expect(limits.maxBytesWithoutRow == 65536)
         #expect(try ContactsService.limits([:]).importLimits == ImportLimits())
         for (name, value) in [
             ("SWITCHBOARD_CONTACTS_IMPORT_MAX_RECORD_BYTES", "10"), ("SWITCHBOARD_CONTACTS_IMPORT_MAX_LINE_BYTES", "99999999"),
             ("SWITCHBOARD_CONTACTS_IMPORT_MAX_FIELDS", "0"), ("SWITCHBOARD_CONTACTS_IMPORT_MAX_ROWS", "-1"),
-            ("SWITCHBOARD_CONTACTS_IMPORT_BATCH_ROWS", "many"),
+            ("SWITCHBOARD_CONTACTS_IMPORT_BATCH_ROWS", "many"), ("SWITCHBOARD_CONTACTS_IMPORT_MAX_BYTES_WITHOUT_ROW", "1000"),
         ] {
             #expect(throws: (any Error).self, "\(name)=\(value)") { _ = try ContactsService.limits([name: value]) }
         }

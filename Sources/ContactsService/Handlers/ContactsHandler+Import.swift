@@ -150,6 +150,10 @@ extension ContactsHandler {
         var headerSeen = false
         var rowsSeen = 0
         var received = 0
+        // Where the last record ended: input that makes no record (blank lines, text outside vCards) is bounded too, or
+        // a client could stream it for ever (the row bound never moves).
+        var recordsEnd = 0
+        let maxGap = limits.maxBytesWithoutRow
         var batch: [ImportBatchRow] = []
         var batchEnd = 0
         batch.reserveCapacity(limits.batchRows)
@@ -188,6 +192,7 @@ extension ContactsHandler {
             }
             func take(_ records: [SourceRecord]) async throws {
                 for record in records {
+                    recordsEnd = max(recordsEnd, record.endOffset)
                     if record.row == 0, case .unreadable(let violation) = record.content {
                         throw ContactsError.invalid([violation])
                     }
@@ -234,6 +239,18 @@ extension ContactsHandler {
                 let records = bytes.withUnsafeBytes { reader.read($0) }
                 try learnHeader()
                 try await take(records)
+                // The header counts as a record (the CSV reader keeps it out of the records).
+                if headerSeen, recordsEnd == 0 { recordsEnd = received }
+                guard received - recordsEnd <= maxGap else {
+                    try await submit()
+                    try await drain()
+                    throw ContactsError.invalid([
+                        Violation(
+                            "chunk",
+                            "\(received - recordsEnd) bytes after row \(rowsSeen) make no row (blank lines, text outside records); at most \(maxGap)",
+                            reason: "TOO_LONG")
+                    ])
+                }
             }
             let last = reader.finish()
             try learnHeader()

@@ -77,10 +77,14 @@ public struct ImportLimits: Sendable, Hashable {
     public var maxFields = 200
     /// The most rows one ImportContacts call may send.
     public var maxRows = 1_000_000
+    /// The most bytes read without a row ending (blank lines, text outside vCards, a record in progress with the
+    /// photos a vCard reader skips): input that never makes a row cannot run a call without end.
+    public var maxBytesWithoutRow = 16 << 20
     /// Rows written per transaction.
     public var batchRows = 1000
 
-    /// The defaults: 64 KiB records, 16 KiB lines, 200 fields, 1,000,000 rows per call, batches of 1,000 rows.
+    /// The defaults: 64 KiB records, 16 KiB lines, 200 fields, 1,000,000 rows per call, batches of 1,000 rows, 16 MiB
+    /// without a row.
     public init() {}
 }
 

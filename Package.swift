@@ -32,7 +32,7 @@ func service(_ name: String, module: String, dependencies: [Target.Dependency] =
             name: module,
             dependencies: [
                 "SwitchboardRPC", "SwitchboardProtos", "SwitchboardPostgres", "SwitchboardRuntime", "SwitchboardServiceKit",
-                .product(name: "Logging", package: "swift-log"),
+                "SwitchboardAccess", .product(name: "Logging", package: "swift-log"),
             ] + dependencies,
             swiftSettings: strict),
         .executableTarget(
@@ -279,10 +279,15 @@ let package = Package(
         ),
 
         // The HTTP/JSON gateway: routes from the generated HTTP schema, no database.
+        // The lowest role of every RPC of the five services: the services' auth and the gateway's 403 read it.
+        .target(
+            name: "SwitchboardAccess",
+            dependencies: ["SwitchboardRPC", "SwitchboardProtos", "SwitchboardRuntime"],
+            swiftSettings: strict),
         .target(
             name: "SwitchboardGateway",
             dependencies: [
-                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardRuntime",
+                "SwitchboardRPC", "SwitchboardProtos", "SwitchboardHTTP2", "SwitchboardRuntime", "SwitchboardAccess",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),

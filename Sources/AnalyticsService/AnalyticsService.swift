@@ -2,6 +2,7 @@ import FoundationEssentials
 import Logging
 import Metrics
 import ServiceLifecycle
+import SwitchboardAccess
 import SwitchboardHTTP2
 import SwitchboardPostgres
 import SwitchboardProtos
@@ -126,17 +127,7 @@ public enum AnalyticsService: ServiceDefinition {
         var description = ServiceDescription(
             defaults: defaults, migrations: EmbeddedMigrations.all,
             grpcServices: [Switchboard_Analytics_V1_AnalyticsService.serviceName],
-            requiredRoles: [
-                M.getTimeline: .readOnly, M.watchTimeline: .readOnly, M.getContactMetrics: .readOnly, M.getActivityStats: .readOnly,
-                M.getContactSummary: .readOnly,
-                M.getLifecycleFunnel: .readOnly, M.listTop: .readOnly, M.getDataCompleteness: .readOnly,
-                M.getScoringModel: .readOnly, M.setScoringModel: .manager, M.getEngagementScore: .readOnly,
-                M.createReport: .user, M.getReport: .readOnly, M.listReports: .readOnly, M.deleteReport: .user, M.runReport: .readOnly,
-                M.exportReport: .readOnly,
-                M.createDashboard: .user, M.getDashboard: .readOnly, M.getDashboardData: .readOnly,
-                M.createAlert: .manager, M.listAlerts: .readOnly, M.deleteAlert: .manager,
-                M.watchChanges: .readOnly, M.exportSubject: .admin,
-            ],
+            requiredRoles: AccessRules.analytics,
             makeServices: { dependencies in
                 [AnalyticsHandler(domain: domain(dependencies, limits: limits), changes: dependencies.changes)]
             })

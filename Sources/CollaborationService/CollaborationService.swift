@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import ServiceLifecycle
+import SwitchboardAccess
 import SwitchboardHTTP2
 import SwitchboardPostgres
 import SwitchboardProtos
@@ -143,23 +144,7 @@ public enum CollaborationService: ServiceDefinition {
         var description = ServiceDescription(
             defaults: defaults, migrations: EmbeddedMigrations.all,
             grpcServices: [Switchboard_Collaboration_V1_CollaborationService.serviceName],
-            requiredRoles: [
-                M.createNote: .user, M.getNote: .readOnly, M.updateNote: .user, M.deleteNote: .user, M.undeleteNote: .user,
-                M.listNotes: .readOnly,
-                M.createComment: .user, M.updateComment: .user, M.deleteComment: .user, M.listComments: .readOnly,
-                M.createTeam: .manager, M.updateTeam: .manager, M.getTeam: .readOnly, M.listTeams: .readOnly, M.addTeamMembers: .manager,
-                M.removeTeamMembers: .manager,
-                M.shareNote: .user, M.revokeGrant: .user, M.listGrants: .readOnly,
-                M.createNotification: .user, M.listNotifications: .readOnly, M.subscribeNotifications: .readOnly,
-                M.markNotificationsRead: .readOnly, M.acknowledgeNotifications: .readOnly, M.getNotificationPreferences: .readOnly,
-                M.setNotificationPreferences: .readOnly,
-                M.uploadFile: .user, M.deleteFile: .user, M.undeleteFile: .user, M.downloadFile: .readOnly, M.getFile: .readOnly,
-                M.listFiles: .readOnly,
-                M.createMeeting: .user, M.getMeeting: .readOnly, M.updateMeeting: .user, M.deleteMeeting: .user, M.undeleteMeeting: .user,
-                M.cancelOccurrence: .user, M.moveOccurrence: .user, M.restoreOccurrence: .user,
-                M.listMeetings: .readOnly, M.findFreeSlots: .readOnly, M.getContactSummary: .readOnly,
-                M.watchChanges: .readOnly, M.exportSubject: .admin,
-            ],
+            requiredRoles: AccessRules.collaboration,
             makeServices: { dependencies in
                 let store = makeStore(dependencies)
                 let notifier = dependencies.notifier

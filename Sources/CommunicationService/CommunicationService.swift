@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
+import SwitchboardAccess
 import SwitchboardHTTP2
 import SwitchboardPostgres
 import SwitchboardProtos
@@ -308,17 +309,7 @@ public enum CommunicationService: ServiceDefinition {
         var description = ServiceDescription(
             defaults: defaults, migrations: EmbeddedMigrations.all,
             grpcServices: [Switchboard_Communication_V1_CommunicationService.serviceName],
-            requiredRoles: [
-                M.logInteraction: .user, M.updateInteraction: .user, M.deleteInteraction: .user, M.undeleteInteraction: .user,
-                M.getInteraction: .readOnly, M.listInteractions: .readOnly, M.searchInteractions: .readOnly, M.listFollowUpsDue: .readOnly,
-                M.recordConsent: .user, M.listConsentHistory: .readOnly, M.checkConsent: .readOnly, M.getContactSummary: .readOnly,
-                M.createTemplate: .user, M.updateTemplate: .user, M.getTemplate: .readOnly, M.listTemplates: .readOnly,
-                M.renderTemplate: .readOnly,
-                M.sendMessage: .user, M.getSend: .readOnly, M.cancelSend: .user, M.exportSubject: .admin,
-                M.createCampaign: .user, M.getCampaign: .readOnly, M.pauseCampaign: .user, M.resumeCampaign: .user, M.cancelCampaign: .user,
-                M.watchCampaignProgress: .readOnly,
-                M.watchChanges: .readOnly,
-            ],
+            requiredRoles: AccessRules.communication,
             feedBatchBytes: pageBytes,
             makeServices: { dependencies in
                 let (pool, feed, idempotency) = (dependencies.pool, dependencies.changeFeed, dependencies.idempotency)

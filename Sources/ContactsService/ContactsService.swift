@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import ServiceLifecycle
+import SwitchboardAccess
 import SwitchboardHTTP2
 import SwitchboardPostgres
 import SwitchboardProtos
@@ -129,15 +130,7 @@ public enum ContactsService: ServiceDefinition {
         var description = ServiceDescription(
             defaults: defaults, migrations: EmbeddedMigrations.all,
             grpcServices: [Switchboard_Contacts_V1_ContactsService.serviceName],
-            requiredRoles: [
-                M.createContact: .user, M.batchCreateContacts: .user, M.updateContact: .user, M.deleteContact: .user, M.batchUpdateContacts: .user,
-                M.batchDeleteContacts: .user, M.undeleteContact: .user,
-                M.getContact: .readOnly, M.batchGetContacts: .readOnly, M.lookupContacts: .readOnly, M.listContacts: .readOnly,
-                M.searchContacts: .readOnly, M.getSavedSearch: .readOnly, M.listSavedSearches: .readOnly, M.createSavedSearch: .user,
-                M.deleteSavedSearch: .user, M.bulkTagContacts: .user,
-                M.watchChanges: .readOnly, M.importContacts: .user, M.exportContacts: .readOnly,
-                M.listFieldDefinitions: .readOnly, M.defineField: .admin, M.retireField: .admin,
-            ],
+            requiredRoles: AccessRules.contacts,
             feedBatchBytes: limits.pageBytes,
             makeServices: { dependencies in
                 let store = PostgresContactStore(

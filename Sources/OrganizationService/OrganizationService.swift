@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import ServiceLifecycle
+import SwitchboardAccess
 import SwitchboardHTTP2
 import SwitchboardPostgres
 import SwitchboardProtos
@@ -77,21 +78,7 @@ public enum OrganizationService: ServiceDefinition {
         var description = ServiceDescription(
             defaults: defaults, migrations: EmbeddedMigrations.all,
             grpcServices: [Switchboard_Organization_V1_OrganizationService.serviceName],
-            requiredRoles: [
-                M.createOrganization: .user, M.updateOrganization: .user, M.deleteOrganization: .user, M.undeleteOrganization: .user,
-                M.getOrganization: .readOnly, M.batchGetOrganizations: .readOnly, M.listOrganizations: .readOnly,
-                M.defineField: .admin, M.retireField: .admin, M.listFieldDefinitions: .readOnly,
-                M.streamOrganizationTree: .readOnly, M.listAncestors: .readOnly,
-                M.createUnit: .user, M.updateUnit: .user, M.deleteUnit: .user, M.undeleteUnit: .user, M.getUnit: .readOnly,
-                M.listUnits: .readOnly,
-                M.defineMembershipRole: .admin, M.listMembershipRoles: .readOnly, M.createMembership: .user, M.updateMembership: .user,
-                M.deleteMembership: .user, M.getMembership: .readOnly, M.listOrganizationMembers: .readOnly,
-                M.listContactMemberships: .readOnly,
-                M.createGroup: .user, M.updateGroup: .user, M.deleteGroup: .user, M.undeleteGroup: .user, M.addGroupMembers: .user,
-                M.removeGroupMembers: .user, M.getGroup: .readOnly, M.listGroups: .readOnly, M.listGroupMembers: .readOnly,
-                M.listContactGroups: .readOnly, M.getContactSummary: .readOnly,
-                M.watchChanges: .readOnly, M.exportSubject: .admin,
-            ],
+            requiredRoles: AccessRules.organization,
             feedBatchBytes: pageBytes,
             makeServices: { dependencies in
                 let store = PostgresOrganizationStore(

@@ -35,6 +35,20 @@ enum OpenAPIDocument {
                         "schema": .object(["type": .string("string")]),
                     ]))
             }
+            if method.input.isEmpty == false, SwitchboardHTTPSchema.messages[method.input]?.field(named: "etag") != nil, route.verb != "GET" {
+                parameters.append(
+                    .object([
+                        "name": .string("If-Match"), "in": .string("header"), "required": .bool(false),
+                        "description": .string("Sets etag: the write happens only if the resource's entity tag is this one (412 otherwise)."),
+                        "schema": .object(["type": .string("string")]),
+                    ]))
+            }
+            parameters.append(
+                .object([
+                    "name": .string("X-Request-Timeout"), "in": .string("header"), "required": .bool(false),
+                    "description": .string("The request's budget (250ms, 5s, 1.5; grpc-timeout also works): past it, 504."),
+                    "schema": .object(["type": .string("string")]),
+                ]))
             var operation: [String: JSON] = [
                 "operationId": .string(uniqueID(method.descriptor.method, route, &operationIDs)),
                 "tags": .array([.string(method.descriptor.service)]),
@@ -64,8 +78,25 @@ enum OpenAPIDocument {
             }
             referenced.insert(method.output)
             let success: JSON
-            if method.descriptor.kind == .serverStreaming {
+            // The headers every answer carries; a response with an etag field carries it as ETag too.
+            var responseHeaders: [String: JSON] = [
+                "X-Request-Id": .object([
+                    "description": .string("The request's id (the one sent, or a new one)."), "schema": .object(["type": .string("string")]),
+                ]),
+                "traceparent": .object([
+                    "description": .string("The request's span: the caller's trace id (or a new one) and the gateway's span id."),
+                    "schema": .object(["type": .string("string")]),
+                ]),
+            ]
+            if SwitchboardHTTPSchema.messages[method.output]?.field(named: "etag") != nil {
+                responseHeaders["ETag"] = .object([
+                    "description": .string("The resource's entity tag."), "schema": .object(["type": .string("string")]),
+                ])
+            }
+            // A bidirectional stream (ImportContacts) answers as a server stream does: its body's lines are the requests.
+            if method.descriptor.kind == .serverStreaming || method.descriptor.kind == .bidirectionalStreaming {
                 success = .object([
+                    "headers": .object(responseHeaders),
                     "description": .string(
                         "A stream: one {\"result\": message} line per message and {\"error\": status} on failure (NDJSON), or server-sent events with Accept: text/event-stream."
                     ),
@@ -81,7 +112,8 @@ enum OpenAPIDocument {
                 ])
             } else {
                 success = .object([
-                    "description": .string("OK"), "content": .object(["application/json": .object(["schema": ref(method.output)])]),
+                    "description": .string("OK"), "headers": .object(responseHeaders),
+                    "content": .object(["application/json": .object(["schema": ref(method.output)])]),
                 ])
             }
             operation["responses"] = .object([

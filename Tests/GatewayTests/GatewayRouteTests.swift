@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SwitchboardRuntime
 import SwitchboardServiceKitTestSupport
 import Testing
@@ -133,7 +134,7 @@ struct GatewayRouteTests {
         #expect(badTimeout.status == 400)
     }
 
-    @Test("tokens are checked at the edge: none or a bad one is 401 without a call; the service's role check is 403")
+    @Test("tokens and roles are checked at the edge: none or a bad one is 401, a role too weak 403, without a call")
     func authMatrix() async throws {
         let gw = try await GatewayHarness.start()
         defer { Task { await gw.stop() } }
@@ -154,6 +155,28 @@ struct GatewayRouteTests {
         let write = try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "R"}}"#, token: reader)
         #expect(write.status == 403, "\(write.body)")
         #expect(write.json["code"] as? Int == 7)
+        #expect((write.json["message"] as? String)?.contains("needs the user role") == true, "\(write.body)")
+
+        // The role is checked at the edge too: with every service silent (they accept and never answer), a role too
+        // weak is still a 403 at once, where a call would have waited out its budget (504).
+        let silent = try await GatewayHarness.silentServer()
+        defer { silent.close(promise: nil) }
+        let address = "127.0.0.1:\(silent.localAddress!.port!)"
+        let edge = try await GatewayHarness.start(
+            targets: ["contacts": address, "organization": address, "collaboration": address, "analytics": address],
+            environment: ["SWITCHBOARD_GATEWAY_HEALTH_CHECK_SECONDS": "0"])
+        defer { Task { await edge.stop() } }
+        let headers = ["X-Request-Timeout": "5s"]
+        let admin = try await GatewayHarness.token(tenant: tenant, roles: [.admin])
+        for (verb, path, body, token) in [
+            ("POST", "/v1/contacts", #"{"name": {"given": "R"}}"#, reader), ("POST", "/v1/organizations", #"{"name": "O"}"#, reader),
+            ("POST", "/v1/notes", #"{"body": "n"}"#, reader), ("GET", "/v1/contacts", nil, try await GatewayHarness.token(tenant: tenant, roles: [])),
+        ] as [(String, String, String?, String)] {
+            let refused = try await edge.request(verb, path, body: body, token: token, headers: headers)
+            #expect(refused.status == 403, "\(verb) \(path): \(refused.status) \(refused.body)")
+        }
+        // A strong enough role goes on to the (silent) service: the budget ends it.
+        #expect(try await edge.request("GET", "/v1/contacts", token: admin, headers: ["X-Request-Timeout": "300ms"]).status == 504)
         // Another tenant's contact is not found, through the gateway as directly.
         let owner = try await GatewayHarness.token(tenant: tenant)
         let id = try #require(try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "T"}}"#, token: owner).json["id"] as? String)

@@ -104,6 +104,18 @@ final class SearchTests {
         // Scores are best first.
         let scores = try await client.search("jon smth").hits.map(\.score)
         #expect(scores == scores.sorted(by: >) && scores.allSatisfy { $0 > 0 })
+        // Two neighbouring letters swapped, or one letter too many: trigrams barely see these ("jhon" shares one of nine
+        // with "john"), one edit finds them.
+        #expect(try await client.names("jhon smtih") == ["John Smith"])
+        // ("Smith Jonas" matches too: "jonh" resembles "jonas"; the names in order rank first.)
+        let doubled = try await client.names("jonh smiith")
+        #expect(doubled.first == "John Smith" && !doubled.contains("Jane Doe"), "\(doubled)")
+        let swapped = try await client.names("smtih")
+        #expect(Set(swapped) == ["John Smith", "Smith Jonas"], "\(swapped)")
+        // A swap does not stand for the word itself: the exact word still scores more.
+        let exact = try await client.search("smith").hits.map(\.score).max() ?? 0
+        let edited = try await client.search("smtih").hits.map(\.score).max() ?? 0
+        #expect(exact > edited, "\(exact) \(edited)")
     }
 
     @Test("highlights name the fields and the matched words' places")

@@ -51,16 +51,31 @@ extension PostgresContactStore {
          WHERE k.token ~ '^[[:digit:]]')
         """
 
-    /// The tenant's words of letters that resemble a query word `k.token` (trigram similarity, for words of three
-    /// letters or more): whether the trigram index or the tenant's own terms are the cheaper way there depends on the
-    /// tenant's size.
+    /// The tenant's words of letters that resemble a query word `k.token`: by trigram similarity, for words of three
+    /// letters or more (whether the trigram index or the tenant's own terms are the cheaper way there depends on the
+    /// tenant's size); and, weighing ``editWeight``, the words one swap of neighbouring letters away (four letters or
+    /// more) or one letter shorter (five or more), read by key. Trigrams miss those: "jhon" and "john" share one of
+    /// nine (similarity 0.11), "smtih" and "smith" two of ten.
     private static let typoCandidatesOfToken = """
-        (SELECT term, 0.5 + 0.5 * contacts.term_similarity(term, k.token) AS weight
-         FROM contacts.search_terms
-         WHERE tenant_id = $1 AND length(k.token) >= 3 AND k.token ~ '^[[:alpha:]]' AND term ~ '^[[:alpha:]]'
-           AND contacts.term_resembles(term, k.token)
-         ORDER BY contacts.term_similarity(term, k.token) DESC, term LIMIT \(typoCandidates))
+        ((SELECT term, 0.5 + 0.5 * contacts.term_similarity(term, k.token) AS weight
+          FROM contacts.search_terms
+          WHERE tenant_id = $1 AND length(k.token) >= 3 AND k.token ~ '^[[:alpha:]]' AND term ~ '^[[:alpha:]]'
+            AND contacts.term_resembles(term, k.token)
+          ORDER BY contacts.term_similarity(term, k.token) DESC, term LIMIT \(typoCandidates))
+         UNION ALL
+         (SELECT term, \(editWeight)::float8 AS weight
+          FROM contacts.search_terms
+          WHERE tenant_id = $1 AND length(k.token) >= 4 AND k.token ~ '^[[:alpha:]]+$' AND term IN (
+              SELECT (substr(k.token, 1, i - 1) || substr(k.token, i + 1, 1) || substr(k.token, i, 1) || substr(k.token, i + 2)) COLLATE "C"
+              FROM generate_series(1, length(k.token) - 1) AS i WHERE substr(k.token, i, 1) <> substr(k.token, i + 1, 1)
+              UNION
+              SELECT (substr(k.token, 1, i - 1) || substr(k.token, i + 1)) COLLATE "C"
+              FROM generate_series(1, length(k.token)) AS i WHERE length(k.token) >= 5)))
         """
+
+    /// The weight of a word one swap or one deletion away from a query's word (a prefix weighs 0.6–0.9, a resemblance
+    /// 0.6–1 by similarity, the word itself 1).
+    static let editWeight = "0.8"
 
     /// The ranked search's candidates in two statements sent together: by prefix, planned once per connection (a range
     /// of a key whatever the tenant), and by resemblance, planned for each execution (a generic plan, made for an

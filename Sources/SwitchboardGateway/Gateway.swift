@@ -109,7 +109,8 @@ public final class Gateway: Sendable {
         // The request is a span of the caller's trace, or the first of a new one: the services' calls are its children
         // (they get it as their parent), and the client gets it back to find them.
         let trace = TraceContext(traceparent: head.headers.first(name: "traceparent").flatMap { $0.utf8.count <= 128 ? $0 : nil })
-        var common = HTTPHeaders([("x-request-id", requestID), ("traceparent", trace.traceparent)])
+        let traceparent = trace.traceparent
+        var common = HTTPHeaders([("x-request-id", requestID), ("traceparent", traceparent)])
         addCORS(head, to: &common)
         let conditional = head.headers.contains(name: "if-match")
         do {
@@ -162,7 +163,7 @@ public final class Gateway: Sendable {
                 try limit(identity, .read)
                 let budget = try deadline(head.headers, streaming: false)
                 let overview = try await ContactOverview(gateway: self).build(
-                    contactID: id, metadata: forwardedMetadata(head.headers, requestID: requestID, trace: trace),
+                    contactID: id, metadata: forwardedMetadata(head.headers, requestID: requestID, traceparent: traceparent),
                     budget: budget ?? configuration.defaultTimeout)
                 try await writeJSONText(overview, status: .ok, headers: common, writer)
                 return
@@ -182,7 +183,7 @@ public final class Gateway: Sendable {
             try limit(identity, route.routeClass)
             let budget = try deadline(head.headers, streaming: route.routeClass == .stream)
 
-            var options = CallOptions(metadata: forwardedMetadata(head.headers, requestID: requestID, trace: trace), timeout: budget)
+            var options = CallOptions(metadata: forwardedMetadata(head.headers, requestID: requestID, traceparent: traceparent), timeout: budget)
             options.compressRequests = false
             guard let channel = channels[route.upstream] else { throw GatewayError(.unavailable, "\(route.upstream) is not configured") }
             let client = RPCClient(transport: channel)
@@ -336,10 +337,10 @@ public final class Gateway: Sendable {
 
     /// What goes upstream with every call of a request: the caller's token, the request's id, and the request's span as
     /// the calls' parent (with the caller's `tracestate`).
-    func forwardedMetadata(_ headers: HTTPHeaders, requestID: String, trace: TraceContext) -> Metadata {
+    func forwardedMetadata(_ headers: HTTPHeaders, requestID: String, traceparent: String) -> Metadata {
         var metadata = Metadata()
         if let value = headers.first(name: "authorization") { metadata.addString(value, forKey: "authorization") }
-        metadata.addString(trace.traceparent, forKey: "traceparent")
+        metadata.addString(traceparent, forKey: "traceparent")
         // W3C caps tracestate at 32 members of at most 256 characters; a longer one is dropped, not cut.
         if let value = headers.first(name: "tracestate"), value.utf8.count <= 512 { metadata.addString(value, forKey: "tracestate") }
         metadata.addString(requestID, forKey: "x-request-id")
@@ -527,6 +528,18 @@ public final class Gateway: Sendable {
         let sse = request.head.headers.first(name: "accept")?.contains("text/event-stream") ?? false
         let responder = StreamResponder(writer: writer, headers: headers, sse: sse)
         let shutdown = ShutdownFlag()
+        // A stream takes a slot before it starts, so that one opened once shutdown has begun is refused before anything
+        // of it is written (after, the head could already be on its way and a 503 would be a second response).
+        guard
+            let slot = streamDrains.withLock({ drains -> Int? in
+                guard !drains.draining else { return nil }
+                drains.next += 1
+                return drains.next
+            })
+        else {
+            throw GatewayError(.unavailable, Self.shuttingDown)
+        }
+        defer { _ = streamDrains.withLock { $0.ends.removeValue(forKey: slot) } }
         // A client that goes away cancels the upstream call (a quiet watch would otherwise notice only at its next write).
         let task = Task {
             try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -561,22 +574,18 @@ public final class Gateway: Sendable {
         }
         request.connection.onClose { task.cancel() }
         defer { request.connection.onClose(nil) }
-        // On shutdown the stream ends with an UNAVAILABLE error line or event (the client opens it again elsewhere),
-        // not with its connection closed under it when the grace ends.
-        let registered: Int? = streamDrains.withLock { drains in
-            guard !drains.draining else { return nil }
-            drains.next += 1
-            drains.ends[drains.next] = {
-                shutdown.set()
-                task.cancel()
-            }
-            return drains.next
-        }
-        guard let registered else {
+        // Past its slot (taken before the stream started), shutdown ends it: see ``drainStreams()``.
+        let end: @Sendable () -> Void = {
+            shutdown.set()
             task.cancel()
-            throw GatewayError(.unavailable, Self.shuttingDown)
         }
-        defer { _ = streamDrains.withLock { $0.ends.removeValue(forKey: registered) } }
+        if streamDrains.withLock({ drains in
+            if drains.draining { return true }
+            drains.ends[slot] = end
+            return false
+        }) {
+            end()
+        }
         do {
             try await withTaskCancellationHandler {
                 try await task.value
@@ -601,8 +610,8 @@ public final class Gateway: Sendable {
 
     static let shuttingDown = "the gateway is shutting down; open the stream again"
 
-    /// Shutdown has begun: every open server stream ends with an UNAVAILABLE error (line or event), and a stream
-    /// opened from now on is refused with 503.
+    /// Shutdown's grace is nearly over (``GatewayServer``): every open server stream ends with an UNAVAILABLE error
+    /// (line or event) instead of a cut connection, and a stream opened from now on is refused with 503.
     public func drainStreams() {
         let ends = streamDrains.withLock { drains in
             drains.draining = true

@@ -59,9 +59,9 @@ public struct GatewayServer: Service {
         try await address.futureResult.get()
     }
 
-    /// Serves until cancelled or until graceful shutdown, which stops accepting, ends server streams with an
-    /// UNAVAILABLE error (``Gateway/drainStreams()``), closes idle connections, lets other responses in flight finish
-    /// (each saying `connection: close`) and closes what is left after the grace.
+    /// Serves until cancelled or until graceful shutdown, which stops accepting, closes idle connections, lets
+    /// responses in flight finish (each saying `connection: close`), ends server streams still open near the grace's
+    /// end with an UNAVAILABLE error (``Gateway/drainStreams()``) and closes what is left after the grace.
     public func run() async throws {
         let gateway = self.gateway, maxBody = gateway.configuration.maxBodyBytes, minBodyRate = gateway.configuration.minBodyBytesPerSecond
         let idleTimeout = self.idleTimeout.map(Self.timeAmount)
@@ -123,9 +123,12 @@ public struct GatewayServer: Service {
                 }
             } onGracefulShutdown: {
                 server.channel.close(promise: nil)
-                // Streams end first, each with an error the client can act on; then connections finish or are closed.
-                gateway.drainStreams()
                 open.drain(grace: grace)
+                // Streams that are still open near the grace's end (watches; exports and imports that need longer) end
+                // with an error the client can act on, before their connections are closed: half a second before, or
+                // half the grace when that is shorter. A finite stream that ends within the grace is not cut.
+                let streamsEnd = grace - min(.nanoseconds(grace.nanoseconds / 2), .milliseconds(500))
+                MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: streamsEnd) { gateway.drainStreams() }
             }
         } onCancel: {
             server.channel.close(promise: nil)

@@ -89,20 +89,13 @@ struct RequestMapping {
         }
         for (key, values) in repeated { try set(&object, repeatedPaths[key]!, .array(values)) }
 
-        // A write whose RPC has no request id cannot be made idempotent, nor one without an etag conditional: answering
-        // as if it were would let a retry create twice, or a stale write through. (A read is idempotent and
-        // unconditional anyway.)
-        if input.route.verb != "GET" {
-            if input.idempotencyKey != nil, message.field(named: "request_id")?.kind != .string {
-                throw GatewayError(
-                    .invalidArgument, "\(input.route.verb) \(input.route.binding.path) cannot be made idempotent: it takes no Idempotency-Key",
-                    field: "Idempotency-Key")
-            }
-            if input.ifMatch != nil, message.field(named: "etag")?.kind != .string {
-                throw GatewayError(
-                    .invalidArgument, "\(input.route.verb) \(input.route.binding.path) cannot be made conditional: it takes no If-Match",
-                    field: "If-Match")
-            }
+        // A write whose RPC has no etag cannot be made conditional: going through as if it were would let a stale write
+        // overwrite. (`Idempotency-Key` without a request id is ignored: the unary RPCs without one are reads or
+        // idempotent writes, and a streamed upload is refused it in ``Gateway/streamedBodyOnly(_:query:_:)``.)
+        if input.route.verb != "GET", input.ifMatch != nil, message.field(named: "etag")?.kind != .string {
+            throw GatewayError(
+                .invalidArgument, "\(input.route.verb) \(input.route.binding.path) cannot be made conditional: it takes no If-Match",
+                field: "If-Match")
         }
         if let key = input.idempotencyKey, let field = message.field(named: "request_id"), field.kind == .string,
             object[field.jsonName] == nil

@@ -69,11 +69,11 @@ struct GatewayConnectionTests {
 
     @Test("a body trickled below the minimum rate loses the connection about a header timeout after its head; one sent at the rate is answered")
     func trickledBody() async throws {
-        // Two seconds of header timeout: the steady client's chunks must not come later than that on a loaded machine.
-        let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_MIN_BODY_RATE": "1000"], headerTimeout: .seconds(2))
+        // Five seconds of header timeout: the steady client's chunks must not come later than that on a loaded machine.
+        let gw = try await GatewayHarness.start(environment: ["SWITCHBOARD_GATEWAY_MIN_BODY_RATE": "1000"], headerTimeout: .seconds(5))
         defer { Task { await gw.stop() } }
-        // A byte every 200 ms: each read came well within the header timeout, which used to keep the connection for
-        // as long as the client liked. Each byte buys a millisecond now.
+        // A byte every 200 ms (60 of them: 12 s): each read came well within the header timeout, which used to keep the
+        // connection for as long as the client liked. Each byte buys a millisecond now.
         let trickler = try await RawClient.connect(
             port: gw.port, sending: "POST /no/such/route HTTP/1.1\r\nHost: gateway\r\nContent-Length: 60\r\n\r\n")
         let dripping = Task {
@@ -84,7 +84,7 @@ struct GatewayConnectionTests {
             }
         }
         defer { dripping.cancel() }
-        #expect(try await eventually(timeout: .seconds(10)) { !trickler.isActive }, "a trickled body kept its connection")
+        #expect(try await eventually(timeout: .seconds(11)) { !trickler.isActive }, "a trickled body kept its connection")
         #expect(trickler.received.isEmpty, "\(trickler.received)")
 
         // 4,000 bytes in chunks of 1,000 every 500 ms: 2,000 bytes a second, twice the rate.
@@ -253,9 +253,11 @@ struct GatewayConnectionTests {
         #expect(accepted.value.load(ordering: .relaxed) >= 1)
     }
 
-    @Test("graceful shutdown closes idle connections at once, ends a stream with an UNAVAILABLE error line, and returns")
+    @Test("graceful shutdown closes idle connections at once, ends a stream near the grace's end with an UNAVAILABLE error line, and returns")
     func gracefulShutdown() async throws {
-        let gw = try await GatewayHarness.start(shutdownGrace: .seconds(1), serviceGroup: true)
+        // Three seconds of grace: the watch is ended half a second before it, and ending it (the upstream call cancelled,
+        // the error line written) must fit in what is left on a loaded machine.
+        let gw = try await GatewayHarness.start(shutdownGrace: .seconds(3), serviceGroup: true)
         let token = try await GatewayHarness.token(tenant: Self.tenant())
         let idle = try await RawClient.connect(port: gw.port)
         try await idle.send("GET /no/such/route HTTP/1.1\r\nHost: gateway\r\n\r\n")

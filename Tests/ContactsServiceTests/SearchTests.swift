@@ -200,11 +200,35 @@ final class SearchTests {
     func pages() async throws {
         let client = try await harness.client(tenant: tenant())
         var ids: Set<String> = []
-        for i in 0..<25 { ids.insert(try await client.create(given: "Sam\(i % 3 == 0 ? "" : "my")", family: "Page \(i)").id) }
+        var created: [(id: String, family: String)] = []
+        for i in 0..<25 {
+            let contact = try await client.create(given: "Sam\(i % 3 == 0 ? "" : "my")", family: "Page \(i)")
+            ids.insert(contact.id)
+            created.append((contact.id, "Page \(i)"))
+        }
         for sort in [SearchRequest.SortBy.relevance, .createTime, .familyName] {
             let seen = try await client.allIDs("sam", pageSize: 4, sort: sort)
             #expect(seen.count == 25 && Set(seen) == ids, "\(sort)")
         }
+        // By a field, in both directions, with text and without (then each page is a range of the sort's index): pages
+        // of 4 give exactly the sort's order, the order the contacts were made in, or their family names' (in bytes,
+        // as the tests' collation orders these).
+        let byFamily = created.sorted { $0.family.utf8.lexicographicallyPrecedes($1.family.utf8) }.map(\.id)
+        for descending in [false, true] {
+            for (sort, ascending) in [(SearchRequest.SortBy.createTime, created.map(\.id)), (.familyName, byFamily)] {
+                for text in ["sam", ""] {
+                    let paged = try await client.allHits(text, pageSize: 4) {
+                        $0.sortBy = sort
+                        $0.descending = descending
+                    }.map(\.id)
+                    #expect(paged == (descending ? ascending.reversed() : ascending), "\(sort) descending \(descending) text \"\(text)\"")
+                }
+            }
+        }
+        // Without text, by relevance: every score is 0 and the pages go by id, every contact once.
+        let unranked = try await client.allHits("", pageSize: 4)
+        #expect(unranked.count == 25 && Set(unranked.map(\.id)) == ids && unranked.allSatisfy { $0.score == 0 })
+        #expect(unranked.map(\.id) == unranked.map(\.id).sorted())
         let first = try await client.search("sam", pageSize: 4)
         let changed = await code { _ = try await client.search("samy", pageSize: 4, token: first.page?.nextPageToken ?? "") }
         #expect(changed == .invalidArgument)

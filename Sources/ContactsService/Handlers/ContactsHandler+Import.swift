@@ -153,7 +153,8 @@ extension ContactsHandler {
         // Where the last record ended: input that makes no record (blank lines, text outside vCards) is bounded too, or
         // a client could stream it for ever (the row bound never moves).
         var recordsEnd = 0
-        let maxGap = limits.maxBytesWithoutRow
+        // Never under one record and one line: a record still arriving is not input that makes no row.
+        let maxGap = max(limits.maxBytesWithoutRow, limits.maxRecordBytes + limits.maxLineBytes)
         var batch: [ImportBatchRow] = []
         var batchEnd = 0
         batch.reserveCapacity(limits.batchRows)

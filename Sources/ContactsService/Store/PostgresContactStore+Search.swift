@@ -65,18 +65,19 @@ extension PostgresContactStore {
         """
 
     /// The tenant's words one swap of neighbouring letters away from a query word `k.token` of four letters or more, or
-    /// one letter shorter than one of five or more, weighing ``editWeight``: each read by key, whatever the tenant's
-    /// size. Trigrams miss them: "jhon" and "john" share one trigram of nine (similarity 0.11), "smtih" and "smith" two
-    /// of ten.
+    /// one letter shorter than one of five or more, weighing ``editWeight``. Each edit is looked up by key on its own
+    /// (a lateral subquery with a limit), so that no plan, made once for an average tenant, can read a large tenant's
+    /// terms instead. Trigrams miss these words: "jhon" and "john" share one
+    /// trigram of nine (similarity 0.11), "smtih" and "smith" two of ten.
     private static let editCandidatesOfToken = """
-        (SELECT term, \(editWeight)::float8 AS weight
-         FROM contacts.search_terms
-         WHERE tenant_id = $1 AND length(k.token) >= 4 AND k.token ~ '^[[:alpha:]]+$' AND term IN (
-             SELECT (substr(k.token, 1, i - 1) || substr(k.token, i + 1, 1) || substr(k.token, i, 1) || substr(k.token, i + 2)) COLLATE "C"
+        (SELECT v.term, \(editWeight)::float8 AS weight FROM (
+             SELECT (substr(k.token, 1, i - 1) || substr(k.token, i + 1, 1) || substr(k.token, i, 1) || substr(k.token, i + 2)) COLLATE "C" AS term
              FROM generate_series(1, length(k.token) - 1) AS i WHERE substr(k.token, i, 1) <> substr(k.token, i + 1, 1)
              UNION
              SELECT (substr(k.token, 1, i - 1) || substr(k.token, i + 1)) COLLATE "C"
-             FROM generate_series(1, length(k.token)) AS i WHERE length(k.token) >= 5))
+             FROM generate_series(1, length(k.token)) AS i WHERE length(k.token) >= 5
+         ) v CROSS JOIN LATERAL (SELECT 1 FROM contacts.search_terms t WHERE t.tenant_id = $1 AND t.term = v.term LIMIT 1) held
+         WHERE length(k.token) >= 4 AND k.token ~ '^[[:alpha:]]+$')
         """
 
     /// The weight of a word one swap or one deletion away from a query's word (a prefix weighs 0.6–0.9, a resemblance

@@ -13,6 +13,8 @@ public struct TraceContext: Sendable, Hashable {
     public var spanID: String
     /// The caller's span, if it sent `traceparent`.
     public var parentSpanID: String?
+    /// The trace flags, 2 hex digits: the caller's (its sampling decision is kept), or `01` (sampled) for a new trace.
+    public var flags: String
 
     /// Parses a `traceparent` header (`00-<trace>-<parent>-<flags>`), starting a new trace when it is absent or invalid.
     /// - Parameter header: the header value.
@@ -22,20 +24,27 @@ public struct TraceContext: Sendable, Hashable {
     }
 
     init(traceparent header: String?, random: inout RandomBytes) {
-        let parts = header?.split(separator: "-").map(String.init) ?? []
-        func isHex(_ s: String, _ n: Int) -> Bool { s.count == n && s.allSatisfy(\.isHexDigit) && s.contains { $0 != "0" } }
-        if parts.count == 4, parts[0] == "00", isHex(parts[1], 32), isHex(parts[2], 16) {
+        let parts = header?.split(separator: "-", omittingEmptySubsequences: false).map(String.init) ?? []
+        // ASCII hex only (`Character.isHexDigit` takes fullwidth digits too), of the right length; an id of zeros is
+        // invalid.
+        func isHex(_ s: String, _ n: Int, zeroAllowed: Bool = false) -> Bool {
+            s.utf8.count == n && s.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x46).contains($0) || (0x61...0x66).contains($0) }
+                && (zeroAllowed || s.utf8.contains { $0 != 0x30 })
+        }
+        if parts.count == 4, parts[0] == "00", isHex(parts[1], 32), isHex(parts[2], 16), isHex(parts[3], 2, zeroAllowed: true) {
             traceID = parts[1].lowercased()
             parentSpanID = parts[2].lowercased()
+            flags = parts[3].lowercased()
         } else {
             traceID = random.hex(16)
             parentSpanID = nil
+            flags = "01"
         }
         spanID = random.hex(8)
     }
 
-    /// The header to send downstream: this call as the parent.
-    public var traceparent: String { "00-\(traceID)-\(spanID)-01" }
+    /// The header to send downstream: this call as the parent, with the caller's flags.
+    public var traceparent: String { "00-\(traceID)-\(spanID)-\(flags)" }
 
 }
 

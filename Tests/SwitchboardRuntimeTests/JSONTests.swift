@@ -70,4 +70,24 @@ struct JSONTests {
         let bytes = ids.map { id in withUnsafeBytes(of: id.uuid) { Array($0) } }
         #expect(zip(bytes, bytes.dropFirst()).allSatisfy { $0.lexicographicallyPrecedes($1) })
     }
+
+    @Test("trace context: a caller's trace id and flags are kept and its span becomes the parent; anything else starts a new trace")
+    func traceContext() {
+        let caller = TraceContext(traceparent: "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-00")
+        #expect(caller.traceID == "4bf92f3577b34da6a3ce929d0e0e4736" && caller.parentSpanID == "00f067aa0ba902b7")
+        // Not sampled stays not sampled.
+        #expect(caller.traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-\(caller.spanID)-00")
+        #expect(caller.spanID.utf8.count == 16 && caller.spanID != "00f067aa0ba902b7")
+        for bad in [
+            nil, "", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-４bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736--00f067aa0ba902b7-01",
+        ] {
+            let fresh = TraceContext(traceparent: bad)
+            #expect(fresh.parentSpanID == nil && fresh.flags == "01" && fresh.traceID.utf8.count == 32, "\(bad ?? "nil")")
+            #expect(fresh.traceID != "4bf92f3577b34da6a3ce929d0e0e4736", "\(bad ?? "nil")")
+        }
+    }
+
 }

@@ -66,22 +66,13 @@ if [ -n "$SECOND_BIN" ]; then
     echo "RESULT second-export rows=$second_rows in ${SECOND_SECONDS}s rows_per_s=$((second_rows / SECOND_SECONDS))"
 fi
 
-python3 - "$WORK" <<'PY'
-import struct, sys
+PYTHONPATH=Benchmarks python3 - "$WORK" <<'PY'
+import sys
+from grpc_frames import field, frame, number, varint
 work = sys.argv[1]
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-def field(n, payload): return varint(n << 3 | 2) + varint(len(payload)) + payload
-def frame(msg): return b"\x00" + struct.pack(">I", len(msg)) + msg
 page = field(2, bytes([1 << 3]) + varint(100))  # PageRequest{page_size: 100}
-sort = lambda by: bytes([12 << 3]) + varint(by)  # SortBy: 2 create time, 4 family name
-descending = bytes([13 << 3]) + varint(1)
+sort = lambda by: number(12, by)  # SortBy: 2 create time, 4 family name
+descending = number(13, 1)
 open(f"{work}/all-created.bin", "wb").write(frame(page + sort(2)))
 open(f"{work}/all-family.bin", "wb").write(frame(page + sort(4)))
 open(f"{work}/tag-created.bin", "wb").write(frame(page + field(5, b"tag7") + sort(2)))

@@ -106,19 +106,10 @@ fi
 sleep 3
 TOKEN="$("$BIN/crmctl" token --secret $SECRET --tenant bench --user bench --roles read-only --ttl 86400)"
 
-python3 - "$WORK" <<'PY'
-import struct, sys
+PYTHONPATH=Benchmarks python3 - "$WORK" <<'PY'
+import sys
+from grpc_frames import field, frame, number, varint
 work = sys.argv[1]
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-def field(n, payload): return varint(n << 3 | 2) + varint(len(payload)) + payload
-def frame(msg): return b"\x00" + struct.pack(">I", len(msg)) + msg
 page = field(2, bytes([1 << 3]) + varint(20))  # PageRequest{page_size: 20}
 open(f"{work}/typo.bin", "wb").write(frame(field(1, b"jon smth") + page))
 open(f"{work}/prefix.bin", "wb").write(frame(field(1, b"mar") + page))

@@ -159,7 +159,7 @@ public final class Gateway: Sendable {
                         reason: "UNKNOWN_QUERY_PARAMETER")
                 }
                 let identity = try await authenticate(head.headers)
-                try authorize(identity, Switchboard_Contacts_V1_ContactsService.Method.getContact)
+                try authorize(identity, Switchboard_Contacts_V1_ContactsService.Method.getContact, needs: Self.overviewRole)
                 try limit(identity, .read)
                 let budget = try deadline(head.headers, streaming: false)
                 let overview = try await ContactOverview(gateway: self).build(
@@ -179,7 +179,7 @@ public final class Gateway: Sendable {
             case .none: throw GatewayError(.notFound, "no route for \(verb) \(path)")
             }
             let identity = try await authenticate(head.headers)
-            try authorize(identity, route.descriptor)
+            try authorize(identity, route.descriptor, needs: route.requiredRole)
             try limit(identity, route.routeClass)
             let budget = try deadline(head.headers, streaming: route.routeClass == .stream)
 
@@ -234,23 +234,23 @@ public final class Gateway: Sendable {
                 throw GatewayError(.invalidArgument, "the body is not valid JSON: \(error)", field: "")
             }
         }
-        let queryItems = query.split(separator: "&").compactMap { item -> (String, String)? in
-            guard !item.isEmpty else { return nil }
-            let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (PercentEncoding.decode(pair[0], plusIsSpace: true), pair.count > 1 ? PercentEncoding.decode(pair[1], plusIsSpace: true) : "")
-        }
+        let queryItems = Self.queryItems(query)
         return try mapping.requestJSON(
             .init(
                 route: route, pathValues: pathValues, query: queryItems, body: parsedBody, idempotencyKey: headers.first(name: "idempotency-key"),
                 ifMatch: headers.first(name: "if-match")))
     }
 
-    /// A role too weak for the RPC is a 403 here, from the services' own table (``AccessRules``), without calling the
-    /// service (which checks again). An RPC the table does not list, and a service identity, are the service's to judge.
-    func authorize(_ identity: CallerIdentity, _ method: MethodDescriptor) throws {
-        guard !identity.isService, let needed = AccessRules.byPath[method.path], !identity.has(atLeast: needed) else { return }
+    /// A role too weak for the RPC (`needed`, from the services' own table, ``AccessRules``) is a 403 here, without
+    /// calling the service (which checks again). An RPC the table does not list, and a service identity, are the
+    /// service's to judge.
+    func authorize(_ identity: CallerIdentity, _ method: MethodDescriptor, needs needed: Role?) throws {
+        guard !identity.isService, let needed, !identity.has(atLeast: needed) else { return }
         throw GatewayError(.permissionDenied, "\(method.path) needs the \(needed.rawValue) role or higher")
     }
+
+    /// The role the overview needs: its one required part's (GetContact), found once.
+    private static let overviewRole = AccessRules.byPath[Switchboard_Contacts_V1_ContactsService.Method.getContact.path]
 
     /// The caller, from `Authorization: Bearer …`, verified here so a bad token costs no upstream call.
     func authenticate(_ headers: HTTPHeaders) async throws -> CallerIdentity {
@@ -312,11 +312,17 @@ public final class Gateway: Sendable {
         return .milliseconds(Int64((n * scale * 1000).rounded(.up)))
     }
 
-    /// The names of a query's parameters, decoded, each once, sorted: at most 16 (an error message names them).
+    /// A query string's parameters, split at `&` and the first `=`, decoded (`+` as a space); empty items skipped.
+    static func queryItems(_ query: Substring) -> [(name: String, value: String)] {
+        query.split(separator: "&").map { item in
+            let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (PercentEncoding.decode(pair[0], plusIsSpace: true), pair.count > 1 ? PercentEncoding.decode(pair[1], plusIsSpace: true) : "")
+        }
+    }
+
+    /// The names of a query's parameters, each once, sorted: at most 16 (an error message names them).
     static func parameterNames(_ query: Substring) -> [String] {
-        Array(
-            Set(query.split(separator: "&").prefix(1024).map { PercentEncoding.decode($0.prefix { $0 != "=" }, plusIsSpace: true) }).sorted().prefix(
-                16))
+        Array(Set(queryItems(query).map(\.name)).sorted().prefix(16))
     }
 
     /// A client or bidirectional stream's request is its NDJSON body alone: a query parameter, `Idempotency-Key` or

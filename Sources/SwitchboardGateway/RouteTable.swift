@@ -1,5 +1,7 @@
+import SwitchboardAccess
 import SwitchboardProtos
 import SwitchboardRPC
+import SwitchboardRuntime
 
 /// One HTTP route: a binding of an RPC, its parsed template and the upstream service it goes to.
 struct Route: Sendable {
@@ -11,6 +13,9 @@ struct Route: Sendable {
     /// The generated request and response types, found once when the table is built.
     let input: any ProtoJSONMessage.Type
     let output: any ProtoJSONMessage.Type
+    /// The lowest role the RPC is open to (``AccessRules``), found once when the table is built; nil when the table
+    /// does not list it (the service refuses it).
+    let requiredRole: Role?
 
     var verb: String { binding.verb }
     var descriptor: MethodDescriptor { method.descriptor }
@@ -75,7 +80,7 @@ struct RouteTable: Sendable {
                 routes.append(
                     Route(
                         method: method, binding: binding, template: try PathTemplate(binding.path), upstream: upstream, input: input,
-                        output: output))
+                        output: output, requiredRole: AccessRules.byPath[method.descriptor.path]))
             }
         }
         // The most specific template first, so `/v1/contacts:search` is never taken for `/v1/contacts/{id}`.

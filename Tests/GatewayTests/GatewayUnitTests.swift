@@ -110,6 +110,9 @@ struct GatewayUnitTests {
                 #expect(route.descriptor == method.descriptor, "\(binding.verb) \(sample) reached \(route.descriptor), not \(method.descriptor)")
             }
         }
+        // Every route knows its role at the edge: an RPC the role tables leave out is one every service refuses.
+        let unlisted = try RouteTable(upstreams: Set(GatewayConfiguration.services.map(\.name))).routes.filter { $0.requiredRole == nil }
+        #expect(unlisted.isEmpty, "\(unlisted.map(\.descriptor.path))")
         // Without an upstream, a service's routes are left out.
         #expect(try RouteTable(upstreams: ["contacts"]).routes.allSatisfy { $0.upstream == "contacts" })
     }

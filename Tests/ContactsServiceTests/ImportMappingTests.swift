@@ -228,6 +228,41 @@ struct ImportMappingTests {
         #expect(data == expected)
     }
 
+    @Test("CSV lists keep a ';' in a tag, address line or label, a ':' in a label and backslashes, through export and import")
+    func csvListEscapes() throws {
+        var record = Self.sample()
+        record.data.tags = ["a;b", "c\\", "d\\;e", "x:y", "back\\slash", "end;"]
+        record.data.emails = [
+            EmailAddress(address: "ada@example.com", label: "home; office", primary: true),
+            EmailAddress(address: "\"a:b;c\"@example.com", label: ""),
+            EmailAddress(address: "c@example.com", label: "a:b\\"),
+        ]
+        record.data.phones = [PhoneNumber(number: "+44 20 7946 0018", label: "desk:2;b", primary: true, e164: "+442079460018")]
+        record.data.addresses[0].lines = ["12; St James Sq", "C:\\Flat 2\\"]
+        let writer = ContactCSVWriter(fields: .all, customKeys: ["age", "title", "vip", "tier"])
+        let text = writer.header + writer.row(record)
+        #expect(text.contains("a\\;b; c\\\\; d\\\\\\;e; x:y; back\\slash; end\\;"), "\(text)")
+        var data = try #require(try Self.csvContacts(text).first).get().data
+        var expected = record.data
+        try ContactRules.validate(&data, definitions: Self.definitions, requireAllRequiredFields: false)
+        try ContactRules.validate(&expected, definitions: Self.definitions, requireAllRequiredFields: false)
+        #expect(data == expected)
+        #expect(data.tags.contains("a;b") && data.emails[2].label == "a:b\\" && data.addresses[0].lines[0] == "12; St James Sq")
+    }
+
+    @Test("a list cell from another program: a backslash before other text stays, an unlabelled ':' reads as before")
+    func listCellsFromElsewhere() {
+        #expect(ListCell.items(#"C:\dir; a\;b ;; \n"#).map(ListCell.unescaped) == [#"C:\dir"#, "a;b", #"\n"#])
+        #expect(ListCell.labelled("work: a@example.com")! == ("work", "a@example.com"))
+        #expect(ListCell.labelled(#"a\:b:c"#)! == ("a:b", "c"))
+        #expect(ListCell.labelled("x@y:z", isLabel: { !$0.contains("@") }) == nil)
+        #expect(ListCell.unescaped(#"trailing\"#) == #"trailing\"#)
+        for text in ["", "plain", ";", "\\", "\\\\;", "a:b;c\\", "é;ü\\:"] {
+            #expect(ListCell.unescaped(ListCell.escaped(text, colons: true)) == text)
+            #expect(ListCell.items(ListCell.escaped(text) + "; z").map(ListCell.unescaped) == (text.isEmpty ? [] : [text]) + ["z"])
+        }
+    }
+
     @Test("vCard export (3.0 and 4.0): lines folded at 75 octets, and read back as the same contact")
     func vcardRoundTrip() throws {
         var record = Self.sample()

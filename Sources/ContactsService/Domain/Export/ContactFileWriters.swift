@@ -55,7 +55,8 @@ public struct ExportFields: Sendable, Hashable {
 /// Writes contacts as RFC 4180 CSV (CRLF line ends, fields quoted where needed) with a header row an import maps
 /// without a mapping: `id`, `name.given` … `owner_id`, `address.*` (the first postal address), one
 /// `custom_fields.<key>` column per custom field. Lists are `;`-separated; a labelled email or phone is
-/// `label:value`, the primary one first. Pure.
+/// `label:value`, the primary one first; a `;` in an item, or a `:` in a label, is escaped with a backslash
+/// (`ListCell`). Pure.
 public struct ContactCSVWriter: Sendable {
     private let columns: [Column]
 
@@ -117,14 +118,10 @@ public struct ContactCSVWriter: Sendable {
                     case .suffix: return d.name.suffix
                     case .display: return d.name.display
                     case .emails:
-                        return Self.primaryFirst(d.emails, \.primary).map { e in
-                            // A colon before the `@` would read as a label: an unlabelled such address gets an empty one.
-                            e.label.isEmpty && !e.address.contains(":") ? e.address : "\(e.label):\(e.address)"
-                        }.joined(separator: "; ")
+                        return Self.primaryFirst(d.emails, \.primary).map { Self.labelled($0.label, $0.address) }.joined(separator: "; ")
                     case .phones:
-                        return Self.primaryFirst(d.phones, \.primary).map { $0.label.isEmpty ? $0.number : "\($0.label):\($0.number)" }
-                            .joined(separator: "; ")
-                    case .tags: return d.tags.joined(separator: "; ")
+                        return Self.primaryFirst(d.phones, \.primary).map { Self.labelled($0.label, $0.number) }.joined(separator: "; ")
+                    case .tags: return d.tags.map { ListCell.escaped($0) }.joined(separator: "; ")
                     case .type: return d.kind == .company ? "COMPANY" : "PERSON"
                     case .status: return Self.statusName(d.status)
                     case .owner: return d.ownerID
@@ -132,7 +129,7 @@ public struct ContactCSVWriter: Sendable {
                         guard let a = d.addresses.first else { return "" }
                         switch part {
                         case .label: return a.label
-                        case .lines: return a.lines.joined(separator: "; ")
+                        case .lines: return a.lines.map { ListCell.escaped($0) }.joined(separator: "; ")
                         case .locality: return a.locality
                         case .administrativeArea: return a.administrativeArea
                         case .postalCode: return a.postalCode
@@ -143,6 +140,12 @@ public struct ContactCSVWriter: Sendable {
                     }
                 }
             })
+    }
+
+    /// An email or phone item: `label:value`, or the value alone when it has no label and no colon (a colon would read
+    /// as the end of a label, so such a value gets an empty one).
+    static func labelled(_ label: String, _ value: String) -> String {
+        label.isEmpty && !value.contains(":") ? ListCell.escaped(value) : "\(ListCell.escaped(label, colons: true)):\(ListCell.escaped(value))"
     }
 
     static func primaryFirst<T>(_ items: [T], _ primary: KeyPath<T, Bool>) -> [T] {

@@ -5,11 +5,12 @@ import SwitchboardServiceKit
 public enum ImportTarget: Sendable, Hashable {
     /// A part of the name.
     case given, family, middle, prefix, suffix, display
-    /// Email addresses: `;`-separated, each `address` or `label:address`; the label, when given, is the target's.
+    /// Email addresses: `;`-separated, each `address` or `label:address` (escapes as in `ListCell`); the label, when
+    /// given, is the target's.
     case emails(label: String?)
     /// Phone numbers, likewise.
     case phones(label: String?)
-    /// Tags, `;`-separated.
+    /// Tags, `;`-separated (`\;` is a `;` inside a tag).
     case tags
     /// PERSON or COMPANY.
     case type
@@ -241,11 +242,6 @@ struct Builder {
 
     private mutating func give(_ field: String) { row.givenFields.insert(field) }
 
-    /// Items of a list cell: `;`-separated, trimmed, empty ones dropped.
-    static func items(_ text: String) -> [String] {
-        text.split(separator: ";").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
-    }
-
     mutating func apply(_ target: ImportTarget, _ text: String, source: String) {
         let value = text.trimmingSpaces
         guard !value.isEmpty else { return }
@@ -270,30 +266,26 @@ struct Builder {
             row.data.name.display = value
             give("name.display")
         case .emails(let label):
-            for item in Self.items(value) {
-                var address = item
-                var itemLabel = label ?? ""
+            for item in ListCell.items(value) {
                 // `label:address`: a colon before the `@` ends a label (":address" gives an address with a colon, no label).
-                if let colon = item.firstIndex(of: ":"), item.firstIndex(of: "@").map({ colon < $0 }) ?? true {
-                    if label == nil { itemLabel = String(item[..<colon]).trimmingSpaces }
-                    address = String(item[item.index(after: colon)...]).trimmingSpaces
+                if let (itemLabel, address) = ListCell.labelled(item, isLabel: { !$0.contains("@") }) {
+                    row.data.emails.append(EmailAddress(address: address, label: label ?? itemLabel))
+                } else {
+                    row.data.emails.append(EmailAddress(address: ListCell.unescaped(item), label: label ?? ""))
                 }
-                row.data.emails.append(EmailAddress(address: address, label: itemLabel))
             }
             give("emails")
         case .phones(let label):
-            for item in Self.items(value) {
-                var number = item
-                var itemLabel = label ?? ""
-                if let colon = item.firstIndex(of: ":") {
-                    if label == nil { itemLabel = String(item[..<colon]).trimmingSpaces }
-                    number = String(item[item.index(after: colon)...]).trimmingSpaces
+            for item in ListCell.items(value) {
+                if let (itemLabel, number) = ListCell.labelled(item) {
+                    row.data.phones.append(PhoneNumber(number: number, label: label ?? itemLabel))
+                } else {
+                    row.data.phones.append(PhoneNumber(number: ListCell.unescaped(item), label: label ?? ""))
                 }
-                row.data.phones.append(PhoneNumber(number: number, label: itemLabel))
             }
             give("phones")
         case .tags:
-            row.data.tags += Self.items(value)
+            row.data.tags += ListCell.items(value).map(ListCell.unescaped)
             give("tags")
         case .type:
             switch Self.enumName(value, prefix: "CONTACT_TYPE_") {
@@ -324,7 +316,7 @@ struct Builder {
             hasAddress = true
             switch part {
             case .label: address.label = value
-            case .lines: address.lines += Self.items(value)
+            case .lines: address.lines += ListCell.items(value).map(ListCell.unescaped)
             case .locality: address.locality = value
             case .administrativeArea: address.administrativeArea = value
             case .postalCode: address.postalCode = value

@@ -773,6 +773,26 @@ final class SearchBoundsTests {
         #expect(narrow.facets.first?.partial == false && narrow.facets.first?.counts.first?.count == 2)
     }
 
+    @Test("sorted by a field, a word finds every word it begins, past the shortest ones a ranked search reads; and marks them")
+    func everyPrefixByField() async throws {
+        let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
+        // More words of five letters begin with "mar" than a word's prefix candidates: the 32 shortest.
+        let letters = Array("abcdefghijklmnopqrstuvwxyz")
+        let short = (0..<PostgresContactStore.prefixCandidates + 1).map { "Mar\(letters[$0 / 26])\(letters[$0 % 26])" }
+        for (i, given) in short.enumerated() { _ = try await client.create(given: given, family: "Short \(i)") }
+        let long = try await client.create(given: "Marguerite", family: "Long")
+        for sort in [SearchRequest.SortBy.createTime, .familyName] {
+            let seen = try await client.allIDs("mar", pageSize: 10, sort: sort)
+            #expect(seen.count == short.count + 1 && seen.contains(long.id), "\(sort): \(seen.count)")
+        }
+        let last = try await client.search("mar", pageSize: 1) {
+            $0.sortBy = .createTime
+            $0.descending = true
+        }
+        #expect(last.hits.first?.contact?.id == long.id)
+        #expect(last.hits.first?.highlights.contains { $0.field == "name.given" } == true)
+    }
+
     @Test("one word ranks every match exactly, page after page past the sample: the order of the scores a field sort computes")
     func oneWordExact() async throws {
         let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())

@@ -332,7 +332,8 @@ extension PostgresContactStore {
                     }
                     return found
                 }
-                guard let expanded = try await Self.expand(binds, on: &statements) else { return try hits([], terms: []) }
+                guard var expanded = try await Self.expand(binds, on: &statements) else { return try hits([], terms: []) }
+                Self.addLetterPrefixes(to: &expanded, text: search.text)
                 guard let query = expanded.query else { return try hits([], terms: expanded.terms) }
                 let tsquery = "$\(binds.count + 1)"
                 let textBinds = binds + [.text(query)]
@@ -507,6 +508,30 @@ extension PostgresContactStore {
             words.allSatisfy { !$0.isEmpty }
             ? words.map { "(" + $0.map { Self.lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ") : nil
         return Expansion(words: words, terms: terms, prefixTerms: terms.filter { $0.hasSuffix("*") }.sorted(), query: query)
+    }
+
+    /// Sorted by a field (as exports and audiences page too), a search walks its matches in the field's order, so it
+    /// can afford every one: a word of letters whose candidates by prefix reached their bound (the
+    /// ``prefixCandidates`` shortest words it begins) also stands for every word it begins, as `<word>*` weighing 0.6
+    /// (the least a word it begins weighs). "mar" then finds "Marguerite" on some page however many shorter words
+    /// begin with "mar". A relevance search keeps the bound: it ranks its matches by their candidates.
+    /// - Parameter text: the query's text, split as `tokens` splits it (each word once, in order, at most
+    ///   ``SearchRules/maxQueryWords``); nothing is added when that gives another number of words.
+    static func addLetterPrefixes(to expansion: inout Expansion, text: String) {
+        var seen: Set<String> = []
+        let tokens = SearchRules.words(text).filter { seen.insert($0).inserted }.prefix(SearchRules.maxQueryWords)
+        guard tokens.count == expansion.words.count else { return }
+        var added = false
+        for (i, token) in tokens.enumerated() {
+            guard let first = token.utf8.first, !(0x30...0x39).contains(first),
+                expansion.words[i].count(where: { $0.term.hasPrefix(token) }) >= prefixCandidates
+            else { continue }
+            expansion.words[i].append((term: token + "*", weight: 0.6))
+            expansion.terms.insert(token + "*")
+            added = true
+        }
+        guard added, expansion.query != nil else { return }
+        expansion.query = expansion.words.map { "(" + $0.map { Self.lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ")
     }
 
     /// A relevance-ordered search with text. PostgreSQL finds the matches and returns their words; the service picks

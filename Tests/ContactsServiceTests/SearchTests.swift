@@ -194,6 +194,34 @@ final class SearchTests {
         // Bad facet names and filters are INVALID_ARGUMENT naming the field.
         let bad = await code { _ = try await client.search("x") { $0.facets = ["colour"] } }
         #expect(bad == .invalidArgument)
+        // A custom field the tenant has not defined: no contact can hold it, so a misspelt key is refused, not an
+        // empty facet or no hits; for a search, an export, a bulk tag and a saved search alike.
+        let undefined = await rpcError {
+            _ = try await client.search("garcia") {
+                $0.facets = ["tag", "custom_fields.regoin"]
+                $0.customFields = ["colour": "red", "region": "north"]
+            }
+        }
+        #expect(undefined?.code == .invalidArgument)
+        #expect(undefined?.fieldViolations.map(\.field) == ["facets[1]", "custom_fields[colour]"], "\(String(describing: undefined))")
+        var export = Switchboard_Contacts_V1_ExportContactsRequest()
+        export.format = .csv
+        var filter = SearchRequest()
+        filter.customFields = ["colour": "red"]
+        export.filter = filter
+        let exported = await rpcError {
+            try await client.stub.exportContacts(export, options: client.options) { chunks in for try await _ in chunks {} }
+        }
+        #expect(exported?.fieldViolations.map(\.field) == ["filter.custom_fields[colour]"], "\(String(describing: exported))")
+        var misspelt = SearchRequest()
+        misspelt.facets = ["custom_fields.regoin"]
+        var savedSearch = Switchboard_Contacts_V1_SavedSearch()
+        savedSearch.name = "misspelt"
+        savedSearch.search = misspelt
+        var saved = Switchboard_Contacts_V1_CreateSavedSearchRequest()
+        saved.savedSearch = savedSearch
+        let savedError = await rpcError { _ = try await client.stub.createSavedSearch(saved, options: client.options) }
+        #expect(savedError?.fieldViolations.map(\.field) == ["saved_search.search.facets[0]"], "\(String(describing: savedError))")
     }
 
     @Test("pages: by relevance and by a field, every hit once, with no ceiling; a changed query refuses the token")

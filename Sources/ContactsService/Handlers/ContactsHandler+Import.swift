@@ -403,6 +403,7 @@ extension ContactsHandler {
         var search = ContactSearch()
         if let filter = request.filter {
             search = try Self.contactSearch(try await resolved(filter, prefix: "filter.", context: context), prefix: "filter.")
+            try await checkCustomFields(search, prefix: "filter.", actor: actor)
         }
         let keys = try await domain.fieldDefinitions(actor: actor).map(\.key)
         let chunkBytes = domain.limits.exportChunkBytes

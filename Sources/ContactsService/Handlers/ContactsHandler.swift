@@ -372,6 +372,27 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         return search
     }
 
+    /// Refuses a facet or condition on a custom field the tenant has not defined (retired fields count: contacts keep
+    /// their values). No contact holds such a field, so it could only count and match nothing, and a misspelt key
+    /// would look like an empty result. Reads the definitions only when the search names a custom field.
+    func checkCustomFields(_ search: ContactSearch, prefix: String, actor: Actor) async throws {
+        let facets = search.facets.enumerated().compactMap { i, facet -> (Int, String)? in
+            if case .customField(let key) = facet { return (i, key) }
+            return nil
+        }
+        guard !facets.isEmpty || !search.customFields.isEmpty else { return }
+        let defined = Set(try await domain.fieldDefinitions(actor: actor).map(\.key))
+        var violations: [Violation] = []
+        for (i, key) in facets where !defined.contains(key) {
+            violations.append(Violation("\(prefix)facets[\(i)]", "custom field \(key) is not defined", reason: "UNKNOWN_FIELD"))
+        }
+        for filter in search.customFields where !defined.contains(filter.key) {
+            violations.append(
+                Violation("\(prefix)custom_fields[\(filter.key)]", "custom field \(filter.key) is not defined", reason: "UNKNOWN_FIELD"))
+        }
+        if !violations.isEmpty { throw ContactsError.invalid(violations) }
+    }
+
     /// The search a request asks for: itself, or the saved search it names (with its page).
     func resolved(
         _ given: Switchboard_Contacts_V1_SearchContactsRequest, prefix: String, context: ServerContext
@@ -401,6 +422,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             throw ContactsError.invalid([Violation("filter", "is required: a search (an empty query matches every contact)", reason: "REQUIRED")])
         }
         let search = try Self.contactSearch(try await resolved(filter, prefix: "filter.", context: context), prefix: "filter.")
+        try await checkCustomFields(search, prefix: "filter.", actor: try context.actor())
         let write = try IdempotentWrite(
             requestID: request.requestId, method: Methods.bulkTagContacts,
             response: { (r: BulkTagResult) in
@@ -419,6 +441,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     ) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
         let request = try await resolved(given, prefix: "", context: context)
         let search = try Self.contactSearch(request)
+        try await checkCustomFields(search, prefix: "", actor: try context.actor())
         var hits: [Switchboard_Contacts_V1_SearchHit] = []
         let found = try await domain.search(
             search, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor()
@@ -489,7 +512,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         }
         if !violations.isEmpty { throw ContactsError.invalid(violations) }
         // Checked as a search would be, so a saved search always runs.
-        _ = try Self.contactSearch(search, prefix: "saved_search.search.")
+        try await checkCustomFields(
+            try Self.contactSearch(search, prefix: "saved_search.search."), prefix: "saved_search.search.", actor: try context.actor())
         search.page = nil
         let write = try Self.savedSearchWrite(request.requestId, Methods.createSavedSearch)
         return try write.response(

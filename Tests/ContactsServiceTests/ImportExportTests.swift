@@ -501,7 +501,17 @@ final class ImportExportTests {
             address.locality = "Berlin"
             address.postalCode = "10115"
             address.regionCode = "DE"
-            contact.addresses = [address]
+            // Up to three addresses: CSV writes each past the first in its own columns (address2.*, address3.*).
+            var second = Switchboard_Common_V1_PostalAddress()
+            second.label = "work"
+            second.addressLines = ["Zweite; Straße \(i)"]
+            second.locality = "Hamburg"
+            second.regionCode = "DE"
+            var third = Switchboard_Common_V1_PostalAddress()
+            third.label = "holiday"
+            third.locality = "Nice"
+            third.regionCode = "FR"
+            contact.addresses = Array([address, second, third].prefix(1 + i % 3))
             contact.tags = ["t\(i % 2)", "all"]
             contact.status = .customer
             contact.type = i % 4 == 0 ? .company : .person

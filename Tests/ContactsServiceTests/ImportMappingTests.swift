@@ -250,6 +250,32 @@ struct ImportMappingTests {
         #expect(data.tags.contains("a;b") && data.emails[2].label == "a:b\\" && data.addresses[0].lines[0] == "12; St James Sq")
     }
 
+    @Test("CSV writes a column group per address (address.*, address2.* …) and reads them back in order; a missing one is skipped")
+    func csvAddresses() throws {
+        var record = Self.sample()
+        var second = PostalAddress()
+        second.label = "work"
+        second.lines = ["1; Main St"]
+        second.locality = "Leeds"
+        var third = PostalAddress()
+        third.locality = "York"
+        record.data.addresses += [second, third]
+        let writer = ContactCSVWriter(fields: .all, customKeys: [], addresses: 4)
+        #expect(writer.header.contains("address.region_code,address2.label,") && writer.header.contains("address4.region_code"))
+        #expect(!writer.header.contains("address5"))
+        var data = try #require(try Self.csvContacts(writer.header + writer.row(record)).first).get().data
+        #expect(data.addresses == record.data.addresses)
+        // One address, one group; a file giving only the third group's columns gives one address.
+        #expect(!ContactCSVWriter(fields: .all, customKeys: [], addresses: 1).header.contains("address2"))
+        data = try #require(try Self.csvContacts("name.given,address3.locality\r\nAda,Bath\r\n").first).get().data
+        #expect(data.addresses.map(\.locality) == ["Bath"])
+        // One spelling per number, 2 to 10.
+        #expect(ImportTarget.parse("address10.postal_code") == .address(.postalCode, number: 10))
+        for name in ["address1.label", "address02.label", "address11.label", "address+2.label", "address2.street", "address2"] {
+            #expect(ImportTarget.parse(name) == nil, "\(name)")
+        }
+    }
+
     @Test("a list cell from another program: a backslash before other text stays, an unlabelled ':' reads as before")
     func listCellsFromElsewhere() {
         #expect(ListCell.items(#"C:\dir; a\;b ;; \n"#).map(ListCell.unescaped) == [#"C:\dir"#, "a;b", #"\n"#])

@@ -419,7 +419,10 @@ extension ContactsHandler {
             buffer.removeAll(keepingCapacity: true)
             sent = true
         }
-        let csv = ContactCSVWriter(fields: fields, customKeys: keys)
+        // A CSV row has a column group per address: as many as the most any match has (read before the header).
+        let addresses =
+            request.format == .csv && fields.fields.contains("addresses") ? try await domain.exportAddressCount(search, actor: actor) : 1
+        let csv = ContactCSVWriter(fields: fields, customKeys: keys, addresses: addresses)
         let vcard = VCardWriter(version: request.vcardVersion == 3 ? 3 : 4, fields: fields)
         if request.format == .csv { buffer += Array(csv.header.utf8) }
         var after: SearchCursor?

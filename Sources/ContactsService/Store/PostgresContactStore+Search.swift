@@ -359,6 +359,26 @@ extension PostgresContactStore {
         }
     }
 
+    /// The ``ContactStore`` requirement `mostAddresses` (documented there). One pass over the tenant's matching rows
+    /// (a million contacts: 0.35 s warm), asked only by a CSV export that writes addresses.
+    public func mostAddresses(_ search: ContactSearch, actor: Actor) async throws -> Int {
+        var filter = search
+        filter.text = ""
+        let (_, conditions, binds) = Self.filter(filter, tenantID: actor.tenantID)
+        let sql = """
+            SELECT coalesce(max(jsonb_array_length(c.addresses)), 0) AS n FROM contacts.contacts c
+            WHERE \(conditions.joined(separator: " AND "))
+            """
+        do {
+            let rows = try await pool.query(
+                settings: ["app.tenant_id": actor.tenantID, "statement_timeout": String(search.timeoutMilliseconds * 10)], sql, binds
+            ).rows
+            return Int(try rows.first?.int("n") ?? 0)
+        } catch let error as PostgresError where error.sqlState == "57014" {
+            throw ContactsError.searchTooExpensive(milliseconds: search.timeoutMilliseconds * 10)
+        }
+    }
+
     /// A search's facet statements (see `facetQuery` in ``search(_:actor:)``).
     struct FacetStatements {
         /// Counts per facet over at most the bound of matches: the combinations of facet values to count (facet -2), or

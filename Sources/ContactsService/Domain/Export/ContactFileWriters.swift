@@ -53,7 +53,8 @@ public struct ExportFields: Sendable, Hashable {
 }
 
 /// Writes contacts as RFC 4180 CSV (CRLF line ends, fields quoted where needed) with a header row an import maps
-/// without a mapping: `id`, `name.given` … `owner_id`, `address.*` (the first postal address), one
+/// without a mapping: `id`, `name.given` … `owner_id`, `address.*` (the first postal address; `address2.*` … for
+/// further ones, as many groups as the writer is told a contact may have), one
 /// `custom_fields.<key>` column per custom field. Lists are `;`-separated; a labelled email or phone is
 /// `label:value`, the primary one first; a `;` in an item, or a `:` in a label, is escaped with a backslash
 /// (`ListCell`). Pure.
@@ -69,7 +70,9 @@ public struct ContactCSVWriter: Sendable {
     /// - Parameters:
     ///   - fields: what to write.
     ///   - customKeys: the tenant's custom field keys (each written field gets a column).
-    public init(fields: ExportFields, customKeys: [String]) {
+    ///   - addresses: how many postal addresses a contact may have here: the first goes to `address.*`, the second
+    ///     to `address2.*` and so on (at least the first's columns are written).
+    public init(fields: ExportFields, customKeys: [String], addresses: Int = 1) {
         var columns: [Column] = []
         if fields.fields.contains("id") { columns.append(.id) }
         for target in ImportTarget.csvColumns {
@@ -86,6 +89,10 @@ public struct ContactCSVWriter: Sendable {
             case .custom, .ignore: continue
             }
             if fields.fields.contains(field) { columns.append(.target(target)) }
+        }
+        let groups = min(addresses, ContactRules.maxAddresses)
+        if fields.fields.contains("addresses"), groups >= 2 {
+            for number in 2...groups { columns += ImportTarget.AddressPart.allCases.map { .target(.address($0, number: number)) } }
         }
         for key in customKeys.sorted() where fields.includes(customKey: key) { columns.append(.target(.custom(key))) }
         self.columns = columns
@@ -125,8 +132,9 @@ public struct ContactCSVWriter: Sendable {
                     case .type: return d.kind == .company ? "COMPANY" : "PERSON"
                     case .status: return Self.statusName(d.status)
                     case .owner: return d.ownerID
-                    case .address(let part):
-                        guard let a = d.addresses.first else { return "" }
+                    case .address(let part, let number):
+                        guard number <= d.addresses.count else { return "" }
+                        let a = d.addresses[number - 1]
                         switch part {
                         case .label: return a.label
                         case .lines: return a.lines.map { ListCell.escaped($0) }.joined(separator: "; ")

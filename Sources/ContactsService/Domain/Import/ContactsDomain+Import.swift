@@ -84,6 +84,14 @@ extension ContactsDomain {
         return (found.hits.map(\.record), found.more)
     }
 
+    /// How many postal addresses a CSV export of a search's matches needs columns for (see
+    /// ``ContactStore/mostAddresses(_:actor:)``).
+    public func exportAddressCount(_ search: ContactSearch, actor: Actor) async throws -> Int {
+        var search = search
+        search.timeoutMilliseconds = limits.searchTimeoutMilliseconds
+        return try await store.mostAddresses(search, actor: actor)
+    }
+
     /// The cursor after a contact of an export page.
     public static func exportCursor(after record: ContactRecord) -> SearchCursor {
         SearchCursor(key: String(ContactCursor.microseconds(record.createdAt)), id: record.id)

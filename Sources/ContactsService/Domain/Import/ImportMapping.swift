@@ -18,8 +18,9 @@ public enum ImportTarget: Sendable, Hashable {
     case status
     /// The owning user.
     case owner
-    /// A part of the (one) postal address a row may give.
-    case address(AddressPart)
+    /// A part of a postal address a row gives: the first (`address.<part>`), or the second to the tenth
+    /// (`address2.<part>` … `address10.<part>`, as a CSV export writes a contact's further addresses).
+    case address(AddressPart, number: Int = 1)
     /// A custom field by key, read as its definition's type.
     case custom(String)
     /// The source is read and dropped.
@@ -54,7 +55,17 @@ public enum ImportTarget: Sendable, Hashable {
         if text.hasPrefix("phone:"), case let label = String(text.dropFirst(6)), ContactRules.labelLimit.allows(label) {
             return .phones(label: label)
         }
-        if text.hasPrefix("address."), let part = AddressPart(rawValue: String(text.dropFirst(8))) { return .address(part) }
+        if text.hasPrefix("address"), let dot = text.firstIndex(of: "."), let part = AddressPart(rawValue: String(text[text.index(after: dot)...])) {
+            let digits = text[text.index(text.startIndex, offsetBy: 7)..<dot]
+            if digits.isEmpty { return .address(part) }
+            // "address2" … "address10", no sign or leading zero: one spelling per target.
+            if digits.first != "0", digits.allSatisfy({ ("0"..."9").contains($0) }), let number = Int(digits),
+                (2...ContactRules.maxAddresses).contains(number)
+            {
+                return .address(part, number: number)
+            }
+            return nil
+        }
         if text.hasPrefix("custom_fields."), case let key = String(text.dropFirst(14)), ContactRules.isValidFieldKey(key) { return .custom(key) }
         return nil
     }
@@ -74,7 +85,7 @@ public enum ImportTarget: Sendable, Hashable {
         case .type: return "type"
         case .status: return "status"
         case .owner: return "owner_id"
-        case .address(let part): return "address.\(part.rawValue)"
+        case .address(let part, let number): return number == 1 ? "address.\(part.rawValue)" : "address\(number).\(part.rawValue)"
         case .custom(let key): return "custom_fields.\(key)"
         case .ignore: return ""
         }
@@ -235,8 +246,8 @@ struct Builder {
     let definitions: [String: FieldDefinition]
     var row = ImportedContact()
     var violations: [Violation] = []
-    var address = PostalAddress()
-    var hasAddress = false
+    /// The CSV's postal addresses by number (1 for `address.*`), in the order of their numbers at the end.
+    var addresses: [Int: PostalAddress] = [:]
 
     init(definitions: [String: FieldDefinition]) { self.definitions = definitions }
 
@@ -312,8 +323,8 @@ struct Builder {
         case .owner:
             row.data.ownerID = value
             give("owner_id")
-        case .address(let part):
-            hasAddress = true
+        case .address(let part, let number):
+            var address = addresses[number] ?? PostalAddress()
             switch part {
             case .label: address.label = value
             case .lines: address.lines += ListCell.items(value).map(ListCell.unescaped)
@@ -322,6 +333,7 @@ struct Builder {
             case .postalCode: address.postalCode = value
             case .regionCode: address.regionCode = value
             }
+            addresses[number] = address
         case .custom(let key):
             give("custom_fields.\(key)")
             guard let definition = definitions[key] else {
@@ -448,8 +460,8 @@ struct Builder {
 
     /// The contact, or every violation its values had.
     mutating func result() -> Result<ImportedContact, ContactsError> {
-        if hasAddress, address != PostalAddress() {
-            row.data.addresses.append(address)
+        for number in addresses.keys.sorted() where addresses[number] != PostalAddress() {
+            row.data.addresses.append(addresses[number]!)
             give("addresses")
         }
         // A display name that only repeats the parts is left derived (as the contact it was exported from had it).

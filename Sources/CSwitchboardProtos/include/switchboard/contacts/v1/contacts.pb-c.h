@@ -1029,8 +1029,8 @@ struct  Switchboard__Contacts__V1__ImportFieldMapping
    * more addresses separated by ";", each optionally "label:address"), email:<label>, phones (likewise),
    * phone:<label>, tags (separated by ";"), type (PERSON or COMPANY), status (LEAD, PROSPECT, CUSTOMER, INACTIVE),
    * owner_id, address.label, address.lines (lines separated by ";"), address.locality, address.administrative_area,
-   * address.postal_code, address.region_code, custom_fields.<key> (read as the field's type). Empty: ignore the
-   * source. In those lists "\;" is a ";" inside an item, "\:" a ":" inside a label and "\\" a backslash that one of
+   * address.postal_code, address.region_code (address2.label … address10.region_code: a second to tenth address),
+   * custom_fields.<key> (read as the field's type). Empty: ignore the source. In those lists "\;" is a ";" inside an item, "\:" a ":" inside a label and "\\" a backslash that one of
    * them follows (as CSV exports write them); a backslash before anything else is itself.
    */
   char *target;

@@ -71,6 +71,14 @@ public struct PostgresRow: Sendable {
         if case .int(let i) = self[column] { return i }
         throw mismatch(column, "an integer")
     }
+    /// An integer column that may be NULL.
+    public func optionalInt(_ column: String) throws -> Int64? {
+        switch self[column] {
+        case .null: return nil
+        case .int(let i): return i
+        default: throw mismatch(column, "an integer")
+        }
+    }
     /// A non-null boolean column.
     public func bool(_ column: String) throws -> Bool {
         if case .bool(let b) = self[column] { return b }

@@ -354,6 +354,17 @@ final class ImportExportTests {
             _ = try await self.runImport(client, Self.options(id: "resume-1", mapping: [("name.given", "name.family")]), chunks)
         }
         #expect(error?.code == .failedPrecondition)
+
+        // Another input under the same id: the rest of the file sent on its own (numbered from 1 again) would have
+        // its rows taken for the first ones and skipped. It is refused, naming the first row that differs, and
+        // writes nothing; so is the same file with one row edited.
+        let rest = "name.given,emails\n" + (41...70).map { "Person \($0),p\($0)@example.com\n" }.joined()
+        let shifted = await rpcError { _ = try await self.runImport(client, Self.options(id: "resume-1"), Self.csv(rest)) }
+        #expect(shifted?.code == .failedPrecondition && shifted?.message.contains("row 1 ") == true, "\(String(describing: shifted))")
+        let edited = file.replacingOccurrences(of: "Person 7,", with: "Person Seven,")
+        let changed = await rpcError { _ = try await self.runImport(client, Self.options(id: "resume-1"), Self.csv(edited)) }
+        #expect(changed?.code == .failedPrecondition && changed?.message.contains("row 7 ") == true, "\(String(describing: changed))")
+        #expect(try await all(client).count == 60)
     }
 
     @Test("an import ledger past its retention is pruned (re-sending the import then imports again); a recent one stays")

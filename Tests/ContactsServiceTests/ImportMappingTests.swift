@@ -276,6 +276,17 @@ struct ImportMappingTests {
         }
     }
 
+    @Test("a record's digest is FNV-1a over its values and their lengths: fixed across releases (a resumed import's ledger holds it)")
+    func recordDigest() {
+        func digest(_ content: SourceRecord.Content) -> Int64 { SourceRecord(row: 1, endOffset: 0, content: content).digest }
+        // Computed outside Swift: FNV-1a 64 over 8-byte little-endian lengths and the bytes (the kind, 0 for CSV, first).
+        #expect(digest(.cells(["a", "bc"])) == -8_560_432_943_203_273_718)
+        #expect(digest(.cells(["ab", "c"])) != digest(.cells(["a", "bc"])))
+        #expect(digest(.cells(["a"])) != digest(.fields([SourceField(key: "a", value: "")])))
+        #expect(digest(.json(.object(["b": .string("1"), "a": .null]))) == digest(.json(.object(["a": .null, "b": .string("1")]))))
+        #expect(digest(.unreadable(Violation("row", "x"))) == 0)
+    }
+
     @Test("a list cell from another program: a backslash before other text stays, an unlabelled ':' reads as before")
     func listCellsFromElsewhere() {
         #expect(ListCell.items(#"C:\dir; a\;b ;; \n"#).map(ListCell.unescaped) == [#"C:\dir"#, "a;b", #"\n"#])

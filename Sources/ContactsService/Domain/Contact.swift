@@ -134,6 +134,8 @@ public enum ContactsError: Error, Sendable, Equatable {
     case tooManyMatches(count: Int, limit: Int)
     /// An import id already used with other options (another format or mapping would number and read rows otherwise).
     case importOptionsChanged(importID: String)
+    /// A row sent again under an import id is not the row the import wrote with that number: another input.
+    case importInputChanged(importID: String, row: Int)
 
     /// The error with its violations' fields under `prefix` (a batch item's path), where they are not already.
     func prefixed(_ prefix: String) -> ContactsError {

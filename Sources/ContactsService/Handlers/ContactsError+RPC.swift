@@ -46,6 +46,12 @@ extension ContactsError: RPCErrorConvertible {
             return RPCError(
                 code: .failedPrecondition,
                 message: "import \(importID) was started with other options; resume it with the same options, or use a new import_id")
+        case .importInputChanged(let importID, let row):
+            return RPCError(
+                code: .failedPrecondition,
+                message:
+                    "row \(row) is not the row \(row) that import \(importID) wrote before: resume by sending the same input again from its start, or use a new import_id"
+            )
         case .tooManySavedSearches(let limit):
             return RPCError(code: .failedPrecondition, message: "you already own \(limit) saved searches, the most one may; delete one first")
         }

@@ -209,7 +209,9 @@ extension ContactsHandler {
                                 reason: "TOO_MANY")
                         ])
                     }
-                    batch.append(domain.prepareImportRow(row: record.row, mapper.contact(from: record), definitions: definitions))
+                    var row = domain.prepareImportRow(row: record.row, mapper.contact(from: record), definitions: definitions)
+                    row.digest = record.digest
+                    batch.append(row)
                     batchEnd = record.endOffset
                     if batch.count >= limits.batchRows { try await submit() }
                 }

@@ -61,7 +61,7 @@ extension PostgresContactStore {
         var reads: [(sql: String, binds: [PostgresValue])] = [
             (
                 sql: """
-                SELECT row_number, outcome, contact_id FROM contacts.import_rows
+                SELECT row_number, outcome, contact_id, record_digest FROM contacts.import_rows
                 WHERE tenant_id = $1 AND import_id = $2 AND row_number BETWEEN $3 AND $4
                 """, binds: [tenant, importID, .int(Int64(rows.first?.row ?? 0)), .int(Int64(rows.last?.row ?? 0))]
             ),
@@ -84,9 +84,16 @@ extension PostgresContactStore {
         }
         let results = try await c.pipeline(reads)
         var existing = ImportExisting()
+        let digests = Dictionary(rows.map { ($0.row, $0.digest) }, uniquingKeysWith: { first, _ in first })
         for row in results[0].rows {
             guard let outcome = ImportOutcome(rawValue: Int(try row.int("outcome"))) else { continue }
-            existing.ledger[Int(try row.int("row_number"))] = (outcome, try row.uuid("contact_id"))
+            let number = Int(try row.int("row_number"))
+            // A row written before from another record: the client sent another input under this id. Refused before
+            // anything of it is written or skipped as written.
+            if let written = try row.optionalInt("record_digest"), let sent = digests[number], sent != 0, written != sent {
+                throw ContactsError.importInputChanged(importID: settings.importID, row: number)
+            }
+            existing.ledger[number] = (outcome, try row.uuid("contact_id"))
         }
         for row in results[1].rows { existing.emailHolders[try row.string("address")] = try row.uuid("contact_id") }
         if results.count > 2 {
@@ -192,13 +199,14 @@ extension PostgresContactStore {
             statements.append(
                 (
                     sql: """
-                    INSERT INTO contacts.import_rows (tenant_id, import_id, row_number, outcome, contact_id)
-                    SELECT $1, $2, r, o, c FROM unnest($3::int8[], $4::int8[], $5::uuid[]) AS t(r, o, c)
+                    INSERT INTO contacts.import_rows (tenant_id, import_id, row_number, outcome, contact_id, record_digest)
+                    SELECT $1, $2, r, o, c, nullif(d, 0) FROM unnest($3::int8[], $4::int8[], $5::uuid[], $6::int8[]) AS t(r, o, c, d)
                     """,
                     binds: [
                         tenant, importID, .array(written.map { .int(Int64($0.row)) }, elementType: .int),
                         .array(written.map { .int(Int64($0.outcome.rawValue)) }, elementType: .int),
                         .array(written.map { .uuid($0.contactID!) }, elementType: .uuid),
+                        .array(written.map { .int(digests[$0.row] ?? 0) }, elementType: .int),
                     ]
                 ))
         }

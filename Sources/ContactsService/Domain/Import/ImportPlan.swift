@@ -69,12 +69,15 @@ public struct ImportBatchRow: Sendable {
     public var contact: ImportedContact?
     /// Why the row is invalid.
     public var failure: ContactsError?
+    /// The record's ``SourceRecord/digest`` (0: not compared).
+    public var digest: Int64
 
     /// Creates a row.
-    public init(row: Int, contact: ImportedContact?, failure: ContactsError?) {
+    public init(row: Int, contact: ImportedContact?, failure: ContactsError?, digest: Int64 = 0) {
         self.row = row
         self.contact = contact
         self.failure = failure
+        self.digest = digest
     }
 }
 

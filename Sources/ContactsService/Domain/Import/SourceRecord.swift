@@ -66,6 +66,63 @@ public struct SourceRecord: Sendable, Hashable {
     }
 }
 
+extension SourceRecord {
+    /// A digest of the record's values (64-bit FNV-1a over each value's length and bytes): the same record gives the
+    /// same digest in every process and release, so an import's ledger can tell that a row sent again is the row it
+    /// wrote. 0 for an unreadable record (it writes nothing, so the ledger never holds it).
+    public var digest: Int64 {
+        var fnv = FNV64()
+        switch content {
+        case .cells(let cells):
+            fnv.add(0)
+            for cell in cells { fnv.add(cell) }
+        case .fields(let fields):
+            fnv.add(1)
+            for field in fields {
+                fnv.add(field.key)
+                fnv.add(field.value)
+                fnv.add(field.components.count)
+                for component in field.components { fnv.add(component) }
+                fnv.add(field.parameters.count)
+                for parameter in field.parameters {
+                    fnv.add(parameter.name)
+                    fnv.add(parameter.value)
+                }
+            }
+        case .json(let json):
+            // The writer sorts keys: one text per value.
+            fnv.add(2)
+            fnv.add(json.text)
+        case .unreadable:
+            return 0
+        }
+        return Int64(bitPattern: fnv.value)
+    }
+}
+
+/// 64-bit FNV-1a: stable across processes (Swift's `Hasher` is seeded per process).
+struct FNV64 {
+    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    mutating func add(_ byte: UInt8) {
+        value = (value ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+    }
+
+    /// A count, as 8 bytes (little-endian): lengths keep ("ab", "c") apart from ("a", "bc").
+    mutating func add(_ count: Int) {
+        var n = UInt64(count)
+        for _ in 0..<8 {
+            add(UInt8(truncatingIfNeeded: n))
+            n >>= 8
+        }
+    }
+
+    mutating func add(_ text: String) {
+        add(text.utf8.count)
+        for byte in text.utf8 { add(byte) }
+    }
+}
+
 /// Bounds on what one import reads: each is an environment setting of the service (see `ContactsService.settings`), so
 /// that no input can make the reader hold more than about one record in memory, or run without end.
 public struct ImportLimits: Sendable, Hashable {

@@ -1064,7 +1064,8 @@ struct  Switchboard__Contacts__V1__ImportOptions
   /*
    * Makes the import resumable: rows this import already wrote (by their row number) are reported as before
    * (resumed = true) and not written again, so after an interruption the client sends the whole input again with the
-   * same id and the same options. 1-64 characters of A-Z a-z 0-9 . _ -; the service picks one when empty (see
+   * same id and the same options. A row that is not the record the import wrote under its number (another file, or
+   * only the rest of one, numbered from 1 again) ends the call with FAILED_PRECONDITION naming it. 1-64 characters of A-Z a-z 0-9 . _ -; the service picks one when empty (see
    * ImportContactsResponse.import_id).
    */
   char *import_id;

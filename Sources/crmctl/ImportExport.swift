@@ -45,7 +45,8 @@ extension Contacts {
                 running the same command with the printed --import-id: rows already written are not written again.
                 Mapping targets: name.given name.family name.middle name.prefix name.suffix name.display emails \
                 email:<label> phones phone:<label> tags type status owner_id address.lines address.locality \
-                address.administrative_area address.postal_code address.region_code address.label custom_fields.<key>.
+                address.administrative_area address.postal_code address.region_code address.label (address2.* … \
+                address10.* for more addresses) custom_fields.<key>.
                 """)
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The file ('-' for standard input).") var file: String

@@ -365,6 +365,19 @@ final class ImportExportTests {
         let changed = await rpcError { _ = try await self.runImport(client, Self.options(id: "resume-1"), Self.csv(edited)) }
         #expect(changed?.code == .failedPrecondition && changed?.message.contains("row 7 ") == true, "\(String(describing: changed))")
         #expect(try await all(client).count == 60)
+
+        // A ledger of one batch (5 rows), then the rest of the file on its own: its first batch is refused, and no
+        // later batch is written beside it (batches past the ledger start only once the ones within it passed).
+        let head = Self.numbered(5, prefix: "q")
+        #expect(Self.results(try await runImport(client, Self.options(id: "resume-2"), Self.csv(head))).count == 5)
+        let tail = "name.given,emails\n" + (6...30).map { "Person \($0),q\($0)@example.com\n" }.joined()
+        let refused = await rpcError { _ = try await self.runImport(client, Self.options(id: "resume-2"), Self.csv(tail)) }
+        #expect(refused?.code == .failedPrecondition, "\(String(describing: refused))")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await all(client).count == 65)
+        // The same input from its start still resumes: the ledger holds only what the first call wrote.
+        let whole = Self.results(try await runImport(client, Self.options(id: "resume-2"), Self.csv(Self.numbered(30, prefix: "q"))))
+        #expect(whole.count == 30 && whole.filter(\.resumed).count == 5 && whole.allSatisfy { $0.outcome == .created })
     }
 
     @Test("an import ledger past its retention is pruned (re-sending the import then imports again); a recent one stays")

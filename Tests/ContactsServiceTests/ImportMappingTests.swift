@@ -236,6 +236,7 @@ struct ImportMappingTests {
             EmailAddress(address: "ada@example.com", label: "home; office", primary: true),
             EmailAddress(address: "\"a:b;c\"@example.com", label: ""),
             EmailAddress(address: "c@example.com", label: "a:b\\"),
+            EmailAddress(address: "d@example.com", label: "me@work"),
         ]
         record.data.phones = [PhoneNumber(number: "+44 20 7946 0018", label: "desk:2;b", primary: true, e164: "+442079460018")]
         record.data.addresses[0].lines = ["12; St James Sq", "C:\\Flat 2\\"]
@@ -276,11 +277,16 @@ struct ImportMappingTests {
         }
     }
 
-    @Test("a record's digest is FNV-1a over its values and their lengths: fixed across releases (a resumed import's ledger holds it)")
+    @Test("a record's digest is FNV-1a over its values, their lengths and a CSV header's: fixed across releases (a ledger holds it)")
     func recordDigest() {
-        func digest(_ content: SourceRecord.Content) -> Int64 { SourceRecord(row: 1, endOffset: 0, content: content).digest }
-        // Computed outside Swift: FNV-1a 64 over 8-byte little-endian lengths and the bytes (the kind, 0 for CSV, first).
-        #expect(digest(.cells(["a", "bc"])) == -8_560_432_943_203_273_718)
+        func digest(_ content: SourceRecord.Content) -> Int64 { SourceRecord(row: 1, endOffset: 0, content: content).digest() }
+        // Computed outside Swift: FNV-1a 64 over 8-byte little-endian numbers and the bytes (the kind, 0 for CSV, then the
+        // header's digest, 0 without one).
+        #expect(digest(.cells(["a", "bc"])) == 2_552_487_025_209_775_146)
+        // A CSV row's digest holds its header's: the same cells under other column names are another row.
+        #expect(SourceRecord.headerDigest(["x"]) == 10_560_191_692_940_134_823)
+        let named = SourceRecord(row: 1, endOffset: 0, content: .cells(["a", "bc"])).digest(header: SourceRecord.headerDigest(["x"]))
+        #expect(named == 7_652_325_107_209_178_114)
         #expect(digest(.cells(["ab", "c"])) != digest(.cells(["a", "bc"])))
         #expect(digest(.cells(["a"])) != digest(.fields([SourceField(key: "a", value: "")])))
         #expect(digest(.json(.object(["b": .string("1"), "a": .null]))) == digest(.json(.object(["a": .null, "b": .string("1")]))))
@@ -289,14 +295,17 @@ struct ImportMappingTests {
 
     @Test("a list cell from another program: a backslash before other text stays, an unlabelled ':' reads as before")
     func listCellsFromElsewhere() {
-        #expect(ListCell.items(#"C:\dir; a\;b ;; \n"#).map(ListCell.unescaped) == [#"C:\dir"#, "a;b", #"\n"#])
+        #expect(ListCell.items(#"C:\dir; a\;b ;; \n"#).map { ListCell.unescaped($0) } == [#"C:\dir"#, "a;b", #"\n"#])
         #expect(ListCell.labelled("work: a@example.com")! == ("work", "a@example.com"))
         #expect(ListCell.labelled(#"a\:b:c"#)! == ("a:b", "c"))
-        #expect(ListCell.labelled("x@y:z", isLabel: { !$0.contains("@") }) == nil)
+        #expect(ListCell.labelled("x@y:z", isLabel: { label, _ in !label.contains("@") }) == nil)
         #expect(ListCell.unescaped(#"trailing\"#) == #"trailing\"#)
-        for text in ["", "plain", ";", "\\", "\\\\;", "a:b;c\\", "é;ü\\:"] {
-            #expect(ListCell.unescaped(ListCell.escaped(text, colons: true)) == text)
-            #expect(ListCell.items(ListCell.escaped(text) + "; z").map(ListCell.unescaped) == (text.isEmpty ? [] : [text]) + ["z"])
+        // Backslashes before anything but `;`, a label's `:` or the end are themselves, however many.
+        #expect(ListCell.items(#"\\server\share; C:\\dir\\x"#).map { ListCell.unescaped($0) } == [#"\\server\share"#, #"C:\\dir\\x"#])
+        #expect(ListCell.escaped(#"\\server\share"#) == #"\\server\share"#)
+        for text in ["", "plain", ";", "\\", "\\\\;", "a:b;c\\", "é;ü\\:", "\\\\x\\", ":\\:\\\\;"] {
+            #expect(ListCell.unescaped(ListCell.escaped(text, colons: true), colons: true) == text)
+            #expect(ListCell.items(ListCell.escaped(text) + "; z").map { ListCell.unescaped($0) } == (text.isEmpty ? [] : [text]) + ["z"])
         }
     }
 

@@ -222,6 +222,22 @@ final class SearchTests {
         saved.savedSearch = savedSearch
         let savedError = await rpcError { _ = try await client.stub.createSavedSearch(saved, options: client.options) }
         #expect(savedError?.fieldViolations.map(\.field) == ["saved_search.search.facets[0]"], "\(String(describing: savedError))")
+        var bulk = Switchboard_Contacts_V1_BulkTagContactsRequest()
+        bulk.filter = filter
+        bulk.addTags = ["x"]
+        let bulkError = await rpcError { _ = try await client.stub.bulkTagContacts(bulk, options: client.options) }
+        #expect(bulkError?.fieldViolations.map(\.field) == ["filter.custom_fields[colour]"], "\(String(describing: bulkError))")
+        // An export ignores facets (so does a bulk tag): an undefined one there is not refused.
+        var facetOnly = SearchRequest()
+        facetOnly.facets = ["custom_fields.regoin"]
+        export.filter = facetOnly
+        try await client.stub.exportContacts(export, options: client.options) { chunks in for try await _ in chunks {} }
+        // A retired field still counts: contacts keep its values.
+        var retire = Switchboard_Contacts_V1_RetireFieldRequest()
+        retire.key = "region"
+        _ = try await admin.stub.retireField(retire, options: admin.options)
+        let retired = try await client.search("garcia") { $0.facets = ["custom_fields.region"] }
+        #expect(retired.facets.first?.counts.map { "\($0.value)=\($0.count)" } == ["north=5", "south=3"])
     }
 
     @Test("pages: by relevance and by a field, every hit once, with no ceiling; a changed query refuses the token")
@@ -819,6 +835,14 @@ final class SearchBoundsTests {
         }
         #expect(last.hits.first?.contact?.id == long.id)
         #expect(last.hits.first?.highlights.contains { $0.field == "name.given" } == true)
+        // A bulk tag by the same text changes exactly those contacts.
+        var bulk = Switchboard_Contacts_V1_BulkTagContactsRequest()
+        var filter = SearchRequest()
+        filter.query = "mar"
+        bulk.filter = filter
+        bulk.addTags = ["m"]
+        let tagged = try await client.stub.bulkTagContacts(bulk, options: client.options)
+        #expect(tagged.matched == Int64(short.count + 1) && tagged.changed == Int64(short.count + 1), "\(tagged)")
     }
 
     @Test("one word ranks every match exactly, page after page past the sample: the order of the scores a field sort computes")

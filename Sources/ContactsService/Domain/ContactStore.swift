@@ -153,7 +153,12 @@ public protocol ContactStore: Sendable {
     /// Writes one batch of an import in one transaction: reads what earlier attempts of the import wrote and who holds
     /// the batch's addresses (and numbers, when matching phones), lets `plan` decide every row, then stores the
     /// creates and updates with their change events and records the rows written. Nothing is written in a dry run.
-    /// Refuses (``ContactsError/importOptionsChanged(importID:)``) an import id already used with other options.
+    /// Refuses (``ContactsError/importOptionsChanged(importID:)``) an import id already used with other options, and
+    /// (``ContactsError/importInputChanged(importID:row:)``) a row whose record is not the one the ledger wrote under its
+    /// number.
+    /// The highest row number an import's ledger holds (0 for an import not seen): a resumed import's batches up to it
+    /// are compared with the ledger one at a time, so that a refused one leaves no later batch writing.
+    func importLedgerEnd(importID: String, actor: Actor) async throws -> Int
     func importBatch(
         _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor,
         plan: @Sendable ([ImportBatchRow], ImportExisting, Date) -> ImportPlan

@@ -52,6 +52,10 @@ extension ContactsError: RPCErrorConvertible {
                 message:
                     "row \(row) is not the row \(row) that import \(importID) wrote before: resume by sending the same input again from its start, or use a new import_id"
             )
+        case .exportAddressesChanged(let id):
+            return RPCError(
+                code: .aborted,
+                message: "contact \(id.lowercaseText) gained postal addresses during the export, more than its columns hold; export again")
         case .tooManySavedSearches(let limit):
             return RPCError(code: .failedPrecondition, message: "you already own \(limit) saved searches, the most one may; delete one first")
         }

@@ -148,6 +148,7 @@ extension ContactsHandler {
 
         let domain = self.domain
         var headerSeen = false
+        var headerDigest: UInt64 = 0
         var rowsSeen = 0
         var received = 0
         // Where the last record ended: input that makes no record (blank lines, text outside vCards) is bounded too, or
@@ -162,15 +163,21 @@ extension ContactsHandler {
         // events and ledger commit). Matching phones keeps one: a number a batch in flight takes is not yet visible to
         // the next (an address is: its unique key makes the later batch wait and run again).
         let depth = settings.matchPhone ? 1 : Self.importBatchesInFlight
+        // A resumed import's rows up to the ledger's last are checked against it batch by batch: a batch is not started
+        // while one that holds ledger rows is in flight, so a refused input (another file under this id) leaves no
+        // later batch writing rows the ledger would then hold under the wrong record.
+        let ledgerEnd = try await domain.importLedgerEnd(importID: settings.importID, actor: actor)
         try await withThrowingTaskGroup(of: Void.self) { group in
             var inFlight = 0
             var submitted = 0
+            var checkingLedger = false
             func drain() async throws {
                 while inFlight > 0, try await group.next() != nil { inFlight -= 1 }
             }
             func submit() async throws {
                 guard !batch.isEmpty else { return }
-                while inFlight >= depth, try await group.next() != nil { inFlight -= 1 }
+                while inFlight >= (checkingLedger ? 1 : depth), try await group.next() != nil { inFlight -= 1 }
+                checkingLedger = batch[0].row <= ledgerEnd
                 let rows = batch
                 let end = batchEnd
                 let index = submitted
@@ -210,7 +217,7 @@ extension ContactsHandler {
                         ])
                     }
                     var row = domain.prepareImportRow(row: record.row, mapper.contact(from: record), definitions: definitions)
-                    row.digest = record.digest
+                    row.digest = record.digest(header: headerDigest)
                     batch.append(row)
                     batchEnd = record.endOffset
                     if batch.count >= limits.batchRows { try await submit() }
@@ -219,6 +226,7 @@ extension ContactsHandler {
             func learnHeader() throws {
                 guard !headerSeen, let header = (reader as? CSVReader)?.header else { return }
                 headerSeen = true
+                headerDigest = SourceRecord.headerDigest(header)
                 mapper.setHeader(header)
                 // A mapping naming a column the file does not have is a typo the caller wants to hear of.
                 let missing = options.mapping.enumerated().filter { !header.contains($0.element.source) }
@@ -405,7 +413,7 @@ extension ContactsHandler {
         var search = ContactSearch()
         if let filter = request.filter {
             search = try Self.contactSearch(try await resolved(filter, prefix: "filter.", context: context), prefix: "filter.")
-            try await checkCustomFields(search, prefix: "filter.", actor: actor)
+            if filter.savedSearchId.isEmpty { try await checkCustomFields(search, facets: false, prefix: "filter.", actor: actor) }
         }
         let keys = try await domain.fieldDefinitions(actor: actor).map(\.key)
         let chunkBytes = domain.limits.exportChunkBytes
@@ -423,7 +431,7 @@ extension ContactsHandler {
         }
         // A CSV row has a column group per address: as many as the most any match has (read before the header).
         let addresses =
-            request.format == .csv && fields.fields.contains("addresses") ? try await domain.exportAddressCount(search, actor: actor) : 1
+            request.format == .csv && fields.fields.contains("addresses") ? max(1, try await domain.exportAddressCount(search, actor: actor)) : 1
         let csv = ContactCSVWriter(fields: fields, customKeys: keys, addresses: addresses)
         let vcard = VCardWriter(version: request.vcardVersion == 3 ? 3 : 4, fields: fields)
         if request.format == .csv { buffer += Array(csv.header.utf8) }
@@ -432,7 +440,12 @@ extension ContactsHandler {
             let page = try await domain.exportPage(search, after: after, actor: actor)
             for record in page.records {
                 switch request.format {
-                case .csv: buffer += Array(csv.row(record).utf8)
+                case .csv:
+                    // Never a row that leaves an address out: the header's groups were counted before the pages.
+                    guard record.data.addresses.count <= addresses || !fields.fields.contains("addresses") else {
+                        throw ContactsError.exportAddressesChanged(contactID: record.id)
+                    }
+                    buffer += Array(csv.row(record).utf8)
                 case .vcard: buffer += Array(vcard.card(record).utf8)
                 default: buffer += Array((try Self.exportJSON(record, fields: fields) + "\n").utf8)
                 }

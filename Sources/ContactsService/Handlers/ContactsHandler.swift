@@ -374,9 +374,12 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
 
     /// Refuses a facet or condition on a custom field the tenant has not defined (retired fields count: contacts keep
     /// their values). No contact holds such a field, so it could only count and match nothing, and a misspelt key
-    /// would look like an empty result. Reads the definitions only when the search names a custom field.
-    func checkCustomFields(_ search: ContactSearch, prefix: String, actor: Actor) async throws {
+    /// would look like an empty result. Reads the definitions only when the search names a custom field. A saved
+    /// search run by id is not checked again: one saved before this check runs as it always did.
+    /// - Parameter facets: whether the caller counts facets (an export and a bulk tag ignore them).
+    func checkCustomFields(_ search: ContactSearch, facets checkFacets: Bool = true, prefix: String, actor: Actor) async throws {
         let facets = search.facets.enumerated().compactMap { i, facet -> (Int, String)? in
+            guard checkFacets else { return nil }
             if case .customField(let key) = facet { return (i, key) }
             return nil
         }
@@ -422,7 +425,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             throw ContactsError.invalid([Violation("filter", "is required: a search (an empty query matches every contact)", reason: "REQUIRED")])
         }
         let search = try Self.contactSearch(try await resolved(filter, prefix: "filter.", context: context), prefix: "filter.")
-        try await checkCustomFields(search, prefix: "filter.", actor: try context.actor())
+        if filter.savedSearchId.isEmpty { try await checkCustomFields(search, facets: false, prefix: "filter.", actor: try context.actor()) }
         let write = try IdempotentWrite(
             requestID: request.requestId, method: Methods.bulkTagContacts,
             response: { (r: BulkTagResult) in
@@ -441,7 +444,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     ) async throws -> Switchboard_Contacts_V1_SearchContactsResponse {
         let request = try await resolved(given, prefix: "", context: context)
         let search = try Self.contactSearch(request)
-        try await checkCustomFields(search, prefix: "", actor: try context.actor())
+        if given.savedSearchId.isEmpty { try await checkCustomFields(search, prefix: "", actor: try context.actor()) }
         var hits: [Switchboard_Contacts_V1_SearchHit] = []
         let found = try await domain.search(
             search, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor()

@@ -8,6 +8,15 @@ import SwitchboardServiceKit
 private struct ImportAddressRace: Error {}
 
 extension PostgresContactStore {
+    public func importLedgerEnd(importID: String, actor: Actor) async throws -> Int {
+        let rows = try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            "SELECT coalesce(max(row_number), 0) AS n FROM contacts.import_rows WHERE tenant_id = $1 AND import_id = $2",
+            [.text(actor.tenantID), .text(importID)]
+        ).rows
+        return Int(try rows.first?.int("n") ?? 0)
+    }
+
     public func importBatch(
         _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor,
         plan: @Sendable ([ImportBatchRow], ImportExisting, Date) -> ImportPlan
@@ -88,9 +97,9 @@ extension PostgresContactStore {
         for row in results[0].rows {
             guard let outcome = ImportOutcome(rawValue: Int(try row.int("outcome"))) else { continue }
             let number = Int(try row.int("row_number"))
-            // A row written before from another record: the client sent another input under this id. Refused before
-            // anything of it is written or skipped as written.
-            if let written = try row.optionalInt("record_digest"), let sent = digests[number], sent != 0, written != sent {
+            // A row written before from another record (or now unreadable, digest 0): the client sent another input
+            // under this id. Refused before anything of it is written or skipped as written.
+            if let written = try row.optionalInt("record_digest"), let sent = digests[number], written != sent {
                 throw ContactsError.importInputChanged(importID: settings.importID, row: number)
             }
             existing.ledger[number] = (outcome, try row.uuid("contact_id"))

@@ -981,15 +981,29 @@ extension PostgresContactStore {
         _ search: ContactSearch, add: [String], remove: [String], limit: Int, actor: Actor, write: WriteOptions<BulkTagResult>
     ) async throws -> WriteOutcome<BulkTagResult> {
         let (hasText, conditions, filterBinds) = Self.filter(search, tenantID: actor.tenantID)
-        // Every match, in no order, one more than may change (to tell "too many").
-        let cte = Self.matchedCTE(hasText: hasText, conditions: conditions, columns: "c.id", cap: limit + 1)
         do {
             return try await idempotency.transaction(write, actor: actor, pool: pool) { c in
                 try await c.query("SELECT set_config('pg_trgm.similarity_threshold', $1, true) AS t", [.text(Self.typoThreshold)])
                 try await c.query("SELECT set_config('statement_timeout', $1, true) AS t", [.text(String(search.timeoutMilliseconds))])
                 try await c.query("SELECT set_config('jit', 'off', true) AS t")
                 try await c.query("SELECT set_config('plan_cache_mode', 'force_custom_plan', true) AS t")
-                let ids = try await c.query("\(cte) SELECT id FROM matched", filterBinds).rows.map { try $0.uuid("id") }
+                // Every match, in no order, one more than may change (to tell "too many"): the words stand for what they
+                // do in a search sorted by a field or an export (``addLetterPrefixes(to:text:)``), so a bulk tag changes
+                // exactly the contacts an export of its filter writes.
+                var statements = SearchStatements(connection: c)
+                var binds = filterBinds
+                var tsquery: String?
+                if hasText {
+                    guard var expanded = try await Self.expand(filterBinds, on: &statements) else {
+                        return BulkTagResult(matched: 0, changed: 0, skippedTooManyTags: 0)
+                    }
+                    Self.addLetterPrefixes(to: &expanded, text: search.text)
+                    guard let query = expanded.query else { return BulkTagResult(matched: 0, changed: 0, skippedTooManyTags: 0) }
+                    binds.append(.text(query))
+                    tsquery = "$\(binds.count)"
+                }
+                let cte = Self.matchedCTE(hasText: hasText, conditions: conditions, columns: "c.id", cap: limit + 1, tsquery: tsquery)
+                let ids = try await statements.query("\(cte) SELECT id FROM matched", binds, planOnce: false).rows.map { try $0.uuid("id") }
                 guard ids.count <= limit else { throw ContactsError.tooManyMatches(count: ids.count, limit: limit) }
                 // New tags: the current ones, then the added ones not there yet, in order, without the removed ones.
                 let rows = try await c.query(

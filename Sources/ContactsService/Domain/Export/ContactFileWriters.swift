@@ -53,9 +53,9 @@ public struct ExportFields: Sendable, Hashable {
 }
 
 /// Writes contacts as RFC 4180 CSV (CRLF line ends, fields quoted where needed) with a header row an import maps
-/// without a mapping: `id`, `name.given` … `owner_id`, `address.*` (the first postal address; `address2.*` … for
-/// further ones, as many groups as the writer is told a contact may have), one
-/// `custom_fields.<key>` column per custom field. Lists are `;`-separated; a labelled email or phone is
+/// without a mapping: `id`, `name.given` … `owner_id`, `address.*` (the first postal address), one
+/// `custom_fields.<key>` column per custom field, then `address2.*` … for further addresses (as many groups as the
+/// writer is told a contact may have). Lists are `;`-separated; a labelled email or phone is
 /// `label:value`, the primary one first; a `;` in an item, or a `:` in a label, is escaped with a backslash
 /// (`ListCell`). Pure.
 public struct ContactCSVWriter: Sendable {
@@ -90,11 +90,12 @@ public struct ContactCSVWriter: Sendable {
             }
             if fields.fields.contains(field) { columns.append(.target(target)) }
         }
+        for key in customKeys.sorted() where fields.includes(customKey: key) { columns.append(.target(.custom(key))) }
+        // Last, so that the other columns keep their places whether or not some contact has a second address.
         let groups = min(addresses, ContactRules.maxAddresses)
         if fields.fields.contains("addresses"), groups >= 2 {
             for number in 2...groups { columns += ImportTarget.AddressPart.allCases.map { .target(.address($0, number: number)) } }
         }
-        for key in customKeys.sorted() where fields.includes(customKey: key) { columns.append(.target(.custom(key))) }
         self.columns = columns
     }
 

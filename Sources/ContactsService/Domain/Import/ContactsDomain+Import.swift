@@ -48,7 +48,8 @@ extension ContactsDomain {
     ///   - definitions: the tenant's field definitions.
     ///   - actor: the caller.
     /// - Returns: one result per row, in order.
-    /// - Throws: ``ContactsError/importOptionsChanged(importID:)``, or a database error.
+    /// - Throws: ``ContactsError/importOptionsChanged(importID:)``, ``ContactsError/importInputChanged(importID:row:)``,
+    ///   or a database error.
     public func writeImportBatch(
         _ rows: [ImportBatchRow], settings: ImportSettings, definitions: [FieldDefinition], actor: Actor
     ) async throws -> [ImportRowResult] {
@@ -57,6 +58,11 @@ extension ContactsDomain {
         return try await store.importBatch(rows, settings: settings, actor: actor) { rows, existing, now in
             planner.plan(rows, existing: existing, now: now, newID: { UUID.timeOrdered() })
         }
+    }
+
+    /// The highest row number an import's ledger holds, 0 for a new import (see ``ContactStore/importLedgerEnd(importID:actor:)``).
+    public func importLedgerEnd(importID: String, actor: Actor) async throws -> Int {
+        try await store.importLedgerEnd(importID: importID, actor: actor)
     }
 
     /// Contacts to export at most per page (each page one query, keyset-paged: memory stays flat for any size).

@@ -279,7 +279,8 @@ struct Builder {
         case .emails(let label):
             for item in ListCell.items(value) {
                 // `label:address`: a colon before the `@` ends a label (":address" gives an address with a colon, no label).
-                if let (itemLabel, address) = ListCell.labelled(item, isLabel: { !$0.contains("@") }) {
+                // A label holds no `@` unless the address after it does ("me@work:a@example.com").
+                if let (itemLabel, address) = ListCell.labelled(item, isLabel: { label, rest in !label.contains("@") || rest.contains("@") }) {
                     row.data.emails.append(EmailAddress(address: address, label: label ?? itemLabel))
                 } else {
                     row.data.emails.append(EmailAddress(address: ListCell.unescaped(item), label: label ?? ""))
@@ -296,7 +297,7 @@ struct Builder {
             }
             give("phones")
         case .tags:
-            row.data.tags += ListCell.items(value).map(ListCell.unescaped)
+            row.data.tags += ListCell.items(value).map { ListCell.unescaped($0) }
             give("tags")
         case .type:
             switch Self.enumName(value, prefix: "CONTACT_TYPE_") {
@@ -327,7 +328,7 @@ struct Builder {
             var address = addresses[number] ?? PostalAddress()
             switch part {
             case .label: address.label = value
-            case .lines: address.lines += ListCell.items(value).map(ListCell.unescaped)
+            case .lines: address.lines += ListCell.items(value).map { ListCell.unescaped($0) }
             case .locality: address.locality = value
             case .administrativeArea: address.administrativeArea = value
             case .postalCode: address.postalCode = value

@@ -1,94 +1,94 @@
 /// The list cells of the CSV form: emails, phones, tags and address lines, items separated by `;`, an email or phone
-/// `label:value`. A `;` inside an item's text, a `:` inside a label, and a backslash before either or before another
-/// backslash are escaped with a backslash, so every tag, label and line survives an export and an import (the tag
-/// `a;b` is written `a\;b`; it used to come back as the two tags `a` and `b`). A backslash before any other character
-/// is read as itself, so text written by other programs keeps its backslashes. Pure.
+/// `label:value`. A `;` inside an item's text, and a `:` inside a label, are escaped with a backslash, so every tag,
+/// label and line survives an export and an import (the tag `a;b` is written `a\;b`; it used to come back as the two
+/// tags `a` and `b`). Backslashes follow the rule of quotes in a command line: only a run of them that comes right
+/// before a `;`, a label's `:` or the item's end is doubled, so `\\server\share` or `C:\dir` from another program
+/// reads as itself. Pure.
 enum ListCell {
     private static let backslash = UInt8(ascii: "\\"), semicolon = UInt8(ascii: ";"), colon = UInt8(ascii: ":")
-
-    /// Whether a byte after a backslash makes an escape.
-    private static func isEscapable(_ byte: UInt8) -> Bool { byte == backslash || byte == semicolon || byte == colon }
 
     /// An item's text as written in a cell: `;` escaped, and `:` too when `colons` (a label).
     static func escaped(_ text: String, colons: Bool = false) -> String {
         let bytes = Array(text.utf8)
-        // A backslash needs escaping only where a reader would take it for an escape: before `\`, `;` or `:`, or last
-        // (it would then escape the separator the writer puts after it).
-        let needs = bytes.contains { $0 == semicolon || $0 == backslash || (colons && $0 == colon) }
-        guard needs else { return text }
+        func special(_ byte: UInt8) -> Bool { byte == semicolon || (colons && byte == colon) }
+        guard bytes.contains(where: { special($0) || $0 == backslash }) else { return text }
         var out: [UInt8] = []
-        out.reserveCapacity(bytes.count + 4)
-        for (i, byte) in bytes.enumerated() {
-            if byte == semicolon || (colons && byte == colon) {
-                out.append(backslash)
-            } else if byte == backslash, i + 1 == bytes.count || isEscapable(bytes[i + 1]) {
-                out.append(backslash)
+        out.reserveCapacity(bytes.count + 8)
+        var run = 0
+        for byte in bytes {
+            if byte == backslash {
+                run += 1
+                continue
             }
+            if special(byte) {
+                out += Array(repeating: backslash, count: 2 * run + 1)
+            } else {
+                out += Array(repeating: backslash, count: run)
+            }
+            run = 0
             out.append(byte)
         }
+        out += Array(repeating: backslash, count: 2 * run)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Where the unescaped `target` bytes of `bytes` are: those after an even run of backslashes (or none).
+    private static func positions(of target: UInt8, in bytes: String.UTF8View) -> [String.Index] {
+        var found: [String.Index] = []
+        var run = 0
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let byte = bytes[i]
+            if byte == target, run % 2 == 0 { found.append(i) }
+            run = byte == backslash ? run + 1 : 0
+            i = bytes.index(after: i)
+        }
+        return found
     }
 
     /// The items of a cell, each still escaped, trimmed of spaces; empty ones dropped.
     static func items(_ cell: String) -> [String] {
         var items: [String] = []
-        var start = cell.utf8.startIndex
-        var i = start
-        let utf8 = cell.utf8
-        while i < utf8.endIndex {
-            let byte = utf8[i]
-            if byte == backslash, case let next = utf8.index(after: i), next < utf8.endIndex, isEscapable(utf8[next]) {
-                i = utf8.index(after: next)
-                continue
-            }
-            if byte == semicolon {
-                items.append(String(cell[start..<i]))
-                start = utf8.index(after: i)
-            }
-            i = utf8.index(after: i)
+        var start = cell.startIndex
+        for separator in positions(of: semicolon, in: cell.utf8) {
+            items.append(String(cell[start..<separator]))
+            start = cell.utf8.index(after: separator)
         }
         items.append(String(cell[start...]))
         return items.map(\.trimmingSpaces).filter { !$0.isEmpty }
     }
 
-    /// An item's label and value when it holds an unescaped `:` (the first one) and `isLabel` accepts the text before
-    /// it, both unescaped and trimmed; otherwise nil.
-    static func labelled(_ item: String, isLabel: (_ label: Substring) -> Bool = { _ in true }) -> (label: String, value: String)? {
-        let utf8 = item.utf8
-        var i = utf8.startIndex
-        while i < utf8.endIndex {
-            let byte = utf8[i]
-            if byte == backslash, case let next = utf8.index(after: i), next < utf8.endIndex, isEscapable(utf8[next]) {
-                i = utf8.index(after: next)
-                continue
-            }
-            if byte == colon {
-                guard isLabel(item[..<i]) else { return nil }
-                return (unescaped(String(item[..<i])).trimmingSpaces, unescaped(String(item[utf8.index(after: i)...])).trimmingSpaces)
-            }
-            i = utf8.index(after: i)
-        }
-        return nil
+    /// An item's label and value when it holds an unescaped `:` (the first one) and `isLabel` accepts the text on
+    /// either side of it, unescaped (the label's `:` too) and trimmed; otherwise nil.
+    static func labelled(
+        _ item: String, isLabel: (_ label: Substring, _ value: Substring) -> Bool = { _, _ in true }
+    ) -> (label: String, value: String)? {
+        guard let at = positions(of: colon, in: item.utf8).first else { return nil }
+        let label = item[..<at], value = item[item.utf8.index(after: at)...]
+        guard isLabel(label, value) else { return nil }
+        return (unescaped(String(label), colons: true).trimmingSpaces, unescaped(String(value)).trimmingSpaces)
     }
 
-    /// An item's text with its escapes removed.
-    static func unescaped(_ text: String) -> String {
+    /// An item's text with its escapes removed: a run of n backslashes before a `;` (or a `:`, with `colons`) stands
+    /// for n / 2 of them, and escapes the character when n is odd; a run at the end stands for half of it when even.
+    /// Any other backslash is itself.
+    static func unescaped(_ text: String, colons: Bool = false) -> String {
         guard text.utf8.contains(backslash) else { return text }
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count)
-        var escaping = false
+        var run = 0
         for byte in text.utf8 {
-            if escaping {
-                if !isEscapable(byte) { out.append(backslash) }
-                out.append(byte)
-                escaping = false
-            } else if byte == backslash {
-                escaping = true
-            } else {
-                out.append(byte)
+            if byte == backslash {
+                run += 1
+                continue
             }
+            let special = byte == semicolon || (colons && byte == colon)
+            out += Array(repeating: backslash, count: special ? run / 2 : run)
+            run = 0
+            out.append(byte)
         }
-        if escaping { out.append(backslash) }
+        // At the end: halved when even (as written); an odd run was not written by an export, and stays as it is.
+        out += Array(repeating: backslash, count: run % 2 == 0 ? run / 2 : run)
         return String(decoding: out, as: UTF8.self)
     }
 }

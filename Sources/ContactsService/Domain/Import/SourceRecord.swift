@@ -70,11 +70,14 @@ extension SourceRecord {
     /// A digest of the record's values (64-bit FNV-1a over each value's length and bytes): the same record gives the
     /// same digest in every process and release, so an import's ledger can tell that a row sent again is the row it
     /// wrote. 0 for an unreadable record (it writes nothing, so the ledger never holds it).
-    public var digest: Int64 {
+    /// - Parameter header: a CSV record's ``headerDigest(_:)`` (the header names the cells, and without a mapping
+    ///   decides where they go); 0 without a header.
+    public func digest(header: UInt64 = 0) -> Int64 {
         var fnv = FNV64()
         switch content {
         case .cells(let cells):
             fnv.add(0)
+            fnv.add(word: header)
             for cell in cells { fnv.add(cell) }
         case .fields(let fields):
             fnv.add(1)
@@ -100,6 +103,16 @@ extension SourceRecord {
     }
 }
 
+extension SourceRecord {
+    /// The digest of a CSV header's names, for ``digest(header:)``: read once per import, not per row.
+    public static func headerDigest(_ names: [String]) -> UInt64 {
+        var fnv = FNV64()
+        fnv.add(names.count)
+        for name in names { fnv.add(name) }
+        return fnv.value
+    }
+}
+
 /// 64-bit FNV-1a: stable across processes (Swift's `Hasher` is seeded per process).
 struct FNV64 {
     private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -110,7 +123,12 @@ struct FNV64 {
 
     /// A count, as 8 bytes (little-endian): lengths keep ("ab", "c") apart from ("a", "bc").
     mutating func add(_ count: Int) {
-        var n = UInt64(count)
+        add(word: UInt64(clamping: count))
+    }
+
+    /// A 64-bit word, as 8 bytes (little-endian).
+    mutating func add(word: UInt64) {
+        var n = word
         for _ in 0..<8 {
             add(UInt8(truncatingIfNeeded: n))
             n >>= 8

@@ -1030,8 +1030,9 @@ struct  Switchboard__Contacts__V1__ImportFieldMapping
    * phone:<label>, tags (separated by ";"), type (PERSON or COMPANY), status (LEAD, PROSPECT, CUSTOMER, INACTIVE),
    * owner_id, address.label, address.lines (lines separated by ";"), address.locality, address.administrative_area,
    * address.postal_code, address.region_code (address2.label … address10.region_code: a second to tenth address),
-   * custom_fields.<key> (read as the field's type). Empty: ignore the source. In those lists "\;" is a ";" inside an item, "\:" a ":" inside a label and "\\" a backslash that one of
-   * them follows (as CSV exports write them); a backslash before anything else is itself.
+   * custom_fields.<key> (read as the field's type). Empty: ignore the source. In those lists "\;" is a ";" inside an
+   * item and "\:" a ":" inside a label; backslashes right before either, or at an item's end, are doubled (as CSV
+   * exports write them); any other backslash is itself.
    */
   char *target;
 };
@@ -1065,8 +1066,8 @@ struct  Switchboard__Contacts__V1__ImportOptions
    * Makes the import resumable: rows this import already wrote (by their row number) are reported as before
    * (resumed = true) and not written again, so after an interruption the client sends the whole input again with the
    * same id and the same options. A row that is not the record the import wrote under its number (another file, or
-   * only the rest of one, numbered from 1 again) ends the call with FAILED_PRECONDITION naming it. 1-64 characters of A-Z a-z 0-9 . _ -; the service picks one when empty (see
-   * ImportContactsResponse.import_id).
+   * only the rest of one, numbered from 1 again) ends the call with FAILED_PRECONDITION naming it. 1-64 characters of
+   * A-Z a-z 0-9 . _ -; the service picks one when empty (see ImportContactsResponse.import_id).
    */
   char *import_id;
   /*

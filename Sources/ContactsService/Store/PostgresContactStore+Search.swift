@@ -495,7 +495,8 @@ extension PostgresContactStore {
         var words: [[(term: String, weight: Double)]]
         /// Every candidate of every word.
         var terms: Set<String>
-        /// The candidates that are words of digits as prefixes (`<digits>*`), sorted.
+        /// The candidates that are prefixes (`<word>*`: of digits, or of letters by ``addLetterPrefixes(to:text:)``),
+        /// sorted.
         var prefixTerms: [String]
         /// The tsquery that needs every word (one of its candidates each); nil when a word has none, so nothing
         /// matches.
@@ -548,9 +549,11 @@ extension PostgresContactStore {
             else { continue }
             expansion.words[i].append((term: token + "*", weight: 0.6))
             expansion.terms.insert(token + "*")
+            expansion.prefixTerms.append(token + "*")
             added = true
         }
         guard added, expansion.query != nil else { return }
+        expansion.prefixTerms.sort()
         expansion.query = expansion.words.map { "(" + $0.map { Self.lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ")
     }
 

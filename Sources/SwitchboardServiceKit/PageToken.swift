@@ -74,18 +74,7 @@ public struct PageToken: Sendable, Hashable {
 
     /// A fingerprint of a query's filters and order (FNV-1a over the parts, separated so `["ab", "c"]` and
     /// `["a", "bc"]` differ).
-    public static func fingerprint(_ parts: [String]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for part in parts {
-            for byte in part.utf8 {
-                hash ^= UInt64(byte)
-                hash = hash &* 0x0000_0100_0000_01B3
-            }
-            hash ^= 0xFF
-            hash = hash &* 0x0000_0100_0000_01B3
-        }
-        return hash
-    }
+    public static func fingerprint(_ parts: [String]) -> UInt64 { TextFingerprint.of(parts) }
 
     /// Resumes a list from a request's token: nil for the first page, the cursor for a later one.
     /// - Parameters:

@@ -67,78 +67,43 @@ public struct SourceRecord: Sendable, Hashable {
 }
 
 extension SourceRecord {
-    /// A digest of the record's values (64-bit FNV-1a over each value's length and bytes): the same record gives the
-    /// same digest in every process and release, so an import's ledger can tell that a row sent again is the row it
-    /// wrote. 0 for an unreadable record (it writes nothing, so the ledger never holds it).
+    /// A digest of the record's values (``TextFingerprint``, with the record's kind and each list's length among them):
+    /// the same record gives the same digest in every process and release, so an import's ledger can tell that a row
+    /// sent again is the row it wrote. 0 for an unreadable record (it writes nothing, so the ledger never holds it).
     /// - Parameter header: a CSV record's ``headerDigest(_:)`` (the header names the cells, and without a mapping
     ///   decides where they go); 0 without a header.
     public func digest(header: UInt64 = 0) -> Int64 {
-        var fnv = FNV64()
+        var fingerprint = TextFingerprint()
         switch content {
         case .cells(let cells):
-            fnv.add(0)
-            fnv.add(word: header)
-            for cell in cells { fnv.add(cell) }
+            fingerprint.add("csv")
+            fingerprint.add(String(header, radix: 16))
+            for cell in cells { fingerprint.add(cell) }
         case .fields(let fields):
-            fnv.add(1)
+            fingerprint.add("vcard")
             for field in fields {
-                fnv.add(field.key)
-                fnv.add(field.value)
-                fnv.add(field.components.count)
-                for component in field.components { fnv.add(component) }
-                fnv.add(field.parameters.count)
+                fingerprint.add(field.key)
+                fingerprint.add(field.value)
+                fingerprint.add(String(field.components.count))
+                for component in field.components { fingerprint.add(component) }
+                fingerprint.add(String(field.parameters.count))
                 for parameter in field.parameters {
-                    fnv.add(parameter.name)
-                    fnv.add(parameter.value)
+                    fingerprint.add(parameter.name)
+                    fingerprint.add(parameter.value)
                 }
             }
         case .json(let json):
             // The writer sorts keys: one text per value.
-            fnv.add(2)
-            fnv.add(json.text)
+            fingerprint.add("json")
+            fingerprint.add(json.text)
         case .unreadable:
             return 0
         }
-        return Int64(bitPattern: fnv.value)
+        return Int64(bitPattern: fingerprint.value)
     }
-}
 
-extension SourceRecord {
     /// The digest of a CSV header's names, for ``digest(header:)``: read once per import, not per row.
-    public static func headerDigest(_ names: [String]) -> UInt64 {
-        var fnv = FNV64()
-        fnv.add(names.count)
-        for name in names { fnv.add(name) }
-        return fnv.value
-    }
-}
-
-/// 64-bit FNV-1a: stable across processes (Swift's `Hasher` is seeded per process).
-struct FNV64 {
-    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-
-    mutating func add(_ byte: UInt8) {
-        value = (value ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-    }
-
-    /// A count, as 8 bytes (little-endian): lengths keep ("ab", "c") apart from ("a", "bc").
-    mutating func add(_ count: Int) {
-        add(word: UInt64(clamping: count))
-    }
-
-    /// A 64-bit word, as 8 bytes (little-endian).
-    mutating func add(word: UInt64) {
-        var n = word
-        for _ in 0..<8 {
-            add(UInt8(truncatingIfNeeded: n))
-            n >>= 8
-        }
-    }
-
-    mutating func add(_ text: String) {
-        add(text.utf8.count)
-        for byte in text.utf8 { add(byte) }
-    }
+    public static func headerDigest(_ names: [String]) -> UInt64 { TextFingerprint.of(names) }
 }
 
 /// Bounds on what one import reads: each is an environment setting of the service (see `ContactsService.settings`), so

@@ -78,6 +78,11 @@ public enum ContactsService: ServiceDefinition {
             help:
                 "Most bytes an import reads without a row ending: blank lines, text outside vCards, one record (skipped vCard photos included) (65536-1073741824); past it the call ends with INVALID_ARGUMENT (rows before are written)."
         ),
+        .init(
+            "SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES", default: String(ImportLimits().maxPreviewBytes),
+            help:
+                "Most bytes (estimated) one dry-run import remembers of what its rows would write, to preview duplicates between rows exactly (65536-68719476736): about 96 bytes a contact, more with duplicate_policy UPDATE; past it the call ends with RESOURCE_EXHAUSTED (rows before are previewed)."
+        ),
     ]
 
     /// Where the organization feed comes from.
@@ -110,6 +115,7 @@ public enum ContactsService: ServiceDefinition {
         limits.importRetentionDays = try env.int(settings[14], in: 1...3650)
         limits.facetSearchesAtOnce = try env.int(settings[15], in: 1...200)
         limits.importLimits.maxBytesWithoutRow = try env.int(settings[16], in: (64 << 10)...(1 << 30))
+        limits.importLimits.maxPreviewBytes = try env.int(settings[17], in: (64 << 10)...(1 << 36))
         return limits
     }
 

@@ -3,6 +3,7 @@ import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
+import Synchronization
 import Testing
 
 @testable import ContactsService
@@ -21,6 +22,7 @@ final class ImportExportTests {
         limits.importLimits.maxRows = 200
         limits.importLimits.maxRecordBytes = 2048
         limits.importLimits.maxBytesWithoutRow = 32 << 10
+        limits.importLimits.maxPreviewBytes = 16384
         limits.exportChunkBytes = 1024
         return limits
     }()
@@ -55,7 +57,8 @@ final class ImportExportTests {
     /// other's flow control). With `stopAfter`, the request stream is left open (the input is not over) and after that
     /// many responses the call is cancelled: an interruption, as a client that dies mid-upload causes.
     func runImport(
-        _ client: Client, _ options: Switchboard_Contacts_V1_ImportOptions, _ chunks: [[UInt8]], stopAfter: Int? = nil
+        _ client: Client, _ options: Switchboard_Contacts_V1_ImportOptions, _ chunks: [[UInt8]], stopAfter: Int? = nil,
+        received: ResponseLog? = nil
     ) async throws -> [ImportResponse] {
         var callOptions = client.options
         callOptions.timeout = .seconds(120)
@@ -77,6 +80,7 @@ final class ImportExportTests {
                 var responses: [ImportResponse] = []
                 for try await response in call.responses {
                     responses.append(response)
+                    received?.responses.withLock { $0.append(response) }
                     if let stopAfter, responses.count >= stopAfter {
                         group.cancelAll()
                         return responses
@@ -86,6 +90,11 @@ final class ImportExportTests {
                 return responses
             }
         }
+    }
+
+    /// The responses of a call that may end in an error.
+    final class ResponseLog: Sendable {
+        let responses = Mutex<[ImportResponse]>([])
     }
 
     static func results(_ responses: [ImportResponse]) -> [Switchboard_Contacts_V1_ImportRowResult] { responses.flatMap(\.results) }
@@ -172,6 +181,83 @@ final class ImportExportTests {
                 settings: ["app.tenant_id": tenant], "SELECT count(*) AS n FROM contacts.\(table) WHERE tenant_id = $1", [.text(tenant)])
             #expect(try rows.rows.first?.int("n") == 0, "\(table)")
         }
+    }
+
+    /// Twelve rows over three batches of five: duplicates of an existing contact, and of rows in earlier batches (by
+    /// address, an address in another case, a second address, a phone number).
+    static let crossBatch = """
+        name.given,emails,phones,tags
+        One,one@example.com,,a
+        Two,two@example.com,,b
+        Ada,ADA@example.com,,c
+        Four,four@example.com,,d
+        Five,five@example.com,,e
+        Six,TWO@example.com,,f
+        Seven,seven@example.com,+49 30 12345007,g
+        Eight,ada@example.com,,h
+        Nine,nine@example.com;one@example.com,,i
+        Ten,ten@example.com,,j
+        Eleven,eleven@example.com,+49 30 12345007,k
+        Twelve,FOUR@example.com,,l
+
+        """
+
+    @Test(
+        "a dry run previews rows that duplicate earlier batches' rows as the import then does, under every policy and with phone matching",
+        arguments: [
+            (Switchboard_Contacts_V1_DuplicatePolicy.skip, false), (.update, false), (.create, false), (.skip, true), (.update, true),
+        ])
+    func dryRunAcrossBatches(policy: Switchboard_Contacts_V1_DuplicatePolicy, phones: Bool) async throws {
+        let tenant = tenant()
+        let client = try await harness.client(tenant: tenant)
+        let ada = try await client.create(given: "Ada", family: "Lovelace", emails: ["ada@example.com"], tags: ["x"])
+        var options = Self.options(policy: policy)
+        if phones { options.matchOn = [.email, .phone] }
+        var dry = options
+        dry.dryRun = true
+        let preview = Self.results(try await runImport(client, dry, Self.csv(Self.crossBatch)))
+        #expect(try await all(client).count == 1)
+        let imported = Self.results(try await runImport(client, options, Self.csv(Self.crossBatch)))
+        #expect(preview.map(\.row) == Array(1...12) && imported.map(\.row) == Array(1...12))
+        #expect(preview.map(\.outcome) == imported.map(\.outcome))
+        #expect(preview.map { $0.violations.map(\.reason) } == imported.map { $0.violations.map(\.reason) })
+        // An id only where the contact exists before the import; never one that only the preview has.
+        #expect(preview.map(\.contactId) == imported.map { $0.contactId == ada.id ? ada.id : "" })
+        let expected: [Switchboard_Contacts_V1_ImportOutcome]
+        switch policy {
+        case .skip:
+            expected = [
+                .created, .created, .skippedDuplicate, .created, .created, .skippedDuplicate, .created, .skippedDuplicate, .skippedDuplicate,
+                .created,
+                phones ? .skippedDuplicate : .created, .skippedDuplicate,
+            ]
+        case .update:
+            expected = [
+                .created, .created, .updated, .created, .created, .updated, .created, .updated, .updated, .created,
+                phones ? .updated : .created, .updated,
+            ]
+        default:
+            expected = [.created, .created, .invalid, .created, .created, .invalid, .created, .invalid, .invalid, .created, .created, .invalid]
+        }
+        #expect(imported.map(\.outcome) == expected)
+    }
+
+    @Test("a dry run whose memory of earlier rows passes its bound ends with RESOURCE_EXHAUSTED after the rows it previewed exactly")
+    func dryRunMemoryBound() async throws {
+        let tenant = tenant()
+        let client = try await harness.client(tenant: tenant)
+        // 48 bytes an address, two a row: the suite's 16 KiB bound is passed at the 171st row, in the batch of rows 171-175.
+        var file = "name.given,emails\n"
+        for i in 1...200 { file += "R\(i),r\(i)@example.com;s\(i)@example.com\n" }
+        var dry = Self.options(dryRun: true)
+        dry.importId = "dry-bound"
+        let log = ResponseLog()
+        let error = await #expect(throws: RPCError.self) { _ = try await self.runImport(client, dry, Self.csv(file), received: log) }
+        let seen = Self.results(log.responses.withLock { $0 })
+        #expect(error?.code == .resourceExhausted)
+        #expect(error?.message.contains("rows up to 175") == true && error?.message.contains("SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES") == true)
+        #expect(seen.map(\.row) == Array(1...175) && seen.allSatisfy { $0.outcome == .created })
+        #expect(try await all(client).isEmpty)
     }
 
     @Test("duplicates by email: skip names the contact and changes nothing, update adds the row's values, create makes the row invalid")

@@ -193,6 +193,90 @@ struct ImportMappingTests {
         #expect(plan.results[0].contactID == one)
     }
 
+    /// Plans `batches` in order as a dry run does, each on top of what the earlier ones would write.
+    static func preview(
+        _ batches: [[ImportBatchRow]], policy: DuplicatePolicy, phone: Bool = false, existing: ImportExisting = ImportExisting(),
+        maxBytes: Int = 1 << 20
+    ) -> (results: [[ImportRowResult]], preview: ImportPreview) {
+        var settings = ImportSettings(importID: "i", fingerprint: "f")
+        settings.policy = policy
+        settings.matchPhone = phone
+        settings.dryRun = true
+        let planner = Self.planner(policy, phone: phone)
+        let preview = ImportPreview(maxBytes: maxBytes)
+        let results = batches.map { rows in
+            preview.plan(rows, existing: existing, settings: settings) { seen, newID in planner.plan(rows, existing: seen, now: Date(), newID: newID)
+            }
+            .results
+        }
+        return (results, preview)
+    }
+
+    @Test("a dry run's later batch sees what its earlier batches would create: duplicates by address and number, taken addresses")
+    func previewAcrossBatches() {
+        let stored = UUID.random()
+        var existing = ImportExisting()
+        existing.emailHolders["old@example.com"] = stored
+        let first = [Self.row(1, ["a@example.com"], phones: ["+44 20 7946 0018"]), Self.row(2, ["old@example.com"])]
+        let second = [Self.row(3, ["A@example.com"]), Self.row(4, ["b@example.com"], phones: ["+44 20 7946 0018"]), Self.row(5, ["old@example.com"])]
+
+        let skip = Self.preview([first, second], policy: .skip, phone: true, existing: existing).results
+        #expect(skip.map { $0.map(\.outcome) } == [[.created, .skippedDuplicate], [.skippedDuplicate, .skippedDuplicate, .skippedDuplicate]])
+        // Only a stored contact's id is given; the would-be contact of row 1 has none.
+        #expect(skip.joined().map(\.contactID) == [nil, stored, nil, nil, stored])
+
+        let create = Self.preview([first, second], policy: .create, existing: existing).results
+        #expect(create.map { $0.map(\.outcome) } == [[.created, .invalid], [.invalid, .created, .invalid]])
+        #expect(create[1][0].violations.map(\.reason) == ["ALREADY_EXISTS"])
+
+        // Without phone matching a shared number is no duplicate.
+        let unmatched = Self.preview([first, second], policy: .skip, existing: existing).results
+        #expect(unmatched[1].map(\.outcome) == [.skippedDuplicate, .created, .skippedDuplicate])
+    }
+
+    @Test("update: a later batch's row merges into the state an earlier batch would leave, of a new contact and of a stored one")
+    func previewUpdates() {
+        let stored = UUID.random()
+        var existing = ImportExisting()
+        existing.emailHolders["old@example.com"] = stored
+        existing.records[stored] = Self.record(stored, email: "old@example.com", tags: ["a"])
+        var settings = ImportSettings(importID: "i", fingerprint: "f")
+        settings.policy = .update
+        settings.dryRun = true
+        let planner = Self.planner(.update)
+        let preview = ImportPreview(maxBytes: 1 << 20)
+        func plan(_ rows: [ImportBatchRow]) -> ImportPlan {
+            preview.plan(rows, existing: existing, settings: settings) { seen, newID in planner.plan(rows, existing: seen, now: Date(), newID: newID)
+            }
+        }
+        let one = plan([Self.row(1, ["old@example.com", "extra@example.com"], tags: ["b"]), Self.row(2, ["new@example.com"], tags: ["n"])])
+        #expect(one.results.map(\.outcome) == [.updated, .created])
+        // The address row 1 would add to the stored contact is its, and the tags row 1 would add are kept.
+        let two = plan([Self.row(3, ["extra@example.com"], tags: ["c"]), Self.row(4, ["NEW@example.com"], tags: ["m"])])
+        #expect(two.results.map(\.outcome) == [.updated, .updated])
+        #expect(two.results.map(\.contactID) == [stored, nil])
+        #expect(two.updates.map(\.record.data.tags) == [["a", "b", "c"], ["n", "m"]])
+        #expect(two.updates[0].changedFields == ["tags"])
+    }
+
+    @Test("the memory is bounded: the batch that passes it is previewed in full and marks where previews stop")
+    func previewBound() {
+        let batches = (0..<4).map { b in (1...5).map { Self.row(b * 5 + $0, ["r\(b * 5 + $0)@example.com"]) } }
+        // 48 bytes an address: 10 rows fit in 480 bytes, the 11th passes it.
+        let (results, preview) = Self.preview(Array(batches.prefix(3)), policy: .skip, maxBytes: 480)
+        #expect(results.joined().allSatisfy { $0.outcome == .created })
+        #expect(preview.fullAfterRow == 15)
+        #expect(Self.preview(Array(batches.prefix(2)), policy: .skip, maxBytes: 480).preview.fullAfterRow == nil)
+    }
+
+    @Test("a would-be contact's id is never a stored contact's")
+    func wouldBeIDs() {
+        var memory = ImportPreviewMemory(maxBytes: 0)
+        let ids = (0..<3).map { _ in memory.newID() }
+        #expect(Set(ids).count == 3 && ids.allSatisfy(ImportPreviewMemory.isWouldBe))
+        #expect(!ImportPreviewMemory.isWouldBe(UUID.timeOrdered()) && !ImportPreviewMemory.isWouldBe(UUID.random()))
+    }
+
     // MARK: Writers
 
     static func sample() -> ContactRecord {

@@ -136,6 +136,9 @@ public enum ContactsError: Error, Sendable, Equatable {
     case importOptionsChanged(importID: String)
     /// A row sent again under an import id is not the row the import wrote with that number: another input.
     case importInputChanged(importID: String, row: Int)
+    /// A dry run's memory of what its rows would write passed its bound after `row`: the rows after it cannot be
+    /// previewed exactly.
+    case importPreviewFull(row: Int, maxBytes: Int)
     /// A CSV export met a contact with more postal addresses than its header has columns for: it gained them after the
     /// export counted them.
     case exportAddressesChanged(contactID: UUID)

@@ -52,6 +52,12 @@ extension ContactsError: RPCErrorConvertible {
                 message:
                     "row \(row) is not the row \(row) that import \(importID) wrote before: resume by sending the same input again from its start, or use a new import_id"
             )
+        case .importPreviewFull(let row, let maxBytes):
+            return RPCError(
+                code: .resourceExhausted,
+                message:
+                    "the dry run previewed rows up to \(row); what they would write passed the \(maxBytes) bytes a dry run remembers to find duplicates between rows (SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES): preview the rest as a file of its own"
+            )
         case .exportAddressesChanged(let id):
             return RPCError(
                 code: .aborted,

@@ -162,7 +162,9 @@ extension ContactsHandler {
         // Two batches in flight: their transactions overlap in the database (one's rows go in while the other's change
         // events and ledger commit). Matching phones keeps one: a number a batch in flight takes is not yet visible to
         // the next (an address is: its unique key makes the later batch wait and run again).
-        let depth = settings.matchPhone ? 1 : Self.importBatchesInFlight
+        // A dry run's batches run in order too: each is previewed on top of what the earlier ones would write.
+        let depth = settings.matchPhone || settings.dryRun ? 1 : Self.importBatchesInFlight
+        let preview = settings.dryRun ? ImportPreview(maxBytes: limits.maxPreviewBytes) : nil
         // A resumed import's rows up to the ledger's last are checked against it batch by batch: a batch is not started
         // while one that holds ledger rows is in flight, so a refused input (another file under this id) leaves no
         // later batch writing rows the ledger would then hold under the wrong record.
@@ -186,7 +188,9 @@ extension ContactsHandler {
                     // Not cancelled with the call: a batch whose transaction has begun ends it (commit or rollback) even
                     // when the client goes away, rather than leaving a connection mid-transaction holding its locks.
                     // The ledger makes the outcome safe either way.
-                    let write = Task { try await domain.writeImportBatch(rows, settings: settings, definitions: definitions, actor: actor) }
+                    let write = Task {
+                        try await domain.writeImportBatch(rows, settings: settings, definitions: definitions, actor: actor, preview: preview)
+                    }
                     do {
                         sink.yield(.batch(index: index, results: try await write.value, endOffset: end, header: header))
                     } catch {

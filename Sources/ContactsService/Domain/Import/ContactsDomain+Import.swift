@@ -47,16 +47,30 @@ extension ContactsDomain {
     ///   - settings: the import's settings.
     ///   - definitions: the tenant's field definitions.
     ///   - actor: the caller.
+    ///   - preview: a dry run's memory of its earlier batches (required when `settings.dryRun`; the batches then run one
+    ///     at a time, in order).
     /// - Returns: one result per row, in order.
     /// - Throws: ``ContactsError/importOptionsChanged(importID:)``, ``ContactsError/importInputChanged(importID:row:)``,
-    ///   or a database error.
+    ///   ``ContactsError/importPreviewFull(row:maxBytes:)``, or a database error.
     public func writeImportBatch(
-        _ rows: [ImportBatchRow], settings: ImportSettings, definitions: [FieldDefinition], actor: Actor
+        _ rows: [ImportBatchRow], settings: ImportSettings, definitions: [FieldDefinition], actor: Actor, preview: ImportPreview? = nil
     ) async throws -> [ImportRowResult] {
         guard !rows.isEmpty else { return [] }
         let planner = ImportPlanner(settings: settings, definitions: definitions, maxContactBytes: limits.maxContactBytes, actor: actor)
+        guard settings.dryRun else {
+            return try await store.importBatch(rows, settings: settings, actor: actor) { rows, existing, now in
+                planner.plan(rows, existing: existing, now: now, newID: { UUID.timeOrdered() })
+            }
+        }
+        let preview = preview ?? ImportPreview(maxBytes: limits.importLimits.maxPreviewBytes)
+        // Refused before the batch rather than previewed without the earlier rows: every row a preview reports is what
+        // the import would do.
+        if let row = preview.fullAfterRow { throw ContactsError.importPreviewFull(row: row, maxBytes: preview.maxBytes) }
+        // A dry run's store plans once and writes nothing (no retry), so each batch is remembered once.
         return try await store.importBatch(rows, settings: settings, actor: actor) { rows, existing, now in
-            planner.plan(rows, existing: existing, now: now, newID: { UUID.timeOrdered() })
+            preview.plan(rows, existing: existing, settings: settings) { existing, newID in
+                planner.plan(rows, existing: existing, now: now, newID: newID)
+            }
         }
     }
 

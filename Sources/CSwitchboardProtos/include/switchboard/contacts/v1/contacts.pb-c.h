@@ -1053,7 +1053,11 @@ struct  Switchboard__Contacts__V1__ImportOptions
   size_t n_mapping;
   Switchboard__Contacts__V1__ImportFieldMapping **mapping;
   /*
-   * Validate, match and report every row without writing anything.
+   * Validate, match and report every row without writing anything. A row is matched against the contacts the rows
+   * before it would create or change too, so each outcome is the import's. A dry run remembers those rows' addresses
+   * and numbers (and, under UPDATE, their contacts) up to the service's SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES
+   * (about a million rows under SKIP and CREATE); past it the call ends with RESOURCE_EXHAUSTED naming the last row
+   * previewed.
    */
   protobuf_c_boolean dry_run;
   Switchboard__Contacts__V1__DuplicatePolicy duplicate_policy;

@@ -246,7 +246,7 @@ final class ImportExportTests {
     func dryRunMemoryBound() async throws {
         let tenant = tenant()
         let client = try await harness.client(tenant: tenant)
-        // 48 bytes an address, two a row: the suite's 16 KiB bound is passed at the 171st row, in the batch of rows 171-175.
+        // 80 bytes an address, two a row: the suite's 16 KiB bound is passed at the 103rd row, in the batch of rows 101-105.
         var file = "name.given,emails\n"
         for i in 1...200 { file += "R\(i),r\(i)@example.com;s\(i)@example.com\n" }
         var dry = Self.options(dryRun: true)
@@ -255,8 +255,8 @@ final class ImportExportTests {
         let error = await #expect(throws: RPCError.self) { _ = try await self.runImport(client, dry, Self.csv(file), received: log) }
         let seen = Self.results(log.responses.withLock { $0 })
         #expect(error?.code == .resourceExhausted)
-        #expect(error?.message.contains("rows up to 175") == true && error?.message.contains("SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES") == true)
-        #expect(seen.map(\.row) == Array(1...175) && seen.allSatisfy { $0.outcome == .created })
+        #expect(error?.message.contains("rows up to 105") == true && error?.message.contains("SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES") == true)
+        #expect(seen.map(\.row) == Array(1...105) && seen.allSatisfy { $0.outcome == .created })
         #expect(try await all(client).isEmpty)
     }
 

@@ -235,6 +235,44 @@ struct GatewayFeatureTests {
         #expect(view.json["recentInteractions"] is [Any], "\(view.body)")
     }
 
+    @Test(
+        "an organization service without GetContactSummary: memberships through its list RPC, their organizations' names in one batch call, and a failed batch call listed"
+    )
+    func overviewOrganizationFallback() async throws {
+        let older = OlderOrganization()
+        let server = try await startServer(services: [older])
+        defer { Task { await server.stop() } }
+        let gw = try await GatewayHarness.start(targets: ["organization": "127.0.0.1:\(server.port)"])
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        let contact = try #require(
+            try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "Olga"}}"#, token: token).json["id"] as? String)
+
+        let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
+        #expect(view.status == 200, "\(view.body)")
+        #expect((view.json["partialFailures"] as? [Any])?.isEmpty == true, "\(view.body)")
+        let memberships = try #require(view.json["memberships"] as? [[String: Any]], "\(view.body)")
+        #expect(memberships.map { $0["organizationId"] as? String } == ["org-a", "org-b", "org-a"])
+        #expect(memberships.allSatisfy { $0["contactId"] as? String == contact })
+        #expect((view.json["groups"] as? [Any])?.isEmpty == true, "\(view.body)")
+        #expect(view.json["organizationNames"] as? [String: String] == ["org-a": "Acme", "org-b": "Globex"], "\(view.body)")
+        // Each organization asked for once, in the memberships' order; the list RPCs asked for this contact.
+        #expect(
+            older.calls.withLock { $0 }.sorted() == [
+                "BatchGetOrganizations org-a,org-b", "ListContactGroups \(contact)", "ListContactMemberships \(contact)",
+            ])
+
+        // The batch call fails: the memberships stay, the names are listed as a partial failure.
+        older.failBatch.withLock { $0 = true }
+        let partial = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
+        #expect(partial.status == 200, "\(partial.body)")
+        #expect((partial.json["memberships"] as? [Any])?.count == 3, "\(partial.body)")
+        #expect(partial.json["organizationNames"] == nil, "\(partial.body)")
+        let failures = try #require(partial.json["partialFailures"] as? [[String: Any]], "\(partial.body)")
+        #expect(failures.map { $0["part"] as? String } == ["organizations"], "\(partial.body)")
+        #expect(failures.first?["method"] as? String == "BatchGetOrganizations" && failures.first?["code"] as? String == "UNAVAILABLE")
+    }
+
     @Test("the OpenAPI document lists every bound route and passes an OpenAPI validator")
     func openAPI() async throws {
         let secretFile = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-secret-\(UUID())").path
@@ -299,6 +337,45 @@ final class OlderCollaboration: RPCService {
             guard request.timeMin != nil else { throw RPCError(code: .invalidArgument, message: "time_min is missing") }
             calls.withLock { $0.append("ListMeetings") }
             return Switchboard_Collaboration_V1_ListMeetingsResponse()
+        }
+    }
+}
+
+/// An organization service of a release before GetContactSummary: memberships in two organizations (one twice), no
+/// groups, and the organizations' names by BatchGetOrganizations (which fails while `failBatch` is set).
+final class OlderOrganization: RPCService {
+    let calls = Mutex<[String]>([])
+    let failBatch = Mutex(false)
+
+    func registerMethods(with router: inout RPCRouter) {
+        typealias Method = Switchboard_Organization_V1_OrganizationService.Method
+        router.registerUnary(Method.listContactMemberships) { [self] (request: Switchboard_Organization_V1_ListContactMembershipsRequest, _) in
+            calls.withLock { $0.append("ListContactMemberships \(request.contactId)") }
+            var response = Switchboard_Organization_V1_ListContactMembershipsResponse()
+            response.memberships = ["org-a", "org-b", "org-a"].enumerated().map { index, organization in
+                var membership = Switchboard_Organization_V1_Membership()
+                membership.id = "membership-\(index)"
+                membership.contactId = request.contactId
+                membership.organizationId = organization
+                return membership
+            }
+            return response
+        }
+        router.registerUnary(Method.listContactGroups) { [self] (request: Switchboard_Organization_V1_ListContactGroupsRequest, _) in
+            calls.withLock { $0.append("ListContactGroups \(request.contactId)") }
+            return Switchboard_Organization_V1_ListContactGroupsResponse()
+        }
+        router.registerUnary(Method.batchGetOrganizations) { [self] (request: Switchboard_Organization_V1_BatchGetOrganizationsRequest, _) in
+            if failBatch.withLock({ $0 }) { throw RPCError(code: .unavailable, message: "organizations are being moved") }
+            calls.withLock { $0.append("BatchGetOrganizations \(request.ids.joined(separator: ","))") }
+            var response = Switchboard_Organization_V1_BatchGetOrganizationsResponse()
+            response.organizations = request.ids.map { id in
+                var organization = Switchboard_Organization_V1_Organization()
+                organization.id = id
+                organization.name = ["org-a": "Acme", "org-b": "Globex"][id] ?? ""
+                return organization
+            }
+            return response
         }
     }
 }

@@ -807,10 +807,20 @@ final class SearchBoundsTests {
         for i in 0..<4 { _ = try await client.create(given: "Marcellus", family: "Number \(i)", tags: ["bound"]) }
         for i in 0..<2 { _ = try await client.create(given: "Mar", family: "Exact \(i)", tags: ["bound"]) }
         let ranked = try await client.search("mar bound") { $0.facets = ["type"] }
-        // The exact word's contacts come first, and no more than the sample is ranked.
-        #expect(ranked.hits.count == 3)
+        // The exact word's contacts come first, and no more than the sample is ranked: the matches it left out follow,
+        // in id order.
+        #expect(ranked.hits.count == 6)
         #expect(ranked.hits.prefix(2).allSatisfy { $0.contact?.name?.given == "Mar" }, "\(ranked.hits.map { $0.contact?.name?.display ?? "" })")
+        #expect(ranked.hits[0].score >= ranked.hits[1].score && ranked.hits[1].score >= ranked.hits[2].score)
+        let tail = ranked.hits.suffix(3).map { $0.contact?.id ?? "" }
+        #expect(tail == tail.sorted() && Set(tail).isDisjoint(with: ranked.hits.prefix(3).map { $0.contact?.id ?? "" }))
         #expect(ranked.facets.first?.partial == true && ranked.facets.first?.counts.first?.count == 4)
+        // Relevance pages have no ceiling: pages of one and of two, across the sample's end, give the same hits once each.
+        for size: Int32 in [1, 2] {
+            let paged = try await client.allHits("mar bound", pageSize: size)
+            #expect(paged.map(\.id) == ranked.hits.map { $0.contact?.id ?? "" }, "page size \(size)")
+            #expect(paged.map(\.score) == ranked.hits.map(\.score), "page size \(size)")
+        }
         // Sorted by a field, every match is reachable; a narrow search's facets are whole.
         #expect(try await client.allIDs("mar", pageSize: 2, sort: .createTime).count == 6)
         let narrow = try await client.search("exact") { $0.facets = ["type"] }
@@ -984,11 +994,14 @@ final class SearchBoundsTests {
         let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
         for i in 0..<4 { _ = try await client.create(given: "Marcellus", family: "Exact", emails: ["m\(i)@example.com"]) }
         _ = try await client.create(given: "Mar", family: "Exact")
-        // Five matches, a sample of three: the exact first word's contact first, then two of the others.
+        // Five matches, a sample of three: the exact first word's contact first, then two of the others, ranked; the
+        // two the sample left out follow in id order.
         let two = try await client.search("mar exact")
-        #expect(two.hits.count == 3)
+        #expect(two.hits.count == 5)
         #expect(two.hits.first?.contact?.name?.given == "Mar", "\(two.hits.map { $0.contact?.name?.display ?? "" })")
-        #expect(two.hits.map(\.score) == two.hits.map(\.score).sorted(by: >))
+        #expect(two.hits.prefix(3).map(\.score) == two.hits.prefix(3).map(\.score).sorted(by: >))
+        let rest = two.hits.suffix(2).map { $0.contact?.id ?? "" }
+        #expect(rest == rest.sorted())
 
         // One word: "mar" only in an address (weight 1 × 1) against "mar" beginning a given name (0.6 + 0.3 × 3/9 = 0.7,
         // × 1.8 = 1.26); and a contact with both scores the better of them.

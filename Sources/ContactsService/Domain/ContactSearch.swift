@@ -80,6 +80,9 @@ public struct SearchCursor: Sendable, Hashable {
     public var key: String
     /// The last hit's id.
     public var id: UUID
+
+    /// A relevance cursor's key past a cut sample: the matches the sample left out come in id order.
+    public static let tailKey = "tail"
 }
 
 /// One hit of a search.
@@ -90,6 +93,8 @@ public struct ContactHit: Sendable {
     public var score: Double
     /// The names of the organizations the contact belongs to (from the organization feed), which a search also matches.
     public var organizationNames: [String] = []
+    /// A relevance hit past a broad query's ranked sample: it comes in id order after the ranked ones, whatever its score.
+    public var tail = false
 }
 
 /// What a search found.
@@ -513,7 +518,7 @@ extension ContactsDomain {
         if let last = page.last, found.more || page.count < found.hits.count {
             let key: String
             switch search.sort {
-            case .relevance: key = "\(last.score)"
+            case .relevance: key = last.tail ? SearchCursor.tailKey : "\(last.score)"
             case .createTime: key = String(ContactCursor.microseconds(last.record.createdAt))
             case .updateTime: key = String(ContactCursor.microseconds(last.record.updatedAt))
             case .familyName: key = last.record.data.name.family
@@ -526,7 +531,7 @@ extension ContactsDomain {
     /// Whether a decoded cursor key is one this service could have issued for `sort`.
     static func isValidCursorKey(_ key: String, for sort: ContactSearch.Sort) -> Bool {
         switch sort {
-        case .relevance: return Double(key).map { $0.isFinite && $0 >= 0 && $0 < 1_000 } ?? false
+        case .relevance: return key == SearchCursor.tailKey || (Double(key).map { $0.isFinite && $0 >= 0 && $0 < 1_000 } ?? false)
         case .familyName: return ContactRules.nameLimit.allows(key)
         case .createTime, .updateTime: return Int64(key).map(ContactCursor.validMicroseconds.contains) ?? false
         }

@@ -470,10 +470,13 @@ extension PostgresContactStore {
         var high: UInt64
         var low: UInt64
         var score: Double
+        /// Past a cut sample: one of the matches the sample left out, which follow it in id order.
+        var tail = false
 
-        init(id: UUID, score: Double) {
+        init(id: UUID, score: Double, tail: Bool = false) {
             self.id = id
             self.score = score
+            self.tail = tail
             (high, low) = Self.halves(id)
         }
 
@@ -566,7 +569,9 @@ extension PostgresContactStore {
     /// the page (``namePairs``); otherwise (2c) every match up to `rankedMatches` + 1 (one scan of the index for the
     /// whole query, whose words narrow each other), and when that found more, or for a word of digits alone, (3) a
     /// ranked sample: the contacts holding the first word's best candidates first, each candidate's read by the index up
-    /// to the sample's size; (4) the page's rows.
+    /// to the sample's size; (4) the page's rows. When the sample is cut, the matches it left out follow it, in id order
+    /// (each with its own score): (3b) the next of them after the page's ranked hits or the cursor, so no match is out
+    /// of reach of a relevance search's pages.
     /// - Returns: the page, and the tsquery of the whole query (nil when a word has no candidate: nothing matches).
     /// - Parameter committingPage: whether the page's rows are the transaction's last statement, to be sent with its
     ///   COMMIT.
@@ -581,6 +586,7 @@ extension PostgresContactStore {
         // A word with no candidate matches no contact.
         guard let query = expanded.query else { return (ContactHits(hits: [], more: false, terms: terms, facets: []), nil) }
 
+        let filterBinds = binds
         var binds = binds
         func bind(_ value: PostgresValue) -> String {
             binds.append(value)
@@ -654,12 +660,38 @@ extension PostgresContactStore {
             matches.append(RankedMatch(id: id, score: SearchRules.score(names: names, holding: present, candidates: words)))
         }
         matches.sort { $0.precedes($1) }
-        if let after = search.after {
+        // A sample that reached its size left matches out (a whole query's scan found more, or a word of digits' walk
+        // filled it): they follow the ranked ones.
+        let cut = !complete && rows.count >= sample
+        let sampled = cut ? matches.map(\.id) : []
+        let tailCursor = search.after?.key == SearchCursor.tailKey ? search.after?.id : nil
+        if tailCursor != nil {
+            matches = []
+        } else if let after = search.after {
             let cursor = RankedMatch(id: after.id, score: Double(after.key) ?? 0)
             matches.removeAll { !cursor.precedes($0) }
         }
         let limit = max(0, min(search.limit, SearchRules.maxPageSize))
-        let page = Array(matches.prefix(limit + 1))
+        var page = Array(matches.prefix(limit + 1))
+        if cut, page.count <= limit {
+            var tailBinds = filterBinds
+            func tailBind(_ value: PostgresValue) -> String {
+                tailBinds.append(value)
+                return "$\(tailBinds.count)"
+            }
+            let tail = try await c.query(
+                """
+                SELECT \(columns) FROM contacts.contacts c WHERE \(filters) AND c.search_words @@ \(tailBind(.text(query)))::tsquery
+                    AND c.id > \(tailCursor.map { tailBind(.uuid($0)) } ?? Self.noID) AND NOT c.id = ANY(\(tailBind(.array(sampled.map(PostgresValue.uuid), elementType: .uuid))))
+                ORDER BY c.id LIMIT \(limit + 1 - page.count)
+                """, tailBinds, planOnce: false
+            ).rows
+            for row in tail {
+                let names = try row.strings("search_names")
+                let score = SearchRules.score(names: names, holding: holding.held(in: try row.string("words")), candidates: words)
+                page.append(RankedMatch(id: try row.uuid("id"), score: score, tail: true))
+            }
+        }
         guard !page.isEmpty else { return (ContactHits(hits: [], more: false, terms: terms, facets: []), query) }
 
         // The page's rows: the page stops once it holds `maxBytes` of their text (at least one hit). Their size is
@@ -679,7 +711,9 @@ extension PostgresContactStore {
             available += 1
             guard bytes < search.maxBytes else { continue }
             bytes += row.textBytes
-            hits.append(ContactHit(record: try Self.record(row), score: match.score, organizationNames: try row.strings("organization_names")))
+            hits.append(
+                ContactHit(
+                    record: try Self.record(row), score: match.score, organizationNames: try row.strings("organization_names"), tail: match.tail))
         }
         if hits.count > limit { hits.removeLast(hits.count - limit) }
         return (ContactHits(hits: hits, more: available > hits.count || matches.count > page.count, terms: terms, facets: []), query)

@@ -97,7 +97,7 @@ typedef enum _Switchboard__Contacts__V1__SearchContactsRequest__SortBy {
    * Best match first (then id): every word of the query counts by how it matched (the word itself, a word it
    * begins, a word it resembles), words in the person's name more. A broad query ranks its first 2,000 matches
    * (SWITCHBOARD_CONTACTS_SEARCH_RANKED_MATCHES), taken from the contacts holding its best-matching words first;
-   * sort by a field to walk every match.
+   * the matches past them follow in id order, each with its score, so pages reach every match.
    */
   SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_RELEVANCE = 1,
   SWITCHBOARD__CONTACTS__V1__SEARCH_CONTACTS_REQUEST__SORT_BY__SORT_BY_CREATE_TIME = 2,

@@ -601,7 +601,9 @@ extension PostgresContactStore {
         var rows: [PostgresRow] = []
         var complete = false
         var matches: [RankedMatch] = []
-        if wordCount == 2 && prefixTerms.isEmpty,
+        // A cursor past a cut sample: only the sample's path reaches there (the name pairs' and tiers' pages are exact).
+        let tailCursor = search.after?.key == SearchCursor.tailKey ? search.after?.id : nil
+        if wordCount == 2 && prefixTerms.isEmpty && tailCursor == nil,
             let page = try await Self.namePairs(
                 search, candidates: words, filters: filters, binds: binds, planOnce: conditions == Self.tenantConditions, holding: holding, on: &c)
         {
@@ -664,7 +666,6 @@ extension PostgresContactStore {
         // filled it): they follow the ranked ones.
         let cut = !complete && rows.count >= sample
         let sampled = cut ? matches.map(\.id) : []
-        let tailCursor = search.after?.key == SearchCursor.tailKey ? search.after?.id : nil
         if tailCursor != nil {
             matches = []
         } else if let after = search.after {

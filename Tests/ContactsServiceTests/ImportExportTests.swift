@@ -700,6 +700,18 @@ final class ImportExportTests {
         }
         let csv = String(decoding: try await export(client, .csv) { $0.fields = ["id", "emails"] }.bytes, as: UTF8.self)
         #expect(csv.hasPrefix("id,emails\r\n"))
+        // A column group per address the matches have: the tenant's most (three), or one for the two contacts the text
+        // finds ("Shown 0" and "Shown 3", one address each).
+        let header = { (bytes: [UInt8]) in String(decoding: bytes, as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? "" }
+        let every = header(try await export(client, .csv).bytes)
+        #expect(every.contains("address3.label") && !every.contains("address4."), "\(every)")
+        let shown = try await export(client, .csv) {
+            var filter = Switchboard_Contacts_V1_SearchContactsRequest()
+            filter.query = "shown"
+            $0.filter = filter
+        }
+        #expect(
+            shown.count == 2 && header(shown.bytes).contains("address.label") && !header(shown.bytes).contains("address2."), "\(header(shown.bytes))")
         let card = String(decoding: try await export(client, .vcard) { $0.vcardVersion = 3 }.bytes, as: UTF8.self)
         #expect(card.contains("VERSION:3.0\r\n") && card.components(separatedBy: "BEGIN:VCARD").count == 5)
         let empty = try await export(try await harness.client(tenant: tenant()), .csv)

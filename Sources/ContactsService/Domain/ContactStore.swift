@@ -127,8 +127,8 @@ public protocol ContactStore: Sendable {
     /// Searches contacts: up to `search.limit` hits, fewer when they pass `search.maxBytes`, whether more follow, the
     /// terms the text matched and, when `search.facets` is not empty, the facet counts over every hit.
     func search(_ search: ContactSearch, actor: Actor) async throws -> ContactHits
-    /// The most postal addresses a contact has among those the search's filters match (its text left out: a superset,
-    /// so a CSV export of its matches has a column for every address).
+    /// The most postal addresses a contact has among those the search matches (its text and filters, as an export's
+    /// pages find them), so a CSV export of its matches has a column group for every address and no more.
     func mostAddresses(_ search: ContactSearch, actor: Actor) async throws -> Int
     /// Adds `add` and removes `remove` on every live contact `search` matches, in one transaction with a change event
     /// per contact changed; more than `limit` matches change nothing (``ContactsError/tooManyMatches(count:limit:)``).

@@ -149,10 +149,7 @@ struct ImportMappingTests {
 
     @Test("update: the stored contact gains the row's tags and addresses; a later row updates a contact an earlier row created")
     func planUpdate() {
-        let stored = UUID.random()
-        var existing = ImportExisting()
-        existing.emailHolders["old@example.com"] = stored
-        existing.records[stored] = Self.record(stored, email: "old@example.com", tags: ["a"])
+        let (stored, existing) = Self.storedHolder()
         let plan = Self.planner(.update).plan(
             [
                 Self.row(1, ["old@example.com", "second@example.com"], tags: ["b"]), Self.row(2, ["fresh@example.com"], given: "Ann"),
@@ -197,19 +194,27 @@ struct ImportMappingTests {
     static func preview(
         _ batches: [[ImportBatchRow]], policy: DuplicatePolicy, phone: Bool = false, existing: ImportExisting = ImportExisting(),
         maxBytes: Int = 1 << 20
-    ) -> (results: [[ImportRowResult]], preview: ImportPreview) {
+    ) -> (results: [[ImportRowResult]], plans: [ImportPlan], preview: ImportPreview) {
         var settings = ImportSettings(importID: "i", fingerprint: "f")
         settings.policy = policy
         settings.matchPhone = phone
         settings.dryRun = true
         let planner = Self.planner(policy, phone: phone)
         let preview = ImportPreview(maxBytes: maxBytes)
-        let results = batches.map { rows in
+        let plans = batches.map { rows in
             preview.plan(rows, existing: existing, settings: settings) { seen, newID in planner.plan(rows, existing: seen, now: Date(), newID: newID)
             }
-            .results
         }
-        return (results, preview)
+        return (plans.map(\.results), plans, preview)
+    }
+
+    /// What the store reads for a contact holding "old@example.com", tagged "a".
+    static func storedHolder() -> (id: UUID, existing: ImportExisting) {
+        let stored = UUID.random()
+        var existing = ImportExisting()
+        existing.emailHolders["old@example.com"] = stored
+        existing.records[stored] = Self.record(stored, email: "old@example.com", tags: ["a"])
+        return (stored, existing)
     }
 
     @Test("a dry run's later batch sees what its earlier batches would create: duplicates by address and number, taken addresses")
@@ -236,23 +241,16 @@ struct ImportMappingTests {
 
     @Test("update: a later batch's row merges into the state an earlier batch would leave, of a new contact and of a stored one")
     func previewUpdates() {
-        let stored = UUID.random()
-        var existing = ImportExisting()
-        existing.emailHolders["old@example.com"] = stored
-        existing.records[stored] = Self.record(stored, email: "old@example.com", tags: ["a"])
-        var settings = ImportSettings(importID: "i", fingerprint: "f")
-        settings.policy = .update
-        settings.dryRun = true
-        let planner = Self.planner(.update)
-        let preview = ImportPreview(maxBytes: 1 << 20)
-        func plan(_ rows: [ImportBatchRow]) -> ImportPlan {
-            preview.plan(rows, existing: existing, settings: settings) { seen, newID in planner.plan(rows, existing: seen, now: Date(), newID: newID)
-            }
-        }
-        let one = plan([Self.row(1, ["old@example.com", "extra@example.com"], tags: ["b"]), Self.row(2, ["new@example.com"], tags: ["n"])])
-        #expect(one.results.map(\.outcome) == [.updated, .created])
+        let (stored, existing) = Self.storedHolder()
+        let plans = Self.preview(
+            [
+                [Self.row(1, ["old@example.com", "extra@example.com"], tags: ["b"]), Self.row(2, ["new@example.com"], tags: ["n"])],
+                [Self.row(3, ["extra@example.com"], tags: ["c"]), Self.row(4, ["NEW@example.com"], tags: ["m"])],
+            ], policy: .update, existing: existing
+        ).plans
+        #expect(plans[0].results.map(\.outcome) == [.updated, .created])
         // The address row 1 would add to the stored contact is its, and the tags row 1 would add are kept.
-        let two = plan([Self.row(3, ["extra@example.com"], tags: ["c"]), Self.row(4, ["NEW@example.com"], tags: ["m"])])
+        let two = plans[1]
         #expect(two.results.map(\.outcome) == [.updated, .updated])
         #expect(two.results.map(\.contactID) == [stored, nil])
         #expect(two.updates.map(\.record.data.tags) == [["a", "b", "c"], ["n", "m"]])
@@ -263,7 +261,7 @@ struct ImportMappingTests {
     func previewBound() {
         let batches = (0..<4).map { b in (1...5).map { Self.row(b * 5 + $0, ["r\(b * 5 + $0)@example.com"]) } }
         // 80 bytes an address: 10 rows fit in 800 bytes, the 11th passes it.
-        let (results, preview) = Self.preview(Array(batches.prefix(3)), policy: .skip, maxBytes: 800)
+        let (results, _, preview) = Self.preview(Array(batches.prefix(3)), policy: .skip, maxBytes: 800)
         #expect(results.joined().allSatisfy { $0.outcome == .created })
         #expect(preview.fullAfterRow == 15)
         #expect(Self.preview(Array(batches.prefix(2)), policy: .skip, maxBytes: 800).preview.fullAfterRow == nil)

@@ -208,16 +208,33 @@ struct GatewayFeatureTests {
         #expect(elapsed < .seconds(8), "\(elapsed)")
     }
 
+    /// A gateway whose `upstreams` are `services` on a server of the test's (the others the harness's own), a token, and
+    /// a contact made through it.
+    private func olderUpstreams(
+        _ services: [any RPCService], for upstreams: [String]
+    ) async throws -> (gateway: GatewayHarness, server: RunningServer, token: String, contact: String) {
+        let server = try await startServer(services: services)
+        do {
+            let gw = try await GatewayHarness.start(targets: Dictionary(uniqueKeysWithValues: upstreams.map { ($0, "127.0.0.1:\(server.port)") }))
+            let token = try await GatewayHarness.token(tenant: Self.tenant())
+            let created = try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "Vera"}}"#, token: token)
+            return (gw, server, token, try #require(created.json["id"] as? String, "\(created.body)"))
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+
     @Test("a service without GetContactSummary (an older release) is asked through its list RPCs; one that does not know the contact holds nothing")
     func overviewFallback() async throws {
         let older = OlderCollaboration()
-        let server = try await startServer(services: [older, UnknownContactOrganization()])
-        defer { Task { await server.stop() } }
-        let gw = try await GatewayHarness.start(targets: ["collaboration": "127.0.0.1:\(server.port)", "organization": "127.0.0.1:\(server.port)"])
-        defer { Task { await gw.stop() } }
-        let token = try await GatewayHarness.token(tenant: Self.tenant())
-        let contact = try #require(
-            try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "Vera"}}"#, token: token).json["id"] as? String)
+        let (gw, server, token, contact) = try await olderUpstreams([older, UnknownContactOrganization()], for: ["collaboration", "organization"])
+        defer {
+            Task {
+                await gw.stop()
+                await server.stop()
+            }
+        }
         let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
         #expect(view.status == 200, "\(view.body)")
         #expect((view.json["partialFailures"] as? [Any])?.isEmpty == true, "\(view.body)")
@@ -240,14 +257,13 @@ struct GatewayFeatureTests {
     )
     func overviewOrganizationFallback() async throws {
         let older = OlderOrganization()
-        let server = try await startServer(services: [older])
-        defer { Task { await server.stop() } }
-        let gw = try await GatewayHarness.start(targets: ["organization": "127.0.0.1:\(server.port)"])
-        defer { Task { await gw.stop() } }
-        let token = try await GatewayHarness.token(tenant: Self.tenant())
-        let contact = try #require(
-            try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "Olga"}}"#, token: token).json["id"] as? String)
-
+        let (gw, server, token, contact) = try await olderUpstreams([older], for: ["organization"])
+        defer {
+            Task {
+                await gw.stop()
+                await server.stop()
+            }
+        }
         let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
         #expect(view.status == 200, "\(view.body)")
         #expect((view.json["partialFailures"] as? [Any])?.isEmpty == true, "\(view.body)")

@@ -208,48 +208,55 @@ struct GatewayFeatureTests {
         #expect(elapsed < .seconds(8), "\(elapsed)")
     }
 
-    /// A gateway whose `upstreams` are `services` on a server of the test's (the others the harness's own), a token, and
-    /// a contact made through it.
-    private func olderUpstreams(
-        _ services: [any RPCService], for upstreams: [String]
-    ) async throws -> (gateway: GatewayHarness, server: RunningServer, token: String, contact: String) {
+    /// Runs `body` against a gateway whose `upstreams` are `services` on a server of the test's (the others the
+    /// harness's own), with a token, a contact made through the gateway, and its overview, which must be whole (200,
+    /// no partial failure); then stops both.
+    private func withOlderUpstreams(
+        _ services: [any RPCService], for upstreams: [String],
+        _ body: (_ gateway: GatewayHarness, _ token: String, _ contact: String, _ view: GatewayHarness.Response) async throws -> Void
+    ) async throws {
         let server = try await startServer(services: services)
+        let gw: GatewayHarness
         do {
-            let gw = try await GatewayHarness.start(targets: Dictionary(uniqueKeysWithValues: upstreams.map { ($0, "127.0.0.1:\(server.port)") }))
-            let token = try await GatewayHarness.token(tenant: Self.tenant())
-            let created = try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "Vera"}}"#, token: token)
-            return (gw, server, token, try #require(created.json["id"] as? String, "\(created.body)"))
+            gw = try await GatewayHarness.start(targets: Dictionary(uniqueKeysWithValues: upstreams.map { ($0, "127.0.0.1:\(server.port)") }))
         } catch {
             await server.stop()
             throw error
         }
+        do {
+            let token = try await GatewayHarness.token(tenant: Self.tenant())
+            let created = try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "Vera"}}"#, token: token)
+            let contact = try #require(created.json["id"] as? String, "\(created.body)")
+            let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
+            #expect(view.status == 200, "\(view.body)")
+            #expect((view.json["partialFailures"] as? [Any])?.isEmpty == true, "\(view.body)")
+            try await body(gw, token, contact, view)
+        } catch {
+            await gw.stop()
+            await server.stop()
+            throw error
+        }
+        await gw.stop()
+        await server.stop()
     }
 
     @Test("a service without GetContactSummary (an older release) is asked through its list RPCs; one that does not know the contact holds nothing")
     func overviewFallback() async throws {
         let older = OlderCollaboration()
-        let (gw, server, token, contact) = try await olderUpstreams([older, UnknownContactOrganization()], for: ["collaboration", "organization"])
-        defer {
-            Task {
-                await gw.stop()
-                await server.stop()
-            }
+        try await withOlderUpstreams([older, UnknownContactOrganization()], for: ["collaboration", "organization"]) { _, _, contact, view in
+            // The notes come from the older service's ListNotes, asked for this contact.
+            #expect((view.json["notes"] as? [[String: Any]])?.map { $0["body"] as? String } == ["a note of \(contact)"], "\(view.body)")
+            #expect((view.json["files"] as? [Any])?.isEmpty == true, "\(view.body)")
+            #expect((view.json["upcomingMeetings"] as? [Any])?.isEmpty == true, "\(view.body)")
+            #expect(older.calls.withLock { $0.sorted() } == ["ListFiles", "ListMeetings", "ListNotes"])
+            // An organization service that does not know the contact yet (NOT_FOUND) holds none of its memberships.
+            #expect((view.json["memberships"] as? [Any])?.isEmpty == true, "\(view.body)")
+            #expect((view.json["groups"] as? [Any])?.isEmpty == true, "\(view.body)")
+            #expect(view.json["organizationNames"] == nil, "\(view.body)")
+            // The other services answered through their summaries.
+            #expect(view.json["timeline"] is [Any], "\(view.body)")
+            #expect(view.json["recentInteractions"] is [Any], "\(view.body)")
         }
-        let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
-        #expect(view.status == 200, "\(view.body)")
-        #expect((view.json["partialFailures"] as? [Any])?.isEmpty == true, "\(view.body)")
-        // The notes come from the older service's ListNotes, asked for this contact.
-        #expect((view.json["notes"] as? [[String: Any]])?.map { $0["body"] as? String } == ["a note of \(contact)"], "\(view.body)")
-        #expect((view.json["files"] as? [Any])?.isEmpty == true, "\(view.body)")
-        #expect((view.json["upcomingMeetings"] as? [Any])?.isEmpty == true, "\(view.body)")
-        #expect(older.calls.withLock { $0.sorted() } == ["ListFiles", "ListMeetings", "ListNotes"])
-        // An organization service that does not know the contact yet (NOT_FOUND) holds none of its memberships.
-        #expect((view.json["memberships"] as? [Any])?.isEmpty == true, "\(view.body)")
-        #expect((view.json["groups"] as? [Any])?.isEmpty == true, "\(view.body)")
-        #expect(view.json["organizationNames"] == nil, "\(view.body)")
-        // The other services answered through their summaries.
-        #expect(view.json["timeline"] is [Any], "\(view.body)")
-        #expect(view.json["recentInteractions"] is [Any], "\(view.body)")
     }
 
     @Test(
@@ -257,36 +264,28 @@ struct GatewayFeatureTests {
     )
     func overviewOrganizationFallback() async throws {
         let older = OlderOrganization()
-        let (gw, server, token, contact) = try await olderUpstreams([older], for: ["organization"])
-        defer {
-            Task {
-                await gw.stop()
-                await server.stop()
-            }
-        }
-        let view = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
-        #expect(view.status == 200, "\(view.body)")
-        #expect((view.json["partialFailures"] as? [Any])?.isEmpty == true, "\(view.body)")
-        let memberships = try #require(view.json["memberships"] as? [[String: Any]], "\(view.body)")
-        #expect(memberships.map { $0["organizationId"] as? String } == ["org-a", "org-b", "org-a"])
-        #expect(memberships.allSatisfy { $0["contactId"] as? String == contact })
-        #expect((view.json["groups"] as? [Any])?.isEmpty == true, "\(view.body)")
-        #expect(view.json["organizationNames"] as? [String: String] == ["org-a": "Acme", "org-b": "Globex"], "\(view.body)")
-        // Each organization asked for once, in the memberships' order; the list RPCs asked for this contact.
-        #expect(
-            older.calls.withLock { $0 }.sorted() == [
-                "BatchGetOrganizations org-a,org-b", "ListContactGroups \(contact)", "ListContactMemberships \(contact)",
-            ])
+        try await withOlderUpstreams([older], for: ["organization"]) { gw, token, contact, view in
+            let memberships = try #require(view.json["memberships"] as? [[String: Any]], "\(view.body)")
+            #expect(memberships.map { $0["organizationId"] as? String } == ["org-a", "org-b", "org-a"])
+            #expect(memberships.allSatisfy { $0["contactId"] as? String == contact })
+            #expect((view.json["groups"] as? [Any])?.isEmpty == true, "\(view.body)")
+            #expect(view.json["organizationNames"] as? [String: String] == ["org-a": "Acme", "org-b": "Globex"], "\(view.body)")
+            // Each organization asked for once, in the memberships' order; the list RPCs asked for this contact.
+            #expect(
+                older.calls.withLock { $0 }.sorted() == [
+                    "BatchGetOrganizations org-a,org-b", "ListContactGroups \(contact)", "ListContactMemberships \(contact)",
+                ])
 
-        // The batch call fails: the memberships stay, the names are listed as a partial failure.
-        older.failBatch.withLock { $0 = true }
-        let partial = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
-        #expect(partial.status == 200, "\(partial.body)")
-        #expect((partial.json["memberships"] as? [Any])?.count == 3, "\(partial.body)")
-        #expect(partial.json["organizationNames"] == nil, "\(partial.body)")
-        let failures = try #require(partial.json["partialFailures"] as? [[String: Any]], "\(partial.body)")
-        #expect(failures.map { $0["part"] as? String } == ["organizations"], "\(partial.body)")
-        #expect(failures.first?["method"] as? String == "BatchGetOrganizations" && failures.first?["code"] as? String == "UNAVAILABLE")
+            // The batch call fails: the memberships stay, the names are listed as a partial failure.
+            older.failBatch.withLock { $0 = true }
+            let partial = try await gw.request("GET", "/v1/contacts/\(contact):overview", token: token)
+            #expect(partial.status == 200, "\(partial.body)")
+            #expect((partial.json["memberships"] as? [Any])?.count == 3, "\(partial.body)")
+            #expect(partial.json["organizationNames"] == nil, "\(partial.body)")
+            let failures = try #require(partial.json["partialFailures"] as? [[String: Any]], "\(partial.body)")
+            #expect(failures.map { $0["part"] as? String } == ["organizations"], "\(partial.body)")
+            #expect(failures.first?["method"] as? String == "BatchGetOrganizations" && failures.first?["code"] as? String == "UNAVAILABLE")
+        }
     }
 
     @Test("the OpenAPI document lists every bound route and passes an OpenAPI validator")

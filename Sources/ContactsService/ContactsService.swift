@@ -81,7 +81,7 @@ public enum ContactsService: ServiceDefinition {
         .init(
             "SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES", default: String(ImportLimits().maxPreviewBytes),
             help:
-                "Most bytes (estimated) one dry-run import remembers of what its rows would write, to preview duplicates between rows exactly (65536-68719476736): about 160 bytes a row with one address and one number, more with duplicate_policy UPDATE; past it the call ends with RESOURCE_EXHAUSTED (rows before are previewed)."
+                "Most bytes (estimated) one dry-run import remembers of what its rows would write, to preview duplicates between rows exactly (65536-68719476736): about 192 bytes a row with one address and one number, more with duplicate_policy UPDATE; past it the call ends with RESOURCE_EXHAUSTED (rows before are previewed)."
         ),
     ]
 

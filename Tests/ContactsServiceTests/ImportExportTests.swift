@@ -242,11 +242,25 @@ final class ImportExportTests {
         #expect(imported.map(\.outcome) == expected)
     }
 
+    @Test("a dry run under an import id already written reports those rows as resumed with their contacts and previews the rest")
+    func dryRunResumed() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let first = "name.given,emails\nA,a@example.com\nB,b@example.com\n"
+        let written = Self.results(try await runImport(client, Self.options(id: "res-dry"), Self.csv(first)))
+        #expect(written.map(\.outcome) == [.created, .created])
+        let preview = Self.results(
+            try await runImport(client, Self.options(id: "res-dry", dryRun: true), Self.csv(first + "C,c@example.com\nD,A@example.com\n")))
+        #expect(preview.map(\.outcome) == [.created, .created, .created, .skippedDuplicate])
+        #expect(preview.map(\.resumed) == [true, true, false, false])
+        #expect(preview.map(\.contactId) == [written[0].contactId, written[1].contactId, "", written[0].contactId])
+        #expect(try await all(client).count == 2)
+    }
+
     @Test("a dry run whose memory of earlier rows passes its bound ends with RESOURCE_EXHAUSTED after the rows it previewed exactly")
     func dryRunMemoryBound() async throws {
         let tenant = tenant()
         let client = try await harness.client(tenant: tenant)
-        // 80 bytes an address, two a row: the suite's 16 KiB bound is passed at the 103rd row, in the batch of rows 101-105.
+        // 96 bytes an address, two a row: the suite's 16 KiB bound is passed at the 86th row, in the batch of rows 86-90.
         var file = "name.given,emails\n"
         for i in 1...200 { file += "R\(i),r\(i)@example.com;s\(i)@example.com\n" }
         var dry = Self.options(dryRun: true)
@@ -255,8 +269,8 @@ final class ImportExportTests {
         let error = await #expect(throws: RPCError.self) { _ = try await self.runImport(client, dry, Self.csv(file), received: log) }
         let seen = Self.results(log.responses.withLock { $0 })
         #expect(error?.code == .resourceExhausted)
-        #expect(error?.message.contains("rows up to 105") == true && error?.message.contains("SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES") == true)
-        #expect(seen.map(\.row) == Array(1...105) && seen.allSatisfy { $0.outcome == .created })
+        #expect(error?.message.contains("rows up to 90") == true && error?.message.contains("SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES") == true)
+        #expect(seen.map(\.row) == Array(1...90) && seen.allSatisfy { $0.outcome == .created })
         #expect(try await all(client).isEmpty)
     }
 

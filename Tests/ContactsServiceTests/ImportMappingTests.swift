@@ -260,11 +260,11 @@ struct ImportMappingTests {
     @Test("the memory is bounded: the batch that passes it is previewed in full and marks where previews stop")
     func previewBound() {
         let batches = (0..<4).map { b in (1...5).map { Self.row(b * 5 + $0, ["r\(b * 5 + $0)@example.com"]) } }
-        // 80 bytes an address: 10 rows fit in 800 bytes, the 11th passes it.
-        let (results, _, preview) = Self.preview(Array(batches.prefix(3)), policy: .skip, maxBytes: 800)
+        // 96 bytes an address: 10 rows fit in 960 bytes, the 11th passes it.
+        let (results, _, preview) = Self.preview(Array(batches.prefix(3)), policy: .skip, maxBytes: 960)
         #expect(results.joined().allSatisfy { $0.outcome == .created })
         #expect(preview.fullAfterRow == 15)
-        #expect(Self.preview(Array(batches.prefix(2)), policy: .skip, maxBytes: 800).preview.fullAfterRow == nil)
+        #expect(Self.preview(Array(batches.prefix(2)), policy: .skip, maxBytes: 960).preview.fullAfterRow == nil)
     }
 
     @Test("a would-be contact's id is never a stored contact's")

@@ -989,6 +989,25 @@ final class SearchBoundsTests {
         #expect(tagged.facets.first?.partial == false && tagged.facets.first?.counts.map { "\($0.value)=\($0.count)" } == ["a=4", "b=2"])
     }
 
+    @Test("pages that start from the name pairs go on through the sample and its tail without repeating a pair's contact")
+    func pairsThenTail() async throws {
+        let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())
+        // Three contacts hold "mar" and "exact" outside the pair's places (3.0 each) and come first in the table, so the
+        // sample of three is theirs; two "Mar Exact" (3.6, above the 3.3 any other contact can score) are the pairs.
+        for i in 0..<3 { _ = try await client.create(given: "Exact", family: "Mar", emails: ["e\(i)@example.com"]) }
+        let pairs = [
+            try await client.create(given: "Mar", family: "Exact", emails: ["p0@example.com"]).id,
+            try await client.create(given: "Mar", family: "Exact", emails: ["p1@example.com"]).id,
+        ]
+        let whole = try await client.search("mar exact", pageSize: 50)
+        #expect(whole.hits.count == 5 && whole.hits.prefix(2).map { $0.contact?.id ?? "" } == pairs, "\(whole.hits.map(\.score))")
+        // A page of one: the first comes from the pairs, the next from the sample path, which must rank the pairs too.
+        for size: Int32 in [1, 2] {
+            let paged = try await client.allHits("mar exact", pageSize: size)
+            #expect(paged.map(\.id) == whole.hits.map { $0.contact?.id ?? "" }, "page size \(size)")
+        }
+    }
+
     @Test("two words with more matches than the sample rank a sample too; a name's prefix outranks an exact word elsewhere")
     func twoWordsAndNameFactor() async throws {
         let client = try await harness.client(tenant: "tenant-" + UUID().uuidString.prefix(8).lowercased())

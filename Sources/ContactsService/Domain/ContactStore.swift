@@ -150,17 +150,19 @@ public protocol ContactStore: Sendable {
     /// Adds a field definition (`ContactsError.fieldExists` if the key is taken, `ContactsError.tooManyFields` if the
     /// tenant has `ContactRules.maxFieldDefinitions` already).
     func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>
+    /// The highest row number an import's ledger holds (0 for an import not seen): a resumed import's batches up to it
+    /// are compared with the ledger one at a time, so that a refused one leaves no later batch writing.
+    func importLedgerEnd(importID: String, actor: Actor) async throws -> Int
     /// Writes one batch of an import in one transaction: reads what earlier attempts of the import wrote and who holds
     /// the batch's addresses (and numbers, when matching phones), lets `plan` decide every row, then stores the
     /// creates and updates with their change events and records the rows written. Nothing is written in a dry run.
     /// Refuses (``ContactsError/importOptionsChanged(importID:)``) an import id already used with other options, and
     /// (``ContactsError/importInputChanged(importID:row:)``) a row whose record is not the one the ledger wrote under its
-    /// number.
-    /// The highest row number an import's ledger holds (0 for an import not seen): a resumed import's batches up to it
-    /// are compared with the ledger one at a time, so that a refused one leaves no later batch writing.
-    func importLedgerEnd(importID: String, actor: Actor) async throws -> Int
+    /// number. The new contacts' rows go in first; `turn` returns when the batch may take addresses and write the rest
+    /// (after the import's earlier batches have ended, so an earlier row keeps an address a later one also gives). A
+    /// batch that finds an address taken since it read runs again, and may call `plan` and `turn` again.
     func importBatch(
-        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor,
+        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, turn: @escaping @Sendable () async -> Void,
         plan: @Sendable ([ImportBatchRow], ImportExisting, Date) -> ImportPlan
     ) async throws -> [ImportRowResult]
     /// Retires a field definition.

@@ -56,7 +56,7 @@ extension ContactsError: RPCErrorConvertible {
             return RPCError(
                 code: .resourceExhausted,
                 message:
-                    "the dry run previewed rows up to \(row); what they would write passed the \(maxBytes) bytes a dry run remembers to find duplicates between rows (SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES): preview the rest as a file of its own"
+                    "the dry run previewed rows up to \(row); what they would write passed the \(maxBytes) bytes a dry run remembers to find duplicates between rows (SWITCHBOARD_CONTACTS_IMPORT_PREVIEW_BYTES): raise it, or preview the rest as a file of its own (its rows are then not matched against the earlier ones)"
             )
         case .exportAddressesChanged(let id):
             return RPCError(

@@ -165,6 +165,7 @@ extension ContactsHandler {
         // A dry run's batches run in order too: each is previewed on top of what the earlier ones would write.
         let depth = settings.matchPhone || settings.dryRun ? 1 : Self.importBatchesInFlight
         let preview = settings.dryRun ? ImportPreview(maxBytes: limits.maxPreviewBytes) : nil
+        let turns = ImportTurns()
         // A resumed import's rows up to the ledger's last are checked against it batch by batch: a batch is not started
         // while one that holds ledger rows is in flight, so a refused input (another file under this id) leaves no
         // later batch writing rows the ledger would then hold under the wrong record.
@@ -189,7 +190,10 @@ extension ContactsHandler {
                     // when the client goes away, rather than leaving a connection mid-transaction holding its locks.
                     // The ledger makes the outcome safe either way.
                     let write = Task {
-                        try await domain.writeImportBatch(rows, settings: settings, definitions: definitions, actor: actor, preview: preview)
+                        defer { turns.end(index) }
+                        return try await domain.writeImportBatch(
+                            rows, settings: settings, definitions: definitions, actor: actor, preview: preview, turn: { await turns.wait(for: index) }
+                        )
                     }
                     do {
                         sink.yield(.batch(index: index, results: try await write.value, endOffset: end, header: header))

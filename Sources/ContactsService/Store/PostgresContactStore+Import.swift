@@ -18,7 +18,7 @@ extension PostgresContactStore {
     }
 
     public func importBatch(
-        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor,
+        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, turn: @escaping @Sendable () async -> Void,
         plan: @Sendable ([ImportBatchRow], ImportExisting, Date) -> ImportPlan
     ) async throws -> [ImportRowResult] {
         // Decided outside the batch's transaction (a probe's error would abort it).
@@ -28,7 +28,7 @@ extension PostgresContactStore {
             attempt += 1
             do {
                 return try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
-                    try await importBatch(rows, settings: settings, actor: actor, words: words, plan: plan, on: c)
+                    try await importBatch(rows, settings: settings, actor: actor, words: words, turn: turn, plan: plan, on: c)
                 }
             } catch is ImportAddressRace where attempt < 5 {
                 continue
@@ -41,7 +41,7 @@ extension PostgresContactStore {
     }
 
     private func importBatch(
-        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, words: SearchWords?,
+        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, words: SearchWords?, turn: () async -> Void,
         plan: ([ImportBatchRow], ImportExisting, Date) -> ImportPlan, on c: PostgresConnection
     ) async throws -> [ImportRowResult] {
         let tenant = PostgresValue.text(actor.tenantID)
@@ -124,13 +124,8 @@ extension PostgresContactStore {
         // Whole microseconds: what PostgreSQL stores, so the change events match every later read.
         let now = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1_000_000).rounded() / 1_000_000)
         let decided = plan(rows, existing, now)
-        if settings.dryRun {
-            return decided.results.map { result in
-                var result = result
-                if result.outcome == .created { result.contactID = nil }
-                return result
-            }
-        }
+        // A dry run writes nothing; its plan's results are already as a preview gives them (``ImportPreview``).
+        if settings.dryRun { return decided.results }
         var statements: [(sql: String, binds: [PostgresValue])] = []
         var expectedReservations: [Int: Int] = [:]
         // The new contacts' words, when the service splits them as the database does; their terms then come from them.
@@ -219,8 +214,14 @@ extension PostgresContactStore {
                     ]
                 ))
         }
+        // The new contacts' rows (the batch's dearest statement, which takes nothing another batch needs) go in while an
+        // earlier batch may still be writing; the addresses and the rest wait for the earlier batches' end, so an earlier
+        // row keeps an address a later row also gives (that row reads it taken and runs again as its duplicate).
         guard !statements.isEmpty else { return decided.results }
-        let outcomes = try await c.pipeline(statements)
+        let head = decided.creates.isEmpty ? 0 : 1
+        var outcomes = head > 0 ? try await c.pipeline(Array(statements[..<head])) : []
+        await turn()
+        if statements.count > head { outcomes += try await c.pipeline(Array(statements[head...])) }
         for (index, expected) in expectedReservations where outcomes[index].rows.count != expected {
             // An address taken (or a contact changed) by a concurrent writer since this batch read them.
             throw ImportAddressRace()

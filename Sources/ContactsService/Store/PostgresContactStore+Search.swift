@@ -612,6 +612,7 @@ extension PostgresContactStore {
         let columns = "c.id, c.search_names, c.search_words::text AS words"
 
         var rows: [PostgresRow] = []
+        var sampleRows = 0
         var complete = false
         var matches: [RankedMatch] = []
         // A cursor past a cut sample: only the sample's path reaches there (the name pairs' and tiers' pages are exact).
@@ -653,6 +654,16 @@ extension PostgresContactStore {
                 LIMIT \(sample)
                 """, binds, planOnce: false
             ).rows
+            sampleRows = rows.count
+            if wordCount == 2 && prefixTerms.isEmpty {
+                // The name pairs' contacts first, best first (up to the sample's size): they outrank every other
+                // contact, and earlier pages may have come from them (``namePairs``), so the ranked pages go on from
+                // them in order and the tail never repeats one (unless more than the sample's size of them were paged).
+                let pairs = try await Self.pairWalk(
+                    candidates: words, filters: filters, binds: filterBinds, planOnce: conditions == Self.tenantConditions, limit: sample,
+                    after: nil, on: &c)
+                rows = (pairs?.rows ?? []) + rows
+            }
         }
 
         matches.reserveCapacity(rows.count)
@@ -676,8 +687,10 @@ extension PostgresContactStore {
         }
         matches.sort { $0.precedes($1) }
         // A sample that reached its size left matches out (a whole query's scan found more, or a word of digits' walk
-        // filled it): they follow the ranked ones.
-        let cut = !complete && rows.count >= sample
+        // filled it): they follow the ranked ones. The sample is read in the indexes' order, recomputed per page: pages
+        // reach every match once while the matches do not change (a write between pages can move a contact between
+        // the sample and the tail, and a tail cursor of a query no longer cut ends the pages).
+        let cut = !complete && sampleRows >= sample
         let sampled = cut ? matches.map(\.id) : []
         if tailCursor != nil {
             matches = []
@@ -897,12 +910,37 @@ extension PostgresContactStore {
         _ search: ContactSearch, candidates: [[(term: String, weight: Double)]], filters: String, binds: [PostgresValue], planOnce: Bool,
         holding: SearchRules.HeldCandidates, on c: inout SearchStatements
     ) async throws -> [RankedMatch]? {
+        let size = max(0, min(search.limit, SearchRules.maxPageSize)) + 1
+        guard
+            let (rows, bound) = try await pairWalk(
+                candidates: candidates, filters: filters, binds: binds, planOnce: planOnce, limit: size, after: search.after, on: &c),
+            rows.count >= size
+        else { return nil }
+        var matches: [RankedMatch] = []
+        for row in rows {
+            let present = holding.held(in: try row.string("words"))
+            let score = SearchRules.score(names: try row.strings("search_names"), holding: present, candidates: candidates)
+            matches.append(RankedMatch(id: try row.uuid("id"), score: score))
+        }
+        matches.sort { $0.precedes($1) }
+        // Every hit must beat what a contact outside the pairs can score.
+        guard matches.count >= size, matches[size - 1].score > bound else { return nil }
+        return matches
+    }
+
+    /// The contacts whose first and second name words are candidates of a two-word query's first and second words, by
+    /// their pair's value (best first), then id, after `after`, at most `limit`: every one of them scores above
+    /// `bound`, the most a contact outside the pairs can (columns `v`, `id`, `search_names`, `words`).
+    /// - Returns: nil when no page can come from the pairs (not two words, or a cursor at or below the bound).
+    static func pairWalk(
+        candidates: [[(term: String, weight: Double)]], filters: String, binds: [PostgresValue], planOnce: Bool, limit size: Int,
+        after: SearchCursor?, on c: inout SearchStatements
+    ) async throws -> (rows: [PostgresRow], bound: Double)? {
         guard candidates.count == 2, let best1 = candidates[0].map(\.weight).max(), let best2 = candidates[1].map(\.weight).max() else {
             return nil
         }
         let bound = max(best1 * 1.8 + best2 * 1.5, best1 * 1.5 + best2 * 1.8)
-        if let after = search.after, (Double(after.key) ?? 0) <= bound { return nil }
-        let size = max(0, min(search.limit, SearchRules.maxPageSize)) + 1
+        if let after, (Double(after.key) ?? 0) <= bound { return nil }
         var binds = binds
         func bind(_ value: PostgresValue) -> String {
             binds.append(value)
@@ -910,8 +948,8 @@ extension PostgresContactStore {
         }
         let terms = candidates.map { words in bind(.array(words.map { .text($0.term) }, elementType: .text)) }
         let weights = candidates.map { words in bind(.array(words.map { .double($0.weight) }, elementType: .double)) }
-        let cursorScore = bind(search.after.map { .double(Double($0.key) ?? 0) } ?? .null)
-        let cursorID = bind(search.after.map { .uuid($0.id) } ?? .null)
+        let cursorScore = bind(after.map { .double(Double($0.key) ?? 0) } ?? .null)
+        let cursorID = bind(after.map { .uuid($0.id) } ?? .null)
         let over = bind(.double(bound))
         let limit = bind(.int(Int64(size)))
         let rows = try await c.query(
@@ -933,17 +971,7 @@ extension PostgresContactStore {
             ORDER BY p.v DESC, x.id LIMIT \(limit)
             """, binds, planOnce: planOnce
         ).rows
-        guard rows.count >= size else { return nil }
-        var matches: [RankedMatch] = []
-        for row in rows {
-            let present = holding.held(in: try row.string("words"))
-            let score = SearchRules.score(names: try row.strings("search_names"), holding: present, candidates: candidates)
-            matches.append(RankedMatch(id: try row.uuid("id"), score: score))
-        }
-        matches.sort { $0.precedes($1) }
-        // Every hit must beat what a contact outside the pairs can score.
-        guard matches.count >= size, matches[size - 1].score > bound else { return nil }
-        return matches
+        return (rows, bound)
     }
 
     /// Counts per facet over the matches `cte` defines. The matches are grouped once by the combination of all their

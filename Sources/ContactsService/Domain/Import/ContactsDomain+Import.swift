@@ -1,6 +1,7 @@
 import FoundationEssentials
 import SwitchboardRuntime  // UUID.random
 import SwitchboardServiceKit
+import Synchronization
 
 extension ContactsDomain {
     /// The import bounds in force.
@@ -49,16 +50,19 @@ extension ContactsDomain {
     ///   - actor: the caller.
     ///   - preview: a dry run's memory of its earlier batches (required when `settings.dryRun`; the batches then run one
     ///     at a time, in order).
+    ///   - turn: returns when the batch may take addresses (``ImportTurns/wait(for:)``: the import's earlier batches have
+    ///     ended).
     /// - Returns: one result per row, in order.
     /// - Throws: ``ContactsError/importOptionsChanged(importID:)``, ``ContactsError/importInputChanged(importID:row:)``,
     ///   ``ContactsError/importPreviewFull(row:maxBytes:)``, or a database error.
     public func writeImportBatch(
-        _ rows: [ImportBatchRow], settings: ImportSettings, definitions: [FieldDefinition], actor: Actor, preview: ImportPreview? = nil
+        _ rows: [ImportBatchRow], settings: ImportSettings, definitions: [FieldDefinition], actor: Actor, preview: ImportPreview? = nil,
+        turn: @escaping @Sendable () async -> Void = {}
     ) async throws -> [ImportRowResult] {
         guard !rows.isEmpty else { return [] }
         let planner = ImportPlanner(settings: settings, definitions: definitions, maxContactBytes: limits.maxContactBytes, actor: actor)
         guard settings.dryRun else {
-            return try await store.importBatch(rows, settings: settings, actor: actor) { rows, existing, now in
+            return try await store.importBatch(rows, settings: settings, actor: actor, turn: turn) { rows, existing, now in
                 planner.plan(rows, existing: existing, now: now, newID: { UUID.timeOrdered() })
             }
         }
@@ -66,11 +70,16 @@ extension ContactsDomain {
         // Refused before the batch rather than previewed without the earlier rows: every row a preview reports is what
         // the import would do.
         if let row = preview.fullAfterRow { throw ContactsError.importPreviewFull(row: row, maxBytes: preview.maxBytes) }
-        // A dry run's store plans once and writes nothing (no retry), so each batch is remembered once.
-        return try await store.importBatch(rows, settings: settings, actor: actor) { rows, existing, now in
-            preview.plan(rows, existing: existing, settings: settings) { existing, newID in
+        // The store may plan a batch more than once (a transaction run again): the memory takes the batch once, and
+        // a later call gets the same plan.
+        let planned = Mutex<ImportPlan?>(nil)
+        return try await store.importBatch(rows, settings: settings, actor: actor, turn: turn) { rows, existing, now in
+            if let plan = planned.withLock({ $0 }) { return plan }
+            let plan = preview.plan(rows, existing: existing, settings: settings) { existing, newID in
                 planner.plan(rows, existing: existing, now: now, newID: newID)
             }
+            planned.withLock { $0 = plan }
+            return plan
         }
     }
 

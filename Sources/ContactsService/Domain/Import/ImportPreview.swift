@@ -9,7 +9,7 @@ import Synchronization
 /// taken address). A dry run's batches therefore run one at a time, each planned on top of this memory, each adding
 /// what it would write. Pure: no I/O.
 ///
-/// Bounded by ``maxBytes``, counted at an estimate of what each entry holds (an address or number claimed: 80 bytes,
+/// Bounded by ``maxBytes``, counted at an estimate of what each entry holds (an address or number claimed: 96 bytes,
 /// its 64-bit key and holder with the dictionary's slack and growth, as measured: a dry run of a million rows with one
 /// address each peaked 92 MB above the idle service; a contact's state, kept when the duplicate policy updates:
 /// ``recordBytes(_:)``). Addresses and numbers are keyed by their ``TextFingerprint``: two
@@ -55,7 +55,7 @@ public struct ImportPreviewMemory: Sendable {
     private static func key(_ text: String) -> UInt64 { TextFingerprint.of([text]) }
 
     /// What one address or number claimed is counted at.
-    static let claimBytes = 80
+    static let claimBytes = 96
 
     /// What the store read for a batch, with what the earlier batches would have written on top: the holders of the
     /// batch's addresses and numbers that only the preview has, and (when `records`) the contacts' would-be states.
@@ -159,11 +159,12 @@ public struct ImportPreviewMemory: Sendable {
     }
 
     /// Results as a preview gives them: no contact id that only the preview has (a row that would be created, or would
-    /// duplicate or update a contact an earlier row would create).
+    /// duplicate or update a contact an earlier row would create). A row an earlier run of the import wrote (resumed)
+    /// keeps its contact's: that contact exists.
     static func previewResults(_ results: [ImportRowResult]) -> [ImportRowResult] {
         results.map { result in
             var result = result
-            if result.outcome == .created || result.contactID.map(isWouldBe) == true { result.contactID = nil }
+            if (result.outcome == .created && !result.resumed) || result.contactID.map(isWouldBe) == true { result.contactID = nil }
             return result
         }
     }
@@ -201,5 +202,47 @@ public final class ImportPreview: Sendable {
             decided.results = ImportPreviewMemory.previewResults(decided.results)
             return decided
         }
+    }
+}
+
+/// The order in which one import's batches take addresses: batch `i` takes them once batches 0 … i-1 have ended
+/// (written or failed). Batches run two at a time, and without an order the later one could commit first: a row would
+/// then be reported the duplicate of a later row's contact, and a dry run could not say what the import does.
+public final class ImportTurns: Sendable {
+    private struct State {
+        /// Every batch before it has ended.
+        var next = 0
+        var ended: Set<Int> = []
+        var waiting: [Int: CheckedContinuation<Void, Never>] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// No batch ended yet.
+    public init() {}
+
+    /// Returns once every batch before `index` has ended.
+    public func wait(for index: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state in
+                if state.next >= index { return true }
+                state.waiting[index] = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    /// Marks batch `index` ended, and lets the batch after the ended ones go on.
+    public func end(_ index: Int) {
+        let resumed = state.withLock { state in
+            state.ended.insert(index)
+            var resumed: [CheckedContinuation<Void, Never>] = []
+            while state.ended.remove(state.next) != nil {
+                state.next += 1
+                if let continuation = state.waiting.removeValue(forKey: state.next) { resumed.append(continuation) }
+            }
+            return resumed
+        }
+        for continuation in resumed { continuation.resume() }
     }
 }

@@ -123,12 +123,12 @@ public struct ImportLimits: Sendable, Hashable {
     /// Rows written per transaction.
     public var batchRows = 1000
     /// The most a dry run remembers of what its earlier rows would write, estimated (``ImportPreviewMemory``): about
-    /// 160 bytes a contact with one address and one number (about 1 KB with the update policy, which keeps each
+    /// 192 bytes a contact with one address and one number (about 1 KB with the update policy, which keeps each
     /// contact), so the default previews a million rows under the skip and create policies.
-    public var maxPreviewBytes = 160 << 20
+    public var maxPreviewBytes = 192 << 20
 
     /// The defaults: 64 KiB records, 16 KiB lines, 200 fields, 1,000,000 rows per call, batches of 1,000 rows, 16 MiB
-    /// without a row, 160 MiB of preview memory.
+    /// without a row, 192 MiB of preview memory.
     public init() {}
 }
 

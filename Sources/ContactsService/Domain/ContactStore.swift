@@ -150,9 +150,11 @@ public protocol ContactStore: Sendable {
     /// Adds a field definition (`ContactsError.fieldExists` if the key is taken, `ContactsError.tooManyFields` if the
     /// tenant has `ContactRules.maxFieldDefinitions` already).
     func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>
-    /// The highest row number an import's ledger holds (0 for an import not seen): a resumed import's batches up to it
-    /// are compared with the ledger one at a time, so that a refused one leaves no later batch writing.
-    func importLedgerEnd(importID: String, actor: Actor) async throws -> Int
+    /// Starts an import call: records the import id with its options' fingerprint (not in a dry run; committed before
+    /// any batch), refuses (``ContactsError/importOptionsChanged(importID:)``) an id already used with other options,
+    /// and returns the highest row number its ledger holds (0 for an import not seen): a resumed import's batches up to
+    /// it are compared with the ledger one at a time, so that a refused one leaves no later batch writing.
+    func beginImport(_ settings: ImportSettings, actor: Actor) async throws -> Int
     /// Writes one batch of an import in one transaction: reads what earlier attempts of the import wrote and who holds
     /// the batch's addresses (and numbers, when matching phones), lets `plan` decide every row, then stores the
     /// creates and updates with their change events and records the rows written. Nothing is written in a dry run.

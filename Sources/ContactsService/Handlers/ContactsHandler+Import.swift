@@ -169,7 +169,7 @@ extension ContactsHandler {
         // A resumed import's rows up to the ledger's last are checked against it batch by batch: a batch is not started
         // while one that holds ledger rows is in flight, so a refused input (another file under this id) leaves no
         // later batch writing rows the ledger would then hold under the wrong record.
-        let ledgerEnd = try await domain.importLedgerEnd(importID: settings.importID, actor: actor)
+        let ledgerEnd = try await domain.beginImport(settings, actor: actor)
         try await withThrowingTaskGroup(of: Void.self) { group in
             var inFlight = 0
             var submitted = 0

@@ -8,11 +8,30 @@ import SwitchboardServiceKit
 private struct ImportAddressRace: Error {}
 
 extension PostgresContactStore {
-    public func importLedgerEnd(importID: String, actor: Actor) async throws -> Int {
+    public func beginImport(_ settings: ImportSettings, actor: Actor) async throws -> Int {
+        let tenant = PostgresValue.text(actor.tenantID)
+        let importID = PostgresValue.text(settings.importID)
+        if !settings.dryRun {
+            // The import's row, committed before any batch: a batch's transaction that inserted it would make every
+            // other batch's insert wait for that transaction, which may itself wait its turn behind them.
+            let found = try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
+                try await c.pipeline([
+                    (
+                        sql: """
+                        INSERT INTO contacts.imports (tenant_id, import_id, fingerprint, created_by) VALUES ($1, $2, $3, $4)
+                        ON CONFLICT (tenant_id, import_id) DO NOTHING
+                        """, binds: [tenant, importID, .text(settings.fingerprint), .text(actor.userID)]
+                    ),
+                    (sql: "SELECT fingerprint FROM contacts.imports WHERE tenant_id = $1 AND import_id = $2", binds: [tenant, importID]),
+                ])
+            }
+            guard try found[1].first?.string("fingerprint") == settings.fingerprint else {
+                throw ContactsError.importOptionsChanged(importID: settings.importID)
+            }
+        }
         let rows = try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],
-            "SELECT coalesce(max(row_number), 0) AS n FROM contacts.import_rows WHERE tenant_id = $1 AND import_id = $2",
-            [.text(actor.tenantID), .text(importID)]
+            "SELECT coalesce(max(row_number), 0) AS n FROM contacts.import_rows WHERE tenant_id = $1 AND import_id = $2", [tenant, importID]
         ).rows
         return Int(try rows.first?.int("n") ?? 0)
     }
@@ -47,22 +66,14 @@ extension PostgresContactStore {
         let tenant = PostgresValue.text(actor.tenantID)
         let importID = PostgresValue.text(settings.importID)
         if !settings.dryRun {
-            // The import's row, not locked: batches of one stream overlap in the database (they serialise only on the
-            // tenant's change sequence, late in their transactions). Rows are written at most once by the ledger's
-            // key instead: a batch that finds rows of its own written by a concurrent one fails on that key and runs
-            // again, reading them as resumed. The SELECT is its own statement, so it sees a row another transaction
-            // committed while the INSERT waited for it.
-            let found = try await c.pipeline([
-                (
-                    sql: """
-                    INSERT INTO contacts.imports (tenant_id, import_id, fingerprint, created_by) VALUES ($1, $2, $3, $4)
-                    ON CONFLICT (tenant_id, import_id) DO NOTHING
-                    """, binds: [tenant, importID, .text(settings.fingerprint), .text(actor.userID)]
-                ),
-                (sql: "SELECT fingerprint FROM contacts.imports WHERE tenant_id = $1 AND import_id = $2", binds: [tenant, importID]),
-            ])
-            let fingerprint = try found[1].first?.string("fingerprint")
-            guard fingerprint == settings.fingerprint else { throw ContactsError.importOptionsChanged(importID: settings.importID) }
+            // The import's row (``beginImport(_:actor:)`` committed it), read, not locked: batches of one stream overlap in
+            // the database. Rows are written at most once by the ledger's key instead: a batch that finds rows of its own
+            // written by a concurrent one fails on that key and runs again, reading them as resumed. Another stream of
+            // this import id with other options is refused here too.
+            let found = try await c.query("SELECT fingerprint FROM contacts.imports WHERE tenant_id = $1 AND import_id = $2", [tenant, importID])
+            guard try found.rows.first?.string("fingerprint") == settings.fingerprint else {
+                throw ContactsError.importOptionsChanged(importID: settings.importID)
+            }
         }
         let valid = rows.compactMap(\.contact)
         let emails = Set(valid.flatMap { $0.data.emails.map { $0.address.lowercased() } })

@@ -83,9 +83,10 @@ extension ContactsDomain {
         }
     }
 
-    /// The highest row number an import's ledger holds, 0 for a new import (see ``ContactStore/importLedgerEnd(importID:actor:)``).
-    public func importLedgerEnd(importID: String, actor: Actor) async throws -> Int {
-        try await store.importLedgerEnd(importID: importID, actor: actor)
+    /// Starts an import call and returns the highest row number its ledger holds, 0 for a new import (see
+    /// ``ContactStore/beginImport(_:actor:)``).
+    public func beginImport(_ settings: ImportSettings, actor: Actor) async throws -> Int {
+        try await store.beginImport(settings, actor: actor)
     }
 
     /// Contacts to export at most per page (each page one query, keyset-paged: memory stays flat for any size).

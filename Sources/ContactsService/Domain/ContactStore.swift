@@ -161,8 +161,9 @@ public protocol ContactStore: Sendable {
     /// Refuses (``ContactsError/importOptionsChanged(importID:)``) an import id already used with other options, and
     /// (``ContactsError/importInputChanged(importID:row:)``) a row whose record is not the one the ledger wrote under its
     /// number. The new contacts' rows go in first; `turn` returns when the batch may take addresses and write the rest
-    /// (after the import's earlier batches have ended, so an earlier row keeps an address a later one also gives). A
-    /// batch that finds an address taken since it read runs again, and may call `plan` and `turn` again.
+    /// (after the import's earlier batches have ended, so an earlier row keeps an address a later one also gives; under
+    /// the update policy before it locks the contacts it reads). A batch that finds an address taken since it read runs
+    /// again, and may call `plan` and `turn` again.
     func importBatch(
         _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, turn: @escaping @Sendable () async -> Void,
         plan: @Sendable ([ImportBatchRow], ImportExisting, Date) -> ImportPlan

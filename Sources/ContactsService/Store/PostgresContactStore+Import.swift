@@ -75,6 +75,9 @@ extension PostgresContactStore {
                 throw ContactsError.importOptionsChanged(importID: settings.importID)
             }
         }
+        // Updating, a batch locks the contacts its rows match (FOR UPDATE below) before it writes: it waits its turn
+        // first, or it could hold a contact the batch before it needs while waiting for that batch to end.
+        if settings.policy == .update && !settings.dryRun { await turn() }
         let valid = rows.compactMap(\.contact)
         let emails = Set(valid.flatMap { $0.data.emails.map { $0.address.lowercased() } })
         let phones = settings.matchPhone ? Set(valid.flatMap { $0.data.phones.map(\.e164).filter { !$0.isEmpty } }) : []

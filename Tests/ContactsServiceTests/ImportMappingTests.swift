@@ -2,6 +2,7 @@ import Foundation
 import SwitchboardProtos
 import SwitchboardRuntime
 import SwitchboardServiceKit
+import Synchronization
 import Testing
 
 @testable import ContactsService
@@ -267,6 +268,37 @@ struct ImportMappingTests {
         #expect(Self.preview(Array(batches.prefix(2)), policy: .skip, maxBytes: 960).preview.fullAfterRow == nil)
     }
 
+    @Test("turns: a batch goes on once every batch before it has ended, whatever order they end in")
+    func turns() async throws {
+        let turns = ImportTurns()
+        await turns.wait(for: 0)
+        let gone = Gone()
+        func settled(_ expected: Set<Int>) async throws -> Set<Int> {
+            for _ in 0..<200 where Set(gone.list.withLock { $0 }) != expected { try await Task.sleep(for: .milliseconds(5)) }
+            return Set(gone.list.withLock { $0 })
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 1...3 {
+                group.addTask {
+                    await turns.wait(for: index)
+                    gone.list.withLock { $0.append(index) }
+                }
+            }
+            // Batch 2 ends before 0 and 1: no later batch may go.
+            turns.end(2)
+            #expect(try await settled([]) == [])
+            // 0 ends: 1 goes; 2 waits for 1.
+            turns.end(0)
+            #expect(try await settled([1]) == [1])
+            // 1 ends: 2 goes, and so does 3, since 2 has ended already.
+            turns.end(1)
+            #expect(try await settled([1, 2, 3]) == [1, 2, 3])
+            try await group.waitForAll()
+        }
+        // A batch asking again (a transaction run again) goes at once.
+        await turns.wait(for: 3)
+    }
+
     @Test("a would-be contact's id is never a stored contact's")
     func wouldBeIDs() {
         var memory = ImportPreviewMemory(maxBytes: 0)
@@ -408,4 +440,9 @@ struct ImportMappingTests {
             #expect(data == expected, "vCard \(version)")
         }
     }
+}
+
+/// The batches that went on, in the turns test.
+private final class Gone: Sendable {
+    let list = Mutex<[Int]>([])
 }

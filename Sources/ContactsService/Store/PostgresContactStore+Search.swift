@@ -332,8 +332,9 @@ extension PostgresContactStore {
                     }
                     return found
                 }
-                guard var expanded = try await Self.expand(binds, on: &statements) else { return try hits([], terms: []) }
-                Self.addLetterPrefixes(to: &expanded, text: search.text)
+                guard let expanded = try await Self.expandSortedByField(binds, text: search.text, on: &statements) else {
+                    return try hits([], terms: [])
+                }
                 guard let query = expanded.query else { return try hits([], terms: expanded.terms) }
                 let tsquery = "$\(binds.count + 1)"
                 let textBinds = binds + [.text(query)]
@@ -375,9 +376,7 @@ extension PostgresContactStore {
                 var binds = filterBinds
                 var conditions = conditions
                 if hasText {
-                    guard var expanded = try await Self.expand(filterBinds, on: &statements) else { return 0 }
-                    Self.addLetterPrefixes(to: &expanded, text: search.text)
-                    guard let query = expanded.query else { return 0 }
+                    guard let query = try await Self.expandSortedByField(filterBinds, text: search.text, on: &statements)?.query else { return 0 }
                     binds.append(.text(query))
                     conditions.append("c.search_words @@ $\(binds.count)::tsquery")
                 }
@@ -545,6 +544,15 @@ extension PostgresContactStore {
             words.allSatisfy { !$0.isEmpty }
             ? words.map { "(" + $0.map { Self.lexeme($0.term) }.joined(separator: " | ") + ")" }.joined(separator: " & ") : nil
         return Expansion(words: words, terms: terms, prefixTerms: terms.filter { $0.hasSuffix("*") }.sorted(), query: query)
+    }
+
+    /// A query's words as a search sorted by a field reads them (and so an export, an audience, a bulk tag and an
+    /// export's address count, which must match the same contacts): ``expand(_:on:)`` with
+    /// ``addLetterPrefixes(to:text:)``. Nil when a word stands for nothing.
+    static func expandSortedByField(_ binds: [PostgresValue], text: String, on c: inout SearchStatements) async throws -> Expansion? {
+        guard var expanded = try await expand(binds, on: &c) else { return nil }
+        addLetterPrefixes(to: &expanded, text: text)
+        return expanded
     }
 
     /// Sorted by a field (as exports and audiences page too), a search walks its matches in the field's order, so it
@@ -1073,11 +1081,9 @@ extension PostgresContactStore {
                 var binds = filterBinds
                 var tsquery: String?
                 if hasText {
-                    guard var expanded = try await Self.expand(filterBinds, on: &statements) else {
+                    guard let query = try await Self.expandSortedByField(filterBinds, text: search.text, on: &statements)?.query else {
                         return BulkTagResult(matched: 0, changed: 0, skippedTooManyTags: 0)
                     }
-                    Self.addLetterPrefixes(to: &expanded, text: search.text)
-                    guard let query = expanded.query else { return BulkTagResult(matched: 0, changed: 0, skippedTooManyTags: 0) }
                     binds.append(.text(query))
                     tsquery = "$\(binds.count)"
                 }

@@ -32,21 +32,38 @@ extension PostgresPool {
             attempt += 1
             do {
                 return try await withConnection { connection in
-                    do {
-                        // Sent with the body's first statement (one round trip less per transaction).
-                        connection.begin(isolation: isolation.rawValue, settings: settings.sorted { $0.key < $1.key })
-                        let result = try await body(connection)
-                        try await connection.end("COMMIT")
-                        return result
-                    } catch {
-                        // A retired connection forgets the transaction, with a BEGIN it never sent.
-                        if connection.isHealthy { _ = try? await connection.end("ROLLBACK") } else { connection.forgetTransaction() }
-                        throw error
-                    }
+                    try await connection.transaction(isolation: isolation, settings: settings, body)
                 }
             } catch let error as PostgresError where error.isRetryableTransactionFailure && attempt < maxAttempts {
                 try await Task.sleep(for: .milliseconds(Int64.random(in: 5...(20 * Int64(attempt)))))
             }
+        }
+    }
+}
+
+extension PostgresConnection {
+    /// Runs `body` in one transaction on this connection, committing when it returns and rolling back when it throws,
+    /// once: for work that must keep its connection between attempts (``PostgresPool/transaction(isolation:maxAttempts:settings:_:)``
+    /// takes a connection per attempt and runs again on its own).
+    /// - Parameters:
+    ///   - isolation: the isolation level.
+    ///   - settings: transaction-local settings, bound (as in the pool's `transaction`).
+    ///   - body: the work.
+    /// - Returns: what `body` returned.
+    /// - Throws: ``PostgresError`` or what `body` threw.
+    public func transaction<T: Sendable>(
+        isolation: IsolationLevel = .readCommitted, settings: [String: String] = [:], _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        do {
+            // Sent with the body's first statement (one round trip less per transaction).
+            begin(isolation: isolation.rawValue, settings: settings.sorted { $0.key < $1.key })
+            let result = try await body(self)
+            try await end("COMMIT")
+            return result
+        } catch {
+            // A retired connection forgets the transaction, with a BEGIN it never sent.
+            if isHealthy { _ = try? await end("ROLLBACK") } else { forgetTransaction() }
+            throw error
         }
     }
 }

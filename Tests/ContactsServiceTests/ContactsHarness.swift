@@ -24,8 +24,11 @@ final class ContactsHarness: Sendable {
     var health: HealthService { service.assembly.health }
     var monitor: DatabaseHealthMonitor { service.assembly.monitor }
 
-    static func start(adminConninfo: String = adminConninfo, limits: ContactsLimits = ContactsLimits()) async throws -> ContactsHarness {
-        ContactsHarness(service: try await ServiceHarness.start(ContactsService.description(limits: limits), adminConninfo: adminConninfo))
+    static func start(
+        adminConninfo: String = adminConninfo, limits: ContactsLimits = ContactsLimits(), poolSize: Int? = nil
+    ) async throws -> ContactsHarness {
+        ContactsHarness(
+            service: try await ServiceHarness.start(ContactsService.description(limits: limits), adminConninfo: adminConninfo, poolSize: poolSize))
     }
 
     private init(service: ServiceHarness) { self.service = service }

@@ -60,6 +60,14 @@ final class ImportExportTests {
         _ client: Client, _ options: Switchboard_Contacts_V1_ImportOptions, _ chunks: [[UInt8]], stopAfter: Int? = nil,
         received: ResponseLog? = nil
     ) async throws -> [ImportResponse] {
+        try await Self.runImport(client, options, chunks, stopAfter: stopAfter, received: received)
+    }
+
+    /// ``runImport(_:_:_:stopAfter:received:)``, for other suites.
+    static func runImport(
+        _ client: Client, _ options: Switchboard_Contacts_V1_ImportOptions, _ chunks: [[UInt8]], stopAfter: Int? = nil,
+        received: ResponseLog? = nil
+    ) async throws -> [ImportResponse] {
         var callOptions = client.options
         callOptions.timeout = .seconds(120)
         return try await client.stub.importContacts(options: callOptions) { call in

@@ -299,6 +299,55 @@ struct ImportMappingTests {
         await turns.wait(for: 3)
     }
 
+    @Test("turns: a batch asks for a connection once every batch before it holds one or has ended")
+    func connectionTurns() async throws {
+        let turns = ImportTurns()
+        await turns.turn(0).connect()
+        let gone = Gone()
+        func settled(_ expected: Set<Int>) async throws -> Set<Int> {
+            for _ in 0..<200 where Set(gone.list.withLock { $0 }) != expected { try await Task.sleep(for: .milliseconds(5)) }
+            return Set(gone.list.withLock { $0 })
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 1...3 {
+                group.addTask {
+                    await turns.turn(index).connect()
+                    gone.list.withLock { $0.append(index) }
+                }
+            }
+            #expect(try await settled([]) == [])
+            // 0 holds its connection: 1 may ask; 2 waits for 1.
+            turns.turn(0).connected()
+            #expect(try await settled([1]) == [1])
+            // 1 ends without a connection (its pool wait failed): 2 may ask; 3 waits for 2.
+            turns.end(1)
+            #expect(try await settled([1, 2]) == [1, 2])
+            turns.turn(2).connected()
+            #expect(try await settled([1, 2, 3]) == [1, 2, 3])
+            try await group.waitForAll()
+        }
+        // Holding a connection is not an end: 1 may not write until 0 has ended.
+        let wrote = Gone()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await turns.turn(1).write()
+                wrote.list.withLock { $0.append(1) }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(wrote.list.withLock { $0 }.isEmpty)
+            turns.end(0)
+            try await group.waitForAll()
+        }
+        #expect(wrote.list.withLock { $0 } == [1])
+        // An end after the batch connected, or a second end, changes nothing.
+        turns.end(2)
+        turns.end(2)
+        turns.turn(2).connected()
+        turns.end(3)
+        await turns.turn(4).connect()
+        await turns.turn(4).write()
+    }
+
     @Test("a would-be contact's id is never a stored contact's")
     func wouldBeIDs() {
         var memory = ImportPreviewMemory(maxBytes: 0)

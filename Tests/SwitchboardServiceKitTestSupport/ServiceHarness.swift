@@ -47,7 +47,7 @@ public final class ServiceHarness: Sendable {
     ///     `services/<name>/provision.sql`.
     public static func start(
         _ description: ServiceDescription, adminConninfo: String = adminConninfo, environment: [String: String] = [:],
-        provisionSQL: String? = nil
+        provisionSQL: String? = nil, poolSize: Int? = nil
     ) async throws -> ServiceHarness {
         let database = "sb_test_" + UUID().uuidString.prefix(8).lowercased()
         let provision = try
@@ -84,8 +84,10 @@ public final class ServiceHarness: Sendable {
                 "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "2",
             ].merging(environment) { $1 })
         let logger = Logger(label: "test.\(description.name)")
+        var databaseConfiguration = DatabaseConfiguration(url: serviceConninfo)
+        if let poolSize { databaseConfiguration.poolSize = poolSize }
         let assembly = try await ServiceAssembly.make(
-            description, configuration: configuration, database: DatabaseConfiguration(url: serviceConninfo), registry: nil,
+            description, configuration: configuration, database: databaseConfiguration, registry: nil,
             healthInterval: .milliseconds(200), logger: logger)
         let group = ServiceGroup(
             configuration: .init(

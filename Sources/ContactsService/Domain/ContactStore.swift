@@ -160,12 +160,13 @@ public protocol ContactStore: Sendable {
     /// creates and updates with their change events and records the rows written. Nothing is written in a dry run.
     /// Refuses (``ContactsError/importOptionsChanged(importID:)``) an import id already used with other options, and
     /// (``ContactsError/importInputChanged(importID:row:)``) a row whose record is not the one the ledger wrote under its
-    /// number. The new contacts' rows go in first; `turn` returns when the batch may take addresses and write the rest
-    /// (after the import's earlier batches have ended, so an earlier row keeps an address a later one also gives; under
-    /// the update policy before it locks the contacts it reads). A batch that finds an address taken since it read runs
-    /// again, and may call `plan` and `turn` again.
+    /// number. The batch asks for its connection when `turn.connect` returns, says it holds one (`turn.connected`) and
+    /// keeps it until it returns, every attempt included. The new contacts' rows go in first; `turn.write` returns when
+    /// the batch may take addresses and write the rest (after the import's earlier batches have ended, so an earlier row
+    /// keeps an address a later one also gives; under the update policy before it locks the contacts it reads). A batch
+    /// that finds an address taken since it read runs again, and may call `plan` and `turn.write` again.
     func importBatch(
-        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, turn: @escaping @Sendable () async -> Void,
+        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, turn: ImportTurn,
         plan: @Sendable ([ImportBatchRow], ImportExisting, Date) -> ImportPlan
     ) async throws -> [ImportRowResult]
     /// Retires a field definition.

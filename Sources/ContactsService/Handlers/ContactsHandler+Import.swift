@@ -192,7 +192,7 @@ extension ContactsHandler {
                     let write = Task {
                         defer { turns.end(index) }
                         return try await domain.writeImportBatch(
-                            rows, settings: settings, definitions: definitions, actor: actor, preview: preview, turn: { await turns.wait(for: index) }
+                            rows, settings: settings, definitions: definitions, actor: actor, preview: preview, turn: turns.turn(index)
                         )
                     }
                     do {

@@ -37,24 +37,32 @@ extension PostgresContactStore {
     }
 
     public func importBatch(
-        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, turn: @escaping @Sendable () async -> Void,
+        _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, turn: ImportTurn,
         plan: @Sendable ([ImportBatchRow], ImportExisting, Date) -> ImportPlan
     ) async throws -> [ImportRowResult] {
         // Decided outside the batch's transaction (a probe's error would abort it).
         let words = await searchWords.words(pool: pool)
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                return try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
-                    try await importBatch(rows, settings: settings, actor: actor, words: words, turn: turn, plan: plan, on: c)
+        await turn.connect()
+        // Every attempt on the one connection: a batch running again after a race is the import's first unended one, and
+        // a later batch waiting for its turn may hold the connection it gave back.
+        return try await pool.withConnection { c in
+            turn.connected()
+            var attempt = 0
+            while true {
+                attempt += 1
+                do {
+                    return try await c.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
+                        try await importBatch(rows, settings: settings, actor: actor, words: words, turn: turn.write, plan: plan, on: c)
+                    }
+                } catch is ImportAddressRace where attempt < 5 {
+                    continue
+                } catch let error as PostgresError where error.sqlState == "23505" && attempt < 5 && c.isHealthy {
+                    // Another stream of this import wrote some of these rows first (the ledger's key): the next attempt
+                    // reads them as resumed.
+                    continue
+                } catch let error as PostgresError where error.isRetryableTransactionFailure && attempt < 5 && c.isHealthy {
+                    try await Task.sleep(for: .milliseconds(Int64.random(in: 5...(20 * Int64(attempt)))))
                 }
-            } catch is ImportAddressRace where attempt < 5 {
-                continue
-            } catch let error as PostgresError where error.sqlState == "23505" && attempt < 5 {
-                // Another stream of this import wrote some of these rows first (the ledger's key): the next attempt
-                // reads them as resumed.
-                continue
             }
         }
     }

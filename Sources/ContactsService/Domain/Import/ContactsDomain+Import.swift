@@ -50,14 +50,14 @@ extension ContactsDomain {
     ///   - actor: the caller.
     ///   - preview: a dry run's memory of its earlier batches (required when `settings.dryRun`; the batches then run one
     ///     at a time, in order).
-    ///   - turn: returns when the batch may take addresses (``ImportTurns/wait(for:)``: the import's earlier batches have
-    ///     ended).
+    ///   - turn: the batch's place in its import's order (``ImportTurns/turn(_:)``): when it may take a connection, and
+    ///     when addresses.
     /// - Returns: one result per row, in order.
     /// - Throws: ``ContactsError/importOptionsChanged(importID:)``, ``ContactsError/importInputChanged(importID:row:)``,
     ///   ``ContactsError/importPreviewFull(row:maxBytes:)``, or a database error.
     public func writeImportBatch(
         _ rows: [ImportBatchRow], settings: ImportSettings, definitions: [FieldDefinition], actor: Actor, preview: ImportPreview? = nil,
-        turn: @escaping @Sendable () async -> Void = {}
+        turn: ImportTurn = .free
     ) async throws -> [ImportRowResult] {
         guard !rows.isEmpty else { return [] }
         let planner = ImportPlanner(settings: settings, definitions: definitions, maxContactBytes: limits.maxContactBytes, actor: actor)

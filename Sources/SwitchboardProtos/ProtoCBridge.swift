@@ -41,9 +41,7 @@ final class _ProtoBox<Value: ProtoMessage>: Equatable, @unchecked Sendable {
 func _decodeMessage<M: _CBridgedMessage>(_ type: M.Type, from bytes: ByteBuffer) throws -> M {
     // protoc-c allocates the unpacked tree through an arena whose first chunk is on the stack, so a typical
     // request decodes without touching malloc and is released in one go.
-    try withUnsafeTemporaryAllocation(byteCount: _CArena.stackChunkSize, alignment: 16) { stack in
-        let arena = _CArena(initial: stack)
-        defer { arena.release() }
+    try _withArena { arena in
         var allocator = ProtobufCAllocator(
             alloc: { data, size in Unmanaged<_CArena>.fromOpaque(data!).takeUnretainedValue().allocate(size) },
             free: { _, _ in },
@@ -63,9 +61,7 @@ func _decodeMessage<M: _CBridgedMessage>(_ type: M.Type, from bytes: ByteBuffer)
 }
 
 func _encodeMessage<M: _CBridgedMessage>(_ message: M, into buffer: inout ByteBuffer) {
-    withUnsafeTemporaryAllocation(byteCount: _CArena.stackChunkSize, alignment: 16) { stack in
-        let arena = _CArena(initial: stack)
-        defer { arena.release() }
+    _withArena { arena in
         let root = arena.newMessage(M._cDescriptor)
         message._write(to: _CMessageWriter(root, arena: arena))
         let packed = root.assumingMemoryBound(to: ProtobufCMessage.self)
@@ -77,16 +73,32 @@ func _encodeMessage<M: _CBridgedMessage>(_ message: M, into buffer: inout ByteBu
     }
 }
 
+/// Runs `body` with an arena whose first chunk (``_CArena/StackChunk``) is in this call's stack frame.
+func _withArena<R>(_ body: (_CArena) throws -> R) rethrows -> R {
+    var stack = _CArena.StackChunk(repeating: 0)
+    return try withUnsafeMutableBytes(of: &stack) { stack in
+        let arena = _CArena(initial: stack)
+        defer { arena.release() }
+        return try body(arena)
+    }
+}
+
 /// Bump allocator for the C struct tree of one encode or decode; everything is freed at once afterwards. The first
 /// chunk is caller-provided stack memory; larger trees spill into malloc'd chunks.
 final class _CArena {
-    static let stackChunkSize = 2048
+    /// The first chunk: 2 KiB, a local value in the caller's frame. (`withUnsafeTemporaryAllocation` takes anything
+    /// over 1 KiB from the heap on Linux: every encode and decode allocated its 2 KiB there, and a request of that size
+    /// makes glibc consolidate its free lists first, on the event loop.)
+    typealias StackChunk = InlineArray<256, UInt64>
+    /// Where the first chunk starts, for a test that it is on the stack.
+    let initialChunk: UnsafeMutableRawPointer?
     private var chunks: [UnsafeMutableRawPointer] = []
     private var current: UnsafeMutableRawPointer?
     private var remaining = 0
     private static let chunkSize = 16384
 
     init(initial: UnsafeMutableRawBufferPointer) {
+        initialChunk = initial.baseAddress
         current = initial.baseAddress
         remaining = initial.count
     }

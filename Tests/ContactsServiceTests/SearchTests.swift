@@ -679,7 +679,7 @@ final class SearchTests {
         // The two ways are both taken: under the threshold the statement returns the combinations (facet -2), past it
         // each facet's ranked values (facet -1 and up) and no combination. The tenant's 27 contacts (26 with a tag of
         // their own) are 27 combinations.
-        let cte = "WITH matched AS NOT MATERIALIZED (SELECT c.status, c.tags FROM contacts.contacts c WHERE c.tenant_id = $1)"
+        let cte = "WITH matched AS NOT MATERIALIZED (SELECT c.status, c.facet_tags FROM contacts.contacts c WHERE c.tenant_id = $1)"
         var kinds: [Set<Int64>] = []
         for combinations in [27, 26] {
             let (sql, binds) = PostgresContactStore.facetStatement([.status, .tag], combinations: combinations, cte: cte, binds: [.text(t)])
@@ -687,6 +687,32 @@ final class SearchTests {
             kinds.append(Set(try rows.map { try $0.int("facet") }))
         }
         #expect(kinds == [[-2], [-1, 0, 1]], "\(kinds)")
+    }
+
+    /// The tag facet groups matches by their tags as one text (`facet_tags`, an array's text form) and reads them back
+    /// as a list: a tag with that form's own characters must come back whole.
+    @Test("tags with quotes, commas, braces, backslashes, spaces or the word null come back whole in the tag facet, either way")
+    func facetTagsWithArraySyntax() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let odd = [#"say "hi", bye"#, #"back\slash"#, "{braces}", "null", "two words", "comma,tag"]
+        _ = try await client.create(given: "Odd", family: "Tags", tags: odd)
+        _ = try await client.create(given: "Odd", family: "Again", tags: ["null", "plain"])
+        let store = PostgresContactStore(
+            pool: harness.pool, feed: ChangeFeed(schema: "contacts"), idempotency: Idempotency(schema: "contacts"),
+            publish: { try ContactsMapping.proto($0).protoJSONText() })
+        for combinations in [2_000, 0] {
+            var search = ContactSearch()
+            search.text = "odd"
+            search.facets = [.tag]
+            search.facetCombinations = combinations
+            let hits = try await store.search(search, actor: SwitchboardServiceKit.Actor(tenantID: t, userID: "u"))
+            let counts = Dictionary(uniqueKeysWithValues: hits.facets[0].map { ($0.value, $0.count) })
+            var expected = Dictionary(uniqueKeysWithValues: odd.map { ($0, 1) })
+            expected["null"] = 2
+            expected["plain"] = 1
+            #expect(counts == expected, "combinations \(combinations): \(counts)")
+        }
     }
 }
 

@@ -454,7 +454,8 @@ extension PostgresContactStore {
             switch facet {
             case .status: column = "c.status"
             case .type: column = "c.contact_type"
-            case .tag: column = "c.tags"
+            // The tags as one text value (migration 021): the grouping key that costs no array copy per match.
+            case .tag: column = "c.facet_tags"
             case .owner: column = "c.owner_id"
             case .customField: column = "c.custom_fields"
             }
@@ -984,7 +985,8 @@ extension PostgresContactStore {
 
     /// Counts per facet over the matches `cte` defines. The matches are grouped once by the combination of all their
     /// facet values (one hash lookup a match: 3.9 ms for three facets over 6,680 matches, where grouping them by every
-    /// facet at once with `GROUPING SETS`, a lookup per facet and one of whole tag lists, took 6.0–7.5). Then:
+    /// facet at once with `GROUPING SETS`, a lookup per facet and one of whole tag lists, took 6.0–7.5), a tag facet's
+    /// value being the tags as one text (`facet_tags`, migration 021: a list's key cost an array copy per match). Then:
     /// - at most `combinations` (``ContactSearch/facetCombinations``): they are the rows (facet -2, the combination's values as `e0`,
     ///   `e1`, … (text, a tag facet's as text[]) and its count `n`), counted per facet by ``facets(_:_:on:)``;
     /// - more: PostgreSQL groups the combinations by each facet (`GROUPING SETS`) and returns the 20 most frequent values
@@ -1002,7 +1004,7 @@ extension PostgresContactStore {
             switch facet {
             case .status: expression = "status"
             case .type: expression = "contact_type"
-            case .tag: expression = "tags"
+            case .tag: expression = "facet_tags"
             case .owner: expression = "owner_id"
             case .customField(let key):
                 binds.append(.text(key))
@@ -1010,7 +1012,8 @@ extension PostgresContactStore {
             }
             inputs.append("\(expression) AS f\(index)")
             if case .tag = facet {
-                outputs.append("f\(index) AS e\(index)")
+                // Back to a list for each combination only (a few hundred, not every match).
+                outputs.append("f\(index)::text[] AS e\(index)")
                 nulls.append("NULL::text[]")
             } else {
                 outputs.append("f\(index)::text AS e\(index)")

@@ -273,10 +273,7 @@ struct ImportMappingTests {
         let turns = ImportTurns()
         await turns.wait(for: 0)
         let gone = Gone()
-        func settled(_ expected: Set<Int>) async throws -> Set<Int> {
-            for _ in 0..<200 where Set(gone.list.withLock { $0 }) != expected { try await Task.sleep(for: .milliseconds(5)) }
-            return Set(gone.list.withLock { $0 })
-        }
+        func settled(_ expected: Set<Int>) async throws -> Set<Int> { try await gone.settled(expected) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 1...3 {
                 group.addTask {
@@ -304,10 +301,7 @@ struct ImportMappingTests {
         let turns = ImportTurns()
         await turns.turn(0).connect()
         let gone = Gone()
-        func settled(_ expected: Set<Int>) async throws -> Set<Int> {
-            for _ in 0..<200 where Set(gone.list.withLock { $0 }) != expected { try await Task.sleep(for: .milliseconds(5)) }
-            return Set(gone.list.withLock { $0 })
-        }
+        func settled(_ expected: Set<Int>) async throws -> Set<Int> { try await gone.settled(expected) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 1...3 {
                 group.addTask {
@@ -494,4 +488,10 @@ struct ImportMappingTests {
 /// The batches that went on, in the turns test.
 private final class Gone: Sendable {
     let list = Mutex<[Int]>([])
+
+    /// The batches gone on, once they are `expected` or after a second of waiting for them to be.
+    func settled(_ expected: Set<Int>) async throws -> Set<Int> {
+        for _ in 0..<200 where Set(list.withLock { $0 }) != expected { try await Task.sleep(for: .milliseconds(5)) }
+        return Set(list.withLock { $0 })
+    }
 }

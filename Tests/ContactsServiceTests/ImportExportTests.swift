@@ -3,6 +3,7 @@ import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
+import SwitchboardServiceKit
 import Synchronization
 import Testing
 
@@ -486,6 +487,81 @@ final class ImportExportTests {
         // The same input from its start still resumes: the ledger holds only what the first call wrote.
         let whole = Self.results(try await runImport(client, Self.options(id: "resume-2"), Self.csv(Self.numbered(30, prefix: "q"))))
         #expect(whole.count == 30 && whole.filter(\.resumed).count == 5 && whole.allSatisfy { $0.outcome == .created })
+    }
+
+    @Test("an import id that wrote nothing takes other options (a mapping corrected after every row was invalid)")
+    func optionsOfAnImportThatWroteNothing() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let file = "who,contact\n" + (1...6).map { "Person \($0),w\($0)@example.com\n" }.joined()
+        let wrong = Self.options(id: "fix-1", mapping: [("who", "name.given"), ("contact", "phones")])
+        let right = Self.options(id: "fix-1", mapping: [("who", "name.given"), ("contact", "emails")])
+        // Addresses mapped to phone numbers: every row invalid, nothing written.
+        let first = Self.results(try await runImport(client, wrong, Self.csv(file)))
+        #expect(first.count == 6 && first.allSatisfy { $0.outcome == .invalid }, "\(first)")
+        // The corrected mapping under the same id imports the file.
+        let fixed = Self.results(try await runImport(client, right, Self.csv(file)))
+        #expect(fixed.count == 6 && fixed.allSatisfy { $0.outcome == .created && !$0.resumed }, "\(fixed)")
+        // It has written rows now: the first options are refused, the second resume.
+        let back = await rpcError { _ = try await self.runImport(client, wrong, Self.csv(file)) }
+        #expect(back?.code == .failedPrecondition, "\(String(describing: back))")
+        let again = Self.results(try await runImport(client, right, Self.csv(file)))
+        #expect(again.count == 6 && again.allSatisfy(\.resumed))
+        #expect(try await all(client).count == 6)
+    }
+
+    @Test("other options for an import id are refused at once while a batch of it is in flight, and replace them before")
+    func optionsWhileABatchIsInFlight() async throws {
+        let tenant = tenant()
+        let domain = ContactsDomain(
+            store: PostgresContactStore(
+                pool: harness.pool, feed: ChangeFeed(schema: "contacts"), idempotency: Idempotency(schema: "contacts"),
+                publish: { try ContactsMapping.proto($0).protoJSONText() }))
+        let actor = SwitchboardServiceKit.Actor(tenantID: tenant, userID: "importer")
+        let first = ImportSettings(importID: "race-1", fingerprint: "first")
+        let second = ImportSettings(importID: "race-1", fingerprint: "second")
+        #expect(try await domain.beginImport(first, actor: actor) == 0)
+
+        // A batch under the first options, held in its transaction (before it takes addresses) until released.
+        let (entered, enter) = AsyncStream<Void>.makeStream()
+        let (released, release) = AsyncStream<Void>.makeStream()
+        let turn = ImportTurn(
+            connect: {}, connected: {},
+            write: {
+                enter.yield()
+                for await _ in released { break }
+            })
+        let batch = Task {
+            try await domain.writeImportBatch(
+                [ImportMappingTests.row(1, ["held@example.com"])], settings: first, definitions: [], actor: actor, turn: turn)
+        }
+        for await _ in entered { break }
+        // Its options are in use: other options are refused without waiting for the batch.
+        await #expect(throws: ContactsError.importOptionsChanged(importID: "race-1")) {
+            _ = try await domain.beginImport(second, actor: actor)
+        }
+        release.yield()
+        #expect(try await batch.value.map(\.outcome) == [.created])
+        // Written now: refused for good; the same options resume after row 1.
+        await #expect(throws: ContactsError.importOptionsChanged(importID: "race-1")) {
+            _ = try await domain.beginImport(second, actor: actor)
+        }
+        #expect(try await domain.beginImport(first, actor: actor) == 1)
+
+        // An id that wrote nothing takes the new options, and a batch under the old ones is then refused.
+        let old = ImportSettings(importID: "race-2", fingerprint: "old")
+        let new = ImportSettings(importID: "race-2", fingerprint: "new")
+        #expect(try await domain.beginImport(old, actor: actor) == 0)
+        #expect(try await domain.beginImport(new, actor: actor) == 0)
+        await #expect(throws: ContactsError.importOptionsChanged(importID: "race-2")) {
+            _ = try await domain.writeImportBatch(
+                [ImportMappingTests.row(1, ["old@example.com"])], settings: old, definitions: [], actor: actor)
+        }
+        let written = try await domain.writeImportBatch(
+            [ImportMappingTests.row(1, ["new@example.com"])], settings: new, definitions: [], actor: actor)
+        #expect(written.map(\.outcome) == [.created])
+        let contacts = try await harness.pool.query(
+            settings: ["app.tenant_id": tenant], "SELECT count(*) AS n FROM contacts.contacts WHERE tenant_id = $1", [.text(tenant)])
+        #expect(try contacts.first?.int("n") == 2)
     }
 
     @Test("an import ledger past its retention is pruned (re-sending the import then imports again); a recent one stays")

@@ -151,7 +151,8 @@ public protocol ContactStore: Sendable {
     /// tenant has `ContactRules.maxFieldDefinitions` already).
     func define(_ definition: FieldDefinition, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>
     /// Starts an import call: records the import id with its options' fingerprint (not in a dry run; committed before
-    /// any batch), refuses (``ContactsError/importOptionsChanged(importID:)``) an id already used with other options,
+    /// any batch), refuses (``ContactsError/importOptionsChanged(importID:)``) an id already used with other options
+    /// once it has written a row or while a batch of it is being written (an id that wrote nothing takes the new ones),
     /// and returns the highest row number its ledger holds (0 for an import not seen): a resumed import's batches up to
     /// it are compared with the ledger one at a time, so that a refused one leaves no later batch writing.
     func beginImport(_ settings: ImportSettings, actor: Actor) async throws -> Int

@@ -25,8 +25,8 @@ extension PostgresContactStore {
                     (sql: "SELECT fingerprint FROM contacts.imports WHERE tenant_id = $1 AND import_id = $2", binds: [tenant, importID]),
                 ])
             }
-            guard try found[1].first?.string("fingerprint") == settings.fingerprint else {
-                throw ContactsError.importOptionsChanged(importID: settings.importID)
+            if try found[1].first?.string("fingerprint") != settings.fingerprint {
+                try await replaceImportOptions(settings, actor: actor)
             }
         }
         let rows = try await pool.query(
@@ -34,6 +34,49 @@ extension PostgresContactStore {
             "SELECT coalesce(max(row_number), 0) AS n FROM contacts.import_rows WHERE tenant_id = $1 AND import_id = $2", [tenant, importID]
         ).rows
         return Int(try rows.first?.int("n") ?? 0)
+    }
+
+    /// Records other options for an import id that has written nothing yet (a first call whose rows were all invalid,
+    /// or whose client went before a batch was written, fixes nothing); refuses
+    /// (``ContactsError/importOptionsChanged(importID:)``) one that has written rows, or has a batch in flight.
+    ///
+    /// A batch holds the import's row `FOR SHARE` from its options check to its commit. Taking the row `FOR UPDATE`
+    /// `NOWAIT` therefore fails while a batch under the recorded options is in flight (those options are in use), and
+    /// once taken, the ledger read after it sees every row a batch committed; a batch that starts later reads the new
+    /// options and is refused. Waiting for the lock instead could wait for a whole import: batches' share locks may
+    /// overtake a waiting update.
+    private func replaceImportOptions(_ settings: ImportSettings, actor: Actor) async throws {
+        let tenant = PostgresValue.text(actor.tenantID)
+        let importID = PostgresValue.text(settings.importID)
+        do {
+            try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
+                let found = try await c.pipeline([
+                    (
+                        sql: "SELECT fingerprint FROM contacts.imports WHERE tenant_id = $1 AND import_id = $2 FOR UPDATE NOWAIT",
+                        binds: [tenant, importID]
+                    ),
+                    (
+                        sql: """
+                        SELECT EXISTS (SELECT 1 FROM contacts.import_rows WHERE tenant_id = $1 AND import_id = $2) AS written
+                        """, binds: [tenant, importID]
+                    ),
+                ])
+                if try found[0].first?.string("fingerprint") == settings.fingerprint { return }
+                guard try found[1].first?.bool("written") == false else {
+                    throw ContactsError.importOptionsChanged(importID: settings.importID)
+                }
+                // Recorded again (also when the retention pruned the row meanwhile): a new start for the retention.
+                _ = try await c.query(
+                    """
+                    INSERT INTO contacts.imports (tenant_id, import_id, fingerprint, created_by) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (tenant_id, import_id) DO UPDATE
+                    SET fingerprint = excluded.fingerprint, created_by = excluded.created_by, created_at = now(), updated_at = now()
+                    """, [tenant, importID, .text(settings.fingerprint), .text(actor.userID)])
+            }
+        } catch let error as PostgresError where error.sqlState == "55P03" {
+            // lock_not_available: a batch under the recorded options is being written.
+            throw ContactsError.importOptionsChanged(importID: settings.importID)
+        }
     }
 
     public func importBatch(
@@ -74,11 +117,13 @@ extension PostgresContactStore {
         let tenant = PostgresValue.text(actor.tenantID)
         let importID = PostgresValue.text(settings.importID)
         if !settings.dryRun {
-            // The import's row (``beginImport(_:actor:)`` committed it), read, not locked: batches of one stream overlap in
-            // the database. Rows are written at most once by the ledger's key instead: a batch that finds rows of its own
-            // written by a concurrent one fails on that key and runs again, reading them as resumed. Another stream of
-            // this import id with other options is refused here too.
-            let found = try await c.query("SELECT fingerprint FROM contacts.imports WHERE tenant_id = $1 AND import_id = $2", [tenant, importID])
+            // The import's row (``beginImport(_:actor:)`` committed it), share-locked: batches of one stream overlap in
+            // the database, and a call that would record other options for an import that has written nothing is refused
+            // while one is in flight (``replaceImportOptions(_:actor:)``). Rows are written at most once by the ledger's key: a
+            // batch that finds rows of its own written by a concurrent one fails on that key and runs again, reading
+            // them as resumed. Another stream of this import id with other options is refused here too.
+            let found = try await c.query(
+                "SELECT fingerprint FROM contacts.imports WHERE tenant_id = $1 AND import_id = $2 FOR SHARE", [tenant, importID])
             guard try found.rows.first?.string("fingerprint") == settings.fingerprint else {
                 throw ContactsError.importOptionsChanged(importID: settings.importID)
             }

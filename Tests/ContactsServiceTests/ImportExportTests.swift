@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardHTTP2
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
@@ -776,6 +777,56 @@ final class ImportExportTests {
             }
             #expect(try Self.comparable(copied) == expected, "\(format) \(version)")
         }
+    }
+
+    @Test("a CSV export that meets a contact with more addresses than its columns (gained during the export) ends ABORTED naming it")
+    func exportAbortedWhenAddressesGrow() async throws {
+        let client = try await harness.client(tenant: tenant())
+        // 2,000 contacts without addresses (one column group), about 900 KB of CSV: far more than the slow reader's
+        // window and what the service queues per stream (256 KiB), so the export waits for the reader long before its
+        // last page.
+        var last = ""
+        for part in 0..<10 {
+            let rows = (0..<200).map { i in "\(String(repeating: "n", count: 400))\(part * 200 + i),a\(part * 200 + i)@example.com\n" }
+            let results = Self.results(try await runImport(client, Self.options(), [Array(("name.given,emails\n" + rows.joined()).utf8)]))
+            #expect(results.count == 200 && results.allSatisfy { $0.outcome == .created })
+            last = results.last?.contactId ?? ""
+        }
+        let channel = GRPCChannel(
+            host: "127.0.0.1", port: harness.service.port,
+            configuration: {
+                var c = ClientConfiguration()
+                c.initialWindowSize = 65_535
+                return c
+            }())
+        let slow = Client(stub: Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: channel)), options: client.options)
+        var request = Switchboard_Contacts_V1_ExportContactsRequest()
+        request.format = .csv
+        let lastID = last
+        let received = Mutex(0)
+        let error = await rpcError {
+            try await slow.stub.exportContacts(request, options: slow.options) { chunks in
+                var iterator = chunks.makeAsyncIterator()
+                let first = try await iterator.next()?.chunk.count ?? 0
+                received.withLock { $0 += first }
+                // Counted and begun: the export now waits for the window. The last contact (the export's last row)
+                // gains two addresses meanwhile.
+                try await Task.sleep(for: .milliseconds(300))
+                _ = try await client.update(lastID, paths: ["addresses"]) { contact in
+                    contact.addresses = ["Berlin", "Paris"].map {
+                        var address = Switchboard_Common_V1_PostalAddress()
+                        address.locality = $0
+                        address.regionCode = $0 == "Berlin" ? "DE" : "FR"
+                        return address
+                    }
+                }
+                while let chunk = try await iterator.next() { received.withLock { $0 += chunk.chunk.count } }
+            }
+        }
+        await channel.close()
+        #expect(error?.code == .aborted && error?.message.contains(last) == true, "\(String(describing: error)) \(received.withLock { $0 })")
+        // It ended at that row: the rows before it were sent (about 450 bytes each).
+        #expect(received.withLock { $0 } > 800_000, "\(received.withLock { $0 })")
     }
 
     @Test("export: a filter picks the contacts, fields pick the columns, vCard 3.0 on request; an empty export still answers")

@@ -565,6 +565,56 @@ final class ImportExportTests {
         #expect(try contacts.first?.int("n") == 2)
     }
 
+    @Test("a batch that loses an address race runs again on the connection it holds, not after the next batch took it")
+    func raceRunsAgainOnItsConnection() async throws {
+        let tenant = tenant()
+        let client = try await harness.client(tenant: tenant)
+        // One connection: the next batch of the import waits for it while the first holds it. Had the first given it
+        // back to run again, the next would take it and wait for the first to end: the first would wait out the pool.
+        var configuration = PostgresPoolConfiguration(conninfo: harness.service.serviceConninfo, maxConnections: 1)
+        configuration.acquireTimeout = .seconds(3)
+        let pool = PostgresPool(configuration: configuration)
+        defer { pool.close() }
+        let domain = ContactsDomain(
+            store: PostgresContactStore(
+                pool: pool, feed: ChangeFeed(schema: "contacts"), idempotency: Idempotency(schema: "contacts"),
+                publish: { try ContactsMapping.proto($0).protoJSONText() }))
+        let actor = SwitchboardServiceKit.Actor(tenantID: tenant, userID: "importer")
+        let settings = ImportSettings(importID: "race-3", fingerprint: "f")
+        #expect(try await domain.beginImport(settings, actor: actor) == 0)
+
+        // The first batch reads that nobody holds taken@example.com and inserts its contacts; before it takes the
+        // address (its first attempt only), a contact made through the service takes it.
+        let turns = ImportTurns()
+        let first = turns.turn(0)
+        let other = Mutex<String?>(nil)
+        let racing = ImportTurn(
+            connect: first.connect, connected: first.connected,
+            write: {
+                if other.withLock({ $0 == nil }) {
+                    // Time for the second batch to reach the pool's queue.
+                    try? await Task.sleep(for: .milliseconds(100))
+                    let made = try? await client.create(given: "Other", emails: ["taken@example.com"])
+                    other.withLock { $0 = made?.id ?? "" }
+                }
+                await first.write()
+            })
+        let batches = [
+            (racing, [ImportMappingTests.row(1, ["taken@example.com"]), ImportMappingTests.row(2, ["free@example.com"])]),
+            (turns.turn(1), [ImportMappingTests.row(3, ["late@example.com"])]),
+        ].enumerated().map { index, batch in
+            Task {
+                defer { turns.end(index) }
+                return try await domain.writeImportBatch(batch.1, settings: settings, definitions: [], actor: actor, turn: batch.0)
+            }
+        }
+        let written = [try await batches[0].value, try await batches[1].value]
+        let otherID = try #require(other.withLock { $0 })
+        #expect(written[0].map(\.outcome) == [.skippedDuplicate, .created])
+        #expect(written[0].first?.contactID?.lowercaseText == otherID)
+        #expect(written[1].map(\.outcome) == [.created])
+    }
+
     @Test("an import ledger past its retention is pruned (re-sending the import then imports again); a recent one stays")
     func ledgerRetention() async throws {
         let tenant = tenant()

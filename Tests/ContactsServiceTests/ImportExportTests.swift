@@ -505,6 +505,7 @@ final class ImportExportTests {
         // It has written rows now: the first options are refused, the second resume.
         let back = await rpcError { _ = try await self.runImport(client, wrong, Self.csv(file)) }
         #expect(back?.code == .failedPrecondition, "\(String(describing: back))")
+        #expect(back?.message.contains("import fix-1 is recorded with other options") == true, "\(String(describing: back))")
         let again = Self.results(try await runImport(client, right, Self.csv(file)))
         #expect(again.count == 6 && again.allSatisfy(\.resumed))
         #expect(try await all(client).count == 6)

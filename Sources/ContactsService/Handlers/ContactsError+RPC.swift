@@ -45,7 +45,9 @@ extension ContactsError: RPCErrorConvertible {
         case .importOptionsChanged(let importID):
             return RPCError(
                 code: .failedPrecondition,
-                message: "import \(importID) was started with other options; resume it with the same options, or use a new import_id")
+                message:
+                    "import \(importID) is recorded with other options (by a call that wrote rows under them, is writing them, or came since); resume it with the same options, or use a new import_id"
+            )
         case .importInputChanged(let importID, let row):
             return RPCError(
                 code: .failedPrecondition,

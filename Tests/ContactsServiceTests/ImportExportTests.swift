@@ -533,7 +533,9 @@ final class ImportExportTests {
                 for await _ in released { break }
             })
         let batch = Task {
-            try await domain.writeImportBatch(
+            // A batch that ends before its turn (a failure) ends the wait below too.
+            defer { enter.finish() }
+            return try await domain.writeImportBatch(
                 [ImportMappingTests.row(1, ["held@example.com"])], settings: first, definitions: [], actor: actor, turn: turn)
         }
         for await _ in entered { break }

@@ -717,6 +717,30 @@ final class SearchTests {
             #expect(counts == expected, "combinations \(combinations): \(counts)")
         }
     }
+
+    /// The facet statement is planned under its own costs (``PostgresContactStore/facetPlanCosts``), set in the statement
+    /// that sets the plan mode: before the statement is planned, for the rest of the transaction only.
+    @Test("a search statement's settings are made before it is planned, in the plan mode's statement, for its transaction only")
+    func statementSettings() async throws {
+        let t = tenant()
+        let before = try await harness.pool.query(settings: ["app.tenant_id": t], "SELECT current_setting('random_page_cost') AS v", [])
+        let settings = PostgresContactStore.facetPlanCosts
+        let seen = try await harness.pool.transaction(settings: ["app.tenant_id": t, "plan_cache_mode": "force_custom_plan"]) { c in
+            var statements = SearchStatements(connection: c)
+            let probe =
+                "SELECT current_setting('random_page_cost') AS r, current_setting('cpu_index_tuple_cost') AS i,"
+                + " current_setting('plan_cache_mode') AS m"
+            let first = try await statements.query(probe, [], planOnce: true, settings: settings)
+            // Later statements of the transaction keep them; a switch of the plan mode alone changes only the mode.
+            let later = try await statements.query(probe, [], planOnce: false)
+            return try [first, later].map { try [$0.first?.string("r"), $0.first?.string("i"), $0.first?.string("m")] }
+        }
+        #expect(seen[0] == ["1.1", "0.1", "force_generic_plan"])
+        #expect(seen[1] == ["1.1", "0.1", "force_custom_plan"])
+        let after = try await harness.pool.query(settings: ["app.tenant_id": t], "SELECT current_setting('random_page_cost') AS v", [])
+        #expect(try after.first?.string("v") == before.first?.string("v"))
+        #expect(try before.first?.string("v") != "1.1")
+    }
 }
 
 /// Saved searches: private to their owner or shared in the tenant, run by id with a page of the caller's, deleted by

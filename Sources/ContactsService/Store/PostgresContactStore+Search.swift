@@ -411,8 +411,9 @@ extension PostgresContactStore {
         var combined = Array(repeating: [String: Int](), count: search.facets.count)
         var combining = false
         var counted = 0
-        // Planned for each execution: how many contacts hold the tsquery's words decides the plan.
-        for row in try await c.query(statements.counts, statements.binds, planOnce: false).rows {
+        // Planned for each execution: how many contacts hold the tsquery's words decides the plan, under costs that
+        // read cached pages as cached (``facetPlanCosts``).
+        for row in try await c.query(statements.counts, statements.binds, planOnce: false, settings: Self.facetPlanCosts).rows {
             let index = Int(try row.int("facet"))
             if index == -2 {
                 combining = true
@@ -437,6 +438,16 @@ extension PostgresContactStore {
         guard counted >= bound else { return (counts, false) }
         return (counts, try await c.query(statements.probe, statements.probeBinds, planOnce: false).first?.int("n") ?? 0 > bound)
     }
+
+    /// The planner's costs for the facet statement (and the probe after it), for the rest of the search's transaction.
+    /// With the defaults, the planner expects a word's matches to lie on as many heap pages as there are matches, each a
+    /// random read, and so ANDs the search words' bitmap with a bitmap of the tenant's every row to read fewer of them:
+    /// for a tenant of 200,000 contacts that bitmap took 8–11 ms of a 10–13 ms statement, while reading the matches of
+    /// every tenant and filtering took 3.6–7 ms (a family name's rows sit together, and the pages are cached). At these
+    /// costs a tenant row in a bitmap is weighed at a tenth of a match read: the bitmap is left out where it costs more,
+    /// and kept for small tenants (5,000 and 50,000 contacts kept it, at the same times), whose matches are a few among
+    /// every tenant's. BENCHMARKS.md, "Why the planner ANDs".
+    static let facetPlanCosts = [("random_page_cost", "1.1"), ("cpu_index_tuple_cost", "0.1")]
 
     /// A facet's first ``SearchRules/facetValues`` values by count, then by value in bytes (as the facet statement orders
     /// them when it ranks: `COLLATE "C"`).
@@ -1186,13 +1197,21 @@ struct SearchStatements {
     ///   every connection keeps each variant.
     /// - Parameter committing: whether this is the transaction's last statement, sent with its COMMIT (see
     ///   ``PostgresConnection/pipelineCommitting(_:prepared:)``).
+    /// - Parameter settings: settings (name, value) made before the statement is planned, for the rest of the
+    ///   transaction, in the statement that sets `plan_cache_mode` (one statement either way).
     mutating func query(
-        _ sql: String, _ binds: [PostgresValue], planOnce: Bool, prepared: Bool = true, committing: Bool = false
+        _ sql: String, _ binds: [PostgresValue], planOnce: Bool, prepared: Bool = true, committing: Bool = false,
+        settings: [(name: String, value: String)] = []
     ) async throws -> PostgresResult {
         var statements: [(sql: String, binds: [PostgresValue])] = [(sql, binds)]
-        if planOnce != generic {
-            statements.insert(
-                ("SELECT set_config('plan_cache_mode', $1, true)", [.text(planOnce ? "force_generic_plan" : "force_custom_plan")]), at: 0)
+        if planOnce != generic || !settings.isEmpty {
+            var values: [PostgresValue] = [.text(planOnce ? "force_generic_plan" : "force_custom_plan")]
+            var calls = ["set_config('plan_cache_mode', $1, true)"]
+            for (name, value) in settings {
+                calls.append("set_config($\(values.count + 1), $\(values.count + 2), true)")
+                values += [.text(name), .text(value)]
+            }
+            statements.insert(("SELECT " + calls.joined(separator: ", "), values), at: 0)
         }
         let results =
             committing

@@ -740,6 +740,21 @@ final class SearchTests {
         let after = try await harness.pool.query(settings: ["app.tenant_id": t], "SELECT current_setting('random_page_cost') AS v", [])
         #expect(try after.first?.string("v") == before.first?.string("v"))
         #expect(try before.first?.string("v") != "1.1")
+
+        // The facet statement runs under its statements' settings: a statement reporting the cost it was planned
+        // under as a facet value.
+        var search = ContactSearch()
+        search.facets = [.status]
+        for (given, expected) in [(settings, "1.1"), ([], try before.first?.string("v") ?? "")] {
+            let facets = try await harness.pool.transaction(settings: ["app.tenant_id": t, "plan_cache_mode": "force_custom_plan"]) { c in
+                var statements = SearchStatements(connection: c)
+                let reporting = PostgresContactStore.FacetStatements(
+                    counts: "SELECT 0 AS facet, current_setting('random_page_cost') AS value, 1::int8 AS n", probe: "SELECT 0 AS n",
+                    binds: [], probeBinds: [], settings: given)
+                return try await PostgresContactStore.facets(search, reporting, on: &statements).facets
+            }
+            #expect(facets.first?.first?.value == expected)
+        }
     }
 }
 

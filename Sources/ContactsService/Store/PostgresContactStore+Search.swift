@@ -444,15 +444,14 @@ extension PostgresContactStore {
     }
 
     /// The planner's costs for the facet statement and the probe after it (for the rest of the search's transaction)
-    /// when they read the matches by the search words' index. Not without text: there they would price the probe's
-    /// index-only walk of the tenant above a sequential scan (4–5 against 8 ms for the big tenant).
-    /// With the defaults, the planner expects a word's matches to lie on as many heap pages as there are matches, each a
+    /// when they read the matches by the search words' index. With the defaults, the planner expects a word's matches to lie on as many heap pages as there are matches, each a
     /// random read, and so ANDs the search words' bitmap with a bitmap of the tenant's every row to read fewer of them:
     /// for a tenant of 200,000 contacts that bitmap took 8–11 ms of a 10–13 ms statement, while reading the matches of
     /// every tenant and filtering took 3.6–7 ms (a family name's rows sit together, and the pages are cached). At these
     /// costs a tenant row in a bitmap is weighed at a tenth of a match read: the bitmap is left out where it costs more,
     /// and kept for small tenants (5,000 and 50,000 contacts kept it, at the same times), whose matches are a few among
-    /// every tenant's. BENCHMARKS.md, "Why the planner ANDs".
+    /// every tenant's. Not without text: there they would price the probe's index-only walk of the tenant above a
+    /// sequential scan (4–5 against 8 ms for the big tenant). BENCHMARKS.md, "Why the planner ANDs".
     static let facetPlanCosts = [("random_page_cost", "1.1"), ("cpu_index_tuple_cost", "0.1")]
 
     /// A facet's first ``SearchRules/facetValues`` values by count, then by value in bytes (as the facet statement orders

@@ -786,7 +786,7 @@ struct  Switchboard__Contacts__V1__Facet
   Switchboard__Contacts__V1__FacetCount **counts;
   /*
    * The counts cover only the first matches (10,000 by default: SWITCHBOARD_CONTACTS_SEARCH_FACET_MATCHES) of a
-   * broader search.
+   * broader search: without query and with no tag, owner or custom-field filter, the newest by create time.
    */
   protobuf_c_boolean partial;
 };

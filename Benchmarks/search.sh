@@ -5,13 +5,14 @@
 #   Benchmarks/search.sh     (BENCH_SECONDS=10 per run, BENCH_ROUNDS=3 → A B A B ..., BENCH_CONTACTS=1000000)
 # Searches: "typo" (two words with typos: "jon smth"), "prefix" (one short word: "mar", many hits), "facets" (one
 # word with status, tag and owner facets over every hit), "facets-other" (the same as the tenant of 200,000 contacts:
-# a mid-size tenant, whose plan differs). The reference: ILIKE '%smith%' and ILIKE '%mar%' with a
+# a mid-size tenant, whose plan differs), "browse" and "browse-other" (no text, the same three facets: a tenant's every
+# contact, as a contact list's first page asks for it, for each tenant). The reference: ILIKE '%smith%' and ILIKE '%mar%' with a
 # pg_trgm GIN index, newest 20 first (it finds no typos).
 # BENCH_SECOND_BIN (e.g. the contacts binary of an earlier commit, built with `swift build -c release`) runs beside the
 # new one on the same database, every search of each round interleaved, named BENCH_SECOND_NAME (default "before").
 # BENCH_SECOND_ENV (e.g. "SWITCHBOARD_CONTACTS_FACET_SEARCHES_AT_ONCE=8") is set for the second binary only, and
 # BENCH_SECOND_BIN may be the same binary: one setting against another. BENCH_SEARCHES picks the searches (default
-# "typo prefix facets facets-other"; the naive reference runs after each of the first two).
+# "typo prefix facets facets-other browse browse-other"; the naive reference runs after each of the first two).
 set -Eeuo pipefail
 # A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
 trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
@@ -24,7 +25,7 @@ SECOND_PORT=50076
 SECOND_BIN="${BENCH_SECOND_BIN:-}"
 SECOND="${BENCH_SECOND_NAME:-before}"
 read -ra SECOND_ENV <<<"${BENCH_SECOND_ENV:-}"
-SEARCHES=" ${BENCH_SEARCHES:-typo prefix facets facets-other} "
+SEARCHES=" ${BENCH_SEARCHES:-typo prefix facets facets-other browse browse-other} "
 WORK="$(mktemp -d)"
 SVC_PID=
 SECOND_PID=
@@ -115,7 +116,9 @@ work = sys.argv[1]
 page = field(2, bytes([1 << 3]) + varint(20))  # PageRequest{page_size: 20}
 open(f"{work}/typo.bin", "wb").write(frame(field(1, b"jon smth") + page))
 open(f"{work}/prefix.bin", "wb").write(frame(field(1, b"mar") + page))
-open(f"{work}/facets.bin", "wb").write(frame(field(1, b"garcia") + page + field(14, b"status") + field(14, b"tag") + field(14, b"owner_id")))
+facets = field(14, b"status") + field(14, b"tag") + field(14, b"owner_id")
+open(f"{work}/facets.bin", "wb").write(frame(field(1, b"garcia") + page + facets))
+open(f"{work}/browse.bin", "wb").write(frame(page + facets))
 PY
 
 for word in smith mar; do
@@ -132,12 +135,13 @@ done
 METHOD=/switchboard.contacts.v1.ContactsService/SearchContacts
 H2=(-c 8 -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers')
 cp "$WORK/facets.bin" "$WORK/facets-other.bin"
+cp "$WORK/browse.bin" "$WORK/browse-other.bin"
 token() { # token <search>: the bearer token of the search's tenant
-    if [ "$1" = facets-other ]; then echo "$OTHER_TOKEN"; else echo "$TOKEN"; fi
+    if [[ "$1" == *-other ]]; then echo "$OTHER_TOKEN"; else echo "$TOKEN"; fi
 }
 # h2load counts gRPC errors as successes: check one call of each answers grpc-status 0, and show what it found.
 for port in $PORT ${SECOND_BIN:+$SECOND_PORT}; do
-    for body in typo prefix facets facets-other; do
+    for body in typo prefix facets facets-other browse browse-other; do
         out="$(nghttp -v --data="$WORK/$body.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $(token $body)" "http://127.0.0.1:$port$METHOD" 2>&1)"
         echo "$out" | grep -q "grpc-status: 0" || { echo "$body failed on port $port:"; echo "$out" | tail -5; exit 1; } >&2
     done
@@ -171,7 +175,7 @@ PY
 
 RESULTS="$WORK/results"
 for ((round = 1; round <= ROUNDS; round++)); do
-    for body in typo prefix facets facets-other; do
+    for body in typo prefix facets facets-other browse browse-other; do
         [[ "$SEARCHES" == *" $body "* ]] || continue
         run_h2 "service-$body" $body | tee -a "$RESULTS"
         [ -n "$SECOND_BIN" ] && run_h2 "$SECOND-$body" $body $SECOND_PORT | tee -a "$RESULTS"
@@ -183,4 +187,4 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 python3 Benchmarks/summary.py "$RESULTS" service-typo:naive-smith service-prefix:naive-mar service-facets:naive-smith \
     service-typo:"$SECOND-typo" service-prefix:"$SECOND-prefix" service-facets:"$SECOND-facets" \
-    service-facets-other:"$SECOND-facets-other"
+    service-facets-other:"$SECOND-facets-other" service-browse:"$SECOND-browse" service-browse-other:"$SECOND-browse-other"

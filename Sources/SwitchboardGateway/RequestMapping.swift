@@ -113,7 +113,7 @@ struct RequestMapping {
             object[maskField.jsonName] == nil && object[maskField.name] == nil,
             binding.body != "*", let bodyField = message.field(named: binding.body), case .object(let fields)? = input.body
         {
-            let paths = Self.maskPaths(fields, type: bodyField.typeName)
+            let paths = try Self.maskPaths(fields, type: bodyField.typeName)
             object[maskField.jsonName] = .string(paths.joined(separator: ","))
         }
         return .object(object)
@@ -135,24 +135,63 @@ struct RequestMapping {
     }
 
     /// The field mask of a PATCH body: every field it sets, descending into singular messages (not maps, lists or
-    /// well-known types, which are replaced whole), as grpc-gateway derives it.
-    static func maskPaths(_ fields: [String: JSON], type: String, prefix: String = "", depth: Int = 0) -> [String] {
+    /// well-known types, which are replaced whole), as grpc-gateway derives it; and into `custom_fields`, whose keys
+    /// every service names in a mask (`custom_fields.<key>`, a null value removing the key), so a body that sets one
+    /// custom field leaves the others (grpc-gateway replaces the whole `Struct`, which deleted them).
+    /// - Throws: ``GatewayError`` for a custom field key that a JSON field mask cannot name (an underscore before a
+    ///   digit or another underscore, or at the end: the mask's lowerCamel form has no way to write it).
+    static func maskPaths(_ fields: [String: JSON], type: String, prefix: String = "", depth: Int = 0) throws -> [String] {
         let schema = SwitchboardHTTPSchema.messages[type]
         var paths: [String] = []
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             let field = schema?.field(named: key)
             let name = field?.jsonName ?? key
-            // Struct, Value and Any are replaced whole: their keys are data, not fields a mask can name.
-            if let field, field.kind == .message, !field.isRepeated, !WellKnown.isScalarLike(field.typeName),
+            if let field, field.name == "custom_fields", field.typeName == "google.protobuf.Struct", !field.isRepeated,
+                case .object(let inner) = value, !inner.isEmpty
+            {
+                for customKey in inner.keys.sorted() {
+                    guard let camel = Self.maskCamelCase(customKey) else {
+                        throw GatewayError(
+                            .invalidArgument,
+                            "\(prefix + name).\(customKey.prefix(64)) cannot be named in a JSON field mask (an underscore must precede a "
+                                + "lower-case letter): send updateMask=\(prefix + name) with every custom field the \(name) keeps",
+                            field: "\(prefix + name).\(customKey.prefix(64))")
+                    }
+                    paths.append(prefix + name + "." + camel)
+                }
+            } else if let field, field.kind == .message, !field.isRepeated, !WellKnown.isScalarLike(field.typeName),
+                // Other Struct, Value and Any fields are replaced whole: their keys are data, not fields a mask can name.
                 !field.typeName.hasPrefix("google.protobuf."), depth < 8,
                 case .object(let inner) = value, !inner.isEmpty
             {
-                paths += maskPaths(inner, type: field.typeName, prefix: prefix + name + ".", depth: depth + 1)
+                paths += try maskPaths(inner, type: field.typeName, prefix: prefix + name + ".", depth: depth + 1)
             } else {
                 paths.append(prefix + name)
             }
         }
         return paths
+    }
+
+    /// A snake_case key in the lowerCamel form a JSON field mask reads back to it, or nil when there is none (a
+    /// character other than a lower-case ASCII letter after `_`, or `_` last; upper case, which would read back as
+    /// `_` and a lower-case letter).
+    static func maskCamelCase(_ key: String) -> String? {
+        var out = ""
+        var afterUnderscore = false
+        for c in key.unicodeScalars {
+            if afterUnderscore {
+                guard ("a"..."z").contains(c) else { return nil }
+                out.unicodeScalars.append(Unicode.Scalar(c.value - 32)!)
+                afterUnderscore = false
+            } else if c == "_" {
+                afterUnderscore = true
+            } else if ("A"..."Z").contains(c) || c == "," || c == "." {
+                return nil
+            } else {
+                out.unicodeScalars.append(c)
+            }
+        }
+        return afterUnderscore || out.isEmpty ? nil : out
     }
 
     /// Resolves a dotted field path (proto or JSON names) to JSON names and the last field.

@@ -143,13 +143,15 @@ public enum CustomFieldRules {
     ///   - definitions: the tenant's definitions, retired ones included.
     ///   - prefix: the request field holding the values, e.g. `organization.custom_fields`.
     ///   - requireAll: whether every required (live) field must have a value (on create).
+    ///   - stored: on an update, the resource's values before it; a value left as it was is not checked again, so a
+    ///     field retired (or an enum's value dropped) since it was set does not block every other change.
     public static func violations(
-        of values: [String: JSON], definitions: [CustomFieldDefinition], prefix: String, requireAll: Bool
+        of values: [String: JSON], definitions: [CustomFieldDefinition], prefix: String, requireAll: Bool, stored: [String: JSON] = [:]
     ) -> [Violation] {
         guard values.count <= maxValues else { return [Violation(prefix, "at most \(maxValues) fields", reason: "TOO_MANY")] }
         var violations: [Violation] = []
         let byKey = Dictionary(definitions.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
-        for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+        for (key, value) in values.sorted(by: { $0.key < $1.key }) where stored[key] != value {
             guard key.utf8.count <= maxKeyBytes, let definition = byKey[key] else {
                 violations.append(Violation("\(prefix).\(fieldKey(key))", "is not a defined custom field", reason: "UNKNOWN_FIELD"))
                 continue

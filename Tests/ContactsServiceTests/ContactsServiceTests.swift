@@ -248,6 +248,24 @@ final class ContactsServiceTests {
         #expect(try await admin.stub.retireField(retire, options: admin.options).retired)
         #expect(await code { _ = try await user.create(custom: ["tier": string("gold")]) } == .invalidArgument)
         #expect(try await user.create().id.isEmpty == false)  // retired fields are no longer required
+        // A contact that holds a value of the retired field keeps it, and its other fields still change; a new value
+        // for the retired field is refused, and removing the value is allowed.
+        let renamed = try await user.update(ok.id, paths: ["name.middle"]) {
+            var name = Switchboard_Contacts_V1_PersonName()
+            name.middle = "M"
+            $0.name = name
+        }
+        #expect(renamed.name?.middle == "M" && renamed.customFields?.fields["tier"] == string("gold"))
+        let changed = await rpcError {
+            _ = try await user.update(ok.id, paths: ["custom_fields.tier"]) {
+                var s = Google_Protobuf_Struct()
+                s.fields = ["tier": string("silver")]
+                $0.customFields = s
+            }
+        }
+        #expect(changed?.fieldViolations.map(\.field) == ["contact.custom_fields.tier"], "\(String(describing: changed))")
+        let cleared = try await user.update(ok.id, paths: ["custom_fields.tier"]) { _ in }
+        #expect(cleared.customFields?.fields["tier"] == nil)
     }
 
     @Test("tenant B can neither read, list, change, delete nor watch tenant A's contacts")

@@ -68,6 +68,42 @@ struct GatewayRouteTests {
         #expect(try await gw.request("GET", "/v1/contacts/\(id)", token: token).status == 200)
     }
 
+    @Test("PATCH without a mask changes only the custom fields the body names; a retired field's value blocks no update")
+    func customFieldsByKey() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let tenant = Self.tenant()
+        let admin = try await GatewayHarness.token(tenant: tenant, roles: [.admin])
+        let token = try await GatewayHarness.token(tenant: tenant)
+        for key in ["tier", "nick", "legacy"] {
+            let defined = try await gw.request(
+                "POST", "/v1/contactFields", body: #"{"key": "\#(key)", "displayName": "\#(key)", "type": "FIELD_TYPE_STRING"}"#, token: admin)
+            #expect(defined.status == 200, "\(defined.body)")
+        }
+        let created = try await gw.request(
+            "POST", "/v1/contacts", body: #"{"name": {"given": "Kit"}, "customFields": {"tier": "gold", "nick": "jo", "legacy": "old"}}"#,
+            token: token)
+        let id = try #require(created.json["id"] as? String, "\(created.body)")
+        func fields(_ response: GatewayHarness.Response) -> [String: String] {
+            ((response.json["customFields"] as? [String: Any]) ?? [:]).compactMapValues { $0 as? String }
+        }
+        let one = try await gw.request("PATCH", "/v1/contacts/\(id)", body: #"{"customFields": {"nick": "jj"}}"#, token: token)
+        #expect(fields(one) == ["tier": "gold", "nick": "jj", "legacy": "old"], "\(one.body)")
+        let removed = try await gw.request("PATCH", "/v1/contacts/\(id)", body: #"{"customFields": {"nick": null}}"#, token: token)
+        #expect(fields(removed) == ["tier": "gold", "legacy": "old"], "\(removed.body)")
+        #expect((removed.json["customFields"] as? [String: Any])?.keys.contains("nick") == false, "\(removed.body)")
+
+        #expect(try await gw.request("POST", "/v1/contactFields/legacy:retire", body: "{}", token: admin).status == 200)
+        let renamed = try await gw.request("PATCH", "/v1/contacts/\(id)", body: #"{"name": {"middle": "X"}}"#, token: token)
+        #expect(renamed.status == 200, "\(renamed.body)")
+        #expect(fields(renamed) == ["tier": "gold", "legacy": "old"], "\(renamed.body)")
+        let refused = try await gw.request("PATCH", "/v1/contacts/\(id)", body: #"{"customFields": {"legacy": "new"}}"#, token: token)
+        #expect(refused.status == 400 && refused.body.contains("contact.custom_fields.legacy"), "\(refused.body)")
+        let unspellable = try await gw.request("PATCH", "/v1/contacts/\(id)", body: #"{"customFields": {"line_2": "x"}}"#, token: token)
+        #expect(unspellable.status == 400 && unspellable.body.contains("customFields.line_2"), "\(unspellable.body)")
+        #expect(fields(try await gw.request("GET", "/v1/contacts/\(id)", token: token)) == ["tier": "gold", "legacy": "old"])
+    }
+
     @Test("query parameters are typed by the request message; unknown ones are a 400 naming them")
     func queryParameters() async throws {
         let gw = try await GatewayHarness.start()

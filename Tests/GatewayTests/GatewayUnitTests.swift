@@ -192,10 +192,26 @@ struct GatewayUnitTests {
         #expect(throws: GatewayError.self) { try Gateway.streamedBodyOnly(importRoute, query: "", HTTPHeaders([("Idempotency-Key", "k")])) }
         #expect(throws: GatewayError.self) { try Gateway.streamedBodyOnly(importRoute, query: "", HTTPHeaders([("If-Match", "\"1\"")])) }
         try Gateway.streamedBodyOnly(importRoute, query: "", HTTPHeaders())
-        // Struct values are replaced whole: their keys are data, never mask paths.
+        // Custom fields are masked key by key (a null removes its key), so the others stay; an empty object clears them
+        // all; a key the JSON mask cannot spell is refused, named.
         let custom = try RequestMapping().requestJSON(
-            try input("PATCH", "/v1/contacts/c1", body: .object(["customFields": .object(["tier_level": .string("gold")])])))
-        #expect(try Switchboard_Contacts_V1_UpdateContactRequest(protoJSON: custom).updateMask?.paths == ["custom_fields"])
+            try input("PATCH", "/v1/contacts/c1", body: .object(["customFields": .object(["tier_level": .string("gold"), "nick": .null])])))
+        #expect(
+            try Switchboard_Contacts_V1_UpdateContactRequest(protoJSON: custom).updateMask?.paths == [
+                "custom_fields.nick", "custom_fields.tier_level",
+            ])
+        let cleared = try RequestMapping().requestJSON(try input("PATCH", "/v1/contacts/c1", body: .object(["customFields": .object([:])])))
+        #expect(try Switchboard_Contacts_V1_UpdateContactRequest(protoJSON: cleared).updateMask?.paths == ["custom_fields"])
+        do {
+            _ = try RequestMapping().requestJSON(
+                try input("PATCH", "/v1/contacts/c1", body: .object(["customFields": .object(["line_2": .string("x")])])))
+            Issue.record("a key the mask cannot spell was accepted")
+        } catch let error as GatewayError {
+            #expect(error.rpcError.message.contains("customFields.line_2 cannot be named in a JSON field mask"), "\(error)")
+        }
+        #expect(RequestMapping.maskCamelCase("tier_level") == "tierLevel" && RequestMapping.maskCamelCase("x9") == "x9")
+        #expect(
+            [RequestMapping.maskCamelCase("line_2"), RequestMapping.maskCamelCase("a_"), RequestMapping.maskCamelCase("a__b")] == [nil, nil, nil])
         // A query parameter may not override a path variable, in either spelling.
         #expect(throws: GatewayError.self) {
             try RequestMapping().requestJSON(try input("GET", "/v1/contacts/a/memberships", query: [("contactId", "b")]))

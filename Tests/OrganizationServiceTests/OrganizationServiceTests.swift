@@ -283,6 +283,17 @@ final class OrganizationServiceTests {
         retire.key = "tier"
         #expect(try await admin.stub.retireField(retire, options: admin.options).retired)
         #expect(try await user.create("No tier any more").id.isEmpty == false)
+        // An organization holding a value of the retired field keeps it, and its other fields still change.
+        let renamed = try await user.update(ok.id, paths: ["industry"]) { $0.industry = "retail" }
+        #expect(renamed.industry == "retail" && renamed.customFields?.fields["tier"] == string("gold"))
+        let changed = await rpcError {
+            _ = try await user.update(ok.id, paths: ["custom_fields.tier"]) {
+                var s = Google_Protobuf_Struct()
+                s.fields = ["tier": string("silver")]
+                $0.customFields = s
+            }
+        }
+        #expect(fields(changed) == ["organization.custom_fields.tier"])
         retire.key = "missing"
         #expect(await code { _ = try await admin.stub.retireField(retire, options: admin.options) } == .notFound)
     }

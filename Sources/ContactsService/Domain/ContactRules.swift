@@ -69,10 +69,12 @@ public enum ContactRules {
     ///   - prefix: the request field holding the data, e.g. `contact`.
     ///   - requireAllRequiredFields: on create, required custom fields must be present.
     ///   - maxContactBytes: the most ``estimatedSize(_:)`` may be.
+    ///   - storedFields: on an update, the contact's custom fields before it; a value left as it was is not checked
+    ///     again, so a field retired (or an enum's value dropped) since it was set does not block every other change.
     /// - Throws: ``ContactsError/invalid(_:)`` listing every violation.
     public static func validate(
         _ data: inout ContactData, definitions: [FieldDefinition], prefix: String = "contact", requireAllRequiredFields: Bool,
-        maxContactBytes: Int = defaultMaxContactBytes
+        maxContactBytes: Int = defaultMaxContactBytes, storedFields: [String: JSON] = [:]
     ) throws {
         var violations: [Violation] = []
         func check(_ text: String, _ limit: TextLimit, _ field: String) {
@@ -181,7 +183,7 @@ public enum ContactRules {
         if countAllowed(data.customFields.count, maxCustomFields, "\(prefix).custom_fields", "fields") {
             violations += customFieldViolations(
                 data.customFields, definitions: definitions, prefix: "\(prefix).custom_fields",
-                requireAll: requireAllRequiredFields)
+                requireAll: requireAllRequiredFields, stored: storedFields)
         }
         // The whole only once its parts are known to be bounded (and only then is the estimate cheap).
         if violations.isEmpty, estimatedSize(data) > maxContactBytes {
@@ -255,11 +257,11 @@ public enum ContactRules {
     }
 
     static func customFieldViolations(
-        _ values: [String: JSON], definitions: [FieldDefinition], prefix: String, requireAll: Bool
+        _ values: [String: JSON], definitions: [FieldDefinition], prefix: String, requireAll: Bool, stored: [String: JSON] = [:]
     ) -> [Violation] {
         var violations: [Violation] = []
         let byKey = Dictionary(definitions.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
-        for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+        for (key, value) in values.sorted(by: { $0.key < $1.key }) where stored[key] != value {
             guard key.utf8.count <= maxCustomFieldKeyBytes, let definition = byKey[key] else {
                 violations.append(Violation("\(prefix).\(fieldKey(key))", "is not a defined custom field", reason: "UNKNOWN_FIELD"))
                 continue

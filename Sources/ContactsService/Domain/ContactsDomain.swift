@@ -174,7 +174,8 @@ public struct ContactsDomain: Sendable {
                 var data = current.data
                 let changed = try ContactRules.apply(paths: item.paths, from: item.source, to: &data)
                 try ContactRules.validate(
-                    &data, definitions: definitions, prefix: "\(prefix).contact", requireAllRequiredFields: false, maxContactBytes: maxContactBytes)
+                    &data, definitions: definitions, prefix: "\(prefix).contact", requireAllRequiredFields: false, maxContactBytes: maxContactBytes,
+                    storedFields: current.data.customFields)
                 if data.ownerID.isEmpty {
                     throw ContactsError.invalid([Violation("\(prefix).contact.owner_id", "must not be empty", reason: "REQUIRED")])
                 }
@@ -247,7 +248,9 @@ public struct ContactsDomain: Sendable {
         var data = current.data
         let changed = try ContactRules.apply(paths: paths, from: source, to: &data)
         let definitions = try await store.fieldDefinitions(actor: actor, includeRetired: true)
-        try ContactRules.validate(&data, definitions: definitions, requireAllRequiredFields: false, maxContactBytes: limits.maxContactBytes)
+        try ContactRules.validate(
+            &data, definitions: definitions, requireAllRequiredFields: false, maxContactBytes: limits.maxContactBytes,
+            storedFields: current.data.customFields)
         if data.ownerID.isEmpty {
             throw ContactsError.invalid([Violation("contact.owner_id", "must not be empty", reason: "REQUIRED")])
         }

@@ -64,7 +64,7 @@ public struct OrganizationDomain: Sendable {
         var data = current.data
         let changed = try OrganizationRules.apply(paths: paths, from: source, to: &data)
         let definitions = try await store.fieldDefinitions(actor: actor, includeRetired: true)
-        try OrganizationRules.validate(&data, definitions: definitions, requireAllRequiredFields: false)
+        try OrganizationRules.validate(&data, definitions: definitions, requireAllRequiredFields: false, storedFields: current.data.customFields)
         if data.ownerID.isEmpty {
             throw OrganizationError.invalid([Violation("organization.owner_id", "must not be empty", reason: "REQUIRED")])
         }

@@ -48,9 +48,12 @@ public enum OrganizationRules {
     ///   - definitions: the tenant's organization field definitions.
     ///   - prefix: the request field holding the data.
     ///   - requireAllRequiredFields: on create, required custom fields must have values.
+    ///   - storedFields: on an update, the organization's custom fields before it; a value left as it was is not checked
+    ///     again, so a field retired (or an enum's value dropped) since it was set does not block every other change.
     /// - Throws: ``OrganizationError/invalid(_:)`` listing every violation.
     public static func validate(
-        _ data: inout OrganizationData, definitions: [CustomFieldDefinition], prefix: String = "organization", requireAllRequiredFields: Bool
+        _ data: inout OrganizationData, definitions: [CustomFieldDefinition], prefix: String = "organization", requireAllRequiredFields: Bool,
+        storedFields: [String: JSON] = [:]
     ) throws {
         var violations: [Violation] = []
         func check(_ text: String, _ bound: TextBound, _ field: String) {
@@ -135,7 +138,8 @@ public enum OrganizationRules {
 
         check(data.ownerID, ownerIDBound, "\(prefix).owner_id")
         violations += CustomFieldRules.violations(
-            of: data.customFields, definitions: definitions, prefix: "\(prefix).custom_fields", requireAll: requireAllRequiredFields)
+            of: data.customFields, definitions: definitions, prefix: "\(prefix).custom_fields", requireAll: requireAllRequiredFields,
+            stored: storedFields)
         if violations.isEmpty, estimatedSize(data) > maxOrganizationBytes {
             violations.append(
                 Violation(

@@ -189,7 +189,9 @@ public struct ImportPlanner: Sendable {
                 }
                 var (merged, changed) = Self.merge(row, into: target.data)
                 do {
-                    try ContactRules.validate(&merged, definitions: definitions, requireAllRequiredFields: false, maxContactBytes: maxContactBytes)
+                    try ContactRules.validate(
+                        &merged, definitions: definitions, requireAllRequiredFields: false, maxContactBytes: maxContactBytes,
+                        storedFields: target.data.customFields)
                 } catch {
                     let violations: [Violation]
                     if case .invalid(let v)? = error as? ContactsError { violations = v } else { violations = [Violation("contact", "\(error)")] }

@@ -228,8 +228,12 @@ public final class Gateway: Sendable {
             guard !route.binding.body.isEmpty else {
                 throw GatewayError(.invalidArgument, "\(route.verb) \(route.binding.path) takes no body", field: "")
             }
+            // Not repaired: text that is not UTF-8 would reach the service with U+FFFD in place of what was sent.
+            guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
+                throw GatewayError(.invalidArgument, "the body is not UTF-8 text", field: "")
+            }
             do {
-                parsedBody = try JSON.parse(String(buffer: body), rejectingDuplicateKeys: true)
+                parsedBody = try JSON.parse(text, rejectingDuplicateKeys: true)
             } catch {
                 throw GatewayError(.invalidArgument, "the body is not valid JSON: \(error)", field: "")
             }
@@ -316,7 +320,10 @@ public final class Gateway: Sendable {
     static func queryItems(_ query: Substring) -> [(name: String, value: String)] {
         query.split(separator: "&").map { item in
             let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (PercentEncoding.decode(pair[0], plusIsSpace: true), pair.count > 1 ? PercentEncoding.decode(pair[1], plusIsSpace: true) : "")
+            return (
+                PercentEncoding.decode(pair[0], plusIsSpace: true, strict: true),
+                pair.count > 1 ? PercentEncoding.decode(pair[1], plusIsSpace: true, strict: true) : ""
+            )
         }
     }
 
@@ -488,7 +495,10 @@ public final class Gateway: Sendable {
 
     static func ndjsonLines(_ body: ByteBuffer) throws -> [JSON] {
         var lines: [JSON] = []
-        for (i, line) in String(buffer: body).split(whereSeparator: \.isNewline).enumerated() {
+        guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
+            throw GatewayError(.invalidArgument, "the body is not UTF-8 text", field: "")
+        }
+        for (i, line) in text.split(whereSeparator: \.isNewline).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             do {
@@ -496,6 +506,7 @@ public final class Gateway: Sendable {
             } catch {
                 throw GatewayError(.invalidArgument, "line \(i + 1) of the body is not JSON", field: "[\(i)]")
             }
+            try RequestMapping.refuseNUL(lines[lines.count - 1], path: "[\(i)]")
         }
         return lines
     }

@@ -145,7 +145,7 @@ struct PathTemplate: Sendable, Hashable {
             let last = variable.range.upperBound == segments.count && endsWithRest ? parts.count : variable.range.upperBound
             let covered = parts[variable.range.lowerBound..<last]
             let raw = covered.count == 1 ? covered[covered.startIndex] : Substring(covered.joined(separator: "/"))
-            return (variable.fieldPath, PercentEncoding.decode(raw))
+            return (variable.fieldPath, PercentEncoding.decode(raw, strict: true))
         }
     }
 
@@ -163,12 +163,18 @@ struct PathTemplate: Sendable, Hashable {
 
 /// `application/x-www-form-urlencoded` and path percent-decoding.
 enum PercentEncoding {
+    /// What ``decode(_:plusIsSpace:strict:)`` returns in strict mode for escapes that are not UTF-8: a NUL, which no
+    /// text a request carries may hold (``RequestMapping`` refuses it, naming the parameter or variable).
+    static let notText = "\u{0}"
+
     /// Decodes `%XX` escapes (and, for query strings, `+` as a space); an invalid escape is kept as written.
     /// - Parameters:
     ///   - s: the encoded text.
     ///   - plusIsSpace: whether `+` means a space (query strings).
-    /// - Returns: the decoded text (invalid UTF-8 repaired).
-    static func decode(_ s: Substring, plusIsSpace: Bool = false) -> String {
+    ///   - strict: whether escapes that decode to bytes that are not UTF-8 give ``notText`` instead of repaired text
+    ///     (a value: repaired, `%FF%FE` would reach a service as two U+FFFD and a search would match everything).
+    /// - Returns: the decoded text.
+    static func decode(_ s: Substring, plusIsSpace: Bool = false, strict: Bool = false) -> String {
         // Byte scans: `Substring.contains(String)` is Foundation's locale-aware search, costly on every request.
         guard s.utf8.contains(UInt8(ascii: "%")) || (plusIsSpace && s.utf8.contains(UInt8(ascii: "+"))) else { return String(s) }
         var bytes: [UInt8] = []
@@ -184,6 +190,7 @@ enum PercentEncoding {
                 bytes.append(b)
             }
         }
+        if strict { return String(validating: bytes, as: UTF8.self) ?? notText }
         return String(decoding: bytes, as: UTF8.self)
     }
 

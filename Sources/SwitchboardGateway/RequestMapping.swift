@@ -116,7 +116,39 @@ struct RequestMapping {
             let paths = try Self.maskPaths(fields, type: bodyField.typeName)
             object[maskField.jsonName] = .string(paths.joined(separator: ","))
         }
-        return .object(object)
+        let request = JSON.object(object)
+        try Self.refuseNUL(request)
+        return request
+    }
+
+    /// Refuses text holding U+0000, in a value or a key: protoc-c carries strings as C strings, so the service would get
+    /// the text cut at it (and PostgreSQL text cannot hold it). Percent-decoded query and path values that were not
+    /// UTF-8 arrive here as ``PercentEncoding/notText`` and are refused the same way.
+    /// - Parameters:
+    ///   - json: the request, or one line of a streamed one.
+    ///   - path: where `json` sits, for the message (`[2]` for a stream's third line).
+    /// - Throws: ``GatewayError`` (400) naming the field.
+    static func refuseNUL(_ json: JSON, path: String = "") throws {
+        func refuse(_ at: String) -> GatewayError {
+            let field = at.isEmpty ? "" : String(at.unicodeScalars.map { $0 == "\u{0}" ? "\u{FFFD}" : Character($0) }.prefix(128))
+            return GatewayError(
+                .invalidArgument, "\(field.isEmpty ? "the request" : field): text must be UTF-8 without NUL (U+0000)", field: field,
+                reason: "INVALID_TEXT")
+        }
+        switch json {
+        case .string(let text):
+            if text.utf8.contains(0) { throw refuse(path) }
+        case .array(let items):
+            for (i, item) in items.enumerated() { try refuseNUL(item, path: "\(path)[\(i)]") }
+        case .object(let fields):
+            for (key, value) in fields {
+                let inner = path.isEmpty ? key : "\(path).\(key)"
+                if key.utf8.contains(0) { throw refuse(inner) }
+                try refuseNUL(value, path: inner)
+            }
+        default:
+            break
+        }
     }
 
     /// The etag an `If-Match` header names: the entity tag as sent, less a weak `W/` prefix. Every service's `etag`

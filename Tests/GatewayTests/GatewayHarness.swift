@@ -135,23 +135,25 @@ final class GatewayHarness: Sendable {
         }
     }
 
-    /// Sends a request with `curl`.
+    /// Sends a request with `curl`; `bytes`, when given, is the body as sent (text that is not UTF-8 included).
     func request(
-        _ method: String, _ path: String, body: String? = nil, token: String? = nil, headers: [String: String] = [:], maxTime: Double = 30
+        _ method: String, _ path: String, body: String? = nil, bytes: [UInt8]? = nil, token: String? = nil, headers: [String: String] = [:],
+        maxTime: Double = 30
     ) async throws -> Response {
-        try await Self.curl(method, "http://127.0.0.1:\(port)\(path)", body: body, token: token, headers: headers, maxTime: maxTime)
+        try await Self.curl(method, "http://127.0.0.1:\(port)\(path)", body: body, bytes: bytes, token: token, headers: headers, maxTime: maxTime)
     }
 
     static func curl(
-        _ method: String, _ url: String, body: String? = nil, token: String? = nil, headers: [String: String] = [:], maxTime: Double = 30
+        _ method: String, _ url: String, body: String? = nil, bytes: [UInt8]? = nil, token: String? = nil, headers: [String: String] = [:],
+        maxTime: Double = 30
     ) async throws -> Response {
         var arguments = ["-sS", "-i", "-N", "--max-time", "\(maxTime)", "-X", method, url]
         if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
         for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
         var bodyFile: URL?
-        if let body {
+        if let content = bytes ?? body.map({ Array($0.utf8) }) {
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("gw-body-\(UUID().uuidString)")
-            try Data(body.utf8).write(to: file)
+            try Data(content).write(to: file)
             bodyFile = file
             arguments += ["-H", "Content-Type: application/json", "--data-binary", "@\(file.path)"]
         }

@@ -104,6 +104,39 @@ struct GatewayRouteTests {
         #expect(fields(try await gw.request("GET", "/v1/contacts/\(id)", token: token)) == ["tier": "gold", "legacy": "old"])
     }
 
+    @Test("text that is not UTF-8 or holds NUL is a 400 naming where, in the body, a stream's line, a query or a path; nothing is stored")
+    func textThatIsNotText() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        func refused(_ response: GatewayHarness.Response, _ field: String, _ what: String) {
+            #expect(response.status == 400, "\(what): \(response.body)")
+            #expect(response.json["code"] as? Int == 3, "\(what): \(response.body)")
+            #expect(response.body.contains(field), "\(what) should name \(field): \(response.body)")
+        }
+        // NUL escaped in JSON, in a value and in a key; bytes that are not UTF-8 in the body.
+        refused(
+            try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "Eve"}, "tags": ["a\u0000b"]}"#, token: token), "tags[0]",
+            "NUL in a tag")
+        refused(
+            try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "\u0000hidden"}}"#, token: token), "name.given",
+            "NUL first in a name")
+        let bad = Array(#"{"name": {"given": "Bad"#.utf8) + [0xFF, 0xFE] + Array(#"UTF"}}"#.utf8)
+        refused(try await gw.request("POST", "/v1/contacts", bytes: bad, token: token), "not UTF-8", "a body that is not UTF-8")
+        // Percent-escapes that decode to bytes that are not UTF-8, or to NUL, in a query or a path.
+        refused(try await gw.request("GET", "/v1/contacts:search?query=%FF%FE", token: token), "query", "a query value not UTF-8")
+        refused(try await gw.request("GET", "/v1/contacts?page.pageToken=%00x", token: token), "page.pageToken", "NUL in a query value")
+        refused(try await gw.request("GET", "/v1/contacts/%FF", token: token), "id", "a path variable not UTF-8")
+        // A streamed request's line (NDJSON) is checked as its own request is.
+        refused(
+            try await gw.request("POST", "/v1/contacts:import", body: #"{"options": {"importId": "a\u0000"}}"# + "\n", token: token),
+            "[0]", "NUL in a stream's line")
+        // Nothing was stored; text with every kind of character that is text still goes through.
+        #expect((try await gw.request("GET", "/v1/contacts", token: token).json["contacts"] as? [Any] ?? []).isEmpty)
+        let fine = try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "Zoë \ud83d\ude00 日本"}}"#, token: token)
+        #expect(fine.status == 200 && (fine.json["name"] as? [String: Any])?["given"] as? String == "Zoë 😀 日本", "\(fine.body)")
+    }
+
     @Test("query parameters are typed by the request message; unknown ones are a 400 naming them")
     func queryParameters() async throws {
         let gw = try await GatewayHarness.start()

@@ -139,6 +139,27 @@ struct DecodingLimitsTests {
         #expect(list.values.count == 3)
     }
 
+    @Test("a string field that is not UTF-8 is refused naming it (read as a C string it would become U+FFFD); UTF-8 of every width decodes")
+    func stringsAreUTF8() throws {
+        // CreateContactRequest.contact (1) holding one tag (Contact.tags, 8) of the given bytes.
+        func request(_ tag: [UInt8]) -> [UInt8] { [0x0A, UInt8(tag.count + 2), 0x42, UInt8(tag.count)] + tag }
+        let ascii = Array("long ascii text ".utf8)
+        for bad: [UInt8] in [
+            [0xFF], [0x80], [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82],
+            ascii + [0xC3], ascii + [0xF0, 0x9F, 0x98],
+        ] {
+            do {
+                _ = try Switchboard_Contacts_V1_CreateContactRequest(serializedBytes: request(bad))
+                Issue.record("decoded \(bad)")
+            } catch let error as ProtoDecodingError {
+                #expect(error.reason == "must be UTF-8 text" && error.invalidField == "contact.tags", "\(bad): \(error)")
+            }
+        }
+        for good in ["é", "€", "😀", "long ascii text, then é € 😀 and 日本語", String(repeating: "a", count: 15) + "é"] {
+            #expect(try Switchboard_Contacts_V1_CreateContactRequest(serializedBytes: request(Array(good.utf8))).contact?.tags == [good])
+        }
+    }
+
     @Test("malformed bytes still fail as malformed (the scan leaves them to protoc-c)")
     func malformed() {
         for bytes: [UInt8] in [[0x32, 0x05, 0x0A], [0x32], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], [0x0B]] {

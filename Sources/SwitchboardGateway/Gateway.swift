@@ -112,7 +112,7 @@ public final class Gateway: Sendable {
         let traceparent = trace.traceparent
         var common = HTTPHeaders([("x-request-id", requestID), ("traceparent", traceparent)])
         addCORS(head, to: &common)
-        let conditional = head.headers.contains(name: "if-match")
+        let conditional = head.headers.first(name: "if-match").map { RequestMapping.entityTag($0) != "*" } ?? false
         do {
             // Split and compared on UTF-8 bytes, as the route table splits paths: the request line is ASCII (the HTTP
             // parser refuses anything else), and walking it by grapheme clusters was about 1 % of the gateway's CPU per
@@ -193,7 +193,17 @@ public final class Gateway: Sendable {
                 let json = try requestJSON(route, pathValues, query, request.body, head.headers)
                 let response = try await Self.unaryText(types.input, types.output, json: json, client: client, route: route, options: options)
                 var headers = common
-                if let etag = response.etag, !etag.isEmpty { headers.add(name: "etag", value: RequestMapping.etagHeader(etag)) }
+                if let etag = response.etag, !etag.isEmpty {
+                    headers.add(name: "etag", value: RequestMapping.etagHeader(etag))
+                    // A read whose answer the client holds already: 304 without a body (RFC 9110 §13.1.2).
+                    if verb == "GET", let tags = head.headers.first(name: "if-none-match"),
+                        try RequestMapping.noneMatch(tags, current: RequestMapping.etagHeader(etag))
+                    {
+                        headers.add(name: "content-length", value: "0")
+                        try await writer.respond(.notModified, headers, ByteBuffer())
+                        return
+                    }
+                }
                 try await writeJSONText(response.text, status: .ok, headers: headers, writer)
             case .serverStreaming:
                 let json = try requestJSON(route, pathValues, query, request.body, head.headers)
@@ -242,7 +252,7 @@ public final class Gateway: Sendable {
         return try mapping.requestJSON(
             .init(
                 route: route, pathValues: pathValues, query: queryItems, body: parsedBody, idempotencyKey: headers.first(name: "idempotency-key"),
-                ifMatch: headers.first(name: "if-match")))
+                ifMatch: headers.first(name: "if-match"), ifNoneMatch: headers.first(name: "if-none-match")))
     }
 
     /// A role too weak for the RPC (`needed`, from the services' own table, ``AccessRules``) is a 403 here, without

@@ -14,6 +14,7 @@ struct RequestMapping {
         var body: JSON?
         var idempotencyKey: String?
         var ifMatch: String?
+        var ifNoneMatch: String? = nil
     }
 
     /// Bounds on what the query string may hold.
@@ -103,11 +104,16 @@ struct RequestMapping {
         {
             object[field.jsonName] = .string(key)
         }
-        if let tag = input.ifMatch, let field = message.field(named: "etag"), field.kind == .string,
+        if input.route.verb != "GET", input.ifNoneMatch != nil {
+            throw GatewayError(
+                .invalidArgument, "If-None-Match is answered on GET only (a 304 when the ETag still matches); a write takes If-Match",
+                field: "If-None-Match")
+        }
+        if let header = input.ifMatch, let tag = try Self.ifMatchTag(header), let field = message.field(named: "etag"), field.kind == .string,
             object[field.jsonName] == nil
                 && object[field.name] == nil
         {
-            object[field.jsonName] = .string(Self.entityTag(tag))
+            object[field.jsonName] = .string(tag)
         }
         if input.route.verb == "PATCH", let maskField = message.field(named: "update_mask"),
             object[maskField.jsonName] == nil && object[maskField.name] == nil,
@@ -159,6 +165,57 @@ struct RequestMapping {
         while let last = tag.last, last == " " || last == "\t" { tag = tag.dropLast() }
         if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
         return String(tag)
+    }
+
+    /// The entity tag an `If-Match` header holds, or nil for `*` (any current representation: the write goes through
+    /// unconditionally, and a missing resource is the service's 404).
+    /// - Throws: ``GatewayError`` (400) for a list of tags (the services compare one etag; "any of these" would need
+    ///   the current one first) or text that is no entity tag (an unquoted `1` used to be compared, and answered 412).
+    static func ifMatchTag(_ header: String) throws -> String? {
+        let tag = entityTag(header)
+        if tag == "*" { return nil }
+        let tags = try entityTags(header)
+        guard tags.count == 1 else {
+            throw GatewayError(
+                .invalidArgument, "If-Match names \(tags.count) entity tags; send the one ETag you read", field: "If-Match",
+                reason: "INVALID_HEADER")
+        }
+        return tag
+    }
+
+    /// Whether an `If-None-Match` header matches the current `ETag`: `*`, or any listed tag equal to it by the weak
+    /// comparison RFC 9110 §13.1.2 asks for (`W/` ignored on both sides).
+    /// - Throws: ``GatewayError`` (400) for text that is no list of entity tags.
+    static func noneMatch(_ header: String, current: String) throws -> Bool {
+        if entityTag(header) == "*" { return true }
+        let weakless = current.hasPrefix("W/") ? String(current.dropFirst(2)) : current
+        return try entityTags(header, name: "If-None-Match").contains { ($0.hasPrefix("W/") ? String($0.dropFirst(2)) : $0) == weakless }
+    }
+
+    /// The entity tags of a comma-separated header (`"a", W/"b"`): each `W/`-optional and quoted, holding no quote.
+    private static func entityTags(_ header: String, name: String = "If-Match") throws -> [String] {
+        var tags: [String] = []
+        var rest = Substring(header)
+        while true {
+            rest = rest.drop(while: { $0 == " " || $0 == "\t" || $0 == "," })
+            if rest.isEmpty { break }
+            let weak = rest.hasPrefix("W/")
+            let quoted = weak ? rest.dropFirst(2) : rest
+            guard quoted.first == "\"", let close = quoted.dropFirst().firstIndex(of: "\"") else {
+                throw GatewayError(
+                    .invalidArgument, "\(name) must be * or entity tags as the ETag header gives them (\"3\", quotes included)", field: name,
+                    reason: "INVALID_HEADER")
+            }
+            tags.append((weak ? "W/" : "") + String(quoted[...close]))
+            rest = quoted[quoted.index(after: close)...]
+            guard rest.first.map({ $0 == "," || $0 == " " || $0 == "\t" }) ?? true else {
+                throw GatewayError(.invalidArgument, "\(name): entity tags are separated by commas", field: name, reason: "INVALID_HEADER")
+            }
+        }
+        guard !tags.isEmpty else {
+            throw GatewayError(.invalidArgument, "\(name) is empty", field: name, reason: "INVALID_HEADER")
+        }
+        return tags
     }
 
     /// The `ETag` header for an `etag` field: verbatim when it is already an entity tag, quoted otherwise.

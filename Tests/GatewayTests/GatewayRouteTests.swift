@@ -50,6 +50,19 @@ struct GatewayRouteTests {
             "PATCH", "/v1/contacts/\(id)", body: #"{"name": {"family": "Byron"}}"#, token: token, headers: ["If-Match": created.headers["etag"] ?? ""]
         )
         #expect(patched.status == 200, "\(patched.body)")
+        // If-None-Match on a read: 304 with the ETag while it matches, the contact once it changed.
+        let current = try #require(patched.headers["etag"])
+        let unchanged = try await gw.request("GET", "/v1/contacts/\(id)", token: token, headers: ["If-None-Match": "\"0\", \(current)"])
+        #expect(unchanged.status == 304 && unchanged.body.isEmpty && unchanged.headers["etag"] == current, "\(unchanged.status) \(unchanged.body)")
+        let changed = try await gw.request("GET", "/v1/contacts/\(id)", token: token, headers: ["If-None-Match": created.headers["etag"] ?? ""])
+        #expect(changed.status == 200 && changed.json["id"] as? String == id, "\(changed.body)")
+        // If-Match: * is unconditional; a list of tags or a bare number is a 400, not a 412 that says the contact changed.
+        let any = try await gw.request("PATCH", "/v1/contacts/\(id)", body: #"{"tags": ["vip", "any"]}"#, token: token, headers: ["If-Match": "*"])
+        #expect(any.status == 200, "\(any.body)")
+        for header in ["\"1\", \(any.headers["etag"] ?? "")", "1"] {
+            let refused = try await gw.request("PATCH", "/v1/contacts/\(id)", body: #"{"tags": ["x"]}"#, token: token, headers: ["If-Match": header])
+            #expect(refused.status == 400 && refused.body.contains("If-Match"), "\(header): \(refused.body)")
+        }
         let name = patched.json["name"] as? [String: Any]
         #expect(name?["given"] as? String == "Ada")
         #expect(name?["family"] as? String == "Byron")

@@ -127,7 +127,8 @@ struct GatewayUnitTests {
             throw RPCError(code: .notFound, message: path)
         }
         return .init(
-            route: route, pathValues: values, query: query, body: body, idempotencyKey: headers["Idempotency-Key"], ifMatch: headers["If-Match"])
+            route: route, pathValues: values, query: query, body: body, idempotencyKey: headers["Idempotency-Key"], ifMatch: headers["If-Match"],
+            ifNoneMatch: headers["If-None-Match"])
     }
 
     @Test("query parameters become typed JSON: nested, repeated, booleans, enums, either spelling")
@@ -218,6 +219,21 @@ struct GatewayUnitTests {
         }
         #expect(throws: GatewayError.self) {
             try RequestMapping().requestJSON(try input("GET", "/v1/contacts/a/memberships", query: [("contact_id", "b")]))
+        }
+        // If-Match: one entity tag (W/ dropped), or * (unconditional); a list or an unquoted tag is a 400.
+        #expect(try RequestMapping.ifMatchTag(" \"3\" ") == "\"3\"" && RequestMapping.ifMatchTag("W/\"3\"") == "\"3\"")
+        #expect(try RequestMapping.ifMatchTag(" * ") == nil)
+        for bad in ["1", "\"1\", \"2\"", "\"1", "", "\"1\"x", "W/1"] {
+            #expect(throws: GatewayError.self, "\(bad)") { try RequestMapping.ifMatchTag(bad) }
+        }
+        // If-None-Match: *, or any tag of a list equal by weak comparison.
+        #expect(try RequestMapping.noneMatch("*", current: "\"3\""))
+        #expect(try RequestMapping.noneMatch("\"1\", W/\"3\"", current: "\"3\""))
+        #expect(try !RequestMapping.noneMatch("\"1\", \"2\"", current: "\"3\""))
+        #expect(throws: GatewayError.self) { try RequestMapping.noneMatch("3", current: "\"3\"") }
+        #expect(throws: GatewayError.self) {
+            try RequestMapping().requestJSON(
+                try input("PATCH", "/v1/contacts/c1", body: .object(["tags": .array([])]), headers: ["If-None-Match": "*"]))
         }
         #expect(RequestMapping.entityTag(" \"abc\" ") == "\"abc\"")
         #expect(RequestMapping.etagHeader("\"3\"") == "\"3\"")

@@ -47,6 +47,19 @@ struct ImportMappingTests {
         #expect(ada.givenFields.contains("custom_fields.age") && !ada.givenFields.contains("name.display"))
     }
 
+    @Test("CSV: a record with text past the last column is invalid (the text would be lost); empty extra fields and short records pass")
+    func recordWiderThanHeader() throws {
+        let rows = try Self.csvContacts(
+            "name.given,emails,tags\nTooMany,x@x.example,a,b,c\nTrailing,t@x.example,a,,\nShort\nJust,j@x.example,a\n")
+        #expect(Self.fields(rows[0]) == ["row"])
+        if case .failure(.invalid(let violations)) = rows[0] {
+            #expect(violations.first?.reason == "TOO_MANY" && violations.first?.description.contains("field 4 holds text") == true, "\(violations)")
+        }
+        #expect(try rows[1].get().data.tags == ["a"])
+        #expect(try rows[2].get().data.name.given == "Short")
+        #expect(try rows[3].get().data.emails.map(\.address) == ["j@x.example"])
+    }
+
     @Test("a mapping names its columns; values that are not their field's type are violations naming the contact field")
     func explicitMapping() throws {
         let rows = try Self.csvContacts(

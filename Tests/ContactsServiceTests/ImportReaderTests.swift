@@ -207,6 +207,23 @@ struct ImportReaderTests {
         #expect(Self.read(VCardReader(), Array(note.utf8)).1.map(Self.reason) == ["TOO_LONG"])
     }
 
+    @Test("vCard: version 2.1, quoted-printable and other character sets make their card unreadable, saying why; 3.0 and 4.0 read")
+    func vcardUnsupported() {
+        let cards = [
+            "BEGIN:VCARD\r\nVERSION:2.1\r\nN:Test;Emile\r\nEND:VCARD\r\n",
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=C3=89mile;Test;;;\r\nEND:VCARD\r\n",
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nFN;CHARSET=ISO-8859-1:Emile\r\nEND:VCARD\r\n",
+            "BEGIN:VCARD\r\nVERSION:4.0\r\nFN;CHARSET=utf-8:Émile\r\nEND:VCARD\r\n",
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nPHOTO;ENCODING=b;TYPE=JPEG:AAAA\r\nFN:Émile\r\nEND:VCARD\r\n",
+        ]
+        let (_, records) = Self.read(VCardReader(), Array(cards.joined().utf8))
+        #expect(records.map(Self.reason) == ["UNSUPPORTED", "UNSUPPORTED", "UNSUPPORTED", nil, nil])
+        if case .unreadable(let violation) = records[1].content {
+            #expect(violation.description.contains("QUOTED-PRINTABLE encoding"), "\(violation)")
+        }
+        if case .unreadable(let violation) = records[0].content { #expect(violation.description.contains("version 2.1"), "\(violation)") }
+    }
+
     @Test("vCard: a card inside a card, a card not ended, a line past the bound and invalid UTF-8 are unreadable; deep nesting is only counted")
     func vcardHostile() {
         var limits = ImportLimits()

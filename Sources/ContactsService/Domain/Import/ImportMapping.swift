@@ -211,6 +211,18 @@ public struct ImportMapper: Sendable {
         case .unreadable(let violation):
             return .failure(.invalid([violation]))
         case .cells(let cells):
+            // Text past the last column has no column to go to: dropped, the contact would silently lose it (a field
+            // too many, an unquoted comma). Empty fields past it hold nothing and pass; a row with fewer fields than
+            // columns leaves the rest empty.
+            if cells.count > columns.count, let extra = cells[columns.count...].firstIndex(where: { !$0.isEmpty }) {
+                return .failure(
+                    .invalid([
+                        Violation(
+                            "row",
+                            "the record has \(cells.count) fields and the file \(columns.count) columns (its header's, or the first record's "
+                                + "without one): field \(extra + 1) holds text no column takes (an unquoted delimiter?)", reason: "TOO_MANY")
+                    ]))
+            }
             for (i, cell) in cells.enumerated() where i < columns.count && !cell.isEmpty {
                 for target in columns[i] { builder.apply(target, cell, source: "column \(i + 1)") }
             }

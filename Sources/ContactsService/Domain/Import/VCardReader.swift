@@ -158,7 +158,31 @@ public struct VCardReader: ContactRecordReader {
             problem = ("property \(upperName.prefix(64)) is not UTF-8 text, holds a NUL byte or is malformed", "INVALID_ENCODING")
             return
         }
+        if let unsupported = Self.unsupported(property) {
+            problem = (unsupported, "UNSUPPORTED")
+            return
+        }
         properties.append(property)
+    }
+
+    /// Why a property makes its card unreadable here, if it does: a version other than 3.0 and 4.0, or a value in
+    /// vCard 2.1's quoted-printable encoding or another character set than UTF-8 (imported as written, `=C3=89mile`
+    /// would have become a family name; 2.1's soft line breaks would split values besides).
+    static func unsupported(_ property: SourceField) -> String? {
+        if property.key == "VERSION" {
+            let version = property.value.trimmingSpaces
+            return version == "3.0" || version == "4.0" ? nil : "vCard version \(version.prefix(16)) is not read here: export vCard 3.0 or 4.0"
+        }
+        for (name, value) in property.parameters {
+            let upper = value.uppercased()
+            if name == "ENCODING", upper != "B", upper != "BASE64", upper != "8BIT" {
+                return "property \(property.key.prefix(64)) is in the \(value.prefix(32)) encoding (vCard 2.1): export vCard 3.0 or 4.0"
+            }
+            if name == "CHARSET", upper != "UTF-8", upper != "UTF8", upper != "US-ASCII" {
+                return "property \(property.key.prefix(64)) is in the \(value.prefix(32)) character set: export UTF-8 (vCard 3.0 or 4.0)"
+            }
+        }
+        return nil
     }
 
     /// Parses `;PARAM=VALUE…:VALUE` (starting at the `;` or `:` after the name).

@@ -353,11 +353,14 @@ public enum ContactRules {
         return !s.contains { $0.isWhitespace || $0 == "," || $0 == "<" || $0 == ">" }
     }
 
-    /// `+49 (30) 123-4567` → `+49301234567`; `0049…` → `+49…`. Nil unless it has a country code and 8-15 digits.
+    /// `+49 (30) 123-4567` → `+49301234567`; `0049…` → `+49…`; `+49 (0)30 1234567` → `+49301234567` (a bracketed
+    /// zero is the trunk prefix dialled only at home, left out from abroad). Nil unless it has a country code and 8-15
+    /// digits.
     public static func normalizePhone(_ s: String) -> String? {
         var text = s.trimmingSpaces
         if text.hasPrefix("00") { text = "+" + text.dropFirst(2) }
         guard text.hasPrefix("+") else { return nil }
+        if text.contains("(0)") { text = text.replacing("(0)", with: "") }
         var digits = ""
         for c in text.dropFirst() {
             if c.isASCII, c.isNumber { digits.append(c) } else if " -.()/".contains(c) { continue } else { return nil }

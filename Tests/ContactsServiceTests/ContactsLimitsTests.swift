@@ -54,6 +54,23 @@ final class ContactsLimitsTests {
             $0.createdBefore = Date(timeIntervalSince1970: 253_402_300_799.999)
         }
         #expect(edges.contacts.isEmpty)
+        // A range that ends where it starts, or before, is a mistake (the bounds are exclusive): named, in lists and
+        // searches alike.
+        let now = Date()
+        let swapped = await rpcError {
+            _ = try await reader.list {
+                $0.createdAfter = now
+                $0.createdBefore = now.addingTimeInterval(-60)
+                $0.updatedAfter = now
+                $0.updatedBefore = now
+            }
+        }
+        #expect(fields(swapped) == ["created_before", "updated_before"])
+        var search = Switchboard_Contacts_V1_SearchContactsRequest()
+        search.createdAfter = now
+        search.createdBefore = now.addingTimeInterval(-1)
+        let searched = await rpcError { _ = try await reader.stub.searchContacts(search, options: reader.options) }
+        #expect(fields(searched).count == 1 && fields(searched).first?.hasSuffix("created_before") == true, "\(fields(searched))")
     }
 
     @Test("a 4 MB contact, a 2 MB single Character and an over-long owner_id are INVALID_ARGUMENT and store nothing")

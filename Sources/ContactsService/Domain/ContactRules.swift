@@ -369,6 +369,18 @@ public enum ContactRules {
         return "+" + digits
     }
 
+    /// Time ranges whose end is not after their start (`<name>_after` ≥ `<name>_before`): both bounds are
+    /// exclusive, so such a filter could only ever match nothing, which is a mistake (swapped bounds) worth naming.
+    /// - Parameter ranges: each range's bounds (either may be absent) and the name its fields begin with.
+    /// - Returns: a violation on the range's `_before` field for each such range.
+    public static func rangeViolations(_ ranges: (after: Date?, before: Date?, name: String)...) -> [Violation] {
+        ranges.compactMap { range in
+            guard let after = range.after, let before = range.before, after >= before else { return nil }
+            return Violation(
+                "\(range.name)_before", "must be later than \(range.name)_after (both bounds are exclusive)", reason: "INVALID_RANGE")
+        }
+    }
+
     static func isValidDate(_ s: String) -> Bool {
         let parts = s.split(separator: "-")
         guard s.count == 10, parts.count == 3, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),

@@ -288,6 +288,10 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         ] {
             if let violation = ContactRules.timestampViolation(date, field: field) { violations.append(violation) }
         }
+        if !violations.contains(where: { $0.field.hasSuffix("_after") || $0.field.hasSuffix("_before") }) {
+            violations += ContactRules.rangeViolations(
+                (request.createdAfter, request.createdBefore, "created"), (request.updatedAfter, request.updatedBefore, "updated"))
+        }
         if !violations.isEmpty { throw ContactsError.invalid(violations) }
         query.tag = request.tag.isEmpty ? nil : request.tag
         query.ownerID = request.ownerId.isEmpty ? nil : request.ownerId
@@ -338,6 +342,10 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             (request.updatedAfter, "updated_after"), (request.updatedBefore, "updated_before"),
         ] {
             if let violation = ContactRules.timestampViolation(date, field: field) { violations.append(violation) }
+        }
+        if !violations.contains(where: { $0.field.hasSuffix("_after") || $0.field.hasSuffix("_before") }) {
+            violations += ContactRules.rangeViolations(
+                (request.createdAfter, request.createdBefore, "created"), (request.updatedAfter, request.updatedBefore, "updated"))
         }
         var facets: [ContactSearch.FacetField] = []
         for (i, name) in request.facets.enumerated() {

@@ -57,6 +57,7 @@ struct RequestMapping {
         var unknown: [String] = []
         var repeated: [String: [JSON]] = [:]
         var repeatedPaths: [String: [String]] = [:]
+        var singles: Set<String> = []
         for (name, value) in input.query {
             if binding.body == "*" {
                 unknown.append(name)
@@ -71,11 +72,17 @@ struct RequestMapping {
                 continue
             }
             let json = try scalar(value, field: field, name: name)
+            let key = jsonPath.joined(separator: ".")
             if field.isRepeated {
-                let key = jsonPath.joined(separator: ".")
                 repeated[key, default: []].append(json)
                 repeatedPaths[key] = jsonPath
             } else {
+                // A field of one value given twice (in either spelling): which one was meant is a guess, so neither.
+                guard singles.insert(key).inserted else {
+                    throw GatewayError(
+                        .invalidArgument, "query parameter \(name) is given more than once; it takes one value", field: name,
+                        reason: "DUPLICATE_QUERY_PARAMETER")
+                }
                 try set(&object, jsonPath, json)
             }
         }

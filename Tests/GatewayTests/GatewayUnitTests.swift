@@ -213,6 +213,13 @@ struct GatewayUnitTests {
         #expect(RequestMapping.maskCamelCase("tier_level") == "tierLevel" && RequestMapping.maskCamelCase("x9") == "x9")
         #expect(
             [RequestMapping.maskCamelCase("line_2"), RequestMapping.maskCamelCase("a_"), RequestMapping.maskCamelCase("a__b")] == [nil, nil, nil])
+        // A field of one value given twice, in either spelling, is refused; a repeated field takes every value.
+        #expect(throws: GatewayError.self) {
+            try RequestMapping().requestJSON(try input("GET", "/v1/contacts", query: [("ownerId", "a"), ("owner_id", "b")]))
+        }
+        #expect(throws: GatewayError.self) {
+            try RequestMapping().requestJSON(try input("GET", "/v1/contacts", query: [("tag", "a"), ("tag", "a")]))
+        }
         // A query parameter may not override a path variable, in either spelling.
         #expect(throws: GatewayError.self) {
             try RequestMapping().requestJSON(try input("GET", "/v1/contacts/a/memberships", query: [("contactId", "b")]))

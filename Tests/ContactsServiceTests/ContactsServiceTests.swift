@@ -42,6 +42,12 @@ final class ContactsServiceTests {
         #expect(updated.name?.family == "King")
         #expect(updated.status == .customer)
         #expect(updated.etag != created.etag)
+        // The same change again (tags as stored once normalised) changes nothing: the same etag and update time.
+        let again = try await client.update(created.id, paths: ["status", "tags"], etag: updated.etag) {
+            $0.status = .customer
+            $0.tags = ["VIP", "engines"]
+        }
+        #expect(again.etag == updated.etag && again.audit?.updateTime == updated.audit?.updateTime, "\(again.etag) \(updated.etag)")
 
         let deleted = try await client.delete(created.id, etag: updated.etag)
         #expect(deleted.audit?.deleteTime != nil)

@@ -254,6 +254,8 @@ public struct ContactsDomain: Sendable {
         if data.ownerID.isEmpty {
             throw ContactsError.invalid([Violation("contact.owner_id", "must not be empty", reason: "REQUIRED")])
         }
+        // Nothing changes (the fields as they were, once normalised): no new version, etag or UPDATED event.
+        if data == current.data { return .fresh(current) }
         return try await store.replace(
             id: id, expectedVersion: current.version, data: data, changedFields: changed, actor: actor, write: write)
     }

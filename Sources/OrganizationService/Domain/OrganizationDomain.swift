@@ -71,6 +71,8 @@ public struct OrganizationDomain: Sendable {
         if data.parentID == id {
             throw OrganizationError.cycle(kind: "organization", id: id.uuidString.lowercased(), parentID: id.uuidString.lowercased())
         }
+        // Nothing changes (the fields as they were, once normalised): no new version, etag or UPDATED event.
+        if data == current.data { return .fresh(current) }
         return try await store.replace(
             id: id, expectedVersion: current.version, data: data, changedFields: changed, actor: actor, write: write)
     }

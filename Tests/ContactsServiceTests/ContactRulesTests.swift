@@ -85,8 +85,8 @@ struct ContactRulesTests {
 
     @Test("an ASCII address is judged byte by byte exactly as a character at a time; trimming keeps or copies alike")
     func asciiEmailFastPath() {
-        let local = ["a", "x", "a", ".", "é", ",", " ", "\t", "\u{1C}", String(repeating: "l", count: 64)]
-        let domain = ["a.b", "x.y", "a", "x", ".", ".", "..", "é", "<", "\r\n", "\u{7F}", "@"]
+        let local = ["a", "x", "a", ".", "é", ",", " ", "\t", "\u{1C}", String(repeating: "l", count: 64), "-", "_"]
+        let domain = ["a.b", "x.y", "a", "x", ".", ".", "..", "é", "<", "\r\n", "\u{7F}", "@", "-", "_", "a-b.c"]
         var generator = SystemRandomNumberGenerator()
         var valid = 0
         for _ in 0..<20_000 {
@@ -100,6 +100,12 @@ struct ContactRulesTests {
         }
         #expect(valid > 200)
         #expect(ContactRules.isValidEmail("ada@example.org") && !ContactRules.isValidEmail("ada@example..org"))
+        for good in ["a.b@x.example", "a_b-c+d@mail-1.x.example", "zoë@bücher.example", "o'brien@x.example"] {
+            #expect(ContactRules.isValidEmail(good), "\(good)")
+        }
+        for bad in ["a..b@x.example", ".a@x.example", "a.@x.example", "a@-x.example", "a@x-.example", "a@x_y.example", "a@x.example-"] {
+            #expect(!ContactRules.isValidEmail(bad) && !ContactRules.isValidEmailByCharacter(bad), "\(bad)")
+        }
         #expect(!ContactRules.isValidEmail(String(repeating: "l", count: 65) + "@example.org"))
         for text in ["x", " x", "x\t", "\u{A0}x\u{3000}", "é", "", "  ", "a b"] {
             let scalars = text.unicodeScalars

@@ -309,7 +309,10 @@ public enum ContactRules {
         key.utf8.count <= maxCustomFieldKeyBytes ? key : String(excerpt(key, maxBytes: maxCustomFieldKeyBytes).dropFirst().dropLast())
     }
 
-    /// A pragmatic address check: one `@`, a non-empty local part, a dotted domain, no spaces.
+    /// A pragmatic address check: one `@`; a non-empty local part of at most 64 bytes whose dots separate non-empty
+    /// parts (RFC 5321's dot-atom: no `.a@`, `a.@` or `a..b@`); a dotted domain of non-empty labels that neither begin
+    /// nor end with `-` and hold no `_` (host names' letters, digits and hyphens, or any other script's letters for an
+    /// internationalised name); no spaces, commas or angle brackets.
     public static func isValidEmail(_ s: String) -> Bool {
         // RFC 5321 bounds octets: 64 for the local part, 254 for the address.
         guard s.utf8.count <= 254 else { return false }
@@ -337,10 +340,15 @@ public enum ContactRules {
             }
         }
         guard valid, let at, at > 0, at <= 64 else { return false }
+        let local = UnsafeBufferPointer(rebasing: bytes[..<at])
         let domain = UnsafeBufferPointer(rebasing: bytes[(at + 1)...])
-        let dot = UInt8(ascii: ".")
-        guard domain.contains(dot), domain.first != dot, domain.last != dot else { return false }
-        return !zip(domain, domain.dropFirst()).contains { $0 == dot && $1 == dot }
+        let dot = UInt8(ascii: "."), hyphen = UInt8(ascii: "-")
+        guard local.first != dot, local.last != dot, !zip(local, local.dropFirst()).contains(where: { $0 == dot && $1 == dot }) else {
+            return false
+        }
+        guard domain.contains(dot), !domain.contains(UInt8(ascii: "_")) else { return false }
+        let labels = domain.split(separator: dot, omittingEmptySubsequences: false)
+        return labels.allSatisfy { !$0.isEmpty && $0.first != hyphen && $0.last != hyphen }
     }
 
     /// ``isValidEmail(_:)`` for any text, a character at a time.
@@ -348,8 +356,11 @@ public enum ContactRules {
         guard s.utf8.count <= 254 else { return false }
         let parts = s.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[0].utf8.count <= 64 else { return false }
-        let domain = parts[1]
-        guard domain.contains("."), !domain.hasPrefix("."), !domain.hasSuffix("."), !domain.contains("..") else { return false }
+        let local = parts[0], domain = parts[1]
+        guard !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..") else { return false }
+        guard domain.contains("."), !domain.contains("_") else { return false }
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasSuffix("-") }) else { return false }
         return !s.contains { $0.isWhitespace || $0 == "," || $0 == "<" || $0 == ">" }
     }
 

@@ -206,7 +206,11 @@ public final class Gateway: Sendable {
                 }
                 try await writeJSONText(response.text, status: .ok, headers: headers, writer)
             case .serverStreaming:
-                let json = try requestJSON(route, pathValues, query, request.body, head.headers)
+                var json = try requestJSON(route, pathValues, query, request.body, head.headers)
+                // An EventSource that reconnects sends the id of the last event it got: resume after it.
+                if let lastEventID = head.headers.first(name: "last-event-id") {
+                    json = try Self.resuming(json, lastEventID: lastEventID, route: route)
+                }
                 try await serverStream(
                     types, json: json, client: client, route: route, options: options, request: request, tenant: identity.tenantID, headers: common,
                     writer)
@@ -647,6 +651,24 @@ public final class Gateway: Sendable {
         for end in ends { end() }
     }
 
+    /// A stream's request resumed after an SSE client's `Last-Event-ID`: its `from_sequence` (the events after it)
+    /// becomes that id, which wins over the one in the URL the client reconnects to.
+    /// - Throws: ``GatewayError`` (400) for a stream without `from_sequence`, or an id that is not a sequence number.
+    static func resuming(_ json: JSON, lastEventID: String, route: Route) throws -> JSON {
+        let id = lastEventID.trimmingCharacters(in: .whitespaces)
+        guard let field = SwitchboardHTTPSchema.messages[route.method.input]?.field(named: "from_sequence") else {
+            throw GatewayError(
+                .invalidArgument, "Last-Event-ID resumes a change feed; \(route.verb) \(route.binding.path) is none", field: "Last-Event-ID")
+        }
+        guard !id.isEmpty, id.utf8.count <= 19, id.utf8.allSatisfy({ (48...57).contains($0) }), Int64(id) != nil else {
+            throw GatewayError(.invalidArgument, "Last-Event-ID must be an event's id (its sequence number)", field: "Last-Event-ID")
+        }
+        guard case .object(var fields) = json else { return json }
+        fields[field.name] = nil
+        fields[field.jsonName] = .string(id)
+        return .object(fields)
+    }
+
     static func serverStreaming<Request: ProtoJSONMessage, Response: ProtoJSONMessage>(
         _: Request.Type, _: Response.Type, json: JSON, client: RPCClient, route: Route, options: CallOptions,
         emit: @escaping @Sendable (JSON) async throws -> Void
@@ -764,7 +786,14 @@ actor StreamResponder {
 
     func send(_ message: JSON) async throws {
         try await sendHead()
-        let text = sse ? "data: \(message.text)\n\n" : JSON.object(["result": message]).text + "\n"
+        // A change's sequence is its event id, so an EventSource that reconnects says where it stopped (Last-Event-ID).
+        var id = ""
+        if sse, case .object(let fields) = message, case .string(let sequence)? = fields["sequence"], !sequence.isEmpty,
+            sequence.utf8.allSatisfy({ (48...57).contains($0) })
+        {
+            id = "id: \(sequence)\n"
+        }
+        let text = sse ? "\(id)data: \(message.text)\n\n" : JSON.object(["result": message]).text + "\n"
         try await ordered { try await $0.body(ByteBuffer(string: text)) }
     }
 

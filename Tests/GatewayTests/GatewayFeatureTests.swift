@@ -38,6 +38,18 @@ struct GatewayFeatureTests {
         #expect(sse.headers["content-type"] == "text/event-stream")
         #expect(sse.body.components(separatedBy: "data: ").count - 1 == 3, "\(sse.body)")
         #expect(sse.body.contains("event: error\ndata: {"))
+        // Each change is an event whose id is its sequence; an EventSource reconnecting with Last-Event-ID resumes after
+        // it, whatever the URL says.
+        let ids = sse.body.split(separator: "\n").filter { $0.hasPrefix("id: ") }.map { String($0.dropFirst(4)) }
+        #expect(ids.count == 2 && ids.allSatisfy { Int64($0) != nil }, "\(sse.body)")
+        let resumed = try await gw.request(
+            "GET", "/v1/changes/contacts?fromSequence=0", token: token,
+            headers: ["grpc-timeout": "3S", "Accept": "text/event-stream", "Last-Event-ID": ids.first ?? ""])
+        let resumedIDs = resumed.body.split(separator: "\n").filter { $0.hasPrefix("id: ") }.map { String($0.dropFirst(4)) }
+        #expect(resumedIDs == Array(ids.dropFirst()), "\(resumed.body)")
+        let badID = try await gw.request(
+            "GET", "/v1/changes/contacts", token: token, headers: ["grpc-timeout": "3S", "Accept": "text/event-stream", "Last-Event-ID": "x"])
+        #expect(badID.status == 400 && badID.body.contains("Last-Event-ID"), "\(badID.body)")
 
         // A stream that fails at once gets the error's own HTTP status (the head waits a second for it). On a host so
         // loaded that the upstream's answer takes longer, the head is out and the error ends the stream as a line:

@@ -94,11 +94,16 @@ func _protoJSONInteger<T: FixedWidthInteger>(_ json: JSON, _ type: T.Type, _ dec
     }
 }
 
+/// An integer type as the proto names it (`int32`, `uint64`), for error messages a client reads.
+private func _protoIntegerName<T: FixedWidthInteger>(_: T.Type) -> String {
+    "\(T.isSigned ? "" : "u")int\(T.bitWidth) (\(T.min)…\(T.max))"
+}
+
 private func _integer<T: FixedWidthInteger>(fromDigits text: String, _ type: T.Type, _ decoder: inout _ProtoJSONDecoder) throws -> T {
     if let value = T(text) { return value }
     // "-0" is zero, also for unsigned types.
     if text.hasPrefix("-"), text.dropFirst().allSatisfy({ $0 == "0" }) { return 0 }
-    throw decoder.error("integer \(text) out of range for \(_typeName(T.self))")
+    throw decoder.error("integer \(text) out of range for \(_protoIntegerName(T.self))")
 }
 
 private func _integer<T: FixedWidthInteger>(fromDouble double: Double, _ type: T.Type, _ decoder: inout _ProtoJSONDecoder) throws -> T {
@@ -107,7 +112,7 @@ private func _integer<T: FixedWidthInteger>(fromDouble double: Double, _ type: T
     }
     // `T(exactly:)` never traps; a plain conversion would for an out-of-range double.
     guard let value = T(exactly: double) else {
-        throw decoder.error("integer \(JSON.format(double)) out of range for \(_typeName(T.self))")
+        throw decoder.error("integer \(JSON.format(double)) out of range for \(_protoIntegerName(T.self))")
     }
     return value
 }

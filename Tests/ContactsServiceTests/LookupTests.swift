@@ -87,6 +87,26 @@ final class LookupTests {
         #expect(afterUpdate.phones.map(\.contactIds) == [[bob], [ada]])
     }
 
+    @Test("a search that is one phone number finds its contacts however either side wrote it")
+    func phoneSearch() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let plain = try await create(client, given: "Plain", phones: ["+14155550100"])
+        let spaced = try await create(client, given: "Spaced", phones: ["+49 30 1234567"])
+        _ = try await create(client, given: "Other", phones: ["+14155550199"])
+        func found(_ query: String) async throws -> [String] {
+            var request = Switchboard_Contacts_V1_SearchContactsRequest()
+            request.query = query
+            return try await client.stub.searchContacts(request, options: client.options).hits.compactMap { $0.contact?.id }
+        }
+        for query in ["+1 415 555 0100", "+1 (415) 555-0100", "001 415 555 0100", "+14155550100"] {
+            #expect(try await found(query) == [plain], "\(query)")
+        }
+        for query in ["0049 30 1234567", "+49 (0)30 1234567", "+49301234567", "+49 30 1234567"] {
+            #expect(try await found(query) == [spaced], "\(query)")
+        }
+        #expect(SearchRules.phoneQuery("ada 415 555 0100") == nil && SearchRules.phoneQuery("+1 415") == nil)
+    }
+
     @Test("another tenant's contacts are never matched, and a shared number lists at most 20 contacts")
     func isolationAndBound() async throws {
         let mine = try await harness.client(tenant: tenant())

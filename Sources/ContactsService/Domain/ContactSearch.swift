@@ -284,6 +284,14 @@ public enum SearchRules {
     /// Longest word kept (the database keeps the first 64 characters of a longer one).
     public static let maxWordCharacters = 64
 
+    /// A query that is one phone number written in several words (`+1 415 555 0100`, `0049 30 1234567`) as the digits
+    /// of its E.164 form, which every contact's words hold for each of its numbers: the words of the text as written
+    /// match only a number written the same way. Nil for any other query (a single word is matched as it is).
+    public static func phoneQuery(_ text: String) -> String? {
+        guard let e164 = ContactRules.normalizePhone(text), words(text).count > 1 else { return nil }
+        return String(e164.dropFirst())
+    }
+
     /// The words of a text as a search compares them: lower-cased runs of letters or of digits ("jsmith42" is two
     /// words), each cut to 64 characters (as `contacts.search_words_of` splits in the database), in order, duplicates
     /// kept.

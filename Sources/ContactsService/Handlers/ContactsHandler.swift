@@ -365,7 +365,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         case .familyName: search.sort = .familyName
         case .unrecognized: violations.append(Violation("sort_by", "is not a known order"))
         }
-        search.text = request.query
+        search.text = SearchRules.phoneQuery(request.query) ?? request.query
         search.tags = request.tags
         search.customFields = request.customFields.map { CustomFieldFilter(key: $0.key, value: $0.value) }.sorted { $0.key < $1.key }
         search.facets = facets

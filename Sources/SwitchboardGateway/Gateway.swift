@@ -199,7 +199,7 @@ public final class Gateway: Sendable {
                     if verb == "GET", let tags = head.headers.first(name: "if-none-match"),
                         try RequestMapping.noneMatch(tags, current: RequestMapping.etagHeader(etag))
                     {
-                        headers.add(name: "content-length", value: "0")
+                        // No Content-Length: in a 304 it would have to be the 200's (RFC 9110 §8.6).
                         try await writer.respond(.notModified, headers, ByteBuffer())
                         return
                     }

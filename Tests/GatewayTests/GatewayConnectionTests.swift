@@ -31,8 +31,12 @@ struct GatewayConnectionTests {
         #expect(try await eventually(timeout: .seconds(20)) { !stalled.isActive })
         #expect(stalled.responses < count, "\(stalled.responses) of \(count) responses")
 
-        // The same requests, read as they come: every response arrives and the connection stays open.
-        let reader = try await RawClient.connect(port: gw.port)
+        // The same requests, read as they come: every response arrives and the connection stays open. Against a gateway
+        // whose timeout is 20 s: in a full run (hundreds of suites on two cores) the reading client, on the test
+        // process's shared event loop, was once starved for more than 3 s and cut, which says nothing about the gateway.
+        let patient = try await GatewayHarness.start(writeStallTimeout: .seconds(20))
+        defer { Task { await patient.stop() } }
+        let reader = try await RawClient.connect(port: patient.port)
         try await reader.send(requests)
         #expect(
             try await eventually(timeout: .seconds(60), every: .milliseconds(250)) { reader.responses == count }, "\(reader.responses) of \(count)")

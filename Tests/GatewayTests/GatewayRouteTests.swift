@@ -54,6 +54,7 @@ struct GatewayRouteTests {
         let current = try #require(patched.headers["etag"])
         let unchanged = try await gw.request("GET", "/v1/contacts/\(id)", token: token, headers: ["If-None-Match": "\"0\", \(current)"])
         #expect(unchanged.status == 304 && unchanged.body.isEmpty && unchanged.headers["etag"] == current, "\(unchanged.status) \(unchanged.body)")
+        #expect(unchanged.headers["content-length"] == nil && unchanged.headers["transfer-encoding"] == nil, "\(unchanged.headers)")
         let changed = try await gw.request("GET", "/v1/contacts/\(id)", token: token, headers: ["If-None-Match": created.headers["etag"] ?? ""])
         #expect(changed.status == 200 && changed.json["id"] as? String == id, "\(changed.body)")
         // If-Match: * is unconditional; a list of tags or a bare number is a 400, not a 412 that says the contact changed.

@@ -308,7 +308,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "SwitchboardGateway", "ContactsService", "OrganizationService", "CommunicationService", "CollaborationService", "AnalyticsService",
-                "SwitchboardServiceKitTestSupport", "SwitchboardTestSupport", .product(name: "JWTKit", package: "jwt-kit"),
+                "SwitchboardServiceKitTestSupport", "SwitchboardTestSupport", "SwitchboardPostgres", .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

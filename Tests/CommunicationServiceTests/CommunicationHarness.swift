@@ -49,7 +49,7 @@ final class CommunicationHarness: Sendable {
     func client(tenant: String, user: String = "user-1", roles: [Role] = [.user], token: String? = nil) async throws -> CommClient {
         CommClient(
             stub: CommunicationStub(client: RPCClient(transport: channel)),
-            options: try await service.options(tenant: tenant, user: user, roles: roles, token: token))
+            options: try await service.options(tenant: tenant, user: user, roles: roles, token: token), tenant: tenant, pool: pool)
     }
 }
 
@@ -57,6 +57,20 @@ final class CommunicationHarness: Sendable {
 struct CommClient: Sendable {
     let stub: CommunicationStub
     let options: CallOptions
+    /// The tenant the token is for, and the service's database: for what the contacts feed would have written.
+    var tenant = ""
+    var pool: PostgresPool? = nil
+
+    /// Lists `address` as the contact's in the address directory, as the contacts feed does for a contact's e-mails and
+    /// phones (sends go only to a contact's own addresses).
+    func list(address: String, kind: String = "email", for contact: String) async throws {
+        guard let pool else { throw RPCError(code: .failedPrecondition, message: "a client without the service's database cannot list addresses") }
+        _ = try await pool.transaction(settings: ["app.tenant_id": tenant]) { c in
+            try await c.query(
+                "INSERT INTO communication.contact_addresses (tenant_id, kind, address, contact_id) VALUES ($1, $2, $3, $4::uuid) ON CONFLICT DO NOTHING",
+                [.text(tenant), .text(kind), .text(AddressRules.normalized(address, kind: kind)), .text(contact)])
+        }
+    }
 
     func log(
         _ kind: Switchboard_Communication_V1_InteractionKind = .email, subject: String = "", requestID: String = "",

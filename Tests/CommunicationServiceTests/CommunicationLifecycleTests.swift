@@ -93,7 +93,10 @@ struct CommunicationLifecycleTests {
         defer { Task { await channel.close() } }
         var options = CallOptions(timeout: .seconds(30))
         options.metadata.addString("Bearer \(try await ServiceHarness.token(tenant: t, roles: [.user]))", forKey: "authorization")
-        let authorized = CommClient(stub: CommunicationStub(client: RPCClient(transport: channel)), options: options)
+        // The harness is stopped (its pool closed): the address directory is written through a pool of the test's own.
+        let directory = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: harness.service.serviceConninfo, maxConnections: 1))
+        defer { directory.close() }
+        let authorized = CommClient(stub: CommunicationStub(client: RPCClient(transport: channel)), options: options, tenant: t, pool: directory)
         let contact = newID()
         _ = try await authorized.recordConsent(contact: contact)
         let send = try await authorized.send(contact: contact, body: "exactly once")

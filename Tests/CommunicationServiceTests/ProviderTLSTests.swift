@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOSSL
 import SwitchboardHTTP2
+import SwitchboardPostgres
 import SwitchboardRPC
 import SwitchboardRuntime
 import SwitchboardServiceKit
@@ -178,7 +179,10 @@ struct ProviderTLSTests {
         var options = CallOptions(timeout: .seconds(30))
         let t = tenant()
         options.metadata.addString("Bearer \(try await ServiceHarness.token(tenant: t, roles: [.user]))", forKey: "authorization")
-        let client = CommClient(stub: CommunicationStub(client: RPCClient(transport: channel)), options: options)
+        // The harness is stopped (its pool closed): the address directory is written through a pool of the test's own.
+        let directory = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: harness.service.serviceConninfo, maxConnections: 1))
+        defer { directory.close() }
+        let client = CommClient(stub: CommunicationStub(client: RPCClient(transport: channel)), options: options, tenant: t, pool: directory)
         let contact = newID()
         _ = try await client.recordConsent(contact: contact)
         let send = try await client.send(contact: contact, body: "from the executable")

@@ -13,9 +13,10 @@ import Testing
 typealias SendProto = Switchboard_Communication_V1_Send
 
 extension CommClient {
+    /// Sends; unless `listed` is false, the address is first listed as the contact's (as the contacts feed would).
     func send(
         contact: String, to: String = "ada@example.com", purpose: String = "marketing", body: String = "Hello", requestID: String? = nil,
-        values: [String: String] = [:], configure: (inout SendProto) -> Void = { _ in }
+        values: [String: String] = [:], listed: Bool = true, configure: (inout SendProto) -> Void = { _ in }
     ) async throws -> SendProto {
         var send = SendProto()
         send.contactId = contact
@@ -25,6 +26,9 @@ extension CommClient {
         send.subject = "Hi"
         send.body = body
         configure(&send)
+        if listed, UUID(uuidString: send.contactId) != nil, !send.toAddress.isEmpty {
+            try await list(address: send.toAddress, kind: send.channel == .email ? "email" : "phone", for: send.contactId)
+        }
         var request = Switchboard_Communication_V1_SendMessageRequest()
         request.send = send
         request.templateValues = values
@@ -137,6 +141,17 @@ final class SendTests {
         #expect(fields(await rpcError { _ = try await client.send(contact: contact, values: ["x": "y"]) }) == ["template_values"])
         #expect(await code { _ = try await client.send(contact: newID()) } == .failedPrecondition)
         #expect(await code { _ = try await client.send(contact: contact, purpose: "surveys") } == .failedPrecondition)
+        // The address must be the contact's own in the directory the contacts feed keeps: another contact's (who may
+        // have withdrawn consent), a number on the e-mail channel, or a contact with none listed is refused, naming
+        // the field; the contact's own address matches however it is cased.
+        let other = newID()
+        try await client.list(address: "kim@example.com", for: other)
+        for (to, who) in [("kim@example.com", contact), ("+49 30 1234567", contact), ("ada@example.com", newID())] {
+            let refused = await rpcError { _ = try await client.send(contact: who, to: to, listed: false) }
+            #expect(
+                refused?.code == .failedPrecondition && refused?.message.contains("send.to_address") == true, "\(to): \(String(describing: refused))")
+        }
+        #expect(try await client.send(contact: contact, to: " ADA@Example.com ", listed: false).status == .scheduled)
         let template = try await client.createTemplate("T", subject: "Hi {{first}}", body: "Dear {{first}}, {{tier}}")
         let missing = await rpcError {
             _ = try await client.send(contact: contact, body: "", values: ["first": "Ada"]) {

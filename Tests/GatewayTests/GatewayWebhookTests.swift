@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOPosix
+import SwitchboardPostgres
 import SwitchboardRuntime
 import SwitchboardServiceKitTestSupport
 import Testing
@@ -43,8 +44,15 @@ struct GatewayWebhookTests {
                 await communication.stop()
             }
         }
-        let token = try await GatewayHarness.token(tenant: "gw-" + UUID().uuidString.prefix(8).lowercased())
+        let tenant = "gw-" + UUID().uuidString.prefix(8).lowercased()
+        let token = try await GatewayHarness.token(tenant: tenant)
         let contact = UUID().uuidString.lowercased()
+        // The contact's address, as the contacts feed would have listed it (a send goes only to a contact's own address).
+        _ = try await communication.pool.transaction(settings: ["app.tenant_id": tenant]) { c in
+            try await c.query(
+                "INSERT INTO communication.contact_addresses (tenant_id, kind, address, contact_id) VALUES ($1, 'email', 'a@example.com', $2::uuid)",
+                [.text(tenant), .text(contact)])
+        }
         let consent = try await gw.request(
             "POST", "/v1/consents",
             body:

@@ -133,6 +133,10 @@ public enum CommunicationError: Error, Sendable, Equatable {
     case campaignState(CampaignStatus)
     /// The address belongs to an erased person (the suppression list): FAILED_PRECONDITION.
     case suppressed
+    /// The send's address is not one of its contact's addresses of the channel's kind (`email` or `phone`) in the
+    /// directory the contacts feed keeps, or the contact is deleted or unknown: FAILED_PRECONDITION naming
+    /// `send.to_address`.
+    case addressNotListed(kind: String)
     /// The send is past the point where it can be cancelled: FAILED_PRECONDITION with its status.
     case notCancellable(SendStatus)
     /// A search ran past the service's statement timeout (too broad a query): RESOURCE_EXHAUSTED, asking for more

@@ -142,6 +142,8 @@ public protocol SendStore: Sendable {
     func fetch(id: UUID, actor: Actor) async throws -> SendRecord?
     /// Whether an address hash is on the tenant's suppression list.
     func isSuppressed(kind: String, hash: String, actor: Actor) async throws -> Bool
+    /// Whether the address directory (the contacts feed's) lists `address` (normalised, of `kind`) for the contact.
+    func isListed(address: String, kind: String, contactID: UUID, actor: Actor) async throws -> Bool
     /// Cancels a send still SCHEDULED (`notFound`, or `notCancellable` with its status).
     func cancel(id: UUID, actor: Actor, write: WriteOptions<SendRecord>) async throws -> WriteOutcome<SendRecord>
 }
@@ -218,6 +220,16 @@ public struct SendDomain: Sendable {
             {
                 throw CommunicationError.suppressed
             }
+        }
+        // Consent is the contact's: the address must be one of the contact's own (as the contacts feed last gave them),
+        // or one person's withdrawal could be bypassed by sending to them under another contact's consent. A deleted
+        // contact has none, so it gets no new send either.
+        let kind = AddressRules.kind(of: data.channel)
+        guard
+            try await store.isListed(
+                address: AddressRules.normalized(data.toAddress, kind: kind), kind: kind, contactID: data.contactID, actor: actor)
+        else {
+            throw CommunicationError.addressNotListed(kind: kind)
         }
         let decision = try await consent.check(contactID: data.contactID, channel: data.channel, purpose: data.purpose, actor: actor)
         guard decision.allowed else { throw CommunicationError.consentRefused(decision.reason) }

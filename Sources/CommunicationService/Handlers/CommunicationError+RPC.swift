@@ -32,6 +32,19 @@ extension CommunicationError: RPCErrorConvertible {
         case .suppressed:
             return RPCError(
                 code: .failedPrecondition, message: "send.to_address is on the suppression list (an erased person's); nothing was scheduled")
+        case .addressNotListed(let kind):
+            var failure = Google_Rpc_PreconditionFailure()
+            var violation = Google_Rpc_PreconditionFailure.Violation()
+            violation.type = "ADDRESS_NOT_LISTED"
+            violation.subject = "send.to_address"
+            violation.description = "not one of the contact's \(kind == "email" ? "e-mail addresses" : "phone numbers")"
+            failure.violations = [violation]
+            return RPCError(
+                code: .failedPrecondition,
+                message:
+                    "send.to_address is not one of send.contact_id's \(kind == "email" ? "e-mail addresses" : "phone numbers") "
+                    + "(as the contacts service last reported them; a deleted or unknown contact has none); nothing was scheduled"
+            ).withDetails([Google_Protobuf_Any(packing: failure)])
         case .notCancellable(let status):
             return RPCError(code: .failedPrecondition, message: "the send is \(status) and can no longer be cancelled")
         case .searchTooExpensive:

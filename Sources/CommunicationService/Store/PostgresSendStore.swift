@@ -106,6 +106,15 @@ public struct PostgresSendStore: SendStore {
         ).first != nil
     }
 
+    /// The protocol requirement `isListed` (documented on the protocol).
+    public func isListed(address: String, kind: String, contactID: UUID, actor: Actor) async throws -> Bool {
+        try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            "SELECT 1 AS hit FROM communication.contact_addresses WHERE tenant_id = $1 AND kind = $2 AND address = $3 AND contact_id = $4",
+            [.text(actor.tenantID), .text(kind), .text(address), .uuid(contactID)]
+        ).first != nil
+    }
+
     /// The protocol requirement `cancel` (documented on the protocol).
     public func cancel(id: UUID, actor: Actor, write: WriteOptions<SendRecord>) async throws -> WriteOutcome<SendRecord> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in

@@ -220,6 +220,9 @@ final class CampaignTests {
                 "campaign.template_id", "campaign.contact_ids[0]",
             ])
         #expect(await code { _ = try await client.createCampaign(template: newID(), contacts: [contact]) } == .notFound)
+        // An SMS template for an e-mail campaign: refused, naming the template.
+        let sms = try await client.createTemplate("S", channel: .sms, body: "x {{first}}")
+        #expect(fields(await rpcError { _ = try await client.createCampaign(template: sms.id, contacts: [contact]) }) == ["campaign.template_id"])
         let created = try await client.createCampaign(template: template.id, contacts: [contact], startAt: Date().addingTimeInterval(3600))
         let b = try await harness.client(tenant: tenant())
         #expect(await code { _ = try await b.campaign(created.id) } == .notFound)

@@ -160,6 +160,15 @@ final class SendTests {
             }
         }
         #expect(fields(missing) == ["template_values[tier]"])
+        // A template written for another channel (SMS text sent as an e-mail) is refused, naming it.
+        let sms = try await client.createTemplate("S", channel: .sms, body: "Hi {{first}}")
+        let crossed = await rpcError {
+            _ = try await client.send(contact: contact, body: "", values: ["first": "Ada"]) {
+                $0.subject = ""
+                $0.templateId = sms.id
+            }
+        }
+        #expect(fields(crossed) == ["send.template_id"])
         let rendered = try await client.send(contact: contact, body: "", values: ["first": "Ada", "tier": "gold"]) {
             $0.subject = ""
             $0.templateId = template.id

@@ -244,6 +244,12 @@ public struct CampaignDomain: Sendable {
         var data = data
         try CampaignRules.validate(&data, now: now(), maxRecipients: maxRecipients)
         let template = try await templates.get(id: data.templateID, version: data.templateVersion, actor: actor)
+        guard template.data.channel == data.channel else {
+            throw CommunicationError.invalid([
+                Violation(
+                    "campaign.template_id", "is written for \(template.data.channel), not the campaign's \(data.channel)", reason: "CHANNEL_MISMATCH")
+            ])
+        }
         // Every recipient gets the same values: check them once, now, rather than skipping everyone later.
         let rendering = try TemplateRules.render(template, values: data.values)
         guard rendering.complete else {

@@ -197,6 +197,12 @@ public struct SendDomain: Sendable {
         var template: TemplateReference?
         if let templateID = data.templateID {
             let record = try await templates.get(id: templateID, version: data.templateVersion, actor: actor)
+            // An SMS template's text sent as an e-mail (or the other way round) is never what was meant.
+            guard record.data.channel == data.channel else {
+                throw CommunicationError.invalid([
+                    Violation("send.template_id", "is written for \(record.data.channel), not the send's \(data.channel)", reason: "CHANNEL_MISMATCH")
+                ])
+            }
             try TemplateRules.validate(values: data.templateValues, field: "template_values")
             let rendering = try TemplateRules.render(record, values: data.templateValues)
             guard rendering.complete else {

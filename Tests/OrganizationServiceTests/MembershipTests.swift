@@ -164,6 +164,14 @@ final class MembershipTests {
         #expect(info?.resourceName == elsewhere)
         #expect(await code { _ = try await Self.member(client, contact: ada, organization: UUID().uuidString) } == .notFound)
         #expect(await code { _ = try await Self.member(client, contact: ada, organization: acme.id, unit: foreignUnit.id) } == .notFound)
+        // A membership whose unit was deleted since can still change what it does not move: its title, say; moving it
+        // into the deleted unit again, or into another missing one, is NOT_FOUND.
+        let sales = try await client.createUnit("Sales", organization: acme.id)
+        let placed = try await Self.member(client, contact: ada, organization: acme.id, unit: sales.id)
+        _ = try await client.deleteUnit(sales.id)
+        let retitled = try await Self.update(client, placed.id, paths: ["title"]) { $0.title = "Lead" }
+        #expect(retitled.title == "Lead" && retitled.unitId == sales.id)
+        #expect(await code { _ = try await Self.update(client, placed.id, paths: ["unit_id"]) { $0.unitId = sales.id } } == .notFound)
         let missing = await rpcError { _ = try await Self.member(client, contact: "", organization: "nope") }
         #expect(fields(missing) == ["membership.contact_id", "membership.organization_id"])
         let bad = await rpcError {

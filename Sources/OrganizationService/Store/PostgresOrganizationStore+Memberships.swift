@@ -83,7 +83,9 @@ extension PostgresOrganizationStore: MembershipStore {
 
     /// Locks, then checks everything a membership's data refers to; returns the contact's display name.
     /// Lock order: the contact's (primary flag), then the organization's (role limits).
-    private func prepare(_ data: MembershipData, id: UUID, actor: Actor, on c: PostgresConnection) async throws -> String {
+    /// - Parameter checkUnit: whether the unit must be live (not on an update that leaves it as it was: a unit deleted
+    ///   since would otherwise make every change of the membership, a title or an end date, fail naming the unit).
+    private func prepare(_ data: MembershipData, id: UUID, actor: Actor, checkUnit: Bool = true, on c: PostgresConnection) async throws -> String {
         if data.primary { try await lock("contact/\(data.contactID.lowercaseText)", actor: actor, on: c) }
         let roles = try await membershipRoles(on: c, actor: actor).filter { data.roles.contains($0.key) && $0.maxPerOrganization > 0 }
         if !roles.isEmpty { try await lock("members/\(data.organizationID.lowercaseText)", actor: actor, on: c) }
@@ -95,7 +97,7 @@ extension PostgresOrganizationStore: MembershipStore {
             [.text(actor.tenantID), .uuid(data.organizationID)]
         ).first
         guard organization != nil else { throw OrganizationError.notFound(kind: "organization", id: data.organizationID.lowercaseText) }
-        if let unit = data.unitID {
+        if checkUnit, let unit = data.unitID {
             let row = try await c.query(
                 """
                 SELECT 1 AS live FROM organization.units WHERE tenant_id = $1 AND id = $2 AND organization_id = $3 AND deleted_at IS NULL
@@ -215,7 +217,7 @@ extension PostgresOrganizationStore: MembershipStore {
         id: UUID, expectedVersion: Int64, data: MembershipData, changedFields: [String], actor: Actor, write: WriteOptions<MembershipRecord>
     ) async throws -> WriteOutcome<MembershipRecord> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
-            let name = try await prepare(data, id: id, actor: actor, on: c)
+            let name = try await prepare(data, id: id, actor: actor, checkUnit: changedFields.contains("unit_id"), on: c)
             guard
                 let row = try await c.query(
                     """

@@ -206,6 +206,12 @@ final class FactsTests {
         top.metric = .engagementScore
         let ranked = try await manager.stub.listTop(top, options: manager.options).entries
         #expect(ranked.first?.subjectId == person && abs((ranked.first?.value ?? 0) - rescored.score) < 0.01)
+        // A deleted contact is ranked no more (as reports and the funnel leave it out); restored, it is again.
+        try await harness.apply([try event(t, contactType, person, .deleted, json: contactJSON(person, given: "Ada"))], source: .contacts)
+        #expect(try await manager.stub.listTop(top, options: manager.options).entries.allSatisfy { $0.subjectId != person })
+        top.metric = .interactions
+        #expect(try await manager.stub.listTop(top, options: manager.options).entries.allSatisfy { $0.subjectId != person })
+        top.metric = .engagementScore
         #expect(try await changes(t, type: "switchboard.analytics.v1.ScoringModel").count == 2)
     }
 

@@ -296,6 +296,9 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
         _ kind: SubjectKind, metric: RankMetric, limit: Int, start: Date?, end: Date?, model: ScoringModelValue, asOf: Date, actor: Actor
     ) async throws -> [(id: UUID, value: Double)] {
         let ids = kind == .contact ? "contact_ids" : "organization_ids"
+        // Deleted subjects are left out, as reports, the funnel and completeness leave them out (one restored comes back).
+        let table = kind == .contact ? "contacts" : "organizations"
+        let live = "NOT EXISTS (SELECT 1 FROM analytics.\(table) d WHERE d.tenant_id = $1 AND d.id = x.id AND d.deleted)"
         let rows: [PostgresRow]
         if metric == .engagementScore {
             let (kinds, weights) = Self.modelBinds(model)
@@ -303,17 +306,17 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
                 actor,
                 """
                 SELECT x.id, sum(\(Self.decayedWeight(kinds: 2, weights: 3, time: 4, halfLife: 5)))::float8 AS value
-                FROM analytics.activities a, unnest(a.contact_ids) AS x (id) WHERE a.tenant_id = $1
+                FROM analytics.activities a, unnest(a.contact_ids) AS x (id) WHERE a.tenant_id = $1 AND \(live)
                 GROUP BY x.id ORDER BY value DESC, x.id LIMIT $6
                 """, [.text(actor.tenantID), kinds, weights, .timestamp(asOf), .double(model.halfLifeDays), .int(Int64(limit))])
         } else {
-            // `ids` is one of this function's constants.
+            // `ids`, `table` and `live` are this function's constants.
             rows = try await read(
                 actor,
                 """
                 SELECT x.id, count(*)::float8 AS value FROM analytics.activities a, unnest(a.\(ids)) AS x (id)
                 WHERE a.tenant_id = $1 AND ($2::timestamptz IS NULL OR a.occurred_at >= $2::timestamptz)
-                  AND ($3::timestamptz IS NULL OR a.occurred_at < $3::timestamptz) AND (NOT $4 OR a.is_interaction)
+                  AND ($3::timestamptz IS NULL OR a.occurred_at < $3::timestamptz) AND (NOT $4 OR a.is_interaction) AND \(live)
                 GROUP BY x.id ORDER BY value DESC, x.id LIMIT $5
                 """,
                 [.text(actor.tenantID), Self.time(start), Self.time(end), .bool(metric == .interactions), .int(Int64(limit))])

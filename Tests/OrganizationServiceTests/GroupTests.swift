@@ -105,6 +105,7 @@ final class GroupTests {
         // At most 1,000 ids.
         let tooMany = Array(repeating: ada, count: 1001)
         #expect(fields(await rpcError { _ = try await Self.add(client, group.id, tooMany) }) == ["contact_ids"])
+        #expect(fields(await rpcError { _ = try await Self.add(client, group.id, []) }) == ["contact_ids"])
         // An id far longer than an id is refused before anything is written (it would be echoed in the results).
         let long = String(repeating: "x", count: 3000)
         #expect(fields(await rpcError { _ = try await Self.add(client, group.id, [grace, long]) }) == ["contact_ids[1]"])

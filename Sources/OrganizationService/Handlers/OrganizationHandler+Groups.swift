@@ -87,6 +87,9 @@ extension OrganizationHandler {
         groupID: String, contactIDs: [String], requestID: String, adding: Bool, method: MethodDescriptor, context: ServerContext
     ) async throws -> BulkResponse {
         let group = try OrganizationMapping.requiredID(groupID, field: "group_id")
+        guard !contactIDs.isEmpty else {
+            throw OrganizationError.invalid([Violation("contact_ids", "give at least one contact id", reason: "REQUIRED")])
+        }
         guard contactIDs.count <= GroupRules.maxBulkContacts else {
             throw OrganizationError.invalid([Violation("contact_ids", "at most \(GroupRules.maxBulkContacts) ids", reason: "TOO_MANY")])
         }

@@ -138,41 +138,10 @@ private func _scanWire(
     }
 }
 
-/// Whether `bytes` are well-formed UTF-8 (no overlong forms, surrogates or scalars past U+10FFFF), without a copy.
+/// Whether `bytes` are well-formed UTF-8 (no overlong forms, surrogates or scalars past U+10FFFF): the standard
+/// library's validation, without a copy.
 func isUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
-    var i = 0
-    let n = bytes.count
-    while i < n {
-        // Eight ASCII bytes at a time: the common case.
-        if i + 8 <= n, bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
-            i += 8
-            continue
-        }
-        let b0 = bytes[i]
-        if b0 < 0x80 {
-            i += 1
-            continue
-        }
-        func continuation(_ k: Int) -> Bool { i + k < n && bytes[i + k] & 0xC0 == 0x80 }
-        switch b0 {
-        case 0xC2...0xDF:
-            guard continuation(1) else { return false }
-            i += 2
-        case 0xE0...0xEF:
-            guard continuation(1), continuation(2) else { return false }
-            let b1 = bytes[i + 1]
-            if b0 == 0xE0 && b1 < 0xA0 || b0 == 0xED && b1 > 0x9F { return false }  // overlong; surrogates
-            i += 3
-        case 0xF0...0xF4:
-            guard continuation(1), continuation(2), continuation(3) else { return false }
-            let b1 = bytes[i + 1]
-            if b0 == 0xF0 && b1 < 0x90 || b0 == 0xF4 && b1 > 0x8F { return false }  // overlong; past U+10FFFF
-            i += 4
-        default:
-            return false
-        }
-    }
-    return true
+    (try? UTF8Span(validating: Span<UInt8>(_unsafeBytes: bytes))) != nil
 }
 
 private func tooManyElements(_ descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ limits: ProtoDecodingLimits) -> ProtoDecodingError {

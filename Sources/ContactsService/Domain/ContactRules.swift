@@ -380,15 +380,19 @@ public enum ContactRules {
         return "+" + digits
     }
 
-    /// Time ranges whose end is not after their start (`<name>_after` ≥ `<name>_before`): both bounds are
-    /// exclusive, so such a filter could only ever match nothing, which is a mistake (swapped bounds) worth naming.
-    /// - Parameter ranges: each range's bounds (either may be absent) and the name its fields begin with.
-    /// - Returns: a violation on the range's `_before` field for each such range.
-    public static func rangeViolations(_ ranges: (after: Date?, before: Date?, name: String)...) -> [Violation] {
-        ranges.compactMap { range in
-            guard let after = range.after, let before = range.before, after >= before else { return nil }
-            return Violation(
-                "\(range.name)_before", "must be later than \(range.name)_after (both bounds are exclusive)", reason: "INVALID_RANGE")
+    /// The violations of a list's or a search's time filters: each bound outside what a Timestamp holds
+    /// (``timestampViolation(_:field:)``); then, when all four are valid, a range whose end is not after its start
+    /// (`<name>_after` ≥ `<name>_before`). Both bounds are exclusive, so such a range could only ever match nothing: a
+    /// mistake (swapped bounds) worth naming, on its `_before` field.
+    public static func timeFilterViolations(createdAfter: Date?, createdBefore: Date?, updatedAfter: Date?, updatedBefore: Date?) -> [Violation] {
+        let bounds = [
+            (createdAfter, "created_after"), (createdBefore, "created_before"), (updatedAfter, "updated_after"), (updatedBefore, "updated_before"),
+        ]
+        let invalid = bounds.compactMap { timestampViolation($0.0, field: $0.1) }
+        guard invalid.isEmpty else { return invalid }
+        return [(createdAfter, createdBefore, "created"), (updatedAfter, updatedBefore, "updated")].compactMap { after, before, name in
+            guard let after, let before, after >= before else { return nil }
+            return Violation("\(name)_before", "must be later than \(name)_after (both bounds are exclusive)", reason: "INVALID_RANGE")
         }
     }
 

@@ -282,16 +282,9 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             violations.append(Violation("owner_id", ContactRules.ownerIDLimit.description, reason: "TOO_LONG"))
         }
         // Before any conversion of these dates (to SQL text, to a page token's fingerprint).
-        for (date, field) in [
-            (request.createdAfter, "created_after"), (request.createdBefore, "created_before"),
-            (request.updatedAfter, "updated_after"), (request.updatedBefore, "updated_before"),
-        ] {
-            if let violation = ContactRules.timestampViolation(date, field: field) { violations.append(violation) }
-        }
-        if !violations.contains(where: { $0.field.hasSuffix("_after") || $0.field.hasSuffix("_before") }) {
-            violations += ContactRules.rangeViolations(
-                (request.createdAfter, request.createdBefore, "created"), (request.updatedAfter, request.updatedBefore, "updated"))
-        }
+        violations += ContactRules.timeFilterViolations(
+            createdAfter: request.createdAfter, createdBefore: request.createdBefore, updatedAfter: request.updatedAfter,
+            updatedBefore: request.updatedBefore)
         if !violations.isEmpty { throw ContactsError.invalid(violations) }
         query.tag = request.tag.isEmpty ? nil : request.tag
         query.ownerID = request.ownerId.isEmpty ? nil : request.ownerId
@@ -337,16 +330,10 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         if !ContactRules.ownerIDLimit.allows(request.ownerId) {
             violations.append(Violation("owner_id", ContactRules.ownerIDLimit.description, reason: "TOO_LONG"))
         }
-        for (date, field) in [
-            (request.createdAfter, "created_after"), (request.createdBefore, "created_before"),
-            (request.updatedAfter, "updated_after"), (request.updatedBefore, "updated_before"),
-        ] {
-            if let violation = ContactRules.timestampViolation(date, field: field) { violations.append(violation) }
-        }
-        if !violations.contains(where: { $0.field.hasSuffix("_after") || $0.field.hasSuffix("_before") }) {
-            violations += ContactRules.rangeViolations(
-                (request.createdAfter, request.createdBefore, "created"), (request.updatedAfter, request.updatedBefore, "updated"))
-        }
+        // Before any conversion of these dates (to SQL text, to a page token's fingerprint).
+        violations += ContactRules.timeFilterViolations(
+            createdAfter: request.createdAfter, createdBefore: request.createdBefore, updatedAfter: request.updatedAfter,
+            updatedBefore: request.updatedBefore)
         var facets: [ContactSearch.FacetField] = []
         for (i, name) in request.facets.enumerated() {
             if let facet = SearchRules.facet(name) {

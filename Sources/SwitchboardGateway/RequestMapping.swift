@@ -268,26 +268,14 @@ struct RequestMapping {
         return paths
     }
 
-    /// A snake_case key in the lowerCamel form a JSON field mask reads back to it, or nil when there is none (a
-    /// character other than a lower-case ASCII letter after `_`, or `_` last; upper case, which would read back as
-    /// `_` and a lower-case letter).
+    /// A snake_case key in the lowerCamel form a JSON field mask reads back to it, as the FieldMask's own proto3 JSON
+    /// encoder writes it; nil when there is none (a character other than a lower-case letter after `_`, `_` last,
+    /// upper case) or when the key would split the mask (`,`) or its path (`.`).
     static func maskCamelCase(_ key: String) -> String? {
-        var out = ""
-        var afterUnderscore = false
-        for c in key.unicodeScalars {
-            if afterUnderscore {
-                guard ("a"..."z").contains(c) else { return nil }
-                out.unicodeScalars.append(Unicode.Scalar(c.value - 32)!)
-                afterUnderscore = false
-            } else if c == "_" {
-                afterUnderscore = true
-            } else if ("A"..."Z").contains(c) || c == "," || c == "." {
-                return nil
-            } else {
-                out.unicodeScalars.append(c)
-            }
-        }
-        return afterUnderscore || out.isEmpty ? nil : out
+        guard !key.isEmpty, !key.contains(","), !key.contains("."),
+            case .string(let camel)? = try? Google_Protobuf_FieldMask(paths: [key]).protoJSON()
+        else { return nil }
+        return camel
     }
 
     /// Resolves a dotted field path (proto or JSON names) to JSON names and the last field.

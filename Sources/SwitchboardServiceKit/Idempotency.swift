@@ -1,3 +1,4 @@
+import Crypto
 import SwitchboardPostgres
 import SwitchboardProtos
 import SwitchboardRPC
@@ -18,13 +19,19 @@ public struct WriteOptions<Value: Sendable>: Sendable {
     public var method: String
     /// Encodes the response as the handler will return it.
     public var encode: @Sendable (Value) -> [UInt8]
+    /// What identifies the request itself (the SHA-256 of its canonical form), kept with the request id so the id
+    /// reused for a different request is refused rather than answered with the first one's response; empty skips the
+    /// check.
+    public var fingerprint: [UInt8]
 
     /// Longest request id accepted.
     public static var maxRequestIDBytes: Int { 128 }
 
     /// Creates options, checking the request id: at most ``maxRequestIDBytes`` of printable ASCII.
     /// - Throws: ``InvalidRequest`` naming `request_id`.
-    public init(requestID: String, method: String, encode: @escaping @Sendable (Value) -> [UInt8]) throws {
+    public init(
+        requestID: String, method: String, fingerprint: [UInt8] = [], encode: @escaping @Sendable (Value) -> [UInt8]
+    ) throws {
         let bytes = requestID.utf8
         if bytes.count > Self.maxRequestIDBytes {
             throw InvalidRequest("request_id", "must be at most \(Self.maxRequestIDBytes) bytes", reason: "TOO_LONG")
@@ -34,18 +41,32 @@ public struct WriteOptions<Value: Sendable>: Sendable {
         }
         self.requestID = requestID
         self.method = method
+        self.fingerprint = fingerprint
         self.encode = encode
     }
 }
 
-/// A request id used before for another method: INVALID_ARGUMENT naming `request_id`.
+/// A request id used before for another method, or for another request to the same method: INVALID_ARGUMENT naming
+/// `request_id`. A retry must repeat its request exactly; a client that reuses an id for new content would otherwise
+/// get the first request's response and lose the second write without a word.
 public struct RequestIDReused: Error, Sendable, Hashable, RPCErrorConvertible {
     /// The method the id was first used for.
     public var method: String
+    /// Whether the method was the same and the request's content differed.
+    public var differentRequest: Bool
     /// Creates the error.
-    public init(method: String) { self.method = method }
+    public init(method: String, differentRequest: Bool = false) {
+        self.method = method
+        self.differentRequest = differentRequest
+    }
     /// INVALID_ARGUMENT with a `REUSED` violation on `request_id`.
-    public var rpcError: RPCError { InvalidRequest("request_id", "was already used for \(method)", reason: "REUSED").rpcError }
+    public var rpcError: RPCError {
+        let message =
+            differentRequest
+            ? "was already used for a different \(method) request (a retry must repeat its request exactly; use a new id for a new request)"
+            : "was already used for \(method)"
+        return InvalidRequest("request_id", message, reason: "REUSED").rpcError
+    }
 }
 
 /// The handler's side of an idempotent write: validates the request id, tells the domain how to keep the response,
@@ -57,13 +78,27 @@ public struct IdempotentWrite<Value: Sendable, Response: ProtoMessage>: Sendable
 
     /// Creates the write.
     /// - Parameters:
+    ///   - request: the request, whose content a retry with the same id must repeat.
     ///   - requestID: the request's `request_id`.
     ///   - method: the RPC.
     ///   - response: maps the written value to the response message.
     /// - Throws: ``InvalidRequest`` for a malformed request id.
-    public init(requestID: String, method: MethodDescriptor, response: @escaping @Sendable (Value) -> Response) throws {
-        self.options = try WriteOptions(requestID: requestID, method: method.method) { response($0).serializedBytes() }
+    public init<Request: ProtoJSONMessage>(
+        request: Request, requestID: String, method: MethodDescriptor, response: @escaping @Sendable (Value) -> Response
+    ) throws {
+        self.options = try WriteOptions(
+            requestID: requestID, method: method.method, fingerprint: requestID.isEmpty ? [] : Self.fingerprint(request)
+        ) { response($0).serializedBytes() }
         self.respond = response
+    }
+
+    /// The SHA-256 of the request's proto3 JSON: canonical where the binary encoding is not (map entries and `Struct`
+    /// keys are written sorted, fields in a fixed order), so the same request gives the same fingerprint whichever
+    /// client or process encoded it. A request the JSON mapping refuses (a timestamp out of its range, which the
+    /// handler refuses anyway) falls back to its binary encoding.
+    static func fingerprint<Request: ProtoJSONMessage>(_ request: Request) -> [UInt8] {
+        let bytes = (try? request.protoJSONText()).map { Array($0.utf8) } ?? request.serializedBytes()
+        return Array(SHA256.hash(data: bytes))
     }
 
     /// The response of an outcome.
@@ -95,10 +130,10 @@ public struct Idempotency: Sendable {
         guard !write.requestID.isEmpty else { return nil }
         let rows = try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],
-            "SELECT method, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
+            "SELECT method, fingerprint, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
             [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor))]
         ).rows
-        return try rows.first.map { try stored($0, method: write.method) } ?? nil
+        return try rows.first.map { try stored($0, write) } ?? nil
     }
 
     /// Runs a write in one transaction of the actor's tenant: claims the request id, runs `body`, keeps its encoded
@@ -126,15 +161,19 @@ public struct Idempotency: Sendable {
         guard !write.requestID.isEmpty else { return nil }
         let inserted = try await c.query(
             """
-            INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method) VALUES ($1, $2, $3)
+            INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method, fingerprint) VALUES ($1, $2, $3, $4)
             ON CONFLICT (tenant_id, request_id) DO NOTHING RETURNING 1 AS claimed
-            """, [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor)), .text(write.method)])
+            """,
+            [
+                .text(actor.tenantID), .text(Self.key(write.requestID, actor: actor)), .text(write.method),
+                write.fingerprint.isEmpty ? .null : .bytes(write.fingerprint),
+            ])
         guard inserted.rows.isEmpty else { return nil }
         let row = try await c.query(
-            "SELECT method, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
+            "SELECT method, fingerprint, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
             [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor))]
         ).first
-        return try row.map { try stored($0, method: write.method) ?? [] } ?? []
+        return try row.map { try stored($0, write) ?? [] } ?? []
     }
 
     /// The claim and the response as one statement, for a write whose result is known before it runs (sent in a
@@ -143,14 +182,21 @@ public struct Idempotency: Sendable {
     public func claimStatement<V>(_ write: WriteOptions<V>, value: V, actor: Actor) -> (sql: String, binds: [PostgresValue])? {
         guard !write.requestID.isEmpty else { return nil }
         return (
-            sql: "INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method, response) VALUES ($1, $2, $3, $4)",
-            binds: [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor)), .text(write.method), .bytes(write.encode(value))]
+            sql: "INSERT INTO \(schema).idempotency_keys (tenant_id, request_id, method, fingerprint, response) VALUES ($1, $2, $3, $4, $5)",
+            binds: [
+                .text(actor.tenantID), .text(Self.key(write.requestID, actor: actor)), .text(write.method),
+                write.fingerprint.isEmpty ? .null : .bytes(write.fingerprint), .bytes(write.encode(value)),
+            ]
         )
     }
 
-    private func stored(_ row: PostgresRow, method: String) throws -> [UInt8]? {
+    private func stored<V>(_ row: PostgresRow, _ write: WriteOptions<V>) throws -> [UInt8]? {
         let first = try row.string("method")
-        guard first == method else { throw RequestIDReused(method: first) }
+        guard first == write.method else { throw RequestIDReused(method: first) }
+        // A key claimed before fingerprints were kept (or by a write that keeps none) has none to compare.
+        if case .bytes(let fingerprint) = row["fingerprint"], !write.fingerprint.isEmpty, fingerprint != write.fingerprint {
+            throw RequestIDReused(method: first, differentRequest: true)
+        }
         if case .bytes(let b) = row["response"] { return b }
         return nil
     }

@@ -20,6 +20,7 @@ public enum KitMigrations {
             Migration(version: 5, name: "feed_dead_letters_retention", sql: feedDeadLettersRetention),
             Migration(version: 6, name: "service_payloads", sql: servicePayloads),
             Migration(version: 7, name: "payloads_as_json", sql: payloadsAsJSON),
+            Migration(version: 8, name: "idempotency_fingerprints", sql: idempotencyFingerprints),
         ].map { Migration(version: $0.version, name: $0.name, sql: $0.sql.replacingSchema(with: schema)) }
     }
 
@@ -163,6 +164,13 @@ public enum KitMigrations {
     static let payloadsAsJSON = """
         ALTER TABLE {schema}.changes ALTER COLUMN resource TYPE json USING resource::json,
             ALTER COLUMN service_resource TYPE json USING service_resource::json;
+        """
+
+    // The SHA-256 of the first request's canonical proto3 JSON, so a request id reused for a different request is
+    // refused instead of answered with the first request's response. Keys claimed before this have none and replay as
+    // they did.
+    static let idempotencyFingerprints = """
+        ALTER TABLE {schema}.idempotency_keys ADD COLUMN IF NOT EXISTS fingerprint bytea;
         """
 }
 

@@ -120,7 +120,8 @@ final class ContactsServiceTests {
 
     @Test("a retried mutation with the same request id returns the first response and changes nothing")
     func idempotency() async throws {
-        let client = try await harness.client(tenant: tenant())
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
         let requestID = UUID().uuidString
         let first = try await client.create(emails: ["idem@example.com"], requestID: requestID)
         let retry = try await client.create(emails: ["idem@example.com"], requestID: requestID)
@@ -136,6 +137,35 @@ final class ContactsServiceTests {
         let reused = await rpcError { _ = try await client.update(first.id, paths: ["tags"], requestID: requestID) { $0.tags = ["x"] } }
         #expect(reused?.code == .invalidArgument)
         #expect(reused?.fieldViolations.first?.field == "request_id")
+
+        // The id reused for a different request to the same method is refused, not answered with the first response
+        // (which would lose the second write without a word); the first request still replays.
+        let different = await rpcError { _ = try await client.create(emails: ["other@example.com"], requestID: requestID) }
+        #expect(different?.code == .invalidArgument)
+        #expect(different?.fieldViolations.first?.field == "request_id")
+        #expect(different?.message.contains("different") == true, "\(String(describing: different))")
+        #expect(try await client.create(emails: ["idem@example.com"], requestID: requestID) == first)
+        #expect(try await client.list().contacts.count == 1)
+
+        // Custom fields are a map: the same entries in another order are the same request.
+        let fieldsID = UUID().uuidString
+        let entries = (0..<12).map { ("f\($0)", string("v\($0)")) }
+        var few = [String: Google_Protobuf_Value]()
+        var many = [String: Google_Protobuf_Value](minimumCapacity: 256)
+        for (key, value) in entries { few[key] = value }
+        for (key, value) in entries.reversed() { many[key] = value }
+        let admin = try await harness.client(tenant: t, roles: [.admin])
+        for (key, _) in entries {
+            var define = Switchboard_Contacts_V1_DefineFieldRequest()
+            var definition = Switchboard_Contacts_V1_FieldDefinition()
+            definition.key = key
+            definition.displayName = key
+            definition.type = .string
+            define.definition = definition
+            _ = try await admin.stub.defineField(define, options: admin.options)
+        }
+        let withFields = try await client.create(given: "Fields", requestID: fieldsID, custom: few)
+        #expect(try await client.create(given: "Fields", requestID: fieldsID, custom: many) == withFields)
     }
 
     @Test("concurrent creates with one request id store one contact and all answer with it")

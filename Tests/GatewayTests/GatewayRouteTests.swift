@@ -27,6 +27,11 @@ struct GatewayRouteTests {
         // The same Idempotency-Key is the same request: the first answer again, no second contact.
         let replay = try await gw.request("POST", "/v1/contacts", body: body, token: token, headers: ["Idempotency-Key": "create-1"])
         #expect(replay.json["id"] as? String == id)
+        // The same key with another body is a client's mistake, not a retry: a 400 naming the key's field, no contact.
+        let otherBody = #"{"name": {"given": "Bea", "family": "Lovelace"}}"#
+        let reused = try await gw.request("POST", "/v1/contacts", body: otherBody, token: token, headers: ["Idempotency-Key": "create-1"])
+        #expect(reused.status == 400, "\(reused.body)")
+        #expect(reused.body.contains("request_id") && reused.body.contains("different"), "\(reused.body)")
 
         let read = try await gw.request("GET", "/v1/contacts/\(id)", token: token)
         #expect(read.status == 200)

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardProtos
 import SwitchboardRuntime
 import SwitchboardServiceKit
 import Testing
@@ -6,6 +7,52 @@ import Testing
 /// The kit's pure parts: database settings, request ids, page tokens, feed cursors.
 @Suite("Service kit units")
 struct KitUnitTests {
+    @Test("a request's fingerprint is its content's: Struct entries in any order give the same one, any change another")
+    func requestFingerprints() throws {
+        // Dictionaries of the same entries iterate in different orders when their capacities differ, and so do
+        // their binary encodings: the fingerprint must not follow them.
+        func request(
+            _ entries: [(String, String)], capacity: Int, given: String = "Ada", requestID: String = "r-1"
+        )
+            -> Switchboard_Contacts_V1_CreateContactRequest
+        {
+            var fields = [String: Google_Protobuf_Value](minimumCapacity: capacity)
+            for (key, text) in entries {
+                var value = Google_Protobuf_Value()
+                value.kind = .stringValue(text)
+                fields[key] = value
+            }
+            var custom = Google_Protobuf_Struct()
+            custom.fields = fields
+            var name = Switchboard_Contacts_V1_PersonName()
+            name.given = given
+            var contact = Switchboard_Contacts_V1_Contact()
+            contact.name = name
+            contact.customFields = custom
+            var request = Switchboard_Contacts_V1_CreateContactRequest()
+            request.contact = contact
+            request.requestId = requestID
+            return request
+        }
+        func fingerprint(_ request: Switchboard_Contacts_V1_CreateContactRequest) throws -> [UInt8] {
+            try IdempotentWrite<Int, Switchboard_Contacts_V1_Contact>(
+                request: request, requestID: request.requestId, method: Switchboard_Contacts_V1_ContactsService.Method.createContact,
+                response: { _ in Switchboard_Contacts_V1_Contact() }
+            ).options.fingerprint
+        }
+        let entries = (0..<24).map { ("field_\($0)", "value \($0)") }
+        let small = request(entries, capacity: 0), large = request(entries.reversed(), capacity: 512)
+        #expect(Array(small.contact!.customFields!.fields.keys) != Array(large.contact!.customFields!.fields.keys))
+        #expect(try fingerprint(small).count == 32)
+        #expect(try fingerprint(small) == fingerprint(large))
+        #expect(try fingerprint(small) != fingerprint(request(entries, capacity: 0, given: "Bea")))
+        var changed = entries
+        changed[7].1 = "other"
+        #expect(try fingerprint(small) != fingerprint(request(changed, capacity: 0)))
+        // Without a request id nothing is kept, so nothing is computed.
+        #expect(try fingerprint(request(entries, capacity: 0, requestID: "")).isEmpty)
+    }
+
     @Test("database settings: per-service role in the default URL, ranges checked naming the variable")
     func databaseSettings() throws {
         let organization = try DatabaseConfiguration.load(service: .organization, [:])

@@ -132,7 +132,9 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
     ) async throws -> Switchboard_Analytics_V1_ScoringModel {
         guard let model = request.model else { throw InvalidRequest("model", "is required", reason: "REQUIRED") }
         let (value, kinds) = M.model(model)
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.setScoringModel) { (m: ScoringModelValue) in M.proto(m) }
+        let write = try IdempotentWrite(request: request, requestID: request.requestId, method: Methods.setScoringModel) { (m: ScoringModelValue) in
+            M.proto(m)
+        }
         return try write.response(try await domain.setScoringModel(value, kinds: kinds, actor: try context.actor(), write: write.options))
     }
 
@@ -152,7 +154,7 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
         guard var report = request.report else { throw InvalidRequest("report", "is required", reason: "REQUIRED") }
         try AnalyticsRules.checkName(report.name, field: "report.name")
         _ = try M.spec(report, prefix: "report.")
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.createReport) { (s: StoredDefinition) in
+        let write = try IdempotentWrite(request: request, requestID: request.requestId, method: Methods.createReport) { (s: StoredDefinition) in
             (try? M.report(s)) ?? Switchboard_Analytics_V1_ReportDefinition()
         }
         let definition = report
@@ -192,7 +194,7 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
         request: Switchboard_Analytics_V1_DeleteReportRequest, context: ServerContext
     ) async throws -> Switchboard_Analytics_V1_DeleteReportResponse {
         let id = try M.requiredID(request.id, field: "id")
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.deleteReport) { (_: Bool) in
+        let write = try IdempotentWrite(request: request, requestID: request.requestId, method: Methods.deleteReport) { (_: Bool) in
             Switchboard_Analytics_V1_DeleteReportResponse()
         }
         return try write.response(try await domain.deleteDefinition(.report, id: id, actor: try context.actor(), write: write.options))
@@ -247,7 +249,7 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
             throw InvalidRequest("dashboard.widgets", "1 to \(AnalyticsRules.maxWidgets) widgets", reason: "OUT_OF_RANGE")
         }
         for (i, widget) in dashboard.widgets.enumerated() { try checkWidget(widget, field: "dashboard.widgets[\(i)]") }
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.createDashboard) { (s: StoredDefinition) in
+        let write = try IdempotentWrite(request: request, requestID: request.requestId, method: Methods.createDashboard) { (s: StoredDefinition) in
             (try? M.dashboard(s)) ?? Switchboard_Analytics_V1_Dashboard()
         }
         return try write.response(
@@ -360,7 +362,7 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
         let value = AlertValue(
             id: UUID(), name: alert.name, metric: metric, threshold: alert.threshold, above: alert.direction == .above,
             created: Created(at: Date(), by: actor.userID))
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.createAlert) { (a: AlertValue) in M.proto(a) }
+        let write = try IdempotentWrite(request: request, requestID: request.requestId, method: Methods.createAlert) { (a: AlertValue) in M.proto(a) }
         return try write.response(try await domain.createAlert(value, actor: actor, write: write.options))
     }
 
@@ -378,7 +380,7 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
         request: Switchboard_Analytics_V1_DeleteAlertRequest, context: ServerContext
     ) async throws -> Switchboard_Analytics_V1_DeleteAlertResponse {
         let id = try M.requiredID(request.id, field: "id")
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.deleteAlert) { (_: Bool) in
+        let write = try IdempotentWrite(request: request, requestID: request.requestId, method: Methods.deleteAlert) { (_: Bool) in
             Switchboard_Analytics_V1_DeleteAlertResponse()
         }
         return try write.response(try await domain.deleteAlert(id: id, actor: try context.actor(), write: write.options))

@@ -16,7 +16,7 @@ extension CollaborationHandler {
         }
         guard let file = metadata.file else { throw CollaborationError.invalid("metadata.file", "is required", reason: "REQUIRED") }
         let data = try M.fileData(file)
-        let write = try Self.write(metadata.requestId, context, Methods.uploadFile) { (r: FileRecord) in M.proto(r) }
+        let write = try Self.write(metadata, metadata.requestId, context, Methods.uploadFile) { (r: FileRecord) in M.proto(r) }
         return try write.response(
             try await domain.upload(data, principal: try Self.principal(context), write: write.options) {
                 guard let message = try await iterator.next() else { return nil }
@@ -59,7 +59,7 @@ extension CollaborationHandler {
     public func deleteFile(
         request: Switchboard_Collaboration_V1_DeleteFileRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_File {
-        let write = try Self.write(request.requestId, context, Methods.deleteFile) { (r: FileRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.deleteFile) { (r: FileRecord) in M.proto(r) }
         return try write.response(
             try await domain.setFileDeleted(
                 id: try M.requiredID(request.id, field: "id"), deleted: true, principal: try Self.principal(context), write: write.options))
@@ -69,7 +69,7 @@ extension CollaborationHandler {
     public func undeleteFile(
         request: Switchboard_Collaboration_V1_UndeleteFileRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_File {
-        let write = try Self.write(request.requestId, context, Methods.undeleteFile) { (r: FileRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.undeleteFile) { (r: FileRecord) in M.proto(r) }
         return try write.response(
             try await domain.setFileDeleted(
                 id: try M.requiredID(request.id, field: "id"), deleted: false, principal: try Self.principal(context), write: write.options))

@@ -10,7 +10,7 @@ extension CollaborationHandler {
     ) async throws -> Switchboard_Collaboration_V1_Meeting {
         guard let meeting = request.meeting else { throw CollaborationError.invalid("meeting", "is required", reason: "REQUIRED") }
         let data = try M.meetingData(meeting)
-        let write = try Self.write(request.requestId, context, Methods.createMeeting) { (r: MeetingRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.createMeeting) { (r: MeetingRecord) in M.proto(r) }
         return try write.response(
             try await domain.createMeeting(
                 data, allowConflicts: request.allowConflicts, principal: try Self.principal(context), write: write.options))
@@ -32,7 +32,7 @@ extension CollaborationHandler {
         guard let meeting = request.meeting else { throw CollaborationError.invalid("meeting", "is required", reason: "REQUIRED") }
         let id = try M.requiredID(meeting.id, field: "meeting.id")
         let source = try M.meetingData(meeting)
-        let write = try Self.write(request.requestId, context, Methods.updateMeeting) { (r: MeetingRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.updateMeeting) { (r: MeetingRecord) in M.proto(r) }
         return try write.response(
             try await domain.updateMeeting(
                 id: id, from: source, paths: request.updateMask?.paths ?? [], etag: request.etag, allowConflicts: request.allowConflicts,
@@ -43,7 +43,7 @@ extension CollaborationHandler {
     public func deleteMeeting(
         request: Switchboard_Collaboration_V1_DeleteMeetingRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Meeting {
-        let write = try Self.write(request.requestId, context, Methods.deleteMeeting) { (r: MeetingRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.deleteMeeting) { (r: MeetingRecord) in M.proto(r) }
         return try write.response(
             try await domain.cancelMeeting(
                 id: try M.requiredID(request.id, field: "id"), etag: request.etag, principal: try Self.principal(context), write: write.options))
@@ -53,7 +53,7 @@ extension CollaborationHandler {
     public func undeleteMeeting(
         request: Switchboard_Collaboration_V1_UndeleteMeetingRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Meeting {
-        let write = try Self.write(request.requestId, context, Methods.undeleteMeeting) { (r: MeetingRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.undeleteMeeting) { (r: MeetingRecord) in M.proto(r) }
         return try write.response(
             try await domain.undeleteMeeting(
                 id: try M.requiredID(request.id, field: "id"), allowConflicts: request.allowConflicts, principal: try Self.principal(context),
@@ -83,7 +83,7 @@ extension CollaborationHandler {
     public func cancelOccurrence(
         request: Switchboard_Collaboration_V1_CancelOccurrenceRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Meeting {
-        let write = try Self.write(request.requestId, context, Methods.cancelOccurrence) { (r: MeetingRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.cancelOccurrence) { (r: MeetingRecord) in M.proto(r) }
         return try write.response(
             try await domain.changeOccurrence(
                 id: try M.requiredID(request.id, field: "id"), occurrence: Int(request.occurrence), change: .cancel, etag: request.etag,
@@ -94,7 +94,7 @@ extension CollaborationHandler {
     public func moveOccurrence(
         request: Switchboard_Collaboration_V1_MoveOccurrenceRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Meeting {
-        let write = try Self.write(request.requestId, context, Methods.moveOccurrence) { (r: MeetingRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.moveOccurrence) { (r: MeetingRecord) in M.proto(r) }
         return try write.response(
             try await domain.changeOccurrence(
                 id: try M.requiredID(request.id, field: "id"), occurrence: Int(request.occurrence),
@@ -106,7 +106,7 @@ extension CollaborationHandler {
     public func restoreOccurrence(
         request: Switchboard_Collaboration_V1_RestoreOccurrenceRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Meeting {
-        let write = try Self.write(request.requestId, context, Methods.restoreOccurrence) { (r: MeetingRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.restoreOccurrence) { (r: MeetingRecord) in M.proto(r) }
         return try write.response(
             try await domain.changeOccurrence(
                 id: try M.requiredID(request.id, field: "id"), occurrence: Int(request.occurrence), change: .restore, etag: request.etag,

@@ -12,7 +12,7 @@ extension CollaborationHandler {
             throw CollaborationError.invalid("notification", "is required", reason: "REQUIRED")
         }
         let data = try M.notificationData(notification)
-        let write = try Self.write(request.requestId, context, Methods.createNotification) { (r: NotificationRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.createNotification) { (r: NotificationRecord) in M.proto(r) }
         return try write.response(try await domain.notify(data, principal: try Self.principal(context), write: write.options))
     }
 

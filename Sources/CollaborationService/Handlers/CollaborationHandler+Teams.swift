@@ -8,7 +8,7 @@ extension CollaborationHandler {
     public func createTeam(
         request: Switchboard_Collaboration_V1_CreateTeamRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Team {
-        let write = try Self.write(request.requestId, context, Methods.createTeam) { (r: TeamRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.createTeam) { (r: TeamRecord) in M.proto(r) }
         return try write.response(
             try await domain.createTeam(
                 name: request.team?.name ?? "", members: request.memberUserIds, principal: try Self.principal(context), write: write.options))
@@ -27,7 +27,7 @@ extension CollaborationHandler {
     ) async throws -> Switchboard_Collaboration_V1_Team {
         guard let team = request.team else { throw CollaborationError.invalid("team", "is required", reason: "REQUIRED") }
         let id = try M.requiredID(team.id, field: "team.id")
-        let write = try Self.write(request.requestId, context, Methods.updateTeam) { (r: TeamRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.updateTeam) { (r: TeamRecord) in M.proto(r) }
         return try write.response(
             try await domain.updateTeam(
                 id: id, name: team.name, paths: request.updateMask?.paths ?? [], etag: request.etag, principal: try Self.principal(context),
@@ -65,7 +65,7 @@ extension CollaborationHandler {
         _ request: Switchboard_Collaboration_V1_TeamMembersRequest, adding: Bool, method: MethodDescriptor, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Team {
         let team = try M.requiredID(request.teamId, field: "team_id")
-        let write = try Self.write(request.requestId, context, method) { (r: TeamRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, method) { (r: TeamRecord) in M.proto(r) }
         return try write.response(
             try await domain.changeMembers(
                 teamID: team, users: request.userIds, adding: adding, principal: try Self.principal(context), write: write.options))
@@ -86,7 +86,7 @@ extension CollaborationHandler {
         guard let permission = Permission(rawValue: Int(grant.permission.protoValue)) else {
             throw CollaborationError.invalid("grant.permission", "must be VIEW or EDIT", reason: "REQUIRED")
         }
-        let write = try Self.write(request.requestId, context, Methods.shareNote) { (r: GrantRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.shareNote) { (r: GrantRecord) in M.proto(r) }
         return try write.response(
             try await domain.share(
                 noteID: note, grantee: grantee, permission: permission, principal: try Self.principal(context), write: write.options))
@@ -96,7 +96,7 @@ extension CollaborationHandler {
     public func revokeGrant(
         request: Switchboard_Collaboration_V1_RevokeGrantRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_RevokeGrantResponse {
-        let write = try Self.write(request.requestId, context, Methods.revokeGrant) { (_: GrantRecord) in
+        let write = try Self.write(request, request.requestId, context, Methods.revokeGrant) { (_: GrantRecord) in
             Switchboard_Collaboration_V1_RevokeGrantResponse()
         }
         return try write.response(

@@ -30,9 +30,10 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     /// An idempotent write keyed by the caller's request id (the kit keeps a key per user: another user of the tenant
     /// reusing the id never gets a private note's response replayed).
     static func write<V, R: ProtoMessage>(
-        _ requestID: String, _ context: ServerContext, _ method: MethodDescriptor, _ response: @escaping @Sendable (V) -> R
+        _ request: some ProtoJSONMessage, _ requestID: String, _ context: ServerContext, _ method: MethodDescriptor,
+        _ response: @escaping @Sendable (V) -> R
     ) throws -> IdempotentWrite<V, R> {
-        try IdempotentWrite(requestID: requestID, method: method, response: response)
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: response)
     }
 
     static func pageResponse(_ next: String) -> Switchboard_Common_V1_PageResponse {
@@ -49,7 +50,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     ) async throws -> Switchboard_Collaboration_V1_Note {
         guard let note = request.note else { throw CollaborationError.invalid("note", "is required", reason: "REQUIRED") }
         let data = try M.noteData(note)
-        let write = try Self.write(request.requestId, context, Methods.createNote) { (r: NoteRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.createNote) { (r: NoteRecord) in M.proto(r) }
         return try write.response(try await domain.createNote(data, principal: try Self.principal(context), write: write.options))
     }
 
@@ -69,7 +70,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         guard let note = request.note else { throw CollaborationError.invalid("note", "is required", reason: "REQUIRED") }
         let id = try M.requiredID(note.id, field: "note.id")
         let source = try M.noteData(note)
-        let write = try Self.write(request.requestId, context, Methods.updateNote) { (r: NoteRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.updateNote) { (r: NoteRecord) in M.proto(r) }
         return try write.response(
             try await domain.updateNote(
                 id: id, from: source, paths: request.updateMask?.paths ?? [], etag: request.etag, principal: try Self.principal(context),
@@ -80,7 +81,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     public func deleteNote(
         request: Switchboard_Collaboration_V1_DeleteNoteRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Note {
-        let write = try Self.write(request.requestId, context, Methods.deleteNote) { (r: NoteRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.deleteNote) { (r: NoteRecord) in M.proto(r) }
         return try write.response(
             try await domain.setNoteDeleted(
                 id: try M.requiredID(request.id, field: "id"), deleted: true, etag: request.etag, principal: try Self.principal(context),
@@ -91,7 +92,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     public func undeleteNote(
         request: Switchboard_Collaboration_V1_UndeleteNoteRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Note {
-        let write = try Self.write(request.requestId, context, Methods.undeleteNote) { (r: NoteRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.undeleteNote) { (r: NoteRecord) in M.proto(r) }
         return try write.response(
             try await domain.setNoteDeleted(
                 id: try M.requiredID(request.id, field: "id"), deleted: false, etag: "", principal: try Self.principal(context),
@@ -123,7 +124,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         var violations: [Violation] = []
         let parent = M.optionalID(comment.parentId, field: "comment.parent_id", violations: &violations)
         if !violations.isEmpty { throw CollaborationError.invalid(violations) }
-        let write = try Self.write(request.requestId, context, Methods.createComment) { (r: CommentRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.createComment) { (r: CommentRecord) in M.proto(r) }
         return try write.response(
             try await domain.createComment(
                 thread: thread, parentID: parent, body: comment.body, principal: try Self.principal(context), write: write.options))
@@ -135,7 +136,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     ) async throws -> Switchboard_Collaboration_V1_Comment {
         guard let comment = request.comment else { throw CollaborationError.invalid("comment", "is required", reason: "REQUIRED") }
         let id = try M.requiredID(comment.id, field: "comment.id")
-        let write = try Self.write(request.requestId, context, Methods.updateComment) { (r: CommentRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.updateComment) { (r: CommentRecord) in M.proto(r) }
         return try write.response(
             try await domain.changeComment(
                 id: id, body: comment.body, etag: request.etag, principal: try Self.principal(context), write: write.options))
@@ -145,7 +146,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     public func deleteComment(
         request: Switchboard_Collaboration_V1_DeleteCommentRequest, context: ServerContext
     ) async throws -> Switchboard_Collaboration_V1_Comment {
-        let write = try Self.write(request.requestId, context, Methods.deleteComment) { (r: CommentRecord) in M.proto(r) }
+        let write = try Self.write(request, request.requestId, context, Methods.deleteComment) { (r: CommentRecord) in M.proto(r) }
         return try write.response(
             try await domain.changeComment(
                 id: try M.requiredID(request.id, field: "id"), body: nil, etag: request.etag, principal: try Self.principal(context),

@@ -97,9 +97,9 @@ enum CampaignMapping {
 
 extension CommunicationHandler {
     private static func campaignWrite(
-        _ requestID: String, _ method: MethodDescriptor
+        _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
     ) throws -> IdempotentWrite<CampaignRecord, Switchboard_Communication_V1_Campaign> {
-        try IdempotentWrite(requestID: requestID, method: method, response: { CampaignMapping.proto($0) })
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: { CampaignMapping.proto($0) })
     }
 
     /// The `CreateCampaign` RPC (see `communication.proto`).
@@ -108,7 +108,7 @@ extension CommunicationHandler {
     ) async throws -> Switchboard_Communication_V1_Campaign {
         guard let campaign = request.campaign else { throw CommunicationError.invalid([Violation("campaign", "is required", reason: "REQUIRED")]) }
         let data = try CampaignMapping.data(campaign)
-        let write = try Self.campaignWrite(request.requestId, Methods.createCampaign)
+        let write = try Self.campaignWrite(request, request.requestId, Methods.createCampaign)
         return try write.response(
             try await campaigns.create(data, actor: try context.actor(), write: write.options, call: Self.forwardedCall(context)))
     }
@@ -137,7 +137,7 @@ extension CommunicationHandler {
         _ request: Switchboard_Communication_V1_CampaignRequest, to status: CampaignStatus, method: MethodDescriptor, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Campaign {
         let id = try InteractionMapping.requiredID(request.id, field: "id")
-        let write = try Self.campaignWrite(request.requestId, method)
+        let write = try Self.campaignWrite(request, request.requestId, method)
         return try write.response(try await campaigns.set(id: id, to: status, actor: try context.actor(), write: write.options))
     }
 

@@ -12,7 +12,8 @@ extension CommunicationHandler {
         guard let consent = request.consent else { throw CommunicationError.invalid([Violation("consent", "is required", reason: "REQUIRED")]) }
         let statement = try ConsentMapping.statement(consent)
         let write = try IdempotentWrite(
-            requestID: request.requestId, method: Methods.recordConsent, response: { (r: ConsentRecord) in ConsentMapping.proto(r) })
+            request: request, requestID: request.requestId, method: Methods.recordConsent, response: { (r: ConsentRecord) in ConsentMapping.proto(r) }
+        )
         return try write.response(try await ledger.record(statement, actor: try context.actor(), write: write.options))
     }
 

@@ -6,9 +6,9 @@ import SwitchboardServiceKit
 
 extension CommunicationHandler {
     private static func sendWrite(
-        _ requestID: String, _ method: MethodDescriptor
+        _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
     ) throws -> IdempotentWrite<SendRecord, Switchboard_Communication_V1_Send> {
-        try IdempotentWrite(requestID: requestID, method: method, response: { SendMapping.proto($0) })
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: { SendMapping.proto($0) })
     }
 
     /// The `SendMessage` RPC (see `communication.proto`).
@@ -17,7 +17,7 @@ extension CommunicationHandler {
     ) async throws -> Switchboard_Communication_V1_Send {
         guard let send = request.send else { throw CommunicationError.invalid([Violation("send", "is required", reason: "REQUIRED")]) }
         let data = try SendMapping.data(send, values: request.templateValues)
-        let write = try Self.sendWrite(request.requestId, Methods.sendMessage)
+        let write = try Self.sendWrite(request, request.requestId, Methods.sendMessage)
         return try write.response(try await sends.send(data, actor: try context.actor(), write: write.options))
     }
 
@@ -33,7 +33,7 @@ extension CommunicationHandler {
         request: Switchboard_Communication_V1_CancelSendRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Send {
         let id = try InteractionMapping.requiredID(request.id, field: "id")
-        let write = try Self.sendWrite(request.requestId, Methods.cancelSend)
+        let write = try Self.sendWrite(request, request.requestId, Methods.cancelSend)
         return try write.response(try await sends.cancel(id: id, actor: try context.actor(), write: write.options))
     }
 }

@@ -6,9 +6,9 @@ import SwitchboardServiceKit
 
 extension CommunicationHandler {
     private static func templateWrite(
-        _ requestID: String, _ method: MethodDescriptor
+        _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
     ) throws -> IdempotentWrite<TemplateRecord, Switchboard_Communication_V1_Template> {
-        try IdempotentWrite(requestID: requestID, method: method, response: { TemplateMapping.proto($0) })
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: { TemplateMapping.proto($0) })
     }
 
     /// A version number from a request: 0 means the latest.
@@ -23,7 +23,7 @@ extension CommunicationHandler {
     ) async throws -> Switchboard_Communication_V1_Template {
         guard let template = request.template else { throw CommunicationError.invalid([Violation("template", "is required", reason: "REQUIRED")]) }
         let data = try TemplateMapping.data(template)
-        let write = try Self.templateWrite(request.requestId, Methods.createTemplate)
+        let write = try Self.templateWrite(request, request.requestId, Methods.createTemplate)
         return try write.response(try await templates.create(data, actor: try context.actor(), write: write.options))
     }
 
@@ -35,7 +35,7 @@ extension CommunicationHandler {
         let id = try InteractionMapping.requiredID(template.id, field: "template.id")
         let expected = try Self.version(request.expectedVersion, field: "expected_version")
         let data = try TemplateMapping.data(template)
-        let write = try Self.templateWrite(request.requestId, Methods.updateTemplate)
+        let write = try Self.templateWrite(request, request.requestId, Methods.updateTemplate)
         return try write.response(
             try await templates.update(id: id, data, expectedVersion: expected, actor: try context.actor(), write: write.options))
     }

@@ -59,8 +59,10 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         }
     }
 
-    private static func write(_ requestID: String, _ method: MethodDescriptor) throws -> IdempotentWrite<InteractionRecord, Proto> {
-        try IdempotentWrite(requestID: requestID, method: method, response: { InteractionMapping.proto($0) })
+    private static func write(
+        _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
+    ) throws -> IdempotentWrite<InteractionRecord, Proto> {
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: { InteractionMapping.proto($0) })
     }
 
     private static func pageResponse(_ next: String) -> Switchboard_Common_V1_PageResponse {
@@ -77,7 +79,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
             throw CommunicationError.invalid([Violation("interaction", "is required", reason: "REQUIRED")])
         }
         let data = try InteractionMapping.data(interaction, create: true)
-        let write = try Self.write(request.requestId, Methods.logInteraction)
+        let write = try Self.write(request, request.requestId, Methods.logInteraction)
         return try write.response(try await interactions.log(data, viewer: try Self.viewer(context), write: write.options))
     }
 
@@ -101,7 +103,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         }
         let source = try InteractionMapping.data(interaction, create: false)
         try Self.checkETag(request.etag)
-        let write = try Self.write(request.requestId, Methods.updateInteraction)
+        let write = try Self.write(request, request.requestId, Methods.updateInteraction)
         return try write.response(
             try await interactions.update(
                 id: id, from: source, paths: paths, etag: request.etag, viewer: try Self.viewer(context), write: write.options))
@@ -110,7 +112,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     /// The `DeleteInteraction` RPC (see `communication.proto`).
     public func deleteInteraction(request: Switchboard_Communication_V1_DeleteInteractionRequest, context: ServerContext) async throws -> Proto {
         try Self.checkETag(request.etag)
-        let write = try Self.write(request.requestId, Methods.deleteInteraction)
+        let write = try Self.write(request, request.requestId, Methods.deleteInteraction)
         return try write.response(
             try await interactions.setDeleted(
                 id: try InteractionMapping.requiredID(request.id, field: "id"), deleted: true, etag: request.etag,
@@ -121,7 +123,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     public func undeleteInteraction(
         request: Switchboard_Communication_V1_UndeleteInteractionRequest, context: ServerContext
     ) async throws -> Proto {
-        let write = try Self.write(request.requestId, Methods.undeleteInteraction)
+        let write = try Self.write(request, request.requestId, Methods.undeleteInteraction)
         return try write.response(
             try await interactions.setDeleted(
                 id: try InteractionMapping.requiredID(request.id, field: "id"), deleted: false, etag: "", viewer: try Self.viewer(context),

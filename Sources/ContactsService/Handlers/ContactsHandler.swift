@@ -37,8 +37,10 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         return id
     }
 
-    private static func write(_ requestID: String, _ method: MethodDescriptor) throws -> IdempotentWrite<ContactRecord, Proto> {
-        try IdempotentWrite(requestID: requestID, method: method, response: { ContactsMapping.proto($0) })
+    private static func write(
+        _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
+    ) throws -> IdempotentWrite<ContactRecord, Proto> {
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: { ContactsMapping.proto($0) })
     }
 
     /// An etag is one this service issued (`"<version>"`) or too long to be one.
@@ -78,7 +80,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             throw ContactsError.invalid([Violation("contact", "is required", reason: "REQUIRED")])
         }
         let data = try ContactsMapping.data(contact, prefix: "contact")
-        let write = try Self.write(request.requestId, Methods.createContact)
+        let write = try Self.write(request, request.requestId, Methods.createContact)
         return try write.response(try await domain.create(data, actor: try context.actor(), write: write.options))
     }
 
@@ -127,7 +129,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
                 error as? ContactsError ?? .invalid([Violation("contacts[\(i)]", "\(error)")])
             }
         }
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.batchCreateContacts, response: Self.batchResponse)
+        let write = try IdempotentWrite(
+            request: request, requestID: request.requestId, method: Methods.batchCreateContacts, response: Self.batchResponse)
         return try write.response(
             try await domain.batchCreate(items, allOrNothing: request.allOrNothing, actor: try context.actor(), write: write.options))
     }
@@ -138,7 +141,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         let items = request.requests.enumerated().map { i, item in
             Result { try Self.updateItem(item, prefix: "requests[\(i)]") }.mapError { Self.itemError($0, "requests[\(i)]") }
         }
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.batchUpdateContacts) { results in
+        let write = try IdempotentWrite(request: request, requestID: request.requestId, method: Methods.batchUpdateContacts) { results in
             var response = Switchboard_Contacts_V1_BatchUpdateContactsResponse()
             response.results = Self.batchResults(results)
             return response
@@ -158,7 +161,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
                 return (try Self.uuid(item.id, field: "\(prefix).id"), item.etag)
             }.mapError { Self.itemError($0, "requests[\(i)]") }
         }
-        let write = try IdempotentWrite(requestID: request.requestId, method: Methods.batchDeleteContacts) { results in
+        let write = try IdempotentWrite(request: request, requestID: request.requestId, method: Methods.batchDeleteContacts) { results in
             var response = Switchboard_Contacts_V1_BatchDeleteContactsResponse()
             response.results = Self.batchResults(results)
             return response
@@ -243,7 +246,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         if paths.contains("status"), contact.status == .unspecified {
             throw ContactsError.invalid([Violation("contact.status", "must be set", reason: "REQUIRED")])
         }
-        let write = try Self.write(request.requestId, Methods.updateContact)
+        let write = try Self.write(request, request.requestId, Methods.updateContact)
         return try write.response(
             try await domain.update(
                 id: id, from: source, paths: paths, etag: request.etag, actor: try context.actor(), write: write.options))
@@ -251,7 +254,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
 
     public func deleteContact(request: Switchboard_Contacts_V1_DeleteContactRequest, context: ServerContext) async throws -> Proto {
         try Self.checkETag(request.etag)
-        let write = try Self.write(request.requestId, Methods.deleteContact)
+        let write = try Self.write(request, request.requestId, Methods.deleteContact)
         return try write.response(
             try await domain.setDeleted(
                 id: try Self.uuid(request.id, field: "id"), deleted: true, etag: request.etag, actor: try context.actor(),
@@ -259,7 +262,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     }
 
     public func undeleteContact(request: Switchboard_Contacts_V1_UndeleteContactRequest, context: ServerContext) async throws -> Proto {
-        let write = try Self.write(request.requestId, Methods.undeleteContact)
+        let write = try Self.write(request, request.requestId, Methods.undeleteContact)
         return try write.response(
             try await domain.setDeleted(
                 id: try Self.uuid(request.id, field: "id"), deleted: false, etag: "", actor: try context.actor(), write: write.options))
@@ -422,7 +425,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         let search = try Self.contactSearch(try await resolved(filter, prefix: "filter.", context: context), prefix: "filter.")
         if filter.savedSearchId.isEmpty { try await checkCustomFields(search, facets: false, prefix: "filter.", actor: try context.actor()) }
         let write = try IdempotentWrite(
-            requestID: request.requestId, method: Methods.bulkTagContacts,
+            request: request, requestID: request.requestId, method: Methods.bulkTagContacts,
             response: { (r: BulkTagResult) in
                 var p = Switchboard_Contacts_V1_BulkTagContactsResponse()
                 p.matched = Int64(r.matched)
@@ -489,9 +492,9 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     }
 
     private static func savedSearchWrite(
-        _ requestID: String, _ method: MethodDescriptor
+        _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
     ) throws -> IdempotentWrite<SavedSearchRecord, Switchboard_Contacts_V1_SavedSearch> {
-        try IdempotentWrite(requestID: requestID, method: method, response: { ContactsMapping.proto($0) })
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: { ContactsMapping.proto($0) })
     }
 
     public func createSavedSearch(
@@ -513,7 +516,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         try await checkCustomFields(
             try Self.contactSearch(search, prefix: "saved_search.search."), prefix: "saved_search.search.", actor: try context.actor())
         search.page = nil
-        let write = try Self.savedSearchWrite(request.requestId, Methods.createSavedSearch)
+        let write = try Self.savedSearchWrite(request, request.requestId, Methods.createSavedSearch)
         return try write.response(
             try await domain.saveSearch(
                 name: saved.name, shared: saved.shared, search: search.serializedBytes(), actor: try context.actor(), write: write.options))
@@ -541,7 +544,7 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     public func deleteSavedSearch(
         request: Switchboard_Contacts_V1_DeleteSavedSearchRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_SavedSearch {
-        let write = try Self.savedSearchWrite(request.requestId, Methods.deleteSavedSearch)
+        let write = try Self.savedSearchWrite(request, request.requestId, Methods.deleteSavedSearch)
         return try write.response(
             try await domain.deleteSavedSearch(
                 id: try Self.savedSearchID(request.id, field: "id"), asAdmin: try context.caller().has(atLeast: .admin), actor: try context.actor(),
@@ -560,7 +563,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         let definition = FieldDefinition(
             key: proto.key, displayName: proto.displayName, type: type, allowedValues: proto.allowedValues, required: proto.required)
         let write = try IdempotentWrite(
-            requestID: request.requestId, method: Methods.defineField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
+            request: request, requestID: request.requestId, method: Methods.defineField,
+            response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
         return try write.response(try await domain.define(definition, actor: try context.actor(), write: write.options))
     }
 
@@ -581,7 +585,8 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
             throw ContactsError.invalid([Violation("key", "must be at most \(Self.maxKeyBytes) bytes", reason: "TOO_LONG")])
         }
         let write = try IdempotentWrite(
-            requestID: request.requestId, method: Methods.retireField, response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
+            request: request, requestID: request.requestId, method: Methods.retireField,
+            response: { (d: FieldDefinition) in ContactsMapping.proto(d) })
         return try write.response(try await domain.retire(key: request.key, actor: try context.actor(), write: write.options))
     }
 

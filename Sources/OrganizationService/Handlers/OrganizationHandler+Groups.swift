@@ -7,14 +7,16 @@ extension OrganizationHandler {
     public typealias GroupProto = Switchboard_Organization_V1_Group
     public typealias BulkResponse = Switchboard_Organization_V1_BulkGroupMembersResponse
 
-    private static func groupWrite(_ requestID: String, _ method: MethodDescriptor) throws -> IdempotentWrite<GroupRecord, GroupProto> {
-        try IdempotentWrite(requestID: requestID, method: method, response: { GroupMapping.proto($0) })
+    private static func groupWrite(
+        _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
+    ) throws -> IdempotentWrite<GroupRecord, GroupProto> {
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: { GroupMapping.proto($0) })
     }
 
     public func createGroup(request: Switchboard_Organization_V1_CreateGroupRequest, context: ServerContext) async throws -> GroupProto {
         guard let group = request.group else { throw OrganizationError.invalid([Violation("group", "is required", reason: "REQUIRED")]) }
         let data = try GroupMapping.data(group)
-        let write = try Self.groupWrite(request.requestId, Methods.createGroup)
+        let write = try Self.groupWrite(request, request.requestId, Methods.createGroup)
         return try write.response(try await groups.create(data, actor: try context.actor(), write: write.options))
     }
 
@@ -31,7 +33,7 @@ extension OrganizationHandler {
         guard request.etag.utf8.count <= Self.maxETagBytes else {
             throw OrganizationError.invalid([Violation("etag", "must be at most \(Self.maxETagBytes) bytes", reason: "TOO_LONG")])
         }
-        let write = try Self.groupWrite(request.requestId, Methods.updateGroup)
+        let write = try Self.groupWrite(request, request.requestId, Methods.updateGroup)
         return try write.response(
             try await groups.update(
                 id: id, from: source, paths: request.updateMask?.paths ?? [], etag: request.etag, actor: try context.actor(), write: write.options))
@@ -41,7 +43,7 @@ extension OrganizationHandler {
         guard request.etag.utf8.count <= Self.maxETagBytes else {
             throw OrganizationError.invalid([Violation("etag", "must be at most \(Self.maxETagBytes) bytes", reason: "TOO_LONG")])
         }
-        let write = try Self.groupWrite(request.requestId, Methods.deleteGroup)
+        let write = try Self.groupWrite(request, request.requestId, Methods.deleteGroup)
         return try write.response(
             try await groups.setDeleted(
                 id: try OrganizationMapping.requiredID(request.id, field: "id"), deleted: true, etag: request.etag, actor: try context.actor(),
@@ -49,7 +51,7 @@ extension OrganizationHandler {
     }
 
     public func undeleteGroup(request: Switchboard_Organization_V1_UndeleteGroupRequest, context: ServerContext) async throws -> GroupProto {
-        let write = try Self.groupWrite(request.requestId, Methods.undeleteGroup)
+        let write = try Self.groupWrite(request, request.requestId, Methods.undeleteGroup)
         return try write.response(
             try await groups.setDeleted(
                 id: try OrganizationMapping.requiredID(request.id, field: "id"), deleted: false, etag: "", actor: try context.actor(),
@@ -84,7 +86,8 @@ extension OrganizationHandler {
 
     /// A bulk add or remove: the ids that are UUIDs go to the domain; every requested id gets a result, in order.
     private func bulk(
-        groupID: String, contactIDs: [String], requestID: String, adding: Bool, method: MethodDescriptor, context: ServerContext
+        _ request: some ProtoJSONMessage, groupID: String, contactIDs: [String], requestID: String, adding: Bool, method: MethodDescriptor,
+        context: ServerContext
     ) async throws -> BulkResponse {
         let group = try OrganizationMapping.requiredID(groupID, field: "group_id")
         guard !contactIDs.isEmpty else {
@@ -101,7 +104,7 @@ extension OrganizationHandler {
                 tooLong.prefix(20).map { Violation("contact_ids[\($0)]", "at most \(Self.maxEchoedIDBytes) bytes (an id)", reason: "TOO_LONG") })
         }
         let write = try IdempotentWrite(
-            requestID: requestID, method: method,
+            request: request, requestID: requestID, method: method,
             response: { (change: GroupBulkChange) in GroupMapping.proto(change.results(for: contactIDs, adding: adding)) })
         let valid = contactIDs.compactMap { UUID(uuidString: $0) }
         return try write.response(
@@ -110,7 +113,8 @@ extension OrganizationHandler {
 
     public func addGroupMembers(request: Switchboard_Organization_V1_AddGroupMembersRequest, context: ServerContext) async throws -> BulkResponse {
         try await bulk(
-            groupID: request.groupId, contactIDs: request.contactIds, requestID: request.requestId, adding: true, method: Methods.addGroupMembers,
+            request, groupID: request.groupId, contactIDs: request.contactIds, requestID: request.requestId, adding: true,
+            method: Methods.addGroupMembers,
             context: context)
     }
 
@@ -118,7 +122,7 @@ extension OrganizationHandler {
         request: Switchboard_Organization_V1_RemoveGroupMembersRequest, context: ServerContext
     ) async throws -> BulkResponse {
         try await bulk(
-            groupID: request.groupId, contactIDs: request.contactIds, requestID: request.requestId, adding: false,
+            request, groupID: request.groupId, contactIDs: request.contactIds, requestID: request.requestId, adding: false,
             method: Methods.removeGroupMembers, context: context)
     }
 

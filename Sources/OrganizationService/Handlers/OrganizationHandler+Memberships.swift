@@ -7,9 +7,9 @@ extension OrganizationHandler {
     public typealias MembershipProto = Switchboard_Organization_V1_Membership
 
     private static func membershipWrite(
-        _ requestID: String, _ method: MethodDescriptor
+        _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
     ) throws -> IdempotentWrite<MembershipRecord, MembershipProto> {
-        try IdempotentWrite(requestID: requestID, method: method, response: { MembershipMapping.proto($0) })
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: { MembershipMapping.proto($0) })
     }
 
     public func defineMembershipRole(
@@ -18,7 +18,8 @@ extension OrganizationHandler {
         guard let proto = request.role else { throw OrganizationError.invalid([Violation("role", "is required", reason: "REQUIRED")]) }
         let role = MembershipRole(key: proto.key, displayName: proto.displayName, maxPerOrganization: Int(proto.maxPerOrganization))
         let write = try IdempotentWrite(
-            requestID: request.requestId, method: Methods.defineMembershipRole, response: { (r: MembershipRole) in MembershipMapping.proto(r) })
+            request: request, requestID: request.requestId, method: Methods.defineMembershipRole,
+            response: { (r: MembershipRole) in MembershipMapping.proto(r) })
         return try write.response(try await memberships.defineRole(role, actor: try context.actor(), write: write.options))
     }
 
@@ -37,7 +38,7 @@ extension OrganizationHandler {
             throw OrganizationError.invalid([Violation("membership", "is required", reason: "REQUIRED")])
         }
         let data = try MembershipMapping.data(membership, create: true)
-        let write = try Self.membershipWrite(request.requestId, Methods.createMembership)
+        let write = try Self.membershipWrite(request, request.requestId, Methods.createMembership)
         return try write.response(try await memberships.create(data, actor: try context.actor(), write: write.options))
     }
 
@@ -57,7 +58,7 @@ extension OrganizationHandler {
         guard request.etag.utf8.count <= Self.maxETagBytes else {
             throw OrganizationError.invalid([Violation("etag", "must be at most \(Self.maxETagBytes) bytes", reason: "TOO_LONG")])
         }
-        let write = try Self.membershipWrite(request.requestId, Methods.updateMembership)
+        let write = try Self.membershipWrite(request, request.requestId, Methods.updateMembership)
         return try write.response(
             try await memberships.update(
                 id: id, from: source, paths: request.updateMask?.paths ?? [], etag: request.etag, actor: try context.actor(),
@@ -70,7 +71,7 @@ extension OrganizationHandler {
         guard request.etag.utf8.count <= Self.maxETagBytes else {
             throw OrganizationError.invalid([Violation("etag", "must be at most \(Self.maxETagBytes) bytes", reason: "TOO_LONG")])
         }
-        let write = try Self.membershipWrite(request.requestId, Methods.deleteMembership)
+        let write = try Self.membershipWrite(request, request.requestId, Methods.deleteMembership)
         return try write.response(
             try await memberships.delete(
                 id: try OrganizationMapping.requiredID(request.id, field: "id"), etag: request.etag, actor: try context.actor(),

@@ -41,14 +41,16 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
         }
     }
 
-    private static func write(_ requestID: String, _ method: MethodDescriptor) throws -> IdempotentWrite<OrganizationRecord, Proto> {
-        try IdempotentWrite(requestID: requestID, method: method, response: { OrganizationMapping.proto($0) })
+    private static func write(
+        _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
+    ) throws -> IdempotentWrite<OrganizationRecord, Proto> {
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: { OrganizationMapping.proto($0) })
     }
 
     private static func unitWrite(
-        _ requestID: String, _ method: MethodDescriptor
+        _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
     ) throws -> IdempotentWrite<UnitRecord, Switchboard_Organization_V1_Unit> {
-        try IdempotentWrite(requestID: requestID, method: method, response: { OrganizationMapping.proto($0) })
+        try IdempotentWrite(request: request, requestID: requestID, method: method, response: { OrganizationMapping.proto($0) })
     }
 
     // MARK: Organizations
@@ -58,7 +60,7 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
             throw OrganizationError.invalid([Violation("organization", "is required", reason: "REQUIRED")])
         }
         let data = try OrganizationMapping.data(organization, prefix: "organization")
-        let write = try Self.write(request.requestId, Methods.createOrganization)
+        let write = try Self.write(request, request.requestId, Methods.createOrganization)
         return try write.response(try await domain.create(data, actor: try context.actor(), write: write.options))
     }
 
@@ -91,7 +93,7 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
         let id = try OrganizationMapping.requiredID(organization.id, field: "organization.id")
         let source = try OrganizationMapping.data(organization, prefix: "organization")
         try Self.checkETag(request.etag)
-        let write = try Self.write(request.requestId, Methods.updateOrganization)
+        let write = try Self.write(request, request.requestId, Methods.updateOrganization)
         return try write.response(
             try await domain.update(
                 id: id, from: source, paths: request.updateMask?.paths ?? [], etag: request.etag, actor: try context.actor(),
@@ -100,7 +102,7 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
 
     public func deleteOrganization(request: Switchboard_Organization_V1_DeleteOrganizationRequest, context: ServerContext) async throws -> Proto {
         try Self.checkETag(request.etag)
-        let write = try Self.write(request.requestId, Methods.deleteOrganization)
+        let write = try Self.write(request, request.requestId, Methods.deleteOrganization)
         return try write.response(
             try await domain.setDeleted(
                 id: try OrganizationMapping.requiredID(request.id, field: "id"), deleted: true, etag: request.etag,
@@ -110,7 +112,7 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
     public func undeleteOrganization(
         request: Switchboard_Organization_V1_UndeleteOrganizationRequest, context: ServerContext
     ) async throws -> Proto {
-        let write = try Self.write(request.requestId, Methods.undeleteOrganization)
+        let write = try Self.write(request, request.requestId, Methods.undeleteOrganization)
         return try write.response(
             try await domain.setDeleted(
                 id: try OrganizationMapping.requiredID(request.id, field: "id"), deleted: false, etag: "", actor: try context.actor(),
@@ -188,7 +190,7 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
         let definition = CustomFieldDefinition(
             key: proto.key, displayName: proto.displayName, type: type, allowedValues: proto.allowedValues, required: proto.required)
         let write = try IdempotentWrite(
-            requestID: request.requestId, method: Methods.defineField,
+            request: request, requestID: request.requestId, method: Methods.defineField,
             response: { (d: CustomFieldDefinition) in OrganizationMapping.proto(d) })
         return try write.response(try await domain.define(definition, actor: try context.actor(), write: write.options))
     }
@@ -210,7 +212,7 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
             throw OrganizationError.invalid([Violation("key", "must be at most \(Self.maxKeyBytes) bytes", reason: "TOO_LONG")])
         }
         let write = try IdempotentWrite(
-            requestID: request.requestId, method: Methods.retireField,
+            request: request, requestID: request.requestId, method: Methods.retireField,
             response: { (d: CustomFieldDefinition) in OrganizationMapping.proto(d) })
         return try write.response(try await domain.retire(key: request.key, actor: try context.actor(), write: write.options))
     }
@@ -265,7 +267,7 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
     ) async throws -> Switchboard_Organization_V1_Unit {
         guard let unit = request.unit else { throw OrganizationError.invalid([Violation("unit", "is required", reason: "REQUIRED")]) }
         let data = try Self.unitData(unit, requireOrganization: true)
-        let write = try Self.unitWrite(request.requestId, Methods.createUnit)
+        let write = try Self.unitWrite(request, request.requestId, Methods.createUnit)
         return try write.response(try await domain.createUnit(data, actor: try context.actor(), write: write.options))
     }
 
@@ -288,7 +290,7 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
         }
         let source = try Self.unitData(unit, requireOrganization: false)
         try Self.checkETag(request.etag)
-        let write = try Self.unitWrite(request.requestId, Methods.updateUnit)
+        let write = try Self.unitWrite(request, request.requestId, Methods.updateUnit)
         return try write.response(
             try await domain.updateUnit(
                 id: id, from: source, paths: paths, etag: request.etag, actor: try context.actor(), write: write.options))
@@ -298,7 +300,7 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
         request: Switchboard_Organization_V1_DeleteUnitRequest, context: ServerContext
     ) async throws -> Switchboard_Organization_V1_Unit {
         try Self.checkETag(request.etag)
-        let write = try Self.unitWrite(request.requestId, Methods.deleteUnit)
+        let write = try Self.unitWrite(request, request.requestId, Methods.deleteUnit)
         return try write.response(
             try await domain.setUnitDeleted(
                 id: try OrganizationMapping.requiredID(request.id, field: "id"), deleted: true, etag: request.etag,
@@ -308,7 +310,7 @@ public struct OrganizationHandler: Switchboard_Organization_V1_OrganizationServi
     public func undeleteUnit(
         request: Switchboard_Organization_V1_UndeleteUnitRequest, context: ServerContext
     ) async throws -> Switchboard_Organization_V1_Unit {
-        let write = try Self.unitWrite(request.requestId, Methods.undeleteUnit)
+        let write = try Self.unitWrite(request, request.requestId, Methods.undeleteUnit)
         return try write.response(
             try await domain.setUnitDeleted(
                 id: try OrganizationMapping.requiredID(request.id, field: "id"), deleted: false, etag: "", actor: try context.actor(),

@@ -88,3 +88,13 @@ extension Google_Protobuf_Any {
         return try M(serializedBytes: value)
     }
 }
+
+extension ProtoDecodingError: RPCErrorConvertible {
+    /// A value the service cannot hold (a NUL byte in a string, a timestamp past 9999): INVALID_ARGUMENT with a
+    /// `google.rpc.BadRequest` naming the field, as a handler's own validation answers. Anything else did not decode:
+    /// INTERNAL, as grpc-go and grpc-java answer it.
+    public var rpcError: RPCError {
+        guard let field = invalidField else { return RPCError(code: .internal, message: description, cause: self) }
+        return .invalidArgument(violations: [FieldViolation(field: field, description: reason ?? "invalid value", reason: "INVALID_VALUE")])
+    }
+}

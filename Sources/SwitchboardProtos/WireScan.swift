@@ -109,6 +109,10 @@ private func _scanWire(
                         reason: "messages nested deeper than \(limits.maxDepth) levels")
                 }
                 let child = field.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
+                if child.pointee.n_fields == 2, let reason = timeViolation(child, body) {
+                    throw ProtoDecodingError(
+                        messageName: messageName(descriptor), reason: reason, invalidField: path + String(cString: field.pointee.name))
+                }
                 try _scanWire(
                     child, body, depth: depth + 1, limits: limits, budget: &budget, path: path + String(cString: field.pointee.name) + ".")
             case protobufCTypeString, protobufCTypeBytes:
@@ -136,6 +140,43 @@ private func _scanWire(
             return
         }
     }
+}
+
+/// Why a Timestamp's or a Duration's wire bytes are outside the range the type defines, or nil (also for any other
+/// message of two fields). protoc-c takes any values, and a date made from them would be wrong before any handler
+/// could name the field (an end before 0001 reads as "before the start"), so the request is refused here, naming it.
+private func timeViolation(_ descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ body: UnsafeRawBufferPointer) -> String? {
+    guard let name = descriptor.pointee.name else { return nil }
+    let isTimestamp = strcmp(name, "google.protobuf.Timestamp") == 0
+    guard isTimestamp || strcmp(name, "google.protobuf.Duration") == 0 else { return nil }
+    var reader = WireReader(bytes: body)
+    var seconds: Int64 = 0
+    var nanos: Int64 = 0
+    while !reader.atEnd {
+        guard let tag = reader.varint() else { return nil }
+        switch (tag >> 3, tag & 7) {
+        case (1, 0):
+            guard let v = reader.varint() else { return nil }
+            seconds = Int64(bitPattern: v)
+        // int32 is sign-extended on the wire; protoc-c keeps the low 32 bits.
+        case (2, 0):
+            guard let v = reader.varint() else { return nil }
+            nanos = Int64(Int32(truncatingIfNeeded: v))
+        default: return nil  // anything else is protoc-c's to refuse
+        }
+    }
+    if isTimestamp {
+        guard (-62_135_596_800...253_402_300_799).contains(seconds), (0...999_999_999).contains(nanos) else {
+            return "must be a timestamp from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z (nanos 0 to 999,999,999)"
+        }
+    } else {
+        guard (-315_576_000_000...315_576_000_000).contains(seconds), (-999_999_999...999_999_999).contains(nanos),
+            seconds == 0 || nanos == 0 || (seconds < 0) == (nanos < 0)
+        else {
+            return "must be a duration of at most ±315,576,000,000 seconds, with nanos of the seconds' sign under 10^9"
+        }
+    }
+    return nil
 }
 
 /// Whether `bytes` are well-formed UTF-8 (no overlong forms, surrogates or scalars past U+10FFFF): the standard

@@ -112,7 +112,9 @@ public func decodeMessage<M: ProtoMessage>(_ type: M.Type, from bytes: ByteBuffe
     do {
         return try M(decoding: bytes)
     } catch let error as ProtoDecodingError where error.invalidField != nil {
-        // Well-formed protobuf the service cannot hold (a NUL byte in a string): the caller's mistake, named.
+        // Well-formed protobuf the service cannot hold (a NUL byte in a string): the caller's mistake, named. The
+        // message types' module makes the error convertible, with a `google.rpc.BadRequest` naming the field.
+        if let convertible = (error as Any) as? any RPCErrorConvertible { throw convertible.rpcError }
         throw RPCError(code: .invalidArgument, message: "\(error.invalidField!): \(error.reason ?? "invalid value")", cause: error)
     } catch let error as ProtoDecodingError where error.reason != nil {
         // The scan names the message where the limit was passed, which may be nested deep inside the request.

@@ -162,8 +162,25 @@ final class OccurrenceTests {
         #expect(fields(await rpcError { _ = try await Self.move(alice, series.id, 1, nil, Self.at(11)) }) == ["start_time"])
         #expect(
             fields(await rpcError { _ = try await Self.move(alice, series.id, 1, Date(timeIntervalSince1970: 1e13), Self.at(11)) }) == ["start_time"])
-        // Two occurrences of a series never start at the same time.
+        // Two occurrences of a series never start at the same time, nor overlap (occurrence 2 is 09:00-10:00 on day 2).
         #expect(fields(await rpcError { _ = try await Self.move(alice, series.id, 1, Self.at(9, day: 2), Self.at(9, 30, day: 2)) }) == ["start_time"])
+        #expect(
+            fields(await rpcError { _ = try await Self.move(alice, series.id, 1, Self.at(8, 30, day: 2), Self.at(9, 15, day: 2)) }) == ["start_time"])
+        #expect(fields(await rpcError { _ = try await Self.move(alice, series.id, 1, Self.at(23, day: 1), Self.at(9, 1, day: 2)) }) == ["start_time"])
+        _ = try await Self.move(alice, series.id, 1, Self.at(23, day: 1), Self.at(9, day: 2))  // back to back is no overlap
+        _ = try await Self.restore(alice, series.id, 1)
+        // A daily meeting longer than a day overlaps itself.
+        #expect(fields(await rpcError { _ = try await Self.series(alice, Self.at(9, day: 40), Self.at(10, day: 41)) }) == ["meeting.end_time"])
+        // No occurrence may end after 9999-12-31 (no Timestamp could say when): a listing of it would fail for every
+        // attendee and contact.
+        let lastDay = Date(timeIntervalSince1970: 253_402_300_799 - 86_400 * 2)
+        #expect(
+            fields(await rpcError { _ = try await Self.series(alice, lastDay, lastDay + 3_600, count: 3) }) == ["meeting.recurrence.count"])
+        #expect(
+            fields(await rpcError { _ = try await Self.series(alice, lastDay, lastDay + 3_600, count: 2, frequency: .monthly) })
+                == ["meeting.recurrence.count"])
+        let fits = try await Self.series(alice, lastDay, lastDay + 3_600, count: 2)
+        #expect(fits.recurrence?.count == 2)
         let single = try await MeetingTests.book(alice, Self.at(9, day: 30), Self.at(10, day: 30))
         #expect(await rpcError { _ = try await Self.cancel(alice, single.id, 0) }?.code == .failedPrecondition)
         #expect(await rpcError { _ = try await Self.cancel(alice, newID(), 0) }?.code == .notFound)

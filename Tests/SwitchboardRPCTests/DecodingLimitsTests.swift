@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import SwitchboardProtos
 import SwitchboardRPC
@@ -158,6 +159,41 @@ struct DecodingLimitsTests {
         for good in ["é", "€", "😀", "long ascii text, then é € 😀 and 日本語", String(repeating: "a", count: 15) + "é"] {
             #expect(try Switchboard_Contacts_V1_CreateContactRequest(serializedBytes: request(Array(good.utf8))).contact?.tags == [good])
         }
+    }
+
+    @Test("a Timestamp or Duration outside its type's range is refused naming the field; the bounds themselves decode")
+    func timesInRange() throws {
+        func varint(_ value: Int64) -> [UInt8] {
+            var v = UInt64(bitPattern: value), out: [UInt8] = []
+            while v >= 0x80 {
+                out.append(UInt8(v & 0x7F) | 0x80)
+                v >>= 7
+            }
+            return out + [UInt8(v)]
+        }
+        // Everything.t_timestamp (60) or t_duration (61) holding seconds (1) and nanos (2).
+        func everything(_ field: Int64, seconds: Int64, nanos: Int64) -> [UInt8] {
+            let body = [0x08] + varint(seconds) + [0x10] + varint(nanos)
+            return varint(field << 3 | 2) + varint(Int64(body.count)) + body
+        }
+        for (seconds, nanos) in [(253_402_300_800, 0), (-62_135_596_801, 0), (0, -5), (0, 1_000_000_000), (Int64.max, 0)] as [(Int64, Int64)] {
+            do {
+                _ = try Switchboard_Testing_V1_Everything(serializedBytes: everything(60, seconds: seconds, nanos: nanos))
+                Issue.record("decoded a timestamp of \(seconds) s \(nanos) ns")
+            } catch let error as ProtoDecodingError {
+                #expect(error.invalidField == "t_timestamp" && error.reason?.contains("9999-12-31") == true, "\(error)")
+            }
+        }
+        let last = try Switchboard_Testing_V1_Everything(serializedBytes: everything(60, seconds: 253_402_300_799, nanos: 999_999_999))
+        #expect(last.tTimestamp == Date(timeIntervalSince1970: 253_402_300_799.999999999))
+        _ = try Switchboard_Testing_V1_Everything(serializedBytes: everything(60, seconds: -62_135_596_800, nanos: 0))
+        for (seconds, nanos) in [(315_576_000_001, 0), (5, -1), (-5, 1), (0, 1_000_000_000)] as [(Int64, Int64)] {
+            #expect(throws: ProtoDecodingError.self, "\(seconds) s \(nanos) ns") {
+                _ = try Switchboard_Testing_V1_Everything(serializedBytes: everything(61, seconds: seconds, nanos: nanos))
+            }
+        }
+        let negative = try Switchboard_Testing_V1_Everything(serializedBytes: everything(61, seconds: -5, nanos: -1))
+        #expect(negative.tDuration == .seconds(-5) - .nanoseconds(1))
     }
 
     @Test("malformed bytes still fail as malformed (the scan leaves them to protoc-c)")

@@ -93,18 +93,27 @@ extension PostgresCollaborationStore {
         if !rows.rows.isEmpty { throw CollaborationError.meetingConflicts(try rows.rows.map { try $0.uuid("meeting_id").lowercaseText }) }
     }
 
-    /// Refuses a series two of whose occurrences would start at the same instant (a move onto another occurrence's
-    /// start, or a longer count reaching a moved one's): a calendar row and a list position are (start, meeting), so
-    /// two such occurrences could be neither stored nor paged apart, and one person cannot attend both.
-    func checkDistinctStarts(of id: UUID, plan: [PostgresValue], field: String, principal: Principal, on c: PostgresConnection) async throws {
-        let clash = try await c.query(
+    /// Refuses a series whose occurrences would overlap one another (a move onto or across another occurrence, a longer
+    /// count reaching a moved one, a meeting longer than the step between its dates), naming `overlapField`, or whose
+    /// last occurrence would end after 9999-12-31 (no Timestamp can say when), naming `rangeField`. Two occurrences of one
+    /// meeting cannot both be attended, and a calendar row and a list position are (start, meeting): two at one
+    /// instant could be neither stored nor paged apart. Sorted by start, any overlap shows in a neighbouring pair.
+    func checkSeries(
+        of id: UUID, plan: [PostgresValue], overlapField: String, rangeField: String, principal: Principal, on c: PostgresConnection
+    ) async throws {
+        let row = try await c.query(
             """
-            SELECT EXISTS (SELECT 1 FROM collaboration.meetings m, LATERAL \(Self.occurrencesOf) o
-                WHERE m.tenant_id = $1 AND m.id = $2 GROUP BY o.start_at HAVING count(*) > 1) AS clash
+            SELECT coalesce(bool_or(x.next_start < x.end_at), false) AS overlap,
+                coalesce(max(x.end_at) > timestamptz '9999-12-31 23:59:59.999999+00', false) AS beyond
+            FROM (SELECT o.start_at, o.end_at, lead(o.start_at) OVER (ORDER BY o.start_at) AS next_start
+                FROM collaboration.meetings m, LATERAL \(Self.occurrencesOf) o WHERE m.tenant_id = $1 AND m.id = $2) x
             """, [.text(principal.actor.tenantID), .uuid(id)] + plan
         ).first!
-        if try clash.bool("clash") {
-            throw CollaborationError.invalid(field, "another occurrence of the series starts at that time")
+        if try row.bool("beyond") {
+            throw CollaborationError.invalid(rangeField, "the series would end after 9999-12-31", reason: "OUT_OF_RANGE")
+        }
+        if try row.bool("overlap") {
+            throw CollaborationError.invalid(overlapField, "occurrences of the series would overlap: each must end before the next starts")
         }
     }
 
@@ -230,6 +239,11 @@ extension PostgresCollaborationStore {
             ).first!
             let meeting = try Self.meeting(row)
             let plan = try await occurrencePlan(data, on: c)
+            if data.recurrence.frequency != .none {
+                try await checkSeries(
+                    of: meeting.id, plan: plan, overlapField: "meeting.end_time", rangeField: "meeting.recurrence.count", principal: principal,
+                    on: c)
+            }
             try await linkMeeting(meeting.id, plan: plan, replacing: false, principal: principal, on: c)
             if !allowConflicts { try await checkConflicts(of: meeting.id, only: nil, principal: principal, on: c) }
             try await scheduleReminders(meeting.id, plan: plan, principal: principal, on: c)
@@ -288,9 +302,10 @@ extension PostgresCollaborationStore {
                 throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText)
             }
             let plan = try await occurrencePlan(data, on: c)
-            if !data.recurrence.exceptions.isEmpty {
-                try await checkDistinctStarts(
-                    of: id, plan: plan, field: onlyOccurrence == nil ? "meeting.recurrence" : "start_time", principal: principal, on: c)
+            if data.recurrence.frequency != .none {
+                try await checkSeries(
+                    of: id, plan: plan, overlapField: onlyOccurrence == nil ? "meeting.recurrence" : "start_time",
+                    rangeField: onlyOccurrence == nil ? "meeting.recurrence.count" : "start_time", principal: principal, on: c)
             }
             try await linkMeeting(id, plan: plan, replacing: true, principal: principal, on: c)
             if reschedules, !allowConflicts { try await checkConflicts(of: id, only: onlyOccurrence, principal: principal, on: c) }

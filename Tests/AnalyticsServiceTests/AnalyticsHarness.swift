@@ -349,9 +349,13 @@ func event(
 }
 
 /// A Contact's JSON as contacts publishes it.
-func contactJSON(_ id: String, given: String = "Ada", email: String = "", status: String = "CONTACT_STATUS_LEAD", custom: String = "{}") -> String {
+func contactJSON(
+    _ id: String, given: String = "Ada", email: String = "", status: String = "CONTACT_STATUS_LEAD", custom: String = "{}", tags: [String] = []
+) -> String {
     let emails = email.isEmpty ? "" : ",\"emails\":[{\"address\":\"\(email)\",\"primary\":true}]"
-    return "{\"id\":\"\(id)\",\"name\":{\"given\":\"\(given)\",\"family\":\"Lovelace\"},\"status\":\"\(status)\",\"customFields\":\(custom)\(emails)}"
+    let tagList = tags.isEmpty ? "" : ",\"tags\":[" + tags.map { "\"\($0)\"" }.joined(separator: ",") + "]"
+    return
+        "{\"id\":\"\(id)\",\"name\":{\"given\":\"\(given)\",\"family\":\"Lovelace\"},\"status\":\"\(status)\",\"customFields\":\(custom)\(emails)\(tagList)}"
 }
 
 /// An Interaction's JSON as communication publishes it.

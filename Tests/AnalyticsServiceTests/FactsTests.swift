@@ -32,12 +32,13 @@ final class FactsTests {
     }
 
     func contact(
-        _ t: String, _ id: String = newID(), given: String = "Ada", email: String = "", status: String = "CONTACT_STATUS_LEAD", custom: String = "{}"
+        _ t: String, _ id: String = newID(), given: String = "Ada", email: String = "", status: String = "CONTACT_STATUS_LEAD", custom: String = "{}",
+        tags: [String] = []
     )
         async throws -> String
     {
         try await harness.apply(
-            [try event(t, contactType, id, .created, json: contactJSON(id, given: given, email: email, status: status, custom: custom))],
+            [try event(t, contactType, id, .created, json: contactJSON(id, given: given, email: email, status: status, custom: custom, tags: tags))],
             source: .contacts)
         return id
     }
@@ -273,6 +274,48 @@ final class FactsTests {
         list.page = page
         let listed = try await client.stub.listReports(list, options: client.options)
         #expect(listed.reports.map(\.id) == [report.id, activity.id] && !(listed.page?.nextPageToken ?? "").isEmpty)
+    }
+
+    @Test("report filters compare a number field's values as numbers, tags as a set, emails without case; groups come in value order")
+    func reportComparisons() async throws {
+        let t = tenant()
+        let alice = try await contact(t, given: "Alice", email: "Alice@example.com", custom: #"{"score": 10, "code": "10"}"#, tags: ["a", "vip"])
+        let bob = try await contact(t, given: "Bob", custom: #"{"score": 9, "code": "9"}"#, tags: ["vip"])
+        let carol = try await contact(t, given: "Carol", custom: #"{"score": 100}"#)
+        let eve = try await contact(t, given: "Eve", custom: #"{"code": "n/a"}"#, tags: ["b;c"])
+        try await call(t, [alice], daysAgo: 1)
+        for _ in 0..<2 { try await call(t, [bob], daysAgo: 1) }
+        for _ in 0..<10 { try await call(t, [carol], daysAgo: 1) }
+        let client = try await harness.client(tenant: t)
+        func ids(_ filters: [(String, String, String)]) async throws -> Set<String> {
+            let report = try await client.createReport("r", columns: ["contact_id"], filters: filters)
+            return Set(try await client.runReport(report.id).dropFirst().map { $0.values[0] })
+        }
+        #expect(try await ids([("custom.score", "gt", "5")]) == [alice, bob, carol])
+        #expect(try await ids([("custom.score", "lt", "50")]) == [alice, bob])
+        #expect(try await ids([("custom.score", "eq", "10.0")]) == [alice])
+        // A value stored as text compares as text, as before ("10" < "5"); a contact without the field matches only ne.
+        #expect(try await ids([("custom.code", "lt", "5")]) == [alice])
+        #expect(try await ids([("custom.score", "ne", "10")]) == [bob, carol, eve])
+        #expect(try await ids([("custom.code", "eq", "n/a")]) == [eve])
+        #expect(try await ids([("tags", "eq", "vip")]) == [alice, bob])
+        #expect(try await ids([("tags", "ne", "vip")]) == [carol, eve])
+        #expect(try await ids([("tags", "contains", "B;")]) == [eve])
+        #expect(try await ids([("tags", "exists", "")]) == [alice, bob, eve])
+        #expect(try await ids([("email", "eq", "alice@EXAMPLE.com")]) == [alice])
+        #expect(try await ids([("activities", "exists", "")]) == [alice, bob, carol])
+        #expect(
+            await rpcError { _ = try await client.createReport("r", columns: ["contact_id"], filters: [("tags", "gt", "a")]) }?.code
+                == .invalidArgument)
+
+        func groups(_ column: String) async throws -> [[String]] {
+            let report = try await client.createReport("g", columns: [], groupBy: column)
+            return try await client.runReport(report.id).dropFirst().map(\.values)
+        }
+        #expect(try await groups("activities") == [["0", "1"], ["1", "1"], ["2", "1"], ["10", "1"]])
+        #expect(try await groups("custom.score") == [["9", "1"], ["10", "1"], ["100", "1"], ["", "1"]])
+        #expect(try await groups("custom.code") == [["9", "1"], ["10", "1"], ["", "1"], ["n/a", "1"]])
+        #expect(try await groups("tags") == [["", "1"], ["a", "1"], ["b;c", "1"], ["vip", "2"]])
     }
 
     @Test("a scheduled report runs when due, once per period, and its run is published with its row count")
@@ -515,8 +558,10 @@ final class FactsTests {
         #expect(await rpcError { _ = try await user.stub.createAlert(alert, options: user.options) }?.code == .permissionDenied)
         let manager = try await harness.client(tenant: t, roles: [.manager])
         _ = try await manager.setModel(["call": 2], halfLife: 30, requestID: "model-1")
-        // A retry with the same request id replays the first response and changes nothing.
-        #expect(try await manager.setModel(["call": 3], halfLife: 30, requestID: "model-1").version == 1)
+        // A retry with the same request id replays the first response and changes nothing; the id reused for another
+        // model is refused.
+        #expect(try await manager.setModel(["call": 2], halfLife: 30, requestID: "model-1").version == 1)
+        #expect(await rpcError { _ = try await manager.setModel(["call": 3], halfLife: 30, requestID: "model-1") }?.code == .invalidArgument)
         _ = try await manager.stub.createAlert(alert, options: manager.options)
         var export = Switchboard_Analytics_V1_ExportSubjectRequest()
         export.contactId = person

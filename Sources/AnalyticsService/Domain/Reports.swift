@@ -60,7 +60,8 @@ public struct ReportFilterSpec: Sendable, Hashable {
     public var op: ReportOperator
     /// The value compared with (text; numbers and times are parsed).
     public var value: String
-    /// The number or time the value holds, for numeric and time columns.
+    /// The number or time the value holds, for numeric and time columns (and the number a custom field's value
+    /// holds, if it does).
     public var number: Double?, time: Date?
 }
 
@@ -114,6 +115,15 @@ public struct ReportSpec: Sendable, Hashable {
                 throw InvalidRequest(prefix + "filters[\(i)].value", "must be at most 1024 bytes", reason: "TOO_LONG")
             }
             var spec = ReportFilterSpec(column: column, op: op, value: filter.value)
+            if case .builtIn("tags") = column, ![.eq, .ne, .contains, .exists].contains(op) {
+                throw InvalidRequest(
+                    prefix + "filters[\(i)].op", "tags compare by eq, ne, contains or exists (a contact's tags are a set)", reason: "UNSUPPORTED")
+            }
+            if case .custom = column, op != .exists, op != .contains, let number = Double(filter.value), number.isFinite {
+                // Analytics does not know the field's type: a number compares as a number with the values stored as
+                // numbers (a NUMBER field's), and as text with the others.
+                spec.number = number
+            }
             if case .builtIn(let name) = column, op != .exists, op != .contains {
                 if ReportColumn.numeric.contains(name) {
                     guard let number = Double(filter.value), number.isFinite else {

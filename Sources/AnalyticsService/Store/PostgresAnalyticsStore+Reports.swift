@@ -19,6 +19,8 @@ extension PostgresAnalyticsStore {
         }
 
         static let timeFormat = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+        /// A number as PostgreSQL writes one as text (`numeric`'s and `jsonb`'s output never uses an exponent).
+        static let numberPattern = "^-?[0-9]{1,100}(\\.[0-9]{1,100})?$"
 
         /// The column's typed expression over contact row `c` (numbers and times keep their types for comparisons).
         mutating func raw(_ column: ReportColumn, model: inout ModelBinds?) -> String {
@@ -70,9 +72,29 @@ extension PostgresAnalyticsStore {
 
         mutating func condition(_ filter: ReportFilterSpec, model: inout ModelBinds?) -> String {
             let ops: [ReportOperator: String] = [.eq: "=", .ne: "<>", .lt: "<", .le: "<=", .gt: ">", .ge: ">="]
-            switch filter.op {
-            case .exists: return "\(text(filter.column, model: &model)) <> ''"
-            case .contains: return "strpos(lower(\(text(filter.column, model: &model))), lower(\(bind(.text(filter.value))))) > 0"
+            switch (filter.column, filter.op) {
+            // A contact's tags are a set: a filter matches one tag, not the list's text.
+            case (.builtIn("tags"), .eq): return "\(bind(.text(filter.value))) = ANY(c.tags)"
+            case (.builtIn("tags"), .ne): return "NOT (\(bind(.text(filter.value))) = ANY(c.tags))"
+            case (.builtIn("tags"), .contains):
+                return "EXISTS (SELECT 1 FROM unnest(c.tags) AS t WHERE strpos(lower(t), lower(\(bind(.text(filter.value))))) > 0)"
+            case (.builtIn("tags"), .exists): return "cardinality(c.tags) > 0"
+            // Addresses are case-insensitive (as contacts stores and matches them).
+            case (.builtIn("email"), .eq): return "lower(c.email) = lower(\(bind(.text(filter.value))))"
+            case (.builtIn("email"), .ne): return "lower(c.email) <> lower(\(bind(.text(filter.value))))"
+            // A count or a score always has a value: it "exists" when it is not zero.
+            case (.builtIn(let name), .exists) where ReportColumn.numeric.contains(name): return "\(raw(filter.column, model: &model)) <> 0"
+            case (.custom(let key), _) where filter.number != nil && ops[filter.op] != nil:
+                let field = "c.custom_fields -> \(bind(.text(key)))"
+                let op = ops[filter.op]!
+                // A contact without the field has no value to compare: only "not equal" holds.
+                return """
+                    (CASE WHEN jsonb_typeof(\(field)) = 'number' THEN (\(field))::numeric \(op) \(bind(.text(filter.value)))::numeric \
+                    WHEN \(field) IS NULL THEN \(filter.op == .ne) \
+                    ELSE \(text(filter.column, model: &model)) \(op) \(bind(.text(filter.value))) END)
+                    """
+            case (_, .exists): return "\(text(filter.column, model: &model)) <> ''"
+            case (_, .contains): return "strpos(lower(\(text(filter.column, model: &model))), lower(\(bind(.text(filter.value))))) > 0"
             default:
                 let op = ops[filter.op]!
                 if let number = filter.number { return "\(raw(filter.column, model: &model)) \(op) \(bind(.double(number)))::float8" }
@@ -103,12 +125,20 @@ extension PostgresAnalyticsStore {
         for filter in spec.filters { conditions.append(q.condition(filter, model: &binds)) }
         let sql: String
         if let group = spec.groupBy {
-            let g = q.text(group, model: &binds)
-            let afterCondition = after.map { "WHERE g COLLATE \"C\" > \(q.bind(.text($0)))" } ?? ""
+            // Grouped by tags, a contact counts under each of its tags (untagged ones under "").
+            let g =
+                group == .builtIn("tags")
+                ? "unnest(CASE WHEN cardinality(c.tags) = 0 THEN ARRAY[''] ELSE c.tags END)" : q.text(group, model: &binds)
+            // Groups in value order: numbers (a count, a score, a NUMBER field's values) by their value, before the texts
+            // in byte order; the page token is the last group's text, compared in the same order.
+            func order(_ v: String) -> String {
+                "(\(v) !~ '\(ReportQuery.numberPattern)', CASE WHEN \(v) ~ '\(ReportQuery.numberPattern)' THEN \(v)::numeric ELSE 0 END, \(v) COLLATE \"C\")"
+            }
+            let afterCondition = after.map { "WHERE \(order("g")) > \(order(q.bind(.text($0))))" } ?? ""
             sql = """
                 SELECT g AS key, ARRAY[g, count(*)::text] AS cols FROM (
                     SELECT \(g) AS g FROM analytics.contacts c WHERE \(conditions.joined(separator: " AND "))
-                ) s \(afterCondition) GROUP BY g ORDER BY g COLLATE "C" LIMIT \(q.bind(.int(Int64(limit))))
+                ) s \(afterCondition) GROUP BY g ORDER BY \(order("g")) LIMIT \(q.bind(.int(Int64(limit))))
                 """
         } else {
             if let after { conditions.append("c.id > \(q.bind(.text(after)))::uuid") }

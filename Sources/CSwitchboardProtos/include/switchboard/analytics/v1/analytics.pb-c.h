@@ -694,8 +694,10 @@ struct  Switchboard__Analytics__V1__EngagementScore
 
 
 /*
- * A report filter on a column: op is one of eq, ne, lt, le, gt, ge (numbers and times compare as such), contains,
- * exists (value ignored).
+ * A report filter on a column: op is one of eq, ne, lt, le, gt, ge (numbers and times compare as such; a custom
+ * field's value stored as a number compares as a number with a value that is one, others as text, and a contact
+ * without the field matches only ne), contains, exists (value ignored; a count or score exists when not zero). Emails
+ * compare without case; tags are a set (eq: has the tag, ne: has it not, contains: a tag holds the text; no ordering).
  */
 struct  Switchboard__Analytics__V1__ReportFilter
 {
@@ -735,7 +737,8 @@ struct  Switchboard__Analytics__V1__ReportDefinition
   size_t n_filters;
   Switchboard__Analytics__V1__ReportFilter **filters;
   /*
-   * A column to group by: rows are then (value, count) ordered by value; empty: one row per contact.
+   * A column to group by: rows are then (value, count) ordered by value (numbers by their value, before texts in
+   * byte order); by tags, a contact counts under each of its tags (untagged ones under ""); empty: one row per contact.
    */
   char *group_by;
   /*

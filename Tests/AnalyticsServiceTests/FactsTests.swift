@@ -428,6 +428,45 @@ final class FactsTests {
             return
         }
         #expect(ranked.entries.map(\.subjectId) == [person])
+
+        // A report widget names a report of the tenant; another tenant's id, or none, is refused naming the field.
+        var foreign = createDashboard
+        foreign.dashboard!.widgets[2].reportId = newID()
+        #expect(
+            fields(await rpcError { _ = try await manager.stub.createDashboard(foreign, options: manager.options) }) == [
+                "dashboard.widgets[2].report_id"
+            ])
+        foreign.dashboard!.widgets[0].groupBy = .unspecified
+        #expect(
+            fields(await rpcError { _ = try await manager.stub.createDashboard(foreign, options: manager.options) }) == [
+                "dashboard.widgets[0].group_by"
+            ])
+        // Only the report's creator, or a manager, may delete it; a dashboard showing it then says the report is gone.
+        let user = try await harness.client(tenant: t, user: "user-2")
+        var delete = Switchboard_Analytics_V1_DeleteReportRequest()
+        delete.id = report.id
+        #expect(await rpcError { _ = try await user.stub.deleteReport(delete, options: user.options) }?.code == .permissionDenied)
+        #expect(try await manager.stub.getDashboardData(get, options: manager.options).widgets[2].error == nil)
+        _ = try await manager.stub.deleteReport(delete, options: manager.options)
+        let after = try await manager.stub.getDashboardData(get, options: manager.options)
+        #expect(after.widgets[2].error?.code == Int32(StatusCode.notFound.rawValue), "\(after.widgets[2])")
+        #expect(after.widgets[0].error == nil && after.widgets.count == 5)
+    }
+
+    @Test("ListTop ranks only contacts the feed brought: an unknown id in an activity is not a contact")
+    func topOnlyKnownSubjects() async throws {
+        let t = tenant()
+        let person = try await contact(t)
+        let unknown = newID()
+        try await call(t, [person, unknown], daysAgo: 1)
+        try await call(t, [unknown], daysAgo: 1)
+        let client = try await harness.client(tenant: t)
+        var top = Switchboard_Analytics_V1_ListTopRequest()
+        top.subjectType = .contact
+        for metric: Switchboard_Analytics_V1_Metric in [.interactions, .engagementScore] {
+            top.metric = metric
+            #expect(try await client.stub.listTop(top, options: client.options).entries.map(\.subjectId) == [person])
+        }
     }
 
     @Test("an event that cannot be applied is set aside and the rest of the batch is applied")

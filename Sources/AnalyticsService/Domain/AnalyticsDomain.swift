@@ -254,8 +254,12 @@ public struct AnalyticsDomain: Sendable {
 
     /// Deletes a stored report.
     /// - Throws: ``AnalyticsError/notFound(kind:id:)``.
-    public func deleteDefinition(_ kind: DefinitionKind, id: UUID, actor: Actor, write: WriteOptions<Bool>) async throws -> WriteOutcome<Bool> {
-        let outcome = try await store.deleteDefinition(kind, id: id, actor: actor, write: write)
+    /// Deletes a stored definition: its creator may, and with `othersToo` (a manager) anyone's.
+    /// - Throws: `notFound`, or `permissionDenied` for another user's definition without `othersToo`.
+    public func deleteDefinition(
+        _ kind: DefinitionKind, id: UUID, othersToo: Bool, actor: Actor, write: WriteOptions<Bool>
+    ) async throws -> WriteOutcome<Bool> {
+        let outcome = try await store.deleteDefinition(kind, id: id, othersToo: othersToo, actor: actor, write: write)
         if case .fresh(false) = outcome { throw AnalyticsError.notFound(kind: kind == .report ? "report" : "dashboard", id: id.lowercaseText) }
         return outcome
     }

@@ -6,4 +6,6 @@ public enum AnalyticsError: Error, Sendable, Hashable {
     case notFound(kind: String, id: String)
     /// FAILED_PRECONDITION, e.g. a tenant at its limit of stored reports.
     case failedPrecondition(String)
+    /// PERMISSION_DENIED, e.g. deleting another user's report without the manager role.
+    case permissionDenied(String)
 }

@@ -63,7 +63,9 @@ public protocol AnalyticsStore: Sendable {
     /// Stored definitions, oldest first, after a (time, id).
     func definitions(_ kind: DefinitionKind, after: (Date, UUID)?, limit: Int, actor: Actor) async throws -> [StoredDefinition]
     /// Deletes a stored definition; false when there was none.
-    func deleteDefinition(_ kind: DefinitionKind, id: UUID, actor: Actor, write: WriteOptions<Bool>) async throws -> WriteOutcome<Bool>
+    func deleteDefinition(
+        _ kind: DefinitionKind, id: UUID, othersToo: Bool, actor: Actor, write: WriteOptions<Bool>
+    ) async throws -> WriteOutcome<Bool>
 
     /// Up to `limit` rows of a report after the key `after` (nil: from the first), each with its key.
     func reportRows(

@@ -14,6 +14,8 @@ extension AnalyticsError: RPCErrorConvertible {
             return RPCError(code: .notFound, message: "\(kind) \(id) not found").withDetails([Google_Protobuf_Any(packing: info)])
         case .failedPrecondition(let message):
             return RPCError(code: .failedPrecondition, message: message)
+        case .permissionDenied(let message):
+            return RPCError(code: .permissionDenied, message: message)
         }
     }
 }

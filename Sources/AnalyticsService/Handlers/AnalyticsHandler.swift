@@ -86,7 +86,7 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
     public func getActivityStats(
         request: Switchboard_Analytics_V1_GetActivityStatsRequest, context: ServerContext
     ) async throws -> Switchboard_Analytics_V1_GetActivityStatsResponse {
-        let grouping = try M.grouping(request.groupBy)
+        let grouping = try M.grouping(request.groupBy, field: "group_by")
         return M.stats(
             try await domain.activityStats(
                 start: request.startTime, end: request.endTime, grouping: grouping, kinds: request.kinds, actor: try context.actor()))
@@ -197,7 +197,9 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
         let write = try IdempotentWrite(request: request, requestID: request.requestId, method: Methods.deleteReport) { (_: Bool) in
             Switchboard_Analytics_V1_DeleteReportResponse()
         }
-        return try write.response(try await domain.deleteDefinition(.report, id: id, actor: try context.actor(), write: write.options))
+        return try write.response(
+            try await domain.deleteDefinition(
+                .report, id: id, othersToo: try context.caller().has(atLeast: .manager), actor: try context.actor(), write: write.options))
     }
 
     /// The definition a run or export names: a stored report's, or the inline one.
@@ -249,6 +251,15 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
             throw InvalidRequest("dashboard.widgets", "1 to \(AnalyticsRules.maxWidgets) widgets", reason: "OUT_OF_RANGE")
         }
         for (i, widget) in dashboard.widgets.enumerated() { try checkWidget(widget, field: "dashboard.widgets[\(i)]") }
+        // A widget of a report that is not there would show an empty table forever.
+        for (i, widget) in dashboard.widgets.enumerated() where widget.type == "report" {
+            do {
+                _ = try await domain.definition(
+                    .report, id: try M.requiredID(widget.reportId, field: "dashboard.widgets[\(i)].report_id"), actor: try context.actor())
+            } catch AnalyticsError.notFound {
+                throw InvalidRequest("dashboard.widgets[\(i)].report_id", "no report with this id in the tenant", reason: "NOT_FOUND")
+            }
+        }
         let write = try IdempotentWrite(request: request, requestID: request.requestId, method: Methods.createDashboard) { (s: StoredDefinition) in
             (try? M.dashboard(s)) ?? Switchboard_Analytics_V1_Dashboard()
         }
@@ -271,7 +282,7 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
             throw InvalidRequest(field + ".days", "must be between 0 and \(domain.limits.maxRangeDays)", reason: "OUT_OF_RANGE")
         }
         switch w.type {
-        case "activity_stats": _ = try M.grouping(w.groupBy)
+        case "activity_stats": _ = try M.grouping(w.groupBy, field: field + ".group_by")
         case "funnel", "completeness": break
         case "top":
             _ = try M.subjectKind(w.subjectType, field: field + ".subject_type")
@@ -308,7 +319,9 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
             switch widget.type {
             case "activity_stats":
                 data.data = .activityStats(
-                    M.stats(try await domain.activityStats(start: start, end: now, grouping: try M.grouping(widget.groupBy), kinds: [], actor: actor))
+                    M.stats(
+                        try await domain.activityStats(
+                            start: start, end: now, grouping: try M.grouping(widget.groupBy, field: "group_by"), kinds: [], actor: actor))
                 )
             case "funnel":
                 data.data = .funnel(M.funnel(try await domain.funnel(stages: [], start: start, end: now, actor: actor)))
@@ -322,7 +335,17 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
                 data.data = .completeness(M.proto(try await domain.completeness(actor: actor)))
             case "report":
                 var rows = Switchboard_Analytics_V1_ReportRows()
-                if let id = UUID(text: widget.reportId), let stored = try? await domain.definition(.report, id: id, actor: actor) {
+                // A report deleted since the dashboard was made: the widget says so (the other widgets still show).
+                var stored: StoredDefinition?
+                do {
+                    stored = try await domain.definition(.report, id: try M.requiredID(widget.reportId, field: "report_id"), actor: actor)
+                } catch AnalyticsError.notFound {
+                    var status = Google_Rpc_Status()
+                    status.code = Int32(StatusCode.notFound.rawValue)
+                    status.message = "report \(widget.reportId) was deleted"
+                    data.error = status
+                }
+                if let stored {
                     let spec = try M.spec(try M.report(stored), prefix: "report.")
                     let collected = RowCollector()
                     try await domain.runReport(spec, actor: actor, maxRows: 100) { values, header in

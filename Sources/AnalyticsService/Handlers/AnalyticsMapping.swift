@@ -87,12 +87,12 @@ enum AnalyticsMapping {
         return p
     }
 
-    static func grouping(_ g: Switchboard_Analytics_V1_Grouping) throws -> StatsGrouping {
+    static func grouping(_ g: Switchboard_Analytics_V1_Grouping, field: String) throws -> StatsGrouping {
         switch g {
         case .kind: return .kind
         case .user: return .user
         case .day: return .day
-        default: throw InvalidRequest("group_by", "must be KIND, USER or DAY", reason: "REQUIRED")
+        default: throw InvalidRequest(field, "must be KIND, USER or DAY", reason: "REQUIRED")
         }
     }
 

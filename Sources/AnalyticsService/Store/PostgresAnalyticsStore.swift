@@ -296,9 +296,10 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
         _ kind: SubjectKind, metric: RankMetric, limit: Int, start: Date?, end: Date?, model: ScoringModelValue, asOf: Date, actor: Actor
     ) async throws -> [(id: UUID, value: Double)] {
         let ids = kind == .contact ? "contact_ids" : "organization_ids"
-        // Deleted subjects are left out, as reports, the funnel and completeness leave them out (one restored comes back).
+        // Only live subjects are ranked, as reports, the funnel and completeness list them: a deleted one is left out (one
+        // restored comes back), and so is an id no feed ever brought (an unknown id written into a meeting or note).
         let table = kind == .contact ? "contacts" : "organizations"
-        let live = "NOT EXISTS (SELECT 1 FROM analytics.\(table) d WHERE d.tenant_id = $1 AND d.id = x.id AND d.deleted)"
+        let live = "EXISTS (SELECT 1 FROM analytics.\(table) d WHERE d.tenant_id = $1 AND d.id = x.id AND NOT d.deleted)"
         let rows: [PostgresRow]
         if metric == .engagementScore {
             let (kinds, weights) = Self.modelBinds(model)
@@ -471,8 +472,21 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
         ).map(Self.definition)
     }
 
-    public func deleteDefinition(_ kind: DefinitionKind, id: UUID, actor: Actor, write: WriteOptions<Bool>) async throws -> WriteOutcome<Bool> {
+    public func deleteDefinition(
+        _ kind: DefinitionKind, id: UUID, othersToo: Bool, actor: Actor, write: WriteOptions<Bool>
+    ) async throws -> WriteOutcome<Bool> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            // Dashboards of other users show a report's rows: only its creator, or a manager, may take it away.
+            guard
+                let row = try await c.query(
+                    "SELECT created_by FROM analytics.\(kind.rawValue) WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE",
+                    [.text(actor.tenantID), .uuid(id)]
+                ).first
+            else { return false }
+            if !othersToo, try row.string("created_by") != actor.userID {
+                throw AnalyticsError.permissionDenied(
+                    "only its creator or a manager may delete another user's \(kind == .report ? "report" : "dashboard")")
+            }
             let deleted =
                 try await c.query(
                     "UPDATE analytics.\(kind.rawValue) SET deleted_at = now() WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING id",

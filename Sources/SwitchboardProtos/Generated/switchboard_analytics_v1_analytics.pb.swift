@@ -3372,6 +3372,9 @@ public struct Switchboard_Analytics_V1_WidgetData: ProtoMessage, _CBridgedMessag
     /// Field `widget` = 1.
     public var widget: Switchboard_Analytics_V1_Widget? = nil
 
+    /// Field `error` = 7.
+    public var error: Google_Rpc_Status? = nil
+
     /// The `data` oneof: at most one of its fields is set.
     public var data: OneOf_Data? = nil
 
@@ -3400,6 +3403,7 @@ public struct Switchboard_Analytics_V1_WidgetData: ProtoMessage, _CBridgedMessag
 
     init(_cReader r: _CMessageReader) {
         self.widget = r.message(0)
+        self.error = r.message(6)
         switch r.oneofCase(1) {
         case 2: self.data = .activityStats(r.message(1) ?? Switchboard_Analytics_V1_GetActivityStatsResponse())
         case 3: self.data = .funnel(r.message(2) ?? Switchboard_Analytics_V1_GetLifecycleFunnelResponse())
@@ -3412,6 +3416,7 @@ public struct Switchboard_Analytics_V1_WidgetData: ProtoMessage, _CBridgedMessag
 
     func _write(to w: _CMessageWriter) {
         w.setMessage(0, widget)
+        w.setMessage(6, error)
         switch self.data {
         case .activityStats(let value):
             w.setOneofCase(1, 2)
@@ -3436,6 +3441,7 @@ public struct Switchboard_Analytics_V1_WidgetData: ProtoMessage, _CBridgedMessag
     public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
         var o: [String: JSON] = [:]
         try e.field(&o, "widget", self.widget)
+        try e.field(&o, "error", self.error)
         switch self.data {
         case .activityStats(let v)?: try e.member(&o, "activityStats", v)
         case .funnel(let v)?: try e.member(&o, "funnel", v)
@@ -3452,6 +3458,7 @@ public struct Switchboard_Analytics_V1_WidgetData: ProtoMessage, _CBridgedMessag
         w.open()
         if case .activityStats(let v)? = self.data { try w.member("activityStats", v) }
         if case .completeness(let v)? = self.data { try w.member("completeness", v) }
+        try w.field("error", self.error)
         if case .funnel(let v)? = self.data { try w.member("funnel", v) }
         if case .report(let v)? = self.data { try w.member("report", v) }
         if case .top(let v)? = self.data { try w.member("top", v) }
@@ -3465,6 +3472,7 @@ public struct Switchboard_Analytics_V1_WidgetData: ProtoMessage, _CBridgedMessag
         for (key, value) in try d.enterMessage(json) {
             switch key {
             case "widget": try d.field(1, "widget", value, &self.widget)
+            case "error": try d.field(7, "error", value, &self.error)
             case "activityStats", "activity_stats":
                 if let v: Switchboard_Analytics_V1_GetActivityStatsResponse = try d.member(2, "activityStats", oneof: 0, value) {
                     self.data = .activityStats(v)

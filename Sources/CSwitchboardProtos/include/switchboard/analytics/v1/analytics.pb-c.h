@@ -16,6 +16,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 #include "google/protobuf/struct.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 #include "switchboard/common/v1/change.pb-c.h"
 #include "switchboard/common/v1/types.pb-c.h"
 
@@ -983,6 +984,10 @@ struct  Switchboard__Analytics__V1__WidgetData
 {
   ProtobufCMessage base;
   Switchboard__Analytics__V1__Widget *widget;
+  /*
+   * Set when the widget has no data to show: its report was deleted since (NOT_FOUND).
+   */
+  Google__Rpc__Status *error;
   Switchboard__Analytics__V1__WidgetData__DataCase data_case;
   union {
     Switchboard__Analytics__V1__GetActivityStatsResponse *activity_stats;
@@ -994,7 +999,7 @@ struct  Switchboard__Analytics__V1__WidgetData
 };
 #define SWITCHBOARD__ANALYTICS__V1__WIDGET_DATA__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__analytics__v1__widget_data__descriptor) \
-    , NULL, SWITCHBOARD__ANALYTICS__V1__WIDGET_DATA__DATA__NOT_SET, {0} }
+    , NULL, NULL, SWITCHBOARD__ANALYTICS__V1__WIDGET_DATA__DATA__NOT_SET, {0} }
 
 
 struct  Switchboard__Analytics__V1__ReportRows

@@ -5586,7 +5586,7 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__get_dashboard_reque
   (ProtobufCMessageInit) switchboard__analytics__v1__get_dashboard_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__analytics__v1__widget_data__field_descriptors[6] =
+static const ProtobufCFieldDescriptor switchboard__analytics__v1__widget_data__field_descriptors[7] =
 {
   {
     "widget",
@@ -5660,10 +5660,23 @@ static const ProtobufCFieldDescriptor switchboard__analytics__v1__widget_data__f
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "error",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__WidgetData, error),
+    &google__rpc__status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__analytics__v1__widget_data__field_indices_by_name[] = {
   1,   /* field[1] = activity_stats */
   4,   /* field[4] = completeness */
+  6,   /* field[6] = error */
   2,   /* field[2] = funnel */
   5,   /* field[5] = report */
   3,   /* field[3] = top */
@@ -5672,7 +5685,7 @@ static const unsigned switchboard__analytics__v1__widget_data__field_indices_by_
 static const ProtobufCIntRange switchboard__analytics__v1__widget_data__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor switchboard__analytics__v1__widget_data__descriptor =
 {
@@ -5682,7 +5695,7 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__widget_data__descri
   "Switchboard__Analytics__V1__WidgetData",
   "switchboard.analytics.v1",
   sizeof(Switchboard__Analytics__V1__WidgetData),
-  6,
+  7,
   switchboard__analytics__v1__widget_data__field_descriptors,
   switchboard__analytics__v1__widget_data__field_indices_by_name,
   1,  switchboard__analytics__v1__widget_data__number_ranges,

@@ -65,48 +65,83 @@ extension PostgresCollaborationStore {
     /// Who reminders are sent as.
     static let reminderActor = "reminders"
 
-    /// Sends up to `limit` due reminders in one transaction.
+    /// Sends up to `limit` due reminders in one transaction. The due reminders of one occurrence make one notification
+    /// (a meeting booked or moved inside several lead times would otherwise remind every attendee once per lead time at
+    /// once), saying how far away the start really is; one whose occurrence was already reminded as close to its start
+    /// or closer (a lead time added after a shorter one was sent) is marked sent without a notification.
     /// - Returns: how many were claimed.
     func sendDueReminders(limit: Int) async throws -> Int {
         try await pool.transaction(settings: ["app.reminder_worker": "on"]) { c in
             let due = try await c.query(
                 """
-                SELECT tenant_id, meeting_id, occurrence, minutes, due_at + make_interval(mins => minutes) > now() AS upcoming
-                FROM collaboration.meeting_reminders
-                WHERE sent_at IS NULL AND due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
+                SELECT r.tenant_id, r.meeting_id, r.occurrence, r.minutes,
+                    ceil(extract(epoch FROM r.due_at + make_interval(mins => r.minutes) - now()) / 60)::int8 AS minutes_left,
+                    EXISTS (SELECT 1 FROM collaboration.meeting_reminders s
+                        WHERE s.tenant_id = r.tenant_id AND s.meeting_id = r.meeting_id AND s.occurrence = r.occurrence
+                          AND s.sent_at IS NOT NULL AND s.minutes <= r.minutes) AS superseded
+                FROM collaboration.meeting_reminders r
+                WHERE r.sent_at IS NULL AND r.due_at <= now() ORDER BY r.due_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED
                 """, [.int(Int64(limit))]
             ).rows
             // Each tenant's notifications take that tenant's counter lock until commit: taken in tenant order, two
             // replicas sending reminders of the same tenants never wait for each other in a cycle.
-            let ordered = try due.map { (try $0.string("tenant_id"), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
-            for row in ordered {
-                let tenant = try row.string("tenant_id")
-                let meetingID = try row.uuid("meeting_id")
-                let minutes = try row.int("minutes")
-                let occurrence = try row.int("occurrence")
+            struct Occurrence: Hashable {
+                let tenant: String, meeting: UUID, occurrence: Int64
+            }
+            var groups: [Occurrence: (minutesLeft: Int64, notify: Bool, leadTimes: [Int64])] = [:]
+            for row in due {
+                let key = Occurrence(tenant: try row.string("tenant_id"), meeting: try row.uuid("meeting_id"), occurrence: try row.int("occurrence"))
+                let superseded = try row.bool("superseded"), minutesLeft = try row.int("minutes_left")
+                let notify = !superseded && minutesLeft > 0
+                var group = groups[key] ?? (minutesLeft: minutesLeft, notify: false, leadTimes: [])
+                group.notify = group.notify || notify
+                group.leadTimes.append(try row.int("minutes"))
+                groups[key] = group
+            }
+            for (key, group) in groups.sorted(by: { ($0.key.tenant, $0.key.meeting.lowercaseText) < ($1.key.tenant, $1.key.meeting.lowercaseText) }) {
                 // The notification's sender is the reminder worker: its read policy admits the row it returns.
                 try await c.query(
-                    "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)", [.text(tenant), .text(Self.reminderActor)])
-                let principal = Principal(actor: Actor(tenantID: tenant, userID: Self.reminderActor), isAdmin: true, isManager: true)
-                if let meeting = try await c.query(
-                    """
-                    SELECT \(Self.meetingColumns) FROM collaboration.meetings m
-                    WHERE m.tenant_id = $1 AND m.id = $2 AND m.deleted_at IS NULL
-                    """, [.text(tenant), .uuid(meetingID)]
-                ).first.map(Self.meeting), try row.bool("upcoming") {
+                    "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
+                    [.text(key.tenant), .text(Self.reminderActor)])
+                let principal = Principal(actor: Actor(tenantID: key.tenant, userID: Self.reminderActor), isAdmin: true, isManager: true)
+                if group.notify,
+                    let meeting = try await c.query(
+                        """
+                        SELECT \(Self.meetingColumns) FROM collaboration.meetings m
+                        WHERE m.tenant_id = $1 AND m.id = $2 AND m.deleted_at IS NULL
+                        """, [.text(key.tenant), .uuid(key.meeting)]
+                    ).first.map(Self.meeting)
+                {
                     _ = try await appendNotification(
                         NotificationData(
                             kind: .reminder, audience: .users(meeting.data.attendeeUserIDs),
-                            title: "\(meeting.data.title) starts in \(minutes) minutes", resourceType: Self.meetingType,
-                            resourceID: meetingID.lowercaseText), principal: principal, on: c)
+                            title: Self.reminderTitle(meeting.data.title, minutesLeft: Int(group.minutesLeft)), resourceType: Self.meetingType,
+                            resourceID: key.meeting.lowercaseText), principal: principal, on: c)
                 }
                 try await c.query(
                     """
                     UPDATE collaboration.meeting_reminders SET sent_at = now()
-                    WHERE tenant_id = $1 AND meeting_id = $2 AND occurrence = $3 AND minutes = $4
-                    """, [.text(tenant), .uuid(meetingID), .int(occurrence), .int(minutes)])
+                    WHERE tenant_id = $1 AND meeting_id = $2 AND occurrence = $3 AND minutes = ANY($4::int8[])
+                    """,
+                    [
+                        .text(key.tenant), .uuid(key.meeting), .int(key.occurrence),
+                        .array(group.leadTimes.map { .int($0) }, elementType: .int),
+                    ])
             }
             return due.count
         }
+    }
+
+    /// "<title> starts in N minutes", the title cut (at a character) so the whole stays within a notification's
+    /// title limit.
+    static func reminderTitle(_ title: String, minutesLeft: Int) -> String {
+        let suffix = minutesLeft == 1 ? " starts in 1 minute" : " starts in \(minutesLeft) minutes"
+        let room = NotificationRules.maxTitleBytes - suffix.utf8.count
+        var cut = ""
+        for character in title {
+            guard cut.utf8.count + character.utf8.count <= room else { break }
+            cut.append(character)
+        }
+        return cut + suffix
     }
 }

@@ -58,8 +58,14 @@ final class UnitTests {
         let middle = try await client.createUnit("Middle", organization: organization.id, parent: top.id)
         let bottom = try await client.createUnit("Bottom", organization: organization.id, parent: middle.id)
         let foreign = try await client.createUnit("Foreign", organization: other.id)
-        #expect(await code { _ = try await client.createUnit("Cross", organization: organization.id, parent: foreign.id) } == .notFound)
-        #expect(await code { _ = try await client.updateUnit(top.id, paths: ["parent_unit_id"]) { $0.parentUnitId = foreign.id } } == .notFound)
+        // The parent exists, in another organization: INVALID_ARGUMENT naming it, not NOT_FOUND.
+        let cross = await rpcError { _ = try await client.createUnit("Cross", organization: organization.id, parent: foreign.id) }
+        #expect(cross?.code == .invalidArgument && cross?.fieldViolations.map(\.field) == ["unit.parent_unit_id"], "\(String(describing: cross))")
+        let crossMove = await rpcError { _ = try await client.updateUnit(top.id, paths: ["parent_unit_id"]) { $0.parentUnitId = foreign.id } }
+        #expect(crossMove?.code == .invalidArgument && crossMove?.fieldViolations.map(\.field) == ["unit.parent_unit_id"])
+        #expect(
+            await code { _ = try await client.createUnit("Lost", organization: organization.id, parent: UUID().uuidString.lowercased()) } == .notFound
+        )
         for parent in [top.id, middle.id, bottom.id] {
             #expect(
                 await code { _ = try await client.updateUnit(top.id, paths: ["parent_unit_id"]) { $0.parentUnitId = parent } } == .failedPrecondition)

@@ -42,8 +42,13 @@ extension PostgresOrganizationStore {
             "SELECT organization_id, deleted_at IS NULL AS live FROM organization.units WHERE tenant_id = $1 AND id = $2",
             [.text(actor.tenantID), .uuid(parent)]
         ).first
-        guard let row, try row.bool("live"), try row.uuid("organization_id") == organization else {
-            throw OrganizationError.notFound(kind: "parent unit", id: parent.lowercaseText)
+        guard let row, try row.bool("live") else { throw OrganizationError.notFound(kind: "parent unit", id: parent.lowercaseText) }
+        // The unit exists: saying "not found" would send the caller looking for the wrong mistake.
+        guard try row.uuid("organization_id") == organization else {
+            throw OrganizationError.invalid([
+                Violation(
+                    "unit.parent_unit_id", "is a unit of another organization; a parent must be in the unit's own", reason: "OTHER_ORGANIZATION")
+            ])
         }
         let ancestry = try await c.query(
             """

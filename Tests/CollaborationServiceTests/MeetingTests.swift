@@ -341,6 +341,32 @@ final class MeetingTests {
         #expect(title.utf8.count <= NotificationRules.maxTitleBytes && title.hasPrefix("éé"))
     }
 
+    @Test("a local time daylight saving repeats is its earlier instant (RFC 5545); a skipped one moves forward by the gap")
+    func ambiguousLocalTimes() async throws {
+        let alice = try await harness.client(tenant: tenant(), user: "alice")
+        // Daily at 01:30 in New York from 2030-11-02 (EDT, UTC-4): on 2030-11-03 01:30 happens twice (05:30Z in EDT,
+        // then 06:30Z in EST); from 2030-11-04 it is EST (UTC-5).
+        let november2 = Date(timeIntervalSince1970: 1_919_808_000)  // 2030-11-02T00:00:00Z
+        func utc(day: Int, hour: Int, minute: Int = 0) -> Date { november2.addingTimeInterval(Double(day * 86_400 + hour * 3600 + minute * 60)) }
+        var meeting = Meeting()
+        meeting.title = "Night shift"
+        meeting.startTime = utc(day: 0, hour: 5, minute: 30)
+        meeting.endTime = utc(day: 0, hour: 5, minute: 45)
+        meeting.timeZone = "America/New_York"
+        var recurrence = Switchboard_Collaboration_V1_Recurrence()
+        recurrence.frequency = .daily
+        recurrence.count = 3
+        meeting.recurrence = recurrence
+        var book = Switchboard_Collaboration_V1_CreateMeetingRequest()
+        book.meeting = meeting
+        _ = try await alice.stub.createMeeting(book, options: alice.options)
+        var list = Switchboard_Collaboration_V1_ListMeetingsRequest()
+        list.userId = "alice"
+        let occurrences = try await alice.stub.listMeetings(list, options: alice.options).meetings
+        #expect(
+            occurrences.map(\.startTime) == [utc(day: 0, hour: 5, minute: 30), utc(day: 1, hour: 5, minute: 30), utc(day: 2, hour: 6, minute: 30)])
+    }
+
     @Test("a weekly series keeps its local time across daylight saving; every occurrence lists, conflicts and blocks slots")
     func recurrence() async throws {
         let tenantID = tenant()

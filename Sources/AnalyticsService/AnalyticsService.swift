@@ -150,7 +150,7 @@ public enum AnalyticsService: ServiceDefinition {
     /// A stored report's definition, as the scheduler runs it.
     /// - Throws: when the stored JSON no longer decodes or validates.
     public static func reportSpec(_ stored: StoredDefinition) throws -> ReportSpec {
-        try AnalyticsMapping.spec(try AnalyticsMapping.report(stored), prefix: "report.")
+        try AnalyticsMapping.spec(try AnalyticsMapping.report(stored), prefix: "report.", stored: true)
     }
 
     /// The store as the service builds it, with the change-event payloads made by the handlers' mapping (tests apply

@@ -89,12 +89,12 @@ extension Google_Protobuf_Any {
     }
 }
 
-extension ProtoDecodingError: RPCErrorConvertible {
-    /// A value the service cannot hold (a NUL byte in a string, a timestamp past 9999): INVALID_ARGUMENT with a
-    /// `google.rpc.BadRequest` naming the field, as a handler's own validation answers. Anything else did not decode:
-    /// INTERNAL, as grpc-go and grpc-java answer it.
-    public var rpcError: RPCError {
-        guard let field = invalidField else { return RPCError(code: .internal, message: description, cause: self) }
-        return .invalidArgument(violations: [FieldViolation(field: field, description: reason ?? "invalid value", reason: "INVALID_VALUE")])
+extension ProtoDecodingError {
+    /// A decoding error for a value a service cannot hold, carrying a `google.rpc.Status` whose `google.rpc.BadRequest`
+    /// names the field (as a handler's own validation would), for the server to send.
+    static func invalidValue(messageName: String, field: String, reason: String) -> ProtoDecodingError {
+        let details = RPCError.invalidArgument(violations: [FieldViolation(field: field, description: reason, reason: "INVALID_VALUE")])
+            .metadata[binaryValues: RPCError.statusDetailsKey].first
+        return ProtoDecodingError(messageName: messageName, reason: reason, invalidField: field, statusDetails: details)
     }
 }

@@ -6,8 +6,12 @@ extension Google_Protobuf_Timestamp {
     /// The nanos google.protobuf.Timestamp allows.
     public static let validNanos: ClosedRange<Int32> = 0...999_999_999
     /// What ``date`` is for a timestamp outside the allowed range: a date every range check refuses (a `Date`
-    /// cannot say "invalid", and generated code turns timestamp fields into dates while decoding).
+    /// cannot say "invalid"). Decoding refuses such timestamps before any date is made (the wire scan names the
+    /// field), so this is for one built in code.
     public static let invalidDate = Date(timeIntervalSince1970: -.infinity)
+    /// The latest date a timestamp becomes: a `Double` near year 10000 is exact to about 30 µs, so the last instants of
+    /// 9999-12-31 would round up into year 10000, which no Timestamp can hold when the date is written back.
+    public static let latestDate = Date(timeIntervalSince1970: (253_402_300_800 as Double).nextDown)
 
     /// Whether the seconds and nanos are within the range the Timestamp type defines.
     public var isValid: Bool { Self.validSeconds.contains(seconds) && Self.validNanos.contains(nanos) }
@@ -45,7 +49,7 @@ extension Google_Protobuf_Timestamp {
     /// handler reports as INVALID_ARGUMENT naming the field).
     public var date: Date {
         guard isValid else { return Self.invalidDate }
-        return Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1e9)
+        return min(Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1e9), Self.latestDate)
     }
 }
 

@@ -110,8 +110,8 @@ private func _scanWire(
                 }
                 let child = field.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
                 if child.pointee.n_fields == 2, let reason = timeViolation(child, body) {
-                    throw ProtoDecodingError(
-                        messageName: messageName(descriptor), reason: reason, invalidField: path + String(cString: field.pointee.name))
+                    throw ProtoDecodingError.invalidValue(
+                        messageName: messageName(descriptor), field: path + String(cString: field.pointee.name), reason: reason)
                 }
                 try _scanWire(
                     child, body, depth: depth + 1, limits: limits, budget: &budget, path: path + String(cString: field.pointee.name) + ".")
@@ -122,14 +122,13 @@ private func _scanWire(
                 // PostgreSQL text cannot hold one anyway), so such a request is refused, naming the field.
                 if field.pointee.type == protobufCTypeString, let base = body.baseAddress, memchr(base, 0, body.count) != nil {
                     let name = path + String(cString: field.pointee.name)
-                    throw ProtoDecodingError(
-                        messageName: messageName(descriptor), reason: "must not contain NUL bytes", invalidField: name)
+                    throw ProtoDecodingError.invalidValue(messageName: messageName(descriptor), field: name, reason: "must not contain NUL bytes")
                 }
                 // proto3 strings are UTF-8 (stock gRPC implementations refuse anything else); read as a C string, bytes
                 // that are not would become U+FFFD, so the service would store and match text no one sent.
                 if field.pointee.type == protobufCTypeString, !isUTF8(body) {
                     let name = path + String(cString: field.pointee.name)
-                    throw ProtoDecodingError(messageName: messageName(descriptor), reason: "must be UTF-8 text", invalidField: name)
+                    throw ProtoDecodingError.invalidValue(messageName: messageName(descriptor), field: name, reason: "must be UTF-8 text")
                 }
             default:
                 // Packed repeated scalars: one allocation per field, proportional to the bytes.
@@ -162,7 +161,12 @@ private func timeViolation(_ descriptor: UnsafePointer<ProtobufCMessageDescripto
         case (2, 0):
             guard let v = reader.varint() else { return nil }
             nanos = Int64(Int32(truncatingIfNeeded: v))
-        default: return nil  // anything else is protoc-c's to refuse
+        // Unknown fields protoc-c keeps aside; malformed bytes are protoc-c's to refuse.
+        case (_, 0): guard reader.varint() != nil else { return nil }
+        case (_, 1): guard reader.skip(8) else { return nil }
+        case (_, 2): guard let length = reader.varint(), reader.take(length) != nil else { return nil }
+        case (_, 5): guard reader.skip(4) else { return nil }
+        default: return nil
         }
     }
     if isTimestamp {

@@ -259,7 +259,7 @@ public struct RPCClient: Sendable {
             call.cancel()
             throw RPCError(code: .internal, message: "the server sent more than one response message")
         }
-        let message = try decodeMessage(Response.self, from: first)
+        let message = try decodeMessage(Response.self, from: first, isResponse: true)
         let initial = try await call.initialMetadata()
         let (_, trailing) = try await call.trailers()
         return ClientResponse(message: message, initialMetadata: initial, trailingMetadata: trailing)

@@ -29,15 +29,20 @@ public struct ProtoDecodingError: Error, Hashable, Sendable, CustomStringConvert
     /// The field (a dotted path of field names) whose well-formed value a service cannot hold, e.g. a string with a
     /// NUL byte: the request is then INVALID_ARGUMENT naming it, not malformed.
     public let invalidField: String?
+    /// A serialized `google.rpc.Status` naming ``invalidField`` in a `google.rpc.BadRequest`, for the server to send
+    /// in `grpc-status-details-bin` (this module has no message types to build one).
+    public let statusDetails: [UInt8]?
     /// Creates the error.
     /// - Parameters:
     ///   - messageName: the message type that failed to decode.
     ///   - reason: the limit that was passed, if that is why.
     ///   - invalidField: the field whose value cannot be held, if that is why.
-    public init(messageName: String, reason: String? = nil, invalidField: String? = nil) {
+    ///   - statusDetails: a serialized `google.rpc.Status` with the field's violation, if any.
+    public init(messageName: String, reason: String? = nil, invalidField: String? = nil, statusDetails: [UInt8]? = nil) {
         self.messageName = messageName
         self.reason = reason
         self.invalidField = invalidField
+        self.statusDetails = statusDetails
     }
     /// A description naming the type (and the limit, if one was passed).
     public var description: String {

@@ -105,17 +105,22 @@ public struct RPCAsyncSequence<Message: ProtoMessage>: AsyncSequence, Sendable {
 /// - Parameters:
 ///   - type: the message type.
 ///   - bytes: the encoded message.
+///   - isResponse: whether a client is decoding a server's response: a value it cannot hold is then the server's fault
+///     (INTERNAL), not an argument the caller chose.
 /// - Returns: the message.
-/// - Throws: `RPCError` `INTERNAL` naming the type (and, for a message refused by a decoding limit, the limit).
+/// - Throws: `RPCError` `INTERNAL` naming the type (and, for a message refused by a decoding limit, the limit);
+///   `INVALID_ARGUMENT` naming the field for a request value the service cannot hold.
 @inlinable
-public func decodeMessage<M: ProtoMessage>(_ type: M.Type, from bytes: ByteBuffer) throws -> M {
+public func decodeMessage<M: ProtoMessage>(_ type: M.Type, from bytes: ByteBuffer, isResponse: Bool = false) throws -> M {
     do {
         return try M(decoding: bytes)
-    } catch let error as ProtoDecodingError where error.invalidField != nil {
-        // Well-formed protobuf the service cannot hold (a NUL byte in a string): the caller's mistake, named. The
-        // message types' module makes the error convertible, with a `google.rpc.BadRequest` naming the field.
-        if let convertible = (error as Any) as? any RPCErrorConvertible { throw convertible.rpcError }
-        throw RPCError(code: .invalidArgument, message: "\(error.invalidField!): \(error.reason ?? "invalid value")", cause: error)
+    } catch let error as ProtoDecodingError where error.invalidField != nil && !isResponse {
+        // Well-formed protobuf the service cannot hold (a NUL byte in a string, a timestamp past 9999): the caller's
+        // mistake, named, with the `google.rpc.BadRequest` the message types' module attached.
+        var metadata = Metadata()
+        if let details = error.statusDetails { metadata.addBinary(details, forKey: "grpc-status-details-bin") }
+        throw RPCError(
+            code: .invalidArgument, message: "\(error.invalidField!): \(error.reason ?? "invalid value")", metadata: metadata, cause: error)
     } catch let error as ProtoDecodingError where error.reason != nil {
         // The scan names the message where the limit was passed, which may be nested deep inside the request.
         let message =

@@ -28,9 +28,14 @@ public struct WriteOptions<Value: Sendable>: Sendable {
     public static var maxRequestIDBytes: Int { 128 }
 
     /// Creates options, checking the request id: at most ``maxRequestIDBytes`` of printable ASCII.
+    /// - Parameters:
+    ///   - requestID: the caller's request id; empty disables idempotency.
+    ///   - method: the RPC.
+    ///   - fingerprint: what identifies the request's content (``IdempotentWrite`` computes it); empty skips the check.
+    ///   - encode: encodes the response as the handler will return it.
     /// - Throws: ``InvalidRequest`` naming `request_id`.
     public init(
-        requestID: String, method: String, fingerprint: [UInt8] = [], encode: @escaping @Sendable (Value) -> [UInt8]
+        requestID: String, method: String, fingerprint: [UInt8], encode: @escaping @Sendable (Value) -> [UInt8]
     ) throws {
         let bytes = requestID.utf8
         if bytes.count > Self.maxRequestIDBytes {
@@ -125,7 +130,7 @@ public struct Idempotency: Sendable {
 
     /// The stored response of a request made before, read without a transaction (a cheap check before a write's
     /// work); nil when the request is new or has no request id.
-    /// - Throws: ``RequestIDReused`` when the id was used for another method.
+    /// - Throws: ``RequestIDReused`` when the id was used for another method or another request.
     public func replay<V>(_ write: WriteOptions<V>, actor: Actor, pool: PostgresPool) async throws -> [UInt8]? {
         guard !write.requestID.isEmpty else { return nil }
         let rows = try await pool.query(
@@ -156,7 +161,7 @@ public struct Idempotency: Sendable {
     }
 
     /// Claims the request id inside the caller's transaction; returns the stored response when it was taken.
-    /// - Throws: ``RequestIDReused`` when the id was used for another method.
+    /// - Throws: ``RequestIDReused`` when the id was used for another method or another request.
     public func claim<V>(_ write: WriteOptions<V>, actor: Actor, on c: PostgresConnection) async throws -> [UInt8]? {
         guard !write.requestID.isEmpty else { return nil }
         let inserted = try await c.query(

@@ -25,7 +25,7 @@ final class InteractionTests {
         let contact = newID(), organization = newID(), thread = newID()
         let occurred = Date(timeIntervalSince1970: 1_760_000_000)
         let followUp = Date(timeIntervalSince1970: 1_760_086_400)
-        let logged = try await client.log(.call, subject: "Intro call", requestID: "log-1") {
+        let configure: (inout Switchboard_Communication_V1_Interaction) -> Void = {
             $0.direction = .outbound
             $0.contactIds = [contact, contact]
             $0.addresses = [" +49 30 1234 ", "+49 30 1234", "x@example.com"]
@@ -37,6 +37,7 @@ final class InteractionTests {
             $0.outcome = "connected"
             $0.followUpAt = followUp
         }
+        let logged = try await client.log(.call, subject: "Intro call", requestID: "log-1", configure: configure)
         #expect(logged.kind == .call)
         #expect(logged.direction == .outbound)
         #expect(logged.contactIds == [contact])
@@ -50,8 +51,10 @@ final class InteractionTests {
         #expect(logged.etag == "\"1\"")
         #expect(try await client.get(logged.id) == logged)
 
-        let again = try await client.log(.call, subject: "Intro call", requestID: "log-1")
+        let again = try await client.log(.call, subject: "Intro call", requestID: "log-1", configure: configure)
         #expect(again == logged)
+        // The id reused for a different interaction is refused, not answered with the first one.
+        #expect(fields(await rpcError { _ = try await client.log(.call, subject: "Intro call", requestID: "log-1") }) == ["request_id"])
         #expect(try await client.list().interactions.map(\.id) == [logged.id])
         // A request id is bound to its method: reusing it for another is INVALID_ARGUMENT naming request_id.
         let reused = await rpcError { _ = try await client.delete(logged.id, requestID: "log-1") }

@@ -80,7 +80,11 @@ final class TemplateTests {
         let v1 = try await client.createTemplate(
             "Welcome", subject: "Hi {{contact.first_name}}", body: "Welcome, {{contact.first_name}}!", requestID: "t1")
         #expect(v1.version == 1 && v1.variables == ["contact.first_name"])
-        #expect(try await client.createTemplate("Welcome", subject: "Hi {{contact.first_name}}", body: "x", requestID: "t1") == v1)
+        #expect(
+            try await client.createTemplate(
+                "Welcome", subject: "Hi {{contact.first_name}}", body: "Welcome, {{contact.first_name}}!", requestID: "t1")
+                == v1)
+        #expect(await code { _ = try await client.createTemplate("Welcome", subject: "Hi", body: "x", requestID: "t1") } == .invalidArgument)
         let v2 = try await client.updateTemplate(v1.id, name: "Welcome", body: "Hello {{ contact.first_name }} ({{custom.tier}})", expectedVersion: 1)
         #expect(v2.version == 2 && v2.variables == ["contact.first_name", "custom.tier"] && v2.subject.isEmpty)
         #expect(await code { _ = try await client.updateTemplate(v1.id, name: "W", body: "b", expectedVersion: 1) } == .aborted)

@@ -43,10 +43,13 @@ final class ContactsLimitsTests {
 
         // nanos = 1,000,000,000 as a client puts it on the wire (field 8, updated_after: { nanos: 1e9 }).
         let bytes: [UInt8] = [0x42, 0x06, 0x10, 0x80, 0x94, 0xEB, 0xDC, 0x03]
-        let decoded = try Switchboard_Contacts_V1_ListContactsRequest(serializedBytes: bytes)
-        #expect(decoded.updatedAfter == Google_Protobuf_Timestamp.invalidDate)
-        let badNanos = await rpcError { _ = try await reader.stub.listContacts(decoded, options: reader.options) }
-        #expect(fields(badNanos) == ["updated_after"])
+        // The decoder refuses it, naming the field (the service answers INVALID_ARGUMENT with it, as for `future`).
+        do {
+            _ = try Switchboard_Contacts_V1_ListContactsRequest(serializedBytes: bytes)
+            Issue.record("nanos of 10^9 decoded")
+        } catch let error as ProtoDecodingError {
+            #expect(error.invalidField == "updated_after")
+        }
 
         // The edges themselves are valid, and the service is still up.
         let edges = try await reader.list {

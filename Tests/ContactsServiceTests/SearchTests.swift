@@ -794,8 +794,10 @@ final class SavedSearchTests {
         _ = try await ada.create(given: "Vera", family: "Ordinary")
         let mine = try await save(ada, name: "  My VIPs ", shared: false, query: "vera", requestID: "save-1")
         #expect(mine.name == "My VIPs" && mine.ownerId == "ada" && mine.search?.query == "vera")
-        // A retried create returns the first response.
-        #expect(try await save(ada, name: "My VIPs", shared: false, query: "vera", requestID: "save-1").id == mine.id)
+        // A retried create returns the first response; the id reused for another search is refused.
+        #expect(try await save(ada, name: "  My VIPs ", shared: false, query: "vera", requestID: "save-1").id == mine.id)
+        #expect(
+            await rpcError { _ = try await save(ada, name: "My VIPs", shared: false, query: "vera", requestID: "save-1") }?.code == .invalidArgument)
         let team = try await save(ada, name: "Team VIPs", shared: true, query: "important")
 
         let first = try await ada.search("", pageSize: 2) { $0.savedSearchId = mine.id }
@@ -1157,7 +1159,10 @@ final class BulkTagTests {
                 ).first?.int("n") ?? 0)
         }
         #expect(try await events() == 3)
-        #expect(try await bulk(client, query: "zed", add: ["vip", "new"], remove: ["old"], requestID: "bulk-1") == done)
+        #expect(try await bulk(client, query: "zed", add: [" VIP ", "new", "vip"], remove: ["OLD"], requestID: "bulk-1") == done)
+        #expect(
+            await code { _ = try await self.bulk(client, query: "zed", add: ["vip", "new"], remove: ["old"], requestID: "bulk-1") }
+                == .invalidArgument)
         // Nothing left to change: matched, unchanged.
         let again = try await bulk(client, query: "zed", add: ["vip"])
         #expect(again.matched == 3 && again.changed == 0)

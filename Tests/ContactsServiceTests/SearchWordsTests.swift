@@ -180,8 +180,8 @@ struct SearchWordsDatabaseTests {
             note: "Analytical Engine ٣٤")
         var other = data
         other.emails = [EmailAddress(address: "second@example.com")]
-        let write = try WriteOptions<ContactRecord>(requestID: "", method: "create") { _ in [] }
-        let batchWrite = try WriteOptions<[ContactBatchResult]>(requestID: "", method: "batch") { _ in [] }
+        let write = try WriteOptions<ContactRecord>(requestID: "", method: "create", fingerprint: []) { _ in [] }
+        let batchWrite = try WriteOptions<[ContactBatchResult]>(requestID: "", method: "batch", fingerprint: []) { _ in [] }
         var rows: [String] = []
         let splitting = SearchWordsSource()
         #expect(await splitting.words(pool: harness.pool) != nil)

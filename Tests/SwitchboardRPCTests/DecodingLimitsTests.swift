@@ -184,8 +184,14 @@ struct DecodingLimitsTests {
                 #expect(error.invalidField == "t_timestamp" && error.reason?.contains("9999-12-31") == true, "\(error)")
             }
         }
+        // The last nanosecond of 9999 decodes, to a date that is still in 9999 (a Double rounds it up otherwise) and
+        // encodes back as a valid timestamp.
         let last = try Switchboard_Testing_V1_Everything(serializedBytes: everything(60, seconds: 253_402_300_799, nanos: 999_999_999))
-        #expect(last.tTimestamp == Date(timeIntervalSince1970: 253_402_300_799.999999999))
+        #expect(last.tTimestamp == Google_Protobuf_Timestamp.latestDate)
+        #expect(Google_Protobuf_Timestamp(date: last.tTimestamp!).isValid)
+        // An unknown field inside does not hide the range check.
+        let unknown = varint(60 << 3 | 2) + [9, 0x08] + varint(253_402_300_800) + [0x18, 0x01]
+        #expect(throws: ProtoDecodingError.self) { _ = try Switchboard_Testing_V1_Everything(serializedBytes: unknown) }
         _ = try Switchboard_Testing_V1_Everything(serializedBytes: everything(60, seconds: -62_135_596_800, nanos: 0))
         for (seconds, nanos) in [(315_576_000_001, 0), (5, -1), (-5, 1), (0, 1_000_000_000)] as [(Int64, Int64)] {
             #expect(throws: ProtoDecodingError.self, "\(seconds) s \(nanos) ns") {

@@ -80,7 +80,7 @@ struct KitUnitTests {
     func requestIDs() throws {
         func check(_ id: String) -> String? {
             do {
-                _ = try WriteOptions<Int>(requestID: id, method: "M") { _ in [] }
+                _ = try WriteOptions<Int>(requestID: id, method: "M", fingerprint: []) { _ in [] }
                 return nil
             } catch let error as InvalidRequest {
                 #expect(error.violations.first?.field == "request_id")

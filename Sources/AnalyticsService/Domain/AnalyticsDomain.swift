@@ -252,10 +252,9 @@ public struct AnalyticsDomain: Sendable {
         return (found, next)
     }
 
-    /// Deletes a stored report.
-    /// - Throws: ``AnalyticsError/notFound(kind:id:)``.
     /// Deletes a stored definition: its creator may, and with `othersToo` (a manager) anyone's.
-    /// - Throws: `notFound`, or `permissionDenied` for another user's definition without `othersToo`.
+    /// - Throws: ``AnalyticsError/notFound(kind:id:)``, or ``AnalyticsError/permissionDenied(_:)`` for another user's
+    ///   definition without `othersToo`.
     public func deleteDefinition(
         _ kind: DefinitionKind, id: UUID, othersToo: Bool, actor: Actor, write: WriteOptions<Bool>
     ) async throws -> WriteOutcome<Bool> {

@@ -18,6 +18,30 @@ public enum ReportColumn: Sendable, Hashable, CustomStringConvertible {
     /// Built-in columns that hold times (filters compare them as times).
     public static let times: Set<String> = ["create_time", "last_contact_time"]
 
+    /// Whether `text` is a decimal number as JSON and PostgreSQL's `numeric` write one (`-12.5`, `1e6`): not a hex
+    /// float, infinity or NaN, which `Double` would read too and `numeric` refuses or orders apart.
+    public static func isDecimal(_ text: String) -> Bool {
+        var bytes = text.utf8[...]
+        func digits() -> Int {
+            let count = bytes.prefix { (48...57).contains($0) }.count
+            bytes = bytes.dropFirst(count)
+            return count
+        }
+        if bytes.first == 45 || bytes.first == 43 { bytes = bytes.dropFirst() }  // - +
+        var mantissa = digits()
+        if bytes.first == 46 {  // .
+            bytes = bytes.dropFirst()
+            mantissa += digits()
+        }
+        guard mantissa > 0, mantissa <= 100 else { return false }
+        if bytes.first == 101 || bytes.first == 69 {  // e E
+            bytes = bytes.dropFirst()
+            if bytes.first == 45 || bytes.first == 43 { bytes = bytes.dropFirst() }
+            guard (1...3).contains(digits()) else { return false }
+        }
+        return bytes.isEmpty
+    }
+
     /// Parses `name` or `custom.<key>` (key: 1 to 64 of a-z, 0-9, _, -).
     public init?(_ text: String) {
         if text.hasPrefix("custom.") {
@@ -79,10 +103,13 @@ public struct ReportSpec: Sendable, Hashable {
     /// The header row.
     public var header: [String] { groupBy.map { [$0.description, "count"] } ?? columns.map(\.description) }
 
-    /// Validates a definition's parts.
+    /// Validates a definition's parts. A definition saved earlier (`stored`) is read under the rules it was saved
+    /// under: an ordering filter on tags, refused since, still compares the tags' joined text, so a saved report keeps
+    /// running.
     /// - Throws: ``InvalidRequest`` naming the field (under `prefix`, e.g. `report.`).
     public static func make(
-        columns: [String], filters: [(column: String, op: String, value: String)], groupBy: String, start: Date?, end: Date?, prefix: String
+        columns: [String], filters: [(column: String, op: String, value: String)], groupBy: String, start: Date?, end: Date?, prefix: String,
+        stored: Bool = false
     ) throws -> ReportSpec {
         guard !columns.isEmpty || !groupBy.isEmpty else {
             throw InvalidRequest(prefix + "columns", "at least one column is required", reason: "REQUIRED")
@@ -115,11 +142,11 @@ public struct ReportSpec: Sendable, Hashable {
                 throw InvalidRequest(prefix + "filters[\(i)].value", "must be at most 1024 bytes", reason: "TOO_LONG")
             }
             var spec = ReportFilterSpec(column: column, op: op, value: filter.value)
-            if case .builtIn("tags") = column, ![.eq, .ne, .contains, .exists].contains(op) {
+            if case .builtIn("tags") = column, ![.eq, .ne, .contains, .exists].contains(op), !stored {
                 throw InvalidRequest(
                     prefix + "filters[\(i)].op", "tags compare by eq, ne, contains or exists (a contact's tags are a set)", reason: "UNSUPPORTED")
             }
-            if case .custom = column, op != .exists, op != .contains, let number = Double(filter.value), number.isFinite {
+            if case .custom = column, op != .exists, op != .contains, ReportColumn.isDecimal(filter.value), let number = Double(filter.value) {
                 // Analytics does not know the field's type: a number compares as a number with the values stored as
                 // numbers (a NUMBER field's), and as text with the others.
                 spec.number = number

@@ -206,7 +206,7 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
     func spec(reportID: String, inline: Switchboard_Analytics_V1_ReportDefinition?, actor: Actor) async throws -> ReportSpec {
         if !reportID.isEmpty {
             let stored = try await domain.definition(.report, id: try M.requiredID(reportID, field: "report_id"), actor: actor)
-            return try M.spec(try M.report(stored), prefix: "report.")
+            return try M.spec(try M.report(stored), prefix: "report.", stored: true)
         }
         guard let inline else { throw InvalidRequest("report_id", "a report_id or a definition is required", reason: "REQUIRED") }
         return try M.spec(inline, prefix: "definition.")
@@ -346,17 +346,25 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
                     data.error = status
                 }
                 if let stored {
-                    let spec = try M.spec(try M.report(stored), prefix: "report.")
-                    let collected = RowCollector()
-                    try await domain.runReport(spec, actor: actor, maxRows: 100) { values, header in
-                        var row = Switchboard_Analytics_V1_ReportRow()
-                        row.values = values
-                        row.header = header
-                        collected.rows.append(row)
+                    do {
+                        let spec = try M.spec(try M.report(stored), prefix: "report.", stored: true)
+                        let collected = RowCollector()
+                        try await domain.runReport(spec, actor: actor, maxRows: 100) { values, header in
+                            var row = Switchboard_Analytics_V1_ReportRow()
+                            row.values = values
+                            row.header = header
+                            collected.rows.append(row)
+                        }
+                        rows.rows = collected.rows
+                        data.data = .report(rows)
+                    } catch let error as InvalidRequest {
+                        // A definition this version no longer accepts: that widget says why, the others still show.
+                        var status = Google_Rpc_Status()
+                        status.code = Int32(StatusCode.invalidArgument.rawValue)
+                        status.message = "report \(widget.reportId): \(error.rpcError.message)"
+                        data.error = status
                     }
-                    rows.rows = collected.rows
                 }
-                data.data = .report(rows)
             default: break
             }
             response.widgets.append(data)

@@ -202,11 +202,11 @@ enum AnalyticsMapping {
         return a
     }
 
-    /// Validates a report definition.
-    static func spec(_ d: Switchboard_Analytics_V1_ReportDefinition, prefix: String) throws -> ReportSpec {
+    /// Validates a report definition (`stored`: one saved earlier, under the rules of its day).
+    static func spec(_ d: Switchboard_Analytics_V1_ReportDefinition, prefix: String, stored: Bool = false) throws -> ReportSpec {
         try ReportSpec.make(
             columns: d.columns, filters: d.filters.map { ($0.column, $0.op, $0.value) }, groupBy: d.groupBy, start: d.startTime, end: d.endTime,
-            prefix: prefix)
+            prefix: prefix, stored: stored)
     }
 
     static func report(_ stored: StoredDefinition) throws -> Switchboard_Analytics_V1_ReportDefinition {

@@ -74,8 +74,9 @@ extension PostgresAnalyticsStore {
             let ops: [ReportOperator: String] = [.eq: "=", .ne: "<>", .lt: "<", .le: "<=", .gt: ">", .ge: ">="]
             switch (filter.column, filter.op) {
             // A contact's tags are a set: a filter matches one tag, not the list's text.
-            case (.builtIn("tags"), .eq): return "\(bind(.text(filter.value))) = ANY(c.tags)"
-            case (.builtIn("tags"), .ne): return "NOT (\(bind(.text(filter.value))) = ANY(c.tags))"
+            // Tags are stored trimmed and lower-cased (as contacts keeps them): the value is read the same way.
+            case (.builtIn("tags"), .eq): return "lower(btrim(\(bind(.text(filter.value))))) = ANY(c.tags)"
+            case (.builtIn("tags"), .ne): return "NOT (lower(btrim(\(bind(.text(filter.value))))) = ANY(c.tags))"
             case (.builtIn("tags"), .contains):
                 return "EXISTS (SELECT 1 FROM unnest(c.tags) AS t WHERE strpos(lower(t), lower(\(bind(.text(filter.value))))) > 0)"
             case (.builtIn("tags"), .exists): return "cardinality(c.tags) > 0"

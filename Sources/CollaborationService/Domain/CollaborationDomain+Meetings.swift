@@ -41,9 +41,14 @@ extension CollaborationDomain {
         if data.recurrence.exceptions != current.data.recurrence.exceptions, !changed.contains("recurrence") {
             changed.append("recurrence")
         }
+        // Only a change of the series' times can make it overlap itself or run past 9999: a series stored before those
+        // checks existed can still be renamed.
+        // The overlap is named by what changed: a longer count reaching a moved occurrence, a longer meeting, …
+        let overlapField = ["recurrence", "end_time", "start_time", "time_zone"].first(where: changed.contains).map { "meeting.\($0)" }
         return try await store.replaceMeeting(
             id: id, expectedVersion: current.version, data: data, changedFields: changed, allowConflicts: allowConflicts,
-            onlyOccurrence: nil, principal: principal, write: write)
+            onlyOccurrence: nil, seriesCheck: overlapField.map { (overlapField: $0, rangeField: "meeting.recurrence.count") },
+            principal: principal, write: write)
     }
 
     /// Cancels, moves or restores one occurrence of a live recurring meeting (its organizer, its attendee users, or an
@@ -59,10 +64,17 @@ extension CollaborationDomain {
         try Self.checkMayChange(current, principal)
         if !etag.isEmpty, etag != current.etag { throw CollaborationError.etagMismatch(current: current.etag) }
         guard let data = try MeetingRules.applying(change, to: occurrence, of: current.data) else { return .fresh(current) }
-        // A cancellation only frees time: it cannot make a conflict.
+        // A cancellation only frees time: it cannot make a conflict, nor make the series overlap itself.
+        let seriesCheck: (overlapField: String, rangeField: String)? =
+            switch change {
+            case .cancel: nil
+            case .move: (overlapField: "start_time", rangeField: "start_time")
+            case .restore: (overlapField: "occurrence", rangeField: "occurrence")
+            }
         return try await store.replaceMeeting(
             id: id, expectedVersion: current.version, data: data, changedFields: ["recurrence.exceptions"],
-            allowConflicts: allowConflicts || change == .cancel, onlyOccurrence: occurrence, principal: principal, write: write)
+            allowConflicts: allowConflicts || change == .cancel, onlyOccurrence: occurrence, seriesCheck: seriesCheck, principal: principal,
+            write: write)
     }
 
     /// Cancels a meeting (its organizer, its attendee users, or an admin).

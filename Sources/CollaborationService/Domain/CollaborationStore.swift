@@ -115,10 +115,11 @@ public protocol CollaborationStore: Sendable {
     /// A meeting of the tenant (cancelled ones included), or nil.
     func fetchMeeting(id: UUID, principal: Principal) async throws -> MeetingRecord?
     /// Replaces a live meeting's data (its exceptions included) if still at `expectedVersion`, with the same conflict
-    /// check when the change reschedules it (only occurrence `onlyOccurrence`'s times, when given).
+    /// check when the change reschedules it (only occurrence `onlyOccurrence`'s times, when given), and, with
+    /// `seriesCheck`, the series checked not to overlap itself or run past 9999 (naming those fields).
     func replaceMeeting(
         id: UUID, expectedVersion: Int64, data: MeetingData, changedFields: [String], allowConflicts: Bool, onlyOccurrence: Int?,
-        principal: Principal, write: WriteOptions<MeetingRecord>
+        seriesCheck: (overlapField: String, rangeField: String)?, principal: Principal, write: WriteOptions<MeetingRecord>
     ) async throws -> WriteOutcome<MeetingRecord>
     /// Restores a cancelled meeting, with the conflict check of a booking unless `allowConflicts`.
     func restoreMeeting(

@@ -65,23 +65,44 @@ extension PostgresCollaborationStore {
     /// Who reminders are sent as.
     static let reminderActor = "reminders"
 
-    /// Sends up to `limit` due reminders in one transaction. The due reminders of one occurrence make one notification
-    /// (a meeting booked or moved inside several lead times would otherwise remind every attendee once per lead time at
-    /// once), saying how far away the start really is; one whose occurrence was already reminded as close to its start
-    /// or closer (a lead time added after a shorter one was sent) is marked sent without a notification.
-    /// - Returns: how many were claimed.
+    /// Sends the due reminders of up to `limit` occurrences in one transaction. The due reminders of one occurrence make
+    /// one notification (a meeting booked or moved inside several lead times would otherwise remind every attendee once
+    /// per lead time at once), saying how far away the start really is. An occurrence is claimed whole, under a lock of
+    /// its own, so two replicas (or two batches) never split its lead times between them; a reminder due before the
+    /// occurrence was last reminded (a lead time added after a shorter one was sent) is marked sent without a
+    /// notification.
+    /// - Returns: how many occurrences were claimed.
     func sendDueReminders(limit: Int) async throws -> Int {
         try await pool.transaction(settings: ["app.reminder_worker": "on"]) { c in
+            let claimed = try await c.query(
+                """
+                SELECT tenant_id, meeting_id, occurrence FROM (
+                    SELECT tenant_id, meeting_id, occurrence, min(due_at) AS first_due FROM collaboration.meeting_reminders
+                    WHERE sent_at IS NULL AND due_at <= now() GROUP BY tenant_id, meeting_id, occurrence ORDER BY first_due LIMIT $1
+                ) due
+                WHERE pg_try_advisory_xact_lock(hashtextextended(
+                    'collaboration.reminder/' || tenant_id || '/' || meeting_id || '/' || occurrence, 0))
+                """, [.int(Int64(limit))]
+            ).rows
+            guard !claimed.isEmpty else { return 0 }
+            // Read again under the locks: another replica may have sent some in between.
             let due = try await c.query(
                 """
                 SELECT r.tenant_id, r.meeting_id, r.occurrence, r.minutes,
                     ceil(extract(epoch FROM r.due_at + make_interval(mins => r.minutes) - now()) / 60)::int8 AS minutes_left,
                     EXISTS (SELECT 1 FROM collaboration.meeting_reminders s
                         WHERE s.tenant_id = r.tenant_id AND s.meeting_id = r.meeting_id AND s.occurrence = r.occurrence
-                          AND s.sent_at IS NOT NULL AND s.minutes <= r.minutes) AS superseded
+                          AND s.sent_at >= r.due_at) AS superseded
                 FROM collaboration.meeting_reminders r
-                WHERE r.sent_at IS NULL AND r.due_at <= now() ORDER BY r.due_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED
-                """, [.int(Int64(limit))]
+                JOIN unnest($1::text[], $2::uuid[], $3::int8[]) AS o (tenant_id, meeting_id, occurrence)
+                    ON r.tenant_id = o.tenant_id AND r.meeting_id = o.meeting_id AND r.occurrence = o.occurrence
+                WHERE r.sent_at IS NULL AND r.due_at <= now() FOR UPDATE OF r
+                """,
+                [
+                    .array(try claimed.map { .text(try $0.string("tenant_id")) }, elementType: .text),
+                    .array(try claimed.map { .uuid(try $0.uuid("meeting_id")) }, elementType: .uuid),
+                    .array(try claimed.map { .int(try $0.int("occurrence")) }, elementType: .int),
+                ]
             ).rows
             // Each tenant's notifications take that tenant's counter lock until commit: taken in tenant order, two
             // replicas sending reminders of the same tenants never wait for each other in a cycle.
@@ -128,7 +149,7 @@ extension PostgresCollaborationStore {
                         .array(group.leadTimes.map { .int($0) }, elementType: .int),
                     ])
             }
-            return due.count
+            return claimed.count
         }
     }
 

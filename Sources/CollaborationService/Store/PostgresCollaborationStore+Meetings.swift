@@ -273,7 +273,7 @@ extension PostgresCollaborationStore {
     /// The protocol requirement `replaceMeeting` (documented on the protocol).
     public func replaceMeeting(
         id: UUID, expectedVersion: Int64, data: MeetingData, changedFields: [String], allowConflicts: Bool, onlyOccurrence: Int?,
-        principal: Principal, write: WriteOptions<MeetingRecord>
+        seriesCheck: (overlapField: String, rangeField: String)?, principal: Principal, write: WriteOptions<MeetingRecord>
     ) async throws -> WriteOutcome<MeetingRecord> {
         try await self.write(write, principal) { c in
             if changedFields.contains("time_zone") { try await checkTimeZone(data.timeZone, on: c) }
@@ -302,10 +302,9 @@ extension PostgresCollaborationStore {
                 throw CollaborationError.notFound(kind: "meeting", id: id.lowercaseText)
             }
             let plan = try await occurrencePlan(data, on: c)
-            if data.recurrence.frequency != .none {
+            if data.recurrence.frequency != .none, let seriesCheck {
                 try await checkSeries(
-                    of: id, plan: plan, overlapField: onlyOccurrence == nil ? "meeting.recurrence" : "start_time",
-                    rangeField: onlyOccurrence == nil ? "meeting.recurrence.count" : "start_time", principal: principal, on: c)
+                    of: id, plan: plan, overlapField: seriesCheck.overlapField, rangeField: seriesCheck.rangeField, principal: principal, on: c)
             }
             try await linkMeeting(id, plan: plan, replacing: true, principal: principal, on: c)
             if reschedules, !allowConflicts { try await checkConflicts(of: id, only: onlyOccurrence, principal: principal, on: c) }

@@ -275,6 +275,30 @@ final class OccurrenceTests {
         }
     }
 
+    @Test("a series stored before the overlap check, overlapping itself, can still be renamed and have an occurrence cancelled")
+    func legacySeriesStayEditable() async throws {
+        let tenantID = tenant()
+        let alice = try await harness.client(tenant: tenantID, user: "alice")
+        let series = try await Self.series(alice, Self.at(9, day: 50), Self.at(10, day: 50), count: 3)
+        // As an older version stored it: a daily series of 25-hour meetings.
+        _ = try await harness.pool.query(
+            settings: ["app.tenant_id": tenantID], "UPDATE collaboration.meetings SET end_at = start_at + interval '25 hours' WHERE id = $1",
+            [.uuid(try #require(UUID(uuidString: series.id)))])
+        var rename = Switchboard_Collaboration_V1_UpdateMeetingRequest()
+        var meeting = Meeting()
+        meeting.id = series.id
+        meeting.title = "Renamed"
+        rename.meeting = meeting
+        rename.updateMask = Google_Protobuf_FieldMask(paths: ["title"])
+        #expect(try await alice.stub.updateMeeting(rename, options: alice.options).title == "Renamed")
+        _ = try await Self.cancel(alice, series.id, 1)
+        // A change of its times is checked: still overlapping, it is refused naming what changed.
+        var longer = rename
+        longer.meeting!.endTime = Self.at(10, 30, day: 52)  // across occurrence 2 (occurrence 1 is cancelled)
+        longer.updateMask = Google_Protobuf_FieldMask(paths: ["end_time"])
+        #expect(fields(await rpcError { _ = try await alice.stub.updateMeeting(longer, options: alice.options) }) == ["meeting.end_time"])
+    }
+
     @Test("monthly: the same day of the month at the same local time across daylight saving; the 31st falls on the last day of shorter months")
     func monthly() async throws {
         let alice = try await harness.client(tenant: tenant(), user: "alice")

@@ -187,6 +187,11 @@ extension Contacts {
         )
         var field: [String] = []
         @Option(help: "vCard version: 3 or 4.") var vcardVersion: Int32 = 4
+        @Flag(
+            help:
+                "CSV to open in a spreadsheet: cells starting with = + - @ get a leading apostrophe, so they show as text instead of running as formulas (phone numbers too; not for re-import)."
+        )
+        var spreadsheetSafe = false
 
         func run() async throws {
             var (client, options) = try connection.client()
@@ -195,6 +200,7 @@ extension Contacts {
             request.format = format.proto
             request.fields = field
             request.vcardVersion = vcardVersion
+            request.spreadsheetSafe = spreadsheetSafe
             if !query.isEmpty || !tag.isEmpty || !owner.isEmpty || !saved.isEmpty {
                 var filter = Switchboard_Contacts_V1_SearchContactsRequest()
                 filter.query = query.joined(separator: " ")

@@ -318,9 +318,10 @@ struct AnalyticsClient: Sendable {
         }
     }
 
-    func exportReport(_ id: String) async throws -> [[UInt8]] {
+    func exportReport(_ id: String, spreadsheetSafe: Bool = false) async throws -> [[UInt8]] {
         var request = Switchboard_Analytics_V1_ExportReportRequest()
         request.reportId = id
+        request.spreadsheetSafe = spreadsheetSafe
         return try await stub.exportReport(request, options: options) { chunks in
             var all: [[UInt8]] = []
             for try await chunk in chunks { all.append(chunk.data) }

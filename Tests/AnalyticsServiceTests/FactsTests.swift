@@ -319,6 +319,14 @@ final class FactsTests {
         #expect(try await groups("custom.score") == [["9", "1"], ["10", "1"], ["100", "1"], ["", "1"]])
         #expect(try await groups("custom.code") == [["9", "1"], ["10", "1"], ["", "1"], ["n/a", "1"]])
         #expect(try await groups("tags") == [["", "1"], ["a", "1"], ["b;c", "1"], ["vip", "2"]])
+
+        // A spreadsheet-safe export writes a cell that would run as a formula as text.
+        _ = try await contact(t, given: "=HYPERLINK(1)", custom: #"{"code": "-5"}"#)
+        let names = try await client.createReport("names", columns: ["display_name", "custom.code"], filters: [("custom.code", "eq", "-5")])
+        let safe = String(decoding: try await client.exportReport(names.id, spreadsheetSafe: true).flatMap { $0 }, as: UTF8.self)
+        #expect(safe.hasSuffix("'=HYPERLINK(1) Lovelace,'-5\r\n"), "\(safe)")
+        let plain = String(decoding: try await client.exportReport(names.id).flatMap { $0 }, as: UTF8.self)
+        #expect(plain.hasSuffix("=HYPERLINK(1) Lovelace,-5\r\n"), "\(plain)")
     }
 
     @Test("a scheduled report runs when due, once per period, and its run is published with its row count")

@@ -398,6 +398,24 @@ struct ImportMappingTests {
         #expect(data == expected)
     }
 
+    @Test("spreadsheet-safe CSV writes a cell that would run as a formula as text; the default file is unchanged")
+    func csvSpreadsheetSafe() throws {
+        var record = Self.sample()
+        record.data.name.given = #"=HYPERLINK("http://x.example","Click")"#
+        record.data.name.family = "@SUM(A1)"
+        record.data.tags = ["-2+3", "plain"]
+        let safe = ContactCSVWriter(fields: .all, customKeys: [], spreadsheetSafe: true).row(record)
+        #expect(safe.contains(#""'=HYPERLINK(""http://x.example"",""Click"")""#), "\(safe)")
+        #expect(safe.contains(",'@SUM(A1),") && safe.contains("'-2+3; plain"), "\(safe)")
+        let plain = ContactCSVWriter(fields: .all, customKeys: []).row(record)
+        #expect(!plain.contains("'=") && !plain.contains("'@") && plain.contains(",@SUM(A1),"))
+        for (cell, expected) in [
+            ("=1", "'=1"), ("+1", "'+1"), ("-1", "'-1"), ("@a", "'@a"), ("\tx", "'\tx"), ("\rx", "'\rx"), ("a=1", "a=1"), ("", ""),
+        ] {
+            #expect(SpreadsheetSafety.defused(cell) == expected)
+        }
+    }
+
     @Test("CSV lists keep a ';' in a tag, address line or label, a ':' in a label and backslashes, through export and import")
     func csvListEscapes() throws {
         var record = Self.sample()

@@ -280,13 +280,16 @@ public struct AnalyticsDomain: Sendable {
         }
     }
 
-    /// Streams a report as CSV chunks of at most ``AnalyticsLimits/exportChunkBytes`` (a longer row is one chunk).
-    public func exportReport(_ spec: ReportSpec, actor: Actor, emit: @Sendable ([UInt8]) async throws -> Void) async throws {
+    /// Streams a report as CSV chunks of at most ``AnalyticsLimits/exportChunkBytes`` (a longer row is one chunk);
+    /// `spreadsheetSafe` writes the cells a spreadsheet would run as formulas as text (``SpreadsheetSafety``).
+    public func exportReport(
+        _ spec: ReportSpec, spreadsheetSafe: Bool = false, actor: Actor, emit: @Sendable ([UInt8]) async throws -> Void
+    ) async throws {
         var buffer: [UInt8] = []
         let chunk = limits.exportChunkBytes
         buffer.reserveCapacity(chunk)
         try await runReport(spec, actor: actor) { values, _ in
-            let line = Array(ReportSpec.csvLine(values).utf8)
+            let line = Array(ReportSpec.csvLine(values, spreadsheetSafe: spreadsheetSafe).utf8)
             if !buffer.isEmpty, buffer.count + line.count > chunk {
                 try await emit(buffer)
                 buffer.removeAll(keepingCapacity: true)

@@ -176,8 +176,8 @@ public struct ReportSpec: Sendable, Hashable {
     }
 
     /// One CSV line (RFC 4180: fields with a comma, quote, CR or LF are quoted, quotes doubled), CRLF-terminated.
-    public static func csvLine(_ values: [String]) -> String {
-        values.map { value in
+    public static func csvLine(_ values: [String], spreadsheetSafe: Bool = false) -> String {
+        values.map { spreadsheetSafe ? SpreadsheetSafety.defused($0) : $0 }.map { value in
             guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
             return "\"" + value.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
         }.joined(separator: ",") + "\r\n"

@@ -232,7 +232,7 @@ public struct AnalyticsHandler: Switchboard_Analytics_V1_AnalyticsService_Servic
     ) async throws {
         let actor = try context.actor()
         let spec = try await spec(reportID: request.reportId, inline: request.definition, actor: actor)
-        try await domain.exportReport(spec, actor: actor) { bytes in
+        try await domain.exportReport(spec, spreadsheetSafe: request.spreadsheetSafe, actor: actor) { bytes in
             var chunk = Switchboard_Analytics_V1_CsvChunk()
             chunk.data = bytes
             try await responses.write(chunk)

@@ -440,7 +440,7 @@ extension ContactsHandler {
         // A CSV row has a column group per address: as many as the most any match has (read before the header).
         let addresses =
             request.format == .csv && fields.fields.contains("addresses") ? max(1, try await domain.exportAddressCount(search, actor: actor)) : 1
-        let csv = ContactCSVWriter(fields: fields, customKeys: keys, addresses: addresses)
+        let csv = ContactCSVWriter(fields: fields, customKeys: keys, addresses: addresses, spreadsheetSafe: request.spreadsheetSafe)
         let vcard = VCardWriter(version: request.vcardVersion == 3 ? 3 : 4, fields: fields)
         if request.format == .csv { buffer += Array(csv.header.utf8) }
         var after: SearchCursor?

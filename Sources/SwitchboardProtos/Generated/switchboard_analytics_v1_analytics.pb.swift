@@ -2961,6 +2961,9 @@ public struct Switchboard_Analytics_V1_ExportReportRequest: ProtoMessage, _CBrid
     /// Field `definition` = 2.
     public var definition: Switchboard_Analytics_V1_ReportDefinition? = nil
 
+    /// Field `spreadsheet_safe` = 3.
+    public var spreadsheetSafe: Bool = false
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2973,11 +2976,13 @@ public struct Switchboard_Analytics_V1_ExportReportRequest: ProtoMessage, _CBrid
     init(_cReader r: _CMessageReader) {
         self.reportId = r.string(0)
         self.definition = r.message(1)
+        self.spreadsheetSafe = r.bool(2)
     }
 
     func _write(to w: _CMessageWriter) {
         w.setString(0, reportId)
         w.setMessage(1, definition)
+        w.setBool(2, spreadsheetSafe)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2985,6 +2990,7 @@ public struct Switchboard_Analytics_V1_ExportReportRequest: ProtoMessage, _CBrid
         var o: [String: JSON] = [:]
         e.field(&o, "reportId", self.reportId)
         try e.field(&o, "definition", self.definition)
+        e.field(&o, "spreadsheetSafe", self.spreadsheetSafe)
         return .object(o)
     }
 
@@ -2993,6 +2999,7 @@ public struct Switchboard_Analytics_V1_ExportReportRequest: ProtoMessage, _CBrid
         w.open()
         try w.field("definition", self.definition)
         w.field("reportId", self.reportId)
+        w.field("spreadsheetSafe", self.spreadsheetSafe)
         w.close()
     }
 
@@ -3003,6 +3010,7 @@ public struct Switchboard_Analytics_V1_ExportReportRequest: ProtoMessage, _CBrid
             switch key {
             case "reportId", "report_id": try d.field(1, "reportId", value, &self.reportId)
             case "definition": try d.field(2, "definition", value, &self.definition)
+            case "spreadsheetSafe", "spreadsheet_safe": try d.field(3, "spreadsheetSafe", value, &self.spreadsheetSafe)
             default: try d.unknownField(key)
             }
         }

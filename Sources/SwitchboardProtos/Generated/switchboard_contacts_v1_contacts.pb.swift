@@ -4042,6 +4042,9 @@ public struct Switchboard_Contacts_V1_ExportContactsRequest: ProtoMessage, _CBri
     /// Field `vcard_version` = 4.
     public var vcardVersion: Int32 = 0
 
+    /// Field `spreadsheet_safe` = 5.
+    public var spreadsheetSafe: Bool = false
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -4056,6 +4059,7 @@ public struct Switchboard_Contacts_V1_ExportContactsRequest: ProtoMessage, _CBri
         self.filter = r.message(1)
         self.fields = r.repeatedString(2)
         self.vcardVersion = r.scalar(3)
+        self.spreadsheetSafe = r.bool(4)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -4063,6 +4067,7 @@ public struct Switchboard_Contacts_V1_ExportContactsRequest: ProtoMessage, _CBri
         w.setMessage(1, filter)
         w.setRepeatedString(2, fields)
         w.setScalar(3, vcardVersion)
+        w.setBool(4, spreadsheetSafe)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -4072,6 +4077,7 @@ public struct Switchboard_Contacts_V1_ExportContactsRequest: ProtoMessage, _CBri
         try e.field(&o, "filter", self.filter)
         e.field(&o, "fields", self.fields)
         e.field(&o, "vcardVersion", self.vcardVersion)
+        e.field(&o, "spreadsheetSafe", self.spreadsheetSafe)
         return .object(o)
     }
 
@@ -4081,6 +4087,7 @@ public struct Switchboard_Contacts_V1_ExportContactsRequest: ProtoMessage, _CBri
         w.field("fields", self.fields)
         try w.field("filter", self.filter)
         w.field("format", self.format)
+        w.field("spreadsheetSafe", self.spreadsheetSafe)
         w.field("vcardVersion", self.vcardVersion)
         w.close()
     }
@@ -4094,6 +4101,7 @@ public struct Switchboard_Contacts_V1_ExportContactsRequest: ProtoMessage, _CBri
             case "filter": try d.field(2, "filter", value, &self.filter)
             case "fields": try d.field(3, "fields", value, &self.fields)
             case "vcardVersion", "vcard_version": try d.field(4, "vcardVersion", value, &self.vcardVersion)
+            case "spreadsheetSafe", "spreadsheet_safe": try d.field(5, "spreadsheetSafe", value, &self.spreadsheetSafe)
             default: try d.unknownField(key)
             }
         }

@@ -60,6 +60,7 @@ public struct ExportFields: Sendable, Hashable {
 /// (`ListCell`). Pure.
 public struct ContactCSVWriter: Sendable {
     private let columns: [Column]
+    private let spreadsheetSafe: Bool
 
     private enum Column {
         case id
@@ -72,7 +73,9 @@ public struct ContactCSVWriter: Sendable {
     ///   - customKeys: the tenant's custom field keys (each written field gets a column).
     ///   - addresses: how many postal addresses a contact may have here: the first goes to `address.*`, the second
     ///     to `address2.*` and so on (at least the first's columns are written).
-    public init(fields: ExportFields, customKeys: [String], addresses: Int = 1) {
+    ///   - spreadsheetSafe: write the cells a spreadsheet would run as formulas as text (``SpreadsheetSafety``).
+    public init(fields: ExportFields, customKeys: [String], addresses: Int = 1, spreadsheetSafe: Bool = false) {
+        self.spreadsheetSafe = spreadsheetSafe
         var columns: [Column] = []
         if fields.fields.contains("id") { columns.append(.id) }
         for target in ImportTarget.csvColumns {
@@ -178,7 +181,7 @@ public struct ContactCSVWriter: Sendable {
     }
 
     private func line(_ cells: [String]) -> String {
-        cells.map(Self.quoted).joined(separator: ",") + "\r\n"
+        cells.map { Self.quoted(spreadsheetSafe ? SpreadsheetSafety.defused($0) : $0) }.joined(separator: ",") + "\r\n"
     }
 
     /// A cell, quoted when it holds a delimiter, quote or line break, or starts or ends with a space.

@@ -879,10 +879,15 @@ struct  Switchboard__Analytics__V1__ExportReportRequest
   ProtobufCMessage base;
   char *report_id;
   Switchboard__Analytics__V1__ReportDefinition *definition;
+  /*
+   * A cell that starts with =, +, -, @, a tab or a carriage return gets a leading apostrophe, so a spreadsheet shows
+   * it as text instead of running it as a formula (OWASP's CSV injection defence).
+   */
+  protobuf_c_boolean spreadsheet_safe;
 };
 #define SWITCHBOARD__ANALYTICS__V1__EXPORT_REPORT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__analytics__v1__export_report_request__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL }
+    , (char *)protobuf_c_empty_string, NULL, 0 }
 
 
 /*

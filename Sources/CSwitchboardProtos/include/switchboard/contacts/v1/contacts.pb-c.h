@@ -1213,10 +1213,17 @@ struct  Switchboard__Contacts__V1__ExportContactsRequest
    * vCard export: 3 or 4 (0: 4).
    */
   int32_t vcard_version;
+  /*
+   * CSV export for people who open it in a spreadsheet: a cell that starts with =, +, -, @, a tab or a carriage return
+   * gets a leading apostrophe, so the spreadsheet shows it as text instead of running it as a formula (OWASP's CSV
+   * injection defence). Phone numbers (+…) get one too, and an import of such a file keeps the apostrophes: leave it
+   * off for files meant for another import.
+   */
+  protobuf_c_boolean spreadsheet_safe;
 };
 #define SWITCHBOARD__CONTACTS__V1__EXPORT_CONTACTS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__export_contacts_request__descriptor) \
-    , SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_UNSPECIFIED, NULL, 0,NULL, 0 }
+    , SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_UNSPECIFIED, NULL, 0,NULL, 0, 0 }
 
 
 struct  Switchboard__Contacts__V1__ExportContactsResponse

@@ -5202,7 +5202,7 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__report_row__descrip
   (ProtobufCMessageInit) switchboard__analytics__v1__report_row__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__analytics__v1__export_report_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor switchboard__analytics__v1__export_report_request__field_descriptors[3] =
 {
   {
     "report_id",
@@ -5228,15 +5228,28 @@ static const ProtobufCFieldDescriptor switchboard__analytics__v1__export_report_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "spreadsheet_safe",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Analytics__V1__ExportReportRequest, spreadsheet_safe),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__analytics__v1__export_report_request__field_indices_by_name[] = {
   1,   /* field[1] = definition */
   0,   /* field[0] = report_id */
+  2,   /* field[2] = spreadsheet_safe */
 };
 static const ProtobufCIntRange switchboard__analytics__v1__export_report_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor switchboard__analytics__v1__export_report_request__descriptor =
 {
@@ -5246,7 +5259,7 @@ const ProtobufCMessageDescriptor switchboard__analytics__v1__export_report_reque
   "Switchboard__Analytics__V1__ExportReportRequest",
   "switchboard.analytics.v1",
   sizeof(Switchboard__Analytics__V1__ExportReportRequest),
-  2,
+  3,
   switchboard__analytics__v1__export_report_request__field_descriptors,
   switchboard__analytics__v1__export_report_request__field_indices_by_name,
   1,  switchboard__analytics__v1__export_report_request__number_ranges,

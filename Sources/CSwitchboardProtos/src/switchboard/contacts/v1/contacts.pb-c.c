@@ -5896,7 +5896,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__import_contacts_resp
   (ProtobufCMessageInit) switchboard__contacts__v1__import_contacts_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__contacts__v1__export_contacts_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__export_contacts_request__field_descriptors[5] =
 {
   {
     "format",
@@ -5946,17 +5946,30 @@ static const ProtobufCFieldDescriptor switchboard__contacts__v1__export_contacts
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "spreadsheet_safe",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ExportContactsRequest, spreadsheet_safe),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__contacts__v1__export_contacts_request__field_indices_by_name[] = {
   2,   /* field[2] = fields */
   1,   /* field[1] = filter */
   0,   /* field[0] = format */
+  4,   /* field[4] = spreadsheet_safe */
   3,   /* field[3] = vcard_version */
 };
 static const ProtobufCIntRange switchboard__contacts__v1__export_contacts_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor switchboard__contacts__v1__export_contacts_request__descriptor =
 {
@@ -5966,7 +5979,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__export_contacts_requ
   "Switchboard__Contacts__V1__ExportContactsRequest",
   "switchboard.contacts.v1",
   sizeof(Switchboard__Contacts__V1__ExportContactsRequest),
-  4,
+  5,
   switchboard__contacts__v1__export_contacts_request__field_descriptors,
   switchboard__contacts__v1__export_contacts_request__field_indices_by_name,
   1,  switchboard__contacts__v1__export_contacts_request__number_ranges,

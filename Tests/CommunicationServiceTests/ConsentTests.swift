@@ -107,10 +107,19 @@ final class ConsentTests {
         let withdrawal = try await client.recordConsent(contact: other, status: .withdrawn, basis: .unspecified) { $0.statedAt = now }
         _ = try await client.recordConsent(contact: other) { $0.statedAt = now.addingTimeInterval(-3600) }
         #expect(try await client.checkConsent(contact: other).decidedBy?.id == withdrawal.id)
-        let tie = Date(timeIntervalSince1970: (now.timeIntervalSince1970 + 1).rounded())
-        let tiedWithdrawal = try await client.recordConsent(contact: other, status: .withdrawn, basis: .unspecified) { $0.statedAt = tie }
-        _ = try await client.recordConsent(contact: other) { $0.statedAt = tie }
-        #expect(try await client.checkConsent(contact: other).decidedBy?.id == tiedWithdrawal.id)
+        let tied = newID()
+        let tie = Date(timeIntervalSince1970: (now.timeIntervalSince1970 - 10).rounded())
+        let tiedWithdrawal = try await client.recordConsent(contact: tied, status: .withdrawn, basis: .unspecified) { $0.statedAt = tie }
+        _ = try await client.recordConsent(contact: tied) { $0.statedAt = tie }
+        #expect(try await client.checkConsent(contact: tied).decidedBy?.id == tiedWithdrawal.id)
+        // A statement dated ahead (a client's clock a few minutes fast) counts from when it was recorded: it cannot
+        // outrank the withdrawals the person makes after it, for ever.
+        let ahead = newID()
+        let early = try await client.recordConsent(contact: ahead) { $0.statedAt = Date().addingTimeInterval(240) }
+        #expect(early.statedAt! <= Date().addingTimeInterval(1))
+        let unsubscribe = try await client.recordConsent(contact: ahead, status: .withdrawn, basis: .unspecified)
+        #expect(try await client.checkConsent(contact: ahead).decidedBy?.id == unsubscribe.id)
+        #expect(try await client.checkConsent(contact: ahead).allowed == false)
     }
 
     @Test("the history lists every entry oldest first, filtered by channel and purpose, in pages; a retried record appends once")

@@ -33,7 +33,7 @@ final class ContactsFeedTests {
 
     private func event(
         _ tenant: String, _ contact: String, _ kind: Switchboard_Common_V1_ChangeKind, emails: [String] = [], phones: [String] = [],
-        related: [String] = []
+        related: [String] = [], primaryEmail: String = ""
     ) throws -> Switchboard_Common_V1_ChangeEvent {
         var e = Switchboard_Common_V1_ChangeEvent()
         e.tenantId = tenant
@@ -46,6 +46,7 @@ final class ContactsFeedTests {
         c.emails = emails.map {
             var m = Switchboard_Contacts_V1_Email()
             m.address = $0
+            m.primary = $0 == primaryEmail
             return m
         }
         c.phones = phones.map {
@@ -77,6 +78,16 @@ final class ContactsFeedTests {
             }
         }
         #expect(rows == ["email:ada@example.com", "phone:+49301234"])
+        // The primary address ranks first whatever its place or spelling: a campaign writes to the first.
+        let ranked = newID()
+        try await apply([try event(t, ranked, .created, emails: ["aa.old@example.com", "zz.new@example.com"], primaryEmail: "zz.new@example.com")])
+        let first = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query(
+                "SELECT address FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2 AND kind = 'email' ORDER BY rank, address LIMIT 1",
+                [.text(t), .uuid(try #require(UUID(uuidString: ranked)))]
+            ).first?.string("address")
+        }
+        #expect(first == "zz.new@example.com")
         _ = try await client.recordConsent(contact: contact)
         let pending = try await client.send(contact: contact) { $0.sendAt = Date().addingTimeInterval(3600) }
         try await apply([try event(t, contact, .deleted)])

@@ -527,5 +527,11 @@ CREATE TRIGGER campaigns_dispatcher_columns BEFORE UPDATE ON communication.campa
     FOR EACH ROW WHEN (current_setting('app.dispatcher', true) = 'on')
     EXECUTE FUNCTION communication.dispatcher_columns_only('status', 'updated_at', 'updated_by');
 """#),
+        Migration(version: 15, name: "address_rank", sql: #"""
+-- Which of a contact's addresses of a kind a campaign writes to: its primary one, then the others in the contact's
+-- order (the directory's rank, from the contacts feed). Rows from before this migration rank 0, so until the contact
+-- next changes they are taken in address order, as before.
+ALTER TABLE communication.contact_addresses ADD COLUMN rank integer NOT NULL DEFAULT 0;
+"""#),
     ]
 }

@@ -32,9 +32,10 @@ enum ContactsFeedMapping {
                 return .reject("the Contact payload does not decode: \(error)")
             }
             if contact.audit?.deleteTime != nil { return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .deleted)) }
-            let phones = contact.phones.map { $0.e164.isEmpty ? $0.number : $0.e164 }
-            return .apply(
-                ContactEvent(tenantID: event.tenantId, contactID: id, kind: .addresses(emails: contact.emails.map(\.address), phones: phones)))
+            // Primary first: the directory ranks them in this order, and a campaign writes to the first.
+            let phones = (contact.phones.filter(\.primary) + contact.phones.filter { !$0.primary }).map { $0.e164.isEmpty ? $0.number : $0.e164 }
+            let emails = (contact.emails.filter(\.primary) + contact.emails.filter { !$0.primary }).map(\.address)
+            return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .addresses(emails: emails, phones: phones)))
         case .merged:
             guard let winner = event.relatedIds.first.flatMap(UUID.init(text:)) else {
                 return .reject("a MERGED event needs the winner's id in related_ids[0]")

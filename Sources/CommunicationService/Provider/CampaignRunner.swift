@@ -74,7 +74,10 @@ public struct CampaignRunner: Service {
                 let kind = AddressRules.kind(of: channel)
                 guard
                     let address = try await c.query(
-                        "SELECT address FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2 AND kind = $3 ORDER BY address LIMIT 1",
+                        """
+                        SELECT address FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2 AND kind = $3
+                        ORDER BY rank, address LIMIT 1
+                        """,
                         [.text(tenant), .uuid(contact), .text(kind)]
                     ).first?.string("address")
                 else {

@@ -52,7 +52,7 @@ public struct PostgresConsentStore: ConsentStore {
                 """
                 INSERT INTO communication.consent_ledger (tenant_id, id, contact_id, channel, purpose, status, legal_basis, source, stated_at,
                     recorded_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()), $10)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, least(coalesce($9, now()), now()), $10)
                 RETURNING \(Self.columns)
                 """,
                 [

@@ -60,8 +60,8 @@ public struct PostgresContactsFeedStore: Sendable {
         if !kept.isEmpty {
             try await c.query(
                 """
-                INSERT INTO communication.contact_addresses (tenant_id, kind, address, contact_id)
-                SELECT $1, k, a, $4 FROM unnest($2::text[], $3::text[]) AS t (k, a) ON CONFLICT DO NOTHING
+                INSERT INTO communication.contact_addresses (tenant_id, kind, address, contact_id, rank)
+                SELECT $1, k, a, $4, n FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t (k, a, n) ON CONFLICT DO NOTHING
                 """,
                 [
                     tenant, .array(kept.map { .text($0.0) }, elementType: .text), .array(kept.map { .text($0.1) }, elementType: .text),

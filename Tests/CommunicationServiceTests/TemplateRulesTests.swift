@@ -63,6 +63,7 @@ struct TemplateRulesTests {
                 "template.name", "template.subject", "template.body",
             ])
         #expect(fields(TemplateData(name: "n", channel: .email, subject: "{{", body: "ok")) == ["template.subject"])
+        #expect(fields(TemplateData(name: "n", channel: .email, subject: "Hi\r\nBcc: x", body: "b")) == ["template.subject"])
         let hundredOne = (0...100).map { "{{v\($0)}}" }.joined()
         #expect(fields(TemplateData(name: "n", channel: .email, body: hundredOne)) == ["template.body"])
     }
@@ -77,6 +78,20 @@ struct TemplateRulesTests {
         let missing = try TemplateRules.render(record, values: ["first": "Ada", "tier": ""])
         #expect(!missing.complete && missing.missing == ["tier"] && missing.body.isEmpty && missing.subject.isEmpty)
         #expect(try TemplateRules.render(record, values: [:]).missing == ["first", "tier"])
+        // A value keeps the subject one line (a name from a web form must not add a header); the body keeps it as is.
+        let injected = try TemplateRules.render(record, values: ["first": "Ann\r\nBcc: x@evil.example", "tier": "gold"])
+        #expect(injected.subject == "Hi Ann  Bcc: x@evil.example" && injected.body.contains("Ann\r\nBcc"))
+        // A subject written with a line break is refused for a send, as for a template.
+        var send = SendData(contactID: UUID(), channel: .email, purpose: "news", toAddress: "a@example.com")
+        send.subject = "Hello\r\nBcc: x@evil.example"
+        send.body = "b"
+        #expect(
+            throws: CommunicationError.invalid([
+                Violation("send.subject", "must be one line: no line breaks or control characters", reason: "INVALID_CHARACTER")
+            ])
+        ) {
+            try SendRules.validate(send, now: Date())
+        }
 
         let wide = TemplateRecord(
             id: UUID(), version: 1, data: TemplateData(name: "t", channel: .email, body: String(repeating: "{{v}}", count: 100)),

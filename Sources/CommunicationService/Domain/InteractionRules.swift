@@ -45,6 +45,10 @@ public enum InteractionRules {
     /// Whether text holds a NUL character, which PostgreSQL text cannot store.
     public static func hasNUL(_ text: String) -> Bool { text.utf8.contains(0) }
 
+    /// Whether a message subject holds a line break or another control character (a tab aside): a subject is one
+    /// header line, and a CR/LF in it could start another header (`Bcc:`) at a provider that writes it as given.
+    public static func hasControl(_ text: String) -> Bool { text.utf8.contains { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F } }
+
     /// Checks and normalises interaction data (trims addresses, deduplicates contacts and addresses).
     /// - Parameters:
     ///   - data: the data; normalised in place.

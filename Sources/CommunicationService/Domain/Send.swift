@@ -125,6 +125,9 @@ public enum SendRules {
         for (field, text) in [("send.subject", data.subject), ("send.body", data.body)] where InteractionRules.hasNUL(text) {
             violations.append(Violation(field, "must not contain NUL characters", reason: "INVALID_CHARACTER"))
         }
+        if !InteractionRules.hasNUL(data.subject), InteractionRules.hasControl(data.subject) {
+            violations.append(Violation("send.subject", "must be one line: no line breaks or control characters", reason: "INVALID_CHARACTER"))
+        }
         if !violations.isEmpty { throw CommunicationError.invalid(violations) }
     }
 }

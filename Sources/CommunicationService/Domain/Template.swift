@@ -97,6 +97,11 @@ public enum TemplateRules {
                 continue
             }
             if field == "name" { continue }
+            if field == "subject", InteractionRules.hasControl(text) {
+                violations.append(
+                    Violation("\(prefix).subject", "must be one line: no line breaks or control characters", reason: "INVALID_CHARACTER"))
+                continue
+            }
             guard text.utf8.count <= max else {
                 violations.append(Violation("\(prefix).\(field)", "must be at most \(max) bytes", reason: "TOO_LONG"))
                 continue
@@ -146,7 +151,9 @@ public enum TemplateRules {
         let missing = template.variables.filter { (values[$0] ?? "").isEmpty }
         guard missing.isEmpty else { return Rendering(version: template.version, missing: missing, subject: "", body: "") }
         var budget = maxRenderedBytes
-        func fill(_ text: String) throws -> String {
+        // A value rendered into the subject keeps it one line: its line breaks and control characters become spaces (a
+        // contact's name from an import or a web form must not add a `Bcc:` header).
+        func fill(_ text: String, oneLine: Bool = false) throws -> String {
             // The text was scanned when the version was saved; a failure here means stored text changed under us.
             guard let pieces = try? TemplateScanner.scan(text) else { throw CommunicationError.invalid([Violation("template_id", "is corrupt")]) }
             var out: [UInt8] = []
@@ -154,7 +161,9 @@ public enum TemplateRules {
                 let bytes: [UInt8]
                 switch piece {
                 case .literal(let literal): bytes = Array(literal)
-                case .variable(let name): bytes = Array((values[name] ?? "").utf8)
+                case .variable(let name):
+                    let value = Array((values[name] ?? "").utf8)
+                    bytes = oneLine ? value.map { ($0 < 0x20 || $0 == 0x7F) ? 0x20 : $0 } : value
                 }
                 budget -= bytes.count
                 guard budget >= 0 else {
@@ -166,7 +175,8 @@ public enum TemplateRules {
             }
             return String(decoding: out, as: UTF8.self)
         }
-        return Rendering(version: template.version, missing: [], subject: try fill(template.data.subject), body: try fill(template.data.body))
+        return Rendering(
+            version: template.version, missing: [], subject: try fill(template.data.subject, oneLine: true), body: try fill(template.data.body))
     }
 }
 

@@ -142,6 +142,19 @@ public enum ContactsError: Error, Sendable, Equatable {
     /// A CSV export met a contact with more postal addresses than its header has columns for: it gained them after the
     /// export counted them.
     case exportAddressesChanged(contactID: UUID)
+    /// The error of one item of an all-or-nothing batch (`item`: its path, `requests[3]`), which failed the whole
+    /// batch: the status is the item's, the message says which item.
+    indirect case inBatchItem(String, ContactsError)
+
+    /// The error as the failure of an all-or-nothing batch's item `item`: violations already name their fields, and
+    /// any other error is wrapped to name the item.
+    func failingBatch(item: String) -> ContactsError {
+        switch self {
+        case .invalid: return prefixed(item)
+        case .inBatchItem: return self
+        default: return .inBatchItem(item, self)
+        }
+    }
 
     /// The error with its violations' fields under `prefix` (a batch item's path), where they are not already.
     func prefixed(_ prefix: String) -> ContactsError {

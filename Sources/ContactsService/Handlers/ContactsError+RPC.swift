@@ -66,6 +66,10 @@ extension ContactsError: RPCErrorConvertible {
                 message: "contact \(id.lowercaseText) gained postal addresses during the export, more than its columns hold; export again")
         case .tooManySavedSearches(let limit):
             return RPCError(code: .failedPrecondition, message: "you already own \(limit) saved searches, the most one may; delete one first")
+        case .inBatchItem(let item, let error):
+            var rpcError = error.rpcError
+            rpcError.message = "\(item): \(rpcError.message) (all_or_nothing: nothing was written)"
+            return rpcError
         }
     }
 }

@@ -344,7 +344,7 @@ public struct PostgresContactStore: ContactStore {
             // are recorded together at the end, in item order. (It was seven round trips an item: a batch of 1,000 held
             // its transaction, and with it every feed's horizon, for half a minute on a busy machine.)
             var releasePending = false
-            for (data, decided) in zip(batch, results) {
+            for (index, (data, decided)) in zip(batch, results).enumerated() {
                 if let decided {
                     outcome.append(decided)
                     continue
@@ -376,7 +376,7 @@ public struct PostgresContactStore: ContactStore {
                 releasePending = !allOrNothing
                 let record = try Self.record(results[rowIndex].first!)
                 if reservation != nil, let clash = try await emailClash(data, reserved: results[rowIndex + 1], id: id, actor: actor, on: c) {
-                    if allOrNothing { throw clash }
+                    if allOrNothing { throw clash.failingBatch(item: "contacts[\(index)]") }
                     // The savepoint stays (released with the next item's), now without the item.
                     try await c.query("ROLLBACK TO SAVEPOINT batch_item")
                     outcome.append(.failed(clash))
@@ -436,6 +436,8 @@ public struct PostgresContactStore: ContactStore {
                     // The savepoint stays (released with the next item's), now without the item.
                     try await c.query("ROLLBACK TO SAVEPOINT batch_item")
                     outcome.append(.failed(error))
+                } catch let error as ContactsError {
+                    throw error.failingBatch(item: "requests[\(index)]")
                 }
             }
             var closing: [(sql: String, binds: [PostgresValue])] = []

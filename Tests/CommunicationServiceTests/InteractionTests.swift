@@ -383,6 +383,14 @@ final class InteractionTests {
         }
         #expect(taken.ownerId == "boss")
         #expect(await code { _ = try await colleague.get(shared.id) } == .notFound)
+        // The feed's history of it (events written while it was visible, its body among them) is cut to the stub too.
+        let history = try await harness.pool.query(
+            settings: ["app.tenant_id": t],
+            "SELECT resource::text AS r, service_resource IS NULL AS gone FROM communication.changes WHERE tenant_id = $1 AND resource_id = $2",
+            [.text(t), .text(shared.id)]
+        ).rows
+        #expect(history.count >= 4)
+        #expect(try history.allSatisfy { try !$0.string("r").contains("added") && $0.string("r").contains("PRIVATE") }, "\(history)")
         #expect(try await admin.log(.call) { $0.ownerId = "owner" }.ownerId == "owner")
     }
 

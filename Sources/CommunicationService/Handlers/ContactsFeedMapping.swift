@@ -32,9 +32,7 @@ enum ContactsFeedMapping {
                 return .reject("the Contact payload does not decode: \(error)")
             }
             if contact.audit?.deleteTime != nil { return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .deleted)) }
-            // Primary first: the directory ranks them in this order, and a campaign writes to the first.
-            let phones = (contact.phones.filter(\.primary) + contact.phones.filter { !$0.primary }).map { $0.e164.isEmpty ? $0.number : $0.e164 }
-            let emails = (contact.emails.filter(\.primary) + contact.emails.filter { !$0.primary }).map(\.address)
+            let (emails, phones) = Self.directoryAddresses(contact)
             return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .addresses(emails: emails, phones: phones)))
         case .merged:
             guard let winner = event.relatedIds.first.flatMap(UUID.init(text:)) else {
@@ -57,8 +55,7 @@ enum ContactsFeedMapping {
                     return .reject("the Contact payload does not decode: \(error)")
                 }
                 let deleted = contact.audit?.deleteTime != nil
-                emails = deleted ? [] : contact.emails.map(\.address)
-                phones = deleted ? [] : contact.phones.map { $0.e164.isEmpty ? $0.number : $0.e164 }
+                (emails, phones) = deleted ? ([], []) : Self.directoryAddresses(contact)
             }
             return .apply(
                 ContactEvent(tenantID: event.tenantId, contactID: id, kind: .unmerged(formerWinner: formerWinner, emails: emails, phones: phones)))
@@ -81,5 +78,13 @@ enum ContactsFeedMapping {
         r.storedResponsesRemoved = Int32(clamping: receipt.storedResponsesRemoved)
         r.consentEntriesDeleted = Int32(clamping: receipt.consentEntriesDeleted)
         return try r.protoJSONText()
+    }
+
+    /// A contact's addresses for the directory, primary first: the directory ranks them in this order, and a campaign
+    /// writes to the first. Phones by their E.164 form where the contact has one.
+    static func directoryAddresses(_ contact: Switchboard_Contacts_V1_Contact) -> (emails: [String], phones: [String]) {
+        let emails = (contact.emails.filter(\.primary) + contact.emails.filter { !$0.primary }).map(\.address)
+        let phones = (contact.phones.filter(\.primary) + contact.phones.filter { !$0.primary }).map { $0.e164.isEmpty ? $0.number : $0.e164 }
+        return (emails, phones)
     }
 }

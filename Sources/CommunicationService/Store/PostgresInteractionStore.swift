@@ -197,12 +197,18 @@ public struct PostgresInteractionStore: InteractionStore {
             if changedFields.contains("visibility"), record.data.visibility == .private {
                 // Made private: what the tenant's feed already holds of it (its text, in the events written while it was
                 // visible) is cut to the stub a private interaction publishes, so a reader of the feed's history sees no
-                // more of it than a reader of the interaction. (What a consumer read before cannot be recalled.)
+                // more of it than a reader of the interaction. (What a consumer read before cannot be recalled.) Its events
+                // are all since it was made: the commit-time bound keeps the search to them, not the tenant's history.
                 try await c.query(
                     """
                     UPDATE communication.changes SET resource = $4::json, service_resource = NULL, changed_fields = '{}'
                     WHERE tenant_id = $1 AND resource_type = $2 AND resource_id = $3 AND resource::jsonb <> $4::jsonb
-                    """, [.text(actor.tenantID), .text(Self.interactionType), .text(record.id.lowercaseText), .text(try publish(record).tenant)])
+                      AND commit_time >= $5::timestamptz - interval '1 minute'
+                    """,
+                    [
+                        .text(actor.tenantID), .text(Self.interactionType), .text(record.id.lowercaseText), .text(try publish(record).tenant),
+                        .timestamp(record.createdAt),
+                    ])
             }
             return record
         }

@@ -47,7 +47,10 @@ public enum InteractionRules {
 
     /// Whether a message subject holds a line break or another control character (a tab aside): a subject is one
     /// header line, and a CR/LF in it could start another header (`Bcc:`) at a provider that writes it as given.
-    public static func hasControl(_ text: String) -> Bool { text.utf8.contains { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F } }
+    public static func hasControl(_ text: String) -> Bool { text.utf8.contains { isControl($0) && $0 != 0x09 } }
+
+    /// Whether a UTF-8 byte is an ASCII control character (C0 or DEL); no byte of a multi-byte character is one.
+    public static func isControl(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x7F }
 
     /// Checks and normalises interaction data (trims addresses, deduplicates contacts and addresses).
     /// - Parameters:

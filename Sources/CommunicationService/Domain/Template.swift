@@ -163,7 +163,7 @@ public enum TemplateRules {
                 case .literal(let literal): bytes = Array(literal)
                 case .variable(let name):
                     let value = Array((values[name] ?? "").utf8)
-                    bytes = oneLine ? value.map { ($0 < 0x20 || $0 == 0x7F) ? 0x20 : $0 } : value
+                    bytes = oneLine ? value.map { InteractionRules.isControl($0) ? 0x20 : $0 } : value
                 }
                 budget -= bytes.count
                 guard budget >= 0 else {

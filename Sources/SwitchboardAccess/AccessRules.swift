@@ -49,8 +49,9 @@ public enum AccessRules {
             M.recordConsent: .user, M.listConsentHistory: .readOnly, M.checkConsent: .readOnly, M.getContactSummary: .readOnly,
             M.createTemplate: .user, M.updateTemplate: .user, M.getTemplate: .readOnly, M.listTemplates: .readOnly,
             M.renderTemplate: .readOnly,
-            M.sendMessage: .user, M.getSend: .readOnly, M.cancelSend: .user, M.exportSubject: .admin,
-            M.createCampaign: .user, M.getCampaign: .readOnly, M.pauseCampaign: .user, M.resumeCampaign: .user, M.cancelCampaign: .user,
+            M.sendMessage: .user, M.getSend: .readOnly, M.listSends: .readOnly, M.cancelSend: .user, M.exportSubject: .admin,
+            M.createCampaign: .user, M.getCampaign: .readOnly, M.listCampaigns: .readOnly, M.listCampaignRecipients: .readOnly,
+            M.pauseCampaign: .user, M.resumeCampaign: .user, M.cancelCampaign: .user,
             M.watchCampaignProgress: .readOnly,
             M.watchChanges: .readOnly,
         ]

@@ -134,8 +134,34 @@ public struct CampaignRecord: Sendable, Hashable {
     public var updatedBy: String
 }
 
+/// Where one recipient of a campaign is (the values of `CampaignRecipient.State`).
+public enum RecipientState: Int, Sendable, Hashable {
+    case pending = 1, queued, skipped
+}
+
+/// One recipient of a campaign and, once it has one, its send.
+public struct CampaignRecipientRecord: Sendable, Hashable {
+    /// The contact.
+    public var contactID: UUID
+    /// Where it is.
+    public var state: RecipientState
+    /// Why it was skipped (empty otherwise).
+    public var reason: String
+    /// Its send, once queued.
+    public var sendID: UUID?
+    /// Its send's status, once queued.
+    public var sendStatus: SendStatus?
+    /// Its send's last error.
+    public var sendError: String
+}
+
 /// Bounds of campaigns, pure.
 public enum CampaignRules {
+    /// Recipients a page of ``CampaignDomain/recipients(campaign:state:pageSize:pageToken:actor:)`` holds by default.
+    public static let defaultRecipientPageSize = 100
+    /// The most recipients a page may hold.
+    public static let maxRecipientPageSize = 1_000
+
     /// Most contact ids one request may list (a bound on the request's size; a larger audience is a group or a saved
     /// search), and the default of ``CampaignDomain``'s `maxRecipients`.
     public static let maxRecipients = 10_000
@@ -191,11 +217,19 @@ public protocol CampaignStore: Sendable {
         -> WriteOutcome<CampaignRecord>
     /// A campaign with its progress.
     func fetch(id: UUID, actor: Actor) async throws -> CampaignRecord?
-    /// Moves a campaign to `status` from one of `from` (`notFound`, or `campaignState` when it is elsewhere); a cancel
-    /// also cancels its scheduled sends.
+    /// Moves a campaign to `status` from one of `from` (`notFound`, or `campaignState` when it is elsewhere; one already
+    /// at `status` is returned unchanged); a cancel also cancels its scheduled sends and skips its pending recipients.
     func setStatus(
         id: UUID, to status: CampaignStatus, from: Set<CampaignStatus>, actor: Actor, write: WriteOptions<CampaignRecord>
     ) async throws -> WriteOutcome<CampaignRecord>
+    /// Campaigns newest first (created, then id, descending) after `after`, at most `limit`, with their progress, and
+    /// the last one's cursor.
+    func list(status: CampaignStatus?, after: TimeCursor?, limit: Int, actor: Actor) async throws -> (Rows<CampaignRecord>, TimeCursor?)
+    /// A campaign's recipients in contact id order after `after`, at most `limit`; nil when the tenant has no such
+    /// campaign.
+    func recipients(
+        campaign: UUID, state: RecipientState?, after: UUID?, limit: Int, actor: Actor
+    ) async throws -> Rows<CampaignRecipientRecord>?
 }
 
 /// The campaign use cases.
@@ -280,6 +314,39 @@ public struct CampaignDomain: Sendable {
             throw CommunicationError.notFound(kind: "campaign", id: id.uuidString.lowercased())
         }
         return record
+    }
+
+    /// A page of campaigns and the next page's token (empty on the last page).
+    public func list(status: CampaignStatus?, pageSize: Int, pageToken: String, actor: Actor) async throws -> ([CampaignRecord], String) {
+        let limit = try InteractionRules.pageLimit(pageSize)
+        let fingerprint = PageToken.fingerprint(["campaigns", "\(status?.rawValue ?? 0)"])
+        let after = try InteractionDomain.resume(pageToken, fingerprint: fingerprint)
+        let (rows, last) = try await store.list(status: status, after: after, limit: limit, actor: actor)
+        return (rows.records, SendDomain.token(after: last, more: rows.more, fingerprint: fingerprint))
+    }
+
+    /// A page of a campaign's recipients and the next page's token (empty on the last page).
+    public func recipients(
+        campaign: UUID, state: RecipientState?, pageSize: Int, pageToken: String, actor: Actor
+    ) async throws -> ([CampaignRecipientRecord], String) {
+        let limit = try InteractionRules.pageLimit(
+            pageSize, default: CampaignRules.defaultRecipientPageSize, max: CampaignRules.maxRecipientPageSize)
+        let fingerprint = PageToken.fingerprint(["recipients", campaign.uuidString, "\(state?.rawValue ?? 0)"])
+        var after: UUID?
+        if let cursor = try PageToken.resume(pageToken, fingerprint: fingerprint, parts: 1) {
+            guard let id = UUID(uuidString: cursor[0]) else {
+                throw CommunicationError.invalid([Violation("page.page_token", "is not a token this service issued", reason: "INVALID_FORMAT")])
+            }
+            after = id
+        }
+        guard let rows = try await store.recipients(campaign: campaign, state: state, after: after, limit: limit, actor: actor) else {
+            throw CommunicationError.notFound(kind: "campaign", id: campaign.uuidString.lowercased())
+        }
+        var next = ""
+        if rows.more, let last = rows.records.last {
+            next = PageToken(cursor: [last.contactID.uuidString.lowercased()], fingerprint: fingerprint).encoded
+        }
+        return (rows.records, next)
     }
 
     /// Pauses, resumes or cancels a campaign.

@@ -71,6 +71,8 @@ public struct SendRecord: Sendable, Hashable {
     public var sentAt: Date?
     /// The furthest state the provider's events report.
     public var deliveryState: DeliveryState = .none
+    /// The campaign that made it, if one did.
+    public var campaignID: UUID?
     /// When it was made.
     public var createdAt: Date
     /// Who made it.
@@ -149,6 +151,25 @@ public protocol SendStore: Sendable {
     func isListed(address: String, kind: String, contactID: UUID, actor: Actor) async throws -> Bool
     /// Cancels a send still SCHEDULED (`notFound`, or `notCancellable` with its status).
     func cancel(id: UUID, actor: Actor, write: WriteOptions<SendRecord>) async throws -> WriteOutcome<SendRecord>
+    /// Sends newest first (created, then id, descending) after `after`, at most `limit`, and the last one's cursor.
+    func list(_ query: SendQuery, after: TimeCursor?, limit: Int, actor: Actor) async throws -> (Rows<SendRecord>, TimeCursor?)
+}
+
+/// Which sends ``SendDomain/list(_:pageSize:pageToken:actor:)`` lists.
+public struct SendQuery: Sendable, Hashable {
+    /// Only the sends to this contact.
+    public var contactID: UUID?
+    /// Only the sends this campaign made.
+    public var campaignID: UUID?
+    /// Only the sends in this status.
+    public var status: SendStatus?
+
+    /// Creates a query.
+    public init(contactID: UUID? = nil, campaignID: UUID? = nil, status: SendStatus? = nil) {
+        self.contactID = contactID
+        self.campaignID = campaignID
+        self.status = status
+    }
 }
 
 /// The send use cases on the request side.
@@ -254,6 +275,23 @@ public struct SendDomain: Sendable {
             throw CommunicationError.notFound(kind: "send", id: id.uuidString.lowercased())
         }
         return record
+    }
+
+    /// A page of sends and the next page's token (empty on the last page).
+    public func list(_ query: SendQuery, pageSize: Int, pageToken: String, actor: Actor) async throws -> ([SendRecord], String) {
+        let limit = try InteractionRules.pageLimit(pageSize)
+        let fingerprint = PageToken.fingerprint([
+            "sends", query.contactID?.uuidString ?? "", query.campaignID?.uuidString ?? "", "\(query.status?.rawValue ?? 0)",
+        ])
+        let after = try InteractionDomain.resume(pageToken, fingerprint: fingerprint)
+        let (rows, last) = try await store.list(query, after: after, limit: limit, actor: actor)
+        return (rows.records, Self.token(after: last, more: rows.more, fingerprint: fingerprint))
+    }
+
+    /// The token of the page after the one whose last row is `last`: empty when no rows follow.
+    static func token(after last: TimeCursor?, more: Bool, fingerprint: UInt64) -> String {
+        guard more, let last else { return "" }
+        return PageToken(cursor: [String(last.micros), last.id.uuidString.lowercased()], fingerprint: fingerprint).encoded
     }
 
     /// Cancels a send no dispatcher has claimed.

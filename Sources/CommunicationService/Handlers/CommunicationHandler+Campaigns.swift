@@ -67,6 +67,17 @@ enum CampaignMapping {
         return m
     }
 
+    static func proto(_ r: CampaignRecipientRecord) -> Switchboard_Communication_V1_CampaignRecipient {
+        var p = Switchboard_Communication_V1_CampaignRecipient()
+        p.contactId = r.contactID.lowercaseText
+        p.state = .init(protoValue: Int32(r.state.rawValue))
+        p.reason = r.reason
+        p.sendId = r.sendID?.lowercaseText ?? ""
+        p.sendStatus = .init(protoValue: Int32(r.sendStatus?.rawValue ?? 0))
+        p.sendError = r.sendError
+        return p
+    }
+
     static func proto(_ r: CampaignRecord) -> Switchboard_Communication_V1_Campaign {
         var p = Switchboard_Communication_V1_Campaign()
         p.id = r.id.lowercaseText
@@ -131,6 +142,46 @@ extension CommunicationHandler {
         request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_Campaign {
         CampaignMapping.proto(try await campaigns.get(id: try InteractionMapping.requiredID(request.id, field: "id"), actor: try context.actor()))
+    }
+
+    /// The `ListCampaigns` RPC (see `communication.proto`).
+    public func listCampaigns(
+        request: Switchboard_Communication_V1_ListCampaignsRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_ListCampaignsResponse {
+        var status: CampaignStatus?
+        if request.status != .unspecified {
+            status = CampaignStatus(rawValue: Int(request.status.protoValue))
+            if status == nil { throw CommunicationError.invalid([Violation("status", "is not a campaign status", reason: "INVALID")]) }
+        }
+        let (records, next) = try await campaigns.list(
+            status: status, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor())
+        var response = Switchboard_Communication_V1_ListCampaignsResponse()
+        response.campaigns = records.map { CampaignMapping.proto($0) }
+        var page = Switchboard_Common_V1_PageResponse()
+        page.nextPageToken = next
+        response.page = page
+        return response
+    }
+
+    /// The `ListCampaignRecipients` RPC (see `communication.proto`).
+    public func listCampaignRecipients(
+        request: Switchboard_Communication_V1_ListCampaignRecipientsRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_ListCampaignRecipientsResponse {
+        let campaign = try InteractionMapping.requiredID(request.campaignId, field: "campaign_id")
+        var state: RecipientState?
+        if request.state != .unspecified {
+            state = RecipientState(rawValue: Int(request.state.protoValue))
+            if state == nil { throw CommunicationError.invalid([Violation("state", "is not a recipient state", reason: "INVALID")]) }
+        }
+        let (records, next) = try await campaigns.recipients(
+            campaign: campaign, state: state, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "",
+            actor: try context.actor())
+        var response = Switchboard_Communication_V1_ListCampaignRecipientsResponse()
+        response.recipients = records.map { CampaignMapping.proto($0) }
+        var page = Switchboard_Common_V1_PageResponse()
+        page.nextPageToken = next
+        response.page = page
+        return response
     }
 
     private func change(

@@ -28,6 +28,34 @@ extension CommunicationHandler {
         SendMapping.proto(try await sends.get(id: try InteractionMapping.requiredID(request.id, field: "id"), actor: try context.actor()))
     }
 
+    /// The `ListSends` RPC (see `communication.proto`).
+    public func listSends(
+        request: Switchboard_Communication_V1_ListSendsRequest, context: ServerContext
+    ) async throws -> Switchboard_Communication_V1_ListSendsResponse {
+        var violations: [Violation] = []
+        var query = SendQuery()
+        query.contactID = InteractionMapping.optionalID(request.contactId, field: "contact_id", violations: &violations)
+        query.campaignID = InteractionMapping.optionalID(request.campaignId, field: "campaign_id", violations: &violations)
+        if !request.contactId.isEmpty && !request.campaignId.isEmpty {
+            for field in ["contact_id", "campaign_id"] {
+                violations.append(Violation(field, "only one of contact_id and campaign_id may be set", reason: "MUTUALLY_EXCLUSIVE"))
+            }
+        }
+        if request.status != .unspecified {
+            query.status = SendStatus(rawValue: Int(request.status.protoValue))
+            if query.status == nil { violations.append(Violation("status", "is not a send status", reason: "INVALID")) }
+        }
+        if !violations.isEmpty { throw CommunicationError.invalid(violations) }
+        let (records, next) = try await sends.list(
+            query, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor())
+        var response = Switchboard_Communication_V1_ListSendsResponse()
+        response.sends = records.map(SendMapping.proto)
+        var page = Switchboard_Common_V1_PageResponse()
+        page.nextPageToken = next
+        response.page = page
+        return response
+    }
+
     /// The `CancelSend` RPC (see `communication.proto`).
     public func cancelSend(
         request: Switchboard_Communication_V1_CancelSendRequest, context: ServerContext

@@ -50,6 +50,7 @@ enum SendMapping {
         p.sentAt = r.sentAt
         p.deliveryState = .init(protoValue: Int32(r.deliveryState.rawValue))
         p.interactionId = r.status == .sent ? r.id.lowercaseText : ""
+        p.campaignId = r.campaignID?.lowercaseText ?? ""
         var audit = Switchboard_Common_V1_AuditStamps()
         audit.createTime = r.createdAt
         audit.createdBy = r.createdBy

@@ -11,7 +11,8 @@ import SwitchboardServiceKit
 /// send (or records why it was skipped) and marks it, so a restart or another replica sees it pending or done, never
 /// half; `sends_one_per_recipient` makes a second send for a recipient impossible even so. Skips: no address of the
 /// channel's kind in the directory, a suppressed address, no or withdrawn consent. A paused or cancelled campaign is
-/// not expanded; its scheduled sends wait (the dispatcher skips them) or are cancelled.
+/// not expanded; its scheduled sends wait (the dispatcher skips them) or are cancelled. A campaign becomes COMPLETED
+/// only when every send it made has settled, so pause and cancel work until the last message has gone.
 public struct CampaignRunner: Service {
     let pool: PostgresPool
     let suppressionSecret: [UInt8]?
@@ -142,12 +143,16 @@ public struct CampaignRunner: Service {
                     WHERE tenant_id = $1 AND campaign_id = $2 AND contact_id = $3
                     """, [.text(tenant), .uuid(campaign), .uuid(contact), sendID.map(PostgresValue.uuid) ?? .null])
             }
-            // Active campaigns with no pending recipient left are complete (their sends go on).
+            // An active campaign is complete when no recipient is pending and none of its sends is still scheduled or with
+            // a dispatcher: until then it can be paused or cancelled (queueing takes a second; sending, with retries, may
+            // take hours).
             try await c.query(
                 """
                 UPDATE communication.campaigns k SET status = 4, updated_at = now(), updated_by = 'campaign-runner'
                 WHERE k.status = 1 AND k.start_at <= now()
                   AND NOT EXISTS (SELECT 1 FROM communication.campaign_recipients r WHERE r.tenant_id = k.tenant_id AND r.campaign_id = k.id AND r.status = 1)
+                  AND NOT EXISTS (
+                      SELECT 1 FROM communication.sends s WHERE s.tenant_id = k.tenant_id AND s.campaign_id = k.id AND s.status IN (1, 2))
                 """)
             return claimed.count
         }

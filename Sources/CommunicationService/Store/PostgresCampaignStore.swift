@@ -45,9 +45,14 @@ public struct PostgresCampaignStore: CampaignStore {
 
     /// The counts of a campaign, read on `c`.
     static func progress(tenant: String, campaign: UUID, on c: PostgresConnection) async throws -> CampaignProgress {
-        let row = try await c.query(
+        try await progress(tenant: tenant, campaigns: [campaign], on: c)[campaign] ?? CampaignProgress()
+    }
+
+    /// The counts of campaigns, read on `c` in one statement; a campaign without recipients has none.
+    static func progress(tenant: String, campaigns: [UUID], on c: PostgresConnection) async throws -> [UUID: CampaignProgress] {
+        let rows = try await c.query(
             """
-            SELECT count(*) AS recipients,
+            SELECT r.campaign_id, count(*) AS recipients,
                 count(*) FILTER (WHERE r.status = 1) AS pending,
                 count(*) FILTER (WHERE r.status = 3 OR s.status = 5) AS skipped,
                 count(*) FILTER (WHERE s.status IN (1, 2)) AS queued,
@@ -56,18 +61,23 @@ public struct PostgresCampaignStore: CampaignStore {
                 count(*) FILTER (WHERE s.status IN (4, 6)) AS failed
             FROM communication.campaign_recipients r
             LEFT JOIN communication.sends s ON s.tenant_id = r.tenant_id AND s.id = r.send_id
-            WHERE r.tenant_id = $1 AND r.campaign_id = $2
-            """, [.text(tenant), .uuid(campaign)]
-        ).first!
-        var p = CampaignProgress()
-        p.recipients = Int(try row.int("recipients"))
-        p.pending = Int(try row.int("pending"))
-        p.skipped = Int(try row.int("skipped"))
-        p.queued = Int(try row.int("queued"))
-        p.sent = Int(try row.int("sent"))
-        p.delivered = Int(try row.int("delivered"))
-        p.failed = Int(try row.int("failed"))
-        return p
+            WHERE r.tenant_id = $1 AND r.campaign_id = ANY($2::uuid[])
+            GROUP BY r.campaign_id
+            """, [.text(tenant), .array(campaigns.map(PostgresValue.uuid), elementType: .uuid)]
+        ).rows
+        var progress: [UUID: CampaignProgress] = [:]
+        for row in rows {
+            var p = CampaignProgress()
+            p.recipients = Int(try row.int("recipients"))
+            p.pending = Int(try row.int("pending"))
+            p.skipped = Int(try row.int("skipped"))
+            p.queued = Int(try row.int("queued"))
+            p.sent = Int(try row.int("sent"))
+            p.delivered = Int(try row.int("delivered"))
+            p.failed = Int(try row.int("failed"))
+            progress[try row.uuid("campaign_id")] = p
+        }
+        return progress
     }
 
     /// The protocol requirement `insert` (documented on the protocol).
@@ -139,7 +149,13 @@ public struct PostgresCampaignStore: CampaignStore {
                     "SELECT status FROM communication.campaigns WHERE tenant_id = $1 AND id = $2", [.text(actor.tenantID), .uuid(id)]
                 ).first
                 guard let current else { throw CommunicationError.notFound(kind: "campaign", id: id.lowercaseText) }
-                throw CommunicationError.campaignState(CampaignStatus(rawValue: Int(try current.int("status"))) ?? .cancelled)
+                let state = CampaignStatus(rawValue: Int(try current.int("status"))) ?? .cancelled
+                // Asked for where it already is (a second click, another tab): nothing to do, and no error to explain.
+                guard state == status else { throw CommunicationError.campaignState(state) }
+                let row = try await c.query(
+                    "SELECT \(Self.columns) FROM communication.campaigns c WHERE c.tenant_id = $1 AND c.id = $2", [.text(actor.tenantID), .uuid(id)]
+                ).first!
+                return try Self.record(row, progress: try await Self.progress(tenant: actor.tenantID, campaign: id, on: c))
             }
             if status == .cancelled {
                 // Sends no dispatcher holds yet are cancelled; a send already with the provider finishes.
@@ -149,8 +165,80 @@ public struct PostgresCampaignStore: CampaignStore {
                         updated_by = $3
                     WHERE tenant_id = $1 AND campaign_id = $2 AND status = 1
                     """, [.text(actor.tenantID), .uuid(id), .text(actor.userID)])
+                // Recipients never reached are skipped, with the reason, not left pending for ever.
+                try await c.query(
+                    """
+                    UPDATE communication.campaign_recipients SET status = 3, reason = 'the campaign was cancelled'
+                    WHERE tenant_id = $1 AND campaign_id = $2 AND status = 1
+                    """, [.text(actor.tenantID), .uuid(id)])
             }
             return try Self.record(row, progress: try await Self.progress(tenant: actor.tenantID, campaign: id, on: c))
+        }
+    }
+
+    /// The protocol requirement `list` (documented on the protocol).
+    public func list(status: CampaignStatus?, after: TimeCursor?, limit: Int, actor: Actor) async throws -> (Rows<CampaignRecord>, TimeCursor?) {
+        try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
+            var binds: [PostgresValue] = [.text(actor.tenantID), .int(Int64(limit + 1))]
+            var conditions = ["c.tenant_id = $1"]
+            if let status {
+                binds.append(.int(Int64(status.rawValue)))
+                conditions.append("c.status = $\(binds.count)")
+            }
+            if let after {
+                binds += [.int(after.micros), .uuid(after.id)]
+                // The cursor's time computed by the database from its microseconds, exactly.
+                conditions.append(
+                    "(c.created_at, c.id) < (timestamptz 'epoch' + $\(binds.count - 1)::int8 * interval '1 microsecond', $\(binds.count))")
+            }
+            let rows = try await c.query(
+                """
+                SELECT \(Self.columns), (extract(epoch FROM c.created_at) * 1000000)::int8 AS created_micros FROM communication.campaigns c
+                WHERE \(conditions.joined(separator: " AND ")) ORDER BY c.created_at DESC, c.id DESC LIMIT $2
+                """, binds
+            ).rows
+            let page = Array(rows.prefix(limit))
+            let progress = try await Self.progress(tenant: actor.tenantID, campaigns: try page.map { try $0.uuid("id") }, on: c)
+            let records = try page.map { row in try Self.record(row, progress: progress[try row.uuid("id")] ?? CampaignProgress()) }
+            let last = try page.last.map { TimeCursor(micros: try $0.int("created_micros"), id: try $0.uuid("id")) }
+            return (Rows(records: records, more: rows.count > limit), last)
+        }
+    }
+
+    /// The protocol requirement `recipients` (documented on the protocol).
+    public func recipients(
+        campaign: UUID, state: RecipientState?, after: UUID?, limit: Int, actor: Actor
+    ) async throws -> Rows<CampaignRecipientRecord>? {
+        try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
+            guard
+                try await c.query(
+                    "SELECT 1 AS found FROM communication.campaigns WHERE tenant_id = $1 AND id = $2", [.text(actor.tenantID), .uuid(campaign)]
+                ).first != nil
+            else { return nil }
+            let rows = try await c.query(
+                """
+                SELECT r.contact_id, r.status, r.reason, r.send_id, s.status AS send_status, s.last_error
+                FROM communication.campaign_recipients r
+                LEFT JOIN communication.sends s ON s.tenant_id = r.tenant_id AND s.id = r.send_id
+                WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND ($3::int8 IS NULL OR r.status = $3)
+                  AND ($4::uuid IS NULL OR r.contact_id > $4)
+                ORDER BY r.contact_id LIMIT $5
+                """,
+                [
+                    .text(actor.tenantID), .uuid(campaign), state.map { .int(Int64($0.rawValue)) } ?? .null, after.map(PostgresValue.uuid) ?? .null,
+                    .int(Int64(limit + 1)),
+                ]
+            ).rows
+            let records = try rows.prefix(limit).map { row in
+                var sendStatus: SendStatus?
+                if case .int(let s) = row["send_status"] { sendStatus = SendStatus(rawValue: Int(s)) }
+                var sendID: UUID?
+                if case .uuid(let id) = row["send_id"] { sendID = id }
+                return CampaignRecipientRecord(
+                    contactID: try row.uuid("contact_id"), state: RecipientState(rawValue: Int(try row.int("status"))) ?? .skipped,
+                    reason: try row.string("reason"), sendID: sendID, sendStatus: sendStatus, sendError: try row.optionalString("last_error") ?? "")
+            }
+            return Rows(records: records, more: rows.count > limit)
         }
     }
 

@@ -13,7 +13,7 @@ public struct PostgresSendStore: SendStore {
     static let sendType = "switchboard.communication.v1.Send"
     static let columns = """
         id, contact_id, channel, purpose, to_address, subject, body, template_id, template_version, send_at, status, attempts, last_error, \
-        provider_message_id, sent_at, created_at, created_by, updated_at, updated_by, delivery_state
+        provider_message_id, sent_at, created_at, created_by, updated_at, updated_by, delivery_state, campaign_id
         """
 
     /// Creates the store.
@@ -49,6 +49,7 @@ public struct PostgresSendStore: SendStore {
             createdAt: try row.date("created_at"), createdBy: try row.string("created_by"), updatedAt: try row.date("updated_at"),
             updatedBy: try row.string("updated_by"))
         record.deliveryState = DeliveryState(rawValue: Int(try row.int("delivery_state"))) ?? .none
+        if case .uuid(let campaign) = row["campaign_id"] { record.campaignID = campaign }
         return record
     }
 
@@ -95,6 +96,35 @@ public struct PostgresSendStore: SendStore {
             settings: ["app.tenant_id": actor.tenantID], "SELECT \(Self.columns) FROM communication.sends WHERE tenant_id = $1 AND id = $2",
             [.text(actor.tenantID), .uuid(id)]
         ).first.map(Self.record)
+    }
+
+    /// The protocol requirement `list` (documented on the protocol).
+    public func list(_ query: SendQuery, after: TimeCursor?, limit: Int, actor: Actor) async throws -> (Rows<SendRecord>, TimeCursor?) {
+        var binds: [PostgresValue] = [.text(actor.tenantID)]
+        func bind(_ value: PostgresValue) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        var conditions = ["tenant_id = $1"]
+        if let contact = query.contactID { conditions.append("contact_id = \(bind(.uuid(contact)))") }
+        if let campaign = query.campaignID { conditions.append("campaign_id = \(bind(.uuid(campaign)))") }
+        if let status = query.status { conditions.append("status = \(bind(.int(Int64(status.rawValue))))") }
+        if let after {
+            // The cursor's time computed by the database from its microseconds: a round trip through a Date could
+            // move it by one.
+            conditions.append(
+                "(created_at, id) < (timestamptz 'epoch' + \(bind(.int(after.micros)))::int8 * interval '1 microsecond', \(bind(.uuid(after.id))))")
+        }
+        let rows = try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            """
+            SELECT \(Self.columns), (extract(epoch FROM created_at) * 1000000)::int8 AS created_micros FROM communication.sends
+            WHERE \(conditions.joined(separator: " AND ")) ORDER BY created_at DESC, id DESC LIMIT \(bind(.int(Int64(limit + 1))))
+            """, binds
+        ).rows
+        let page = rows.prefix(limit)
+        let last = try page.last.map { TimeCursor(micros: try $0.int("created_micros"), id: try $0.uuid("id")) }
+        return (Rows(records: try page.map(Self.record), more: rows.count > limit), last)
     }
 
     /// The protocol requirement `isSuppressed` (documented on the protocol).

@@ -2750,6 +2750,9 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
     /// Field `interaction_id` = 18.
     public var interactionId: String = ""
 
+    /// Field `campaign_id` = 19.
+    public var campaignId: String = ""
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2778,6 +2781,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         self.audit = r.message(15)
         self.deliveryState = r.enumeration(16)
         self.interactionId = r.string(17)
+        self.campaignId = r.string(18)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -2799,6 +2803,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         w.setMessage(15, audit)
         w.setEnumeration(16, deliveryState)
         w.setString(17, interactionId)
+        w.setString(18, campaignId)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2822,6 +2827,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         try e.field(&o, "audit", self.audit)
         e.field(&o, "deliveryState", self.deliveryState)
         e.field(&o, "interactionId", self.interactionId)
+        e.field(&o, "campaignId", self.campaignId)
         return .object(o)
     }
 
@@ -2831,6 +2837,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         w.field("attempts", self.attempts)
         try w.field("audit", self.audit)
         w.field("body", self.body)
+        w.field("campaignId", self.campaignId)
         w.field("channel", self.channel)
         w.field("contactId", self.contactId)
         w.field("deliveryState", self.deliveryState)
@@ -2872,6 +2879,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
             case "audit": try d.field(16, "audit", value, &self.audit)
             case "deliveryState", "delivery_state": try d.field(17, "deliveryState", value, &self.deliveryState)
             case "interactionId", "interaction_id": try d.field(18, "interactionId", value, &self.interactionId)
+            case "campaignId", "campaign_id": try d.field(19, "campaignId", value, &self.campaignId)
             default: try d.unknownField(key)
             }
         }
@@ -2941,6 +2949,144 @@ public struct Switchboard_Communication_V1_SendMessageRequest: ProtoMessage, _CB
             case "send": try d.field(1, "send", value, &self.send)
             case "templateValues", "template_values": try d.field(2, "templateValues", value, &self.templateValues)
             case "requestId", "request_id": try d.field(3, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ListSendsRequest` message.
+public struct Switchboard_Communication_V1_ListSendsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ListSendsRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.ListSendsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__list_sends_request__init)
+
+    /// Field `page` = 1.
+    public var page: Switchboard_Common_V1_PageRequest? = nil
+
+    /// Field `contact_id` = 2.
+    public var contactId: String = ""
+
+    /// Field `campaign_id` = 3.
+    public var campaignId: String = ""
+
+    /// Field `status` = 4.
+    public var status: Switchboard_Communication_V1_SendStatus = .init(protoValue: 0)
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.page = r.message(0)
+        self.contactId = r.string(1)
+        self.campaignId = r.string(2)
+        self.status = r.enumeration(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, page)
+        w.setString(1, contactId)
+        w.setString(2, campaignId)
+        w.setEnumeration(3, status)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "page", self.page)
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "campaignId", self.campaignId)
+        e.field(&o, "status", self.status)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("campaignId", self.campaignId)
+        w.field("contactId", self.contactId)
+        try w.field("page", self.page)
+        w.field("status", self.status)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "page": try d.field(1, "page", value, &self.page)
+            case "contactId", "contact_id": try d.field(2, "contactId", value, &self.contactId)
+            case "campaignId", "campaign_id": try d.field(3, "campaignId", value, &self.campaignId)
+            case "status": try d.field(4, "status", value, &self.status)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ListSendsResponse` message.
+public struct Switchboard_Communication_V1_ListSendsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ListSendsResponse`.
+    public static let protoMessageName = "switchboard.communication.v1.ListSendsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__list_sends_response__init)
+
+    /// Field `sends` = 1.
+    public var sends: [Switchboard_Communication_V1_Send] = []
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.sends = r.repeatedMessage(0)
+        self.page = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, sends)
+        w.setMessage(1, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "sends", self.sends)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        try w.field("sends", self.sends)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "sends": try d.field(1, "sends", value, &self.sends)
+            case "page": try d.field(2, "page", value, &self.page)
             default: try d.unknownField(key)
             }
         }
@@ -3778,6 +3924,397 @@ public struct Switchboard_Communication_V1_ContactSummary: ProtoMessage, _CBridg
     }
 }
 
+/// The `switchboard.communication.v1.ListCampaignsRequest` message.
+public struct Switchboard_Communication_V1_ListCampaignsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ListCampaignsRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.ListCampaignsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__list_campaigns_request__init)
+
+    /// Field `page` = 1.
+    public var page: Switchboard_Common_V1_PageRequest? = nil
+
+    /// Field `status` = 2.
+    public var status: Switchboard_Communication_V1_CampaignStatus = .init(protoValue: 0)
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.page = r.message(0)
+        self.status = r.enumeration(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, page)
+        w.setEnumeration(1, status)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "page", self.page)
+        e.field(&o, "status", self.status)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        w.field("status", self.status)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "page": try d.field(1, "page", value, &self.page)
+            case "status": try d.field(2, "status", value, &self.status)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ListCampaignsResponse` message.
+public struct Switchboard_Communication_V1_ListCampaignsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ListCampaignsResponse`.
+    public static let protoMessageName = "switchboard.communication.v1.ListCampaignsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__list_campaigns_response__init)
+
+    /// Field `campaigns` = 1.
+    public var campaigns: [Switchboard_Communication_V1_Campaign] = []
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.campaigns = r.repeatedMessage(0)
+        self.page = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, campaigns)
+        w.setMessage(1, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "campaigns", self.campaigns)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("campaigns", self.campaigns)
+        try w.field("page", self.page)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "campaigns": try d.field(1, "campaigns", value, &self.campaigns)
+            case "page": try d.field(2, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.CampaignRecipient` message.
+public struct Switchboard_Communication_V1_CampaignRecipient: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.CampaignRecipient`.
+    public static let protoMessageName = "switchboard.communication.v1.CampaignRecipient"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__campaign_recipient__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `state` = 2.
+    public var state: Switchboard_Communication_V1_CampaignRecipient.State = .init(protoValue: 0)
+
+    /// Field `reason` = 3.
+    public var reason: String = ""
+
+    /// Field `send_id` = 4.
+    public var sendId: String = ""
+
+    /// Field `send_status` = 5.
+    public var sendStatus: Switchboard_Communication_V1_SendStatus = .init(protoValue: 0)
+
+    /// Field `send_error` = 6.
+    public var sendError: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.state = r.enumeration(1)
+        self.reason = r.string(2)
+        self.sendId = r.string(3)
+        self.sendStatus = r.enumeration(4)
+        self.sendError = r.string(5)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setEnumeration(1, state)
+        w.setString(2, reason)
+        w.setString(3, sendId)
+        w.setEnumeration(4, sendStatus)
+        w.setString(5, sendError)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "state", self.state)
+        e.field(&o, "reason", self.reason)
+        e.field(&o, "sendId", self.sendId)
+        e.field(&o, "sendStatus", self.sendStatus)
+        e.field(&o, "sendError", self.sendError)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("reason", self.reason)
+        w.field("sendError", self.sendError)
+        w.field("sendId", self.sendId)
+        w.field("sendStatus", self.sendStatus)
+        w.field("state", self.state)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "state": try d.field(2, "state", value, &self.state)
+            case "reason": try d.field(3, "reason", value, &self.reason)
+            case "sendId", "send_id": try d.field(4, "sendId", value, &self.sendId)
+            case "sendStatus", "send_status": try d.field(5, "sendStatus", value, &self.sendStatus)
+            case "sendError", "send_error": try d.field(6, "sendError", value, &self.sendError)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
+    /// The `switchboard.communication.v1.CampaignRecipient.State` enum. Values this version does not know are kept as `.unrecognized`.
+    public enum State: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+        /// `STATE_UNSPECIFIED` = 0.
+        case unspecified
+        /// `STATE_PENDING` = 1.
+        case pending
+        /// `STATE_QUEUED` = 2.
+        case queued
+        /// `STATE_SKIPPED` = 3.
+        case skipped
+        /// A value not defined in this version of the contract.
+        case unrecognized(Int32)
+
+        /// The defined values.
+        public static let allCases: [State] = [.unspecified, .pending, .queued, .skipped]
+
+        static let _protoJSONNames: [(name: String, number: Int32)] = [
+            ("STATE_UNSPECIFIED", 0),
+            ("STATE_PENDING", 1),
+            ("STATE_QUEUED", 2),
+            ("STATE_SKIPPED", 3),
+        ]
+
+        /// Creates the enum from its wire value.
+        public init(protoValue: Int32) {
+            switch protoValue {
+            case 0: self = .unspecified
+            case 1: self = .pending
+            case 2: self = .queued
+            case 3: self = .skipped
+            default: self = .unrecognized(protoValue)
+            }
+        }
+
+        /// The wire value.
+        public var protoValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .pending: return 1
+            case .queued: return 2
+            case .skipped: return 3
+            case .unrecognized(let value): return value
+            }
+        }
+    }
+}
+
+/// The `switchboard.communication.v1.ListCampaignRecipientsRequest` message.
+public struct Switchboard_Communication_V1_ListCampaignRecipientsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ListCampaignRecipientsRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.ListCampaignRecipientsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__list_campaign_recipients_request__init)
+
+    /// Field `campaign_id` = 1.
+    public var campaignId: String = ""
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageRequest? = nil
+
+    /// Field `state` = 3.
+    public var state: Switchboard_Communication_V1_CampaignRecipient.State = .init(protoValue: 0)
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.campaignId = r.string(0)
+        self.page = r.message(1)
+        self.state = r.enumeration(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, campaignId)
+        w.setMessage(1, page)
+        w.setEnumeration(2, state)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "campaignId", self.campaignId)
+        try e.field(&o, "page", self.page)
+        e.field(&o, "state", self.state)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("campaignId", self.campaignId)
+        try w.field("page", self.page)
+        w.field("state", self.state)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "campaignId", "campaign_id": try d.field(1, "campaignId", value, &self.campaignId)
+            case "page": try d.field(2, "page", value, &self.page)
+            case "state": try d.field(3, "state", value, &self.state)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ListCampaignRecipientsResponse` message.
+public struct Switchboard_Communication_V1_ListCampaignRecipientsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.ListCampaignRecipientsResponse`.
+    public static let protoMessageName = "switchboard.communication.v1.ListCampaignRecipientsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__list_campaign_recipients_response__init)
+
+    /// Field `recipients` = 1.
+    public var recipients: [Switchboard_Communication_V1_CampaignRecipient] = []
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.recipients = r.repeatedMessage(0)
+        self.page = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, recipients)
+        w.setMessage(1, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "recipients", self.recipients)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        try w.field("recipients", self.recipients)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "recipients": try d.field(1, "recipients", value, &self.recipients)
+            case "page": try d.field(2, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
 /// The `switchboard.communication.v1.CampaignRequest` message.
 public struct Switchboard_Communication_V1_CampaignRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.communication.v1.CampaignRequest`.
@@ -3883,6 +4420,8 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let sendMessage = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "SendMessage", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/GetSend`.
         public static let getSend = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "GetSend", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/ListSends`.
+        public static let listSends = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ListSends", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/CancelSend`.
         public static let cancelSend = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CancelSend", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/ExportSubject`.
@@ -3891,6 +4430,10 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let createCampaign = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CreateCampaign", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/GetCampaign`.
         public static let getCampaign = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "GetCampaign", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/ListCampaigns`.
+        public static let listCampaigns = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ListCampaigns", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/ListCampaignRecipients`.
+        public static let listCampaignRecipients = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ListCampaignRecipients", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/PauseCampaign`.
         public static let pauseCampaign = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "PauseCampaign", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/ResumeCampaign`.
@@ -3903,7 +4446,7 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let watchChanges = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.getContactSummary, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.cancelSend, Method.exportSubject, Method.createCampaign, Method.getCampaign, Method.pauseCampaign, Method.resumeCampaign, Method.cancelCampaign, Method.watchCampaignProgress, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.getContactSummary, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.listSends, Method.cancelSend, Method.exportSubject, Method.createCampaign, Method.getCampaign, Method.listCampaigns, Method.listCampaignRecipients, Method.pauseCampaign, Method.resumeCampaign, Method.cancelCampaign, Method.watchCampaignProgress, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.communication.v1.CommunicationService`; register the implementation with the server.
@@ -3946,6 +4489,8 @@ public protocol Switchboard_Communication_V1_CommunicationService_ServiceProtoco
     func sendMessage(request: Switchboard_Communication_V1_SendMessageRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Send
     /// Handles `GetSend`.
     func getSend(request: Switchboard_Communication_V1_GetSendRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Send
+    /// Handles `ListSends`.
+    func listSends(request: Switchboard_Communication_V1_ListSendsRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ListSendsResponse
     /// Handles `CancelSend`.
     func cancelSend(request: Switchboard_Communication_V1_CancelSendRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Send
     /// Handles `ExportSubject`.
@@ -3954,6 +4499,10 @@ public protocol Switchboard_Communication_V1_CommunicationService_ServiceProtoco
     func createCampaign(request: Switchboard_Communication_V1_CreateCampaignRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Campaign
     /// Handles `GetCampaign`.
     func getCampaign(request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Campaign
+    /// Handles `ListCampaigns`.
+    func listCampaigns(request: Switchboard_Communication_V1_ListCampaignsRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ListCampaignsResponse
+    /// Handles `ListCampaignRecipients`.
+    func listCampaignRecipients(request: Switchboard_Communication_V1_ListCampaignRecipientsRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ListCampaignRecipientsResponse
     /// Handles `PauseCampaign`.
     func pauseCampaign(request: Switchboard_Communication_V1_CampaignRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_Campaign
     /// Handles `ResumeCampaign`.
@@ -3988,10 +4537,13 @@ extension Switchboard_Communication_V1_CommunicationService_ServiceProtocol {
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.renderTemplate) { try await self.renderTemplate(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.sendMessage) { try await self.sendMessage(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getSend) { try await self.getSend(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listSends) { try await self.listSends(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.cancelSend) { try await self.cancelSend(request: $0, context: $1) }
         router.registerServerStreaming(Switchboard_Communication_V1_CommunicationService.Method.exportSubject) { try await self.exportSubject(request: $0, responses: $1, context: $2) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.createCampaign) { try await self.createCampaign(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getCampaign) { try await self.getCampaign(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listCampaigns) { try await self.listCampaigns(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listCampaignRecipients) { try await self.listCampaignRecipients(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.pauseCampaign) { try await self.pauseCampaign(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.resumeCampaign) { try await self.resumeCampaign(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.cancelCampaign) { try await self.cancelCampaign(request: $0, context: $1) }
@@ -4103,6 +4655,11 @@ public struct Switchboard_Communication_V1_CommunicationService_Client: Sendable
         try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.getSend, request, options: options)
     }
 
+    /// Calls `ListSends`.
+    public func listSends(_ request: Switchboard_Communication_V1_ListSendsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ListSendsResponse {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.listSends, request, options: options)
+    }
+
     /// Calls `CancelSend`.
     public func cancelSend(_ request: Switchboard_Communication_V1_CancelSendRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Send {
         try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.cancelSend, request, options: options)
@@ -4125,6 +4682,16 @@ public struct Switchboard_Communication_V1_CommunicationService_Client: Sendable
     /// Calls `GetCampaign`.
     public func getCampaign(_ request: Switchboard_Communication_V1_CampaignRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_Campaign {
         try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.getCampaign, request, options: options)
+    }
+
+    /// Calls `ListCampaigns`.
+    public func listCampaigns(_ request: Switchboard_Communication_V1_ListCampaignsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ListCampaignsResponse {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.listCampaigns, request, options: options)
+    }
+
+    /// Calls `ListCampaignRecipients`.
+    public func listCampaignRecipients(_ request: Switchboard_Communication_V1_ListCampaignRecipientsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ListCampaignRecipientsResponse {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.listCampaignRecipients, request, options: options)
     }
 
     /// Calls `PauseCampaign`.

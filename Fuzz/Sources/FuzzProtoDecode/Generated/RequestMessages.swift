@@ -177,12 +177,18 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Communication_V1_GetSendRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_GetSendRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.getTemplate
     (Switchboard_Communication_V1_GetTemplateRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_GetTemplateRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.listCampaignRecipients
+    (Switchboard_Communication_V1_ListCampaignRecipientsRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListCampaignRecipientsRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.listCampaigns
+    (Switchboard_Communication_V1_ListCampaignsRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListCampaignsRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.listConsentHistory
     (Switchboard_Communication_V1_ListConsentHistoryRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListConsentHistoryRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.listFollowUpsDue
     (Switchboard_Communication_V1_ListFollowUpsDueRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListFollowUpsDueRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.listInteractions
     (Switchboard_Communication_V1_ListInteractionsRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListInteractionsRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.listSends
+    (Switchboard_Communication_V1_ListSendsRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListSendsRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.listTemplates
     (Switchboard_Communication_V1_ListTemplatesRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ListTemplatesRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.logInteraction

@@ -51,6 +51,8 @@ typedef struct Switchboard__Communication__V1__RenderTemplateResponse Switchboar
 typedef struct Switchboard__Communication__V1__Send Switchboard__Communication__V1__Send;
 typedef struct Switchboard__Communication__V1__SendMessageRequest Switchboard__Communication__V1__SendMessageRequest;
 typedef struct Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry;
+typedef struct Switchboard__Communication__V1__ListSendsRequest Switchboard__Communication__V1__ListSendsRequest;
+typedef struct Switchboard__Communication__V1__ListSendsResponse Switchboard__Communication__V1__ListSendsResponse;
 typedef struct Switchboard__Communication__V1__GetSendRequest Switchboard__Communication__V1__GetSendRequest;
 typedef struct Switchboard__Communication__V1__CancelSendRequest Switchboard__Communication__V1__CancelSendRequest;
 typedef struct Switchboard__Communication__V1__ExportSubjectRequest Switchboard__Communication__V1__ExportSubjectRequest;
@@ -62,6 +64,11 @@ typedef struct Switchboard__Communication__V1__Campaign__TemplateValuesEntry Swi
 typedef struct Switchboard__Communication__V1__CreateCampaignRequest Switchboard__Communication__V1__CreateCampaignRequest;
 typedef struct Switchboard__Communication__V1__GetContactSummaryRequest Switchboard__Communication__V1__GetContactSummaryRequest;
 typedef struct Switchboard__Communication__V1__ContactSummary Switchboard__Communication__V1__ContactSummary;
+typedef struct Switchboard__Communication__V1__ListCampaignsRequest Switchboard__Communication__V1__ListCampaignsRequest;
+typedef struct Switchboard__Communication__V1__ListCampaignsResponse Switchboard__Communication__V1__ListCampaignsResponse;
+typedef struct Switchboard__Communication__V1__CampaignRecipient Switchboard__Communication__V1__CampaignRecipient;
+typedef struct Switchboard__Communication__V1__ListCampaignRecipientsRequest Switchboard__Communication__V1__ListCampaignRecipientsRequest;
+typedef struct Switchboard__Communication__V1__ListCampaignRecipientsResponse Switchboard__Communication__V1__ListCampaignRecipientsResponse;
 typedef struct Switchboard__Communication__V1__CampaignRequest Switchboard__Communication__V1__CampaignRequest;
 
 
@@ -83,6 +90,23 @@ typedef enum _Switchboard__Communication__V1__CheckConsentResponse__Reason {
   SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON__REASON_NO_CONSENT = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__CHECK_CONSENT_RESPONSE__REASON)
 } Switchboard__Communication__V1__CheckConsentResponse__Reason;
+typedef enum _Switchboard__Communication__V1__CampaignRecipient__State {
+  SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_UNSPECIFIED = 0,
+  /*
+   * Not yet turned into a send (the campaign has not started, or is paused before reaching it).
+   */
+  SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_PENDING = 1,
+  /*
+   * A send was made: send_id and send_status say where it is.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_QUEUED = 2,
+  /*
+   * No send was made: reason says why (no consent, consent withdrawn, suppressed, no address, the template could
+   * not be rendered, the campaign was cancelled).
+   */
+  SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_SKIPPED = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE)
+} Switchboard__Communication__V1__CampaignRecipient__State;
 typedef enum _Switchboard__Communication__V1__InteractionKind {
   SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_UNSPECIFIED = 0,
   SWITCHBOARD__COMMUNICATION__V1__INTERACTION_KIND__INTERACTION_KIND_EMAIL = 1,
@@ -204,11 +228,11 @@ typedef enum _Switchboard__Communication__V1__CampaignStatus {
    */
   SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_PAUSED = 2,
   /*
-   * Stopped for good: its scheduled sends are cancelled.
+   * Stopped for good: its scheduled sends are cancelled, its pending recipients skipped.
    */
   SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_CANCELLED = 3,
   /*
-   * Every recipient became a send or was skipped.
+   * Every recipient was skipped or its send settled (sent, failed, refused or cancelled): nothing is left to pause.
    */
   SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_COMPLETED = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS)
@@ -929,10 +953,14 @@ struct  Switchboard__Communication__V1__Send
    * Output only: once SENT, the interaction that logs it (its id is the send's id).
    */
   char *interaction_id;
+  /*
+   * Output only: the campaign that made this send, if one did.
+   */
+  char *campaign_id;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__SEND__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__send__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry
@@ -965,6 +993,43 @@ struct  Switchboard__Communication__V1__SendMessageRequest
 #define SWITCHBOARD__COMMUNICATION__V1__SEND_MESSAGE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__send_message_request__descriptor) \
     , NULL, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__ListSendsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * At most 200 a page (default 50).
+   */
+  Switchboard__Common__V1__PageRequest *page;
+  /*
+   * At most one of contact_id and campaign_id (both: INVALID_ARGUMENT naming them); neither: the tenant's sends.
+   */
+  char *contact_id;
+  char *campaign_id;
+  /*
+   * Only sends in this status (unspecified: all).
+   */
+  Switchboard__Communication__V1__SendStatus status;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__LIST_SENDS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_sends_request__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED }
+
+
+struct  Switchboard__Communication__V1__ListSendsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Newest first (created, then id, descending).
+   */
+  size_t n_sends;
+  Switchboard__Communication__V1__Send **sends;
+  Switchboard__Common__V1__PageResponse *page;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__LIST_SENDS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_sends_response__descriptor) \
+    , 0,NULL, NULL }
 
 
 struct  Switchboard__Communication__V1__GetSendRequest
@@ -1258,6 +1323,95 @@ struct  Switchboard__Communication__V1__ContactSummary
 #define SWITCHBOARD__COMMUNICATION__V1__CONTACT_SUMMARY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__contact_summary__descriptor) \
     , NULL, NULL }
+
+
+struct  Switchboard__Communication__V1__ListCampaignsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * At most 200 a page (default 50).
+   */
+  Switchboard__Common__V1__PageRequest *page;
+  /*
+   * Only campaigns in this status (unspecified: all).
+   */
+  Switchboard__Communication__V1__CampaignStatus status;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__LIST_CAMPAIGNS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_campaigns_request__descriptor) \
+    , NULL, SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED }
+
+
+struct  Switchboard__Communication__V1__ListCampaignsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Newest first (created, then id, descending), each with its progress.
+   */
+  size_t n_campaigns;
+  Switchboard__Communication__V1__Campaign **campaigns;
+  Switchboard__Common__V1__PageResponse *page;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__LIST_CAMPAIGNS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_campaigns_response__descriptor) \
+    , 0,NULL, NULL }
+
+
+/*
+ * Where one recipient of a campaign is.
+ */
+struct  Switchboard__Communication__V1__CampaignRecipient
+{
+  ProtobufCMessage base;
+  char *contact_id;
+  Switchboard__Communication__V1__CampaignRecipient__State state;
+  char *reason;
+  char *send_id;
+  Switchboard__Communication__V1__SendStatus send_status;
+  /*
+   * The send's last error, when it failed or was refused or cancelled.
+   */
+  char *send_error;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__campaign_recipient__descriptor) \
+    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__ListCampaignRecipientsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: the campaign.
+   */
+  char *campaign_id;
+  /*
+   * At most 1,000 a page (default 100).
+   */
+  Switchboard__Common__V1__PageRequest *page;
+  /*
+   * Only recipients in this state (unspecified: all).
+   */
+  Switchboard__Communication__V1__CampaignRecipient__State state;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__LIST_CAMPAIGN_RECIPIENTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_campaign_recipients_request__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL, SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_UNSPECIFIED }
+
+
+struct  Switchboard__Communication__V1__ListCampaignRecipientsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * In contact id order.
+   */
+  size_t n_recipients;
+  Switchboard__Communication__V1__CampaignRecipient **recipients;
+  Switchboard__Common__V1__PageResponse *page;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__LIST_CAMPAIGN_RECIPIENTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__list_campaign_recipients_response__descriptor) \
+    , 0,NULL, NULL }
 
 
 struct  Switchboard__Communication__V1__CampaignRequest
@@ -1847,6 +2001,44 @@ Switchboard__Communication__V1__SendMessageRequest *
 void   switchboard__communication__v1__send_message_request__free_unpacked
                      (Switchboard__Communication__V1__SendMessageRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ListSendsRequest methods */
+void   switchboard__communication__v1__list_sends_request__init
+                     (Switchboard__Communication__V1__ListSendsRequest         *message);
+size_t switchboard__communication__v1__list_sends_request__get_packed_size
+                     (const Switchboard__Communication__V1__ListSendsRequest   *message);
+size_t switchboard__communication__v1__list_sends_request__pack
+                     (const Switchboard__Communication__V1__ListSendsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__list_sends_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListSendsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ListSendsRequest *
+       switchboard__communication__v1__list_sends_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__list_sends_request__free_unpacked
+                     (Switchboard__Communication__V1__ListSendsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ListSendsResponse methods */
+void   switchboard__communication__v1__list_sends_response__init
+                     (Switchboard__Communication__V1__ListSendsResponse         *message);
+size_t switchboard__communication__v1__list_sends_response__get_packed_size
+                     (const Switchboard__Communication__V1__ListSendsResponse   *message);
+size_t switchboard__communication__v1__list_sends_response__pack
+                     (const Switchboard__Communication__V1__ListSendsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__list_sends_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListSendsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ListSendsResponse *
+       switchboard__communication__v1__list_sends_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__list_sends_response__free_unpacked
+                     (Switchboard__Communication__V1__ListSendsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Communication__V1__GetSendRequest methods */
 void   switchboard__communication__v1__get_send_request__init
                      (Switchboard__Communication__V1__GetSendRequest         *message);
@@ -2040,6 +2232,101 @@ Switchboard__Communication__V1__ContactSummary *
 void   switchboard__communication__v1__contact_summary__free_unpacked
                      (Switchboard__Communication__V1__ContactSummary *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ListCampaignsRequest methods */
+void   switchboard__communication__v1__list_campaigns_request__init
+                     (Switchboard__Communication__V1__ListCampaignsRequest         *message);
+size_t switchboard__communication__v1__list_campaigns_request__get_packed_size
+                     (const Switchboard__Communication__V1__ListCampaignsRequest   *message);
+size_t switchboard__communication__v1__list_campaigns_request__pack
+                     (const Switchboard__Communication__V1__ListCampaignsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__list_campaigns_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListCampaignsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ListCampaignsRequest *
+       switchboard__communication__v1__list_campaigns_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__list_campaigns_request__free_unpacked
+                     (Switchboard__Communication__V1__ListCampaignsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ListCampaignsResponse methods */
+void   switchboard__communication__v1__list_campaigns_response__init
+                     (Switchboard__Communication__V1__ListCampaignsResponse         *message);
+size_t switchboard__communication__v1__list_campaigns_response__get_packed_size
+                     (const Switchboard__Communication__V1__ListCampaignsResponse   *message);
+size_t switchboard__communication__v1__list_campaigns_response__pack
+                     (const Switchboard__Communication__V1__ListCampaignsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__list_campaigns_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListCampaignsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ListCampaignsResponse *
+       switchboard__communication__v1__list_campaigns_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__list_campaigns_response__free_unpacked
+                     (Switchboard__Communication__V1__ListCampaignsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__CampaignRecipient methods */
+void   switchboard__communication__v1__campaign_recipient__init
+                     (Switchboard__Communication__V1__CampaignRecipient         *message);
+size_t switchboard__communication__v1__campaign_recipient__get_packed_size
+                     (const Switchboard__Communication__V1__CampaignRecipient   *message);
+size_t switchboard__communication__v1__campaign_recipient__pack
+                     (const Switchboard__Communication__V1__CampaignRecipient   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__campaign_recipient__pack_to_buffer
+                     (const Switchboard__Communication__V1__CampaignRecipient   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__CampaignRecipient *
+       switchboard__communication__v1__campaign_recipient__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__campaign_recipient__free_unpacked
+                     (Switchboard__Communication__V1__CampaignRecipient *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ListCampaignRecipientsRequest methods */
+void   switchboard__communication__v1__list_campaign_recipients_request__init
+                     (Switchboard__Communication__V1__ListCampaignRecipientsRequest         *message);
+size_t switchboard__communication__v1__list_campaign_recipients_request__get_packed_size
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsRequest   *message);
+size_t switchboard__communication__v1__list_campaign_recipients_request__pack
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__list_campaign_recipients_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ListCampaignRecipientsRequest *
+       switchboard__communication__v1__list_campaign_recipients_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__list_campaign_recipients_request__free_unpacked
+                     (Switchboard__Communication__V1__ListCampaignRecipientsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ListCampaignRecipientsResponse methods */
+void   switchboard__communication__v1__list_campaign_recipients_response__init
+                     (Switchboard__Communication__V1__ListCampaignRecipientsResponse         *message);
+size_t switchboard__communication__v1__list_campaign_recipients_response__get_packed_size
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsResponse   *message);
+size_t switchboard__communication__v1__list_campaign_recipients_response__pack
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__list_campaign_recipients_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ListCampaignRecipientsResponse *
+       switchboard__communication__v1__list_campaign_recipients_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__list_campaign_recipients_response__free_unpacked
+                     (Switchboard__Communication__V1__ListCampaignRecipientsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Communication__V1__CampaignRequest methods */
 void   switchboard__communication__v1__campaign_request__init
                      (Switchboard__Communication__V1__CampaignRequest         *message);
@@ -2157,6 +2444,12 @@ typedef void (*Switchboard__Communication__V1__SendMessageRequest__TemplateValue
 typedef void (*Switchboard__Communication__V1__SendMessageRequest_Closure)
                  (const Switchboard__Communication__V1__SendMessageRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Communication__V1__ListSendsRequest_Closure)
+                 (const Switchboard__Communication__V1__ListSendsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ListSendsResponse_Closure)
+                 (const Switchboard__Communication__V1__ListSendsResponse *message,
+                  void *closure_data);
 typedef void (*Switchboard__Communication__V1__GetSendRequest_Closure)
                  (const Switchboard__Communication__V1__GetSendRequest *message,
                   void *closure_data);
@@ -2189,6 +2482,21 @@ typedef void (*Switchboard__Communication__V1__GetContactSummaryRequest_Closure)
                   void *closure_data);
 typedef void (*Switchboard__Communication__V1__ContactSummary_Closure)
                  (const Switchboard__Communication__V1__ContactSummary *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ListCampaignsRequest_Closure)
+                 (const Switchboard__Communication__V1__ListCampaignsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ListCampaignsResponse_Closure)
+                 (const Switchboard__Communication__V1__ListCampaignsResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__CampaignRecipient_Closure)
+                 (const Switchboard__Communication__V1__CampaignRecipient *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ListCampaignRecipientsRequest_Closure)
+                 (const Switchboard__Communication__V1__ListCampaignRecipientsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__ListCampaignRecipientsResponse_Closure)
+                 (const Switchboard__Communication__V1__ListCampaignRecipientsResponse *message,
                   void *closure_data);
 typedef void (*Switchboard__Communication__V1__CampaignRequest_Closure)
                  (const Switchboard__Communication__V1__CampaignRequest *message,
@@ -2276,6 +2584,10 @@ struct Switchboard__Communication__V1__CommunicationService_Service
                    const Switchboard__Communication__V1__GetSendRequest *input,
                    Switchboard__Communication__V1__Send_Closure closure,
                    void *closure_data);
+  void (*list_sends)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                     const Switchboard__Communication__V1__ListSendsRequest *input,
+                     Switchboard__Communication__V1__ListSendsResponse_Closure closure,
+                     void *closure_data);
   void (*cancel_send)(Switchboard__Communication__V1__CommunicationService_Service *service,
                       const Switchboard__Communication__V1__CancelSendRequest *input,
                       Switchboard__Communication__V1__Send_Closure closure,
@@ -2292,6 +2604,14 @@ struct Switchboard__Communication__V1__CommunicationService_Service
                        const Switchboard__Communication__V1__CampaignRequest *input,
                        Switchboard__Communication__V1__Campaign_Closure closure,
                        void *closure_data);
+  void (*list_campaigns)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                         const Switchboard__Communication__V1__ListCampaignsRequest *input,
+                         Switchboard__Communication__V1__ListCampaignsResponse_Closure closure,
+                         void *closure_data);
+  void (*list_campaign_recipients)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                                   const Switchboard__Communication__V1__ListCampaignRecipientsRequest *input,
+                                   Switchboard__Communication__V1__ListCampaignRecipientsResponse_Closure closure,
+                                   void *closure_data);
   void (*pause_campaign)(Switchboard__Communication__V1__CommunicationService_Service *service,
                          const Switchboard__Communication__V1__CampaignRequest *input,
                          Switchboard__Communication__V1__Campaign_Closure closure,
@@ -2339,10 +2659,13 @@ void switchboard__communication__v1__communication_service__init (Switchboard__C
       function_prefix__ ## render_template,\
       function_prefix__ ## send_message,\
       function_prefix__ ## get_send,\
+      function_prefix__ ## list_sends,\
       function_prefix__ ## cancel_send,\
       function_prefix__ ## export_subject,\
       function_prefix__ ## create_campaign,\
       function_prefix__ ## get_campaign,\
+      function_prefix__ ## list_campaigns,\
+      function_prefix__ ## list_campaign_recipients,\
       function_prefix__ ## pause_campaign,\
       function_prefix__ ## resume_campaign,\
       function_prefix__ ## cancel_campaign,\
@@ -2424,6 +2747,10 @@ void switchboard__communication__v1__communication_service__get_send(ProtobufCSe
                                                                      const Switchboard__Communication__V1__GetSendRequest *input,
                                                                      Switchboard__Communication__V1__Send_Closure closure,
                                                                      void *closure_data);
+void switchboard__communication__v1__communication_service__list_sends(ProtobufCService *service,
+                                                                       const Switchboard__Communication__V1__ListSendsRequest *input,
+                                                                       Switchboard__Communication__V1__ListSendsResponse_Closure closure,
+                                                                       void *closure_data);
 void switchboard__communication__v1__communication_service__cancel_send(ProtobufCService *service,
                                                                         const Switchboard__Communication__V1__CancelSendRequest *input,
                                                                         Switchboard__Communication__V1__Send_Closure closure,
@@ -2440,6 +2767,14 @@ void switchboard__communication__v1__communication_service__get_campaign(Protobu
                                                                          const Switchboard__Communication__V1__CampaignRequest *input,
                                                                          Switchboard__Communication__V1__Campaign_Closure closure,
                                                                          void *closure_data);
+void switchboard__communication__v1__communication_service__list_campaigns(ProtobufCService *service,
+                                                                           const Switchboard__Communication__V1__ListCampaignsRequest *input,
+                                                                           Switchboard__Communication__V1__ListCampaignsResponse_Closure closure,
+                                                                           void *closure_data);
+void switchboard__communication__v1__communication_service__list_campaign_recipients(ProtobufCService *service,
+                                                                                     const Switchboard__Communication__V1__ListCampaignRecipientsRequest *input,
+                                                                                     Switchboard__Communication__V1__ListCampaignRecipientsResponse_Closure closure,
+                                                                                     void *closure_data);
 void switchboard__communication__v1__communication_service__pause_campaign(ProtobufCService *service,
                                                                            const Switchboard__Communication__V1__CampaignRequest *input,
                                                                            Switchboard__Communication__V1__Campaign_Closure closure,
@@ -2505,6 +2840,8 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__render_t
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__send__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__send_message_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__send_message_request__template_values_entry__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_sends_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_sends_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_send_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__cancel_send_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__export_subject_request__descriptor;
@@ -2516,6 +2853,12 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__create_campaign_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_contact_summary_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__contact_summary__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_campaigns_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_campaigns_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign_recipient__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__communication__v1__campaign_recipient__state__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_campaign_recipients_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_campaign_recipients_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign_request__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor;
 

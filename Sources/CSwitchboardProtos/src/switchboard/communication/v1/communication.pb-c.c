@@ -1369,6 +1369,96 @@ void   switchboard__communication__v1__send_message_request__free_unpacked
   assert(message->base.descriptor == &switchboard__communication__v1__send_message_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__communication__v1__list_sends_request__init
+                     (Switchboard__Communication__V1__ListSendsRequest         *message)
+{
+  static const Switchboard__Communication__V1__ListSendsRequest init_value = SWITCHBOARD__COMMUNICATION__V1__LIST_SENDS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__list_sends_request__get_packed_size
+                     (const Switchboard__Communication__V1__ListSendsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_sends_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__list_sends_request__pack
+                     (const Switchboard__Communication__V1__ListSendsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_sends_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__list_sends_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListSendsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_sends_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ListSendsRequest *
+       switchboard__communication__v1__list_sends_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ListSendsRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__list_sends_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__list_sends_request__free_unpacked
+                     (Switchboard__Communication__V1__ListSendsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__list_sends_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__list_sends_response__init
+                     (Switchboard__Communication__V1__ListSendsResponse         *message)
+{
+  static const Switchboard__Communication__V1__ListSendsResponse init_value = SWITCHBOARD__COMMUNICATION__V1__LIST_SENDS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__list_sends_response__get_packed_size
+                     (const Switchboard__Communication__V1__ListSendsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_sends_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__list_sends_response__pack
+                     (const Switchboard__Communication__V1__ListSendsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_sends_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__list_sends_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListSendsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_sends_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ListSendsResponse *
+       switchboard__communication__v1__list_sends_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ListSendsResponse *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__list_sends_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__list_sends_response__free_unpacked
+                     (Switchboard__Communication__V1__ListSendsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__list_sends_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__communication__v1__get_send_request__init
                      (Switchboard__Communication__V1__GetSendRequest         *message)
 {
@@ -1823,6 +1913,231 @@ void   switchboard__communication__v1__contact_summary__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &switchboard__communication__v1__contact_summary__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__list_campaigns_request__init
+                     (Switchboard__Communication__V1__ListCampaignsRequest         *message)
+{
+  static const Switchboard__Communication__V1__ListCampaignsRequest init_value = SWITCHBOARD__COMMUNICATION__V1__LIST_CAMPAIGNS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__list_campaigns_request__get_packed_size
+                     (const Switchboard__Communication__V1__ListCampaignsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaigns_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__list_campaigns_request__pack
+                     (const Switchboard__Communication__V1__ListCampaignsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaigns_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__list_campaigns_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListCampaignsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaigns_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ListCampaignsRequest *
+       switchboard__communication__v1__list_campaigns_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ListCampaignsRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__list_campaigns_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__list_campaigns_request__free_unpacked
+                     (Switchboard__Communication__V1__ListCampaignsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaigns_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__list_campaigns_response__init
+                     (Switchboard__Communication__V1__ListCampaignsResponse         *message)
+{
+  static const Switchboard__Communication__V1__ListCampaignsResponse init_value = SWITCHBOARD__COMMUNICATION__V1__LIST_CAMPAIGNS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__list_campaigns_response__get_packed_size
+                     (const Switchboard__Communication__V1__ListCampaignsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaigns_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__list_campaigns_response__pack
+                     (const Switchboard__Communication__V1__ListCampaignsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaigns_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__list_campaigns_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListCampaignsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaigns_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ListCampaignsResponse *
+       switchboard__communication__v1__list_campaigns_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ListCampaignsResponse *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__list_campaigns_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__list_campaigns_response__free_unpacked
+                     (Switchboard__Communication__V1__ListCampaignsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaigns_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__campaign_recipient__init
+                     (Switchboard__Communication__V1__CampaignRecipient         *message)
+{
+  static const Switchboard__Communication__V1__CampaignRecipient init_value = SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__campaign_recipient__get_packed_size
+                     (const Switchboard__Communication__V1__CampaignRecipient *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_recipient__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__campaign_recipient__pack
+                     (const Switchboard__Communication__V1__CampaignRecipient *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_recipient__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__campaign_recipient__pack_to_buffer
+                     (const Switchboard__Communication__V1__CampaignRecipient *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_recipient__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__CampaignRecipient *
+       switchboard__communication__v1__campaign_recipient__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__CampaignRecipient *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__campaign_recipient__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__campaign_recipient__free_unpacked
+                     (Switchboard__Communication__V1__CampaignRecipient *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__campaign_recipient__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__list_campaign_recipients_request__init
+                     (Switchboard__Communication__V1__ListCampaignRecipientsRequest         *message)
+{
+  static const Switchboard__Communication__V1__ListCampaignRecipientsRequest init_value = SWITCHBOARD__COMMUNICATION__V1__LIST_CAMPAIGN_RECIPIENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__list_campaign_recipients_request__get_packed_size
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaign_recipients_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__list_campaign_recipients_request__pack
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaign_recipients_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__list_campaign_recipients_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaign_recipients_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ListCampaignRecipientsRequest *
+       switchboard__communication__v1__list_campaign_recipients_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ListCampaignRecipientsRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__list_campaign_recipients_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__list_campaign_recipients_request__free_unpacked
+                     (Switchboard__Communication__V1__ListCampaignRecipientsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaign_recipients_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__list_campaign_recipients_response__init
+                     (Switchboard__Communication__V1__ListCampaignRecipientsResponse         *message)
+{
+  static const Switchboard__Communication__V1__ListCampaignRecipientsResponse init_value = SWITCHBOARD__COMMUNICATION__V1__LIST_CAMPAIGN_RECIPIENTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__list_campaign_recipients_response__get_packed_size
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaign_recipients_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__list_campaign_recipients_response__pack
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaign_recipients_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__list_campaign_recipients_response__pack_to_buffer
+                     (const Switchboard__Communication__V1__ListCampaignRecipientsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaign_recipients_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ListCampaignRecipientsResponse *
+       switchboard__communication__v1__list_campaign_recipients_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ListCampaignRecipientsResponse *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__list_campaign_recipients_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__list_campaign_recipients_response__free_unpacked
+                     (Switchboard__Communication__V1__ListCampaignRecipientsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__list_campaign_recipients_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   switchboard__communication__v1__campaign_request__init
@@ -4122,7 +4437,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__render_template
   (ProtobufCMessageInit) switchboard__communication__v1__render_template_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[18] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[19] =
 {
   {
     "id",
@@ -4340,11 +4655,24 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__send__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "campaign_id",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, campaign_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__send__field_indices_by_name[] = {
   11,   /* field[11] = attempts */
   15,   /* field[15] = audit */
   6,   /* field[6] = body */
+  18,   /* field[18] = campaign_id */
   2,   /* field[2] = channel */
   1,   /* field[1] = contact_id */
   16,   /* field[16] = delivery_state */
@@ -4364,7 +4692,7 @@ static const unsigned switchboard__communication__v1__send__field_indices_by_nam
 static const ProtobufCIntRange switchboard__communication__v1__send__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 18 }
+  { 0, 19 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__send__descriptor =
 {
@@ -4374,7 +4702,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__send__descripto
   "Switchboard__Communication__V1__Send",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__Send),
-  18,
+  19,
   switchboard__communication__v1__send__field_descriptors,
   switchboard__communication__v1__send__field_indices_by_name,
   1,  switchboard__communication__v1__send__number_ranges,
@@ -4494,6 +4822,134 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__send_message_re
   switchboard__communication__v1__send_message_request__field_indices_by_name,
   1,  switchboard__communication__v1__send_message_request__number_ranges,
   (ProtobufCMessageInit) switchboard__communication__v1__send_message_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__list_sends_request__field_descriptors[4] =
+{
+  {
+    "page",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListSendsRequest, page),
+    &switchboard__common__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListSendsRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "campaign_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListSendsRequest, campaign_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListSendsRequest, status),
+    &switchboard__communication__v1__send_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__list_sends_request__field_indices_by_name[] = {
+  2,   /* field[2] = campaign_id */
+  1,   /* field[1] = contact_id */
+  0,   /* field[0] = page */
+  3,   /* field[3] = status */
+};
+static const ProtobufCIntRange switchboard__communication__v1__list_sends_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__list_sends_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ListSendsRequest",
+  "ListSendsRequest",
+  "Switchboard__Communication__V1__ListSendsRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ListSendsRequest),
+  4,
+  switchboard__communication__v1__list_sends_request__field_descriptors,
+  switchboard__communication__v1__list_sends_request__field_indices_by_name,
+  1,  switchboard__communication__v1__list_sends_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__list_sends_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__list_sends_response__field_descriptors[2] =
+{
+  {
+    "sends",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__ListSendsResponse, n_sends),
+    offsetof(Switchboard__Communication__V1__ListSendsResponse, sends),
+    &switchboard__communication__v1__send__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListSendsResponse, page),
+    &switchboard__common__v1__page_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__list_sends_response__field_indices_by_name[] = {
+  1,   /* field[1] = page */
+  0,   /* field[0] = sends */
+};
+static const ProtobufCIntRange switchboard__communication__v1__list_sends_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__list_sends_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ListSendsResponse",
+  "ListSendsResponse",
+  "Switchboard__Communication__V1__ListSendsResponse",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ListSendsResponse),
+  2,
+  switchboard__communication__v1__list_sends_response__field_descriptors,
+  switchboard__communication__v1__list_sends_response__field_indices_by_name,
+  1,  switchboard__communication__v1__list_sends_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__list_sends_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__communication__v1__get_send_request__field_descriptors[1] =
@@ -5369,6 +5825,358 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__contact_summary
   (ProtobufCMessageInit) switchboard__communication__v1__contact_summary__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__communication__v1__list_campaigns_request__field_descriptors[2] =
+{
+  {
+    "page",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListCampaignsRequest, page),
+    &switchboard__common__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListCampaignsRequest, status),
+    &switchboard__communication__v1__campaign_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__list_campaigns_request__field_indices_by_name[] = {
+  0,   /* field[0] = page */
+  1,   /* field[1] = status */
+};
+static const ProtobufCIntRange switchboard__communication__v1__list_campaigns_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__list_campaigns_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ListCampaignsRequest",
+  "ListCampaignsRequest",
+  "Switchboard__Communication__V1__ListCampaignsRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ListCampaignsRequest),
+  2,
+  switchboard__communication__v1__list_campaigns_request__field_descriptors,
+  switchboard__communication__v1__list_campaigns_request__field_indices_by_name,
+  1,  switchboard__communication__v1__list_campaigns_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__list_campaigns_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__list_campaigns_response__field_descriptors[2] =
+{
+  {
+    "campaigns",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__ListCampaignsResponse, n_campaigns),
+    offsetof(Switchboard__Communication__V1__ListCampaignsResponse, campaigns),
+    &switchboard__communication__v1__campaign__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListCampaignsResponse, page),
+    &switchboard__common__v1__page_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__list_campaigns_response__field_indices_by_name[] = {
+  0,   /* field[0] = campaigns */
+  1,   /* field[1] = page */
+};
+static const ProtobufCIntRange switchboard__communication__v1__list_campaigns_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__list_campaigns_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ListCampaignsResponse",
+  "ListCampaignsResponse",
+  "Switchboard__Communication__V1__ListCampaignsResponse",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ListCampaignsResponse),
+  2,
+  switchboard__communication__v1__list_campaigns_response__field_descriptors,
+  switchboard__communication__v1__list_campaigns_response__field_indices_by_name,
+  1,  switchboard__communication__v1__list_campaigns_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__list_campaigns_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue switchboard__communication__v1__campaign_recipient__state__enum_values_by_number[4] =
+{
+  { "STATE_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_UNSPECIFIED", 0 },
+  { "STATE_PENDING", "SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_PENDING", 1 },
+  { "STATE_QUEUED", "SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_QUEUED", 2 },
+  { "STATE_SKIPPED", "SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_SKIPPED", 3 },
+};
+static const ProtobufCIntRange switchboard__communication__v1__campaign_recipient__state__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex switchboard__communication__v1__campaign_recipient__state__enum_values_by_name[4] =
+{
+  { "STATE_PENDING", 1 },
+  { "STATE_QUEUED", 2 },
+  { "STATE_SKIPPED", 3 },
+  { "STATE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__communication__v1__campaign_recipient__state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CampaignRecipient.State",
+  "State",
+  "Switchboard__Communication__V1__CampaignRecipient__State",
+  "switchboard.communication.v1",
+  4,
+  switchboard__communication__v1__campaign_recipient__state__enum_values_by_number,
+  4,
+  switchboard__communication__v1__campaign_recipient__state__enum_values_by_name,
+  1,
+  switchboard__communication__v1__campaign_recipient__state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign_recipient__field_descriptors[6] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignRecipient, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignRecipient, state),
+    &switchboard__communication__v1__campaign_recipient__state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignRecipient, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "send_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignRecipient, send_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "send_status",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignRecipient, send_status),
+    &switchboard__communication__v1__send_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "send_error",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__CampaignRecipient, send_error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__campaign_recipient__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  2,   /* field[2] = reason */
+  5,   /* field[5] = send_error */
+  3,   /* field[3] = send_id */
+  4,   /* field[4] = send_status */
+  1,   /* field[1] = state */
+};
+static const ProtobufCIntRange switchboard__communication__v1__campaign_recipient__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__campaign_recipient__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.CampaignRecipient",
+  "CampaignRecipient",
+  "Switchboard__Communication__V1__CampaignRecipient",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__CampaignRecipient),
+  6,
+  switchboard__communication__v1__campaign_recipient__field_descriptors,
+  switchboard__communication__v1__campaign_recipient__field_indices_by_name,
+  1,  switchboard__communication__v1__campaign_recipient__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__campaign_recipient__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__list_campaign_recipients_request__field_descriptors[3] =
+{
+  {
+    "campaign_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListCampaignRecipientsRequest, campaign_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListCampaignRecipientsRequest, page),
+    &switchboard__common__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListCampaignRecipientsRequest, state),
+    &switchboard__communication__v1__campaign_recipient__state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__list_campaign_recipients_request__field_indices_by_name[] = {
+  0,   /* field[0] = campaign_id */
+  1,   /* field[1] = page */
+  2,   /* field[2] = state */
+};
+static const ProtobufCIntRange switchboard__communication__v1__list_campaign_recipients_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__list_campaign_recipients_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ListCampaignRecipientsRequest",
+  "ListCampaignRecipientsRequest",
+  "Switchboard__Communication__V1__ListCampaignRecipientsRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ListCampaignRecipientsRequest),
+  3,
+  switchboard__communication__v1__list_campaign_recipients_request__field_descriptors,
+  switchboard__communication__v1__list_campaign_recipients_request__field_indices_by_name,
+  1,  switchboard__communication__v1__list_campaign_recipients_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__list_campaign_recipients_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__list_campaign_recipients_response__field_descriptors[2] =
+{
+  {
+    "recipients",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__ListCampaignRecipientsResponse, n_recipients),
+    offsetof(Switchboard__Communication__V1__ListCampaignRecipientsResponse, recipients),
+    &switchboard__communication__v1__campaign_recipient__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ListCampaignRecipientsResponse, page),
+    &switchboard__common__v1__page_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__list_campaign_recipients_response__field_indices_by_name[] = {
+  1,   /* field[1] = page */
+  0,   /* field[0] = recipients */
+};
+static const ProtobufCIntRange switchboard__communication__v1__list_campaign_recipients_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__list_campaign_recipients_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ListCampaignRecipientsResponse",
+  "ListCampaignRecipientsResponse",
+  "Switchboard__Communication__V1__ListCampaignRecipientsResponse",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ListCampaignRecipientsResponse),
+  2,
+  switchboard__communication__v1__list_campaign_recipients_response__field_descriptors,
+  switchboard__communication__v1__list_campaign_recipients_response__field_indices_by_name,
+  1,  switchboard__communication__v1__list_campaign_recipients_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__list_campaign_recipients_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor switchboard__communication__v1__campaign_request__field_descriptors[2] =
 {
   {
@@ -5732,7 +6540,7 @@ const ProtobufCEnumDescriptor switchboard__communication__v1__campaign_status__d
   switchboard__communication__v1__campaign_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[28] =
+static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[31] =
 {
   { "LogInteraction", &switchboard__communication__v1__log_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
   { "GetInteraction", &switchboard__communication__v1__get_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
@@ -5753,10 +6561,13 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "RenderTemplate", &switchboard__communication__v1__render_template_request__descriptor, &switchboard__communication__v1__render_template_response__descriptor },
   { "SendMessage", &switchboard__communication__v1__send_message_request__descriptor, &switchboard__communication__v1__send__descriptor },
   { "GetSend", &switchboard__communication__v1__get_send_request__descriptor, &switchboard__communication__v1__send__descriptor },
+  { "ListSends", &switchboard__communication__v1__list_sends_request__descriptor, &switchboard__communication__v1__list_sends_response__descriptor },
   { "CancelSend", &switchboard__communication__v1__cancel_send_request__descriptor, &switchboard__communication__v1__send__descriptor },
   { "ExportSubject", &switchboard__communication__v1__export_subject_request__descriptor, &switchboard__communication__v1__subject_record__descriptor },
   { "CreateCampaign", &switchboard__communication__v1__create_campaign_request__descriptor, &switchboard__communication__v1__campaign__descriptor },
   { "GetCampaign", &switchboard__communication__v1__campaign_request__descriptor, &switchboard__communication__v1__campaign__descriptor },
+  { "ListCampaigns", &switchboard__communication__v1__list_campaigns_request__descriptor, &switchboard__communication__v1__list_campaigns_response__descriptor },
+  { "ListCampaignRecipients", &switchboard__communication__v1__list_campaign_recipients_request__descriptor, &switchboard__communication__v1__list_campaign_recipients_response__descriptor },
   { "PauseCampaign", &switchboard__communication__v1__campaign_request__descriptor, &switchboard__communication__v1__campaign__descriptor },
   { "ResumeCampaign", &switchboard__communication__v1__campaign_request__descriptor, &switchboard__communication__v1__campaign__descriptor },
   { "CancelCampaign", &switchboard__communication__v1__campaign_request__descriptor, &switchboard__communication__v1__campaign__descriptor },
@@ -5764,34 +6575,37 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
 };
 const unsigned switchboard__communication__v1__communication_service__method_indices_by_name[] = {
-  25,        /* CancelCampaign */
-  19,        /* CancelSend */
+  28,        /* CancelCampaign */
+  20,        /* CancelSend */
   11,        /* CheckConsent */
-  21,        /* CreateCampaign */
+  22,        /* CreateCampaign */
   12,        /* CreateTemplate */
   3,        /* DeleteInteraction */
-  20,        /* ExportSubject */
-  22,        /* GetCampaign */
+  21,        /* ExportSubject */
+  23,        /* GetCampaign */
   10,        /* GetContactSummary */
   1,        /* GetInteraction */
   18,        /* GetSend */
   14,        /* GetTemplate */
+  25,        /* ListCampaignRecipients */
+  24,        /* ListCampaigns */
   9,        /* ListConsentHistory */
   7,        /* ListFollowUpsDue */
   5,        /* ListInteractions */
+  19,        /* ListSends */
   15,        /* ListTemplates */
   0,        /* LogInteraction */
-  23,        /* PauseCampaign */
+  26,        /* PauseCampaign */
   8,        /* RecordConsent */
   16,        /* RenderTemplate */
-  24,        /* ResumeCampaign */
+  27,        /* ResumeCampaign */
   6,        /* SearchInteractions */
   17,        /* SendMessage */
   4,        /* UndeleteInteraction */
   2,        /* UpdateInteraction */
   13,        /* UpdateTemplate */
-  26,        /* WatchCampaignProgress */
-  27         /* WatchChanges */
+  29,        /* WatchCampaignProgress */
+  30         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor =
 {
@@ -5800,7 +6614,7 @@ const ProtobufCServiceDescriptor switchboard__communication__v1__communication_s
   "CommunicationService",
   "Switchboard__Communication__V1__CommunicationService",
   "switchboard.communication.v1",
-  28,
+  31,
   switchboard__communication__v1__communication_service__method_descriptors,
   switchboard__communication__v1__communication_service__method_indices_by_name
 };
@@ -5956,13 +6770,21 @@ void switchboard__communication__v1__communication_service__get_send(ProtobufCSe
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
   service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__communication__v1__communication_service__list_sends(ProtobufCService *service,
+                                                                       const Switchboard__Communication__V1__ListSendsRequest *input,
+                                                                       Switchboard__Communication__V1__ListSendsResponse_Closure closure,
+                                                                       void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__communication__v1__communication_service__cancel_send(ProtobufCService *service,
                                                                         const Switchboard__Communication__V1__CancelSendRequest *input,
                                                                         Switchboard__Communication__V1__Send_Closure closure,
                                                                         void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__export_subject(ProtobufCService *service,
                                                                            const Switchboard__Communication__V1__ExportSubjectRequest *input,
@@ -5970,7 +6792,7 @@ void switchboard__communication__v1__communication_service__export_subject(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__create_campaign(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CreateCampaignRequest *input,
@@ -5978,7 +6800,7 @@ void switchboard__communication__v1__communication_service__create_campaign(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__get_campaign(ProtobufCService *service,
                                                                          const Switchboard__Communication__V1__CampaignRequest *input,
@@ -5986,7 +6808,23 @@ void switchboard__communication__v1__communication_service__get_campaign(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__list_campaigns(ProtobufCService *service,
+                                                                           const Switchboard__Communication__V1__ListCampaignsRequest *input,
+                                                                           Switchboard__Communication__V1__ListCampaignsResponse_Closure closure,
+                                                                           void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__list_campaign_recipients(ProtobufCService *service,
+                                                                                     const Switchboard__Communication__V1__ListCampaignRecipientsRequest *input,
+                                                                                     Switchboard__Communication__V1__ListCampaignRecipientsResponse_Closure closure,
+                                                                                     void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__pause_campaign(ProtobufCService *service,
                                                                            const Switchboard__Communication__V1__CampaignRequest *input,
@@ -5994,7 +6832,7 @@ void switchboard__communication__v1__communication_service__pause_campaign(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__resume_campaign(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CampaignRequest *input,
@@ -6002,7 +6840,7 @@ void switchboard__communication__v1__communication_service__resume_campaign(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__cancel_campaign(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CampaignRequest *input,
@@ -6010,7 +6848,7 @@ void switchboard__communication__v1__communication_service__cancel_campaign(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__watch_campaign_progress(ProtobufCService *service,
                                                                                     const Switchboard__Communication__V1__CampaignRequest *input,
@@ -6018,7 +6856,7 @@ void switchboard__communication__v1__communication_service__watch_campaign_progr
                                                                                     void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -6026,7 +6864,7 @@ void switchboard__communication__v1__communication_service__watch_changes(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__init (Switchboard__Communication__V1__CommunicationService_Service *service,
                                                                   Switchboard__Communication__V1__CommunicationService_ServiceDestroy destroy)

@@ -83,6 +83,30 @@ public enum ContactsService: ServiceDefinition {
             help:
                 "Most bytes (estimated) one dry-run import remembers of what its rows would write, to preview duplicates between rows exactly (65536-68719476736): about 192 bytes a row with one address and one number, more with duplicate_policy UPDATE; past it the call ends with RESOURCE_EXHAUSTED (rows before are previewed)."
         ),
+        .init(
+            "SWITCHBOARD_CONTACTS_COMMUNICATION_ADDRESS", default: nil,
+            help:
+                "host:port of the communication service, whose change feed brings its erasure receipts; unset: erasures do not await its receipt."
+        ),
+        .init(
+            "SWITCHBOARD_CONTACTS_COLLABORATION_ADDRESS", default: nil,
+            help:
+                "host:port of the collaboration service, whose change feed brings its erasure receipts; unset: erasures do not await its receipt."
+        ),
+        .init(
+            "SWITCHBOARD_CONTACTS_ANALYTICS_ADDRESS", default: nil,
+            help: "host:port of the analytics service, whose change feed brings its erasure receipts; unset: erasures do not await its receipt."
+        ),
+        .init(
+            "SWITCHBOARD_CONTACTS_RECEIPTS_TOKEN_FILE", default: nil,
+            help:
+                "A file holding a service token (role service, no tenant) for the communication, collaboration and analytics feeds, read again at every reconnection; unset: the service signs its own five-minute tokens with SWITCHBOARD_JWT_HS256_SECRET, which is then required."
+        ),
+        .init(
+            "SWITCHBOARD_CONTACTS_ERASURE_DEADLINE_HOURS", default: "24",
+            help:
+                "Hours an erasure's receipts have before it is OVERDUE (1-720). Receipts are awaited from organization (SWITCHBOARD_CONTACTS_ORGANIZATION_ADDRESS) and from each service whose address above is set."
+        ),
     ]
 
     /// Where the organization feed comes from.
@@ -92,6 +116,18 @@ public enum ContactsService: ServiceDefinition {
     /// - Throws: ``ConfigurationError`` naming an invalid variable.
     public static func organizationFeed(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> OrganizationFeed? {
         try UpstreamFeed.from(address: settings[12], tokenFile: settings[13], service: defaults.name, environment: environment)
+    }
+
+    /// The feeds erasure receipts come from, by service name, from ``settings``: organization's (also followed for
+    /// names in search) and those of communication, collaboration and analytics whose addresses are set.
+    /// - Throws: ``ConfigurationError`` naming an invalid variable.
+    public static func receiptFeeds(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: UpstreamFeed] {
+        var feeds: [String: UpstreamFeed] = [:]
+        for (service, index) in [("communication", 18), ("collaboration", 19), ("analytics", 20)] {
+            feeds[service] = try UpstreamFeed.from(
+                address: settings[index], tokenFile: settings[21], service: defaults.name, environment: environment)
+        }
+        return feeds
     }
 
     /// Reads ``settings``.
@@ -116,12 +152,14 @@ public enum ContactsService: ServiceDefinition {
         limits.facetSearchesAtOnce = try env.int(settings[15], in: 1...200)
         limits.importLimits.maxBytesWithoutRow = try env.int(settings[16], in: (64 << 10)...(1 << 30))
         limits.importLimits.maxPreviewBytes = try env.int(settings[17], in: (64 << 10)...(1 << 36))
+        limits.erasureDeadlineHours = try env.int(settings[22], in: 1...720)
         return limits
     }
 
     /// The description with the limits the environment sets.
     public static func description(environment: [String: String]) throws -> ServiceDescription {
-        description(limits: try limits(environment), organizationFeed: try organizationFeed(environment))
+        description(
+            limits: try limits(environment), organizationFeed: try organizationFeed(environment), receiptFeeds: try receiptFeeds(environment))
     }
 
     /// The description with the default limits.
@@ -131,7 +169,13 @@ public enum ContactsService: ServiceDefinition {
     /// - Parameters:
     ///   - limits: contact and page size bounds.
     ///   - organizationFeed: where the organization feed comes from; nil follows none.
-    public static func description(limits: ContactsLimits, organizationFeed: OrganizationFeed? = nil) -> ServiceDescription {
+    ///   - receiptFeeds: the other feeds erasure receipts come from, by service name (`communication`, `collaboration`,
+    ///     `analytics`).
+    public static func description(
+        limits: ContactsLimits, organizationFeed: OrganizationFeed? = nil, receiptFeeds: [String: UpstreamFeed] = [:]
+    ) -> ServiceDescription {
+        // An erasure awaits a receipt from every service whose feed is followed.
+        let awaited = (organizationFeed == nil ? [] : ["organization"]) + receiptFeeds.keys.sorted()
         typealias M = Switchboard_Contacts_V1_ContactsService.Method
         var description = ServiceDescription(
             defaults: defaults, migrations: EmbeddedMigrations.all,
@@ -142,12 +186,16 @@ public enum ContactsService: ServiceDefinition {
                 let store = PostgresContactStore(
                     pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,
                     publish: { try ContactsMapping.proto($0).protoJSONText() }, logger: dependencies.logger)
-                return [ContactsHandler(domain: ContactsDomain(store: store, limits: limits), changes: dependencies.changes)]
+                let erasures = ErasureDomain(
+                    store: PostgresErasureStore(pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency),
+                    awaited: awaited, deadlineHours: limits.erasureDeadlineHours)
+                return [ContactsHandler(domain: ContactsDomain(store: store, limits: limits), erasures: erasures, changes: dependencies.changes)]
             })
         description.makeBackgroundServices = { dependencies in
             let maintenance = ContactsMaintenance(
                 pool: dependencies.pool, importRetentionDays: limits.importRetentionDays, logger: dependencies.logger)
             return [maintenance] + (organizationFeed.map { [organizationConsumer($0, dependencies: dependencies)] } ?? [])
+                + receiptFeeds.sorted { $0.key < $1.key }.map { receiptConsumer(service: $0.key, source: $0.value, dependencies: dependencies) }
         }
         return description
     }
@@ -160,6 +208,13 @@ public enum ContactsService: ServiceDefinition {
     ) async throws {
         var changes: [OrganizationChange] = []
         for event in events {
+            if event.resourceType == ErasureReceipts.type(of: "organization") {
+                // In feed order with the projections' changes: apply those before, then the receipt.
+                try await names.apply(changes, on: connection)
+                changes = []
+                try await ErasureReceipts.apply(event, service: "organization", logger: logger, on: connection)
+                continue
+            }
             switch OrganizationFeedMapping.outcome(event) {
             case .apply(let change): changes.append(change)
             case .ignore: continue
@@ -179,10 +234,55 @@ public enum ContactsService: ServiceDefinition {
             source: .init(
                 transport: GRPCChannel(host: source.host, port: source.port),
                 token: { try await token.token() },
-                resourceTypes: [OrganizationFeedMapping.organizationType, OrganizationFeedMapping.membershipType]),
+                resourceTypes: [
+                    OrganizationFeedMapping.organizationType, OrganizationFeedMapping.membershipType, ErasureReceipts.type(of: "organization"),
+                ]),
             pool: dependencies.pool, logger: dependencies.logger
         ) { [logger = dependencies.logger] events, connection in
             try await applyOrganizationEvents(events, names: names, logger: logger, on: connection)
         }
+    }
+
+    /// Applies one erasure receipt event of `service`'s feed on `connection`, as the feed consumers do (tests, tools).
+    public static func applyReceipt(_ event: Switchboard_Common_V1_ChangeEvent, service: String, on connection: PostgresConnection) async throws {
+        try await ErasureReceipts.apply(event, service: service, logger: Logger(label: "contacts.receipts"), on: connection)
+    }
+
+    /// Follows another service's cross-tenant feed for its erasure receipts only.
+    static func receiptConsumer(service: String, source: UpstreamFeed, dependencies: ServiceDependencies) -> FeedConsumer {
+        let token = source.token
+        return FeedConsumer(
+            feed: service, schema: defaults.name,
+            source: .init(
+                transport: GRPCChannel(host: source.host, port: source.port), token: { try await token.token() },
+                resourceTypes: [ErasureReceipts.type(of: service)]),
+            pool: dependencies.pool, logger: dependencies.logger
+        ) { [logger = dependencies.logger] events, connection in
+            for event in events where event.resourceType == ErasureReceipts.type(of: service) {
+                try await ErasureReceipts.apply(event, service: service, logger: logger, on: connection)
+            }
+        }
+    }
+}
+
+/// Erasure receipts as the other services publish them: an ERASED change of `switchboard.<service>.v1.ErasureReceipt`
+/// whose `related_ids[0]` is the erasure's id and whose resource is the receipt (counts, no personal data).
+enum ErasureReceipts {
+    /// The receipt's resource type in `service`'s feed.
+    static func type(of service: String) -> String { "switchboard.\(service).v1.ErasureReceipt" }
+
+    /// Records the receipt in its erasure, or sets the event aside when it cannot be one (another kind, no erasure id,
+    /// an erasure this service never made).
+    static func apply(_ event: Switchboard_Common_V1_ChangeEvent, service: String, logger: Logger, on c: PostgresConnection) async throws {
+        func setAside(_ reason: String) async throws {
+            try await FeedConsumer.setAside(event, reason: reason, feed: service, schema: ContactsService.defaults.name, logger: logger, on: c)
+        }
+        guard event.kind == .erased else { return try await setAside("an erasure receipt is an ERASED change") }
+        guard !event.tenantId.isEmpty, let erasure = event.relatedIds.first.flatMap(UUID.init(text:)) else {
+            return try await setAside("an erasure receipt needs its tenant and the erasure's id in related_ids[0]")
+        }
+        let json = try (event.resource ?? Google_Protobuf_Struct()).protoJSONText()
+        guard try await PostgresErasureStore.recordReceipt(tenantID: event.tenantId, erasureID: erasure, service: service, receiptJSON: json, on: c)
+        else { return try await setAside("no erasure \(erasure.lowercaseText) in the tenant") }
     }
 }

@@ -17,6 +17,7 @@ public enum AccessRules {
             M.deleteSavedSearch: .user, M.bulkTagContacts: .user,
             M.watchChanges: .readOnly, M.importContacts: .user, M.exportContacts: .readOnly,
             M.listFieldDefinitions: .readOnly, M.defineField: .admin, M.retireField: .admin,
+            M.eraseContact: .admin, M.getErasure: .admin, M.listErasures: .admin,
         ]
     }()
 

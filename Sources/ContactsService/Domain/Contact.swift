@@ -122,6 +122,8 @@ public enum ContactsError: Error, Sendable, Equatable {
     case tooManyFields(limit: Int)
     /// No saved search with this id that the caller may see.
     case savedSearchNotFound(String)
+    /// No erasure with this id in the tenant.
+    case erasureNotFound(String)
     /// The caller sees the saved search but may not delete it (neither its owner nor an admin).
     case notSavedSearchOwner(String)
     /// The caller owns as many saved searches as one may.

@@ -40,6 +40,8 @@ public struct ContactsLimits: Sendable, Hashable {
 
     /// Days an import's ledger is kept (from its start): re-sending it later creates its contacts again.
     public var importRetentionDays = 30
+    /// Hours an erasure's receipts have before it is overdue.
+    public var erasureDeadlineHours = 24
 
     /// Contacts one ExportContacts response chunk holds about this many bytes of.
     public var exportChunkBytes = 256 * 1024

@@ -28,6 +28,8 @@ extension ContactsError: RPCErrorConvertible {
             return RPCError(code: .failedPrecondition, message: "the tenant already has \(limit) custom field definitions, the most it may have")
         case .savedSearchNotFound(let id):
             return RPCError(code: .notFound, message: "saved search \(id) not found")
+        case .erasureNotFound(let id):
+            return RPCError(code: .notFound, message: "erasure \(id) not found")
         case .notSavedSearchOwner(let id):
             return RPCError(code: .permissionDenied, message: "saved search \(id) may be deleted only by its owner or an admin")
         case .searchTooExpensive(let milliseconds):

@@ -11,6 +11,7 @@ import SwitchboardServiceKit
 public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
     public typealias Proto = Switchboard_Contacts_V1_Contact
     let domain: ContactsDomain
+    let erasures: ErasureDomain
     private let changes: TenantChangeWatcher
     /// Most elements of a repeated filter (`statuses`, `types`).
     static let maxFilterValues = 16
@@ -20,9 +21,11 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
     /// Creates the handler.
     /// - Parameters:
     ///   - domain: the contacts use cases.
+    ///   - erasures: the erasure use cases.
     ///   - changes: the kit's `WatchChanges`.
-    public init(domain: ContactsDomain, changes: TenantChangeWatcher) {
+    public init(domain: ContactsDomain, erasures: ErasureDomain, changes: TenantChangeWatcher) {
         self.domain = domain
+        self.erasures = erasures
         self.changes = changes
     }
 

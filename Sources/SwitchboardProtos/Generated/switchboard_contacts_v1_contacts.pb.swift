@@ -4170,6 +4170,575 @@ public struct Switchboard_Contacts_V1_ExportContactsResponse: ProtoMessage, _CBr
     }
 }
 
+/// The `switchboard.contacts.v1.EraseContactRequest` message.
+public struct Switchboard_Contacts_V1_EraseContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.EraseContactRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.EraseContactRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__erase_contact_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.GetErasureRequest` message.
+public struct Switchboard_Contacts_V1_GetErasureRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.GetErasureRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.GetErasureRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__get_erasure_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ListErasuresRequest` message.
+public struct Switchboard_Contacts_V1_ListErasuresRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ListErasuresRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.ListErasuresRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__list_erasures_request__init)
+
+    /// Field `page` = 1.
+    public var page: Switchboard_Common_V1_PageRequest? = nil
+
+    /// Field `status` = 2.
+    public var status: Switchboard_Contacts_V1_Erasure.Status = .init(protoValue: 0)
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.page = r.message(0)
+        self.status = r.enumeration(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, page)
+        w.setEnumeration(1, status)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "page", self.page)
+        e.field(&o, "status", self.status)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        w.field("status", self.status)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "page": try d.field(1, "page", value, &self.page)
+            case "status": try d.field(2, "status", value, &self.status)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ListErasuresResponse` message.
+public struct Switchboard_Contacts_V1_ListErasuresResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ListErasuresResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.ListErasuresResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__list_erasures_response__init)
+
+    /// Field `erasures` = 1.
+    public var erasures: [Switchboard_Contacts_V1_Erasure] = []
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.erasures = r.repeatedMessage(0)
+        self.page = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, erasures)
+        w.setMessage(1, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "erasures", self.erasures)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("erasures", self.erasures)
+        try w.field("page", self.page)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "erasures": try d.field(1, "erasures", value, &self.erasures)
+            case "page": try d.field(2, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.Erasure` message.
+public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.Erasure`.
+    public static let protoMessageName = "switchboard.contacts.v1.Erasure"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__erasure__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `contact_id` = 2.
+    public var contactId: String = ""
+
+    /// Field `status` = 3.
+    public var status: Switchboard_Contacts_V1_Erasure.Status = .init(protoValue: 0)
+
+    /// Field `request_time` = 4.
+    public var requestTime: Date? = nil
+
+    /// Field `requested_by` = 5.
+    public var requestedBy: String = ""
+
+    /// Field `deadline` = 6.
+    public var deadline: Date? = nil
+
+    /// Field `complete_time` = 7.
+    public var completeTime: Date? = nil
+
+    /// Field `awaited_services` = 8.
+    public var awaitedServices: [String] = []
+
+    /// Field `receipts` = 9.
+    public var receipts: [Switchboard_Contacts_V1_Erasure.Receipt] = []
+
+    /// Field `local` = 10.
+    public var local: Switchboard_Contacts_V1_Erasure.Local? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.contactId = r.string(1)
+        self.status = r.enumeration(2)
+        self.requestTime = (r.message(3) as Google_Protobuf_Timestamp?)?.date
+        self.requestedBy = r.string(4)
+        self.deadline = (r.message(5) as Google_Protobuf_Timestamp?)?.date
+        self.completeTime = (r.message(6) as Google_Protobuf_Timestamp?)?.date
+        self.awaitedServices = r.repeatedString(7)
+        self.receipts = r.repeatedMessage(8)
+        self.local = r.message(9)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, contactId)
+        w.setEnumeration(2, status)
+        w.setMessage(3, requestTime.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setString(4, requestedBy)
+        w.setMessage(5, deadline.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setMessage(6, completeTime.map(Google_Protobuf_Timestamp.init(date:)))
+        w.setRepeatedString(7, awaitedServices)
+        w.setRepeatedMessage(8, receipts)
+        w.setMessage(9, local)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "status", self.status)
+        try e.field(&o, "requestTime", self.requestTime)
+        e.field(&o, "requestedBy", self.requestedBy)
+        try e.field(&o, "deadline", self.deadline)
+        try e.field(&o, "completeTime", self.completeTime)
+        e.field(&o, "awaitedServices", self.awaitedServices)
+        try e.field(&o, "receipts", self.receipts)
+        try e.field(&o, "local", self.local)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("awaitedServices", self.awaitedServices)
+        try w.field("completeTime", self.completeTime)
+        w.field("contactId", self.contactId)
+        try w.field("deadline", self.deadline)
+        w.field("id", self.id)
+        try w.field("local", self.local)
+        try w.field("receipts", self.receipts)
+        try w.field("requestTime", self.requestTime)
+        w.field("requestedBy", self.requestedBy)
+        w.field("status", self.status)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "contactId", "contact_id": try d.field(2, "contactId", value, &self.contactId)
+            case "status": try d.field(3, "status", value, &self.status)
+            case "requestTime", "request_time": try d.field(4, "requestTime", value, &self.requestTime)
+            case "requestedBy", "requested_by": try d.field(5, "requestedBy", value, &self.requestedBy)
+            case "deadline": try d.field(6, "deadline", value, &self.deadline)
+            case "completeTime", "complete_time": try d.field(7, "completeTime", value, &self.completeTime)
+            case "awaitedServices", "awaited_services": try d.field(8, "awaitedServices", value, &self.awaitedServices)
+            case "receipts": try d.field(9, "receipts", value, &self.receipts)
+            case "local": try d.field(10, "local", value, &self.local)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+
+    /// The `switchboard.contacts.v1.Erasure.Status` enum. Values this version does not know are kept as `.unrecognized`.
+    public enum Status: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+        /// `STATUS_UNSPECIFIED` = 0.
+        case unspecified
+        /// `STATUS_PENDING` = 1.
+        case pending
+        /// `STATUS_COMPLETE` = 2.
+        case complete
+        /// `STATUS_OVERDUE` = 3.
+        case overdue
+        /// A value not defined in this version of the contract.
+        case unrecognized(Int32)
+
+        /// The defined values.
+        public static let allCases: [Status] = [.unspecified, .pending, .complete, .overdue]
+
+        static let _protoJSONNames: [(name: String, number: Int32)] = [
+            ("STATUS_UNSPECIFIED", 0),
+            ("STATUS_PENDING", 1),
+            ("STATUS_COMPLETE", 2),
+            ("STATUS_OVERDUE", 3),
+        ]
+
+        /// Creates the enum from its wire value.
+        public init(protoValue: Int32) {
+            switch protoValue {
+            case 0: self = .unspecified
+            case 1: self = .pending
+            case 2: self = .complete
+            case 3: self = .overdue
+            default: self = .unrecognized(protoValue)
+            }
+        }
+
+        /// The wire value.
+        public var protoValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .pending: return 1
+            case .complete: return 2
+            case .overdue: return 3
+            case .unrecognized(let value): return value
+            }
+        }
+    }
+
+    /// The `switchboard.contacts.v1.Erasure.Receipt` message.
+    public struct Receipt: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+        /// `switchboard.contacts.v1.Erasure.Receipt`.
+        public static let protoMessageName = "switchboard.contacts.v1.Erasure.Receipt"
+        nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__erasure__receipt__init)
+
+        /// Field `service` = 1.
+        public var service: String = ""
+
+        /// Field `receive_time` = 2.
+        public var receiveTime: Date? = nil
+
+        /// Field `receipt` = 3.
+        public var receipt: Google_Protobuf_Struct? = nil
+
+        /// Creates the message with every field at its default.
+        public init() {}
+
+        /// Decodes the protobuf wire format through protoc-c.
+        public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+        /// Appends the protobuf wire format, packed by protoc-c.
+        public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+        init(_cReader r: _CMessageReader) {
+            self.service = r.string(0)
+            self.receiveTime = (r.message(1) as Google_Protobuf_Timestamp?)?.date
+            self.receipt = r.message(2)
+        }
+
+        func _write(to w: _CMessageWriter) {
+            w.setString(0, service)
+            w.setMessage(1, receiveTime.map(Google_Protobuf_Timestamp.init(date:)))
+            w.setMessage(2, receipt)
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+            var o: [String: JSON] = [:]
+            e.field(&o, "service", self.service)
+            try e.field(&o, "receiveTime", self.receiveTime)
+            try e.field(&o, "receipt", self.receipt)
+            return .object(o)
+        }
+
+        /// Proto3 JSON text: see ``ProtoJSONMessage``.
+        public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+            w.open()
+            try w.field("receipt", self.receipt)
+            try w.field("receiveTime", self.receiveTime)
+            w.field("service", self.service)
+            w.close()
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+            self.init()
+            for (key, value) in try d.enterMessage(json) {
+                switch key {
+                case "service": try d.field(1, "service", value, &self.service)
+                case "receiveTime", "receive_time": try d.field(2, "receiveTime", value, &self.receiveTime)
+                case "receipt": try d.field(3, "receipt", value, &self.receipt)
+                default: try d.unknownField(key)
+                }
+            }
+            d.exitMessage()
+        }
+    }
+
+    /// The `switchboard.contacts.v1.Erasure.Local` message.
+    public struct Local: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+        /// `switchboard.contacts.v1.Erasure.Local`.
+        public static let protoMessageName = "switchboard.contacts.v1.Erasure.Local"
+        nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__erasure__local__init)
+
+        /// Field `emails_released` = 1.
+        public var emailsReleased: Int32 = 0
+
+        /// Field `changes_redacted` = 2.
+        public var changesRedacted: Int32 = 0
+
+        /// Field `stored_responses_removed` = 3.
+        public var storedResponsesRemoved: Int32 = 0
+
+        /// Field `import_rows_deleted` = 4.
+        public var importRowsDeleted: Int32 = 0
+
+        /// Field `memberships_deleted` = 5.
+        public var membershipsDeleted: Int32 = 0
+
+        /// Field `dead_letters_deleted` = 6.
+        public var deadLettersDeleted: Int32 = 0
+
+        /// Creates the message with every field at its default.
+        public init() {}
+
+        /// Decodes the protobuf wire format through protoc-c.
+        public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+        /// Appends the protobuf wire format, packed by protoc-c.
+        public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+        init(_cReader r: _CMessageReader) {
+            self.emailsReleased = r.scalar(0)
+            self.changesRedacted = r.scalar(1)
+            self.storedResponsesRemoved = r.scalar(2)
+            self.importRowsDeleted = r.scalar(3)
+            self.membershipsDeleted = r.scalar(4)
+            self.deadLettersDeleted = r.scalar(5)
+        }
+
+        func _write(to w: _CMessageWriter) {
+            w.setScalar(0, emailsReleased)
+            w.setScalar(1, changesRedacted)
+            w.setScalar(2, storedResponsesRemoved)
+            w.setScalar(3, importRowsDeleted)
+            w.setScalar(4, membershipsDeleted)
+            w.setScalar(5, deadLettersDeleted)
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+            var o: [String: JSON] = [:]
+            e.field(&o, "emailsReleased", self.emailsReleased)
+            e.field(&o, "changesRedacted", self.changesRedacted)
+            e.field(&o, "storedResponsesRemoved", self.storedResponsesRemoved)
+            e.field(&o, "importRowsDeleted", self.importRowsDeleted)
+            e.field(&o, "membershipsDeleted", self.membershipsDeleted)
+            e.field(&o, "deadLettersDeleted", self.deadLettersDeleted)
+            return .object(o)
+        }
+
+        /// Proto3 JSON text: see ``ProtoJSONMessage``.
+        public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+            w.open()
+            w.field("changesRedacted", self.changesRedacted)
+            w.field("deadLettersDeleted", self.deadLettersDeleted)
+            w.field("emailsReleased", self.emailsReleased)
+            w.field("importRowsDeleted", self.importRowsDeleted)
+            w.field("membershipsDeleted", self.membershipsDeleted)
+            w.field("storedResponsesRemoved", self.storedResponsesRemoved)
+            w.close()
+        }
+
+        /// Proto3 JSON: see ``ProtoJSONMessage``.
+        public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+            self.init()
+            for (key, value) in try d.enterMessage(json) {
+                switch key {
+                case "emailsReleased", "emails_released": try d.field(1, "emailsReleased", value, &self.emailsReleased)
+                case "changesRedacted", "changes_redacted": try d.field(2, "changesRedacted", value, &self.changesRedacted)
+                case "storedResponsesRemoved", "stored_responses_removed": try d.field(3, "storedResponsesRemoved", value, &self.storedResponsesRemoved)
+                case "importRowsDeleted", "import_rows_deleted": try d.field(4, "importRowsDeleted", value, &self.importRowsDeleted)
+                case "membershipsDeleted", "memberships_deleted": try d.field(5, "membershipsDeleted", value, &self.membershipsDeleted)
+                case "deadLettersDeleted", "dead_letters_deleted": try d.field(6, "deadLettersDeleted", value, &self.deadLettersDeleted)
+                default: try d.unknownField(key)
+                }
+            }
+            d.exitMessage()
+        }
+    }
+}
+
 /// Names and method descriptors of the `switchboard.contacts.v1.ContactsService` service.
 public enum Switchboard_Contacts_V1_ContactsService {
     /// `switchboard.contacts.v1.ContactsService`.
@@ -4222,9 +4791,15 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let importContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ImportContacts", kind: .bidirectionalStreaming)
         /// `switchboard.contacts.v1.ContactsService/ExportContacts`.
         public static let exportContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ExportContacts", kind: .serverStreaming)
+        /// `switchboard.contacts.v1.ContactsService/EraseContact`.
+        public static let eraseContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "EraseContact", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/GetErasure`.
+        public static let getErasure = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "GetErasure", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/ListErasures`.
+        public static let listErasures = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListErasures", kind: .unary)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges, Method.importContacts, Method.exportContacts]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges, Method.importContacts, Method.exportContacts, Method.eraseContact, Method.getErasure, Method.listErasures]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
@@ -4275,6 +4850,12 @@ public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCServ
     func importContacts(requests: RPCAsyncSequence<Switchboard_Contacts_V1_ImportContactsRequest>, responses: RPCWriter<Switchboard_Contacts_V1_ImportContactsResponse>, context: ServerContext) async throws
     /// Handles `ExportContacts`.
     func exportContacts(request: Switchboard_Contacts_V1_ExportContactsRequest, responses: RPCWriter<Switchboard_Contacts_V1_ExportContactsResponse>, context: ServerContext) async throws
+    /// Handles `EraseContact`.
+    func eraseContact(request: Switchboard_Contacts_V1_EraseContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Erasure
+    /// Handles `GetErasure`.
+    func getErasure(request: Switchboard_Contacts_V1_GetErasureRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Erasure
+    /// Handles `ListErasures`.
+    func listErasures(request: Switchboard_Contacts_V1_ListErasuresRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_ListErasuresResponse
 }
 
 extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
@@ -4303,6 +4884,9 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
         router.registerServerStreaming(Switchboard_Contacts_V1_ContactsService.Method.watchChanges) { try await self.watchChanges(request: $0, responses: $1, context: $2) }
         router.registerBidirectionalStreaming(Switchboard_Contacts_V1_ContactsService.Method.importContacts) { try await self.importContacts(requests: $0, responses: $1, context: $2) }
         router.registerServerStreaming(Switchboard_Contacts_V1_ContactsService.Method.exportContacts) { try await self.exportContacts(request: $0, responses: $1, context: $2) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.eraseContact) { try await self.eraseContact(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.getErasure) { try await self.getErasure(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listErasures) { try await self.listErasures(request: $0, context: $1) }
     }
 }
 
@@ -4438,5 +5022,20 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
         body: @escaping @Sendable (RPCAsyncSequence<Switchboard_Contacts_V1_ExportContactsResponse>) async throws -> Result
     ) async throws -> Result {
         try await client.serverStreaming(Switchboard_Contacts_V1_ContactsService.Method.exportContacts, request, options: options, body: body)
+    }
+
+    /// Calls `EraseContact`.
+    public func eraseContact(_ request: Switchboard_Contacts_V1_EraseContactRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Erasure {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.eraseContact, request, options: options)
+    }
+
+    /// Calls `GetErasure`.
+    public func getErasure(_ request: Switchboard_Contacts_V1_GetErasureRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Erasure {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.getErasure, request, options: options)
+    }
+
+    /// Calls `ListErasures`.
+    public func listErasures(_ request: Switchboard_Contacts_V1_ListErasuresRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_ListErasuresResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.listErasures, request, options: options)
     }
 }

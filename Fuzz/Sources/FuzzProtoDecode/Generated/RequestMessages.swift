@@ -227,16 +227,22 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_DeleteContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DeleteContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.deleteSavedSearch
     (Switchboard_Contacts_V1_DeleteSavedSearchRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DeleteSavedSearchRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.eraseContact
+    (Switchboard_Contacts_V1_EraseContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_EraseContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.exportContacts
     (Switchboard_Contacts_V1_ExportContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ExportContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.getContact
     (Switchboard_Contacts_V1_GetContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetContactRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.getErasure
+    (Switchboard_Contacts_V1_GetErasureRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetErasureRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.getSavedSearch
     (Switchboard_Contacts_V1_GetSavedSearchRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetSavedSearchRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.importContacts
     (Switchboard_Contacts_V1_ImportContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ImportContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.listContacts
     (Switchboard_Contacts_V1_ListContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListContactsRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.listErasures
+    (Switchboard_Contacts_V1_ListErasuresRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListErasuresRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.listFieldDefinitions
     (Switchboard_Contacts_V1_ListFieldDefinitionsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListFieldDefinitionsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.listSavedSearches

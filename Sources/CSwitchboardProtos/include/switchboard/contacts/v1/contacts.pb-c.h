@@ -74,6 +74,13 @@ typedef struct Switchboard__Contacts__V1__ImportProgress Switchboard__Contacts__
 typedef struct Switchboard__Contacts__V1__ImportContactsResponse Switchboard__Contacts__V1__ImportContactsResponse;
 typedef struct Switchboard__Contacts__V1__ExportContactsRequest Switchboard__Contacts__V1__ExportContactsRequest;
 typedef struct Switchboard__Contacts__V1__ExportContactsResponse Switchboard__Contacts__V1__ExportContactsResponse;
+typedef struct Switchboard__Contacts__V1__EraseContactRequest Switchboard__Contacts__V1__EraseContactRequest;
+typedef struct Switchboard__Contacts__V1__GetErasureRequest Switchboard__Contacts__V1__GetErasureRequest;
+typedef struct Switchboard__Contacts__V1__ListErasuresRequest Switchboard__Contacts__V1__ListErasuresRequest;
+typedef struct Switchboard__Contacts__V1__ListErasuresResponse Switchboard__Contacts__V1__ListErasuresResponse;
+typedef struct Switchboard__Contacts__V1__Erasure Switchboard__Contacts__V1__Erasure;
+typedef struct Switchboard__Contacts__V1__Erasure__Receipt Switchboard__Contacts__V1__Erasure__Receipt;
+typedef struct Switchboard__Contacts__V1__Erasure__Local Switchboard__Contacts__V1__Erasure__Local;
 
 
 /* --- enums --- */
@@ -120,6 +127,23 @@ typedef enum _Switchboard__Contacts__V1__FieldDefinition__FieldType {
   SWITCHBOARD__CONTACTS__V1__FIELD_DEFINITION__FIELD_TYPE__FIELD_TYPE_ENUM = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__FIELD_DEFINITION__FIELD_TYPE)
 } Switchboard__Contacts__V1__FieldDefinition__FieldType;
+typedef enum _Switchboard__Contacts__V1__Erasure__Status {
+  SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_UNSPECIFIED = 0,
+  /*
+   * Receipts awaited, the deadline not passed.
+   */
+  SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_PENDING = 1,
+  /*
+   * Every awaited service sent its receipt.
+   */
+  SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_COMPLETE = 2,
+  /*
+   * The deadline passed with receipts still awaited: a service is down, does not follow the contacts feed, or
+   * failed to erase; its operators must look.
+   */
+  SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_OVERDUE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS)
+} Switchboard__Contacts__V1__Erasure__Status;
 typedef enum _Switchboard__Contacts__V1__ContactType {
   /*
    * Treated as PERSON on create.
@@ -1243,6 +1267,164 @@ struct  Switchboard__Contacts__V1__ExportContactsResponse
     , {0,NULL}, 0 }
 
 
+struct  Switchboard__Contacts__V1__EraseContactRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: the person to erase (a contact id, live, deleted or never seen by this service's feed consumers).
+   */
+  char *contact_id;
+  /*
+   * Optional: a retry with the same id returns the first response.
+   */
+  char *request_id;
+};
+#define SWITCHBOARD__CONTACTS__V1__ERASE_CONTACT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__erase_contact_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__GetErasureRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: the erasure's id.
+   */
+  char *id;
+};
+#define SWITCHBOARD__CONTACTS__V1__GET_ERASURE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__get_erasure_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__ListErasuresRequest
+{
+  ProtobufCMessage base;
+  /*
+   * At most 200 a page (default 50).
+   */
+  Switchboard__Common__V1__PageRequest *page;
+  /*
+   * Only erasures in this status (unspecified: all).
+   */
+  Switchboard__Contacts__V1__Erasure__Status status;
+};
+#define SWITCHBOARD__CONTACTS__V1__LIST_ERASURES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__list_erasures_request__descriptor) \
+    , NULL, SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_UNSPECIFIED }
+
+
+struct  Switchboard__Contacts__V1__ListErasuresResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Newest first (requested, then id, descending).
+   */
+  size_t n_erasures;
+  Switchboard__Contacts__V1__Erasure **erasures;
+  Switchboard__Common__V1__PageResponse *page;
+};
+#define SWITCHBOARD__CONTACTS__V1__LIST_ERASURES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__list_erasures_response__descriptor) \
+    , 0,NULL, NULL }
+
+
+/*
+ * A service's receipt.
+ */
+struct  Switchboard__Contacts__V1__Erasure__Receipt
+{
+  ProtobufCMessage base;
+  /*
+   * The service: organization, communication, collaboration or analytics.
+   */
+  char *service;
+  Google__Protobuf__Timestamp *receive_time;
+  /*
+   * The receipt as the service published it: the proto3 JSON of its `ErasureReceipt` (counts of what it erased).
+   */
+  Google__Protobuf__Struct *receipt;
+};
+#define SWITCHBOARD__CONTACTS__V1__ERASURE__RECEIPT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__erasure__receipt__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL, NULL }
+
+
+/*
+ * What the contacts service removed itself.
+ */
+struct  Switchboard__Contacts__V1__Erasure__Local
+{
+  ProtobufCMessage base;
+  /*
+   * Addresses released (another contact may now hold them).
+   */
+  int32_t emails_released;
+  /*
+   * Stored change events that held the person, reduced to their resource id.
+   */
+  int32_t changes_redacted;
+  /*
+   * Stored idempotent responses that held the person, deleted.
+   */
+  int32_t stored_responses_removed;
+  /*
+   * Rows of import ledgers that named the contact.
+   */
+  int32_t import_rows_deleted;
+  /*
+   * Organization memberships this service kept for search.
+   */
+  int32_t memberships_deleted;
+  /*
+   * Feed events set aside that named the contact.
+   */
+  int32_t dead_letters_deleted;
+};
+#define SWITCHBOARD__CONTACTS__V1__ERASURE__LOCAL__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__erasure__local__descriptor) \
+    , 0, 0, 0, 0, 0, 0 }
+
+
+/*
+ * The erasure of a person (GDPR article 17) across the platform: the contacts service removes what it holds at once,
+ * in one transaction, and publishes ERASED (resource_id the contact, related_ids[0] this erasure's id); every service
+ * that follows the contacts feed erases what it holds and publishes its own receipt (an ERASED change of its
+ * `ErasureReceipt`), which this service collects from the feeds it follows.
+ */
+struct  Switchboard__Contacts__V1__Erasure
+{
+  ProtobufCMessage base;
+  char *id;
+  char *contact_id;
+  Switchboard__Contacts__V1__Erasure__Status status;
+  Google__Protobuf__Timestamp *request_time;
+  char *requested_by;
+  /*
+   * When every receipt should have arrived (SWITCHBOARD_CONTACTS_ERASURE_DEADLINE_HOURS after the request).
+   */
+  Google__Protobuf__Timestamp *deadline;
+  /*
+   * When the last awaited receipt arrived.
+   */
+  Google__Protobuf__Timestamp *complete_time;
+  /*
+   * The services whose receipts are awaited: those whose feeds this service followed when the erasure was made.
+   */
+  size_t n_awaited_services;
+  char **awaited_services;
+  /*
+   * The receipts received, in service name order (a service not awaited may send one too).
+   */
+  size_t n_receipts;
+  Switchboard__Contacts__V1__Erasure__Receipt **receipts;
+  Switchboard__Contacts__V1__Erasure__Local *local;
+};
+#define SWITCHBOARD__CONTACTS__V1__ERASURE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__erasure__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, 0,NULL, NULL }
+
+
 /* Switchboard__Contacts__V1__PersonName methods */
 void   switchboard__contacts__v1__person_name__init
                      (Switchboard__Contacts__V1__PersonName         *message);
@@ -2215,6 +2397,107 @@ Switchboard__Contacts__V1__ExportContactsResponse *
 void   switchboard__contacts__v1__export_contacts_response__free_unpacked
                      (Switchboard__Contacts__V1__ExportContactsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__EraseContactRequest methods */
+void   switchboard__contacts__v1__erase_contact_request__init
+                     (Switchboard__Contacts__V1__EraseContactRequest         *message);
+size_t switchboard__contacts__v1__erase_contact_request__get_packed_size
+                     (const Switchboard__Contacts__V1__EraseContactRequest   *message);
+size_t switchboard__contacts__v1__erase_contact_request__pack
+                     (const Switchboard__Contacts__V1__EraseContactRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__erase_contact_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__EraseContactRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__EraseContactRequest *
+       switchboard__contacts__v1__erase_contact_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__erase_contact_request__free_unpacked
+                     (Switchboard__Contacts__V1__EraseContactRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__GetErasureRequest methods */
+void   switchboard__contacts__v1__get_erasure_request__init
+                     (Switchboard__Contacts__V1__GetErasureRequest         *message);
+size_t switchboard__contacts__v1__get_erasure_request__get_packed_size
+                     (const Switchboard__Contacts__V1__GetErasureRequest   *message);
+size_t switchboard__contacts__v1__get_erasure_request__pack
+                     (const Switchboard__Contacts__V1__GetErasureRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__get_erasure_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__GetErasureRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__GetErasureRequest *
+       switchboard__contacts__v1__get_erasure_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__get_erasure_request__free_unpacked
+                     (Switchboard__Contacts__V1__GetErasureRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ListErasuresRequest methods */
+void   switchboard__contacts__v1__list_erasures_request__init
+                     (Switchboard__Contacts__V1__ListErasuresRequest         *message);
+size_t switchboard__contacts__v1__list_erasures_request__get_packed_size
+                     (const Switchboard__Contacts__V1__ListErasuresRequest   *message);
+size_t switchboard__contacts__v1__list_erasures_request__pack
+                     (const Switchboard__Contacts__V1__ListErasuresRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__list_erasures_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListErasuresRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ListErasuresRequest *
+       switchboard__contacts__v1__list_erasures_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__list_erasures_request__free_unpacked
+                     (Switchboard__Contacts__V1__ListErasuresRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ListErasuresResponse methods */
+void   switchboard__contacts__v1__list_erasures_response__init
+                     (Switchboard__Contacts__V1__ListErasuresResponse         *message);
+size_t switchboard__contacts__v1__list_erasures_response__get_packed_size
+                     (const Switchboard__Contacts__V1__ListErasuresResponse   *message);
+size_t switchboard__contacts__v1__list_erasures_response__pack
+                     (const Switchboard__Contacts__V1__ListErasuresResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__list_erasures_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListErasuresResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ListErasuresResponse *
+       switchboard__contacts__v1__list_erasures_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__list_erasures_response__free_unpacked
+                     (Switchboard__Contacts__V1__ListErasuresResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__Erasure__Receipt methods */
+void   switchboard__contacts__v1__erasure__receipt__init
+                     (Switchboard__Contacts__V1__Erasure__Receipt         *message);
+/* Switchboard__Contacts__V1__Erasure__Local methods */
+void   switchboard__contacts__v1__erasure__local__init
+                     (Switchboard__Contacts__V1__Erasure__Local         *message);
+/* Switchboard__Contacts__V1__Erasure methods */
+void   switchboard__contacts__v1__erasure__init
+                     (Switchboard__Contacts__V1__Erasure         *message);
+size_t switchboard__contacts__v1__erasure__get_packed_size
+                     (const Switchboard__Contacts__V1__Erasure   *message);
+size_t switchboard__contacts__v1__erasure__pack
+                     (const Switchboard__Contacts__V1__Erasure   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__erasure__pack_to_buffer
+                     (const Switchboard__Contacts__V1__Erasure   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__Erasure *
+       switchboard__contacts__v1__erasure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__erasure__free_unpacked
+                     (Switchboard__Contacts__V1__Erasure *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__Contacts__V1__PersonName_Closure)
@@ -2373,6 +2656,27 @@ typedef void (*Switchboard__Contacts__V1__ExportContactsRequest_Closure)
 typedef void (*Switchboard__Contacts__V1__ExportContactsResponse_Closure)
                  (const Switchboard__Contacts__V1__ExportContactsResponse *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__EraseContactRequest_Closure)
+                 (const Switchboard__Contacts__V1__EraseContactRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__GetErasureRequest_Closure)
+                 (const Switchboard__Contacts__V1__GetErasureRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ListErasuresRequest_Closure)
+                 (const Switchboard__Contacts__V1__ListErasuresRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ListErasuresResponse_Closure)
+                 (const Switchboard__Contacts__V1__ListErasuresResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__Erasure__Receipt_Closure)
+                 (const Switchboard__Contacts__V1__Erasure__Receipt *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__Erasure__Local_Closure)
+                 (const Switchboard__Contacts__V1__Erasure__Local *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__Erasure_Closure)
+                 (const Switchboard__Contacts__V1__Erasure *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -2472,6 +2776,18 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                           const Switchboard__Contacts__V1__ExportContactsRequest *input,
                           Switchboard__Contacts__V1__ExportContactsResponse_Closure closure,
                           void *closure_data);
+  void (*erase_contact)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                        const Switchboard__Contacts__V1__EraseContactRequest *input,
+                        Switchboard__Contacts__V1__Erasure_Closure closure,
+                        void *closure_data);
+  void (*get_erasure)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                      const Switchboard__Contacts__V1__GetErasureRequest *input,
+                      Switchboard__Contacts__V1__Erasure_Closure closure,
+                      void *closure_data);
+  void (*list_erasures)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                        const Switchboard__Contacts__V1__ListErasuresRequest *input,
+                        Switchboard__Contacts__V1__ListErasuresResponse_Closure closure,
+                        void *closure_data);
 };
 typedef void (*Switchboard__Contacts__V1__ContactsService_ServiceDestroy)(Switchboard__Contacts__V1__ContactsService_Service *);
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
@@ -2502,7 +2818,10 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
       function_prefix__ ## retire_field,\
       function_prefix__ ## watch_changes,\
       function_prefix__ ## import_contacts,\
-      function_prefix__ ## export_contacts  }
+      function_prefix__ ## export_contacts,\
+      function_prefix__ ## erase_contact,\
+      function_prefix__ ## get_erasure,\
+      function_prefix__ ## list_erasures  }
 void switchboard__contacts__v1__contacts_service__create_contact(ProtobufCService *service,
                                                                  const Switchboard__Contacts__V1__CreateContactRequest *input,
                                                                  Switchboard__Contacts__V1__Contact_Closure closure,
@@ -2595,6 +2914,18 @@ void switchboard__contacts__v1__contacts_service__export_contacts(ProtobufCServi
                                                                   const Switchboard__Contacts__V1__ExportContactsRequest *input,
                                                                   Switchboard__Contacts__V1__ExportContactsResponse_Closure closure,
                                                                   void *closure_data);
+void switchboard__contacts__v1__contacts_service__erase_contact(ProtobufCService *service,
+                                                                const Switchboard__Contacts__V1__EraseContactRequest *input,
+                                                                Switchboard__Contacts__V1__Erasure_Closure closure,
+                                                                void *closure_data);
+void switchboard__contacts__v1__contacts_service__get_erasure(ProtobufCService *service,
+                                                              const Switchboard__Contacts__V1__GetErasureRequest *input,
+                                                              Switchboard__Contacts__V1__Erasure_Closure closure,
+                                                              void *closure_data);
+void switchboard__contacts__v1__contacts_service__list_erasures(ProtobufCService *service,
+                                                                const Switchboard__Contacts__V1__ListErasuresRequest *input,
+                                                                Switchboard__Contacts__V1__ListErasuresResponse_Closure closure,
+                                                                void *closure_data);
 
 /* --- descriptors --- */
 
@@ -2659,6 +2990,14 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__import_progre
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__import_contacts_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__export_contacts_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__export_contacts_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__erase_contact_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__get_erasure_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_erasures_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_erasures_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__receipt__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__local__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__erasure__status__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -2308,6 +2308,243 @@ void   switchboard__contacts__v1__export_contacts_response__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__export_contacts_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__erase_contact_request__init
+                     (Switchboard__Contacts__V1__EraseContactRequest         *message)
+{
+  static const Switchboard__Contacts__V1__EraseContactRequest init_value = SWITCHBOARD__CONTACTS__V1__ERASE_CONTACT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__erase_contact_request__get_packed_size
+                     (const Switchboard__Contacts__V1__EraseContactRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__erase_contact_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__erase_contact_request__pack
+                     (const Switchboard__Contacts__V1__EraseContactRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__erase_contact_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__erase_contact_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__EraseContactRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__erase_contact_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__EraseContactRequest *
+       switchboard__contacts__v1__erase_contact_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__EraseContactRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__erase_contact_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__erase_contact_request__free_unpacked
+                     (Switchboard__Contacts__V1__EraseContactRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__erase_contact_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__get_erasure_request__init
+                     (Switchboard__Contacts__V1__GetErasureRequest         *message)
+{
+  static const Switchboard__Contacts__V1__GetErasureRequest init_value = SWITCHBOARD__CONTACTS__V1__GET_ERASURE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__get_erasure_request__get_packed_size
+                     (const Switchboard__Contacts__V1__GetErasureRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_erasure_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__get_erasure_request__pack
+                     (const Switchboard__Contacts__V1__GetErasureRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_erasure_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__get_erasure_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__GetErasureRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_erasure_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__GetErasureRequest *
+       switchboard__contacts__v1__get_erasure_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__GetErasureRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__get_erasure_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__get_erasure_request__free_unpacked
+                     (Switchboard__Contacts__V1__GetErasureRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_erasure_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__list_erasures_request__init
+                     (Switchboard__Contacts__V1__ListErasuresRequest         *message)
+{
+  static const Switchboard__Contacts__V1__ListErasuresRequest init_value = SWITCHBOARD__CONTACTS__V1__LIST_ERASURES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__list_erasures_request__get_packed_size
+                     (const Switchboard__Contacts__V1__ListErasuresRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_erasures_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__list_erasures_request__pack
+                     (const Switchboard__Contacts__V1__ListErasuresRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_erasures_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__list_erasures_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListErasuresRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_erasures_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ListErasuresRequest *
+       switchboard__contacts__v1__list_erasures_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ListErasuresRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__list_erasures_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__list_erasures_request__free_unpacked
+                     (Switchboard__Contacts__V1__ListErasuresRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_erasures_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__list_erasures_response__init
+                     (Switchboard__Contacts__V1__ListErasuresResponse         *message)
+{
+  static const Switchboard__Contacts__V1__ListErasuresResponse init_value = SWITCHBOARD__CONTACTS__V1__LIST_ERASURES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__list_erasures_response__get_packed_size
+                     (const Switchboard__Contacts__V1__ListErasuresResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_erasures_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__list_erasures_response__pack
+                     (const Switchboard__Contacts__V1__ListErasuresResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_erasures_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__list_erasures_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListErasuresResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_erasures_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ListErasuresResponse *
+       switchboard__contacts__v1__list_erasures_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ListErasuresResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__list_erasures_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__list_erasures_response__free_unpacked
+                     (Switchboard__Contacts__V1__ListErasuresResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_erasures_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__erasure__receipt__init
+                     (Switchboard__Contacts__V1__Erasure__Receipt         *message)
+{
+  static const Switchboard__Contacts__V1__Erasure__Receipt init_value = SWITCHBOARD__CONTACTS__V1__ERASURE__RECEIPT__INIT;
+  *message = init_value;
+}
+void   switchboard__contacts__v1__erasure__local__init
+                     (Switchboard__Contacts__V1__Erasure__Local         *message)
+{
+  static const Switchboard__Contacts__V1__Erasure__Local init_value = SWITCHBOARD__CONTACTS__V1__ERASURE__LOCAL__INIT;
+  *message = init_value;
+}
+void   switchboard__contacts__v1__erasure__init
+                     (Switchboard__Contacts__V1__Erasure         *message)
+{
+  static const Switchboard__Contacts__V1__Erasure init_value = SWITCHBOARD__CONTACTS__V1__ERASURE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__erasure__get_packed_size
+                     (const Switchboard__Contacts__V1__Erasure *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__erasure__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__erasure__pack
+                     (const Switchboard__Contacts__V1__Erasure *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__erasure__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__erasure__pack_to_buffer
+                     (const Switchboard__Contacts__V1__Erasure *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__erasure__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__Erasure *
+       switchboard__contacts__v1__erasure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__Erasure *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__erasure__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__erasure__free_unpacked
+                     (Switchboard__Contacts__V1__Erasure *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__erasure__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchboard__contacts__v1__person_name__field_descriptors[6] =
 {
   {
@@ -6037,6 +6274,551 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__export_contacts_resp
   (ProtobufCMessageInit) switchboard__contacts__v1__export_contacts_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__erase_contact_request__field_descriptors[2] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__EraseContactRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__EraseContactRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__erase_contact_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__erase_contact_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__erase_contact_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.EraseContactRequest",
+  "EraseContactRequest",
+  "Switchboard__Contacts__V1__EraseContactRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__EraseContactRequest),
+  2,
+  switchboard__contacts__v1__erase_contact_request__field_descriptors,
+  switchboard__contacts__v1__erase_contact_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__erase_contact_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__erase_contact_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__get_erasure_request__field_descriptors[1] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__GetErasureRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__get_erasure_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__get_erasure_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__get_erasure_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.GetErasureRequest",
+  "GetErasureRequest",
+  "Switchboard__Contacts__V1__GetErasureRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__GetErasureRequest),
+  1,
+  switchboard__contacts__v1__get_erasure_request__field_descriptors,
+  switchboard__contacts__v1__get_erasure_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__get_erasure_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__get_erasure_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__list_erasures_request__field_descriptors[2] =
+{
+  {
+    "page",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ListErasuresRequest, page),
+    &switchboard__common__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ListErasuresRequest, status),
+    &switchboard__contacts__v1__erasure__status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__list_erasures_request__field_indices_by_name[] = {
+  0,   /* field[0] = page */
+  1,   /* field[1] = status */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__list_erasures_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__list_erasures_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ListErasuresRequest",
+  "ListErasuresRequest",
+  "Switchboard__Contacts__V1__ListErasuresRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ListErasuresRequest),
+  2,
+  switchboard__contacts__v1__list_erasures_request__field_descriptors,
+  switchboard__contacts__v1__list_erasures_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__list_erasures_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__list_erasures_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__list_erasures_response__field_descriptors[2] =
+{
+  {
+    "erasures",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__ListErasuresResponse, n_erasures),
+    offsetof(Switchboard__Contacts__V1__ListErasuresResponse, erasures),
+    &switchboard__contacts__v1__erasure__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ListErasuresResponse, page),
+    &switchboard__common__v1__page_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__list_erasures_response__field_indices_by_name[] = {
+  0,   /* field[0] = erasures */
+  1,   /* field[1] = page */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__list_erasures_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__list_erasures_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ListErasuresResponse",
+  "ListErasuresResponse",
+  "Switchboard__Contacts__V1__ListErasuresResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ListErasuresResponse),
+  2,
+  switchboard__contacts__v1__list_erasures_response__field_descriptors,
+  switchboard__contacts__v1__list_erasures_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__list_erasures_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__list_erasures_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__receipt__field_descriptors[3] =
+{
+  {
+    "service",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Receipt, service),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "receive_time",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Receipt, receive_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "receipt",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Receipt, receipt),
+    &google__protobuf__struct__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__erasure__receipt__field_indices_by_name[] = {
+  2,   /* field[2] = receipt */
+  1,   /* field[1] = receive_time */
+  0,   /* field[0] = service */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__erasure__receipt__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__receipt__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.Erasure.Receipt",
+  "Receipt",
+  "Switchboard__Contacts__V1__Erasure__Receipt",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__Erasure__Receipt),
+  3,
+  switchboard__contacts__v1__erasure__receipt__field_descriptors,
+  switchboard__contacts__v1__erasure__receipt__field_indices_by_name,
+  1,  switchboard__contacts__v1__erasure__receipt__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__erasure__receipt__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__local__field_descriptors[6] =
+{
+  {
+    "emails_released",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Local, emails_released),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "changes_redacted",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Local, changes_redacted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stored_responses_removed",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Local, stored_responses_removed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "import_rows_deleted",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Local, import_rows_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "memberships_deleted",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Local, memberships_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dead_letters_deleted",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Local, dead_letters_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__erasure__local__field_indices_by_name[] = {
+  1,   /* field[1] = changes_redacted */
+  5,   /* field[5] = dead_letters_deleted */
+  0,   /* field[0] = emails_released */
+  3,   /* field[3] = import_rows_deleted */
+  4,   /* field[4] = memberships_deleted */
+  2,   /* field[2] = stored_responses_removed */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__erasure__local__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__local__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.Erasure.Local",
+  "Local",
+  "Switchboard__Contacts__V1__Erasure__Local",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__Erasure__Local),
+  6,
+  switchboard__contacts__v1__erasure__local__field_descriptors,
+  switchboard__contacts__v1__erasure__local__field_indices_by_name,
+  1,  switchboard__contacts__v1__erasure__local__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__erasure__local__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue switchboard__contacts__v1__erasure__status__enum_values_by_number[4] =
+{
+  { "STATUS_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_UNSPECIFIED", 0 },
+  { "STATUS_PENDING", "SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_PENDING", 1 },
+  { "STATUS_COMPLETE", "SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_COMPLETE", 2 },
+  { "STATUS_OVERDUE", "SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_OVERDUE", 3 },
+};
+static const ProtobufCIntRange switchboard__contacts__v1__erasure__status__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex switchboard__contacts__v1__erasure__status__enum_values_by_name[4] =
+{
+  { "STATUS_COMPLETE", 2 },
+  { "STATUS_OVERDUE", 3 },
+  { "STATUS_PENDING", 1 },
+  { "STATUS_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__contacts__v1__erasure__status__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.Erasure.Status",
+  "Status",
+  "Switchboard__Contacts__V1__Erasure__Status",
+  "switchboard.contacts.v1",
+  4,
+  switchboard__contacts__v1__erasure__status__enum_values_by_number,
+  4,
+  switchboard__contacts__v1__erasure__status__enum_values_by_name,
+  1,
+  switchboard__contacts__v1__erasure__status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__field_descriptors[10] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure, status),
+    &switchboard__contacts__v1__erasure__status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_time",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure, request_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requested_by",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure, requested_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "deadline",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure, deadline),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "complete_time",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure, complete_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "awaited_services",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__Erasure, n_awaited_services),
+    offsetof(Switchboard__Contacts__V1__Erasure, awaited_services),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "receipts",
+    9,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__Erasure, n_receipts),
+    offsetof(Switchboard__Contacts__V1__Erasure, receipts),
+    &switchboard__contacts__v1__erasure__receipt__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "local",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure, local),
+    &switchboard__contacts__v1__erasure__local__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__erasure__field_indices_by_name[] = {
+  7,   /* field[7] = awaited_services */
+  6,   /* field[6] = complete_time */
+  1,   /* field[1] = contact_id */
+  5,   /* field[5] = deadline */
+  0,   /* field[0] = id */
+  9,   /* field[9] = local */
+  8,   /* field[8] = receipts */
+  3,   /* field[3] = request_time */
+  4,   /* field[4] = requested_by */
+  2,   /* field[2] = status */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__erasure__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.Erasure",
+  "Erasure",
+  "Switchboard__Contacts__V1__Erasure",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__Erasure),
+  10,
+  switchboard__contacts__v1__erasure__field_descriptors,
+  switchboard__contacts__v1__erasure__field_indices_by_name,
+  1,  switchboard__contacts__v1__erasure__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__erasure__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__contacts__v1__contact_type__enum_values_by_number[3] =
 {
   { "CONTACT_TYPE_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__CONTACT_TYPE__CONTACT_TYPE_UNSPECIFIED", 0 },
@@ -6229,7 +7011,7 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__import_outcome__descrip
   switchboard__contacts__v1__import_outcome__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[23] =
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[26] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchCreateContacts", &switchboard__contacts__v1__batch_create_contacts_request__descriptor, &switchboard__contacts__v1__batch_create_contacts_response__descriptor },
@@ -6254,6 +7036,9 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
   { "ImportContacts", &switchboard__contacts__v1__import_contacts_request__descriptor, &switchboard__contacts__v1__import_contacts_response__descriptor },
   { "ExportContacts", &switchboard__contacts__v1__export_contacts_request__descriptor, &switchboard__contacts__v1__export_contacts_response__descriptor },
+  { "EraseContact", &switchboard__contacts__v1__erase_contact_request__descriptor, &switchboard__contacts__v1__erasure__descriptor },
+  { "GetErasure", &switchboard__contacts__v1__get_erasure_request__descriptor, &switchboard__contacts__v1__erasure__descriptor },
+  { "ListErasures", &switchboard__contacts__v1__list_erasures_request__descriptor, &switchboard__contacts__v1__list_erasures_response__descriptor },
 };
 const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_name[] = {
   1,        /* BatchCreateContacts */
@@ -6266,11 +7051,14 @@ const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_na
   17,        /* DefineField */
   6,        /* DeleteContact */
   16,        /* DeleteSavedSearch */
+  23,        /* EraseContact */
   22,        /* ExportContacts */
   2,        /* GetContact */
+  24,        /* GetErasure */
   14,        /* GetSavedSearch */
   21,        /* ImportContacts */
   10,        /* ListContacts */
+  25,        /* ListErasures */
   18,        /* ListFieldDefinitions */
   15,        /* ListSavedSearches */
   4,        /* LookupContacts */
@@ -6287,7 +7075,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  23,
+  26,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -6474,6 +7262,30 @@ void switchboard__contacts__v1__contacts_service__export_contacts(ProtobufCServi
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__erase_contact(ProtobufCService *service,
+                                                                const Switchboard__Contacts__V1__EraseContactRequest *input,
+                                                                Switchboard__Contacts__V1__Erasure_Closure closure,
+                                                                void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__get_erasure(ProtobufCService *service,
+                                                              const Switchboard__Contacts__V1__GetErasureRequest *input,
+                                                              Switchboard__Contacts__V1__Erasure_Closure closure,
+                                                              void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__list_erasures(ProtobufCService *service,
+                                                                const Switchboard__Contacts__V1__ListErasuresRequest *input,
+                                                                Switchboard__Contacts__V1__ListErasuresResponse_Closure closure,
+                                                                void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

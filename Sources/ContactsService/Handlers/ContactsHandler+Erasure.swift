@@ -1,0 +1,89 @@
+import FoundationEssentials
+import SwitchboardPostgres  // UUID text only
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+import SwitchboardServiceKit
+
+/// Protobuf ⇄ domain conversions for erasures.
+enum ErasureMapping {
+    static func proto(_ r: ErasureRecord) -> Switchboard_Contacts_V1_Erasure {
+        var p = Switchboard_Contacts_V1_Erasure()
+        p.id = r.id.lowercaseText
+        p.contactId = r.contactID.lowercaseText
+        p.status = .init(protoValue: Int32(r.status.rawValue))
+        p.requestTime = r.requestedAt
+        p.requestedBy = r.requestedBy
+        p.deadline = r.deadline
+        p.completeTime = r.completedAt
+        p.awaitedServices = r.awaited
+        p.receipts = r.receipts.map { receipt in
+            var m = Switchboard_Contacts_V1_Erasure.Receipt()
+            m.service = receipt.service
+            m.receiveTime = receipt.receivedAt
+            // Stored as the service published it (its proto3 JSON object); a payload that no longer parses shows empty.
+            m.receipt = (try? Google_Protobuf_Struct(protoJSONText: receipt.receiptJSON)) ?? Google_Protobuf_Struct()
+            return m
+        }
+        var local = Switchboard_Contacts_V1_Erasure.Local()
+        local.emailsReleased = Int32(clamping: r.local.emailsReleased)
+        local.changesRedacted = Int32(clamping: r.local.changesRedacted)
+        local.storedResponsesRemoved = Int32(clamping: r.local.storedResponsesRemoved)
+        local.importRowsDeleted = Int32(clamping: r.local.importRowsDeleted)
+        local.membershipsDeleted = Int32(clamping: r.local.membershipsDeleted)
+        local.deadLettersDeleted = Int32(clamping: r.local.deadLettersDeleted)
+        p.local = local
+        return p
+    }
+}
+
+extension ContactsHandler {
+    /// The `EraseContact` RPC (see `contacts.proto`).
+    public func eraseContact(
+        request: Switchboard_Contacts_V1_EraseContactRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_Erasure {
+        guard let id = UUID(text: request.contactId) else {
+            throw ContactsError.invalid([
+                Violation(
+                    "contact_id", request.contactId.isEmpty ? "is required" : "\(ContactRules.excerpt(request.contactId)) is not a contact id (UUID)",
+                    reason: request.contactId.isEmpty ? "REQUIRED" : "INVALID_FORMAT")
+            ])
+        }
+        let write = try IdempotentWrite(
+            request: request, requestID: request.requestId, method: Methods.eraseContact, response: { ErasureMapping.proto($0) })
+        return try write.response(try await erasures.erase(contactID: id, actor: try context.actor(), write: write.options))
+    }
+
+    /// The `GetErasure` RPC (see `contacts.proto`).
+    public func getErasure(
+        request: Switchboard_Contacts_V1_GetErasureRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_Erasure {
+        guard let id = UUID(text: request.id) else {
+            throw ContactsError.invalid([
+                Violation(
+                    "id", request.id.isEmpty ? "is required" : "\(ContactRules.excerpt(request.id)) is not an erasure id (UUID)",
+                    reason: request.id.isEmpty ? "REQUIRED" : "INVALID_FORMAT")
+            ])
+        }
+        return ErasureMapping.proto(try await erasures.get(id: id, actor: try context.actor()))
+    }
+
+    /// The `ListErasures` RPC (see `contacts.proto`).
+    public func listErasures(
+        request: Switchboard_Contacts_V1_ListErasuresRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_ListErasuresResponse {
+        var status: ErasureStatus?
+        if request.status != .unspecified {
+            status = ErasureStatus(rawValue: Int(request.status.protoValue))
+            if status == nil { throw ContactsError.invalid([Violation("status", "is not an erasure status", reason: "INVALID")]) }
+        }
+        let (records, next) = try await erasures.list(
+            status: status, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "", actor: try context.actor())
+        var response = Switchboard_Contacts_V1_ListErasuresResponse()
+        response.erasures = records.map(ErasureMapping.proto)
+        var page = Switchboard_Common_V1_PageResponse()
+        page.nextPageToken = next
+        response.page = page
+        return response
+    }
+}

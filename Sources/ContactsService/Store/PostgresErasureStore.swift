@@ -1,0 +1,241 @@
+import FoundationEssentials
+import Logging
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardServiceKit
+
+/// ``ErasureStore`` on PostgreSQL: `contacts.erasures` and `contacts.erasure_receipts`, and the erasure itself across
+/// the service's tables, in one transaction within the tenant.
+public struct PostgresErasureStore: ErasureStore {
+    let pool: PostgresPool
+    let feed: ChangeFeed
+    let idempotency: Idempotency
+
+    static let columns = """
+        e.id, e.contact_id, e.requested_at, e.requested_by, e.deadline, e.completed_at, e.awaited, e.local::text AS local, \
+        (extract(epoch FROM e.requested_at) * 1000000)::int8 AS requested_micros, \
+        CASE WHEN e.completed_at IS NOT NULL THEN 2 WHEN e.deadline < now() THEN 3 ELSE 1 END AS status
+        """
+
+    /// Creates the store.
+    /// - Parameters:
+    ///   - pool: the service's pool.
+    ///   - feed: the change feed (ERASED is written in the erasure's transaction; the history is redacted in it).
+    ///   - idempotency: the kit's idempotency keys (stored responses naming the person are deleted).
+    public init(pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency) {
+        self.pool = pool
+        self.feed = feed
+        self.idempotency = idempotency
+    }
+
+    /// The protocol requirement `replay<V>` (documented on the protocol).
+    public func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
+        try await idempotency.replay(write, actor: actor, pool: pool)
+    }
+
+    /// The protocol requirement `erase` (documented on the protocol).
+    public func erase(
+        contactID: UUID, awaited: [String], deadlineHours: Int, actor: Actor, write: WriteOptions<ErasureRecord>
+    ) async throws -> WriteOutcome<ErasureRecord>? {
+        let tenant = PostgresValue.text(actor.tenantID), id = PostgresValue.uuid(contactID)
+        do {
+            return try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+                // Two requests for one person meet here: the second waits for the first's row lock, then finds its erasure.
+                let row = try await c.query(
+                    "SELECT \(PostgresContactStore.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2 FOR UPDATE", [tenant, id]
+                ).first
+                if let earlier = try await Self.erasure(contact: contactID, tenantID: actor.tenantID, on: c) { return earlier }
+                guard let row else { throw Missing() }
+                let contact = try PostgresContactStore.record(row)
+                let idText = contactID.lowercaseText
+                // What names the person in stored text: the id, every address and number as stored and lower-cased.
+                var needles = [idText]
+                for email in contact.data.emails { needles += [email.address, email.address.lowercased()] }
+                for phone in contact.data.phones { needles += [phone.number, phone.e164] }
+                needles = Array(Set(needles.filter { !$0.isEmpty })).sorted()
+
+                var local = ErasureLocal()
+                local.emailsReleased = try await c.query(
+                    "DELETE FROM contacts.contact_emails WHERE tenant_id = $1 AND contact_id = $2", [tenant, id]
+                ).affectedRows
+                // The ledger has no index by contact: this reads the tenant's import rows of the retention period. Erasure
+                // is rare; a resumed import that sends the person again creates them again, as any new input would.
+                local.importRowsDeleted = try await c.query(
+                    "DELETE FROM contacts.import_rows WHERE tenant_id = $1 AND contact_id = $2", [tenant, id]
+                ).affectedRows
+                local.membershipsDeleted = try await c.query(
+                    "DELETE FROM contacts.organization_memberships WHERE tenant_id = $1 AND contact_id = $2", [tenant, id]
+                ).affectedRows
+                local.deadLettersDeleted = try await c.query(
+                    """
+                    DELETE FROM contacts.feed_dead_letters
+                    WHERE tenant_id = $1 AND (resource_id = $2 OR position(convert_to($2, 'UTF8') IN event) > 0)
+                    """, [tenant, .text(idText)]
+                ).affectedRows
+                try await c.query("DELETE FROM contacts.contacts WHERE tenant_id = $1 AND id = $2", [tenant, id])
+                local.changesRedacted = try await feed.redact(tenantID: actor.tenantID, resourceIDs: [idText], mentioning: needles, on: c)
+                local.storedResponsesRemoved = try await idempotency.forget(tenantID: actor.tenantID, mentioning: needles, on: c)
+
+                let erasureID = UUID.random()
+                try await c.query(
+                    """
+                    INSERT INTO contacts.erasures (tenant_id, id, contact_id, requested_by, deadline, awaited, local)
+                    VALUES ($1, $2, $3, $4, now() + $5::int8 * interval '1 hour', $6, $7)
+                    """,
+                    [
+                        tenant, .uuid(erasureID), id, .text(actor.userID), .int(Int64(deadlineHours)),
+                        .array(awaited.map(PostgresValue.text), elementType: .text), .jsonb(try Self.localJSON(local)),
+                    ])
+                // The event carries no personal data: the id, and the erasure the receipts must name.
+                try await feed.record(
+                    ChangeRecord(
+                        resourceType: PostgresContactStore.resourceType, resourceID: idText, kind: .erased,
+                        resourceJSON: JSON.object(["id": .string(idText)]).text, actorID: actor.userID, relatedIDs: [erasureID.lowercaseText]),
+                    tenantID: actor.tenantID, on: c)
+                // Nothing may be awaited (no feed followed): complete at once.
+                if awaited.isEmpty {
+                    try await c.query(
+                        "UPDATE contacts.erasures SET completed_at = now() WHERE tenant_id = $1 AND id = $2", [tenant, .uuid(erasureID)])
+                }
+                return try await Self.erasure(id: erasureID, tenantID: actor.tenantID, on: c)!
+            }
+        } catch is Missing {
+            return nil
+        }
+    }
+
+    private struct Missing: Error {}
+
+    /// The protocol requirement `erasure` (documented on the protocol).
+    public func erasure(id: UUID, actor: Actor) async throws -> ErasureRecord? {
+        try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
+            try await Self.erasure(id: id, tenantID: actor.tenantID, on: c)
+        }
+    }
+
+    /// The protocol requirement `erasures` (documented on the protocol).
+    public func erasures(
+        status: ErasureStatus?, after: (micros: Int64, id: UUID)?, limit: Int, actor: Actor
+    ) async throws -> (records: [ErasureRecord], more: Bool, last: (micros: Int64, id: UUID)?) {
+        try await pool.transaction(settings: ["app.tenant_id": actor.tenantID]) { c in
+            var binds: [PostgresValue] = [.text(actor.tenantID), .int(Int64(limit + 1))]
+            var conditions = ["e.tenant_id = $1"]
+            switch status {
+            case nil: break
+            case .complete?: conditions.append("e.completed_at IS NOT NULL")
+            case .overdue?: conditions.append("e.completed_at IS NULL AND e.deadline < now()")
+            case .pending?: conditions.append("e.completed_at IS NULL AND e.deadline >= now()")
+            }
+            if let after {
+                binds += [.int(after.micros), .uuid(after.id)]
+                conditions.append("(e.requested_at, e.id) < (timestamptz 'epoch' + $3::int8 * interval '1 microsecond', $4)")
+            }
+            let rows = try await c.query(
+                """
+                SELECT \(Self.columns) FROM contacts.erasures e WHERE \(conditions.joined(separator: " AND "))
+                ORDER BY e.requested_at DESC, e.id DESC LIMIT $2
+                """, binds
+            ).rows
+            let page = Array(rows.prefix(limit))
+            let receipts = try await Self.receipts(erasures: try page.map { try $0.uuid("id") }, tenantID: actor.tenantID, on: c)
+            let records = try page.map { row in try Self.record(row, receipts: receipts[try row.uuid("id")] ?? []) }
+            let last = try page.last.map { (micros: try $0.int("requested_micros"), id: try $0.uuid("id")) }
+            return (records, rows.count > limit, last)
+        }
+    }
+
+    // MARK: Rows
+
+    static func erasure(id: UUID, tenantID: String, on c: PostgresConnection) async throws -> ErasureRecord? {
+        guard
+            let row = try await c.query(
+                "SELECT \(columns) FROM contacts.erasures e WHERE e.tenant_id = $1 AND e.id = $2", [.text(tenantID), .uuid(id)]
+            ).first
+        else { return nil }
+        return try record(row, receipts: try await receipts(erasures: [id], tenantID: tenantID, on: c)[id] ?? [])
+    }
+
+    static func erasure(contact: UUID, tenantID: String, on c: PostgresConnection) async throws -> ErasureRecord? {
+        guard
+            let id = try await c.query(
+                "SELECT id FROM contacts.erasures WHERE tenant_id = $1 AND contact_id = $2", [.text(tenantID), .uuid(contact)]
+            ).first?.uuid("id")
+        else { return nil }
+        return try await erasure(id: id, tenantID: tenantID, on: c)
+    }
+
+    static func receipts(erasures: [UUID], tenantID: String, on c: PostgresConnection) async throws -> [UUID: [ErasureReceiptRecord]] {
+        guard !erasures.isEmpty else { return [:] }
+        var receipts: [UUID: [ErasureReceiptRecord]] = [:]
+        for row in try await c.query(
+            """
+            SELECT erasure_id, service, receipt::text AS receipt, received_at FROM contacts.erasure_receipts
+            WHERE tenant_id = $1 AND erasure_id = ANY($2::uuid[]) ORDER BY erasure_id, service
+            """, [.text(tenantID), .array(erasures.map(PostgresValue.uuid), elementType: .uuid)]
+        ).rows {
+            receipts[try row.uuid("erasure_id"), default: []].append(
+                ErasureReceiptRecord(
+                    service: try row.string("service"), receivedAt: try row.date("received_at"), receiptJSON: try row.string("receipt")))
+        }
+        return receipts
+    }
+
+    static func record(_ row: PostgresRow, receipts: [ErasureReceiptRecord]) throws -> ErasureRecord {
+        ErasureRecord(
+            id: try row.uuid("id"), contactID: try row.uuid("contact_id"),
+            status: ErasureStatus(rawValue: Int(try row.int("status"))) ?? .pending, requestedAt: try row.date("requested_at"),
+            requestedBy: try row.string("requested_by"), deadline: try row.date("deadline"), completedAt: try row.optionalDate("completed_at"),
+            awaited: try row.strings("awaited"), receipts: receipts, local: localCounts(try row.string("local")))
+    }
+
+    /// The counts as stored: the proto3 JSON of `Erasure.Local` (the contract's own shape, not a Swift encoder's).
+    static func localJSON(_ local: ErasureLocal) throws -> String {
+        var p = Switchboard_Contacts_V1_Erasure.Local()
+        p.emailsReleased = Int32(clamping: local.emailsReleased)
+        p.changesRedacted = Int32(clamping: local.changesRedacted)
+        p.storedResponsesRemoved = Int32(clamping: local.storedResponsesRemoved)
+        p.importRowsDeleted = Int32(clamping: local.importRowsDeleted)
+        p.membershipsDeleted = Int32(clamping: local.membershipsDeleted)
+        p.deadLettersDeleted = Int32(clamping: local.deadLettersDeleted)
+        return try p.protoJSONText()
+    }
+
+    static func localCounts(_ text: String) -> ErasureLocal {
+        var local = ErasureLocal()
+        guard let p = try? Switchboard_Contacts_V1_Erasure.Local(protoJSONText: text) else { return local }
+        local.emailsReleased = Int(p.emailsReleased)
+        local.changesRedacted = Int(p.changesRedacted)
+        local.storedResponsesRemoved = Int(p.storedResponsesRemoved)
+        local.importRowsDeleted = Int(p.importRowsDeleted)
+        local.membershipsDeleted = Int(p.membershipsDeleted)
+        local.deadLettersDeleted = Int(p.deadLettersDeleted)
+        return local
+    }
+
+    // MARK: Receipts
+
+    /// Records a service's receipt for an erasure of the tenant, and marks the erasure complete when every awaited
+    /// service has sent one. Runs in the feed consumer's transaction.
+    /// - Returns: false when the tenant has no such erasure (the event is then set aside).
+    static func recordReceipt(
+        tenantID: String, erasureID: UUID, service: String, receiptJSON: String, on c: PostgresConnection
+    ) async throws -> Bool {
+        try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(tenantID)])
+        let tenant = PostgresValue.text(tenantID), id = PostgresValue.uuid(erasureID)
+        guard try await c.query("SELECT 1 AS found FROM contacts.erasures WHERE tenant_id = $1 AND id = $2", [tenant, id]).first != nil
+        else { return false }
+        // At least once: a receipt delivered again keeps the first.
+        try await c.query(
+            """
+            INSERT INTO contacts.erasure_receipts (tenant_id, erasure_id, service, receipt) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (tenant_id, erasure_id, service) DO NOTHING
+            """, [tenant, id, .text(service), .jsonb(receiptJSON)])
+        try await c.query(
+            """
+            UPDATE contacts.erasures e SET completed_at = now()
+            WHERE e.tenant_id = $1 AND e.id = $2 AND e.completed_at IS NULL
+              AND e.awaited <@ ARRAY(SELECT r.service FROM contacts.erasure_receipts r WHERE r.tenant_id = $1 AND r.erasure_id = $2)
+            """, [tenant, id])
+        return true
+    }
+}

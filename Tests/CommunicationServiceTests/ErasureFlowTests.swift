@@ -103,4 +103,44 @@ final class ErasureFlowTests {
         ).first!.int("n")
         #expect(left == 0)
     }
+
+    @Test("a merge in contacts moves the loser's address to the winner in communication's directory; an unmerge moves it back")
+    func mergeFlows() async throws {
+        let t = tenant()
+        let stub = Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: contacts.channel))
+        let options = try await contacts.options(tenant: t)
+        func person(_ given: String) async throws -> Switchboard_Contacts_V1_Contact {
+            var contact = Switchboard_Contacts_V1_Contact()
+            var name = Switchboard_Contacts_V1_PersonName()
+            name.given = given
+            contact.name = name
+            var email = Switchboard_Contacts_V1_Email()
+            email.address = "\(given.lowercased())-\(t)@example.com"
+            contact.emails = [email]
+            var create = Switchboard_Contacts_V1_CreateContactRequest()
+            create.contact = contact
+            return try await stub.createContact(create, options: options)
+        }
+        let winner = try await person("Wanda"), loser = try await person("Lara")
+        func holder(of address: String) async throws -> String? {
+            try await harness.pool.query(
+                settings: ["app.tenant_id": t],
+                "SELECT contact_id::text AS id FROM communication.contact_addresses WHERE tenant_id = $1 AND address = $2",
+                [.text(t), .text(address)]
+            ).first?.string("id")
+        }
+        let address = loser.emails[0].address
+        try #require(try await eventually(timeout: Self.feedPatience) { try await holder(of: address) == loser.id })
+
+        var merge = Switchboard_Contacts_V1_MergeContactsRequest()
+        merge.winnerId = winner.id
+        merge.loserId = loser.id
+        _ = try await stub.mergeContacts(merge, options: options)
+        #expect(try await eventually(timeout: Self.feedPatience) { try await holder(of: address) == winner.id })
+
+        var unmerge = Switchboard_Contacts_V1_UnmergeContactRequest()
+        unmerge.id = loser.id
+        _ = try await stub.unmergeContact(unmerge, options: options)
+        #expect(try await eventually(timeout: Self.feedPatience) { try await holder(of: address) == loser.id })
+    }
 }

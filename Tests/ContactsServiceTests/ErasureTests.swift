@@ -119,6 +119,24 @@ final class ErasureTests {
         #expect(await rpcError { _ = try await admin.erase("nope") }?.fieldViolations.map(\.field) == ["contact_id"])
     }
 
+    @Test("erasing a contact erases the contacts merged into it; a contact merged away is not erased alone")
+    func erasesMerged() async throws {
+        let admin = try await client(tenant())
+        let winner = try await admin.create(given: "Ada", family: "Lovelace", emails: ["ada@example.com"])
+        let loser = try await admin.create(given: "Ada", family: "King", emails: ["countess@example.org"])
+        _ = try await admin.merge(loser.id, into: winner.id)
+        let refused = await rpcError { _ = try await admin.erase(loser.id) }
+        #expect(refused?.code == .failedPrecondition && refused?.message.contains(winner.id) == true)
+        let erasure = try await admin.erase(winner.id)
+        #expect(erasure.local?.contactsDeleted == 2 && erasure.local?.mergesDeleted == 1 && erasure.local?.emailsReleased == 2)
+        #expect(await code { _ = try await admin.get(loser.id, includeDeleted: true) } == .notFound)
+        // Both records' history is reduced to ids, the merge's events included.
+        let history = try await admin.history(count: 5)
+        for event in history where event.kind != .erased {
+            #expect(try #require(event.resource).protoJSONText() == "{\"id\":\"\(event.resourceId)\"}")
+        }
+    }
+
     @Test("receipts complete an erasure, a deadline passed makes it OVERDUE, and lists filter by status; tenants and roles are kept apart")
     func statusAndIsolation() async throws {
         let t = tenant()

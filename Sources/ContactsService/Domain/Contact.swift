@@ -82,6 +82,8 @@ public struct ContactRecord: Sendable, Hashable {
     public var updatedAt: Date
     public var updatedBy: String
     public var deletedAt: Date?
+    /// The contact this one was merged into (it is then deleted).
+    public var mergedInto: UUID? = nil
 
     /// The etag clients pass back for conditional updates.
     public var etag: String { "\"\(version)\"" }
@@ -124,6 +126,12 @@ public enum ContactsError: Error, Sendable, Equatable {
     case savedSearchNotFound(String)
     /// No erasure with this id in the tenant.
     case erasureNotFound(String)
+    /// The contact was merged into another (`into`): restoring or erasing it goes through its winner or UnmergeContact.
+    case mergedAway(id: String, into: String, action: String)
+    /// The contact is not merged: there is no merge to reverse.
+    case notMerged(String)
+    /// The merged contact would break a rule (its violations, from the contact's rules).
+    case mergeRefused([Violation])
     /// The caller sees the saved search but may not delete it (neither its owner nor an admin).
     case notSavedSearchOwner(String)
     /// The caller owns as many saved searches as one may.

@@ -170,6 +170,20 @@ public protocol ContactStore: Sendable {
         _ rows: [ImportBatchRow], settings: ImportSettings, actor: Actor, turn: ImportTurn,
         plan: @Sendable ([ImportBatchRow], ImportExisting, Date) -> ImportPlan
     ) async throws -> [ImportRowResult]
+    /// Merges `loser` into `winner` in one transaction, both still at the versions read: the winner gets `data`, the
+    /// loser is deleted and points at the winner, the log keeps `added`; publishes UPDATED and MERGED. The winner as
+    /// merged (`ContactsError.etagMismatch` when either changed since it was read).
+    func merge(
+        winner: ContactRecord, loser: ContactRecord, data: ContactData, added: ContactData, changedFields: [String], actor: Actor,
+        write: WriteOptions<ContactRecord>
+    ) async throws -> WriteOutcome<ContactRecord>
+    /// Reverses the latest merge of contact `id` in one transaction: restores it, gives its former winner the data
+    /// `strip` makes of it and what the merge added, and publishes UPDATED and UNMERGED. The restored contact
+    /// (`notFound`, `notMerged`, or `emailTaken` for an address another contact holds meanwhile).
+    func unmerge(
+        id: UUID, actor: Actor, write: WriteOptions<ContactRecord>,
+        strip: @Sendable (_ winner: ContactData, _ added: ContactData) -> (data: ContactData, changed: [String])
+    ) async throws -> WriteOutcome<ContactRecord>
     /// Retires a field definition.
     func retire(key: String, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>
 }

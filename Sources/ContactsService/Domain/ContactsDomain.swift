@@ -260,6 +260,37 @@ public struct ContactsDomain: Sendable {
             id: id, expectedVersion: current.version, data: data, changedFields: changed, actor: actor, write: write)
     }
 
+    /// Merges `loserID` into `winnerID` (see ``MergeRules``), if the etags (when given) still match.
+    public func merge(
+        winnerID: UUID, loserID: UUID, winnerETag: String, loserETag: String, actor: Actor, write: WriteOptions<ContactRecord>
+    ) async throws -> WriteOutcome<ContactRecord> {
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
+        guard winnerID != loserID else {
+            throw ContactsError.invalid([Violation("loser_id", "must not be the winner", reason: "INVALID")])
+        }
+        let winner = try await get(id: winnerID, includeDeleted: false, actor: actor)
+        let loser = try await get(id: loserID, includeDeleted: false, actor: actor)
+        if !winnerETag.isEmpty, winnerETag != winner.etag { throw ContactsError.etagMismatch(current: winner.etag) }
+        if !loserETag.isEmpty, loserETag != loser.etag { throw ContactsError.etagMismatch(current: loser.etag) }
+        var (data, added, changed) = MergeRules.combine(winner: winner.data, loser: loser.data)
+        let definitions = try await store.fieldDefinitions(actor: actor, includeRetired: true)
+        // Values both contacts hold as stored are not checked again (a retired field's value moves with its contact).
+        let stored = winner.data.customFields.merging(loser.data.customFields) { mine, _ in mine }
+        do {
+            try ContactRules.validate(
+                &data, definitions: definitions, requireAllRequiredFields: false, maxContactBytes: limits.maxContactBytes, storedFields: stored)
+        } catch ContactsError.invalid(let violations) {
+            throw ContactsError.mergeRefused(violations)
+        }
+        return try await store.merge(winner: winner, loser: loser, data: data, added: added, changedFields: changed, actor: actor, write: write)
+    }
+
+    /// Reverses the latest merge of a contact.
+    public func unmerge(id: UUID, actor: Actor, write: WriteOptions<ContactRecord>) async throws -> WriteOutcome<ContactRecord> {
+        if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
+        return try await store.unmerge(id: id, actor: actor, write: write) { winner, added in MergeRules.strip(winner, added: added) }
+    }
+
     /// Soft-deletes (`deleted`) or restores a contact.
     public func setDeleted(
         id: UUID, deleted: Bool, etag: String, actor: Actor, write: WriteOptions<ContactRecord>
@@ -267,6 +298,10 @@ public struct ContactsDomain: Sendable {
         if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
         let current = try await get(id: id, includeDeleted: true, actor: actor)
         if deleted, current.deletedAt != nil { throw ContactsError.notFound(id.uuidString.lowercased()) }
+        if !deleted, let winner = current.mergedInto {
+            throw ContactsError.mergedAway(
+                id: id.uuidString.lowercased(), into: winner.uuidString.lowercased(), action: "UnmergeContact restores it")
+        }
         if !etag.isEmpty, etag != current.etag { throw ContactsError.etagMismatch(current: current.etag) }
         return try await store.setDeleted(
             id: id, deleted: deleted, expectedVersion: etag.isEmpty ? nil : current.version, actor: actor, write: write)

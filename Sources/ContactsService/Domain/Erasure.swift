@@ -25,6 +25,10 @@ public struct ErasureLocal: Sendable, Hashable {
     public var membershipsDeleted = 0
     /// Feed events set aside that named the person, deleted.
     public var deadLettersDeleted = 0
+    /// Merge log entries of the person's records, deleted.
+    public var mergesDeleted = 0
+    /// Contact records deleted: the one erased and those merged into it.
+    public var contactsDeleted = 0
 
     /// No counts.
     public init() {}
@@ -92,7 +96,8 @@ public struct ErasureRecord: Sendable, Hashable {
 public protocol ErasureStore: Sendable {
     /// The first response of a request id, if the request was already made.
     func replay<V>(_ write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]?
-    /// Erases a contact in one transaction: its row, its addresses, what names it in the change history, stored
+    /// Erases a contact in one transaction (`ContactsError.mergedAway` for one merged into another): its row and those
+    /// of the contacts merged into it, their addresses, what names it in the change history, stored
     /// responses, import ledgers, the membership projection and set-aside feed events; records the erasure (awaiting
     /// `awaited`'s receipts until `deadlineHours` from now) and publishes ERASED. The person's earlier erasure when there
     /// is one; nil when the tenant never stored the contact.

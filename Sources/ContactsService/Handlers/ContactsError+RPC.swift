@@ -30,6 +30,13 @@ extension ContactsError: RPCErrorConvertible {
             return RPCError(code: .notFound, message: "saved search \(id) not found")
         case .erasureNotFound(let id):
             return RPCError(code: .notFound, message: "erasure \(id) not found")
+        case .mergedAway(let id, let into, let action):
+            return RPCError(code: .failedPrecondition, message: "contact \(id) was merged into \(into); \(action)")
+        case .notMerged(let id):
+            return RPCError(code: .failedPrecondition, message: "contact \(id) is not merged into another: there is no merge to reverse")
+        case .mergeRefused(let violations):
+            let reasons = violations.map { "\($0.field) \($0.description)" }.joined(separator: "; ")
+            return RPCError(code: .failedPrecondition, message: "the merged contact would break the contact's rules: \(reasons); nothing changed")
         case .notSavedSearchOwner(let id):
             return RPCError(code: .permissionDenied, message: "saved search \(id) may be deleted only by its owner or an admin")
         case .searchTooExpensive(let milliseconds):

@@ -32,6 +32,8 @@ enum ErasureMapping {
         local.importRowsDeleted = Int32(clamping: r.local.importRowsDeleted)
         local.membershipsDeleted = Int32(clamping: r.local.membershipsDeleted)
         local.deadLettersDeleted = Int32(clamping: r.local.deadLettersDeleted)
+        local.mergesDeleted = Int32(clamping: r.local.mergesDeleted)
+        local.contactsDeleted = Int32(clamping: r.local.contactsDeleted)
         p.local = local
         return p
     }

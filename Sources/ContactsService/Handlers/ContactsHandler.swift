@@ -271,6 +271,24 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
                 id: try Self.uuid(request.id, field: "id"), deleted: false, etag: "", actor: try context.actor(), write: write.options))
     }
 
+    public func mergeContacts(request: Switchboard_Contacts_V1_MergeContactsRequest, context: ServerContext) async throws -> Proto {
+        let winner = try Self.uuid(request.winnerId, field: "winner_id")
+        let loser = try Self.uuid(request.loserId, field: "loser_id")
+        try Self.checkETag(request.winnerEtag, field: "winner_etag")
+        try Self.checkETag(request.loserEtag, field: "loser_etag")
+        let write = try Self.write(request, request.requestId, Methods.mergeContacts)
+        return try write.response(
+            try await domain.merge(
+                winnerID: winner, loserID: loser, winnerETag: request.winnerEtag, loserETag: request.loserEtag, actor: try context.actor(),
+                write: write.options))
+    }
+
+    public func unmergeContact(request: Switchboard_Contacts_V1_UnmergeContactRequest, context: ServerContext) async throws -> Proto {
+        let write = try Self.write(request, request.requestId, Methods.unmergeContact)
+        return try write.response(
+            try await domain.unmerge(id: try Self.uuid(request.id, field: "id"), actor: try context.actor(), write: write.options))
+    }
+
     public func listContacts(
         request: Switchboard_Contacts_V1_ListContactsRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_ListContactsResponse {

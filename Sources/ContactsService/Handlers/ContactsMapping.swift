@@ -196,6 +196,7 @@ enum ContactsMapping {
         audit.deleteTime = record.deletedAt
         c.audit = audit
         c.etag = record.etag
+        c.mergedIntoId = record.mergedInto?.lowercaseText ?? ""
         return c
     }
 

@@ -19,7 +19,7 @@ public struct PostgresContactStore: ContactStore {
     static let columns = """
         id, given_name, family_name, middle_name, name_prefix, name_suffix, display_name, emails::text AS emails, \
         phones::text AS phones, addresses::text AS addresses, contact_type, status, tags, owner_id, \
-        custom_fields::text AS custom_fields, version, created_at, created_by, updated_at, updated_by, deleted_at
+        custom_fields::text AS custom_fields, version, created_at, created_by, updated_at, updated_by, deleted_at, merged_into
         """
 
     /// Creates the store.
@@ -134,10 +134,12 @@ public struct PostgresContactStore: ContactStore {
         data.tags = try row.strings("tags")
         data.ownerID = try row.string("owner_id")
         data.customFields = try JSONText.object(try row.string("custom_fields"))
-        return ContactRecord(
+        var record = ContactRecord(
             id: try row.uuid("id"), data: data, version: try row.int("version"), createdAt: try row.date("created_at"),
             createdBy: try row.string("created_by"), updatedAt: try row.date("updated_at"), updatedBy: try row.string("updated_by"),
             deletedAt: try row.optionalDate("deleted_at"))
+        if case .uuid(let winner) = row["merged_into"] { record.mergedInto = winner }
+        return record
     }
 
     static func dataBinds(_ data: ContactData) -> [PostgresValue] {
@@ -162,7 +164,7 @@ public struct PostgresContactStore: ContactStore {
     }
 
     /// Reserves the contact's addresses; a clash names the contact that holds the address.
-    private func reserveEmails(_ data: ContactData, id: UUID, actor: Actor, on c: PostgresConnection) async throws {
+    func reserveEmails(_ data: ContactData, id: UUID, actor: Actor, on c: PostgresConnection) async throws {
         for email in data.emails {
             let address = email.address.lowercased()
             let taken = try await c.query(
@@ -181,7 +183,7 @@ public struct PostgresContactStore: ContactStore {
         }
     }
 
-    private func releaseEmails(id: UUID, actor: Actor, on c: PostgresConnection) async throws {
+    func releaseEmails(id: UUID, actor: Actor, on c: PostgresConnection) async throws {
         let statement = Self.releaseEmailsStatement(id: id, tenantID: actor.tenantID)
         try await c.query(statement.sql, statement.binds)
     }
@@ -612,7 +614,7 @@ public struct PostgresContactStore: ContactStore {
         }
     }
 
-    private func throwVersionConflict(id: UUID, actor: Actor, on c: PostgresConnection) async throws -> Never {
+    func throwVersionConflict(id: UUID, actor: Actor, on c: PostgresConnection) async throws -> Never {
         let current = try await c.query(
             "SELECT version, deleted_at FROM contacts.contacts WHERE tenant_id = $1 AND id = $2", [.text(actor.tenantID), .uuid(id)]
         ).first

@@ -47,33 +47,61 @@ public struct PostgresErasureStore: ErasureStore {
                 if let earlier = try await Self.erasure(contact: contactID, tenantID: actor.tenantID, on: c) { return earlier }
                 guard let row else { throw Missing() }
                 let contact = try PostgresContactStore.record(row)
-                let idText = contactID.lowercaseText
-                // What names the person in stored text: the id, every address and number as stored and lower-cased.
-                var needles = [idText]
-                for email in contact.data.emails { needles += [email.address, email.address.lowercased()] }
-                for phone in contact.data.phones { needles += [phone.number, phone.e164] }
+                if let winner = contact.mergedInto {
+                    // The person lives on in the winner, which holds what the merge gave it: erasing only this row would
+                    // leave them there.
+                    throw ContactsError.mergedAway(
+                        id: contactID.lowercaseText, into: winner.lowercaseText,
+                        action: "erase that contact: the contacts merged into it are erased with it")
+                }
+                // The contacts merged into this one (and into those), the same person under other records.
+                let losers = try await c.query(
+                    """
+                    WITH RECURSIVE losers(id) AS (
+                        SELECT id FROM contacts.contacts WHERE tenant_id = $1 AND merged_into = $2
+                        UNION SELECT m.id FROM contacts.contacts m JOIN losers l ON m.tenant_id = $1 AND m.merged_into = l.id
+                    )
+                    SELECT \(PostgresContactStore.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id IN (SELECT id FROM losers) FOR UPDATE
+                    """, [tenant, id]
+                ).rows.map(PostgresContactStore.record)
+                let everyone = [contact] + losers
+                let ids = PostgresValue.array(everyone.map { .uuid($0.id) }, elementType: .uuid)
+                let idTexts = everyone.map(\.id.lowercaseText)
+                // What names the person in stored text: the ids, every address and number as stored and lower-cased.
+                var needles = idTexts
+                for record in everyone {
+                    for email in record.data.emails { needles += [email.address, email.address.lowercased()] }
+                    for phone in record.data.phones { needles += [phone.number, phone.e164] }
+                }
                 needles = Array(Set(needles.filter { !$0.isEmpty })).sorted()
 
                 var local = ErasureLocal()
                 local.emailsReleased = try await c.query(
-                    "DELETE FROM contacts.contact_emails WHERE tenant_id = $1 AND contact_id = $2", [tenant, id]
+                    "DELETE FROM contacts.contact_emails WHERE tenant_id = $1 AND contact_id = ANY($2::uuid[])", [tenant, ids]
                 ).affectedRows
                 // The ledger has no index by contact: this reads the tenant's import rows of the retention period. Erasure
                 // is rare; a resumed import that sends the person again creates them again, as any new input would.
                 local.importRowsDeleted = try await c.query(
-                    "DELETE FROM contacts.import_rows WHERE tenant_id = $1 AND contact_id = $2", [tenant, id]
+                    "DELETE FROM contacts.import_rows WHERE tenant_id = $1 AND contact_id = ANY($2::uuid[])", [tenant, ids]
                 ).affectedRows
                 local.membershipsDeleted = try await c.query(
-                    "DELETE FROM contacts.organization_memberships WHERE tenant_id = $1 AND contact_id = $2", [tenant, id]
+                    "DELETE FROM contacts.organization_memberships WHERE tenant_id = $1 AND contact_id = ANY($2::uuid[])", [tenant, ids]
                 ).affectedRows
                 local.deadLettersDeleted = try await c.query(
                     """
-                    DELETE FROM contacts.feed_dead_letters
-                    WHERE tenant_id = $1 AND (resource_id = $2 OR position(convert_to($2, 'UTF8') IN event) > 0)
-                    """, [tenant, .text(idText)]
+                    DELETE FROM contacts.feed_dead_letters d
+                    WHERE d.tenant_id = $1 AND EXISTS (
+                        SELECT 1 FROM unnest($2::text[]) AS n WHERE d.resource_id = n OR position(convert_to(n, 'UTF8') IN d.event) > 0)
+                    """, [tenant, .array(idTexts.map(PostgresValue.text), elementType: .text)]
                 ).affectedRows
-                try await c.query("DELETE FROM contacts.contacts WHERE tenant_id = $1 AND id = $2", [tenant, id])
-                local.changesRedacted = try await feed.redact(tenantID: actor.tenantID, resourceIDs: [idText], mentioning: needles, on: c)
+                // The merge log keeps what merges moved: personal data of the same person.
+                local.mergesDeleted = try await c.query(
+                    "DELETE FROM contacts.merges WHERE tenant_id = $1 AND (winner_id = ANY($2::uuid[]) OR loser_id = ANY($2::uuid[]))", [tenant, ids]
+                ).affectedRows
+                local.contactsDeleted = try await c.query(
+                    "DELETE FROM contacts.contacts WHERE tenant_id = $1 AND id = ANY($2::uuid[])", [tenant, ids]
+                ).affectedRows
+                local.changesRedacted = try await feed.redact(tenantID: actor.tenantID, resourceIDs: idTexts, mentioning: needles, on: c)
                 local.storedResponsesRemoved = try await idempotency.forget(tenantID: actor.tenantID, mentioning: needles, on: c)
 
                 let erasureID = UUID.random()
@@ -89,8 +117,9 @@ public struct PostgresErasureStore: ErasureStore {
                 // The event carries no personal data: the id, and the erasure the receipts must name.
                 try await feed.record(
                     ChangeRecord(
-                        resourceType: PostgresContactStore.resourceType, resourceID: idText, kind: .erased,
-                        resourceJSON: JSON.object(["id": .string(idText)]).text, actorID: actor.userID, relatedIDs: [erasureID.lowercaseText]),
+                        resourceType: PostgresContactStore.resourceType, resourceID: contactID.lowercaseText, kind: .erased,
+                        resourceJSON: JSON.object(["id": .string(contactID.lowercaseText)]).text, actorID: actor.userID,
+                        relatedIDs: [erasureID.lowercaseText]),
                     tenantID: actor.tenantID, on: c)
                 // Nothing may be awaited (no feed followed): complete at once.
                 if awaited.isEmpty {
@@ -197,6 +226,8 @@ public struct PostgresErasureStore: ErasureStore {
         p.importRowsDeleted = Int32(clamping: local.importRowsDeleted)
         p.membershipsDeleted = Int32(clamping: local.membershipsDeleted)
         p.deadLettersDeleted = Int32(clamping: local.deadLettersDeleted)
+        p.mergesDeleted = Int32(clamping: local.mergesDeleted)
+        p.contactsDeleted = Int32(clamping: local.contactsDeleted)
         return try p.protoJSONText()
     }
 
@@ -209,6 +240,8 @@ public struct PostgresErasureStore: ErasureStore {
         local.importRowsDeleted = Int(p.importRowsDeleted)
         local.membershipsDeleted = Int(p.membershipsDeleted)
         local.deadLettersDeleted = Int(p.deadLettersDeleted)
+        local.mergesDeleted = Int(p.mergesDeleted)
+        local.contactsDeleted = Int(p.contactsDeleted)
         return local
     }
 

@@ -563,6 +563,9 @@ public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, P
     /// Field `etag` = 12.
     public var etag: String = ""
 
+    /// Field `merged_into_id` = 13.
+    public var mergedIntoId: String = ""
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -585,6 +588,7 @@ public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, P
         self.customFields = r.message(9)
         self.audit = r.message(10)
         self.etag = r.string(11)
+        self.mergedIntoId = r.string(12)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -600,6 +604,7 @@ public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, P
         w.setMessage(9, customFields)
         w.setMessage(10, audit)
         w.setString(11, etag)
+        w.setString(12, mergedIntoId)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -617,6 +622,7 @@ public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, P
         try e.field(&o, "customFields", self.customFields)
         try e.field(&o, "audit", self.audit)
         e.field(&o, "etag", self.etag)
+        e.field(&o, "mergedIntoId", self.mergedIntoId)
         return .object(o)
     }
 
@@ -629,6 +635,7 @@ public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, P
         try w.field("emails", self.emails)
         w.field("etag", self.etag)
         w.field("id", self.id)
+        w.field("mergedIntoId", self.mergedIntoId)
         try w.field("name", self.name)
         w.field("ownerId", self.ownerId)
         try w.field("phones", self.phones)
@@ -655,6 +662,7 @@ public struct Switchboard_Contacts_V1_Contact: ProtoMessage, _CBridgedMessage, P
             case "customFields", "custom_fields": try d.field(10, "customFields", value, &self.customFields)
             case "audit": try d.field(11, "audit", value, &self.audit)
             case "etag": try d.field(12, "etag", value, &self.etag)
+            case "mergedIntoId", "merged_into_id": try d.field(13, "mergedIntoId", value, &self.mergedIntoId)
             default: try d.unknownField(key)
             }
         }
@@ -1431,6 +1439,152 @@ public struct Switchboard_Contacts_V1_UndeleteContactRequest: ProtoMessage, _CBr
     /// `switchboard.contacts.v1.UndeleteContactRequest`.
     public static let protoMessageName = "switchboard.contacts.v1.UndeleteContactRequest"
     nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__undelete_contact_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.MergeContactsRequest` message.
+public struct Switchboard_Contacts_V1_MergeContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.MergeContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.MergeContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__merge_contacts_request__init)
+
+    /// Field `winner_id` = 1.
+    public var winnerId: String = ""
+
+    /// Field `loser_id` = 2.
+    public var loserId: String = ""
+
+    /// Field `winner_etag` = 3.
+    public var winnerEtag: String = ""
+
+    /// Field `loser_etag` = 4.
+    public var loserEtag: String = ""
+
+    /// Field `request_id` = 5.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.winnerId = r.string(0)
+        self.loserId = r.string(1)
+        self.winnerEtag = r.string(2)
+        self.loserEtag = r.string(3)
+        self.requestId = r.string(4)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, winnerId)
+        w.setString(1, loserId)
+        w.setString(2, winnerEtag)
+        w.setString(3, loserEtag)
+        w.setString(4, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "winnerId", self.winnerId)
+        e.field(&o, "loserId", self.loserId)
+        e.field(&o, "winnerEtag", self.winnerEtag)
+        e.field(&o, "loserEtag", self.loserEtag)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("loserEtag", self.loserEtag)
+        w.field("loserId", self.loserId)
+        w.field("requestId", self.requestId)
+        w.field("winnerEtag", self.winnerEtag)
+        w.field("winnerId", self.winnerId)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "winnerId", "winner_id": try d.field(1, "winnerId", value, &self.winnerId)
+            case "loserId", "loser_id": try d.field(2, "loserId", value, &self.loserId)
+            case "winnerEtag", "winner_etag": try d.field(3, "winnerEtag", value, &self.winnerEtag)
+            case "loserEtag", "loser_etag": try d.field(4, "loserEtag", value, &self.loserEtag)
+            case "requestId", "request_id": try d.field(5, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.UnmergeContactRequest` message.
+public struct Switchboard_Contacts_V1_UnmergeContactRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.UnmergeContactRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.UnmergeContactRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__unmerge_contact_request__init)
 
     /// Field `id` = 1.
     public var id: String = ""
@@ -4669,6 +4823,12 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
         /// Field `dead_letters_deleted` = 6.
         public var deadLettersDeleted: Int32 = 0
 
+        /// Field `merges_deleted` = 7.
+        public var mergesDeleted: Int32 = 0
+
+        /// Field `contacts_deleted` = 8.
+        public var contactsDeleted: Int32 = 0
+
         /// Creates the message with every field at its default.
         public init() {}
 
@@ -4685,6 +4845,8 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
             self.importRowsDeleted = r.scalar(3)
             self.membershipsDeleted = r.scalar(4)
             self.deadLettersDeleted = r.scalar(5)
+            self.mergesDeleted = r.scalar(6)
+            self.contactsDeleted = r.scalar(7)
         }
 
         func _write(to w: _CMessageWriter) {
@@ -4694,6 +4856,8 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
             w.setScalar(3, importRowsDeleted)
             w.setScalar(4, membershipsDeleted)
             w.setScalar(5, deadLettersDeleted)
+            w.setScalar(6, mergesDeleted)
+            w.setScalar(7, contactsDeleted)
         }
 
         /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -4705,6 +4869,8 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
             e.field(&o, "importRowsDeleted", self.importRowsDeleted)
             e.field(&o, "membershipsDeleted", self.membershipsDeleted)
             e.field(&o, "deadLettersDeleted", self.deadLettersDeleted)
+            e.field(&o, "mergesDeleted", self.mergesDeleted)
+            e.field(&o, "contactsDeleted", self.contactsDeleted)
             return .object(o)
         }
 
@@ -4712,10 +4878,12 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
         public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
             w.open()
             w.field("changesRedacted", self.changesRedacted)
+            w.field("contactsDeleted", self.contactsDeleted)
             w.field("deadLettersDeleted", self.deadLettersDeleted)
             w.field("emailsReleased", self.emailsReleased)
             w.field("importRowsDeleted", self.importRowsDeleted)
             w.field("membershipsDeleted", self.membershipsDeleted)
+            w.field("mergesDeleted", self.mergesDeleted)
             w.field("storedResponsesRemoved", self.storedResponsesRemoved)
             w.close()
         }
@@ -4731,6 +4899,8 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
                 case "importRowsDeleted", "import_rows_deleted": try d.field(4, "importRowsDeleted", value, &self.importRowsDeleted)
                 case "membershipsDeleted", "memberships_deleted": try d.field(5, "membershipsDeleted", value, &self.membershipsDeleted)
                 case "deadLettersDeleted", "dead_letters_deleted": try d.field(6, "deadLettersDeleted", value, &self.deadLettersDeleted)
+                case "mergesDeleted", "merges_deleted": try d.field(7, "mergesDeleted", value, &self.mergesDeleted)
+                case "contactsDeleted", "contacts_deleted": try d.field(8, "contactsDeleted", value, &self.contactsDeleted)
                 default: try d.unknownField(key)
                 }
             }
@@ -4765,6 +4935,10 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let batchDeleteContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "BatchDeleteContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/UndeleteContact`.
         public static let undeleteContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "UndeleteContact", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/MergeContacts`.
+        public static let mergeContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "MergeContacts", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/UnmergeContact`.
+        public static let unmergeContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "UnmergeContact", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/ListContacts`.
         public static let listContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/SearchContacts`.
@@ -4799,7 +4973,7 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let listErasures = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListErasures", kind: .unary)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges, Method.importContacts, Method.exportContacts, Method.eraseContact, Method.getErasure, Method.listErasures]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.mergeContacts, Method.unmergeContact, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges, Method.importContacts, Method.exportContacts, Method.eraseContact, Method.getErasure, Method.listErasures]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
@@ -4824,6 +4998,10 @@ public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCServ
     func batchDeleteContacts(request: Switchboard_Contacts_V1_BatchDeleteContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_BatchDeleteContactsResponse
     /// Handles `UndeleteContact`.
     func undeleteContact(request: Switchboard_Contacts_V1_UndeleteContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
+    /// Handles `MergeContacts`.
+    func mergeContacts(request: Switchboard_Contacts_V1_MergeContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
+    /// Handles `UnmergeContact`.
+    func unmergeContact(request: Switchboard_Contacts_V1_UnmergeContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
     /// Handles `ListContacts`.
     func listContacts(request: Switchboard_Contacts_V1_ListContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_ListContactsResponse
     /// Handles `SearchContacts`.
@@ -4871,6 +5049,8 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.batchUpdateContacts) { try await self.batchUpdateContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.batchDeleteContacts) { try await self.batchDeleteContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.undeleteContact) { try await self.undeleteContact(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.mergeContacts) { try await self.mergeContacts(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.unmergeContact) { try await self.unmergeContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listContacts) { try await self.listContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.searchContacts) { try await self.searchContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.bulkTagContacts) { try await self.bulkTagContacts(request: $0, context: $1) }
@@ -4946,6 +5126,16 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
     /// Calls `UndeleteContact`.
     public func undeleteContact(_ request: Switchboard_Contacts_V1_UndeleteContactRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Contact {
         try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.undeleteContact, request, options: options)
+    }
+
+    /// Calls `MergeContacts`.
+    public func mergeContacts(_ request: Switchboard_Contacts_V1_MergeContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Contact {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.mergeContacts, request, options: options)
+    }
+
+    /// Calls `UnmergeContact`.
+    public func unmergeContact(_ request: Switchboard_Contacts_V1_UnmergeContactRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Contact {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.unmergeContact, request, options: options)
     }
 
     /// Calls `ListContacts`.

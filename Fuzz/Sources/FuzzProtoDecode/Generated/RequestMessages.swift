@@ -249,12 +249,16 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_ListSavedSearchesRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListSavedSearchesRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.lookupContacts
     (Switchboard_Contacts_V1_LookupContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_LookupContactsRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.mergeContacts
+    (Switchboard_Contacts_V1_MergeContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_MergeContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.retireField
     (Switchboard_Contacts_V1_RetireFieldRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_RetireFieldRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.searchContacts
     (Switchboard_Contacts_V1_SearchContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_SearchContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.undeleteContact
     (Switchboard_Contacts_V1_UndeleteContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_UndeleteContactRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.unmergeContact
+    (Switchboard_Contacts_V1_UnmergeContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_UnmergeContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.updateContact
     (Switchboard_Contacts_V1_UpdateContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_UpdateContactRequest.self, from: $0) }),
     // Switchboard_Organization_V1_OrganizationService.addGroupMembers

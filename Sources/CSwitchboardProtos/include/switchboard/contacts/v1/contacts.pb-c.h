@@ -39,6 +39,8 @@ typedef struct Switchboard__Contacts__V1__LookupContactsResponse Switchboard__Co
 typedef struct Switchboard__Contacts__V1__UpdateContactRequest Switchboard__Contacts__V1__UpdateContactRequest;
 typedef struct Switchboard__Contacts__V1__DeleteContactRequest Switchboard__Contacts__V1__DeleteContactRequest;
 typedef struct Switchboard__Contacts__V1__UndeleteContactRequest Switchboard__Contacts__V1__UndeleteContactRequest;
+typedef struct Switchboard__Contacts__V1__MergeContactsRequest Switchboard__Contacts__V1__MergeContactsRequest;
+typedef struct Switchboard__Contacts__V1__UnmergeContactRequest Switchboard__Contacts__V1__UnmergeContactRequest;
 typedef struct Switchboard__Contacts__V1__BatchUpdateContactsRequest Switchboard__Contacts__V1__BatchUpdateContactsRequest;
 typedef struct Switchboard__Contacts__V1__BatchUpdateContactsResponse Switchboard__Contacts__V1__BatchUpdateContactsResponse;
 typedef struct Switchboard__Contacts__V1__BatchDeleteContactsRequest Switchboard__Contacts__V1__BatchDeleteContactsRequest;
@@ -331,10 +333,15 @@ struct  Switchboard__Contacts__V1__Contact
    * Output only: changes on every update; pass it back to update or delete only this version.
    */
   char *etag;
+  /*
+   * Output only: the contact this one was merged into (MergeContacts); it is then deleted, and UnmergeContact restores
+   * it.
+   */
+  char *merged_into_id;
 };
 #define SWITCHBOARD__CONTACTS__V1__CONTACT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__contact__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, SWITCHBOARD__CONTACTS__V1__CONTACT_TYPE__CONTACT_TYPE_UNSPECIFIED, SWITCHBOARD__CONTACTS__V1__CONTACT_STATUS__CONTACT_STATUS_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, SWITCHBOARD__CONTACTS__V1__CONTACT_TYPE__CONTACT_TYPE_UNSPECIFIED, SWITCHBOARD__CONTACTS__V1__CONTACT_STATUS__CONTACT_STATUS_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Contacts__V1__CreateContactRequest
@@ -562,6 +569,49 @@ struct  Switchboard__Contacts__V1__UndeleteContactRequest
 };
 #define SWITCHBOARD__CONTACTS__V1__UNDELETE_CONTACT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__undelete_contact_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__MergeContactsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: the contact that stays. It keeps every value it has; from the loser it gains the emails, phones, postal
+   * addresses and tags it does not have (as non-primary), custom fields it has no value for, and name parts that are
+   * empty in it.
+   */
+  char *winner_id;
+  /*
+   * Required: the contact merged into the winner: deleted, with merged_into_id set; the other services move what they
+   * hold of it to the winner (the MERGED change event).
+   */
+  char *loser_id;
+  /*
+   * Optional: merge only if the winner is still at this version (ABORTED otherwise).
+   */
+  char *winner_etag;
+  /*
+   * Optional: merge only if the loser is still at this version (ABORTED otherwise).
+   */
+  char *loser_etag;
+  char *request_id;
+};
+#define SWITCHBOARD__CONTACTS__V1__MERGE_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__merge_contacts_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__UnmergeContactRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: the merged contact to restore (a loser of MergeContacts).
+   */
+  char *id;
+  char *request_id;
+};
+#define SWITCHBOARD__CONTACTS__V1__UNMERGE_CONTACT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__unmerge_contact_request__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
@@ -1271,7 +1321,8 @@ struct  Switchboard__Contacts__V1__EraseContactRequest
 {
   ProtobufCMessage base;
   /*
-   * Required: the person to erase (a contact id, live, deleted or never seen by this service's feed consumers).
+   * Required: the person to erase: a contact, live or deleted, with every contact merged into it. A contact merged into
+   * another is FAILED_PRECONDITION naming the one to erase.
    */
   char *contact_id;
   /*
@@ -1380,10 +1431,18 @@ struct  Switchboard__Contacts__V1__Erasure__Local
    * Feed events set aside that named the contact.
    */
   int32_t dead_letters_deleted;
+  /*
+   * Merge log entries of the person's records (what merges moved between them).
+   */
+  int32_t merges_deleted;
+  /*
+   * Contact records deleted: the one erased and every contact merged into it (the same person).
+   */
+  int32_t contacts_deleted;
 };
 #define SWITCHBOARD__CONTACTS__V1__ERASURE__LOCAL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__erasure__local__descriptor) \
-    , 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 /*
@@ -1747,6 +1806,44 @@ Switchboard__Contacts__V1__UndeleteContactRequest *
                       const uint8_t       *data);
 void   switchboard__contacts__v1__undelete_contact_request__free_unpacked
                      (Switchboard__Contacts__V1__UndeleteContactRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__MergeContactsRequest methods */
+void   switchboard__contacts__v1__merge_contacts_request__init
+                     (Switchboard__Contacts__V1__MergeContactsRequest         *message);
+size_t switchboard__contacts__v1__merge_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__MergeContactsRequest   *message);
+size_t switchboard__contacts__v1__merge_contacts_request__pack
+                     (const Switchboard__Contacts__V1__MergeContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__merge_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__MergeContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__MergeContactsRequest *
+       switchboard__contacts__v1__merge_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__merge_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__MergeContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__UnmergeContactRequest methods */
+void   switchboard__contacts__v1__unmerge_contact_request__init
+                     (Switchboard__Contacts__V1__UnmergeContactRequest         *message);
+size_t switchboard__contacts__v1__unmerge_contact_request__get_packed_size
+                     (const Switchboard__Contacts__V1__UnmergeContactRequest   *message);
+size_t switchboard__contacts__v1__unmerge_contact_request__pack
+                     (const Switchboard__Contacts__V1__UnmergeContactRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__unmerge_contact_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__UnmergeContactRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__UnmergeContactRequest *
+       switchboard__contacts__v1__unmerge_contact_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__unmerge_contact_request__free_unpacked
+                     (Switchboard__Contacts__V1__UnmergeContactRequest *message,
                       ProtobufCAllocator *allocator);
 /* Switchboard__Contacts__V1__BatchUpdateContactsRequest methods */
 void   switchboard__contacts__v1__batch_update_contacts_request__init
@@ -2551,6 +2648,12 @@ typedef void (*Switchboard__Contacts__V1__DeleteContactRequest_Closure)
 typedef void (*Switchboard__Contacts__V1__UndeleteContactRequest_Closure)
                  (const Switchboard__Contacts__V1__UndeleteContactRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__MergeContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__MergeContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__UnmergeContactRequest_Closure)
+                 (const Switchboard__Contacts__V1__UnmergeContactRequest *message,
+                  void *closure_data);
 typedef void (*Switchboard__Contacts__V1__BatchUpdateContactsRequest_Closure)
                  (const Switchboard__Contacts__V1__BatchUpdateContactsRequest *message,
                   void *closure_data);
@@ -2724,6 +2827,14 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                            const Switchboard__Contacts__V1__UndeleteContactRequest *input,
                            Switchboard__Contacts__V1__Contact_Closure closure,
                            void *closure_data);
+  void (*merge_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                         const Switchboard__Contacts__V1__MergeContactsRequest *input,
+                         Switchboard__Contacts__V1__Contact_Closure closure,
+                         void *closure_data);
+  void (*unmerge_contact)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                          const Switchboard__Contacts__V1__UnmergeContactRequest *input,
+                          Switchboard__Contacts__V1__Contact_Closure closure,
+                          void *closure_data);
   void (*list_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
                         const Switchboard__Contacts__V1__ListContactsRequest *input,
                         Switchboard__Contacts__V1__ListContactsResponse_Closure closure,
@@ -2806,6 +2917,8 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
       function_prefix__ ## batch_update_contacts,\
       function_prefix__ ## batch_delete_contacts,\
       function_prefix__ ## undelete_contact,\
+      function_prefix__ ## merge_contacts,\
+      function_prefix__ ## unmerge_contact,\
       function_prefix__ ## list_contacts,\
       function_prefix__ ## search_contacts,\
       function_prefix__ ## bulk_tag_contacts,\
@@ -2862,6 +2975,14 @@ void switchboard__contacts__v1__contacts_service__undelete_contact(ProtobufCServ
                                                                    const Switchboard__Contacts__V1__UndeleteContactRequest *input,
                                                                    Switchboard__Contacts__V1__Contact_Closure closure,
                                                                    void *closure_data);
+void switchboard__contacts__v1__contacts_service__merge_contacts(ProtobufCService *service,
+                                                                 const Switchboard__Contacts__V1__MergeContactsRequest *input,
+                                                                 Switchboard__Contacts__V1__Contact_Closure closure,
+                                                                 void *closure_data);
+void switchboard__contacts__v1__contacts_service__unmerge_contact(ProtobufCService *service,
+                                                                  const Switchboard__Contacts__V1__UnmergeContactRequest *input,
+                                                                  Switchboard__Contacts__V1__Contact_Closure closure,
+                                                                  void *closure_data);
 void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__ListContactsRequest *input,
                                                                 Switchboard__Contacts__V1__ListContactsResponse_Closure closure,
@@ -2952,6 +3073,8 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__lookup_contac
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__update_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__delete_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__undelete_contact_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__merge_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__unmerge_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_update_contacts_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_update_contacts_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_delete_contacts_request__descriptor;

@@ -772,6 +772,96 @@ void   switchboard__contacts__v1__undelete_contact_request__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__undelete_contact_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__merge_contacts_request__init
+                     (Switchboard__Contacts__V1__MergeContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__MergeContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__MERGE_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__merge_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__MergeContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__merge_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__merge_contacts_request__pack
+                     (const Switchboard__Contacts__V1__MergeContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__merge_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__merge_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__MergeContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__merge_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__MergeContactsRequest *
+       switchboard__contacts__v1__merge_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__MergeContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__merge_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__merge_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__MergeContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__merge_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__unmerge_contact_request__init
+                     (Switchboard__Contacts__V1__UnmergeContactRequest         *message)
+{
+  static const Switchboard__Contacts__V1__UnmergeContactRequest init_value = SWITCHBOARD__CONTACTS__V1__UNMERGE_CONTACT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__unmerge_contact_request__get_packed_size
+                     (const Switchboard__Contacts__V1__UnmergeContactRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__unmerge_contact_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__unmerge_contact_request__pack
+                     (const Switchboard__Contacts__V1__UnmergeContactRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__unmerge_contact_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__unmerge_contact_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__UnmergeContactRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__unmerge_contact_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__UnmergeContactRequest *
+       switchboard__contacts__v1__unmerge_contact_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__UnmergeContactRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__unmerge_contact_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__unmerge_contact_request__free_unpacked
+                     (Switchboard__Contacts__V1__UnmergeContactRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__unmerge_contact_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__contacts__v1__batch_update_contacts_request__init
                      (Switchboard__Contacts__V1__BatchUpdateContactsRequest         *message)
 {
@@ -2789,7 +2879,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__phone__descriptor =
   (ProtobufCMessageInit) switchboard__contacts__v1__phone__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__contacts__v1__contact__field_descriptors[12] =
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__contact__field_descriptors[13] =
 {
   {
     "id",
@@ -2935,6 +3025,18 @@ static const ProtobufCFieldDescriptor switchboard__contacts__v1__contact__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "merged_into_id",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Contact, merged_into_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__contacts__v1__contact__field_indices_by_name[] = {
   4,   /* field[4] = addresses */
@@ -2943,6 +3045,7 @@ static const unsigned switchboard__contacts__v1__contact__field_indices_by_name[
   2,   /* field[2] = emails */
   11,   /* field[11] = etag */
   0,   /* field[0] = id */
+  12,   /* field[12] = merged_into_id */
   1,   /* field[1] = name */
   8,   /* field[8] = owner_id */
   3,   /* field[3] = phones */
@@ -2953,7 +3056,7 @@ static const unsigned switchboard__contacts__v1__contact__field_indices_by_name[
 static const ProtobufCIntRange switchboard__contacts__v1__contact__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor switchboard__contacts__v1__contact__descriptor =
 {
@@ -2963,7 +3066,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__contact__descriptor 
   "Switchboard__Contacts__V1__Contact",
   "switchboard.contacts.v1",
   sizeof(Switchboard__Contacts__V1__Contact),
-  12,
+  13,
   switchboard__contacts__v1__contact__field_descriptors,
   switchboard__contacts__v1__contact__field_indices_by_name,
   1,  switchboard__contacts__v1__contact__number_ranges,
@@ -3683,6 +3786,147 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__undelete_contact_req
   switchboard__contacts__v1__undelete_contact_request__field_indices_by_name,
   1,  switchboard__contacts__v1__undelete_contact_request__number_ranges,
   (ProtobufCMessageInit) switchboard__contacts__v1__undelete_contact_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__merge_contacts_request__field_descriptors[5] =
+{
+  {
+    "winner_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__MergeContactsRequest, winner_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "loser_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__MergeContactsRequest, loser_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "winner_etag",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__MergeContactsRequest, winner_etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "loser_etag",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__MergeContactsRequest, loser_etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__MergeContactsRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__merge_contacts_request__field_indices_by_name[] = {
+  3,   /* field[3] = loser_etag */
+  1,   /* field[1] = loser_id */
+  4,   /* field[4] = request_id */
+  2,   /* field[2] = winner_etag */
+  0,   /* field[0] = winner_id */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__merge_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__merge_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.MergeContactsRequest",
+  "MergeContactsRequest",
+  "Switchboard__Contacts__V1__MergeContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__MergeContactsRequest),
+  5,
+  switchboard__contacts__v1__merge_contacts_request__field_descriptors,
+  switchboard__contacts__v1__merge_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__merge_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__merge_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__unmerge_contact_request__field_descriptors[2] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__UnmergeContactRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__UnmergeContactRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__unmerge_contact_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__unmerge_contact_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__unmerge_contact_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.UnmergeContactRequest",
+  "UnmergeContactRequest",
+  "Switchboard__Contacts__V1__UnmergeContactRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__UnmergeContactRequest),
+  2,
+  switchboard__contacts__v1__unmerge_contact_request__field_descriptors,
+  switchboard__contacts__v1__unmerge_contact_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__unmerge_contact_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__unmerge_contact_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__contacts__v1__batch_update_contacts_request__field_descriptors[3] =
@@ -6529,7 +6773,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__receipt__de
   (ProtobufCMessageInit) switchboard__contacts__v1__erasure__receipt__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__local__field_descriptors[6] =
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__local__field_descriptors[8] =
 {
   {
     "emails_released",
@@ -6603,19 +6847,45 @@ static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__local_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "merges_deleted",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Local, merges_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contacts_deleted",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Local, contacts_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__contacts__v1__erasure__local__field_indices_by_name[] = {
   1,   /* field[1] = changes_redacted */
+  7,   /* field[7] = contacts_deleted */
   5,   /* field[5] = dead_letters_deleted */
   0,   /* field[0] = emails_released */
   3,   /* field[3] = import_rows_deleted */
   4,   /* field[4] = memberships_deleted */
+  6,   /* field[6] = merges_deleted */
   2,   /* field[2] = stored_responses_removed */
 };
 static const ProtobufCIntRange switchboard__contacts__v1__erasure__local__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__local__descriptor =
 {
@@ -6625,7 +6895,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__local__desc
   "Switchboard__Contacts__V1__Erasure__Local",
   "switchboard.contacts.v1",
   sizeof(Switchboard__Contacts__V1__Erasure__Local),
-  6,
+  8,
   switchboard__contacts__v1__erasure__local__field_descriptors,
   switchboard__contacts__v1__erasure__local__field_indices_by_name,
   1,  switchboard__contacts__v1__erasure__local__number_ranges,
@@ -7011,7 +7281,7 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__import_outcome__descrip
   switchboard__contacts__v1__import_outcome__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[26] =
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[28] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchCreateContacts", &switchboard__contacts__v1__batch_create_contacts_request__descriptor, &switchboard__contacts__v1__batch_create_contacts_response__descriptor },
@@ -7023,6 +7293,8 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
   { "BatchUpdateContacts", &switchboard__contacts__v1__batch_update_contacts_request__descriptor, &switchboard__contacts__v1__batch_update_contacts_response__descriptor },
   { "BatchDeleteContacts", &switchboard__contacts__v1__batch_delete_contacts_request__descriptor, &switchboard__contacts__v1__batch_delete_contacts_response__descriptor },
   { "UndeleteContact", &switchboard__contacts__v1__undelete_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
+  { "MergeContacts", &switchboard__contacts__v1__merge_contacts_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
+  { "UnmergeContact", &switchboard__contacts__v1__unmerge_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "ListContacts", &switchboard__contacts__v1__list_contacts_request__descriptor, &switchboard__contacts__v1__list_contacts_response__descriptor },
   { "SearchContacts", &switchboard__contacts__v1__search_contacts_request__descriptor, &switchboard__contacts__v1__search_contacts_response__descriptor },
   { "BulkTagContacts", &switchboard__contacts__v1__bulk_tag_contacts_request__descriptor, &switchboard__contacts__v1__bulk_tag_contacts_response__descriptor },
@@ -7045,28 +7317,30 @@ const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_na
   8,        /* BatchDeleteContacts */
   3,        /* BatchGetContacts */
   7,        /* BatchUpdateContacts */
-  12,        /* BulkTagContacts */
+  14,        /* BulkTagContacts */
   0,        /* CreateContact */
-  13,        /* CreateSavedSearch */
-  17,        /* DefineField */
+  15,        /* CreateSavedSearch */
+  19,        /* DefineField */
   6,        /* DeleteContact */
-  16,        /* DeleteSavedSearch */
-  23,        /* EraseContact */
-  22,        /* ExportContacts */
+  18,        /* DeleteSavedSearch */
+  25,        /* EraseContact */
+  24,        /* ExportContacts */
   2,        /* GetContact */
-  24,        /* GetErasure */
-  14,        /* GetSavedSearch */
-  21,        /* ImportContacts */
-  10,        /* ListContacts */
-  25,        /* ListErasures */
-  18,        /* ListFieldDefinitions */
-  15,        /* ListSavedSearches */
+  26,        /* GetErasure */
+  16,        /* GetSavedSearch */
+  23,        /* ImportContacts */
+  12,        /* ListContacts */
+  27,        /* ListErasures */
+  20,        /* ListFieldDefinitions */
+  17,        /* ListSavedSearches */
   4,        /* LookupContacts */
-  19,        /* RetireField */
-  11,        /* SearchContacts */
+  10,        /* MergeContacts */
+  21,        /* RetireField */
+  13,        /* SearchContacts */
   9,        /* UndeleteContact */
+  11,        /* UnmergeContact */
   5,        /* UpdateContact */
-  20         /* WatchChanges */
+  22         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor =
 {
@@ -7075,7 +7349,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  26,
+  28,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -7159,13 +7433,29 @@ void switchboard__contacts__v1__contacts_service__undelete_contact(ProtobufCServ
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__contacts__v1__contacts_service__merge_contacts(ProtobufCService *service,
+                                                                 const Switchboard__Contacts__V1__MergeContactsRequest *input,
+                                                                 Switchboard__Contacts__V1__Contact_Closure closure,
+                                                                 void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__unmerge_contact(ProtobufCService *service,
+                                                                  const Switchboard__Contacts__V1__UnmergeContactRequest *input,
+                                                                  Switchboard__Contacts__V1__Contact_Closure closure,
+                                                                  void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__ListContactsRequest *input,
                                                                 Switchboard__Contacts__V1__ListContactsResponse_Closure closure,
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__search_contacts(ProtobufCService *service,
                                                                   const Switchboard__Contacts__V1__SearchContactsRequest *input,
@@ -7173,7 +7463,7 @@ void switchboard__contacts__v1__contacts_service__search_contacts(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__bulk_tag_contacts(ProtobufCService *service,
                                                                     const Switchboard__Contacts__V1__BulkTagContactsRequest *input,
@@ -7181,7 +7471,7 @@ void switchboard__contacts__v1__contacts_service__bulk_tag_contacts(ProtobufCSer
                                                                     void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__create_saved_search(ProtobufCService *service,
                                                                       const Switchboard__Contacts__V1__CreateSavedSearchRequest *input,
@@ -7189,7 +7479,7 @@ void switchboard__contacts__v1__contacts_service__create_saved_search(ProtobufCS
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__get_saved_search(ProtobufCService *service,
                                                                    const Switchboard__Contacts__V1__GetSavedSearchRequest *input,
@@ -7197,7 +7487,7 @@ void switchboard__contacts__v1__contacts_service__get_saved_search(ProtobufCServ
                                                                    void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_saved_searches(ProtobufCService *service,
                                                                       const Switchboard__Contacts__V1__ListSavedSearchesRequest *input,
@@ -7205,7 +7495,7 @@ void switchboard__contacts__v1__contacts_service__list_saved_searches(ProtobufCS
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__delete_saved_search(ProtobufCService *service,
                                                                       const Switchboard__Contacts__V1__DeleteSavedSearchRequest *input,
@@ -7213,7 +7503,7 @@ void switchboard__contacts__v1__contacts_service__delete_saved_search(ProtobufCS
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__DefineFieldRequest *input,
@@ -7221,7 +7511,7 @@ void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_field_definitions(ProtobufCService *service,
                                                                          const Switchboard__Contacts__V1__ListFieldDefinitionsRequest *input,
@@ -7229,7 +7519,7 @@ void switchboard__contacts__v1__contacts_service__list_field_definitions(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__RetireFieldRequest *input,
@@ -7237,7 +7527,7 @@ void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService *service,
                                                                 const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -7245,7 +7535,7 @@ void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__import_contacts(ProtobufCService *service,
                                                                   const Switchboard__Contacts__V1__ImportContactsRequest *input,
@@ -7253,7 +7543,7 @@ void switchboard__contacts__v1__contacts_service__import_contacts(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__export_contacts(ProtobufCService *service,
                                                                   const Switchboard__Contacts__V1__ExportContactsRequest *input,
@@ -7261,7 +7551,7 @@ void switchboard__contacts__v1__contacts_service__export_contacts(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__erase_contact(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__EraseContactRequest *input,
@@ -7269,7 +7559,7 @@ void switchboard__contacts__v1__contacts_service__erase_contact(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__get_erasure(ProtobufCService *service,
                                                               const Switchboard__Contacts__V1__GetErasureRequest *input,
@@ -7277,7 +7567,7 @@ void switchboard__contacts__v1__contacts_service__get_erasure(ProtobufCService *
                                                               void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_erasures(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__ListErasuresRequest *input,
@@ -7285,7 +7575,7 @@ void switchboard__contacts__v1__contacts_service__list_erasures(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

@@ -187,7 +187,9 @@ public enum ContactsService: ServiceDefinition {
                     pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,
                     publish: { try ContactsMapping.proto($0).protoJSONText() }, logger: dependencies.logger)
                 let erasures = ErasureDomain(
-                    store: PostgresErasureStore(pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency),
+                    store: PostgresErasureStore(
+                        pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,
+                        publish: { try ContactsMapping.proto($0).protoJSONText() }),
                     awaited: awaited, deadlineHours: limits.erasureDeadlineHours)
                 return [ContactsHandler(domain: ContactsDomain(store: store, limits: limits), erasures: erasures, changes: dependencies.changes)]
             })
@@ -278,11 +280,15 @@ enum ErasureReceipts {
             try await FeedConsumer.setAside(event, reason: reason, feed: service, schema: ContactsService.defaults.name, logger: logger, on: c)
         }
         guard event.kind == .erased else { return try await setAside("an erasure receipt is an ERASED change") }
-        guard !event.tenantId.isEmpty, let erasure = event.relatedIds.first.flatMap(UUID.init(text:)) else {
-            return try await setAside("an erasure receipt needs its tenant and the erasure's id in related_ids[0]")
+        guard !event.tenantId.isEmpty, let erasure = event.relatedIds.first.flatMap(UUID.init(text:)),
+            let contact = UUID(text: event.resourceId)
+        else {
+            return try await setAside("an erasure receipt needs its tenant, the contact as resource_id and the erasure's id in related_ids[0]")
         }
         let json = try (event.resource ?? Google_Protobuf_Struct()).protoJSONText()
-        guard try await PostgresErasureStore.recordReceipt(tenantID: event.tenantId, erasureID: erasure, service: service, receiptJSON: json, on: c)
+        guard
+            try await PostgresErasureStore.recordReceipt(
+                tenantID: event.tenantId, erasureID: erasure, service: service, contactID: contact, receiptJSON: json, on: c)
         else { return try await setAside("no erasure \(erasure.lowercaseText) in the tenant") }
     }
 }

@@ -236,6 +236,13 @@ public struct ChangeFeed: Sendable {
         ).affectedRows
     }
 
+    /// A string as a whole JSON string value (quoted and escaped), for ``redact(tenantID:resourceIDs:mentioning:on:)``: an
+    /// address matched this way does not match inside a longer one (`ann@x.io` in `joann@x.io`). Ids need no quoting:
+    /// one UUID's text never occurs inside another's.
+    public static func jsonString(_ text: String) -> String {
+        JSON.string(text).text
+    }
+
     /// Deletes changes older than the retention period, across tenants (through the `retention_purge` policy).
     /// - Returns: rows removed.
     @discardableResult

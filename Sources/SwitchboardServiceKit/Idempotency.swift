@@ -74,6 +74,29 @@ public struct RequestIDReused: Error, Sendable, Hashable, RPCErrorConvertible {
     }
 }
 
+/// A retry of a request whose first response named a person since erased: replaying it would bring the person back,
+/// and running it again could make everything else it wrote twice (a batch), so it is refused.
+public struct ResponseErased: Error, Sendable, Hashable, RPCErrorConvertible {
+    /// The method the id was used for.
+    public var method: String
+    /// Creates the error.
+    public init(method: String) { self.method = method }
+    /// FAILED_PRECONDITION naming `request_id`.
+    public var rpcError: RPCError {
+        var failure = Google_Rpc_PreconditionFailure()
+        var violation = Google_Rpc_PreconditionFailure.Violation()
+        violation.type = "RESPONSE_ERASED"
+        violation.subject = "request_id"
+        violation.description = "the first response of this \(method) request named a person since erased"
+        failure.violations = [violation]
+        return RPCError(
+            code: .failedPrecondition,
+            message:
+                "request_id: the first response of this \(method) request named a person since erased, so it is not replayed and the request is not run again; check what it wrote, and use a new request_id to write again"
+        ).withDetails([Google_Protobuf_Any(packing: failure)])
+    }
+}
+
 /// The handler's side of an idempotent write: validates the request id, tells the domain how to keep the response,
 /// and turns the outcome (fresh, or a replay of the first response) into the response message.
 public struct IdempotentWrite<Value: Sendable, Response: ProtoMessage>: Sendable {
@@ -135,7 +158,7 @@ public struct Idempotency: Sendable {
         guard !write.requestID.isEmpty else { return nil }
         let rows = try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],
-            "SELECT method, fingerprint, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
+            "SELECT method, fingerprint, response, erased FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
             [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor))]
         ).rows
         return try rows.first.map { try stored($0, write) } ?? nil
@@ -175,7 +198,7 @@ public struct Idempotency: Sendable {
             ])
         guard inserted.rows.isEmpty else { return nil }
         let row = try await c.query(
-            "SELECT method, fingerprint, response FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
+            "SELECT method, fingerprint, response, erased FROM \(schema).idempotency_keys WHERE tenant_id = $1 AND request_id = $2",
             [.text(actor.tenantID), .text(Self.key(write.requestID, actor: actor))]
         ).first
         return try row.map { try stored($0, write) ?? [] } ?? []
@@ -202,6 +225,7 @@ public struct Idempotency: Sendable {
         if case .bytes(let fingerprint) = row["fingerprint"], !write.fingerprint.isEmpty, fingerprint != write.fingerprint {
             throw RequestIDReused(method: first, differentRequest: true)
         }
+        if case .bool(true) = row["erased"] { throw ResponseErased(method: first) }
         if case .bytes(let b) = row["response"] { return b }
         return nil
     }
@@ -213,22 +237,33 @@ public struct Idempotency: Sendable {
         "\(actor.userID)\u{1F}\(requestID)"
     }
 
-    /// Erasure of a person from the stored first responses: deletes the tenant's keys whose response holds one of
-    /// `mentioning` byte for byte (a contact id as the service writes it, an address as stored). A retry of such a
-    /// request after the erasure runs again instead of replaying a response that would bring the person back.
+    /// Erasure of a person from the stored first responses: the tenant's keys whose response holds one of `mentioning`
+    /// byte for byte (a contact id as the service writes it, an address as stored: see ``protobufString(_:)`` for an
+    /// exact match) lose their response and are marked erased. A retry of such a request is then refused
+    /// (``ResponseErased``) until the key expires: replaying would bring the person back, and running it again could
+    /// write twice what else the request wrote (the other contacts of a batch).
     /// Runs in the caller's transaction, with its tenant set.
-    /// - Returns: keys deleted.
+    /// - Returns: responses removed.
     @discardableResult
     public func forget(tenantID: String, mentioning: [String], on connection: PostgresConnection) async throws -> Int {
         let needles = mentioning.filter { !$0.isEmpty }.map { PostgresValue.text($0) }
         guard !needles.isEmpty else { return 0 }
         return try await connection.query(
             """
-            DELETE FROM \(schema).idempotency_keys
+            UPDATE \(schema).idempotency_keys SET response = NULL, erased = true
             WHERE tenant_id = $1 AND response IS NOT NULL
               AND EXISTS (SELECT 1 FROM unnest($2::text[]) AS n WHERE position(convert_to(n, 'UTF8') IN response) > 0)
             """, [.text(tenantID), .array(needles, elementType: .text)]
         ).affectedRows
+    }
+
+    /// A string as protobuf writes it in a string field, for ``forget(tenantID:mentioning:on:)``: its length (one varint
+    /// byte, below 128 bytes) then its bytes, so that `ann@x.io` does not match inside `joann@x.io`. A longer string is
+    /// matched as it is.
+    public static func protobufString(_ text: String) -> String {
+        let count = text.utf8.count
+        guard (1..<128).contains(count) else { return text }
+        return String(UnicodeScalar(UInt8(count))) + text
     }
 
     /// Deletes keys older than `hours`, across tenants (through the table's `retention_purge` policy).

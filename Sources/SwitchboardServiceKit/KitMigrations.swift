@@ -21,6 +21,7 @@ public enum KitMigrations {
             Migration(version: 6, name: "service_payloads", sql: servicePayloads),
             Migration(version: 7, name: "payloads_as_json", sql: payloadsAsJSON),
             Migration(version: 8, name: "idempotency_fingerprints", sql: idempotencyFingerprints),
+            Migration(version: 9, name: "idempotency_erased", sql: idempotencyErased),
         ].map { Migration(version: $0.version, name: $0.name, sql: $0.sql.replacingSchema(with: schema)) }
     }
 
@@ -171,6 +172,13 @@ public enum KitMigrations {
     // they did.
     static let idempotencyFingerprints = """
         ALTER TABLE {schema}.idempotency_keys ADD COLUMN IF NOT EXISTS fingerprint bytea;
+        """
+
+    // A key whose response an erasure removed stays, marked, so that a retry is refused rather than run again: running
+    // it again would bring the person back and write twice what else it wrote. Keys deleted by erasures before this
+    // ran again, as they did.
+    static let idempotencyErased = """
+        ALTER TABLE {schema}.idempotency_keys ADD COLUMN IF NOT EXISTS erased boolean NOT NULL DEFAULT false;
         """
 }
 

@@ -253,7 +253,19 @@ final class CampaignTests {
         let cancelled = try await client.sends(campaign: created.id, status: .cancelled).sends
         #expect(cancelled.count == 3 && cancelled.allSatisfy { $0.lastError == "the campaign was cancelled" })
         let recipients = try await client.recipients(created.id).recipients
-        #expect(recipients.allSatisfy { $0.state == .queued && $0.sendStatus == .cancelled && $0.sendError == "the campaign was cancelled" })
+        #expect(
+            recipients.allSatisfy {
+                $0.state == .skipped && $0.reason == "the campaign was cancelled" && $0.sendStatus == .cancelled
+                    && $0.sendError == "the campaign was cancelled"
+            })
+        // Each cancelled send is in the feed, as its CREATED was.
+        let events = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query(
+                "SELECT kind FROM communication.changes WHERE tenant_id = $1 AND resource_type = 'switchboard.communication.v1.Send' ORDER BY sequence",
+                [.text(t)]
+            ).rows.map { try $0.int("kind") }
+        }
+        #expect(events.filter { $0 == 1 }.count == 3 && events.suffix(3) == [2, 2, 2], "\(events)")
     }
 
     @Test("campaigns, their recipients and sends are listed in pages, filtered, within the tenant")

@@ -122,6 +122,28 @@ final class ContactsFeedTests {
         #expect(try await client.checkConsent(contact: winner, channel: .sms, purpose: "surveys").reason == .noConsent)
     }
 
+    @Test("MERGED of two contacts a campaign reached both cancels the loser's scheduled copy instead of moving it (one send per recipient)")
+    func mergeCampaignDuplicates() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let (loser, winner) = (newID(), newID())
+        try await apply([
+            try event(t, loser, .created, emails: ["loser-\(t)@example.com"]), try event(t, winner, .created, emails: ["winner-\(t)@example.com"]),
+        ])
+        for contact in [loser, winner] { _ = try await client.recordConsent(contact: contact) }
+        let template = try await client.createTemplate("T", body: "hello {{first}}")
+        let campaign = try await client.createCampaign(template: template.id, contacts: [loser, winner])
+        // No provider here: the runner makes both sends and they stay SCHEDULED.
+        let queued = try await eventually(timeout: .seconds(30)) { try await client.campaign(campaign.id).progress?.queued == 2 }
+        try #require(queued, "the runner did not queue both recipients")
+        try await apply([try event(t, loser, .merged, related: [winner])])
+        let sends = try await client.sends(campaign: campaign.id).sends
+        let byContact = Dictionary(grouping: sends, by: \.contactId)
+        #expect(byContact[winner]?.map(\.status) == [.scheduled], "\(sends)")
+        #expect(byContact[loser]?.map(\.status) == [.cancelled], "\(sends)")
+        #expect(byContact[loser]?.first?.lastError == "the contact was merged into one this campaign also sends to")
+    }
+
     @Test("UNMERGED reverses what MERGED moved: interactions and sends go back, the winner's grant is restored, withdrawals made meanwhile bind both")
     func unmerge() async throws {
         let t = tenant()
@@ -333,9 +355,9 @@ final class ContactsFeedTests {
                     "SELECT resource_type, related_ids, resource::text AS r FROM communication.changes WHERE tenant_id = $1 AND kind = 7",
                     [.text(t)]
                 ).rows.map { (try $0.string("resource_type"), try $0.strings("related_ids"), try $0.string("r")) },
-                try await c.query("SELECT request_id FROM communication.idempotency_keys WHERE tenant_id = $1 ORDER BY 1", [.text(t)]).rows.map {
-                    try $0.string("request_id")
-                }
+                try await c.query(
+                    "SELECT request_id FROM communication.idempotency_keys WHERE tenant_id = $1 AND NOT erased ORDER BY 1", [.text(t)]
+                ).rows.map { try $0.string("request_id") }
             )
         }
         // Every stored event of those interactions keeps only its id (the events of the other contact's interaction too:

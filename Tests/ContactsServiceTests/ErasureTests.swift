@@ -83,7 +83,8 @@ final class ErasureTests {
         let admin = try await client(t)
         let ada = try await admin.create(given: "Ada", family: "Byron", emails: ["Ada.Byron@example.com"], requestID: "create-ada")
         _ = try await admin.update(ada.id, paths: ["tags"]) { $0.tags = ["vip"] }
-        let bob = try await admin.create(given: "Bob", family: "Other", emails: ["bob@example.com"])
+        // An address that contains hers is another person's: nothing of his is touched.
+        let bob = try await admin.create(given: "Bob", family: "Other", emails: ["bob.ada.byron@example.com"])
 
         let erasure = try await admin.erase(ada.id)
         #expect(erasure.contactId == ada.id && erasure.status == .pending && erasure.awaitedServices == ["analytics"], "\(erasure)")
@@ -95,12 +96,15 @@ final class ErasureTests {
         #expect(await code { _ = try await admin.get(ada.id, includeDeleted: true) } == .notFound)
         // The address is free for someone else.
         _ = try await admin.create(given: "New", family: "Person", emails: ["ada.byron@example.com"])
-        // A retry of the request that created her runs again (the stored response held her): a new contact, not her.
-        let again = try await admin.create(given: "Ada", family: "Byron", requestID: "create-ada")
-        #expect(again.id != ada.id)
+        // A retry of the request that created her is refused: replaying would bring her back, running it again could
+        // make twice what else it wrote.
+        let retry = await rpcError {
+            _ = try await admin.create(given: "Ada", family: "Byron", emails: ["Ada.Byron@example.com"], requestID: "create-ada")
+        }
+        #expect(retry?.code == .failedPrecondition && retry?.message.hasPrefix("request_id:") == true, "\(String(describing: retry))")
 
         // Her history: created and updated reduced to her id, then ERASED naming the erasure; Bob's untouched.
-        let history = try await admin.history(count: 6)
+        let history = try await admin.history(count: 5)
         let hers = history.filter { $0.resourceId == ada.id }
         #expect(hers.map(\.kind) == [.created, .updated, .erased])
         for event in hers {
@@ -108,7 +112,7 @@ final class ErasureTests {
         }
         #expect(hers.last?.relatedIds == [erasure.id])
         let bobs = try #require(history.first { $0.resourceId == bob.id })
-        #expect(try #require(bobs.resource).protoJSONText().contains("bob@example.com"))
+        #expect(try #require(bobs.resource).protoJSONText().contains("bob.ada.byron@example.com"))
 
         // Asked again (another admin, another tab): the same erasure, nothing new.
         let second = try await admin.erase(ada.id)
@@ -129,12 +133,38 @@ final class ErasureTests {
         #expect(refused?.code == .failedPrecondition && refused?.message.contains(winner.id) == true)
         let erasure = try await admin.erase(winner.id)
         #expect(erasure.local?.contactsDeleted == 2 && erasure.local?.mergesDeleted == 1 && erasure.local?.emailsReleased == 2)
+        #expect(erasure.mergedContactIds == [loser.id])
         #expect(await code { _ = try await admin.get(loser.id, includeDeleted: true) } == .notFound)
-        // Both records' history is reduced to ids, the merge's events included.
-        let history = try await admin.history(count: 5)
-        for event in history where event.kind != .erased {
+        // Asked by the merged-away id, the same erasure.
+        #expect(try await admin.erase(loser.id).id == erasure.id)
+        // Both records' history is reduced to ids, the merge's events included, and each record has its ERASED.
+        let history = try await admin.history(count: 6)
+        for event in history {
             #expect(try #require(event.resource).protoJSONText() == "{\"id\":\"\(event.resourceId)\"}")
         }
+        let erased = history.filter { $0.kind == .erased }
+        #expect(erased.map(\.resourceId) == [winner.id, loser.id] && erased.allSatisfy { $0.relatedIds == [erasure.id] })
+    }
+
+    @Test("a former merge winner whose history held the erased person's address has its state published again")
+    func republishesOthers() async throws {
+        let admin = try await client(tenant())
+        let winner = try await admin.create(given: "Wanda", family: "One", emails: ["wanda@example.com"])
+        let loser = try await admin.create(given: "Lara", family: "Two", emails: ["lara@example.com"])
+        _ = try await admin.merge(loser.id, into: winner.id)
+        _ = try await admin.unmerge(loser.id)
+        _ = try await admin.erase(loser.id)
+        // created ×2, MERGED, UPDATED (winner with her address), UPDATED (winner without it), UNMERGED, then the
+        // erasure: the winner's state again, and ERASED.
+        let history = try await admin.history(count: 8)
+        #expect(history.map(\.kind) == [.created, .created, .merged, .updated, .updated, .unmerged, .updated, .erased], "\(history.map(\.kind))")
+        let redacted = history[3]
+        let redactedJSON = try #require(redacted.resource).protoJSONText()
+        #expect(redacted.resourceId == winner.id && redactedJSON == "{\"id\":\"\(winner.id)\"}")
+        let fresh = try Switchboard_Contacts_V1_Contact(protoJSONText: try #require(history[6].resource).protoJSONText())
+        #expect(history[6].resourceId == winner.id && fresh.emails.map(\.address) == ["wanda@example.com"])
+        let later = try #require(history[4].resource).protoJSONText()
+        #expect(later.contains("wanda@example.com"))
     }
 
     @Test("receipts complete an erasure, a deadline passed makes it OVERDUE, and lists filter by status; tenants and roles are kept apart")

@@ -45,7 +45,7 @@ struct MergeRulesTests {
         var winner = ContactData()
         winner.name.given = "Ada"
         winner.emails = [EmailAddress(address: "ada@example.com", primary: true)]
-        winner.phones = [PhoneNumber(number: "030 1234567", e164: "+49301234567")]
+        winner.phones = [PhoneNumber(number: "030 1234567", primary: true, e164: "+49301234567")]
         winner.tags = ["vip"]
         winner.customFields = ["tier": .string("gold")]
         var loser = ContactData()
@@ -59,7 +59,7 @@ struct MergeRulesTests {
         let (data, added, changed) = MergeRules.combine(winner: winner, loser: loser)
         #expect(data.name.given == "Ada" && data.name.middle == "M")
         #expect(data.emails.map(\.address) == ["ada@example.com", "a.l@example.org"] && data.emails.map(\.primary) == [true, false])
-        #expect(data.phones.map(\.number) == ["030 1234567", "555"] && data.phones.map(\.primary) == [false, false])
+        #expect(data.phones.map(\.number) == ["030 1234567", "555"] && data.phones.map(\.primary) == [true, false])
         #expect(data.tags == ["vip", "new"])
         #expect(data.customFields == ["tier": .string("gold"), "source": .string("web")])
         #expect(changed == ["name", "emails", "phones", "tags", "custom_fields"])
@@ -73,6 +73,15 @@ struct MergeRulesTests {
         #expect(stripped.name == winner.name && stripped.emails == winner.emails && stripped.phones == winner.phones)
         #expect(stripped.tags == ["vip"] && stripped.customFields == ["tier": .string("gold"), "source": .string("manual")])
         #expect(strippedFields == ["name", "emails", "phones"])
+        // The winner's users made a merged-in address primary and cleared the name parts it had: the address goes back
+        // (the first left becomes primary) and the name stays (a contact keeps one).
+        var edited = data
+        edited.emails = edited.emails.map { EmailAddress(address: $0.address, primary: $0.address == "a.l@example.org") }
+        edited.name = PersonName()
+        edited.name.middle = "M"
+        let (kept, _) = MergeRules.strip(edited, added: added)
+        #expect(kept.emails.map(\.address) == ["ada@example.com"] && kept.emails.first?.primary == true)
+        #expect(kept.name.middle == "M")
         // Nothing to add: nothing changes.
         #expect(MergeRules.combine(winner: winner, loser: winner).changed.isEmpty)
     }

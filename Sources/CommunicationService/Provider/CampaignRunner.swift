@@ -19,12 +19,18 @@ public struct CampaignRunner: Service {
     let maxAttempts: Int
     let pollInterval: Duration
     let logger: Logger
+    /// A send's published form (its CREATED event).
+    let publish: @Sendable (SendRecord) throws -> String
     /// Recipients per transaction.
     static let batchSize = 100
 
     /// Creates the runner.
-    public init(pool: PostgresPool, suppressionSecret: [UInt8]?, maxAttempts: Int, pollInterval: Duration = .milliseconds(200), logger: Logger) {
+    public init(
+        pool: PostgresPool, suppressionSecret: [UInt8]?, maxAttempts: Int, pollInterval: Duration = .milliseconds(200), logger: Logger,
+        publish: @escaping @Sendable (SendRecord) throws -> String = CommunicationService.publishSend
+    ) {
         self.pool = pool
+        self.publish = publish
         self.suppressionSecret = suppressionSecret
         self.maxAttempts = maxAttempts
         self.pollInterval = pollInterval
@@ -136,6 +142,11 @@ public struct CampaignRunner: Service {
                     ]
                 ).first
                 let sendID = try inserted?.uuid("id")
+                // Published as a single send's is: the feed's readers (analytics) see every message, a campaign's too.
+                if let sendID {
+                    try await SendChanges.record(
+                        id: sendID, tenantID: tenant, changedFields: [], actorID: "campaign-runner", publish: publish, kind: .created, on: c)
+                }
                 try await c.query(
                     """
                     UPDATE communication.campaign_recipients SET status = 2,

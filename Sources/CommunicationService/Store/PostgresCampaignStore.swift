@@ -7,6 +7,8 @@ import SwitchboardServiceKit
 public struct PostgresCampaignStore: CampaignStore {
     let pool: PostgresPool
     let idempotency: Idempotency
+    /// A send's published form (the UPDATED events of the sends a cancel cancels).
+    let publish: @Sendable (SendRecord) throws -> String
 
     static let columns = """
         c.id, c.name, c.template_id, c.template_version, c.channel, c.purpose, c.start_at, c.status, c.created_at, c.created_by, \
@@ -15,9 +17,12 @@ public struct PostgresCampaignStore: CampaignStore {
         """
 
     /// Creates the store.
-    public init(pool: PostgresPool, idempotency: Idempotency) {
+    public init(
+        pool: PostgresPool, idempotency: Idempotency, publish: @escaping @Sendable (SendRecord) throws -> String = CommunicationService.publishSend
+    ) {
         self.pool = pool
         self.idempotency = idempotency
+        self.publish = publish
     }
 
     /// The protocol requirement `replay<V>` (documented on the protocol).
@@ -158,19 +163,33 @@ public struct PostgresCampaignStore: CampaignStore {
                 return try Self.record(row, progress: try await Self.progress(tenant: actor.tenantID, campaign: id, on: c))
             }
             if status == .cancelled {
-                // Sends no dispatcher holds yet are cancelled; a send already with the provider finishes.
-                try await c.query(
-                    """
-                    UPDATE communication.sends SET status = 5, last_error = 'the campaign was cancelled', version = version + 1, updated_at = now(),
-                        updated_by = $3
-                    WHERE tenant_id = $1 AND campaign_id = $2 AND status = 1
-                    """, [.text(actor.tenantID), .uuid(id), .text(actor.userID)])
-                // Recipients never reached are skipped, with the reason, not left pending for ever.
+                // Recipients first: one a runner is turning into a send right now is locked by it, so this waits for its
+                // commit and leaves it queued; the sends statement after it then sees that send and cancels it too.
+                // (Sends first would miss a send committed in between, and leave it SCHEDULED for ever.)
                 try await c.query(
                     """
                     UPDATE communication.campaign_recipients SET status = 3, reason = 'the campaign was cancelled'
                     WHERE tenant_id = $1 AND campaign_id = $2 AND status = 1
                     """, [.text(actor.tenantID), .uuid(id)])
+                // Sends no dispatcher holds yet are cancelled (a send already with the provider finishes), each published
+                // as every other change of a send is, and their recipients count as skipped, with the reason.
+                let cancelled = try await c.query(
+                    """
+                    UPDATE communication.sends SET status = 5, last_error = 'the campaign was cancelled', version = version + 1, updated_at = now(),
+                        updated_by = $3
+                    WHERE tenant_id = $1 AND campaign_id = $2 AND status = 1
+                    RETURNING id
+                    """, [.text(actor.tenantID), .uuid(id), .text(actor.userID)]
+                ).rows.map { try $0.uuid("id") }
+                try await c.query(
+                    """
+                    UPDATE communication.campaign_recipients SET status = 3, reason = 'the campaign was cancelled'
+                    WHERE tenant_id = $1 AND campaign_id = $2 AND send_id = ANY($3::uuid[])
+                    """, [.text(actor.tenantID), .uuid(id), .array(cancelled.map(PostgresValue.uuid), elementType: .uuid)])
+                for send in cancelled {
+                    try await SendChanges.record(
+                        id: send, tenantID: actor.tenantID, changedFields: ["status", "last_error"], actorID: actor.userID, publish: publish, on: c)
+                }
             }
             return try Self.record(row, progress: try await Self.progress(tenant: actor.tenantID, campaign: id, on: c))
         }

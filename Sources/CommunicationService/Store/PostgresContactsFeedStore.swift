@@ -123,6 +123,23 @@ public struct PostgresContactsFeedStore: Sendable {
             ON CONFLICT DO NOTHING
             """, [tenant, l, w])
         try await c.query("DELETE FROM communication.interaction_contacts WHERE tenant_id = $1 AND contact_id = $2", [tenant, l])
+        // A campaign that reached both records sends once: the loser's scheduled copy is cancelled, not moved (moving it
+        // would give the winner two sends of one campaign, which sends_one_per_recipient refuses, and the batch would
+        // fail for ever).
+        let duplicates = try await c.query(
+            """
+            UPDATE communication.sends s SET status = 5, last_error = 'the contact was merged into one this campaign also sends to',
+                version = s.version + 1, updated_at = now(), updated_by = 'contacts-feed'
+            WHERE s.tenant_id = $1 AND s.contact_id = $2 AND s.status = 1 AND s.campaign_id IS NOT NULL
+              AND EXISTS (SELECT 1 FROM communication.sends w WHERE w.tenant_id = $1 AND w.campaign_id = s.campaign_id AND w.contact_id = $3)
+            RETURNING s.id
+            """, [tenant, l, w]
+        ).rows.map { try $0.uuid("id") }
+        for id in duplicates {
+            try await SendChanges.record(
+                id: id, tenantID: tenantString(tenant), changedFields: ["status", "last_error"], actorID: "contacts-feed", publish: publishSend,
+                on: c)
+        }
         let moved = try await c.query(
             """
             WITH moved AS (
@@ -362,14 +379,15 @@ public struct PostgresContactsFeedStore: Sendable {
             """, [tenant, contact, emails, phones]
         ).rows.map { try $0.string("id") }
         // What the service stored about the person in other forms: the change events and idempotent responses that
-        // mention their id or an address as it was written.
+        // mention their id or an address as it was written, an address as a whole value (ann@x.io is not joann@x.io's).
         let written = Set(
-            [person.lowercaseText] + addresses.map(\.1) + sent.map(\.1) + interactions.flatMap(\.spellings)
-                + (normalized["email"] ?? []) + (normalized["phone"] ?? [])
-        ).sorted()
+            addresses.map(\.1) + sent.map(\.1) + interactions.flatMap(\.spellings) + (normalized["email"] ?? []) + (normalized["phone"] ?? [])
+        ).filter { !$0.isEmpty }.sorted()
         let changes = try await ChangeFeed(schema: "communication").redact(
-            tenantID: tenantID, resourceIDs: interactions.map(\.id) + sends, mentioning: written, on: c)
-        let responses = try await Idempotency(schema: "communication").forget(tenantID: tenantID, mentioning: written, on: c)
+            tenantID: tenantID, resourceIDs: interactions.map(\.id) + sends,
+            mentioning: [person.lowercaseText] + written.map(ChangeFeed.jsonString), on: c)
+        let responses = try await Idempotency(schema: "communication").forget(
+            tenantID: tenantID, mentioning: [person.lowercaseText] + written.map(Idempotency.protobufString), on: c)
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
         // The merge log forgets the person: merges they were part of, and their id in other merges' arrays (as the
         // interactions themselves lost it above, so an unmerge still finds them as the merge left them).

@@ -13,10 +13,11 @@ enum SendChanges {
     ///   - changedFields: the fields that changed (`status`, `delivery_state`, …).
     ///   - actorID: who changed it (`dispatcher`, `provider`, `contacts-feed`).
     ///   - publish: the send's published form.
+    ///   - kind: CREATED for a send just made (a campaign's), UPDATED otherwise.
     ///   - c: the transaction.
     static func record(
         id: UUID, tenantID: String, changedFields: [String], actorID: String, publish: @Sendable (SendRecord) throws -> String,
-        on c: PostgresConnection
+        kind: ChangeKind = .updated, on c: PostgresConnection
     ) async throws {
         try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(tenantID)])
         guard
@@ -27,7 +28,7 @@ enum SendChanges {
         let send = try PostgresSendStore.record(row)
         try await ChangeFeed(schema: "communication").record(
             ChangeRecord(
-                resourceType: PostgresSendStore.sendType, resourceID: id.lowercaseText, kind: .updated, changedFields: changedFields,
+                resourceType: PostgresSendStore.sendType, resourceID: id.lowercaseText, kind: kind, changedFields: changedFields,
                 resourceJSON: try publish(send), actorID: actorID, relatedIDs: [send.contactID.lowercaseText]),
             tenantID: tenantID, on: c)
     }

@@ -130,6 +130,8 @@ public enum ContactsError: Error, Sendable, Equatable {
     case mergedAway(id: String, into: String, action: String)
     /// The contact is not merged: there is no merge to reverse.
     case notMerged(String)
+    /// Another request changed what this one depends on while it ran: retry it.
+    case concurrentChange(String)
     /// The merged contact would break a rule (its violations, from the contact's rules).
     case mergeRefused([Violation])
     /// The caller sees the saved search but may not delete it (neither its owner nor an admin).

@@ -268,7 +268,12 @@ public struct ContactsDomain: Sendable {
         guard winnerID != loserID else {
             throw ContactsError.invalid([Violation("loser_id", "must not be the winner", reason: "INVALID")])
         }
-        let winner = try await get(id: winnerID, includeDeleted: false, actor: actor)
+        let winner = try await get(id: winnerID, includeDeleted: true, actor: actor)
+        if let root = winner.mergedInto {
+            throw ContactsError.mergedAway(
+                id: winnerID.uuidString.lowercased(), into: root.uuidString.lowercased(), action: "merge into that contact instead")
+        }
+        guard winner.deletedAt == nil else { throw ContactsError.notFound(winnerID.uuidString.lowercased()) }
         let loser = try await get(id: loserID, includeDeleted: false, actor: actor)
         if !winnerETag.isEmpty, winnerETag != winner.etag { throw ContactsError.etagMismatch(current: winner.etag) }
         if !loserETag.isEmpty, loserETag != loser.etag { throw ContactsError.etagMismatch(current: loser.etag) }

@@ -38,14 +38,17 @@ public struct ErasureLocal: Sendable, Hashable {
 public struct ErasureReceiptRecord: Sendable, Hashable {
     /// The service's name (`organization`, `communication`, …).
     public var service: String
+    /// The record it is for (the erased contact, or one merged into it).
+    public var contactID: UUID
     /// When it arrived.
     public var receivedAt: Date
     /// The receipt's proto3 JSON, as the service published it.
     public var receiptJSON: String
 
     /// Creates a receipt.
-    public init(service: String, receivedAt: Date, receiptJSON: String) {
+    public init(service: String, contactID: UUID, receivedAt: Date, receiptJSON: String) {
         self.service = service
+        self.contactID = contactID
         self.receivedAt = receivedAt
         self.receiptJSON = receiptJSON
     }
@@ -57,6 +60,8 @@ public struct ErasureRecord: Sendable, Hashable {
     public var id: UUID
     /// The person erased.
     public var contactID: UUID
+    /// Every record erased: the contact, then those merged into it.
+    public var contactIDs: [UUID]
     /// Where it is, as of when it was read.
     public var status: ErasureStatus
     /// When it was asked for.
@@ -76,11 +81,13 @@ public struct ErasureRecord: Sendable, Hashable {
 
     /// Creates a record.
     public init(
-        id: UUID, contactID: UUID, status: ErasureStatus, requestedAt: Date, requestedBy: String, deadline: Date, completedAt: Date?,
+        id: UUID, contactID: UUID, contactIDs: [UUID], status: ErasureStatus, requestedAt: Date, requestedBy: String, deadline: Date,
+        completedAt: Date?,
         awaited: [String], receipts: [ErasureReceiptRecord], local: ErasureLocal
     ) {
         self.id = id
         self.contactID = contactID
+        self.contactIDs = contactIDs
         self.status = status
         self.requestedAt = requestedAt
         self.requestedBy = requestedBy

@@ -68,12 +68,18 @@ public enum MergeRules {
         for part in parts where !added.name[keyPath: part].isEmpty && data.name[keyPath: part] == added.name[keyPath: part] {
             data.name[keyPath: part] = ""
         }
+        // A contact keeps a name: parts its users left as the only ones stay.
+        if data.name.effectiveDisplay.isEmpty { data.name = winner.name }
         if data.name != winner.name { changed.append("name") }
+        // Addresses and numbers go back with the contact they came from, whatever their label or flag now; if the primary
+        // one goes, the first left becomes primary.
         let emails = Set(added.emails.map { $0.address.lowercased() })
         data.emails.removeAll { emails.contains($0.address.lowercased()) }
+        if !data.emails.isEmpty, !data.emails.contains(where: \.primary) { data.emails[0].primary = true }
         if data.emails != winner.emails { changed.append("emails") }
         let phones = Set(added.phones.map(phoneKey))
         data.phones.removeAll { phones.contains(phoneKey($0)) }
+        if !data.phones.isEmpty, !data.phones.contains(where: \.primary) { data.phones[0].primary = true }
         if data.phones != winner.phones { changed.append("phones") }
         data.addresses.removeAll { added.addresses.contains($0) }
         if data.addresses != winner.addresses { changed.append("addresses") }

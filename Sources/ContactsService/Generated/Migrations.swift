@@ -663,6 +663,8 @@ CREATE TABLE contacts.erasures (
     tenant_id    text        NOT NULL,
     id           uuid        NOT NULL,
     contact_id   uuid        NOT NULL,
+    -- Every record erased: the contact, then those merged into it (each gets its ERASED and its receipts).
+    contact_ids  uuid[]      NOT NULL,
     requested_at timestamptz NOT NULL DEFAULT now(),
     requested_by text        NOT NULL,
     deadline     timestamptz NOT NULL,
@@ -680,9 +682,11 @@ CREATE TABLE contacts.erasure_receipts (
     tenant_id   text        NOT NULL,
     erasure_id  uuid        NOT NULL,
     service     text        NOT NULL,
+    -- The record the receipt is for (its event's resource_id).
+    contact_id  uuid        NOT NULL,
     receipt     jsonb       NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, erasure_id, service),
+    PRIMARY KEY (tenant_id, erasure_id, service, contact_id),
     FOREIGN KEY (tenant_id, erasure_id) REFERENCES contacts.erasures (tenant_id, id)
 );
 

@@ -32,6 +32,8 @@ extension ContactsError: RPCErrorConvertible {
             return RPCError(code: .notFound, message: "erasure \(id) not found")
         case .mergedAway(let id, let into, let action):
             return RPCError(code: .failedPrecondition, message: "contact \(id) was merged into \(into); \(action)")
+        case .concurrentChange(let message):
+            return RPCError(code: .aborted, message: message)
         case .notMerged(let id):
             return RPCError(code: .failedPrecondition, message: "contact \(id) is not merged into another: there is no merge to reverse")
         case .mergeRefused(let violations):

@@ -17,9 +17,11 @@ enum ErasureMapping {
         p.deadline = r.deadline
         p.completeTime = r.completedAt
         p.awaitedServices = r.awaited
+        p.mergedContactIds = r.contactIDs.filter { $0 != r.contactID }.map(\.lowercaseText)
         p.receipts = r.receipts.map { receipt in
             var m = Switchboard_Contacts_V1_Erasure.Receipt()
             m.service = receipt.service
+            m.contactId = receipt.contactID.lowercaseText
             m.receiveTime = receipt.receivedAt
             // Stored as the service published it (its proto3 JSON object); a payload that no longer parses shows empty.
             m.receipt = (try? Google_Protobuf_Struct(protoJSONText: receipt.receiptJSON)) ?? Google_Protobuf_Struct()
@@ -51,8 +53,8 @@ extension ContactsHandler {
                     reason: request.contactId.isEmpty ? "REQUIRED" : "INVALID_FORMAT")
             ])
         }
-        let write = try IdempotentWrite(
-            request: request, requestID: request.requestId, method: Methods.eraseContact, response: { ErasureMapping.proto($0) })
+        // Idempotent by its contact, not by request id: a retry returns the erasure as it is now, not a stored PENDING.
+        let write = try IdempotentWrite(request: request, requestID: "", method: Methods.eraseContact, response: { ErasureMapping.proto($0) })
         return try write.response(try await erasures.erase(contactID: id, actor: try context.actor(), write: write.options))
     }
 

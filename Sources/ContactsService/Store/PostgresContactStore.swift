@@ -632,10 +632,21 @@ public struct PostgresContactStore: ContactStore {
                     UPDATE contacts.contacts SET deleted_at = CASE WHEN $3 THEN now() ELSE NULL END, version = version + 1,
                         updated_at = now(), updated_by = $5
                     WHERE tenant_id = $1 AND id = $2 AND (deleted_at IS NULL) = $3 AND ($4::int8 IS NULL OR version = $4)
+                      AND ($3 OR merged_into IS NULL)
                     RETURNING \(Self.columns)
                     """, [.text(actor.tenantID), .uuid(id), .bool(deleted), expectedVersion.map(PostgresValue.int) ?? .null, .text(actor.userID)]
                 ).first
             else {
+                // Merged away since it was read: restoring it here would leave it pointing at its winner.
+                if !deleted,
+                    let winner = try await c.query(
+                        "SELECT merged_into FROM contacts.contacts WHERE tenant_id = $1 AND id = $2 AND merged_into IS NOT NULL",
+                        [.text(actor.tenantID), .uuid(id)]
+                    ).first?.uuid("merged_into")
+                {
+                    throw ContactsError.mergedAway(
+                        id: id.uuidString.lowercased(), into: winner.uuidString.lowercased(), action: "UnmergeContact restores it")
+                }
                 if expectedVersion != nil { try await throwVersionConflict(id: id, actor: actor, on: c) }
                 throw ContactsError.notFound(id.uuidString.lowercased())
             }

@@ -10,9 +10,12 @@ public struct PostgresErasureStore: ErasureStore {
     let pool: PostgresPool
     let feed: ChangeFeed
     let idempotency: Idempotency
+    /// The published form of a contact (its Contact message's proto3 JSON), for the contacts whose state is published
+    /// again after a redaction.
+    let publish: @Sendable (ContactRecord) throws -> String
 
     static let columns = """
-        e.id, e.contact_id, e.requested_at, e.requested_by, e.deadline, e.completed_at, e.awaited, e.local::text AS local, \
+        e.id, e.contact_id, e.contact_ids::text[] AS contact_ids, e.requested_at, e.requested_by, e.deadline, e.completed_at, e.awaited, e.local::text AS local, \
         (extract(epoch FROM e.requested_at) * 1000000)::int8 AS requested_micros, \
         CASE WHEN e.completed_at IS NOT NULL THEN 2 WHEN e.deadline < now() THEN 3 ELSE 1 END AS status
         """
@@ -22,10 +25,12 @@ public struct PostgresErasureStore: ErasureStore {
     ///   - pool: the service's pool.
     ///   - feed: the change feed (ERASED is written in the erasure's transaction; the history is redacted in it).
     ///   - idempotency: the kit's idempotency keys (stored responses naming the person are deleted).
-    public init(pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency) {
+    ///   - publish: a contact's change-event payload.
+    public init(pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, publish: @escaping @Sendable (ContactRecord) throws -> String) {
         self.pool = pool
         self.feed = feed
         self.idempotency = idempotency
+        self.publish = publish
     }
 
     /// The protocol requirement `replay<V>` (documented on the protocol).
@@ -47,33 +52,62 @@ public struct PostgresErasureStore: ErasureStore {
                 if let earlier = try await Self.erasure(contact: contactID, tenantID: actor.tenantID, on: c) { return earlier }
                 guard let row else { throw Missing() }
                 let contact = try PostgresContactStore.record(row)
-                if let winner = contact.mergedInto {
+                if contact.mergedInto != nil {
                     // The person lives on in the winner, which holds what the merge gave it: erasing only this row would
-                    // leave them there.
+                    // leave them there. The last winner of the chain is the one to erase.
+                    let root = try await Self.root(of: contactID, tenantID: actor.tenantID, on: c)
                     throw ContactsError.mergedAway(
-                        id: contactID.lowercaseText, into: winner.lowercaseText,
+                        id: contactID.lowercaseText, into: root.lowercaseText,
                         action: "erase that contact: the contacts merged into it are erased with it")
                 }
-                // The contacts merged into this one (and into those), the same person under other records.
-                let losers = try await c.query(
-                    """
-                    WITH RECURSIVE losers(id) AS (
-                        SELECT id FROM contacts.contacts WHERE tenant_id = $1 AND merged_into = $2
-                        UNION SELECT m.id FROM contacts.contacts m JOIN losers l ON m.tenant_id = $1 AND m.merged_into = l.id
-                    )
-                    SELECT \(PostgresContactStore.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id IN (SELECT id FROM losers) FOR UPDATE
-                    """, [tenant, id]
-                ).rows.map(PostgresContactStore.record)
+                // The contacts merged into this one (and into those), the same person under other records. Locked, then
+                // read again: an unmerge that committed while the lock waited has taken its contact out of the chain.
+                var losers: [ContactRecord] = []
+                for attempt in 1...5 {
+                    let locked = try await c.query(
+                        "SELECT \(PostgresContactStore.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id IN (\(Self.losers)) FOR UPDATE",
+                        [tenant, id]
+                    ).rows.map(PostgresContactStore.record)
+                    let current = Set(
+                        try await c.query("SELECT id FROM contacts.contacts WHERE tenant_id = $1 AND id IN (\(Self.losers))", [tenant, id]).rows.map {
+                            try $0.uuid("id")
+                        })
+                    losers = locked.filter { current.contains($0.id) }
+                    if current.isSubset(of: Set(locked.map(\.id))) { break }
+                    // A merge into the chain committed meanwhile: lock its newcomers too.
+                    if attempt == 5 {
+                        throw ContactsError.concurrentChange("contacts are being merged into \(contactID.lowercaseText); retry the erasure")
+                    }
+                }
                 let everyone = [contact] + losers
                 let ids = PostgresValue.array(everyone.map { .uuid($0.id) }, elementType: .uuid)
                 let idTexts = everyone.map(\.id.lowercaseText)
-                // What names the person in stored text: the ids, every address and number as stored and lower-cased.
-                var needles = idTexts
+                // What names the person in stored text. In change payloads (JSON), the ids anywhere and every address and
+                // number as a whole string value (quoted): ann@x.io must not match joann@x.io. In stored responses
+                // (protobuf), an address or number with the length byte that precedes it, for the same reason.
+                var values: [String] = []
                 for record in everyone {
-                    for email in record.data.emails { needles += [email.address, email.address.lowercased()] }
-                    for phone in record.data.phones { needles += [phone.number, phone.e164] }
+                    for email in record.data.emails { values += [email.address, email.address.lowercased()] }
+                    for phone in record.data.phones { values += [phone.number, phone.e164] }
                 }
-                needles = Array(Set(needles.filter { !$0.isEmpty })).sorted()
+                values = Array(Set(values.filter { !$0.isEmpty })).sorted()
+                let inJSON = idTexts + values.map(ChangeFeed.jsonString)
+                let inProtobuf = idTexts + values.map(Idempotency.protobufString)
+                // Other contacts whose history mentions the person (a former merge winner that held an address): their
+                // events are redacted too, and a consumer reading them late would apply an empty state. Each gets its
+                // current state published again after the redaction.
+                let others = try await c.query(
+                    """
+                    SELECT DISTINCT resource_id FROM contacts.changes
+                    WHERE tenant_id = $1 AND resource_type = $2 AND NOT (resource_id = ANY($3::text[]))
+                      AND resource::jsonb <> jsonb_build_object('id', resource_id)
+                      AND EXISTS (SELECT 1 FROM unnest($4::text[]) AS n WHERE strpos(lower(resource::text), lower(n)) > 0)
+                    """,
+                    [
+                        tenant, .text(PostgresContactStore.resourceType), .array(idTexts.map(PostgresValue.text), elementType: .text),
+                        .array(inJSON.map(PostgresValue.text), elementType: .text),
+                    ]
+                ).rows.compactMap { UUID(uuidString: try $0.string("resource_id")) }
 
                 var local = ErasureLocal()
                 local.emailsReleased = try await c.query(
@@ -101,26 +135,40 @@ public struct PostgresErasureStore: ErasureStore {
                 local.contactsDeleted = try await c.query(
                     "DELETE FROM contacts.contacts WHERE tenant_id = $1 AND id = ANY($2::uuid[])", [tenant, ids]
                 ).affectedRows
-                local.changesRedacted = try await feed.redact(tenantID: actor.tenantID, resourceIDs: idTexts, mentioning: needles, on: c)
-                local.storedResponsesRemoved = try await idempotency.forget(tenantID: actor.tenantID, mentioning: needles, on: c)
+                local.changesRedacted = try await feed.redact(tenantID: actor.tenantID, resourceIDs: idTexts, mentioning: inJSON, on: c)
+                local.storedResponsesRemoved = try await idempotency.forget(tenantID: actor.tenantID, mentioning: inProtobuf, on: c)
+                for other in others {
+                    guard
+                        let row = try await c.query(
+                            "SELECT \(PostgresContactStore.columns) FROM contacts.contacts WHERE tenant_id = $1 AND id = $2", [tenant, .uuid(other)]
+                        ).first
+                    else { continue }
+                    try await feed.record(
+                        ChangeRecord(
+                            resourceType: PostgresContactStore.resourceType, resourceID: other.lowercaseText, kind: .updated,
+                            resourceJSON: try publish(try PostgresContactStore.record(row)), actorID: actor.userID),
+                        tenantID: actor.tenantID, on: c)
+                }
 
                 let erasureID = UUID.random()
                 try await c.query(
                     """
-                    INSERT INTO contacts.erasures (tenant_id, id, contact_id, requested_by, deadline, awaited, local)
-                    VALUES ($1, $2, $3, $4, now() + $5::int8 * interval '1 hour', $6, $7)
+                    INSERT INTO contacts.erasures (tenant_id, id, contact_id, contact_ids, requested_by, deadline, awaited, local)
+                    VALUES ($1, $2, $3, $4, $5, now() + $6::int8 * interval '1 hour', $7, $8)
                     """,
                     [
-                        tenant, .uuid(erasureID), id, .text(actor.userID), .int(Int64(deadlineHours)),
+                        tenant, .uuid(erasureID), id, ids, .text(actor.userID), .int(Int64(deadlineHours)),
                         .array(awaited.map(PostgresValue.text), elementType: .text), .jsonb(try Self.localJSON(local)),
                     ])
-                // The event carries no personal data: the id, and the erasure the receipts must name.
-                try await feed.record(
-                    ChangeRecord(
-                        resourceType: PostgresContactStore.resourceType, resourceID: contactID.lowercaseText, kind: .erased,
-                        resourceJSON: JSON.object(["id": .string(contactID.lowercaseText)]).text, actorID: actor.userID,
-                        relatedIDs: [erasureID.lowercaseText]),
-                    tenantID: actor.tenantID, on: c)
+                // One ERASED per record, each naming the erasure: the other services hold rows under every id the person
+                // had (a merge moves only some), and each sends a receipt per record. No personal data: the id alone.
+                for erased in idTexts {
+                    try await feed.record(
+                        ChangeRecord(
+                            resourceType: PostgresContactStore.resourceType, resourceID: erased, kind: .erased,
+                            resourceJSON: JSON.object(["id": .string(erased)]).text, actorID: actor.userID, relatedIDs: [erasureID.lowercaseText]),
+                        tenantID: actor.tenantID, on: c)
+                }
                 // Nothing may be awaited (no feed followed): complete at once.
                 if awaited.isEmpty {
                     try await c.query(
@@ -134,6 +182,27 @@ public struct PostgresErasureStore: ErasureStore {
     }
 
     private struct Missing: Error {}
+
+    /// The contacts merged into `$2` and into those, as SQL (tenant `$1`).
+    static let losers = """
+        WITH RECURSIVE losers(id) AS (
+            SELECT id FROM contacts.contacts WHERE tenant_id = $1 AND merged_into = $2
+            UNION SELECT m.id FROM contacts.contacts m JOIN losers l ON m.tenant_id = $1 AND m.merged_into = l.id
+        ) SELECT id FROM losers
+        """
+
+    /// The last winner of the merge chain `id` is in (at most 1,000 steps: a chain is made by people, one merge at a time).
+    static func root(of id: UUID, tenantID: String, on c: PostgresConnection) async throws -> UUID {
+        try await c.query(
+            """
+            WITH RECURSIVE chain(id, next, depth) AS (
+                SELECT id, merged_into, 0 FROM contacts.contacts WHERE tenant_id = $1 AND id = $2
+                UNION ALL SELECT c.id, c.merged_into, chain.depth + 1 FROM contacts.contacts c JOIN chain ON c.tenant_id = $1 AND c.id = chain.next
+                WHERE chain.depth < 1000
+            ) SELECT id FROM chain ORDER BY depth DESC LIMIT 1
+            """, [.text(tenantID), .uuid(id)]
+        ).first?.uuid("id") ?? id
+    }
 
     /// The protocol requirement `erasure` (documented on the protocol).
     public func erasure(id: UUID, actor: Actor) async throws -> ErasureRecord? {
@@ -187,7 +256,8 @@ public struct PostgresErasureStore: ErasureStore {
     static func erasure(contact: UUID, tenantID: String, on c: PostgresConnection) async throws -> ErasureRecord? {
         guard
             let id = try await c.query(
-                "SELECT id FROM contacts.erasures WHERE tenant_id = $1 AND contact_id = $2", [.text(tenantID), .uuid(contact)]
+                "SELECT id FROM contacts.erasures WHERE tenant_id = $1 AND (contact_id = $2 OR $2 = ANY(contact_ids)) LIMIT 1",
+                [.text(tenantID), .uuid(contact)]
             ).first?.uuid("id")
         else { return nil }
         return try await erasure(id: id, tenantID: tenantID, on: c)
@@ -198,13 +268,14 @@ public struct PostgresErasureStore: ErasureStore {
         var receipts: [UUID: [ErasureReceiptRecord]] = [:]
         for row in try await c.query(
             """
-            SELECT erasure_id, service, receipt::text AS receipt, received_at FROM contacts.erasure_receipts
-            WHERE tenant_id = $1 AND erasure_id = ANY($2::uuid[]) ORDER BY erasure_id, service
+            SELECT erasure_id, service, contact_id, receipt::text AS receipt, received_at FROM contacts.erasure_receipts
+            WHERE tenant_id = $1 AND erasure_id = ANY($2::uuid[]) ORDER BY erasure_id, service, contact_id
             """, [.text(tenantID), .array(erasures.map(PostgresValue.uuid), elementType: .uuid)]
         ).rows {
             receipts[try row.uuid("erasure_id"), default: []].append(
                 ErasureReceiptRecord(
-                    service: try row.string("service"), receivedAt: try row.date("received_at"), receiptJSON: try row.string("receipt")))
+                    service: try row.string("service"), contactID: try row.uuid("contact_id"), receivedAt: try row.date("received_at"),
+                    receiptJSON: try row.string("receipt")))
         }
         return receipts
     }
@@ -212,6 +283,7 @@ public struct PostgresErasureStore: ErasureStore {
     static func record(_ row: PostgresRow, receipts: [ErasureReceiptRecord]) throws -> ErasureRecord {
         ErasureRecord(
             id: try row.uuid("id"), contactID: try row.uuid("contact_id"),
+            contactIDs: try row.strings("contact_ids").compactMap(UUID.init(uuidString:)),
             status: ErasureStatus(rawValue: Int(try row.int("status"))) ?? .pending, requestedAt: try row.date("requested_at"),
             requestedBy: try row.string("requested_by"), deadline: try row.date("deadline"), completedAt: try row.optionalDate("completed_at"),
             awaited: try row.strings("awaited"), receipts: receipts, local: localCounts(try row.string("local")))
@@ -251,7 +323,7 @@ public struct PostgresErasureStore: ErasureStore {
     /// service has sent one. Runs in the feed consumer's transaction.
     /// - Returns: false when the tenant has no such erasure (the event is then set aside).
     static func recordReceipt(
-        tenantID: String, erasureID: UUID, service: String, receiptJSON: String, on c: PostgresConnection
+        tenantID: String, erasureID: UUID, service: String, contactID: UUID, receiptJSON: String, on c: PostgresConnection
     ) async throws -> Bool {
         try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(tenantID)])
         let tenant = PostgresValue.text(tenantID), id = PostgresValue.uuid(erasureID)
@@ -260,14 +332,19 @@ public struct PostgresErasureStore: ErasureStore {
         // At least once: a receipt delivered again keeps the first.
         try await c.query(
             """
-            INSERT INTO contacts.erasure_receipts (tenant_id, erasure_id, service, receipt) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (tenant_id, erasure_id, service) DO NOTHING
-            """, [tenant, id, .text(service), .jsonb(receiptJSON)])
+            INSERT INTO contacts.erasure_receipts (tenant_id, erasure_id, service, contact_id, receipt) VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (tenant_id, erasure_id, service, contact_id) DO NOTHING
+            """, [tenant, id, .text(service), .uuid(contactID), .jsonb(receiptJSON)])
+        // Complete when every awaited service has sent a receipt for every record erased.
         try await c.query(
             """
             UPDATE contacts.erasures e SET completed_at = now()
             WHERE e.tenant_id = $1 AND e.id = $2 AND e.completed_at IS NULL
-              AND e.awaited <@ ARRAY(SELECT r.service FROM contacts.erasure_receipts r WHERE r.tenant_id = $1 AND r.erasure_id = $2)
+              AND NOT EXISTS (
+                  SELECT 1 FROM unnest(e.awaited) AS a(service)
+                  WHERE (SELECT count(DISTINCT r.contact_id) FROM contacts.erasure_receipts r
+                         WHERE r.tenant_id = $1 AND r.erasure_id = $2 AND r.service = a.service AND r.contact_id = ANY(e.contact_ids))
+                        < cardinality(e.contact_ids))
             """, [tenant, id])
         return true
     }

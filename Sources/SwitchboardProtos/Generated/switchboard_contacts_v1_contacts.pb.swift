@@ -4596,6 +4596,9 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
     /// Field `local` = 10.
     public var local: Switchboard_Contacts_V1_Erasure.Local? = nil
 
+    /// Field `merged_contact_ids` = 11.
+    public var mergedContactIds: [String] = []
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -4616,6 +4619,7 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
         self.awaitedServices = r.repeatedString(7)
         self.receipts = r.repeatedMessage(8)
         self.local = r.message(9)
+        self.mergedContactIds = r.repeatedString(10)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -4629,6 +4633,7 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
         w.setRepeatedString(7, awaitedServices)
         w.setRepeatedMessage(8, receipts)
         w.setMessage(9, local)
+        w.setRepeatedString(10, mergedContactIds)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -4644,6 +4649,7 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
         e.field(&o, "awaitedServices", self.awaitedServices)
         try e.field(&o, "receipts", self.receipts)
         try e.field(&o, "local", self.local)
+        e.field(&o, "mergedContactIds", self.mergedContactIds)
         return .object(o)
     }
 
@@ -4656,6 +4662,7 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
         try w.field("deadline", self.deadline)
         w.field("id", self.id)
         try w.field("local", self.local)
+        w.field("mergedContactIds", self.mergedContactIds)
         try w.field("receipts", self.receipts)
         try w.field("requestTime", self.requestTime)
         w.field("requestedBy", self.requestedBy)
@@ -4678,6 +4685,7 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
             case "awaitedServices", "awaited_services": try d.field(8, "awaitedServices", value, &self.awaitedServices)
             case "receipts": try d.field(9, "receipts", value, &self.receipts)
             case "local": try d.field(10, "local", value, &self.local)
+            case "mergedContactIds", "merged_contact_ids": try d.field(11, "mergedContactIds", value, &self.mergedContactIds)
             default: try d.unknownField(key)
             }
         }
@@ -4745,6 +4753,9 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
         /// Field `receipt` = 3.
         public var receipt: Google_Protobuf_Struct? = nil
 
+        /// Field `contact_id` = 4.
+        public var contactId: String = ""
+
         /// Creates the message with every field at its default.
         public init() {}
 
@@ -4758,12 +4769,14 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
             self.service = r.string(0)
             self.receiveTime = (r.message(1) as Google_Protobuf_Timestamp?)?.date
             self.receipt = r.message(2)
+            self.contactId = r.string(3)
         }
 
         func _write(to w: _CMessageWriter) {
             w.setString(0, service)
             w.setMessage(1, receiveTime.map(Google_Protobuf_Timestamp.init(date:)))
             w.setMessage(2, receipt)
+            w.setString(3, contactId)
         }
 
         /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -4772,12 +4785,14 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
             e.field(&o, "service", self.service)
             try e.field(&o, "receiveTime", self.receiveTime)
             try e.field(&o, "receipt", self.receipt)
+            e.field(&o, "contactId", self.contactId)
             return .object(o)
         }
 
         /// Proto3 JSON text: see ``ProtoJSONMessage``.
         public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
             w.open()
+            w.field("contactId", self.contactId)
             try w.field("receipt", self.receipt)
             try w.field("receiveTime", self.receiveTime)
             w.field("service", self.service)
@@ -4792,6 +4807,7 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
                 case "service": try d.field(1, "service", value, &self.service)
                 case "receiveTime", "receive_time": try d.field(2, "receiveTime", value, &self.receiveTime)
                 case "receipt": try d.field(3, "receipt", value, &self.receipt)
+                case "contactId", "contact_id": try d.field(4, "contactId", value, &self.contactId)
                 default: try d.unknownField(key)
                 }
             }

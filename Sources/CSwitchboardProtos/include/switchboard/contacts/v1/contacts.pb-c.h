@@ -1326,7 +1326,8 @@ struct  Switchboard__Contacts__V1__EraseContactRequest
    */
   char *contact_id;
   /*
-   * Optional: a retry with the same id returns the first response.
+   * Accepted and not needed: EraseContact is idempotent by its contact (a retry returns the erasure as it is now, not
+   * the first response).
    */
   char *request_id;
 };
@@ -1395,10 +1396,14 @@ struct  Switchboard__Contacts__V1__Erasure__Receipt
    * The receipt as the service published it: the proto3 JSON of its `ErasureReceipt` (counts of what it erased).
    */
   Google__Protobuf__Struct *receipt;
+  /*
+   * The record it is for: contact_id, or one of merged_contact_ids.
+   */
+  char *contact_id;
 };
 #define SWITCHBOARD__CONTACTS__V1__ERASURE__RECEIPT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__erasure__receipt__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, NULL }
+    , (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -1473,15 +1478,22 @@ struct  Switchboard__Contacts__V1__Erasure
   size_t n_awaited_services;
   char **awaited_services;
   /*
-   * The receipts received, in service name order (a service not awaited may send one too).
+   * The receipts received, in service name order, one per service and record erased (a service not awaited may send
+   * some too).
    */
   size_t n_receipts;
   Switchboard__Contacts__V1__Erasure__Receipt **receipts;
   Switchboard__Contacts__V1__Erasure__Local *local;
+  /*
+   * The contacts merged into contact_id, erased with it (the same person): each has its own ERASED event, and every
+   * awaited service must send a receipt for each.
+   */
+  size_t n_merged_contact_ids;
+  char **merged_contact_ids;
 };
 #define SWITCHBOARD__CONTACTS__V1__ERASURE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__erasure__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, 0,NULL, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, 0,NULL, NULL, 0,NULL }
 
 
 /* Switchboard__Contacts__V1__PersonName methods */

@@ -6709,7 +6709,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__list_erasures_respon
   (ProtobufCMessageInit) switchboard__contacts__v1__list_erasures_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__receipt__field_descriptors[3] =
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__receipt__field_descriptors[4] =
 {
   {
     "service",
@@ -6747,8 +6747,21 @@ static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__receip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "contact_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Receipt, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__contacts__v1__erasure__receipt__field_indices_by_name[] = {
+  3,   /* field[3] = contact_id */
   2,   /* field[2] = receipt */
   1,   /* field[1] = receive_time */
   0,   /* field[0] = service */
@@ -6756,7 +6769,7 @@ static const unsigned switchboard__contacts__v1__erasure__receipt__field_indices
 static const ProtobufCIntRange switchboard__contacts__v1__erasure__receipt__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__receipt__descriptor =
 {
@@ -6766,7 +6779,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__receipt__de
   "Switchboard__Contacts__V1__Erasure__Receipt",
   "switchboard.contacts.v1",
   sizeof(Switchboard__Contacts__V1__Erasure__Receipt),
-  3,
+  4,
   switchboard__contacts__v1__erasure__receipt__field_descriptors,
   switchboard__contacts__v1__erasure__receipt__field_indices_by_name,
   1,  switchboard__contacts__v1__erasure__receipt__number_ranges,
@@ -6934,7 +6947,7 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__erasure__status__descri
   switchboard__contacts__v1__erasure__status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__field_descriptors[10] =
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__field_descriptors[11] =
 {
   {
     "id",
@@ -7056,6 +7069,18 @@ static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "merged_contact_ids",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Switchboard__Contacts__V1__Erasure, n_merged_contact_ids),
+    offsetof(Switchboard__Contacts__V1__Erasure, merged_contact_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__contacts__v1__erasure__field_indices_by_name[] = {
   7,   /* field[7] = awaited_services */
@@ -7064,6 +7089,7 @@ static const unsigned switchboard__contacts__v1__erasure__field_indices_by_name[
   5,   /* field[5] = deadline */
   0,   /* field[0] = id */
   9,   /* field[9] = local */
+  10,   /* field[10] = merged_contact_ids */
   8,   /* field[8] = receipts */
   3,   /* field[3] = request_time */
   4,   /* field[4] = requested_by */
@@ -7072,7 +7098,7 @@ static const unsigned switchboard__contacts__v1__erasure__field_indices_by_name[
 static const ProtobufCIntRange switchboard__contacts__v1__erasure__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__descriptor =
 {
@@ -7082,7 +7108,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__descriptor 
   "Switchboard__Contacts__V1__Erasure",
   "switchboard.contacts.v1",
   sizeof(Switchboard__Contacts__V1__Erasure),
-  10,
+  11,
   switchboard__contacts__v1__erasure__field_descriptors,
   switchboard__contacts__v1__erasure__field_indices_by_name,
   1,  switchboard__contacts__v1__erasure__number_ranges,

@@ -212,7 +212,8 @@ public struct ChangeFeed: Sendable {
     }
 
     /// Erasure of a person from the feed's history: every stored change of one of `resourceIDs`, or whose payload
-    /// mentions one of `mentioning` (a contact id, an address; compared case-insensitively), keeps only
+    /// mentions one of `mentioning` (a contact id, an address; compared case-insensitively, as a whole token: not inside
+    /// a longer address or number, so `ann@x.io` does not match `joann@x.io`, while a mention in free text does), keeps only
     /// `{"id": resource_id}` (for tenant readers and the cross-tenant feed alike) and no changed fields. The event stays (its sequence and kind), so a reader's position and
     /// counts hold; what was delivered before cannot be recalled, which is why consumers act on ERASED themselves.
     /// Runs in the caller's transaction, with its tenant set.
@@ -221,26 +222,32 @@ public struct ChangeFeed: Sendable {
     public func redact(
         tenantID: String, resourceIDs: [String], mentioning: [String], on connection: PostgresConnection
     ) async throws -> Int {
-        let needles = mentioning.filter { !$0.isEmpty }.map { PostgresValue.text($0.lowercased()) }
+        let needles = Array(Set(mentioning.filter { !$0.isEmpty }.map { $0.lowercased() })).sorted()
         guard !resourceIDs.isEmpty || !needles.isEmpty else { return 0 }
-        // A scan of the tenant's retained history: erasure is rare, and a payload may mention the person anywhere.
+        // A scan of the tenant's retained history: erasure is rare, and a payload may mention the person anywhere. The
+        // substring test is cheap and finds the candidates; the pattern then asks for the whole token.
         return try await connection.query(
             """
             UPDATE \(schema).changes SET resource = jsonb_build_object('id', resource_id)::json, service_resource = NULL, changed_fields = '{}'
             WHERE tenant_id = $1 AND (resource::jsonb <> jsonb_build_object('id', resource_id) OR service_resource IS NOT NULL)
               AND (resource_id = ANY($2::text[])
-                   OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS n
-                              WHERE strpos(lower(resource::text), n) > 0 OR strpos(lower(service_resource::text), n) > 0))
+                   OR EXISTS (SELECT 1 FROM unnest($3::text[], $4::text[]) AS n(needle, pattern)
+                              WHERE (strpos(lower(resource::text), n.needle) > 0 AND lower(resource::text) ~ n.pattern)
+                                 OR (strpos(lower(service_resource::text), n.needle) > 0 AND lower(service_resource::text) ~ n.pattern)))
             """,
-            [.text(tenantID), .array(resourceIDs.map { .text($0) }, elementType: .text), .array(needles, elementType: .text)]
+            [
+                .text(tenantID), .array(resourceIDs.map { .text($0) }, elementType: .text), .array(needles.map { .text($0) }, elementType: .text),
+                .array(needles.map { .text(Self.tokenPattern($0)) }, elementType: .text),
+            ]
         ).affectedRows
     }
 
-    /// A string as a whole JSON string value (quoted and escaped), for ``redact(tenantID:resourceIDs:mentioning:on:)``: an
-    /// address matched this way does not match inside a longer one (`ann@x.io` in `joann@x.io`). Ids need no quoting:
-    /// one UUID's text never occurs inside another's.
-    public static func jsonString(_ text: String) -> String {
-        JSON.string(text).text
+    /// The pattern (PostgreSQL's regular expressions) that finds `needle` as a whole token: not preceded or followed by
+    /// a character an address, a number or an id continues with (letters, digits, `.`, `_`, `%`, `+`, `-`).
+    public static func tokenPattern(_ needle: String) -> String {
+        let special: Set<Character> = ["\\", ".", "^", "$", "|", "?", "*", "+", "(", ")", "[", "]", "{", "}"]
+        let escaped = needle.map { special.contains($0) ? "\\\($0)" : String($0) }.joined()
+        return "(^|[^[:alnum:]._%+-])\(escaped)($|[^[:alnum:]._%+-])"
     }
 
     /// Deletes changes older than the retention period, across tenants (through the `retention_purge` policy).

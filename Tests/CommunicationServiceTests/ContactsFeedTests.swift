@@ -347,7 +347,7 @@ final class ContactsFeedTests {
                 try await c.query(
                     """
                     SELECT resource::text || coalesce(service_resource::text, '') AS r
-                    FROM communication.changes WHERE tenant_id = $1 AND resource_id = ANY($2::text[])
+                    FROM communication.changes WHERE tenant_id = $1 AND resource_id = ANY($2::text[]) AND actor_id <> 'contacts-feed'
                     """,
                     [.text(t), .array([.text(remembered.id), .text(byPhone.id), .text(withOther.id), .text(hidden.id)], elementType: .text)]
                 ).rows.map { try $0.string("r") },
@@ -369,6 +369,17 @@ final class ContactsFeedTests {
                     && !$0.contains(person)
             })
         #expect(!keys.contains { $0.hasSuffix("erase-req-1") } && keys.contains { $0.hasSuffix("keep-req-1") }, "\(keys)")
+        // Each interaction the erasure changed is published again as it is now, without the person.
+        let republished = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query(
+                """
+                SELECT resource_id, resource::text || coalesce(service_resource::text, '') AS r FROM communication.changes
+                WHERE tenant_id = $1 AND actor_id = 'contacts-feed' AND kind = 2 AND resource_type = 'switchboard.communication.v1.Interaction'
+                """, [.text(t)]
+            ).rows.map { (try $0.string("resource_id"), try $0.string("r")) }
+        }
+        #expect(Set(republished.map(\.0)) == [remembered.id, byPhone.id, withOther.id, hidden.id], "\(republished.map(\.0))")
+        #expect(republished.allSatisfy { !$0.1.contains(person) && !$0.1.lowercased().contains("p@x.io") }, "\(republished)")
         #expect(receipts.count == 1)
         let receipt = try #require(receipts.first)
         #expect(receipt.0 == "switchboard.communication.v1.ErasureReceipt" && receipt.1 == ["erasure-7"])

@@ -15,6 +15,8 @@ public struct PostgresContactsFeedStore: Sendable {
     let publishReceipt: @Sendable (ErasureReceiptData) throws -> String
     /// The published form of a send, for the cancellations and moves the feed makes.
     let publishSend: @Sendable (SendRecord) throws -> String
+    /// The published forms of an interaction (tenant readers', services'), for the interactions an erasure changes.
+    let publishInteraction: @Sendable (InteractionRecord) throws -> (tenant: String, service: String?)
     /// Where an event that can only be partly applied is reported.
     let logger: Logger
 
@@ -24,6 +26,7 @@ public struct PostgresContactsFeedStore: Sendable {
         self.logger = logger
         self.publishReceipt = ContactsFeedMapping.receiptJSON
         self.publishSend = CommunicationService.publishSend
+        self.publishInteraction = InteractionMapping.published
     }
 
     /// Applies events in order on `c`.
@@ -379,15 +382,30 @@ public struct PostgresContactsFeedStore: Sendable {
             """, [tenant, contact, emails, phones]
         ).rows.map { try $0.string("id") }
         // What the service stored about the person in other forms: the change events and idempotent responses that
-        // mention their id or an address as it was written, an address as a whole value (ann@x.io is not joann@x.io's).
+        // mention their id or an address as it was written, an address as a whole token (ann@x.io is not joann@x.io's).
         let written = Set(
             addresses.map(\.1) + sent.map(\.1) + interactions.flatMap(\.spellings) + (normalized["email"] ?? []) + (normalized["phone"] ?? [])
         ).filter { !$0.isEmpty }.sorted()
         let changes = try await ChangeFeed(schema: "communication").redact(
             tenantID: tenantID, resourceIDs: interactions.map(\.id) + sends,
-            mentioning: [person.lowercaseText] + written.map(ChangeFeed.jsonString), on: c)
+            mentioning: [person.lowercaseText] + written, on: c)
         let responses = try await Idempotency(schema: "communication").forget(
             tenantID: tenantID, mentioning: [person.lowercaseText] + written.map(Idempotency.protobufString), on: c)
+        // The interactions changed are published as they are now (the redacted history no longer says what they were):
+        // a consumer that kept a copy learns the person left it.
+        for row in try await c.query(
+            "SELECT \(PostgresInteractionStore.columns) FROM communication.interactions i WHERE i.tenant_id = $1 AND i.id = ANY($2::uuid[]) ORDER BY i.id",
+            [tenant, .array(interactions.compactMap { UUID(uuidString: $0.id) }.map(PostgresValue.uuid), elementType: .uuid)]
+        ).rows {
+            let record = try PostgresInteractionStore.record(row)
+            let payload = try publishInteraction(record)
+            try await ChangeFeed(schema: "communication").record(
+                ChangeRecord(
+                    resourceType: PostgresInteractionStore.interactionType, resourceID: record.id.lowercaseText, kind: .updated,
+                    changedFields: ["contact_ids", "addresses", "subject", "body", "outcome"], resourceJSON: payload.tenant, actorID: "contacts-feed",
+                    serviceResourceJSON: payload.service),
+                tenantID: tenantID, on: c)
+        }
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
         // The merge log forgets the person: merges they were part of, and their id in other merges' arrays (as the
         // interactions themselves lost it above, so an unmerge still finds them as the merge left them).

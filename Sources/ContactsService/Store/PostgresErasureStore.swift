@@ -82,16 +82,16 @@ public struct PostgresErasureStore: ErasureStore {
                 let everyone = [contact] + losers
                 let ids = PostgresValue.array(everyone.map { .uuid($0.id) }, elementType: .uuid)
                 let idTexts = everyone.map(\.id.lowercaseText)
-                // What names the person in stored text. In change payloads (JSON), the ids anywhere and every address and
-                // number as a whole string value (quoted): ann@x.io must not match joann@x.io. In stored responses
-                // (protobuf), an address or number with the length byte that precedes it, for the same reason.
+                // What names the person in stored text. In change payloads (JSON), the ids and every address and number as
+                // a whole token (ChangeFeed.redact): ann@x.io must not match joann@x.io. In stored responses (protobuf),
+                // an address or number with the length byte that precedes it, for the same reason.
                 var values: [String] = []
                 for record in everyone {
                     for email in record.data.emails { values += [email.address, email.address.lowercased()] }
                     for phone in record.data.phones { values += [phone.number, phone.e164] }
                 }
                 values = Array(Set(values.filter { !$0.isEmpty })).sorted()
-                let inJSON = idTexts + values.map(ChangeFeed.jsonString)
+                let inJSON = idTexts + values
                 let inProtobuf = idTexts + values.map(Idempotency.protobufString)
                 // Other contacts whose history mentions the person (a former merge winner that held an address): their
                 // events are redacted too, and a consumer reading them late would apply an empty state. Each gets its
@@ -101,11 +101,13 @@ public struct PostgresErasureStore: ErasureStore {
                     SELECT DISTINCT resource_id FROM contacts.changes
                     WHERE tenant_id = $1 AND resource_type = $2 AND NOT (resource_id = ANY($3::text[]))
                       AND resource::jsonb <> jsonb_build_object('id', resource_id)
-                      AND EXISTS (SELECT 1 FROM unnest($4::text[]) AS n WHERE strpos(lower(resource::text), lower(n)) > 0)
+                      AND EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS n(needle, pattern)
+                                  WHERE strpos(lower(resource::text), n.needle) > 0 AND lower(resource::text) ~ n.pattern)
                     """,
                     [
                         tenant, .text(PostgresContactStore.resourceType), .array(idTexts.map(PostgresValue.text), elementType: .text),
-                        .array(inJSON.map(PostgresValue.text), elementType: .text),
+                        .array(inJSON.map { .text($0.lowercased()) }, elementType: .text),
+                        .array(inJSON.map { .text(ChangeFeed.tokenPattern($0.lowercased())) }, elementType: .text),
                     ]
                 ).rows.compactMap { UUID(uuidString: try $0.string("resource_id")) }
 

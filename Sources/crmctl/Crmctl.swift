@@ -112,6 +112,7 @@ struct Contacts: AsyncParsableCommand {
         abstract: "Create, find, change and delete contacts.",
         subcommands: [
             Create.self, Get.self, Lookup.self, Search.self, Update.self, Delete.self, Undelete.self, List.self, Watch.self, Import.self, Export.self,
+            Merge.self, Unmerge.self, Erase.self, Erasure.self,
         ])
 
     /// Contact fields settable from the command line.
@@ -349,6 +350,72 @@ struct Contacts: AsyncParsableCommand {
         }
     }
 
+    struct Merge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Merge a contact into another: the winner keeps its values and gains what it lacks; the loser is deleted.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The contact merged away (the loser).") var loser: String
+        @Option(help: "The contact that stays (the winner).") var into: String
+        @Option(help: "Only if the winner is still at this version (etag from get).") var winnerEtag: String = ""
+        @Option(help: "Only if the loser is still at this version (etag from get).") var loserEtag: String = ""
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_MergeContactsRequest()
+            request.winnerId = into
+            request.loserId = loser
+            request.winnerEtag = winnerEtag
+            request.loserEtag = loserEtag
+            request.requestId = UUID().uuidString
+            let merged = try await reporting { try await client.mergeContacts(request, options: options) }
+            try Printer.contact(merged, format: connection.output)
+        }
+    }
+
+    struct Unmerge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Reverse a contact's latest merge and restore it.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The merged contact to restore.") var id: String
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_UnmergeContactRequest()
+            request.id = id
+            request.requestId = UUID().uuidString
+            let restored = try await reporting { try await client.unmergeContact(request, options: options) }
+            try Printer.contact(restored, format: connection.output)
+        }
+    }
+
+    struct Erase: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Erase a person everywhere (GDPR; admin role). Prints the erasure; `crmctl contacts erasure <id>` follows it.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The contact to erase (with every contact merged into it).") var id: String
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_EraseContactRequest()
+            request.contactId = id
+            let erasure = try await reporting { try await client.eraseContact(request, options: options) }
+            try Printer.erasure(erasure, format: connection.output)
+        }
+    }
+
+    struct Erasure: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an erasure: its status and the services' receipts (admin role).")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The erasure's id.") var id: String
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_GetErasureRequest()
+            request.id = id
+            let erasure = try await reporting { try await client.getErasure(request, options: options) }
+            try Printer.erasure(erasure, format: connection.output)
+        }
+    }
+
     struct List: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Option(help: "Only this tag.") var tag: String = ""
@@ -425,6 +492,23 @@ enum Printer {
     /// - Throws: ``ProtoJSONError`` when the message cannot be written as JSON.
     static func json(_ message: some ProtoJSONMessage) throws {
         print(try message.protoJSONText())
+    }
+
+    /// Prints an erasure: JSON, or its status and each awaited service's receipts for people.
+    /// - Throws: ``ProtoJSONError`` when the erasure cannot be written as JSON.
+    static func erasure(_ erasure: Switchboard_Contacts_V1_Erasure, format: OutputFormat) throws {
+        switch format {
+        case .json: try json(erasure)
+        case .table:
+            let status = "\(erasure.status)".uppercased()
+            print("erasure \(erasure.id) of contact \(erasure.contactId): \(status)")
+            if !erasure.mergedContactIds.isEmpty { print("with merged contacts: \(erasure.mergedContactIds.joined(separator: ", "))") }
+            let records = 1 + erasure.mergedContactIds.count
+            for service in erasure.awaitedServices {
+                let received = erasure.receipts.filter { $0.service == service }.count
+                print("\(service)\t\(received)/\(records) receipts")
+            }
+        }
     }
 
     /// Prints contacts as a table for people.

@@ -113,6 +113,16 @@ final class ContactsFeedTests {
         try await apply([try event(t, loser, .merged, related: [winner])])
         #expect(try await client.get(logged.id).contactIds == [winner])
         #expect(try await client.get(both.id).contactIds == [winner])
+        // Each interaction moved is published as it is now, for the readers of this service's feed.
+        let published = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query(
+                """
+                SELECT resource_id FROM communication.changes
+                WHERE tenant_id = $1 AND actor_id = 'contacts-feed' AND resource_type = 'switchboard.communication.v1.Interaction'
+                """, [.text(t)]
+            ).rows.map { try $0.string("resource_id") }
+        }
+        #expect(Set(published) == [logged.id, both.id] && published.count == 2, "\(published)")
         #expect(try await client.list { $0.contactId = loser }.interactions.isEmpty)
         #expect(Set(try await client.list { $0.contactId = winner }.interactions.map(\.id)) == [logged.id, both.id])
         let decision = try await client.checkConsent(contact: winner)

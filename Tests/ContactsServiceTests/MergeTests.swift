@@ -198,4 +198,31 @@ final class MergeTests {
         let (stillA, stillB) = (try await client.get(a.id), try await client.get(b.id))
         #expect(stillA.emails.count == 20 && stillB.audit?.deleteTime == nil)
     }
+
+    @Test("crmctl contacts merge, unmerge, erase and erasure")
+    func crmctl() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let winner = try await client.create(given: "Ada", family: "Lovelace", emails: ["ada@example.com"])
+        let loser = try await client.create(given: "Ada", family: "King", emails: ["king@example.com"])
+        let binary = URL(
+            fileURLWithPath: ProcessInfo.processInfo.environment["SWITCHBOARD_CONTACTS_BIN"]
+                ?? repositoryRoot.appendingPathComponent(".build/debug/contacts").path
+        ).deletingLastPathComponent().appendingPathComponent("crmctl").path
+        let token = try await ServiceHarness.token(tenant: t, roles: [.admin])
+        let env = ["CRMCTL_TOKEN": token, "CRMCTL_CONTACTS_ADDR": "127.0.0.1:\(harness.port)"]
+        let (merged, mergeOut) = try await runProcess(
+            binary, ["contacts", "merge", loser.id, "--into", winner.id, "--output", "json"], environment: env)
+        #expect(merged == 0 && mergeOut.contains("king@example.com") && mergeOut.contains(winner.id), "\(mergeOut)")
+        let (unmerged, unmergeOut) = try await runProcess(binary, ["contacts", "unmerge", loser.id], environment: env)
+        #expect(unmerged == 0 && unmergeOut.contains(loser.id), "\(unmergeOut)")
+        let (erased, eraseOut) = try await runProcess(binary, ["contacts", "erase", loser.id], environment: env)
+        #expect(erased == 0 && eraseOut.contains("of contact \(loser.id): COMPLETE"), "\(eraseOut)")
+        let erasureID = try #require(eraseOut.split(separator: " ").dropFirst().first.map(String.init))
+        let (shown, showOut) = try await runProcess(binary, ["contacts", "erasure", erasureID, "--output", "json"], environment: env)
+        #expect(shown == 0 && showOut.contains("STATUS_COMPLETE"), "\(showOut)")
+        // The service's refusal is reported with a non-zero status.
+        let (again, againOut) = try await runProcess(binary, ["contacts", "unmerge", winner.id], environment: env)
+        #expect(again != 0 && againOut.contains("FAILED_PRECONDITION"), "\(againOut)")
+    }
 }

@@ -126,6 +126,10 @@ public struct PostgresContactsFeedStore: Sendable {
             ON CONFLICT DO NOTHING
             """, [tenant, l, w])
         try await c.query("DELETE FROM communication.interaction_contacts WHERE tenant_id = $1 AND contact_id = $2", [tenant, l])
+        let movedInteractions = try await c.query(
+            "SELECT row_id FROM communication.merge_moves WHERE tenant_id = $1 AND loser = $2 AND kind = 'interaction'", [tenant, l]
+        ).rows.map { try $0.uuid("row_id") }
+        try await publishInteractions(movedInteractions, tenantID: tenantString(tenant), fields: ["contact_ids"], on: c)
         // A campaign that reached both records sends once: the loser's scheduled copy is cancelled, not moved (moving it
         // would give the winner two sends of one campaign, which sends_one_per_recipient refuses, and the batch would
         // fail for ever).
@@ -185,6 +189,24 @@ public struct PostgresContactsFeedStore: Sendable {
             WHERE tenant_id = $1 AND loser = $2 AND winner = $3 AND ledger_sequence = 0
             """, [tenant, l, w])
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, l])
+    }
+
+    /// Publishes the interactions `ids` as they are now (UPDATED, actor `contacts-feed`): what the contacts feed did to
+    /// them reaches the readers of this service's feed, as a user's change would.
+    private func publishInteractions(_ ids: [UUID], tenantID: String, fields: [String], on c: PostgresConnection) async throws {
+        guard !ids.isEmpty else { return }
+        for row in try await c.query(
+            "SELECT \(PostgresInteractionStore.columns) FROM communication.interactions i WHERE i.tenant_id = $1 AND i.id = ANY($2::uuid[]) ORDER BY i.id",
+            [.text(tenantID), .array(ids.map(PostgresValue.uuid), elementType: .uuid)]
+        ).rows {
+            let record = try PostgresInteractionStore.record(row)
+            let payload = try publishInteraction(record)
+            try await ChangeFeed(schema: "communication").record(
+                ChangeRecord(
+                    resourceType: PostgresInteractionStore.interactionType, resourceID: record.id.lowercaseText, kind: .updated,
+                    changedFields: fields, resourceJSON: payload.tenant, actorID: "contacts-feed", serviceResourceJSON: payload.service),
+                tenantID: tenantID, on: c)
+        }
     }
 
     /// Reverses the logged merge of `loser` into `winner`, as far as what it moved is still as the merge left it, then
@@ -261,6 +283,7 @@ public struct PostgresContactsFeedStore: Sendable {
                 WHERE i.tenant_id = $1 AND i.id = ANY($4::uuid[]) AND x IN ($2, $3)
                 ON CONFLICT DO NOTHING
                 """, [tenant, l, w, ids])
+            try await publishInteractions(restored, tenantID: tenantString(tenant), fields: ["contact_ids"], on: c)
         }
         for id in sends {
             try await SendChanges.record(
@@ -393,19 +416,9 @@ public struct PostgresContactsFeedStore: Sendable {
             tenantID: tenantID, mentioning: [person.lowercaseText] + written.map(Idempotency.protobufString), on: c)
         // The interactions changed are published as they are now (the redacted history no longer says what they were):
         // a consumer that kept a copy learns the person left it.
-        for row in try await c.query(
-            "SELECT \(PostgresInteractionStore.columns) FROM communication.interactions i WHERE i.tenant_id = $1 AND i.id = ANY($2::uuid[]) ORDER BY i.id",
-            [tenant, .array(interactions.compactMap { UUID(uuidString: $0.id) }.map(PostgresValue.uuid), elementType: .uuid)]
-        ).rows {
-            let record = try PostgresInteractionStore.record(row)
-            let payload = try publishInteraction(record)
-            try await ChangeFeed(schema: "communication").record(
-                ChangeRecord(
-                    resourceType: PostgresInteractionStore.interactionType, resourceID: record.id.lowercaseText, kind: .updated,
-                    changedFields: ["contact_ids", "addresses", "subject", "body", "outcome"], resourceJSON: payload.tenant, actorID: "contacts-feed",
-                    serviceResourceJSON: payload.service),
-                tenantID: tenantID, on: c)
-        }
+        try await publishInteractions(
+            interactions.compactMap { UUID(uuidString: $0.id) }, tenantID: tenantID,
+            fields: ["contact_ids", "addresses", "subject", "body", "outcome"], on: c)
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
         // The merge log forgets the person: merges they were part of, and their id in other merges' arrays (as the
         // interactions themselves lost it above, so an unmerge still finds them as the merge left them).

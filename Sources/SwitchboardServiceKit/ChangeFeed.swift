@@ -222,7 +222,8 @@ public struct ChangeFeed: Sendable {
     public func redact(
         tenantID: String, resourceIDs: [String], mentioning: [String], on connection: PostgresConnection
     ) async throws -> Int {
-        let needles = Array(Set(mentioning.filter { !$0.isEmpty }.map { $0.lowercased() })).sorted()
+        // Lower-cased by PostgreSQL on both sides (its lower() and Swift's can differ outside ASCII).
+        let needles = Array(Set(mentioning.filter { !$0.isEmpty })).sorted()
         guard !resourceIDs.isEmpty || !needles.isEmpty else { return 0 }
         // A scan of the tenant's retained history: erasure is rare, and a payload may mention the person anywhere. The
         // substring test is cheap and finds the candidates; the pattern then asks for the whole token.
@@ -232,8 +233,9 @@ public struct ChangeFeed: Sendable {
             WHERE tenant_id = $1 AND (resource::jsonb <> jsonb_build_object('id', resource_id) OR service_resource IS NOT NULL)
               AND (resource_id = ANY($2::text[])
                    OR EXISTS (SELECT 1 FROM unnest($3::text[], $4::text[]) AS n(needle, pattern)
-                              WHERE (strpos(lower(resource::text), n.needle) > 0 AND lower(resource::text) ~ n.pattern)
-                                 OR (strpos(lower(service_resource::text), n.needle) > 0 AND lower(service_resource::text) ~ n.pattern)))
+                              WHERE (strpos(lower(resource::text), lower(n.needle)) > 0 AND lower(resource::text) ~ lower(n.pattern))
+                                 OR (strpos(lower(service_resource::text), lower(n.needle)) > 0
+                                     AND lower(service_resource::text) ~ lower(n.pattern))))
             """,
             [
                 .text(tenantID), .array(resourceIDs.map { .text($0) }, elementType: .text), .array(needles.map { .text($0) }, elementType: .text),
@@ -243,11 +245,13 @@ public struct ChangeFeed: Sendable {
     }
 
     /// The pattern (PostgreSQL's regular expressions) that finds `needle` as a whole token: not preceded or followed by
-    /// a character an address, a number or an id continues with (letters, digits, `.`, `_`, `%`, `+`, `-`).
+    /// a character an address, a number or an id continues with (letters, digits, `.`, `_`, `%`, `+`, `-`). In JSON text a
+    /// control character before it is an escape (`\n`, `\u0007`), which counts as a boundary; full stops after it end a
+    /// sentence ("write to ann@x.io.") unless a letter follows (`ann@x.io.uk` is another address).
     public static func tokenPattern(_ needle: String) -> String {
         let special: Set<Character> = ["\\", ".", "^", "$", "|", "?", "*", "+", "(", ")", "[", "]", "{", "}"]
         let escaped = needle.map { special.contains($0) ? "\\\($0)" : String($0) }.joined()
-        return "(^|[^[:alnum:]._%+-])\(escaped)($|[^[:alnum:]._%+-])"
+        return "(^|[^[:alnum:]._%+-]|\\\\[bfnrt]|\\\\u[0-9a-fA-F]{4})\(escaped)\\.*($|[^[:alnum:]._%+-])"
     }
 
     /// Deletes changes older than the retention period, across tenants (through the `retention_purge` policy).

@@ -357,7 +357,8 @@ final class ContactsFeedTests {
                 try await c.query(
                     """
                     SELECT resource::text || coalesce(service_resource::text, '') AS r
-                    FROM communication.changes WHERE tenant_id = $1 AND resource_id = ANY($2::text[]) AND actor_id <> 'contacts-feed'
+                    FROM communication.changes WHERE tenant_id = $1 AND resource_id = ANY($2::text[])
+                      AND NOT (actor_id = 'contacts-feed' AND resource_type = 'switchboard.communication.v1.Interaction')
                     """,
                     [.text(t), .array([.text(remembered.id), .text(byPhone.id), .text(withOther.id), .text(hidden.id)], elementType: .text)]
                 ).rows.map { try $0.string("r") },

@@ -102,12 +102,12 @@ public struct PostgresErasureStore: ErasureStore {
                     WHERE tenant_id = $1 AND resource_type = $2 AND NOT (resource_id = ANY($3::text[]))
                       AND resource::jsonb <> jsonb_build_object('id', resource_id)
                       AND EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS n(needle, pattern)
-                                  WHERE strpos(lower(resource::text), n.needle) > 0 AND lower(resource::text) ~ n.pattern)
+                                  WHERE strpos(lower(resource::text), lower(n.needle)) > 0 AND lower(resource::text) ~ lower(n.pattern))
                     """,
                     [
                         tenant, .text(PostgresContactStore.resourceType), .array(idTexts.map(PostgresValue.text), elementType: .text),
-                        .array(inJSON.map { .text($0.lowercased()) }, elementType: .text),
-                        .array(inJSON.map { .text(ChangeFeed.tokenPattern($0.lowercased())) }, elementType: .text),
+                        .array(inJSON.map { .text($0) }, elementType: .text),
+                        .array(inJSON.map { .text(ChangeFeed.tokenPattern($0)) }, elementType: .text),
                     ]
                 ).rows.compactMap { UUID(uuidString: try $0.string("resource_id")) }
 
@@ -329,7 +329,10 @@ public struct PostgresErasureStore: ErasureStore {
     ) async throws -> Bool {
         try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(tenantID)])
         let tenant = PostgresValue.text(tenantID), id = PostgresValue.uuid(erasureID)
-        guard try await c.query("SELECT 1 AS found FROM contacts.erasures WHERE tenant_id = $1 AND id = $2", [tenant, id]).first != nil
+        // Locked: receipts of several services arrive in transactions of their own, and each completion check must see
+        // the receipts committed before it (otherwise two at once could each miss the other's, and none completes).
+        guard
+            try await c.query("SELECT 1 AS found FROM contacts.erasures WHERE tenant_id = $1 AND id = $2 FOR UPDATE", [tenant, id]).first != nil
         else { return false }
         // At least once: a receipt delivered again keeps the first.
         try await c.query(

@@ -23,14 +23,7 @@ extension PostgresContactStore {
             try await releaseEmails(id: loser.id, actor: actor, on: c)
             guard
                 let winnerRow = try await c.query(
-                    """
-                    UPDATE contacts.contacts SET given_name = $4, family_name = $5, middle_name = $6, name_prefix = $7,
-                        name_suffix = $8, display_name = $9, emails = $10, phones = $11, addresses = $12, contact_type = $13,
-                        status = $14, tags = $15, owner_id = $16, custom_fields = $17, version = version + 1,
-                        updated_at = now(), updated_by = $18
-                    WHERE tenant_id = $1 AND id = $2 AND version = $3 AND deleted_at IS NULL
-                    RETURNING \(Self.columns)
-                    """, [tenant, .uuid(winner.id), .int(winner.version)] + Self.dataBinds(data) + [.text(actor.userID)]
+                    Self.dataUpdate(live: true), [tenant, .uuid(winner.id), .int(winner.version)] + Self.dataBinds(data) + [.text(actor.userID)]
                 ).first
             else { try await throwVersionConflict(id: winner.id, actor: actor, on: c) }
             try await releaseEmails(id: winner.id, actor: actor, on: c)
@@ -105,15 +98,9 @@ extension PostgresContactStore {
             ).first.map(Self.record) {
                 let (data, changed) = strip(winner.data, added)
                 if !changed.isEmpty {
+                    // Locked above: still at the version read. (A deleted former winner is stripped too.)
                     let row = try await c.query(
-                        """
-                        UPDATE contacts.contacts SET given_name = $3, family_name = $4, middle_name = $5, name_prefix = $6,
-                            name_suffix = $7, display_name = $8, emails = $9, phones = $10, addresses = $11, contact_type = $12,
-                            status = $13, tags = $14, owner_id = $15, custom_fields = $16, version = version + 1,
-                            updated_at = now(), updated_by = $17
-                        WHERE tenant_id = $1 AND id = $2
-                        RETURNING \(Self.columns)
-                        """, [tenant, .uuid(winnerID)] + Self.dataBinds(data) + [.text(actor.userID)]
+                        Self.dataUpdate(live: false), [tenant, .uuid(winnerID), .int(winner.version)] + Self.dataBinds(data) + [.text(actor.userID)]
                     ).first!
                     try await releaseEmails(id: winnerID, actor: actor, on: c)
                     // A deleted former winner holds no addresses.

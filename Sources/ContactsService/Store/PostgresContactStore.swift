@@ -587,20 +587,27 @@ public struct PostgresContactStore: ContactStore {
         return found
     }
 
+    /// A contact's data written over, if it is still at version `$3` (and live, when `live`): tenant `$1`, id `$2`, then
+    /// ``dataBinds(_:)`` from `$4` and the actor at `$18`; returns the row.
+    static func dataUpdate(live: Bool) -> String {
+        """
+        UPDATE contacts.contacts SET given_name = $4, family_name = $5, middle_name = $6, name_prefix = $7,
+            name_suffix = $8, display_name = $9, emails = $10, phones = $11, addresses = $12, contact_type = $13,
+            status = $14, tags = $15, owner_id = $16, custom_fields = $17, version = version + 1,
+            updated_at = now(), updated_by = $18
+        WHERE tenant_id = $1 AND id = $2 AND version = $3\(live ? " AND deleted_at IS NULL" : "")
+        RETURNING \(columns)
+        """
+    }
+
     public func replace(
         id: UUID, expectedVersion: Int64, data: ContactData, changedFields: [String], actor: Actor, write: WriteOptions<ContactRecord>
     ) async throws -> WriteOutcome<ContactRecord> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             guard
                 let row = try await c.query(
-                    """
-                    UPDATE contacts.contacts SET given_name = $4, family_name = $5, middle_name = $6, name_prefix = $7,
-                        name_suffix = $8, display_name = $9, emails = $10, phones = $11, addresses = $12, contact_type = $13,
-                        status = $14, tags = $15, owner_id = $16, custom_fields = $17, version = version + 1,
-                        updated_at = now(), updated_by = $18
-                    WHERE tenant_id = $1 AND id = $2 AND version = $3 AND deleted_at IS NULL
-                    RETURNING \(Self.columns)
-                    """, [.text(actor.tenantID), .uuid(id), .int(expectedVersion)] + Self.dataBinds(data) + [.text(actor.userID)]
+                    Self.dataUpdate(live: true),
+                    [.text(actor.tenantID), .uuid(id), .int(expectedVersion)] + Self.dataBinds(data) + [.text(actor.userID)]
                 ).first
             else {
                 try await throwVersionConflict(id: id, actor: actor, on: c)

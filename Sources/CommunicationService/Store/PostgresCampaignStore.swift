@@ -206,9 +206,7 @@ public struct PostgresCampaignStore: CampaignStore {
             }
             if let after {
                 binds += [.int(after.micros), .uuid(after.id)]
-                // The cursor's time computed by the database from its microseconds, exactly.
-                conditions.append(
-                    "(c.created_at, c.id) < (timestamptz 'epoch' + $\(binds.count - 1)::int8 * interval '1 microsecond', $\(binds.count))")
+                conditions.append("(c.created_at, c.id) < (\(PostgresInteractionStore.cursorTime("$\(binds.count - 1)")), $\(binds.count))")
             }
             let rows = try await c.query(
                 """

@@ -260,7 +260,13 @@ public struct PostgresInteractionStore: InteractionStore {
 
     /// The timestamp a cursor's microseconds stand for, computed exactly by the database.
     private static func cursorTime(_ micros: Int64, _ binds: inout Binds) -> String {
-        "(timestamptz 'epoch' + \(binds.add(.int(micros)))::int8 * interval '1 microsecond')"
+        cursorTime(binds.add(.int(micros)))
+    }
+
+    /// The timestamp the microseconds in `placeholder` stand for, computed exactly by the database (a round trip
+    /// through a Date could move it by one): the time of every keyset cursor in this service's lists.
+    static func cursorTime(_ placeholder: String) -> String {
+        "(timestamptz 'epoch' + \(placeholder)::int8 * interval '1 microsecond')"
     }
 
     private static func page(_ rows: [PostgresRow], limit: Int) throws -> Rows<InteractionRecord> {

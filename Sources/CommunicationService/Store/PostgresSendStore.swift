@@ -110,10 +110,7 @@ public struct PostgresSendStore: SendStore {
         if let campaign = query.campaignID { conditions.append("campaign_id = \(bind(.uuid(campaign)))") }
         if let status = query.status { conditions.append("status = \(bind(.int(Int64(status.rawValue))))") }
         if let after {
-            // The cursor's time computed by the database from its microseconds: a round trip through a Date could
-            // move it by one.
-            conditions.append(
-                "(created_at, id) < (timestamptz 'epoch' + \(bind(.int(after.micros)))::int8 * interval '1 microsecond', \(bind(.uuid(after.id))))")
+            conditions.append("(created_at, id) < (\(PostgresInteractionStore.cursorTime(bind(.int(after.micros)))), \(bind(.uuid(after.id))))")
         }
         let rows = try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],

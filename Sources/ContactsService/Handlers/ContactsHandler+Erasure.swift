@@ -46,13 +46,7 @@ extension ContactsHandler {
     public func eraseContact(
         request: Switchboard_Contacts_V1_EraseContactRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_Erasure {
-        guard let id = UUID(text: request.contactId) else {
-            throw ContactsError.invalid([
-                Violation(
-                    "contact_id", request.contactId.isEmpty ? "is required" : "\(ContactRules.excerpt(request.contactId)) is not a contact id (UUID)",
-                    reason: request.contactId.isEmpty ? "REQUIRED" : "INVALID_FORMAT")
-            ])
-        }
+        let id = try Self.uuid(request.contactId, field: "contact_id")
         // Idempotent by its contact, not by request id: a retry returns the erasure as it is now, not a stored PENDING.
         let write = try IdempotentWrite(request: request, requestID: "", method: Methods.eraseContact, response: { ErasureMapping.proto($0) })
         return try write.response(try await erasures.erase(contactID: id, actor: try context.actor(), write: write.options))
@@ -62,13 +56,7 @@ extension ContactsHandler {
     public func getErasure(
         request: Switchboard_Contacts_V1_GetErasureRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_Erasure {
-        guard let id = UUID(text: request.id) else {
-            throw ContactsError.invalid([
-                Violation(
-                    "id", request.id.isEmpty ? "is required" : "\(ContactRules.excerpt(request.id)) is not an erasure id (UUID)",
-                    reason: request.id.isEmpty ? "REQUIRED" : "INVALID_FORMAT")
-            ])
-        }
+        let id = try Self.uuid(request.id, field: "id", what: "an erasure id")
         return ErasureMapping.proto(try await erasures.get(id: id, actor: try context.actor()))
     }
 

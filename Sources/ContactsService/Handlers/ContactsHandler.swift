@@ -29,11 +29,12 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         self.changes = changes
     }
 
-    private static func uuid(_ text: String, field: String) throws -> UUID {
+    /// The id in a request field, or INVALID_ARGUMENT naming the field (`what` says what kind of id it must be).
+    static func uuid(_ text: String, field: String, what: String = "a contact id") throws -> UUID {
         guard let id = UUID(text: text) else {
             throw ContactsError.invalid([
                 Violation(
-                    field, text.isEmpty ? "is required" : "\(ContactRules.excerpt(text)) is not a contact id (UUID)",
+                    field, text.isEmpty ? "is required" : "\(ContactRules.excerpt(text)) is not \(what) (UUID)",
                     reason: text.isEmpty ? "REQUIRED" : "INVALID_FORMAT")
             ])
         }

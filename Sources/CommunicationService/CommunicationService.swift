@@ -339,6 +339,8 @@ public enum CommunicationService: ServiceDefinition {
                         campaigns: CampaignDomain(
                             store: PostgresCampaignStore(pool: pool, idempotency: idempotency), templates: templates, audiences: audienceSource,
                             maxRecipients: audiences.maxRecipients),
+                        preferences: PreferencesDomain(
+                            store: PostgresPreferencesStore(pool: pool, feed: feed, idempotency: idempotency, publish: PreferencesMapping.json)),
                         changes: dependencies.changes)
                 ]
             })

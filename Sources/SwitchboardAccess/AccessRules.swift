@@ -48,6 +48,7 @@ public enum AccessRules {
             M.logInteraction: .user, M.updateInteraction: .user, M.deleteInteraction: .user, M.undeleteInteraction: .user,
             M.getInteraction: .readOnly, M.listInteractions: .readOnly, M.searchInteractions: .readOnly, M.listFollowUpsDue: .readOnly,
             M.recordConsent: .user, M.listConsentHistory: .readOnly, M.checkConsent: .readOnly, M.getContactSummary: .readOnly,
+            M.getContactPreferences: .readOnly, M.updateContactPreferences: .user,
             M.createTemplate: .user, M.updateTemplate: .user, M.getTemplate: .readOnly, M.listTemplates: .readOnly,
             M.renderTemplate: .readOnly,
             M.sendMessage: .user, M.getSend: .readOnly, M.listSends: .readOnly, M.cancelSend: .user, M.exportSubject: .admin,

@@ -91,7 +91,10 @@ struct ContactOverview {
 
     /// The view's keys a communication summary fills.
     static func view(_ summary: Switchboard_Communication_V1_ContactSummary) throws -> [String: ViewValue] {
-        ["recentInteractions": try list(summary.interactions?.interactions), "consents": try list(summary.consents?.records)]
+        [
+            "recentInteractions": try list(summary.interactions?.interactions), "consents": try list(summary.consents?.records),
+            "preferences": .text(try summary.preferences?.protoJSONText() ?? "{}"),
+        ]
     }
 
     /// The view's keys a collaboration summary fills.
@@ -149,6 +152,7 @@ struct ContactOverview {
             part("groups", "organization", organization, "ListContactGroups", ["contactId": .string(id), "page": page]),
             part("recentInteractions", "communication", communication, "ListInteractions", ["contactId": .string(id), "page": page]),
             part("consents", "communication", communication, "ListConsentHistory", ["contactId": .string(id), "page": page]),
+            part("preferences", "communication", communication, "GetContactPreferences", ["contactId": .string(id)]),
             part("notes", "collaboration", collaboration, "ListNotes", ["subject": subject, "page": page]),
             part("files", "collaboration", collaboration, "ListFiles", ["subject": subject, "page": page]),
             part(
@@ -165,7 +169,7 @@ struct ContactOverview {
     /// under the key the summaries fill (a test compares the two).
     static func apply(_ part: Part, _ response: JSON, to view: inout [String: ViewValue]) {
         guard case .object(let fields) = response else { return }
-        if part.key == "metrics" {
+        if part.key == "metrics" || part.key == "preferences" {
             view[part.key] = .json(response)
             return
         }

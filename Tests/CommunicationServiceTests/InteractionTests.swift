@@ -485,10 +485,13 @@ final class InteractionTests {
                 )
                 INSERT INTO communication.merge_moves (tenant_id, loser, kind, row_id) SELECT $1, loser, 'send', gen_random_uuid() FROM m
                 """, [.text(tenantA)])
+            try await c.query(
+                "INSERT INTO communication.preferences (tenant_id, contact_id, do_not_contact, created_by, updated_by) VALUES ($1, gen_random_uuid(), true, 'x', 'x')",
+                [.text(tenantA)])
         }
         let tables = [
             "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "sends", "provider_events", "contact_addresses",
-            "suppressions", "campaigns", "campaign_recipients", "feed_dead_letters", "merges", "merge_moves",
+            "suppressions", "campaigns", "campaign_recipients", "feed_dead_letters", "merges", "merge_moves", "preferences",
             "changes",
             "change_sequences", "idempotency_keys",
         ]

@@ -329,7 +329,12 @@ struct GatewayUnitTests {
         #expect(unknown["memberships"] == .text("[]") && unknown["groups"] == .text("[]") && unknown["organizationNames"] == nil)
 
         var communication = Switchboard_Communication_V1_ContactSummary()
-        try same(ContactOverview.view(communication), ["recentInteractions": communication.interactions, "consents": communication.consents])
+        try same(
+            ContactOverview.view(communication),
+            [
+                "recentInteractions": communication.interactions, "consents": communication.consents,
+                "preferences": communication.preferences,
+            ])
         var interaction = Switchboard_Communication_V1_Interaction()
         interaction.id = "i1"
         var interactions = Switchboard_Communication_V1_ListInteractionsResponse()
@@ -340,7 +345,20 @@ struct GatewayUnitTests {
         var consents = Switchboard_Communication_V1_ListConsentHistoryResponse()
         consents.records = [consent]
         communication.consents = consents
-        try same(ContactOverview.view(communication), ["recentInteractions": communication.interactions, "consents": communication.consents])
+        var preferences = Switchboard_Communication_V1_ContactPreferences()
+        preferences.contactId = "c"
+        preferences.doNotContact = true
+        var quiet = Switchboard_Communication_V1_QuietHours()
+        quiet.start = "21:00"
+        quiet.end = "08:00"
+        preferences.quietHours = quiet
+        communication.preferences = preferences
+        try same(
+            ContactOverview.view(communication),
+            [
+                "recentInteractions": communication.interactions, "consents": communication.consents,
+                "preferences": communication.preferences,
+            ])
 
         var collaboration = Switchboard_Collaboration_V1_ContactSummary()
         try same(

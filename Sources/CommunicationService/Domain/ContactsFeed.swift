@@ -53,6 +53,8 @@ public struct ErasureReceiptData: Sendable, Hashable {
     public var storedResponsesRemoved: Int
     /// Consent ledger entries of the person, deleted.
     public var consentEntriesDeleted: Int = 0
+    /// The person's stored preferences, deleted (0 or 1).
+    public var preferencesDeleted: Int = 0
 }
 
 /// Address normalisation and the suppression hash, pure.

@@ -133,6 +133,8 @@ public enum CommunicationError: Error, Sendable, Equatable {
     case campaignState(CampaignStatus)
     /// The address belongs to an erased person (the suppression list): FAILED_PRECONDITION.
     case suppressed
+    /// The contact asked not to be contacted (their preferences' do_not_contact).
+    case doNotContact
     /// The send's address is not one of its contact's addresses of the channel's kind (`email` or `phone`) in the
     /// directory the contacts feed keeps, or the contact is deleted or unknown: FAILED_PRECONDITION naming
     /// `send.to_address`.

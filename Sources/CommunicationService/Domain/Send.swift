@@ -147,6 +147,8 @@ public protocol SendStore: Sendable {
     func fetch(id: UUID, actor: Actor) async throws -> SendRecord?
     /// Whether an address hash is on the tenant's suppression list.
     func isSuppressed(kind: String, hash: String, actor: Actor) async throws -> Bool
+    /// Whether the contact's preferences say not to contact them.
+    func doNotContact(contactID: UUID, actor: Actor) async throws -> Bool
     /// Whether the address directory (the contacts feed's) lists `address` (normalised, of `kind`) for the contact.
     func isListed(address: String, kind: String, contactID: UUID, actor: Actor) async throws -> Bool
     /// Cancels a send still SCHEDULED (`notFound`, or `notCancellable` with its status).
@@ -263,6 +265,8 @@ public struct SendDomain: Sendable {
         }
         let decision = try await consent.check(contactID: data.contactID, channel: data.channel, purpose: data.purpose, actor: actor)
         guard decision.allowed else { throw CommunicationError.consentRefused(decision.reason) }
+        // Asked not to be contacted: whatever consent says (the dispatcher checks again when the send falls due).
+        if try await store.doNotContact(contactID: data.contactID, actor: actor) { throw CommunicationError.doNotContact }
         let id = UUID.random()
         let payload = try self.payload(id, data.channel, data.toAddress, subject, body)
         return try await store.insert(

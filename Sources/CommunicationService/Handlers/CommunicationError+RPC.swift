@@ -7,6 +7,7 @@ extension CommunicationError: RPCErrorConvertible {
     static let resourceTypes = [
         "interaction": "switchboard.communication.v1.Interaction", "template": "switchboard.communication.v1.Template",
         "send": "switchboard.communication.v1.Send", "campaign": "switchboard.communication.v1.Campaign",
+        "preferences": "switchboard.communication.v1.ContactPreferences",
     ]
 
     /// The status each domain error is sent as.
@@ -32,6 +33,17 @@ extension CommunicationError: RPCErrorConvertible {
         case .suppressed:
             return RPCError(
                 code: .failedPrecondition, message: "send.to_address is on the suppression list (an erased person's); nothing was scheduled")
+        case .doNotContact:
+            var failure = Google_Rpc_PreconditionFailure()
+            var violation = Google_Rpc_PreconditionFailure.Violation()
+            violation.type = "DO_NOT_CONTACT"
+            violation.subject = "send.contact_id"
+            violation.description = "the contact asked not to be contacted (preferences.do_not_contact)"
+            failure.violations = [violation]
+            return RPCError(
+                code: .failedPrecondition,
+                message: "send.contact_id asked not to be contacted (their preferences' do_not_contact); nothing was scheduled"
+            ).withDetails([Google_Protobuf_Any(packing: failure)])
         case .addressNotListed(let kind):
             var failure = Google_Rpc_PreconditionFailure()
             var violation = Google_Rpc_PreconditionFailure.Violation()

@@ -17,6 +17,7 @@ extension CommunicationHandler {
                 case .interaction(let i): message.record = .interaction(InteractionMapping.proto(i))
                 case .consent(let c): message.record = .consent(ConsentMapping.proto(c))
                 case .send(let s): message.record = .send(SendMapping.proto(s))
+                case .preferences(let p): message.record = .preferences(PreferencesMapping.proto(p))
                 }
                 try await responses.write(message)
             }

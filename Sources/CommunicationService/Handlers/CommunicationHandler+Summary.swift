@@ -4,7 +4,7 @@ import SwitchboardServiceKit
 
 extension CommunicationHandler {
     /// The `GetContactSummary` RPC (see `communication.proto`): the first pages of the contact's `ListInteractions` and
-    /// `ListConsentHistory`, answered by those RPCs' own code and read at once.
+    /// `ListConsentHistory` and its preferences, answered by those RPCs' own code and read at once.
     public func getContactSummary(
         request: Switchboard_Communication_V1_GetContactSummaryRequest, context: ServerContext
     ) async throws -> Switchboard_Communication_V1_ContactSummary {
@@ -19,11 +19,18 @@ extension CommunicationHandler {
         consentsRequest.page = page
         // Values for the child tasks (a variable may not be sent to them).
         let consentsList = consentsRequest
+        let preferencesRequest = {
+            var r = Switchboard_Communication_V1_GetContactPreferencesRequest()
+            r.contactId = request.contactId
+            return r
+        }()
         return try await ContactSummaryPage.readingTogether {
             async let consents = listConsentHistory(request: consentsList, context: context)
+            async let preferences = getContactPreferences(request: preferencesRequest, context: context)
             var summary = Switchboard_Communication_V1_ContactSummary()
             summary.interactions = try await listInteractions(request: interactionsRequest, context: context)
             summary.consents = try await consents
+            summary.preferences = try await preferences
             return summary
         }
     }

@@ -22,6 +22,8 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     let subjects: PostgresSubjectStore
     /// The campaigns.
     let campaigns: CampaignDomain
+    /// Contacts' communication preferences.
+    let preferences: PreferencesDomain
     let changes: TenantChangeWatcher
     /// Longest etag a request may name.
     static let maxETagBytes = 64
@@ -34,11 +36,13 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     ///   - sends: the send use cases.
     ///   - subjects: what is held about a person.
     ///   - campaigns: the campaign use cases.
+    ///   - preferences: the preferences use cases.
     ///   - changes: the kit's `WatchChanges`.
     public init(
         interactions: InteractionDomain, consent: ConsentDomain, templates: TemplateDomain, sends: SendDomain, subjects: PostgresSubjectStore,
-        campaigns: CampaignDomain, changes: TenantChangeWatcher
+        campaigns: CampaignDomain, preferences: PreferencesDomain, changes: TenantChangeWatcher
     ) {
+        self.preferences = preferences
         self.subjects = subjects
         self.campaigns = campaigns
         self.interactions = interactions

@@ -77,6 +77,7 @@ enum ContactsFeedMapping {
         r.changesRedacted = Int32(clamping: receipt.changesRedacted)
         r.storedResponsesRemoved = Int32(clamping: receipt.storedResponsesRemoved)
         r.consentEntriesDeleted = Int32(clamping: receipt.consentEntriesDeleted)
+        r.preferencesDeleted = Int32(clamping: receipt.preferencesDeleted)
         return try r.protoJSONText()
     }
 

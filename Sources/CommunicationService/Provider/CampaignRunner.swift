@@ -10,7 +10,8 @@ import SwitchboardServiceKit
 /// Exactly once per recipient: recipients are claimed `FOR UPDATE SKIP LOCKED` in a transaction that makes each one's
 /// send (or records why it was skipped) and marks it, so a restart or another replica sees it pending or done, never
 /// half; `sends_one_per_recipient` makes a second send for a recipient impossible even so. Skips: no address of the
-/// channel's kind in the directory, a suppressed address, no or withdrawn consent. A paused or cancelled campaign is
+/// channel's kind in the directory, a suppressed address, no or withdrawn consent, a contact who asked not to be
+/// contacted (their preferences). A paused or cancelled campaign is
 /// not expanded; its scheduled sends wait (the dispatcher skips them) or are cancelled. A campaign becomes COMPLETED
 /// only when every send it made has settled, so pause and cancel work until the last message has gone.
 public struct CampaignRunner: Service {
@@ -109,6 +110,13 @@ public struct CampaignRunner: Service {
                 ).first
                 guard let latest, try latest.int("status") == 1 else {
                     try await skip(latest == nil ? "no consent" : "consent withdrawn")
+                    continue
+                }
+                let preferences = try await c.query(
+                    "SELECT do_not_contact FROM communication.preferences WHERE tenant_id = $1 AND contact_id = $2", [.text(tenant), .uuid(contact)]
+                ).first
+                if let preferences, try preferences.bool("do_not_contact") {
+                    try await skip("the contact asked not to be contacted")
                     continue
                 }
                 let templateID = try row.uuid("template_id"), version = Int(try row.int("template_version"))

@@ -6,7 +6,8 @@ import SwitchboardPostgres
 
 /// Sends due messages through the provider: claims due sends (`FOR UPDATE SKIP LOCKED` with leases, so replicas and
 /// restarts never send one twice at once), checks consent again at send time, calls the provider, and records the
-/// outcome with backoff for retryable failures.
+/// outcome with backoff for retryable failures. A send due inside its contact's quiet hours goes back to SCHEDULED
+/// until they end.
 ///
 /// Shutdown: on SIGTERM (graceful shutdown) the dispatcher claims nothing more, but every provider call already
 /// started runs to its end **and its result is recorded**: the call and the recording run in an unstructured task
@@ -89,6 +90,7 @@ public struct Dispatcher: Service {
                 await record(outcome, send)
                 return false
             }
+            if try await store.holdForQuietHours(send) { return false }
         } catch {
             // Suppression or consent unknown (database trouble): do not send; try again shortly (the claim counted an
             // attempt, so a database that stays down ends in FAILED rather than a loop).

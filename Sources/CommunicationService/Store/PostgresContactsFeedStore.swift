@@ -17,6 +17,8 @@ public struct PostgresContactsFeedStore: Sendable {
     let publishSend: @Sendable (SendRecord) throws -> String
     /// The published forms of an interaction (tenant readers', services'), for the interactions an erasure changes.
     let publishInteraction: @Sendable (InteractionRecord) throws -> (tenant: String, service: String?)
+    /// The published form of preferences, for the ones a merge or an unmerge writes.
+    let publishPreferences: @Sendable (PreferencesRecord) throws -> String
     /// Where an event that can only be partly applied is reported.
     let logger: Logger
 
@@ -27,6 +29,7 @@ public struct PostgresContactsFeedStore: Sendable {
         self.publishReceipt = ContactsFeedMapping.receiptJSON
         self.publishSend = CommunicationService.publishSend
         self.publishInteraction = InteractionMapping.published
+        self.publishPreferences = PreferencesMapping.json
     }
 
     /// Applies events in order on `c`.
@@ -188,7 +191,121 @@ public struct PostgresContactsFeedStore: Sendable {
                 (SELECT max(sequence) FROM communication.consent_ledger WHERE tenant_id = $1 AND contact_id = $3), 0)
             WHERE tenant_id = $1 AND loser = $2 AND winner = $3 AND ledger_sequence = 0
             """, [tenant, l, w])
+        try await mergePreferences(tenant, l, w, on: c)
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, l])
+    }
+
+    /// The loser's preferences combined into the winner's: the winner keeps what it stated and gains what it did not
+    /// (a channel, a language, a time zone; quiet hours with their time zone); do_not_contact if either asked (the most
+    /// restrictive wins, as with consent). The loser's own row stays as it was, for an unmerge. The merge log keeps the
+    /// winner's row as it was and the version the merge wrote (migration 017), once per merge.
+    private func mergePreferences(_ tenant: PostgresValue, _ l: PostgresValue, _ w: PostgresValue, on c: PostgresConnection) async throws {
+        guard
+            try await c.query(
+                "SELECT 1 AS hit FROM communication.preferences WHERE tenant_id = $1 AND contact_id = $2", [tenant, l]
+            ).first != nil,
+            try await c.query(
+                "SELECT 1 AS hit FROM communication.merges WHERE tenant_id = $1 AND loser = $2 AND winner = $3 AND preferences_version IS NULL",
+                [tenant, l, w]
+            ).first != nil
+        else { return }
+        try await c.query(
+            """
+            UPDATE communication.merges SET preferences_before = (
+                SELECT to_jsonb(p) FROM communication.preferences p WHERE p.tenant_id = $1 AND p.contact_id = $3)
+            WHERE tenant_id = $1 AND loser = $2 AND winner = $3
+            """, [tenant, l, w])
+        let row = try await c.query(
+            """
+            INSERT INTO communication.preferences AS p (tenant_id, contact_id, preferred_channel, language, time_zone, quiet_start, quiet_end,
+                do_not_contact, created_by, updated_by)
+            SELECT $1, $3, preferred_channel, language, time_zone, quiet_start, quiet_end, do_not_contact, 'contacts-feed', 'contacts-feed'
+            FROM communication.preferences WHERE tenant_id = $1 AND contact_id = $2
+            ON CONFLICT (tenant_id, contact_id) DO UPDATE SET
+                preferred_channel = CASE WHEN p.preferred_channel = 0 THEN excluded.preferred_channel ELSE p.preferred_channel END,
+                language = CASE WHEN p.language = '' THEN excluded.language ELSE p.language END,
+                time_zone = CASE
+                    WHEN p.quiet_start IS NOT NULL THEN p.time_zone
+                    WHEN excluded.quiet_start IS NOT NULL THEN excluded.time_zone
+                    WHEN p.time_zone <> '' THEN p.time_zone
+                    ELSE excluded.time_zone END,
+                quiet_start = coalesce(p.quiet_start, excluded.quiet_start),
+                quiet_end = CASE WHEN p.quiet_start IS NOT NULL THEN p.quiet_end ELSE excluded.quiet_end END,
+                do_not_contact = p.do_not_contact OR excluded.do_not_contact,
+                version = p.version + 1, updated_at = now(), updated_by = 'contacts-feed'
+            RETURNING \(PostgresPreferencesStore.columns)
+            """, [tenant, l, w]
+        ).first!
+        let record = try PostgresPreferencesStore.record(row)
+        try await c.query(
+            "UPDATE communication.merges SET preferences_version = $4 WHERE tenant_id = $1 AND loser = $2 AND winner = $3",
+            [tenant, l, w, .int(record.version)])
+        try await publishPreferences(record, tenantID: tenantString(tenant), on: c)
+    }
+
+    /// Publishes a contact's preferences as they are now (CREATED at version 1, else UPDATED; actor `contacts-feed`).
+    private func publishPreferences(_ record: PreferencesRecord, tenantID: String, on c: PostgresConnection) async throws {
+        try await ChangeFeed(schema: "communication").record(
+            ChangeRecord(
+                resourceType: PostgresPreferencesStore.preferencesType, resourceID: record.contactID.lowercaseText,
+                kind: record.version == 1 ? .created : .updated, resourceJSON: try publishPreferences(record), actorID: "contacts-feed",
+                relatedIDs: [record.contactID.lowercaseText]),
+            tenantID: tenantID, on: c)
+    }
+
+    /// Reverses ``mergePreferences(_:_:_:on:)``: the winner's row goes back to what it was (or away, if it had none)
+    /// when nobody wrote it since the merge. If someone did and it now says do_not_contact where it did not before the
+    /// merge, that was said while the two were one contact: the restored contact says it too.
+    private func unmergePreferences(
+        _ tenant: PostgresValue, _ l: PostgresValue, _ w: PostgresValue, before: String?, saidBefore: Bool, version: Int64,
+        on c: PostgresConnection
+    ) async throws {
+        let tenantID = tenantString(tenant)
+        if let before {
+            if let row = try await c.query(
+                """
+                UPDATE communication.preferences p SET
+                    preferred_channel = (b->>'preferred_channel')::int2, language = b->>'language', time_zone = b->>'time_zone',
+                    quiet_start = (b->>'quiet_start')::time, quiet_end = (b->>'quiet_end')::time, do_not_contact = (b->>'do_not_contact')::bool,
+                    version = p.version + 1, updated_at = now(), updated_by = 'contacts-feed'
+                FROM (SELECT $3::jsonb AS b) x
+                WHERE p.tenant_id = $1 AND p.contact_id = $2 AND p.version = $4
+                RETURNING \(PostgresPreferencesStore.columns)
+                """, [tenant, w, .jsonb(before), .int(version)]
+            ).first {
+                try await publishPreferences(try PostgresPreferencesStore.record(row), tenantID: tenantID, on: c)
+                return
+            }
+        } else if let row = try await c.query(
+            "DELETE FROM communication.preferences p WHERE p.tenant_id = $1 AND p.contact_id = $2 AND p.version = $3 RETURNING \(PostgresPreferencesStore.columns)",
+            [tenant, w, .int(version)]
+        ).first {
+            let record = try PostgresPreferencesStore.record(row)
+            try await ChangeFeed(schema: "communication").record(
+                ChangeRecord(
+                    resourceType: PostgresPreferencesStore.preferencesType, resourceID: record.contactID.lowercaseText, kind: .deleted,
+                    resourceJSON: try publishPreferences(record), actorID: "contacts-feed", relatedIDs: [record.contactID.lowercaseText]),
+                tenantID: tenantID, on: c)
+            return
+        }
+        // Written since the merge: only a do_not_contact said meanwhile carries over.
+        guard !saidBefore,
+            let winner = try await c.query(
+                "SELECT do_not_contact FROM communication.preferences WHERE tenant_id = $1 AND contact_id = $2", [tenant, w]
+            ).first, try winner.bool("do_not_contact")
+        else { return }
+        if let row = try await c.query(
+            """
+            INSERT INTO communication.preferences AS p (tenant_id, contact_id, do_not_contact, created_by, updated_by)
+            VALUES ($1, $2, true, 'contacts-feed', 'contacts-feed')
+            ON CONFLICT (tenant_id, contact_id) DO UPDATE SET do_not_contact = true, version = p.version + 1, updated_at = now(),
+                updated_by = 'contacts-feed'
+            WHERE NOT p.do_not_contact
+            RETURNING \(PostgresPreferencesStore.columns)
+            """, [tenant, l]
+        ).first {
+            try await publishPreferences(try PostgresPreferencesStore.record(row), tenantID: tenantID, on: c)
+        }
     }
 
     /// Publishes the interactions `ids` as they are now (UPDATED, actor `contacts-feed`): what the contacts feed did to
@@ -226,7 +343,11 @@ public struct PostgresContactsFeedStore: Sendable {
         let (l, w) = (PostgresValue.uuid(loser), PostgresValue.uuid(winner))
         guard
             let merge = try await c.query(
-                "SELECT ledger_sequence FROM communication.merges WHERE tenant_id = $1 AND loser = $2 AND winner = $3 FOR UPDATE", [tenant, l, w]
+                """
+                SELECT ledger_sequence, preferences_before::text AS preferences_before, preferences_version,
+                    coalesce((preferences_before->>'do_not_contact')::bool, false) AS before_do_not_contact FROM communication.merges
+                WHERE tenant_id = $1 AND loser = $2 AND winner = $3 FOR UPDATE
+                """, [tenant, l, w]
             ).first
         else {
             logger.warning(
@@ -333,6 +454,11 @@ public struct PostgresContactsFeedStore: Sendable {
             FROM meanwhile m
             WHERE NOT EXISTS (SELECT 1 FROM own o WHERE o.channel = m.channel AND o.purpose = m.purpose AND o.status = 2)
             """, [tenant, l, w, .int(ledgerSequence)])
+        if let version = try merge.optionalInt("preferences_version") {
+            try await unmergePreferences(
+                tenant, l, w, before: try merge.optionalString("preferences_before"), saidBefore: try merge.bool("before_do_not_contact"),
+                version: version, on: c)
+        }
         try await c.query("DELETE FROM communication.merges WHERE tenant_id = $1 AND loser = $2", [tenant, l])
     }
 
@@ -434,10 +560,14 @@ public struct PostgresContactsFeedStore: Sendable {
             "DELETE FROM communication.consent_ledger WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact]
         ).affectedRows
         try await c.query("SELECT set_config('app.erasure', '', true)", [])
+        let preferences = try await c.query(
+            "DELETE FROM communication.preferences WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact]
+        ).affectedRows
         _ = try await FeedConsumer.forgetSetAside(tenantID: tenantID, resourceID: person.lowercaseText, schema: "communication", on: c)
         let receipt = ErasureReceiptData(
             contactID: person, erasureRequestID: request, interactionsRedacted: interactions.count, sendsRedacted: sends.count,
-            addressesSuppressed: suppressed, changesRedacted: changes, storedResponsesRemoved: responses, consentEntriesDeleted: consent)
+            addressesSuppressed: suppressed, changesRedacted: changes, storedResponsesRemoved: responses, consentEntriesDeleted: consent,
+            preferencesDeleted: preferences)
         try await ChangeFeed(schema: "communication").record(
             ChangeRecord(
                 resourceType: Self.receiptType, resourceID: person.lowercaseText, kind: .erased, resourceJSON: try publishReceipt(receipt),

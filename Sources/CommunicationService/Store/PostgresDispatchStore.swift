@@ -126,8 +126,8 @@ public struct PostgresDispatchStore: Sendable {
         }
     }
 
-    /// Why this send must not go out now, or nil: its address is suppressed (an erased person's), or consent is
-    /// missing or withdrawn. Read in the send's tenant at dispatch time.
+    /// Why this send must not go out now, or nil: its address is suppressed (an erased person's), consent is missing
+    /// or withdrawn, or the contact asked not to be contacted. Read in the send's tenant at dispatch time.
     public func refusal(for send: ClaimedSend) async throws -> String? {
         if let secret = suppressionSecret {
             let kind = AddressRules.kind(of: send.channel)
@@ -139,8 +139,43 @@ public struct PostgresDispatchStore: Sendable {
             if suppressed != nil { return "the address is on the suppression list" }
         }
         let decision = try await consent(for: send)
-        guard !decision.allowed else { return nil }
-        return decision.reason == .withdrawn ? "consent was withdrawn before the send was due" : "no consent when the send was due"
+        guard decision.allowed else {
+            return decision.reason == .withdrawn ? "consent was withdrawn before the send was due" : "no consent when the send was due"
+        }
+        if try await PostgresPreferencesStore.doNotContact(pool: pool, contactID: send.contactID, tenantID: send.tenantID) {
+            return "the contact asked not to be contacted"
+        }
+        return nil
+    }
+
+    /// Puts a claimed send back to SCHEDULED until the contact's quiet hours end, if the database's now is inside them
+    /// (in the contact's time zone). The attempt the claim counted is given back: a hold is not a failure.
+    /// - Returns: whether the send was held.
+    public func holdForQuietHours(_ send: ClaimedSend) async throws -> Bool {
+        try await pool.transaction(settings: Self.dispatcher) { c in
+            // The preferences are read in the send's tenant (their row-level security knows no dispatcher).
+            try await c.query("SELECT set_config('app.tenant_id', $1, true) AS tenant", [.text(send.tenantID)])
+            guard
+                try await c.query(
+                    """
+                    UPDATE communication.sends s SET status = 1, attempts = s.attempts - 1, next_attempt_at = q.until,
+                        last_error = 'held by the contact''s quiet hours until '
+                            || to_char(q.until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                        lease_owner = NULL, lease_until = NULL, version = s.version + 1, updated_at = now(), updated_by = 'dispatcher'
+                    FROM (
+                        SELECT communication.quiet_until(p.time_zone, p.quiet_start, p.quiet_end, now()) AS until
+                        FROM communication.preferences p WHERE p.tenant_id = $1 AND p.contact_id = $5
+                    ) q
+                    WHERE s.tenant_id = $1 AND s.id = $2 AND s.status = 2 AND s.lease_owner = $3 AND s.attempts = $4 AND q.until IS NOT NULL
+                    RETURNING s.id
+                    """, [.text(send.tenantID), .uuid(send.id), .uuid(owner), .int(Int64(send.attempt)), .uuid(send.contactID)]
+                ).rows.count == 1
+            else { return false }
+            try await SendChanges.record(
+                id: send.id, tenantID: send.tenantID, changedFields: ["status", "attempts", "last_error"], actorID: "dispatcher",
+                publish: publishSend, on: c)
+            return true
+        }
     }
 
     /// The latest consent entry deciding this send, read in its tenant.

@@ -133,6 +133,11 @@ public struct PostgresSendStore: SendStore {
         ).first != nil
     }
 
+    /// The protocol requirement `doNotContact` (documented on the protocol).
+    public func doNotContact(contactID: UUID, actor: Actor) async throws -> Bool {
+        try await PostgresPreferencesStore.doNotContact(pool: pool, contactID: contactID, tenantID: actor.tenantID)
+    }
+
     /// The protocol requirement `isListed` (documented on the protocol).
     public func isListed(address: String, kind: String, contactID: UUID, actor: Actor) async throws -> Bool {
         try await pool.query(

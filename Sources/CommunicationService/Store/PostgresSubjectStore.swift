@@ -10,6 +10,8 @@ public enum SubjectRecord: Sendable, Hashable {
     case consent(ConsentRecord)
     /// A send to them.
     case send(SendRecord)
+    /// Their stored preferences.
+    case preferences(PreferencesRecord)
 }
 
 /// Reads everything held about one person (ExportSubject) in keyset batches bounded in rows and in bytes: a batch ends
@@ -29,7 +31,7 @@ public struct PostgresSubjectStore: Sendable {
         self.batchRows = batchRows
     }
 
-    /// Delivers the person's records in batches: interactions, consent entries, sends.
+    /// Delivers the person's records in batches: interactions, consent entries, sends, then their preferences.
     public func export(contact: UUID, actor: Actor, deliver: ([SubjectRecord]) async throws -> Void) async throws {
         let (tenant, person) = (PostgresValue.text(actor.tenantID), PostgresValue.uuid(contact))
         let (budget, rows) = (PostgresValue.int(Int64(batchBytes)), PostgresValue.int(Int64(batchRows)))
@@ -84,5 +86,12 @@ public struct PostgresSubjectStore: Sendable {
             if !batch.isEmpty { try await deliver(try batch.map { .send(try PostgresSendStore.record($0)) }) }
             after = batch.isEmpty ? nil : try batch.last!.string("cursor")
         } while after != nil
+        if let row = try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            "SELECT \(PostgresPreferencesStore.columns) FROM communication.preferences p WHERE p.tenant_id = $1 AND p.contact_id = $2",
+            [tenant, person]
+        ).first {
+            try await deliver([.preferences(try PostgresPreferencesStore.record(row))])
+        }
     }
 }

@@ -3278,6 +3278,8 @@ public struct Switchboard_Communication_V1_SubjectRecord: ProtoMessage, _CBridge
         case consent(Switchboard_Communication_V1_ConsentRecord)
         /// Field `send` = 3.
         case send(Switchboard_Communication_V1_Send)
+        /// Field `preferences` = 4.
+        case preferences(Switchboard_Communication_V1_ContactPreferences)
     }
 
     /// Creates the message with every field at its default.
@@ -3294,6 +3296,7 @@ public struct Switchboard_Communication_V1_SubjectRecord: ProtoMessage, _CBridge
         case 1: self.record = .interaction(r.message(0) ?? Switchboard_Communication_V1_Interaction())
         case 2: self.record = .consent(r.message(1) ?? Switchboard_Communication_V1_ConsentRecord())
         case 3: self.record = .send(r.message(2) ?? Switchboard_Communication_V1_Send())
+        case 4: self.record = .preferences(r.message(3) ?? Switchboard_Communication_V1_ContactPreferences())
         default: self.record = nil
         }
     }
@@ -3309,6 +3312,9 @@ public struct Switchboard_Communication_V1_SubjectRecord: ProtoMessage, _CBridge
         case .send(let value):
             w.setOneofCase(2, 3)
             w.setMessage(2, Optional(value))
+        case .preferences(let value):
+            w.setOneofCase(3, 4)
+            w.setMessage(3, Optional(value))
         case nil: break
         }
     }
@@ -3320,6 +3326,7 @@ public struct Switchboard_Communication_V1_SubjectRecord: ProtoMessage, _CBridge
         case .interaction(let v)?: try e.member(&o, "interaction", v)
         case .consent(let v)?: try e.member(&o, "consent", v)
         case .send(let v)?: try e.member(&o, "send", v)
+        case .preferences(let v)?: try e.member(&o, "preferences", v)
         case nil: break
         }
         return .object(o)
@@ -3330,6 +3337,7 @@ public struct Switchboard_Communication_V1_SubjectRecord: ProtoMessage, _CBridge
         w.open()
         if case .consent(let v)? = self.record { try w.member("consent", v) }
         if case .interaction(let v)? = self.record { try w.member("interaction", v) }
+        if case .preferences(let v)? = self.record { try w.member("preferences", v) }
         if case .send(let v)? = self.record { try w.member("send", v) }
         w.close()
     }
@@ -3350,6 +3358,10 @@ public struct Switchboard_Communication_V1_SubjectRecord: ProtoMessage, _CBridge
             case "send":
                 if let v: Switchboard_Communication_V1_Send = try d.member(3, "send", oneof: 0, value) {
                     self.record = .send(v)
+                }
+            case "preferences":
+                if let v: Switchboard_Communication_V1_ContactPreferences = try d.member(4, "preferences", oneof: 0, value) {
+                    self.record = .preferences(v)
                 }
             default: try d.unknownField(key)
             }
@@ -3388,6 +3400,9 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
     /// Field `consent_entries_deleted` = 8.
     public var consentEntriesDeleted: Int32 = 0
 
+    /// Field `preferences_deleted` = 9.
+    public var preferencesDeleted: Int32 = 0
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -3406,6 +3421,7 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
         self.changesRedacted = r.scalar(5)
         self.storedResponsesRemoved = r.scalar(6)
         self.consentEntriesDeleted = r.scalar(7)
+        self.preferencesDeleted = r.scalar(8)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -3417,6 +3433,7 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
         w.setScalar(5, changesRedacted)
         w.setScalar(6, storedResponsesRemoved)
         w.setScalar(7, consentEntriesDeleted)
+        w.setScalar(8, preferencesDeleted)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3430,6 +3447,7 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
         e.field(&o, "changesRedacted", self.changesRedacted)
         e.field(&o, "storedResponsesRemoved", self.storedResponsesRemoved)
         e.field(&o, "consentEntriesDeleted", self.consentEntriesDeleted)
+        e.field(&o, "preferencesDeleted", self.preferencesDeleted)
         return .object(o)
     }
 
@@ -3442,6 +3460,7 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
         w.field("contactId", self.contactId)
         w.field("erasureRequestId", self.erasureRequestId)
         w.field("interactionsRedacted", self.interactionsRedacted)
+        w.field("preferencesDeleted", self.preferencesDeleted)
         w.field("sendsRedacted", self.sendsRedacted)
         w.field("storedResponsesRemoved", self.storedResponsesRemoved)
         w.close()
@@ -3460,6 +3479,7 @@ public struct Switchboard_Communication_V1_ErasureReceipt: ProtoMessage, _CBridg
             case "changesRedacted", "changes_redacted": try d.field(6, "changesRedacted", value, &self.changesRedacted)
             case "storedResponsesRemoved", "stored_responses_removed": try d.field(7, "storedResponsesRemoved", value, &self.storedResponsesRemoved)
             case "consentEntriesDeleted", "consent_entries_deleted": try d.field(8, "consentEntriesDeleted", value, &self.consentEntriesDeleted)
+            case "preferencesDeleted", "preferences_deleted": try d.field(9, "preferencesDeleted", value, &self.preferencesDeleted)
             default: try d.unknownField(key)
             }
         }
@@ -3875,6 +3895,9 @@ public struct Switchboard_Communication_V1_ContactSummary: ProtoMessage, _CBridg
     /// Field `consents` = 2.
     public var consents: Switchboard_Communication_V1_ListConsentHistoryResponse? = nil
 
+    /// Field `preferences` = 3.
+    public var preferences: Switchboard_Communication_V1_ContactPreferences? = nil
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -3887,11 +3910,13 @@ public struct Switchboard_Communication_V1_ContactSummary: ProtoMessage, _CBridg
     init(_cReader r: _CMessageReader) {
         self.interactions = r.message(0)
         self.consents = r.message(1)
+        self.preferences = r.message(2)
     }
 
     func _write(to w: _CMessageWriter) {
         w.setMessage(0, interactions)
         w.setMessage(1, consents)
+        w.setMessage(2, preferences)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -3899,6 +3924,7 @@ public struct Switchboard_Communication_V1_ContactSummary: ProtoMessage, _CBridg
         var o: [String: JSON] = [:]
         try e.field(&o, "interactions", self.interactions)
         try e.field(&o, "consents", self.consents)
+        try e.field(&o, "preferences", self.preferences)
         return .object(o)
     }
 
@@ -3907,6 +3933,7 @@ public struct Switchboard_Communication_V1_ContactSummary: ProtoMessage, _CBridg
         w.open()
         try w.field("consents", self.consents)
         try w.field("interactions", self.interactions)
+        try w.field("preferences", self.preferences)
         w.close()
     }
 
@@ -3917,6 +3944,307 @@ public struct Switchboard_Communication_V1_ContactSummary: ProtoMessage, _CBridg
             switch key {
             case "interactions": try d.field(1, "interactions", value, &self.interactions)
             case "consents": try d.field(2, "consents", value, &self.consents)
+            case "preferences": try d.field(3, "preferences", value, &self.preferences)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.ContactPreferences` message.
+public struct Switchboard_Communication_V1_ContactPreferences: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
+    /// `switchboard.communication.v1.ContactPreferences`.
+    public static let protoMessageName = "switchboard.communication.v1.ContactPreferences"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__contact_preferences__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `preferred_channel` = 2.
+    public var preferredChannel: Switchboard_Communication_V1_Channel = .init(protoValue: 0)
+
+    /// Field `language` = 3.
+    public var language: String = ""
+
+    /// Field `time_zone` = 4.
+    public var timeZone: String = ""
+
+    /// Field `quiet_hours` = 5.
+    public var quietHours: Switchboard_Communication_V1_QuietHours? = nil
+
+    /// Field `do_not_contact` = 6.
+    public var doNotContact: Bool = false
+
+    /// Field `audit` = 7.
+    public var audit: Switchboard_Common_V1_AuditStamps? = nil
+
+    /// Field `etag` = 8.
+    public var etag: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.preferredChannel = r.enumeration(1)
+        self.language = r.string(2)
+        self.timeZone = r.string(3)
+        self.quietHours = r.message(4)
+        self.doNotContact = r.bool(5)
+        self.audit = r.message(6)
+        self.etag = r.string(7)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setEnumeration(1, preferredChannel)
+        w.setString(2, language)
+        w.setString(3, timeZone)
+        w.setMessage(4, quietHours)
+        w.setBool(5, doNotContact)
+        w.setMessage(6, audit)
+        w.setString(7, etag)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "preferredChannel", self.preferredChannel)
+        e.field(&o, "language", self.language)
+        e.field(&o, "timeZone", self.timeZone)
+        try e.field(&o, "quietHours", self.quietHours)
+        e.field(&o, "doNotContact", self.doNotContact)
+        try e.field(&o, "audit", self.audit)
+        e.field(&o, "etag", self.etag)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("contactId", self.contactId)
+        w.field("doNotContact", self.doNotContact)
+        w.field("etag", self.etag)
+        w.field("language", self.language)
+        w.field("preferredChannel", self.preferredChannel)
+        try w.field("quietHours", self.quietHours)
+        w.field("timeZone", self.timeZone)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "preferredChannel", "preferred_channel": try d.field(2, "preferredChannel", value, &self.preferredChannel)
+            case "language": try d.field(3, "language", value, &self.language)
+            case "timeZone", "time_zone": try d.field(4, "timeZone", value, &self.timeZone)
+            case "quietHours", "quiet_hours": try d.field(5, "quietHours", value, &self.quietHours)
+            case "doNotContact", "do_not_contact": try d.field(6, "doNotContact", value, &self.doNotContact)
+            case "audit": try d.field(7, "audit", value, &self.audit)
+            case "etag": try d.field(8, "etag", value, &self.etag)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.QuietHours` message.
+public struct Switchboard_Communication_V1_QuietHours: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.QuietHours`.
+    public static let protoMessageName = "switchboard.communication.v1.QuietHours"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__quiet_hours__init)
+
+    /// Field `start` = 1.
+    public var start: String = ""
+
+    /// Field `end` = 2.
+    public var end: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.start = r.string(0)
+        self.end = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, start)
+        w.setString(1, end)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "start", self.start)
+        e.field(&o, "end", self.end)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("end", self.end)
+        w.field("start", self.start)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "start": try d.field(1, "start", value, &self.start)
+            case "end": try d.field(2, "end", value, &self.end)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.GetContactPreferencesRequest` message.
+public struct Switchboard_Communication_V1_GetContactPreferencesRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.communication.v1.GetContactPreferencesRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.GetContactPreferencesRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__get_contact_preferences_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.communication.v1.UpdateContactPreferencesRequest` message.
+public struct Switchboard_Communication_V1_UpdateContactPreferencesRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
+    /// `switchboard.communication.v1.UpdateContactPreferencesRequest`.
+    public static let protoMessageName = "switchboard.communication.v1.UpdateContactPreferencesRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__communication__v1__update_contact_preferences_request__init)
+
+    /// Field `preferences` = 1.
+    public var preferences: Switchboard_Communication_V1_ContactPreferences? = nil
+
+    /// Field `update_mask` = 2.
+    public var updateMask: Google_Protobuf_FieldMask? = nil
+
+    /// Field `etag` = 3.
+    public var etag: String = ""
+
+    /// Field `request_id` = 4.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.preferences = r.message(0)
+        self.updateMask = r.message(1)
+        self.etag = r.string(2)
+        self.requestId = r.string(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, preferences)
+        w.setMessage(1, updateMask)
+        w.setString(2, etag)
+        w.setString(3, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "preferences", self.preferences)
+        try e.field(&o, "updateMask", self.updateMask)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        try w.field("preferences", self.preferences)
+        w.field("requestId", self.requestId)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "preferences": try d.field(1, "preferences", value, &self.preferences)
+            case "updateMask", "update_mask": try d.field(2, "updateMask", value, &self.updateMask)
+            case "etag": try d.field(3, "etag", value, &self.etag)
+            case "requestId", "request_id": try d.field(4, "requestId", value, &self.requestId)
             default: try d.unknownField(key)
             }
         }
@@ -4404,6 +4732,10 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let listConsentHistory = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "ListConsentHistory", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/GetContactSummary`.
         public static let getContactSummary = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "GetContactSummary", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/GetContactPreferences`.
+        public static let getContactPreferences = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "GetContactPreferences", kind: .unary)
+        /// `switchboard.communication.v1.CommunicationService/UpdateContactPreferences`.
+        public static let updateContactPreferences = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "UpdateContactPreferences", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/CheckConsent`.
         public static let checkConsent = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "CheckConsent", kind: .unary)
         /// `switchboard.communication.v1.CommunicationService/CreateTemplate`.
@@ -4446,7 +4778,7 @@ public enum Switchboard_Communication_V1_CommunicationService {
         public static let watchChanges = MethodDescriptor(service: "switchboard.communication.v1.CommunicationService", method: "WatchChanges", kind: .serverStreaming)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.getContactSummary, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.listSends, Method.cancelSend, Method.exportSubject, Method.createCampaign, Method.getCampaign, Method.listCampaigns, Method.listCampaignRecipients, Method.pauseCampaign, Method.resumeCampaign, Method.cancelCampaign, Method.watchCampaignProgress, Method.watchChanges]
+    public static let methods: [MethodDescriptor] = [Method.logInteraction, Method.getInteraction, Method.updateInteraction, Method.deleteInteraction, Method.undeleteInteraction, Method.listInteractions, Method.searchInteractions, Method.listFollowUpsDue, Method.recordConsent, Method.listConsentHistory, Method.getContactSummary, Method.getContactPreferences, Method.updateContactPreferences, Method.checkConsent, Method.createTemplate, Method.updateTemplate, Method.getTemplate, Method.listTemplates, Method.renderTemplate, Method.sendMessage, Method.getSend, Method.listSends, Method.cancelSend, Method.exportSubject, Method.createCampaign, Method.getCampaign, Method.listCampaigns, Method.listCampaignRecipients, Method.pauseCampaign, Method.resumeCampaign, Method.cancelCampaign, Method.watchCampaignProgress, Method.watchChanges]
 }
 
 /// Implement this to serve `switchboard.communication.v1.CommunicationService`; register the implementation with the server.
@@ -4473,6 +4805,10 @@ public protocol Switchboard_Communication_V1_CommunicationService_ServiceProtoco
     func listConsentHistory(request: Switchboard_Communication_V1_ListConsentHistoryRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ListConsentHistoryResponse
     /// Handles `GetContactSummary`.
     func getContactSummary(request: Switchboard_Communication_V1_GetContactSummaryRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ContactSummary
+    /// Handles `GetContactPreferences`.
+    func getContactPreferences(request: Switchboard_Communication_V1_GetContactPreferencesRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ContactPreferences
+    /// Handles `UpdateContactPreferences`.
+    func updateContactPreferences(request: Switchboard_Communication_V1_UpdateContactPreferencesRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_ContactPreferences
     /// Handles `CheckConsent`.
     func checkConsent(request: Switchboard_Communication_V1_CheckConsentRequest, context: ServerContext) async throws -> Switchboard_Communication_V1_CheckConsentResponse
     /// Handles `CreateTemplate`.
@@ -4529,6 +4865,8 @@ extension Switchboard_Communication_V1_CommunicationService_ServiceProtocol {
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.recordConsent) { try await self.recordConsent(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.listConsentHistory) { try await self.listConsentHistory(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getContactSummary) { try await self.getContactSummary(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.getContactPreferences) { try await self.getContactPreferences(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.updateContactPreferences) { try await self.updateContactPreferences(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.checkConsent) { try await self.checkConsent(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.createTemplate) { try await self.createTemplate(request: $0, context: $1) }
         router.registerUnary(Switchboard_Communication_V1_CommunicationService.Method.updateTemplate) { try await self.updateTemplate(request: $0, context: $1) }
@@ -4613,6 +4951,16 @@ public struct Switchboard_Communication_V1_CommunicationService_Client: Sendable
     /// Calls `GetContactSummary`.
     public func getContactSummary(_ request: Switchboard_Communication_V1_GetContactSummaryRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ContactSummary {
         try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.getContactSummary, request, options: options)
+    }
+
+    /// Calls `GetContactPreferences`.
+    public func getContactPreferences(_ request: Switchboard_Communication_V1_GetContactPreferencesRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ContactPreferences {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.getContactPreferences, request, options: options)
+    }
+
+    /// Calls `UpdateContactPreferences`.
+    public func updateContactPreferences(_ request: Switchboard_Communication_V1_UpdateContactPreferencesRequest, options: CallOptions = .defaults) async throws -> Switchboard_Communication_V1_ContactPreferences {
+        try await client.unary(Switchboard_Communication_V1_CommunicationService.Method.updateContactPreferences, request, options: options)
     }
 
     /// Calls `CheckConsent`.

@@ -169,6 +169,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Communication_V1_DeleteInteractionRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_DeleteInteractionRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.exportSubject
     (Switchboard_Communication_V1_ExportSubjectRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_ExportSubjectRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.getContactPreferences
+    (Switchboard_Communication_V1_GetContactPreferencesRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_GetContactPreferencesRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.getContactSummary
     (Switchboard_Communication_V1_GetContactSummaryRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_GetContactSummaryRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.getInteraction
@@ -203,6 +205,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Communication_V1_SendMessageRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_SendMessageRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.undeleteInteraction
     (Switchboard_Communication_V1_UndeleteInteractionRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_UndeleteInteractionRequest.self, from: $0) }),
+    // Switchboard_Communication_V1_CommunicationService.updateContactPreferences
+    (Switchboard_Communication_V1_UpdateContactPreferencesRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_UpdateContactPreferencesRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.updateInteraction
     (Switchboard_Communication_V1_UpdateInteractionRequest.protoMessageName, { try decodeMessage(Switchboard_Communication_V1_UpdateInteractionRequest.self, from: $0) }),
     // Switchboard_Communication_V1_CommunicationService.updateTemplate

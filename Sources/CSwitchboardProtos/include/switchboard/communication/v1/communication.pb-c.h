@@ -64,6 +64,10 @@ typedef struct Switchboard__Communication__V1__Campaign__TemplateValuesEntry Swi
 typedef struct Switchboard__Communication__V1__CreateCampaignRequest Switchboard__Communication__V1__CreateCampaignRequest;
 typedef struct Switchboard__Communication__V1__GetContactSummaryRequest Switchboard__Communication__V1__GetContactSummaryRequest;
 typedef struct Switchboard__Communication__V1__ContactSummary Switchboard__Communication__V1__ContactSummary;
+typedef struct Switchboard__Communication__V1__ContactPreferences Switchboard__Communication__V1__ContactPreferences;
+typedef struct Switchboard__Communication__V1__QuietHours Switchboard__Communication__V1__QuietHours;
+typedef struct Switchboard__Communication__V1__GetContactPreferencesRequest Switchboard__Communication__V1__GetContactPreferencesRequest;
+typedef struct Switchboard__Communication__V1__UpdateContactPreferencesRequest Switchboard__Communication__V1__UpdateContactPreferencesRequest;
 typedef struct Switchboard__Communication__V1__ListCampaignsRequest Switchboard__Communication__V1__ListCampaignsRequest;
 typedef struct Switchboard__Communication__V1__ListCampaignsResponse Switchboard__Communication__V1__ListCampaignsResponse;
 typedef struct Switchboard__Communication__V1__CampaignRecipient Switchboard__Communication__V1__CampaignRecipient;
@@ -101,8 +105,8 @@ typedef enum _Switchboard__Communication__V1__CampaignRecipient__State {
    */
   SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_QUEUED = 2,
   /*
-   * No send was made: reason says why (no consent, consent withdrawn, suppressed, no address, the template could
-   * not be rendered, the campaign was cancelled).
+   * No send was made: reason says why (no consent, consent withdrawn, asked not to be contacted, suppressed, no
+   * address, the template could not be rendered, the campaign was cancelled).
    */
   SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE__STATE_SKIPPED = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__CAMPAIGN_RECIPIENT__STATE)
@@ -930,7 +934,8 @@ struct  Switchboard__Communication__V1__Send
    */
   int32_t attempts;
   /*
-   * Output only: why the last attempt failed, or why the send was refused.
+   * Output only: why the last attempt failed, why the send was refused, or why a SCHEDULED send waits past send_at
+   * (the contact's quiet hours).
    */
   char *last_error;
   /*
@@ -1070,7 +1075,8 @@ typedef enum {
   SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD__NOT_SET = 0,
   SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD_INTERACTION = 1,
   SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD_CONSENT = 2,
-  SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD_SEND = 3
+  SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD_SEND = 3,
+  SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD_PREFERENCES = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__RECORD__CASE)
 } Switchboard__Communication__V1__SubjectRecord__RecordCase;
 
@@ -1094,6 +1100,10 @@ struct  Switchboard__Communication__V1__SubjectRecord
      * A message sent (or to be sent) to the person.
      */
     Switchboard__Communication__V1__Send *send;
+    /*
+     * The person's communication preferences, if any are stored.
+     */
+    Switchboard__Communication__V1__ContactPreferences *preferences;
   };
 };
 #define SWITCHBOARD__COMMUNICATION__V1__SUBJECT_RECORD__INIT \
@@ -1136,10 +1146,14 @@ struct  Switchboard__Communication__V1__ErasureReceipt
    * suppression list keeps them from being messaged again).
    */
   int32_t consent_entries_deleted;
+  /*
+   * The person's stored communication preferences, deleted (0 or 1).
+   */
+  int32_t preferences_deleted;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__ERASURE_RECEIPT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__erasure_receipt__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0 }
 
 
 /*
@@ -1319,10 +1333,119 @@ struct  Switchboard__Communication__V1__ContactSummary
    * ListConsentHistory's first page for the contact.
    */
   Switchboard__Communication__V1__ListConsentHistoryResponse *consents;
+  /*
+   * GetContactPreferences for the contact.
+   */
+  Switchboard__Communication__V1__ContactPreferences *preferences;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__CONTACT_SUMMARY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__contact_summary__descriptor) \
-    , NULL, NULL }
+    , NULL, NULL, NULL }
+
+
+/*
+ * How and when a contact wants to be reached. Consent (the ledger) says whether a message may go out at all;
+ * preferences narrow it: do_not_contact refuses every send, quiet hours hold a send until they end. A contact with
+ * nothing stored has the defaults (no preference, no quiet hours, not do-not-contact) and an empty etag.
+ */
+struct  Switchboard__Communication__V1__ContactPreferences
+{
+  ProtobufCMessage base;
+  /*
+   * Required: the contact (a UUID).
+   */
+  char *contact_id;
+  /*
+   * The channel the person prefers (UNSPECIFIED: none stated). For the people who write to them: a send names its own
+   * channel.
+   */
+  Switchboard__Communication__V1__Channel preferred_channel;
+  /*
+   * The language to write to them in: a BCP 47 tag such as "en", "de-CH" or "zh-Hant-TW" (subtags of 1 to 8 letters
+   * or digits joined by hyphens, the first 2 or 3 letters; at most 35 characters); empty: none stated.
+   */
+  char *language;
+  /*
+   * The IANA time zone the quiet hours are read in, e.g. "Europe/Berlin"; required while quiet_hours is set.
+   */
+  char *time_zone;
+  /*
+   * A daily window, in the person's time zone, in which no message is delivered: a send that falls due inside it
+   * stays SCHEDULED until the window ends (its attempts are not counted). Applies to every purpose.
+   */
+  Switchboard__Communication__V1__QuietHours *quiet_hours;
+  /*
+   * The person asked not to be contacted: every message to them is refused whatever their consent says (SendMessage
+   * is FAILED_PRECONDITION, a campaign skips them, a send already scheduled is REFUSED when it falls due).
+   */
+  protobuf_c_boolean do_not_contact;
+  /*
+   * Output only: when and by whom they were first and last written (update_by "contacts-feed" after a merge).
+   */
+  Switchboard__Common__V1__AuditStamps *audit;
+  /*
+   * Output only: the stored version's etag; empty while nothing is stored.
+   */
+  char *etag;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__CONTACT_PREFERENCES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__contact_preferences__descriptor) \
+    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * A daily window of local wall-clock times, each "HH:MM" (24-hour, 00:00 to 23:59). It may span midnight (start
+ * "21:00", end "08:00"); start and end must differ. The window includes start and ends just before end.
+ */
+struct  Switchboard__Communication__V1__QuietHours
+{
+  ProtobufCMessage base;
+  char *start;
+  char *end;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__QUIET_HOURS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__quiet_hours__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__GetContactPreferencesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: a UUID.
+   */
+  char *contact_id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__GET_CONTACT_PREFERENCES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__get_contact_preferences_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Communication__V1__UpdateContactPreferencesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required, with contact_id; the fields update_mask names are written.
+   */
+  Switchboard__Communication__V1__ContactPreferences *preferences;
+  /*
+   * preferred_channel, language, time_zone, quiet_hours, do_not_contact; empty: all of them (an absent one is
+   * cleared). An unknown path is INVALID_ARGUMENT naming update_mask.
+   */
+  Google__Protobuf__FieldMask *update_mask;
+  /*
+   * If set, the write happens only while the stored preferences have this etag (ABORTED otherwise); "" writes
+   * whatever is stored.
+   */
+  char *etag;
+  /*
+   * Optional: a retry with the same id returns the first response and writes nothing twice.
+   */
+  char *request_id;
+};
+#define SWITCHBOARD__COMMUNICATION__V1__UPDATE_CONTACT_PREFERENCES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__update_contact_preferences_request__descriptor) \
+    , NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Communication__V1__ListCampaignsRequest
@@ -2232,6 +2355,82 @@ Switchboard__Communication__V1__ContactSummary *
 void   switchboard__communication__v1__contact_summary__free_unpacked
                      (Switchboard__Communication__V1__ContactSummary *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__ContactPreferences methods */
+void   switchboard__communication__v1__contact_preferences__init
+                     (Switchboard__Communication__V1__ContactPreferences         *message);
+size_t switchboard__communication__v1__contact_preferences__get_packed_size
+                     (const Switchboard__Communication__V1__ContactPreferences   *message);
+size_t switchboard__communication__v1__contact_preferences__pack
+                     (const Switchboard__Communication__V1__ContactPreferences   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__contact_preferences__pack_to_buffer
+                     (const Switchboard__Communication__V1__ContactPreferences   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__ContactPreferences *
+       switchboard__communication__v1__contact_preferences__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__contact_preferences__free_unpacked
+                     (Switchboard__Communication__V1__ContactPreferences *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__QuietHours methods */
+void   switchboard__communication__v1__quiet_hours__init
+                     (Switchboard__Communication__V1__QuietHours         *message);
+size_t switchboard__communication__v1__quiet_hours__get_packed_size
+                     (const Switchboard__Communication__V1__QuietHours   *message);
+size_t switchboard__communication__v1__quiet_hours__pack
+                     (const Switchboard__Communication__V1__QuietHours   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__quiet_hours__pack_to_buffer
+                     (const Switchboard__Communication__V1__QuietHours   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__QuietHours *
+       switchboard__communication__v1__quiet_hours__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__quiet_hours__free_unpacked
+                     (Switchboard__Communication__V1__QuietHours *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__GetContactPreferencesRequest methods */
+void   switchboard__communication__v1__get_contact_preferences_request__init
+                     (Switchboard__Communication__V1__GetContactPreferencesRequest         *message);
+size_t switchboard__communication__v1__get_contact_preferences_request__get_packed_size
+                     (const Switchboard__Communication__V1__GetContactPreferencesRequest   *message);
+size_t switchboard__communication__v1__get_contact_preferences_request__pack
+                     (const Switchboard__Communication__V1__GetContactPreferencesRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__get_contact_preferences_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__GetContactPreferencesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__GetContactPreferencesRequest *
+       switchboard__communication__v1__get_contact_preferences_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__get_contact_preferences_request__free_unpacked
+                     (Switchboard__Communication__V1__GetContactPreferencesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Communication__V1__UpdateContactPreferencesRequest methods */
+void   switchboard__communication__v1__update_contact_preferences_request__init
+                     (Switchboard__Communication__V1__UpdateContactPreferencesRequest         *message);
+size_t switchboard__communication__v1__update_contact_preferences_request__get_packed_size
+                     (const Switchboard__Communication__V1__UpdateContactPreferencesRequest   *message);
+size_t switchboard__communication__v1__update_contact_preferences_request__pack
+                     (const Switchboard__Communication__V1__UpdateContactPreferencesRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__communication__v1__update_contact_preferences_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__UpdateContactPreferencesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Communication__V1__UpdateContactPreferencesRequest *
+       switchboard__communication__v1__update_contact_preferences_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__communication__v1__update_contact_preferences_request__free_unpacked
+                     (Switchboard__Communication__V1__UpdateContactPreferencesRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Communication__V1__ListCampaignsRequest methods */
 void   switchboard__communication__v1__list_campaigns_request__init
                      (Switchboard__Communication__V1__ListCampaignsRequest         *message);
@@ -2483,6 +2682,18 @@ typedef void (*Switchboard__Communication__V1__GetContactSummaryRequest_Closure)
 typedef void (*Switchboard__Communication__V1__ContactSummary_Closure)
                  (const Switchboard__Communication__V1__ContactSummary *message,
                   void *closure_data);
+typedef void (*Switchboard__Communication__V1__ContactPreferences_Closure)
+                 (const Switchboard__Communication__V1__ContactPreferences *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__QuietHours_Closure)
+                 (const Switchboard__Communication__V1__QuietHours *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__GetContactPreferencesRequest_Closure)
+                 (const Switchboard__Communication__V1__GetContactPreferencesRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Communication__V1__UpdateContactPreferencesRequest_Closure)
+                 (const Switchboard__Communication__V1__UpdateContactPreferencesRequest *message,
+                  void *closure_data);
 typedef void (*Switchboard__Communication__V1__ListCampaignsRequest_Closure)
                  (const Switchboard__Communication__V1__ListCampaignsRequest *message,
                   void *closure_data);
@@ -2552,6 +2763,14 @@ struct Switchboard__Communication__V1__CommunicationService_Service
                               const Switchboard__Communication__V1__GetContactSummaryRequest *input,
                               Switchboard__Communication__V1__ContactSummary_Closure closure,
                               void *closure_data);
+  void (*get_contact_preferences)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                                  const Switchboard__Communication__V1__GetContactPreferencesRequest *input,
+                                  Switchboard__Communication__V1__ContactPreferences_Closure closure,
+                                  void *closure_data);
+  void (*update_contact_preferences)(Switchboard__Communication__V1__CommunicationService_Service *service,
+                                     const Switchboard__Communication__V1__UpdateContactPreferencesRequest *input,
+                                     Switchboard__Communication__V1__ContactPreferences_Closure closure,
+                                     void *closure_data);
   void (*check_consent)(Switchboard__Communication__V1__CommunicationService_Service *service,
                         const Switchboard__Communication__V1__CheckConsentRequest *input,
                         Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
@@ -2651,6 +2870,8 @@ void switchboard__communication__v1__communication_service__init (Switchboard__C
       function_prefix__ ## record_consent,\
       function_prefix__ ## list_consent_history,\
       function_prefix__ ## get_contact_summary,\
+      function_prefix__ ## get_contact_preferences,\
+      function_prefix__ ## update_contact_preferences,\
       function_prefix__ ## check_consent,\
       function_prefix__ ## create_template,\
       function_prefix__ ## update_template,\
@@ -2715,6 +2936,14 @@ void switchboard__communication__v1__communication_service__get_contact_summary(
                                                                                 const Switchboard__Communication__V1__GetContactSummaryRequest *input,
                                                                                 Switchboard__Communication__V1__ContactSummary_Closure closure,
                                                                                 void *closure_data);
+void switchboard__communication__v1__communication_service__get_contact_preferences(ProtobufCService *service,
+                                                                                    const Switchboard__Communication__V1__GetContactPreferencesRequest *input,
+                                                                                    Switchboard__Communication__V1__ContactPreferences_Closure closure,
+                                                                                    void *closure_data);
+void switchboard__communication__v1__communication_service__update_contact_preferences(ProtobufCService *service,
+                                                                                       const Switchboard__Communication__V1__UpdateContactPreferencesRequest *input,
+                                                                                       Switchboard__Communication__V1__ContactPreferences_Closure closure,
+                                                                                       void *closure_data);
 void switchboard__communication__v1__communication_service__check_consent(ProtobufCService *service,
                                                                           const Switchboard__Communication__V1__CheckConsentRequest *input,
                                                                           Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
@@ -2853,6 +3082,10 @@ extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__create_campaign_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_contact_summary_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__contact_summary__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__contact_preferences__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__quiet_hours__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__get_contact_preferences_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__communication__v1__update_contact_preferences_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_campaigns_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__list_campaigns_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__communication__v1__campaign_recipient__descriptor;

@@ -1915,6 +1915,186 @@ void   switchboard__communication__v1__contact_summary__free_unpacked
   assert(message->base.descriptor == &switchboard__communication__v1__contact_summary__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__communication__v1__contact_preferences__init
+                     (Switchboard__Communication__V1__ContactPreferences         *message)
+{
+  static const Switchboard__Communication__V1__ContactPreferences init_value = SWITCHBOARD__COMMUNICATION__V1__CONTACT_PREFERENCES__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__contact_preferences__get_packed_size
+                     (const Switchboard__Communication__V1__ContactPreferences *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__contact_preferences__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__contact_preferences__pack
+                     (const Switchboard__Communication__V1__ContactPreferences *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__contact_preferences__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__contact_preferences__pack_to_buffer
+                     (const Switchboard__Communication__V1__ContactPreferences *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__contact_preferences__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__ContactPreferences *
+       switchboard__communication__v1__contact_preferences__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__ContactPreferences *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__contact_preferences__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__contact_preferences__free_unpacked
+                     (Switchboard__Communication__V1__ContactPreferences *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__contact_preferences__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__quiet_hours__init
+                     (Switchboard__Communication__V1__QuietHours         *message)
+{
+  static const Switchboard__Communication__V1__QuietHours init_value = SWITCHBOARD__COMMUNICATION__V1__QUIET_HOURS__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__quiet_hours__get_packed_size
+                     (const Switchboard__Communication__V1__QuietHours *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__quiet_hours__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__quiet_hours__pack
+                     (const Switchboard__Communication__V1__QuietHours *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__quiet_hours__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__quiet_hours__pack_to_buffer
+                     (const Switchboard__Communication__V1__QuietHours *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__quiet_hours__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__QuietHours *
+       switchboard__communication__v1__quiet_hours__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__QuietHours *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__quiet_hours__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__quiet_hours__free_unpacked
+                     (Switchboard__Communication__V1__QuietHours *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__quiet_hours__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__get_contact_preferences_request__init
+                     (Switchboard__Communication__V1__GetContactPreferencesRequest         *message)
+{
+  static const Switchboard__Communication__V1__GetContactPreferencesRequest init_value = SWITCHBOARD__COMMUNICATION__V1__GET_CONTACT_PREFERENCES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__get_contact_preferences_request__get_packed_size
+                     (const Switchboard__Communication__V1__GetContactPreferencesRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_contact_preferences_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__get_contact_preferences_request__pack
+                     (const Switchboard__Communication__V1__GetContactPreferencesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_contact_preferences_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__get_contact_preferences_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__GetContactPreferencesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__get_contact_preferences_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__GetContactPreferencesRequest *
+       switchboard__communication__v1__get_contact_preferences_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__GetContactPreferencesRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__get_contact_preferences_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__get_contact_preferences_request__free_unpacked
+                     (Switchboard__Communication__V1__GetContactPreferencesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__get_contact_preferences_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__communication__v1__update_contact_preferences_request__init
+                     (Switchboard__Communication__V1__UpdateContactPreferencesRequest         *message)
+{
+  static const Switchboard__Communication__V1__UpdateContactPreferencesRequest init_value = SWITCHBOARD__COMMUNICATION__V1__UPDATE_CONTACT_PREFERENCES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__communication__v1__update_contact_preferences_request__get_packed_size
+                     (const Switchboard__Communication__V1__UpdateContactPreferencesRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__update_contact_preferences_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__communication__v1__update_contact_preferences_request__pack
+                     (const Switchboard__Communication__V1__UpdateContactPreferencesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__update_contact_preferences_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__communication__v1__update_contact_preferences_request__pack_to_buffer
+                     (const Switchboard__Communication__V1__UpdateContactPreferencesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__communication__v1__update_contact_preferences_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Communication__V1__UpdateContactPreferencesRequest *
+       switchboard__communication__v1__update_contact_preferences_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Communication__V1__UpdateContactPreferencesRequest *)
+     protobuf_c_message_unpack (&switchboard__communication__v1__update_contact_preferences_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__communication__v1__update_contact_preferences_request__free_unpacked
+                     (Switchboard__Communication__V1__UpdateContactPreferencesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__communication__v1__update_contact_preferences_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__communication__v1__list_campaigns_request__init
                      (Switchboard__Communication__V1__ListCampaignsRequest         *message)
 {
@@ -5079,7 +5259,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__export_subject_
   (ProtobufCMessageInit) switchboard__communication__v1__export_subject_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__subject_record__field_descriptors[3] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__subject_record__field_descriptors[4] =
 {
   {
     "interaction",
@@ -5117,16 +5297,29 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__subject_re
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "preferences",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Communication__V1__SubjectRecord, record_case),
+    offsetof(Switchboard__Communication__V1__SubjectRecord, preferences),
+    &switchboard__communication__v1__contact_preferences__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__subject_record__field_indices_by_name[] = {
   1,   /* field[1] = consent */
   0,   /* field[0] = interaction */
+  3,   /* field[3] = preferences */
   2,   /* field[2] = send */
 };
 static const ProtobufCIntRange switchboard__communication__v1__subject_record__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__subject_record__descriptor =
 {
@@ -5136,14 +5329,14 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__subject_record_
   "Switchboard__Communication__V1__SubjectRecord",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__SubjectRecord),
-  3,
+  4,
   switchboard__communication__v1__subject_record__field_descriptors,
   switchboard__communication__v1__subject_record__field_indices_by_name,
   1,  switchboard__communication__v1__subject_record__number_ranges,
   (ProtobufCMessageInit) switchboard__communication__v1__subject_record__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__erasure_receipt__field_descriptors[8] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__erasure_receipt__field_descriptors[9] =
 {
   {
     "contact_id",
@@ -5241,6 +5434,18 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__erasure_re
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "preferences_deleted",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ErasureReceipt, preferences_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__erasure_receipt__field_indices_by_name[] = {
   4,   /* field[4] = addresses_suppressed */
@@ -5249,13 +5454,14 @@ static const unsigned switchboard__communication__v1__erasure_receipt__field_ind
   0,   /* field[0] = contact_id */
   1,   /* field[1] = erasure_request_id */
   2,   /* field[2] = interactions_redacted */
+  8,   /* field[8] = preferences_deleted */
   3,   /* field[3] = sends_redacted */
   6,   /* field[6] = stored_responses_removed */
 };
 static const ProtobufCIntRange switchboard__communication__v1__erasure_receipt__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__erasure_receipt__descriptor =
 {
@@ -5265,7 +5471,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__erasure_receipt
   "Switchboard__Communication__V1__ErasureReceipt",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__ErasureReceipt),
-  8,
+  9,
   switchboard__communication__v1__erasure_receipt__field_descriptors,
   switchboard__communication__v1__erasure_receipt__field_indices_by_name,
   1,  switchboard__communication__v1__erasure_receipt__number_ranges,
@@ -5774,7 +5980,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__get_contact_sum
   (ProtobufCMessageInit) switchboard__communication__v1__get_contact_summary_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__contact_summary__field_descriptors[2] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__contact_summary__field_descriptors[3] =
 {
   {
     "interactions",
@@ -5800,15 +6006,28 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__contact_su
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "preferences",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactSummary, preferences),
+    &switchboard__communication__v1__contact_preferences__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__contact_summary__field_indices_by_name[] = {
   1,   /* field[1] = consents */
   0,   /* field[0] = interactions */
+  2,   /* field[2] = preferences */
 };
 static const ProtobufCIntRange switchboard__communication__v1__contact_summary__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__contact_summary__descriptor =
 {
@@ -5818,11 +6037,306 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__contact_summary
   "Switchboard__Communication__V1__ContactSummary",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__ContactSummary),
-  2,
+  3,
   switchboard__communication__v1__contact_summary__field_descriptors,
   switchboard__communication__v1__contact_summary__field_indices_by_name,
   1,  switchboard__communication__v1__contact_summary__number_ranges,
   (ProtobufCMessageInit) switchboard__communication__v1__contact_summary__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__contact_preferences__field_descriptors[8] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactPreferences, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "preferred_channel",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactPreferences, preferred_channel),
+    &switchboard__communication__v1__channel__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "language",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactPreferences, language),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "time_zone",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactPreferences, time_zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "quiet_hours",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactPreferences, quiet_hours),
+    &switchboard__communication__v1__quiet_hours__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "do_not_contact",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactPreferences, do_not_contact),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "audit",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactPreferences, audit),
+    &switchboard__common__v1__audit_stamps__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ContactPreferences, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__contact_preferences__field_indices_by_name[] = {
+  6,   /* field[6] = audit */
+  0,   /* field[0] = contact_id */
+  5,   /* field[5] = do_not_contact */
+  7,   /* field[7] = etag */
+  2,   /* field[2] = language */
+  1,   /* field[1] = preferred_channel */
+  4,   /* field[4] = quiet_hours */
+  3,   /* field[3] = time_zone */
+};
+static const ProtobufCIntRange switchboard__communication__v1__contact_preferences__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__contact_preferences__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.ContactPreferences",
+  "ContactPreferences",
+  "Switchboard__Communication__V1__ContactPreferences",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__ContactPreferences),
+  8,
+  switchboard__communication__v1__contact_preferences__field_descriptors,
+  switchboard__communication__v1__contact_preferences__field_indices_by_name,
+  1,  switchboard__communication__v1__contact_preferences__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__contact_preferences__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__quiet_hours__field_descriptors[2] =
+{
+  {
+    "start",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__QuietHours, start),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__QuietHours, end),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__quiet_hours__field_indices_by_name[] = {
+  1,   /* field[1] = end */
+  0,   /* field[0] = start */
+};
+static const ProtobufCIntRange switchboard__communication__v1__quiet_hours__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__quiet_hours__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.QuietHours",
+  "QuietHours",
+  "Switchboard__Communication__V1__QuietHours",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__QuietHours),
+  2,
+  switchboard__communication__v1__quiet_hours__field_descriptors,
+  switchboard__communication__v1__quiet_hours__field_indices_by_name,
+  1,  switchboard__communication__v1__quiet_hours__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__quiet_hours__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__get_contact_preferences_request__field_descriptors[1] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__GetContactPreferencesRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__get_contact_preferences_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+};
+static const ProtobufCIntRange switchboard__communication__v1__get_contact_preferences_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__get_contact_preferences_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.GetContactPreferencesRequest",
+  "GetContactPreferencesRequest",
+  "Switchboard__Communication__V1__GetContactPreferencesRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__GetContactPreferencesRequest),
+  1,
+  switchboard__communication__v1__get_contact_preferences_request__field_descriptors,
+  switchboard__communication__v1__get_contact_preferences_request__field_indices_by_name,
+  1,  switchboard__communication__v1__get_contact_preferences_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__get_contact_preferences_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__communication__v1__update_contact_preferences_request__field_descriptors[4] =
+{
+  {
+    "preferences",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__UpdateContactPreferencesRequest, preferences),
+    &switchboard__communication__v1__contact_preferences__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "update_mask",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__UpdateContactPreferencesRequest, update_mask),
+    &google__protobuf__field_mask__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__UpdateContactPreferencesRequest, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__UpdateContactPreferencesRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__communication__v1__update_contact_preferences_request__field_indices_by_name[] = {
+  2,   /* field[2] = etag */
+  0,   /* field[0] = preferences */
+  3,   /* field[3] = request_id */
+  1,   /* field[1] = update_mask */
+};
+static const ProtobufCIntRange switchboard__communication__v1__update_contact_preferences_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__communication__v1__update_contact_preferences_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.UpdateContactPreferencesRequest",
+  "UpdateContactPreferencesRequest",
+  "Switchboard__Communication__V1__UpdateContactPreferencesRequest",
+  "switchboard.communication.v1",
+  sizeof(Switchboard__Communication__V1__UpdateContactPreferencesRequest),
+  4,
+  switchboard__communication__v1__update_contact_preferences_request__field_descriptors,
+  switchboard__communication__v1__update_contact_preferences_request__field_indices_by_name,
+  1,  switchboard__communication__v1__update_contact_preferences_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__communication__v1__update_contact_preferences_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__communication__v1__list_campaigns_request__field_descriptors[2] =
@@ -6540,7 +7054,7 @@ const ProtobufCEnumDescriptor switchboard__communication__v1__campaign_status__d
   switchboard__communication__v1__campaign_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[31] =
+static const ProtobufCMethodDescriptor switchboard__communication__v1__communication_service__method_descriptors[33] =
 {
   { "LogInteraction", &switchboard__communication__v1__log_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
   { "GetInteraction", &switchboard__communication__v1__get_interaction_request__descriptor, &switchboard__communication__v1__interaction__descriptor },
@@ -6553,6 +7067,8 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "RecordConsent", &switchboard__communication__v1__record_consent_request__descriptor, &switchboard__communication__v1__consent_record__descriptor },
   { "ListConsentHistory", &switchboard__communication__v1__list_consent_history_request__descriptor, &switchboard__communication__v1__list_consent_history_response__descriptor },
   { "GetContactSummary", &switchboard__communication__v1__get_contact_summary_request__descriptor, &switchboard__communication__v1__contact_summary__descriptor },
+  { "GetContactPreferences", &switchboard__communication__v1__get_contact_preferences_request__descriptor, &switchboard__communication__v1__contact_preferences__descriptor },
+  { "UpdateContactPreferences", &switchboard__communication__v1__update_contact_preferences_request__descriptor, &switchboard__communication__v1__contact_preferences__descriptor },
   { "CheckConsent", &switchboard__communication__v1__check_consent_request__descriptor, &switchboard__communication__v1__check_consent_response__descriptor },
   { "CreateTemplate", &switchboard__communication__v1__create_template_request__descriptor, &switchboard__communication__v1__template__descriptor },
   { "UpdateTemplate", &switchboard__communication__v1__update_template_request__descriptor, &switchboard__communication__v1__template__descriptor },
@@ -6575,37 +7091,39 @@ static const ProtobufCMethodDescriptor switchboard__communication__v1__communica
   { "WatchChanges", &switchboard__common__v1__watch_changes_request__descriptor, &switchboard__common__v1__change_event__descriptor },
 };
 const unsigned switchboard__communication__v1__communication_service__method_indices_by_name[] = {
-  28,        /* CancelCampaign */
-  20,        /* CancelSend */
-  11,        /* CheckConsent */
-  22,        /* CreateCampaign */
-  12,        /* CreateTemplate */
+  30,        /* CancelCampaign */
+  22,        /* CancelSend */
+  13,        /* CheckConsent */
+  24,        /* CreateCampaign */
+  14,        /* CreateTemplate */
   3,        /* DeleteInteraction */
-  21,        /* ExportSubject */
-  23,        /* GetCampaign */
+  23,        /* ExportSubject */
+  25,        /* GetCampaign */
+  11,        /* GetContactPreferences */
   10,        /* GetContactSummary */
   1,        /* GetInteraction */
-  18,        /* GetSend */
-  14,        /* GetTemplate */
-  25,        /* ListCampaignRecipients */
-  24,        /* ListCampaigns */
+  20,        /* GetSend */
+  16,        /* GetTemplate */
+  27,        /* ListCampaignRecipients */
+  26,        /* ListCampaigns */
   9,        /* ListConsentHistory */
   7,        /* ListFollowUpsDue */
   5,        /* ListInteractions */
-  19,        /* ListSends */
-  15,        /* ListTemplates */
+  21,        /* ListSends */
+  17,        /* ListTemplates */
   0,        /* LogInteraction */
-  26,        /* PauseCampaign */
+  28,        /* PauseCampaign */
   8,        /* RecordConsent */
-  16,        /* RenderTemplate */
-  27,        /* ResumeCampaign */
+  18,        /* RenderTemplate */
+  29,        /* ResumeCampaign */
   6,        /* SearchInteractions */
-  17,        /* SendMessage */
+  19,        /* SendMessage */
   4,        /* UndeleteInteraction */
+  12,        /* UpdateContactPreferences */
   2,        /* UpdateInteraction */
-  13,        /* UpdateTemplate */
-  29,        /* WatchCampaignProgress */
-  30         /* WatchChanges */
+  15,        /* UpdateTemplate */
+  31,        /* WatchCampaignProgress */
+  32         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__communication__v1__communication_service__descriptor =
 {
@@ -6614,7 +7132,7 @@ const ProtobufCServiceDescriptor switchboard__communication__v1__communication_s
   "CommunicationService",
   "Switchboard__Communication__V1__CommunicationService",
   "switchboard.communication.v1",
-  31,
+  33,
   switchboard__communication__v1__communication_service__method_descriptors,
   switchboard__communication__v1__communication_service__method_indices_by_name
 };
@@ -6706,13 +7224,29 @@ void switchboard__communication__v1__communication_service__get_contact_summary(
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
   service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__communication__v1__communication_service__get_contact_preferences(ProtobufCService *service,
+                                                                                    const Switchboard__Communication__V1__GetContactPreferencesRequest *input,
+                                                                                    Switchboard__Communication__V1__ContactPreferences_Closure closure,
+                                                                                    void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__communication__v1__communication_service__update_contact_preferences(ProtobufCService *service,
+                                                                                       const Switchboard__Communication__V1__UpdateContactPreferencesRequest *input,
+                                                                                       Switchboard__Communication__V1__ContactPreferences_Closure closure,
+                                                                                       void *closure_data)
+{
+  assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__communication__v1__communication_service__check_consent(ProtobufCService *service,
                                                                           const Switchboard__Communication__V1__CheckConsentRequest *input,
                                                                           Switchboard__Communication__V1__CheckConsentResponse_Closure closure,
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__create_template(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CreateTemplateRequest *input,
@@ -6720,7 +7254,7 @@ void switchboard__communication__v1__communication_service__create_template(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__update_template(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__UpdateTemplateRequest *input,
@@ -6728,7 +7262,7 @@ void switchboard__communication__v1__communication_service__update_template(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__get_template(ProtobufCService *service,
                                                                          const Switchboard__Communication__V1__GetTemplateRequest *input,
@@ -6736,7 +7270,7 @@ void switchboard__communication__v1__communication_service__get_template(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__list_templates(ProtobufCService *service,
                                                                            const Switchboard__Communication__V1__ListTemplatesRequest *input,
@@ -6744,7 +7278,7 @@ void switchboard__communication__v1__communication_service__list_templates(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__render_template(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__RenderTemplateRequest *input,
@@ -6752,7 +7286,7 @@ void switchboard__communication__v1__communication_service__render_template(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__send_message(ProtobufCService *service,
                                                                          const Switchboard__Communication__V1__SendMessageRequest *input,
@@ -6760,7 +7294,7 @@ void switchboard__communication__v1__communication_service__send_message(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__get_send(ProtobufCService *service,
                                                                      const Switchboard__Communication__V1__GetSendRequest *input,
@@ -6768,7 +7302,7 @@ void switchboard__communication__v1__communication_service__get_send(ProtobufCSe
                                                                      void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__list_sends(ProtobufCService *service,
                                                                        const Switchboard__Communication__V1__ListSendsRequest *input,
@@ -6776,7 +7310,7 @@ void switchboard__communication__v1__communication_service__list_sends(ProtobufC
                                                                        void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__cancel_send(ProtobufCService *service,
                                                                         const Switchboard__Communication__V1__CancelSendRequest *input,
@@ -6784,7 +7318,7 @@ void switchboard__communication__v1__communication_service__cancel_send(Protobuf
                                                                         void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__export_subject(ProtobufCService *service,
                                                                            const Switchboard__Communication__V1__ExportSubjectRequest *input,
@@ -6792,7 +7326,7 @@ void switchboard__communication__v1__communication_service__export_subject(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__create_campaign(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CreateCampaignRequest *input,
@@ -6800,7 +7334,7 @@ void switchboard__communication__v1__communication_service__create_campaign(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__get_campaign(ProtobufCService *service,
                                                                          const Switchboard__Communication__V1__CampaignRequest *input,
@@ -6808,7 +7342,7 @@ void switchboard__communication__v1__communication_service__get_campaign(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__list_campaigns(ProtobufCService *service,
                                                                            const Switchboard__Communication__V1__ListCampaignsRequest *input,
@@ -6816,7 +7350,7 @@ void switchboard__communication__v1__communication_service__list_campaigns(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__list_campaign_recipients(ProtobufCService *service,
                                                                                      const Switchboard__Communication__V1__ListCampaignRecipientsRequest *input,
@@ -6824,7 +7358,7 @@ void switchboard__communication__v1__communication_service__list_campaign_recipi
                                                                                      void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__pause_campaign(ProtobufCService *service,
                                                                            const Switchboard__Communication__V1__CampaignRequest *input,
@@ -6832,7 +7366,7 @@ void switchboard__communication__v1__communication_service__pause_campaign(Proto
                                                                            void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__resume_campaign(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CampaignRequest *input,
@@ -6840,7 +7374,7 @@ void switchboard__communication__v1__communication_service__resume_campaign(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__cancel_campaign(ProtobufCService *service,
                                                                             const Switchboard__Communication__V1__CampaignRequest *input,
@@ -6848,7 +7382,7 @@ void switchboard__communication__v1__communication_service__cancel_campaign(Prot
                                                                             void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__watch_campaign_progress(ProtobufCService *service,
                                                                                     const Switchboard__Communication__V1__CampaignRequest *input,
@@ -6856,7 +7390,7 @@ void switchboard__communication__v1__communication_service__watch_campaign_progr
                                                                                     void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__watch_changes(ProtobufCService *service,
                                                                           const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -6864,7 +7398,7 @@ void switchboard__communication__v1__communication_service__watch_changes(Protob
                                                                           void *closure_data)
 {
   assert(service->descriptor == &switchboard__communication__v1__communication_service__descriptor);
-  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__communication__v1__communication_service__init (Switchboard__Communication__V1__CommunicationService_Service *service,
                                                                   Switchboard__Communication__V1__CommunicationService_ServiceDestroy destroy)

@@ -488,10 +488,13 @@ final class InteractionTests {
             try await c.query(
                 "INSERT INTO communication.preferences (tenant_id, contact_id, do_not_contact, created_by, updated_by) VALUES ($1, gen_random_uuid(), true, 'x', 'x')",
                 [.text(tenantA)])
+            try await c.query(
+                "INSERT INTO communication.contact_fields (tenant_id, contact_id, names, field_values) VALUES ($1, gen_random_uuid(), '{a}', '{b}')",
+                [.text(tenantA)])
         }
         let tables = [
             "interactions", "interaction_contacts", "consent_ledger", "templates", "template_heads", "sends", "provider_events", "contact_addresses",
-            "suppressions", "campaigns", "campaign_recipients", "feed_dead_letters", "merges", "merge_moves", "preferences",
+            "suppressions", "campaigns", "campaign_recipients", "feed_dead_letters", "merges", "merge_moves", "preferences", "contact_fields",
             "changes",
             "change_sequences", "idempotency_keys",
         ]

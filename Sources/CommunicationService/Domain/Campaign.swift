@@ -284,11 +284,13 @@ public struct CampaignDomain: Sendable {
                     "campaign.template_id", "is written for \(template.data.channel), not the campaign's \(data.channel)", reason: "CHANNEL_MISMATCH")
             ])
         }
-        // Every recipient gets the same values: check them once, now, rather than skipping everyone later.
-        let rendering = try TemplateRules.render(template, values: data.values)
-        guard rendering.complete else {
+        // The values every recipient shares: checked once, now, rather than skipping everyone later. A recipient's own
+        // fields (`contact.…`, `custom.…`) are filled per recipient when the runner reaches them; one whose record lacks
+        // a field the campaign gives no fallback for is skipped with the reason.
+        let missing = try TemplateRules.render(template, values: data.values).missing.filter { !TemplateRules.isContactField($0) }
+        guard missing.isEmpty else {
             throw CommunicationError.invalid(
-                rendering.missing.prefix(InvalidRequest.maxReported).map {
+                missing.prefix(InvalidRequest.maxReported).map {
                     Violation("campaign.template_values[\($0)]", "is required by the template and missing or empty", reason: "REQUIRED")
                 })
         }

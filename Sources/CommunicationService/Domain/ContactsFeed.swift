@@ -26,12 +26,16 @@ public struct ContactEvent: Sendable, Hashable {
     public var contactID: UUID
     /// What happened.
     public var kind: Kind
+    /// The contact's fields for templates (placeholder name → value, ``TemplateRules/contactFields``) when the event
+    /// carried the live contact; nil otherwise.
+    public var fields: [String: String]?
 
     /// Creates an event.
-    public init(tenantID: String, contactID: UUID, kind: Kind) {
+    public init(tenantID: String, contactID: UUID, kind: Kind, fields: [String: String]? = nil) {
         self.tenantID = tenantID
         self.contactID = contactID
         self.kind = kind
+        self.fields = fields
     }
 }
 

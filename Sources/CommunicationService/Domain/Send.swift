@@ -230,11 +230,18 @@ public struct SendDomain: Sendable {
                 ])
             }
             try TemplateRules.validate(values: data.templateValues, field: "template_values")
-            let rendering = try TemplateRules.render(record, values: data.templateValues)
+            // The contact's own fields fill `contact.…` and `custom.…`; the caller's values fill the rest and stand in
+            // where the record has none.
+            let fields = try await templates.contactFields(contactID: data.contactID, actor: actor)
+            let rendering = try TemplateRules.render(record, values: TemplateRules.values(data.templateValues, contact: fields))
             guard rendering.complete else {
                 throw CommunicationError.invalid(
                     rendering.missing.prefix(InvalidRequest.maxReported).map {
-                        Violation("template_values[\($0)]", "is required by the template and missing or empty", reason: "REQUIRED")
+                        Violation(
+                            "template_values[\($0)]",
+                            TemplateRules.isContactField($0)
+                                ? "is required by the template: the contact's record has no value for it and none was given"
+                                : "is required by the template and missing or empty", reason: "REQUIRED")
                     })
             }
             subject = rendering.subject

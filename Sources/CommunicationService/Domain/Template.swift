@@ -144,6 +144,17 @@ public enum TemplateRules {
         if !violations.isEmpty { throw CommunicationError.invalid(violations) }
     }
 
+    /// Whether a placeholder is filled from the recipient's record (`contact.…`, `custom.…`) rather than only by the
+    /// caller.
+    public static func isContactField(_ name: String) -> Bool { name.hasPrefix("contact.") || name.hasPrefix("custom.") }
+
+    /// The values a rendering for one contact uses: the contact's fields as the contacts feed last gave them, and the
+    /// caller's values for every placeholder the record has no value for (so a caller's `contact.name.given` is the
+    /// fallback, "friend", for a contact without one).
+    public static func values(_ given: [String: String], contact fields: [String: String]) -> [String: String] {
+        given.merging(fields.filter { !$0.value.isEmpty }) { _, record in record }
+    }
+
     /// Renders a template version with `values`. A placeholder with no value or an empty one is reported missing and
     /// nothing is rendered: a message is never sent with blanks.
     /// - Throws: ``CommunicationError/invalid(_:)`` naming `values` when the output would pass ``maxRenderedBytes``.
@@ -196,6 +207,9 @@ public protocol TemplateStore: Sendable {
     func fetch(id: UUID, version: Int?, actor: Actor) async throws -> TemplateRecord?
     /// Latest versions in name order after a cursor.
     func list(after: (nameKey: String, id: UUID)?, limit: Int, actor: Actor) async throws -> Rows<TemplateRecord>
+    /// A contact's fields for templates (placeholder name → value) as the contacts feed last gave them; empty for a
+    /// contact the feed has not brought (or deleted).
+    func contactFields(contactID: UUID, actor: Actor) async throws -> [String: String]
 }
 
 /// The template use cases.
@@ -255,9 +269,17 @@ public struct TemplateDomain: Sendable {
         return (rows.records, next)
     }
 
-    /// Renders a version with values.
-    public func render(id: UUID, version: Int?, values: [String: String], actor: Actor) async throws -> Rendering {
+    /// Renders a version with values, and with a contact's fields when `contactID` is set (``TemplateRules/values(_:contact:)``).
+    public func render(id: UUID, version: Int?, values: [String: String], contactID: UUID? = nil, actor: Actor) async throws -> Rendering {
         try TemplateRules.validate(values: values)
-        return try TemplateRules.render(try await get(id: id, version: version, actor: actor), values: values)
+        let template = try await get(id: id, version: version, actor: actor)
+        guard let contactID else { return try TemplateRules.render(template, values: values) }
+        return try TemplateRules.render(
+            template, values: TemplateRules.values(values, contact: try await contactFields(contactID: contactID, actor: actor)))
+    }
+
+    /// A contact's fields for templates.
+    public func contactFields(contactID: UUID, actor: Actor) async throws -> [String: String] {
+        try await store.contactFields(contactID: contactID, actor: actor)
     }
 }

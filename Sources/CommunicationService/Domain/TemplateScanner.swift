@@ -93,6 +93,13 @@ public enum TemplateScanner {
         return pieces
     }
 
+    /// Whether `name` can be written as a placeholder: a letter or `_`, then letters, digits, `_` or `.`, at most
+    /// ``TemplateRules/maxVariableLength`` bytes.
+    public static func isName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= TemplateRules.maxVariableLength else { return false }
+        return name.utf8.enumerated().allSatisfy { isNameByte($0.element, first: $0.offset == 0) }
+    }
+
     static func isNameByte(_ byte: UInt8, first: Bool) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "_"): return true

@@ -70,7 +70,9 @@ extension CommunicationHandler {
     ) async throws -> Switchboard_Communication_V1_RenderTemplateResponse {
         let rendering = try await templates.render(
             id: try InteractionMapping.requiredID(request.templateId, field: "template_id"),
-            version: try Self.version(request.version, field: "version"), values: request.values, actor: try context.actor())
+            version: try Self.version(request.version, field: "version"), values: request.values,
+            contactID: request.contactId.isEmpty ? nil : try InteractionMapping.requiredID(request.contactId, field: "contact_id"),
+            actor: try context.actor())
         var response = Switchboard_Communication_V1_RenderTemplateResponse()
         response.version = Int32(clamping: rendering.version)
         response.complete = rendering.complete

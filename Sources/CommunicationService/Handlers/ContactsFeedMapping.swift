@@ -33,7 +33,9 @@ enum ContactsFeedMapping {
             }
             if contact.audit?.deleteTime != nil { return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .deleted)) }
             let (emails, phones) = Self.directoryAddresses(contact)
-            return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .addresses(emails: emails, phones: phones)))
+            return .apply(
+                ContactEvent(
+                    tenantID: event.tenantId, contactID: id, kind: .addresses(emails: emails, phones: phones), fields: Self.fields(contact)))
         case .merged:
             guard let winner = event.relatedIds.first.flatMap(UUID.init(text:)) else {
                 return .reject("a MERGED event needs the winner's id in related_ids[0]")
@@ -47,6 +49,7 @@ enum ContactsFeedMapping {
             guard formerWinner != id else { return .reject("related_ids[0] is the contact itself") }
             // The restored contact, when the event carries it: its addresses come back to the directory with it.
             var emails: [String]?, phones: [String]?
+            var fields: [String: String]?
             if event.resource != nil {
                 let contact: Switchboard_Contacts_V1_Contact
                 do {
@@ -56,9 +59,12 @@ enum ContactsFeedMapping {
                 }
                 let deleted = contact.audit?.deleteTime != nil
                 (emails, phones) = deleted ? ([], []) : Self.directoryAddresses(contact)
+                fields = deleted ? [:] : Self.fields(contact)
             }
             return .apply(
-                ContactEvent(tenantID: event.tenantId, contactID: id, kind: .unmerged(formerWinner: formerWinner, emails: emails, phones: phones)))
+                ContactEvent(
+                    tenantID: event.tenantId, contactID: id, kind: .unmerged(formerWinner: formerWinner, emails: emails, phones: phones),
+                    fields: fields))
         case .erased:
             return .apply(ContactEvent(tenantID: event.tenantId, contactID: id, kind: .erased(request: event.relatedIds.first ?? "")))
         default:
@@ -79,6 +85,42 @@ enum ContactsFeedMapping {
         r.consentEntriesDeleted = Int32(clamping: receipt.consentEntriesDeleted)
         r.preferencesDeleted = Int32(clamping: receipt.preferencesDeleted)
         return try r.protoJSONText()
+    }
+
+    /// A contact's fields for templates: its name parts (`contact.name.given`, `.family`, `.middle`, `.prefix`,
+    /// `.suffix`, `.display`: the stated display name, else given and family names joined), its first e-mail address and
+    /// phone number as the directory ranks them (`contact.email`, `contact.phone`), and each custom field holding a
+    /// string, number or boolean (`custom.<key>`). Empty values and names longer than a placeholder may be are left out.
+    static func fields(_ contact: Switchboard_Contacts_V1_Contact) -> [String: String] {
+        var fields: [String: String] = [:]
+        func put(_ name: String, _ value: String) {
+            guard !value.isEmpty, name.utf8.count <= TemplateRules.maxVariableLength, value.utf8.count <= TemplateRules.maxValueBytes else {
+                return
+            }
+            fields[name] = value
+        }
+        let name = contact.name ?? Switchboard_Contacts_V1_PersonName()
+        put("contact.name.given", name.given)
+        put("contact.name.family", name.family)
+        put("contact.name.middle", name.middle)
+        put("contact.name.prefix", name.prefix)
+        put("contact.name.suffix", name.suffix)
+        put("contact.name.display", name.display.isEmpty ? [name.given, name.family].filter { !$0.isEmpty }.joined(separator: " ") : name.display)
+        let (emails, phones) = directoryAddresses(contact)
+        put("contact.email", emails.first ?? "")
+        put("contact.phone", phones.first ?? "")
+        for (key, value) in contact.customFields?.fields ?? [:] {
+            // Only keys a placeholder can name: a custom key is letters, digits and underscores in the contacts service.
+            guard TemplateScanner.isName("custom." + key) else { continue }
+            switch value.kind {
+            case .stringValue(let text): put("custom." + key, text)
+            case .boolValue(let flag): put("custom." + key, flag ? "true" : "false")
+            case .numberValue(let number) where number.isFinite:
+                put("custom." + key, number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number))
+            default: continue
+            }
+        }
+        return fields
     }
 
     /// A contact's addresses for the directory, primary first: the directory ranks them in this order, and a campaign

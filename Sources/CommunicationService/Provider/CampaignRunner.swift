@@ -128,9 +128,18 @@ public struct CampaignRunner: Service {
                     ).first
                     templates[key] = try t.map(PostgresTemplateStore.record)
                 }
-                let values = PostgresCampaignStore.values(fromJSON: try row.string("template_values"))
-                guard let template = templates[key], let rendering = try? TemplateRules.render(template, values: values), rendering.complete else {
+                let fields = try PostgresTemplateStore.contactFields(
+                    try await c.query(
+                        "SELECT names, field_values FROM communication.contact_fields WHERE tenant_id = $1 AND contact_id = $2",
+                        [.text(tenant), .uuid(contact)]
+                    ).first)
+                let values = TemplateRules.values(PostgresCampaignStore.values(fromJSON: try row.string("template_values")), contact: fields)
+                guard let template = templates[key], let rendering = try? TemplateRules.render(template, values: values) else {
                     try await skip("the template could not be rendered")
+                    continue
+                }
+                guard rendering.complete else {
+                    try await skip("the contact's record has no \(rendering.missing.prefix(3).joined(separator: ", ")), which the template uses")
                     continue
                 }
                 let id = UUID.random()

@@ -40,14 +40,17 @@ public struct PostgresContactsFeedStore: Sendable {
             switch event.kind {
             case .addresses(let emails, let phones):
                 try await replaceAddresses(tenant, contact, emails: emails, phones: phones, on: c)
+                try await replaceFields(tenant, contact, event.fields ?? [:], on: c)
             case .deleted:
                 try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
+                try await replaceFields(tenant, contact, [:], on: c)
                 try await cancelPendingSends(tenant, contact, reason: "the contact was deleted", on: c)
             case .merged(let winner):
                 try await merge(tenant, loser: event.contactID, winner: winner, on: c)
             case .unmerged(let formerWinner, let emails, let phones):
                 try await unmerge(tenant, loser: event.contactID, winner: formerWinner, on: c)
                 if let emails, let phones { try await replaceAddresses(tenant, contact, emails: emails, phones: phones, on: c) }
+                if let fields = event.fields { try await replaceFields(tenant, contact, fields, on: c) }
             case .erased(let request):
                 try await erase(tenant, event.contactID, request: request, on: c)
             }
@@ -74,6 +77,24 @@ public struct PostgresContactsFeedStore: Sendable {
                     contact,
                 ])
         }
+    }
+
+    /// The contact's template fields replace its row (none: the row goes).
+    private func replaceFields(_ tenant: PostgresValue, _ contact: PostgresValue, _ fields: [String: String], on c: PostgresConnection) async throws {
+        guard !fields.isEmpty else {
+            try await c.query("DELETE FROM communication.contact_fields WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
+            return
+        }
+        let sorted = fields.sorted { $0.key < $1.key }
+        try await c.query(
+            """
+            INSERT INTO communication.contact_fields (tenant_id, contact_id, names, field_values) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (tenant_id, contact_id) DO UPDATE SET names = excluded.names, field_values = excluded.field_values
+            """,
+            [
+                tenant, contact, .array(sorted.map { .text($0.key) }, elementType: .text),
+                .array(sorted.map { .text($0.value) }, elementType: .text),
+            ])
     }
 
     private func cancelPendingSends(_ tenant: PostgresValue, _ contact: PostgresValue, reason: String, on c: PostgresConnection) async throws {
@@ -193,6 +214,7 @@ public struct PostgresContactsFeedStore: Sendable {
             """, [tenant, l, w])
         try await mergePreferences(tenant, l, w, on: c)
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, l])
+        try await replaceFields(tenant, l, [:], on: c)
     }
 
     /// The loser's preferences combined into the winner's: the winner keeps what it stated and gains what it did not
@@ -546,6 +568,7 @@ public struct PostgresContactsFeedStore: Sendable {
             interactions.compactMap { UUID(uuidString: $0.id) }, tenantID: tenantID,
             fields: ["contact_ids", "addresses", "subject", "body", "outcome"], on: c)
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, contact])
+        try await replaceFields(tenant, contact, [:], on: c)
         // The merge log forgets the person: merges they were part of, and their id in other merges' arrays (as the
         // interactions themselves lost it above, so an unmerge still finds them as the merge left them).
         try await c.query("DELETE FROM communication.merges WHERE tenant_id = $1 AND (loser = $2 OR winner = $2)", [tenant, contact])

@@ -116,6 +116,22 @@ public struct PostgresTemplateStore: TemplateStore {
         return try await pool.query(settings: ["app.tenant_id": actor.tenantID], sql, binds).first.map(Self.record)
     }
 
+    /// The protocol requirement `contactFields` (documented on the protocol).
+    public func contactFields(contactID: UUID, actor: Actor) async throws -> [String: String] {
+        try await Self.contactFields(
+            try await pool.query(
+                settings: ["app.tenant_id": actor.tenantID],
+                "SELECT names, field_values FROM communication.contact_fields WHERE tenant_id = $1 AND contact_id = $2",
+                [.text(actor.tenantID), .uuid(contactID)]
+            ).first)
+    }
+
+    /// The fields of a `contact_fields` row (names, field_values); empty for none.
+    static func contactFields(_ row: PostgresRow?) throws -> [String: String] {
+        guard let row else { return [:] }
+        return Dictionary(zip(try row.strings("names"), try row.strings("field_values")), uniquingKeysWith: { first, _ in first })
+    }
+
     /// The protocol requirement `list` (documented on the protocol).
     public func list(after: (nameKey: String, id: UUID)?, limit: Int, actor: Actor) async throws -> Rows<TemplateRecord> {
         let rows = try await pool.query(

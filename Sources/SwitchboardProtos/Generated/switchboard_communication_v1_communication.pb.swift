@@ -2551,6 +2551,9 @@ public struct Switchboard_Communication_V1_RenderTemplateRequest: ProtoMessage, 
     /// Field `values` = 3.
     public var values: [String: String] = [:]
 
+    /// Field `contact_id` = 4.
+    public var contactId: String = ""
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2564,12 +2567,14 @@ public struct Switchboard_Communication_V1_RenderTemplateRequest: ProtoMessage, 
         self.templateId = r.string(0)
         self.version = r.scalar(1)
         self.values = r.map(2, key: { $0.string(0) }, value: { $0.string(1) })
+        self.contactId = r.string(3)
     }
 
     func _write(to w: _CMessageWriter) {
         w.setString(0, templateId)
         w.setScalar(1, version)
         w.setMap(2, values, key: { $0.setString(0, $1) }, value: { $0.setString(1, $1) })
+        w.setString(3, contactId)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2578,12 +2583,14 @@ public struct Switchboard_Communication_V1_RenderTemplateRequest: ProtoMessage, 
         e.field(&o, "templateId", self.templateId)
         e.field(&o, "version", self.version)
         e.field(&o, "values", self.values)
+        e.field(&o, "contactId", self.contactId)
         return .object(o)
     }
 
     /// Proto3 JSON text: see ``ProtoJSONMessage``.
     public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
         w.open()
+        w.field("contactId", self.contactId)
         w.field("templateId", self.templateId)
         w.field("values", self.values)
         w.field("version", self.version)
@@ -2598,6 +2605,7 @@ public struct Switchboard_Communication_V1_RenderTemplateRequest: ProtoMessage, 
             case "templateId", "template_id": try d.field(1, "templateId", value, &self.templateId)
             case "version": try d.field(2, "version", value, &self.version)
             case "values": try d.field(3, "values", value, &self.values)
+            case "contactId", "contact_id": try d.field(4, "contactId", value, &self.contactId)
             default: try d.unknownField(key)
             }
         }

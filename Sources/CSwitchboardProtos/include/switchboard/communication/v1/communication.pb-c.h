@@ -849,15 +849,23 @@ struct  Switchboard__Communication__V1__RenderTemplateRequest
    */
   int32_t version;
   /*
-   * The values of the placeholders, e.g. "contact.first_name" → "Ada", "custom.tier" → "gold": contact fields and
-   * custom fields as the caller read them. At most 200 entries; keys as placeholder names, values at most 4096 bytes.
+   * The values of the placeholders. At most 200 entries; keys as placeholder names, values at most 4096 bytes.
+   * A contact's own fields are filled from its record when contact_id is set (and in SendMessage and campaigns, for the
+   * recipient): contact.name.given, contact.name.family, contact.name.middle, contact.name.prefix, contact.name.suffix,
+   * contact.name.display (else given and family joined), contact.email and contact.phone (the first the directory
+   * ranks), and custom.<key> for each custom field holding a string, number or boolean, as the contacts feed last gave
+   * them. A value given here for one of those names is the fallback used when the record has none ("friend").
    */
   size_t n_values;
   Switchboard__Communication__V1__RenderTemplateRequest__ValuesEntry **values;
+  /*
+   * Optional: the contact whose fields fill the template (a UUID), to preview what they would receive.
+   */
+  char *contact_id;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__RENDER_TEMPLATE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__render_template_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0,NULL, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__Communication__V1__RenderTemplateResponse
@@ -1245,7 +1253,9 @@ struct  Switchboard__Communication__V1__Campaign
   size_t n_contact_ids;
   char **contact_ids;
   /*
-   * The template's values, the same for every recipient (see RenderTemplateRequest.values).
+   * The template's values, the same for every recipient (see RenderTemplateRequest.values); each recipient's own
+   * contact.… and custom.… fields are filled from their record, these values standing in where it has none. A
+   * recipient whose record lacks a field the template uses, with no value here, is skipped with the reason.
    */
   size_t n_template_values;
   Switchboard__Communication__V1__Campaign__TemplateValuesEntry **template_values;

@@ -4463,7 +4463,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__render_template
   (ProtobufCMessageInit) switchboard__communication__v1__render_template_request__values_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__render_template_request__field_descriptors[3] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__render_template_request__field_descriptors[4] =
 {
   {
     "template_id",
@@ -4501,8 +4501,21 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__render_tem
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "contact_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__RenderTemplateRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__render_template_request__field_indices_by_name[] = {
+  3,   /* field[3] = contact_id */
   0,   /* field[0] = template_id */
   2,   /* field[2] = values */
   1,   /* field[1] = version */
@@ -4510,7 +4523,7 @@ static const unsigned switchboard__communication__v1__render_template_request__f
 static const ProtobufCIntRange switchboard__communication__v1__render_template_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__render_template_request__descriptor =
 {
@@ -4520,7 +4533,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__render_template
   "Switchboard__Communication__V1__RenderTemplateRequest",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__RenderTemplateRequest),
-  3,
+  4,
   switchboard__communication__v1__render_template_request__field_descriptors,
   switchboard__communication__v1__render_template_request__field_indices_by_name,
   1,  switchboard__communication__v1__render_template_request__number_ranges,

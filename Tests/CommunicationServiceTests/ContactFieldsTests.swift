@@ -137,6 +137,53 @@ final class ContactFieldsTests {
         #expect(!(try await render(other, theirs.id, contact: ada.id)).complete)
     }
 
+    @Test("an HTML template escapes every value in its body, the record's too; the send and the provider's payload say HTML")
+    func html() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let mallory = try contact(given: "<img src=x onerror=alert(1)>", email: "mallory@example.com")
+        try await apply(t, .created, mallory)
+        _ = try await client.recordConsent(contact: mallory.id)
+        let template = try await client.createTemplate(
+            "Html", subject: "For {{contact.name.given}}", body: "<p>Dear {{contact.name.given}}, {{note}}</p>", format: .html)
+        #expect(template.bodyFormat == .html)
+        let send = try await client.send(contact: mallory.id, to: "mallory@example.com", values: ["note": "Tom & Jerry"], listed: false) {
+            $0.body = ""
+            $0.subject = ""
+            $0.templateId = template.id
+        }
+        #expect(send.bodyFormat == .html && send.body == "<p>Dear &lt;img src=x onerror=alert(1)&gt;, Tom &amp; Jerry</p>", "\(send.body)")
+        #expect(send.subject == "For <img src=x onerror=alert(1)>")
+        #expect(try await client.settled(send.id).status == .sent)
+        let posted = try #require(provider.requests.first { $0.idempotencyKey == send.id })
+        let message = try Switchboard_Communication_V1_ProviderMessage(protoJSONText: String(decoding: posted.body, as: UTF8.self))
+        #expect(message.bodyFormat == .html && message.body == send.body)
+        // A plain send says TEXT; HTML without a template is the caller's own markup; a format against the template's,
+        // HTML for SMS and an SMS template in HTML are refused, named.
+        let plain = try await client.send(contact: mallory.id, to: "mallory@example.com", listed: false)
+        #expect(plain.bodyFormat == .text)
+        let own = try await client.send(contact: mallory.id, to: "mallory@example.com", body: "<b>hi</b>", listed: false) { $0.bodyFormat = .html }
+        #expect(own.bodyFormat == .html && own.body == "<b>hi</b>")
+        let against = await rpcError {
+            _ = try await client.send(contact: mallory.id, to: "mallory@example.com", values: ["note": "n"], listed: false) {
+                $0.body = ""
+                $0.subject = ""
+                $0.templateId = template.id
+                $0.bodyFormat = .text
+            }
+        }
+        #expect(against?.code == .invalidArgument && fields(against) == ["send.body_format"])
+        let sms = await rpcError {
+            _ = try await client.send(contact: mallory.id, to: "+1 555 0100") {
+                $0.channel = .sms
+                $0.bodyFormat = .html
+            }
+        }
+        #expect(sms?.code == .invalidArgument && fields(sms) == ["send.body_format"])
+        let smsTemplate = await rpcError { _ = try await client.createTemplate("S", channel: .sms, body: "b", format: .html) }
+        #expect(smsTemplate?.code == .invalidArgument && fields(smsTemplate) == ["template.body_format"])
+    }
+
     @Test("a campaign renders each recipient's own fields; one whose record lacks a field with no fallback is skipped, named")
     func campaign() async throws {
         let t = tenant()

@@ -41,6 +41,28 @@ struct TemplateRulesTests {
         #expect(try TemplateScanner.scan(many).count == 200_000)
     }
 
+    @Test("HTML bodies: every value rendered into the body is escaped, the subject stays text; HTML only for e-mail")
+    func html() throws {
+        #expect(
+            String(decoding: TemplateRules.htmlEscaped(#"<a href="x">Tom & 'Jerry'</a>"#), as: UTF8.self)
+                == "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;")
+        let data = TemplateData(name: "n", channel: .email, subject: "Hi {{name}}", body: "<p>Dear {{name}}</p>", html: true)
+        let record = TemplateRecord(
+            id: UUID(), version: 1, data: data, variables: try TemplateRules.validate(data), createdAt: Date(), createdBy: "u")
+        let rendering = try TemplateRules.render(record, values: ["name": "<script>x</script> & co"])
+        #expect(rendering.body == "<p>Dear &lt;script&gt;x&lt;/script&gt; &amp; co</p>")
+        #expect(rendering.subject == "Hi <script>x</script> & co")
+        var text = record
+        text.data.html = false
+        #expect(try TemplateRules.render(text, values: ["name": "<b>"]).body == "<p>Dear <b></p>")
+        #expect(throws: CommunicationError.self) { _ = try TemplateRules.validate(TemplateData(name: "n", channel: .sms, body: "b", html: true)) }
+        do {
+            _ = try TemplateRules.validate(TemplateData(name: "n", channel: .sms, body: "b", html: true))
+        } catch CommunicationError.invalid(let violations) {
+            #expect(violations.map(\.field) == ["template.body_format"])
+        }
+    }
+
     @Test("validation: name, body, sizes, NUL bytes, malformed placeholders and too many variables name their fields")
     func validation() throws {
         #expect(

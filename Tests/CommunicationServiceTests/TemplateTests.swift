@@ -13,13 +13,15 @@ typealias TemplateProto = Switchboard_Communication_V1_Template
 
 extension CommClient {
     func createTemplate(
-        _ name: String, channel: Switchboard_Communication_V1_Channel = .email, subject: String = "", body: String, requestID: String = ""
+        _ name: String, channel: Switchboard_Communication_V1_Channel = .email, subject: String = "", body: String, requestID: String = "",
+        format: Switchboard_Communication_V1_BodyFormat = .unspecified
     ) async throws -> TemplateProto {
         var template = TemplateProto()
         template.name = name
         template.channel = channel
         template.subject = subject
         template.body = body
+        template.bodyFormat = format
         var request = Switchboard_Communication_V1_CreateTemplateRequest()
         request.template = template
         request.requestId = requestID

@@ -29,6 +29,8 @@ public struct SendData: Sendable, Hashable {
     public var templateValues: [String: String] = [:]
     /// When to send; nil: now.
     public var sendAt: Date?
+    /// The body is HTML (e-mail only); with a template, the template's. nil: not stated (text, or the template's).
+    public var html: Bool?
 
     /// Creates send data.
     public init(contactID: UUID, channel: Channel, purpose: String, toAddress: String) {
@@ -73,6 +75,8 @@ public struct SendRecord: Sendable, Hashable {
     public var deliveryState: DeliveryState = .none
     /// The campaign that made it, if one did.
     public var campaignID: UUID?
+    /// The body is HTML.
+    public var html = false
     /// When it was made.
     public var createdAt: Date
     /// Who made it.
@@ -117,6 +121,9 @@ public enum SendRules {
             }
         } else if !data.subject.isEmpty || !data.body.isEmpty {
             violations.append(Violation("send.body", "must be empty with a template (the template gives the text)", reason: "INVALID"))
+        }
+        if data.templateID == nil, data.html == true, data.channel != .email {
+            violations.append(Violation("send.body_format", "HTML is for e-mail only", reason: "INVALID"))
         }
         if data.subject.utf8.count > InteractionRules.maxSubjectBytes {
             violations.append(Violation("send.subject", "must be at most \(InteractionRules.maxSubjectBytes) bytes", reason: "TOO_LONG"))
@@ -181,7 +188,7 @@ public struct SendDomain: Sendable {
     let templates: TemplateDomain
     let maxAttempts: Int
     let suppressionSecret: [UInt8]?
-    let payload: @Sendable (_ id: UUID, _ channel: Channel, _ to: String, _ subject: String, _ body: String) throws -> [UInt8]
+    let payload: @Sendable (_ id: UUID, _ channel: Channel, _ to: String, _ subject: String, _ body: String, _ html: Bool) throws -> [UInt8]
     let now: @Sendable () -> Date
 
     /// Creates the domain.
@@ -195,7 +202,8 @@ public struct SendDomain: Sendable {
     ///   - now: the clock bounding send_at.
     public init(
         store: any SendStore, consent: ConsentDomain, templates: TemplateDomain, maxAttempts: Int, suppressionSecret: [UInt8]? = nil,
-        payload: @escaping @Sendable (_ id: UUID, _ channel: Channel, _ to: String, _ subject: String, _ body: String) throws -> [UInt8],
+        payload:
+            @escaping @Sendable (_ id: UUID, _ channel: Channel, _ to: String, _ subject: String, _ body: String, _ html: Bool) throws -> [UInt8],
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.payload = payload
@@ -229,6 +237,14 @@ public struct SendDomain: Sendable {
                     Violation("send.template_id", "is written for \(record.data.channel), not the send's \(data.channel)", reason: "CHANNEL_MISMATCH")
                 ])
             }
+            if let html = data.html, html != record.data.html {
+                throw CommunicationError.invalid([
+                    Violation(
+                        "send.body_format", "differs from the template's (\(record.data.html ? "HTML" : "TEXT")), which decides it", reason: "INVALID"
+                    )
+                ])
+            }
+            data.html = record.data.html
             try TemplateRules.validate(values: data.templateValues, field: "template_values")
             // The contact's own fields fill `contact.…` and `custom.…`; the caller's values fill the rest and stand in
             // where the record has none.
@@ -275,7 +291,7 @@ public struct SendDomain: Sendable {
         // Asked not to be contacted: whatever consent says (the dispatcher checks again when the send falls due).
         if try await store.doNotContact(contactID: data.contactID, actor: actor) { throw CommunicationError.doNotContact }
         let id = UUID.random()
-        let payload = try self.payload(id, data.channel, data.toAddress, subject, body)
+        let payload = try self.payload(id, data.channel, data.toAddress, subject, body, data.html ?? false)
         return try await store.insert(
             id: id, data, subject: subject, body: body, template: template, payload: payload, maxAttempts: maxAttempts, actor: actor, write: write)
     }

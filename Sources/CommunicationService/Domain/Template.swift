@@ -11,13 +11,16 @@ public struct TemplateData: Sendable, Hashable {
     public var subject: String
     /// The body.
     public var body: String
+    /// The body is HTML (e-mail only): values rendered into it are escaped.
+    public var html: Bool
 
     /// Creates template data.
-    public init(name: String, channel: Channel, subject: String = "", body: String) {
+    public init(name: String, channel: Channel, subject: String = "", body: String, html: Bool = false) {
         self.name = name
         self.channel = channel
         self.subject = subject
         self.body = body
+        self.html = html
     }
 }
 
@@ -90,6 +93,9 @@ public enum TemplateRules {
             violations.append(Violation("\(prefix).name", "must be at most \(maxNameBytes) bytes", reason: "TOO_LONG"))
         }
         if data.body.isEmpty { violations.append(Violation("\(prefix).body", "is required", reason: "REQUIRED")) }
+        if data.html, data.channel != .email {
+            violations.append(Violation("\(prefix).body_format", "HTML is for e-mail templates only", reason: "INVALID"))
+        }
         var variables: [String] = []
         for (field, text, max) in [("name", data.name, maxNameBytes), ("subject", data.subject, maxSubjectBytes), ("body", data.body, maxBodyBytes)] {
             if InteractionRules.hasNUL(text) {
@@ -155,6 +161,24 @@ public enum TemplateRules {
         given.merging(fields.filter { !$0.value.isEmpty }) { _, record in record }
     }
 
+    /// `text` with the characters HTML gives meaning to written as entities (`&amp;`, `&lt;`, `&gt;`, `&quot;`,
+    /// `&#39;`): safe inside element content and quoted attribute values.
+    public static func htmlEscaped(_ text: String) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "&"): out += Array("&amp;".utf8)
+            case UInt8(ascii: "<"): out += Array("&lt;".utf8)
+            case UInt8(ascii: ">"): out += Array("&gt;".utf8)
+            case UInt8(ascii: "\""): out += Array("&quot;".utf8)
+            case UInt8(ascii: "'"): out += Array("&#39;".utf8)
+            default: out.append(byte)
+            }
+        }
+        return out
+    }
+
     /// Renders a template version with `values`. A placeholder with no value or an empty one is reported missing and
     /// nothing is rendered: a message is never sent with blanks.
     /// - Throws: ``CommunicationError/invalid(_:)`` naming `values` when the output would pass ``maxRenderedBytes``.
@@ -164,7 +188,7 @@ public enum TemplateRules {
         var budget = maxRenderedBytes
         // A value rendered into the subject keeps it one line: its line breaks and control characters become spaces (a
         // contact's name from an import or a web form must not add a `Bcc:` header).
-        func fill(_ text: String, oneLine: Bool = false) throws -> String {
+        func fill(_ text: String, oneLine: Bool = false, html: Bool = false) throws -> String {
             // The text was scanned when the version was saved; a failure here means stored text changed under us.
             guard let pieces = try? TemplateScanner.scan(text) else { throw CommunicationError.invalid([Violation("template_id", "is corrupt")]) }
             var out: [UInt8] = []
@@ -173,8 +197,12 @@ public enum TemplateRules {
                 switch piece {
                 case .literal(let literal): bytes = Array(literal)
                 case .variable(let name):
-                    let value = Array((values[name] ?? "").utf8)
-                    bytes = oneLine ? value.map { InteractionRules.isControl($0) ? 0x20 : $0 } : value
+                    let value = values[name] ?? ""
+                    if oneLine {
+                        bytes = value.utf8.map { InteractionRules.isControl($0) ? 0x20 : $0 }
+                    } else {
+                        bytes = html ? htmlEscaped(value) : Array(value.utf8)
+                    }
                 }
                 budget -= bytes.count
                 guard budget >= 0 else {
@@ -187,7 +215,8 @@ public enum TemplateRules {
             return String(decoding: out, as: UTF8.self)
         }
         return Rendering(
-            version: template.version, missing: [], subject: try fill(template.data.subject, oneLine: true), body: try fill(template.data.body))
+            version: template.version, missing: [], subject: try fill(template.data.subject, oneLine: true),
+            body: try fill(template.data.body, html: template.data.html))
     }
 }
 

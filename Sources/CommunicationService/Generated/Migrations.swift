@@ -622,5 +622,11 @@ CREATE POLICY tenant_isolation ON communication.contact_fields
     USING (tenant_id = current_setting('app.tenant_id', true))
     WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
 """#),
+        Migration(version: 19, name: "body_format", sql: #"""
+-- HTML e-mail: a template's and a send's body format (1 text, 2 HTML). Values rendered into an HTML template's body
+-- are escaped by the service; the provider is told the format in the payload it receives.
+ALTER TABLE communication.templates ADD COLUMN body_format smallint NOT NULL DEFAULT 1 CHECK (body_format IN (1, 2));
+ALTER TABLE communication.sends ADD COLUMN body_format smallint NOT NULL DEFAULT 1 CHECK (body_format IN (1, 2));
+"""#),
     ]
 }

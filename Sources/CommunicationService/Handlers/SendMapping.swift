@@ -27,6 +27,7 @@ enum SendMapping {
         }
         data.templateValues = values
         data.sendAt = p.sendAt
+        data.html = TemplateMapping.bodyFormat(p.bodyFormat, field: "send.body_format", violations: &violations)
         if !violations.isEmpty { throw CommunicationError.invalid(violations) }
         return data
     }
@@ -51,6 +52,7 @@ enum SendMapping {
         p.deliveryState = .init(protoValue: Int32(r.deliveryState.rawValue))
         p.interactionId = r.status == .sent ? r.id.lowercaseText : ""
         p.campaignId = r.campaignID?.lowercaseText ?? ""
+        p.bodyFormat = r.html ? .html : .text
         var audit = Switchboard_Common_V1_AuditStamps()
         audit.createTime = r.createdAt
         audit.createdBy = r.createdBy

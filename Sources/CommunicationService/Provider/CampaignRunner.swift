@@ -143,19 +143,20 @@ public struct CampaignRunner: Service {
                     continue
                 }
                 let id = UUID.random()
-                let payload = try ProviderWire.payload(id: id, channel: channel, to: address, subject: rendering.subject, body: rendering.body)
+                let payload = try ProviderWire.payload(
+                    id: id, channel: channel, to: address, subject: rendering.subject, body: rendering.body, html: template.data.html)
                 let inserted = try await c.query(
                     """
                     INSERT INTO communication.sends (tenant_id, id, contact_id, channel, purpose, to_address, subject, body, template_id,
-                        template_version, payload, send_at, max_attempts, next_attempt_at, created_by, updated_by, campaign_id)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), $12, now(), $13, $13, $14)
+                        template_version, payload, send_at, max_attempts, next_attempt_at, created_by, updated_by, campaign_id, body_format)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), $12, now(), $13, $13, $14, $15)
                     ON CONFLICT (tenant_id, campaign_id, contact_id) WHERE campaign_id IS NOT NULL DO NOTHING
                     RETURNING id
                     """,
                     [
                         .text(tenant), .uuid(id), .uuid(contact), .int(Int64(channel.rawValue)), .text(purpose), .text(address),
                         .text(rendering.subject), .text(rendering.body), .uuid(templateID), .int(Int64(version)), .bytes(payload),
-                        .int(Int64(maxAttempts)), .text(try row.string("created_by")), .uuid(campaign),
+                        .int(Int64(maxAttempts)), .text(try row.string("created_by")), .uuid(campaign), .int(template.data.html ? 2 : 1),
                     ]
                 ).first
                 let sendID = try inserted?.uuid("id")

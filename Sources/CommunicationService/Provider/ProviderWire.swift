@@ -6,13 +6,14 @@ import SwitchboardProtos
 /// contract and made by the generated code, not by a Swift encoder.
 enum ProviderWire {
     /// The bytes posted to the provider for a send.
-    static func payload(id: UUID, channel: Channel, to: String, subject: String, body: String) throws -> [UInt8] {
+    static func payload(id: UUID, channel: Channel, to: String, subject: String, body: String, html: Bool = false) throws -> [UInt8] {
         var message = Switchboard_Communication_V1_ProviderMessage()
         message.idempotencyKey = id.uuidString.lowercased()
         message.channel = .init(protoValue: Int32(channel.rawValue))
         message.to = to
         message.subject = subject
         message.body = body
+        if html { message.bodyFormat = .html }
         return Array(try message.protoJSONText().utf8)
     }
 

@@ -13,7 +13,7 @@ public struct PostgresSendStore: SendStore {
     static let sendType = "switchboard.communication.v1.Send"
     static let columns = """
         id, contact_id, channel, purpose, to_address, subject, body, template_id, template_version, send_at, status, attempts, last_error, \
-        provider_message_id, sent_at, created_at, created_by, updated_at, updated_by, delivery_state, campaign_id
+        provider_message_id, sent_at, created_at, created_by, updated_at, updated_by, delivery_state, campaign_id, body_format
         """
 
     /// Creates the store.
@@ -50,6 +50,7 @@ public struct PostgresSendStore: SendStore {
             updatedBy: try row.string("updated_by"))
         record.deliveryState = DeliveryState(rawValue: Int(try row.int("delivery_state"))) ?? .none
         if case .uuid(let campaign) = row["campaign_id"] { record.campaignID = campaign }
+        record.html = try row.int("body_format") == 2
         return record
     }
 
@@ -72,16 +73,16 @@ public struct PostgresSendStore: SendStore {
             let row = try await c.query(
                 """
                 INSERT INTO communication.sends (tenant_id, id, contact_id, channel, purpose, to_address, subject, body, template_id,
-                    template_version, payload, send_at, max_attempts, next_attempt_at, created_by, updated_by)
+                    template_version, payload, send_at, max_attempts, next_attempt_at, created_by, updated_by, body_format)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, greatest(coalesce($12, now()), now()), $13,
-                    greatest(coalesce($12, now()), now()), $14, $14)
+                    greatest(coalesce($12, now()), now()), $14, $14, $15)
                 RETURNING \(Self.columns)
                 """,
                 [
                     .text(actor.tenantID), .uuid(id), .uuid(data.contactID), .int(Int64(data.channel.rawValue)), .text(data.purpose),
                     .text(data.toAddress), .text(subject), .text(body), template.map { .uuid($0.id) } ?? .null,
                     template.map { .int(Int64($0.version)) } ?? .null, .bytes(payload), data.sendAt.map(PostgresValue.timestamp) ?? .null,
-                    .int(Int64(maxAttempts)), .text(actor.userID),
+                    .int(Int64(maxAttempts)), .text(actor.userID), .int(data.html == true ? 2 : 1),
                 ]
             ).first!
             let record = try Self.record(row)

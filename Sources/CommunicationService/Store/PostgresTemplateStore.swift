@@ -12,7 +12,7 @@ public struct PostgresTemplateStore: TemplateStore {
     let publish: @Sendable (TemplateRecord) throws -> String
 
     static let templateType = "switchboard.communication.v1.Template"
-    static let columns = "t.id, t.version, t.name, t.channel, t.subject, t.body, t.variables, t.created_at, t.created_by"
+    static let columns = "t.id, t.version, t.name, t.channel, t.subject, t.body, t.body_format, t.variables, t.created_at, t.created_by"
 
     /// Creates the store.
     /// - Parameters:
@@ -37,7 +37,7 @@ public struct PostgresTemplateStore: TemplateStore {
             id: try row.uuid("id"), version: Int(try row.int("version")),
             data: TemplateData(
                 name: try row.string("name"), channel: Channel(rawValue: Int(try row.int("channel"))) ?? .email, subject: try row.string("subject"),
-                body: try row.string("body")),
+                body: try row.string("body"), html: try row.int("body_format") == 2),
             variables: try row.strings("variables"), createdAt: try row.date("created_at"), createdBy: try row.string("created_by"))
     }
 
@@ -46,15 +46,16 @@ public struct PostgresTemplateStore: TemplateStore {
     ) async throws -> TemplateRecord {
         let row = try await c.query(
             """
-            INSERT INTO communication.templates AS t (tenant_id, id, version, name, name_key, channel, subject, body, variables, created_by)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            INSERT INTO communication.templates AS t (tenant_id, id, version, name, name_key, channel, subject, body, variables, created_by,
+                body_format)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             RETURNING \(Self.columns)
             """,
             [
                 .text(actor.tenantID), .uuid(id), .int(Int64(version)), .text(data.name), .text(data.name.lowercased()),
                 .int(Int64(data.channel.rawValue)), .text(data.subject), .text(data.body),
                 .array(variables.map(PostgresValue.text), elementType: .text),
-                .text(actor.userID),
+                .text(actor.userID), .int(data.html ? 2 : 1),
             ]
         ).first!
         let record = try Self.record(row)

@@ -292,6 +292,47 @@ public enum Switchboard_Communication_V1_LegalBasis: ProtoEnum, CaseIterable, _P
     }
 }
 
+/// The `switchboard.communication.v1.BodyFormat` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Communication_V1_BodyFormat: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `BODY_FORMAT_UNSPECIFIED` = 0.
+    case unspecified
+    /// `BODY_FORMAT_TEXT` = 1.
+    case text
+    /// `BODY_FORMAT_HTML` = 2.
+    case html
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Communication_V1_BodyFormat] = [.unspecified, .text, .html]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("BODY_FORMAT_UNSPECIFIED", 0),
+        ("BODY_FORMAT_TEXT", 1),
+        ("BODY_FORMAT_HTML", 2),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .text
+        case 2: self = .html
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .text: return 1
+        case .html: return 2
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// The `switchboard.communication.v1.SendStatus` enum. Values this version does not know are kept as `.unrecognized`.
 public enum Switchboard_Communication_V1_SendStatus: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `SEND_STATUS_UNSPECIFIED` = 0.
@@ -1805,6 +1846,9 @@ public struct Switchboard_Communication_V1_ProviderMessage: ProtoMessage, _CBrid
     /// Field `body` = 5.
     public var body: String = ""
 
+    /// Field `body_format` = 6.
+    public var bodyFormat: Switchboard_Communication_V1_BodyFormat = .init(protoValue: 0)
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -1820,6 +1864,7 @@ public struct Switchboard_Communication_V1_ProviderMessage: ProtoMessage, _CBrid
         self.to = r.string(2)
         self.subject = r.string(3)
         self.body = r.string(4)
+        self.bodyFormat = r.enumeration(5)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -1828,6 +1873,7 @@ public struct Switchboard_Communication_V1_ProviderMessage: ProtoMessage, _CBrid
         w.setString(2, to)
         w.setString(3, subject)
         w.setString(4, body)
+        w.setEnumeration(5, bodyFormat)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -1838,6 +1884,7 @@ public struct Switchboard_Communication_V1_ProviderMessage: ProtoMessage, _CBrid
         e.field(&o, "to", self.to)
         e.field(&o, "subject", self.subject)
         e.field(&o, "body", self.body)
+        e.field(&o, "bodyFormat", self.bodyFormat)
         return .object(o)
     }
 
@@ -1845,6 +1892,7 @@ public struct Switchboard_Communication_V1_ProviderMessage: ProtoMessage, _CBrid
     public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
         w.open()
         w.field("body", self.body)
+        w.field("bodyFormat", self.bodyFormat)
         w.field("channel", self.channel)
         w.field("idempotencyKey", self.idempotencyKey)
         w.field("subject", self.subject)
@@ -1862,6 +1910,7 @@ public struct Switchboard_Communication_V1_ProviderMessage: ProtoMessage, _CBrid
             case "to": try d.field(3, "to", value, &self.to)
             case "subject": try d.field(4, "subject", value, &self.subject)
             case "body": try d.field(5, "body", value, &self.body)
+            case "bodyFormat", "body_format": try d.field(6, "bodyFormat", value, &self.bodyFormat)
             default: try d.unknownField(key)
             }
         }
@@ -2152,6 +2201,9 @@ public struct Switchboard_Communication_V1_Template: ProtoMessage, _CBridgedMess
     /// Field `audit` = 8.
     public var audit: Switchboard_Common_V1_AuditStamps? = nil
 
+    /// Field `body_format` = 9.
+    public var bodyFormat: Switchboard_Communication_V1_BodyFormat = .init(protoValue: 0)
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2170,6 +2222,7 @@ public struct Switchboard_Communication_V1_Template: ProtoMessage, _CBridgedMess
         self.body = r.string(5)
         self.variables = r.repeatedString(6)
         self.audit = r.message(7)
+        self.bodyFormat = r.enumeration(8)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -2181,6 +2234,7 @@ public struct Switchboard_Communication_V1_Template: ProtoMessage, _CBridgedMess
         w.setString(5, body)
         w.setRepeatedString(6, variables)
         w.setMessage(7, audit)
+        w.setEnumeration(8, bodyFormat)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2194,6 +2248,7 @@ public struct Switchboard_Communication_V1_Template: ProtoMessage, _CBridgedMess
         e.field(&o, "body", self.body)
         e.field(&o, "variables", self.variables)
         try e.field(&o, "audit", self.audit)
+        e.field(&o, "bodyFormat", self.bodyFormat)
         return .object(o)
     }
 
@@ -2202,6 +2257,7 @@ public struct Switchboard_Communication_V1_Template: ProtoMessage, _CBridgedMess
         w.open()
         try w.field("audit", self.audit)
         w.field("body", self.body)
+        w.field("bodyFormat", self.bodyFormat)
         w.field("channel", self.channel)
         w.field("id", self.id)
         w.field("name", self.name)
@@ -2224,6 +2280,7 @@ public struct Switchboard_Communication_V1_Template: ProtoMessage, _CBridgedMess
             case "body": try d.field(6, "body", value, &self.body)
             case "variables": try d.field(7, "variables", value, &self.variables)
             case "audit": try d.field(8, "audit", value, &self.audit)
+            case "bodyFormat", "body_format": try d.field(9, "bodyFormat", value, &self.bodyFormat)
             default: try d.unknownField(key)
             }
         }
@@ -2761,6 +2818,9 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
     /// Field `campaign_id` = 19.
     public var campaignId: String = ""
 
+    /// Field `body_format` = 20.
+    public var bodyFormat: Switchboard_Communication_V1_BodyFormat = .init(protoValue: 0)
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2790,6 +2850,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         self.deliveryState = r.enumeration(16)
         self.interactionId = r.string(17)
         self.campaignId = r.string(18)
+        self.bodyFormat = r.enumeration(19)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -2812,6 +2873,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         w.setEnumeration(16, deliveryState)
         w.setString(17, interactionId)
         w.setString(18, campaignId)
+        w.setEnumeration(19, bodyFormat)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2836,6 +2898,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         e.field(&o, "deliveryState", self.deliveryState)
         e.field(&o, "interactionId", self.interactionId)
         e.field(&o, "campaignId", self.campaignId)
+        e.field(&o, "bodyFormat", self.bodyFormat)
         return .object(o)
     }
 
@@ -2845,6 +2908,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         w.field("attempts", self.attempts)
         try w.field("audit", self.audit)
         w.field("body", self.body)
+        w.field("bodyFormat", self.bodyFormat)
         w.field("campaignId", self.campaignId)
         w.field("channel", self.channel)
         w.field("contactId", self.contactId)
@@ -2888,6 +2952,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
             case "deliveryState", "delivery_state": try d.field(17, "deliveryState", value, &self.deliveryState)
             case "interactionId", "interaction_id": try d.field(18, "interactionId", value, &self.interactionId)
             case "campaignId", "campaign_id": try d.field(19, "campaignId", value, &self.campaignId)
+            case "bodyFormat", "body_format": try d.field(20, "bodyFormat", value, &self.bodyFormat)
             default: try d.unknownField(key)
             }
         }

@@ -173,6 +173,25 @@ typedef enum _Switchboard__Communication__V1__LegalBasis {
   SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS__LEGAL_BASIS_LEGITIMATE_INTERESTS = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__LEGAL_BASIS)
 } Switchboard__Communication__V1__LegalBasis;
+/*
+ * How a message's body is written.
+ */
+typedef enum _Switchboard__Communication__V1__BodyFormat {
+  /*
+   * Plain text.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_UNSPECIFIED = 0,
+  /*
+   * Plain text.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_TEXT = 1,
+  /*
+   * HTML (e-mail only). Every value rendered into an HTML template's body is escaped (& < > " ' as entities), so a
+   * name from a web form cannot add markup or a link; the subject stays plain text.
+   */
+  SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_HTML = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT)
+} Switchboard__Communication__V1__BodyFormat;
 typedef enum _Switchboard__Communication__V1__SendStatus {
   SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED = 0,
   /*
@@ -646,10 +665,14 @@ struct  Switchboard__Communication__V1__ProviderMessage
   char *to;
   char *subject;
   char *body;
+  /*
+   * How body is written: TEXT (absent) or HTML (an e-mail to send as text/html).
+   */
+  Switchboard__Communication__V1__BodyFormat body_format;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__PROVIDER_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__provider_message__descriptor) \
-    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_UNSPECIFIED }
 
 
 /*
@@ -755,10 +778,15 @@ struct  Switchboard__Communication__V1__Template
    * Output only.
    */
   Switchboard__Common__V1__AuditStamps *audit;
+  /*
+   * TEXT (UNSPECIFIED means TEXT) or HTML (e-mail templates only; INVALID_ARGUMENT naming template.body_format
+   * otherwise).
+   */
+  Switchboard__Communication__V1__BodyFormat body_format;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__TEMPLATE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__template__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_UNSPECIFIED }
 
 
 struct  Switchboard__Communication__V1__CreateTemplateRequest
@@ -970,10 +998,15 @@ struct  Switchboard__Communication__V1__Send
    * Output only: the campaign that made this send, if one did.
    */
   char *campaign_id;
+  /*
+   * How body is written: without a template, TEXT (UNSPECIFIED) or HTML (e-mail only); with one, the template's
+   * (a different one given here is INVALID_ARGUMENT naming send.body_format).
+   */
+  Switchboard__Communication__V1__BodyFormat body_format;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__SEND__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__send__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_UNSPECIFIED }
 
 
 struct  Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry
@@ -3043,6 +3076,7 @@ extern const ProtobufCEnumDescriptor    switchboard__communication__v1__visibili
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__channel__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__consent_status__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__legal_basis__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__communication__v1__body_format__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__send_status__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__delivery_state__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__communication__v1__campaign_status__descriptor;

@@ -3714,7 +3714,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__list_consent_hi
   (ProtobufCMessageInit) switchboard__communication__v1__list_consent_history_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__provider_message__field_descriptors[5] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__provider_message__field_descriptors[6] =
 {
   {
     "idempotency_key",
@@ -3776,9 +3776,22 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__provider_m
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "body_format",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__ProviderMessage, body_format),
+    &switchboard__communication__v1__body_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__provider_message__field_indices_by_name[] = {
   4,   /* field[4] = body */
+  5,   /* field[5] = body_format */
   1,   /* field[1] = channel */
   0,   /* field[0] = idempotency_key */
   3,   /* field[3] = subject */
@@ -3787,7 +3800,7 @@ static const unsigned switchboard__communication__v1__provider_message__field_in
 static const ProtobufCIntRange switchboard__communication__v1__provider_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__provider_message__descriptor =
 {
@@ -3797,7 +3810,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__provider_messag
   "Switchboard__Communication__V1__ProviderMessage",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__ProviderMessage),
-  5,
+  6,
   switchboard__communication__v1__provider_message__field_descriptors,
   switchboard__communication__v1__provider_message__field_indices_by_name,
   1,  switchboard__communication__v1__provider_message__number_ranges,
@@ -4028,7 +4041,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__check_consent_r
   (ProtobufCMessageInit) switchboard__communication__v1__check_consent_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__template__field_descriptors[8] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__template__field_descriptors[9] =
 {
   {
     "id",
@@ -4126,10 +4139,23 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__template__
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "body_format",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Template, body_format),
+    &switchboard__communication__v1__body_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__template__field_indices_by_name[] = {
   7,   /* field[7] = audit */
   5,   /* field[5] = body */
+  8,   /* field[8] = body_format */
   3,   /* field[3] = channel */
   0,   /* field[0] = id */
   2,   /* field[2] = name */
@@ -4140,7 +4166,7 @@ static const unsigned switchboard__communication__v1__template__field_indices_by
 static const ProtobufCIntRange switchboard__communication__v1__template__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__template__descriptor =
 {
@@ -4150,7 +4176,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__template__descr
   "Switchboard__Communication__V1__Template",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__Template),
-  8,
+  9,
   switchboard__communication__v1__template__field_descriptors,
   switchboard__communication__v1__template__field_indices_by_name,
   1,  switchboard__communication__v1__template__number_ranges,
@@ -4630,7 +4656,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__render_template
   (ProtobufCMessageInit) switchboard__communication__v1__render_template_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[19] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[20] =
 {
   {
     "id",
@@ -4860,11 +4886,24 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__send__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "body_format",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, body_format),
+    &switchboard__communication__v1__body_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__send__field_indices_by_name[] = {
   11,   /* field[11] = attempts */
   15,   /* field[15] = audit */
   6,   /* field[6] = body */
+  19,   /* field[19] = body_format */
   18,   /* field[18] = campaign_id */
   2,   /* field[2] = channel */
   1,   /* field[1] = contact_id */
@@ -4885,7 +4924,7 @@ static const unsigned switchboard__communication__v1__send__field_indices_by_nam
 static const ProtobufCIntRange switchboard__communication__v1__send__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 19 }
+  { 0, 20 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__send__descriptor =
 {
@@ -4895,7 +4934,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__send__descripto
   "Switchboard__Communication__V1__Send",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__Send),
-  19,
+  20,
   switchboard__communication__v1__send__field_descriptors,
   switchboard__communication__v1__send__field_indices_by_name,
   1,  switchboard__communication__v1__send__number_ranges,
@@ -6949,6 +6988,36 @@ const ProtobufCEnumDescriptor switchboard__communication__v1__legal_basis__descr
   switchboard__communication__v1__legal_basis__enum_values_by_name,
   1,
   switchboard__communication__v1__legal_basis__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue switchboard__communication__v1__body_format__enum_values_by_number[3] =
+{
+  { "BODY_FORMAT_UNSPECIFIED", "SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_UNSPECIFIED", 0 },
+  { "BODY_FORMAT_TEXT", "SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_TEXT", 1 },
+  { "BODY_FORMAT_HTML", "SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_HTML", 2 },
+};
+static const ProtobufCIntRange switchboard__communication__v1__body_format__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex switchboard__communication__v1__body_format__enum_values_by_name[3] =
+{
+  { "BODY_FORMAT_HTML", 2 },
+  { "BODY_FORMAT_TEXT", 1 },
+  { "BODY_FORMAT_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__communication__v1__body_format__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.communication.v1.BodyFormat",
+  "BodyFormat",
+  "Switchboard__Communication__V1__BodyFormat",
+  "switchboard.communication.v1",
+  3,
+  switchboard__communication__v1__body_format__enum_values_by_number,
+  3,
+  switchboard__communication__v1__body_format__enum_values_by_name,
+  1,
+  switchboard__communication__v1__body_format__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue switchboard__communication__v1__send_status__enum_values_by_number[7] =

@@ -182,6 +182,22 @@ final class ContactFieldsTests {
         #expect(sms?.code == .invalidArgument && fields(sms) == ["send.body_format"])
         let smsTemplate = await rpcError { _ = try await client.createTemplate("S", channel: .sms, body: "b", format: .html) }
         #expect(smsTemplate?.code == .invalidArgument && fields(smsTemplate) == ["template.body_format"])
+        let unsafe = await rpcError { _ = try await client.createTemplate("U", body: "<a href=\"{{custom.site}}\">site</a>", format: .html) }
+        #expect(unsafe?.code == .invalidArgument && fields(unsafe) == ["template.body"])
+        // An update that does not state the format keeps the template's: a client that does not know the field cannot
+        // turn an HTML template into text.
+        let updated = try await client.updateTemplate(template.id, name: "Html", body: "<p>Hello {{contact.name.given}}</p>")
+        #expect(updated.version == 2 && updated.bodyFormat == .html)
+
+        // A campaign with the HTML template: each recipient's values escaped, the payload says HTML.
+        let campaign = try await client.createCampaign(template: template.id, contacts: [mallory.id], values: [:])
+        let last = try #require(try await client.watchProgress(campaign.id).last)
+        #expect(last.sent == 1, "\(last)")
+        let sent = try #require(try await client.sends(campaign: campaign.id).sends.first)
+        #expect(sent.bodyFormat == .html && sent.body == "<p>Hello &lt;img src=x onerror=alert(1)&gt;</p>", "\(sent.body)")
+        let campaignPost = try #require(provider.requests.first { $0.idempotencyKey == sent.id })
+        #expect(
+            try Switchboard_Communication_V1_ProviderMessage(protoJSONText: String(decoding: campaignPost.body, as: UTF8.self)).bodyFormat == .html)
     }
 
     @Test("a campaign renders each recipient's own fields; one whose record lacks a field with no fallback is skipped, named")
@@ -201,6 +217,10 @@ final class ContactFieldsTests {
         let missingShared = try await client.createTemplate("Shared", subject: "s", body: "{{contact.name.given}} {{offer}}")
         let error = await rpcError { _ = try await client.createCampaign(template: missingShared.id, contacts: [grace.id], values: [:]) }
         #expect(error?.code == .invalidArgument && fields(error) == ["campaign.template_values[offer]"])
+        // A misspelt record field is not one: it needs a value up front, instead of every recipient being skipped.
+        let misspelt = try await client.createTemplate("Misspelt", subject: "s", body: "{{contact.first_name}}")
+        let refused = await rpcError { _ = try await client.createCampaign(template: misspelt.id, contacts: [grace.id], values: [:]) }
+        #expect(refused?.code == .invalidArgument && fields(refused) == ["campaign.template_values[contact.first_name]"])
 
         let created = try await client.createCampaign(
             template: template.id, contacts: [grace.id, alan.id, nameless.id], values: ["custom.tier": "standard"])

@@ -142,7 +142,8 @@ final class PreferencesTests {
         // Quiet hours need a time zone, also when a mask clears the zone under stored hours.
         #expect(await invalid { $0.quietHours = quiet("22:00", "06:00") } == ["preferences.time_zone"])
         #expect(await invalid(["time_zone"]) { $0.timeZone = "" } == ["preferences.time_zone"])
-        #expect(await invalid(["language", "email"]) { $0.language = "en" } == ["update_mask"])
+        #expect(await invalid(["language", "email"]) { $0.language = "en" } == ["update_mask.paths[1]"])
+        #expect(await invalid(Array(repeating: "language", count: 33)) { $0.language = "en" } == ["update_mask.paths"])
         #expect(await invalid { $0.contactId = "not-a-uuid" } == ["preferences.contact_id"])
         #expect(try await client.preferences(contact) == second)
         // Clearing the hours with their mask leaves the zone.
@@ -171,6 +172,50 @@ final class PreferencesTests {
         let reader = try await harness.client(tenant: t, roles: [.readOnly])
         #expect(try await reader.preferences(contact).language == "pt-BR")
         #expect(await code { _ = try await reader.setPreferences(contact) { $0.language = "de" } } == .permissionDenied)
+    }
+
+    @Test("two first writes of one contact at once both land (the contact is locked, not only its row)")
+    func concurrentFirstWrites() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let contacts = (0..<12).map { _ in newID() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for contact in contacts {
+                group.addTask { _ = try await client.setPreferences(contact, paths: ["do_not_contact"]) { $0.doNotContact = true } }
+                group.addTask { _ = try await client.setPreferences(contact, paths: ["language"]) { $0.language = "it" } }
+            }
+            try await group.waitForAll()
+        }
+        for contact in contacts {
+            let p = try await client.preferences(contact)
+            #expect(p.doNotContact && p.language == "it" && p.etag == "\"2\"", "\(p)")
+        }
+    }
+
+    @Test("unmerge field by field: what the merge wrote goes back, what was written since stays")
+    func unmergeRules() {
+        var before = PreferencesData()
+        before.language = "en"
+        var merged = before
+        merged.doNotContact = true
+        merged.timeZone = "Europe/Berlin"
+        merged.quietHours = QuietHours(start: 1320, end: 420)
+        var current = merged
+        #expect(PreferencesRules.unmerged(before: before, merged: merged, current: current) == (before, false))
+        current.language = "de"
+        current.quietHours = QuietHours(start: 1380, end: 420)
+        var expected = before
+        expected.language = "de"
+        expected.timeZone = "Europe/Berlin"
+        expected.quietHours = QuietHours(start: 1380, end: 420)
+        #expect(PreferencesRules.unmerged(before: before, merged: merged, current: current) == (expected, false))
+        // Nothing stored before, all back: no row. A do_not_contact said meanwhile stays, and is said for the loser too.
+        var plain = PreferencesData()
+        plain.language = "fr"
+        #expect(PreferencesRules.unmerged(before: nil, merged: plain, current: plain).winner == nil)
+        var asked = plain
+        asked.doNotContact = true
+        let (winner, meanwhile) = PreferencesRules.unmerged(before: nil, merged: plain, current: asked)
+        #expect(winner?.doNotContact == true && winner?.language == "" && meanwhile)
     }
 
     @Test("do_not_contact: SendMessage refused naming send.contact_id; a send scheduled before is REFUSED when due; campaigns skip")
@@ -253,6 +298,11 @@ final class PreferencesTests {
         #expect(try await until("Europe/Berlin", "12:00", "13:00", "2026-12-07 13:30+01") == nil)
         // New York springs forward at 02:00 on 2026-03-08: 03:00 that morning is EDT, 07:00 UTC (not 08:00).
         #expect(try await until("America/New_York", "01:00", "03:00", "2026-03-08 01:30-05") == "2026-03-08 07:00")
+        // And falls back at 02:00 on 2026-11-01 (01:00–02:00 happens twice): 03:00 that morning is EST, 08:00 UTC; an
+        // instant in the second 01:30 (EST) is inside the window too.
+        #expect(try await until("America/New_York", "00:30", "03:00", "2026-11-01 01:30-04") == "2026-11-01 08:00")
+        #expect(try await until("America/New_York", "00:30", "03:00", "2026-11-01 01:30-05") == "2026-11-01 08:00")
+        #expect(try await until("America/New_York", "00:30", "03:00", "2026-11-01 03:00-05") == nil)
         #expect(try await until("", "01:00", "03:00", "2026-03-08 01:30-05") == nil)
     }
 
@@ -295,6 +345,24 @@ final class PreferencesTests {
         #expect(try await client.preferences(third).doNotContact)
         let restoredSecond = try await client.preferences(second)
         #expect(restoredSecond.doNotContact && restoredSecond.language == "fr", "\(restoredSecond)")
+
+        // Written after the merge: a field someone changed keeps its value; the ones still as the merge wrote them go back,
+        // a do_not_contact that came from the loser included.
+        let (asker, plain) = (newID(), newID())
+        _ = try await client.setPreferences(asker) {
+            $0.doNotContact = true
+            $0.timeZone = "Asia/Tokyo"
+            $0.quietHours = quiet("20:00", "09:00")
+        }
+        _ = try await client.setPreferences(plain) { $0.preferredChannel = .sms }
+        try await apply(t, asker, .merged, related: [plain])
+        #expect(try await client.preferences(plain).doNotContact)
+        _ = try await client.setPreferences(plain, paths: ["language"]) { $0.language = "ja" }
+        try await apply(t, asker, .unmerged, related: [plain])
+        let unmerged = try await client.preferences(plain)
+        #expect(!unmerged.doNotContact && unmerged.language == "ja" && unmerged.preferredChannel == .sms, "\(unmerged)")
+        #expect(unmerged.timeZone.isEmpty && unmerged.quietHours == nil, "\(unmerged)")
+        #expect(try await client.preferences(asker).doNotContact)
 
         try await apply(t, third, .erased, related: ["erasure-1"])
         #expect(try await client.preferences(third).etag.isEmpty)

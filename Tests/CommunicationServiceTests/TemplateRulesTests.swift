@@ -63,6 +63,31 @@ struct TemplateRulesTests {
         }
     }
 
+    @Test("HTML templates: a placeholder only where escaping keeps a value safe (text, quoted values, after a URL's fixed start)")
+    func htmlPlaceholders() throws {
+        let safe = [
+            "<p>Dear {{n}}</p>", "<a href=\"https://example.com/u/{{n}}\" title='{{n}}'>{{n}}</a>", "<img alt=\"{{n}}\" src=\"/img/{{n}}.png\">",
+            "<a href=\"?id={{n}}\">x</a>", "<!-- {{n}} --><p>{{n}}</p>", "<script>var a = 1;</script><p>{{n}}</p>",
+            "<STYLE>p { color: red }</STYLE>{{n}}", "<p>1 < 2 and {{n}}</p>", "<!DOCTYPE html><p>{{n}}</p>",
+        ]
+        for body in safe { #expect(HTMLPlaceholders.problems(in: body).isEmpty, "\(body)") }
+        let unsafe = [
+            "<a href=\"{{n}}\">x</a>", "<a HREF='{{n}}'>x</a>", "<img src={{n}}>", "<p {{n}}>x</p>", "<p title={{n}}>x</p>",
+            "<div onclick=\"go('{{n}}')\">x</div>", "<p style=\"color: {{n}}\">x</p>", "<script>var a = '{{n}}';</script>",
+            "<style>p { color: {{n}} }</style>", "<{{n}}>", "<a href=\"j{{n}}\">x</a>",
+        ]
+        for body in unsafe { #expect(HTMLPlaceholders.problems(in: body).count == 1, "\(body)") }
+        do {
+            _ = try TemplateRules.validate(TemplateData(name: "n", channel: .email, body: "<a href=\"{{url}}\">x</a> {{a}}", html: true))
+            Issue.record("accepted")
+        } catch CommunicationError.invalid(let violations) {
+            #expect(violations.map(\.field) == ["template.body"] && violations.first?.reason == "UNSAFE_PLACEHOLDER")
+            #expect(violations.first?.description.contains("{{url}}") == true, "\(violations)")
+        }
+        // The same text as plain text is fine: it is not HTML.
+        #expect(try TemplateRules.validate(TemplateData(name: "n", channel: .email, body: "<a href=\"{{url}}\">x</a>")) == ["url"])
+    }
+
     @Test("validation: name, body, sizes, NUL bytes, malformed placeholders and too many variables name their fields")
     func validation() throws {
         #expect(

@@ -117,16 +117,41 @@ public enum PreferencesRules {
         }
     }
 
-    /// Checks an update mask. - Throws: INVALID_ARGUMENT naming `update_mask` for an unknown path.
+    /// Checks an update mask.
+    /// - Throws: INVALID_ARGUMENT naming `update_mask.paths` for too many paths, `update_mask.paths[i]` for an unknown one.
     public static func checkPaths(_ paths: [String]) throws {
-        let unknown = paths.filter { !fields.contains($0) }
-        if !unknown.isEmpty {
+        guard paths.count <= InteractionRules.maxUpdatePaths else {
             throw CommunicationError.invalid([
-                Violation(
-                    "update_mask", "names \(unknown.prefix(3).joined(separator: ", ")), not one of \(fields.joined(separator: ", "))",
-                    reason: "UNKNOWN_FIELD")
+                Violation("update_mask.paths", "at most \(InteractionRules.maxUpdatePaths) paths", reason: "TOO_MANY")
             ])
         }
+        let violations = paths.enumerated().filter { !fields.contains($0.element) }.prefix(InvalidRequest.maxReported).map {
+            Violation(
+                "update_mask.paths[\($0.offset)]",
+                "\(CustomFieldRules.excerpt($0.element, maxBytes: 64)) is not one of \(fields.joined(separator: ", "))", reason: "UNKNOWN_FIELD")
+        }
+        if !violations.isEmpty { throw CommunicationError.invalid(Array(violations)) }
+    }
+
+    /// What an unmerge leaves the former winner: each field (the time zone and quiet hours as one) still as the merge
+    /// wrote it goes back to what the winner had before the merge; a field written since keeps its new value. nil when
+    /// the winner had nothing stored before and everything went back (its row goes). `doNotContactMeanwhile`: the
+    /// winner was asked not to contact while the two were one contact (the merge had not set it), so the restored contact
+    /// says so too, as with consent withdrawals.
+    public static func unmerged(
+        before: PreferencesData?, merged: PreferencesData, current: PreferencesData
+    ) -> (winner: PreferencesData?, doNotContactMeanwhile: Bool) {
+        let old = before ?? PreferencesData()
+        var winner = current
+        if current.preferredChannel == merged.preferredChannel { winner.preferredChannel = old.preferredChannel }
+        if current.language == merged.language { winner.language = old.language }
+        if current.timeZone == merged.timeZone, current.quietHours == merged.quietHours {
+            winner.timeZone = old.timeZone
+            winner.quietHours = old.quietHours
+        }
+        if current.doNotContact == merged.doNotContact { winner.doNotContact = old.doNotContact }
+        let meanwhile = current.doNotContact && !merged.doNotContact
+        return (before == nil && winner == PreferencesData() ? nil : winner, meanwhile)
     }
 
     /// `current` with the fields `paths` names taken from `source` (every field when `paths` is empty).

@@ -122,6 +122,14 @@ public enum TemplateRules {
                         reason: "INVALID_FORMAT"))
             }
         }
+        if data.html, !InteractionRules.hasNUL(data.body), data.body.utf8.count <= maxBodyBytes {
+            let problems = HTMLPlaceholders.problems(in: data.body)
+            if let first = problems.first {
+                violations.append(
+                    Violation(
+                        "\(prefix).body", first + (problems.count > 1 ? " (and \(problems.count - 1) more)" : ""), reason: "UNSAFE_PLACEHOLDER"))
+            }
+        }
         if variables.count > maxVariables {
             violations.append(Violation("\(prefix).body", "uses more than \(maxVariables) distinct placeholders", reason: "TOO_MANY"))
         }
@@ -150,9 +158,16 @@ public enum TemplateRules {
         if !violations.isEmpty { throw CommunicationError.invalid(violations) }
     }
 
-    /// Whether a placeholder is filled from the recipient's record (`contact.…`, `custom.…`) rather than only by the
-    /// caller.
-    public static func isContactField(_ name: String) -> Bool { name.hasPrefix("contact.") || name.hasPrefix("custom.") }
+    /// The placeholders of a contact's record, besides `custom.<key>`.
+    public static let contactFieldNames: Set<String> = [
+        "contact.name.given", "contact.name.family", "contact.name.middle", "contact.name.prefix", "contact.name.suffix",
+        "contact.name.display", "contact.email", "contact.phone",
+    ]
+
+    /// Whether a placeholder is filled from the recipient's record (one of ``contactFieldNames``, or `custom.<key>`)
+    /// rather than only by the caller. A misspelt one (`contact.first_name`) is not: a campaign needs a value for it up
+    /// front instead of skipping every recipient.
+    public static func isContactField(_ name: String) -> Bool { contactFieldNames.contains(name) || name.hasPrefix("custom.") }
 
     /// The values a rendering for one contact uses: the contact's fields as the contacts feed last gave them, and the
     /// caller's values for every placeholder the record has no value for (so a caller's `contact.name.given` is the
@@ -258,11 +273,14 @@ public struct TemplateDomain: Sendable {
     }
 
     /// Saves a new version.
+    /// - Parameter keepingFormat: the request did not state a body format: the new version keeps the latest one's (a
+    ///   client that does not know the field must not turn an HTML template into text).
     public func update(
-        id: UUID, _ data: TemplateData, expectedVersion: Int?, actor: Actor, write: WriteOptions<TemplateRecord>
+        id: UUID, _ data: TemplateData, keepingFormat: Bool = false, expectedVersion: Int?, actor: Actor, write: WriteOptions<TemplateRecord>
     ) async throws -> WriteOutcome<TemplateRecord> {
         if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
         var data = data
+        if keepingFormat, let latest = try await store.fetch(id: id, version: nil, actor: actor) { data.html = latest.data.html }
         data.name = InteractionRules.trimmed(data.name)
         let variables = try TemplateRules.validate(data)
         return try await store.addVersion(id: id, data, variables: variables, expectedVersion: expectedVersion, actor: actor, write: write)

@@ -598,9 +598,10 @@ LANGUAGE sql STABLE AS $$
     FROM (SELECT at AT TIME ZONE zone AS local) l
 $$;
 
--- The merge log remembers the winner's preferences as they were before a MERGED combined the loser's into them, and
--- the version the merge wrote: UNMERGED puts them back if nobody changed them since.
-ALTER TABLE communication.merges ADD COLUMN preferences_before jsonb, ADD COLUMN preferences_version bigint;
+-- The merge log remembers the winner's preferences as they were before a MERGED combined the loser's into them (NULL:
+-- none were stored) and as the merge wrote them: UNMERGED puts back each field still as the merge wrote it.
+ALTER TABLE communication.merges ADD COLUMN preferences_merged boolean NOT NULL DEFAULT false, ADD COLUMN preferences_before jsonb,
+    ADD COLUMN preferences_after jsonb;
 """#),
         Migration(version: 18, name: "contact_fields", sql: #"""
 -- The contact fields templates are rendered with ({{contact.name.given}}, {{contact.email}}, {{custom.tier}}), as the

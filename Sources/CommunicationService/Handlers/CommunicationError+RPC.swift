@@ -7,7 +7,6 @@ extension CommunicationError: RPCErrorConvertible {
     static let resourceTypes = [
         "interaction": "switchboard.communication.v1.Interaction", "template": "switchboard.communication.v1.Template",
         "send": "switchboard.communication.v1.Send", "campaign": "switchboard.communication.v1.Campaign",
-        "preferences": "switchboard.communication.v1.ContactPreferences",
     ]
 
     /// The status each domain error is sent as.

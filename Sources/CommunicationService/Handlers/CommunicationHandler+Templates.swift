@@ -37,7 +37,9 @@ extension CommunicationHandler {
         let data = try TemplateMapping.data(template)
         let write = try Self.templateWrite(request, request.requestId, Methods.updateTemplate)
         return try write.response(
-            try await templates.update(id: id, data, expectedVersion: expected, actor: try context.actor(), write: write.options))
+            try await templates.update(
+                id: id, data, keepingFormat: template.bodyFormat == .unspecified, expectedVersion: expected, actor: try context.actor(),
+                write: write.options))
     }
 
     /// The `GetTemplate` RPC (see `communication.proto`).

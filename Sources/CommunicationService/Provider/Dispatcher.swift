@@ -90,7 +90,13 @@ public struct Dispatcher: Service {
                 await record(outcome, send)
                 return false
             }
-            if try await store.holdForQuietHours(send) { return false }
+            do {
+                if try await store.holdForQuietHours(send) { return false }
+            } catch {
+                logger.warning("quiet hours could not be checked before a send", metadata: ["send_id": "\(send.id)", "error": "\(error)"])
+                await record(.retry(reason: "the contact's quiet hours could not be checked", delaySeconds: configuration.initialBackoff), send)
+                return false
+            }
         } catch {
             // Suppression or consent unknown (database trouble): do not send; try again shortly (the claim counted an
             // attempt, so a database that stays down ends in FAILED rather than a loop).

@@ -212,28 +212,32 @@ public struct PostgresContactsFeedStore: Sendable {
                 (SELECT max(sequence) FROM communication.consent_ledger WHERE tenant_id = $1 AND contact_id = $3), 0)
             WHERE tenant_id = $1 AND loser = $2 AND winner = $3 AND ledger_sequence = 0
             """, [tenant, l, w])
-        try await mergePreferences(tenant, l, w, on: c)
+        try await mergePreferences(tenant, loser, winner, on: c)
         try await c.query("DELETE FROM communication.contact_addresses WHERE tenant_id = $1 AND contact_id = $2", [tenant, l])
         try await replaceFields(tenant, l, [:], on: c)
     }
 
     /// The loser's preferences combined into the winner's: the winner keeps what it stated and gains what it did not
-    /// (a channel, a language, a time zone; quiet hours with their time zone); do_not_contact if either asked (the most
-    /// restrictive wins, as with consent). The loser's own row stays as it was, for an unmerge. The merge log keeps the
-    /// winner's row as it was and the version the merge wrote (migration 017), once per merge.
-    private func mergePreferences(_ tenant: PostgresValue, _ l: PostgresValue, _ w: PostgresValue, on c: PostgresConnection) async throws {
+    /// (a channel, a language, a time zone; quiet hours travel with their time zone, so a winner without quiet hours
+    /// takes the loser's with the loser's zone); do_not_contact if either asked (the most restrictive wins, as with
+    /// consent). The loser's own row stays as it was, for an unmerge. The merge log keeps the winner's row as it was and
+    /// as the merge wrote it (migration 017), once per merge.
+    private func mergePreferences(_ tenant: PostgresValue, _ loser: UUID, _ winner: UUID, on c: PostgresConnection) async throws {
+        let (l, w) = (PostgresValue.uuid(loser), PostgresValue.uuid(winner))
         guard
             try await c.query(
                 "SELECT 1 AS hit FROM communication.preferences WHERE tenant_id = $1 AND contact_id = $2", [tenant, l]
             ).first != nil,
             try await c.query(
-                "SELECT 1 AS hit FROM communication.merges WHERE tenant_id = $1 AND loser = $2 AND winner = $3 AND preferences_version IS NULL",
+                "SELECT 1 AS hit FROM communication.merges WHERE tenant_id = $1 AND loser = $2 AND winner = $3 AND NOT preferences_merged",
                 [tenant, l, w]
             ).first != nil
         else { return }
+        // Requests writing the winner's preferences wait, so the row kept as it was is the row the merge combines.
+        try await PostgresPreferencesStore.lock(tenantID: tenantString(tenant), contactID: winner, on: c)
         try await c.query(
             """
-            UPDATE communication.merges SET preferences_before = (
+            UPDATE communication.merges SET preferences_merged = true, preferences_before = (
                 SELECT to_jsonb(p) FROM communication.preferences p WHERE p.tenant_id = $1 AND p.contact_id = $3)
             WHERE tenant_id = $1 AND loser = $2 AND winner = $3
             """, [tenant, l, w])
@@ -258,11 +262,13 @@ public struct PostgresContactsFeedStore: Sendable {
             RETURNING \(PostgresPreferencesStore.columns)
             """, [tenant, l, w]
         ).first!
-        let record = try PostgresPreferencesStore.record(row)
         try await c.query(
-            "UPDATE communication.merges SET preferences_version = $4 WHERE tenant_id = $1 AND loser = $2 AND winner = $3",
-            [tenant, l, w, .int(record.version)])
-        try await publishPreferences(record, tenantID: tenantString(tenant), on: c)
+            """
+            UPDATE communication.merges SET preferences_after = (
+                SELECT to_jsonb(p) FROM communication.preferences p WHERE p.tenant_id = $1 AND p.contact_id = $3)
+            WHERE tenant_id = $1 AND loser = $2 AND winner = $3
+            """, [tenant, l, w])
+        try await publishPreferences(try PostgresPreferencesStore.record(row), tenantID: tenantString(tenant), on: c)
     }
 
     /// Publishes a contact's preferences as they are now (CREATED at version 1, else UPDATED; actor `contacts-feed`).
@@ -275,32 +281,53 @@ public struct PostgresContactsFeedStore: Sendable {
             tenantID: tenantID, on: c)
     }
 
-    /// Reverses ``mergePreferences(_:_:_:on:)``: the winner's row goes back to what it was (or away, if it had none)
-    /// when nobody wrote it since the merge. If someone did and it now says do_not_contact where it did not before the
-    /// merge, that was said while the two were one contact: the restored contact says it too.
-    private func unmergePreferences(
-        _ tenant: PostgresValue, _ l: PostgresValue, _ w: PostgresValue, before: String?, saidBefore: Bool, version: Int64,
-        on c: PostgresConnection
-    ) async throws {
+    /// Reverses ``mergePreferences(_:_:_:on:)`` field by field (``PreferencesRules/unmerged(before:merged:current:)``):
+    /// what the merge wrote and nobody changed since goes back; a do_not_contact said while the two were one contact
+    /// is said for the restored contact too.
+    private func unmergePreferences(_ tenant: PostgresValue, _ loser: UUID, _ winner: UUID, on c: PostgresConnection) async throws {
         let tenantID = tenantString(tenant)
-        if let before {
-            if let row = try await c.query(
+        let (l, w) = (PostgresValue.uuid(loser), PostgresValue.uuid(winner))
+        guard
+            let log = try await c.query(
                 """
-                UPDATE communication.preferences p SET
-                    preferred_channel = (b->>'preferred_channel')::int2, language = b->>'language', time_zone = b->>'time_zone',
-                    quiet_start = (b->>'quiet_start')::time, quiet_end = (b->>'quiet_end')::time, do_not_contact = (b->>'do_not_contact')::bool,
-                    version = p.version + 1, updated_at = now(), updated_by = 'contacts-feed'
-                FROM (SELECT $3::jsonb AS b) x
-                WHERE p.tenant_id = $1 AND p.contact_id = $2 AND p.version = $4
-                RETURNING \(PostgresPreferencesStore.columns)
-                """, [tenant, w, .jsonb(before), .int(version)]
-            ).first {
+                SELECT \(PostgresPreferencesStore.jsonColumns("preferences_before", prefix: "b_")),
+                    \(PostgresPreferencesStore.jsonColumns("preferences_after", prefix: "a_"))
+                FROM communication.merges WHERE tenant_id = $1 AND loser = $2 AND winner = $3 AND preferences_merged
+                """, [tenant, l, w]
+            ).first,
+            let merged = try PostgresPreferencesStore.data(log, prefix: "a_")
+        else { return }
+        let before = try PostgresPreferencesStore.data(log, prefix: "b_")
+        try await PostgresPreferencesStore.lock(tenantID: tenantID, contactID: winner, on: c)
+        guard
+            let current = try await c.query(
+                "SELECT \(PostgresPreferencesStore.columns) FROM communication.preferences p WHERE p.tenant_id = $1 AND p.contact_id = $2",
+                [tenant, w]
+            ).first.map(PostgresPreferencesStore.record)
+        else { return }
+        let (restored, meanwhile) = PreferencesRules.unmerged(before: before, merged: merged, current: current.data)
+        if let restored {
+            if restored != current.data {
+                let row = try await c.query(
+                    """
+                    UPDATE communication.preferences p SET preferred_channel = $3, language = $4, time_zone = $5,
+                        quiet_start = CASE WHEN $6::int8 IS NULL THEN NULL ELSE make_time(($6 / 60)::int4, ($6 % 60)::int4, 0) END,
+                        quiet_end = CASE WHEN $7::int8 IS NULL THEN NULL ELSE make_time(($7 / 60)::int4, ($7 % 60)::int4, 0) END,
+                        do_not_contact = $8, version = p.version + 1, updated_at = now(), updated_by = 'contacts-feed'
+                    WHERE p.tenant_id = $1 AND p.contact_id = $2
+                    RETURNING \(PostgresPreferencesStore.columns)
+                    """,
+                    [
+                        tenant, w, .int(Int64(restored.preferredChannel?.rawValue ?? 0)), .text(restored.language), .text(restored.timeZone),
+                        restored.quietHours.map { .int(Int64($0.start)) } ?? .null, restored.quietHours.map { .int(Int64($0.end)) } ?? .null,
+                        .bool(restored.doNotContact),
+                    ]
+                ).first!
                 try await publishPreferences(try PostgresPreferencesStore.record(row), tenantID: tenantID, on: c)
-                return
             }
         } else if let row = try await c.query(
-            "DELETE FROM communication.preferences p WHERE p.tenant_id = $1 AND p.contact_id = $2 AND p.version = $3 RETURNING \(PostgresPreferencesStore.columns)",
-            [tenant, w, .int(version)]
+            "DELETE FROM communication.preferences p WHERE p.tenant_id = $1 AND p.contact_id = $2 RETURNING \(PostgresPreferencesStore.columns)",
+            [tenant, w]
         ).first {
             let record = try PostgresPreferencesStore.record(row)
             try await ChangeFeed(schema: "communication").record(
@@ -308,14 +335,9 @@ public struct PostgresContactsFeedStore: Sendable {
                     resourceType: PostgresPreferencesStore.preferencesType, resourceID: record.contactID.lowercaseText, kind: .deleted,
                     resourceJSON: try publishPreferences(record), actorID: "contacts-feed", relatedIDs: [record.contactID.lowercaseText]),
                 tenantID: tenantID, on: c)
-            return
         }
-        // Written since the merge: only a do_not_contact said meanwhile carries over.
-        guard !saidBefore,
-            let winner = try await c.query(
-                "SELECT do_not_contact FROM communication.preferences WHERE tenant_id = $1 AND contact_id = $2", [tenant, w]
-            ).first, try winner.bool("do_not_contact")
-        else { return }
+        guard meanwhile else { return }
+        try await PostgresPreferencesStore.lock(tenantID: tenantID, contactID: loser, on: c)
         if let row = try await c.query(
             """
             INSERT INTO communication.preferences AS p (tenant_id, contact_id, do_not_contact, created_by, updated_by)
@@ -366,9 +388,7 @@ public struct PostgresContactsFeedStore: Sendable {
         guard
             let merge = try await c.query(
                 """
-                SELECT ledger_sequence, preferences_before::text AS preferences_before, preferences_version,
-                    coalesce((preferences_before->>'do_not_contact')::bool, false) AS before_do_not_contact FROM communication.merges
-                WHERE tenant_id = $1 AND loser = $2 AND winner = $3 FOR UPDATE
+                SELECT ledger_sequence FROM communication.merges WHERE tenant_id = $1 AND loser = $2 AND winner = $3 FOR UPDATE
                 """, [tenant, l, w]
             ).first
         else {
@@ -476,11 +496,7 @@ public struct PostgresContactsFeedStore: Sendable {
             FROM meanwhile m
             WHERE NOT EXISTS (SELECT 1 FROM own o WHERE o.channel = m.channel AND o.purpose = m.purpose AND o.status = 2)
             """, [tenant, l, w, .int(ledgerSequence)])
-        if let version = try merge.optionalInt("preferences_version") {
-            try await unmergePreferences(
-                tenant, l, w, before: try merge.optionalString("preferences_before"), saidBefore: try merge.bool("before_do_not_contact"),
-                version: version, on: c)
-        }
+        try await unmergePreferences(tenant, loser, winner, on: c)
         try await c.query("DELETE FROM communication.merges WHERE tenant_id = $1 AND loser = $2", [tenant, l])
     }
 

@@ -69,7 +69,9 @@ public struct PostgresPreferencesStore: PreferencesStore {
     ) async throws -> WriteOutcome<PreferencesRecord> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             let tenant = PostgresValue.text(actor.tenantID)
-            // The row is locked before the mask is applied, so two partial updates at once both land.
+            // The contact is locked before the mask is applied, so two partial updates at once both land, the first two
+            // writes of a contact with nothing stored included (a row lock would find no row to lock).
+            try await Self.lock(tenantID: actor.tenantID, contactID: contactID, on: c)
             let current = try await c.query(
                 "SELECT \(Self.columns) FROM communication.preferences p WHERE p.tenant_id = $1 AND p.contact_id = $2 FOR UPDATE",
                 [tenant, .uuid(contactID)]
@@ -130,6 +132,37 @@ public struct PostgresPreferencesStore: PreferencesStore {
         if old.quietHours != after.quietHours { fields.append("quiet_hours") }
         if old.doNotContact != after.doNotContact { fields.append("do_not_contact") }
         return fields
+    }
+
+    /// Serialises the writers of one contact's preferences (requests and the contacts feed) until the transaction ends.
+    static func lock(tenantID: String, contactID: UUID, on c: PostgresConnection) async throws {
+        try await c.query(
+            "SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [.text("communication.preferences/\(tenantID)/\(contactID.lowercaseText)")])
+    }
+
+    /// The columns of a preferences row kept as jsonb (`to_jsonb` of the row, in the merge log) under `prefix`, as
+    /// ``data(_:prefix:)`` reads them.
+    static func jsonColumns(_ column: String, prefix: String) -> String {
+        """
+        (\(column)->>'preferred_channel')::int8 AS \(prefix)channel, \(column)->>'language' AS \(prefix)language,
+        \(column)->>'time_zone' AS \(prefix)zone, (EXTRACT(EPOCH FROM (\(column)->>'quiet_start')::time) / 60)::int8 AS \(prefix)start,
+        (EXTRACT(EPOCH FROM (\(column)->>'quiet_end')::time) / 60)::int8 AS \(prefix)end, (\(column)->>'do_not_contact')::bool AS \(prefix)dnc
+        """
+    }
+
+    /// The preferences ``jsonColumns(_:prefix:)`` selected; nil when the jsonb was NULL.
+    static func data(_ row: PostgresRow, prefix: String) throws -> PreferencesData? {
+        guard let channel = try row.optionalInt(prefix + "channel") else { return nil }
+        var data = PreferencesData()
+        data.preferredChannel = Channel(rawValue: Int(channel))
+        data.language = try row.optionalString(prefix + "language") ?? ""
+        data.timeZone = try row.optionalString(prefix + "zone") ?? ""
+        if let start = try row.optionalInt(prefix + "start"), let end = try row.optionalInt(prefix + "end") {
+            data.quietHours = QuietHours(start: Int(start), end: Int(end))
+        }
+        data.doNotContact = try row.bool(prefix + "dnc")
+        return data
     }
 
     /// Whether the contact asked not to be contacted, read in `tenantID` (the send side and the dispatcher share it).

@@ -187,7 +187,10 @@ typedef enum _Switchboard__Communication__V1__BodyFormat {
   SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_TEXT = 1,
   /*
    * HTML (e-mail only). Every value rendered into an HTML template's body is escaped (& < > " ' as entities), so a
-   * name from a web form cannot add markup or a link; the subject stays plain text.
+   * name from a web form cannot add markup; the subject stays plain text. A template is refused (INVALID_ARGUMENT
+   * naming template.body) that puts a placeholder where escaping cannot make a value safe: inside a tag outside a
+   * quoted attribute value, in an on… or style attribute, inside script or style, or at the start of a URL attribute
+   * (href="{{x}}" could be a javascript: link; href="https://example.com/{{x}}" is fine).
    */
   SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_HTML = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT)
@@ -1423,7 +1426,7 @@ struct  Switchboard__Communication__V1__ContactPreferences
    */
   protobuf_c_boolean do_not_contact;
   /*
-   * Output only: when and by whom they were first and last written (update_by "contacts-feed" after a merge).
+   * Output only: when and by whom they were first and last written (updated_by "contacts-feed" after a merge or an unmerge).
    */
   Switchboard__Common__V1__AuditStamps *audit;
   /*

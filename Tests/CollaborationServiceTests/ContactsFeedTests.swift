@@ -77,6 +77,77 @@ final class ContactsFeedTests {
         #expect(try await client.stub.getMeeting(get, options: client.options).contactIds == [winner.id])
     }
 
+    @Test("UNMERGED puts back what the merge moved: exactly where nothing changed since, beside or instead of the winner where it did")
+    func unmerged() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let (loser, winner) = (subject(.contact), subject(.contact))
+        let organization = subject(.organization)
+        let both = try await client.createNote(about: [loser, winner], body: "both")
+        let onlyLoser = try await client.createNote(about: [organization, loser], body: "loser")
+        let edited = try await client.createNote(about: [loser], body: "edited later")
+        let comment = try await client.comment(subject: loser)
+        var meeting = Switchboard_Collaboration_V1_Meeting()
+        meeting.title = "Call"
+        meeting.startTime = Date(timeIntervalSince1970: 1_900_000_000)
+        meeting.endTime = Date(timeIntervalSince1970: 1_900_003_600)
+        meeting.timeZone = "UTC"
+        meeting.contactIds = [loser.id]
+        var book = Switchboard_Collaboration_V1_CreateMeetingRequest()
+        book.meeting = meeting
+        let booked = try await client.stub.createMeeting(book, options: client.options)
+
+        try await apply([event(t, loser.id, .merged, related: [winner.id])])
+        #expect(try await client.allNotes(loser).isEmpty)
+        // The log: one row per note, comment and meeting moved, in the tenant's reach only.
+        func logged(as reader: String) async throws -> Int64 {
+            try await harness.pool.transaction(settings: ["app.tenant_id": reader]) { c in
+                try await c.query("SELECT count(*) AS n FROM collaboration.merge_moves", []).first!.int("n")
+            }
+        }
+        #expect(try await logged(as: t) == 5)
+        #expect(try await logged(as: tenant()) == 0)
+        // Edited while merged: an organization added beside the winner.
+        var update = Switchboard_Collaboration_V1_UpdateNoteRequest()
+        var note = try await client.getNote(edited.id)
+        note.subjects = [winner, organization]
+        update.note = note
+        var mask = Google_Protobuf_FieldMask()
+        mask.paths = ["subjects"]
+        update.updateMask = mask
+        _ = try await client.stub.updateNote(update, options: client.options)
+
+        try await apply([event(t, loser.id, .unmerged, related: [winner.id])])
+        #expect(try await client.getNote(both.id).subjects == [loser, winner])
+        #expect(try await client.getNote(onlyLoser.id).subjects == [organization, loser])
+        #expect(try await client.getNote(edited.id).subjects == [loser, organization])
+        #expect(Set(try await client.allNotes(loser)) == [both.id, onlyLoser.id, edited.id])
+        #expect(Set(try await client.allNotes(winner)) == [both.id])
+        #expect(try await client.listComments(subject: loser).comments.map(\.id) == [comment.id])
+        #expect(try await client.listComments(subject: winner).comments.isEmpty)
+        var get = Switchboard_Collaboration_V1_GetMeetingRequest()
+        get.id = booked.id
+        #expect(try await client.stub.getMeeting(get, options: client.options).contactIds == [loser.id])
+        // The log is gone: a second UNMERGED moves nothing.
+        try await apply([event(t, loser.id, .unmerged, related: [winner.id])])
+        #expect(try await client.getNote(both.id).subjects == [loser, winner])
+        let left = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
+            try await c.query("SELECT count(*) AS n FROM collaboration.merge_moves WHERE tenant_id = $1", [.text(t)]).first!.int("n")
+        }
+        #expect(left == 0)
+    }
+
+    @Test("the unmerge rule: exact when unchanged, beside or instead of the winner when changed, left alone otherwise")
+    func unmergeRule() {
+        let (l, w, o) = ("l", "w", "o")
+        #expect(MergeLog.restored(before: [l, w], after: [w], current: [w], loser: l, winner: w) == [l, w])
+        #expect(MergeLog.restored(before: [o, l], after: [o, w], current: [o, w], loser: l, winner: w) == [o, l])
+        #expect(MergeLog.restored(before: [l], after: [w], current: [w, o], loser: l, winner: w) == [l, o])
+        #expect(MergeLog.restored(before: [l, w], after: [w], current: [w, o], loser: l, winner: w) == [w, o, l])
+        #expect(MergeLog.restored(before: [l], after: [w], current: [o], loser: l, winner: w) == nil)
+        #expect(MergeLog.restored(before: [l], after: [w], current: [w, l], loser: l, winner: w) == nil)
+    }
+
     @Test("ERASED deletes what was only about the person and takes them out of the rest; malformed events are set aside")
     func erased() async throws {
         let t = tenant()

@@ -4,7 +4,7 @@ import SwitchboardProtos
 import SwitchboardServiceKit
 
 /// The contacts feed's events (`switchboard.common.v1.ChangeEvent` of `switchboard.contacts.v1.Contact`) as the
-/// collaboration service applies them: MERGED and ERASED; the other kinds change nothing here.
+/// collaboration service applies them: MERGED, UNMERGED and ERASED; the other kinds change nothing here.
 enum ContactsFeedMapping {
     static let contactType = "switchboard.contacts.v1.Contact"
 
@@ -21,7 +21,7 @@ enum ContactsFeedMapping {
     static func outcome(_ event: Switchboard_Common_V1_ChangeEvent) -> Outcome {
         guard event.resourceType == contactType else { return .ignore }
         switch event.kind {
-        case .merged, .erased: break
+        case .merged, .unmerged, .erased: break
         default: return .ignore
         }
         guard let id = UUID(text: event.resourceId) else { return .reject("resource_id is not a UUID") }
@@ -30,9 +30,13 @@ enum ContactsFeedMapping {
             return .apply(ContactChange(tenantID: event.tenantId, contactID: id, kind: .erased(request: event.relatedIds.first ?? "")))
         }
         guard let winner = event.relatedIds.first.flatMap(UUID.init(text:)) else {
-            return .reject("a MERGED event needs the winner's id in related_ids[0]")
+            return .reject(
+                event.kind == .merged
+                    ? "a MERGED event needs the winner's id in related_ids[0]" : "an UNMERGED event needs the former winner's id in related_ids[0]")
         }
         guard winner != id else { return .reject("related_ids[0] is the contact itself") }
-        return .apply(ContactChange(tenantID: event.tenantId, contactID: id, kind: .merged(winner: winner)))
+        return .apply(
+            ContactChange(
+                tenantID: event.tenantId, contactID: id, kind: event.kind == .merged ? .merged(winner: winner) : .unmerged(formerWinner: winner)))
     }
 }

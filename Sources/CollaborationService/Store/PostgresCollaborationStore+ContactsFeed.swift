@@ -31,6 +31,7 @@ extension PostgresCollaborationStore {
                 """, [.text(change.tenantID), .text(Self.feedActor), .text(erasing ? "on" : "off")])
             switch change.kind {
             case .merged(let winner): try await merge(change.contactID, into: winner, principal: principal, on: c)
+            case .unmerged(let formerWinner): try await unmerge(change.contactID, from: formerWinner, principal: principal, on: c)
             case .erased(let request): try await erase(change.contactID, request: request, principal: principal, on: c)
             }
         }
@@ -39,9 +40,55 @@ extension PostgresCollaborationStore {
     }
 
     /// Re-points notes, files, comments and meetings from the loser to the winner, publishing each changed note,
-    /// file and meeting as UPDATED.
+    /// file and meeting as UPDATED, and logs what it moved (`merge_moves`, migration 011) for an unmerge. A second
+    /// MERGED of a loser not unmerged in between keeps the first log of each row.
     func merge(_ loser: UUID, into winner: UUID, principal: Principal, on c: PostgresConnection) async throws {
         let binds: [PostgresValue] = [.text(principal.actor.tenantID), .uuid(loser), .uuid(winner)]
+        // The rows are locked and their lists logged before they change, so the log holds what the merge rewrote.
+        let logged: [(kind: String, table: String, types: String, ids: String, rows: String)] = [
+            (
+                "note", "notes", "subject_types", "subject_ids",
+                "SELECT s.note_id FROM collaboration.note_subjects s WHERE s.tenant_id = $1 AND s.subject_type = 1 AND s.subject_id = $2"
+            ),
+            (
+                "file", "files", "subject_types", "subject_ids",
+                "SELECT s.file_id FROM collaboration.file_subjects s WHERE s.tenant_id = $1 AND s.subject_type = 1 AND s.subject_id = $2"
+            ),
+            (
+                "comment", "comments", "NULL::smallint[]", "NULL::uuid[]",
+                "SELECT id FROM collaboration.comments WHERE tenant_id = $1 AND subject_type = 1 AND subject_id = $2"
+            ),
+            (
+                "meeting", "meetings", "NULL::smallint[]", "contact_ids",
+                "SELECT x.meeting_id FROM collaboration.meeting_contacts x WHERE x.tenant_id = $1 AND x.contact_id = $2"
+            ),
+        ]
+        for move in logged {
+            // `table`, `types`, `ids` and `rows` are this function's own constants.
+            try await c.query(
+                "SELECT 1 AS locked FROM collaboration.\(move.table) WHERE tenant_id = $1 AND id IN (\(move.rows)) FOR UPDATE", Array(binds.prefix(2))
+            )
+            try await c.query(
+                """
+                INSERT INTO collaboration.merge_moves (tenant_id, loser, winner, kind, row_id, before_types, before_ids)
+                SELECT tenant_id, $2, $3, '\(move.kind)', id, \(move.types), \(move.ids) FROM collaboration.\(move.table)
+                WHERE tenant_id = $1 AND id IN (\(move.rows))
+                ON CONFLICT DO NOTHING
+                """, binds)
+        }
+        try await moveAll(loser, into: winner, binds: binds, principal: principal, on: c)
+        for move in logged where move.kind != "comment" {
+            try await c.query(
+                """
+                UPDATE collaboration.merge_moves m SET after_types = \(move.types == "NULL::smallint[]" ? "NULL" : "r.subject_types"), after_ids = r.\(move.ids)
+                FROM collaboration.\(move.table) r
+                WHERE m.tenant_id = $1 AND m.loser = $2 AND m.kind = '\(move.kind)' AND m.after_ids IS NULL AND r.tenant_id = $1 AND r.id = m.row_id
+                """, Array(binds.prefix(2)))
+        }
+    }
+
+    /// The moves of ``merge(_:into:principal:on:)``.
+    private func moveAll(_ loser: UUID, into winner: UUID, binds: [PostgresValue], principal: Principal, on c: PostgresConnection) async throws {
         let notes = try await c.query(
             """
             UPDATE collaboration.notes AS n SET (subject_types, subject_ids) = \(Self.rewrittenSubjects),
@@ -99,6 +146,149 @@ extension PostgresCollaborationStore {
                 Self.meetingType, id: meeting.id.lowercaseText, kind: .updated, fields: ["contact_ids"], json: try publish.meeting(meeting),
                 principal: principal, on: c)
         }
+    }
+
+    /// A subject of a note or file as the lists hold it: its type's number and its id.
+    private struct ListedSubject: Equatable {
+        var type: Int
+        var id: UUID
+    }
+
+    /// Reverses the logged merge of `loser` into `winner` (``MergeLog/restored(before:after:current:loser:winner:)`` for
+    /// each note, file and meeting; a comment still on the winner goes back), rebuilds the subject and contact indexes
+    /// of what changed, publishes each changed note, file and meeting as UPDATED, and forgets the log. A merge applied
+    /// before the log existed (migration 011) has none: nothing moves back.
+    func unmerge(_ loser: UUID, from winner: UUID, principal: Principal, on c: PostgresConnection) async throws {
+        let tenant = PostgresValue.text(principal.actor.tenantID)
+        let (l, w) = (PostgresValue.uuid(loser), PostgresValue.uuid(winner))
+        let log = try await c.query(
+            """
+            SELECT kind, row_id, coalesce(before_types::text[], '{}') AS before_types, coalesce(before_ids::text[], '{}') AS before_ids,
+                coalesce(after_types::text[], '{}') AS after_types, coalesce(after_ids::text[], '{}') AS after_ids
+            FROM collaboration.merge_moves WHERE tenant_id = $1 AND loser = $2 AND winner = $3 ORDER BY kind, row_id
+            """, [tenant, l, w]
+        ).rows
+        func subjects(_ types: [String], _ ids: [String]) -> [ListedSubject] {
+            zip(types, ids).compactMap { t, i in Int(t).flatMap { type in UUID(uuidString: i).map { ListedSubject(type: type, id: $0) } } }
+        }
+        var notes: [UUID] = [], files: [UUID] = [], meetings: [UUID] = [], comments: [UUID] = []
+        for row in log {
+            let id = try row.uuid("row_id")
+            let kind = try row.string("kind")
+            if kind == "comment" {
+                comments.append(id)
+                continue
+            }
+            let (table, columns) =
+                kind == "note"
+                ? ("notes", "subject_types::text[] AS t, subject_ids::text[] AS i")
+                : kind == "file"
+                    ? ("files", "subject_types::text[] AS t, subject_ids::text[] AS i") : ("meetings", "'{}'::text[] AS t, contact_ids::text[] AS i")
+            guard
+                let current = try await c.query(
+                    "SELECT \(columns) FROM collaboration.\(table) WHERE tenant_id = $1 AND id = $2 FOR UPDATE", [tenant, .uuid(id)]
+                ).first
+            else { continue }
+            if kind == "meeting" {
+                let restored = MergeLog.restored(
+                    before: try row.strings("before_ids"), after: try row.strings("after_ids"), current: try current.strings("i"),
+                    loser: loser.lowercaseText, winner: winner.lowercaseText)
+                guard let restored else { continue }
+                try await c.query(
+                    """
+                    UPDATE collaboration.meetings SET contact_ids = $3::text[]::uuid[], version = version + 1, updated_at = now(),
+                        updated_by = '\(Self.feedActor)'
+                    WHERE tenant_id = $1 AND id = $2
+                    """, [tenant, .uuid(id), .array(restored.map { .text($0) }, elementType: .text)])
+                meetings.append(id)
+            } else {
+                let restored = MergeLog.restored(
+                    before: subjects(try row.strings("before_types"), try row.strings("before_ids")),
+                    after: subjects(try row.strings("after_types"), try row.strings("after_ids")),
+                    current: subjects(try current.strings("t"), try current.strings("i")),
+                    loser: ListedSubject(type: 1, id: loser), winner: ListedSubject(type: 1, id: winner))
+                guard let restored else { continue }
+                try await c.query(
+                    """
+                    UPDATE collaboration.\(table) SET subject_types = $3::text[]::smallint[], subject_ids = $4::text[]::uuid[]
+                        \(kind == "note" ? ", version = version + 1, updated_at = now(), updated_by = '\(Self.feedActor)'" : "")
+                    WHERE tenant_id = $1 AND id = $2
+                    """,
+                    [
+                        tenant, .uuid(id), .array(restored.map { .text(String($0.type)) }, elementType: .text),
+                        .array(restored.map { .text($0.id.lowercaseText) }, elementType: .text),
+                    ])
+                if kind == "note" { notes.append(id) } else { files.append(id) }
+            }
+        }
+        // The indexes of what changed, for the two contacts: rebuilt from the lists.
+        for (table, index, key, ids) in [("notes", "note_subjects", "note_id", notes), ("files", "file_subjects", "file_id", files)]
+        where !ids.isEmpty {
+            let array = PostgresValue.array(ids.map { .uuid($0) }, elementType: .uuid)
+            try await c.query(
+                "DELETE FROM collaboration.\(index) WHERE tenant_id = $1 AND subject_type = 1 AND subject_id IN ($2, $3) AND \(key) = ANY($4::uuid[])",
+                [tenant, l, w, array])
+            try await c.query(
+                """
+                INSERT INTO collaboration.\(index) (tenant_id, subject_type, subject_id, created_at, \(key))
+                SELECT r.tenant_id, 1, u.i, r.created_at, r.id FROM collaboration.\(table) r, unnest(r.subject_types, r.subject_ids) AS u (t, i)
+                WHERE r.tenant_id = $1 AND r.id = ANY($4::uuid[]) AND u.t = 1 AND u.i IN ($2, $3)
+                ON CONFLICT DO NOTHING
+                """, [tenant, l, w, array])
+        }
+        if !meetings.isEmpty {
+            let array = PostgresValue.array(meetings.map { .uuid($0) }, elementType: .uuid)
+            // Each occurrence row of the winner is the restored contact's too where the meeting names them again.
+            try await c.query(
+                """
+                INSERT INTO collaboration.meeting_contacts (tenant_id, contact_id, start_at, end_at, meeting_id, occurrence)
+                SELECT x.tenant_id, $2, x.start_at, x.end_at, x.meeting_id, x.occurrence FROM collaboration.meeting_contacts x
+                JOIN collaboration.meetings m ON m.tenant_id = x.tenant_id AND m.id = x.meeting_id
+                WHERE x.tenant_id = $1 AND x.contact_id = $3 AND x.meeting_id = ANY($4::uuid[]) AND m.contact_ids @> ARRAY[$2::uuid]
+                ON CONFLICT DO NOTHING
+                """, [tenant, l, w, array])
+            try await c.query(
+                """
+                DELETE FROM collaboration.meeting_contacts x USING collaboration.meetings m
+                WHERE x.tenant_id = $1 AND x.contact_id = $3 AND x.meeting_id = ANY($4::uuid[]) AND m.tenant_id = $1 AND m.id = x.meeting_id
+                  AND NOT m.contact_ids @> ARRAY[$3::uuid]
+                """, [tenant, l, w, .array(meetings.map { .uuid($0) }, elementType: .uuid)])
+        }
+        if !comments.isEmpty {
+            try await c.query(
+                """
+                UPDATE collaboration.comments SET subject_id = $2, version = version + 1, updated_at = now(), updated_by = '\(Self.feedActor)'
+                WHERE tenant_id = $1 AND id = ANY($4::uuid[]) AND subject_type = 1 AND subject_id = $3
+                """, [tenant, l, w, .array(comments.map { .uuid($0) }, elementType: .uuid)])
+        }
+        for id in notes {
+            if let note = try await c.query(
+                "SELECT \(Self.noteColumns) FROM collaboration.notes n WHERE n.tenant_id = $1 AND n.id = $2", [tenant, .uuid(id)]
+            ).first.map(Self.note) {
+                try await recordChange(
+                    Self.noteType, id: note.id.lowercaseText, kind: .updated, fields: ["subjects"], json: try publish.note(note),
+                    principal: principal, on: c)
+            }
+        }
+        for id in files {
+            if let file = try await c.query(
+                "SELECT \(Self.fileColumns) FROM collaboration.files f WHERE f.tenant_id = $1 AND f.id = $2", [tenant, .uuid(id)]
+            ).first.map(Self.file) {
+                try await recordChange(
+                    Self.fileType, id: file.id.lowercaseText, kind: .updated, fields: ["subjects"], json: try publish.file(file),
+                    principal: principal, on: c)
+            }
+        }
+        for id in meetings {
+            if let meeting = try await c.query(
+                "SELECT \(Self.meetingColumns) FROM collaboration.meetings m WHERE m.tenant_id = $1 AND m.id = $2", [tenant, .uuid(id)]
+            ).first.map(Self.meeting) {
+                try await recordChange(
+                    Self.meetingType, id: meeting.id.lowercaseText, kind: .updated, fields: ["contact_ids"], json: try publish.meeting(meeting),
+                    principal: principal, on: c)
+            }
+        }
+        try await c.query("DELETE FROM collaboration.merge_moves WHERE tenant_id = $1 AND loser = $2", [tenant, l])
     }
 
     /// Moves a subject index's rows from the loser ($2) to the winner ($3).
@@ -222,6 +412,12 @@ extension PostgresCollaborationStore {
         ).rows.map(Self.meeting)
         try await c.query("DELETE FROM collaboration.meeting_contacts WHERE tenant_id = $1 AND contact_id = $2", Array(binds.prefix(2)))
         try await redactNotifications(about: person, tenantID: principal.actor.tenantID, on: c)
+        // The merge log forgets every move that names the person.
+        try await c.query(
+            """
+            DELETE FROM collaboration.merge_moves WHERE tenant_id = $1
+              AND (loser = $2 OR winner = $2 OR before_ids @> ARRAY[$2::uuid] OR after_ids @> ARRAY[$2::uuid])
+            """, Array(binds.prefix(2)))
         _ = try await FeedConsumer.forgetSetAside(
             tenantID: principal.actor.tenantID, resourceID: person.lowercaseText, schema: "collaboration", on: c)
         // What was published or stored earlier that names the person (a meeting's contact ids, a note's subjects) keeps

@@ -96,16 +96,39 @@ final class ContactsFeedTests {
         var book = Switchboard_Collaboration_V1_CreateMeetingRequest()
         book.meeting = meeting
         let booked = try await client.stub.createMeeting(book, options: client.options)
+        let content = Array("minutes".utf8)
+        var upload = Switchboard_Collaboration_V1_UploadFileMetadata()
+        var fileInfo = FileMessage()
+        fileInfo.name = "minutes.txt"
+        fileInfo.contentType = "text/plain"
+        fileInfo.sizeBytes = Int64(content.count)
+        fileInfo.sha256 = FileTests.sha256(content)
+        fileInfo.subjects = [loser, organization]
+        upload.file = fileInfo
+        let file = try await client.stub.uploadFile(options: client.options) { [upload] call in
+            var first = Switchboard_Collaboration_V1_UploadFileRequest()
+            first.part = .metadata(upload)
+            try await call.send(first)
+            var chunk = Switchboard_Collaboration_V1_UploadFileRequest()
+            chunk.part = .chunk(content)
+            try await call.send(chunk)
+        }.message
+        func fileSubjects() async throws -> [Subject] {
+            var get = Switchboard_Collaboration_V1_GetFileRequest()
+            get.id = file.id
+            return try await client.stub.getFile(get, options: client.options).subjects
+        }
 
         try await apply([event(t, loser.id, .merged, related: [winner.id])])
         #expect(try await client.allNotes(loser).isEmpty)
-        // The log: one row per note, comment and meeting moved, in the tenant's reach only.
+        #expect(try await fileSubjects() == [winner, organization])
+        // The log: one row per note, file, comment and meeting moved, in the tenant's reach only.
         func logged(as reader: String) async throws -> Int64 {
             try await harness.pool.transaction(settings: ["app.tenant_id": reader]) { c in
                 try await c.query("SELECT count(*) AS n FROM collaboration.merge_moves", []).first!.int("n")
             }
         }
-        #expect(try await logged(as: t) == 5)
+        #expect(try await logged(as: t) == 6)
         #expect(try await logged(as: tenant()) == 0)
         // Edited while merged: an organization added beside the winner.
         var update = Switchboard_Collaboration_V1_UpdateNoteRequest()
@@ -128,13 +151,16 @@ final class ContactsFeedTests {
         var get = Switchboard_Collaboration_V1_GetMeetingRequest()
         get.id = booked.id
         #expect(try await client.stub.getMeeting(get, options: client.options).contactIds == [loser.id])
+        #expect(try await fileSubjects() == [loser, organization])
         // The log is gone: a second UNMERGED moves nothing.
         try await apply([event(t, loser.id, .unmerged, related: [winner.id])])
         #expect(try await client.getNote(both.id).subjects == [loser, winner])
-        let left = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in
-            try await c.query("SELECT count(*) AS n FROM collaboration.merge_moves WHERE tenant_id = $1", [.text(t)]).first!.int("n")
-        }
-        #expect(left == 0)
+        #expect(try await logged(as: t) == 0)
+        // An erasure forgets the moves that name the person.
+        try await apply([event(t, loser.id, .merged, related: [winner.id])])
+        #expect(try await logged(as: t) > 0)
+        try await apply([event(t, winner.id, .erased, related: ["erasure-1"])])
+        #expect(try await logged(as: t) == 0)
     }
 
     @Test("the unmerge rule: exact when unchanged, beside or instead of the winner when changed, left alone otherwise")

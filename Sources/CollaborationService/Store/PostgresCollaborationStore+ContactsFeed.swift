@@ -64,15 +64,14 @@ extension PostgresCollaborationStore {
             ),
         ]
         for move in logged {
-            // `table`, `types`, `ids` and `rows` are this function's own constants.
-            try await c.query(
-                "SELECT 1 AS locked FROM collaboration.\(move.table) WHERE tenant_id = $1 AND id IN (\(move.rows)) FOR UPDATE", Array(binds.prefix(2))
-            )
+            // `table`, `types`, `ids` and `rows` are this function's own constants. One statement locks and logs, so no
+            // row starts naming the loser between the two.
             try await c.query(
                 """
                 INSERT INTO collaboration.merge_moves (tenant_id, loser, winner, kind, row_id, before_types, before_ids)
                 SELECT tenant_id, $2, $3, '\(move.kind)', id, \(move.types), \(move.ids) FROM collaboration.\(move.table)
                 WHERE tenant_id = $1 AND id IN (\(move.rows))
+                FOR UPDATE
                 ON CONFLICT DO NOTHING
                 """, binds)
         }
@@ -288,7 +287,7 @@ extension PostgresCollaborationStore {
                     principal: principal, on: c)
             }
         }
-        try await c.query("DELETE FROM collaboration.merge_moves WHERE tenant_id = $1 AND loser = $2", [tenant, l])
+        try await c.query("DELETE FROM collaboration.merge_moves WHERE tenant_id = $1 AND loser = $2 AND winner = $3", [tenant, l, w])
     }
 
     /// Moves a subject index's rows from the loser ($2) to the winner ($3).

@@ -198,6 +198,14 @@ public enum TemplateRules {
     /// nothing is rendered: a message is never sent with blanks.
     /// - Throws: ``CommunicationError/invalid(_:)`` naming `values` when the output would pass ``maxRenderedBytes``.
     public static func render(_ template: TemplateRecord, values: [String: String]) throws -> Rendering {
+        // An HTML version saved under older rules is checked again: it renders only if today's rules accept it.
+        if template.data.html, let problem = HTMLPlaceholders.problems(in: template.data.body).first {
+            throw CommunicationError.invalid([
+                Violation(
+                    "template_id", "version \(template.version) is an HTML template this service no longer renders: \(problem); save a new version",
+                    reason: "UNSAFE_PLACEHOLDER")
+            ])
+        }
         let missing = template.variables.filter { (values[$0] ?? "").isEmpty }
         guard missing.isEmpty else { return Rendering(version: template.version, missing: missing, subject: "", body: "") }
         var budget = maxRenderedBytes
@@ -280,7 +288,10 @@ public struct TemplateDomain: Sendable {
     ) async throws -> WriteOutcome<TemplateRecord> {
         if let replay = try await store.replay(write, actor: actor) { return .replayed(replay) }
         var data = data
-        if keepingFormat, let latest = try await store.fetch(id: id, version: nil, actor: actor) { data.html = latest.data.html }
+        // (An HTML template moved to another channel becomes text: HTML is for e-mail only.)
+        if keepingFormat, let latest = try await store.fetch(id: id, version: nil, actor: actor) {
+            data.html = latest.data.html && data.channel == .email
+        }
         data.name = InteractionRules.trimmed(data.name)
         let variables = try TemplateRules.validate(data)
         return try await store.addVersion(id: id, data, variables: variables, expectedVersion: expectedVersion, actor: actor, write: write)

@@ -187,10 +187,13 @@ typedef enum _Switchboard__Communication__V1__BodyFormat {
   SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_TEXT = 1,
   /*
    * HTML (e-mail only). Every value rendered into an HTML template's body is escaped (& < > " ' as entities), so a
-   * name from a web form cannot add markup; the subject stays plain text. A template is refused (INVALID_ARGUMENT
-   * naming template.body) that puts a placeholder where escaping cannot make a value safe: inside a tag outside a
-   * quoted attribute value, in an on… or style attribute, inside script or style, or at the start of a URL attribute
-   * (href="{{x}}" could be a javascript: link; href="https://example.com/{{x}}" is fine).
+   * name from a web form cannot add markup; the subject stays plain text. A template with placeholders is refused
+   * (INVALID_ARGUMENT naming template.body) that puts one where escaping cannot make a value safe: inside a tag
+   * outside a quoted attribute value, right after "<", in an on…, style, srcdoc, content or http-equiv attribute,
+   * inside style, or in a URL attribute without a fixed https://host/, mailto:, tel:, path, ? or # before it
+   * (href="{{x}}" could be a javascript: link); or that holds markup browsers could read differently from the check:
+   * comments and other <! markup (but a leading <!DOCTYPE>), "</" without a tag name, and the script, svg, math,
+   * iframe, noscript, noembed, noframes, xmp, plaintext, object, embed, applet, frame, frameset and template elements.
    */
   SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_HTML = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT)
@@ -782,8 +785,8 @@ struct  Switchboard__Communication__V1__Template
    */
   Switchboard__Common__V1__AuditStamps *audit;
   /*
-   * TEXT (UNSPECIFIED means TEXT) or HTML (e-mail templates only; INVALID_ARGUMENT naming template.body_format
-   * otherwise).
+   * TEXT or HTML (e-mail templates only; INVALID_ARGUMENT naming template.body_format otherwise). UNSPECIFIED: TEXT
+   * when creating; when updating, the latest version's (HTML stays HTML while the channel is e-mail).
    */
   Switchboard__Communication__V1__BodyFormat body_format;
 };
@@ -807,7 +810,8 @@ struct  Switchboard__Communication__V1__UpdateTemplateRequest
 {
   ProtobufCMessage base;
   /*
-   * The template's id and its new name, channel, subject and body: a new version (every field is replaced).
+   * The template's id and its new name, channel, subject and body: a new version (every field is replaced; an
+   * UNSPECIFIED body_format keeps the latest version's).
    */
   Switchboard__Communication__V1__Template *template_;
   /*

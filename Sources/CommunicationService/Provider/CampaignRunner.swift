@@ -102,20 +102,26 @@ public struct CampaignRunner: Service {
                         continue
                     }
                 }
-                let latest = try await c.query(
+                // One round trip for what decides the recipient: the latest consent, do-not-contact, the template fields
+                // (a campaign of thousands makes these reads per recipient inside the batch's transaction).
+                let about = try await c.query(
                     """
-                    SELECT status FROM communication.consent_ledger WHERE tenant_id = $1 AND contact_id = $2 AND channel = $3
-                      AND purpose IN ($4, 'all') ORDER BY stated_at DESC, status DESC, sequence DESC LIMIT 1
+                    SELECT
+                        (SELECT status FROM communication.consent_ledger WHERE tenant_id = $1 AND contact_id = $2 AND channel = $3
+                           AND purpose IN ($4, 'all') ORDER BY stated_at DESC, status DESC, sequence DESC LIMIT 1) AS consent,
+                        coalesce((SELECT do_not_contact FROM communication.preferences WHERE tenant_id = $1 AND contact_id = $2), false)
+                            AS do_not_contact,
+                        coalesce(f.names, '{}') AS names, coalesce(f.field_values, '{}') AS field_values
+                    FROM (SELECT 1) one
+                    LEFT JOIN communication.contact_fields f ON f.tenant_id = $1 AND f.contact_id = $2
                     """, [.text(tenant), .uuid(contact), .int(Int64(channel.rawValue)), .text(purpose)]
-                ).first
-                guard let latest, try latest.int("status") == 1 else {
-                    try await skip(latest == nil ? "no consent" : "consent withdrawn")
+                ).first!
+                let consent = try about.optionalInt("consent")
+                guard consent == 1 else {
+                    try await skip(consent == nil ? "no consent" : "consent withdrawn")
                     continue
                 }
-                let preferences = try await c.query(
-                    "SELECT do_not_contact FROM communication.preferences WHERE tenant_id = $1 AND contact_id = $2", [.text(tenant), .uuid(contact)]
-                ).first
-                if let preferences, try preferences.bool("do_not_contact") {
+                if try about.bool("do_not_contact") {
                     try await skip("the contact asked not to be contacted")
                     continue
                 }
@@ -128,11 +134,7 @@ public struct CampaignRunner: Service {
                     ).first
                     templates[key] = try t.map(PostgresTemplateStore.record)
                 }
-                let fields = try PostgresTemplateStore.contactFields(
-                    try await c.query(
-                        "SELECT names, field_values FROM communication.contact_fields WHERE tenant_id = $1 AND contact_id = $2",
-                        [.text(tenant), .uuid(contact)]
-                    ).first)
+                let fields = try PostgresTemplateStore.contactFields(about)
                 let values = TemplateRules.values(PostgresCampaignStore.values(fromJSON: try row.string("template_values")), contact: fields)
                 guard let template = templates[key], let rendering = try? TemplateRules.render(template, values: values) else {
                     try await skip("the template could not be rendered")

@@ -85,17 +85,21 @@ public struct Dispatcher: Service {
     func dispatch(_ send: ClaimedSend) async -> Bool {
         let outcome: DispatchOutcome
         do {
-            if let reason = try await store.refusal(for: send) {
+            switch try await store.verdict(for: send) {
+            case .send: break
+            case .refuse(let reason):
                 outcome = .refused(reason: reason)
                 await record(outcome, send)
                 return false
-            }
-            do {
-                if try await store.holdForQuietHours(send) { return false }
-            } catch {
-                logger.warning("quiet hours could not be checked before a send", metadata: ["send_id": "\(send.id)", "error": "\(error)"])
-                await record(.retry(reason: "the contact's quiet hours could not be checked", delaySeconds: configuration.initialBackoff), send)
-                return false
+            case .hold:
+                do {
+                    // False when the window ended in between: the send goes now.
+                    if try await store.holdForQuietHours(send) { return false }
+                } catch {
+                    logger.warning("quiet hours could not be checked before a send", metadata: ["send_id": "\(send.id)", "error": "\(error)"])
+                    await record(.retry(reason: "the contact's quiet hours could not be checked", delaySeconds: configuration.initialBackoff), send)
+                    return false
+                }
             }
         } catch {
             // Suppression or consent unknown (database trouble): do not send; try again shortly (the claim counted an

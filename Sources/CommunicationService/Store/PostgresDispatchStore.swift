@@ -126,9 +126,21 @@ public struct PostgresDispatchStore: Sendable {
         }
     }
 
-    /// Why this send must not go out now, or nil: its address is suppressed (an erased person's), consent is missing
-    /// or withdrawn, or the contact asked not to be contacted. Read in the send's tenant at dispatch time.
-    public func refusal(for send: ClaimedSend) async throws -> String? {
+    /// What the dispatcher does with a claimed send.
+    public enum Verdict: Sendable, Hashable {
+        /// Send it now.
+        case send
+        /// Refuse it, for this reason.
+        case refuse(String)
+        /// Hold it: the contact's quiet hours are on (``holdForQuietHours(_:)``).
+        case hold
+    }
+
+    /// Whether this send may go out now, read in the send's tenant at dispatch time: refused when its address is
+    /// suppressed (an erased person's), consent is missing or withdrawn, or the contact asked not to be contacted;
+    /// held during the contact's quiet hours. Consent and preferences are read in one statement: the dispatcher makes
+    /// this check for every send, each read taking a pooled connection.
+    public func verdict(for send: ClaimedSend) async throws -> Verdict {
         if let secret = suppressionSecret {
             let kind = AddressRules.kind(of: send.channel)
             let suppressed = try await pool.query(
@@ -136,16 +148,28 @@ public struct PostgresDispatchStore: Sendable {
                 "SELECT 1 AS hit FROM communication.suppressions WHERE tenant_id = $1 AND kind = $2 AND address_hash = $3",
                 [.text(send.tenantID), .text(kind), .text(AddressRules.suppressionHash(send.toAddress, kind: kind, secret: secret))]
             ).first
-            if suppressed != nil { return "the address is on the suppression list" }
+            if suppressed != nil { return .refuse("the address is on the suppression list") }
         }
-        let decision = try await consent(for: send)
-        guard decision.allowed else {
-            return decision.reason == .withdrawn ? "consent was withdrawn before the send was due" : "no consent when the send was due"
+        let row = try await pool.query(
+            settings: ["app.tenant_id": send.tenantID],
+            """
+            SELECT
+                (SELECT status FROM communication.consent_ledger
+                 WHERE tenant_id = $1 AND contact_id = $2 AND channel = $3 AND purpose IN ($4, 'all')
+                 ORDER BY stated_at DESC, status DESC, sequence DESC LIMIT 1) AS consent,
+                coalesce(p.do_not_contact, false) AS do_not_contact,
+                communication.quiet_until(p.time_zone, p.quiet_start, p.quiet_end, now()) IS NOT NULL AS quiet
+            FROM (SELECT 1) one
+            LEFT JOIN communication.preferences p ON p.tenant_id = $1 AND p.contact_id = $2
+            """, [.text(send.tenantID), .uuid(send.contactID), .int(Int64(send.channel.rawValue)), .text(send.purpose)]
+        ).first!
+        switch try row.optionalInt("consent") {
+        case 1: break
+        case nil: return .refuse("no consent when the send was due")
+        default: return .refuse("consent was withdrawn before the send was due")
         }
-        if try await PostgresPreferencesStore.doNotContact(pool: pool, contactID: send.contactID, tenantID: send.tenantID) {
-            return "the contact asked not to be contacted"
-        }
-        return nil
+        if try row.bool("do_not_contact") { return .refuse("the contact asked not to be contacted") }
+        return try row.bool("quiet") ? .hold : .send
     }
 
     /// Puts a claimed send back to SCHEDULED until the contact's quiet hours end, if the database's now is inside them
@@ -176,13 +200,6 @@ public struct PostgresDispatchStore: Sendable {
                 publish: publishSend, on: c)
             return true
         }
-    }
-
-    /// The latest consent entry deciding this send, read in its tenant.
-    public func consent(for send: ClaimedSend) async throws -> ConsentDecision {
-        ConsentDecision.from(
-            latest: try await PostgresConsentStore.latest(
-                pool: pool, contactID: send.contactID, channel: send.channel, purpose: send.purpose, tenantID: send.tenantID))
     }
 
     /// Records an attempt's outcome, if this dispatcher still holds the send at this attempt (a dispatcher whose lease

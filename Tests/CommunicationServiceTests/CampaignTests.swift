@@ -115,12 +115,7 @@ final class CampaignTests {
     let provider: FakeProvider
     let harness: CommunicationHarness
 
-    init() async throws {
-        provider = try await FakeProvider.start()
-        let feed = CommunicationService.ContactsFeed(
-            host: "127.0.0.1", port: 1, token: .file("/nonexistent"), suppressionSecret: ContactsFeedTests.suppressionSecret)
-        harness = try await CommunicationHarness.start(provider: CommunicationHarness.providerSettings(provider), contactsFeed: feed)
-    }
+    init() async throws { (provider, harness) = try await CommunicationHarness.startWithProvider() }
     deinit {
         let (h, p) = (harness, provider)
         Task {

@@ -41,6 +41,24 @@ final class CommunicationHarness: Sendable {
             endpoint: WebhookEndpoint(url: provider.url)!, secret: Array(providerSecret.utf8), timeout: timeout, dispatcher: dispatcher)
     }
 
+    /// A harness whose dispatcher posts to a fake provider, following a contacts feed at a closed port (its consumer
+    /// retries in the background; the tests apply events with ``applyContacts(_:)``).
+    static func startWithProvider() async throws -> (FakeProvider, CommunicationHarness) {
+        let provider = try await FakeProvider.start()
+        let feed = CommunicationService.ContactsFeed(
+            host: "127.0.0.1", port: 1, token: .file("/nonexistent"), suppressionSecret: ContactsFeedTests.suppressionSecret)
+        return (provider, try await start(provider: providerSettings(provider), contactsFeed: feed))
+    }
+
+    /// Applies contacts-feed events as the consumer does: one batch in one transaction.
+    func applyContacts(_ events: [Switchboard_Common_V1_ChangeEvent]) async throws {
+        _ = try await pool.transaction { c in
+            try await CommunicationService.applyContactsEvents(
+                events, store: PostgresContactsFeedStore(suppressionSecret: ContactsFeedTests.suppressionSecret), logger: .init(label: "feed"),
+                on: c)
+        }
+    }
+
     private init(service: ServiceHarness) { self.service = service }
 
     func stop() async { await service.stop() }

@@ -16,12 +16,7 @@ final class ContactFieldsTests {
     let provider: FakeProvider
     let harness: CommunicationHarness
 
-    init() async throws {
-        provider = try await FakeProvider.start()
-        let feed = CommunicationService.ContactsFeed(
-            host: "127.0.0.1", port: 1, token: .file("/nonexistent"), suppressionSecret: ContactsFeedTests.suppressionSecret)
-        harness = try await CommunicationHarness.start(provider: CommunicationHarness.providerSettings(provider), contactsFeed: feed)
-    }
+    init() async throws { (provider, harness) = try await CommunicationHarness.startWithProvider() }
     deinit {
         let (h, p) = (harness, provider)
         Task {
@@ -38,11 +33,7 @@ final class ContactFieldsTests {
         e.resourceId = contact.id
         e.kind = kind
         e.resource = try Google_Protobuf_Struct(protoJSONText: try contact.protoJSONText())
-        _ = try await harness.pool.transaction { conn in
-            try await CommunicationService.applyContactsEvents(
-                [e], store: PostgresContactsFeedStore(suppressionSecret: ContactsFeedTests.suppressionSecret), logger: .init(label: "feed"),
-                on: conn)
-        }
+        try await harness.applyContacts([e])
     }
 
     private func contact(given: String = "", family: String = "", email: String, custom: String = "{}") throws -> Switchboard_Contacts_V1_Contact {

@@ -59,12 +59,7 @@ final class ContactsFeedTests {
         return e
     }
 
-    private func apply(_ events: [Switchboard_Common_V1_ChangeEvent]) async throws {
-        _ = try await harness.pool.transaction { c in
-            try await CommunicationService.applyContactsEvents(
-                events, store: PostgresContactsFeedStore(suppressionSecret: Self.suppressionSecret), logger: .init(label: "feed"), on: c)
-        }
-    }
+    private func apply(_ events: [Switchboard_Common_V1_ChangeEvent]) async throws { try await harness.applyContacts(events) }
 
     @Test("created/updated contacts fill the address directory; DELETED cancels the contact's pending sends")
     func directoryAndDelete() async throws {

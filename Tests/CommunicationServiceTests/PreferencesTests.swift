@@ -51,12 +51,7 @@ final class PreferencesTests {
     let provider: FakeProvider
     let harness: CommunicationHarness
 
-    init() async throws {
-        provider = try await FakeProvider.start()
-        let feed = CommunicationService.ContactsFeed(
-            host: "127.0.0.1", port: 1, token: .file("/nonexistent"), suppressionSecret: ContactsFeedTests.suppressionSecret)
-        harness = try await CommunicationHarness.start(provider: CommunicationHarness.providerSettings(provider), contactsFeed: feed)
-    }
+    init() async throws { (provider, harness) = try await CommunicationHarness.startWithProvider() }
     deinit {
         let (h, p) = (harness, provider)
         Task {
@@ -76,11 +71,7 @@ final class PreferencesTests {
         var c = Switchboard_Contacts_V1_Contact()
         c.id = contact
         e.resource = try Google_Protobuf_Struct(protoJSONText: try c.protoJSONText())
-        _ = try await harness.pool.transaction { conn in
-            try await CommunicationService.applyContactsEvents(
-                [e], store: PostgresContactsFeedStore(suppressionSecret: ContactsFeedTests.suppressionSecret), logger: .init(label: "feed"),
-                on: conn)
-        }
+        try await harness.applyContacts([e])
     }
 
     @Test("defaults until written; masks, etags, request ids; every bad field named; published; other tenants see nothing")

@@ -260,31 +260,37 @@ extension PostgresCollaborationStore {
                 WHERE tenant_id = $1 AND id = ANY($4::uuid[]) AND subject_type = 1 AND subject_id = $3
                 """, [tenant, l, w, .array(comments.map { .uuid($0) }, elementType: .uuid)])
         }
-        for id in notes {
-            if let note = try await c.query(
-                "SELECT \(Self.noteColumns) FROM collaboration.notes n WHERE n.tenant_id = $1 AND n.id = $2", [tenant, .uuid(id)]
-            ).first.map(Self.note) {
-                try await recordChange(
-                    Self.noteType, id: note.id.lowercaseText, kind: .updated, fields: ["subjects"], json: try publish.note(note),
-                    principal: principal, on: c)
-            }
-        }
-        for id in files {
-            if let file = try await c.query(
-                "SELECT \(Self.fileColumns) FROM collaboration.files f WHERE f.tenant_id = $1 AND f.id = $2", [tenant, .uuid(id)]
-            ).first.map(Self.file) {
-                try await recordChange(
-                    Self.fileType, id: file.id.lowercaseText, kind: .updated, fields: ["subjects"], json: try publish.file(file),
-                    principal: principal, on: c)
-            }
-        }
-        for id in meetings {
-            if let meeting = try await c.query(
-                "SELECT \(Self.meetingColumns) FROM collaboration.meetings m WHERE m.tenant_id = $1 AND m.id = $2", [tenant, .uuid(id)]
-            ).first.map(Self.meeting) {
-                try await recordChange(
-                    Self.meetingType, id: meeting.id.lowercaseText, kind: .updated, fields: ["contact_ids"], json: try publish.meeting(meeting),
-                    principal: principal, on: c)
+        // What changed, published as it is now (ordered by id, so the feed's order is stable).
+        let changed: [(type: String, ids: [UUID], select: String, field: String)] = [
+            (
+                Self.noteType, notes, "SELECT \(Self.noteColumns) FROM collaboration.notes n WHERE n.tenant_id = $1 AND n.id = ANY($2::uuid[])",
+                "subjects"
+            ),
+            (
+                Self.fileType, files, "SELECT \(Self.fileColumns) FROM collaboration.files f WHERE f.tenant_id = $1 AND f.id = ANY($2::uuid[])",
+                "subjects"
+            ),
+            (
+                Self.meetingType, meetings,
+                "SELECT \(Self.meetingColumns) FROM collaboration.meetings m WHERE m.tenant_id = $1 AND m.id = ANY($2::uuid[])",
+                "contact_ids"
+            ),
+        ]
+        for kind in changed where !kind.ids.isEmpty {
+            for row in try await c.query(kind.select + " ORDER BY 1", [tenant, .array(kind.ids.map { .uuid($0) }, elementType: .uuid)]).rows {
+                let (id, json): (UUID, String)
+                switch kind.type {
+                case Self.noteType:
+                    let note = try Self.note(row)
+                    (id, json) = (note.id, try publish.note(note))
+                case Self.fileType:
+                    let file = try Self.file(row)
+                    (id, json) = (file.id, try publish.file(file))
+                default:
+                    let meeting = try Self.meeting(row)
+                    (id, json) = (meeting.id, try publish.meeting(meeting))
+                }
+                try await recordChange(kind.type, id: id.lowercaseText, kind: .updated, fields: [kind.field], json: json, principal: principal, on: c)
             }
         }
         try await c.query("DELETE FROM collaboration.merge_moves WHERE tenant_id = $1 AND loser = $2 AND winner = $3", [tenant, l, w])

@@ -103,6 +103,18 @@ struct TemplateRulesTests {
             #expect(violations.map(\.field) == ["template.body"] && violations.first?.reason == "UNSAFE_PLACEHOLDER")
             #expect(violations.first?.description.contains("{{url}}") == true, "\(violations)")
         }
+        // A version stored under older rules (made here directly, as a database row would be read) is refused when read
+        // for rendering; the same body as text, or a safe HTML body, renders.
+        let stored = TemplateRecord(
+            id: UUID(), version: 3, data: TemplateData(name: "n", channel: .email, body: "<a href=\"{{url}}\">x</a>", html: true),
+            variables: ["url"], createdAt: Date(), createdBy: "u")
+        #expect(throws: CommunicationError.self) { try TemplateRules.checkRenderable(stored) }
+        var asText = stored
+        asText.data.html = false
+        try TemplateRules.checkRenderable(asText)
+        var safeVersion = stored
+        safeVersion.data.body = "<p>{{url}}</p>"
+        try TemplateRules.checkRenderable(safeVersion)
         // The same text as plain text is fine: it is not HTML.
         #expect(try TemplateRules.validate(TemplateData(name: "n", channel: .email, body: "<a href=\"{{url}}\">x</a>")) == ["url"])
     }

@@ -287,6 +287,7 @@ public struct CampaignDomain: Sendable {
         // The values every recipient shares: checked once, now, rather than skipping everyone later. A recipient's own
         // fields (`contact.…`, `custom.…`) are filled per recipient when the runner reaches them; one whose record lacks
         // a field the campaign gives no fallback for is skipped with the reason.
+        try TemplateRules.checkRenderable(template)
         let missing = try TemplateRules.render(template, values: data.values).missing.filter { !TemplateRules.isContactField($0) }
         guard missing.isEmpty else {
             throw CommunicationError.invalid(

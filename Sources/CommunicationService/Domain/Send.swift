@@ -245,10 +245,13 @@ public struct SendDomain: Sendable {
                 ])
             }
             data.html = record.data.html
+            try TemplateRules.checkRenderable(record)
             try TemplateRules.validate(values: data.templateValues, field: "template_values")
             // The contact's own fields fill `contact.…` and `custom.…`; the caller's values fill the rest and stand in
-            // where the record has none.
-            let fields = try await templates.contactFields(contactID: data.contactID, actor: actor)
+            // where the record has none. A template that uses none costs no read.
+            let fields =
+                record.variables.contains(where: TemplateRules.isContactField)
+                ? try await templates.contactFields(contactID: data.contactID, actor: actor) : [:]
             let rendering = try TemplateRules.render(record, values: TemplateRules.values(data.templateValues, contact: fields))
             guard rendering.complete else {
                 throw CommunicationError.invalid(

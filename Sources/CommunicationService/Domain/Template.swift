@@ -194,11 +194,10 @@ public enum TemplateRules {
         return out
     }
 
-    /// Renders a template version with `values`. A placeholder with no value or an empty one is reported missing and
-    /// nothing is rendered: a message is never sent with blanks.
-    /// - Throws: ``CommunicationError/invalid(_:)`` naming `values` when the output would pass ``maxRenderedBytes``.
-    public static func render(_ template: TemplateRecord, values: [String: String]) throws -> Rendering {
-        // An HTML version saved under older rules is checked again: it renders only if today's rules accept it.
+    /// Checks a stored version before it is rendered: an HTML version saved under older rules renders only if today's
+    /// rules accept it. Made once per version read (a campaign checks it once per batch, not per recipient).
+    /// - Throws: ``CommunicationError/invalid(_:)`` naming `template_id`.
+    public static func checkRenderable(_ template: TemplateRecord) throws {
         if template.data.html, let problem = HTMLPlaceholders.problems(in: template.data.body).first {
             throw CommunicationError.invalid([
                 Violation(
@@ -206,6 +205,12 @@ public enum TemplateRules {
                     reason: "UNSAFE_PLACEHOLDER")
             ])
         }
+    }
+
+    /// Renders a template version with `values`. A placeholder with no value or an empty one is reported missing and
+    /// nothing is rendered: a message is never sent with blanks.
+    /// - Throws: ``CommunicationError/invalid(_:)`` naming `values` when the output would pass ``maxRenderedBytes``.
+    public static func render(_ template: TemplateRecord, values: [String: String]) throws -> Rendering {
         let missing = template.variables.filter { (values[$0] ?? "").isEmpty }
         guard missing.isEmpty else { return Rendering(version: template.version, missing: missing, subject: "", body: "") }
         var budget = maxRenderedBytes
@@ -331,6 +336,7 @@ public struct TemplateDomain: Sendable {
     public func render(id: UUID, version: Int?, values: [String: String], contactID: UUID? = nil, actor: Actor) async throws -> Rendering {
         try TemplateRules.validate(values: values)
         let template = try await get(id: id, version: version, actor: actor)
+        try TemplateRules.checkRenderable(template)
         guard let contactID else { return try TemplateRules.render(template, values: values) }
         return try TemplateRules.render(
             template, values: TemplateRules.values(values, contact: try await contactFields(contactID: contactID, actor: actor)))

@@ -21,7 +21,6 @@ extension CommunicationHandler {
         }
         let contact = try InteractionMapping.requiredID(stated.contactId, field: "preferences.contact_id")
         let paths = request.updateMask?.paths ?? []
-        try PreferencesRules.checkPaths(paths)
         let data = try PreferencesMapping.data(stated)
         guard request.etag.utf8.count <= Self.maxETagBytes else {
             throw CommunicationError.invalid([Violation("etag", "must be at most \(Self.maxETagBytes) bytes", reason: "TOO_LONG")])

@@ -132,7 +132,8 @@ public struct CampaignRunner: Service {
                         "SELECT \(PostgresTemplateStore.columns) FROM communication.templates t WHERE t.tenant_id = $1 AND t.id = $2 AND t.version = $3",
                         [.text(tenant), .uuid(templateID), .int(Int64(version))]
                     ).first
-                    templates[key] = try t.map(PostgresTemplateStore.record)
+                    // Checked once per version and batch (an HTML version today's rules refuse renders for nobody).
+                    templates[key] = try t.map(PostgresTemplateStore.record).flatMap { (try? TemplateRules.checkRenderable($0)) != nil ? $0 : nil }
                 }
                 let fields = try PostgresTemplateStore.contactFields(about)
                 let values = TemplateRules.values(PostgresCampaignStore.values(fromJSON: try row.string("template_values")), contact: fields)

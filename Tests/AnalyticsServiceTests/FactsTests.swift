@@ -43,14 +43,27 @@ final class FactsTests {
         return id
     }
 
-    func call(_ t: String, _ contacts: [String], daysAgo: Double, kind: String = "INTERACTION_KIND_CALL", user: String = "user-1") async throws {
-        let id = newID()
+    /// Logs a call of `contacts` (CREATED, or the call `id` again as UPDATED). - Returns: its id.
+    @discardableResult
+    func call(
+        _ t: String, _ contacts: [String], daysAgo: Double, kind: String = "INTERACTION_KIND_CALL", user: String = "user-1", id: String? = nil
+    ) async throws -> String {
+        let callID = id ?? newID()
         try await harness.apply(
             [
                 try event(
-                    t, interactionType, id, .created,
-                    json: interactionJSON(id, kind: kind, contacts: contacts, occurredAt: Date().addingTimeInterval(-daysAgo * 86_400), owner: user))
+                    t, interactionType, callID, id == nil ? .created : .updated,
+                    json: interactionJSON(
+                        callID, kind: kind, contacts: contacts, occurredAt: Date().addingTimeInterval(-daysAgo * 86_400), owner: user))
             ], source: .communication)
+        return callID
+    }
+
+    func mergeMoves(_ t: String, as reader: String? = nil) async throws -> [PostgresRow] {
+        try await harness.pool.query(
+            settings: ["app.tenant_id": reader ?? t],
+            "SELECT kind, coalesce(before::text, '') AS before FROM analytics.merge_moves WHERE tenant_id = $1 ORDER BY id", [.text(t)]
+        ).rows
     }
 
     func changes(_ t: String, type: String) async throws -> [PostgresRow] {
@@ -87,6 +100,89 @@ final class FactsTests {
         #expect(entries.filter { $0.kind == .created }.count == 2)
         #expect(try await client.metrics(winner).interactions == 3)
         #expect(try await client.metrics(loser).interactions == 0)
+    }
+
+    @Test("UNMERGED reverses the merge's log: entries, activities, stages and firing alerts, whichever comes first of it and the sources' updates")
+    func unmerged() async throws {
+        let t = tenant()
+        let manager = try await harness.client(tenant: t, roles: [.manager])
+        var alert = Switchboard_Analytics_V1_Alert()
+        alert.name = "Busy"
+        alert.metric = .interactions
+        alert.threshold = 3
+        alert.direction = .above
+        var create = Switchboard_Analytics_V1_CreateAlertRequest()
+        create.alert = alert
+        _ = try await manager.stub.createAlert(create, options: manager.options)
+        let loser = try await contact(t, given: "Loser", status: "CONTACT_STATUS_CUSTOMER")
+        let winner = try await contact(t, given: "Winner")
+        let alone = try await call(t, [loser], daysAgo: 3)
+        let alsoAlone = try await call(t, [loser], daysAgo: 2)
+        let both = try await call(t, [loser, winner], daysAgo: 1)
+        try await call(t, [winner], daysAgo: 0.5)
+        let client = try await harness.client(tenant: t)
+        let stagesBefore = try await client.metrics(loser).stageHistory
+        #expect(stagesBefore.count == 1 && stagesBefore.first?.stage == "CUSTOMER")
+        #expect(try await changes(t, type: "switchboard.analytics.v1.AlertFired").count == 1)  // the loser's three calls
+
+        try await harness.apply([try event(t, contactType, loser, .merged, related: [winner])], source: .contacts)
+        #expect(try await client.allEntries(loser).isEmpty)
+        #expect(try await client.metrics(winner).interactions == 4)
+        #expect(try await changes(t, type: "switchboard.analytics.v1.AlertFired").count == 2)  // the winner's four
+        let moves = try await mergeMoves(t)
+        #expect(Set(try moves.map { try $0.string("kind") }) == ["moved", "activity", "stage", "alert"])
+        #expect(try await mergeMoves(t, as: tenant()).isEmpty)  // row-level security: another tenant sees none
+
+        // Communication moved the first call back before contacts' UNMERGED reached analytics; the others after it.
+        try await call(t, [loser], daysAgo: 3, id: alone)
+        try await harness.apply(
+            [
+                try event(
+                    t, contactType, loser, .unmerged, json: contactJSON(loser, given: "Loser", status: "CONTACT_STATUS_CUSTOMER"), related: [winner])
+            ],
+            source: .contacts)
+        try await call(t, [loser], daysAgo: 2, id: alsoAlone)
+        try await call(t, [loser, winner], daysAgo: 1, id: both)
+
+        let loserEntries = try await client.allEntries(loser)
+        #expect(loserEntries.filter { $0.kind == .interaction }.map(\.resourceId).sorted() == [alone, alsoAlone, both].sorted())
+        #expect(loserEntries.filter { $0.kind == .created }.count == 1)
+        #expect(loserEntries.first?.kind == .unmerged && loserEntries.first?.resourceId == loser)
+        let winnerEntries = try await client.allEntries(winner)
+        #expect(winnerEntries.filter { $0.kind == .interaction }.count == 2 && winnerEntries.contains { $0.resourceId == both })
+        #expect(winnerEntries.filter { $0.kind == .created }.count == 1)
+        #expect(Set(winnerEntries.prefix(2).map(\.kind)) == [.unmerged, .merged])
+        let (loserMetrics, winnerMetrics) = (try await client.metrics(loser), try await client.metrics(winner))
+        #expect(loserMetrics.interactions == 3 && winnerMetrics.interactions == 2)
+        #expect(loserMetrics.lifecycleStage == "CUSTOMER" && loserMetrics.stageHistory.map(\.stage) == ["CUSTOMER"])
+        #expect(loserMetrics.stageHistory.map(\.time) == stagesBefore.map(\.time))
+        // The loser's alert was still firing: restored, not fired again.
+        #expect(try await changes(t, type: "switchboard.analytics.v1.AlertFired").count == 2)
+        #expect(try await mergeMoves(t).isEmpty)
+
+        // An erased person leaves the log: a later UNMERGED does not bring them back into an activity.
+        let (second, third, person) = (
+            try await contact(t, given: "Second"), try await contact(t, given: "Third"), try await contact(t, given: "Erased")
+        )
+        let shared = try await call(t, [second, person], daysAgo: 1)
+        try await harness.apply([try event(t, contactType, second, .merged, related: [third])], source: .contacts)
+        try await harness.apply([try event(t, contactType, person, .erased, related: ["erasure-1"])], source: .contacts)
+        #expect(try await mergeMoves(t).allSatisfy { try !$0.string("before").contains(person) })
+        try await harness.apply(
+            [try event(t, contactType, second, .unmerged, json: contactJSON(second, given: "Second"), related: [third])], source: .contacts)
+        let activity = try await harness.pool.query(
+            settings: ["app.tenant_id": t], "SELECT contact_ids::text AS ids FROM analytics.activities WHERE tenant_id = $1 AND resource_id = $2",
+            [.text(t), .text(shared)]
+        ).first
+        #expect(try activity?.string("ids") == "{\(second)}")
+        #expect(try await client.allEntries(second).contains { $0.resourceId == shared })
+        #expect(try await client.allEntries(third).contains { $0.resourceId == shared } == false)
+        // The winner's erasure forgets its merges' logs.
+        let fourth = try await contact(t, given: "Fourth")
+        try await harness.apply([try event(t, contactType, second, .merged, related: [fourth])], source: .contacts)
+        #expect(try await !mergeMoves(t).isEmpty)
+        try await harness.apply([try event(t, contactType, fourth, .erased, related: ["erasure-2"])], source: .contacts)
+        #expect(try await mergeMoves(t).isEmpty)
     }
 
     @Test("ERASED deletes the person's rows, keeps anonymous aggregates, redacts analytics' own events and publishes a receipt")

@@ -44,6 +44,8 @@ public enum EntryKind: Int16, Sendable, Hashable, CaseIterable {
     case membership = 9
     /// Another contact was merged into this one.
     case merged = 10
+    /// A contact merged into this one was split off again (on both contacts' timelines).
+    case unmerged = 11
 }
 
 /// What a timeline or ranking is about (the values of `switchboard.analytics.v1.SubjectType`).
@@ -146,6 +148,8 @@ public enum Fact: Sendable, Hashable {
     case contact(ContactState, kind: EntryKind, changedFields: [String])
     /// `loser` was merged into `winner`.
     case contactMerged(loser: UUID, winner: UUID)
+    /// `state.id` was split off again from `formerWinner`, into which it had been merged: the contact as restored.
+    case contactUnmerged(ContactState, formerWinner: UUID)
     /// The person was erased (by erasure request `request`).
     case contactErased(UUID, request: String)
     /// An organization was created, updated, deleted or restored.

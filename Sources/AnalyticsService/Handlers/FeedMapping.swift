@@ -52,6 +52,24 @@ enum FeedMapping {
         }
     }
 
+    /// The contact an event of the contacts feed carries, as analytics keeps it.
+    static func contactState(_ id: UUID, _ event: Switchboard_Common_V1_ChangeEvent) throws -> ContactState {
+        let contact = try decode(Switchboard_Contacts_V1_Contact.self, event)
+        var state = ContactState(id: id)
+        state.displayName =
+            contact.name.map { $0.display.isEmpty ? [$0.given, $0.family].filter { !$0.isEmpty }.joined(separator: " ") : $0.display } ?? ""
+        state.email = (contact.emails.first { $0.primary } ?? contact.emails.first)?.address ?? ""
+        state.status = stage(contact.status)
+        state.ownerID = contact.ownerId
+        state.tags = contact.tags
+        state.customFieldsJSON = try (contact.customFields ?? Google_Protobuf_Struct()).protoJSONText()
+        state.hasPhone = !contact.phones.isEmpty
+        state.hasAddress = !contact.addresses.isEmpty
+        state.createdAt = contact.audit?.createTime
+        state.deleted = event.kind == .deleted || contact.audit?.deleteTime != nil
+        return state
+    }
+
     static func entryKind(_ kind: Switchboard_Common_V1_ChangeKind) -> EntryKind? {
         switch kind {
         case .created: return .created
@@ -81,25 +99,16 @@ enum FeedMapping {
                         return .reject("a MERGED event needs the winner's id (not the contact's own) in related_ids[0]")
                     }
                     return make(.contactMerged(loser: id, winner: winner))
+                case .unmerged:
+                    guard let formerWinner = event.relatedIds.first.flatMap(UUID.init(text:)), formerWinner != id else {
+                        return .reject("an UNMERGED event needs the former winner's id (not the contact's own) in related_ids[0]")
+                    }
+                    return make(.contactUnmerged(try contactState(id, event), formerWinner: formerWinner))
                 case .erased:
                     return make(.contactErased(id, request: event.relatedIds.first ?? ""))
                 default:
                     guard let kind = entryKind(event.kind) else { return .ignore }
-                    let contact = try decode(Switchboard_Contacts_V1_Contact.self, event)
-                    var state = ContactState(id: id)
-                    state.displayName =
-                        contact.name.map { $0.display.isEmpty ? [$0.given, $0.family].filter { !$0.isEmpty }.joined(separator: " ") : $0.display }
-                        ?? ""
-                    state.email = (contact.emails.first { $0.primary } ?? contact.emails.first)?.address ?? ""
-                    state.status = stage(contact.status)
-                    state.ownerID = contact.ownerId
-                    state.tags = contact.tags
-                    state.customFieldsJSON = try (contact.customFields ?? Google_Protobuf_Struct()).protoJSONText()
-                    state.hasPhone = !contact.phones.isEmpty
-                    state.hasAddress = !contact.addresses.isEmpty
-                    state.createdAt = contact.audit?.createTime
-                    state.deleted = event.kind == .deleted || contact.audit?.deleteTime != nil
-                    return make(.contact(state, kind: kind, changedFields: event.changedFields))
+                    return make(.contact(try contactState(id, event), kind: kind, changedFields: event.changedFields))
                 }
             case organizationType:
                 guard let id = UUID(text: event.resourceId) else { return .reject("resource_id is not a UUID") }

@@ -52,24 +52,7 @@ extension PostgresAnalyticsStore {
         let tenant = PostgresValue.text(event.tenantID)
         switch event.fact {
         case .contact(let state, let kind, let changed):
-            let row = try await c.query(
-                """
-                WITH old AS (SELECT status FROM analytics.contacts WHERE tenant_id = $1 AND id = $2)
-                INSERT INTO analytics.contacts (tenant_id, id, display_name, email, status, owner_id, tags, custom_fields, has_phone, has_address,
-                    created_at, deleted)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                ON CONFLICT (tenant_id, id) DO UPDATE SET display_name = EXCLUDED.display_name, email = EXCLUDED.email, status = EXCLUDED.status,
-                    owner_id = EXCLUDED.owner_id, tags = EXCLUDED.tags, custom_fields = EXCLUDED.custom_fields, has_phone = EXCLUDED.has_phone,
-                    has_address = EXCLUDED.has_address, deleted = EXCLUDED.deleted
-                RETURNING (SELECT status FROM old) AS old_status
-                """,
-                [
-                    tenant, .uuid(state.id), .text(state.displayName), .text(state.email), .text(state.status), .text(state.ownerID),
-                    .array(state.tags.map(PostgresValue.text), elementType: .text), .jsonb(state.customFieldsJSON), .bool(state.hasPhone),
-                    .bool(state.hasAddress), .timestamp(state.createdAt ?? event.time), .bool(state.deleted),
-                ]
-            ).first
-            let oldStatus = try row?.optionalString("old_status")
+            let oldStatus = try await upsert(state, event, on: c)
             var entry = NewEntry(subjectType: .contact, subjects: [state.id], kind: kind, time: event.time, changedFields: changed)
             if oldStatus == nil || kind == .created {
                 entry.statusTo = state.status
@@ -92,26 +75,25 @@ extension PostgresAnalyticsStore {
             return []
 
         case .contactMerged(let loser, let winner):
-            let binds: [PostgresValue] = [tenant, .uuid(loser), .uuid(winner)]
-            // An activity of both has an entry on each timeline: the winner keeps its own.
-            try await c.query(
-                """
-                DELETE FROM analytics.timeline l WHERE l.tenant_id = $1 AND l.subject_type = 1 AND l.subject_id = $2 AND EXISTS (
-                    SELECT 1 FROM analytics.timeline w WHERE w.tenant_id = $1 AND w.subject_type = 1 AND w.subject_id = $3
-                      AND w.resource_type = l.resource_type AND w.resource_id = l.resource_id AND w.kind = l.kind)
-                """, binds)
-            try await c.query(
-                "UPDATE analytics.timeline SET subject_id = $3 WHERE tenant_id = $1 AND subject_type = 1 AND subject_id = $2", binds)
-            try await c.query(
-                """
-                UPDATE analytics.activities SET contact_ids = ARRAY(SELECT DISTINCT x FROM unnest(array_replace(contact_ids, $2, $3)) AS x ORDER BY x)
-                WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2::uuid]
-                """, binds)
-            try await c.query("DELETE FROM analytics.stage_changes WHERE tenant_id = $1 AND contact_id = $2", Array(binds.prefix(2)))
-            try await c.query("DELETE FROM analytics.alert_states WHERE tenant_id = $1 AND contact_id = $2", Array(binds.prefix(2)))
-            try await c.query("UPDATE analytics.contacts SET deleted = true WHERE tenant_id = $1 AND id = $2", Array(binds.prefix(2)))
+            try await merge(loser: loser, into: winner, tenant: tenant, on: c)
             try await insert(NewEntry(subjectType: .contact, subjects: [winner], kind: .merged, time: event.time, summary: "merged"), event, on: c)
             return [winner]
+
+        case .contactUnmerged(let state, let formerWinner):
+            _ = try await upsert(state, event, on: c)
+            try await unmerge(loser: state.id, from: formerWinner, tenant: tenant, on: c)
+            if !state.status.isEmpty,
+                try await c.query(
+                    "SELECT 1 FROM analytics.stage_changes WHERE tenant_id = $1 AND contact_id = $2 LIMIT 1", [tenant, .uuid(state.id)]
+                ).rows.isEmpty
+            {
+                // A merge from before the log (or a contact that had none): its stage starts again here.
+                try await enterStage(state.status, contact: state.id, at: event.time, tenant: event.tenantID, on: c)
+            }
+            try await insert(
+                NewEntry(subjectType: .contact, subjects: [formerWinner, state.id], kind: .unmerged, time: event.time, summary: "unmerged"), event,
+                on: c)
+            return [state.id, formerWinner]
 
         case .contactErased(let person, let request):
             try await erase(person, request: request, tenantID: event.tenantID, on: c)
@@ -188,6 +170,29 @@ extension PostgresAnalyticsStore {
         }
     }
 
+    /// Keeps a contact's state as the contacts feed last described it. - Returns: its status before, nil if it was new.
+    func upsert(_ state: ContactState, _ event: IngestEvent, on c: PostgresConnection) async throws -> String? {
+        let tenant = PostgresValue.text(event.tenantID)
+        let row = try await c.query(
+            """
+            WITH old AS (SELECT status FROM analytics.contacts WHERE tenant_id = $1 AND id = $2)
+            INSERT INTO analytics.contacts (tenant_id, id, display_name, email, status, owner_id, tags, custom_fields, has_phone, has_address,
+                created_at, deleted)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            ON CONFLICT (tenant_id, id) DO UPDATE SET display_name = EXCLUDED.display_name, email = EXCLUDED.email, status = EXCLUDED.status,
+                owner_id = EXCLUDED.owner_id, tags = EXCLUDED.tags, custom_fields = EXCLUDED.custom_fields, has_phone = EXCLUDED.has_phone,
+                has_address = EXCLUDED.has_address, deleted = EXCLUDED.deleted
+            RETURNING (SELECT status FROM old) AS old_status
+            """,
+            [
+                tenant, .uuid(state.id), .text(state.displayName), .text(state.email), .text(state.status), .text(state.ownerID),
+                .array(state.tags.map(PostgresValue.text), elementType: .text), .jsonb(state.customFieldsJSON), .bool(state.hasPhone),
+                .bool(state.hasAddress), .timestamp(state.createdAt ?? event.time), .bool(state.deleted),
+            ]
+        ).first
+        return try row?.optionalString("old_status")
+    }
+
     static func uuids(_ value: PostgresValue) throws -> [UUID] {
         guard case .array(let elements, _) = value else { return [] }
         return elements.compactMap { if case .uuid(let u) = $0 { return u } else { return nil } }
@@ -232,6 +237,7 @@ extension PostgresAnalyticsStore {
             .affectedRows
         try await c.query("DELETE FROM analytics.contacts WHERE tenant_id = $1 AND id = $2", binds)
         try await c.query("DELETE FROM analytics.alert_states WHERE tenant_id = $1 AND contact_id = $2", binds)
+        try await forgetMergeMoves(of: person, tenantID: tenantID, on: c)
         _ = try await FeedConsumer.forgetSetAside(tenantID: tenantID, resourceID: person.lowercaseText, schema: "analytics", on: c)
         let mentioning = [person.lowercaseText]
         receipt.changesRedacted = try await feed.redact(tenantID: tenantID, resourceIDs: [], mentioning: mentioning, on: c)

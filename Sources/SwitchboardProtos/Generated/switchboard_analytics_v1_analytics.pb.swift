@@ -122,11 +122,13 @@ public enum Switchboard_Analytics_V1_EntryKind: ProtoEnum, CaseIterable, _ProtoJ
     case membership
     /// `ENTRY_KIND_MERGED` = 10.
     case merged
+    /// `ENTRY_KIND_UNMERGED` = 11.
+    case unmerged
     /// A value not defined in this version of the contract.
     case unrecognized(Int32)
 
     /// The defined values.
-    public static let allCases: [Switchboard_Analytics_V1_EntryKind] = [.unspecified, .created, .updated, .deleted, .restored, .statusChanged, .interaction, .note, .meeting, .membership, .merged]
+    public static let allCases: [Switchboard_Analytics_V1_EntryKind] = [.unspecified, .created, .updated, .deleted, .restored, .statusChanged, .interaction, .note, .meeting, .membership, .merged, .unmerged]
 
     static let _protoJSONNames: [(name: String, number: Int32)] = [
         ("ENTRY_KIND_UNSPECIFIED", 0),
@@ -140,6 +142,7 @@ public enum Switchboard_Analytics_V1_EntryKind: ProtoEnum, CaseIterable, _ProtoJ
         ("ENTRY_KIND_MEETING", 8),
         ("ENTRY_KIND_MEMBERSHIP", 9),
         ("ENTRY_KIND_MERGED", 10),
+        ("ENTRY_KIND_UNMERGED", 11),
     ]
 
     /// Creates the enum from its wire value.
@@ -156,6 +159,7 @@ public enum Switchboard_Analytics_V1_EntryKind: ProtoEnum, CaseIterable, _ProtoJ
         case 8: self = .meeting
         case 9: self = .membership
         case 10: self = .merged
+        case 11: self = .unmerged
         default: self = .unrecognized(protoValue)
         }
     }
@@ -174,6 +178,7 @@ public enum Switchboard_Analytics_V1_EntryKind: ProtoEnum, CaseIterable, _ProtoJ
         case .meeting: return 8
         case .membership: return 9
         case .merged: return 10
+        case .unmerged: return 11
         case .unrecognized(let value): return value
         }
     }

@@ -143,7 +143,12 @@ typedef enum _Switchboard__Analytics__V1__EntryKind {
   /*
    * Another contact was merged into this one (related: resource_id is the merged contact).
    */
-  SWITCHBOARD__ANALYTICS__V1__ENTRY_KIND__ENTRY_KIND_MERGED = 10
+  SWITCHBOARD__ANALYTICS__V1__ENTRY_KIND__ENTRY_KIND_MERGED = 10,
+  /*
+   * A contact merged into this one was split off again (resource_id is that contact). The restored contact's own
+   * timeline gets the same entry.
+   */
+  SWITCHBOARD__ANALYTICS__V1__ENTRY_KIND__ENTRY_KIND_UNMERGED = 11
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__ANALYTICS__V1__ENTRY_KIND)
 } Switchboard__Analytics__V1__EntryKind;
 typedef enum _Switchboard__Analytics__V1__Grouping {

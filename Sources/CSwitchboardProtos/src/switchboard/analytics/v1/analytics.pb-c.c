@@ -6893,7 +6893,7 @@ const ProtobufCEnumDescriptor switchboard__analytics__v1__source__descriptor =
   switchboard__analytics__v1__source__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue switchboard__analytics__v1__entry_kind__enum_values_by_number[11] =
+static const ProtobufCEnumValue switchboard__analytics__v1__entry_kind__enum_values_by_number[12] =
 {
   { "ENTRY_KIND_UNSPECIFIED", "SWITCHBOARD__ANALYTICS__V1__ENTRY_KIND__ENTRY_KIND_UNSPECIFIED", 0 },
   { "ENTRY_KIND_CREATED", "SWITCHBOARD__ANALYTICS__V1__ENTRY_KIND__ENTRY_KIND_CREATED", 1 },
@@ -6906,11 +6906,12 @@ static const ProtobufCEnumValue switchboard__analytics__v1__entry_kind__enum_val
   { "ENTRY_KIND_MEETING", "SWITCHBOARD__ANALYTICS__V1__ENTRY_KIND__ENTRY_KIND_MEETING", 8 },
   { "ENTRY_KIND_MEMBERSHIP", "SWITCHBOARD__ANALYTICS__V1__ENTRY_KIND__ENTRY_KIND_MEMBERSHIP", 9 },
   { "ENTRY_KIND_MERGED", "SWITCHBOARD__ANALYTICS__V1__ENTRY_KIND__ENTRY_KIND_MERGED", 10 },
+  { "ENTRY_KIND_UNMERGED", "SWITCHBOARD__ANALYTICS__V1__ENTRY_KIND__ENTRY_KIND_UNMERGED", 11 },
 };
 static const ProtobufCIntRange switchboard__analytics__v1__entry_kind__value_ranges[] = {
-{0, 0},{0, 11}
+{0, 0},{0, 12}
 };
-static const ProtobufCEnumValueIndex switchboard__analytics__v1__entry_kind__enum_values_by_name[11] =
+static const ProtobufCEnumValueIndex switchboard__analytics__v1__entry_kind__enum_values_by_name[12] =
 {
   { "ENTRY_KIND_CREATED", 1 },
   { "ENTRY_KIND_DELETED", 3 },
@@ -6921,6 +6922,7 @@ static const ProtobufCEnumValueIndex switchboard__analytics__v1__entry_kind__enu
   { "ENTRY_KIND_NOTE", 7 },
   { "ENTRY_KIND_RESTORED", 4 },
   { "ENTRY_KIND_STATUS_CHANGED", 5 },
+  { "ENTRY_KIND_UNMERGED", 11 },
   { "ENTRY_KIND_UNSPECIFIED", 0 },
   { "ENTRY_KIND_UPDATED", 2 },
 };
@@ -6931,9 +6933,9 @@ const ProtobufCEnumDescriptor switchboard__analytics__v1__entry_kind__descriptor
   "EntryKind",
   "Switchboard__Analytics__V1__EntryKind",
   "switchboard.analytics.v1",
-  11,
+  12,
   switchboard__analytics__v1__entry_kind__enum_values_by_number,
-  11,
+  12,
   switchboard__analytics__v1__entry_kind__enum_values_by_name,
   1,
   switchboard__analytics__v1__entry_kind__value_ranges,

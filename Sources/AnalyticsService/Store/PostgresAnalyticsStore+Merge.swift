@@ -1,0 +1,135 @@
+import FoundationEssentials
+import SwitchboardPostgres
+
+extension PostgresAnalyticsStore {
+    /// Folds the loser into the winner and logs what moved (`analytics.merge_moves`, migration 004), so that an UNMERGED
+    /// can reverse it: the loser's timeline entries go to the winner (an activity of both keeps the winner's entry
+    /// only), its activities name the winner instead, its stages and firing alerts go, and it is marked deleted.
+    func merge(loser: UUID, into winner: UUID, tenant: PostgresValue, on c: PostgresConnection) async throws {
+        let binds: [PostgresValue] = [tenant, .uuid(loser), .uuid(winner)]
+        // An activity of both has an entry on each timeline: the winner keeps its own. (Not logged: an UNMERGED copies
+        // the winner's entry back for each restored activity that names the loser again.)
+        try await c.query(
+            """
+            DELETE FROM analytics.timeline l WHERE l.tenant_id = $1 AND l.subject_type = 1 AND l.subject_id = $2 AND EXISTS (
+                SELECT 1 FROM analytics.timeline w WHERE w.tenant_id = $1 AND w.subject_type = 1 AND w.subject_id = $3
+                  AND w.resource_type = l.resource_type AND w.resource_id = l.resource_id AND w.kind = l.kind)
+            """, binds)
+        // A new txid: a WatchTimeline stream of the winner sees the entries it gained.
+        try await c.query(
+            """
+            WITH moved AS (
+                UPDATE analytics.timeline SET subject_id = $3, txid = pg_current_xact_id()
+                WHERE tenant_id = $1 AND subject_type = 1 AND subject_id = $2
+                RETURNING id)
+            INSERT INTO analytics.merge_moves (tenant_id, loser, winner, kind, timeline_id) SELECT $1, $2, $3, 'moved', id FROM moved
+            """, binds)
+        try await c.query(
+            """
+            WITH target AS (
+                SELECT resource_type, resource_id, contact_ids FROM analytics.activities
+                WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2::uuid]
+                FOR UPDATE
+            ), moved AS (
+                UPDATE analytics.activities a
+                SET contact_ids = ARRAY(SELECT DISTINCT x FROM unnest(array_replace(t.contact_ids, $2, $3)) AS x ORDER BY x)
+                FROM target t WHERE a.tenant_id = $1 AND a.resource_type = t.resource_type AND a.resource_id = t.resource_id
+                RETURNING a.resource_type, a.resource_id, t.contact_ids AS before, a.contact_ids AS after)
+            INSERT INTO analytics.merge_moves (tenant_id, loser, winner, kind, resource_type, resource_id, before, after)
+            SELECT $1, $2, $3, 'activity', resource_type, resource_id, before, after FROM moved
+            """, binds)
+        try await c.query(
+            """
+            WITH gone AS (DELETE FROM analytics.stage_changes WHERE tenant_id = $1 AND contact_id = $2 RETURNING id, stage, entered_at)
+            INSERT INTO analytics.merge_moves (tenant_id, loser, winner, kind, row_data)
+            SELECT $1, $2, $3, 'stage', jsonb_build_object('id', id, 'stage', stage, 'entered_at', entered_at) FROM gone
+            """, binds)
+        try await c.query(
+            """
+            WITH gone AS (DELETE FROM analytics.alert_states WHERE tenant_id = $1 AND contact_id = $2 RETURNING alert_id)
+            INSERT INTO analytics.merge_moves (tenant_id, loser, winner, kind, row_data)
+            SELECT $1, $2, $3, 'alert', jsonb_build_object('alert_id', alert_id) FROM gone
+            """, binds)
+        try await c.query("UPDATE analytics.contacts SET deleted = true WHERE tenant_id = $1 AND id = $2", Array(binds.prefix(2)))
+    }
+
+    /// Reverses what ``merge(loser:into:tenant:on:)`` logged for this loser and winner, then forgets the log.
+    ///
+    /// Activities follow their sources: communication and collaboration publish UPDATED for what they move back, and
+    /// those events may arrive before or after this one. So an activity is given its contacts back only if they are
+    /// still as the merge left them (as its source does), and the timeline follows the activities: an entry that moved
+    /// to the winner goes back if it is not an activity's, or if its activity names the restored contact and not the
+    /// winner; an activity that names both again gets a copy of the winner's entry on the restored contact's timeline,
+    /// unless it already has one (an UPDATED that arrived first made it). The stages the loser had entered come back,
+    /// and so do the alerts that were firing for it (so that they do not fire again). A merge applied before the log
+    /// existed moves nothing back.
+    /// - Returns: how many logged moves there were.
+    @discardableResult
+    func unmerge(loser: UUID, from winner: UUID, tenant: PostgresValue, on c: PostgresConnection) async throws -> Int {
+        let binds: [PostgresValue] = [tenant, .uuid(loser), .uuid(winner)]
+        let log = "m.tenant_id = $1 AND m.loser = $2 AND m.winner = $3"
+        try await c.query(
+            """
+            UPDATE analytics.activities a SET contact_ids = m.before
+            FROM analytics.merge_moves m
+            WHERE \(log) AND m.kind = 'activity'
+              AND a.tenant_id = $1 AND a.resource_type = m.resource_type AND a.resource_id = m.resource_id AND a.contact_ids = m.after
+            """, binds)
+        try await c.query(
+            """
+            UPDATE analytics.timeline t SET subject_id = $2, txid = pg_current_xact_id()
+            FROM analytics.merge_moves m
+            WHERE \(log) AND m.kind = 'moved'
+              AND t.tenant_id = $1 AND t.id = m.timeline_id AND t.subject_type = 1 AND t.subject_id = $3
+              AND NOT EXISTS (
+                  SELECT 1 FROM analytics.activities a
+                  WHERE a.tenant_id = $1 AND a.resource_type = t.resource_type AND a.resource_id = t.resource_id
+                    AND (NOT a.contact_ids @> ARRAY[$2::uuid] OR a.contact_ids @> ARRAY[$3::uuid]))
+            """, binds)
+        try await c.query(
+            """
+            INSERT INTO analytics.timeline (tenant_id, subject_type, subject_id, occurred_at, kind, source, resource_type, resource_id, actor_id,
+                changed_fields, summary, activity_kind, status_from, status_to)
+            SELECT DISTINCT ON (w.resource_type, w.resource_id, w.kind) $1, 1, $2, w.occurred_at, w.kind, w.source, w.resource_type,
+                w.resource_id, w.actor_id, w.changed_fields, w.summary, w.activity_kind, w.status_from, w.status_to
+            FROM analytics.merge_moves m
+            JOIN analytics.activities a ON a.tenant_id = $1 AND a.resource_type = m.resource_type AND a.resource_id = m.resource_id
+            JOIN analytics.timeline w ON w.tenant_id = $1 AND w.subject_type = 1 AND w.subject_id = $3
+                AND w.resource_type = a.resource_type AND w.resource_id = a.resource_id
+            WHERE \(log) AND m.kind = 'activity' AND a.contact_ids @> ARRAY[$2::uuid]
+              AND NOT EXISTS (
+                  SELECT 1 FROM analytics.timeline l
+                  WHERE l.tenant_id = $1 AND l.subject_type = 1 AND l.subject_id = $2
+                    AND l.resource_type = w.resource_type AND l.resource_id = w.resource_id AND l.kind = w.kind)
+            ORDER BY w.resource_type, w.resource_id, w.kind, w.id
+            """, binds)
+        // The stages keep their ids, so the history reads in the order it was entered.
+        try await c.query(
+            """
+            INSERT INTO analytics.stage_changes (tenant_id, contact_id, id, stage, entered_at) OVERRIDING SYSTEM VALUE
+            SELECT $1, $2, (m.row_data->>'id')::bigint, m.row_data->>'stage', (m.row_data->>'entered_at')::timestamptz
+            FROM analytics.merge_moves m WHERE \(log) AND m.kind = 'stage'
+            ON CONFLICT DO NOTHING
+            """, binds)
+        try await c.query(
+            """
+            INSERT INTO analytics.alert_states (tenant_id, alert_id, contact_id)
+            SELECT $1, x.id, $2 FROM analytics.merge_moves m JOIN analytics.alerts x ON x.tenant_id = $1 AND x.id = (m.row_data->>'alert_id')::uuid
+            WHERE \(log) AND m.kind = 'alert'
+            ON CONFLICT DO NOTHING
+            """, binds)
+        return try await c.query("DELETE FROM analytics.merge_moves m WHERE \(log)", binds).affectedRows
+    }
+
+    /// Forgets every logged merge move that names an erased person: a merge of theirs can no longer be reversed, and
+    /// an activity's logged contacts must not bring them back.
+    func forgetMergeMoves(of person: UUID, tenantID: String, on c: PostgresConnection) async throws {
+        let binds: [PostgresValue] = [.text(tenantID), .uuid(person)]
+        try await c.query("DELETE FROM analytics.merge_moves WHERE tenant_id = $1 AND (loser = $2 OR winner = $2)", binds)
+        try await c.query(
+            """
+            UPDATE analytics.merge_moves SET before = array_remove(before, $2), after = array_remove(after, $2)
+            WHERE tenant_id = $1 AND kind = 'activity' AND (before @> ARRAY[$2::uuid] OR after @> ARRAY[$2::uuid])
+            """, binds)
+    }
+}

@@ -259,6 +259,13 @@ final class PreferencesTests {
         #expect(held.status == .scheduled && held.attempts == 0 && held.lastError.hasPrefix("held by the contact's quiet hours until "), "\(held)")
         #expect(held.lastError.hasSuffix(hhmm(minutes + 60) + ":00Z"), "\(held.lastError)")
         #expect(!provider.requests.contains { $0.idempotencyKey == send.id })
+        // A send that asks to ignore the quiet hours (a password reset) goes out inside them.
+        _ = try await client.recordConsent(contact: contact, purpose: "transactional")
+        let reset = try await client.send(contact: contact, purpose: "transactional") { $0.ignoreQuietHours = true }
+        #expect(reset.ignoreQuietHours)
+        let delivered = try await client.settled(reset.id)
+        #expect(delivered.status == .sent && delivered.attempts == 1 && delivered.ignoreQuietHours, "\(delivered)")
+        #expect(try await client.getSend(send.id).status == .scheduled)
         // When the window has ended (moved here by hand), the send goes out.
         _ = try await client.setPreferences(contact, paths: ["quiet_hours"]) { _ in }
         _ = try await harness.pool.transaction(settings: ["app.tenant_id": t]) { c in

@@ -31,6 +31,8 @@ public struct SendData: Sendable, Hashable {
     public var sendAt: Date?
     /// The body is HTML (e-mail only); with a template, the template's. nil: not stated (text, or the template's).
     public var html: Bool?
+    /// Deliver even inside the contact's quiet hours (consent and do-not-contact still apply).
+    public var ignoreQuietHours = false
 
     /// Creates send data.
     public init(contactID: UUID, channel: Channel, purpose: String, toAddress: String) {
@@ -77,6 +79,8 @@ public struct SendRecord: Sendable, Hashable {
     public var campaignID: UUID?
     /// The body is HTML.
     public var html = false
+    /// It may be delivered inside the contact's quiet hours.
+    public var ignoreQuietHours = false
     /// When it was made.
     public var createdAt: Date
     /// Who made it.

@@ -629,5 +629,10 @@ CREATE POLICY tenant_isolation ON communication.contact_fields
 ALTER TABLE communication.templates ADD COLUMN body_format smallint NOT NULL DEFAULT 1 CHECK (body_format IN (1, 2));
 ALTER TABLE communication.sends ADD COLUMN body_format smallint NOT NULL DEFAULT 1 CHECK (body_format IN (1, 2));
 """#),
+        Migration(version: 20, name: "ignore_quiet_hours", sql: #"""
+-- A send may be delivered inside the contact's quiet hours (Send.ignore_quiet_hours: what the person is waiting for,
+-- such as a password reset). Every existing send keeps to them.
+ALTER TABLE communication.sends ADD COLUMN ignore_quiet_hours boolean NOT NULL DEFAULT false;
+"""#),
     ]
 }

@@ -28,6 +28,7 @@ enum SendMapping {
         data.templateValues = values
         data.sendAt = p.sendAt
         data.html = TemplateMapping.bodyFormat(p.bodyFormat, field: "send.body_format", violations: &violations)
+        data.ignoreQuietHours = p.ignoreQuietHours
         if !violations.isEmpty { throw CommunicationError.invalid(violations) }
         return data
     }
@@ -53,6 +54,7 @@ enum SendMapping {
         p.interactionId = r.status == .sent ? r.id.lowercaseText : ""
         p.campaignId = r.campaignID?.lowercaseText ?? ""
         p.bodyFormat = r.html ? .html : .text
+        p.ignoreQuietHours = r.ignoreQuietHours
         var audit = Switchboard_Common_V1_AuditStamps()
         audit.createTime = r.createdAt
         audit.createdBy = r.createdBy

@@ -22,6 +22,8 @@ public struct ClaimedSend: Sendable, Hashable {
     public var attempt: Int
     /// Attempts allowed.
     public var maxAttempts: Int
+    /// The send may go out inside the contact's quiet hours.
+    public var ignoreQuietHours = false
 }
 
 /// How a dispatch attempt ended, as recorded.
@@ -115,14 +117,15 @@ public struct PostgresDispatchStore: Sendable {
                 FOR UPDATE SKIP LOCKED
             ) due
             WHERE s.tenant_id = due.tenant_id AND s.id = due.id
-            RETURNING s.tenant_id, s.id, s.contact_id, s.channel, s.purpose, s.to_address, s.payload, s.attempts, s.max_attempts
+            RETURNING s.tenant_id, s.id, s.contact_id, s.channel, s.purpose, s.to_address, s.payload, s.attempts, s.max_attempts, s.ignore_quiet_hours
             """, [.uuid(owner), .int(Int64(leaseSeconds)), .int(Int64(limit))]
         ).rows.map { row in
             ClaimedSend(
                 tenantID: try row.string("tenant_id"), id: try row.uuid("id"), contactID: try row.uuid("contact_id"),
                 channel: Channel(rawValue: Int(try row.int("channel"))) ?? .email, purpose: try row.string("purpose"),
                 toAddress: try row.string("to_address"), payload: try row.bytes("payload"),
-                attempt: Int(try row.int("attempts")), maxAttempts: Int(try row.int("max_attempts")))
+                attempt: Int(try row.int("attempts")), maxAttempts: Int(try row.int("max_attempts")),
+                ignoreQuietHours: try row.bool("ignore_quiet_hours"))
         }
     }
 
@@ -138,7 +141,7 @@ public struct PostgresDispatchStore: Sendable {
 
     /// Whether this send may go out now, read in the send's tenant at dispatch time: refused when its address is
     /// suppressed (an erased person's), consent is missing or withdrawn, or the contact asked not to be contacted;
-    /// held during the contact's quiet hours. Consent and preferences are read in one statement: the dispatcher makes
+    /// held during the contact's quiet hours unless it asked to ignore them. Consent and preferences are read in one statement: the dispatcher makes
     /// this check for every send, each read taking a pooled connection.
     public func verdict(for send: ClaimedSend) async throws -> Verdict {
         if let secret = suppressionSecret {
@@ -169,7 +172,7 @@ public struct PostgresDispatchStore: Sendable {
         default: return .refuse("consent was withdrawn before the send was due")
         }
         if try row.bool("do_not_contact") { return .refuse("the contact asked not to be contacted") }
-        return try row.bool("quiet") ? .hold : .send
+        return try row.bool("quiet") && !send.ignoreQuietHours ? .hold : .send
     }
 
     /// Puts a claimed send back to SCHEDULED until the contact's quiet hours end, if the database's now is inside them

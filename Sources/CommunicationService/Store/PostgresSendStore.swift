@@ -13,7 +13,7 @@ public struct PostgresSendStore: SendStore {
     static let sendType = "switchboard.communication.v1.Send"
     static let columns = """
         id, contact_id, channel, purpose, to_address, subject, body, template_id, template_version, send_at, status, attempts, last_error, \
-        provider_message_id, sent_at, created_at, created_by, updated_at, updated_by, delivery_state, campaign_id, body_format
+        provider_message_id, sent_at, created_at, created_by, updated_at, updated_by, delivery_state, campaign_id, body_format, ignore_quiet_hours
         """
 
     /// Creates the store.
@@ -51,6 +51,7 @@ public struct PostgresSendStore: SendStore {
         record.deliveryState = DeliveryState(rawValue: Int(try row.int("delivery_state"))) ?? .none
         if case .uuid(let campaign) = row["campaign_id"] { record.campaignID = campaign }
         record.html = try row.int("body_format") == 2
+        record.ignoreQuietHours = try row.bool("ignore_quiet_hours")
         return record
     }
 
@@ -73,16 +74,16 @@ public struct PostgresSendStore: SendStore {
             let row = try await c.query(
                 """
                 INSERT INTO communication.sends (tenant_id, id, contact_id, channel, purpose, to_address, subject, body, template_id,
-                    template_version, payload, send_at, max_attempts, next_attempt_at, created_by, updated_by, body_format)
+                    template_version, payload, send_at, max_attempts, next_attempt_at, created_by, updated_by, body_format, ignore_quiet_hours)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, greatest(coalesce($12, now()), now()), $13,
-                    greatest(coalesce($12, now()), now()), $14, $14, $15)
+                    greatest(coalesce($12, now()), now()), $14, $14, $15, $16)
                 RETURNING \(Self.columns)
                 """,
                 [
                     .text(actor.tenantID), .uuid(id), .uuid(data.contactID), .int(Int64(data.channel.rawValue)), .text(data.purpose),
                     .text(data.toAddress), .text(subject), .text(body), template.map { .uuid($0.id) } ?? .null,
                     template.map { .int(Int64($0.version)) } ?? .null, .bytes(payload), data.sendAt.map(PostgresValue.timestamp) ?? .null,
-                    .int(Int64(maxAttempts)), .text(actor.userID), .int(data.html == true ? 2 : 1),
+                    .int(Int64(maxAttempts)), .text(actor.userID), .int(data.html == true ? 2 : 1), .bool(data.ignoreQuietHours),
                 ]
             ).first!
             let record = try Self.record(row)

@@ -2821,6 +2821,9 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
     /// Field `body_format` = 20.
     public var bodyFormat: Switchboard_Communication_V1_BodyFormat = .init(protoValue: 0)
 
+    /// Field `ignore_quiet_hours` = 21.
+    public var ignoreQuietHours: Bool = false
+
     /// Creates the message with every field at its default.
     public init() {}
 
@@ -2851,6 +2854,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         self.interactionId = r.string(17)
         self.campaignId = r.string(18)
         self.bodyFormat = r.enumeration(19)
+        self.ignoreQuietHours = r.bool(20)
     }
 
     func _write(to w: _CMessageWriter) {
@@ -2874,6 +2878,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         w.setString(17, interactionId)
         w.setString(18, campaignId)
         w.setEnumeration(19, bodyFormat)
+        w.setBool(20, ignoreQuietHours)
     }
 
     /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -2899,6 +2904,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         e.field(&o, "interactionId", self.interactionId)
         e.field(&o, "campaignId", self.campaignId)
         e.field(&o, "bodyFormat", self.bodyFormat)
+        e.field(&o, "ignoreQuietHours", self.ignoreQuietHours)
         return .object(o)
     }
 
@@ -2914,6 +2920,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
         w.field("contactId", self.contactId)
         w.field("deliveryState", self.deliveryState)
         w.field("id", self.id)
+        w.field("ignoreQuietHours", self.ignoreQuietHours)
         w.field("interactionId", self.interactionId)
         w.field("lastError", self.lastError)
         w.field("providerMessageId", self.providerMessageId)
@@ -2953,6 +2960,7 @@ public struct Switchboard_Communication_V1_Send: ProtoMessage, _CBridgedMessage,
             case "interactionId", "interaction_id": try d.field(18, "interactionId", value, &self.interactionId)
             case "campaignId", "campaign_id": try d.field(19, "campaignId", value, &self.campaignId)
             case "bodyFormat", "body_format": try d.field(20, "bodyFormat", value, &self.bodyFormat)
+            case "ignoreQuietHours", "ignore_quiet_hours": try d.field(21, "ignoreQuietHours", value, &self.ignoreQuietHours)
             default: try d.unknownField(key)
             }
         }

@@ -1010,10 +1010,15 @@ struct  Switchboard__Communication__V1__Send
    * (a different one given here is INVALID_ARGUMENT naming send.body_format).
    */
   Switchboard__Communication__V1__BodyFormat body_format;
+  /*
+   * Deliver even inside the contact's quiet hours: for what the person is waiting for (a password reset, a security
+   * alert, an appointment moved at short notice). Consent and do_not_contact still apply. Campaign sends never do.
+   */
+  protobuf_c_boolean ignore_quiet_hours;
 };
 #define SWITCHBOARD__COMMUNICATION__V1__SEND__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__communication__v1__send__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_UNSPECIFIED }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__CHANNEL__CHANNEL_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SWITCHBOARD__COMMUNICATION__V1__SEND_STATUS__SEND_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, SWITCHBOARD__COMMUNICATION__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__COMMUNICATION__V1__BODY_FORMAT__BODY_FORMAT_UNSPECIFIED, 0 }
 
 
 struct  Switchboard__Communication__V1__SendMessageRequest__TemplateValuesEntry
@@ -1421,7 +1426,8 @@ struct  Switchboard__Communication__V1__ContactPreferences
   char *time_zone;
   /*
    * A daily window, in the person's time zone, in which no message is delivered: a send that falls due inside it
-   * stays SCHEDULED until the window ends (its attempts are not counted). Applies to every purpose.
+   * stays SCHEDULED until the window ends (its attempts are not counted). Applies to every purpose; a send
+   * may ask to ignore it (Send.ignore_quiet_hours).
    */
   Switchboard__Communication__V1__QuietHours *quiet_hours;
   /*

@@ -4656,7 +4656,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__render_template
   (ProtobufCMessageInit) switchboard__communication__v1__render_template_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[20] =
+static const ProtobufCFieldDescriptor switchboard__communication__v1__send__field_descriptors[21] =
 {
   {
     "id",
@@ -4898,6 +4898,18 @@ static const ProtobufCFieldDescriptor switchboard__communication__v1__send__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "ignore_quiet_hours",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Communication__V1__Send, ignore_quiet_hours),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__communication__v1__send__field_indices_by_name[] = {
   11,   /* field[11] = attempts */
@@ -4909,6 +4921,7 @@ static const unsigned switchboard__communication__v1__send__field_indices_by_nam
   1,   /* field[1] = contact_id */
   16,   /* field[16] = delivery_state */
   0,   /* field[0] = id */
+  20,   /* field[20] = ignore_quiet_hours */
   17,   /* field[17] = interaction_id */
   12,   /* field[12] = last_error */
   13,   /* field[13] = provider_message_id */
@@ -4924,7 +4937,7 @@ static const unsigned switchboard__communication__v1__send__field_indices_by_nam
 static const ProtobufCIntRange switchboard__communication__v1__send__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 20 }
+  { 0, 21 }
 };
 const ProtobufCMessageDescriptor switchboard__communication__v1__send__descriptor =
 {
@@ -4934,7 +4947,7 @@ const ProtobufCMessageDescriptor switchboard__communication__v1__send__descripto
   "Switchboard__Communication__V1__Send",
   "switchboard.communication.v1",
   sizeof(Switchboard__Communication__V1__Send),
-  20,
+  21,
   switchboard__communication__v1__send__field_descriptors,
   switchboard__communication__v1__send__field_indices_by_name,
   1,  switchboard__communication__v1__send__number_ranges,

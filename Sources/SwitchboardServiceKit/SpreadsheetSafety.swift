@@ -9,3 +9,20 @@ public enum SpreadsheetSafety {
         return "'" + cell
     }
 }
+
+/// RFC 4180 CSV lines, as every export of the platform writes them (contacts' export, analytics' reports). Pure.
+public enum CSV {
+    /// One line: cells joined by commas, each quoted where needed (``quoted(_:)``), defused first when
+    /// `spreadsheetSafe` (``SpreadsheetSafety/defused(_:)``), CRLF-terminated.
+    public static func line(_ cells: [String], spreadsheetSafe: Bool = false) -> String {
+        cells.map { quoted(spreadsheetSafe ? SpreadsheetSafety.defused($0) : $0) }.joined(separator: ",") + "\r\n"
+    }
+
+    /// A cell, quoted (quotes doubled) when it holds a comma, quote or line break, or starts or ends with a space (which
+    /// some readers trim from an unquoted cell).
+    public static func quoted(_ cell: String) -> String {
+        let needs = cell.utf8.contains { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D } || cell.hasPrefix(" ") || cell.hasSuffix(" ")
+        guard needs else { return cell }
+        return "\"" + cell.replacing("\"", with: "\"\"") + "\""
+    }
+}

@@ -414,6 +414,11 @@ struct ImportMappingTests {
         ] {
             #expect(SpreadsheetSafety.defused(cell) == expected)
         }
+        // The one CSV line writer every export uses (contacts' export, analytics' reports).
+        #expect(
+            CSV.line(["a", "b,c", "say \"hi\"", "x\ny", " lead", "trail ", "=1"])
+                == "a,\"b,c\",\"say \"\"hi\"\"\",\"x\ny\",\" lead\",\"trail \",=1\r\n")
+        #expect(CSV.line(["=1", "-2,3"], spreadsheetSafe: true) == "'=1,\"'-2,3\"\r\n")
     }
 
     @Test("CSV lists keep a ';' in a tag, address line or label, a ':' in a label and backslashes, through export and import")

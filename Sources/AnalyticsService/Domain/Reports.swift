@@ -175,12 +175,9 @@ public struct ReportSpec: Sendable, Hashable {
         return ReportSpec(columns: parsed, filters: specs, groupBy: group, start: start, end: end)
     }
 
-    /// One CSV line (RFC 4180: fields with a comma, quote, CR or LF are quoted, quotes doubled), CRLF-terminated.
+    /// One CSV line, as every export writes it (``CSV/line(_:spreadsheetSafe:)``).
     public static func csvLine(_ values: [String], spreadsheetSafe: Bool = false) -> String {
-        values.map { spreadsheetSafe ? SpreadsheetSafety.defused($0) : $0 }.map { value in
-            guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-            return "\"" + value.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
-        }.joined(separator: ",") + "\r\n"
+        CSV.line(values, spreadsheetSafe: spreadsheetSafe)
     }
 }
 

@@ -180,16 +180,7 @@ public struct ContactCSVWriter: Sendable {
         return value.text
     }
 
-    private func line(_ cells: [String]) -> String {
-        cells.map { Self.quoted(spreadsheetSafe ? SpreadsheetSafety.defused($0) : $0) }.joined(separator: ",") + "\r\n"
-    }
-
-    /// A cell, quoted when it holds a delimiter, quote or line break, or starts or ends with a space.
-    static func quoted(_ cell: String) -> String {
-        let needs = cell.utf8.contains { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D } || cell.hasPrefix(" ") || cell.hasSuffix(" ")
-        guard needs else { return cell }
-        return "\"" + cell.replacing("\"", with: "\"\"") + "\""
-    }
+    private func line(_ cells: [String]) -> String { CSV.line(cells, spreadsheetSafe: spreadsheetSafe) }
 }
 
 /// Writes contacts as vCard 3.0 or 4.0: N, FN, EMAIL, TEL, ADR, CATEGORIES, KIND (4.0) or X-ABSHOWAS (3.0), ORG for

@@ -170,9 +170,10 @@ final class ContactFieldsTests {
                 $0.bodyFormat = .html
             }
         }
-        #expect(sms?.code == .invalidArgument && fields(sms) == ["send.body_format"])
-        let smsTemplate = await rpcError { _ = try await client.createTemplate("S", channel: .sms, body: "b", format: .html) }
-        #expect(smsTemplate?.code == .invalidArgument && fields(smsTemplate) == ["template.body_format"])
+        // The helper's subject too: an SMS has none.
+        #expect(sms?.code == .invalidArgument && fields(sms) == ["send.body_format", "send.subject"])
+        let smsTemplate = await rpcError { _ = try await client.createTemplate("S", channel: .sms, subject: "Hi", body: "b", format: .html) }
+        #expect(smsTemplate?.code == .invalidArgument && fields(smsTemplate) == ["template.body_format", "template.subject"])
         let unsafe = await rpcError { _ = try await client.createTemplate("U", body: "<a href=\"{{custom.site}}\">site</a>", format: .html) }
         #expect(unsafe?.code == .invalidArgument && fields(unsafe) == ["template.body"])
         // An update that does not state the format keeps the template's: a client that does not know the field cannot

@@ -103,6 +103,7 @@ final class ContactsFeedTests {
         _ = try await client.recordConsent(contact: loser, status: .withdrawn, basis: .unspecified, source: "unsubscribe")
         let pending = try await client.send(contact: loser, to: "+1 555 0199", purpose: "surveys") {
             $0.channel = .sms
+            $0.subject = ""
             $0.sendAt = Date().addingTimeInterval(3600)
         }
         try await apply([try event(t, loser, .merged, related: [winner])])

@@ -170,6 +170,15 @@ struct TemplateRulesTests {
         ) {
             try SendRules.validate(send, now: Date())
         }
+        // An SMS has no subject: one given is refused, not dropped.
+        var sms = SendData(contactID: UUID(), channel: .sms, purpose: "news", toAddress: "+1 555 0100")
+        sms.subject = "Hi"
+        sms.body = "b"
+        #expect(throws: CommunicationError.invalid([Violation("send.subject", "is for e-mail only (an SMS has no subject)", reason: "INVALID")])) {
+            try SendRules.validate(sms, now: Date())
+        }
+        sms.subject = ""
+        try SendRules.validate(sms, now: Date())
 
         let wide = TemplateRecord(
             id: UUID(), version: 1, data: TemplateData(name: "t", channel: .email, body: String(repeating: "{{v}}", count: 100)),

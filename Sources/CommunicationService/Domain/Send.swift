@@ -129,6 +129,9 @@ public enum SendRules {
         if data.templateID == nil, data.html == true, data.channel != .email {
             violations.append(Violation("send.body_format", "HTML is for e-mail only", reason: "INVALID"))
         }
+        if data.templateID == nil, !data.subject.isEmpty, data.channel != .email {
+            violations.append(Violation("send.subject", "is for e-mail only (an SMS has no subject)", reason: "INVALID"))
+        }
         if data.subject.utf8.count > InteractionRules.maxSubjectBytes {
             violations.append(Violation("send.subject", "must be at most \(InteractionRules.maxSubjectBytes) bytes", reason: "TOO_LONG"))
         }

@@ -96,6 +96,9 @@ public enum TemplateRules {
         if data.html, data.channel != .email {
             violations.append(Violation("\(prefix).body_format", "HTML is for e-mail templates only", reason: "INVALID"))
         }
+        if !data.subject.isEmpty, data.channel != .email {
+            violations.append(Violation("\(prefix).subject", "is for e-mail templates only (an SMS has no subject)", reason: "INVALID"))
+        }
         var variables: [String] = []
         for (field, text, max) in [("name", data.name, maxNameBytes), ("subject", data.subject, maxSubjectBytes), ("body", data.body, maxBodyBytes)] {
             if InteractionRules.hasNUL(text) {

@@ -11,7 +11,8 @@ enum ProviderWire {
         message.idempotencyKey = id.uuidString.lowercased()
         message.channel = .init(protoValue: Int32(channel.rawValue))
         message.to = to
-        message.subject = subject
+        // Only e-mail has a subject (an SMS template saved before subjects were refused for it may still hold one).
+        message.subject = channel == .email ? subject : ""
         message.body = body
         if html { message.bodyFormat = .html }
         return Array(try message.protoJSONText().utf8)

@@ -669,6 +669,9 @@ struct  Switchboard__Communication__V1__ProviderMessage
    * The address or number to deliver to.
    */
   char *to;
+  /*
+   * E-mail only (empty for other channels).
+   */
   char *subject;
   char *body;
   /*
@@ -768,7 +771,7 @@ struct  Switchboard__Communication__V1__Template
    */
   Switchboard__Communication__V1__Channel channel;
   /*
-   * At most 998 bytes.
+   * At most 998 bytes; e-mail templates only (an SMS has no subject: INVALID_ARGUMENT naming template.subject).
    */
   char *subject;
   /*
@@ -954,7 +957,8 @@ struct  Switchboard__Communication__V1__Send
    */
   char *to_address;
   /*
-   * The text, when no template is named: subject at most 998 bytes, body required, at most 65536 bytes.
+   * The text, when no template is named: subject at most 998 bytes (e-mail only: INVALID_ARGUMENT naming send.subject
+   * otherwise), body required, at most 65536 bytes.
    */
   char *subject;
   char *body;

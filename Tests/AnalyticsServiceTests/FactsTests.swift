@@ -62,7 +62,8 @@ final class FactsTests {
     func mergeMoves(_ t: String, as reader: String? = nil) async throws -> [PostgresRow] {
         try await harness.pool.query(
             settings: ["app.tenant_id": reader ?? t],
-            "SELECT kind, coalesce(before::text, '') AS before FROM analytics.merge_moves WHERE tenant_id = $1 ORDER BY id", [.text(t)]
+            "SELECT kind, coalesce(before::text, '') AS before, coalesce(after::text, '') AS after FROM analytics.merge_moves WHERE tenant_id = $1 ORDER BY id",
+            [.text(t)]
         ).rows
     }
 
@@ -133,8 +134,11 @@ final class FactsTests {
         #expect(Set(try moves.map { try $0.string("kind") }) == ["moved", "activity", "stage", "alert"])
         #expect(try await mergeMoves(t, as: tenant()).isEmpty)  // row-level security: another tenant sees none
 
-        // Communication moved the first call back before contacts' UNMERGED reached analytics; the others after it.
+        // Communication moved two calls back before contacts' UNMERGED reached analytics (the loser, still merged away,
+        // does not fire its alert again), the third after it.
         try await call(t, [loser], daysAgo: 3, id: alone)
+        try await call(t, [winner, loser], daysAgo: 1, id: both)
+        #expect(try await changes(t, type: "switchboard.analytics.v1.AlertFired").count == 2)
         try await harness.apply(
             [
                 try event(
@@ -142,7 +146,6 @@ final class FactsTests {
             ],
             source: .contacts)
         try await call(t, [loser], daysAgo: 2, id: alsoAlone)
-        try await call(t, [loser, winner], daysAgo: 1, id: both)
 
         let loserEntries = try await client.allEntries(loser)
         #expect(loserEntries.filter { $0.kind == .interaction }.map(\.resourceId).sorted() == [alone, alsoAlone, both].sorted())
@@ -167,7 +170,7 @@ final class FactsTests {
         let shared = try await call(t, [second, person], daysAgo: 1)
         try await harness.apply([try event(t, contactType, second, .merged, related: [third])], source: .contacts)
         try await harness.apply([try event(t, contactType, person, .erased, related: ["erasure-1"])], source: .contacts)
-        #expect(try await mergeMoves(t).allSatisfy { try !$0.string("before").contains(person) })
+        #expect(try await mergeMoves(t).allSatisfy { try !$0.string("before").contains(person) && !$0.string("after").contains(person) })
         try await harness.apply(
             [try event(t, contactType, second, .unmerged, json: contactJSON(second, given: "Second"), related: [third])], source: .contacts)
         let activity = try await harness.pool.query(
@@ -183,6 +186,50 @@ final class FactsTests {
         #expect(try await !mergeMoves(t).isEmpty)
         try await harness.apply([try event(t, contactType, fourth, .erased, related: ["erasure-2"])], source: .contacts)
         #expect(try await mergeMoves(t).isEmpty)
+    }
+
+    @Test("UNMERGED of a chain (A into B, B into C) in either order: each contact's own entries go home, an activity's follow it")
+    func unmergedChains() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        func unmerge(_ loser: String, from winner: String) async throws {
+            try await harness.apply(
+                [try event(t, contactType, loser, .unmerged, json: contactJSON(loser, given: "Back"), related: [winner])], source: .contacts)
+        }
+        func kinds(_ id: String, of resource: String) async throws -> [Switchboard_Analytics_V1_EntryKind] {
+            try await client.allEntries(id).filter { $0.resourceId == resource }.map(\.kind)
+        }
+        for firstUnmerged in ["B", "A"] {
+            let (a, b, c) = (try await contact(t, given: "A"), try await contact(t, given: "B"), try await contact(t, given: "C"))
+            let shared = try await call(t, [a, c], daysAgo: 1)
+            try await harness.apply([try event(t, contactType, a, .merged, related: [b])], source: .contacts)
+            // Communication re-points the call too, in its own order of ids.
+            try await call(t, [c, b], daysAgo: 1, id: shared)
+            try await harness.apply([try event(t, contactType, b, .merged, related: [c])], source: .contacts)
+            try await call(t, [c], daysAgo: 1, id: shared)
+            #expect(try await client.allEntries(a).isEmpty, "\(firstUnmerged)")
+            #expect(try await client.allEntries(b).isEmpty, "\(firstUnmerged)")
+            if firstUnmerged == "B" {
+                try await unmerge(b, from: c)
+                try await unmerge(a, from: b)
+                // Communication moved the call back in the same order.
+                try await call(t, [b, c], daysAgo: 1, id: shared)
+                try await call(t, [a, c], daysAgo: 1, id: shared)
+                #expect(try await kinds(a, of: shared) == [.interaction])
+                #expect(try await kinds(b, of: shared).isEmpty)
+                #expect(try await kinds(c, of: shared) == [.interaction])
+            } else {
+                try await unmerge(a, from: b)
+                try await unmerge(b, from: c)
+            }
+            // Each contact's CREATED entry is on its own timeline, whatever the order.
+            #expect(try await kinds(a, of: a).contains(.created), "\(firstUnmerged)")
+            #expect(try await kinds(b, of: b).contains(.created), "\(firstUnmerged)")
+            #expect(try await kinds(c, of: a).isEmpty, "\(firstUnmerged)")
+            #expect(try await !kinds(c, of: b).contains(.created), "\(firstUnmerged)")
+            #expect(try await !kinds(b, of: a).contains(.created), "\(firstUnmerged)")
+            #expect(try await mergeMoves(t).isEmpty, "\(firstUnmerged)")
+        }
     }
 
     @Test("ERASED deletes the person's rows, keeps anonymous aggregates, redacts analytics' own events and publishes a receipt")

@@ -82,12 +82,13 @@ extension PostgresAnalyticsStore {
         case .contactUnmerged(let state, let formerWinner):
             _ = try await upsert(state, event, on: c)
             try await unmerge(loser: state.id, from: formerWinner, tenant: tenant, on: c)
-            if !state.status.isEmpty,
-                try await c.query(
-                    "SELECT 1 FROM analytics.stage_changes WHERE tenant_id = $1 AND contact_id = $2 LIMIT 1", [tenant, .uuid(state.id)]
-                ).rows.isEmpty
-            {
-                // A merge from before the log (or a contact that had none): its stage starts again here.
+            let lastStage = try await c.query(
+                "SELECT stage FROM analytics.stage_changes WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id DESC LIMIT 1",
+                [tenant, .uuid(state.id)]
+            ).first
+            if !state.status.isEmpty, try lastStage?.string("stage") != state.status {
+                // A merge from before the log (nothing restored), or a status the history does not end in: the stage
+                // history ends where the contact is.
                 try await enterStage(state.status, contact: state.id, at: event.time, tenant: event.tenantID, on: c)
             }
             try await insert(
@@ -117,23 +118,30 @@ extension PostgresAnalyticsStore {
             return []
 
         case .activity(let activity):
+            // Read with a lock, in a statement of its own: the contacts consumer's merge or unmerge may be rewriting the
+            // row in its own transaction, and the diff below must start from what that committed (a locking read waits
+            // for it and then reads its version; inside the upsert, as a CTE read by RETURNING, it read the upsert's own).
             let row = try await c.query(
                 """
-                WITH old AS (
-                    SELECT contact_ids, organization_ids FROM analytics.activities WHERE tenant_id = $1 AND resource_type = $2 AND resource_id = $3)
+                SELECT contact_ids AS old_contacts, organization_ids AS old_organizations FROM analytics.activities
+                WHERE tenant_id = $1 AND resource_type = $2 AND resource_id = $3
+                FOR UPDATE
+                """, [tenant, .text(activity.resourceType), .text(activity.resourceID)]
+            ).first
+            try await c.query(
+                """
                 INSERT INTO analytics.activities (tenant_id, resource_type, resource_id, kind, is_interaction, actor_id, occurred_at, contact_ids,
                     organization_ids)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 ON CONFLICT (tenant_id, resource_type, resource_id) DO UPDATE SET kind = EXCLUDED.kind, is_interaction = EXCLUDED.is_interaction,
                     occurred_at = EXCLUDED.occurred_at, contact_ids = EXCLUDED.contact_ids, organization_ids = EXCLUDED.organization_ids
-                RETURNING (SELECT contact_ids FROM old) AS old_contacts, (SELECT organization_ids FROM old) AS old_organizations
                 """,
                 [
                     tenant, .text(activity.resourceType), .text(activity.resourceID), .text(activity.kind), .bool(activity.isInteraction),
                     .text(activity.actorID), .timestamp(activity.occurredAt), .array(activity.contactIDs.map(PostgresValue.uuid), elementType: .uuid),
                     .array(activity.organizationIDs.map(PostgresValue.uuid), elementType: .uuid),
                 ]
-            ).first
+            )
             let oldContacts = Set(try Self.uuids(row?["old_contacts"] ?? .null))
             let oldOrganizations = Set(try Self.uuids(row?["old_organizations"] ?? .null))
             // The timeline follows the activity's subjects: new subjects get its entry, subjects it left lose it.
@@ -261,7 +269,9 @@ extension PostgresAnalyticsStore {
         return (alerts, try modelRow.map(Self.model) ?? .default)
     }
 
-    /// Fires (publishes AlertFired) each alert a contact newly crossed, and re-arms those it fell back from.
+    /// Fires (publishes AlertFired) each alert a contact newly crossed, and re-arms those it fell back from. A deleted
+    /// contact (merged away among them: the sources may move its activities back before its UNMERGED arrives, which
+    /// restores the alerts it had firing) is left as it is.
     func checkAlerts(_ alerts: [AlertValue], model: ScoringModelValue, contacts: [UUID], tenantID: String, on c: PostgresConnection) async throws {
         let (kinds, weights) = Self.modelBinds(model)
         let now = Date()
@@ -269,10 +279,12 @@ extension PostgresAnalyticsStore {
             let row = try await c.query(
                 """
                 SELECT count(*) FILTER (WHERE a.is_interaction)::float8 AS interactions,
-                    coalesce(sum(\(Self.decayedWeight(kinds: 3, weights: 4, time: 5, halfLife: 6))), 0)::float8 AS score
+                    coalesce(sum(\(Self.decayedWeight(kinds: 3, weights: 4, time: 5, halfLife: 6))), 0)::float8 AS score,
+                    coalesce((SELECT deleted FROM analytics.contacts WHERE tenant_id = $1 AND id = $2), false) AS deleted
                 FROM analytics.activities a WHERE a.tenant_id = $1 AND a.contact_ids @> ARRAY[$2::uuid]
                 """, [.text(tenantID), .uuid(contact), kinds, weights, .timestamp(now), .double(model.halfLifeDays)]
             ).first
+            if try row?.bool("deleted") == true { continue }
             let firing = Set(
                 try await c.query(
                     "SELECT alert_id FROM analytics.alert_states WHERE tenant_id = $1 AND contact_id = $2", [.text(tenantID), .uuid(contact)]

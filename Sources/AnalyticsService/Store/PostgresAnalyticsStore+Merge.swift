@@ -7,13 +7,17 @@ extension PostgresAnalyticsStore {
     /// only), its activities name the winner instead, its stages and firing alerts go, and it is marked deleted.
     func merge(loser: UUID, into winner: UUID, tenant: PostgresValue, on c: PostgresConnection) async throws {
         let binds: [PostgresValue] = [tenant, .uuid(loser), .uuid(winner)]
-        // An activity of both has an entry on each timeline: the winner keeps its own. (Not logged: an UNMERGED copies
-        // the winner's entry back for each restored activity that names the loser again.)
+        // An activity of both has an entry on each timeline: the winner keeps its own. (Not logged: an UNMERGED gives
+        // the entries of the activities it restores to the contacts they name again.) Only activities' entries: the
+        // loser's own (such as an UNMERGED entry that the winner has too) move with the rest.
         try await c.query(
             """
-            DELETE FROM analytics.timeline l WHERE l.tenant_id = $1 AND l.subject_type = 1 AND l.subject_id = $2 AND EXISTS (
-                SELECT 1 FROM analytics.timeline w WHERE w.tenant_id = $1 AND w.subject_type = 1 AND w.subject_id = $3
-                  AND w.resource_type = l.resource_type AND w.resource_id = l.resource_id AND w.kind = l.kind)
+            DELETE FROM analytics.timeline l WHERE l.tenant_id = $1 AND l.subject_type = 1 AND l.subject_id = $2
+              AND EXISTS (
+                  SELECT 1 FROM analytics.timeline w WHERE w.tenant_id = $1 AND w.subject_type = 1 AND w.subject_id = $3
+                    AND w.resource_type = l.resource_type AND w.resource_id = l.resource_id AND w.kind = l.kind)
+              AND EXISTS (
+                  SELECT 1 FROM analytics.activities a WHERE a.tenant_id = $1 AND a.resource_type = l.resource_type AND a.resource_id = l.resource_id)
             """, binds)
         // A new txid: a WatchTimeline stream of the winner sees the entries it gained.
         try await c.query(
@@ -56,52 +60,69 @@ extension PostgresAnalyticsStore {
     /// Reverses what ``merge(loser:into:tenant:on:)`` logged for this loser and winner, then forgets the log.
     ///
     /// Activities follow their sources: communication and collaboration publish UPDATED for what they move back, and
-    /// those events may arrive before or after this one. So an activity is given its contacts back only if they are
-    /// still as the merge left them (as its source does), and the timeline follows the activities: an entry that moved
-    /// to the winner goes back if it is not an activity's, or if its activity names the restored contact and not the
-    /// winner; an activity that names both again gets a copy of the winner's entry on the restored contact's timeline,
-    /// unless it already has one (an UPDATED that arrived first made it). The stages the loser had entered come back,
-    /// and so do the alerts that were firing for it (so that they do not fire again). A merge applied before the log
+    /// those events may arrive before or after this one. So an activity gets its contacts back only if they are still
+    /// (as a set) what the merge left (as its source decides too), and its timeline entries then follow the change as
+    /// they follow a source's UPDATED: a contact it names again gets a copy of its entry, one it no longer names loses
+    /// it. The loser's own entries (not an activity's) go back to it wherever they are now (a later merge of the winner
+    /// may have moved them on; that merge's log then no longer moves them). The stages the loser had entered come back, and
+    /// so do the alerts that were firing for it (so that they do not fire again). A merge applied before the log
     /// existed moves nothing back.
     /// - Returns: how many logged moves there were.
     @discardableResult
     func unmerge(loser: UUID, from winner: UUID, tenant: PostgresValue, on c: PostgresConnection) async throws -> Int {
         let binds: [PostgresValue] = [tenant, .uuid(loser), .uuid(winner)]
         let log = "m.tenant_id = $1 AND m.loser = $2 AND m.winner = $3"
+        // One statement: every part reads the timeline as it was before it, so the entries to copy are found even
+        // where the same statement deletes them.
         try await c.query(
             """
-            UPDATE analytics.activities a SET contact_ids = m.before
-            FROM analytics.merge_moves m
-            WHERE \(log) AND m.kind = 'activity'
-              AND a.tenant_id = $1 AND a.resource_type = m.resource_type AND a.resource_id = m.resource_id AND a.contact_ids = m.after
+            WITH restored AS (
+                UPDATE analytics.activities a SET contact_ids = m.before
+                FROM analytics.merge_moves m
+                WHERE \(log) AND m.kind = 'activity' AND a.tenant_id = $1 AND a.resource_type = m.resource_type
+                  AND a.resource_id = m.resource_id AND a.contact_ids @> m.after AND a.contact_ids <@ m.after
+                RETURNING a.resource_type, a.resource_id, m.after AS old, m.before AS new
+            ), dropped AS (
+                DELETE FROM analytics.timeline t USING restored r
+                WHERE t.tenant_id = $1 AND t.subject_type = 1 AND t.resource_type = r.resource_type AND t.resource_id = r.resource_id
+                  AND t.subject_id = ANY(r.old) AND NOT t.subject_id = ANY(r.new)
+                RETURNING t.id
+            ), added AS (
+                INSERT INTO analytics.timeline (tenant_id, subject_type, subject_id, occurred_at, kind, source, resource_type, resource_id,
+                    actor_id, changed_fields, summary, activity_kind, status_from, status_to)
+                SELECT DISTINCT ON (r.resource_type, r.resource_id, x.id, e.kind) $1, 1, x.id, e.occurred_at, e.kind, e.source, e.resource_type,
+                    e.resource_id, e.actor_id, e.changed_fields, e.summary, e.activity_kind, e.status_from, e.status_to
+                FROM restored r
+                CROSS JOIN LATERAL unnest(r.new) AS x(id)
+                JOIN analytics.timeline e ON e.tenant_id = $1 AND e.subject_type = 1 AND e.resource_type = r.resource_type
+                    AND e.resource_id = r.resource_id
+                WHERE NOT x.id = ANY(r.old)
+                  AND NOT EXISTS (
+                      SELECT 1 FROM analytics.timeline l
+                      WHERE l.tenant_id = $1 AND l.subject_type = 1 AND l.subject_id = x.id
+                        AND l.resource_type = r.resource_type AND l.resource_id = r.resource_id AND l.kind = e.kind)
+                ORDER BY r.resource_type, r.resource_id, x.id, e.kind, e.id
+                RETURNING id
+            )
+            SELECT (SELECT count(*) FROM dropped) AS dropped, (SELECT count(*) FROM added) AS added
             """, binds)
+        // The loser's own entries; a new txid, so that a WatchTimeline stream of the loser sees them come back.
         try await c.query(
             """
-            UPDATE analytics.timeline t SET subject_id = $2, txid = pg_current_xact_id()
-            FROM analytics.merge_moves m
-            WHERE \(log) AND m.kind = 'moved'
-              AND t.tenant_id = $1 AND t.id = m.timeline_id AND t.subject_type = 1 AND t.subject_id = $3
-              AND NOT EXISTS (
-                  SELECT 1 FROM analytics.activities a
-                  WHERE a.tenant_id = $1 AND a.resource_type = t.resource_type AND a.resource_id = t.resource_id
-                    AND (NOT a.contact_ids @> ARRAY[$2::uuid] OR a.contact_ids @> ARRAY[$3::uuid]))
-            """, binds)
-        try await c.query(
-            """
-            INSERT INTO analytics.timeline (tenant_id, subject_type, subject_id, occurred_at, kind, source, resource_type, resource_id, actor_id,
-                changed_fields, summary, activity_kind, status_from, status_to)
-            SELECT DISTINCT ON (w.resource_type, w.resource_id, w.kind) $1, 1, $2, w.occurred_at, w.kind, w.source, w.resource_type,
-                w.resource_id, w.actor_id, w.changed_fields, w.summary, w.activity_kind, w.status_from, w.status_to
-            FROM analytics.merge_moves m
-            JOIN analytics.activities a ON a.tenant_id = $1 AND a.resource_type = m.resource_type AND a.resource_id = m.resource_id
-            JOIN analytics.timeline w ON w.tenant_id = $1 AND w.subject_type = 1 AND w.subject_id = $3
-                AND w.resource_type = a.resource_type AND w.resource_id = a.resource_id
-            WHERE \(log) AND m.kind = 'activity' AND a.contact_ids @> ARRAY[$2::uuid]
-              AND NOT EXISTS (
-                  SELECT 1 FROM analytics.timeline l
-                  WHERE l.tenant_id = $1 AND l.subject_type = 1 AND l.subject_id = $2
-                    AND l.resource_type = w.resource_type AND l.resource_id = w.resource_id AND l.kind = w.kind)
-            ORDER BY w.resource_type, w.resource_id, w.kind, w.id
+            WITH back AS (
+                UPDATE analytics.timeline t SET subject_id = $2, txid = pg_current_xact_id()
+                FROM analytics.merge_moves m
+                WHERE \(log) AND m.kind = 'moved' AND t.tenant_id = $1 AND t.id = m.timeline_id AND t.subject_type = 1
+                  AND t.subject_id <> $2
+                  AND NOT EXISTS (
+                      SELECT 1 FROM analytics.activities a
+                      WHERE a.tenant_id = $1 AND a.resource_type = t.resource_type AND a.resource_id = t.resource_id)
+                RETURNING t.id
+            )
+            -- The later merges that moved them on (the winner's into another) no longer move them; the earlier ones that
+            -- moved them into the loser (its own losers' entries) find them where they left them.
+            DELETE FROM analytics.merge_moves x USING back
+            WHERE x.tenant_id = $1 AND x.kind = 'moved' AND x.timeline_id = back.id AND x.winner <> $2 AND NOT (x.loser = $2 AND x.winner = $3)
             """, binds)
         // The stages keep their ids, so the history reads in the order it was entered.
         try await c.query(

@@ -232,6 +232,36 @@ final class FactsTests {
         }
     }
 
+    @Test("WatchTimeline of a merged-away contact streams what its UNMERGED brings back: its own entries, its activities' and the UNMERGED")
+    func watchUnmerged() async throws {
+        let t = tenant()
+        let (loser, winner) = (try await contact(t, given: "Loser"), try await contact(t, given: "Winner"))
+        try await call(t, [loser], daysAgo: 1)
+        try await harness.apply([try event(t, contactType, loser, .merged, related: [winner])], source: .contacts)
+        let client = try await harness.client(tenant: t)
+        let request = {
+            var r = Switchboard_Analytics_V1_WatchTimelineRequest()
+            r.subjectType = .contact
+            r.subjectId = loser
+            return r
+        }()
+        let streamed = try await firstWithin(.seconds(10)) {
+            try await client.stub.watchTimeline(request, options: client.options) { entries in
+                var kinds = Set<Switchboard_Analytics_V1_EntryKind>()
+                for try await entry in entries {
+                    kinds.insert(entry.kind)
+                    if kinds.isSuperset(of: [.created, .interaction, .unmerged]) { return true }
+                }
+                return false
+            }
+        } during: { [harness] in
+            try await Task.sleep(for: .milliseconds(300))
+            try await harness.apply(
+                [try event(t, contactType, loser, .unmerged, json: contactJSON(loser, given: "Loser"), related: [winner])], source: .contacts)
+        }
+        #expect(streamed == true)
+    }
+
     @Test("ERASED deletes the person's rows, keeps anonymous aggregates, redacts analytics' own events and publishes a receipt")
     func erased() async throws {
         let t = tenant()

@@ -70,7 +70,7 @@ public struct AnalyticsDomain: Sendable {
             while !Task.isCancelled {
                 while true {
                     let (entries, next) = try await store.timeline(subject, after: position, limit: 200, actor: actor)
-                    for entry in entries where !visible.contains(entry.id) { try await emit(entry) }
+                    for (entry, at) in entries where !visible.contains(at) { try await emit(entry) }
                     position = next
                     if entries.count < 200 { break }
                 }

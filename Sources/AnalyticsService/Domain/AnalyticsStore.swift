@@ -17,14 +17,15 @@ public struct TimelinePosition: Sendable, Hashable {
 public protocol AnalyticsStore: Sendable {
     /// A page of a subject's timeline, newest first.
     func timeline(_ query: TimelineQuery, actor: Actor) async throws -> [TimelineEntry]
-    /// Where a live stream of the subject starts: a position below which every entry is visible now, and the ids of the
-    /// entries above it that are visible now too (the stream skips them: they are not new).
-    func timelinePosition(_ subject: SubjectRef, actor: Actor) async throws -> (TimelinePosition, visible: Set<Int64>)
-    /// Entries of the subject after `position`, oldest first, and the new position.
+    /// Where a live stream of the subject starts: a position below which every entry is visible now, and the positions
+    /// of the entries above it that are visible now too (the stream skips them: they are not new). Positions, not ids:
+    /// an entry a merge moves away and an unmerge brings back is written again with a new transaction, and is new then.
+    func timelinePosition(_ subject: SubjectRef, actor: Actor) async throws -> (TimelinePosition, visible: Set<TimelinePosition>)
+    /// Entries of the subject after `position`, oldest first, each with its position, and the new position.
     func timeline(
         _ subject: SubjectRef, after position: TimelinePosition, limit: Int, actor: Actor
     ) async throws -> (
-        [TimelineEntry], TimelinePosition
+        [(entry: TimelineEntry, position: TimelinePosition)], TimelinePosition
     )
     /// A contact's metrics (nil when analytics knows nothing of it).
     func metrics(contact: UUID, actor: Actor) async throws -> ContactMetrics

@@ -116,7 +116,7 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
         ).map(Self.entry)
     }
 
-    public func timelinePosition(_ subject: SubjectRef, actor: Actor) async throws -> (TimelinePosition, visible: Set<Int64>) {
+    public func timelinePosition(_ subject: SubjectRef, actor: Actor) async throws -> (TimelinePosition, visible: Set<TimelinePosition>) {
         // One snapshot: every row of a transaction older than its xmin is visible (the stream starts after them); rows of
         // newer transactions that are visible already (committed while an older transaction anywhere in the cluster
         // is still open) are listed so the stream skips them.
@@ -124,18 +124,22 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
             actor,
             """
             WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-            SELECT (s.xmin::text::numeric - 1)::text AS tx, t.id FROM s LEFT JOIN analytics.timeline t
+            SELECT (s.xmin::text::numeric - 1)::text AS tx, t.id, t.txid::text AS txid_text FROM s LEFT JOIN analytics.timeline t
                 ON t.tenant_id = $1 AND t.subject_type = $2 AND t.subject_id = $3 AND t.txid >= s.xmin
             """, [.text(actor.tenantID), .int(Int64(subject.kind.rawValue)), .uuid(subject.id)])
         let transaction = UInt64(try rows.first?.string("tx") ?? "0") ?? 0
-        let visible = Set(rows.compactMap { row -> Int64? in if case .int(let id) = row["id"] { return id } else { return nil } })
+        let visible = Set(
+            try rows.compactMap { row -> TimelinePosition? in
+                guard case .int(let id) = row["id"], let txid = UInt64(try row.string("txid_text")) else { return nil }
+                return TimelinePosition(transaction: txid, id: id)
+            })
         return (TimelinePosition(transaction: transaction, id: .max), visible)
     }
 
     public func timeline(
         _ subject: SubjectRef, after position: TimelinePosition, limit: Int, actor: Actor
     ) async throws -> (
-        [TimelineEntry], TimelinePosition
+        [(entry: TimelineEntry, position: TimelinePosition)], TimelinePosition
     ) {
         let rows = try await read(
             actor,
@@ -152,7 +156,7 @@ public struct PostgresAnalyticsStore: AnalyticsStore {
         var next = position
         let entries = try rows.map { row in
             next = TimelinePosition(transaction: UInt64(try row.string("txid_text")) ?? position.transaction, id: try row.int("id"))
-            return try Self.entry(row)
+            return (entry: try Self.entry(row), position: next)
         }
         return (entries, next)
     }

@@ -120,6 +120,7 @@ final class FactsTests {
         let alone = try await call(t, [loser], daysAgo: 3)
         let alsoAlone = try await call(t, [loser], daysAgo: 2)
         let both = try await call(t, [loser, winner], daysAgo: 1)
+        let fourth = try await call(t, [loser], daysAgo: 2.5)
         try await call(t, [winner], daysAgo: 0.5)
         let client = try await harness.client(tenant: t)
         let stagesBefore = try await client.metrics(loser).stageHistory
@@ -128,16 +129,17 @@ final class FactsTests {
 
         try await harness.apply([try event(t, contactType, loser, .merged, related: [winner])], source: .contacts)
         #expect(try await client.allEntries(loser).isEmpty)
-        #expect(try await client.metrics(winner).interactions == 4)
-        #expect(try await changes(t, type: "switchboard.analytics.v1.AlertFired").count == 2)  // the winner's four
+        #expect(try await client.metrics(winner).interactions == 5)
+        #expect(try await changes(t, type: "switchboard.analytics.v1.AlertFired").count == 2)  // the winner's five
         let moves = try await mergeMoves(t)
         #expect(Set(try moves.map { try $0.string("kind") }) == ["moved", "activity", "stage", "alert"])
         #expect(try await mergeMoves(t, as: tenant()).isEmpty)  // row-level security: another tenant sees none
 
-        // Communication moved two calls back before contacts' UNMERGED reached analytics (the loser, still merged away,
-        // does not fire its alert again), the third after it.
+        // Communication moved three calls back before contacts' UNMERGED reached analytics (the loser, still merged away,
+        // has three again and does not fire its alert again), the fourth after it.
         try await call(t, [loser], daysAgo: 3, id: alone)
         try await call(t, [winner, loser], daysAgo: 1, id: both)
+        try await call(t, [loser], daysAgo: 2, id: alsoAlone)
         #expect(try await changes(t, type: "switchboard.analytics.v1.AlertFired").count == 2)
         try await harness.apply(
             [
@@ -145,10 +147,10 @@ final class FactsTests {
                     t, contactType, loser, .unmerged, json: contactJSON(loser, given: "Loser", status: "CONTACT_STATUS_CUSTOMER"), related: [winner])
             ],
             source: .contacts)
-        try await call(t, [loser], daysAgo: 2, id: alsoAlone)
+        try await call(t, [loser], daysAgo: 2.5, id: fourth)
 
         let loserEntries = try await client.allEntries(loser)
-        #expect(loserEntries.filter { $0.kind == .interaction }.map(\.resourceId).sorted() == [alone, alsoAlone, both].sorted())
+        #expect(loserEntries.filter { $0.kind == .interaction }.map(\.resourceId).sorted() == [alone, alsoAlone, both, fourth].sorted())
         #expect(loserEntries.filter { $0.kind == .created }.count == 1)
         #expect(loserEntries.first?.kind == .unmerged && loserEntries.first?.resourceId == loser)
         let winnerEntries = try await client.allEntries(winner)
@@ -156,7 +158,7 @@ final class FactsTests {
         #expect(winnerEntries.filter { $0.kind == .created }.count == 1)
         #expect(Set(winnerEntries.prefix(2).map(\.kind)) == [.unmerged, .merged])
         let (loserMetrics, winnerMetrics) = (try await client.metrics(loser), try await client.metrics(winner))
-        #expect(loserMetrics.interactions == 3 && winnerMetrics.interactions == 2)
+        #expect(loserMetrics.interactions == 4 && winnerMetrics.interactions == 2)
         #expect(loserMetrics.lifecycleStage == "CUSTOMER" && loserMetrics.stageHistory.map(\.stage) == ["CUSTOMER"])
         #expect(loserMetrics.stageHistory.map(\.time) == stagesBefore.map(\.time))
         // The loser's alert was still firing: restored, not fired again.
@@ -181,10 +183,10 @@ final class FactsTests {
         #expect(try await client.allEntries(second).contains { $0.resourceId == shared })
         #expect(try await client.allEntries(third).contains { $0.resourceId == shared } == false)
         // The winner's erasure forgets its merges' logs.
-        let fourth = try await contact(t, given: "Fourth")
-        try await harness.apply([try event(t, contactType, second, .merged, related: [fourth])], source: .contacts)
+        let last = try await contact(t, given: "Last")
+        try await harness.apply([try event(t, contactType, second, .merged, related: [last])], source: .contacts)
         #expect(try await !mergeMoves(t).isEmpty)
-        try await harness.apply([try event(t, contactType, fourth, .erased, related: ["erasure-2"])], source: .contacts)
+        try await harness.apply([try event(t, contactType, last, .erased, related: ["erasure-2"])], source: .contacts)
         #expect(try await mergeMoves(t).isEmpty)
     }
 
@@ -203,8 +205,8 @@ final class FactsTests {
             let (a, b, c) = (try await contact(t, given: "A"), try await contact(t, given: "B"), try await contact(t, given: "C"))
             let shared = try await call(t, [a, c], daysAgo: 1)
             try await harness.apply([try event(t, contactType, a, .merged, related: [b])], source: .contacts)
-            // Communication re-points the call too, in its own order of ids.
-            try await call(t, [c, b], daysAgo: 1, id: shared)
+            // Communication re-points the call too, in its own order of ids (not analytics' sorted one).
+            try await call(t, [b, c].sorted(by: >), daysAgo: 1, id: shared)
             try await harness.apply([try event(t, contactType, b, .merged, related: [c])], source: .contacts)
             try await call(t, [c], daysAgo: 1, id: shared)
             #expect(try await client.allEntries(a).isEmpty, "\(firstUnmerged)")
@@ -212,7 +214,11 @@ final class FactsTests {
             if firstUnmerged == "B" {
                 try await unmerge(b, from: c)
                 try await unmerge(a, from: b)
-                // Communication moved the call back in the same order.
+                // Analytics alone (the call's contacts as a set, then its entries following them): as before the merges.
+                #expect(try await kinds(a, of: shared) == [.interaction])
+                #expect(try await kinds(b, of: shared).isEmpty)
+                #expect(try await kinds(c, of: shared) == [.interaction])
+                // Communication moves the call back in the same order: nothing changes.
                 try await call(t, [b, c], daysAgo: 1, id: shared)
                 try await call(t, [a, c], daysAgo: 1, id: shared)
                 #expect(try await kinds(a, of: shared) == [.interaction])
@@ -230,6 +236,16 @@ final class FactsTests {
             #expect(try await !kinds(b, of: a).contains(.created), "\(firstUnmerged)")
             #expect(try await mergeMoves(t).isEmpty, "\(firstUnmerged)")
         }
+        // Four links, undone from the top (the last merge first).
+        var chain: [String] = []
+        for name in ["A", "B", "C", "D"] { chain.append(try await contact(t, given: name)) }
+        for i in 0..<3 { try await harness.apply([try event(t, contactType, chain[i], .merged, related: [chain[i + 1]])], source: .contacts) }
+        for i in (0..<3).reversed() { try await unmerge(chain[i], from: chain[i + 1]) }
+        for (i, id) in chain.enumerated() {
+            let created = try await client.allEntries(id).filter { $0.kind == .created }.map(\.resourceId)
+            #expect(created == [id], "contact \(i): \(created)")
+        }
+        #expect(try await mergeMoves(t).isEmpty)
     }
 
     @Test("WatchTimeline of a merged-away contact streams what its UNMERGED brings back: its own entries, its activities' and the UNMERGED")
@@ -245,19 +261,30 @@ final class FactsTests {
             r.subjectId = loser
             return r
         }()
-        let streamed = try await firstWithin(.seconds(10)) {
+        // The stream is known to be live once it sees a call logged after it started (the probes, one every 300 ms);
+        // then the UNMERGED is applied, and what it brings back must stream.
+        let unmerged: @Sendable () async throws -> Void = { [harness] in
+            try await harness.apply(
+                [try event(t, contactType, loser, .unmerged, json: contactJSON(loser, given: "Loser"), related: [winner])], source: .contacts)
+        }
+        let streamed = try await firstWithin(.seconds(20)) {
             try await client.stub.watchTimeline(request, options: client.options) { entries in
                 var kinds = Set<Switchboard_Analytics_V1_EntryKind>()
                 for try await entry in entries {
+                    if kinds.isEmpty { try await unmerged() }
                     kinds.insert(entry.kind)
-                    if kinds.isSuperset(of: [.created, .interaction, .unmerged]) { return true }
+                    if kinds.isSuperset(of: [.created, .unmerged]) { return true }
                 }
                 return false
             }
         } during: { [harness] in
-            try await Task.sleep(for: .milliseconds(300))
-            try await harness.apply(
-                [try event(t, contactType, loser, .unmerged, json: contactJSON(loser, given: "Loser"), related: [winner])], source: .contacts)
+            for _ in 0..<30 {
+                try await Task.sleep(for: .milliseconds(300))
+                let probe = newID()
+                try await harness.apply(
+                    [try event(t, interactionType, probe, .created, json: interactionJSON(probe, contacts: [loser], occurredAt: Date()))],
+                    source: .communication)
+            }
         }
         #expect(streamed == true)
     }

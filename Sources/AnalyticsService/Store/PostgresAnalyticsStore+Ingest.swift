@@ -72,7 +72,8 @@ extension PostgresAnalyticsStore {
                     tenantID: event.tenantID, on: c)
             }
             try await insert(entry, event, on: c)
-            return []
+            // A restored contact's alerts are checked again (a deleted one's are left as they were).
+            return kind == .restored ? [state.id] : []
 
         case .contactMerged(let loser, let winner):
             try await merge(loser: loser, into: winner, tenant: tenant, on: c)

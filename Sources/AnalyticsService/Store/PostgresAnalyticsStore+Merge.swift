@@ -7,6 +7,23 @@ extension PostgresAnalyticsStore {
     /// only), its activities name the winner instead, its stages and firing alerts go, and it is marked deleted.
     func merge(loser: UUID, into winner: UUID, tenant: PostgresValue, on c: PostgresConnection) async throws {
         let binds: [PostgresValue] = [tenant, .uuid(loser), .uuid(winner)]
+        // Activities first, locked in one order: a source's UPDATED of an activity locks the activity and then its
+        // entries, so locking the loser's entries first could deadlock with it.
+        try await c.query(
+            """
+            WITH target AS (
+                SELECT resource_type, resource_id, contact_ids FROM analytics.activities
+                WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2::uuid]
+                ORDER BY resource_type, resource_id
+                FOR UPDATE
+            ), moved AS (
+                UPDATE analytics.activities a
+                SET contact_ids = ARRAY(SELECT DISTINCT x FROM unnest(array_replace(t.contact_ids, $2, $3)) AS x ORDER BY x)
+                FROM target t WHERE a.tenant_id = $1 AND a.resource_type = t.resource_type AND a.resource_id = t.resource_id
+                RETURNING a.resource_type, a.resource_id, t.contact_ids AS before, a.contact_ids AS after)
+            INSERT INTO analytics.merge_moves (tenant_id, loser, winner, kind, resource_type, resource_id, before, after)
+            SELECT $1, $2, $3, 'activity', resource_type, resource_id, before, after FROM moved
+            """, binds)
         // An activity of both has an entry on each timeline: the winner keeps its own. (Not logged: an UNMERGED gives
         // the entries of the activities it restores to the contacts they name again.) Only activities' entries: the
         // loser's own (such as an UNMERGED entry that the winner has too) move with the rest.
@@ -27,20 +44,6 @@ extension PostgresAnalyticsStore {
                 WHERE tenant_id = $1 AND subject_type = 1 AND subject_id = $2
                 RETURNING id)
             INSERT INTO analytics.merge_moves (tenant_id, loser, winner, kind, timeline_id) SELECT $1, $2, $3, 'moved', id FROM moved
-            """, binds)
-        try await c.query(
-            """
-            WITH target AS (
-                SELECT resource_type, resource_id, contact_ids FROM analytics.activities
-                WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2::uuid]
-                FOR UPDATE
-            ), moved AS (
-                UPDATE analytics.activities a
-                SET contact_ids = ARRAY(SELECT DISTINCT x FROM unnest(array_replace(t.contact_ids, $2, $3)) AS x ORDER BY x)
-                FROM target t WHERE a.tenant_id = $1 AND a.resource_type = t.resource_type AND a.resource_id = t.resource_id
-                RETURNING a.resource_type, a.resource_id, t.contact_ids AS before, a.contact_ids AS after)
-            INSERT INTO analytics.merge_moves (tenant_id, loser, winner, kind, resource_type, resource_id, before, after)
-            SELECT $1, $2, $3, 'activity', resource_type, resource_id, before, after FROM moved
             """, binds)
         try await c.query(
             """
@@ -90,7 +93,7 @@ extension PostgresAnalyticsStore {
             ), added AS (
                 INSERT INTO analytics.timeline (tenant_id, subject_type, subject_id, occurred_at, kind, source, resource_type, resource_id,
                     actor_id, changed_fields, summary, activity_kind, status_from, status_to)
-                SELECT DISTINCT ON (r.resource_type, r.resource_id, x.id, e.kind) $1, 1, x.id, e.occurred_at, e.kind, e.source, e.resource_type,
+                SELECT DISTINCT ON (r.resource_type, r.resource_id, x.id) $1, 1, x.id, e.occurred_at, e.kind, e.source, e.resource_type,
                     e.resource_id, e.actor_id, e.changed_fields, e.summary, e.activity_kind, e.status_from, e.status_to
                 FROM restored r
                 CROSS JOIN LATERAL unnest(r.new) AS x(id)
@@ -100,8 +103,8 @@ extension PostgresAnalyticsStore {
                   AND NOT EXISTS (
                       SELECT 1 FROM analytics.timeline l
                       WHERE l.tenant_id = $1 AND l.subject_type = 1 AND l.subject_id = x.id
-                        AND l.resource_type = r.resource_type AND l.resource_id = r.resource_id AND l.kind = e.kind)
-                ORDER BY r.resource_type, r.resource_id, x.id, e.kind, e.id
+                        AND l.resource_type = r.resource_type AND l.resource_id = r.resource_id)
+                ORDER BY r.resource_type, r.resource_id, x.id, e.id DESC
                 RETURNING id
             )
             SELECT (SELECT count(*) FROM dropped) AS dropped, (SELECT count(*) FROM added) AS added
@@ -117,12 +120,13 @@ extension PostgresAnalyticsStore {
                   AND NOT EXISTS (
                       SELECT 1 FROM analytics.activities a
                       WHERE a.tenant_id = $1 AND a.resource_type = t.resource_type AND a.resource_id = t.resource_id)
-                RETURNING t.id
+                RETURNING t.id, m.id AS log_id
             )
-            -- The later merges that moved them on (the winner's into another) no longer move them; the earlier ones that
-            -- moved them into the loser (its own losers' entries) find them where they left them.
+            -- The later merges that moved them on (the winner's into another: logged after this one, as the contacts
+            -- consumer applies a tenant's merges in order) no longer move them; the earlier ones, which moved them into
+            -- the loser (its own losers' entries), find them where they left them.
             DELETE FROM analytics.merge_moves x USING back
-            WHERE x.tenant_id = $1 AND x.kind = 'moved' AND x.timeline_id = back.id AND x.winner <> $2 AND NOT (x.loser = $2 AND x.winner = $3)
+            WHERE x.tenant_id = $1 AND x.kind = 'moved' AND x.timeline_id = back.id AND x.id > back.log_id
             """, binds)
         // The stages keep their ids, so the history reads in the order it was entered.
         try await c.query(

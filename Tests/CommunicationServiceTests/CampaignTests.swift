@@ -325,9 +325,14 @@ final class CampaignTests {
         let template = try await client.createTemplate("T", body: "race {{first}}")
         let contacts = try await audience(t, count: 300)
         let created = try await client.createCampaign(template: template.id, contacts: contacts)
-        let runners = (0..<2).map { _ in
-            CampaignRunner(
-                pool: harness.pool, suppressionSecret: nil, maxAttempts: 3, pollInterval: .milliseconds(10), logger: .init(label: "runner"))
+        // Each extra runner with a pool of its own, as a replica (or the process after a restart) has: sharing the
+        // service's pool of 8 with its runner and dispatcher ran it dry when the full suite loaded the machine.
+        let pools = (0..<2).map { _ in
+            PostgresPool(configuration: PostgresPoolConfiguration(conninfo: harness.service.serviceConninfo, maxConnections: 4))
+        }
+        defer { for pool in pools { pool.close() } }
+        let runners = pools.map { pool in
+            CampaignRunner(pool: pool, suppressionSecret: nil, maxAttempts: 3, pollInterval: .milliseconds(10), logger: .init(label: "runner"))
         }
         let tasks = runners.map { runner in Task { for _ in 0..<20 { _ = try await runner.expandOnce() } } }
         for task in tasks { try await task.value }

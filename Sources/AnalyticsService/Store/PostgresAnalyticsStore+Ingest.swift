@@ -119,30 +119,33 @@ extension PostgresAnalyticsStore {
             return []
 
         case .activity(let activity):
-            // Read with a lock, in a statement of its own: the contacts consumer's merge or unmerge may be rewriting the
-            // row in its own transaction, and the diff below must start from what that committed (a locking read waits
-            // for it and then reads its version; inside the upsert, as a CTE read by RETURNING, it read the upsert's own).
+            // The old contacts are read with a lock: the contacts consumer's merge or unmerge may be rewriting the row in
+            // its own transaction, and the diff below must start from what that committed (a locking read waits for it
+            // and then reads its version). The insert reads them as its source, so they are read before it writes; a
+            // locking read in RETURNING, after the write, would read the statement's own version.
             let row = try await c.query(
                 """
-                SELECT contact_ids AS old_contacts, organization_ids AS old_organizations FROM analytics.activities
-                WHERE tenant_id = $1 AND resource_type = $2 AND resource_id = $3
-                FOR UPDATE
-                """, [tenant, .text(activity.resourceType), .text(activity.resourceID)]
-            ).first
-            try await c.query(
-                """
-                INSERT INTO analytics.activities (tenant_id, resource_type, resource_id, kind, is_interaction, actor_id, occurred_at, contact_ids,
-                    organization_ids)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                ON CONFLICT (tenant_id, resource_type, resource_id) DO UPDATE SET kind = EXCLUDED.kind, is_interaction = EXCLUDED.is_interaction,
-                    occurred_at = EXCLUDED.occurred_at, contact_ids = EXCLUDED.contact_ids, organization_ids = EXCLUDED.organization_ids
+                WITH old AS MATERIALIZED (
+                    SELECT contact_ids, organization_ids FROM analytics.activities
+                    WHERE tenant_id = $1 AND resource_type = $2 AND resource_id = $3
+                    FOR UPDATE
+                ), written AS (
+                    INSERT INTO analytics.activities (tenant_id, resource_type, resource_id, kind, is_interaction, actor_id, occurred_at, contact_ids,
+                        organization_ids)
+                    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM (SELECT 1) one LEFT JOIN old ON true
+                    ON CONFLICT (tenant_id, resource_type, resource_id) DO UPDATE SET kind = EXCLUDED.kind, is_interaction = EXCLUDED.is_interaction,
+                        occurred_at = EXCLUDED.occurred_at, contact_ids = EXCLUDED.contact_ids, organization_ids = EXCLUDED.organization_ids
+                    RETURNING 1 AS done
+                )
+                SELECT (SELECT count(*) FROM written) AS written, (SELECT contact_ids FROM old) AS old_contacts,
+                    (SELECT organization_ids FROM old) AS old_organizations
                 """,
                 [
                     tenant, .text(activity.resourceType), .text(activity.resourceID), .text(activity.kind), .bool(activity.isInteraction),
                     .text(activity.actorID), .timestamp(activity.occurredAt), .array(activity.contactIDs.map(PostgresValue.uuid), elementType: .uuid),
                     .array(activity.organizationIDs.map(PostgresValue.uuid), elementType: .uuid),
                 ]
-            )
+            ).first
             let oldContacts = Set(try Self.uuids(row?["old_contacts"] ?? .null))
             let oldOrganizations = Set(try Self.uuids(row?["old_organizations"] ?? .null))
             // The timeline follows the activity's subjects: new subjects get its entry, subjects it left lose it.

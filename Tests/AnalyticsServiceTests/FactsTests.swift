@@ -59,6 +59,19 @@ final class FactsTests {
         return callID
     }
 
+    /// Creates the alert "Busy" (interactions at or above `threshold`) as a manager of the tenant.
+    func busyAlert(_ t: String, threshold: Double) async throws -> Switchboard_Analytics_V1_Alert {
+        let manager = try await harness.client(tenant: t, roles: [.manager])
+        var alert = Switchboard_Analytics_V1_Alert()
+        alert.name = "Busy"
+        alert.metric = .interactions
+        alert.threshold = threshold
+        alert.direction = .above
+        var create = Switchboard_Analytics_V1_CreateAlertRequest()
+        create.alert = alert
+        return try await manager.stub.createAlert(create, options: manager.options)
+    }
+
     func mergeMoves(_ t: String, as reader: String? = nil) async throws -> [PostgresRow] {
         try await harness.pool.query(
             settings: ["app.tenant_id": reader ?? t],
@@ -106,15 +119,7 @@ final class FactsTests {
     @Test("UNMERGED reverses the merge's log: entries, activities, stages and firing alerts, whichever comes first of it and the sources' updates")
     func unmerged() async throws {
         let t = tenant()
-        let manager = try await harness.client(tenant: t, roles: [.manager])
-        var alert = Switchboard_Analytics_V1_Alert()
-        alert.name = "Busy"
-        alert.metric = .interactions
-        alert.threshold = 3
-        alert.direction = .above
-        var create = Switchboard_Analytics_V1_CreateAlertRequest()
-        create.alert = alert
-        _ = try await manager.stub.createAlert(create, options: manager.options)
+        _ = try await busyAlert(t, threshold: 3)
         let loser = try await contact(t, given: "Loser", status: "CONTACT_STATUS_CUSTOMER")
         let winner = try await contact(t, given: "Winner")
         let alone = try await call(t, [loser], daysAgo: 3)
@@ -574,14 +579,7 @@ final class FactsTests {
         let t = tenant()
         let person = try await contact(t)
         let manager = try await harness.client(tenant: t, roles: [.manager])
-        var alert = Switchboard_Analytics_V1_Alert()
-        alert.name = "Busy"
-        alert.metric = .interactions
-        alert.threshold = 2
-        alert.direction = .above
-        var create = Switchboard_Analytics_V1_CreateAlertRequest()
-        create.alert = alert
-        let stored = try await manager.stub.createAlert(create, options: manager.options)
+        let stored = try await busyAlert(t, threshold: 2)
         try await call(t, [person], daysAgo: 1)
         #expect(try await changes(t, type: "switchboard.analytics.v1.AlertFired").isEmpty)
         try await call(t, [person], daysAgo: 1)

@@ -259,9 +259,12 @@ final class PreferencesTests {
         #expect(held.status == .scheduled && held.attempts == 0 && held.lastError.hasPrefix("held by the contact's quiet hours until "), "\(held)")
         #expect(held.lastError.hasSuffix(hhmm(minutes + 60) + ":00Z"), "\(held.lastError)")
         #expect(!provider.requests.contains { $0.idempotencyKey == send.id })
-        // A send that asks to ignore the quiet hours (a password reset) goes out inside them.
+        // A send that asks to ignore the quiet hours (a password reset) goes out inside them; asking is a manager's.
         _ = try await client.recordConsent(contact: contact, purpose: "transactional")
-        let reset = try await client.send(contact: contact, purpose: "transactional") { $0.ignoreQuietHours = true }
+        let byUser = await rpcError { _ = try await client.send(contact: contact, purpose: "transactional") { $0.ignoreQuietHours = true } }
+        #expect(byUser?.code == .permissionDenied && byUser?.message.contains("send.ignore_quiet_hours") == true, "\(String(describing: byUser))")
+        let manager = try await harness.client(tenant: t, roles: [.manager])
+        let reset = try await manager.send(contact: contact, purpose: "transactional") { $0.ignoreQuietHours = true }
         #expect(reset.ignoreQuietHours)
         let delivered = try await client.settled(reset.id)
         #expect(delivered.status == .sent && delivered.attempts == 1 && delivered.ignoreQuietHours, "\(delivered)")

@@ -17,6 +17,11 @@ extension CommunicationHandler {
     ) async throws -> Switchboard_Communication_V1_Send {
         guard let send = request.send else { throw CommunicationError.invalid([Violation("send", "is required", reason: "REQUIRED")]) }
         let data = try SendMapping.data(send, values: request.templateValues)
+        // A message that may reach a person in the middle of their night is a manager's decision (or that of the
+        // system account sending password resets), not every user's.
+        if data.ignoreQuietHours, try !context.caller().has(atLeast: .manager) {
+            throw CommunicationError.forbidden("send.ignore_quiet_hours needs the manager role")
+        }
         let write = try Self.sendWrite(request, request.requestId, Methods.sendMessage)
         return try write.response(try await sends.send(data, actor: try context.actor(), write: write.options))
     }

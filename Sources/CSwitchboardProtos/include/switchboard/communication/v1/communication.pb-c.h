@@ -1017,6 +1017,7 @@ struct  Switchboard__Communication__V1__Send
   /*
    * Deliver even inside the contact's quiet hours: for what the person is waiting for (a password reset, a security
    * alert, an appointment moved at short notice). Consent and do_not_contact still apply. Campaign sends never do.
+   * Needs the manager role (PERMISSION_DENIED otherwise).
    */
   protobuf_c_boolean ignore_quiet_hours;
 };

@@ -135,10 +135,8 @@ extension PostgresAnalyticsStore {
                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM (SELECT 1) one LEFT JOIN old ON true
                     ON CONFLICT (tenant_id, resource_type, resource_id) DO UPDATE SET kind = EXCLUDED.kind, is_interaction = EXCLUDED.is_interaction,
                         occurred_at = EXCLUDED.occurred_at, contact_ids = EXCLUDED.contact_ids, organization_ids = EXCLUDED.organization_ids
-                    RETURNING 1 AS done
                 )
-                SELECT (SELECT count(*) FROM written) AS written, (SELECT contact_ids FROM old) AS old_contacts,
-                    (SELECT organization_ids FROM old) AS old_organizations
+                SELECT (SELECT contact_ids FROM old) AS old_contacts, (SELECT organization_ids FROM old) AS old_organizations
                 """,
                 [
                     tenant, .text(activity.resourceType), .text(activity.resourceID), .text(activity.kind), .bool(activity.isInteraction),

@@ -36,14 +36,18 @@ extension PostgresAnalyticsStore {
               AND EXISTS (
                   SELECT 1 FROM analytics.activities a WHERE a.tenant_id = $1 AND a.resource_type = l.resource_type AND a.resource_id = l.resource_id)
             """, binds)
-        // A new txid: a WatchTimeline stream of the winner sees the entries it gained.
+        // A new txid: a WatchTimeline stream of the winner sees the entries it gained. Only the loser's own entries are
+        // logged: an activity's follow the activity when an UNMERGED restores it.
         try await c.query(
             """
             WITH moved AS (
                 UPDATE analytics.timeline SET subject_id = $3, txid = pg_current_xact_id()
                 WHERE tenant_id = $1 AND subject_type = 1 AND subject_id = $2
-                RETURNING id)
-            INSERT INTO analytics.merge_moves (tenant_id, loser, winner, kind, timeline_id) SELECT $1, $2, $3, 'moved', id FROM moved
+                RETURNING id, resource_type, resource_id)
+            INSERT INTO analytics.merge_moves (tenant_id, loser, winner, kind, timeline_id)
+            SELECT $1, $2, $3, 'moved', id FROM moved
+            WHERE NOT EXISTS (
+                SELECT 1 FROM analytics.activities a WHERE a.tenant_id = $1 AND a.resource_type = moved.resource_type AND a.resource_id = moved.resource_id)
             """, binds)
         try await c.query(
             """
@@ -70,9 +74,7 @@ extension PostgresAnalyticsStore {
     /// may have moved them on; that merge's log then no longer moves them). The stages the loser had entered come back, and
     /// so do the alerts that were firing for it (so that they do not fire again). A merge applied before the log
     /// existed moves nothing back.
-    /// - Returns: how many logged moves there were.
-    @discardableResult
-    func unmerge(loser: UUID, from winner: UUID, tenant: PostgresValue, on c: PostgresConnection) async throws -> Int {
+    func unmerge(loser: UUID, from winner: UUID, tenant: PostgresValue, on c: PostgresConnection) async throws {
         let binds: [PostgresValue] = [tenant, .uuid(loser), .uuid(winner)]
         let log = "m.tenant_id = $1 AND m.loser = $2 AND m.winner = $3"
         // One statement: every part reads the timeline as it was before it, so the entries to copy are found even
@@ -89,7 +91,6 @@ extension PostgresAnalyticsStore {
                 DELETE FROM analytics.timeline t USING restored r
                 WHERE t.tenant_id = $1 AND t.subject_type = 1 AND t.resource_type = r.resource_type AND t.resource_id = r.resource_id
                   AND t.subject_id = ANY(r.old) AND NOT t.subject_id = ANY(r.new)
-                RETURNING t.id
             ), added AS (
                 INSERT INTO analytics.timeline (tenant_id, subject_type, subject_id, occurred_at, kind, source, resource_type, resource_id,
                     actor_id, changed_fields, summary, activity_kind, status_from, status_to)
@@ -105,9 +106,8 @@ extension PostgresAnalyticsStore {
                       WHERE l.tenant_id = $1 AND l.subject_type = 1 AND l.subject_id = x.id
                         AND l.resource_type = r.resource_type AND l.resource_id = r.resource_id)
                 ORDER BY r.resource_type, r.resource_id, x.id, e.id DESC
-                RETURNING id
             )
-            SELECT (SELECT count(*) FROM dropped) AS dropped, (SELECT count(*) FROM added) AS added
+            SELECT 1 AS done
             """, binds)
         // The loser's own entries; a new txid, so that a WatchTimeline stream of the loser sees them come back.
         try await c.query(
@@ -117,9 +117,6 @@ extension PostgresAnalyticsStore {
                 FROM analytics.merge_moves m
                 WHERE \(log) AND m.kind = 'moved' AND t.tenant_id = $1 AND t.id = m.timeline_id AND t.subject_type = 1
                   AND t.subject_id <> $2
-                  AND NOT EXISTS (
-                      SELECT 1 FROM analytics.activities a
-                      WHERE a.tenant_id = $1 AND a.resource_type = t.resource_type AND a.resource_id = t.resource_id)
                 RETURNING t.id, m.id AS log_id
             )
             -- The later merges that moved them on (the winner's into another: logged after this one, as the contacts
@@ -143,7 +140,7 @@ extension PostgresAnalyticsStore {
             WHERE \(log) AND m.kind = 'alert'
             ON CONFLICT DO NOTHING
             """, binds)
-        return try await c.query("DELETE FROM analytics.merge_moves m WHERE \(log)", binds).affectedRows
+        try await c.query("DELETE FROM analytics.merge_moves m WHERE \(log)", binds)
     }
 
     /// Forgets every logged merge move that names an erased person: a merge of theirs can no longer be reversed, and

@@ -17,8 +17,8 @@ extension CommunicationHandler {
     ) async throws -> Switchboard_Communication_V1_Send {
         guard let send = request.send else { throw CommunicationError.invalid([Violation("send", "is required", reason: "REQUIRED")]) }
         let data = try SendMapping.data(send, values: request.templateValues)
-        // A message that may reach a person in the middle of their night is a manager's decision (or that of the
-        // system account sending password resets), not every user's.
+        // A message that may reach a person in the middle of their night is a manager's decision (a system that sends
+        // password resets uses a manager's token), not every user's.
         if data.ignoreQuietHours, try !context.caller().has(atLeast: .manager) {
             throw CommunicationError.forbidden("send.ignore_quiet_hours needs the manager role")
         }

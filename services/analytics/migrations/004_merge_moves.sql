@@ -1,6 +1,6 @@
 -- What a MERGED moved, so that an UNMERGED can reverse it (the service map's flow 2: "every service re-points its
 -- rows and logs what it moved; UNMERGED reverses the log"). One row per thing moved, keyed by the loser:
---   moved     a timeline entry of the loser now on the winner (timeline_id);
+--   moved     one of the loser's own timeline entries (not an activity's) now on the winner (timeline_id);
 --   activity  an activity whose contacts were re-pointed (resource_type, resource_id, before, after);
 --   stage     a lifecycle stage the loser had entered, deleted by the merge (row_data: the stage_changes row);
 --   alert     an alert firing for the loser, cleared by the merge (row_data: the alert_states row).

@@ -82,15 +82,15 @@ let communicationService = service(
     ])
 
 /// The collaboration service checks uploaded files' SHA-256 (swift-crypto) and follows the contacts, communication and
-/// analytics feeds (client channels and lifecycle services of its own); its tests run communication and analytics
-/// beside it.
+/// analytics feeds (client channels and lifecycle services of its own) and asks contacts whether the contacts a write
+/// names are live; its tests run contacts, communication and analytics beside it.
 let collaborationService = service(
     "collaboration", module: "CollaborationService",
     dependencies: [
         .product(name: "Crypto", package: "swift-crypto"), "SwitchboardHTTP2",
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
     ],
-    testDependencies: [.product(name: "Crypto", package: "swift-crypto"), "CommunicationService", "AnalyticsService"])
+    testDependencies: [.product(name: "Crypto", package: "swift-crypto"), "ContactsService", "CommunicationService", "AnalyticsService"])
 
 /// The analytics service follows the four other services' feeds (client channels and lifecycle services of its own);
 /// its tests run those services beside it.

@@ -35,7 +35,7 @@ public enum CollaborationService: ServiceDefinition {
         .init(
             "SWITCHBOARD_COLLABORATION_CONTACTS_ADDRESS", default: nil,
             help:
-                "host:port of the contacts service, whose feed's MERGED and ERASED events re-point and erase what is about a person; unset: no feed is followed."
+                "host:port of the contacts service, whose feed's MERGED and ERASED events re-point and erase what is about a person, and which is asked whether the contacts a write names are live (NOT_FOUND otherwise); unset: no feed is followed and contact ids are taken as given."
         ),
         .init(
             "SWITCHBOARD_COLLABORATION_CONTACTS_TOKEN_FILE", default: nil,
@@ -114,11 +114,12 @@ public enum CollaborationService: ServiceDefinition {
         let subscriptions = try env.int(settings[2], in: 1...100_000)
         let subscriptionsPerUser = try env.int(settings[3], in: 1...1000)
         let notifyMaxAgeHours = try env.int(settings[10], in: 1...8760)
+        let contacts = try contactsFeed(environment)
         return description(
             maxFileBytes: Int64(maxFileBytes), uploadStreams: uploadStreams, subscriptions: subscriptions,
-            subscriptionsPerUser: subscriptionsPerUser, contactsFeed: try contactsFeed(environment),
+            subscriptionsPerUser: subscriptionsPerUser, contactsFeed: contacts,
             communicationFeed: try communicationFeed(environment), analyticsFeed: try analyticsFeed(environment),
-            notifyMaxAge: .seconds(notifyMaxAgeHours * 3600))
+            notifyMaxAge: .seconds(notifyMaxAgeHours * 3600), contactsAddress: contacts.map { ($0.host, $0.port) })
     }
 
     /// The description with the default settings.
@@ -135,10 +136,13 @@ public enum CollaborationService: ServiceDefinition {
     ///   - reminderInterval: the time between scans for due meeting reminders and follow-ups.
     ///   - subscriptions: most notification streams open at once.
     ///   - subscriptionsPerUser: most notification streams of one user at once.
+    ///   - contactsAddress: the contacts service, asked whether the contacts a write names are live; nil: contact ids
+    ///     are taken as given.
     public static func description(
         maxFileBytes: Int64 = FileRules.defaultMaxFileBytes, uploadStreams: Int = 4, subscriptions: Int = 10_000,
         subscriptionsPerUser: Int = 16, contactsFeed: SourceFeed? = nil, communicationFeed: SourceFeed? = nil, analyticsFeed: SourceFeed? = nil,
-        notifyMaxAge: Duration = .seconds(72 * 3600), reminderInterval: Duration = .seconds(1)
+        notifyMaxAge: Duration = .seconds(72 * 3600), reminderInterval: Duration = .seconds(1),
+        contactsAddress: (host: String, port: Int)? = nil
     ) -> ServiceDescription {
         typealias M = Switchboard_Collaboration_V1_CollaborationService.Method
         var description = ServiceDescription(
@@ -151,7 +155,11 @@ public enum CollaborationService: ServiceDefinition {
                 let domain = CollaborationDomain(
                     store: store, maxFileBytes: maxFileBytes, uploadStreams: uploadStreams, subscriptions: subscriptions,
                     subscriptionsPerUser: subscriptionsPerUser, wakeups: { tenant in notifier.wakeups(tenantID: tenant) })
-                return [CollaborationHandler(domain: domain, changes: dependencies.changes)]
+                // Made here, after the runtime sized the event loops the channel takes; it connects at its first call.
+                let references = ContactReferences(
+                    contacts: contactsAddress.map { GRPCChannel(host: $0.host, port: $0.port) }, idempotency: dependencies.idempotency,
+                    pool: dependencies.pool)
+                return [CollaborationHandler(domain: domain, changes: dependencies.changes, references: references)]
             })
         description.makeBackgroundServices = { dependencies in
             var services: [any Service] = [

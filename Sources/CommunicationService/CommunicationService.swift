@@ -58,7 +58,7 @@ public enum CommunicationService: ServiceDefinition {
         .init(
             "SWITCHBOARD_COMMUNICATION_CONTACTS_ADDRESS", default: nil,
             help:
-                "host:port of the contacts service, whose change feed keeps the address directory, cancels a deleted contact's sends, re-points merged ones and suppresses erased people; unset: no feed is followed."
+                "host:port of the contacts service, whose change feed keeps the address directory, cancels a deleted contact's sends, re-points merged ones and suppresses erased people, and which is asked whether the contacts a write names are live (NOT_FOUND otherwise) and for saved-search audiences; unset: no feed is followed and contact ids are taken as given."
         ),
         .init(
             "SWITCHBOARD_COMMUNICATION_CONTACTS_TOKEN_FILE", default: nil,
@@ -121,7 +121,8 @@ public enum CommunicationService: ServiceDefinition {
     public struct AudienceSettings: Sendable, Hashable {
         /// The organization service (groups); nil: group audiences are refused.
         public var organization: UpstreamAddress?
-        /// The contacts service (saved searches); nil: saved-search audiences are refused.
+        /// The contacts service (saved searches, and the check that a write's contacts are live); nil: saved-search
+        /// audiences are refused and contact ids are taken as given.
         public var contacts: UpstreamAddress?
         /// The most recipients of one campaign.
         public var maxRecipients: Int
@@ -329,9 +330,9 @@ public enum CommunicationService: ServiceDefinition {
                     payload: ProviderWire.payload)
                 // Made here, after the runtime sized the event loops the channels take; they connect at their first call
                 // and live as long as the process.
+                let contactsChannel = audiences.contacts.map { GRPCChannel(host: $0.host, port: $0.port) }
                 let audienceSource = UpstreamAudienceSource(
-                    organization: audiences.organization.map { GRPCChannel(host: $0.host, port: $0.port) },
-                    contacts: audiences.contacts.map { GRPCChannel(host: $0.host, port: $0.port) })
+                    organization: audiences.organization.map { GRPCChannel(host: $0.host, port: $0.port) }, contacts: contactsChannel)
                 return [
                     CommunicationHandler(
                         interactions: InteractionDomain(store: store), consent: consent, templates: templates, sends: sends,
@@ -341,7 +342,8 @@ public enum CommunicationService: ServiceDefinition {
                             maxRecipients: audiences.maxRecipients),
                         preferences: PreferencesDomain(
                             store: PostgresPreferencesStore(pool: pool, feed: feed, idempotency: idempotency, publish: PreferencesMapping.json)),
-                        changes: dependencies.changes)
+                        changes: dependencies.changes,
+                        references: ContactReferences(contacts: contactsChannel, idempotency: idempotency, pool: pool))
                 ]
             })
         description.makeBackgroundServices = { dependencies in

@@ -24,13 +24,13 @@ final class CollaborationHarness: Sendable {
     static func start(
         maxFileBytes: Int64 = 100 << 20, uploadStreams: Int = 4, contactsFeed: CollaborationService.SourceFeed? = nil,
         communicationFeed: CollaborationService.SourceFeed? = nil, analyticsFeed: CollaborationService.SourceFeed? = nil,
-        reminderInterval: Duration = .seconds(1)
+        reminderInterval: Duration = .seconds(1), contactsAddress: (host: String, port: Int)? = nil
     ) async throws -> CollaborationHarness {
         CollaborationHarness(
             service: try await ServiceHarness.start(
                 CollaborationService.description(
                     maxFileBytes: maxFileBytes, uploadStreams: uploadStreams, contactsFeed: contactsFeed, communicationFeed: communicationFeed,
-                    analyticsFeed: analyticsFeed, reminderInterval: reminderInterval)))
+                    analyticsFeed: analyticsFeed, reminderInterval: reminderInterval, contactsAddress: contactsAddress)))
     }
 
     private init(service: ServiceHarness) { self.service = service }

@@ -17,6 +17,9 @@ extension CollaborationHandler {
         guard let file = metadata.file else { throw CollaborationError.invalid("metadata.file", "is required", reason: "REQUIRED") }
         let data = try M.fileData(file)
         let write = try Self.write(metadata, metadata.requestId, context, Methods.uploadFile) { (r: FileRecord) in M.proto(r) }
+        if let replay = try await references.check(Self.contacts(of: data.subjects, field: "metadata.file.subjects"), for: write, context: context) {
+            return replay
+        }
         return try write.response(
             try await domain.upload(data, principal: try Self.principal(context), write: write.options) {
                 guard let message = try await iterator.next() else { return nil }

@@ -4,6 +4,14 @@ import SwitchboardRPC
 import SwitchboardServiceKit
 
 extension CollaborationHandler {
+    /// The meeting's contacts as references named `meeting.contact_ids[i]` (by their place in the request), leaving out
+    /// `known`.
+    static func contacts(of meeting: Switchboard_Collaboration_V1_Meeting, except known: Set<UUID> = []) -> [ContactReference] {
+        meeting.contactIds.enumerated().compactMap { i, text in
+            UUID(uuidString: text).flatMap { known.contains($0) ? nil : ContactReference(field: "meeting.contact_ids[\(i)]", id: $0) }
+        }
+    }
+
     /// The `CreateMeeting` RPC (see `collaboration.proto`).
     public func createMeeting(
         request: Switchboard_Collaboration_V1_CreateMeetingRequest, context: ServerContext
@@ -11,6 +19,7 @@ extension CollaborationHandler {
         guard let meeting = request.meeting else { throw CollaborationError.invalid("meeting", "is required", reason: "REQUIRED") }
         let data = try M.meetingData(meeting)
         let write = try Self.write(request, request.requestId, context, Methods.createMeeting) { (r: MeetingRecord) in M.proto(r) }
+        if let replay = try await references.check(Self.contacts(of: meeting), for: write, context: context) { return replay }
         return try write.response(
             try await domain.createMeeting(
                 data, allowConflicts: request.allowConflicts, principal: try Self.principal(context), write: write.options))
@@ -33,6 +42,13 @@ extension CollaborationHandler {
         let id = try M.requiredID(meeting.id, field: "meeting.id")
         let source = try M.meetingData(meeting)
         let write = try Self.write(request, request.requestId, context, Methods.updateMeeting) { (r: MeetingRecord) in M.proto(r) }
+        if request.updateMask?.paths.contains("contact_ids") == true, references.isEnabled, !source.contactIDs.isEmpty {
+            // Only contacts the update adds must be live: one deleted since the meeting named it may stay named.
+            let named = (try? await domain.meeting(id: id, includeDeleted: true, principal: try Self.principal(context)))?.data.contactIDs ?? []
+            if let replay = try await references.check(Self.contacts(of: meeting, except: Set(named)), for: write, context: context) {
+                return replay
+            }
+        }
         return try write.response(
             try await domain.updateMeeting(
                 id: id, from: source, paths: request.updateMask?.paths ?? [], etag: request.etag, allowConflicts: request.allowConflicts,

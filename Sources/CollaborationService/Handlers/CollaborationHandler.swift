@@ -11,14 +11,26 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
     typealias M = CollaborationMapping
     let domain: CollaborationDomain
     let changes: TenantChangeWatcher
+    /// Whether the contacts a write names are live (asked of the contacts service).
+    let references: ContactReferences
 
     /// Creates the handler.
     /// - Parameters:
     ///   - domain: the use cases.
     ///   - changes: the kit's `WatchChanges`.
-    public init(domain: CollaborationDomain, changes: TenantChangeWatcher) {
+    ///   - references: the check of the contacts a write names.
+    public init(domain: CollaborationDomain, changes: TenantChangeWatcher, references: ContactReferences) {
         self.domain = domain
         self.changes = changes
+        self.references = references
+    }
+
+    /// The contacts among `subjects` as references named `field[i]`, leaving out `known` (ones a record already names).
+    static func contacts(of subjects: [SubjectRef], field: String, except known: [SubjectRef] = []) -> [ContactReference] {
+        let known = Set(known)
+        return subjects.enumerated().compactMap { i, subject in
+            subject.type == .contact && !known.contains(subject) ? ContactReference(field: "\(field)[\(i)]", id: subject.id) : nil
+        }
     }
 
     /// The verified caller with the roles the domain's rules ask about.
@@ -51,6 +63,9 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         guard let note = request.note else { throw CollaborationError.invalid("note", "is required", reason: "REQUIRED") }
         let data = try M.noteData(note)
         let write = try Self.write(request, request.requestId, context, Methods.createNote) { (r: NoteRecord) in M.proto(r) }
+        if let replay = try await references.check(Self.contacts(of: data.subjects, field: "note.subjects"), for: write, context: context) {
+            return replay
+        }
         return try write.response(try await domain.createNote(data, principal: try Self.principal(context), write: write.options))
     }
 
@@ -71,6 +86,12 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         let id = try M.requiredID(note.id, field: "note.id")
         let source = try M.noteData(note)
         let write = try Self.write(request, request.requestId, context, Methods.updateNote) { (r: NoteRecord) in M.proto(r) }
+        if request.updateMask?.paths.contains("subjects") == true, references.isEnabled, source.subjects.contains(where: { $0.type == .contact }) {
+            // Only contacts the update adds must be live: one deleted since the note named it may stay named.
+            let named = (try? await domain.note(id: id, includeDeleted: true, principal: try Self.principal(context)))?.data.subjects ?? []
+            let added = Self.contacts(of: source.subjects, field: "note.subjects", except: named)
+            if let replay = try await references.check(added, for: write, context: context) { return replay }
+        }
         return try write.response(
             try await domain.updateNote(
                 id: id, from: source, paths: request.updateMask?.paths ?? [], etag: request.etag, principal: try Self.principal(context),
@@ -125,6 +146,10 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         let parent = M.optionalID(comment.parentId, field: "comment.parent_id", violations: &violations)
         if !violations.isEmpty { throw CollaborationError.invalid(violations) }
         let write = try Self.write(request, request.requestId, context, Methods.createComment) { (r: CommentRecord) in M.proto(r) }
+        if case .subject(let subject) = thread, subject.type == .contact {
+            let named = [ContactReference(field: "comment.subject", id: subject.id)]
+            if let replay = try await references.check(named, for: write, context: context) { return replay }
+        }
         return try write.response(
             try await domain.createComment(
                 thread: thread, parentID: parent, body: comment.body, principal: try Self.principal(context), write: write.options))

@@ -25,21 +25,6 @@ public enum CampaignAudience: Sendable, Hashable {
     }
 }
 
-/// The caller's credentials and trace, forwarded to the services an audience is read from, and when the caller stops
-/// waiting: the upstream checks the caller's own tenant and rights, never the communication service's.
-public struct ForwardedCall: Sendable {
-    /// Headers to send as they are (`authorization`, `traceparent`, `tracestate`).
-    public var headers: [(name: String, value: String)]
-    /// When every upstream call must have ended.
-    public var deadline: ContinuousClock.Instant
-
-    /// Creates a forwarded call.
-    public init(headers: [(name: String, value: String)], deadline: ContinuousClock.Instant) {
-        self.headers = headers
-        self.deadline = deadline
-    }
-}
-
 /// Expands group and saved-search audiences to contact ids by asking the services that own them.
 public protocol CampaignAudienceSource: Sendable {
     /// The contact ids of `audience` (not `.contacts`), in the upstream's order, possibly repeated; reading stops once

@@ -121,21 +121,12 @@ extension CommunicationHandler {
         let data = try CampaignMapping.data(campaign)
         let write = try Self.campaignWrite(request, request.requestId, Methods.createCampaign)
         return try write.response(
-            try await campaigns.create(data, actor: try context.actor(), write: write.options, call: Self.forwardedCall(context)))
+            try await campaigns.create(
+                data, actor: try context.actor(), write: write.options, call: context.forwardedCall(budget: Self.defaultAudienceBudget)))
     }
 
     /// How long an audience may take to read when the caller set no deadline.
     static let defaultAudienceBudget = Duration.seconds(30)
-
-    /// The caller's token and trace for the services an audience is read from, within the caller's deadline.
-    static func forwardedCall(_ context: ServerContext) -> ForwardedCall {
-        var headers: [(name: String, value: String)] = []
-        if let authorization = context.requestMetadata.firstString("authorization") { headers.append(("authorization", authorization)) }
-        // This call is the upstream's parent span; the caller's vendor state travels unchanged.
-        if let trace = context[TraceContext.self] { headers.append(("traceparent", trace.traceparent)) }
-        if let state = context.requestMetadata.firstString("tracestate") { headers.append(("tracestate", state)) }
-        return ForwardedCall(headers: headers, deadline: context.deadline ?? .now + defaultAudienceBudget)
-    }
 
     /// The `GetCampaign` RPC (see `communication.proto`).
     public func getCampaign(

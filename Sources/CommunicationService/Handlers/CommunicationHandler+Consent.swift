@@ -14,6 +14,8 @@ extension CommunicationHandler {
         let write = try IdempotentWrite(
             request: request, requestID: request.requestId, method: Methods.recordConsent, response: { (r: ConsentRecord) in ConsentMapping.proto(r) }
         )
+        let named = [ContactReference(field: "consent.contact_id", id: statement.contactID)]
+        if let replay = try await references.check(named, for: write, context: context) { return replay }
         return try write.response(try await ledger.record(statement, actor: try context.actor(), write: write.options))
     }
 

@@ -23,6 +23,8 @@ extension CommunicationHandler {
             throw CommunicationError.forbidden("send.ignore_quiet_hours needs the manager role")
         }
         let write = try Self.sendWrite(request, request.requestId, Methods.sendMessage)
+        let named = [ContactReference(field: "send.contact_id", id: data.contactID)]
+        if let replay = try await references.check(named, for: write, context: context) { return replay }
         return try write.response(try await sends.send(data, actor: try context.actor(), write: write.options))
     }
 

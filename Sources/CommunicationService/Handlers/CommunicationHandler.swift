@@ -25,6 +25,8 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     /// Contacts' communication preferences.
     let preferences: PreferencesDomain
     let changes: TenantChangeWatcher
+    /// Whether the contacts a write names are live (asked of the contacts service).
+    let references: ContactReferences
     /// Longest etag a request may name.
     static let maxETagBytes = 64
 
@@ -38,10 +40,12 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
     ///   - campaigns: the campaign use cases.
     ///   - preferences: the preferences use cases.
     ///   - changes: the kit's `WatchChanges`.
+    ///   - references: the check of the contacts a write names.
     public init(
         interactions: InteractionDomain, consent: ConsentDomain, templates: TemplateDomain, sends: SendDomain, subjects: PostgresSubjectStore,
-        campaigns: CampaignDomain, preferences: PreferencesDomain, changes: TenantChangeWatcher
+        campaigns: CampaignDomain, preferences: PreferencesDomain, changes: TenantChangeWatcher, references: ContactReferences
     ) {
+        self.references = references
         self.preferences = preferences
         self.subjects = subjects
         self.campaigns = campaigns
@@ -84,6 +88,8 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         }
         let data = try InteractionMapping.data(interaction, create: true)
         let write = try Self.write(request, request.requestId, Methods.logInteraction)
+        let named = data.contactIDs.enumerated().map { ContactReference(field: "interaction.contact_ids[\($0)]", id: $1) }
+        if let replay = try await references.check(named, for: write, context: context) { return replay }
         return try write.response(try await interactions.log(data, viewer: try Self.viewer(context), write: write.options))
     }
 
@@ -108,6 +114,13 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         let source = try InteractionMapping.data(interaction, create: false)
         try Self.checkETag(request.etag)
         let write = try Self.write(request, request.requestId, Methods.updateInteraction)
+        if paths.contains("contact_ids"), references.isEnabled, !source.contactIDs.isEmpty {
+            // Only contacts the update adds must be live: one deleted since the interaction named it may stay named.
+            let named = Set((try? await interactions.get(id: id, includeDeleted: true, viewer: try Self.viewer(context)))?.data.contactIDs ?? [])
+            let added = source.contactIDs.enumerated().filter { !named.contains($1) }
+            let references = added.map { ContactReference(field: "interaction.contact_ids[\($0)]", id: $1) }
+            if let replay = try await self.references.check(references, for: write, context: context) { return replay }
+        }
         return try write.response(
             try await interactions.update(
                 id: id, from: source, paths: paths, etag: request.etag, viewer: try Self.viewer(context), write: write.options))

@@ -53,15 +53,6 @@ public struct UpstreamAudienceSource: CampaignAudienceSource {
         }
     }
 
-    /// Call options for one upstream call: the forwarded headers and the time left.
-    static func options(_ call: ForwardedCall) throws -> CallOptions {
-        let left = call.deadline - .now
-        guard left > .zero else { throw RPCError(code: .deadlineExceeded, message: "the deadline passed while the audience was read") }
-        var options = CallOptions(timeout: left)
-        for header in call.headers { options.metadata.addString(header.value, forKey: header.name) }
-        return options
-    }
-
     /// Runs `body`, turning the upstream's answer into this service's: a group or search the caller cannot see is a
     /// refused audience naming the field; an unreachable or failing upstream is UNAVAILABLE; the caller's own problems
     /// (token, rights, deadline) keep their code.
@@ -98,7 +89,7 @@ public struct UpstreamAudienceSource: CampaignAudienceSource {
         page.pageSize = Self.groupPageSize
         repeat {
             request.page = page
-            let response = try await client.listGroupMembers(request, options: try Self.options(call))
+            let response = try await client.listGroupMembers(request, options: try call.options(doing: "the audience was read"))
             for member in response.members {
                 guard let id = UUID(uuidString: member.contactId) else {
                     throw CommunicationError.upstreamUnavailable("the organization service listed a member that is not a contact id")
@@ -123,7 +114,7 @@ public struct UpstreamAudienceSource: CampaignAudienceSource {
         var filter = Switchboard_Contacts_V1_SearchContactsRequest()
         filter.savedSearchId = search.lowercaseText
         request.filter = filter
-        return try await client.exportContacts(request, options: try Self.options(call)) { chunks in
+        return try await client.exportContacts(request, options: try call.options(doing: "the audience was read")) { chunks in
             var reader = IDLineReader()
             for try await chunk in chunks {
                 try reader.read(chunk.chunk)

@@ -1,0 +1,184 @@
+import FoundationEssentials
+import SwitchboardPostgres
+import SwitchboardProtos
+import SwitchboardRPC
+import SwitchboardRuntime
+
+/// The caller's credentials and trace, forwarded to another service a request needs, and when the caller stops
+/// waiting: the upstream checks the caller's own tenant and rights, never the calling service's.
+public struct ForwardedCall: Sendable {
+    /// Headers to send as they are (`authorization`, `traceparent`, `tracestate`).
+    public var headers: [(name: String, value: String)]
+    /// When every upstream call must have ended.
+    public var deadline: ContinuousClock.Instant
+
+    /// Creates a forwarded call.
+    public init(headers: [(name: String, value: String)], deadline: ContinuousClock.Instant) {
+        self.headers = headers
+        self.deadline = deadline
+    }
+
+    /// The call's headers and the time left, as options of one upstream call.
+    /// - Throws: DEADLINE_EXCEEDED when no time is left.
+    public func options(doing what: String) throws -> CallOptions {
+        let left = deadline - .now
+        guard left > .zero else { throw RPCError(code: .deadlineExceeded, message: "the deadline passed while \(what)") }
+        var options = CallOptions(timeout: left)
+        for header in headers { options.metadata.addString(header.value, forKey: header.name) }
+        return options
+    }
+}
+
+extension ServerContext {
+    /// The caller's token and trace for the services this call asks, within the caller's deadline (or `budget` from
+    /// now when the caller set none).
+    public func forwardedCall(budget: Duration) -> ForwardedCall {
+        var headers: [(name: String, value: String)] = []
+        if let authorization = requestMetadata.firstString("authorization") { headers.append(("authorization", authorization)) }
+        // This call is the upstream's parent span; the caller's vendor state travels unchanged.
+        if let trace = self[TraceContext.self] { headers.append(("traceparent", trace.traceparent)) }
+        if let state = requestMetadata.firstString("tracestate") { headers.append(("tracestate", state)) }
+        return ForwardedCall(headers: headers, deadline: deadline ?? .now + budget)
+    }
+}
+
+/// A contact a write names, and the request field that names it (`interaction.contact_ids[2]`).
+public struct ContactReference: Sendable, Hashable {
+    /// The request field, as an error names it.
+    public var field: String
+    /// The contact's id.
+    public var id: UUID
+
+    /// Creates a reference.
+    public init(field: String, id: UUID) {
+        self.field = field
+        self.id = id
+    }
+}
+
+/// Contacts a write named that are not live contacts of the caller's tenant (never created, deleted, merged away or
+/// erased): NOT_FOUND naming the fields, with a `google.rpc.ResourceInfo` for each contact (as the organization
+/// service answers for a membership's unknown contact), so a client need not parse the message.
+public struct ContactsNotFound: Error, Sendable, Hashable, RPCErrorConvertible {
+    /// The references that failed, in request order.
+    public var references: [ContactReference]
+
+    /// Creates the error.
+    public init(_ references: [ContactReference]) { self.references = references }
+
+    /// NOT_FOUND with the first ``InvalidRequest/maxReported`` references.
+    public var rpcError: RPCError {
+        let shown = references.prefix(InvalidRequest.maxReported)
+        let list = shown.map { "\($0.field): contact \($0.id.lowercaseText)" }.joined(separator: "; ")
+        let more = references.count > shown.count ? " (and \(references.count - shown.count) more)" : ""
+        let details = shown.map { reference in
+            var info = Google_Rpc_ResourceInfo()
+            info.resourceType = "switchboard.contacts.v1.Contact"
+            info.resourceName = reference.id.lowercaseText
+            info.description = "\(reference.field): not a live contact of the caller's tenant (unknown, deleted, merged away or erased)"
+            return Google_Protobuf_Any(packing: info)
+        }
+        return RPCError(
+            code: .notFound,
+            message: "\(list)\(more): not found by the contacts service (unknown, deleted, merged away or erased); nothing was written"
+        ).withDetails(details)
+    }
+}
+
+/// Checks, before a write, that the contacts it names are live contacts of the caller's tenant, by asking the contacts
+/// service (`BatchGetContacts`, at most 100 ids a call) with the caller's own token: no service keeps a copy of another's
+/// contacts for this, so a contact created a moment ago is found and one erased a moment ago is not, and a note or
+/// interaction cannot bring an erased person's id back. A write whose first response was stored under its request id
+/// is answered with that response even when a contact it named has gone since (a retry must not fail where the first
+/// try succeeded).
+///
+/// Without a contacts address nothing is checked: a deployment without the contacts service takes contact ids as
+/// given.
+public struct ContactReferences: Sendable {
+    /// The contacts service; nil: references are not checked.
+    let contacts: Switchboard_Contacts_V1_ContactsService_Client?
+    /// Where a write's first response is found.
+    let idempotency: Idempotency
+    let pool: PostgresPool
+    /// Ids per `BatchGetContacts` call (the contacts service's bound).
+    static let idsPerCall = 100
+    /// Distinct contacts one write may name; bounds the upstream calls a request costs.
+    public static let maxContacts = 1_000
+
+    /// Creates the check.
+    /// - Parameters:
+    ///   - contacts: a channel to the contacts service; nil checks nothing.
+    ///   - idempotency: the service's stored responses.
+    ///   - pool: the service's database.
+    public init(contacts: (any ClientTransport)?, idempotency: Idempotency, pool: PostgresPool) {
+        self.contacts = contacts.map { Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: $0)) }
+        self.idempotency = idempotency
+        self.pool = pool
+    }
+
+    /// Whether references are checked at all.
+    public var isEnabled: Bool { contacts != nil }
+
+    /// Checks `references` for a write.
+    /// - Returns: the write's stored first response, when some contact is missing and the request was made before
+    ///   under its request id (the handler returns it as a replay); nil when every contact is live (the write goes on).
+    /// - Throws: ``ContactsNotFound``; UNAVAILABLE when the contacts service cannot answer (nothing was written, a
+    ///   retry may succeed); the caller's own problems the contacts service reports (token, rights, deadline) with
+    ///   their codes.
+    public func check<V>(_ references: [ContactReference], call: ForwardedCall, write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
+        guard let contacts, !references.isEmpty else { return nil }
+        var ids: [UUID] = []
+        var seen = Set<UUID>()
+        for reference in references where seen.insert(reference.id).inserted { ids.append(reference.id) }
+        guard ids.count <= Self.maxContacts else {
+            throw InvalidRequest(references[0].field, "a write may name at most \(Self.maxContacts) distinct contacts", reason: "TOO_MANY")
+        }
+        var missing = Set<UUID>()
+        var start = 0
+        while start < ids.count {
+            let chunk = ids[start..<min(start + Self.idsPerCall, ids.count)]
+            start += chunk.count
+            var request = Switchboard_Contacts_V1_BatchGetContactsRequest()
+            request.ids = chunk.map(\.lowercaseText)
+            let response: Switchboard_Contacts_V1_BatchGetContactsResponse
+            do {
+                response = try await contacts.batchGetContacts(request, options: try call.options(doing: "the contacts were checked"))
+            } catch let error as RPCError {
+                switch error.code {
+                case .unauthenticated, .permissionDenied, .deadlineExceeded, .cancelled:
+                    throw RPCError(code: error.code, message: "the contacts service, checking the contacts named: \(error.message)")
+                default:
+                    throw RPCError(
+                        code: .unavailable,
+                        message: "the contacts service could not check the contacts named (\(error.code): \(error.message)); nothing was written")
+                }
+            }
+            for text in response.missingIds {
+                guard let id = UUID(uuidString: text) else {
+                    throw RPCError(code: .unavailable, message: "the contacts service named a missing id that is not one asked; nothing was written")
+                }
+                missing.insert(id)
+            }
+        }
+        guard !missing.isEmpty else { return nil }
+        if let replay = try await idempotency.replay(write, actor: actor, pool: pool) { return replay }
+        throw ContactsNotFound(references.filter { missing.contains($0.id) })
+    }
+}
+
+extension ContactReferences {
+    /// How long the check may take when the caller set no deadline.
+    public static let defaultBudget = Duration.seconds(10)
+
+    /// Checks `references` for a handler's write, with the caller's token and deadline.
+    /// - Returns: the write's first response, decoded, when it is a retry naming a contact gone since; nil: go on.
+    /// - Throws: as ``check(_:call:write:actor:)``.
+    public func check<Value, Response>(
+        _ references: [ContactReference], for write: IdempotentWrite<Value, Response>, context: ServerContext
+    ) async throws -> Response? {
+        guard isEnabled, !references.isEmpty else { return nil }
+        let replay = try await check(
+            references, call: context.forwardedCall(budget: Self.defaultBudget), write: write.options, actor: try context.actor())
+        return try replay.map { try write.response(.replayed($0)) }
+    }
+}

@@ -4,44 +4,6 @@ import SwitchboardProtos
 import SwitchboardRPC
 import SwitchboardRuntime
 
-/// The caller's credentials and trace, forwarded to another service a request needs, and when the caller stops
-/// waiting: the upstream checks the caller's own tenant and rights, never the calling service's.
-public struct ForwardedCall: Sendable {
-    /// Headers to send as they are (`authorization`, `traceparent`, `tracestate`).
-    public var headers: [(name: String, value: String)]
-    /// When every upstream call must have ended.
-    public var deadline: ContinuousClock.Instant
-
-    /// Creates a forwarded call.
-    public init(headers: [(name: String, value: String)], deadline: ContinuousClock.Instant) {
-        self.headers = headers
-        self.deadline = deadline
-    }
-
-    /// The call's headers and the time left, as options of one upstream call.
-    /// - Throws: DEADLINE_EXCEEDED when no time is left.
-    public func options(doing what: String) throws -> CallOptions {
-        let left = deadline - .now
-        guard left > .zero else { throw RPCError(code: .deadlineExceeded, message: "the deadline passed while \(what)") }
-        var options = CallOptions(timeout: left)
-        for header in headers { options.metadata.addString(header.value, forKey: header.name) }
-        return options
-    }
-}
-
-extension ServerContext {
-    /// The caller's token and trace for the services this call asks, within the caller's deadline (or `budget` from
-    /// now when the caller set none).
-    public func forwardedCall(budget: Duration) -> ForwardedCall {
-        var headers: [(name: String, value: String)] = []
-        if let authorization = requestMetadata.firstString("authorization") { headers.append(("authorization", authorization)) }
-        // This call is the upstream's parent span; the caller's vendor state travels unchanged.
-        if let trace = self[TraceContext.self] { headers.append(("traceparent", trace.traceparent)) }
-        if let state = requestMetadata.firstString("tracestate") { headers.append(("tracestate", state)) }
-        return ForwardedCall(headers: headers, deadline: deadline ?? .now + budget)
-    }
-}
-
 /// A contact a write names, and the request field that names it (`interaction.contact_ids[2]`).
 public struct ContactReference: Sendable, Hashable {
     /// The request field, as an error names it.
@@ -50,6 +12,9 @@ public struct ContactReference: Sendable, Hashable {
     public var id: UUID
 
     /// Creates a reference.
+    /// - Parameters:
+    ///   - field: the request field naming the contact.
+    ///   - id: the contact's id.
     public init(field: String, id: UUID) {
         self.field = field
         self.id = id
@@ -64,6 +29,7 @@ public struct ContactsNotFound: Error, Sendable, Hashable, RPCErrorConvertible {
     public var references: [ContactReference]
 
     /// Creates the error.
+    /// - Parameter references: the references to contacts that are not live.
     public init(_ references: [ContactReference]) { self.references = references }
 
     /// NOT_FOUND with the first ``InvalidRequest/maxReported`` references.
@@ -87,10 +53,16 @@ public struct ContactsNotFound: Error, Sendable, Hashable, RPCErrorConvertible {
 
 /// Checks, before a write, that the contacts it names are live contacts of the caller's tenant, by asking the contacts
 /// service (`BatchGetContacts`, at most 100 ids a call) with the caller's own token: no service keeps a copy of another's
-/// contacts for this, so a contact created a moment ago is found and one erased a moment ago is not, and a note or
-/// interaction cannot bring an erased person's id back. A write whose first response was stored under its request id
-/// is answered with that response even when a contact it named has gone since (a retry must not fail where the first
-/// try succeeded).
+/// contacts for this, so a contact created a moment ago is found and one deleted or erased before the check is not. The
+/// check and the write are not one transaction: a contact deleted or erased between the answer and the write's commit
+/// (milliseconds) is still written, as it would have been had the write come first. A write whose first response was
+/// stored under its request id is answered with that response even when a contact it named has gone since (a retry
+/// must not fail where the first try succeeded).
+///
+/// The contacts service's failures are this service's UNAVAILABLE (nothing written, a retry may succeed): its token
+/// and rights were checked here already, so an UNAUTHENTICATED or PERMISSION_DENIED there means the services disagree
+/// (keys, clocks, roles), not that the caller should sign in again. Only the caller's own deadline passing, or the
+/// caller cancelling, keeps its code.
 ///
 /// Without a contacts address nothing is checked: a deployment without the contacts service takes contact ids as
 /// given.
@@ -125,7 +97,15 @@ public struct ContactReferences: Sendable {
     /// - Throws: ``ContactsNotFound``; UNAVAILABLE when the contacts service cannot answer (nothing was written, a
     ///   retry may succeed); the caller's own problems the contacts service reports (token, rights, deadline) with
     ///   their codes.
-    public func check<V>(_ references: [ContactReference], call: ForwardedCall, write: WriteOptions<V>, actor: Actor) async throws -> [UInt8]? {
+    /// - Parameters:
+    ///   - references: the contacts the write names, with their fields.
+    ///   - call: the caller's headers and deadline.
+    ///   - callerDeadline: whether the deadline is the caller's own (not a budget this service chose).
+    ///   - write: the write's idempotency options.
+    ///   - actor: the caller.
+    public func check<V>(
+        _ references: [ContactReference], call: ForwardedCall, callerDeadline: Bool, write: WriteOptions<V>, actor: Actor
+    ) async throws -> [UInt8]? {
         guard let contacts, !references.isEmpty else { return nil }
         var ids: [UUID] = []
         var seen = Set<UUID>()
@@ -144,17 +124,16 @@ public struct ContactReferences: Sendable {
             do {
                 response = try await contacts.batchGetContacts(request, options: try call.options(doing: "the contacts were checked"))
             } catch let error as RPCError {
-                switch error.code {
-                case .unauthenticated, .permissionDenied, .deadlineExceeded, .cancelled:
-                    throw RPCError(code: error.code, message: "the contacts service, checking the contacts named: \(error.message)")
-                default:
-                    throw RPCError(
-                        code: .unavailable,
-                        message: "the contacts service could not check the contacts named (\(error.code): \(error.message)); nothing was written")
+                if error.code == .deadlineExceeded, callerDeadline, .now >= call.deadline {
+                    throw RPCError(code: .deadlineExceeded, message: "the deadline passed while the contacts named were checked; nothing was written")
                 }
+                if error.code == .cancelled, Task.isCancelled { throw error }
+                throw RPCError(
+                    code: .unavailable,
+                    message: "the contacts service could not check the contacts named (\(error.code): \(error.message)); nothing was written")
             }
             for text in response.missingIds {
-                guard let id = UUID(uuidString: text) else {
+                guard let id = UUID(uuidString: text), chunk.contains(id) else {
                     throw RPCError(code: .unavailable, message: "the contacts service named a missing id that is not one asked; nothing was written")
                 }
                 missing.insert(id)
@@ -167,18 +146,24 @@ public struct ContactReferences: Sendable {
 }
 
 extension ContactReferences {
-    /// How long the check may take when the caller set no deadline.
+    /// How long the check may take when the caller set no deadline (running out of it is UNAVAILABLE, not the caller's
+    /// DEADLINE_EXCEEDED).
     public static let defaultBudget = Duration.seconds(10)
 
     /// Checks `references` for a handler's write, with the caller's token and deadline.
     /// - Returns: the write's first response, decoded, when it is a retry naming a contact gone since; nil: go on.
-    /// - Throws: as ``check(_:call:write:actor:)``.
+    /// - Parameters:
+    ///   - references: the contacts the write names, with their fields.
+    ///   - write: the handler's idempotent write.
+    ///   - context: the call (its token, trace and deadline are forwarded).
+    /// - Throws: as ``check(_:call:callerDeadline:write:actor:)``.
     public func check<Value, Response>(
         _ references: [ContactReference], for write: IdempotentWrite<Value, Response>, context: ServerContext
     ) async throws -> Response? {
         guard isEnabled, !references.isEmpty else { return nil }
         let replay = try await check(
-            references, call: context.forwardedCall(budget: Self.defaultBudget), write: write.options, actor: try context.actor())
+            references, call: context.forwardedCall(budget: Self.defaultBudget), callerDeadline: context.deadline != nil, write: write.options,
+            actor: try context.actor())
         return try replay.map { try write.response(.replayed($0)) }
     }
 }

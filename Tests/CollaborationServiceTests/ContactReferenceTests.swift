@@ -55,7 +55,9 @@ final class ContactReferenceTests {
             Issue.record("expected NOT_FOUND naming \(field), got \(String(describing: error))")
             return []
         }
-        return (error.statusDetails?.details ?? []).compactMap { try? $0.unpack(Google_Rpc_ResourceInfo.self) }.map(\.resourceName)
+        let infos = (error.statusDetails?.details ?? []).compactMap { try? $0.unpack(Google_Rpc_ResourceInfo.self) }
+        #expect(infos.allSatisfy { $0.resourceType == "switchboard.contacts.v1.Contact" })
+        return infos.map(\.resourceName)
     }
 
     private func upload(_ client: CollabClient, subjects: [Subject]) async throws -> Switchboard_Collaboration_V1_File {
@@ -145,6 +147,30 @@ final class ContactReferenceTests {
         }
         #expect(try await updateMeeting([bob, cy]).contactIds == [bob, cy])
         #expect(missing(await rpcError { _ = try await updateMeeting([unknown, bob]) }, field: "meeting.contact_ids[0]") == [unknown])
+        var get = Switchboard_Collaboration_V1_GetMeetingRequest()
+        get.id = meeting.id
+        #expect(try await client.stub.getMeeting(get, options: client.options).contactIds == [bob, cy])
+        // A note that does not exist is the update's NOT_FOUND, not a contact's.
+        let absent = newID()
+        let none = await rpcError {
+            _ = try await client.updateNote(absent, paths: ["subjects"]) { $0.subjects = [subject(.contact, unknown)] }
+        }
+        #expect(none?.code == .notFound && none?.message.contains("subjects") == false, "\(String(describing: none))")
+    }
+
+    @Test("the contacts service unreachable: UNAVAILABLE, nothing written; a note about an organization goes on")
+    func contactsUnreachable() async throws {
+        let lonely = try await CollaborationHarness.start(contactsAddress: ("127.0.0.1", 1))
+        defer { Task { await lonely.stop() } }
+        let t = tenant()
+        let client = try await lonely.client(tenant: t)
+        let error = await rpcError { _ = try await client.createNote(about: [subject(.contact)]) }
+        #expect(error?.code == .unavailable && error?.message.contains("nothing was written") == true, "\(String(describing: error))")
+        _ = try await client.createNote(about: [subject(.organization)])
+        let notes = try await lonely.pool.query(
+            settings: ["app.tenant_id": t], "SELECT count(*) AS n FROM collaboration.notes WHERE tenant_id = $1", [.text(t)]
+        ).first!.int("n")
+        #expect(notes == 1)
     }
 
     @Test("a retry of a note whose contact was deleted since replays its first response")

@@ -103,6 +103,24 @@ final class ContactReferenceTests {
         _ = try await client.send(contact: ada)
     }
 
+    @Test("a consent withdrawal or do_not_contact is never refused, whatever the contact's state")
+    func restrictionsPass() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let gone = try await person(t, "Gone")
+        try await deleteContact(t, gone)
+        for id in [gone, newID()] {
+            _ = try await client.recordConsent(contact: id, status: .withdrawn, basis: .unspecified, source: "unsubscribe link")
+            _ = try await client.setPreferences(id, paths: ["do_not_contact"]) { $0.doNotContact = true }
+            // Anything else for the same contact is still refused.
+            #expect(missing(await rpcError { _ = try await client.recordConsent(contact: id) }, field: "consent.contact_id") == [id])
+            let other = await rpcError { _ = try await client.setPreferences(id, paths: ["language"]) { $0.language = "de" } }
+            #expect(missing(other, field: "preferences.contact_id") == [id])
+        }
+        #expect(try await count("consent_ledger", t) == 2)
+        #expect(try await count("preferences", t) == 2)
+    }
+
     @Test("an update checks only the contacts it adds: one deleted since it was named may stay")
     func updateChecksAdded() async throws {
         let t = tenant()
@@ -117,6 +135,12 @@ final class ContactReferenceTests {
         let error = await rpcError { _ = try await client.update(logged.id, paths: ["contact_ids"]) { $0.contactIds = [bob, unknown] } }
         #expect(missing(error, field: "interaction.contact_ids[1]") == [unknown])
         #expect(try await client.get(logged.id).contactIds == [bob, ada, cy])
+        // An interaction that does not exist is the update's NOT_FOUND, not a contact's.
+        let absent = newID()
+        let none = await rpcError { _ = try await client.update(absent, paths: ["contact_ids"]) { $0.contactIds = [unknown] } }
+        #expect(
+            none?.code == .notFound && none?.message.contains(absent) == true && none?.message.contains("contact_ids") == false,
+            "\(String(describing: none))")
         // A mask without contact_ids does not look at them.
         #expect(try await client.update(logged.id, paths: ["subject"]) { $0.subject = "renamed" }.subject == "renamed")
     }

@@ -88,7 +88,8 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         let write = try Self.write(request, request.requestId, context, Methods.updateNote) { (r: NoteRecord) in M.proto(r) }
         if request.updateMask?.paths.contains("subjects") == true, references.isEnabled, source.subjects.contains(where: { $0.type == .contact }) {
             // Only contacts the update adds must be live: one deleted since the note named it may stay named.
-            let named = (try? await domain.note(id: id, includeDeleted: true, principal: try Self.principal(context)))?.data.subjects ?? []
+            // The note's own errors (not found, not the caller's to read) are the update's too.
+            let named = try await domain.note(id: id, includeDeleted: true, principal: try Self.principal(context)).data.subjects
             let added = Self.contacts(of: source.subjects, field: "note.subjects", except: named)
             if let replay = try await references.check(added, for: write, context: context) { return replay }
         }

@@ -14,8 +14,12 @@ extension CommunicationHandler {
         let write = try IdempotentWrite(
             request: request, requestID: request.requestId, method: Methods.recordConsent, response: { (r: ConsentRecord) in ConsentMapping.proto(r) }
         )
-        let named = [ContactReference(field: "consent.contact_id", id: statement.contactID)]
-        if let replay = try await references.check(named, for: write, context: context) { return replay }
+        // A withdrawal is never refused: an unsubscribe that arrives with a contact's old (deleted, merged-away) id must
+        // still hold should the contact come back.
+        if statement.status == .granted {
+            let named = [ContactReference(field: "consent.contact_id", id: statement.contactID)]
+            if let replay = try await references.check(named, for: write, context: context) { return replay }
+        }
         return try write.response(try await ledger.record(statement, actor: try context.actor(), write: write.options))
     }
 

@@ -28,8 +28,12 @@ extension CommunicationHandler {
         let write = try IdempotentWrite(
             request: request, requestID: request.requestId, method: Methods.updateContactPreferences,
             response: { (r: PreferencesRecord) in PreferencesMapping.proto(r) })
-        let named = [ContactReference(field: "preferences.contact_id", id: contact)]
-        if let replay = try await references.check(named, for: write, context: context) { return replay }
+        // Asking not to be contacted is never refused (as a consent withdrawal is not): it must hold should a deleted or
+        // merged-away contact come back.
+        if !(data.doNotContact && (paths.isEmpty || paths.contains("do_not_contact"))) {
+            let named = [ContactReference(field: "preferences.contact_id", id: contact)]
+            if let replay = try await references.check(named, for: write, context: context) { return replay }
+        }
         return try write.response(
             try await preferences.update(
                 contactID: contact, from: data, paths: paths, etag: request.etag, actor: try context.actor(), write: write.options))

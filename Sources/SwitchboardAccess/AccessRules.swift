@@ -12,6 +12,7 @@ public enum AccessRules {
         return [
             M.createContact: .user, M.batchCreateContacts: .user, M.updateContact: .user, M.deleteContact: .user, M.batchUpdateContacts: .user,
             M.batchDeleteContacts: .user, M.undeleteContact: .user, M.mergeContacts: .user, M.unmergeContact: .user,
+            M.findDuplicateContacts: .readOnly,
             M.getContact: .readOnly, M.batchGetContacts: .readOnly, M.lookupContacts: .readOnly, M.listContacts: .readOnly,
             M.searchContacts: .readOnly, M.getSavedSearch: .readOnly, M.listSavedSearches: .readOnly, M.createSavedSearch: .user,
             M.deleteSavedSearch: .user, M.bulkTagContacts: .user,

@@ -107,6 +107,24 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         return response
     }
 
+    /// The `FindDuplicateContacts` RPC (see `contacts.proto`).
+    public func findDuplicateContacts(
+        request: Switchboard_Contacts_V1_FindDuplicateContactsRequest, context: ServerContext
+    ) async throws -> Switchboard_Contacts_V1_FindDuplicateContactsResponse {
+        let candidates = try await domain.duplicates(
+            of: try Self.uuid(request.contactId, field: "contact_id"), maxResults: Int(request.maxResults), actor: try context.actor())
+        var response = Switchboard_Contacts_V1_FindDuplicateContactsResponse()
+        response.candidates = candidates.map { candidate in
+            var p = Switchboard_Contacts_V1_DuplicateCandidate()
+            p.contact = ContactsMapping.proto(candidate.record)
+            p.score = candidate.score
+            p.signals = candidate.signals.map { Switchboard_Contacts_V1_DuplicateSignal(protoValue: Int32($0.rawValue)) }
+            p.nameSimilarity = candidate.nameSimilarity
+            return p
+        }
+        return response
+    }
+
     public func lookupContacts(
         request: Switchboard_Contacts_V1_LookupContactsRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_LookupContactsResponse {

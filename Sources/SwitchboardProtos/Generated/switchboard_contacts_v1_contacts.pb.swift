@@ -98,6 +98,57 @@ public enum Switchboard_Contacts_V1_ContactStatus: ProtoEnum, CaseIterable, _Pro
     }
 }
 
+/// The `switchboard.contacts.v1.DuplicateSignal` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Contacts_V1_DuplicateSignal: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `DUPLICATE_SIGNAL_UNSPECIFIED` = 0.
+    case unspecified
+    /// `DUPLICATE_SIGNAL_SAME_PHONE` = 1.
+    case samePhone
+    /// `DUPLICATE_SIGNAL_SAME_NAME` = 2.
+    case sameName
+    /// `DUPLICATE_SIGNAL_SIMILAR_NAME` = 3.
+    case similarName
+    /// `DUPLICATE_SIGNAL_SAME_EMAIL_NAME` = 4.
+    case sameEmailName
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Contacts_V1_DuplicateSignal] = [.unspecified, .samePhone, .sameName, .similarName, .sameEmailName]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("DUPLICATE_SIGNAL_UNSPECIFIED", 0),
+        ("DUPLICATE_SIGNAL_SAME_PHONE", 1),
+        ("DUPLICATE_SIGNAL_SAME_NAME", 2),
+        ("DUPLICATE_SIGNAL_SIMILAR_NAME", 3),
+        ("DUPLICATE_SIGNAL_SAME_EMAIL_NAME", 4),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .samePhone
+        case 2: self = .sameName
+        case 3: self = .similarName
+        case 4: self = .sameEmailName
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .samePhone: return 1
+        case .sameName: return 2
+        case .similarName: return 3
+        case .sameEmailName: return 4
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// The `switchboard.contacts.v1.ContactFileFormat` enum. Values this version does not know are kept as `.unrecognized`.
 public enum Switchboard_Contacts_V1_ContactFileFormat: ProtoEnum, CaseIterable, _ProtoJSONEnum {
     /// `CONTACT_FILE_FORMAT_UNSPECIFIED` = 0.
@@ -1573,6 +1624,197 @@ public struct Switchboard_Contacts_V1_MergeContactsRequest: ProtoMessage, _CBrid
             case "winnerEtag", "winner_etag": try d.field(3, "winnerEtag", value, &self.winnerEtag)
             case "loserEtag", "loser_etag": try d.field(4, "loserEtag", value, &self.loserEtag)
             case "requestId", "request_id": try d.field(5, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.FindDuplicateContactsRequest` message.
+public struct Switchboard_Contacts_V1_FindDuplicateContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.FindDuplicateContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.FindDuplicateContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__find_duplicate_contacts_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `max_results` = 2.
+    public var maxResults: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.maxResults = r.scalar(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setScalar(1, maxResults)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "maxResults", self.maxResults)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("maxResults", self.maxResults)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "maxResults", "max_results": try d.field(2, "maxResults", value, &self.maxResults)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.DuplicateCandidate` message.
+public struct Switchboard_Contacts_V1_DuplicateCandidate: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.DuplicateCandidate`.
+    public static let protoMessageName = "switchboard.contacts.v1.DuplicateCandidate"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__duplicate_candidate__init)
+
+    /// Field `contact` = 1.
+    public var contact: Switchboard_Contacts_V1_Contact? = nil
+
+    /// Field `score` = 2.
+    public var score: Double = 0
+
+    /// Field `signals` = 3.
+    public var signals: [Switchboard_Contacts_V1_DuplicateSignal] = []
+
+    /// Field `name_similarity` = 4.
+    public var nameSimilarity: Double = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contact = r.message(0)
+        self.score = r.scalar(1)
+        self.signals = r.repeatedEnumeration(2)
+        self.nameSimilarity = r.scalar(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, contact)
+        w.setScalar(1, score)
+        w.setRepeatedEnumeration(2, signals)
+        w.setScalar(3, nameSimilarity)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "contact", self.contact)
+        e.field(&o, "score", self.score)
+        e.field(&o, "signals", self.signals)
+        e.field(&o, "nameSimilarity", self.nameSimilarity)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("contact", self.contact)
+        w.field("nameSimilarity", self.nameSimilarity)
+        w.field("score", self.score)
+        w.field("signals", self.signals)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contact": try d.field(1, "contact", value, &self.contact)
+            case "score": try d.field(2, "score", value, &self.score)
+            case "signals": try d.field(3, "signals", value, &self.signals)
+            case "nameSimilarity", "name_similarity": try d.field(4, "nameSimilarity", value, &self.nameSimilarity)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.FindDuplicateContactsResponse` message.
+public struct Switchboard_Contacts_V1_FindDuplicateContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.FindDuplicateContactsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.FindDuplicateContactsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__find_duplicate_contacts_response__init)
+
+    /// Field `candidates` = 1.
+    public var candidates: [Switchboard_Contacts_V1_DuplicateCandidate] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.candidates = r.repeatedMessage(0)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, candidates)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "candidates", self.candidates)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("candidates", self.candidates)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "candidates": try d.field(1, "candidates", value, &self.candidates)
             default: try d.unknownField(key)
             }
         }
@@ -4955,6 +5197,8 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let mergeContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "MergeContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/UnmergeContact`.
         public static let unmergeContact = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "UnmergeContact", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/FindDuplicateContacts`.
+        public static let findDuplicateContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "FindDuplicateContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/ListContacts`.
         public static let listContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListContacts", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/SearchContacts`.
@@ -4989,7 +5233,7 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let listErasures = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListErasures", kind: .unary)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.mergeContacts, Method.unmergeContact, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges, Method.importContacts, Method.exportContacts, Method.eraseContact, Method.getErasure, Method.listErasures]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.mergeContacts, Method.unmergeContact, Method.findDuplicateContacts, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges, Method.importContacts, Method.exportContacts, Method.eraseContact, Method.getErasure, Method.listErasures]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
@@ -5018,6 +5262,8 @@ public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCServ
     func mergeContacts(request: Switchboard_Contacts_V1_MergeContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
     /// Handles `UnmergeContact`.
     func unmergeContact(request: Switchboard_Contacts_V1_UnmergeContactRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Contact
+    /// Handles `FindDuplicateContacts`.
+    func findDuplicateContacts(request: Switchboard_Contacts_V1_FindDuplicateContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_FindDuplicateContactsResponse
     /// Handles `ListContacts`.
     func listContacts(request: Switchboard_Contacts_V1_ListContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_ListContactsResponse
     /// Handles `SearchContacts`.
@@ -5067,6 +5313,7 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.undeleteContact) { try await self.undeleteContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.mergeContacts) { try await self.mergeContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.unmergeContact) { try await self.unmergeContact(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.findDuplicateContacts) { try await self.findDuplicateContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listContacts) { try await self.listContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.searchContacts) { try await self.searchContacts(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.bulkTagContacts) { try await self.bulkTagContacts(request: $0, context: $1) }
@@ -5152,6 +5399,11 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
     /// Calls `UnmergeContact`.
     public func unmergeContact(_ request: Switchboard_Contacts_V1_UnmergeContactRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Contact {
         try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.unmergeContact, request, options: options)
+    }
+
+    /// Calls `FindDuplicateContacts`.
+    public func findDuplicateContacts(_ request: Switchboard_Contacts_V1_FindDuplicateContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_FindDuplicateContactsResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.findDuplicateContacts, request, options: options)
     }
 
     /// Calls `ListContacts`.

@@ -235,6 +235,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_EraseContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_EraseContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.exportContacts
     (Switchboard_Contacts_V1_ExportContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ExportContactsRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.findDuplicateContacts
+    (Switchboard_Contacts_V1_FindDuplicateContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_FindDuplicateContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.getContact
     (Switchboard_Contacts_V1_GetContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.getErasure

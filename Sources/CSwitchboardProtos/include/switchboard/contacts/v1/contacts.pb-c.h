@@ -40,6 +40,9 @@ typedef struct Switchboard__Contacts__V1__UpdateContactRequest Switchboard__Cont
 typedef struct Switchboard__Contacts__V1__DeleteContactRequest Switchboard__Contacts__V1__DeleteContactRequest;
 typedef struct Switchboard__Contacts__V1__UndeleteContactRequest Switchboard__Contacts__V1__UndeleteContactRequest;
 typedef struct Switchboard__Contacts__V1__MergeContactsRequest Switchboard__Contacts__V1__MergeContactsRequest;
+typedef struct Switchboard__Contacts__V1__FindDuplicateContactsRequest Switchboard__Contacts__V1__FindDuplicateContactsRequest;
+typedef struct Switchboard__Contacts__V1__DuplicateCandidate Switchboard__Contacts__V1__DuplicateCandidate;
+typedef struct Switchboard__Contacts__V1__FindDuplicateContactsResponse Switchboard__Contacts__V1__FindDuplicateContactsResponse;
 typedef struct Switchboard__Contacts__V1__UnmergeContactRequest Switchboard__Contacts__V1__UnmergeContactRequest;
 typedef struct Switchboard__Contacts__V1__BatchUpdateContactsRequest Switchboard__Contacts__V1__BatchUpdateContactsRequest;
 typedef struct Switchboard__Contacts__V1__BatchUpdateContactsResponse Switchboard__Contacts__V1__BatchUpdateContactsResponse;
@@ -166,6 +169,29 @@ typedef enum _Switchboard__Contacts__V1__ContactStatus {
   SWITCHBOARD__CONTACTS__V1__CONTACT_STATUS__CONTACT_STATUS_INACTIVE = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__CONTACT_STATUS)
 } Switchboard__Contacts__V1__ContactStatus;
+/*
+ * Why a contact may be the same person as another.
+ */
+typedef enum _Switchboard__Contacts__V1__DuplicateSignal {
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_UNSPECIFIED = 0,
+  /*
+   * A phone number in common, compared by its E.164 form.
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SAME_PHONE = 1,
+  /*
+   * The same given and family name (or display name), letter case, accents, punctuation and spacing aside.
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SAME_NAME = 2,
+  /*
+   * Names a typo or two apart (their similarity is `name_similarity`).
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SIMILAR_NAME = 3,
+  /*
+   * An e-mail address with the same mailbox name at another domain ("ada.lovelace@" at work and at home).
+   */
+  SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SAME_EMAIL_NAME = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL)
+} Switchboard__Contacts__V1__DuplicateSignal;
 /*
  * A file format of contacts, for import and export.
  */
@@ -599,6 +625,61 @@ struct  Switchboard__Contacts__V1__MergeContactsRequest
 #define SWITCHBOARD__CONTACTS__V1__MERGE_CONTACTS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__merge_contacts_request__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__FindDuplicateContactsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: the live contact whose likely duplicates are wanted.
+   */
+  char *contact_id;
+  /*
+   * Most candidates returned, best first: 0 to 50 (0: 10).
+   */
+  int32_t max_results;
+};
+#define SWITCHBOARD__CONTACTS__V1__FIND_DUPLICATE_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__find_duplicate_contacts_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__Contacts__V1__DuplicateCandidate
+{
+  ProtobufCMessage base;
+  Switchboard__Contacts__V1__Contact *contact;
+  /*
+   * How likely the two are one person, from 0 to 1: the signals combined (a phone number in common weighs most, a
+   * similar name least).
+   */
+  double score;
+  /*
+   * The signals found, strongest first.
+   */
+  size_t n_signals;
+  Switchboard__Contacts__V1__DuplicateSignal *signals;
+  /*
+   * The names' similarity, 0 to 1 (trigrams of the folded names, as PostgreSQL's pg_trgm counts them).
+   */
+  double name_similarity;
+};
+#define SWITCHBOARD__CONTACTS__V1__DUPLICATE_CANDIDATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__duplicate_candidate__descriptor) \
+    , NULL, 0, 0,NULL, 0 }
+
+
+struct  Switchboard__Contacts__V1__FindDuplicateContactsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Live contacts of the tenant with at least one signal, best score first (then id), the contact itself never.
+   */
+  size_t n_candidates;
+  Switchboard__Contacts__V1__DuplicateCandidate **candidates;
+};
+#define SWITCHBOARD__CONTACTS__V1__FIND_DUPLICATE_CONTACTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__find_duplicate_contacts_response__descriptor) \
+    , 0,NULL }
 
 
 struct  Switchboard__Contacts__V1__UnmergeContactRequest
@@ -1838,6 +1919,63 @@ Switchboard__Contacts__V1__MergeContactsRequest *
 void   switchboard__contacts__v1__merge_contacts_request__free_unpacked
                      (Switchboard__Contacts__V1__MergeContactsRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__FindDuplicateContactsRequest methods */
+void   switchboard__contacts__v1__find_duplicate_contacts_request__init
+                     (Switchboard__Contacts__V1__FindDuplicateContactsRequest         *message);
+size_t switchboard__contacts__v1__find_duplicate_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsRequest   *message);
+size_t switchboard__contacts__v1__find_duplicate_contacts_request__pack
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__find_duplicate_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__FindDuplicateContactsRequest *
+       switchboard__contacts__v1__find_duplicate_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__find_duplicate_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__FindDuplicateContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__DuplicateCandidate methods */
+void   switchboard__contacts__v1__duplicate_candidate__init
+                     (Switchboard__Contacts__V1__DuplicateCandidate         *message);
+size_t switchboard__contacts__v1__duplicate_candidate__get_packed_size
+                     (const Switchboard__Contacts__V1__DuplicateCandidate   *message);
+size_t switchboard__contacts__v1__duplicate_candidate__pack
+                     (const Switchboard__Contacts__V1__DuplicateCandidate   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__duplicate_candidate__pack_to_buffer
+                     (const Switchboard__Contacts__V1__DuplicateCandidate   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__DuplicateCandidate *
+       switchboard__contacts__v1__duplicate_candidate__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__duplicate_candidate__free_unpacked
+                     (Switchboard__Contacts__V1__DuplicateCandidate *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__FindDuplicateContactsResponse methods */
+void   switchboard__contacts__v1__find_duplicate_contacts_response__init
+                     (Switchboard__Contacts__V1__FindDuplicateContactsResponse         *message);
+size_t switchboard__contacts__v1__find_duplicate_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsResponse   *message);
+size_t switchboard__contacts__v1__find_duplicate_contacts_response__pack
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__find_duplicate_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__FindDuplicateContactsResponse *
+       switchboard__contacts__v1__find_duplicate_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__find_duplicate_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__FindDuplicateContactsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__Contacts__V1__UnmergeContactRequest methods */
 void   switchboard__contacts__v1__unmerge_contact_request__init
                      (Switchboard__Contacts__V1__UnmergeContactRequest         *message);
@@ -2663,6 +2801,15 @@ typedef void (*Switchboard__Contacts__V1__UndeleteContactRequest_Closure)
 typedef void (*Switchboard__Contacts__V1__MergeContactsRequest_Closure)
                  (const Switchboard__Contacts__V1__MergeContactsRequest *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__FindDuplicateContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__FindDuplicateContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__DuplicateCandidate_Closure)
+                 (const Switchboard__Contacts__V1__DuplicateCandidate *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__FindDuplicateContactsResponse_Closure)
+                 (const Switchboard__Contacts__V1__FindDuplicateContactsResponse *message,
+                  void *closure_data);
 typedef void (*Switchboard__Contacts__V1__UnmergeContactRequest_Closure)
                  (const Switchboard__Contacts__V1__UnmergeContactRequest *message,
                   void *closure_data);
@@ -2847,6 +2994,10 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                           const Switchboard__Contacts__V1__UnmergeContactRequest *input,
                           Switchboard__Contacts__V1__Contact_Closure closure,
                           void *closure_data);
+  void (*find_duplicate_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                                  const Switchboard__Contacts__V1__FindDuplicateContactsRequest *input,
+                                  Switchboard__Contacts__V1__FindDuplicateContactsResponse_Closure closure,
+                                  void *closure_data);
   void (*list_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
                         const Switchboard__Contacts__V1__ListContactsRequest *input,
                         Switchboard__Contacts__V1__ListContactsResponse_Closure closure,
@@ -2931,6 +3082,7 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
       function_prefix__ ## undelete_contact,\
       function_prefix__ ## merge_contacts,\
       function_prefix__ ## unmerge_contact,\
+      function_prefix__ ## find_duplicate_contacts,\
       function_prefix__ ## list_contacts,\
       function_prefix__ ## search_contacts,\
       function_prefix__ ## bulk_tag_contacts,\
@@ -2995,6 +3147,10 @@ void switchboard__contacts__v1__contacts_service__unmerge_contact(ProtobufCServi
                                                                   const Switchboard__Contacts__V1__UnmergeContactRequest *input,
                                                                   Switchboard__Contacts__V1__Contact_Closure closure,
                                                                   void *closure_data);
+void switchboard__contacts__v1__contacts_service__find_duplicate_contacts(ProtobufCService *service,
+                                                                          const Switchboard__Contacts__V1__FindDuplicateContactsRequest *input,
+                                                                          Switchboard__Contacts__V1__FindDuplicateContactsResponse_Closure closure,
+                                                                          void *closure_data);
 void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__ListContactsRequest *input,
                                                                 Switchboard__Contacts__V1__ListContactsResponse_Closure closure,
@@ -3064,6 +3220,7 @@ void switchboard__contacts__v1__contacts_service__list_erasures(ProtobufCService
 
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__contact_type__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__contact_status__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__duplicate_signal__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__contact_file_format__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__duplicate_policy__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__duplicate_match__descriptor;
@@ -3086,6 +3243,9 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__update_contac
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__delete_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__undelete_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__merge_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__find_duplicate_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__duplicate_candidate__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__find_duplicate_contacts_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__unmerge_contact_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_update_contacts_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__batch_update_contacts_response__descriptor;

@@ -817,6 +817,141 @@ void   switchboard__contacts__v1__merge_contacts_request__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__merge_contacts_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__find_duplicate_contacts_request__init
+                     (Switchboard__Contacts__V1__FindDuplicateContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__FindDuplicateContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__FIND_DUPLICATE_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__find_duplicate_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__find_duplicate_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__find_duplicate_contacts_request__pack
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__find_duplicate_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__find_duplicate_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__find_duplicate_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__FindDuplicateContactsRequest *
+       switchboard__contacts__v1__find_duplicate_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__FindDuplicateContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__find_duplicate_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__find_duplicate_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__FindDuplicateContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__find_duplicate_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__duplicate_candidate__init
+                     (Switchboard__Contacts__V1__DuplicateCandidate         *message)
+{
+  static const Switchboard__Contacts__V1__DuplicateCandidate init_value = SWITCHBOARD__CONTACTS__V1__DUPLICATE_CANDIDATE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__duplicate_candidate__get_packed_size
+                     (const Switchboard__Contacts__V1__DuplicateCandidate *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__duplicate_candidate__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__duplicate_candidate__pack
+                     (const Switchboard__Contacts__V1__DuplicateCandidate *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__duplicate_candidate__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__duplicate_candidate__pack_to_buffer
+                     (const Switchboard__Contacts__V1__DuplicateCandidate *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__duplicate_candidate__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__DuplicateCandidate *
+       switchboard__contacts__v1__duplicate_candidate__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__DuplicateCandidate *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__duplicate_candidate__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__duplicate_candidate__free_unpacked
+                     (Switchboard__Contacts__V1__DuplicateCandidate *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__duplicate_candidate__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__find_duplicate_contacts_response__init
+                     (Switchboard__Contacts__V1__FindDuplicateContactsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__FindDuplicateContactsResponse init_value = SWITCHBOARD__CONTACTS__V1__FIND_DUPLICATE_CONTACTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__find_duplicate_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__find_duplicate_contacts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__find_duplicate_contacts_response__pack
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__find_duplicate_contacts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__find_duplicate_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__FindDuplicateContactsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__find_duplicate_contacts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__FindDuplicateContactsResponse *
+       switchboard__contacts__v1__find_duplicate_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__FindDuplicateContactsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__find_duplicate_contacts_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__find_duplicate_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__FindDuplicateContactsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__find_duplicate_contacts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__contacts__v1__unmerge_contact_request__init
                      (Switchboard__Contacts__V1__UnmergeContactRequest         *message)
 {
@@ -3876,6 +4011,172 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__merge_contacts_reque
   switchboard__contacts__v1__merge_contacts_request__field_indices_by_name,
   1,  switchboard__contacts__v1__merge_contacts_request__number_ranges,
   (ProtobufCMessageInit) switchboard__contacts__v1__merge_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__find_duplicate_contacts_request__field_descriptors[2] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__FindDuplicateContactsRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_results",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__FindDuplicateContactsRequest, max_results),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__find_duplicate_contacts_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  1,   /* field[1] = max_results */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__find_duplicate_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__find_duplicate_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.FindDuplicateContactsRequest",
+  "FindDuplicateContactsRequest",
+  "Switchboard__Contacts__V1__FindDuplicateContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__FindDuplicateContactsRequest),
+  2,
+  switchboard__contacts__v1__find_duplicate_contacts_request__field_descriptors,
+  switchboard__contacts__v1__find_duplicate_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__find_duplicate_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__find_duplicate_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__duplicate_candidate__field_descriptors[4] =
+{
+  {
+    "contact",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__DuplicateCandidate, contact),
+    &switchboard__contacts__v1__contact__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "score",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__DuplicateCandidate, score),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signals",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Switchboard__Contacts__V1__DuplicateCandidate, n_signals),
+    offsetof(Switchboard__Contacts__V1__DuplicateCandidate, signals),
+    &switchboard__contacts__v1__duplicate_signal__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name_similarity",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__DuplicateCandidate, name_similarity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__duplicate_candidate__field_indices_by_name[] = {
+  0,   /* field[0] = contact */
+  3,   /* field[3] = name_similarity */
+  1,   /* field[1] = score */
+  2,   /* field[2] = signals */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__duplicate_candidate__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__duplicate_candidate__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.DuplicateCandidate",
+  "DuplicateCandidate",
+  "Switchboard__Contacts__V1__DuplicateCandidate",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__DuplicateCandidate),
+  4,
+  switchboard__contacts__v1__duplicate_candidate__field_descriptors,
+  switchboard__contacts__v1__duplicate_candidate__field_indices_by_name,
+  1,  switchboard__contacts__v1__duplicate_candidate__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__duplicate_candidate__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__find_duplicate_contacts_response__field_descriptors[1] =
+{
+  {
+    "candidates",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__FindDuplicateContactsResponse, n_candidates),
+    offsetof(Switchboard__Contacts__V1__FindDuplicateContactsResponse, candidates),
+    &switchboard__contacts__v1__duplicate_candidate__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__find_duplicate_contacts_response__field_indices_by_name[] = {
+  0,   /* field[0] = candidates */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__find_duplicate_contacts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__find_duplicate_contacts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.FindDuplicateContactsResponse",
+  "FindDuplicateContactsResponse",
+  "Switchboard__Contacts__V1__FindDuplicateContactsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__FindDuplicateContactsResponse),
+  1,
+  switchboard__contacts__v1__find_duplicate_contacts_response__field_descriptors,
+  switchboard__contacts__v1__find_duplicate_contacts_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__find_duplicate_contacts_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__find_duplicate_contacts_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__contacts__v1__unmerge_contact_request__field_descriptors[2] =
@@ -7179,6 +7480,40 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__contact_status__descrip
   switchboard__contacts__v1__contact_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
+static const ProtobufCEnumValue switchboard__contacts__v1__duplicate_signal__enum_values_by_number[5] =
+{
+  { "DUPLICATE_SIGNAL_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_UNSPECIFIED", 0 },
+  { "DUPLICATE_SIGNAL_SAME_PHONE", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SAME_PHONE", 1 },
+  { "DUPLICATE_SIGNAL_SAME_NAME", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SAME_NAME", 2 },
+  { "DUPLICATE_SIGNAL_SIMILAR_NAME", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SIMILAR_NAME", 3 },
+  { "DUPLICATE_SIGNAL_SAME_EMAIL_NAME", "SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SAME_EMAIL_NAME", 4 },
+};
+static const ProtobufCIntRange switchboard__contacts__v1__duplicate_signal__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex switchboard__contacts__v1__duplicate_signal__enum_values_by_name[5] =
+{
+  { "DUPLICATE_SIGNAL_SAME_EMAIL_NAME", 4 },
+  { "DUPLICATE_SIGNAL_SAME_NAME", 2 },
+  { "DUPLICATE_SIGNAL_SAME_PHONE", 1 },
+  { "DUPLICATE_SIGNAL_SIMILAR_NAME", 3 },
+  { "DUPLICATE_SIGNAL_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__contacts__v1__duplicate_signal__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.DuplicateSignal",
+  "DuplicateSignal",
+  "Switchboard__Contacts__V1__DuplicateSignal",
+  "switchboard.contacts.v1",
+  5,
+  switchboard__contacts__v1__duplicate_signal__enum_values_by_number,
+  5,
+  switchboard__contacts__v1__duplicate_signal__enum_values_by_name,
+  1,
+  switchboard__contacts__v1__duplicate_signal__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
 static const ProtobufCEnumValue switchboard__contacts__v1__contact_file_format__enum_values_by_number[4] =
 {
   { "CONTACT_FILE_FORMAT_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__CONTACT_FILE_FORMAT__CONTACT_FILE_FORMAT_UNSPECIFIED", 0 },
@@ -7307,7 +7642,7 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__import_outcome__descrip
   switchboard__contacts__v1__import_outcome__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[28] =
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[29] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchCreateContacts", &switchboard__contacts__v1__batch_create_contacts_request__descriptor, &switchboard__contacts__v1__batch_create_contacts_response__descriptor },
@@ -7321,6 +7656,7 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
   { "UndeleteContact", &switchboard__contacts__v1__undelete_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "MergeContacts", &switchboard__contacts__v1__merge_contacts_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "UnmergeContact", &switchboard__contacts__v1__unmerge_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
+  { "FindDuplicateContacts", &switchboard__contacts__v1__find_duplicate_contacts_request__descriptor, &switchboard__contacts__v1__find_duplicate_contacts_response__descriptor },
   { "ListContacts", &switchboard__contacts__v1__list_contacts_request__descriptor, &switchboard__contacts__v1__list_contacts_response__descriptor },
   { "SearchContacts", &switchboard__contacts__v1__search_contacts_request__descriptor, &switchboard__contacts__v1__search_contacts_response__descriptor },
   { "BulkTagContacts", &switchboard__contacts__v1__bulk_tag_contacts_request__descriptor, &switchboard__contacts__v1__bulk_tag_contacts_response__descriptor },
@@ -7343,30 +7679,31 @@ const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_na
   8,        /* BatchDeleteContacts */
   3,        /* BatchGetContacts */
   7,        /* BatchUpdateContacts */
-  14,        /* BulkTagContacts */
+  15,        /* BulkTagContacts */
   0,        /* CreateContact */
-  15,        /* CreateSavedSearch */
-  19,        /* DefineField */
+  16,        /* CreateSavedSearch */
+  20,        /* DefineField */
   6,        /* DeleteContact */
-  18,        /* DeleteSavedSearch */
-  25,        /* EraseContact */
-  24,        /* ExportContacts */
+  19,        /* DeleteSavedSearch */
+  26,        /* EraseContact */
+  25,        /* ExportContacts */
+  12,        /* FindDuplicateContacts */
   2,        /* GetContact */
-  26,        /* GetErasure */
-  16,        /* GetSavedSearch */
-  23,        /* ImportContacts */
-  12,        /* ListContacts */
-  27,        /* ListErasures */
-  20,        /* ListFieldDefinitions */
-  17,        /* ListSavedSearches */
+  27,        /* GetErasure */
+  17,        /* GetSavedSearch */
+  24,        /* ImportContacts */
+  13,        /* ListContacts */
+  28,        /* ListErasures */
+  21,        /* ListFieldDefinitions */
+  18,        /* ListSavedSearches */
   4,        /* LookupContacts */
   10,        /* MergeContacts */
-  21,        /* RetireField */
-  13,        /* SearchContacts */
+  22,        /* RetireField */
+  14,        /* SearchContacts */
   9,        /* UndeleteContact */
   11,        /* UnmergeContact */
   5,        /* UpdateContact */
-  22         /* WatchChanges */
+  23         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor =
 {
@@ -7375,7 +7712,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  28,
+  29,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -7475,13 +7812,21 @@ void switchboard__contacts__v1__contacts_service__unmerge_contact(ProtobufCServi
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void switchboard__contacts__v1__contacts_service__find_duplicate_contacts(ProtobufCService *service,
+                                                                          const Switchboard__Contacts__V1__FindDuplicateContactsRequest *input,
+                                                                          Switchboard__Contacts__V1__FindDuplicateContactsResponse_Closure closure,
+                                                                          void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void switchboard__contacts__v1__contacts_service__list_contacts(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__ListContactsRequest *input,
                                                                 Switchboard__Contacts__V1__ListContactsResponse_Closure closure,
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__search_contacts(ProtobufCService *service,
                                                                   const Switchboard__Contacts__V1__SearchContactsRequest *input,
@@ -7489,7 +7834,7 @@ void switchboard__contacts__v1__contacts_service__search_contacts(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__bulk_tag_contacts(ProtobufCService *service,
                                                                     const Switchboard__Contacts__V1__BulkTagContactsRequest *input,
@@ -7497,7 +7842,7 @@ void switchboard__contacts__v1__contacts_service__bulk_tag_contacts(ProtobufCSer
                                                                     void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__create_saved_search(ProtobufCService *service,
                                                                       const Switchboard__Contacts__V1__CreateSavedSearchRequest *input,
@@ -7505,7 +7850,7 @@ void switchboard__contacts__v1__contacts_service__create_saved_search(ProtobufCS
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__get_saved_search(ProtobufCService *service,
                                                                    const Switchboard__Contacts__V1__GetSavedSearchRequest *input,
@@ -7513,7 +7858,7 @@ void switchboard__contacts__v1__contacts_service__get_saved_search(ProtobufCServ
                                                                    void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_saved_searches(ProtobufCService *service,
                                                                       const Switchboard__Contacts__V1__ListSavedSearchesRequest *input,
@@ -7521,7 +7866,7 @@ void switchboard__contacts__v1__contacts_service__list_saved_searches(ProtobufCS
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__delete_saved_search(ProtobufCService *service,
                                                                       const Switchboard__Contacts__V1__DeleteSavedSearchRequest *input,
@@ -7529,7 +7874,7 @@ void switchboard__contacts__v1__contacts_service__delete_saved_search(ProtobufCS
                                                                       void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__DefineFieldRequest *input,
@@ -7537,7 +7882,7 @@ void switchboard__contacts__v1__contacts_service__define_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_field_definitions(ProtobufCService *service,
                                                                          const Switchboard__Contacts__V1__ListFieldDefinitionsRequest *input,
@@ -7545,7 +7890,7 @@ void switchboard__contacts__v1__contacts_service__list_field_definitions(Protobu
                                                                          void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService *service,
                                                                const Switchboard__Contacts__V1__RetireFieldRequest *input,
@@ -7553,7 +7898,7 @@ void switchboard__contacts__v1__contacts_service__retire_field(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService *service,
                                                                 const Switchboard__Common__V1__WatchChangesRequest *input,
@@ -7561,7 +7906,7 @@ void switchboard__contacts__v1__contacts_service__watch_changes(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__import_contacts(ProtobufCService *service,
                                                                   const Switchboard__Contacts__V1__ImportContactsRequest *input,
@@ -7569,7 +7914,7 @@ void switchboard__contacts__v1__contacts_service__import_contacts(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__export_contacts(ProtobufCService *service,
                                                                   const Switchboard__Contacts__V1__ExportContactsRequest *input,
@@ -7577,7 +7922,7 @@ void switchboard__contacts__v1__contacts_service__export_contacts(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__erase_contact(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__EraseContactRequest *input,
@@ -7585,7 +7930,7 @@ void switchboard__contacts__v1__contacts_service__erase_contact(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__get_erasure(ProtobufCService *service,
                                                               const Switchboard__Contacts__V1__GetErasureRequest *input,
@@ -7593,7 +7938,7 @@ void switchboard__contacts__v1__contacts_service__get_erasure(ProtobufCService *
                                                               void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__list_erasures(ProtobufCService *service,
                                                                 const Switchboard__Contacts__V1__ListErasuresRequest *input,
@@ -7601,7 +7946,7 @@ void switchboard__contacts__v1__contacts_service__list_erasures(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
-  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

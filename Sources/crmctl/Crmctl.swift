@@ -112,7 +112,7 @@ struct Contacts: AsyncParsableCommand {
         abstract: "Create, find, change and delete contacts.",
         subcommands: [
             Create.self, Get.self, Lookup.self, Search.self, Update.self, Delete.self, Undelete.self, List.self, Watch.self, Import.self, Export.self,
-            Merge.self, Unmerge.self, Erase.self, Erasure.self,
+            Duplicates.self, Merge.self, Unmerge.self, Erase.self, Erasure.self,
         ])
 
     /// Contact fields settable from the command line.
@@ -347,6 +347,44 @@ struct Contacts: AsyncParsableCommand {
             request.requestId = UUID().uuidString
             let restored = try await reporting { try await client.undeleteContact(request, options: options) }
             try Printer.contact(restored, format: connection.output)
+        }
+    }
+
+    struct Duplicates: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The contacts most likely to be the same person as one contact, best first.",
+            discussion:
+                "Signals: a phone number in common, the same name, a similar name, the same mailbox name at another domain. Merge with 'crmctl contacts merge'."
+        )
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Contact id.") var id: String
+        @Option(help: "Most candidates (1-50; default 10).") var max: Int32 = 0
+
+        func run() async throws {
+            let (client, options) = try connection.client()
+            var request = Switchboard_Contacts_V1_FindDuplicateContactsRequest()
+            request.contactId = id
+            request.maxResults = max
+            let found = try await reporting { try await client.findDuplicateContacts(request, options: options) }
+            switch connection.output {
+            case .json: try Printer.json(found)
+            case .table:
+                print(["ID", "NAME", "SCORE", "SIGNALS"].joined(separator: "\t"))
+                for candidate in found.candidates {
+                    let name = candidate.contact?.name?.display ?? ""
+                    let signals = candidate.signals.map { signal in
+                        switch signal {
+                        case .samePhone: "same phone"
+                        case .sameName: "same name"
+                        case .similarName: "similar name"
+                        case .sameEmailName: "same mailbox name"
+                        case .unspecified, .unrecognized: "\(signal)"
+                        }
+                    }
+                    let score = String(Int((candidate.score * 100).rounded())) + "%"
+                    print([candidate.contact?.id ?? "", name, score, signals.joined(separator: ", ")].joined(separator: "\t"))
+                }
+            }
         }
     }
 

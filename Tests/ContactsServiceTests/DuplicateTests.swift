@@ -166,4 +166,27 @@ final class DuplicateTests {
         let stranger = try await harness.client(tenant: tenant())
         #expect(await rpcError { _ = try await self.duplicates(stranger, target) }?.code == .notFound)
     }
+
+    @Test("crmctl contacts duplicates: a table for people, JSON on request")
+    func crmctl() async throws {
+        let t = tenant()
+        let client = try await harness.client(tenant: t)
+        let target = try await create(client, "Ada", "Lovelace", phones: ["+44 20 7946 0000"])
+        let twin = try await create(client, "Ada", "Lovelace", phones: ["+442079460000"])
+        let binary = URL(
+            fileURLWithPath: ProcessInfo.processInfo.environment["SWITCHBOARD_CONTACTS_BIN"]
+                ?? repositoryRoot.appendingPathComponent(".build/debug/contacts").path
+        ).deletingLastPathComponent().appendingPathComponent("crmctl").path
+        let env = [
+            "CRMCTL_TOKEN": try await ServiceHarness.token(tenant: t, roles: [.readOnly]), "CRMCTL_CONTACTS_ADDR": "127.0.0.1:\(harness.port)",
+        ]
+        let (status, table) = try await runProcess(binary, ["contacts", "duplicates", target], environment: env)
+        #expect(status == 0, "\(table)")
+        let rows = table.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        #expect(rows == [["ID", "NAME", "SCORE", "SIGNALS"], [twin, "Ada Lovelace", "80%", "same phone, same name"]], "\(table)")
+        let (jsonStatus, json) = try await runProcess(binary, ["contacts", "duplicates", target, "--output", "json"], environment: env)
+        #expect(jsonStatus == 0 && json.contains("DUPLICATE_SIGNAL_SAME_PHONE") && json.contains(twin), "\(json)")
+        let (bad, badOut) = try await runProcess(binary, ["contacts", "duplicates", target, "--max", "99"], environment: env)
+        #expect(bad != 0 && badOut.contains("max_results"), "\(badOut)")
+    }
 }

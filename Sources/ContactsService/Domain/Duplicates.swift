@@ -40,41 +40,63 @@ public enum DuplicateRules {
     public static let similarNameThreshold = 0.5
     /// The weights of the signals (a similar name's is multiplied by its similarity).
     static let weights: [DuplicateSignal: Double] = [.samePhone: 0.6, .sameName: 0.5, .sameEmailName: 0.5, .similarName: 0.4]
-    /// Shortest mailbox name compared: "info@" or "jo@" at two domains says nothing about a person.
-    static let minMailboxNameLength = 5
+    /// Shortest name word a mailbox name must contain to count (see ``isPersonal(_:of:)``).
+    static let minMailboxWordLength = 3
     /// Candidates read from each search.
     static let searchedCandidates = 50
 
-    /// The name compared: given and family name (the display name when both are empty), lower-cased, with every run of
-    /// characters other than letters and digits as one space.
+    /// The name compared: given and family name (the display name when both are empty), folded by ``words(_:)``.
     public static func foldedName(_ name: PersonName) -> String {
         let text = name.given.isEmpty && name.family.isEmpty ? name.display : "\(name.given) \(name.family)"
         return words(text).joined(separator: " ")
     }
 
-    /// The lower-cased words of letters and digits of `text`.
+    /// The folded words of `text`: lower-cased, Latin letters without their accents ("José" and "Jose", "Müller" and
+    /// "Muller" are one name: imports from older systems drop them), every run of other characters than letters and
+    /// digits a separator. Works on Unicode scalars, so a name typed decomposed (e + a combining accent) folds as the
+    /// precomposed one does.
     static func words(_ text: String) -> [String] {
         var words: [String] = []
-        var word = ""
-        for character in text.lowercased() {
-            if character.isLetter || character.isNumber {
-                word.append(character)
-            } else if !word.isEmpty {
-                words.append(word)
-                word = ""
+        var word = String.UnicodeScalarView()
+        func flush() {
+            if !word.isEmpty { words.append(String(word)) }
+            word = String.UnicodeScalarView()
+        }
+        for scalar in text.unicodeScalars {
+            let properties = scalar.properties
+            // A combining mark (a decomposed accent) belongs to the letter before it, and folding drops it.
+            if properties.generalCategory == .nonspacingMark || properties.generalCategory == .spacingMark { continue }
+            guard properties.isAlphabetic || properties.numericType != nil else {
+                flush()
+                continue
+            }
+            for lower in properties.lowercaseMapping.unicodeScalars {
+                if let folded = latinFolds[lower] { word.append(contentsOf: folded.unicodeScalars) } else { word.append(lower) }
             }
         }
-        if !word.isEmpty { words.append(word) }
+        flush()
         return words
     }
 
+    /// Latin letters with diacritics (Latin-1 Supplement and Latin Extended-A, lower case) and the ASCII they fold to.
+    static let latinFolds: [Unicode.Scalar: String] = {
+        let groups: [(String, String)] = [
+            ("àáâãäåāăą", "a"), ("çćĉċč", "c"), ("ďđ", "d"), ("èéêëēĕėęě", "e"), ("ĝğġģ", "g"), ("ĥħ", "h"), ("ìíîïĩīĭįı", "i"),
+            ("ĵ", "j"), ("ķ", "k"), ("ĺļľŀł", "l"), ("ñńņňŉ", "n"), ("òóôõöøōŏő", "o"), ("ŕŗř", "r"), ("śŝşš", "s"), ("ţťŧ", "t"),
+            ("ùúûüũūŭůűų", "u"), ("ŵ", "w"), ("ýÿŷ", "y"), ("źżž", "z"), ("ß", "ss"), ("æ", "ae"), ("œ", "oe"), ("þ", "th"), ("ð", "d"),
+        ]
+        var folds: [Unicode.Scalar: String] = [:]
+        for (letters, base) in groups { for scalar in letters.unicodeScalars { folds[scalar] = base } }
+        return folds
+    }()
+
     /// pg_trgm's trigrams of a folded text: each word padded with two spaces before and one after, every run of three
-    /// characters.
-    static func trigrams(_ folded: String) -> Set<String> {
-        var grams = Set<String>()
+    /// Unicode scalars (as pg_trgm counts characters).
+    static func trigrams(_ folded: String) -> Set<[Unicode.Scalar]> {
+        var grams = Set<[Unicode.Scalar]>()
         for word in folded.split(separator: " ") {
-            let padded = Array("  \(word) ")
-            for i in 0..<(padded.count - 2) { grams.insert(String(padded[i..<(i + 3)])) }
+            let padded = Array("  \(word) ".unicodeScalars)
+            for i in 0..<(padded.count - 2) { grams.insert(Array(padded[i..<(i + 3)])) }
         }
         return grams
     }
@@ -86,13 +108,20 @@ public enum DuplicateRules {
         return union == 0 ? 0 : Double(x.intersection(y).count) / Double(union)
     }
 
-    /// The mailbox name of an address: the part before the last `@`, lower-cased, without a `+tag`; nil when shorter
-    /// than ``minMailboxNameLength``.
+    /// The mailbox name of an address: the part before the last `@`, lower-cased, without a `+tag`.
     static func mailboxName(_ address: String) -> String? {
         guard let at = address.lastIndex(of: "@") else { return nil }
         var name = address[..<at].lowercased()
         if let plus = name.firstIndex(of: "+") { name = String(name[..<plus]) }
-        return name.count >= minMailboxNameLength ? name : nil
+        return name.isEmpty ? nil : name
+    }
+
+    /// Whether a mailbox name is a person's: it contains one of their name words of ``minMailboxWordLength`` letters or
+    /// more ("ada.lovelace", "alovelace" for Ada Lovelace). "sales@", "office@" or "support@" at two companies say
+    /// nothing about one person.
+    static func isPersonal(_ mailbox: String, of name: PersonName) -> Bool {
+        let folded = words(mailbox).joined()
+        return words("\(name.given) \(name.family) \(name.display)").contains { $0.count >= minMailboxWordLength && folded.contains($0) }
     }
 
     /// The domain of an address, lower-cased.
@@ -114,12 +143,19 @@ public enum DuplicateRules {
         } else if nameSimilarity >= similarNameThreshold {
             signals.append(.similarName)
         }
-        // The same address twice is impossible within a tenant; the same mailbox name at another domain is the signal.
-        let mailboxes = Dictionary(
-            contact.emails.compactMap { e in mailboxName(e.address).map { ($0, domain(e.address)) } }, uniquingKeysWith: { a, _ in a })
-        if other.emails.contains(where: { e in mailboxName(e.address).map { mailboxes[$0] != nil && mailboxes[$0] != domain(e.address) } ?? false }) {
-            signals.append(.sameEmailName)
+        // The same address twice is impossible within a tenant; the same personal mailbox name at another domain is the
+        // signal.
+        var mailboxes: [String: Set<String>] = [:]
+        for email in contact.emails {
+            if let mailbox = mailboxName(email.address), isPersonal(mailbox, of: contact.name) {
+                mailboxes[mailbox, default: []].insert(domain(email.address))
+            }
         }
+        let sharesMailbox = other.emails.contains { email in
+            guard let mailbox = mailboxName(email.address), let domains = mailboxes[mailbox] else { return false }
+            return !domains.contains(domain(email.address))
+        }
+        if sharesMailbox { signals.append(.sameEmailName) }
         guard !signals.isEmpty else { return nil }
         signals.sort { weight($0, nameSimilarity) > weight($1, nameSimilarity) }
         let score = 1 - signals.reduce(1.0) { $0 * (1 - weight($1, nameSimilarity)) }
@@ -130,17 +166,22 @@ public enum DuplicateRules {
         (weights[signal] ?? 0) * (signal == .similarName ? nameSimilarity : 1)
     }
 
-    /// The texts searched for candidates: the folded name, and each mailbox name, as words a search takes (at most
-    /// ``SearchRules/maxQueryWords`` words and ``SearchRules/maxQueryBytes`` bytes each).
-    static func searches(for contact: ContactData) -> [String] {
+    /// Most searches one call runs (the name's, then mailbox names'): each is a ranked search of the tenant.
+    static let maxSearches = 4
+
+    /// The texts searched for candidates: the folded name, then each personal mailbox name, as the search splits them
+    /// into words (at most ``SearchRules/maxQueryWords`` words and ``SearchRules/maxQueryBytes`` bytes each, cut to
+    /// fit), distinct, at most ``maxSearches``.
+    public static func searches(for contact: ContactData) -> [String] {
         var texts: [String] = []
-        for text in [foldedName(contact.name)] + contact.emails.compactMap({ mailboxName($0.address) }) {
-            var words = Array(words(text).prefix(SearchRules.maxQueryWords))
+        let mailboxes = contact.emails.compactMap { mailboxName($0.address) }.filter { isPersonal($0, of: contact.name) }
+        for text in [foldedName(contact.name)] + mailboxes where texts.count < maxSearches {
+            var words = Array(SearchRules.words(text).prefix(SearchRules.maxQueryWords))
             while !words.isEmpty, words.joined(separator: " ").utf8.count > SearchRules.maxQueryBytes { words.removeLast() }
             let query = words.joined(separator: " ")
             if !query.isEmpty, !texts.contains(query) { texts.append(query) }
         }
-        return Array(texts.prefix(4))
+        return texts
     }
 }
 
@@ -168,11 +209,16 @@ extension ContactsDomain {
         for text in DuplicateRules.searches(for: contact.data) {
             var search = ContactSearch()
             search.text = text
-            // A name the search would refuse as a query (its own word rules) is not searched; the other sources remain.
             guard SearchRules.violations(of: search).isEmpty else { continue }
-            let hits = try await self.search(
-                search, pageSize: DuplicateRules.searchedCandidates, pageToken: "", actor: actor, encodedSize: { _ in 0 })
-            for hit in hits.hits where hit.record.id != id { found[hit.record.id] = hit.record }
+            do {
+                let hits = try await self.search(
+                    search, pageSize: DuplicateRules.searchedCandidates, pageToken: "", actor: actor, encodedSize: { _ in 0 })
+                for hit in hits.hits where hit.record.id != id { found[hit.record.id] = hit.record }
+            } catch ContactsError.searchTooExpensive {
+                // A name too common to rank in time (the caller chose no words to make more specific): the other
+                // sources' candidates still stand.
+                continue
+            }
         }
         let candidates = found.values.compactMap { record -> DuplicateCandidate? in
             guard let match = DuplicateRules.compare(contact.data, with: record.data) else { return nil }

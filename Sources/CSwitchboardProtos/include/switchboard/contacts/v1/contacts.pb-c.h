@@ -179,7 +179,8 @@ typedef enum _Switchboard__Contacts__V1__DuplicateSignal {
    */
   SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SAME_PHONE = 1,
   /*
-   * The same given and family name (or display name), letter case, accents, punctuation and spacing aside.
+   * The same given and family name (or display name), letter case, Latin letters' accents, punctuation and spacing
+   * aside.
    */
   SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SAME_NAME = 2,
   /*
@@ -187,7 +188,8 @@ typedef enum _Switchboard__Contacts__V1__DuplicateSignal {
    */
   SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SIMILAR_NAME = 3,
   /*
-   * An e-mail address with the same mailbox name at another domain ("ada.lovelace@" at work and at home).
+   * An e-mail address with the same mailbox name at another domain, a name holding one of the person's names
+   * ("ada.lovelace@" at work and at home; not "sales@" at two companies).
    */
   SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL__DUPLICATE_SIGNAL_SAME_EMAIL_NAME = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__DUPLICATE_SIGNAL)

@@ -6,13 +6,15 @@
 # Searches: "typo" (two words with typos: "jon smth"), "prefix" (one short word: "mar", many hits), "facets" (one
 # word with status, tag and owner facets over every hit), "facets-other" (the same as the tenant of 200,000 contacts:
 # a mid-size tenant, whose plan differs), "browse" and "browse-other" (no text, the same three facets: a tenant's every
-# contact, as a contact list's first page asks for it, for each tenant). The reference: ILIKE '%smith%' and ILIKE '%mar%' with a
-# pg_trgm GIN index, newest 20 first (it finds no typos).
+# contact, as a contact list's first page asks for it, for each tenant), "duplicates" (FindDuplicateContacts of a John
+# Smith: its phone lookup and its name's and mailbox name's ranked searches, scored). The reference: ILIKE '%smith%'
+# and ILIKE '%mar%' with a pg_trgm GIN index, newest 20 first (it finds no typos).
 # BENCH_SECOND_BIN (e.g. the contacts binary of an earlier commit, built with `swift build -c release`) runs beside the
 # new one on the same database, every search of each round interleaved, named BENCH_SECOND_NAME (default "before").
 # BENCH_SECOND_ENV (e.g. "SWITCHBOARD_CONTACTS_FACET_SEARCHES_AT_ONCE=8") is set for the second binary only, and
 # BENCH_SECOND_BIN may be the same binary: one setting against another. BENCH_SEARCHES picks the searches (default
-# "typo prefix facets facets-other browse browse-other"; the naive reference runs after each of the first two).
+# "typo prefix facets facets-other browse browse-other duplicates"; the naive reference runs after each of the first
+# two).
 set -Eeuo pipefail
 # A failed step says which (under -e a script otherwise stops without a word, e.g. on a `curl -f` of a setup request).
 trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
@@ -25,7 +27,7 @@ SECOND_PORT=50076
 SECOND_BIN="${BENCH_SECOND_BIN:-}"
 SECOND="${BENCH_SECOND_NAME:-before}"
 read -ra SECOND_ENV <<<"${BENCH_SECOND_ENV:-}"
-SEARCHES=" ${BENCH_SEARCHES:-typo prefix facets facets-other browse browse-other} "
+SEARCHES=" ${BENCH_SEARCHES:-typo prefix facets facets-other browse browse-other duplicates} "
 WORK="$(mktemp -d)"
 SVC_PID=
 SECOND_PID=
@@ -109,10 +111,15 @@ sleep 3
 TOKEN="$("$BIN/crmctl" token --secret $SECRET --tenant bench --user bench --roles read-only --ttl 86400)"
 OTHER_TOKEN="$("$BIN/crmctl" token --secret $SECRET --tenant other --user bench --roles read-only --ttl 86400)"
 
-PYTHONPATH=Benchmarks python3 - "$WORK" <<'PY'
+# A John Smith of the big tenant: its name is one of the most common (1 in 6,000), so its name search ranks the most.
+DUPLICATE_OF="$(psql "$DBADMIN" -qtAc "SELECT id FROM contacts.contacts WHERE tenant_id = 'bench' AND given_name = 'John'
+    AND family_name = 'Smith' AND deleted_at IS NULL ORDER BY id LIMIT 1")"
+PYTHONPATH=Benchmarks python3 - "$WORK" "$DUPLICATE_OF" <<'PY'
 import sys
 from grpc_frames import field, frame, number, varint
 work = sys.argv[1]
+# FindDuplicateContactsRequest{contact_id, max_results: 10}
+open(f"{work}/duplicates.bin", "wb").write(frame(field(1, sys.argv[2].encode()) + bytes([2 << 3]) + varint(10)))
 page = field(2, bytes([1 << 3]) + varint(20))  # PageRequest{page_size: 20}
 open(f"{work}/typo.bin", "wb").write(frame(field(1, b"jon smth") + page))
 open(f"{work}/prefix.bin", "wb").write(frame(field(1, b"mar") + page))
@@ -132,7 +139,10 @@ COMMIT;
 SQL
 done
 
-METHOD=/switchboard.contacts.v1.ContactsService/SearchContacts
+method() { # method <search>: the RPC's path
+    if [ "$1" = duplicates ]; then echo /switchboard.contacts.v1.ContactsService/FindDuplicateContacts
+    else echo /switchboard.contacts.v1.ContactsService/SearchContacts; fi
+}
 H2=(-c 8 -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers')
 cp "$WORK/facets.bin" "$WORK/facets-other.bin"
 cp "$WORK/browse.bin" "$WORK/browse-other.bin"
@@ -141,8 +151,9 @@ token() { # token <search>: the bearer token of the search's tenant
 }
 # h2load counts gRPC errors as successes: check one call of each answers grpc-status 0, and show what it found.
 for port in $PORT ${SECOND_BIN:+$SECOND_PORT}; do
-    for body in typo prefix facets facets-other browse browse-other; do
-        out="$(nghttp -v --data="$WORK/$body.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $(token $body)" "http://127.0.0.1:$port$METHOD" 2>&1)"
+    for body in typo prefix facets facets-other browse browse-other duplicates; do
+        [[ "$SEARCHES" == *" $body "* ]] || continue
+        out="$(nghttp -v --data="$WORK/$body.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $(token $body)" "http://127.0.0.1:$port$(method $body)" 2>&1)"
         echo "$out" | grep -q "grpc-status: 0" || { echo "$body failed on port $port:"; echo "$out" | tail -5; exit 1; } >&2
     done
 done
@@ -150,7 +161,7 @@ done
 run_h2() { # run_h2 <name> <body> [port]
     rm -f "$WORK/log"
     local out
-    out="$(h2load -D "$SECONDS_PER_RUN" "${H2[@]}" -H "authorization: Bearer $(token "$2")" --data="$WORK/$2.bin" --log-file="$WORK/log" "http://127.0.0.1:${3:-$PORT}$METHOD")"
+    out="$(h2load -D "$SECONDS_PER_RUN" "${H2[@]}" -H "authorization: Bearer $(token "$2")" --data="$WORK/$2.bin" --log-file="$WORK/log" "http://127.0.0.1:${3:-$PORT}$(method "$2")")"
     python3 - "$1" "$WORK/log" "$SECONDS_PER_RUN" "$out" <<'PY'
 import sys, re
 name, log, secs, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
@@ -175,7 +186,7 @@ PY
 
 RESULTS="$WORK/results"
 for ((round = 1; round <= ROUNDS; round++)); do
-    for body in typo prefix facets facets-other browse browse-other; do
+    for body in typo prefix facets facets-other browse browse-other duplicates; do
         [[ "$SEARCHES" == *" $body "* ]] || continue
         run_h2 "service-$body" $body | tee -a "$RESULTS"
         [ -n "$SECOND_BIN" ] && run_h2 "$SECOND-$body" $body $SECOND_PORT | tee -a "$RESULTS"
@@ -187,4 +198,5 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 python3 Benchmarks/summary.py "$RESULTS" service-typo:naive-smith service-prefix:naive-mar service-facets:naive-smith \
     service-typo:"$SECOND-typo" service-prefix:"$SECOND-prefix" service-facets:"$SECOND-facets" \
-    service-facets-other:"$SECOND-facets-other" service-browse:"$SECOND-browse" service-browse-other:"$SECOND-browse-other"
+    service-facets-other:"$SECOND-facets-other" service-browse:"$SECOND-browse" service-browse-other:"$SECOND-browse-other" \
+    service-duplicates:"$SECOND-duplicates"

@@ -122,7 +122,16 @@ public struct ContactReferences: Sendable {
             request.ids = chunk.map(\.lowercaseText)
             let response: Switchboard_Contacts_V1_BatchGetContactsResponse
             do {
-                response = try await contacts.batchGetContacts(request, options: try call.options(doing: "the contacts were checked"))
+                let options: CallOptions
+                do {
+                    options = try call.options(doing: "the contacts named were checked")
+                } catch let error as RPCError where !callerDeadline {
+                    // This service's own budget ran out, not the caller's deadline.
+                    throw RPCError(
+                        code: .unavailable, message: "the contacts service could not check the contacts named in time; nothing was written",
+                        cause: error)
+                }
+                response = try await contacts.batchGetContacts(request, options: options)
             } catch let error as RPCError {
                 if error.code == .deadlineExceeded, callerDeadline, .now >= call.deadline {
                     throw RPCError(code: .deadlineExceeded, message: "the deadline passed while the contacts named were checked; nothing was written")

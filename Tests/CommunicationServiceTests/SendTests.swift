@@ -559,7 +559,10 @@ struct SendShutdownTests {
         let running = Task { try await dispatcher.run() }
         let clock = ContinuousClock()
         let started = clock.now
-        while provider.requests.isEmpty, clock.now - started < .seconds(10) { try await Task.sleep(for: .milliseconds(5)) }
+        // Generous: in a full run on two cores the dispatcher's first claim once took over 10 s (2026-12-08), and the
+        // test then cancelled a dispatcher that had not called yet.
+        while provider.requests.isEmpty, clock.now - started < .seconds(60) { try await Task.sleep(for: .milliseconds(5)) }
+        try #require(!provider.requests.isEmpty, "the dispatcher never called the provider")
         running.cancel()
         _ = await running.result
         // The run returned only after the in-flight call ended and was recorded.

@@ -42,8 +42,9 @@ public enum DuplicateRules {
     static let weights: [DuplicateSignal: Double] = [.samePhone: 0.6, .sameName: 0.5, .sameEmailName: 0.5, .similarName: 0.4]
     /// Shortest name word a mailbox name must contain to count (see ``isPersonal(_:of:)``).
     static let minMailboxWordLength = 3
-    /// Candidates read from each search.
-    static let searchedCandidates = 50
+    /// Candidates read from each search for a call returning `limit`: twice the limit, at least 20, at most 50. A
+    /// search ranks the closest names first, so its tail adds little; ranking a page costs in proportion to its size.
+    static func searchedCandidates(for limit: Int) -> Int { min(50, max(20, 2 * limit)) }
 
     /// The name compared: given and family name (the display name when both are empty), folded by ``words(_:)``.
     public static func foldedName(_ name: PersonName) -> String {
@@ -198,6 +199,7 @@ extension ContactsDomain {
         guard (0...DuplicateRules.maxResults).contains(maxResults) else {
             throw ContactsError.invalid([Violation("max_results", "must be 0 to \(DuplicateRules.maxResults)", reason: "OUT_OF_RANGE")])
         }
+        let limit = maxResults == 0 ? DuplicateRules.defaultResults : maxResults
         let contact = try await get(id: id, includeDeleted: false, actor: actor)
         var found: [UUID: ContactRecord] = [:]
         let phones = Array(Set(contact.data.phones.map(\.e164).filter { !$0.isEmpty })).sorted()
@@ -212,7 +214,7 @@ extension ContactsDomain {
             guard SearchRules.violations(of: search).isEmpty else { continue }
             do {
                 let hits = try await self.search(
-                    search, pageSize: DuplicateRules.searchedCandidates, pageToken: "", actor: actor, encodedSize: { _ in 0 })
+                    search, pageSize: DuplicateRules.searchedCandidates(for: limit), pageToken: "", actor: actor, encodedSize: { _ in 0 })
                 for hit in hits.hits where hit.record.id != id { found[hit.record.id] = hit.record }
             } catch ContactsError.searchTooExpensive {
                 // A name too common to rank in time (the caller chose no words to make more specific): the other
@@ -224,7 +226,6 @@ extension ContactsDomain {
             guard let match = DuplicateRules.compare(contact.data, with: record.data) else { return nil }
             return DuplicateCandidate(record: record, score: match.score, signals: match.signals, nameSimilarity: match.nameSimilarity)
         }
-        let limit = maxResults == 0 ? DuplicateRules.defaultResults : maxResults
         return Array(
             candidates.sorted { $0.score != $1.score ? $0.score > $1.score : $0.record.id.uuidString < $1.record.id.uuidString }.prefix(limit))
     }

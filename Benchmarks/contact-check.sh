@@ -15,6 +15,10 @@ CONTACTS_PORT=50086 CHECK_PORT=50087 PLAIN_PORT=50088
 WORK="$(mktemp -d)"
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
+for tool in h2load nghttp psql; do
+    command -v $tool >/dev/null || { echo "$tool missing (scripts/bootstrap.sh installs it)" >&2; exit 1; }
+done
+[ -x "$PY" ] || { echo "no Python virtualenv at $PY (scripts/bootstrap.sh makes it)" >&2; exit 1; }
 for port in $CONTACTS_PORT $CHECK_PORT $PLAIN_PORT; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "contact-check.sh: port $port is in use" >&2; exit 1; fi
 done
@@ -29,7 +33,7 @@ DB=sb_contact_check_bench
 psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
 for name in contacts communication; do
-    psql "$DBADMIN" -q -v DBNAME=$DB -f "services/$name/provision.sql" >/dev/null 2>&1
+    psql "$DBADMIN" -q -v DBNAME=$DB -f "services/$name/provision.sql" >/dev/null
     SWITCHBOARD_DATABASE_URL="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=$DB user=${name}_service" "$BIN/$name" migrate >/dev/null
 done
 url() { echo "host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=$DB user=$1_service"; }
@@ -40,7 +44,9 @@ SWITCHBOARD_GRPC_PORT=$CHECK_PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_
 PIDS+=($!)
 SWITCHBOARD_GRPC_PORT=$PLAIN_PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$(url communication)" "$BIN/communication" >"$WORK/plain.log" 2>&1 &
 PIDS+=($!)
-sleep 3
+for port in $CONTACTS_PORT $CHECK_PORT $PLAIN_PORT; do
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+done
 TOKEN="$("$BIN/crmctl" token --secret $SECRET --tenant bench --user bench --roles user --ttl 86400)"
 CONTACT="$(CRMCTL_TOKEN=$TOKEN CRMCTL_CONTACTS_ADDR=127.0.0.1:$CONTACTS_PORT "$BIN/crmctl" contacts create --given Ada --family Lovelace \
     --output json | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"

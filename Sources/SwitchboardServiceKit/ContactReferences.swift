@@ -72,8 +72,9 @@ public struct ContactReferences: Sendable {
     /// Where a write's first response is found.
     let idempotency: Idempotency
     let pool: PostgresPool
-    /// Ids per `BatchGetContacts` call (the contacts service's bound).
-    static let idsPerCall = 100
+    /// Ids per `BatchGetContacts` call. The call answers whole contacts, each up to the contacts service's size limit
+    /// (256 KiB by default), and a response may be at most 4 MiB: 15 of the largest fit.
+    static let idsPerCall = 15
     /// Distinct contacts one write may name; bounds the upstream calls a request costs.
     public static let maxContacts = 1_000
 
@@ -92,11 +93,12 @@ public struct ContactReferences: Sendable {
     public var isEnabled: Bool { contacts != nil }
 
     /// Checks `references` for a write.
-    /// - Returns: the write's stored first response, when some contact is missing and the request was made before
-    ///   under its request id (the handler returns it as a replay); nil when every contact is live (the write goes on).
-    /// - Throws: ``ContactsNotFound``; UNAVAILABLE when the contacts service cannot answer (nothing was written, a
-    ///   retry may succeed); the caller's own problems the contacts service reports (token, rights, deadline) with
-    ///   their codes.
+    /// - Returns: the write's stored first response, when the request was made before under its request id and the check
+    ///   would refuse it (a contact is missing) or cannot answer (the handler returns it as a replay: a retry does not
+    ///   fail where the first try succeeded); nil when every contact is live (the write goes on).
+    /// - Throws: ``ContactsNotFound``; UNAVAILABLE when the contacts service cannot answer or refuses the call, its
+    ///   token and rights refusals included (nothing was written, a retry may succeed); DEADLINE_EXCEEDED when the
+    ///   caller's own deadline passed; the caller's cancellation.
     /// - Parameters:
     ///   - references: the contacts the write names, with their fields.
     ///   - call: the caller's headers and deadline.
@@ -122,24 +124,18 @@ public struct ContactReferences: Sendable {
             request.ids = chunk.map(\.lowercaseText)
             let response: Switchboard_Contacts_V1_BatchGetContactsResponse
             do {
-                let options: CallOptions
-                do {
-                    options = try call.options(doing: "the contacts named were checked")
-                } catch let error as RPCError where !callerDeadline {
-                    // This service's own budget ran out, not the caller's deadline.
-                    throw RPCError(
-                        code: .unavailable, message: "the contacts service could not check the contacts named in time; nothing was written",
-                        cause: error)
-                }
-                response = try await contacts.batchGetContacts(request, options: options)
+                response = try await contacts.batchGetContacts(request, options: try call.options(doing: "the contacts named were checked"))
             } catch let error as RPCError {
                 if error.code == .deadlineExceeded, callerDeadline, .now >= call.deadline {
                     throw RPCError(code: .deadlineExceeded, message: "the deadline passed while the contacts named were checked; nothing was written")
                 }
                 if error.code == .cancelled, Task.isCancelled { throw error }
+                // A retry of a write made before is answered without the contacts service.
+                if let replay = try await idempotency.replay(write, actor: actor, pool: pool) { return replay }
                 throw RPCError(
                     code: .unavailable,
-                    message: "the contacts service could not check the contacts named (\(error.code): \(error.message)); nothing was written")
+                    message: "the contacts service could not check the contacts named (\(error.code): \(error.message)); nothing was written",
+                    cause: error)
             }
             for text in response.missingIds {
                 guard let id = UUID(uuidString: text), chunk.contains(id) else {

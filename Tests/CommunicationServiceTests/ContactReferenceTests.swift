@@ -141,6 +141,11 @@ final class ContactReferenceTests {
         #expect(
             none?.code == .notFound && none?.message.contains(absent) == true && none?.message.contains("contact_ids") == false,
             "\(String(describing: none))")
+        // A deleted interaction's update is refused for what it is, whatever contacts it names.
+        let doomed = try await client.log { $0.contactIds = [ada] }
+        _ = try await client.delete(doomed.id)
+        let deleted = await rpcError { _ = try await client.update(doomed.id, paths: ["contact_ids"]) { $0.contactIds = [unknown] } }
+        #expect(deleted != nil && deleted?.message.contains("contact_ids") == false, "\(String(describing: deleted))")
         // A mask without contact_ids does not look at them.
         #expect(try await client.update(logged.id, paths: ["subject"]) { $0.subject = "renamed" }.subject == "renamed")
     }

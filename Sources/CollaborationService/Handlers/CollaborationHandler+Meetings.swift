@@ -45,7 +45,7 @@ extension CollaborationHandler {
         if request.updateMask?.paths.contains("contact_ids") == true, references.isEnabled, !source.contactIDs.isEmpty {
             // Only contacts the update adds must be live: one deleted since the meeting named it may stay named.
             // The meeting's own errors (not found, not the caller's to read) are the update's too.
-            let named = try await domain.meeting(id: id, includeDeleted: true, principal: try Self.principal(context)).data.contactIDs
+            let named = try await domain.meeting(id: id, includeDeleted: false, principal: try Self.principal(context)).data.contactIDs
             if let replay = try await references.check(Self.contacts(of: meeting, except: Set(named)), for: write, context: context) {
                 return replay
             }

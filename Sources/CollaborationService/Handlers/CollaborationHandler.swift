@@ -89,7 +89,7 @@ public struct CollaborationHandler: Switchboard_Collaboration_V1_CollaborationSe
         if request.updateMask?.paths.contains("subjects") == true, references.isEnabled, source.subjects.contains(where: { $0.type == .contact }) {
             // Only contacts the update adds must be live: one deleted since the note named it may stay named.
             // The note's own errors (not found, not the caller's to read) are the update's too.
-            let named = try await domain.note(id: id, includeDeleted: true, principal: try Self.principal(context)).data.subjects
+            let named = try await domain.note(id: id, includeDeleted: false, principal: try Self.principal(context)).data.subjects
             let added = Self.contacts(of: source.subjects, field: "note.subjects", except: named)
             if let replay = try await references.check(added, for: write, context: context) { return replay }
         }

@@ -117,7 +117,7 @@ public struct CommunicationHandler: Switchboard_Communication_V1_CommunicationSe
         if paths.contains("contact_ids"), references.isEnabled, !source.contactIDs.isEmpty {
             // Only contacts the update adds must be live: one deleted since the interaction named it may stay named.
             // The interaction's own errors (not found, not the caller's to read) are the update's too.
-            let named = Set(try await interactions.get(id: id, includeDeleted: true, viewer: try Self.viewer(context)).data.contactIDs)
+            let named = Set(try await interactions.get(id: id, includeDeleted: false, viewer: try Self.viewer(context)).data.contactIDs)
             let added = source.contactIDs.enumerated().filter { !named.contains($1) }
             let references = added.map { ContactReference(field: "interaction.contact_ids[\($0)]", id: $1) }
             if let replay = try await self.references.check(references, for: write, context: context) { return replay }

@@ -206,7 +206,7 @@ extension ContactsDomain {
         if !phones.isEmpty {
             let matches = try await lookup(emails: [], phones: Array(phones.prefix(Self.maxLookupValues)), actor: actor).phones
             let ids = Set(matches.flatMap(\.contactIDs)).subtracting([id])
-            for record in try await store.fetch(ids: Array(ids), actor: actor) { found[record.id] = record }
+            if !ids.isEmpty { for record in try await store.fetch(ids: Array(ids), actor: actor) { found[record.id] = record } }
         }
         for text in DuplicateRules.searches(for: contact.data) {
             var search = ContactSearch()

@@ -253,6 +253,17 @@ final class FactsTests {
         #expect(try await mergeMoves(t).isEmpty)
     }
 
+    /// Calls of `contact` logged one every 300 ms for nine seconds: a stream that sees one is live.
+    private static func probes(_ harness: AnalyticsHarness, _ t: String, _ contact: String) async throws {
+        for _ in 0..<30 {
+            try await Task.sleep(for: .milliseconds(300))
+            let probe = newID()
+            try await harness.apply(
+                [try event(t, interactionType, probe, .created, json: interactionJSON(probe, contacts: [contact], occurredAt: Date()))],
+                source: .communication)
+        }
+    }
+
     @Test("WatchTimeline of a merged-away contact streams what its UNMERGED brings back: its own entries, its activities' and the UNMERGED")
     func watchUnmerged() async throws {
         let t = tenant()
@@ -283,13 +294,7 @@ final class FactsTests {
                 return false
             }
         } during: { [harness] in
-            for _ in 0..<30 {
-                try await Task.sleep(for: .milliseconds(300))
-                let probe = newID()
-                try await harness.apply(
-                    [try event(t, interactionType, probe, .created, json: interactionJSON(probe, contacts: [loser], occurredAt: Date()))],
-                    source: .communication)
-            }
+            try await FactsTests.probes(harness, t, loser)
         }
         #expect(streamed == true)
     }
@@ -367,13 +372,7 @@ final class FactsTests {
             // suite's change feed (fenced by the same cluster-wide xmin) waits.
             try await Task.sleep(for: .seconds(2))
             release.finish()
-            for _ in 0..<30 {
-                try await Task.sleep(for: .milliseconds(300))
-                let probe = newID()
-                try await harness.apply(
-                    [try event(t, interactionType, probe, .created, json: interactionJSON(probe, contacts: [loser], occurredAt: Date()))],
-                    source: .communication)
-            }
+            try await FactsTests.probes(harness, t, loser)
         }
         #expect(streamed == true)
     }

@@ -29,37 +29,6 @@ final class ContactReferenceTests {
         }
     }
 
-    private var contactsStub: Switchboard_Contacts_V1_ContactsService_Client {
-        Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: contacts.channel))
-    }
-
-    private func person(_ t: String, _ name: String) async throws -> String {
-        var contact = Switchboard_Contacts_V1_Contact()
-        var personName = Switchboard_Contacts_V1_PersonName()
-        personName.given = name
-        contact.name = personName
-        var request = Switchboard_Contacts_V1_CreateContactRequest()
-        request.contact = contact
-        return try await contactsStub.createContact(request, options: try await contacts.options(tenant: t)).id
-    }
-
-    private func deleteContact(_ t: String, _ id: String) async throws {
-        var request = Switchboard_Contacts_V1_DeleteContactRequest()
-        request.id = id
-        _ = try await contactsStub.deleteContact(request, options: try await contacts.options(tenant: t))
-    }
-
-    /// The contact ids a NOT_FOUND names in its ResourceInfo details, when its message names `field`.
-    private func missing(_ error: RPCError?, field: String) -> [String] {
-        guard let error, error.code == .notFound, error.message.contains("\(field): contact") else {
-            Issue.record("expected NOT_FOUND naming \(field), got \(String(describing: error))")
-            return []
-        }
-        let infos = (error.statusDetails?.details ?? []).compactMap { try? $0.unpack(Google_Rpc_ResourceInfo.self) }
-        #expect(infos.allSatisfy { $0.resourceType == "switchboard.contacts.v1.Contact" })
-        return infos.map(\.resourceName)
-    }
-
     private func upload(_ client: CollabClient, subjects: [Subject]) async throws -> Switchboard_Collaboration_V1_File {
         let content = Array("quarterly figures".utf8)
         var file = Switchboard_Collaboration_V1_File()
@@ -91,21 +60,22 @@ final class ContactReferenceTests {
     func refused() async throws {
         let (t, other) = (tenant(), tenant())
         let client = try await harness.client(tenant: t)
-        let (ada, gone) = (try await person(t, "Ada"), try await person(t, "Gone"))
-        try await deleteContact(t, gone)
-        let stranger = try await person(other, "Stranger")
+        let (ada, gone) = (try await contacts.person(t, "Ada"), try await contacts.person(t, "Gone"))
+        try await contacts.deleteContact(t, gone)
+        let stranger = try await contacts.person(other, "Stranger")
         let organization = subject(.organization)
 
         for bad in [newID(), gone, stranger] {
             let note = await rpcError { _ = try await client.createNote(about: [subject(.contact, ada), organization, subject(.contact, bad)]) }
-            #expect(missing(note, field: "note.subjects[2]") == [bad])
-            #expect(missing(await rpcError { _ = try await client.comment(subject: subject(.contact, bad)) }, field: "comment.subject") == [bad])
+            #expect(missingContacts(note, field: "note.subjects[2]") == [bad])
+            #expect(
+                missingContacts(await rpcError { _ = try await client.comment(subject: subject(.contact, bad)) }, field: "comment.subject") == [bad])
             let file = await rpcError { _ = try await self.upload(client, subjects: [subject(.contact, bad)]) }
-            #expect(missing(file, field: "metadata.file.subjects[0]") == [bad])
+            #expect(missingContacts(file, field: "metadata.file.subjects[0]") == [bad])
             let meeting = await rpcError {
                 _ = try await MeetingTests.book(client, MeetingTests.at(9), MeetingTests.at(10), contacts: [ada, bad], allowConflicts: true)
             }
-            #expect(missing(meeting, field: "meeting.contact_ids[1]") == [bad])
+            #expect(missingContacts(meeting, field: "meeting.contact_ids[1]") == [bad])
         }
         for table in ["notes", "comments", "files", "meetings"] { #expect(try await count(table, t) == 0, "\(table)") }
 
@@ -121,10 +91,10 @@ final class ContactReferenceTests {
     func updateChecksAdded() async throws {
         let t = tenant()
         let client = try await harness.client(tenant: t)
-        let (ada, bob, cy) = (try await person(t, "Ada"), try await person(t, "Bob"), try await person(t, "Cy"))
+        let (ada, bob, cy) = (try await contacts.person(t, "Ada"), try await contacts.person(t, "Bob"), try await contacts.person(t, "Cy"))
         let note = try await client.createNote(about: [subject(.contact, ada), subject(.contact, bob)])
         let meeting = try await MeetingTests.book(client, MeetingTests.at(9), MeetingTests.at(10), contacts: [ada, bob], allowConflicts: true)
-        try await deleteContact(t, bob)
+        try await contacts.deleteContact(t, bob)
         let unknown = newID()
 
         let moved = try await client.updateNote(note.id, paths: ["subjects"]) { $0.subjects = [subject(.contact, bob), subject(.contact, cy)] }
@@ -132,7 +102,7 @@ final class ContactReferenceTests {
         let refused = await rpcError {
             _ = try await client.updateNote(note.id, paths: ["subjects"]) { $0.subjects = [subject(.contact, bob), subject(.contact, unknown)] }
         }
-        #expect(missing(refused, field: "note.subjects[1]") == [unknown])
+        #expect(missingContacts(refused, field: "note.subjects[1]") == [unknown])
         #expect(try await client.getNote(note.id).subjects.map(\.id) == [bob, cy])
 
         func updateMeeting(_ contactIDs: [String]) async throws -> Meeting {
@@ -146,7 +116,7 @@ final class ContactReferenceTests {
             return try await client.stub.updateMeeting(request, options: client.options)
         }
         #expect(try await updateMeeting([bob, cy]).contactIds == [bob, cy])
-        #expect(missing(await rpcError { _ = try await updateMeeting([unknown, bob]) }, field: "meeting.contact_ids[0]") == [unknown])
+        #expect(missingContacts(await rpcError { _ = try await updateMeeting([unknown, bob]) }, field: "meeting.contact_ids[0]") == [unknown])
         var get = Switchboard_Collaboration_V1_GetMeetingRequest()
         get.id = meeting.id
         #expect(try await client.stub.getMeeting(get, options: client.options).contactIds == [bob, cy])
@@ -177,13 +147,13 @@ final class ContactReferenceTests {
     func retryReplays() async throws {
         let t = tenant()
         let client = try await harness.client(tenant: t)
-        let ada = try await person(t, "Ada")
+        let ada = try await contacts.person(t, "Ada")
         let requestID = UUID().uuidString
         let first = try await client.createNote(about: [subject(.contact, ada)], requestID: requestID)
-        try await deleteContact(t, ada)
+        try await contacts.deleteContact(t, ada)
         #expect(try await client.createNote(about: [subject(.contact, ada)], requestID: requestID) == first)
         let fresh = await rpcError { _ = try await client.createNote(about: [subject(.contact, ada)], requestID: UUID().uuidString) }
-        #expect(missing(fresh, field: "note.subjects[0]") == [ada])
+        #expect(missingContacts(fresh, field: "note.subjects[0]") == [ada])
         #expect(try await count("notes", t) == 1)
     }
 }

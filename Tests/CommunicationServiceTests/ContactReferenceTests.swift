@@ -29,38 +29,6 @@ final class ContactReferenceTests {
         }
     }
 
-    private var contactsStub: Switchboard_Contacts_V1_ContactsService_Client {
-        Switchboard_Contacts_V1_ContactsService_Client(client: RPCClient(transport: contacts.channel))
-    }
-
-    /// A person in the contacts service; returns its id.
-    private func person(_ t: String, _ name: String) async throws -> String {
-        var contact = Switchboard_Contacts_V1_Contact()
-        var personName = Switchboard_Contacts_V1_PersonName()
-        personName.given = name
-        contact.name = personName
-        var request = Switchboard_Contacts_V1_CreateContactRequest()
-        request.contact = contact
-        return try await contactsStub.createContact(request, options: try await contacts.options(tenant: t)).id
-    }
-
-    private func deleteContact(_ t: String, _ id: String) async throws {
-        var request = Switchboard_Contacts_V1_DeleteContactRequest()
-        request.id = id
-        _ = try await contactsStub.deleteContact(request, options: try await contacts.options(tenant: t))
-    }
-
-    /// The contact ids of a NOT_FOUND's ResourceInfo details, and whether the message names `field`.
-    private func missing(_ error: RPCError?, field: String) -> [String] {
-        guard let error, error.code == .notFound, error.message.contains("\(field): contact") else {
-            Issue.record("expected NOT_FOUND naming \(field), got \(String(describing: error))")
-            return []
-        }
-        let infos = (error.statusDetails?.details ?? []).compactMap { try? $0.unpack(Google_Rpc_ResourceInfo.self) }
-        #expect(infos.allSatisfy { $0.resourceType == "switchboard.contacts.v1.Contact" && $0.description.contains("not a live contact") })
-        return infos.map(\.resourceName)
-    }
-
     private func count(_ table: String, _ t: String) async throws -> Int64 {
         try await harness.pool.query(
             settings: ["app.tenant_id": t], "SELECT count(*) AS n FROM communication.\(table) WHERE tenant_id = $1", [.text(t)]
@@ -73,22 +41,23 @@ final class ContactReferenceTests {
     func refused() async throws {
         let (t, other) = (tenant(), tenant())
         let client = try await harness.client(tenant: t)
-        let (ada, bob, gone) = (try await person(t, "Ada"), try await person(t, "Bob"), try await person(t, "Gone"))
-        try await deleteContact(t, gone)
-        let stranger = try await person(other, "Stranger")
+        let (ada, bob, gone) = (try await contacts.person(t, "Ada"), try await contacts.person(t, "Bob"), try await contacts.person(t, "Gone"))
+        try await contacts.deleteContact(t, gone)
+        let stranger = try await contacts.person(other, "Stranger")
         let unknown = newID()
 
         for (bad, label) in [(unknown, "unknown"), (gone, "deleted"), (stranger, "another tenant's")] {
             let error = await rpcError { _ = try await client.log { $0.contactIds = [ada, bad] } }
-            #expect(missing(error, field: "interaction.contact_ids[1]") == [bad], "\(label)")
-            #expect(missing(await rpcError { _ = try await client.recordConsent(contact: bad) }, field: "consent.contact_id") == [bad])
+            #expect(missingContacts(error, field: "interaction.contact_ids[1]") == [bad], "\(label)")
+            #expect(missingContacts(await rpcError { _ = try await client.recordConsent(contact: bad) }, field: "consent.contact_id") == [bad])
             #expect(
-                missing(await rpcError { _ = try await client.setPreferences(bad) { $0.language = "de" } }, field: "preferences.contact_id") == [bad])
-            #expect(missing(await rpcError { _ = try await client.send(contact: bad) }, field: "send.contact_id") == [bad])
+                missingContacts(await rpcError { _ = try await client.setPreferences(bad) { $0.language = "de" } }, field: "preferences.contact_id")
+                    == [bad])
+            #expect(missingContacts(await rpcError { _ = try await client.send(contact: bad) }, field: "send.contact_id") == [bad])
         }
         // Two missing at once are both named, in request order.
         let two = await rpcError { _ = try await client.log { $0.contactIds = [unknown, ada, gone] } }
-        #expect(missing(two, field: "interaction.contact_ids[0]") == [unknown, gone])
+        #expect(missingContacts(two, field: "interaction.contact_ids[0]") == [unknown, gone])
         #expect(two?.message.contains("interaction.contact_ids[2]") == true)
         for table in ["interactions", "consent_ledger", "preferences", "sends"] {
             #expect(try await count(table, t) == 0, "\(table)")
@@ -107,15 +76,15 @@ final class ContactReferenceTests {
     func restrictionsPass() async throws {
         let t = tenant()
         let client = try await harness.client(tenant: t)
-        let gone = try await person(t, "Gone")
-        try await deleteContact(t, gone)
+        let gone = try await contacts.person(t, "Gone")
+        try await contacts.deleteContact(t, gone)
         for id in [gone, newID()] {
             _ = try await client.recordConsent(contact: id, status: .withdrawn, basis: .unspecified, source: "unsubscribe link")
             _ = try await client.setPreferences(id, paths: ["do_not_contact"]) { $0.doNotContact = true }
             // Anything else for the same contact is still refused.
-            #expect(missing(await rpcError { _ = try await client.recordConsent(contact: id) }, field: "consent.contact_id") == [id])
+            #expect(missingContacts(await rpcError { _ = try await client.recordConsent(contact: id) }, field: "consent.contact_id") == [id])
             let other = await rpcError { _ = try await client.setPreferences(id, paths: ["language"]) { $0.language = "de" } }
-            #expect(missing(other, field: "preferences.contact_id") == [id])
+            #expect(missingContacts(other, field: "preferences.contact_id") == [id])
         }
         #expect(try await count("consent_ledger", t) == 2)
         #expect(try await count("preferences", t) == 2)
@@ -125,15 +94,15 @@ final class ContactReferenceTests {
     func updateChecksAdded() async throws {
         let t = tenant()
         let client = try await harness.client(tenant: t)
-        let (ada, bob, cy) = (try await person(t, "Ada"), try await person(t, "Bob"), try await person(t, "Cy"))
+        let (ada, bob, cy) = (try await contacts.person(t, "Ada"), try await contacts.person(t, "Bob"), try await contacts.person(t, "Cy"))
         let logged = try await client.log { $0.contactIds = [ada, bob] }
-        try await deleteContact(t, bob)
+        try await contacts.deleteContact(t, bob)
         // Bob stays named (deleted after he was named), Cy is added.
         let updated = try await client.update(logged.id, paths: ["contact_ids"]) { $0.contactIds = [bob, ada, cy] }
         #expect(updated.contactIds == [bob, ada, cy])
         let unknown = newID()
         let error = await rpcError { _ = try await client.update(logged.id, paths: ["contact_ids"]) { $0.contactIds = [bob, unknown] } }
-        #expect(missing(error, field: "interaction.contact_ids[1]") == [unknown])
+        #expect(missingContacts(error, field: "interaction.contact_ids[1]") == [unknown])
         #expect(try await client.get(logged.id).contactIds == [bob, ada, cy])
         // An interaction that does not exist is the update's NOT_FOUND, not a contact's.
         let absent = newID()
@@ -154,11 +123,11 @@ final class ContactReferenceTests {
     func retryReplays() async throws {
         let t = tenant()
         let client = try await harness.client(tenant: t)
-        let ada = try await person(t, "Ada")
+        let ada = try await contacts.person(t, "Ada")
         let requestID = UUID().uuidString
         let first = try await client.log(subject: "call", requestID: requestID) { $0.contactIds = [ada] }
         let consent = try await client.recordConsent(contact: ada, requestID: requestID + "-consent")
-        try await deleteContact(t, ada)
+        try await contacts.deleteContact(t, ada)
         let again = try await client.log(subject: "call", requestID: requestID) { $0.contactIds = [ada] }
         #expect(again == first)
         #expect(try await client.recordConsent(contact: ada, requestID: requestID + "-consent") == consent)
@@ -166,7 +135,7 @@ final class ContactReferenceTests {
         let reused = await rpcError { _ = try await client.log(subject: "other", requestID: requestID) { $0.contactIds = [ada] } }
         #expect(fields(reused) == ["request_id"], "\(String(describing: reused))")
         let fresh = await rpcError { _ = try await client.log(subject: "call", requestID: UUID().uuidString) { $0.contactIds = [ada] } }
-        #expect(missing(fresh, field: "interaction.contact_ids[0]") == [ada])
+        #expect(missingContacts(fresh, field: "interaction.contact_ids[0]") == [ada])
         #expect(try await count("interactions", t) == 1)
     }
 

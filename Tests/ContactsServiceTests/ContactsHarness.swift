@@ -54,7 +54,7 @@ struct Client: Sendable {
     let options: CallOptions
 
     func create(
-        given: String = "Ada", family: String = "Lovelace", emails: [String] = [], requestID: String = "",
+        given: String = "Ada", family: String = "Lovelace", emails: [String] = [], phones: [String] = [], requestID: String = "",
         custom: [String: Google_Protobuf_Value] = [:], tags: [String] = []
     ) async throws -> Switchboard_Contacts_V1_Contact {
         var request = Switchboard_Contacts_V1_CreateContactRequest()
@@ -67,6 +67,11 @@ struct Client: Sendable {
             var e = Switchboard_Contacts_V1_Email()
             e.address = $0
             return e
+        }
+        contact.phones = phones.map {
+            var p = Switchboard_Contacts_V1_Phone()
+            p.number = $0
+            return p
         }
         contact.tags = tags
         if !custom.isEmpty {

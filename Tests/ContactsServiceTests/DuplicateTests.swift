@@ -92,24 +92,7 @@ final class DuplicateTests {
     private func tenant() -> String { "tenant-" + UUID().uuidString.prefix(8).lowercased() }
 
     private func create(_ client: Client, _ given: String, _ family: String, emails: [String] = [], phones: [String] = []) async throws -> String {
-        var contact = Switchboard_Contacts_V1_Contact()
-        var name = Switchboard_Contacts_V1_PersonName()
-        name.given = given
-        name.family = family
-        contact.name = name
-        contact.emails = emails.map {
-            var e = Switchboard_Contacts_V1_Email()
-            e.address = $0
-            return e
-        }
-        contact.phones = phones.map {
-            var p = Switchboard_Contacts_V1_Phone()
-            p.number = $0
-            return p
-        }
-        var request = Switchboard_Contacts_V1_CreateContactRequest()
-        request.contact = contact
-        return try await client.stub.createContact(request, options: client.options).id
+        try await client.create(given: given, family: family, emails: emails, phones: phones).id
     }
 
     private func duplicates(_ client: Client, _ id: String, max: Int32 = 0) async throws -> [Switchboard_Contacts_V1_DuplicateCandidate] {

@@ -156,7 +156,8 @@ extension ContactReferences {
     public static let defaultBudget = Duration.seconds(10)
 
     /// Checks `references` for a handler's write, with the caller's token and deadline.
-    /// - Returns: the write's first response, decoded, when it is a retry naming a contact gone since; nil: go on.
+    /// - Returns: the write's first response, decoded, when it is a retry the check would refuse or cannot answer (a
+    ///   contact gone since, the contacts service unreachable); nil: go on.
     /// - Parameters:
     ///   - references: the contacts the write names, with their fields.
     ///   - write: the handler's idempotent write.

@@ -253,6 +253,30 @@ final class FactsTests {
         #expect(try await mergeMoves(t).isEmpty)
     }
 
+    /// A stream's call options for the watch tests: it waits up to two minutes for what it expects. A stream emits only
+    /// entries below the oldest transaction open anywhere in the cluster, and in a full run another suite's long write
+    /// (thousands of rows in one transaction, on a loaded machine) holds that back for tens of seconds.
+    private static func watchOptions(_ client: AnalyticsClient) -> CallOptions {
+        var options = client.options
+        options.timeout = .seconds(120)
+        return options
+    }
+
+    /// What holds the snapshot's xmin back (the oldest open transactions with an id, anywhere in the cluster), for the
+    /// message of a watch test that saw nothing in time.
+    private static func oldestWriters(_ harness: AnalyticsHarness) async -> String {
+        // As the administrator: a service's role does not see other roles' sessions.
+        let admin = PostgresPool(configuration: PostgresPoolConfiguration(conninfo: harness.analytics.adminDatabaseConninfo, maxConnections: 1))
+        defer { admin.close() }
+        let rows = try? await admin.query(
+            """
+            SELECT coalesce(datname, '?') || ', ' || coalesce(extract(epoch FROM now() - xact_start)::int::text, '?') || ' s: '
+                || coalesce(left(query, 120), '?') AS line
+            FROM pg_stat_activity WHERE backend_xid IS NOT NULL ORDER BY xact_start LIMIT 3
+            """)
+        return (try? rows?.rows.map { try $0.string("line") }.joined(separator: "; ")) ?? "unknown"
+    }
+
     /// Calls of `contact` logged one every 300 ms for nine seconds: a stream that sees one is live.
     private static func probes(_ harness: AnalyticsHarness, _ t: String, _ contact: String) async throws {
         for _ in 0..<30 {
@@ -283,8 +307,8 @@ final class FactsTests {
             try await harness.apply(
                 [try event(t, contactType, loser, .unmerged, json: contactJSON(loser, given: "Loser"), related: [winner])], source: .contacts)
         }
-        let streamed = try await firstWithin(.seconds(20)) {
-            try await client.stub.watchTimeline(request, options: client.options) { entries in
+        let streamed = try await firstWithin(.seconds(100)) {
+            try await client.stub.watchTimeline(request, options: Self.watchOptions(client)) { entries in
                 var kinds = Set<Switchboard_Analytics_V1_EntryKind>()
                 for try await entry in entries {
                     if kinds.isEmpty { try await unmerged() }
@@ -296,7 +320,8 @@ final class FactsTests {
         } during: { [harness] in
             try await FactsTests.probes(harness, t, loser)
         }
-        #expect(streamed == true)
+        let writers = streamed == true ? "" : await Self.oldestWriters(harness)
+        #expect(streamed == true, "nothing streamed in time; the oldest open transactions: \(writers)")
     }
 
     @Test("WatchTimeline skips an entry visible at its start by its position: moved away and back, it streams as new")
@@ -344,8 +369,8 @@ final class FactsTests {
                 [try event(t, contactType, loser, .unmerged, json: contactJSON(loser, given: "Loser Renamed"), related: [winner])],
                 source: .contacts)
         }
-        let streamed = try await firstWithin(.seconds(20)) {
-            try await client.stub.watchTimeline(request, options: client.options) { entries in
+        let streamed = try await firstWithin(.seconds(100)) {
+            try await client.stub.watchTimeline(request, options: Self.watchOptions(client)) { entries in
                 var moved = false
                 var kinds = Set<Switchboard_Analytics_V1_EntryKind>()
                 for try await entry in entries {
@@ -374,7 +399,8 @@ final class FactsTests {
             release.finish()
             try await FactsTests.probes(harness, t, loser)
         }
-        #expect(streamed == true)
+        let writers = streamed == true ? "" : await Self.oldestWriters(harness)
+        #expect(streamed == true, "nothing streamed in time; the oldest open transactions: \(writers)")
     }
 
     @Test("ERASED deletes the person's rows, keeps anonymous aggregates, redacts analytics' own events and publishes a receipt")

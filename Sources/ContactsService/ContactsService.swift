@@ -107,6 +107,11 @@ public enum ContactsService: ServiceDefinition {
             help:
                 "Hours an erasure's receipts have before it is OVERDUE (1-720). Receipts are awaited from organization (SWITCHBOARD_CONTACTS_ORGANIZATION_ADDRESS) and from each service whose address above is set."
         ),
+        .init(
+            "SWITCHBOARD_CONTACTS_MAX_RELATIONSHIPS", default: "1000",
+            help:
+                "Most relationships one contact may have (10-100000); CreateRelationship past it is FAILED_PRECONDITION. A merge may take the winner past it (nothing is dropped)."
+        ),
     ]
 
     /// Where the organization feed comes from.
@@ -153,6 +158,7 @@ public enum ContactsService: ServiceDefinition {
         limits.importLimits.maxBytesWithoutRow = try env.int(settings[16], in: (64 << 10)...(1 << 30))
         limits.importLimits.maxPreviewBytes = try env.int(settings[17], in: (64 << 10)...(1 << 36))
         limits.erasureDeadlineHours = try env.int(settings[22], in: 1...720)
+        limits.maxRelationshipsPerContact = try env.int(settings[23], in: 10...100_000)
         return limits
     }
 
@@ -185,7 +191,8 @@ public enum ContactsService: ServiceDefinition {
             makeServices: { dependencies in
                 let store = PostgresContactStore(
                     pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,
-                    publish: { try ContactsMapping.proto($0).protoJSONText() }, logger: dependencies.logger)
+                    publish: { try ContactsMapping.proto($0).protoJSONText() },
+                    publishRelationship: { try ContactsMapping.proto($0).protoJSONText() }, logger: dependencies.logger)
                 let erasures = ErasureDomain(
                     store: PostgresErasureStore(
                         pool: dependencies.pool, feed: dependencies.changeFeed, idempotency: dependencies.idempotency,

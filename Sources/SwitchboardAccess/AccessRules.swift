@@ -19,6 +19,8 @@ public enum AccessRules {
             M.watchChanges: .readOnly, M.importContacts: .user, M.exportContacts: .readOnly,
             M.listFieldDefinitions: .readOnly, M.defineField: .admin, M.retireField: .admin,
             M.eraseContact: .admin, M.getErasure: .admin, M.listErasures: .admin,
+            M.createRelationship: .user, M.updateRelationship: .user, M.deleteRelationship: .user, M.listRelationships: .readOnly,
+            M.getRelatedContacts: .readOnly,
         ]
     }()
 

@@ -112,7 +112,7 @@ struct Contacts: AsyncParsableCommand {
         abstract: "Create, find, change and delete contacts.",
         subcommands: [
             Create.self, Get.self, Lookup.self, Search.self, Update.self, Delete.self, Undelete.self, List.self, Watch.self, Import.self, Export.self,
-            Duplicates.self, Merge.self, Unmerge.self, Erase.self, Erasure.self,
+            Duplicates.self, Merge.self, Unmerge.self, Erase.self, Erasure.self, Relate.self, Relationships.self, Related.self,
         ])
 
     /// Contact fields settable from the command line.

@@ -517,7 +517,8 @@ final class ImportExportTests {
         let domain = ContactsDomain(
             store: PostgresContactStore(
                 pool: harness.pool, feed: ChangeFeed(schema: "contacts"), idempotency: Idempotency(schema: "contacts"),
-                publish: { try ContactsMapping.proto($0).protoJSONText() }))
+                publish: { try ContactsMapping.proto($0).protoJSONText() },
+                publishRelationship: { try ContactsMapping.proto($0).protoJSONText() }))
         let actor = SwitchboardServiceKit.Actor(tenantID: tenant, userID: "importer")
         let first = ImportSettings(importID: "race-1", fingerprint: "first")
         let second = ImportSettings(importID: "race-1", fingerprint: "second")
@@ -581,7 +582,8 @@ final class ImportExportTests {
         let domain = ContactsDomain(
             store: PostgresContactStore(
                 pool: pool, feed: ChangeFeed(schema: "contacts"), idempotency: Idempotency(schema: "contacts"),
-                publish: { try ContactsMapping.proto($0).protoJSONText() }))
+                publish: { try ContactsMapping.proto($0).protoJSONText() },
+                publishRelationship: { try ContactsMapping.proto($0).protoJSONText() }))
         let actor = SwitchboardServiceKit.Actor(tenantID: tenant, userID: "importer")
         let settings = ImportSettings(importID: "race-3", fingerprint: "f")
         #expect(try await domain.beginImport(settings, actor: actor) == 0)

@@ -653,7 +653,8 @@ final class SearchTests {
         _ = try await client.create(given: "Other", family: "Person", tags: ["apple"])
         let store = PostgresContactStore(
             pool: harness.pool, feed: ChangeFeed(schema: "contacts"), idempotency: Idempotency(schema: "contacts"),
-            publish: { try ContactsMapping.proto($0).protoJSONText() })
+            publish: { try ContactsMapping.proto($0).protoJSONText() },
+            publishRelationship: { try ContactsMapping.proto($0).protoJSONText() })
         var results: [[[String]]] = []
         for combinations in [2_000, 26, 25, 0] {
             for text in ["facet", ""] {
@@ -703,7 +704,8 @@ final class SearchTests {
         _ = try await client.update(again.id, paths: ["tags"]) { $0.tags = ["null", "plain"] }
         let store = PostgresContactStore(
             pool: harness.pool, feed: ChangeFeed(schema: "contacts"), idempotency: Idempotency(schema: "contacts"),
-            publish: { try ContactsMapping.proto($0).protoJSONText() })
+            publish: { try ContactsMapping.proto($0).protoJSONText() },
+            publishRelationship: { try ContactsMapping.proto($0).protoJSONText() })
         for combinations in [2_000, 0] {
             var search = ContactSearch()
             search.text = "odd"

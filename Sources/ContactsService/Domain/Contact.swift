@@ -154,6 +154,16 @@ public enum ContactsError: Error, Sendable, Equatable {
     /// A CSV export met a contact with more postal addresses than its header has columns for: it gained them after the
     /// export counted them.
     case exportAddressesChanged(contactID: UUID)
+    /// A contact a request names (at `field`) is not a live contact of the tenant.
+    case contactNotFound(field: String, id: String)
+    /// No relationship with this id in the tenant.
+    case relationshipNotFound(String)
+    /// The two contacts already have this relationship (or its inverse): the existing one's id.
+    case relationshipExists(existing: UUID)
+    /// The relationship changed since the caller read it (its current etag).
+    case relationshipETagMismatch(current: String)
+    /// The contact has as many relationships as one may.
+    case tooManyRelationships(contact: String, limit: Int)
     /// The error of one item of an all-or-nothing batch (`item`: its path, `requests[3]`), which failed the whole
     /// batch: the status is the item's, the message says which item.
     indirect case inBatchItem(String, ContactsError)

@@ -186,4 +186,35 @@ public protocol ContactStore: Sendable {
     ) async throws -> WriteOutcome<ContactRecord>
     /// Retires a field definition.
     func retire(key: String, actor: Actor, write: WriteOptions<FieldDefinition>) async throws -> WriteOutcome<FieldDefinition>
+
+    /// Creates a relationship between two live contacts (`contactNotFound` naming the side that is not), unless either
+    /// has `maxPerContact` already (`tooManyRelationships`) or the two have it by this type or its inverse
+    /// (`relationshipExists`); publishes CREATED.
+    func insertRelationship(
+        contact: UUID, related: UUID, kind: RelationshipKind, strength: Int, note: String, maxPerContact: Int, actor: Actor,
+        write: WriteOptions<RelationshipRecord>
+    ) async throws -> WriteOutcome<RelationshipRecord>
+    /// A relationship by id, as stated (one a merge set aside is not found).
+    func relationship(id: UUID, actor: Actor) async throws -> RelationshipRecord?
+    /// Writes `record`'s type, strength and note if it is still at `expectedVersion` (`relationshipETagMismatch`,
+    /// `relationshipNotFound`, or `relationshipExists` for a type the two contacts have by another relationship);
+    /// publishes UPDATED.
+    func updateRelationship(
+        _ record: RelationshipRecord, expectedVersion: Int64, changedFields: [String], actor: Actor, write: WriteOptions<RelationshipRecord>
+    ) async throws -> WriteOutcome<RelationshipRecord>
+    /// Deletes a relationship (at `expectedVersion` when given); publishes DELETED.
+    func deleteRelationship(
+        id: UUID, expectedVersion: Int64?, actor: Actor, write: WriteOptions<RelationshipRecord>
+    ) async throws -> WriteOutcome<RelationshipRecord>
+    /// A contact's relationships with live contacts, seen from it, newest first, after the page's `(created_at in
+    /// microseconds, id)`; `kinds` as seen from the contact (empty: all).
+    func relationships(
+        of contact: UUID, kinds: [RelationshipKind], after: (Int64, UUID)?, limit: Int, actor: Actor
+    ) async throws -> [RelationshipRecord]
+    /// One step of a walk: the relationships from the `frontier` contacts to live contacts not in `excluding`, each seen
+    /// from its frontier side (`near`), of `kinds` so seen (empty: all) and at least `minStrength`; at most `limit`, by
+    /// the far contact's id.
+    func relationshipStep(
+        from frontier: [UUID], excluding: [UUID], kinds: [RelationshipKind], minStrength: Int, limit: Int, actor: Actor
+    ) async throws -> [(near: UUID, relationship: RelationshipRecord)]
 }

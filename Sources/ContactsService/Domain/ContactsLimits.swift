@@ -43,6 +43,9 @@ public struct ContactsLimits: Sendable, Hashable {
     /// Hours an erasure's receipts have before it is overdue.
     public var erasureDeadlineHours = 24
 
+    /// The most relationships one contact may have (CreateRelationship's bound; a merge may pass it).
+    public var maxRelationshipsPerContact = 1000
+
     /// Contacts one ExportContacts response chunk holds about this many bytes of.
     public var exportChunkBytes = 256 * 1024
 

@@ -29,6 +29,8 @@ public struct ErasureLocal: Sendable, Hashable {
     public var mergesDeleted = 0
     /// Contact records deleted: the one erased and those merged into it.
     public var contactsDeleted = 0
+    /// Relationships naming the person, deleted.
+    public var relationshipsDeleted = 0
 
     /// No counts.
     public init() {}

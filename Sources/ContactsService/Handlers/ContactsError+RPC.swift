@@ -77,6 +77,31 @@ extension ContactsError: RPCErrorConvertible {
                 message: "contact \(id.lowercaseText) gained postal addresses during the export, more than its columns hold; export again")
         case .tooManySavedSearches(let limit):
             return RPCError(code: .failedPrecondition, message: "you already own \(limit) saved searches, the most one may; delete one first")
+        case .contactNotFound(let field, let id):
+            var info = Google_Rpc_ResourceInfo()
+            info.resourceType = "switchboard.contacts.v1.Contact"
+            info.resourceName = id
+            info.description = "\(field): not a live contact of the tenant"
+            return RPCError(code: .notFound, message: "\(field): contact \(id) not found").withDetails([Google_Protobuf_Any(packing: info)])
+        case .relationshipNotFound(let id):
+            return RPCError(code: .notFound, message: "relationship \(id) not found")
+        case .relationshipExists(let existing):
+            var info = Google_Rpc_ResourceInfo()
+            info.resourceType = "switchboard.contacts.v1.Relationship"
+            info.resourceName = existing.lowercaseText
+            info.description = "ties the same two contacts by this type or its inverse"
+            return RPCError(
+                code: .alreadyExists,
+                message: "the two contacts already have this relationship (relationship \(existing.lowercaseText), by this type or its inverse)"
+            ).withDetails([Google_Protobuf_Any(packing: info)])
+        case .relationshipETagMismatch(let current):
+            return RPCError(code: .aborted, message: "the relationship changed since it was read (current etag \(current)); read it again and retry")
+        case .tooManyRelationships(let contact, let limit):
+            return RPCError(
+                code: .failedPrecondition,
+                message:
+                    "contact \(contact) already has \(limit) relationships, the most one may (SWITCHBOARD_CONTACTS_MAX_RELATIONSHIPS); delete one first"
+            )
         case .inBatchItem(let item, let error):
             var rpcError = error.rpcError
             rpcError.message = "\(item): \(rpcError.message) (all_or_nothing: nothing was written)"

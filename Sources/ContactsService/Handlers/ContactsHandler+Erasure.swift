@@ -36,6 +36,7 @@ enum ErasureMapping {
         local.deadLettersDeleted = Int32(clamping: r.local.deadLettersDeleted)
         local.mergesDeleted = Int32(clamping: r.local.mergesDeleted)
         local.contactsDeleted = Int32(clamping: r.local.contactsDeleted)
+        local.relationshipsDeleted = Int32(clamping: r.local.relationshipsDeleted)
         p.local = local
         return p
     }

@@ -41,21 +41,21 @@ public struct ContactsHandler: Switchboard_Contacts_V1_ContactsService_ServicePr
         return id
     }
 
-    private static func write(
+    static func write(
         _ request: some ProtoJSONMessage, _ requestID: String, _ method: MethodDescriptor
     ) throws -> IdempotentWrite<ContactRecord, Proto> {
         try IdempotentWrite(request: request, requestID: requestID, method: method, response: { ContactsMapping.proto($0) })
     }
 
     /// An etag is one this service issued (`"<version>"`) or too long to be one.
-    private static func checkETag(_ etag: String, field: String = "etag") throws {
+    static func checkETag(_ etag: String, field: String = "etag") throws {
         guard etag.utf8.count <= maxETagBytes else {
             throw ContactsError.invalid([Violation(field, "must be at most \(maxETagBytes) bytes", reason: "TOO_LONG")])
         }
     }
 
     /// Checks a repeated enum filter: bounded, no duplicates, every value known.
-    private static func filter<Proto: Equatable, Value>(
+    static func filter<Proto: Equatable, Value>(
         _ values: [Proto], field: String, what: String, map: (Proto) -> Value?
     ) -> (values: [Value], violations: [Violation]) {
         guard values.count <= maxFilterValues else {

@@ -266,4 +266,28 @@ enum ContactsMapping {
         p.audit = audit
         return p
     }
+
+    /// A relationship as the contract shows it.
+    static func proto(_ record: RelationshipRecord) -> Switchboard_Contacts_V1_Relationship {
+        var p = Switchboard_Contacts_V1_Relationship()
+        p.id = record.id.lowercaseText
+        p.contactId = record.contactID.lowercaseText
+        p.relatedContactId = record.relatedID.lowercaseText
+        p.type = Switchboard_Contacts_V1_RelationshipType(protoValue: Int32(record.kind.rawValue))
+        p.strength = Int32(record.strength)
+        p.note = record.note
+        var audit = Switchboard_Common_V1_AuditStamps()
+        audit.createTime = record.createdAt
+        audit.createdBy = record.createdBy
+        audit.updateTime = record.updatedAt
+        audit.updatedBy = record.updatedBy
+        p.audit = audit
+        p.etag = record.etag
+        return p
+    }
+
+    /// The relationship type, or nil for UNSPECIFIED and values this version does not know.
+    static func relationshipKind(_ type: Switchboard_Contacts_V1_RelationshipType) -> RelationshipKind? {
+        RelationshipKind(rawValue: Int(type.protoValue))
+    }
 }

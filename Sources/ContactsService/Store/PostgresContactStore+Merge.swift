@@ -28,6 +28,7 @@ extension PostgresContactStore {
             else { try await throwVersionConflict(id: winner.id, actor: actor, on: c) }
             try await releaseEmails(id: winner.id, actor: actor, on: c)
             try await reserveEmails(data, id: winner.id, actor: actor, on: c)
+            let mergeID = UUID.random()
             try await c.query(
                 """
                 INSERT INTO contacts.merges (tenant_id, id, winner_id, loser_id, given_name, family_name, middle_name, name_prefix, name_suffix,
@@ -35,7 +36,7 @@ extension PostgresContactStore {
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                 """,
                 [
-                    tenant, .uuid(UUID.random()), .uuid(winner.id), .uuid(loser.id), .text(added.name.given), .text(added.name.family),
+                    tenant, .uuid(mergeID), .uuid(winner.id), .uuid(loser.id), .text(added.name.given), .text(added.name.family),
                     .text(added.name.middle), .text(added.name.prefix), .text(added.name.suffix), .text(added.name.display),
                     .jsonb(JSONText.emails(added.emails)), .jsonb(JSONText.phones(added.phones)), .jsonb(JSONText.addresses(added.addresses)),
                     .array(added.tags.map(PostgresValue.text), elementType: .text), .jsonb(JSONText.object(added.customFields)),
@@ -51,6 +52,7 @@ extension PostgresContactStore {
                 tenantID: actor.tenantID, on: c)
             try await recordChange(merged, kind: .updated, fields: changedFields, actor: actor, on: c)
             try await recordTerms([winner.id], actor: actor, on: c)
+            try await moveRelationships(loser: loser.id, winner: winner.id, mergeID: mergeID, actor: actor, on: c)
             return merged
         }
     }
@@ -129,6 +131,7 @@ extension PostgresContactStore {
                 tenantID: actor.tenantID, on: c)
             // Its words may have been swept from the terms while it was merged away.
             try await recordTerms([id], actor: actor, on: c)
+            try await restoreRelationships(loser: id, winner: winnerID, mergeID: try log.uuid("id"), actor: actor, on: c)
             return restored
         }
     }

@@ -13,6 +13,8 @@ public struct PostgresContactStore: ContactStore {
     /// The published form of a contact in change events: the proto3 JSON of the Contact message (the contract), made
     /// by the handlers' mapping so that this store never sees protobuf.
     let publish: @Sendable (ContactRecord) throws -> String
+    /// A relationship's change-event payload: the proto3 JSON of its Relationship message, as stated (from contact_id).
+    let publishRelationship: @Sendable (RelationshipRecord) throws -> String
     /// Whether inserts bring the words they computed (decided against the database on first use).
     let searchWords: SearchWordsSource
     static let resourceType = "switchboard.contacts.v1.Contact"
@@ -28,23 +30,29 @@ public struct PostgresContactStore: ContactStore {
     ///   - feed: the change feed written in each change's transaction.
     ///   - idempotency: the kit's idempotency keys.
     ///   - publish: a contact's change-event payload (the proto3 JSON of its Contact message).
+    ///   - publishRelationship: a relationship's change-event payload (the proto3 JSON of its Relationship message).
     ///   - logger: where the store says, once, which side splits new contacts' search words.
     public init(
         pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, publish: @escaping @Sendable (ContactRecord) throws -> String,
-        logger: Logger? = nil
+        publishRelationship: @escaping @Sendable (RelationshipRecord) throws -> String, logger: Logger? = nil
     ) {
-        self.init(pool: pool, feed: feed, idempotency: idempotency, publish: publish, searchWords: SearchWordsSource(logger: logger))
+        self.init(
+            pool: pool, feed: feed, idempotency: idempotency, publish: publish, publishRelationship: publishRelationship,
+            searchWords: SearchWordsSource(logger: logger))
     }
 
-    /// Creates the store with its own decision on search words (tests: a source decided already).
+    /// Creates the store with its own decision on search words (tests: a source decided already; relationships' payloads
+    /// by the handlers' mapping unless given).
     init(
         pool: PostgresPool, feed: ChangeFeed, idempotency: Idempotency, publish: @escaping @Sendable (ContactRecord) throws -> String,
+        publishRelationship: @escaping @Sendable (RelationshipRecord) throws -> String = { try ContactsMapping.proto($0).protoJSONText() },
         searchWords: SearchWordsSource
     ) {
         self.pool = pool
         self.feed = feed
         self.idempotency = idempotency
         self.publish = publish
+        self.publishRelationship = publishRelationship
         self.searchWords = searchWords
     }
 

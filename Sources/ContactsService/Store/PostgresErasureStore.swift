@@ -130,6 +130,17 @@ public struct PostgresErasureStore: ErasureStore {
                         SELECT 1 FROM unnest($2::text[]) AS n WHERE d.resource_id = n OR position(convert_to(n, 'UTF8') IN d.event) > 0)
                     """, [tenant, .array(idTexts.map(PostgresValue.text), elementType: .text)]
                 ).affectedRows
+                // Relationships naming the person (set aside by a merge or not), and what merges of the person did to
+                // relationships (the log rows of those merges).
+                local.relationshipsDeleted = try await c.query(
+                    "DELETE FROM contacts.relationships WHERE tenant_id = $1 AND (contact_id = ANY($2::uuid[]) OR related_id = ANY($2::uuid[]))",
+                    [tenant, ids]
+                ).affectedRows
+                try await c.query(
+                    """
+                    DELETE FROM contacts.relationship_moves WHERE tenant_id = $1 AND merge_id IN (
+                        SELECT id FROM contacts.merges WHERE tenant_id = $1 AND (winner_id = ANY($2::uuid[]) OR loser_id = ANY($2::uuid[])))
+                    """, [tenant, ids])
                 // The merge log keeps what merges moved: personal data of the same person.
                 local.mergesDeleted = try await c.query(
                     "DELETE FROM contacts.merges WHERE tenant_id = $1 AND (winner_id = ANY($2::uuid[]) OR loser_id = ANY($2::uuid[]))", [tenant, ids]
@@ -302,6 +313,7 @@ public struct PostgresErasureStore: ErasureStore {
         p.deadLettersDeleted = Int32(clamping: local.deadLettersDeleted)
         p.mergesDeleted = Int32(clamping: local.mergesDeleted)
         p.contactsDeleted = Int32(clamping: local.contactsDeleted)
+        p.relationshipsDeleted = Int32(clamping: local.relationshipsDeleted)
         return try p.protoJSONText()
     }
 
@@ -316,6 +328,7 @@ public struct PostgresErasureStore: ErasureStore {
         local.deadLettersDeleted = Int(p.deadLettersDeleted)
         local.mergesDeleted = Int(p.mergesDeleted)
         local.contactsDeleted = Int(p.contactsDeleted)
+        local.relationshipsDeleted = Int(p.relationshipsDeleted)
         return local
     }
 

@@ -333,6 +333,122 @@ public enum Switchboard_Contacts_V1_ImportOutcome: ProtoEnum, CaseIterable, _Pro
     }
 }
 
+/// The `switchboard.contacts.v1.RelationshipType` enum. Values this version does not know are kept as `.unrecognized`.
+public enum Switchboard_Contacts_V1_RelationshipType: ProtoEnum, CaseIterable, _ProtoJSONEnum {
+    /// `RELATIONSHIP_TYPE_UNSPECIFIED` = 0.
+    case unspecified
+    /// `RELATIONSHIP_TYPE_SPOUSE` = 1.
+    case spouse
+    /// `RELATIONSHIP_TYPE_PARTNER` = 2.
+    case partner
+    /// `RELATIONSHIP_TYPE_PARENT` = 3.
+    case parent
+    /// `RELATIONSHIP_TYPE_CHILD` = 4.
+    case child
+    /// `RELATIONSHIP_TYPE_SIBLING` = 5.
+    case sibling
+    /// `RELATIONSHIP_TYPE_RELATIVE` = 6.
+    case relative
+    /// `RELATIONSHIP_TYPE_MANAGER` = 7.
+    case manager
+    /// `RELATIONSHIP_TYPE_REPORT` = 8.
+    case report
+    /// `RELATIONSHIP_TYPE_ASSISTANT` = 9.
+    case assistant
+    /// `RELATIONSHIP_TYPE_EXECUTIVE` = 10.
+    case executive
+    /// `RELATIONSHIP_TYPE_COLLEAGUE` = 11.
+    case colleague
+    /// `RELATIONSHIP_TYPE_MENTOR` = 12.
+    case mentor
+    /// `RELATIONSHIP_TYPE_MENTEE` = 13.
+    case mentee
+    /// `RELATIONSHIP_TYPE_REFERRER` = 14.
+    case referrer
+    /// `RELATIONSHIP_TYPE_REFERRAL` = 15.
+    case referral
+    /// `RELATIONSHIP_TYPE_FRIEND` = 16.
+    case friend
+    /// `RELATIONSHIP_TYPE_OTHER` = 17.
+    case other
+    /// A value not defined in this version of the contract.
+    case unrecognized(Int32)
+
+    /// The defined values.
+    public static let allCases: [Switchboard_Contacts_V1_RelationshipType] = [.unspecified, .spouse, .partner, .parent, .child, .sibling, .relative, .manager, .report, .assistant, .executive, .colleague, .mentor, .mentee, .referrer, .referral, .friend, .other]
+
+    static let _protoJSONNames: [(name: String, number: Int32)] = [
+        ("RELATIONSHIP_TYPE_UNSPECIFIED", 0),
+        ("RELATIONSHIP_TYPE_SPOUSE", 1),
+        ("RELATIONSHIP_TYPE_PARTNER", 2),
+        ("RELATIONSHIP_TYPE_PARENT", 3),
+        ("RELATIONSHIP_TYPE_CHILD", 4),
+        ("RELATIONSHIP_TYPE_SIBLING", 5),
+        ("RELATIONSHIP_TYPE_RELATIVE", 6),
+        ("RELATIONSHIP_TYPE_MANAGER", 7),
+        ("RELATIONSHIP_TYPE_REPORT", 8),
+        ("RELATIONSHIP_TYPE_ASSISTANT", 9),
+        ("RELATIONSHIP_TYPE_EXECUTIVE", 10),
+        ("RELATIONSHIP_TYPE_COLLEAGUE", 11),
+        ("RELATIONSHIP_TYPE_MENTOR", 12),
+        ("RELATIONSHIP_TYPE_MENTEE", 13),
+        ("RELATIONSHIP_TYPE_REFERRER", 14),
+        ("RELATIONSHIP_TYPE_REFERRAL", 15),
+        ("RELATIONSHIP_TYPE_FRIEND", 16),
+        ("RELATIONSHIP_TYPE_OTHER", 17),
+    ]
+
+    /// Creates the enum from its wire value.
+    public init(protoValue: Int32) {
+        switch protoValue {
+        case 0: self = .unspecified
+        case 1: self = .spouse
+        case 2: self = .partner
+        case 3: self = .parent
+        case 4: self = .child
+        case 5: self = .sibling
+        case 6: self = .relative
+        case 7: self = .manager
+        case 8: self = .report
+        case 9: self = .assistant
+        case 10: self = .executive
+        case 11: self = .colleague
+        case 12: self = .mentor
+        case 13: self = .mentee
+        case 14: self = .referrer
+        case 15: self = .referral
+        case 16: self = .friend
+        case 17: self = .other
+        default: self = .unrecognized(protoValue)
+        }
+    }
+
+    /// The wire value.
+    public var protoValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .spouse: return 1
+        case .partner: return 2
+        case .parent: return 3
+        case .child: return 4
+        case .sibling: return 5
+        case .relative: return 6
+        case .manager: return 7
+        case .report: return 8
+        case .assistant: return 9
+        case .executive: return 10
+        case .colleague: return 11
+        case .mentor: return 12
+        case .mentee: return 13
+        case .referrer: return 14
+        case .referral: return 15
+        case .friend: return 16
+        case .other: return 17
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// The `switchboard.contacts.v1.PersonName` message.
 public struct Switchboard_Contacts_V1_PersonName: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
     /// `switchboard.contacts.v1.PersonName`.
@@ -5087,6 +5203,9 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
         /// Field `contacts_deleted` = 8.
         public var contactsDeleted: Int32 = 0
 
+        /// Field `relationships_deleted` = 9.
+        public var relationshipsDeleted: Int32 = 0
+
         /// Creates the message with every field at its default.
         public init() {}
 
@@ -5105,6 +5224,7 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
             self.deadLettersDeleted = r.scalar(5)
             self.mergesDeleted = r.scalar(6)
             self.contactsDeleted = r.scalar(7)
+            self.relationshipsDeleted = r.scalar(8)
         }
 
         func _write(to w: _CMessageWriter) {
@@ -5116,6 +5236,7 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
             w.setScalar(5, deadLettersDeleted)
             w.setScalar(6, mergesDeleted)
             w.setScalar(7, contactsDeleted)
+            w.setScalar(8, relationshipsDeleted)
         }
 
         /// Proto3 JSON: see ``ProtoJSONMessage``.
@@ -5129,6 +5250,7 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
             e.field(&o, "deadLettersDeleted", self.deadLettersDeleted)
             e.field(&o, "mergesDeleted", self.mergesDeleted)
             e.field(&o, "contactsDeleted", self.contactsDeleted)
+            e.field(&o, "relationshipsDeleted", self.relationshipsDeleted)
             return .object(o)
         }
 
@@ -5142,6 +5264,7 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
             w.field("importRowsDeleted", self.importRowsDeleted)
             w.field("membershipsDeleted", self.membershipsDeleted)
             w.field("mergesDeleted", self.mergesDeleted)
+            w.field("relationshipsDeleted", self.relationshipsDeleted)
             w.field("storedResponsesRemoved", self.storedResponsesRemoved)
             w.close()
         }
@@ -5159,11 +5282,673 @@ public struct Switchboard_Contacts_V1_Erasure: ProtoMessage, _CBridgedMessage, P
                 case "deadLettersDeleted", "dead_letters_deleted": try d.field(6, "deadLettersDeleted", value, &self.deadLettersDeleted)
                 case "mergesDeleted", "merges_deleted": try d.field(7, "mergesDeleted", value, &self.mergesDeleted)
                 case "contactsDeleted", "contacts_deleted": try d.field(8, "contactsDeleted", value, &self.contactsDeleted)
+                case "relationshipsDeleted", "relationships_deleted": try d.field(9, "relationshipsDeleted", value, &self.relationshipsDeleted)
                 default: try d.unknownField(key)
                 }
             }
             d.exitMessage()
         }
+    }
+}
+
+/// The `switchboard.contacts.v1.Relationship` message.
+public struct Switchboard_Contacts_V1_Relationship: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
+    /// `switchboard.contacts.v1.Relationship`.
+    public static let protoMessageName = "switchboard.contacts.v1.Relationship"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__relationship__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `contact_id` = 2.
+    public var contactId: String = ""
+
+    /// Field `related_contact_id` = 3.
+    public var relatedContactId: String = ""
+
+    /// Field `type` = 4.
+    public var type: Switchboard_Contacts_V1_RelationshipType = .init(protoValue: 0)
+
+    /// Field `strength` = 5.
+    public var strength: Int32 = 0
+
+    /// Field `note` = 6.
+    public var note: String = ""
+
+    /// Field `audit` = 7.
+    public var audit: Switchboard_Common_V1_AuditStamps? = nil
+
+    /// Field `etag` = 8.
+    public var etag: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.contactId = r.string(1)
+        self.relatedContactId = r.string(2)
+        self.type = r.enumeration(3)
+        self.strength = r.scalar(4)
+        self.note = r.string(5)
+        self.audit = r.message(6)
+        self.etag = r.string(7)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, contactId)
+        w.setString(2, relatedContactId)
+        w.setEnumeration(3, type)
+        w.setScalar(4, strength)
+        w.setString(5, note)
+        w.setMessage(6, audit)
+        w.setString(7, etag)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "relatedContactId", self.relatedContactId)
+        e.field(&o, "type", self.type)
+        e.field(&o, "strength", self.strength)
+        e.field(&o, "note", self.note)
+        try e.field(&o, "audit", self.audit)
+        e.field(&o, "etag", self.etag)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("audit", self.audit)
+        w.field("contactId", self.contactId)
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("note", self.note)
+        w.field("relatedContactId", self.relatedContactId)
+        w.field("strength", self.strength)
+        w.field("type", self.type)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "contactId", "contact_id": try d.field(2, "contactId", value, &self.contactId)
+            case "relatedContactId", "related_contact_id": try d.field(3, "relatedContactId", value, &self.relatedContactId)
+            case "type": try d.field(4, "type", value, &self.type)
+            case "strength": try d.field(5, "strength", value, &self.strength)
+            case "note": try d.field(6, "note", value, &self.note)
+            case "audit": try d.field(7, "audit", value, &self.audit)
+            case "etag": try d.field(8, "etag", value, &self.etag)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.CreateRelationshipRequest` message.
+public struct Switchboard_Contacts_V1_CreateRelationshipRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.CreateRelationshipRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.CreateRelationshipRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__create_relationship_request__init)
+
+    /// Field `relationship` = 1.
+    public var relationship: Switchboard_Contacts_V1_Relationship? = nil
+
+    /// Field `request_id` = 2.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.relationship = r.message(0)
+        self.requestId = r.string(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, relationship)
+        w.setString(1, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "relationship", self.relationship)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("relationship", self.relationship)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "relationship": try d.field(1, "relationship", value, &self.relationship)
+            case "requestId", "request_id": try d.field(2, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.UpdateRelationshipRequest` message.
+public struct Switchboard_Contacts_V1_UpdateRelationshipRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
+    /// `switchboard.contacts.v1.UpdateRelationshipRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.UpdateRelationshipRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__update_relationship_request__init)
+
+    /// Field `relationship` = 1.
+    public var relationship: Switchboard_Contacts_V1_Relationship? = nil
+
+    /// Field `update_mask` = 2.
+    public var updateMask: Google_Protobuf_FieldMask? = nil
+
+    /// Field `etag` = 3.
+    public var etag: String = ""
+
+    /// Field `request_id` = 4.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.relationship = r.message(0)
+        self.updateMask = r.message(1)
+        self.etag = r.string(2)
+        self.requestId = r.string(3)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, relationship)
+        w.setMessage(1, updateMask)
+        w.setString(2, etag)
+        w.setString(3, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "relationship", self.relationship)
+        try e.field(&o, "updateMask", self.updateMask)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        try w.field("relationship", self.relationship)
+        w.field("requestId", self.requestId)
+        try w.field("updateMask", self.updateMask)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "relationship": try d.field(1, "relationship", value, &self.relationship)
+            case "updateMask", "update_mask": try d.field(2, "updateMask", value, &self.updateMask)
+            case "etag": try d.field(3, "etag", value, &self.etag)
+            case "requestId", "request_id": try d.field(4, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.DeleteRelationshipRequest` message.
+public struct Switchboard_Contacts_V1_DeleteRelationshipRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage, ProtoETagged {
+    /// `switchboard.contacts.v1.DeleteRelationshipRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.DeleteRelationshipRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__delete_relationship_request__init)
+
+    /// Field `id` = 1.
+    public var id: String = ""
+
+    /// Field `etag` = 2.
+    public var etag: String = ""
+
+    /// Field `request_id` = 3.
+    public var requestId: String = ""
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.id = r.string(0)
+        self.etag = r.string(1)
+        self.requestId = r.string(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, id)
+        w.setString(1, etag)
+        w.setString(2, requestId)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "id", self.id)
+        e.field(&o, "etag", self.etag)
+        e.field(&o, "requestId", self.requestId)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("etag", self.etag)
+        w.field("id", self.id)
+        w.field("requestId", self.requestId)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "id": try d.field(1, "id", value, &self.id)
+            case "etag": try d.field(2, "etag", value, &self.etag)
+            case "requestId", "request_id": try d.field(3, "requestId", value, &self.requestId)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ListRelationshipsRequest` message.
+public struct Switchboard_Contacts_V1_ListRelationshipsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ListRelationshipsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.ListRelationshipsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__list_relationships_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `types` = 2.
+    public var types: [Switchboard_Contacts_V1_RelationshipType] = []
+
+    /// Field `page` = 3.
+    public var page: Switchboard_Common_V1_PageRequest? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.types = r.repeatedEnumeration(1)
+        self.page = r.message(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setRepeatedEnumeration(1, types)
+        w.setMessage(2, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "types", self.types)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        try w.field("page", self.page)
+        w.field("types", self.types)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "types": try d.field(2, "types", value, &self.types)
+            case "page": try d.field(3, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.ListRelationshipsResponse` message.
+public struct Switchboard_Contacts_V1_ListRelationshipsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.ListRelationshipsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.ListRelationshipsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__list_relationships_response__init)
+
+    /// Field `relationships` = 1.
+    public var relationships: [Switchboard_Contacts_V1_Relationship] = []
+
+    /// Field `page` = 2.
+    public var page: Switchboard_Common_V1_PageResponse? = nil
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.relationships = r.repeatedMessage(0)
+        self.page = r.message(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, relationships)
+        w.setMessage(1, page)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "relationships", self.relationships)
+        try e.field(&o, "page", self.page)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("page", self.page)
+        try w.field("relationships", self.relationships)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "relationships": try d.field(1, "relationships", value, &self.relationships)
+            case "page": try d.field(2, "page", value, &self.page)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.GetRelatedContactsRequest` message.
+public struct Switchboard_Contacts_V1_GetRelatedContactsRequest: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.GetRelatedContactsRequest`.
+    public static let protoMessageName = "switchboard.contacts.v1.GetRelatedContactsRequest"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__get_related_contacts_request__init)
+
+    /// Field `contact_id` = 1.
+    public var contactId: String = ""
+
+    /// Field `max_hops` = 2.
+    public var maxHops: Int32 = 0
+
+    /// Field `types` = 3.
+    public var types: [Switchboard_Contacts_V1_RelationshipType] = []
+
+    /// Field `min_strength` = 4.
+    public var minStrength: Int32 = 0
+
+    /// Field `max_results` = 5.
+    public var maxResults: Int32 = 0
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contactId = r.string(0)
+        self.maxHops = r.scalar(1)
+        self.types = r.repeatedEnumeration(2)
+        self.minStrength = r.scalar(3)
+        self.maxResults = r.scalar(4)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setString(0, contactId)
+        w.setScalar(1, maxHops)
+        w.setRepeatedEnumeration(2, types)
+        w.setScalar(3, minStrength)
+        w.setScalar(4, maxResults)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        e.field(&o, "contactId", self.contactId)
+        e.field(&o, "maxHops", self.maxHops)
+        e.field(&o, "types", self.types)
+        e.field(&o, "minStrength", self.minStrength)
+        e.field(&o, "maxResults", self.maxResults)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        w.field("contactId", self.contactId)
+        w.field("maxHops", self.maxHops)
+        w.field("maxResults", self.maxResults)
+        w.field("minStrength", self.minStrength)
+        w.field("types", self.types)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contactId", "contact_id": try d.field(1, "contactId", value, &self.contactId)
+            case "maxHops", "max_hops": try d.field(2, "maxHops", value, &self.maxHops)
+            case "types": try d.field(3, "types", value, &self.types)
+            case "minStrength", "min_strength": try d.field(4, "minStrength", value, &self.minStrength)
+            case "maxResults", "max_results": try d.field(5, "maxResults", value, &self.maxResults)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.RelatedContact` message.
+public struct Switchboard_Contacts_V1_RelatedContact: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.RelatedContact`.
+    public static let protoMessageName = "switchboard.contacts.v1.RelatedContact"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__related_contact__init)
+
+    /// Field `contact` = 1.
+    public var contact: Switchboard_Contacts_V1_Contact? = nil
+
+    /// Field `hops` = 2.
+    public var hops: Int32 = 0
+
+    /// Field `path` = 3.
+    public var path: [Switchboard_Contacts_V1_Relationship] = []
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.contact = r.message(0)
+        self.hops = r.scalar(1)
+        self.path = r.repeatedMessage(2)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setMessage(0, contact)
+        w.setScalar(1, hops)
+        w.setRepeatedMessage(2, path)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "contact", self.contact)
+        e.field(&o, "hops", self.hops)
+        try e.field(&o, "path", self.path)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("contact", self.contact)
+        w.field("hops", self.hops)
+        try w.field("path", self.path)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "contact": try d.field(1, "contact", value, &self.contact)
+            case "hops": try d.field(2, "hops", value, &self.hops)
+            case "path": try d.field(3, "path", value, &self.path)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
+    }
+}
+
+/// The `switchboard.contacts.v1.GetRelatedContactsResponse` message.
+public struct Switchboard_Contacts_V1_GetRelatedContactsResponse: ProtoMessage, _CBridgedMessage, ProtoJSONMessage {
+    /// `switchboard.contacts.v1.GetRelatedContactsResponse`.
+    public static let protoMessageName = "switchboard.contacts.v1.GetRelatedContactsResponse"
+    nonisolated(unsafe) static let _cDescriptor = _descriptor(of: switchboard__contacts__v1__get_related_contacts_response__init)
+
+    /// Field `related` = 1.
+    public var related: [Switchboard_Contacts_V1_RelatedContact] = []
+
+    /// Field `truncated` = 2.
+    public var truncated: Bool = false
+
+    /// Creates the message with every field at its default.
+    public init() {}
+
+    /// Decodes the protobuf wire format through protoc-c.
+    public init(decoding bytes: ByteBuffer) throws { self = try _decodeMessage(Self.self, from: bytes) }
+
+    /// Appends the protobuf wire format, packed by protoc-c.
+    public func encode(into buffer: inout ByteBuffer) { _encodeMessage(self, into: &buffer) }
+
+    init(_cReader r: _CMessageReader) {
+        self.related = r.repeatedMessage(0)
+        self.truncated = r.bool(1)
+    }
+
+    func _write(to w: _CMessageWriter) {
+        w.setRepeatedMessage(0, related)
+        w.setBool(1, truncated)
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public func _encodeProtoJSON(_ e: inout _ProtoJSONEncoder) throws -> JSON {
+        var o: [String: JSON] = [:]
+        try e.field(&o, "related", self.related)
+        e.field(&o, "truncated", self.truncated)
+        return .object(o)
+    }
+
+    /// Proto3 JSON text: see ``ProtoJSONMessage``.
+    public func _writeProtoJSON(_ w: inout _ProtoJSONWriter) throws {
+        w.open()
+        try w.field("related", self.related)
+        w.field("truncated", self.truncated)
+        w.close()
+    }
+
+    /// Proto3 JSON: see ``ProtoJSONMessage``.
+    public init(_decodingProtoJSON json: JSON, _ d: inout _ProtoJSONDecoder) throws {
+        self.init()
+        for (key, value) in try d.enterMessage(json) {
+            switch key {
+            case "related": try d.field(1, "related", value, &self.related)
+            case "truncated": try d.field(2, "truncated", value, &self.truncated)
+            default: try d.unknownField(key)
+            }
+        }
+        d.exitMessage()
     }
 }
 
@@ -5231,9 +6016,19 @@ public enum Switchboard_Contacts_V1_ContactsService {
         public static let getErasure = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "GetErasure", kind: .unary)
         /// `switchboard.contacts.v1.ContactsService/ListErasures`.
         public static let listErasures = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListErasures", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/CreateRelationship`.
+        public static let createRelationship = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "CreateRelationship", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/UpdateRelationship`.
+        public static let updateRelationship = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "UpdateRelationship", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/DeleteRelationship`.
+        public static let deleteRelationship = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "DeleteRelationship", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/ListRelationships`.
+        public static let listRelationships = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "ListRelationships", kind: .unary)
+        /// `switchboard.contacts.v1.ContactsService/GetRelatedContacts`.
+        public static let getRelatedContacts = MethodDescriptor(service: "switchboard.contacts.v1.ContactsService", method: "GetRelatedContacts", kind: .unary)
     }
     /// Every method of the service.
-    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.mergeContacts, Method.unmergeContact, Method.findDuplicateContacts, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges, Method.importContacts, Method.exportContacts, Method.eraseContact, Method.getErasure, Method.listErasures]
+    public static let methods: [MethodDescriptor] = [Method.createContact, Method.batchCreateContacts, Method.getContact, Method.batchGetContacts, Method.lookupContacts, Method.updateContact, Method.deleteContact, Method.batchUpdateContacts, Method.batchDeleteContacts, Method.undeleteContact, Method.mergeContacts, Method.unmergeContact, Method.findDuplicateContacts, Method.listContacts, Method.searchContacts, Method.bulkTagContacts, Method.createSavedSearch, Method.getSavedSearch, Method.listSavedSearches, Method.deleteSavedSearch, Method.defineField, Method.listFieldDefinitions, Method.retireField, Method.watchChanges, Method.importContacts, Method.exportContacts, Method.eraseContact, Method.getErasure, Method.listErasures, Method.createRelationship, Method.updateRelationship, Method.deleteRelationship, Method.listRelationships, Method.getRelatedContacts]
 }
 
 /// Implement this to serve `switchboard.contacts.v1.ContactsService`; register the implementation with the server.
@@ -5296,6 +6091,16 @@ public protocol Switchboard_Contacts_V1_ContactsService_ServiceProtocol: RPCServ
     func getErasure(request: Switchboard_Contacts_V1_GetErasureRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Erasure
     /// Handles `ListErasures`.
     func listErasures(request: Switchboard_Contacts_V1_ListErasuresRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_ListErasuresResponse
+    /// Handles `CreateRelationship`.
+    func createRelationship(request: Switchboard_Contacts_V1_CreateRelationshipRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Relationship
+    /// Handles `UpdateRelationship`.
+    func updateRelationship(request: Switchboard_Contacts_V1_UpdateRelationshipRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Relationship
+    /// Handles `DeleteRelationship`.
+    func deleteRelationship(request: Switchboard_Contacts_V1_DeleteRelationshipRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_Relationship
+    /// Handles `ListRelationships`.
+    func listRelationships(request: Switchboard_Contacts_V1_ListRelationshipsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_ListRelationshipsResponse
+    /// Handles `GetRelatedContacts`.
+    func getRelatedContacts(request: Switchboard_Contacts_V1_GetRelatedContactsRequest, context: ServerContext) async throws -> Switchboard_Contacts_V1_GetRelatedContactsResponse
 }
 
 extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
@@ -5330,6 +6135,11 @@ extension Switchboard_Contacts_V1_ContactsService_ServiceProtocol {
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.eraseContact) { try await self.eraseContact(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.getErasure) { try await self.getErasure(request: $0, context: $1) }
         router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listErasures) { try await self.listErasures(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.createRelationship) { try await self.createRelationship(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.updateRelationship) { try await self.updateRelationship(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.deleteRelationship) { try await self.deleteRelationship(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.listRelationships) { try await self.listRelationships(request: $0, context: $1) }
+        router.registerUnary(Switchboard_Contacts_V1_ContactsService.Method.getRelatedContacts) { try await self.getRelatedContacts(request: $0, context: $1) }
     }
 }
 
@@ -5495,5 +6305,30 @@ public struct Switchboard_Contacts_V1_ContactsService_Client: Sendable {
     /// Calls `ListErasures`.
     public func listErasures(_ request: Switchboard_Contacts_V1_ListErasuresRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_ListErasuresResponse {
         try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.listErasures, request, options: options)
+    }
+
+    /// Calls `CreateRelationship`.
+    public func createRelationship(_ request: Switchboard_Contacts_V1_CreateRelationshipRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Relationship {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.createRelationship, request, options: options)
+    }
+
+    /// Calls `UpdateRelationship`.
+    public func updateRelationship(_ request: Switchboard_Contacts_V1_UpdateRelationshipRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Relationship {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.updateRelationship, request, options: options)
+    }
+
+    /// Calls `DeleteRelationship`.
+    public func deleteRelationship(_ request: Switchboard_Contacts_V1_DeleteRelationshipRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_Relationship {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.deleteRelationship, request, options: options)
+    }
+
+    /// Calls `ListRelationships`.
+    public func listRelationships(_ request: Switchboard_Contacts_V1_ListRelationshipsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_ListRelationshipsResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.listRelationships, request, options: options)
+    }
+
+    /// Calls `GetRelatedContacts`.
+    public func getRelatedContacts(_ request: Switchboard_Contacts_V1_GetRelatedContactsRequest, options: CallOptions = .defaults) async throws -> Switchboard_Contacts_V1_GetRelatedContactsResponse {
+        try await client.unary(Switchboard_Contacts_V1_ContactsService.Method.getRelatedContacts, request, options: options)
     }
 }

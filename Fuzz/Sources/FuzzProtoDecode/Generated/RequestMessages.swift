@@ -223,12 +223,16 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_BulkTagContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_BulkTagContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.createContact
     (Switchboard_Contacts_V1_CreateContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_CreateContactRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.createRelationship
+    (Switchboard_Contacts_V1_CreateRelationshipRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_CreateRelationshipRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.createSavedSearch
     (Switchboard_Contacts_V1_CreateSavedSearchRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_CreateSavedSearchRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.defineField
     (Switchboard_Contacts_V1_DefineFieldRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DefineFieldRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.deleteContact
     (Switchboard_Contacts_V1_DeleteContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DeleteContactRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.deleteRelationship
+    (Switchboard_Contacts_V1_DeleteRelationshipRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DeleteRelationshipRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.deleteSavedSearch
     (Switchboard_Contacts_V1_DeleteSavedSearchRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_DeleteSavedSearchRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.eraseContact
@@ -241,6 +245,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_GetContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.getErasure
     (Switchboard_Contacts_V1_GetErasureRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetErasureRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.getRelatedContacts
+    (Switchboard_Contacts_V1_GetRelatedContactsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetRelatedContactsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.getSavedSearch
     (Switchboard_Contacts_V1_GetSavedSearchRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_GetSavedSearchRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.importContacts
@@ -251,6 +257,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_ListErasuresRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListErasuresRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.listFieldDefinitions
     (Switchboard_Contacts_V1_ListFieldDefinitionsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListFieldDefinitionsRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.listRelationships
+    (Switchboard_Contacts_V1_ListRelationshipsRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListRelationshipsRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.listSavedSearches
     (Switchboard_Contacts_V1_ListSavedSearchesRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_ListSavedSearchesRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.lookupContacts
@@ -267,6 +275,8 @@ let requestMessages: [(name: String, decode: @Sendable (ByteBuffer) throws -> an
     (Switchboard_Contacts_V1_UnmergeContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_UnmergeContactRequest.self, from: $0) }),
     // Switchboard_Contacts_V1_ContactsService.updateContact
     (Switchboard_Contacts_V1_UpdateContactRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_UpdateContactRequest.self, from: $0) }),
+    // Switchboard_Contacts_V1_ContactsService.updateRelationship
+    (Switchboard_Contacts_V1_UpdateRelationshipRequest.protoMessageName, { try decodeMessage(Switchboard_Contacts_V1_UpdateRelationshipRequest.self, from: $0) }),
     // Switchboard_Organization_V1_OrganizationService.addGroupMembers
     (Switchboard_Organization_V1_AddGroupMembersRequest.protoMessageName, { try decodeMessage(Switchboard_Organization_V1_AddGroupMembersRequest.self, from: $0) }),
     // Switchboard_Organization_V1_OrganizationService.batchGetOrganizations

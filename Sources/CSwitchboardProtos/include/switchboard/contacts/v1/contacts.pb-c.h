@@ -86,6 +86,15 @@ typedef struct Switchboard__Contacts__V1__ListErasuresResponse Switchboard__Cont
 typedef struct Switchboard__Contacts__V1__Erasure Switchboard__Contacts__V1__Erasure;
 typedef struct Switchboard__Contacts__V1__Erasure__Receipt Switchboard__Contacts__V1__Erasure__Receipt;
 typedef struct Switchboard__Contacts__V1__Erasure__Local Switchboard__Contacts__V1__Erasure__Local;
+typedef struct Switchboard__Contacts__V1__Relationship Switchboard__Contacts__V1__Relationship;
+typedef struct Switchboard__Contacts__V1__CreateRelationshipRequest Switchboard__Contacts__V1__CreateRelationshipRequest;
+typedef struct Switchboard__Contacts__V1__UpdateRelationshipRequest Switchboard__Contacts__V1__UpdateRelationshipRequest;
+typedef struct Switchboard__Contacts__V1__DeleteRelationshipRequest Switchboard__Contacts__V1__DeleteRelationshipRequest;
+typedef struct Switchboard__Contacts__V1__ListRelationshipsRequest Switchboard__Contacts__V1__ListRelationshipsRequest;
+typedef struct Switchboard__Contacts__V1__ListRelationshipsResponse Switchboard__Contacts__V1__ListRelationshipsResponse;
+typedef struct Switchboard__Contacts__V1__GetRelatedContactsRequest Switchboard__Contacts__V1__GetRelatedContactsRequest;
+typedef struct Switchboard__Contacts__V1__RelatedContact Switchboard__Contacts__V1__RelatedContact;
+typedef struct Switchboard__Contacts__V1__GetRelatedContactsResponse Switchboard__Contacts__V1__GetRelatedContactsResponse;
 
 
 /* --- enums --- */
@@ -269,6 +278,53 @@ typedef enum _Switchboard__Contacts__V1__ImportOutcome {
   SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_INVALID = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__IMPORT_OUTCOME)
 } Switchboard__Contacts__V1__ImportOutcome;
+/*
+ * How a related contact stands to a contact. Each type has an inverse, how the contact stands to the related one:
+ * PARENT and CHILD, MANAGER and REPORT, ASSISTANT and EXECUTIVE, MENTOR and MENTEE, REFERRER and REFERRAL are each
+ * other's; the others are their own (a spouse's spouse).
+ */
+typedef enum _Switchboard__Contacts__V1__RelationshipType {
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_UNSPECIFIED = 0,
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_SPOUSE = 1,
+  /*
+   * A domestic partner.
+   */
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_PARTNER = 2,
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_PARENT = 3,
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_CHILD = 4,
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_SIBLING = 5,
+  /*
+   * Family of another kind.
+   */
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_RELATIVE = 6,
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_MANAGER = 7,
+  /*
+   * A direct report.
+   */
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_REPORT = 8,
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_ASSISTANT = 9,
+  /*
+   * The person an assistant works for.
+   */
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_EXECUTIVE = 10,
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_COLLEAGUE = 11,
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_MENTOR = 12,
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_MENTEE = 13,
+  /*
+   * Who referred the contact.
+   */
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_REFERRER = 14,
+  /*
+   * Whom the contact referred.
+   */
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_REFERRAL = 15,
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_FRIEND = 16,
+  /*
+   * Any other tie (say which in the note).
+   */
+  SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_OTHER = 17
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE)
+} Switchboard__Contacts__V1__RelationshipType;
 
 /* --- messages --- */
 
@@ -1527,10 +1583,14 @@ struct  Switchboard__Contacts__V1__Erasure__Local
    * Contact records deleted: the one erased and every contact merged into it (the same person).
    */
   int32_t contacts_deleted;
+  /*
+   * Relationships between the person's records and other contacts (CreateRelationship), deleted.
+   */
+  int32_t relationships_deleted;
 };
 #define SWITCHBOARD__CONTACTS__V1__ERASURE__LOCAL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__erasure__local__descriptor) \
-    , 0, 0, 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 /*
@@ -1577,6 +1637,206 @@ struct  Switchboard__Contacts__V1__Erasure
 #define SWITCHBOARD__CONTACTS__V1__ERASURE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__erasure__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__CONTACTS__V1__ERASURE__STATUS__STATUS_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, 0,NULL, NULL, 0,NULL }
+
+
+/*
+ * A tie between two contacts of a tenant, stored once and seen from either side: from contact_id, related_contact_id
+ * is its `type` ("B is A's MANAGER"); from the related contact, the same relationship has the inverse type ("A is B's
+ * REPORT"). Two contacts have at most one relationship of a type and its inverse.
+ */
+struct  Switchboard__Contacts__V1__Relationship
+{
+  ProtobufCMessage base;
+  /*
+   * Output only.
+   */
+  char *id;
+  /*
+   * Required on create: a live contact.
+   */
+  char *contact_id;
+  /*
+   * Required on create: another live contact.
+   */
+  char *related_contact_id;
+  /*
+   * Required.
+   */
+  Switchboard__Contacts__V1__RelationshipType type;
+  /*
+   * How strong the tie is, from 1 (weak) to 5 (strong); 0: not rated.
+   */
+  int32_t strength;
+  /*
+   * At most 1,000 characters.
+   */
+  char *note;
+  /*
+   * Output only.
+   */
+  Switchboard__Common__V1__AuditStamps *audit;
+  /*
+   * Output only: changes on every update; pass it back to update or delete only this version.
+   */
+  char *etag;
+};
+#define SWITCHBOARD__CONTACTS__V1__RELATIONSHIP__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__relationship__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__CreateRelationshipRequest
+{
+  ProtobufCMessage base;
+  Switchboard__Contacts__V1__Relationship *relationship;
+  char *request_id;
+};
+#define SWITCHBOARD__CONTACTS__V1__CREATE_RELATIONSHIP_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__create_relationship_request__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__UpdateRelationshipRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The relationship with its id and the new values of the fields named in update_mask.
+   */
+  Switchboard__Contacts__V1__Relationship *relationship;
+  /*
+   * Fields to change: type, strength, note (a change of type keeps the sides as stored: from contact_id).
+   */
+  Google__Protobuf__FieldMask *update_mask;
+  /*
+   * When set, the update applies only if the relationship still has this etag (ABORTED otherwise).
+   */
+  char *etag;
+  char *request_id;
+};
+#define SWITCHBOARD__CONTACTS__V1__UPDATE_RELATIONSHIP_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__update_relationship_request__descriptor) \
+    , NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__DeleteRelationshipRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  /*
+   * When set, the delete applies only to this version (ABORTED otherwise).
+   */
+  char *etag;
+  char *request_id;
+};
+#define SWITCHBOARD__CONTACTS__V1__DELETE_RELATIONSHIP_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__delete_relationship_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__Contacts__V1__ListRelationshipsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: the live contact whose relationships are listed, each seen from it (contact_id is this contact).
+   */
+  char *contact_id;
+  /*
+   * Only these types, as seen from the contact (REPORT: the contact's reports); empty: every type.
+   */
+  size_t n_types;
+  Switchboard__Contacts__V1__RelationshipType *types;
+  /*
+   * Page size 1 to 200 (0: 50); newest first.
+   */
+  Switchboard__Common__V1__PageRequest *page;
+};
+#define SWITCHBOARD__CONTACTS__V1__LIST_RELATIONSHIPS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__list_relationships_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, NULL }
+
+
+struct  Switchboard__Contacts__V1__ListRelationshipsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Relationships with live contacts only: one whose other contact is deleted is kept and listed again if it comes
+   * back.
+   */
+  size_t n_relationships;
+  Switchboard__Contacts__V1__Relationship **relationships;
+  Switchboard__Common__V1__PageResponse *page;
+};
+#define SWITCHBOARD__CONTACTS__V1__LIST_RELATIONSHIPS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__list_relationships_response__descriptor) \
+    , 0,NULL, NULL }
+
+
+struct  Switchboard__Contacts__V1__GetRelatedContactsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Required: the live contact to start from.
+   */
+  char *contact_id;
+  /*
+   * How far to walk: 1 to 3 relationships (0: 1).
+   */
+  int32_t max_hops;
+  /*
+   * Walk only relationships of these types, as seen from the contact nearer the start (MANAGER walks up a chain of
+   * managers); empty: every type.
+   */
+  size_t n_types;
+  Switchboard__Contacts__V1__RelationshipType *types;
+  /*
+   * Walk only relationships at least this strong, 0 to 5 (0: every one, rated or not).
+   */
+  int32_t min_strength;
+  /*
+   * Most contacts returned, 1 to 500 (0: 100).
+   */
+  int32_t max_results;
+};
+#define SWITCHBOARD__CONTACTS__V1__GET_RELATED_CONTACTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__get_related_contacts_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0,NULL, 0, 0 }
+
+
+struct  Switchboard__Contacts__V1__RelatedContact
+{
+  ProtobufCMessage base;
+  Switchboard__Contacts__V1__Contact *contact;
+  /*
+   * How many relationships away it is (its shortest path).
+   */
+  int32_t hops;
+  /*
+   * The relationships walked to reach it, from the start, each seen from the contact nearer the start.
+   */
+  size_t n_path;
+  Switchboard__Contacts__V1__Relationship **path;
+};
+#define SWITCHBOARD__CONTACTS__V1__RELATED_CONTACT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__related_contact__descriptor) \
+    , NULL, 0, 0,NULL }
+
+
+struct  Switchboard__Contacts__V1__GetRelatedContactsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Nearest first; at the same distance, the path whose weakest tie is strongest first, then by contact id.
+   */
+  size_t n_related;
+  Switchboard__Contacts__V1__RelatedContact **related;
+  /*
+   * More contacts were in reach than max_results.
+   */
+  protobuf_c_boolean truncated;
+};
+#define SWITCHBOARD__CONTACTS__V1__GET_RELATED_CONTACTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__contacts__v1__get_related_contacts_response__descriptor) \
+    , 0,NULL, 0 }
 
 
 /* Switchboard__Contacts__V1__PersonName methods */
@@ -2747,6 +3007,177 @@ Switchboard__Contacts__V1__Erasure *
 void   switchboard__contacts__v1__erasure__free_unpacked
                      (Switchboard__Contacts__V1__Erasure *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__Relationship methods */
+void   switchboard__contacts__v1__relationship__init
+                     (Switchboard__Contacts__V1__Relationship         *message);
+size_t switchboard__contacts__v1__relationship__get_packed_size
+                     (const Switchboard__Contacts__V1__Relationship   *message);
+size_t switchboard__contacts__v1__relationship__pack
+                     (const Switchboard__Contacts__V1__Relationship   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__relationship__pack_to_buffer
+                     (const Switchboard__Contacts__V1__Relationship   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__Relationship *
+       switchboard__contacts__v1__relationship__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__relationship__free_unpacked
+                     (Switchboard__Contacts__V1__Relationship *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__CreateRelationshipRequest methods */
+void   switchboard__contacts__v1__create_relationship_request__init
+                     (Switchboard__Contacts__V1__CreateRelationshipRequest         *message);
+size_t switchboard__contacts__v1__create_relationship_request__get_packed_size
+                     (const Switchboard__Contacts__V1__CreateRelationshipRequest   *message);
+size_t switchboard__contacts__v1__create_relationship_request__pack
+                     (const Switchboard__Contacts__V1__CreateRelationshipRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__create_relationship_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__CreateRelationshipRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__CreateRelationshipRequest *
+       switchboard__contacts__v1__create_relationship_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__create_relationship_request__free_unpacked
+                     (Switchboard__Contacts__V1__CreateRelationshipRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__UpdateRelationshipRequest methods */
+void   switchboard__contacts__v1__update_relationship_request__init
+                     (Switchboard__Contacts__V1__UpdateRelationshipRequest         *message);
+size_t switchboard__contacts__v1__update_relationship_request__get_packed_size
+                     (const Switchboard__Contacts__V1__UpdateRelationshipRequest   *message);
+size_t switchboard__contacts__v1__update_relationship_request__pack
+                     (const Switchboard__Contacts__V1__UpdateRelationshipRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__update_relationship_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__UpdateRelationshipRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__UpdateRelationshipRequest *
+       switchboard__contacts__v1__update_relationship_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__update_relationship_request__free_unpacked
+                     (Switchboard__Contacts__V1__UpdateRelationshipRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__DeleteRelationshipRequest methods */
+void   switchboard__contacts__v1__delete_relationship_request__init
+                     (Switchboard__Contacts__V1__DeleteRelationshipRequest         *message);
+size_t switchboard__contacts__v1__delete_relationship_request__get_packed_size
+                     (const Switchboard__Contacts__V1__DeleteRelationshipRequest   *message);
+size_t switchboard__contacts__v1__delete_relationship_request__pack
+                     (const Switchboard__Contacts__V1__DeleteRelationshipRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__delete_relationship_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__DeleteRelationshipRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__DeleteRelationshipRequest *
+       switchboard__contacts__v1__delete_relationship_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__delete_relationship_request__free_unpacked
+                     (Switchboard__Contacts__V1__DeleteRelationshipRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ListRelationshipsRequest methods */
+void   switchboard__contacts__v1__list_relationships_request__init
+                     (Switchboard__Contacts__V1__ListRelationshipsRequest         *message);
+size_t switchboard__contacts__v1__list_relationships_request__get_packed_size
+                     (const Switchboard__Contacts__V1__ListRelationshipsRequest   *message);
+size_t switchboard__contacts__v1__list_relationships_request__pack
+                     (const Switchboard__Contacts__V1__ListRelationshipsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__list_relationships_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListRelationshipsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ListRelationshipsRequest *
+       switchboard__contacts__v1__list_relationships_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__list_relationships_request__free_unpacked
+                     (Switchboard__Contacts__V1__ListRelationshipsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__ListRelationshipsResponse methods */
+void   switchboard__contacts__v1__list_relationships_response__init
+                     (Switchboard__Contacts__V1__ListRelationshipsResponse         *message);
+size_t switchboard__contacts__v1__list_relationships_response__get_packed_size
+                     (const Switchboard__Contacts__V1__ListRelationshipsResponse   *message);
+size_t switchboard__contacts__v1__list_relationships_response__pack
+                     (const Switchboard__Contacts__V1__ListRelationshipsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__list_relationships_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListRelationshipsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__ListRelationshipsResponse *
+       switchboard__contacts__v1__list_relationships_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__list_relationships_response__free_unpacked
+                     (Switchboard__Contacts__V1__ListRelationshipsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__GetRelatedContactsRequest methods */
+void   switchboard__contacts__v1__get_related_contacts_request__init
+                     (Switchboard__Contacts__V1__GetRelatedContactsRequest         *message);
+size_t switchboard__contacts__v1__get_related_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__GetRelatedContactsRequest   *message);
+size_t switchboard__contacts__v1__get_related_contacts_request__pack
+                     (const Switchboard__Contacts__V1__GetRelatedContactsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__get_related_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__GetRelatedContactsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__GetRelatedContactsRequest *
+       switchboard__contacts__v1__get_related_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__get_related_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__GetRelatedContactsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__RelatedContact methods */
+void   switchboard__contacts__v1__related_contact__init
+                     (Switchboard__Contacts__V1__RelatedContact         *message);
+size_t switchboard__contacts__v1__related_contact__get_packed_size
+                     (const Switchboard__Contacts__V1__RelatedContact   *message);
+size_t switchboard__contacts__v1__related_contact__pack
+                     (const Switchboard__Contacts__V1__RelatedContact   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__related_contact__pack_to_buffer
+                     (const Switchboard__Contacts__V1__RelatedContact   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__RelatedContact *
+       switchboard__contacts__v1__related_contact__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__related_contact__free_unpacked
+                     (Switchboard__Contacts__V1__RelatedContact *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__Contacts__V1__GetRelatedContactsResponse methods */
+void   switchboard__contacts__v1__get_related_contacts_response__init
+                     (Switchboard__Contacts__V1__GetRelatedContactsResponse         *message);
+size_t switchboard__contacts__v1__get_related_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__GetRelatedContactsResponse   *message);
+size_t switchboard__contacts__v1__get_related_contacts_response__pack
+                     (const Switchboard__Contacts__V1__GetRelatedContactsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__contacts__v1__get_related_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__GetRelatedContactsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__Contacts__V1__GetRelatedContactsResponse *
+       switchboard__contacts__v1__get_related_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__contacts__v1__get_related_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__GetRelatedContactsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__Contacts__V1__PersonName_Closure)
@@ -2941,6 +3372,33 @@ typedef void (*Switchboard__Contacts__V1__Erasure__Local_Closure)
 typedef void (*Switchboard__Contacts__V1__Erasure_Closure)
                  (const Switchboard__Contacts__V1__Erasure *message,
                   void *closure_data);
+typedef void (*Switchboard__Contacts__V1__Relationship_Closure)
+                 (const Switchboard__Contacts__V1__Relationship *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__CreateRelationshipRequest_Closure)
+                 (const Switchboard__Contacts__V1__CreateRelationshipRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__UpdateRelationshipRequest_Closure)
+                 (const Switchboard__Contacts__V1__UpdateRelationshipRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__DeleteRelationshipRequest_Closure)
+                 (const Switchboard__Contacts__V1__DeleteRelationshipRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ListRelationshipsRequest_Closure)
+                 (const Switchboard__Contacts__V1__ListRelationshipsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__ListRelationshipsResponse_Closure)
+                 (const Switchboard__Contacts__V1__ListRelationshipsResponse *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__GetRelatedContactsRequest_Closure)
+                 (const Switchboard__Contacts__V1__GetRelatedContactsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__RelatedContact_Closure)
+                 (const Switchboard__Contacts__V1__RelatedContact *message,
+                  void *closure_data);
+typedef void (*Switchboard__Contacts__V1__GetRelatedContactsResponse_Closure)
+                 (const Switchboard__Contacts__V1__GetRelatedContactsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -3064,6 +3522,26 @@ struct Switchboard__Contacts__V1__ContactsService_Service
                         const Switchboard__Contacts__V1__ListErasuresRequest *input,
                         Switchboard__Contacts__V1__ListErasuresResponse_Closure closure,
                         void *closure_data);
+  void (*create_relationship)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                              const Switchboard__Contacts__V1__CreateRelationshipRequest *input,
+                              Switchboard__Contacts__V1__Relationship_Closure closure,
+                              void *closure_data);
+  void (*update_relationship)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                              const Switchboard__Contacts__V1__UpdateRelationshipRequest *input,
+                              Switchboard__Contacts__V1__Relationship_Closure closure,
+                              void *closure_data);
+  void (*delete_relationship)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                              const Switchboard__Contacts__V1__DeleteRelationshipRequest *input,
+                              Switchboard__Contacts__V1__Relationship_Closure closure,
+                              void *closure_data);
+  void (*list_relationships)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                             const Switchboard__Contacts__V1__ListRelationshipsRequest *input,
+                             Switchboard__Contacts__V1__ListRelationshipsResponse_Closure closure,
+                             void *closure_data);
+  void (*get_related_contacts)(Switchboard__Contacts__V1__ContactsService_Service *service,
+                               const Switchboard__Contacts__V1__GetRelatedContactsRequest *input,
+                               Switchboard__Contacts__V1__GetRelatedContactsResponse_Closure closure,
+                               void *closure_data);
 };
 typedef void (*Switchboard__Contacts__V1__ContactsService_ServiceDestroy)(Switchboard__Contacts__V1__ContactsService_Service *);
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
@@ -3100,7 +3578,12 @@ void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V
       function_prefix__ ## export_contacts,\
       function_prefix__ ## erase_contact,\
       function_prefix__ ## get_erasure,\
-      function_prefix__ ## list_erasures  }
+      function_prefix__ ## list_erasures,\
+      function_prefix__ ## create_relationship,\
+      function_prefix__ ## update_relationship,\
+      function_prefix__ ## delete_relationship,\
+      function_prefix__ ## list_relationships,\
+      function_prefix__ ## get_related_contacts  }
 void switchboard__contacts__v1__contacts_service__create_contact(ProtobufCService *service,
                                                                  const Switchboard__Contacts__V1__CreateContactRequest *input,
                                                                  Switchboard__Contacts__V1__Contact_Closure closure,
@@ -3217,6 +3700,26 @@ void switchboard__contacts__v1__contacts_service__list_erasures(ProtobufCService
                                                                 const Switchboard__Contacts__V1__ListErasuresRequest *input,
                                                                 Switchboard__Contacts__V1__ListErasuresResponse_Closure closure,
                                                                 void *closure_data);
+void switchboard__contacts__v1__contacts_service__create_relationship(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__CreateRelationshipRequest *input,
+                                                                      Switchboard__Contacts__V1__Relationship_Closure closure,
+                                                                      void *closure_data);
+void switchboard__contacts__v1__contacts_service__update_relationship(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__UpdateRelationshipRequest *input,
+                                                                      Switchboard__Contacts__V1__Relationship_Closure closure,
+                                                                      void *closure_data);
+void switchboard__contacts__v1__contacts_service__delete_relationship(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__DeleteRelationshipRequest *input,
+                                                                      Switchboard__Contacts__V1__Relationship_Closure closure,
+                                                                      void *closure_data);
+void switchboard__contacts__v1__contacts_service__list_relationships(ProtobufCService *service,
+                                                                     const Switchboard__Contacts__V1__ListRelationshipsRequest *input,
+                                                                     Switchboard__Contacts__V1__ListRelationshipsResponse_Closure closure,
+                                                                     void *closure_data);
+void switchboard__contacts__v1__contacts_service__get_related_contacts(ProtobufCService *service,
+                                                                       const Switchboard__Contacts__V1__GetRelatedContactsRequest *input,
+                                                                       Switchboard__Contacts__V1__GetRelatedContactsResponse_Closure closure,
+                                                                       void *closure_data);
 
 /* --- descriptors --- */
 
@@ -3227,6 +3730,7 @@ extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__contact_file_
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__duplicate_policy__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__duplicate_match__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__import_outcome__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__relationship_type__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__person_name__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__email__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__phone__descriptor;
@@ -3295,6 +3799,15 @@ extern const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__desc
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__receipt__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__local__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__contacts__v1__erasure__status__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__relationship__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__create_relationship_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__update_relationship_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__delete_relationship_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_relationships_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__list_relationships_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__get_related_contacts_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__related_contact__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__contacts__v1__get_related_contacts_response__descriptor;
 extern const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -2770,6 +2770,411 @@ void   switchboard__contacts__v1__erasure__free_unpacked
   assert(message->base.descriptor == &switchboard__contacts__v1__erasure__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__contacts__v1__relationship__init
+                     (Switchboard__Contacts__V1__Relationship         *message)
+{
+  static const Switchboard__Contacts__V1__Relationship init_value = SWITCHBOARD__CONTACTS__V1__RELATIONSHIP__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__relationship__get_packed_size
+                     (const Switchboard__Contacts__V1__Relationship *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__relationship__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__relationship__pack
+                     (const Switchboard__Contacts__V1__Relationship *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__relationship__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__relationship__pack_to_buffer
+                     (const Switchboard__Contacts__V1__Relationship *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__relationship__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__Relationship *
+       switchboard__contacts__v1__relationship__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__Relationship *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__relationship__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__relationship__free_unpacked
+                     (Switchboard__Contacts__V1__Relationship *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__relationship__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__create_relationship_request__init
+                     (Switchboard__Contacts__V1__CreateRelationshipRequest         *message)
+{
+  static const Switchboard__Contacts__V1__CreateRelationshipRequest init_value = SWITCHBOARD__CONTACTS__V1__CREATE_RELATIONSHIP_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__create_relationship_request__get_packed_size
+                     (const Switchboard__Contacts__V1__CreateRelationshipRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__create_relationship_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__create_relationship_request__pack
+                     (const Switchboard__Contacts__V1__CreateRelationshipRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__create_relationship_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__create_relationship_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__CreateRelationshipRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__create_relationship_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__CreateRelationshipRequest *
+       switchboard__contacts__v1__create_relationship_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__CreateRelationshipRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__create_relationship_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__create_relationship_request__free_unpacked
+                     (Switchboard__Contacts__V1__CreateRelationshipRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__create_relationship_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__update_relationship_request__init
+                     (Switchboard__Contacts__V1__UpdateRelationshipRequest         *message)
+{
+  static const Switchboard__Contacts__V1__UpdateRelationshipRequest init_value = SWITCHBOARD__CONTACTS__V1__UPDATE_RELATIONSHIP_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__update_relationship_request__get_packed_size
+                     (const Switchboard__Contacts__V1__UpdateRelationshipRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__update_relationship_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__update_relationship_request__pack
+                     (const Switchboard__Contacts__V1__UpdateRelationshipRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__update_relationship_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__update_relationship_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__UpdateRelationshipRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__update_relationship_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__UpdateRelationshipRequest *
+       switchboard__contacts__v1__update_relationship_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__UpdateRelationshipRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__update_relationship_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__update_relationship_request__free_unpacked
+                     (Switchboard__Contacts__V1__UpdateRelationshipRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__update_relationship_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__delete_relationship_request__init
+                     (Switchboard__Contacts__V1__DeleteRelationshipRequest         *message)
+{
+  static const Switchboard__Contacts__V1__DeleteRelationshipRequest init_value = SWITCHBOARD__CONTACTS__V1__DELETE_RELATIONSHIP_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__delete_relationship_request__get_packed_size
+                     (const Switchboard__Contacts__V1__DeleteRelationshipRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__delete_relationship_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__delete_relationship_request__pack
+                     (const Switchboard__Contacts__V1__DeleteRelationshipRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__delete_relationship_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__delete_relationship_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__DeleteRelationshipRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__delete_relationship_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__DeleteRelationshipRequest *
+       switchboard__contacts__v1__delete_relationship_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__DeleteRelationshipRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__delete_relationship_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__delete_relationship_request__free_unpacked
+                     (Switchboard__Contacts__V1__DeleteRelationshipRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__delete_relationship_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__list_relationships_request__init
+                     (Switchboard__Contacts__V1__ListRelationshipsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__ListRelationshipsRequest init_value = SWITCHBOARD__CONTACTS__V1__LIST_RELATIONSHIPS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__list_relationships_request__get_packed_size
+                     (const Switchboard__Contacts__V1__ListRelationshipsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_relationships_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__list_relationships_request__pack
+                     (const Switchboard__Contacts__V1__ListRelationshipsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_relationships_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__list_relationships_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListRelationshipsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_relationships_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ListRelationshipsRequest *
+       switchboard__contacts__v1__list_relationships_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ListRelationshipsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__list_relationships_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__list_relationships_request__free_unpacked
+                     (Switchboard__Contacts__V1__ListRelationshipsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_relationships_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__list_relationships_response__init
+                     (Switchboard__Contacts__V1__ListRelationshipsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__ListRelationshipsResponse init_value = SWITCHBOARD__CONTACTS__V1__LIST_RELATIONSHIPS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__list_relationships_response__get_packed_size
+                     (const Switchboard__Contacts__V1__ListRelationshipsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_relationships_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__list_relationships_response__pack
+                     (const Switchboard__Contacts__V1__ListRelationshipsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_relationships_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__list_relationships_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__ListRelationshipsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_relationships_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__ListRelationshipsResponse *
+       switchboard__contacts__v1__list_relationships_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__ListRelationshipsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__list_relationships_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__list_relationships_response__free_unpacked
+                     (Switchboard__Contacts__V1__ListRelationshipsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__list_relationships_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__get_related_contacts_request__init
+                     (Switchboard__Contacts__V1__GetRelatedContactsRequest         *message)
+{
+  static const Switchboard__Contacts__V1__GetRelatedContactsRequest init_value = SWITCHBOARD__CONTACTS__V1__GET_RELATED_CONTACTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__get_related_contacts_request__get_packed_size
+                     (const Switchboard__Contacts__V1__GetRelatedContactsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_related_contacts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__get_related_contacts_request__pack
+                     (const Switchboard__Contacts__V1__GetRelatedContactsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_related_contacts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__get_related_contacts_request__pack_to_buffer
+                     (const Switchboard__Contacts__V1__GetRelatedContactsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_related_contacts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__GetRelatedContactsRequest *
+       switchboard__contacts__v1__get_related_contacts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__GetRelatedContactsRequest *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__get_related_contacts_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__get_related_contacts_request__free_unpacked
+                     (Switchboard__Contacts__V1__GetRelatedContactsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_related_contacts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__related_contact__init
+                     (Switchboard__Contacts__V1__RelatedContact         *message)
+{
+  static const Switchboard__Contacts__V1__RelatedContact init_value = SWITCHBOARD__CONTACTS__V1__RELATED_CONTACT__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__related_contact__get_packed_size
+                     (const Switchboard__Contacts__V1__RelatedContact *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__related_contact__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__related_contact__pack
+                     (const Switchboard__Contacts__V1__RelatedContact *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__related_contact__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__related_contact__pack_to_buffer
+                     (const Switchboard__Contacts__V1__RelatedContact *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__related_contact__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__RelatedContact *
+       switchboard__contacts__v1__related_contact__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__RelatedContact *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__related_contact__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__related_contact__free_unpacked
+                     (Switchboard__Contacts__V1__RelatedContact *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__related_contact__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__contacts__v1__get_related_contacts_response__init
+                     (Switchboard__Contacts__V1__GetRelatedContactsResponse         *message)
+{
+  static const Switchboard__Contacts__V1__GetRelatedContactsResponse init_value = SWITCHBOARD__CONTACTS__V1__GET_RELATED_CONTACTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__contacts__v1__get_related_contacts_response__get_packed_size
+                     (const Switchboard__Contacts__V1__GetRelatedContactsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_related_contacts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__contacts__v1__get_related_contacts_response__pack
+                     (const Switchboard__Contacts__V1__GetRelatedContactsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_related_contacts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__contacts__v1__get_related_contacts_response__pack_to_buffer
+                     (const Switchboard__Contacts__V1__GetRelatedContactsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_related_contacts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__Contacts__V1__GetRelatedContactsResponse *
+       switchboard__contacts__v1__get_related_contacts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__Contacts__V1__GetRelatedContactsResponse *)
+     protobuf_c_message_unpack (&switchboard__contacts__v1__get_related_contacts_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__contacts__v1__get_related_contacts_response__free_unpacked
+                     (Switchboard__Contacts__V1__GetRelatedContactsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__contacts__v1__get_related_contacts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchboard__contacts__v1__person_name__field_descriptors[6] =
 {
   {
@@ -7087,7 +7492,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__receipt__de
   (ProtobufCMessageInit) switchboard__contacts__v1__erasure__receipt__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__local__field_descriptors[8] =
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__local__field_descriptors[9] =
 {
   {
     "emails_released",
@@ -7185,6 +7590,18 @@ static const ProtobufCFieldDescriptor switchboard__contacts__v1__erasure__local_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "relationships_deleted",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Erasure__Local, relationships_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__contacts__v1__erasure__local__field_indices_by_name[] = {
   1,   /* field[1] = changes_redacted */
@@ -7194,12 +7611,13 @@ static const unsigned switchboard__contacts__v1__erasure__local__field_indices_b
   3,   /* field[3] = import_rows_deleted */
   4,   /* field[4] = memberships_deleted */
   6,   /* field[6] = merges_deleted */
+  8,   /* field[8] = relationships_deleted */
   2,   /* field[2] = stored_responses_removed */
 };
 static const ProtobufCIntRange switchboard__contacts__v1__erasure__local__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__local__descriptor =
 {
@@ -7209,7 +7627,7 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__local__desc
   "Switchboard__Contacts__V1__Erasure__Local",
   "switchboard.contacts.v1",
   sizeof(Switchboard__Contacts__V1__Erasure__Local),
-  8,
+  9,
   switchboard__contacts__v1__erasure__local__field_descriptors,
   switchboard__contacts__v1__erasure__local__field_indices_by_name,
   1,  switchboard__contacts__v1__erasure__local__number_ranges,
@@ -7414,6 +7832,647 @@ const ProtobufCMessageDescriptor switchboard__contacts__v1__erasure__descriptor 
   switchboard__contacts__v1__erasure__field_indices_by_name,
   1,  switchboard__contacts__v1__erasure__number_ranges,
   (ProtobufCMessageInit) switchboard__contacts__v1__erasure__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__relationship__field_descriptors[8] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Relationship, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Relationship, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "related_contact_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Relationship, related_contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "type",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Relationship, type),
+    &switchboard__contacts__v1__relationship_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "strength",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Relationship, strength),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "note",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Relationship, note),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "audit",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Relationship, audit),
+    &switchboard__common__v1__audit_stamps__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__Relationship, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__relationship__field_indices_by_name[] = {
+  6,   /* field[6] = audit */
+  1,   /* field[1] = contact_id */
+  7,   /* field[7] = etag */
+  0,   /* field[0] = id */
+  5,   /* field[5] = note */
+  2,   /* field[2] = related_contact_id */
+  4,   /* field[4] = strength */
+  3,   /* field[3] = type */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__relationship__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__relationship__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.Relationship",
+  "Relationship",
+  "Switchboard__Contacts__V1__Relationship",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__Relationship),
+  8,
+  switchboard__contacts__v1__relationship__field_descriptors,
+  switchboard__contacts__v1__relationship__field_indices_by_name,
+  1,  switchboard__contacts__v1__relationship__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__relationship__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__create_relationship_request__field_descriptors[2] =
+{
+  {
+    "relationship",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__CreateRelationshipRequest, relationship),
+    &switchboard__contacts__v1__relationship__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__CreateRelationshipRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__create_relationship_request__field_indices_by_name[] = {
+  0,   /* field[0] = relationship */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__create_relationship_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__create_relationship_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.CreateRelationshipRequest",
+  "CreateRelationshipRequest",
+  "Switchboard__Contacts__V1__CreateRelationshipRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__CreateRelationshipRequest),
+  2,
+  switchboard__contacts__v1__create_relationship_request__field_descriptors,
+  switchboard__contacts__v1__create_relationship_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__create_relationship_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__create_relationship_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__update_relationship_request__field_descriptors[4] =
+{
+  {
+    "relationship",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__UpdateRelationshipRequest, relationship),
+    &switchboard__contacts__v1__relationship__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "update_mask",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__UpdateRelationshipRequest, update_mask),
+    &google__protobuf__field_mask__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__UpdateRelationshipRequest, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__UpdateRelationshipRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__update_relationship_request__field_indices_by_name[] = {
+  2,   /* field[2] = etag */
+  0,   /* field[0] = relationship */
+  3,   /* field[3] = request_id */
+  1,   /* field[1] = update_mask */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__update_relationship_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__update_relationship_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.UpdateRelationshipRequest",
+  "UpdateRelationshipRequest",
+  "Switchboard__Contacts__V1__UpdateRelationshipRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__UpdateRelationshipRequest),
+  4,
+  switchboard__contacts__v1__update_relationship_request__field_descriptors,
+  switchboard__contacts__v1__update_relationship_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__update_relationship_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__update_relationship_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__delete_relationship_request__field_descriptors[3] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__DeleteRelationshipRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "etag",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__DeleteRelationshipRequest, etag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__DeleteRelationshipRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__delete_relationship_request__field_indices_by_name[] = {
+  1,   /* field[1] = etag */
+  0,   /* field[0] = id */
+  2,   /* field[2] = request_id */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__delete_relationship_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__delete_relationship_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.DeleteRelationshipRequest",
+  "DeleteRelationshipRequest",
+  "Switchboard__Contacts__V1__DeleteRelationshipRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__DeleteRelationshipRequest),
+  3,
+  switchboard__contacts__v1__delete_relationship_request__field_descriptors,
+  switchboard__contacts__v1__delete_relationship_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__delete_relationship_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__delete_relationship_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__list_relationships_request__field_descriptors[3] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ListRelationshipsRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "types",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Switchboard__Contacts__V1__ListRelationshipsRequest, n_types),
+    offsetof(Switchboard__Contacts__V1__ListRelationshipsRequest, types),
+    &switchboard__contacts__v1__relationship_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ListRelationshipsRequest, page),
+    &switchboard__common__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__list_relationships_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  2,   /* field[2] = page */
+  1,   /* field[1] = types */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__list_relationships_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__list_relationships_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ListRelationshipsRequest",
+  "ListRelationshipsRequest",
+  "Switchboard__Contacts__V1__ListRelationshipsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ListRelationshipsRequest),
+  3,
+  switchboard__contacts__v1__list_relationships_request__field_descriptors,
+  switchboard__contacts__v1__list_relationships_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__list_relationships_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__list_relationships_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__list_relationships_response__field_descriptors[2] =
+{
+  {
+    "relationships",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__ListRelationshipsResponse, n_relationships),
+    offsetof(Switchboard__Contacts__V1__ListRelationshipsResponse, relationships),
+    &switchboard__contacts__v1__relationship__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__ListRelationshipsResponse, page),
+    &switchboard__common__v1__page_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__list_relationships_response__field_indices_by_name[] = {
+  1,   /* field[1] = page */
+  0,   /* field[0] = relationships */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__list_relationships_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__list_relationships_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.ListRelationshipsResponse",
+  "ListRelationshipsResponse",
+  "Switchboard__Contacts__V1__ListRelationshipsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__ListRelationshipsResponse),
+  2,
+  switchboard__contacts__v1__list_relationships_response__field_descriptors,
+  switchboard__contacts__v1__list_relationships_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__list_relationships_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__list_relationships_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__get_related_contacts_request__field_descriptors[5] =
+{
+  {
+    "contact_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__GetRelatedContactsRequest, contact_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_hops",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__GetRelatedContactsRequest, max_hops),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "types",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Switchboard__Contacts__V1__GetRelatedContactsRequest, n_types),
+    offsetof(Switchboard__Contacts__V1__GetRelatedContactsRequest, types),
+    &switchboard__contacts__v1__relationship_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "min_strength",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__GetRelatedContactsRequest, min_strength),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_results",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__GetRelatedContactsRequest, max_results),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__get_related_contacts_request__field_indices_by_name[] = {
+  0,   /* field[0] = contact_id */
+  1,   /* field[1] = max_hops */
+  4,   /* field[4] = max_results */
+  3,   /* field[3] = min_strength */
+  2,   /* field[2] = types */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__get_related_contacts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__get_related_contacts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.GetRelatedContactsRequest",
+  "GetRelatedContactsRequest",
+  "Switchboard__Contacts__V1__GetRelatedContactsRequest",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__GetRelatedContactsRequest),
+  5,
+  switchboard__contacts__v1__get_related_contacts_request__field_descriptors,
+  switchboard__contacts__v1__get_related_contacts_request__field_indices_by_name,
+  1,  switchboard__contacts__v1__get_related_contacts_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__get_related_contacts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__related_contact__field_descriptors[3] =
+{
+  {
+    "contact",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__RelatedContact, contact),
+    &switchboard__contacts__v1__contact__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hops",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__RelatedContact, hops),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "path",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__RelatedContact, n_path),
+    offsetof(Switchboard__Contacts__V1__RelatedContact, path),
+    &switchboard__contacts__v1__relationship__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__related_contact__field_indices_by_name[] = {
+  0,   /* field[0] = contact */
+  1,   /* field[1] = hops */
+  2,   /* field[2] = path */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__related_contact__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__related_contact__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.RelatedContact",
+  "RelatedContact",
+  "Switchboard__Contacts__V1__RelatedContact",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__RelatedContact),
+  3,
+  switchboard__contacts__v1__related_contact__field_descriptors,
+  switchboard__contacts__v1__related_contact__field_indices_by_name,
+  1,  switchboard__contacts__v1__related_contact__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__related_contact__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__contacts__v1__get_related_contacts_response__field_descriptors[2] =
+{
+  {
+    "related",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__Contacts__V1__GetRelatedContactsResponse, n_related),
+    offsetof(Switchboard__Contacts__V1__GetRelatedContactsResponse, related),
+    &switchboard__contacts__v1__related_contact__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "truncated",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__Contacts__V1__GetRelatedContactsResponse, truncated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__contacts__v1__get_related_contacts_response__field_indices_by_name[] = {
+  0,   /* field[0] = related */
+  1,   /* field[1] = truncated */
+};
+static const ProtobufCIntRange switchboard__contacts__v1__get_related_contacts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__contacts__v1__get_related_contacts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.GetRelatedContactsResponse",
+  "GetRelatedContactsResponse",
+  "Switchboard__Contacts__V1__GetRelatedContactsResponse",
+  "switchboard.contacts.v1",
+  sizeof(Switchboard__Contacts__V1__GetRelatedContactsResponse),
+  2,
+  switchboard__contacts__v1__get_related_contacts_response__field_descriptors,
+  switchboard__contacts__v1__get_related_contacts_response__field_indices_by_name,
+  1,  switchboard__contacts__v1__get_related_contacts_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__contacts__v1__get_related_contacts_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue switchboard__contacts__v1__contact_type__enum_values_by_number[3] =
@@ -7642,7 +8701,67 @@ const ProtobufCEnumDescriptor switchboard__contacts__v1__import_outcome__descrip
   switchboard__contacts__v1__import_outcome__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[29] =
+static const ProtobufCEnumValue switchboard__contacts__v1__relationship_type__enum_values_by_number[18] =
+{
+  { "RELATIONSHIP_TYPE_UNSPECIFIED", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_UNSPECIFIED", 0 },
+  { "RELATIONSHIP_TYPE_SPOUSE", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_SPOUSE", 1 },
+  { "RELATIONSHIP_TYPE_PARTNER", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_PARTNER", 2 },
+  { "RELATIONSHIP_TYPE_PARENT", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_PARENT", 3 },
+  { "RELATIONSHIP_TYPE_CHILD", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_CHILD", 4 },
+  { "RELATIONSHIP_TYPE_SIBLING", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_SIBLING", 5 },
+  { "RELATIONSHIP_TYPE_RELATIVE", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_RELATIVE", 6 },
+  { "RELATIONSHIP_TYPE_MANAGER", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_MANAGER", 7 },
+  { "RELATIONSHIP_TYPE_REPORT", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_REPORT", 8 },
+  { "RELATIONSHIP_TYPE_ASSISTANT", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_ASSISTANT", 9 },
+  { "RELATIONSHIP_TYPE_EXECUTIVE", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_EXECUTIVE", 10 },
+  { "RELATIONSHIP_TYPE_COLLEAGUE", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_COLLEAGUE", 11 },
+  { "RELATIONSHIP_TYPE_MENTOR", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_MENTOR", 12 },
+  { "RELATIONSHIP_TYPE_MENTEE", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_MENTEE", 13 },
+  { "RELATIONSHIP_TYPE_REFERRER", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_REFERRER", 14 },
+  { "RELATIONSHIP_TYPE_REFERRAL", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_REFERRAL", 15 },
+  { "RELATIONSHIP_TYPE_FRIEND", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_FRIEND", 16 },
+  { "RELATIONSHIP_TYPE_OTHER", "SWITCHBOARD__CONTACTS__V1__RELATIONSHIP_TYPE__RELATIONSHIP_TYPE_OTHER", 17 },
+};
+static const ProtobufCIntRange switchboard__contacts__v1__relationship_type__value_ranges[] = {
+{0, 0},{0, 18}
+};
+static const ProtobufCEnumValueIndex switchboard__contacts__v1__relationship_type__enum_values_by_name[18] =
+{
+  { "RELATIONSHIP_TYPE_ASSISTANT", 9 },
+  { "RELATIONSHIP_TYPE_CHILD", 4 },
+  { "RELATIONSHIP_TYPE_COLLEAGUE", 11 },
+  { "RELATIONSHIP_TYPE_EXECUTIVE", 10 },
+  { "RELATIONSHIP_TYPE_FRIEND", 16 },
+  { "RELATIONSHIP_TYPE_MANAGER", 7 },
+  { "RELATIONSHIP_TYPE_MENTEE", 13 },
+  { "RELATIONSHIP_TYPE_MENTOR", 12 },
+  { "RELATIONSHIP_TYPE_OTHER", 17 },
+  { "RELATIONSHIP_TYPE_PARENT", 3 },
+  { "RELATIONSHIP_TYPE_PARTNER", 2 },
+  { "RELATIONSHIP_TYPE_REFERRAL", 15 },
+  { "RELATIONSHIP_TYPE_REFERRER", 14 },
+  { "RELATIONSHIP_TYPE_RELATIVE", 6 },
+  { "RELATIONSHIP_TYPE_REPORT", 8 },
+  { "RELATIONSHIP_TYPE_SIBLING", 5 },
+  { "RELATIONSHIP_TYPE_SPOUSE", 1 },
+  { "RELATIONSHIP_TYPE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__contacts__v1__relationship_type__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.contacts.v1.RelationshipType",
+  "RelationshipType",
+  "Switchboard__Contacts__V1__RelationshipType",
+  "switchboard.contacts.v1",
+  18,
+  switchboard__contacts__v1__relationship_type__enum_values_by_number,
+  18,
+  switchboard__contacts__v1__relationship_type__enum_values_by_name,
+  1,
+  switchboard__contacts__v1__relationship_type__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_service__method_descriptors[34] =
 {
   { "CreateContact", &switchboard__contacts__v1__create_contact_request__descriptor, &switchboard__contacts__v1__contact__descriptor },
   { "BatchCreateContacts", &switchboard__contacts__v1__batch_create_contacts_request__descriptor, &switchboard__contacts__v1__batch_create_contacts_response__descriptor },
@@ -7673,6 +8792,11 @@ static const ProtobufCMethodDescriptor switchboard__contacts__v1__contacts_servi
   { "EraseContact", &switchboard__contacts__v1__erase_contact_request__descriptor, &switchboard__contacts__v1__erasure__descriptor },
   { "GetErasure", &switchboard__contacts__v1__get_erasure_request__descriptor, &switchboard__contacts__v1__erasure__descriptor },
   { "ListErasures", &switchboard__contacts__v1__list_erasures_request__descriptor, &switchboard__contacts__v1__list_erasures_response__descriptor },
+  { "CreateRelationship", &switchboard__contacts__v1__create_relationship_request__descriptor, &switchboard__contacts__v1__relationship__descriptor },
+  { "UpdateRelationship", &switchboard__contacts__v1__update_relationship_request__descriptor, &switchboard__contacts__v1__relationship__descriptor },
+  { "DeleteRelationship", &switchboard__contacts__v1__delete_relationship_request__descriptor, &switchboard__contacts__v1__relationship__descriptor },
+  { "ListRelationships", &switchboard__contacts__v1__list_relationships_request__descriptor, &switchboard__contacts__v1__list_relationships_response__descriptor },
+  { "GetRelatedContacts", &switchboard__contacts__v1__get_related_contacts_request__descriptor, &switchboard__contacts__v1__get_related_contacts_response__descriptor },
 };
 const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_name[] = {
   1,        /* BatchCreateContacts */
@@ -7681,20 +8805,24 @@ const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_na
   7,        /* BatchUpdateContacts */
   15,        /* BulkTagContacts */
   0,        /* CreateContact */
+  29,        /* CreateRelationship */
   16,        /* CreateSavedSearch */
   20,        /* DefineField */
   6,        /* DeleteContact */
+  31,        /* DeleteRelationship */
   19,        /* DeleteSavedSearch */
   26,        /* EraseContact */
   25,        /* ExportContacts */
   12,        /* FindDuplicateContacts */
   2,        /* GetContact */
   27,        /* GetErasure */
+  33,        /* GetRelatedContacts */
   17,        /* GetSavedSearch */
   24,        /* ImportContacts */
   13,        /* ListContacts */
   28,        /* ListErasures */
   21,        /* ListFieldDefinitions */
+  32,        /* ListRelationships */
   18,        /* ListSavedSearches */
   4,        /* LookupContacts */
   10,        /* MergeContacts */
@@ -7703,6 +8831,7 @@ const unsigned switchboard__contacts__v1__contacts_service__method_indices_by_na
   9,        /* UndeleteContact */
   11,        /* UnmergeContact */
   5,        /* UpdateContact */
+  30,        /* UpdateRelationship */
   23         /* WatchChanges */
 };
 const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__descriptor =
@@ -7712,7 +8841,7 @@ const ProtobufCServiceDescriptor switchboard__contacts__v1__contacts_service__de
   "ContactsService",
   "Switchboard__Contacts__V1__ContactsService",
   "switchboard.contacts.v1",
-  29,
+  34,
   switchboard__contacts__v1__contacts_service__method_descriptors,
   switchboard__contacts__v1__contacts_service__method_indices_by_name
 };
@@ -7947,6 +9076,46 @@ void switchboard__contacts__v1__contacts_service__list_erasures(ProtobufCService
 {
   assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
   service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__create_relationship(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__CreateRelationshipRequest *input,
+                                                                      Switchboard__Contacts__V1__Relationship_Closure closure,
+                                                                      void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__update_relationship(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__UpdateRelationshipRequest *input,
+                                                                      Switchboard__Contacts__V1__Relationship_Closure closure,
+                                                                      void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__delete_relationship(ProtobufCService *service,
+                                                                      const Switchboard__Contacts__V1__DeleteRelationshipRequest *input,
+                                                                      Switchboard__Contacts__V1__Relationship_Closure closure,
+                                                                      void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__list_relationships(ProtobufCService *service,
+                                                                     const Switchboard__Contacts__V1__ListRelationshipsRequest *input,
+                                                                     Switchboard__Contacts__V1__ListRelationshipsResponse_Closure closure,
+                                                                     void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void switchboard__contacts__v1__contacts_service__get_related_contacts(ProtobufCService *service,
+                                                                       const Switchboard__Contacts__V1__GetRelatedContactsRequest *input,
+                                                                       Switchboard__Contacts__V1__GetRelatedContactsResponse_Closure closure,
+                                                                       void *closure_data)
+{
+  assert(service->descriptor == &switchboard__contacts__v1__contacts_service__descriptor);
+  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void switchboard__contacts__v1__contacts_service__init (Switchboard__Contacts__V1__ContactsService_Service *service,
                                                         Switchboard__Contacts__V1__ContactsService_ServiceDestroy destroy)

@@ -1,0 +1,334 @@
+import FoundationEssentials
+import SwitchboardPostgres
+import SwitchboardServiceKit
+
+extension PostgresContactStore {
+    static let relationshipType = "switchboard.contacts.v1.Relationship"
+    static let relationshipColumns = "id, contact_id, related_id, type, strength, note, version, created_at, created_by, updated_at, updated_by"
+
+    static func relationship(_ row: PostgresRow) throws -> RelationshipRecord {
+        guard let kind = RelationshipKind(rawValue: Int(try row.int("type"))) else {
+            throw PostgresError(kind: .decoding, message: "contacts.relationships holds an unknown type \(try row.int("type"))")
+        }
+        return RelationshipRecord(
+            id: try row.uuid("id"), contactID: try row.uuid("contact_id"), relatedID: try row.uuid("related_id"), kind: kind,
+            strength: Int(try row.int("strength")), note: try row.string("note"), version: try row.int("version"),
+            createdAt: try row.date("created_at"), createdBy: try row.string("created_by"), updatedAt: try row.date("updated_at"),
+            updatedBy: try row.string("updated_by"))
+    }
+
+    /// A relationship's change event: both contacts in `related_ids`, so a consumer can follow either, and an erasure's
+    /// redaction finds it by either id.
+    func recordRelationship(
+        _ record: RelationshipRecord, kind: ChangeKind, fields: [String] = [], actor: Actor, on c: PostgresConnection
+    )
+        async throws
+    {
+        try await feed.record(
+            ChangeRecord(
+                resourceType: Self.relationshipType, resourceID: record.id.lowercaseText, kind: kind, changedFields: fields,
+                resourceJSON: try publishRelationship(record), actorID: actor.userID,
+                relatedIDs: [record.contactID.lowercaseText, record.relatedID.lowercaseText]),
+            tenantID: actor.tenantID, on: c)
+    }
+
+    /// The ``ContactStore`` requirement (documented there).
+    public func insertRelationship(
+        contact: UUID, related: UUID, kind: RelationshipKind, strength: Int, note: String, maxPerContact: Int, actor: Actor,
+        write: WriteOptions<RelationshipRecord>
+    ) async throws -> WriteOutcome<RelationshipRecord> {
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            let tenant = PostgresValue.text(actor.tenantID)
+            // Shared locks on both contacts: a delete, merge or erasure of either waits for this transaction, so the
+            // relationship never names a contact that went away while it was made.
+            let live = Set(
+                try await c.query(
+                    """
+                    SELECT id FROM contacts.contacts WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND deleted_at IS NULL ORDER BY id FOR SHARE
+                    """, [tenant, .array([.uuid(contact), .uuid(related)], elementType: .uuid)]
+                ).rows.map { try $0.uuid("id") })
+            for (id, field) in [(contact, "relationship.contact_id"), (related, "relationship.related_contact_id")] where !live.contains(id) {
+                throw ContactsError.contactNotFound(field: field, id: id.lowercaseText)
+            }
+            // A bound on size, not exact under concurrency: two creates at once can both pass it by one.
+            let counts = try await c.query(
+                """
+                SELECT s.id, (SELECT count(*) FROM contacts.relationships r
+                              WHERE r.tenant_id = $1 AND r.hidden_by IS NULL AND (r.contact_id = s.id OR r.related_id = s.id)) AS n
+                FROM unnest($2::uuid[]) AS s(id)
+                """, [tenant, .array([.uuid(contact), .uuid(related)], elementType: .uuid)])
+            for row in counts.rows where try row.int("n") >= Int64(maxPerContact) {
+                throw ContactsError.tooManyRelationships(contact: try row.uuid("id").lowercaseText, limit: maxPerContact)
+            }
+            guard
+                let row = try await c.query(
+                    """
+                    INSERT INTO contacts.relationships (tenant_id, id, contact_id, related_id, type, strength, note, created_by, updated_by)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                    ON CONFLICT (tenant_id, key_type, key_first, key_second) WHERE hidden_by IS NULL DO NOTHING
+                    RETURNING \(Self.relationshipColumns)
+                    """,
+                    [
+                        tenant, .uuid(UUID.random()), .uuid(contact), .uuid(related), .int(Int64(kind.rawValue)), .int(Int64(strength)),
+                        .text(note), .text(actor.userID),
+                    ]
+                ).first
+            else {
+                throw ContactsError.relationshipExists(
+                    existing: try await sameKey(contact: contact, related: related, kind: kind, actor: actor, on: c))
+            }
+            let created = try Self.relationship(row)
+            try await recordRelationship(created, kind: .created, actor: actor, on: c)
+            return created
+        }
+    }
+
+    /// The id of the relationship that already ties the two contacts by this type or its inverse.
+    private func sameKey(contact: UUID, related: UUID, kind: RelationshipKind, actor: Actor, on c: PostgresConnection) async throws -> UUID {
+        let key = RelationshipRules.key(contact: contact, related: related, kind: kind)
+        guard
+            let row = try await c.query(
+                """
+                SELECT id FROM contacts.relationships
+                WHERE tenant_id = $1 AND key_type = $2 AND key_first = $3 AND key_second = $4 AND hidden_by IS NULL
+                """, [.text(actor.tenantID), .int(Int64(key.kind.rawValue)), .uuid(key.first), .uuid(key.second)]
+            ).first
+        else { throw ContactsError.concurrentChange("the relationship was changed by another request while this one ran; retry") }
+        return try row.uuid("id")
+    }
+
+    /// The ``ContactStore`` requirement (documented there).
+    public func relationship(id: UUID, actor: Actor) async throws -> RelationshipRecord? {
+        try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            "SELECT \(Self.relationshipColumns) FROM contacts.relationships WHERE tenant_id = $1 AND id = $2 AND hidden_by IS NULL",
+            [.text(actor.tenantID), .uuid(id)]
+        ).first.map(Self.relationship)
+    }
+
+    /// The ``ContactStore`` requirement (documented there).
+    public func updateRelationship(
+        _ record: RelationshipRecord, expectedVersion: Int64, changedFields: [String], actor: Actor, write: WriteOptions<RelationshipRecord>
+    ) async throws -> WriteOutcome<RelationshipRecord> {
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            let tenant = PostgresValue.text(actor.tenantID)
+            // Another relationship of the two contacts by the new type (or its inverse): ALREADY_EXISTS naming it.
+            let key = RelationshipRules.key(contact: record.contactID, related: record.relatedID, kind: record.kind)
+            if let other = try await c.query(
+                """
+                SELECT id FROM contacts.relationships
+                WHERE tenant_id = $1 AND key_type = $2 AND key_first = $3 AND key_second = $4 AND hidden_by IS NULL AND id <> $5
+                """, [tenant, .int(Int64(key.kind.rawValue)), .uuid(key.first), .uuid(key.second), .uuid(record.id)]
+            ).first {
+                throw ContactsError.relationshipExists(existing: try other.uuid("id"))
+            }
+            let row: PostgresRow?
+            do {
+                row = try await c.query(
+                    """
+                    UPDATE contacts.relationships SET type = $4, strength = $5, note = $6, version = version + 1, updated_at = now(),
+                        updated_by = $7
+                    WHERE tenant_id = $1 AND id = $2 AND version = $3 AND hidden_by IS NULL
+                    RETURNING \(Self.relationshipColumns)
+                    """,
+                    [
+                        tenant, .uuid(record.id), .int(expectedVersion), .int(Int64(record.kind.rawValue)), .int(Int64(record.strength)),
+                        .text(record.note), .text(actor.userID),
+                    ]
+                ).first
+            } catch let error as PostgresError where error.sqlState == "23505" {
+                throw ContactsError.concurrentChange("another request gave the two contacts this relationship while this one ran; retry")
+            }
+            guard let row else { try await throwRelationshipConflict(id: record.id, actor: actor, on: c) }
+            let updated = try Self.relationship(row)
+            try await recordRelationship(updated, kind: .updated, fields: changedFields, actor: actor, on: c)
+            return updated
+        }
+    }
+
+    /// The ``ContactStore`` requirement (documented there).
+    public func deleteRelationship(
+        id: UUID, expectedVersion: Int64?, actor: Actor, write: WriteOptions<RelationshipRecord>
+    ) async throws -> WriteOutcome<RelationshipRecord> {
+        try await idempotency.transaction(write, actor: actor, pool: pool) { c in
+            guard
+                let row = try await c.query(
+                    """
+                    DELETE FROM contacts.relationships
+                    WHERE tenant_id = $1 AND id = $2 AND ($3::int8 IS NULL OR version = $3) AND hidden_by IS NULL
+                    RETURNING \(Self.relationshipColumns)
+                    """, [.text(actor.tenantID), .uuid(id), expectedVersion.map { .int($0) } ?? .null]
+                ).first
+            else { try await throwRelationshipConflict(id: id, actor: actor, on: c) }
+            let deleted = try Self.relationship(row)
+            try await recordRelationship(deleted, kind: .deleted, actor: actor, on: c)
+            return deleted
+        }
+    }
+
+    private func throwRelationshipConflict(id: UUID, actor: Actor, on c: PostgresConnection) async throws -> Never {
+        guard
+            let row = try await c.query(
+                "SELECT version FROM contacts.relationships WHERE tenant_id = $1 AND id = $2 AND hidden_by IS NULL",
+                [.text(actor.tenantID), .uuid(id)]
+            ).first
+        else { throw ContactsError.relationshipNotFound(id.lowercaseText) }
+        throw ContactsError.relationshipETagMismatch(current: "\"\(try row.int("version"))\"")
+    }
+
+    /// The ``ContactStore`` requirement (documented there).
+    public func relationships(
+        of contact: UUID, kinds: [RelationshipKind], after: (Int64, UUID)?, limit: Int, actor: Actor
+    ) async throws -> [RelationshipRecord] {
+        // A type as seen from the contact is stored as itself where the contact is the stated side, as its inverse where
+        // it is the related one.
+        var binds: [PostgresValue] = [
+            .text(actor.tenantID), .uuid(contact), .array(kinds.map { .int(Int64($0.rawValue)) }, elementType: .int),
+            .array(kinds.map { .int(Int64($0.inverse.rawValue)) }, elementType: .int), .int(Int64(limit)),
+        ]
+        var page = ""
+        if let (micros, id) = after {
+            binds += [.int(micros), .uuid(id)]
+            page = "AND (r.created_at, r.id) < ('epoch'::timestamptz + $6 * interval '1 microsecond', $7)"
+        }
+        return try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            """
+            SELECT \(Self.relationshipColumns.split(separator: ", ").map { "r.\($0)" }.joined(separator: ", "))
+            FROM contacts.relationships r
+            JOIN contacts.contacts o ON o.tenant_id = r.tenant_id AND o.deleted_at IS NULL
+                AND o.id = CASE WHEN r.contact_id = $2 THEN r.related_id ELSE r.contact_id END
+            WHERE r.tenant_id = $1 AND (r.contact_id = $2 OR r.related_id = $2) AND r.hidden_by IS NULL
+              AND (cardinality($3::int8[]) = 0
+                   OR (r.contact_id = $2 AND r.type = ANY($3::int8[])) OR (r.related_id = $2 AND r.type = ANY($4::int8[])))
+              \(page)
+            ORDER BY r.created_at DESC, r.id DESC LIMIT $5
+            """, binds
+        ).rows.map { try Self.relationship($0).seen(from: contact) }
+    }
+
+    /// The ``ContactStore`` requirement (documented there).
+    public func relationshipStep(
+        from frontier: [UUID], excluding seen: [UUID], kinds: [RelationshipKind], minStrength: Int, limit: Int, actor: Actor
+    ) async throws -> [(near: UUID, relationship: RelationshipRecord)] {
+        // Both directions, each as seen from the frontier's side; only to live contacts not reached yet.
+        let columns = Self.relationshipColumns.split(separator: ", ").map { "r.\($0)" }.joined(separator: ", ")
+        return try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            """
+            SELECT * FROM (
+                SELECT \(columns), r.contact_id AS near, r.related_id AS far FROM contacts.relationships r
+                WHERE r.tenant_id = $1 AND r.contact_id = ANY($2::uuid[]) AND r.hidden_by IS NULL AND r.strength >= $5
+                  AND (cardinality($4::int8[]) = 0 OR r.type = ANY($4::int8[])) AND NOT r.related_id = ANY($3::uuid[])
+                UNION ALL
+                SELECT \(columns), r.related_id AS near, r.contact_id AS far FROM contacts.relationships r
+                WHERE r.tenant_id = $1 AND r.related_id = ANY($2::uuid[]) AND r.hidden_by IS NULL AND r.strength >= $5
+                  AND (cardinality($6::int8[]) = 0 OR r.type = ANY($6::int8[])) AND NOT r.contact_id = ANY($3::uuid[])
+            ) s
+            WHERE EXISTS (SELECT 1 FROM contacts.contacts o WHERE o.tenant_id = $1 AND o.id = s.far AND o.deleted_at IS NULL)
+            ORDER BY s.far, s.id LIMIT $7
+            """,
+            [
+                .text(actor.tenantID), .array(frontier.map(PostgresValue.uuid), elementType: .uuid),
+                .array(seen.map(PostgresValue.uuid), elementType: .uuid), .array(kinds.map { .int(Int64($0.rawValue)) }, elementType: .int),
+                .int(Int64(minStrength)), .array(kinds.map { .int(Int64($0.inverse.rawValue)) }, elementType: .int), .int(Int64(limit)),
+            ]
+        ).rows.map { row in
+            let near = try row.uuid("near")
+            return (near, try Self.relationship(row).seen(from: near))
+        }
+    }
+
+    // MARK: Merges
+
+    /// Moves the loser's relationships to the winner, in the merge's transaction (`mergeID`: its log row): one with the
+    /// winner itself, or one the winner already has, is set aside (hidden) instead. Each move is logged for the unmerge,
+    /// and each moved relationship publishes UPDATED.
+    func moveRelationships(loser: UUID, winner: UUID, mergeID: UUID, actor: Actor, on c: PostgresConnection) async throws {
+        let tenant = PostgresValue.text(actor.tenantID)
+        let theirs = try await c.query(
+            """
+            SELECT \(Self.relationshipColumns) FROM contacts.relationships
+            WHERE tenant_id = $1 AND (contact_id = $2 OR related_id = $2) AND hidden_by IS NULL ORDER BY id FOR UPDATE
+            """, [tenant, .uuid(loser)]
+        ).rows.map(Self.relationship)
+        guard !theirs.isEmpty else { return }
+        var taken = Set(
+            try await c.query(
+                """
+                SELECT key_type, key_first, key_second FROM contacts.relationships
+                WHERE tenant_id = $1 AND (contact_id = $2 OR related_id = $2) AND hidden_by IS NULL
+                """, [tenant, .uuid(winner)]
+            ).rows.map { "\(try $0.int("key_type"))/\(try $0.uuid("key_first"))/\(try $0.uuid("key_second"))" })
+        for var relationship in theirs {
+            let side = relationship.contactID == loser ? "contact" : "related"
+            if side == "contact" { relationship.contactID = winner } else { relationship.relatedID = winner }
+            let key = RelationshipRules.key(contact: relationship.contactID, related: relationship.relatedID, kind: relationship.kind)
+            let keyText = "\(key.kind.rawValue)/\(key.first)/\(key.second)"
+            if relationship.contactID == relationship.relatedID || taken.contains(keyText) {
+                try await c.query(
+                    "UPDATE contacts.relationships SET hidden_by = $3 WHERE tenant_id = $1 AND id = $2",
+                    [tenant, .uuid(relationship.id), .uuid(mergeID)])
+                try await logMove(relationship.id, side: "hidden", mergeID: mergeID, actor: actor, on: c)
+                continue
+            }
+            taken.insert(keyText)
+            let row = try await c.query(
+                """
+                UPDATE contacts.relationships SET \(side == "contact" ? "contact_id" : "related_id") = $3, version = version + 1,
+                    updated_at = now(), updated_by = $4
+                WHERE tenant_id = $1 AND id = $2 RETURNING \(Self.relationshipColumns)
+                """, [tenant, .uuid(relationship.id), .uuid(winner), .text(actor.userID)]
+            ).first!
+            try await logMove(relationship.id, side: side, mergeID: mergeID, actor: actor, on: c)
+            try await recordRelationship(
+                try Self.relationship(row), kind: .updated, fields: [side == "contact" ? "contact_id" : "related_contact_id"], actor: actor, on: c)
+        }
+    }
+
+    private func logMove(_ id: UUID, side: String, mergeID: UUID, actor: Actor, on c: PostgresConnection) async throws {
+        try await c.query(
+            "INSERT INTO contacts.relationship_moves (tenant_id, merge_id, relationship_id, side) VALUES ($1, $2, $3, $4)",
+            [.text(actor.tenantID), .uuid(mergeID), .uuid(id), .text(side)])
+    }
+
+    /// Undoes what merge `mergeID` did to relationships, in the unmerge's transaction: a moved one goes back to `loser`
+    /// where it still names `winner` on the side it was moved on; one set aside comes back, unless the two contacts have
+    /// been given the same relationship since (then the one set aside is dropped: it would be a duplicate).
+    func restoreRelationships(loser: UUID, winner: UUID, mergeID: UUID, actor: Actor, on c: PostgresConnection) async throws {
+        let tenant = PostgresValue.text(actor.tenantID)
+        let moves = try await c.query(
+            "SELECT relationship_id, side FROM contacts.relationship_moves WHERE tenant_id = $1 AND merge_id = $2 ORDER BY relationship_id",
+            [tenant, .uuid(mergeID)]
+        ).rows.map { (try $0.uuid("relationship_id"), try $0.string("side")) }
+        for (id, side) in moves {
+            if side == "hidden" {
+                let shown = try await c.query(
+                    """
+                    UPDATE contacts.relationships r SET hidden_by = NULL
+                    WHERE r.tenant_id = $1 AND r.id = $2 AND r.hidden_by = $3 AND NOT EXISTS (
+                        SELECT 1 FROM contacts.relationships o WHERE o.tenant_id = r.tenant_id AND o.key_type = r.key_type
+                          AND o.key_first = r.key_first AND o.key_second = r.key_second AND o.hidden_by IS NULL)
+                    """, [tenant, .uuid(id), .uuid(mergeID)]
+                ).affectedRows
+                if shown == 0 {
+                    try await c.query(
+                        "DELETE FROM contacts.relationships WHERE tenant_id = $1 AND id = $2 AND hidden_by = $3", [tenant, .uuid(id), .uuid(mergeID)])
+                }
+                continue
+            }
+            let column = side == "contact" ? "contact_id" : "related_id"
+            if let row = try await c.query(
+                """
+                UPDATE contacts.relationships SET \(column) = $3, version = version + 1, updated_at = now(), updated_by = $5
+                WHERE tenant_id = $1 AND id = $2 AND \(column) = $4 AND hidden_by IS NULL RETURNING \(Self.relationshipColumns)
+                """, [tenant, .uuid(id), .uuid(loser), .uuid(winner), .text(actor.userID)]
+            ).first {
+                try await recordRelationship(
+                    try Self.relationship(row), kind: .updated, fields: [side == "contact" ? "contact_id" : "related_contact_id"], actor: actor, on: c
+                )
+            }
+        }
+        try await c.query("DELETE FROM contacts.relationship_moves WHERE tenant_id = $1 AND merge_id = $2", [tenant, .uuid(mergeID)])
+    }
+}

@@ -61,10 +61,13 @@ struct RelationshipRulesTests {
         #expect(RelationshipRules.check(strength: -1, note: "", prefix: "relationship.").map(\.field) == ["relationship.strength"])
         #expect(RelationshipRules.check(strength: 1, note: String(repeating: "x", count: 1001), prefix: "").map(\.field) == ["note"])
         let (a, b, c) = (UUID(), UUID(), UUID())
-        let strong = [record(a, b, .friend, strength: 4), record(b, c, .friend, strength: 5)]
-        let weak = [record(a, b, .friend, strength: 5), record(b, c, .friend, strength: 1)]
+        func edge(_ near: UUID, _ far: UUID, _ strength: Int) -> RelationshipEdge {
+            RelationshipEdge(id: UUID(), near: near, far: far, kind: .friend, strength: strength)
+        }
+        let strong = [edge(a, b, 4), edge(b, c, 5)]
+        let weak = [edge(a, b, 5), edge(b, c, 1)]
         #expect(RelationshipRules.prefers(strong, over: weak) && !RelationshipRules.prefers(weak, over: strong))
-        let ranked = RelationshipRules.ranked([(c, weak), (b, [record(a, b, .friend, strength: 0)]), (a, strong)])
+        let ranked = RelationshipRules.ranked([(c, weak), (b, [edge(a, b, 0)]), (a, strong)])
         #expect(ranked.map(\.id) == [b, a, c])
     }
 }
@@ -374,12 +377,39 @@ final class RelationshipTests {
         let back = try await client.relationships(loser, types: [.mentor]).relationships
         #expect(back.map(\.id) == [mentor.id] && back.first?.strength == 3)
         #expect(try await client.relationships(x).relationships.map(\.id).sorted() == [ownFriend.id, loserFriend.id].sorted())
+        // Set aside, the loser-winner tie was DELETED for the feed; back, CREATED again.
+        let events = try await harness.pool.query(
+            settings: ["app.tenant_id": t],
+            "SELECT kind FROM contacts.changes WHERE tenant_id = $1 AND resource_id = $2 ORDER BY sequence", [.text(t), .text(sibling.id)]
+        ).rows.map { try $0.int("kind") }
+        #expect(events == [1, 3, 1])
         // Nothing left in the move log.
         let moves = try await harness.pool.query(
             settings: ["app.tenant_id": t], "SELECT count(*) AS n FROM contacts.relationship_moves WHERE tenant_id = $1",
             [.text(t)]
         ).first!.int("n")
         #expect(moves == 0)
+    }
+
+    @Test("an unmerge moves relationships back before it brings back those set aside: one that would clash is dropped, never the unmerge")
+    func unmergeClash() async throws {
+        let client = try await harness.client(tenant: tenant())
+        let p = try await people(client, "Winner", "Loser", "Xena")
+        let (winner, loser, x) = (p[0], p[1], p[2])
+        // Ids are random: in some of the rounds the one set aside sorts first (the order that made the unmerge fail).
+        for _ in 0..<8 {
+            let own = try await client.relate(winner, x, .spouse)
+            try await client.relate(loser, x, .spouse)
+            let moved = try await client.relate(loser, x, .manager)
+            _ = try await client.merge(loser, into: winner)
+            // The winner's own spouse tie goes; the moved one becomes the spouse tie.
+            _ = try await client.deleteRelationship(own.id)
+            _ = try await client.updateRelationship(moved.id, paths: ["type"]) { $0.type = .spouse }
+            _ = try await client.unmerge(loser)
+            #expect(try await client.relationships(loser).relationships.map(\.id) == [moved.id])
+            #expect(try await client.ties(winner).isEmpty)
+            for r in try await client.relationships(loser).relationships { _ = try await client.deleteRelationship(r.id) }
+        }
     }
 
     @Test("a chain of merges undone from the top brings each relationship home")
@@ -432,6 +462,9 @@ final class RelationshipTests {
         #expect(try await client.related(ann, hops: 2, minStrength: 3).related.map { $0.contact?.id ?? "" } == [dee, bob, cy])
         let cut = try await client.related(ann, hops: 2, max: 2)
         #expect(cut.related.map { $0.contact?.id ?? "" } == [dee, bob] && cut.truncated)
+        // A level cut by max_results is truncated even when nothing lies beyond what was kept (Dee has no other friend).
+        let friends = try await client.related(ann, hops: 2, types: [.friend], max: 1)
+        #expect(friends.related.map { $0.contact?.id ?? "" } == [dee] && friends.truncated)
         let full = try await client.related(ann, max: 3)
         #expect(full.related.count == 3 && !full.truncated)
         #expect(try await client.related(ann, hops: 2, max: 3).truncated)
@@ -514,5 +547,20 @@ final class RelationshipTests {
         let error = await rpcError { try await client.relate(other, hub, .friend) }
         #expect(error?.code == .failedPrecondition && error?.message.contains(hub) == true, "\(String(describing: error))")
         #expect(try await client.relationships(hub, pageSize: 200).relationships.count == 10)
+        // A tie with a deleted contact (listed nowhere) does not count.
+        let spoke = try #require(try await client.relationships(hub).relationships.first?.relatedContactId)
+        _ = try await client.delete(spoke)
+        try await client.relate(other, hub, .friend)
+        // Creates naming the hub at once wait for each other: one takes the last place.
+        let hub2 = try await client.create(given: "Hub 2").id
+        for i in 0..<9 { try await client.relate(hub2, try await client.create(given: "Spoke \(i)").id, .colleague) }
+        var spokes: [String] = []
+        for i in 0..<6 { spokes.append(try await client.create(given: "Racer \(i)").id) }
+        let made = await withTaskGroup(of: Bool.self) { group in
+            for racer in spokes { group.addTask { (try? await client.relate(racer, hub2, .friend)) != nil } }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(made == 1)
+        #expect(try await client.relationships(hub2, pageSize: 200).relationships.count == 10)
     }
 }

@@ -216,5 +216,7 @@ public protocol ContactStore: Sendable {
     /// the far contact's id.
     func relationshipStep(
         from frontier: [UUID], excluding: [UUID], kinds: [RelationshipKind], minStrength: Int, limit: Int, actor: Actor
-    ) async throws -> [(near: UUID, relationship: RelationshipRecord)]
+    ) async throws -> [RelationshipEdge]
+    /// The relationships with these ids, as stated (those a merge set aside left out).
+    func relationships(ids: [UUID], actor: Actor) async throws -> [RelationshipRecord]
 }

@@ -85,6 +85,29 @@ public struct RelationshipRecord: Sendable, Hashable {
     public func other(than contact: UUID) -> UUID { contact == contactID ? relatedID : contactID }
 }
 
+/// One relationship as a walk reads it: only what the walk needs, seen from its `near` side.
+public struct RelationshipEdge: Sendable, Hashable {
+    /// The relationship's id.
+    public var id: UUID
+    /// The side the walk came from.
+    public var near: UUID
+    /// The side it leads to.
+    public var far: UUID
+    /// The type, seen from `near`.
+    public var kind: RelationshipKind
+    /// 0 (not rated) to 5.
+    public var strength: Int
+
+    /// Creates an edge.
+    public init(id: UUID, near: UUID, far: UUID, kind: RelationshipKind, strength: Int) {
+        self.id = id
+        self.near = near
+        self.far = far
+        self.kind = kind
+        self.strength = strength
+    }
+}
+
 /// A contact reached by walking relationships, with the path that reached it first.
 public struct RelatedContactRecord: Sendable {
     /// The contact.
@@ -133,7 +156,7 @@ public enum RelationshipRules {
 
     /// Whether path `a` reaches a contact better than `b` (both as long): its weakest tie is stronger, or as strong and
     /// its relationship ids come first (so that a walk is the same every time).
-    public static func prefers(_ a: [RelationshipRecord], over b: [RelationshipRecord]) -> Bool {
+    public static func prefers(_ a: [RelationshipEdge], over b: [RelationshipEdge]) -> Bool {
         let (weakestA, weakestB) = (a.map(\.strength).min() ?? 0, b.map(\.strength).min() ?? 0)
         if weakestA != weakestB { return weakestA > weakestB }
         return a.map(\.id.uuidString).lexicographicallyPrecedes(b.map(\.id.uuidString))
@@ -141,7 +164,7 @@ public enum RelationshipRules {
 
     /// Orders the contacts a walk found: nearest first; at one distance, the path whose weakest tie is strongest (an
     /// unrated tie counts as 0), then by contact id.
-    public static func ranked(_ found: [(id: UUID, path: [RelationshipRecord])]) -> [(id: UUID, path: [RelationshipRecord])] {
+    public static func ranked(_ found: [(id: UUID, path: [RelationshipEdge])]) -> [(id: UUID, path: [RelationshipEdge])] {
         found.sorted { a, b in
             if a.path.count != b.path.count { return a.path.count < b.path.count }
             let (weakestA, weakestB) = (a.path.map(\.strength).min() ?? 0, b.path.map(\.strength).min() ?? 0)
@@ -267,29 +290,30 @@ extension ContactsDomain {
         }
         if !violations.isEmpty { throw ContactsError.invalid(violations) }
         try await requireLive(start, field: "contact_id", actor: actor)
-        var paths: [UUID: [RelationshipRecord]] = [start: []]
-        var found: [(id: UUID, path: [RelationshipRecord])] = []
+        var paths: [UUID: [RelationshipEdge]] = [start: []]
+        var found: [(id: UUID, path: [RelationshipEdge])] = []
         var frontier = [start]
         var truncated = false
         for _ in 0..<maxHops where !frontier.isEmpty {
             let room = maxResults - found.count
             if room == 0 {
-                // Full: is anything farther in reach at all?
-                truncated = try await !store.relationshipStep(
-                    from: frontier, excluding: Array(paths.keys), kinds: kinds, minStrength: minStrength, limit: 1, actor: actor
-                ).isEmpty
+                // Full: is anything farther in reach at all? (Unless a level was cut already.)
+                if !truncated {
+                    truncated = try await !store.relationshipStep(
+                        from: frontier, excluding: Array(paths.keys), kinds: kinds, minStrength: minStrength, limit: 1, actor: actor
+                    ).isEmpty
+                }
                 break
             }
             let steps = try await store.relationshipStep(
                 from: frontier, excluding: Array(paths.keys), kinds: kinds, minStrength: minStrength, limit: Self.walkStepRows + 1, actor: actor)
             if steps.count > Self.walkStepRows { truncated = true }
-            var best: [UUID: [RelationshipRecord]] = [:]
-            for (near, relationship) in steps.prefix(Self.walkStepRows) {
-                guard let before = paths[near] else { continue }
-                let path = before + [relationship]
-                let far = relationship.relatedID
-                if let current = best[far], !RelationshipRules.prefers(path, over: current) { continue }
-                best[far] = path
+            var best: [UUID: [RelationshipEdge]] = [:]
+            for edge in steps.prefix(Self.walkStepRows) {
+                guard let before = paths[edge.near] else { continue }
+                let path = before + [edge]
+                if let current = best[edge.far], !RelationshipRules.prefers(path, over: current) { continue }
+                best[edge.far] = path
             }
             let level = RelationshipRules.ranked(best.map { (id: $0.key, path: $0.value) })
             if level.count > room { truncated = true }
@@ -301,8 +325,20 @@ extension ContactsDomain {
         }
         let contacts = Dictionary(
             try await store.fetch(ids: found.map(\.id), actor: actor).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        // A contact deleted since its step read it is left out.
-        let related = found.compactMap { entry in contacts[entry.id].map { RelatedContactRecord(contact: $0, path: entry.path) } }
+        // The steps read only what ranks a path; the paths answered are read whole (notes, audit) once.
+        let relationships = Dictionary(
+            try await store.relationships(ids: Array(Set(found.flatMap { $0.path.map(\.id) })), actor: actor).map { ($0.id, $0) },
+            uniquingKeysWith: { first, _ in first })
+        // A contact, or a relationship on its path, deleted since its step read it: left out.
+        let related = found.compactMap { entry -> RelatedContactRecord? in
+            guard let contact = contacts[entry.id] else { return nil }
+            var path: [RelationshipRecord] = []
+            for edge in entry.path {
+                guard let record = relationships[edge.id] else { return nil }
+                path.append(record.seen(from: edge.near))
+            }
+            return RelatedContactRecord(contact: contact, path: path)
+        }
         return (related, truncated)
     }
 

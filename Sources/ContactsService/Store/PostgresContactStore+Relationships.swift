@@ -39,21 +39,26 @@ extension PostgresContactStore {
     ) async throws -> WriteOutcome<RelationshipRecord> {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             let tenant = PostgresValue.text(actor.tenantID)
-            // Shared locks on both contacts: a delete, merge or erasure of either waits for this transaction, so the
-            // relationship never names a contact that went away while it was made.
+            // Both contacts' rows locked, in id order: a delete, merge or erasure of either waits for this transaction (the
+            // relationship never names a contact that went away while it was made), and so does another create naming
+            // either (the count below is exact).
             let live = Set(
                 try await c.query(
                     """
-                    SELECT id FROM contacts.contacts WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND deleted_at IS NULL ORDER BY id FOR SHARE
+                    SELECT id FROM contacts.contacts WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND deleted_at IS NULL
+                    ORDER BY id FOR NO KEY UPDATE
                     """, [tenant, .array([.uuid(contact), .uuid(related)], elementType: .uuid)]
                 ).rows.map { try $0.uuid("id") })
             for (id, field) in [(contact, "relationship.contact_id"), (related, "relationship.related_contact_id")] where !live.contains(id) {
                 throw ContactsError.contactNotFound(field: field, id: id.lowercaseText)
             }
-            // A bound on size, not exact under concurrency: two creates at once can both pass it by one.
+            // Relationships with live contacts, as listed: one with a deleted contact cannot be seen to be deleted. (An
+            // undelete or a merge may take a contact past the bound; nothing is dropped then.)
             let counts = try await c.query(
                 """
                 SELECT s.id, (SELECT count(*) FROM contacts.relationships r
+                              JOIN contacts.contacts o ON o.tenant_id = r.tenant_id AND o.deleted_at IS NULL
+                                  AND o.id = CASE WHEN r.contact_id = s.id THEN r.related_id ELSE r.contact_id END
                               WHERE r.tenant_id = $1 AND r.hidden_by IS NULL AND (r.contact_id = s.id OR r.related_id = s.id)) AS n
                 FROM unnest($2::uuid[]) AS s(id)
                 """, [tenant, .array([.uuid(contact), .uuid(related)], elementType: .uuid)])
@@ -210,18 +215,19 @@ extension PostgresContactStore {
     /// The ``ContactStore`` requirement (documented there).
     public func relationshipStep(
         from frontier: [UUID], excluding seen: [UUID], kinds: [RelationshipKind], minStrength: Int, limit: Int, actor: Actor
-    ) async throws -> [(near: UUID, relationship: RelationshipRecord)] {
-        // Both directions, each as seen from the frontier's side; only to live contacts not reached yet.
-        let columns = Self.relationshipColumns.split(separator: ", ").map { "r.\($0)" }.joined(separator: ", ")
+    ) async throws -> [RelationshipEdge] {
+        // Both directions, each as seen from the frontier's side; only to live contacts not reached yet. Only what ranks
+        // a path is read (no note): a step reads up to thousands of rows.
+        let columns = "r.id, r.type, r.strength"
         return try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],
             """
             SELECT * FROM (
-                SELECT \(columns), r.contact_id AS near, r.related_id AS far FROM contacts.relationships r
+                SELECT \(columns), r.contact_id AS near, r.related_id AS far, true AS forward FROM contacts.relationships r
                 WHERE r.tenant_id = $1 AND r.contact_id = ANY($2::uuid[]) AND r.hidden_by IS NULL AND r.strength >= $5
                   AND (cardinality($4::int8[]) = 0 OR r.type = ANY($4::int8[])) AND NOT r.related_id = ANY($3::uuid[])
                 UNION ALL
-                SELECT \(columns), r.related_id AS near, r.contact_id AS far FROM contacts.relationships r
+                SELECT \(columns), r.related_id AS near, r.contact_id AS far, false AS forward FROM contacts.relationships r
                 WHERE r.tenant_id = $1 AND r.related_id = ANY($2::uuid[]) AND r.hidden_by IS NULL AND r.strength >= $5
                   AND (cardinality($6::int8[]) = 0 OR r.type = ANY($6::int8[])) AND NOT r.contact_id = ANY($3::uuid[])
             ) s
@@ -234,9 +240,27 @@ extension PostgresContactStore {
                 .int(Int64(minStrength)), .array(kinds.map { .int(Int64($0.inverse.rawValue)) }, elementType: .int), .int(Int64(limit)),
             ]
         ).rows.map { row in
-            let near = try row.uuid("near")
-            return (near, try Self.relationship(row).seen(from: near))
+            let near = try row.uuid("near"), far = try row.uuid("far")
+            guard let stated = RelationshipKind(rawValue: Int(try row.int("type"))) else {
+                throw PostgresError(kind: .decoding, message: "contacts.relationships holds an unknown type \(try row.int("type"))")
+            }
+            // Stated from `near` (its contact_id) or from `far`: seen from near, the inverse then.
+            let stepForward = try row.bool("forward")
+            return RelationshipEdge(
+                id: try row.uuid("id"), near: near, far: far, kind: stepForward ? stated : stated.inverse, strength: Int(try row.int("strength")))
         }
+    }
+
+    /// The ``ContactStore`` requirement (documented there).
+    public func relationships(ids: [UUID], actor: Actor) async throws -> [RelationshipRecord] {
+        guard !ids.isEmpty else { return [] }
+        return try await pool.query(
+            settings: ["app.tenant_id": actor.tenantID],
+            """
+            SELECT \(Self.relationshipColumns) FROM contacts.relationships
+            WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND hidden_by IS NULL
+            """, [.text(actor.tenantID), .array(ids.map(PostgresValue.uuid), elementType: .uuid)]
+        ).rows.map(Self.relationship)
     }
 
     // MARK: Merges
@@ -260,7 +284,8 @@ extension PostgresContactStore {
                 WHERE tenant_id = $1 AND (contact_id = $2 OR related_id = $2) AND hidden_by IS NULL
                 """, [tenant, .uuid(winner)]
             ).rows.map { "\(try $0.int("key_type"))/\(try $0.uuid("key_first"))/\(try $0.uuid("key_second"))" })
-        for var relationship in theirs {
+        for original in theirs {
+            var relationship = original
             let side = relationship.contactID == loser ? "contact" : "related"
             if side == "contact" { relationship.contactID = winner } else { relationship.relatedID = winner }
             let key = RelationshipRules.key(contact: relationship.contactID, related: relationship.relatedID, kind: relationship.kind)
@@ -270,16 +295,25 @@ extension PostgresContactStore {
                     "UPDATE contacts.relationships SET hidden_by = $3 WHERE tenant_id = $1 AND id = $2",
                     [tenant, .uuid(relationship.id), .uuid(mergeID)])
                 try await logMove(relationship.id, side: "hidden", mergeID: mergeID, actor: actor, on: c)
+                // Set aside, it is gone for whoever follows relationships (CREATED again if an unmerge brings it back).
+                try await recordRelationship(original, kind: .deleted, actor: actor, on: c)
                 continue
             }
             taken.insert(keyText)
-            let row = try await c.query(
-                """
-                UPDATE contacts.relationships SET \(side == "contact" ? "contact_id" : "related_id") = $3, version = version + 1,
-                    updated_at = now(), updated_by = $4
-                WHERE tenant_id = $1 AND id = $2 RETURNING \(Self.relationshipColumns)
-                """, [tenant, .uuid(relationship.id), .uuid(winner), .text(actor.userID)]
-            ).first!
+            let row: PostgresRow
+            do {
+                // Locked above (FOR UPDATE): the row is there.
+                row = try await c.query(
+                    """
+                    UPDATE contacts.relationships SET \(side == "contact" ? "contact_id" : "related_id") = $3, version = version + 1,
+                        updated_at = now(), updated_by = $4
+                    WHERE tenant_id = $1 AND id = $2 RETURNING \(Self.relationshipColumns)
+                    """, [tenant, .uuid(relationship.id), .uuid(winner), .text(actor.userID)]
+                ).first!
+            } catch let error as PostgresError where error.sqlState == "23505" {
+                // The winner's relationships are read unlocked: another merge committed one with the same key meanwhile.
+                throw ContactsError.concurrentChange("another request gave the winner one of the loser's relationships while this merge ran; retry")
+            }
             try await logMove(relationship.id, side: side, mergeID: mergeID, actor: actor, on: c)
             try await recordRelationship(
                 try Self.relationship(row), kind: .updated, fields: [side == "contact" ? "contact_id" : "related_contact_id"], actor: actor, on: c)
@@ -293,41 +327,64 @@ extension PostgresContactStore {
     }
 
     /// Undoes what merge `mergeID` did to relationships, in the unmerge's transaction: a moved one goes back to `loser`
-    /// where it still names `winner` on the side it was moved on; one set aside comes back, unless the two contacts have
-    /// been given the same relationship since (then the one set aside is dropped: it would be a duplicate).
+    /// where it still names `winner` on the side it was moved on (and the loser has no relationship with the same key by
+    /// then: otherwise it stays with the winner); then one set aside comes back, unless the two contacts have the same
+    /// relationship by then (the one set aside is dropped: it would be a duplicate). Moved ones first, so that one set
+    /// aside never takes a key a moved one needs.
     func restoreRelationships(loser: UUID, winner: UUID, mergeID: UUID, actor: Actor, on c: PostgresConnection) async throws {
         let tenant = PostgresValue.text(actor.tenantID)
         let moves = try await c.query(
-            "SELECT relationship_id, side FROM contacts.relationship_moves WHERE tenant_id = $1 AND merge_id = $2 ORDER BY relationship_id",
-            [tenant, .uuid(mergeID)]
+            """
+            SELECT relationship_id, side FROM contacts.relationship_moves WHERE tenant_id = $1 AND merge_id = $2
+            ORDER BY side = 'hidden', relationship_id
+            """, [tenant, .uuid(mergeID)]
         ).rows.map { (try $0.uuid("relationship_id"), try $0.string("side")) }
         for (id, side) in moves {
             if side == "hidden" {
-                let shown = try await c.query(
+                if let row = try await c.query(
                     """
                     UPDATE contacts.relationships r SET hidden_by = NULL
                     WHERE r.tenant_id = $1 AND r.id = $2 AND r.hidden_by = $3 AND NOT EXISTS (
                         SELECT 1 FROM contacts.relationships o WHERE o.tenant_id = r.tenant_id AND o.key_type = r.key_type
                           AND o.key_first = r.key_first AND o.key_second = r.key_second AND o.hidden_by IS NULL)
+                    RETURNING \(Self.relationshipColumns)
                     """, [tenant, .uuid(id), .uuid(mergeID)]
-                ).affectedRows
-                if shown == 0 {
+                ).first {
+                    try await recordRelationship(try Self.relationship(row), kind: .created, actor: actor, on: c)
+                } else {
+                    // Its DELETED was published when it was set aside.
                     try await c.query(
                         "DELETE FROM contacts.relationships WHERE tenant_id = $1 AND id = $2 AND hidden_by = $3", [tenant, .uuid(id), .uuid(mergeID)])
                 }
                 continue
             }
             let column = side == "contact" ? "contact_id" : "related_id"
-            if let row = try await c.query(
+            guard
+                let current = try await c.query(
+                    """
+                    SELECT \(Self.relationshipColumns) FROM contacts.relationships
+                    WHERE tenant_id = $1 AND id = $2 AND \(column) = $3 AND hidden_by IS NULL FOR UPDATE
+                    """, [tenant, .uuid(id), .uuid(winner)]
+                ).first.map(Self.relationship)
+            else { continue }
+            var back = current
+            if side == "contact" { back.contactID = loser } else { back.relatedID = loser }
+            let key = RelationshipRules.key(contact: back.contactID, related: back.relatedID, kind: back.kind)
+            let clash = try await c.query(
                 """
-                UPDATE contacts.relationships SET \(column) = $3, version = version + 1, updated_at = now(), updated_by = $5
-                WHERE tenant_id = $1 AND id = $2 AND \(column) = $4 AND hidden_by IS NULL RETURNING \(Self.relationshipColumns)
-                """, [tenant, .uuid(id), .uuid(loser), .uuid(winner), .text(actor.userID)]
-            ).first {
-                try await recordRelationship(
-                    try Self.relationship(row), kind: .updated, fields: [side == "contact" ? "contact_id" : "related_contact_id"], actor: actor, on: c
-                )
-            }
+                SELECT 1 FROM contacts.relationships
+                WHERE tenant_id = $1 AND key_type = $2 AND key_first = $3 AND key_second = $4 AND hidden_by IS NULL AND id <> $5
+                """, [tenant, .int(Int64(key.kind.rawValue)), .uuid(key.first), .uuid(key.second), .uuid(id)]
+            ).first
+            guard back.contactID != back.relatedID, clash == nil else { continue }
+            let row = try await c.query(
+                """
+                UPDATE contacts.relationships SET \(column) = $3, version = version + 1, updated_at = now(), updated_by = $4
+                WHERE tenant_id = $1 AND id = $2 RETURNING \(Self.relationshipColumns)
+                """, [tenant, .uuid(id), .uuid(loser), .text(actor.userID)]
+            ).first!
+            try await recordRelationship(
+                try Self.relationship(row), kind: .updated, fields: [side == "contact" ? "contact_id" : "related_contact_id"], actor: actor, on: c)
         }
         try await c.query("DELETE FROM contacts.relationship_moves WHERE tenant_id = $1 AND merge_id = $2", [tenant, .uuid(mergeID)])
     }

@@ -48,10 +48,12 @@ FROM generate_series(1, $CONTACTS) g;
 CREATE TEMP TABLE numbered AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM contacts.contacts WHERE tenant_id = 'bench';
 CREATE INDEX ON numbered (n);
 INSERT INTO contacts.relationships (tenant_id, id, contact_id, related_id, type, strength, created_by, updated_by)
-SELECT 'bench', gen_random_uuid(), a.id, b.id, 1 + (random() * 16)::int, (random() * 5)::int, 'bench', 'bench'
-FROM numbered a CROSS JOIN generate_series(1, $DEGREE) k
-JOIN numbered b ON b.n = 1 + ((a.n + (random() * ($CONTACTS - 2))::int) % $CONTACTS)
-WHERE a.id <> b.id
+SELECT 'bench', gen_random_uuid(), p.id, b.id, 1 + (random() * 16)::int, (random() * 5)::int, 'bench', 'bench'
+-- The random partner drawn once per row in a subquery (volatile: not flattened), then an equi-join.
+FROM (SELECT a.id, 1 + ((a.n + (random() * ($CONTACTS - 2))::int) % $CONTACTS) AS partner
+      FROM numbered a CROSS JOIN generate_series(1, $DEGREE) k) p
+JOIN numbered b ON b.n = p.partner
+WHERE p.id <> b.id
 ON CONFLICT (tenant_id, key_type, key_first, key_second) WHERE hidden_by IS NULL DO NOTHING;
 ANALYZE contacts.contacts;
 ANALYZE contacts.relationships;

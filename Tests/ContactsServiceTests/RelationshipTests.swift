@@ -41,6 +41,12 @@ struct RelationshipRulesTests {
         #expect(stated != RelationshipRules.key(contact: a, related: b, kind: .report))
         #expect(RelationshipRules.key(contact: a, related: b, kind: .spouse) == RelationshipRules.key(contact: b, related: a, kind: .spouse))
         #expect(RelationshipRules.key(contact: a, related: b, kind: .spouse) != RelationshipRules.key(contact: a, related: b, kind: .friend))
+        // Ids compare by their bytes, as their text (and PostgreSQL's uuid) order them.
+        for _ in 0..<200 {
+            let (x, y) = (UUID(), UUID())
+            #expect(RelationshipRules.precedes(x, y) == (x.uuidString < y.uuidString))
+        }
+        #expect(!RelationshipRules.precedes(a, a))
     }
 
     @Test("seen from the related side, the sides swap and the type is the inverse")

@@ -87,6 +87,41 @@ struct GatewayRouteTests {
         #expect(try await gw.request("GET", "/v1/contacts/\(id)", token: token).status == 200)
     }
 
+    @Test("relationships through the gateway: created under a contact, listed from the other side, walked, patched and deleted")
+    func relationships() async throws {
+        let gw = try await GatewayHarness.start()
+        defer { Task { await gw.stop() } }
+        let token = try await GatewayHarness.token(tenant: Self.tenant())
+        var ids: [String] = []
+        for given in ["Ann", "Bob"] {
+            let created = try await gw.request("POST", "/v1/contacts", body: #"{"name": {"given": "\#(given)", "family": "Gw"}}"#, token: token)
+            ids.append(try #require(created.json["id"] as? String))
+        }
+        let (ann, bob) = (ids[0], ids[1])
+        let body = #"{"relatedContactId": "\#(bob)", "type": "RELATIONSHIP_TYPE_MANAGER", "strength": 4}"#
+        let related = try await gw.request("POST", "/v1/contacts/\(ann)/relationships", body: body, token: token)
+        #expect(related.status == 200, "\(related.body)")
+        #expect(related.json["contactId"] as? String == ann && related.json["type"] as? String == "RELATIONSHIP_TYPE_MANAGER")
+        let id = try #require(related.json["id"] as? String)
+        // The same tie stated from the other side: 409 with the JSON status.
+        let inverse = #"{"relatedContactId": "\#(ann)", "type": "RELATIONSHIP_TYPE_REPORT"}"#
+        let again = try await gw.request("POST", "/v1/contacts/\(bob)/relationships", body: inverse, token: token)
+        #expect(again.status == 409 && (again.json["message"] as? String)?.contains(id) == true, "\(again.body)")
+        let listed = try await gw.request("GET", "/v1/contacts/\(bob)/relationships?types=RELATIONSHIP_TYPE_REPORT", token: token)
+        let list = try #require(listed.json["relationships"] as? [[String: Any]])
+        #expect(listed.status == 200 && list.count == 1 && list.first?["relatedContactId"] as? String == ann, "\(listed.body)")
+        let walked = try await gw.request("GET", "/v1/contacts/\(ann):related?maxHops=2", token: token)
+        let found = try #require(walked.json["related"] as? [[String: Any]])
+        #expect(found.count == 1 && (found.first?["contact"] as? [String: Any])?["id"] as? String == bob, "\(walked.body)")
+        let patched = try await gw.request("PATCH", "/v1/relationships/\(id)", body: #"{"note": "since 2024"}"#, token: token)
+        #expect(patched.status == 200 && patched.json["note"] as? String == "since 2024" && patched.json["strength"] as? Int == 4, "\(patched.body)")
+        #expect(try await gw.request("DELETE", "/v1/relationships/\(id)", token: token).status == 200)
+        #expect(try await gw.request("DELETE", "/v1/relationships/\(id)", token: token).status == 404)
+        let stranger = #"{"relatedContactId": "\#(UUID().uuidString.lowercased())", "type": "RELATIONSHIP_TYPE_FRIEND"}"#
+        let missing = try await gw.request("POST", "/v1/contacts/\(ann)/relationships", body: stranger, token: token)
+        #expect(missing.status == 404 && missing.body.contains("relationship.related_contact_id"), "\(missing.body)")
+    }
+
     @Test("PATCH without a mask changes only the custom fields the body names; a retired field's value blocks no update")
     func customFieldsByKey() async throws {
         let gw = try await GatewayHarness.start()

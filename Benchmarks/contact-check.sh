@@ -8,6 +8,7 @@
 set -Eeuo pipefail
 trap 'rc=$?; echo "${0##*/}: line $LINENO failed (exit $rc): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
+source Benchmarks/grpc_calls.sh
 ROUNDS="${BENCH_ROUNDS:-3}"
 RUNS="${BENCH_RUNS:-2000}"
 PY="${SWITCHBOARD_PYTHON:-$PWD/.venv/bin/python}"
@@ -67,19 +68,7 @@ for port in $CHECK_PORT $PLAIN_PORT; do
 done
 
 run() { # run <name> <port> <clients>
-    rm -f "$WORK/h2log"
-    local start elapsed
-    start="$(date +%s%N)"
-    h2load -n "$RUNS" -c "$3" -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN" \
-        --data="$WORK/log.bin" --log-file="$WORK/h2log" "http://127.0.0.1:$2$METHOD" >/dev/null
-    elapsed="$(python3 -c "print(($(date +%s%N) - $start) / 1e9)")"
-    python3 - "$1" "$WORK/h2log" "$elapsed" "$RUNS" <<'PY'
-import sys
-name, log, secs, calls = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-d = sorted(int(l.split()[2]) for l in open(log) if l.strip())
-p = lambda q: d[min(len(d) - 1, int(q * len(d)))] / 1000.0
-print(f"RESULT {name} tps={calls / secs:.1f} p50_ms={p(0.5):.3f} p99_ms={p(0.99):.3f}")
-PY
+    grpc_calls "$1" "http://127.0.0.1:$2$METHOD" "$WORK/log.bin" "$3" "$RUNS" "$TOKEN" "$WORK"
 }
 RESULTS="$WORK/results"
 for ((round = 1; round <= ROUNDS; round++)); do

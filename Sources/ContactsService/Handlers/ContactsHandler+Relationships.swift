@@ -23,6 +23,13 @@ extension ContactsHandler {
         return kind
     }
 
+    /// A `types` filter: bounded, no duplicates, every type known.
+    private static func relationshipKinds(_ types: [Switchboard_Contacts_V1_RelationshipType]) throws -> [RelationshipKind] {
+        let (kinds, violations) = filter(types, field: "types", what: "a relationship type", map: ContactsMapping.relationshipKind)
+        if !violations.isEmpty { throw ContactsError.invalid(violations) }
+        return kinds
+    }
+
     /// The `CreateRelationship` RPC (see `contacts.proto`).
     public func createRelationship(
         request: Switchboard_Contacts_V1_CreateRelationshipRequest, context: ServerContext
@@ -83,8 +90,7 @@ extension ContactsHandler {
         request: Switchboard_Contacts_V1_ListRelationshipsRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_ListRelationshipsResponse {
         let contact = try Self.uuid(request.contactId, field: "contact_id")
-        let (kinds, violations) = Self.filter(request.types, field: "types", what: "a relationship type", map: ContactsMapping.relationshipKind)
-        if !violations.isEmpty { throw ContactsError.invalid(violations) }
+        let kinds = try Self.relationshipKinds(request.types)
         let (page, next) = try await domain.relationships(
             of: contact, kinds: kinds, pageSize: Int(request.page?.pageSize ?? 0), pageToken: request.page?.pageToken ?? "",
             actor: try context.actor())
@@ -101,8 +107,7 @@ extension ContactsHandler {
         request: Switchboard_Contacts_V1_GetRelatedContactsRequest, context: ServerContext
     ) async throws -> Switchboard_Contacts_V1_GetRelatedContactsResponse {
         let start = try Self.uuid(request.contactId, field: "contact_id")
-        let (kinds, violations) = Self.filter(request.types, field: "types", what: "a relationship type", map: ContactsMapping.relationshipKind)
-        if !violations.isEmpty { throw ContactsError.invalid(violations) }
+        let kinds = try Self.relationshipKinds(request.types)
         let (related, truncated) = try await domain.relatedContacts(
             of: start, maxHops: request.maxHops == 0 ? 1 : Int(request.maxHops), kinds: kinds, minStrength: Int(request.minStrength),
             maxResults: request.maxResults == 0 ? 100 : Int(request.maxResults), actor: try context.actor())

@@ -33,9 +33,10 @@ STUBS="$(SWITCHBOARD_PYTHON="$PY" Tests/Interop/gen_stubs.sh "$WORK/stubs")"
 DB=sb_relationships_bench
 DBADMIN="${ADMIN/dbname=postgres/dbname=$DB}"
 URL="host=127.0.0.1 port=${SWITCHBOARD_PG_PORT:-54329} dbname=$DB user=contacts_service"
-# The data is made once per size and degree (a database left from another size is made again).
-WANT="$CONTACTS/$DEGREE"
-HAVE="$(psql "$DBADMIN" -qtAc "SELECT obj_description('contacts.relationships'::regclass)" 2>/dev/null || true)"
+# The data is made once per size, degree and schema (a database left from another, or from fewer migrations, is made
+# again).
+WANT="$CONTACTS/$DEGREE/$(ls services/contacts/migrations | wc -l)"
+HAVE="$(psql "$DBADMIN" -qtAc "SELECT obj_description('contacts.relationships'::regclass, 'pg_class')" 2>/dev/null || true)"
 if [ "$HAVE" != "$WANT" ]; then
     echo "loading $CONTACTS contacts with $DEGREE relationships each" >&2
     psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
@@ -68,6 +69,7 @@ START="$(psql "$DBADMIN" -qtAc "
     WHERE c.tenant_id = 'bench' AND (SELECT count(*) FROM contacts.relationships r WHERE r.tenant_id = 'bench'
         AND (r.contact_id = c.id OR r.related_id = c.id)) = 2 * $DEGREE
     LIMIT 1")"
+[ -n "$START" ] || { echo "no contact has exactly $((2 * DEGREE)) relationships: try another BENCH_DEGREE" >&2; exit 1; }
 echo "$ROWS relationships; start $START" >&2
 
 SWITCHBOARD_GRPC_PORT=$PORT SWITCHBOARD_ADMIN_PORT=0 SWITCHBOARD_DATABASE_URL="$URL" "$BIN/contacts" >"$WORK/contacts.log" 2>&1 &

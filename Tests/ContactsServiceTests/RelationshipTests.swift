@@ -562,11 +562,13 @@ final class RelationshipTests {
         for i in 0..<9 { try await client.relate(hub2, try await client.create(given: "Spoke \(i)").id, .colleague) }
         var spokes: [String] = []
         for i in 0..<6 { spokes.append(try await client.create(given: "Racer \(i)").id) }
-        let made = await withTaskGroup(of: Bool.self) { group in
-            for racer in spokes { group.addTask { (try? await client.relate(racer, hub2, .friend)) != nil } }
-            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        let outcomes = await withTaskGroup(of: RPCError?.self) { group in
+            for racer in spokes { group.addTask { await rpcError { try await client.relate(racer, hub2, .friend) } } }
+            return await group.reduce(into: []) { $0.append($1) }
         }
-        #expect(made == 1)
+        // One took the last place; every other was refused by the bound (not by anything else).
+        #expect(outcomes.filter { $0 == nil }.count == 1)
+        #expect(outcomes.compactMap { $0 }.allSatisfy { $0.code == .failedPrecondition }, "\(outcomes)")
         #expect(try await client.relationships(hub2, pageSize: 200).relationships.count == 10)
     }
 }

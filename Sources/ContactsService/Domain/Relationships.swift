@@ -339,13 +339,18 @@ extension ContactsDomain {
         let relationships = Dictionary(
             try await store.relationships(ids: Array(Set(found.flatMap { $0.path.map(\.id) })), actor: actor).map { ($0.id, $0) },
             uniquingKeysWith: { first, _ in first })
-        // A contact, or a relationship on its path, deleted since its step read it: left out.
+        // What changed since its step read it (a contact on the path deleted, a relationship deleted, moved by a merge,
+        // or retyped or weakened past the filters) leaves the contact out: every path answered is one the walk may take.
         let related = found.compactMap { entry -> RelatedContactRecord? in
             guard let contact = contacts[entry.id] else { return nil }
             var path: [RelationshipRecord] = []
             for edge in entry.path {
-                guard let record = relationships[edge.id] else { return nil }
-                path.append(record.seen(from: edge.near))
+                guard let record = relationships[edge.id], edge.near == start || contacts[edge.near] != nil,
+                    Set([record.contactID, record.relatedID]) == Set([edge.near, edge.far])
+                else { return nil }
+                let seen = record.seen(from: edge.near)
+                guard kinds.isEmpty || kinds.contains(seen.kind), seen.strength >= minStrength else { return nil }
+                path.append(seen)
             }
             return RelatedContactRecord(contact: contact, path: path)
         }

@@ -376,6 +376,8 @@ extension PostgresContactStore {
                 WHERE tenant_id = $1 AND key_type = $2 AND key_first = $3 AND key_second = $4 AND hidden_by IS NULL AND id <> $5
                 """, [tenant, .int(Int64(key.kind.rawValue)), .uuid(key.first), .uuid(key.second), .uuid(id)]
             ).first
+            // Defensive: the loser was merged away, so nothing new could name it, and the winner's keys are unique; a
+            // clash here would mean another path made one, and the relationship then stays with the winner.
             guard back.contactID != back.relatedID, clash == nil else { continue }
             let row = try await c.query(
                 """

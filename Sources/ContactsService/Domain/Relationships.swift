@@ -359,7 +359,9 @@ extension ContactsDomain {
 
     /// Throws `contactNotFound` naming `field` unless `id` is a live contact of the tenant.
     func requireLive(_ id: UUID, field: String, actor: Actor) async throws {
-        guard let record = try await store.fetch(id: id, actor: actor), record.deletedAt == nil else {
+        do {
+            _ = try await get(id: id, includeDeleted: false, actor: actor)
+        } catch ContactsError.notFound {
             throw ContactsError.contactNotFound(field: field, id: id.lowercaseText)
         }
     }

@@ -6,12 +6,19 @@ extension PostgresContactStore {
     static let relationshipType = "switchboard.contacts.v1.Relationship"
     static let relationshipColumns = "id, contact_id, related_id, type, strength, note, version, created_at, created_by, updated_at, updated_by"
 
-    static func relationship(_ row: PostgresRow) throws -> RelationshipRecord {
+    static let qualifiedRelationshipColumns = relationshipColumns.split(separator: ", ").map { "r.\($0)" }.joined(separator: ", ")
+
+    /// A row's `type` as stated.
+    static func kind(_ row: PostgresRow) throws -> RelationshipKind {
         guard let kind = RelationshipKind(rawValue: Int(try row.int("type"))) else {
             throw PostgresError(kind: .decoding, message: "contacts.relationships holds an unknown type \(try row.int("type"))")
         }
-        return RelationshipRecord(
-            id: try row.uuid("id"), contactID: try row.uuid("contact_id"), relatedID: try row.uuid("related_id"), kind: kind,
+        return kind
+    }
+
+    static func relationship(_ row: PostgresRow) throws -> RelationshipRecord {
+        RelationshipRecord(
+            id: try row.uuid("id"), contactID: try row.uuid("contact_id"), relatedID: try row.uuid("related_id"), kind: try kind(row),
             strength: Int(try row.int("strength")), note: try row.string("note"), version: try row.int("version"),
             createdAt: try row.date("created_at"), createdBy: try row.string("created_by"), updatedAt: try row.date("updated_at"),
             updatedBy: try row.string("updated_by"))
@@ -79,8 +86,10 @@ extension PostgresContactStore {
                     ]
                 ).first
             else {
-                throw ContactsError.relationshipExists(
-                    existing: try await sameKey(contact: contact, related: related, kind: kind, actor: actor, on: c))
+                guard let existing = try await holder(contact: contact, related: related, kind: kind, actor: actor, on: c) else {
+                    throw ContactsError.concurrentChange("the relationship was changed by another request while this one ran; retry")
+                }
+                throw ContactsError.relationshipExists(existing: existing)
             }
             let created = try Self.relationship(row)
             try await recordRelationship(created, kind: .created, actor: actor, on: c)
@@ -88,18 +97,19 @@ extension PostgresContactStore {
         }
     }
 
-    /// The id of the relationship that already ties the two contacts by this type or its inverse.
-    private func sameKey(contact: UUID, related: UUID, kind: RelationshipKind, actor: Actor, on c: PostgresConnection) async throws -> UUID {
+    /// The relationship (other than `excluding`, one not set aside) that ties the two contacts by this type or its
+    /// inverse, if any.
+    private func holder(
+        contact: UUID, related: UUID, kind: RelationshipKind, excluding: UUID? = nil, actor: Actor, on c: PostgresConnection
+    ) async throws -> UUID? {
         let key = RelationshipRules.key(contact: contact, related: related, kind: kind)
-        guard
-            let row = try await c.query(
-                """
-                SELECT id FROM contacts.relationships
-                WHERE tenant_id = $1 AND key_type = $2 AND key_first = $3 AND key_second = $4 AND hidden_by IS NULL
-                """, [.text(actor.tenantID), .int(Int64(key.kind.rawValue)), .uuid(key.first), .uuid(key.second)]
-            ).first
-        else { throw ContactsError.concurrentChange("the relationship was changed by another request while this one ran; retry") }
-        return try row.uuid("id")
+        return try await c.query(
+            """
+            SELECT id FROM contacts.relationships
+            WHERE tenant_id = $1 AND key_type = $2 AND key_first = $3 AND key_second = $4 AND hidden_by IS NULL
+              AND ($5::uuid IS NULL OR id <> $5)
+            """, [.text(actor.tenantID), .int(Int64(key.kind.rawValue)), .uuid(key.first), .uuid(key.second), excluding.map { .uuid($0) } ?? .null]
+        ).first?.uuid("id")
     }
 
     /// The ``ContactStore`` requirement (documented there).
@@ -118,14 +128,10 @@ extension PostgresContactStore {
         try await idempotency.transaction(write, actor: actor, pool: pool) { c in
             let tenant = PostgresValue.text(actor.tenantID)
             // Another relationship of the two contacts by the new type (or its inverse): ALREADY_EXISTS naming it.
-            let key = RelationshipRules.key(contact: record.contactID, related: record.relatedID, kind: record.kind)
-            if let other = try await c.query(
-                """
-                SELECT id FROM contacts.relationships
-                WHERE tenant_id = $1 AND key_type = $2 AND key_first = $3 AND key_second = $4 AND hidden_by IS NULL AND id <> $5
-                """, [tenant, .int(Int64(key.kind.rawValue)), .uuid(key.first), .uuid(key.second), .uuid(record.id)]
-            ).first {
-                throw ContactsError.relationshipExists(existing: try other.uuid("id"))
+            if let other = try await holder(
+                contact: record.contactID, related: record.relatedID, kind: record.kind, excluding: record.id, actor: actor, on: c)
+            {
+                throw ContactsError.relationshipExists(existing: other)
             }
             let row: PostgresRow?
             do {
@@ -199,7 +205,7 @@ extension PostgresContactStore {
         return try await pool.query(
             settings: ["app.tenant_id": actor.tenantID],
             """
-            SELECT \(Self.relationshipColumns.split(separator: ", ").map { "r.\($0)" }.joined(separator: ", "))
+            SELECT \(Self.qualifiedRelationshipColumns)
             FROM contacts.relationships r
             JOIN contacts.contacts o ON o.tenant_id = r.tenant_id AND o.deleted_at IS NULL
                 AND o.id = CASE WHEN r.contact_id = $2 THEN r.related_id ELSE r.contact_id END
@@ -241,9 +247,7 @@ extension PostgresContactStore {
             ]
         ).rows.map { row in
             let near = try row.uuid("near"), far = try row.uuid("far")
-            guard let stated = RelationshipKind(rawValue: Int(try row.int("type"))) else {
-                throw PostgresError(kind: .decoding, message: "contacts.relationships holds an unknown type \(try row.int("type"))")
-            }
+            let stated = try Self.kind(row)
             // Stated from `near` (its contact_id) or from `far`: seen from near, the inverse then.
             let stepForward = try row.bool("forward")
             return RelationshipEdge(
@@ -369,13 +373,7 @@ extension PostgresContactStore {
             else { continue }
             var back = current
             if side == "contact" { back.contactID = loser } else { back.relatedID = loser }
-            let key = RelationshipRules.key(contact: back.contactID, related: back.relatedID, kind: back.kind)
-            let clash = try await c.query(
-                """
-                SELECT 1 FROM contacts.relationships
-                WHERE tenant_id = $1 AND key_type = $2 AND key_first = $3 AND key_second = $4 AND hidden_by IS NULL AND id <> $5
-                """, [tenant, .int(Int64(key.kind.rawValue)), .uuid(key.first), .uuid(key.second), .uuid(id)]
-            ).first
+            let clash = try await holder(contact: back.contactID, related: back.relatedID, kind: back.kind, excluding: id, actor: actor, on: c)
             // Defensive: the loser was merged away, so nothing new could name it, and the winner's keys are unique; a
             // clash here would mean another path made one, and the relationship then stays with the winner.
             guard back.contactID != back.relatedID, clash == nil else { continue }
